@@ -1,0 +1,112 @@
+//! Creating the CA hierarchy: a self-signed root, an issuing CA under it, and the issuing
+//! CA's delegated OCSP signer. Each certificate goes through the same build → lint → reserve
+//! → sign → check → store path as any other.
+
+use std::sync::Arc;
+
+use x509_cert::name::Name;
+
+use crate::engine::{CertRequest, Engine, Issued, SigningCa, TbsSigner};
+use crate::error::{CaError, Result};
+use crate::profile::{CaProfile, CaUrls, IssuerContext, OcspSignerProfile};
+use crate::store::{CaRecord, CaRole, SubjectRecord};
+use crate::{verify, IssuerId};
+
+/// A CA key with its token label.
+pub struct CaKey {
+    pub label: String,
+    pub signer: Arc<dyn TbsSigner>,
+}
+
+/// What to create.
+pub struct HierarchyPlan {
+    pub root_id: IssuerId,
+    pub root_name: Name,
+    pub root_validity_days: u32,
+    pub issuing_id: IssuerId,
+    pub issuing_name: Name,
+    pub issuing_validity_days: u32,
+    pub ocsp_name: Name,
+    pub ocsp_validity_days: u32,
+    /// The public base URL relying parties reach (CDP, AIA).
+    pub public_url: String,
+}
+
+/// The created hierarchy.
+pub struct Hierarchy {
+    pub root_cert: Vec<u8>,
+    pub issuing_cert: Vec<u8>,
+    pub ocsp_cert: Vec<u8>,
+}
+
+fn record(name: &Name) -> SubjectRecord {
+    SubjectRecord { subject: name.to_string(), ..SubjectRecord::default() }
+}
+
+/// Creates root, issuing CA and OCSP signer, and registers both CAs in the store.
+pub fn create_hierarchy(engine: &Engine, plan: &HierarchyPlan, root: CaKey, issuing: CaKey, ocsp: CaKey, actor: &str) -> Result<Hierarchy> {
+    let store = engine.store();
+    for id in [&plan.root_id, &plan.issuing_id] {
+        if store.ca(id)?.is_some() {
+            return Err(CaError::AlreadyExists { what: format!("CA \"{id}\" in the store") });
+        }
+    }
+    let now = crate::clock::unix_seconds(engine.clock().now());
+
+    // The root signs itself: its issuer context is its own name and key, with no URLs.
+    let root_spki = root.signer.public_key();
+    let self_signing = SigningCa {
+        context: IssuerContext {
+            id: plan.root_id.clone(),
+            name: plan.root_name.clone(),
+            key_id: verify::key_identifier(&root_spki),
+            signature_algorithm: root.signer.signature_algorithm(),
+            urls: None,
+            not_after: None,
+        },
+        signer: root.signer.clone(),
+        cert_der: None,
+    };
+    let root_cert = issue(engine, &self_signing, &CaProfile::root(), &plan.root_name, root_spki, plan.root_validity_days, actor)?;
+    store.add_ca(
+        CaRecord { id: plan.root_id.clone(), role: CaRole::Root, key_label: root.label, cert_der: root_cert.cert_der.clone(), ocsp_key_label: None, ocsp_cert_der: None },
+        actor,
+        now,
+    )?;
+    let root_ca = SigningCa::new(plan.root_id.clone(), root_cert.cert_der.clone(), root.signer, Some(CaUrls::new(&plan.public_url, &plan.root_id)?))?;
+
+    let issuing_cert = issue(engine, &root_ca, &CaProfile::issuing(), &plan.issuing_name, issuing.signer.public_key(), plan.issuing_validity_days, actor)?;
+    let issuing_ca = SigningCa::new(
+        plan.issuing_id.clone(),
+        issuing_cert.cert_der.clone(),
+        issuing.signer,
+        Some(CaUrls::new(&plan.public_url, &plan.issuing_id)?),
+    )?;
+    let ocsp_profile = OcspSignerProfile::default();
+    let ocsp_cert = issue(engine, &issuing_ca, &ocsp_profile, &plan.ocsp_name, ocsp.signer.public_key(), plan.ocsp_validity_days, actor)?;
+    store.add_ca(
+        CaRecord {
+            id: plan.issuing_id.clone(),
+            role: CaRole::Issuing,
+            key_label: issuing.label,
+            cert_der: issuing_cert.cert_der.clone(),
+            ocsp_key_label: Some(ocsp.label),
+            ocsp_cert_der: Some(ocsp_cert.cert_der.clone()),
+        },
+        actor,
+        now,
+    )?;
+    Ok(Hierarchy { root_cert: root_cert.cert_der, issuing_cert: issuing_cert.cert_der, ocsp_cert: ocsp_cert.cert_der })
+}
+
+fn issue(
+    engine: &Engine,
+    ca: &SigningCa,
+    profile: &dyn crate::profile::CertificateProfile,
+    name: &Name,
+    key: spki::SubjectPublicKeyInfoOwned,
+    validity_days: u32,
+    actor: &str,
+) -> Result<Issued> {
+    engine.issue(ca, profile, CertRequest { subject: name.clone(), subject_key: key, validity_days, record: record(name) }, actor)
+}

@@ -1,0 +1,51 @@
+//! PKCS#10 certification requests (RFC 2986): parsing PEM or DER, and proof of possession.
+
+use der::{Decode, Encode};
+use spki::SubjectPublicKeyInfoOwned;
+use x509_cert::request::CertReq;
+
+use crate::error::{CaError, Result};
+use crate::verify::{self, KeyKind};
+
+/// A CSR whose self-signature verified: the applicant holds the private key.
+#[derive(Debug, Clone)]
+pub struct VerifiedCsr {
+    pub public_key: SubjectPublicKeyInfoOwned,
+    pub key_kind: KeyKind,
+}
+
+/// The largest CSR nesca reads (an RSA-8192 CSR with attributes stays far below this).
+const MAX_CSR_BYTES: usize = 64 * 1024;
+
+impl VerifiedCsr {
+    /// Parses a CSR in PEM (`CERTIFICATE REQUEST` or `NEW CERTIFICATE REQUEST`) or DER,
+    /// verifies its signature with its own public key and checks the key is acceptable.
+    pub fn parse(input: &[u8]) -> Result<VerifiedCsr> {
+        if input.len() > MAX_CSR_BYTES {
+            return Err(CaError::invalid("csr", format!("larger than {MAX_CSR_BYTES} bytes")));
+        }
+        let der = to_der(input)?;
+        let req = CertReq::from_der(&der).map_err(|e| CaError::invalid("csr", format!("not a PKCS#10 request: {e}")))?;
+        let info = req.info.to_der().map_err(CaError::der("CertificationRequestInfo"))?;
+        let signature = req
+            .signature
+            .as_bytes()
+            .ok_or_else(|| CaError::invalid("csr", "signature bit string has unused bits"))?;
+        let key_kind = KeyKind::of(&req.info.public_key).map_err(|rule| CaError::invalid("csr public key", rule))?;
+        verify::verify(&req.info.public_key, &req.algorithm, &info, signature)
+            .map_err(|e| CaError::invalid("csr", format!("signature check (proof of possession) failed: {e}")))?;
+        Ok(VerifiedCsr { public_key: req.info.public_key, key_kind })
+    }
+}
+
+fn to_der(input: &[u8]) -> Result<Vec<u8>> {
+    let trimmed = input.trim_ascii_start();
+    if !trimmed.starts_with(b"-----BEGIN") {
+        return Ok(input.to_vec());
+    }
+    let (label, der) = der::pem::decode_vec(trimmed).map_err(|e| CaError::invalid("csr", format!("PEM does not decode: {e}")))?;
+    match label {
+        "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => Ok(der),
+        other => Err(CaError::invalid("csr", format!("PEM label is \"{other}\", expected \"CERTIFICATE REQUEST\""))),
+    }
+}

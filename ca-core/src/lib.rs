@@ -1,0 +1,38 @@
+//! The nesca domain: identities, certificate profiles, pre-issuance lint, the issuance
+//! engine, the store and the audit log.
+//!
+//! Data flows one way (DESIGN.md): a caller turns its input into typed values ([`Tckn`],
+//! [`PersonName`], a [`VerifiedCsr`]), the engine decides, builds the TBSCertificate from a
+//! profile, lints it, reserves the serial durably, has the HSM sign, checks what came back,
+//! stores the certificate and answers.
+#![forbid(unsafe_code)]
+
+pub mod bootstrap;
+pub mod clock;
+pub mod csr;
+pub mod engine;
+mod error;
+pub mod ext;
+pub mod name;
+pub mod oids;
+pub mod profile;
+pub mod store;
+mod serial;
+mod tckn;
+pub mod verify;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use csr::VerifiedCsr;
+pub use error::{CaError, Result};
+pub use name::PersonName;
+pub use serial::{IssuerId, Serial};
+pub use tckn::{Tckn, TcknError};
+
+/// RFC 3339 in UTC, whole seconds.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = clock::unix_seconds(t);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| secs.to_string())
+}

@@ -1,0 +1,159 @@
+//! Certificate serial numbers (RFC 5280 §4.1.2.2) and issuer identifiers.
+
+use std::fmt;
+
+use rand::RngCore;
+
+/// A certificate serial number as nesca issues it: 20 octets from the OS CSPRNG, the first
+/// octet in 0x01..=0x7f so the INTEGER is positive and always exactly 20 octets long
+/// (159 bits of entropy at least, well over the 64 bits the rules ask).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Serial([u8; Serial::LEN]);
+
+impl Serial {
+    /// Octets of every serial nesca issues.
+    pub const LEN: usize = 20;
+
+    /// A fresh random serial from the operating system's CSPRNG.
+    pub fn random() -> Serial {
+        let mut b = [0u8; Self::LEN];
+        loop {
+            rand::rngs::OsRng.fill_bytes(&mut b);
+            b[0] &= 0x7f;
+            if b[0] != 0 {
+                return Serial(b);
+            }
+        }
+    }
+
+    /// Parses the hexadecimal form (case-insensitive, `:` separators allowed, leading zeros
+    /// optional as OpenSSL prints them).
+    pub fn from_hex(s: &str) -> Result<Serial, String> {
+        let clean: String = s.trim().chars().filter(|c| *c != ':').collect();
+        let clean = clean.strip_prefix("0x").unwrap_or(&clean);
+        if clean.is_empty() || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err("must be hexadecimal".into());
+        }
+        let trimmed = clean.trim_start_matches('0');
+        if trimmed.len() > Self::LEN * 2 {
+            return Err(format!("longer than {} octets", Self::LEN));
+        }
+        let padded = format!("{trimmed:0>40}");
+        let mut out = [0u8; Self::LEN];
+        hex::decode_to_slice(&padded, &mut out).map_err(|e| e.to_string())?;
+        Ok(Serial(out))
+    }
+
+    /// From the INTEGER octets of a certificate (leading 0x00 sign octet allowed).
+    pub fn from_der_bytes(bytes: &[u8]) -> Option<Serial> {
+        let bytes = match bytes {
+            [0, rest @ ..] => rest,
+            b => b,
+        };
+        if bytes.len() > Self::LEN || bytes.first().is_some_and(|b| b & 0x80 != 0) {
+            return None;
+        }
+        let mut out = [0u8; Self::LEN];
+        out[Self::LEN - bytes.len()..].copy_from_slice(bytes);
+        Some(Serial(out))
+    }
+
+    /// The INTEGER content octets (minimal, positive).
+    pub fn to_der_bytes(&self) -> Vec<u8> {
+        let first = self.0.iter().position(|b| *b != 0).unwrap_or(Self::LEN - 1);
+        let mut v = Vec::with_capacity(Self::LEN + 1);
+        if self.0[first] & 0x80 != 0 {
+            v.push(0);
+        }
+        v.extend_from_slice(&self.0[first..]);
+        v
+    }
+
+    /// Lower-case hex, 40 digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Serial({})", self.to_hex())
+    }
+}
+
+/// The name of a CA inside nesca: used in URLs (`/crl/{id}.crl`) and as the issuer key in
+/// the store. Lower-case ASCII letters, digits and `-`, 1 to 32 characters.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IssuerId(String);
+
+impl IssuerId {
+    pub fn new(s: &str) -> Result<IssuerId, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-');
+        if ok {
+            Ok(IssuerId(s.to_string()))
+        } else {
+            Err(format!("\"{s}\" must be 1 to 32 lower-case letters, digits or '-', not starting with '-'"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IssuerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for IssuerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IssuerId({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_serials_are_positive_and_full_length() {
+        for _ in 0..1000 {
+            let s = Serial::random();
+            let der = s.to_der_bytes();
+            assert_eq!(der.len(), 20);
+            assert!(der[0] >= 1 && der[0] <= 0x7f);
+        }
+        assert_ne!(Serial::random(), Serial::random());
+    }
+
+    #[test]
+    fn hex_round_trips_in_openssl_spellings() {
+        let s = Serial::random();
+        assert_eq!(Serial::from_hex(&s.to_hex()).unwrap(), s);
+        assert_eq!(Serial::from_hex(&s.to_hex().to_uppercase()).unwrap(), s);
+        let short = Serial::from_hex("0A:bc").unwrap();
+        assert_eq!(short.to_der_bytes(), vec![0x0a, 0xbc]);
+        assert_eq!(Serial::from_der_bytes(&[0x0a, 0xbc]).unwrap(), short);
+        assert!(Serial::from_hex("xyz").is_err());
+        assert!(Serial::from_hex(&"1".repeat(41)).is_err());
+    }
+
+    #[test]
+    fn issuer_ids_are_url_safe() {
+        assert!(IssuerId::new("nes-ca").is_ok());
+        assert!(IssuerId::new("NES").is_err());
+        assert!(IssuerId::new("a/b").is_err());
+        assert!(IssuerId::new("").is_err());
+    }
+}

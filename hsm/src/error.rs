@@ -1,0 +1,139 @@
+//! The one error type of the `hsm` crate.
+//!
+//! Every PKCS#11 failure keeps the function that failed and its CKR code, as cryptoki reports
+//! them, so that an operator reads `C_Login failed: CKR_PIN_INCORRECT` and not "HSM error".
+
+use cryptoki::error::{Error as CkError, RvError};
+
+/// Whether retrying can help (see DESIGN.md "HSM errors").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The session or device went away; re-opening sessions and retrying can succeed.
+    Transient,
+    /// Retrying the same call will fail the same way (wrong PIN, key missing, bad mechanism).
+    Permanent,
+}
+
+/// Errors of the `hsm` crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HsmError {
+    /// A PKCS#11 function returned a CKR code other than CKR_OK.
+    #[error("{function} failed: {code}")]
+    Pkcs11 {
+        /// The PKCS#11 function, e.g. `C_Sign`.
+        function: String,
+        /// The CKR code name, e.g. `CKR_PIN_INCORRECT`.
+        code: String,
+        /// The code itself, for classification.
+        rv: RvError,
+    },
+    /// The PKCS#11 module could not be loaded.
+    #[error("cannot load PKCS#11 module {path}: {reason}")]
+    ModuleLoad { path: String, reason: String },
+    /// A file the module needs is missing (SoftHSM answers only CKR_GENERAL_ERROR for these).
+    #[error("{what} not found: {path}")]
+    MissingFile { what: &'static str, path: String },
+    /// No slot holds a token with the configured label.
+    #[error("no token labelled \"{label}\" in any slot of the PKCS#11 module (slots with a token: {available})")]
+    TokenNotFound { label: String, available: String },
+    /// No key with that label exists on the token.
+    #[error("key \"{label}\" not found on the token")]
+    KeyNotFound { label: String },
+    /// A key with that label exists already (init refuses to overwrite keys).
+    #[error("key \"{label}\" already exists on the token; refusing to overwrite it")]
+    KeyExists { label: String },
+    /// A token with that label exists already.
+    #[error("a token labelled \"{label}\" already exists; refusing to initialise another")]
+    TokenExists { label: String },
+    /// The key's attributes do not describe a key nesca can use.
+    #[error("key \"{label}\": {reason}")]
+    UnsupportedKey { label: String, reason: String },
+    /// Encoding a public key or signature failed.
+    #[error("encoding {what}: {reason}")]
+    Encoding { what: &'static str, reason: String },
+    /// Any other cryptoki-level failure (library, conversion).
+    #[error("PKCS#11 library error in {context}: {reason}")]
+    Library { context: &'static str, reason: String },
+    /// The operation still failed after the bounded number of retries.
+    #[error("HSM unavailable after {attempts} attempts, try again later: {last}")]
+    Unavailable { attempts: u32, last: Box<HsmError> },
+}
+
+impl HsmError {
+    /// Classifies the error for the retry policy.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            HsmError::Pkcs11 { rv, .. } => classify(*rv),
+            HsmError::Unavailable { .. } => ErrorClass::Transient,
+            _ => ErrorClass::Permanent,
+        }
+    }
+
+    pub(crate) fn from_ck(context: &'static str, e: CkError) -> Self {
+        match e {
+            CkError::Pkcs11(rv, function) => HsmError::Pkcs11 {
+                function: format!("C_{function:?}"),
+                code: ckr_name(rv),
+                rv,
+            },
+            CkError::LibraryLoading(err) => HsmError::ModuleLoad {
+                path: context.to_string(),
+                reason: err.to_string(),
+            },
+            other => HsmError::Library {
+                context,
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+fn classify(rv: RvError) -> ErrorClass {
+    match rv {
+        RvError::SessionHandleInvalid
+        | RvError::SessionClosed
+        | RvError::DeviceRemoved
+        | RvError::DeviceError
+        | RvError::DeviceMemory
+        | RvError::TokenNotPresent
+        | RvError::CryptokiNotInitialized
+        | RvError::UserNotLoggedIn
+        | RvError::SessionCount
+        | RvError::FunctionFailed => ErrorClass::Transient,
+        _ => ErrorClass::Permanent,
+    }
+}
+
+/// `PinIncorrect` → `CKR_PIN_INCORRECT`: the spelling operators find in vendor manuals.
+fn ckr_name(rv: RvError) -> String {
+    let camel = format!("{rv:?}");
+    let mut out = String::from("CKR");
+    for ch in camel.chars() {
+        if ch.is_ascii_uppercase() {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cryptoki::context::Function;
+
+    #[test]
+    fn names_function_and_code() {
+        let e = HsmError::from_ck("login", CkError::Pkcs11(RvError::PinIncorrect, Function::Login));
+        assert_eq!(e.to_string(), "C_Login failed: CKR_PIN_INCORRECT");
+        assert_eq!(e.class(), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn lost_session_is_transient() {
+        let e = HsmError::from_ck("sign", CkError::Pkcs11(RvError::SessionHandleInvalid, Function::Sign));
+        assert_eq!(e.to_string(), "C_Sign failed: CKR_SESSION_HANDLE_INVALID");
+        assert_eq!(e.class(), ErrorClass::Transient);
+    }
+}

@@ -1,0 +1,267 @@
+//! Key pairs inside the token: generation (sensitive, non-extractable) and lookup by label.
+
+use std::fmt;
+use std::str::FromStr;
+
+use const_oid::ObjectIdentifier;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use der::asn1::{BitString, OctetString, UintRef};
+use der::{Decode, Encode, Sequence};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+use crate::signer::{KeySigner, PublicKey};
+use crate::{Hsm, HsmError};
+
+/// id-ecPublicKey (RFC 5480 §2.1.1).
+pub(crate) const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+/// secp256r1 / prime256v1 (RFC 5480 §2.1.1.1).
+pub(crate) const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+/// secp384r1 (RFC 5480 §2.1.1.1).
+pub(crate) const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+/// rsaEncryption (RFC 8017 Appendix C).
+pub(crate) const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+/// The key algorithms nesca generates and signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyAlgorithm {
+    /// ECDSA on NIST P-256, signing with SHA-256.
+    EcdsaP256,
+    /// ECDSA on NIST P-384, signing with SHA-384.
+    EcdsaP384,
+    /// RSA 2048-bit, PKCS#1 v1.5 with SHA-256.
+    Rsa2048,
+    /// RSA 3072-bit, PKCS#1 v1.5 with SHA-256.
+    Rsa3072,
+    /// RSA 4096-bit, PKCS#1 v1.5 with SHA-256.
+    Rsa4096,
+}
+
+impl KeyAlgorithm {
+    /// Every supported algorithm, in the order `--help` lists them.
+    pub const ALL: [KeyAlgorithm; 5] =
+        [Self::EcdsaP256, Self::EcdsaP384, Self::Rsa2048, Self::Rsa3072, Self::Rsa4096];
+
+    /// The configuration / command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EcdsaP256 => "ecdsa-p256",
+            Self::EcdsaP384 => "ecdsa-p384",
+            Self::Rsa2048 => "rsa-2048",
+            Self::Rsa3072 => "rsa-3072",
+            Self::Rsa4096 => "rsa-4096",
+        }
+    }
+
+    fn rsa_bits(self) -> Option<u64> {
+        match self {
+            Self::Rsa2048 => Some(2048),
+            Self::Rsa3072 => Some(3072),
+            Self::Rsa4096 => Some(4096),
+            _ => None,
+        }
+    }
+
+    fn curve(self) -> Option<ObjectIdentifier> {
+        match self {
+            Self::EcdsaP256 => Some(SECP256R1),
+            Self::EcdsaP384 => Some(SECP384R1),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for KeyAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        KeyAlgorithm::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
+            let names: Vec<_> = KeyAlgorithm::ALL.iter().map(|a| a.name()).collect();
+            format!("unknown key algorithm \"{s}\" (expected one of: {})", names.join(", "))
+        })
+    }
+}
+
+/// What the token holds under a label.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub label: String,
+    pub algorithm: KeyAlgorithm,
+}
+
+/// RSAPublicKey (RFC 8017 §A.1.1).
+#[derive(Sequence)]
+struct RsaPublicKey<'a> {
+    modulus: UintRef<'a>,
+    public_exponent: UintRef<'a>,
+}
+
+impl Hsm {
+    /// Generates a key pair inside the token. The private key is sensitive and never
+    /// extractable; a label that exists already is refused.
+    pub fn generate_key(&self, label: &str, algorithm: KeyAlgorithm) -> Result<KeySigner, HsmError> {
+        let session = self.session()?;
+        if find_private(&session, label)?.is_some() {
+            return Err(HsmError::KeyExists { label: label.to_string() });
+        }
+        let id = label.as_bytes().to_vec();
+        let mut public = vec![
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Verify(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.clone()),
+        ];
+        let private = vec![
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id),
+        ];
+        let mechanism = if let Some(curve) = algorithm.curve() {
+            let params = curve.to_der().map_err(|e| enc("EC parameters", e))?;
+            public.push(Attribute::EcParams(params));
+            Mechanism::EccKeyPairGen
+        } else {
+            let bits = algorithm.rsa_bits().unwrap_or(2048);
+            public.push(Attribute::ModulusBits(bits.into()));
+            public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+            Mechanism::RsaPkcsKeyPairGen
+        };
+        let (pub_handle, priv_handle) = session
+            .generate_key_pair(&mechanism, &public, &private)
+            .map_err(|e| HsmError::from_ck("C_GenerateKeyPair", e))?;
+        let spki = read_spki(&session, pub_handle, label)?;
+        drop(session);
+        Ok(KeySigner::new(self.clone(), label.to_string(), algorithm, priv_handle, PublicKey::new(spki)?))
+    }
+
+    /// Finds a key pair by label and reads its algorithm and public key from the token.
+    pub fn find_key(&self, label: &str) -> Result<KeySigner, HsmError> {
+        let session = self.session()?;
+        let private = find_private(&session, label)?
+            .ok_or_else(|| HsmError::KeyNotFound { label: label.to_string() })?;
+        let public = find_one(&session, ObjectClass::PUBLIC_KEY, label)?
+            .ok_or_else(|| HsmError::UnsupportedKey { label: label.to_string(), reason: "no public key object beside the private key".into() })?;
+        let spki = read_spki(&session, public, label)?;
+        let algorithm = algorithm_of(&spki, label)?;
+        drop(session);
+        Ok(KeySigner::new(self.clone(), label.to_string(), algorithm, private, PublicKey::new(spki)?))
+    }
+
+    /// Whether a private key with this label exists.
+    pub fn has_key(&self, label: &str) -> Result<bool, HsmError> {
+        let session = self.session()?;
+        Ok(find_private(&session, label)?.is_some())
+    }
+
+    /// Re-finds the private key handle (after the module was re-initialised).
+    pub(crate) fn private_handle(&self, session: &Session, label: &str) -> Result<ObjectHandle, HsmError> {
+        find_private(session, label)?.ok_or_else(|| HsmError::KeyNotFound { label: label.to_string() })
+    }
+}
+
+fn enc(what: &'static str, e: der::Error) -> HsmError {
+    HsmError::Encoding { what, reason: e.to_string() }
+}
+
+fn find_private(session: &Session, label: &str) -> Result<Option<ObjectHandle>, HsmError> {
+    find_one(session, ObjectClass::PRIVATE_KEY, label)
+}
+
+fn find_one(session: &Session, class: ObjectClass, label: &str) -> Result<Option<ObjectHandle>, HsmError> {
+    let found = session
+        .find_objects(&[Attribute::Class(class), Attribute::Label(label.as_bytes().to_vec())])
+        .map_err(|e| HsmError::from_ck("C_FindObjects", e))?;
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(Some(found[0])),
+        n => Err(HsmError::UnsupportedKey { label: label.to_string(), reason: format!("{n} objects of one class share this label") }),
+    }
+}
+
+/// Builds the SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) of a public key object.
+fn read_spki(session: &Session, handle: ObjectHandle, label: &str) -> Result<SubjectPublicKeyInfoOwned, HsmError> {
+    let attrs = session
+        .get_attributes(handle, &[AttributeType::KeyType, AttributeType::EcParams, AttributeType::EcPoint, AttributeType::Modulus, AttributeType::PublicExponent])
+        .map_err(|e| HsmError::from_ck("C_GetAttributeValue", e))?;
+    let (mut key_type, mut params, mut point, mut modulus, mut exponent) = (None, None, None, None, None);
+    for a in attrs {
+        match a {
+            Attribute::KeyType(t) => key_type = Some(t),
+            Attribute::EcParams(v) => params = Some(v),
+            Attribute::EcPoint(v) => point = Some(v),
+            Attribute::Modulus(v) => modulus = Some(v),
+            Attribute::PublicExponent(v) => exponent = Some(v),
+            _ => {}
+        }
+    }
+    let unsupported = |reason: &str| HsmError::UnsupportedKey { label: label.to_string(), reason: reason.to_string() };
+    match key_type {
+        Some(KeyType::EC) => {
+            let params = params.ok_or_else(|| unsupported("EC key without CKA_EC_PARAMS"))?;
+            let curve = ObjectIdentifier::from_der(&params).map_err(|_| unsupported("CKA_EC_PARAMS is not a named curve"))?;
+            let point = point.ok_or_else(|| unsupported("EC key without CKA_EC_POINT"))?;
+            // CKA_EC_POINT is DER OCTET STRING around the uncompressed point; some modules give it raw.
+            let raw = OctetString::from_der(&point).map(|o| o.into_bytes()).unwrap_or(point);
+            Ok(SubjectPublicKeyInfoOwned {
+                algorithm: AlgorithmIdentifierOwned { oid: ID_EC_PUBLIC_KEY, parameters: Some(der::Any::from(curve)) },
+                subject_public_key: BitString::from_bytes(&raw).map_err(|e| enc("EC public key", e))?,
+            })
+        }
+        Some(KeyType::RSA) => {
+            let modulus = modulus.ok_or_else(|| unsupported("RSA key without CKA_MODULUS"))?;
+            let exponent = exponent.ok_or_else(|| unsupported("RSA key without CKA_PUBLIC_EXPONENT"))?;
+            let key = RsaPublicKey {
+                modulus: UintRef::new(&modulus).map_err(|e| enc("RSA modulus", e))?,
+                public_exponent: UintRef::new(&exponent).map_err(|e| enc("RSA exponent", e))?,
+            };
+            Ok(SubjectPublicKeyInfoOwned {
+                algorithm: AlgorithmIdentifierOwned { oid: RSA_ENCRYPTION, parameters: Some(der::asn1::Null.into()) },
+                subject_public_key: BitString::from_bytes(&key.to_der().map_err(|e| enc("RSA public key", e))?)
+                    .map_err(|e| enc("RSA public key", e))?,
+            })
+        }
+        _ => Err(unsupported("only EC and RSA keys are supported")),
+    }
+}
+
+/// Which [`KeyAlgorithm`] a SubjectPublicKeyInfo holds.
+pub(crate) fn algorithm_of(spki: &SubjectPublicKeyInfoOwned, label: &str) -> Result<KeyAlgorithm, HsmError> {
+    let unsupported = |reason: String| HsmError::UnsupportedKey { label: label.to_string(), reason };
+    if spki.algorithm.oid == ID_EC_PUBLIC_KEY {
+        let curve: ObjectIdentifier = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as().ok())
+            .ok_or_else(|| unsupported("EC key without a named curve".into()))?;
+        return match curve {
+            c if c == SECP256R1 => Ok(KeyAlgorithm::EcdsaP256),
+            c if c == SECP384R1 => Ok(KeyAlgorithm::EcdsaP384),
+            c => Err(unsupported(format!("unsupported curve {c}"))),
+        };
+    }
+    if spki.algorithm.oid == RSA_ENCRYPTION {
+        let bytes = spki.subject_public_key.raw_bytes();
+        let key = RsaPublicKey::from_der(bytes).map_err(|e| enc("RSA public key", e))?;
+        let bits = key.modulus.as_bytes().len() * 8;
+        return match bits {
+            2048 => Ok(KeyAlgorithm::Rsa2048),
+            3072 => Ok(KeyAlgorithm::Rsa3072),
+            4096 => Ok(KeyAlgorithm::Rsa4096),
+            b => Err(unsupported(format!("unsupported RSA size {b} bits"))),
+        };
+    }
+    Err(unsupported(format!("unsupported key algorithm {}", spki.algorithm.oid)))
+}

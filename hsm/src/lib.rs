@@ -1,0 +1,22 @@
+//! PKCS#11 access for nesca: the only crate that talks to an HSM.
+//!
+//! One [`Hsm`] per process: it loads the module, calls `C_Initialize` once with OS locking
+//! (SoftHSM corrupts its heap under concurrent sessions without it), logs the user in once
+//! through a session kept open for the life of the process, and lends a bounded pool of
+//! further sessions to signing workers (one session per worker: PKCS#11 sessions are not
+//! `Sync`, and a mutex around one session halves throughput).
+//!
+//! Keys are generated inside the token as sensitive and non-extractable; [`KeySigner`] signs
+//! with them and plugs into the RustCrypto `x509-cert` / `x509-ocsp` builders directly.
+#![deny(unsafe_code)]
+
+mod error;
+mod key;
+mod module;
+mod pool;
+mod signer;
+
+pub use error::{ErrorClass, HsmError};
+pub use key::{KeyAlgorithm, KeyInfo};
+pub use module::{Hsm, HsmConfig};
+pub use signer::{HsmSignature, KeySigner, PublicKey};

@@ -1,0 +1,240 @@
+//! Loading the PKCS#11 module, finding the token, logging in, and the retry policy.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use secrecy::SecretString;
+
+use crate::error::ErrorClass;
+use crate::pool::{PooledSession, SessionPool};
+use crate::HsmError;
+
+/// Where the token is and how to log in to it.
+pub struct HsmConfig {
+    /// Path of the vendor's PKCS#11 module (SoftHSM: `/usr/lib/softhsm/libsofthsm2.so`).
+    pub module: PathBuf,
+    /// The token's label; slots are found by label because SoftHSM assigns random slot ids.
+    pub token_label: String,
+    /// The user PIN. Never logged, never part of an error.
+    pub pin: SecretString,
+    /// How many sessions (signing workers) at most.
+    pub pool_size: usize,
+    /// SoftHSM only: the `softhsm2.conf` this token lives in. SoftHSM reads `SOFTHSM2_CONF`
+    /// at `C_Initialize`, so it is set here, before the module is initialised.
+    pub softhsm_conf: Option<PathBuf>,
+}
+
+/// An initialised, logged-in PKCS#11 token. Cheap to clone.
+#[derive(Clone)]
+pub struct Hsm {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) ctx: Pkcs11,
+    pub(crate) slot: Slot,
+    pin: SecretString,
+    /// Kept open for the life of the process: login state is per application and ends when
+    /// the last session closes, which would also invalidate private key handles.
+    login_session: Mutex<Option<Session>>,
+    pub(crate) pool: SessionPool,
+}
+
+/// Attempts for an operation that fails transiently, and the first back-off.
+const MAX_ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
+/// `C_Initialize` may run once per process and module; later opens share the context.
+fn initialised_modules() -> &'static Mutex<HashMap<PathBuf, Pkcs11>> {
+    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+    MODULES.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+impl Hsm {
+    /// Loads and initialises the module, finds the token by label and logs the user in.
+    pub fn open(config: HsmConfig) -> Result<Hsm, HsmError> {
+        if let Some(conf) = &config.softhsm_conf {
+            check_softhsm_conf(conf)?;
+            // Set before the module is loaded: SoftHSM reads it inside C_Initialize.
+            std::env::set_var("SOFTHSM2_CONF", conf);
+        }
+        let ctx = load_module(&config.module)?;
+        let slot = find_token(&ctx, &config.token_label)?;
+        let login = ctx
+            .open_rw_session(slot)
+            .map_err(|e| HsmError::from_ck("C_OpenSession", e))?;
+        login_user(&login, &config.pin)?;
+        let pool = SessionPool::new(ctx.clone(), slot, config.pool_size);
+        Ok(Hsm {
+            inner: Arc::new(Inner {
+                ctx,
+                slot,
+                pin: config.pin,
+                login_session: Mutex::new(Some(login)),
+                pool,
+            }),
+        })
+    }
+
+    /// Initialises a new token in a free slot (one whose token is not initialised yet, as
+    /// SoftHSM always offers) and sets its user PIN. The PINs travel through PKCS#11 only,
+    /// never through a command line where other local users could read them.
+    pub fn init_token(module: &Path, softhsm_conf: Option<&Path>, label: &str, so_pin: &SecretString, user_pin: &SecretString) -> Result<(), HsmError> {
+        if let Some(conf) = softhsm_conf {
+            check_softhsm_conf(conf)?;
+            std::env::set_var("SOFTHSM2_CONF", conf);
+        }
+        let ctx = load_module(module)?;
+        if find_token(&ctx, label).is_ok() {
+            return Err(HsmError::TokenExists { label: label.to_string() });
+        }
+        let slots = ctx.get_slots_with_token().map_err(|e| HsmError::from_ck("C_GetSlotList", e))?;
+        let mut free = None;
+        for slot in slots {
+            let info = ctx.get_token_info(slot).map_err(|e| HsmError::from_ck("C_GetTokenInfo", e))?;
+            if !info.token_initialized() {
+                free = Some(slot);
+                break;
+            }
+        }
+        let slot = free.ok_or_else(|| HsmError::TokenNotFound { label: "(a free slot with an uninitialised token)".into(), available: "none free".into() })?;
+        ctx.init_token(slot, so_pin, label).map_err(|e| HsmError::from_ck("C_InitToken", e))?;
+        let slot = find_token(&ctx, label)?;
+        let session = ctx.open_rw_session(slot).map_err(|e| HsmError::from_ck("C_OpenSession", e))?;
+        session.login(UserType::So, Some(so_pin)).map_err(|e| HsmError::from_ck("C_Login", e))?;
+        session.init_pin(user_pin).map_err(|e| HsmError::from_ck("C_InitPIN", e))?;
+        session.logout().map_err(|e| HsmError::from_ck("C_Logout", e))?;
+        Ok(())
+    }
+
+    /// How many sessions the pool lends at most.
+    pub fn pool_size(&self) -> usize {
+        self.inner.pool.size()
+    }
+
+    /// Runs `op` on a pooled session, retrying transient failures with back-off on a fresh
+    /// session (and a fresh login when the token forgot it). Permanent failures return at once.
+    pub(crate) fn with_session<T>(
+        &self,
+        mut op: impl FnMut(&Session) -> Result<T, HsmError>,
+    ) -> Result<T, HsmError> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let result = self.inner.pool.get().and_then(|mut session| {
+                let r = op(&session);
+                if matches!(&r, Err(e) if e.class() == ErrorClass::Transient) {
+                    session.discard();
+                }
+                r
+            });
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) if e.class() == ErrorClass::Permanent => return Err(e),
+                Err(e) if attempt >= MAX_ATTEMPTS => {
+                    return Err(HsmError::Unavailable { attempts: attempt, last: Box::new(e) })
+                }
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "transient HSM error; retrying");
+                    if matches!(&e, HsmError::Pkcs11 { rv: RvError::UserNotLoggedIn, .. }) {
+                        // Best effort: a failed re-login shows up as the next attempt's error.
+                        let _ = self.relogin();
+                    }
+                    std::thread::sleep(backoff);
+                    backoff *= 2;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Opens a new login session and logs in again, then drops idle pool sessions.
+    fn relogin(&self) -> Result<(), HsmError> {
+        let mut guard = self.inner.login_session.lock().unwrap_or_else(|p| p.into_inner());
+        let session = self
+            .inner
+            .ctx
+            .open_rw_session(self.inner.slot)
+            .map_err(|e| HsmError::from_ck("C_OpenSession", e))?;
+        login_user(&session, &self.inner.pin)?;
+        *guard = Some(session);
+        self.inner.pool.clear_idle();
+        Ok(())
+    }
+
+    /// Borrows a session directly (key management, which is not retried).
+    pub(crate) fn session(&self) -> Result<PooledSession<'_>, HsmError> {
+        self.inner.pool.get()
+    }
+}
+
+fn login_user(session: &Session, pin: &SecretString) -> Result<(), HsmError> {
+    match session.login(UserType::User, Some(pin)) {
+        Ok(()) => Ok(()),
+        // Another session of this application is logged in already: that is the state we want.
+        Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+        Err(e) => Err(HsmError::from_ck("C_Login", e)),
+    }
+}
+
+fn load_module(path: &Path) -> Result<Pkcs11, HsmError> {
+    if !path.is_file() {
+        return Err(HsmError::MissingFile { what: "PKCS#11 module", path: path.display().to_string() });
+    }
+    let mut modules = initialised_modules().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(ctx) = modules.get(path) {
+        return Ok(ctx.clone());
+    }
+    let ctx = Pkcs11::new(path).map_err(|e| match e {
+        CkError::LibraryLoading(err) => HsmError::ModuleLoad { path: path.display().to_string(), reason: err.to_string() },
+        other => HsmError::from_ck("loading the module", other),
+    })?;
+    // OS locking: without it, concurrent sessions corrupt SoftHSM's heap.
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(HsmError::from_ck("C_Initialize", e)),
+    }
+    modules.insert(path.to_path_buf(), ctx.clone());
+    Ok(ctx)
+}
+
+fn find_token(ctx: &Pkcs11, label: &str) -> Result<Slot, HsmError> {
+    let slots = ctx.get_slots_with_token().map_err(|e| HsmError::from_ck("C_GetSlotList", e))?;
+    let mut seen = Vec::new();
+    for slot in slots {
+        let info = ctx.get_token_info(slot).map_err(|e| HsmError::from_ck("C_GetTokenInfo", e))?;
+        let found = info.label().trim_end();
+        if found == label {
+            return Ok(slot);
+        }
+        if info.token_initialized() {
+            seen.push(format!("\"{found}\""));
+        }
+    }
+    Err(HsmError::TokenNotFound {
+        label: label.to_string(),
+        available: if seen.is_empty() { "none".into() } else { seen.join(", ") },
+    })
+}
+
+/// SoftHSM answers a missing config or token directory with CKR_GENERAL_ERROR only; say which.
+fn check_softhsm_conf(conf: &Path) -> Result<(), HsmError> {
+    let text = std::fs::read_to_string(conf)
+        .map_err(|_| HsmError::MissingFile { what: "SoftHSM configuration (softhsm2.conf)", path: conf.display().to_string() })?;
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("directories.tokendir") {
+            let dir = rest.trim_start().trim_start_matches('=').trim();
+            if !Path::new(dir).is_dir() {
+                return Err(HsmError::MissingFile { what: "SoftHSM token directory", path: dir.to_string() });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# nesca's demo (README): a demo CA on SoftHSM in DIR (default: demo/ at the repository root),
+# and a sample NES certificate for AYŞE YILMAZ (T.C. Kimlik No 10000000146) issued from it.
+#
+#   scripts/demo.sh [DIR]
+#
+# Running it again reuses DIR's CA and issues a fresh sample certificate.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# DIR is relative to the directory the script is called from; resolve it before moving.
+dir="${1:-$repo/demo}"
+case "$dir" in
+    /*) ;;
+    *) dir="$PWD/$dir" ;;
+esac
+cd "$repo"
+
+softhsm_module=/usr/lib/softhsm/libsofthsm2.so
+say() { printf 'demo.sh: %s\n' "$*" >&2; }
+
+# --- prerequisites ---------------------------------------------------------------------------
+missing=()
+if ! command -v softhsm2-util >/dev/null 2>&1 || [ ! -f "$softhsm_module" ]; then
+    missing+=(softhsm2)
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+    missing+=(openssl)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        say "installing ${missing[*]} with apt-get"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update
+        apt-get install -y --no-install-recommends "${missing[@]}"
+    else
+        say "missing: ${missing[*]}. Install them, then run this script again:"
+        echo "sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    say "cargo is not on PATH: install Rust (https://rustup.rs), then run this script again"
+    exit 1
+fi
+
+# --- build -----------------------------------------------------------------------------------
+cargo build --release --bin nesca
+nesca="$repo/target/release/nesca"
+
+# --- the demo CA -----------------------------------------------------------------------------
+config="$dir/nesca.toml"
+if [ -f "$config" ]; then
+    say "$config already exists: reusing that CA (delete $dir to start afresh)"
+else
+    "$nesca" init --demo --dir "$dir"
+fi
+
+# --- a sample certificate --------------------------------------------------------------------
+key="$dir/sample-ayse.key"
+csr="$dir/sample-ayse.csr"
+cert="$dir/sample-ayse.pem"
+# nesca takes the subject from its flags; the CSR only proves possession of the key.
+(umask 077 && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$key" -subj "/CN=sample" -out "$csr" 2>/dev/null)
+serial="$("$nesca" issue --config "$config" --csr "$csr" \
+    --tckn 10000000146 --given-name "AYŞE" --surname "YILMAZ" --out "$cert")"
+openssl verify -CAfile "$dir/root-ca.pem" -untrusted "$dir/issuing-ca.pem" "$cert"
+
+q() { printf '%q' "$1"; }
+cat <<INFO
+
+nesca demo ready.
+  config          $config
+  database        $dir/nesca.db
+  SoftHSM tokens  $dir/tokens (PIN in $dir/user-pin, mode 0600)
+  CA chain        $dir/ca-chain.pem (issuing CA, then root)
+  root CA         $dir/root-ca.pem
+  OCSP signer     $dir/ocsp-signer.pem
+  sample cert     $cert (key $key)
+  sample serial   $serial
+
+Try:
+  $(q "$nesca") cert show --config $(q "$config") --serial $serial
+  $(q "$nesca") cert list --config $(q "$config")
+  openssl x509 -in $(q "$cert") -noout -text -nameopt utf8
+INFO

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# nesca's test command (README): installs what the end-to-end tests need when it is missing —
+# SoftHSM 2 and OpenSSL from Debian's apt, DigiCert's pkilint from PyPI into a venv — then runs
+# every test of the workspace. Idempotent; works from any directory.
+#
+#   NESCA_TOOLS_DIR        where the pkilint venv goes (default ~/.cache/nesca-tools)
+#   NESCA_PKILINT_DIR      a bin directory that already holds lint_etsi_cert: use it, install nothing
+#   NESCA_PKILINT_VERSION  pkilint version to install (default below; "latest" for the newest)
+#
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh -- --test-threads=1`).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+softhsm_module=/usr/lib/softhsm/libsofthsm2.so
+tools_dir="${NESCA_TOOLS_DIR:-$HOME/.cache/nesca-tools}"
+venv="$tools_dir/pkilint-venv"
+pkilint_version="${NESCA_PKILINT_VERSION:-0.13.3}"
+
+say() { printf 'test.sh: %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------------------------
+missing=()
+if ! command -v softhsm2-util >/dev/null 2>&1 || [ ! -f "$softhsm_module" ]; then
+    missing+=(softhsm2)
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+    missing+=(openssl)
+fi
+need_pkilint=1
+if [ -n "${NESCA_PKILINT_DIR:-}" ] && [ -x "$NESCA_PKILINT_DIR/lint_etsi_cert" ]; then
+    need_pkilint=0
+elif [ -x "$venv/bin/lint_etsi_cert" ] && "$venv/bin/lint_etsi_cert" --help >/dev/null 2>&1; then
+    need_pkilint=0
+fi
+if [ "$need_pkilint" = 1 ]; then
+    if ! command -v python3 >/dev/null 2>&1; then
+        missing+=(python3 python3-venv)
+    elif ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        missing+=(python3-venv)
+    fi
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        say "installing ${missing[*]} with apt-get"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update
+        apt-get install -y --no-install-recommends "${missing[@]}"
+    else
+        say "missing: ${missing[*]}. Install them, then run this script again:"
+        echo "sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+if [ ! -f "$softhsm_module" ]; then
+    say "SoftHSM module $softhsm_module is still missing after installing softhsm2"
+    exit 1
+fi
+
+# --- pkilint ---------------------------------------------------------------------------------
+if [ "$need_pkilint" = 1 ]; then
+    say "installing pkilint into $venv"
+    rm -rf "$venv"
+    mkdir -p "$tools_dir"
+    python3 -m venv "$venv"
+    if [ "$pkilint_version" = latest ]; then
+        spec=pkilint
+    else
+        spec="pkilint==$pkilint_version"
+    fi
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$spec"
+    "$venv/bin/lint_etsi_cert" --help >/dev/null
+fi
+if [ -z "${NESCA_PKILINT_DIR:-}" ] || [ ! -x "$NESCA_PKILINT_DIR/lint_etsi_cert" ]; then
+    export NESCA_PKILINT_DIR="$venv/bin"
+fi
+say "pkilint: $NESCA_PKILINT_DIR/lint_etsi_cert"
+
+# --- tests -----------------------------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1; then
+    say "cargo is not on PATH: install Rust (https://rustup.rs), then run this script again"
+    exit 1
+fi
+cargo test --workspace --locked "$@"

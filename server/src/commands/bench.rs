@@ -1,0 +1,139 @@
+//! `nesca bench issue`: the raw `C_Sign` rate of the issuing key through the session pool,
+//! against end-to-end issuance (CSR in → durably stored certificate out), measured in the
+//! same run for 1 and 2 workers, so the ratio is independent of how busy the machine is.
+//!
+//! A worker is one HSM session. Issuance runs `clients` concurrent requests per worker, as a
+//! server with many callers would, so that the store's group commit has writes to batch.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ca_core::engine::{NesApplication, SigningCa};
+use ca_core::{PersonName, Tckn, VerifiedCsr};
+use clap::Args;
+use hsm::{Hsm, HsmConfig, KeyAlgorithm};
+use x509_cert::builder::{Builder, RequestBuilder};
+
+use super::init::create_demo;
+use crate::error::{CliError, Result};
+use crate::wiring;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// CA key algorithms to measure
+    #[arg(long, value_delimiter = ',', default_value = "ecdsa-p256,rsa-2048")]
+    algorithms: Vec<KeyAlgorithm>,
+    /// Seconds per measurement
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent issuance requests per worker
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Working directory (default: a new directory under the system's temporary directory)
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    if a.seconds == 0 || a.clients == 0 {
+        return Err(CliError::Argument { field: "seconds/clients", rule: "must be at least 1".into() });
+    }
+    let base = match &a.dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("nesca-bench-{}", std::process::id())),
+    };
+    let csr = make_csr()?;
+    println!("nesca bench issue: {} s per measurement, {} requests in flight per worker", a.seconds, a.clients);
+    println!("{:<12} {:>7} {:>14} {:>12} {:>7}", "CA key", "workers", "raw C_Sign/s", "issuance/s", "ratio");
+    let mut rows = Vec::new();
+    for alg in &a.algorithms {
+        let demo = create_demo(&base.join(alg.name()), "http://pki.nesca-demo.com.tr", Some(*alg))?;
+        let cfg = demo.cfg;
+        let store = wiring::open_existing_store(&cfg)?;
+        for workers in [1usize, 2] {
+            let hsm = Hsm::open(HsmConfig {
+                module: cfg.raw.hsm.module.clone(),
+                token_label: cfg.raw.hsm.token_label.clone(),
+                pin: cfg.pin()?,
+                pool_size: workers,
+                softhsm_conf: cfg.raw.hsm.softhsm_conf.as_ref().map(|p| cfg.path(p)),
+            })?;
+            let mut issuance = wiring::open_issuance(&cfg, store.clone())?;
+            let record = ca_core::store::Store::ca(&*store, &cfg.issuing_id)?.ok_or_else(|| CliError::config("ca.id", "missing"))?;
+            let signer = Arc::new(hsm.find_key(&record.key_label)?);
+            issuance.ca = SigningCa::new(cfg.issuing_id.clone(), record.cert_der, signer.clone(), Some(cfg.urls.clone()))?;
+
+            let duration = Duration::from_secs(a.seconds);
+            let tbs_sized = vec![0x5au8; 700];
+            let raw = measure(workers, duration, || signer.sign(&tbs_sized).map(|_| ()).map_err(CliError::from))?;
+            let engine = &issuance.engine;
+            let ca = &issuance.ca;
+            let nes = &cfg.nes;
+            let issued = measure(workers * a.clients, duration, || {
+                let app = NesApplication {
+                    csr: VerifiedCsr::parse(&csr)?,
+                    tckn: Tckn::parse("10000000146").map_err(|e| CliError::config("tckn", e.to_string()))?,
+                    given_name: PersonName::parse("given-name", "AYŞE")?,
+                    surname: PersonName::parse("surname", "YILMAZ")?,
+                    validity_days: None,
+                };
+                engine.issue_nes(ca, nes, app, "bench").map(|_| ()).map_err(CliError::from)
+            })?;
+            let ratio = issued / raw;
+            println!("{:<12} {:>7} {:>14.0} {:>12.0} {:>7.2}", alg.name(), workers, raw, issued, ratio);
+            rows.push((alg.name(), workers, raw, issued, ratio));
+        }
+    }
+    println!("targets: issuance >= 0.9x raw for rsa-2048, >= 0.5x for ecdsa-p256");
+    if a.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&base);
+    }
+    Ok(())
+}
+
+/// Runs `op` on `threads` threads for `duration`; returns completed operations per second.
+/// Stops at the first error.
+fn measure(threads: usize, duration: Duration, op: impl Fn() -> Result<()> + Sync) -> Result<f64> {
+    let stop = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+    let start = Instant::now();
+    let errors: Vec<CliError> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Err(e) = op() {
+                            stop.store(true, Ordering::Relaxed);
+                            return Some(e);
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None
+                })
+            })
+            .collect();
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+        handles.into_iter().filter_map(|h| h.join().ok().flatten()).collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    if let Some(e) = errors.into_iter().next() {
+        return Err(e);
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
+}
+
+/// A P-256 CSR made in software (the applicant's side).
+fn make_csr() -> Result<Vec<u8>> {
+    use der::Encode;
+    let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+    let subject = ca_core::name::organization_name("TR", "bench", "bench applicant")?;
+    let fail = |e: String| CliError::config("bench CSR", e);
+    let req = RequestBuilder::new(subject, &key)
+        .map_err(|e| fail(e.to_string()))?
+        .build::<p256::ecdsa::DerSignature>()
+        .map_err(|e| fail(e.to_string()))?;
+    req.to_der().map_err(|e| fail(e.to_string()))
+}

@@ -1,0 +1,58 @@
+//! `nesca cert show|list`.
+
+use std::path::PathBuf;
+
+use ca_core::store::{CertRecord, Store};
+use ca_core::{rfc3339, Serial};
+use clap::Args;
+use serde_json::json;
+
+use crate::config::Loaded;
+use crate::error::{CliError, Result};
+use crate::{wiring, ConfigArg};
+
+#[derive(Args)]
+pub struct ShowArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// Serial number, hexadecimal (as `issue` prints it or as OpenSSL shows it)
+    #[arg(long)]
+    serial: String,
+}
+
+fn to_json(r: &CertRecord) -> serde_json::Value {
+    let at = |s: i64| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64));
+    json!({
+        "serial": r.serial.to_hex(),
+        "issuer": r.issuer.as_str(),
+        "profile": r.profile,
+        "status": r.status.as_str(),
+        "subject": r.subject.subject,
+        "tckn": r.subject.tckn,
+        "given_name": r.subject.given_name,
+        "surname": r.subject.surname,
+        "not_before": at(r.not_before),
+        "not_after": at(r.not_after),
+        "reserved_at": at(r.reserved_at),
+        "issued_at": r.issued_at.map(at),
+    })
+}
+
+pub fn show(a: ShowArgs) -> Result<()> {
+    let serial = Serial::from_hex(&a.serial).map_err(|rule| CliError::Argument { field: "serial", rule })?;
+    let cfg = Loaded::read(&a.config)?;
+    let store = wiring::open_existing_store(&cfg)?;
+    let record = store.get(None, &serial)?.ok_or(ca_core::CaError::NotFound { serial: serial.to_hex() })?;
+    println!("{}", serde_json::to_string_pretty(&to_json(&record)).unwrap_or_default());
+    Ok(())
+}
+
+pub fn list(a: ConfigArg) -> Result<()> {
+    let cfg = Loaded::read(&a.config)?;
+    let store = wiring::open_existing_store(&cfg)?;
+    for r in store.list(None)? {
+        println!("{}", to_json(&r));
+    }
+    Ok(())
+}

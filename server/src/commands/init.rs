@@ -1,0 +1,296 @@
+//! `nesca init`: create the CA hierarchy — as a self-contained demo with its own SoftHSM
+//! token (`--demo --dir`), or on an existing token named in a configuration (`--config`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ca_core::bootstrap::{create_hierarchy, CaKey, HierarchyPlan};
+use ca_core::engine::Engine;
+use ca_core::name::organization_name;
+use ca_core::store::{SqliteStore, Store};
+use ca_core::SystemClock;
+use clap::Args;
+use hsm::{Hsm, KeyAlgorithm};
+use rand::distributions::{Alphanumeric, DistString};
+use secrecy::SecretString;
+
+use super::{cert_pem, write_new};
+use crate::config::Loaded;
+use crate::error::{CliError, Result};
+use crate::wiring;
+
+/// Where Debian's softhsm2 package puts the module.
+const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// The demo token's label.
+const DEMO_TOKEN: &str = "nesca-demo";
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// Create a self-contained demo: its own SoftHSM token, PIN file, database and configuration
+    #[arg(long, requires = "dir", conflicts_with = "config")]
+    demo: bool,
+    /// Directory of the demo (created if missing)
+    #[arg(long, requires = "demo")]
+    dir: Option<PathBuf>,
+    /// Public base URL written into certificates (AIA, CDP); demo only
+    #[arg(long, default_value = "http://127.0.0.1:8080", requires = "demo")]
+    public_url: String,
+    /// Key algorithm of the CA keys: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096
+    #[arg(long)]
+    algorithm: Option<KeyAlgorithm>,
+    /// Use the existing token and settings in this nesca.toml (production)
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub fn run(a: InitArgs) -> Result<()> {
+    match (a.demo, a.dir, a.config) {
+        (true, Some(dir), None) => demo(&dir, &a.public_url, a.algorithm),
+        (false, None, Some(config)) => {
+            let cfg = Loaded::read(&config)?;
+            let created = create_ca(&cfg, a.algorithm)?;
+            print_created(&cfg, &created);
+            Ok(())
+        }
+        _ => Err(CliError::Argument { field: "init", rule: "give either --demo --dir DIR or --config FILE".into() }),
+    }
+}
+
+/// Files created so far; removed again unless the whole init succeeds.
+struct Created {
+    paths: Vec<PathBuf>,
+    done: bool,
+}
+
+impl Created {
+    fn add(&mut self, p: PathBuf) {
+        self.paths.push(p);
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        for p in self.paths.iter().rev() {
+            let _ = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
+        }
+    }
+}
+
+fn demo(dir: &Path, public_url: &str, algorithm: Option<KeyAlgorithm>) -> Result<()> {
+    let demo = create_demo(dir, public_url, algorithm)?;
+    println!("nesca demo created in {}", demo.dir.display());
+    println!("  SoftHSM token   \"{DEMO_TOKEN}\" in {} ({})", demo.dir.join("tokens").display(), demo.dir.join("softhsm2.conf").display());
+    println!("  user PIN        {} (mode 0600, referenced by the configuration, never written in it)", demo.dir.join("user-pin").display());
+    print_created(&demo.cfg, &demo.ca);
+    Ok(())
+}
+
+/// A demo CA, created.
+pub struct Demo {
+    pub dir: PathBuf,
+    pub cfg: Loaded,
+    ca: CreatedCa,
+}
+
+/// Creates a self-contained demo CA in `dir` (also used by the benchmark).
+pub fn create_demo(dir: &Path, public_url: &str, algorithm: Option<KeyAlgorithm>) -> Result<Demo> {
+    std::fs::create_dir_all(dir).map_err(CliError::io("cannot create directory", dir))?;
+    let dir = std::fs::canonicalize(dir).map_err(CliError::io("cannot resolve directory", dir))?;
+    let creates = ["nesca.toml", "nesca.db", "nesca.db-wal", "nesca.db-shm", "tokens", "user-pin", "so-pin", "softhsm2.conf"];
+    let pems = ["root-ca.pem", "issuing-ca.pem", "ocsp-signer.pem", "ca-chain.pem"];
+    for name in creates.iter().chain(pems.iter()) {
+        let p = dir.join(name);
+        if p.exists() {
+            return Err(CliError::AlreadyInitialised { dir: dir.display().to_string(), found: p.display().to_string() });
+        }
+    }
+    if !Path::new(SOFTHSM_MODULE).is_file() {
+        return Err(CliError::Missing { what: "SoftHSM", detail: format!("no {SOFTHSM_MODULE}"), install: "apt-get install -y softhsm2" });
+    }
+    // The URL check comes before anything is created.
+    let host = demo_host(public_url)?;
+
+    let mut created = Created { paths: Vec::new(), done: false };
+    let tokens = dir.join("tokens");
+    std::fs::create_dir(&tokens).map_err(CliError::io("cannot create directory", &tokens))?;
+    created.add(tokens.clone());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o700)).map_err(CliError::io("cannot protect", &tokens))?;
+    }
+    let softhsm_conf = dir.join("softhsm2.conf");
+    let conf_text = format!("# SoftHSM configuration of this nesca demo\ndirectories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens.display());
+    write_new(&softhsm_conf, conf_text.as_bytes(), false)?;
+    created.add(softhsm_conf.clone());
+
+    let user_pin = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 24);
+    let so_pin = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 24);
+    let pin_file = dir.join("user-pin");
+    write_new(&pin_file, user_pin.as_bytes(), true)?;
+    created.add(pin_file.clone());
+    let so_pin_file = dir.join("so-pin");
+    write_new(&so_pin_file, so_pin.as_bytes(), true)?;
+    created.add(so_pin_file.clone());
+    Hsm::init_token(Path::new(SOFTHSM_MODULE), Some(&softhsm_conf), DEMO_TOKEN, &SecretString::from(so_pin), &SecretString::from(user_pin))?;
+
+    let algorithm = algorithm.unwrap_or(KeyAlgorithm::EcdsaP256);
+    let config = dir.join("nesca.toml");
+    write_new(&config, demo_config(public_url, &host, algorithm).as_bytes(), false)?;
+    created.add(config.clone());
+    let cfg = Loaded::read(&config)?;
+    // Checked absent above: whatever of these exists after a failure, this run made.
+    for name in ["nesca.db", "nesca.db-wal", "nesca.db-shm"].iter().chain(pems.iter()) {
+        created.add(dir.join(name));
+    }
+    let ca = create_ca(&cfg, None)?;
+    created.done = true;
+    Ok(Demo { dir, cfg, ca })
+}
+
+/// The host of the demo's public URL, for its CPS and PDS URLs.
+fn demo_host(public_url: &str) -> Result<String> {
+    let rest = public_url.strip_prefix("http://").ok_or_else(|| CliError::Argument {
+        field: "public-url",
+        rule: format!("\"{public_url}\" must start with http:// (relying parties fetch CRLs and OCSP over plain http)"),
+    })?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if authority.starts_with('[') {
+        authority.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or("").to_string()
+    };
+    if host.is_empty() || !host.is_ascii() || host.contains(char::is_whitespace) {
+        return Err(CliError::Argument { field: "public-url", rule: format!("\"{public_url}\" has no usable host") });
+    }
+    Ok(host)
+}
+
+fn demo_config(public_url: &str, host: &str, algorithm: KeyAlgorithm) -> String {
+    format!(
+        r#"# nesca configuration (written by `nesca init --demo`). Every option is described in the
+# README's "Configuration" section. Relative paths are relative to this file's directory.
+
+[ca]
+id = "nes-ca"
+root_id = "root-ca"
+public_url = "{public_url}"
+organization = "nesca Demo ESHS"
+country = "TR"
+root_common_name = "nesca Demo Root CA"
+issuing_common_name = "nesca Demo NES CA"
+ocsp_common_name = "nesca Demo NES CA OCSP Signer"
+key_algorithm = "{algorithm}"
+root_validity_days = 7305
+issuing_validity_days = 3653
+ocsp_validity_days = 90
+
+[hsm]
+module = "{SOFTHSM_MODULE}"
+token_label = "{DEMO_TOKEN}"
+pin_file = "user-pin"
+softhsm_conf = "softhsm2.conf"
+sessions = 2
+
+[store]
+sqlite = "nesca.db"
+
+[profile.nes]
+# Replace with your ESHS's NES policy OID (this is Kamu SM's, as an example).
+policy_oid = "2.16.792.1.2.1.1.5.7.1.1"
+cps_uri = "https://{host}/cps"
+pds = [
+  {{ url = "https://{host}/pds/tr", language = "tr" }},
+  {{ url = "https://{host}/pds/en", language = "en" }},
+]
+retention_years = 20
+validity_days = 1095
+max_validity_days = 1826
+legacy_serial_number = false
+"#
+    )
+}
+
+/// The certificates of a new hierarchy.
+pub struct CreatedCa {
+    algorithm: KeyAlgorithm,
+    files: Vec<(&'static str, PathBuf)>,
+}
+
+/// Generates the CA keys in the token and creates root, issuing CA and OCSP signer.
+fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>) -> Result<CreatedCa> {
+    let algorithm = algorithm.unwrap_or(cfg.key_algorithm);
+    let dir = cfg.dir();
+    let files = [
+        ("root CA", dir.join("root-ca.pem")),
+        ("issuing CA", dir.join("issuing-ca.pem")),
+        ("OCSP signer", dir.join("ocsp-signer.pem")),
+        ("chain", dir.join("ca-chain.pem")),
+    ];
+    for (_, f) in &files {
+        if f.exists() {
+            return Err(CliError::Exists(f.display().to_string()));
+        }
+    }
+    let db = cfg.path(&cfg.raw.store.sqlite);
+    let store = Arc::new(SqliteStore::open(&db)?);
+    for id in [&cfg.root_id, &cfg.issuing_id] {
+        if store.ca(id)?.is_some() {
+            return Err(CliError::Exists(format!("CA \"{id}\" in {}", db.display())));
+        }
+    }
+    let hsm = wiring::open_hsm(cfg)?;
+    let labels = [cfg.root_id.to_string(), cfg.issuing_id.to_string(), format!("{}-ocsp", cfg.issuing_id)];
+    for label in &labels {
+        if hsm.has_key(label)? {
+            return Err(CliError::Exists(format!("key \"{label}\" on token \"{}\"", cfg.raw.hsm.token_label)));
+        }
+    }
+    let mut keys = Vec::new();
+    for label in &labels {
+        let signer = hsm.generate_key(label, algorithm)?;
+        keys.push(CaKey { label: label.clone(), signer: Arc::new(signer) });
+    }
+    let (ocsp, issuing, root) = (keys.pop(), keys.pop(), keys.pop());
+    let (Some(root), Some(issuing), Some(ocsp)) = (root, issuing, ocsp) else {
+        return Err(CliError::config("init", "key generation returned fewer keys than asked"));
+    };
+    let c = &cfg.raw.ca;
+    let plan = HierarchyPlan {
+        root_id: cfg.root_id.clone(),
+        root_name: organization_name(&c.country, &c.organization, &c.root_common_name)?,
+        root_validity_days: c.root_validity_days,
+        issuing_id: cfg.issuing_id.clone(),
+        issuing_name: organization_name(&c.country, &c.organization, &c.issuing_common_name)?,
+        issuing_validity_days: c.issuing_validity_days,
+        ocsp_name: organization_name(&c.country, &c.organization, &c.ocsp_common_name)?,
+        ocsp_validity_days: c.ocsp_validity_days,
+        public_url: c.public_url.clone(),
+    };
+    let store_dyn: Arc<dyn Store> = store;
+    let engine = Engine::new(store_dyn, Arc::new(SystemClock));
+    let h = create_hierarchy(&engine, &plan, root, issuing, ocsp, "init")?;
+    let chain = format!("{}{}", cert_pem(&h.issuing_cert), cert_pem(&h.root_cert));
+    write_new(&files[0].1, cert_pem(&h.root_cert).as_bytes(), false)?;
+    write_new(&files[1].1, cert_pem(&h.issuing_cert).as_bytes(), false)?;
+    write_new(&files[2].1, cert_pem(&h.ocsp_cert).as_bytes(), false)?;
+    write_new(&files[3].1, chain.as_bytes(), false)?;
+    Ok(CreatedCa { algorithm, files: files.into() })
+}
+
+fn print_created(cfg: &Loaded, c: &CreatedCa) {
+    println!("  configuration   {}", cfg.file.display());
+    println!("  database        {}", cfg.path(&cfg.raw.store.sqlite).display());
+    println!("  CA keys         {} (generated in the token, non-extractable)", c.algorithm);
+    for (what, path) in &c.files {
+        println!("  {what:<15} {}", path.display());
+    }
+    println!("  public URL      {} (CRL {}, OCSP {})", cfg.raw.ca.public_url, cfg.urls.crl, cfg.urls.ocsp);
+    println!(
+        "next: nesca issue --config {} --csr req.pem --tckn 10000000146 --given-name \"AYŞE\" --surname \"YILMAZ\" --out ayse.pem",
+        cfg.file.display()
+    );
+}

@@ -1,0 +1,63 @@
+//! `nesca issue`: a NES from a PKCS#10 CSR.
+
+use std::path::PathBuf;
+
+use ca_core::engine::NesApplication;
+use ca_core::{CaError, PersonName, Tckn, VerifiedCsr};
+use clap::Args;
+
+use super::{cert_pem, write_replace};
+use crate::config::Loaded;
+use crate::error::{CliError, Result};
+use crate::wiring;
+
+#[derive(Args)]
+pub struct IssueArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// PKCS#10 certification request, PEM or DER
+    #[arg(long)]
+    csr: PathBuf,
+    /// The holder's T.C. Kimlik No (11 digits)
+    #[arg(long)]
+    tckn: String,
+    /// The holder's given name(s), as on the identity card
+    #[arg(long)]
+    given_name: String,
+    /// The holder's surname, as on the identity card
+    #[arg(long)]
+    surname: String,
+    /// Validity in days (default: the profile's validity_days)
+    #[arg(long)]
+    validity_days: Option<u32>,
+    /// Where to write the certificate (PEM); without it the PEM goes to stdout
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(a: IssueArgs) -> Result<()> {
+    let cfg = Loaded::read(&a.config)?;
+
+    // Parse at the edge: every refusal here happens before the store or the HSM is touched.
+    let tckn = Tckn::parse(&a.tckn).map_err(|e| CaError::Invalid { field: "tckn", rule: e.to_string() })?;
+    let given_name = PersonName::parse("given-name", &a.given_name)?;
+    let surname = PersonName::parse("surname", &a.surname)?;
+    let csr_bytes = std::fs::read(&a.csr).map_err(CliError::io("cannot read CSR", &a.csr))?;
+    let csr = VerifiedCsr::parse(&csr_bytes)?;
+    if let Some(days) = a.validity_days {
+        ca_core::profile::check_validity_days(&cfg.nes, days)?;
+    }
+
+    let store = wiring::open_existing_store(&cfg)?;
+    let issuance = wiring::open_issuance(&cfg, store)?;
+    let app = NesApplication { csr, tckn, given_name, surname, validity_days: a.validity_days };
+    let issued = issuance.engine.issue_nes(&issuance.ca, &cfg.nes, app, "cli")?;
+    let pem = cert_pem(&issued.cert_der);
+    match &a.out {
+        Some(path) => write_replace(path, pem.as_bytes())?,
+        None => print!("{pem}"),
+    }
+    println!("{}", issued.serial);
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! `nesca.toml`: one file, typed with serde, every option documented in the README.
+//! Relative paths are relative to the directory of the configuration file.
+
+use std::path::{Path, PathBuf};
+
+use ca_core::profile::{CaUrls, NesProfile, NesProfileConfig};
+use ca_core::IssuerId;
+use hsm::KeyAlgorithm;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CliError, Result};
+
+fn default_sessions() -> usize {
+    2
+}
+fn default_country() -> String {
+    "TR".into()
+}
+fn default_root_id() -> String {
+    "root-ca".into()
+}
+fn default_algorithm() -> String {
+    KeyAlgorithm::EcdsaP256.name().into()
+}
+fn default_root_days() -> u32 {
+    7305
+}
+fn default_issuing_days() -> u32 {
+    3653
+}
+fn default_ocsp_days() -> u32 {
+    90
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub ca: CaSection,
+    pub hsm: HsmSection,
+    pub store: StoreSection,
+    pub profile: ProfileSection,
+}
+
+/// `[ca]`: the CAs nesca runs and where relying parties reach them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaSection {
+    /// Id of the issuing CA (used in URLs: `/crl/{id}.crl`, `/ca/{id}.crt`).
+    pub id: String,
+    /// Id of the root CA.
+    #[serde(default = "default_root_id")]
+    pub root_id: String,
+    /// Public base URL written into every certificate (AIA, CDP); http://.
+    pub public_url: String,
+    /// Organisation name in the CA subjects.
+    pub organization: String,
+    /// Country in the CA subjects.
+    #[serde(default = "default_country")]
+    pub country: String,
+    /// Common names of the root CA, the issuing CA and the OCSP signer.
+    pub root_common_name: String,
+    pub issuing_common_name: String,
+    pub ocsp_common_name: String,
+    /// Key algorithm of the CA keys `init` generates.
+    #[serde(default = "default_algorithm")]
+    pub key_algorithm: String,
+    /// Validity, in days, of the certificates `init` creates.
+    #[serde(default = "default_root_days")]
+    pub root_validity_days: u32,
+    #[serde(default = "default_issuing_days")]
+    pub issuing_validity_days: u32,
+    #[serde(default = "default_ocsp_days")]
+    pub ocsp_validity_days: u32,
+}
+
+/// `[hsm]`: the PKCS#11 token. The PIN comes from `pin_file` or `pin_env`, never from here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmSection {
+    /// Path of the vendor's PKCS#11 module.
+    pub module: PathBuf,
+    /// Label of the token holding the CA keys.
+    pub token_label: String,
+    /// File holding the user PIN (must not be readable by group or others).
+    #[serde(default)]
+    pub pin_file: Option<PathBuf>,
+    /// Name of an environment variable holding the user PIN.
+    #[serde(default)]
+    pub pin_env: Option<String>,
+    /// SoftHSM only: its configuration file, set as SOFTHSM2_CONF before the module loads.
+    #[serde(default)]
+    pub softhsm_conf: Option<PathBuf>,
+    /// Sessions (signing workers) in the pool.
+    #[serde(default = "default_sessions")]
+    pub sessions: usize,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Path of the SQLite database file.
+    pub sqlite: PathBuf,
+}
+
+/// `[profile.*]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSection {
+    pub nes: NesProfileConfig,
+}
+
+/// A configuration read from a file, with its paths resolved and its values checked.
+pub struct Loaded {
+    pub file: PathBuf,
+    pub raw: Config,
+    pub issuing_id: IssuerId,
+    pub root_id: IssuerId,
+    pub key_algorithm: KeyAlgorithm,
+    pub nes: NesProfile,
+    pub urls: CaUrls,
+}
+
+impl Loaded {
+    pub fn read(path: &Path) -> Result<Loaded> {
+        let text = std::fs::read_to_string(path).map_err(CliError::io("cannot read configuration", path))?;
+        let raw: Config = toml::from_str(&text).map_err(|e| {
+            // toml's message spans several lines with a source excerpt; keep the first.
+            let msg = e.message().to_string();
+            CliError::config(&format!("configuration {}", path.display()), msg)
+        })?;
+        Loaded::check(path, raw)
+    }
+
+    pub fn check(path: &Path, raw: Config) -> Result<Loaded> {
+        let issuing_id = IssuerId::new(&raw.ca.id).map_err(|r| CliError::config("ca.id", r))?;
+        let root_id = IssuerId::new(&raw.ca.root_id).map_err(|r| CliError::config("ca.root_id", r))?;
+        if issuing_id == root_id {
+            return Err(CliError::config("ca.root_id", "must differ from ca.id"));
+        }
+        let key_algorithm = raw.ca.key_algorithm.parse().map_err(|r| CliError::config("ca.key_algorithm", r))?;
+        let nes = NesProfile::from_config(&raw.profile.nes)?;
+        let urls = CaUrls::new(&raw.ca.public_url, &issuing_id)?;
+        if raw.hsm.sessions == 0 || raw.hsm.sessions > 64 {
+            return Err(CliError::config("hsm.sessions", "must be between 1 and 64"));
+        }
+        if raw.hsm.pin_file.is_none() && raw.hsm.pin_env.is_none() {
+            return Err(CliError::config("hsm", "set pin_file or pin_env (the PIN itself never goes in the configuration)"));
+        }
+        Ok(Loaded { file: path.to_path_buf(), raw, issuing_id, root_id, key_algorithm, nes, urls })
+    }
+
+    /// The directory relative paths start from.
+    pub fn dir(&self) -> PathBuf {
+        self.file.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
+    /// Resolves a configured path against the configuration's directory.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir().join(p)
+        }
+    }
+
+    /// Reads the user PIN from `pin_file` or `pin_env`.
+    pub fn pin(&self) -> Result<SecretString> {
+        if let Some(var) = &self.raw.hsm.pin_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(SecretString::from(v)),
+                _ => Err(CliError::config("hsm.pin_env", format!("environment variable {var} holding the HSM PIN is not set"))),
+            };
+        }
+        let file = self.path(self.raw.hsm.pin_file.as_deref().unwrap_or(Path::new("")));
+        read_pin_file(&file)
+    }
+}
+
+/// Reads a PIN file, refusing one that others can read. The PIN is never echoed.
+pub fn read_pin_file(file: &Path) -> Result<SecretString> {
+    let meta = std::fs::metadata(file)
+        .map_err(|e| CliError::config("hsm.pin_file", format!("cannot read PIN file {}: {e}", file.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(CliError::config(
+                "hsm.pin_file",
+                format!("PIN file {} is readable by group or others (mode {mode:o}); run chmod 600 on it", file.display()),
+            ));
+        }
+    }
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::config("hsm.pin_file", format!("cannot read PIN file {}: {e}", file.display())))?;
+    let pin = text.trim_end_matches(['\n', '\r']);
+    if pin.is_empty() {
+        return Err(CliError::config("hsm.pin_file", format!("PIN file {} is empty", file.display())));
+    }
+    Ok(SecretString::from(pin.to_string()))
+}

@@ -1,0 +1,105 @@
+//! `nesca`: the command line of the nesca certificate authority.
+//!
+//! Each command parses its input at the edge into typed values and calls ca-core; no policy
+//! lives here. At default verbosity a failing command prints exactly one line and exits 1.
+#![forbid(unsafe_code)]
+
+mod commands;
+mod config;
+mod error;
+mod wiring;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// nesca — a certificate authority for Turkish qualified electronic signature (NES)
+/// certificates, with its keys in a PKCS#11 HSM.
+#[derive(Parser)]
+#[command(name = "nesca", version, about, long_about = None)]
+struct Cli {
+    /// Log to stderr (-v info, -vv debug). RUST_LOG also works.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the CA: a demo with its own SoftHSM token (--demo --dir), or on an existing token (--config)
+    Init(commands::init::InitArgs),
+    /// Issue a NES certificate from a PKCS#10 CSR
+    Issue(commands::issue::IssueArgs),
+    /// Look at issued certificates
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Check the audit log
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Benchmarks (signing rate against issuance throughput)
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Show one certificate as JSON
+    Show(commands::cert::ShowArgs),
+    /// List every certificate in the store, one JSON object per line
+    List(ConfigArg),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain of the audit log and report the first break
+    Verify(ConfigArg),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Raw C_Sign rate against end-to-end issuance throughput, 1 and 2 workers
+    Issue(commands::bench::BenchArgs),
+}
+
+/// The configuration file.
+#[derive(Args)]
+pub struct ConfigArg {
+    /// Path of nesca.toml
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Init(a) => commands::init::run(a),
+        Command::Issue(a) => commands::issue::run(a),
+        Command::Cert(CertCommand::Show(a)) => commands::cert::show(a),
+        Command::Cert(CertCommand::List(a)) => commands::cert::list(a),
+        Command::Audit(AuditCommand::Verify(a)) => commands::audit::verify(a),
+        Command::Bench(BenchCommand::Issue(a)) => commands::bench::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, whatever the error chain looks like.
+            let line = e.to_string().replace(['\n', '\r'], " ");
+            eprintln!("error: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match (verbose, std::env::var("RUST_LOG")) {
+        (0, Ok(env)) => EnvFilter::new(env),
+        (0, Err(_)) => return,
+        (1, _) => EnvFilter::new("info"),
+        _ => EnvFilter::new("debug"),
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

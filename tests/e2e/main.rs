@@ -1,0 +1,13 @@
+//! End-to-end tests of the `nesca` binary: each test makes a demo CA (`nesca init --demo`) in a
+//! temporary directory of its own, with its own SoftHSM token, and checks what the command line
+//! does with `openssl`, `softhsm2-util` and pkilint's `lint_etsi_cert`.
+//!
+//! Needs on PATH: `openssl`, `softhsm2-util` (and the SoftHSM module nesca's demo config names);
+//! pkilint in `$NESCA_PKILINT_DIR` or on PATH. `scripts/test.sh` installs all three.
+
+mod hsm_faults;
+mod init;
+mod issue;
+mod lint;
+mod refusals;
+mod support;
