@@ -40,15 +40,27 @@ pub struct Hierarchy {
 }
 
 fn record(name: &Name) -> SubjectRecord {
-    SubjectRecord { subject: name.to_string(), ..SubjectRecord::default() }
+    SubjectRecord {
+        subject: name.to_string(),
+        ..SubjectRecord::default()
+    }
 }
 
 /// Creates root, issuing CA and OCSP signer, and registers both CAs in the store.
-pub fn create_hierarchy(engine: &Engine, plan: &HierarchyPlan, root: CaKey, issuing: CaKey, ocsp: CaKey, actor: &str) -> Result<Hierarchy> {
+pub fn create_hierarchy(
+    engine: &Engine,
+    plan: &HierarchyPlan,
+    root: CaKey,
+    issuing: CaKey,
+    ocsp: CaKey,
+    actor: &str,
+) -> Result<Hierarchy> {
     let store = engine.store();
     for id in [&plan.root_id, &plan.issuing_id] {
         if store.ca(id)?.is_some() {
-            return Err(CaError::AlreadyExists { what: format!("CA \"{id}\" in the store") });
+            return Err(CaError::AlreadyExists {
+                what: format!("CA \"{id}\" in the store"),
+            });
         }
     }
     let now = crate::clock::unix_seconds(engine.clock().now());
@@ -67,15 +79,43 @@ pub fn create_hierarchy(engine: &Engine, plan: &HierarchyPlan, root: CaKey, issu
         signer: root.signer.clone(),
         cert_der: None,
     };
-    let root_cert = issue(engine, &self_signing, &CaProfile::root(), &plan.root_name, root_spki, plan.root_validity_days, actor)?;
+    let root_cert = issue(
+        engine,
+        &self_signing,
+        &CaProfile::root(),
+        &plan.root_name,
+        root_spki,
+        plan.root_validity_days,
+        actor,
+    )?;
     store.add_ca(
-        CaRecord { id: plan.root_id.clone(), role: CaRole::Root, key_label: root.label, cert_der: root_cert.cert_der.clone(), ocsp_key_label: None, ocsp_cert_der: None },
+        CaRecord {
+            id: plan.root_id.clone(),
+            role: CaRole::Root,
+            key_label: root.label,
+            cert_der: root_cert.cert_der.clone(),
+            ocsp_key_label: None,
+            ocsp_cert_der: None,
+        },
         actor,
         now,
     )?;
-    let root_ca = SigningCa::new(plan.root_id.clone(), root_cert.cert_der.clone(), root.signer, Some(CaUrls::new(&plan.public_url, &plan.root_id)?))?;
+    let root_ca = SigningCa::new(
+        plan.root_id.clone(),
+        root_cert.cert_der.clone(),
+        root.signer,
+        Some(CaUrls::new(&plan.public_url, &plan.root_id)?),
+    )?;
 
-    let issuing_cert = issue(engine, &root_ca, &CaProfile::issuing(), &plan.issuing_name, issuing.signer.public_key(), plan.issuing_validity_days, actor)?;
+    let issuing_cert = issue(
+        engine,
+        &root_ca,
+        &CaProfile::issuing(),
+        &plan.issuing_name,
+        issuing.signer.public_key(),
+        plan.issuing_validity_days,
+        actor,
+    )?;
     let issuing_ca = SigningCa::new(
         plan.issuing_id.clone(),
         issuing_cert.cert_der.clone(),
@@ -83,7 +123,15 @@ pub fn create_hierarchy(engine: &Engine, plan: &HierarchyPlan, root: CaKey, issu
         Some(CaUrls::new(&plan.public_url, &plan.issuing_id)?),
     )?;
     let ocsp_profile = OcspSignerProfile::default();
-    let ocsp_cert = issue(engine, &issuing_ca, &ocsp_profile, &plan.ocsp_name, ocsp.signer.public_key(), plan.ocsp_validity_days, actor)?;
+    let ocsp_cert = issue(
+        engine,
+        &issuing_ca,
+        &ocsp_profile,
+        &plan.ocsp_name,
+        ocsp.signer.public_key(),
+        plan.ocsp_validity_days,
+        actor,
+    )?;
     store.add_ca(
         CaRecord {
             id: plan.issuing_id.clone(),
@@ -96,7 +144,11 @@ pub fn create_hierarchy(engine: &Engine, plan: &HierarchyPlan, root: CaKey, issu
         actor,
         now,
     )?;
-    Ok(Hierarchy { root_cert: root_cert.cert_der, issuing_cert: issuing_cert.cert_der, ocsp_cert: ocsp_cert.cert_der })
+    Ok(Hierarchy {
+        root_cert: root_cert.cert_der,
+        issuing_cert: issuing_cert.cert_der,
+        ocsp_cert: ocsp_cert.cert_der,
+    })
 }
 
 fn issue(
@@ -108,5 +160,15 @@ fn issue(
     validity_days: u32,
     actor: &str,
 ) -> Result<Issued> {
-    engine.issue(ca, profile, CertRequest { subject: name.clone(), subject_key: key, validity_days, record: record(name) }, actor)
+    engine.issue(
+        ca,
+        profile,
+        CertRequest {
+            subject: name.clone(),
+            subject_key: key,
+            validity_days,
+            record: record(name),
+        },
+        actor,
+    )
 }

@@ -22,19 +22,34 @@ impl VerifiedCsr {
     /// verifies its signature with its own public key and checks the key is acceptable.
     pub fn parse(input: &[u8]) -> Result<VerifiedCsr> {
         if input.len() > MAX_CSR_BYTES {
-            return Err(CaError::invalid("csr", format!("larger than {MAX_CSR_BYTES} bytes")));
+            return Err(CaError::invalid(
+                "csr",
+                format!("larger than {MAX_CSR_BYTES} bytes"),
+            ));
         }
         let der = to_der(input)?;
-        let req = CertReq::from_der(&der).map_err(|e| CaError::invalid("csr", format!("not a PKCS#10 request: {e}")))?;
-        let info = req.info.to_der().map_err(CaError::der("CertificationRequestInfo"))?;
+        let req = CertReq::from_der(&der)
+            .map_err(|e| CaError::invalid("csr", format!("not a PKCS#10 request: {e}")))?;
+        let info = req
+            .info
+            .to_der()
+            .map_err(CaError::der("CertificationRequestInfo"))?;
         let signature = req
             .signature
             .as_bytes()
             .ok_or_else(|| CaError::invalid("csr", "signature bit string has unused bits"))?;
-        let key_kind = KeyKind::of(&req.info.public_key).map_err(|rule| CaError::invalid("csr public key", rule))?;
-        verify::verify(&req.info.public_key, &req.algorithm, &info, signature)
-            .map_err(|e| CaError::invalid("csr", format!("signature check (proof of possession) failed: {e}")))?;
-        Ok(VerifiedCsr { public_key: req.info.public_key, key_kind })
+        let key_kind = KeyKind::of(&req.info.public_key)
+            .map_err(|rule| CaError::invalid("csr public key", rule))?;
+        verify::verify(&req.info.public_key, &req.algorithm, &info, signature).map_err(|e| {
+            CaError::invalid(
+                "csr",
+                format!("signature check (proof of possession) failed: {e}"),
+            )
+        })?;
+        Ok(VerifiedCsr {
+            public_key: req.info.public_key,
+            key_kind,
+        })
     }
 }
 
@@ -43,9 +58,13 @@ fn to_der(input: &[u8]) -> Result<Vec<u8>> {
     if !trimmed.starts_with(b"-----BEGIN") {
         return Ok(input.to_vec());
     }
-    let (label, der) = der::pem::decode_vec(trimmed).map_err(|e| CaError::invalid("csr", format!("PEM does not decode: {e}")))?;
+    let (label, der) = der::pem::decode_vec(trimmed)
+        .map_err(|e| CaError::invalid("csr", format!("PEM does not decode: {e}")))?;
     match label {
         "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => Ok(der),
-        other => Err(CaError::invalid("csr", format!("PEM label is \"{other}\", expected \"CERTIFICATE REQUEST\""))),
+        other => Err(CaError::invalid(
+            "csr",
+            format!("PEM label is \"{other}\", expected \"CERTIFICATE REQUEST\""),
+        )),
     }
 }

@@ -57,11 +57,19 @@ pub struct SigningCa {
 
 impl SigningCa {
     /// A CA from its certificate and key; refuses a key that does not match the certificate.
-    pub fn new(id: crate::IssuerId, cert_der: Vec<u8>, signer: Arc<dyn TbsSigner>, urls: Option<profile::CaUrls>) -> Result<SigningCa> {
+    pub fn new(
+        id: crate::IssuerId,
+        cert_der: Vec<u8>,
+        signer: Arc<dyn TbsSigner>,
+        urls: Option<profile::CaUrls>,
+    ) -> Result<SigningCa> {
         let cert = Certificate::from_der(&cert_der).map_err(CaError::der("CA certificate"))?;
         let spki = cert.tbs_certificate.subject_public_key_info.clone();
         if spki != signer.public_key() {
-            return Err(CaError::Config { field: format!("CA {id}"), rule: "the token key does not match the CA certificate's public key".into() });
+            return Err(CaError::Config {
+                field: format!("CA {id}"),
+                rule: "the token key does not match the CA certificate's public key".into(),
+            });
         }
         Ok(SigningCa {
             context: IssuerContext {
@@ -105,7 +113,8 @@ pub struct Issued {
 
 impl Issued {
     pub fn to_pem(&self) -> String {
-        der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &self.cert_der).unwrap_or_default()
+        der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &self.cert_der)
+            .unwrap_or_default()
     }
 }
 
@@ -129,8 +138,19 @@ impl Engine {
     }
 
     /// Issues a NES for a verified application.
-    pub fn issue_nes(&self, ca: &SigningCa, profile: &NesProfile, app: NesApplication, actor: &str) -> Result<Issued> {
-        let subject = name::nes_subject(&app.tckn, &app.given_name, &app.surname, profile.legacy_serial_number())?;
+    pub fn issue_nes(
+        &self,
+        ca: &SigningCa,
+        profile: &NesProfile,
+        app: NesApplication,
+        actor: &str,
+    ) -> Result<Issued> {
+        let subject = name::nes_subject(
+            &app.tckn,
+            &app.given_name,
+            &app.surname,
+            profile.legacy_serial_number(),
+        )?;
         let record = SubjectRecord {
             subject: subject.to_string(),
             tckn: Some(app.tckn.to_string()),
@@ -147,7 +167,13 @@ impl Engine {
     }
 
     /// Builds, lints, reserves, signs, checks and stores one certificate.
-    pub fn issue(&self, ca: &SigningCa, profile: &dyn CertificateProfile, req: CertRequest, actor: &str) -> Result<Issued> {
+    pub fn issue(
+        &self,
+        ca: &SigningCa,
+        profile: &dyn CertificateProfile,
+        req: CertRequest,
+        actor: &str,
+    ) -> Result<Issued> {
         let not_before = self.clock.now();
         let (serial, tbs, tbs_der) = self.reserve(ca, profile, &req, not_before, actor)?;
 
@@ -164,12 +190,14 @@ impl Engine {
         let now = unix_seconds(self.clock.now());
         match signed {
             Ok(cert_der) => {
-                self.store.complete(&ca.context.id, &serial, cert_der.clone(), actor, now)?;
+                self.store
+                    .complete(&ca.context.id, &serial, cert_der.clone(), actor, now)?;
                 Ok(Issued { serial, cert_der })
             }
             Err(e) => {
                 // The serial stays on record as failed, never silently burned or reused.
-                self.store.fail(&ca.context.id, &serial, &e.to_string(), actor, now)?;
+                self.store
+                    .fail(&ca.context.id, &serial, &e.to_string(), actor, now)?;
                 Err(e)
             }
         }
@@ -215,20 +243,367 @@ impl Engine {
                 Reserved::SerialTaken => continue,
             }
         }
-        Err(CaError::Store { operation: "reserve serial", reason: format!("{SERIAL_ATTEMPTS} random serials in a row were taken") })
+        Err(CaError::Store {
+            operation: "reserve serial",
+            reason: format!("{SERIAL_ATTEMPTS} random serials in a row were taken"),
+        })
     }
 }
 
 /// The signed certificate must carry exactly the linted TBS and a signature that verifies
 /// under the CA key.
 fn check_signed(cert_der: &[u8], tbs_der: &[u8], ca: &SigningCa, serial: &Serial) -> Result<()> {
-    let mismatch = |reason: String| CaError::SignedMismatch { serial: serial.to_hex(), reason };
-    let cert = Certificate::from_der(cert_der).map_err(|e| mismatch(format!("does not decode: {e}")))?;
-    let signed_tbs = cert.tbs_certificate.to_der().map_err(|e| mismatch(format!("TBS does not encode: {e}")))?;
+    let mismatch = |reason: String| CaError::SignedMismatch {
+        serial: serial.to_hex(),
+        reason,
+    };
+    let cert =
+        Certificate::from_der(cert_der).map_err(|e| mismatch(format!("does not decode: {e}")))?;
+    let signed_tbs = cert
+        .tbs_certificate
+        .to_der()
+        .map_err(|e| mismatch(format!("TBS does not encode: {e}")))?;
     if signed_tbs != tbs_der {
-        return Err(mismatch("signed TBSCertificate differs from the linted one".into()));
+        return Err(mismatch(
+            "signed TBSCertificate differs from the linted one".into(),
+        ));
     }
-    let signature = cert.signature.as_bytes().ok_or_else(|| mismatch("signature has unused bits".into()))?;
-    verify::verify(&ca.signer.public_key(), &cert.signature_algorithm, tbs_der, signature)
-        .map_err(|e| mismatch(format!("signature under the CA key: {e}")))
+    let signature = cert
+        .signature
+        .as_bytes()
+        .ok_or_else(|| mismatch("signature has unused bits".into()))?;
+    verify::verify(
+        &ca.signer.public_key(),
+        &cert.signature_algorithm,
+        tbs_der,
+        signature,
+    )
+    .map_err(|e| mismatch(format!("signature under the CA key: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use der::Decode;
+    use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+    use x509_cert::{Certificate, TbsCertificate};
+
+    use super::*;
+    use crate::profile::{CertificateProfile, Findings};
+    use crate::store::{CertStatus, SqliteStore, Store};
+    use crate::testkit::{fixture, fixture_with, p256_csr, SoftSigner};
+
+    fn application(validity_days: Option<u32>) -> NesApplication {
+        NesApplication {
+            csr: VerifiedCsr::parse(&p256_csr()).unwrap(),
+            tckn: Tckn::parse("10000000146").unwrap(),
+            given_name: PersonName::parse("given-name", "AYŞE").unwrap(),
+            surname: PersonName::parse("surname", "YILMAZ").unwrap(),
+            validity_days,
+        }
+    }
+
+    fn nes_rows(store: &SqliteStore) -> Vec<crate::store::CertRecord> {
+        store
+            .list(None)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.profile == "nes")
+            .collect()
+    }
+
+    #[test]
+    fn issues_lints_and_stores_a_nes() {
+        let f = fixture();
+        let issued = f
+            .engine
+            .issue_nes(&f.ca, &f.nes, application(None), "test")
+            .unwrap();
+        let cert = Certificate::from_der(&issued.cert_der).unwrap();
+        // The stored certificate passes its own profile's lint again, and is the one returned.
+        profile::lint(&f.nes, &cert.tbs_certificate, &f.ca.context).unwrap();
+        let rec = f
+            .store
+            .get(Some(&f.ca.context.id), &issued.serial)
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.status, CertStatus::Active);
+        assert_eq!(rec.cert_der.as_deref(), Some(issued.cert_der.as_slice()));
+        assert_eq!(rec.subject.tckn.as_deref(), Some("10000000146"));
+        assert_eq!(
+            Serial::from_der_bytes(cert.tbs_certificate.serial_number.as_bytes()),
+            Some(issued.serial)
+        );
+        let days = (rec.not_after - rec.not_before) / 86_400;
+        assert_eq!(days, 1095);
+        assert_eq!(f.store.verify_audit().unwrap().first_break, None);
+    }
+
+    /// Records the store's view of the serial at the moment the signer is called.
+    struct ObservingSigner {
+        inner: SoftSigner,
+        store: Mutex<Option<Arc<SqliteStore>>>,
+        seen: Mutex<Vec<Option<CertStatus>>>,
+    }
+
+    impl TbsSigner for ObservingSigner {
+        fn signature_algorithm(&self) -> AlgorithmIdentifierOwned {
+            self.inner.signature_algorithm()
+        }
+        fn public_key(&self) -> SubjectPublicKeyInfoOwned {
+            self.inner.public_key()
+        }
+        fn sign(&self, tbs_der: &[u8]) -> Result<Vec<u8>> {
+            if let Some(store) = self.store.lock().unwrap().as_ref() {
+                let tbs = TbsCertificate::from_der(tbs_der).unwrap();
+                let serial = Serial::from_der_bytes(tbs.serial_number.as_bytes()).unwrap();
+                let status = store.get(None, &serial).unwrap().map(|r| r.status);
+                self.seen.lock().unwrap().push(status);
+            }
+            self.inner.sign(tbs_der)
+        }
+    }
+
+    #[test]
+    fn serial_is_durably_reserved_before_the_signer_is_called() {
+        let signer = Arc::new(ObservingSigner {
+            inner: SoftSigner::random(),
+            store: Mutex::new(None),
+            seen: Mutex::new(vec![]),
+        });
+        let f = fixture_with(signer.clone());
+        *signer.store.lock().unwrap() = Some(f.store.clone());
+        f.engine
+            .issue_nes(&f.ca, &f.nes, application(None), "test")
+            .unwrap();
+        assert_eq!(
+            *signer.seen.lock().unwrap(),
+            vec![Some(CertStatus::Reserved)]
+        );
+    }
+
+    /// A signer whose token fails, or that returns a signature over something else.
+    struct BadSigner {
+        inner: SoftSigner,
+        mode: &'static str,
+        armed: Mutex<bool>,
+    }
+
+    impl TbsSigner for BadSigner {
+        fn signature_algorithm(&self) -> AlgorithmIdentifierOwned {
+            self.inner.signature_algorithm()
+        }
+        fn public_key(&self) -> SubjectPublicKeyInfoOwned {
+            self.inner.public_key()
+        }
+        fn sign(&self, tbs_der: &[u8]) -> Result<Vec<u8>> {
+            if !*self.armed.lock().unwrap() {
+                return self.inner.sign(tbs_der);
+            }
+            match self.mode {
+                "fail" => Err(CaError::Store {
+                    operation: "test",
+                    reason: "token went away".into(),
+                }),
+                _ => self.inner.sign(b"some other message"),
+            }
+        }
+    }
+
+    fn armed_fixture(mode: &'static str) -> (crate::testkit::Fixture, Arc<BadSigner>) {
+        let signer = Arc::new(BadSigner {
+            inner: SoftSigner::random(),
+            mode,
+            armed: Mutex::new(false),
+        });
+        let f = fixture_with(signer.clone());
+        *signer.armed.lock().unwrap() = true;
+        (f, signer)
+    }
+
+    #[test]
+    fn a_failed_signing_leaves_the_serial_recorded_as_failed() {
+        let (f, _s) = armed_fixture("fail");
+        let e = f
+            .engine
+            .issue_nes(&f.ca, &f.nes, application(None), "test")
+            .unwrap_err();
+        assert!(e.to_string().contains("token went away"), "{e}");
+        let rows = nes_rows(&f.store);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].status, CertStatus::Failed);
+        assert!(rows[0].cert_der.is_none());
+    }
+
+    #[test]
+    fn a_signature_that_does_not_verify_is_never_stored_as_issued() {
+        let (f, _s) = armed_fixture("wrong");
+        let e = f
+            .engine
+            .issue_nes(&f.ca, &f.nes, application(None), "test")
+            .unwrap_err();
+        assert!(matches!(e, CaError::SignedMismatch { .. }), "{e}");
+        let rows = nes_rows(&f.store);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].status, CertStatus::Failed);
+    }
+
+    #[test]
+    fn refused_requests_store_nothing() {
+        let f = fixture();
+        let before = f.store.list(None).unwrap().len();
+        let e = f
+            .engine
+            .issue_nes(&f.ca, &f.nes, application(Some(5000)), "test")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "validity-days: 5000 days exceeds the nes profile maximum of 1826 days"
+        );
+        let e = f
+            .engine
+            .issue_nes(&f.ca, &f.nes, application(Some(0)), "test")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("validity-days:"), "{e}");
+        assert_eq!(f.store.list(None).unwrap().len(), before);
+    }
+
+    #[test]
+    fn validity_cannot_outlive_the_issuing_ca() {
+        let f = fixture();
+        f.clock
+            .advance(std::time::Duration::from_secs(3000 * 86_400));
+        let e = f
+            .engine
+            .issue_nes(&f.ca, &f.nes, application(Some(1826)), "test")
+            .unwrap_err();
+        assert!(e.to_string().contains("outlive"), "{e}");
+    }
+
+    /// A profile that builds the NES extensions wrong (keyUsage digitalSignature) but lints
+    /// as the NES profile: the lint must stop it before the signer.
+    struct BrokenNes(NesProfile);
+
+    impl CertificateProfile for BrokenNes {
+        fn name(&self) -> &'static str {
+            "nes"
+        }
+        fn max_validity_days(&self) -> u32 {
+            self.0.max_validity_days()
+        }
+        fn extensions(
+            &self,
+            key: &SubjectPublicKeyInfoOwned,
+            issuer: &profile::IssuerContext,
+        ) -> Result<Vec<x509_cert::ext::Extension>> {
+            use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
+            let mut exts = self.0.extensions(key, issuer)?;
+            exts[2] = crate::ext::known(
+                true,
+                &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation),
+            )?;
+            Ok(exts)
+        }
+        fn lint_profile(
+            &self,
+            tbs: &x509_cert::TbsCertificate,
+            issuer: &profile::IssuerContext,
+            f: &mut Findings,
+        ) {
+            self.0.lint_profile(tbs, issuer, f)
+        }
+    }
+
+    #[test]
+    fn lint_stops_a_wrong_certificate_before_signing_and_before_reserving() {
+        let signer = Arc::new(ObservingSigner {
+            inner: SoftSigner::random(),
+            store: Mutex::new(None),
+            seen: Mutex::new(vec![]),
+        });
+        let f = fixture_with(signer.clone());
+        *signer.store.lock().unwrap() = Some(f.store.clone());
+        let app = application(None);
+        let subject =
+            crate::name::nes_subject(&app.tckn, &app.given_name, &app.surname, false).unwrap();
+        let req = CertRequest {
+            subject,
+            subject_key: app.csr.public_key,
+            validity_days: 365,
+            record: Default::default(),
+        };
+        let e = f
+            .engine
+            .issue(&f.ca, &BrokenNes(f.nes.clone()), req, "test")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("keyUsage must be nonRepudiation only"),
+            "{e}"
+        );
+        assert!(
+            signer.seen.lock().unwrap().is_empty(),
+            "the signer must not be called"
+        );
+        assert!(nes_rows(&f.store).is_empty());
+    }
+
+    #[test]
+    fn concurrent_issuance_group_commits_distinct_serials() {
+        let f = fixture();
+        let serials = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..10 {
+                        let issued = f
+                            .engine
+                            .issue_nes(&f.ca, &f.nes, application(None), "test")
+                            .unwrap();
+                        serials.lock().unwrap().push(issued.serial);
+                    }
+                });
+            }
+        });
+        let mut serials = serials.into_inner().unwrap();
+        serials.sort();
+        serials.dedup();
+        assert_eq!(serials.len(), 80);
+        let rows = nes_rows(&f.store);
+        assert_eq!(rows.len(), 80);
+        assert!(rows.iter().all(|r| r.status == CertStatus::Active));
+        let report = f.store.verify_audit().unwrap();
+        assert_eq!(report.first_break, None);
+        assert!(
+            report.records >= 160,
+            "a reserve and an issue record per certificate"
+        );
+    }
+
+    #[test]
+    fn tampering_with_the_audit_log_is_detected() {
+        let f = fixture();
+        f.engine
+            .issue_nes(&f.ca, &f.nes, application(None), "test")
+            .unwrap();
+        let conn = rusqlite::Connection::open(f.store.path()).unwrap();
+        conn.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3", [])
+            .unwrap();
+        assert_eq!(f.store.verify_audit().unwrap().first_break, Some(3));
+    }
+
+    #[test]
+    fn reopening_the_store_keeps_data_and_runs_no_migration_twice() {
+        let f = fixture();
+        let issued = f
+            .engine
+            .issue_nes(&f.ca, &f.nes, application(None), "test")
+            .unwrap();
+        let again = SqliteStore::open(f.store.path()).unwrap();
+        assert_eq!(
+            again.get(None, &issued.serial).unwrap().unwrap().status,
+            CertStatus::Active
+        );
+    }
 }

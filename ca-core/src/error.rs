@@ -9,7 +9,10 @@ pub enum CaError {
     Invalid { field: &'static str, rule: String },
     /// The built TBSCertificate does not satisfy its profile; nothing was signed.
     #[error("pre-issuance lint failed for profile {profile}: {findings}")]
-    Lint { profile: &'static str, findings: String },
+    Lint {
+        profile: &'static str,
+        findings: String,
+    },
     /// The signed certificate's TBS differs from the linted one, or its signature does not
     /// verify under the issuer's key; the certificate was not stored as issued.
     #[error("post-signing check failed for serial {serial}: {reason}")]
@@ -25,7 +28,10 @@ pub enum CaError {
     AlreadyExists { what: String },
     /// The store failed (which operation, and the database's word).
     #[error("store: {operation}: {reason}")]
-    Store { operation: &'static str, reason: String },
+    Store {
+        operation: &'static str,
+        reason: String,
+    },
     /// Encoding or decoding DER failed (which structure).
     #[error("DER {what}: {reason}")]
     Der { what: &'static str, reason: String },
@@ -36,15 +42,24 @@ pub enum CaError {
 
 impl CaError {
     pub(crate) fn invalid(field: &'static str, rule: impl Into<String>) -> Self {
-        CaError::Invalid { field, rule: rule.into() }
+        CaError::Invalid {
+            field,
+            rule: rule.into(),
+        }
     }
 
     pub(crate) fn der(what: &'static str) -> impl FnOnce(der::Error) -> CaError {
-        move |e| CaError::Der { what, reason: e.to_string() }
+        move |e| CaError::Der {
+            what,
+            reason: e.to_string(),
+        }
     }
 
     pub(crate) fn store(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> CaError {
-        move |e| CaError::Store { operation, reason: e.to_string() }
+        move |e| CaError::Store {
+            operation,
+            reason: e.to_string(),
+        }
     }
 }
 

@@ -7,7 +7,8 @@ use der::{Encode, Sequence};
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, CrlDistributionPoints, SubjectKeyIdentifier,
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, CrlDistributionPoints,
+    SubjectKeyIdentifier,
 };
 use x509_cert::ext::Extension;
 
@@ -50,7 +51,11 @@ pub struct MonetaryValue {
 /// Wraps a value as an extension (RFC 5280 §4.1: extnValue is the DER of the value).
 pub fn extension<T: Encode>(oid: ObjectIdentifier, critical: bool, value: &T) -> Result<Extension> {
     let der = value.to_der().map_err(CaError::der("extension value"))?;
-    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(der).map_err(CaError::der("extnValue"))? })
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(der).map_err(CaError::der("extnValue"))?,
+    })
 }
 
 /// Wraps a value whose type knows its OID.
@@ -59,7 +64,10 @@ pub fn known<T: Encode + AssociatedOid>(critical: bool, value: &T) -> Result<Ext
 }
 
 pub fn subject_key_identifier(key_id: &[u8]) -> Result<Extension> {
-    known(false, &SubjectKeyIdentifier(OctetString::new(key_id).map_err(CaError::der("keyIdentifier"))?))
+    known(
+        false,
+        &SubjectKeyIdentifier(OctetString::new(key_id).map_err(CaError::der("keyIdentifier"))?),
+    )
 }
 
 pub fn authority_key_identifier(key_id: &[u8]) -> Result<Extension> {
@@ -72,7 +80,9 @@ pub fn authority_key_identifier(key_id: &[u8]) -> Result<Extension> {
 }
 
 pub fn uri(s: &str) -> Result<GeneralName> {
-    Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(s).map_err(CaError::der("URI"))?))
+    Ok(GeneralName::UniformResourceIdentifier(
+        Ia5String::new(s).map_err(CaError::der("URI"))?,
+    ))
 }
 
 pub fn crl_distribution_points(crl_url: &str) -> Result<Extension> {
@@ -88,19 +98,31 @@ pub fn crl_distribution_points(crl_url: &str) -> Result<Extension> {
 pub fn authority_info_access(ocsp_url: Option<&str>, ca_issuers_url: &str) -> Result<Extension> {
     let mut access = Vec::new();
     if let Some(ocsp) = ocsp_url {
-        access.push(AccessDescription { access_method: oids::AD_OCSP, access_location: uri(ocsp)? });
+        access.push(AccessDescription {
+            access_method: oids::AD_OCSP,
+            access_location: uri(ocsp)?,
+        });
     }
-    access.push(AccessDescription { access_method: oids::AD_CA_ISSUERS, access_location: uri(ca_issuers_url)? });
+    access.push(AccessDescription {
+        access_method: oids::AD_CA_ISSUERS,
+        access_location: uri(ca_issuers_url)?,
+    });
     known(false, &AuthorityInfoAccessSyntax(access))
 }
 
 /// A QC statement whose info is `value`'s DER.
 pub fn qc_statement<T: Encode>(id: ObjectIdentifier, value: Option<&T>) -> Result<QcStatement> {
     let statement_info = match value {
-        Some(v) => Some(Any::from_der(&v.to_der().map_err(CaError::der("statementInfo"))?).map_err(CaError::der("statementInfo"))?),
+        Some(v) => Some(
+            Any::from_der(&v.to_der().map_err(CaError::der("statementInfo"))?)
+                .map_err(CaError::der("statementInfo"))?,
+        ),
         None => None,
     };
-    Ok(QcStatement { statement_id: id, statement_info })
+    Ok(QcStatement {
+        statement_id: id,
+        statement_info,
+    })
 }
 
 /// A UTF8String value (for notices), checked to be valid DER.

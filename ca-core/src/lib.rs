@@ -16,10 +16,13 @@ pub mod ext;
 pub mod name;
 pub mod oids;
 pub mod profile;
-pub mod store;
 mod serial;
+pub mod store;
 mod tckn;
 pub mod verify;
+
+#[cfg(test)]
+mod testkit;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use csr::VerifiedCsr;
@@ -33,6 +36,9 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
     let secs = clock::unix_seconds(t);
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
-        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| secs.to_string())
 }

@@ -30,16 +30,27 @@ impl PersonName {
         }
         let n = s.chars().count();
         if n > MAX_NAME_CHARS {
-            return Err(CaError::invalid(field, format!("must be at most {MAX_NAME_CHARS} characters (got {n})")));
-        }
-        if let Some(bad) = s.chars().find(|c| !(c.is_alphabetic() || matches!(c, ' ' | '-' | '\'' | '.'))) {
             return Err(CaError::invalid(
                 field,
-                format!("character {bad:?} is not allowed (letters, spaces, '-', '\\'' and '.' only)"),
+                format!("must be at most {MAX_NAME_CHARS} characters (got {n})"),
+            ));
+        }
+        if let Some(bad) = s
+            .chars()
+            .find(|c| !(c.is_alphabetic() || matches!(c, ' ' | '-' | '\'' | '.')))
+        {
+            return Err(CaError::invalid(
+                field,
+                format!(
+                    "character {bad:?} is not allowed (letters, spaces, '-', '\\'' and '.' only)"
+                ),
             ));
         }
         if s.contains("  ") {
-            return Err(CaError::invalid(field, "must not contain two spaces in a row"));
+            return Err(CaError::invalid(
+                field,
+                "must not contain two spaces in a row",
+            ));
         }
         Ok(PersonName(s.to_string()))
     }
@@ -65,7 +76,12 @@ impl fmt::Debug for PersonName {
 ///
 /// serialNumber is `PNOTR-<T.C. Kimlik No>` (ETSI EN 319 412-1 §5.1.3) or, with
 /// `legacy_serial_number`, the bare 11 digits as older Turkish certificates carry.
-pub fn nes_subject(tckn: &Tckn, given: &PersonName, surname: &PersonName, legacy_serial_number: bool) -> Result<Name> {
+pub fn nes_subject(
+    tckn: &Tckn,
+    given: &PersonName,
+    surname: &PersonName,
+    legacy_serial_number: bool,
+) -> Result<Name> {
     let common = format!("{} {}", given.as_str(), surname.as_str());
     let n = common.chars().count();
     if n > MAX_NAME_CHARS {
@@ -74,7 +90,11 @@ pub fn nes_subject(tckn: &Tckn, given: &PersonName, surname: &PersonName, legacy
             format!("together make a commonName of {n} characters; at most {MAX_NAME_CHARS} are allowed"),
         ));
     }
-    let serial = if legacy_serial_number { tckn.as_str().to_string() } else { format!("PNOTR-{tckn}") };
+    let serial = if legacy_serial_number {
+        tckn.as_str().to_string()
+    } else {
+        format!("PNOTR-{tckn}")
+    };
     build_name(&[
         (oids::AT_COUNTRY_NAME, Tag::PrintableString, "TR"),
         (oids::AT_SERIAL_NUMBER, Tag::PrintableString, &serial),
@@ -98,7 +118,8 @@ fn build_name(attrs: &[(ObjectIdentifier, Tag, &str)]) -> Result<Name> {
     let mut rdns = Vec::with_capacity(attrs.len());
     for (oid, tag, value) in attrs {
         let value = Any::new(*tag, value.as_bytes()).map_err(CaError::der("AttributeValue"))?;
-        let set = SetOfVec::try_from(vec![AttributeTypeAndValue { oid: *oid, value }]).map_err(CaError::der("RelativeDistinguishedName"))?;
+        let set = SetOfVec::try_from(vec![AttributeTypeAndValue { oid: *oid, value }])
+            .map_err(CaError::der("RelativeDistinguishedName"))?;
         rdns.push(RelativeDistinguishedName(set));
     }
     Ok(RdnSequence(rdns))
@@ -110,7 +131,12 @@ pub fn attribute_values(name: &Name, oid: ObjectIdentifier) -> Vec<(Tag, String)
         .iter()
         .flat_map(|rdn| rdn.0.iter())
         .filter(|atv| atv.oid == oid)
-        .map(|atv| (atv.value.tag(), String::from_utf8_lossy(atv.value.value()).into_owned()))
+        .map(|atv| {
+            (
+                atv.value.tag(),
+                String::from_utf8_lossy(atv.value.value()).into_owned(),
+            )
+        })
         .collect()
 }
 
@@ -128,8 +154,13 @@ mod tests {
     fn refusals_name_the_field() {
         let e = PersonName::parse("given-name", "").unwrap_err().to_string();
         assert_eq!(e, "given-name: must not be empty");
-        let e = PersonName::parse("surname", &"A".repeat(65)).unwrap_err().to_string();
-        assert!(e.starts_with("surname: must be at most 64 characters"), "{e}");
+        let e = PersonName::parse("surname", &"A".repeat(65))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("surname: must be at most 64 characters"),
+            "{e}"
+        );
         let e = PersonName::parse("surname", "A1").unwrap_err().to_string();
         assert!(e.contains("'1'"), "{e}");
     }
@@ -140,11 +171,23 @@ mod tests {
         let g = PersonName::parse("given-name", "AYŞE").unwrap();
         let s = PersonName::parse("surname", "YILMAZ").unwrap();
         let name = nes_subject(&t, &g, &s, false).unwrap();
-        assert_eq!(attribute_values(&name, oids::AT_SERIAL_NUMBER), vec![(Tag::PrintableString, "PNOTR-10000000146".into())]);
-        assert_eq!(attribute_values(&name, oids::AT_COMMON_NAME), vec![(Tag::Utf8String, "AYŞE YILMAZ".into())]);
+        assert_eq!(
+            attribute_values(&name, oids::AT_SERIAL_NUMBER),
+            vec![(Tag::PrintableString, "PNOTR-10000000146".into())]
+        );
+        assert_eq!(
+            attribute_values(&name, oids::AT_COMMON_NAME),
+            vec![(Tag::Utf8String, "AYŞE YILMAZ".into())]
+        );
         let legacy = nes_subject(&t, &g, &s, true).unwrap();
-        assert_eq!(attribute_values(&legacy, oids::AT_SERIAL_NUMBER)[0].1, "10000000146");
+        assert_eq!(
+            attribute_values(&legacy, oids::AT_SERIAL_NUMBER)[0].1,
+            "10000000146"
+        );
         let long = PersonName::parse("surname", &"B".repeat(60)).unwrap();
-        assert!(nes_subject(&t, &g, &long, false).unwrap_err().to_string().contains("commonName"));
+        assert!(nes_subject(&t, &g, &long, false)
+            .unwrap_err()
+            .to_string()
+            .contains("commonName"));
     }
 }

@@ -96,12 +96,15 @@ impl IssuerId {
     pub fn new(s: &str) -> Result<IssuerId, String> {
         let ok = !s.is_empty()
             && s.len() <= 32
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-');
         if ok {
             Ok(IssuerId(s.to_string()))
         } else {
-            Err(format!("\"{s}\" must be 1 to 32 lower-case letters, digits or '-', not starting with '-'"))
+            Err(format!(
+                "\"{s}\" must be 1 to 32 lower-case letters, digits or '-', not starting with '-'"
+            ))
         }
     }
 

@@ -111,7 +111,11 @@ mod tests {
         let base = [1u8, 9, 0, 9, 0, 9, 0, 9, 0];
         let d10 = (7 * 1i32 - 36).rem_euclid(10) as u8;
         let d11 = (base.iter().map(|&x| x as u32).sum::<u32>() + d10 as u32) % 10;
-        let s: String = base.iter().chain([d10, d11 as u8].iter()).map(|d| (b'0' + d) as char).collect();
+        let s: String = base
+            .iter()
+            .chain([d10, d11 as u8].iter())
+            .map(|d| (b'0' + d) as char)
+            .collect();
         assert!(Tckn::parse(&s).is_ok(), "{s}");
     }
 }

@@ -27,10 +27,14 @@ impl KeyKind {
             let key = rsa_key(spki)?;
             let bits = key.n().bits();
             if bits < 2048 {
-                return Err(format!("RSA key of {bits} bits is too short: at least 2048 bits are required"));
+                return Err(format!(
+                    "RSA key of {bits} bits is too short: at least 2048 bits are required"
+                ));
             }
             if bits > 8192 {
-                return Err(format!("RSA key of {bits} bits is longer than the 8192 bits nesca accepts"));
+                return Err(format!(
+                    "RSA key of {bits} bits is longer than the 8192 bits nesca accepts"
+                ));
             }
             if key.e() != &rsa::BigUint::from(65537u32) {
                 return Err("RSA public exponent must be 65537".into());
@@ -46,22 +50,32 @@ impl KeyKind {
             let point = spki.subject_public_key.raw_bytes();
             let kind = match curve {
                 c if c == oids::SECP256R1 => {
-                    p256::PublicKey::from_sec1_bytes(point).map_err(|_| "EC point is not on P-256")?;
+                    p256::PublicKey::from_sec1_bytes(point)
+                        .map_err(|_| "EC point is not on P-256")?;
                     KeyKind::EcP256
                 }
                 c if c == oids::SECP384R1 => {
-                    p384::PublicKey::from_sec1_bytes(point).map_err(|_| "EC point is not on P-384")?;
+                    p384::PublicKey::from_sec1_bytes(point)
+                        .map_err(|_| "EC point is not on P-384")?;
                     KeyKind::EcP384
                 }
                 c if c == oids::SECP521R1 => {
-                    p521::PublicKey::from_sec1_bytes(point).map_err(|_| "EC point is not on P-521")?;
+                    p521::PublicKey::from_sec1_bytes(point)
+                        .map_err(|_| "EC point is not on P-521")?;
                     KeyKind::EcP521
                 }
-                c => return Err(format!("unsupported curve {c} (supported: P-256, P-384, P-521)")),
+                c => {
+                    return Err(format!(
+                        "unsupported curve {c} (supported: P-256, P-384, P-521)"
+                    ))
+                }
             };
             return Ok(kind);
         }
-        Err(format!("unsupported public key algorithm {} (supported: RSA, ECDSA)", alg.oid))
+        Err(format!(
+            "unsupported public key algorithm {} (supported: RSA, ECDSA)",
+            alg.oid
+        ))
     }
 }
 
@@ -72,14 +86,30 @@ fn rsa_key(spki: &SubjectPublicKeyInfoOwned) -> Result<rsa::RsaPublicKey, String
 }
 
 /// Verifies `signature` over `message` under `spki` with the signature algorithm `alg`.
-pub fn verify(spki: &SubjectPublicKeyInfoOwned, alg: &AlgorithmIdentifierOwned, message: &[u8], signature: &[u8]) -> Result<(), String> {
+pub fn verify(
+    spki: &SubjectPublicKeyInfoOwned,
+    alg: &AlgorithmIdentifierOwned,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
     let digest = match alg.oid {
-        o if o == oids::SHA256_WITH_RSA || o == oids::ECDSA_WITH_SHA256 => Sha256::digest(message).to_vec(),
-        o if o == oids::SHA384_WITH_RSA || o == oids::ECDSA_WITH_SHA384 => Sha384::digest(message).to_vec(),
-        o if o == oids::SHA512_WITH_RSA || o == oids::ECDSA_WITH_SHA512 => Sha512::digest(message).to_vec(),
+        o if o == oids::SHA256_WITH_RSA || o == oids::ECDSA_WITH_SHA256 => {
+            Sha256::digest(message).to_vec()
+        }
+        o if o == oids::SHA384_WITH_RSA || o == oids::ECDSA_WITH_SHA384 => {
+            Sha384::digest(message).to_vec()
+        }
+        o if o == oids::SHA512_WITH_RSA || o == oids::ECDSA_WITH_SHA512 => {
+            Sha512::digest(message).to_vec()
+        }
         o => return Err(format!("unsupported signature algorithm {o}")),
     };
-    let is_rsa_alg = [oids::SHA256_WITH_RSA, oids::SHA384_WITH_RSA, oids::SHA512_WITH_RSA].contains(&alg.oid);
+    let is_rsa_alg = [
+        oids::SHA256_WITH_RSA,
+        oids::SHA384_WITH_RSA,
+        oids::SHA512_WITH_RSA,
+    ]
+    .contains(&alg.oid);
     let bad = |_| "signature does not verify".to_string();
     match KeyKind::of(spki)? {
         KeyKind::Rsa { .. } if is_rsa_alg => {
@@ -89,24 +119,34 @@ pub fn verify(spki: &SubjectPublicKeyInfoOwned, alg: &AlgorithmIdentifierOwned, 
                 o if o == oids::SHA384_WITH_RSA => rsa::Pkcs1v15Sign::new::<Sha384>(),
                 _ => rsa::Pkcs1v15Sign::new::<Sha512>(),
             };
-            key.verify(scheme, &digest, signature).map_err(|_| "signature does not verify".to_string())
+            key.verify(scheme, &digest, signature)
+                .map_err(|_| "signature does not verify".to_string())
         }
         KeyKind::EcP256 if !is_rsa_alg => {
-            let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(spki.subject_public_key.raw_bytes()).map_err(bad)?;
+            let vk =
+                p256::ecdsa::VerifyingKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
+                    .map_err(bad)?;
             let sig = p256::ecdsa::Signature::from_der(signature).map_err(bad)?;
             vk.verify_prehash(&digest, &sig).map_err(bad)
         }
         KeyKind::EcP384 if !is_rsa_alg => {
-            let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(spki.subject_public_key.raw_bytes()).map_err(bad)?;
+            let vk =
+                p384::ecdsa::VerifyingKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
+                    .map_err(bad)?;
             let sig = p384::ecdsa::Signature::from_der(signature).map_err(bad)?;
             vk.verify_prehash(&digest, &sig).map_err(bad)
         }
         KeyKind::EcP521 if !is_rsa_alg => {
-            let vk = p521::ecdsa::VerifyingKey::from_sec1_bytes(spki.subject_public_key.raw_bytes()).map_err(bad)?;
+            let vk =
+                p521::ecdsa::VerifyingKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
+                    .map_err(bad)?;
             let sig = p521::ecdsa::Signature::from_der(signature).map_err(bad)?;
             vk.verify_prehash(&digest, &sig).map_err(bad)
         }
-        _ => Err(format!("signature algorithm {} does not match the key type", alg.oid)),
+        _ => Err(format!(
+            "signature algorithm {} does not match the key type",
+            alg.oid
+        )),
     }
 }
 

@@ -54,7 +54,10 @@ pub enum HsmError {
     Encoding { what: &'static str, reason: String },
     /// Any other cryptoki-level failure (library, conversion).
     #[error("PKCS#11 library error in {context}: {reason}")]
-    Library { context: &'static str, reason: String },
+    Library {
+        context: &'static str,
+        reason: String,
+    },
     /// The operation still failed after the bounded number of retries.
     #[error("HSM unavailable after {attempts} attempts, try again later: {last}")]
     Unavailable { attempts: u32, last: Box<HsmError> },
@@ -100,7 +103,10 @@ fn classify(rv: RvError) -> ErrorClass {
         | RvError::CryptokiNotInitialized
         | RvError::UserNotLoggedIn
         | RvError::SessionCount
-        | RvError::FunctionFailed => ErrorClass::Transient,
+        | RvError::FunctionFailed
+        // Handles go stale when the token forgot our login; the key is found again by label.
+        | RvError::KeyHandleInvalid
+        | RvError::ObjectHandleInvalid => ErrorClass::Transient,
         _ => ErrorClass::Permanent,
     }
 }
@@ -125,14 +131,20 @@ mod tests {
 
     #[test]
     fn names_function_and_code() {
-        let e = HsmError::from_ck("login", CkError::Pkcs11(RvError::PinIncorrect, Function::Login));
+        let e = HsmError::from_ck(
+            "login",
+            CkError::Pkcs11(RvError::PinIncorrect, Function::Login),
+        );
         assert_eq!(e.to_string(), "C_Login failed: CKR_PIN_INCORRECT");
         assert_eq!(e.class(), ErrorClass::Permanent);
     }
 
     #[test]
     fn lost_session_is_transient() {
-        let e = HsmError::from_ck("sign", CkError::Pkcs11(RvError::SessionHandleInvalid, Function::Sign));
+        let e = HsmError::from_ck(
+            "sign",
+            CkError::Pkcs11(RvError::SessionHandleInvalid, Function::Sign),
+        );
         assert_eq!(e.to_string(), "C_Sign failed: CKR_SESSION_HANDLE_INVALID");
         assert_eq!(e.class(), ErrorClass::Transient);
     }

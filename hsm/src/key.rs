@@ -15,13 +15,15 @@ use crate::signer::{KeySigner, PublicKey};
 use crate::{Hsm, HsmError};
 
 /// id-ecPublicKey (RFC 5480 §2.1.1).
-pub(crate) const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+pub(crate) const ID_EC_PUBLIC_KEY: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 /// secp256r1 / prime256v1 (RFC 5480 §2.1.1.1).
 pub(crate) const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 /// secp384r1 (RFC 5480 §2.1.1.1).
 pub(crate) const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 /// rsaEncryption (RFC 8017 Appendix C).
-pub(crate) const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+pub(crate) const RSA_ENCRYPTION: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
 /// The key algorithms nesca generates and signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,8 +43,13 @@ pub enum KeyAlgorithm {
 
 impl KeyAlgorithm {
     /// Every supported algorithm, in the order `--help` lists them.
-    pub const ALL: [KeyAlgorithm; 5] =
-        [Self::EcdsaP256, Self::EcdsaP384, Self::Rsa2048, Self::Rsa3072, Self::Rsa4096];
+    pub const ALL: [KeyAlgorithm; 5] = [
+        Self::EcdsaP256,
+        Self::EcdsaP384,
+        Self::Rsa2048,
+        Self::Rsa3072,
+        Self::Rsa4096,
+    ];
 
     /// The configuration / command-line name.
     pub fn name(self) -> &'static str {
@@ -82,18 +89,26 @@ impl fmt::Display for KeyAlgorithm {
 impl FromStr for KeyAlgorithm {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        KeyAlgorithm::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
-            let names: Vec<_> = KeyAlgorithm::ALL.iter().map(|a| a.name()).collect();
-            format!("unknown key algorithm \"{s}\" (expected one of: {})", names.join(", "))
-        })
+        KeyAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = KeyAlgorithm::ALL.iter().map(|a| a.name()).collect();
+                format!(
+                    "unknown key algorithm \"{s}\" (expected one of: {})",
+                    names.join(", ")
+                )
+            })
     }
 }
 
-/// What the token holds under a label.
-#[derive(Debug, Clone)]
-pub struct KeyInfo {
-    pub label: String,
-    pub algorithm: KeyAlgorithm,
+/// How a private key is protected on the token (PKCS#11 §4.9 attributes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyProtection {
+    pub sensitive: bool,
+    pub extractable: bool,
+    pub always_sensitive: bool,
+    pub never_extractable: bool,
 }
 
 /// RSAPublicKey (RFC 8017 §A.1.1).
@@ -106,10 +121,16 @@ struct RsaPublicKey<'a> {
 impl Hsm {
     /// Generates a key pair inside the token. The private key is sensitive and never
     /// extractable; a label that exists already is refused.
-    pub fn generate_key(&self, label: &str, algorithm: KeyAlgorithm) -> Result<KeySigner, HsmError> {
+    pub fn generate_key(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+    ) -> Result<KeySigner, HsmError> {
         let session = self.session()?;
         if find_private(&session, label)?.is_some() {
-            return Err(HsmError::KeyExists { label: label.to_string() });
+            return Err(HsmError::KeyExists {
+                label: label.to_string(),
+            });
         }
         let id = label.as_bytes().to_vec();
         let mut public = vec![
@@ -143,20 +164,37 @@ impl Hsm {
             .map_err(|e| HsmError::from_ck("C_GenerateKeyPair", e))?;
         let spki = read_spki(&session, pub_handle, label)?;
         drop(session);
-        Ok(KeySigner::new(self.clone(), label.to_string(), algorithm, priv_handle, PublicKey::new(spki)?))
+        Ok(KeySigner::new(
+            self.clone(),
+            label.to_string(),
+            algorithm,
+            priv_handle,
+            PublicKey::new(spki)?,
+        ))
     }
 
     /// Finds a key pair by label and reads its algorithm and public key from the token.
     pub fn find_key(&self, label: &str) -> Result<KeySigner, HsmError> {
         let session = self.session()?;
-        let private = find_private(&session, label)?
-            .ok_or_else(|| HsmError::KeyNotFound { label: label.to_string() })?;
-        let public = find_one(&session, ObjectClass::PUBLIC_KEY, label)?
-            .ok_or_else(|| HsmError::UnsupportedKey { label: label.to_string(), reason: "no public key object beside the private key".into() })?;
+        let private = find_private(&session, label)?.ok_or_else(|| HsmError::KeyNotFound {
+            label: label.to_string(),
+        })?;
+        let public = find_one(&session, ObjectClass::PUBLIC_KEY, label)?.ok_or_else(|| {
+            HsmError::UnsupportedKey {
+                label: label.to_string(),
+                reason: "no public key object beside the private key".into(),
+            }
+        })?;
         let spki = read_spki(&session, public, label)?;
         let algorithm = algorithm_of(&spki, label)?;
         drop(session);
-        Ok(KeySigner::new(self.clone(), label.to_string(), algorithm, private, PublicKey::new(spki)?))
+        Ok(KeySigner::new(
+            self.clone(),
+            label.to_string(),
+            algorithm,
+            private,
+            PublicKey::new(spki)?,
+        ))
     }
 
     /// Whether a private key with this label exists.
@@ -165,37 +203,103 @@ impl Hsm {
         Ok(find_private(&session, label)?.is_some())
     }
 
+    /// Reads how the private key under `label` is protected.
+    pub fn key_protection(&self, label: &str) -> Result<KeyProtection, HsmError> {
+        let session = self.session()?;
+        let handle = self.private_handle(&session, label)?;
+        let attrs = session
+            .get_attributes(
+                handle,
+                &[
+                    AttributeType::Sensitive,
+                    AttributeType::Extractable,
+                    AttributeType::AlwaysSensitive,
+                    AttributeType::NeverExtractable,
+                ],
+            )
+            .map_err(|e| HsmError::from_ck("C_GetAttributeValue", e))?;
+        let mut p = KeyProtection {
+            sensitive: false,
+            extractable: true,
+            always_sensitive: false,
+            never_extractable: false,
+        };
+        for a in attrs {
+            match a {
+                Attribute::Sensitive(v) => p.sensitive = v,
+                Attribute::Extractable(v) => p.extractable = v,
+                Attribute::AlwaysSensitive(v) => p.always_sensitive = v,
+                Attribute::NeverExtractable(v) => p.never_extractable = v,
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+
     /// Re-finds the private key handle (after the module was re-initialised).
-    pub(crate) fn private_handle(&self, session: &Session, label: &str) -> Result<ObjectHandle, HsmError> {
-        find_private(session, label)?.ok_or_else(|| HsmError::KeyNotFound { label: label.to_string() })
+    pub(crate) fn private_handle(
+        &self,
+        session: &Session,
+        label: &str,
+    ) -> Result<ObjectHandle, HsmError> {
+        find_private(session, label)?.ok_or_else(|| HsmError::KeyNotFound {
+            label: label.to_string(),
+        })
     }
 }
 
 fn enc(what: &'static str, e: der::Error) -> HsmError {
-    HsmError::Encoding { what, reason: e.to_string() }
+    HsmError::Encoding {
+        what,
+        reason: e.to_string(),
+    }
 }
 
 fn find_private(session: &Session, label: &str) -> Result<Option<ObjectHandle>, HsmError> {
     find_one(session, ObjectClass::PRIVATE_KEY, label)
 }
 
-fn find_one(session: &Session, class: ObjectClass, label: &str) -> Result<Option<ObjectHandle>, HsmError> {
+fn find_one(
+    session: &Session,
+    class: ObjectClass,
+    label: &str,
+) -> Result<Option<ObjectHandle>, HsmError> {
     let found = session
-        .find_objects(&[Attribute::Class(class), Attribute::Label(label.as_bytes().to_vec())])
+        .find_objects(&[
+            Attribute::Class(class),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])
         .map_err(|e| HsmError::from_ck("C_FindObjects", e))?;
     match found.len() {
         0 => Ok(None),
         1 => Ok(Some(found[0])),
-        n => Err(HsmError::UnsupportedKey { label: label.to_string(), reason: format!("{n} objects of one class share this label") }),
+        n => Err(HsmError::UnsupportedKey {
+            label: label.to_string(),
+            reason: format!("{n} objects of one class share this label"),
+        }),
     }
 }
 
 /// Builds the SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) of a public key object.
-fn read_spki(session: &Session, handle: ObjectHandle, label: &str) -> Result<SubjectPublicKeyInfoOwned, HsmError> {
+fn read_spki(
+    session: &Session,
+    handle: ObjectHandle,
+    label: &str,
+) -> Result<SubjectPublicKeyInfoOwned, HsmError> {
     let attrs = session
-        .get_attributes(handle, &[AttributeType::KeyType, AttributeType::EcParams, AttributeType::EcPoint, AttributeType::Modulus, AttributeType::PublicExponent])
+        .get_attributes(
+            handle,
+            &[
+                AttributeType::KeyType,
+                AttributeType::EcParams,
+                AttributeType::EcPoint,
+                AttributeType::Modulus,
+                AttributeType::PublicExponent,
+            ],
+        )
         .map_err(|e| HsmError::from_ck("C_GetAttributeValue", e))?;
-    let (mut key_type, mut params, mut point, mut modulus, mut exponent) = (None, None, None, None, None);
+    let (mut key_type, mut params, mut point, mut modulus, mut exponent) =
+        (None, None, None, None, None);
     for a in attrs {
         match a {
             Attribute::KeyType(t) => key_type = Some(t),
@@ -206,30 +310,46 @@ fn read_spki(session: &Session, handle: ObjectHandle, label: &str) -> Result<Sub
             _ => {}
         }
     }
-    let unsupported = |reason: &str| HsmError::UnsupportedKey { label: label.to_string(), reason: reason.to_string() };
+    let unsupported = |reason: &str| HsmError::UnsupportedKey {
+        label: label.to_string(),
+        reason: reason.to_string(),
+    };
     match key_type {
         Some(KeyType::EC) => {
             let params = params.ok_or_else(|| unsupported("EC key without CKA_EC_PARAMS"))?;
-            let curve = ObjectIdentifier::from_der(&params).map_err(|_| unsupported("CKA_EC_PARAMS is not a named curve"))?;
+            let curve = ObjectIdentifier::from_der(&params)
+                .map_err(|_| unsupported("CKA_EC_PARAMS is not a named curve"))?;
             let point = point.ok_or_else(|| unsupported("EC key without CKA_EC_POINT"))?;
             // CKA_EC_POINT is DER OCTET STRING around the uncompressed point; some modules give it raw.
-            let raw = OctetString::from_der(&point).map(|o| o.into_bytes()).unwrap_or(point);
+            let raw = OctetString::from_der(&point)
+                .map(|o| o.into_bytes())
+                .unwrap_or(point);
             Ok(SubjectPublicKeyInfoOwned {
-                algorithm: AlgorithmIdentifierOwned { oid: ID_EC_PUBLIC_KEY, parameters: Some(der::Any::from(curve)) },
-                subject_public_key: BitString::from_bytes(&raw).map_err(|e| enc("EC public key", e))?,
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: ID_EC_PUBLIC_KEY,
+                    parameters: Some(der::Any::from(curve)),
+                },
+                subject_public_key: BitString::from_bytes(&raw)
+                    .map_err(|e| enc("EC public key", e))?,
             })
         }
         Some(KeyType::RSA) => {
             let modulus = modulus.ok_or_else(|| unsupported("RSA key without CKA_MODULUS"))?;
-            let exponent = exponent.ok_or_else(|| unsupported("RSA key without CKA_PUBLIC_EXPONENT"))?;
+            let exponent =
+                exponent.ok_or_else(|| unsupported("RSA key without CKA_PUBLIC_EXPONENT"))?;
             let key = RsaPublicKey {
                 modulus: UintRef::new(&modulus).map_err(|e| enc("RSA modulus", e))?,
                 public_exponent: UintRef::new(&exponent).map_err(|e| enc("RSA exponent", e))?,
             };
             Ok(SubjectPublicKeyInfoOwned {
-                algorithm: AlgorithmIdentifierOwned { oid: RSA_ENCRYPTION, parameters: Some(der::asn1::Null.into()) },
-                subject_public_key: BitString::from_bytes(&key.to_der().map_err(|e| enc("RSA public key", e))?)
-                    .map_err(|e| enc("RSA public key", e))?,
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: RSA_ENCRYPTION,
+                    parameters: Some(der::asn1::Null.into()),
+                },
+                subject_public_key: BitString::from_bytes(
+                    &key.to_der().map_err(|e| enc("RSA public key", e))?,
+                )
+                .map_err(|e| enc("RSA public key", e))?,
             })
         }
         _ => Err(unsupported("only EC and RSA keys are supported")),
@@ -237,8 +357,14 @@ fn read_spki(session: &Session, handle: ObjectHandle, label: &str) -> Result<Sub
 }
 
 /// Which [`KeyAlgorithm`] a SubjectPublicKeyInfo holds.
-pub(crate) fn algorithm_of(spki: &SubjectPublicKeyInfoOwned, label: &str) -> Result<KeyAlgorithm, HsmError> {
-    let unsupported = |reason: String| HsmError::UnsupportedKey { label: label.to_string(), reason };
+pub(crate) fn algorithm_of(
+    spki: &SubjectPublicKeyInfoOwned,
+    label: &str,
+) -> Result<KeyAlgorithm, HsmError> {
+    let unsupported = |reason: String| HsmError::UnsupportedKey {
+        label: label.to_string(),
+        reason,
+    };
     if spki.algorithm.oid == ID_EC_PUBLIC_KEY {
         let curve: ObjectIdentifier = spki
             .algorithm
@@ -263,5 +389,8 @@ pub(crate) fn algorithm_of(spki: &SubjectPublicKeyInfoOwned, label: &str) -> Res
             b => Err(unsupported(format!("unsupported RSA size {b} bits"))),
         };
     }
-    Err(unsupported(format!("unsupported key algorithm {}", spki.algorithm.oid)))
+    Err(unsupported(format!(
+        "unsupported key algorithm {}",
+        spki.algorithm.oid
+    )))
 }

@@ -17,6 +17,6 @@ mod pool;
 mod signer;
 
 pub use error::{ErrorClass, HsmError};
-pub use key::{KeyAlgorithm, KeyInfo};
+pub use key::{KeyAlgorithm, KeyProtection};
 pub use module::{Hsm, HsmConfig};
 pub use signer::{HsmSignature, KeySigner, PublicKey};

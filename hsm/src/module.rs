@@ -85,31 +85,55 @@ impl Hsm {
     /// Initialises a new token in a free slot (one whose token is not initialised yet, as
     /// SoftHSM always offers) and sets its user PIN. The PINs travel through PKCS#11 only,
     /// never through a command line where other local users could read them.
-    pub fn init_token(module: &Path, softhsm_conf: Option<&Path>, label: &str, so_pin: &SecretString, user_pin: &SecretString) -> Result<(), HsmError> {
+    pub fn init_token(
+        module: &Path,
+        softhsm_conf: Option<&Path>,
+        label: &str,
+        so_pin: &SecretString,
+        user_pin: &SecretString,
+    ) -> Result<(), HsmError> {
         if let Some(conf) = softhsm_conf {
             check_softhsm_conf(conf)?;
             std::env::set_var("SOFTHSM2_CONF", conf);
         }
         let ctx = load_module(module)?;
         if find_token(&ctx, label).is_ok() {
-            return Err(HsmError::TokenExists { label: label.to_string() });
+            return Err(HsmError::TokenExists {
+                label: label.to_string(),
+            });
         }
-        let slots = ctx.get_slots_with_token().map_err(|e| HsmError::from_ck("C_GetSlotList", e))?;
+        let slots = ctx
+            .get_slots_with_token()
+            .map_err(|e| HsmError::from_ck("C_GetSlotList", e))?;
         let mut free = None;
         for slot in slots {
-            let info = ctx.get_token_info(slot).map_err(|e| HsmError::from_ck("C_GetTokenInfo", e))?;
+            let info = ctx
+                .get_token_info(slot)
+                .map_err(|e| HsmError::from_ck("C_GetTokenInfo", e))?;
             if !info.token_initialized() {
                 free = Some(slot);
                 break;
             }
         }
-        let slot = free.ok_or_else(|| HsmError::TokenNotFound { label: "(a free slot with an uninitialised token)".into(), available: "none free".into() })?;
-        ctx.init_token(slot, so_pin, label).map_err(|e| HsmError::from_ck("C_InitToken", e))?;
+        let slot = free.ok_or_else(|| HsmError::TokenNotFound {
+            label: "(a free slot with an uninitialised token)".into(),
+            available: "none free".into(),
+        })?;
+        ctx.init_token(slot, so_pin, label)
+            .map_err(|e| HsmError::from_ck("C_InitToken", e))?;
         let slot = find_token(&ctx, label)?;
-        let session = ctx.open_rw_session(slot).map_err(|e| HsmError::from_ck("C_OpenSession", e))?;
-        session.login(UserType::So, Some(so_pin)).map_err(|e| HsmError::from_ck("C_Login", e))?;
-        session.init_pin(user_pin).map_err(|e| HsmError::from_ck("C_InitPIN", e))?;
-        session.logout().map_err(|e| HsmError::from_ck("C_Logout", e))?;
+        let session = ctx
+            .open_rw_session(slot)
+            .map_err(|e| HsmError::from_ck("C_OpenSession", e))?;
+        session
+            .login(UserType::So, Some(so_pin))
+            .map_err(|e| HsmError::from_ck("C_Login", e))?;
+        session
+            .init_pin(user_pin)
+            .map_err(|e| HsmError::from_ck("C_InitPIN", e))?;
+        session
+            .logout()
+            .map_err(|e| HsmError::from_ck("C_Logout", e))?;
         Ok(())
     }
 
@@ -138,14 +162,17 @@ impl Hsm {
                 Ok(v) => return Ok(v),
                 Err(e) if e.class() == ErrorClass::Permanent => return Err(e),
                 Err(e) if attempt >= MAX_ATTEMPTS => {
-                    return Err(HsmError::Unavailable { attempts: attempt, last: Box::new(e) })
+                    return Err(HsmError::Unavailable {
+                        attempts: attempt,
+                        last: Box::new(e),
+                    })
                 }
                 Err(e) => {
                     tracing::warn!(attempt, error = %e, "transient HSM error; retrying");
-                    if matches!(&e, HsmError::Pkcs11 { rv: RvError::UserNotLoggedIn, .. }) {
-                        // Best effort: a failed re-login shows up as the next attempt's error.
-                        let _ = self.relogin();
-                    }
+                    // The token may have dropped our sessions and with them the login. Logging in
+                    // again is harmless when it had not (CKR_USER_ALREADY_LOGGED_IN), and a failure
+                    // shows up as the next attempt's error.
+                    let _ = self.relogin();
                     std::thread::sleep(backoff);
                     backoff *= 2;
                     attempt += 1;
@@ -156,7 +183,11 @@ impl Hsm {
 
     /// Opens a new login session and logs in again, then drops idle pool sessions.
     fn relogin(&self) -> Result<(), HsmError> {
-        let mut guard = self.inner.login_session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self
+            .inner
+            .login_session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let session = self
             .inner
             .ctx
@@ -166,6 +197,19 @@ impl Hsm {
         *guard = Some(session);
         self.inner.pool.clear_idle();
         Ok(())
+    }
+
+    /// Closes every session this process holds, which logs it out of the token (as a device
+    /// reset or an administrator would). The next operation opens sessions and logs in again;
+    /// used to exercise recovery.
+    pub fn close_all_sessions(&self) {
+        let mut guard = self
+            .inner
+            .login_session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        guard.take();
+        self.inner.pool.clear_idle();
     }
 
     /// Borrows a session directly (key management, which is not retried).
@@ -185,14 +229,22 @@ fn login_user(session: &Session, pin: &SecretString) -> Result<(), HsmError> {
 
 fn load_module(path: &Path) -> Result<Pkcs11, HsmError> {
     if !path.is_file() {
-        return Err(HsmError::MissingFile { what: "PKCS#11 module", path: path.display().to_string() });
+        return Err(HsmError::MissingFile {
+            what: "PKCS#11 module",
+            path: path.display().to_string(),
+        });
     }
-    let mut modules = initialised_modules().lock().unwrap_or_else(|p| p.into_inner());
+    let mut modules = initialised_modules()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     if let Some(ctx) = modules.get(path) {
         return Ok(ctx.clone());
     }
     let ctx = Pkcs11::new(path).map_err(|e| match e {
-        CkError::LibraryLoading(err) => HsmError::ModuleLoad { path: path.display().to_string(), reason: err.to_string() },
+        CkError::LibraryLoading(err) => HsmError::ModuleLoad {
+            path: path.display().to_string(),
+            reason: err.to_string(),
+        },
         other => HsmError::from_ck("loading the module", other),
     })?;
     // OS locking: without it, concurrent sessions corrupt SoftHSM's heap.
@@ -205,10 +257,14 @@ fn load_module(path: &Path) -> Result<Pkcs11, HsmError> {
 }
 
 fn find_token(ctx: &Pkcs11, label: &str) -> Result<Slot, HsmError> {
-    let slots = ctx.get_slots_with_token().map_err(|e| HsmError::from_ck("C_GetSlotList", e))?;
+    let slots = ctx
+        .get_slots_with_token()
+        .map_err(|e| HsmError::from_ck("C_GetSlotList", e))?;
     let mut seen = Vec::new();
     for slot in slots {
-        let info = ctx.get_token_info(slot).map_err(|e| HsmError::from_ck("C_GetTokenInfo", e))?;
+        let info = ctx
+            .get_token_info(slot)
+            .map_err(|e| HsmError::from_ck("C_GetTokenInfo", e))?;
         let found = info.label().trim_end();
         if found == label {
             return Ok(slot);
@@ -219,20 +275,29 @@ fn find_token(ctx: &Pkcs11, label: &str) -> Result<Slot, HsmError> {
     }
     Err(HsmError::TokenNotFound {
         label: label.to_string(),
-        available: if seen.is_empty() { "none".into() } else { seen.join(", ") },
+        available: if seen.is_empty() {
+            "none".into()
+        } else {
+            seen.join(", ")
+        },
     })
 }
 
 /// SoftHSM answers a missing config or token directory with CKR_GENERAL_ERROR only; say which.
 fn check_softhsm_conf(conf: &Path) -> Result<(), HsmError> {
-    let text = std::fs::read_to_string(conf)
-        .map_err(|_| HsmError::MissingFile { what: "SoftHSM configuration (softhsm2.conf)", path: conf.display().to_string() })?;
+    let text = std::fs::read_to_string(conf).map_err(|_| HsmError::MissingFile {
+        what: "SoftHSM configuration (softhsm2.conf)",
+        path: conf.display().to_string(),
+    })?;
     for line in text.lines() {
         let line = line.trim();
         if let Some(rest) = line.strip_prefix("directories.tokendir") {
             let dir = rest.trim_start().trim_start_matches('=').trim();
             if !Path::new(dir).is_dir() {
-                return Err(HsmError::MissingFile { what: "SoftHSM token directory", path: dir.to_string() });
+                return Err(HsmError::MissingFile {
+                    what: "SoftHSM token directory",
+                    path: dir.to_string(),
+                });
             }
         }
     }

@@ -45,7 +45,10 @@ impl SessionPool {
             ctx,
             slot,
             max: max.max(1),
-            state: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
+            state: Mutex::new(PoolState {
+                idle: Vec::new(),
+                open: 0,
+            }),
             freed: Condvar::new(),
         }
     }
@@ -65,13 +68,21 @@ impl SessionPool {
         let mut state = self.lock();
         loop {
             if let Some(session) = state.idle.pop() {
-                return Ok(PooledSession { pool: self, session: Some(session), broken: false });
+                return Ok(PooledSession {
+                    pool: self,
+                    session: Some(session),
+                    broken: false,
+                });
             }
             if state.open < self.max {
                 state.open += 1;
                 drop(state);
                 return match self.ctx.open_rw_session(self.slot) {
-                    Ok(session) => Ok(PooledSession { pool: self, session: Some(session), broken: false }),
+                    Ok(session) => Ok(PooledSession {
+                        pool: self,
+                        session: Some(session),
+                        broken: false,
+                    }),
                     Err(e) => {
                         self.lock().open -= 1;
                         self.freed.notify_one();
@@ -87,7 +98,11 @@ impl SessionPool {
             if timeout.timed_out() && state.idle.is_empty() && state.open >= self.max {
                 return Err(HsmError::Library {
                     context: "session pool",
-                    reason: format!("no free session after {}s (pool size {})", BORROW_TIMEOUT.as_secs(), self.max),
+                    reason: format!(
+                        "no free session after {}s (pool size {})",
+                        BORROW_TIMEOUT.as_secs(),
+                        self.max
+                    ),
                 });
             }
         }
@@ -115,7 +130,9 @@ impl Deref for PooledSession<'_> {
     type Target = Session;
     fn deref(&self) -> &Session {
         // Invariant: `session` is Some until drop.
-        self.session.as_ref().expect("pooled session present until drop")
+        self.session
+            .as_ref()
+            .expect("pooled session present until drop")
     }
 }
 

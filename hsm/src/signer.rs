@@ -14,7 +14,10 @@ use cryptoki::object::ObjectHandle;
 use der::asn1::{BitString, UintRef};
 use der::{Encode, Sequence};
 use sha2::{Digest, Sha256, Sha384};
-use spki::{AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey, SignatureBitStringEncoding, SubjectPublicKeyInfoOwned};
+use spki::{
+    AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey,
+    SignatureBitStringEncoding, SubjectPublicKeyInfoOwned,
+};
 
 use crate::{Hsm, HsmError, KeyAlgorithm};
 
@@ -34,7 +37,10 @@ pub struct PublicKey {
 
 impl PublicKey {
     pub(crate) fn new(spki: SubjectPublicKeyInfoOwned) -> Result<Self, HsmError> {
-        let der = spki.to_der().map_err(|e| HsmError::Encoding { what: "SubjectPublicKeyInfo", reason: e.to_string() })?;
+        let der = spki.to_der().map_err(|e| HsmError::Encoding {
+            what: "SubjectPublicKeyInfo",
+            reason: e.to_string(),
+        })?;
         Ok(PublicKey { spki, der })
     }
 
@@ -79,19 +85,34 @@ pub struct KeySigner {
     label: String,
     algorithm: KeyAlgorithm,
     /// Handles stay valid for the process's login; refreshed if the token says otherwise.
-    handle: Mutex<ObjectHandle>,
+    handle: Mutex<Option<ObjectHandle>>,
     public: PublicKey,
 }
 
 impl std::fmt::Debug for KeySigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeySigner").field("label", &self.label).field("algorithm", &self.algorithm).finish()
+        f.debug_struct("KeySigner")
+            .field("label", &self.label)
+            .field("algorithm", &self.algorithm)
+            .finish()
     }
 }
 
 impl KeySigner {
-    pub(crate) fn new(hsm: Hsm, label: String, algorithm: KeyAlgorithm, handle: ObjectHandle, public: PublicKey) -> Self {
-        KeySigner { hsm, label, algorithm, handle: Mutex::new(handle), public }
+    pub(crate) fn new(
+        hsm: Hsm,
+        label: String,
+        algorithm: KeyAlgorithm,
+        handle: ObjectHandle,
+        public: PublicKey,
+    ) -> Self {
+        KeySigner {
+            hsm,
+            label,
+            algorithm,
+            handle: Mutex::new(Some(handle)),
+            public,
+        }
     }
 
     /// The key's label on the token.
@@ -112,9 +133,18 @@ impl KeySigner {
     /// The signatureAlgorithm this key signs with (RFC 5280 §4.1.1.2).
     pub fn signature_algorithm(&self) -> AlgorithmIdentifierOwned {
         match self.algorithm {
-            KeyAlgorithm::EcdsaP256 => AlgorithmIdentifierOwned { oid: ECDSA_WITH_SHA256, parameters: None },
-            KeyAlgorithm::EcdsaP384 => AlgorithmIdentifierOwned { oid: ECDSA_WITH_SHA384, parameters: None },
-            _ => AlgorithmIdentifierOwned { oid: SHA256_WITH_RSA, parameters: Some(der::asn1::Null.into()) },
+            KeyAlgorithm::EcdsaP256 => AlgorithmIdentifierOwned {
+                oid: ECDSA_WITH_SHA256,
+                parameters: None,
+            },
+            KeyAlgorithm::EcdsaP384 => AlgorithmIdentifierOwned {
+                oid: ECDSA_WITH_SHA384,
+                parameters: None,
+            },
+            _ => AlgorithmIdentifierOwned {
+                oid: SHA256_WITH_RSA,
+                parameters: Some(der::asn1::Null.into()),
+            },
         }
     }
 
@@ -129,16 +159,26 @@ impl KeySigner {
             _ => (Mechanism::Sha256RsaPkcs, message.to_vec()),
         };
         let raw = self.hsm.with_session(|session| {
-            let handle = *self.handle.lock().unwrap_or_else(|p| p.into_inner());
-            match session.sign(&mechanism, handle, &input) {
-                Ok(sig) => Ok(sig),
-                Err(CkError::Pkcs11(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid, _)) => {
-                    let fresh = self.hsm.private_handle(session, &self.label)?;
-                    *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
-                    session.sign(&mechanism, fresh, &input).map_err(|e| HsmError::from_ck("C_Sign", e))
+            let cached = *self.handle.lock().unwrap_or_else(|p| p.into_inner());
+            let handle = match cached {
+                Some(h) => h,
+                None => {
+                    let h = self.hsm.private_handle(session, &self.label)?;
+                    *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
+                    h
                 }
-                Err(e) => Err(HsmError::from_ck("C_Sign", e)),
-            }
+            };
+            session.sign(&mechanism, handle, &input).map_err(|e| {
+                if let CkError::Pkcs11(
+                    RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid,
+                    _,
+                ) = e
+                {
+                    // Stale after a lost login: look the key up again on the retry.
+                    *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                }
+                HsmError::from_ck("C_Sign", e)
+            })
         })?;
         match self.algorithm {
             KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => ecdsa_raw_to_der(&raw),
@@ -151,13 +191,22 @@ impl KeySigner {
 /// 0x00 that keeps a high-bit value positive.
 fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, HsmError> {
     if raw.is_empty() || raw.len() % 2 != 0 {
-        return Err(HsmError::Encoding { what: "ECDSA signature", reason: format!("odd raw length {}", raw.len()) });
+        return Err(HsmError::Encoding {
+            what: "ECDSA signature",
+            reason: format!("odd raw length {}", raw.len()),
+        });
     }
     let (r, s) = raw.split_at(raw.len() / 2);
-    let enc = |e: der::Error| HsmError::Encoding { what: "ECDSA signature", reason: e.to_string() };
-    EcdsaSigValue { r: UintRef::new(r).map_err(enc)?, s: UintRef::new(s).map_err(enc)? }
-        .to_der()
-        .map_err(enc)
+    let enc = |e: der::Error| HsmError::Encoding {
+        what: "ECDSA signature",
+        reason: e.to_string(),
+    };
+    EcdsaSigValue {
+        r: UintRef::new(r).map_err(enc)?,
+        s: UintRef::new(s).map_err(enc)?,
+    }
+    .to_der()
+    .map_err(enc)
 }
 
 impl signature::Keypair for KeySigner {
@@ -169,7 +218,9 @@ impl signature::Keypair for KeySigner {
 
 impl signature::Signer<HsmSignature> for KeySigner {
     fn try_sign(&self, msg: &[u8]) -> Result<HsmSignature, signature::Error> {
-        self.sign(msg).map(HsmSignature).map_err(signature::Error::from_source)
+        self.sign(msg)
+            .map(HsmSignature)
+            .map_err(signature::Error::from_source)
     }
 }
 

@@ -125,7 +125,8 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn read(path: &Path) -> Result<Loaded> {
-        let text = std::fs::read_to_string(path).map_err(CliError::io("cannot read configuration", path))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(CliError::io("cannot read configuration", path))?;
         let raw: Config = toml::from_str(&text).map_err(|e| {
             // toml's message spans several lines with a source excerpt; keep the first.
             let msg = e.message().to_string();
@@ -136,25 +137,44 @@ impl Loaded {
 
     pub fn check(path: &Path, raw: Config) -> Result<Loaded> {
         let issuing_id = IssuerId::new(&raw.ca.id).map_err(|r| CliError::config("ca.id", r))?;
-        let root_id = IssuerId::new(&raw.ca.root_id).map_err(|r| CliError::config("ca.root_id", r))?;
+        let root_id =
+            IssuerId::new(&raw.ca.root_id).map_err(|r| CliError::config("ca.root_id", r))?;
         if issuing_id == root_id {
             return Err(CliError::config("ca.root_id", "must differ from ca.id"));
         }
-        let key_algorithm = raw.ca.key_algorithm.parse().map_err(|r| CliError::config("ca.key_algorithm", r))?;
+        let key_algorithm = raw
+            .ca
+            .key_algorithm
+            .parse()
+            .map_err(|r| CliError::config("ca.key_algorithm", r))?;
         let nes = NesProfile::from_config(&raw.profile.nes)?;
         let urls = CaUrls::new(&raw.ca.public_url, &issuing_id)?;
         if raw.hsm.sessions == 0 || raw.hsm.sessions > 64 {
             return Err(CliError::config("hsm.sessions", "must be between 1 and 64"));
         }
         if raw.hsm.pin_file.is_none() && raw.hsm.pin_env.is_none() {
-            return Err(CliError::config("hsm", "set pin_file or pin_env (the PIN itself never goes in the configuration)"));
+            return Err(CliError::config(
+                "hsm",
+                "set pin_file or pin_env (the PIN itself never goes in the configuration)",
+            ));
         }
-        Ok(Loaded { file: path.to_path_buf(), raw, issuing_id, root_id, key_algorithm, nes, urls })
+        Ok(Loaded {
+            file: path.to_path_buf(),
+            raw,
+            issuing_id,
+            root_id,
+            key_algorithm,
+            nes,
+            urls,
+        })
     }
 
     /// The directory relative paths start from.
     pub fn dir(&self) -> PathBuf {
-        self.file.parent().map(Path::to_path_buf).unwrap_or_default()
+        self.file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
 
     /// Resolves a configured path against the configuration's directory.
@@ -171,7 +191,10 @@ impl Loaded {
         if let Some(var) = &self.raw.hsm.pin_env {
             return match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Ok(SecretString::from(v)),
-                _ => Err(CliError::config("hsm.pin_env", format!("environment variable {var} holding the HSM PIN is not set"))),
+                _ => Err(CliError::config(
+                    "hsm.pin_env",
+                    format!("environment variable {var} holding the HSM PIN is not set"),
+                )),
             };
         }
         let file = self.path(self.raw.hsm.pin_file.as_deref().unwrap_or(Path::new("")));
@@ -181,8 +204,12 @@ impl Loaded {
 
 /// Reads a PIN file, refusing one that others can read. The PIN is never echoed.
 pub fn read_pin_file(file: &Path) -> Result<SecretString> {
-    let meta = std::fs::metadata(file)
-        .map_err(|e| CliError::config("hsm.pin_file", format!("cannot read PIN file {}: {e}", file.display())))?;
+    let meta = std::fs::metadata(file).map_err(|e| {
+        CliError::config(
+            "hsm.pin_file",
+            format!("cannot read PIN file {}: {e}", file.display()),
+        )
+    })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -194,11 +221,18 @@ pub fn read_pin_file(file: &Path) -> Result<SecretString> {
             ));
         }
     }
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| CliError::config("hsm.pin_file", format!("cannot read PIN file {}: {e}", file.display())))?;
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        CliError::config(
+            "hsm.pin_file",
+            format!("cannot read PIN file {}: {e}", file.display()),
+        )
+    })?;
     let pin = text.trim_end_matches(['\n', '\r']);
     if pin.is_empty() {
-        return Err(CliError::config("hsm.pin_file", format!("PIN file {} is empty", file.display())));
+        return Err(CliError::config(
+            "hsm.pin_file",
+            format!("PIN file {} is empty", file.display()),
+        ));
     }
     Ok(SecretString::from(pin.to_string()))
 }

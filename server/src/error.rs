@@ -14,16 +14,26 @@ pub enum CliError {
     Argument { field: &'static str, rule: String },
     /// A file could not be read or written.
     #[error("{op} {path}: {reason}")]
-    Io { op: &'static str, path: String, reason: String },
+    Io {
+        op: &'static str,
+        path: String,
+        reason: String,
+    },
     /// Something exists that the command refuses to overwrite.
     #[error("{0} already exists; refusing to overwrite it")]
     Exists(String),
     /// `init` found files of an earlier CA in its directory.
-    #[error("{found} already exists: {dir} holds a CA from an earlier init; refusing to overwrite it")]
+    #[error(
+        "{found} already exists: {dir} holds a CA from an earlier init; refusing to overwrite it"
+    )]
     AlreadyInitialised { dir: String, found: String },
     /// A tool the command needs is not installed.
     #[error("{what} is not installed ({detail}); install it with: {install}")]
-    Missing { what: &'static str, detail: String, install: &'static str },
+    Missing {
+        what: &'static str,
+        detail: String,
+        install: &'static str,
+    },
     #[error(transparent)]
     Ca(#[from] ca_core::CaError),
     #[error(transparent)]
@@ -31,12 +41,22 @@ pub enum CliError {
 }
 
 impl CliError {
-    pub fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CliError + 'a {
-        move |e| CliError::Io { op, path: path.display().to_string(), reason: e.to_string() }
+    pub fn io<'a>(
+        op: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(std::io::Error) -> CliError + 'a {
+        move |e| CliError::Io {
+            op,
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }
     }
 
     pub fn config(field: &str, rule: impl Into<String>) -> CliError {
-        CliError::Config { field: field.to_string(), rule: rule.into() }
+        CliError::Config {
+            field: field.to_string(),
+            rule: rule.into(),
+        }
     }
 }
 

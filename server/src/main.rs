@@ -101,5 +101,8 @@ fn init_logging(verbose: u8) {
         (1, _) => EnvFilter::new("info"),
         _ => EnvFilter::new("debug"),
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -17,7 +17,10 @@ pub fn open_existing_store(cfg: &Loaded) -> Result<Arc<SqliteStore>> {
     if !path.is_file() {
         return Err(CliError::config(
             "store.sqlite",
-            format!("database {} does not exist; run `nesca init` first", path.display()),
+            format!(
+                "database {} does not exist; run `nesca init` first",
+                path.display()
+            ),
         ));
     }
     Ok(Arc::new(SqliteStore::open(&path)?))
@@ -44,11 +47,25 @@ pub struct Issuance {
 /// Loads the issuing CA from the store and its key from the token.
 pub fn open_issuance(cfg: &Loaded, store: Arc<SqliteStore>) -> Result<Issuance> {
     let record = store.ca(&cfg.issuing_id)?.ok_or_else(|| {
-        CliError::config("ca.id", format!("CA \"{}\" is not in the store; run `nesca init` first", cfg.issuing_id))
+        CliError::config(
+            "ca.id",
+            format!(
+                "CA \"{}\" is not in the store; run `nesca init` first",
+                cfg.issuing_id
+            ),
+        )
     })?;
     let hsm = open_hsm(cfg)?;
     let signer = hsm.find_key(&record.key_label)?;
-    let ca = SigningCa::new(cfg.issuing_id.clone(), record.cert_der, Arc::new(signer), Some(cfg.urls.clone()))?;
+    let ca = SigningCa::new(
+        cfg.issuing_id.clone(),
+        record.cert_der,
+        Arc::new(signer),
+        Some(cfg.urls.clone()),
+    )?;
     let store: Arc<dyn Store> = store;
-    Ok(Issuance { engine: Engine::new(store, Arc::new(SystemClock)), ca })
+    Ok(Issuance {
+        engine: Engine::new(store, Arc::new(SystemClock)),
+        ca,
+    })
 }

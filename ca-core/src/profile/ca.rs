@@ -31,10 +31,16 @@ pub struct CaProfile {
 
 impl CaProfile {
     pub fn root() -> Self {
-        CaProfile { kind: CaKind::Root, max_validity_days: 25 * 366 }
+        CaProfile {
+            kind: CaKind::Root,
+            max_validity_days: 25 * 366,
+        }
     }
     pub fn issuing() -> Self {
-        CaProfile { kind: CaKind::Issuing, max_validity_days: 12 * 366 }
+        CaProfile {
+            kind: CaKind::Issuing,
+            max_validity_days: 12 * 366,
+        }
     }
     fn path_len(&self) -> Option<u8> {
         match self.kind {
@@ -56,11 +62,21 @@ impl CertificateProfile for CaProfile {
         self.max_validity_days
     }
 
-    fn extensions(&self, subject_key: &SubjectPublicKeyInfoOwned, issuer: &IssuerContext) -> Result<Vec<Extension>> {
+    fn extensions(
+        &self,
+        subject_key: &SubjectPublicKeyInfoOwned,
+        issuer: &IssuerContext,
+    ) -> Result<Vec<Extension>> {
         let mut exts = vec![
             ext::subject_key_identifier(&key_identifier(subject_key))?,
             ext::authority_key_identifier(&issuer.key_id)?,
-            ext::known(true, &BasicConstraints { ca: true, path_len_constraint: self.path_len() })?,
+            ext::known(
+                true,
+                &BasicConstraints {
+                    ca: true,
+                    path_len_constraint: self.path_len(),
+                },
+            )?,
             ext::known(true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?,
         ];
         if let Some(urls) = &issuer.urls {
@@ -83,14 +99,27 @@ impl CertificateProfile for CaProfile {
             ],
             f,
         );
-        if let Some(bc) = decode_one::<BasicConstraints>(tbs, oids::CE_BASIC_CONSTRAINTS, "basicConstraints", true, f) {
-            f.check(bc.ca && bc.path_len_constraint == self.path_len(), || "basicConstraints must be CA:TRUE with the profile's path length".into());
+        if let Some(bc) = decode_one::<BasicConstraints>(
+            tbs,
+            oids::CE_BASIC_CONSTRAINTS,
+            "basicConstraints",
+            true,
+            f,
+        ) {
+            f.check(bc.ca && bc.path_len_constraint == self.path_len(), || {
+                "basicConstraints must be CA:TRUE with the profile's path length".into()
+            });
         }
         if let Some(ku) = decode_one::<KeyUsage>(tbs, oids::CE_KEY_USAGE, "keyUsage", true, f) {
-            f.check(ku.0 == (KeyUsages::KeyCertSign | KeyUsages::CRLSign), || "keyUsage must be keyCertSign and cRLSign".into());
+            f.check(
+                ku.0 == (KeyUsages::KeyCertSign | KeyUsages::CRLSign),
+                || "keyUsage must be keyCertSign and cRLSign".into(),
+            );
         }
         if self.kind == CaKind::Root {
-            f.check(tbs.issuer == tbs.subject, || "a root CA certificate must be self-issued".into());
+            f.check(tbs.issuer == tbs.subject, || {
+                "a root CA certificate must be self-issued".into()
+            });
         }
     }
 }

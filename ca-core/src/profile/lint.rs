@@ -36,14 +36,24 @@ impl Findings {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(CaError::Lint { profile, findings: self.0.join("; ") })
+            Err(CaError::Lint {
+                profile,
+                findings: self.0.join("; "),
+            })
         }
     }
 }
 
 /// The extensions with this OID.
-pub(crate) fn extensions_with<'a>(tbs: &'a TbsCertificate, oid: ObjectIdentifier) -> Vec<&'a Extension> {
-    tbs.extensions.iter().flatten().filter(|e| e.extn_id == oid).collect()
+pub(crate) fn extensions_with<'a>(
+    tbs: &'a TbsCertificate,
+    oid: ObjectIdentifier,
+) -> Vec<&'a Extension> {
+    tbs.extensions
+        .iter()
+        .flatten()
+        .filter(|e| e.extn_id == oid)
+        .collect()
 }
 
 /// Decodes the one extension with `T::OID`-like `oid`, reporting absence, criticality and
@@ -65,7 +75,10 @@ pub(crate) fn decode_one<'a, T: Decode<'a>>(
         _ => return None, // duplicates are reported once by the shared checks
     };
     findings.check(ext.critical == critical, || {
-        format!("{name} must be {}", if critical { "critical" } else { "non-critical" })
+        format!(
+            "{name} must be {}",
+            if critical { "critical" } else { "non-critical" }
+        )
     });
     match T::from_der(ext.extn_value.as_bytes()) {
         Ok(v) => Some(v),
@@ -77,44 +90,80 @@ pub(crate) fn decode_one<'a, T: Decode<'a>>(
 }
 
 /// Reports every extension outside `allowed`.
-pub(crate) fn only_extensions(tbs: &TbsCertificate, allowed: &[ObjectIdentifier], findings: &mut Findings) {
+pub(crate) fn only_extensions(
+    tbs: &TbsCertificate,
+    allowed: &[ObjectIdentifier],
+    findings: &mut Findings,
+) {
     for ext in tbs.extensions.iter().flatten() {
-        findings.check(allowed.contains(&ext.extn_id), || format!("extension {} is not allowed in this profile", ext.extn_id));
+        findings.check(allowed.contains(&ext.extn_id), || {
+            format!("extension {} is not allowed in this profile", ext.extn_id)
+        });
     }
 }
 
 /// RFC 5280 §4.1 checks shared by every profile.
-pub(super) fn rfc5280(tbs: &TbsCertificate, issuer: &IssuerContext, max_days: u32, f: &mut Findings) {
+pub(super) fn rfc5280(
+    tbs: &TbsCertificate,
+    issuer: &IssuerContext,
+    max_days: u32,
+    f: &mut Findings,
+) {
     f.check(tbs.version == Version::V3, || "version must be v3".into());
 
     // §4.1.2.2: positive, at most 20 octets, non-zero.
     let serial = tbs.serial_number.as_bytes();
     let positive = serial.first().is_some_and(|b| b & 0x80 == 0) || serial.first() == Some(&0);
     let magnitude = serial.iter().skip_while(|b| **b == 0).count();
-    f.check(positive && magnitude > 0 && magnitude <= 20, || "serialNumber must be a positive integer of at most 20 octets".into());
-    f.check(magnitude >= 9, || "serialNumber must carry at least 64 bits of entropy".into());
+    f.check(positive && magnitude > 0 && magnitude <= 20, || {
+        "serialNumber must be a positive integer of at most 20 octets".into()
+    });
+    f.check(magnitude >= 9, || {
+        "serialNumber must carry at least 64 bits of entropy".into()
+    });
 
-    f.check(tbs.signature == issuer.signature_algorithm, || "signature algorithm differs from the issuer key's".into());
-    f.check(tbs.issuer == issuer.name, || "issuer name differs from the issuing CA's subject".into());
+    f.check(tbs.signature == issuer.signature_algorithm, || {
+        "signature algorithm differs from the issuer key's".into()
+    });
+    f.check(tbs.issuer == issuer.name, || {
+        "issuer name differs from the issuing CA's subject".into()
+    });
 
     // §4.1.2.5: order, length, and UTCTime through 2049.
     let nb = tbs.validity.not_before.to_system_time();
     let na = tbs.validity.not_after.to_system_time();
     f.check(na > nb, || "notAfter must be later than notBefore".into());
-    let days = na.duration_since(nb).map(|d| d.as_secs().div_ceil(86_400)).unwrap_or(0);
-    f.check(days <= u64::from(max_days), || format!("validity of {days} days exceeds the profile maximum of {max_days}"));
-    for (which, t) in [("notBefore", &tbs.validity.not_before), ("notAfter", &tbs.validity.not_after)] {
+    let days = na
+        .duration_since(nb)
+        .map(|d| d.as_secs().div_ceil(86_400))
+        .unwrap_or(0);
+    f.check(days <= u64::from(max_days), || {
+        format!("validity of {days} days exceeds the profile maximum of {max_days}")
+    });
+    for (which, t) in [
+        ("notBefore", &tbs.validity.not_before),
+        ("notAfter", &tbs.validity.not_after),
+    ] {
         let year_2050 = std::time::UNIX_EPOCH + std::time::Duration::from_secs(2_524_608_000);
         let utc_expected = t.to_system_time() < year_2050;
         let is_utc = matches!(t, Time::UtcTime(_));
-        f.check(is_utc == utc_expected, || format!("{which} must be UTCTime before 2050 and GeneralizedTime from 2050"));
+        f.check(is_utc == utc_expected, || {
+            format!("{which} must be UTCTime before 2050 and GeneralizedTime from 2050")
+        });
     }
     if let Some(ca_end) = issuer.not_after {
-        f.check(na <= ca_end, || "notAfter is later than the issuer's notAfter".into());
+        f.check(na <= ca_end, || {
+            "notAfter is later than the issuer's notAfter".into()
+        });
     }
 
-    f.check(tbs.issuer_unique_id.is_none() && tbs.subject_unique_id.is_none(), || "unique identifiers must be absent".into());
-    f.check(!tbs.subject.0.is_empty(), || "subject must not be empty".into());
+    f.check(
+        tbs.issuer_unique_id.is_none() && tbs.subject_unique_id.is_none(),
+        || "unique identifiers must be absent".into(),
+    );
+    f.check(!tbs.subject.0.is_empty(), || {
+        "subject must not be empty".into()
+    });
     if let Err(rule) = KeyKind::of(&tbs.subject_public_key_info) {
         f.push(format!("subjectPublicKeyInfo: {rule}"));
     }
@@ -122,22 +171,39 @@ pub(super) fn rfc5280(tbs: &TbsCertificate, issuer: &IssuerContext, max_days: u3
     // §4.2: each extension at most once.
     let exts: Vec<&Extension> = tbs.extensions.iter().flatten().collect();
     for (i, e) in exts.iter().enumerate() {
-        f.check(!exts[..i].iter().any(|p| p.extn_id == e.extn_id), || format!("extension {} appears more than once", e.extn_id));
+        f.check(!exts[..i].iter().any(|p| p.extn_id == e.extn_id), || {
+            format!("extension {} appears more than once", e.extn_id)
+        });
     }
 
     // §4.2.1.2 / §4.2.1.1: key identifiers.
-    if let Some(ski) = decode_one::<SubjectKeyIdentifier>(tbs, oids::CE_SUBJECT_KEY_IDENTIFIER, "subjectKeyIdentifier", false, f) {
-        f.check(ski.0.as_bytes() == key_identifier(&tbs.subject_public_key_info).as_slice(), || {
-            "subjectKeyIdentifier does not match the subject public key".into()
-        });
+    if let Some(ski) = decode_one::<SubjectKeyIdentifier>(
+        tbs,
+        oids::CE_SUBJECT_KEY_IDENTIFIER,
+        "subjectKeyIdentifier",
+        false,
+        f,
+    ) {
+        f.check(
+            ski.0.as_bytes() == key_identifier(&tbs.subject_public_key_info).as_slice(),
+            || "subjectKeyIdentifier does not match the subject public key".into(),
+        );
     }
-    if let Some(aki) = decode_one::<AuthorityKeyIdentifier>(tbs, oids::CE_AUTHORITY_KEY_IDENTIFIER, "authorityKeyIdentifier", false, f) {
-        f.check(aki.key_identifier.as_ref().map(|k| k.as_bytes()) == Some(issuer.key_id.as_slice()), || {
-            "authorityKeyIdentifier does not match the issuer's key identifier".into()
-        });
-        f.check(aki.authority_cert_issuer.is_none() && aki.authority_cert_serial_number.is_none(), || {
-            "authorityKeyIdentifier must hold the key identifier only".into()
-        });
+    if let Some(aki) = decode_one::<AuthorityKeyIdentifier>(
+        tbs,
+        oids::CE_AUTHORITY_KEY_IDENTIFIER,
+        "authorityKeyIdentifier",
+        false,
+        f,
+    ) {
+        f.check(
+            aki.key_identifier.as_ref().map(|k| k.as_bytes()) == Some(issuer.key_id.as_slice()),
+            || "authorityKeyIdentifier does not match the issuer's key identifier".into(),
+        );
+        f.check(
+            aki.authority_cert_issuer.is_none() && aki.authority_cert_serial_number.is_none(),
+            || "authorityKeyIdentifier must hold the key identifier only".into(),
+        );
     }
 
     // The whole TBS must encode (catches values the builder could not represent).

@@ -22,6 +22,8 @@ use x509_cert::time::{Time, Validity};
 
 pub use ca::{CaKind, CaProfile};
 pub use lint::Findings;
+#[cfg(test)]
+pub(crate) use nes::demo_config as nes_demo_config;
 pub use nes::{NesProfile, NesProfileConfig, PdsConfig, NES_VALIDITY_CEILING_DAYS};
 pub use ocsp_signer::OcspSignerProfile;
 
@@ -46,7 +48,9 @@ impl CaUrls {
     /// Derives the URLs from the public base URL (`http://host[:port][/prefix]`).
     pub fn new(public_url: &str, ca: &IssuerId) -> Result<CaUrls> {
         let base = public_url.trim_end_matches('/');
-        let ok = base.strip_prefix("http://").is_some_and(|rest| !rest.is_empty() && rest.is_ascii() && !rest.contains(char::is_whitespace));
+        let ok = base.strip_prefix("http://").is_some_and(|rest| {
+            !rest.is_empty() && rest.is_ascii() && !rest.contains(char::is_whitespace)
+        });
         if !ok {
             return Err(CaError::Config {
                 field: "ca.public_url".into(),
@@ -86,7 +90,11 @@ pub trait CertificateProfile: Send + Sync {
     fn max_validity_days(&self) -> u32;
 
     /// The extensions of a certificate for `subject_key` under `issuer`.
-    fn extensions(&self, subject_key: &SubjectPublicKeyInfoOwned, issuer: &IssuerContext) -> Result<Vec<Extension>>;
+    fn extensions(
+        &self,
+        subject_key: &SubjectPublicKeyInfoOwned,
+        issuer: &IssuerContext,
+    ) -> Result<Vec<Extension>>;
 
     /// Profile-specific checks of a finished TBSCertificate (the shared RFC 5280 checks run
     /// before these, in [`lint`]).
@@ -111,17 +119,24 @@ pub fn build_tbs(profile: &dyn CertificateProfile, input: TbsInput<'_>) -> Resul
         if not_after > ca_end {
             return Err(CaError::invalid(
                 "validity-days",
-                format!("the certificate would outlive its issuing CA (which expires {})", crate::rfc3339(ca_end)),
+                format!(
+                    "the certificate would outlive its issuing CA (which expires {})",
+                    crate::rfc3339(ca_end)
+                ),
             ));
         }
     }
     let extensions = profile.extensions(&input.subject_key, input.issuer)?;
     Ok(TbsCertificate {
         version: Version::V3,
-        serial_number: SerialNumber::new(&input.serial.to_der_bytes()).map_err(CaError::der("serialNumber"))?,
+        serial_number: SerialNumber::new(&input.serial.to_der_bytes())
+            .map_err(CaError::der("serialNumber"))?,
         signature: input.issuer.signature_algorithm.clone(),
         issuer: input.issuer.name.clone(),
-        validity: Validity { not_before: x509_time(input.not_before)?, not_after: x509_time(not_after)? },
+        validity: Validity {
+            not_before: x509_time(input.not_before)?,
+            not_after: x509_time(not_after)?,
+        },
         subject: input.subject,
         subject_public_key_info: input.subject_key,
         issuer_unique_id: None,
@@ -138,14 +153,22 @@ pub fn check_validity_days(profile: &dyn CertificateProfile, days: u32) -> Resul
     if days > profile.max_validity_days() {
         return Err(CaError::invalid(
             "validity-days",
-            format!("{days} days exceeds the {} profile maximum of {} days", profile.name(), profile.max_validity_days()),
+            format!(
+                "{days} days exceeds the {} profile maximum of {} days",
+                profile.name(),
+                profile.max_validity_days()
+            ),
         ));
     }
     Ok(())
 }
 
 /// Runs the shared RFC 5280 checks and the profile's own; any finding refuses the TBS.
-pub fn lint(profile: &dyn CertificateProfile, tbs: &TbsCertificate, issuer: &IssuerContext) -> Result<()> {
+pub fn lint(
+    profile: &dyn CertificateProfile,
+    tbs: &TbsCertificate,
+    issuer: &IssuerContext,
+) -> Result<()> {
     let mut findings = Findings::default();
     lint::rfc5280(tbs, issuer, profile.max_validity_days(), &mut findings);
     profile.lint_profile(tbs, issuer, &mut findings);
@@ -156,6 +179,8 @@ pub fn lint(profile: &dyn CertificateProfile, tbs: &TbsCertificate, issuer: &Iss
 pub fn x509_time(t: SystemTime) -> Result<Time> {
     match UtcTime::from_system_time(t) {
         Ok(utc) => Ok(Time::UtcTime(utc)),
-        Err(_) => Ok(Time::GeneralTime(GeneralizedTime::from_system_time(t).map_err(CaError::der("GeneralizedTime"))?)),
+        Err(_) => Ok(Time::GeneralTime(
+            GeneralizedTime::from_system_time(t).map_err(CaError::der("GeneralizedTime"))?,
+        )),
     }
 }

@@ -7,15 +7,22 @@ use der::{Decode, Tag, Tagged};
 use serde::{Deserialize, Serialize};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::certificate::TbsCertificate;
-use x509_cert::ext::pkix::certpolicy::{PolicyInformation, PolicyQualifierInfo, UserNotice, DisplayText};
+use x509_cert::ext::pkix::certpolicy::{
+    DisplayText, PolicyInformation, PolicyQualifierInfo, UserNotice,
+};
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
-use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, BasicConstraints, CertificatePolicies, CrlDistributionPoints, KeyUsage, KeyUsages};
+use x509_cert::ext::pkix::{
+    AuthorityInfoAccessSyntax, BasicConstraints, CertificatePolicies, CrlDistributionPoints,
+    KeyUsage, KeyUsages,
+};
 use x509_cert::ext::Extension;
 
 use super::lint::{decode_one, extensions_with, only_extensions};
 use super::{CertificateProfile, Findings, IssuerContext};
 use crate::error::{CaError, Result};
-use crate::ext::{self, MonetaryValue, PdsLocation, QcStatement, QcStatements, SemanticsInformation};
+use crate::ext::{
+    self, MonetaryValue, PdsLocation, QcStatement, QcStatements, SemanticsInformation,
+};
 use crate::name::{attribute_values, MAX_NAME_CHARS};
 use crate::oids;
 use crate::verify::key_identifier;
@@ -100,17 +107,22 @@ pub struct NesProfile {
 }
 
 fn config_err(field: &str, rule: impl Into<String>) -> CaError {
-    CaError::Config { field: format!("profile.nes.{field}"), rule: rule.into() }
+    CaError::Config {
+        field: format!("profile.nes.{field}"),
+        rule: rule.into(),
+    }
 }
 
 fn is_https_url(s: &str) -> bool {
-    s.strip_prefix("https://").is_some_and(|r| !r.is_empty() && s.is_ascii() && !s.contains(char::is_whitespace))
+    s.strip_prefix("https://")
+        .is_some_and(|r| !r.is_empty() && s.is_ascii() && !s.contains(char::is_whitespace))
 }
 
 impl NesProfile {
     /// Checks the configuration against the standards and the hard ceilings.
     pub fn from_config(c: &NesProfileConfig) -> Result<NesProfile> {
-        let policy_oid = ObjectIdentifier::new(&c.policy_oid).map_err(|_| config_err("policy_oid", format!("\"{}\" is not an OID", c.policy_oid)))?;
+        let policy_oid = ObjectIdentifier::new(&c.policy_oid)
+            .map_err(|_| config_err("policy_oid", format!("\"{}\" is not an OID", c.policy_oid)))?;
         if !is_https_url(&c.cps_uri) {
             return Err(config_err("cps_uri", "must be an https:// URL"));
         }
@@ -119,19 +131,31 @@ impl NesProfile {
         }
         for p in &c.pds {
             if !is_https_url(&p.url) {
-                return Err(config_err("pds.url", format!("\"{}\" must be an https:// URL", p.url)));
+                return Err(config_err(
+                    "pds.url",
+                    format!("\"{}\" must be an https:// URL", p.url),
+                ));
             }
             if p.language.len() != 2 || !p.language.bytes().all(|b| b.is_ascii_lowercase()) {
-                return Err(config_err("pds.language", format!("\"{}\" must be a two-letter ISO 639-1 code", p.language)));
+                return Err(config_err(
+                    "pds.language",
+                    format!("\"{}\" must be a two-letter ISO 639-1 code", p.language),
+                ));
             }
         }
         if !c.pds.iter().any(|p| p.language == "en") {
-            return Err(config_err("pds", "one PDS location must be in English (language = \"en\")"));
+            return Err(config_err(
+                "pds",
+                "one PDS location must be in English (language = \"en\")",
+            ));
         }
         if c.retention_years == 0 || c.retention_years > 100 {
             return Err(config_err("retention_years", "must be between 1 and 100"));
         }
-        for (field, text) in [("btk_notice", Some(&c.btk_notice)), ("user_notice", c.user_notice.as_ref())] {
+        for (field, text) in [
+            ("btk_notice", Some(&c.btk_notice)),
+            ("user_notice", c.user_notice.as_ref()),
+        ] {
             if let Some(t) = text {
                 if t.trim().is_empty() || t.chars().count() > 200 {
                     return Err(config_err(field, "must be 1 to 200 characters"));
@@ -139,10 +163,16 @@ impl NesProfile {
             }
         }
         if c.max_validity_days == 0 || c.max_validity_days > NES_VALIDITY_CEILING_DAYS {
-            return Err(config_err("max_validity_days", format!("must be between 1 and {NES_VALIDITY_CEILING_DAYS}")));
+            return Err(config_err(
+                "max_validity_days",
+                format!("must be between 1 and {NES_VALIDITY_CEILING_DAYS}"),
+            ));
         }
         if c.validity_days == 0 || c.validity_days > c.max_validity_days {
-            return Err(config_err("validity_days", "must be between 1 and max_validity_days"));
+            return Err(config_err(
+                "validity_days",
+                "must be between 1 and max_validity_days",
+            ));
         }
         Ok(NesProfile {
             policy_oid,
@@ -171,7 +201,9 @@ impl NesProfile {
     fn certificate_policies(&self) -> Result<CertificatePolicies> {
         let mut qualifiers = vec![PolicyQualifierInfo {
             policy_qualifier_id: oids::QT_CPS,
-            qualifier: Some(Any::from(&Ia5String::new(&self.cps_uri).map_err(CaError::der("CPS URI"))?)),
+            qualifier: Some(Any::from(
+                &Ia5String::new(&self.cps_uri).map_err(CaError::der("CPS URI"))?,
+            )),
         }];
         if let Some(text) = &self.user_notice {
             let notice = UserNotice {
@@ -184,8 +216,14 @@ impl NesProfile {
             });
         }
         Ok(CertificatePolicies(vec![
-            PolicyInformation { policy_identifier: self.policy_oid, policy_qualifiers: Some(qualifiers) },
-            PolicyInformation { policy_identifier: oids::QCP_N_QSCD, policy_qualifiers: None },
+            PolicyInformation {
+                policy_identifier: self.policy_oid,
+                policy_qualifiers: Some(qualifiers),
+            },
+            PolicyInformation {
+                policy_identifier: oids::QCP_N_QSCD,
+                policy_qualifiers: None,
+            },
         ]))
     }
 
@@ -197,28 +235,46 @@ impl NesProfile {
             .map(|p| {
                 Ok(PdsLocation {
                     url: Ia5String::new(&p.url).map_err(CaError::der("PdsLocation.url"))?,
-                    language: PrintableString::new(&p.language).map_err(CaError::der("PdsLocation.language"))?,
+                    language: PrintableString::new(&p.language)
+                        .map_err(CaError::der("PdsLocation.language"))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let mut statements = vec![
-            ext::qc_statement(oids::QCS_PKIX_QC_SYNTAX_V2, Some(&SemanticsInformation { semantics_identifier: Some(oids::SEMANTICS_ID_NATURAL) }))?,
+            ext::qc_statement(
+                oids::QCS_PKIX_QC_SYNTAX_V2,
+                Some(&SemanticsInformation {
+                    semantics_identifier: Some(oids::SEMANTICS_ID_NATURAL),
+                }),
+            )?,
             ext::qc_statement(oids::QCS_QC_COMPLIANCE, none)?,
-            ext::qc_statement(oids::QCS_QC_CC_LEGISLATION, Some(&vec![PrintableString::new("TR").map_err(CaError::der("CountryName"))?]))?,
+            ext::qc_statement(
+                oids::QCS_QC_CC_LEGISLATION,
+                Some(&vec![
+                    PrintableString::new("TR").map_err(CaError::der("CountryName"))?
+                ]),
+            )?,
             ext::qc_statement(oids::QCS_QC_SSCD, none)?,
             ext::qc_statement(oids::QCS_QC_TYPE, Some(&vec![oids::QCT_ESIGN]))?,
-            ext::qc_statement(oids::QCS_QC_RETENTION_PERIOD, Some(&u64::from(self.retention_years)))?,
+            ext::qc_statement(
+                oids::QCS_QC_RETENTION_PERIOD,
+                Some(&u64::from(self.retention_years)),
+            )?,
             ext::qc_statement(oids::QCS_QC_PDS, Some(&pds))?,
         ];
         if let Some(amount) = self.limit_value_try {
             let value = MonetaryValue {
                 currency: PrintableString::new("TRY").map_err(CaError::der("currency"))?,
-                amount: i64::try_from(amount).map_err(|_| config_err("limit_value_try", "too large"))?,
+                amount: i64::try_from(amount)
+                    .map_err(|_| config_err("limit_value_try", "too large"))?,
                 exponent: 0,
             };
             statements.push(ext::qc_statement(oids::QCS_QC_LIMIT_VALUE, Some(&value))?);
         }
-        statements.push(ext::qc_statement(oids::BTK_NES_STATEMENT, Some(&ext::utf8(&self.btk_notice)?))?);
+        statements.push(ext::qc_statement(
+            oids::BTK_NES_STATEMENT,
+            Some(&ext::utf8(&self.btk_notice)?),
+        )?);
         Ok(statements)
     }
 }
@@ -232,8 +288,15 @@ impl CertificateProfile for NesProfile {
         self.max_validity_days
     }
 
-    fn extensions(&self, subject_key: &SubjectPublicKeyInfoOwned, issuer: &IssuerContext) -> Result<Vec<Extension>> {
-        let urls = issuer.urls.as_ref().ok_or_else(|| CaError::Config { field: "ca.public_url".into(), rule: "the issuing CA has no public URL".into() })?;
+    fn extensions(
+        &self,
+        subject_key: &SubjectPublicKeyInfoOwned,
+        issuer: &IssuerContext,
+    ) -> Result<Vec<Extension>> {
+        let urls = issuer.urls.as_ref().ok_or_else(|| CaError::Config {
+            field: "ca.public_url".into(),
+            rule: "the issuing CA has no public URL".into(),
+        })?;
         Ok(vec![
             ext::authority_key_identifier(&issuer.key_id)?,
             ext::subject_key_identifier(&key_identifier(subject_key))?,
@@ -263,16 +326,33 @@ impl CertificateProfile for NesProfile {
         );
         if let Some(bc) = extensions_with(tbs, oids::CE_BASIC_CONSTRAINTS).first() {
             let ok = BasicConstraints::from_der(bc.extn_value.as_bytes()).is_ok_and(|b| !b.ca);
-            f.check(ok, || "basicConstraints, if present, must be CA:FALSE".into());
+            f.check(ok, || {
+                "basicConstraints, if present, must be CA:FALSE".into()
+            });
         }
         if let Some(ku) = decode_one::<KeyUsage>(tbs, oids::CE_KEY_USAGE, "keyUsage", true, f) {
-            f.check(ku.0 == flagset::FlagSet::from(KeyUsages::NonRepudiation), || "keyUsage must be nonRepudiation only".into());
+            f.check(
+                ku.0 == flagset::FlagSet::from(KeyUsages::NonRepudiation),
+                || "keyUsage must be nonRepudiation only".into(),
+            );
         }
-        if let Some(cp) = decode_one::<CertificatePolicies>(tbs, oids::CE_CERTIFICATE_POLICIES, "certificatePolicies", false, f) {
+        if let Some(cp) = decode_one::<CertificatePolicies>(
+            tbs,
+            oids::CE_CERTIFICATE_POLICIES,
+            "certificatePolicies",
+            false,
+            f,
+        ) {
             lint_policies(&cp, self.policy_oid, f);
         }
         let urls = issuer.urls.as_ref();
-        if let Some(cdp) = decode_one::<CrlDistributionPoints>(tbs, oids::CE_CRL_DISTRIBUTION_POINTS, "cRLDistributionPoints", false, f) {
+        if let Some(cdp) = decode_one::<CrlDistributionPoints>(
+            tbs,
+            oids::CE_CRL_DISTRIBUTION_POINTS,
+            "cRLDistributionPoints",
+            false,
+            f,
+        ) {
             let uris: Vec<String> = cdp
                 .0
                 .iter()
@@ -283,16 +363,33 @@ impl CertificateProfile for NesProfile {
                 .flatten()
                 .filter_map(uri_of)
                 .collect();
-            f.check(urls.is_some_and(|u| uris.contains(&u.crl)), || "cRLDistributionPoints must hold the CA's http CRL URL".into());
+            f.check(urls.is_some_and(|u| uris.contains(&u.crl)), || {
+                "cRLDistributionPoints must hold the CA's http CRL URL".into()
+            });
         }
-        if let Some(aia) = decode_one::<AuthorityInfoAccessSyntax>(tbs, oids::PE_AUTHORITY_INFO_ACCESS, "authorityInfoAccess", false, f) {
+        if let Some(aia) = decode_one::<AuthorityInfoAccessSyntax>(
+            tbs,
+            oids::PE_AUTHORITY_INFO_ACCESS,
+            "authorityInfoAccess",
+            false,
+            f,
+        ) {
             let has = |method: ObjectIdentifier, want: Option<&String>| {
-                aia.0.iter().any(|a| a.access_method == method && uri_of(&a.access_location).as_ref() == want)
+                aia.0.iter().any(|a| {
+                    a.access_method == method && uri_of(&a.access_location).as_ref() == want
+                })
             };
-            f.check(has(oids::AD_OCSP, urls.map(|u| &u.ocsp)), || "authorityInfoAccess must hold the http OCSP URL".into());
-            f.check(has(oids::AD_CA_ISSUERS, urls.map(|u| &u.ca_issuers)), || "authorityInfoAccess must hold the http caIssuers URL".into());
+            f.check(has(oids::AD_OCSP, urls.map(|u| &u.ocsp)), || {
+                "authorityInfoAccess must hold the http OCSP URL".into()
+            });
+            f.check(
+                has(oids::AD_CA_ISSUERS, urls.map(|u| &u.ca_issuers)),
+                || "authorityInfoAccess must hold the http caIssuers URL".into(),
+            );
         }
-        if let Some(qcs) = decode_one::<QcStatements>(tbs, oids::PE_QC_STATEMENTS, "qcStatements", false, f) {
+        if let Some(qcs) =
+            decode_one::<QcStatements>(tbs, oids::PE_QC_STATEMENTS, "qcStatements", false, f)
+        {
             lint_qc_statements(&qcs, f);
         }
     }
@@ -300,7 +397,9 @@ impl CertificateProfile for NesProfile {
 
 fn uri_of(name: &GeneralName) -> Option<String> {
     match name {
-        GeneralName::UniformResourceIdentifier(u) if u.as_str().starts_with("http://") => Some(u.as_str().to_string()),
+        GeneralName::UniformResourceIdentifier(u) if u.as_str().starts_with("http://") => {
+            Some(u.as_str().to_string())
+        }
         _ => None,
     }
 }
@@ -310,89 +409,174 @@ fn lint_subject(tbs: &TbsCertificate, legacy: bool, f: &mut Findings) {
     let subject = &tbs.subject;
     let one = |oid, name: &str, f: &mut Findings| -> Option<(Tag, String)> {
         let mut v = attribute_values(subject, oid);
-        f.check(v.len() == 1, || format!("subject must hold exactly one {name}"));
+        f.check(v.len() == 1, || {
+            format!("subject must hold exactly one {name}")
+        });
         v.pop()
     };
     if let Some((tag, c)) = one(oids::AT_COUNTRY_NAME, "countryName", f) {
-        f.check(tag == Tag::PrintableString && c == "TR", || "subject countryName must be PrintableString \"TR\"".into());
+        f.check(tag == Tag::PrintableString && c == "TR", || {
+            "subject countryName must be PrintableString \"TR\"".into()
+        });
     }
     let given = one(oids::AT_GIVEN_NAME, "givenName", f);
     let surname = one(oids::AT_SURNAME, "surname", f);
     let cn = one(oids::AT_COMMON_NAME, "commonName", f);
-    for (name, v) in [("givenName", &given), ("surname", &surname), ("commonName", &cn)] {
+    for (name, v) in [
+        ("givenName", &given),
+        ("surname", &surname),
+        ("commonName", &cn),
+    ] {
         if let Some((tag, s)) = v {
-            f.check(*tag == Tag::Utf8String, || format!("subject {name} must be UTF8String"));
+            f.check(*tag == Tag::Utf8String, || {
+                format!("subject {name} must be UTF8String")
+            });
             let n = s.chars().count();
-            f.check(n >= 1 && n <= MAX_NAME_CHARS, || format!("subject {name} must be 1 to {MAX_NAME_CHARS} characters"));
+            f.check(n >= 1 && n <= MAX_NAME_CHARS, || {
+                format!("subject {name} must be 1 to {MAX_NAME_CHARS} characters")
+            });
         }
     }
     if let (Some((_, g)), Some((_, s)), Some((_, c))) = (&given, &surname, &cn) {
-        f.check(*c == format!("{g} {s}"), || "subject commonName must be \"givenName surname\"".into());
-    }
-    if let Some((tag, sn)) = one(oids::AT_SERIAL_NUMBER, "serialNumber", f) {
-        f.check(tag == Tag::PrintableString, || "subject serialNumber must be PrintableString".into());
-        let digits = if legacy { Some(sn.as_str()) } else { sn.strip_prefix("PNOTR-") };
-        f.check(digits.is_some_and(|d| Tckn::parse(d).is_ok()), || {
-            if legacy { "subject serialNumber must be a valid T.C. Kimlik No".into() } else { "subject serialNumber must be PNOTR- and a valid T.C. Kimlik No".into() }
+        f.check(*c == format!("{g} {s}"), || {
+            "subject commonName must be \"givenName surname\"".into()
         });
     }
-    let known = [oids::AT_COUNTRY_NAME, oids::AT_GIVEN_NAME, oids::AT_SURNAME, oids::AT_COMMON_NAME, oids::AT_SERIAL_NUMBER];
+    if let Some((tag, sn)) = one(oids::AT_SERIAL_NUMBER, "serialNumber", f) {
+        f.check(tag == Tag::PrintableString, || {
+            "subject serialNumber must be PrintableString".into()
+        });
+        let digits = if legacy {
+            Some(sn.as_str())
+        } else {
+            sn.strip_prefix("PNOTR-")
+        };
+        f.check(digits.is_some_and(|d| Tckn::parse(d).is_ok()), || {
+            if legacy {
+                "subject serialNumber must be a valid T.C. Kimlik No".into()
+            } else {
+                "subject serialNumber must be PNOTR- and a valid T.C. Kimlik No".into()
+            }
+        });
+    }
+    let known = [
+        oids::AT_COUNTRY_NAME,
+        oids::AT_GIVEN_NAME,
+        oids::AT_SURNAME,
+        oids::AT_COMMON_NAME,
+        oids::AT_SERIAL_NUMBER,
+    ];
     for atv in subject.0.iter().flat_map(|r| r.0.iter()) {
-        f.check(known.contains(&atv.oid), || format!("subject attribute {} is not allowed in a NES", atv.oid));
+        f.check(known.contains(&atv.oid), || {
+            format!("subject attribute {} is not allowed in a NES", atv.oid)
+        });
     }
 }
 
 fn lint_policies(cp: &CertificatePolicies, policy_oid: ObjectIdentifier, f: &mut Findings) {
     let ids: Vec<_> = cp.0.iter().map(|p| p.policy_identifier).collect();
-    f.check(ids.contains(&policy_oid), || format!("certificatePolicies must contain the NES policy {policy_oid}"));
-    f.check(ids.contains(&oids::QCP_N_QSCD), || "certificatePolicies must contain QCP-n-qscd 0.4.0.194112.1.2".into());
+    f.check(ids.contains(&policy_oid), || {
+        format!("certificatePolicies must contain the NES policy {policy_oid}")
+    });
+    f.check(ids.contains(&oids::QCP_N_QSCD), || {
+        "certificatePolicies must contain QCP-n-qscd 0.4.0.194112.1.2".into()
+    });
     let mut has_cps = false;
-    for q in cp.0.iter().flat_map(|p| p.policy_qualifiers.iter().flatten()) {
+    for q in
+        cp.0.iter()
+            .flat_map(|p| p.policy_qualifiers.iter().flatten())
+    {
         if q.policy_qualifier_id == oids::QT_CPS {
-            has_cps |= q.qualifier.as_ref().is_some_and(|a| a.tag() == Tag::Ia5String && a.value().starts_with(b"https://"));
+            has_cps |= q
+                .qualifier
+                .as_ref()
+                .is_some_and(|a| a.tag() == Tag::Ia5String && a.value().starts_with(b"https://"));
         } else if let Some(a) = &q.qualifier {
             let notice = UserNotice::from_der(&der::Encode::to_der(a).unwrap_or_default());
-            let utf8 = notice.as_ref().is_ok_and(|n| matches!(n.explicit_text, None | Some(DisplayText::Utf8String(_))));
-            f.check(utf8, || "user notice explicitText must be UTF8String".into());
+            let utf8 = notice
+                .as_ref()
+                .is_ok_and(|n| matches!(n.explicit_text, None | Some(DisplayText::Utf8String(_))));
+            f.check(utf8, || {
+                "user notice explicitText must be UTF8String".into()
+            });
         }
     }
-    f.check(has_cps, || "certificatePolicies must carry an https CPS qualifier".into());
+    f.check(has_cps, || {
+        "certificatePolicies must carry an https CPS qualifier".into()
+    });
 }
 
 fn lint_qc_statements(qcs: &QcStatements, f: &mut Findings) {
-    let find = |id: ObjectIdentifier| -> Option<&QcStatement> { qcs.iter().find(|q| q.statement_id == id) };
-    let info_is = |id: ObjectIdentifier, check: &dyn Fn(&Any) -> bool| find(id).and_then(|q| q.statement_info.as_ref()).is_some_and(|a| check(a));
-    for (id, name) in [(oids::QCS_QC_COMPLIANCE, "QcCompliance"), (oids::QCS_QC_SSCD, "QcSSCD")] {
-        f.check(find(id).is_some_and(|q| q.statement_info.is_none()), || format!("qcStatements must contain {name} without info"));
+    let find = |id: ObjectIdentifier| -> Option<&QcStatement> {
+        qcs.iter().find(|q| q.statement_id == id)
+    };
+    let info_is = |id: ObjectIdentifier, check: &dyn Fn(&Any) -> bool| {
+        find(id)
+            .and_then(|q| q.statement_info.as_ref())
+            .is_some_and(|a| check(a))
+    };
+    for (id, name) in [
+        (oids::QCS_QC_COMPLIANCE, "QcCompliance"),
+        (oids::QCS_QC_SSCD, "QcSSCD"),
+    ] {
+        f.check(find(id).is_some_and(|q| q.statement_info.is_none()), || {
+            format!("qcStatements must contain {name} without info")
+        });
     }
-    f.check(info_is(oids::QCS_QC_TYPE, &|a| a.decode_as::<Vec<ObjectIdentifier>>().is_ok_and(|v| v == vec![oids::QCT_ESIGN])), || {
-        "qcStatements must contain QcType esign".into()
-    });
-    f.check(info_is(oids::QCS_QC_CC_LEGISLATION, &|a| a.decode_as::<Vec<PrintableString>>().is_ok_and(|v| v.len() == 1 && v[0].as_str() == "TR")), || {
-        "qcStatements must contain QcCClegislation TR".into()
-    });
-    f.check(info_is(oids::QCS_QC_RETENTION_PERIOD, &|a| a.decode_as::<u64>().is_ok_and(|y| y > 0)), || {
-        "qcStatements must contain QcRetentionPeriod > 0".into()
-    });
+    f.check(
+        info_is(oids::QCS_QC_TYPE, &|a| {
+            a.decode_as::<Vec<ObjectIdentifier>>()
+                .is_ok_and(|v| v == vec![oids::QCT_ESIGN])
+        }),
+        || "qcStatements must contain QcType esign".into(),
+    );
+    f.check(
+        info_is(oids::QCS_QC_CC_LEGISLATION, &|a| {
+            a.decode_as::<Vec<PrintableString>>()
+                .is_ok_and(|v| v.len() == 1 && v[0].as_str() == "TR")
+        }),
+        || "qcStatements must contain QcCClegislation TR".into(),
+    );
+    f.check(
+        info_is(oids::QCS_QC_RETENTION_PERIOD, &|a| {
+            a.decode_as::<u64>().is_ok_and(|y| y > 0)
+        }),
+        || "qcStatements must contain QcRetentionPeriod > 0".into(),
+    );
     f.check(
         info_is(oids::QCS_QC_PDS, &|a| {
-            a.decode_as::<Vec<PdsLocation>>().is_ok_and(|v| !v.is_empty() && v.iter().all(|p| p.url.as_str().starts_with("https://")) && v.iter().any(|p| p.language.as_str() == "en"))
+            a.decode_as::<Vec<PdsLocation>>().is_ok_and(|v| {
+                !v.is_empty()
+                    && v.iter().all(|p| p.url.as_str().starts_with("https://"))
+                    && v.iter().any(|p| p.language.as_str() == "en")
+            })
         }),
         || "qcStatements must contain QcPDS with https URLs, one in English".into(),
     );
     f.check(
-        info_is(oids::QCS_PKIX_QC_SYNTAX_V2, &|a| a.decode_as::<SemanticsInformation>().is_ok_and(|s| s.semantics_identifier == Some(oids::SEMANTICS_ID_NATURAL))),
+        info_is(oids::QCS_PKIX_QC_SYNTAX_V2, &|a| {
+            a.decode_as::<SemanticsInformation>()
+                .is_ok_and(|s| s.semantics_identifier == Some(oids::SEMANTICS_ID_NATURAL))
+        }),
         || "qcStatements must contain pkixQCSyntax-v2 with semanticsId-Natural".into(),
     );
-    f.check(info_is(oids::BTK_NES_STATEMENT, &|a| a.tag() == Tag::Utf8String && Utf8StringRef::try_from(a).is_ok()), || {
-        "qcStatements must contain the BTK NES statement as UTF8String".into()
-    });
+    f.check(
+        info_is(oids::BTK_NES_STATEMENT, &|a| {
+            a.tag() == Tag::Utf8String && Utf8StringRef::try_from(a).is_ok()
+        }),
+        || "qcStatements must contain the BTK NES statement as UTF8String".into(),
+    );
     if let Some(q) = find(oids::QCS_QC_LIMIT_VALUE) {
-        let ok = q.statement_info.as_ref().and_then(|a| a.decode_as::<MonetaryValue>().ok()).is_some_and(|m| m.currency.as_str() == "TRY");
+        let ok = q
+            .statement_info
+            .as_ref()
+            .and_then(|a| a.decode_as::<MonetaryValue>().ok())
+            .is_some_and(|m| m.currency.as_str() == "TRY");
         f.check(ok, || "QcLimitValue currency must be TRY".into());
     }
 }
 
+/// A complete demo configuration (tests).
 #[cfg(test)]
 pub(crate) fn demo_config() -> NesProfileConfig {
     NesProfileConfig {
@@ -400,8 +584,14 @@ pub(crate) fn demo_config() -> NesProfileConfig {
         cps_uri: "https://pki.nesca-demo.com.tr/cps".into(),
         user_notice: None,
         pds: vec![
-            PdsConfig { url: "https://pki.nesca-demo.com.tr/pds/tr".into(), language: "tr".into() },
-            PdsConfig { url: "https://pki.nesca-demo.com.tr/pds/en".into(), language: "en".into() },
+            PdsConfig {
+                url: "https://pki.nesca-demo.com.tr/pds/tr".into(),
+                language: "tr".into(),
+            },
+            PdsConfig {
+                url: "https://pki.nesca-demo.com.tr/pds/en".into(),
+                language: "en".into(),
+            },
         ],
         retention_years: 20,
         btk_notice: DEFAULT_BTK_NOTICE.into(),
@@ -425,10 +615,16 @@ mod tests {
         assert!(e.contains("profile.nes.max_validity_days"), "{e}");
         let mut c = demo_config();
         c.cps_uri = "http://x".into();
-        assert!(NesProfile::from_config(&c).unwrap_err().to_string().contains("cps_uri"));
+        assert!(NesProfile::from_config(&c)
+            .unwrap_err()
+            .to_string()
+            .contains("cps_uri"));
         let mut c = demo_config();
         c.pds.retain(|p| p.language != "en");
-        assert!(NesProfile::from_config(&c).unwrap_err().to_string().contains("English"));
+        assert!(NesProfile::from_config(&c)
+            .unwrap_err()
+            .to_string()
+            .contains("English"));
         let mut c = demo_config();
         c.retention_years = 0;
         assert!(NesProfile::from_config(&c).is_err());

@@ -23,7 +23,9 @@ pub struct OcspSignerProfile {
 
 impl Default for OcspSignerProfile {
     fn default() -> Self {
-        OcspSignerProfile { max_validity_days: 366 }
+        OcspSignerProfile {
+            max_validity_days: 366,
+        }
     }
 }
 
@@ -36,7 +38,11 @@ impl CertificateProfile for OcspSignerProfile {
         self.max_validity_days
     }
 
-    fn extensions(&self, subject_key: &SubjectPublicKeyInfoOwned, issuer: &IssuerContext) -> Result<Vec<Extension>> {
+    fn extensions(
+        &self,
+        subject_key: &SubjectPublicKeyInfoOwned,
+        issuer: &IssuerContext,
+    ) -> Result<Vec<Extension>> {
         Ok(vec![
             ext::authority_key_identifier(&issuer.key_id)?,
             ext::subject_key_identifier(&key_identifier(subject_key))?,
@@ -58,12 +64,22 @@ impl CertificateProfile for OcspSignerProfile {
             ],
             f,
         );
-        if let Some(eku) = decode_one::<ExtendedKeyUsage>(tbs, oids::CE_EXT_KEY_USAGE, "extKeyUsage", false, f) {
-            f.check(eku.0 == vec![oids::KP_OCSP_SIGNING], || "extKeyUsage must be id-kp-OCSPSigning only".into());
+        if let Some(eku) =
+            decode_one::<ExtendedKeyUsage>(tbs, oids::CE_EXT_KEY_USAGE, "extKeyUsage", false, f)
+        {
+            f.check(eku.0 == vec![oids::KP_OCSP_SIGNING], || {
+                "extKeyUsage must be id-kp-OCSPSigning only".into()
+            });
         }
         if let Some(ku) = decode_one::<KeyUsage>(tbs, oids::CE_KEY_USAGE, "keyUsage", true, f) {
-            f.check(ku.0 == flagset::FlagSet::from(KeyUsages::DigitalSignature), || "keyUsage must be digitalSignature only".into());
+            f.check(
+                ku.0 == flagset::FlagSet::from(KeyUsages::DigitalSignature),
+                || "keyUsage must be digitalSignature only".into(),
+            );
         }
-        f.check(extensions_with(tbs, oids::PKIX_OCSP_NOCHECK).len() == 1, || "id-pkix-ocsp-nocheck is missing".into());
+        f.check(
+            extensions_with(tbs, oids::PKIX_OCSP_NOCHECK).len() == 1,
+            || "id-pkix-ocsp-nocheck is missing".into(),
+        );
     }
 }

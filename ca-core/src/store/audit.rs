@@ -45,7 +45,15 @@ mod tests {
     use super::*;
 
     fn entry(detail: &str) -> AuditEntry {
-        AuditEntry { seq: 1, at: 2, actor: "a".into(), action: "b".into(), issuer: "c".into(), serial: "d".into(), detail: detail.into() }
+        AuditEntry {
+            seq: 1,
+            at: 2,
+            actor: "a".into(),
+            action: "b".into(),
+            issuer: "c".into(),
+            serial: "d".into(),
+            detail: detail.into(),
+        }
     }
 
     #[test]
@@ -57,6 +65,9 @@ mod tests {
         b.actor = "a".into();
         b.action = "bc".into();
         assert_ne!(chain_hash(&GENESIS, &a), chain_hash(&GENESIS, &b));
-        assert_ne!(chain_hash(&GENESIS, &entry("x")), chain_hash(&[1u8; 32], &entry("x")));
+        assert_ne!(
+            chain_hash(&GENESIS, &entry("x")),
+            chain_hash(&[1u8; 32], &entry("x"))
+        );
     }
 }

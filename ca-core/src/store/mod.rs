@@ -140,9 +140,23 @@ pub trait Store: Send + Sync {
     /// Records a serial before signing (unique per issuer).
     fn reserve(&self, r: Reservation) -> Result<Reserved>;
     /// Stores the signed certificate of a reserved serial.
-    fn complete(&self, issuer: &IssuerId, serial: &Serial, cert_der: Vec<u8>, actor: &str, at: i64) -> Result<()>;
+    fn complete(
+        &self,
+        issuer: &IssuerId,
+        serial: &Serial,
+        cert_der: Vec<u8>,
+        actor: &str,
+        at: i64,
+    ) -> Result<()>;
     /// Marks a reserved serial as failed (signing did not happen or was not accepted).
-    fn fail(&self, issuer: &IssuerId, serial: &Serial, reason: &str, actor: &str, at: i64) -> Result<()>;
+    fn fail(
+        &self,
+        issuer: &IssuerId,
+        serial: &Serial,
+        reason: &str,
+        actor: &str,
+        at: i64,
+    ) -> Result<()>;
     /// One certificate; any issuer when `issuer` is `None`.
     fn get(&self, issuer: Option<&IssuerId>, serial: &Serial) -> Result<Option<CertRecord>>;
     /// Every certificate row, reservation order.

@@ -66,9 +66,25 @@ const MAX_BATCH: usize = 1024;
 
 enum Write {
     Reserve(Reservation),
-    Complete { issuer: IssuerId, serial: Serial, cert_der: Vec<u8>, actor: String, at: i64 },
-    Fail { issuer: IssuerId, serial: Serial, reason: String, actor: String, at: i64 },
-    AddCa { ca: CaRecord, actor: String, at: i64 },
+    Complete {
+        issuer: IssuerId,
+        serial: Serial,
+        cert_der: Vec<u8>,
+        actor: String,
+        at: i64,
+    },
+    Fail {
+        issuer: IssuerId,
+        serial: Serial,
+        reason: String,
+        actor: String,
+        at: i64,
+    },
+    AddCa {
+        ca: CaRecord,
+        actor: String,
+        at: i64,
+    },
 }
 
 enum Outcome {
@@ -90,28 +106,47 @@ pub struct SqliteStore {
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path).map_err(|e| CaError::Store { operation: "open", reason: format!("{}: {e}", path.display()) })?;
+    let conn = Connection::open(path).map_err(|e| CaError::Store {
+        operation: "open",
+        reason: format!("{}: {e}", path.display()),
+    })?;
     // FULL: in WAL mode NORMAL does not sync at commit, and a commit must survive power loss.
-    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
-        .map_err(CaError::store("pragma"))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;",
+    )
+    .map_err(CaError::store("pragma"))?;
     Ok(conn)
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(CaError::store("migrate"))?;
-    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)").map_err(CaError::store("migrate"))?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(CaError::store("migrate"))?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(CaError::store("migrate"))?;
     let current: i64 = tx
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+            [],
+            |r| r.get(0),
+        )
         .map_err(CaError::store("migrate"))?;
     if current > MIGRATIONS.len() as i64 {
         return Err(CaError::Store {
             operation: "migrate",
-            reason: format!("database schema version {current} is newer than this nesca understands ({})", MIGRATIONS.len()),
+            reason: format!(
+                "database schema version {current} is newer than this nesca understands ({})",
+                MIGRATIONS.len()
+            ),
         });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.execute_batch(sql).map_err(CaError::store("migrate"))?;
-        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [i as i64 + 1]).map_err(CaError::store("migrate"))?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [i as i64 + 1],
+        )
+        .map_err(CaError::store("migrate"))?;
     }
     tx.commit().map_err(CaError::store("migrate"))
 }
@@ -126,7 +161,10 @@ impl SqliteStore {
         let thread = std::thread::Builder::new()
             .name("nesca-store-writer".into())
             .spawn(move || writer_loop(conn, rx))
-            .map_err(|e| CaError::Store { operation: "start writer", reason: e.to_string() })?;
+            .map_err(|e| CaError::Store {
+                operation: "start writer",
+                reason: e.to_string(),
+            })?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(Some(tx)),
@@ -142,13 +180,27 @@ impl SqliteStore {
 
     fn submit(&self, write: Write) -> Result<Outcome> {
         let (reply, answer) = mpsc::sync_channel(1);
-        let sender = self.writer.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let closed = || CaError::Store { operation: "write", reason: "the store writer has stopped".into() };
-        sender.ok_or_else(closed)?.send(Job { write, reply }).map_err(|_| closed())?;
+        let sender = self
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let closed = || CaError::Store {
+            operation: "write",
+            reason: "the store writer has stopped".into(),
+        };
+        sender
+            .ok_or_else(closed)?
+            .send(Job { write, reply })
+            .map_err(|_| closed())?;
         answer.recv().map_err(|_| closed())?
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>, operation: &'static str) -> Result<T> {
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+        operation: &'static str,
+    ) -> Result<T> {
         let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         f(&conn).map_err(CaError::store(operation))
     }
@@ -183,7 +235,17 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Job>) {
 
 /// Applies every write of the batch under its own savepoint and commits once.
 fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Outcome>> {
-    let fail_all = |e: CaError| batch.iter().map(|_| Err(CaError::Store { operation: "commit", reason: e.to_string() })).collect();
+    let fail_all = |e: CaError| {
+        batch
+            .iter()
+            .map(|_| {
+                Err(CaError::Store {
+                    operation: "commit",
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    };
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return fail_all(CaError::store("begin")(e)),
@@ -224,7 +286,11 @@ fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Outcome>> {
 
 fn last_hash(conn: &Connection) -> Result<Vec<u8>> {
     Ok(conn
-        .query_row("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| r.get::<_, Vec<u8>>(0))
+        .query_row(
+            "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get::<_, Vec<u8>>(0),
+        )
         .optional()
         .map_err(CaError::store("read audit head"))?
         .unwrap_or_else(|| GENESIS.to_vec()))
@@ -233,7 +299,9 @@ fn last_hash(conn: &Connection) -> Result<Vec<u8>> {
 /// Appends an audit record after `prev`; returns its hash.
 fn append_audit(conn: &Connection, prev: &[u8], mut e: AuditEntry) -> Result<Vec<u8>> {
     e.seq = conn
-        .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM audit", [], |r| r.get(0))
+        .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM audit", [], |r| {
+            r.get(0)
+        })
         .map_err(CaError::store("audit"))?;
     let hash = chain_hash(prev, &e);
     conn.execute(
@@ -244,8 +312,23 @@ fn append_audit(conn: &Connection, prev: &[u8], mut e: AuditEntry) -> Result<Vec
     Ok(hash)
 }
 
-fn audit_entry(at: i64, actor: &str, action: &str, issuer: &IssuerId, serial: &str, detail: String) -> AuditEntry {
-    AuditEntry { seq: 0, at, actor: actor.into(), action: action.into(), issuer: issuer.to_string(), serial: serial.into(), detail }
+fn audit_entry(
+    at: i64,
+    actor: &str,
+    action: &str,
+    issuer: &IssuerId,
+    serial: &str,
+    detail: String,
+) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        at,
+        actor: actor.into(),
+        action: action.into(),
+        issuer: issuer.to_string(),
+        serial: serial.into(),
+        detail,
+    }
 }
 
 fn apply(conn: &Connection, write: &Write, prev: &[u8]) -> Result<(Outcome, Option<Vec<u8>>)> {
@@ -265,10 +348,27 @@ fn apply(conn: &Connection, write: &Write, prev: &[u8]) -> Result<(Outcome, Opti
                 return Ok((Outcome::Reserved(Reserved::SerialTaken), None));
             }
             let detail = format!("profile={} subject={}", r.profile, r.subject.subject);
-            let h = append_audit(conn, prev, audit_entry(r.at, &r.actor, "reserve", &r.issuer, &r.serial.to_hex(), detail))?;
+            let h = append_audit(
+                conn,
+                prev,
+                audit_entry(
+                    r.at,
+                    &r.actor,
+                    "reserve",
+                    &r.issuer,
+                    &r.serial.to_hex(),
+                    detail,
+                ),
+            )?;
             Ok((Outcome::Reserved(Reserved::Ok), Some(h)))
         }
-        Write::Complete { issuer, serial, cert_der, actor, at } => {
+        Write::Complete {
+            issuer,
+            serial,
+            cert_der,
+            actor,
+            at,
+        } => {
             let n = conn
                 .execute(
                     "UPDATE certificates SET status = 'active', cert_der = ?1, issued_at = ?2 WHERE issuer = ?3 AND serial = ?4 AND status = 'reserved'",
@@ -276,18 +376,35 @@ fn apply(conn: &Connection, write: &Write, prev: &[u8]) -> Result<(Outcome, Opti
                 )
                 .map_err(CaError::store("store certificate"))?;
             if n != 1 {
-                return Err(CaError::Store { operation: "store certificate", reason: format!("serial {serial} is not reserved for {issuer}") });
+                return Err(CaError::Store {
+                    operation: "store certificate",
+                    reason: format!("serial {serial} is not reserved for {issuer}"),
+                });
             }
-            let h = append_audit(conn, prev, audit_entry(*at, actor, "issue", issuer, &serial.to_hex(), String::new()))?;
+            let h = append_audit(
+                conn,
+                prev,
+                audit_entry(*at, actor, "issue", issuer, &serial.to_hex(), String::new()),
+            )?;
             Ok((Outcome::Done, Some(h)))
         }
-        Write::Fail { issuer, serial, reason, actor, at } => {
+        Write::Fail {
+            issuer,
+            serial,
+            reason,
+            actor,
+            at,
+        } => {
             conn.execute(
                 "UPDATE certificates SET status = 'failed', fail_reason = ?1 WHERE issuer = ?2 AND serial = ?3 AND status = 'reserved'",
                 params![reason, issuer.as_str(), serial.to_hex()],
             )
             .map_err(CaError::store("mark failed"))?;
-            let h = append_audit(conn, prev, audit_entry(*at, actor, "fail", issuer, &serial.to_hex(), reason.clone()))?;
+            let h = append_audit(
+                conn,
+                prev,
+                audit_entry(*at, actor, "fail", issuer, &serial.to_hex(), reason.clone()),
+            )?;
             Ok((Outcome::Done, Some(h)))
         }
         Write::AddCa { ca, actor, at } => {
@@ -298,9 +415,22 @@ fn apply(conn: &Connection, write: &Write, prev: &[u8]) -> Result<(Outcome, Opti
                 )
                 .map_err(CaError::store("add CA"))?;
             if n == 0 {
-                return Err(CaError::AlreadyExists { what: format!("CA \"{}\" in the store", ca.id) });
+                return Err(CaError::AlreadyExists {
+                    what: format!("CA \"{}\" in the store", ca.id),
+                });
             }
-            let h = append_audit(conn, prev, audit_entry(*at, actor, "add-ca", &ca.id, "", format!("role={}", ca.role.as_str())))?;
+            let h = append_audit(
+                conn,
+                prev,
+                audit_entry(
+                    *at,
+                    actor,
+                    "add-ca",
+                    &ca.id,
+                    "",
+                    format!("role={}", ca.role.as_str()),
+                ),
+            )?;
             Ok((Outcome::Done, Some(h)))
         }
     }
@@ -310,7 +440,9 @@ const CERT_COLUMNS: &str =
     "issuer, serial, profile, status, subject, tckn, given_name, surname, not_before, not_after, reserved_at, issued_at, cert_der";
 
 fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
-    let bad = |i: usize, e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into());
+    let bad = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
     let issuer: String = r.get(0)?;
     let serial: String = r.get(1)?;
     let status: String = r.get(3)?;
@@ -319,7 +451,12 @@ fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
         serial: Serial::from_hex(&serial).map_err(|e| bad(1, e))?,
         profile: r.get(2)?,
         status: status.parse().map_err(|e| bad(3, e))?,
-        subject: SubjectRecord { subject: r.get(4)?, tckn: r.get(5)?, given_name: r.get(6)?, surname: r.get(7)? },
+        subject: SubjectRecord {
+            subject: r.get(4)?,
+            tckn: r.get(5)?,
+            given_name: r.get(6)?,
+            surname: r.get(7)?,
+        },
         not_before: r.get(8)?,
         not_after: r.get(9)?,
         reserved_at: r.get(10)?,
@@ -329,12 +466,18 @@ fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
 }
 
 fn ca_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaRecord> {
-    let bad = |i: usize, e: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into());
+    let bad = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
     let id: String = r.get(0)?;
     let role: String = r.get(1)?;
     Ok(CaRecord {
         id: IssuerId::new(&id).map_err(|e| bad(0, e))?,
-        role: if role == "root" { CaRole::Root } else { CaRole::Issuing },
+        role: if role == "root" {
+            CaRole::Root
+        } else {
+            CaRole::Issuing
+        },
         key_label: r.get(2)?,
         cert_der: r.get(3)?,
         ocsp_key_label: r.get(4)?,
@@ -350,17 +493,55 @@ impl Store for SqliteStore {
         }
     }
 
-    fn complete(&self, issuer: &IssuerId, serial: &Serial, cert_der: Vec<u8>, actor: &str, at: i64) -> Result<()> {
-        self.submit(Write::Complete { issuer: issuer.clone(), serial: *serial, cert_der, actor: actor.into(), at }).map(|_| ())
+    fn complete(
+        &self,
+        issuer: &IssuerId,
+        serial: &Serial,
+        cert_der: Vec<u8>,
+        actor: &str,
+        at: i64,
+    ) -> Result<()> {
+        self.submit(Write::Complete {
+            issuer: issuer.clone(),
+            serial: *serial,
+            cert_der,
+            actor: actor.into(),
+            at,
+        })
+        .map(|_| ())
     }
 
-    fn fail(&self, issuer: &IssuerId, serial: &Serial, reason: &str, actor: &str, at: i64) -> Result<()> {
-        self.submit(Write::Fail { issuer: issuer.clone(), serial: *serial, reason: reason.into(), actor: actor.into(), at }).map(|_| ())
+    fn fail(
+        &self,
+        issuer: &IssuerId,
+        serial: &Serial,
+        reason: &str,
+        actor: &str,
+        at: i64,
+    ) -> Result<()> {
+        self.submit(Write::Fail {
+            issuer: issuer.clone(),
+            serial: *serial,
+            reason: reason.into(),
+            actor: actor.into(),
+            at,
+        })
+        .map(|_| ())
     }
 
     fn get(&self, issuer: Option<&IssuerId>, serial: &Serial) -> Result<Option<CertRecord>> {
         let sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE serial = ?1 AND (?2 IS NULL OR issuer = ?2)");
-        self.read(|c| c.query_row(&sql, params![serial.to_hex(), issuer.map(|i| i.as_str())], cert_row).optional(), "read certificate")
+        self.read(
+            |c| {
+                c.query_row(
+                    &sql,
+                    params![serial.to_hex(), issuer.map(|i| i.as_str())],
+                    cert_row,
+                )
+                .optional()
+            },
+            "read certificate",
+        )
     }
 
     fn list(&self, issuer: Option<&IssuerId>) -> Result<Vec<CertRecord>> {
@@ -376,7 +557,12 @@ impl Store for SqliteStore {
     }
 
     fn add_ca(&self, ca: CaRecord, actor: &str, at: i64) -> Result<()> {
-        self.submit(Write::AddCa { ca, actor: actor.into(), at }).map(|_| ())
+        self.submit(Write::AddCa {
+            ca,
+            actor: actor.into(),
+            at,
+        })
+        .map(|_| ())
     }
 
     fn ca(&self, id: &IssuerId) -> Result<Option<CaRecord>> {

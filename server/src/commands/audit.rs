@@ -17,7 +17,10 @@ pub fn verify(a: ConfigArg) -> Result<()> {
         }
         Some(seq) => Err(CliError::config(
             "audit",
-            format!("hash chain broken at record {seq} ({} records before it verify)", report.records),
+            format!(
+                "hash chain broken at record {seq} ({} records before it verify)",
+                report.records
+            ),
         )),
     }
 }

@@ -38,18 +38,31 @@ pub struct BenchArgs {
 
 pub fn run(a: BenchArgs) -> Result<()> {
     if a.seconds == 0 || a.clients == 0 {
-        return Err(CliError::Argument { field: "seconds/clients", rule: "must be at least 1".into() });
+        return Err(CliError::Argument {
+            field: "seconds/clients",
+            rule: "must be at least 1".into(),
+        });
     }
     let base = match &a.dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("nesca-bench-{}", std::process::id())),
     };
     let csr = make_csr()?;
-    println!("nesca bench issue: {} s per measurement, {} requests in flight per worker", a.seconds, a.clients);
-    println!("{:<12} {:>7} {:>14} {:>12} {:>7}", "CA key", "workers", "raw C_Sign/s", "issuance/s", "ratio");
+    println!(
+        "nesca bench issue: {} s per measurement, {} requests in flight per worker",
+        a.seconds, a.clients
+    );
+    println!(
+        "{:<12} {:>7} {:>14} {:>12} {:>7}",
+        "CA key", "workers", "raw C_Sign/s", "issuance/s", "ratio"
+    );
     let mut rows = Vec::new();
     for alg in &a.algorithms {
-        let demo = create_demo(&base.join(alg.name()), "http://pki.nesca-demo.com.tr", Some(*alg))?;
+        let demo = create_demo(
+            &base.join(alg.name()),
+            "http://pki.nesca-demo.com.tr",
+            Some(*alg),
+        )?;
         let cfg = demo.cfg;
         let store = wiring::open_existing_store(&cfg)?;
         for workers in [1usize, 2] {
@@ -61,28 +74,47 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 softhsm_conf: cfg.raw.hsm.softhsm_conf.as_ref().map(|p| cfg.path(p)),
             })?;
             let mut issuance = wiring::open_issuance(&cfg, store.clone())?;
-            let record = ca_core::store::Store::ca(&*store, &cfg.issuing_id)?.ok_or_else(|| CliError::config("ca.id", "missing"))?;
+            let record = ca_core::store::Store::ca(&*store, &cfg.issuing_id)?
+                .ok_or_else(|| CliError::config("ca.id", "missing"))?;
             let signer = Arc::new(hsm.find_key(&record.key_label)?);
-            issuance.ca = SigningCa::new(cfg.issuing_id.clone(), record.cert_der, signer.clone(), Some(cfg.urls.clone()))?;
+            issuance.ca = SigningCa::new(
+                cfg.issuing_id.clone(),
+                record.cert_der,
+                signer.clone(),
+                Some(cfg.urls.clone()),
+            )?;
 
             let duration = Duration::from_secs(a.seconds);
             let tbs_sized = vec![0x5au8; 700];
-            let raw = measure(workers, duration, || signer.sign(&tbs_sized).map(|_| ()).map_err(CliError::from))?;
+            let raw = measure(workers, duration, || {
+                signer.sign(&tbs_sized).map(|_| ()).map_err(CliError::from)
+            })?;
             let engine = &issuance.engine;
             let ca = &issuance.ca;
             let nes = &cfg.nes;
             let issued = measure(workers * a.clients, duration, || {
                 let app = NesApplication {
                     csr: VerifiedCsr::parse(&csr)?,
-                    tckn: Tckn::parse("10000000146").map_err(|e| CliError::config("tckn", e.to_string()))?,
+                    tckn: Tckn::parse("10000000146")
+                        .map_err(|e| CliError::config("tckn", e.to_string()))?,
                     given_name: PersonName::parse("given-name", "AYŞE")?,
                     surname: PersonName::parse("surname", "YILMAZ")?,
                     validity_days: None,
                 };
-                engine.issue_nes(ca, nes, app, "bench").map(|_| ()).map_err(CliError::from)
+                engine
+                    .issue_nes(ca, nes, app, "bench")
+                    .map(|_| ())
+                    .map_err(CliError::from)
             })?;
             let ratio = issued / raw;
-            println!("{:<12} {:>7} {:>14.0} {:>12.0} {:>7.2}", alg.name(), workers, raw, issued, ratio);
+            println!(
+                "{:<12} {:>7} {:>14.0} {:>12.0} {:>7.2}",
+                alg.name(),
+                workers,
+                raw,
+                issued,
+                ratio
+            );
             rows.push((alg.name(), workers, raw, issued, ratio));
         }
     }
@@ -116,7 +148,10 @@ fn measure(threads: usize, duration: Duration, op: impl Fn() -> Result<()> + Syn
             .collect();
         std::thread::sleep(duration);
         stop.store(true, Ordering::Relaxed);
-        handles.into_iter().filter_map(|h| h.join().ok().flatten()).collect()
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok().flatten())
+            .collect()
     });
     let elapsed = start.elapsed().as_secs_f64();
     if let Some(e) = errors.into_iter().next() {

@@ -22,7 +22,8 @@ pub struct ShowArgs {
 }
 
 fn to_json(r: &CertRecord) -> serde_json::Value {
-    let at = |s: i64| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64));
+    let at =
+        |s: i64| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64));
     json!({
         "serial": r.serial.to_hex(),
         "issuer": r.issuer.as_str(),
@@ -40,11 +41,21 @@ fn to_json(r: &CertRecord) -> serde_json::Value {
 }
 
 pub fn show(a: ShowArgs) -> Result<()> {
-    let serial = Serial::from_hex(&a.serial).map_err(|rule| CliError::Argument { field: "serial", rule })?;
+    let serial = Serial::from_hex(&a.serial).map_err(|rule| CliError::Argument {
+        field: "serial",
+        rule,
+    })?;
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
-    let record = store.get(None, &serial)?.ok_or(ca_core::CaError::NotFound { serial: serial.to_hex() })?;
-    println!("{}", serde_json::to_string_pretty(&to_json(&record)).unwrap_or_default());
+    let record = store
+        .get(None, &serial)?
+        .ok_or(ca_core::CaError::NotFound {
+            serial: serial.to_hex(),
+        })?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&to_json(&record)).unwrap_or_default()
+    );
     Ok(())
 }
 

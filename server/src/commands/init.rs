@@ -52,7 +52,10 @@ pub fn run(a: InitArgs) -> Result<()> {
             print_created(&cfg, &created);
             Ok(())
         }
-        _ => Err(CliError::Argument { field: "init", rule: "give either --demo --dir DIR or --config FILE".into() }),
+        _ => Err(CliError::Argument {
+            field: "init",
+            rule: "give either --demo --dir DIR or --config FILE".into(),
+        }),
     }
 }
 
@@ -74,7 +77,11 @@ impl Drop for Created {
             return;
         }
         for p in self.paths.iter().rev() {
-            let _ = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(p)
+            } else {
+                std::fs::remove_file(p)
+            };
         }
     }
 }
@@ -82,8 +89,15 @@ impl Drop for Created {
 fn demo(dir: &Path, public_url: &str, algorithm: Option<KeyAlgorithm>) -> Result<()> {
     let demo = create_demo(dir, public_url, algorithm)?;
     println!("nesca demo created in {}", demo.dir.display());
-    println!("  SoftHSM token   \"{DEMO_TOKEN}\" in {} ({})", demo.dir.join("tokens").display(), demo.dir.join("softhsm2.conf").display());
-    println!("  user PIN        {} (mode 0600, referenced by the configuration, never written in it)", demo.dir.join("user-pin").display());
+    println!(
+        "  SoftHSM token   \"{DEMO_TOKEN}\" in {} ({})",
+        demo.dir.join("tokens").display(),
+        demo.dir.join("softhsm2.conf").display()
+    );
+    println!(
+        "  user PIN        {} (mode 0600, referenced by the configuration, never written in it)",
+        demo.dir.join("user-pin").display()
+    );
     print_created(&demo.cfg, &demo.ca);
     Ok(())
 }
@@ -99,28 +113,53 @@ pub struct Demo {
 pub fn create_demo(dir: &Path, public_url: &str, algorithm: Option<KeyAlgorithm>) -> Result<Demo> {
     std::fs::create_dir_all(dir).map_err(CliError::io("cannot create directory", dir))?;
     let dir = std::fs::canonicalize(dir).map_err(CliError::io("cannot resolve directory", dir))?;
-    let creates = ["nesca.toml", "nesca.db", "nesca.db-wal", "nesca.db-shm", "tokens", "user-pin", "so-pin", "softhsm2.conf"];
-    let pems = ["root-ca.pem", "issuing-ca.pem", "ocsp-signer.pem", "ca-chain.pem"];
+    let creates = [
+        "nesca.toml",
+        "nesca.db",
+        "nesca.db-wal",
+        "nesca.db-shm",
+        "tokens",
+        "user-pin",
+        "so-pin",
+        "softhsm2.conf",
+    ];
+    let pems = [
+        "root-ca.pem",
+        "issuing-ca.pem",
+        "ocsp-signer.pem",
+        "ca-chain.pem",
+    ];
     for name in creates.iter().chain(pems.iter()) {
         let p = dir.join(name);
         if p.exists() {
-            return Err(CliError::AlreadyInitialised { dir: dir.display().to_string(), found: p.display().to_string() });
+            return Err(CliError::AlreadyInitialised {
+                dir: dir.display().to_string(),
+                found: p.display().to_string(),
+            });
         }
     }
     if !Path::new(SOFTHSM_MODULE).is_file() {
-        return Err(CliError::Missing { what: "SoftHSM", detail: format!("no {SOFTHSM_MODULE}"), install: "apt-get install -y softhsm2" });
+        return Err(CliError::Missing {
+            what: "SoftHSM",
+            detail: format!("no {SOFTHSM_MODULE}"),
+            install: "apt-get install -y softhsm2",
+        });
     }
     // The URL check comes before anything is created.
     let host = demo_host(public_url)?;
 
-    let mut created = Created { paths: Vec::new(), done: false };
+    let mut created = Created {
+        paths: Vec::new(),
+        done: false,
+    };
     let tokens = dir.join("tokens");
     std::fs::create_dir(&tokens).map_err(CliError::io("cannot create directory", &tokens))?;
     created.add(tokens.clone());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o700)).map_err(CliError::io("cannot protect", &tokens))?;
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o700))
+            .map_err(CliError::io("cannot protect", &tokens))?;
     }
     let softhsm_conf = dir.join("softhsm2.conf");
     let conf_text = format!("# SoftHSM configuration of this nesca demo\ndirectories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens.display());
@@ -135,15 +174,28 @@ pub fn create_demo(dir: &Path, public_url: &str, algorithm: Option<KeyAlgorithm>
     let so_pin_file = dir.join("so-pin");
     write_new(&so_pin_file, so_pin.as_bytes(), true)?;
     created.add(so_pin_file.clone());
-    Hsm::init_token(Path::new(SOFTHSM_MODULE), Some(&softhsm_conf), DEMO_TOKEN, &SecretString::from(so_pin), &SecretString::from(user_pin))?;
+    Hsm::init_token(
+        Path::new(SOFTHSM_MODULE),
+        Some(&softhsm_conf),
+        DEMO_TOKEN,
+        &SecretString::from(so_pin),
+        &SecretString::from(user_pin),
+    )?;
 
     let algorithm = algorithm.unwrap_or(KeyAlgorithm::EcdsaP256);
     let config = dir.join("nesca.toml");
-    write_new(&config, demo_config(public_url, &host, algorithm).as_bytes(), false)?;
+    write_new(
+        &config,
+        demo_config(public_url, &host, algorithm).as_bytes(),
+        false,
+    )?;
     created.add(config.clone());
     let cfg = Loaded::read(&config)?;
     // Checked absent above: whatever of these exists after a failure, this run made.
-    for name in ["nesca.db", "nesca.db-wal", "nesca.db-shm"].iter().chain(pems.iter()) {
+    for name in ["nesca.db", "nesca.db-wal", "nesca.db-shm"]
+        .iter()
+        .chain(pems.iter())
+    {
         created.add(dir.join(name));
     }
     let ca = create_ca(&cfg, None)?;
@@ -159,12 +211,19 @@ fn demo_host(public_url: &str) -> Result<String> {
     })?;
     let authority = rest.split('/').next().unwrap_or("");
     let host = if authority.starts_with('[') {
-        authority.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+        authority
+            .split(']')
+            .next()
+            .map(|h| format!("{h}]"))
+            .unwrap_or_default()
     } else {
         authority.split(':').next().unwrap_or("").to_string()
     };
     if host.is_empty() || !host.is_ascii() || host.contains(char::is_whitespace) {
-        return Err(CliError::Argument { field: "public-url", rule: format!("\"{public_url}\" has no usable host") });
+        return Err(CliError::Argument {
+            field: "public-url",
+            rule: format!("\"{public_url}\" has no usable host"),
+        });
     }
     Ok(host)
 }
@@ -243,20 +302,33 @@ fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>) -> Result<CreatedCa>
         }
     }
     let hsm = wiring::open_hsm(cfg)?;
-    let labels = [cfg.root_id.to_string(), cfg.issuing_id.to_string(), format!("{}-ocsp", cfg.issuing_id)];
+    let labels = [
+        cfg.root_id.to_string(),
+        cfg.issuing_id.to_string(),
+        format!("{}-ocsp", cfg.issuing_id),
+    ];
     for label in &labels {
         if hsm.has_key(label)? {
-            return Err(CliError::Exists(format!("key \"{label}\" on token \"{}\"", cfg.raw.hsm.token_label)));
+            return Err(CliError::Exists(format!(
+                "key \"{label}\" on token \"{}\"",
+                cfg.raw.hsm.token_label
+            )));
         }
     }
     let mut keys = Vec::new();
     for label in &labels {
         let signer = hsm.generate_key(label, algorithm)?;
-        keys.push(CaKey { label: label.clone(), signer: Arc::new(signer) });
+        keys.push(CaKey {
+            label: label.clone(),
+            signer: Arc::new(signer),
+        });
     }
     let (ocsp, issuing, root) = (keys.pop(), keys.pop(), keys.pop());
     let (Some(root), Some(issuing), Some(ocsp)) = (root, issuing, ocsp) else {
-        return Err(CliError::config("init", "key generation returned fewer keys than asked"));
+        return Err(CliError::config(
+            "init",
+            "key generation returned fewer keys than asked",
+        ));
     };
     let c = &cfg.raw.ca;
     let plan = HierarchyPlan {
@@ -278,17 +350,29 @@ fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>) -> Result<CreatedCa>
     write_new(&files[1].1, cert_pem(&h.issuing_cert).as_bytes(), false)?;
     write_new(&files[2].1, cert_pem(&h.ocsp_cert).as_bytes(), false)?;
     write_new(&files[3].1, chain.as_bytes(), false)?;
-    Ok(CreatedCa { algorithm, files: files.into() })
+    Ok(CreatedCa {
+        algorithm,
+        files: files.into(),
+    })
 }
 
 fn print_created(cfg: &Loaded, c: &CreatedCa) {
     println!("  configuration   {}", cfg.file.display());
-    println!("  database        {}", cfg.path(&cfg.raw.store.sqlite).display());
-    println!("  CA keys         {} (generated in the token, non-extractable)", c.algorithm);
+    println!(
+        "  database        {}",
+        cfg.path(&cfg.raw.store.sqlite).display()
+    );
+    println!(
+        "  CA keys         {} (generated in the token, non-extractable)",
+        c.algorithm
+    );
     for (what, path) in &c.files {
         println!("  {what:<15} {}", path.display());
     }
-    println!("  public URL      {} (CRL {}, OCSP {})", cfg.raw.ca.public_url, cfg.urls.crl, cfg.urls.ocsp);
+    println!(
+        "  public URL      {} (CRL {}, OCSP {})",
+        cfg.raw.ca.public_url, cfg.urls.crl, cfg.urls.ocsp
+    );
     println!(
         "next: nesca issue --config {} --csr req.pem --tckn 10000000146 --given-name \"AYŞE\" --surname \"YILMAZ\" --out ayse.pem",
         cfg.file.display()

@@ -40,7 +40,10 @@ pub fn run(a: IssueArgs) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
 
     // Parse at the edge: every refusal here happens before the store or the HSM is touched.
-    let tckn = Tckn::parse(&a.tckn).map_err(|e| CaError::Invalid { field: "tckn", rule: e.to_string() })?;
+    let tckn = Tckn::parse(&a.tckn).map_err(|e| CaError::Invalid {
+        field: "tckn",
+        rule: e.to_string(),
+    })?;
     let given_name = PersonName::parse("given-name", &a.given_name)?;
     let surname = PersonName::parse("surname", &a.surname)?;
     let csr_bytes = std::fs::read(&a.csr).map_err(CliError::io("cannot read CSR", &a.csr))?;
@@ -51,8 +54,16 @@ pub fn run(a: IssueArgs) -> Result<()> {
 
     let store = wiring::open_existing_store(&cfg)?;
     let issuance = wiring::open_issuance(&cfg, store)?;
-    let app = NesApplication { csr, tckn, given_name, surname, validity_days: a.validity_days };
-    let issued = issuance.engine.issue_nes(&issuance.ca, &cfg.nes, app, "cli")?;
+    let app = NesApplication {
+        csr,
+        tckn,
+        given_name,
+        surname,
+        validity_days: a.validity_days,
+    };
+    let issued = issuance
+        .engine
+        .issue_nes(&issuance.ca, &cfg.nes, app, "cli")?;
     let pem = cert_pem(&issued.cert_der);
     match &a.out {
         Some(path) => write_replace(path, pem.as_bytes())?,

@@ -24,7 +24,9 @@ pub fn write_new(path: &Path, contents: &[u8], private: bool) -> Result<()> {
         std::io::ErrorKind::AlreadyExists => CliError::Exists(path.display().to_string()),
         _ => CliError::io("cannot create", path)(e),
     })?;
-    f.write_all(contents).and_then(|_| f.sync_all()).map_err(CliError::io("cannot write", path))
+    f.write_all(contents)
+        .and_then(|_| f.sync_all())
+        .map_err(CliError::io("cannot write", path))
 }
 
 /// Replaces a file atomically: write a temporary beside it, sync, rename.

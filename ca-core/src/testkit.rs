@@ -1,0 +1,130 @@
+//! Test helpers: a software CA key standing in for the HSM (unit tests only; the end-to-end
+//! tests use SoftHSM), a temporary store, a demo hierarchy and CSRs.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use der::{Decode, Encode};
+use p256::pkcs8::EncodePublicKey;
+use signature::Signer;
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::builder::{Builder, RequestBuilder};
+
+use crate::bootstrap::{create_hierarchy, CaKey, HierarchyPlan};
+use crate::engine::{Engine, SigningCa, TbsSigner};
+use crate::error::Result;
+use crate::name::organization_name;
+use crate::profile::{CaUrls, NesProfile};
+use crate::store::{SqliteStore, Store};
+use crate::{oids, FixedClock, IssuerId};
+
+/// A P-256 key in memory.
+pub struct SoftSigner(pub p256::ecdsa::SigningKey);
+
+impl SoftSigner {
+    pub fn random() -> Self {
+        SoftSigner(p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))
+    }
+}
+
+impl TbsSigner for SoftSigner {
+    fn signature_algorithm(&self) -> AlgorithmIdentifierOwned {
+        AlgorithmIdentifierOwned {
+            oid: oids::ECDSA_WITH_SHA256,
+            parameters: None,
+        }
+    }
+    fn public_key(&self) -> SubjectPublicKeyInfoOwned {
+        let der = self
+            .0
+            .verifying_key()
+            .to_public_key_der()
+            .expect("encode SPKI");
+        SubjectPublicKeyInfoOwned::from_der(der.as_bytes()).expect("decode SPKI")
+    }
+    fn sign(&self, tbs_der: &[u8]) -> Result<Vec<u8>> {
+        let sig: p256::ecdsa::Signature = self.0.sign(tbs_der);
+        Ok(sig.to_der().as_bytes().to_vec())
+    }
+}
+
+/// A store, an engine on a fixed clock, and an issuing CA under a fresh root.
+pub struct Fixture {
+    pub _dir: tempfile::TempDir,
+    pub store: Arc<SqliteStore>,
+    pub engine: Engine,
+    pub clock: Arc<FixedClock>,
+    pub ca: SigningCa,
+    pub nes: NesProfile,
+}
+
+pub const PUBLIC_URL: &str = "http://pki.nesca-demo.com.tr";
+
+/// 2026-11-22T00:00:00Z.
+pub fn test_now() -> std::time::SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_795_305_600)
+}
+
+pub fn fixture_with(issuing_signer: Arc<dyn TbsSigner>) -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("open store"));
+    let clock = Arc::new(FixedClock::new(test_now()));
+    let store_dyn: Arc<dyn Store> = store.clone();
+    let engine = Engine::new(store_dyn, clock.clone());
+    let plan = HierarchyPlan {
+        root_id: IssuerId::new("root-ca").unwrap(),
+        root_name: organization_name("TR", "Test ESHS", "Test Root").unwrap(),
+        root_validity_days: 7305,
+        issuing_id: IssuerId::new("nes-ca").unwrap(),
+        issuing_name: organization_name("TR", "Test ESHS", "Test NES CA").unwrap(),
+        issuing_validity_days: 3653,
+        ocsp_name: organization_name("TR", "Test ESHS", "Test OCSP").unwrap(),
+        ocsp_validity_days: 90,
+        public_url: PUBLIC_URL.into(),
+    };
+    let key = |label: &str, signer: Arc<dyn TbsSigner>| CaKey {
+        label: label.into(),
+        signer,
+    };
+    let h = create_hierarchy(
+        &engine,
+        &plan,
+        key("root", Arc::new(SoftSigner::random())),
+        key("issuing", issuing_signer.clone()),
+        key("ocsp", Arc::new(SoftSigner::random())),
+        "test",
+    )
+    .expect("hierarchy");
+    let ca = SigningCa::new(
+        plan.issuing_id.clone(),
+        h.issuing_cert,
+        issuing_signer,
+        Some(CaUrls::new(PUBLIC_URL, &plan.issuing_id).unwrap()),
+    )
+    .unwrap();
+    let nes = NesProfile::from_config(&crate::profile::nes_demo_config()).unwrap();
+    Fixture {
+        _dir: dir,
+        store,
+        engine,
+        clock,
+        ca,
+        nes,
+    }
+}
+
+pub fn fixture() -> Fixture {
+    fixture_with(Arc::new(SoftSigner::random()))
+}
+
+/// A P-256 CSR, DER.
+pub fn p256_csr() -> Vec<u8> {
+    let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+    let subject = organization_name("TR", "x", "applicant").unwrap();
+    RequestBuilder::new(subject, &key)
+        .unwrap()
+        .build::<p256::ecdsa::DerSignature>()
+        .unwrap()
+        .to_der()
+        .unwrap()
+}

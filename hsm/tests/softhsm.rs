@@ -1,0 +1,228 @@
+//! The hsm crate against the real SoftHSM module: one token per test process (SoftHSM reads
+//! SOFTHSM2_CONF once, at C_Initialize), created through PKCS#11 in a temporary directory.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use der::{Decode, Encode};
+use hsm::{Hsm, HsmConfig, HsmError, KeyAlgorithm};
+use secrecy::SecretString;
+use sha2::{Digest, Sha256, Sha384};
+use signature::hazmat::PrehashVerifier;
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const LABEL: &str = "hsm-test";
+
+struct Token {
+    _dir: tempfile::TempDir,
+    hsm: Hsm,
+}
+
+fn pin() -> SecretString {
+    SecretString::from("test-user-pin-1234".to_string())
+}
+
+fn token() -> &'static Hsm {
+    static TOKEN: OnceLock<Token> = OnceLock::new();
+    &TOKEN
+        .get_or_init(|| {
+            assert!(
+                Path::new(MODULE).is_file(),
+                "SoftHSM is not installed: apt-get install -y softhsm2"
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let tokens = dir.path().join("tokens");
+            std::fs::create_dir(&tokens).unwrap();
+            let conf = dir.path().join("softhsm2.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                    tokens.display()
+                ),
+            )
+            .unwrap();
+            Hsm::init_token(
+                Path::new(MODULE),
+                Some(&conf),
+                LABEL,
+                &SecretString::from("so-pin-5678".to_string()),
+                &pin(),
+            )
+            .unwrap();
+            let hsm = Hsm::open(HsmConfig {
+                module: MODULE.into(),
+                token_label: LABEL.into(),
+                pin: pin(),
+                pool_size: 2,
+                softhsm_conf: Some(conf),
+            })
+            .unwrap();
+            Token { _dir: dir, hsm }
+        })
+        .hsm
+}
+
+fn verify(signer: &hsm::KeySigner, msg: &[u8], sig: &[u8]) {
+    let spki = signer.public_key().spki();
+    let point = spki.subject_public_key.raw_bytes();
+    match signer.algorithm() {
+        KeyAlgorithm::EcdsaP256 => {
+            let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap();
+            vk.verify_prehash(
+                &Sha256::digest(msg),
+                &p256::ecdsa::Signature::from_der(sig).unwrap(),
+            )
+            .unwrap();
+        }
+        KeyAlgorithm::EcdsaP384 => {
+            let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap();
+            vk.verify_prehash(
+                &Sha384::digest(msg),
+                &p384::ecdsa::Signature::from_der(sig).unwrap(),
+            )
+            .unwrap();
+        }
+        _ => {
+            use rsa::pkcs1::DecodeRsaPublicKey;
+            let key = rsa::RsaPublicKey::from_pkcs1_der(point).unwrap();
+            key.verify(
+                rsa::Pkcs1v15Sign::new::<Sha256>(),
+                &Sha256::digest(msg),
+                sig,
+            )
+            .unwrap();
+        }
+    }
+}
+
+#[test]
+fn generated_keys_sign_verifiably_and_never_leave_the_token() {
+    let hsm = token();
+    for (label, alg) in [
+        ("k-p256", KeyAlgorithm::EcdsaP256),
+        ("k-p384", KeyAlgorithm::EcdsaP384),
+        ("k-rsa", KeyAlgorithm::Rsa2048),
+    ] {
+        let signer = hsm.generate_key(label, alg).unwrap();
+        let sig = signer.sign(b"to be signed").unwrap();
+        verify(&signer, b"to be signed", &sig);
+        let p = hsm.key_protection(label).unwrap();
+        assert!(
+            p.sensitive && !p.extractable && p.always_sensitive && p.never_extractable,
+            "{label}: {p:?}"
+        );
+        // Found again by label, with the same public key and algorithm.
+        let found = hsm.find_key(label).unwrap();
+        assert_eq!(found.public_key(), signer.public_key());
+        assert_eq!(found.algorithm(), alg);
+    }
+}
+
+#[test]
+fn existing_and_missing_labels_are_clear_errors() {
+    let hsm = token();
+    hsm.generate_key("dup", KeyAlgorithm::EcdsaP256).unwrap();
+    let e = hsm
+        .generate_key("dup", KeyAlgorithm::EcdsaP256)
+        .unwrap_err();
+    assert!(matches!(e, HsmError::KeyExists { .. }), "{e}");
+    let e = hsm.find_key("no-such-key").unwrap_err();
+    assert_eq!(e.to_string(), "key \"no-such-key\" not found on the token");
+}
+
+#[test]
+fn a_token_that_is_not_there_is_named() {
+    token();
+    let e = Hsm::open(HsmConfig {
+        module: MODULE.into(),
+        token_label: "absent".into(),
+        pin: pin(),
+        pool_size: 1,
+        softhsm_conf: None,
+    })
+    .err()
+    .unwrap();
+    assert!(
+        e.to_string().starts_with("no token labelled \"absent\""),
+        "{e}"
+    );
+    let e = Hsm::open(HsmConfig {
+        module: "/nonexistent/module.so".into(),
+        token_label: LABEL.into(),
+        pin: pin(),
+        pool_size: 1,
+        softhsm_conf: None,
+    })
+    .err()
+    .unwrap();
+    assert_eq!(
+        e.to_string(),
+        "PKCS#11 module not found: /nonexistent/module.so"
+    );
+}
+
+#[test]
+fn x509_cert_builder_accepts_the_hsm_signer() {
+    use std::str::FromStr;
+    use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+    let hsm = token();
+    let signer = hsm
+        .generate_key("builder", KeyAlgorithm::EcdsaP256)
+        .unwrap();
+    let spki = signer.public_key().spki().clone();
+    let name = x509_cert::name::Name::from_str("CN=builder test").unwrap();
+    let serial = x509_cert::serial_number::SerialNumber::new(&[1, 2, 3]).unwrap();
+    let validity =
+        x509_cert::time::Validity::from_now(std::time::Duration::from_secs(3600)).unwrap();
+    let builder =
+        CertificateBuilder::new(Profile::Root, serial, validity, name, spki, &signer).unwrap();
+    let cert = builder.build::<hsm::HsmSignature>().unwrap();
+    let tbs = cert.tbs_certificate.to_der().unwrap();
+    verify(&signer, &tbs, cert.signature.raw_bytes());
+}
+
+#[test]
+fn concurrent_workers_each_with_a_session() {
+    let hsm = token();
+    let signer = hsm
+        .generate_key("concurrent", KeyAlgorithm::EcdsaP256)
+        .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let signer = &signer;
+            s.spawn(move || {
+                for i in 0..100 {
+                    let msg = format!("{t}-{i}");
+                    verify(
+                        signer,
+                        msg.as_bytes(),
+                        &signer.sign(msg.as_bytes()).unwrap(),
+                    );
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn signing_recovers_after_every_session_was_closed() {
+    let hsm = token();
+    let signer = hsm
+        .generate_key("recover", KeyAlgorithm::EcdsaP256)
+        .unwrap();
+    signer.sign(b"before").unwrap();
+    hsm.close_all_sessions();
+    let sig = signer.sign(b"after").unwrap();
+    verify(&signer, b"after", &sig);
+}
+
+#[test]
+fn der_of_public_key_round_trips() {
+    let hsm = token();
+    let signer = hsm.generate_key("spki", KeyAlgorithm::Rsa2048).unwrap();
+    let der = signer.public_key().spki_der().to_vec();
+    let back = spki::SubjectPublicKeyInfoOwned::from_der(&der).unwrap();
+    assert_eq!(&back, signer.public_key().spki());
+    assert_eq!(back.to_der().unwrap(), der);
+}
