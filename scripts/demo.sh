@@ -61,8 +61,11 @@ key="$dir/sample-ayse.key"
 csr="$dir/sample-ayse.csr"
 cert="$dir/sample-ayse.pem"
 # nesca takes the subject from its flags; the CSR only proves possession of the key.
-(umask 077 && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$key" -subj "/CN=sample" -out "$csr" 2>/dev/null)
+if ! err="$( (umask 077 && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$key" -subj "/CN=sample" -out "$csr") 2>&1)"; then
+    say "openssl req failed: $err"
+    exit 1
+fi
 serial="$("$nesca" issue --config "$config" --csr "$csr" \
     --tckn 10000000146 --given-name "AYŞE" --surname "YILMAZ" --out "$cert")"
 openssl verify -CAfile "$dir/root-ca.pem" -untrusted "$dir/issuing-ca.pem" "$cert"

@@ -8,9 +8,9 @@ use x509_cert::name::Name;
 
 use crate::engine::{CertRequest, Engine, Issued, SigningCa, TbsSigner};
 use crate::error::{CaError, Result};
-use crate::profile::{CaProfile, CaUrls, IssuerContext, OcspSignerProfile};
+use crate::profile::{CaProfile, CaUrls, OcspSignerProfile};
 use crate::store::{CaRecord, CaRole, SubjectRecord};
-use crate::{verify, IssuerId};
+use crate::IssuerId;
 
 /// A CA key with its token label.
 pub struct CaKey {
@@ -67,18 +67,7 @@ pub fn create_hierarchy(
 
     // The root signs itself: its issuer context is its own name and key, with no URLs.
     let root_spki = root.signer.public_key();
-    let self_signing = SigningCa {
-        context: IssuerContext {
-            id: plan.root_id.clone(),
-            name: plan.root_name.clone(),
-            key_id: verify::key_identifier(&root_spki),
-            signature_algorithm: root.signer.signature_algorithm(),
-            urls: None,
-            not_after: None,
-        },
-        signer: root.signer.clone(),
-        cert_der: None,
-    };
+    let self_signing = SigningCa::self_signing(plan.root_id.clone(), plan.root_name.clone(), root.signer.clone())?;
     let root_cert = issue(
         engine,
         &self_signing,

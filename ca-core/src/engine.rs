@@ -53,36 +53,48 @@ pub struct SigningCa {
     pub signer: Arc<dyn TbsSigner>,
     /// The CA's own certificate (absent while a root is signing itself).
     pub cert_der: Option<Vec<u8>>,
+    /// The signer's public key and its kind, read once: every issuance verifies against it.
+    public_key: SubjectPublicKeyInfoOwned,
+    key_kind: verify::KeyKind,
 }
 
 impl SigningCa {
     /// A CA from its certificate and key; refuses a key that does not match the certificate.
-    pub fn new(
-        id: crate::IssuerId,
-        cert_der: Vec<u8>,
-        signer: Arc<dyn TbsSigner>,
-        urls: Option<profile::CaUrls>,
-    ) -> Result<SigningCa> {
+    pub fn new(id: crate::IssuerId, cert_der: Vec<u8>, signer: Arc<dyn TbsSigner>, urls: Option<profile::CaUrls>) -> Result<SigningCa> {
         let cert = Certificate::from_der(&cert_der).map_err(CaError::der("CA certificate"))?;
         let spki = cert.tbs_certificate.subject_public_key_info.clone();
         if spki != signer.public_key() {
-            return Err(CaError::Config {
-                field: format!("CA {id}"),
-                rule: "the token key does not match the CA certificate's public key".into(),
-            });
+            return Err(CaError::Config { field: format!("CA {id}"), rule: "the token key does not match the CA certificate's public key".into() });
         }
-        Ok(SigningCa {
-            context: IssuerContext {
-                id,
-                name: cert.tbs_certificate.subject.clone(),
-                key_id: verify::key_identifier(&spki),
-                signature_algorithm: signer.signature_algorithm(),
-                urls,
-                not_after: Some(cert.tbs_certificate.validity.not_after.to_system_time()),
-            },
-            signer,
-            cert_der: Some(cert_der),
-        })
+        let context = IssuerContext {
+            id,
+            name: cert.tbs_certificate.subject.clone(),
+            key_id: verify::key_identifier(&spki),
+            signature_algorithm: signer.signature_algorithm(),
+            urls,
+            not_after: Some(cert.tbs_certificate.validity.not_after.to_system_time()),
+        };
+        Self::with_context(context, signer, Some(cert_der))
+    }
+
+    /// A root about to sign its own certificate: issuer name and key are its own, no URLs.
+    pub fn self_signing(id: crate::IssuerId, name: Name, signer: Arc<dyn TbsSigner>) -> Result<SigningCa> {
+        let spki = signer.public_key();
+        let context = IssuerContext {
+            id,
+            name,
+            key_id: verify::key_identifier(&spki),
+            signature_algorithm: signer.signature_algorithm(),
+            urls: None,
+            not_after: None,
+        };
+        Self::with_context(context, signer, None)
+    }
+
+    fn with_context(context: IssuerContext, signer: Arc<dyn TbsSigner>, cert_der: Option<Vec<u8>>) -> Result<SigningCa> {
+        let public_key = signer.public_key();
+        let key_kind = verify::KeyKind::of(&public_key).map_err(|rule| CaError::Config { field: format!("CA {}", context.id), rule })?;
+        Ok(SigningCa { context, signer, cert_der, public_key, key_kind })
     }
 }
 
@@ -250,35 +262,27 @@ impl Engine {
     }
 }
 
-/// The signed certificate must carry exactly the linted TBS and a signature that verifies
-/// under the CA key.
+/// The signed certificate must carry exactly the linted TBS, byte for byte as it stands in
+/// the certificate, and a signature that verifies under the CA key (a faulty HSM signature
+/// never leaves the CA; for RSA this also guards against fault attacks on the key).
 fn check_signed(cert_der: &[u8], tbs_der: &[u8], ca: &SigningCa, serial: &Serial) -> Result<()> {
-    let mismatch = |reason: String| CaError::SignedMismatch {
-        serial: serial.to_hex(),
-        reason,
-    };
-    let cert =
-        Certificate::from_der(cert_der).map_err(|e| mismatch(format!("does not decode: {e}")))?;
-    let signed_tbs = cert
-        .tbs_certificate
-        .to_der()
-        .map_err(|e| mismatch(format!("TBS does not encode: {e}")))?;
+    let mismatch = |reason: String| CaError::SignedMismatch { serial: serial.to_hex(), reason };
+    let cert = Certificate::from_der(cert_der).map_err(|e| mismatch(format!("does not decode: {e}")))?;
+    let signed_tbs = signed_tbs_bytes(cert_der).map_err(|e| mismatch(format!("does not decode: {e}")))?;
     if signed_tbs != tbs_der {
-        return Err(mismatch(
-            "signed TBSCertificate differs from the linted one".into(),
-        ));
+        return Err(mismatch("signed TBSCertificate differs from the linted one".into()));
     }
-    let signature = cert
-        .signature
-        .as_bytes()
-        .ok_or_else(|| mismatch("signature has unused bits".into()))?;
-    verify::verify(
-        &ca.signer.public_key(),
-        &cert.signature_algorithm,
-        tbs_der,
-        signature,
-    )
-    .map_err(|e| mismatch(format!("signature under the CA key: {e}")))
+    let signature = cert.signature.as_bytes().ok_or_else(|| mismatch("signature has unused bits".into()))?;
+    verify::verify_with(ca.key_kind, &ca.public_key, &cert.signature_algorithm, tbs_der, signature)
+        .map_err(|e| mismatch(format!("signature under the CA key: {e}")))
+}
+
+/// The TBSCertificate's encoding as it stands inside a Certificate (its first element).
+fn signed_tbs_bytes(cert_der: &[u8]) -> der::Result<&[u8]> {
+    use der::{Header, Reader, SliceReader};
+    let mut reader = SliceReader::new(cert_der)?;
+    Header::decode(&mut reader)?;
+    reader.tlv_bytes()
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! changes nothing in the store, and once the fault is repaired, issuance works again.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 
 use crate::support::*;
 
@@ -33,7 +34,7 @@ fn check_fault(
 }
 
 #[test]
-fn refuses_when_the_pin_file_is_missing() {
+fn refuses_a_missing_or_readable_pin_file() {
     let demo = Demo::init();
     let pin = demo.path("user-pin");
     let away = demo.work.join("user-pin.away");
@@ -43,6 +44,14 @@ fn refuses_when_the_pin_file_is_missing() {
         || fs::rename(&pin, &away).unwrap(),
         |csr| demo.issue(csr, &[]),
         || fs::rename(&away, &pin).unwrap(),
+    );
+    // A PIN file that others can read is refused too (the demo writes it 0600).
+    check_fault(
+        &demo,
+        &["pin", "600"],
+        || fs::set_permissions(&pin, fs::Permissions::from_mode(0o644)).unwrap(),
+        |csr| demo.issue(csr, &[]),
+        || fs::set_permissions(&pin, fs::Permissions::from_mode(0o600)).unwrap(),
     );
 }
 
@@ -98,7 +107,7 @@ fn refuses_an_unknown_token_label() {
 }
 
 #[test]
-fn refuses_when_the_token_directory_is_missing() {
+fn refuses_a_missing_token_directory_or_softhsm_conf() {
     let demo = Demo::init();
     let tokens = demo.path("tokens");
     let away = demo.work.join("tokens.away");
@@ -108,5 +117,15 @@ fn refuses_when_the_token_directory_is_missing() {
         || fs::rename(&tokens, &away).unwrap(),
         |csr| demo.issue(csr, &[]),
         || fs::rename(&away, &tokens).unwrap(),
+    );
+    // Likewise a missing softhsm2.conf: SoftHSM itself would only say CKR_GENERAL_ERROR.
+    let conf = demo.path("softhsm2.conf");
+    let conf_away = demo.work.join("softhsm2.conf.away");
+    check_fault(
+        &demo,
+        &["softhsm2.conf"],
+        || fs::rename(&conf, &conf_away).unwrap(),
+        |csr| demo.issue(csr, &[]),
+        || fs::rename(&conf_away, &conf).unwrap(),
     );
 }

@@ -96,3 +96,31 @@ fn refuses_validity_above_the_profile_maximum() {
         });
     }
 }
+
+/// An --out file that cannot be written is found out before anything is signed or stored:
+/// otherwise the store holds an active certificate that nobody received.
+#[test]
+fn refuses_an_unwritable_out_file_before_issuing() {
+    let demo = Demo::init();
+    let csr = demo.csr("req", Key::P256);
+    let target = demo.work.join("missing-dir").join("cert.pem");
+    let before = demo.cert_list_lines();
+    let out = demo.issue(&csr, &["--out", s(&target)]);
+    assert!(
+        !out.success(),
+        "issued to an unwritable --out: {}",
+        out.describe()
+    );
+    let after = demo.cert_list_lines();
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "a failed issuance left a certificate in the store that nobody received ({} before, \
+         {} after): {}",
+        before.len(),
+        after.len(),
+        out.describe()
+    );
+    assert_refusal(&out, &["out"]);
+    assert!(!target.exists());
+}

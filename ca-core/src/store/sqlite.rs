@@ -2,8 +2,7 @@
 //!
 //! Writes go through one writer thread that commits whatever has queued up in a single
 //! transaction (group commit): many concurrent issuances share one fsync, while each caller
-//! still returns only after its own change is durable. Each write runs under a savepoint, so
-//! one failing write (a taken serial) does not undo its neighbours in the batch.
+//! still returns only after its own change is durable.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -36,8 +35,10 @@ const MIGRATIONS: &[&str] = &[
         reserved_at  INTEGER NOT NULL,
         issued_at    INTEGER,
         fail_reason  TEXT,
-        PRIMARY KEY (issuer, serial)
-    ) WITHOUT ROWID;
+        -- The constraint that makes a serial unique per issuer (RFC 5280 §4.1.2.2). A rowid
+        -- table: rows carry kilobytes of DER, too large for a WITHOUT ROWID b-tree.
+        UNIQUE (issuer, serial)
+    );
     CREATE INDEX certificates_tckn ON certificates (tckn);
     CREATE TABLE cas (
         id             TEXT PRIMARY KEY,
@@ -233,205 +234,133 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Job>) {
     }
 }
 
-/// Applies every write of the batch under its own savepoint and commits once.
+/// Why one write of a batch did not happen.
+enum Refusal {
+    /// The write was refused before it changed anything; the rest of the batch goes on.
+    Refused(CaError),
+    /// The database failed; the whole batch is rolled back.
+    Fatal(CaError),
+}
+
+impl From<rusqlite::Error> for Refusal {
+    fn from(e: rusqlite::Error) -> Self {
+        Refusal::Fatal(CaError::Store { operation: "write", reason: e.to_string() })
+    }
+}
+
+/// The head of the audit chain while a batch is being written.
+struct AuditHead {
+    seq: i64,
+    hash: Vec<u8>,
+}
+
+/// Applies every write of the batch in one transaction and commits once.
+///
+/// A refused write (serial not reserved, CA exists) is checked before it writes anything, so
+/// no savepoint is needed; any database error rolls the whole batch back and every caller in
+/// it gets the error (fail closed: no change without its audit record).
 fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Outcome>> {
-    let fail_all = |e: CaError| {
-        batch
-            .iter()
-            .map(|_| {
-                Err(CaError::Store {
-                    operation: "commit",
-                    reason: e.to_string(),
-                })
-            })
-            .collect()
-    };
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let fail_all = |e: &CaError| batch.iter().map(|_| Err(CaError::Store { operation: "commit", reason: e.to_string() })).collect();
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => return fail_all(CaError::store("begin")(e)),
+        Err(e) => return fail_all(&CaError::store("begin")(e)),
     };
-    let mut prev = match last_hash(&tx) {
+    let mut head = match audit_head(&tx) {
         Ok(h) => h,
-        Err(e) => return fail_all(e),
+        Err(e) => return fail_all(&e),
     };
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        let mut sp = match tx.savepoint() {
-            Ok(sp) => sp,
-            Err(e) => return fail_all(CaError::store("savepoint")(e)),
-        };
-        match apply(&sp, &job.write, &prev) {
-            Ok((outcome, hash)) => {
-                if let Err(e) = sp.commit() {
-                    return fail_all(CaError::store("release savepoint")(e));
-                }
-                if let Some(h) = hash {
-                    prev = h;
-                }
-                results.push(Ok(outcome));
-            }
-            Err(e) => {
-                // Dropping the savepoint rolls back just this write.
-                let _ = sp.rollback();
-                drop(sp);
-                results.push(Err(e));
-            }
+        match apply(&tx, &job.write, &mut head) {
+            Ok(outcome) => results.push(Ok(outcome)),
+            Err(Refusal::Refused(e)) => results.push(Err(e)),
+            Err(Refusal::Fatal(e)) => return fail_all(&e),
         }
     }
     match tx.commit() {
         Ok(()) => results,
-        Err(e) => fail_all(CaError::store("commit")(e)),
+        Err(e) => fail_all(&CaError::store("commit")(e)),
     }
 }
 
-fn last_hash(conn: &Connection) -> Result<Vec<u8>> {
-    Ok(conn
-        .query_row(
-            "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| r.get::<_, Vec<u8>>(0),
-        )
-        .optional()
-        .map_err(CaError::store("read audit head"))?
-        .unwrap_or_else(|| GENESIS.to_vec()))
+fn audit_head(conn: &Connection) -> Result<AuditHead> {
+    let head = conn
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut st| st.query_row([], |r| Ok(AuditHead { seq: r.get(0)?, hash: r.get(1)? })).optional())
+        .map_err(CaError::store("read audit head"))?;
+    Ok(head.unwrap_or(AuditHead { seq: 0, hash: GENESIS.to_vec() }))
 }
 
-/// Appends an audit record after `prev`; returns its hash.
-fn append_audit(conn: &Connection, prev: &[u8], mut e: AuditEntry) -> Result<Vec<u8>> {
-    e.seq = conn
-        .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM audit", [], |r| {
-            r.get(0)
-        })
-        .map_err(CaError::store("audit"))?;
-    let hash = chain_hash(prev, &e);
-    conn.execute(
+/// Appends an audit record at the head of the chain.
+fn append_audit(conn: &Connection, head: &mut AuditHead, mut e: AuditEntry) -> Result<(), Refusal> {
+    e.seq = head.seq + 1;
+    let hash = chain_hash(&head.hash, &e);
+    conn.prepare_cached(
         "INSERT INTO audit (seq, at, actor, action, issuer, serial, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![e.seq, e.at, e.actor, e.action, e.issuer, e.serial, e.detail, prev, hash],
-    )
-    .map_err(CaError::store("audit"))?;
-    Ok(hash)
+    )?
+    .execute(params![e.seq, e.at, e.actor, e.action, e.issuer, e.serial, e.detail, head.hash, hash])?;
+    head.seq = e.seq;
+    head.hash = hash;
+    Ok(())
 }
 
-fn audit_entry(
-    at: i64,
-    actor: &str,
-    action: &str,
-    issuer: &IssuerId,
-    serial: &str,
-    detail: String,
-) -> AuditEntry {
-    AuditEntry {
-        seq: 0,
-        at,
-        actor: actor.into(),
-        action: action.into(),
-        issuer: issuer.to_string(),
-        serial: serial.into(),
-        detail,
-    }
+fn audit_entry(at: i64, actor: &str, action: &str, issuer: &IssuerId, serial: &str, detail: String) -> AuditEntry {
+    AuditEntry { seq: 0, at, actor: actor.into(), action: action.into(), issuer: issuer.to_string(), serial: serial.into(), detail }
 }
 
-fn apply(conn: &Connection, write: &Write, prev: &[u8]) -> Result<(Outcome, Option<Vec<u8>>)> {
+fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outcome, Refusal> {
     match write {
         Write::Reserve(r) => {
             let inserted = conn
-                .execute(
+                .prepare_cached(
                     "INSERT INTO certificates (issuer, serial, profile, status, subject, tckn, given_name, surname, not_before, not_after, tbs_der, reserved_at)
                      VALUES (?1, ?2, ?3, 'reserved', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
-                    params![
-                        r.issuer.as_str(), r.serial.to_hex(), r.profile, r.subject.subject, r.subject.tckn, r.subject.given_name,
-                        r.subject.surname, r.not_before, r.not_after, r.tbs_der, r.at
-                    ],
-                )
-                .map_err(CaError::store("reserve serial"))?;
+                )?
+                .execute(params![
+                    r.issuer.as_str(), r.serial.to_hex(), r.profile, r.subject.subject, r.subject.tckn, r.subject.given_name,
+                    r.subject.surname, r.not_before, r.not_after, r.tbs_der, r.at
+                ])?;
             if inserted == 0 {
-                return Ok((Outcome::Reserved(Reserved::SerialTaken), None));
+                return Ok(Outcome::Reserved(Reserved::SerialTaken));
             }
             let detail = format!("profile={} subject={}", r.profile, r.subject.subject);
-            let h = append_audit(
-                conn,
-                prev,
-                audit_entry(
-                    r.at,
-                    &r.actor,
-                    "reserve",
-                    &r.issuer,
-                    &r.serial.to_hex(),
-                    detail,
-                ),
-            )?;
-            Ok((Outcome::Reserved(Reserved::Ok), Some(h)))
+            append_audit(conn, head, audit_entry(r.at, &r.actor, "reserve", &r.issuer, &r.serial.to_hex(), detail))?;
+            Ok(Outcome::Reserved(Reserved::Ok))
         }
-        Write::Complete {
-            issuer,
-            serial,
-            cert_der,
-            actor,
-            at,
-        } => {
+        Write::Complete { issuer, serial, cert_der, actor, at } => {
             let n = conn
-                .execute(
+                .prepare_cached(
                     "UPDATE certificates SET status = 'active', cert_der = ?1, issued_at = ?2 WHERE issuer = ?3 AND serial = ?4 AND status = 'reserved'",
-                    params![cert_der, at, issuer.as_str(), serial.to_hex()],
-                )
-                .map_err(CaError::store("store certificate"))?;
+                )?
+                .execute(params![cert_der, at, issuer.as_str(), serial.to_hex()])?;
             if n != 1 {
-                return Err(CaError::Store {
+                return Err(Refusal::Refused(CaError::Store {
                     operation: "store certificate",
                     reason: format!("serial {serial} is not reserved for {issuer}"),
-                });
+                }));
             }
-            let h = append_audit(
-                conn,
-                prev,
-                audit_entry(*at, actor, "issue", issuer, &serial.to_hex(), String::new()),
-            )?;
-            Ok((Outcome::Done, Some(h)))
+            append_audit(conn, head, audit_entry(*at, actor, "issue", issuer, &serial.to_hex(), String::new()))?;
+            Ok(Outcome::Done)
         }
-        Write::Fail {
-            issuer,
-            serial,
-            reason,
-            actor,
-            at,
-        } => {
-            conn.execute(
+        Write::Fail { issuer, serial, reason, actor, at } => {
+            conn.prepare_cached(
                 "UPDATE certificates SET status = 'failed', fail_reason = ?1 WHERE issuer = ?2 AND serial = ?3 AND status = 'reserved'",
-                params![reason, issuer.as_str(), serial.to_hex()],
-            )
-            .map_err(CaError::store("mark failed"))?;
-            let h = append_audit(
-                conn,
-                prev,
-                audit_entry(*at, actor, "fail", issuer, &serial.to_hex(), reason.clone()),
-            )?;
-            Ok((Outcome::Done, Some(h)))
+            )?
+            .execute(params![reason, issuer.as_str(), serial.to_hex()])?;
+            append_audit(conn, head, audit_entry(*at, actor, "fail", issuer, &serial.to_hex(), reason.clone()))?;
+            Ok(Outcome::Done)
         }
         Write::AddCa { ca, actor, at } => {
-            let n = conn
-                .execute(
-                    "INSERT INTO cas (id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-                    params![ca.id.as_str(), ca.role.as_str(), ca.key_label, ca.cert_der, ca.ocsp_key_label, ca.ocsp_cert_der, at],
-                )
-                .map_err(CaError::store("add CA"))?;
-            if n == 0 {
-                return Err(CaError::AlreadyExists {
-                    what: format!("CA \"{}\" in the store", ca.id),
-                });
+            let exists = conn.prepare_cached("SELECT 1 FROM cas WHERE id = ?1")?.exists([ca.id.as_str()])?;
+            if exists {
+                return Err(Refusal::Refused(CaError::AlreadyExists { what: format!("CA \"{}\" in the store", ca.id) }));
             }
-            let h = append_audit(
-                conn,
-                prev,
-                audit_entry(
-                    *at,
-                    actor,
-                    "add-ca",
-                    &ca.id,
-                    "",
-                    format!("role={}", ca.role.as_str()),
-                ),
-            )?;
-            Ok((Outcome::Done, Some(h)))
+            conn.prepare_cached(
+                "INSERT INTO cas (id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![ca.id.as_str(), ca.role.as_str(), ca.key_label, ca.cert_der, ca.ocsp_key_label, ca.ocsp_cert_der, at])?;
+            append_audit(conn, head, audit_entry(*at, actor, "add-ca", &ca.id, "", format!("role={}", ca.role.as_str())))?;
+            Ok(Outcome::Done)
         }
     }
 }

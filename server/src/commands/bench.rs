@@ -34,6 +34,10 @@ pub struct BenchArgs {
     /// Working directory (default: a new directory under the system's temporary directory)
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Internal: measure one algorithm in this process and print its rows only. SoftHSM reads
+    /// its configuration once per process, so each algorithm's demo token gets a process.
+    #[arg(long, hide = true)]
+    child: bool,
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -47,87 +51,102 @@ pub fn run(a: BenchArgs) -> Result<()> {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("nesca-bench-{}", std::process::id())),
     };
-    let csr = make_csr()?;
-    println!(
-        "nesca bench issue: {} s per measurement, {} requests in flight per worker",
-        a.seconds, a.clients
-    );
-    println!(
-        "{:<12} {:>7} {:>14} {:>12} {:>7}",
-        "CA key", "workers", "raw C_Sign/s", "issuance/s", "ratio"
-    );
-    let mut rows = Vec::new();
-    for alg in &a.algorithms {
-        let demo = create_demo(
-            &base.join(alg.name()),
-            "http://pki.nesca-demo.com.tr",
-            Some(*alg),
-        )?;
-        let cfg = demo.cfg;
-        let store = wiring::open_existing_store(&cfg)?;
-        for workers in [1usize, 2] {
-            let hsm = Hsm::open(HsmConfig {
-                module: cfg.raw.hsm.module.clone(),
-                token_label: cfg.raw.hsm.token_label.clone(),
-                pin: cfg.pin()?,
-                pool_size: workers,
-                softhsm_conf: cfg.raw.hsm.softhsm_conf.as_ref().map(|p| cfg.path(p)),
-            })?;
-            let mut issuance = wiring::open_issuance(&cfg, store.clone())?;
-            let record = ca_core::store::Store::ca(&*store, &cfg.issuing_id)?
-                .ok_or_else(|| CliError::config("ca.id", "missing"))?;
-            let signer = Arc::new(hsm.find_key(&record.key_label)?);
-            issuance.ca = SigningCa::new(
-                cfg.issuing_id.clone(),
-                record.cert_der,
-                signer.clone(),
-                Some(cfg.urls.clone()),
-            )?;
-
-            let duration = Duration::from_secs(a.seconds);
-            let tbs_sized = vec![0x5au8; 700];
-            let raw = measure(workers, duration, || {
-                signer.sign(&tbs_sized).map(|_| ()).map_err(CliError::from)
-            })?;
-            let engine = &issuance.engine;
-            let ca = &issuance.ca;
-            let nes = &cfg.nes;
-            let issued = measure(workers * a.clients, duration, || {
-                let app = NesApplication {
-                    csr: VerifiedCsr::parse(&csr)?,
-                    tckn: Tckn::parse("10000000146")
-                        .map_err(|e| CliError::config("tckn", e.to_string()))?,
-                    given_name: PersonName::parse("given-name", "AYŞE")?,
-                    surname: PersonName::parse("surname", "YILMAZ")?,
-                    validity_days: None,
-                };
-                engine
-                    .issue_nes(ca, nes, app, "bench")
-                    .map(|_| ())
-                    .map_err(CliError::from)
-            })?;
-            let ratio = issued / raw;
-            println!(
-                "{:<12} {:>7} {:>14.0} {:>12.0} {:>7.2}",
-                alg.name(),
-                workers,
-                raw,
-                issued,
-                ratio
-            );
-            rows.push((alg.name(), workers, raw, issued, ratio));
+    if !a.child {
+        println!("nesca bench issue: {} s per measurement, {} requests in flight per worker", a.seconds, a.clients);
+        println!(
+            "{:<12} {:>7} {:>14} {:>12} {:>7} {:>11} {:>11}",
+            "CA key", "workers", "raw C_Sign/s", "issuance/s", "ratio", "cores(raw)", "cores(iss)"
+        );
+        let exe = std::env::current_exe().map_err(|e| CliError::config("bench", e.to_string()))?;
+        for alg in &a.algorithms {
+            let status = std::process::Command::new(&exe)
+                .args(["bench", "issue", "--child", "--algorithms", alg.name()])
+                .args(["--seconds", &a.seconds.to_string(), "--clients", &a.clients.to_string()])
+                .arg("--dir")
+                .arg(base.join(alg.name()))
+                .status()
+                .map_err(|e| CliError::config("bench", e.to_string()))?;
+            if !status.success() {
+                return Err(CliError::config("bench", format!("measuring {alg} failed")));
+            }
         }
+        println!("targets: issuance >= 0.9x raw for rsa-2048, >= 0.5x for ecdsa-p256");
+        if a.dir.is_none() {
+            let _ = std::fs::remove_dir_all(&base);
+        }
+        return Ok(());
     }
-    println!("targets: issuance >= 0.9x raw for rsa-2048, >= 0.5x for ecdsa-p256");
-    if a.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&base);
+    let [alg] = a.algorithms.as_slice() else {
+        return Err(CliError::Argument { field: "algorithms", rule: "--child measures exactly one".into() });
+    };
+    let csr = make_csr()?;
+    let demo = create_demo(&base, "http://pki.nesca-demo.com.tr", Some(*alg))?;
+    let cfg = demo.cfg;
+    let store = wiring::open_existing_store(&cfg)?;
+    for workers in [1usize, 2] {
+        let hsm = Hsm::open(HsmConfig {
+            module: cfg.raw.hsm.module.clone(),
+            token_label: cfg.raw.hsm.token_label.clone(),
+            pin: cfg.pin()?,
+            pool_size: workers,
+            softhsm_conf: cfg.raw.hsm.softhsm_conf.as_ref().map(|p| cfg.path(p)),
+        })?;
+        let mut issuance = wiring::open_issuance(&cfg, store.clone())?;
+        let record = ca_core::store::Store::ca(&*store, &cfg.issuing_id)?.ok_or_else(|| CliError::config("ca.id", "missing"))?;
+        let signer = Arc::new(hsm.find_key(&record.key_label)?);
+        issuance.ca = SigningCa::new(cfg.issuing_id.clone(), record.cert_der, signer.clone(), Some(cfg.urls.clone()))?;
+
+        let duration = Duration::from_secs(a.seconds);
+        // A message the size of a NES TBSCertificate.
+        let tbs_sized = vec![0x5au8; 700];
+        let raw = measure(workers, duration, || signer.sign(&tbs_sized).map(|_| ()).map_err(CliError::from))?;
+        let engine = &issuance.engine;
+        let ca = &issuance.ca;
+        let nes = &cfg.nes;
+        let issued = measure(workers * a.clients, duration, || {
+            let app = NesApplication {
+                csr: VerifiedCsr::parse(&csr)?,
+                tckn: Tckn::parse("10000000146").map_err(|e| CliError::config("tckn", e.to_string()))?,
+                given_name: PersonName::parse("given-name", "AYŞE")?,
+                surname: PersonName::parse("surname", "YILMAZ")?,
+                validity_days: None,
+            };
+            engine.issue_nes(ca, nes, app, "bench").map(|_| ()).map_err(CliError::from)
+        })?;
+        println!(
+            "{:<12} {:>7} {:>14.0} {:>12.0} {:>7.2} {:>11.2} {:>11.2}",
+            alg.name(),
+            workers,
+            raw.per_second,
+            issued.per_second,
+            issued.per_second / raw.per_second,
+            raw.cores,
+            issued.cores
+        );
     }
     Ok(())
 }
 
+/// CPU time (user + system) this process has used, from /proc/self/stat (Linux).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Operations per second and cores kept busy.
+struct Rate {
+    per_second: f64,
+    cores: f64,
+}
+
 /// Runs `op` on `threads` threads for `duration`; returns completed operations per second.
 /// Stops at the first error.
-fn measure(threads: usize, duration: Duration, op: impl Fn() -> Result<()> + Sync) -> Result<f64> {
+fn measure(threads: usize, duration: Duration, op: impl Fn() -> Result<()> + Sync) -> Result<Rate> {
+    let cpu_start = cpu_seconds();
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
     let start = Instant::now();
@@ -157,7 +176,7 @@ fn measure(threads: usize, duration: Duration, op: impl Fn() -> Result<()> + Syn
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
     }
-    Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
+    Ok(Rate { per_second: done.load(Ordering::Relaxed) as f64 / elapsed, cores: (cpu_seconds() - cpu_start) / elapsed })
 }
 
 /// A P-256 CSR made in software (the applicant's side).
