@@ -67,7 +67,11 @@ pub fn create_hierarchy(
 
     // The root signs itself: its issuer context is its own name and key, with no URLs.
     let root_spki = root.signer.public_key();
-    let self_signing = SigningCa::self_signing(plan.root_id.clone(), plan.root_name.clone(), root.signer.clone())?;
+    let self_signing = SigningCa::self_signing(
+        plan.root_id.clone(),
+        plan.root_name.clone(),
+        root.signer.clone(),
+    )?;
     let root_cert = issue(
         engine,
         &self_signing,

@@ -40,7 +40,14 @@ impl VerifiedCsr {
             .ok_or_else(|| CaError::invalid("csr", "signature bit string has unused bits"))?;
         let key_kind = KeyKind::of(&req.info.public_key)
             .map_err(|rule| CaError::invalid("csr public key", rule))?;
-        verify::verify_with(key_kind, &req.info.public_key, &req.algorithm, &info, signature).map_err(|e| {
+        verify::verify_with(
+            key_kind,
+            &req.info.public_key,
+            &req.algorithm,
+            &info,
+            signature,
+        )
+        .map_err(|e| {
             CaError::invalid(
                 "csr",
                 format!("signature check (proof of possession) failed: {e}"),

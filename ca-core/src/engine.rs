@@ -60,11 +60,19 @@ pub struct SigningCa {
 
 impl SigningCa {
     /// A CA from its certificate and key; refuses a key that does not match the certificate.
-    pub fn new(id: crate::IssuerId, cert_der: Vec<u8>, signer: Arc<dyn TbsSigner>, urls: Option<profile::CaUrls>) -> Result<SigningCa> {
+    pub fn new(
+        id: crate::IssuerId,
+        cert_der: Vec<u8>,
+        signer: Arc<dyn TbsSigner>,
+        urls: Option<profile::CaUrls>,
+    ) -> Result<SigningCa> {
         let cert = Certificate::from_der(&cert_der).map_err(CaError::der("CA certificate"))?;
         let spki = cert.tbs_certificate.subject_public_key_info.clone();
         if spki != signer.public_key() {
-            return Err(CaError::Config { field: format!("CA {id}"), rule: "the token key does not match the CA certificate's public key".into() });
+            return Err(CaError::Config {
+                field: format!("CA {id}"),
+                rule: "the token key does not match the CA certificate's public key".into(),
+            });
         }
         let context = IssuerContext {
             id,
@@ -78,7 +86,11 @@ impl SigningCa {
     }
 
     /// A root about to sign its own certificate: issuer name and key are its own, no URLs.
-    pub fn self_signing(id: crate::IssuerId, name: Name, signer: Arc<dyn TbsSigner>) -> Result<SigningCa> {
+    pub fn self_signing(
+        id: crate::IssuerId,
+        name: Name,
+        signer: Arc<dyn TbsSigner>,
+    ) -> Result<SigningCa> {
         let spki = signer.public_key();
         let context = IssuerContext {
             id,
@@ -91,10 +103,23 @@ impl SigningCa {
         Self::with_context(context, signer, None)
     }
 
-    fn with_context(context: IssuerContext, signer: Arc<dyn TbsSigner>, cert_der: Option<Vec<u8>>) -> Result<SigningCa> {
+    fn with_context(
+        context: IssuerContext,
+        signer: Arc<dyn TbsSigner>,
+        cert_der: Option<Vec<u8>>,
+    ) -> Result<SigningCa> {
         let public_key = signer.public_key();
-        let key_kind = verify::KeyKind::of(&public_key).map_err(|rule| CaError::Config { field: format!("CA {}", context.id), rule })?;
-        Ok(SigningCa { context, signer, cert_der, public_key, key_kind })
+        let key_kind = verify::KeyKind::of(&public_key).map_err(|rule| CaError::Config {
+            field: format!("CA {}", context.id),
+            rule,
+        })?;
+        Ok(SigningCa {
+            context,
+            signer,
+            cert_der,
+            public_key,
+            key_kind,
+        })
     }
 }
 
@@ -266,15 +291,31 @@ impl Engine {
 /// the certificate, and a signature that verifies under the CA key (a faulty HSM signature
 /// never leaves the CA; for RSA this also guards against fault attacks on the key).
 fn check_signed(cert_der: &[u8], tbs_der: &[u8], ca: &SigningCa, serial: &Serial) -> Result<()> {
-    let mismatch = |reason: String| CaError::SignedMismatch { serial: serial.to_hex(), reason };
-    let cert = Certificate::from_der(cert_der).map_err(|e| mismatch(format!("does not decode: {e}")))?;
-    let signed_tbs = signed_tbs_bytes(cert_der).map_err(|e| mismatch(format!("does not decode: {e}")))?;
+    let mismatch = |reason: String| CaError::SignedMismatch {
+        serial: serial.to_hex(),
+        reason,
+    };
+    let cert =
+        Certificate::from_der(cert_der).map_err(|e| mismatch(format!("does not decode: {e}")))?;
+    let signed_tbs =
+        signed_tbs_bytes(cert_der).map_err(|e| mismatch(format!("does not decode: {e}")))?;
     if signed_tbs != tbs_der {
-        return Err(mismatch("signed TBSCertificate differs from the linted one".into()));
+        return Err(mismatch(
+            "signed TBSCertificate differs from the linted one".into(),
+        ));
     }
-    let signature = cert.signature.as_bytes().ok_or_else(|| mismatch("signature has unused bits".into()))?;
-    verify::verify_with(ca.key_kind, &ca.public_key, &cert.signature_algorithm, tbs_der, signature)
-        .map_err(|e| mismatch(format!("signature under the CA key: {e}")))
+    let signature = cert
+        .signature
+        .as_bytes()
+        .ok_or_else(|| mismatch("signature has unused bits".into()))?;
+    verify::verify_with(
+        ca.key_kind,
+        &ca.public_key,
+        &cert.signature_algorithm,
+        tbs_der,
+        signature,
+    )
+    .map_err(|e| mismatch(format!("signature under the CA key: {e}")))
 }
 
 /// The TBSCertificate's encoding as it stands inside a Certificate (its first element).

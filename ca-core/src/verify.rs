@@ -86,7 +86,12 @@ fn rsa_key(spki: &SubjectPublicKeyInfoOwned) -> Result<rsa::RsaPublicKey, String
 }
 
 /// Verifies `signature` over `message` under `spki` with the signature algorithm `alg`.
-pub fn verify(spki: &SubjectPublicKeyInfoOwned, alg: &AlgorithmIdentifierOwned, message: &[u8], signature: &[u8]) -> Result<(), String> {
+pub fn verify(
+    spki: &SubjectPublicKeyInfoOwned,
+    alg: &AlgorithmIdentifierOwned,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
     verify_with(KeyKind::of(spki)?, spki, alg, message, signature)
 }
 
@@ -96,24 +101,56 @@ pub fn verify(spki: &SubjectPublicKeyInfoOwned, alg: &AlgorithmIdentifierOwned, 
 /// that rustls uses): verification runs twice per issuance (CSR proof of possession and the
 /// post-signing check), and RustCrypto's portable P-256 made it the largest CPU cost.
 /// P-521 and ECDSA with SHA-512 fall back to RustCrypto.
-pub fn verify_with(kind: KeyKind, spki: &SubjectPublicKeyInfoOwned, alg: &AlgorithmIdentifierOwned, message: &[u8], signature: &[u8]) -> Result<(), String> {
+pub fn verify_with(
+    kind: KeyKind,
+    spki: &SubjectPublicKeyInfoOwned,
+    alg: &AlgorithmIdentifierOwned,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
     use ring::signature as rs;
-    let is_rsa_alg = [oids::SHA256_WITH_RSA, oids::SHA384_WITH_RSA, oids::SHA512_WITH_RSA].contains(&alg.oid);
-    let is_ecdsa_alg = [oids::ECDSA_WITH_SHA256, oids::ECDSA_WITH_SHA384, oids::ECDSA_WITH_SHA512].contains(&alg.oid);
+    let is_rsa_alg = [
+        oids::SHA256_WITH_RSA,
+        oids::SHA384_WITH_RSA,
+        oids::SHA512_WITH_RSA,
+    ]
+    .contains(&alg.oid);
+    let is_ecdsa_alg = [
+        oids::ECDSA_WITH_SHA256,
+        oids::ECDSA_WITH_SHA384,
+        oids::ECDSA_WITH_SHA512,
+    ]
+    .contains(&alg.oid);
     if !is_rsa_alg && !is_ecdsa_alg {
         return Err(format!("unsupported signature algorithm {}", alg.oid));
     }
     let ring_alg: Option<&'static dyn rs::VerificationAlgorithm> = match (kind, alg.oid) {
-        (KeyKind::Rsa { .. }, o) if o == oids::SHA256_WITH_RSA => Some(&rs::RSA_PKCS1_2048_8192_SHA256),
-        (KeyKind::Rsa { .. }, o) if o == oids::SHA384_WITH_RSA => Some(&rs::RSA_PKCS1_2048_8192_SHA384),
-        (KeyKind::Rsa { .. }, o) if o == oids::SHA512_WITH_RSA => Some(&rs::RSA_PKCS1_2048_8192_SHA512),
+        (KeyKind::Rsa { .. }, o) if o == oids::SHA256_WITH_RSA => {
+            Some(&rs::RSA_PKCS1_2048_8192_SHA256)
+        }
+        (KeyKind::Rsa { .. }, o) if o == oids::SHA384_WITH_RSA => {
+            Some(&rs::RSA_PKCS1_2048_8192_SHA384)
+        }
+        (KeyKind::Rsa { .. }, o) if o == oids::SHA512_WITH_RSA => {
+            Some(&rs::RSA_PKCS1_2048_8192_SHA512)
+        }
         (KeyKind::EcP256, o) if o == oids::ECDSA_WITH_SHA256 => Some(&rs::ECDSA_P256_SHA256_ASN1),
         (KeyKind::EcP256, o) if o == oids::ECDSA_WITH_SHA384 => Some(&rs::ECDSA_P256_SHA384_ASN1),
         (KeyKind::EcP384, o) if o == oids::ECDSA_WITH_SHA256 => Some(&rs::ECDSA_P384_SHA256_ASN1),
         (KeyKind::EcP384, o) if o == oids::ECDSA_WITH_SHA384 => Some(&rs::ECDSA_P384_SHA384_ASN1),
         // An RSA algorithm with an EC key, or an ECDSA algorithm with an RSA key.
-        (_, _) if is_rsa_alg => return Err(format!("signature algorithm {} does not match the key type", alg.oid)),
-        (KeyKind::Rsa { .. }, _) => return Err(format!("signature algorithm {} does not match the key type", alg.oid)),
+        (_, _) if is_rsa_alg => {
+            return Err(format!(
+                "signature algorithm {} does not match the key type",
+                alg.oid
+            ))
+        }
+        (KeyKind::Rsa { .. }, _) => {
+            return Err(format!(
+                "signature algorithm {} does not match the key type",
+                alg.oid
+            ))
+        }
         _ => None,
     };
     let key = spki.subject_public_key.raw_bytes();
@@ -131,17 +168,32 @@ pub fn verify_with(kind: KeyKind, spki: &SubjectPublicKeyInfoOwned, alg: &Algori
     match kind {
         KeyKind::EcP256 => {
             let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(key).map_err(bad)?;
-            vk.verify_prehash(&digest, &p256::ecdsa::Signature::from_der(signature).map_err(bad)?).map_err(bad)
+            vk.verify_prehash(
+                &digest,
+                &p256::ecdsa::Signature::from_der(signature).map_err(bad)?,
+            )
+            .map_err(bad)
         }
         KeyKind::EcP384 => {
             let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(key).map_err(bad)?;
-            vk.verify_prehash(&digest, &p384::ecdsa::Signature::from_der(signature).map_err(bad)?).map_err(bad)
+            vk.verify_prehash(
+                &digest,
+                &p384::ecdsa::Signature::from_der(signature).map_err(bad)?,
+            )
+            .map_err(bad)
         }
         KeyKind::EcP521 => {
             let vk = p521::ecdsa::VerifyingKey::from_sec1_bytes(key).map_err(bad)?;
-            vk.verify_prehash(&digest, &p521::ecdsa::Signature::from_der(signature).map_err(bad)?).map_err(bad)
+            vk.verify_prehash(
+                &digest,
+                &p521::ecdsa::Signature::from_der(signature).map_err(bad)?,
+            )
+            .map_err(bad)
         }
-        KeyKind::Rsa { .. } => Err(format!("signature algorithm {} does not match the key type", alg.oid)),
+        KeyKind::Rsa { .. } => Err(format!(
+            "signature algorithm {} does not match the key type",
+            alg.oid
+        )),
     }
 }
 

@@ -244,7 +244,10 @@ enum Refusal {
 
 impl From<rusqlite::Error> for Refusal {
     fn from(e: rusqlite::Error) -> Self {
-        Refusal::Fatal(CaError::Store { operation: "write", reason: e.to_string() })
+        Refusal::Fatal(CaError::Store {
+            operation: "write",
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -260,7 +263,17 @@ struct AuditHead {
 /// no savepoint is needed; any database error rolls the whole batch back and every caller in
 /// it gets the error (fail closed: no change without its audit record).
 fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Outcome>> {
-    let fail_all = |e: &CaError| batch.iter().map(|_| Err(CaError::Store { operation: "commit", reason: e.to_string() })).collect();
+    let fail_all = |e: &CaError| {
+        batch
+            .iter()
+            .map(|_| {
+                Err(CaError::Store {
+                    operation: "commit",
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    };
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return fail_all(&CaError::store("begin")(e)),
@@ -286,9 +299,20 @@ fn commit_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Outcome>> {
 fn audit_head(conn: &Connection) -> Result<AuditHead> {
     let head = conn
         .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        .and_then(|mut st| st.query_row([], |r| Ok(AuditHead { seq: r.get(0)?, hash: r.get(1)? })).optional())
+        .and_then(|mut st| {
+            st.query_row([], |r| {
+                Ok(AuditHead {
+                    seq: r.get(0)?,
+                    hash: r.get(1)?,
+                })
+            })
+            .optional()
+        })
         .map_err(CaError::store("read audit head"))?;
-    Ok(head.unwrap_or(AuditHead { seq: 0, hash: GENESIS.to_vec() }))
+    Ok(head.unwrap_or(AuditHead {
+        seq: 0,
+        hash: GENESIS.to_vec(),
+    }))
 }
 
 /// Appends an audit record at the head of the chain.
@@ -304,8 +328,23 @@ fn append_audit(conn: &Connection, head: &mut AuditHead, mut e: AuditEntry) -> R
     Ok(())
 }
 
-fn audit_entry(at: i64, actor: &str, action: &str, issuer: &IssuerId, serial: &str, detail: String) -> AuditEntry {
-    AuditEntry { seq: 0, at, actor: actor.into(), action: action.into(), issuer: issuer.to_string(), serial: serial.into(), detail }
+fn audit_entry(
+    at: i64,
+    actor: &str,
+    action: &str,
+    issuer: &IssuerId,
+    serial: &str,
+    detail: String,
+) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        at,
+        actor: actor.into(),
+        action: action.into(),
+        issuer: issuer.to_string(),
+        serial: serial.into(),
+        detail,
+    }
 }
 
 fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outcome, Refusal> {
@@ -324,10 +363,27 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
                 return Ok(Outcome::Reserved(Reserved::SerialTaken));
             }
             let detail = format!("profile={} subject={}", r.profile, r.subject.subject);
-            append_audit(conn, head, audit_entry(r.at, &r.actor, "reserve", &r.issuer, &r.serial.to_hex(), detail))?;
+            append_audit(
+                conn,
+                head,
+                audit_entry(
+                    r.at,
+                    &r.actor,
+                    "reserve",
+                    &r.issuer,
+                    &r.serial.to_hex(),
+                    detail,
+                ),
+            )?;
             Ok(Outcome::Reserved(Reserved::Ok))
         }
-        Write::Complete { issuer, serial, cert_der, actor, at } => {
+        Write::Complete {
+            issuer,
+            serial,
+            cert_der,
+            actor,
+            at,
+        } => {
             let n = conn
                 .prepare_cached(
                     "UPDATE certificates SET status = 'active', cert_der = ?1, issued_at = ?2 WHERE issuer = ?3 AND serial = ?4 AND status = 'reserved'",
@@ -339,27 +395,56 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
                     reason: format!("serial {serial} is not reserved for {issuer}"),
                 }));
             }
-            append_audit(conn, head, audit_entry(*at, actor, "issue", issuer, &serial.to_hex(), String::new()))?;
+            append_audit(
+                conn,
+                head,
+                audit_entry(*at, actor, "issue", issuer, &serial.to_hex(), String::new()),
+            )?;
             Ok(Outcome::Done)
         }
-        Write::Fail { issuer, serial, reason, actor, at } => {
+        Write::Fail {
+            issuer,
+            serial,
+            reason,
+            actor,
+            at,
+        } => {
             conn.prepare_cached(
                 "UPDATE certificates SET status = 'failed', fail_reason = ?1 WHERE issuer = ?2 AND serial = ?3 AND status = 'reserved'",
             )?
             .execute(params![reason, issuer.as_str(), serial.to_hex()])?;
-            append_audit(conn, head, audit_entry(*at, actor, "fail", issuer, &serial.to_hex(), reason.clone()))?;
+            append_audit(
+                conn,
+                head,
+                audit_entry(*at, actor, "fail", issuer, &serial.to_hex(), reason.clone()),
+            )?;
             Ok(Outcome::Done)
         }
         Write::AddCa { ca, actor, at } => {
-            let exists = conn.prepare_cached("SELECT 1 FROM cas WHERE id = ?1")?.exists([ca.id.as_str()])?;
+            let exists = conn
+                .prepare_cached("SELECT 1 FROM cas WHERE id = ?1")?
+                .exists([ca.id.as_str()])?;
             if exists {
-                return Err(Refusal::Refused(CaError::AlreadyExists { what: format!("CA \"{}\" in the store", ca.id) }));
+                return Err(Refusal::Refused(CaError::AlreadyExists {
+                    what: format!("CA \"{}\" in the store", ca.id),
+                }));
             }
             conn.prepare_cached(
                 "INSERT INTO cas (id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![ca.id.as_str(), ca.role.as_str(), ca.key_label, ca.cert_der, ca.ocsp_key_label, ca.ocsp_cert_der, at])?;
-            append_audit(conn, head, audit_entry(*at, actor, "add-ca", &ca.id, "", format!("role={}", ca.role.as_str())))?;
+            append_audit(
+                conn,
+                head,
+                audit_entry(
+                    *at,
+                    actor,
+                    "add-ca",
+                    &ca.id,
+                    "",
+                    format!("role={}", ca.role.as_str()),
+                ),
+            )?;
             Ok(Outcome::Done)
         }
     }

@@ -2,6 +2,7 @@
 
 use ca_core::store::Store;
 
+use super::emit;
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::{wiring, ConfigArg};
@@ -11,10 +12,7 @@ pub fn verify(a: ConfigArg) -> Result<()> {
     let store = wiring::open_existing_store(&cfg)?;
     let report = store.verify_audit()?;
     match report.first_break {
-        None => {
-            println!("audit log intact: {} records", report.records);
-            Ok(())
-        }
+        None => emit(&format!("audit log intact: {} records\n", report.records)),
         Some(seq) => Err(CliError::config(
             "audit",
             format!(

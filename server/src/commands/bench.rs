@@ -17,6 +17,7 @@ use hsm::{Hsm, HsmConfig, KeyAlgorithm};
 use x509_cert::builder::{Builder, RequestBuilder};
 
 use super::init::create_demo;
+use super::outln;
 use crate::error::{CliError, Result};
 use crate::wiring;
 
@@ -52,16 +53,31 @@ pub fn run(a: BenchArgs) -> Result<()> {
         None => std::env::temp_dir().join(format!("nesca-bench-{}", std::process::id())),
     };
     if !a.child {
-        println!("nesca bench issue: {} s per measurement, {} requests in flight per worker", a.seconds, a.clients);
-        println!(
+        outln!(
+            "nesca bench issue: {} s per measurement, {} requests in flight per worker",
+            a.seconds,
+            a.clients
+        );
+        outln!(
             "{:<12} {:>7} {:>14} {:>12} {:>7} {:>11} {:>11}",
-            "CA key", "workers", "raw C_Sign/s", "issuance/s", "ratio", "cores(raw)", "cores(iss)"
+            "CA key",
+            "workers",
+            "raw C_Sign/s",
+            "issuance/s",
+            "ratio",
+            "cores(raw)",
+            "cores(iss)"
         );
         let exe = std::env::current_exe().map_err(|e| CliError::config("bench", e.to_string()))?;
         for alg in &a.algorithms {
             let status = std::process::Command::new(&exe)
                 .args(["bench", "issue", "--child", "--algorithms", alg.name()])
-                .args(["--seconds", &a.seconds.to_string(), "--clients", &a.clients.to_string()])
+                .args([
+                    "--seconds",
+                    &a.seconds.to_string(),
+                    "--clients",
+                    &a.clients.to_string(),
+                ])
                 .arg("--dir")
                 .arg(base.join(alg.name()))
                 .status()
@@ -70,14 +86,17 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 return Err(CliError::config("bench", format!("measuring {alg} failed")));
             }
         }
-        println!("targets: issuance >= 0.9x raw for rsa-2048, >= 0.5x for ecdsa-p256");
+        outln!("targets: issuance >= 0.9x raw for rsa-2048, >= 0.5x for ecdsa-p256");
         if a.dir.is_none() {
             let _ = std::fs::remove_dir_all(&base);
         }
         return Ok(());
     }
     let [alg] = a.algorithms.as_slice() else {
-        return Err(CliError::Argument { field: "algorithms", rule: "--child measures exactly one".into() });
+        return Err(CliError::Argument {
+            field: "algorithms",
+            rule: "--child measures exactly one".into(),
+        });
     };
     let csr = make_csr()?;
     let demo = create_demo(&base, "http://pki.nesca-demo.com.tr", Some(*alg))?;
@@ -92,28 +111,40 @@ pub fn run(a: BenchArgs) -> Result<()> {
             softhsm_conf: cfg.raw.hsm.softhsm_conf.as_ref().map(|p| cfg.path(p)),
         })?;
         let mut issuance = wiring::open_issuance(&cfg, store.clone())?;
-        let record = ca_core::store::Store::ca(&*store, &cfg.issuing_id)?.ok_or_else(|| CliError::config("ca.id", "missing"))?;
+        let record = ca_core::store::Store::ca(&*store, &cfg.issuing_id)?
+            .ok_or_else(|| CliError::config("ca.id", "missing"))?;
         let signer = Arc::new(hsm.find_key(&record.key_label)?);
-        issuance.ca = SigningCa::new(cfg.issuing_id.clone(), record.cert_der, signer.clone(), Some(cfg.urls.clone()))?;
+        issuance.ca = SigningCa::new(
+            cfg.issuing_id.clone(),
+            record.cert_der,
+            signer.clone(),
+            Some(cfg.urls.clone()),
+        )?;
 
         let duration = Duration::from_secs(a.seconds);
         // A message the size of a NES TBSCertificate.
         let tbs_sized = vec![0x5au8; 700];
-        let raw = measure(workers, duration, || signer.sign(&tbs_sized).map(|_| ()).map_err(CliError::from))?;
+        let raw = measure(workers, duration, || {
+            signer.sign(&tbs_sized).map(|_| ()).map_err(CliError::from)
+        })?;
         let engine = &issuance.engine;
         let ca = &issuance.ca;
         let nes = &cfg.nes;
         let issued = measure(workers * a.clients, duration, || {
             let app = NesApplication {
                 csr: VerifiedCsr::parse(&csr)?,
-                tckn: Tckn::parse("10000000146").map_err(|e| CliError::config("tckn", e.to_string()))?,
+                tckn: Tckn::parse("10000000146")
+                    .map_err(|e| CliError::config("tckn", e.to_string()))?,
                 given_name: PersonName::parse("given-name", "AYŞE")?,
                 surname: PersonName::parse("surname", "YILMAZ")?,
                 validity_days: None,
             };
-            engine.issue_nes(ca, nes, app, "bench").map(|_| ()).map_err(CliError::from)
+            engine
+                .issue_nes(ca, nes, app, "bench")
+                .map(|_| ())
+                .map_err(CliError::from)
         })?;
-        println!(
+        outln!(
             "{:<12} {:>7} {:>14.0} {:>12.0} {:>7.2} {:>11.2} {:>11.2}",
             alg.name(),
             workers,
@@ -176,7 +207,10 @@ fn measure(threads: usize, duration: Duration, op: impl Fn() -> Result<()> + Syn
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
     }
-    Ok(Rate { per_second: done.load(Ordering::Relaxed) as f64 / elapsed, cores: (cpu_seconds() - cpu_start) / elapsed })
+    Ok(Rate {
+        per_second: done.load(Ordering::Relaxed) as f64 / elapsed,
+        cores: (cpu_seconds() - cpu_start) / elapsed,
+    })
 }
 
 /// A P-256 CSR made in software (the applicant's side).

@@ -7,6 +7,7 @@ use ca_core::{rfc3339, Serial};
 use clap::Args;
 use serde_json::json;
 
+use super::emit;
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::{wiring, ConfigArg};
@@ -52,18 +53,19 @@ pub fn show(a: ShowArgs) -> Result<()> {
         .ok_or(ca_core::CaError::NotFound {
             serial: serial.to_hex(),
         })?;
-    println!(
-        "{}",
+    emit(&format!(
+        "{}\n",
         serde_json::to_string_pretty(&to_json(&record)).unwrap_or_default()
-    );
-    Ok(())
+    ))
 }
 
 pub fn list(a: ConfigArg) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
+    let mut text = String::new();
     for r in store.list(None)? {
-        println!("{}", to_json(&r));
+        text.push_str(&to_json(&r).to_string());
+        text.push('\n');
     }
-    Ok(())
+    emit(&text)
 }

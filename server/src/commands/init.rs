@@ -14,7 +14,7 @@ use hsm::{Hsm, KeyAlgorithm};
 use rand::distributions::{Alphanumeric, DistString};
 use secrecy::SecretString;
 
-use super::{cert_pem, write_new};
+use super::{cert_pem, outln, write_new};
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::wiring;
@@ -49,8 +49,7 @@ pub fn run(a: InitArgs) -> Result<()> {
         (false, None, Some(config)) => {
             let cfg = Loaded::read(&config)?;
             let created = create_ca(&cfg, a.algorithm)?;
-            print_created(&cfg, &created);
-            Ok(())
+            print_created(&cfg, &created)
         }
         _ => Err(CliError::Argument {
             field: "init",
@@ -88,18 +87,17 @@ impl Drop for Created {
 
 fn demo(dir: &Path, public_url: &str, algorithm: Option<KeyAlgorithm>) -> Result<()> {
     let demo = create_demo(dir, public_url, algorithm)?;
-    println!("nesca demo created in {}", demo.dir.display());
-    println!(
+    outln!("nesca demo created in {}", demo.dir.display());
+    outln!(
         "  SoftHSM token   \"{DEMO_TOKEN}\" in {} ({})",
         demo.dir.join("tokens").display(),
         demo.dir.join("softhsm2.conf").display()
     );
-    println!(
+    outln!(
         "  user PIN        {} (mode 0600, referenced by the configuration, never written in it)",
         demo.dir.join("user-pin").display()
     );
-    print_created(&demo.cfg, &demo.ca);
-    Ok(())
+    print_created(&demo.cfg, &demo.ca)
 }
 
 /// A demo CA, created.
@@ -356,25 +354,28 @@ fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>) -> Result<CreatedCa>
     })
 }
 
-fn print_created(cfg: &Loaded, c: &CreatedCa) {
-    println!("  configuration   {}", cfg.file.display());
-    println!(
+fn print_created(cfg: &Loaded, c: &CreatedCa) -> Result<()> {
+    outln!("  configuration   {}", cfg.file.display());
+    outln!(
         "  database        {}",
         cfg.path(&cfg.raw.store.sqlite).display()
     );
-    println!(
+    outln!(
         "  CA keys         {} (generated in the token, non-extractable)",
         c.algorithm
     );
     for (what, path) in &c.files {
-        println!("  {what:<15} {}", path.display());
+        outln!("  {what:<15} {}", path.display());
     }
-    println!(
+    outln!(
         "  public URL      {} (CRL {}, OCSP {})",
-        cfg.raw.ca.public_url, cfg.urls.crl, cfg.urls.ocsp
+        cfg.raw.ca.public_url,
+        cfg.urls.crl,
+        cfg.urls.ocsp
     );
-    println!(
+    outln!(
         "next: nesca issue --config {} --csr req.pem --tckn 10000000146 --given-name \"AYŞE\" --surname \"YILMAZ\" --out ayse.pem",
         cfg.file.display()
     );
+    Ok(())
 }

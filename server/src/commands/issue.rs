@@ -6,7 +6,7 @@ use ca_core::engine::NesApplication;
 use ca_core::{CaError, PersonName, Tckn, VerifiedCsr};
 use clap::Args;
 
-use super::{cert_pem, write_replace};
+use super::{cert_pem, emit, OutFile};
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::wiring;
@@ -29,11 +29,20 @@ pub struct IssueArgs {
     #[arg(long)]
     surname: String,
     /// Validity in days (default: the profile's validity_days)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_days)]
     validity_days: Option<u32>,
     /// Where to write the certificate (PEM); without it the PEM goes to stdout
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+/// Whole days, at least 1 (the profile maximum is checked once the configuration is read).
+fn parse_days(s: &str) -> std::result::Result<u32, String> {
+    match s.parse::<i64>() {
+        Ok(d) if d >= 1 => u32::try_from(d).map_err(|_| "is too large".to_string()),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(_) => Err("must be a whole number of days".into()),
+    }
 }
 
 pub fn run(a: IssueArgs) -> Result<()> {
@@ -52,6 +61,13 @@ pub fn run(a: IssueArgs) -> Result<()> {
         ca_core::profile::check_validity_days(&cfg.nes, days)?;
     }
 
+    // Claimed now: an unwritable --out must not leave a certificate nobody received.
+    let out = a
+        .out
+        .as_deref()
+        .map(|p| OutFile::claim("out", p))
+        .transpose()?;
+
     let store = wiring::open_existing_store(&cfg)?;
     let issuance = wiring::open_issuance(&cfg, store)?;
     let app = NesApplication {
@@ -65,10 +81,15 @@ pub fn run(a: IssueArgs) -> Result<()> {
         .engine
         .issue_nes(&issuance.ca, &cfg.nes, app, "cli")?;
     let pem = cert_pem(&issued.cert_der);
-    match &a.out {
-        Some(path) => write_replace(path, pem.as_bytes())?,
-        None => print!("{pem}"),
+    match out {
+        Some(file) => {
+            if let Err(e) = file.commit(pem.as_bytes()) {
+                // Issued and stored already: hand the certificate over rather than lose it.
+                emit(&pem)?;
+                return Err(e);
+            }
+        }
+        None => emit(&pem)?,
     }
-    println!("{}", issued.serial);
-    Ok(())
+    emit(&format!("{}\n", issued.serial))
 }

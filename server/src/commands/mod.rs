@@ -7,7 +7,7 @@ pub mod init;
 pub mod issue;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{CliError, Result};
 
@@ -29,16 +29,76 @@ pub fn write_new(path: &Path, contents: &[u8], private: bool) -> Result<()> {
         .map_err(CliError::io("cannot write", path))
 }
 
-/// Replaces a file atomically: write a temporary beside it, sync, rename.
-pub fn write_replace(path: &Path, contents: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(contents).and_then(|_| f.sync_all()))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// An output file claimed before the work that fills it: its temporary sibling is created at
+/// once, so an unwritable path is refused before anything is signed or stored; the content
+/// replaces the file atomically (write, sync, rename) on [`OutFile::commit`].
+pub struct OutFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl OutFile {
+    /// Creates the temporary file beside `path`; `field` names the option in errors.
+    pub fn claim(field: &'static str, path: &Path) -> Result<OutFile> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| CliError::Argument {
+                field,
+                rule: format!("cannot write {}: {e}", path.display()),
+            })?;
+        Ok(OutFile {
+            path: path.to_path_buf(),
+            tmp,
+            file: Some(file),
+        })
     }
-    result.map_err(CliError::io("cannot write", path))
+
+    /// Writes the content and moves it into place.
+    pub fn commit(mut self, contents: &[u8]) -> Result<()> {
+        let mut file = self.file.take().ok_or_else(|| {
+            CliError::io("cannot write", &self.path)(std::io::ErrorKind::Other.into())
+        })?;
+        file.write_all(contents)
+            .and_then(|_| file.sync_all())
+            .and_then(|_| std::fs::rename(&self.tmp, &self.path))
+            .map_err(CliError::io("cannot write", &self.path))
+    }
+}
+
+impl Drop for OutFile {
+    fn drop(&mut self) {
+        // Committed: the temporary name no longer exists and this does nothing.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// `println!` that ends quietly on a closed pipe and returns errors instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::emit(&format!("{}\n", format_args!($($arg)*)))?
+    };
+}
+pub(crate) use outln;
+
+/// Writes to stdout; a reader that went away (`| head`) ends the output quietly instead of
+/// a panic.
+pub fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::io(
+            "cannot write",
+            Path::new("standard output"),
+        )(e)),
+        _ => Ok(()),
+    }
 }
 
 /// PEM of one DER certificate.
