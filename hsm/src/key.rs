@@ -206,7 +206,7 @@ impl Hsm {
     /// Reads how the private key under `label` is protected.
     pub fn key_protection(&self, label: &str) -> Result<KeyProtection, HsmError> {
         let session = self.session()?;
-        let handle = self.private_handle(&session, label)?;
+        let handle = private_handle(&session, label)?;
         let attrs = session
             .get_attributes(
                 handle,
@@ -234,17 +234,6 @@ impl Hsm {
             }
         }
         Ok(p)
-    }
-
-    /// Re-finds the private key handle (after the module was re-initialised).
-    pub(crate) fn private_handle(
-        &self,
-        session: &Session,
-        label: &str,
-    ) -> Result<ObjectHandle, HsmError> {
-        find_private(session, label)?.ok_or_else(|| HsmError::KeyNotFound {
-            label: label.to_string(),
-        })
     }
 }
 
@@ -393,4 +382,11 @@ pub(crate) fn algorithm_of(
         "unsupported key algorithm {}",
         spki.algorithm.oid
     )))
+}
+
+/// The private key handle under `label`, looked up in `session`.
+pub(crate) fn private_handle(session: &Session, label: &str) -> Result<ObjectHandle, HsmError> {
+    find_private(session, label)?.ok_or_else(|| HsmError::KeyNotFound {
+        label: label.to_string(),
+    })
 }

@@ -2,9 +2,9 @@
 //!
 //! One [`Hsm`] per process: it loads the module, calls `C_Initialize` once with OS locking
 //! (SoftHSM corrupts its heap under concurrent sessions without it), logs the user in once
-//! through a session kept open for the life of the process, and lends a bounded pool of
-//! further sessions to signing workers (one session per worker: PKCS#11 sessions are not
-//! `Sync`, and a mutex around one session halves throughput).
+//! through a session kept open for the life of the process, and signs on a bounded set of
+//! worker threads that each own one session (PKCS#11 sessions are not `Sync`, and a mutex
+//! around one session halves throughput).
 //!
 //! Keys are generated inside the token as sensitive and non-extractable; [`KeySigner`] signs
 //! with them and plugs into the RustCrypto `x509-cert` / `x509-ocsp` builders directly.
@@ -13,8 +13,8 @@
 mod error;
 mod key;
 mod module;
-mod pool;
 mod signer;
+mod workers;
 
 pub use error::{ErrorClass, HsmError};
 pub use key::{KeyAlgorithm, KeyProtection};

@@ -12,7 +12,7 @@ use cryptoki::slot::Slot;
 use secrecy::SecretString;
 
 use crate::error::ErrorClass;
-use crate::pool::{PooledSession, SessionPool};
+use crate::workers::Workers;
 use crate::HsmError;
 
 /// Where the token is and how to log in to it.
@@ -43,7 +43,7 @@ pub(crate) struct Inner {
     /// Kept open for the life of the process: login state is per application and ends when
     /// the last session closes, which would also invalidate private key handles.
     login_session: Mutex<Option<Session>>,
-    pub(crate) pool: SessionPool,
+    pub(crate) workers: Workers,
 }
 
 /// Attempts for an operation that fails transiently, and the first back-off.
@@ -70,14 +70,14 @@ impl Hsm {
             .open_rw_session(slot)
             .map_err(|e| HsmError::from_ck("C_OpenSession", e))?;
         login_user(&login, &config.pin)?;
-        let pool = SessionPool::new(ctx.clone(), slot, config.pool_size);
+        let workers = Workers::start(ctx.clone(), slot, config.pool_size)?;
         Ok(Hsm {
             inner: Arc::new(Inner {
                 ctx,
                 slot,
                 pin: config.pin,
                 login_session: Mutex::new(Some(login)),
-                pool,
+                workers,
             }),
         })
     }
@@ -137,28 +137,23 @@ impl Hsm {
         Ok(())
     }
 
-    /// How many sessions the pool lends at most.
+    /// How many signing workers (sessions) there are.
     pub fn pool_size(&self) -> usize {
-        self.inner.pool.size()
+        self.inner.workers.size()
     }
 
-    /// Runs `op` on a pooled session, retrying transient failures with back-off on a fresh
+    /// Runs `op` on a worker's session, retrying transient failures with back-off on a fresh
     /// session (and a fresh login when the token forgot it). Permanent failures return at once.
-    pub(crate) fn with_session<T>(
+    pub(crate) fn with_session<T: Send + 'static>(
         &self,
-        mut op: impl FnMut(&Session) -> Result<T, HsmError>,
+        op: impl Fn(&Session) -> Result<T, HsmError> + Send + Sync + 'static,
     ) -> Result<T, HsmError> {
+        let op = Arc::new(op);
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
-            let result = self.inner.pool.get().and_then(|mut session| {
-                let r = op(&session);
-                if matches!(&r, Err(e) if e.class() == ErrorClass::Transient) {
-                    session.discard();
-                }
-                r
-            });
-            match result {
+            let this_try = op.clone();
+            match self.inner.workers.run(move |session| this_try(session)) {
                 Ok(v) => return Ok(v),
                 Err(e) if e.class() == ErrorClass::Permanent => return Err(e),
                 Err(e) if attempt >= MAX_ATTEMPTS => {
@@ -181,7 +176,7 @@ impl Hsm {
         }
     }
 
-    /// Opens a new login session and logs in again, then drops idle pool sessions.
+    /// Opens a new login session and logs in again.
     fn relogin(&self) -> Result<(), HsmError> {
         let mut guard = self
             .inner
@@ -195,7 +190,6 @@ impl Hsm {
             .map_err(|e| HsmError::from_ck("C_OpenSession", e))?;
         login_user(&session, &self.inner.pin)?;
         *guard = Some(session);
-        self.inner.pool.clear_idle();
         Ok(())
     }
 
@@ -209,12 +203,16 @@ impl Hsm {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         guard.take();
-        self.inner.pool.clear_idle();
+        self.inner.workers.reset();
     }
 
-    /// Borrows a session directly (key management, which is not retried).
-    pub(crate) fn session(&self) -> Result<PooledSession<'_>, HsmError> {
-        self.inner.pool.get()
+    /// A session of its own for key management (rare, not retried, closed after use; the
+    /// login session keeps the application logged in meanwhile).
+    pub(crate) fn session(&self) -> Result<Session, HsmError> {
+        self.inner
+            .ctx
+            .open_rw_session(self.inner.slot)
+            .map_err(|e| HsmError::from_ck("C_OpenSession", e))
     }
 }
 

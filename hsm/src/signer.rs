@@ -5,7 +5,7 @@
 //! builders ask of a signer; nesca's own issuance path calls [`KeySigner::sign`] on TBS bytes
 //! it has linted first.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use const_oid::ObjectIdentifier;
 use cryptoki::error::{Error as CkError, RvError};
@@ -19,6 +19,7 @@ use spki::{
     SignatureBitStringEncoding, SubjectPublicKeyInfoOwned,
 };
 
+use crate::key::private_handle;
 use crate::{Hsm, HsmError, KeyAlgorithm};
 
 /// ecdsa-with-SHA256 (RFC 5758 §3.2).
@@ -85,7 +86,7 @@ pub struct KeySigner {
     label: String,
     algorithm: KeyAlgorithm,
     /// Handles stay valid for the process's login; refreshed if the token says otherwise.
-    handle: Mutex<Option<ObjectHandle>>,
+    handle: Arc<Mutex<Option<ObjectHandle>>>,
     public: PublicKey,
 }
 
@@ -110,7 +111,7 @@ impl KeySigner {
             hsm,
             label,
             algorithm,
-            handle: Mutex::new(Some(handle)),
+            handle: Arc::new(Mutex::new(Some(handle))),
             public,
         }
     }
@@ -153,18 +154,24 @@ impl KeySigner {
     /// ECDSA: the digest is computed here and signed with `CKM_ECDSA` (SoftHSM has no
     /// `CKM_ECDSA_SHA256`), and the raw r‖s is re-encoded as DER. RSA: `CKM_SHA256_RSA_PKCS`.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, HsmError> {
-        let (mechanism, input) = match self.algorithm {
-            KeyAlgorithm::EcdsaP256 => (Mechanism::Ecdsa, Sha256::digest(message).to_vec()),
-            KeyAlgorithm::EcdsaP384 => (Mechanism::Ecdsa, Sha384::digest(message).to_vec()),
-            _ => (Mechanism::Sha256RsaPkcs, message.to_vec()),
+        let input = match self.algorithm {
+            KeyAlgorithm::EcdsaP256 => Sha256::digest(message).to_vec(),
+            KeyAlgorithm::EcdsaP384 => Sha384::digest(message).to_vec(),
+            _ => message.to_vec(),
         };
-        let raw = self.hsm.with_session(|session| {
-            let cached = *self.handle.lock().unwrap_or_else(|p| p.into_inner());
+        let (cache, label, algorithm) = (self.handle.clone(), self.label.clone(), self.algorithm);
+        let raw = self.hsm.with_session(move |session| {
+            // Built here: a Mechanism is not Send, the job runs on a worker thread.
+            let mechanism = match algorithm {
+                KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => Mechanism::Ecdsa,
+                _ => Mechanism::Sha256RsaPkcs,
+            };
+            let cached = *cache.lock().unwrap_or_else(|p| p.into_inner());
             let handle = match cached {
                 Some(h) => h,
                 None => {
-                    let h = self.hsm.private_handle(session, &self.label)?;
-                    *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
+                    let h = private_handle(session, &label)?;
+                    *cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
                     h
                 }
             };
@@ -175,7 +182,7 @@ impl KeySigner {
                 ) = e
                 {
                     // Stale after a lost login: look the key up again on the retry.
-                    *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    *cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 }
                 HsmError::from_ck("C_Sign", e)
             })

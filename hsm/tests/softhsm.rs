@@ -1,100 +1,11 @@
 //! The hsm crate against the real SoftHSM module: one token per test process (SoftHSM reads
 //! SOFTHSM2_CONF once, at C_Initialize), created through PKCS#11 in a temporary directory.
 
-use std::path::Path;
-use std::sync::OnceLock;
-
 use der::{Decode, Encode};
 use hsm::{Hsm, HsmConfig, HsmError, KeyAlgorithm};
-use secrecy::SecretString;
-use sha2::{Digest, Sha256, Sha384};
-use signature::hazmat::PrehashVerifier;
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-const LABEL: &str = "hsm-test";
-
-struct Token {
-    _dir: tempfile::TempDir,
-    hsm: Hsm,
-}
-
-fn pin() -> SecretString {
-    SecretString::from("test-user-pin-1234".to_string())
-}
-
-fn token() -> &'static Hsm {
-    static TOKEN: OnceLock<Token> = OnceLock::new();
-    &TOKEN
-        .get_or_init(|| {
-            assert!(
-                Path::new(MODULE).is_file(),
-                "SoftHSM is not installed: apt-get install -y softhsm2"
-            );
-            let dir = tempfile::tempdir().unwrap();
-            let tokens = dir.path().join("tokens");
-            std::fs::create_dir(&tokens).unwrap();
-            let conf = dir.path().join("softhsm2.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                    tokens.display()
-                ),
-            )
-            .unwrap();
-            Hsm::init_token(
-                Path::new(MODULE),
-                Some(&conf),
-                LABEL,
-                &SecretString::from("so-pin-5678".to_string()),
-                &pin(),
-            )
-            .unwrap();
-            let hsm = Hsm::open(HsmConfig {
-                module: MODULE.into(),
-                token_label: LABEL.into(),
-                pin: pin(),
-                pool_size: 2,
-                softhsm_conf: Some(conf),
-            })
-            .unwrap();
-            Token { _dir: dir, hsm }
-        })
-        .hsm
-}
-
-fn verify(signer: &hsm::KeySigner, msg: &[u8], sig: &[u8]) {
-    let spki = signer.public_key().spki();
-    let point = spki.subject_public_key.raw_bytes();
-    match signer.algorithm() {
-        KeyAlgorithm::EcdsaP256 => {
-            let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap();
-            vk.verify_prehash(
-                &Sha256::digest(msg),
-                &p256::ecdsa::Signature::from_der(sig).unwrap(),
-            )
-            .unwrap();
-        }
-        KeyAlgorithm::EcdsaP384 => {
-            let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap();
-            vk.verify_prehash(
-                &Sha384::digest(msg),
-                &p384::ecdsa::Signature::from_der(sig).unwrap(),
-            )
-            .unwrap();
-        }
-        _ => {
-            use rsa::pkcs1::DecodeRsaPublicKey;
-            let key = rsa::RsaPublicKey::from_pkcs1_der(point).unwrap();
-            key.verify(
-                rsa::Pkcs1v15Sign::new::<Sha256>(),
-                &Sha256::digest(msg),
-                sig,
-            )
-            .unwrap();
-        }
-    }
-}
+mod common;
+use common::{pin, token, verify, LABEL, MODULE};
 
 #[test]
 fn generated_keys_sign_verifiably_and_never_leave_the_token() {
@@ -203,18 +114,6 @@ fn concurrent_workers_each_with_a_session() {
             });
         }
     });
-}
-
-#[test]
-fn signing_recovers_after_every_session_was_closed() {
-    let hsm = token();
-    let signer = hsm
-        .generate_key("recover", KeyAlgorithm::EcdsaP256)
-        .unwrap();
-    signer.sign(b"before").unwrap();
-    hsm.close_all_sessions();
-    let sig = signer.sign(b"after").unwrap();
-    verify(&signer, b"after", &sig);
 }
 
 #[test]

@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 /// nesca — a certificate authority for Turkish qualified electronic signature (NES)
 /// certificates, with its keys in a PKCS#11 HSM.
 #[derive(Parser)]
-#[command(name = "nesca", version, about, long_about = None)]
+#[command(name = "nesca", version)]
 struct Cli {
     /// Log to stderr (-v info, -vv debug). RUST_LOG also works.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -30,7 +30,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     seconds: u64,
     /// Concurrent issuance requests per worker
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 64)]
     clients: usize,
     /// Working directory (default: a new directory under the system's temporary directory)
     #[arg(long)]
