@@ -3,7 +3,7 @@
 
 use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::{Any, Ia5String, OctetString, PrintableString, Utf8StringRef};
-use der::{Encode, Sequence};
+use der::{Decode, Encode, Sequence};
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
@@ -129,5 +129,3 @@ pub fn qc_statement<T: Encode>(id: ObjectIdentifier, value: Option<&T>) -> Resul
 pub fn utf8(s: &str) -> Result<Utf8StringRef<'_>> {
     Utf8StringRef::new(s).map_err(CaError::der("UTF8String"))
 }
-
-use der::Decode;

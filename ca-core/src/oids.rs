@@ -32,6 +32,7 @@ pub const AD_CA_ISSUERS: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.2");
 
 // Policy qualifiers (RFC 5280 §4.2.1.4).
 pub const QT_CPS: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.2.1");
+pub const QT_UNOTICE: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.2.2");
 
 // OCSP signer (RFC 6960 §4.2.2.2).
 pub const KP_OCSP_SIGNING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.9");

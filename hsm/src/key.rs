@@ -197,6 +197,49 @@ impl Hsm {
         ))
     }
 
+    /// Finds a key pair by its CKA_ID (as vendor tools often name keys), then by the label
+    /// that private key carries.
+    pub fn find_key_by_id(&self, id: &[u8]) -> Result<KeySigner, HsmError> {
+        let shown = id.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let label = {
+            let session = self.session()?;
+            let found = session
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::PRIVATE_KEY),
+                    Attribute::Id(id.to_vec()),
+                ])
+                .map_err(|e| HsmError::from_ck("C_FindObjects", e))?;
+            let handle = match found.as_slice() {
+                [one] => *one,
+                [] => {
+                    return Err(HsmError::KeyNotFound {
+                        label: format!("id {shown}"),
+                    })
+                }
+                more => {
+                    return Err(HsmError::UnsupportedKey {
+                        label: format!("id {shown}"),
+                        reason: format!("{} private keys share this id", more.len()),
+                    })
+                }
+            };
+            let attrs = session
+                .get_attributes(handle, &[AttributeType::Label])
+                .map_err(|e| HsmError::from_ck("C_GetAttributeValue", e))?;
+            attrs
+                .into_iter()
+                .find_map(|a| match a {
+                    Attribute::Label(l) if !l.is_empty() => String::from_utf8(l).ok(),
+                    _ => None,
+                })
+                .ok_or_else(|| HsmError::UnsupportedKey {
+                    label: format!("id {shown}"),
+                    reason: "the key has no UTF-8 label".into(),
+                })?
+        };
+        self.find_key(&label)
+    }
+
     /// Whether a private key with this label exists.
     pub fn has_key(&self, label: &str) -> Result<bool, HsmError> {
         let session = self.session()?;

@@ -38,6 +38,10 @@ fn existing_and_missing_labels_are_clear_errors() {
         .generate_key("dup", KeyAlgorithm::EcdsaP256)
         .unwrap_err();
     assert!(matches!(e, HsmError::KeyExists { .. }), "{e}");
+    // Keys are found by CKA_ID too (nesca sets the id to the label's bytes).
+    assert_eq!(hsm.find_key_by_id(b"dup").unwrap().label(), "dup");
+    let e = hsm.find_key_by_id(&[0xde, 0xad]).unwrap_err();
+    assert_eq!(e.to_string(), "key \"id dead\" not found on the token");
     let e = hsm.find_key("no-such-key").unwrap_err();
     assert_eq!(e.to_string(), "key \"no-such-key\" not found on the token");
 }

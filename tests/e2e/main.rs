@@ -7,6 +7,7 @@
 
 mod hsm_faults;
 mod init;
+mod init_existing_token;
 mod issue;
 mod lint;
 mod refusals;

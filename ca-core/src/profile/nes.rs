@@ -211,7 +211,7 @@ impl NesProfile {
                 explicit_text: Some(DisplayText::Utf8String(text.clone())),
             };
             qualifiers.push(PolicyQualifierInfo {
-                policy_qualifier_id: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.2.2"),
+                policy_qualifier_id: oids::QT_UNOTICE,
                 qualifier: Some(Any::encode_from(&notice).map_err(CaError::der("UserNotice"))?),
             });
         }

@@ -313,21 +313,19 @@ fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>) -> Result<CreatedCa>
             )));
         }
     }
-    let mut keys = Vec::new();
-    for label in &labels {
+    let generate = |label: &String| -> Result<CaKey> {
         let signer = hsm.generate_key(label, algorithm)?;
-        keys.push(CaKey {
+        Ok(CaKey {
             label: label.clone(),
             signer: Arc::new(signer),
-        });
-    }
-    let (ocsp, issuing, root) = (keys.pop(), keys.pop(), keys.pop());
-    let (Some(root), Some(issuing), Some(ocsp)) = (root, issuing, ocsp) else {
-        return Err(CliError::config(
-            "init",
-            "key generation returned fewer keys than asked",
-        ));
+        })
     };
+    let [root_label, issuing_label, ocsp_label] = &labels;
+    let (root, issuing, ocsp) = (
+        generate(root_label)?,
+        generate(issuing_label)?,
+        generate(ocsp_label)?,
+    );
     let c = &cfg.raw.ca;
     let plan = HierarchyPlan {
         root_id: cfg.root_id.clone(),
