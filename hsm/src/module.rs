@@ -50,21 +50,19 @@ pub(crate) struct Inner {
 const MAX_ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
+/// A module initialised in this process, and the SoftHSM configuration it read.
+type Initialised = (Pkcs11, Option<PathBuf>);
+
 /// `C_Initialize` may run once per process and module; later opens share the context.
-fn initialised_modules() -> &'static Mutex<HashMap<PathBuf, Pkcs11>> {
-    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+fn initialised_modules() -> &'static Mutex<HashMap<PathBuf, Initialised>> {
+    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Initialised>>> = OnceLock::new();
     MODULES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 impl Hsm {
     /// Loads and initialises the module, finds the token by label and logs the user in.
     pub fn open(config: HsmConfig) -> Result<Hsm, HsmError> {
-        if let Some(conf) = &config.softhsm_conf {
-            check_softhsm_conf(conf)?;
-            // Set before the module is loaded: SoftHSM reads it inside C_Initialize.
-            std::env::set_var("SOFTHSM2_CONF", conf);
-        }
-        let ctx = load_module(&config.module)?;
+        let ctx = load_module(&config.module, config.softhsm_conf.as_deref())?;
         let slot = find_token(&ctx, &config.token_label)?;
         let login = ctx
             .open_rw_session(slot)
@@ -92,11 +90,7 @@ impl Hsm {
         so_pin: &SecretString,
         user_pin: &SecretString,
     ) -> Result<(), HsmError> {
-        if let Some(conf) = softhsm_conf {
-            check_softhsm_conf(conf)?;
-            std::env::set_var("SOFTHSM2_CONF", conf);
-        }
-        let ctx = load_module(module)?;
+        let ctx = load_module(module, softhsm_conf)?;
         if find_token(&ctx, label).is_ok() {
             return Err(HsmError::TokenExists {
                 label: label.to_string(),
@@ -225,18 +219,37 @@ fn login_user(session: &Session, pin: &SecretString) -> Result<(), HsmError> {
     }
 }
 
-fn load_module(path: &Path) -> Result<Pkcs11, HsmError> {
+/// Loads and initialises `path` once per process. SoftHSM reads `SOFTHSM2_CONF` inside
+/// `C_Initialize` only, so the variable is set just before, and a later open that names
+/// another SoftHSM configuration is refused rather than silently served from the first.
+fn load_module(path: &Path, softhsm_conf: Option<&Path>) -> Result<Pkcs11, HsmError> {
     if !path.is_file() {
         return Err(HsmError::MissingFile {
             what: "PKCS#11 module",
             path: path.display().to_string(),
         });
     }
+    if let Some(conf) = softhsm_conf {
+        check_softhsm_conf(conf)?;
+    }
     let mut modules = initialised_modules()
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    if let Some(ctx) = modules.get(path) {
-        return Ok(ctx.clone());
+    if let Some((ctx, first_conf)) = modules.get(path) {
+        return match (softhsm_conf, first_conf) {
+            (Some(asked), Some(first)) if asked != first.as_path() => Err(HsmError::Library {
+                context: "loading the module",
+                reason: format!(
+                    "SoftHSM was initialised in this process with {}; it cannot switch to {} (one SoftHSM configuration per process)",
+                    first.display(),
+                    asked.display()
+                ),
+            }),
+            _ => Ok(ctx.clone()),
+        };
+    }
+    if let Some(conf) = softhsm_conf {
+        std::env::set_var("SOFTHSM2_CONF", conf);
     }
     let ctx = Pkcs11::new(path).map_err(|e| match e {
         CkError::LibraryLoading(err) => HsmError::ModuleLoad {
@@ -250,7 +263,10 @@ fn load_module(path: &Path) -> Result<Pkcs11, HsmError> {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(e) => return Err(HsmError::from_ck("C_Initialize", e)),
     }
-    modules.insert(path.to_path_buf(), ctx.clone());
+    modules.insert(
+        path.to_path_buf(),
+        (ctx.clone(), softhsm_conf.map(Path::to_path_buf)),
+    );
     Ok(ctx)
 }
 

@@ -78,6 +78,32 @@ fn a_token_that_is_not_there_is_named() {
 }
 
 #[test]
+fn a_second_softhsm_configuration_in_one_process_is_refused() {
+    token();
+    let other = tempfile::tempdir().unwrap();
+    let conf = other.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!("directories.tokendir = {}\n", other.path().display()),
+    )
+    .unwrap();
+    let e = Hsm::open(HsmConfig {
+        module: MODULE.into(),
+        token_label: LABEL.into(),
+        pin: pin(),
+        pool_size: 1,
+        softhsm_conf: Some(conf),
+    })
+    .err()
+    .unwrap();
+    assert!(
+        e.to_string()
+            .contains("one SoftHSM configuration per process"),
+        "{e}"
+    );
+}
+
+#[test]
 fn x509_cert_builder_accepts_the_hsm_signer() {
     use std::str::FromStr;
     use x509_cert::builder::{Builder, CertificateBuilder, Profile};
@@ -95,6 +121,44 @@ fn x509_cert_builder_accepts_the_hsm_signer() {
     let cert = builder.build::<hsm::HsmSignature>().unwrap();
     let tbs = cert.tbs_certificate.to_der().unwrap();
     verify(&signer, &tbs, cert.signature.raw_bytes());
+}
+
+#[test]
+fn x509_ocsp_builder_accepts_the_hsm_signer() {
+    use std::str::FromStr;
+    use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+    use x509_ocsp::builder::OcspResponseBuilder;
+    use x509_ocsp::{
+        BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, ResponderId, SingleResponse,
+    };
+    let hsm = token();
+    let mut signer = hsm
+        .generate_key("ocsp-builder", KeyAlgorithm::EcdsaP256)
+        .unwrap();
+    let name = x509_cert::name::Name::from_str("CN=ocsp builder test").unwrap();
+    let validity =
+        x509_cert::time::Validity::from_now(std::time::Duration::from_secs(3600)).unwrap();
+    let serial = x509_cert::serial_number::SerialNumber::new(&[7]).unwrap();
+    let spki = signer.public_key().spki().clone();
+    let ca = CertificateBuilder::new(Profile::Root, serial, validity, name.clone(), spki, &signer)
+        .unwrap()
+        .build::<hsm::HsmSignature>()
+        .unwrap();
+    let now = OcspGeneralizedTime::try_from(std::time::SystemTime::now()).unwrap();
+    let cert_id = CertId::from_cert::<sha2::Sha256>(&ca, &ca).unwrap();
+    let response = OcspResponseBuilder::new(ResponderId::ByName(name))
+        .with_single_response(SingleResponse::new(cert_id, CertStatus::good(), now))
+        .sign::<_, hsm::HsmSignature>(&mut signer, None, now)
+        .unwrap();
+    let bytes = response
+        .response_bytes
+        .expect("a successful response carries bytes");
+    let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).unwrap();
+    verify(
+        &signer,
+        &basic.tbs_response_data.to_der().unwrap(),
+        basic.signature.raw_bytes(),
+    );
 }
 
 #[test]
