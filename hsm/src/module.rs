@@ -38,7 +38,9 @@ pub struct Hsm {
 
 pub(crate) struct Inner {
     pub(crate) ctx: Pkcs11,
-    pub(crate) slot: Slot,
+    /// The token's slot; found again by label when the module is re-initialised.
+    slot: Arc<Mutex<Slot>>,
+    token_label: String,
     pin: SecretString,
     /// Kept open for the life of the process: login state is per application and ends when
     /// the last session closes, which would also invalidate private key handles.
@@ -68,11 +70,13 @@ impl Hsm {
             .open_rw_session(slot)
             .map_err(|e| HsmError::from_ck("C_OpenSession", e))?;
         login_user(&login, &config.pin)?;
-        let workers = Workers::start(ctx.clone(), slot, config.pool_size)?;
+        let slot = Arc::new(Mutex::new(slot));
+        let workers = Workers::start(ctx.clone(), slot.clone(), config.pool_size)?;
         Ok(Hsm {
             inner: Arc::new(Inner {
                 ctx,
                 slot,
+                token_label: config.token_label,
                 pin: config.pin,
                 login_session: Mutex::new(Some(login)),
                 workers,
@@ -158,16 +162,44 @@ impl Hsm {
                 }
                 Err(e) => {
                     tracing::warn!(attempt, error = %e, "transient HSM error; retrying");
-                    // The token may have dropped our sessions and with them the login. Logging in
-                    // again is harmless when it had not (CKR_USER_ALREADY_LOGGED_IN), and a failure
-                    // shows up as the next attempt's error.
-                    let _ = self.relogin();
+                    // A module that lost its state (device removed, library reset) is initialised
+                    // again; otherwise the token may have dropped our sessions and with them the
+                    // login. Logging in again is harmless when it had not
+                    // (CKR_USER_ALREADY_LOGGED_IN). A failure here shows up as the next attempt's
+                    // error.
+                    let _ = if needs_reinitialize(&e) {
+                        self.reinitialize()
+                    } else {
+                        self.relogin()
+                    };
                     std::thread::sleep(backoff);
                     backoff *= 2;
                     attempt += 1;
                 }
             }
         }
+    }
+
+    /// Initialises the module again (after `C_Finalize`, a removed device or a library that lost
+    /// its state), finds the token by label, logs in, and has every worker open a new session.
+    pub fn reinitialize(&self) -> Result<(), HsmError> {
+        tracing::warn!(token = %self.inner.token_label, "re-initialising the PKCS#11 module");
+        match self
+            .inner
+            .ctx
+            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => return Err(HsmError::from_ck("C_Initialize", e)),
+        }
+        let slot = find_token(&self.inner.ctx, &self.inner.token_label)?;
+        *self.inner.slot.lock().unwrap_or_else(|p| p.into_inner()) = slot;
+        self.inner.workers.reset();
+        self.relogin()
+    }
+
+    fn current_slot(&self) -> Slot {
+        *self.inner.slot.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Opens a new login session and logs in again.
@@ -180,7 +212,7 @@ impl Hsm {
         let session = self
             .inner
             .ctx
-            .open_rw_session(self.inner.slot)
+            .open_rw_session(self.current_slot())
             .map_err(|e| HsmError::from_ck("C_OpenSession", e))?;
         login_user(&session, &self.inner.pin)?;
         *guard = Some(session);
@@ -205,9 +237,20 @@ impl Hsm {
     pub(crate) fn session(&self) -> Result<Session, HsmError> {
         self.inner
             .ctx
-            .open_rw_session(self.inner.slot)
+            .open_rw_session(self.current_slot())
             .map_err(|e| HsmError::from_ck("C_OpenSession", e))
     }
+}
+
+/// Errors after which the module itself must be initialised again, not just a session.
+fn needs_reinitialize(e: &HsmError) -> bool {
+    matches!(
+        e,
+        HsmError::Pkcs11 {
+            rv: RvError::CryptokiNotInitialized | RvError::DeviceRemoved | RvError::TokenNotPresent,
+            ..
+        }
+    )
 }
 
 fn login_user(session: &Session, pin: &SecretString) -> Result<(), HsmError> {

@@ -44,14 +44,20 @@ fn stopped() -> HsmError {
 }
 
 impl Workers {
-    /// Starts `size` workers (at least one) on `slot`. Sessions open on first use.
-    pub(crate) fn start(ctx: Pkcs11, slot: Slot, size: usize) -> Result<Workers, HsmError> {
+    /// Starts `size` workers (at least one). Sessions open on first use, on the slot `slot`
+    /// holds at that moment (a re-initialised module may number its slots anew).
+    pub(crate) fn start(
+        ctx: Pkcs11,
+        slot: Arc<Mutex<Slot>>,
+        size: usize,
+    ) -> Result<Workers, HsmError> {
         let size = size.max(1);
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let generation = Arc::new(AtomicU64::new(0));
         let mut threads = Vec::with_capacity(size);
         for i in 0..size {
-            let (ctx, rx, generation) = (ctx.clone(), rx.clone(), generation.clone());
+            let (ctx, rx, generation, slot) =
+                (ctx.clone(), rx.clone(), generation.clone(), slot.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("nesca-hsm-{i}"))
                 .spawn(move || worker_loop(ctx, slot, rx, generation))
@@ -122,7 +128,7 @@ impl Drop for Workers {
 
 fn worker_loop(
     ctx: Pkcs11,
-    slot: Slot,
+    slot: Arc<Mutex<Slot>>,
     jobs: crossbeam_channel::Receiver<Job>,
     generation: Arc<AtomicU64>,
 ) {
@@ -133,7 +139,8 @@ fn worker_loop(
             session = None;
         }
         if session.is_none() {
-            match ctx.open_rw_session(slot) {
+            let current_slot = *slot.lock().unwrap_or_else(|p| p.into_inner());
+            match ctx.open_rw_session(current_slot) {
                 Ok(s) => session = Some((s, current)),
                 Err(e) => {
                     job(Err(HsmError::from_ck("C_OpenSession", e)));
