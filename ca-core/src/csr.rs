@@ -75,3 +75,48 @@ fn to_der(input: &[u8]) -> Result<Vec<u8>> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::p256_csr;
+
+    #[test]
+    fn a_valid_csr_in_der_and_pem_verifies() {
+        let der = p256_csr();
+        assert!(VerifiedCsr::parse(&der).is_ok());
+        let pem =
+            der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &der).unwrap();
+        assert!(VerifiedCsr::parse(pem.as_bytes()).is_ok());
+        let wrong_label =
+            der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der).unwrap();
+        let e = VerifiedCsr::parse(wrong_label.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("csr: PEM label is \"CERTIFICATE\""), "{e}");
+    }
+
+    /// Input from outside never panics the parser: every truncation and every single-byte
+    /// corruption of a valid request is either accepted or refused with an error.
+    #[test]
+    fn truncated_and_corrupted_requests_are_refused_without_panic() {
+        let der = p256_csr();
+        for len in 0..der.len() {
+            assert!(
+                VerifiedCsr::parse(&der[..len]).is_err(),
+                "truncated to {len} bytes was accepted"
+            );
+        }
+        let mut accepted_corruptions = 0;
+        for i in 0..der.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut bad = der.clone();
+                bad[i] ^= flip;
+                if VerifiedCsr::parse(&bad).is_ok() {
+                    accepted_corruptions += 1;
+                }
+            }
+        }
+        assert_eq!(accepted_corruptions, 0, "corrupted requests verified");
+    }
+}

@@ -148,13 +148,6 @@ pub struct Issued {
     pub cert_der: Vec<u8>,
 }
 
-impl Issued {
-    pub fn to_pem(&self) -> String {
-        der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &self.cert_der)
-            .unwrap_or_default()
-    }
-}
-
 /// The engine; cheap to share between worker threads.
 pub struct Engine {
     store: Arc<dyn Store>,

@@ -109,7 +109,7 @@ mod tests {
     fn negative_difference_uses_euclidean_remainder() {
         // d1..d9 = 1,9,0,9,0,9,0,9,0: 7*1 - 36 = -29 → rem_euclid 1 (a plain % gives -9).
         let base = [1u8, 9, 0, 9, 0, 9, 0, 9, 0];
-        let d10 = (7 * 1i32 - 36).rem_euclid(10) as u8;
+        let d10 = (7 - 36i32).rem_euclid(10) as u8; // 7·d1 − (9+9+9+9)
         let d11 = (base.iter().map(|&x| x as u32).sum::<u32>() + d10 as u32) % 10;
         let s: String = base
             .iter()

@@ -197,7 +197,7 @@ impl KeySigner {
 /// r‖s (PKCS#11 §2.3.1) → DER ECDSA-Sig-Value; `UintRef` strips leading zeros and adds the
 /// 0x00 that keeps a high-bit value positive.
 fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, HsmError> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return Err(HsmError::Encoding {
             what: "ECDSA signature",
             reason: format!("odd raw length {}", raw.len()),

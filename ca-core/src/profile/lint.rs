@@ -45,10 +45,7 @@ impl Findings {
 }
 
 /// The extensions with this OID.
-pub(crate) fn extensions_with<'a>(
-    tbs: &'a TbsCertificate,
-    oid: ObjectIdentifier,
-) -> Vec<&'a Extension> {
+pub(crate) fn extensions_with(tbs: &TbsCertificate, oid: ObjectIdentifier) -> Vec<&Extension> {
     tbs.extensions
         .iter()
         .flatten()

@@ -432,7 +432,7 @@ fn lint_subject(tbs: &TbsCertificate, legacy: bool, f: &mut Findings) {
                 format!("subject {name} must be UTF8String")
             });
             let n = s.chars().count();
-            f.check(n >= 1 && n <= MAX_NAME_CHARS, || {
+            f.check((1..=MAX_NAME_CHARS).contains(&n), || {
                 format!("subject {name} must be 1 to {MAX_NAME_CHARS} characters")
             });
         }
@@ -513,7 +513,7 @@ fn lint_qc_statements(qcs: &QcStatements, f: &mut Findings) {
     let info_is = |id: ObjectIdentifier, check: &dyn Fn(&Any) -> bool| {
         find(id)
             .and_then(|q| q.statement_info.as_ref())
-            .is_some_and(|a| check(a))
+            .is_some_and(check)
     };
     for (id, name) in [
         (oids::QCS_QC_COMPLIANCE, "QcCompliance"),
