@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -102,9 +103,15 @@ struct Job {
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Option<Sender<Job>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The writer and the checkpointer threads.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Dropping this sender stops the checkpointer.
+    checkpoint_stop: Mutex<Option<Sender<()>>>,
     reader: Mutex<Connection>,
 }
+
+/// How often the background thread moves the WAL into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
 fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(|e| CaError::Store {
@@ -157,19 +164,31 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore> {
         let mut conn = open_connection(path)?;
         migrate(&mut conn)?;
+        // Checkpoints run on their own thread and connection: in the writer they would stall
+        // every caller waiting on a commit while the WAL is copied and the database synced.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(CaError::store("pragma"))?;
+        let checkpointer = open_connection(path)?;
         let reader = open_connection(path)?;
+        let spawn_err = |e: std::io::Error| CaError::Store {
+            operation: "start store threads",
+            reason: e.to_string(),
+        };
         let (tx, rx) = mpsc::channel::<Job>();
-        let thread = std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("nesca-store-writer".into())
             .spawn(move || writer_loop(conn, rx))
-            .map_err(|e| CaError::Store {
-                operation: "start writer",
-                reason: e.to_string(),
-            })?;
+            .map_err(spawn_err)?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let checkpoint = std::thread::Builder::new()
+            .name("nesca-store-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, stopped))
+            .map_err(spawn_err)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(Some(tx)),
-            thread: Mutex::new(Some(thread)),
+            threads: Mutex::new(vec![writer, checkpoint]),
+            checkpoint_stop: Mutex::new(Some(stop)),
             reader: Mutex::new(reader),
         })
     }
@@ -209,10 +228,37 @@ impl SqliteStore {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        // Closing the channel ends the writer after it has committed what it holds.
+        // Closing the channels ends the writer after it has committed what it holds, and the
+        // checkpointer after a last checkpoint.
         self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        self.checkpoint_stop
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        for t in self
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
             let _ = t.join();
+        }
+    }
+}
+
+/// Copies committed WAL frames into the database file every [`CHECKPOINT_INTERVAL`].
+/// PASSIVE never waits for the writer or readers; what it cannot copy now, it copies next time.
+fn checkpoint_loop(conn: Connection, stop: Receiver<()>) {
+    loop {
+        let stopping = !matches!(
+            stop.recv_timeout(CHECKPOINT_INTERVAL),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        );
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+        }
+        if stopping {
+            return;
         }
     }
 }
