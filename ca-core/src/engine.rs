@@ -222,10 +222,12 @@ impl Engine {
             Ok(cert_der) => {
                 self.store
                     .complete(&ca.context.id, &serial, cert_der.clone(), actor, now)?;
+                tracing::info!(issuer = %ca.context.id, %serial, profile = profile.name(), actor, "certificate issued");
                 Ok(Issued { serial, cert_der })
             }
             Err(e) => {
                 // The serial stays on record as failed, never silently burned or reused.
+                tracing::warn!(issuer = %ca.context.id, %serial, profile = profile.name(), error = %e, "signing failed; serial recorded as failed");
                 self.store
                     .fail(&ca.context.id, &serial, &e.to_string(), actor, now)?;
                 Err(e)
