@@ -65,11 +65,7 @@ impl Hsm {
     /// Loads and initialises the module, finds the token by label and logs the user in.
     pub fn open(config: HsmConfig) -> Result<Hsm, HsmError> {
         let ctx = load_module(&config.module, config.softhsm_conf.as_deref())?;
-        let slot = find_token(&ctx, &config.token_label)?;
-        let login = ctx
-            .open_rw_session(slot)
-            .map_err(|e| HsmError::from_ck("C_OpenSession", e))?;
-        login_user(&login, &config.pin)?;
+        let (slot, login) = connect(&ctx, &config.token_label, &config.pin)?;
         let slot = Arc::new(Mutex::new(slot));
         let workers = Workers::start(ctx.clone(), slot.clone(), config.pool_size)?;
         Ok(Hsm {
@@ -239,6 +235,59 @@ impl Hsm {
             .ctx
             .open_rw_session(self.current_slot())
             .map_err(|e| HsmError::from_ck("C_OpenSession", e))
+    }
+}
+
+/// Finds the token and logs in, retrying what a token that another process is writing at that
+/// moment can answer (SoftHSM's file store: `CKR_GENERAL_ERROR`, or no token visible at all).
+/// Between attempts the module is initialised again, so that it reads its token store anew.
+fn connect(ctx: &Pkcs11, label: &str, pin: &SecretString) -> Result<(Slot, Session), HsmError> {
+    let attempt = || -> Result<(Slot, Session), HsmError> {
+        let slot = find_token(ctx, label)?;
+        let session = ctx
+            .open_rw_session(slot)
+            .map_err(|e| HsmError::from_ck("C_OpenSession", e))?;
+        login_user(&session, pin)?;
+        Ok((slot, session))
+    };
+    let mut backoff = FIRST_BACKOFF;
+    let mut tries = 1;
+    loop {
+        match attempt() {
+            Ok(connected) => return Ok(connected),
+            Err(e) if tries < MAX_ATTEMPTS && busy_token_store(&e) => {
+                tries += 1;
+                tracing::warn!(attempt = tries, error = %e, "token not readable yet; re-initialising the module");
+                std::thread::sleep(backoff);
+                backoff *= 2;
+                // C_Finalize then C_Initialize: the way to make the module read its store again.
+                let _ = ctx.clone().finalize();
+                match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+                    Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+                    Err(e) => return Err(HsmError::from_ck("C_Initialize", e)),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A token store caught mid-update by another process (seen with SoftHSM's file backend when
+/// several `nesca` processes start at once).
+fn busy_token_store(e: &HsmError) -> bool {
+    match e {
+        // CKR_USER_PIN_NOT_INITIALIZED too: SoftHSM rewrites the token file at login, and a
+        // reader that catches it half-written sees a token without a user PIN. A token that
+        // really has none is reported after the retries.
+        HsmError::Pkcs11 { rv, .. } => matches!(
+            rv,
+            RvError::GeneralError
+                | RvError::TokenNotPresent
+                | RvError::DeviceError
+                | RvError::UserPinNotInitialized
+        ),
+        HsmError::TokenNotFound { available, .. } => available == "none",
+        _ => false,
     }
 }
 
