@@ -6,6 +6,7 @@
 //! pkilint in `$NESCA_PKILINT_DIR` or on PATH. `scripts/test.sh` installs all three.
 
 mod concurrent;
+mod crash;
 mod hsm_faults;
 mod init;
 mod init_existing_token;

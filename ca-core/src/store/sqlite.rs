@@ -126,7 +126,22 @@ fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The schema version, read without taking a lock (0 for a new database).
+fn schema_version(conn: &Connection) -> i64 {
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap_or(0)
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
+    // Up to date: nothing to write, so no write lock. Read-only commands (cert list, audit
+    // verify) must not queue behind a busy writer just to learn that.
+    if schema_version(conn) == MIGRATIONS.len() as i64 {
+        return Ok(());
+    }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(CaError::store("migrate"))?;
