@@ -128,9 +128,16 @@ impl Loaded {
         let text = std::fs::read_to_string(path)
             .map_err(CliError::io("cannot read configuration", path))?;
         let raw: Config = toml::from_str(&text).map_err(|e| {
-            // toml's message spans several lines with a source excerpt; keep the first.
-            let msg = e.message().to_string();
-            CliError::config(&format!("configuration {}", path.display()), msg)
+            // toml's Display spans several lines with a source excerpt; keep the message and
+            // say where it is.
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            let place = match line {
+                Some(n) => format!("configuration {} line {n}", path.display()),
+                None => format!("configuration {}", path.display()),
+            };
+            CliError::config(&place, e.message().trim())
         })?;
         Loaded::check(path, raw)
     }

@@ -124,3 +124,36 @@ fn refuses_an_unwritable_out_file_before_issuing() {
     assert_refusal(&out, &["out"]);
     assert!(!target.exists());
 }
+
+/// A configuration mistake names the file, the line and what is wrong, in one line.
+#[test]
+fn refuses_a_broken_configuration_naming_the_line() {
+    let demo = Demo::init();
+    let text = std::fs::read_to_string(demo.config()).expect("nesca.toml");
+    let line_of = |needle: &str| {
+        text.lines()
+            .position(|l| l.starts_with(needle))
+            .expect(needle)
+            + 1
+    };
+
+    let unknown = demo.work.join("unknown-key.toml");
+    std::fs::write(
+        &unknown,
+        text.replacen("sessions = 2", "sessions = 2\ncolour = \"blue\"", 1),
+    )
+    .unwrap();
+    let out = demo.nesca(&["cert", "list", "--config", s(&unknown)]);
+    let line = format!("line {}", line_of("sessions = 2") + 1);
+    assert_refusal(&out, &["unknown-key.toml", &line, "unknown field `colour`"]);
+
+    let wrong_type = demo.work.join("wrong-type.toml");
+    std::fs::write(
+        &wrong_type,
+        text.replacen("sessions = 2", "sessions = \"two\"", 1),
+    )
+    .unwrap();
+    let out = demo.nesca(&["cert", "list", "--config", s(&wrong_type)]);
+    let line = format!("line {}", line_of("sessions = 2"));
+    assert_refusal(&out, &["wrong-type.toml", &line, "invalid type"]);
+}
