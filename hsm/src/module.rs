@@ -131,11 +131,6 @@ impl Hsm {
         Ok(())
     }
 
-    /// How many signing workers (sessions) there are.
-    pub fn pool_size(&self) -> usize {
-        self.inner.workers.size()
-    }
-
     /// Runs `op` on a worker's session, retrying transient failures with back-off on a fresh
     /// session (and a fresh login when the token forgot it). Permanent failures return at once.
     pub(crate) fn with_session<T: Send + 'static>(
@@ -180,14 +175,7 @@ impl Hsm {
     /// its state), finds the token by label, logs in, and has every worker open a new session.
     pub fn reinitialize(&self) -> Result<(), HsmError> {
         tracing::warn!(token = %self.inner.token_label, "re-initialising the PKCS#11 module");
-        match self
-            .inner
-            .ctx
-            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        {
-            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-            Err(e) => return Err(HsmError::from_ck("C_Initialize", e)),
-        }
+        initialize(&self.inner.ctx)?;
         let slot = find_token(&self.inner.ctx, &self.inner.token_label)?;
         *self.inner.slot.lock().unwrap_or_else(|p| p.into_inner()) = slot;
         self.inner.workers.reset();
@@ -262,10 +250,7 @@ fn connect(ctx: &Pkcs11, label: &str, pin: &SecretString) -> Result<(Slot, Sessi
                 backoff *= 2;
                 // C_Finalize then C_Initialize: the way to make the module read its store again.
                 let _ = ctx.clone().finalize();
-                match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-                    Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-                    Err(e) => return Err(HsmError::from_ck("C_Initialize", e)),
-                }
+                initialize(ctx)?;
             }
             Err(e) => return Err(e),
         }
@@ -350,16 +335,21 @@ fn load_module(path: &Path, softhsm_conf: Option<&Path>) -> Result<Pkcs11, HsmEr
         },
         other => HsmError::from_ck("loading the module", other),
     })?;
-    // OS locking: without it, concurrent sessions corrupt SoftHSM's heap.
-    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => return Err(HsmError::from_ck("C_Initialize", e)),
-    }
+    initialize(&ctx)?;
     modules.insert(
         path.to_path_buf(),
         (ctx.clone(), softhsm_conf.map(Path::to_path_buf)),
     );
     Ok(ctx)
+}
+
+/// `C_Initialize` with OS locking (without it, concurrent sessions corrupt SoftHSM's heap);
+/// a module that is initialised already is what we want.
+fn initialize(ctx: &Pkcs11) -> Result<(), HsmError> {
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
+        Err(e) => Err(HsmError::from_ck("C_Initialize", e)),
+    }
 }
 
 fn find_token(ctx: &Pkcs11, label: &str) -> Result<Slot, HsmError> {

@@ -33,7 +33,6 @@ pub(crate) struct Workers {
     sender: Mutex<Option<crossbeam_channel::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     generation: Arc<AtomicU64>,
-    size: usize,
 }
 
 fn stopped() -> HsmError {
@@ -71,12 +70,7 @@ impl Workers {
             sender: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
             generation,
-            size,
         })
-    }
-
-    pub(crate) fn size(&self) -> usize {
-        self.size
     }
 
     /// Runs `op` on some worker's session and waits for its answer.

@@ -28,10 +28,6 @@ impl Findings {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     pub(crate) fn into_result(self, profile: &'static str) -> Result<()> {
         if self.0.is_empty() {
             Ok(())

@@ -165,8 +165,6 @@ pub trait Store: Send + Sync {
     fn add_ca(&self, ca: CaRecord, actor: &str, at: i64) -> Result<()>;
     /// A CA by id.
     fn ca(&self, id: &IssuerId) -> Result<Option<CaRecord>>;
-    /// All CAs.
-    fn cas(&self) -> Result<Vec<CaRecord>>;
     /// Walks the audit chain and reports the first break.
     fn verify_audit(&self) -> Result<AuditReport>;
 }

@@ -647,17 +647,6 @@ impl Store for SqliteStore {
         )
     }
 
-    fn cas(&self) -> Result<Vec<CaRecord>> {
-        self.read(
-            |c| {
-                let mut stmt = c.prepare("SELECT id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der FROM cas ORDER BY created_at, id")?;
-                let rows = stmt.query_map([], ca_row)?;
-                rows.collect()
-            },
-            "list CAs",
-        )
-    }
-
     fn verify_audit(&self) -> Result<AuditReport> {
         self.read(
             |c| {
