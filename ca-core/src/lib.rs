@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod clock;
 pub mod csr;
 pub mod engine;
+pub mod lifecycle;
 mod error;
 pub mod ext;
 pub mod name;

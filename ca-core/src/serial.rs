@@ -29,6 +29,12 @@ impl Serial {
     /// Parses the hexadecimal form (case-insensitive, `:` separators allowed, leading zeros
     /// optional as OpenSSL prints them).
     pub fn from_hex(s: &str) -> Result<Serial, String> {
+        // The store's own form (40 hex digits) decodes without the general path's copies:
+        // a million-entry CRL reads a million of them.
+        let mut out = [0u8; Self::LEN];
+        if s.len() == Self::LEN * 2 && hex::decode_to_slice(s, &mut out).is_ok() {
+            return Serial::positive(out);
+        }
         let clean: String = s.trim().chars().filter(|c| *c != ':').collect();
         let clean = clean.strip_prefix("0x").unwrap_or(&clean);
         if clean.is_empty() || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -41,7 +47,16 @@ impl Serial {
         let padded = format!("{trimmed:0>40}");
         let mut out = [0u8; Self::LEN];
         hex::decode_to_slice(&padded, &mut out).map_err(|e| e.to_string())?;
-        Ok(Serial(out))
+        Serial::positive(out)
+    }
+
+    /// Only serials that encode as a positive INTEGER of at most 20 octets (RFC 5280
+    /// §4.1.2.2): one with the top bit set would need a 21st octet.
+    fn positive(octets: [u8; Self::LEN]) -> Result<Serial, String> {
+        if octets[0] & 0x80 != 0 {
+            return Err(format!("longer than {} octets as a positive integer", Self::LEN));
+        }
+        Ok(Serial(octets))
     }
 
     /// From the INTEGER octets of a certificate (leading 0x00 sign octet allowed).
@@ -88,7 +103,8 @@ impl fmt::Debug for Serial {
 }
 
 /// The name of a CA inside nesca: used in URLs (`/crl/{id}.crl`) and as the issuer key in
-/// the store. Lower-case ASCII letters, digits and `-`, 1 to 32 characters.
+/// the store. Lower-case ASCII letters, digits and `-`, 1 to 32 characters, not ending in
+/// `-delta` (the CA `x` publishes its delta CRL as `x-delta.crl`).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IssuerId(String);
 
@@ -99,13 +115,17 @@ impl IssuerId {
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-');
-        if ok {
-            Ok(IssuerId(s.to_string()))
-        } else {
-            Err(format!(
+        if !ok {
+            return Err(format!(
                 "\"{s}\" must be 1 to 32 lower-case letters, digits or '-', not starting with '-'"
-            ))
+            ));
         }
+        if s.ends_with("-delta") {
+            return Err(format!(
+                "\"{s}\" must not end in -delta (its CRL file would be another CA's delta CRL)"
+            ));
+        }
+        Ok(IssuerId(s.to_string()))
     }
 
     pub fn as_str(&self) -> &str {

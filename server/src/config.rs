@@ -41,6 +41,138 @@ pub struct Config {
     pub hsm: HsmSection,
     pub store: StoreSection,
     pub profile: ProfileSection,
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub crl: CrlSection,
+    #[serde(default)]
+    pub ocsp: OcspSection,
+}
+
+/// `[server]`: the public HTTP endpoints of `nesca serve` (OCSP, CRLs, CA certificates).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address and port of the public HTTP listener.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_grace() -> u64 {
+    10
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: default_listen(),
+            shutdown_grace_seconds: default_grace(),
+        }
+    }
+}
+
+/// `[crl]`: CRL generation, schedule and publication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrlSection {
+    /// Directory the CRLs are published to (and served from at /crl/).
+    #[serde(default = "default_crl_dir")]
+    pub dir: PathBuf,
+    /// A full CRL every this many seconds.
+    #[serde(default = "default_full_every")]
+    pub full_every_seconds: u64,
+    /// A delta CRL every this many seconds.
+    #[serde(default = "default_delta_every")]
+    pub delta_every_seconds: u64,
+    /// nextUpdate − thisUpdate of a full CRL.
+    #[serde(default = "default_full_validity")]
+    pub full_validity_seconds: u64,
+    /// nextUpdate − thisUpdate of a delta CRL.
+    #[serde(default = "default_delta_validity")]
+    pub delta_validity_seconds: u64,
+}
+
+fn default_crl_dir() -> PathBuf {
+    "crl".into()
+}
+fn default_full_every() -> u64 {
+    86_400
+}
+fn default_delta_every() -> u64 {
+    900
+}
+fn default_full_validity() -> u64 {
+    2 * 86_400
+}
+fn default_delta_validity() -> u64 {
+    1_800
+}
+
+impl Default for CrlSection {
+    fn default() -> Self {
+        CrlSection {
+            dir: default_crl_dir(),
+            full_every_seconds: default_full_every(),
+            delta_every_seconds: default_delta_every(),
+            full_validity_seconds: default_full_validity(),
+            delta_validity_seconds: default_delta_validity(),
+        }
+    }
+}
+
+/// `[ocsp]`: the OCSP responder, in `nesca serve` and in `nesca ocsp`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcspSection {
+    /// Listener of the standalone responder (`nesca ocsp`); `nesca serve` uses server.listen.
+    #[serde(default = "default_ocsp_listen")]
+    pub listen: String,
+    /// nextUpdate − thisUpdate of a response.
+    #[serde(default = "default_ocsp_validity")]
+    pub validity_seconds: u64,
+    /// A pre-produced response is signed again when its nextUpdate is this close.
+    #[serde(default = "default_ocsp_refresh")]
+    pub refresh_before_seconds: u64,
+    /// How often the responder looks for status changes in the store.
+    #[serde(default = "default_ocsp_poll")]
+    pub poll_interval_ms: u64,
+    /// Largest request body accepted; larger ones get malformedRequest.
+    #[serde(default = "default_ocsp_body")]
+    pub max_request_bytes: usize,
+}
+
+fn default_ocsp_listen() -> String {
+    "127.0.0.1:8081".into()
+}
+fn default_ocsp_validity() -> u64 {
+    86_400
+}
+fn default_ocsp_refresh() -> u64 {
+    43_200
+}
+fn default_ocsp_poll() -> u64 {
+    1_000
+}
+fn default_ocsp_body() -> usize {
+    8_192
+}
+
+impl Default for OcspSection {
+    fn default() -> Self {
+        OcspSection {
+            listen: default_ocsp_listen(),
+            validity_seconds: default_ocsp_validity(),
+            refresh_before_seconds: default_ocsp_refresh(),
+            poll_interval_ms: default_ocsp_poll(),
+            max_request_bytes: default_ocsp_body(),
+        }
+    }
 }
 
 /// `[ca]`: the CAs nesca runs and where relying parties reach them.
@@ -159,6 +291,33 @@ impl Loaded {
         if raw.hsm.sessions == 0 || raw.hsm.sessions > 64 {
             return Err(CliError::config("hsm.sessions", "must be between 1 and 64"));
         }
+        check_listen("server.listen", &raw.server.listen)?;
+        check_listen("ocsp.listen", &raw.ocsp.listen)?;
+        let o = &raw.ocsp;
+        if o.validity_seconds < 60 || o.validity_seconds > 7 * 86_400 {
+            return Err(CliError::config(
+                "ocsp.validity_seconds",
+                "must be between 60 and 604800 (7 days)",
+            ));
+        }
+        if o.refresh_before_seconds >= o.validity_seconds {
+            return Err(CliError::config(
+                "ocsp.refresh_before_seconds",
+                "must be less than ocsp.validity_seconds",
+            ));
+        }
+        if o.poll_interval_ms < 10 || o.poll_interval_ms > 600_000 {
+            return Err(CliError::config(
+                "ocsp.poll_interval_ms",
+                "must be between 10 and 600000",
+            ));
+        }
+        if o.max_request_bytes < 64 || o.max_request_bytes > 65_536 {
+            return Err(CliError::config(
+                "ocsp.max_request_bytes",
+                "must be between 64 and 65536",
+            ));
+        }
         if raw.hsm.pin_file.is_none() && raw.hsm.pin_env.is_none() {
             return Err(CliError::config(
                 "hsm",
@@ -207,6 +366,15 @@ impl Loaded {
         let file = self.path(self.raw.hsm.pin_file.as_deref().unwrap_or(Path::new("")));
         read_pin_file(&file)
     }
+}
+
+fn check_listen(field: &str, addr: &str) -> Result<()> {
+    addr.parse::<std::net::SocketAddr>().map(|_| ()).map_err(|_| {
+        CliError::config(
+            field,
+            format!("\"{addr}\" is not an address and port such as 127.0.0.1:8080"),
+        )
+    })
 }
 
 /// Reads a PIN file, refusing one that others can read. The PIN is never echoed.

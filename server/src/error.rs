@@ -38,6 +38,10 @@ pub enum CliError {
     Ca(#[from] ca_core::CaError),
     #[error(transparent)]
     Hsm(#[from] hsm::HsmError),
+    #[error(transparent)]
+    Crl(#[from] crl::CrlError),
+    #[error(transparent)]
+    Ocsp(#[from] ocsp_responder::OcspError),
 }
 
 impl CliError {

@@ -7,6 +7,7 @@
 mod commands;
 mod config;
 mod error;
+mod serve;
 mod wiring;
 
 use std::path::PathBuf;
@@ -32,6 +33,18 @@ enum Command {
     Init(commands::init::InitArgs),
     /// Issue a NES certificate from a PKCS#10 CSR
     Issue(commands::issue::IssueArgs),
+    /// Serve OCSP, CRLs and CA certificates; publish CRLs on schedule
+    Serve(serve::ServeArgs),
+    /// Run the OCSP responder alone, reading status from the store
+    Ocsp(serve::OcspArgs),
+    /// Generate, sign and publish a CRL now (full, or --delta)
+    Crl(commands::crl::CrlArgs),
+    /// Revoke a certificate for good, on its holder's request
+    Revoke(commands::lifecycle::LifecycleArgs),
+    /// Suspend a certificate (certificateHold), on its holder's request
+    Suspend(commands::lifecycle::LifecycleArgs),
+    /// Release a suspended certificate, on its holder's request
+    Unsuspend(commands::lifecycle::LifecycleArgs),
     /// Look at issued certificates
     #[command(subcommand)]
     Cert(CertCommand),
@@ -80,6 +93,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Init(a) => commands::init::run(a),
         Command::Issue(a) => commands::issue::run(a),
+        Command::Serve(a) => serve::serve(a),
+        Command::Ocsp(a) => serve::ocsp(a),
+        Command::Crl(a) => commands::crl::run(a),
+        Command::Revoke(a) => commands::lifecycle::run("revoke", a),
+        Command::Suspend(a) => commands::lifecycle::run("suspend", a),
+        Command::Unsuspend(a) => commands::lifecycle::run("unsuspend", a),
         Command::Cert(CertCommand::Show(a)) => commands::cert::show(a),
         Command::Cert(CertCommand::List(a)) => commands::cert::list(a),
         Command::Audit(AuditCommand::Verify(a)) => commands::audit::verify(a),

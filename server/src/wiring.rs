@@ -69,3 +69,79 @@ pub fn open_issuance(cfg: &Loaded, store: Arc<SqliteStore>) -> Result<Issuance> 
         ca,
     })
 }
+
+/// An issuing CA as the public endpoints need it: its certificate, its key (CRLs) and its
+/// delegated OCSP signer.
+pub struct ServedCa {
+    pub record: ca_core::store::CaRecord,
+    pub cert: x509_cert::Certificate,
+    pub ca_signer: Arc<dyn ca_core::engine::TbsSigner>,
+    pub ocsp_signer: Arc<dyn ca_core::engine::TbsSigner>,
+    pub ocsp_cert_der: Vec<u8>,
+}
+
+/// Loads every issuing CA of the store with its keys from the token.
+pub fn served_cas(store: &dyn Store, hsm: &Hsm) -> Result<Vec<ServedCa>> {
+    use der::Decode;
+    let mut out = Vec::new();
+    for record in store.cas()? {
+        if record.role != ca_core::store::CaRole::Issuing {
+            continue;
+        }
+        let cert = x509_cert::Certificate::from_der(&record.cert_der).map_err(|e| {
+            CliError::config("store", format!("certificate of CA \"{}\" does not decode: {e}", record.id))
+        })?;
+        let (Some(label), Some(ocsp_cert_der)) =
+            (record.ocsp_key_label.clone(), record.ocsp_cert_der.clone())
+        else {
+            return Err(CliError::config(
+                "store",
+                format!("CA \"{}\" has no delegated OCSP signer", record.id),
+            ));
+        };
+        let ca_signer = Arc::new(hsm.find_key(&record.key_label)?);
+        let ocsp_signer = Arc::new(hsm.find_key(&label)?);
+        out.push(ServedCa {
+            record,
+            cert,
+            ca_signer,
+            ocsp_signer,
+            ocsp_cert_der,
+        });
+    }
+    if out.is_empty() {
+        return Err(CliError::config(
+            "store",
+            "no issuing CA in the store; run `nesca init` first",
+        ));
+    }
+    Ok(out)
+}
+
+/// The CRL issuer of one CA, as configured.
+pub fn crl_issuer(
+    cfg: &Loaded,
+    store: Arc<dyn Store>,
+    ca: &ServedCa,
+) -> Result<crl::CrlIssuer> {
+    let c = &cfg.raw.crl;
+    let secs = std::time::Duration::from_secs;
+    let schedule = crl::CrlSchedule {
+        full_every: secs(c.full_every_seconds),
+        delta_every: secs(c.delta_every_seconds),
+        full_validity: secs(c.full_validity_seconds),
+        delta_validity: secs(c.delta_validity_seconds),
+    };
+    schedule.validate()?;
+    let urls = ca_core::profile::CaUrls::new(&cfg.raw.ca.public_url, &ca.record.id)?;
+    Ok(crl::CrlIssuer {
+        store,
+        issuer: ca.record.id.clone(),
+        issuer_cert: ca.cert.clone(),
+        signer: ca.ca_signer.clone(),
+        publisher: crl::Publisher::new(cfg.path(&c.dir))?,
+        schedule,
+        clock: Arc::new(SystemClock),
+        delta_url: Some(urls.delta_crl),
+    })
+}

@@ -911,3 +911,87 @@ pub fn toml_replace(text: &str, section: &str, key: &str, value: &str) -> String
     assert!(found, "nesca.toml has no `{key}` in [{section}]:\n{text}");
     out
 }
+
+/// `text` with `key = …` in `[section]` replaced by the bare TOML `value` (an integer, a
+/// boolean: written without quotes); panics if the key is not there.
+#[track_caller]
+pub fn toml_replace_raw(text: &str, section: &str, key: &str, value: &str) -> String {
+    let mut in_section = false;
+    let mut found = false;
+    let mut out = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_section = t == format!("[{section}]");
+        } else if in_section && t.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
+            out.push_str(&format!("{key} = {value}\n"));
+            found = true;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    assert!(found, "nesca.toml has no `{key}` in [{section}]:\n{text}");
+    out
+}
+
+/// Finds the pkilint program `name` (`lint_crl`, `lint_ocsp_response`, …) the way
+/// [`lint_etsi_cert`] does: in `$NESCA_PKILINT_DIR`, else on `PATH`; panics when it is missing.
+pub fn pkilint_tool(name: &str) -> PathBuf {
+    const HOW: &str = "install it with `python3 -m venv V && V/bin/pip install pkilint` and set \
+                       NESCA_PKILINT_DIR=V/bin, or run scripts/test.sh, which does both";
+    if let Some(dir) = std::env::var_os("NESCA_PKILINT_DIR") {
+        let p = Path::new(&dir).join(name);
+        assert!(
+            p.is_file(),
+            "NESCA_PKILINT_DIR={} holds no {name} (pkilint): {HOW}",
+            Path::new(&dir).display()
+        );
+        return p;
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for d in std::env::split_paths(&path) {
+            let p = d.join(name);
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!("{name} (pkilint) is neither in NESCA_PKILINT_DIR nor on PATH: {HOW}");
+}
+
+/// Runs the pkilint program `tool` with `ARGS FILE` and panics, showing its output, unless it
+/// reports no finding (its exit code is the number of findings).
+#[track_caller]
+pub fn assert_pkilint_clean(tool: &str, args: &[&str], file: &Path) {
+    let mut cmd = Command::new(pkilint_tool(tool));
+    cmd.args(args).arg(file);
+    let out = run(cmd);
+    assert!(
+        out.status.code() == Some(0),
+        "{tool} reports findings for {}: {}",
+        file.display(),
+        out.describe()
+    );
+}
+
+/// Polls `probe` every `every` until it returns `Some`, for at most `limit`; panics with
+/// `what` and the last probe's description when it never does.
+#[track_caller]
+pub fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(last) if start.elapsed() >= limit => {
+                panic!("{what}: not seen within {limit:?}; last attempt:\n{last}")
+            }
+            Err(_) => thread::sleep(every),
+        }
+    }
+}

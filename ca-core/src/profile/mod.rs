@@ -42,6 +42,8 @@ pub struct CaUrls {
     pub ocsp: String,
     /// `{public}/ca/{ca}.crt`, the caIssuers entry of authorityInfoAccess.
     pub ca_issuers: String,
+    /// `{public}/crl/{ca}-delta.crl`, in the full CRL's freshestCRL.
+    pub delta_crl: String,
 }
 
 impl CaUrls {
@@ -61,6 +63,7 @@ impl CaUrls {
             crl: format!("{base}/crl/{ca}.crl"),
             ocsp: format!("{base}/ocsp"),
             ca_issuers: format!("{base}/ca/{ca}.crt"),
+            delta_crl: format!("{base}/crl/{ca}-delta.crl"),
         })
     }
 }

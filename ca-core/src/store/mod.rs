@@ -12,6 +12,7 @@ pub use audit::{AuditEntry, AuditReport};
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;
+use crate::lifecycle::{LifecycleAction, RequestId, RevocationReason};
 use crate::serial::{IssuerId, Serial};
 
 /// Where a certificate stands in the store.
@@ -25,6 +26,10 @@ pub enum CertStatus {
     Active,
     /// Signing failed after the reservation; the serial is recorded and never reused.
     Failed,
+    /// Issued and on hold (revoked with reason certificateHold until released).
+    Suspended,
+    /// Issued and revoked for good.
+    Revoked,
 }
 
 impl CertStatus {
@@ -33,6 +38,8 @@ impl CertStatus {
             CertStatus::Reserved => "reserved",
             CertStatus::Active => "active",
             CertStatus::Failed => "failed",
+            CertStatus::Suspended => "suspended",
+            CertStatus::Revoked => "revoked",
         }
     }
 }
@@ -50,6 +57,8 @@ impl FromStr for CertStatus {
             "reserved" => Ok(CertStatus::Reserved),
             "active" => Ok(CertStatus::Active),
             "failed" => Ok(CertStatus::Failed),
+            "suspended" => Ok(CertStatus::Suspended),
+            "revoked" => Ok(CertStatus::Revoked),
             other => Err(format!("unknown certificate status \"{other}\"")),
         }
     }
@@ -102,6 +111,136 @@ pub struct CertRecord {
     pub reserved_at: i64,
     pub issued_at: Option<i64>,
     pub cert_der: Option<Vec<u8>>,
+    /// Suspended or revoked: since when, and why.
+    pub revocation: Option<Revocation>,
+}
+
+/// The revocation (or hold) of a certificate as CRLs and OCSP publish it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revocation {
+    /// revocationDate (RFC 5280 §5.1.2.6), unix seconds.
+    pub at: i64,
+    /// `None`: unspecified, no reasonCode written.
+    pub reason: Option<RevocationReason>,
+    /// invalidityDate (RFC 5280 §5.3.2), keyCompromise only.
+    pub invalidity_date: Option<i64>,
+}
+
+/// A lifecycle change to record, already checked for the holder by [`crate::lifecycle::Lifecycle`].
+/// The store checks the state machine inside its write transaction.
+#[derive(Debug, Clone)]
+pub struct TransitionWrite {
+    pub request_id: RequestId,
+    pub issuer: IssuerId,
+    pub serial: Serial,
+    pub action: LifecycleAction,
+    /// The holder's T.C. Kimlik No, as the request named it.
+    pub holder: String,
+    pub actor: String,
+    pub at: i64,
+}
+
+/// What a lifecycle request led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionOutcome {
+    pub issuer: IssuerId,
+    pub serial: Serial,
+    pub status: CertStatus,
+    pub reason: Option<RevocationReason>,
+    /// When the change was recorded.
+    pub at: i64,
+    /// The request id had been seen: this is the first outcome, nothing was applied again.
+    pub replayed: bool,
+}
+
+/// One recorded lifecycle change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionRecord {
+    /// The audit sequence number of the change; orders changes.
+    pub seq: i64,
+    pub request_id: String,
+    pub action: String,
+    pub from: CertStatus,
+    pub to: CertStatus,
+    pub reason: Option<RevocationReason>,
+    pub invalidity_date: Option<i64>,
+    pub at: i64,
+    pub actor: String,
+}
+
+/// An entry of a full CRL: a certificate that is suspended or revoked now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevokedEntry {
+    pub serial: Serial,
+    pub revocation: Revocation,
+}
+
+/// An entry of a delta CRL: a status change after the base CRL's watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeltaEntry {
+    /// Suspended or revoked now.
+    Listed(RevokedEntry),
+    /// Released from a hold that the base CRL listed: removeFromCRL (RFC 5280 §5.3.1).
+    Removed { serial: Serial, at: i64 },
+}
+
+/// Full or delta CRL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlKind {
+    Full,
+    Delta,
+}
+
+impl CrlKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrlKind::Full => "full",
+            CrlKind::Delta => "delta",
+        }
+    }
+}
+
+/// A CRL number taken from the issuer's one sequence (RFC 5280 §5.2.3), before signing.
+#[derive(Debug, Clone)]
+pub struct CrlReservation {
+    pub issuer: IssuerId,
+    pub kind: CrlKind,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub actor: String,
+    pub at: i64,
+}
+
+/// A CRL the store knows of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlRecord {
+    pub issuer: IssuerId,
+    pub number: u64,
+    pub kind: CrlKind,
+    /// For a delta: the full CRL it builds on.
+    pub base_number: Option<u64>,
+    /// Every status change up to this audit sequence number is in the CRL.
+    pub watermark: i64,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub entries: u64,
+    pub published: bool,
+}
+
+/// The number and the base of a CRL about to be generated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlPlan {
+    pub number: u64,
+    /// For a delta: the latest published full CRL.
+    pub base: Option<CrlRecord>,
+}
+
+/// What the OCSP responder needs to know of one serial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRecord {
+    pub status: CertStatus,
+    pub revocation: Option<Revocation>,
+    pub not_after: i64,
 }
 
 /// The role of a CA nesca runs.
@@ -167,4 +306,45 @@ pub trait Store: Send + Sync {
     fn ca(&self, id: &IssuerId) -> Result<Option<CaRecord>>;
     /// Walks the audit chain and reports the first break.
     fn verify_audit(&self) -> Result<AuditReport>;
+
+    /// Applies a lifecycle change if the state machine allows it
+    /// ([`crate::lifecycle::next_status`]); a request id seen before answers with its first
+    /// outcome. One transaction with its audit record.
+    fn transition(&self, t: TransitionWrite) -> Result<TransitionOutcome>;
+    /// The lifecycle changes of one certificate, oldest first.
+    fn transitions(&self, issuer: &IssuerId, serial: &Serial) -> Result<Vec<TransitionRecord>>;
+    /// The status of one serial (light: no DER), `None` when the issuer never reserved it.
+    fn status(&self, issuer: &IssuerId, serial: &Serial) -> Result<Option<StatusRecord>>;
+    /// Serials whose status changed (issued, suspended, released, revoked) after `cursor`,
+    /// oldest first, at most `limit`, with the cursor to ask from next.
+    fn changes_since(&self, cursor: i64, limit: usize) -> Result<(Vec<(IssuerId, Serial)>, i64)>;
+    /// Issued serials of an issuer after `after`, in serial order, at most `limit`.
+    fn serials(&self, issuer: &IssuerId, after: Option<&Serial>, limit: usize) -> Result<Vec<Serial>>;
+    /// Streams every suspended or revoked certificate of an issuer to `sink`, from one
+    /// consistent snapshot, without holding them all; returns the snapshot's watermark (the
+    /// last audit sequence number it includes).
+    fn scan_revoked(
+        &self,
+        issuer: &IssuerId,
+        sink: &mut dyn FnMut(RevokedEntry) -> Result<()>,
+    ) -> Result<i64>;
+    /// The delta since a base watermark, from one snapshot, with that snapshot's watermark.
+    fn delta_since(&self, issuer: &IssuerId, base_watermark: i64) -> Result<(Vec<DeltaEntry>, i64)>;
+    /// Takes the next CRL number of the issuer (shared by full and delta CRLs). A delta needs
+    /// a published full CRL as its base.
+    fn reserve_crl(&self, r: CrlReservation) -> Result<CrlPlan>;
+    /// Records a reserved CRL as published, with what it covers.
+    fn publish_crl(
+        &self,
+        issuer: &IssuerId,
+        number: u64,
+        watermark: i64,
+        entries: u64,
+        actor: &str,
+        at: i64,
+    ) -> Result<()>;
+    /// The latest published CRL of a kind.
+    fn latest_crl(&self, issuer: &IssuerId, kind: CrlKind) -> Result<Option<CrlRecord>>;
+    /// The CAs nesca runs.
+    fn cas(&self) -> Result<Vec<CaRecord>>;
 }

@@ -13,8 +13,13 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::audit::{chain_hash, AuditEntry, AuditReport, GENESIS};
-use super::{CaRecord, CaRole, CertRecord, Reservation, Reserved, Store, SubjectRecord};
+use super::{
+    CaRecord, CaRole, CertRecord, CertStatus, CrlKind, CrlPlan, CrlRecord, CrlReservation,
+    DeltaEntry, Reservation, Reserved, Revocation, RevokedEntry, StatusRecord, Store,
+    SubjectRecord, TransitionOutcome, TransitionRecord, TransitionWrite,
+};
 use crate::error::{CaError, Result};
+use crate::lifecycle::{next_status, RevocationReason};
 use crate::serial::{IssuerId, Serial};
 
 /// Versioned schema migrations, applied in order at open; never edit one that shipped.
@@ -61,6 +66,75 @@ const MIGRATIONS: &[&str] = &[
         prev_hash BLOB NOT NULL,
         hash      BLOB NOT NULL
     );",
+    // 2: the lifecycle (suspended, revoked), lifecycle requests, CRL numbers. The certificates
+    // table is rebuilt because SQLite cannot change a CHECK constraint in place; the status
+    // columns come before the DER so reading them never walks a row's overflow pages.
+    "CREATE TABLE certificates_v2 (
+        issuer          TEXT NOT NULL,
+        serial          TEXT NOT NULL,
+        profile         TEXT NOT NULL,
+        status          TEXT NOT NULL
+                        CHECK (status IN ('reserved', 'active', 'failed', 'suspended', 'revoked')),
+        subject         TEXT NOT NULL,
+        tckn            TEXT,
+        given_name      TEXT,
+        surname         TEXT,
+        not_before      INTEGER NOT NULL,
+        not_after       INTEGER NOT NULL,
+        reserved_at     INTEGER NOT NULL,
+        issued_at       INTEGER,
+        fail_reason     TEXT,
+        -- Suspended or revoked: revocationDate, CRLReason code (NULL: unspecified), invalidityDate.
+        revoked_at      INTEGER,
+        reason          INTEGER,
+        invalidity_date INTEGER,
+        -- Audit sequence number of the last status change (issue, suspend, release, revoke):
+        -- what delta CRLs and the OCSP refresher read changes by.
+        change_seq      INTEGER NOT NULL DEFAULT 0,
+        tbs_der         BLOB NOT NULL,
+        cert_der        BLOB,
+        UNIQUE (issuer, serial)
+    );
+    INSERT INTO certificates_v2 (issuer, serial, profile, status, subject, tckn, given_name,
+        surname, not_before, not_after, reserved_at, issued_at, fail_reason, tbs_der, cert_der)
+      SELECT issuer, serial, profile, status, subject, tckn, given_name, surname, not_before,
+        not_after, reserved_at, issued_at, fail_reason, tbs_der, cert_der FROM certificates;
+    DROP TABLE certificates;
+    ALTER TABLE certificates_v2 RENAME TO certificates;
+    CREATE INDEX certificates_tckn ON certificates (tckn);
+    CREATE INDEX certificates_change ON certificates (change_seq);
+    -- Covering index of the full CRL's entries: a million-entry CRL scans this, not the table.
+    CREATE INDEX certificates_revoked
+        ON certificates (issuer, serial, status, revoked_at, reason, invalidity_date)
+        WHERE status IN ('suspended', 'revoked');
+    CREATE TABLE transitions (
+        seq             INTEGER PRIMARY KEY,   -- the audit record's seq
+        request_id      TEXT NOT NULL UNIQUE,  -- a request applies once
+        issuer          TEXT NOT NULL,
+        serial          TEXT NOT NULL,
+        action          TEXT NOT NULL CHECK (action IN ('suspend', 'release', 'revoke')),
+        from_status     TEXT NOT NULL,
+        to_status       TEXT NOT NULL,
+        reason          INTEGER,
+        invalidity_date INTEGER,
+        holder          TEXT NOT NULL,
+        actor           TEXT NOT NULL,
+        at              INTEGER NOT NULL
+    );
+    CREATE INDEX transitions_certificate ON transitions (issuer, serial, seq);
+    CREATE TABLE crls (
+        issuer      TEXT NOT NULL,
+        number      INTEGER NOT NULL,          -- one sequence per issuer, full and delta
+        kind        TEXT NOT NULL CHECK (kind IN ('full', 'delta')),
+        base_number INTEGER,
+        watermark   INTEGER,
+        this_update INTEGER NOT NULL,
+        next_update INTEGER NOT NULL,
+        entries     INTEGER,
+        published   INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (issuer, number)
+    );",
 ];
 
 /// How many queued writes one transaction takes at most.
@@ -87,10 +161,22 @@ enum Write {
         actor: String,
         at: i64,
     },
+    Transition(TransitionWrite),
+    ReserveCrl(CrlReservation),
+    PublishCrl {
+        issuer: IssuerId,
+        number: u64,
+        watermark: i64,
+        entries: u64,
+        actor: String,
+        at: i64,
+    },
 }
 
 enum Outcome {
     Reserved(Reserved),
+    Transition(TransitionOutcome),
+    Crl(CrlPlan),
     Done,
 }
 
@@ -447,9 +533,10 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
         } => {
             let n = conn
                 .prepare_cached(
-                    "UPDATE certificates SET status = 'active', cert_der = ?1, issued_at = ?2 WHERE issuer = ?3 AND serial = ?4 AND status = 'reserved'",
+                    "UPDATE certificates SET status = 'active', cert_der = ?1, issued_at = ?2, change_seq = ?5 WHERE issuer = ?3 AND serial = ?4 AND status = 'reserved'",
                 )?
-                .execute(params![cert_der, at, issuer.as_str(), serial.to_hex()])?;
+                // The audit record appended below gets head.seq + 1.
+                .execute(params![cert_der, at, issuer.as_str(), serial.to_hex(), head.seq + 1])?;
             if n != 1 {
                 return Err(Refusal::Refused(CaError::Store {
                     operation: "store certificate",
@@ -508,11 +595,236 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
             )?;
             Ok(Outcome::Done)
         }
+        Write::Transition(t) => apply_transition(conn, t, head),
+        Write::ReserveCrl(r) => reserve_crl(conn, r, head),
+        Write::PublishCrl {
+            issuer,
+            number,
+            watermark,
+            entries,
+            actor,
+            at,
+        } => {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE crls SET published = 1, watermark = ?1, entries = ?2 WHERE issuer = ?3 AND number = ?4 AND published = 0",
+                )?
+                .execute(params![watermark, *entries as i64, issuer.as_str(), *number as i64])?;
+            if n != 1 {
+                return Err(Refusal::Refused(CaError::Store {
+                    operation: "publish CRL",
+                    reason: format!("CRL number {number} of {issuer} is not reserved"),
+                }));
+            }
+            append_audit(
+                conn,
+                head,
+                audit_entry(
+                    *at,
+                    actor,
+                    "crl-publish",
+                    issuer,
+                    "",
+                    format!("number={number} entries={entries} watermark={watermark}"),
+                ),
+            )?;
+            Ok(Outcome::Done)
+        }
     }
 }
 
+fn reason_code(r: Option<RevocationReason>) -> Option<i64> {
+    r.map(|r| i64::from(r.code()))
+}
+
+fn reason_from(code: Option<i64>) -> Option<RevocationReason> {
+    code.and_then(|c| u8::try_from(c).ok())
+        .and_then(RevocationReason::from_code)
+}
+
+fn refused(field: &'static str, rule: impl Into<String>) -> Refusal {
+    Refusal::Refused(CaError::invalid(field, rule))
+}
+
+/// One lifecycle change: replay check, state machine, row update, transition row, audit.
+fn apply_transition(
+    conn: &Connection,
+    t: &TransitionWrite,
+    head: &mut AuditHead,
+) -> Result<Outcome, Refusal> {
+    let serial_hex = t.serial.to_hex();
+    let reason = t.action.reason();
+    let invalidity = t.action.invalidity_date();
+    // A request id seen before: the same request answers with its first outcome; another
+    // request under the same id is refused rather than silently ignored.
+    let seen = conn
+        .prepare_cached(
+            "SELECT issuer, serial, action, reason, invalidity_date, to_status, at FROM transitions WHERE request_id = ?1",
+        )?
+        .query_row([t.request_id.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })
+        .optional()?;
+    if let Some((issuer, serial, action, code, inv, to, at)) = seen {
+        let same = issuer == t.issuer.as_str()
+            && serial == serial_hex
+            && action == t.action.name()
+            && code == reason_code(reason)
+            && inv == invalidity;
+        if !same {
+            return Err(refused(
+                "request_id",
+                format!("{} was already used for a different request", t.request_id),
+            ));
+        }
+        return Ok(Outcome::Transition(TransitionOutcome {
+            issuer: t.issuer.clone(),
+            serial: t.serial,
+            status: to.parse().map_err(|e: String| refused("status", e))?,
+            reason,
+            at,
+            replayed: true,
+        }));
+    }
+    let current = conn
+        .prepare_cached("SELECT status, not_after FROM certificates WHERE issuer = ?1 AND serial = ?2")?
+        .query_row(params![t.issuer.as_str(), serial_hex], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
+        .optional()?;
+    let Some((status, not_after)) = current else {
+        return Err(Refusal::Refused(CaError::NotFound { serial: serial_hex }));
+    };
+    let from: CertStatus = status.parse().map_err(|e: String| refused("status", e))?;
+    let to = next_status(from, &t.action, not_after, t.at).map_err(Refusal::Refused)?;
+    let seq = head.seq + 1;
+    let (revoked_at, code, inv) = match to {
+        CertStatus::Active => (None, None, None),
+        _ => (Some(t.at), reason_code(reason), invalidity),
+    };
+    conn.prepare_cached(
+        "UPDATE certificates SET status = ?1, revoked_at = ?2, reason = ?3, invalidity_date = ?4, change_seq = ?5 WHERE issuer = ?6 AND serial = ?7",
+    )?
+    .execute(params![to.as_str(), revoked_at, code, inv, seq, t.issuer.as_str(), serial_hex])?;
+    conn.prepare_cached(
+        "INSERT INTO transitions (seq, request_id, issuer, serial, action, from_status, to_status, reason, invalidity_date, holder, actor, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        seq, t.request_id.as_str(), t.issuer.as_str(), serial_hex, t.action.name(), from.as_str(),
+        to.as_str(), reason_code(reason), invalidity, t.holder, t.actor, t.at
+    ])?;
+    let mut detail = format!("request_id={} {}->{}", t.request_id, from, to);
+    if let Some(r) = reason {
+        detail.push_str(&format!(" reason={r}"));
+    }
+    if let Some(d) = invalidity {
+        detail.push_str(&format!(" invalidity_date={d}"));
+    }
+    append_audit(
+        conn,
+        head,
+        audit_entry(t.at, &t.actor, t.action.name(), &t.issuer, &serial_hex, detail),
+    )?;
+    Ok(Outcome::Transition(TransitionOutcome {
+        issuer: t.issuer.clone(),
+        serial: t.serial,
+        status: to,
+        reason: if to == CertStatus::Active { None } else { reason },
+        at: t.at,
+        replayed: false,
+    }))
+}
+
+const CRL_COLUMNS: &str =
+    "issuer, number, kind, base_number, watermark, this_update, next_update, entries, published";
+
+fn crl_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CrlRecord> {
+    let bad = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
+    let issuer: String = r.get(0)?;
+    let kind: String = r.get(2)?;
+    Ok(CrlRecord {
+        issuer: IssuerId::new(&issuer).map_err(|e| bad(0, e))?,
+        number: r.get::<_, i64>(1)? as u64,
+        kind: if kind == "delta" { CrlKind::Delta } else { CrlKind::Full },
+        base_number: r.get::<_, Option<i64>>(3)?.map(|n| n as u64),
+        watermark: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+        this_update: r.get(5)?,
+        next_update: r.get(6)?,
+        entries: r.get::<_, Option<i64>>(7)?.unwrap_or(0) as u64,
+        published: r.get::<_, i64>(8)? != 0,
+    })
+}
+
+fn latest_crl(conn: &Connection, issuer: &IssuerId, kind: CrlKind) -> rusqlite::Result<Option<CrlRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {CRL_COLUMNS} FROM crls WHERE issuer = ?1 AND kind = ?2 AND published = 1 ORDER BY number DESC LIMIT 1"
+    ))?
+    .query_row(params![issuer.as_str(), kind.as_str()], crl_row)
+    .optional()
+}
+
+/// Takes the issuer's next CRL number: one increasing sequence for full and delta CRLs
+/// (RFC 5280 §5.2.3). A number whose CRL is never published stays used: numbers only grow.
+fn reserve_crl(conn: &Connection, r: &CrlReservation, head: &mut AuditHead) -> Result<Outcome, Refusal> {
+    let known = conn
+        .prepare_cached("SELECT 1 FROM cas WHERE id = ?1 AND role = 'issuing'")?
+        .exists([r.issuer.as_str()])?;
+    if !known {
+        return Err(refused("ca", format!("\"{}\" is not an issuing CA in the store", r.issuer)));
+    }
+    let base = match r.kind {
+        CrlKind::Full => None,
+        CrlKind::Delta => Some(latest_crl(conn, &r.issuer, CrlKind::Full)?.ok_or_else(|| {
+            refused("delta", "a delta CRL needs a published full CRL as its base; generate a full CRL first")
+        })?),
+    };
+    let number: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(number), 0) + 1 FROM crls WHERE issuer = ?1")?
+        .query_row([r.issuer.as_str()], |row| row.get(0))?;
+    conn.prepare_cached(
+        "INSERT INTO crls (issuer, number, kind, base_number, this_update, next_update, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        r.issuer.as_str(), number, r.kind.as_str(), base.as_ref().map(|b| b.number as i64),
+        r.this_update, r.next_update, r.at
+    ])?;
+    append_audit(
+        conn,
+        head,
+        audit_entry(r.at, &r.actor, "crl-reserve", &r.issuer, "", format!("number={number} kind={}", r.kind.as_str())),
+    )?;
+    Ok(Outcome::Crl(CrlPlan {
+        number: number as u64,
+        base,
+    }))
+}
+
 const CERT_COLUMNS: &str =
-    "issuer, serial, profile, status, subject, tckn, given_name, surname, not_before, not_after, reserved_at, issued_at, cert_der";
+    "issuer, serial, profile, status, subject, tckn, given_name, surname, not_before, not_after, reserved_at, issued_at, cert_der, revoked_at, reason, invalidity_date";
+
+/// The revocation columns (revoked_at, reason, invalidity_date) starting at `i`.
+fn revocation_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Revocation>> {
+    let at: Option<i64> = r.get(i)?;
+    Ok(match at {
+        Some(at) => Some(Revocation {
+            at,
+            reason: reason_from(r.get(i + 1)?),
+            invalidity_date: r.get(i + 2)?,
+        }),
+        None => None,
+    })
+}
 
 fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
     let bad = |i: usize, e: String| {
@@ -537,7 +849,15 @@ fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
         reserved_at: r.get(10)?,
         issued_at: r.get(11)?,
         cert_der: r.get(12)?,
+        revocation: revocation_at(r, 13)?,
     })
+}
+
+fn unexpected(operation: &'static str) -> CaError {
+    CaError::Store {
+        operation,
+        reason: "the writer answered a different request".into(),
+    }
 }
 
 fn ca_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaRecord> {
@@ -564,7 +884,7 @@ impl Store for SqliteStore {
     fn reserve(&self, r: Reservation) -> Result<Reserved> {
         match self.submit(Write::Reserve(r))? {
             Outcome::Reserved(x) => Ok(x),
-            Outcome::Done => Ok(Reserved::Ok),
+            _ => Ok(Reserved::Ok),
         }
     }
 
@@ -647,6 +967,243 @@ impl Store for SqliteStore {
         )
     }
 
+    fn transition(&self, t: TransitionWrite) -> Result<TransitionOutcome> {
+        match self.submit(Write::Transition(t))? {
+            Outcome::Transition(o) => Ok(o),
+            _ => Err(unexpected("transition")),
+        }
+    }
+
+    fn transitions(&self, issuer: &IssuerId, serial: &Serial) -> Result<Vec<TransitionRecord>> {
+        self.read(
+            |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT seq, request_id, action, from_status, to_status, reason, invalidity_date, at, actor FROM transitions WHERE issuer = ?1 AND serial = ?2 ORDER BY seq",
+                )?;
+                let rows = st.query_map(params![issuer.as_str(), serial.to_hex()], |r| {
+                    let status = |i: usize| -> rusqlite::Result<CertStatus> {
+                        let s: String = r.get(i)?;
+                        s.parse().map_err(|e: String| {
+                            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+                        })
+                    };
+                    Ok(TransitionRecord {
+                        seq: r.get(0)?,
+                        request_id: r.get(1)?,
+                        action: r.get(2)?,
+                        from: status(3)?,
+                        to: status(4)?,
+                        reason: reason_from(r.get(5)?),
+                        invalidity_date: r.get(6)?,
+                        at: r.get(7)?,
+                        actor: r.get(8)?,
+                    })
+                })?;
+                rows.collect()
+            },
+            "read transitions",
+        )
+    }
+
+    fn status(&self, issuer: &IssuerId, serial: &Serial) -> Result<Option<StatusRecord>> {
+        self.read(
+            |c| {
+                c.prepare_cached(
+                    "SELECT status, not_after, revoked_at, reason, invalidity_date FROM certificates WHERE issuer = ?1 AND serial = ?2",
+                )?
+                .query_row(params![issuer.as_str(), serial.to_hex()], |r| {
+                    let s: String = r.get(0)?;
+                    Ok(StatusRecord {
+                        status: s.parse().map_err(|e: String| {
+                            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+                        })?,
+                        not_after: r.get(1)?,
+                        revocation: revocation_at(r, 2)?,
+                    })
+                })
+                .optional()
+            },
+            "read status",
+        )
+    }
+
+    fn changes_since(&self, cursor: i64, limit: usize) -> Result<(Vec<(IssuerId, Serial)>, i64)> {
+        self.read(
+            |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT issuer, serial, change_seq FROM certificates WHERE change_seq > ?1 ORDER BY change_seq LIMIT ?2",
+                )?;
+                let mut rows = st.query(params![cursor, limit as i64])?;
+                let mut out = Vec::new();
+                let mut next = cursor;
+                while let Some(r) = rows.next()? {
+                    let issuer: String = r.get(0)?;
+                    let serial: String = r.get(1)?;
+                    next = r.get(2)?;
+                    if let (Ok(i), Ok(s)) = (IssuerId::new(&issuer), Serial::from_hex(&serial)) {
+                        out.push((i, s));
+                    }
+                }
+                Ok((out, next))
+            },
+            "read changes",
+        )
+    }
+
+    fn serials(&self, issuer: &IssuerId, after: Option<&Serial>, limit: usize) -> Result<Vec<Serial>> {
+        self.read(
+            |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT serial FROM certificates WHERE issuer = ?1 AND serial > ?2 AND status IN ('active', 'suspended', 'revoked') ORDER BY serial LIMIT ?3",
+                )?;
+                let after = after.map(|s| s.to_hex()).unwrap_or_default();
+                let rows = st.query_map(params![issuer.as_str(), after, limit as i64], |r| r.get::<_, String>(0))?;
+                let mut out = Vec::new();
+                for hex in rows {
+                    if let Ok(s) = Serial::from_hex(&hex?) {
+                        out.push(s);
+                    }
+                }
+                Ok(out)
+            },
+            "list serials",
+        )
+    }
+
+    fn scan_revoked(
+        &self,
+        issuer: &IssuerId,
+        sink: &mut dyn FnMut(RevokedEntry) -> Result<()>,
+    ) -> Result<i64> {
+        // A connection of its own: a million-row scan must not hold the shared reader (OCSP
+        // lookups) for seconds. One read transaction gives one snapshot for the entries and
+        // the watermark.
+        let conn = open_connection(&self.path)?;
+        conn.execute_batch("BEGIN").map_err(CaError::store("scan revoked"))?;
+        let watermark: i64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))
+            .map_err(CaError::store("scan revoked"))?;
+        let mut st = conn
+            .prepare(
+                "SELECT serial, revoked_at, reason, invalidity_date FROM certificates INDEXED BY certificates_revoked
+                 WHERE issuer = ?1 AND status IN ('suspended', 'revoked') ORDER BY serial",
+            )
+            .map_err(CaError::store("scan revoked"))?;
+        let mut rows = st.query([issuer.as_str()]).map_err(CaError::store("scan revoked"))?;
+        loop {
+            let row = match rows.next() {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(err) => return Err(CaError::store("scan revoked")(err)),
+            };
+            let hex: String = row.get(0).map_err(CaError::store("scan revoked"))?;
+            let serial = Serial::from_hex(&hex).map_err(|reason| CaError::Store {
+                operation: "scan revoked",
+                reason: format!("serial {hex}: {reason}"),
+            })?;
+            let revocation = revocation_at(row, 1)
+                .map_err(CaError::store("scan revoked"))?
+                .ok_or_else(|| CaError::Store {
+                    operation: "scan revoked",
+                    reason: format!("serial {hex} is revoked without a revocation time"),
+                })?;
+            sink(RevokedEntry { serial, revocation })?;
+        }
+        Ok(watermark)
+    }
+
+    fn delta_since(&self, issuer: &IssuerId, base_watermark: i64) -> Result<(Vec<DeltaEntry>, i64)> {
+        let conn = open_connection(&self.path)?;
+        let op = "delta entries";
+        conn.execute_batch("BEGIN").map_err(CaError::store(op))?;
+        let watermark: i64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))
+            .map_err(CaError::store(op))?;
+        // Changed since the base: what is listed now, and what was on hold at the base and is
+        // good again (removeFromCRL). A certificate issued after the base and never held is
+        // not in either CRL.
+        let mut st = conn
+            .prepare(
+                "SELECT c.serial, c.status, c.revoked_at, c.reason, c.invalidity_date,
+                    (SELECT t.to_status FROM transitions t WHERE t.issuer = c.issuer AND t.serial = c.serial AND t.seq <= ?2 ORDER BY t.seq DESC LIMIT 1),
+                    (SELECT t.at FROM transitions t WHERE t.issuer = c.issuer AND t.serial = c.serial ORDER BY t.seq DESC LIMIT 1)
+                 FROM certificates c WHERE c.change_seq > ?2 AND c.issuer = ?1 AND c.status IN ('active', 'suspended', 'revoked')
+                 ORDER BY c.serial",
+            )
+            .map_err(CaError::store(op))?;
+        let rows = st
+            .query_map(params![issuer.as_str(), base_watermark], |r| {
+                let hex: String = r.get(0)?;
+                let status: String = r.get(1)?;
+                let revocation = revocation_at(r, 2)?;
+                let at_base: Option<String> = r.get(5)?;
+                let last_change: Option<i64> = r.get(6)?;
+                Ok((hex, status, revocation, at_base, last_change))
+            })
+            .map_err(CaError::store(op))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (hex, status, revocation, at_base, last_change) = row.map_err(CaError::store(op))?;
+            let serial = Serial::from_hex(&hex).map_err(|reason| CaError::Store {
+                operation: op,
+                reason: format!("serial {hex}: {reason}"),
+            })?;
+            match (status.as_str(), revocation) {
+                ("suspended" | "revoked", Some(revocation)) => {
+                    out.push(DeltaEntry::Listed(RevokedEntry { serial, revocation }))
+                }
+                ("active", _) if at_base.as_deref() == Some("suspended") => out.push(DeltaEntry::Removed {
+                    serial,
+                    at: last_change.unwrap_or(0),
+                }),
+                _ => {}
+            }
+        }
+        Ok((out, watermark))
+    }
+
+    fn reserve_crl(&self, r: CrlReservation) -> Result<CrlPlan> {
+        match self.submit(Write::ReserveCrl(r))? {
+            Outcome::Crl(plan) => Ok(plan),
+            _ => Err(unexpected("reserve CRL")),
+        }
+    }
+
+    fn publish_crl(
+        &self,
+        issuer: &IssuerId,
+        number: u64,
+        watermark: i64,
+        entries: u64,
+        actor: &str,
+        at: i64,
+    ) -> Result<()> {
+        self.submit(Write::PublishCrl {
+            issuer: issuer.clone(),
+            number,
+            watermark,
+            entries,
+            actor: actor.into(),
+            at,
+        })
+        .map(|_| ())
+    }
+
+    fn latest_crl(&self, issuer: &IssuerId, kind: CrlKind) -> Result<Option<CrlRecord>> {
+        self.read(|c| latest_crl(c, issuer, kind), "read CRL")
+    }
+
+    fn cas(&self) -> Result<Vec<CaRecord>> {
+        self.read(
+            |c| {
+                let mut st = c.prepare("SELECT id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der FROM cas ORDER BY created_at, id")?;
+                let rows = st.query_map([], ca_row)?;
+                rows.collect()
+            },
+            "read CAs",
+        )
+    }
+
     fn verify_audit(&self) -> Result<AuditReport> {
         self.read(
             |c| {
@@ -670,5 +1227,40 @@ impl Store for SqliteStore {
             },
             "verify audit",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written by the first schema keeps its rows when migration 2 rebuilds the
+    /// certificates table.
+    #[test]
+    fn migration_2_keeps_version_1_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version VALUES (1);
+                 INSERT INTO certificates (issuer, serial, profile, status, subject, tckn, not_before, not_after, tbs_der, cert_der, reserved_at, issued_at)
+                 VALUES ('nes-ca', '0101010101010101010101010101010101010101', 'nes', 'active', 'CN=A', '10000000146', 1, 2000000000, x'30', x'3000', 1, 1);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let serial = Serial::from_hex("0101010101010101010101010101010101010101").unwrap();
+        let rec = store.get(None, &serial).unwrap().unwrap();
+        assert_eq!(rec.status, CertStatus::Active);
+        assert_eq!(rec.cert_der.as_deref(), Some(&[0x30, 0][..]));
+        assert_eq!(rec.subject.tckn.as_deref(), Some("10000000146"));
+        assert_eq!(rec.revocation, None);
+        let version: i64 = store
+            .read(|c| c.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)), "v")
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
     }
 }

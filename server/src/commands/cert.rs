@@ -38,6 +38,11 @@ fn to_json(r: &CertRecord) -> serde_json::Value {
         "not_after": at(r.not_after),
         "reserved_at": at(r.reserved_at),
         "issued_at": r.issued_at.map(at),
+        "revocation": r.revocation.map(|v| json!({
+            "at": at(v.at),
+            "reason": v.reason.map(|r| r.name()).unwrap_or("unspecified"),
+            "invalidity_date": v.invalidity_date.map(at),
+        })),
     })
 }
 
@@ -53,9 +58,28 @@ pub fn show(a: ShowArgs) -> Result<()> {
         .ok_or(ca_core::CaError::NotFound {
             serial: serial.to_hex(),
         })?;
+    let at =
+        |s: i64| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64));
+    let history: Vec<_> = store
+        .transitions(&record.issuer, &record.serial)?
+        .iter()
+        .map(|t| {
+            json!({
+                "at": at(t.at),
+                "action": t.action,
+                "from": t.from.as_str(),
+                "to": t.to.as_str(),
+                "reason": t.reason.map(|r| r.name()),
+                "request_id": t.request_id,
+                "actor": t.actor,
+            })
+        })
+        .collect();
+    let mut value = to_json(&record);
+    value["history"] = serde_json::Value::Array(history);
     emit(&format!(
         "{}\n",
-        serde_json::to_string_pretty(&to_json(&record)).unwrap_or_default()
+        serde_json::to_string_pretty(&value).unwrap_or_default()
     ))
 }
 

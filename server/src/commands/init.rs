@@ -267,8 +267,42 @@ retention_years = 20
 validity_days = 1095
 max_validity_days = 1826
 legacy_serial_number = false
-"#
+
+[server]
+# Public HTTP: OCSP, CRLs and CA certificates (`nesca serve`).
+listen = "{listen}"
+shutdown_grace_seconds = 10
+
+[crl]
+dir = "crl"
+full_every_seconds = 86400
+delta_every_seconds = 900
+full_validity_seconds = 172800
+delta_validity_seconds = 1800
+
+[ocsp]
+# The standalone responder (`nesca ocsp`); `nesca serve` answers OCSP on server.listen.
+listen = "127.0.0.1:8081"
+validity_seconds = 86400
+refresh_before_seconds = 43200
+poll_interval_ms = 1000
+max_request_bytes = 8192
+"#,
+        listen = demo_listen(public_url),
     )
+}
+
+/// Where the demo listens: the public URL's own address when it names an IP and port on this
+/// machine (the default http://127.0.0.1:8080), else 127.0.0.1:8080.
+fn demo_listen(public_url: &str) -> String {
+    let authority = public_url
+        .strip_prefix("http://")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or("");
+    match authority.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.ip().is_loopback() => addr.to_string(),
+        _ => "127.0.0.1:8080".into(),
+    }
 }
 
 /// The certificates of a new hierarchy.

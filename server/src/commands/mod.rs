@@ -3,8 +3,10 @@
 pub mod audit;
 pub mod bench;
 pub mod cert;
+pub mod crl;
 pub mod init;
 pub mod issue;
+pub mod lifecycle;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,130 @@
+//! Which transitions the state machine allows. Pure, so every store applies the same rules
+//! inside its own write transaction.
+
+use super::{LifecycleAction, RevocationReason};
+use crate::error::{CaError, Result};
+use crate::store::CertStatus;
+
+/// The status `action` leads to from `current`, or the rule it breaks.
+///
+/// `now` and `not_after` are unix seconds: an expired certificate's status no longer changes
+/// (relying parties stop checking it at notAfter). Revocation is final. An invalidity date
+/// goes only with keyCompromise and never lies in the future.
+pub fn next_status(
+    current: CertStatus,
+    action: &LifecycleAction,
+    not_after: i64,
+    now: i64,
+) -> Result<CertStatus> {
+    match current {
+        CertStatus::Reserved | CertStatus::Failed => {
+            return Err(CaError::invalid(
+                "serial",
+                "no certificate was issued under this serial",
+            ))
+        }
+        CertStatus::Revoked => {
+            return Err(CaError::invalid(
+                "serial",
+                "the certificate is revoked; revocation is final",
+            ))
+        }
+        CertStatus::Active | CertStatus::Suspended => {}
+    }
+    if now > not_after {
+        return Err(CaError::invalid(
+            "serial",
+            format!(
+                "the certificate expired at {}; its status can no longer change",
+                crate::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(not_after.max(0) as u64))
+            ),
+        ));
+    }
+    match (current, action) {
+        (CertStatus::Active, LifecycleAction::Suspend) => Ok(CertStatus::Suspended),
+        (CertStatus::Suspended, LifecycleAction::Suspend) => Err(CaError::invalid(
+            "serial",
+            "the certificate is already suspended",
+        )),
+        (CertStatus::Suspended, LifecycleAction::Release) => Ok(CertStatus::Active),
+        (_, LifecycleAction::Release) => Err(CaError::invalid(
+            "serial",
+            "the certificate is not suspended",
+        )),
+        (
+            _,
+            LifecycleAction::Revoke {
+                reason,
+                invalidity_date,
+            },
+        ) => {
+            if let Some(d) = invalidity_date {
+                if *reason != Some(RevocationReason::KeyCompromise) {
+                    return Err(CaError::invalid(
+                        "invalidity_date",
+                        "only a revocation for keyCompromise carries an invalidity date",
+                    ));
+                }
+                if *d > now {
+                    return Err(CaError::invalid(
+                        "invalidity_date",
+                        "must not lie in the future",
+                    ));
+                }
+            }
+            Ok(CertStatus::Revoked)
+        }
+        _ => unreachable_transition(),
+    }
+}
+
+/// Every (status, action) pair is matched above; kept as an error, not a panic.
+fn unreachable_transition() -> Result<CertStatus> {
+    Err(CaError::invalid("action", "transition not allowed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use CertStatus::*;
+
+    const REVOKE: LifecycleAction = LifecycleAction::Revoke {
+        reason: None,
+        invalidity_date: None,
+    };
+
+    fn rule(current: CertStatus, a: LifecycleAction) -> std::result::Result<CertStatus, String> {
+        next_status(current, &a, 1000, 500).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_state_machine() {
+        assert_eq!(rule(Active, LifecycleAction::Suspend), Ok(Suspended));
+        assert_eq!(rule(Suspended, LifecycleAction::Release), Ok(Active));
+        assert_eq!(rule(Active, REVOKE), Ok(Revoked));
+        assert_eq!(rule(Suspended, REVOKE), Ok(Revoked));
+        assert!(rule(Revoked, LifecycleAction::Release).unwrap_err().contains("final"));
+        assert!(rule(Revoked, REVOKE).unwrap_err().contains("final"));
+        assert!(rule(Active, LifecycleAction::Release).unwrap_err().contains("not suspended"));
+        assert!(rule(Suspended, LifecycleAction::Suspend).unwrap_err().contains("already"));
+        assert!(rule(Reserved, REVOKE).unwrap_err().contains("no certificate was issued"));
+        assert!(rule(Failed, LifecycleAction::Suspend).unwrap_err().contains("no certificate"));
+    }
+
+    #[test]
+    fn expiry_and_invalidity_date() {
+        let expired = next_status(Active, &REVOKE, 100, 500).unwrap_err().to_string();
+        assert!(expired.contains("expired at 1970-01-01T00:01:40Z"), "{expired}");
+        let kc = |d| LifecycleAction::Revoke {
+            reason: Some(RevocationReason::KeyCompromise),
+            invalidity_date: Some(d),
+        };
+        assert_eq!(rule(Active, kc(400)), Ok(Revoked));
+        assert!(rule(Active, kc(501)).unwrap_err().contains("future"));
+        let other = LifecycleAction::Revoke {
+            reason: Some(RevocationReason::Superseded),
+            invalidity_date: Some(1),
+        };
+        assert!(rule(Active, other).unwrap_err().starts_with("invalidity_date:"));
+    }
+}

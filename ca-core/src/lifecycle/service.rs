@@ -1,0 +1,296 @@
+//! The lifecycle entry point that the command line, the admin API and the channel plugins call.
+
+use std::sync::Arc;
+
+use super::{LifecycleAction, LifecycleRequest};
+use crate::clock::{unix_seconds, Clock};
+use crate::error::{CaError, Result};
+use crate::store::{Store, TransitionOutcome, TransitionWrite};
+
+/// Applies holder-requested lifecycle changes. Needs no key: a status change is a store
+/// record, and CRLs and OCSP responses are signed from it afterwards.
+pub struct Lifecycle {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Lifecycle {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Lifecycle {
+        Lifecycle { store, clock }
+    }
+
+    /// Checks that the holder asks, then records the transition durably (or answers with the
+    /// first outcome of a request id seen before).
+    ///
+    /// The time of the change is the clock's now: a caller cannot date a revocation in the
+    /// past (Law 5070 art. 11, no retroactive revocation); only keyCompromise may say since
+    /// when the key was compromised, as an invalidity date.
+    pub fn apply(&self, req: LifecycleRequest) -> Result<TransitionOutcome> {
+        let record = self
+            .store
+            .get(req.issuer.as_ref(), &req.serial)?
+            .ok_or_else(|| CaError::NotFound {
+                serial: req.serial.to_hex(),
+            })?;
+        if record.subject.tckn.as_deref() != Some(req.holder.as_str()) {
+            return Err(CaError::invalid(
+                "holder_tckn",
+                format!(
+                    "{} must be requested by the certificate holder",
+                    noun(&req.action)
+                ),
+            ));
+        }
+        let outcome = self.store.transition(TransitionWrite {
+            request_id: req.request_id,
+            issuer: record.issuer,
+            serial: req.serial,
+            action: req.action,
+            holder: req.holder.as_str().to_owned(),
+            actor: req.actor,
+            at: unix_seconds(self.clock.now()),
+        })?;
+        tracing::info!(
+            serial = %outcome.serial,
+            issuer = %outcome.issuer,
+            status = %outcome.status,
+            replayed = outcome.replayed,
+            "lifecycle {}",
+            req.action.name()
+        );
+        Ok(outcome)
+    }
+}
+
+fn noun(action: &LifecycleAction) -> &'static str {
+    match action {
+        LifecycleAction::Suspend => "suspension",
+        LifecycleAction::Release => "release of a suspension",
+        LifecycleAction::Revoke { .. } => "revocation",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::NesApplication;
+    use crate::lifecycle::{RequestId, RevocationReason};
+    use crate::store::{
+        CertStatus, CrlKind, CrlReservation, DeltaEntry, RevokedEntry, Store,
+    };
+    use crate::testkit::{fixture, p256_csr, Fixture};
+    use crate::{PersonName, Serial, Tckn, VerifiedCsr};
+
+    const HOLDER: &str = "10000000146";
+
+    fn issue(f: &Fixture) -> Serial {
+        f.engine
+            .issue_nes(
+                &f.ca,
+                &f.nes,
+                NesApplication {
+                    csr: VerifiedCsr::parse(&p256_csr()).unwrap(),
+                    tckn: Tckn::parse(HOLDER).unwrap(),
+                    given_name: PersonName::parse("given-name", "AYŞE").unwrap(),
+                    surname: PersonName::parse("surname", "YILMAZ").unwrap(),
+                    validity_days: None,
+                },
+                "test",
+            )
+            .unwrap()
+            .serial
+    }
+
+    fn lifecycle(f: &Fixture) -> Lifecycle {
+        Lifecycle::new(f.store.clone(), f.clock.clone())
+    }
+
+    fn request(serial: Serial, id: &str, verb: &str, reason: Option<&str>) -> LifecycleRequest {
+        LifecycleRequest {
+            request_id: RequestId::new(id).unwrap(),
+            issuer: None,
+            serial,
+            holder: Tckn::parse(HOLDER).unwrap(),
+            action: LifecycleAction::parse(verb, reason, None).unwrap(),
+            actor: "test".into(),
+        }
+    }
+
+    #[test]
+    fn suspend_release_revoke_with_history_and_audit() {
+        let f = fixture();
+        let serial = issue(&f);
+        let l = lifecycle(&f);
+        let o = l.apply(request(serial, "r1", "suspend", None)).unwrap();
+        assert_eq!(o.status, CertStatus::Suspended);
+        assert_eq!(o.reason, Some(RevocationReason::CertificateHold));
+        let rec = f.store.get(None, &serial).unwrap().unwrap();
+        assert_eq!(rec.status, CertStatus::Suspended);
+        assert_eq!(rec.revocation.unwrap().reason, Some(RevocationReason::CertificateHold));
+
+        f.clock.advance(Duration::from_secs(60));
+        let o = l.apply(request(serial, "r2", "unsuspend", None)).unwrap();
+        assert_eq!((o.status, o.reason), (CertStatus::Active, None));
+        assert_eq!(f.store.get(None, &serial).unwrap().unwrap().revocation, None);
+
+        let o = l
+            .apply(request(serial, "r3", "revoke", Some("keyCompromise")))
+            .unwrap();
+        assert_eq!(o.status, CertStatus::Revoked);
+        let err = l
+            .apply(request(serial, "r4", "unsuspend", None))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("revocation is final"), "{err}");
+
+        let history = f.store.transitions(&f.ca.context.id, &serial).unwrap();
+        let steps: Vec<_> = history.iter().map(|t| (t.action.as_str(), t.to)).collect();
+        assert_eq!(
+            steps,
+            [
+                ("suspend", CertStatus::Suspended),
+                ("release", CertStatus::Active),
+                ("revoke", CertStatus::Revoked)
+            ]
+        );
+        assert!(history.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(f.store.verify_audit().unwrap().first_break, None);
+    }
+
+    #[test]
+    fn only_the_holder_may_ask_and_nothing_changes_otherwise() {
+        let f = fixture();
+        let serial = issue(&f);
+        let mut req = request(serial, "r1", "revoke", None);
+        req.holder = Tckn::parse("17291716060").unwrap();
+        let err = lifecycle(&f).apply(req).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "holder_tckn: revocation must be requested by the certificate holder"
+        );
+        let mut req = request(serial, "r2", "suspend", None);
+        req.holder = Tckn::parse("17291716060").unwrap();
+        assert!(lifecycle(&f)
+            .apply(req)
+            .unwrap_err()
+            .to_string()
+            .contains("suspension must be requested by the certificate holder"));
+        assert_eq!(
+            f.store.get(None, &serial).unwrap().unwrap().status,
+            CertStatus::Active
+        );
+        assert!(f.store.transitions(&f.ca.context.id, &serial).unwrap().is_empty());
+        let unknown = lifecycle(&f)
+            .apply(request(Serial::random(), "r3", "revoke", None))
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.ends_with("not found"), "{unknown}");
+    }
+
+    #[test]
+    fn a_request_id_applies_once() {
+        let f = fixture();
+        let serial = issue(&f);
+        let l = lifecycle(&f);
+        let first = l.apply(request(serial, "same", "suspend", None)).unwrap();
+        f.clock.advance(Duration::from_secs(5));
+        let again = l.apply(request(serial, "same", "suspend", None)).unwrap();
+        assert!(again.replayed && !first.replayed);
+        assert_eq!((again.status, again.at), (first.status, first.at));
+        assert_eq!(f.store.transitions(&f.ca.context.id, &serial).unwrap().len(), 1);
+        let other = l
+            .apply(request(serial, "same", "revoke", None))
+            .unwrap_err()
+            .to_string();
+        assert!(other.starts_with("request_id: same was already used"), "{other}");
+    }
+
+    #[test]
+    fn concurrent_requests_never_apply_twice() {
+        let f = fixture();
+        let serial = issue(&f);
+        let l = Arc::new(lifecycle(&f));
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let l = l.clone();
+                    s.spawn(move || l.apply(request(serial, &format!("c{i}"), "suspend", None)))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+        assert_eq!(f.store.transitions(&f.ca.context.id, &serial).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn expired_certificates_keep_their_status() {
+        let f = fixture();
+        let serial = issue(&f);
+        f.clock.advance(Duration::from_secs(86_400 * 1200));
+        let err = lifecycle(&f)
+            .apply(request(serial, "late", "revoke", None))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expired"), "{err}");
+    }
+
+    #[test]
+    fn crl_feeds_full_and_delta() {
+        let f = fixture();
+        let l = lifecycle(&f);
+        let id = f.ca.context.id.clone();
+        let [held, revoked, released, fresh_hold, good] = [(); 5].map(|_| issue(&f));
+        l.apply(request(held, "a", "suspend", None)).unwrap();
+        l.apply(request(revoked, "b", "revoke", Some("superseded"))).unwrap();
+        l.apply(request(released, "c", "suspend", None)).unwrap();
+
+        let reserve = |kind| {
+            f.store.reserve_crl(CrlReservation {
+                issuer: id.clone(),
+                kind,
+                this_update: 0,
+                next_update: 1,
+                actor: "test".into(),
+                at: 0,
+            })
+        };
+        let err = reserve(CrlKind::Delta).unwrap_err().to_string();
+        assert!(err.contains("needs a published full CRL"), "{err}");
+        let full = reserve(CrlKind::Full).unwrap();
+        let mut listed = Vec::new();
+        let watermark = f
+            .store
+            .scan_revoked(&id, &mut |e: RevokedEntry| {
+                listed.push(e);
+                Ok(())
+            })
+            .unwrap();
+        let mut expect = vec![held, revoked, released];
+        expect.sort();
+        assert_eq!(listed.iter().map(|e| e.serial).collect::<Vec<_>>(), expect);
+        f.store
+            .publish_crl(&id, full.number, watermark, listed.len() as u64, "test", 0)
+            .unwrap();
+
+        // After the base: release one hold, hold another, leave `good` alone.
+        l.apply(request(released, "d", "unsuspend", None)).unwrap();
+        l.apply(request(fresh_hold, "e", "suspend", None)).unwrap();
+        let delta = reserve(CrlKind::Delta).unwrap();
+        assert_eq!(delta.number, full.number + 1);
+        assert_eq!(delta.base.as_ref().map(|b| b.number), Some(full.number));
+        let (entries, _) = f.store.delta_since(&id, watermark).unwrap();
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        assert!(entries.contains(&DeltaEntry::Removed {
+            serial: released,
+            at: f.store.transitions(&id, &released).unwrap()[1].at
+        }));
+        assert!(entries.iter().any(|e| matches!(e,
+            DeltaEntry::Listed(r) if r.serial == fresh_hold
+                && r.revocation.reason == Some(RevocationReason::CertificateHold))));
+        assert!(!entries.iter().any(|e| matches!(e, DeltaEntry::Listed(r) if r.serial == good)));
+    }
+}

@@ -1,0 +1,298 @@
+//! revokedCertificates entries (RFC 5280 §5.1.2.6) and their extensions (§5.3), encoded by
+//! hand straight into the TBS buffer.
+//!
+//! ```text
+//! SEQUENCE {
+//!     userCertificate     CertificateSerialNumber,
+//!     revocationDate      Time,
+//!     crlEntryExtensions  Extensions OPTIONAL
+//! }
+//! ```
+
+use ca_core::lifecycle::RevocationReason;
+use ca_core::Serial;
+use const_oid::db::rfc5280::{ID_CE_CRL_REASONS, ID_CE_INVALIDITY_DATE};
+
+use crate::tlv::{self, push_tlv};
+
+/// One revokedCertificates entry (RFC 5280 §5.1.2.6, §5.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlEntry {
+    /// userCertificate: the revoked certificate's serial number (§4.1.2.2).
+    pub serial: Serial,
+    /// revocationDate, unix seconds (§5.1.2.6).
+    pub revocation_time: i64,
+    /// reasonCode (§5.3.1). `None`: unspecified, and reasonCode is omitted as §5.3.1 asks.
+    pub reason: Option<RevocationReason>,
+    /// invalidityDate (§5.3.2), unix seconds: when the key is known or suspected to have been
+    /// compromised. Always written as GeneralizedTime.
+    pub invalidity_date: Option<i64>,
+}
+
+/// Encodes entries one after another, reusing its scratch buffers so an entry costs no
+/// allocation beyond the serial's octets.
+pub(crate) struct EntryEncoder {
+    /// Whether the CRL is a delta CRL: removeFromCRL is allowed only there (§5.3.1).
+    delta: bool,
+    /// The previous entry's serial: an adjacent duplicate is caught in O(1) memory (see
+    /// [`crate::generate`] for why that is the whole duplicate check).
+    previous: Option<Serial>,
+    body: Vec<u8>,
+    extensions: Vec<u8>,
+    extension: Vec<u8>,
+    value: Vec<u8>,
+}
+
+/// The largest serial number content RFC 5280 §4.1.2.2 allows.
+const MAX_SERIAL_OCTETS: usize = 20;
+
+impl EntryEncoder {
+    pub(crate) fn new(delta: bool) -> Self {
+        EntryEncoder {
+            delta,
+            previous: None,
+            body: Vec::with_capacity(64),
+            extensions: Vec::with_capacity(48),
+            extension: Vec::with_capacity(32),
+            value: Vec::with_capacity(17),
+        }
+    }
+
+    /// Checks `entry` and appends its DER to `out`. On error `out` is unchanged and the
+    /// error is the rule broken (the caller adds the entry's index and serial).
+    pub(crate) fn encode(&mut self, entry: &CrlEntry, out: &mut Vec<u8>) -> Result<(), String> {
+        let serial = entry.serial.to_der_bytes();
+        check_serial(&serial)?;
+        if self.previous == Some(entry.serial) {
+            return Err("serial listed twice (the same serial as the previous entry)".into());
+        }
+
+        self.body.clear();
+        if !push_tlv(&mut self.body, tlv::TAG_INTEGER, &serial) {
+            return Err("serial does not encode".into());
+        }
+        tlv::push_time(&mut self.body, entry.revocation_time)
+            .map_err(|e| format!("revocationDate: {e}"))?;
+
+        self.extensions.clear();
+        if let Some(reason) = entry.reason {
+            let code = check_reason(reason, self.delta)?;
+            // extnValue = DER of CRLReason ::= ENUMERATED; critical is DEFAULT FALSE and so
+            // omitted (§5.3.1: reasonCode is non-critical).
+            push_extension(
+                &mut self.extensions,
+                &mut self.extension,
+                ID_CE_CRL_REASONS.as_bytes(),
+                &[tlv::TAG_ENUMERATED, 1, code],
+            )?;
+        }
+        if let Some(invalidity) = entry.invalidity_date {
+            self.value.clear();
+            tlv::push_generalized_time(&mut self.value, invalidity)
+                .map_err(|e| format!("invalidityDate: {e}"))?;
+            push_extension(
+                &mut self.extensions,
+                &mut self.extension,
+                ID_CE_INVALIDITY_DATE.as_bytes(),
+                &self.value,
+            )?;
+        }
+        // crlEntryExtensions is absent rather than an empty SEQUENCE when there is nothing
+        // to say (Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension).
+        if !self.extensions.is_empty()
+            && !push_tlv(&mut self.body, tlv::TAG_SEQUENCE, &self.extensions)
+        {
+            return Err("crlEntryExtensions do not encode".into());
+        }
+        if !push_tlv(out, tlv::TAG_SEQUENCE, &self.body) {
+            return Err("entry does not encode".into());
+        }
+        self.previous = Some(entry.serial);
+        Ok(())
+    }
+}
+
+/// Positive and at most 20 octets (RFC 5280 §4.1.2.2; §5.1.2.6 lists certificates by it).
+fn check_serial(content: &[u8]) -> Result<(), String> {
+    if content.len() > MAX_SERIAL_OCTETS {
+        return Err(format!(
+            "serial number is {} octets; RFC 5280 §4.1.2.2 allows at most {MAX_SERIAL_OCTETS}",
+            content.len()
+        ));
+    }
+    if content.iter().all(|b| *b == 0) || content.first().is_some_and(|b| b & 0x80 != 0) {
+        return Err("serial number must be positive (RFC 5280 §4.1.2.2)".into());
+    }
+    Ok(())
+}
+
+/// The ENUMERATED value to write, or why none may be written.
+fn check_reason(reason: RevocationReason, delta: bool) -> Result<u8, String> {
+    let code = reason.code();
+    match code {
+        // RevocationReason has no unspecified variant today; the check stays in case one is
+        // added, since the rule is the CRL's, not the type's.
+        0 => Err("reasonCode unspecified(0) must be omitted, not written (RFC 5280 §5.3.1)".into()),
+        7 => Err("reasonCode 7 is not used (RFC 5280 §5.3.1)".into()),
+        8 if !delta => Err("removeFromCRL(8) appears only in delta CRLs (RFC 5280 §5.3.1)".into()),
+        1..=10 => Ok(code),
+        _ => Err(format!(
+            "reasonCode {code} is not a CRLReason (RFC 5280 §5.3.1)"
+        )),
+    }
+}
+
+/// Appends `Extension ::= SEQUENCE { extnID, extnValue OCTET STRING }` (critical omitted:
+/// DEFAULT FALSE, and every entry extension nesca writes is non-critical).
+fn push_extension(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    oid: &[u8],
+    value_der: &[u8],
+) -> Result<(), String> {
+    scratch.clear();
+    let ok = push_tlv(scratch, tlv::TAG_OID, oid)
+        && push_tlv(scratch, tlv::TAG_OCTET_STRING, value_der)
+        && push_tlv(out, tlv::TAG_SEQUENCE, scratch);
+    if ok {
+        Ok(())
+    } else {
+        Err("crlEntryExtension does not encode".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use der::{Decode, Encode};
+    use x509_cert::crl::RevokedCert;
+    use x509_cert::ext::pkix::crl::CrlReason;
+    use x509_cert::ext::Extension;
+
+    fn serial(hex: &str) -> Serial {
+        Serial::from_hex(hex).unwrap()
+    }
+
+    fn encode(entry: &CrlEntry, delta: bool) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        EntryEncoder::new(delta).encode(entry, &mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn minimal_entry_has_no_extensions() {
+        let e = CrlEntry {
+            serial: serial("0a:bc"),
+            revocation_time: 1_795_305_600,
+            reason: None,
+            invalidity_date: None,
+        };
+        let der = encode(&e, false).unwrap();
+        assert_eq!(der, b"\x30\x13\x02\x02\x0a\xbc\x17\x0d261122000000Z");
+        let rc = RevokedCert::from_der(&der).unwrap();
+        assert_eq!(rc.serial_number.as_bytes(), [0x0a, 0xbc]);
+        assert!(rc.crl_entry_extensions.is_none());
+    }
+
+    #[test]
+    fn entry_matches_what_der_encodes_for_the_same_value() {
+        let s = Serial::random();
+        let e = CrlEntry {
+            serial: s,
+            revocation_time: 2_600_000_000, // 2052: GeneralizedTime
+            reason: Some(RevocationReason::KeyCompromise),
+            invalidity_date: Some(1_700_000_000),
+        };
+        let mine = encode(&e, false).unwrap();
+        let reason = Extension {
+            extn_id: ID_CE_CRL_REASONS,
+            critical: false,
+            extn_value: der::asn1::OctetString::new(CrlReason::KeyCompromise.to_der().unwrap())
+                .unwrap(),
+        };
+        let inv = Extension {
+            extn_id: ID_CE_INVALIDITY_DATE,
+            critical: false,
+            extn_value: der::asn1::OctetString::new(
+                der::asn1::GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(
+                    1_700_000_000,
+                ))
+                .unwrap()
+                .to_der()
+                .unwrap(),
+            )
+            .unwrap(),
+        };
+        let theirs = RevokedCert {
+            serial_number: x509_cert::serial_number::SerialNumber::new(&s.to_der_bytes()).unwrap(),
+            revocation_date: crate::tlv::time(2_600_000_000).unwrap(),
+            crl_entry_extensions: Some(vec![reason, inv]),
+        }
+        .to_der()
+        .unwrap();
+        assert_eq!(mine, theirs);
+    }
+
+    #[test]
+    fn remove_from_crl_only_in_delta() {
+        let e = CrlEntry {
+            serial: Serial::random(),
+            revocation_time: 1_795_305_600,
+            reason: Some(RevocationReason::RemoveFromCrl),
+            invalidity_date: None,
+        };
+        assert!(encode(&e, false).unwrap_err().contains("only in delta"));
+        let der = encode(&e, true).unwrap();
+        let rc = RevokedCert::from_der(&der).unwrap();
+        let ext = &rc.crl_entry_extensions.unwrap()[0];
+        assert_eq!(
+            CrlReason::from_der(ext.extn_value.as_bytes()).unwrap(),
+            CrlReason::RemoveFromCRL
+        );
+    }
+
+    #[test]
+    fn bad_serials_and_times_are_refused_without_output() {
+        let mut enc = EntryEncoder::new(false);
+        let mut out = Vec::new();
+        let mut e = CrlEntry {
+            serial: serial("00"),
+            revocation_time: 1_795_305_600,
+            reason: None,
+            invalidity_date: None,
+        };
+        assert!(enc.encode(&e, &mut out).unwrap_err().contains("positive"));
+        // 20 octets with the high bit set: the INTEGER needs a 21st octet.
+        e.serial = serial(&"ff".repeat(20));
+        assert!(enc.encode(&e, &mut out).unwrap_err().contains("21 octets"));
+        e.serial = Serial::random();
+        e.revocation_time = -1;
+        assert!(enc
+            .encode(&e, &mut out)
+            .unwrap_err()
+            .contains("revocationDate"));
+        e.revocation_time = 0;
+        e.invalidity_date = Some(i64::MAX);
+        assert!(enc
+            .encode(&e, &mut out)
+            .unwrap_err()
+            .contains("invalidityDate"));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn adjacent_duplicate_serial_is_refused() {
+        let mut enc = EntryEncoder::new(false);
+        let mut out = Vec::new();
+        let e = CrlEntry {
+            serial: Serial::random(),
+            revocation_time: 1_795_305_600,
+            reason: Some(RevocationReason::CertificateHold),
+            invalidity_date: None,
+        };
+        enc.encode(&e, &mut out).unwrap();
+        let len = out.len();
+        assert!(enc.encode(&e, &mut out).unwrap_err().contains("twice"));
+        assert_eq!(out.len(), len);
+    }
+}

@@ -1,0 +1,278 @@
+//! When to issue full and delta CRLs, and how long each is valid. Pure: times are passed in,
+//! so every edge is testable without a clock.
+
+use std::time::Duration;
+
+use crate::error::CrlError;
+use crate::header::CrlType;
+
+/// The kind of CRL that is due.
+pub type CrlKindDue = CrlType;
+
+/// Full CRL every `full_every`, delta CRL every `delta_every`;
+/// nextUpdate = thisUpdate + `full_validity` / `delta_validity` (RFC 5280 §5.1.2.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrlSchedule {
+    pub full_every: Duration,
+    pub delta_every: Duration,
+    pub full_validity: Duration,
+    pub delta_validity: Duration,
+}
+
+impl CrlSchedule {
+    /// The longest validity nesca gives a CRL. A relying party may cache a CRL until its
+    /// nextUpdate, so this bounds how long a revocation can stay unseen.
+    pub const MAX_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
+
+    /// Refuses a schedule that would let a published CRL expire before the next one is due,
+    /// that never issues a delta, or whose numbers are zero or absurd. The error names the
+    /// field.
+    pub fn validate(&self) -> Result<(), CrlError> {
+        let err = |field, rule: String| Err(CrlError::Schedule { field, rule });
+        for (field, d) in [
+            ("full_every", self.full_every),
+            ("delta_every", self.delta_every),
+            ("full_validity", self.full_validity),
+            ("delta_validity", self.delta_validity),
+        ] {
+            // Whole seconds: CRL times have a resolution of one second.
+            if d.as_secs() == 0 {
+                return err(field, "must be at least one second".into());
+            }
+            if d > Self::MAX_VALIDITY {
+                return err(
+                    field,
+                    format!(
+                        "{} s is longer than the {} s (30 days) ceiling",
+                        d.as_secs(),
+                        Self::MAX_VALIDITY.as_secs()
+                    ),
+                );
+            }
+        }
+        if self.full_validity < self.full_every {
+            return err(
+                "full_validity",
+                format!(
+                    "{} s is shorter than full_every ({} s): the full CRL would expire before the next one is due",
+                    self.full_validity.as_secs(),
+                    self.full_every.as_secs()
+                ),
+            );
+        }
+        if self.delta_validity < self.delta_every {
+            return err(
+                "delta_validity",
+                format!(
+                    "{} s is shorter than delta_every ({} s): the delta CRL would expire before the next one is due",
+                    self.delta_validity.as_secs(),
+                    self.delta_every.as_secs()
+                ),
+            );
+        }
+        if self.delta_every >= self.full_every {
+            return err(
+                "delta_every",
+                format!(
+                    "{} s is not shorter than full_every ({} s): no delta CRL would ever fall between two full CRLs",
+                    self.delta_every.as_secs(),
+                    self.full_every.as_secs()
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// What is due at `now` given when the last full and delta CRLs were issued (their
+    /// thisUpdate), full first.
+    ///
+    /// - No full CRL yet, or `full_every` elapsed: a full CRL.
+    /// - Otherwise a delta when none was issued since the last full CRL (a delta must name the
+    ///   newest full CRL as its base, so one follows each full CRL at once), or `delta_every`
+    ///   elapsed since the last delta.
+    /// - A last time in the future (the clock went back) makes that kind due: a published CRL
+    ///   must not carry a thisUpdate ahead of the clock for longer than necessary.
+    pub fn due(
+        &self,
+        now: i64,
+        last_full: Option<i64>,
+        last_delta: Option<i64>,
+    ) -> Option<CrlKindDue> {
+        let elapsed =
+            |last: i64, every: Duration| last > now || now.saturating_sub(last) >= secs(every);
+        let Some(full) = last_full else {
+            return Some(CrlType::Full);
+        };
+        if elapsed(full, self.full_every) {
+            return Some(CrlType::Full);
+        }
+        match last_delta {
+            None => Some(CrlType::Delta),
+            Some(delta) if delta < full => Some(CrlType::Delta),
+            Some(delta) if elapsed(delta, self.delta_every) => Some(CrlType::Delta),
+            Some(_) => None,
+        }
+    }
+
+    /// When [`CrlSchedule::due`] will next return something, for a loop that sleeps until
+    /// then (`now` or earlier: something is due already).
+    pub fn next_due_at(&self, last_full: Option<i64>, last_delta: Option<i64>) -> i64 {
+        let Some(full) = last_full else {
+            return i64::MIN;
+        };
+        let full_at = full.saturating_add(secs(self.full_every));
+        let delta_at = match last_delta {
+            Some(delta) if delta >= full => delta.saturating_add(secs(self.delta_every)),
+            _ => return i64::MIN,
+        };
+        full_at.min(delta_at)
+    }
+
+    /// nextUpdate for a CRL of `kind` with thisUpdate `this_update`.
+    pub fn next_update(&self, kind: CrlType, this_update: i64) -> i64 {
+        let validity = match kind {
+            CrlType::Full => self.full_validity,
+            CrlType::Delta => self.delta_validity,
+        };
+        this_update.saturating_add(secs(validity))
+    }
+}
+
+/// Whole seconds; durations beyond i64 seconds (never valid here) saturate.
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: u64 = 3600;
+
+    fn schedule() -> CrlSchedule {
+        CrlSchedule {
+            full_every: Duration::from_secs(24 * H),
+            delta_every: Duration::from_secs(H),
+            full_validity: Duration::from_secs(7 * 24 * H),
+            delta_validity: Duration::from_secs(4 * H),
+        }
+    }
+
+    fn field(s: &CrlSchedule) -> &'static str {
+        match s.validate() {
+            Err(CrlError::Schedule { field, .. }) => field,
+            other => panic!("expected a schedule error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_sound_schedule_validates() {
+        schedule().validate().unwrap();
+        // Validity equal to the interval is the limit that still never leaves a gap.
+        let mut s = schedule();
+        s.full_validity = s.full_every;
+        s.delta_validity = s.delta_every;
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let mut s = schedule();
+        s.full_every = Duration::ZERO;
+        assert_eq!(field(&s), "full_every");
+        let mut s = schedule();
+        s.delta_every = Duration::from_millis(500);
+        assert_eq!(field(&s), "delta_every");
+        let mut s = schedule();
+        s.full_validity = Duration::from_secs(24 * H - 1);
+        assert_eq!(field(&s), "full_validity");
+        let mut s = schedule();
+        s.delta_validity = Duration::from_secs(H - 1);
+        assert_eq!(field(&s), "delta_validity");
+        let mut s = schedule();
+        s.full_validity = CrlSchedule::MAX_VALIDITY + Duration::from_secs(1);
+        assert_eq!(field(&s), "full_validity");
+        assert!(s.validate().unwrap_err().to_string().contains("30 days"));
+        let mut s = schedule();
+        s.delta_every = s.full_every;
+        s.delta_validity = s.full_validity;
+        assert_eq!(field(&s), "delta_every");
+        let mut s = schedule();
+        s.full_every = Duration::MAX;
+        assert_eq!(field(&s), "full_every");
+    }
+
+    #[test]
+    fn first_a_full_then_its_delta() {
+        let s = schedule();
+        let t = 1_795_305_600;
+        assert_eq!(s.due(t, None, None), Some(CrlType::Full));
+        // A delta left from before is irrelevant without a full CRL.
+        assert_eq!(s.due(t, None, Some(t)), Some(CrlType::Full));
+        assert_eq!(s.due(t, Some(t), None), Some(CrlType::Delta));
+        // The previous delta predates the new full CRL: a new one, based on it, is due now.
+        assert_eq!(s.due(t, Some(t), Some(t - 1)), Some(CrlType::Delta));
+        assert_eq!(s.due(t, Some(t), Some(t)), None);
+    }
+
+    #[test]
+    fn intervals_are_inclusive_and_full_wins() {
+        let s = schedule();
+        let full = 1_795_305_600;
+        let h = H as i64;
+        assert_eq!(s.due(full + h - 1, Some(full), Some(full)), None);
+        assert_eq!(
+            s.due(full + h, Some(full), Some(full)),
+            Some(CrlType::Delta)
+        );
+        assert_eq!(
+            s.due(full + 24 * h - 1, Some(full), Some(full + 23 * h)),
+            None
+        );
+        // Both are due at the day mark: the full CRL comes first.
+        assert_eq!(
+            s.due(full + 24 * h, Some(full), Some(full + 23 * h)),
+            Some(CrlType::Full)
+        );
+    }
+
+    #[test]
+    fn a_clock_gone_back_makes_the_crl_due() {
+        let s = schedule();
+        let t = 1_795_305_600;
+        assert_eq!(s.due(t, Some(t + 10), Some(t + 10)), Some(CrlType::Full));
+        assert_eq!(s.due(t, Some(t), Some(t + 10)), Some(CrlType::Delta));
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let s = schedule();
+        assert_eq!(s.due(i64::MAX, Some(i64::MIN), None), Some(CrlType::Full));
+        assert_eq!(s.due(i64::MIN, Some(i64::MIN), Some(i64::MIN)), None);
+        assert_eq!(s.next_update(CrlType::Full, i64::MAX), i64::MAX);
+        assert_eq!(s.next_due_at(Some(i64::MAX), Some(i64::MAX)), i64::MAX);
+    }
+
+    #[test]
+    fn next_due_at_agrees_with_due() {
+        let s = schedule();
+        let full = 1_795_305_600;
+        let h = H as i64;
+        assert_eq!(s.next_due_at(None, None), i64::MIN);
+        assert_eq!(s.next_due_at(Some(full), None), i64::MIN);
+        assert_eq!(s.next_due_at(Some(full), Some(full - 5)), i64::MIN);
+        let at = s.next_due_at(Some(full), Some(full + 2 * h));
+        assert_eq!(at, full + 3 * h);
+        assert_eq!(s.due(at - 1, Some(full), Some(full + 2 * h)), None);
+        assert!(s.due(at, Some(full), Some(full + 2 * h)).is_some());
+        let late_delta = full + 23 * h + 30 * 60;
+        assert_eq!(s.next_due_at(Some(full), Some(late_delta)), full + 24 * h);
+    }
+
+    #[test]
+    fn next_update_uses_the_kind_s_validity() {
+        let s = schedule();
+        assert_eq!(s.next_update(CrlType::Full, 1000), 1000 + 7 * 24 * H as i64);
+        assert_eq!(s.next_update(CrlType::Delta, 1000), 1000 + 4 * H as i64);
+    }
+}

@@ -1,0 +1,151 @@
+//! Test helpers: a software P-256 key standing in for the HSM, a self-signed issuer
+//! certificate, and runners for openssl and pkilint.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ca_core::engine::TbsSigner;
+use ca_core::ext;
+use der::asn1::BitString;
+use der::{Decode, Encode};
+use p256::ecdsa::signature::Signer;
+use p256::pkcs8::EncodePublicKey;
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::certificate::{TbsCertificate, Version};
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::Validity;
+use x509_cert::Certificate;
+
+/// ecdsa-with-SHA256 (RFC 5758 §3.2): no parameters.
+pub const ECDSA_WITH_SHA256: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+
+/// 2026-11-22T00:00:00Z.
+pub const NOW: i64 = 1_795_305_600;
+
+/// A P-256 key in memory.
+pub struct SoftSigner(pub p256::ecdsa::SigningKey);
+
+impl SoftSigner {
+    pub fn random() -> Self {
+        SoftSigner(p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))
+    }
+}
+
+impl TbsSigner for SoftSigner {
+    fn signature_algorithm(&self) -> AlgorithmIdentifierOwned {
+        AlgorithmIdentifierOwned {
+            oid: ECDSA_WITH_SHA256,
+            parameters: None,
+        }
+    }
+    fn public_key(&self) -> SubjectPublicKeyInfoOwned {
+        let der = self.0.verifying_key().to_public_key_der().unwrap();
+        SubjectPublicKeyInfoOwned::from_der(der.as_bytes()).unwrap()
+    }
+    fn sign(&self, tbs_der: &[u8]) -> ca_core::Result<Vec<u8>> {
+        let sig: p256::ecdsa::Signature = self.0.sign(tbs_der);
+        Ok(sig.to_der().as_bytes().to_vec())
+    }
+}
+
+/// A CA: key and self-signed certificate.
+pub struct Issuer {
+    pub signer: SoftSigner,
+    pub cert: Certificate,
+}
+
+/// How the issuer certificate identifies its key.
+pub enum Ski {
+    /// No subjectKeyIdentifier extension.
+    Absent,
+    /// This value, to see that the CRL copies it rather than recomputes it.
+    Value(Vec<u8>),
+}
+
+impl Issuer {
+    pub fn new() -> Issuer {
+        Issuer::with(Ski::Value(vec![0x5a; 20]), true)
+    }
+
+    /// `crl_sign`: whether keyUsage asserts cRLSign.
+    pub fn with(ski: Ski, crl_sign: bool) -> Issuer {
+        let signer = SoftSigner::random();
+        let name = ca_core::name::organization_name("TR", "Test ESHS", "Test NES CA").unwrap();
+        let usage = if crl_sign {
+            KeyUsages::KeyCertSign | KeyUsages::CRLSign
+        } else {
+            KeyUsages::KeyCertSign.into()
+        };
+        let mut extensions = vec![
+            ext::known(
+                true,
+                &BasicConstraints {
+                    ca: true,
+                    path_len_constraint: None,
+                },
+            )
+            .unwrap(),
+            ext::known(true, &KeyUsage(usage)).unwrap(),
+        ];
+        if let Ski::Value(v) = &ski {
+            extensions.push(ext::subject_key_identifier(v).unwrap());
+        }
+        let tbs = TbsCertificate {
+            version: Version::V3,
+            serial_number: SerialNumber::new(&[1]).unwrap(),
+            signature: signer.signature_algorithm(),
+            issuer: name.clone(),
+            validity: Validity {
+                not_before: crate::tlv::time(NOW - 86_400).unwrap(),
+                not_after: crate::tlv::time(NOW + 10 * 365 * 86_400).unwrap(),
+            },
+            subject: name,
+            subject_public_key_info: signer.public_key(),
+            issuer_unique_id: None,
+            subject_unique_id: None,
+            extensions: Some(extensions),
+        };
+        let sig = signer.sign(&tbs.to_der().unwrap()).unwrap();
+        let cert = Certificate {
+            tbs_certificate: tbs,
+            signature_algorithm: signer.signature_algorithm(),
+            signature: BitString::from_bytes(&sig).unwrap(),
+        };
+        Issuer { signer, cert }
+    }
+
+    pub fn pem(&self) -> String {
+        use der::EncodePem;
+        self.cert.to_pem(der::pem::LineEnding::LF).unwrap()
+    }
+}
+
+/// Output of a command.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(program: &Path, args: &[&str]) -> Run {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub const OPENSSL: &str = "/usr/bin/openssl";
+pub const LINT_CRL: &str = "/root/.cache/nesca-tools/pkilint-venv/bin/lint_crl";
+
+/// pkilint's CRL linter if installed.
+pub fn lint_crl() -> Option<PathBuf> {
+    let p = PathBuf::from(LINT_CRL);
+    p.exists().then_some(p)
+}

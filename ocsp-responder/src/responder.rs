@@ -1,0 +1,312 @@
+//! The protocol core: from a DER OCSPRequest to a DER OCSPResponse.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use x509_cert::ext::Extension;
+use x509_ocsp::{CertId, OcspResponseStatus};
+
+use ca_core::{Clock, Serial};
+
+use crate::cache::{Cache, CacheKey};
+use crate::cert_id::{serial_of, CertIdForm};
+use crate::config::ResponderConfig;
+use crate::error::OcspError;
+use crate::issuer::{Issuer, ServedIssuer};
+use crate::metrics::{OcspMetrics, Outcome};
+use crate::request::{self, Malformed};
+use crate::response::{self, SignedResponse, Single};
+use crate::source::{CertState, StatusSource};
+
+/// An OCSP responder for a fixed set of CAs: answers requests from pre-produced responses
+/// where it can and signs live where it must. Build with [`Responder::new`], serve with
+/// [`Responder::router`], and keep [`Responder::run_refresher`] running beside it.
+pub struct Responder {
+    pub(crate) issuers: Vec<Issuer>,
+    pub(crate) source: Arc<dyn StatusSource>,
+    pub(crate) config: ResponderConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) cache: Cache,
+    pub(crate) metrics: Arc<OcspMetrics>,
+    /// Taken before each status read; orders answers in the cache (see `cache`).
+    seq: AtomicU64,
+    /// Turns for live signing (HSM calls on blocking threads).
+    pub(crate) live_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone)]
+pub struct OcspAnswer {
+    /// How it ended (also the metrics label).
+    pub outcome: Outcome,
+    /// The DER OCSPResponse, whatever its status.
+    pub der: Bytes,
+    /// For a successful response without a nonce: the signed response with its times and
+    /// ETag, from which HTTP caching headers are made. `None` for error statuses and for
+    /// responses that echo a nonce (they belong to one request and must not be cached).
+    pub cacheable: Option<Arc<SignedResponse>>,
+}
+
+impl OcspAnswer {
+    fn status(outcome: Outcome, status: OcspResponseStatus) -> OcspAnswer {
+        OcspAnswer {
+            outcome,
+            der: response::unsigned(status),
+            cacheable: None,
+        }
+    }
+    pub(crate) fn malformed() -> OcspAnswer {
+        Self::status(Outcome::Malformed, OcspResponseStatus::MalformedRequest)
+    }
+    pub(crate) fn unauthorized() -> OcspAnswer {
+        Self::status(Outcome::Unauthorized, OcspResponseStatus::Unauthorized)
+    }
+    pub(crate) fn try_later() -> OcspAnswer {
+        Self::status(Outcome::TryLater, OcspResponseStatus::TryLater)
+    }
+    fn cached(entry: Arc<SignedResponse>) -> OcspAnswer {
+        OcspAnswer {
+            outcome: Outcome::Cached,
+            der: entry.der().clone(),
+            cacheable: Some(entry),
+        }
+    }
+}
+
+/// A request that needs the store and the signer: it runs on a blocking thread.
+pub(crate) struct LiveRequest {
+    issuer: usize,
+    /// Each CertID with its serial (`None`: negative or longer than nesca's serials, so
+    /// never issued).
+    items: Vec<(CertId, Option<Serial>, CertIdForm)>,
+    nonce: Option<Extension>,
+}
+
+/// The first, non-blocking step of answering.
+pub(crate) enum Step {
+    Done(OcspAnswer),
+    Live(LiveRequest),
+}
+
+impl Responder {
+    /// Checks the configuration and every served issuer (see [`ServedIssuer`]); the cache
+    /// starts empty until [`Responder::run_refresher`] fills it.
+    pub fn new(
+        issuers: Vec<ServedIssuer>,
+        source: Arc<dyn StatusSource>,
+        config: ResponderConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Responder>, OcspError> {
+        config.check()?;
+        if issuers.is_empty() {
+            return Err(OcspError::Config {
+                field: "issuers",
+                rule: "at least one CA must be served".into(),
+            });
+        }
+        let now = clock.now();
+        let mut prepared: Vec<Issuer> = Vec::with_capacity(issuers.len());
+        for served in issuers {
+            let issuer = Issuer::prepare(served, now)?;
+            if prepared
+                .iter()
+                .any(|p| p.id == issuer.id || p.hashes.same_as(&issuer.hashes))
+            {
+                return Err(OcspError::Config {
+                    field: "issuers",
+                    rule: format!("{} is served twice", issuer.id),
+                });
+            }
+            if issuer.signer_not_after() < now + config.validity {
+                tracing::warn!(
+                    issuer = %issuer.id,
+                    "the OCSP signer certificate expires before responses signed now do"
+                );
+            }
+            prepared.push(issuer);
+        }
+        let metrics = Arc::new(OcspMetrics::default());
+        Ok(Arc::new(Responder {
+            issuers: prepared,
+            source,
+            cache: Cache::new(config.max_not_issued_cached, metrics.clone()),
+            live_slots: Arc::new(tokio::sync::Semaphore::new(config.live_concurrency)),
+            config,
+            clock,
+            metrics,
+            seq: AtomicU64::new(1),
+        }))
+    }
+
+    /// The responder's counters.
+    pub fn metrics(&self) -> &OcspMetrics {
+        &self.metrics
+    }
+
+    /// Answers a DER OCSPRequest. Synchronous: a request that is not answered from the cache
+    /// reads the store and signs on the calling thread. The HTTP handlers split this in two
+    /// so that only that part runs on a blocking thread.
+    pub fn answer(&self, request_der: &[u8]) -> OcspAnswer {
+        match self.prepare(request_der) {
+            Step::Done(a) => a,
+            Step::Live(live) => self.complete(live),
+        }
+    }
+
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Parses, finds the issuer, and answers from the cache when it can. Never blocks.
+    pub(crate) fn prepare(&self, der: &[u8]) -> Step {
+        if der.len() > self.config.max_body {
+            return Step::Done(OcspAnswer::malformed());
+        }
+        let parsed = match request::parse(der) {
+            Ok(p) => p,
+            Err(Malformed(why)) => {
+                tracing::debug!(why, "malformed OCSP request");
+                return Step::Done(OcspAnswer::malformed());
+            }
+        };
+        // Every CertID must name the same served issuer: one response is signed by one
+        // delegated signer, which speaks for its own CA only.
+        let mut issuer = None;
+        let mut items = Vec::with_capacity(parsed.cert_ids.len());
+        for cert_id in parsed.cert_ids {
+            let Some(form) = CertIdForm::of(&cert_id.hash_algorithm) else {
+                return Step::Done(OcspAnswer::unauthorized());
+            };
+            let found = self.issuers.iter().position(|i| {
+                i.hashes.matches(
+                    form.alg,
+                    cert_id.issuer_name_hash.as_bytes(),
+                    cert_id.issuer_key_hash.as_bytes(),
+                )
+            });
+            match (found, issuer) {
+                (None, _) => return Step::Done(OcspAnswer::unauthorized()),
+                (Some(f), Some(i)) if f != i => return Step::Done(OcspAnswer::unauthorized()),
+                (Some(f), _) => issuer = Some(f),
+            }
+            let serial = serial_of(cert_id.serial_number.as_bytes());
+            items.push((cert_id, serial, form));
+        }
+        let Some(issuer) = issuer else {
+            return Step::Done(OcspAnswer::malformed());
+        };
+        if parsed.nonce.is_none() && items.len() == 1 {
+            if let (_, Some(serial), form) = &items[0] {
+                let key = CacheKey {
+                    issuer,
+                    serial: *serial,
+                    form: *form,
+                };
+                if let Some(entry) = self.cache.get(&key) {
+                    // Never serve a response past its nextUpdate: sign a fresh one instead.
+                    if self.clock.now() < entry.next_update() {
+                        return Step::Done(OcspAnswer::cached(entry));
+                    }
+                }
+            }
+        }
+        Step::Live(LiveRequest {
+            issuer,
+            items,
+            nonce: parsed.nonce,
+        })
+    }
+
+    /// Reads the status of every CertID and signs one response for all of them. Blocks.
+    pub(crate) fn complete(&self, live: LiveRequest) -> OcspAnswer {
+        let seq = self.next_seq();
+        let issuer = &self.issuers[live.issuer];
+        let cache_key = match (&live.nonce, live.items.as_slice()) {
+            (None, [(_, Some(serial), form)]) => Some(CacheKey {
+                issuer: live.issuer,
+                serial: *serial,
+                form: *form,
+            }),
+            _ => None,
+        };
+        let mut singles = Vec::with_capacity(live.items.len());
+        for (cert_id, serial, _) in live.items {
+            let state = match serial {
+                None => CertState::NotIssued,
+                Some(serial) => match self.status(issuer, &serial) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "OCSP status lookup failed");
+                        return OcspAnswer::try_later();
+                    }
+                },
+            };
+            singles.push(Single { cert_id, state });
+        }
+        let has_nonce = live.nonce.is_some();
+        match self.sign(issuer, singles, live.nonce) {
+            Ok(signed) => {
+                let signed = Arc::new(signed);
+                if let Some(key) = cache_key {
+                    self.cache.put(key, seq, signed.clone());
+                }
+                OcspAnswer {
+                    outcome: Outcome::Signed,
+                    der: signed.der().clone(),
+                    cacheable: (!has_nonce).then_some(signed),
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "OCSP response not signed");
+                OcspAnswer::try_later()
+            }
+        }
+    }
+
+    /// Signs a fresh response for `key` and stores it (pre-production and refresh).
+    pub(crate) fn produce(&self, key: CacheKey) -> Result<Arc<SignedResponse>, OcspError> {
+        let seq = self.next_seq();
+        let issuer = &self.issuers[key.issuer];
+        let state = self.status(issuer, &key.serial)?;
+        let cert_id = issuer
+            .hashes
+            .cert_id(key.form, &key.serial)
+            .map_err(OcspError::encoding("CertID"))?;
+        let signed = Arc::new(self.sign(issuer, vec![Single { cert_id, state }], None)?);
+        self.cache.put(key, seq, signed.clone());
+        Ok(signed)
+    }
+
+    fn status(&self, issuer: &Issuer, serial: &Serial) -> Result<CertState, OcspError> {
+        self.source.status(&issuer.id, serial).map_err(|e| {
+            self.metrics.source_error();
+            OcspError::source("status")(e)
+        })
+    }
+
+    fn sign(
+        &self,
+        issuer: &Issuer,
+        singles: Vec<Single>,
+        nonce: Option<Extension>,
+    ) -> Result<SignedResponse, OcspError> {
+        let now: SystemTime = self.clock.now();
+        match response::sign(issuer, singles, nonce, now, self.config.validity) {
+            Ok(s) => {
+                self.metrics.signed();
+                Ok(s)
+            }
+            Err(e) => {
+                self.metrics.signing_error();
+                Err(e)
+            }
+        }
+    }
+
+    /// Index of the served issuer with this id.
+    pub(crate) fn issuer_index(&self, id: &ca_core::IssuerId) -> Option<usize> {
+        self.issuers.iter().position(|i| &i.id == id)
+    }
+}

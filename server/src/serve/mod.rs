@@ -1,0 +1,316 @@
+//! `nesca serve` (public endpoints, CRL schedule, OCSP pre-production) and `nesca ocsp`
+//! (the responder alone, reading status from the same store).
+
+mod crl_header;
+mod http;
+mod metrics;
+mod status_source;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ca_core::store::{CrlKind, Store};
+use ca_core::SystemClock;
+use clap::Args;
+use ocsp_responder::{Responder, ResponderConfig, ServedIssuer};
+
+use crate::commands::emit;
+use crate::config::Loaded;
+use crate::error::{CliError, Result};
+use crate::wiring::{self, ServedCa};
+use metrics::HttpMetrics;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(Args)]
+pub struct OcspArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// Listen here instead of ocsp.listen
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+/// The OCSP responder for every issuing CA, as configured.
+fn responder(cfg: &Loaded, store: Arc<dyn Store>, cas: &[ServedCa]) -> Result<Arc<Responder>> {
+    let o = &cfg.raw.ocsp;
+    let config = ResponderConfig {
+        validity: Duration::from_secs(o.validity_seconds),
+        refresh_before: Duration::from_secs(o.refresh_before_seconds),
+        poll_interval: Duration::from_millis(o.poll_interval_ms),
+        max_body: o.max_request_bytes,
+        ..ResponderConfig::default()
+    };
+    let issuers = cas
+        .iter()
+        .map(|ca| ServedIssuer {
+            id: ca.record.id.clone(),
+            ca_cert: ca.cert.clone(),
+            signer: ca.ocsp_signer.clone(),
+            signer_cert_der: ca.ocsp_cert_der.clone(),
+        })
+        .collect();
+    Ok(Responder::new(
+        issuers,
+        Arc::new(status_source::StoreStatus(store)),
+        config,
+        Arc::new(SystemClock),
+    )?)
+}
+
+/// Parts both commands open: configuration, store, token, the issuing CAs.
+struct Opened {
+    cfg: Loaded,
+    store: Arc<dyn Store>,
+    cas: Vec<ServedCa>,
+    /// Keeps the token's sessions open while the server runs.
+    _hsm: hsm::Hsm,
+}
+
+fn open(config: &std::path::Path) -> Result<Opened> {
+    let cfg = Loaded::read(config)?;
+    let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
+    let hsm = wiring::open_hsm(&cfg)?;
+    let cas = wiring::served_cas(store.as_ref(), &hsm)?;
+    Ok(Opened {
+        cfg,
+        store,
+        cas,
+        _hsm: hsm,
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("nesca-http")
+        .build()
+        .map_err(|e| CliError::io("cannot start", std::path::Path::new("the async runtime"))(e))
+}
+
+async fn bind(field: &str, addr: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| CliError::config(field, format!("cannot listen on {addr}: {e}")))
+}
+
+/// The bound address (the real port when the configuration says port 0).
+fn local_addr(listener: &tokio::net::TcpListener) -> String {
+    listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Serves `app` until SIGTERM/SIGINT: stops accepting, lets in-flight requests finish for at
+/// most `grace`, and flips `stop` so background work ends too.
+async fn serve_until_terminated(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stop: tokio::sync::watch::Sender<bool>,
+    grace: Duration,
+) -> Result<()> {
+    let mut stopped = stop.subscribe();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        termination().await;
+        tracing::info!("termination signal: finishing in-flight requests");
+        let _ = stop.send(true);
+    });
+    let deadline = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server => r.map_err(|e| CliError::io("serve", std::path::Path::new("HTTP"))(e)),
+        _ = deadline => {
+            tracing::warn!("shutdown grace elapsed; closing remaining connections");
+            Ok(())
+        }
+    }
+}
+
+fn with_metrics(app: axum::Router, m: &Arc<HttpMetrics>) -> axum::Router {
+    app.layer(axum::middleware::from_fn_with_state(m.clone(), http::observe))
+}
+
+pub fn serve(a: ServeArgs) -> Result<()> {
+    let Opened {
+        cfg,
+        store,
+        cas,
+        _hsm,
+    } = open(&a.config)?;
+    let metrics = Arc::new(HttpMetrics::default());
+    let issuers = cas
+        .iter()
+        .map(|ca| wiring::crl_issuer(&cfg, store.clone(), ca))
+        .collect::<Result<Vec<_>>>()?;
+    for i in &issuers {
+        for (kind, name) in [(CrlKind::Full, "full"), (CrlKind::Delta, "delta")] {
+            if let Some(r) = store.latest_crl(&i.issuer, kind)? {
+                metrics.crl_published(i.issuer.as_str(), name, r.this_update);
+            }
+        }
+    }
+    let responder = responder(&cfg, store.clone(), &cas)?;
+    let public = Arc::new(http::Public {
+        crl_dir: cfg.path(&cfg.raw.crl.dir),
+        ca_certs: ca_certificates(store.as_ref())?,
+        metrics: metrics.clone(),
+        extra_metrics: Some(ocsp_metrics(&responder)),
+        health: health(store.clone()),
+    });
+    let app = with_metrics(responder.router().merge(http::router(public)), &metrics);
+    let listen = cfg.raw.server.listen.clone();
+    let grace = Duration::from_secs(cfg.raw.server.shutdown_grace_seconds);
+
+    // CRLs: due ones now (a first full CRL, then its delta), then on the schedule.
+    let stop_crl = Arc::new(AtomicBool::new(false));
+    let crl_thread = {
+        let stop = stop_crl.clone();
+        let metrics = metrics.clone();
+        std::thread::Builder::new()
+            .name("nesca-crl".into())
+            .spawn(move || crl_loop(issuers, metrics, stop))
+            .map_err(|e| CliError::io("cannot start", std::path::Path::new("the CRL thread"))(e))?
+    };
+
+    let rt = runtime()?;
+    let result = rt.block_on(async {
+        let listener = bind("server.listen", &listen).await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let refresher = tokio::spawn(responder.clone().run_refresher(stopped));
+        emit(&format!("nesca serve: listening on http://{}\n", local_addr(&listener)))?;
+        let r = serve_until_terminated(listener, app, stop, grace).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), refresher).await;
+        r
+    });
+    stop_crl.store(true, Ordering::Relaxed);
+    let _ = crl_thread.join();
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+pub fn ocsp(a: OcspArgs) -> Result<()> {
+    let Opened {
+        cfg,
+        store,
+        cas,
+        _hsm,
+    } = open(&a.config)?;
+    let (field, listen) = match a.listen {
+        Some(l) => ("listen", l),
+        None => ("ocsp.listen", cfg.raw.ocsp.listen.clone()),
+    };
+    let metrics = Arc::new(HttpMetrics::default());
+    let responder = responder(&cfg, store.clone(), &cas)?;
+    let public = Arc::new(http::Public {
+        crl_dir: cfg.path(&cfg.raw.crl.dir),
+        ca_certs: HashMap::new(),
+        metrics: metrics.clone(),
+        extra_metrics: Some(ocsp_metrics(&responder)),
+        health: health(store.clone()),
+    });
+    let app = with_metrics(
+        responder.router().merge(http::health_router(public)),
+        &metrics,
+    );
+    let grace = Duration::from_secs(cfg.raw.server.shutdown_grace_seconds);
+    let rt = runtime()?;
+    let result = rt.block_on(async {
+        let listener = bind(field, &listen).await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let refresher = tokio::spawn(responder.clone().run_refresher(stopped));
+        emit(&format!("nesca ocsp: listening on http://{}\n", local_addr(&listener)))?;
+        let r = serve_until_terminated(listener, app, stop, grace).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), refresher).await;
+        r
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+fn ocsp_metrics(responder: &Arc<Responder>) -> Arc<dyn Fn(&mut String) + Send + Sync> {
+    let r = responder.clone();
+    Arc::new(move |out: &mut String| r.metrics().render_prometheus(out))
+}
+
+fn health(store: Arc<dyn Store>) -> Arc<dyn Fn() -> std::result::Result<(), String> + Send + Sync> {
+    Arc::new(move || store.cas().map(|_| ()).map_err(|e| e.to_string()))
+}
+
+/// `{id}.crt` → DER, for every CA in the store (root included: its certificate is the
+/// caIssuers of the issuing CA's).
+fn ca_certificates(store: &dyn Store) -> Result<HashMap<String, Vec<u8>>> {
+    Ok(store
+        .cas()?
+        .into_iter()
+        .map(|ca| (format!("{}.crt", ca.id), ca.cert_der))
+        .collect())
+}
+
+/// Publishes due CRLs every second until stopped. A failure is logged and counted and tried
+/// again on the next tick; the server keeps serving the last published CRLs.
+fn crl_loop(issuers: Vec<crl::CrlIssuer>, metrics: Arc<HttpMetrics>, stop: Arc<AtomicBool>) {
+    const TICK: Duration = Duration::from_secs(1);
+    // After a failure, wait before the next try so a broken HSM is not hammered.
+    const BACKOFF_TICKS: u32 = 10;
+    let mut wait = vec![0u32; issuers.len()];
+    while !stop.load(Ordering::Relaxed) {
+        for (i, issuer) in issuers.iter().enumerate() {
+            if wait[i] > 0 {
+                wait[i] -= 1;
+                continue;
+            }
+            match issuer.publish_due("crl-schedule") {
+                Ok(done) => {
+                    for p in done {
+                        let kind = match p.summary.kind {
+                            crl::CrlType::Full => "full",
+                            crl::CrlType::Delta => "delta",
+                        };
+                        metrics.crl_published(issuer.issuer.as_str(), kind, p.summary.this_update);
+                    }
+                }
+                Err(e) => {
+                    metrics.crl_signing_error();
+                    tracing::warn!(ca = %issuer.issuer, error = %e, "CRL generation failed; will retry");
+                    wait[i] = BACKOFF_TICKS;
+                }
+            }
+        }
+        std::thread::sleep(TICK);
+    }
+}
