@@ -54,18 +54,25 @@ impl Serial {
     /// §4.1.2.2): one with the top bit set would need a 21st octet.
     fn positive(octets: [u8; Self::LEN]) -> Result<Serial, String> {
         if octets[0] & 0x80 != 0 {
-            return Err(format!("longer than {} octets as a positive integer", Self::LEN));
+            return Err(format!(
+                "longer than {} octets as a positive integer",
+                Self::LEN
+            ));
         }
         Ok(Serial(octets))
     }
 
     /// From the INTEGER octets of a certificate (leading 0x00 sign octet allowed).
     pub fn from_der_bytes(bytes: &[u8]) -> Option<Serial> {
-        let bytes = match bytes {
-            [0, rest @ ..] => rest,
-            b => b,
+        // A leading 0x00 is the sign octet of a positive value whose top bit is set; without
+        // it, a set top bit means a negative INTEGER.
+        let (bytes, signed) = match bytes {
+            [0, rest @ ..] => (rest, true),
+            b => (b, false),
         };
-        if bytes.len() > Self::LEN || bytes.first().is_some_and(|b| b & 0x80 != 0) {
+        let top_bit = bytes.first().is_some_and(|b| b & 0x80 != 0);
+        if bytes.len() > Self::LEN || (top_bit && !signed) || (top_bit && bytes.len() == Self::LEN)
+        {
             return None;
         }
         let mut out = [0u8; Self::LEN];
@@ -168,6 +175,19 @@ mod tests {
         let short = Serial::from_hex("0A:bc").unwrap();
         assert_eq!(short.to_der_bytes(), vec![0x0a, 0xbc]);
         assert_eq!(Serial::from_der_bytes(&[0x0a, 0xbc]).unwrap(), short);
+        // 128 is 00 80 in DER: the sign octet makes it positive.
+        assert_eq!(
+            Serial::from_der_bytes(&[0x00, 0x80])
+                .unwrap()
+                .to_der_bytes(),
+            vec![0x00, 0x80]
+        );
+        assert_eq!(Serial::from_der_bytes(&[0x80]), None); // negative
+        let mut big = vec![0x00, 0x80];
+        big.extend([0u8; 19]);
+        assert_eq!(Serial::from_der_bytes(&big), None); // 20 octets of value with the top bit set
+        assert!(Serial::from_hex(&"ff".repeat(20)).is_err());
+        assert!(Serial::from_hex(&format!("7f{}", "ff".repeat(19))).is_ok());
         assert!(Serial::from_hex("xyz").is_err());
         assert!(Serial::from_hex(&"1".repeat(41)).is_err());
     }

@@ -115,13 +115,23 @@ impl CrlIssuer {
                         },
                     })
                 });
-                Ok((generate(&header, entries, self.signer.as_ref(), out)?, watermark))
+                Ok((
+                    generate(&header, entries, self.signer.as_ref(), out)?,
+                    watermark,
+                ))
             }
         })?;
         // Recorded after the rename: a crash in between leaves a published CRL the store
         // does not use as a base, which only makes the next delta longer.
         self.store
-            .publish_crl(&self.issuer, plan.number, watermark, summary.entries, actor, now)
+            .publish_crl(
+                &self.issuer,
+                plan.number,
+                watermark,
+                summary.entries,
+                actor,
+                now,
+            )
             .map_err(CrlError::Store)?;
         tracing::info!(
             ca = %self.issuer,
@@ -173,12 +183,14 @@ impl CrlIssuer {
                     }
                 }
             });
-            let entries = rx.into_iter().flat_map(|batch| -> Box<dyn Iterator<Item = Result<CrlEntry, String>>> {
-                match batch {
-                    Ok(b) => Box::new(b.into_iter().map(|e| Ok(to_entry(e)))),
-                    Err(e) => Box::new(std::iter::once(Err(e))),
-                }
-            });
+            let entries = rx.into_iter().flat_map(
+                |batch| -> Box<dyn Iterator<Item = Result<CrlEntry, String>>> {
+                    match batch {
+                        Ok(b) => Box::new(b.into_iter().map(|e| Ok(to_entry(e)))),
+                        Err(e) => Box::new(std::iter::once(Err(e))),
+                    }
+                },
+            );
             let summary = generate(header, entries, self.signer.as_ref(), out);
             let watermark = scan.join().ok().flatten();
             match (summary, watermark) {
@@ -200,7 +212,10 @@ impl CrlIssuer {
         for _ in 0..2 {
             let now = unix_seconds(self.clock.now());
             let last = |kind, t: CrlType| -> Result<Option<i64>, CrlError> {
-                let rec = self.store.latest_crl(&self.issuer, kind).map_err(CrlError::Store)?;
+                let rec = self
+                    .store
+                    .latest_crl(&self.issuer, kind)
+                    .map_err(CrlError::Store)?;
                 // A published record whose file is missing (a new publication directory) counts
                 // as never published.
                 let present = self.publisher.path(&file_name(&self.issuer, t)).is_file();

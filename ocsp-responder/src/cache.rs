@@ -186,3 +186,44 @@ impl Cache {
         self.not_issued.load(Ordering::Relaxed)
     }
 }
+
+/// The exact text of GET paths already answered, to the cache key they name: a repeated GET
+/// (what HTTP caches and RFC 5019 clients send) then skips base64 and DER decoding. A path
+/// always names the same request, so an entry never goes stale; the response is still read
+/// from the [`Cache`] each time. Only paths of issued serials are added (a client inventing
+/// serials cannot fill it), and at `cap` entries the index is cleared and starts over, so
+/// spelling games cost memory only up to the cap.
+pub struct PathIndex {
+    map: RwLock<HashMap<Box<str>, CacheKey>>,
+    cap: usize,
+}
+
+impl PathIndex {
+    pub fn new(cap: usize) -> PathIndex {
+        PathIndex {
+            map: RwLock::default(),
+            cap,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<CacheKey> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+            .copied()
+    }
+
+    pub fn insert(&self, path: &str, key: CacheKey) {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= self.cap {
+            map.clear();
+        }
+        map.insert(path.into(), key);
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}

@@ -143,7 +143,7 @@ impl IssuerHashes {
 }
 
 /// The serial a CertID's serialNumber INTEGER (content octets) names, if nesca could have
-/// issued it: positive and at most 20 octets. `None` means never issued.
+/// issued it: positive and at most 20 octets as an INTEGER. `None` means never issued.
 pub fn serial_of(int_octets: &[u8]) -> Option<Serial> {
     if int_octets.first().is_some_and(|b| b & 0x80 != 0) {
         return None; // negative
@@ -172,11 +172,12 @@ mod tests {
         let pki = Pki::new();
         let h = IssuerHashes::new(&pki.ca_cert).unwrap();
         let serial = Serial::from_der_bytes(&[0x42]).unwrap();
-        let theirs = CertId::from_issuer::<Sha1>(&pki.ca_cert, SerialNumber::new(&[0x42]).unwrap())
-            .unwrap();
+        let theirs =
+            CertId::from_issuer::<Sha1>(&pki.ca_cert, SerialNumber::new(&[0x42]).unwrap()).unwrap();
         assert_eq!(h.cert_id(CertIdForm::SHA1, &serial).unwrap(), theirs);
         let theirs256 =
-            CertId::from_issuer::<Sha256>(&pki.ca_cert, SerialNumber::new(&[0x42]).unwrap()).unwrap();
+            CertId::from_issuer::<Sha256>(&pki.ca_cert, SerialNumber::new(&[0x42]).unwrap())
+                .unwrap();
         let form = CertIdForm::of(&theirs256.hash_algorithm).unwrap();
         assert_eq!(form.alg, HashAlg::Sha256);
         assert_eq!(h.cert_id(form, &serial).unwrap(), theirs256);
@@ -192,9 +193,13 @@ mod tests {
         assert_eq!(s(&[0xff, 0x01]), None);
         assert_eq!(s(&[0x7f; 20]), Some(vec![0x7f; 20]));
         assert_eq!(s(&[0x7f; 21]), None);
-        let mut high = vec![0x00];
-        high.extend_from_slice(&[0x80; 20]);
-        assert_eq!(s(&high), Some(high.clone()));
+        let mut high = vec![0x00, 0x40];
+        high.extend_from_slice(&[0x80; 19]);
+        assert_eq!(s(&high), Some(high[1..].to_vec()));
+        // 20 value octets with the top bit set need 21 as an INTEGER: not a nesca serial.
+        let mut long = vec![0x00];
+        long.extend_from_slice(&[0x80; 20]);
+        assert_eq!(s(&long), None);
     }
 
     #[test]

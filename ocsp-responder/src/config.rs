@@ -54,8 +54,10 @@ impl ResponderConfig {
                 rule: rule.to_string(),
             })
         };
-        if self.validity < Duration::from_secs(60) {
-            return bad("validity", "must be at least 60 seconds");
+        if self.validity < Duration::from_secs(60)
+            || self.validity > Duration::from_secs(366 * 86400)
+        {
+            return bad("validity", "must be between 60 seconds and 366 days");
         }
         if self.refresh_before >= self.validity {
             return bad("refresh_before", "must be shorter than validity");
@@ -63,8 +65,8 @@ impl ResponderConfig {
         if self.poll_interval.is_zero() {
             return bad("poll_interval", "must be more than zero");
         }
-        if self.max_body < 64 {
-            return bad("max_body", "must be at least 64 octets");
+        if self.max_body < 64 || self.max_body > 1 << 20 {
+            return bad("max_body", "must be between 64 octets and 1 MiB");
         }
         if self.live_concurrency == 0 {
             return bad("live_concurrency", "must be at least 1");

@@ -68,6 +68,13 @@ impl Responder {
             .with_state(self.clone())
     }
 
+    /// The cached answer for a GET path answered before, if it is still fresh.
+    pub(crate) fn answer_known_path(&self, encoded: &str) -> Option<OcspAnswer> {
+        let key = self.paths.get(encoded)?;
+        let entry = self.cache.get(&key)?;
+        (self.clock.now() < entry.next_update()).then(|| OcspAnswer::cached(entry, key))
+    }
+
     /// [`Responder::answer`] for async callers: the cache path runs here, store reads and
     /// signing on a blocking thread, at most `live_concurrency` at once.
     pub(crate) async fn answer_async(self: &Arc<Self>, der: &[u8]) -> OcspAnswer {
@@ -127,9 +134,18 @@ async fn get_ocsp(State(r): State<Arc<Responder>>, req: Request) -> Response {
     let start = Instant::now();
     // The router matched `/ocsp/…`; when nested, axum has already taken the prefix off.
     let encoded = req.uri().path().strip_prefix("/ocsp/").unwrap_or("");
-    let answer = match decode_get_path(encoded, r.config.max_body) {
-        Ok(der) => r.answer_async(&der).await,
-        Err(_) => OcspAnswer::malformed(),
+    let answer = match r.answer_known_path(encoded) {
+        Some(answer) => answer,
+        None => {
+            let answer = match decode_get_path(encoded, r.config.max_body) {
+                Ok(der) => r.answer_async(&der).await,
+                Err(_) => OcspAnswer::malformed(),
+            };
+            if let Some(key) = answer.cache_key {
+                r.paths.insert(encoded, key);
+            }
+            answer
+        }
     };
     let (res, outcome) = get_response(&r, answer, req.headers());
     r.metrics.observe(outcome, start.elapsed());
@@ -137,23 +153,23 @@ async fn get_ocsp(State(r): State<Arc<Responder>>, req: Request) -> Response {
 }
 
 /// A GET answer with the RFC 5019 §6.2 caching headers where the response may be cached.
-fn get_response(r: &Responder, answer: OcspAnswer, headers: &HeaderMap) -> (Response, Outcome) {
+pub(crate) fn get_response(
+    r: &Responder,
+    answer: OcspAnswer,
+    headers: &HeaderMap,
+) -> (Response, Outcome) {
     let Some(signed) = answer.cacheable else {
         return (ocsp_response(answer.der, true), answer.outcome);
     };
     let now = r.clock.now();
-    let mut max_age = signed
+    let max_age = signed
         .next_update()
         .duration_since(now)
         .unwrap_or(Duration::ZERO);
-    if let Some(cap) = r.config.max_age_cap {
-        max_age = max_age.min(cap);
-    }
-    let cache_control = HeaderValue::from_str(&format!(
-        "max-age={}, public, no-transform, must-revalidate",
-        max_age.as_secs()
-    ))
-    .unwrap_or(NO_STORE);
+    let cache_control = match (r.config.max_age_cap, &r.capped_cache_control) {
+        (Some(cap), Some(capped)) if max_age >= cap => capped.clone(),
+        _ => cache_control(max_age.as_secs()),
+    };
     let not_modified = headers
         .get(IF_NONE_MATCH)
         .is_some_and(|v| etag_matches(v.as_bytes(), signed.etag().as_bytes()));
@@ -172,6 +188,14 @@ fn get_response(r: &Responder, answer: OcspAnswer, headers: &HeaderMap) -> (Resp
     h.insert(LAST_MODIFIED, signed.http.last_modified.clone());
     h.insert(EXPIRES, signed.http.expires.clone());
     (res, outcome)
+}
+
+/// RFC 5019 §6.2 `Cache-Control` for a response fresh for `max_age` more seconds.
+pub(crate) fn cache_control(max_age: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "max-age={max_age}, public, no-transform, must-revalidate"
+    ))
+    .unwrap_or(NO_STORE)
 }
 
 /// HTTP 200 with the DER OCSPResponse.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use der::{EncodePem, pem::LineEnding};
+use der::{pem::LineEnding, EncodePem};
 use sha1::Sha1;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use x509_ocsp::{CertStatus, OcspResponseStatus};
@@ -66,7 +66,14 @@ async fn http(addr: SocketAddr, head: &str, body: &[u8]) -> Reply {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head");
     let head = String::from_utf8(raw[..split].to_vec()).unwrap();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
@@ -98,7 +105,10 @@ async fn get(addr: SocketAddr, path: &str, extra: &str) -> Reply {
 
 fn status_of(reply: &Reply) -> OcspResponseStatus {
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("content-type"), Some("application/ocsp-response"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/ocsp-response")
+    );
     decode(&reply.body).0
 }
 
@@ -116,51 +126,100 @@ async fn post_and_get_with_caching_headers() {
     assert_eq!(status_of(&reply), OcspResponseStatus::Successful);
     assert_eq!(reply.header("cache-control"), None);
     let (_, basic) = decode(&reply.body);
-    assert_eq!(basic.unwrap().tbs_response_data.responses[0].cert_status, CertStatus::good());
+    assert_eq!(
+        basic.unwrap().tbs_response_data.responses[0].cert_status,
+        CertStatus::good()
+    );
 
     // GET in standard base64, percent-encoded as RFC 6960 Appendix A.1 says.
     let b64 = STANDARD.encode(&req);
-    let pct = b64.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    let pct = b64
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
     let reply = get(addr, &format!("/ocsp/{pct}"), "").await;
     assert_eq!(status_of(&reply), OcspResponseStatus::Successful);
     let entry = r.answer(&req).cacheable.unwrap();
     assert_eq!(reply.body, entry.der().to_vec());
-    let max_age = (entry.next_update().duration_since(clock.now()).unwrap().as_secs()).min(3600);
+    let max_age = (entry
+        .next_update()
+        .duration_since(clock.now())
+        .unwrap()
+        .as_secs())
+    .min(3600);
     assert_eq!(
         reply.header("cache-control").unwrap(),
         format!("max-age={max_age}, public, no-transform, must-revalidate")
     );
-    assert_eq!(reply.header("expires").unwrap(), http_date(entry.next_update()));
-    assert_eq!(reply.header("last-modified").unwrap(), http_date(entry.this_update()));
+    assert_eq!(
+        reply.header("expires").unwrap(),
+        http_date(entry.next_update())
+    );
+    assert_eq!(
+        reply.header("last-modified").unwrap(),
+        http_date(entry.this_update())
+    );
     assert_eq!(reply.header("etag").unwrap(), entry.etag());
 
     // Unencoded standard base64 and base64url without padding: the same bytes.
-    for path in [format!("/ocsp/{b64}"), format!("/ocsp/{}", URL_SAFE_NO_PAD.encode(&req))] {
+    for path in [
+        format!("/ocsp/{b64}"),
+        format!("/ocsp/{}", URL_SAFE_NO_PAD.encode(&req)),
+    ] {
         let reply = get(addr, &path, "").await;
         assert_eq!(reply.body, entry.der().to_vec(), "{path}");
     }
 
+    // Each spelling is remembered (the next GET of it skips decoding); a never-issued
+    // serial's is not.
+    assert_eq!(r.paths.len(), 3);
+    let never = request(vec![pki.cert_id::<Sha1>(&serial(0x2b))], None);
+    for _ in 0..2 {
+        let reply = get(addr, &format!("/ocsp/{}", STANDARD.encode(&never)), "").await;
+        assert_eq!(status_of(&reply), OcspResponseStatus::Successful);
+    }
+    assert_eq!(r.paths.len(), 3);
+
     // Conditional GET.
-    let reply = get(addr, &format!("/ocsp/{pct}"), &format!("If-None-Match: {}", entry.etag())).await;
+    let reply = get(
+        addr,
+        &format!("/ocsp/{pct}"),
+        &format!("If-None-Match: {}", entry.etag()),
+    )
+    .await;
     assert_eq!(reply.status, 304);
     assert!(reply.body.is_empty());
     assert_eq!(reply.header("etag").unwrap(), entry.etag());
 
     // With a nonce over GET: signed for that request, not to be stored.
     let with_nonce = request(vec![pki.cert_id::<Sha1>(&s)], Some(&[9; 16]));
-    let reply = get(addr, &format!("/ocsp/{}", URL_SAFE_NO_PAD.encode(&with_nonce)), "").await;
+    let reply = get(
+        addr,
+        &format!("/ocsp/{}", URL_SAFE_NO_PAD.encode(&with_nonce)),
+        "",
+    )
+    .await;
     assert_eq!(status_of(&reply), OcspResponseStatus::Successful);
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     assert!(reply.header("etag").is_none());
 
     // POST at /ocsp/ is tolerated.
-    assert_eq!(status_of(&post(addr, "/ocsp/", &req).await), OcspResponseStatus::Successful);
+    assert_eq!(
+        status_of(&post(addr, "/ocsp/", &req).await),
+        OcspResponseStatus::Successful
+    );
 
     let mut text = String::new();
     r.metrics().render_prometheus(&mut text);
-    assert!(text.contains("nesca_ocsp_requests_total{outcome=\"cached\"} 4"), "{text}");
-    assert!(text.contains("nesca_ocsp_requests_total{outcome=\"not_modified\"} 1"), "{text}");
-    assert!(text.contains("nesca_ocsp_cached_responses 1"), "{text}");
+    assert!(
+        text.contains("nesca_ocsp_requests_total{outcome=\"cached\"} 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("nesca_ocsp_requests_total{outcome=\"not_modified\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("nesca_ocsp_cached_responses 2"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,15 +229,35 @@ async fn bad_requests_get_malformed_with_200_and_other_methods_405() {
     let (r, _) = responder(&pki, source.clone(), ResponderConfig::default());
     let addr = serve(&r).await;
     let malformed = [0x30, 0x03, 0x0a, 0x01, 0x01];
-    for path in ["/ocsp/", "/ocsp/!!!!", "/ocsp/%zz", "/ocsp/MAA=", "/ocsp/QUJD%0A", "/ocsp/a/b/c"] {
+    for path in [
+        "/ocsp/",
+        "/ocsp/!!!!",
+        "/ocsp/%zz",
+        "/ocsp/MAA=",
+        "/ocsp/QUJD%0A",
+        "/ocsp/a/b/c",
+        "/ocsp//AB//CD",
+    ] {
         let reply = get(addr, path, "").await;
-        assert_eq!(status_of(&reply), OcspResponseStatus::MalformedRequest, "{path}");
+        assert_eq!(
+            status_of(&reply),
+            OcspResponseStatus::MalformedRequest,
+            "{path}"
+        );
         assert_eq!(reply.body, malformed);
         assert_eq!(reply.header("cache-control"), Some("no-store"));
     }
     let long = format!("/ocsp/{}", "A".repeat(20_000));
-    assert_eq!(status_of(&get(addr, &long, "").await), OcspResponseStatus::MalformedRequest);
-    for body in [&b""[..], &b"\x30\x00"[..], &[0x30; 9000][..], &b"garbage"[..]] {
+    assert_eq!(
+        status_of(&get(addr, &long, "").await),
+        OcspResponseStatus::MalformedRequest
+    );
+    for body in [
+        &b""[..],
+        &b"\x30\x00"[..],
+        &[0x30; 9000][..],
+        &b"garbage"[..],
+    ] {
         let reply = post(addr, "/ocsp", body).await;
         assert_eq!(status_of(&reply), OcspResponseStatus::MalformedRequest);
     }
@@ -196,14 +275,22 @@ async fn bad_requests_get_malformed_with_200_and_other_methods_405() {
     assert_eq!(status_of(&reply), OcspResponseStatus::MalformedRequest);
     // Unknown issuer.
     let other = Pki::named(9, "CN=Elsewhere CA,C=TR");
-    let reply = post(addr, "/ocsp", &request(vec![other.cert_id::<Sha1>(&serial(1))], None)).await;
+    let reply = post(
+        addr,
+        "/ocsp",
+        &request(vec![other.cert_id::<Sha1>(&serial(1))], None),
+    )
+    .await;
     assert_eq!(status_of(&reply), OcspResponseStatus::Unauthorized);
 
     assert_eq!(http(addr, "PUT /ocsp HTTP/1.1", b"x").await.status, 405);
     assert_eq!(get(addr, "/ocsp", "").await.status, 405);
-    assert_eq!(http(addr, "DELETE /ocsp/MAA= HTTP/1.1", &[]).await.status, 405);
+    assert_eq!(
+        http(addr, "DELETE /ocsp/MAA= HTTP/1.1", &[]).await.status,
+        405
+    );
     assert_eq!(get(addr, "/elsewhere", "").await.status, 404);
-    assert_eq!(r.metrics().requests(Outcome::Malformed), 12);
+    assert_eq!(r.metrics().requests(Outcome::Malformed), 13);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +324,10 @@ async fn refresher_pre_produces_follows_changes_and_stops() {
         let a = r.answer(&req);
         let (_, basic) = decode(&a.der);
         a.outcome == Outcome::Cached
-            && matches!(basic.unwrap().tbs_response_data.responses[0].cert_status, CertStatus::Revoked(_))
+            && matches!(
+                basic.unwrap().tbs_response_data.responses[0].cert_status,
+                CertStatus::Revoked(_)
+            )
     })
     .await;
     until("new serial", || r.metrics().cached_responses() == 6).await;
@@ -252,7 +342,10 @@ async fn refresher_pre_produces_follows_changes_and_stops() {
 async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting: {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -318,7 +411,20 @@ async fn openssl_ocsp_verifies_post_and_get_answers() {
         // POST, with the nonce openssl adds by default.
         let run = openssl(
             &path,
-            &["ocsp", "-issuer", "ca.pem", "-cert", &cert, "-url", &url, "-CAfile", "ca.pem", "-resp_text", "-timeout", "10"],
+            &[
+                "ocsp",
+                "-issuer",
+                "ca.pem",
+                "-cert",
+                &cert,
+                "-url",
+                &url,
+                "-CAfile",
+                "ca.pem",
+                "-resp_text",
+                "-timeout",
+                "10",
+            ],
         );
         assert!(run.ok, "{}", run.out);
         assert!(run.out.contains("Response verify OK"), "{}", run.out);
@@ -328,16 +434,35 @@ async fn openssl_ocsp_verifies_post_and_get_answers() {
         }
         // GET of an openssl-made request without nonce.
         let req = format!("{name}-req.der");
-        let run = openssl(&path, &["ocsp", "-issuer", "ca.pem", "-cert", &cert, "-no_nonce", "-reqout", &req]);
+        let run = openssl(
+            &path,
+            &[
+                "ocsp",
+                "-issuer",
+                "ca.pem",
+                "-cert",
+                &cert,
+                "-no_nonce",
+                "-reqout",
+                &req,
+            ],
+        );
         assert!(run.ok, "{}", run.out);
         std::fs::read(path.join(&req)).unwrap()
     };
     let cases: [(&str, &[&str]); 3] = [
         ("good", &["good.pem: good"]),
-        ("revoked", &["revoked.pem: revoked", "Reason: keyCompromise"]),
+        (
+            "revoked",
+            &["revoked.pem: revoked", "Reason: keyCompromise"],
+        ),
         (
             "never",
-            &["never.pem: revoked", "Reason: certificateHold", "Jan  1 00:00:00 1970 GMT"],
+            &[
+                "never.pem: revoked",
+                "Reason: certificateHold",
+                "Jan  1 00:00:00 1970 GMT",
+            ],
         ),
     ];
     for (name, expect) in cases {
@@ -355,7 +480,10 @@ async fn openssl_ocsp_verifies_post_and_get_answers() {
         assert_eq!(status_of(&reply), OcspResponseStatus::Successful);
         // Asked again: the same bytes, from the response kept after the first answer.
         assert_eq!(get(addr, &path, "").await.body, reply.body);
-        assert!(reply.header("cache-control").unwrap().starts_with("max-age="));
+        assert!(reply
+            .header("cache-control")
+            .unwrap()
+            .starts_with("max-age="));
         let resp = format!("{name}-resp.der");
         std::fs::write(dir.path().join(&resp), &reply.body).unwrap();
         let cert = format!("{name}.pem");
@@ -363,7 +491,19 @@ async fn openssl_ocsp_verifies_post_and_get_answers() {
         let run = tokio::task::spawn_blocking(move || {
             openssl(
                 &path,
-                &["ocsp", "-respin", &resp, "-issuer", "ca.pem", "-cert", &cert, "-CAfile", "ca.pem", "-no_nonce", "-resp_text"],
+                &[
+                    "ocsp",
+                    "-respin",
+                    &resp,
+                    "-issuer",
+                    "ca.pem",
+                    "-cert",
+                    &cert,
+                    "-CAfile",
+                    "ca.pem",
+                    "-no_nonce",
+                    "-resp_text",
+                ],
             )
         })
         .await
@@ -397,15 +537,28 @@ fn pkilint_finds_nothing_in_good_revoked_and_not_issued_responses() {
         },
     );
     let dir = tempfile::tempdir().unwrap();
-    for (name, n, nonce) in [("good", 1, None), ("revoked", 2, None), ("never", 3, None), ("nonce", 1, Some(&[7u8; 32][..]))] {
+    for (name, n, nonce) in [
+        ("good", 1, None),
+        ("revoked", 2, None),
+        ("never", 3, None),
+        ("nonce", 1, Some(&[7u8; 32][..])),
+    ] {
         let a = r.answer(&request(vec![pki.cert_id::<Sha1>(&serial(n))], nonce));
         assert_eq!(decode(&a.der).0, OcspResponseStatus::Successful);
         let file = dir.path().join(format!("{name}.der"));
         std::fs::write(&file, &a.der).unwrap();
         let out = Command::new(lint).arg("lint").arg(&file).output().unwrap();
-        eprintln!("pkilint {name}: exit {:?} {}", out.status.code(), String::from_utf8_lossy(&out.stdout));
+        eprintln!(
+            "pkilint {name}: exit {:?} {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout)
+        );
         if let Ok(keep) = std::env::var("NESCA_OCSP_KEEP_DIR") {
-            std::fs::copy(&file, std::path::Path::new(&keep).join(format!("{name}.der"))).unwrap();
+            std::fs::copy(
+                &file,
+                std::path::Path::new(&keep).join(format!("{name}.der")),
+            )
+            .unwrap();
         }
         assert!(
             out.status.success(),

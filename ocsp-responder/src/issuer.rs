@@ -14,6 +14,7 @@ use x509_cert::Certificate;
 use x509_ocsp::ResponderId;
 
 use ca_core::engine::TbsSigner;
+use ca_core::verify::KeyKind;
 use ca_core::IssuerId;
 
 use crate::cert_id::IssuerHashes;
@@ -38,6 +39,8 @@ pub(crate) struct Issuer {
     pub hashes: IssuerHashes,
     pub signer: Arc<dyn TbsSigner>,
     pub signer_spki: SubjectPublicKeyInfoOwned,
+    /// Read once: every signature is verified against this key before it is served.
+    pub signer_key_kind: KeyKind,
     pub signature_algorithm: AlgorithmIdentifierOwned,
     /// ResponderID byKey: SHA-1 of the signer's subjectPublicKey BIT STRING value
     /// (RFC 6960 §4.2.2.3).
@@ -56,8 +59,8 @@ impl Issuer {
             what,
             reason,
         };
-        let hashes =
-            IssuerHashes::new(&served.ca_cert).map_err(|e| fail("CA certificate", e.to_string()))?;
+        let hashes = IssuerHashes::new(&served.ca_cert)
+            .map_err(|e| fail("CA certificate", e.to_string()))?;
         let signer_cert = Certificate::from_der(&served.signer_cert_der)
             .map_err(|e| fail("signer certificate", format!("does not decode: {e}")))?;
         let signer_spki = served.signer.public_key();
@@ -73,17 +76,17 @@ impl Issuer {
                 .map_err(|reason| fail("signer certificate", reason))?;
         }
         let validity = &signer_cert.tbs_certificate.validity;
-        if now < validity.not_before.to_system_time() || now > validity.not_after.to_system_time()
-        {
+        if now < validity.not_before.to_system_time() || now > validity.not_after.to_system_time() {
             return Err(fail(
                 "signer certificate",
                 "is outside its validity period".into(),
             ));
         }
+        let signer_key_kind =
+            KeyKind::of(&signer_spki).map_err(|reason| fail("signer key", reason))?;
         let key_hash = Sha1::digest(signer_spki.subject_public_key.raw_bytes());
         let responder_id = ResponderId::ByKey(
-            OctetString::new(&key_hash[..])
-                .map_err(|e| fail("responder id", e.to_string()))?,
+            OctetString::new(&key_hash[..]).map_err(|e| fail("responder id", e.to_string()))?,
         );
         Ok(Issuer {
             signature_algorithm: served.signer.signature_algorithm(),
@@ -91,6 +94,7 @@ impl Issuer {
             hashes,
             signer: served.signer,
             signer_spki,
+            signer_key_kind,
             responder_id,
             signer_cert,
         })

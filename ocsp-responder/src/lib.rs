@@ -23,13 +23,13 @@ mod response;
 mod source;
 
 #[cfg(test)]
-mod testkit;
-#[cfg(test)]
-mod tests;
+mod bench_tests;
 #[cfg(test)]
 mod http_tests;
 #[cfg(test)]
-mod bench_tests;
+mod testkit;
+#[cfg(test)]
+mod tests;
 
 pub use config::ResponderConfig;
 pub use error::OcspError;

@@ -51,8 +51,7 @@ impl Outcome {
 /// Upper bounds of the latency histogram, in seconds: the cached path is tens of
 /// microseconds, live signing on an HSM hundreds.
 const BUCKETS: [f64; 14] = [
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
 /// Keeps each hot counter on its own cache line: two cores bumping counters that share a
@@ -62,6 +61,11 @@ const BUCKETS: [f64; 14] = [
 struct Counter(AtomicU64);
 
 /// The responder's counters; every field is atomic, so recording never blocks a request.
+/// Requests and their latency are counted by the HTTP handlers ([`Responder::router`]);
+/// direct calls of [`Responder::answer`] are not requests in this sense.
+///
+/// [`Responder::router`]: crate::Responder::router
+/// [`Responder::answer`]: crate::Responder::answer
 #[derive(Default)]
 pub struct OcspMetrics {
     requests: [Counter; 6],
@@ -133,7 +137,10 @@ impl OcspMetrics {
     }
 
     fn render(&self, out: &mut String) -> std::fmt::Result {
-        writeln!(out, "# HELP nesca_ocsp_requests_total OCSP requests by outcome.")?;
+        writeln!(
+            out,
+            "# HELP nesca_ocsp_requests_total OCSP requests by outcome."
+        )?;
         writeln!(out, "# TYPE nesca_ocsp_requests_total counter")?;
         for o in Outcome::ALL {
             writeln!(
@@ -163,7 +170,10 @@ impl OcspMetrics {
         )?;
         let sum = self.latency_sum_ns.0.load(Relaxed) as f64 / 1e9;
         writeln!(out, "nesca_ocsp_request_duration_seconds_sum {sum}")?;
-        writeln!(out, "nesca_ocsp_request_duration_seconds_count {cumulative}")?;
+        writeln!(
+            out,
+            "nesca_ocsp_request_duration_seconds_count {cumulative}"
+        )?;
         let simple = [
             (
                 "nesca_ocsp_signing_errors_total",
@@ -223,7 +233,10 @@ mod tests {
         m.cached_changed(-2);
         let mut s = String::new();
         m.render_prometheus(&mut s);
-        assert!(s.contains("nesca_ocsp_requests_total{outcome=\"cached\"} 2\n"), "{s}");
+        assert!(
+            s.contains("nesca_ocsp_requests_total{outcome=\"cached\"} 2\n"),
+            "{s}"
+        );
         assert!(s.contains("nesca_ocsp_requests_total{outcome=\"malformed\"} 1\n"));
         assert!(s.contains("nesca_ocsp_request_duration_seconds_bucket{le=\"0.00005\"} 1\n"));
         assert!(s.contains("nesca_ocsp_request_duration_seconds_bucket{le=\"0.0001\"} 2\n"));

@@ -41,7 +41,13 @@ impl Responder {
             if *shutdown.borrow() {
                 return;
             }
-            match blocking(&self, |r| r.source.latest_cursor().map_err(OcspError::source("latest_cursor"))).await {
+            match blocking(&self, |r| {
+                r.source
+                    .latest_cursor()
+                    .map_err(OcspError::source("latest_cursor"))
+            })
+            .await
+            {
                 Ok(c) => break c,
                 Err(e) => {
                     tracing::warn!(error = %e, "OCSP refresher cannot read the change cursor");
@@ -77,7 +83,9 @@ impl Responder {
                                 "OCSP pre-production skipped serials that kept failing"
                             );
                         }
-                        backoff.reset();
+                        if page.failed == 0 {
+                            backoff.reset();
+                        }
                         attempts = 0;
                         produced += page.listed - page.failed.min(page.listed);
                         if page.listed < PAGE || page.last.is_none() {
@@ -101,12 +109,17 @@ impl Responder {
                 return;
             }
             cursor = self.poll(cursor).await;
+            // Refreshing a large batch (all of a start's responses come due together) takes
+            // a while: changes are polled between batches so that a revocation waits at
+            // most one batch. A batch with failures ends the round (signer or store down).
             for _ in 0..MAX_PAGES_PER_POLL {
                 if *shutdown.borrow() {
                     return;
                 }
                 match blocking(&self, |r| Ok(r.refresh_due(PAGE))).await {
-                    Ok(n) if n == PAGE => continue,
+                    Ok(round) if round.due == PAGE && round.failed == 0 => {
+                        cursor = self.poll(cursor).await;
+                    }
                     _ => break,
                 }
             }
@@ -186,7 +199,11 @@ impl Responder {
     /// form always (a newly issued serial gets its first response here), other forms where
     /// held. Where re-signing fails the old response is dropped, never left to show the old
     /// status. Returns how many changes there were and the new cursor.
-    pub(crate) fn apply_changes(&self, cursor: i64, limit: usize) -> Result<(usize, i64), OcspError> {
+    pub(crate) fn apply_changes(
+        &self,
+        cursor: i64,
+        limit: usize,
+    ) -> Result<(usize, i64), OcspError> {
         let (changes, next) = self.source.changes_since(cursor, limit).map_err(|e| {
             self.metrics.source_error();
             OcspError::source("changes_since")(e)
@@ -215,24 +232,43 @@ impl Responder {
     }
 
     /// Re-signs up to `limit` entries whose nextUpdate is within `refresh_before`; drops
-    /// those for never-issued serials. Returns how many entries were due.
-    pub(crate) fn refresh_due(&self, limit: usize) -> usize {
+    /// those for never-issued serials. Stops after [`MAX_FAILURES_PER_PAGE`] failures.
+    pub(crate) fn refresh_due(&self, limit: usize) -> RefreshRound {
         let now = self.clock.now();
         let due = self.cache.due(now + self.config.refresh_before, limit);
+        let mut failed = 0;
         for (key, entry) in &due {
             if entry.not_issued {
                 self.cache.remove_if_same(key, entry);
                 continue;
             }
             if let Err(e) = self.produce(*key) {
-                tracing::warn!(error = %e, serial = %key.serial, "OCSP response not refreshed");
+                if failed == 0 {
+                    tracing::warn!(error = %e, serial = %key.serial, "OCSP response not refreshed");
+                }
+                failed += 1;
+                // Never kept past nextUpdate (it would not be served anyway).
                 if entry.next_update() <= now {
                     self.cache.remove_if_same(key, entry);
                 }
+                if failed >= MAX_FAILURES_PER_PAGE {
+                    break;
+                }
             }
         }
-        due.len()
+        RefreshRound {
+            due: due.len(),
+            failed,
+        }
     }
+}
+
+/// What one refresh batch did.
+pub(crate) struct RefreshRound {
+    /// Entries that were due.
+    pub due: usize,
+    /// Entries whose re-signing failed.
+    pub failed: usize,
 }
 
 /// What one pre-production page did.
@@ -284,7 +320,10 @@ impl Backoff {
     }
     fn next(&mut self) -> Duration {
         let d = self.current;
-        self.current = (self.current * 2).min(MAX_BACKOFF.max(self.base));
+        self.current = self
+            .current
+            .saturating_mul(2)
+            .min(MAX_BACKOFF.max(self.base));
         d
     }
     fn reset(&mut self) {

@@ -106,7 +106,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 /// percent-encoded). `max_len` bounds the decoded request.
 pub fn decode_get_path(encoded: &str, max_len: usize) -> Result<Vec<u8>, Malformed> {
     // Base64 of max_len octets, each character possibly percent-encoded (3 characters).
-    let max_encoded = (max_len / 3 + 1) * 4 * 3;
+    let max_encoded = (max_len / 3 + 1).saturating_mul(12);
     if encoded.is_empty() {
         return Err(Malformed("empty GET request"));
     }
@@ -133,9 +133,7 @@ pub fn decode_get_path(encoded: &str, max_len: usize) -> Result<Vec<u8>, Malform
             c => c,
         });
     }
-    let der = BASE64
-        .decode(&text)
-        .map_err(|_| Malformed("bad base64"))?;
+    let der = BASE64.decode(&text).map_err(|_| Malformed("bad base64"))?;
     if der.is_empty() {
         return Err(Malformed("empty request"));
     }

@@ -10,15 +10,19 @@ use x509_ocsp::{CertId, OcspResponseStatus};
 
 use ca_core::{Clock, Serial};
 
-use crate::cache::{Cache, CacheKey};
+use crate::cache::{Cache, CacheKey, PathIndex};
 use crate::cert_id::{serial_of, CertIdForm};
 use crate::config::ResponderConfig;
 use crate::error::OcspError;
+use crate::http::cache_control;
 use crate::issuer::{Issuer, ServedIssuer};
 use crate::metrics::{OcspMetrics, Outcome};
 use crate::request::{self, Malformed};
 use crate::response::{self, SignedResponse, Single};
 use crate::source::{CertState, StatusSource};
+
+/// GET paths remembered at most; past that the index starts over (see [`PathIndex`]).
+const PATH_INDEX_CAP: usize = 65_536;
 
 /// An OCSP responder for a fixed set of CAs: answers requests from pre-produced responses
 /// where it can and signs live where it must. Build with [`Responder::new`], serve with
@@ -29,6 +33,10 @@ pub struct Responder {
     pub(crate) config: ResponderConfig,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) cache: Cache,
+    /// GET paths seen before, to the response they name (skips base64 and DER parsing).
+    pub(crate) paths: PathIndex,
+    /// `Cache-Control` for the usual case where max-age is `max_age_cap`.
+    pub(crate) capped_cache_control: Option<axum::http::HeaderValue>,
     pub(crate) metrics: Arc<OcspMetrics>,
     /// Taken before each status read; orders answers in the cache (see `cache`).
     seq: AtomicU64,
@@ -47,6 +55,8 @@ pub struct OcspAnswer {
     /// ETag, from which HTTP caching headers are made. `None` for error statuses and for
     /// responses that echo a nonce (they belong to one request and must not be cached).
     pub cacheable: Option<Arc<SignedResponse>>,
+    /// Where the response is kept, when it is (single CertID, no nonce, issued serial).
+    pub(crate) cache_key: Option<CacheKey>,
 }
 
 impl OcspAnswer {
@@ -55,6 +65,7 @@ impl OcspAnswer {
             outcome,
             der: response::unsigned(status),
             cacheable: None,
+            cache_key: None,
         }
     }
     pub(crate) fn malformed() -> OcspAnswer {
@@ -66,10 +77,11 @@ impl OcspAnswer {
     pub(crate) fn try_later() -> OcspAnswer {
         Self::status(Outcome::TryLater, OcspResponseStatus::TryLater)
     }
-    fn cached(entry: Arc<SignedResponse>) -> OcspAnswer {
+    pub(crate) fn cached(entry: Arc<SignedResponse>, key: CacheKey) -> OcspAnswer {
         OcspAnswer {
             outcome: Outcome::Cached,
             der: entry.der().clone(),
+            cache_key: (!entry.not_issued).then_some(key),
             cacheable: Some(entry),
         }
     }
@@ -132,6 +144,8 @@ impl Responder {
             issuers: prepared,
             source,
             cache: Cache::new(config.max_not_issued_cached, metrics.clone()),
+            paths: PathIndex::new(PATH_INDEX_CAP),
+            capped_cache_control: config.max_age_cap.map(|cap| cache_control(cap.as_secs())),
             live_slots: Arc::new(tokio::sync::Semaphore::new(config.live_concurrency)),
             config,
             clock,
@@ -207,7 +221,7 @@ impl Responder {
                 if let Some(entry) = self.cache.get(&key) {
                     // Never serve a response past its nextUpdate: sign a fresh one instead.
                     if self.clock.now() < entry.next_update() {
-                        return Step::Done(OcspAnswer::cached(entry));
+                        return Step::Done(OcspAnswer::cached(entry, key));
                     }
                 }
             }
@@ -249,13 +263,17 @@ impl Responder {
         match self.sign(issuer, singles, live.nonce) {
             Ok(signed) => {
                 let signed = Arc::new(signed);
+                let mut stored = None;
                 if let Some(key) = cache_key {
-                    self.cache.put(key, seq, signed.clone());
+                    if self.cache.put(key, seq, signed.clone()) && !signed.not_issued {
+                        stored = Some(key);
+                    }
                 }
                 OcspAnswer {
                     outcome: Outcome::Signed,
                     der: signed.der().clone(),
                     cacheable: (!has_nonce).then_some(signed),
+                    cache_key: stored,
                 }
             }
             Err(e) => {

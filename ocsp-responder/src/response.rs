@@ -127,7 +127,8 @@ pub fn sign(
         .signer
         .sign(&tbs_der)
         .map_err(|e| signing(e.to_string()))?;
-    ca_core::verify::verify(
+    ca_core::verify::verify_with(
+        issuer.signer_key_kind,
         &issuer.signer_spki,
         &issuer.signature_algorithm,
         &tbs_der,
@@ -137,8 +138,7 @@ pub fn sign(
     let basic = BasicOcspResponse {
         tbs_response_data: tbs,
         signature_algorithm: issuer.signature_algorithm.clone(),
-        signature: BitString::from_bytes(&signature)
-            .map_err(OcspError::encoding("signature"))?,
+        signature: BitString::from_bytes(&signature).map_err(OcspError::encoding("signature"))?,
         certs: Some(vec![issuer.signer_cert.clone()]),
     };
     let der = OcspResponse::successful(basic)
@@ -162,7 +162,11 @@ fn cert_status(state: CertState) -> Result<CertStatus, OcspError> {
     Ok(match state {
         CertState::Good => CertStatus::good(),
         CertState::Revoked { time, reason } => CertStatus::Revoked(RevokedInfo {
-            revocation_time: ocsp_time(UNIX_EPOCH + Duration::from_secs(time.max(0) as u64))?,
+            revocation_time: ocsp_time(
+                UNIX_EPOCH
+                    .checked_add(Duration::from_secs(time.max(0) as u64))
+                    .unwrap_or(UNIX_EPOCH),
+            )?,
             revocation_reason: reason.and_then(crl_reason),
         }),
         CertState::NotIssued => CertStatus::Revoked(RevokedInfo {

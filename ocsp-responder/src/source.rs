@@ -30,10 +30,19 @@ pub trait StatusSource: Send + Sync + 'static {
 
     /// Serials whose status changed (issued, suspended, released, revoked) with a change cursor
     /// greater than `cursor`, oldest first, at most `limit`; returns them and the new cursor.
-    fn changes_since(&self, cursor: i64, limit: usize) -> Result<(Vec<(IssuerId, Serial)>, i64), String>;
+    fn changes_since(
+        &self,
+        cursor: i64,
+        limit: usize,
+    ) -> Result<(Vec<(IssuerId, Serial)>, i64), String>;
 
     /// Every serial of `issuer` after `after` in serial order, at most `limit`.
-    fn serials(&self, issuer: &IssuerId, after: Option<&Serial>, limit: usize) -> Result<Vec<Serial>, String>;
+    fn serials(
+        &self,
+        issuer: &IssuerId,
+        after: Option<&Serial>,
+        limit: usize,
+    ) -> Result<Vec<Serial>, String>;
 
     /// The cursor of the latest change now: polling starts there, after the responses of every
     /// serial have been pre-produced. The default pages through [`changes_since`] from 0; a

@@ -30,7 +30,9 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 use x509_cert::Certificate;
-use x509_ocsp::{BasicOcspResponse, CertId, OcspRequest, OcspResponse, OcspResponseStatus, Request, TbsRequest};
+use x509_ocsp::{
+    BasicOcspResponse, CertId, OcspRequest, OcspResponse, OcspResponseStatus, Request, TbsRequest,
+};
 
 use ca_core::engine::TbsSigner;
 use ca_core::{FixedClock, IssuerId, Serial};
@@ -185,7 +187,11 @@ impl Pki {
                     true,
                     &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign),
                 ),
-                ext(ID_CE_SUBJECT_KEY_IDENTIFIER, false, &SubjectKeyIdentifier(key_id(&ca_spki))),
+                ext(
+                    ID_CE_SUBJECT_KEY_IDENTIFIER,
+                    false,
+                    &SubjectKeyIdentifier(key_id(&ca_spki)),
+                ),
             ],
             now - Duration::from_secs(3600),
             now + Duration::from_secs(3650 * 86400),
@@ -222,8 +228,16 @@ impl Pki {
                     authority_cert_serial_number: None,
                 },
             ),
-            ext(ID_CE_SUBJECT_KEY_IDENTIFIER, false, &SubjectKeyIdentifier(key_id(spki))),
-            ext(ID_CE_KEY_USAGE, true, &KeyUsage(KeyUsages::DigitalSignature.into())),
+            ext(
+                ID_CE_SUBJECT_KEY_IDENTIFIER,
+                false,
+                &SubjectKeyIdentifier(key_id(spki)),
+            ),
+            ext(
+                ID_CE_KEY_USAGE,
+                true,
+                &KeyUsage(KeyUsages::DigitalSignature.into()),
+            ),
             ext(ID_PKIX_OCSP_NOCHECK, false, &Null),
         ];
         if ocsp_signing {
@@ -273,7 +287,11 @@ impl Pki {
                         authority_cert_serial_number: None,
                     },
                 ),
-                ext(ID_CE_KEY_USAGE, true, &KeyUsage(KeyUsages::NonRepudiation.into())),
+                ext(
+                    ID_CE_KEY_USAGE,
+                    true,
+                    &KeyUsage(KeyUsages::NonRepudiation.into()),
+                ),
             ],
             self.now - Duration::from_secs(3600),
             self.now + Duration::from_secs(365 * 86400),
@@ -329,8 +347,7 @@ impl StatusSource for FakeSource {
         self.check()?;
         self.status_calls.fetch_add(1, Ordering::Relaxed);
         let s = self.inner.lock().expect("lock");
-        Ok(s
-            .status
+        Ok(s.status
             .get(&(issuer.clone(), *serial))
             .copied()
             .unwrap_or(CertState::NotIssued))
@@ -378,8 +395,10 @@ pub fn request(cert_ids: Vec<CertId>, nonce: Option<&[u8]>) -> Vec<u8> {
         vec![Extension {
             extn_id: ID_PKIX_OCSP_NONCE,
             critical: false,
-            extn_value: OctetString::new(OctetString::new(n).expect("nonce").to_der().expect("nonce"))
-                .expect("nonce"),
+            extn_value: OctetString::new(
+                OctetString::new(n).expect("nonce").to_der().expect("nonce"),
+            )
+            .expect("nonce"),
         }]
     });
     OcspRequest {
@@ -402,7 +421,10 @@ pub fn decode(der: &[u8]) -> (OcspResponseStatus, Option<BasicOcspResponse>) {
     let Some(bytes) = resp.response_bytes else {
         return (resp.response_status, None);
     };
-    assert_eq!(bytes.response_type, const_oid::db::rfc6960::ID_PKIX_OCSP_BASIC);
+    assert_eq!(
+        bytes.response_type,
+        const_oid::db::rfc6960::ID_PKIX_OCSP_BASIC
+    );
     let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).expect("basic decodes");
     let signer = &basic.certs.as_ref().expect("certs")[0];
     ca_core::verify::verify(

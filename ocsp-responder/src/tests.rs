@@ -24,13 +24,23 @@ use crate::cert_id::CertIdForm;
 use crate::testkit::{decode, request, responder, serial, FakeSource, Pki};
 use crate::{CertState, OcspError, Outcome, Responder, ResponderConfig};
 
-fn setup() -> (Pki, Arc<FakeSource>, Arc<Responder>, Arc<ca_core::FixedClock>) {
+fn setup() -> (
+    Pki,
+    Arc<FakeSource>,
+    Arc<Responder>,
+    Arc<ca_core::FixedClock>,
+) {
     setup_with(ResponderConfig::default())
 }
 
 fn setup_with(
     config: ResponderConfig,
-) -> (Pki, Arc<FakeSource>, Arc<Responder>, Arc<ca_core::FixedClock>) {
+) -> (
+    Pki,
+    Arc<FakeSource>,
+    Arc<Responder>,
+    Arc<ca_core::FixedClock>,
+) {
     let pki = Pki::new();
     let source = Arc::new(FakeSource::default());
     let (r, clock) = responder(&pki, source.clone(), config);
@@ -92,7 +102,10 @@ fn good_response_has_every_field_rfc_6960_asks() {
         now + Duration::from_secs(86400)
     );
     assert_eq!(basic.certs.as_deref(), Some(&[pki.signer_cert.clone()][..]));
-    assert_eq!(basic.signature_algorithm.oid, pki.signer_cert.signature_algorithm.oid);
+    assert_eq!(
+        basic.signature_algorithm.oid,
+        pki.signer_cert.signature_algorithm.oid
+    );
     // GeneralizedTime, Zulu, no fractions: 15 octets "YYYYMMDDHHMMSSZ".
     let t = data.produced_at.to_der().unwrap();
     assert_eq!(&t[..2], &[0x18, 15]);
@@ -112,7 +125,14 @@ fn revoked_with_reason_and_without() {
             reason: Some(RevocationReason::KeyCompromise),
         },
     );
-    source.set("nes-ca", b, CertState::Revoked { time: at, reason: None });
+    source.set(
+        "nes-ca",
+        b,
+        CertState::Revoked {
+            time: at,
+            reason: None,
+        },
+    );
     let (_, _, basic) = ask(&r, &request(vec![pki.cert_id::<Sha1>(&a)], None));
     let (time, reason) = revoked_info(one(&basic.unwrap()));
     assert_eq!(time, UNIX_EPOCH + Duration::from_secs(at as u64));
@@ -135,7 +155,10 @@ fn suspended_is_certificate_hold() {
     );
     let (_, _, basic) = ask(&r, &request(vec![pki.cert_id::<Sha1>(&s)], None));
     let basic = basic.unwrap();
-    assert_eq!(revoked_info(one(&basic)).1, Some(CrlReason::CertificateHold));
+    assert_eq!(
+        revoked_info(one(&basic)).1,
+        Some(CrlReason::CertificateHold)
+    );
     assert!(basic.tbs_response_data.response_extensions.is_none());
 }
 
@@ -151,7 +174,10 @@ fn extended_revoke(basic: &BasicOcspResponse) -> Option<&Extension> {
 #[test]
 fn never_issued_is_revoked_hold_at_epoch_with_extended_revoke() {
     let (pki, _source, r, _) = setup();
-    let (_, status, basic) = ask(&r, &request(vec![pki.cert_id::<Sha1>(&serial(0xdead))], None));
+    let (_, status, basic) = ask(
+        &r,
+        &request(vec![pki.cert_id::<Sha1>(&serial(0xdead))], None),
+    );
     assert_eq!(status, OcspResponseStatus::Successful);
     let basic = basic.unwrap();
     let (time, reason) = revoked_info(one(&basic));
@@ -174,10 +200,16 @@ fn serials_nesca_never_issues_are_not_issued() {
         )
         .unwrap();
         let (outcome, status, basic) = ask(&r, &request(vec![id.clone()], None));
-        assert_eq!((outcome, status), (Outcome::Signed, OcspResponseStatus::Successful));
+        assert_eq!(
+            (outcome, status),
+            (Outcome::Signed, OcspResponseStatus::Successful)
+        );
         let basic = basic.unwrap();
         assert_eq!(one(&basic).cert_id, id);
-        assert_eq!(revoked_info(one(&basic)), (UNIX_EPOCH, Some(CrlReason::CertificateHold)));
+        assert_eq!(
+            revoked_info(one(&basic)),
+            (UNIX_EPOCH, Some(CrlReason::CertificateHold))
+        );
     }
     assert_eq!(source.status_calls.load(Ordering::Relaxed), calls);
 }
@@ -304,7 +336,11 @@ fn nonce_is_echoed_and_signed_live_every_time() {
         let (_, basic) = decode(&a.der);
         let basic = basic.unwrap();
         assert_eq!(nonce_of(&basic).as_deref(), Some(nonce));
-        let ext = basic.tbs_response_data.response_extensions.as_ref().unwrap();
+        let ext = basic
+            .tbs_response_data
+            .response_extensions
+            .as_ref()
+            .unwrap();
         assert!(ext.iter().all(|e| !e.critical));
     }
 }
@@ -326,13 +362,18 @@ fn a_nonce_written_without_its_octet_string_is_echoed_as_sent() {
     let (pki, source, r, _) = setup();
     let s = serial(7);
     source.set("nes-ca", s, CertState::Good);
-    let mut req = OcspRequest::from_der(&request(vec![pki.cert_id::<Sha1>(&s)], Some(&[1]))).unwrap();
+    let mut req =
+        OcspRequest::from_der(&request(vec![pki.cert_id::<Sha1>(&s)], Some(&[1]))).unwrap();
     let raw = OctetString::new(vec![0xc3; 16]).unwrap();
     req.tbs_request.request_extensions.as_mut().unwrap()[0].extn_value = raw.clone();
     let a = r.answer(&req.to_der().unwrap());
     let (_, basic) = decode(&a.der);
     let basic = basic.unwrap();
-    let echoed = basic.tbs_response_data.response_extensions.as_ref().unwrap();
+    let echoed = basic
+        .tbs_response_data
+        .response_extensions
+        .as_ref()
+        .unwrap();
     assert_eq!(echoed[0].extn_id, ID_PKIX_OCSP_NONCE);
     assert_eq!(echoed[0].extn_value, raw);
 }
@@ -381,7 +422,8 @@ fn requests_over_max_body_are_malformed() {
     let s = serial(1);
     source.set("nes-ca", s, CertState::Good);
     assert_eq!(
-        r.answer(&request(vec![pki.cert_id::<Sha1>(&s)], None)).outcome,
+        r.answer(&request(vec![pki.cert_id::<Sha1>(&s)], None))
+            .outcome,
         Outcome::Signed
     );
     let big = request(vec![pki.cert_id::<Sha1>(&s)], Some(&[7; 64]));
@@ -392,7 +434,8 @@ fn requests_over_max_body_are_malformed() {
 #[test]
 fn unrecognised_critical_extensions_are_malformed() {
     let (pki, _source, r, _) = setup();
-    let mut req = OcspRequest::from_der(&request(vec![pki.cert_id::<Sha1>(&serial(1))], None)).unwrap();
+    let mut req =
+        OcspRequest::from_der(&request(vec![pki.cert_id::<Sha1>(&serial(1))], None)).unwrap();
     req.tbs_request.request_extensions = Some(vec![Extension {
         extn_id: const_oid::ObjectIdentifier::new_unwrap("1.2.3.4"),
         critical: true,
@@ -442,7 +485,10 @@ fn prefill_then_change_replaces_the_cached_response() {
     let req = request(vec![pki.cert_id::<Sha1>(&s)], None);
     let before = r.answer(&req);
     assert_eq!(before.outcome, Outcome::Cached);
-    assert_eq!(one(&decode(&before.der).1.unwrap()).cert_status, CertStatus::good());
+    assert_eq!(
+        one(&decode(&before.der).1.unwrap()).cert_status,
+        CertStatus::good()
+    );
     // A SHA-256 form asked for once is kept and re-signed with the SHA-1 one.
     let req256 = request(vec![pki.cert_id::<Sha256>(&s)], None);
     r.answer(&req256);
@@ -474,7 +520,14 @@ fn a_change_that_cannot_be_re_signed_drops_the_old_response() {
     r.prefill_page(0, None, 100).unwrap();
     let req = request(vec![pki.cert_id::<Sha1>(&s)], None);
     assert_eq!(r.answer(&req).outcome, Outcome::Cached);
-    source.set("nes-ca", s, CertState::Revoked { time: 1, reason: None });
+    source.set(
+        "nes-ca",
+        s,
+        CertState::Revoked {
+            time: 1,
+            reason: None,
+        },
+    );
     pki.signer.fail.store(true, Ordering::Relaxed);
     r.apply_changes(cursor, 100).unwrap();
     // The good response is gone; a live attempt fails too: tryLater, never the old "good".
@@ -522,9 +575,9 @@ fn entries_are_refreshed_before_next_update_and_never_served_after_it() {
     let t0 = first.cacheable.as_ref().unwrap().this_update();
     // Not yet within refresh_before (12 h of a 24 h validity).
     clock.advance(Duration::from_secs(11 * 3600));
-    assert_eq!(r.refresh_due(100), 0);
+    assert_eq!(r.refresh_due(100).due, 0);
     clock.advance(Duration::from_secs(2 * 3600));
-    assert_eq!(r.refresh_due(100), 1);
+    assert_eq!(r.refresh_due(100).due, 1);
     let second = r.answer(&req);
     assert_eq!(second.outcome, Outcome::Cached);
     let t1 = second.cacheable.as_ref().unwrap().this_update();
@@ -546,7 +599,10 @@ fn never_issued_responses_are_capped_and_age_out() {
         ..ResponderConfig::default()
     });
     for n in 0..10u64 {
-        let a = r.answer(&request(vec![pki.cert_id::<Sha1>(&serial(0x1000 + n))], None));
+        let a = r.answer(&request(
+            vec![pki.cert_id::<Sha1>(&serial(0x1000 + n))],
+            None,
+        ));
         assert_eq!(a.outcome, Outcome::Signed);
     }
     assert_eq!(r.cache.not_issued_len(), 3);
@@ -558,7 +614,7 @@ fn never_issued_responses_are_capped_and_age_out() {
     let uncached = r.answer(&request(vec![pki.cert_id::<Sha1>(&serial(0x1009))], None));
     assert_eq!(uncached.outcome, Outcome::Signed);
     clock.advance(Duration::from_secs(13 * 3600));
-    assert_eq!(r.refresh_due(100), 3);
+    assert_eq!(r.refresh_due(100).due, 3);
     assert_eq!(r.cache.not_issued_len(), 0);
     assert_eq!(r.metrics().cached_responses(), 0);
 }
@@ -613,14 +669,21 @@ fn misconfigured_issuers_are_refused() {
     foreign.signer = other.signer.clone();
     assert!(new(vec![foreign], ResponderConfig::default()).is_err());
     // Served twice.
-    assert!(new(vec![pki.served("nes-ca"), pki.served("nes-ca2")], ResponderConfig::default()).is_err());
+    assert!(new(
+        vec![pki.served("nes-ca"), pki.served("nes-ca2")],
+        ResponderConfig::default()
+    )
+    .is_err());
     // No issuers, bad durations.
     assert!(new(vec![], ResponderConfig::default()).is_err());
     let bad = ResponderConfig {
         refresh_before: Duration::from_secs(86400),
         ..ResponderConfig::default()
     };
-    assert!(matches!(new(vec![pki.served("nes-ca")], bad), Err(OcspError::Config { .. })));
+    assert!(matches!(
+        new(vec![pki.served("nes-ca")], bad),
+        Err(OcspError::Config { .. })
+    ));
 }
 
 #[test]
@@ -644,4 +707,48 @@ fn serial_helper_is_minimal() {
     assert_eq!(serial(0x80).to_der_bytes(), vec![0x00, 0x80]);
     let _: Serial = serial(1);
     let _: CertId = Pki::new().cert_id::<Sha1>(&serial(1));
+}
+
+#[test]
+fn a_refresh_that_fails_keeps_the_entry_until_next_update_only() {
+    let (pki, source, r, clock) = setup();
+    let s = serial(0x82);
+    source.set("nes-ca", s, CertState::Good);
+    r.prefill_page(0, None, 100).unwrap();
+    let req = request(vec![pki.cert_id::<Sha1>(&s)], None);
+    pki.signer.fail.store(true, Ordering::Relaxed);
+    clock.advance(Duration::from_secs(13 * 3600));
+    let round = r.refresh_due(100);
+    assert_eq!((round.due, round.failed), (1, 1));
+    // Still valid: served as it is.
+    assert_eq!(r.answer(&req).outcome, Outcome::Cached);
+    clock.advance(Duration::from_secs(11 * 3600));
+    assert_eq!(r.refresh_due(100).failed, 1);
+    assert_eq!(r.cache.len(), 0);
+    assert_eq!(r.answer(&req).outcome, Outcome::TryLater);
+    assert!(r.metrics().signing_errors() >= 3);
+}
+
+#[test]
+fn prefill_pages_through_serials_and_reports_failures() {
+    let (pki, source, r, _) = setup();
+    for n in 1..=25u64 {
+        source.set("nes-ca", serial(n), CertState::Good);
+    }
+    let first = r.prefill_page(0, None, 10).unwrap();
+    assert_eq!(
+        (first.listed, first.last, first.failed),
+        (10, Some(serial(10)), 0)
+    );
+    let second = r.prefill_page(0, first.last, 10).unwrap();
+    assert_eq!(second.last, Some(serial(20)));
+    pki.signer.fail.store(true, Ordering::Relaxed);
+    let third = r.prefill_page(0, second.last, 10).unwrap();
+    assert_eq!((third.listed, third.failed), (5, 5));
+    assert_eq!(r.cache.len(), 20);
+    pki.signer.fail.store(false, Ordering::Relaxed);
+    // Already fresh entries are not signed again.
+    let calls = pki.signer.calls.load(Ordering::Relaxed);
+    r.prefill_page(0, None, 10).unwrap();
+    assert_eq!(pki.signer.calls.load(Ordering::Relaxed), calls);
 }

@@ -145,6 +145,14 @@ pub struct OcspSection {
     /// Largest request body accepted; larger ones get malformedRequest.
     #[serde(default = "default_ocsp_body")]
     pub max_request_bytes: usize,
+    /// Upper bound of `Cache-Control: max-age` on GET answers: how long an HTTP cache in front
+    /// of the responder may keep an answer (never past its nextUpdate).
+    #[serde(default = "default_ocsp_max_age")]
+    pub max_age_seconds: u64,
+}
+
+fn default_ocsp_max_age() -> u64 {
+    3_600
 }
 
 fn default_ocsp_listen() -> String {
@@ -171,6 +179,7 @@ impl Default for OcspSection {
             refresh_before_seconds: default_ocsp_refresh(),
             poll_interval_ms: default_ocsp_poll(),
             max_request_bytes: default_ocsp_body(),
+            max_age_seconds: default_ocsp_max_age(),
         }
     }
 }
@@ -369,12 +378,14 @@ impl Loaded {
 }
 
 fn check_listen(field: &str, addr: &str) -> Result<()> {
-    addr.parse::<std::net::SocketAddr>().map(|_| ()).map_err(|_| {
-        CliError::config(
-            field,
-            format!("\"{addr}\" is not an address and port such as 127.0.0.1:8080"),
-        )
-    })
+    addr.parse::<std::net::SocketAddr>()
+        .map(|_| ())
+        .map_err(|_| {
+            CliError::config(
+                field,
+                format!("\"{addr}\" is not an address and port such as 127.0.0.1:8080"),
+            )
+        })
 }
 
 /// Reads a PIN file, refusing one that others can read. The PIN is never echoed.

@@ -74,6 +74,8 @@ enum AuditCommand {
 enum BenchCommand {
     /// Raw C_Sign rate against end-to-end issuance throughput, 1 and 2 workers
     Issue(commands::bench::BenchArgs),
+    /// Time and peak memory of a full CRL of N revoked certificates, against openssl ca -gencrl
+    Crl(commands::bench_crl::BenchCrlArgs),
 }
 
 /// The configuration file.
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Command::Cert(CertCommand::List(a)) => commands::cert::list(a),
         Command::Audit(AuditCommand::Verify(a)) => commands::audit::verify(a),
         Command::Bench(BenchCommand::Issue(a)) => commands::bench::run(a),
+        Command::Bench(BenchCommand::Crl(a)) => commands::bench_crl::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -89,7 +89,10 @@ pub fn served_cas(store: &dyn Store, hsm: &Hsm) -> Result<Vec<ServedCa>> {
             continue;
         }
         let cert = x509_cert::Certificate::from_der(&record.cert_der).map_err(|e| {
-            CliError::config("store", format!("certificate of CA \"{}\" does not decode: {e}", record.id))
+            CliError::config(
+                "store",
+                format!("certificate of CA \"{}\" does not decode: {e}", record.id),
+            )
         })?;
         let (Some(label), Some(ocsp_cert_der)) =
             (record.ocsp_key_label.clone(), record.ocsp_cert_der.clone())
@@ -119,11 +122,7 @@ pub fn served_cas(store: &dyn Store, hsm: &Hsm) -> Result<Vec<ServedCa>> {
 }
 
 /// The CRL issuer of one CA, as configured.
-pub fn crl_issuer(
-    cfg: &Loaded,
-    store: Arc<dyn Store>,
-    ca: &ServedCa,
-) -> Result<crl::CrlIssuer> {
+pub fn crl_issuer(cfg: &Loaded, store: Arc<dyn Store>, ca: &ServedCa) -> Result<crl::CrlIssuer> {
     let c = &cfg.raw.crl;
     let secs = std::time::Duration::from_secs;
     let schedule = crl::CrlSchedule {

@@ -7,10 +7,14 @@
 
 mod concurrent;
 mod crash;
+mod crl;
 mod hsm_faults;
 mod init;
 mod init_existing_token;
 mod issue;
+mod lifecycle;
 mod lint;
+mod ocsp;
 mod refusals;
+mod server;
 mod support;

@@ -239,13 +239,25 @@ impl Server {
     #[track_caller]
     pub fn terminate(mut self, limit: Duration) -> (ExitStatus, Duration) {
         self.assert_running();
-        let pid = self.child.id().to_string();
         let start = Instant::now();
+        self.send_sigterm();
+        self.wait_terminated(start, limit)
+    }
+
+    /// `kill -TERM PID`.
+    #[track_caller]
+    pub fn send_sigterm(&self) {
+        let pid = self.child.id().to_string();
         let kill = Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("run kill -TERM");
         assert!(kill.success(), "kill -TERM {pid} failed: {kill}");
+    }
+
+    /// After [`Server::send_sigterm`] at `start`: what [`Server::terminate`] returns.
+    #[track_caller]
+    pub fn wait_terminated(mut self, start: Instant, limit: Duration) -> (ExitStatus, Duration) {
         let Some(status) = self.wait_exit(limit) else {
             let _ = self.child.kill();
             let _ = self.child.wait();

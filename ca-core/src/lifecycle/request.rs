@@ -133,7 +133,10 @@ impl LifecycleAction {
                             .collect();
                         return Err(CaError::invalid(
                             "reason",
-                            format!("{r} is not a revocation reason; one of {}", names.join(", ")),
+                            format!(
+                                "{r} is not a revocation reason; one of {}",
+                                names.join(", ")
+                            ),
                         ));
                     }
                 }

@@ -36,7 +36,9 @@ pub fn next_status(
             "serial",
             format!(
                 "the certificate expired at {}; its status can no longer change",
-                crate::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(not_after.max(0) as u64))
+                crate::rfc3339(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(not_after.max(0) as u64)
+                )
             ),
         ));
     }
@@ -103,18 +105,33 @@ mod tests {
         assert_eq!(rule(Suspended, LifecycleAction::Release), Ok(Active));
         assert_eq!(rule(Active, REVOKE), Ok(Revoked));
         assert_eq!(rule(Suspended, REVOKE), Ok(Revoked));
-        assert!(rule(Revoked, LifecycleAction::Release).unwrap_err().contains("final"));
+        assert!(rule(Revoked, LifecycleAction::Release)
+            .unwrap_err()
+            .contains("final"));
         assert!(rule(Revoked, REVOKE).unwrap_err().contains("final"));
-        assert!(rule(Active, LifecycleAction::Release).unwrap_err().contains("not suspended"));
-        assert!(rule(Suspended, LifecycleAction::Suspend).unwrap_err().contains("already"));
-        assert!(rule(Reserved, REVOKE).unwrap_err().contains("no certificate was issued"));
-        assert!(rule(Failed, LifecycleAction::Suspend).unwrap_err().contains("no certificate"));
+        assert!(rule(Active, LifecycleAction::Release)
+            .unwrap_err()
+            .contains("not suspended"));
+        assert!(rule(Suspended, LifecycleAction::Suspend)
+            .unwrap_err()
+            .contains("already"));
+        assert!(rule(Reserved, REVOKE)
+            .unwrap_err()
+            .contains("no certificate was issued"));
+        assert!(rule(Failed, LifecycleAction::Suspend)
+            .unwrap_err()
+            .contains("no certificate"));
     }
 
     #[test]
     fn expiry_and_invalidity_date() {
-        let expired = next_status(Active, &REVOKE, 100, 500).unwrap_err().to_string();
-        assert!(expired.contains("expired at 1970-01-01T00:01:40Z"), "{expired}");
+        let expired = next_status(Active, &REVOKE, 100, 500)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            expired.contains("expired at 1970-01-01T00:01:40Z"),
+            "{expired}"
+        );
         let kc = |d| LifecycleAction::Revoke {
             reason: Some(RevocationReason::KeyCompromise),
             invalidity_date: Some(d),
@@ -125,6 +142,8 @@ mod tests {
             reason: Some(RevocationReason::Superseded),
             invalidity_date: Some(1),
         };
-        assert!(rule(Active, other).unwrap_err().starts_with("invalidity_date:"));
+        assert!(rule(Active, other)
+            .unwrap_err()
+            .starts_with("invalidity_date:"));
     }
 }

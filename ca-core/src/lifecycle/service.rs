@@ -78,9 +78,7 @@ mod tests {
     use super::*;
     use crate::engine::NesApplication;
     use crate::lifecycle::{RequestId, RevocationReason};
-    use crate::store::{
-        CertStatus, CrlKind, CrlReservation, DeltaEntry, RevokedEntry, Store,
-    };
+    use crate::store::{CertStatus, CrlKind, CrlReservation, DeltaEntry, RevokedEntry, Store};
     use crate::testkit::{fixture, p256_csr, Fixture};
     use crate::{PersonName, Serial, Tckn, VerifiedCsr};
 
@@ -129,12 +127,18 @@ mod tests {
         assert_eq!(o.reason, Some(RevocationReason::CertificateHold));
         let rec = f.store.get(None, &serial).unwrap().unwrap();
         assert_eq!(rec.status, CertStatus::Suspended);
-        assert_eq!(rec.revocation.unwrap().reason, Some(RevocationReason::CertificateHold));
+        assert_eq!(
+            rec.revocation.unwrap().reason,
+            Some(RevocationReason::CertificateHold)
+        );
 
         f.clock.advance(Duration::from_secs(60));
         let o = l.apply(request(serial, "r2", "unsuspend", None)).unwrap();
         assert_eq!((o.status, o.reason), (CertStatus::Active, None));
-        assert_eq!(f.store.get(None, &serial).unwrap().unwrap().revocation, None);
+        assert_eq!(
+            f.store.get(None, &serial).unwrap().unwrap().revocation,
+            None
+        );
 
         let o = l
             .apply(request(serial, "r3", "revoke", Some("keyCompromise")))
@@ -182,7 +186,11 @@ mod tests {
             f.store.get(None, &serial).unwrap().unwrap().status,
             CertStatus::Active
         );
-        assert!(f.store.transitions(&f.ca.context.id, &serial).unwrap().is_empty());
+        assert!(f
+            .store
+            .transitions(&f.ca.context.id, &serial)
+            .unwrap()
+            .is_empty());
         let unknown = lifecycle(&f)
             .apply(request(Serial::random(), "r3", "revoke", None))
             .unwrap_err()
@@ -200,12 +208,21 @@ mod tests {
         let again = l.apply(request(serial, "same", "suspend", None)).unwrap();
         assert!(again.replayed && !first.replayed);
         assert_eq!((again.status, again.at), (first.status, first.at));
-        assert_eq!(f.store.transitions(&f.ca.context.id, &serial).unwrap().len(), 1);
+        assert_eq!(
+            f.store
+                .transitions(&f.ca.context.id, &serial)
+                .unwrap()
+                .len(),
+            1
+        );
         let other = l
             .apply(request(serial, "same", "revoke", None))
             .unwrap_err()
             .to_string();
-        assert!(other.starts_with("request_id: same was already used"), "{other}");
+        assert!(
+            other.starts_with("request_id: same was already used"),
+            "{other}"
+        );
     }
 
     #[test]
@@ -223,7 +240,13 @@ mod tests {
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
-        assert_eq!(f.store.transitions(&f.ca.context.id, &serial).unwrap().len(), 1);
+        assert_eq!(
+            f.store
+                .transitions(&f.ca.context.id, &serial)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -245,7 +268,8 @@ mod tests {
         let id = f.ca.context.id.clone();
         let [held, revoked, released, fresh_hold, good] = [(); 5].map(|_| issue(&f));
         l.apply(request(held, "a", "suspend", None)).unwrap();
-        l.apply(request(revoked, "b", "revoke", Some("superseded"))).unwrap();
+        l.apply(request(revoked, "b", "revoke", Some("superseded")))
+            .unwrap();
         l.apply(request(released, "c", "suspend", None)).unwrap();
 
         let reserve = |kind| {
@@ -291,6 +315,8 @@ mod tests {
         assert!(entries.iter().any(|e| matches!(e,
             DeltaEntry::Listed(r) if r.serial == fresh_hold
                 && r.revocation.reason == Some(RevocationReason::CertificateHold))));
-        assert!(!entries.iter().any(|e| matches!(e, DeltaEntry::Listed(r) if r.serial == good)));
+        assert!(!entries
+            .iter()
+            .any(|e| matches!(e, DeltaEntry::Listed(r) if r.serial == good)));
     }
 }

@@ -318,8 +318,15 @@ pub trait Store: Send + Sync {
     /// Serials whose status changed (issued, suspended, released, revoked) after `cursor`,
     /// oldest first, at most `limit`, with the cursor to ask from next.
     fn changes_since(&self, cursor: i64, limit: usize) -> Result<(Vec<(IssuerId, Serial)>, i64)>;
+    /// The cursor of the latest status change (0 when there is none).
+    fn latest_change(&self) -> Result<i64>;
     /// Issued serials of an issuer after `after`, in serial order, at most `limit`.
-    fn serials(&self, issuer: &IssuerId, after: Option<&Serial>, limit: usize) -> Result<Vec<Serial>>;
+    fn serials(
+        &self,
+        issuer: &IssuerId,
+        after: Option<&Serial>,
+        limit: usize,
+    ) -> Result<Vec<Serial>>;
     /// Streams every suspended or revoked certificate of an issuer to `sink`, from one
     /// consistent snapshot, without holding them all; returns the snapshot's watermark (the
     /// last audit sequence number it includes).
@@ -329,7 +336,8 @@ pub trait Store: Send + Sync {
         sink: &mut dyn FnMut(RevokedEntry) -> Result<()>,
     ) -> Result<i64>;
     /// The delta since a base watermark, from one snapshot, with that snapshot's watermark.
-    fn delta_since(&self, issuer: &IssuerId, base_watermark: i64) -> Result<(Vec<DeltaEntry>, i64)>;
+    fn delta_since(&self, issuer: &IssuerId, base_watermark: i64)
+        -> Result<(Vec<DeltaEntry>, i64)>;
     /// Takes the next CRL number of the issuer (shared by full and delta CRLs). A delta needs
     /// a published full CRL as its base.
     fn reserve_crl(&self, r: CrlReservation) -> Result<CrlPlan>;

@@ -299,6 +299,55 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Benchmarks only (`nesca bench crl`): writes `count` revoked certificates with random
+    /// serials under `issuer` in one transaction, bypassing issuance and the audit log, and
+    /// returns them in serial order with their revocation times. Never call it on a store
+    /// that holds real certificates.
+    #[doc(hidden)]
+    pub fn bench_fill_revoked(
+        &self,
+        issuer: &IssuerId,
+        count: u64,
+        at: i64,
+    ) -> Result<Vec<(Serial, i64, Option<RevocationReason>)>> {
+        let mut conn = open_connection(&self.path)?;
+        let op = "bench fill";
+        let tx = conn.transaction().map_err(CaError::store(op))?;
+        let mut rows = Vec::with_capacity(count as usize);
+        {
+            let mut st = tx
+                .prepare(
+                    "INSERT INTO certificates (issuer, serial, profile, status, subject, not_before, not_after, reserved_at, issued_at, revoked_at, reason, tbs_der)
+                     VALUES (?1, ?2, 'nes', 'revoked', 'CN=bench', ?3, ?4, ?3, ?3, ?5, ?6, x'')",
+                )
+                .map_err(CaError::store(op))?;
+            let reasons = [
+                None,
+                Some(RevocationReason::KeyCompromise),
+                Some(RevocationReason::Superseded),
+                Some(RevocationReason::CessationOfOperation),
+            ];
+            for i in 0..count {
+                let serial = Serial::random();
+                let revoked_at = at - (i % 86_400) as i64;
+                let reason = reasons[(i % 4) as usize];
+                st.execute(params![
+                    issuer.as_str(),
+                    serial.to_hex(),
+                    at - 86_400,
+                    at + 3 * 365 * 86_400,
+                    revoked_at,
+                    reason_code(reason)
+                ])
+                .map_err(CaError::store(op))?;
+                rows.push((serial, revoked_at, reason));
+            }
+        }
+        tx.commit().map_err(CaError::store(op))?;
+        rows.sort_by_key(|r| r.0);
+        Ok(rows)
+    }
+
     fn submit(&self, write: Write) -> Result<Outcome> {
         let (reply, answer) = mpsc::sync_channel(1);
         let sender = self
@@ -695,7 +744,9 @@ fn apply_transition(
         }));
     }
     let current = conn
-        .prepare_cached("SELECT status, not_after FROM certificates WHERE issuer = ?1 AND serial = ?2")?
+        .prepare_cached(
+            "SELECT status, not_after FROM certificates WHERE issuer = ?1 AND serial = ?2",
+        )?
         .query_row(params![t.issuer.as_str(), serial_hex], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
         })
@@ -732,13 +783,24 @@ fn apply_transition(
     append_audit(
         conn,
         head,
-        audit_entry(t.at, &t.actor, t.action.name(), &t.issuer, &serial_hex, detail),
+        audit_entry(
+            t.at,
+            &t.actor,
+            t.action.name(),
+            &t.issuer,
+            &serial_hex,
+            detail,
+        ),
     )?;
     Ok(Outcome::Transition(TransitionOutcome {
         issuer: t.issuer.clone(),
         serial: t.serial,
         status: to,
-        reason: if to == CertStatus::Active { None } else { reason },
+        reason: if to == CertStatus::Active {
+            None
+        } else {
+            reason
+        },
         at: t.at,
         replayed: false,
     }))
@@ -756,7 +818,11 @@ fn crl_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CrlRecord> {
     Ok(CrlRecord {
         issuer: IssuerId::new(&issuer).map_err(|e| bad(0, e))?,
         number: r.get::<_, i64>(1)? as u64,
-        kind: if kind == "delta" { CrlKind::Delta } else { CrlKind::Full },
+        kind: if kind == "delta" {
+            CrlKind::Delta
+        } else {
+            CrlKind::Full
+        },
         base_number: r.get::<_, Option<i64>>(3)?.map(|n| n as u64),
         watermark: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
         this_update: r.get(5)?,
@@ -766,7 +832,11 @@ fn crl_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CrlRecord> {
     })
 }
 
-fn latest_crl(conn: &Connection, issuer: &IssuerId, kind: CrlKind) -> rusqlite::Result<Option<CrlRecord>> {
+fn latest_crl(
+    conn: &Connection,
+    issuer: &IssuerId,
+    kind: CrlKind,
+) -> rusqlite::Result<Option<CrlRecord>> {
     conn.prepare_cached(&format!(
         "SELECT {CRL_COLUMNS} FROM crls WHERE issuer = ?1 AND kind = ?2 AND published = 1 ORDER BY number DESC LIMIT 1"
     ))?
@@ -776,17 +846,27 @@ fn latest_crl(conn: &Connection, issuer: &IssuerId, kind: CrlKind) -> rusqlite::
 
 /// Takes the issuer's next CRL number: one increasing sequence for full and delta CRLs
 /// (RFC 5280 §5.2.3). A number whose CRL is never published stays used: numbers only grow.
-fn reserve_crl(conn: &Connection, r: &CrlReservation, head: &mut AuditHead) -> Result<Outcome, Refusal> {
+fn reserve_crl(
+    conn: &Connection,
+    r: &CrlReservation,
+    head: &mut AuditHead,
+) -> Result<Outcome, Refusal> {
     let known = conn
         .prepare_cached("SELECT 1 FROM cas WHERE id = ?1 AND role = 'issuing'")?
         .exists([r.issuer.as_str()])?;
     if !known {
-        return Err(refused("ca", format!("\"{}\" is not an issuing CA in the store", r.issuer)));
+        return Err(refused(
+            "ca",
+            format!("\"{}\" is not an issuing CA in the store", r.issuer),
+        ));
     }
     let base = match r.kind {
         CrlKind::Full => None,
         CrlKind::Delta => Some(latest_crl(conn, &r.issuer, CrlKind::Full)?.ok_or_else(|| {
-            refused("delta", "a delta CRL needs a published full CRL as its base; generate a full CRL first")
+            refused(
+                "delta",
+                "a delta CRL needs a published full CRL as its base; generate a full CRL first",
+            )
         })?),
     };
     let number: i64 = conn
@@ -802,7 +882,14 @@ fn reserve_crl(conn: &Connection, r: &CrlReservation, head: &mut AuditHead) -> R
     append_audit(
         conn,
         head,
-        audit_entry(r.at, &r.actor, "crl-reserve", &r.issuer, "", format!("number={number} kind={}", r.kind.as_str())),
+        audit_entry(
+            r.at,
+            &r.actor,
+            "crl-reserve",
+            &r.issuer,
+            "",
+            format!("number={number} kind={}", r.kind.as_str()),
+        ),
     )?;
     Ok(Outcome::Crl(CrlPlan {
         number: number as u64,
@@ -1050,7 +1137,25 @@ impl Store for SqliteStore {
         )
     }
 
-    fn serials(&self, issuer: &IssuerId, after: Option<&Serial>, limit: usize) -> Result<Vec<Serial>> {
+    fn latest_change(&self) -> Result<i64> {
+        self.read(
+            |c| {
+                c.query_row(
+                    "SELECT COALESCE(MAX(change_seq), 0) FROM certificates",
+                    [],
+                    |r| r.get(0),
+                )
+            },
+            "read latest change",
+        )
+    }
+
+    fn serials(
+        &self,
+        issuer: &IssuerId,
+        after: Option<&Serial>,
+        limit: usize,
+    ) -> Result<Vec<Serial>> {
         self.read(
             |c| {
                 let mut st = c.prepare_cached(
@@ -1079,7 +1184,8 @@ impl Store for SqliteStore {
         // lookups) for seconds. One read transaction gives one snapshot for the entries and
         // the watermark.
         let conn = open_connection(&self.path)?;
-        conn.execute_batch("BEGIN").map_err(CaError::store("scan revoked"))?;
+        conn.execute_batch("BEGIN")
+            .map_err(CaError::store("scan revoked"))?;
         let watermark: i64 = conn
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))
             .map_err(CaError::store("scan revoked"))?;
@@ -1089,7 +1195,9 @@ impl Store for SqliteStore {
                  WHERE issuer = ?1 AND status IN ('suspended', 'revoked') ORDER BY serial",
             )
             .map_err(CaError::store("scan revoked"))?;
-        let mut rows = st.query([issuer.as_str()]).map_err(CaError::store("scan revoked"))?;
+        let mut rows = st
+            .query([issuer.as_str()])
+            .map_err(CaError::store("scan revoked"))?;
         loop {
             let row = match rows.next() {
                 Ok(Some(row)) => row,
@@ -1112,7 +1220,11 @@ impl Store for SqliteStore {
         Ok(watermark)
     }
 
-    fn delta_since(&self, issuer: &IssuerId, base_watermark: i64) -> Result<(Vec<DeltaEntry>, i64)> {
+    fn delta_since(
+        &self,
+        issuer: &IssuerId,
+        base_watermark: i64,
+    ) -> Result<(Vec<DeltaEntry>, i64)> {
         let conn = open_connection(&self.path)?;
         let op = "delta entries";
         conn.execute_batch("BEGIN").map_err(CaError::store(op))?;
@@ -1143,7 +1255,8 @@ impl Store for SqliteStore {
             .map_err(CaError::store(op))?;
         let mut out = Vec::new();
         for row in rows {
-            let (hex, status, revocation, at_base, last_change) = row.map_err(CaError::store(op))?;
+            let (hex, status, revocation, at_base, last_change) =
+                row.map_err(CaError::store(op))?;
             let serial = Serial::from_hex(&hex).map_err(|reason| CaError::Store {
                 operation: op,
                 reason: format!("serial {hex}: {reason}"),
@@ -1152,10 +1265,12 @@ impl Store for SqliteStore {
                 ("suspended" | "revoked", Some(revocation)) => {
                     out.push(DeltaEntry::Listed(RevokedEntry { serial, revocation }))
                 }
-                ("active", _) if at_base.as_deref() == Some("suspended") => out.push(DeltaEntry::Removed {
-                    serial,
-                    at: last_change.unwrap_or(0),
-                }),
+                ("active", _) if at_base.as_deref() == Some("suspended") => {
+                    out.push(DeltaEntry::Removed {
+                        serial,
+                        at: last_change.unwrap_or(0),
+                    })
+                }
                 _ => {}
             }
         }
@@ -1259,7 +1374,10 @@ mod tests {
         assert_eq!(rec.subject.tckn.as_deref(), Some("10000000146"));
         assert_eq!(rec.revocation, None);
         let version: i64 = store
-            .read(|c| c.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)), "v")
+            .read(
+                |c| c.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)),
+                "v",
+            )
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
     }

@@ -33,7 +33,12 @@ pub fn run(a: CrlArgs) -> Result<()> {
     let ca = cas
         .iter()
         .find(|c| c.record.id == cfg.issuing_id)
-        .ok_or_else(|| CliError::config("ca.id", format!("CA \"{}\" is not in the store", cfg.issuing_id)))?;
+        .ok_or_else(|| {
+            CliError::config(
+                "ca.id",
+                format!("CA \"{}\" is not in the store", cfg.issuing_id),
+            )
+        })?;
     let issuer = wiring::crl_issuer(&cfg, store, ca)?;
     let kind = if a.delta {
         crl::CrlType::Delta
@@ -41,8 +46,8 @@ pub fn run(a: CrlArgs) -> Result<()> {
         crl::CrlType::Full
     };
     let published = issuer.publish(kind, "cli")?;
-    let bytes = std::fs::read(&published.path)
-        .map_err(CliError::io("cannot read", &published.path))?;
+    let bytes =
+        std::fs::read(&published.path).map_err(CliError::io("cannot read", &published.path))?;
     out.commit(&bytes)?;
     let s = &published.summary;
     emit(&format!(

@@ -287,6 +287,7 @@ validity_seconds = 86400
 refresh_before_seconds = 43200
 poll_interval_ms = 1000
 max_request_bytes = 8192
+max_age_seconds = 3600
 "#,
         listen = demo_listen(public_url),
     )

@@ -77,7 +77,8 @@ pub fn run(verb: &str, a: LifecycleArgs) -> Result<()> {
         action,
         actor: "cli".into(),
     })?;
-    let at = rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(outcome.at.max(0) as u64));
+    let at =
+        rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(outcome.at.max(0) as u64));
     let mut line = format!("{} serial={} at={at}", outcome.status, outcome.serial);
     if let Some(r) = outcome.reason {
         line.push_str(&format!(" reason={r}"));

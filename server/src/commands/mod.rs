@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_crl;
 pub mod cert;
 pub mod crl;
 pub mod init;

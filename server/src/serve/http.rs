@@ -16,6 +16,11 @@ use axum::Router;
 use super::crl_header::validity_of;
 use super::metrics::{HttpMetrics, Route};
 
+/// Appends more metrics text (the OCSP responder's) to /metrics.
+pub type MetricsText = Arc<dyn Fn(&mut String) + Send + Sync>;
+/// Checks what the endpoints depend on (the store), for /healthz.
+pub type HealthCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// What the public routes need.
 pub struct Public {
     /// Where CRLs are published.
@@ -24,9 +29,9 @@ pub struct Public {
     pub ca_certs: HashMap<String, Vec<u8>>,
     pub metrics: Arc<HttpMetrics>,
     /// Extra metrics text (the OCSP responder's), appended to /metrics.
-    pub extra_metrics: Option<Arc<dyn Fn(&mut String) + Send + Sync>>,
+    pub extra_metrics: Option<MetricsText>,
     /// Health of what the endpoints depend on (the store), checked on /healthz.
-    pub health: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
+    pub health: HealthCheck,
 }
 
 pub fn router(public: Arc<Public>) -> Router {
@@ -84,7 +89,10 @@ async fn crl(State(p): State<Arc<Public>>, Path(name): Path<String>) -> Response
         }
     };
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pkix-crl"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pkix-crl"),
+    );
     // Caching: until the CRL's nextUpdate, when a newer one is due at the latest.
     if let Some((this_update, next_update)) = validity_of(&bytes) {
         let now = ca_core::clock::unix_seconds(std::time::SystemTime::now());
@@ -93,7 +101,10 @@ async fn crl(State(p): State<Arc<Public>>, Path(name): Path<String>) -> Response
         if let Ok(v) = HeaderValue::from_str(&cache) {
             headers.insert(header::CACHE_CONTROL, v);
         }
-        for (name, t) in [(header::LAST_MODIFIED, this_update), (header::EXPIRES, next_update)] {
+        for (name, t) in [
+            (header::LAST_MODIFIED, this_update),
+            (header::EXPIRES, next_update),
+        ] {
             if let Some(v) = http_date(t).and_then(|d| HeaderValue::from_str(&d).ok()) {
                 headers.insert(name, v);
             }
@@ -123,7 +134,9 @@ async fn healthz(State(p): State<Arc<Public>>) -> Response {
     let health = p.health.clone();
     match tokio::task::spawn_blocking(move || health()).await {
         Ok(Ok(())) => (StatusCode::OK, "ok\n").into_response(),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {e}\n")).into_response(),
+        Ok(Err(e)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {e}\n")).into_response()
+        }
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n").into_response(),
     }
 }
@@ -136,7 +149,10 @@ async fn metrics(State(p): State<Arc<Public>>) -> Response {
         extra(&mut text);
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response()
@@ -159,14 +175,24 @@ mod tests {
     fn only_crl_names_reach_the_file_system() {
         assert_eq!(crl_file_name("nes-ca.crl"), Some("nes-ca.crl"));
         assert_eq!(crl_file_name("nes-ca-delta.crl"), Some("nes-ca-delta.crl"));
-        for bad in ["../x.crl", ".crl", "nes-ca.der", "a/b.crl", "NES.crl", "..crl"] {
+        for bad in [
+            "../x.crl",
+            ".crl",
+            "nes-ca.der",
+            "a/b.crl",
+            "NES.crl",
+            "..crl",
+        ] {
             assert_eq!(crl_file_name(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn http_dates() {
-        assert_eq!(http_date(0).as_deref(), Some("Thu, 01 Jan 1970 00:00:00 GMT"));
+        assert_eq!(
+            http_date(0).as_deref(),
+            Some("Thu, 01 Jan 1970 00:00:00 GMT")
+        );
         assert_eq!(
             http_date(1_795_305_600).as_deref(),
             Some("Sun, 22 Nov 2026 00:00:00 GMT")

@@ -96,7 +96,10 @@ pub struct HttpMetrics {
 
 impl HttpMetrics {
     pub fn record(&self, route: Route, status: u16, elapsed: Duration) {
-        let r = ROUTES.iter().position(|x| *x == route).unwrap_or(ROUTES.len() - 1);
+        let r = ROUTES
+            .iter()
+            .position(|x| *x == route)
+            .unwrap_or(ROUTES.len() - 1);
         let s = STATUSES
             .iter()
             .position(|x| *x == status)

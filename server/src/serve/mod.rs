@@ -48,6 +48,7 @@ fn responder(cfg: &Loaded, store: Arc<dyn Store>, cas: &[ServedCa]) -> Result<Ar
         refresh_before: Duration::from_secs(o.refresh_before_seconds),
         poll_interval: Duration::from_millis(o.poll_interval_ms),
         max_body: o.max_request_bytes,
+        max_age_cap: Some(Duration::from_secs(o.max_age_seconds)),
         ..ResponderConfig::default()
     };
     let issuers = cas
@@ -162,7 +163,10 @@ async fn serve_until_terminated(
 }
 
 fn with_metrics(app: axum::Router, m: &Arc<HttpMetrics>) -> axum::Router {
-    app.layer(axum::middleware::from_fn_with_state(m.clone(), http::observe))
+    app.layer(axum::middleware::from_fn_with_state(
+        m.clone(),
+        http::observe,
+    ))
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
@@ -212,7 +216,10 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         let listener = bind("server.listen", &listen).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let refresher = tokio::spawn(responder.clone().run_refresher(stopped));
-        emit(&format!("nesca serve: listening on http://{}\n", local_addr(&listener)))?;
+        emit(&format!(
+            "nesca serve: listening on http://{}\n",
+            local_addr(&listener)
+        ))?;
         let r = serve_until_terminated(listener, app, stop, grace).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), refresher).await;
         r
@@ -253,7 +260,10 @@ pub fn ocsp(a: OcspArgs) -> Result<()> {
         let listener = bind(field, &listen).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let refresher = tokio::spawn(responder.clone().run_refresher(stopped));
-        emit(&format!("nesca ocsp: listening on http://{}\n", local_addr(&listener)))?;
+        emit(&format!(
+            "nesca ocsp: listening on http://{}\n",
+            local_addr(&listener)
+        ))?;
         let r = serve_until_terminated(listener, app, stop, grace).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), refresher).await;
         r
@@ -262,12 +272,12 @@ pub fn ocsp(a: OcspArgs) -> Result<()> {
     result
 }
 
-fn ocsp_metrics(responder: &Arc<Responder>) -> Arc<dyn Fn(&mut String) + Send + Sync> {
+fn ocsp_metrics(responder: &Arc<Responder>) -> http::MetricsText {
     let r = responder.clone();
     Arc::new(move |out: &mut String| r.metrics().render_prometheus(out))
 }
 
-fn health(store: Arc<dyn Store>) -> Arc<dyn Fn() -> std::result::Result<(), String> + Send + Sync> {
+fn health(store: Arc<dyn Store>) -> http::HealthCheck {
     Arc::new(move || store.cas().map(|_| ()).map_err(|e| e.to_string()))
 }
 

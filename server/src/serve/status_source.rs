@@ -38,6 +38,10 @@ impl StatusSource for StoreStatus {
             .map_err(|e| e.to_string())
     }
 
+    fn latest_cursor(&self) -> Result<i64, String> {
+        self.0.latest_change().map_err(|e| e.to_string())
+    }
+
     fn serials(
         &self,
         issuer: &IssuerId,
