@@ -70,6 +70,29 @@ serial="$("$nesca" issue --config "$config" --csr "$csr" \
     --tckn 10000000146 --given-name "AYŞE" --surname "YILMAZ" --out "$cert")"
 openssl verify -CAfile "$dir/root-ca.pem" -untrusted "$dir/issuing-ca.pem" "$cert"
 
+# --- revocation status: nesca serve, asked by OpenSSL as a relying party ---------------------
+# Started for the check and stopped again (SIGTERM); `nesca serve` runs it for real.
+listen="$(sed -n '/^\[server\]/,/^\[/s/^listen = "\(.*\)"/\1/p' "$config")"
+serve_log="$dir/serve.log"
+"$nesca" serve --config "$config" >"$serve_log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 1 100); do
+    grep -q "listening on" "$serve_log" 2>/dev/null && break
+    kill -0 "$serve_pid" 2>/dev/null || break
+    sleep 0.1
+done
+if grep -q "listening on" "$serve_log"; then
+    openssl ocsp -issuer "$dir/issuing-ca.pem" -cert "$cert" -url "http://$listen/ocsp" \
+        -CAfile "$dir/ca-chain.pem" 2>&1 | grep -E "verify|: (good|revoked|unknown)"
+    crl_file="$dir/crl/nes-ca.crl"
+    openssl crl -inform DER -in "$crl_file" -noout -issuer -lastupdate -nextupdate
+    kill -TERM "$serve_pid"
+    wait "$serve_pid" || true
+else
+    kill "$serve_pid" 2>/dev/null || true
+    say "nesca serve did not start on $listen (is the port taken?): $(tail -1 "$serve_log")"
+fi
+
 q() { printf '%q' "$1"; }
 cat <<INFO
 
@@ -84,6 +107,10 @@ nesca demo ready.
   sample serial   $serial
 
 Try:
+  $(q "$nesca") serve --config $(q "$config")      # OCSP, CRLs, CA certificates on http://$listen
+  openssl ocsp -issuer $(q "$dir/issuing-ca.pem") -cert $(q "$cert") -url http://$listen/ocsp -CAfile $(q "$dir/ca-chain.pem")
+  $(q "$nesca") suspend --config $(q "$config") --serial $serial --holder-tckn 10000000146
+  $(q "$nesca") crl --config $(q "$config") --delta --out delta.crl
   $(q "$nesca") cert show --config $(q "$config") --serial $serial
   $(q "$nesca") cert list --config $(q "$config")
   openssl x509 -in $(q "$cert") -noout -text -nameopt utf8
