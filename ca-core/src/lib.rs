@@ -22,8 +22,8 @@ pub mod store;
 mod tckn;
 pub mod verify;
 
-#[cfg(test)]
-mod testkit;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use csr::VerifiedCsr;

@@ -7,48 +7,17 @@ use std::process::Command;
 use ca_core::engine::TbsSigner;
 use ca_core::ext;
 use der::asn1::BitString;
-use der::{Decode, Encode};
-use p256::ecdsa::signature::Signer;
-use p256::pkcs8::EncodePublicKey;
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use der::Encode;
 use x509_cert::certificate::{TbsCertificate, Version};
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Validity;
 use x509_cert::Certificate;
 
-/// ecdsa-with-SHA256 (RFC 5758 §3.2): no parameters.
-pub const ECDSA_WITH_SHA256: const_oid::ObjectIdentifier =
-    const_oid::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-
 /// 2026-11-22T00:00:00Z.
 pub const NOW: i64 = 1_795_305_600;
 
-/// A P-256 key in memory.
-pub struct SoftSigner(pub p256::ecdsa::SigningKey);
-
-impl SoftSigner {
-    pub fn random() -> Self {
-        SoftSigner(p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))
-    }
-}
-
-impl TbsSigner for SoftSigner {
-    fn signature_algorithm(&self) -> AlgorithmIdentifierOwned {
-        AlgorithmIdentifierOwned {
-            oid: ECDSA_WITH_SHA256,
-            parameters: None,
-        }
-    }
-    fn public_key(&self) -> SubjectPublicKeyInfoOwned {
-        let der = self.0.verifying_key().to_public_key_der().unwrap();
-        SubjectPublicKeyInfoOwned::from_der(der.as_bytes()).unwrap()
-    }
-    fn sign(&self, tbs_der: &[u8]) -> ca_core::Result<Vec<u8>> {
-        let sig: p256::ecdsa::Signature = self.0.sign(tbs_der);
-        Ok(sig.to_der().as_bytes().to_vec())
-    }
-}
+pub use ca_core::testkit::SoftSigner;
 
 /// A CA: key and self-signed certificate.
 pub struct Issuer {

@@ -22,7 +22,7 @@ use x509_cert::time::{Time, Validity};
 
 pub use ca::{CaKind, CaProfile};
 pub use lint::Findings;
-#[cfg(test)]
+#[cfg(any(test, feature = "testkit"))]
 pub(crate) use nes::demo_config as nes_demo_config;
 pub use nes::{NesProfile, NesProfileConfig, PdsConfig, NES_VALIDITY_CEILING_DAYS};
 pub use ocsp_signer::OcspSignerProfile;

@@ -577,7 +577,7 @@ fn lint_qc_statements(qcs: &QcStatements, f: &mut Findings) {
 }
 
 /// A complete demo configuration (tests).
-#[cfg(test)]
+#[cfg(any(test, feature = "testkit"))]
 pub(crate) fn demo_config() -> NesProfileConfig {
     NesProfileConfig {
         policy_oid: "2.16.792.1.2.1.1.5.7.1.1".into(),

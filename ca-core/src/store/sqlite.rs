@@ -366,6 +366,19 @@ impl SqliteStore {
         answer.recv().map_err(|_| closed())?
     }
 
+    /// A connection of its own inside an open read transaction (one snapshot), with the
+    /// snapshot's watermark: the last audit sequence number it includes. Long scans (a
+    /// million-entry CRL) use it so they never hold the shared reader that OCSP lookups use.
+    fn snapshot(&self, operation: &'static str) -> Result<(Connection, i64)> {
+        let conn = open_connection(&self.path)?;
+        conn.execute_batch("BEGIN")
+            .map_err(CaError::store(operation))?;
+        let watermark: i64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))
+            .map_err(CaError::store(operation))?;
+        Ok((conn, watermark))
+    }
+
     fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
@@ -1180,15 +1193,7 @@ impl Store for SqliteStore {
         issuer: &IssuerId,
         sink: &mut dyn FnMut(RevokedEntry) -> Result<()>,
     ) -> Result<i64> {
-        // A connection of its own: a million-row scan must not hold the shared reader (OCSP
-        // lookups) for seconds. One read transaction gives one snapshot for the entries and
-        // the watermark.
-        let conn = open_connection(&self.path)?;
-        conn.execute_batch("BEGIN")
-            .map_err(CaError::store("scan revoked"))?;
-        let watermark: i64 = conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))
-            .map_err(CaError::store("scan revoked"))?;
+        let (conn, watermark) = self.snapshot("scan revoked")?;
         let mut st = conn
             .prepare(
                 "SELECT serial, revoked_at, reason, invalidity_date FROM certificates INDEXED BY certificates_revoked
@@ -1225,12 +1230,8 @@ impl Store for SqliteStore {
         issuer: &IssuerId,
         base_watermark: i64,
     ) -> Result<(Vec<DeltaEntry>, i64)> {
-        let conn = open_connection(&self.path)?;
         let op = "delta entries";
-        conn.execute_batch("BEGIN").map_err(CaError::store(op))?;
-        let watermark: i64 = conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))
-            .map_err(CaError::store(op))?;
+        let (conn, watermark) = self.snapshot(op)?;
         // Changed since the base: what is listed now, and what was on hold at the base and is
         // good again (removeFromCRL). A certificate issued after the base and never held is
         // not in either CRL.

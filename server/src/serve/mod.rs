@@ -162,6 +162,32 @@ async fn serve_until_terminated(
     }
 }
 
+/// Binds, says where it listens (`nesca COMMAND: listening on http://ADDR`), runs the OCSP
+/// refresher beside the HTTP server, and returns after a clean shutdown.
+fn run_http(
+    command: &str,
+    (field, listen): (&str, &str),
+    app: axum::Router,
+    responder: &Arc<Responder>,
+    grace: Duration,
+) -> Result<()> {
+    let rt = runtime()?;
+    let result = rt.block_on(async {
+        let listener = bind(field, listen).await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let refresher = tokio::spawn(responder.clone().run_refresher(stopped));
+        emit(&format!(
+            "nesca {command}: listening on http://{}\n",
+            local_addr(&listener)
+        ))?;
+        let r = serve_until_terminated(listener, app, stop, grace).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), refresher).await;
+        r
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
 fn with_metrics(app: axum::Router, m: &Arc<HttpMetrics>) -> axum::Router {
     app.layer(axum::middleware::from_fn_with_state(
         m.clone(),
@@ -211,22 +237,9 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             .map_err(|e| CliError::io("cannot start", std::path::Path::new("the CRL thread"))(e))?
     };
 
-    let rt = runtime()?;
-    let result = rt.block_on(async {
-        let listener = bind("server.listen", &listen).await?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let refresher = tokio::spawn(responder.clone().run_refresher(stopped));
-        emit(&format!(
-            "nesca serve: listening on http://{}\n",
-            local_addr(&listener)
-        ))?;
-        let r = serve_until_terminated(listener, app, stop, grace).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), refresher).await;
-        r
-    });
+    let result = run_http("serve", ("server.listen", &listen), app, &responder, grace);
     stop_crl.store(true, Ordering::Relaxed);
     let _ = crl_thread.join();
-    rt.shutdown_timeout(Duration::from_secs(1));
     result
 }
 
@@ -255,21 +268,7 @@ pub fn ocsp(a: OcspArgs) -> Result<()> {
         &metrics,
     );
     let grace = Duration::from_secs(cfg.raw.server.shutdown_grace_seconds);
-    let rt = runtime()?;
-    let result = rt.block_on(async {
-        let listener = bind(field, &listen).await?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let refresher = tokio::spawn(responder.clone().run_refresher(stopped));
-        emit(&format!(
-            "nesca ocsp: listening on http://{}\n",
-            local_addr(&listener)
-        ))?;
-        let r = serve_until_terminated(listener, app, stop, grace).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), refresher).await;
-        r
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    result
+    run_http("ocsp", (field, &listen), app, &responder, grace)
 }
 
 fn ocsp_metrics(responder: &Arc<Responder>) -> http::MetricsText {
