@@ -126,6 +126,7 @@ impl Hsm {
         label: &str,
         algorithm: KeyAlgorithm,
     ) -> Result<KeySigner, HsmError> {
+        let _alone = self.objects_write();
         let session = self.session()?;
         if find_private(&session, label)?.is_some() {
             return Err(HsmError::KeyExists {
@@ -175,6 +176,7 @@ impl Hsm {
 
     /// Finds a key pair by label and reads its algorithm and public key from the token.
     pub fn find_key(&self, label: &str) -> Result<KeySigner, HsmError> {
+        let _reading = self.objects_read();
         let session = self.session()?;
         let private = find_private(&session, label)?.ok_or_else(|| HsmError::KeyNotFound {
             label: label.to_string(),
@@ -202,6 +204,7 @@ impl Hsm {
     pub fn find_key_by_id(&self, id: &[u8]) -> Result<KeySigner, HsmError> {
         let shown = id.iter().map(|b| format!("{b:02x}")).collect::<String>();
         let label = {
+            let _reading = self.objects_read();
             let session = self.session()?;
             let found = session
                 .find_objects(&[
@@ -242,12 +245,14 @@ impl Hsm {
 
     /// Whether a private key with this label exists.
     pub fn has_key(&self, label: &str) -> Result<bool, HsmError> {
+        let _reading = self.objects_read();
         let session = self.session()?;
         Ok(find_private(&session, label)?.is_some())
     }
 
     /// Reads how the private key under `label` is protected.
     pub fn key_protection(&self, label: &str) -> Result<KeyProtection, HsmError> {
+        let _reading = self.objects_read();
         let session = self.session()?;
         let handle = private_handle(&session, label)?;
         let attrs = session

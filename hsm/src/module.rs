@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -46,6 +46,12 @@ pub(crate) struct Inner {
     /// the last session closes, which would also invalidate private key handles.
     login_session: Mutex<Option<Session>>,
     pub(crate) workers: Workers,
+    /// Key generation takes it for writing, every other token operation for reading.
+    /// SoftHSM's file store answered C_GenerateKeyPair with CKR_GENERAL_ERROR when other
+    /// sessions signed or searched the token at the same moment (reproduced by the test
+    /// `keys_generated_from_several_threads_at_once`). Generation is rare; readers do not
+    /// wait for each other.
+    pub(crate) objects: RwLock<()>,
 }
 
 /// Attempts for an operation that fails transiently, and the first back-off.
@@ -76,6 +82,7 @@ impl Hsm {
                 pin: config.pin,
                 login_session: Mutex::new(Some(login)),
                 workers,
+                objects: RwLock::new(()),
             }),
         })
     }
@@ -138,6 +145,7 @@ impl Hsm {
         op: impl Fn(&Session) -> Result<T, HsmError> + Send + Sync + 'static,
     ) -> Result<T, HsmError> {
         let op = Arc::new(op);
+        let _reading = self.objects_read();
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
@@ -214,6 +222,19 @@ impl Hsm {
             .unwrap_or_else(|p| p.into_inner());
         guard.take();
         self.inner.workers.reset();
+    }
+
+    /// Shared access to the token's objects (signing, searching).
+    pub(crate) fn objects_read(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.inner.objects.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sole access to the token's objects (key generation).
+    pub(crate) fn objects_write(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.inner
+            .objects
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// A session of its own for key management (rare, not retried, closed after use; the
