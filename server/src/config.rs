@@ -47,6 +47,33 @@ pub struct Config {
     pub crl: CrlSection,
     #[serde(default)]
     pub ocsp: OcspSection,
+    /// `[[plugins]]`: front-channel plugins to load, in order.
+    #[serde(default)]
+    pub plugins: Vec<PluginSection>,
+}
+
+/// One `[[plugins]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSection {
+    /// The plugin's shared library (`.so`).
+    pub path: PathBuf,
+    /// How long one call into the plugin may take before the request gets 504.
+    #[serde(default = "default_plugin_timeout")]
+    pub timeout_ms: u64,
+    /// Calls into the plugin at once (a hung call counts until it returns); more get 503.
+    #[serde(default = "default_plugin_in_flight")]
+    pub max_in_flight: usize,
+    /// The plugin's own settings, handed to it as JSON at start.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+fn default_plugin_timeout() -> u64 {
+    10_000
+}
+fn default_plugin_in_flight() -> usize {
+    16
 }
 
 /// `[server]`: the public HTTP endpoints of `nesca serve` (OCSP, CRLs, CA certificates).
@@ -326,6 +353,20 @@ impl Loaded {
                 "ocsp.max_request_bytes",
                 "must be between 64 and 65536",
             ));
+        }
+        for (i, p) in raw.plugins.iter().enumerate() {
+            if p.timeout_ms < 10 || p.timeout_ms > 600_000 {
+                return Err(CliError::config(
+                    &format!("plugins[{i}].timeout_ms"),
+                    "must be between 10 and 600000",
+                ));
+            }
+            if p.max_in_flight == 0 || p.max_in_flight > 1024 {
+                return Err(CliError::config(
+                    &format!("plugins[{i}].max_in_flight"),
+                    "must be between 1 and 1024",
+                ));
+            }
         }
         if raw.hsm.pin_file.is_none() && raw.hsm.pin_env.is_none() {
             return Err(CliError::config(

@@ -4,6 +4,7 @@
 //! lives here. At default verbosity a failing command prints exactly one line and exits 1.
 #![forbid(unsafe_code)]
 
+mod channels;
 mod commands;
 mod config;
 mod error;
@@ -48,6 +49,9 @@ enum Command {
     /// Look at issued certificates
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Front-channel plugins
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
     /// Check the audit log
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -61,6 +65,12 @@ enum CertCommand {
     /// Show one certificate as JSON
     Show(commands::cert::ShowArgs),
     /// List every certificate in the store, one JSON object per line
+    List(ConfigArg),
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Load the plugins nesca.toml lists and show their names, versions and routes
     List(ConfigArg),
 }
 
@@ -103,6 +113,7 @@ fn main() -> ExitCode {
         Command::Unsuspend(a) => commands::lifecycle::run("unsuspend", a),
         Command::Cert(CertCommand::Show(a)) => commands::cert::show(a),
         Command::Cert(CertCommand::List(a)) => commands::cert::list(a),
+        Command::Plugins(PluginsCommand::List(a)) => commands::plugins::list(a),
         Command::Audit(AuditCommand::Verify(a)) => commands::audit::verify(a),
         Command::Bench(BenchCommand::Issue(a)) => commands::bench::run(a),
         Command::Bench(BenchCommand::Crl(a)) => commands::bench_crl::run(a),

@@ -215,6 +215,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         }
     }
     let responder = responder(&cfg, store.clone(), &cas)?;
+    let plugins = crate::channels::load_all(&cfg, channel_host(&cfg, store.clone(), &cas)?)?;
     let public = Arc::new(http::Public {
         crl_dir: cfg.path(&cfg.raw.crl.dir),
         ca_certs: ca_certificates(store.as_ref())?,
@@ -222,7 +223,13 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         extra_metrics: Some(ocsp_metrics(&responder)),
         health: health(store.clone()),
     });
-    let app = with_metrics(responder.router().merge(http::router(public)), &metrics);
+    let app = with_metrics(
+        responder
+            .router()
+            .merge(http::router(public))
+            .merge(crate::channels::router(plugins)),
+        &metrics,
+    );
     let listen = cfg.raw.server.listen.clone();
     let grace = Duration::from_secs(cfg.raw.server.shutdown_grace_seconds);
 
@@ -269,6 +276,44 @@ pub fn ocsp(a: OcspArgs) -> Result<()> {
     );
     let grace = Duration::from_secs(cfg.raw.server.shutdown_grace_seconds);
     run_http("ocsp", (field, &listen), app, &responder, grace)
+}
+
+/// The host API the channel plugins get: issuance by the configured issuing CA, lifecycle
+/// requests and lookups on the store.
+fn channel_host(
+    cfg: &Loaded,
+    store: Arc<dyn Store>,
+    cas: &[ServedCa],
+) -> Result<Arc<crate::channels::ChannelHost>> {
+    use ca_core::engine::{Engine, SigningCa};
+    let ca = cas
+        .iter()
+        .find(|c| c.record.id == cfg.issuing_id)
+        .ok_or_else(|| {
+            CliError::config(
+                "ca.id",
+                format!("CA \"{}\" is not in the store", cfg.issuing_id),
+            )
+        })?;
+    let root = store.ca(&cfg.root_id)?;
+    let mut chain_der = vec![ca.record.cert_der.clone()];
+    chain_der.extend(root.map(|r| r.cert_der));
+    let clock = Arc::new(SystemClock);
+    Ok(Arc::new(crate::channels::ChannelHost {
+        store: store.clone(),
+        lifecycle: ca_core::lifecycle::Lifecycle::new(store.clone(), clock.clone()),
+        issuance: Some(crate::channels::Issuing {
+            engine: Engine::new(store, clock),
+            ca: SigningCa::new(
+                ca.record.id.clone(),
+                ca.record.cert_der.clone(),
+                ca.ca_signer.clone(),
+                Some(cfg.urls.clone()),
+            )?,
+            nes: cfg.nes.clone(),
+            chain_der,
+        }),
+    }))
 }
 
 fn ocsp_metrics(responder: &Arc<Responder>) -> http::MetricsText {

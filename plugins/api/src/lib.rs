@@ -1,0 +1,43 @@
+//! The nesca plugin ABI: what front-channel plugins (cdylibs) and the `nesca` host share.
+//!
+//! - [`abi`](crate#the-c-abi): the versioned C ABI — [`PluginTable`], [`HostTable`], [`RStr`],
+//!   [`RBuf`], [`ABI_VERSION`], [`ENTRY_SYMBOL`].
+//! - Payloads: the serde JSON that crosses it, each object with `"v": 1` — [`HttpRequest`],
+//!   [`HttpResponse`], [`host_api`].
+//! - Plugin side: implement [`Plugin`], call the host through [`Host`], export with
+//!   [`export_plugin!`].
+//! - Host side: [`LoadedPlugin::load`] checks and initialises a plugin file, and
+//!   [`LoadedPlugin::handle_http`] calls it with a timeout and a bound on calls in flight; the
+//!   server implements [`HostApi`].
+//!
+//! # The C ABI
+//!
+//! A plugin exports `nesca_plugin_entry`, an `extern "C" fn() -> *const PluginTable`. The host
+//! checks the table's ABI version and size, the plugin's name (`[a-z0-9-]{1,32}`) and version
+//! before calling anything else, then calls `init` with its [`HostTable`] and the plugin's
+//! configuration (JSON). Tables only ever grow at the end (`table_size`). Buffers are freed by the
+//! side that allocated them; panics never cross the boundary. The README beside this crate
+//! documents the payloads with examples.
+//!
+//! All of the crate's `unsafe` is in two modules: the C ABI glue (`abi`) and the loader.
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+#[allow(unsafe_code)]
+mod abi;
+mod error;
+#[allow(unsafe_code)]
+mod loader;
+mod payload;
+mod plugin;
+
+pub use abi::{
+    free_buf, HostTable, PluginTable, RBuf, RStr, ABI_VERSION, ENTRY_SYMBOL, HOST_TABLE_V1_SIZE,
+    PLUGIN_TABLE_V1_SIZE, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
+};
+pub use error::PluginError;
+pub use loader::{CallLimits, HostApi, LoadedPlugin};
+pub use payload::{decode, encode, host_api, HttpRequest, HttpResponse, LogLevel, PAYLOAD_VERSION};
+#[doc(hidden)]
+pub use plugin::__private;
+pub use plugin::{is_valid_plugin_name, Host, Plugin};

@@ -1,0 +1,537 @@
+//! Payloads crossing the boundary: JSON objects, each carrying `"v": 1` (the payload version).
+//!
+//! Bytes (`body`, DER) travel as standard base64 with padding; headers as an array of
+//! `[name, value]` pairs in the order received. A reader accepts only `"v": 1`, requires every
+//! field that is not optional, and ignores fields it does not know, so that fields can be added
+//! (as optional) without a new payload version. See the crate's README for examples.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The payload version written into and required from every payload (`"v"`).
+pub const PAYLOAD_VERSION: u32 = 1;
+
+/// Defines a payload struct whose JSON form carries `"v": PAYLOAD_VERSION` in front of its fields:
+/// the struct itself has no `v` field, serialization adds it and deserialization checks it.
+macro_rules! payload {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[doc = $doc:literal])* $(#[serde($($fattr:tt)*)])* pub $field:ident : $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name {
+            $( $(#[doc = $doc])* pub $field: $ty, )*
+        }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                #[derive(::serde::Serialize)]
+                struct Wire<'a> {
+                    v: u32,
+                    $( $(#[serde($($fattr)*)])* $field: &'a $ty, )*
+                }
+                ::serde::Serialize::serialize(
+                    &Wire { v: $crate::payload::PAYLOAD_VERSION, $( $field: &self.$field, )* },
+                    serializer,
+                )
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                #[derive(::serde::Deserialize)]
+                struct Wire {
+                    v: u32,
+                    $( $(#[serde($($fattr)*)])* $field: $ty, )*
+                }
+                let wire = <Wire as ::serde::Deserialize>::deserialize(deserializer)?;
+                if wire.v != $crate::payload::PAYLOAD_VERSION {
+                    return Err(<D::Error as ::serde::de::Error>::custom(format_args!(
+                        concat!("unsupported ", stringify!($name), " payload version {} (this side speaks {})"),
+                        wire.v,
+                        $crate::payload::PAYLOAD_VERSION
+                    )));
+                }
+                Ok($name { $( $field: wire.$field, )* })
+            }
+        }
+    };
+}
+
+payload! {
+    /// An HTTP request under `/channels/{name}/…`, forwarded by the host to the plugin `name`.
+    pub struct HttpRequest {
+        /// `GET`, `POST`, …
+        pub method: String,
+        /// The path after `/channels/{name}`, starting with `/` (`/` for the channel root).
+        pub path: String,
+        /// The query string without `?`, if there was one.
+        pub query: Option<String>,
+        /// Header names (lower case) and values, in the order received.
+        pub headers: Vec<(String, String)>,
+        /// The request body (base64 in JSON).
+        #[serde(with = "b64")]
+        pub body: Vec<u8>,
+        /// The verified TLS client certificate chain, leaf first, DER (base64 in JSON); empty when
+        /// the client presented none.
+        #[serde(with = "b64_list")]
+        pub client_cert_chain: Vec<Vec<u8>>,
+    }
+}
+
+impl HttpRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+payload! {
+    /// The plugin's answer to an [`HttpRequest`].
+    pub struct HttpResponse {
+        /// HTTP status code.
+        pub status: u16,
+        /// Header names and values.
+        pub headers: Vec<(String, String)>,
+        /// The response body (base64 in JSON).
+        #[serde(with = "b64")]
+        pub body: Vec<u8>,
+    }
+}
+
+impl HttpResponse {
+    /// A response with `status`, no headers and `body`.
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    /// A `text/plain; charset=utf-8` response.
+    pub fn text(status: u16, body: impl Into<String>) -> HttpResponse {
+        HttpResponse::new(status, body.into())
+            .with_header("content-type", "text/plain; charset=utf-8")
+    }
+
+    /// An `application/json` response with `value` serialized as its body.
+    pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> HttpResponse {
+        match serde_json::to_vec(value) {
+            Ok(body) => {
+                HttpResponse::new(status, body).with_header("content-type", "application/json")
+            }
+            Err(e) => HttpResponse::text(500, format!("cannot encode the response: {e}")),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with_header(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> HttpResponse {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Log levels a plugin may use (`HostTable::log`'s `level`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+}
+
+impl LogLevel {
+    /// The level for its ABI number, `None` for an unknown one.
+    pub fn from_u32(level: u32) -> Option<LogLevel> {
+        match level {
+            1 => Some(LogLevel::Error),
+            2 => Some(LogLevel::Warn),
+            3 => Some(LogLevel::Info),
+            4 => Some(LogLevel::Debug),
+            _ => None,
+        }
+    }
+
+    /// The ABI number of the level.
+    pub fn as_u32(self) -> u32 {
+        self as u32
+    }
+}
+
+/// What a plugin may ask of the host: the method names ([`HostTable`](crate::HostTable)`::call`'s
+/// `method`) and their request and response payloads. The host refuses any other method.
+pub mod host_api {
+    use super::{b64, b64_list, b64_opt};
+
+    /// [`SubmitApplication`] → [`Issued`]: an issuance application for a natural person.
+    pub const SUBMIT_APPLICATION: &str = "submit_application";
+    /// [`LifecycleCall`] → [`LifecycleOutcome`]: suspend, unsuspend or revoke on the holder's behalf.
+    pub const LIFECYCLE: &str = "lifecycle";
+    /// [`LookupCertificate`] → [`CertificateInfo`]: a certificate and its status by serial.
+    pub const LOOKUP_CERTIFICATE: &str = "lookup_certificate";
+    /// Every method of the host API.
+    pub const METHODS: &[&str] = &[SUBMIT_APPLICATION, LIFECYCLE, LOOKUP_CERTIFICATE];
+
+    payload! {
+        /// Request of [`SUBMIT_APPLICATION`].
+        pub struct SubmitApplication {
+            /// PKCS#10 certification request, DER (base64 in JSON).
+            #[serde(with = "b64")]
+            pub csr_der: Vec<u8>,
+            /// The applicant's T.C. Kimlik No (11 digits).
+            pub tckn: String,
+            pub given_name: String,
+            pub surname: String,
+            /// Requested validity; the profile's default when absent.
+            pub validity_days: Option<u32>,
+            /// The channel's own reference for the application (for audit and replay detection).
+            pub channel_ref: String,
+        }
+    }
+
+    payload! {
+        /// Response of [`SUBMIT_APPLICATION`].
+        pub struct Issued {
+            /// Serial number, lower-case hex.
+            pub serial: String,
+            /// The certificate, DER (base64 in JSON).
+            #[serde(with = "b64")]
+            pub certificate_der: Vec<u8>,
+            /// The issuing chain, issuer first, DER (base64 in JSON).
+            #[serde(with = "b64_list")]
+            pub chain_der: Vec<Vec<u8>>,
+        }
+    }
+
+    payload! {
+        /// Request of [`LIFECYCLE`].
+        pub struct LifecycleCall {
+            /// Idempotency key: the same id returns the first outcome with `replayed: true`.
+            pub request_id: String,
+            /// Serial number, hex.
+            pub serial: String,
+            /// The holder's T.C. Kimlik No; must be the certificate's.
+            pub holder_tckn: String,
+            /// `"suspend"`, `"unsuspend"` or `"revoke"`.
+            pub action: String,
+            /// RFC 5280 reason name for a revocation (e.g. `"keyCompromise"`).
+            pub reason: Option<String>,
+            /// Invalidity date, Unix seconds.
+            pub invalidity_date: Option<i64>,
+        }
+    }
+
+    payload! {
+        /// Response of [`LIFECYCLE`].
+        pub struct LifecycleOutcome {
+            /// The certificate's status afterwards (`"active"`, `"suspended"`, `"revoked"`).
+            pub status: String,
+            /// When the change took effect, Unix seconds.
+            pub at: i64,
+            pub reason: Option<String>,
+            /// True when `request_id` had been seen and this is the first outcome again.
+            pub replayed: bool,
+        }
+    }
+
+    payload! {
+        /// Request of [`LOOKUP_CERTIFICATE`].
+        pub struct LookupCertificate {
+            /// Serial number, hex.
+            pub serial: String,
+        }
+    }
+
+    payload! {
+        /// Response of [`LOOKUP_CERTIFICATE`].
+        pub struct CertificateInfo {
+            /// Serial number, lower-case hex.
+            pub serial: String,
+            /// `"active"`, `"suspended"`, `"revoked"` or `"expired"`.
+            pub status: String,
+            /// Subject DN as text (RFC 4514).
+            pub subject: String,
+            /// The holder's T.C. Kimlik No, for a natural person's certificate.
+            pub tckn: Option<String>,
+            /// Unix seconds.
+            pub not_before: i64,
+            /// Unix seconds.
+            pub not_after: i64,
+            /// The certificate, DER (base64 in JSON), when the host chooses to include it.
+            #[serde(default, with = "b64_opt")]
+            pub certificate_der: Option<Vec<u8>>,
+        }
+    }
+}
+
+/// Decodes a payload of type `T` from JSON; the error says what was wrong (never the content).
+pub fn decode<T: DeserializeOwned>(json: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(json).map_err(|e| e.to_string())
+}
+
+/// Encodes a payload as JSON.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(value).map_err(|e| e.to_string())
+}
+
+/// `#[serde(with)]` for bytes as standard base64. Generic over `AsRef<[u8]>` so that it also
+/// serializes the `&Vec<u8>` fields of the wire structs.
+mod b64 {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, T: AsRef<[u8]> + ?Sized>(
+        bytes: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes.as_ref()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map_err(|e| D::Error::custom(format_args!("invalid base64: {e}")))
+    }
+}
+
+/// `#[serde(with)]` for a list of byte strings, each standard base64.
+mod b64_list {
+    use serde::ser::SerializeSeq as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(serde::Serialize)]
+    struct Item<'a>(#[serde(with = "super::b64")] &'a [u8]);
+
+    #[derive(Deserialize)]
+    struct Owned(#[serde(with = "super::b64")] Vec<u8>);
+
+    pub fn serialize<S: Serializer, T: AsRef<[Vec<u8>]> + ?Sized>(
+        list: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let list = list.as_ref();
+        let mut seq = s.serialize_seq(Some(list.len()))?;
+        for item in list {
+            seq.serialize_element(&Item(item))?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Ok(Vec::<Owned>::deserialize(d)?
+            .into_iter()
+            .map(|o| o.0)
+            .collect())
+    }
+}
+
+/// `#[serde(with)]` for optional bytes: `null` (or absent, with `default`) or standard base64.
+mod b64_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// `Option<Vec<u8>>`, also behind any number of references.
+    pub trait OptBytes {
+        fn opt_bytes(&self) -> Option<&[u8]>;
+    }
+    impl OptBytes for Option<Vec<u8>> {
+        fn opt_bytes(&self) -> Option<&[u8]> {
+            self.as_deref()
+        }
+    }
+    impl<T: OptBytes + ?Sized> OptBytes for &T {
+        fn opt_bytes(&self) -> Option<&[u8]> {
+            (**self).opt_bytes()
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct Owned(#[serde(with = "super::b64")] Vec<u8>);
+
+    pub fn serialize<S: Serializer, T: OptBytes + ?Sized>(
+        value: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value.opt_bytes() {
+            Some(bytes) => super::b64::serialize(bytes, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Ok(Option::<Owned>::deserialize(d)?.map(|o| o.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_api::*;
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn request() -> HttpRequest {
+        HttpRequest {
+            method: "POST".into(),
+            path: "/applications".into(),
+            query: Some("a=1&b=2".into()),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: vec![0, 1, 2, 0xff, b'x'],
+            client_cert_chain: vec![vec![0x30, 0x82, 0x01], vec![0x30, 0x03]],
+        }
+    }
+
+    #[test]
+    fn http_request_round_trips_with_version_and_base64() {
+        let req = request();
+        let json: Value = serde_json::to_value(&req).unwrap();
+        assert_eq!(json["v"], 1);
+        assert_eq!(json["body"], "AAEC/3g=");
+        assert_eq!(json["client_cert_chain"], json!(["MIIB", "MAM="]));
+        assert_eq!(
+            json["headers"],
+            json!([["content-type", "application/json"]])
+        );
+        let back: HttpRequest = serde_json::from_value(json).unwrap();
+        assert_eq!(back, req);
+        assert_eq!(back.header("Content-Type"), Some("application/json"));
+        assert_eq!(back.header("accept"), None);
+    }
+
+    #[test]
+    fn http_response_round_trips() {
+        let resp = HttpResponse::text(201, "créé").with_header("x-a", "b");
+        let bytes = encode(&resp).unwrap();
+        let back: HttpResponse = decode(&bytes).unwrap();
+        assert_eq!(back, resp);
+        assert_eq!(back.body, "créé".as_bytes());
+        let j = HttpResponse::json(200, &json!({"k": 1}));
+        assert_eq!(j.body, br#"{"k":1}"#);
+    }
+
+    #[test]
+    fn version_is_required_and_checked() {
+        let missing =
+            decode::<HttpResponse>(br#"{"status":200,"headers":[],"body":""}"#).unwrap_err();
+        assert!(missing.contains("missing field `v`"), "{missing}");
+        let wrong =
+            decode::<HttpResponse>(br#"{"v":2,"status":200,"headers":[],"body":""}"#).unwrap_err();
+        assert!(
+            wrong.contains("payload version 2 (this side speaks 1)"),
+            "{wrong}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_bad_base64_refused() {
+        let ok: HttpResponse =
+            decode(br#"{"v":1,"status":204,"headers":[],"body":"","added_later":true}"#).unwrap();
+        assert_eq!(ok.status, 204);
+        let bad = decode::<HttpResponse>(br#"{"v":1,"status":200,"headers":[],"body":"***"}"#)
+            .unwrap_err();
+        assert!(bad.contains("invalid base64"), "{bad}");
+    }
+
+    #[test]
+    fn host_api_payloads_round_trip() {
+        let sub = SubmitApplication {
+            csr_der: vec![0x30, 1, 2],
+            tckn: "10000000146".into(),
+            given_name: "Ayşe".into(),
+            surname: "Yılmaz".into(),
+            validity_days: None,
+            channel_ref: "kdhs:42".into(),
+        };
+        let back: SubmitApplication = decode(&encode(&sub).unwrap()).unwrap();
+        assert_eq!(back, sub);
+
+        let issued = Issued {
+            serial: "0a1b".into(),
+            certificate_der: vec![1, 2, 3],
+            chain_der: vec![vec![4], vec![]],
+        };
+        assert_eq!(decode::<Issued>(&encode(&issued).unwrap()).unwrap(), issued);
+
+        let call = LifecycleCall {
+            request_id: "r1".into(),
+            serial: "0a1b".into(),
+            holder_tckn: "10000000146".into(),
+            action: "revoke".into(),
+            reason: Some("keyCompromise".into()),
+            invalidity_date: Some(1_700_000_000),
+        };
+        assert_eq!(
+            decode::<LifecycleCall>(&encode(&call).unwrap()).unwrap(),
+            call
+        );
+
+        let outcome = LifecycleOutcome {
+            status: "revoked".into(),
+            at: 1_700_000_001,
+            reason: None,
+            replayed: false,
+        };
+        assert_eq!(
+            decode::<LifecycleOutcome>(&encode(&outcome).unwrap()).unwrap(),
+            outcome
+        );
+
+        let lookup = LookupCertificate {
+            serial: "0a1b".into(),
+        };
+        assert_eq!(encode(&lookup).unwrap(), br#"{"v":1,"serial":"0a1b"}"#);
+        assert_eq!(
+            decode::<LookupCertificate>(&encode(&lookup).unwrap()).unwrap(),
+            lookup
+        );
+
+        for der in [None, Some(vec![9u8, 8])] {
+            let info = CertificateInfo {
+                serial: "0a1b".into(),
+                status: "active".into(),
+                subject: "CN=Ayşe Yılmaz".into(),
+                tckn: Some("10000000146".into()),
+                not_before: 1,
+                not_after: 2,
+                certificate_der: der,
+            };
+            assert_eq!(
+                decode::<CertificateInfo>(&encode(&info).unwrap()).unwrap(),
+                info
+            );
+        }
+        // An absent optional DER reads as None.
+        let info: CertificateInfo = decode(
+            br#"{"v":1,"serial":"01","status":"active","subject":"CN=x","tckn":null,"not_before":1,"not_after":2}"#,
+        )
+        .unwrap();
+        assert_eq!(info.certificate_der, None);
+    }
+
+    #[test]
+    fn log_levels_map_both_ways() {
+        for level in [
+            LogLevel::Error,
+            LogLevel::Warn,
+            LogLevel::Info,
+            LogLevel::Debug,
+        ] {
+            assert_eq!(LogLevel::from_u32(level.as_u32()), Some(level));
+        }
+        assert_eq!(LogLevel::from_u32(0), None);
+        assert_eq!(LogLevel::from_u32(5), None);
+    }
+}

@@ -1,0 +1,50 @@
+//! Test plugin "echo": answers every request with what it received and its configuration;
+//! `/lookup/{serial}` goes through the host API, `/log` logs through the host.
+//!
+//! `deny`, not `forbid`: the entry point made by `export_plugin!` carries an
+//! `#[allow(unsafe_code)]` for its `#[no_mangle]`, which `forbid` would reject. This crate itself
+//! contains no unsafe code.
+#![deny(unsafe_code)]
+
+use nesca_plugin_api::{export_plugin, Host, HttpRequest, HttpResponse, LogLevel, Plugin};
+use serde_json::{json, Value};
+
+pub struct Echo {
+    config: Value,
+    host: Host,
+}
+
+impl Plugin for Echo {
+    const NAME: &'static str = "echo";
+    const VERSION: &'static str = "1.0.0";
+
+    fn init(config: Value, host: Host) -> Result<Self, String> {
+        Ok(Echo { config, host })
+    }
+
+    fn handle_http(&self, request: HttpRequest) -> HttpResponse {
+        if let Some(serial) = request.path.strip_prefix("/lookup/") {
+            return match self.host.lookup_certificate(serial) {
+                Ok(info) => HttpResponse::json(200, &info),
+                Err(e) => HttpResponse::text(404, e),
+            };
+        }
+        if request.path == "/log" {
+            self.host.log(LogLevel::Info, "hello from echo");
+            return HttpResponse::text(200, "logged");
+        }
+        HttpResponse::json(
+            200,
+            &json!({
+                "method": request.method,
+                "path": request.path,
+                "query": request.query,
+                "body": String::from_utf8_lossy(&request.body),
+                "config": self.config,
+            }),
+        )
+        .with_header("x-plugin", "echo")
+    }
+}
+
+export_plugin!(Echo);

@@ -1,0 +1,137 @@
+//! Front-channel plugins: loading them as configured, and serving each under
+//! `/channels/{name}/…` by forwarding the HTTP request through the plugin ABI.
+
+mod host;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use nesca_plugin_api::{CallLimits, HostApi, HttpRequest, LoadedPlugin, PluginError};
+
+pub use host::{ChannelHost, Issuing};
+
+use crate::config::Loaded;
+use crate::error::{CliError, Result};
+
+/// Largest request body forwarded to a plugin.
+const MAX_BODY: usize = 4 << 20;
+
+/// Loads every plugin `[[plugins]]` lists, in order. A plugin that does not load stops
+/// everything, with a message naming the file and the reason.
+pub fn load_all(cfg: &Loaded, host: Arc<dyn HostApi>) -> Result<Vec<Arc<LoadedPlugin>>> {
+    let mut loaded: Vec<Arc<LoadedPlugin>> = Vec::new();
+    for (i, p) in cfg.raw.plugins.iter().enumerate() {
+        let path = cfg.path(&p.path);
+        let config = serde_json::to_value(&p.config)
+            .map_err(|e| CliError::config(&format!("plugins[{i}].config"), e.to_string()))?;
+        let plugin = LoadedPlugin::load(
+            &path,
+            &config,
+            host.clone(),
+            CallLimits {
+                timeout: Duration::from_millis(p.timeout_ms),
+                max_in_flight: p.max_in_flight,
+            },
+        )
+        .map_err(|e| CliError::config(&format!("plugins[{i}]"), e.to_string()))?;
+        if loaded.iter().any(|l| l.name() == plugin.name()) {
+            return Err(CliError::config(
+                &format!("plugins[{i}]"),
+                format!(
+                    "{}: a plugin named \"{}\" is loaded already",
+                    path.display(),
+                    plugin.name()
+                ),
+            ));
+        }
+        tracing::info!(plugin = plugin.name(), version = plugin.version(), path = %path.display(), "plugin loaded");
+        loaded.push(Arc::new(plugin));
+    }
+    Ok(loaded)
+}
+
+/// `/channels/{name}` and everything below it, forwarded to the plugin of that name.
+pub fn router(plugins: Vec<Arc<LoadedPlugin>>) -> Router {
+    Router::new()
+        .route("/channels/{name}", any(forward_root))
+        .route("/channels/{name}/{*rest}", any(forward))
+        .with_state(Arc::new(plugins))
+}
+
+type Plugins = Arc<Vec<Arc<LoadedPlugin>>>;
+
+async fn forward_root(
+    State(p): State<Plugins>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
+    dispatch(p, name, String::new(), req).await
+}
+
+async fn forward(
+    State(p): State<Plugins>,
+    Path((name, rest)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    dispatch(p, name, rest, req).await
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    (status, [("content-type", "application/json")], body).into_response()
+}
+
+async fn dispatch(plugins: Plugins, name: String, rest: String, req: Request) -> Response {
+    let Some(plugin) = plugins.iter().find(|p| p.name() == name).cloned() else {
+        return error(StatusCode::NOT_FOUND, "no such channel");
+    };
+    let (parts, body) = req.into_parts();
+    let body = match to_bytes(body, MAX_BODY).await {
+        Ok(b) => b.to_vec(),
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+    };
+    let request = HttpRequest {
+        method: parts.method.to_string(),
+        path: format!("/{rest}"),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
+            .collect(),
+        body,
+        // Plain HTTP: no client certificate. The mTLS listener fills this in.
+        client_cert_chain: Vec::new(),
+    };
+    let call = tokio::task::spawn_blocking(move || plugin.handle_http(&request)).await;
+    match call {
+        Ok(Ok(r)) => {
+            let mut response = Response::new(Body::from(r.body));
+            *response.status_mut() =
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            for (k, v) in r.headers {
+                if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
+                    response.headers_mut().append(k, v);
+                }
+            }
+            response
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(channel = %name, error = %e, "plugin call failed");
+            let status = match &e {
+                PluginError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                PluginError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                PluginError::Panicked { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            error(status, &e.to_string())
+        }
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "channel call failed"),
+    }
+}

@@ -1,0 +1,55 @@
+//! `nesca plugins list`: load the configured plugins and show what loaded.
+
+use std::sync::Arc;
+
+use nesca_plugin_api::{HostApi, LogLevel};
+
+use super::outln;
+use crate::config::Loaded;
+use crate::error::Result;
+use crate::{channels, ConfigArg};
+
+/// Listing loads and initialises plugins but serves nothing: a plugin that calls the host
+/// while starting gets a refusal.
+struct ListingHost;
+
+impl HostApi for ListingHost {
+    fn call(&self, _plugin: &str, method: &str, _request: &[u8]) -> Result<Vec<u8>, String> {
+        Err(format!(
+            "{method}: the host serves no requests during `nesca plugins list`"
+        ))
+    }
+    fn log(&self, plugin: &str, _level: LogLevel, message: &str) {
+        tracing::info!(plugin, "{message}");
+    }
+}
+
+pub fn list(a: ConfigArg) -> Result<()> {
+    let cfg = Loaded::read(&a.config)?;
+    if cfg.raw.plugins.is_empty() {
+        outln!(
+            "no plugins configured ([[plugins]] in {})",
+            cfg.file.display()
+        );
+        return Ok(());
+    }
+    let plugins = channels::load_all(&cfg, Arc::new(ListingHost))?;
+    outln!(
+        "{:<20} {:<12} {:<4} {:<28} path",
+        "name",
+        "version",
+        "abi",
+        "route"
+    );
+    for p in plugins {
+        outln!(
+            "{:<20} {:<12} {:<4} {:<28} {}",
+            p.name(),
+            p.version(),
+            p.abi_version(),
+            format!("/channels/{}/", p.name()),
+            p.path().display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! Front-channel plugins through the real binary: `nesca plugins list`, start-up refusals
+//! naming the file and the reason, and `nesca serve` forwarding `/channels/{name}/…` while a
+//! plugin panics or hangs.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::server::{server_demo, Server};
+use crate::support::*;
+
+/// A test plugin built by `cargo test --workspace` (or `cargo build --workspace`).
+fn test_plugin(name: &str) -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_nesca"));
+    let dir = exe.parent().expect("target directory");
+    let file = format!("libnesca_test_plugin_{name}.so");
+    for candidate in [dir.join(&file), dir.join("deps").join(&file)] {
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "{file} is not built in {}: run `cargo build --workspace` (scripts/test.sh does)",
+        dir.display()
+    );
+}
+
+/// Appends `[[plugins]]` tables to the demo's nesca.toml.
+fn add_plugins(demo: &Demo, tables: &[String]) {
+    let path = demo.config();
+    let mut text = fs::read_to_string(&path).expect("nesca.toml");
+    for t in tables {
+        text.push_str("\n[[plugins]]\n");
+        text.push_str(t);
+        text.push('\n');
+    }
+    fs::write(&path, text).expect("write nesca.toml");
+}
+
+fn plugin_table(path: &std::path::Path, extra: &str) -> String {
+    format!("path = \"{}\"\n{extra}", path.display())
+}
+
+#[test]
+fn plugins_list_shows_name_version_abi_and_route() {
+    let demo = Demo::init();
+    let config = demo.config();
+    let none = demo
+        .nesca(&["plugins", "list", "--config", s(&config)])
+        .ok();
+    assert!(
+        none.stdout.contains("no plugins configured"),
+        "{}",
+        none.describe()
+    );
+
+    let echo = test_plugin("echo");
+    add_plugins(
+        &demo,
+        &[plugin_table(
+            &echo,
+            "[plugins.config]\ngreeting = \"merhaba\"",
+        )],
+    );
+    let out = demo
+        .nesca(&["plugins", "list", "--config", s(&config)])
+        .ok();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("echo "))
+        .unwrap_or_else(|| panic!("no line for echo: {}", out.describe()));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        fields[..4],
+        ["echo", "1.0.0", "1", "/channels/echo/"],
+        "{line}"
+    );
+    assert!(line.ends_with(s(&echo)), "{line}");
+}
+
+#[test]
+fn a_plugin_that_does_not_load_is_named_with_its_reason() {
+    let cases: Vec<(&str, PathBuf, Vec<String>)> = vec![
+        (
+            "wrong ABI",
+            test_plugin("wrong_abi"),
+            vec!["999".into(), "1".into(), "ABI".into()],
+        ),
+        (
+            "missing file",
+            PathBuf::from("/nonexistent/libnesca_missing.so"),
+            vec!["/nonexistent/libnesca_missing.so".into()],
+        ),
+        (
+            "not a shared library",
+            PathBuf::from("/etc/hostname"),
+            vec!["/etc/hostname".into()],
+        ),
+    ];
+    let mut cases = cases;
+    // A real shared library without the entry point, when SoftHSM is installed (it is for
+    // every other e2e test).
+    let softhsm = PathBuf::from("/usr/lib/softhsm/libsofthsm2.so");
+    if softhsm.is_file() {
+        cases.push((
+            "missing symbol",
+            softhsm.clone(),
+            vec!["nesca_plugin_entry".into(), s(&softhsm).to_string()],
+        ));
+    }
+    for (what, path, phrases) in cases {
+        let demo = server_demo();
+        add_plugins(&demo, &[plugin_table(&path, "")]);
+        let config = demo.config();
+        let phrases: Vec<&str> = phrases.iter().map(String::as_str).collect();
+        let listed = demo.nesca(&["plugins", "list", "--config", s(&config)]);
+        assert_refusal(&listed, &phrases);
+        assert!(
+            listed.stderr.contains("plugins[0]"),
+            "{what}: {}",
+            listed.describe()
+        );
+        // serve refuses to start the same way, before it listens.
+        let served = demo.nesca(&["serve", "--config", s(&config)]);
+        assert_refusal(&served, &phrases);
+        assert!(
+            !served.stdout.contains("listening"),
+            "{what}: serve listened: {}",
+            served.describe()
+        );
+    }
+}
+
+#[test]
+fn a_plugin_that_panics_in_init_stops_start_up_with_a_message() {
+    let demo = server_demo();
+    add_plugins(
+        &demo,
+        &[plugin_table(
+            &test_plugin("panicking"),
+            "[plugins.config]\npanic_in_init = true",
+        )],
+    );
+    let config = demo.config();
+    let out = demo.nesca(&["serve", "--config", s(&config)]);
+    assert_refusal(&out, &["plugins[0]", "panicking"]);
+}
+
+#[test]
+fn serve_forwards_channels_and_outlives_panics_and_hangs() {
+    let demo = server_demo();
+    let csr = demo.csr("req", Key::P256);
+    let (_, serial) = demo.issue_ok(&csr, "a.pem", &[]);
+    add_plugins(
+        &demo,
+        &[
+            plugin_table(
+                &test_plugin("echo"),
+                "[plugins.config]\ngreeting = \"merhaba\"",
+            ),
+            plugin_table(&test_plugin("panicking"), ""),
+            plugin_table(
+                &test_plugin("hanging"),
+                "timeout_ms = 500\nmax_in_flight = 2",
+            ),
+        ],
+    );
+    let mut server = Server::serve(&demo);
+
+    // Forwarded with method, path below the prefix, query, body and the plugin's config.
+    let r = server.post("/channels/echo/hello?x=1", "text/plain", b"govde");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.header("x-plugin"), Some("echo"), "{}", r.describe());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("echo answers JSON");
+    assert_eq!(v["method"], "POST", "{v}");
+    assert_eq!(v["path"], "/hello", "{v}");
+    assert_eq!(v["query"], "x=1", "{v}");
+    assert_eq!(v["body"], "govde", "{v}");
+    assert_eq!(v["config"]["greeting"], "merhaba", "{v}");
+
+    // The narrow host API: a certificate lookup goes through the host to the store.
+    let r = server.get(&format!("/channels/echo/lookup/{serial}"));
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("lookup answers JSON");
+    assert_eq!(v["status"], "active", "{v}");
+    assert_eq!(v["tckn"], TCKN, "{v}");
+    let r = server.get("/channels/echo/lookup/0123");
+    assert_eq!(r.status, 404, "{}", r.describe());
+
+    // A panic becomes an error for that request; the plugin and the CA keep serving.
+    let r = server.get("/channels/panicking/panic");
+    assert_eq!(r.status, 500, "{}", r.describe());
+    assert!(r.text().contains("deliberate panic"), "{}", r.describe());
+    let r = server.get("/channels/panicking/ok");
+    assert_eq!(r.status, 200, "{}", r.describe());
+
+    // A call that never returns gets 504 after the plugin's timeout; meanwhile everything
+    // else answers.
+    let started = Instant::now();
+    let addr = server.addr.clone();
+    let hung = std::thread::spawn(move || {
+        crate::server::http(&addr, "GET", "/channels/hanging/hang", &[], None)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(server.get("/channels/hanging/ok").status, 200);
+    let r = hung.join().expect("hung request thread");
+    assert_eq!(r.status, 504, "{}", r.describe());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "504 took {:?}",
+        started.elapsed()
+    );
+    // Two calls hang now (max_in_flight 2): the next one is refused at once.
+    let addr = server.addr.clone();
+    let second = std::thread::spawn(move || {
+        crate::server::http(&addr, "GET", "/channels/hanging/hang", &[], None)
+    });
+    assert_eq!(second.join().expect("second hang").status, 504);
+    let r = server.get("/channels/hanging/ok");
+    assert_eq!(r.status, 503, "{}", r.describe());
+    assert_eq!(server.get("/channels/echo/still").status, 200);
+
+    assert_eq!(server.get("/channels/nope/x").status, 404);
+    server.assert_running();
+    let (status, _) = server.terminate(Duration::from_secs(20));
+    assert!(status.success(), "serve exited with {status}");
+}
