@@ -121,6 +121,18 @@ pub fn served_cas(store: &dyn Store, hsm: &Hsm) -> Result<Vec<ServedCa>> {
     Ok(out)
 }
 
+/// The configured issuing CA (`ca.id`) among the served ones.
+pub fn configured_ca<'a>(cfg: &Loaded, cas: &'a [ServedCa]) -> Result<&'a ServedCa> {
+    cas.iter()
+        .find(|c| c.record.id == cfg.issuing_id)
+        .ok_or_else(|| {
+            CliError::config(
+                "ca.id",
+                format!("CA \"{}\" is not in the store", cfg.issuing_id),
+            )
+        })
+}
+
 /// The CRL issuer of one CA, as configured.
 pub fn crl_issuer(cfg: &Loaded, store: Arc<dyn Store>, ca: &ServedCa) -> Result<crl::CrlIssuer> {
     let c = &cfg.raw.crl;

@@ -30,15 +30,7 @@ pub fn run(a: CrlArgs) -> Result<()> {
     let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
     let hsm = wiring::open_hsm(&cfg)?;
     let cas = wiring::served_cas(store.as_ref(), &hsm)?;
-    let ca = cas
-        .iter()
-        .find(|c| c.record.id == cfg.issuing_id)
-        .ok_or_else(|| {
-            CliError::config(
-                "ca.id",
-                format!("CA \"{}\" is not in the store", cfg.issuing_id),
-            )
-        })?;
+    let ca = wiring::configured_ca(&cfg, &cas)?;
     let issuer = wiring::crl_issuer(&cfg, store, ca)?;
     let kind = if a.delta {
         crl::CrlType::Delta

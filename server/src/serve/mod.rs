@@ -286,15 +286,7 @@ fn channel_host(
     cas: &[ServedCa],
 ) -> Result<Arc<crate::channels::ChannelHost>> {
     use ca_core::engine::{Engine, SigningCa};
-    let ca = cas
-        .iter()
-        .find(|c| c.record.id == cfg.issuing_id)
-        .ok_or_else(|| {
-            CliError::config(
-                "ca.id",
-                format!("CA \"{}\" is not in the store", cfg.issuing_id),
-            )
-        })?;
+    let ca = wiring::configured_ca(cfg, cas)?;
     let root = store.ca(&cfg.root_id)?;
     let mut chain_der = vec![ca.record.cert_der.clone()];
     chain_der.extend(root.map(|r| r.cert_der));
