@@ -19,6 +19,16 @@ pub use host::{ChannelHost, Issuing};
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
 
+/// Response headers a plugin may not set (RFC 9110 §7.6.1 connection-specific, and framing).
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "content-length",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+];
+
 /// Largest request body forwarded to a plugin.
 const MAX_BODY: usize = 4 << 20;
 
@@ -117,7 +127,11 @@ async fn dispatch(plugins: Plugins, name: String, rest: String, req: Request) ->
                 StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
             for (k, v) in r.headers {
                 if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
-                    response.headers_mut().append(k, v);
+                    // Framing is the server's: a plugin's length or connection header could
+                    // contradict the body it actually returned.
+                    if !HOP_BY_HOP.contains(&k.as_str()) {
+                        response.headers_mut().append(k, v);
+                    }
                 }
             }
             response
