@@ -45,6 +45,35 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Buffer between the generator and the file; large writes (the entries) bypass it.
 const WRITE_BUFFER: usize = 1 << 20;
 
+/// A temporary file older than this was left by a publication that crashed: a live one is
+/// renamed within seconds.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes temporary files that crashed publications left behind. Best effort: a file that
+/// cannot be read or removed stays (it is never served: published names never start with
+/// [`TEMP_PREFIX`]).
+fn remove_abandoned_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ABANDONED_AFTER);
+        if old && fs::remove_file(entry.path()).is_ok() {
+            tracing::info!(file = %entry.path().display(), "removed a temporary CRL file left by a crash");
+        }
+    }
+}
+
 /// Publishes files into one directory atomically.
 #[derive(Debug, Clone)]
 pub struct Publisher {
@@ -60,6 +89,7 @@ impl Publisher {
             path: dir.clone(),
             source,
         })?;
+        remove_abandoned_temp_files(&dir);
         Ok(Publisher { dir })
     }
 
@@ -187,6 +217,27 @@ mod tests {
         assert_eq!(delta_file_name(&ca), "nes-ca-delta.crl");
         assert_eq!(file_name(&ca, CrlType::Delta), "nes-ca-delta.crl");
         assert_eq!(file_name(&ca, CrlType::Full), "nes-ca.crl");
+    }
+
+    #[test]
+    fn abandoned_temporary_files_are_removed_and_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join(".nes-ca.crl.1.0.tmp");
+        let fresh = dir.path().join(".nes-ca.crl.2.0.tmp");
+        let published = dir.path().join("nes-ca.crl");
+        for f in [&old, &fresh, &published] {
+            fs::write(f, b"x").unwrap();
+        }
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+        Publisher::new(dir.path()).unwrap();
+        assert!(!old.exists());
+        assert!(fresh.exists() && published.exists());
     }
 
     #[test]
