@@ -16,6 +16,7 @@ pub mod ext;
 pub mod lifecycle;
 pub mod name;
 pub mod oids;
+pub mod partner;
 pub mod profile;
 mod serial;
 pub mod store;
@@ -29,6 +30,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use csr::VerifiedCsr;
 pub use error::{CaError, Result};
 pub use name::PersonName;
+pub use partner::{PartnerId, PartnerRecord};
 pub use serial::{IssuerId, Serial};
 pub use tckn::{Tckn, TcknError};
 

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ca_core::profile::{CaUrls, NesProfile, NesProfileConfig};
+use ca_core::profile::{
+    CaUrls, NesProfile, NesProfileConfig, PartnerCertKind, PartnerCertProfile, PartnerProfileConfig,
+};
 use ca_core::IssuerId;
 use hsm::KeyAlgorithm;
 use secrecy::SecretString;
@@ -278,6 +280,10 @@ pub struct StoreSection {
 #[serde(deny_unknown_fields)]
 pub struct ProfileSection {
     pub nes: NesProfileConfig,
+    /// `[profile.partner]`: role and secure-communication certificates of licensed ESHS
+    /// partners; optional, every key has a default.
+    #[serde(default)]
+    pub partner: PartnerProfileConfig,
 }
 
 /// A configuration read from a file, with its paths resolved and its values checked.
@@ -288,6 +294,10 @@ pub struct Loaded {
     pub root_id: IssuerId,
     pub key_algorithm: KeyAlgorithm,
     pub nes: NesProfile,
+    /// The partner role-certificate profile (`[profile.partner]`).
+    pub partner_role: PartnerCertProfile,
+    /// The partner secure-communication-certificate profile (`[profile.partner]`).
+    pub partner_secure_comm: PartnerCertProfile,
     pub urls: CaUrls,
 }
 
@@ -323,6 +333,10 @@ impl Loaded {
             .parse()
             .map_err(|r| CliError::config("ca.key_algorithm", r))?;
         let nes = NesProfile::from_config(&raw.profile.nes)?;
+        let partner_role =
+            PartnerCertProfile::from_config(PartnerCertKind::Role, &raw.profile.partner)?;
+        let partner_secure_comm =
+            PartnerCertProfile::from_config(PartnerCertKind::SecureComm, &raw.profile.partner)?;
         let urls = CaUrls::new(&raw.ca.public_url, &issuing_id)?;
         if raw.hsm.sessions == 0 || raw.hsm.sessions > 64 {
             return Err(CliError::config("hsm.sessions", "must be between 1 and 64"));
@@ -381,8 +395,18 @@ impl Loaded {
             root_id,
             key_algorithm,
             nes,
+            partner_role,
+            partner_secure_comm,
             urls,
         })
+    }
+
+    /// The checked profile of one kind of partner certificate.
+    pub fn partner_profile(&self, kind: PartnerCertKind) -> &PartnerCertProfile {
+        match kind {
+            PartnerCertKind::Role => &self.partner_role,
+            PartnerCertKind::SecureComm => &self.partner_secure_comm,
+        }
     }
 
     /// The directory relative paths start from.

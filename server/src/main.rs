@@ -49,6 +49,9 @@ enum Command {
     /// Look at issued certificates
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Registered licensed ESHS partners and their role and secure-communication certificates
+    #[command(subcommand)]
+    Partner(PartnerCommand),
     /// Front-channel plugins
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -66,6 +69,16 @@ enum CertCommand {
     Show(commands::cert::ShowArgs),
     /// List every certificate in the store, one JSON object per line
     List(ConfigArg),
+}
+
+#[derive(Subcommand)]
+enum PartnerCommand {
+    /// Register a licensed ESHS operator
+    Add(commands::partner::AddArgs),
+    /// List the registered partners, one JSON object per line
+    List(ConfigArg),
+    /// Issue a role or secure-communication certificate to a registered partner from a CSR
+    IssueCert(commands::partner::IssueCertArgs),
 }
 
 #[derive(Subcommand)]
@@ -113,6 +126,9 @@ fn main() -> ExitCode {
         Command::Unsuspend(a) => commands::lifecycle::run("unsuspend", a),
         Command::Cert(CertCommand::Show(a)) => commands::cert::show(a),
         Command::Cert(CertCommand::List(a)) => commands::cert::list(a),
+        Command::Partner(PartnerCommand::Add(a)) => commands::partner::add(a),
+        Command::Partner(PartnerCommand::List(a)) => commands::partner::list(a),
+        Command::Partner(PartnerCommand::IssueCert(a)) => commands::partner::issue_cert(a),
         Command::Plugins(PluginsCommand::List(a)) => commands::plugins::list(a),
         Command::Audit(AuditCommand::Verify(a)) => commands::audit::verify(a),
         Command::Bench(BenchCommand::Issue(a)) => commands::bench::run(a),

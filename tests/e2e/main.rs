@@ -15,6 +15,7 @@ mod issue;
 mod lifecycle;
 mod lint;
 mod ocsp;
+mod partner;
 mod plugins;
 mod refusals;
 mod server;

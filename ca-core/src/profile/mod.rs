@@ -9,6 +9,7 @@ mod ca;
 mod lint;
 mod nes;
 mod ocsp_signer;
+mod partner;
 
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +27,10 @@ pub use lint::Findings;
 pub(crate) use nes::demo_config as nes_demo_config;
 pub use nes::{NesProfile, NesProfileConfig, PdsConfig, NES_VALIDITY_CEILING_DAYS};
 pub use ocsp_signer::OcspSignerProfile;
+pub use partner::{
+    parse_common_name, partner_subject, PartnerCertKind, PartnerCertProfile, PartnerProfileConfig,
+    KP_CLIENT_AUTH, KP_SERVER_AUTH, PARTNER_VALIDITY_CEILING_DAYS,
+};
 
 use crate::error::{CaError, Result};
 use crate::serial::{IssuerId, Serial};

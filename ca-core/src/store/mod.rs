@@ -13,6 +13,7 @@ pub use sqlite::SqliteStore;
 
 use crate::error::Result;
 use crate::lifecycle::{LifecycleAction, RequestId, RevocationReason};
+use crate::partner::{PartnerId, PartnerRecord};
 use crate::serial::{IssuerId, Serial};
 
 /// Where a certificate stands in the store.
@@ -355,4 +356,12 @@ pub trait Store: Send + Sync {
     fn latest_crl(&self, issuer: &IssuerId, kind: CrlKind) -> Result<Option<CrlRecord>>;
     /// The CAs nesca runs.
     fn cas(&self) -> Result<Vec<CaRecord>>;
+
+    /// Registers a licensed ESHS partner; refuses an id that exists
+    /// ([`crate::CaError::AlreadyExists`]). One transaction with its audit record.
+    fn add_partner(&self, partner: PartnerRecord, actor: &str, at: i64) -> Result<()>;
+    /// A partner by id.
+    fn partner(&self, id: &PartnerId) -> Result<Option<PartnerRecord>>;
+    /// Every registered partner, registration order.
+    fn partners(&self) -> Result<Vec<PartnerRecord>>;
 }

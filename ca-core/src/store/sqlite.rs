@@ -20,6 +20,7 @@ use super::{
 };
 use crate::error::{CaError, Result};
 use crate::lifecycle::{next_status, RevocationReason};
+use crate::partner::{PartnerId, PartnerRecord};
 use crate::serial::{IssuerId, Serial};
 
 /// Versioned schema migrations, applied in order at open; never edit one that shipped.
@@ -135,6 +136,15 @@ const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL,
         PRIMARY KEY (issuer, number)
     );",
+    // 3: registered licensed ESHS operators, the only holders of role and secure-communication
+    // certificates.
+    "CREATE TABLE partners (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        license_no TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        active     INTEGER NOT NULL DEFAULT 1
+    );",
 ];
 
 /// How many queued writes one transaction takes at most.
@@ -158,6 +168,11 @@ enum Write {
     },
     AddCa {
         ca: CaRecord,
+        actor: String,
+        at: i64,
+    },
+    AddPartner {
+        partner: PartnerRecord,
         actor: String,
         at: i64,
     },
@@ -657,6 +672,38 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
             )?;
             Ok(Outcome::Done)
         }
+        Write::AddPartner { partner, actor, at } => {
+            let exists = conn
+                .prepare_cached("SELECT 1 FROM partners WHERE id = ?1")?
+                .exists([partner.id.as_str()])?;
+            if exists {
+                return Err(Refusal::Refused(CaError::AlreadyExists {
+                    what: format!("partner \"{}\"", partner.id),
+                }));
+            }
+            conn.prepare_cached(
+                "INSERT INTO partners (id, name, license_no, created_at, active) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![partner.id.as_str(), partner.name, partner.license_no, partner.created_at, partner.active])?;
+            // Not about a certificate: issuer and serial stay empty, the partner is in the detail.
+            append_audit(
+                conn,
+                head,
+                AuditEntry {
+                    seq: 0,
+                    at: *at,
+                    actor: actor.clone(),
+                    action: "add-partner".into(),
+                    issuer: String::new(),
+                    serial: String::new(),
+                    detail: format!(
+                        "partner={} license_no={} name={}",
+                        partner.id, partner.license_no, partner.name
+                    ),
+                },
+            )?;
+            Ok(Outcome::Done)
+        }
         Write::Transition(t) => apply_transition(conn, t, head),
         Write::ReserveCrl(r) => reserve_crl(conn, r, head),
         Write::PublishCrl {
@@ -977,6 +1024,21 @@ fn ca_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaRecord> {
         cert_der: r.get(3)?,
         ocsp_key_label: r.get(4)?,
         ocsp_cert_der: r.get(5)?,
+    })
+}
+
+const PARTNER_COLUMNS: &str = "id, name, license_no, created_at, active";
+
+fn partner_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartnerRecord> {
+    let id: String = r.get(0)?;
+    Ok(PartnerRecord {
+        id: PartnerId::parse(&id).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        })?,
+        name: r.get(1)?,
+        license_no: r.get(2)?,
+        created_at: r.get(3)?,
+        active: r.get(4)?,
     })
 }
 
@@ -1320,6 +1382,35 @@ impl Store for SqliteStore {
         )
     }
 
+    fn add_partner(&self, partner: PartnerRecord, actor: &str, at: i64) -> Result<()> {
+        self.submit(Write::AddPartner {
+            partner,
+            actor: actor.into(),
+            at,
+        })
+        .map(|_| ())
+    }
+
+    fn partner(&self, id: &PartnerId) -> Result<Option<PartnerRecord>> {
+        let sql = format!("SELECT {PARTNER_COLUMNS} FROM partners WHERE id = ?1");
+        self.read(
+            |c| c.query_row(&sql, [id.as_str()], partner_row).optional(),
+            "read partner",
+        )
+    }
+
+    fn partners(&self) -> Result<Vec<PartnerRecord>> {
+        let sql = format!("SELECT {PARTNER_COLUMNS} FROM partners ORDER BY created_at, id");
+        self.read(
+            |c| {
+                let mut st = c.prepare(&sql)?;
+                let rows = st.query_map([], partner_row)?;
+                rows.collect()
+            },
+            "read partners",
+        )
+    }
+
     fn verify_audit(&self) -> Result<AuditReport> {
         self.read(
             |c| {
@@ -1381,5 +1472,82 @@ mod tests {
             )
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    fn partner(id: &str) -> PartnerRecord {
+        PartnerRecord {
+            id: PartnerId::parse(id).unwrap(),
+            name: "Örnek ESHS A.Ş.".into(),
+            license_no: "BTK-2024-17".into(),
+            created_at: 1_700_000_000,
+            active: true,
+        }
+    }
+
+    #[test]
+    fn partners_are_added_read_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("p.db")).unwrap();
+        let id = PartnerId::parse("eshs-a").unwrap();
+        assert_eq!(store.partner(&id).unwrap(), None);
+        store
+            .add_partner(partner("eshs-a"), "test", 1_700_000_000)
+            .unwrap();
+        assert_eq!(store.partner(&id).unwrap(), Some(partner("eshs-a")));
+        let mut other = partner("eshs-a");
+        other.name = "Someone Else".into();
+        let e = store.add_partner(other, "test", 1_700_000_001).unwrap_err();
+        assert!(matches!(e, CaError::AlreadyExists { .. }), "{e}");
+        assert_eq!(store.partner(&id).unwrap(), Some(partner("eshs-a")));
+        store
+            .add_partner(partner("eshs-b"), "test", 1_700_000_002)
+            .unwrap();
+        let ids: Vec<String> = store
+            .partners()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.id.to_string())
+            .collect();
+        assert_eq!(ids, ["eshs-a", "eshs-b"]);
+        // Each registration left its audit record, and the chain holds.
+        let report = store.verify_audit().unwrap();
+        assert_eq!((report.records, report.first_break), (2, None));
+    }
+
+    /// A database at schema version 2 keeps its certificates and gains the partners table.
+    #[test]
+    fn migration_3_keeps_version_2_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(MIGRATIONS[1]).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version VALUES (1);
+                 INSERT INTO schema_version VALUES (2);
+                 INSERT INTO certificates (issuer, serial, profile, status, subject, tckn, not_before, not_after, tbs_der, cert_der, reserved_at, issued_at, revoked_at, reason)
+                 VALUES ('nes-ca', '0202020202020202020202020202020202020202', 'nes', 'revoked', 'CN=B', '10000000146', 1, 2000000000, x'30', x'3000', 1, 1, 5, 1);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let serial = Serial::from_hex("0202020202020202020202020202020202020202").unwrap();
+        let rec = store.get(None, &serial).unwrap().unwrap();
+        assert_eq!(rec.status, CertStatus::Revoked);
+        assert_eq!(rec.revocation.map(|r| r.at), Some(5));
+        assert!(store.partners().unwrap().is_empty());
+        store
+            .add_partner(partner("eshs-a"), "test", 1_700_000_000)
+            .unwrap();
+        assert_eq!(store.partners().unwrap().len(), 1);
+        let version: i64 = store
+            .read(
+                |c| c.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)),
+                "v",
+            )
+            .unwrap();
+        assert_eq!(version, 3);
     }
 }

@@ -8,6 +8,7 @@ pub mod crl;
 pub mod init;
 pub mod issue;
 pub mod lifecycle;
+pub mod partner;
 pub mod plugins;
 
 use std::io::Write;

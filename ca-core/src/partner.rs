@@ -1,0 +1,152 @@
+//! Registered licensed ESHS operators ("partners"): the only holders of role and
+//! secure-communication certificates (STANDARDS.md, KEC channel).
+
+use std::fmt;
+
+use crate::error::{CaError, Result};
+
+/// Longest partner name nesca records (it becomes the subject organizationName).
+pub const MAX_PARTNER_NAME_CHARS: usize = 128;
+/// Longest licence number nesca records (it becomes the subject serialNumber, ub 64).
+pub const MAX_LICENSE_NO_CHARS: usize = 64;
+
+/// The id of a partner inside nesca: lower-case ASCII letters, digits and `-`, 1 to 32
+/// characters. Parsed at the edge so every later use is known to be well formed.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartnerId(String);
+
+impl PartnerId {
+    /// Checks an id given for the command-line or API field `id`.
+    pub fn parse(s: &str) -> Result<PartnerId> {
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            return Err(CaError::invalid(
+                "id",
+                format!("\"{s}\" must be 1 to 32 lower-case letters, digits or '-'"),
+            ));
+        }
+        Ok(PartnerId(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PartnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PartnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PartnerId({})", self.0)
+    }
+}
+
+/// A registered licensed ESHS operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerRecord {
+    pub id: PartnerId,
+    /// The operator's legal name (subject organizationName), 1 to 128 characters.
+    pub name: String,
+    /// The operator's licence number: the holder's registered id (subject serialNumber).
+    pub license_no: String,
+    /// When it was registered, unix seconds.
+    pub created_at: i64,
+    /// Only active partners receive certificates.
+    pub active: bool,
+}
+
+/// Checks a partner's legal name: trimmed, 1 to 128 characters, no control characters.
+pub fn parse_partner_name(s: &str) -> Result<String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(CaError::invalid("name", "must not be empty"));
+    }
+    let n = s.chars().count();
+    if n > MAX_PARTNER_NAME_CHARS {
+        return Err(CaError::invalid(
+            "name",
+            format!("must be at most {MAX_PARTNER_NAME_CHARS} characters (got {n})"),
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(CaError::invalid(
+            "name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// Checks a licence number: 1 to 64 characters of the PrintableString alphabet (it is
+/// written as a PrintableString serialNumber, X.520).
+pub fn parse_license_no(s: &str) -> Result<String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(CaError::invalid("license-no", "must not be empty"));
+    }
+    let n = s.chars().count();
+    if n > MAX_LICENSE_NO_CHARS {
+        return Err(CaError::invalid(
+            "license-no",
+            format!("must be at most {MAX_LICENSE_NO_CHARS} characters (got {n})"),
+        ));
+    }
+    if let Some(bad) = s.chars().find(|c| !is_printable_string_char(*c)) {
+        return Err(CaError::invalid(
+            "license-no",
+            format!(
+                "character {bad:?} is not printable (letters, digits, space and '()+,-./:=? only)"
+            ),
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// The PrintableString alphabet (X.680 §41.4).
+pub(crate) fn is_printable_string_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || " '()+,-./:=?".contains(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partner_ids_are_lower_case_and_short() {
+        assert_eq!(PartnerId::parse("eshs-a1").unwrap().as_str(), "eshs-a1");
+        for bad in ["", "ESHS", "a b", "a_b", "ş", &"a".repeat(33)] {
+            let e = PartnerId::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("id: "), "{bad:?}: {e}");
+        }
+        assert!(PartnerId::parse(&"a".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn names_and_licence_numbers_are_checked() {
+        assert_eq!(parse_partner_name(" Org A.Ş. ").unwrap(), "Org A.Ş.");
+        assert_eq!(
+            parse_partner_name("").unwrap_err().to_string(),
+            "name: must not be empty"
+        );
+        assert!(parse_partner_name(&"x".repeat(129))
+            .unwrap_err()
+            .to_string()
+            .starts_with("name: must be at most 128"));
+        assert!(parse_partner_name("a\nb").is_err());
+        assert_eq!(parse_license_no("BTK-2024/17").unwrap(), "BTK-2024/17");
+        assert_eq!(
+            parse_license_no(" ").unwrap_err().to_string(),
+            "license-no: must not be empty"
+        );
+        assert!(parse_license_no(&"1".repeat(65)).is_err());
+        assert!(parse_license_no("a*b").is_err());
+        assert!(parse_license_no("ş").is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! `nesca partner add|list|issue-cert`: registered licensed ESHS operators and their role and
+//! secure-communication certificates.
+
+use std::path::PathBuf;
+
+use ca_core::engine::CertRequest;
+use ca_core::partner::{parse_license_no, parse_partner_name};
+use ca_core::profile::{check_validity_days, parse_common_name, partner_subject, PartnerCertKind};
+use ca_core::store::{Store, SubjectRecord};
+use ca_core::{rfc3339, PartnerId, PartnerRecord, VerifiedCsr};
+use clap::Args;
+use serde_json::json;
+
+use super::{cert_pem, emit, OutFile};
+use crate::config::Loaded;
+use crate::error::{CliError, Result};
+use crate::{wiring, ConfigArg};
+
+#[derive(Args)]
+pub struct AddArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The partner's id in nesca: 1 to 32 lower-case letters, digits or '-'
+    #[arg(long)]
+    id: String,
+    /// The operator's legal name (subject organizationName), 1 to 128 characters
+    #[arg(long)]
+    name: String,
+    /// The operator's ESHS licence number (subject serialNumber), 1 to 64 printable characters
+    #[arg(long)]
+    license_no: String,
+}
+
+#[derive(Args)]
+pub struct IssueCertArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// Id of the registered partner the certificate is for
+    #[arg(long)]
+    partner: String,
+    /// role (clientAuth) or secure-comm (clientAuth and serverAuth)
+    #[arg(long)]
+    kind: String,
+    /// PKCS#10 certification request, PEM or DER
+    #[arg(long)]
+    csr: PathBuf,
+    /// The device or system name (subject commonName), 1 to 64 characters
+    #[arg(long)]
+    common_name: String,
+    /// Validity in days (default: profile.partner.validity_days)
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_days)]
+    validity_days: Option<u32>,
+    /// Where to write the certificate (PEM)
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Whole days, at least 1 (the profile maximum is checked once the configuration is read).
+fn parse_days(s: &str) -> std::result::Result<u32, String> {
+    match s.parse::<i64>() {
+        Ok(d) if d >= 1 => u32::try_from(d).map_err(|_| "is too large".to_string()),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(_) => Err("must be a whole number of days".into()),
+    }
+}
+
+fn to_json(p: &PartnerRecord) -> serde_json::Value {
+    json!({
+        "id": p.id.as_str(),
+        "name": p.name,
+        "license_no": p.license_no,
+        "created_at": rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(p.created_at.max(0) as u64)),
+        "active": p.active,
+    })
+}
+
+pub fn add(a: AddArgs) -> Result<()> {
+    // Parse at the edge: a bad field is refused before the configuration or store is read.
+    let id = PartnerId::parse(&a.id)?;
+    let name = parse_partner_name(&a.name)?;
+    let license_no = parse_license_no(&a.license_no)?;
+    let cfg = Loaded::read(&a.config)?;
+    let store = wiring::open_existing_store(&cfg)?;
+    let now = ca_core::clock::unix_seconds(std::time::SystemTime::now());
+    let record = PartnerRecord {
+        id,
+        name,
+        license_no,
+        created_at: now,
+        active: true,
+    };
+    store.add_partner(record.clone(), "cli", now)?;
+    emit(&format!("{}\n", to_json(&record)))
+}
+
+pub fn list(a: ConfigArg) -> Result<()> {
+    let cfg = Loaded::read(&a.config)?;
+    let store = wiring::open_existing_store(&cfg)?;
+    let mut text = String::new();
+    for p in store.partners()? {
+        text.push_str(&to_json(&p).to_string());
+        text.push('\n');
+    }
+    emit(&text)
+}
+
+pub fn issue_cert(a: IssueCertArgs) -> Result<()> {
+    let cfg = Loaded::read(&a.config)?;
+
+    // Parse at the edge: every refusal here happens before the store or the HSM is touched.
+    let id = PartnerId::parse(&a.partner).map_err(|_| unknown_partner(&a.partner))?;
+    let kind = PartnerCertKind::parse(&a.kind)?;
+    let common_name = parse_common_name(&a.common_name)?;
+    let csr_bytes = std::fs::read(&a.csr).map_err(CliError::io("cannot read CSR", &a.csr))?;
+    let csr = VerifiedCsr::parse(&csr_bytes)?;
+    let profile = cfg.partner_profile(kind);
+    let validity_days = a.validity_days.unwrap_or(profile.default_validity_days());
+    check_validity_days(profile, validity_days)?;
+
+    // Only registered, active licensed ESHS operators receive these certificates; checked
+    // before the token is opened.
+    let store = wiring::open_existing_store(&cfg)?;
+    let partner = store
+        .partner(&id)?
+        .filter(|p| p.active)
+        .ok_or_else(|| unknown_partner(id.as_str()))?;
+    let subject = partner_subject(&partner, &common_name)?;
+
+    // Claimed now: an unwritable --out must not leave a certificate nobody received.
+    let out = OutFile::claim("out", &a.out)?;
+
+    let issuance = wiring::open_issuance(&cfg, store)?;
+    let request = CertRequest {
+        record: SubjectRecord {
+            subject: subject.to_string(),
+            ..SubjectRecord::default()
+        },
+        subject,
+        subject_key: csr.public_key,
+        validity_days,
+    };
+    // The partner is named in the audit trail through the actor of the reserve and issue
+    // records.
+    let actor = format!("cli partner={id}");
+    let issued = issuance
+        .engine
+        .issue(&issuance.ca, profile, request, &actor)?;
+    let pem = cert_pem(&issued.cert_der);
+    if let Err(e) = out.commit(pem.as_bytes()) {
+        // Issued and stored already: hand the certificate over rather than lose it.
+        emit(&pem)?;
+        return Err(e);
+    }
+    emit(&format!("{}\n", issued.serial))
+}
+
+fn unknown_partner(id: &str) -> CliError {
+    CliError::Argument {
+        field: "partner",
+        rule: format!("no registered ESHS partner \"{id}\""),
+    }
+}

@@ -1,0 +1,285 @@
+//! `nesca partner add|list|issue-cert`: role and secure-communication certificates for
+//! registered licensed ESHS partners.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const PARTNER: &str = "eshs-a";
+const PARTNER_NAME: &str = "Örnek ESHS A.Ş.";
+const LICENSE: &str = "BTK-2024-17";
+
+fn add_partner(demo: &Demo, id: &str) -> Output {
+    let config = demo.config();
+    demo.nesca(&[
+        "partner",
+        "add",
+        "--config",
+        s(&config),
+        "--id",
+        id,
+        "--name",
+        PARTNER_NAME,
+        "--license-no",
+        LICENSE,
+    ])
+}
+
+fn issue_cert(demo: &Demo, partner: &str, kind: &str, cn: &str, out: &str) -> (Output, PathBuf) {
+    let config = demo.config();
+    let csr = demo.csr(&format!("{kind}-{cn}"), Key::P256);
+    let out = demo.work.join(out);
+    let o = demo.nesca(&[
+        "partner",
+        "issue-cert",
+        "--config",
+        s(&config),
+        "--partner",
+        partner,
+        "--kind",
+        kind,
+        "--csr",
+        s(&csr),
+        "--common-name",
+        cn,
+        "--out",
+        s(&out),
+    ]);
+    (o, out)
+}
+
+/// `openssl verify -CAfile ca-chain.pem -purpose P CERT`.
+fn verify_purpose(demo: &Demo, cert: &std::path::Path, purpose: &str) -> Output {
+    let chain = demo.path("ca-chain.pem");
+    openssl_may_fail(&["verify", "-CAfile", s(&chain), "-purpose", purpose, s(cert)])
+}
+
+#[test]
+fn partner_certificates_verify_for_their_purposes_and_carry_the_profile() {
+    let demo = Demo::init();
+    let added = add_partner(&demo, PARTNER).ok();
+    let line: Value = serde_json::from_str(added.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "partner add must print one JSON line ({e}): {}",
+            added.describe()
+        )
+    });
+    assert_eq!(added.stdout.trim().lines().count(), 1);
+    assert_eq!(line["id"], PARTNER);
+    assert_eq!(line["name"], PARTNER_NAME);
+    assert_eq!(line["license_no"], LICENSE);
+    assert_eq!(line["active"], true);
+
+    let config = demo.config();
+    let listed = demo
+        .nesca(&["partner", "list", "--config", s(&config)])
+        .ok();
+    let rows: Vec<Value> = listed
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("partner list prints JSON lines"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{}", listed.describe());
+    assert_eq!(rows[0]["id"], PARTNER);
+
+    let (role_out, role) = issue_cert(&demo, PARTNER, "role", "KEC-0001", "role.pem");
+    let role_serial = single_serial_line(&role_out.ok());
+    let (comm_out, comm) = issue_cert(
+        &demo,
+        PARTNER,
+        "secure-comm",
+        "eshs-gw.example.com.tr",
+        "comm.pem",
+    );
+    let comm_serial = single_serial_line(&comm_out.ok());
+    assert_eq!(norm_serial(&cert_serial(&role)), norm_serial(&role_serial));
+    assert_eq!(norm_serial(&cert_serial(&comm)), norm_serial(&comm_serial));
+
+    for cert in [&role, &comm] {
+        let out = verify_purpose(&demo, cert, "sslclient");
+        assert!(out.success(), "sslclient: {}", out.describe());
+    }
+    let out = verify_purpose(&demo, &comm, "sslserver");
+    assert!(
+        out.success(),
+        "sslserver for secure-comm: {}",
+        out.describe()
+    );
+    let out = verify_purpose(&demo, &role, "sslserver");
+    assert!(
+        !out.success(),
+        "a role certificate must not verify as sslserver: {}",
+        out.describe()
+    );
+
+    for (cert, cn, ekus) in [
+        (&role, "KEC-0001", "TLS Web Client Authentication"),
+        (
+            &comm,
+            "eshs-gw.example.com.tr",
+            "TLS Web Client Authentication, TLS Web Server Authentication",
+        ),
+    ] {
+        let text = cert_text(cert);
+        let (critical, eku) = extension(&text, "X509v3 Extended Key Usage")
+            .unwrap_or_else(|| panic!("no extKeyUsage:\n{text}"));
+        assert!(!critical, "extKeyUsage must be non-critical:\n{text}");
+        let mut got: Vec<&str> = eku.split(',').map(str::trim).collect();
+        got.sort();
+        let mut want: Vec<&str> = ekus.split(',').map(str::trim).collect();
+        want.sort();
+        assert_eq!(got, want, "{text}");
+        let (critical, ku) =
+            extension(&text, "X509v3 Key Usage").unwrap_or_else(|| panic!("no keyUsage:\n{text}"));
+        assert!(
+            critical && ku == "Digital Signature",
+            "keyUsage: {ku}\n{text}"
+        );
+        let (critical, bc) = extension(&text, "X509v3 Basic Constraints")
+            .unwrap_or_else(|| panic!("no basicConstraints:\n{text}"));
+        assert!(
+            critical && bc == "CA:FALSE",
+            "basicConstraints: {bc}\n{text}"
+        );
+        let (_, cdp) = extension(&text, "X509v3 CRL Distribution Points")
+            .unwrap_or_else(|| panic!("no CDP:\n{text}"));
+        assert!(cdp.contains("URI:http://") && cdp.contains(".crl"), "{cdp}");
+        let (_, aia) = extension(&text, "Authority Information Access")
+            .unwrap_or_else(|| panic!("no AIA:\n{text}"));
+        assert!(aia.contains("OCSP - URI:http://"), "{aia}");
+        assert!(aia.contains("CA Issuers - URI:http://"), "{aia}");
+        assert!(extension(&text, "X509v3 Authority Key Identifier").is_some());
+        assert!(extension(&text, "X509v3 Subject Key Identifier").is_some());
+        assert!(
+            !text.contains("qcStatements")
+                && !text.contains("1.3.6.1.5.5.7.1.3")
+                && extension(&text, "X509v3 Certificate Policies").is_none(),
+            "no qcStatements and no certificatePolicies:\n{text}"
+        );
+        let subject = cert_subject_typed(cert);
+        let mut attrs: Vec<String> = subject.split(',').map(|a| a.trim().to_string()).collect();
+        attrs.sort();
+        let mut want = vec![
+            "C=PRINTABLESTRING:TR".to_string(),
+            format!("O=UTF8STRING:{PARTNER_NAME}"),
+            format!("CN=UTF8STRING:{cn}"),
+            format!("serialNumber=PRINTABLESTRING:{LICENSE}"),
+        ];
+        want.sort();
+        assert_eq!(attrs, want, "subject {subject}");
+        let kind = if *cert == role { "role" } else { "secure-comm" };
+        let csr = demo.work.join(format!("{kind}-{cn}.csr"));
+        assert_eq!(
+            cert_public_key(cert),
+            csr_public_key(&csr, false),
+            "the certificate must certify the CSR's key"
+        );
+    }
+
+    // The store knows both, under their profiles.
+    let profiles: Vec<String> = demo
+        .cert_list()
+        .iter()
+        .filter_map(|c| c["profile"].as_str().map(String::from))
+        .filter(|p| p.starts_with("partner-"))
+        .collect();
+    let mut profiles = profiles;
+    profiles.sort();
+    assert_eq!(profiles, ["partner-role", "partner-secure-comm"]);
+}
+
+#[test]
+fn partner_refusals_change_nothing() {
+    let demo = Demo::init();
+    add_partner(&demo, PARTNER).ok();
+
+    // Unknown partner: refused before the HSM, nothing stored, no file left behind.
+    demo.assert_refused_unchanged(&["partner: no registered ESHS partner \"nobody\""], || {
+        issue_cert(&demo, "nobody", "role", "KEC-0001", "x.pem").0
+    });
+    assert!(!demo.work.join("x.pem").exists());
+    demo.assert_refused_unchanged(&["kind:", "role or secure-comm"], || {
+        issue_cert(&demo, PARTNER, "tls", "KEC-0001", "y.pem").0
+    });
+    demo.assert_refused_unchanged(&["common-name:", "1 to 64"], || {
+        issue_cert(&demo, PARTNER, "role", &"K".repeat(65), "z.pem").0
+    });
+
+    // Validity above the profile maximum, and a configuration above the hard ceiling.
+    demo.assert_refused_unchanged(&["validity-days:", "maximum of 825 days"], || {
+        let config = demo.config();
+        let csr = demo.csr("long", Key::P256);
+        let out = demo.work.join("long.pem");
+        demo.nesca(&[
+            "partner",
+            "issue-cert",
+            "--config",
+            s(&config),
+            "--partner",
+            PARTNER,
+            "--kind",
+            "role",
+            "--csr",
+            s(&csr),
+            "--common-name",
+            "KEC-0001",
+            "--validity-days",
+            "826",
+            "--out",
+            s(&out),
+        ])
+    });
+    let too_long = demo.path("partner-900.toml");
+    let text = std::fs::read_to_string(demo.config()).expect("demo configuration");
+    std::fs::write(
+        &too_long,
+        format!("{text}\n[profile.partner]\nmax_validity_days = 900\n"),
+    )
+    .expect("write configuration");
+    assert_refusal(
+        &demo.nesca(&["partner", "list", "--config", s(&too_long)]),
+        &["profile.partner.max_validity_days", "825"],
+    );
+
+    // Duplicate id, bad id, bad name, bad licence number.
+    assert_refusal(
+        &add_partner(&demo, PARTNER),
+        &["partner \"eshs-a\" already exists"],
+    );
+    assert_refusal(&add_partner(&demo, "ESHS A"), &["error: id:"]);
+    let config = demo.config();
+    let add = |name: &str, license: &str| {
+        demo.nesca(&[
+            "partner",
+            "add",
+            "--config",
+            s(&config),
+            "--id",
+            "eshs-b",
+            "--name",
+            name,
+            "--license-no",
+            license,
+        ])
+    };
+    assert_refusal(&add("", LICENSE), &["error: name: must not be empty"]);
+    assert_refusal(
+        &add(&"x".repeat(129), LICENSE),
+        &["error: name: must be at most 128"],
+    );
+    assert_refusal(
+        &add(PARTNER_NAME, ""),
+        &["error: license-no: must not be empty"],
+    );
+    assert_refusal(
+        &add(PARTNER_NAME, &"1".repeat(65)),
+        &["error: license-no: must be at most 64"],
+    );
+
+    let listed = demo
+        .nesca(&["partner", "list", "--config", s(&config)])
+        .ok();
+    assert_eq!(listed.stdout.lines().count(), 1, "{}", listed.describe());
+}
