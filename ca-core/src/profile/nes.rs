@@ -10,11 +10,7 @@ use x509_cert::certificate::TbsCertificate;
 use x509_cert::ext::pkix::certpolicy::{
     DisplayText, PolicyInformation, PolicyQualifierInfo, UserNotice,
 };
-use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
-use x509_cert::ext::pkix::{
-    AuthorityInfoAccessSyntax, BasicConstraints, CertificatePolicies, CrlDistributionPoints,
-    KeyUsage, KeyUsages,
-};
+use x509_cert::ext::pkix::{BasicConstraints, CertificatePolicies, KeyUsage, KeyUsages};
 use x509_cert::ext::Extension;
 
 use super::lint::{decode_one, extensions_with, only_extensions};
@@ -345,62 +341,12 @@ impl CertificateProfile for NesProfile {
         ) {
             lint_policies(&cp, self.policy_oid, f);
         }
-        let urls = issuer.urls.as_ref();
-        if let Some(cdp) = decode_one::<CrlDistributionPoints>(
-            tbs,
-            oids::CE_CRL_DISTRIBUTION_POINTS,
-            "cRLDistributionPoints",
-            false,
-            f,
-        ) {
-            let uris: Vec<String> = cdp
-                .0
-                .iter()
-                .filter_map(|dp| match &dp.distribution_point {
-                    Some(DistributionPointName::FullName(names)) => Some(names),
-                    _ => None,
-                })
-                .flatten()
-                .filter_map(uri_of)
-                .collect();
-            f.check(urls.is_some_and(|u| uris.contains(&u.crl)), || {
-                "cRLDistributionPoints must hold the CA's http CRL URL".into()
-            });
-        }
-        if let Some(aia) = decode_one::<AuthorityInfoAccessSyntax>(
-            tbs,
-            oids::PE_AUTHORITY_INFO_ACCESS,
-            "authorityInfoAccess",
-            false,
-            f,
-        ) {
-            let has = |method: ObjectIdentifier, want: Option<&String>| {
-                aia.0.iter().any(|a| {
-                    a.access_method == method && uri_of(&a.access_location).as_ref() == want
-                })
-            };
-            f.check(has(oids::AD_OCSP, urls.map(|u| &u.ocsp)), || {
-                "authorityInfoAccess must hold the http OCSP URL".into()
-            });
-            f.check(
-                has(oids::AD_CA_ISSUERS, urls.map(|u| &u.ca_issuers)),
-                || "authorityInfoAccess must hold the http caIssuers URL".into(),
-            );
-        }
+        super::lint::lint_status_urls(tbs, issuer, f);
         if let Some(qcs) =
             decode_one::<QcStatements>(tbs, oids::PE_QC_STATEMENTS, "qcStatements", false, f)
         {
             lint_qc_statements(&qcs, f);
         }
-    }
-}
-
-fn uri_of(name: &GeneralName) -> Option<String> {
-    match name {
-        GeneralName::UniformResourceIdentifier(u) if u.as_str().starts_with("http://") => {
-            Some(u.as_str().to_string())
-        }
-        _ => None,
     }
 }
 

@@ -13,11 +13,7 @@ use serde::{Deserialize, Serialize};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::certificate::TbsCertificate;
-use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
-use x509_cert::ext::pkix::{
-    AuthorityInfoAccessSyntax, BasicConstraints, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage,
-    KeyUsages,
-};
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::ext::Extension;
 use x509_cert::name::{Name, RelativeDistinguishedName};
 
@@ -268,7 +264,7 @@ impl CertificateProfile for PartnerCertProfile {
                 }
             });
         }
-        lint_status_urls(tbs, issuer, f);
+        super::lint::lint_status_urls(tbs, issuer, f);
     }
 }
 
@@ -280,61 +276,6 @@ fn ext_basic_constraints() -> Result<Extension> {
             path_len_constraint: None,
         },
     )
-}
-
-fn http_uri(name: &GeneralName) -> Option<&str> {
-    match name {
-        GeneralName::UniformResourceIdentifier(u) if u.as_str().starts_with("http://") => {
-            Some(u.as_str())
-        }
-        _ => None,
-    }
-}
-
-/// cRLDistributionPoints and authorityInfoAccess (OCSP and caIssuers) point at this CA.
-fn lint_status_urls(tbs: &TbsCertificate, issuer: &IssuerContext, f: &mut Findings) {
-    let urls = issuer.urls.as_ref();
-    if let Some(cdp) = decode_one::<CrlDistributionPoints>(
-        tbs,
-        oids::CE_CRL_DISTRIBUTION_POINTS,
-        "cRLDistributionPoints",
-        false,
-        f,
-    ) {
-        let has_crl = cdp
-            .0
-            .iter()
-            .filter_map(|dp| match &dp.distribution_point {
-                Some(DistributionPointName::FullName(names)) => Some(names),
-                _ => None,
-            })
-            .flatten()
-            .filter_map(http_uri)
-            .any(|u| urls.is_some_and(|want| want.crl == u));
-        f.check(has_crl, || {
-            "cRLDistributionPoints must hold the CA's http CRL URL".into()
-        });
-    }
-    if let Some(aia) = decode_one::<AuthorityInfoAccessSyntax>(
-        tbs,
-        oids::PE_AUTHORITY_INFO_ACCESS,
-        "authorityInfoAccess",
-        false,
-        f,
-    ) {
-        let has = |method: ObjectIdentifier, want: Option<&str>| {
-            aia.0.iter().any(|a| {
-                a.access_method == method && want.is_some() && http_uri(&a.access_location) == want
-            })
-        };
-        f.check(has(oids::AD_OCSP, urls.map(|u| u.ocsp.as_str())), || {
-            "authorityInfoAccess must hold the http OCSP URL".into()
-        });
-        f.check(
-            has(oids::AD_CA_ISSUERS, urls.map(|u| u.ca_issuers.as_str())),
-            || "authorityInfoAccess must hold the http caIssuers URL".into(),
-        );
-    }
 }
 
 /// Subject: exactly C=TR, O, serialNumber and CN, each once, with their string types.
