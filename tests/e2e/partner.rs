@@ -283,3 +283,69 @@ fn partner_refusals_change_nothing() {
         .ok();
     assert_eq!(listed.stdout.lines().count(), 1, "{}", listed.describe());
 }
+
+/// The operator suspends, releases and revokes a partner's certificate without a holder
+/// T.C. Kimlik No (it has none); the revocation reaches the CRL. A NES still needs its holder.
+#[test]
+fn the_operator_revokes_a_partner_certificate_and_the_crl_lists_it() {
+    let demo = Demo::init();
+    add_partner(&demo, "acme").ok();
+    let (o, cert) = issue_cert(&demo, "acme", "role", "kec-device-7", "role.pem");
+    let o = o.ok();
+    let serial = single_serial_line(&o);
+    let config = demo.config();
+    let change = |verb: &str, extra: &[&str]| {
+        let mut args = vec![verb, "--config", s(&config), "--serial", serial.as_str()];
+        args.extend_from_slice(extra);
+        demo.nesca(&args)
+    };
+    // A T.C. Kimlik No is refused for a certificate that has none.
+    let with_holder = change("suspend", &["--holder-tckn", TCKN]);
+    assert_refusal(&with_holder, &["holder_tckn", "no T.C. Kimlik No holder"]);
+    assert!(change("suspend", &[]).ok().stdout.starts_with("suspended "));
+    assert!(change("unsuspend", &[]).ok().stdout.starts_with("active "));
+    let revoked = change("revoke", &["--reason", "cessationOfOperation"]).ok();
+    assert!(
+        revoked.stdout.starts_with("revoked "),
+        "{}",
+        revoked.describe()
+    );
+    assert_eq!(demo.cert_show(&serial)["status"], "revoked");
+
+    let crl = demo.work.join("full.crl");
+    demo.nesca(&["crl", "--config", s(&config), "--out", s(&crl)])
+        .ok();
+    let text = openssl(&["crl", "-inform", "DER", "-in", s(&crl), "-noout", "-text"]).stdout;
+    assert!(
+        text.contains(&serial.to_uppercase()) && text.contains("Cessation Of Operation"),
+        "{text}"
+    );
+    let chain = demo.path("ca-chain.pem");
+    let crl_pem = demo.work.join("full.pem");
+    openssl(&["crl", "-inform", "DER", "-in", s(&crl), "-out", s(&crl_pem)]);
+    let v = openssl_may_fail(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        s(&chain),
+        "-CRLfile",
+        s(&crl_pem),
+        s(&cert),
+    ]);
+    let said = format!("{}{}", v.stdout, v.stderr);
+    assert!(
+        !v.success() && said.contains("certificate revoked"),
+        "{}",
+        v.describe()
+    );
+
+    // A NES without its holder is refused, as before.
+    let csr = demo.csr("nes", Key::P256);
+    let (_, nes_serial) = demo.issue_ok(&csr, "nes.pem", &[]);
+    let refused = demo.nesca(&["revoke", "--config", s(&config), "--serial", &nes_serial]);
+    assert_refusal(
+        &refused,
+        &["holder_tckn: revocation must be requested by the certificate holder"],
+    );
+    assert_eq!(demo.cert_show(&nes_serial)["status"], "active");
+}

@@ -169,8 +169,10 @@ pub struct LifecycleRequest {
     /// The issuing CA; `None` finds the serial under any CA nesca runs.
     pub issuer: Option<IssuerId>,
     pub serial: Serial,
-    /// Who asks: must be the certificate's subject.
-    pub holder: Tckn,
+    /// Who asks. For a NES: the holder, who must be the certificate's subject (Law 5070:
+    /// only the holder may have a NES revoked). `None`: the CA's operator, allowed only for
+    /// partner (role / secure-communication) certificates, which have no T.C. Kimlik No.
+    pub holder: Option<Tckn>,
     pub action: LifecycleAction,
     /// Who carried the request in (operator, channel plugin), for the audit log.
     pub actor: String,

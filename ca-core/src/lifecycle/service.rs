@@ -6,6 +6,13 @@ use super::{LifecycleAction, LifecycleRequest};
 use crate::clock::{unix_seconds, Clock};
 use crate::error::{CaError, Result};
 use crate::store::{Store, TransitionOutcome, TransitionWrite};
+use crate::tckn::Tckn;
+
+/// Profiles whose certificates the operator may suspend and revoke (role and
+/// secure-communication certificates of registered partners).
+const PARTNER_PROFILE_PREFIX: &str = "partner-";
+/// Recorded as the requester of an operator's change.
+const OPERATOR: &str = "operator";
 
 /// Applies holder-requested lifecycle changes. Needs no key: a status change is a store
 /// record, and CRLs and OCSP responses are signed from it afterwards.
@@ -32,21 +39,41 @@ impl Lifecycle {
             .ok_or_else(|| CaError::NotFound {
                 serial: req.serial.to_hex(),
             })?;
-        if record.subject.tckn.as_deref() != Some(req.holder.as_str()) {
-            return Err(CaError::invalid(
-                "holder_tckn",
-                format!(
-                    "{} must be requested by the certificate holder",
-                    noun(&req.action)
-                ),
-            ));
+        let holder = req.holder.as_ref().map(Tckn::as_str);
+        match (record.subject.tckn.as_deref(), holder) {
+            (Some(subject), Some(asking)) if subject == asking => {}
+            (Some(_), _) => {
+                return Err(CaError::invalid(
+                    "holder_tckn",
+                    format!(
+                        "{} must be requested by the certificate holder",
+                        noun(&req.action)
+                    ),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(CaError::invalid(
+                    "holder_tckn",
+                    "this certificate has no T.C. Kimlik No holder; the operator acts without one",
+                ))
+            }
+            (None, None) if record.profile.starts_with(PARTNER_PROFILE_PREFIX) => {}
+            (None, None) => {
+                return Err(CaError::invalid(
+                    "serial",
+                    format!(
+                        "{} certificates are not suspended or revoked through lifecycle requests",
+                        record.profile
+                    ),
+                ))
+            }
         }
         let outcome = self.store.transition(TransitionWrite {
             request_id: req.request_id,
             issuer: record.issuer,
             serial: req.serial,
             action: req.action,
-            holder: req.holder.as_str().to_owned(),
+            holder: holder.unwrap_or(OPERATOR).to_owned(),
             actor: req.actor,
             at: unix_seconds(self.clock.now()),
         })?;
@@ -111,7 +138,7 @@ mod tests {
             request_id: RequestId::new(id).unwrap(),
             issuer: None,
             serial,
-            holder: Tckn::parse(HOLDER).unwrap(),
+            holder: Some(Tckn::parse(HOLDER).unwrap()),
             action: LifecycleAction::parse(verb, reason, None).unwrap(),
             actor: "test".into(),
         }
@@ -169,14 +196,14 @@ mod tests {
         let f = fixture();
         let serial = issue(&f);
         let mut req = request(serial, "r1", "revoke", None);
-        req.holder = Tckn::parse("17291716060").unwrap();
+        req.holder = Some(Tckn::parse("17291716060").unwrap());
         let err = lifecycle(&f).apply(req).unwrap_err().to_string();
         assert_eq!(
             err,
             "holder_tckn: revocation must be requested by the certificate holder"
         );
         let mut req = request(serial, "r2", "suspend", None);
-        req.holder = Tckn::parse("17291716060").unwrap();
+        req.holder = Some(Tckn::parse("17291716060").unwrap());
         assert!(lifecycle(&f)
             .apply(req)
             .unwrap_err()
@@ -191,6 +218,14 @@ mod tests {
             .transitions(&f.ca.context.id, &serial)
             .unwrap()
             .is_empty());
+        // Without a holder: refused for a NES (only its holder may ask).
+        let mut req = request(serial, "r2b", "revoke", None);
+        req.holder = None;
+        assert!(lifecycle(&f)
+            .apply(req)
+            .unwrap_err()
+            .to_string()
+            .starts_with("holder_tckn: revocation must be requested by the certificate holder"));
         let unknown = lifecycle(&f)
             .apply(request(Serial::random(), "r3", "revoke", None))
             .unwrap_err()

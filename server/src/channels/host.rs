@@ -94,7 +94,7 @@ impl ChannelHost {
                 request_id,
                 issuer: None,
                 serial,
-                holder,
+                holder: Some(holder),
                 action,
                 actor: format!("plugin:{plugin}"),
             })

@@ -20,9 +20,11 @@ pub struct LifecycleArgs {
     /// Serial number of the certificate, hexadecimal
     #[arg(long)]
     serial: String,
-    /// The T.C. Kimlik No of the holder asking (must be the certificate's subject)
+    /// The T.C. Kimlik No of the holder asking (must be the certificate's subject). Required
+    /// for a NES; left out for a partner's role or secure-communication certificate, which the
+    /// operator suspends and revokes
     #[arg(long)]
-    holder_tckn: String,
+    holder_tckn: Option<String>,
     /// RFC 5280 reason: keyCompromise, affiliationChanged, superseded, cessationOfOperation,
     /// privilegeWithdrawn (revoke; omitted = unspecified); certificateHold (suspend)
     #[arg(long)]
@@ -52,10 +54,16 @@ pub fn run(verb: &str, a: LifecycleArgs) -> Result<()> {
         field: "serial",
         rule,
     })?;
-    let holder = Tckn::parse(&a.holder_tckn).map_err(|e| CaError::Invalid {
-        field: "holder_tckn",
-        rule: e.to_string(),
-    })?;
+    let holder = a
+        .holder_tckn
+        .as_deref()
+        .map(|t| {
+            Tckn::parse(t).map_err(|e| CaError::Invalid {
+                field: "holder_tckn",
+                rule: e.to_string(),
+            })
+        })
+        .transpose()?;
     let invalidity_date = a
         .invalidity_date
         .as_deref()
