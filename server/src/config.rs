@@ -49,9 +49,27 @@ pub struct Config {
     pub crl: CrlSection,
     #[serde(default)]
     pub ocsp: OcspSection,
+    #[serde(default)]
+    pub channels: ChannelsSection,
     /// `[[plugins]]`: front-channel plugins to load, in order.
     #[serde(default)]
     pub plugins: Vec<PluginSection>,
+}
+
+/// `[channels]`: where the channel plugins are served.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsSection {
+    /// The mTLS listener of `/channels/…`. Unset: the channels are served on server.listen
+    /// without TLS (development only).
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// The listener's certificate chain, PEM (server certificate first).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key, PEM (PKCS#8, SEC1 or PKCS#1), mode 0600.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// One `[[plugins]]` entry.
@@ -368,6 +386,15 @@ impl Loaded {
                 "must be between 64 and 65536",
             ));
         }
+        if let Some(listen) = &raw.channels.listen {
+            check_listen("channels.listen", listen)?;
+            if raw.channels.tls_cert.is_none() || raw.channels.tls_key.is_none() {
+                return Err(CliError::config(
+                    "channels",
+                    "listen needs tls_cert and tls_key (the listener is mTLS only)",
+                ));
+            }
+        }
         for (i, p) in raw.plugins.iter().enumerate() {
             if p.timeout_ms < 10 || p.timeout_ms > 600_000 {
                 return Err(CliError::config(
@@ -453,25 +480,32 @@ fn check_listen(field: &str, addr: &str) -> Result<()> {
         })
 }
 
-/// Reads a PIN file, refusing one that others can read. The PIN is never echoed.
-pub fn read_pin_file(file: &Path) -> Result<SecretString> {
-    let meta = std::fs::metadata(file).map_err(|e| {
-        CliError::config(
-            "hsm.pin_file",
-            format!("cannot read PIN file {}: {e}", file.display()),
-        )
-    })?;
+/// Refuses a secret's file (a PIN, a private key) that group or others can read.
+pub fn check_private_file(field: &str, file: &Path) -> Result<()> {
+    let meta = std::fs::metadata(file)
+        .map_err(|e| CliError::config(field, format!("cannot read {}: {e}", file.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(CliError::config(
-                "hsm.pin_file",
-                format!("PIN file {} is readable by group or others (mode {mode:o}); run chmod 600 on it", file.display()),
+                field,
+                format!(
+                    "{} is readable by group or others (mode {mode:o}); run chmod 600 on it",
+                    file.display()
+                ),
             ));
         }
     }
+    #[cfg(not(unix))]
+    let _ = meta;
+    Ok(())
+}
+
+/// Reads a PIN file, refusing one that others can read. The PIN is never echoed.
+pub fn read_pin_file(file: &Path) -> Result<SecretString> {
+    check_private_file("hsm.pin_file", file)?;
     let text = std::fs::read_to_string(file).map_err(|e| {
         CliError::config(
             "hsm.pin_file",

@@ -14,6 +14,7 @@ mod init_existing_token;
 mod issue;
 mod lifecycle;
 mod lint;
+mod mtls;
 mod ocsp;
 mod partner;
 mod plugins;

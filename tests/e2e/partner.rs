@@ -11,7 +11,7 @@ const PARTNER: &str = "eshs-a";
 const PARTNER_NAME: &str = "Örnek ESHS A.Ş.";
 const LICENSE: &str = "BTK-2024-17";
 
-fn add_partner(demo: &Demo, id: &str) -> Output {
+pub(crate) fn add_partner(demo: &Demo, id: &str) -> Output {
     let config = demo.config();
     demo.nesca(&[
         "partner",
@@ -27,7 +27,13 @@ fn add_partner(demo: &Demo, id: &str) -> Output {
     ])
 }
 
-fn issue_cert(demo: &Demo, partner: &str, kind: &str, cn: &str, out: &str) -> (Output, PathBuf) {
+pub(crate) fn issue_cert(
+    demo: &Demo,
+    partner: &str,
+    kind: &str,
+    cn: &str,
+    out: &str,
+) -> (Output, PathBuf) {
     let config = demo.config();
     let csr = demo.csr(&format!("{kind}-{cn}"), Key::P256);
     let out = demo.work.join(out);

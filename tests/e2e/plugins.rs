@@ -10,11 +10,13 @@ use crate::server::{server_demo, Server};
 use crate::support::*;
 
 /// A test plugin built by `cargo test --workspace` (or `cargo build --workspace`).
-fn test_plugin(name: &str) -> PathBuf {
+pub(crate) fn test_plugin(name: &str) -> PathBuf {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_nesca"));
     let dir = exe.parent().expect("target directory");
     let file = format!("libnesca_test_plugin_{name}.so");
-    for candidate in [dir.join(&file), dir.join("deps").join(&file)] {
+    // deps/ first: `cargo test` rebuilds the plugins there (they are dev-dependencies), while a
+    // copy in target/debug is only as fresh as the last `cargo build`.
+    for candidate in [dir.join("deps").join(&file), dir.join(&file)] {
         if candidate.is_file() {
             return candidate;
         }

@@ -2,6 +2,7 @@
 //! `/channels/{name}/…` by forwarding the HTTP request through the plugin ABI.
 
 mod host;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use axum::Router;
 use nesca_plugin_api::{CallLimits, HostApi, HttpRequest, LoadedPlugin, PluginError};
 
 pub use host::{ChannelHost, Issuing};
+pub use tls::{acceptor, serve as serve_mtls};
 
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
@@ -116,8 +118,12 @@ async fn dispatch(plugins: Plugins, name: String, rest: String, req: Request) ->
             .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
             .collect(),
         body,
-        // Plain HTTP: no client certificate. The mTLS listener fills this in.
-        client_cert_chain: Vec::new(),
+        // The chain the mTLS handshake verified; none on the plain development listener.
+        client_cert_chain: parts
+            .extensions
+            .get::<tls::ClientChain>()
+            .map(|c| c.0.clone())
+            .unwrap_or_default(),
     };
     let call = tokio::task::spawn_blocking(move || plugin.handle_http(&request)).await;
     match call {

@@ -164,10 +164,18 @@ async fn serve_until_terminated(
 
 /// Binds, says where it listens (`nesca COMMAND: listening on http://ADDR`), runs the OCSP
 /// refresher beside the HTTP server, and returns after a clean shutdown.
+/// The mTLS listener of the channels: its address, TLS acceptor and routes.
+struct ChannelListener {
+    listen: String,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: axum::Router,
+}
+
 fn run_http(
     command: &str,
     (field, listen): (&str, &str),
     app: axum::Router,
+    channels: Option<ChannelListener>,
     responder: &Arc<Responder>,
     grace: Duration,
 ) -> Result<()> {
@@ -175,11 +183,28 @@ fn run_http(
     let result = rt.block_on(async {
         let listener = bind(field, listen).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let refresher = tokio::spawn(responder.clone().run_refresher(stopped));
+        // Both bound before anything is announced: the first line says the server is up.
+        let tls = match channels {
+            Some(c) => Some((bind("channels.listen", &c.listen).await?, c)),
+            None => None,
+        };
+        let refresher = tokio::spawn(responder.clone().run_refresher(stopped.clone()));
         emit(&format!(
             "nesca {command}: listening on http://{}\n",
             local_addr(&listener)
         ))?;
+        if let Some((tls_listener, c)) = tls {
+            emit(&format!(
+                "nesca {command}: channels (mTLS) on https://{}\n",
+                local_addr(&tls_listener)
+            ))?;
+            tokio::spawn(crate::channels::serve_mtls(
+                tls_listener,
+                c.acceptor,
+                c.app,
+                stopped,
+            ));
+        }
         let r = serve_until_terminated(listener, app, stop, grace).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), refresher).await;
         r
@@ -223,13 +248,36 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         extra_metrics: Some(ocsp_metrics(&responder)),
         health: health(store.clone()),
     });
-    let app = with_metrics(
-        responder
-            .router()
-            .merge(http::router(public))
-            .merge(crate::channels::router(plugins)),
-        &metrics,
-    );
+    let channels = crate::channels::router(plugins);
+    let mut public_app = responder.router().merge(http::router(public));
+    let channel_listener = match (
+        &cfg.raw.channels.listen,
+        &cfg.raw.channels.tls_cert,
+        &cfg.raw.channels.tls_key,
+    ) {
+        (Some(listen), Some(cert), Some(key)) => {
+            let ca = wiring::configured_ca(&cfg, &cas)?;
+            Some(ChannelListener {
+                listen: listen.clone(),
+                acceptor: crate::channels::acceptor(
+                    &cfg.path(cert),
+                    &cfg.path(key),
+                    &ca.record.cert_der,
+                    ca.record.id.clone(),
+                    store.clone(),
+                )?,
+                app: with_metrics(channels, &metrics),
+            })
+        }
+        _ => {
+            if !cfg.raw.plugins.is_empty() {
+                tracing::warn!("[channels] listen is not set: channel plugins are served on server.listen without TLS (development only)");
+            }
+            public_app = public_app.merge(channels);
+            None
+        }
+    };
+    let app = with_metrics(public_app, &metrics);
     let listen = cfg.raw.server.listen.clone();
     let grace = Duration::from_secs(cfg.raw.server.shutdown_grace_seconds);
 
@@ -244,7 +292,14 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             .map_err(|e| CliError::io("cannot start", std::path::Path::new("the CRL thread"))(e))?
     };
 
-    let result = run_http("serve", ("server.listen", &listen), app, &responder, grace);
+    let result = run_http(
+        "serve",
+        ("server.listen", &listen),
+        app,
+        channel_listener,
+        &responder,
+        grace,
+    );
     stop_crl.store(true, Ordering::Relaxed);
     let _ = crl_thread.join();
     result
@@ -275,7 +330,7 @@ pub fn ocsp(a: OcspArgs) -> Result<()> {
         &metrics,
     );
     let grace = Duration::from_secs(cfg.raw.server.shutdown_grace_seconds);
-    run_http("ocsp", (field, &listen), app, &responder, grace)
+    run_http("ocsp", (field, &listen), app, None, &responder, grace)
 }
 
 /// The host API the channel plugins get: issuance by the configured issuing CA, lifecycle

@@ -41,6 +41,7 @@ impl Plugin for Echo {
                 "query": request.query,
                 "body": String::from_utf8_lossy(&request.body),
                 "config": self.config,
+                "client_certs": request.client_cert_chain.len(),
             }),
         )
         .with_header("x-plugin", "echo")

@@ -1,0 +1,239 @@
+//! The mTLS listener of the channel endpoints (rustls): a client must present a certificate
+//! that nesca issued to a registered partner (role or secure-communication profile) and that
+//! is active now. Anything else fails the handshake.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use ca_core::store::{CertStatus, Store};
+use ca_core::{IssuerId, Serial};
+use der::Decode;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::ring::default_provider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
+use tokio_rustls::TlsAcceptor;
+
+use crate::error::{CliError, Result};
+
+/// The client's certificate chain as the TLS handshake verified it (DER, leaf first), handed to
+/// the plugin with each request.
+#[derive(Clone, Debug, Default)]
+pub struct ClientChain(pub Vec<Vec<u8>>);
+
+/// How long a client may take to finish the handshake.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Profiles whose certificates may authenticate to the channels (they carry clientAuth).
+const CLIENT_PROFILES: [&str; 2] = ["partner-role", "partner-secure-comm"];
+
+/// Verifies the chain up to the issuing CA (webpki: signature, validity, clientAuth EKU), then
+/// asks the store: the certificate must be nesca's own record for that serial, of a partner
+/// profile, and active (not suspended or revoked).
+struct IssuedAndActive {
+    webpki: Arc<dyn ClientCertVerifier>,
+    store: Arc<dyn Store>,
+    issuer: IssuerId,
+}
+
+impl std::fmt::Debug for IssuedAndActive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedAndActive")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuedAndActive {
+    fn check_store(
+        &self,
+        end_entity: &CertificateDer<'_>,
+    ) -> std::result::Result<(), rustls::Error> {
+        let refuse = |why: &str| {
+            tracing::info!(reason = why, "client certificate refused");
+            rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+        };
+        let cert = x509_cert::Certificate::from_der(end_entity.as_ref())
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let serial = Serial::from_der_bytes(cert.tbs_certificate.serial_number.as_bytes())
+            .ok_or_else(|| refuse("serial is not one nesca issues"))?;
+        let record = self
+            .store
+            .get(Some(&self.issuer), &serial)
+            .map_err(|_| refuse("store unavailable"))?
+            .ok_or_else(|| refuse("not issued by nesca"))?;
+        if record.cert_der.as_deref() != Some(end_entity.as_ref()) {
+            return Err(refuse("not the certificate nesca issued under this serial"));
+        }
+        if !CLIENT_PROFILES.contains(&record.profile.as_str()) {
+            return Err(refuse("not a partner certificate"));
+        }
+        match record.status {
+            CertStatus::Active => Ok(()),
+            CertStatus::Revoked | CertStatus::Suspended => {
+                Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
+            }
+            _ => Err(refuse("not issued")),
+        }
+    }
+}
+
+impl ClientCertVerifier for IssuedAndActive {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.webpki.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> std::result::Result<ClientCertVerified, rustls::Error> {
+        self.webpki
+            .verify_client_cert(end_entity, intermediates, now)?;
+        self.check_store(end_entity)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// The TLS configuration of the channel listener: the server's certificate chain and key from
+/// PEM files, client certificates required and checked by [`IssuedAndActive`].
+pub fn acceptor(
+    cert_file: &Path,
+    key_file: &Path,
+    issuing_ca_der: &[u8],
+    issuer: IssuerId,
+    store: Arc<dyn Store>,
+) -> Result<TlsAcceptor> {
+    let bad = |field: &str, rule: String| CliError::config(field, rule);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| bad("channels.tls_cert", format!("{}: {e}", cert_file.display())))?;
+    if chain.is_empty() {
+        return Err(bad(
+            "channels.tls_cert",
+            format!("{} holds no certificate", cert_file.display()),
+        ));
+    }
+    crate::config::check_private_file("channels.tls_key", key_file)?;
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| bad("channels.tls_key", format!("{}: {e}", key_file.display())))?;
+    let provider = Arc::new(default_provider());
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(issuing_ca_der.to_vec()))
+        .map_err(|e| {
+            bad(
+                "ca.id",
+                format!("the issuing CA certificate as a trust anchor: {e}"),
+            )
+        })?;
+    let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| bad("channels", format!("client verifier: {e}")))?;
+    let verifier = Arc::new(IssuedAndActive {
+        webpki,
+        store,
+        issuer,
+    });
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("channels", format!("TLS versions: {e}")))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| {
+            bad(
+                "channels.tls_key",
+                format!("does not match channels.tls_cert: {e}"),
+            )
+        })?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accepts TLS connections until `stop` flips, serving `app` on each with the verified client
+/// chain as a request extension.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    if *stop.borrow() {
+        return;
+    }
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "channel listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "channel TLS handshake refused");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let chain = ClientChain(
+                tls.get_ref()
+                    .1
+                    .peer_certificates()
+                    .map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect())
+                    .unwrap_or_default(),
+            );
+            let app = app.layer(axum::Extension(chain));
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service)
+                .await
+            {
+                tracing::info!(%peer, error = %e, "channel connection ended");
+            }
+        });
+    }
+}
