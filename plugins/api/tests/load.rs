@@ -169,6 +169,7 @@ fn echo_loads_reports_itself_and_round_trips_a_request() {
             "query": "dry=1",
             "body": "gövde",
             "config": config,
+            "client_certs": 1,
         })
     );
     assert_eq!(plugin.in_flight(), 0);
