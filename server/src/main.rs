@@ -77,6 +77,8 @@ enum PartnerCommand {
     Add(commands::partner::AddArgs),
     /// List the registered partners, one JSON object per line
     List(ConfigArg),
+    /// Stop issuing to a partner (its certificates stay; revoke them one by one)
+    Deactivate(commands::partner::DeactivateArgs),
     /// Issue a role or secure-communication certificate to a registered partner from a CSR
     IssueCert(commands::partner::IssueCertArgs),
 }
@@ -128,6 +130,7 @@ fn main() -> ExitCode {
         Command::Cert(CertCommand::List(a)) => commands::cert::list(a),
         Command::Partner(PartnerCommand::Add(a)) => commands::partner::add(a),
         Command::Partner(PartnerCommand::List(a)) => commands::partner::list(a),
+        Command::Partner(PartnerCommand::Deactivate(a)) => commands::partner::deactivate(a),
         Command::Partner(PartnerCommand::IssueCert(a)) => commands::partner::issue_cert(a),
         Command::Plugins(PluginsCommand::List(a)) => commands::plugins::list(a),
         Command::Audit(AuditCommand::Verify(a)) => commands::audit::verify(a),

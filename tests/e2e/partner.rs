@@ -355,3 +355,70 @@ fn the_operator_revokes_a_partner_certificate_and_the_crl_lists_it() {
     );
     assert_eq!(demo.cert_show(&nes_serial)["status"], "active");
 }
+
+/// A deactivated partner gets no new certificate; deactivating twice or an unknown partner is
+/// refused; the change is in `partner list`.
+#[test]
+fn a_deactivated_partner_gets_no_new_certificate() {
+    let demo = Demo::init();
+    add_partner(&demo, "acme").ok();
+    let config = demo.config();
+    let out = demo
+        .nesca(&[
+            "partner",
+            "deactivate",
+            "--config",
+            s(&config),
+            "--id",
+            "acme",
+        ])
+        .ok();
+    assert!(
+        out.stdout.contains("\"active\":false"),
+        "{}",
+        out.describe()
+    );
+    let before = demo.cert_list_lines();
+    let (refused, cert) = issue_cert(&demo, "acme", "role", "kec-9", "late.pem");
+    assert_refusal(&refused, &["partner: no registered ESHS partner \"acme\""]);
+    assert!(!cert.exists());
+    assert_eq!(
+        demo.cert_list_lines(),
+        before,
+        "a refused issuance changed the store"
+    );
+    let again = demo.nesca(&[
+        "partner",
+        "deactivate",
+        "--config",
+        s(&config),
+        "--id",
+        "acme",
+    ]);
+    assert_refusal(
+        &again,
+        &["partner: no active registered ESHS partner \"acme\""],
+    );
+    let unknown = demo.nesca(&[
+        "partner",
+        "deactivate",
+        "--config",
+        s(&config),
+        "--id",
+        "nobody",
+    ]);
+    assert_refusal(
+        &unknown,
+        &["partner: no active registered ESHS partner \"nobody\""],
+    );
+    let list = demo
+        .nesca(&["partner", "list", "--config", s(&config)])
+        .ok();
+    assert!(
+        list.stdout.contains("\"active\":false"),
+        "{}",
+        list.describe()
+    );
+    demo.nesca(&["audit", "verify", "--config", s(&config)])
+        .ok();
+}

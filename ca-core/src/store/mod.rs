@@ -360,6 +360,9 @@ pub trait Store: Send + Sync {
     /// Registers a licensed ESHS partner; refuses an id that exists
     /// ([`crate::CaError::AlreadyExists`]). One transaction with its audit record.
     fn add_partner(&self, partner: PartnerRecord, actor: &str, at: i64) -> Result<()>;
+    /// Deactivates a partner: no new certificate is issued to it. Its certificates stay as
+    /// they are (revoke them one by one). Refuses an unknown or already inactive partner.
+    fn deactivate_partner(&self, id: &PartnerId, actor: &str, at: i64) -> Result<()>;
     /// A partner by id.
     fn partner(&self, id: &PartnerId) -> Result<Option<PartnerRecord>>;
     /// Every registered partner, registration order.

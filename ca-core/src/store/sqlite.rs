@@ -176,6 +176,11 @@ enum Write {
         actor: String,
         at: i64,
     },
+    DeactivatePartner {
+        id: PartnerId,
+        actor: String,
+        at: i64,
+    },
     Transition(TransitionWrite),
     ReserveCrl(CrlReservation),
     PublishCrl {
@@ -700,6 +705,31 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
                         "partner={} license_no={} name={}",
                         partner.id, partner.license_no, partner.name
                     ),
+                },
+            )?;
+            Ok(Outcome::Done)
+        }
+        Write::DeactivatePartner { id, actor, at } => {
+            let n = conn
+                .prepare_cached("UPDATE partners SET active = 0 WHERE id = ?1 AND active = 1")?
+                .execute([id.as_str()])?;
+            if n != 1 {
+                return Err(Refusal::Refused(CaError::invalid(
+                    "partner",
+                    format!("no active registered ESHS partner \"{id}\""),
+                )));
+            }
+            append_audit(
+                conn,
+                head,
+                AuditEntry {
+                    seq: 0,
+                    at: *at,
+                    actor: actor.clone(),
+                    action: "deactivate-partner".into(),
+                    issuer: String::new(),
+                    serial: String::new(),
+                    detail: format!("partner={id}"),
                 },
             )?;
             Ok(Outcome::Done)
@@ -1385,6 +1415,15 @@ impl Store for SqliteStore {
     fn add_partner(&self, partner: PartnerRecord, actor: &str, at: i64) -> Result<()> {
         self.submit(Write::AddPartner {
             partner,
+            actor: actor.into(),
+            at,
+        })
+        .map(|_| ())
+    }
+
+    fn deactivate_partner(&self, id: &PartnerId, actor: &str, at: i64) -> Result<()> {
+        self.submit(Write::DeactivatePartner {
+            id: id.clone(),
             actor: actor.into(),
             at,
         })

@@ -1,4 +1,4 @@
-//! `nesca partner add|list|issue-cert`: registered licensed ESHS operators and their role and
+//! `nesca partner add|list|deactivate|issue-cert`: registered licensed ESHS operators and their role and
 //! secure-communication certificates.
 
 use std::path::PathBuf;
@@ -92,6 +92,30 @@ pub fn add(a: AddArgs) -> Result<()> {
         active: true,
     };
     store.add_partner(record.clone(), "cli", now)?;
+    emit(&format!("{}\n", to_json(&record)))
+}
+
+#[derive(Args)]
+pub struct DeactivateArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The partner's id
+    #[arg(long)]
+    id: String,
+}
+
+/// No new certificates for the partner; its existing ones are revoked one by one.
+pub fn deactivate(a: DeactivateArgs) -> Result<()> {
+    let id = PartnerId::parse(&a.id)?;
+    let cfg = Loaded::read(&a.config)?;
+    let store = wiring::open_existing_store(&cfg)?;
+    let now = ca_core::clock::unix_seconds(std::time::SystemTime::now());
+    store.deactivate_partner(&id, "cli", now)?;
+    let record = store.partner(&id)?.ok_or_else(|| CliError::Argument {
+        field: "id",
+        rule: format!("partner \"{id}\" disappeared"),
+    })?;
     emit(&format!("{}\n", to_json(&record)))
 }
 
