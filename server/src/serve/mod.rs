@@ -248,35 +248,14 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         extra_metrics: Some(ocsp_metrics(&responder)),
         health: health(store.clone()),
     });
-    let channels = crate::channels::router(plugins);
-    let mut public_app = responder.router().merge(http::router(public));
-    let channel_listener = match (
-        &cfg.raw.channels.listen,
-        &cfg.raw.channels.tls_cert,
-        &cfg.raw.channels.tls_key,
-    ) {
-        (Some(listen), Some(cert), Some(key)) => {
-            let ca = wiring::configured_ca(&cfg, &cas)?;
-            Some(ChannelListener {
-                listen: listen.clone(),
-                acceptor: crate::channels::acceptor(
-                    &cfg.path(cert),
-                    &cfg.path(key),
-                    &ca.record.cert_der,
-                    ca.record.id.clone(),
-                    store.clone(),
-                )?,
-                app: with_metrics(channels, &metrics),
-            })
-        }
-        _ => {
-            if !cfg.raw.plugins.is_empty() {
-                tracing::warn!("[channels] listen is not set: channel plugins are served on server.listen without TLS (development only)");
-            }
-            public_app = public_app.merge(channels);
-            None
-        }
-    };
+    let (public_app, channel_listener) = mount_channels(
+        &cfg,
+        &cas,
+        store.clone(),
+        crate::channels::router(plugins),
+        responder.router().merge(http::router(public)),
+        &metrics,
+    )?;
     let app = with_metrics(public_app, &metrics);
     let listen = cfg.raw.server.listen.clone();
     let grace = Duration::from_secs(cfg.raw.server.shutdown_grace_seconds);
@@ -331,6 +310,41 @@ pub fn ocsp(a: OcspArgs) -> Result<()> {
     );
     let grace = Duration::from_secs(cfg.raw.server.shutdown_grace_seconds);
     run_http("ocsp", (field, &listen), app, None, &responder, grace)
+}
+
+/// Where the channels are served: on their mTLS listener when `[channels] listen` is set,
+/// else on the public listener (development). Returns the public routes and the listener.
+fn mount_channels(
+    cfg: &Loaded,
+    cas: &[ServedCa],
+    store: Arc<dyn Store>,
+    channels: axum::Router,
+    public_app: axum::Router,
+    metrics: &Arc<HttpMetrics>,
+) -> Result<(axum::Router, Option<ChannelListener>)> {
+    let c = &cfg.raw.channels;
+    let (Some(listen), Some(cert), Some(key)) = (&c.listen, &c.tls_cert, &c.tls_key) else {
+        if !cfg.raw.plugins.is_empty() {
+            tracing::warn!("[channels] listen is not set: channel plugins are served on server.listen without TLS (development only)");
+        }
+        return Ok((public_app.merge(channels), None));
+    };
+    let ca = wiring::configured_ca(cfg, cas)?;
+    let acceptor = crate::channels::acceptor(
+        &cfg.path(cert),
+        &cfg.path(key),
+        &ca.record.cert_der,
+        ca.record.id.clone(),
+        store,
+    )?;
+    Ok((
+        public_app,
+        Some(ChannelListener {
+            listen: listen.clone(),
+            acceptor,
+            app: with_metrics(channels, metrics),
+        }),
+    ))
 }
 
 /// The host API the channel plugins get: issuance by the configured issuing CA, lifecycle
