@@ -52,6 +52,14 @@ pub enum HsmError {
     /// Encoding a public key or signature failed.
     #[error("encoding {what}: {reason}")]
     Encoding { what: &'static str, reason: String },
+    /// A card's transport key that nesca will not wrap keys under (PKCS#11 v2.40 §2.1.8:
+    /// RSA-OAEP wrapping needs an RSA public key; nesca asks for 2048 bits at least).
+    #[error("card transport key refused: {field}: {reason}")]
+    TransportKey {
+        /// The SubjectPublicKeyInfo field at fault, e.g. `algorithm` or `subjectPublicKey.modulus`.
+        field: &'static str,
+        reason: String,
+    },
     /// Any other cryptoki-level failure (library, conversion).
     #[error("PKCS#11 library error in {context}: {reason}")]
     Library {

@@ -62,7 +62,7 @@ impl KeyAlgorithm {
         }
     }
 
-    fn rsa_bits(self) -> Option<u64> {
+    pub(crate) fn rsa_bits(self) -> Option<u64> {
         match self {
             Self::Rsa2048 => Some(2048),
             Self::Rsa3072 => Some(3072),
@@ -71,7 +71,7 @@ impl KeyAlgorithm {
         }
     }
 
-    fn curve(self) -> Option<ObjectIdentifier> {
+    pub(crate) fn curve(self) -> Option<ObjectIdentifier> {
         match self {
             Self::EcdsaP256 => Some(SECP256R1),
             Self::EcdsaP384 => Some(SECP384R1),
@@ -113,9 +113,9 @@ pub struct KeyProtection {
 
 /// RSAPublicKey (RFC 8017 §A.1.1).
 #[derive(Sequence)]
-struct RsaPublicKey<'a> {
-    modulus: UintRef<'a>,
-    public_exponent: UintRef<'a>,
+pub(crate) struct RsaPublicKey<'a> {
+    pub(crate) modulus: UintRef<'a>,
+    pub(crate) public_exponent: UintRef<'a>,
 }
 
 impl Hsm {
@@ -318,7 +318,7 @@ fn find_one(
 }
 
 /// Builds the SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) of a public key object.
-fn read_spki(
+pub(crate) fn read_spki(
     session: &Session,
     handle: ObjectHandle,
     label: &str,

@@ -8,6 +8,8 @@
 //!
 //! Keys are generated inside the token as sensitive and non-extractable; [`KeySigner`] signs
 //! with them and plugs into the RustCrypto `x509-cert` / `x509-ocsp` builders directly.
+//! The one exception is a card key for the KDHS channel ([`Hsm::generate_wrapped_card_key`]):
+//! generated as session objects, leaving the HSM only wrapped for the card, and destroyed.
 #![deny(unsafe_code)]
 
 mod error;
@@ -15,8 +17,10 @@ mod key;
 mod module;
 mod signer;
 mod workers;
+mod wrap;
 
 pub use error::{ErrorClass, HsmError};
 pub use key::{KeyAlgorithm, KeyProtection};
 pub use module::{Hsm, HsmConfig};
 pub use signer::{HsmSignature, KeySigner, PublicKey};
+pub use wrap::{WrapScheme, WrappedCardKey};

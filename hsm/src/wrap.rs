@@ -1,0 +1,280 @@
+//! Key pairs generated in the HSM for a card and handed out only wrapped for the card's
+//! transport key (the KDHS channel): the private key never exists outside an HSM in the clear,
+//! and the HSM copy is destroyed before the wrapped key is returned.
+//!
+//! PKCS#11 v2.40 Base §5.13 (`C_GenerateKeyPair`, `C_GenerateKey`, `C_WrapKey`), §5.7
+//! (`C_CreateObject`, `C_DestroyObject`); Current Mechanisms §2.1.8 (`CKM_RSA_PKCS_OAEP`) and
+//! §2.14 (`CKM_AES_KEY_WRAP_PAD`, RFC 5649).
+
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use der::{Decode, Encode};
+use spki::SubjectPublicKeyInfoRef;
+
+use crate::key::{read_spki, KeyAlgorithm, RsaPublicKey, RSA_ENCRYPTION};
+use crate::signer::PublicKey;
+use crate::{Hsm, HsmError};
+
+/// The smallest transport key modulus accepted, in bits.
+const MIN_TRANSPORT_BITS: usize = 2048;
+/// The ephemeral AES key's length in bytes (AES-256).
+const AES_KEY_BYTES: u64 = 32;
+
+/// A key pair generated for a card: its public key (SPKI, for the certificate) and its private
+/// key wrapped for the card's transport key. The HSM copies are destroyed before this returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedCardKey {
+    /// The card key's public key, for the certificate.
+    pub public_key: PublicKey,
+    /// The ephemeral AES-256 key, wrapped under the card's transport key (see [`Self::mechanism`]).
+    pub wrapped_key: Vec<u8>,
+    /// The card's private key (PKCS#8 PrivateKeyInfo) wrapped under the AES key with
+    /// `CKM_AES_KEY_WRAP_PAD` (RFC 5649).
+    pub wrapped_private_key: Vec<u8>,
+    /// How the two layers were wrapped; the card unwraps with the same mechanisms.
+    pub mechanism: WrapScheme,
+}
+
+/// How a [`WrappedCardKey`] was wrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WrapScheme {
+    /// An AES-256 key, wrapped with RSA-OAEP (SHA-256, MGF1-SHA-256, empty label) under the
+    /// transport key; the private key (PKCS#8) wrapped with AES key wrap with padding
+    /// (RFC 5649, `CKM_AES_KEY_WRAP_PAD`) under that AES key.
+    RsaOaepAesKwp,
+    /// As [`WrapScheme::RsaOaepAesKwp`], but RSA-OAEP with SHA-1 and MGF1-SHA-1: used only when
+    /// the module refuses OAEP with SHA-256 (SoftHSM 2.6.1 accepts only SHA-1 in `C_WrapKey`).
+    RsaOaepSha1AesKwp,
+}
+
+impl WrapScheme {
+    fn oaep(self) -> Mechanism<'static> {
+        let (hash, mgf) = match self {
+            WrapScheme::RsaOaepAesKwp => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+            WrapScheme::RsaOaepSha1AesKwp => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
+        };
+        Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()))
+    }
+}
+
+/// Session objects created for one wrapping, destroyed with `C_DestroyObject` whatever happens
+/// (they are session objects, so closing the session would destroy them too).
+struct Ephemeral<'s> {
+    session: &'s Session,
+    handles: Vec<ObjectHandle>,
+}
+
+impl Ephemeral<'_> {
+    /// Destroys every object, trying all of them; the first failure is returned.
+    fn destroy_all(&mut self) -> Result<(), HsmError> {
+        let mut first = None;
+        for handle in self.handles.drain(..) {
+            if let Err(e) = self.session.destroy_object(handle) {
+                let e = HsmError::from_ck("C_DestroyObject", e);
+                tracing::error!(error = %e, "could not destroy a card key object");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Ephemeral<'_> {
+    fn drop(&mut self) {
+        let _ = self.destroy_all();
+    }
+}
+
+impl Hsm {
+    /// Generates a key pair for a card inside the HSM and returns its public key and its private
+    /// key wrapped for the card's transport key (an RSA public key of 2048 bits or more, given
+    /// as DER SubjectPublicKeyInfo). See [`WrapScheme`] for the wrapping. Every object created
+    /// here is a session object and is destroyed before this returns, on success and on error.
+    pub fn generate_wrapped_card_key(
+        &self,
+        algorithm: KeyAlgorithm,
+        transport_public_key_spki_der: &[u8],
+    ) -> Result<WrappedCardKey, HsmError> {
+        // Refuse a bad transport key before touching the token.
+        let (modulus, exponent) = transport_rsa_key(transport_public_key_spki_der)?;
+        let _alone = self.objects_write();
+        let session = self.session()?;
+        let mut objects = Ephemeral {
+            session: &session,
+            handles: Vec::new(),
+        };
+        let result = wrap_new_key(&session, &mut objects, algorithm, modulus, exponent);
+        let destroyed = objects.destroy_all();
+        let wrapped = result?;
+        destroyed?;
+        Ok(wrapped)
+    }
+}
+
+fn wrap_new_key(
+    session: &Session,
+    objects: &mut Ephemeral<'_>,
+    algorithm: KeyAlgorithm,
+    modulus: Vec<u8>,
+    exponent: Vec<u8>,
+) -> Result<WrappedCardKey, HsmError> {
+    // The transport key, imported as a session object that may wrap only.
+    let transport = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::Token(false),
+            Attribute::Modulus(modulus),
+            Attribute::PublicExponent(exponent),
+            Attribute::Wrap(true),
+            Attribute::Encrypt(false),
+            Attribute::Verify(false),
+        ])
+        .map_err(|e| HsmError::from_ck("C_CreateObject", e))?;
+    objects.handles.push(transport);
+
+    // The card's key pair: session objects; the private key is sensitive (never readable in
+    // the clear) and extractable (so that C_WrapKey may export it, wrapped).
+    let mut public = vec![
+        Attribute::Token(false),
+        Attribute::Private(false),
+        Attribute::Verify(true),
+    ];
+    let private = vec![
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(true),
+        Attribute::Sign(true),
+    ];
+    let mechanism = if let Some(curve) = algorithm.curve() {
+        let params = curve.to_der().map_err(|e| HsmError::Encoding {
+            what: "EC parameters",
+            reason: e.to_string(),
+        })?;
+        public.push(Attribute::EcParams(params));
+        Mechanism::EccKeyPairGen
+    } else {
+        let bits = algorithm.rsa_bits().unwrap_or(2048);
+        public.push(Attribute::ModulusBits(bits.into()));
+        public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+        Mechanism::RsaPkcsKeyPairGen
+    };
+    let (pub_handle, priv_handle) = session
+        .generate_key_pair(&mechanism, &public, &private)
+        .map_err(|e| HsmError::from_ck("C_GenerateKeyPair", e))?;
+    objects.handles.push(priv_handle);
+    objects.handles.push(pub_handle);
+    let public_key = PublicKey::new(read_spki(session, pub_handle, "card key")?)?;
+
+    // The ephemeral AES-256 key that wraps the private key.
+    let aes = session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Token(false),
+                Attribute::Private(true),
+                Attribute::ValueLen(AES_KEY_BYTES.into()),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(true),
+                Attribute::Wrap(true),
+                Attribute::Encrypt(false),
+                Attribute::Decrypt(false),
+            ],
+        )
+        .map_err(|e| HsmError::from_ck("C_GenerateKey", e))?;
+    objects.handles.push(aes);
+
+    let wrapped_private_key = session
+        .wrap_key(&Mechanism::AesKeyWrapPad, aes, priv_handle)
+        .map_err(|e| HsmError::from_ck("C_WrapKey", e))?;
+
+    // RSA-OAEP with SHA-256 first; a module that refuses those parameters gets SHA-1.
+    let mut scheme = WrapScheme::RsaOaepAesKwp;
+    let wrapped_key = match session.wrap_key(&scheme.oaep(), transport, aes) {
+        Err(e @ CkError::Pkcs11(RvError::ArgumentsBad | RvError::MechanismParamInvalid, _)) => {
+            let refused = HsmError::from_ck("C_WrapKey", e);
+            tracing::warn!(
+                error = %refused,
+                "the PKCS#11 module refused RSA-OAEP with SHA-256; wrapping with RSA-OAEP SHA-1"
+            );
+            scheme = WrapScheme::RsaOaepSha1AesKwp;
+            session.wrap_key(&scheme.oaep(), transport, aes)
+        }
+        other => other,
+    }
+    .map_err(|e| HsmError::from_ck("C_WrapKey", e))?;
+
+    Ok(WrappedCardKey {
+        public_key,
+        wrapped_key,
+        wrapped_private_key,
+        mechanism: scheme,
+    })
+}
+
+/// The modulus and public exponent of an RSA SubjectPublicKeyInfo of 2048 bits or more.
+fn transport_rsa_key(spki_der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), HsmError> {
+    let refuse = |field: &'static str, reason: String| HsmError::TransportKey { field, reason };
+    let spki = SubjectPublicKeyInfoRef::from_der(spki_der).map_err(|e| {
+        refuse(
+            "SubjectPublicKeyInfo",
+            format!("not a DER SubjectPublicKeyInfo: {e}"),
+        )
+    })?;
+    if spki.algorithm.oid != RSA_ENCRYPTION {
+        return Err(refuse(
+            "algorithm",
+            format!(
+                "{} is not rsaEncryption ({RSA_ENCRYPTION}); RSA-OAEP wrapping needs an RSA key",
+                spki.algorithm.oid
+            ),
+        ));
+    }
+    let bytes = spki.subject_public_key.as_bytes().ok_or_else(|| {
+        refuse(
+            "subjectPublicKey",
+            "the bit string has unused bits".to_string(),
+        )
+    })?;
+    let key = RsaPublicKey::from_der(bytes)
+        .map_err(|e| refuse("subjectPublicKey", format!("not a DER RSAPublicKey: {e}")))?;
+    let modulus = key.modulus.as_bytes();
+    let bits = match modulus.first() {
+        Some(&top) => modulus.len() * 8 - top.leading_zeros() as usize,
+        None => 0,
+    };
+    if bits < MIN_TRANSPORT_BITS {
+        return Err(refuse(
+            "subjectPublicKey.modulus",
+            format!("{bits} bits; at least {MIN_TRANSPORT_BITS} are required"),
+        ));
+    }
+    Ok((modulus.to_vec(), key.public_exponent.as_bytes().to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_refused_as_spki() {
+        let e = transport_rsa_key(&[0x30, 0x03, 0x01]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                HsmError::TransportKey {
+                    field: "SubjectPublicKeyInfo",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,336 @@
+//! Card keys generated in the CA token and wrapped for a card's transport key (KDHS channel).
+//! A second SoftHSM token in the same token directory plays the card: it holds the RSA
+//! transport key pair, unwraps the AES key and then the private key, and signs with it.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use der::asn1::OctetString;
+use der::Encode;
+use hsm::{Hsm, HsmError, KeyAlgorithm, WrapScheme};
+use rsa::pkcs8::EncodePublicKey;
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+use signature::hazmat::PrehashVerifier;
+
+mod common;
+use common::{pin, token, LABEL, MODULE};
+
+const CARD: &str = "card-token";
+
+/// The tests count the CA token's objects: one at a time.
+fn alone() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A second handle on the module this process initialised already (through `common::token`).
+fn outside() -> Pkcs11 {
+    let ctx = Pkcs11::new(MODULE).unwrap();
+    // Already initialised by the `Hsm`: CKR_CRYPTOKI_ALREADY_INITIALIZED is expected.
+    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    ctx
+}
+
+fn session_on(ctx: &Pkcs11, label: &str) -> Session {
+    let slot = ctx
+        .get_slots_with_initialized_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == label)
+        .unwrap_or_else(|| panic!("no token {label}"));
+    let session = ctx.open_rw_session(slot).unwrap();
+    match session.login(UserType::User, Some(&pin())) {
+        Ok(()) => {}
+        Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {}
+        Err(e) => panic!("login on {label}: {e}"),
+    }
+    session
+}
+
+/// The card token, made once per process in the CA token's SoftHSM directory.
+fn card(ctx: &Pkcs11) -> Session {
+    static MADE: Mutex<bool> = Mutex::new(false);
+    token();
+    let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
+    if !*made {
+        Hsm::init_token(
+            Path::new(MODULE),
+            None,
+            CARD,
+            &SecretString::from("card-so-pin-5678".to_string()),
+            &pin(),
+        )
+        .unwrap();
+        *made = true;
+    }
+    session_on(ctx, CARD)
+}
+
+/// An RSA transport key pair on the card (session objects): the private key may only unwrap.
+fn transport_key(card: &Session, bits: u64) -> (ObjectHandle, Vec<u8>) {
+    let (public, private) = card
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(false),
+                Attribute::Wrap(true),
+                Attribute::ModulusBits(bits.into()),
+                Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+            ],
+            &[
+                Attribute::Token(false),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Unwrap(true),
+            ],
+        )
+        .unwrap();
+    let attrs = card
+        .get_attributes(
+            public,
+            &[AttributeType::Modulus, AttributeType::PublicExponent],
+        )
+        .unwrap();
+    let (mut n, mut e) = (Vec::new(), Vec::new());
+    for a in attrs {
+        match a {
+            Attribute::Modulus(v) => n = v,
+            Attribute::PublicExponent(v) => e = v,
+            _ => {}
+        }
+    }
+    let key = rsa::RsaPublicKey::new(
+        rsa::BigUint::from_bytes_be(&n),
+        rsa::BigUint::from_bytes_be(&e),
+    )
+    .unwrap();
+    let spki = key.to_public_key_der().unwrap().as_bytes().to_vec();
+    (private, spki)
+}
+
+/// Every object the CA token shows this application (token and session objects).
+fn ca_objects(ctx: &Pkcs11) -> Vec<ObjectHandle> {
+    session_on(ctx, LABEL).find_objects(&[]).unwrap()
+}
+
+#[test]
+fn a_wrapped_card_key_unwraps_and_signs_on_the_card_and_leaves_no_copy() {
+    let _alone = alone();
+    let hsm = token();
+    let ctx = outside();
+    let card = card(&ctx);
+    let (unwrapping, spki) = transport_key(&card, 2048);
+
+    let before = ca_objects(&ctx).len();
+    // The count sees session objects of other sessions (as the crate's own would be).
+    let probe = session_on(&ctx, LABEL);
+    let data = probe
+        .create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(false),
+            Attribute::Value(vec![1]),
+        ])
+        .unwrap();
+    assert_eq!(ca_objects(&ctx).len(), before + 1);
+    probe.destroy_object(data).unwrap();
+    let wrapped = hsm
+        .generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, &spki)
+        .unwrap();
+    eprintln!("SoftHSM wrapped with {:?}", wrapped.mechanism);
+
+    // The HSM copy is gone: as many objects as before, none with the card key's point.
+    assert_eq!(ca_objects(&ctx).len(), before);
+    let point = wrapped.public_key.spki().subject_public_key.raw_bytes();
+    let ec_point = OctetString::new(point).unwrap().to_der().unwrap();
+    let ca = session_on(&ctx, LABEL);
+    assert!(ca
+        .find_objects(&[Attribute::EcPoint(ec_point)])
+        .unwrap()
+        .is_empty());
+
+    // On the card: the AES key with RSA-OAEP, then the private key with AES-KWP.
+    let (hash, mgf) = match wrapped.mechanism {
+        WrapScheme::RsaOaepAesKwp => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+        WrapScheme::RsaOaepSha1AesKwp => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
+        other => panic!("unexpected scheme {other:?}"),
+    };
+    let oaep = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()));
+    let aes = card
+        .unwrap_key(
+            &oaep,
+            unwrapping,
+            &wrapped.wrapped_key,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Token(false),
+                Attribute::Sensitive(true),
+                Attribute::Unwrap(true),
+            ],
+        )
+        .unwrap();
+    let private = card
+        .unwrap_key(
+            &Mechanism::AesKeyWrapPad,
+            aes,
+            &wrapped.wrapped_private_key,
+            &[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(KeyType::EC),
+                Attribute::Token(false),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Sign(true),
+            ],
+        )
+        .unwrap();
+
+    // The card signs; the signature verifies against the returned public key.
+    let digest = Sha256::digest(b"signed on the card");
+    let raw = card.sign(&Mechanism::Ecdsa, private, &digest).unwrap();
+    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap();
+    vk.verify_prehash(&digest, &p256::ecdsa::Signature::from_slice(&raw).unwrap())
+        .unwrap();
+    // Two calls give two different keys.
+    let again = hsm
+        .generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, &spki)
+        .unwrap();
+    assert_ne!(again.public_key, wrapped.public_key);
+    assert_eq!(ca_objects(&ctx).len(), before);
+}
+
+#[test]
+fn a_non_rsa_transport_key_is_refused_and_leaves_nothing() {
+    let _alone = alone();
+    let hsm = token();
+    let ctx = outside();
+    let ec = hsm
+        .generate_key("not-a-transport-key", KeyAlgorithm::EcdsaP256)
+        .unwrap();
+    // The search by CKA_EC_POINT used above finds a key that is there.
+    let point = ec.public_key().spki().subject_public_key.raw_bytes();
+    let ec_point = OctetString::new(point).unwrap().to_der().unwrap();
+    let found = session_on(&ctx, LABEL)
+        .find_objects(&[Attribute::EcPoint(ec_point)])
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let before = ca_objects(&ctx).len();
+    let e = hsm
+        .generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, ec.public_key().spki_der())
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            HsmError::TransportKey {
+                field: "algorithm",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().starts_with(
+            "card transport key refused: algorithm: 1.2.840.10045.2.1 is not rsaEncryption"
+        ),
+        "{e}"
+    );
+    assert_eq!(ca_objects(&ctx).len(), before);
+}
+
+#[test]
+fn a_1024_bit_transport_key_is_refused() {
+    let _alone = alone();
+    let hsm = token();
+    let ctx = outside();
+    let card = card(&ctx);
+    let (_, spki) = transport_key(&card, 1024);
+    let before = ca_objects(&ctx).len();
+    let e = hsm
+        .generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, &spki)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "card transport key refused: subjectPublicKey.modulus: 1024 bits; at least 2048 are required"
+    );
+    assert_eq!(ca_objects(&ctx).len(), before);
+}
+
+#[test]
+fn p384_and_rsa_card_keys_unwrap_and_sign_on_the_card() {
+    let _alone = alone();
+    let hsm = token();
+    let ctx = outside();
+    let card = card(&ctx);
+    let (unwrapping, spki) = transport_key(&card, 3072);
+    let before = ca_objects(&ctx).len();
+    for alg in [KeyAlgorithm::EcdsaP384, KeyAlgorithm::Rsa2048] {
+        let wrapped = hsm.generate_wrapped_card_key(alg, &spki).unwrap();
+        assert_eq!(ca_objects(&ctx).len(), before, "{alg}");
+        let (hash, mgf) = match wrapped.mechanism {
+            WrapScheme::RsaOaepAesKwp => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+            _ => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
+        };
+        let oaep = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()));
+        let aes = card
+            .unwrap_key(
+                &oaep,
+                unwrapping,
+                &wrapped.wrapped_key,
+                &[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::Token(false),
+                    Attribute::Unwrap(true),
+                ],
+            )
+            .unwrap();
+        let key_type = if alg == KeyAlgorithm::Rsa2048 {
+            KeyType::RSA
+        } else {
+            KeyType::EC
+        };
+        let private = card
+            .unwrap_key(
+                &Mechanism::AesKeyWrapPad,
+                aes,
+                &wrapped.wrapped_private_key,
+                &[
+                    Attribute::Class(ObjectClass::PRIVATE_KEY),
+                    Attribute::KeyType(key_type),
+                    Attribute::Token(false),
+                    Attribute::Private(true),
+                    Attribute::Sensitive(true),
+                    Attribute::Sign(true),
+                ],
+            )
+            .unwrap();
+        let msg = b"signed on the card";
+        let point = wrapped.public_key.spki().subject_public_key.raw_bytes();
+        if alg == KeyAlgorithm::Rsa2048 {
+            use rsa::pkcs1::DecodeRsaPublicKey;
+            let sig = card.sign(&Mechanism::Sha256RsaPkcs, private, msg).unwrap();
+            rsa::RsaPublicKey::from_pkcs1_der(point)
+                .unwrap()
+                .verify(
+                    rsa::Pkcs1v15Sign::new::<Sha256>(),
+                    &Sha256::digest(msg),
+                    &sig,
+                )
+                .unwrap();
+        } else {
+            let digest = sha2::Sha384::digest(msg);
+            let raw = card.sign(&Mechanism::Ecdsa, private, &digest).unwrap();
+            p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                .unwrap()
+                .verify_prehash(&digest, &p384::ecdsa::Signature::from_slice(&raw).unwrap())
+                .unwrap();
+        }
+    }
+}
