@@ -229,3 +229,92 @@ fn serve_forwards_channels_and_outlives_panics_and_hangs() {
     let (status, _) = server.terminate(Duration::from_secs(20));
     assert!(status.success(), "serve exited with {status}");
 }
+
+/// An application through a channel is issued once per `channel_ref`: the same reference
+/// again (a replayed KDBO, a retry) answers with the first certificate and issues nothing;
+/// a refused input does not use the reference up; the application can be looked up.
+#[test]
+fn channel_applications_are_issued_once_per_reference() {
+    let demo = server_demo();
+    add_plugins(&demo, &[plugin_table(&test_plugin("echo"), "")]);
+    let csr = make_csr(&demo.work, "applicant", Key::P256, true);
+    let csr_b64 = crate::server::base64_std(&fs::read(&csr).expect("CSR"));
+    let application = |tckn: &str, reference: &str| {
+        serde_json::json!({
+            "v": 1,
+            "csr_der": csr_b64,
+            "tckn": tckn,
+            "given_name": "AYŞE",
+            "surname": "YILMAZ",
+            "validity_days": null,
+            "channel_ref": reference,
+        })
+        .to_string()
+    };
+    let mut server = Server::serve(&demo);
+    let before = demo.cert_list_lines().len();
+
+    // A refused input (bad T.C. Kimlik No) does not use the reference up.
+    let r = server.post(
+        "/channels/echo/apply",
+        "application/json",
+        application("17291716050", "kdbo-1").as_bytes(),
+    );
+    assert_eq!(r.status, 422, "{}", r.describe());
+    assert!(r.text().starts_with("tckn:"), "{}", r.describe());
+    assert_eq!(demo.cert_list_lines().len(), before);
+
+    let first = server.post(
+        "/channels/echo/apply",
+        "application/json",
+        application(TCKN, "kdbo-1").as_bytes(),
+    );
+    assert_eq!(first.status, 200, "{}", first.describe());
+    let first: serde_json::Value = serde_json::from_slice(&first.body).expect("Issued JSON");
+    let after_first = demo.cert_list_lines().len();
+    assert_eq!(after_first, before + 1);
+
+    let again = server.post(
+        "/channels/echo/apply",
+        "application/json",
+        application(TCKN, "kdbo-1").as_bytes(),
+    );
+    assert_eq!(again.status, 200, "{}", again.describe());
+    let again: serde_json::Value = serde_json::from_slice(&again.body).expect("Issued JSON");
+    assert_eq!(again["serial"], first["serial"]);
+    assert_eq!(again["certificate_der"], first["certificate_der"]);
+    assert_eq!(
+        demo.cert_list_lines().len(),
+        after_first,
+        "a replay issued again"
+    );
+
+    let looked = server.get("/channels/echo/application/kdbo-1");
+    assert_eq!(looked.status, 200, "{}", looked.describe());
+    let looked: serde_json::Value = serde_json::from_slice(&looked.body).expect("ApplicationInfo");
+    assert_eq!(looked["status"], "issued");
+    assert_eq!(looked["serial"], first["serial"]);
+    assert_eq!(
+        server.get("/channels/echo/application/kdbo-404").status,
+        404
+    );
+    let bad_ref = server.post(
+        "/channels/echo/apply",
+        "application/json",
+        application(TCKN, "a b").as_bytes(),
+    );
+    assert_eq!(bad_ref.status, 422, "{}", bad_ref.describe());
+    assert!(
+        bad_ref.text().starts_with("channel_ref:"),
+        "{}",
+        bad_ref.describe()
+    );
+
+    let shown = demo.cert_show(first["serial"].as_str().expect("serial"));
+    assert_eq!(shown["status"], "active");
+    assert_eq!(shown["tckn"], TCKN);
+    let config = demo.config();
+    demo.nesca(&["audit", "verify", "--config", s(&config)])
+        .ok();
+    server.assert_running();
+}

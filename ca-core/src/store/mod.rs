@@ -236,6 +236,36 @@ pub struct CrlPlan {
     pub base: Option<CrlRecord>,
 }
 
+/// Where a front channel's application stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplicationStatus {
+    /// Recorded; issuance under way (or cut off by a crash).
+    Pending,
+    Issued,
+    Refused,
+}
+
+impl ApplicationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplicationStatus::Pending => "pending",
+            ApplicationStatus::Issued => "issued",
+            ApplicationStatus::Refused => "refused",
+        }
+    }
+}
+
+/// An application a front channel submitted, by the channel's own reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelApplication {
+    pub channel: String,
+    pub channel_ref: String,
+    pub status: ApplicationStatus,
+    pub serial: Option<Serial>,
+    pub error: Option<String>,
+    pub created_at: i64,
+}
+
 /// What the OCSP responder needs to know of one serial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusRecord {
@@ -356,6 +386,26 @@ pub trait Store: Send + Sync {
     fn latest_crl(&self, issuer: &IssuerId, kind: CrlKind) -> Result<Option<CrlRecord>>;
     /// The CAs nesca runs.
     fn cas(&self) -> Result<Vec<CaRecord>>;
+    /// Records a channel's application as pending, unless its reference was seen before: then
+    /// nothing is written and the earlier application is returned.
+    fn begin_application(
+        &self,
+        channel: &str,
+        channel_ref: &str,
+        actor: &str,
+        at: i64,
+    ) -> Result<Option<ChannelApplication>>;
+    /// The outcome of a pending application: the serial issued, or why it was refused.
+    fn finish_application(
+        &self,
+        channel: &str,
+        channel_ref: &str,
+        outcome: std::result::Result<Serial, String>,
+        actor: &str,
+        at: i64,
+    ) -> Result<()>;
+    /// A channel's application by its reference.
+    fn application(&self, channel: &str, channel_ref: &str) -> Result<Option<ChannelApplication>>;
 
     /// Registers a licensed ESHS partner; refuses an id that exists
     /// ([`crate::CaError::AlreadyExists`]). One transaction with its audit record.

@@ -14,9 +14,10 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::audit::{chain_hash, AuditEntry, AuditReport, GENESIS};
 use super::{
-    CaRecord, CaRole, CertRecord, CertStatus, CrlKind, CrlPlan, CrlRecord, CrlReservation,
-    DeltaEntry, Reservation, Reserved, Revocation, RevokedEntry, StatusRecord, Store,
-    SubjectRecord, TransitionOutcome, TransitionRecord, TransitionWrite,
+    ApplicationStatus, CaRecord, CaRole, CertRecord, CertStatus, ChannelApplication, CrlKind,
+    CrlPlan, CrlRecord, CrlReservation, DeltaEntry, Reservation, Reserved, Revocation,
+    RevokedEntry, StatusRecord, Store, SubjectRecord, TransitionOutcome, TransitionRecord,
+    TransitionWrite,
 };
 use crate::error::{CaError, Result};
 use crate::lifecycle::{next_status, RevocationReason};
@@ -145,6 +146,18 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         active     INTEGER NOT NULL DEFAULT 1
     );",
+    // 4: applications that front channels submitted, by the channel's own reference: a
+    // reference seen before issues nothing new (replay of a KDBO, a retried request).
+    "CREATE TABLE channel_applications (
+        channel     TEXT NOT NULL,
+        channel_ref TEXT NOT NULL,
+        status      TEXT NOT NULL CHECK (status IN ('pending', 'issued', 'refused')),
+        serial      TEXT,
+        error       TEXT,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (channel, channel_ref)
+    );",
 ];
 
 /// How many queued writes one transaction takes at most.
@@ -181,6 +194,19 @@ enum Write {
         actor: String,
         at: i64,
     },
+    BeginApplication {
+        channel: String,
+        channel_ref: String,
+        actor: String,
+        at: i64,
+    },
+    FinishApplication {
+        channel: String,
+        channel_ref: String,
+        outcome: std::result::Result<Serial, String>,
+        actor: String,
+        at: i64,
+    },
     Transition(TransitionWrite),
     ReserveCrl(CrlReservation),
     PublishCrl {
@@ -195,6 +221,7 @@ enum Write {
 
 enum Outcome {
     Reserved(Reserved),
+    Application(Option<ChannelApplication>),
     Transition(TransitionOutcome),
     Crl(CrlPlan),
     Done,
@@ -709,6 +736,71 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
             )?;
             Ok(Outcome::Done)
         }
+        Write::BeginApplication {
+            channel,
+            channel_ref,
+            actor,
+            at,
+        } => {
+            if let Some(seen) = read_application(conn, channel, channel_ref)? {
+                return Ok(Outcome::Application(Some(seen)));
+            }
+            conn.prepare_cached(
+                "INSERT INTO channel_applications (channel, channel_ref, status, created_at, updated_at) VALUES (?1, ?2, 'pending', ?3, ?3)",
+            )?
+            .execute(params![channel, channel_ref, at])?;
+            append_audit(
+                conn,
+                head,
+                AuditEntry {
+                    seq: 0,
+                    at: *at,
+                    actor: actor.clone(),
+                    action: "application".into(),
+                    issuer: String::new(),
+                    serial: String::new(),
+                    detail: format!("channel={channel} channel_ref={channel_ref}"),
+                },
+            )?;
+            Ok(Outcome::Application(None))
+        }
+        Write::FinishApplication {
+            channel,
+            channel_ref,
+            outcome,
+            actor,
+            at,
+        } => {
+            let (status, serial, error) = match outcome {
+                Ok(serial) => ("issued", Some(serial.to_hex()), None),
+                Err(e) => ("refused", None, Some(e.clone())),
+            };
+            let n = conn
+                .prepare_cached(
+                    "UPDATE channel_applications SET status = ?1, serial = ?2, error = ?3, updated_at = ?4 WHERE channel = ?5 AND channel_ref = ?6 AND status = 'pending'",
+                )?
+                .execute(params![status, serial, error, at, channel, channel_ref])?;
+            if n != 1 {
+                return Err(Refusal::Refused(CaError::invalid(
+                    "channel_ref",
+                    format!("no pending application {channel_ref} of channel {channel}"),
+                )));
+            }
+            append_audit(
+                conn,
+                head,
+                AuditEntry {
+                    seq: 0,
+                    at: *at,
+                    actor: actor.clone(),
+                    action: format!("application-{status}"),
+                    issuer: String::new(),
+                    serial: serial.unwrap_or_default(),
+                    detail: format!("channel={channel} channel_ref={channel_ref}"),
+                },
+            )?;
+            Ok(Outcome::Done)
+        }
         Write::DeactivatePartner { id, actor, at } => {
             let n = conn
                 .prepare_cached("UPDATE partners SET active = 0 WHERE id = ?1 AND active = 1")?
@@ -770,6 +862,33 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
             Ok(Outcome::Done)
         }
     }
+}
+
+fn read_application(
+    conn: &Connection,
+    channel: &str,
+    channel_ref: &str,
+) -> rusqlite::Result<Option<ChannelApplication>> {
+    conn.prepare_cached(
+        "SELECT status, serial, error, created_at FROM channel_applications WHERE channel = ?1 AND channel_ref = ?2",
+    )?
+    .query_row(params![channel, channel_ref], |r| {
+        let status: String = r.get(0)?;
+        let serial: Option<String> = r.get(1)?;
+        Ok(ChannelApplication {
+            channel: channel.to_owned(),
+            channel_ref: channel_ref.to_owned(),
+            status: match status.as_str() {
+                "issued" => ApplicationStatus::Issued,
+                "refused" => ApplicationStatus::Refused,
+                _ => ApplicationStatus::Pending,
+            },
+            serial: serial.and_then(|h| Serial::from_hex(&h).ok()),
+            error: r.get(2)?,
+            created_at: r.get(3)?,
+        })
+    })
+    .optional()
 }
 
 fn reason_code(r: Option<RevocationReason>) -> Option<i64> {
@@ -1421,6 +1540,49 @@ impl Store for SqliteStore {
         .map(|_| ())
     }
 
+    fn begin_application(
+        &self,
+        channel: &str,
+        channel_ref: &str,
+        actor: &str,
+        at: i64,
+    ) -> Result<Option<ChannelApplication>> {
+        match self.submit(Write::BeginApplication {
+            channel: channel.into(),
+            channel_ref: channel_ref.into(),
+            actor: actor.into(),
+            at,
+        })? {
+            Outcome::Application(seen) => Ok(seen),
+            _ => Err(unexpected("begin application")),
+        }
+    }
+
+    fn finish_application(
+        &self,
+        channel: &str,
+        channel_ref: &str,
+        outcome: std::result::Result<Serial, String>,
+        actor: &str,
+        at: i64,
+    ) -> Result<()> {
+        self.submit(Write::FinishApplication {
+            channel: channel.into(),
+            channel_ref: channel_ref.into(),
+            outcome,
+            actor: actor.into(),
+            at,
+        })
+        .map(|_| ())
+    }
+
+    fn application(&self, channel: &str, channel_ref: &str) -> Result<Option<ChannelApplication>> {
+        self.read(
+            |c| read_application(c, channel, channel_ref),
+            "read application",
+        )
+    }
+
     fn deactivate_partner(&self, id: &PartnerId, actor: &str, at: i64) -> Result<()> {
         self.submit(Write::DeactivatePartner {
             id: id.clone(),
@@ -1587,6 +1749,50 @@ mod tests {
                 "v",
             )
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    /// A channel reference is recorded once: the second begin returns the first application,
+    /// and its outcome once finished; a finished application cannot be finished again.
+    #[test]
+    fn channel_applications_begin_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+        assert_eq!(
+            store.begin_application("kdhs", "ref-1", "t", 10).unwrap(),
+            None
+        );
+        let seen = store
+            .begin_application("kdhs", "ref-1", "t", 11)
+            .unwrap()
+            .unwrap();
+        assert_eq!(seen.status, ApplicationStatus::Pending);
+        // Another channel's reference of the same text is another application.
+        assert_eq!(
+            store.begin_application("kec", "ref-1", "t", 12).unwrap(),
+            None
+        );
+        let serial = Serial::random();
+        store
+            .finish_application("kdhs", "ref-1", Ok(serial), "t", 13)
+            .unwrap();
+        let done = store
+            .begin_application("kdhs", "ref-1", "t", 14)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (done.status, done.serial, done.created_at),
+            (ApplicationStatus::Issued, Some(serial), 10)
+        );
+        assert!(store
+            .finish_application("kdhs", "ref-1", Err("x".into()), "t", 15)
+            .is_err());
+        store
+            .finish_application("kec", "ref-1", Err("tckn: bad".into()), "t", 16)
+            .unwrap();
+        let refused = store.application("kec", "ref-1").unwrap().unwrap();
+        assert_eq!(refused.status, ApplicationStatus::Refused);
+        assert_eq!(refused.error.as_deref(), Some("tckn: bad"));
+        assert_eq!(store.verify_audit().unwrap().first_break, None);
     }
 }

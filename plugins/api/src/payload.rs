@@ -181,8 +181,15 @@ pub mod host_api {
     pub const LIFECYCLE: &str = "lifecycle";
     /// [`LookupCertificate`] → [`CertificateInfo`]: a certificate and its status by serial.
     pub const LOOKUP_CERTIFICATE: &str = "lookup_certificate";
+    /// [`LookupApplication`] → [`ApplicationInfo`]: an application by the channel's reference.
+    pub const LOOKUP_APPLICATION: &str = "lookup_application";
     /// Every method of the host API.
-    pub const METHODS: &[&str] = &[SUBMIT_APPLICATION, LIFECYCLE, LOOKUP_CERTIFICATE];
+    pub const METHODS: &[&str] = &[
+        SUBMIT_APPLICATION,
+        LIFECYCLE,
+        LOOKUP_CERTIFICATE,
+        LOOKUP_APPLICATION,
+    ];
 
     payload! {
         /// Request of [`SUBMIT_APPLICATION`].
@@ -196,7 +203,9 @@ pub mod host_api {
             pub surname: String,
             /// Requested validity; the profile's default when absent.
             pub validity_days: Option<u32>,
-            /// The channel's own reference for the application (for audit and replay detection).
+            /// The channel's own reference for the application (1–128 of `A-Z a-z 0-9 . _ : -`),
+            /// unique per channel: submitting it again issues nothing new and answers with the
+            /// first result (a KDBO digest, for example).
             pub channel_ref: String,
         }
     }
@@ -272,6 +281,29 @@ pub mod host_api {
             /// The certificate, DER (base64 in JSON), when the host chooses to include it.
             #[serde(default, with = "b64_opt")]
             pub certificate_der: Option<Vec<u8>>,
+        }
+    }
+
+    payload! {
+        /// Request of [`LOOKUP_APPLICATION`].
+        pub struct LookupApplication {
+            /// The `channel_ref` the application was submitted with.
+            pub channel_ref: String,
+        }
+    }
+
+    payload! {
+        /// Response of [`LOOKUP_APPLICATION`].
+        pub struct ApplicationInfo {
+            pub channel_ref: String,
+            /// `"pending"` (being issued), `"issued"` or `"refused"`.
+            pub status: String,
+            /// The certificate's serial, lower-case hex, once issued.
+            pub serial: Option<String>,
+            /// Why it was refused.
+            pub error: Option<String>,
+            /// Unix seconds.
+            pub submitted_at: i64,
         }
     }
 }

@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use crate::abi::{self, HostTable};
 use crate::host_api::{
-    CertificateInfo, Issued, LifecycleCall, LifecycleOutcome, LookupCertificate, SubmitApplication,
-    LIFECYCLE, LOOKUP_CERTIFICATE, SUBMIT_APPLICATION,
+    ApplicationInfo, CertificateInfo, Issued, LifecycleCall, LifecycleOutcome, LookupApplication,
+    LookupCertificate, SubmitApplication, LIFECYCLE, LOOKUP_APPLICATION, LOOKUP_CERTIFICATE,
+    SUBMIT_APPLICATION,
 };
 use crate::loader::{leak_host_table, HostApi};
 use crate::payload::{HttpRequest, HttpResponse, LogLevel};
@@ -82,6 +83,16 @@ impl Host {
             LOOKUP_CERTIFICATE,
             &LookupCertificate {
                 serial: serial.to_owned(),
+            },
+        )
+    }
+
+    /// An application this channel submitted, by its `channel_ref`.
+    pub fn lookup_application(&self, channel_ref: &str) -> Result<ApplicationInfo, String> {
+        self.request(
+            LOOKUP_APPLICATION,
+            &LookupApplication {
+                channel_ref: channel_ref.to_owned(),
             },
         )
     }

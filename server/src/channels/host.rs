@@ -7,11 +7,11 @@ use std::sync::Arc;
 use ca_core::engine::{Engine, NesApplication, SigningCa};
 use ca_core::lifecycle::{Lifecycle, LifecycleAction, LifecycleRequest, RequestId};
 use ca_core::profile::NesProfile;
-use ca_core::store::Store;
+use ca_core::store::{ApplicationStatus, ChannelApplication, Store};
 use ca_core::{CaError, PersonName, Serial, Tckn, VerifiedCsr};
 use nesca_plugin_api::host_api::{
-    self, CertificateInfo, Issued, LifecycleCall, LifecycleOutcome, LookupCertificate,
-    SubmitApplication,
+    self, ApplicationInfo, CertificateInfo, Issued, LifecycleCall, LifecycleOutcome,
+    LookupApplication, LookupCertificate, SubmitApplication,
 };
 use nesca_plugin_api::{HostApi, LogLevel};
 use serde::de::DeserializeOwned;
@@ -34,6 +34,17 @@ pub struct Issuing {
     pub chain_der: Vec<Vec<u8>>,
 }
 
+/// A channel's reference: 1–128 of `A-Z a-z 0-9 . _ : -` (a digest in hex or base64url fits).
+fn check_channel_ref(r: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
+    if r.is_empty() || r.len() > 128 || !r.chars().all(ok_char) {
+        return Err(
+            "channel_ref: must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':', '-'".into(),
+        );
+    }
+    Ok(())
+}
+
 fn parse<T: DeserializeOwned>(method: &str, json: &[u8]) -> Result<T, String> {
     serde_json::from_slice(json).map_err(|e| format!("{method}: request does not parse: {e}"))
 }
@@ -47,10 +58,15 @@ fn invalid(field: &'static str) -> impl FnOnce(String) -> String {
 }
 
 impl ChannelHost {
+    /// Issues for a channel's application, once per `channel_ref`: the inputs are checked
+    /// first (a refused input uses up nothing), then the reference is recorded as pending
+    /// before anything is signed, so a replay or a retry gets the first result and never a
+    /// second certificate.
     fn submit(&self, plugin: &str, a: SubmitApplication) -> Result<Issued, String> {
         let Some(iss) = &self.issuance else {
             return Err("submit_application: issuance is not available here".into());
         };
+        check_channel_ref(&a.channel_ref)?;
         let tckn = Tckn::parse(&a.tckn).map_err(|e| format!("tckn: {e}"))?;
         let given_name =
             PersonName::parse("given_name", &a.given_name).map_err(|e| e.to_string())?;
@@ -59,26 +75,82 @@ impl ChannelHost {
         if let Some(days) = a.validity_days {
             ca_core::profile::check_validity_days(&iss.nes, days).map_err(|e| e.to_string())?;
         }
-        let issued = iss
-            .engine
-            .issue_nes(
-                &iss.ca,
-                &iss.nes,
-                NesApplication {
-                    csr,
-                    tckn,
-                    given_name,
-                    surname,
-                    validity_days: a.validity_days,
-                },
-                &format!("plugin:{plugin}"),
-            )
+        let actor = format!("plugin:{plugin}");
+        let now = ca_core::clock::unix_seconds(std::time::SystemTime::now());
+        if let Some(seen) = self
+            .store
+            .begin_application(plugin, &a.channel_ref, &actor, now)
+            .map_err(|e| e.to_string())?
+        {
+            return self.first_result(iss, seen);
+        }
+        let issued = iss.engine.issue_nes(
+            &iss.ca,
+            &iss.nes,
+            NesApplication {
+                csr,
+                tckn,
+                given_name,
+                surname,
+                validity_days: a.validity_days,
+            },
+            &actor,
+        );
+        let outcome = issued.as_ref().map(|i| i.serial).map_err(|e| e.to_string());
+        self.store
+            .finish_application(plugin, &a.channel_ref, outcome, &actor, now)
             .map_err(|e| e.to_string())?;
+        let issued = issued.map_err(|e| e.to_string())?;
         tracing::info!(plugin, serial = %issued.serial, channel_ref = %a.channel_ref, "issued through a channel");
         Ok(Issued {
             serial: issued.serial.to_hex(),
             certificate_der: issued.cert_der,
             chain_der: iss.chain_der.clone(),
+        })
+    }
+
+    /// The answer to a `channel_ref` seen before: the same certificate, or the same refusal.
+    fn first_result(&self, iss: &Issuing, seen: ChannelApplication) -> Result<Issued, String> {
+        match (seen.status, seen.serial) {
+            (ApplicationStatus::Issued, Some(serial)) => {
+                let record = self
+                    .store
+                    .get(Some(&iss.ca.context.id), &serial)
+                    .map_err(|e| e.to_string())?
+                    .and_then(|r| r.cert_der)
+                    .ok_or_else(|| {
+                        format!("certificate {serial} of a replayed application is missing")
+                    })?;
+                Ok(Issued {
+                    serial: serial.to_hex(),
+                    certificate_der: record,
+                    chain_der: iss.chain_der.clone(),
+                })
+            }
+            (ApplicationStatus::Refused, _) => Err(seen.error.unwrap_or_default()),
+            _ => Err(format!(
+                "channel_ref: application {} is still being processed",
+                seen.channel_ref
+            )),
+        }
+    }
+
+    fn lookup_application(
+        &self,
+        plugin: &str,
+        l: LookupApplication,
+    ) -> Result<ApplicationInfo, String> {
+        let a = self
+            .store
+            .application(plugin, &l.channel_ref)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("channel_ref: no application {}", l.channel_ref))?;
+        Ok(ApplicationInfo {
+            channel_ref: a.channel_ref,
+            status: a.status.as_str().to_string(),
+            serial: a.serial.map(|s| s.to_hex()),
+            error: a.error,
+            submitted_at: a.created_at,
         })
     }
 
@@ -139,6 +211,9 @@ impl HostApi for ChannelHost {
             }
             host_api::LIFECYCLE => answer(&self.lifecycle(plugin, parse(method, request_json)?)?),
             host_api::LOOKUP_CERTIFICATE => answer(&self.lookup(parse(method, request_json)?)?),
+            host_api::LOOKUP_APPLICATION => {
+                answer(&self.lookup_application(plugin, parse(method, request_json)?)?)
+            }
             other => Err(format!("unknown host method \"{other}\"")),
         }
     }

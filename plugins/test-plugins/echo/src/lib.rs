@@ -1,5 +1,7 @@
 //! Test plugin "echo": answers every request with what it received and its configuration;
-//! `/lookup/{serial}` goes through the host API, `/log` logs through the host.
+//! `/lookup/{serial}` goes through the host API, `/log` logs through the host, `POST /apply`
+//! submits the application in its body (a `SubmitApplication` JSON) and
+//! `/application/{channel_ref}` looks one up.
 //!
 //! `deny`, not `forbid`: the entry point made by `export_plugin!` carries an
 //! `#[allow(unsafe_code)]` for its `#[no_mangle]`, which `forbid` would reject. This crate itself
@@ -25,6 +27,25 @@ impl Plugin for Echo {
     fn handle_http(&self, request: HttpRequest) -> HttpResponse {
         if let Some(serial) = request.path.strip_prefix("/lookup/") {
             return match self.host.lookup_certificate(serial) {
+                Ok(info) => HttpResponse::json(200, &info),
+                Err(e) => HttpResponse::text(404, e),
+            };
+        }
+        if request.path == "/apply" && request.method == "POST" {
+            let application = match nesca_plugin_api::decode::<
+                nesca_plugin_api::host_api::SubmitApplication,
+            >(&request.body)
+            {
+                Ok(a) => a,
+                Err(e) => return HttpResponse::text(400, e),
+            };
+            return match self.host.submit_application(&application) {
+                Ok(issued) => HttpResponse::json(200, &issued),
+                Err(e) => HttpResponse::text(422, e),
+            };
+        }
+        if let Some(reference) = request.path.strip_prefix("/application/") {
+            return match self.host.lookup_application(reference) {
                 Ok(info) => HttpResponse::json(200, &info),
                 Err(e) => HttpResponse::text(404, e),
             };
