@@ -603,6 +603,26 @@ fn audit_entry(
     }
 }
 
+/// An audit record of a change that is not about one CA's certificate (partners, channel
+/// applications): no issuer.
+fn event_entry(
+    at: i64,
+    actor: &str,
+    action: impl Into<String>,
+    serial: impl Into<String>,
+    detail: String,
+) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        at,
+        actor: actor.into(),
+        action: action.into(),
+        issuer: String::new(),
+        serial: serial.into(),
+        detail,
+    }
+}
+
 fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outcome, Refusal> {
     match write {
         Write::Reserve(r) => {
@@ -721,18 +741,16 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
             append_audit(
                 conn,
                 head,
-                AuditEntry {
-                    seq: 0,
-                    at: *at,
-                    actor: actor.clone(),
-                    action: "add-partner".into(),
-                    issuer: String::new(),
-                    serial: String::new(),
-                    detail: format!(
+                event_entry(
+                    *at,
+                    actor,
+                    "add-partner",
+                    String::new(),
+                    format!(
                         "partner={} license_no={} name={}",
                         partner.id, partner.license_no, partner.name
                     ),
-                },
+                ),
             )?;
             Ok(Outcome::Done)
         }
@@ -752,15 +770,13 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
             append_audit(
                 conn,
                 head,
-                AuditEntry {
-                    seq: 0,
-                    at: *at,
-                    actor: actor.clone(),
-                    action: "application".into(),
-                    issuer: String::new(),
-                    serial: String::new(),
-                    detail: format!("channel={channel} channel_ref={channel_ref}"),
-                },
+                event_entry(
+                    *at,
+                    actor,
+                    "application",
+                    String::new(),
+                    format!("channel={channel} channel_ref={channel_ref}"),
+                ),
             )?;
             Ok(Outcome::Application(None))
         }
@@ -789,15 +805,13 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
             append_audit(
                 conn,
                 head,
-                AuditEntry {
-                    seq: 0,
-                    at: *at,
-                    actor: actor.clone(),
-                    action: format!("application-{status}"),
-                    issuer: String::new(),
-                    serial: serial.unwrap_or_default(),
-                    detail: format!("channel={channel} channel_ref={channel_ref}"),
-                },
+                event_entry(
+                    *at,
+                    actor,
+                    format!("application-{status}"),
+                    serial.unwrap_or_default(),
+                    format!("channel={channel} channel_ref={channel_ref}"),
+                ),
             )?;
             Ok(Outcome::Done)
         }
@@ -814,15 +828,13 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
             append_audit(
                 conn,
                 head,
-                AuditEntry {
-                    seq: 0,
-                    at: *at,
-                    actor: actor.clone(),
-                    action: "deactivate-partner".into(),
-                    issuer: String::new(),
-                    serial: String::new(),
-                    detail: format!("partner={id}"),
-                },
+                event_entry(
+                    *at,
+                    actor,
+                    "deactivate-partner",
+                    String::new(),
+                    format!("partner={id}"),
+                ),
             )?;
             Ok(Outcome::Done)
         }
