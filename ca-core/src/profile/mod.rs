@@ -153,6 +153,28 @@ pub fn build_tbs(profile: &dyn CertificateProfile, input: TbsInput<'_>) -> Resul
     })
 }
 
+/// Checks a profile's configured default and maximum validity against its hard ceiling;
+/// the error names the field (`validity_days` or `max_validity_days`) and the rule.
+pub(crate) fn check_configured_validity(
+    validity_days: u32,
+    max_validity_days: u32,
+    ceiling: u32,
+) -> std::result::Result<(), (&'static str, String)> {
+    if max_validity_days == 0 || max_validity_days > ceiling {
+        return Err((
+            "max_validity_days",
+            format!("must be between 1 and {ceiling}"),
+        ));
+    }
+    if validity_days == 0 || validity_days > max_validity_days {
+        return Err((
+            "validity_days",
+            "must be between 1 and max_validity_days".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses a validity of 0 days or above the profile's maximum.
 pub fn check_validity_days(profile: &dyn CertificateProfile, days: u32) -> Result<()> {
     if days == 0 {

@@ -158,18 +158,12 @@ impl NesProfile {
                 }
             }
         }
-        if c.max_validity_days == 0 || c.max_validity_days > NES_VALIDITY_CEILING_DAYS {
-            return Err(config_err(
-                "max_validity_days",
-                format!("must be between 1 and {NES_VALIDITY_CEILING_DAYS}"),
-            ));
-        }
-        if c.validity_days == 0 || c.validity_days > c.max_validity_days {
-            return Err(config_err(
-                "validity_days",
-                "must be between 1 and max_validity_days",
-            ));
-        }
+        super::check_configured_validity(
+            c.validity_days,
+            c.max_validity_days,
+            NES_VALIDITY_CEILING_DAYS,
+        )
+        .map_err(|(field, rule)| config_err(field, rule))?;
         Ok(NesProfile {
             policy_oid,
             cps_uri: c.cps_uri.clone(),

@@ -123,18 +123,12 @@ fn config_err(field: &str, rule: impl Into<String>) -> CaError {
 impl PartnerCertProfile {
     /// Checks the configuration against the hard ceiling.
     pub fn from_config(kind: PartnerCertKind, c: &PartnerProfileConfig) -> Result<Self> {
-        if c.max_validity_days == 0 || c.max_validity_days > PARTNER_VALIDITY_CEILING_DAYS {
-            return Err(config_err(
-                "max_validity_days",
-                format!("must be between 1 and {PARTNER_VALIDITY_CEILING_DAYS}"),
-            ));
-        }
-        if c.validity_days == 0 || c.validity_days > c.max_validity_days {
-            return Err(config_err(
-                "validity_days",
-                "must be between 1 and max_validity_days",
-            ));
-        }
+        super::check_configured_validity(
+            c.validity_days,
+            c.max_validity_days,
+            PARTNER_VALIDITY_CEILING_DAYS,
+        )
+        .map_err(|(field, rule)| config_err(field, rule))?;
         Ok(PartnerCertProfile {
             kind,
             validity_days: c.validity_days,
