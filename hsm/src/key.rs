@@ -150,16 +150,7 @@ impl Hsm {
             Attribute::Label(label.as_bytes().to_vec()),
             Attribute::Id(id),
         ];
-        let mechanism = if let Some(curve) = algorithm.curve() {
-            let params = curve.to_der().map_err(|e| enc("EC parameters", e))?;
-            public.push(Attribute::EcParams(params));
-            Mechanism::EccKeyPairGen
-        } else {
-            let bits = algorithm.rsa_bits().unwrap_or(2048);
-            public.push(Attribute::ModulusBits(bits.into()));
-            public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
-            Mechanism::RsaPkcsKeyPairGen
-        };
+        let mechanism = key_pair_generation(algorithm, &mut public)?;
         let (pub_handle, priv_handle) = session
             .generate_key_pair(&mechanism, &public, &private)
             .map_err(|e| HsmError::from_ck("C_GenerateKeyPair", e))?;
@@ -394,6 +385,24 @@ pub(crate) fn read_spki(
 }
 
 /// Which [`KeyAlgorithm`] a SubjectPublicKeyInfo holds.
+/// The key-pair generation mechanism of `algorithm`, with its parameters added to the public
+/// key template: the named curve (EC), or the modulus size and exponent 65537 (RSA).
+pub(crate) fn key_pair_generation(
+    algorithm: KeyAlgorithm,
+    public: &mut Vec<Attribute>,
+) -> Result<Mechanism<'static>, HsmError> {
+    Ok(if let Some(curve) = algorithm.curve() {
+        let params = curve.to_der().map_err(|e| enc("EC parameters", e))?;
+        public.push(Attribute::EcParams(params));
+        Mechanism::EccKeyPairGen
+    } else {
+        let bits = algorithm.rsa_bits().unwrap_or(2048);
+        public.push(Attribute::ModulusBits(bits.into()));
+        public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+        Mechanism::RsaPkcsKeyPairGen
+    })
+}
+
 pub(crate) fn algorithm_of(
     spki: &SubjectPublicKeyInfoOwned,
     label: &str,

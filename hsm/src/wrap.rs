@@ -11,10 +11,10 @@ use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
-use der::{Decode, Encode};
+use der::Decode;
 use spki::SubjectPublicKeyInfoRef;
 
-use crate::key::{read_spki, KeyAlgorithm, RsaPublicKey, RSA_ENCRYPTION};
+use crate::key::{key_pair_generation, read_spki, KeyAlgorithm, RsaPublicKey, RSA_ENCRYPTION};
 use crate::signer::PublicKey;
 use crate::{Hsm, HsmError};
 
@@ -151,19 +151,7 @@ fn wrap_new_key(
         Attribute::Extractable(true),
         Attribute::Sign(true),
     ];
-    let mechanism = if let Some(curve) = algorithm.curve() {
-        let params = curve.to_der().map_err(|e| HsmError::Encoding {
-            what: "EC parameters",
-            reason: e.to_string(),
-        })?;
-        public.push(Attribute::EcParams(params));
-        Mechanism::EccKeyPairGen
-    } else {
-        let bits = algorithm.rsa_bits().unwrap_or(2048);
-        public.push(Attribute::ModulusBits(bits.into()));
-        public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
-        Mechanism::RsaPkcsKeyPairGen
-    };
+    let mechanism = key_pair_generation(algorithm, &mut public)?;
     let (pub_handle, priv_handle) = session
         .generate_key_pair(&mechanism, &public, &private)
         .map_err(|e| HsmError::from_ck("C_GenerateKeyPair", e))?;
