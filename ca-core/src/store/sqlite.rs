@@ -1168,6 +1168,9 @@ fn unexpected(operation: &'static str) -> CaError {
     }
 }
 
+/// The columns [`ca_row`] reads, in its order.
+const CA_COLUMNS: &str = "id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der";
+
 fn ca_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaRecord> {
     let bad = |i: usize, e: String| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
@@ -1285,7 +1288,14 @@ impl Store for SqliteStore {
 
     fn ca(&self, id: &IssuerId) -> Result<Option<CaRecord>> {
         self.read(
-            |c| c.query_row("SELECT id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der FROM cas WHERE id = ?1", [id.as_str()], ca_row).optional(),
+            |c| {
+                c.query_row(
+                    &format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ?1"),
+                    [id.as_str()],
+                    ca_row,
+                )
+                .optional()
+            },
             "read CA",
         )
     }
@@ -1535,7 +1545,9 @@ impl Store for SqliteStore {
     fn cas(&self) -> Result<Vec<CaRecord>> {
         self.read(
             |c| {
-                let mut st = c.prepare("SELECT id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der FROM cas ORDER BY created_at, id")?;
+                let mut st = c.prepare(&format!(
+                    "SELECT {CA_COLUMNS} FROM cas ORDER BY created_at, id"
+                ))?;
                 let rows = st.query_map([], ca_row)?;
                 rows.collect()
             },
