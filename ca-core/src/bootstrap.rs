@@ -161,6 +161,7 @@ fn issue(
             subject_key: key,
             validity_days,
             record: record(name),
+            await_commitment: false,
         },
         actor,
     )

@@ -14,6 +14,38 @@ pub struct VerifiedCsr {
     pub key_kind: KeyKind,
 }
 
+/// A subject's public key that nesca accepts to certify: proven by a CSR, or generated in
+/// the HSM for a card (where the HSM vouches for the key).
+#[derive(Debug, Clone)]
+pub struct SubjectKey {
+    pub public_key: SubjectPublicKeyInfoOwned,
+    pub key_kind: KeyKind,
+}
+
+impl From<VerifiedCsr> for SubjectKey {
+    fn from(csr: VerifiedCsr) -> SubjectKey {
+        SubjectKey {
+            public_key: csr.public_key,
+            key_kind: csr.key_kind,
+        }
+    }
+}
+
+impl SubjectKey {
+    /// A key pair the HSM generated (no proof of possession is needed: the HSM made it).
+    pub fn generated(spki_der: &[u8]) -> Result<SubjectKey> {
+        let public_key = SubjectPublicKeyInfoOwned::from_der(spki_der).map_err(|e| {
+            CaError::invalid("public key", format!("not a SubjectPublicKeyInfo: {e}"))
+        })?;
+        let key_kind =
+            KeyKind::of(&public_key).map_err(|rule| CaError::invalid("public key", rule))?;
+        Ok(SubjectKey {
+            public_key,
+            key_kind,
+        })
+    }
+}
+
 /// The largest CSR nesca reads (an RSA-8192 CSR with attributes stays far below this).
 const MAX_CSR_BYTES: usize = 64 * 1024;
 

@@ -16,8 +16,8 @@ use x509_cert::Certificate;
 use crate::clock::{unix_seconds, Clock};
 use crate::error::{CaError, Result};
 use crate::profile::{self, CertificateProfile, IssuerContext, NesProfile, TbsInput};
-use crate::store::{Reservation, Reserved, Store, SubjectRecord};
-use crate::{name, verify, PersonName, Serial, Tckn, VerifiedCsr};
+use crate::store::{Completion, FinishedApplication, Reservation, Reserved, Store, SubjectRecord};
+use crate::{name, verify, PersonName, Serial, SubjectKey, Tckn};
 
 /// How many fresh serials to try when one is taken (with 159 random bits, one is plenty;
 /// the loop only guards against a broken random source).
@@ -129,16 +129,22 @@ pub struct CertRequest {
     pub subject_key: SubjectPublicKeyInfoOwned,
     pub validity_days: u32,
     pub record: SubjectRecord,
+    /// Store the certificate suspended (in the same transaction), to await its holder's
+    /// signed commitment; it is never active before.
+    pub await_commitment: bool,
 }
 
 /// A NES application after parsing at the edge: every field already typed and checked.
 pub struct NesApplication {
-    pub csr: VerifiedCsr,
+    /// The key to certify: from a verified CSR (`VerifiedCsr::into`) or generated in the HSM.
+    pub key: SubjectKey,
     pub tckn: Tckn,
     pub given_name: PersonName,
     pub surname: PersonName,
     /// `None`: the profile's default.
     pub validity_days: Option<u32>,
+    /// Issue suspended, to await the holder's signed commitment (identity-card channels).
+    pub await_commitment: bool,
 }
 
 /// An issued certificate.
@@ -175,6 +181,19 @@ impl Engine {
         app: NesApplication,
         actor: &str,
     ) -> Result<Issued> {
+        self.issue_nes_then(ca, profile, app, actor, &|_| Ok(None))
+    }
+
+    /// Issues a NES and records, in the transaction that stores it, the channel application
+    /// `then` makes of the signed certificate (see [`Engine::issue_then`]).
+    pub fn issue_nes_then(
+        &self,
+        ca: &SigningCa,
+        profile: &NesProfile,
+        app: NesApplication,
+        actor: &str,
+        then: &dyn Fn(&Issued) -> Result<Option<FinishedApplication>>,
+    ) -> Result<Issued> {
         let subject = name::nes_subject(
             &app.tckn,
             &app.given_name,
@@ -189,11 +208,12 @@ impl Engine {
         };
         let request = CertRequest {
             subject,
-            subject_key: app.csr.public_key,
+            subject_key: app.key.public_key,
             validity_days: app.validity_days.unwrap_or(profile.default_validity_days()),
             record,
+            await_commitment: app.await_commitment,
         };
-        self.issue(ca, profile, request, actor)
+        self.issue_then(ca, profile, request, actor, then)
     }
 
     /// Builds, lints, reserves, signs, checks and stores one certificate.
@@ -203,6 +223,21 @@ impl Engine {
         profile: &dyn CertificateProfile,
         req: CertRequest,
         actor: &str,
+    ) -> Result<Issued> {
+        self.issue_then(ca, profile, req, actor, &|_| Ok(None))
+    }
+
+    /// [`Engine::issue`], and `then`: given the signed and checked certificate, the channel
+    /// application to record as issued with it. The certificate, its suspension
+    /// (`await_commitment`) and that record are one store transaction: no crash leaves a
+    /// certificate whose application still looks unanswered.
+    pub fn issue_then(
+        &self,
+        ca: &SigningCa,
+        profile: &dyn CertificateProfile,
+        req: CertRequest,
+        actor: &str,
+        then: &dyn Fn(&Issued) -> Result<Option<FinishedApplication>>,
     ) -> Result<Issued> {
         let not_before = self.clock.now();
         let (serial, tbs, tbs_der) = self.reserve(ca, profile, &req, not_before, actor)?;
@@ -215,13 +250,39 @@ impl Engine {
             };
             let cert_der = cert.to_der().map_err(CaError::der("Certificate"))?;
             check_signed(&cert_der, &tbs_der, ca, &serial)?;
-            Ok(cert_der)
+            let application = then(&Issued {
+                serial,
+                cert_der: cert_der.clone(),
+            })?;
+            Ok((cert_der, application))
         });
         let now = unix_seconds(self.clock.now());
         match signed {
-            Ok(cert_der) => {
-                self.store
-                    .complete(&ca.context.id, &serial, cert_der.clone(), actor, now)?;
+            Ok((cert_der, application)) => {
+                let completion = Completion {
+                    hold: req.await_commitment,
+                    application,
+                };
+                if let Err(e) = self.store.complete(
+                    &ca.context.id,
+                    &serial,
+                    cert_der.clone(),
+                    completion,
+                    actor,
+                    now,
+                ) {
+                    // Signed but refused by the store (its application was not pending): the
+                    // certificate goes nowhere, and its serial is recorded as failed. If even
+                    // that write fails, the row stays reserved, as after a crash.
+                    let reason = format!("signed certificate not stored: {e}");
+                    if let Err(f) = self
+                        .store
+                        .fail(&ca.context.id, &serial, &reason, actor, now)
+                    {
+                        tracing::error!(%serial, error = %f, "could not record the serial as failed");
+                    }
+                    return Err(e);
+                }
                 tracing::info!(issuer = %ca.context.id, %serial, profile = profile.name(), actor, "certificate issued");
                 Ok(Issued { serial, cert_der })
             }
@@ -333,14 +394,16 @@ mod tests {
     use crate::profile::{CertificateProfile, Findings};
     use crate::store::{CertStatus, SqliteStore, Store};
     use crate::testkit::{fixture, fixture_with, p256_csr, SoftSigner};
+    use crate::VerifiedCsr;
 
     fn application(validity_days: Option<u32>) -> NesApplication {
         NesApplication {
-            csr: VerifiedCsr::parse(&p256_csr()).unwrap(),
+            key: VerifiedCsr::parse(&p256_csr()).unwrap().into(),
             tckn: Tckn::parse("10000000146").unwrap(),
             given_name: PersonName::parse("given-name", "AYŞE").unwrap(),
             surname: PersonName::parse("surname", "YILMAZ").unwrap(),
             validity_days,
+            await_commitment: false,
         }
     }
 
@@ -569,9 +632,10 @@ mod tests {
             crate::name::nes_subject(&app.tckn, &app.given_name, &app.surname, false).unwrap();
         let req = CertRequest {
             subject,
-            subject_key: app.csr.public_key,
+            subject_key: app.key.public_key,
             validity_days: 365,
             record: Default::default(),
+            await_commitment: false,
         };
         let e = f
             .engine

@@ -9,6 +9,7 @@
 
 pub mod bootstrap;
 pub mod clock;
+pub mod commitment;
 pub mod csr;
 pub mod engine;
 mod error;
@@ -27,7 +28,7 @@ pub mod verify;
 pub mod testkit;
 
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use csr::VerifiedCsr;
+pub use csr::{SubjectKey, VerifiedCsr};
 pub use error::{CaError, Result};
 pub use name::PersonName;
 pub use partner::{PartnerId, PartnerRecord};

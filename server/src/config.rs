@@ -57,7 +57,7 @@ pub struct Config {
 }
 
 /// `[channels]`: where the channel plugins are served.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelsSection {
     /// The mTLS listener of `/channels/…`. Unset: the channels are served on server.listen
@@ -70,6 +70,32 @@ pub struct ChannelsSection {
     /// Its private key, PEM (PKCS#8, SEC1 or PKCS#1), mode 0600.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// How long a certificate issued through an identity-card channel waits, suspended, for
+    /// its holder's signed commitment before it is revoked (cessationOfOperation).
+    #[serde(default = "default_commitment_deadline")]
+    pub commitment_deadline_seconds: u64,
+    /// How often overdue commitments are looked for.
+    #[serde(default = "default_commitment_sweep")]
+    pub commitment_sweep_seconds: u64,
+}
+
+impl Default for ChannelsSection {
+    fn default() -> Self {
+        ChannelsSection {
+            listen: None,
+            tls_cert: None,
+            tls_key: None,
+            commitment_deadline_seconds: default_commitment_deadline(),
+            commitment_sweep_seconds: default_commitment_sweep(),
+        }
+    }
+}
+
+fn default_commitment_deadline() -> u64 {
+    86_400
+}
+fn default_commitment_sweep() -> u64 {
+    60
 }
 
 /// One `[[plugins]]` entry.
@@ -394,6 +420,18 @@ impl Loaded {
                     "listen needs tls_cert and tls_key (the listener is mTLS only)",
                 ));
             }
+        }
+        if !(1..=30 * 86_400).contains(&raw.channels.commitment_deadline_seconds) {
+            return Err(CliError::config(
+                "channels.commitment_deadline_seconds",
+                "must be between 1 and 2592000 (30 days)",
+            ));
+        }
+        if !(1..=3_600).contains(&raw.channels.commitment_sweep_seconds) {
+            return Err(CliError::config(
+                "channels.commitment_sweep_seconds",
+                "must be between 1 and 3600",
+            ));
         }
         for (i, p) in raw.plugins.iter().enumerate() {
             if p.timeout_ms < 10 || p.timeout_ms > 600_000 {

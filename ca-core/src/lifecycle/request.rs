@@ -10,13 +10,13 @@ use crate::serial::{IssuerId, Serial};
 use crate::tckn::Tckn;
 
 /// The caller's id for one lifecycle request: the same id twice is the same request, so a
-/// retry after a lost answer cannot apply a change twice. 1–64 characters of
+/// retry after a lost answer cannot apply a change twice. 1–128 characters of
 /// `A–Z a–z 0–9 . _ : -`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(String);
 
 impl RequestId {
-    pub const MAX_LEN: usize = 64;
+    pub const MAX_LEN: usize = 128;
 
     pub fn new(s: &str) -> Result<RequestId> {
         let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
@@ -187,7 +187,8 @@ mod tests {
         assert!(RequestId::new("req-1:a.b_c").is_ok());
         assert!(RequestId::new("").is_err());
         assert!(RequestId::new("a b").is_err());
-        assert!(RequestId::new(&"a".repeat(65)).is_err());
+        assert!(RequestId::new(&"a".repeat(128)).is_ok());
+        assert!(RequestId::new(&"a".repeat(129)).is_err());
         let a = RequestId::random();
         assert_eq!(a.as_str().len(), 32);
         assert_ne!(a, RequestId::random());

@@ -117,11 +117,12 @@ mod tests {
                 &f.ca,
                 &f.nes,
                 NesApplication {
-                    csr: VerifiedCsr::parse(&p256_csr()).unwrap(),
+                    key: VerifiedCsr::parse(&p256_csr()).unwrap().into(),
                     tckn: Tckn::parse(HOLDER).unwrap(),
                     given_name: PersonName::parse("given-name", "AYŞE").unwrap(),
                     surname: PersonName::parse("surname", "YILMAZ").unwrap(),
                     validity_days: None,
+                    await_commitment: false,
                 },
                 "test",
             )

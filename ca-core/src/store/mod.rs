@@ -3,13 +3,21 @@
 //! engine.
 
 mod audit;
+mod commitment;
 mod sqlite;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use audit::{AuditEntry, AuditReport};
+pub use commitment::{
+    ApplicationIssued, Completion, FinishedApplication, CommitmentAcceptance, CommitmentOutcome, CommitmentRecord,
+    CommitmentStatus, NewCommitment,
+};
 pub use sqlite::SqliteStore;
+/// The lifecycle request id under which a certificate is suspended at issuance to await its
+/// commitment (derived from the serial, so a retried write is the same request).
+pub use sqlite::hold_request_id as commitment_hold_request_id;
 
 use crate::error::Result;
 use crate::lifecycle::{LifecycleAction, RequestId, RevocationReason};
@@ -264,6 +272,8 @@ pub struct ChannelApplication {
     pub serial: Option<Serial>,
     pub error: Option<String>,
     pub created_at: i64,
+    /// The HSM-generated key wrapped for the card, as recorded (the host's JSON).
+    pub wrapped_key: Option<String>,
 }
 
 /// What the OCSP responder needs to know of one serial.
@@ -309,12 +319,14 @@ pub struct CaRecord {
 pub trait Store: Send + Sync {
     /// Records a serial before signing (unique per issuer).
     fn reserve(&self, r: Reservation) -> Result<Reserved>;
-    /// Stores the signed certificate of a reserved serial.
+    /// Stores the signed certificate of a reserved serial, and in the same transaction what
+    /// `then` says: its suspension to await a commitment, its application's outcome.
     fn complete(
         &self,
         issuer: &IssuerId,
         serial: &Serial,
         cert_der: Vec<u8>,
+        then: Completion,
         actor: &str,
         at: i64,
     ) -> Result<()>;
@@ -395,15 +407,33 @@ pub trait Store: Send + Sync {
         actor: &str,
         at: i64,
     ) -> Result<Option<ChannelApplication>>;
-    /// The outcome of a pending application: the serial issued, or why it was refused.
+    /// The outcome of a pending application: what was issued (with the commitment it now
+    /// awaits, in the same transaction), or why it was refused.
     fn finish_application(
         &self,
         channel: &str,
         channel_ref: &str,
-        outcome: std::result::Result<Serial, String>,
+        outcome: std::result::Result<ApplicationIssued, String>,
         actor: &str,
         at: i64,
     ) -> Result<()>;
+
+    /// Refuses every application still pending, with `reason`: called at start, when no
+    /// issuance can be under way, so that an application a crash cut off answers its replay
+    /// with a refusal instead of "still being processed" for ever. Returns how many.
+    fn abandon_pending_applications(&self, reason: &str, actor: &str, at: i64) -> Result<u64>;
+
+    /// The commitment a certificate awaits or received.
+    fn commitment(&self, serial: &Serial) -> Result<Option<CommitmentRecord>>;
+    /// Accepts a verified signed commitment, in one transaction: the evidence and its audit
+    /// record, the release of the suspension, and the revocation (superseded) of the
+    /// certificate it overwrites. Refused after the deadline or when not pending (the same
+    /// evidence again answers `replayed`).
+    fn accept_commitment(&self, a: CommitmentAcceptance) -> Result<CommitmentOutcome>;
+    /// Revokes (cessationOfOperation) every certificate whose commitment is pending past its
+    /// deadline at `at`, each in one transaction with its commitment marked expired. Returns
+    /// the serials revoked.
+    fn expire_commitments(&self, actor: &str, at: i64) -> Result<Vec<Serial>>;
     /// A channel's application by its reference.
     fn application(&self, channel: &str, channel_ref: &str) -> Result<Option<ChannelApplication>>;
 

@@ -14,17 +14,22 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::audit::{chain_hash, AuditEntry, AuditReport, GENESIS};
 use super::{
-    ApplicationStatus, CaRecord, CaRole, CertRecord, CertStatus, ChannelApplication, CrlKind,
-    CrlPlan, CrlRecord, CrlReservation, DeltaEntry, Reservation, Reserved, Revocation,
+    ApplicationIssued, ApplicationStatus, CaRecord, CaRole, CertRecord, CertStatus,
+    ChannelApplication, CommitmentAcceptance, CommitmentOutcome, CommitmentRecord, Completion,
+    CrlKind, CrlPlan, CrlRecord, CrlReservation, DeltaEntry, Reservation, Reserved, Revocation,
     RevokedEntry, StatusRecord, Store, SubjectRecord, TransitionOutcome, TransitionRecord,
     TransitionWrite,
 };
 use crate::error::{CaError, Result};
-use crate::lifecycle::{next_status, RevocationReason};
+use crate::lifecycle::{next_status, LifecycleAction, RevocationReason};
 use crate::partner::{PartnerId, PartnerRecord};
 use crate::serial::{IssuerId, Serial};
 
 /// Versioned schema migrations, applied in order at open; never edit one that shipped.
+mod commitments;
+
+pub use commitments::hold_request_id;
+
 const MIGRATIONS: &[&str] = &[
     // 1: certificates, CAs, audit log.
     "CREATE TABLE certificates (
@@ -158,6 +163,26 @@ const MIGRATIONS: &[&str] = &[
         updated_at  INTEGER NOT NULL,
         PRIMARY KEY (channel, channel_ref)
     );",
+    // 5: commitments (taahhütname) that certificates of the identity-card channels await while
+    // suspended, with the signed commitment kept as evidence; and the card key wrapped for the
+    // card, kept so that a replayed application answers with it (the HSM copy is destroyed).
+    "CREATE TABLE commitments (
+        issuer           TEXT NOT NULL,
+        serial           TEXT NOT NULL,
+        channel          TEXT NOT NULL,
+        channel_ref      TEXT NOT NULL,
+        text             TEXT NOT NULL,
+        sha256           TEXT NOT NULL,
+        deadline         INTEGER NOT NULL,
+        overwrite_serial TEXT,
+        status           TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'expired')),
+        evidence         BLOB,
+        accepted_at      INTEGER,
+        created_at       INTEGER NOT NULL,
+        PRIMARY KEY (issuer, serial)
+    );
+    CREATE INDEX commitments_due ON commitments (deadline) WHERE status = 'pending';
+    ALTER TABLE channel_applications ADD COLUMN wrapped_key TEXT;",
 ];
 
 /// How many queued writes one transaction takes at most.
@@ -169,6 +194,7 @@ enum Write {
         issuer: IssuerId,
         serial: Serial,
         cert_der: Vec<u8>,
+        then: Completion,
         actor: String,
         at: i64,
     },
@@ -203,11 +229,21 @@ enum Write {
     FinishApplication {
         channel: String,
         channel_ref: String,
-        outcome: std::result::Result<Serial, String>,
+        outcome: std::result::Result<ApplicationIssued, String>,
         actor: String,
         at: i64,
     },
     Transition(TransitionWrite),
+    AcceptCommitment(CommitmentAcceptance),
+    ExpireCommitments {
+        actor: String,
+        at: i64,
+    },
+    AbandonPending {
+        reason: String,
+        actor: String,
+        at: i64,
+    },
     ReserveCrl(CrlReservation),
     PublishCrl {
         issuer: IssuerId,
@@ -224,6 +260,9 @@ enum Outcome {
     Application(Option<ChannelApplication>),
     Transition(TransitionOutcome),
     Crl(CrlPlan),
+    Commitment(CommitmentOutcome),
+    Expired(Vec<Serial>),
+    Count(u64),
     Done,
 }
 
@@ -657,9 +696,24 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
             issuer,
             serial,
             cert_der,
+            then,
             actor,
             at,
         } => {
+            if let Some(a) = &then.application {
+                // Checked before anything is written: a refusal must leave nothing behind.
+                let pending = read_application(conn, &a.channel, &a.channel_ref)?
+                    .is_some_and(|p| p.status == ApplicationStatus::Pending);
+                if !pending {
+                    return Err(refused(
+                        "channel_ref",
+                        format!(
+                            "no pending application {} of channel {}",
+                            a.channel_ref, a.channel
+                        ),
+                    ));
+                }
+            }
             let n = conn
                 .prepare_cached(
                     "UPDATE certificates SET status = 'active', cert_der = ?1, issued_at = ?2, change_seq = ?5 WHERE issuer = ?3 AND serial = ?4 AND status = 'reserved'",
@@ -677,6 +731,33 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
                 head,
                 audit_entry(*at, actor, "issue", issuer, &serial.to_hex(), String::new()),
             )?;
+            if then.hold {
+                apply_transition(
+                    conn,
+                    &TransitionWrite {
+                        request_id: hold_request_id(serial).map_err(Refusal::Fatal)?,
+                        issuer: issuer.clone(),
+                        serial: *serial,
+                        action: LifecycleAction::Suspend,
+                        holder: "commitment".into(),
+                        actor: actor.clone(),
+                        at: *at,
+                    },
+                    head,
+                )
+                .map_err(after_writes)?;
+            }
+            if let Some(a) = &then.application {
+                let outcome = Ok(a.issued.clone());
+                finish_application(
+                    conn,
+                    head,
+                    (&a.channel, &a.channel_ref),
+                    &outcome,
+                    (actor, *at),
+                )
+                .map_err(after_writes)?;
+            }
             Ok(Outcome::Done)
         }
         Write::Fail {
@@ -786,35 +867,7 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
             outcome,
             actor,
             at,
-        } => {
-            let (status, serial, error) = match outcome {
-                Ok(serial) => ("issued", Some(serial.to_hex()), None),
-                Err(e) => ("refused", None, Some(e.clone())),
-            };
-            let n = conn
-                .prepare_cached(
-                    "UPDATE channel_applications SET status = ?1, serial = ?2, error = ?3, updated_at = ?4 WHERE channel = ?5 AND channel_ref = ?6 AND status = 'pending'",
-                )?
-                .execute(params![status, serial, error, at, channel, channel_ref])?;
-            if n != 1 {
-                return Err(Refusal::Refused(CaError::invalid(
-                    "channel_ref",
-                    format!("no pending application {channel_ref} of channel {channel}"),
-                )));
-            }
-            append_audit(
-                conn,
-                head,
-                event_entry(
-                    *at,
-                    actor,
-                    format!("application-{status}"),
-                    serial.unwrap_or_default(),
-                    format!("channel={channel} channel_ref={channel_ref}"),
-                ),
-            )?;
-            Ok(Outcome::Done)
-        }
+        } => finish_application(conn, head, (channel, channel_ref), outcome, (actor, *at)),
         Write::DeactivatePartner { id, actor, at } => {
             let n = conn
                 .prepare_cached("UPDATE partners SET active = 0 WHERE id = ?1 AND active = 1")?
@@ -839,6 +892,29 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
             Ok(Outcome::Done)
         }
         Write::Transition(t) => apply_transition(conn, t, head),
+        Write::AcceptCommitment(a) => commitments::accept(conn, a, head),
+        Write::ExpireCommitments { actor, at } => commitments::expire(conn, actor, *at, head),
+        Write::AbandonPending { reason, actor, at } => {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE channel_applications SET status = 'refused', error = ?1, updated_at = ?2 WHERE status = 'pending'",
+                )?
+                .execute(params![reason, at])?;
+            if n > 0 {
+                append_audit(
+                    conn,
+                    head,
+                    event_entry(
+                        *at,
+                        actor,
+                        "applications-abandoned",
+                        "",
+                        format!("count={n} reason={reason}"),
+                    ),
+                )?;
+            }
+            Ok(Outcome::Count(n as u64))
+        }
         Write::ReserveCrl(r) => reserve_crl(conn, r, head),
         Write::PublishCrl {
             issuer,
@@ -876,13 +952,75 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
     }
 }
 
+/// Records a pending application's outcome (and the commitment its certificate awaits).
+fn finish_application(
+    conn: &Connection,
+    head: &mut AuditHead,
+    (channel, channel_ref): (&str, &str),
+    outcome: &std::result::Result<ApplicationIssued, String>,
+    (actor, at): (&str, i64),
+) -> Result<Outcome, Refusal> {
+    let (status, serial, error, wrapped_key) = match outcome {
+        Ok(issued) => (
+            "issued",
+            Some(issued.serial.to_hex()),
+            None,
+            issued.wrapped_key.clone(),
+        ),
+        Err(e) => ("refused", None, Some(e.clone()), None),
+    };
+    let n = conn
+        .prepare_cached(
+            "UPDATE channel_applications SET status = ?1, serial = ?2, error = ?3, updated_at = ?4, wrapped_key = ?7 WHERE channel = ?5 AND channel_ref = ?6 AND status = 'pending'",
+        )?
+        .execute(params![status, serial, error, at, channel, channel_ref, wrapped_key])?;
+    if n != 1 {
+        return Err(Refusal::Refused(CaError::invalid(
+            "channel_ref",
+            format!("no pending application {channel_ref} of channel {channel}"),
+        )));
+    }
+    append_audit(
+        conn,
+        head,
+        event_entry(
+            at,
+            actor,
+            format!("application-{status}"),
+            serial.unwrap_or_default(),
+            format!("channel={channel} channel_ref={channel_ref}"),
+        ),
+    )?;
+    if let Ok(ApplicationIssued {
+        serial,
+        commitment: Some(c),
+        ..
+    }) = outcome
+    {
+        let issuer = conn
+            .prepare_cached("SELECT issuer FROM certificates WHERE serial = ?1")?
+            .query_row([serial.to_hex()], |r| r.get::<_, String>(0))
+            .optional()?
+            .ok_or_else(|| {
+                Refusal::Fatal(CaError::NotFound {
+                    serial: serial.to_hex(),
+                })
+            })?;
+        let issuer =
+            IssuerId::new(&issuer).map_err(|e| Refusal::Fatal(CaError::invalid("issuer", e)))?;
+        commitments::insert(conn, &issuer, serial, channel, channel_ref, c, at)
+            .map_err(after_writes)?;
+    }
+    Ok(Outcome::Done)
+}
+
 fn read_application(
     conn: &Connection,
     channel: &str,
     channel_ref: &str,
 ) -> rusqlite::Result<Option<ChannelApplication>> {
     conn.prepare_cached(
-        "SELECT status, serial, error, created_at FROM channel_applications WHERE channel = ?1 AND channel_ref = ?2",
+        "SELECT status, serial, error, created_at, wrapped_key FROM channel_applications WHERE channel = ?1 AND channel_ref = ?2",
     )?
     .query_row(params![channel, channel_ref], |r| {
         let status: String = r.get(0)?;
@@ -897,6 +1035,7 @@ fn read_application(
             },
             serial: serial.and_then(|h| Serial::from_hex(&h).ok()),
             error: r.get(2)?,
+            wrapped_key: r.get(4)?,
             created_at: r.get(3)?,
         })
     })
@@ -910,6 +1049,15 @@ fn reason_code(r: Option<RevocationReason>) -> Option<i64> {
 fn reason_from(code: Option<i64>) -> Option<RevocationReason> {
     code.and_then(|c| u8::try_from(c).ok())
         .and_then(RevocationReason::from_code)
+}
+
+/// A refusal met after a write of the same job has been made cannot leave that write behind
+/// (the batch commits the other jobs' writes): it fails the whole batch instead.
+fn after_writes(r: Refusal) -> Refusal {
+    match r {
+        Refusal::Refused(e) => Refusal::Fatal(e),
+        fatal => fatal,
+    }
 }
 
 fn refused(field: &'static str, rule: impl Into<String>) -> Refusal {
@@ -976,6 +1124,14 @@ fn apply_transition(
         return Err(Refusal::Refused(CaError::NotFound { serial: serial_hex }));
     };
     let from: CertStatus = status.parse().map_err(|e: String| refused("status", e))?;
+    if matches!(t.action, LifecycleAction::Release)
+        && commitments::is_pending(conn, &t.issuer, &t.serial)?
+    {
+        return Err(refused(
+            "serial",
+            format!("certificate {serial_hex} stays suspended until its signed commitment arrives"),
+        ));
+    }
     let to = next_status(from, &t.action, not_after, t.at).map_err(Refusal::Refused)?;
     let seq = head.seq + 1;
     let (revoked_at, code, inv) = match to {
@@ -1219,6 +1375,7 @@ impl Store for SqliteStore {
         issuer: &IssuerId,
         serial: &Serial,
         cert_der: Vec<u8>,
+        then: Completion,
         actor: &str,
         at: i64,
     ) -> Result<()> {
@@ -1226,6 +1383,7 @@ impl Store for SqliteStore {
             issuer: issuer.clone(),
             serial: *serial,
             cert_der,
+            then,
             actor: actor.into(),
             at,
         })
@@ -1586,7 +1744,7 @@ impl Store for SqliteStore {
         &self,
         channel: &str,
         channel_ref: &str,
-        outcome: std::result::Result<Serial, String>,
+        outcome: std::result::Result<ApplicationIssued, String>,
         actor: &str,
         at: i64,
     ) -> Result<()> {
@@ -1598,6 +1756,38 @@ impl Store for SqliteStore {
             at,
         })
         .map(|_| ())
+    }
+
+    fn abandon_pending_applications(&self, reason: &str, actor: &str, at: i64) -> Result<u64> {
+        match self.submit(Write::AbandonPending {
+            reason: reason.into(),
+            actor: actor.into(),
+            at,
+        })? {
+            Outcome::Count(n) => Ok(n),
+            _ => Err(unexpected("abandon pending applications")),
+        }
+    }
+
+    fn commitment(&self, serial: &Serial) -> Result<Option<CommitmentRecord>> {
+        self.read(|c| commitments::read(c, serial), "read commitment")
+    }
+
+    fn accept_commitment(&self, a: CommitmentAcceptance) -> Result<CommitmentOutcome> {
+        match self.submit(Write::AcceptCommitment(a))? {
+            Outcome::Commitment(o) => Ok(o),
+            _ => Err(unexpected("accept commitment")),
+        }
+    }
+
+    fn expire_commitments(&self, actor: &str, at: i64) -> Result<Vec<Serial>> {
+        match self.submit(Write::ExpireCommitments {
+            actor: actor.into(),
+            at,
+        })? {
+            Outcome::Expired(serials) => Ok(serials),
+            _ => Err(unexpected("expire commitments")),
+        }
     }
 
     fn application(&self, channel: &str, channel_ref: &str) -> Result<Option<ChannelApplication>> {
@@ -1798,7 +1988,13 @@ mod tests {
         );
         let serial = Serial::random();
         store
-            .finish_application("kdhs", "ref-1", Ok(serial), "t", 13)
+            .finish_application(
+                "kdhs",
+                "ref-1",
+                Ok(ApplicationIssued::plain(serial)),
+                "t",
+                13,
+            )
             .unwrap();
         let done = store
             .begin_application("kdhs", "ref-1", "t", 14)
@@ -1817,6 +2013,36 @@ mod tests {
         let refused = store.application("kec", "ref-1").unwrap().unwrap();
         assert_eq!(refused.status, ApplicationStatus::Refused);
         assert_eq!(refused.error.as_deref(), Some("tckn: bad"));
+        assert_eq!(store.verify_audit().unwrap().first_break, None);
+
+        // Cut off by a crash: abandoned at the next start, answered as refused from then on;
+        // finished applications keep their outcome.
+        assert_eq!(
+            store.begin_application("kdhs", "ref-2", "t", 17).unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .abandon_pending_applications("interrupted", "t", 18)
+                .unwrap(),
+            1
+        );
+        let cut = store
+            .begin_application("kdhs", "ref-2", "t", 19)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (cut.status, cut.error.as_deref()),
+            (ApplicationStatus::Refused, Some("interrupted"))
+        );
+        let done = store.application("kdhs", "ref-1").unwrap().unwrap();
+        assert_eq!(done.status, ApplicationStatus::Issued);
+        assert_eq!(
+            store
+                .abandon_pending_applications("interrupted", "t", 20)
+                .unwrap(),
+            0
+        );
         assert_eq!(store.verify_audit().unwrap().first_break, None);
     }
 }

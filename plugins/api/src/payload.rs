@@ -183,19 +183,25 @@ pub mod host_api {
     pub const LOOKUP_CERTIFICATE: &str = "lookup_certificate";
     /// [`LookupApplication`] → [`ApplicationInfo`]: an application by the channel's reference.
     pub const LOOKUP_APPLICATION: &str = "lookup_application";
+    /// [`SubmitCommitment`] → [`CommitmentAccepted`]: the applicant's signed commitment for a
+    /// certificate issued with `commitment: true`; the host verifies it, keeps it as evidence,
+    /// releases the suspension and revokes the overwritten certificate.
+    pub const SUBMIT_COMMITMENT: &str = "submit_commitment";
     /// Every method of the host API.
     pub const METHODS: &[&str] = &[
         SUBMIT_APPLICATION,
         LIFECYCLE,
         LOOKUP_CERTIFICATE,
         LOOKUP_APPLICATION,
+        SUBMIT_COMMITMENT,
     ];
 
     payload! {
         /// Request of [`SUBMIT_APPLICATION`].
         pub struct SubmitApplication {
-            /// PKCS#10 certification request, DER (base64 in JSON).
-            #[serde(with = "b64")]
+            /// PKCS#10 certification request made on the card, DER (base64 in JSON). Empty
+            /// (or absent) when `hsm_key` asks for a key generated in the HSM instead.
+            #[serde(default, with = "b64")]
             pub csr_der: Vec<u8>,
             /// The applicant's T.C. Kimlik No (11 digits).
             pub tckn: String,
@@ -207,7 +213,59 @@ pub mod host_api {
             /// unique per channel: submitting it again issues nothing new and answers with the
             /// first result (a KDBO digest, for example).
             pub channel_ref: String,
+            /// Instead of a CSR: generate the key pair in the HSM and wrap its private key for
+            /// the card (added in payload 1; absent means a CSR is given).
+            #[serde(default)]
+            pub hsm_key: Option<HsmKeyRequest>,
+            /// Issue the certificate suspended until the applicant's signed commitment
+            /// (taahhütname) arrives through [`SUBMIT_COMMITMENT`]; revoked
+            /// (cessationOfOperation) if it does not arrive by the deadline.
+            #[serde(default)]
+            pub commitment: bool,
+            /// The applicant's certificate (serial, hex) that the new one overwrites on the
+            /// card: it must be the same person's, and it is revoked as superseded when the new
+            /// certificate is accepted (its commitment arrives; at once without `commitment`).
+            #[serde(default)]
+            pub overwrite_serial: Option<String>,
         }
+    }
+
+    /// A key generated in the HSM for a card (in [`SubmitApplication::hsm_key`]).
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub struct HsmKeyRequest {
+        /// `"ecdsa-p256"`, `"ecdsa-p384"`, `"rsa-2048"`, `"rsa-3072"` or `"rsa-4096"`.
+        pub algorithm: String,
+        /// The card's (KEC's) RSA transport public key, SubjectPublicKeyInfo DER (base64 in
+        /// JSON), 2048 bits or more.
+        #[serde(with = "b64")]
+        pub transport_public_key_der: Vec<u8>,
+    }
+
+    /// The HSM-generated private key, wrapped for the card (in [`Issued::wrapped_key`]). The
+    /// card unwraps `wrapped_key` (an AES-256 key) with its transport private key under RSA-OAEP,
+    /// then `wrapped_private_key` (PKCS#8) with AES key wrap with padding (RFC 5649).
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub struct WrappedKey {
+        /// `"rsa-oaep-sha256+aes-kwp"` or `"rsa-oaep-sha1+aes-kwp"` (the OAEP hash and MGF1 hash).
+        pub scheme: String,
+        /// The AES-256 key under RSA-OAEP (base64 in JSON).
+        #[serde(with = "b64")]
+        pub wrapped_key: Vec<u8>,
+        /// The PKCS#8 private key under AES-KWP (base64 in JSON).
+        #[serde(with = "b64")]
+        pub wrapped_private_key: Vec<u8>,
+    }
+
+    /// The commitment (taahhütname) the applicant signs with the new key (in
+    /// [`Issued::commitment`]).
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub struct Commitment {
+        /// The text, UTF-8; the applicant signs exactly these bytes.
+        pub text: String,
+        /// SHA-256 of `text`'s UTF-8 bytes, lower-case hex.
+        pub sha256: String,
+        /// Until when the signed commitment is accepted, Unix seconds.
+        pub deadline: i64,
     }
 
     payload! {
@@ -221,6 +279,48 @@ pub mod host_api {
             /// The issuing chain, issuer first, DER (base64 in JSON).
             #[serde(with = "b64_list")]
             pub chain_der: Vec<Vec<u8>>,
+            /// The certificate's status now: `"active"`, or `"suspended"` while its commitment
+            /// is awaited (absent from older hosts: active).
+            #[serde(default)]
+            pub status: Option<String>,
+            /// For `hsm_key`: the private key wrapped for the card (also on a replay).
+            #[serde(default)]
+            pub wrapped_key: Option<WrappedKey>,
+            /// For `commitment: true`: what the applicant must sign, and by when.
+            #[serde(default)]
+            pub commitment: Option<Commitment>,
+            /// True when `channel_ref` had been seen and this is the first result again.
+            #[serde(default)]
+            pub replayed: bool,
+        }
+    }
+
+    payload! {
+        /// Request of [`SUBMIT_COMMITMENT`].
+        pub struct SubmitCommitment {
+            /// The certificate's serial, hex.
+            pub serial: String,
+            /// CMS SignedData (RFC 5652) over the commitment text's UTF-8 bytes, attached or
+            /// detached, signed with the new certificate's key (base64 in JSON).
+            #[serde(with = "b64")]
+            pub signed_commitment_der: Vec<u8>,
+        }
+    }
+
+    payload! {
+        /// Response of [`SUBMIT_COMMITMENT`].
+        pub struct CommitmentAccepted {
+            /// The certificate's serial, lower-case hex.
+            pub serial: String,
+            /// The certificate's status afterwards (`"active"`).
+            pub status: String,
+            /// The signed commitment as kept in evidence (base64 in JSON).
+            #[serde(with = "b64")]
+            pub signed_commitment_der: Vec<u8>,
+            /// The overwritten certificate revoked as superseded (serial, hex), if any.
+            pub superseded: Option<String>,
+            /// True when the commitment had been accepted before and this is that result again.
+            pub replayed: bool,
         }
     }
 
@@ -468,6 +568,26 @@ mod tests {
     }
 
     #[test]
+    fn payloads_of_older_peers_still_decode() {
+        // A plugin built before the optional fields: no hsm_key, commitment, overwrite_serial.
+        let old: SubmitApplication = decode(
+            br#"{"v":1,"csr_der":"MAE=","tckn":"10000000146","given_name":"A","surname":"B","validity_days":null,"channel_ref":"r"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (old.hsm_key, old.commitment, old.overwrite_serial),
+            (None, false, None)
+        );
+        // A host before them: no status, wrapped_key, commitment, replayed.
+        let old: Issued =
+            decode(br#"{"v":1,"serial":"0a","certificate_der":"MAE=","chain_der":[]}"#).unwrap();
+        assert_eq!(
+            (old.status, old.wrapped_key, old.commitment, old.replayed),
+            (None, None, None, false)
+        );
+    }
+
+    #[test]
     fn unknown_fields_are_ignored_and_bad_base64_refused() {
         let ok: HttpResponse =
             decode(br#"{"v":1,"status":204,"headers":[],"body":"","added_later":true}"#).unwrap();
@@ -486,16 +606,65 @@ mod tests {
             surname: "Yılmaz".into(),
             validity_days: None,
             channel_ref: "kdhs:42".into(),
+            hsm_key: None,
+            commitment: false,
+            overwrite_serial: None,
         };
         let back: SubmitApplication = decode(&encode(&sub).unwrap()).unwrap();
         assert_eq!(back, sub);
+        let card = SubmitApplication {
+            csr_der: Vec::new(),
+            hsm_key: Some(HsmKeyRequest {
+                algorithm: "ecdsa-p256".into(),
+                transport_public_key_der: vec![0x30, 0],
+            }),
+            commitment: true,
+            overwrite_serial: Some("0a1b".into()),
+            ..sub.clone()
+        };
+        assert_eq!(
+            decode::<SubmitApplication>(&encode(&card).unwrap()).unwrap(),
+            card
+        );
 
         let issued = Issued {
             serial: "0a1b".into(),
             certificate_der: vec![1, 2, 3],
             chain_der: vec![vec![4], vec![]],
+            status: Some("suspended".into()),
+            wrapped_key: Some(WrappedKey {
+                scheme: "rsa-oaep-sha1+aes-kwp".into(),
+                wrapped_key: vec![5],
+                wrapped_private_key: vec![6, 7],
+            }),
+            commitment: Some(Commitment {
+                text: "TAAHHÜTNAME".into(),
+                sha256: "00".into(),
+                deadline: 3,
+            }),
+            replayed: false,
         };
         assert_eq!(decode::<Issued>(&encode(&issued).unwrap()).unwrap(), issued);
+
+        let signed = SubmitCommitment {
+            serial: "0a1b".into(),
+            signed_commitment_der: vec![0x30, 0x80],
+        };
+        assert_eq!(
+            decode::<SubmitCommitment>(&encode(&signed).unwrap()).unwrap(),
+            signed
+        );
+        let accepted = CommitmentAccepted {
+            serial: "0a1b".into(),
+            status: "active".into(),
+            signed_commitment_der: vec![0x30, 0x80],
+            superseded: Some("0c".into()),
+            replayed: true,
+        };
+        assert_eq!(
+            decode::<CommitmentAccepted>(&encode(&accepted).unwrap()).unwrap(),
+            accepted
+        );
 
         let call = LifecycleCall {
             request_id: "r1".into(),

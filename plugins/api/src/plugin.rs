@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::abi::{self, HostTable};
 use crate::host_api::{
-    ApplicationInfo, CertificateInfo, Issued, LifecycleCall, LifecycleOutcome, LookupApplication,
+    ApplicationInfo, CommitmentAccepted, SubmitCommitment, SUBMIT_COMMITMENT, CertificateInfo, Issued, LifecycleCall, LifecycleOutcome, LookupApplication,
     LookupCertificate, SubmitApplication, LIFECYCLE, LOOKUP_APPLICATION, LOOKUP_CERTIFICATE,
     SUBMIT_APPLICATION,
 };
@@ -93,6 +93,22 @@ impl Host {
             LOOKUP_APPLICATION,
             &LookupApplication {
                 channel_ref: channel_ref.to_owned(),
+            },
+        )
+    }
+
+    /// Hands the applicant's signed commitment for `serial` to the host, which verifies it,
+    /// keeps it as evidence and releases the certificate.
+    pub fn submit_commitment(
+        &self,
+        serial: &str,
+        signed_commitment_der: Vec<u8>,
+    ) -> Result<CommitmentAccepted, String> {
+        self.request(
+            SUBMIT_COMMITMENT,
+            &SubmitCommitment {
+                serial: serial.to_owned(),
+                signed_commitment_der,
             },
         )
     }

@@ -1,17 +1,24 @@
-//! The host API a channel plugin gets: submit an issuance application, a lifecycle request on
-//! the holder's behalf, a certificate lookup, and logging. Nothing else: no key, no HSM, no
-//! SQL, no file system. Every input is parsed into ca-core's typed values here, at the edge.
+//! The host API a channel plugin gets: submit an issuance application (with a CSR, or for a
+//! key the HSM generates and wraps for the card), hand in the holder's signed commitment, a
+//! lifecycle request on the holder's behalf, lookups, and logging. Nothing else: no key, no
+//! HSM, no SQL, no file system. Every input is parsed into ca-core's typed values here, at the
+//! edge.
 
 use std::sync::Arc;
 
+use ca_core::commitment::{commitment_text, new_commitment, CommitmentSubject, Commitments};
 use ca_core::engine::{Engine, NesApplication, SigningCa};
 use ca_core::lifecycle::{Lifecycle, LifecycleAction, LifecycleRequest, RequestId};
 use ca_core::profile::NesProfile;
-use ca_core::store::{ApplicationStatus, ChannelApplication, Store};
-use ca_core::{CaError, PersonName, Serial, Tckn, VerifiedCsr};
+use ca_core::store::{
+    ApplicationIssued, ApplicationStatus, CertStatus, ChannelApplication, FinishedApplication,
+    Store,
+};
+use ca_core::{CaError, PersonName, Serial, SubjectKey, Tckn, VerifiedCsr};
 use nesca_plugin_api::host_api::{
-    self, ApplicationInfo, CertificateInfo, Issued, LifecycleCall, LifecycleOutcome,
-    LookupApplication, LookupCertificate, SubmitApplication,
+    self, ApplicationInfo, CertificateInfo, Commitment, CommitmentAccepted, HsmKeyRequest, Issued,
+    LifecycleCall, LifecycleOutcome, LookupApplication, LookupCertificate, SubmitApplication,
+    SubmitCommitment, WrappedKey,
 };
 use nesca_plugin_api::{HostApi, LogLevel};
 use serde::de::DeserializeOwned;
@@ -32,6 +39,61 @@ pub struct Issuing {
     pub nes: NesProfile,
     /// The chain handed back with each certificate: issuing CA, then root (DER).
     pub chain_der: Vec<Vec<u8>>,
+    /// The token, for card keys generated and wrapped for a card.
+    pub hsm: hsm::Hsm,
+    pub commitments: Commitments,
+    /// How long a certificate waits suspended for its signed commitment.
+    pub commitment_deadline_seconds: i64,
+}
+
+/// Who an application is for and who sends it, after parsing.
+struct Target<'a> {
+    plugin: &'a str,
+    actor: &'a str,
+    tckn: &'a Tckn,
+    given_name: PersonName,
+    surname: PersonName,
+    overwrite: Option<Serial>,
+}
+
+/// The key of an application, checked before anything is recorded.
+enum KeySource {
+    Csr(VerifiedCsr),
+    Hsm {
+        algorithm: hsm::KeyAlgorithm,
+        transport_public_key_der: Vec<u8>,
+    },
+}
+
+impl KeySource {
+    fn parse(csr_der: &[u8], hsm_key: Option<&HsmKeyRequest>) -> Result<KeySource, String> {
+        match (csr_der.is_empty(), hsm_key) {
+            (false, None) => Ok(KeySource::Csr(
+                VerifiedCsr::parse(csr_der).map_err(|e| e.to_string())?,
+            )),
+            (true, Some(h)) => {
+                let algorithm: hsm::KeyAlgorithm =
+                    h.algorithm.parse().map_err(invalid("hsm_key.algorithm"))?;
+                if h.transport_public_key_der.is_empty() {
+                    return Err("hsm_key.transport_public_key_der: is empty".into());
+                }
+                Ok(KeySource::Hsm {
+                    algorithm,
+                    transport_public_key_der: h.transport_public_key_der.clone(),
+                })
+            }
+            (true, None) => Err("csr_der: a CSR or hsm_key is required".into()),
+            (false, Some(_)) => Err("hsm_key: give either csr_der or hsm_key, not both".into()),
+        }
+    }
+}
+
+/// The wire name of a wrapping scheme.
+fn scheme_name(scheme: hsm::WrapScheme) -> &'static str {
+    match scheme {
+        hsm::WrapScheme::RsaOaepSha1AesKwp => "rsa-oaep-sha1+aes-kwp",
+        _ => "rsa-oaep-sha256+aes-kwp",
+    }
 }
 
 /// A channel's reference: 1–128 of `A-Z a-z 0-9 . _ : -` (a digest in hex or base64url fits).
@@ -60,8 +122,8 @@ fn invalid(field: &'static str) -> impl FnOnce(String) -> String {
 impl ChannelHost {
     /// Issues for a channel's application, once per `channel_ref`: the inputs are checked
     /// first (a refused input uses up nothing), then the reference is recorded as pending
-    /// before anything is signed, so a replay or a retry gets the first result and never a
-    /// second certificate.
+    /// before anything is generated or signed, so a replay or a retry gets the first result
+    /// and never a second certificate.
     fn submit(&self, plugin: &str, a: SubmitApplication) -> Result<Issued, String> {
         let Some(iss) = &self.issuance else {
             return Err("submit_application: issuance is not available here".into());
@@ -71,10 +133,14 @@ impl ChannelHost {
         let given_name =
             PersonName::parse("given_name", &a.given_name).map_err(|e| e.to_string())?;
         let surname = PersonName::parse("surname", &a.surname).map_err(|e| e.to_string())?;
-        let csr = VerifiedCsr::parse(&a.csr_der).map_err(|e| e.to_string())?;
+        let key = KeySource::parse(&a.csr_der, a.hsm_key.as_ref())?;
         if let Some(days) = a.validity_days {
             ca_core::profile::check_validity_days(&iss.nes, days).map_err(|e| e.to_string())?;
         }
+        let overwrite = match &a.overwrite_serial {
+            Some(hex) => Some(self.check_overwrite(hex, &tckn)?),
+            None => None,
+        };
         let actor = format!("plugin:{plugin}");
         let now = ca_core::clock::unix_seconds(std::time::SystemTime::now());
         if let Some(seen) = self
@@ -84,28 +150,206 @@ impl ChannelHost {
         {
             return self.first_result(iss, seen);
         }
-        let issued = iss.engine.issue_nes(
-            &iss.ca,
-            &iss.nes,
-            NesApplication {
-                csr,
-                tckn,
-                given_name,
-                surname,
-                validity_days: a.validity_days,
-            },
-            &actor,
-        );
-        let outcome = issued.as_ref().map(|i| i.serial).map_err(|e| e.to_string());
-        self.store
-            .finish_application(plugin, &a.channel_ref, outcome, &actor, now)
+        let target = Target {
+            plugin,
+            actor: &actor,
+            tckn: &tckn,
+            given_name,
+            surname,
+            overwrite,
+        };
+        // On success the application's outcome was recorded with the certificate, in one
+        // transaction; a refusal is recorded here, so that a replay gets the same refusal.
+        let (recorded, cert_der) = match self.issue_for(iss, key, &target, &a) {
+            Ok(done) => done,
+            Err(e) => {
+                self.store
+                    .finish_application(plugin, &a.channel_ref, Err(e.clone()), &actor, now)
+                    .map_err(|e| e.to_string())?;
+                return Err(e);
+            }
+        };
+        tracing::info!(plugin, serial = %recorded.serial, channel_ref = %a.channel_ref, awaits_commitment = a.commitment, "issued through a channel");
+        self.answer_issued(iss, recorded, cert_der, false)
+    }
+
+    /// The new holder certificate must overwrite one of the same person's live certificates.
+    fn check_overwrite(&self, hex: &str, tckn: &Tckn) -> Result<Serial, String> {
+        let serial = Serial::from_hex(hex).map_err(invalid("overwrite_serial"))?;
+        let record = self
+            .store
+            .get(None, &serial)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("overwrite_serial: certificate {serial} is not found"))?;
+        if record.subject.tckn.as_deref() != Some(tckn.as_str()) {
+            return Err(format!(
+                "overwrite_serial: certificate {serial} belongs to another person"
+            ));
+        }
+        if !matches!(record.status, CertStatus::Active | CertStatus::Suspended) {
+            return Err(format!(
+                "overwrite_serial: certificate {serial} is {}, not active or suspended",
+                record.status
+            ));
+        }
+        Ok(serial)
+    }
+
+    /// Generates the card key if asked and issues; the store records the certificate, its
+    /// suspension and the application's outcome (the wrapped key, the awaited commitment) in
+    /// one transaction.
+    fn issue_for(
+        &self,
+        iss: &Issuing,
+        key: KeySource,
+        t: &Target<'_>,
+        a: &SubmitApplication,
+    ) -> Result<(ApplicationIssued, Vec<u8>), String> {
+        let (key, wrapped) = match key {
+            KeySource::Csr(csr) => (SubjectKey::from(csr), None),
+            KeySource::Hsm {
+                algorithm,
+                transport_public_key_der,
+            } => {
+                let card = iss
+                    .hsm
+                    .generate_wrapped_card_key(algorithm, &transport_public_key_der)
+                    .map_err(|e| format!("hsm_key: {e}"))?;
+                let key =
+                    SubjectKey::generated(card.public_key.spki_der()).map_err(|e| e.to_string())?;
+                let wrapped = WrappedKey {
+                    scheme: scheme_name(card.mechanism).to_owned(),
+                    wrapped_key: card.wrapped_key,
+                    wrapped_private_key: card.wrapped_private_key,
+                };
+                (key, Some(wrapped))
+            }
+        };
+        let wrapped_key = match &wrapped {
+            Some(w) => Some(serde_json::to_string(w).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let deadline = ca_core::clock::unix_seconds(std::time::SystemTime::now())
+            + iss.commitment_deadline_seconds;
+        let record = |issued: &ca_core::engine::Issued| -> ca_core::Result<_> {
+            let commitment = match a.commitment {
+                true => Some(new_commitment(
+                    self.commitment_text(iss, t, issued)?,
+                    deadline,
+                    t.overwrite,
+                )),
+                false => None,
+            };
+            Ok(Some(FinishedApplication {
+                channel: t.plugin.to_owned(),
+                channel_ref: a.channel_ref.clone(),
+                issued: ApplicationIssued {
+                    serial: issued.serial,
+                    wrapped_key: wrapped_key.clone(),
+                    commitment,
+                },
+            }))
+        };
+        let issued = iss
+            .engine
+            .issue_nes_then(
+                &iss.ca,
+                &iss.nes,
+                NesApplication {
+                    key,
+                    tckn: *t.tckn,
+                    given_name: t.given_name.clone(),
+                    surname: t.surname.clone(),
+                    validity_days: a.validity_days,
+                    await_commitment: a.commitment,
+                },
+                t.actor,
+                &record,
+            )
             .map_err(|e| e.to_string())?;
-        let issued = issued.map_err(|e| e.to_string())?;
-        tracing::info!(plugin, serial = %issued.serial, channel_ref = %a.channel_ref, "issued through a channel");
+        // The commitment as recorded is read back by the answer.
+        let recorded = ApplicationIssued {
+            serial: issued.serial,
+            wrapped_key,
+            commitment: None,
+        };
+        Ok((recorded, issued.cert_der))
+    }
+
+    /// The commitment text of a freshly signed certificate.
+    fn commitment_text(
+        &self,
+        iss: &Issuing,
+        t: &Target<'_>,
+        issued: &ca_core::engine::Issued,
+    ) -> ca_core::Result<String> {
+        use der::Decode as _;
+        let cert =
+            x509_cert::Certificate::from_der(&issued.cert_der).map_err(|e| CaError::Der {
+                what: "Certificate",
+                reason: e.to_string(),
+            })?;
+        let validity = &cert.tbs_certificate.validity;
+        Ok(commitment_text(
+            &CommitmentSubject {
+                tckn: t.tckn.as_str(),
+                given_name: &t.given_name.to_string(),
+                surname: &t.surname.to_string(),
+                issuer: iss.ca.context.id.as_str(),
+            },
+            &issued.serial,
+            ca_core::clock::unix_seconds(validity.not_before.to_system_time()),
+            ca_core::clock::unix_seconds(validity.not_after.to_system_time()),
+            &issued.cert_der,
+        ))
+    }
+
+    /// The answer for an issued application (first time or replay), with the certificate's
+    /// status now, the wrapped key and the commitment.
+    fn answer_issued(
+        &self,
+        iss: &Issuing,
+        recorded: ApplicationIssued,
+        cert_der: Vec<u8>,
+        replayed: bool,
+    ) -> Result<Issued, String> {
+        let serial = recorded.serial;
+        let status = self
+            .store
+            .get(Some(&iss.ca.context.id), &serial)
+            .map_err(|e| e.to_string())?
+            .map(|r| r.status.as_str().to_owned());
+        let commitment = match recorded.commitment {
+            Some(c) => Some(Commitment {
+                text: c.text,
+                sha256: c.sha256_hex,
+                deadline: c.deadline,
+            }),
+            None => self
+                .store
+                .commitment(&serial)
+                .map_err(|e| e.to_string())?
+                .map(|c| Commitment {
+                    text: c.text,
+                    sha256: c.sha256_hex,
+                    deadline: c.deadline,
+                }),
+        };
+        let wrapped_key = match recorded.wrapped_key {
+            Some(json) => Some(
+                serde_json::from_str::<WrappedKey>(&json)
+                    .map_err(|e| format!("the recorded wrapped key does not decode: {e}"))?,
+            ),
+            None => None,
+        };
         Ok(Issued {
-            serial: issued.serial.to_hex(),
-            certificate_der: issued.cert_der,
+            serial: serial.to_hex(),
+            certificate_der: cert_der,
             chain_der: iss.chain_der.clone(),
+            status,
+            wrapped_key,
+            commitment,
+            replayed,
         })
     }
 
@@ -113,7 +357,7 @@ impl ChannelHost {
     fn first_result(&self, iss: &Issuing, seen: ChannelApplication) -> Result<Issued, String> {
         match (seen.status, seen.serial) {
             (ApplicationStatus::Issued, Some(serial)) => {
-                let record = self
+                let cert_der = self
                     .store
                     .get(Some(&iss.ca.context.id), &serial)
                     .map_err(|e| e.to_string())?
@@ -121,11 +365,12 @@ impl ChannelHost {
                     .ok_or_else(|| {
                         format!("certificate {serial} of a replayed application is missing")
                     })?;
-                Ok(Issued {
-                    serial: serial.to_hex(),
-                    certificate_der: record,
-                    chain_der: iss.chain_der.clone(),
-                })
+                let recorded = ApplicationIssued {
+                    serial,
+                    wrapped_key: seen.wrapped_key,
+                    commitment: None,
+                };
+                self.answer_issued(iss, recorded, cert_der, true)
             }
             (ApplicationStatus::Refused, _) => Err(seen.error.unwrap_or_default()),
             _ => Err(format!(
@@ -133,6 +378,40 @@ impl ChannelHost {
                 seen.channel_ref
             )),
         }
+    }
+
+    /// Verifies and records the holder's signed commitment; see [`Commitments::accept`].
+    fn submit_commitment(
+        &self,
+        plugin: &str,
+        c: SubmitCommitment,
+    ) -> Result<CommitmentAccepted, String> {
+        let Some(iss) = &self.issuance else {
+            return Err("submit_commitment: issuance is not available here".into());
+        };
+        let serial = Serial::from_hex(&c.serial).map_err(invalid("serial"))?;
+        let accepted = iss
+            .commitments
+            .accept(
+                plugin,
+                &serial,
+                &c.signed_commitment_der,
+                &format!("plugin:{plugin}"),
+            )
+            .map_err(|e| e.to_string())?;
+        let status = self
+            .store
+            .get(Some(&accepted.record.issuer), &serial)
+            .map_err(|e| e.to_string())?
+            .map(|r| r.status.as_str().to_owned())
+            .unwrap_or_default();
+        Ok(CommitmentAccepted {
+            serial: serial.to_hex(),
+            status,
+            signed_commitment_der: c.signed_commitment_der,
+            superseded: accepted.outcome.superseded.map(|s| s.to_hex()),
+            replayed: accepted.outcome.replayed,
+        })
     }
 
     fn lookup_application(
@@ -213,6 +492,9 @@ impl HostApi for ChannelHost {
             host_api::LOOKUP_CERTIFICATE => answer(&self.lookup(parse(method, request_json)?)?),
             host_api::LOOKUP_APPLICATION => {
                 answer(&self.lookup_application(plugin, parse(method, request_json)?)?)
+            }
+            host_api::SUBMIT_COMMITMENT => {
+                answer(&self.submit_commitment(plugin, parse(method, request_json)?)?)
             }
             other => Err(format!("unknown host method \"{other}\"")),
         }

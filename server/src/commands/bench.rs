@@ -132,12 +132,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let nes = &cfg.nes;
         let issued = measure(workers * a.clients, duration, || {
             let app = NesApplication {
-                csr: VerifiedCsr::parse(&csr)?,
+                key: VerifiedCsr::parse(&csr)?.into(),
                 tckn: Tckn::parse("10000000146")
                     .map_err(|e| CliError::config("tckn", e.to_string()))?,
                 given_name: PersonName::parse("given-name", "AYŞE")?,
                 surname: PersonName::parse("surname", "YILMAZ")?,
                 validity_days: None,
+                await_commitment: false,
             };
             engine
                 .issue_nes(ca, nes, app, "bench")

@@ -77,6 +77,19 @@ pub fn show(a: ShowArgs) -> Result<()> {
         .collect();
     let mut value = to_json(&record);
     value["history"] = serde_json::Value::Array(history);
+    // The commitment (taahhütname) of a certificate issued through an identity-card channel:
+    // its state, and a digest of the evidence rather than the evidence itself.
+    if let Some(c) = store.commitment(&record.serial)? {
+        value["commitment"] = json!({
+            "status": c.status.as_str(),
+            "channel": c.channel,
+            "sha256": c.sha256_hex,
+            "deadline": at(c.deadline),
+            "accepted_at": c.accepted_at.map(at),
+            "evidence_sha256": c.evidence_sha256(),
+            "overwrites": c.overwrite.map(|s| s.to_hex()),
+        });
+    }
     emit(&format!(
         "{}\n",
         serde_json::to_string_pretty(&value).unwrap_or_default()

@@ -71,11 +71,12 @@ pub fn run(a: IssueArgs) -> Result<()> {
     let store = wiring::open_existing_store(&cfg)?;
     let issuance = wiring::open_issuance(&cfg, store)?;
     let app = NesApplication {
-        csr,
+        key: csr.into(),
         tckn,
         given_name,
         surname,
         validity_days: a.validity_days,
+        await_commitment: false,
     };
     let issued = issuance
         .engine

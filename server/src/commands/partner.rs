@@ -164,6 +164,7 @@ pub fn issue_cert(a: IssueCertArgs) -> Result<()> {
         subject,
         subject_key: csr.public_key,
         validity_days,
+        await_commitment: false,
     };
     // The partner is named in the audit trail through the actor of the reserve and issue
     // records.

@@ -240,7 +240,20 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         }
     }
     let responder = responder(&cfg, store.clone(), &cas)?;
-    let plugins = crate::channels::load_all(&cfg, channel_host(&cfg, store.clone(), &cas)?)?;
+    let host = channel_host(&cfg, store.clone(), &cas, &_hsm)?;
+    // Nothing is being issued yet: an application still pending was cut off by a stop.
+    let abandoned = store.abandon_pending_applications(
+        "interrupted: nesca stopped while this application was being issued; apply again",
+        "serve-start",
+        ca_core::clock::unix_seconds(std::time::SystemTime::now()),
+    )?;
+    if abandoned > 0 {
+        tracing::warn!(
+            abandoned,
+            "channel applications cut off by a stop were marked refused"
+        );
+    }
+    let plugins = crate::channels::load_all(&cfg, host.clone())?;
     let public = Arc::new(http::Public {
         crl_dir: cfg.path(&cfg.raw.crl.dir),
         ca_certs: ca_certificates(store.as_ref())?,
@@ -271,6 +284,27 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             .map_err(|e| CliError::io("cannot start", std::path::Path::new("the CRL thread"))(e))?
     };
 
+    // Commitments not signed by their deadline: revoked on the sweep's schedule.
+    let sweep_thread = match &host.issuance {
+        Some(_) if !cfg.raw.plugins.is_empty() => {
+            let stop = stop_crl.clone();
+            let host = host.clone();
+            let every = Duration::from_secs(cfg.raw.channels.commitment_sweep_seconds);
+            Some(
+                std::thread::Builder::new()
+                    .name("nesca-commitments".into())
+                    .spawn(move || commitment_loop(&host, every, &stop))
+                    .map_err(|e| {
+                        CliError::io(
+                            "cannot start",
+                            std::path::Path::new("the commitment thread"),
+                        )(e)
+                    })?,
+            )
+        }
+        _ => None,
+    };
+
     let result = run_http(
         "serve",
         ("server.listen", &listen),
@@ -281,7 +315,27 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     );
     stop_crl.store(true, Ordering::Relaxed);
     let _ = crl_thread.join();
+    if let Some(t) = sweep_thread {
+        let _ = t.join();
+    }
     result
+}
+
+/// Revokes overdue commitments every `every`, until `stop`. A failed sweep is logged and
+/// tried again at the next turn (nothing is lost: the store still holds them as pending).
+fn commitment_loop(host: &crate::channels::ChannelHost, every: Duration, stop: &AtomicBool) {
+    const TICK: Duration = Duration::from_millis(200);
+    let Some(iss) = &host.issuance else { return };
+    let mut next = std::time::Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if std::time::Instant::now() >= next {
+            if let Err(e) = iss.commitments.expire_due() {
+                tracing::warn!(error = %e, "commitment deadline sweep failed; will retry");
+            }
+            next = std::time::Instant::now() + every;
+        }
+        std::thread::sleep(TICK);
+    }
 }
 
 pub fn ocsp(a: OcspArgs) -> Result<()> {
@@ -353,6 +407,7 @@ fn channel_host(
     cfg: &Loaded,
     store: Arc<dyn Store>,
     cas: &[ServedCa],
+    hsm: &hsm::Hsm,
 ) -> Result<Arc<crate::channels::ChannelHost>> {
     use ca_core::engine::{Engine, SigningCa};
     let ca = wiring::configured_ca(cfg, cas)?;
@@ -364,7 +419,7 @@ fn channel_host(
         store: store.clone(),
         lifecycle: ca_core::lifecycle::Lifecycle::new(store.clone(), clock.clone()),
         issuance: Some(crate::channels::Issuing {
-            engine: Engine::new(store, clock),
+            engine: Engine::new(store.clone(), clock.clone()),
             ca: SigningCa::new(
                 ca.record.id.clone(),
                 ca.record.cert_der.clone(),
@@ -373,6 +428,9 @@ fn channel_host(
             )?,
             nes: cfg.nes.clone(),
             chain_der,
+            hsm: hsm.clone(),
+            commitments: ca_core::commitment::Commitments::new(store, clock),
+            commitment_deadline_seconds: cfg.raw.channels.commitment_deadline_seconds as i64,
         }),
     }))
 }

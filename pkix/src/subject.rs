@@ -1,0 +1,305 @@
+//! Certificate fields (RFC 5280 §4.1): subject attributes, serial number, extendedKeyUsage,
+//! validity.
+
+use der::asn1::{Ia5StringRef, ObjectIdentifier, PrintableStringRef, Utf8StringRef};
+use der::{Decode, Tag, Tagged};
+use x509_cert::ext::pkix::ExtendedKeyUsage;
+use x509_cert::time::Time;
+use x509_cert::Certificate;
+
+use crate::{cert, oids, PkixError};
+
+/// A natural person's identity as an ID-card authentication certificate states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonIdentity {
+    /// subject serialNumber (2.5.4.5), exactly as written (the caller checks it is a valid T.C. Kimlik No).
+    pub serial_number: String,
+    /// subject givenName (2.5.4.42), exactly as written (UTF-8, Turkish letters kept).
+    pub given_name: String,
+    /// subject surname (2.5.4.4).
+    pub surname: String,
+}
+
+/// Reads the person's identity from a certificate's subject; each missing or repeated attribute is an error naming it.
+pub fn person_identity(cert_der: &[u8]) -> Result<PersonIdentity, PkixError> {
+    let cert = cert::parse("certificate", cert_der)?;
+    let required = |oid: ObjectIdentifier| {
+        attribute_text(&cert, oid)?.ok_or_else(|| {
+            PkixError::invalid(
+                "subject",
+                format!(
+                    "the {} attribute is required, but absent",
+                    attribute_name(oid)
+                ),
+            )
+        })
+    };
+    Ok(PersonIdentity {
+        serial_number: required(oids::ID_AT_SERIAL_NUMBER)?,
+        given_name: required(oids::ID_AT_GIVEN_NAME)?,
+        surname: required(oids::ID_AT_SURNAME)?,
+    })
+}
+
+/// The subject attribute `oid` (dotted string) as text, when present exactly once (PrintableString / UTF8String / IA5String).
+pub fn subject_attribute(cert_der: &[u8], oid: &str) -> Result<Option<String>, PkixError> {
+    let oid = ObjectIdentifier::new(oid)
+        .map_err(|_| PkixError::invalid("oid", format!("{oid:?} is not a dotted OID")))?;
+    let cert = cert::parse("certificate", cert_der)?;
+    attribute_text(&cert, oid)
+}
+
+/// The certificate's serial number as lower-case hex without leading zero octets (e.g. "1a2b"), the same spelling nesca uses.
+///
+/// The octets are those of the DER INTEGER (two's complement); a serial of zero is "00".
+pub fn serial_hex(cert_der: &[u8]) -> Result<String, PkixError> {
+    let cert = cert::parse("certificate", cert_der)?;
+    let bytes = cert.tbs_certificate.serial_number.as_bytes();
+    let start = bytes.iter().position(|b| *b != 0);
+    Ok(match start.and_then(|i| bytes.get(i..)) {
+        Some(significant) => significant.iter().map(|b| format!("{b:02x}")).collect(),
+        None => "00".to_string(),
+    })
+}
+
+/// The extendedKeyUsage purposes (dotted strings); empty when the extension is absent.
+pub fn extended_key_usages(cert_der: &[u8]) -> Result<Vec<String>, PkixError> {
+    let field = "extensions.extKeyUsage";
+    let cert = cert::parse("certificate", cert_der)?;
+    let Some(ext) = cert::extension(&cert, oids::ID_CE_EXT_KEY_USAGE, field)? else {
+        return Ok(Vec::new());
+    };
+    let eku =
+        ExtendedKeyUsage::from_der(ext.extn_value.as_bytes()).map_err(PkixError::der(field))?;
+    Ok(eku.0.iter().map(|oid| oid.to_string()).collect())
+}
+
+/// notBefore and notAfter, Unix seconds.
+pub fn validity(cert_der: &[u8]) -> Result<(i64, i64), PkixError> {
+    let cert = cert::parse("certificate", cert_der)?;
+    let v = &cert.tbs_certificate.validity;
+    Ok((
+        unix("validity.notBefore", v.not_before)?,
+        unix("validity.notAfter", v.not_after)?,
+    ))
+}
+
+pub(crate) fn unix(field: &'static str, time: Time) -> Result<i64, PkixError> {
+    i64::try_from(time.to_unix_duration().as_secs())
+        .map_err(|_| PkixError::invalid(field, "out of range"))
+}
+
+/// The attribute's usual name and OID, e.g. "serialNumber (2.5.4.5)".
+fn attribute_name(oid: ObjectIdentifier) -> String {
+    // The const-oid database knows some attributes by their short names ("cn", "c"); the
+    // X.520 names read better in a message.
+    let x520 = match oid.to_string().as_str() {
+        "2.5.4.3" => Some("commonName"),
+        "2.5.4.6" => Some("countryName"),
+        "2.5.4.10" => Some("organizationName"),
+        "2.5.4.11" => Some("organizationalUnitName"),
+        _ => None,
+    };
+    match x520.or_else(|| const_oid::db::DB.by_oid(&oid)) {
+        Some(name) => format!("{name} ({oid})"),
+        None => oid.to_string(),
+    }
+}
+
+/// The text of the subject's one attribute `oid`, wherever it sits among the RDNs.
+fn attribute_text(cert: &Certificate, oid: ObjectIdentifier) -> Result<Option<String>, PkixError> {
+    let mut found = cert
+        .tbs_certificate
+        .subject
+        .0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .filter(|atv| atv.oid == oid);
+    let Some(atv) = found.next() else {
+        return Ok(None);
+    };
+    let others = found.count();
+    if others > 0 {
+        // Two serialNumbers (or names) leave the identity ambiguous: refuse rather than pick.
+        return Err(PkixError::invalid(
+            "subject",
+            format!(
+                "the {} attribute appears {} times; exactly one is accepted",
+                attribute_name(oid),
+                others + 1
+            ),
+        ));
+    }
+    let value = &atv.value;
+    let decode_error = |e: der::Error| {
+        PkixError::invalid(
+            "subject",
+            format!(
+                "the {} attribute is not valid text: {e}",
+                attribute_name(oid)
+            ),
+        )
+    };
+    let text = match value.tag() {
+        Tag::PrintableString => PrintableStringRef::try_from(value)
+            .map_err(decode_error)?
+            .as_str()
+            .to_string(),
+        Tag::Utf8String => Utf8StringRef::try_from(value)
+            .map_err(decode_error)?
+            .as_str()
+            .to_string(),
+        Tag::Ia5String => Ia5StringRef::try_from(value)
+            .map_err(decode_error)?
+            .as_str()
+            .to_string(),
+        other => {
+            return Err(PkixError::invalid(
+                "subject",
+                format!(
+                    "the {} attribute must be a PrintableString, UTF8String or IA5String (found {other})",
+                    attribute_name(oid)
+                ),
+            ))
+        }
+    };
+    Ok(Some(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+
+    fn leaf_with_subject(subject: x509_cert::name::Name, serial: Vec<u8>) -> Vec<u8> {
+        let pki = Pki::new();
+        let mut spec = leaf_spec(&pki.root, spki_of(pki.leaf_key.verifying_key()));
+        spec.subject = subject;
+        spec.serial = serial;
+        der_of(&issue(spec, &pki.root_key))
+    }
+
+    #[test]
+    fn person_identity_keeps_turkish_letters() {
+        let leaf = der_of(&Pki::new().leaf);
+        assert_eq!(
+            person_identity(&leaf).unwrap(),
+            PersonIdentity {
+                serial_number: "10000000146".into(),
+                given_name: "Ayşe".into(),
+                surname: "Yılmaz".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn missing_given_name_is_named() {
+        let leaf = leaf_with_subject(
+            name(&[
+                ("2.5.4.5", Str::Printable, "10000000146"),
+                ("2.5.4.4", Str::Utf8, "Yılmaz"),
+            ]),
+            vec![1],
+        );
+        assert_eq!(
+            person_identity(&leaf).unwrap_err().to_string(),
+            "subject: the givenName (2.5.4.42) attribute is required, but absent"
+        );
+    }
+
+    #[test]
+    fn repeated_serial_number_is_refused() {
+        let leaf = leaf_with_subject(
+            name(&[
+                ("2.5.4.5", Str::Printable, "10000000146"),
+                ("2.5.4.5", Str::Printable, "10000000078"),
+                ("2.5.4.42", Str::Utf8, "Ayşe"),
+                ("2.5.4.4", Str::Utf8, "Yılmaz"),
+            ]),
+            vec![1],
+        );
+        assert_eq!(
+            person_identity(&leaf).unwrap_err().to_string(),
+            "subject: the serialNumber (2.5.4.5) attribute appears 2 times; exactly one is accepted"
+        );
+    }
+
+    #[test]
+    fn subject_attribute_reads_the_three_string_types() {
+        let leaf = leaf_with_subject(
+            name(&[
+                ("2.5.4.6", Str::Printable, "TR"),
+                ("2.5.4.3", Str::Utf8, "AYŞE YILMAZ"),
+                ("1.2.840.113549.1.9.1", Str::Ia5, "ayse@example.com.tr"),
+            ]),
+            vec![1],
+        );
+        assert_eq!(
+            subject_attribute(&leaf, "2.5.4.6").unwrap().as_deref(),
+            Some("TR")
+        );
+        assert_eq!(
+            subject_attribute(&leaf, "2.5.4.3").unwrap().as_deref(),
+            Some("AYŞE YILMAZ")
+        );
+        assert_eq!(
+            subject_attribute(&leaf, "1.2.840.113549.1.9.1")
+                .unwrap()
+                .as_deref(),
+            Some("ayse@example.com.tr")
+        );
+        assert_eq!(subject_attribute(&leaf, "2.5.4.10").unwrap(), None);
+        assert_eq!(
+            subject_attribute(&leaf, "CN").unwrap_err().to_string(),
+            "oid: \"CN\" is not a dotted OID"
+        );
+    }
+
+    #[test]
+    fn bmp_string_is_refused_by_type() {
+        let leaf = leaf_with_subject(name(&[("2.5.4.3", Str::Bmp, "AYŞE")]), vec![1]);
+        assert_eq!(
+            subject_attribute(&leaf, "2.5.4.3").unwrap_err().to_string(),
+            "subject: the commonName (2.5.4.3) attribute must be a PrintableString, \
+             UTF8String or IA5String (found BMPString)"
+        );
+    }
+
+    #[test]
+    fn serial_hex_drops_the_sign_octet() {
+        assert_eq!(serial_hex(&der_of(&Pki::new().leaf)).unwrap(), "1a2b");
+        // 0x8a2b needs a leading 0x00 in DER to stay positive; nesca's spelling drops it.
+        let leaf = leaf_with_subject(ayse(), vec![0x00, 0x8a, 0x2b]);
+        assert_eq!(serial_hex(&leaf).unwrap(), "8a2b");
+    }
+
+    #[test]
+    fn extended_key_usages_are_listed_or_empty() {
+        let pki = Pki::new();
+        assert_eq!(
+            extended_key_usages(&der_of(&pki.leaf)).unwrap(),
+            vec![crate::chain::ID_KP_CLIENT_AUTH.to_string()]
+        );
+        assert!(extended_key_usages(&der_of(&pki.root)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn validity_is_in_unix_seconds() {
+        let pki = Pki::new();
+        assert_eq!(super::validity(&der_of(&pki.leaf)).unwrap(), (Y2024, Y2034));
+        assert_eq!(super::validity(&der_of(&pki.root)).unwrap(), (Y2020, Y2040));
+    }
+
+    #[test]
+    fn garbage_and_oversize_certificates_are_refused() {
+        assert!(matches!(
+            person_identity(b"garbage"),
+            Err(PkixError::Malformed {
+                field: "certificate",
+                ..
+            })
+        ));
+        let big = vec![0x30; crate::MAX_CERTIFICATE_LEN + 1];
+        assert!(matches!(serial_hex(&big), Err(PkixError::TooLarge { .. })));
+    }
+}
