@@ -1,0 +1,184 @@
+//! The KDHS channel end to end in process: its configuration, its own checks (1 and 4), and the
+//! shared flow through it, against a fake host at a fixed time.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use nesca_channel_kit::testing::{
+    body_json, kdb, post, write_pem, FakeHost, Fixture, LeafSpec, Pki, FIRMWARE, KDHS_LICENCE, NOW,
+};
+use nesca_channel_kit::{Channel, FixedClock};
+use nesca_plugin_api::{HttpRequest, Plugin};
+use serde_json::{json, Value};
+
+use super::*;
+
+/// A complete configuration whose PEM files are written into `dir`.
+fn config(dir: &Path) -> Value {
+    let pki = Pki::get();
+    json!({
+        "kdhs_licences": ["KDHS-LIC-2020-007", KDHS_LICENCE],
+        "kdhs_trust_anchors": write_pem(dir, "kdhs.pem", std::slice::from_ref(&pki.kdhs_root.cert)),
+        "idcard_ca": write_pem(dir, "idcard.pem", std::slice::from_ref(&pki.idcard_root.cert)),
+        "firmware_sha256": [FIRMWARE],
+    })
+}
+
+/// The channel on a fake host at [`NOW`].
+fn kdhs(config: Value) -> (Channel, Arc<FakeHost>) {
+    let host = Arc::new(FakeHost::new());
+    let channel =
+        channel(config, host.clone(), Arc::new(FixedClock(NOW))).expect("a good configuration");
+    (channel, host)
+}
+
+fn refusal(config: Value) -> String {
+    channel(config, Arc::new(FakeHost::new()), Arc::new(FixedClock(NOW)))
+        .err()
+        .expect("a refused configuration")
+        .to_string()
+}
+
+fn apply(channel: &Channel, body: &Value, client: Vec<Vec<u8>>) -> (u16, Value) {
+    let r = channel.handle(&post("/v1/applications", body, client));
+    (r.status, body_json(&r))
+}
+
+#[test]
+fn an_application_from_a_licensed_kdhs_is_issued() {
+    let dir = tempfile::tempdir().unwrap();
+    let (channel, host) = kdhs(config(dir.path()));
+    let f = Fixture::new();
+    let (status, answer) = apply(&channel, &f.application_body(), f.kdhs_client());
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["status"], "suspended");
+    assert_eq!(
+        answer["commitment"]["path"],
+        "/channels/kdhs/v1/certificates/7a3f0c11/commitment"
+    );
+    assert_eq!(host.state().submitted.len(), 1);
+    assert!(host.state().submitted[0].commitment);
+}
+
+#[test]
+fn configuration_refusals_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = config(dir.path());
+    let mut unknown = good.clone();
+    unknown["device_ca"] = json!("x.pem");
+    assert!(refusal(unknown).starts_with("device_ca: is not a configuration key of this channel (known: kdhs_licences, kdhs_trust_anchors, idcard_ca"));
+    let mut missing = good.clone();
+    missing.as_object_mut().unwrap().remove("kdhs_licences");
+    assert_eq!(refusal(missing), "kdhs_licences: is required");
+    let mut empty = good.clone();
+    empty["kdhs_licences"] = json!([]);
+    assert_eq!(
+        refusal(empty),
+        "kdhs_licences: must list at least one entry"
+    );
+    let mut no_file = good.clone();
+    no_file["kdhs_trust_anchors"] = json!(dir.path().join("absent.pem"));
+    let text = refusal(no_file);
+    assert!(
+        text.starts_with("kdhs_trust_anchors: cannot read ") && text.contains("absent.pem"),
+        "{text}"
+    );
+    let mut too_old = good;
+    too_old["kdb_max_age_minutes"] = json!(2000);
+    assert_eq!(
+        refusal(too_old),
+        "kdb_max_age_minutes: must be a whole number from 1 to 1440"
+    );
+}
+
+#[test]
+fn check_1_only_configured_licences_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (channel, host) = kdhs(config(dir.path()));
+    let f = Fixture::new();
+    let pki = Pki::get();
+    let unlicensed = pki
+        .nesca_issuing
+        .issue(&LeafSpec::secure_communication("KDHS-LIC-1999-666"));
+    let (status, answer) = apply(&channel, &f.application_body(), vec![unlicensed.cert]);
+    assert_eq!(status, 401);
+    assert_eq!(
+        answer["error"],
+        json!({"code":"client_certificate",
+               "message":"client_certificate: subject serialNumber \"KDHS-LIC-1999-666\" is not a KDHS licence this nesca accepts (kdhs_licences)"})
+    );
+    let mut nameless_spec = LeafSpec::secure_communication("x");
+    nameless_spec.subject.retain(|(oid, _)| *oid != "2.5.4.5");
+    let nameless = pki.nesca_issuing.issue(&nameless_spec);
+    let (status, answer) = apply(&channel, &f.application_body(), vec![nameless.cert]);
+    assert_eq!(status, 401);
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("has no subject serialNumber"));
+    // The KEC operator's secure-communication certificate is not a KDHS licence either.
+    let (status, _) = apply(&channel, &f.application_body(), f.kec_client());
+    assert_eq!(status, 401);
+    assert!(host.state().submitted.is_empty());
+}
+
+#[test]
+fn check_4_the_kdbo_must_be_signed_under_a_kdhs_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let (channel, host) = kdhs(config(dir.path()));
+    let f = Fixture::new();
+    // A KEC role certificate is nesca's, not a KDHS's.
+    let kec_signed = f.application_body_with(&f.kec_kdbo(&kdb("application")));
+    let (status, answer) = apply(&channel, &kec_signed, f.kdhs_client());
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("kdbo_signer"))
+    );
+    assert!(answer["error"]["message"].as_str().unwrap().starts_with(
+        "kdbo: the signer certificate does not chain to a KDHS trust anchor (kdhs_trust_anchors): "
+    ));
+    assert!(host.state().submitted.is_empty());
+}
+
+#[test]
+fn the_kdhs_channel_serves_no_lifecycle_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (channel, _) = kdhs(config(dir.path()));
+    let f = Fixture::new();
+    let r = channel.handle(&post("/v1/lifecycle", &json!({"v":1}), f.kdhs_client()));
+    assert_eq!(r.status, 404);
+    assert_eq!(body_json(&r)["error"]["code"], "not_found");
+}
+
+#[test]
+fn the_plugin_initialises_through_the_abi_types() {
+    use nesca_plugin_api::{Host, HostApi, LogLevel};
+
+    struct NoHost;
+    impl HostApi for NoHost {
+        fn call(&self, _: &str, method: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+            Err(format!("{method}: not in this test"))
+        }
+        fn log(&self, _: &str, _: LogLevel, _: &str) {}
+    }
+
+    assert_eq!(Kdhs::NAME, "kdhs");
+    let host = Host::with_api("kdhs", Arc::new(NoHost));
+    let refused = Kdhs::init(json!({"kdhs_licences": ["x"]}), host)
+        .err()
+        .unwrap();
+    assert_eq!(refused, "kdhs_trust_anchors: is required");
+
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = Kdhs::init(config(dir.path()), host).unwrap();
+    let r = plugin.handle_http(HttpRequest {
+        method: "POST".into(),
+        path: "/v1/applications".into(),
+        query: None,
+        headers: vec![],
+        body: b"{}".to_vec(),
+        client_cert_chain: vec![],
+    });
+    assert_eq!(r.status, 401);
+    assert_eq!(body_json(&r)["error"]["code"], "client_certificate");
+}
