@@ -173,15 +173,14 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::engine::NesApplication;
     use crate::lifecycle::{
         Lifecycle, LifecycleAction, LifecycleRequest, RequestId, RevocationReason,
     };
     use crate::store::{
         ApplicationIssued, ApplicationStatus, CertStatus, CommitmentStatus, FinishedApplication,
     };
-    use crate::testkit::{fixture, p256_csr, Fixture};
-    use crate::{PersonName, Tckn, VerifiedCsr};
+    use crate::testkit::{fixture, nes_application, Fixture};
+    use crate::Tckn;
 
     const HOLDER: &str = "10000000146";
     const CHANNEL: &str = "kdhs";
@@ -202,42 +201,29 @@ mod tests {
         let deadline = now(f) + DEADLINE;
         let issued = f
             .engine
-            .issue_nes_then(
-                &f.ca,
-                &f.nes,
-                NesApplication {
-                    key: VerifiedCsr::parse(&p256_csr()).unwrap().into(),
-                    tckn: Tckn::parse(HOLDER).unwrap(),
-                    given_name: PersonName::parse("given-name", "AYŞE").unwrap(),
-                    surname: PersonName::parse("surname", "YILMAZ").unwrap(),
-                    validity_days: None,
-                    await_commitment: true,
-                },
-                "t",
-                &|issued| {
-                    let text = commitment_text(
-                        &CommitmentSubject {
-                            tckn: HOLDER,
-                            given_name: "AYŞE",
-                            surname: "YILMAZ",
-                            issuer: f.ca.context.id.as_str(),
-                        },
-                        &issued.serial,
-                        0,
-                        1,
-                        &issued.cert_der,
-                    );
-                    Ok(Some(FinishedApplication {
-                        channel: CHANNEL.into(),
-                        channel_ref: channel_ref.into(),
-                        issued: ApplicationIssued {
-                            serial: issued.serial,
-                            wrapped_key: Some("{}".into()),
-                            commitment: Some(new_commitment(text, deadline, overwrite)),
-                        },
-                    }))
-                },
-            )
+            .issue_nes_then(&f.ca, &f.nes, nes_application(None, true), "t", &|issued| {
+                let text = commitment_text(
+                    &CommitmentSubject {
+                        tckn: HOLDER,
+                        given_name: "AYŞE",
+                        surname: "YILMAZ",
+                        issuer: f.ca.context.id.as_str(),
+                    },
+                    &issued.serial,
+                    0,
+                    1,
+                    &issued.cert_der,
+                );
+                Ok(Some(FinishedApplication {
+                    channel: CHANNEL.into(),
+                    channel_ref: channel_ref.into(),
+                    issued: ApplicationIssued {
+                        serial: issued.serial,
+                        wrapped_key: Some("{}".into()),
+                        commitment: Some(new_commitment(text, deadline, overwrite)),
+                    },
+                }))
+            })
             .unwrap();
         let app = f.store.application(CHANNEL, channel_ref).unwrap().unwrap();
         assert_eq!(
@@ -336,26 +322,13 @@ mod tests {
         // No begin_application: the certificate's write is refused as a whole.
         let e = f
             .engine
-            .issue_nes_then(
-                &f.ca,
-                &f.nes,
-                NesApplication {
-                    key: VerifiedCsr::parse(&p256_csr()).unwrap().into(),
-                    tckn: Tckn::parse(HOLDER).unwrap(),
-                    given_name: PersonName::parse("given-name", "AYŞE").unwrap(),
-                    surname: PersonName::parse("surname", "YILMAZ").unwrap(),
-                    validity_days: None,
-                    await_commitment: true,
-                },
-                "t",
-                &|issued| {
-                    Ok(Some(FinishedApplication {
-                        channel: CHANNEL.into(),
-                        channel_ref: "never-begun".into(),
-                        issued: ApplicationIssued::plain(issued.serial),
-                    }))
-                },
-            )
+            .issue_nes_then(&f.ca, &f.nes, nes_application(None, true), "t", &|issued| {
+                Ok(Some(FinishedApplication {
+                    channel: CHANNEL.into(),
+                    channel_ref: "never-begun".into(),
+                    issued: ApplicationIssued::plain(issued.serial),
+                }))
+            })
             .unwrap_err();
         assert!(
             e.to_string().contains("no pending application never-begun"),
@@ -367,11 +340,7 @@ mod tests {
             .filter(|r| !before.contains(&r.serial))
             .collect();
         assert_eq!(new.len(), 1, "the serial stays on record");
-        assert_eq!(
-            new[0].status,
-            CertStatus::Failed,
-            "never stored as issued"
-        );
+        assert_eq!(new[0].status, CertStatus::Failed, "never stored as issued");
         assert!(new[0].cert_der.is_none());
         assert!(f.store.commitment(&new[0].serial).unwrap().is_none());
     }

@@ -393,18 +393,10 @@ mod tests {
     use super::*;
     use crate::profile::{CertificateProfile, Findings};
     use crate::store::{CertStatus, SqliteStore, Store};
-    use crate::testkit::{fixture, fixture_with, p256_csr, SoftSigner};
-    use crate::VerifiedCsr;
+    use crate::testkit::{fixture, fixture_with, SoftSigner};
 
     fn application(validity_days: Option<u32>) -> NesApplication {
-        NesApplication {
-            key: VerifiedCsr::parse(&p256_csr()).unwrap().into(),
-            tckn: Tckn::parse("10000000146").unwrap(),
-            given_name: PersonName::parse("given-name", "AYŞE").unwrap(),
-            surname: PersonName::parse("surname", "YILMAZ").unwrap(),
-            validity_days,
-            await_commitment: false,
-        }
+        crate::testkit::nes_application(validity_days, false)
     }
 
     fn nes_rows(store: &SqliteStore) -> Vec<crate::store::CertRecord> {

@@ -117,6 +117,21 @@ pub fn fixture() -> Fixture {
     fixture_with(Arc::new(SoftSigner::random()))
 }
 
+/// The NES application of the test holder (AYŞE YILMAZ, 10000000146) with a fresh P-256 CSR.
+pub fn nes_application(
+    validity_days: Option<u32>,
+    await_commitment: bool,
+) -> crate::engine::NesApplication {
+    crate::engine::NesApplication {
+        key: crate::VerifiedCsr::parse(&p256_csr()).unwrap().into(),
+        tckn: crate::Tckn::parse("10000000146").unwrap(),
+        given_name: crate::PersonName::parse("given-name", "AYŞE").unwrap(),
+        surname: crate::PersonName::parse("surname", "YILMAZ").unwrap(),
+        validity_days,
+        await_commitment,
+    }
+}
+
 /// A P-256 CSR, DER.
 pub fn p256_csr() -> Vec<u8> {
     let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);

@@ -5,10 +5,12 @@
 //! Needs on PATH: `openssl`, `softhsm2-util` (and the SoftHSM module nesca's demo config names);
 //! pkilint in `$NESCA_PKILINT_DIR` or on PATH. `scripts/test.sh` installs all three.
 
+mod channels;
 mod concurrent;
 mod crash;
 mod crl;
 mod hsm_faults;
+mod idcard;
 mod init;
 mod init_existing_token;
 mod issue;

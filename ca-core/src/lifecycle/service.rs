@@ -103,11 +103,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::engine::NesApplication;
     use crate::lifecycle::{RequestId, RevocationReason};
     use crate::store::{CertStatus, CrlKind, CrlReservation, DeltaEntry, RevokedEntry, Store};
-    use crate::testkit::{fixture, p256_csr, Fixture};
-    use crate::{PersonName, Serial, Tckn, VerifiedCsr};
+    use crate::testkit::{fixture, Fixture};
+    use crate::{Serial, Tckn};
 
     const HOLDER: &str = "10000000146";
 
@@ -116,14 +115,7 @@ mod tests {
             .issue_nes(
                 &f.ca,
                 &f.nes,
-                NesApplication {
-                    key: VerifiedCsr::parse(&p256_csr()).unwrap().into(),
-                    tckn: Tckn::parse(HOLDER).unwrap(),
-                    given_name: PersonName::parse("given-name", "AYŞE").unwrap(),
-                    surname: PersonName::parse("surname", "YILMAZ").unwrap(),
-                    validity_days: None,
-                    await_commitment: false,
-                },
+                crate::testkit::nes_application(None, false),
                 "test",
             )
             .unwrap()

@@ -11,13 +11,13 @@ use std::str::FromStr;
 
 pub use audit::{AuditEntry, AuditReport};
 pub use commitment::{
-    ApplicationIssued, Completion, FinishedApplication, CommitmentAcceptance, CommitmentOutcome, CommitmentRecord,
-    CommitmentStatus, NewCommitment,
+    ApplicationIssued, CommitmentAcceptance, CommitmentOutcome, CommitmentRecord, CommitmentStatus,
+    Completion, FinishedApplication, NewCommitment,
 };
-pub use sqlite::SqliteStore;
 /// The lifecycle request id under which a certificate is suspended at issuance to await its
 /// commitment (derived from the serial, so a retried write is the same request).
 pub use sqlite::hold_request_id as commitment_hold_request_id;
+pub use sqlite::SqliteStore;
 
 use crate::error::Result;
 use crate::lifecycle::{LifecycleAction, RequestId, RevocationReason};

@@ -135,7 +135,11 @@ impl ChannelHost {
         let surname = PersonName::parse("surname", &a.surname).map_err(|e| e.to_string())?;
         let key = KeySource::parse(&a.csr_der, a.hsm_key.as_ref())?;
         if let Some(days) = a.validity_days {
-            ca_core::profile::check_validity_days(&iss.nes, days).map_err(|e| e.to_string())?;
+            // ca-core names the command-line flag; a channel's field is `validity_days`.
+            ca_core::profile::check_validity_days(&iss.nes, days).map_err(|e| match e {
+                CaError::Invalid { rule, .. } => format!("validity_days: {rule}"),
+                other => other.to_string(),
+            })?;
         }
         let overwrite = match &a.overwrite_serial {
             Some(hex) => Some(self.check_overwrite(hex, &tckn)?),
