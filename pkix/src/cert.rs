@@ -4,6 +4,7 @@ use der::Decode;
 use x509_cert::Certificate;
 
 use crate::limits::{check_len, MAX_CERTIFICATE_LEN};
+use crate::unique::at_most_one;
 use crate::PkixError;
 
 /// Decodes `der` as a Certificate; `field` names it in errors.
@@ -20,20 +21,18 @@ pub(crate) fn extension<'c>(
     oid: der::oid::ObjectIdentifier,
     field: &'static str,
 ) -> Result<Option<&'c x509_cert::ext::Extension>, PkixError> {
-    let mut found = cert
+    let matching = cert
         .tbs_certificate
         .extensions
         .iter()
         .flatten()
         .filter(|e| e.extn_id == oid);
-    let first = found.next();
-    if first.is_some() && found.next().is_some() {
-        return Err(PkixError::invalid(
+    at_most_one(matching).map_err(|_| {
+        PkixError::invalid(
             field,
             "the extension appears more than once (RFC 5280 §4.2)",
-        ));
-    }
-    Ok(first)
+        )
+    })
 }
 
 #[cfg(test)]

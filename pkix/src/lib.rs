@@ -19,6 +19,7 @@ mod pubkey;
 pub mod subject;
 #[cfg(test)]
 mod test_support;
+mod unique;
 
 pub use error::PkixError;
 pub use limits::{MAX_CERTIFICATE_LEN, MAX_CMS_LEN};

@@ -171,6 +171,27 @@ pub(crate) fn verify(
     }
 }
 
+/// Refuses a signer key whose algorithm is not `expected` (`expected_name`), the one `scheme`
+/// needs.
+fn require_key_algorithm(
+    spki: &SubjectPublicKeyInfoOwned,
+    expected: ObjectIdentifier,
+    expected_name: &str,
+    scheme: Scheme,
+) -> Result<(), PkixError> {
+    if spki.algorithm.oid == expected {
+        return Ok(());
+    }
+    Err(PkixError::invalid(
+        SIGNER_KEY,
+        format!(
+            "{} needs an {expected_name} key (found {})",
+            scheme.name(),
+            spki.algorithm.oid
+        ),
+    ))
+}
+
 fn verify_ecdsa(
     spki: &SubjectPublicKeyInfoOwned,
     point: &[u8],
@@ -179,16 +200,7 @@ fn verify_ecdsa(
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), PkixError> {
-    if spki.algorithm.oid != oids::ID_EC_PUBLIC_KEY {
-        return Err(PkixError::invalid(
-            SIGNER_KEY,
-            format!(
-                "{} needs an id-ecPublicKey key (found {})",
-                scheme.name(),
-                spki.algorithm.oid
-            ),
-        ));
-    }
+    require_key_algorithm(spki, oids::ID_EC_PUBLIC_KEY, "id-ecPublicKey", scheme)?;
     let curve = spki
         .algorithm
         .parameters
@@ -240,16 +252,7 @@ fn verify_rsa(
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), PkixError> {
-    if spki.algorithm.oid != oids::RSA_ENCRYPTION {
-        return Err(PkixError::invalid(
-            SIGNER_KEY,
-            format!(
-                "{} needs an rsaEncryption key (found {})",
-                scheme.name(),
-                spki.algorithm.oid
-            ),
-        ));
-    }
+    require_key_algorithm(spki, oids::RSA_ENCRYPTION, "rsaEncryption", scheme)?;
     let parsed = RsaPublicKey::from_der(key).map_err(PkixError::der(SIGNER_KEY))?;
     let bits = modulus_bits(parsed.modulus.as_bytes());
     if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {

@@ -7,6 +7,7 @@ use x509_cert::ext::pkix::ExtendedKeyUsage;
 use x509_cert::time::Time;
 use x509_cert::Certificate;
 
+use crate::unique::at_most_one;
 use crate::{cert, oids, PkixError};
 
 /// A natural person's identity as an ID-card authentication certificate states it.
@@ -108,28 +109,26 @@ fn attribute_name(oid: ObjectIdentifier) -> String {
 
 /// The text of the subject's one attribute `oid`, wherever it sits among the RDNs.
 fn attribute_text(cert: &Certificate, oid: ObjectIdentifier) -> Result<Option<String>, PkixError> {
-    let mut found = cert
+    let matching = cert
         .tbs_certificate
         .subject
         .0
         .iter()
         .flat_map(|rdn| rdn.0.iter())
         .filter(|atv| atv.oid == oid);
-    let Some(atv) = found.next() else {
-        return Ok(None);
-    };
-    let others = found.count();
-    if others > 0 {
-        // Two serialNumbers (or names) leave the identity ambiguous: refuse rather than pick.
-        return Err(PkixError::invalid(
+    // Two serialNumbers (or names) leave the identity ambiguous: refuse rather than pick.
+    let found = at_most_one(matching).map_err(|n| {
+        PkixError::invalid(
             "subject",
             format!(
-                "the {} attribute appears {} times; exactly one is accepted",
-                attribute_name(oid),
-                others + 1
+                "the {} attribute appears {n} times; exactly one is accepted",
+                attribute_name(oid)
             ),
-        ));
-    }
+        )
+    })?;
+    let Some(atv) = found else {
+        return Ok(None);
+    };
     let value = &atv.value;
     let decode_error = |e: der::Error| {
         PkixError::invalid(
@@ -179,6 +178,11 @@ mod tests {
         der_of(&issue(spec, &pki.root_key))
     }
 
+    /// A leaf (serial 01) whose subject is `attrs`, one attribute per RDN.
+    fn leaf_named(attrs: &[(&str, Str, &str)]) -> Vec<u8> {
+        leaf_with_subject(name(attrs), vec![1])
+    }
+
     #[test]
     fn person_identity_keeps_turkish_letters() {
         let leaf = der_of(&Pki::new().leaf);
@@ -193,61 +197,51 @@ mod tests {
     }
 
     #[test]
-    fn missing_given_name_is_named() {
-        let leaf = leaf_with_subject(
-            name(&[
-                ("2.5.4.5", Str::Printable, "10000000146"),
-                ("2.5.4.4", Str::Utf8, "Yılmaz"),
-            ]),
-            vec![1],
-        );
-        assert_eq!(
-            person_identity(&leaf).unwrap_err().to_string(),
-            "subject: the givenName (2.5.4.42) attribute is required, but absent"
-        );
-    }
-
-    #[test]
-    fn repeated_serial_number_is_refused() {
-        let leaf = leaf_with_subject(
-            name(&[
-                ("2.5.4.5", Str::Printable, "10000000146"),
-                ("2.5.4.5", Str::Printable, "10000000078"),
-                ("2.5.4.42", Str::Utf8, "Ayşe"),
-                ("2.5.4.4", Str::Utf8, "Yılmaz"),
-            ]),
-            vec![1],
-        );
-        assert_eq!(
-            person_identity(&leaf).unwrap_err().to_string(),
-            "subject: the serialNumber (2.5.4.5) attribute appears 2 times; exactly one is accepted"
-        );
+    fn a_missing_or_repeated_identity_attribute_is_named() {
+        let missing_given_name: &[_] = &[
+            ("2.5.4.5", Str::Printable, "10000000146"),
+            ("2.5.4.4", Str::Utf8, "Yılmaz"),
+        ];
+        let repeated_serial_number: &[_] = &[
+            ("2.5.4.5", Str::Printable, "10000000146"),
+            ("2.5.4.5", Str::Printable, "10000000078"),
+            ("2.5.4.42", Str::Utf8, "Ayşe"),
+            ("2.5.4.4", Str::Utf8, "Yılmaz"),
+        ];
+        for (subject, expected) in [
+            (
+                missing_given_name,
+                "subject: the givenName (2.5.4.42) attribute is required, but absent",
+            ),
+            (
+                repeated_serial_number,
+                "subject: the serialNumber (2.5.4.5) attribute appears 2 times; exactly one is accepted",
+            ),
+        ] {
+            assert_eq!(
+                person_identity(&leaf_named(subject))
+                    .unwrap_err()
+                    .to_string(),
+                expected
+            );
+        }
     }
 
     #[test]
     fn subject_attribute_reads_the_three_string_types() {
-        let leaf = leaf_with_subject(
-            name(&[
-                ("2.5.4.6", Str::Printable, "TR"),
-                ("2.5.4.3", Str::Utf8, "AYŞE YILMAZ"),
-                ("1.2.840.113549.1.9.1", Str::Ia5, "ayse@example.com.tr"),
-            ]),
-            vec![1],
-        );
-        assert_eq!(
-            subject_attribute(&leaf, "2.5.4.6").unwrap().as_deref(),
-            Some("TR")
-        );
-        assert_eq!(
-            subject_attribute(&leaf, "2.5.4.3").unwrap().as_deref(),
-            Some("AYŞE YILMAZ")
-        );
-        assert_eq!(
-            subject_attribute(&leaf, "1.2.840.113549.1.9.1")
-                .unwrap()
-                .as_deref(),
-            Some("ayse@example.com.tr")
-        );
+        let attrs = [
+            ("2.5.4.6", Str::Printable, "TR"),
+            ("2.5.4.3", Str::Utf8, "AYŞE YILMAZ"),
+            ("1.2.840.113549.1.9.1", Str::Ia5, "ayse@example.com.tr"),
+        ];
+        let leaf = leaf_named(&attrs);
+        for (oid, _, text) in attrs {
+            assert_eq!(
+                subject_attribute(&leaf, oid).unwrap().as_deref(),
+                Some(text),
+                "{oid}"
+            );
+        }
         assert_eq!(subject_attribute(&leaf, "2.5.4.10").unwrap(), None);
         assert_eq!(
             subject_attribute(&leaf, "CN").unwrap_err().to_string(),
@@ -257,7 +251,7 @@ mod tests {
 
     #[test]
     fn bmp_string_is_refused_by_type() {
-        let leaf = leaf_with_subject(name(&[("2.5.4.3", Str::Bmp, "AYŞE")]), vec![1]);
+        let leaf = leaf_named(&[("2.5.4.3", Str::Bmp, "AYŞE")]);
         assert_eq!(
             subject_attribute(&leaf, "2.5.4.3").unwrap_err().to_string(),
             "subject: the commonName (2.5.4.3) attribute must be a PrintableString, \

@@ -7,6 +7,7 @@ use x509_cert::attr::{AttributeValue, Attributes};
 use x509_cert::time::Time;
 
 use crate::oids;
+use crate::unique::at_most_one;
 use crate::PkixError;
 
 /// The signed attributes this verifier reads.
@@ -60,20 +61,15 @@ fn single_value<'a>(
     oid: ObjectIdentifier,
     name: &str,
 ) -> Result<Option<&'a AttributeValue>, PkixError> {
-    let mut matching = attrs.iter().filter(|a| a.oid == oid);
-    let Some(attr) = matching.next() else {
+    let found = at_most_one(attrs.iter().filter(|a| a.oid == oid)).map_err(|n| {
+        PkixError::invalid(
+            "SignerInfo.signedAttrs",
+            format!("exactly one {name} attribute is accepted (found {n})"),
+        )
+    })?;
+    let Some(attr) = found else {
         return Ok(None);
     };
-    let others = matching.count();
-    if others > 0 {
-        return Err(PkixError::invalid(
-            "SignerInfo.signedAttrs",
-            format!(
-                "exactly one {name} attribute is accepted (found {})",
-                others + 1
-            ),
-        ));
-    }
     let mut values = attr.values.iter();
     match (values.next(), values.len()) {
         (Some(value), 0) => Ok(Some(value)),
@@ -129,6 +125,19 @@ mod tests {
         )
     }
 
+    /// signingTime holding `time` (a UTCTime or a GeneralizedTime).
+    fn signing_time_attr(time: &(impl der::EncodeValue + der::Tagged)) -> Attribute {
+        attr(
+            oids::ID_SIGNING_TIME,
+            vec![AttributeValue::encode_from(time).unwrap()],
+        )
+    }
+
+    /// Why the set of `attrs` is refused.
+    fn refusal(attrs: Vec<Attribute>) -> String {
+        read(&encode(attrs)).unwrap_err().to_string()
+    }
+
     #[test]
     fn reads_all_three() {
         let utc =
@@ -137,10 +146,7 @@ mod tests {
         let set = encode(vec![
             content_type(oids::ID_DATA),
             digest(&[1, 2, 3]),
-            attr(
-                oids::ID_SIGNING_TIME,
-                vec![AttributeValue::encode_from(&utc).unwrap()],
-            ),
+            signing_time_attr(&utc),
         ]);
         assert_eq!(
             read(&set).unwrap(),
@@ -161,50 +167,42 @@ mod tests {
         let set = encode(vec![
             content_type(oids::ID_DATA),
             digest(&[9]),
-            attr(
-                oids::ID_SIGNING_TIME,
-                vec![AttributeValue::encode_from(&gt).unwrap()],
-            ),
+            signing_time_attr(&gt),
         ]);
         assert_eq!(read(&set).unwrap().signing_time, Some(4_102_444_800));
     }
 
     #[test]
     fn missing_message_digest_is_named() {
-        let set = encode(vec![content_type(oids::ID_DATA)]);
         assert_eq!(
-            read(&set).unwrap_err().to_string(),
+            refusal(vec![content_type(oids::ID_DATA)]),
             "SignerInfo.signedAttrs: the messageDigest attribute is required (RFC 5652 §5.3), but absent"
         );
     }
 
     #[test]
     fn two_content_type_attributes_are_refused() {
-        let set = encode(vec![
-            content_type(oids::ID_DATA),
-            content_type(oids::ID_SIGNED_DATA),
-            digest(&[1]),
-        ]);
         assert_eq!(
-            read(&set).unwrap_err().to_string(),
+            refusal(vec![
+                content_type(oids::ID_DATA),
+                content_type(oids::ID_SIGNED_DATA),
+                digest(&[1]),
+            ]),
             "SignerInfo.signedAttrs: exactly one contentType attribute is accepted (found 2)"
         );
     }
 
     #[test]
     fn two_message_digest_values_are_refused() {
-        let set = encode(vec![
-            content_type(oids::ID_DATA),
-            attr(
-                oids::ID_MESSAGE_DIGEST,
-                vec![
-                    AttributeValue::encode_from(&OctetString::new([1u8]).unwrap()).unwrap(),
-                    AttributeValue::encode_from(&OctetString::new([2u8]).unwrap()).unwrap(),
-                ],
-            ),
-        ]);
+        let two_values = vec![
+            AttributeValue::encode_from(&OctetString::new([1u8]).unwrap()).unwrap(),
+            AttributeValue::encode_from(&OctetString::new([2u8]).unwrap()).unwrap(),
+        ];
         assert_eq!(
-            read(&set).unwrap_err().to_string(),
+            refusal(vec![
+                content_type(oids::ID_DATA),
+                attr(oids::ID_MESSAGE_DIGEST, two_values),
+            ]),
             "SignerInfo.signedAttrs: the messageDigest attribute must have exactly one value (found 2)"
         );
     }

@@ -118,16 +118,14 @@ mod tests {
     use super::*;
     use crate::answer::b64;
     use crate::testing::{
-        body_json, issued, kdb, post, wrapped_key, Fixture, LeafSpec, Pki, ISSUED_SERIAL, NOW,
-        OTHER_TCKN, TCKN,
+        issued, kdb, wrapped_key, Fixture, LeafSpec, Pki, ISSUED_SERIAL, NOW, OTHER_TCKN, TCKN,
     };
 
     const PATH: &str = "/v1/applications";
 
     /// Posts `body` with the KDHS's client chain; the answer's status and JSON.
     fn apply(f: &Fixture, body: &Value) -> (u16, Value) {
-        let r = f.channel.handle(&post(PATH, body, f.kdhs_client()));
-        (r.status, body_json(&r))
+        f.call(PATH, body, f.kdhs_client())
     }
 
     fn assert_refused(f: &Fixture, body: &Value, status: u16, code: &str, message_start: &str) {
@@ -263,9 +261,9 @@ mod tests {
     #[test]
     fn check_1_no_client_certificate() {
         let f = Fixture::new();
-        let r = f.channel.handle(&post(PATH, &f.application_body(), vec![]));
-        assert_eq!(r.status, 401);
-        assert_eq!(body_json(&r)["error"]["code"], "client_certificate");
+        let (status, answer) = f.call(PATH, &f.application_body(), vec![]);
+        assert_eq!(status, 401);
+        assert_eq!(answer["error"]["code"], "client_certificate");
     }
 
     #[test]

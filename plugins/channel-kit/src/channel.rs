@@ -93,17 +93,18 @@ impl Channel {
     }
 
     /// A channel from the plugin's configuration: its keys must be among `own_keys` and
-    /// [`COMMON_KEYS`]; `policy` reads the channel's own keys, [`CommonConfig::read`] the rest.
-    pub fn from_config(
+    /// [`COMMON_KEYS`]; `policy` reads the channel's own keys (e.g. `KdhsPolicy::read`),
+    /// [`CommonConfig::read`] the rest.
+    pub fn from_config<P: ChannelPolicy + 'static>(
         config: Value,
         own_keys: &[&str],
-        policy: impl FnOnce(&ConfigReader) -> Result<Box<dyn ChannelPolicy>, ChannelError>,
+        policy: impl FnOnce(&ConfigReader) -> Result<P, ChannelError>,
         host: Arc<dyn HostCalls>,
         clock: Arc<dyn Clock>,
     ) -> Result<Channel, ChannelError> {
         let known: Vec<&str> = own_keys.iter().chain(COMMON_KEYS).copied().collect();
         let reader = ConfigReader::new(config, &known)?;
-        let policy = policy(&reader)?;
+        let policy = Box::new(policy(&reader)?);
         let common = CommonConfig::read(&reader)?;
         Ok(Channel::new(policy, common, host, clock))
     }

@@ -34,9 +34,10 @@ impl ClientCertificate {
                 "a TLS client certificate is required: use nesca's channel listener with your secure-communication certificate",
             ));
         };
-        let ekus = extended_key_usages(leaf).map_err(|e| {
+        let unreadable = |e: nesca_pkix::PkixError| {
             ChannelError::client_certificate("client_certificate", format!("cannot be read: {e}"))
-        })?;
+        };
+        let ekus = extended_key_usages(leaf).map_err(unreadable)?;
         let has = |oid: &str| ekus.iter().any(|e| e == oid);
         if !(has(ID_KP_SERVER_AUTH) && has(ID_KP_CLIENT_AUTH)) {
             return Err(ChannelError::client_certificate(
@@ -44,9 +45,7 @@ impl ClientCertificate {
                 "must be a secure-communication certificate (extendedKeyUsage serverAuth and clientAuth)",
             ));
         }
-        let serial_number = subject_attribute(leaf, OID_SERIAL_NUMBER).map_err(|e| {
-            ChannelError::client_certificate("client_certificate", format!("cannot be read: {e}"))
-        })?;
+        let serial_number = subject_attribute(leaf, OID_SERIAL_NUMBER).map_err(unreadable)?;
         Ok(ClientCertificate {
             leaf: leaf.clone(),
             serial_number,

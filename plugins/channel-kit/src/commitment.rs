@@ -55,12 +55,14 @@ pub(crate) fn handle(
 mod tests {
     use serde_json::{json, Value};
 
-    use crate::testing::{body_json, post, Fixture, ISSUED_SERIAL};
+    use crate::testing::{Fixture, ISSUED_SERIAL};
 
     fn commit(f: &Fixture, serial: &str, body: &Value, client: Vec<Vec<u8>>) -> (u16, Value) {
-        let path = format!("/v1/certificates/{serial}/commitment");
-        let r = f.channel.handle(&post(&path, body, client));
-        (r.status, body_json(&r))
+        f.call(
+            &format!("/v1/certificates/{serial}/commitment"),
+            body,
+            client,
+        )
     }
 
     #[test]

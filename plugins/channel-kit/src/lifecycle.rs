@@ -117,7 +117,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use crate::answer::b64;
-    use crate::testing::{body_json, kdb, post, Fixture, NOW, TCKN};
+    use crate::testing::{kdb, Fixture, NOW, TCKN};
 
     fn revoke_kdb(serial: &str) -> Value {
         let mut k = kdb("revoke");
@@ -126,10 +126,7 @@ mod tests {
     }
 
     fn send(f: &Fixture, body: &Value) -> (u16, Value) {
-        let r = f
-            .channel
-            .handle(&post("/v1/lifecycle", body, f.kdhs_client()));
-        (r.status, body_json(&r))
+        f.call("/v1/lifecycle", body, f.kdhs_client())
     }
 
     fn body(kdbo: &[u8], action: &str, serial: &str) -> Value {
@@ -162,31 +159,31 @@ mod tests {
     fn the_kdb_must_be_for_this_action_and_certificate() {
         let f = Fixture::new();
         let kdbo = f.kdhs_kdbo(&revoke_kdb("0a0a"));
-        let (status, answer) = send(&f, &body(&kdbo, "suspend", "0a0a"));
-        assert_eq!(
-            (status, answer["error"]["code"].as_str()),
-            (422, Some("kdb"))
-        );
-        assert_eq!(
-            answer["error"]["message"],
-            "kdb.purpose: must be \"suspend\" here, not \"revoke\""
-        );
-        let (status, answer) = send(&f, &body(&kdbo, "revoke", "0b0b"));
-        assert_eq!(
-            (status, answer["error"]["code"].as_str()),
-            (422, Some("kdb"))
-        );
-        assert_eq!(
-            answer["error"]["message"],
-            "kdb.serial: must be the certificate the request names (serial)"
-        );
         let mut old = revoke_kdb("0a0a");
         old["verified_at"] = json!(NOW - 20 * 60);
-        let (status, answer) = send(&f, &body(&f.kdhs_kdbo(&old), "revoke", "0a0a"));
-        assert_eq!(
-            (status, answer["error"]["code"].as_str()),
-            (422, Some("kdb_age"))
-        );
+        let cases = [
+            (
+                body(&kdbo, "suspend", "0a0a"),
+                "kdb",
+                Some("kdb.purpose: must be \"suspend\" here, not \"revoke\""),
+            ),
+            (
+                body(&kdbo, "revoke", "0b0b"),
+                "kdb",
+                Some("kdb.serial: must be the certificate the request names (serial)"),
+            ),
+            (body(&f.kdhs_kdbo(&old), "revoke", "0a0a"), "kdb_age", None),
+        ];
+        for (request, code, message) in cases {
+            let (status, answer) = send(&f, &request);
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (422, Some(code))
+            );
+            if let Some(message) = message {
+                assert_eq!(answer["error"]["message"], message);
+            }
+        }
         assert!(f.host.state().lifecycle_calls.is_empty());
     }
 

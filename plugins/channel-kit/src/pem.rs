@@ -21,17 +21,16 @@ const END_CERTIFICATE: &str = "-----END CERTIFICATE-----";
 /// no certificate is refused with the key and the path.
 pub fn read_certificates(key: &str, path: &Path) -> Result<Vec<Vec<u8>>, ChannelError> {
     let shown = path.display();
-    let size = std::fs::metadata(path)
-        .map_err(|e| ChannelError::config(key, format!("cannot read {shown}: {e}")))?
-        .len();
+    let cannot_read =
+        |e: std::io::Error| ChannelError::config(key, format!("cannot read {shown}: {e}"));
+    let size = std::fs::metadata(path).map_err(cannot_read)?.len();
     if size > MAX_PEM_FILE {
         return Err(ChannelError::config(
             key,
             format!("{shown} is {size} bytes; at most {MAX_PEM_FILE} are accepted"),
         ));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ChannelError::config(key, format!("cannot read {shown}: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(cannot_read)?;
     parse_certificates(&text).map_err(|rule| ChannelError::config(key, format!("{shown}: {rule}")))
 }
 

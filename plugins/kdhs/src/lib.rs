@@ -17,7 +17,7 @@ mod policy;
 
 use std::sync::Arc;
 
-use nesca_channel_kit::{Channel, ChannelError, ChannelPolicy, Clock, HostCalls};
+use nesca_channel_kit::{Channel, ChannelError, Clock, HostCalls};
 use serde_json::Value;
 
 pub use policy::{KdhsPolicy, KDHS_KEYS};
@@ -29,13 +29,7 @@ pub fn channel(
     host: Arc<dyn HostCalls>,
     clock: Arc<dyn Clock>,
 ) -> Result<Channel, ChannelError> {
-    Channel::from_config(
-        config,
-        KDHS_KEYS,
-        |c| Ok(Box::new(KdhsPolicy::read(c)?) as Box<dyn ChannelPolicy>),
-        host,
-        clock,
-    )
+    Channel::from_config(config, KDHS_KEYS, KdhsPolicy::read, host, clock)
 }
 
 nesca_channel_kit::channel_plugin!(

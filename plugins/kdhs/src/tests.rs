@@ -5,9 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use nesca_channel_kit::testing::{
-    body_json, kdb, post, write_pem, FakeHost, Fixture, LeafSpec, Pki, FIRMWARE, KDHS_LICENCE, NOW,
+    body_json, config_refusal, kdb, write_pem, Fixture, LeafSpec, Pki, FIRMWARE, KDHS_LICENCE,
 };
-use nesca_channel_kit::{Channel, FixedClock};
 use nesca_plugin_api::{HttpRequest, Plugin};
 use serde_json::{json, Value};
 
@@ -24,40 +23,32 @@ fn config(dir: &Path) -> Value {
     })
 }
 
-/// The channel on a fake host at [`NOW`].
-fn kdhs(config: Value) -> (Channel, Arc<FakeHost>) {
-    let host = Arc::new(FakeHost::new());
-    let channel =
-        channel(config, host.clone(), Arc::new(FixedClock(NOW))).expect("a good configuration");
-    (channel, host)
+/// The channel on a fake host at the tests' `NOW`.
+fn kdhs(config: Value) -> Fixture {
+    Fixture::from_config(channel, config).expect("a good configuration")
 }
 
 fn refusal(config: Value) -> String {
-    channel(config, Arc::new(FakeHost::new()), Arc::new(FixedClock(NOW)))
-        .err()
-        .expect("a refused configuration")
-        .to_string()
+    config_refusal(channel, config)
 }
 
-fn apply(channel: &Channel, body: &Value, client: Vec<Vec<u8>>) -> (u16, Value) {
-    let r = channel.handle(&post("/v1/applications", body, client));
-    (r.status, body_json(&r))
+fn apply(f: &Fixture, body: &Value, client: Vec<Vec<u8>>) -> (u16, Value) {
+    f.call("/v1/applications", body, client)
 }
 
 #[test]
 fn an_application_from_a_licensed_kdhs_is_issued() {
     let dir = tempfile::tempdir().unwrap();
-    let (channel, host) = kdhs(config(dir.path()));
-    let f = Fixture::new();
-    let (status, answer) = apply(&channel, &f.application_body(), f.kdhs_client());
+    let f = kdhs(config(dir.path()));
+    let (status, answer) = apply(&f, &f.application_body(), f.kdhs_client());
     assert_eq!(status, 201, "{answer}");
     assert_eq!(answer["status"], "suspended");
     assert_eq!(
         answer["commitment"]["path"],
         "/channels/kdhs/v1/certificates/7a3f0c11/commitment"
     );
-    assert_eq!(host.state().submitted.len(), 1);
-    assert!(host.state().submitted[0].commitment);
+    assert_eq!(f.host.state().submitted.len(), 1);
+    assert!(f.host.state().submitted[0].commitment);
 }
 
 #[test]
@@ -94,13 +85,12 @@ fn configuration_refusals_name_the_key() {
 #[test]
 fn check_1_only_configured_licences_connect() {
     let dir = tempfile::tempdir().unwrap();
-    let (channel, host) = kdhs(config(dir.path()));
-    let f = Fixture::new();
+    let f = kdhs(config(dir.path()));
     let pki = Pki::get();
     let unlicensed = pki
         .nesca_issuing
         .issue(&LeafSpec::secure_communication("KDHS-LIC-1999-666"));
-    let (status, answer) = apply(&channel, &f.application_body(), vec![unlicensed.cert]);
+    let (status, answer) = apply(&f, &f.application_body(), vec![unlicensed.cert]);
     assert_eq!(status, 401);
     assert_eq!(
         answer["error"],
@@ -110,26 +100,25 @@ fn check_1_only_configured_licences_connect() {
     let mut nameless_spec = LeafSpec::secure_communication("x");
     nameless_spec.subject.retain(|(oid, _)| *oid != "2.5.4.5");
     let nameless = pki.nesca_issuing.issue(&nameless_spec);
-    let (status, answer) = apply(&channel, &f.application_body(), vec![nameless.cert]);
+    let (status, answer) = apply(&f, &f.application_body(), vec![nameless.cert]);
     assert_eq!(status, 401);
     assert!(answer["error"]["message"]
         .as_str()
         .unwrap()
         .contains("has no subject serialNumber"));
     // The KEC operator's secure-communication certificate is not a KDHS licence either.
-    let (status, _) = apply(&channel, &f.application_body(), f.kec_client());
+    let (status, _) = apply(&f, &f.application_body(), f.kec_client());
     assert_eq!(status, 401);
-    assert!(host.state().submitted.is_empty());
+    assert!(f.host.state().submitted.is_empty());
 }
 
 #[test]
 fn check_4_the_kdbo_must_be_signed_under_a_kdhs_anchor() {
     let dir = tempfile::tempdir().unwrap();
-    let (channel, host) = kdhs(config(dir.path()));
-    let f = Fixture::new();
+    let f = kdhs(config(dir.path()));
     // A KEC role certificate is nesca's, not a KDHS's.
     let kec_signed = f.application_body_with(&f.kec_kdbo(&kdb("application")));
-    let (status, answer) = apply(&channel, &kec_signed, f.kdhs_client());
+    let (status, answer) = apply(&f, &kec_signed, f.kdhs_client());
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
         (422, Some("kdbo_signer"))
@@ -137,17 +126,16 @@ fn check_4_the_kdbo_must_be_signed_under_a_kdhs_anchor() {
     assert!(answer["error"]["message"].as_str().unwrap().starts_with(
         "kdbo: the signer certificate does not chain to a KDHS trust anchor (kdhs_trust_anchors): "
     ));
-    assert!(host.state().submitted.is_empty());
+    assert!(f.host.state().submitted.is_empty());
 }
 
 #[test]
 fn the_kdhs_channel_serves_no_lifecycle_requests() {
     let dir = tempfile::tempdir().unwrap();
-    let (channel, _) = kdhs(config(dir.path()));
-    let f = Fixture::new();
-    let r = channel.handle(&post("/v1/lifecycle", &json!({"v":1}), f.kdhs_client()));
-    assert_eq!(r.status, 404);
-    assert_eq!(body_json(&r)["error"]["code"], "not_found");
+    let f = kdhs(config(dir.path()));
+    let (status, answer) = f.call("/v1/lifecycle", &json!({"v":1}), f.kdhs_client());
+    assert_eq!(status, 404);
+    assert_eq!(answer["error"]["code"], "not_found");
 }
 
 #[test]

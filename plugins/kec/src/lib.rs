@@ -19,7 +19,7 @@ mod slots;
 
 use std::sync::Arc;
 
-use nesca_channel_kit::{Channel, ChannelError, ChannelPolicy, Clock, HostCalls};
+use nesca_channel_kit::{Channel, ChannelError, Clock, HostCalls};
 use serde_json::Value;
 
 pub use policy::{KecPolicy, KEC_KEYS};
@@ -31,13 +31,7 @@ pub fn channel(
     host: Arc<dyn HostCalls>,
     clock: Arc<dyn Clock>,
 ) -> Result<Channel, ChannelError> {
-    Channel::from_config(
-        config,
-        KEC_KEYS,
-        |c| Ok(Box::new(KecPolicy::read(c)?) as Box<dyn ChannelPolicy>),
-        host,
-        clock,
-    )
+    Channel::from_config(config, KEC_KEYS, KecPolicy::read, host, clock)
 }
 
 nesca_channel_kit::channel_plugin!(

@@ -16,7 +16,7 @@ pub use fake_host::{certificate_info, issued, wrapped_key, FakeHost, FakeState, 
 pub use pki::{LeafSpec, Pki, TestCa, TestCert, KDHS_LICENCE, KEC_OPERATOR, NOW, OTHER_TCKN, TCKN};
 
 use crate::client::ClientCertificate;
-use crate::clock::FixedClock;
+use crate::clock::{Clock, FixedClock};
 use crate::config::{CommonConfig, FirmwareDigests};
 use crate::error::ChannelError;
 use crate::host::HostCalls;
@@ -107,6 +107,19 @@ impl ChannelPolicy for AnchorPolicy {
     }
 }
 
+/// How a channel plugin builds its channel from its configuration (`nesca_plugin_kdhs::channel`,
+/// `nesca_plugin_kec::channel`).
+pub type BuildChannel =
+    fn(Value, Arc<dyn HostCalls>, Arc<dyn Clock>) -> Result<Channel, ChannelError>;
+
+/// Why `build` refuses `config` (the error's message).
+pub fn config_refusal(build: BuildChannel, config: Value) -> String {
+    match Fixture::from_config(build, config) {
+        Ok(_) => panic!("the configuration was accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// A channel with a fake host at [`NOW`], and builders for its requests.
 pub struct Fixture {
     pub channel: Channel,
@@ -135,6 +148,20 @@ impl Fixture {
             Arc::new(FixedClock(NOW)),
         );
         Fixture { channel, host }
+    }
+
+    /// The channel `build` makes of `config`, with a fake host at [`NOW`].
+    pub fn from_config(build: BuildChannel, config: Value) -> Result<Fixture, ChannelError> {
+        let host = Arc::new(FakeHost::new());
+        let channel = build(config, host.clone(), Arc::new(FixedClock(NOW)))?;
+        Ok(Fixture { channel, host })
+    }
+
+    /// Posts `body` to `path` (after `/channels/{name}`) with the TLS client chain `client`; the
+    /// answer's status and JSON.
+    pub fn call(&self, path: &str, body: &Value, client: Vec<Vec<u8>>) -> (u16, Value) {
+        let r = self.channel.handle(&post(path, body, client));
+        (r.status, body_json(&r))
     }
 
     /// The KDHS's TLS client chain.
