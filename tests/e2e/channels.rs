@@ -11,12 +11,22 @@ use sha2::Digest as _;
 
 use crate::idcard::*;
 use crate::ocsp::{ocsp_good, ocsp_revoked};
+use crate::partner::withdraw_partner_cert;
 use crate::server::{server_demo, HttpResponse, Server};
 use crate::support::*;
 
 const KDHS_APPLY: &str = "/channels/kdhs/v1/applications";
 const KEC_APPLY: &str = "/channels/kec/v1/applications";
 const KEC_LIFECYCLE: &str = "/channels/kec/v1/lifecycle";
+
+/// A demo CA for the server tests (`server_demo`) in the world of [`World::new`]: partners,
+/// `[channels]` and both plugins configured, not yet serving.
+#[track_caller]
+fn channel_demo(options: Options) -> (Demo, World) {
+    let demo = server_demo();
+    let world = World::new(&demo, options);
+    (demo, world)
+}
 
 /// An application body (protocol v1) with the approved firmware.
 fn application(world: &World, kdbo: &[u8], auth: &[u8], key: Value) -> Value {
@@ -56,6 +66,20 @@ fn answer_json(r: &HttpResponse, server: &Server) -> Value {
     v
 }
 
+/// The answer's JSON (see [`answer_json`]) after checking its status; panics with `what`,
+/// the answer and the server otherwise.
+#[track_caller]
+fn expect_answer(r: &HttpResponse, status: u16, what: &str, server: &Server) -> Value {
+    assert_eq!(
+        r.status,
+        status,
+        "{what}: {}\n{}",
+        r.describe(),
+        server.describe()
+    );
+    answer_json(r, server)
+}
+
 /// Whether `s` is non-empty lower-case hex.
 fn is_lower_hex(s: &str) -> bool {
     !s.is_empty()
@@ -84,14 +108,7 @@ fn expect_issued(
     name: &str,
     server: &Server,
 ) -> Issued {
-    assert_eq!(
-        r.status,
-        201,
-        "the application was not issued: {}\n{}",
-        r.describe(),
-        server.describe()
-    );
-    let v = answer_json(r, server);
+    let v = expect_answer(r, 201, "the application was not issued", server);
     let d = r.describe();
     let application = v["application"].as_str().unwrap_or("");
     assert!(
@@ -233,14 +250,7 @@ fn expect_committed(
     replayed: bool,
     server: &Server,
 ) {
-    assert_eq!(
-        r.status,
-        200,
-        "the signed commitment was not accepted: {}\n{}",
-        r.describe(),
-        server.describe()
-    );
-    let v = answer_json(r, server);
+    let v = expect_answer(r, 200, "the signed commitment was not accepted", server);
     let d = r.describe();
     assert_eq!(
         v["serial"].as_str().map(norm_serial),
@@ -270,12 +280,13 @@ fn expect_committed(
 /// The commitment of `issued` signed with the software key of its CSR (`openssl cms`).
 fn openssl_commitment(world: &World, issued: &Issued, csr: &CardCsr) -> Vec<u8> {
     let name = world.fresh("commitment");
-    sign_commitment_with_openssl(
+    cms_sign(
         &world.dir,
         &name,
         &issued.cert,
         &csr.key,
-        &issued.commitment_text,
+        issued.commitment_text.as_bytes(),
+        Content::Detached,
     )
 }
 
@@ -309,8 +320,7 @@ fn the_identity_card_fixtures_verify_with_openssl() {
     }
     assert!(!is_valid_tckn("17291716050") && !is_valid_tckn("01234567890"));
 
-    let demo = server_demo();
-    let world = World::new(&demo, Options::default());
+    let (_demo, world) = channel_demo(Options::default());
 
     // A KDBO: attached KDB, signed by the KDHS, verifies under kdhs_trust_anchors only.
     let kdb = world.kdb("application", AYSE, None);
@@ -385,7 +395,14 @@ fn the_identity_card_fixtures_verify_with_openssl() {
         t + 86400,
     );
     let text = "TAAHHÜTNAME\nçalışma metni\n";
-    let signed = sign_commitment_with_openssl(&world.dir, "soft", &soft.cert, &soft.key, text);
+    let signed = cms_sign(
+        &world.dir,
+        "soft",
+        &soft.cert,
+        &soft.key,
+        text.as_bytes(),
+        Content::Detached,
+    );
     let out = cms_verify(
         &world.dir,
         "soft",
@@ -458,8 +475,7 @@ fn the_identity_card_fixtures_verify_with_openssl() {
 /// the same person overwriting the first.
 #[test]
 fn kdhs_application_with_a_card_csr_waits_suspended_for_its_commitment() {
-    let demo = server_demo();
-    let world = World::new(&demo, Options::default());
+    let (demo, world) = channel_demo(Options::default());
     let mut server = Server::serve(&demo);
     let url = server.url();
     let kdhs = world.client(Some(&world.kdhs_client));
@@ -502,36 +518,26 @@ fn kdhs_application_with_a_card_csr_waits_suspended_for_its_commitment() {
     // --- 4. The same KDBO again: the first answer, replayed, no second certificate. ---
     let listed = demo.cert_list_lines();
     let again = kdhs.post_ok(KDHS_APPLY, &body);
-    assert_eq!(
-        again.status,
-        200,
-        "a replay answers 200: {}",
-        again.describe()
-    );
-    let v = answer_json(&again, &server);
+    let v = expect_answer(&again, 200, "a replay answers 200", &server);
     assert_eq!(v["replayed"], true, "{}", again.describe());
-    assert_eq!(v["serial"], first.answer["serial"], "{}", again.describe());
-    assert_eq!(
-        v["application"],
-        first.answer["application"],
-        "{}",
-        again.describe()
-    );
-    assert_eq!(
-        v["certificate"],
-        first.answer["certificate"],
-        "{}",
-        again.describe()
-    );
+    for field in ["serial", "application", "certificate"] {
+        assert_eq!(
+            v[field],
+            first.answer[field],
+            "{field}: {}",
+            again.describe()
+        );
+    }
     assert_eq!(demo.cert_list_lines(), listed, "a replay changed the store");
 
     // A commitment over another text, with the right key: refused, still suspended.
-    let wrong = sign_commitment_with_openssl(
+    let wrong = cms_sign(
         &world.dir,
         "wrong-text",
         &first.cert,
         &csr.key,
-        "başka bir metin",
+        "başka bir metin".as_bytes(),
+        Content::Detached,
     );
     let r = kdhs.post_ok(&first.commitment_path, &commitment_body(&wrong));
     expect_error(&r, 422, "commitment", &server);
@@ -589,8 +595,7 @@ fn kdhs_application_with_a_card_csr_waits_suspended_for_its_commitment() {
 /// unwraps it, its key is the certificate's, and it signs the commitment.
 #[test]
 fn kdhs_application_with_an_hsm_generated_key_is_unwrapped_and_committed_on_the_card() {
-    let demo = server_demo();
-    let world = World::new(&demo, Options::default());
+    let (demo, world) = channel_demo(Options::default());
     let mut server = Server::serve(&demo);
     let url = server.url();
     let kdhs = world.client(Some(&world.kdhs_client));
@@ -651,8 +656,7 @@ fn kdhs_application_with_an_hsm_generated_key_is_unwrapped_and_committed_on_the_
 /// 3: every refusal of the KDHS channel with its status and code, and nothing issued.
 #[test]
 fn kdhs_refusals_carry_their_code_and_issue_nothing() {
-    let demo = server_demo();
-    let world = World::new(&demo, Options::default());
+    let (demo, world) = channel_demo(Options::default());
     // Another person's certificate, to be refused as an overwrite target.
     let other_csr = demo.csr("cagri", Key::P256);
     let other_pem = demo.work.join("cagri.pem");
@@ -798,33 +802,19 @@ fn kdhs_refusals_carry_their_code_and_issue_nothing() {
     let foreign = world
         .foreign_ca
         .auth_cert("auth-foreign", AYSE, t - 300, t + 86400);
-    refused(
-        &demo,
-        &server,
-        "auth certificate of a foreign CA",
-        422,
-        "auth_certificate",
-        || {
-            let (mut body, _) = kdhs_application(&world, AYSE, &auth);
-            body["auth_certificate"] = json!(b64(&foreign));
-            kdhs.post(KDHS_APPLY, &body)
-        },
-    );
     let expired = world
         .idcard_ca
         .auth_cert("auth-expired", AYSE, t - 400 * 86400, t - 30 * 86400);
-    refused(
-        &demo,
-        &server,
-        "expired auth certificate",
-        422,
-        "auth_certificate",
-        || {
+    for (what, cert) in [
+        ("auth certificate of a foreign CA", &foreign),
+        ("expired auth certificate", &expired),
+    ] {
+        refused(&demo, &server, what, 422, "auth_certificate", || {
             let (mut body, _) = kdhs_application(&world, AYSE, &auth);
-            body["auth_certificate"] = json!(b64(&expired));
+            body["auth_certificate"] = json!(b64(cert));
             kdhs.post(KDHS_APPLY, &body)
-        },
-    );
+        });
+    }
 
     refused(
         &demo,
@@ -892,14 +882,10 @@ fn kdhs_refusals_carry_their_code_and_issue_nothing() {
 /// the sweep, and the late commitment is refused.
 #[test]
 fn a_commitment_after_its_deadline_is_refused_and_the_certificate_revoked() {
-    let demo = server_demo();
-    let world = World::new(
-        &demo,
-        Options {
-            commitment_deadline_seconds: Some(2),
-            commitment_sweep_seconds: Some(1),
-        },
-    );
+    let (demo, world) = channel_demo(Options {
+        commitment_deadline_seconds: Some(2),
+        commitment_sweep_seconds: Some(1),
+    });
     let mut server = Server::serve(&demo);
     let url = server.url();
     let kdhs = world.client(Some(&world.kdhs_client));
@@ -951,8 +937,7 @@ fn a_commitment_after_its_deadline_is_refused_and_the_certificate_revoked() {
 /// refused), and the holder's own lifecycle requests.
 #[test]
 fn kec_applications_slots_role_certificates_and_holder_requests() {
-    let demo = server_demo();
-    let world = World::new(&demo, Options::default());
+    let (demo, world) = channel_demo(Options::default());
     let mut server = Server::serve(&demo);
     let url = server.url();
     let kec = world.client(Some(&world.kec_client));
@@ -1039,17 +1024,7 @@ fn kec_applications_slots_role_certificates_and_holder_requests() {
     expect_issued(&r, "kec", &world, "kec-device-2", &server);
 
     // Once the operator revokes that device's role certificate, its KDBOs are refused.
-    let config = demo.config();
-    demo.nesca(&[
-        "revoke",
-        "--config",
-        s(&config),
-        "--serial",
-        &world.kec_device_2_serial,
-        "--reason",
-        "privilegeWithdrawn",
-    ])
-    .ok();
+    withdraw_partner_cert(&demo, &world.kec_device_2_serial);
     refused(
         &demo,
         &server,
@@ -1136,13 +1111,13 @@ fn kec_applications_slots_role_certificates_and_holder_requests() {
     ocsp_good(&demo, &url, &second.cert, "kec-second-still-good.der");
 
     // The holder suspends and releases.
-    let r = kec.post_ok(KEC_LIFECYCLE, &lifecycle(AYSE, "suspend", None));
-    let v = answer_json(&r, &server);
-    assert!(
-        r.status == 200 && v["status"] == "suspended",
-        "{}",
-        r.describe()
-    );
+    let holder = |body: &Value| {
+        let r = kec.post_ok(KEC_LIFECYCLE, body);
+        let v = expect_answer(&r, 200, "the holder's request was refused", &server);
+        (v, r.describe())
+    };
+    let (v, d) = holder(&lifecycle(AYSE, "suspend", None));
+    assert_eq!(v["status"], "suspended", "{d}");
     ocsp_revoked(
         &demo,
         &url,
@@ -1150,28 +1125,20 @@ fn kec_applications_slots_role_certificates_and_holder_requests() {
         "certificateHold",
         "kec-second-hold.der",
     );
-    let r = kec.post_ok(KEC_LIFECYCLE, &lifecycle(AYSE, "unsuspend", None));
-    let v = answer_json(&r, &server);
-    assert!(
-        r.status == 200 && v["status"] == "active",
-        "{}",
-        r.describe()
-    );
+    let (v, d) = holder(&lifecycle(AYSE, "unsuspend", None));
+    assert_eq!(v["status"], "active", "{d}");
     ocsp_good(&demo, &url, &second.cert, "kec-second-released.der");
 
     // The holder revokes: 200 revoked, OCSP keyCompromise; the same request again is a replay.
     let body = lifecycle(AYSE, "revoke", Some("keyCompromise"));
-    let r = kec.post_ok(KEC_LIFECYCLE, &body);
-    let v = answer_json(&r, &server);
+    let (v, d) = holder(&body);
     assert!(
-        r.status == 200
-            && v["status"] == "revoked"
+        v["status"] == "revoked"
             && v["reason"] == "keyCompromise"
             && v["replayed"] == false
             && v["serial"].as_str().map(norm_serial) == Some(norm_serial(&second.serial))
             && !v["at"].is_null(),
-        "{}",
-        r.describe()
+        "{d}"
     );
     ocsp_revoked(
         &demo,
@@ -1180,9 +1147,8 @@ fn kec_applications_slots_role_certificates_and_holder_requests() {
         "keyCompromise",
         "kec-second-revoked.der",
     );
-    let r = kec.post_ok(KEC_LIFECYCLE, &body);
-    let v = answer_json(&r, &server);
-    assert!(r.status == 200 && v["replayed"] == true, "{}", r.describe());
+    let (v, d) = holder(&body);
+    assert_eq!(v["replayed"], true, "{d}");
     assert_eq!(
         status_of(&demo, &second.serial),
         ("revoked".to_string(), Some("keyCompromise".to_string()))

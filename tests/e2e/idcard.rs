@@ -12,12 +12,12 @@
 //! here, because its key never leaves the token.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -36,8 +36,9 @@ use rustls::{RootCertStore, SignatureScheme, StreamOwned};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::partner::issue_cert;
-use crate::server::HttpResponse;
+use crate::partner::{add_partner_with, issue_cert};
+use crate::plugins::built_plugin;
+use crate::server::{read_response, request_head, HttpResponse, HTTP_LIMIT};
 use crate::support::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -172,29 +173,13 @@ impl TestCa {
             dir,
         };
         fs::write(ca.config(), ca_config(&ca.dir)).expect("openssl.cnf");
-        openssl(&[
-            "req",
-            "-x509",
-            "-new",
-            "-config",
-            s(&ca.config()),
-            "-extensions",
-            "v3_ca",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            s(&ca.key),
-            "-out",
-            s(&ca.cert),
-            "-utf8",
-            "-subj",
+        self_signed_p256(
+            &ca.key,
+            &ca.cert,
             subject,
-            "-days",
-            "3650",
-        ]);
+            3650,
+            &["-config", s(&ca.config()), "-extensions", "v3_ca", "-utf8"],
+        );
         ca
     }
 
@@ -346,51 +331,35 @@ impl Kdb {
     }
 }
 
-/// `openssl cms -sign -binary -nodetach -md sha256` of `content` by `signer`: the DER of a
-/// CMS SignedData holding `content`. Files go to `dir/NAME.*`.
-#[track_caller]
-pub fn cms_sign_attached(dir: &Path, name: &str, signer: &Signer, content: &[u8]) -> Vec<u8> {
-    let input = dir.join(format!("{name}.json"));
-    let out = dir.join(format!("{name}.der"));
-    fs::write(&input, content).expect("CMS content");
-    openssl(&[
-        "cms",
-        "-sign",
-        "-binary",
-        "-nodetach",
-        "-md",
-        "sha256",
-        "-signer",
-        s(&signer.cert),
-        "-inkey",
-        s(&signer.key),
-        "-in",
-        s(&input),
-        "-outform",
-        "DER",
-        "-out",
-        s(&out),
-    ]);
-    fs::read(&out).expect("CMS output")
+/// Where a CMS SignedData keeps the content it signs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// Inside (`-nodetach`): a KDBO carries its KDB.
+    Attached,
+    /// Outside: a signed commitment, whose text the CA has already.
+    Detached,
 }
 
-/// The signed commitment for a software key (the card-CSR case): `openssl cms -sign -binary
-/// -md sha256` of `text`, detached, by the new certificate `cert` (PEM) and its key.
+/// `openssl cms -sign -binary -md sha256` of `content` by `cert` (PEM) and its `key`: the DER
+/// of a CMS SignedData, with the content inside or not as `encap` says. A KDBO, or the signed
+/// commitment for a software key (the card-CSR case). Files go to `dir/NAME.*`.
 #[track_caller]
-pub fn sign_commitment_with_openssl(
+pub fn cms_sign(
     dir: &Path,
     name: &str,
     cert: &Path,
     key: &Path,
-    text: &str,
+    content: &[u8],
+    encap: Content,
 ) -> Vec<u8> {
-    let input = dir.join(format!("{name}.txt"));
+    let input = dir.join(format!("{name}.content"));
     let out = dir.join(format!("{name}.p7s"));
-    fs::write(&input, text.as_bytes()).expect("commitment text");
-    openssl(&[
-        "cms",
-        "-sign",
-        "-binary",
+    fs::write(&input, content).expect("CMS content");
+    let mut args = vec!["cms", "-sign", "-binary"];
+    if encap == Content::Attached {
+        args.push("-nodetach");
+    }
+    args.extend([
         "-md",
         "sha256",
         "-signer",
@@ -404,7 +373,8 @@ pub fn sign_commitment_with_openssl(
         "-out",
         s(&out),
     ]);
-    fs::read(&out).expect("signed commitment")
+    openssl(&args);
+    fs::read(&out).expect("CMS output")
 }
 
 /// `openssl cms -verify` of a DER SignedData (`detached`: the content when it is not inside)
@@ -502,52 +472,6 @@ pub struct World {
     next: AtomicU32,
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A channel plugin built by `cargo test` (a dev-dependency of the nesca package), found like
-/// `plugins::test_plugin` finds the test plugins.
-pub fn channel_plugin(name: &str) -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_nesca"));
-    let dir = exe.parent().expect("target directory");
-    let file = format!("libnesca_plugin_{name}.so");
-    for candidate in [dir.join("deps").join(&file), dir.join(&file)] {
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "{file} is not built in {}: run `cargo test -p nesca` (it builds the channel plugins as \
-         dev-dependencies) or `cargo build --workspace`",
-        dir.display()
-    );
-}
-
-/// `nesca partner add` with a licence number of its own (partner::add_partner gives every
-/// partner the same one); panics unless it succeeds.
-#[track_caller]
-pub fn add_licensed_partner(demo: &Demo, id: &str, name: &str, licence: &str) {
-    let config = demo.config();
-    demo.nesca(&[
-        "partner",
-        "add",
-        "--config",
-        s(&config),
-        "--id",
-        id,
-        "--name",
-        name,
-        "--license-no",
-        licence,
-    ])
-    .ok();
-}
-
 /// `nesca partner issue-cert` (partner::issue_cert): the certificate, its key, its serial.
 #[track_caller]
 pub fn partner_cert(demo: &Demo, partner: &str, kind: &str, cn: &str) -> (Signer, String) {
@@ -596,16 +520,15 @@ impl World {
             t + 365 * 86400,
         );
 
-        add_licensed_partner(demo, "eshs-gw", "nesca Demo ESHS Ağ Geçidi", "ESHS-GW-01");
-        add_licensed_partner(demo, "kdhs-a", "Test KDHS A.Ş.", KDHS_LICENCE);
-        add_licensed_partner(demo, "kdhs-x", "Lisanssız KDHS Ltd.", UNLICENSED_LICENCE);
-        add_licensed_partner(demo, "kec-op", "Örnek KEC Operatörü A.Ş.", KEC_LICENCE);
-        add_licensed_partner(
-            demo,
-            "kec-other",
-            "Başka KEC Operatörü A.Ş.",
-            OTHER_KEC_LICENCE,
-        );
+        for (id, name, licence) in [
+            ("eshs-gw", "nesca Demo ESHS Ağ Geçidi", "ESHS-GW-01"),
+            ("kdhs-a", "Test KDHS A.Ş.", KDHS_LICENCE),
+            ("kdhs-x", "Lisanssız KDHS Ltd.", UNLICENSED_LICENCE),
+            ("kec-op", "Örnek KEC Operatörü A.Ş.", KEC_LICENCE),
+            ("kec-other", "Başka KEC Operatörü A.Ş.", OTHER_KEC_LICENCE),
+        ] {
+            add_partner_with(demo, id, name, licence).ok();
+        }
         let (gateway, _) = partner_cert(demo, "eshs-gw", "secure-comm", "127.0.0.1");
         let (kdhs_client, _) = partner_cert(demo, "kdhs-a", "secure-comm", "kdhs-gw");
         let (unlicensed_client, _) = partner_cert(demo, "kdhs-x", "secure-comm", "kdhs-x-gw");
@@ -653,10 +576,10 @@ impl World {
              idcard_ca = \"{idcard}\"\n\
              firmware_sha256 = [\"{firmware}\"]\n\
              kdb_max_age_minutes = 15\n",
-            kdhs_so = s(&channel_plugin("kdhs")),
+            kdhs_so = s(&built_plugin("nesca_plugin_kdhs")),
             anchors = s(&kdhs_ca.cert),
             idcard = s(&idcard_ca.cert),
-            kec_so = s(&channel_plugin("kec")),
+            kec_so = s(&built_plugin("nesca_plugin_kec")),
             device_ca = s(&demo.path("issuing-ca.pem")),
         );
         let path = demo.config();
@@ -720,7 +643,14 @@ impl World {
     #[track_caller]
     pub fn kdbo(&self, signer: &Signer, kdb: &Kdb) -> Vec<u8> {
         let name = self.fresh("kdbo");
-        cms_sign_attached(&self.dir, &name, signer, kdb.json().as_bytes())
+        cms_sign(
+            &self.dir,
+            &name,
+            &signer.cert,
+            &signer.key,
+            kdb.json().as_bytes(),
+            Content::Attached,
+        )
     }
 
     /// A CSR for a new P-256 key made in software (the card-CSR case).
@@ -744,9 +674,6 @@ impl World {
 // ---------------------------------------------------------------------------------------------
 // An mTLS client (rustls) for the channel listener
 // ---------------------------------------------------------------------------------------------
-
-/// Longest one exchange with the channel listener may take.
-const TLS_LIMIT: Duration = Duration::from_secs(30);
 
 /// Verifies the listener's chain under nesca's CA certificates. nesca's secure-communication
 /// certificates carry no subjectAltName, so the name check alone is waived: what the tests
@@ -860,109 +787,28 @@ impl ChannelClient {
         body: Option<&[u8]>,
     ) -> Result<HttpResponse, String> {
         let request = format!("{method} {path}");
-        let sock = TcpStream::connect_timeout(&self.addr, TLS_LIMIT)
+        let sock = TcpStream::connect_timeout(&self.addr, HTTP_LIMIT)
             .map_err(|e| format!("{request}: cannot connect to {}: {e}", self.addr))?;
-        sock.set_read_timeout(Some(TLS_LIMIT)).expect("timeout");
-        sock.set_write_timeout(Some(TLS_LIMIT)).expect("timeout");
+        sock.set_read_timeout(Some(HTTP_LIMIT)).expect("timeout");
+        sock.set_write_timeout(Some(HTTP_LIMIT)).expect("timeout");
         let name = ServerName::IpAddress(self.addr.ip().into());
         let conn = ClientConnection::new(self.config.clone(), name)
             .map_err(|e| format!("{request}: TLS client: {e}"))?;
         let mut tls = StreamOwned::new(conn, sock);
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAccept: application/json\r\n"
-        );
-        if let Some(b) = body {
-            head.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                b.len()
-            ));
+        let mut headers = vec![("Accept", "application/json")];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
         }
-        head.push_str("\r\n");
+        let head = request_head(method, path, "127.0.0.1", &headers, body.map(<[u8]>::len));
         let mut bytes = head.into_bytes();
         bytes.extend_from_slice(body.unwrap_or_default());
         tls.write_all(&bytes)
             .and_then(|_| tls.flush())
             .map_err(|e| format!("{request}: sending: {e}"))?;
-        let started = Instant::now();
-        let mut raw = Vec::new();
-        let mut chunk = [0u8; 16384];
-        let mut error = None;
-        loop {
-            match tls.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => raw.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
-            }
-            if parse_http(&raw, false).is_some() || started.elapsed() > TLS_LIMIT {
-                break;
-            }
-        }
+        let response = read_response(&mut tls, &request);
         let _ = tls.sock.shutdown(std::net::Shutdown::Both);
-        match parse_http(&raw, true) {
-            Some((status, headers, body)) => Ok(HttpResponse {
-                status,
-                headers,
-                body,
-                request,
-            }),
-            None => Err(format!(
-                "{request}: no complete HTTP response (error: {error:?}); got {} bytes: {:?}",
-                raw.len(),
-                String::from_utf8_lossy(&raw[..raw.len().min(300)])
-            )),
-        }
+        response
     }
-}
-
-type Parsed = (u16, Vec<(String, String)>, Vec<u8>);
-
-/// A complete HTTP/1.1 response in `raw` (Content-Length, chunked, or the rest once `eof`).
-fn parse_http(raw: &[u8], eof: bool) -> Option<Parsed> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..end]).ok()?;
-    let rest = &raw[end + 4..];
-    let mut lines = head.split("\r\n");
-    let mut status_line = lines.next()?.splitn(3, ' ');
-    if !status_line.next()?.starts_with("HTTP/1.") {
-        return None;
-    }
-    let status: u16 = status_line.next()?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    if get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-        let mut data = rest;
-        let mut body = Vec::new();
-        loop {
-            let eol = data.windows(2).position(|w| w == b"\r\n")?;
-            let size_text = std::str::from_utf8(&data[..eol]).ok()?;
-            let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-            data = &data[eol + 2..];
-            if size == 0 {
-                return Some((status, headers.clone(), body));
-            }
-            if data.len() < size + 2 {
-                return None;
-            }
-            body.extend_from_slice(&data[..size]);
-            data = &data[size + 2..];
-        }
-    }
-    if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        return (rest.len() >= len).then(|| (status, headers.clone(), rest[..len].to_vec()));
-    }
-    eof.then(|| (status, headers.clone(), rest.to_vec()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1197,7 +1043,7 @@ impl Card {
             other => panic!("no CKA_EC_POINT: {other:?}"),
         };
         // CKA_EC_POINT is a DER OCTET STRING around the uncompressed point.
-        let raw = der_value(&point);
+        let raw = der_content(&point);
         let key = p256::PublicKey::from_sec1_bytes(raw).expect("a P-256 point");
         (
             private,
@@ -1323,26 +1169,6 @@ pub fn cert_key_verifies(
         .map_err(|e| format!("does not verify: {e}"))
 }
 
-/// DER tag-length-value with a definite length.
-pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .iter()
-            .copied()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
 /// A DER INTEGER of the unsigned big-endian `bytes`.
 fn der_uint(bytes: &[u8]) -> Vec<u8> {
     let mut v: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
@@ -1350,18 +1176,4 @@ fn der_uint(bytes: &[u8]) -> Vec<u8> {
         v.insert(0, 0);
     }
     tlv(0x02, &v)
-}
-
-/// The value of one DER TLV (definite length).
-fn der_value(der: &[u8]) -> &[u8] {
-    let first = der[1];
-    if first < 0x80 {
-        &der[2..2 + first as usize]
-    } else {
-        let k = (first & 0x7f) as usize;
-        let len = der[2..2 + k]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
-        &der[2 + k..2 + k + len]
-    }
 }

@@ -6,17 +6,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::partner::{add_partner, issue_cert};
+use crate::partner::{add_partner, issue_cert, withdraw_partner_cert};
 use crate::server::{server_demo, Server};
 use crate::support::*;
-
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 /// One HTTP/1.1 GET through `openssl s_client` presenting `cert`/`key` (none when `None`);
 /// returns everything s_client printed. Bounded by `timeout`.
@@ -88,25 +80,13 @@ fn channels_over_mtls_accept_only_active_partner_certificates() {
     let (nes_cert, _) = demo.issue_ok(&nes_csr, "nes.pem", &[]);
     let foreign_key = demo.work.join("foreign.key");
     let foreign_cert = demo.work.join("foreign.pem");
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        s(&foreign_key),
-        "-out",
-        s(&foreign_cert),
-        "-subj",
+    self_signed_p256(
+        &foreign_key,
+        &foreign_cert,
         "/CN=intruder",
-        "-days",
-        "30",
-        "-addext",
-        "extendedKeyUsage=clientAuth",
-    ]);
+        30,
+        &["-addext", "extendedKeyUsage=clientAuth"],
+    );
 
     let port = free_port();
     let path = demo.config();
@@ -172,17 +152,7 @@ fn channels_over_mtls_accept_only_active_partner_certificates() {
         &ca,
     );
     assert!(before.contains("HTTP/1.1 200"), "{before}");
-    let config = demo.config();
-    demo.nesca(&[
-        "revoke",
-        "--config",
-        s(&config),
-        "--serial",
-        &revoked_serial,
-        "--reason",
-        "privilegeWithdrawn",
-    ])
-    .ok();
+    withdraw_partner_cert(&demo, &revoked_serial);
     let after = get_over_mtls(
         port,
         "/channels/echo/x",

@@ -217,27 +217,18 @@ fn foreign_ca_and_leaf(dir: &Path) -> (PathBuf, PathBuf) {
     let leaf_key = dir.join("foreign-leaf.key");
     let leaf_csr = dir.join("foreign-leaf.csr");
     let leaf = dir.join("foreign-leaf.pem");
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        s(&ca_key),
-        "-subj",
+    self_signed_p256(
+        &ca_key,
+        &ca,
         "/C=TR/O=Throwaway/CN=Throwaway CA",
-        "-days",
-        "2",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-        "-out",
-        s(&ca),
-    ]);
+        2,
+        &[
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
     openssl(&[
         "req",
         "-new",
@@ -270,40 +261,6 @@ fn foreign_ca_and_leaf(dir: &Path) -> (PathBuf, PathBuf) {
         s(&leaf),
     ]);
     (ca, leaf)
-}
-
-/// DER tag-length-value with a short or long definite length.
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else {
-        let len: Vec<u8> = n
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | len.len() as u8);
-        out.extend(len);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// The content of the DER element at the start of `der`.
-fn der_content(der: &[u8]) -> &[u8] {
-    let first = der[1] as usize;
-    let (len, start) = if first < 0x80 {
-        (first, 2)
-    } else {
-        let k = first & 0x7f;
-        let len = der[2..2 + k]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
-        (len, 2 + k)
-    };
-    &der[start..start + len]
 }
 
 /// `plain` (an OCSPRequest without extensions, as `openssl ocsp -no_nonce` makes it) with a

@@ -11,7 +11,13 @@ const PARTNER: &str = "eshs-a";
 const PARTNER_NAME: &str = "Örnek ESHS A.Ş.";
 const LICENSE: &str = "BTK-2024-17";
 
+/// `nesca partner add` of `id` with this file's name and licence number.
 pub(crate) fn add_partner(demo: &Demo, id: &str) -> Output {
+    add_partner_with(demo, id, PARTNER_NAME, LICENSE)
+}
+
+/// `nesca partner add --id ID --name NAME --license-no LICENCE`.
+pub(crate) fn add_partner_with(demo: &Demo, id: &str, name: &str, licence: &str) -> Output {
     let config = demo.config();
     demo.nesca(&[
         "partner",
@@ -21,9 +27,9 @@ pub(crate) fn add_partner(demo: &Demo, id: &str) -> Output {
         "--id",
         id,
         "--name",
-        PARTNER_NAME,
+        name,
         "--license-no",
-        LICENSE,
+        licence,
     ])
 }
 
@@ -54,6 +60,23 @@ pub(crate) fn issue_cert(
         s(&out),
     ]);
     (o, out)
+}
+
+/// `nesca revoke --serial SERIAL --reason privilegeWithdrawn`: the operator withdraws a
+/// partner's certificate (it names no holder); panics unless it succeeds.
+#[track_caller]
+pub(crate) fn withdraw_partner_cert(demo: &Demo, serial: &str) -> Output {
+    let config = demo.config();
+    demo.nesca(&[
+        "revoke",
+        "--config",
+        s(&config),
+        "--serial",
+        serial,
+        "--reason",
+        "privilegeWithdrawn",
+    ])
+    .ok()
 }
 
 /// `openssl verify -CAfile ca-chain.pem -purpose P CERT`.
@@ -255,21 +278,7 @@ fn partner_refusals_change_nothing() {
         &["partner \"eshs-a\" already exists"],
     );
     assert_refusal(&add_partner(&demo, "ESHS A"), &["error: id:"]);
-    let config = demo.config();
-    let add = |name: &str, license: &str| {
-        demo.nesca(&[
-            "partner",
-            "add",
-            "--config",
-            s(&config),
-            "--id",
-            "eshs-b",
-            "--name",
-            name,
-            "--license-no",
-            license,
-        ])
-    };
+    let add = |name: &str, license: &str| add_partner_with(&demo, "eshs-b", name, license);
     assert_refusal(&add("", LICENSE), &["error: name: must not be empty"]);
     assert_refusal(
         &add(&"x".repeat(129), LICENSE),
@@ -284,6 +293,7 @@ fn partner_refusals_change_nothing() {
         &["error: license-no: must be at most 64"],
     );
 
+    let config = demo.config();
     let listed = demo
         .nesca(&["partner", "list", "--config", s(&config)])
         .ok();

@@ -19,7 +19,7 @@ use crate::support::*;
 /// Longest a server may take to print its `listening on` line.
 const START_LIMIT: Duration = Duration::from_secs(60);
 /// Longest one HTTP exchange may take.
-const HTTP_LIMIT: Duration = Duration::from_secs(30);
+pub const HTTP_LIMIT: Duration = Duration::from_secs(30);
 /// `server.shutdown_grace_seconds` of the demo configuration.
 pub const GRACE: Duration = Duration::from_secs(10);
 
@@ -395,14 +395,7 @@ pub fn http(
         .unwrap_or_else(|e| panic!("{request}: cannot connect to {addr}: {e}"));
     stream.set_read_timeout(Some(HTTP_LIMIT)).expect("timeout");
     stream.set_write_timeout(Some(HTTP_LIMIT)).expect("timeout");
-    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if let Some(b) = body {
-        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
-    }
-    head.push_str("\r\n");
+    let head = request_head(method, target, addr, headers, body.map(<[u8]>::len));
     stream
         .write_all(head.as_bytes())
         .unwrap_or_else(|e| panic!("{request}: cannot send the request head: {e}"));
@@ -413,6 +406,38 @@ pub fn http(
             let _ = w.write_all(&b).and_then(|_| w.flush());
         })
     });
+    let response = read_response(&mut stream, &request);
+    // Unblocks the body writer if the server stopped reading.
+    let _ = stream.shutdown(Shutdown::Both);
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    response.unwrap_or_else(|e| panic!("{e} (from {addr})"))
+}
+
+/// The head of an HTTP/1.1 request to `host` (`Connection: close`) with `headers`, and a
+/// Content-Length when a body of `body_len` bytes follows.
+pub fn request_head(
+    method: &str,
+    target: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body_len: Option<usize>,
+) -> String {
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(n) = body_len {
+        head.push_str(&format!("Content-Length: {n}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// Reads the response to `request` (`METHOD TARGET`, for messages) off `stream` until it is
+/// complete, the stream ends or fails, or [`HTTP_LIMIT`] passes. `Err` says what came instead.
+pub fn read_response(stream: &mut impl Read, request: &str) -> Result<HttpResponse, String> {
     let start = Instant::now();
     let mut raw = Vec::new();
     let mut chunk = [0u8; 16384];
@@ -436,24 +461,18 @@ pub fn http(
             break;
         }
     }
-    // Unblocks the body writer if the server stopped reading.
-    let _ = stream.shutdown(Shutdown::Both);
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
-    let Some((status, headers, body)) = parsed.or_else(|| parse_response(&raw, true)) else {
-        panic!(
-            "{request}: no complete HTTP response from {addr} (read error: {read_error:?}); got {} \
-             bytes: {:?}",
+    match parsed.or_else(|| parse_response(&raw, true)) {
+        Some((status, headers, body)) => Ok(HttpResponse {
+            status,
+            headers,
+            body,
+            request: request.to_string(),
+        }),
+        None => Err(format!(
+            "{request}: no complete HTTP response (read error: {read_error:?}); got {} bytes: {:?}",
             raw.len(),
             String::from_utf8_lossy(&raw[..raw.len().min(500)])
-        );
-    };
-    HttpResponse {
-        status,
-        headers,
-        body,
-        request,
+        )),
     }
 }
 

@@ -189,6 +189,29 @@ pub fn make_csr(dir: &Path, name: &str, key: Key, der: bool) -> PathBuf {
     csr
 }
 
+/// `openssl req -x509` with a new P-256 key (unencrypted, to `key`): a self-signed certificate
+/// (PEM, to `cert`) for `subject`, valid for `days` days, with the `extra` options (extensions,
+/// a configuration).
+#[track_caller]
+pub fn self_signed_p256(key: &Path, cert: &Path, subject: &str, days: u32, extra: &[&str]) {
+    let days = days.to_string();
+    let mut args = vec!["req", "-x509"];
+    args.extend_from_slice(Key::P256.req_args());
+    args.extend_from_slice(&[
+        "-nodes",
+        "-keyout",
+        s(key),
+        "-out",
+        s(cert),
+        "-subj",
+        subject,
+        "-days",
+        &days,
+    ]);
+    args.extend_from_slice(extra);
+    openssl(&args);
+}
+
 /// The public key of a CSR, as PEM.
 #[track_caller]
 pub fn csr_public_key(csr: &Path, der: bool) -> String {
@@ -435,6 +458,40 @@ pub fn oid_der(dotted: &str) -> Vec<u8> {
     let mut out = vec![0x06, content.len() as u8];
     out.extend(content);
     out
+}
+
+/// DER tag-length-value with a short or long definite length.
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let len: Vec<u8> = n
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | len.len() as u8);
+        out.extend(len);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// The content of the DER element at the start of `der` (definite length).
+pub fn der_content(der: &[u8]) -> &[u8] {
+    let first = der[1] as usize;
+    let (len, start) = if first < 0x80 {
+        (first, 2)
+    } else {
+        let k = first & 0x7f;
+        let len = der[2..2 + k]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        (len, 2 + k)
+    };
+    &der[start..start + len]
 }
 
 /// Whether `haystack` contains `needle`.
@@ -978,4 +1035,12 @@ pub fn wait_for<T>(
             Err(_) => thread::sleep(every),
         }
     }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
