@@ -64,3 +64,46 @@ impl CaError {
 }
 
 pub type Result<T, E = CaError> = std::result::Result<T, E>;
+
+/// A refused identity value (a person name, a contact detail) is refused input like any
+/// other: it becomes [`CaError::Invalid`] with the same field and rule, so `?` works on
+/// `nesca_identity` parsers and the message is the one `CaError` always gave.
+impl From<nesca_identity::IdentityError> for CaError {
+    fn from(e: nesca_identity::IdentityError) -> Self {
+        CaError::Invalid {
+            field: e.field(),
+            rule: e.rule().to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_errors_become_invalid_with_the_same_message() {
+        let id = crate::PersonName::parse("given-name", "").unwrap_err();
+        let ca = CaError::from(id.clone());
+        assert_eq!(ca.to_string(), id.to_string());
+        assert_eq!(ca.to_string(), "given-name: must not be empty");
+        assert!(matches!(
+            ca,
+            CaError::Invalid {
+                field: "given-name",
+                ..
+            }
+        ));
+        // And through `?`, as ca-core's own callers use it.
+        fn parse() -> Result<crate::PersonName> {
+            Ok(crate::PersonName::parse("surname", "A1")?)
+        }
+        assert!(matches!(
+            parse(),
+            Err(CaError::Invalid {
+                field: "surname",
+                ..
+            })
+        ));
+    }
+}

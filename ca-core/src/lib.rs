@@ -14,14 +14,16 @@ pub mod csr;
 pub mod engine;
 mod error;
 pub mod ext;
+pub mod institution;
 pub mod lifecycle;
+pub mod list_import;
 pub mod name;
 pub mod oids;
+pub mod outbox;
 pub mod partner;
 pub mod profile;
 mod serial;
 pub mod store;
-mod tckn;
 pub mod verify;
 
 #[cfg(any(test, feature = "testkit"))]
@@ -31,9 +33,12 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use csr::{SubjectKey, VerifiedCsr};
 pub use error::{CaError, Result};
 pub use name::PersonName;
+// The identity values live in `nesca-identity`, which the channel plugins link too; these
+// paths are the ones ca-core's users have always named. `IdentityError` is here so that a
+// caller can convert it (into its own error type) without depending on the crate.
+pub use nesca_identity::{Email, IdentityError, Tckn, TcknError, TrMobile};
 pub use partner::{PartnerId, PartnerRecord};
 pub use serial::{IssuerId, Serial};
-pub use tckn::{Tckn, TcknError};
 
 /// RFC 3339 in UTC, whole seconds.
 pub fn rfc3339(t: std::time::SystemTime) -> String {

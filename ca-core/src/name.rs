@@ -1,7 +1,6 @@
-//! Subject names: checked person names and the distinguished names built from them
-//! (RFC 5280 §4.1.2.6, ETSI EN 319 412-2 §4.2.4).
-
-use std::fmt;
+//! Subject names: the distinguished names built from checked person names (RFC 5280
+//! §4.1.2.6, ETSI EN 319 412-2 §4.2.4). The names themselves are checked by
+//! [`nesca_identity::PersonName`].
 
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, SetOfVec};
@@ -13,64 +12,10 @@ use crate::error::{CaError, Result};
 use crate::oids;
 use crate::Tckn;
 
-/// ub-common-name (RFC 5280 Appendix A.1); nesca holds given names and surnames to it too.
-pub const MAX_NAME_CHARS: usize = 64;
-
-/// A given name or surname: trimmed, 1 to 64 characters, letters (Turkish letters included)
-/// with inner spaces, hyphens, apostrophes and periods. Kept exactly as given otherwise.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PersonName(String);
-
-impl PersonName {
-    /// Checks a name for the command-line or API field `field`.
-    pub fn parse(field: &'static str, s: &str) -> Result<PersonName> {
-        let s = s.trim();
-        if s.is_empty() {
-            return Err(CaError::invalid(field, "must not be empty"));
-        }
-        let n = s.chars().count();
-        if n > MAX_NAME_CHARS {
-            return Err(CaError::invalid(
-                field,
-                format!("must be at most {MAX_NAME_CHARS} characters (got {n})"),
-            ));
-        }
-        if let Some(bad) = s
-            .chars()
-            .find(|c| !(c.is_alphabetic() || matches!(c, ' ' | '-' | '\'' | '.')))
-        {
-            return Err(CaError::invalid(
-                field,
-                format!(
-                    "character {bad:?} is not allowed (letters, spaces, '-', '\\'' and '.' only)"
-                ),
-            ));
-        }
-        if s.contains("  ") {
-            return Err(CaError::invalid(
-                field,
-                "must not contain two spaces in a row",
-            ));
-        }
-        Ok(PersonName(s.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for PersonName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for PersonName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PersonName({:?})", self.0)
-    }
-}
+// The checked person name lives in `nesca-identity` so that the channel plugins check names
+// with the same code; re-exported here so that `ca_core::name::{PersonName, MAX_NAME_CHARS}`
+// keep naming it.
+pub use nesca_identity::{PersonName, MAX_NAME_CHARS};
 
 /// The subject of a NES for a natural person: C=TR, serialNumber, givenName, surname, CN.
 ///
@@ -143,27 +88,6 @@ pub fn attribute_values(name: &Name, oid: ObjectIdentifier) -> Vec<(Tag, String)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn turkish_letters_are_kept_exactly() {
-        let n = PersonName::parse("given-name", " İLKNUR ŞÜKRÜ ÇAĞLA ÖZĞÜR ı ").unwrap();
-        assert_eq!(n.as_str(), "İLKNUR ŞÜKRÜ ÇAĞLA ÖZĞÜR ı");
-    }
-
-    #[test]
-    fn refusals_name_the_field() {
-        let e = PersonName::parse("given-name", "").unwrap_err().to_string();
-        assert_eq!(e, "given-name: must not be empty");
-        let e = PersonName::parse("surname", &"A".repeat(65))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("surname: must be at most 64 characters"),
-            "{e}"
-        );
-        let e = PersonName::parse("surname", "A1").unwrap_err().to_string();
-        assert!(e.contains("'1'"), "{e}");
-    }
 
     #[test]
     fn nes_subject_holds_the_five_attributes() {

@@ -7,7 +7,7 @@ use rand::RngCore;
 use super::RevocationReason;
 use crate::error::{CaError, Result};
 use crate::serial::{IssuerId, Serial};
-use crate::tckn::Tckn;
+use crate::Tckn;
 
 /// The caller's id for one lifecycle request: the same id twice is the same request, so a
 /// retry after a lost answer cannot apply a change twice. 1–128 characters of

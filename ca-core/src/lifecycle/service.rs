@@ -6,7 +6,7 @@ use super::{LifecycleAction, LifecycleRequest};
 use crate::clock::{unix_seconds, Clock};
 use crate::error::{CaError, Result};
 use crate::store::{Store, TransitionOutcome, TransitionWrite};
-use crate::tckn::Tckn;
+use crate::Tckn;
 
 /// Profiles whose certificates the operator may suspend and revoke (role and
 /// secure-communication certificates of registered partners).

@@ -276,6 +276,41 @@ pub struct ChannelApplication {
     pub wrapped_key: Option<String>,
 }
 
+/// A person's pre-application, made from one row of an institution's list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreApplication {
+    pub id: String,
+    pub institution: String,
+    pub file_sha256: String,
+    /// The row of the list it came from.
+    pub row: u32,
+    pub tckn: String,
+    pub given_name: String,
+    pub surname: String,
+    pub email: String,
+    pub mobile: String,
+    pub unit: String,
+    pub title: Option<String>,
+    /// `held` (wet-signed list awaiting confirmation), `invited`, `closed`.
+    pub status: String,
+    /// The access password's argon2 hash (PHC string), once one was sent.
+    pub password_hash: Option<String>,
+    pub created_at: i64,
+}
+
+/// A message waiting in (or sent from) the notification outbox. The message's text is made
+/// when it is sent: the outbox holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub id: i64,
+    /// `access-password`: the access password of the pre-application `subject_ref`.
+    pub kind: String,
+    pub subject_ref: String,
+    /// E-mail address or mobile number.
+    pub recipient: String,
+    pub attempts: i64,
+}
+
 /// What the OCSP responder needs to know of one serial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusRecord {
@@ -422,6 +457,58 @@ pub trait Store: Send + Sync {
     /// issuance can be under way, so that an application a crash cut off answers its replay
     /// with a refusal instead of "still being processed" for ever. Returns how many.
     fn abandon_pending_applications(&self, reason: &str, actor: &str, at: i64) -> Result<u64>;
+
+    /// Registers an institution and its e-İmza officer; refuses an id or tax number that
+    /// exists. One transaction with its audit record.
+    fn add_institution(
+        &self,
+        institution: crate::institution::InstitutionRecord,
+        actor: &str,
+        at: i64,
+    ) -> Result<()>;
+    /// An institution by id.
+    fn institution(
+        &self,
+        id: &crate::institution::InstitutionId,
+    ) -> Result<Option<crate::institution::InstitutionRecord>>;
+    /// Every institution.
+    fn institutions(&self) -> Result<Vec<crate::institution::InstitutionRecord>>;
+    /// Imports a list in one transaction: the list's record (its digest: the same file again
+    /// writes nothing and answers `replayed`), a pre-application per row whose person has no
+    /// open application, an outbox message per invited person, one audit record.
+    fn import_list(
+        &self,
+        import: crate::institution::ListImport,
+    ) -> Result<crate::institution::ImportOutcome>;
+    /// Confirms a wet-signed list after an operator saw the paper: its held rows are invited
+    /// (one access-password message each), in one transaction. Returns how many.
+    fn confirm_list(
+        &self,
+        institution: &crate::institution::InstitutionId,
+        file_sha256: &str,
+        actor: &str,
+        at: i64,
+    ) -> Result<u64>;
+    /// The pre-applications of an institution, oldest list first, in row order.
+    fn pre_applications(
+        &self,
+        institution: &crate::institution::InstitutionId,
+    ) -> Result<Vec<PreApplication>>;
+    /// A pre-application by id.
+    fn pre_application(&self, id: &str) -> Result<Option<PreApplication>>;
+    /// Outbox messages due at `at`, oldest first, at most `limit`.
+    fn outbox_due(&self, at: i64, limit: u32) -> Result<Vec<OutboxMessage>>;
+    /// Every outbox message with its status (`pending`, `sent`).
+    fn outbox(&self) -> Result<Vec<(OutboxMessage, String)>>;
+    /// Records the hash of the access password about to be sent to an invited person.
+    fn set_access_password(&self, id: &str, hash: &str, actor: &str, at: i64) -> Result<()>;
+    /// Records one delivery attempt: sent, or failed with the error and when to try again.
+    fn outbox_attempt(
+        &self,
+        id: i64,
+        result: std::result::Result<(), (String, i64)>,
+        at: i64,
+    ) -> Result<()>;
 
     /// The commitment a certificate awaits or received.
     fn commitment(&self, serial: &Serial) -> Result<Option<CommitmentRecord>>;

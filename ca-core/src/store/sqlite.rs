@@ -16,9 +16,9 @@ use super::audit::{chain_hash, AuditEntry, AuditReport, GENESIS};
 use super::{
     ApplicationIssued, ApplicationStatus, CaRecord, CaRole, CertRecord, CertStatus,
     ChannelApplication, CommitmentAcceptance, CommitmentOutcome, CommitmentRecord, Completion,
-    CrlKind, CrlPlan, CrlRecord, CrlReservation, DeltaEntry, Reservation, Reserved, Revocation,
-    RevokedEntry, StatusRecord, Store, SubjectRecord, TransitionOutcome, TransitionRecord,
-    TransitionWrite,
+    CrlKind, CrlPlan, CrlRecord, CrlReservation, DeltaEntry, OutboxMessage, PreApplication,
+    Reservation, Reserved, Revocation, RevokedEntry, StatusRecord, Store, SubjectRecord,
+    TransitionOutcome, TransitionRecord, TransitionWrite,
 };
 use crate::error::{CaError, Result};
 use crate::lifecycle::{next_status, LifecycleAction, RevocationReason};
@@ -27,6 +27,7 @@ use crate::serial::{IssuerId, Serial};
 
 /// Versioned schema migrations, applied in order at open; never edit one that shipped.
 mod commitments;
+mod institutions;
 
 pub use commitments::hold_request_id;
 
@@ -183,6 +184,9 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX commitments_due ON commitments (deadline) WHERE status = 'pending';
     ALTER TABLE channel_applications ADD COLUMN wrapped_key TEXT;",
+    // 6: the institutional channel: institutions and their officers, imported FRM.01.03
+    // lists, pre-applications, the notification outbox.
+    institutions::MIGRATION,
 ];
 
 /// How many queued writes one transaction takes at most.
@@ -244,6 +248,29 @@ enum Write {
         actor: String,
         at: i64,
     },
+    AddInstitution {
+        institution: crate::institution::InstitutionRecord,
+        actor: String,
+        at: i64,
+    },
+    ImportList(crate::institution::ListImport),
+    ConfirmList {
+        institution: crate::institution::InstitutionId,
+        file_sha256: String,
+        actor: String,
+        at: i64,
+    },
+    SetAccessPassword {
+        id: String,
+        hash: String,
+        actor: String,
+        at: i64,
+    },
+    OutboxAttempt {
+        id: i64,
+        result: std::result::Result<(), (String, i64)>,
+        at: i64,
+    },
     ReserveCrl(CrlReservation),
     PublishCrl {
         issuer: IssuerId,
@@ -263,6 +290,7 @@ enum Outcome {
     Commitment(CommitmentOutcome),
     Expired(Vec<Serial>),
     Count(u64),
+    Import(crate::institution::ImportOutcome),
     Done,
 }
 
@@ -894,6 +922,27 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
         Write::Transition(t) => apply_transition(conn, t, head),
         Write::AcceptCommitment(a) => commitments::accept(conn, a, head),
         Write::ExpireCommitments { actor, at } => commitments::expire(conn, actor, *at, head),
+        Write::AddInstitution {
+            institution,
+            actor,
+            at,
+        } => institutions::add_institution(conn, institution, actor, *at, head),
+        Write::ImportList(l) => institutions::import_list(conn, l, head),
+        Write::ConfirmList {
+            institution,
+            file_sha256,
+            actor,
+            at,
+        } => institutions::confirm_list(conn, institution, file_sha256, actor, *at, head),
+        Write::SetAccessPassword {
+            id,
+            hash,
+            actor,
+            at,
+        } => institutions::set_access_password(conn, id, hash, actor, *at, head),
+        Write::OutboxAttempt { id, result, at } => {
+            institutions::outbox_attempt(conn, *id, result, *at)
+        }
         Write::AbandonPending { reason, actor, at } => {
             let n = conn
                 .prepare_cached(
@@ -1767,6 +1816,110 @@ impl Store for SqliteStore {
             Outcome::Count(n) => Ok(n),
             _ => Err(unexpected("abandon pending applications")),
         }
+    }
+
+    fn add_institution(
+        &self,
+        institution: crate::institution::InstitutionRecord,
+        actor: &str,
+        at: i64,
+    ) -> Result<()> {
+        self.submit(Write::AddInstitution {
+            institution,
+            actor: actor.into(),
+            at,
+        })
+        .map(|_| ())
+    }
+
+    fn institution(
+        &self,
+        id: &crate::institution::InstitutionId,
+    ) -> Result<Option<crate::institution::InstitutionRecord>> {
+        self.read(
+            |c| institutions::read_institution(c, id),
+            "read institution",
+        )
+    }
+
+    fn institutions(&self) -> Result<Vec<crate::institution::InstitutionRecord>> {
+        self.read(institutions::read_institutions, "read institutions")
+    }
+
+    fn import_list(
+        &self,
+        import: crate::institution::ListImport,
+    ) -> Result<crate::institution::ImportOutcome> {
+        match self.submit(Write::ImportList(import))? {
+            Outcome::Import(o) => Ok(o),
+            _ => Err(unexpected("import list")),
+        }
+    }
+
+    fn confirm_list(
+        &self,
+        institution: &crate::institution::InstitutionId,
+        file_sha256: &str,
+        actor: &str,
+        at: i64,
+    ) -> Result<u64> {
+        match self.submit(Write::ConfirmList {
+            institution: institution.clone(),
+            file_sha256: file_sha256.into(),
+            actor: actor.into(),
+            at,
+        })? {
+            Outcome::Count(n) => Ok(n),
+            _ => Err(unexpected("confirm list")),
+        }
+    }
+
+    fn pre_applications(
+        &self,
+        institution: &crate::institution::InstitutionId,
+    ) -> Result<Vec<PreApplication>> {
+        self.read(
+            |c| institutions::read_pre_applications(c, institution),
+            "read pre-applications",
+        )
+    }
+
+    fn pre_application(&self, id: &str) -> Result<Option<PreApplication>> {
+        self.read(
+            |c| institutions::read_pre_application(c, id),
+            "read pre-application",
+        )
+    }
+
+    fn outbox_due(&self, at: i64, limit: u32) -> Result<Vec<OutboxMessage>> {
+        self.read(
+            |c| institutions::read_outbox_due(c, at, limit),
+            "read outbox",
+        )
+    }
+
+    fn outbox(&self) -> Result<Vec<(OutboxMessage, String)>> {
+        self.read(institutions::read_outbox_all, "read outbox")
+    }
+
+    fn set_access_password(&self, id: &str, hash: &str, actor: &str, at: i64) -> Result<()> {
+        self.submit(Write::SetAccessPassword {
+            id: id.into(),
+            hash: hash.into(),
+            actor: actor.into(),
+            at,
+        })
+        .map(|_| ())
+    }
+
+    fn outbox_attempt(
+        &self,
+        id: i64,
+        result: std::result::Result<(), (String, i64)>,
+        at: i64,
+    ) -> Result<()> {
+        self.submit(Write::OutboxAttempt { id, result, at })
+            .map(|_| ())
     }
 
     fn commitment(&self, serial: &Serial) -> Result<Option<CommitmentRecord>> {

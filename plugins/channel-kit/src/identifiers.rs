@@ -1,20 +1,11 @@
 //! The identifiers the protocol carries as text: T.C. Kimlik No, certificate serials (hex), KDB
 //! ids and SHA-256 digests (hex).
 
-/// Whether `s` is a T.C. Kimlik No: 11 ASCII digits d1…d11, d1 ≠ 0,
-/// d10 = (7·(d1+d3+d5+d7+d9) − (d2+d4+d6+d8)) mod 10, d11 = (d1+…+d10) mod 10.
+/// Whether `s` is a T.C. Kimlik No (STANDARDS.md "T.C. Kimlik No"). The check is
+/// [`nesca_identity::Tckn`]'s, the one the CA applies, so a channel never accepts a number that
+/// the CA would then refuse, nor the reverse; the callers keep their own error codes.
 pub fn is_valid_tckn(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    if bytes.len() != 11 || !bytes.iter().all(u8::is_ascii_digit) || bytes[0] == b'0' {
-        return false;
-    }
-    let d: Vec<i32> = bytes.iter().map(|b| i32::from(b - b'0')).collect();
-    let odd = d[0] + d[2] + d[4] + d[6] + d[8];
-    let even = d[1] + d[3] + d[5] + d[7];
-    // rem_euclid: the difference can be negative, and % would keep its sign.
-    let d10 = (7 * odd - even).rem_euclid(10);
-    let d11 = d[..10].iter().sum::<i32>().rem_euclid(10);
-    d[9] == d10 && d[10] == d11
+    nesca_identity::Tckn::parse(s).is_ok()
 }
 
 /// A certificate serial as the protocol writes it: 1 to 40 hex digits (at most 20 octets),

@@ -1,0 +1,318 @@
+//! Importing an institution's FRM.01.03 list: only its registered e-İmza officer may submit
+//! it, signed (a detached CMS signature over the file, made with the officer's certificate)
+//! or marked wet-signed (the scan kept; the rows wait for an operator's confirmation). The
+//! rows themselves were read and checked at the edge (`nesca-frm-list`); this decides and
+//! records, in one store transaction.
+
+use std::sync::Arc;
+
+use nesca_pkix::cms::{verify_signed_data, Signer};
+
+use crate::clock::{unix_seconds, Clock};
+use crate::error::{CaError, Result};
+use crate::institution::{ImportOutcome, InstitutionRecord, ListImport, ListSignature};
+use crate::store::Store;
+
+/// The largest wet-signature scan kept with a list.
+const MAX_SCAN_BYTES: usize = 20 * 1024 * 1024;
+
+/// Checks that `file` is signed by the institution's officer (see the module doc).
+pub fn check_officer_signature(
+    institution: &InstitutionRecord,
+    file: &[u8],
+    signature: &ListSignature,
+    now: i64,
+) -> Result<()> {
+    match signature {
+        ListSignature::Cms(cms) => {
+            verify_signed_data(cms, Some(file), Signer::Exactly(&institution.officer_cert_der))
+                .map_err(|e| {
+                    CaError::invalid(
+                        "signature",
+                        format!(
+                            "not the officer's signature over this file ({e}); only the e-İmza officer registered for \"{}\" may submit its lists",
+                            institution.id
+                        ),
+                    )
+                })?;
+            let (not_before, not_after) =
+                nesca_pkix::subject::validity(&institution.officer_cert_der)
+                    .map_err(|e| CaError::invalid("signature", e.to_string()))?;
+            if now < not_before || now > not_after {
+                return Err(CaError::invalid(
+                    "signature",
+                    "the officer's certificate is not valid now",
+                ));
+            }
+            Ok(())
+        }
+        ListSignature::Wet(scan) => {
+            if scan.is_empty() || scan.len() > MAX_SCAN_BYTES {
+                return Err(CaError::invalid(
+                    "wet-scan",
+                    format!("the scan of the signed list must be 1 byte to {MAX_SCAN_BYTES} bytes"),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Imports lists for the institutions in the store.
+pub struct ListImports {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl ListImports {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> ListImports {
+        ListImports { store, clock }
+    }
+
+    /// Checks the officer's signature over `file`, then imports `import`'s rows (which must
+    /// have been read from `file`) in one transaction.
+    pub fn import(&self, file: &[u8], mut import: ListImport) -> Result<ImportOutcome> {
+        let institution = self
+            .store
+            .institution(&import.institution)?
+            .ok_or_else(|| {
+                CaError::invalid(
+                    "institution",
+                    format!("no registered institution \"{}\"", import.institution),
+                )
+            })?;
+        let now = unix_seconds(self.clock.now());
+        check_officer_signature(&institution, file, &import.signature, now)?;
+        // The digest that makes a re-import recognisable is the file's, whatever the caller said.
+        import.file_sha256 = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(file))
+        };
+        import.at = now;
+        let outcome = self.store.import_list(import)?;
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use secrecy::ExposeSecret as _;
+
+    use super::*;
+    use crate::institution::{InstitutionId, ListRow, Payer, TaxNo};
+    use crate::outbox::{password_matches, Email, EmailSender, Outbox};
+    use crate::testkit::{fixture, Fixture};
+    use crate::Tckn;
+
+    fn institution(f: &Fixture) -> InstitutionId {
+        let id = InstitutionId::parse("ankara-bb").unwrap();
+        f.store
+            .add_institution(
+                InstitutionRecord {
+                    id: id.clone(),
+                    name: "Ankara Büyükşehir Belediyesi".into(),
+                    tax_no: TaxNo::parse("0680049583").unwrap(),
+                    payer: Payer::Institution,
+                    officer_tckn: "10000000146".into(),
+                    officer_cert_der: vec![0x30, 0x00],
+                    created_at: 1,
+                    active: true,
+                },
+                "t",
+                1,
+            )
+            .unwrap();
+        id
+    }
+
+    fn row(n: u32, tckn: &str, given: &str) -> ListRow {
+        ListRow {
+            row: n,
+            tckn: Tckn::parse(tckn).unwrap(),
+            given_name: crate::PersonName::parse("given-name", given).unwrap(),
+            surname: crate::PersonName::parse("surname", "ÖZTÜRK").unwrap(),
+            email: crate::Email::parse("email", &format!("p{n}@example.gov.tr")).unwrap(),
+            mobile: crate::TrMobile::parse("mobile", "05321234567").unwrap(),
+            unit: "Bilgi İşlem".into(),
+            title: None,
+        }
+    }
+
+    fn list(id: &InstitutionId, rows: Vec<ListRow>, signature: ListSignature) -> ListImport {
+        ListImport {
+            institution: id.clone(),
+            file_sha256: String::new(),
+            file_name: "liste.xlsx".into(),
+            signature,
+            rows,
+            invalid_rows: 2,
+            actor: "t".into(),
+            at: 0,
+        }
+    }
+
+    #[derive(Default)]
+    struct Captured(Mutex<Vec<(String, String)>>, Mutex<bool>);
+
+    impl EmailSender for Captured {
+        fn send(&self, email: &Email) -> std::result::Result<(), String> {
+            if *self.1.lock().unwrap() {
+                return Err("smtp: connection refused".into());
+            }
+            self.0
+                .lock()
+                .unwrap()
+                .push((email.to.clone(), email.body.expose_secret().to_owned()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_list_imports_once_and_each_person_has_one_open_application() {
+        let f = fixture();
+        let id = institution(&f);
+        let imports = ListImports::new(f.store.clone(), f.clock.clone());
+        let rows = vec![
+            row(2, "10000000146", "Çağrı"),
+            row(3, "10000000078", "İpek"),
+        ];
+        let scan = ListSignature::Wet(b"%PDF-1.7 scan".to_vec());
+        let cms = |rows| list(&id, rows, ListSignature::Cms(b"not a signature".to_vec()));
+
+        // Only the officer's signature opens the door; a wet-signed list waits, held.
+        let e = imports.import(b"file-1", cms(rows.clone())).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("signature: not the officer's signature"),
+            "{e}"
+        );
+        let held = imports
+            .import(b"file-1", list(&id, rows.clone(), scan.clone()))
+            .unwrap();
+        assert_eq!(
+            (held.replayed, held.status.as_str(), held.created.len()),
+            (false, "awaiting_confirmation", 2)
+        );
+        assert!(
+            f.store.outbox().unwrap().is_empty(),
+            "nothing is sent for a held list"
+        );
+        let pre = f.store.pre_applications(&id).unwrap();
+        assert_eq!(
+            pre.iter()
+                .map(|p| (p.row, p.status.as_str(), p.given_name.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(2, "held", "Çağrı"), (3, "held", "İpek")]
+        );
+
+        // The same file again: nothing new, the first result.
+        let again = imports
+            .import(b"file-1", list(&id, rows.clone(), scan.clone()))
+            .unwrap();
+        assert!(again.replayed);
+        assert_eq!(again.created, held.created);
+        // Another file naming the same people: they have an open application already.
+        let other = imports
+            .import(
+                b"file-2",
+                list(
+                    &id,
+                    vec![
+                        row(2, "10000000146", "Çağrı"),
+                        row(3, "17291716060", "Şükrü"),
+                    ],
+                    scan,
+                ),
+            )
+            .unwrap();
+        assert_eq!(other.created.len(), 1);
+        assert_eq!(other.already_open, vec![(2, held.created[0].1.clone())]);
+        assert_eq!(f.store.pre_applications(&id).unwrap().len(), 3);
+
+        // The operator saw the paper of the first list: its people are invited now.
+        let sha = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(b"file-1"))
+        };
+        assert_eq!(f.store.confirm_list(&id, &sha, "operator", 5).unwrap(), 2);
+        assert_eq!(f.store.outbox().unwrap().len(), 2);
+        let e = f.store.confirm_list(&id, &sha, "operator", 6).unwrap_err();
+        assert!(e.to_string().contains("awaits confirmation"), "{e}");
+        assert_eq!(f.store.verify_audit().unwrap().first_break, None);
+
+        let unknown = InstitutionId::parse("nobody").unwrap();
+        let e = imports
+            .import(
+                b"f",
+                list(&unknown, vec![], ListSignature::Wet(b"x".to_vec())),
+            )
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no registered institution \"nobody\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn access_passwords_are_sent_once_hashed_first_and_retried_on_failure() {
+        let f = fixture();
+        let id = institution(&f);
+        // Written as a signed list would be: invited at once, one message each.
+        f.store
+            .import_list(ListImport {
+                file_sha256: "ab".repeat(32),
+                ..list(
+                    &id,
+                    vec![
+                        row(2, "10000000146", "Çağrı"),
+                        row(3, "10000000078", "İpek"),
+                    ],
+                    ListSignature::Cms(vec![1]),
+                )
+            })
+            .unwrap();
+        assert_eq!(f.store.outbox().unwrap().len(), 2);
+        let mail = Arc::new(Captured::default());
+        let outbox = Outbox::new(
+            f.store.clone(),
+            f.clock.clone(),
+            mail.clone(),
+            "https://e-imza.example/basvuru".into(),
+        );
+
+        *mail.1.lock().unwrap() = true;
+        let r = outbox.deliver_due(10).unwrap();
+        assert_eq!((r.sent, r.failed), (0, 2));
+        // Not due again before its retry time.
+        *mail.1.lock().unwrap() = false;
+        assert_eq!(outbox.deliver_due(10).unwrap().sent, 0);
+        f.clock.advance(Duration::from_secs(61));
+        assert_eq!(outbox.deliver_due(10).unwrap().sent, 2);
+        assert_eq!(outbox.deliver_due(10).unwrap().sent, 0, "sent once");
+        assert!(f
+            .store
+            .outbox()
+            .unwrap()
+            .iter()
+            .all(|(m, s)| s == "sent" && m.attempts == 2));
+
+        let sent = mail.0.lock().unwrap().clone();
+        assert_eq!(sent.len(), 2);
+        for pre in f.store.pre_applications(&id).unwrap() {
+            let (_, body) = sent.iter().find(|(to, _)| *to == pre.email).unwrap();
+            let password = body
+                .lines()
+                .find_map(|l| l.strip_prefix("Erişim parolası: "))
+                .unwrap();
+            let hash = pre.password_hash.unwrap();
+            assert!(hash.starts_with("$argon2id$"), "{hash}");
+            assert!(!hash.contains(password));
+            assert!(password_matches(password, &hash));
+            assert!(!password_matches("wrong", &hash));
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The notification outbox's delivery: messages are rows in the store (written in the same
+//! transaction as what they announce) and a sender delivers them, retried with backoff until
+//! they go, so none is lost to a crash.
+//!
+//! An access-password message holds no password while it waits: the password is drawn when
+//! the message is sent, its argon2 hash recorded first, then the e-mail delivered. A crash
+//! between the two sends a new password at the retry; only the latest one works.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHasher as _, SaltString};
+use argon2::Argon2;
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::clock::{unix_seconds, Clock};
+use crate::error::{CaError, Result};
+use crate::store::{OutboxMessage, Store};
+
+/// Letters and digits that cannot be mistaken for one another when typed from an e-mail.
+const PASSWORD_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+/// 14 characters of a 55-symbol alphabet: about 80 bits.
+const PASSWORD_LEN: usize = 14;
+/// The first retry waits this long; each further one twice as long, up to a day.
+const FIRST_RETRY_SECONDS: i64 = 60;
+const MAX_RETRY_SECONDS: i64 = 86_400;
+
+/// An e-mail ready to go.
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    /// Plain text, UTF-8. May hold a secret: never log it.
+    pub body: SecretString,
+    /// The outbox row, for a stable Message-ID.
+    pub outbox_id: i64,
+}
+
+/// Delivers e-mail.
+pub trait EmailSender: Send + Sync {
+    fn send(&self, email: &Email) -> std::result::Result<(), String>;
+}
+
+/// The default sender: each message becomes an RFC 5322 `.eml` file in a directory (written
+/// to a temporary name and renamed, so a reader never sees half a message).
+pub struct EmlDirectory {
+    pub dir: PathBuf,
+    pub from: String,
+}
+
+impl EmailSender for EmlDirectory {
+    fn send(&self, email: &Email) -> std::result::Result<(), String> {
+        fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        let name = format!("{:010}.eml", email.outbox_id);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let text = format!(
+            "From: {}\r\nTo: {}\r\nSubject: {}\r\nMessage-ID: <outbox-{}@nesca>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}",
+            self.from,
+            email.to,
+            encode_header(&email.subject),
+            email.outbox_id,
+            email.body.expose_secret().replace('\n', "\r\n"),
+        );
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, self.dir.join(&name))
+        };
+        write().map_err(|e| format!("{}: {e}", self.dir.display()))
+    }
+}
+
+/// RFC 2047 encoded-word for a header with non-ASCII text.
+fn encode_header(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_owned();
+    }
+    use base64::Engine as _;
+    format!(
+        "=?utf-8?B?{}?=",
+        base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+    )
+}
+
+/// A fresh access password.
+fn new_password() -> SecretString {
+    use rand::Rng as _;
+    let mut rng = rand::rngs::OsRng;
+    let p: String = (0..PASSWORD_LEN)
+        .map(|_| PASSWORD_ALPHABET[rng.gen_range(0..PASSWORD_ALPHABET.len())] as char)
+        .collect();
+    SecretString::from(p)
+}
+
+/// The argon2id hash (PHC string) of a password, with a random salt.
+pub fn hash_password(password: &SecretString) -> Result<String> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Argon2::default()
+        .hash_password(password.expose_secret().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| CaError::invalid("password", format!("cannot hash: {e}")))
+}
+
+/// Whether `password` matches a PHC hash made by [`hash_password`].
+pub fn password_matches(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// What one delivery pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub sent: u64,
+    pub failed: u64,
+}
+
+/// Delivers due outbox messages.
+pub struct Outbox {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    email: Arc<dyn EmailSender>,
+    /// The URL where invited people complete their application, for the e-mail's text.
+    pub completion_url: String,
+}
+
+impl Outbox {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        email: Arc<dyn EmailSender>,
+        completion_url: String,
+    ) -> Outbox {
+        Outbox {
+            store,
+            clock,
+            email,
+            completion_url,
+        }
+    }
+
+    /// Sends what is due, at most `limit` messages; a failure is recorded with its retry time
+    /// and does not stop the others.
+    pub fn deliver_due(&self, limit: u32) -> Result<DeliveryReport> {
+        let now = unix_seconds(self.clock.now());
+        let mut report = DeliveryReport::default();
+        for m in self.store.outbox_due(now, limit)? {
+            let result = self.deliver(&m);
+            let at = unix_seconds(self.clock.now());
+            match &result {
+                Ok(()) => report.sent += 1,
+                Err(e) => {
+                    report.failed += 1;
+                    tracing::warn!(outbox = m.id, attempts = m.attempts + 1, error = %e, "message not delivered; will retry");
+                }
+            }
+            let delay = (FIRST_RETRY_SECONDS << m.attempts.clamp(0, 20)).min(MAX_RETRY_SECONDS);
+            self.store
+                .outbox_attempt(m.id, result.map_err(|e| (e, at + delay)), at)?;
+        }
+        Ok(report)
+    }
+
+    fn deliver(&self, m: &OutboxMessage) -> std::result::Result<(), String> {
+        match m.kind.as_str() {
+            "access-password" => self.access_password(m),
+            other => Err(format!("unknown message kind {other}")),
+        }
+    }
+
+    fn access_password(&self, m: &OutboxMessage) -> std::result::Result<(), String> {
+        let pre = self
+            .store
+            .pre_application(&m.subject_ref)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("pre-application {} is gone", m.subject_ref))?;
+        let password = new_password();
+        let hash = hash_password(&password).map_err(|e| e.to_string())?;
+        let now = unix_seconds(self.clock.now());
+        self.store
+            .set_access_password(&pre.id, &hash, "outbox", now)
+            .map_err(|e| e.to_string())?;
+        let body = format!(
+            "Sayın {} {},\n\nKurumunuz adınıza nitelikli elektronik sertifika başvurusu ön kaydı yaptı.\n\
+             Başvurunuzu tamamlamak için {} adresinde T.C. Kimlik Numaranız ve aşağıdaki erişim\n\
+             parolası ile giriş yapınız.\n\nErişim parolası: {}\n\nBu parolayı kimseyle paylaşmayınız.\n",
+            pre.given_name,
+            pre.surname,
+            self.completion_url,
+            password.expose_secret()
+        );
+        self.email.send(&Email {
+            to: m.recipient.clone(),
+            subject: "Nitelikli elektronik sertifika başvurunuz".into(),
+            body: SecretString::from(body),
+            outbox_id: m.id,
+        })
+    }
+}
