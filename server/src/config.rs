@@ -51,6 +51,9 @@ pub struct Config {
     pub ocsp: OcspSection,
     #[serde(default)]
     pub channels: ChannelsSection,
+    /// `[outbox]`: how notifications (access passwords) are delivered.
+    #[serde(default)]
+    pub outbox: OutboxSection,
     /// `[[plugins]]`: front-channel plugins to load, in order.
     #[serde(default)]
     pub plugins: Vec<PluginSection>,
@@ -96,6 +99,47 @@ fn default_commitment_deadline() -> u64 {
 }
 fn default_commitment_sweep() -> u64 {
     60
+}
+
+/// `[outbox]`: the notification outbox's e-mail delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSection {
+    /// The directory where the default e-mail sender writes one `.eml` file per message
+    /// (relative to this file's directory).
+    #[serde(default = "default_email_dir")]
+    pub email_dir: PathBuf,
+    /// The From address of the messages.
+    #[serde(default = "default_email_from")]
+    pub from: String,
+    /// The page where invited people complete their application, named in the e-mail.
+    /// Default: `{ca.public_url}/channels/batch-import/`.
+    #[serde(default)]
+    pub completion_url: Option<String>,
+    /// How often `nesca serve` delivers due messages.
+    #[serde(default = "default_outbox_interval")]
+    pub interval_seconds: u64,
+}
+
+impl Default for OutboxSection {
+    fn default() -> Self {
+        OutboxSection {
+            email_dir: default_email_dir(),
+            from: default_email_from(),
+            completion_url: None,
+            interval_seconds: default_outbox_interval(),
+        }
+    }
+}
+
+fn default_email_dir() -> PathBuf {
+    PathBuf::from("outbox/email")
+}
+fn default_email_from() -> String {
+    "nesca@localhost".into()
+}
+fn default_outbox_interval() -> u64 {
+    5
 }
 
 /// One `[[plugins]]` entry.
@@ -426,6 +470,18 @@ impl Loaded {
                 "channels.commitment_deadline_seconds",
                 "must be between 1 and 2592000 (30 days)",
             ));
+        }
+        if !(1..=3_600).contains(&raw.outbox.interval_seconds) {
+            return Err(CliError::config(
+                "outbox.interval_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
+        if raw.outbox.from.is_empty()
+            || !raw.outbox.from.contains('@')
+            || raw.outbox.from.chars().any(|c| c.is_control() || c == ' ')
+        {
+            return Err(CliError::config("outbox.from", "must be an e-mail address"));
         }
         if !(1..=3_600).contains(&raw.channels.commitment_sweep_seconds) {
             return Err(CliError::config(

@@ -65,3 +65,10 @@ impl CliError {
 }
 
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
+
+/// A name or T.C. Kimlik No refused at the edge reads exactly as ca-core's refusals do.
+impl From<ca_core::IdentityError> for CliError {
+    fn from(e: ca_core::IdentityError) -> Self {
+        CliError::Ca(e.into())
+    }
+}

@@ -52,6 +52,16 @@ enum Command {
     /// Registered licensed ESHS partners and their role and secure-communication certificates
     #[command(subcommand)]
     Partner(PartnerCommand),
+    /// Institutions of the institutional channel and their e-İmza officers
+    #[command(subcommand)]
+    Institution(InstitutionCommand),
+    /// Import an institution's FRM.01.03 list (xlsx or csv): one pre-application per valid row
+    Import(commands::import::ImportArgs),
+    /// Confirm a wet-signed list after seeing the paper: its people are invited
+    ConfirmList(commands::import::ConfirmArgs),
+    /// The notification outbox (access passwords)
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
     /// Front-channel plugins
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -81,6 +91,22 @@ enum PartnerCommand {
     Deactivate(commands::partner::DeactivateArgs),
     /// Issue a role or secure-communication certificate to a registered partner from a CSR
     IssueCert(commands::partner::IssueCertArgs),
+}
+
+#[derive(Subcommand)]
+enum InstitutionCommand {
+    /// Register an institution and its e-İmza officer
+    Add(commands::institution::AddArgs),
+    /// List the institutions, one JSON object per line
+    List(ConfigArg),
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Deliver the messages that are due, once
+    Send(ConfigArg),
+    /// List the messages, one JSON object per line
+    List(ConfigArg),
 }
 
 #[derive(Subcommand)]
@@ -132,6 +158,12 @@ fn main() -> ExitCode {
         Command::Partner(PartnerCommand::List(a)) => commands::partner::list(a),
         Command::Partner(PartnerCommand::Deactivate(a)) => commands::partner::deactivate(a),
         Command::Partner(PartnerCommand::IssueCert(a)) => commands::partner::issue_cert(a),
+        Command::Institution(InstitutionCommand::Add(a)) => commands::institution::add(a),
+        Command::Institution(InstitutionCommand::List(a)) => commands::institution::list(a),
+        Command::Import(a) => commands::import::run(a),
+        Command::ConfirmList(a) => commands::import::confirm(a),
+        Command::Outbox(OutboxCommand::Send(a)) => commands::outbox::send(a),
+        Command::Outbox(OutboxCommand::List(a)) => commands::outbox::list(a),
         Command::Plugins(PluginsCommand::List(a)) => commands::plugins::list(a),
         Command::Audit(AuditCommand::Verify(a)) => commands::audit::verify(a),
         Command::Bench(BenchCommand::Issue(a)) => commands::bench::run(a),

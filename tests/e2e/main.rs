@@ -12,6 +12,7 @@ mod crl;
 mod hsm_faults;
 mod idcard;
 mod init;
+mod institution;
 mod init_existing_token;
 mod issue;
 mod lifecycle;

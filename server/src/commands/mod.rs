@@ -5,9 +5,12 @@ pub mod bench;
 pub mod bench_crl;
 pub mod cert;
 pub mod crl;
+pub mod import;
 pub mod init;
+pub mod institution;
 pub mod issue;
 pub mod lifecycle;
+pub mod outbox;
 pub mod partner;
 pub mod plugins;
 

@@ -305,6 +305,19 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         _ => None,
     };
 
+    // Notifications (access passwords): delivered on their schedule, retried until sent.
+    let outbox_thread = {
+        let stop = stop_crl.clone();
+        let outbox = crate::commands::outbox::configured(&cfg, store.clone());
+        let every = Duration::from_secs(cfg.raw.outbox.interval_seconds);
+        std::thread::Builder::new()
+            .name("nesca-outbox".into())
+            .spawn(move || outbox_loop(&outbox, every, &stop))
+            .map_err(|e| {
+                CliError::io("cannot start", std::path::Path::new("the outbox thread"))(e)
+            })?
+    };
+
     let result = run_http(
         "serve",
         ("server.listen", &listen),
@@ -318,24 +331,41 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     if let Some(t) = sweep_thread {
         let _ = t.join();
     }
+    let _ = outbox_thread.join();
     result
+}
+
+/// Delivers due outbox messages every `every`, until `stop`.
+fn outbox_loop(outbox: &ca_core::outbox::Outbox, every: Duration, stop: &AtomicBool) {
+    every_until(every, stop, || {
+        if let Err(e) = outbox.deliver_due(1_000) {
+            tracing::warn!(error = %e, "outbox delivery failed; will retry");
+        }
+    })
+}
+
+/// Runs `work` now and then every `every`, checking `stop` often so a shutdown is not held up.
+fn every_until(every: Duration, stop: &AtomicBool, mut work: impl FnMut()) {
+    const TICK: Duration = Duration::from_millis(200);
+    let mut next = std::time::Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if std::time::Instant::now() >= next {
+            work();
+            next = std::time::Instant::now() + every;
+        }
+        std::thread::sleep(TICK);
+    }
 }
 
 /// Revokes overdue commitments every `every`, until `stop`. A failed sweep is logged and
 /// tried again at the next turn (nothing is lost: the store still holds them as pending).
 fn commitment_loop(host: &crate::channels::ChannelHost, every: Duration, stop: &AtomicBool) {
-    const TICK: Duration = Duration::from_millis(200);
     let Some(iss) = &host.issuance else { return };
-    let mut next = std::time::Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        if std::time::Instant::now() >= next {
-            if let Err(e) = iss.commitments.expire_due() {
-                tracing::warn!(error = %e, "commitment deadline sweep failed; will retry");
-            }
-            next = std::time::Instant::now() + every;
+    every_until(every, stop, || {
+        if let Err(e) = iss.commitments.expire_due() {
+            tracing::warn!(error = %e, "commitment deadline sweep failed; will retry");
         }
-        std::thread::sleep(TICK);
-    }
+    })
 }
 
 pub fn ocsp(a: OcspArgs) -> Result<()> {

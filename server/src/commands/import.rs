@@ -1,0 +1,240 @@
+//! `nesca import`: an institution's FRM.01.03 list (xlsx or csv), signed by its e-İmza officer
+//! (detached CMS) or marked wet-signed (the scan kept, the rows held until an operator confirms
+//! the paper). Every row is checked; the valid ones become pre-applications in one store
+//! transaction, and the per-row report says why the others did not.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ca_core::institution::{InstitutionId, ListImport, ListRow, ListSignature};
+use ca_core::list_import::ListImports;
+use ca_core::store::Store;
+use ca_core::SystemClock;
+use clap::Args;
+use nesca_frm_list::{read_list, report_csv, ListFormat, RowProblem};
+use serde_json::json;
+
+use super::{emit, OutFile};
+use crate::config::Loaded;
+use crate::error::{CliError, Result};
+use crate::wiring;
+
+/// The largest list file read (the list reader refuses more rows than it can take anyway).
+const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("signed").required(true).args(["signature", "wet_scan"])))]
+pub struct ImportArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The institution's id (`nesca institution list`)
+    #[arg(long)]
+    institution: String,
+    /// The list: .xlsx or .csv
+    #[arg(long)]
+    file: PathBuf,
+    /// The officer's detached CMS signature over the file (DER or PEM)
+    #[arg(long)]
+    signature: Option<PathBuf>,
+    /// The scan of the list signed on paper: the rows wait for an operator's confirmation
+    #[arg(long)]
+    wet_scan: Option<PathBuf>,
+    /// Also write the per-row report as csv (row,field,reason) here
+    #[arg(long)]
+    report_csv: Option<PathBuf>,
+    /// Show progress on stderr (always shown when stderr is a terminal)
+    #[arg(long)]
+    progress: bool,
+}
+
+fn read_limited(path: &std::path::Path, what: &'static str) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .map_err(CliError::io("cannot read", path))?
+        .len();
+    if len > MAX_FILE_BYTES {
+        return Err(CliError::Argument {
+            field: what,
+            rule: format!("{len} bytes is more than the {MAX_FILE_BYTES} accepted"),
+        });
+    }
+    std::fs::read(path).map_err(CliError::io("cannot read", path))
+}
+
+/// A CMS signature file: DER, or PEM (`CMS` / `PKCS7`).
+fn signature_der(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        return Ok(bytes);
+    }
+    match der::pem::decode_vec(bytes.trim_ascii_start()) {
+        Ok(("CMS" | "PKCS7", der)) => Ok(der),
+        Ok((label, _)) => Err(CliError::Argument {
+            field: "signature",
+            rule: format!("PEM label is \"{label}\", expected \"CMS\" or \"PKCS7\""),
+        }),
+        Err(e) => Err(CliError::Argument {
+            field: "signature",
+            rule: format!("PEM does not decode: {e}"),
+        }),
+    }
+}
+
+pub fn run(a: ImportArgs) -> Result<()> {
+    use std::io::IsTerminal as _;
+    let show = a.progress || std::io::stderr().is_terminal();
+    let progress = |line: String| {
+        if show {
+            let _ = writeln!(std::io::stderr(), "nesca import: {line}");
+        }
+    };
+    // Parse at the edge, then read: nothing is written before everything is checked.
+    let institution = InstitutionId::parse(&a.institution)?;
+    let format =
+        ListFormat::from_file_name(&a.file.to_string_lossy()).map_err(|e| CliError::Argument {
+            field: "file",
+            rule: e.to_string(),
+        })?;
+    let signature = match (&a.signature, &a.wet_scan) {
+        (Some(p), None) => ListSignature::Cms(signature_der(read_limited(p, "signature")?)?),
+        (None, Some(p)) => ListSignature::Wet(read_limited(p, "wet-scan")?),
+        _ => {
+            return Err(CliError::Argument {
+                field: "signature",
+                rule: "give exactly one of --signature and --wet-scan".into(),
+            })
+        }
+    };
+    let report_out = match &a.report_csv {
+        Some(p) => Some(OutFile::claim("report-csv", p)?),
+        None => None,
+    };
+    let cfg = Loaded::read(&a.config)?;
+    let store = wiring::open_existing_store(&cfg)?;
+
+    let file = read_limited(&a.file, "file")?;
+    progress(format!("read {} bytes of {}", file.len(), a.file.display()));
+    let mut report = read_list(&file, format).map_err(|e| CliError::Argument {
+        field: "file",
+        rule: e.to_string(),
+    })?;
+    progress(format!(
+        "checked {} rows: {} valid, {} invalid",
+        report.valid.len() + report.counts.invalid,
+        report.valid.len(),
+        report.counts.invalid
+    ));
+    let valid = report.valid.len();
+    // Moved, not copied: a list may hold a hundred thousand rows.
+    let rows: Vec<ListRow> = std::mem::take(&mut report.valid)
+        .into_iter()
+        .map(|r| ListRow {
+            row: r.row,
+            tckn: r.tckn,
+            given_name: r.given_name,
+            surname: r.surname,
+            email: r.email,
+            mobile: r.mobile,
+            unit: r.unit,
+            title: r.title,
+        })
+        .collect();
+    progress(format!(
+        "storing {} pre-applications in one transaction",
+        rows.len()
+    ));
+    let outcome = ListImports::new(store, Arc::new(SystemClock)).import(
+        &file,
+        ListImport {
+            institution: institution.clone(),
+            file_sha256: report.file_sha256.clone(),
+            file_name: a
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            signature,
+            rows,
+            invalid_rows: report.counts.invalid as u64,
+            actor: "cli".into(),
+            at: 0,
+        },
+    )?;
+    progress(format!(
+        "done: {} created, {} already open elsewhere{}",
+        outcome.created.len(),
+        outcome.already_open.len(),
+        if outcome.replayed {
+            " (this file was imported before: nothing new)"
+        } else {
+            ""
+        }
+    ));
+
+    // The per-row report: the reader's problems, and the people who already have an open
+    // application (not imported again), in row order.
+    report
+        .invalid
+        .extend(outcome.already_open.iter().map(|(row, id)| RowProblem {
+            row: *row,
+            field: "tckn",
+            reason: format!("already has an open application ({id})"),
+        }));
+    report.invalid.sort_by_key(|p| p.row);
+    if let Some(out) = report_out {
+        out.commit(report_csv(&report).as_bytes())?;
+    }
+    let problems: Vec<serde_json::Value> = report
+        .invalid
+        .iter()
+        .map(|p| json!({ "row": p.row, "field": p.field, "reason": p.reason }))
+        .collect();
+    let summary = json!({
+        "institution": institution.as_str(),
+        "file_sha256": report.file_sha256,
+        "status": outcome.status,
+        "replayed": outcome.replayed,
+        "rows": {
+            "valid": valid,
+            "invalid": report.counts.invalid + outcome.already_open.len(),
+            "created": outcome.created.len(),
+            "already_open": outcome.already_open.len(),
+        },
+        "problems": problems,
+        "warnings": report.warnings,
+    });
+    emit(&format!("{summary}\n"))
+}
+
+#[derive(Args)]
+pub struct ConfirmArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The institution's id
+    #[arg(long)]
+    institution: String,
+    /// The wet-signed list's SHA-256 (as `nesca import` printed it)
+    #[arg(long)]
+    file_sha256: String,
+}
+
+/// An operator saw the paper of a wet-signed list: its held rows are invited now.
+pub fn confirm(a: ConfirmArgs) -> Result<()> {
+    let institution = InstitutionId::parse(&a.institution)?;
+    let sha = a.file_sha256.to_ascii_lowercase();
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CliError::Argument {
+            field: "file-sha256",
+            rule: "must be 64 hex digits".into(),
+        });
+    }
+    let cfg = Loaded::read(&a.config)?;
+    let store = wiring::open_existing_store(&cfg)?;
+    let now = ca_core::clock::unix_seconds(std::time::SystemTime::now());
+    let invited = store.confirm_list(&institution, &sha, "cli", now)?;
+    emit(&format!(
+        "{}\n",
+        json!({ "institution": institution.as_str(), "file_sha256": sha, "status": "accepted", "invited": invited })
+    ))
+}

@@ -1,0 +1,67 @@
+//! `nesca outbox send|list`: the notification outbox (access passwords of invited people).
+
+use std::sync::Arc;
+
+use ca_core::outbox::{EmlDirectory, Outbox};
+use ca_core::store::Store;
+use ca_core::SystemClock;
+use serde_json::json;
+
+use super::emit;
+use crate::config::Loaded;
+use crate::error::Result;
+use crate::{wiring, ConfigArg};
+
+/// Messages one pass sends at most.
+const PASS_LIMIT: u32 = 10_000;
+
+/// The outbox as configured: e-mail to `.eml` files in `[outbox] email_dir`.
+pub fn configured(cfg: &Loaded, store: Arc<dyn Store>) -> Outbox {
+    let o = &cfg.raw.outbox;
+    let completion_url = o.completion_url.clone().unwrap_or_else(|| {
+        format!(
+            "{}/channels/batch-import/",
+            cfg.raw.ca.public_url.trim_end_matches('/')
+        )
+    });
+    Outbox::new(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(EmlDirectory {
+            dir: cfg.path(&o.email_dir),
+            from: o.from.clone(),
+        }),
+        completion_url,
+    )
+}
+
+/// Delivers every due message once; prints how many went and how many wait for a retry.
+pub fn send(a: ConfigArg) -> Result<()> {
+    let cfg = Loaded::read(&a.config)?;
+    let store = wiring::open_existing_store(&cfg)?;
+    let report = configured(&cfg, store).deliver_due(PASS_LIMIT)?;
+    emit(&format!(
+        "{}\n",
+        json!({ "sent": report.sent, "failed": report.failed })
+    ))
+}
+
+/// One JSON object per message (never its text: it is made when sent and holds a secret).
+pub fn list(a: ConfigArg) -> Result<()> {
+    let cfg = Loaded::read(&a.config)?;
+    let store = wiring::open_existing_store(&cfg)?;
+    let mut text = String::new();
+    for (m, status) in store.outbox()? {
+        let line = json!({
+            "id": m.id,
+            "kind": m.kind,
+            "subject_ref": m.subject_ref,
+            "recipient": m.recipient,
+            "status": status,
+            "attempts": m.attempts,
+        });
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    emit(&text)
+}

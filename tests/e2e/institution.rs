@@ -1,0 +1,361 @@
+//! The institutional channel's first half through the real binary: an institution and its
+//! e-İmza officer, FRM.01.03 lists (csv and xlsx) with good and bad rows, the per-row report,
+//! a re-import that changes nothing, a wrong officer refused, a wet-signed list held until
+//! confirmed, the outbox e-mailing one access password per person, and a process killed in
+//! the middle of a large import leaving all of its rows or none.
+
+use std::fs;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// The officer: a person with a NES from the demo CA.
+const OFFICER_TCKN: &str = "17291716060";
+
+/// An institution registered with its officer's NES; returns the officer's certificate and key.
+fn institution(demo: &Demo, id: &str, tax_no: &str) -> (PathBuf, PathBuf) {
+    let csr = demo.csr(&format!("officer-{id}"), Key::P256);
+    let cert = demo.work.join(format!("officer-{id}.pem"));
+    demo.issue_as(&csr, OFFICER_TCKN, "MEHMET", "KAYA", &["--out", s(&cert)])
+        .ok();
+    let config = demo.config();
+    demo.nesca(&[
+        "institution",
+        "add",
+        "--config",
+        s(&config),
+        "--id",
+        id,
+        "--name",
+        "Ankara Büyükşehir Belediyesi",
+        "--tax-no",
+        tax_no,
+        "--payer",
+        "institution",
+        "--officer-tckn",
+        OFFICER_TCKN,
+        "--officer-cert",
+        s(&cert),
+    ])
+    .ok();
+    (cert, demo.work.join(format!("officer-{id}.key")))
+}
+
+/// `openssl cms -sign`: the officer's detached signature over `file`.
+fn sign(dir: &Path, file: &Path, cert: &Path, key: &Path, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    openssl(&[
+        "cms",
+        "-sign",
+        "-binary",
+        "-md",
+        "sha256",
+        "-outform",
+        "DER",
+        "-in",
+        s(file),
+        "-signer",
+        s(cert),
+        "-inkey",
+        s(key),
+        "-out",
+        s(&out),
+    ]);
+    out
+}
+
+/// A csv list: four good rows (Turkish names), a bad T.C. Kimlik No, a duplicate, a landline.
+fn csv_list(dir: &Path) -> PathBuf {
+    let path = dir.join("liste.csv");
+    fs::write(
+        &path,
+        "Sıra No;T.C. Kimlik No;Adı;Soyadı;E-posta;Cep Telefonu;Birim\n\
+         1;10000000146;AYŞE;YILMAZ;ayse@ankara.bel.tr;0532 123 45 67;Bilgi İşlem\n\
+         2;10000000078;Çağrı;Öztürk;cagri@ankara.bel.tr;+90 533 111 22 33;Fen İşleri\n\
+         3;12345678901;Hatalı;Numara;hatali@ankara.bel.tr;05321112233;Fen İşleri\n\
+         4;10000000146;AYŞE;YILMAZ;ayse2@ankara.bel.tr;05321234567;Bilgi İşlem\n\
+         5;10000000214;İpek;Şahin;ipek@ankara.bel.tr;0505-111-22-33;Zabıta\n\
+         6;10000000382;Şükrü;Güneş;sukru@ankara.bel.tr;(0544) 555 66 77;Zabıta\n\
+         7;10000000450;Hakan;Ersoy;hakan@ankara.bel.tr;0212 123 45 67;Zabıta\n",
+    )
+    .unwrap();
+    path
+}
+
+fn import(demo: &Demo, id: &str, file: &Path, signed: (&str, &Path), extra: &[&str]) -> Output {
+    let config = demo.config();
+    let mut args = vec![
+        "import",
+        "--config",
+        s(&config),
+        "--institution",
+        id,
+        "--file",
+        s(file),
+        signed.0,
+        s(signed.1),
+    ];
+    args.extend_from_slice(extra);
+    demo.nesca(&args)
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.describe()))
+}
+
+fn outbox(demo: &Demo) -> Vec<Value> {
+    let out = demo
+        .nesca(&["outbox", "list", "--config", s(&demo.config())])
+        .ok();
+    out.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn lists_import_once_with_a_per_row_report_and_passwords_go_out_once() {
+    let demo = Demo::init();
+    let (cert, key) = institution(&demo, "ankara-bb", "0680049583");
+    let list = csv_list(&demo.work);
+    let sig = sign(&demo.work, &list, &cert, &key, "liste.p7s");
+
+    // Someone else's signature over the list: refused, nothing stored.
+    let other_csr = demo.csr("intruder", Key::P256);
+    let other = demo.work.join("intruder.pem");
+    demo.issue_as(
+        &other_csr,
+        "10000000078",
+        "ÇAĞRI",
+        "ÖZTÜRK",
+        &["--out", s(&other)],
+    )
+    .ok();
+    let forged = sign(
+        &demo.work,
+        &list,
+        &other,
+        &demo.work.join("intruder.key"),
+        "forged.p7s",
+    );
+    let before = snapshot(&demo.dir);
+    let refused = import(&demo, "ankara-bb", &list, ("--signature", &forged), &[]);
+    assert_refusal(&refused, &["signature", "not the officer's signature"]);
+    assert!(outbox(&demo).is_empty());
+    let _ = before;
+
+    // The officer's list: the report names each bad row and field.
+    let report = demo.work.join("report.csv");
+    let out = import(
+        &demo,
+        "ankara-bb",
+        &list,
+        ("--signature", &sig),
+        &["--report-csv", s(&report), "--progress"],
+    )
+    .ok();
+    assert!(
+        out.stderr
+            .contains("nesca import: storing 4 pre-applications"),
+        "{}",
+        out.describe()
+    );
+    let r = json(&out);
+    assert_eq!(r["status"], "accepted", "{r}");
+    assert_eq!(r["replayed"], false);
+    assert_eq!(r["rows"]["valid"], 4, "{r}");
+    assert_eq!(r["rows"]["created"], 4, "{r}");
+    assert_eq!(r["rows"]["invalid"], 3, "{r}");
+    let problems: Vec<(u64, String)> = r["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["row"].as_u64().unwrap(),
+                p["field"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(problems.contains(&(4, "tckn".into())), "bad checksum: {r}");
+    assert!(problems.contains(&(5, "tckn".into())), "duplicate: {r}");
+    assert!(problems.contains(&(8, "mobile".into())), "landline: {r}");
+    let csv = fs::read_to_string(&report).unwrap();
+    assert!(csv.starts_with("row,field,reason\r\n"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + problems.len(), "{csv}");
+
+    // One message per person, none sent yet; then one .eml each, with a password.
+    let messages = outbox(&demo);
+    assert_eq!(messages.len(), 4);
+    assert!(messages.iter().all(|m| m["status"] == "pending"));
+    let sent = demo
+        .nesca(&["outbox", "send", "--config", s(&demo.config())])
+        .ok();
+    assert_eq!(json(&sent)["sent"], 4, "{}", sent.describe());
+    let again = demo
+        .nesca(&["outbox", "send", "--config", s(&demo.config())])
+        .ok();
+    assert_eq!(json(&again)["sent"], 0, "sent once");
+    let mails: Vec<String> = fs::read_dir(demo.dir.join("outbox/email"))
+        .unwrap()
+        .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(mails.len(), 4);
+    for to in [
+        "ayse@ankara.bel.tr",
+        "cagri@ankara.bel.tr",
+        "ipek@ankara.bel.tr",
+        "sukru@ankara.bel.tr",
+    ] {
+        let mail = mails
+            .iter()
+            .find(|m| m.contains(&format!("To: {to}")))
+            .unwrap_or_else(|| panic!("no mail to {to}"));
+        let password = mail
+            .lines()
+            .find_map(|l| l.strip_prefix("Erişim parolası: "))
+            .unwrap_or("");
+        assert_eq!(password.trim().len(), 14, "{mail}");
+    }
+    assert!(
+        mails.iter().any(|m| m.contains("Sayın Çağrı Öztürk")),
+        "names kept exactly"
+    );
+
+    // The same file again: nothing new.
+    let again = json(&import(&demo, "ankara-bb", &list, ("--signature", &sig), &[]).ok());
+    assert_eq!(
+        (again["replayed"].clone(), again["rows"]["created"].clone()),
+        (Value::Bool(true), Value::from(4))
+    );
+    assert_eq!(outbox(&demo).len(), 4);
+
+    // A wet-signed list naming a new person and one already open: held, then confirmed.
+    let wet = demo.work.join("ek-liste.csv");
+    fs::write(&wet, "T.C. Kimlik No,Adı,Soyadı,E-posta,Cep Telefonu,Birim\n10000000146,AYŞE,YILMAZ,a@x.tr,05321234567,Bilgi İşlem\n10000000528,Zeynep,Ak,zeynep@ankara.bel.tr,05051112233,Zabıta\n").unwrap();
+    let scan = demo.work.join("scan.pdf");
+    fs::write(&scan, b"%PDF-1.7 signed on paper").unwrap();
+    let held = json(&import(&demo, "ankara-bb", &wet, ("--wet-scan", &scan), &[]).ok());
+    assert_eq!(held["status"], "awaiting_confirmation", "{held}");
+    assert_eq!(
+        (
+            held["rows"]["created"].clone(),
+            held["rows"]["already_open"].clone()
+        ),
+        (Value::from(1), Value::from(1)),
+        "{held}"
+    );
+    assert_eq!(outbox(&demo).len(), 4, "nothing sent for a held list");
+    let sha = held["file_sha256"].as_str().unwrap();
+    let confirmed = demo
+        .nesca(&[
+            "confirm-list",
+            "--config",
+            s(&demo.config()),
+            "--institution",
+            "ankara-bb",
+            "--file-sha256",
+            sha,
+        ])
+        .ok();
+    assert_eq!(json(&confirmed)["invited"], 1);
+    assert_eq!(outbox(&demo).len(), 5);
+
+    // An unknown institution and a missing column are refused with the field named.
+    let out = import(&demo, "nobody", &list, ("--signature", &sig), &[]);
+    assert_refusal(
+        &out,
+        &["institution", "no registered institution \"nobody\""],
+    );
+    let bad = demo.work.join("eksik.csv");
+    fs::write(&bad, "Adı,Soyadı\nA,B\n").unwrap();
+    let out = import(&demo, "ankara-bb", &bad, ("--wet-scan", &scan), &[]);
+    assert_refusal(&out, &["file", "T.C. Kimlik No"]);
+    let audit = demo
+        .nesca(&["audit", "verify", "--config", s(&demo.config())])
+        .ok();
+    assert!(audit.stdout.contains("intact"), "{}", audit.describe());
+}
+
+/// A valid T.C. Kimlik No for `n` (the STANDARDS.md checksum).
+fn tckn(n: u64) -> String {
+    let mut d: Vec<u32> = format!("{:09}", 100_000_000 + n)
+        .chars()
+        .map(|c| c.to_digit(10).unwrap())
+        .collect();
+    let odd: u32 = d.iter().step_by(2).sum();
+    let even: u32 = d.iter().skip(1).step_by(2).sum();
+    let d10 = ((odd * 7 + 10 * 10 - even) % 10) % 10;
+    d.push(d10);
+    let d11 = d.iter().sum::<u32>() % 10;
+    d.push(d11);
+    d.iter()
+        .map(|x| char::from_digit(*x, 10).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_process_killed_during_a_large_import_leaves_all_rows_or_none() {
+    let demo = Demo::init();
+    let (cert, key) = institution(&demo, "buyuk-kurum", "1234567890");
+    let list = demo.work.join("buyuk.csv");
+    let mut text = String::from("T.C. Kimlik No,Adı,Soyadı,E-posta,Cep Telefonu,Birim\n");
+    const ROWS: u64 = 40_000;
+    for n in 0..ROWS {
+        text.push_str(&format!(
+            "{},Ad,Soyad,p{n}@kurum.gov.tr,0532{:07},Birim\n",
+            tckn(n),
+            n
+        ));
+    }
+    fs::write(&list, text).unwrap();
+    let sig = sign(&demo.work, &list, &cert, &key, "buyuk.p7s");
+    let config = demo.config();
+    let mut child = nesca_command()
+        .args([
+            "import",
+            "--config",
+            s(&config),
+            "--institution",
+            "buyuk-kurum",
+            "--progress",
+            "--file",
+        ])
+        .arg(&list)
+        .arg("--signature")
+        .arg(&sig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start nesca import");
+    // Kill it as soon as it says it is writing (bounded: the line comes within seconds).
+    let stderr = child.stderr.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap_or_default();
+        if line.contains("storing") || Instant::now() > deadline {
+            break;
+        }
+    }
+    let _ = child.kill();
+    child.wait().expect("reap");
+
+    let stored = outbox(&demo).len() as u64;
+    assert!(
+        stored == 0 || stored == ROWS,
+        "half an import is on record: {stored} of {ROWS}"
+    );
+    let audit = demo
+        .nesca(&["audit", "verify", "--config", s(&config)])
+        .ok();
+    assert!(audit.stdout.contains("intact"), "{}", audit.describe());
+    // Importing again completes it (or finds it complete).
+    let r = json(&import(&demo, "buyuk-kurum", &list, ("--signature", &sig), &[]).ok());
+    assert_eq!(r["rows"]["created"], ROWS, "{}", r["rows"]);
+    assert_eq!(outbox(&demo).len() as u64, ROWS);
+}
