@@ -359,3 +359,52 @@ fn a_process_killed_during_a_large_import_leaves_all_rows_or_none() {
     assert_eq!(r["rows"]["created"], ROWS, "{}", r["rows"]);
     assert_eq!(outbox(&demo).len() as u64, ROWS);
 }
+
+#[test]
+fn an_xlsx_list_imports_with_its_report() {
+    let demo = Demo::init();
+    let (cert, key) = institution(&demo, "kurum", "0680049583");
+    // The xlsx vector of plugins/frm-list: 3 good rows, 4 bad ones, an unknown column.
+    let list = demo.work.join("liste.xlsx");
+    fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../plugins/frm-list/tests/data/frm-01-03-sample.xlsx"),
+        &list,
+    )
+    .unwrap();
+    let sig = sign(&demo.work, &list, &cert, &key, "liste.p7s");
+    let r = json(&import(&demo, "kurum", &list, ("--signature", &sig), &[]).ok());
+    assert_eq!(r["status"], "accepted", "{r}");
+    assert_eq!(
+        (
+            r["rows"]["valid"].clone(),
+            r["rows"]["created"].clone(),
+            r["rows"]["invalid"].clone()
+        ),
+        (Value::from(3), Value::from(3), Value::from(4)),
+        "{r}"
+    );
+    let rows: Vec<u64> = r["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["row"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rows, vec![3, 5, 6, 8, 8, 8], "{r}");
+    assert!(
+        r["warnings"][0].as_str().unwrap_or("").contains("\"Not\""),
+        "{r}"
+    );
+    let sent = demo
+        .nesca(&["outbox", "send", "--config", s(&demo.config())])
+        .ok();
+    assert_eq!(json(&sent)["sent"], 3);
+    let mails: Vec<String> = fs::read_dir(demo.dir.join("outbox/email"))
+        .unwrap()
+        .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        mails.iter().any(|m| m.contains("Sayın ılgaz D'Ağaoğlu")),
+        "names kept exactly"
+    );
+}
