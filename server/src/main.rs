@@ -8,6 +8,7 @@ mod channels;
 mod commands;
 mod config;
 mod error;
+mod list_import;
 mod serve;
 mod wiring;
 

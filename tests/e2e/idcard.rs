@@ -575,8 +575,10 @@ impl World {
              device_ca = \"{device_ca}\"\n\
              idcard_ca = \"{idcard}\"\n\
              firmware_sha256 = [\"{firmware}\"]\n\
-             kdb_max_age_minutes = 15\n",
+             kdb_max_age_minutes = 15\n\
+             \n[[plugins]]\npath = \"{batch_so}\"\n",
             kdhs_so = s(&built_plugin("nesca_plugin_kdhs")),
+            batch_so = s(&built_plugin("nesca_plugin_batch_import")),
             anchors = s(&kdhs_ca.cert),
             idcard = s(&idcard_ca.cert),
             kec_so = s(&built_plugin("nesca_plugin_kec")),

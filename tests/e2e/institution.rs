@@ -408,3 +408,87 @@ fn an_xlsx_list_imports_with_its_report() {
         "names kept exactly"
     );
 }
+
+/// The same import through the `batch-import` channel: an ESHS portal (a partner's
+/// secure-communication certificate) forwards the officer's signed list over mTLS.
+#[test]
+fn a_portal_uploads_a_signed_list_through_the_batch_import_channel() {
+    use crate::idcard::{b64, Options, World};
+    use crate::server::{server_demo, Server};
+
+    let demo = server_demo();
+    let world = World::new(&demo, Options::default());
+    let (cert, key) = institution(&demo, "ankara-bb", "0680049583");
+    let list = csv_list(&demo.work);
+    let sig = sign(&demo.work, &list, &cert, &key, "liste.p7s");
+    let mut server = Server::serve(&demo);
+    let portal = world.client(Some(&world.kdhs_client));
+    let path = "/channels/batch-import/v1/institutions/ankara-bb/lists";
+    let body = |signature: &Path| {
+        serde_json::json!({
+            "v": 1,
+            "file_name": "liste.csv",
+            "file": b64(&fs::read(&list).unwrap()),
+            "signature": b64(&fs::read(signature).unwrap()),
+        })
+    };
+
+    // Another person's signature: 422 signature, nothing stored.
+    let other_csr = demo.csr("intruder", Key::P256);
+    let other = demo.work.join("intruder.pem");
+    demo.issue_as(
+        &other_csr,
+        "10000000078",
+        "ÇAĞRI",
+        "ÖZTÜRK",
+        &["--out", s(&other)],
+    )
+    .ok();
+    let forged = sign(
+        &demo.work,
+        &list,
+        &other,
+        &demo.work.join("intruder.key"),
+        "forged.p7s",
+    );
+    let r = portal.post(path, &body(&forged)).unwrap();
+    let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    assert_eq!(
+        (r.status, v["error"]["code"].as_str()),
+        (422, Some("signature")),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(outbox(&demo).is_empty());
+
+    let r = portal.post_ok(path, &body(&sig));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (
+            v["created"].clone(),
+            v["invalid"].clone(),
+            v["status"].clone()
+        ),
+        (Value::from(4), Value::from(3), Value::from("accepted")),
+        "{v}"
+    );
+    assert!(
+        v["report_csv"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("row,field,reason\r\n4,tckn,"),
+        "{v}"
+    );
+    assert_eq!(outbox(&demo).len(), 4);
+    // Again: 200, replayed, nothing new.
+    let r = portal.post_ok(path, &body(&sig));
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (r.status, v["replayed"].clone()),
+        (200, Value::Bool(true)),
+        "{v}"
+    );
+    assert_eq!(outbox(&demo).len(), 4);
+    server.assert_running();
+}

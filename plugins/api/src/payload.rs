@@ -187,6 +187,9 @@ pub mod host_api {
     /// certificate issued with `commitment: true`; the host verifies it, keeps it as evidence,
     /// releases the suspension and revokes the overwritten certificate.
     pub const SUBMIT_COMMITMENT: &str = "submit_commitment";
+    /// [`ImportList`] → [`ListImported`]: an institution's FRM.01.03 list, signed by its
+    /// e-İmza officer (or wet-signed, held for an operator), read, checked and imported.
+    pub const IMPORT_LIST: &str = "import_list";
     /// Every method of the host API.
     pub const METHODS: &[&str] = &[
         SUBMIT_APPLICATION,
@@ -194,6 +197,7 @@ pub mod host_api {
         LOOKUP_CERTIFICATE,
         LOOKUP_APPLICATION,
         SUBMIT_COMMITMENT,
+        IMPORT_LIST,
     ];
 
     payload! {
@@ -352,6 +356,56 @@ pub mod host_api {
             pub reason: Option<String>,
             /// True when `request_id` had been seen and this is the first outcome again.
             pub replayed: bool,
+        }
+    }
+
+    payload! {
+        /// Request of [`IMPORT_LIST`]. Exactly one of `signature_der` and `wet_scan` is given.
+        pub struct ImportList {
+            /// The institution's id in nesca.
+            pub institution: String,
+            /// The file's name; its ending (`.xlsx`, `.csv`) says how to read it.
+            pub file_name: String,
+            /// The list, as uploaded (base64 in JSON).
+            #[serde(with = "b64")]
+            pub file: Vec<u8>,
+            /// The officer's detached CMS signature over `file`, DER (base64 in JSON).
+            #[serde(default, with = "b64_opt")]
+            pub signature_der: Option<Vec<u8>>,
+            /// The scan of the list signed on paper (base64 in JSON): the rows are held until an
+            /// operator confirms the paper.
+            #[serde(default, with = "b64_opt")]
+            pub wet_scan: Option<Vec<u8>>,
+        }
+    }
+
+    /// One problem of one row (in [`ListImported::problems`]).
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub struct ListProblem {
+        /// The row in the file (header is row 1).
+        pub row: u32,
+        pub field: String,
+        pub reason: String,
+    }
+
+    payload! {
+        /// Response of [`IMPORT_LIST`].
+        pub struct ListImported {
+            /// SHA-256 of the file, hex: the same file again imports nothing new.
+            pub file_sha256: String,
+            /// `"accepted"`, or `"awaiting_confirmation"` for a wet-signed list.
+            pub status: String,
+            /// True when this file had been imported before (nothing new was written).
+            pub replayed: bool,
+            pub valid: u64,
+            pub invalid: u64,
+            pub created: u64,
+            pub already_open: u64,
+            /// Row by row, in row order.
+            pub problems: Vec<ListProblem>,
+            pub warnings: Vec<String>,
+            /// The problems as csv (`row,field,reason`, CRLF), for download.
+            pub report_csv: String,
         }
     }
 

@@ -8,9 +8,10 @@ use serde::Serialize;
 
 use crate::abi::{self, HostTable};
 use crate::host_api::{
-    ApplicationInfo, CommitmentAccepted, SubmitCommitment, SUBMIT_COMMITMENT, CertificateInfo, Issued, LifecycleCall, LifecycleOutcome, LookupApplication,
-    LookupCertificate, SubmitApplication, LIFECYCLE, LOOKUP_APPLICATION, LOOKUP_CERTIFICATE,
-    SUBMIT_APPLICATION,
+    ApplicationInfo, CertificateInfo, CommitmentAccepted, ImportList, Issued, LifecycleCall,
+    LifecycleOutcome, ListImported, LookupApplication, LookupCertificate, SubmitApplication,
+    SubmitCommitment, IMPORT_LIST, LIFECYCLE, LOOKUP_APPLICATION, LOOKUP_CERTIFICATE,
+    SUBMIT_APPLICATION, SUBMIT_COMMITMENT,
 };
 use crate::loader::{leak_host_table, HostApi};
 use crate::payload::{HttpRequest, HttpResponse, LogLevel};
@@ -111,6 +112,11 @@ impl Host {
                 signed_commitment_der,
             },
         )
+    }
+
+    /// Imports an institution's FRM.01.03 list through the host.
+    pub fn import_list(&self, list: &ImportList) -> Result<ListImported, String> {
+        self.request(IMPORT_LIST, list)
     }
 
     /// Logs through the host's log (never log secrets).

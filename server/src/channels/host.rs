@@ -16,9 +16,9 @@ use ca_core::store::{
 };
 use ca_core::{CaError, PersonName, Serial, SubjectKey, Tckn, VerifiedCsr};
 use nesca_plugin_api::host_api::{
-    self, ApplicationInfo, CertificateInfo, Commitment, CommitmentAccepted, HsmKeyRequest, Issued,
-    LifecycleCall, LifecycleOutcome, LookupApplication, LookupCertificate, SubmitApplication,
-    SubmitCommitment, WrappedKey,
+    self, ApplicationInfo, CertificateInfo, Commitment, CommitmentAccepted, HsmKeyRequest,
+    ImportList, Issued, LifecycleCall, LifecycleOutcome, ListImported, ListProblem,
+    LookupApplication, LookupCertificate, SubmitApplication, SubmitCommitment, WrappedKey,
 };
 use nesca_plugin_api::{HostApi, LogLevel};
 use serde::de::DeserializeOwned;
@@ -418,6 +418,55 @@ impl ChannelHost {
         })
     }
 
+    /// Imports an institution's list (see `crate::list_import`): the officer's signature is
+    /// what authorises it; a wet-signed list is only held until an operator confirms it.
+    fn import_list(&self, plugin: &str, l: ImportList) -> Result<ListImported, String> {
+        use ca_core::institution::{InstitutionId, ListSignature};
+        let institution = InstitutionId::parse(&l.institution).map_err(|e| e.to_string())?;
+        let format = nesca_frm_list::ListFormat::from_file_name(&l.file_name)
+            .map_err(|e| format!("file_name: {e}"))?;
+        let signature = match (l.signature_der, l.wet_scan) {
+            (Some(sig), None) => ListSignature::Cms(sig),
+            (None, Some(scan)) => ListSignature::Wet(scan),
+            _ => {
+                return Err("signature_der: give exactly one of signature_der and wet_scan".into())
+            }
+        };
+        let imported = crate::list_import::import_file(
+            self.store.clone(),
+            &institution,
+            &l.file_name,
+            format,
+            &l.file,
+            signature,
+            &format!("plugin:{plugin}"),
+            &|step| tracing::debug!(plugin, "list import: {step}"),
+        )
+        .map_err(|e| e.to_string())?;
+        let o = &imported.outcome;
+        Ok(ListImported {
+            file_sha256: imported.report.file_sha256.clone(),
+            status: o.status.clone(),
+            replayed: o.replayed,
+            valid: imported.valid as u64,
+            invalid: (imported.report.counts.invalid + o.already_open.len()) as u64,
+            created: o.created.len() as u64,
+            already_open: o.already_open.len() as u64,
+            problems: imported
+                .report
+                .invalid
+                .iter()
+                .map(|p| ListProblem {
+                    row: p.row,
+                    field: p.field.to_owned(),
+                    reason: p.reason.clone(),
+                })
+                .collect(),
+            warnings: imported.report.warnings.clone(),
+            report_csv: imported.csv(),
+        })
+    }
+
     fn lookup_application(
         &self,
         plugin: &str,
@@ -499,6 +548,9 @@ impl HostApi for ChannelHost {
             }
             host_api::SUBMIT_COMMITMENT => {
                 answer(&self.submit_commitment(plugin, parse(method, request_json)?)?)
+            }
+            host_api::IMPORT_LIST => {
+                answer(&self.import_list(plugin, parse(method, request_json)?)?)
             }
             other => Err(format!("unknown host method \"{other}\"")),
         }

@@ -5,19 +5,17 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use ca_core::institution::{InstitutionId, ListImport, ListRow, ListSignature};
-use ca_core::list_import::ListImports;
+use ca_core::institution::{InstitutionId, ListSignature};
 use ca_core::store::Store;
-use ca_core::SystemClock;
 use clap::Args;
-use nesca_frm_list::{read_list, report_csv, ListFormat, RowProblem};
+use nesca_frm_list::ListFormat;
 use serde_json::json;
 
 use super::{emit, OutFile};
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
+use crate::list_import::{import_file, ImportError};
 use crate::wiring;
 
 /// The largest list file read (the list reader refuses more rows than it can take anyway).
@@ -114,96 +112,32 @@ pub fn run(a: ImportArgs) -> Result<()> {
 
     let file = read_limited(&a.file, "file")?;
     progress(format!("read {} bytes of {}", file.len(), a.file.display()));
-    let mut report = read_list(&file, format).map_err(|e| CliError::Argument {
-        field: "file",
-        rule: e.to_string(),
-    })?;
-    progress(format!(
-        "checked {} rows: {} valid, {} invalid",
-        report.valid.len() + report.counts.invalid,
-        report.valid.len(),
-        report.counts.invalid
-    ));
-    let valid = report.valid.len();
-    // Moved, not copied: a list may hold a hundred thousand rows.
-    let rows: Vec<ListRow> = std::mem::take(&mut report.valid)
-        .into_iter()
-        .map(|r| ListRow {
-            row: r.row,
-            tckn: r.tckn,
-            given_name: r.given_name,
-            surname: r.surname,
-            email: r.email,
-            mobile: r.mobile,
-            unit: r.unit,
-            title: r.title,
-        })
-        .collect();
-    progress(format!(
-        "storing {} pre-applications in one transaction",
-        rows.len()
-    ));
-    let outcome = ListImports::new(store, Arc::new(SystemClock)).import(
+    let file_name = a
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let imported = import_file(
+        store,
+        &institution,
+        &file_name,
+        format,
         &file,
-        ListImport {
-            institution: institution.clone(),
-            file_sha256: report.file_sha256.clone(),
-            file_name: a
-                .file
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            signature,
-            rows,
-            invalid_rows: report.counts.invalid as u64,
-            actor: "cli".into(),
-            at: 0,
+        signature,
+        "cli",
+        &progress,
+    )
+    .map_err(|e| match e {
+        ImportError::List(rule) => CliError::Argument {
+            field: "file",
+            rule,
         },
-    )?;
-    progress(format!(
-        "done: {} created, {} already open elsewhere{}",
-        outcome.created.len(),
-        outcome.already_open.len(),
-        if outcome.replayed {
-            " (this file was imported before: nothing new)"
-        } else {
-            ""
-        }
-    ));
-
-    // The per-row report: the reader's problems, and the people who already have an open
-    // application (not imported again), in row order.
-    report
-        .invalid
-        .extend(outcome.already_open.iter().map(|(row, id)| RowProblem {
-            row: *row,
-            field: "tckn",
-            reason: format!("already has an open application ({id})"),
-        }));
-    report.invalid.sort_by_key(|p| p.row);
+        ImportError::Ca(e) => CliError::Ca(e),
+    })?;
     if let Some(out) = report_out {
-        out.commit(report_csv(&report).as_bytes())?;
+        out.commit(imported.csv().as_bytes())?;
     }
-    let problems: Vec<serde_json::Value> = report
-        .invalid
-        .iter()
-        .map(|p| json!({ "row": p.row, "field": p.field, "reason": p.reason }))
-        .collect();
-    let summary = json!({
-        "institution": institution.as_str(),
-        "file_sha256": report.file_sha256,
-        "status": outcome.status,
-        "replayed": outcome.replayed,
-        "rows": {
-            "valid": valid,
-            "invalid": report.counts.invalid + outcome.already_open.len(),
-            "created": outcome.created.len(),
-            "already_open": outcome.already_open.len(),
-        },
-        "problems": problems,
-        "warnings": report.warnings,
-    });
-    emit(&format!("{summary}\n"))
+    emit(&format!("{}\n", imported.summary(&institution)))
 }
 
 #[derive(Args)]

@@ -1,0 +1,68 @@
+//! nesca front channel `batch-import`: an institution's e-İmza officer uploads its FRM.01.03
+//! application list through an ESHS portal, which forwards it over nesca's mTLS channel
+//! listener. The officer's detached CMS signature over the file is what authorises the import
+//! (nesca checks it against the officer registered with `nesca institution add`); a list
+//! signed on paper is sent with its scan and held until an operator confirms it. Reading,
+//! checking and storing happen in the host (`import_list`); this plugin is the protocol:
+//! `docs/channels/batch-import.md`.
+//!
+//! `deny`, not `forbid`: the entry point made by `export_plugin!` carries an
+//! `#[allow(unsafe_code)]` for its `#[no_mangle]`, which `forbid` would reject. This crate itself
+//! contains no unsafe code.
+#![deny(unsafe_code)]
+
+mod protocol;
+
+use nesca_plugin_api::host_api::{ImportList, ListImported};
+use nesca_plugin_api::{export_plugin, Host, HttpRequest, HttpResponse, LogLevel, Plugin};
+use serde_json::Value;
+
+pub use protocol::{route, ListUpload, Route, UploadError};
+
+/// The plugin: no configuration of its own.
+pub struct BatchImport {
+    host: Host,
+}
+
+/// What the plugin needs of the host: one call (a trait, so that the protocol is tested with
+/// a fake).
+pub trait ImportHost {
+    fn import_list(&self, list: &ImportList) -> Result<ListImported, String>;
+}
+
+impl ImportHost for Host {
+    fn import_list(&self, list: &ImportList) -> Result<ListImported, String> {
+        Host::import_list(self, list)
+    }
+}
+
+impl Plugin for BatchImport {
+    const NAME: &'static str = "batch-import";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn init(config: Value, host: Host) -> Result<Self, String> {
+        match &config {
+            Value::Object(m) if m.is_empty() => Ok(BatchImport { host }),
+            Value::Null => Ok(BatchImport { host }),
+            Value::Object(m) => Err(format!(
+                "config: unknown key \"{}\" (batch-import takes no settings)",
+                m.keys().next().map(String::as_str).unwrap_or_default()
+            )),
+            _ => Err("config: must be a table".into()),
+        }
+    }
+
+    fn handle_http(&self, request: HttpRequest) -> HttpResponse {
+        let response = protocol::handle(&self.host, &request);
+        if response.status >= 400 {
+            // The code only: a reason can quote what the list held.
+            self.host.log(
+                LogLevel::Info,
+                &format!("list upload refused with HTTP {}", response.status),
+            );
+        }
+        response
+    }
+}
+
+export_plugin!(BatchImport);
