@@ -2,47 +2,13 @@
 //! e-İmza officer who alone submits each institution's FRM.01.03 lists (STANDARDS.md,
 //! "Institutional batch").
 
-use std::fmt;
-
 use crate::error::{CaError, Result};
 
-/// An institution's short id, as the operator and the command line name it: 1–32 of
-/// `a-z 0-9 -`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InstitutionId(String);
-
-impl InstitutionId {
-    /// Checks an id given for the field `institution`.
-    pub fn parse(s: &str) -> Result<InstitutionId> {
-        let ok = !s.is_empty()
-            && s.len() <= 32
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !ok {
-            return Err(CaError::invalid(
-                "institution",
-                format!("\"{s}\" must be 1 to 32 lower-case letters, digits or '-'"),
-            ));
-        }
-        Ok(InstitutionId(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for InstitutionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for InstitutionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "InstitutionId({})", self.0)
-    }
-}
+crate::short_id::short_id!(
+    /// An institution's id in nesca (`nesca institution add --id`).
+    InstitutionId,
+    "institution"
+);
 
 /// A Turkish tax number (vergi kimlik numarası): 10 digits. Its check digit is not verified
 /// here: the algorithm is not part of nesca's standards, and refusing a real institution's

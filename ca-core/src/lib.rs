@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod partner;
 pub mod profile;
 mod serial;
+mod short_id;
 pub mod store;
 pub mod verify;
 

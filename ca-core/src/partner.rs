@@ -1,8 +1,6 @@
 //! Registered licensed ESHS operators ("partners"): the only holders of role and
 //! secure-communication certificates (STANDARDS.md, KEC channel).
 
-use std::fmt;
-
 use crate::error::{CaError, Result};
 
 /// Longest partner name nesca records (it becomes the subject organizationName).
@@ -10,43 +8,11 @@ pub const MAX_PARTNER_NAME_CHARS: usize = 128;
 /// Longest licence number nesca records (it becomes the subject serialNumber, ub 64).
 pub const MAX_LICENSE_NO_CHARS: usize = 64;
 
-/// The id of a partner inside nesca: lower-case ASCII letters, digits and `-`, 1 to 32
-/// characters. Parsed at the edge so every later use is known to be well formed.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PartnerId(String);
-
-impl PartnerId {
-    /// Checks an id given for the command-line or API field `id`.
-    pub fn parse(s: &str) -> Result<PartnerId> {
-        let ok = !s.is_empty()
-            && s.len() <= 32
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !ok {
-            return Err(CaError::invalid(
-                "id",
-                format!("\"{s}\" must be 1 to 32 lower-case letters, digits or '-'"),
-            ));
-        }
-        Ok(PartnerId(s.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for PartnerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for PartnerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PartnerId({})", self.0)
-    }
-}
+crate::short_id::short_id!(
+    /// The id of a partner inside nesca (`nesca partner add --id`).
+    PartnerId,
+    "id"
+);
 
 /// A registered licensed ESHS operator.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -87,6 +87,21 @@ fn csv_list(dir: &Path) -> PathBuf {
     path
 }
 
+/// A signature over `list` by someone who is not the officer (a NES of another person).
+fn forged_signature(demo: &Demo, list: &Path) -> PathBuf {
+    let csr = demo.csr("intruder", Key::P256);
+    let cert = demo.work.join("intruder.pem");
+    demo.issue_as(&csr, "10000000078", "ÇAĞRI", "ÖZTÜRK", &["--out", s(&cert)])
+        .ok();
+    sign(
+        &demo.work,
+        list,
+        &cert,
+        &demo.work.join("intruder.key"),
+        "forged.p7s",
+    )
+}
+
 fn import(demo: &Demo, id: &str, file: &Path, signed: (&str, &Path), extra: &[&str]) -> Output {
     let config = demo.config();
     let mut args = vec![
@@ -126,28 +141,10 @@ fn lists_import_once_with_a_per_row_report_and_passwords_go_out_once() {
     let sig = sign(&demo.work, &list, &cert, &key, "liste.p7s");
 
     // Someone else's signature over the list: refused, nothing stored.
-    let other_csr = demo.csr("intruder", Key::P256);
-    let other = demo.work.join("intruder.pem");
-    demo.issue_as(
-        &other_csr,
-        "10000000078",
-        "ÇAĞRI",
-        "ÖZTÜRK",
-        &["--out", s(&other)],
-    )
-    .ok();
-    let forged = sign(
-        &demo.work,
-        &list,
-        &other,
-        &demo.work.join("intruder.key"),
-        "forged.p7s",
-    );
-    let before = snapshot(&demo.dir);
+    let forged = forged_signature(&demo, &list);
     let refused = import(&demo, "ankara-bb", &list, ("--signature", &forged), &[]);
     assert_refusal(&refused, &["signature", "not the officer's signature"]);
     assert!(outbox(&demo).is_empty());
-    let _ = before;
 
     // The officer's list: the report names each bad row and field.
     let report = demo.work.join("report.csv");
@@ -434,23 +431,7 @@ fn a_portal_uploads_a_signed_list_through_the_batch_import_channel() {
     };
 
     // Another person's signature: 422 signature, nothing stored.
-    let other_csr = demo.csr("intruder", Key::P256);
-    let other = demo.work.join("intruder.pem");
-    demo.issue_as(
-        &other_csr,
-        "10000000078",
-        "ÇAĞRI",
-        "ÖZTÜRK",
-        &["--out", s(&other)],
-    )
-    .ok();
-    let forged = sign(
-        &demo.work,
-        &list,
-        &other,
-        &demo.work.join("intruder.key"),
-        "forged.p7s",
-    );
+    let forged = forged_signature(&demo, &list);
     let r = portal.post(path, &body(&forged)).unwrap();
     let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
     assert_eq!(

@@ -67,6 +67,9 @@ pub(super) const MIGRATION: &str = "
     );
     CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';";
 
+/// Queues the access-password message of pre-application ?1 to ?2 at ?3.
+const QUEUE_ACCESS_PASSWORD: &str = "INSERT INTO outbox (kind, subject_ref, recipient, status, next_attempt_at, created_at) VALUES ('access-password', ?1, ?2, 'pending', ?3, ?3)";
+
 const INSTITUTION_COLUMNS: &str =
     "id, name, tax_no, payer, officer_tckn, officer_cert, created_at, active";
 
@@ -219,9 +222,7 @@ pub(super) fn import_list(
         "INSERT INTO pre_applications (id, institution, file_sha256, row_no, tckn, given_name, surname, email, mobile, unit, title, status, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
-    let mut outbox = conn.prepare_cached(
-        "INSERT INTO outbox (kind, subject_ref, recipient, status, next_attempt_at, created_at) VALUES ('access-password', ?1, ?2, 'pending', ?3, ?3)",
-    )?;
+    let mut outbox = conn.prepare_cached(QUEUE_ACCESS_PASSWORD)?;
     let mut created = Vec::with_capacity(l.rows.len());
     let mut already_open = Vec::new();
     for row in &l.rows {
@@ -327,9 +328,7 @@ pub(super) fn confirm_list(
             Ok((r.get(0)?, r.get(1)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut outbox = conn.prepare_cached(
-        "INSERT INTO outbox (kind, subject_ref, recipient, status, next_attempt_at, created_at) VALUES ('access-password', ?1, ?2, 'pending', ?3, ?3)",
-    )?;
+    let mut outbox = conn.prepare_cached(QUEUE_ACCESS_PASSWORD)?;
     for (id, email) in &rows {
         outbox.execute(params![id, email, at])?;
     }
