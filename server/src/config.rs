@@ -154,6 +154,9 @@ pub struct PluginSection {
     /// Calls into the plugin at once (a hung call counts until it returns); more get 503.
     #[serde(default = "default_plugin_in_flight")]
     pub max_in_flight: usize,
+    /// Largest request body forwarded to the plugin; a larger one gets 413.
+    #[serde(default = "default_plugin_max_body")]
+    pub max_body_bytes: usize,
     /// The plugin's own settings, handed to it as JSON at start.
     #[serde(default)]
     pub config: toml::Table,
@@ -164,6 +167,9 @@ fn default_plugin_timeout() -> u64 {
 }
 fn default_plugin_in_flight() -> usize {
     16
+}
+fn default_plugin_max_body() -> usize {
+    4 << 20
 }
 
 /// `[server]`: the public HTTP endpoints of `nesca serve` (OCSP, CRLs, CA certificates).
@@ -500,6 +506,12 @@ impl Loaded {
                 return Err(CliError::config(
                     &format!("plugins[{i}].max_in_flight"),
                     "must be between 1 and 1024",
+                ));
+            }
+            if p.max_body_bytes < 1024 || p.max_body_bytes > 128 << 20 {
+                return Err(CliError::config(
+                    &format!("plugins[{i}].max_body_bytes"),
+                    "must be between 1024 and 134217728 (128 MiB)",
                 ));
             }
         }

@@ -471,5 +471,9 @@ fn a_portal_uploads_a_signed_list_through_the_batch_import_channel() {
         "{v}"
     );
     assert_eq!(outbox(&demo).len(), 4);
+    // More than the plugin's max_body_bytes (default 4 MiB): 413 before the plugin is called.
+    let big = serde_json::json!({ "v": 1, "file_name": "big.csv", "file": "A".repeat(5 << 20), "signature": "" });
+    let r = portal.post(path, &big).unwrap();
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
     server.assert_running();
 }

@@ -31,13 +31,17 @@ const HOP_BY_HOP: [&str; 6] = [
     "te",
 ];
 
-/// Largest request body forwarded to a plugin.
-const MAX_BODY: usize = 4 << 20;
+/// A loaded plugin with what the host enforces around it.
+pub struct Channel {
+    pub plugin: Arc<LoadedPlugin>,
+    /// Largest request body forwarded to it (`[[plugins]] max_body_bytes`); more gets 413.
+    pub max_body: usize,
+}
 
 /// Loads every plugin `[[plugins]]` lists, in order. A plugin that does not load stops
 /// everything, with a message naming the file and the reason.
-pub fn load_all(cfg: &Loaded, host: Arc<dyn HostApi>) -> Result<Vec<Arc<LoadedPlugin>>> {
-    let mut loaded: Vec<Arc<LoadedPlugin>> = Vec::new();
+pub fn load_all(cfg: &Loaded, host: Arc<dyn HostApi>) -> Result<Vec<Channel>> {
+    let mut loaded: Vec<Channel> = Vec::new();
     for (i, p) in cfg.raw.plugins.iter().enumerate() {
         let path = cfg.path(&p.path);
         let config = serde_json::to_value(&p.config)
@@ -52,7 +56,7 @@ pub fn load_all(cfg: &Loaded, host: Arc<dyn HostApi>) -> Result<Vec<Arc<LoadedPl
             },
         )
         .map_err(|e| CliError::config(&format!("plugins[{i}]"), e.to_string()))?;
-        if loaded.iter().any(|l| l.name() == plugin.name()) {
+        if loaded.iter().any(|l| l.plugin.name() == plugin.name()) {
             return Err(CliError::config(
                 &format!("plugins[{i}]"),
                 format!(
@@ -63,20 +67,23 @@ pub fn load_all(cfg: &Loaded, host: Arc<dyn HostApi>) -> Result<Vec<Arc<LoadedPl
             ));
         }
         tracing::info!(plugin = plugin.name(), version = plugin.version(), path = %path.display(), "plugin loaded");
-        loaded.push(Arc::new(plugin));
+        loaded.push(Channel {
+            plugin: Arc::new(plugin),
+            max_body: p.max_body_bytes,
+        });
     }
     Ok(loaded)
 }
 
 /// `/channels/{name}` and everything below it, forwarded to the plugin of that name.
-pub fn router(plugins: Vec<Arc<LoadedPlugin>>) -> Router {
+pub fn router(plugins: Vec<Channel>) -> Router {
     Router::new()
         .route("/channels/{name}", any(forward_root))
         .route("/channels/{name}/{*rest}", any(forward))
         .with_state(Arc::new(plugins))
 }
 
-type Plugins = Arc<Vec<Arc<LoadedPlugin>>>;
+type Plugins = Arc<Vec<Channel>>;
 
 async fn forward_root(
     State(p): State<Plugins>,
@@ -100,11 +107,12 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn dispatch(plugins: Plugins, name: String, rest: String, req: Request) -> Response {
-    let Some(plugin) = plugins.iter().find(|p| p.name() == name).cloned() else {
+    let Some(channel) = plugins.iter().find(|c| c.plugin.name() == name) else {
         return error(StatusCode::NOT_FOUND, "no such channel");
     };
+    let (plugin, max_body) = (channel.plugin.clone(), channel.max_body);
     let (parts, body) = req.into_parts();
-    let body = match to_bytes(body, MAX_BODY).await {
+    let body = match to_bytes(body, max_body).await {
         Ok(b) => b.to_vec(),
         Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
     };

@@ -41,7 +41,7 @@ pub fn list(a: ConfigArg) -> Result<()> {
         "abi",
         "route"
     );
-    for p in plugins {
+    for p in plugins.iter().map(|c| &c.plugin) {
         outln!(
             "{:<20} {:<12} {:<4} {:<28} {}",
             p.name(),
