@@ -82,4 +82,4 @@ if ! command -v cargo >/dev/null 2>&1; then
     say "cargo is not on PATH: install Rust (https://rustup.rs), then run this script again"
     exit 1
 fi
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --features nesca/test-clock "$@"

@@ -54,3 +54,23 @@ pub fn unix_seconds(t: SystemTime) -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// The operating system's clock moved by a fixed offset: for end-to-end tests of schedules
+/// that span months (renewal windows), never for production (the binary builds it only with
+/// the `test-clock` feature).
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock {
+    pub offset_seconds: i64,
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> SystemTime {
+        let now = truncate(SystemTime::now());
+        let by = Duration::from_secs(self.offset_seconds.unsigned_abs());
+        if self.offset_seconds >= 0 {
+            now + by
+        } else {
+            now.checked_sub(by).unwrap_or(UNIX_EPOCH)
+        }
+    }
+}

@@ -215,6 +215,7 @@ mod tests {
                     &issued.cert_der,
                 );
                 Ok(Some(FinishedApplication {
+                    production: None,
                     channel: CHANNEL.into(),
                     channel_ref: channel_ref.into(),
                     issued: ApplicationIssued {
@@ -324,6 +325,7 @@ mod tests {
             .engine
             .issue_nes_then(&f.ca, &f.nes, nes_application(None, true), "t", &|issued| {
                 Ok(Some(FinishedApplication {
+                    production: None,
                     channel: CHANNEL.into(),
                     channel_ref: "never-begun".into(),
                     issued: ApplicationIssued::plain(issued.serial),

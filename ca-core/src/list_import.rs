@@ -96,50 +96,12 @@ impl ListImports {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
     use std::time::Duration;
 
-    use secrecy::ExposeSecret as _;
-
     use super::*;
-    use crate::institution::{InstitutionId, ListRow, Payer, TaxNo};
-    use crate::outbox::{password_matches, Email, EmailSender, Outbox};
-    use crate::testkit::{fixture, Fixture};
-    use crate::Tckn;
-
-    fn institution(f: &Fixture) -> InstitutionId {
-        let id = InstitutionId::parse("ankara-bb").unwrap();
-        f.store
-            .add_institution(
-                InstitutionRecord {
-                    id: id.clone(),
-                    name: "Ankara Büyükşehir Belediyesi".into(),
-                    tax_no: TaxNo::parse("0680049583").unwrap(),
-                    payer: Payer::Institution,
-                    officer_tckn: "10000000146".into(),
-                    officer_cert_der: vec![0x30, 0x00],
-                    created_at: 1,
-                    active: true,
-                },
-                "t",
-                1,
-            )
-            .unwrap();
-        id
-    }
-
-    fn row(n: u32, tckn: &str, given: &str) -> ListRow {
-        ListRow {
-            row: n,
-            tckn: Tckn::parse(tckn).unwrap(),
-            given_name: crate::PersonName::parse("given-name", given).unwrap(),
-            surname: crate::PersonName::parse("surname", "ÖZTÜRK").unwrap(),
-            email: crate::Email::parse("email", &format!("p{n}@example.gov.tr")).unwrap(),
-            mobile: crate::TrMobile::parse("mobile", "05321234567").unwrap(),
-            unit: "Bilgi İşlem".into(),
-            title: None,
-        }
-    }
+    use crate::institution::{InstitutionId, ListRow};
+    use crate::outbox::{password_matches, Outbox};
+    use crate::testkit::{demo_institution as institution, fixture, list_row as row, Captured};
 
     fn list(id: &InstitutionId, rows: Vec<ListRow>, signature: ListSignature) -> ListImport {
         ListImport {
@@ -151,22 +113,6 @@ mod tests {
             invalid_rows: 2,
             actor: "t".into(),
             at: 0,
-        }
-    }
-
-    #[derive(Default)]
-    struct Captured(Mutex<Vec<(String, String)>>, Mutex<bool>);
-
-    impl EmailSender for Captured {
-        fn send(&self, email: &Email) -> std::result::Result<(), String> {
-            if *self.1.lock().unwrap() {
-                return Err("smtp: connection refused".into());
-            }
-            self.0
-                .lock()
-                .unwrap()
-                .push((email.to.clone(), email.body.expose_secret().to_owned()));
-            Ok(())
         }
     }
 
@@ -281,14 +227,15 @@ mod tests {
             f.store.clone(),
             f.clock.clone(),
             mail.clone(),
+            mail.clone(),
             "https://e-imza.example/basvuru".into(),
         );
 
-        *mail.1.lock().unwrap() = true;
+        mail.fail(true);
         let r = outbox.deliver_due(10).unwrap();
         assert_eq!((r.sent, r.failed), (0, 2));
         // Not due again before its retry time.
-        *mail.1.lock().unwrap() = false;
+        mail.fail(false);
         assert_eq!(outbox.deliver_due(10).unwrap().sent, 0);
         f.clock.advance(Duration::from_secs(61));
         assert_eq!(outbox.deliver_due(10).unwrap().sent, 2);
@@ -300,7 +247,7 @@ mod tests {
             .iter()
             .all(|(m, s)| s == "sent" && m.attempts == 2));
 
-        let sent = mail.0.lock().unwrap().clone();
+        let sent = mail.emails();
         assert_eq!(sent.len(), 2);
         for pre in f.store.pre_applications(&id).unwrap() {
             let (_, body) = sent.iter().find(|(to, _)| *to == pre.email).unwrap();

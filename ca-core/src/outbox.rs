@@ -42,6 +42,56 @@ pub trait EmailSender: Send + Sync {
     fn send(&self, email: &Email) -> std::result::Result<(), String>;
 }
 
+/// A text message (SMS) ready to go.
+pub struct Sms {
+    /// The mobile number, `+905xxxxxxxxx`.
+    pub to: String,
+    /// Plain text. May hold a secret (a confirmation code): never log it.
+    pub body: SecretString,
+    /// The outbox row, for a stable file name or gateway reference.
+    pub outbox_id: i64,
+}
+
+/// Delivers SMS.
+pub trait SmsSender: Send + Sync {
+    fn send(&self, sms: &Sms) -> std::result::Result<(), String>;
+}
+
+/// The default SMS sender: each message becomes a file `<outbox id>.sms` in a directory
+/// (`To: <number>`, an empty line, the text), written to a temporary name and renamed.
+pub struct SmsDirectory {
+    pub dir: PathBuf,
+}
+
+impl SmsSender for SmsDirectory {
+    fn send(&self, sms: &Sms) -> std::result::Result<(), String> {
+        let text = format!("To: {}\n\n{}\n", sms.to, sms.body.expose_secret());
+        write_atomically(
+            &self.dir,
+            &format!("{:010}.sms", sms.outbox_id),
+            text.as_bytes(),
+        )
+    }
+}
+
+/// Writes `bytes` to `dir/name` through a temporary file and a rename, so that a reader never
+/// sees half a message; the directory is made when missing.
+fn write_atomically(
+    dir: &std::path::Path,
+    name: &str,
+    bytes: &[u8],
+) -> std::result::Result<(), String> {
+    let write = || -> std::io::Result<()> {
+        fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, dir.join(name))
+    };
+    write().map_err(|e| format!("{}: {e}", dir.display()))
+}
+
 /// The default sender: each message becomes an RFC 5322 `.eml` file in a directory (written
 /// to a temporary name and renamed, so a reader never sees half a message).
 pub struct EmlDirectory {
@@ -51,25 +101,25 @@ pub struct EmlDirectory {
 
 impl EmailSender for EmlDirectory {
     fn send(&self, email: &Email) -> std::result::Result<(), String> {
-        fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
-        let name = format!("{:010}.eml", email.outbox_id);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let text = format!(
-            "From: {}\r\nTo: {}\r\nSubject: {}\r\nMessage-ID: <outbox-{}@nesca>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}",
-            self.from,
-            email.to,
-            encode_header(&email.subject),
-            email.outbox_id,
-            email.body.expose_secret().replace('\n', "\r\n"),
-        );
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, self.dir.join(&name))
-        };
-        write().map_err(|e| format!("{}: {e}", self.dir.display()))
+        let text = rfc5322_message(&self.from, email);
+        write_atomically(
+            &self.dir,
+            &format!("{:010}.eml", email.outbox_id),
+            text.as_bytes(),
+        )
     }
+}
+
+/// The whole message (headers and CRLF body) as an RFC 5322 text, 8-bit UTF-8 body.
+pub fn rfc5322_message(from: &str, email: &Email) -> String {
+    format!(
+        "From: {}\r\nTo: {}\r\nSubject: {}\r\nMessage-ID: <outbox-{}@nesca>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}",
+        from,
+        email.to,
+        encode_header(&email.subject),
+        email.outbox_id,
+        email.body.expose_secret().replace('\n', "\r\n"),
+    )
 }
 
 /// RFC 2047 encoded-word for a header with non-ASCII text.
@@ -127,6 +177,7 @@ pub struct Outbox {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     email: Arc<dyn EmailSender>,
+    sms: Arc<dyn SmsSender>,
     /// The URL where invited people complete their application, for the e-mail's text.
     pub completion_url: String,
 }
@@ -136,12 +187,14 @@ impl Outbox {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         email: Arc<dyn EmailSender>,
+        sms: Arc<dyn SmsSender>,
         completion_url: String,
     ) -> Outbox {
         Outbox {
             store,
             clock,
             email,
+            sms,
             completion_url,
         }
     }
@@ -171,8 +224,43 @@ impl Outbox {
     fn deliver(&self, m: &OutboxMessage) -> std::result::Result<(), String> {
         match m.kind.as_str() {
             "access-password" => self.access_password(m),
+            "sms-code" => self.sms_code(m),
             other => Err(format!("unknown message kind {other}")),
         }
+    }
+
+    /// Draws the SMS code, records its hash and expiry, then sends it. A code queued before
+    /// the applicant moved on (confirmed, or asked for another) is dropped, not retried.
+    fn sms_code(&self, m: &OutboxMessage) -> std::result::Result<(), String> {
+        let code = crate::enrollment::new_sms_code();
+        let hash = hash_password(&code).map_err(|e| e.to_string())?;
+        let now = unix_seconds(self.clock.now());
+        let issued = self
+            .store
+            .enrollment_write(crate::store::EnrollmentWrite::CodeIssued {
+                id: m.subject_ref.clone(),
+                code_hash: hash,
+                expires_at: now + crate::enrollment::SMS_CODE_SECONDS,
+                at: now,
+            });
+        match issued {
+            Ok(_) => {}
+            Err(CaError::Conflict { .. } | CaError::Invalid { .. }) => {
+                tracing::info!(outbox = m.id, "SMS code no longer awaited; dropped");
+                return Ok(());
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        let body = format!(
+            "nesca NES basvurusu dogrulama kodunuz: {}\nKod {} dakika gecerlidir. Kimseyle paylasmayiniz.",
+            code.expose_secret(),
+            crate::enrollment::SMS_CODE_SECONDS / 60
+        );
+        self.sms.send(&Sms {
+            to: m.recipient.clone(),
+            body: SecretString::from(body),
+            outbox_id: m.id,
+        })
     }
 
     fn access_password(&self, m: &OutboxMessage) -> std::result::Result<(), String> {

@@ -143,3 +143,90 @@ pub fn p256_csr() -> Vec<u8> {
         .to_der()
         .unwrap()
 }
+
+/// Registers the test institution "ankara-bb" (payer: the institution; officer 10000000146
+/// with a placeholder certificate: tests here write lists straight to the store).
+pub fn demo_institution(f: &Fixture) -> crate::institution::InstitutionId {
+    use crate::institution::{InstitutionId, InstitutionRecord, Payer, TaxNo};
+    let id = InstitutionId::parse("ankara-bb").unwrap();
+    f.store
+        .add_institution(
+            InstitutionRecord {
+                id: id.clone(),
+                name: "Ankara Büyükşehir Belediyesi".into(),
+                tax_no: TaxNo::parse("0680049583").unwrap(),
+                payer: Payer::Institution,
+                officer_tckn: "10000000146".into(),
+                officer_cert_der: vec![0x30, 0x00],
+                created_at: 1,
+                active: true,
+            },
+            "t",
+            1,
+        )
+        .unwrap();
+    id
+}
+
+/// A checked list row: surname ÖZTÜRK, e-mail p{n}@example.gov.tr, mobile +905321234567.
+pub fn list_row(n: u32, tckn: &str, given: &str) -> crate::institution::ListRow {
+    crate::institution::ListRow {
+        row: n,
+        tckn: crate::Tckn::parse(tckn).unwrap(),
+        given_name: crate::PersonName::parse("given-name", given).unwrap(),
+        surname: crate::PersonName::parse("surname", "ÖZTÜRK").unwrap(),
+        email: crate::Email::parse("email", &format!("p{n}@example.gov.tr")).unwrap(),
+        mobile: crate::TrMobile::parse("mobile", "05321234567").unwrap(),
+        unit: "Bilgi İşlem".into(),
+        title: None,
+    }
+}
+
+/// An e-mail and SMS sender that keeps what it was given (recipient, text), or fails on
+/// demand.
+#[derive(Default)]
+pub struct Captured {
+    emails: std::sync::Mutex<Vec<(String, String)>>,
+    sms: std::sync::Mutex<Vec<(String, String)>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Captured {
+    pub fn fail(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn emails(&self) -> Vec<(String, String)> {
+        self.emails.lock().unwrap().clone()
+    }
+    pub fn sms(&self) -> Vec<(String, String)> {
+        self.sms.lock().unwrap().clone()
+    }
+    fn keep(
+        &self,
+        into: &std::sync::Mutex<Vec<(String, String)>>,
+        to: &str,
+        body: &secrecy::SecretString,
+    ) -> std::result::Result<(), String> {
+        use secrecy::ExposeSecret as _;
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("connection refused".into());
+        }
+        into.lock()
+            .unwrap()
+            .push((to.to_owned(), body.expose_secret().to_owned()));
+        Ok(())
+    }
+}
+
+impl crate::outbox::EmailSender for Captured {
+    fn send(&self, email: &crate::outbox::Email) -> std::result::Result<(), String> {
+        self.keep(&self.emails, &email.to, &email.body)
+    }
+}
+
+impl crate::outbox::SmsSender for Captured {
+    fn send(&self, sms: &crate::outbox::Sms) -> std::result::Result<(), String> {
+        self.keep(&self.sms, &sms.to, &sms.body)
+    }
+}

@@ -54,9 +54,45 @@ pub struct Config {
     /// `[outbox]`: how notifications (access passwords) are delivered.
     #[serde(default)]
     pub outbox: OutboxSection,
+    /// `[production]`: how approved institutional applications are produced. Absent: they
+    /// wait, approved.
+    #[serde(default)]
+    pub production: Option<ProductionSection>,
     /// `[[plugins]]`: front-channel plugins to load, in order.
     #[serde(default)]
     pub plugins: Vec<PluginSection>,
+}
+
+/// `[production]`: where card keys come from and where card packages go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductionSection {
+    /// `hsm`: the key pair is generated in the HSM and its private key wrapped for the card
+    /// personalisation system; `card-bureau-csr`: the card bureau sends a CSR per application
+    /// (`nesca production csr`).
+    pub key_source: String,
+    /// With `hsm`: the personalisation system's RSA transport public key (SPKI, PEM or DER).
+    #[serde(default)]
+    pub transport_public_key: Option<PathBuf>,
+    /// With `hsm`: the card key's algorithm (`ecdsa-p256`, `ecdsa-p384`, `rsa-2048`, …).
+    #[serde(default = "default_card_key_algorithm")]
+    pub key_algorithm: String,
+    /// Where each produced application's card package (`<application>.json`) is written.
+    #[serde(default = "default_package_dir")]
+    pub package_dir: PathBuf,
+    /// How often `nesca serve` produces due applications (renewals included).
+    #[serde(default = "default_production_interval")]
+    pub interval_seconds: u64,
+}
+
+fn default_card_key_algorithm() -> String {
+    KeyAlgorithm::EcdsaP256.name().into()
+}
+fn default_package_dir() -> PathBuf {
+    PathBuf::from("production/packages")
+}
+fn default_production_interval() -> u64 {
+    60
 }
 
 /// `[channels]`: where the channel plugins are served.
@@ -119,6 +155,49 @@ pub struct OutboxSection {
     /// How often `nesca serve` delivers due messages.
     #[serde(default = "default_outbox_interval")]
     pub interval_seconds: u64,
+    /// Deliver e-mail through this SMTP relay instead of writing `.eml` files.
+    #[serde(default)]
+    pub smtp: Option<SmtpSection>,
+    /// The directory where the default SMS sender writes one `.sms` file per message.
+    #[serde(default = "default_sms_dir")]
+    pub sms_dir: PathBuf,
+    /// Send SMS by running this program (no shell) with these arguments followed by the
+    /// number, the text on its standard input, instead of writing files.
+    #[serde(default)]
+    pub sms_command: Option<Vec<String>>,
+}
+
+/// `[outbox.smtp]`: an SMTP relay. The password comes from an environment variable, never
+/// from this file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSection {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// `starttls` (default), `tls` (implicit, port 465) or `none` (a relay on this host).
+    #[serde(default = "default_smtp_tls")]
+    pub tls: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+fn default_smtp_tls() -> String {
+    "starttls".into()
+}
+fn default_smtp_timeout() -> u64 {
+    30
+}
+fn default_sms_dir() -> PathBuf {
+    PathBuf::from("outbox/sms")
 }
 
 impl Default for OutboxSection {
@@ -128,6 +207,9 @@ impl Default for OutboxSection {
             from: default_email_from(),
             completion_url: None,
             interval_seconds: default_outbox_interval(),
+            smtp: None,
+            sms_dir: default_sms_dir(),
+            sms_command: None,
         }
     }
 }
@@ -489,6 +571,51 @@ impl Loaded {
         {
             return Err(CliError::config("outbox.from", "must be an e-mail address"));
         }
+        if let Some(p) = &raw.production {
+            check_production(p)?;
+        }
+        if let Some(smtp) = &raw.outbox.smtp {
+            if smtp.host.is_empty()
+                || smtp
+                    .host
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(CliError::config(
+                    "outbox.smtp.host",
+                    "must be a host name or address",
+                ));
+            }
+            if !["starttls", "tls", "none"].contains(&smtp.tls.as_str()) {
+                return Err(CliError::config(
+                    "outbox.smtp.tls",
+                    "must be starttls, tls or none",
+                ));
+            }
+            if smtp.password_env.is_some() && smtp.username.is_none() {
+                return Err(CliError::config(
+                    "outbox.smtp.username",
+                    "is needed with password_env",
+                ));
+            }
+            if !(1..=300).contains(&smtp.timeout_seconds) {
+                return Err(CliError::config(
+                    "outbox.smtp.timeout_seconds",
+                    "must be between 1 and 300",
+                ));
+            }
+        }
+        if raw
+            .outbox
+            .sms_command
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || c[0].is_empty())
+        {
+            return Err(CliError::config(
+                "outbox.sms_command",
+                "must name a program",
+            ));
+        }
         if !(1..=3_600).contains(&raw.channels.commitment_sweep_seconds) {
             return Err(CliError::config(
                 "channels.commitment_sweep_seconds",
@@ -573,6 +700,32 @@ impl Loaded {
         let file = self.path(self.raw.hsm.pin_file.as_deref().unwrap_or(Path::new("")));
         read_pin_file(&file)
     }
+}
+
+fn check_production(p: &ProductionSection) -> Result<()> {
+    match p.key_source.as_str() {
+        "hsm" if p.transport_public_key.is_none() => Err(CliError::config(
+            "production.transport_public_key",
+            "is required with key_source = \"hsm\" (the card personalisation system's RSA public key)",
+        )),
+        "hsm" => p
+            .key_algorithm
+            .parse::<KeyAlgorithm>()
+            .map(|_| ())
+            .map_err(|r| CliError::config("production.key_algorithm", r)),
+        "card-bureau-csr" => Ok(()),
+        other => Err(CliError::config(
+            "production.key_source",
+            format!("\"{other}\" must be hsm or card-bureau-csr"),
+        )),
+    }?;
+    if !(1..=86_400).contains(&p.interval_seconds) {
+        return Err(CliError::config(
+            "production.interval_seconds",
+            "must be between 1 and 86400",
+        ));
+    }
+    Ok(())
 }
 
 fn check_listen(field: &str, addr: &str) -> Result<()> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ca_core::institution::{ImportOutcome, InstitutionId, ListImport, ListRow, ListSignature};
 use ca_core::list_import::ListImports;
 use ca_core::store::Store;
-use ca_core::{CaError, SystemClock};
+use ca_core::CaError;
 use nesca_frm_list::{read_list, report_csv, ListFormat, ListReport, RowProblem};
 use serde_json::json;
 
@@ -112,7 +112,7 @@ pub fn import_file(
         "storing {} pre-applications in one transaction",
         rows.len()
     ));
-    let outcome = ListImports::new(store, Arc::new(SystemClock)).import(
+    let outcome = ListImports::new(store, crate::wiring::clock()).import(
         file,
         ListImport {
             institution: institution.clone(),

@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod error;
 mod list_import;
+mod production;
 mod serve;
 mod wiring;
 
@@ -60,9 +61,18 @@ enum Command {
     Import(commands::import::ImportArgs),
     /// Confirm a wet-signed list after seeing the paper: its people are invited
     ConfirmList(commands::import::ConfirmArgs),
-    /// The notification outbox (access passwords)
+    /// The notification outbox (access passwords, SMS codes)
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Invited people completing their applications; wet-signature receipts; e-Onay consents
+    #[command(subcommand)]
+    Applicant(ApplicantCommand),
+    /// Produce approved institutional applications (card keys, certificates, card packages)
+    #[command(subcommand)]
+    Production(ProductionCommand),
+    /// Invoice lines of produced certificates
+    #[command(subcommand)]
+    Billing(BillingCommand),
     /// Front-channel plugins
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -108,6 +118,32 @@ enum OutboxCommand {
     Send(ConfigArg),
     /// List the messages, one JSON object per line
     List(ConfigArg),
+}
+
+#[derive(Subcommand)]
+enum ApplicantCommand {
+    /// List an institution's invited people and where their applications stand
+    List(commands::applicant::ListArgs),
+    /// Show one application as JSON
+    Show(commands::applicant::ShowArgs),
+    /// Record the receipt of a wet-signed application form (its scan is kept)
+    ReceiveWet(commands::applicant::ReceiveWetArgs),
+    /// Record a person's e-Onay consent with its evidence
+    Consent(commands::applicant::ConsentArgs),
+}
+
+#[derive(Subcommand)]
+enum ProductionCommand {
+    /// Produce the approved applications that are due, once
+    Run(ConfigArg),
+    /// Hand in the card bureau's CSR of an approved application
+    Csr(commands::production::CsrArgs),
+}
+
+#[derive(Subcommand)]
+enum BillingCommand {
+    /// An institution's invoice lines for a month, as csv
+    Report(commands::billing::ReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -165,6 +201,13 @@ fn main() -> ExitCode {
         Command::ConfirmList(a) => commands::import::confirm(a),
         Command::Outbox(OutboxCommand::Send(a)) => commands::outbox::send(a),
         Command::Outbox(OutboxCommand::List(a)) => commands::outbox::list(a),
+        Command::Applicant(ApplicantCommand::List(a)) => commands::applicant::list(a),
+        Command::Applicant(ApplicantCommand::Show(a)) => commands::applicant::show(a),
+        Command::Applicant(ApplicantCommand::ReceiveWet(a)) => commands::applicant::receive_wet(a),
+        Command::Applicant(ApplicantCommand::Consent(a)) => commands::applicant::consent(a),
+        Command::Production(ProductionCommand::Run(a)) => commands::production::run(a),
+        Command::Production(ProductionCommand::Csr(a)) => commands::production::csr(a),
+        Command::Billing(BillingCommand::Report(a)) => commands::billing::report(a),
         Command::Plugins(PluginsCommand::List(a)) => commands::plugins::list(a),
         Command::Audit(AuditCommand::Verify(a)) => commands::audit::verify(a),
         Command::Bench(BenchCommand::Issue(a)) => commands::bench::run(a),

@@ -11,6 +11,20 @@ use hsm::{Hsm, HsmConfig};
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
 
+/// The clock every part of the binary reads. Built with the `test-clock` feature (tests
+/// only), `NESCA_TEST_CLOCK_OFFSET_SECONDS` moves it.
+pub fn clock() -> Arc<dyn ca_core::Clock> {
+    #[cfg(feature = "test-clock")]
+    if let Some(offset_seconds) = std::env::var("NESCA_TEST_CLOCK_OFFSET_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        tracing::warn!(offset_seconds, "test clock: time is moved (a test build)");
+        return Arc::new(ca_core::clock::OffsetClock { offset_seconds });
+    }
+    Arc::new(SystemClock)
+}
+
 /// Opens an existing store (commands other than `init` never create one).
 pub fn open_existing_store(cfg: &Loaded) -> Result<Arc<SqliteStore>> {
     let path = cfg.path(&cfg.raw.store.sqlite);
@@ -42,6 +56,8 @@ pub fn open_hsm(cfg: &Loaded) -> Result<Hsm> {
 pub struct Issuance {
     pub engine: Engine,
     pub ca: SigningCa,
+    /// The token the CA key is on (card keys are generated there too).
+    pub hsm: Hsm,
 }
 
 /// Loads the issuing CA from the store and its key from the token.
@@ -65,8 +81,9 @@ pub fn open_issuance(cfg: &Loaded, store: Arc<SqliteStore>) -> Result<Issuance> 
     )?;
     let store: Arc<dyn Store> = store;
     Ok(Issuance {
-        engine: Engine::new(store, Arc::new(SystemClock)),
+        engine: Engine::new(store, clock()),
         ca,
+        hsm,
     })
 }
 
@@ -152,7 +169,7 @@ pub fn crl_issuer(cfg: &Loaded, store: Arc<dyn Store>, ca: &ServedCa) -> Result<
         signer: ca.ca_signer.clone(),
         publisher: crl::Publisher::new(cfg.path(&c.dir))?,
         schedule,
-        clock: Arc::new(SystemClock),
+        clock: clock(),
         delta_url: Some(urls.delta_crl),
     })
 }

@@ -782,11 +782,37 @@ impl ChannelClient {
             .unwrap_or_else(|e| panic!("POST {path}: no HTTP response: {e}"))
     }
 
+    /// `METHOD PATH` with `Authorization: Bearer TOKEN` when given, and a JSON body when
+    /// given; panics (with what happened) when no HTTP response came back.
+    #[track_caller]
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> HttpResponse {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let body = body.map(|b| b.to_string().into_bytes());
+        self.request_with(method, path, body.as_deref(), auth.as_deref())
+            .unwrap_or_else(|e| panic!("{method} {path}: no HTTP response: {e}"))
+    }
+
     fn request(
         &self,
         method: &str,
         path: &str,
         body: Option<&[u8]>,
+    ) -> Result<HttpResponse, String> {
+        self.request_with(method, path, body, None)
+    }
+
+    fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        authorization: Option<&str>,
     ) -> Result<HttpResponse, String> {
         let request = format!("{method} {path}");
         let sock = TcpStream::connect_timeout(&self.addr, HTTP_LIMIT)
@@ -798,6 +824,9 @@ impl ChannelClient {
             .map_err(|e| format!("{request}: TLS client: {e}"))?;
         let mut tls = StreamOwned::new(conn, sock);
         let mut headers = vec![("Accept", "application/json")];
+        if let Some(a) = authorization {
+            headers.push(("Authorization", a));
+        }
         if body.is_some() {
             headers.push(("Content-Type", "application/json"));
         }

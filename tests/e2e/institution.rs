@@ -18,7 +18,7 @@ use crate::support::*;
 const OFFICER_TCKN: &str = "17291716060";
 
 /// An institution registered with its officer's NES; returns the officer's certificate and key.
-fn institution(demo: &Demo, id: &str, tax_no: &str) -> (PathBuf, PathBuf) {
+pub fn institution(demo: &Demo, id: &str, tax_no: &str) -> (PathBuf, PathBuf) {
     let csr = demo.csr(&format!("officer-{id}"), Key::P256);
     let cert = demo.work.join(format!("officer-{id}.pem"));
     demo.issue_as(&csr, OFFICER_TCKN, "MEHMET", "KAYA", &["--out", s(&cert)])
@@ -47,7 +47,7 @@ fn institution(demo: &Demo, id: &str, tax_no: &str) -> (PathBuf, PathBuf) {
 }
 
 /// `openssl cms -sign`: the officer's detached signature over `file`.
-fn sign(dir: &Path, file: &Path, cert: &Path, key: &Path, name: &str) -> PathBuf {
+pub fn sign(dir: &Path, file: &Path, cert: &Path, key: &Path, name: &str) -> PathBuf {
     let out = dir.join(name);
     openssl(&[
         "cms",
@@ -102,7 +102,7 @@ fn forged_signature(demo: &Demo, list: &Path) -> PathBuf {
     )
 }
 
-fn import(demo: &Demo, id: &str, file: &Path, signed: (&str, &Path), extra: &[&str]) -> Output {
+pub fn import(demo: &Demo, id: &str, file: &Path, signed: (&str, &Path), extra: &[&str]) -> Output {
     let config = demo.config();
     let mut args = vec![
         "import",
@@ -119,7 +119,7 @@ fn import(demo: &Demo, id: &str, file: &Path, signed: (&str, &Path), extra: &[&s
     demo.nesca(&args)
 }
 
-fn json(out: &Output) -> Value {
+pub fn json(out: &Output) -> Value {
     serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.describe()))
 }
 

@@ -9,6 +9,7 @@ mod channels;
 mod concurrent;
 mod crash;
 mod crl;
+mod enrollment;
 mod hsm_faults;
 mod idcard;
 mod init;

@@ -107,6 +107,8 @@ pub struct FinishedApplication {
     pub channel: String,
     pub channel_ref: String,
     pub issued: ApplicationIssued,
+    /// An institutional enrollment this certificate produces (and its invoice line).
+    pub production: Option<super::ProducedEnrollment>,
 }
 
 /// What is written in the same transaction as a signed certificate, so that no crash can

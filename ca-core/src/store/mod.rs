@@ -4,6 +4,7 @@
 
 mod audit;
 mod commitment;
+pub mod enrollment;
 mod sqlite;
 
 use std::fmt;
@@ -13,6 +14,10 @@ pub use audit::{AuditEntry, AuditReport};
 pub use commitment::{
     ApplicationIssued, CommitmentAcceptance, CommitmentOutcome, CommitmentRecord, CommitmentStatus,
     Completion, FinishedApplication, NewCommitment,
+};
+pub use enrollment::{
+    ApprovalMethod, EOnayConsent, EnrollmentOutcome, EnrollmentRecord, EnrollmentStage,
+    EnrollmentWrite, InvoiceLine, InvoicePayer, ProducedEnrollment, PublishedCertificate,
 };
 /// The lifecycle request id under which a certificate is suspended at issuance to await its
 /// commitment (derived from the serial, so a retried write is the same request).
@@ -534,4 +539,28 @@ pub trait Store: Send + Sync {
     fn partner(&self, id: &PartnerId) -> Result<Option<PartnerRecord>>;
     /// Every registered partner, registration order.
     fn partners(&self) -> Result<Vec<PartnerRecord>>;
+
+    /// Applies one step of an invited person's completion (see [`EnrollmentWrite`]).
+    fn enrollment_write(&self, w: EnrollmentWrite) -> Result<EnrollmentOutcome>;
+    /// The id of the person's open (not closed) pre-application.
+    fn open_pre_application(&self, tckn: &str) -> Result<Option<String>>;
+    /// An enrollment by its pre-application id.
+    fn enrollment(&self, pre_application: &str) -> Result<Option<EnrollmentRecord>>;
+    /// Approved enrollments due for production at `at`, and produced ones whose card
+    /// package is not written yet.
+    fn enrollments_due(&self, at: i64, limit: u32) -> Result<Vec<EnrollmentRecord>>;
+    /// An applicant session by the SHA-256 of its token: the pre-application and expiry.
+    fn applicant_session(&self, token_sha256: &str) -> Result<Option<(String, i64)>>;
+    /// The person's recorded e-Onay consent.
+    fn eonay_consent(&self, tckn: &str) -> Result<Option<EOnayConsent>>;
+    /// The invoice lines of an institution's lists for a month (`YYYY-MM`).
+    fn invoice_lines(&self, institution: &str, month: &str) -> Result<Vec<InvoiceLine>>;
+    /// The latest expiry of the person's certificates in use after `at`.
+    fn current_not_after(&self, tckn: &str, at: i64) -> Result<Option<i64>>;
+    /// Issued certificates the public lookup may show: by serial, or by holder.
+    fn published_certificates(
+        &self,
+        serial: Option<&Serial>,
+        tckn: Option<&str>,
+    ) -> Result<Vec<PublishedCertificate>>;
 }

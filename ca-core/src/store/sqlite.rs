@@ -27,6 +27,7 @@ use crate::serial::{IssuerId, Serial};
 
 /// Versioned schema migrations, applied in order at open; never edit one that shipped.
 mod commitments;
+mod enrollments;
 mod institutions;
 
 pub use commitments::hold_request_id;
@@ -187,6 +188,9 @@ const MIGRATIONS: &[&str] = &[
     // 6: the institutional channel: institutions and their officers, imported FRM.01.03
     // lists, pre-applications, the notification outbox.
     institutions::MIGRATION,
+    // 7: an invited person's completion: enrollments, applicant sessions, e-Onay consents,
+    // invoice lines; the outbox learns SMS codes.
+    enrollments::MIGRATION,
 ];
 
 /// How many queued writes one transaction takes at most.
@@ -254,6 +258,7 @@ enum Write {
         at: i64,
     },
     ImportList(crate::institution::ListImport),
+    Enrollment(super::EnrollmentWrite),
     ConfirmList {
         institution: crate::institution::InstitutionId,
         file_sha256: String,
@@ -291,6 +296,7 @@ enum Outcome {
     Expired(Vec<Serial>),
     Count(u64),
     Import(crate::institution::ImportOutcome),
+    Enrollment(super::EnrollmentOutcome),
     Done,
 }
 
@@ -785,6 +791,10 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
                     (actor, *at),
                 )
                 .map_err(after_writes)?;
+                if let Some(p) = &a.production {
+                    enrollments::produced(conn, p, issuer, serial, (actor, *at), head)
+                        .map_err(after_writes)?;
+                }
             }
             Ok(Outcome::Done)
         }
@@ -928,6 +938,7 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
             at,
         } => institutions::add_institution(conn, institution, actor, *at, head),
         Write::ImportList(l) => institutions::import_list(conn, l, head),
+        Write::Enrollment(w) => enrollments::write(conn, w, head),
         Write::ConfirmList {
             institution,
             file_sha256,
@@ -1976,6 +1987,73 @@ impl Store for SqliteStore {
                 rows.collect()
             },
             "read partners",
+        )
+    }
+
+    fn enrollment_write(&self, w: super::EnrollmentWrite) -> Result<super::EnrollmentOutcome> {
+        match self.submit(Write::Enrollment(w))? {
+            Outcome::Enrollment(o) => Ok(o),
+            _ => Err(unexpected("enrollment")),
+        }
+    }
+
+    fn open_pre_application(&self, tckn: &str) -> Result<Option<String>> {
+        self.read(
+            |c| enrollments::read_open_pre_application_id(c, tckn),
+            "read pre-application",
+        )
+    }
+
+    fn enrollment(&self, pre_application: &str) -> Result<Option<super::EnrollmentRecord>> {
+        self.read(
+            |c| enrollments::read_enrollment(c, pre_application),
+            "read enrollment",
+        )
+    }
+
+    fn enrollments_due(&self, at: i64, limit: u32) -> Result<Vec<super::EnrollmentRecord>> {
+        self.read(
+            |c| enrollments::read_enrollments_due(c, at, limit),
+            "read enrollments",
+        )
+    }
+
+    fn applicant_session(&self, token_sha256: &str) -> Result<Option<(String, i64)>> {
+        self.read(
+            |c| enrollments::read_session(c, token_sha256),
+            "read applicant session",
+        )
+    }
+
+    fn eonay_consent(&self, tckn: &str) -> Result<Option<super::EOnayConsent>> {
+        self.read(
+            |c| enrollments::read_consent(c, tckn),
+            "read e-Onay consent",
+        )
+    }
+
+    fn invoice_lines(&self, institution: &str, month: &str) -> Result<Vec<super::InvoiceLine>> {
+        self.read(
+            |c| enrollments::read_invoice_lines(c, institution, month),
+            "read invoice lines",
+        )
+    }
+
+    fn current_not_after(&self, tckn: &str, at: i64) -> Result<Option<i64>> {
+        self.read(
+            |c| enrollments::read_current_not_after(c, tckn, at),
+            "read current certificate",
+        )
+    }
+
+    fn published_certificates(
+        &self,
+        serial: Option<&Serial>,
+        tckn: Option<&str>,
+    ) -> Result<Vec<super::PublishedCertificate>> {
+        self.read(
+            |c| enrollments::read_published(c, serial, tckn),
+            "read published certificates",
         )
     }
 

@@ -175,6 +175,18 @@ impl LogLevel {
 pub mod host_api {
     use super::{b64, b64_list, b64_opt};
 
+    /// A secret in a payload (a password, a code, a token): plain text on the wire, never
+    /// shown by `Debug`.
+    #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    #[serde(transparent)]
+    pub struct SecretText(pub String);
+
+    impl std::fmt::Debug for SecretText {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("SecretText([redacted])")
+        }
+    }
+
     /// [`SubmitApplication`] → [`Issued`]: an issuance application for a natural person.
     pub const SUBMIT_APPLICATION: &str = "submit_application";
     /// [`LifecycleCall`] → [`LifecycleOutcome`]: suspend, unsuspend or revoke on the holder's behalf.
@@ -190,6 +202,9 @@ pub mod host_api {
     /// [`ImportList`] → [`ListImported`]: an institution's FRM.01.03 list, signed by its
     /// e-İmza officer (or wet-signed, held for an operator), read, checked and imported.
     pub const IMPORT_LIST: &str = "import_list";
+    /// [`ApplicantCall`] → [`ApplicantAnswer`]: one step of an invited person's completion of
+    /// their application (sign-in, form, SMS code, approval, status).
+    pub const APPLICANT: &str = "applicant";
     /// Every method of the host API.
     pub const METHODS: &[&str] = &[
         SUBMIT_APPLICATION,
@@ -198,6 +213,7 @@ pub mod host_api {
         LOOKUP_APPLICATION,
         SUBMIT_COMMITMENT,
         IMPORT_LIST,
+        APPLICANT,
     ];
 
     payload! {
@@ -406,6 +422,93 @@ pub mod host_api {
             pub warnings: Vec<String>,
             /// The problems as csv (`row,field,reason`, CRLF), for download.
             pub report_csv: String,
+        }
+    }
+
+    payload! {
+        /// Request of [`APPLICANT`]. `action` says which step; it names the fields it reads:
+        /// `sign_in` (`tckn`, `password`) · `status` · `form` (`security_word`,
+        /// `do_not_publish`, `delivery_address`) · `resend_code` · `confirm_code` (`code`) ·
+        /// `approval_text` · `approve` (`method`: `e-onay`, `signature` with
+        /// `signature_der`, or `wet`). Every action but `sign_in` needs `token`.
+        pub struct ApplicantCall {
+            pub action: String,
+            #[serde(default)]
+            pub token: Option<SecretText>,
+            #[serde(default)]
+            pub tckn: Option<String>,
+            /// The access password (a secret: never logged).
+            #[serde(default)]
+            pub password: Option<SecretText>,
+            /// The security word (a secret: stored hashed, never logged).
+            #[serde(default)]
+            pub security_word: Option<SecretText>,
+            #[serde(default)]
+            pub do_not_publish: Option<bool>,
+            #[serde(default)]
+            pub delivery_address: Option<String>,
+            /// The SMS code (a secret).
+            #[serde(default)]
+            pub code: Option<SecretText>,
+            #[serde(default)]
+            pub method: Option<String>,
+            /// CMS SignedData over the approval text, DER (base64 in JSON).
+            #[serde(default, with = "b64_opt")]
+            pub signature_der: Option<Vec<u8>>,
+        }
+    }
+
+    /// Why an [`APPLICANT`] step was refused.
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub struct ApplicantError {
+        /// `invalid` (422), `unauthenticated` (401), `locked` (429), `conflict` (409),
+        /// `unavailable` (503).
+        pub code: String,
+        pub field: String,
+        pub message: String,
+    }
+
+    /// An application as its applicant sees it.
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub struct ApplicantState {
+        pub id: String,
+        /// `invited`, `form`, `confirmed`, `awaiting_wet`, `approved`, `produced`.
+        pub stage: String,
+        pub institution: String,
+        pub given_name: String,
+        pub surname: String,
+        pub email: String,
+        /// The listed mobile number, masked (`+90532*****67`).
+        pub mobile: String,
+        pub do_not_publish: bool,
+        pub delivery_address: Option<String>,
+        pub approval_method: Option<String>,
+        /// A renewal is held until this time (Unix seconds).
+        pub produce_after: Option<i64>,
+        /// The certificate's serial (hex), once produced.
+        pub serial: Option<String>,
+    }
+
+    payload! {
+        /// Response of [`APPLICANT`]: `error`, or what the step gives.
+        pub struct ApplicantAnswer {
+            #[serde(default)]
+            pub error: Option<ApplicantError>,
+            /// `sign_in`: the session token (a secret) and its expiry.
+            #[serde(default)]
+            pub token: Option<SecretText>,
+            #[serde(default)]
+            pub expires_at: Option<i64>,
+            #[serde(default)]
+            pub application: Option<ApplicantState>,
+            /// `approval_text`: the text to sign, and its SHA-256 (hex).
+            #[serde(default)]
+            pub approval_text: Option<String>,
+            #[serde(default)]
+            pub approval_text_sha256: Option<String>,
+            /// `approve` with `wet`: the form to print and sign (PDF, base64 in JSON).
+            #[serde(default, with = "b64_opt")]
+            pub form_pdf: Option<Vec<u8>>,
         }
     }
 

@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use crate::abi::{self, HostTable};
 use crate::host_api::{
-    ApplicationInfo, CertificateInfo, CommitmentAccepted, ImportList, Issued, LifecycleCall,
-    LifecycleOutcome, ListImported, LookupApplication, LookupCertificate, SubmitApplication,
-    SubmitCommitment, IMPORT_LIST, LIFECYCLE, LOOKUP_APPLICATION, LOOKUP_CERTIFICATE,
-    SUBMIT_APPLICATION, SUBMIT_COMMITMENT,
+    ApplicantAnswer, ApplicantCall, ApplicationInfo, CertificateInfo, CommitmentAccepted,
+    ImportList, Issued, LifecycleCall, LifecycleOutcome, ListImported, LookupApplication,
+    LookupCertificate, SubmitApplication, SubmitCommitment, APPLICANT, IMPORT_LIST, LIFECYCLE,
+    LOOKUP_APPLICATION, LOOKUP_CERTIFICATE, SUBMIT_APPLICATION, SUBMIT_COMMITMENT,
 };
 use crate::loader::{leak_host_table, HostApi};
 use crate::payload::{HttpRequest, HttpResponse, LogLevel};
@@ -117,6 +117,11 @@ impl Host {
     /// Imports an institution's FRM.01.03 list through the host.
     pub fn import_list(&self, list: &ImportList) -> Result<ListImported, String> {
         self.request(IMPORT_LIST, list)
+    }
+
+    /// One step of an invited person's completion of their application.
+    pub fn applicant(&self, call: &ApplicantCall) -> Result<ApplicantAnswer, String> {
+        self.request(APPLICANT, call)
     }
 
     /// Logs through the host's log (never log secrets).

@@ -2,18 +2,20 @@
 //! application list through an ESHS portal, which forwards it over nesca's mTLS channel
 //! listener. The officer's detached CMS signature over the file is what authorises the import
 //! (nesca checks it against the officer registered with `nesca institution add`); a list
-//! signed on paper is sent with its scan and held until an operator confirms it. Reading,
-//! checking and storing happen in the host (`import_list`); this plugin is the protocol:
-//! `docs/channels/batch-import.md`.
+//! signed on paper is sent with its scan and held until an operator confirms it. The invited
+//! people then complete their applications through the same portal (the applicant
+//! endpoints). Reading, checking, deciding and storing happen in the host (`import_list`,
+//! `applicant`); this plugin is the protocol: `docs/channels/batch-import.md`.
 //!
 //! `deny`, not `forbid`: the entry point made by `export_plugin!` carries an
 //! `#[allow(unsafe_code)]` for its `#[no_mangle]`, which `forbid` would reject. This crate itself
 //! contains no unsafe code.
 #![deny(unsafe_code)]
 
+mod applicant;
 mod protocol;
 
-use nesca_plugin_api::host_api::{ImportList, ListImported};
+use nesca_plugin_api::host_api::{ApplicantAnswer, ApplicantCall, ImportList, ListImported};
 use nesca_plugin_api::{export_plugin, Host, HttpRequest, HttpResponse, LogLevel, Plugin};
 use serde_json::Value;
 
@@ -24,15 +26,19 @@ pub struct BatchImport {
     host: Host,
 }
 
-/// What the plugin needs of the host: one call (a trait, so that the protocol is tested with
-/// a fake).
+/// What the plugin needs of the host: two calls (a trait, so that the protocol is tested
+/// with a fake).
 pub trait ImportHost {
     fn import_list(&self, list: &ImportList) -> Result<ListImported, String>;
+    fn applicant(&self, call: &ApplicantCall) -> Result<ApplicantAnswer, String>;
 }
 
 impl ImportHost for Host {
     fn import_list(&self, list: &ImportList) -> Result<ListImported, String> {
         Host::import_list(self, list)
+    }
+    fn applicant(&self, call: &ApplicantCall) -> Result<ApplicantAnswer, String> {
+        Host::applicant(self, call)
     }
 }
 
@@ -55,10 +61,13 @@ impl Plugin for BatchImport {
     fn handle_http(&self, request: HttpRequest) -> HttpResponse {
         let response = protocol::handle(&self.host, &request);
         if response.status >= 400 {
-            // The code only: a reason can quote what the list held.
+            // The endpoint and the code only: a reason can quote what the list held.
             self.host.log(
                 LogLevel::Info,
-                &format!("list upload refused with HTTP {}", response.status),
+                &format!(
+                    "{} {} refused with HTTP {}",
+                    request.method, request.path, response.status
+                ),
             );
         }
         response

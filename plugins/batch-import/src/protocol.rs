@@ -35,7 +35,7 @@ pub struct UploadError {
 }
 
 impl UploadError {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> UploadError {
+    pub(crate) fn new(status: u16, code: &'static str, message: impl Into<String>) -> UploadError {
         UploadError {
             status,
             code,
@@ -43,7 +43,7 @@ impl UploadError {
         }
     }
 
-    fn response(&self) -> HttpResponse {
+    pub(crate) fn response(&self) -> HttpResponse {
         HttpResponse::json(
             self.status,
             &json!({ "v": 1, "error": { "code": self.code, "message": self.message } }),
@@ -56,10 +56,15 @@ impl UploadError {
 pub enum Route<'a> {
     /// `POST /v1/institutions/{id}/lists`
     Upload { institution: &'a str },
+    /// `/v1/applicants/…`: an invited person's step.
+    Applicant(crate::applicant::Step),
 }
 
 /// Routes a request, or says why not (404, 405).
 pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, UploadError> {
+    if let Some(rest) = path.strip_prefix("/v1/applicants/") {
+        return crate::applicant::Step::route(method, rest).map(Route::Applicant);
+    }
     let institution = path
         .strip_prefix("/v1/institutions/")
         .and_then(|rest| rest.strip_suffix("/lists"))
@@ -133,13 +138,20 @@ pub fn handle(host: &dyn ImportHost, request: &HttpRequest) -> HttpResponse {
                 "client certificate: the portal must connect with its secure-communication certificate",
             ));
         }
-        let Route::Upload { institution } = route(&request.method, &request.path)?;
+        let institution = match route(&request.method, &request.path)? {
+            Route::Upload { institution } => institution,
+            Route::Applicant(step) => {
+                return Ok(Err(crate::applicant::handle(host, step, request)))
+            }
+        };
         let list = parse(institution, &request.body)?;
         host.import_list(&list)
+            .map(Ok)
             .map_err(|e| UploadError::new(422, refusal_code(&e), e))
     })();
     match result {
-        Ok(imported) => {
+        Ok(Err(applicant)) => applicant,
+        Ok(Ok(imported)) => {
             let wants_csv = request
                 .header("accept")
                 .is_some_and(|a| a.contains("text/csv"));
@@ -171,6 +183,12 @@ mod tests {
         fn import_list(&self, list: &ImportList) -> Result<ListImported, String> {
             self.seen.borrow_mut().push(list.clone());
             self.answer.clone()
+        }
+        fn applicant(
+            &self,
+            _: &nesca_plugin_api::host_api::ApplicantCall,
+        ) -> Result<nesca_plugin_api::host_api::ApplicantAnswer, String> {
+            Err("not here".into())
         }
     }
 

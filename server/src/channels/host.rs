@@ -30,6 +30,8 @@ pub struct ChannelHost {
     pub lifecycle: Lifecycle,
     /// `None` in `nesca plugins list`, which loads plugins without issuing anything.
     pub issuance: Option<Issuing>,
+    /// Invited people completing their applications (the `applicant` method).
+    pub enrollments: ca_core::enrollment::Enrollments,
 }
 
 /// Issuance as channels reach it: the engine, the issuing CA and the NES profile.
@@ -89,7 +91,7 @@ impl KeySource {
 }
 
 /// The wire name of a wrapping scheme.
-fn scheme_name(scheme: hsm::WrapScheme) -> &'static str {
+pub(crate) fn scheme_name(scheme: hsm::WrapScheme) -> &'static str {
     match scheme {
         hsm::WrapScheme::RsaOaepSha1AesKwp => "rsa-oaep-sha1+aes-kwp",
         _ => "rsa-oaep-sha256+aes-kwp",
@@ -245,6 +247,7 @@ impl ChannelHost {
                 false => None,
             };
             Ok(Some(FinishedApplication {
+                production: None,
                 channel: t.plugin.to_owned(),
                 channel_ref: a.channel_ref.clone(),
                 issued: ApplicationIssued {
@@ -549,6 +552,10 @@ impl HostApi for ChannelHost {
             host_api::SUBMIT_COMMITMENT => {
                 answer(&self.submit_commitment(plugin, parse(method, request_json)?)?)
             }
+            host_api::APPLICANT => answer(&super::applicant::answer(
+                &self.enrollments,
+                parse(method, request_json)?,
+            )),
             host_api::IMPORT_LIST => {
                 answer(&self.import_list(plugin, parse(method, request_json)?)?)
             }

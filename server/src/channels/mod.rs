@@ -1,6 +1,7 @@
 //! Front-channel plugins: loading them as configured, and serving each under
 //! `/channels/{name}/…` by forwarding the HTTP request through the plugin ABI.
 
+mod applicant;
 mod host;
 mod tls;
 
@@ -15,6 +16,7 @@ use axum::routing::any;
 use axum::Router;
 use nesca_plugin_api::{CallLimits, HostApi, HttpRequest, LoadedPlugin, PluginError};
 
+pub(crate) use host::scheme_name;
 pub use host::{ChannelHost, Issuing};
 pub use tls::{acceptor, serve as serve_mtls};
 

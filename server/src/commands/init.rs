@@ -8,7 +8,6 @@ use ca_core::bootstrap::{create_hierarchy, CaKey, HierarchyPlan};
 use ca_core::engine::Engine;
 use ca_core::name::organization_name;
 use ca_core::store::{SqliteStore, Store};
-use ca_core::SystemClock;
 use clap::Args;
 use hsm::{Hsm, KeyAlgorithm};
 use rand::distributions::{Alphanumeric, DistString};
@@ -374,7 +373,7 @@ fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>) -> Result<CreatedCa>
         public_url: c.public_url.clone(),
     };
     let store_dyn: Arc<dyn Store> = store;
-    let engine = Engine::new(store_dyn, Arc::new(SystemClock));
+    let engine = Engine::new(store_dyn, crate::wiring::clock());
     let h = create_hierarchy(&engine, &plan, root, issuing, ocsp, "init")?;
     let chain = format!("{}{}", cert_pem(&h.issuing_cert), cert_pem(&h.root_cert));
     write_new(&files[0].1, cert_pem(&h.root_cert).as_bytes(), false)?;

@@ -1,10 +1,9 @@
 //! `nesca revoke|suspend|unsuspend`: lifecycle changes on the holder's behalf.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use ca_core::lifecycle::{Lifecycle, LifecycleAction, LifecycleRequest, RequestId};
-use ca_core::{rfc3339, CaError, Serial, SystemClock, Tckn};
+use ca_core::{rfc3339, CaError, Serial, Tckn};
 use clap::Args;
 
 use super::emit;
@@ -76,7 +75,7 @@ pub fn run(verb: &str, a: LifecycleArgs) -> Result<()> {
     };
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
-    let lifecycle = Lifecycle::new(store, Arc::new(SystemClock));
+    let lifecycle = Lifecycle::new(store, crate::wiring::clock());
     let outcome = lifecycle.apply(LifecycleRequest {
         request_id,
         issuer: None,

@@ -1,8 +1,10 @@
 //! One module per command.
 
+pub mod applicant;
 pub mod audit;
 pub mod bench;
 pub mod bench_crl;
+pub mod billing;
 pub mod cert;
 pub mod crl;
 pub mod import;
@@ -13,6 +15,7 @@ pub mod lifecycle;
 pub mod outbox;
 pub mod partner;
 pub mod plugins;
+pub mod production;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

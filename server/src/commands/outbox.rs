@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use ca_core::outbox::{EmlDirectory, Outbox};
+use ca_core::outbox::{EmailSender, EmlDirectory, Outbox, SmsDirectory, SmsSender};
 use ca_core::store::Store;
-use ca_core::SystemClock;
 use serde_json::json;
 
 use super::emit;
@@ -15,8 +14,9 @@ use crate::{wiring, ConfigArg};
 /// Messages one pass sends at most.
 const PASS_LIMIT: u32 = 10_000;
 
-/// The outbox as configured: e-mail to `.eml` files in `[outbox] email_dir`.
-pub fn configured(cfg: &Loaded, store: Arc<dyn Store>) -> Outbox {
+/// The outbox as configured: e-mail to `.eml` files in `[outbox] email_dir` or through
+/// `[outbox.smtp]`; SMS to `.sms` files in `sms_dir` or through `sms_command`.
+pub fn configured(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Outbox> {
     let o = &cfg.raw.outbox;
     let completion_url = o.completion_url.clone().unwrap_or_else(|| {
         format!(
@@ -24,22 +24,27 @@ pub fn configured(cfg: &Loaded, store: Arc<dyn Store>) -> Outbox {
             cfg.raw.ca.public_url.trim_end_matches('/')
         )
     });
-    Outbox::new(
+    let email: Arc<dyn EmailSender> = Arc::new(EmlDirectory {
+        dir: cfg.path(&o.email_dir),
+        from: o.from.clone(),
+    });
+    let sms: Arc<dyn SmsSender> = Arc::new(SmsDirectory {
+        dir: cfg.path(&o.sms_dir),
+    });
+    Ok(Outbox::new(
         store,
-        Arc::new(SystemClock),
-        Arc::new(EmlDirectory {
-            dir: cfg.path(&o.email_dir),
-            from: o.from.clone(),
-        }),
+        wiring::clock(),
+        email,
+        sms,
         completion_url,
-    )
+    ))
 }
 
 /// Delivers every due message once; prints how many went and how many wait for a retry.
 pub fn send(a: ConfigArg) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
-    let report = configured(&cfg, store).deliver_due(PASS_LIMIT)?;
+    let report = configured(&cfg, store)?.deliver_due(PASS_LIMIT)?;
     emit(&format!(
         "{}\n",
         json!({ "sent": report.sent, "failed": report.failed })

@@ -3,6 +3,7 @@
 
 mod crl_header;
 mod http;
+mod lookup;
 mod metrics;
 mod status_source;
 
@@ -13,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ca_core::store::{CrlKind, Store};
-use ca_core::SystemClock;
 use clap::Args;
 use ocsp_responder::{Responder, ResponderConfig, ServedIssuer};
 
@@ -64,7 +64,7 @@ fn responder(cfg: &Loaded, store: Arc<dyn Store>, cas: &[ServedCa]) -> Result<Ar
         issuers,
         Arc::new(status_source::StoreStatus(store)),
         config,
-        Arc::new(SystemClock),
+        wiring::clock(),
     )?)
 }
 
@@ -266,7 +266,10 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         &cas,
         store.clone(),
         crate::channels::router(plugins),
-        responder.router().merge(http::router(public)),
+        responder
+            .router()
+            .merge(http::router(public))
+            .merge(lookup::router(store.clone())),
         &metrics,
     )?;
     let app = with_metrics(public_app, &metrics);
@@ -308,7 +311,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     // Notifications (access passwords): delivered on their schedule, retried until sent.
     let outbox_thread = {
         let stop = stop_crl.clone();
-        let outbox = crate::commands::outbox::configured(&cfg, store.clone());
+        let outbox = crate::commands::outbox::configured(&cfg, store.clone())?;
         let every = Duration::from_secs(cfg.raw.outbox.interval_seconds);
         std::thread::Builder::new()
             .name("nesca-outbox".into())
@@ -316,6 +319,34 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             .map_err(|e| {
                 CliError::io("cannot start", std::path::Path::new("the outbox thread"))(e)
             })?
+    };
+
+    // Approved institutional applications: produced on their schedule (renewals when their
+    // window comes).
+    let production_thread = match (&cfg.raw.production, &host.issuance) {
+        (Some(p), Some(iss)) => {
+            let production = crate::production::configured(
+                &cfg,
+                store.clone(),
+                iss.ca.clone(),
+                iss.hsm.clone(),
+            )?;
+            let stop = stop_crl.clone();
+            let every = Duration::from_secs(p.interval_seconds);
+            production.map(|production| {
+                std::thread::Builder::new()
+                    .name("nesca-production".into())
+                    .spawn(move || {
+                        every_until(every, &stop, || {
+                            if let Err(e) = production.run_due(1_000) {
+                                tracing::warn!(error = %e, "production pass failed; will retry");
+                            }
+                        })
+                    })
+                    .map_err(|e| CliError::io("cannot start", std::path::Path::new("the production thread"))(e))
+            }).transpose()?
+        }
+        _ => None,
     };
 
     let result = run_http(
@@ -332,6 +363,9 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         let _ = t.join();
     }
     let _ = outbox_thread.join();
+    if let Some(t) = production_thread {
+        let _ = t.join();
+    }
     result
 }
 
@@ -444,8 +478,9 @@ fn channel_host(
     let root = store.ca(&cfg.root_id)?;
     let mut chain_der = vec![ca.record.cert_der.clone()];
     chain_der.extend(root.map(|r| r.cert_der));
-    let clock = Arc::new(SystemClock);
+    let clock = wiring::clock();
     Ok(Arc::new(crate::channels::ChannelHost {
+        enrollments: ca_core::enrollment::Enrollments::new(store.clone(), clock.clone()),
         store: store.clone(),
         lifecycle: ca_core::lifecycle::Lifecycle::new(store.clone(), clock.clone()),
         issuance: Some(crate::channels::Issuing {

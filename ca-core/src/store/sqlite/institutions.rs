@@ -353,9 +353,9 @@ pub(super) fn confirm_list(
     Ok(Outcome::Count(rows.len() as u64))
 }
 
-const PRE_COLUMNS: &str = "id, institution, file_sha256, row_no, tckn, given_name, surname, email, mobile, unit, title, status, password_hash, created_at";
+pub(super) const PRE_COLUMNS: &str = "id, institution, file_sha256, row_no, tckn, given_name, surname, email, mobile, unit, title, status, password_hash, created_at";
 
-fn pre_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PreApplication> {
+pub(super) fn pre_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PreApplication> {
     Ok(PreApplication {
         id: r.get(0)?,
         institution: r.get(1)?,

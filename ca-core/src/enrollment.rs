@@ -1,0 +1,647 @@
+//! An invited person completes their application (STANDARDS.md, "Institutional batch"): signs
+//! in with T.C. Kimlik No and the e-mailed access password (failures counted, then locked),
+//! fills the form (security word hashed, "do not publish", delivery address), confirms the
+//! mobile number with an SMS code, and approves by e-Onay (when their prior consent is on
+//! record), by a CMS signature with a valid NES that nesca issued, or by a wet signature on
+//! the printed form (held until an operator records its receipt). Every step is one store
+//! transaction; no secret is stored except as an argon2id hash (session tokens as SHA-256,
+//! being 256 random bits).
+//!
+//! An approved application whose person holds a certificate expiring more than two months
+//! later is a renewal: it is held, and produced from the first day (Turkey's time) the
+//! expiry is two months away or less.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret as _, SecretString};
+use sha2::{Digest as _, Sha256};
+
+use crate::clock::{unix_seconds, Clock};
+use crate::error::{CaError, Result};
+use crate::outbox::{hash_password, password_matches};
+use crate::store::{
+    ApprovalMethod, CertStatus, EOnayConsent, EnrollmentOutcome, EnrollmentRecord, EnrollmentStage,
+    EnrollmentWrite, PreApplication, Store,
+};
+use crate::{Serial, Tckn};
+
+/// How long an SMS code stays good.
+pub const SMS_CODE_SECONDS: i64 = 600;
+/// Wrong access passwords before sign-in locks.
+pub const MAX_SIGN_IN_FAILURES: u32 = 5;
+/// How long a lock lasts.
+pub const LOCK_SECONDS: i64 = 1_800;
+/// How long a session lasts after sign-in.
+pub const SESSION_SECONDS: i64 = 1_800;
+/// Wrong codes before the code is void (a new one must be asked for).
+pub const MAX_CODE_FAILURES: u32 = 3;
+/// SMS codes per application, the first one included.
+pub const MAX_CODES: u32 = 5;
+/// Turkey's time (UTC+3 all year since 2016): renewal days and billing months follow it.
+pub const TURKEY_OFFSET_SECONDS: i64 = 3 * 3_600;
+/// The largest security word, delivery address, scan and e-Onay evidence accepted.
+const MAX_SECURITY_WORD_CHARS: usize = 64;
+const MAX_ADDRESS_CHARS: usize = 500;
+const MAX_EVIDENCE_BYTES: usize = 20 * 1024 * 1024;
+
+/// A fresh six-digit SMS code, from the OS CSPRNG.
+pub fn new_sms_code() -> SecretString {
+    use rand::Rng as _;
+    SecretString::from(format!(
+        "{:06}",
+        rand::rngs::OsRng.gen_range(0..1_000_000u32)
+    ))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The applicant's form, checked.
+pub struct ApplicantForm {
+    pub security_word: SecretString,
+    pub do_not_publish: bool,
+    pub delivery_address: String,
+}
+
+impl ApplicantForm {
+    /// Checks the fields: a security word of 4 to 64 letters or digits (no spaces, so that a
+    /// caller can read it out on the phone), a delivery address of 10 to 500 characters
+    /// without control characters except line breaks.
+    pub fn parse(
+        security_word: SecretString,
+        do_not_publish: bool,
+        delivery_address: &str,
+    ) -> Result<ApplicantForm> {
+        let word = security_word.expose_secret();
+        let n = word.chars().count();
+        if !(4..=MAX_SECURITY_WORD_CHARS).contains(&n) || !word.chars().all(char::is_alphanumeric) {
+            return Err(CaError::invalid(
+                "security_word",
+                format!("must be 4 to {MAX_SECURITY_WORD_CHARS} letters or digits"),
+            ));
+        }
+        let address = delivery_address.trim();
+        let n = address.chars().count();
+        if !(10..=MAX_ADDRESS_CHARS).contains(&n)
+            || address.chars().any(|c| c.is_control() && c != '\n')
+        {
+            return Err(CaError::invalid(
+                "delivery_address",
+                format!("must be 10 to {MAX_ADDRESS_CHARS} characters, no control characters"),
+            ));
+        }
+        Ok(ApplicantForm {
+            security_word,
+            do_not_publish,
+            delivery_address: address.to_owned(),
+        })
+    }
+}
+
+/// A started session: the token is shown once; the store keeps its SHA-256.
+#[derive(Debug)]
+pub struct SessionGrant {
+    pub token: SecretString,
+    pub expires_at: i64,
+    pub pre_application: String,
+}
+
+/// What a session sees of its application.
+#[derive(Debug, Clone)]
+pub struct ApplicantView {
+    pub pre: PreApplication,
+    pub enrollment: EnrollmentRecord,
+}
+
+/// How the applicant approves.
+pub enum Approval {
+    EOnay,
+    /// A CMS SignedData (DER) over the approval text, attached or detached.
+    Signature(Vec<u8>),
+    Wet,
+}
+
+/// What an approval led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalOutcome {
+    /// Approved: produced at once, or (a renewal) from `produce_after`.
+    Approved { produce_after: Option<i64> },
+    /// The form to print and sign (PDF); the application waits for an operator's receipt.
+    AwaitingWet { form_pdf: Vec<u8> },
+}
+
+/// The completion service.
+pub struct Enrollments {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Enrollments {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Enrollments {
+        Enrollments { store, clock }
+    }
+
+    fn now(&self) -> i64 {
+        unix_seconds(self.clock.now())
+    }
+
+    fn write(&self, w: EnrollmentWrite) -> Result<EnrollmentOutcome> {
+        self.store.enrollment_write(w)
+    }
+
+    /// Signs in with T.C. Kimlik No and access password. Every refusal says the same (no
+    /// hint whether the number is known); the 5th wrong password in a row locks sign-in for
+    /// 30 minutes.
+    pub fn sign_in(&self, tckn: &Tckn, password: &SecretString) -> Result<SessionGrant> {
+        let wrong = || CaError::Unauthenticated {
+            field: "sign_in",
+            rule: "the T.C. Kimlik No or the access password is wrong".into(),
+        };
+        let now = self.now();
+        let Some(id) = self.store.open_pre_application(&tckn.to_string())? else {
+            return Err(wrong());
+        };
+        let pre = self.store.pre_application(&id)?.ok_or_else(wrong)?;
+        let Some(hash) = pre
+            .password_hash
+            .as_deref()
+            .filter(|_| pre.status == "invited")
+        else {
+            return Err(wrong());
+        };
+        if let Some(until) = self
+            .store
+            .enrollment(&id)?
+            .and_then(|e| e.locked_until)
+            .filter(|u| *u > now)
+        {
+            return Err(locked("sign_in", until));
+        }
+        if !password_matches(password.expose_secret(), hash) {
+            let outcome = self.write(EnrollmentWrite::SignInFailed {
+                id,
+                max_failures: MAX_SIGN_IN_FAILURES,
+                lock_seconds: LOCK_SECONDS,
+                at: now,
+            })?;
+            return Err(match outcome {
+                EnrollmentOutcome::Failures { locked: true, .. } => {
+                    locked("sign_in", now + LOCK_SECONDS)
+                }
+                _ => wrong(),
+            });
+        }
+        let token = new_token();
+        let expires_at = now + SESSION_SECONDS;
+        self.write(EnrollmentWrite::SignedIn {
+            id: id.clone(),
+            token_sha256: sha256_hex(token.expose_secret().as_bytes()),
+            expires_at,
+            at: now,
+        })?;
+        Ok(SessionGrant {
+            token,
+            expires_at,
+            pre_application: id,
+        })
+    }
+
+    /// The application a session token belongs to.
+    pub fn session(&self, token: &str) -> Result<ApplicantView> {
+        let expired = || CaError::Unauthenticated {
+            field: "token",
+            rule: "no such session, or it expired: sign in again".into(),
+        };
+        let (id, expires_at) = self
+            .store
+            .applicant_session(&sha256_hex(token.as_bytes()))?
+            .ok_or_else(expired)?;
+        if expires_at < self.now() {
+            return Err(expired());
+        }
+        self.view(&id)?.ok_or_else(expired)
+    }
+
+    /// An application by its pre-application id (operators).
+    pub fn view(&self, id: &str) -> Result<Option<ApplicantView>> {
+        let Some(pre) = self.store.pre_application(id)? else {
+            return Ok(None);
+        };
+        let enrollment = self
+            .store
+            .enrollment(id)?
+            .unwrap_or_else(|| EnrollmentRecord {
+                pre_application: id.to_owned(),
+                stage: EnrollmentStage::Invited,
+                failed_sign_ins: 0,
+                locked_until: None,
+                security_word_hash: None,
+                do_not_publish: false,
+                delivery_address: None,
+                sms_code_hash: None,
+                sms_code_expires: None,
+                sms_code_failures: 0,
+                sms_codes_sent: 0,
+                confirmed_at: None,
+                approval_method: None,
+                approval_text_sha256: None,
+                approved_at: None,
+                produce_after: None,
+                card_csr: None,
+                production_attempts: 0,
+                last_error: None,
+                serial: None,
+                produced_at: None,
+                package_written: false,
+                updated_at: pre.created_at,
+            });
+        Ok(Some(ApplicantView { pre, enrollment }))
+    }
+
+    /// Stores the form and queues an SMS code to the listed mobile number.
+    pub fn submit_form(&self, token: &str, form: ApplicantForm) -> Result<()> {
+        let v = self.session(token)?;
+        let hash = hash_password(&form.security_word)?;
+        self.write(EnrollmentWrite::Form {
+            id: v.pre.id,
+            security_word_hash: hash,
+            do_not_publish: form.do_not_publish,
+            delivery_address: form.delivery_address,
+            mobile: v.pre.mobile,
+            max_codes: MAX_CODES,
+            at: self.now(),
+        })
+        .map(|_| ())
+    }
+
+    /// Queues another SMS code (the last one sent is the one that works).
+    pub fn resend_code(&self, token: &str) -> Result<()> {
+        let v = self.session(token)?;
+        self.write(EnrollmentWrite::ResendCode {
+            id: v.pre.id,
+            mobile: v.pre.mobile,
+            max_codes: MAX_CODES,
+            at: self.now(),
+        })
+        .map(|_| ())
+    }
+
+    /// Confirms the mobile number with the SMS code: within 10 minutes of sending, at most 3
+    /// wrong tries per code.
+    pub fn confirm_code(&self, token: &str, code: &SecretString) -> Result<()> {
+        let v = self.session(token)?;
+        let e = &v.enrollment;
+        let now = self.now();
+        if e.stage != EnrollmentStage::Form {
+            return Err(CaError::Conflict {
+                field: "stage",
+                rule: format!(
+                    "application {} is {}; a code is confirmed after the form",
+                    v.pre.id,
+                    e.stage.as_str()
+                ),
+            });
+        }
+        let Some(hash) = e.sms_code_hash.as_deref() else {
+            return Err(CaError::Conflict {
+                field: "sms_code",
+                rule: "no code is awaiting confirmation (not sent yet, or void after 3 wrong tries): ask for a new one".into(),
+            });
+        };
+        if e.sms_code_expires.is_some_and(|x| x < now) {
+            return Err(CaError::Unauthenticated {
+                field: "sms_code",
+                rule: "the code expired: ask for a new one".into(),
+            });
+        }
+        if !password_matches(code.expose_secret(), hash) {
+            let outcome = self.write(EnrollmentWrite::CodeFailed {
+                id: v.pre.id,
+                max_failures: MAX_CODE_FAILURES,
+                at: now,
+            })?;
+            let rule = match outcome {
+                EnrollmentOutcome::Failures { locked: true, .. } => {
+                    "the code is wrong; it is now void: ask for a new one".to_owned()
+                }
+                EnrollmentOutcome::Failures { count, .. } => format!(
+                    "the code is wrong ({} tries left)",
+                    MAX_CODE_FAILURES.saturating_sub(count)
+                ),
+                EnrollmentOutcome::Done => "the code is wrong".to_owned(),
+            };
+            return Err(CaError::Unauthenticated {
+                field: "sms_code",
+                rule,
+            });
+        }
+        self.write(EnrollmentWrite::CodeConfirmed {
+            id: v.pre.id,
+            at: now,
+        })
+        .map(|_| ())
+    }
+
+    /// The text the applicant approves (signs, or prints and signs): everything the
+    /// application says, made only of what the store holds, so it is the same on every call.
+    pub fn approval_text(&self, v: &ApplicantView) -> Result<String> {
+        let e = &v.enrollment;
+        let (Some(address), Some(confirmed_at)) = (&e.delivery_address, e.confirmed_at) else {
+            return Err(CaError::Conflict {
+                field: "stage",
+                rule: format!(
+                    "application {} is {}; the approval text exists once the mobile number is confirmed",
+                    v.pre.id,
+                    e.stage.as_str()
+                ),
+            });
+        };
+        let institution = crate::institution::InstitutionId::parse(&v.pre.institution)?;
+        let inst = self.store.institution(&institution)?;
+        let (inst_name, payer) = inst
+            .map(|i| (i.name, i.payer.as_str()))
+            .unwrap_or_else(|| (v.pre.institution.clone(), "institution"));
+        let p = &v.pre;
+        Ok(format!(
+            "NİTELİKLİ ELEKTRONİK SERTİFİKA BAŞVURU FORMU VE ONAYI\n\
+             Başvuru no: {}\n\
+             Kurum: {} ({})\n\
+             Birim: {}\n\
+             Unvan: {}\n\
+             Ad: {}\n\
+             Soyad: {}\n\
+             T.C. Kimlik No: {}\n\
+             E-posta: {}\n\
+             Cep telefonu: {} (SMS ile doğrulandı: {})\n\
+             Teslimat adresi: {}\n\
+             Sertifikamın yayımlanması: {}\n\
+             Ücreti ödeyen: {}\n\
+             \n\
+             Yukarıdaki bilgilerin doğru olduğunu, nitelikli elektronik sertifikanın adıma üretilmesini\n\
+             istediğimi, sertifika kullanım koşullarını ve taahhütnameyi okuyup kabul ettiğimi beyan ederim.\n",
+            p.id,
+            inst_name,
+            p.institution,
+            p.unit,
+            p.title.as_deref().unwrap_or("-"),
+            p.given_name,
+            p.surname,
+            p.tckn,
+            p.email,
+            p.mobile,
+            crate::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(confirmed_at.max(0) as u64)),
+            address.replace('\n', ", "),
+            if e.do_not_publish { "İSTEMİYORUM" } else { "kabul ediyorum" },
+            if payer == "person" { "başvuru sahibi" } else { "kurum" },
+        ))
+    }
+
+    /// Approves the application (see the module doc).
+    pub fn approve(&self, token: &str, approval: Approval) -> Result<ApprovalOutcome> {
+        let v = self.session(token)?;
+        let text = self.approval_text(&v)?;
+        let text_sha256 = sha256_hex(text.as_bytes());
+        let now = self.now();
+        let actor = format!("applicant:{}", v.pre.id);
+        let (method, evidence) = match approval {
+            Approval::Wet => {
+                self.write(EnrollmentWrite::AwaitWet {
+                    id: v.pre.id.clone(),
+                    text_sha256,
+                    at: now,
+                })?;
+                let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+                let mut lines = lines;
+                lines.extend([
+                    String::new(),
+                    format!("Metnin SHA-256 özeti: {}", sha256_hex(text.as_bytes())),
+                    String::new(),
+                    "Tarih: ....................      İmza: ....................".to_owned(),
+                ]);
+                return Ok(ApprovalOutcome::AwaitingWet {
+                    form_pdf: crate::form_pdf::form_pdf(
+                        "Nitelikli Elektronik Sertifika Başvurusu",
+                        &lines,
+                    ),
+                });
+            }
+            Approval::EOnay => {
+                let consent = self.store.eonay_consent(&v.pre.tckn)?.ok_or_else(|| {
+                    CaError::Conflict {
+                        field: "approval",
+                        rule: "e-Onay needs the person's prior e-Onay consent on record; approve with a signature or a wet signature".into(),
+                    }
+                })?;
+                let record = serde_json::json!({
+                    "method": "e-onay",
+                    "consent_reference": consent.reference,
+                    "consent_evidence_sha256": consent.evidence_sha256,
+                    "consent_given_at": consent.given_at,
+                    "approval_text_sha256": text_sha256,
+                    "approved_at": now,
+                });
+                (ApprovalMethod::EOnay, record.to_string().into_bytes())
+            }
+            Approval::Signature(cms) => {
+                self.check_approval_signature(&v, text.as_bytes(), &cms, now)?;
+                (ApprovalMethod::Signature, cms)
+            }
+        };
+        let produce_after = self.renewal_hold(&v.pre.tckn, now)?;
+        self.write(EnrollmentWrite::Approve {
+            id: v.pre.id,
+            method,
+            text_sha256,
+            evidence,
+            produce_after,
+            actor,
+            at: now,
+        })?;
+        Ok(ApprovalOutcome::Approved { produce_after })
+    }
+
+    /// An operator records the receipt of the wet-signed form (its scan kept as evidence).
+    pub fn receive_wet(&self, id: &str, scan: Vec<u8>, actor: &str) -> Result<Option<i64>> {
+        if scan.is_empty() || scan.len() > MAX_EVIDENCE_BYTES {
+            return Err(CaError::invalid(
+                "scan",
+                format!("the scan of the signed form must be 1 byte to {MAX_EVIDENCE_BYTES} bytes"),
+            ));
+        }
+        let v = self
+            .view(id)?
+            .ok_or_else(|| CaError::invalid("application", format!("no application {id}")))?;
+        if v.enrollment.stage != EnrollmentStage::AwaitingWet {
+            return Err(CaError::Conflict {
+                field: "stage",
+                rule: format!(
+                    "application {id} is {}; a wet signature is received when the applicant chose it",
+                    v.enrollment.stage.as_str()
+                ),
+            });
+        }
+        let text_sha256 = sha256_hex(self.approval_text(&v)?.as_bytes());
+        let now = self.now();
+        let produce_after = self.renewal_hold(&v.pre.tckn, now)?;
+        self.write(EnrollmentWrite::Approve {
+            id: id.to_owned(),
+            method: ApprovalMethod::Wet,
+            text_sha256,
+            evidence: scan,
+            produce_after,
+            actor: actor.to_owned(),
+            at: now,
+        })?;
+        Ok(produce_after)
+    }
+
+    /// Records a person's e-Onay consent (an operator, with the evidence received).
+    pub fn record_consent(
+        &self,
+        tckn: &Tckn,
+        reference: &str,
+        evidence: Vec<u8>,
+        given_at: i64,
+        actor: &str,
+    ) -> Result<EOnayConsent> {
+        let reference = reference.trim();
+        if reference.is_empty()
+            || reference.chars().count() > 128
+            || reference.chars().any(char::is_control)
+        {
+            return Err(CaError::invalid(
+                "reference",
+                "must be 1 to 128 characters, no control characters",
+            ));
+        }
+        if evidence.is_empty() || evidence.len() > MAX_EVIDENCE_BYTES {
+            return Err(CaError::invalid(
+                "evidence",
+                format!("must be 1 byte to {MAX_EVIDENCE_BYTES} bytes"),
+            ));
+        }
+        let now = self.now();
+        if given_at > now {
+            return Err(CaError::invalid("given_at", "must not be in the future"));
+        }
+        let consent = EOnayConsent {
+            tckn: tckn.to_string(),
+            reference: reference.to_owned(),
+            evidence_sha256: sha256_hex(&evidence),
+            evidence,
+            given_at,
+            recorded_by: actor.to_owned(),
+            recorded_at: now,
+        };
+        self.write(EnrollmentWrite::RecordConsent {
+            consent: consent.clone(),
+        })?;
+        Ok(consent)
+    }
+
+    /// The signature approval: a CMS over the approval text, by a valid NES that nesca
+    /// issued to this very person (the certificate in the CMS must be the one in the store,
+    /// active, within its validity, with the person's T.C. Kimlik No).
+    fn check_approval_signature(
+        &self,
+        v: &ApplicantView,
+        text: &[u8],
+        cms: &[u8],
+        now: i64,
+    ) -> Result<()> {
+        let bad = |rule: String| CaError::invalid("signature", rule);
+        let verified =
+            nesca_pkix::cms::verify_signed_data(cms, Some(text), nesca_pkix::cms::Signer::Embedded)
+                .map_err(|e| {
+                    bad(format!(
+                        "not a valid signature over the approval text ({e})"
+                    ))
+                })?;
+        let serial_hex = nesca_pkix::subject::serial_hex(&verified.signer_certificate)
+            .map_err(|e| bad(e.to_string()))?;
+        let serial = Serial::from_hex(&serial_hex).map_err(|e| bad(e.to_string()))?;
+        let record = self
+            .store
+            .get(None, &serial)?
+            .filter(|r| r.cert_der.as_deref() == Some(verified.signer_certificate.as_slice()))
+            .ok_or_else(|| bad("the signing certificate is not a NES nesca issued".into()))?;
+        if record.profile != "nes" {
+            return Err(bad("the signing certificate is not a NES".into()));
+        }
+        if record.subject.tckn.as_deref() != Some(v.pre.tckn.as_str()) {
+            return Err(bad(
+                "the signing certificate belongs to another person".into()
+            ));
+        }
+        if record.status != CertStatus::Active || now < record.not_before || now > record.not_after
+        {
+            return Err(bad(format!(
+                "the signing certificate is {} or outside its validity; it must be valid now",
+                record.status
+            )));
+        }
+        Ok(())
+    }
+
+    /// When a renewal may be produced: `None` when the person has no certificate in use
+    /// that expires more than two months after `now`.
+    fn renewal_hold(&self, tckn: &str, now: i64) -> Result<Option<i64>> {
+        Ok(self
+            .store
+            .current_not_after(tckn, now)?
+            .map(renewal_window_start)
+            .filter(|start| *start > now))
+    }
+}
+
+fn locked(field: &'static str, until: i64) -> CaError {
+    CaError::Locked {
+        field,
+        until,
+        until_text: crate::rfc3339(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(until.max(0) as u64),
+        ),
+    }
+}
+
+/// A session token: 256 bits from the OS CSPRNG, base64url.
+fn new_token() -> SecretString {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+}
+
+/// The start (00:00, Turkey's time) of the day whose date is two calendar months before the
+/// date of `not_after` (the day clamped to the month's length: 31 December → 31 October,
+/// 30 April → 28 or 29 February): from that day on, the expiry is two months away or less.
+pub fn renewal_window_start(not_after: i64) -> i64 {
+    let local = turkey_date(not_after);
+    let (mut year, mut month) = (local.year(), local.month() as i32 - 2);
+    if month < 1 {
+        month += 12;
+        year -= 1;
+    }
+    let month = time::Month::try_from(month as u8).unwrap_or(time::Month::January);
+    let day = local.day().min(month.length(year));
+    let date = time::Date::from_calendar_date(year, month, day).unwrap_or(local);
+    date.midnight().assume_utc().unix_timestamp() - TURKEY_OFFSET_SECONDS
+}
+
+/// The calendar date in Turkey at `at`.
+fn turkey_date(at: i64) -> time::Date {
+    time::OffsetDateTime::from_unix_timestamp(at + TURKEY_OFFSET_SECONDS)
+        .map(|t| t.date())
+        .unwrap_or(time::Date::MIN)
+}
+
+/// The billing month (`YYYY-MM`, Turkey's time) of `at`.
+pub fn billing_month(at: i64) -> String {
+    let d = turkey_date(at);
+    format!("{:04}-{:02}", d.year(), d.month() as u8)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,333 @@
+use std::time::Duration;
+
+use super::*;
+use crate::institution::{ListImport, ListSignature};
+use crate::outbox::Outbox;
+use crate::testkit::{demo_institution, fixture, list_row, nes_application, Captured, Fixture};
+
+const PERSON: &str = "10000000146";
+
+/// Lists PERSON (and a second person) on a signed list, delivers the access passwords, and
+/// returns the outbox, the captured messages and PERSON's password.
+fn invited(f: &Fixture) -> (Outbox, Arc<Captured>, String) {
+    let id = demo_institution(f);
+    f.store
+        .import_list(ListImport {
+            institution: id,
+            file_sha256: "cd".repeat(32),
+            file_name: "liste.csv".into(),
+            signature: ListSignature::Cms(vec![1]),
+            rows: vec![
+                list_row(2, PERSON, "Çağrı"),
+                list_row(3, "10000000078", "İpek"),
+            ],
+            invalid_rows: 0,
+            actor: "t".into(),
+            at: 0,
+        })
+        .unwrap();
+    let sent = Arc::new(Captured::default());
+    let outbox = Outbox::new(
+        f.store.clone(),
+        f.clock.clone(),
+        sent.clone(),
+        sent.clone(),
+        "https://e-imza.example/basvuru".into(),
+    );
+    assert_eq!(outbox.deliver_due(10).unwrap().sent, 2);
+    let body = sent
+        .emails()
+        .into_iter()
+        .find(|(to, _)| to == "p2@example.gov.tr")
+        .unwrap()
+        .1;
+    let password = body
+        .lines()
+        .find_map(|l| l.strip_prefix("Erişim parolası: "))
+        .unwrap()
+        .to_owned();
+    (outbox, sent, password)
+}
+
+fn tckn() -> Tckn {
+    Tckn::parse(PERSON).unwrap()
+}
+
+fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+fn form() -> ApplicantForm {
+    ApplicantForm::parse(
+        secret("Kırmızı7"),
+        true,
+        "Atatürk Bulvarı No: 1\nÇankaya / ANKARA",
+    )
+    .unwrap()
+}
+
+/// Signs in, fills the form and confirms the code: the application awaits its approval.
+fn confirmed(f: &Fixture) -> (Enrollments, String) {
+    let (outbox, sent, password) = invited(f);
+    let e = Enrollments::new(f.store.clone(), f.clock.clone());
+    let token = e.sign_in(&tckn(), &secret(&password)).unwrap().token;
+    let token = token.expose_secret().to_owned();
+    e.submit_form(&token, form()).unwrap();
+    assert_eq!(outbox.deliver_due(10).unwrap().sent, 1);
+    let code = last_code(&sent);
+    e.confirm_code(&token, &secret(&code)).unwrap();
+    (e, token)
+}
+
+fn last_code(sent: &Captured) -> String {
+    let (to, body) = sent.sms().pop().expect("an SMS was sent");
+    assert_eq!(to, "+905321234567");
+    body.split(": ").nth(1).unwrap()[..6].to_owned()
+}
+
+fn stage(f: &Fixture) -> EnrollmentRecord {
+    let id = f.store.open_pre_application(PERSON).unwrap().unwrap();
+    f.store.enrollment(&id).unwrap().unwrap()
+}
+
+#[test]
+fn sign_in_counts_failures_and_locks_for_half_an_hour() {
+    let f = fixture();
+    let (_, _, password) = invited(&f);
+    let e = Enrollments::new(f.store.clone(), f.clock.clone());
+    let unknown = Tckn::parse("17291716060").unwrap();
+    let wrong = e.sign_in(&unknown, &secret(&password)).unwrap_err();
+    assert!(matches!(wrong, CaError::Unauthenticated { .. }), "{wrong}");
+    for _ in 1..MAX_SIGN_IN_FAILURES {
+        let err = e.sign_in(&tckn(), &secret("wrong-password")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            wrong.to_string(),
+            "the same answer whether the number is known or not"
+        );
+    }
+    let err = e.sign_in(&tckn(), &secret("wrong-password")).unwrap_err();
+    assert!(matches!(err, CaError::Locked { .. }), "{err}");
+    // Locked: even the right password is refused until the lock ends.
+    let err = e.sign_in(&tckn(), &secret(&password)).unwrap_err();
+    assert!(matches!(err, CaError::Locked { .. }), "{err}");
+    f.clock
+        .advance(Duration::from_secs(LOCK_SECONDS as u64 + 1));
+    let grant = e.sign_in(&tckn(), &secret(&password)).unwrap();
+    assert_eq!(stage(&f).failed_sign_ins, 0);
+    let view = e.session(grant.token.expose_secret()).unwrap();
+    assert_eq!(view.pre.tckn, PERSON);
+    // The session ends after its time; the token itself is not stored.
+    f.clock
+        .advance(Duration::from_secs(SESSION_SECONDS as u64 + 1));
+    let err = e.session(grant.token.expose_secret()).unwrap_err();
+    assert!(matches!(err, CaError::Unauthenticated { .. }), "{err}");
+    assert!(e.session("made-up").is_err());
+    assert_eq!(f.store.verify_audit().unwrap().first_break, None);
+}
+
+#[test]
+fn the_form_is_hashed_and_the_code_confirms_the_mobile_number() {
+    let f = fixture();
+    let (outbox, sent, password) = invited(&f);
+    let e = Enrollments::new(f.store.clone(), f.clock.clone());
+    let token = e.sign_in(&tckn(), &secret(&password)).unwrap().token;
+    let token = token.expose_secret();
+
+    // Bad fields are refused by name.
+    for (word, address, field) in [
+        ("ab", "Atatürk Bulvarı No: 1", "security_word"),
+        ("iki kelime", "Atatürk Bulvarı No: 1", "security_word"),
+        ("Kırmızı7", "kısa", "delivery_address"),
+    ] {
+        let err = ApplicantForm::parse(secret(word), false, address)
+            .err()
+            .unwrap();
+        assert!(err.to_string().starts_with(field), "{err}");
+    }
+    let err = e.confirm_code(token, &secret("123456")).unwrap_err();
+    assert!(matches!(err, CaError::Conflict { .. }), "{err}");
+
+    e.submit_form(token, form()).unwrap();
+    let rec = stage(&f);
+    assert_eq!(rec.stage, EnrollmentStage::Form);
+    assert!(rec.do_not_publish);
+    let hash = rec.security_word_hash.unwrap();
+    assert!(hash.starts_with("$argon2id$") && !hash.contains("Kırmızı7"));
+    assert!(password_matches("Kırmızı7", &hash));
+
+    assert_eq!(outbox.deliver_due(10).unwrap().sent, 1);
+    let code = last_code(&sent);
+    assert!(stage(&f).sms_code_hash.is_some_and(|h| !h.contains(&code)));
+    // Wrong codes: counted, the third voids the code.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let err = e.confirm_code(token, &secret(wrong)).unwrap_err();
+    assert!(err.to_string().contains("2 tries left"), "{err}");
+    e.confirm_code(token, &secret(wrong)).unwrap_err();
+    let err = e.confirm_code(token, &secret(wrong)).unwrap_err();
+    assert!(err.to_string().contains("void"), "{err}");
+    let err = e.confirm_code(token, &secret(&code)).unwrap_err();
+    assert!(err.to_string().contains("ask for a new one"), "{err}");
+
+    // A new code; it expires after ten minutes.
+    e.resend_code(token).unwrap();
+    outbox.deliver_due(10).unwrap();
+    let code = last_code(&sent);
+    f.clock
+        .advance(Duration::from_secs(SMS_CODE_SECONDS as u64 + 1));
+    let err = e.confirm_code(token, &secret(&code)).unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+    e.resend_code(token).unwrap();
+    outbox.deliver_due(10).unwrap();
+    e.confirm_code(token, &secret(&last_code(&sent))).unwrap();
+    assert_eq!(stage(&f).stage, EnrollmentStage::Confirmed);
+    // The form is final once confirmed.
+    let err = e.submit_form(token, form()).unwrap_err();
+    assert!(matches!(err, CaError::Conflict { .. }), "{err}");
+    assert_eq!(f.store.verify_audit().unwrap().first_break, None);
+}
+
+#[test]
+fn e_onay_needs_a_recorded_consent() {
+    let f = fixture();
+    let (e, token) = confirmed(&f);
+    let err = e.approve(&token, Approval::EOnay).unwrap_err();
+    assert!(err.to_string().contains("prior e-Onay consent"), "{err}");
+    let now = unix_seconds(f.clock.now());
+    let consent = e
+        .record_consent(
+            &tckn(),
+            "EDV-2026-000123",
+            b"consent pdf".to_vec(),
+            now - 86_400,
+            "operator",
+        )
+        .unwrap();
+    assert_eq!(consent.evidence_sha256, sha256_hex(b"consent pdf"));
+    let out = e.approve(&token, Approval::EOnay).unwrap();
+    assert_eq!(
+        out,
+        ApprovalOutcome::Approved {
+            produce_after: None
+        }
+    );
+    let rec = stage(&f);
+    assert_eq!(
+        (rec.stage, rec.approval_method),
+        (EnrollmentStage::Approved, Some(ApprovalMethod::EOnay))
+    );
+    let view = e.view(&rec.pre_application).unwrap().unwrap();
+    let text = e.approval_text(&view).unwrap();
+    assert_eq!(
+        rec.approval_text_sha256.unwrap(),
+        sha256_hex(text.as_bytes())
+    );
+    assert!(
+        text.contains("Çağrı") && text.contains("İSTEMİYORUM"),
+        "{text}"
+    );
+    // Approved once.
+    assert!(e.approve(&token, Approval::EOnay).is_err());
+    let due = f.store.enrollments_due(now, 10).unwrap();
+    assert_eq!(due.len(), 1);
+}
+
+#[test]
+fn a_wet_signature_waits_for_the_operator() {
+    let f = fixture();
+    let (e, token) = confirmed(&f);
+    let ApprovalOutcome::AwaitingWet { form_pdf } = e.approve(&token, Approval::Wet).unwrap()
+    else {
+        panic!("the form to print was expected");
+    };
+    assert!(form_pdf.starts_with(b"%PDF-"));
+    let id = stage(&f).pre_application;
+    assert_eq!(stage(&f).stage, EnrollmentStage::AwaitingWet);
+    let now = unix_seconds(f.clock.now());
+    assert!(f.store.enrollments_due(now, 10).unwrap().is_empty());
+    let err = e.receive_wet(&id, vec![], "operator").unwrap_err();
+    assert!(err.to_string().starts_with("scan"), "{err}");
+    assert_eq!(
+        e.receive_wet(&id, b"scan".to_vec(), "operator").unwrap(),
+        None
+    );
+    assert_eq!(stage(&f).stage, EnrollmentStage::Approved);
+    let err = e
+        .receive_wet(&id, b"scan".to_vec(), "operator")
+        .unwrap_err();
+    assert!(matches!(err, CaError::Conflict { .. }), "{err}");
+}
+
+#[test]
+fn a_signature_must_come_from_the_persons_own_nesca_nes() {
+    let f = fixture();
+    let (e, token) = confirmed(&f);
+    let err = e
+        .approve(&token, Approval::Signature(b"not a CMS".to_vec()))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("signature: not a valid signature"),
+        "{err}"
+    );
+    assert_eq!(stage(&f).stage, EnrollmentStage::Confirmed);
+}
+
+#[test]
+fn a_renewal_is_held_until_two_months_before_the_expiry() {
+    let f = fixture();
+    // The person holds a certificate valid for a year.
+    let current = f
+        .engine
+        .issue_nes(&f.ca, &f.nes, nes_application(Some(365), false), "t")
+        .unwrap();
+    let not_after = f
+        .store
+        .get(None, &current.serial)
+        .unwrap()
+        .unwrap()
+        .not_after;
+    let (e, token) = confirmed(&f);
+    e.record_consent(&tckn(), "EDV-1", b"c".to_vec(), 0, "operator")
+        .unwrap();
+    let ApprovalOutcome::Approved {
+        produce_after: Some(start),
+    } = e.approve(&token, Approval::EOnay).unwrap()
+    else {
+        panic!("a renewal is held");
+    };
+    assert_eq!(start, renewal_window_start(not_after));
+    assert!(not_after - start >= 59 * 86_400 && not_after - start <= 63 * 86_400);
+    assert!(f.store.enrollments_due(start - 1, 10).unwrap().is_empty());
+    assert_eq!(f.store.enrollments_due(start, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn renewal_windows_and_billing_months_follow_turkish_dates() {
+    let at = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .unix_timestamp()
+    };
+    // 31 December in Turkey → from 31 October, 00:00 Turkey's time.
+    assert_eq!(
+        renewal_window_start(at("2027-12-31T10:00:00+03:00")),
+        at("2027-10-31T00:00:00+03:00")
+    );
+    // 30 April → 28 February (2027 is not a leap year); 29 February in 2028.
+    assert_eq!(
+        renewal_window_start(at("2027-04-30T12:00:00Z")),
+        at("2027-02-28T00:00:00+03:00")
+    );
+    assert_eq!(
+        renewal_window_start(at("2028-04-30T12:00:00Z")),
+        at("2028-02-29T00:00:00+03:00")
+    );
+    // 15 February → 15 December of the year before; 22:30 UTC is already the next day in Turkey.
+    assert_eq!(
+        renewal_window_start(at("2027-02-14T22:30:00Z")),
+        at("2026-12-15T00:00:00+03:00")
+    );
+    assert_eq!(billing_month(at("2026-11-30T21:30:00Z")), "2026-12");
+    assert_eq!(billing_month(at("2026-11-30T20:59:59Z")), "2026-11");
+}

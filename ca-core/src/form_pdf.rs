@@ -1,0 +1,251 @@
+//! The application form as a PDF 1.4 document (ISO 32000-1), for an applicant who prints it,
+//! signs it on paper and sends the scan. Text only, in the standard Helvetica fonts (nothing
+//! embedded): Turkish letters print through a font encoding whose `/Differences` map unused
+//! WinAnsi codes to the glyphs ğ Ğ ı İ ş Ş, which every PDF reader's Helvetica has.
+
+/// A4 in points.
+const PAGE_WIDTH: u32 = 595;
+const PAGE_HEIGHT: u32 = 842;
+const MARGIN: u32 = 50;
+const LEADING: u32 = 14;
+/// Characters per line before wrapping (Helvetica 10 pt across 495 pt).
+const WRAP: usize = 95;
+
+/// The WinAnsi codes given to the Turkish letters WinAnsi lacks (ISO 32000-1 §9.6.6.1, D.2:
+/// these codes are unused in WinAnsiEncoding).
+const TURKISH: [(char, u8, &str); 6] = [
+    ('Ğ', 0x81, "Gbreve"),
+    ('ğ', 0x8D, "gbreve"),
+    ('İ', 0x8F, "Idotaccent"),
+    ('ı', 0x90, "dotlessi"),
+    ('Ş', 0x9D, "Scedilla"),
+    ('ş', 0xAD, "scedilla"),
+];
+
+/// One character as a byte of the font's encoding; `?` when it has none.
+fn encode_char(c: char) -> u8 {
+    if let Some((_, code, _)) = TURKISH.iter().find(|(t, _, _)| *t == c) {
+        return *code;
+    }
+    match c as u32 {
+        // Printable ASCII and the Latin-1 letters WinAnsi shares (Ç ç Ö ö Ü ü, …).
+        0x20..=0x7E | 0xC0..=0xFF => c as u32 as u8,
+        _ => b'?',
+    }
+}
+
+/// A PDF literal string of `text`, encoded and escaped.
+fn literal(text: &str) -> Vec<u8> {
+    let mut out = vec![b'('];
+    for c in text.chars() {
+        let b = encode_char(c);
+        if matches!(b, b'(' | b')' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b')');
+    out
+}
+
+/// Splits `line` into pieces of at most [`WRAP`] characters, at spaces where it can.
+fn wrap(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest: Vec<char> = line.chars().collect();
+    while rest.len() > WRAP {
+        let cut = rest[..=WRAP]
+            .iter()
+            .rposition(|c| *c == ' ')
+            .filter(|i| *i > 0)
+            .unwrap_or(WRAP);
+        out.push(rest[..cut].iter().collect());
+        let skip = usize::from(rest.get(cut) == Some(&' '));
+        rest.drain(..cut + skip);
+    }
+    out.push(rest.into_iter().collect());
+    out
+}
+
+/// The form: `title` in bold, then `lines` (an empty string is a blank line), on as many A4
+/// pages as they need.
+pub fn form_pdf(title: &str, lines: &[String]) -> Vec<u8> {
+    let per_page = ((PAGE_HEIGHT - 2 * MARGIN) / LEADING - 2) as usize;
+    let wrapped: Vec<String> = lines.iter().flat_map(|l| wrap(l)).collect();
+    let pages: Vec<&[String]> = if wrapped.is_empty() {
+        vec![&[][..]]
+    } else {
+        wrapped.chunks(per_page).collect()
+    };
+    let n = pages.len();
+    // Objects: 1 catalog, 2 pages, 3 font, 4 bold font, then per page: page, content.
+    let mut objects: Vec<Vec<u8>> = Vec::new();
+    let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 5 + 2 * i)).collect();
+    objects.push(b"<< /Type /Catalog /Pages 2 0 R >>".to_vec());
+    objects.push(format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")).into_bytes());
+    let differences: String = TURKISH
+        .iter()
+        .map(|(_, code, name)| format!("{code} /{name}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for base in ["Helvetica", "Helvetica-Bold"] {
+        objects.push(
+            format!(
+                "<< /Type /Font /Subtype /Type1 /BaseFont /{base} /Encoding << /Type /Encoding /BaseEncoding /WinAnsiEncoding /Differences [{differences}] >> >>"
+            )
+            .into_bytes(),
+        );
+    }
+    for (i, page_lines) in pages.iter().enumerate() {
+        let mut content = Vec::new();
+        let top = PAGE_HEIGHT - MARGIN;
+        content.extend_from_slice(format!("BT /F2 14 Tf {MARGIN} {top} Td ").as_bytes());
+        content.extend(literal(title));
+        content.extend_from_slice(
+            format!(" Tj /F1 10 Tf 0 -{} Td {LEADING} TL", 2 * LEADING).as_bytes(),
+        );
+        for line in page_lines.iter() {
+            content.extend_from_slice(b" T* ");
+            content.extend(literal(line));
+            content.extend_from_slice(b" Tj");
+        }
+        content.extend_from_slice(format!(" ET\nBT /F1 8 Tf {MARGIN} 30 Td ").as_bytes());
+        content.extend(literal(&format!("Sayfa {} / {n}", i + 1)));
+        content.extend_from_slice(b" Tj ET\n");
+        objects.push(
+            format!(
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {PAGE_WIDTH} {PAGE_HEIGHT}] /Resources << /Font << /F1 3 0 R /F2 4 0 R >> >> /Contents {} 0 R >>",
+                6 + 2 * i
+            )
+            .into_bytes(),
+        );
+        let mut stream = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
+        stream.extend(content);
+        stream.extend_from_slice(b"\nendstream");
+        objects.push(stream);
+    }
+
+    // A binary comment line after the header tells transfer tools the file is binary.
+    let mut pdf = b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n".to_vec();
+    let mut offsets = Vec::with_capacity(objects.len());
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        pdf.extend_from_slice(body);
+        pdf.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f\r\n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        pdf.extend_from_slice(format!("{o:010} 00000 n\r\n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    pdf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        hay.windows(needle.len()).position(|w| w == needle)
+    }
+
+    /// Every xref entry points at its object, and startxref at the table.
+    fn check_structure(pdf: &[u8]) -> usize {
+        assert!(pdf.starts_with(b"%PDF-1.4\n"));
+        assert!(pdf.ends_with(b"%%EOF\n"));
+        let tail = std::str::from_utf8(&pdf[pdf.len() - 40..]).unwrap_or_default();
+        let start: usize = tail
+            .split("startxref\n")
+            .nth(1)
+            .and_then(|t| t.lines().next())
+            .and_then(|t| t.parse().ok())
+            .expect("startxref");
+        assert!(pdf[start..].starts_with(b"xref\n0 "));
+        let table = &pdf[start..];
+        let entries = table.split(|b| *b == b'\n').skip(3);
+        let mut count = 0;
+        for (i, e) in entries.enumerate() {
+            if e.starts_with(b"trailer") {
+                break;
+            }
+            assert_eq!(e.len(), 19, "an entry is 20 bytes with its line end");
+            let offset: usize = std::str::from_utf8(&e[..10]).unwrap().parse().unwrap();
+            let expected = format!("{} 0 obj\n", i + 1);
+            assert!(
+                pdf[offset..].starts_with(expected.as_bytes()),
+                "object {}",
+                i + 1
+            );
+            count += 1;
+        }
+        count
+    }
+
+    #[test]
+    fn a_form_is_a_well_formed_pdf_with_turkish_letters() {
+        let lines = vec![
+            "Ad: ŞİMŞEK ĞÜLÇİN ıi".to_owned(),
+            String::new(),
+            "(a) \\ b".to_owned(),
+        ];
+        let pdf = form_pdf("Başvuru", &lines);
+        assert_eq!(check_structure(&pdf), 6);
+        assert!(find(&pdf, b"/Count 1").is_some());
+        // Ş İ M Ş E K, Ğ Ü L Ç İ N, ı i.
+        assert!(find(&pdf, b"(Ad: \x9D\x8FM\x9DEK \x81\xDCL\xC7\x8FN \x90i)").is_some());
+        assert!(find(&pdf, b"(\\(a\\) \\\\ b)").is_some());
+        assert!(find(&pdf, b"/Differences [129 /Gbreve").is_some());
+        // Anything else has no glyph: a question mark, never a broken byte.
+        assert_eq!(literal("€→"), b"(??)".to_vec());
+    }
+
+    #[test]
+    fn long_forms_wrap_and_take_more_pages() {
+        let lines: Vec<String> = (0..200).map(|i| format!("Satır {i}")).collect();
+        let pdf = form_pdf("Uzun", &lines);
+        assert!(
+            find(&pdf, b"/Count 4").is_some(),
+            "200 lines take 4 pages of 54"
+        );
+        assert_eq!(check_structure(&pdf), 4 + 2 * 4);
+        let long = "kelime ".repeat(40);
+        let parts = wrap(&long);
+        assert!(
+            parts.len() == 4 && parts.iter().all(|p| p.chars().count() <= WRAP),
+            "{parts:?}"
+        );
+        assert_eq!(wrap(&"x".repeat(200)).len(), 3);
+        assert_eq!(check_structure(&form_pdf("Boş", &[])), 6);
+    }
+
+    /// When poppler's `pdftotext` is installed, a real reader gets the Turkish text back (it
+    /// was, when this was written; the test does not need it).
+    #[test]
+    fn a_pdf_reader_reads_the_turkish_text_back() {
+        let Ok(dir) = tempfile::tempdir() else { return };
+        let path = dir.path().join("form.pdf");
+        let lines = vec!["Ad: ŞİMŞEK ĞÜLÇİN ıi çö".to_owned()];
+        std::fs::write(&path, form_pdf("Başvuru Formu", &lines)).unwrap();
+        let Ok(out) = std::process::Command::new("pdftotext")
+            .arg(&path)
+            .arg("-")
+            .output()
+        else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Başvuru Formu") && text.contains("Ad: ŞİMŞEK ĞÜLÇİN ıi çö"),
+            "{text}"
+        );
+    }
+}

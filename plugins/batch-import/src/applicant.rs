@@ -1,0 +1,378 @@
+//! The applicant endpoints, version 1 (`docs/channels/batch-import.md`): the ESHS portal
+//! forwards an invited person's steps (sign-in, form, SMS code, approval) over the same mTLS
+//! connection as list uploads. The session token travels as `Authorization: Bearer`.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use nesca_plugin_api::host_api::{ApplicantAnswer, ApplicantCall, SecretText};
+use nesca_plugin_api::{HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::protocol::UploadError;
+use crate::ImportHost;
+
+/// One applicant endpoint (under `/v1/applicants/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// `POST sign-in`
+    SignIn,
+    /// `GET me`
+    Status,
+    /// `POST me/form`
+    Form,
+    /// `POST me/sms-code`
+    ConfirmCode,
+    /// `POST me/sms-code/resend`
+    ResendCode,
+    /// `GET me/approval-text`
+    ApprovalText,
+    /// `POST me/approval`
+    Approve,
+}
+
+impl Step {
+    /// The step at `rest` (the path after `/v1/applicants/`) and its method.
+    pub fn route(method: &str, rest: &str) -> Result<Step, UploadError> {
+        let (step, wants) = match rest {
+            "sign-in" => (Step::SignIn, "POST"),
+            "me" => (Step::Status, "GET"),
+            "me/form" => (Step::Form, "POST"),
+            "me/sms-code" => (Step::ConfirmCode, "POST"),
+            "me/sms-code/resend" => (Step::ResendCode, "POST"),
+            "me/approval-text" => (Step::ApprovalText, "GET"),
+            "me/approval" => (Step::Approve, "POST"),
+            _ => {
+                return Err(UploadError::new(
+                    404,
+                    "not_found",
+                    format!("no endpoint /v1/applicants/{rest}"),
+                ))
+            }
+        };
+        if method != wants {
+            return Err(UploadError::new(
+                405,
+                "method_not_allowed",
+                format!("use {wants}"),
+            ));
+        }
+        Ok(step)
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Step::SignIn => "sign_in",
+            Step::Status => "status",
+            Step::Form => "form",
+            Step::ConfirmCode => "confirm_code",
+            Step::ResendCode => "resend_code",
+            Step::ApprovalText => "approval_text",
+            Step::Approve => "approve",
+        }
+    }
+}
+
+/// Every body field any step reads; each step reads its own (unknown ones are refused).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    v: u32,
+    #[serde(default)]
+    tckn: Option<String>,
+    #[serde(default)]
+    password: Option<SecretText>,
+    #[serde(default)]
+    security_word: Option<SecretText>,
+    #[serde(default)]
+    do_not_publish: Option<bool>,
+    #[serde(default)]
+    delivery_address: Option<String>,
+    #[serde(default)]
+    code: Option<SecretText>,
+    #[serde(default)]
+    method: Option<String>,
+    /// CMS SignedData over the approval text, DER, base64.
+    #[serde(default)]
+    signature: Option<String>,
+}
+
+fn body(step: Step, raw: &[u8]) -> Result<Body, UploadError> {
+    if matches!(step, Step::Status | Step::ApprovalText | Step::ResendCode) && raw.is_empty() {
+        return Ok(Body {
+            v: 1,
+            ..Body::default()
+        });
+    }
+    let b: Body = serde_json::from_slice(raw)
+        .map_err(|e| UploadError::new(400, "request", format!("body: {e}")))?;
+    if b.v != 1 {
+        return Err(UploadError::new(
+            400,
+            "request",
+            format!("v: version {} is not spoken here (1 is)", b.v),
+        ));
+    }
+    Ok(b)
+}
+
+fn bearer(request: &HttpRequest) -> Option<SecretText> {
+    request
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(|t| SecretText(t.trim().to_owned()))
+}
+
+/// Answers one applicant request.
+pub fn handle(host: &dyn ImportHost, step: Step, request: &HttpRequest) -> HttpResponse {
+    match call(host, step, request) {
+        Ok(r) => r,
+        Err(e) => e.response(),
+    }
+}
+
+fn call(
+    host: &dyn ImportHost,
+    step: Step,
+    request: &HttpRequest,
+) -> Result<HttpResponse, UploadError> {
+    let b = body(step, &request.body)?;
+    let token = match step {
+        Step::SignIn => None,
+        _ => Some(bearer(request).ok_or_else(|| {
+            UploadError::new(
+                401,
+                "unauthenticated",
+                "authorization: send the session token as `Authorization: Bearer <token>`",
+            )
+        })?),
+    };
+    let signature_der = match &b.signature {
+        Some(s) => Some(STANDARD.decode(s).map_err(|e| {
+            UploadError::new(400, "request", format!("signature: not base64: {e}"))
+        })?),
+        None => None,
+    };
+    let answer = host
+        .applicant(&ApplicantCall {
+            action: step.action().to_owned(),
+            token,
+            tckn: b.tckn,
+            password: b.password,
+            security_word: b.security_word,
+            do_not_publish: b.do_not_publish,
+            delivery_address: b.delivery_address,
+            code: b.code,
+            method: b.method,
+            signature_der,
+        })
+        .map_err(|e| UploadError::new(503, "unavailable", e))?;
+    if let Some(e) = &answer.error {
+        let status = match e.code.as_str() {
+            "invalid" => 422,
+            "unauthenticated" => 401,
+            "locked" => 429,
+            "conflict" => 409,
+            _ => 503,
+        };
+        return Err(UploadError::new(
+            status,
+            code(&e.code),
+            format!("{}: {}", e.field, e.message),
+        ));
+    }
+    let wants_pdf = request
+        .header("accept")
+        .is_some_and(|a| a.contains("application/pdf"));
+    if let (Some(pdf), true) = (&answer.form_pdf, wants_pdf) {
+        return Ok(
+            HttpResponse::new(202, pdf.clone()).with_header("content-type", "application/pdf")
+        );
+    }
+    let status = match (step, &answer.form_pdf) {
+        (Step::Form | Step::ResendCode, _) => 202,
+        (Step::Approve, Some(_)) => 202,
+        _ => 200,
+    };
+    Ok(HttpResponse::json(status, &wire(answer)))
+}
+
+/// The error codes of the protocol (a fixed set, whatever the host said).
+fn code(host_code: &str) -> &'static str {
+    match host_code {
+        "invalid" => "invalid",
+        "unauthenticated" => "unauthenticated",
+        "locked" => "locked",
+        "conflict" => "conflict",
+        _ => "unavailable",
+    }
+}
+
+/// The answer as the portal gets it (the PDF as base64).
+fn wire(a: ApplicantAnswer) -> serde_json::Value {
+    let mut v = serde_json::json!({ "v": 1 });
+    let m = v.as_object_mut().expect("an object");
+    if let Some(t) = a.token {
+        m.insert("token".into(), t.0.into());
+    }
+    if let Some(x) = a.expires_at {
+        m.insert("expires_at".into(), x.into());
+    }
+    if let Some(app) = a.application {
+        m.insert(
+            "application".into(),
+            serde_json::to_value(app).unwrap_or_default(),
+        );
+    }
+    if let Some(t) = a.approval_text {
+        m.insert("approval_text".into(), t.into());
+    }
+    if let Some(t) = a.approval_text_sha256 {
+        m.insert("approval_text_sha256".into(), t.into());
+    }
+    if let Some(pdf) = a.form_pdf {
+        m.insert("form_pdf".into(), STANDARD.encode(pdf).into());
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use nesca_plugin_api::host_api::{ApplicantError, ImportList, ListImported};
+
+    use super::*;
+
+    struct FakeHost {
+        seen: RefCell<Vec<ApplicantCall>>,
+        error: Option<&'static str>,
+    }
+
+    impl ImportHost for FakeHost {
+        fn import_list(&self, _: &ImportList) -> Result<ListImported, String> {
+            Err("not here".into())
+        }
+        fn applicant(&self, call: &ApplicantCall) -> Result<ApplicantAnswer, String> {
+            self.seen.borrow_mut().push(call.clone());
+            Ok(ApplicantAnswer {
+                error: self.error.map(|code| ApplicantError {
+                    code: code.into(),
+                    field: "sign_in".into(),
+                    message: "wrong".into(),
+                }),
+                token: Some(SecretText("tok".into())),
+                expires_at: Some(5),
+                application: None,
+                approval_text: None,
+                approval_text_sha256: None,
+                form_pdf: (call.method.as_deref() == Some("wet")).then(|| b"%PDF-1.4".to_vec()),
+            })
+        }
+    }
+
+    fn req(method: &str, path: &str, body: &str, token: Option<&str>) -> HttpRequest {
+        HttpRequest {
+            method: method.into(),
+            path: path.into(),
+            query: None,
+            headers: token
+                .map(|t| vec![("authorization".to_owned(), format!("Bearer {t}"))])
+                .unwrap_or_default(),
+            body: body.as_bytes().to_vec(),
+            client_cert_chain: vec![vec![0x30]],
+        }
+    }
+
+    fn host(error: Option<&'static str>) -> FakeHost {
+        FakeHost {
+            seen: RefCell::new(vec![]),
+            error,
+        }
+    }
+
+    #[test]
+    fn routes_and_methods() {
+        assert_eq!(Step::route("POST", "sign-in").unwrap(), Step::SignIn);
+        assert_eq!(
+            Step::route("GET", "me/approval-text").unwrap(),
+            Step::ApprovalText
+        );
+        assert_eq!(Step::route("GET", "sign-in").unwrap_err().status, 405);
+        assert_eq!(Step::route("POST", "me/other").unwrap_err().status, 404);
+    }
+
+    #[test]
+    fn steps_reach_the_host_with_their_fields_and_token() {
+        let h = host(None);
+        let r = handle(
+            &h,
+            Step::SignIn,
+            &req(
+                "POST",
+                "",
+                r#"{"v":1,"tckn":"10000000146","password":"p"}"#,
+                None,
+            ),
+        );
+        assert_eq!(r.status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["token"], "tok");
+        let r = handle(
+            &h,
+            Step::Approve,
+            &req("POST", "", r#"{"v":1,"method":"wet"}"#, Some("tok")),
+        );
+        assert_eq!(r.status, 202);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["form_pdf"], STANDARD.encode(b"%PDF-1.4"));
+        let r = handle(&h, Step::Status, &req("GET", "", "", Some("tok")));
+        assert_eq!(r.status, 200);
+        let seen = h.seen.borrow();
+        assert_eq!(seen[0].action, "sign_in");
+        assert_eq!(seen[0].password, Some(SecretText("p".into())));
+        assert_eq!(seen[1].token, Some(SecretText("tok".into())));
+        assert_eq!(seen[2].action, "status");
+    }
+
+    #[test]
+    fn refusals_become_statuses() {
+        for (code, status) in [
+            ("invalid", 422),
+            ("unauthenticated", 401),
+            ("locked", 429),
+            ("conflict", 409),
+            ("unavailable", 503),
+        ] {
+            let r = handle(
+                &host(Some(code)),
+                Step::Status,
+                &req("GET", "", "", Some("t")),
+            );
+            assert_eq!(r.status, status, "{code}");
+        }
+        // No token, a bad body, an unknown field: refused before the host is asked.
+        let h = host(None);
+        assert_eq!(
+            handle(&h, Step::Status, &req("GET", "", "", None)).status,
+            401
+        );
+        assert_eq!(
+            handle(&h, Step::Form, &req("POST", "", "{", Some("t"))).status,
+            400
+        );
+        assert_eq!(
+            handle(
+                &h,
+                Step::Form,
+                &req("POST", "", r#"{"v":1,"pin":"1"}"#, Some("t"))
+            )
+            .status,
+            400
+        );
+        assert_eq!(
+            handle(&h, Step::Form, &req("POST", "", r#"{"v":2}"#, Some("t"))).status,
+            400
+        );
+        assert!(h.seen.borrow().is_empty());
+    }
+}

@@ -1,0 +1,220 @@
+//! The host side of the `applicant` method: an invited person completes their application
+//! through a channel plugin (the batch-import channel's applicant endpoints). The call is
+//! parsed into ca-core's typed values here; the rules are ca-core's ([`Enrollments`]).
+//! Refusals are answers (with a code the plugin turns into an HTTP status), not errors.
+
+use ca_core::enrollment::{ApplicantForm, ApplicantView, Approval, ApprovalOutcome, Enrollments};
+use ca_core::{CaError, Tckn};
+use nesca_plugin_api::host_api::{
+    ApplicantAnswer, ApplicantCall, ApplicantError, ApplicantState, SecretText,
+};
+use secrecy::{ExposeSecret as _, SecretString};
+use sha2::{Digest as _, Sha256};
+
+/// Answers one call.
+pub fn answer(enrollments: &Enrollments, call: ApplicantCall) -> ApplicantAnswer {
+    step(enrollments, call).unwrap_or_else(|e| ApplicantAnswer {
+        error: Some(refusal(e)),
+        ..empty()
+    })
+}
+
+fn empty() -> ApplicantAnswer {
+    ApplicantAnswer {
+        error: None,
+        token: None,
+        expires_at: None,
+        application: None,
+        approval_text: None,
+        approval_text_sha256: None,
+        form_pdf: None,
+    }
+}
+
+fn required<T>(field: &'static str, v: Option<T>) -> Result<T, CaError> {
+    v.ok_or_else(|| CaError::Invalid {
+        field,
+        rule: "is required for this action".into(),
+    })
+}
+
+fn secret(field: &'static str, v: Option<SecretText>) -> Result<SecretString, CaError> {
+    required(field, v).map(|s| SecretString::from(s.0))
+}
+
+fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, CaError> {
+    if call.action == "sign_in" {
+        let tckn = Tckn::parse(&required("tckn", call.tckn)?).map_err(|e| CaError::Invalid {
+            field: "tckn",
+            rule: e.to_string(),
+        })?;
+        let password = secret("password", call.password)?;
+        let grant = e.sign_in(&tckn, &password)?;
+        let token = grant.token.expose_secret().to_owned();
+        let view = e.session(&token)?;
+        return Ok(ApplicantAnswer {
+            token: Some(SecretText(token)),
+            expires_at: Some(grant.expires_at),
+            application: Some(state(&view)),
+            ..empty()
+        });
+    }
+    let token = secret("token", call.token)?;
+    let token = token.expose_secret();
+    match call.action.as_str() {
+        "status" => {}
+        "form" => {
+            let form = ApplicantForm::parse(
+                secret("security_word", call.security_word)?,
+                required("do_not_publish", call.do_not_publish)?,
+                &required("delivery_address", call.delivery_address)?,
+            )?;
+            e.submit_form(token, form)?;
+        }
+        "resend_code" => e.resend_code(token)?,
+        "confirm_code" => e.confirm_code(token, &secret("code", call.code)?)?,
+        "approval_text" => {
+            let view = e.session(token)?;
+            let text = e.approval_text(&view)?;
+            return Ok(ApplicantAnswer {
+                approval_text_sha256: Some(hex::encode(Sha256::digest(text.as_bytes()))),
+                approval_text: Some(text),
+                application: Some(state(&view)),
+                ..empty()
+            });
+        }
+        "approve" => {
+            let approval = match required("method", call.method)?.as_str() {
+                "e-onay" => Approval::EOnay,
+                "signature" => Approval::Signature(required("signature_der", call.signature_der)?),
+                "wet" => Approval::Wet,
+                other => {
+                    return Err(CaError::Invalid {
+                        field: "method",
+                        rule: format!("\"{other}\" must be e-onay, signature or wet"),
+                    })
+                }
+            };
+            let form_pdf = match e.approve(token, approval)? {
+                ApprovalOutcome::AwaitingWet { form_pdf } => Some(form_pdf),
+                ApprovalOutcome::Approved { .. } => None,
+            };
+            return Ok(ApplicantAnswer {
+                form_pdf,
+                application: Some(state(&e.session(token)?)),
+                ..empty()
+            });
+        }
+        other => {
+            return Err(CaError::Invalid {
+                field: "action",
+                rule: format!(
+                    "\"{other}\" must be sign_in, status, form, resend_code, confirm_code, approval_text or approve"
+                ),
+            })
+        }
+    }
+    Ok(ApplicantAnswer {
+        application: Some(state(&e.session(token)?)),
+        ..empty()
+    })
+}
+
+/// What the applicant may see of their application (no hash, the mobile number masked).
+fn state(v: &ApplicantView) -> ApplicantState {
+    let e = &v.enrollment;
+    ApplicantState {
+        id: v.pre.id.clone(),
+        stage: e.stage.as_str().to_owned(),
+        institution: v.pre.institution.clone(),
+        given_name: v.pre.given_name.clone(),
+        surname: v.pre.surname.clone(),
+        email: v.pre.email.clone(),
+        mobile: mask_mobile(&v.pre.mobile),
+        do_not_publish: e.do_not_publish,
+        delivery_address: e.delivery_address.clone(),
+        approval_method: e.approval_method.map(|m| m.as_str().to_owned()),
+        produce_after: e.produce_after,
+        serial: e.serial.map(|s| s.to_hex()),
+    }
+}
+
+/// `+905321234567` → `+90532*****67`.
+fn mask_mobile(m: &str) -> String {
+    let chars: Vec<char> = m.chars().collect();
+    if chars.len() < 9 {
+        return "*".repeat(chars.len());
+    }
+    let (head, tail) = (6, chars.len() - 2);
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| if i < head || i >= tail { *c } else { '*' })
+        .collect()
+}
+
+fn refusal(e: CaError) -> ApplicantError {
+    let (code, field, message) = match e {
+        CaError::Invalid { field, rule } => ("invalid", field, rule),
+        CaError::Unauthenticated { field, rule } => ("unauthenticated", field, rule),
+        CaError::Conflict { field, rule } => ("conflict", field, rule),
+        e @ CaError::Locked { field, .. } => ("locked", field, e.to_string()),
+        other => {
+            tracing::warn!(error = %other, "applicant step failed");
+            (
+                "unavailable",
+                "service",
+                "the CA cannot answer now; try again later".to_owned(),
+            )
+        }
+    };
+    let message = message
+        .strip_prefix(&format!("{field}: "))
+        .map(str::to_owned)
+        .unwrap_or(message);
+    ApplicantError {
+        code: code.to_owned(),
+        field: field.to_owned(),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mobile_numbers_are_masked() {
+        assert_eq!(mask_mobile("+905321234567"), "+90532*****67");
+        assert_eq!(mask_mobile("123"), "***");
+    }
+
+    #[test]
+    fn refusals_carry_code_field_and_rule() {
+        let r = refusal(CaError::Conflict {
+            field: "stage",
+            rule: "x is form".into(),
+        });
+        assert_eq!(
+            (r.code.as_str(), r.field.as_str(), r.message.as_str()),
+            ("conflict", "stage", "x is form")
+        );
+        let r = refusal(CaError::Locked {
+            field: "sign_in",
+            until: 5,
+            until_text: "1970-01-01T00:00:05Z".into(),
+        });
+        assert_eq!(r.code, "locked");
+        assert!(
+            r.message.starts_with("too many failed attempts"),
+            "{}",
+            r.message
+        );
+        let r = refusal(CaError::Store {
+            operation: "read",
+            reason: "disk I/O error".into(),
+        });
+        assert_eq!(r.code, "unavailable");
+        assert!(!r.message.contains("disk"));
+    }
+}

@@ -1,0 +1,181 @@
+//! `nesca applicant list|show|receive-wet|consent`: operators' view of invited people
+//! completing their applications, the receipt of a wet-signed form, and e-Onay consents.
+
+use std::path::PathBuf;
+
+use ca_core::enrollment::{ApplicantView, Enrollments};
+use ca_core::institution::InstitutionId;
+use ca_core::store::Store;
+use ca_core::Tckn;
+use clap::Args;
+use serde_json::json;
+
+use super::emit;
+use crate::config::Loaded;
+use crate::error::{CliError, Result};
+use crate::wiring;
+
+/// The largest scan or evidence file read.
+const MAX_FILE_BYTES: u64 = 20 * 1024 * 1024;
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The institution whose lists' people to show
+    #[arg(long)]
+    institution: String,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The application (pre-application id, `pa-…`)
+    #[arg(long)]
+    id: String,
+}
+
+#[derive(Args)]
+pub struct ReceiveWetArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The application (pre-application id, `pa-…`)
+    #[arg(long)]
+    id: String,
+    /// The scan of the signed paper form, kept as evidence
+    #[arg(long)]
+    scan: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ConsentArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The person's T.C. Kimlik No
+    #[arg(long)]
+    tckn: String,
+    /// The e-Devlet reference of the consent
+    #[arg(long)]
+    reference: String,
+    /// The consent's evidence as received (kept; its SHA-256 goes in the audit log)
+    #[arg(long)]
+    evidence: PathBuf,
+    /// When the person gave it (RFC 3339); default now
+    #[arg(long)]
+    given_at: Option<String>,
+}
+
+fn open(config: &std::path::Path) -> Result<(Enrollments, std::sync::Arc<dyn Store>)> {
+    let cfg = Loaded::read(config)?;
+    let store: std::sync::Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
+    Ok((Enrollments::new(store.clone(), wiring::clock()), store))
+}
+
+/// An application as operators see it (hashes and codes never).
+pub fn to_json(v: &ApplicantView) -> serde_json::Value {
+    let e = &v.enrollment;
+    json!({
+        "id": v.pre.id,
+        "institution": v.pre.institution,
+        "row": v.pre.row,
+        "tckn": v.pre.tckn,
+        "given_name": v.pre.given_name,
+        "surname": v.pre.surname,
+        "email": v.pre.email,
+        "mobile": v.pre.mobile,
+        "list_status": v.pre.status,
+        "stage": e.stage.as_str(),
+        "locked_until": e.locked_until,
+        "do_not_publish": e.do_not_publish,
+        "delivery_address": e.delivery_address,
+        "approval_method": e.approval_method.map(|m| m.as_str()),
+        "approved_at": e.approved_at,
+        "produce_after": e.produce_after,
+        "card_csr": e.card_csr.is_some(),
+        "production_attempts": e.production_attempts,
+        "last_error": e.last_error,
+        "serial": e.serial.map(|s| s.to_hex()),
+        "produced_at": e.produced_at,
+        "package_written": e.package_written,
+    })
+}
+
+pub fn list(a: ListArgs) -> Result<()> {
+    let (enrollments, store) = open(&a.config)?;
+    let id = InstitutionId::parse(&a.institution)?;
+    let mut text = String::new();
+    for pre in store.pre_applications(&id)? {
+        if let Some(v) = enrollments.view(&pre.id)? {
+            text.push_str(&to_json(&v).to_string());
+            text.push('\n');
+        }
+    }
+    emit(&text)
+}
+
+fn view(enrollments: &Enrollments, id: &str) -> Result<ApplicantView> {
+    enrollments.view(id)?.ok_or_else(|| CliError::Argument {
+        field: "id",
+        rule: format!("no application {id}"),
+    })
+}
+
+pub fn show(a: ShowArgs) -> Result<()> {
+    let (enrollments, _) = open(&a.config)?;
+    emit(&format!("{}\n", to_json(&view(&enrollments, &a.id)?)))
+}
+
+/// Reads a file of at most 20 MiB.
+pub fn read_limited(field: &'static str, path: &std::path::Path) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .map_err(CliError::io("cannot read", path))?
+        .len();
+    if len > MAX_FILE_BYTES {
+        return Err(CliError::Argument {
+            field,
+            rule: format!("{} is larger than {MAX_FILE_BYTES} bytes", path.display()),
+        });
+    }
+    std::fs::read(path).map_err(CliError::io("cannot read", path))
+}
+
+pub fn receive_wet(a: ReceiveWetArgs) -> Result<()> {
+    let (enrollments, _) = open(&a.config)?;
+    let scan = read_limited("scan", &a.scan)?;
+    enrollments.receive_wet(&a.id, scan, "operator")?;
+    emit(&format!("{}\n", to_json(&view(&enrollments, &a.id)?)))
+}
+
+pub fn consent(a: ConsentArgs) -> Result<()> {
+    let (enrollments, _) = open(&a.config)?;
+    let tckn = Tckn::parse(&a.tckn).map_err(|e| CliError::Argument {
+        field: "tckn",
+        rule: e.to_string(),
+    })?;
+    let evidence = read_limited("evidence", &a.evidence)?;
+    let given_at = match &a.given_at {
+        None => ca_core::clock::unix_seconds(wiring::clock().now()),
+        Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| CliError::Argument {
+                field: "given-at",
+                rule: format!("\"{t}\" is not an RFC 3339 time: {e}"),
+            })?
+            .unix_timestamp(),
+    };
+    let c = enrollments.record_consent(&tckn, &a.reference, evidence, given_at, "operator")?;
+    emit(&format!(
+        "{}\n",
+        json!({
+            "tckn": c.tckn,
+            "reference": c.reference,
+            "evidence_sha256": c.evidence_sha256,
+            "given_at": c.given_at,
+            "recorded_at": c.recorded_at,
+        })
+    ))
+}

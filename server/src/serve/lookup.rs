@@ -1,0 +1,123 @@
+//! The public certificate lookup (sertifika sorgulama): a relying party fetches a certificate
+//! by serial, or lists a person's certificates by T.C. Kimlik No. Certificates whose holders
+//! chose "do not publish my certificate" are left out: to the lookup they do not exist.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use ca_core::store::{PublishedCertificate, Store};
+use ca_core::{Serial, Tckn};
+use serde_json::json;
+
+pub fn router(store: Arc<dyn Store>) -> Router {
+    Router::new()
+        .route("/certificates", get(search))
+        .route("/certificates/{serial}", get(by_serial))
+        .with_state(store)
+}
+
+fn refused(status: StatusCode, field: &str, rule: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({ "error": { "field": field, "rule": rule } }).to_string(),
+    )
+        .into_response()
+}
+
+async fn read(
+    store: Arc<dyn Store>,
+    serial: Option<Serial>,
+    tckn: Option<String>,
+) -> Result<Vec<PublishedCertificate>, Response> {
+    let found = tokio::task::spawn_blocking(move || {
+        store.published_certificates(serial.as_ref(), tckn.as_deref())
+    })
+    .await;
+    match found {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "certificate lookup failed");
+            Err(refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store",
+                "try again later",
+            ))
+        }
+        Err(_) => Err(refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store",
+            "try again later",
+        )),
+    }
+}
+
+/// `GET /certificates/{serial}` (hex): the certificate, DER.
+async fn by_serial(State(store): State<Arc<dyn Store>>, Path(serial): Path<String>) -> Response {
+    let Ok(serial) = Serial::from_hex(&serial) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "serial",
+            "must be a hexadecimal serial number",
+        );
+    };
+    match read(store, Some(serial), None).await {
+        Ok(found) => match found.into_iter().next() {
+            Some(c) => (
+                [(header::CONTENT_TYPE, "application/pkix-cert")],
+                c.cert_der,
+            )
+                .into_response(),
+            None => refused(
+                StatusCode::NOT_FOUND,
+                "serial",
+                "no published certificate with this serial",
+            ),
+        },
+        Err(r) => r,
+    }
+}
+
+/// `GET /certificates?tckn=…`: the person's published certificates, newest first.
+async fn search(State(store): State<Arc<dyn Store>>, RawQuery(q): RawQuery) -> Response {
+    let tckn = q
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("tckn="))
+        .and_then(|t| Tckn::parse(t).ok());
+    let Some(tckn) = tckn else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "tckn",
+            "give a valid T.C. Kimlik No (?tckn=…)",
+        );
+    };
+    match read(store, None, Some(tckn.to_string())).await {
+        Ok(found) => {
+            let list: Vec<_> = found
+                .iter()
+                .map(|c| {
+                    json!({
+                        "serial": c.serial.to_hex(),
+                        "subject": c.subject,
+                        "status": c.status,
+                        "not_before": c.not_before,
+                        "not_after": c.not_after,
+                        "href": format!("/certificates/{}", c.serial.to_hex()),
+                    })
+                })
+                .collect();
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                json!({ "certificates": list }).to_string(),
+            )
+                .into_response()
+        }
+        Err(r) => r,
+    }
+}

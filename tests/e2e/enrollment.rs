@@ -1,0 +1,734 @@
+//! The institutional channel's second half through `nesca serve` and the batch-import plugin
+//! (an ESHS portal forwarding over mTLS): invited people sign in with the e-mailed access
+//! password, fill the form, confirm the SMS code and approve by e-Onay, by a signature with
+//! their NES (openssl cms), or by a wet signature an operator receives; production with card
+//! keys generated in the HSM and wrapped for the card personalisation system (a SoftHSM token
+//! of the test unwraps them); the billing report; the public lookup leaving "do not publish"
+//! certificates out; and a renewal held until two months before the current certificate's
+//! expiry, produced when the (injected) clock reaches that day.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::Digest as _;
+
+use cryptoki::object::ObjectHandle;
+
+use crate::idcard::{b64, cert_key_verifies, unb64, Card, ChannelClient, Options, World};
+use crate::institution::{import, institution, json as stdout_json, sign};
+use crate::ocsp::ocsp_good;
+use crate::server::{server_demo, Server};
+use crate::support::*;
+
+const APPLICANTS: &str = "/channels/batch-import/v1/applicants";
+const INSTITUTION: &str = "ankara-bb";
+const TAX_NO: &str = "0680049583";
+/// How long the test waits for `nesca serve`'s background work (outbox, production).
+const WAIT: Duration = Duration::from_secs(90);
+
+/// One invited person of the tests' lists.
+#[derive(Clone, Copy)]
+struct Person {
+    tckn: &'static str,
+    given: &'static str,
+    surname: &'static str,
+    email: &'static str,
+    mobile: &'static str,
+}
+
+const CAGRI: Person = Person {
+    tckn: "10000000078",
+    given: "Çağrı",
+    surname: "Öztürk",
+    email: "cagri@ankara.bel.tr",
+    mobile: "+905331112233",
+};
+const IPEK: Person = Person {
+    tckn: "10000000214",
+    given: "İpek",
+    surname: "Şahin",
+    email: "ipek@ankara.bel.tr",
+    mobile: "+905051112233",
+};
+const SUKRU: Person = Person {
+    tckn: "10000000382",
+    given: "Şükrü",
+    surname: "Güneş",
+    email: "sukru@ankara.bel.tr",
+    mobile: "+905445556677",
+};
+
+/// A demo CA serving the channels, producing with HSM keys wrapped for `card`'s transport
+/// key every second, the outbox sending every second; an institution with its officer.
+fn setup(card: &Card) -> (Demo, World, ObjectHandle) {
+    let demo = server_demo();
+    let world = World::new(&demo, Options::default());
+    let (transport_key, transport_spki) = card.transport_key();
+    let transport = demo.work.join("personalisation-transport.der");
+    fs::write(&transport, transport_spki).unwrap();
+    let config = demo.config();
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[outbox]\ninterval_seconds = 1\n\n[production]\nkey_source = \"hsm\"\ntransport_public_key = \"{}\"\ninterval_seconds = 1\n",
+        s(&transport)
+    ));
+    fs::write(&config, text).unwrap();
+    institution(&demo, INSTITUTION, TAX_NO);
+    (demo, world, transport_key)
+}
+
+/// Writes and imports (signed by the officer) a csv list of `people`.
+fn import_list(demo: &Demo, name: &str, people: &[Person]) {
+    let mut csv = String::from("T.C. Kimlik No;Adı;Soyadı;E-posta;Cep Telefonu;Birim\n");
+    for p in people {
+        csv.push_str(&format!(
+            "{};{};{};{};{};Bilgi İşlem\n",
+            p.tckn, p.given, p.surname, p.email, p.mobile
+        ));
+    }
+    let list = demo.work.join(format!("{name}.csv"));
+    fs::write(&list, csv).unwrap();
+    let officer = demo.work.join(format!("officer-{INSTITUTION}"));
+    let sig = sign(
+        &demo.work,
+        &list,
+        &officer.with_extension("pem"),
+        &officer.with_extension("key"),
+        &format!("{name}.p7s"),
+    );
+    let out = import(demo, INSTITUTION, &list, ("--signature", &sig), &[]).ok();
+    assert_eq!(
+        stdout_json(&out)["rows"]["created"],
+        people.len(),
+        "{}",
+        out.describe()
+    );
+}
+
+/// Waits (bounded) until `f` gives a value.
+#[track_caller]
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < WAIT, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The files of an outbox directory whose text mentions `to`, oldest first.
+fn messages(dir: &Path, to: &str) -> Vec<String> {
+    let mut names: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    names.retain(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'));
+    names.sort();
+    names
+        .iter()
+        .filter_map(|p| fs::read_to_string(p).ok())
+        .filter(|t| t.contains(&format!("To: {to}")))
+        .collect()
+}
+
+/// The access password e-mailed to `p` (by `nesca serve`'s outbox).
+fn access_password(demo: &Demo, p: Person) -> String {
+    let mail = wait_for("the access password e-mail", || {
+        messages(&demo.dir.join("outbox/email"), p.email).pop()
+    });
+    mail.lines()
+        .find_map(|l| l.strip_prefix("Erişim parolası: "))
+        .expect("a password line")
+        .trim()
+        .to_owned()
+}
+
+/// The newest SMS code sent to `p`, once there are `count` SMS for them.
+fn sms_code(demo: &Demo, p: Person, count: usize) -> String {
+    let sms = wait_for("the SMS code", || {
+        let all = messages(&demo.dir.join("outbox/sms"), p.mobile);
+        (all.len() >= count).then(|| all.last().cloned()).flatten()
+    });
+    let code = sms.split("kodunuz: ").nth(1).expect("a code")[..6].to_owned();
+    assert!(code.bytes().all(|b| b.is_ascii_digit()), "{sms}");
+    code
+}
+
+fn body(r: &crate::server::HttpResponse) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|_| {
+        panic!(
+            "{}: not JSON: {}",
+            r.request,
+            String::from_utf8_lossy(&r.body)
+        )
+    })
+}
+
+#[track_caller]
+fn expect(r: &crate::server::HttpResponse, status: u16) -> Value {
+    assert_eq!(
+        r.status,
+        status,
+        "{}: {}",
+        r.request,
+        String::from_utf8_lossy(&r.body)
+    );
+    body(r)
+}
+
+/// Signs in, fills the form and confirms the SMS code; returns the session token and the
+/// application id.
+fn confirmed(
+    demo: &Demo,
+    portal: &ChannelClient,
+    p: Person,
+    do_not_publish: bool,
+) -> (String, String) {
+    let password = access_password(demo, p);
+    let v = expect(
+        &portal.call(
+            "POST",
+            &format!("{APPLICANTS}/sign-in"),
+            None,
+            Some(&json!({ "v": 1, "tckn": p.tckn, "password": password })),
+        ),
+        200,
+    );
+    let token = v["token"].as_str().expect("a token").to_owned();
+    let id = v["application"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["application"]["stage"], "invited", "{v}");
+    assert!(
+        v["application"]["mobile"].as_str().unwrap().contains('*'),
+        "the mobile number is masked: {v}"
+    );
+    let form = json!({
+        "v": 1,
+        "security_word": "Kırmızı7",
+        "do_not_publish": do_not_publish,
+        "delivery_address": "Atatürk Bulvarı No: 1, Çankaya / ANKARA",
+    });
+    let v = expect(
+        &portal.call(
+            "POST",
+            &format!("{APPLICANTS}/me/form"),
+            Some(&token),
+            Some(&form),
+        ),
+        202,
+    );
+    assert_eq!(v["application"]["stage"], "form", "{v}");
+    let code = sms_code(demo, p, 1);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = portal.call(
+        "POST",
+        &format!("{APPLICANTS}/me/sms-code"),
+        Some(&token),
+        Some(&json!({ "v": 1, "code": wrong })),
+    );
+    assert_eq!(expect(&r, 401)["error"]["code"], "unauthenticated");
+    let v = expect(
+        &portal.call(
+            "POST",
+            &format!("{APPLICANTS}/me/sms-code"),
+            Some(&token),
+            Some(&json!({ "v": 1, "code": code })),
+        ),
+        200,
+    );
+    assert_eq!(v["application"]["stage"], "confirmed", "{v}");
+    (token, id)
+}
+
+fn approve(portal: &ChannelClient, token: &str, approval: Value) -> crate::server::HttpResponse {
+    portal.call(
+        "POST",
+        &format!("{APPLICANTS}/me/approval"),
+        Some(token),
+        Some(&approval),
+    )
+}
+
+fn applicant(demo: &Demo, id: &str) -> Value {
+    stdout_json(
+        &demo
+            .nesca(&[
+                "applicant",
+                "show",
+                "--config",
+                s(&demo.config()),
+                "--id",
+                id,
+            ])
+            .ok(),
+    )
+}
+
+/// `openssl cms -sign` of the approval text with a certificate and key, detached, DER.
+fn sign_text(demo: &Demo, text: &str, cert: &Path, key: &Path, name: &str) -> Vec<u8> {
+    let file = demo.work.join(format!("{name}.txt"));
+    fs::write(&file, text).unwrap();
+    fs::read(sign(&demo.work, &file, cert, key, &format!("{name}.p7s"))).unwrap()
+}
+
+/// The card package of a produced application, its certificate (DER) checked: chains to
+/// nesca's CA (openssl verify) and its key is the one wrapped for the card.
+fn check_package(
+    demo: &Demo,
+    world: &World,
+    (card, transport): (&Card, ObjectHandle),
+    id: &str,
+    at: Option<i64>,
+) -> (String, Vec<u8>) {
+    let package: Value = serde_json::from_str(
+        &fs::read_to_string(demo.dir.join(format!("production/packages/{id}.json")))
+            .expect("the card package"),
+    )
+    .unwrap();
+    let serial = package["serial"].as_str().unwrap().to_owned();
+    let pem = package["certificate_pem"].as_str().unwrap();
+    let cert_path = demo.work.join(format!("{id}.pem"));
+    fs::write(&cert_path, pem).unwrap();
+    let attime = at.map(|t| t.to_string());
+    let mut args = vec!["verify", "-CAfile", s(&world.ca_chain)];
+    if let Some(t) = &attime {
+        args.extend_from_slice(&["-attime", t]);
+    }
+    args.push(s(&cert_path));
+    let verify = openssl(&args);
+    assert!(verify.stdout.contains(": OK"), "{}", verify.describe());
+    let der = openssl(&["x509", "-in", s(&cert_path), "-outform", "DER"]).stdout_bytes;
+    let w = &package["wrapped_key"];
+    let private = card.unwrap_ec_key(
+        transport,
+        w["scheme"].as_str().unwrap(),
+        &unb64(w["wrapped_key"].as_str().unwrap(), "wrapped_key"),
+        &unb64(
+            w["wrapped_private_key"].as_str().unwrap(),
+            "wrapped_private_key",
+        ),
+    );
+    let digest = sha2::Sha256::digest(b"nesca e2e: the produced card key");
+    let sig = card.sign_digest(private, &digest);
+    cert_key_verifies(&der, &digest, &sig).expect("the wrapped key is the certificate's");
+    assert_eq!(
+        package["delivery_address"],
+        "Atatürk Bulvarı No: 1, Çankaya / ANKARA"
+    );
+    (serial, der)
+}
+
+fn month_now() -> String {
+    // Turkey's time (UTC+3).
+    let t = time::OffsetDateTime::now_utc() + time::Duration::hours(3);
+    format!("{:04}-{:02}", t.year(), t.month() as u8)
+}
+
+#[test]
+fn invited_people_complete_approve_three_ways_and_are_produced_billed_and_published() {
+    let card = Card::new("personalisation-1");
+    let (demo, world, transport) = setup(&card);
+    // İpek has a NES of nesca already (30 days left: not a renewal to hold).
+    let ipek_csr = demo.csr("ipek-nes", Key::P256);
+    let ipek_cert = demo.work.join("ipek-nes.pem");
+    demo.issue_as(
+        &ipek_csr,
+        IPEK.tckn,
+        "İPEK",
+        "ŞAHİN",
+        &["--out", s(&ipek_cert), "--validity-days", "30"],
+    )
+    .ok();
+    import_list(&demo, "liste", &[CAGRI, IPEK, SUKRU]);
+    let mut server = Server::serve(&demo);
+    let portal = world.client(Some(&world.kdhs_client));
+
+    // A wrong password: 401, the same answer as for an unknown number.
+    let wrong = json!({ "v": 1, "tckn": CAGRI.tckn, "password": "not-the-password" });
+    let r = portal.call("POST", &format!("{APPLICANTS}/sign-in"), None, Some(&wrong));
+    assert_eq!(expect(&r, 401)["error"]["code"], "unauthenticated");
+    // No session: 401 before the host is asked; no client certificate: refused.
+    let r = portal.call("GET", &format!("{APPLICANTS}/me"), None, None);
+    assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
+    let anonymous = world.client(None);
+    assert!(anonymous
+        .post(&format!("{APPLICANTS}/sign-in"), &wrong)
+        .map(|r| r.status >= 400)
+        .unwrap_or(true));
+
+    // Çağrı: e-Onay, refused until their prior consent is on record; "do not publish".
+    let (cagri_token, cagri_id) = confirmed(&demo, &portal, CAGRI, true);
+    let r = approve(&portal, &cagri_token, json!({ "v": 1, "method": "e-onay" }));
+    assert_eq!(expect(&r, 409)["error"]["code"], "conflict");
+    let evidence = demo.work.join("cagri-eonay.pdf");
+    fs::write(&evidence, b"%PDF-1.4 e-Devlet e-Onay muvafakat").unwrap();
+    demo.nesca(&[
+        "applicant",
+        "consent",
+        "--config",
+        s(&demo.config()),
+        "--tckn",
+        CAGRI.tckn,
+        "--reference",
+        "EDV-2026-000123",
+        "--evidence",
+        s(&evidence),
+    ])
+    .ok();
+    let v = expect(
+        &approve(&portal, &cagri_token, json!({ "v": 1, "method": "e-onay" })),
+        200,
+    );
+    assert_eq!(
+        (
+            v["application"]["stage"].as_str(),
+            v["application"]["approval_method"].as_str()
+        ),
+        (Some("approved"), Some("e-onay")),
+        "{v}"
+    );
+
+    // İpek: a CMS signature over the approval text with her NES; the officer's NES (another
+    // person's) is refused.
+    let (ipek_token, ipek_id) = confirmed(&demo, &portal, IPEK, false);
+    let v = expect(
+        &portal.call(
+            "GET",
+            &format!("{APPLICANTS}/me/approval-text"),
+            Some(&ipek_token),
+            None,
+        ),
+        200,
+    );
+    let text = v["approval_text"].as_str().unwrap().to_owned();
+    assert!(text.contains("İpek") && text.contains(IPEK.tckn), "{text}");
+    assert_eq!(
+        v["approval_text_sha256"],
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    );
+    let officer = demo.work.join(format!("officer-{INSTITUTION}"));
+    let forged = sign_text(
+        &demo,
+        &text,
+        &officer.with_extension("pem"),
+        &officer.with_extension("key"),
+        "forged-approval",
+    );
+    let r = approve(
+        &portal,
+        &ipek_token,
+        json!({ "v": 1, "method": "signature", "signature": b64(&forged) }),
+    );
+    let e = expect(&r, 422);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another person"),
+        "{e}"
+    );
+    let signed = sign_text(
+        &demo,
+        &text,
+        &ipek_cert,
+        &demo.work.join("ipek-nes.key"),
+        "ipek-approval",
+    );
+    let v = expect(
+        &approve(
+            &portal,
+            &ipek_token,
+            json!({ "v": 1, "method": "signature", "signature": b64(&signed) }),
+        ),
+        200,
+    );
+    assert_eq!(v["application"]["approval_method"], "signature", "{v}");
+
+    // Şükrü: the form as a PDF to sign on paper; approved when an operator records the scan.
+    let (sukru_token, sukru_id) = confirmed(&demo, &portal, SUKRU, false);
+    let v = expect(
+        &approve(&portal, &sukru_token, json!({ "v": 1, "method": "wet" })),
+        202,
+    );
+    let pdf = unb64(v["form_pdf"].as_str().unwrap(), "form_pdf");
+    assert!(pdf.starts_with(b"%PDF-"), "a PDF");
+    assert_eq!(v["application"]["stage"], "awaiting_wet");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        applicant(&demo, &sukru_id)["stage"],
+        "awaiting_wet",
+        "not produced before the paper arrives"
+    );
+    let scan = demo.work.join("sukru-signed.pdf");
+    fs::write(&scan, &pdf).unwrap();
+    let v = stdout_json(
+        &demo
+            .nesca(&[
+                "applicant",
+                "receive-wet",
+                "--config",
+                s(&demo.config()),
+                "--id",
+                &sukru_id,
+                "--scan",
+                s(&scan),
+            ])
+            .ok(),
+    );
+    assert_eq!(v["approval_method"], "wet", "{v}");
+
+    // Production by `nesca serve`: all three, each with its card package.
+    for id in [&cagri_id, &ipek_id, &sukru_id] {
+        wait_for("production", || {
+            let v = applicant(&demo, id);
+            (v["stage"] == "produced" && v["package_written"] == true).then_some(())
+        });
+    }
+    let (cagri_serial, _) = check_package(&demo, &world, (&card, transport), &cagri_id, None);
+    let (ipek_serial, ipek_der) = check_package(&demo, &world, (&card, transport), &ipek_id, None);
+    let (sukru_serial, _) = check_package(&demo, &world, (&card, transport), &sukru_id, None);
+    let shown = stdout_json(
+        &demo
+            .nesca(&[
+                "cert",
+                "show",
+                "--config",
+                s(&demo.config()),
+                "--serial",
+                &cagri_serial,
+            ])
+            .ok(),
+    );
+    assert_eq!(shown["tckn"], CAGRI.tckn, "{shown}");
+    ocsp_good(
+        &demo,
+        &server.url(),
+        &demo.work.join(format!("{cagri_id}.pem")),
+        "cagri-good.der",
+    );
+    // The application is closed: the access password no longer signs in.
+    let r = portal.call(
+        "POST",
+        &format!("{APPLICANTS}/sign-in"),
+        None,
+        Some(&json!({ "v": 1, "tckn": CAGRI.tckn, "password": access_password(&demo, CAGRI) })),
+    );
+    assert_eq!(r.status, 401);
+
+    // The billing report: one line per produced certificate, paid by the institution.
+    let out = demo
+        .nesca(&[
+            "billing",
+            "report",
+            "--config",
+            s(&demo.config()),
+            "--institution",
+            INSTITUTION,
+            "--month",
+            &month_now(),
+        ])
+        .ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.describe());
+    assert!(
+        lines[0].starts_with("produced_at,serial,holder_tckn"),
+        "{}",
+        lines[0]
+    );
+    for serial in [&cagri_serial, &ipek_serial, &sukru_serial] {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(serial.as_str()))
+            .unwrap_or_else(|| panic!("{serial}: {}", out.stdout));
+        assert!(
+            line.contains(&format!(
+                "institution,Ankara Büyükşehir Belediyesi,{TAX_NO}"
+            )),
+            "{line}"
+        );
+    }
+    let bad = demo.nesca(&[
+        "billing",
+        "report",
+        "--config",
+        s(&demo.config()),
+        "--institution",
+        INSTITUTION,
+        "--month",
+        "2026-13",
+    ]);
+    assert!(
+        !bad.success() && bad.stderr.contains("month"),
+        "{}",
+        bad.describe()
+    );
+
+    // The public lookup: Çağrı chose "do not publish".
+    let r = server.get(&format!("/certificates/{cagri_serial}"));
+    assert_eq!(r.status, 404);
+    let r = server.get(&format!("/certificates?tckn={}", CAGRI.tckn));
+    assert_eq!(body(&r)["certificates"], json!([]));
+    let r = server.get(&format!("/certificates/{ipek_serial}"));
+    assert_eq!((r.status, r.body == ipek_der), (200, true));
+    let r = server.get(&format!("/certificates?tckn={}", IPEK.tckn));
+    let list = body(&r);
+    assert_eq!(
+        list["certificates"].as_array().map(Vec::len),
+        Some(2),
+        "{list}"
+    );
+    assert_eq!(server.get("/certificates?tckn=12345678901").status, 400);
+    server.assert_running();
+    let audit = demo
+        .nesca(&["audit", "verify", "--config", s(&demo.config())])
+        .ok();
+    assert!(
+        audit.stdout.starts_with("audit log intact"),
+        "{}",
+        audit.describe()
+    );
+}
+
+/// `nesca production run` with the test clock moved by `offset` seconds.
+fn production_run_at(demo: &Demo, offset: i64) -> Value {
+    let mut cmd = nesca_command();
+    cmd.env("NESCA_TEST_CLOCK_OFFSET_SECONDS", offset.to_string())
+        .args(["production", "run", "--config", s(&demo.config())])
+        .current_dir(&demo.work);
+    stdout_json(&run(cmd).ok())
+}
+
+fn unix_now() -> i64 {
+    crate::idcard::now()
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "test-clock"),
+    ignore = "needs the test clock: cargo test --features test-clock (scripts/test.sh sets it)"
+)]
+fn a_renewal_is_held_until_two_months_before_expiry_then_produced() {
+    let card = Card::new("personalisation-2");
+    let (demo, world, transport) = setup(&card);
+    // Şükrü holds a NES valid for a year: a new application of his is a renewal.
+    let csr = demo.csr("sukru-nes", Key::P256);
+    demo.issue_as(
+        &csr,
+        SUKRU.tckn,
+        "ŞÜKRÜ",
+        "GÜNEŞ",
+        &["--validity-days", "365"],
+    )
+    .ok();
+    import_list(&demo, "yenileme", &[SUKRU, CAGRI]);
+    let server = Server::serve(&demo);
+    let portal = world.client(Some(&world.kdhs_client));
+
+    // Five wrong passwords lock Çağrı's sign-in; then even the right one gets 429.
+    let password = access_password(&demo, CAGRI);
+    let wrong = json!({ "v": 1, "tckn": CAGRI.tckn, "password": "wrong-password" });
+    for _ in 0..4 {
+        let r = portal.call("POST", &format!("{APPLICANTS}/sign-in"), None, Some(&wrong));
+        assert_eq!(r.status, 401);
+    }
+    let r = portal.call("POST", &format!("{APPLICANTS}/sign-in"), None, Some(&wrong));
+    assert_eq!(expect(&r, 429)["error"]["code"], "locked");
+    let right = json!({ "v": 1, "tckn": CAGRI.tckn, "password": password });
+    let r = portal.call("POST", &format!("{APPLICANTS}/sign-in"), None, Some(&right));
+    assert_eq!(r.status, 429);
+
+    let (token, id) = confirmed(&demo, &portal, SUKRU, false);
+    let evidence = demo.work.join("sukru-eonay.pdf");
+    fs::write(&evidence, b"e-Onay").unwrap();
+    demo.nesca(&[
+        "applicant",
+        "consent",
+        "--config",
+        s(&demo.config()),
+        "--tckn",
+        SUKRU.tckn,
+        "--reference",
+        "EDV-7",
+        "--evidence",
+        s(&evidence),
+    ])
+    .ok();
+    let v = expect(
+        &approve(&portal, &token, json!({ "v": 1, "method": "e-onay" })),
+        200,
+    );
+    let start = v["application"]["produce_after"]
+        .as_i64()
+        .expect("a renewal is held");
+    let days = (start - unix_now()) / 86_400;
+    assert!((290..=306).contains(&days), "held for {days} days: {v}");
+    // Passes of the production line come and go; the renewal stays held.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(applicant(&demo, &id)["stage"], "approved");
+    server.terminate(Duration::from_secs(30));
+
+    // The day before the window: nothing. From its first day: produced.
+    let before = production_run_at(&demo, start - unix_now() - 86_400);
+    assert_eq!(before["produced"], 0, "{before}");
+    let offset = start - unix_now() + 3_600;
+    let after = production_run_at(&demo, offset);
+    assert_eq!(
+        (after["produced"].as_u64(), after["packages"].as_u64()),
+        (Some(1), Some(1)),
+        "{after}"
+    );
+    let v = applicant(&demo, &id);
+    assert_eq!(v["stage"], "produced", "{v}");
+    let serial = v["serial"].as_str().unwrap().to_owned();
+    // Valid from the moved clock's day on (checked at that time).
+    check_package(
+        &demo,
+        &world,
+        (&card, transport),
+        &id,
+        Some(unix_now() + offset + 60),
+    );
+    // Invoiced in the month it was produced (by the moved clock, Turkey's time).
+    let t = time::OffsetDateTime::from_unix_timestamp(unix_now() + offset + 3 * 3_600).unwrap();
+    let month = format!("{:04}-{:02}", t.year(), t.month() as u8);
+    let out = demo
+        .nesca(&[
+            "billing",
+            "report",
+            "--config",
+            s(&demo.config()),
+            "--institution",
+            INSTITUTION,
+            "--month",
+            &month,
+        ])
+        .ok();
+    assert!(
+        out.stdout
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains(&serial)),
+        "{}",
+        out.describe()
+    );
+    let none = demo
+        .nesca(&[
+            "billing",
+            "report",
+            "--config",
+            s(&demo.config()),
+            "--institution",
+            INSTITUTION,
+            "--month",
+            &month_now(),
+        ])
+        .ok();
+    assert_eq!(
+        none.stdout.lines().count(),
+        1,
+        "nothing produced this month: {}",
+        none.describe()
+    );
+}
