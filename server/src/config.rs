@@ -183,6 +183,9 @@ pub struct SmtpSection {
     /// The environment variable holding the password.
     #[serde(default)]
     pub password_env: Option<String>,
+    /// A CA certificate (PEM) to trust for the relay besides the web PKI roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     #[serde(default = "default_smtp_timeout")]
     pub timeout_seconds: u64,
 }

@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod list_import;
 mod production;
+mod senders;
 mod serve;
 mod wiring;
 

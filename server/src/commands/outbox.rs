@@ -8,7 +8,8 @@ use serde_json::json;
 
 use super::emit;
 use crate::config::Loaded;
-use crate::error::Result;
+use crate::error::{CliError, Result};
+use crate::senders::{SmsCommand, SmtpSender, SmtpSettings, SmtpTls};
 use crate::{wiring, ConfigArg};
 
 /// Messages one pass sends at most.
@@ -24,13 +25,23 @@ pub fn configured(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Outbox> {
             cfg.raw.ca.public_url.trim_end_matches('/')
         )
     });
-    let email: Arc<dyn EmailSender> = Arc::new(EmlDirectory {
-        dir: cfg.path(&o.email_dir),
-        from: o.from.clone(),
-    });
-    let sms: Arc<dyn SmsSender> = Arc::new(SmsDirectory {
-        dir: cfg.path(&o.sms_dir),
-    });
+    let email: Arc<dyn EmailSender> = match &o.smtp {
+        None => Arc::new(EmlDirectory {
+            dir: cfg.path(&o.email_dir),
+            from: o.from.clone(),
+        }),
+        Some(smtp) => Arc::new(smtp_sender(cfg, smtp)?),
+    };
+    let sms: Arc<dyn SmsSender> = match &o.sms_command {
+        None => Arc::new(SmsDirectory {
+            dir: cfg.path(&o.sms_dir),
+        }),
+        Some(command) => Arc::new(SmsCommand {
+            program: command[0].clone().into(),
+            args: command[1..].to_vec(),
+            timeout: std::time::Duration::from_secs(30),
+        }),
+    };
     Ok(Outbox::new(
         store,
         wiring::clock(),
@@ -38,6 +49,43 @@ pub fn configured(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Outbox> {
         sms,
         completion_url,
     ))
+}
+
+fn smtp_sender(cfg: &Loaded, smtp: &crate::config::SmtpSection) -> Result<SmtpSender> {
+    let password = match &smtp.password_env {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(secrecy::SecretString::from(v)),
+            _ => {
+                return Err(CliError::config(
+                    "outbox.smtp.password_env",
+                    format!("environment variable {var} holding the SMTP password is not set"),
+                ))
+            }
+        },
+    };
+    let ca_pem = match &smtp.ca_file {
+        None => None,
+        Some(f) => {
+            let path = cfg.path(f);
+            Some(std::fs::read(&path).map_err(CliError::io("cannot read", &path))?)
+        }
+    };
+    SmtpSender::new(SmtpSettings {
+        host: smtp.host.clone(),
+        port: smtp.port,
+        tls: match smtp.tls.as_str() {
+            "none" => SmtpTls::None,
+            "tls" => SmtpTls::Tls,
+            _ => SmtpTls::StartTls,
+        },
+        username: smtp.username.clone(),
+        password,
+        ca_pem,
+        from: cfg.raw.outbox.from.clone(),
+        timeout: std::time::Duration::from_secs(smtp.timeout_seconds),
+    })
+    .map_err(|e| CliError::config("outbox.smtp", e))
 }
 
 /// Delivers every due message once; prints how many went and how many wait for a retry.
