@@ -202,7 +202,7 @@ enum Write {
         issuer: IssuerId,
         serial: Serial,
         cert_der: Vec<u8>,
-        then: Completion,
+        then: Box<Completion>,
         actor: String,
         at: i64,
     },
@@ -1443,7 +1443,7 @@ impl Store for SqliteStore {
             issuer: issuer.clone(),
             serial: *serial,
             cert_der,
-            then,
+            then: Box::new(then),
             actor: actor.into(),
             at,
         })
