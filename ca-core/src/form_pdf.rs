@@ -8,18 +8,36 @@ const PAGE_WIDTH: u32 = 595;
 const PAGE_HEIGHT: u32 = 842;
 const MARGIN: u32 = 50;
 const LEADING: u32 = 14;
-/// Characters per line before wrapping (Helvetica 10 pt across 495 pt).
-const WRAP: usize = 95;
+/// The text width in 1/1000 of the font size: 495 pt of Helvetica at 10 pt.
+const LINE_UNITS: u32 = (PAGE_WIDTH - 2 * MARGIN) * 100;
 
 /// The WinAnsi codes given to the Turkish letters WinAnsi lacks (ISO 32000-1 §9.6.6.1, D.2:
-/// these codes are unused in WinAnsiEncoding).
+/// 0x7F, 0x81, 0x8D, 0x8F, 0x90 and 0x9D are unused in WinAnsiEncoding).
 const TURKISH: [(char, u8, &str); 6] = [
     ('Ğ', 0x81, "Gbreve"),
     ('ğ', 0x8D, "gbreve"),
     ('İ', 0x8F, "Idotaccent"),
     ('ı', 0x90, "dotlessi"),
     ('Ş', 0x9D, "Scedilla"),
-    ('ş', 0xAD, "scedilla"),
+    ('ş', 0x7F, "scedilla"),
+];
+
+/// The characters WinAnsi places in 0x80–0x9F (the typographic ones a Turkish text uses).
+const WIN_ANSI_HIGH: [(char, u8); 14] = [
+    ('€', 0x80),
+    ('‚', 0x82),
+    ('„', 0x84),
+    ('…', 0x85),
+    ('‘', 0x91),
+    ('’', 0x92),
+    ('“', 0x93),
+    ('”', 0x94),
+    ('•', 0x95),
+    ('–', 0x96),
+    ('—', 0x97),
+    ('™', 0x99),
+    ('‹', 0x8B),
+    ('›', 0x9B),
 ];
 
 /// One character as a byte of the font's encoding; `?` when it has none.
@@ -27,11 +45,53 @@ fn encode_char(c: char) -> u8 {
     if let Some((_, code, _)) = TURKISH.iter().find(|(t, _, _)| *t == c) {
         return *code;
     }
+    if let Some((_, code)) = WIN_ANSI_HIGH.iter().find(|(t, _)| *t == c) {
+        return *code;
+    }
     match c as u32 {
-        // Printable ASCII and the Latin-1 letters WinAnsi shares (Ç ç Ö ö Ü ü, …).
-        0x20..=0x7E | 0xC0..=0xFF => c as u32 as u8,
+        // Printable ASCII and Latin-1 (Ç ç Ö ö Ü ü, ° § « » ½, …), but the soft hyphen.
+        0x20..=0x7E | 0xA0..=0xAC | 0xAE..=0xFF => c as u32 as u8,
         _ => b'?',
     }
+}
+
+/// Helvetica's advance widths (its AFM, 1/1000 em) of the ASCII printable characters.
+const HELVETICA_ASCII: [u16; 95] = [
+    278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278, 556, 556, 556,
+    556, 556, 556, 556, 556, 556, 556, 278, 278, 584, 584, 584, 556, 1015, 667, 667, 722, 722, 667,
+    611, 778, 722, 278, 500, 667, 556, 833, 722, 778, 667, 778, 722, 667, 611, 722, 667, 944, 667,
+    667, 611, 278, 278, 278, 469, 556, 333, 556, 556, 500, 556, 556, 278, 556, 556, 222, 222, 500,
+    222, 833, 556, 556, 556, 556, 333, 500, 278, 556, 500, 722, 500, 500, 500, 334, 260, 334, 584,
+];
+
+/// A character's width in Helvetica (1/1000 em); outside ASCII, that of its base letter or,
+/// for the rest, the widest common letter's (so a line never runs past the margin).
+fn width(c: char) -> u32 {
+    let base = match c {
+        'Ç' => 'C',
+        'Ğ' => 'G',
+        'İ' => 'I',
+        'Ö' => 'O',
+        'Ş' => 'S',
+        'Ü' => 'U',
+        'ç' => 'c',
+        'ğ' => 'g',
+        'ı' => 'i',
+        'ö' => 'o',
+        'ş' => 's',
+        'ü' => 'u',
+        other => other,
+    };
+    match base as u32 {
+        0x20..=0x7E => u32::from(HELVETICA_ASCII[(base as u32 - 0x20) as usize]),
+        _ => 1000,
+    }
+}
+
+/// The text as it prints: combining dots dropped (a lower-cased "İ" is "i" + U+0307, and the
+/// font has no combining marks: the "i" has its dot already).
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| *c != '\u{0307}').collect()
 }
 
 /// A PDF literal string of `text`, encoded and escaped.
@@ -48,16 +108,28 @@ fn literal(text: &str) -> Vec<u8> {
     out
 }
 
-/// Splits `line` into pieces of at most [`WRAP`] characters, at spaces where it can.
+/// Splits `line` into pieces no wider than the text area, at spaces where it can.
 fn wrap(line: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut rest: Vec<char> = line.chars().collect();
-    while rest.len() > WRAP {
-        let cut = rest[..=WRAP]
+    let mut rest: Vec<char> = printable(line).chars().collect();
+    loop {
+        // How many characters fit.
+        let mut used = 0;
+        let fit = rest
+            .iter()
+            .position(|c| {
+                used += width(*c);
+                used > LINE_UNITS
+            })
+            .unwrap_or(rest.len());
+        if fit == rest.len() {
+            break;
+        }
+        let cut = rest[..=fit]
             .iter()
             .rposition(|c| *c == ' ')
             .filter(|i| *i > 0)
-            .unwrap_or(WRAP);
+            .unwrap_or(fit.max(1));
         out.push(rest[..cut].iter().collect());
         let skip = usize::from(rest.get(cut) == Some(&' '));
         rest.drain(..cut + skip);
@@ -69,7 +141,8 @@ fn wrap(line: &str) -> Vec<String> {
 /// The form: `title` in bold, then `lines` (an empty string is a blank line), on as many A4
 /// pages as they need.
 pub fn form_pdf(title: &str, lines: &[String]) -> Vec<u8> {
-    let per_page = ((PAGE_HEIGHT - 2 * MARGIN) / LEADING - 2) as usize;
+    // Title (one line down), a blank line, then text down to the bottom margin.
+    let per_page = ((PAGE_HEIGHT - 2 * MARGIN) / LEADING - 3) as usize;
     let wrapped: Vec<String> = lines.iter().flat_map(|l| wrap(l)).collect();
     let pages: Vec<&[String]> = if wrapped.is_empty() {
         vec![&[][..]]
@@ -97,9 +170,10 @@ pub fn form_pdf(title: &str, lines: &[String]) -> Vec<u8> {
     }
     for (i, page_lines) in pages.iter().enumerate() {
         let mut content = Vec::new();
-        let top = PAGE_HEIGHT - MARGIN;
+        // The title's baseline one line below the margin, so its capitals stay inside.
+        let top = PAGE_HEIGHT - MARGIN - LEADING;
         content.extend_from_slice(format!("BT /F2 14 Tf {MARGIN} {top} Td ").as_bytes());
-        content.extend(literal(title));
+        content.extend(literal(&printable(title)));
         content.extend_from_slice(
             format!(" Tj /F1 10 Tf 0 -{} Td {LEADING} TL", 2 * LEADING).as_bytes(),
         );
@@ -202,10 +276,19 @@ mod tests {
         assert!(find(&pdf, b"/Count 1").is_some());
         // Ş İ M Ş E K, Ğ Ü L Ç İ N, ı i.
         assert!(find(&pdf, b"(Ad: \x9D\x8FM\x9DEK \x81\xDCL\xC7\x8FN \x90i)").is_some());
+        // WinAnsi's own punctuation and Latin-1 signs print; a lower-cased İ keeps one dot.
+        assert_eq!(
+            literal("’da – “x” 5 °C"),
+            b"(\x92da \x96 \x93x\x94 5 \xB0C)".to_vec()
+        );
+        assert_eq!(
+            literal(&printable(&"İSTANBUL".to_lowercase())),
+            b"(istanbul)".to_vec()
+        );
         assert!(find(&pdf, b"(\\(a\\) \\\\ b)").is_some());
         assert!(find(&pdf, b"/Differences [129 /Gbreve").is_some());
         // Anything else has no glyph: a question mark, never a broken byte.
-        assert_eq!(literal("€→"), b"(??)".to_vec());
+        assert_eq!(literal("→✓"), b"(??)".to_vec());
     }
 
     #[test]
@@ -214,16 +297,22 @@ mod tests {
         let pdf = form_pdf("Uzun", &lines);
         assert!(
             find(&pdf, b"/Count 4").is_some(),
-            "200 lines take 4 pages of 54"
+            "200 lines take 4 pages of 50"
         );
         assert_eq!(check_structure(&pdf), 4 + 2 * 4);
+        let fits = |p: &String| p.chars().map(width).sum::<u32>() <= LINE_UNITS;
         let long = "kelime ".repeat(40);
         let parts = wrap(&long);
+        assert!(parts.len() > 1 && parts.iter().all(fits), "{parts:?}");
+        // Wide capitals wrap sooner than narrow letters; no break point: cut where it fits.
+        let wide = wrap(&"W".repeat(95));
+        assert!(wide.len() == 2 && wide.iter().all(fits), "{wide:?}");
+        assert_eq!(wrap(&"i".repeat(200)).len(), 1);
+        let turkish = wrap(&"ŞİMŞEK ĞÜLÇİN ".repeat(8));
         assert!(
-            parts.len() == 4 && parts.iter().all(|p| p.chars().count() <= WRAP),
-            "{parts:?}"
+            turkish.len() == 2 && turkish.iter().all(fits),
+            "{turkish:?}"
         );
-        assert_eq!(wrap(&"x".repeat(200)).len(), 3);
         assert_eq!(check_structure(&form_pdf("Boş", &[])), 6);
     }
 

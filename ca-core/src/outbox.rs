@@ -76,7 +76,7 @@ impl SmsSender for SmsDirectory {
 
 /// Writes `bytes` to `dir/name` through a temporary file and a rename, so that a reader never
 /// sees half a message; the directory is made when missing.
-fn write_atomically(
+pub fn write_atomically(
     dir: &std::path::Path,
     name: &str,
     bytes: &[u8],

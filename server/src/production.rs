@@ -276,7 +276,7 @@ impl Production {
             "wrapped_key": wrapped,
         });
         let text = serde_json::to_vec_pretty(&package).map_err(|x| x.to_string())?;
-        write_atomically(&self.package_dir, &format!("{id}.json"), &text)?;
+        ca_core::outbox::write_atomically(&self.package_dir, &format!("{id}.json"), &text)?;
         self.store
             .enrollment_write(EnrollmentWrite::PackageWritten {
                 id: id.clone(),
@@ -301,25 +301,6 @@ fn pem(label: &str, der: &[u8]) -> String {
     }
     out.push_str(&format!("-----END {label}-----\n"));
     out
-}
-
-/// Writes through a temporary file and a rename: the personalisation system never reads
-/// half a package.
-fn write_atomically(
-    dir: &std::path::Path,
-    name: &str,
-    bytes: &[u8],
-) -> std::result::Result<(), String> {
-    use std::io::Write as _;
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, dir.join(name))
-    };
-    write().map_err(|x| format!("{}: {x}", dir.display()))
 }
 
 /// The production line as `[production]` configures it; `None` when the section is absent.

@@ -137,6 +137,21 @@ impl SmsSender for SmsCommand {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("sms_command {what}: cannot start: {e}"))?;
+        // Its stderr is read on a thread of its own from the start: a program that leaves a
+        // child holding the pipe cannot hold the outbox beyond the timeout.
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(pipe) = child.stderr.take() {
+            std::thread::spawn(move || {
+                use std::io::Read as _;
+                let mut pipe = pipe.take(512);
+                let mut chunk = [0u8; 512];
+                while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                    if tx.send(chunk[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
         if let Some(mut stdin) = child.stdin.take() {
             // A program that does not read its input is its own business: the exit status
             // decides.
@@ -163,15 +178,21 @@ impl SmsSender for SmsCommand {
         if status.success() {
             return Ok(());
         }
+        // What it wrote by now, waiting a moment for the rest (not for a lingering child).
         let mut err = Vec::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            use std::io::Read as _;
-            let _ = pipe.by_ref().take(200).read_to_end(&mut err);
+        while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+            err.extend(chunk);
         }
-        Err(format!(
-            "sms_command {what}: {status}: {}",
-            String::from_utf8_lossy(&err).trim()
-        ))
+        // A gateway that echoes the message must not put the code in our log.
+        let body = sms.body.expose_secret();
+        let mut err = String::from_utf8_lossy(&err).into_owned();
+        for part in std::iter::once(body).chain(body.lines()) {
+            if !part.trim().is_empty() {
+                err = err.replace(part, "[message]");
+            }
+        }
+        let err: String = err.trim().chars().take(200).collect();
+        Err(format!("sms_command {what}: {status}: {err}"))
     }
 }
 
@@ -329,6 +350,21 @@ mod tests {
         };
         let e = failing.send(&sms).unwrap_err();
         assert!(e.contains("gateway down") && !e.contains("123456"), "{e}");
+        // A gateway echoing the message: the text is not repeated; one leaving a child on its
+        // stderr does not hold the sender.
+        let echoing = SmsCommand {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), "cat >&2; (sleep 5 &) ; exit 1".into()],
+            timeout: Duration::from_secs(10),
+        };
+        let started = Instant::now();
+        let e = echoing.send(&sms).unwrap_err();
+        assert!(!e.contains("123456") && e.contains("[message]"), "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
         let slow = SmsCommand {
             program: "/bin/sleep".into(),
             args: vec!["5".into()],

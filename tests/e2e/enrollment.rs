@@ -63,20 +63,31 @@ const SUKRU: Person = Person {
 /// A demo CA serving the channels, producing with HSM keys wrapped for `card`'s transport
 /// key every second, the outbox sending every second; an institution with its officer.
 fn setup(card: &Card) -> (Demo, World, ObjectHandle) {
+    let (transport_key, transport_spki) = card.transport_key();
+    let (demo, world) = setup_with(|demo| {
+        let transport = demo.work.join("personalisation-transport.der");
+        fs::write(&transport, &transport_spki).unwrap();
+        format!(
+            "key_source = \"hsm\"\ntransport_public_key = \"{}\"\n",
+            s(&transport)
+        )
+    });
+    (demo, world, transport_key)
+}
+
+/// [`setup`] with the `[production]` keys `production` writes (interval: one second).
+fn setup_with(production: impl FnOnce(&Demo) -> String) -> (Demo, World) {
     let demo = server_demo();
     let world = World::new(&demo, Options::default());
-    let (transport_key, transport_spki) = card.transport_key();
-    let transport = demo.work.join("personalisation-transport.der");
-    fs::write(&transport, transport_spki).unwrap();
     let config = demo.config();
     let mut text = fs::read_to_string(&config).unwrap();
     text.push_str(&format!(
-        "\n[outbox]\ninterval_seconds = 1\n\n[production]\nkey_source = \"hsm\"\ntransport_public_key = \"{}\"\ninterval_seconds = 1\n",
-        s(&transport)
+        "\n[outbox]\ninterval_seconds = 1\n\n[production]\n{}interval_seconds = 1\n",
+        production(&demo)
     ));
     fs::write(&config, text).unwrap();
     institution(&demo, INSTITUTION, TAX_NO);
-    (demo, world, transport_key)
+    (demo, world)
 }
 
 /// Writes and imports (signed by the officer) a csv list of `people`.
@@ -518,18 +529,7 @@ fn invited_people_complete_approve_three_ways_and_are_produced_billed_and_publis
     assert_eq!(r.status, 401);
 
     // The billing report: one line per produced certificate, paid by the institution.
-    let out = demo
-        .nesca(&[
-            "billing",
-            "report",
-            "--config",
-            s(&demo.config()),
-            "--institution",
-            INSTITUTION,
-            "--month",
-            &month_now(),
-        ])
-        .ok();
+    let out = billing(&demo, &month_now()).ok();
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{}", out.describe());
     assert!(
@@ -549,16 +549,7 @@ fn invited_people_complete_approve_three_ways_and_are_produced_billed_and_publis
             "{line}"
         );
     }
-    let bad = demo.nesca(&[
-        "billing",
-        "report",
-        "--config",
-        s(&demo.config()),
-        "--institution",
-        INSTITUTION,
-        "--month",
-        "2026-13",
-    ]);
+    let bad = billing(&demo, "2026-13");
     assert!(
         !bad.success() && bad.stderr.contains("month"),
         "{}",
@@ -589,6 +580,20 @@ fn invited_people_complete_approve_three_ways_and_are_produced_billed_and_publis
         "{}",
         audit.describe()
     );
+}
+
+/// `nesca billing report` of the test institution for `month`.
+fn billing(demo: &Demo, month: &str) -> Output {
+    demo.nesca(&[
+        "billing",
+        "report",
+        "--config",
+        s(&demo.config()),
+        "--institution",
+        INSTITUTION,
+        "--month",
+        month,
+    ])
 }
 
 /// `nesca production run` with the test clock moved by `offset` seconds.
@@ -693,18 +698,7 @@ fn a_renewal_is_held_until_two_months_before_expiry_then_produced() {
     // Invoiced in the month it was produced (by the moved clock, Turkey's time).
     let t = time::OffsetDateTime::from_unix_timestamp(unix_now() + offset + 3 * 3_600).unwrap();
     let month = format!("{:04}-{:02}", t.year(), t.month() as u8);
-    let out = demo
-        .nesca(&[
-            "billing",
-            "report",
-            "--config",
-            s(&demo.config()),
-            "--institution",
-            INSTITUTION,
-            "--month",
-            &month,
-        ])
-        .ok();
+    let out = billing(&demo, &month).ok();
     assert!(
         out.stdout
             .lines()
@@ -713,22 +707,104 @@ fn a_renewal_is_held_until_two_months_before_expiry_then_produced() {
         "{}",
         out.describe()
     );
-    let none = demo
-        .nesca(&[
-            "billing",
-            "report",
-            "--config",
-            s(&demo.config()),
-            "--institution",
-            INSTITUTION,
-            "--month",
-            &month_now(),
-        ])
-        .ok();
+    let none = billing(&demo, &month_now()).ok();
     assert_eq!(
         none.stdout.lines().count(),
         1,
         "nothing produced this month: {}",
         none.describe()
     );
+}
+
+#[test]
+fn with_card_bureau_csrs_an_approved_application_waits_for_its_csr() {
+    let (demo, world) = setup_with(|_| "key_source = \"card-bureau-csr\"\n".to_owned());
+    import_list(&demo, "liste", &[IPEK]);
+    let server = Server::serve(&demo);
+    let portal = world.client(Some(&world.kdhs_client));
+    let (token, id) = confirmed(&demo, &portal, IPEK, false);
+    let evidence = demo.work.join("ipek-eonay.pdf");
+    fs::write(&evidence, b"e-Onay").unwrap();
+    demo.nesca(&[
+        "applicant",
+        "consent",
+        "--config",
+        s(&demo.config()),
+        "--tckn",
+        IPEK.tckn,
+        "--reference",
+        "EDV-9",
+        "--evidence",
+        s(&evidence),
+    ])
+    .ok();
+    expect(
+        &approve(&portal, &token, json!({ "v": 1, "method": "e-onay" })),
+        200,
+    );
+    // Production passes come and go: it waits for the card bureau.
+    std::thread::sleep(Duration::from_secs(3));
+    let v = applicant(&demo, &id);
+    assert_eq!(
+        (v["stage"].as_str(), v["card_csr"].as_bool()),
+        (Some("approved"), Some(false)),
+        "{v}"
+    );
+
+    let csr_args = |csr: &Path| {
+        vec![
+            "production".to_owned(),
+            "csr".into(),
+            "--config".into(),
+            s(&demo.config()).into(),
+            "--id".into(),
+            id.clone(),
+            "--csr".into(),
+            s(csr).into(),
+        ]
+    };
+    let garbage = demo.work.join("garbage.csr");
+    fs::write(&garbage, b"not a CSR").unwrap();
+    let args = csr_args(&garbage);
+    let bad = demo.nesca(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        !bad.success() && bad.stderr.contains("csr"),
+        "{}",
+        bad.describe()
+    );
+    let csr = demo.csr("bureau", Key::P256);
+    let args = csr_args(&csr);
+    demo.nesca(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .ok();
+    wait_for("production from the CSR", || {
+        let v = applicant(&demo, &id);
+        (v["stage"] == "produced" && v["package_written"] == true).then_some(())
+    });
+    let package: Value = serde_json::from_str(
+        &fs::read_to_string(demo.dir.join(format!("production/packages/{id}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            package["card_key"].as_str(),
+            package["wrapped_key"].is_null()
+        ),
+        (Some("card-bureau-csr"), true),
+        "{package}"
+    );
+    let cert = demo.work.join("bureau-cert.pem");
+    fs::write(&cert, package["certificate_pem"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        cert_public_key(&cert),
+        csr_public_key(&csr, false),
+        "the certificate certifies the CSR's key"
+    );
+    // A CSR for an application already produced is refused.
+    let again = demo.nesca(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        !again.success() && again.stderr.contains("produced"),
+        "{}",
+        again.describe()
+    );
+    drop(server);
 }

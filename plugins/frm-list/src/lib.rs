@@ -98,7 +98,7 @@ use sha2::{Digest, Sha256};
 
 pub use check::{MAX_COLUMNS, MAX_UNIT_CHARS};
 pub use error::ListError;
-pub use report::{report_csv, ListCounts, ListReport, RowProblem, ValidRow};
+pub use report::{csv_field, report_csv, ListCounts, ListReport, RowProblem, ValidRow};
 pub use xlsx::MAX_CELLS;
 pub use zipguard::{
     MAX_OTHER_XML_BYTES, MAX_PARTS, MAX_SHARED_STRINGS_BYTES, MAX_UNIQUE_STRINGS,

@@ -127,7 +127,9 @@ pub fn report_csv(report: &ListReport) -> String {
     out
 }
 
-fn csv_field(text: &str) -> String {
+/// One csv field (RFC 4180): quoted when it must be, and a leading `= + - @` (a spreadsheet
+/// formula) neutralised with a `'`.
+pub fn csv_field(text: &str) -> String {
     let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {

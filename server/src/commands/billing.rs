@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use ca_core::institution::InstitutionId;
 use ca_core::store::Store;
 use clap::Args;
+use nesca_frm_list::csv_field;
 
 use super::emit;
 use crate::config::Loaded;
@@ -23,20 +24,6 @@ pub struct ReportArgs {
     /// The month, YYYY-MM
     #[arg(long)]
     month: String,
-}
-
-/// A csv field (RFC 4180), with a leading formula character neutralised for spreadsheets.
-fn field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
 }
 
 fn check_month(m: &str) -> Result<()> {
@@ -83,7 +70,12 @@ pub fn report(a: ReportArgs) -> Result<()> {
             p.payer.id.clone(),
             p.pre_application.clone(),
         ];
-        csv.push_str(&row.iter().map(|f| field(f)).collect::<Vec<_>>().join(","));
+        csv.push_str(
+            &row.iter()
+                .map(|f| csv_field(f))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         csv.push_str("\r\n");
     }
     emit(&csv)
@@ -94,13 +86,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn months_and_fields() {
+    fn months_are_checked_and_fields_quoted() {
         assert!(check_month("2026-11").is_ok());
         for bad in ["2026-13", "2026-1", "26-11-01", "2026/11", "abcd-11"] {
             assert!(check_month(bad).is_err(), "{bad}");
         }
-        assert_eq!(field("a,b"), "\"a,b\"");
-        assert_eq!(field("=cmd"), "'=cmd");
-        assert_eq!(field("Ankara \"BB\""), "\"Ankara \"\"BB\"\"\"");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("=cmd"), "'=cmd");
     }
 }

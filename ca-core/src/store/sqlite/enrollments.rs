@@ -97,14 +97,16 @@ pub(super) const MIGRATION: &str = "
 
 const ENROLLMENT_COLUMNS: &str = "pre_application, stage, failed_sign_ins, locked_until, security_word_hash, do_not_publish, delivery_address, sms_code_hash, sms_code_expires, sms_code_failures, sms_codes_sent, confirmed_at, approval_method, approval_text_sha256, approved_at, produce_after, card_csr, production_attempts, last_error, serial, produced_at, package_written, updated_at";
 
+/// A column whose text does not parse as what it holds.
+fn bad(i: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        i,
+        rusqlite::types::Type::Text,
+        format!("bad {what}").into(),
+    )
+}
+
 fn enrollment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnrollmentRecord> {
-    let bad = |i: usize, what: &str| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("bad {what}").into(),
-        )
-    };
     let stage: String = r.get(1)?;
     let method: Option<String> = r.get(12)?;
     let serial: Option<String> = r.get(19)?;
@@ -218,17 +220,10 @@ pub(super) fn read_invoice_lines(
     let rows = st.query_map(params![institution, month], |r| {
         let issuer: String = r.get(1)?;
         let serial: String = r.get(2)?;
-        let bad = |i: usize| {
-            rusqlite::Error::FromSqlConversionFailure(
-                i,
-                rusqlite::types::Type::Text,
-                "bad issuer or serial".into(),
-            )
-        };
         Ok(InvoiceLine {
             id: r.get(0)?,
-            issuer: IssuerId::new(&issuer).map_err(|_| bad(1))?,
-            serial: Serial::from_hex(&serial).map_err(|_| bad(2))?,
+            issuer: IssuerId::new(&issuer).map_err(|_| bad(1, "issuer"))?,
+            serial: Serial::from_hex(&serial).map_err(|_| bad(2, "serial"))?,
             produced: ProducedEnrollment {
                 pre_application: r.get(3)?,
                 institution: r.get(4)?,
@@ -265,13 +260,7 @@ pub(super) fn read_published(
     let rows = st.query_map(params![serial.map(|s| s.to_hex()), tckn], |r| {
         let serial: String = r.get(0)?;
         Ok(PublishedCertificate {
-            serial: Serial::from_hex(&serial).map_err(|_| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    0,
-                    rusqlite::types::Type::Text,
-                    "bad serial".into(),
-                )
-            })?,
+            serial: Serial::from_hex(&serial).map_err(|_| bad(0, "serial"))?,
             subject: r.get(1)?,
             status: r.get(2)?,
             not_before: r.get(3)?,
