@@ -159,16 +159,22 @@ impl Enrollments {
             rule: "the T.C. Kimlik No or the access password is wrong".into(),
         };
         let now = self.now();
-        let Some(id) = self.store.open_pre_application(&tckn.to_string())? else {
-            return Err(wrong());
+        // An unknown number costs the same argon2 verification as a known one, so the time
+        // of the answer does not tell which numbers are invited.
+        let unknown = || {
+            password_matches(password.expose_secret(), dummy_hash());
+            wrong()
         };
-        let pre = self.store.pre_application(&id)?.ok_or_else(wrong)?;
+        let Some(id) = self.store.open_pre_application(&tckn.to_string())? else {
+            return Err(unknown());
+        };
+        let pre = self.store.pre_application(&id)?.ok_or_else(unknown)?;
         let Some(hash) = pre
             .password_hash
             .as_deref()
             .filter(|_| pre.status == "invited")
         else {
-            return Err(wrong());
+            return Err(unknown());
         };
         if let Some(until) = self
             .store
@@ -593,6 +599,13 @@ impl Enrollments {
             .map(renewal_window_start)
             .filter(|start| *start > now))
     }
+}
+
+/// An argon2id hash of a random password, made once: what an unknown number is checked
+/// against.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password(&new_token()).unwrap_or_default())
 }
 
 fn locked(field: &'static str, until: i64) -> CaError {

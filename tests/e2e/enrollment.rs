@@ -373,21 +373,7 @@ fn invited_people_complete_approve_three_ways_and_are_produced_billed_and_publis
     let (cagri_token, cagri_id) = confirmed(&demo, &portal, CAGRI, true);
     let r = approve(&portal, &cagri_token, json!({ "v": 1, "method": "e-onay" }));
     assert_eq!(expect(&r, 409)["error"]["code"], "conflict");
-    let evidence = demo.work.join("cagri-eonay.pdf");
-    fs::write(&evidence, b"%PDF-1.4 e-Devlet e-Onay muvafakat").unwrap();
-    demo.nesca(&[
-        "applicant",
-        "consent",
-        "--config",
-        s(&demo.config()),
-        "--tckn",
-        CAGRI.tckn,
-        "--reference",
-        "EDV-2026-000123",
-        "--evidence",
-        s(&evidence),
-    ])
-    .ok();
+    consent(&demo, CAGRI, "EDV-2026-000123");
     let v = expect(
         &approve(&portal, &cagri_token, json!({ "v": 1, "method": "e-onay" })),
         200,
@@ -582,6 +568,25 @@ fn invited_people_complete_approve_three_ways_and_are_produced_billed_and_publis
     );
 }
 
+/// `nesca applicant consent`: the person's e-Onay consent recorded with its evidence.
+fn consent(demo: &Demo, p: Person, reference: &str) {
+    let evidence = demo.work.join(format!("{}-eonay.pdf", p.tckn));
+    fs::write(&evidence, b"%PDF-1.4 e-Devlet e-Onay muvafakat").unwrap();
+    demo.nesca(&[
+        "applicant",
+        "consent",
+        "--config",
+        s(&demo.config()),
+        "--tckn",
+        p.tckn,
+        "--reference",
+        reference,
+        "--evidence",
+        s(&evidence),
+    ])
+    .ok();
+}
+
 /// `nesca billing report` of the test institution for `month`.
 fn billing(demo: &Demo, month: &str) -> Output {
     demo.nesca(&[
@@ -645,21 +650,7 @@ fn a_renewal_is_held_until_two_months_before_expiry_then_produced() {
     assert_eq!(r.status, 429);
 
     let (token, id) = confirmed(&demo, &portal, SUKRU, false);
-    let evidence = demo.work.join("sukru-eonay.pdf");
-    fs::write(&evidence, b"e-Onay").unwrap();
-    demo.nesca(&[
-        "applicant",
-        "consent",
-        "--config",
-        s(&demo.config()),
-        "--tckn",
-        SUKRU.tckn,
-        "--reference",
-        "EDV-7",
-        "--evidence",
-        s(&evidence),
-    ])
-    .ok();
+    consent(&demo, SUKRU, "EDV-7");
     let v = expect(
         &approve(&portal, &token, json!({ "v": 1, "method": "e-onay" })),
         200,
@@ -723,21 +714,7 @@ fn with_card_bureau_csrs_an_approved_application_waits_for_its_csr() {
     let server = Server::serve(&demo);
     let portal = world.client(Some(&world.kdhs_client));
     let (token, id) = confirmed(&demo, &portal, IPEK, false);
-    let evidence = demo.work.join("ipek-eonay.pdf");
-    fs::write(&evidence, b"e-Onay").unwrap();
-    demo.nesca(&[
-        "applicant",
-        "consent",
-        "--config",
-        s(&demo.config()),
-        "--tckn",
-        IPEK.tckn,
-        "--reference",
-        "EDV-9",
-        "--evidence",
-        s(&evidence),
-    ])
-    .ok();
+    consent(&demo, IPEK, "EDV-9");
     expect(
         &approve(&portal, &token, json!({ "v": 1, "method": "e-onay" })),
         200,
