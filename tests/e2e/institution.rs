@@ -477,3 +477,146 @@ fn a_portal_uploads_a_signed_list_through_the_batch_import_channel() {
     assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
     server.assert_running();
 }
+
+/// A plain SMTP relay on 127.0.0.1 for the test: it accepts sessions until `sessions` have
+/// ended (or 60 s pass) and returns each message's DATA.
+fn smtp_relay(sessions: usize) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let handle = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut messages = Vec::new();
+        let mut ended = 0;
+        while ended < sessions && start.elapsed() < Duration::from_secs(60) {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut out = stream.try_clone().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut say = |l: &str| {
+                let _ = out.write_all(format!("{l}\r\n").as_bytes());
+            };
+            say("220 relay.test ESMTP");
+            let (mut data, mut in_data, mut line) = (String::new(), false, String::new());
+            while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                if in_data && line == ".\r\n" {
+                    in_data = false;
+                    messages.push(std::mem::take(&mut data));
+                    say("250 queued");
+                } else if in_data {
+                    data.push_str(&line);
+                } else {
+                    match line
+                        .get(..4)
+                        .unwrap_or_default()
+                        .to_ascii_uppercase()
+                        .as_str()
+                    {
+                        "EHLO" => say("250 relay.test"),
+                        "DATA" => {
+                            in_data = true;
+                            say("354 go on");
+                        }
+                        "QUIT" => {
+                            say("221 bye");
+                            break;
+                        }
+                        _ => say("250 ok"),
+                    }
+                }
+                line.clear();
+            }
+            ended += 1;
+        }
+        messages
+    });
+    (port, handle)
+}
+
+/// `[outbox.smtp]`: the access passwords go through an SMTP relay; while it is down they wait
+/// and are retried (a minute later: the test clock moves past it).
+#[test]
+#[cfg_attr(
+    not(feature = "test-clock"),
+    ignore = "needs the test clock: cargo test --features test-clock (scripts/test.sh sets it)"
+)]
+fn access_passwords_go_through_a_configured_smtp_relay() {
+    let demo = Demo::init();
+    let (cert, key) = institution(&demo, "ankara-bb", "0680049583");
+    let list = csv_list(&demo.work);
+    let sig = sign(&demo.work, &list, &cert, &key, "liste.p7s");
+    import(&demo, "ankara-bb", &list, ("--signature", &sig), &[]).ok();
+    let config = demo.config();
+    let plain = fs::read_to_string(&config).unwrap();
+    let with_relay = |port: u16, extra: &str| {
+        fs::write(
+            &config,
+            format!("{plain}\n[outbox.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout_seconds = 5\n{extra}"),
+        )
+        .unwrap();
+    };
+    let send = || demo.nesca(&["outbox", "send", "--config", s(&config)]);
+
+    // A password that is not in the environment: refused by name before anything is sent.
+    with_relay(
+        25,
+        "username = \"nesca\"\npassword_env = \"NESCA_E2E_NO_SUCH_VARIABLE\"\n",
+    );
+    assert_refusal(
+        &send(),
+        &["outbox.smtp.password_env", "NESCA_E2E_NO_SUCH_VARIABLE"],
+    );
+
+    // The relay is down (a port nobody listens on): every message waits for its retry.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    with_relay(closed, "");
+    let out = send().ok();
+    assert_eq!(
+        (json(&out)["sent"].as_u64(), json(&out)["failed"].as_u64()),
+        (Some(0), Some(4)),
+        "{}",
+        out.describe()
+    );
+    assert!(outbox(&demo)
+        .iter()
+        .all(|m| m["status"] == "pending" && m["attempts"] == 1));
+
+    // Up again; the retry is due after a minute: the next pass after that sends them all,
+    // one session each. (The relay's port changes; the retry time is what is waited for.)
+    let (port, relay) = smtp_relay(4);
+    with_relay(port, "");
+    assert_eq!(
+        json(&send().ok())["sent"],
+        0,
+        "not due before the retry time"
+    );
+    let mut cmd = nesca_command();
+    cmd.args(["outbox", "send", "--config", s(&config)])
+        .current_dir(&demo.work)
+        .env("NESCA_TEST_CLOCK_OFFSET_SECONDS", "120");
+    let out = run(cmd).ok();
+    assert_eq!(json(&out)["sent"].as_u64(), Some(4), "{}", out.describe());
+    let messages = relay.join().unwrap();
+    assert_eq!(messages.len(), 4);
+    for m in &messages {
+        assert!(m.contains("From: nesca@localhost"), "{m}");
+        assert!(m.contains("Content-Type: text/plain; charset=utf-8"), "{m}");
+        // The Turkish text, quoted-printable: "Erişim parolası: …".
+        assert!(m.contains("Eri=C5=9Fim parolas=C4=B1: "), "{m}");
+    }
+    assert!(messages
+        .iter()
+        .any(|m| m.contains("To: ayse@ankara.bel.tr")));
+    assert!(outbox(&demo).iter().all(|m| m["status"] == "sent"));
+}
