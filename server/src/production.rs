@@ -202,6 +202,7 @@ impl Production {
                     holder_name: format!("{} {}", pre.given_name, pre.surname),
                     item: format!("NES {validity_days} gün"),
                     month: billing_month(ca_core::clock::unix_seconds(clock.now())),
+                    attempt: e.production_attempts,
                 }),
             }))
         };

@@ -179,6 +179,22 @@ fn the_form_is_hashed_and_the_code_confirms_the_mobile_number() {
     assert!(err.to_string().contains("expired"), "{err}");
     e.resend_code(token).unwrap();
     outbox.deliver_due(10).unwrap();
+    // Five codes in all (the form's and four more): then refused, by the form too, and
+    // nothing changes.
+    e.resend_code(token).unwrap();
+    e.resend_code(token).unwrap();
+    let err = e.resend_code(token).unwrap_err();
+    assert!(
+        err.to_string().contains("5 codes were sent already"),
+        "{err}"
+    );
+    let err = e.submit_form(token, form()).unwrap_err();
+    assert!(
+        err.to_string().contains("5 codes were sent already"),
+        "{err}"
+    );
+    assert_eq!(stage(&f).sms_codes_sent, MAX_CODES);
+    outbox.deliver_due(10).unwrap();
     e.confirm_code(token, &secret(&last_code(&sent))).unwrap();
     assert_eq!(stage(&f).stage, EnrollmentStage::Confirmed);
     // The form is final once confirmed.

@@ -157,6 +157,10 @@ pub struct ProducedEnrollment {
     pub item: String,
     /// The billing month, `YYYY-MM` (Turkey's time).
     pub month: String,
+    /// The production attempt that made it (its channel reference is
+    /// `{pre_application}.{attempt}`), recorded so that the card package finds its wrapped key
+    /// even when another attempt was counted meanwhile.
+    pub attempt: u32,
 }
 
 /// One invoice line: one produced certificate.

@@ -5,7 +5,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{after_writes, append_audit, event_entry, refused, AuditHead, Outcome, Refusal};
+use super::{append_audit, event_entry, refused, AuditHead, Outcome, Refusal};
 use crate::error::CaError;
 use crate::serial::{IssuerId, Serial};
 use crate::store::enrollment::{
@@ -215,7 +215,9 @@ pub(super) fn read_invoice_lines(
     month: &str,
 ) -> rusqlite::Result<Vec<InvoiceLine>> {
     let mut st = conn.prepare_cached(
-        "SELECT id, issuer, serial, pre_application, institution, payer, payer_name, payer_id, holder_tckn, holder_name, item, month, produced_at FROM invoice_lines WHERE institution = ?1 AND month = ?2 ORDER BY produced_at, id",
+        "SELECT i.id, i.issuer, i.serial, i.pre_application, i.institution, i.payer, i.payer_name, i.payer_id, i.holder_tckn, i.holder_name, i.item, i.month, i.produced_at, COALESCE(e.production_attempts, 0)
+         FROM invoice_lines i LEFT JOIN enrollments e ON e.pre_application = i.pre_application
+         WHERE i.institution = ?1 AND i.month = ?2 ORDER BY i.produced_at, i.id",
     )?;
     let rows = st.query_map(params![institution, month], |r| {
         let issuer: String = r.get(1)?;
@@ -236,6 +238,7 @@ pub(super) fn read_invoice_lines(
                 holder_name: r.get(9)?,
                 item: r.get(10)?,
                 month: r.get(11)?,
+                attempt: r.get(13)?,
             },
             produced_at: r.get(12)?,
         })
@@ -342,22 +345,23 @@ fn ensure(conn: &Connection, id: &str, at: i64) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn queue_code(
-    conn: &Connection,
-    id: &str,
-    mobile: &str,
-    max_codes: u32,
-    at: i64,
-) -> Result<(), Refusal> {
-    let sent: u32 = conn
+/// Refuses (before anything is written) when the application had its last SMS code.
+fn check_codes_left(conn: &Connection, id: &str, max_codes: u32) -> Result<(), Refusal> {
+    let sent: Option<u32> = conn
         .prepare_cached("SELECT sms_codes_sent FROM enrollments WHERE pre_application = ?1")?
-        .query_row([id], |r| r.get(0))?;
-    if sent >= max_codes {
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    if sent.unwrap_or(0) >= max_codes {
         return Err(refused(
             "sms_code",
             format!("{max_codes} codes were sent already; ask the ESHS to reset the application"),
         ));
     }
+    Ok(())
+}
+
+/// Queues an SMS code message (its code is drawn when it is sent); the previous code is void.
+fn queue_code(conn: &Connection, id: &str, mobile: &str, at: i64) -> Result<(), Refusal> {
     conn.prepare_cached(
         "INSERT INTO outbox (kind, subject_ref, recipient, status, next_attempt_at, created_at) VALUES ('sms-code', ?1, ?2, 'pending', ?3, ?3)",
     )?
@@ -451,6 +455,22 @@ pub(super) fn write(
             max_codes,
             at,
         } => {
+            // The stage first (what the applicant must hear), then the codes left: both
+            // before anything is written.
+            let stage = read_enrollment(conn, id)?.map(|e| e.stage);
+            if !matches!(
+                stage,
+                Some(EnrollmentStage::Invited | EnrollmentStage::Form)
+            ) {
+                return Err(Refusal::Refused(CaError::Conflict {
+                    field: "stage",
+                    rule: format!(
+                        "application {id} is {}; the form is filled before the code is confirmed",
+                        stage.map(EnrollmentStage::as_str).unwrap_or("not started")
+                    ),
+                }));
+            }
+            check_codes_left(conn, id, *max_codes)?;
             update_one(
                 conn,
                 "UPDATE enrollments SET stage = 'form', security_word_hash = ?2, do_not_publish = ?3, delivery_address = ?4, updated_at = ?5 WHERE pre_application = ?1 AND stage IN ('invited', 'form')",
@@ -458,7 +478,7 @@ pub(super) fn write(
                 id,
                 "invited or with its form unconfirmed",
             )?;
-            queue_code(conn, id, mobile, *max_codes, *at).map_err(after_writes)?;
+            queue_code(conn, id, mobile, *at)?;
             audit(
                 conn,
                 head,
@@ -482,7 +502,8 @@ pub(super) fn write(
                     rule: format!("application {id} has no code awaiting confirmation"),
                 }));
             }
-            queue_code(conn, id, mobile, *max_codes, *at)?;
+            check_codes_left(conn, id, *max_codes)?;
+            queue_code(conn, id, mobile, *at)?;
             audit(
                 conn,
                 head,
@@ -709,8 +730,8 @@ pub(super) fn produced(
     let id = &p.pre_application;
     update_one(
         conn,
-        "UPDATE enrollments SET stage = 'produced', serial = ?2, produced_at = ?3, last_error = NULL, updated_at = ?3 WHERE pre_application = ?1 AND stage = 'approved'",
-        params![id, serial.to_hex(), at],
+        "UPDATE enrollments SET stage = 'produced', serial = ?2, produced_at = ?3, production_attempts = ?4, last_error = NULL, updated_at = ?3 WHERE pre_application = ?1 AND stage = 'approved'",
+        params![id, serial.to_hex(), at, p.attempt],
         id,
         "approved and not yet produced",
     )?;
