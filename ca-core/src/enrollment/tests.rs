@@ -347,3 +347,100 @@ fn renewal_windows_and_billing_months_follow_turkish_dates() {
     assert_eq!(billing_month(at("2026-11-30T21:30:00Z")), "2026-12");
     assert_eq!(billing_month(at("2026-11-30T20:59:59Z")), "2026-11");
 }
+
+/// Production's store side: the certificate, the application's outcome, the enrollment
+/// produced, the pre-application closed and the invoice line are one transaction; an
+/// enrollment that is not approved gets nothing (the signed certificate's serial is failed).
+#[test]
+fn production_is_one_transaction_with_its_invoice_line() {
+    use crate::store::{
+        ApplicationIssued, CertStatus, FinishedApplication, InvoicePayer, ProducedEnrollment,
+    };
+    let f = fixture();
+    let (e, token) = confirmed(&f);
+    let id = e.session(&token).unwrap().pre.id;
+    let produce = |channel_ref: &str| {
+        f.store
+            .begin_application("batch-import", channel_ref, "t", 0)
+            .unwrap();
+        let produced = ProducedEnrollment {
+            pre_application: id.clone(),
+            institution: "ankara-bb".into(),
+            payer: InvoicePayer {
+                kind: "institution".into(),
+                name: "Ankara Büyükşehir Belediyesi".into(),
+                id: "0680049583".into(),
+            },
+            holder_tckn: PERSON.into(),
+            holder_name: "Çağrı ÖZTÜRK".into(),
+            item: "NES 730 gün".into(),
+            month: billing_month(unix_seconds(f.clock.now())),
+            attempt: 0,
+        };
+        f.engine.issue_nes_then(
+            &f.ca,
+            &f.nes,
+            nes_application(None, false),
+            "production",
+            &|issued| {
+                Ok(Some(FinishedApplication {
+                    channel: "batch-import".into(),
+                    channel_ref: channel_ref.into(),
+                    issued: ApplicationIssued::plain(issued.serial),
+                    production: Some(produced.clone()),
+                }))
+            },
+        )
+    };
+    // Not approved yet: refused, nothing produced, the serial on record as failed.
+    let err = produce(&format!("{id}.0")).unwrap_err();
+    assert!(err.to_string().contains("only an approved one"), "{err}");
+    let all = f.store.list(None).unwrap();
+    let nes: Vec<CertStatus> = all
+        .iter()
+        .filter(|r| r.profile == "nes")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        nes,
+        vec![CertStatus::Failed],
+        "no NES issued, its serial failed"
+    );
+    assert_eq!(stage(&f).stage, EnrollmentStage::Confirmed);
+
+    e.record_consent(&tckn(), "EDV-1", b"c".to_vec(), 0, "operator")
+        .unwrap();
+    e.approve(&token, Approval::EOnay).unwrap();
+    let issued = produce(&format!("{id}.1")).unwrap();
+    let rec = stage_of(&f, &id);
+    assert_eq!(
+        (rec.stage, rec.serial),
+        (EnrollmentStage::Produced, Some(issued.serial))
+    );
+    assert_eq!(
+        f.store.pre_application(&id).unwrap().unwrap().status,
+        "closed"
+    );
+    assert!(f.store.open_pre_application(PERSON).unwrap().is_none());
+    let month = billing_month(unix_seconds(f.clock.now()));
+    let lines = f.store.invoice_lines("ankara-bb", &month).unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(
+        (
+            lines[0].serial,
+            lines[0].produced.payer.id.as_str(),
+            lines[0].produced.item.as_str()
+        ),
+        (issued.serial, "0680049583", "NES 730 gün")
+    );
+    assert!(f
+        .store
+        .invoice_lines("ankara-bb", "2001-01")
+        .unwrap()
+        .is_empty());
+    assert_eq!(f.store.verify_audit().unwrap().first_break, None);
+}
+
+fn stage_of(f: &Fixture, id: &str) -> EnrollmentRecord {
+    f.store.enrollment(id).unwrap().unwrap()
+}

@@ -747,6 +747,9 @@ fn apply(conn: &Connection, write: &Write, head: &mut AuditHead) -> Result<Outco
                         ),
                     ));
                 }
+                if let Some(p) = &a.production {
+                    enrollments::check_producible(conn, &p.pre_application)?;
+                }
             }
             let n = conn
                 .prepare_cached(

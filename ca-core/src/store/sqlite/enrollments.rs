@@ -716,6 +716,21 @@ pub(super) fn write(
     }
 }
 
+/// Refuses (before the certificate is written) an enrollment that is not approved.
+pub(super) fn check_producible(conn: &Connection, id: &str) -> Result<(), Refusal> {
+    let stage = read_enrollment(conn, id)?.map(|e| e.stage);
+    if stage != Some(EnrollmentStage::Approved) {
+        return Err(Refusal::Refused(CaError::Conflict {
+            field: "stage",
+            rule: format!(
+                "application {id} is {}; only an approved one is produced",
+                stage.map(EnrollmentStage::as_str).unwrap_or("not started")
+            ),
+        }));
+    }
+    Ok(())
+}
+
 /// The production's share of the transaction that stores its certificate (already written):
 /// the enrollment becomes produced, its pre-application closes (the person may be listed
 /// again), and the invoice line. Refusals here roll the certificate back too.
