@@ -412,19 +412,18 @@ impl Enrollments {
         let actor = format!("applicant:{}", v.pre.id);
         let (method, evidence) = match approval {
             Approval::Wet => {
+                let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+                lines.extend([
+                    String::new(),
+                    format!("Metnin SHA-256 özeti: {text_sha256}"),
+                    String::new(),
+                    "Tarih: ....................      İmza: ....................".to_owned(),
+                ]);
                 self.write(EnrollmentWrite::AwaitWet {
                     id: v.pre.id.clone(),
                     text_sha256,
                     at: now,
                 })?;
-                let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-                let mut lines = lines;
-                lines.extend([
-                    String::new(),
-                    format!("Metnin SHA-256 özeti: {}", sha256_hex(text.as_bytes())),
-                    String::new(),
-                    "Tarih: ....................      İmza: ....................".to_owned(),
-                ]);
                 return Ok(ApprovalOutcome::AwaitingWet {
                     form_pdf: crate::form_pdf::form_pdf(
                         "Nitelikli Elektronik Sertifika Başvurusu",

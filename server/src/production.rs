@@ -22,6 +22,7 @@ use ca_core::store::{
 use ca_core::{PersonName, Serial, SubjectKey, Tckn, VerifiedCsr};
 use serde_json::json;
 
+use crate::commands::cert_pem;
 use crate::error::Result;
 
 /// The channel name production's applications are recorded under.
@@ -71,40 +72,40 @@ impl Production {
         let now = self.now();
         let mut report = ProductionReport::default();
         for e in self.store.enrollments_due(now, limit)? {
-            if e.stage == EnrollmentStage::Produced {
-                match self.write_package(&e) {
-                    Ok(()) => report.packages += 1,
-                    Err(err) => {
+            let id = e.pre_application.clone();
+            // Produce what is approved; then (and for what was produced before) the package.
+            let produced = match e.stage {
+                EnrollmentStage::Produced => Some(e),
+                _ => match self.produce(&e) {
+                    Ok(None) => {
+                        report.waiting_for_csr += 1;
+                        None
+                    }
+                    Ok(Some(serial)) => {
+                        report.produced += 1;
+                        tracing::info!(application = %id, %serial, "application produced");
+                        self.store.enrollment(&id)?
+                    }
+                    Err(error) => {
                         report.failed += 1;
-                        tracing::warn!(application = %e.pre_application, error = %err, "card package not written; will retry");
+                        tracing::warn!(application = %id, %error, "production failed; will retry");
+                        self.store
+                            .enrollment_write(EnrollmentWrite::ProductionFailed {
+                                id,
+                                error,
+                                at: self.now(),
+                            })?;
+                        None
                     }
-                }
-                continue;
-            }
-            match self.produce(&e) {
-                Ok(None) => report.waiting_for_csr += 1,
-                Ok(Some(serial)) => {
-                    report.produced += 1;
-                    tracing::info!(application = %e.pre_application, %serial, "application produced");
-                    let done = self.store.enrollment(&e.pre_application)?.ok_or_else(|| {
-                        crate::error::CliError::config("store", "enrollment vanished")
-                    })?;
-                    match self.write_package(&done) {
-                        Ok(()) => report.packages += 1,
-                        Err(err) => {
-                            tracing::warn!(application = %e.pre_application, error = %err, "card package not written; will retry")
-                        }
+                },
+            };
+            if let Some(done) = produced {
+                match self.write_package(&done) {
+                    Ok(()) => report.packages += 1,
+                    Err(error) => {
+                        report.failed += 1;
+                        tracing::warn!(application = %done.pre_application, %error, "card package not written; will retry");
                     }
-                }
-                Err(err) => {
-                    report.failed += 1;
-                    tracing::warn!(application = %e.pre_application, error = %err, "production failed; will retry");
-                    self.store
-                        .enrollment_write(EnrollmentWrite::ProductionFailed {
-                            id: e.pre_application.clone(),
-                            error: err,
-                            at: self.now(),
-                        })?;
                 }
             }
         }
@@ -268,8 +269,8 @@ impl Production {
             "serial": serial.to_hex(),
             "holder": { "tckn": pre.tckn, "given_name": pre.given_name, "surname": pre.surname },
             "delivery_address": e.delivery_address,
-            "certificate_pem": pem("CERTIFICATE", &cert),
-            "chain_pem": self.chain_der.iter().map(|c| pem("CERTIFICATE", c)).collect::<Vec<_>>(),
+            "certificate_pem": cert_pem(&cert),
+            "chain_pem": self.chain_der.iter().map(|c| cert_pem(c)).collect::<Vec<_>>(),
             "card_key": match &self.keys {
                 CardKeys::Hsm { .. } => "hsm-wrapped",
                 CardKeys::CardBureauCsr => "card-bureau-csr",
@@ -293,17 +294,6 @@ fn base64_std(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64_std(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
 /// The production line as `[production]` configures it; `None` when the section is absent.
 pub fn configured(
     cfg: &crate::config::Loaded,
@@ -324,17 +314,11 @@ pub fn configured(
             );
             let bytes = std::fs::read(&path)
                 .map_err(CliError::io("cannot read the transport public key", &path))?;
-            let der = match std::str::from_utf8(&bytes) {
-                Ok(text) if text.contains("-----BEGIN") => der::pem::decode_vec(text.as_bytes())
-                    .map(|(_, d)| d)
-                    .map_err(|e| {
-                        CliError::config(
-                            "production.transport_public_key",
-                            format!("{}: not PEM: {e}", path.display()),
-                        )
-                    })?,
-                _ => bytes,
-            };
+            let der = crate::commands::pem_or_der(
+                "production.transport_public_key",
+                bytes,
+                &["PUBLIC KEY"],
+            )?;
             check_rsa_spki(&der).map_err(|r| {
                 CliError::config(
                     "production.transport_public_key",
@@ -351,9 +335,8 @@ pub fn configured(
         }
         _ => CardKeys::CardBureauCsr,
     };
-    let root = store.ca(&cfg.root_id)?;
-    let mut chain_der: Vec<Vec<u8>> = ca.cert_der.iter().cloned().collect();
-    chain_der.extend(root.map(|r| r.cert_der));
+    let chain_der =
+        crate::wiring::chain_der(cfg, store.as_ref(), ca.cert_der.clone().unwrap_or_default())?;
     Ok(Some(Production {
         engine: Engine::new(store.clone(), crate::wiring::clock()),
         store,

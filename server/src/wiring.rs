@@ -138,6 +138,18 @@ pub fn served_cas(store: &dyn Store, hsm: &Hsm) -> Result<Vec<ServedCa>> {
     Ok(out)
 }
 
+/// The chain handed out with an issued certificate: the issuing CA's certificate, then the
+/// configured root's (DER).
+pub fn chain_der(
+    cfg: &Loaded,
+    store: &dyn Store,
+    issuing_cert_der: Vec<u8>,
+) -> Result<Vec<Vec<u8>>> {
+    let mut chain = vec![issuing_cert_der];
+    chain.extend(store.ca(&cfg.root_id)?.map(|r| r.cert_der));
+    Ok(chain)
+}
+
 /// The configured issuing CA (`ca.id`) among the served ones.
 pub fn configured_ca<'a>(cfg: &Loaded, cas: &'a [ServedCa]) -> Result<&'a ServedCa> {
     cas.iter()

@@ -51,7 +51,12 @@ fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, CaError
         let password = secret("password", call.password)?;
         let grant = e.sign_in(&tckn, &password)?;
         let token = grant.token.expose_secret().to_owned();
-        let view = e.session(&token)?;
+        let view = e
+            .view(&grant.pre_application)?
+            .ok_or_else(|| CaError::Unauthenticated {
+                field: "sign_in",
+                rule: "the application is gone".into(),
+            })?;
         return Ok(ApplicantAnswer {
             token: Some(SecretText(token)),
             expires_at: Some(grant.expires_at),

@@ -148,7 +148,7 @@ impl ChannelHost {
             None => None,
         };
         let actor = format!("plugin:{plugin}");
-        let now = ca_core::clock::unix_seconds(std::time::SystemTime::now());
+        let now = ca_core::clock::unix_seconds(iss.engine.clock().now());
         if let Some(seen) = self
             .store
             .begin_application(plugin, &a.channel_ref, &actor, now)
@@ -235,7 +235,7 @@ impl ChannelHost {
             Some(w) => Some(serde_json::to_string(w).map_err(|e| e.to_string())?),
             None => None,
         };
-        let deadline = ca_core::clock::unix_seconds(std::time::SystemTime::now())
+        let deadline = ca_core::clock::unix_seconds(iss.engine.clock().now())
             + iss.commitment_deadline_seconds;
         let record = |issued: &ca_core::engine::Issued| -> ca_core::Result<_> {
             let commitment = match a.commitment {

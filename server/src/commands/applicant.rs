@@ -10,13 +10,13 @@ use ca_core::Tckn;
 use clap::Args;
 use serde_json::json;
 
-use super::emit;
+use super::{emit, read_limited};
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::wiring;
 
 /// The largest scan or evidence file read.
-const MAX_FILE_BYTES: u64 = 20 * 1024 * 1024;
+pub const MAX_FILE_BYTES: u64 = 20 * 1024 * 1024;
 
 #[derive(Args)]
 pub struct ListArgs {
@@ -130,23 +130,9 @@ pub fn show(a: ShowArgs) -> Result<()> {
     emit(&format!("{}\n", to_json(&view(&enrollments, &a.id)?)))
 }
 
-/// Reads a file of at most 20 MiB.
-pub fn read_limited(field: &'static str, path: &std::path::Path) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
-        .map_err(CliError::io("cannot read", path))?
-        .len();
-    if len > MAX_FILE_BYTES {
-        return Err(CliError::Argument {
-            field,
-            rule: format!("{} is larger than {MAX_FILE_BYTES} bytes", path.display()),
-        });
-    }
-    std::fs::read(path).map_err(CliError::io("cannot read", path))
-}
-
 pub fn receive_wet(a: ReceiveWetArgs) -> Result<()> {
     let (enrollments, _) = open(&a.config)?;
-    let scan = read_limited("scan", &a.scan)?;
+    let scan = read_limited("scan", &a.scan, MAX_FILE_BYTES)?;
     enrollments.receive_wet(&a.id, scan, "operator")?;
     emit(&format!("{}\n", to_json(&view(&enrollments, &a.id)?)))
 }
@@ -157,7 +143,7 @@ pub fn consent(a: ConsentArgs) -> Result<()> {
         field: "tckn",
         rule: e.to_string(),
     })?;
-    let evidence = read_limited("evidence", &a.evidence)?;
+    let evidence = read_limited("evidence", &a.evidence, MAX_FILE_BYTES)?;
     let given_at = match &a.given_at {
         None => ca_core::clock::unix_seconds(wiring::clock().now()),
         Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)

@@ -12,7 +12,7 @@ use clap::Args;
 use nesca_frm_list::ListFormat;
 use serde_json::json;
 
-use super::{emit, OutFile};
+use super::{emit, pem_or_der, read_limited, OutFile};
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::list_import::{import_file, ImportError};
@@ -47,37 +47,6 @@ pub struct ImportArgs {
     progress: bool,
 }
 
-fn read_limited(path: &std::path::Path, what: &'static str) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
-        .map_err(CliError::io("cannot read", path))?
-        .len();
-    if len > MAX_FILE_BYTES {
-        return Err(CliError::Argument {
-            field: what,
-            rule: format!("{len} bytes is more than the {MAX_FILE_BYTES} accepted"),
-        });
-    }
-    std::fs::read(path).map_err(CliError::io("cannot read", path))
-}
-
-/// A CMS signature file: DER, or PEM (`CMS` / `PKCS7`).
-fn signature_der(bytes: Vec<u8>) -> Result<Vec<u8>> {
-    if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
-        return Ok(bytes);
-    }
-    match der::pem::decode_vec(bytes.trim_ascii_start()) {
-        Ok(("CMS" | "PKCS7", der)) => Ok(der),
-        Ok((label, _)) => Err(CliError::Argument {
-            field: "signature",
-            rule: format!("PEM label is \"{label}\", expected \"CMS\" or \"PKCS7\""),
-        }),
-        Err(e) => Err(CliError::Argument {
-            field: "signature",
-            rule: format!("PEM does not decode: {e}"),
-        }),
-    }
-}
-
 pub fn run(a: ImportArgs) -> Result<()> {
     use std::io::IsTerminal as _;
     let show = a.progress || std::io::stderr().is_terminal();
@@ -94,8 +63,12 @@ pub fn run(a: ImportArgs) -> Result<()> {
             rule: e.to_string(),
         })?;
     let signature = match (&a.signature, &a.wet_scan) {
-        (Some(p), None) => ListSignature::Cms(signature_der(read_limited(p, "signature")?)?),
-        (None, Some(p)) => ListSignature::Wet(read_limited(p, "wet-scan")?),
+        (Some(p), None) => ListSignature::Cms(pem_or_der(
+            "signature",
+            read_limited("signature", p, MAX_FILE_BYTES)?,
+            &["CMS", "PKCS7"],
+        )?),
+        (None, Some(p)) => ListSignature::Wet(read_limited("wet-scan", p, MAX_FILE_BYTES)?),
         _ => {
             return Err(CliError::Argument {
                 field: "signature",
@@ -110,7 +83,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
 
-    let file = read_limited(&a.file, "file")?;
+    let file = read_limited("file", &a.file, MAX_FILE_BYTES)?;
     progress(format!("read {} bytes of {}", file.len(), a.file.display()));
     let file_name = a
         .file
@@ -165,7 +138,7 @@ pub fn confirm(a: ConfirmArgs) -> Result<()> {
     }
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
-    let now = ca_core::clock::unix_seconds(std::time::SystemTime::now());
+    let now = ca_core::clock::unix_seconds(crate::wiring::clock().now());
     let invited = store.confirm_list(&institution, &sha, "cli", now)?;
     emit(&format!(
         "{}\n",

@@ -9,7 +9,7 @@ use ca_core::{rfc3339, Tckn};
 use clap::Args;
 use serde_json::json;
 
-use super::emit;
+use super::{emit, pem_or_der};
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::{wiring, ConfigArg};
@@ -47,25 +47,7 @@ pub struct AddArgs {
 fn read_certificate(path: &std::path::Path) -> Result<Vec<u8>> {
     use der::Decode as _;
     let bytes = std::fs::read(path).map_err(CliError::io("cannot read certificate", path))?;
-    let der = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
-        match der::pem::decode_vec(bytes.trim_ascii_start()) {
-            Ok(("CERTIFICATE", der)) => der,
-            Ok((label, _)) => {
-                return Err(CliError::Argument {
-                    field: "officer-cert",
-                    rule: format!("PEM label is \"{label}\", expected \"CERTIFICATE\""),
-                })
-            }
-            Err(e) => {
-                return Err(CliError::Argument {
-                    field: "officer-cert",
-                    rule: format!("PEM does not decode: {e}"),
-                })
-            }
-        }
-    } else {
-        bytes
-    };
+    let der = pem_or_der("officer-cert", bytes, &["CERTIFICATE"])?;
     x509_cert::Certificate::from_der(&der).map_err(|e| CliError::Argument {
         field: "officer-cert",
         rule: format!("not an X.509 certificate: {e}"),
@@ -121,7 +103,7 @@ pub fn add(a: AddArgs) -> Result<()> {
     }
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
-    let now = ca_core::clock::unix_seconds(std::time::SystemTime::now());
+    let now = ca_core::clock::unix_seconds(crate::wiring::clock().now());
     let record = InstitutionRecord {
         id,
         name: name.to_owned(),

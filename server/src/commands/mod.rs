@@ -112,6 +112,46 @@ pub fn emit(text: &str) -> Result<()> {
     }
 }
 
+/// Reads a file of at most `max` bytes; `field` names the option in errors.
+pub fn read_limited(field: &'static str, path: &Path, max: u64) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .map_err(CliError::io("cannot read", path))?
+        .len();
+    if len > max {
+        return Err(CliError::Argument {
+            field,
+            rule: format!("{len} bytes is more than the {max} accepted"),
+        });
+    }
+    std::fs::read(path).map_err(CliError::io("cannot read", path))
+}
+
+/// The DER of a file given as DER or as PEM with one of `labels`.
+pub fn pem_or_der(field: &'static str, bytes: Vec<u8>, labels: &[&str]) -> Result<Vec<u8>> {
+    let text = bytes.trim_ascii_start();
+    if !text.starts_with(b"-----BEGIN") {
+        return Ok(bytes);
+    }
+    match der::pem::decode_vec(text) {
+        Ok((label, der)) if labels.contains(&label) => Ok(der),
+        Ok((label, _)) => Err(CliError::Argument {
+            field,
+            rule: format!(
+                "PEM label is \"{label}\", expected {}",
+                labels
+                    .iter()
+                    .map(|l| format!("\"{l}\""))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        }),
+        Err(e) => Err(CliError::Argument {
+            field,
+            rule: format!("PEM does not decode: {e}"),
+        }),
+    }
+}
+
 /// PEM of one DER certificate.
 pub fn cert_pem(der: &[u8]) -> String {
     der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).unwrap_or_default()

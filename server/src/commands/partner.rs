@@ -83,7 +83,7 @@ pub fn add(a: AddArgs) -> Result<()> {
     let license_no = parse_license_no(&a.license_no)?;
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
-    let now = ca_core::clock::unix_seconds(std::time::SystemTime::now());
+    let now = ca_core::clock::unix_seconds(crate::wiring::clock().now());
     let record = PartnerRecord {
         id,
         name,
@@ -110,7 +110,7 @@ pub fn deactivate(a: DeactivateArgs) -> Result<()> {
     let id = PartnerId::parse(&a.id)?;
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
-    let now = ca_core::clock::unix_seconds(std::time::SystemTime::now());
+    let now = ca_core::clock::unix_seconds(crate::wiring::clock().now());
     store.deactivate_partner(&id, "cli", now)?;
     let record = store.partner(&id)?.ok_or_else(|| CliError::Argument {
         field: "id",

@@ -7,7 +7,7 @@ use ca_core::store::{EnrollmentWrite, Store};
 use clap::Args;
 use serde_json::json;
 
-use super::emit;
+use super::{emit, pem_or_der, read_limited};
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::{wiring, ConfigArg};
@@ -49,17 +49,11 @@ pub fn run(a: ConfigArg) -> Result<()> {
 pub fn csr(a: CsrArgs) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
-    let bytes = super::applicant::read_limited("csr", &a.csr)?;
-    let der = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
-        der::pem::decode_vec(bytes.trim_ascii_start())
-            .map(|(_, d)| d)
-            .map_err(|e| CliError::Argument {
-                field: "csr",
-                rule: format!("PEM does not decode: {e}"),
-            })?
-    } else {
-        bytes
-    };
+    let der = pem_or_der(
+        "csr",
+        read_limited("csr", &a.csr, super::applicant::MAX_FILE_BYTES)?,
+        &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"],
+    )?;
     ca_core::VerifiedCsr::parse(&der)?;
     store.enrollment_write(EnrollmentWrite::CardCsr {
         id: a.id.clone(),

@@ -37,23 +37,13 @@ async fn read(
     let found = tokio::task::spawn_blocking(move || {
         store.published_certificates(serial.as_ref(), tckn.as_deref())
     })
-    .await;
-    match found {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "certificate lookup failed");
-            Err(refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store",
-                "try again later",
-            ))
-        }
-        Err(_) => Err(refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store",
-            "try again later",
-        )),
-    }
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r.map_err(|e| e.to_string()));
+    found.map_err(|error| {
+        tracing::warn!(%error, "certificate lookup failed");
+        refused(StatusCode::SERVICE_UNAVAILABLE, "store", "try again later")
+    })
 }
 
 /// `GET /certificates/{serial}` (hex): the certificate, DER.

@@ -245,7 +245,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     let abandoned = store.abandon_pending_applications(
         "interrupted: nesca stopped while this application was being issued; apply again",
         "serve-start",
-        ca_core::clock::unix_seconds(std::time::SystemTime::now()),
+        ca_core::clock::unix_seconds(crate::wiring::clock().now()),
     )?;
     if abandoned > 0 {
         tracing::warn!(
@@ -475,9 +475,7 @@ fn channel_host(
 ) -> Result<Arc<crate::channels::ChannelHost>> {
     use ca_core::engine::{Engine, SigningCa};
     let ca = wiring::configured_ca(cfg, cas)?;
-    let root = store.ca(&cfg.root_id)?;
-    let mut chain_der = vec![ca.record.cert_der.clone()];
-    chain_der.extend(root.map(|r| r.cert_der));
+    let chain_der = wiring::chain_der(cfg, store.as_ref(), ca.record.cert_der.clone())?;
     let clock = wiring::clock();
     Ok(Arc::new(crate::channels::ChannelHost {
         enrollments: ca_core::enrollment::Enrollments::new(store.clone(), clock.clone()),
