@@ -1,0 +1,66 @@
+//! The one error type of the registration authority.
+
+/// Why the registration authority refused or failed a request. Every refusal names the field
+/// and the rule; a failure underneath keeps its source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RaError {
+    /// Input refused by policy: the field and the rule it broke.
+    #[error("{field}: {rule}")]
+    Invalid { field: &'static str, rule: String },
+    /// The thing the request names does not exist (or is not visible to this principal).
+    #[error("{field}: {rule}")]
+    NotFound { field: &'static str, rule: String },
+    /// The request is valid but its subject is not at a point where it applies (an
+    /// application still being processed).
+    #[error("{field}: {rule}")]
+    Conflict { field: &'static str, rule: String },
+    /// The same application was refused before; a replay gets the same refusal, as recorded.
+    #[error("{recorded}")]
+    RefusedBefore { recorded: String },
+    /// This process offers no issuance (it was started without a signing CA).
+    #[error("{operation}: issuance is not available here")]
+    Unavailable { operation: &'static str },
+    /// A produced application's card package could not be handed over (it is tried again).
+    #[error("card package of {application}: {source}")]
+    Delivery {
+        application: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CA, its profiles or its store failed or refused.
+    #[error(transparent)]
+    Ca(#[from] ca_core::CaError),
+    /// The HSM failed.
+    #[error(transparent)]
+    Hsm(#[from] hsm::HsmError),
+}
+
+impl RaError {
+    pub(crate) fn invalid(field: &'static str, rule: impl Into<String>) -> RaError {
+        RaError::Invalid {
+            field,
+            rule: rule.into(),
+        }
+    }
+}
+
+/// A refused identity value (a T.C. Kimlik No, a name) is refused input like any other.
+impl From<ca_core::IdentityError> for RaError {
+    fn from(e: ca_core::IdentityError) -> Self {
+        RaError::Invalid {
+            field: e.field(),
+            rule: e.rule().to_owned(),
+        }
+    }
+}
+
+/// A refused T.C. Kimlik No names its field.
+impl From<ca_core::TcknError> for RaError {
+    fn from(e: ca_core::TcknError) -> Self {
+        RaError::invalid("tckn", e.to_string())
+    }
+}
+
+/// Shorthand for the registration authority's results.
+pub type Result<T, E = RaError> = std::result::Result<T, E>;
