@@ -9,19 +9,14 @@
 
 pub mod bootstrap;
 pub mod clock;
-pub mod commitment;
 pub mod csr;
 pub mod engine;
-pub mod enrollment;
 mod error;
 pub mod ext;
-pub mod form_pdf;
 pub mod institution;
 pub mod lifecycle;
-pub mod list_import;
 pub mod name;
 pub mod oids;
-pub mod outbox;
 pub mod partner;
 pub mod principal;
 pub mod profile;

@@ -15,6 +15,17 @@ pub enum RaError {
     /// application still being processed).
     #[error("{field}: {rule}")]
     Conflict { field: &'static str, rule: String },
+    /// Who asks could not be authenticated (a wrong password or code, an expired session).
+    /// The rule never says which part was wrong.
+    #[error("{field}: {rule}")]
+    Unauthenticated { field: &'static str, rule: String },
+    /// Too many failed attempts: refused until `until` (Unix seconds).
+    #[error("{field}: too many failed attempts; try again after {until_text}")]
+    Locked {
+        field: &'static str,
+        until: i64,
+        until_text: String,
+    },
     /// The same application was refused before; a replay gets the same refusal, as recorded.
     #[error("{recorded}")]
     RefusedBefore { recorded: String },
@@ -28,9 +39,11 @@ pub enum RaError {
         #[source]
         source: std::io::Error,
     },
-    /// The CA, its profiles or its store failed or refused.
+    /// The CA, its profiles or its store failed or refused (a refusal the registration
+    /// authority knows — invalid input, a conflict, a failed authentication, a lock — becomes
+    /// its own variant of that name instead; see `From<CaError>`).
     #[error(transparent)]
-    Ca(#[from] ca_core::CaError),
+    Ca(ca_core::CaError),
     /// The HSM failed.
     #[error(transparent)]
     Hsm(#[from] hsm::HsmError),
@@ -41,6 +54,31 @@ impl RaError {
         RaError::Invalid {
             field,
             rule: rule.into(),
+        }
+    }
+}
+
+/// The store and the profiles refuse with the same kinds of refusal as the registration
+/// authority (the store's constraints: a stage already passed, a counter exhausted); those
+/// become the registration authority's variants with the same field and rule, so a transport
+/// maps one set of refusals. Everything else keeps its source.
+impl From<ca_core::CaError> for RaError {
+    fn from(e: ca_core::CaError) -> Self {
+        use ca_core::CaError;
+        match e {
+            CaError::Invalid { field, rule } => RaError::Invalid { field, rule },
+            CaError::Conflict { field, rule } => RaError::Conflict { field, rule },
+            CaError::Unauthenticated { field, rule } => RaError::Unauthenticated { field, rule },
+            CaError::Locked {
+                field,
+                until,
+                until_text,
+            } => RaError::Locked {
+                field,
+                until,
+                until_text,
+            },
+            other => RaError::Ca(other),
         }
     }
 }

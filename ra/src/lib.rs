@@ -10,10 +10,20 @@
 #![forbid(unsafe_code)]
 
 pub mod card_key;
+pub mod commitment;
+pub mod enrollment;
 mod error;
+pub mod form_pdf;
+pub mod institutions;
+pub mod lifecycle;
+pub mod list_import;
 pub mod nes;
+pub mod outbox;
 pub mod partners;
 pub mod production;
+
+#[cfg(test)]
+mod testkit;
 
 pub use ca_core::{ChannelName, HolderProof, Principal, SystemTask};
 pub use error::{RaError, Result};

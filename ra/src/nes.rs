@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use ca_core::commitment::{commitment_text, new_commitment, CommitmentSubject};
+use crate::commitment::{commitment_text, new_commitment, CommitmentSubject};
 use ca_core::engine::{Engine, Issued, NesApplication, SigningCa};
 use ca_core::profile::NesProfile;
 use ca_core::store::{

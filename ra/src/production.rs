@@ -8,7 +8,7 @@
 //! Each attempt is an application of its own (`{pre-application}.{attempt}`), so a failed or
 //! interrupted attempt stays on record and the next pass tries again.
 
-use ca_core::enrollment::billing_month;
+use crate::enrollment::billing_month;
 use ca_core::institution::{InstitutionId, InstitutionRecord, Payer};
 use ca_core::store::{
     EnrollmentRecord, EnrollmentStage, EnrollmentWrite, InvoicePayer, PreApplication,

@@ -44,7 +44,7 @@ impl CardPackages for PackageDir {
             "wrapped_key": p.wrapped_key,
         });
         let text = serde_json::to_vec_pretty(&package)?;
-        ca_core::outbox::write_atomically(&self.0, &format!("{}.json", p.application), &text)
+        nesca_ra::outbox::write_atomically(&self.0, &format!("{}.json", p.application), &text)
             .map_err(std::io::Error::other)
     }
 }

@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ca_core::outbox::{Email, EmailSender, Sms, SmsSender};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
+use nesca_ra::outbox::{Email, EmailSender, Sms, SmsSender};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// How the SMTP connection is protected.

@@ -3,11 +3,12 @@
 //! parsed into ca-core's typed values here; the rules are ca-core's ([`Enrollments`]).
 //! Refusals are answers (with a code the plugin turns into an HTTP status), not errors.
 
-use ca_core::enrollment::{ApplicantForm, ApplicantView, Approval, ApprovalOutcome, Enrollments};
-use ca_core::{CaError, Tckn};
+use ca_core::Tckn;
 use nesca_plugin_api::host_api::{
     ApplicantAnswer, ApplicantCall, ApplicantError, ApplicantState, SecretText,
 };
+use nesca_ra::enrollment::{ApplicantForm, ApplicantView, Approval, ApprovalOutcome, Enrollments};
+use nesca_ra::RaError;
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 
@@ -31,20 +32,20 @@ fn empty() -> ApplicantAnswer {
     }
 }
 
-fn required<T>(field: &'static str, v: Option<T>) -> Result<T, CaError> {
-    v.ok_or_else(|| CaError::Invalid {
+fn required<T>(field: &'static str, v: Option<T>) -> Result<T, RaError> {
+    v.ok_or_else(|| RaError::Invalid {
         field,
         rule: "is required for this action".into(),
     })
 }
 
-fn secret(field: &'static str, v: Option<SecretText>) -> Result<SecretString, CaError> {
+fn secret(field: &'static str, v: Option<SecretText>) -> Result<SecretString, RaError> {
     required(field, v).map(|s| SecretString::from(s.0))
 }
 
-fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, CaError> {
+fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, RaError> {
     if call.action == "sign_in" {
-        let tckn = Tckn::parse(&required("tckn", call.tckn)?).map_err(|e| CaError::Invalid {
+        let tckn = Tckn::parse(&required("tckn", call.tckn)?).map_err(|e| RaError::Invalid {
             field: "tckn",
             rule: e.to_string(),
         })?;
@@ -53,7 +54,7 @@ fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, CaError
         let token = grant.token.expose_secret().to_owned();
         let view = e
             .view(&grant.pre_application)?
-            .ok_or_else(|| CaError::Unauthenticated {
+            .ok_or_else(|| RaError::Unauthenticated {
                 field: "sign_in",
                 rule: "the application is gone".into(),
             })?;
@@ -94,7 +95,7 @@ fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, CaError
                 "signature" => Approval::Signature(required("signature_der", call.signature_der)?),
                 "wet" => Approval::Wet,
                 other => {
-                    return Err(CaError::Invalid {
+                    return Err(RaError::Invalid {
                         field: "method",
                         rule: format!("\"{other}\" must be e-onay, signature or wet"),
                     })
@@ -111,7 +112,7 @@ fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, CaError
             });
         }
         other => {
-            return Err(CaError::Invalid {
+            return Err(RaError::Invalid {
                 field: "action",
                 rule: format!(
                     "\"{other}\" must be sign_in, status, form, resend_code, confirm_code, approval_text or approve"
@@ -158,12 +159,12 @@ fn mask_mobile(m: &str) -> String {
         .collect()
 }
 
-fn refusal(e: CaError) -> ApplicantError {
+fn refusal(e: RaError) -> ApplicantError {
     let (code, field, message) = match e {
-        CaError::Invalid { field, rule } => ("invalid", field, rule),
-        CaError::Unauthenticated { field, rule } => ("unauthenticated", field, rule),
-        CaError::Conflict { field, rule } => ("conflict", field, rule),
-        e @ CaError::Locked { field, .. } => ("locked", field, e.to_string()),
+        RaError::Invalid { field, rule } => ("invalid", field, rule),
+        RaError::Unauthenticated { field, rule } => ("unauthenticated", field, rule),
+        RaError::Conflict { field, rule } => ("conflict", field, rule),
+        e @ RaError::Locked { field, .. } => ("locked", field, e.to_string()),
         other => {
             tracing::warn!(error = %other, "applicant step failed");
             (
@@ -196,7 +197,7 @@ mod tests {
 
     #[test]
     fn refusals_carry_code_field_and_rule() {
-        let r = refusal(CaError::Conflict {
+        let r = refusal(RaError::Conflict {
             field: "stage",
             rule: "x is form".into(),
         });
@@ -204,7 +205,7 @@ mod tests {
             (r.code.as_str(), r.field.as_str(), r.message.as_str()),
             ("conflict", "stage", "x is form")
         );
-        let r = refusal(CaError::Locked {
+        let r = refusal(RaError::Locked {
             field: "sign_in",
             until: 5,
             until_text: "1970-01-01T00:00:05Z".into(),
@@ -215,10 +216,10 @@ mod tests {
             "{}",
             r.message
         );
-        let r = refusal(CaError::Store {
+        let r = refusal(RaError::from(ca_core::CaError::Store {
             operation: "read",
             reason: "disk I/O error".into(),
-        });
+        }));
         assert_eq!(r.code, "unavailable");
         assert!(!r.message.contains("disk"));
     }

@@ -6,9 +6,8 @@
 
 use std::sync::Arc;
 
-use ca_core::commitment::{commitment_text, new_commitment, CommitmentSubject, Commitments};
 use ca_core::engine::{Engine, NesApplication, SigningCa};
-use ca_core::lifecycle::{Lifecycle, LifecycleAction, LifecycleRequest, RequestId};
+use ca_core::lifecycle::{LifecycleAction, LifecycleRequest, RequestId};
 use ca_core::profile::NesProfile;
 use ca_core::store::{
     ApplicationIssued, ApplicationStatus, CertStatus, ChannelApplication, FinishedApplication,
@@ -21,6 +20,8 @@ use nesca_plugin_api::host_api::{
     LookupApplication, LookupCertificate, SubmitApplication, SubmitCommitment, WrappedKey,
 };
 use nesca_plugin_api::{HostApi, LogLevel};
+use nesca_ra::commitment::{commitment_text, new_commitment, CommitmentSubject, Commitments};
+use nesca_ra::lifecycle::Lifecycle;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -31,7 +32,7 @@ pub struct ChannelHost {
     /// `None` in `nesca plugins list`, which loads plugins without issuing anything.
     pub issuance: Option<Issuing>,
     /// Invited people completing their applications (the `applicant` method).
-    pub enrollments: ca_core::enrollment::Enrollments,
+    pub enrollments: nesca_ra::enrollment::Enrollments,
 }
 
 /// Issuance as channels reach it: the engine, the issuing CA and the NES profile.
@@ -403,7 +404,7 @@ impl ChannelHost {
                 plugin,
                 &serial,
                 &c.signed_commitment_der,
-                &format!("plugin:{plugin}"),
+                &ca_core::Principal::channel(plugin).map_err(|e| e.to_string())?,
             )
             .map_err(|e| e.to_string())?;
         let status = self
@@ -503,7 +504,7 @@ impl ChannelHost {
                 serial,
                 holder: Some(holder),
                 action,
-                actor: format!("plugin:{plugin}"),
+                actor: ca_core::Principal::channel(plugin).map_err(|e| e.to_string())?,
             })
             .map_err(|e| e.to_string())?;
         Ok(LifecycleOutcome {

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use ca_core::outbox::{EmailSender, EmlDirectory, Outbox, SmsDirectory, SmsSender};
 use ca_core::store::Store;
+use nesca_ra::outbox::{EmailSender, EmlDirectory, Outbox, SmsDirectory, SmsSender};
 use serde_json::json;
 
 use super::emit;

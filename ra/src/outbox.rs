@@ -15,9 +15,9 @@ use argon2::password_hash::{PasswordHasher as _, SaltString};
 use argon2::Argon2;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::clock::{unix_seconds, Clock};
-use crate::error::{CaError, Result};
-use crate::store::{OutboxMessage, Store};
+use crate::error::{RaError, Result};
+use ca_core::clock::{unix_seconds, Clock};
+use ca_core::store::{OutboxMessage, Store};
 
 /// Letters and digits that cannot be mistaken for one another when typed from an e-mail.
 const PASSWORD_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -150,7 +150,7 @@ pub fn hash_password(password: &SecretString) -> Result<String> {
     Argon2::default()
         .hash_password(password.expose_secret().as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| CaError::invalid("password", format!("cannot hash: {e}")))
+        .map_err(|e| RaError::invalid("password", format!("cannot hash: {e}")))
 }
 
 /// Whether `password` matches a PHC hash made by [`hash_password`].
@@ -237,7 +237,7 @@ impl Outbox {
         let now = unix_seconds(self.clock.now());
         let issued = self
             .store
-            .enrollment_write(crate::store::EnrollmentWrite::CodeIssued {
+            .enrollment_write(ca_core::store::EnrollmentWrite::CodeIssued {
                 id: m.subject_ref.clone(),
                 code_hash: hash,
                 expires_at: now + crate::enrollment::SMS_CODE_SECONDS,
@@ -245,7 +245,7 @@ impl Outbox {
             });
         match issued {
             Ok(_) => {}
-            Err(CaError::Conflict { .. } | CaError::Invalid { .. }) => {
+            Err(ca_core::CaError::Conflict { .. } | ca_core::CaError::Invalid { .. }) => {
                 tracing::info!(outbox = m.id, "SMS code no longer awaited; dropped");
                 return Ok(());
             }
