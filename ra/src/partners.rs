@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use ca_core::engine::{CertRequest, Engine, Issued, SigningCa};
-use ca_core::profile::{check_validity_days, partner_subject, PartnerCertProfile};
-use ca_core::store::{Store, SubjectRecord};
+use ca_core::profile::{check_validity_days, partner_subject, PartnerCertProfile, ProfileName};
+use ca_core::store::{CertRecord, CertStatus, Store, SubjectRecord};
 use ca_core::{PartnerId, PartnerRecord, Principal, VerifiedCsr};
 
 use crate::error::{RaError, Result};
@@ -124,4 +124,73 @@ impl Partners {
 /// The refusal for a partner that is not registered or not active.
 pub fn unknown_partner(id: &str) -> RaError {
     RaError::invalid("partner", format!("no registered ESHS partner \"{id}\""))
+}
+
+/// Why a client certificate does not authenticate a partner's system to the channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChannelClientRefusal {
+    /// Not a role or secure-communication certificate of a registered partner.
+    NotAPartnerCertificate,
+    /// Suspended or revoked.
+    Revoked,
+    /// Reserved or failed: never issued.
+    NotIssued,
+}
+
+/// The rule for the certificate a partner's system presents to the channels: nesca's own
+/// record of it must be a partner certificate (role or secure communication), active.
+pub fn check_channel_client(record: &CertRecord) -> std::result::Result<(), ChannelClientRefusal> {
+    let partner = ProfileName::parse(&record.profile).is_some_and(ProfileName::is_partner);
+    if !partner {
+        return Err(ChannelClientRefusal::NotAPartnerCertificate);
+    }
+    match record.status {
+        CertStatus::Active => Ok(()),
+        CertStatus::Revoked | CertStatus::Suspended => Err(ChannelClientRefusal::Revoked),
+        _ => Err(ChannelClientRefusal::NotIssued),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ca_core::testkit::{fixture, nes_application};
+
+    #[test]
+    fn only_an_active_partner_certificate_authenticates_to_the_channels() {
+        let f = fixture();
+        let issued = f
+            .engine
+            .issue_nes(&f.ca, &f.nes, nes_application(None, false), "test")
+            .unwrap();
+        let mut record = f.store.get(None, &issued.serial).unwrap().unwrap();
+        assert_eq!(
+            check_channel_client(&record),
+            Err(ChannelClientRefusal::NotAPartnerCertificate)
+        );
+        for profile in ["partner-role", "partner-secure-comm"] {
+            record.profile = profile.into();
+            record.status = CertStatus::Active;
+            assert_eq!(check_channel_client(&record), Ok(()));
+            for status in [CertStatus::Suspended, CertStatus::Revoked] {
+                record.status = status;
+                assert_eq!(
+                    check_channel_client(&record),
+                    Err(ChannelClientRefusal::Revoked)
+                );
+            }
+            record.status = CertStatus::Reserved;
+            assert_eq!(
+                check_channel_client(&record),
+                Err(ChannelClientRefusal::NotIssued)
+            );
+        }
+        record.profile = "partner".into();
+        record.status = CertStatus::Active;
+        assert_eq!(
+            check_channel_client(&record),
+            Err(ChannelClientRefusal::NotAPartnerCertificate)
+        );
+    }
 }
