@@ -176,6 +176,7 @@ mod tests {
     use crate::lifecycle::{
         Lifecycle, LifecycleAction, LifecycleRequest, RequestId, RevocationReason,
     };
+    use crate::store::prelude::*;
     use crate::store::{
         ApplicationIssued, ApplicationStatus, CertStatus, CommitmentStatus, FinishedApplication,
     };

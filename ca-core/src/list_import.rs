@@ -101,6 +101,7 @@ mod tests {
     use super::*;
     use crate::institution::{InstitutionId, ListRow};
     use crate::outbox::{password_matches, Outbox};
+    use crate::store::prelude::*;
     use crate::testkit::{demo_institution as institution, fixture, list_row as row, Captured};
 
     fn list(id: &InstitutionId, rows: Vec<ListRow>, signature: ListSignature) -> ListImport {

@@ -15,7 +15,8 @@ use crate::engine::{Engine, SigningCa, TbsSigner};
 use crate::error::Result;
 use crate::name::organization_name;
 use crate::profile::{CaUrls, NesProfile};
-use crate::store::{SqliteStore, Store};
+use crate::store::prelude::*;
+use crate::store::SqliteStore;
 use crate::{oids, FixedClock, IssuerId};
 
 /// A P-256 key in memory.

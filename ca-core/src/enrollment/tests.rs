@@ -3,6 +3,7 @@ use std::time::Duration;
 use super::*;
 use crate::institution::{ListImport, ListSignature};
 use crate::outbox::Outbox;
+use crate::store::prelude::*;
 use crate::testkit::{demo_institution, fixture, list_row, nes_application, Captured, Fixture};
 
 const PERSON: &str = "10000000146";

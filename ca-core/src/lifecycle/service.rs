@@ -104,7 +104,7 @@ mod tests {
 
     use super::*;
     use crate::lifecycle::{RequestId, RevocationReason};
-    use crate::store::{CertStatus, CrlKind, CrlReservation, DeltaEntry, RevokedEntry, Store};
+    use crate::store::{prelude::*, CertStatus, CrlKind, CrlReservation, DeltaEntry, RevokedEntry};
     use crate::testkit::{fixture, Fixture};
     use crate::{Serial, Tckn};
 

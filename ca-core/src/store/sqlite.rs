@@ -13,11 +13,12 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::audit::{chain_hash, AuditEntry, AuditReport, GENESIS};
+use super::prelude::*;
 use super::{
     ApplicationIssued, ApplicationStatus, CaRecord, CaRole, CertRecord, CertStatus,
     ChannelApplication, CommitmentAcceptance, CommitmentOutcome, CommitmentRecord, Completion,
     CrlKind, CrlPlan, CrlRecord, CrlReservation, DeltaEntry, OutboxMessage, PreApplication,
-    Reservation, Reserved, Revocation, RevokedEntry, StatusRecord, Store, SubjectRecord,
+    Reservation, Reserved, Revocation, RevokedEntry, StatusRecord, SubjectRecord,
     TransitionOutcome, TransitionRecord, TransitionWrite,
 };
 use crate::error::{CaError, Result};
@@ -1425,7 +1426,7 @@ fn partner_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartnerRecord> {
     })
 }
 
-impl Store for SqliteStore {
+impl CertificateStore for SqliteStore {
     fn reserve(&self, r: Reservation) -> Result<Reserved> {
         match self.submit(Write::Reserve(r))? {
             Outcome::Reserved(x) => Ok(x),
@@ -1495,29 +1496,6 @@ impl Store for SqliteStore {
                 rows.collect()
             },
             "list certificates",
-        )
-    }
-
-    fn add_ca(&self, ca: CaRecord, actor: &str, at: i64) -> Result<()> {
-        self.submit(Write::AddCa {
-            ca,
-            actor: actor.into(),
-            at,
-        })
-        .map(|_| ())
-    }
-
-    fn ca(&self, id: &IssuerId) -> Result<Option<CaRecord>> {
-        self.read(
-            |c| {
-                c.query_row(
-                    &format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ?1"),
-                    [id.as_str()],
-                    ca_row,
-                )
-                .optional()
-            },
-            "read CA",
         )
     }
 
@@ -1641,7 +1619,9 @@ impl Store for SqliteStore {
             "list serials",
         )
     }
+}
 
+impl CrlStore for SqliteStore {
     fn scan_revoked(
         &self,
         issuer: &IssuerId,
@@ -1762,6 +1742,31 @@ impl Store for SqliteStore {
     fn latest_crl(&self, issuer: &IssuerId, kind: CrlKind) -> Result<Option<CrlRecord>> {
         self.read(|c| latest_crl(c, issuer, kind), "read CRL")
     }
+}
+
+impl RegistryStore for SqliteStore {
+    fn add_ca(&self, ca: CaRecord, actor: &str, at: i64) -> Result<()> {
+        self.submit(Write::AddCa {
+            ca,
+            actor: actor.into(),
+            at,
+        })
+        .map(|_| ())
+    }
+
+    fn ca(&self, id: &IssuerId) -> Result<Option<CaRecord>> {
+        self.read(
+            |c| {
+                c.query_row(
+                    &format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ?1"),
+                    [id.as_str()],
+                    ca_row,
+                )
+                .optional()
+            },
+            "read CA",
+        )
+    }
 
     fn cas(&self) -> Result<Vec<CaRecord>> {
         self.read(
@@ -1785,6 +1790,64 @@ impl Store for SqliteStore {
         .map(|_| ())
     }
 
+    fn deactivate_partner(&self, id: &PartnerId, actor: &str, at: i64) -> Result<()> {
+        self.submit(Write::DeactivatePartner {
+            id: id.clone(),
+            actor: actor.into(),
+            at,
+        })
+        .map(|_| ())
+    }
+
+    fn partner(&self, id: &PartnerId) -> Result<Option<PartnerRecord>> {
+        let sql = format!("SELECT {PARTNER_COLUMNS} FROM partners WHERE id = ?1");
+        self.read(
+            |c| c.query_row(&sql, [id.as_str()], partner_row).optional(),
+            "read partner",
+        )
+    }
+
+    fn partners(&self) -> Result<Vec<PartnerRecord>> {
+        let sql = format!("SELECT {PARTNER_COLUMNS} FROM partners ORDER BY created_at, id");
+        self.read(
+            |c| {
+                let mut st = c.prepare(&sql)?;
+                let rows = st.query_map([], partner_row)?;
+                rows.collect()
+            },
+            "read partners",
+        )
+    }
+}
+
+impl AuditStore for SqliteStore {
+    fn verify_audit(&self) -> Result<AuditReport> {
+        self.read(
+            |c| {
+                let mut stmt = c.prepare("SELECT seq, at, actor, action, issuer, serial, detail, prev_hash, hash FROM audit ORDER BY seq")?;
+                let mut rows = stmt.query([])?;
+                let mut prev = GENESIS.to_vec();
+                let mut records = 0u64;
+                let mut expected_seq = 1i64;
+                while let Some(r) = rows.next()? {
+                    let e = AuditEntry { seq: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, action: r.get(3)?, issuer: r.get(4)?, serial: r.get(5)?, detail: r.get(6)? };
+                    let stored_prev: Vec<u8> = r.get(7)?;
+                    let stored: Vec<u8> = r.get(8)?;
+                    if e.seq != expected_seq || stored_prev != prev || chain_hash(&prev, &e) != stored {
+                        return Ok(AuditReport { records, first_break: Some(e.seq) });
+                    }
+                    prev = stored;
+                    records += 1;
+                    expected_seq += 1;
+                }
+                Ok(AuditReport { records, first_break: None })
+            },
+            "verify audit",
+        )
+    }
+}
+
+impl ApplicationStore for SqliteStore {
     fn begin_application(
         &self,
         channel: &str,
@@ -1832,6 +1895,38 @@ impl Store for SqliteStore {
         }
     }
 
+    fn application(&self, channel: &str, channel_ref: &str) -> Result<Option<ChannelApplication>> {
+        self.read(
+            |c| read_application(c, channel, channel_ref),
+            "read application",
+        )
+    }
+}
+
+impl CommitmentStore for SqliteStore {
+    fn commitment(&self, serial: &Serial) -> Result<Option<CommitmentRecord>> {
+        self.read(|c| commitments::read(c, serial), "read commitment")
+    }
+
+    fn accept_commitment(&self, a: CommitmentAcceptance) -> Result<CommitmentOutcome> {
+        match self.submit(Write::AcceptCommitment(a))? {
+            Outcome::Commitment(o) => Ok(o),
+            _ => Err(unexpected("accept commitment")),
+        }
+    }
+
+    fn expire_commitments(&self, actor: &str, at: i64) -> Result<Vec<Serial>> {
+        match self.submit(Write::ExpireCommitments {
+            actor: actor.into(),
+            at,
+        })? {
+            Outcome::Expired(serials) => Ok(serials),
+            _ => Err(unexpected("expire commitments")),
+        }
+    }
+}
+
+impl InstitutionStore for SqliteStore {
     fn add_institution(
         &self,
         institution: crate::institution::InstitutionRecord,
@@ -1904,7 +1999,9 @@ impl Store for SqliteStore {
             "read pre-application",
         )
     }
+}
 
+impl OutboxStore for SqliteStore {
     fn outbox_due(&self, at: i64, limit: u32) -> Result<Vec<OutboxMessage>> {
         self.read(
             |c| institutions::read_outbox_due(c, at, limit),
@@ -1935,64 +2032,9 @@ impl Store for SqliteStore {
         self.submit(Write::OutboxAttempt { id, result, at })
             .map(|_| ())
     }
+}
 
-    fn commitment(&self, serial: &Serial) -> Result<Option<CommitmentRecord>> {
-        self.read(|c| commitments::read(c, serial), "read commitment")
-    }
-
-    fn accept_commitment(&self, a: CommitmentAcceptance) -> Result<CommitmentOutcome> {
-        match self.submit(Write::AcceptCommitment(a))? {
-            Outcome::Commitment(o) => Ok(o),
-            _ => Err(unexpected("accept commitment")),
-        }
-    }
-
-    fn expire_commitments(&self, actor: &str, at: i64) -> Result<Vec<Serial>> {
-        match self.submit(Write::ExpireCommitments {
-            actor: actor.into(),
-            at,
-        })? {
-            Outcome::Expired(serials) => Ok(serials),
-            _ => Err(unexpected("expire commitments")),
-        }
-    }
-
-    fn application(&self, channel: &str, channel_ref: &str) -> Result<Option<ChannelApplication>> {
-        self.read(
-            |c| read_application(c, channel, channel_ref),
-            "read application",
-        )
-    }
-
-    fn deactivate_partner(&self, id: &PartnerId, actor: &str, at: i64) -> Result<()> {
-        self.submit(Write::DeactivatePartner {
-            id: id.clone(),
-            actor: actor.into(),
-            at,
-        })
-        .map(|_| ())
-    }
-
-    fn partner(&self, id: &PartnerId) -> Result<Option<PartnerRecord>> {
-        let sql = format!("SELECT {PARTNER_COLUMNS} FROM partners WHERE id = ?1");
-        self.read(
-            |c| c.query_row(&sql, [id.as_str()], partner_row).optional(),
-            "read partner",
-        )
-    }
-
-    fn partners(&self) -> Result<Vec<PartnerRecord>> {
-        let sql = format!("SELECT {PARTNER_COLUMNS} FROM partners ORDER BY created_at, id");
-        self.read(
-            |c| {
-                let mut st = c.prepare(&sql)?;
-                let rows = st.query_map([], partner_row)?;
-                rows.collect()
-            },
-            "read partners",
-        )
-    }
-
+impl EnrollmentStore for SqliteStore {
     fn enrollment_write(&self, w: super::EnrollmentWrite) -> Result<super::EnrollmentOutcome> {
         match self.submit(Write::Enrollment(w))? {
             Outcome::Enrollment(o) => Ok(o),
@@ -2057,31 +2099,6 @@ impl Store for SqliteStore {
         self.read(
             |c| enrollments::read_published(c, serial, tckn),
             "read published certificates",
-        )
-    }
-
-    fn verify_audit(&self) -> Result<AuditReport> {
-        self.read(
-            |c| {
-                let mut stmt = c.prepare("SELECT seq, at, actor, action, issuer, serial, detail, prev_hash, hash FROM audit ORDER BY seq")?;
-                let mut rows = stmt.query([])?;
-                let mut prev = GENESIS.to_vec();
-                let mut records = 0u64;
-                let mut expected_seq = 1i64;
-                while let Some(r) = rows.next()? {
-                    let e = AuditEntry { seq: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, action: r.get(3)?, issuer: r.get(4)?, serial: r.get(5)?, detail: r.get(6)? };
-                    let stored_prev: Vec<u8> = r.get(7)?;
-                    let stored: Vec<u8> = r.get(8)?;
-                    if e.seq != expected_seq || stored_prev != prev || chain_hash(&prev, &e) != stored {
-                        return Ok(AuditReport { records, first_break: Some(e.seq) });
-                    }
-                    prev = stored;
-                    records += 1;
-                    expected_seq += 1;
-                }
-                Ok(AuditReport { records, first_break: None })
-            },
-            "verify audit",
         )
     }
 }

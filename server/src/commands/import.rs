@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use ca_core::institution::{InstitutionId, ListSignature};
-use ca_core::store::Store;
+use ca_core::store::prelude::*;
 use clap::Args;
 use nesca_frm_list::ListFormat;
 use serde_json::json;

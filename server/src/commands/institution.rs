@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use ca_core::institution::{InstitutionId, InstitutionRecord, Payer, TaxNo};
-use ca_core::store::Store;
+use ca_core::store::prelude::*;
 use ca_core::{rfc3339, Tckn};
 use clap::Args;
 use serde_json::json;

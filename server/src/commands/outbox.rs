@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ca_core::outbox::{EmailSender, EmlDirectory, Outbox, SmsDirectory, SmsSender};
-use ca_core::store::Store;
+use ca_core::store::prelude::*;
 use serde_json::json;
 
 use super::emit;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use ca_core::engine::CertRequest;
 use ca_core::partner::{parse_license_no, parse_partner_name};
 use ca_core::profile::{check_validity_days, parse_common_name, partner_subject, PartnerCertKind};
-use ca_core::store::{Store, SubjectRecord};
+use ca_core::store::{prelude::*, SubjectRecord};
 use ca_core::{rfc3339, PartnerId, PartnerRecord, VerifiedCsr};
 use clap::Args;
 use serde_json::json;
