@@ -1,12 +1,15 @@
 //! The store: every certificate from the moment its serial is reserved, the CAs, the RA's
 //! records and the hash-chained audit log, behind narrow traits, one per concern, each small
 //! enough to implement twice. [`Store`] is their union, so PostgreSQL can join SQLite
-//! without touching the engine.
+//! without touching the engine; `conformance` (with the `testkit` feature) is what every
+//! implementation must pass.
 
 mod application;
 mod audit;
 mod certificates;
 mod commitment;
+#[cfg(any(test, feature = "testkit"))]
+pub mod conformance;
 mod crl;
 pub mod enrollment;
 mod institution;

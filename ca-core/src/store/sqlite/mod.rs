@@ -235,130 +235,14 @@ fn checkpoint_loop(conn: Connection, stop: Receiver<()>) {
     }
 }
 
+/// The store contract ([`crate::store::conformance`]), run against a fresh database file.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::partner::{PartnerId, PartnerRecord};
-    use crate::store::prelude::*;
-    use crate::store::{ApplicationIssued, ApplicationStatus};
+mod conformance {
+    use super::SqliteStore;
 
-    fn partner(id: &str) -> PartnerRecord {
-        PartnerRecord {
-            id: PartnerId::parse(id).unwrap(),
-            name: "Örnek ESHS A.Ş.".into(),
-            license_no: "BTK-2024-17".into(),
-            created_at: 1_700_000_000,
-            active: true,
-        }
-    }
-
-    #[test]
-    fn partners_are_added_read_and_never_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("p.db")).unwrap();
-        let id = PartnerId::parse("eshs-a").unwrap();
-        assert_eq!(store.partner(&id).unwrap(), None);
-        store
-            .add_partner(partner("eshs-a"), "test", 1_700_000_000)
-            .unwrap();
-        assert_eq!(store.partner(&id).unwrap(), Some(partner("eshs-a")));
-        let mut other = partner("eshs-a");
-        other.name = "Someone Else".into();
-        let e = store.add_partner(other, "test", 1_700_000_001).unwrap_err();
-        assert!(matches!(e, CaError::AlreadyExists { .. }), "{e}");
-        assert_eq!(store.partner(&id).unwrap(), Some(partner("eshs-a")));
-        store
-            .add_partner(partner("eshs-b"), "test", 1_700_000_002)
-            .unwrap();
-        let ids: Vec<String> = store
-            .partners()
-            .unwrap()
-            .into_iter()
-            .map(|p| p.id.to_string())
-            .collect();
-        assert_eq!(ids, ["eshs-a", "eshs-b"]);
-        // Each registration left its audit record, and the chain holds.
-        let report = store.verify_audit().unwrap();
-        assert_eq!((report.records, report.first_break), (2, None));
-    }
-
-    /// A channel reference is recorded once: the second begin returns the first application,
-    /// and its outcome once finished; a finished application cannot be finished again.
-    #[test]
-    fn channel_applications_begin_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("a.db")).unwrap();
-        assert_eq!(
-            store.begin_application("kdhs", "ref-1", "t", 10).unwrap(),
-            None
-        );
-        let seen = store
-            .begin_application("kdhs", "ref-1", "t", 11)
-            .unwrap()
-            .unwrap();
-        assert_eq!(seen.status, ApplicationStatus::Pending);
-        // Another channel's reference of the same text is another application.
-        assert_eq!(
-            store.begin_application("kec", "ref-1", "t", 12).unwrap(),
-            None
-        );
-        let serial = Serial::random();
-        store
-            .finish_application(
-                "kdhs",
-                "ref-1",
-                Ok(ApplicationIssued::plain(serial)),
-                "t",
-                13,
-            )
-            .unwrap();
-        let done = store
-            .begin_application("kdhs", "ref-1", "t", 14)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (done.status, done.serial, done.created_at),
-            (ApplicationStatus::Issued, Some(serial), 10)
-        );
-        assert!(store
-            .finish_application("kdhs", "ref-1", Err("x".into()), "t", 15)
-            .is_err());
-        store
-            .finish_application("kec", "ref-1", Err("tckn: bad".into()), "t", 16)
-            .unwrap();
-        let refused = store.application("kec", "ref-1").unwrap().unwrap();
-        assert_eq!(refused.status, ApplicationStatus::Refused);
-        assert_eq!(refused.error.as_deref(), Some("tckn: bad"));
-        assert_eq!(store.verify_audit().unwrap().first_break, None);
-
-        // Cut off by a crash: abandoned at the next start, answered as refused from then on;
-        // finished applications keep their outcome.
-        assert_eq!(
-            store.begin_application("kdhs", "ref-2", "t", 17).unwrap(),
-            None
-        );
-        assert_eq!(
-            store
-                .abandon_pending_applications("interrupted", "t", 18)
-                .unwrap(),
-            1
-        );
-        let cut = store
-            .begin_application("kdhs", "ref-2", "t", 19)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (cut.status, cut.error.as_deref()),
-            (ApplicationStatus::Refused, Some("interrupted"))
-        );
-        let done = store.application("kdhs", "ref-1").unwrap().unwrap();
-        assert_eq!(done.status, ApplicationStatus::Issued);
-        assert_eq!(
-            store
-                .abandon_pending_applications("interrupted", "t", 20)
-                .unwrap(),
-            0
-        );
-        assert_eq!(store.verify_audit().unwrap().first_break, None);
-    }
+    crate::store_conformance_tests!(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("conformance.db")).expect("open store");
+        (store, dir)
+    });
 }
