@@ -10,11 +10,14 @@ use crate::serial::Serial;
 pub enum ApplicationStatus {
     /// Recorded; issuance under way (or cut off by a crash).
     Pending,
+    /// Issued: the serial is recorded.
     Issued,
+    /// Refused: the reason is recorded.
     Refused,
 }
 
 impl ApplicationStatus {
+    /// The status as the store writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             ApplicationStatus::Pending => "pending",
@@ -27,11 +30,17 @@ impl ApplicationStatus {
 /// An application a front channel submitted, by the channel's own reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelApplication {
+    /// The channel (plugin) that submitted it.
     pub channel: String,
+    /// The channel's own reference of the application.
     pub channel_ref: String,
+    /// Where it stands.
     pub status: ApplicationStatus,
+    /// The serial issued, once issued.
     pub serial: Option<Serial>,
+    /// Why it was refused, once refused.
     pub error: Option<String>,
+    /// When it was first recorded, unix seconds.
     pub created_at: i64,
     /// The HSM-generated key wrapped for the card, as recorded (the host's JSON).
     pub wrapped_key: Option<String>,

@@ -28,6 +28,7 @@ pub enum CertStatus {
 }
 
 impl CertStatus {
+    /// The status as the store writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             CertStatus::Reserved => "reserved",
@@ -64,30 +65,42 @@ impl FromStr for CertStatus {
 pub struct SubjectRecord {
     /// RFC 4514 rendering of the subject, for display.
     pub subject: String,
+    /// The holder's T.C. Kimlik No (serialNumber of the subject), when the profile has one.
     pub tckn: Option<String>,
+    /// The holder's givenName, when the profile has one.
     pub given_name: Option<String>,
+    /// The holder's surname, when the profile has one.
     pub surname: Option<String>,
 }
 
 /// A serial about to be signed: written durably before the HSM is asked.
 #[derive(Debug, Clone)]
 pub struct Reservation {
+    /// The issuing CA.
     pub issuer: IssuerId,
+    /// The serial to reserve (unique per issuer, RFC 5280 §4.1.2.2).
     pub serial: Serial,
+    /// The profile the TBS was built from.
     pub profile: &'static str,
+    /// Who the certificate is for.
     pub subject: SubjectRecord,
+    /// notBefore (RFC 5280 §4.1.2.5), unix seconds.
     pub not_before: i64,
+    /// notAfter (RFC 5280 §4.1.2.5), unix seconds.
     pub not_after: i64,
     /// The linted TBSCertificate, so a crash between signing and storing still leaves
     /// everything but the signature on record.
     pub tbs_der: Vec<u8>,
+    /// Who asked, for the audit record.
     pub actor: String,
+    /// When, unix seconds.
     pub at: i64,
 }
 
 /// The outcome of a reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reserved {
+    /// The serial is recorded as reserved.
     Ok,
     /// The serial exists already for this issuer (the unique constraint held).
     SerialTaken,
@@ -96,15 +109,25 @@ pub enum Reserved {
 /// A certificate row.
 #[derive(Debug, Clone)]
 pub struct CertRecord {
+    /// The issuing CA.
     pub issuer: IssuerId,
+    /// The serial (unique per issuer).
     pub serial: Serial,
+    /// The profile the certificate was built from.
     pub profile: String,
+    /// Where it stands.
     pub status: CertStatus,
+    /// Who the certificate is for.
     pub subject: SubjectRecord,
+    /// notBefore (RFC 5280 §4.1.2.5), unix seconds.
     pub not_before: i64,
+    /// notAfter (RFC 5280 §4.1.2.5), unix seconds.
     pub not_after: i64,
+    /// When the serial was reserved, unix seconds.
     pub reserved_at: i64,
+    /// When the signed certificate was stored, unix seconds.
     pub issued_at: Option<i64>,
+    /// The signed certificate, DER, once stored.
     pub cert_der: Option<Vec<u8>>,
     /// Suspended or revoked: since when, and why.
     pub revocation: Option<Revocation>,
@@ -125,22 +148,32 @@ pub struct Revocation {
 /// The store checks the state machine inside its write transaction.
 #[derive(Debug, Clone)]
 pub struct TransitionWrite {
+    /// The request's id: the same id again answers with the first outcome.
     pub request_id: RequestId,
+    /// The issuing CA.
     pub issuer: IssuerId,
+    /// The certificate's serial.
     pub serial: Serial,
+    /// Suspend, release or revoke.
     pub action: LifecycleAction,
     /// The holder's T.C. Kimlik No, as the request named it.
     pub holder: String,
+    /// Who asked, for the audit record.
     pub actor: String,
+    /// When, unix seconds: the revocationDate of a suspension or revocation.
     pub at: i64,
 }
 
 /// What a lifecycle request led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransitionOutcome {
+    /// The issuing CA.
     pub issuer: IssuerId,
+    /// The certificate's serial.
     pub serial: Serial,
+    /// The status after the change.
     pub status: CertStatus,
+    /// The reason recorded, `None` when active again or unspecified.
     pub reason: Option<RevocationReason>,
     /// When the change was recorded.
     pub at: i64,
@@ -153,21 +186,32 @@ pub struct TransitionOutcome {
 pub struct TransitionRecord {
     /// The audit sequence number of the change; orders changes.
     pub seq: i64,
+    /// The request id it was made under.
     pub request_id: String,
+    /// `suspend`, `release` or `revoke`.
     pub action: String,
+    /// The status before.
     pub from: CertStatus,
+    /// The status after.
     pub to: CertStatus,
+    /// The CRLReason (RFC 5280 §5.3.1), `None`: unspecified or none.
     pub reason: Option<RevocationReason>,
+    /// invalidityDate (RFC 5280 §5.3.2), unix seconds.
     pub invalidity_date: Option<i64>,
+    /// When, unix seconds.
     pub at: i64,
+    /// Who asked.
     pub actor: String,
 }
 
 /// What the OCSP responder needs to know of one serial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusRecord {
+    /// Where it stands.
     pub status: CertStatus,
+    /// Suspended or revoked: since when, and why.
     pub revocation: Option<Revocation>,
+    /// notAfter (RFC 5280 §4.1.2.5), unix seconds: OCSP answers for it until then.
     pub not_after: i64,
 }
 

@@ -7,22 +7,33 @@ use crate::institution::{ImportOutcome, InstitutionId, InstitutionRecord, ListIm
 /// A person's pre-application, made from one row of an institution's list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreApplication {
+    /// The pre-application's id (`pa-…`).
     pub id: String,
+    /// The institution whose list named the person.
     pub institution: String,
+    /// SHA-256 of the list file, lower-case hex.
     pub file_sha256: String,
     /// The row of the list it came from.
     pub row: u32,
+    /// The person's T.C. Kimlik No.
     pub tckn: String,
+    /// The person's given name, as listed.
     pub given_name: String,
+    /// The person's surname, as listed.
     pub surname: String,
+    /// Where the access password is e-mailed.
     pub email: String,
+    /// The mobile number SMS codes go to.
     pub mobile: String,
+    /// The person's unit in the institution.
     pub unit: String,
+    /// The person's title, when listed.
     pub title: Option<String>,
     /// `held` (wet-signed list awaiting confirmation), `invited`, `closed`.
     pub status: String,
     /// The access password's argon2 hash (PHC string), once one was sent.
     pub password_hash: Option<String>,
+    /// When it was created, unix seconds.
     pub created_at: i64,
 }
 

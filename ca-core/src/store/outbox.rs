@@ -7,12 +7,15 @@ use crate::error::Result;
 /// when it is sent: the outbox holds no secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
+    /// The message's id (increasing).
     pub id: i64,
     /// `access-password`: the access password of the pre-application `subject_ref`.
     pub kind: String,
+    /// What the message is about (the pre-application's id).
     pub subject_ref: String,
     /// E-mail address or mobile number.
     pub recipient: String,
+    /// Delivery attempts so far.
     pub attempts: i64,
 }
 

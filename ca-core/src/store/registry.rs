@@ -8,11 +8,14 @@ use crate::serial::IssuerId;
 /// The role of a CA nesca runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaRole {
+    /// The root CA: self-signed.
     Root,
+    /// An issuing CA: issues end-entity certificates, CRLs and OCSP signers.
     Issuing,
 }
 
 impl CaRole {
+    /// The role as the store writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             CaRole::Root => "root",
@@ -24,12 +27,17 @@ impl CaRole {
 /// A CA nesca runs: its certificate and the token label of its key.
 #[derive(Debug, Clone)]
 pub struct CaRecord {
+    /// The CA's id (its issuer id).
     pub id: IssuerId,
+    /// Root or issuing.
     pub role: CaRole,
+    /// The token label of its key.
     pub key_label: String,
+    /// Its certificate, DER.
     pub cert_der: Vec<u8>,
     /// For an issuing CA: its delegated OCSP signer's key label and certificate.
     pub ocsp_key_label: Option<String>,
+    /// The delegated OCSP signer's certificate, DER (RFC 6960 §4.2.2.2).
     pub ocsp_cert_der: Option<Vec<u8>>,
 }
 

@@ -188,6 +188,7 @@ impl SqliteStore {
         Ok((conn, watermark))
     }
 
+    /// Runs `f` on the shared reader connection (each statement its own snapshot).
     fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
