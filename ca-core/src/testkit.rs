@@ -15,7 +15,8 @@ use crate::engine::{Engine, SigningCa, TbsSigner};
 use crate::error::Result;
 use crate::name::organization_name;
 use crate::profile::{CaUrls, NesProfile};
-use crate::store::{SqliteStore, Store};
+use crate::store::prelude::*;
+use crate::store::SqliteStore;
 use crate::{oids, FixedClock, IssuerId};
 
 /// A P-256 key in memory.
@@ -144,27 +145,27 @@ pub fn p256_csr() -> Vec<u8> {
         .unwrap()
 }
 
-/// Registers the test institution "ankara-bb" (payer: the institution; officer 10000000146
-/// with a placeholder certificate: tests here write lists straight to the store).
-pub fn demo_institution(f: &Fixture) -> crate::institution::InstitutionId {
+/// The test institution "ankara-bb" (payer: the institution; officer 10000000146 with a
+/// placeholder certificate: tests write its lists straight to the store).
+pub fn institution_record() -> crate::institution::InstitutionRecord {
     use crate::institution::{InstitutionId, InstitutionRecord, Payer, TaxNo};
-    let id = InstitutionId::parse("ankara-bb").unwrap();
-    f.store
-        .add_institution(
-            InstitutionRecord {
-                id: id.clone(),
-                name: "Ankara Büyükşehir Belediyesi".into(),
-                tax_no: TaxNo::parse("0680049583").unwrap(),
-                payer: Payer::Institution,
-                officer_tckn: "10000000146".into(),
-                officer_cert_der: vec![0x30, 0x00],
-                created_at: 1,
-                active: true,
-            },
-            "t",
-            1,
-        )
-        .unwrap();
+    InstitutionRecord {
+        id: InstitutionId::parse("ankara-bb").unwrap(),
+        name: "Ankara Büyükşehir Belediyesi".into(),
+        tax_no: TaxNo::parse("0680049583").unwrap(),
+        payer: Payer::Institution,
+        officer_tckn: "10000000146".into(),
+        officer_cert_der: vec![0x30, 0x00],
+        created_at: 1,
+        active: true,
+    }
+}
+
+/// Registers the test institution "ankara-bb" ([`institution_record`]).
+pub fn demo_institution(f: &Fixture) -> crate::institution::InstitutionId {
+    let record = institution_record();
+    let id = record.id.clone();
+    f.store.add_institution(record, "t", 1).unwrap();
     id
 }
 

@@ -177,6 +177,7 @@ mod tests {
     use super::*;
     use crate::lifecycle::Lifecycle;
     use ca_core::lifecycle::{LifecycleAction, LifecycleRequest, RequestId, RevocationReason};
+    use ca_core::store::prelude::*;
     use ca_core::store::{
         ApplicationIssued, ApplicationStatus, CertStatus, CommitmentStatus, FinishedApplication,
     };

@@ -110,7 +110,8 @@ mod tests {
 
     use super::*;
     use ca_core::lifecycle::{RequestId, RevocationReason};
-    use ca_core::store::{CertStatus, CrlKind, CrlReservation, DeltaEntry, RevokedEntry, Store};
+    use ca_core::store::prelude::*;
+    use ca_core::store::{CertStatus, CrlKind, CrlReservation, DeltaEntry, RevokedEntry};
     use ca_core::testkit::{fixture, Fixture};
     use ca_core::{Principal, Serial, Tckn};
 

@@ -102,6 +102,7 @@ mod tests {
     use crate::outbox::{password_matches, Outbox};
     use crate::testkit::Captured;
     use ca_core::institution::{InstitutionId, ListRow};
+    use ca_core::store::prelude::*;
     use ca_core::testkit::{demo_institution as institution, fixture, list_row as row};
 
     fn list(id: &InstitutionId, rows: Vec<ListRow>, signature: ListSignature) -> ListImport {

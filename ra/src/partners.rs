@@ -155,6 +155,7 @@ pub fn check_channel_client(record: &CertRecord) -> std::result::Result<(), Chan
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ca_core::store::prelude::*;
     use ca_core::testkit::{fixture, nes_application};
 
     #[test]

@@ -4,6 +4,7 @@ use super::*;
 use crate::outbox::Outbox;
 use crate::testkit::Captured;
 use ca_core::institution::{ListImport, ListSignature};
+use ca_core::store::prelude::*;
 use ca_core::testkit::{demo_institution, fixture, list_row, nes_application, Fixture};
 
 const PERSON: &str = "10000000146";

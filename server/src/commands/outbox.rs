@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ca_core::store::Store;
+use ca_core::store::prelude::*;
 use nesca_ra::outbox::{EmailSender, EmlDirectory, Outbox, SmsDirectory, SmsSender};
 use serde_json::json;
 
