@@ -32,13 +32,17 @@ pub enum RaError {
     /// This process offers no issuance (it was started without a signing CA).
     #[error("{operation}: issuance is not available here")]
     Unavailable { operation: &'static str },
-    /// A produced application's card package could not be handed over (it is tried again).
-    #[error("card package of {application}: {source}")]
-    Delivery {
-        application: String,
+    /// A file could not be written (which directory).
+    #[error("{}: {source}", .dir.display())]
+    Write {
+        dir: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// A message relay (an SMTP server, the SMS program) refused or failed: which relay, and
+    /// what it said (one line, never the message).
+    #[error("{relay}: {reason}")]
+    Relay { relay: String, reason: String },
     /// The CA, its profiles or its store failed or refused (a refusal the registration
     /// authority knows — invalid input, a conflict, a failed authentication, a lock — becomes
     /// its own variant of that name instead; see `From<CaError>`).

@@ -56,7 +56,7 @@ pub struct CardPackage {
 /// Where card packages go (the server writes them to `[production] package_dir`).
 pub trait CardPackages {
     /// Hands one package over; written atomically, replacing an earlier copy.
-    fn deliver(&self, package: &CardPackage) -> std::io::Result<()>;
+    fn deliver(&self, package: &CardPackage) -> Result<()>;
 }
 
 /// What one pass did.
@@ -217,10 +217,7 @@ impl Production {
             hsm_generated: matches!(self.keys, CardKeys::Hsm { .. }),
             wrapped_key,
         };
-        packages.deliver(&package).map_err(|x| RaError::Delivery {
-            application: id.clone(),
-            source: x,
-        })?;
+        packages.deliver(&package)?;
         store.enrollment_write(EnrollmentWrite::PackageWritten {
             id: id.clone(),
             at: self.issuance.now(),

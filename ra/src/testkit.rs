@@ -25,10 +25,13 @@ impl Captured {
         into: &std::sync::Mutex<Vec<(String, String)>>,
         to: &str,
         body: &secrecy::SecretString,
-    ) -> std::result::Result<(), String> {
+    ) -> crate::Result<()> {
         use secrecy::ExposeSecret as _;
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err("connection refused".into());
+            return Err(crate::RaError::Relay {
+                relay: "captured".into(),
+                reason: "connection refused".into(),
+            });
         }
         into.lock()
             .unwrap()
@@ -38,13 +41,13 @@ impl Captured {
 }
 
 impl crate::outbox::EmailSender for Captured {
-    fn send(&self, email: &crate::outbox::Email) -> std::result::Result<(), String> {
+    fn send(&self, email: &crate::outbox::Email) -> crate::Result<()> {
         self.keep(&self.emails, &email.to, &email.body)
     }
 }
 
 impl crate::outbox::SmsSender for Captured {
-    fn send(&self, sms: &crate::outbox::Sms) -> std::result::Result<(), String> {
+    fn send(&self, sms: &crate::outbox::Sms) -> crate::Result<()> {
         self.keep(&self.sms, &sms.to, &sms.body)
     }
 }

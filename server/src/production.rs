@@ -31,7 +31,7 @@ impl ProductionLine {
 struct PackageDir(PathBuf);
 
 impl CardPackages for PackageDir {
-    fn deliver(&self, p: &CardPackage) -> std::io::Result<()> {
+    fn deliver(&self, p: &CardPackage) -> nesca_ra::Result<()> {
         let package = json!({
             "v": 1,
             "application": p.application,
@@ -43,9 +43,11 @@ impl CardPackages for PackageDir {
             "card_key": if p.hsm_generated { "hsm-wrapped" } else { "card-bureau-csr" },
             "wrapped_key": p.wrapped_key,
         });
-        let text = serde_json::to_vec_pretty(&package)?;
+        let text = serde_json::to_vec_pretty(&package).map_err(|e| nesca_ra::RaError::Write {
+            dir: self.0.clone(),
+            source: e.into(),
+        })?;
         nesca_ra::outbox::write_atomically(&self.0, &format!("{}.json", p.application), &text)
-            .map_err(std::io::Error::other)
     }
 }
 

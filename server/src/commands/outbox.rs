@@ -85,7 +85,7 @@ fn smtp_sender(cfg: &Loaded, smtp: &crate::config::SmtpSection) -> Result<SmtpSe
         from: cfg.raw.outbox.from.clone(),
         timeout: std::time::Duration::from_secs(smtp.timeout_seconds),
     })
-    .map_err(|e| CliError::config("outbox.smtp", e))
+    .map_err(|e| CliError::config("outbox.smtp", e.to_string()))
 }
 
 /// Delivers every due message once; prints how many went and how many wait for a retry.
