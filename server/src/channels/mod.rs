@@ -3,6 +3,7 @@
 
 mod applicant;
 mod host;
+mod refusal;
 mod tls;
 
 use std::sync::Arc;
