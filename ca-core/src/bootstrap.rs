@@ -53,7 +53,7 @@ pub fn create_hierarchy(
     root: CaKey,
     issuing: CaKey,
     ocsp: CaKey,
-    actor: &str,
+    actor: &crate::Principal,
 ) -> Result<Hierarchy> {
     let store = engine.store();
     for id in [&plan.root_id, &plan.issuing_id] {
@@ -151,7 +151,7 @@ fn issue(
     name: &Name,
     key: spki::SubjectPublicKeyInfoOwned,
     validity_days: u32,
-    actor: &str,
+    actor: &crate::Principal,
 ) -> Result<Issued> {
     engine.issue(
         ca,

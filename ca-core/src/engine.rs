@@ -179,7 +179,7 @@ impl Engine {
         ca: &SigningCa,
         profile: &NesProfile,
         app: NesApplication,
-        actor: &str,
+        actor: &crate::Principal,
     ) -> Result<Issued> {
         self.issue_nes_then(ca, profile, app, actor, &|_| Ok(None))
     }
@@ -191,7 +191,7 @@ impl Engine {
         ca: &SigningCa,
         profile: &NesProfile,
         app: NesApplication,
-        actor: &str,
+        actor: &crate::Principal,
         then: &dyn Fn(&Issued) -> Result<Option<FinishedApplication>>,
     ) -> Result<Issued> {
         let subject = name::nes_subject(
@@ -222,7 +222,7 @@ impl Engine {
         ca: &SigningCa,
         profile: &dyn CertificateProfile,
         req: CertRequest,
-        actor: &str,
+        actor: &crate::Principal,
     ) -> Result<Issued> {
         self.issue_then(ca, profile, req, actor, &|_| Ok(None))
     }
@@ -236,7 +236,7 @@ impl Engine {
         ca: &SigningCa,
         profile: &dyn CertificateProfile,
         req: CertRequest,
-        actor: &str,
+        actor: &crate::Principal,
         then: &dyn Fn(&Issued) -> Result<Option<FinishedApplication>>,
     ) -> Result<Issued> {
         let not_before = self.clock.now();
@@ -283,7 +283,7 @@ impl Engine {
                     }
                     return Err(e);
                 }
-                tracing::info!(issuer = %ca.context.id, %serial, profile = profile.name(), actor, "certificate issued");
+                tracing::info!(issuer = %ca.context.id, %serial, profile = profile.name(), actor = %actor, "certificate issued");
                 Ok(Issued { serial, cert_der })
             }
             Err(e) => {
@@ -303,7 +303,7 @@ impl Engine {
         profile: &dyn CertificateProfile,
         req: &CertRequest,
         not_before: std::time::SystemTime,
-        actor: &str,
+        actor: &crate::Principal,
     ) -> Result<(Serial, x509_cert::TbsCertificate, Vec<u8>)> {
         for _ in 0..SERIAL_ATTEMPTS {
             let serial = Serial::random();
@@ -328,7 +328,7 @@ impl Engine {
                 not_before: unix_seconds(tbs.validity.not_before.to_system_time()),
                 not_after: unix_seconds(tbs.validity.not_after.to_system_time()),
                 tbs_der: tbs_der.clone(),
-                actor: actor.to_string(),
+                actor: actor.clone(),
                 at: unix_seconds(not_before),
             };
             match self.store.reserve(reservation)? {
@@ -413,7 +413,12 @@ mod tests {
         let f = fixture();
         let issued = f
             .engine
-            .issue_nes(&f.ca, &f.nes, application(None), "test")
+            .issue_nes(
+                &f.ca,
+                &f.nes,
+                application(None),
+                &crate::Principal::HostOperator,
+            )
             .unwrap();
         let cert = Certificate::from_der(&issued.cert_der).unwrap();
         // The stored certificate passes its own profile's lint again, and is the one returned.
@@ -470,7 +475,12 @@ mod tests {
         let f = fixture_with(signer.clone());
         *signer.store.lock().unwrap() = Some(f.store.clone());
         f.engine
-            .issue_nes(&f.ca, &f.nes, application(None), "test")
+            .issue_nes(
+                &f.ca,
+                &f.nes,
+                application(None),
+                &crate::Principal::HostOperator,
+            )
             .unwrap();
         assert_eq!(
             *signer.seen.lock().unwrap(),
@@ -522,7 +532,12 @@ mod tests {
         let (f, _s) = armed_fixture("fail");
         let e = f
             .engine
-            .issue_nes(&f.ca, &f.nes, application(None), "test")
+            .issue_nes(
+                &f.ca,
+                &f.nes,
+                application(None),
+                &crate::Principal::HostOperator,
+            )
             .unwrap_err();
         assert!(e.to_string().contains("token went away"), "{e}");
         let rows = nes_rows(&f.store);
@@ -536,7 +551,12 @@ mod tests {
         let (f, _s) = armed_fixture("wrong");
         let e = f
             .engine
-            .issue_nes(&f.ca, &f.nes, application(None), "test")
+            .issue_nes(
+                &f.ca,
+                &f.nes,
+                application(None),
+                &crate::Principal::HostOperator,
+            )
             .unwrap_err();
         assert!(matches!(e, CaError::SignedMismatch { .. }), "{e}");
         let rows = nes_rows(&f.store);
@@ -550,7 +570,12 @@ mod tests {
         let before = f.store.list(None).unwrap().len();
         let e = f
             .engine
-            .issue_nes(&f.ca, &f.nes, application(Some(5000)), "test")
+            .issue_nes(
+                &f.ca,
+                &f.nes,
+                application(Some(5000)),
+                &crate::Principal::HostOperator,
+            )
             .unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -558,7 +583,12 @@ mod tests {
         );
         let e = f
             .engine
-            .issue_nes(&f.ca, &f.nes, application(Some(0)), "test")
+            .issue_nes(
+                &f.ca,
+                &f.nes,
+                application(Some(0)),
+                &crate::Principal::HostOperator,
+            )
             .unwrap_err();
         assert!(e.to_string().starts_with("validity-days:"), "{e}");
         assert_eq!(f.store.list(None).unwrap().len(), before);
@@ -571,7 +601,12 @@ mod tests {
             .advance(std::time::Duration::from_secs(3000 * 86_400));
         let e = f
             .engine
-            .issue_nes(&f.ca, &f.nes, application(Some(1826)), "test")
+            .issue_nes(
+                &f.ca,
+                &f.nes,
+                application(Some(1826)),
+                &crate::Principal::HostOperator,
+            )
             .unwrap_err();
         assert!(e.to_string().contains("outlive"), "{e}");
     }
@@ -631,7 +666,12 @@ mod tests {
         };
         let e = f
             .engine
-            .issue(&f.ca, &BrokenNes(f.nes.clone()), req, "test")
+            .issue(
+                &f.ca,
+                &BrokenNes(f.nes.clone()),
+                req,
+                &crate::Principal::HostOperator,
+            )
             .unwrap_err();
         assert!(
             e.to_string()
@@ -655,7 +695,12 @@ mod tests {
                     for _ in 0..10 {
                         let issued = f
                             .engine
-                            .issue_nes(&f.ca, &f.nes, application(None), "test")
+                            .issue_nes(
+                                &f.ca,
+                                &f.nes,
+                                application(None),
+                                &crate::Principal::HostOperator,
+                            )
                             .unwrap();
                         serials.lock().unwrap().push(issued.serial);
                     }
@@ -681,7 +726,12 @@ mod tests {
     fn tampering_with_the_audit_log_is_detected() {
         let f = fixture();
         f.engine
-            .issue_nes(&f.ca, &f.nes, application(None), "test")
+            .issue_nes(
+                &f.ca,
+                &f.nes,
+                application(None),
+                &crate::Principal::HostOperator,
+            )
             .unwrap();
         let conn = rusqlite::Connection::open(f.store.path()).unwrap();
         conn.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3", [])
@@ -694,7 +744,12 @@ mod tests {
         let f = fixture();
         let issued = f
             .engine
-            .issue_nes(&f.ca, &f.nes, application(None), "test")
+            .issue_nes(
+                &f.ca,
+                &f.nes,
+                application(None),
+                &crate::Principal::HostOperator,
+            )
             .unwrap();
         let again = SqliteStore::open(f.store.path()).unwrap();
         assert_eq!(

@@ -118,7 +118,7 @@ pub struct ListImport {
     pub rows: Vec<ListRow>,
     /// Rows the list reader found invalid (they are in the report, not in `rows`).
     pub invalid_rows: u64,
-    pub actor: String,
+    pub actor: crate::Principal,
     pub at: i64,
 }
 

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bootstrap;
+pub mod card_key;
 pub mod clock;
 pub mod csr;
 pub mod engine;

@@ -79,6 +79,10 @@ pub enum SystemTask {
     CommitmentDeadline,
     /// The notification outbox (access passwords, SMS codes).
     Outbox,
+    /// The CRL schedule of `nesca serve`.
+    CrlSchedule,
+    /// `nesca serve` starting: applications a stop cut off are refused.
+    Startup,
 }
 
 impl SystemTask {
@@ -88,6 +92,8 @@ impl SystemTask {
             SystemTask::Production => "production",
             SystemTask::CommitmentDeadline => "commitment-deadline",
             SystemTask::Outbox => "outbox",
+            SystemTask::CrlSchedule => "crl-schedule",
+            SystemTask::Startup => "serve-start",
         }
     }
 
@@ -96,6 +102,8 @@ impl SystemTask {
             SystemTask::Production,
             SystemTask::CommitmentDeadline,
             SystemTask::Outbox,
+            SystemTask::CrlSchedule,
+            SystemTask::Startup,
         ]
         .into_iter()
         .find(|t| t.as_str() == s)
@@ -215,6 +223,8 @@ mod tests {
             Principal::System(SystemTask::Production),
             Principal::System(SystemTask::CommitmentDeadline),
             Principal::System(SystemTask::Outbox),
+            Principal::System(SystemTask::CrlSchedule),
+            Principal::System(SystemTask::Startup),
         ];
         for p in all {
             let text = p.to_string();

@@ -93,7 +93,7 @@ pub fn fixture_with(issuing_signer: Arc<dyn TbsSigner>) -> Fixture {
         key("root", Arc::new(SoftSigner::random())),
         key("issuing", issuing_signer.clone()),
         key("ocsp", Arc::new(SoftSigner::random())),
-        "test",
+        &crate::Principal::HostOperator,
     )
     .expect("hierarchy");
     let ca = SigningCa::new(
@@ -165,7 +165,9 @@ pub fn institution_record() -> crate::institution::InstitutionRecord {
 pub fn demo_institution(f: &Fixture) -> crate::institution::InstitutionId {
     let record = institution_record();
     let id = record.id.clone();
-    f.store.add_institution(record, "t", 1).unwrap();
+    f.store
+        .add_institution(record, &crate::Principal::HostOperator, 1)
+        .unwrap();
     id
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ca_core::clock::{unix_seconds, Clock};
 use ca_core::engine::TbsSigner;
 use ca_core::store::{self, CrlReservation, DeltaEntry, RevokedEntry, Store};
-use ca_core::IssuerId;
+use ca_core::{IssuerId, Principal};
 use x509_cert::Certificate;
 
 use crate::entry::CrlEntry;
@@ -55,7 +55,7 @@ fn to_entry(e: RevokedEntry) -> CrlEntry {
 
 impl CrlIssuer {
     /// Generates, signs and publishes a full or delta CRL now.
-    pub fn publish(&self, kind: CrlType, actor: &str) -> Result<Published, CrlError> {
+    pub fn publish(&self, kind: CrlType, actor: &Principal) -> Result<Published, CrlError> {
         let now = unix_seconds(self.clock.now());
         let validity = match kind {
             CrlType::Full => self.schedule.full_validity,
@@ -72,7 +72,7 @@ impl CrlIssuer {
                 },
                 this_update: now,
                 next_update,
-                actor: actor.into(),
+                actor: actor.clone(),
                 at: now,
             })
             .map_err(CrlError::Store)?;
@@ -207,7 +207,7 @@ impl CrlIssuer {
 
     /// Publishes whatever the schedule says is due now (a full CRL first when none exists or
     /// its file is gone, then a delta so the full CRL's freshestCRL always resolves).
-    pub fn publish_due(&self, actor: &str) -> Result<Vec<Published>, CrlError> {
+    pub fn publish_due(&self, actor: &Principal) -> Result<Vec<Published>, CrlError> {
         let mut done = Vec::new();
         for _ in 0..2 {
             let now = unix_seconds(self.clock.now());

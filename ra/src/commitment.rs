@@ -151,7 +151,7 @@ impl Commitments {
             issuer: record.issuer.clone(),
             serial: *serial,
             evidence: signed.to_vec(),
-            actor: by.to_string(),
+            actor: by.clone(),
             at: unix_seconds(self.clock.now()),
         })?;
         tracing::info!(%serial, superseded = ?outcome.superseded.map(|s| s.to_hex()), replayed = outcome.replayed, "commitment accepted");
@@ -162,7 +162,7 @@ impl Commitments {
     pub fn expire_due(&self) -> Result<Vec<Serial>> {
         let revoked = self
             .store
-            .expire_commitments(&DEADLINE.to_string(), unix_seconds(self.clock.now()))?;
+            .expire_commitments(&DEADLINE, unix_seconds(self.clock.now()))?;
         for serial in &revoked {
             tracing::warn!(%serial, "commitment not signed by its deadline: certificate revoked (cessationOfOperation)");
         }
@@ -197,43 +197,67 @@ mod tests {
     fn issue_awaiting(f: &Fixture, channel_ref: &str, overwrite: Option<Serial>) -> Serial {
         assert!(f
             .store
-            .begin_application(CHANNEL, channel_ref, "t", now(f))
+            .begin_application(
+                CHANNEL,
+                channel_ref,
+                &ca_core::Principal::HostOperator,
+                now(f)
+            )
             .unwrap()
             .is_none());
         let deadline = now(f) + DEADLINE;
         let issued = f
             .engine
-            .issue_nes_then(&f.ca, &f.nes, nes_application(None, true), "t", &|issued| {
-                let text = commitment_text(
-                    &CommitmentSubject {
-                        tckn: HOLDER,
-                        given_name: "AYŞE",
-                        surname: "YILMAZ",
-                        issuer: f.ca.context.id.as_str(),
-                    },
-                    &issued.serial,
-                    0,
-                    1,
-                    &issued.cert_der,
-                );
-                Ok(Some(FinishedApplication {
-                    production: None,
-                    channel: CHANNEL.into(),
-                    channel_ref: channel_ref.into(),
-                    issued: ApplicationIssued {
-                        serial: issued.serial,
-                        wrapped_key: Some("{}".into()),
-                        commitment: Some(new_commitment(text, deadline, overwrite)),
-                    },
-                }))
-            })
+            .issue_nes_then(
+                &f.ca,
+                &f.nes,
+                nes_application(None, true),
+                &ca_core::Principal::HostOperator,
+                &|issued| {
+                    let text = commitment_text(
+                        &CommitmentSubject {
+                            tckn: HOLDER,
+                            given_name: "AYŞE",
+                            surname: "YILMAZ",
+                            issuer: f.ca.context.id.as_str(),
+                        },
+                        &issued.serial,
+                        0,
+                        1,
+                        &issued.cert_der,
+                    );
+                    Ok(Some(FinishedApplication {
+                        production: None,
+                        channel: CHANNEL.into(),
+                        channel_ref: channel_ref.into(),
+                        issued: ApplicationIssued {
+                            serial: issued.serial,
+                            wrapped_key: Some(test_wrapped_key()),
+                            commitment: Some(new_commitment(text, deadline, overwrite)),
+                        },
+                    }))
+                },
+            )
             .unwrap();
         let app = f.store.application(CHANNEL, channel_ref).unwrap().unwrap();
         assert_eq!(
-            (app.status, app.serial, app.wrapped_key.as_deref()),
-            (ApplicationStatus::Issued, Some(issued.serial), Some("{}"))
+            (app.status, app.serial, app.wrapped_key),
+            (
+                ApplicationStatus::Issued,
+                Some(issued.serial),
+                Some(test_wrapped_key())
+            )
         );
         issued.serial
+    }
+
+    /// A wrapped key as the store keeps it (its bytes are not a real key: nothing unwraps it).
+    fn test_wrapped_key() -> ca_core::card_key::WrappedCardKey {
+        ca_core::card_key::WrappedCardKey {
+            scheme: ca_core::card_key::WrapSchemeName::RsaOaepSha256AesKwp,
+            wrapped_key: vec![1, 2, 3],
+            wrapped_private_key: vec![4, 5, 6],
+        }
     }
 
     fn status(f: &Fixture, serial: &Serial) -> (CertStatus, Option<RevocationReason>) {
@@ -246,7 +270,7 @@ mod tests {
             issuer: f.ca.context.id.clone(),
             serial: *serial,
             evidence: evidence.to_vec(),
-            actor: "t".into(),
+            actor: ca_core::Principal::HostOperator,
             at: now(f),
         })?)
     }
@@ -325,14 +349,20 @@ mod tests {
         // No begin_application: the certificate's write is refused as a whole.
         let e = f
             .engine
-            .issue_nes_then(&f.ca, &f.nes, nes_application(None, true), "t", &|issued| {
-                Ok(Some(FinishedApplication {
-                    production: None,
-                    channel: CHANNEL.into(),
-                    channel_ref: "never-begun".into(),
-                    issued: ApplicationIssued::plain(issued.serial),
-                }))
-            })
+            .issue_nes_then(
+                &f.ca,
+                &f.nes,
+                nes_application(None, true),
+                &ca_core::Principal::HostOperator,
+                &|issued| {
+                    Ok(Some(FinishedApplication {
+                        production: None,
+                        channel: CHANNEL.into(),
+                        channel_ref: "never-begun".into(),
+                        issued: ApplicationIssued::plain(issued.serial),
+                    }))
+                },
+            )
             .unwrap_err();
         assert!(
             e.to_string().contains("no pending application never-begun"),

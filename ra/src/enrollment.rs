@@ -411,8 +411,7 @@ impl Enrollments {
         let now = self.now();
         let actor = Principal::Applicant {
             pre_application: v.pre.id.clone(),
-        }
-        .to_string();
+        };
         let (method, evidence) = match approval {
             Approval::Wet => {
                 let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -498,7 +497,7 @@ impl Enrollments {
             text_sha256,
             evidence: scan,
             produce_after,
-            actor: by.to_string(),
+            actor: by.clone(),
             at: now,
         })?;
         Ok(produce_after)
@@ -539,7 +538,7 @@ impl Enrollments {
             evidence_sha256: sha256_hex(&evidence),
             evidence,
             given_at,
-            recorded_by: by.to_string(),
+            recorded_by: by.clone(),
             recorded_at: now,
         };
         self.write(EnrollmentWrite::RecordConsent {

@@ -26,9 +26,16 @@ pub enum RaError {
         until: i64,
         until_text: String,
     },
+    /// Well-formed, and refused by policy (another person's certificate, one that is no longer
+    /// live).
+    #[error("{field}: {rule}")]
+    Refused { field: &'static str, rule: String },
     /// The same application was refused before; a replay gets the same refusal, as recorded.
-    #[error("{recorded}")]
-    RefusedBefore { recorded: String },
+    #[error("{refusal}")]
+    RefusedBefore { refusal: crate::refusal::Refusal },
+    /// The HSM could not generate or wrap a card key (the token's fault, not the request's).
+    #[error("hsm_key: {0}")]
+    CardKey(#[source] hsm::HsmError),
     /// This process offers no issuance (it was started without a signing CA).
     #[error("{operation}: issuance is not available here")]
     Unavailable { operation: &'static str },

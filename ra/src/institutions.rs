@@ -89,8 +89,7 @@ impl Institutions {
             created_at: now,
             ..registration.record
         };
-        self.store
-            .add_institution(record.clone(), &by.to_string(), now)?;
+        self.store.add_institution(record.clone(), by, now)?;
         Ok(record)
     }
 
@@ -112,9 +111,7 @@ impl Institutions {
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(RaError::invalid("file-sha256", "must be 64 hex digits"));
         }
-        Ok(self
-            .store
-            .confirm_list(institution, &sha, &by.to_string(), now)?)
+        Ok(self.store.confirm_list(institution, &sha, by, now)?)
     }
 }
 

@@ -9,7 +9,6 @@
 //! `docs/ARCHITECTURE.md` draws the layers.
 #![forbid(unsafe_code)]
 
-pub mod card_key;
 pub mod commitment;
 pub mod enrollment;
 mod error;
@@ -21,9 +20,11 @@ pub mod nes;
 pub mod outbox;
 pub mod partners;
 pub mod production;
+pub mod refusal;
 
 #[cfg(test)]
 mod testkit;
 
+pub use ca_core::card_key;
 pub use ca_core::{ChannelName, HolderProof, Principal, SystemTask};
 pub use error::{RaError, Result};

@@ -80,7 +80,7 @@ impl Lifecycle {
             serial: req.serial,
             action: req.action,
             holder: holder.unwrap_or(OPERATOR).to_owned(),
-            actor: req.actor.to_string(),
+            actor: req.actor,
             at: unix_seconds(self.clock.now()),
         })?;
         tracing::info!(
@@ -123,7 +123,7 @@ mod tests {
                 &f.ca,
                 &f.nes,
                 ca_core::testkit::nes_application(None, false),
-                "test",
+                &ca_core::Principal::HostOperator,
             )
             .unwrap()
             .serial
@@ -313,7 +313,7 @@ mod tests {
                 kind,
                 this_update: 0,
                 next_update: 1,
-                actor: "test".into(),
+                actor: ca_core::Principal::HostOperator,
                 at: 0,
             })
         };
@@ -332,7 +332,14 @@ mod tests {
         expect.sort();
         assert_eq!(listed.iter().map(|e| e.serial).collect::<Vec<_>>(), expect);
         f.store
-            .publish_crl(&id, full.number, watermark, listed.len() as u64, "test", 0)
+            .publish_crl(
+                &id,
+                full.number,
+                watermark,
+                listed.len() as u64,
+                &ca_core::Principal::HostOperator,
+                0,
+            )
             .unwrap();
 
         // After the base: release one hold, hold another, leave `good` alone.

@@ -113,7 +113,7 @@ mod tests {
             signature,
             rows,
             invalid_rows: 2,
-            actor: "t".into(),
+            actor: ca_core::Principal::HostOperator,
             at: 0,
         }
     }
@@ -185,9 +185,17 @@ mod tests {
             use sha2::Digest as _;
             hex::encode(sha2::Sha256::digest(b"file-1"))
         };
-        assert_eq!(f.store.confirm_list(&id, &sha, "operator", 5).unwrap(), 2);
+        assert_eq!(
+            f.store
+                .confirm_list(&id, &sha, &ca_core::Principal::HostOperator, 5)
+                .unwrap(),
+            2
+        );
         assert_eq!(f.store.outbox().unwrap().len(), 2);
-        let e = f.store.confirm_list(&id, &sha, "operator", 6).unwrap_err();
+        let e = f
+            .store
+            .confirm_list(&id, &sha, &ca_core::Principal::HostOperator, 6)
+            .unwrap_err();
         assert!(e.to_string().contains("awaits confirmation"), "{e}");
         assert_eq!(f.store.verify_audit().unwrap().first_break, None);
 

@@ -26,6 +26,7 @@ use ca_core::{CaError, ChannelName, PersonName, Principal, Serial, SubjectKey, T
 
 use crate::card_key::WrappedCardKey;
 use crate::error::{RaError, Result};
+use crate::refusal::Refusal;
 
 /// A channel's reference for one application: 1 to 128 of `A-Z a-z 0-9 . _ : -` (a digest in
 /// hex or base64url fits). An application is issued at most once per channel and reference.
@@ -137,16 +138,15 @@ impl NesIssuance {
         if let Some(serial) = &req.overwrite {
             self.check_overwrite(serial, &req.holder.tckn)?;
         }
-        let actor = by.to_string();
         let channel = req.channel.as_str();
         let reference = req.channel_ref.as_str();
         if let Some(seen) = self
             .store
-            .begin_application(channel, reference, &actor, self.now())?
+            .begin_application(channel, reference, by, self.now())?
         {
             return Ok(NesOutcome::SeenBefore(seen));
         }
-        match self.issue(&actor, &req) {
+        match self.issue(by, &req) {
             Ok(issued) => Ok(NesOutcome::Issued(issued)),
             Err(e) => {
                 // Recorded so that a replay gets the same refusal. If even that cannot be
@@ -154,8 +154,8 @@ impl NesIssuance {
                 if let Err(f) = self.store.finish_application(
                     channel,
                     reference,
-                    Err(e.to_string()),
-                    &actor,
+                    Err(Refusal::of(&e).to_record()),
+                    by,
                     self.now(),
                 ) {
                     tracing::warn!(error = %f, channel, channel_ref = reference, "could not record the refused application");
@@ -177,19 +177,15 @@ impl NesIssuance {
                         field: "channel_ref",
                         rule: format!("certificate {serial} of a replayed application is missing"),
                     })?;
-                let wrapped_key = match seen.wrapped_key {
-                    Some(text) => Some(WrappedCardKey::from_record(&text)?),
-                    None => None,
-                };
                 Ok(IssuedNes {
                     serial,
                     cert_der,
-                    wrapped_key,
+                    wrapped_key: seen.wrapped_key,
                     replayed: true,
                 })
             }
             (ApplicationStatus::Refused, _) => Err(RaError::RefusedBefore {
-                recorded: seen.error.unwrap_or_default(),
+                refusal: Refusal::from_record(&seen.error.unwrap_or_default()),
             }),
             _ => Err(RaError::Conflict {
                 field: "channel_ref",
@@ -208,26 +204,26 @@ impl NesIssuance {
                 rule: format!("certificate {serial} is not found"),
             })?;
         if record.subject.tckn.as_deref() != Some(tckn.as_str()) {
-            return Err(RaError::invalid(
-                "overwrite_serial",
-                format!("certificate {serial} belongs to another person"),
-            ));
+            return Err(RaError::Refused {
+                field: "overwrite_serial",
+                rule: format!("certificate {serial} belongs to another person"),
+            });
         }
         if !matches!(record.status, CertStatus::Active | CertStatus::Suspended) {
-            return Err(RaError::invalid(
-                "overwrite_serial",
-                format!(
+            return Err(RaError::Refused {
+                field: "overwrite_serial",
+                rule: format!(
                     "certificate {serial} is {}, not active or suspended",
                     record.status
                 ),
-            ));
+            });
         }
         Ok(())
     }
 
     /// Generates the card key if asked and issues, recording the application's outcome in the
     /// certificate's transaction.
-    fn issue(&self, actor: &str, req: &NesRequest) -> Result<IssuedNes> {
+    fn issue(&self, by: &Principal, req: &NesRequest) -> Result<IssuedNes> {
         let (key, wrapped) = match &req.key {
             SubscriberKey::Csr(csr) => (SubjectKey::from(csr.clone()), None),
             SubscriberKey::Card {
@@ -237,12 +233,17 @@ impl NesIssuance {
                 let card = self
                     .hsm
                     .generate_wrapped_card_key(*algorithm, transport_public_key_der)
-                    .map_err(|e| RaError::invalid("hsm_key", e.to_string()))?;
+                    .map_err(|e| match e {
+                        // A transport key nesca will not wrap under is the request's fault.
+                        hsm::HsmError::TransportKey { .. } => {
+                            RaError::invalid("hsm_key", e.to_string())
+                        }
+                        other => RaError::CardKey(other),
+                    })?;
                 let key = SubjectKey::generated(card.public_key.spki_der())?;
                 (key, Some(WrappedCardKey::from_hsm(&card)))
             }
         };
-        let wrapped_record = wrapped.as_ref().map(WrappedCardKey::to_record);
         let deadline = req
             .commitment_within_seconds
             .map(|within| self.now() + within);
@@ -261,7 +262,7 @@ impl NesIssuance {
                 channel_ref: req.channel_ref.as_str().to_owned(),
                 issued: ApplicationIssued {
                     serial: issued.serial,
-                    wrapped_key: wrapped_record.clone(),
+                    wrapped_key: wrapped.clone(),
                     commitment,
                 },
             }))
@@ -277,7 +278,7 @@ impl NesIssuance {
                 validity_days: req.validity_days,
                 await_commitment: deadline.is_some(),
             },
-            actor,
+            by,
             &record,
         )?;
         Ok(IssuedNes {

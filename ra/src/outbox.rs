@@ -281,7 +281,7 @@ impl Outbox {
         self.store.set_access_password(
             &pre.id,
             &hash,
-            &Principal::System(SystemTask::Outbox).to_string(),
+            &Principal::System(SystemTask::Outbox),
             now,
         )?;
         let body = format!(

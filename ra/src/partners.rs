@@ -55,15 +55,14 @@ impl Partners {
             created_at: now,
             active: true,
         };
-        self.store
-            .add_partner(record.clone(), &by.to_string(), now)?;
+        self.store.add_partner(record.clone(), by, now)?;
         Ok(record)
     }
 
     /// No new certificates for the partner from now on; its existing ones stay until they
     /// are revoked one by one.
     pub fn deactivate(&self, by: &Principal, id: &PartnerId, now: i64) -> Result<PartnerRecord> {
-        self.store.deactivate_partner(id, &by.to_string(), now)?;
+        self.store.deactivate_partner(id, by, now)?;
         self.store
             .partner(id)?
             .ok_or_else(|| RaError::invalid("id", format!("partner \"{id}\" disappeared")))
@@ -117,7 +116,7 @@ impl Partners {
         ca: &SigningCa,
         approved: ApprovedPartnerCertificate<'_>,
     ) -> Result<Issued> {
-        Ok(engine.issue(ca, approved.profile, approved.request, &by.to_string())?)
+        Ok(engine.issue(ca, approved.profile, approved.request, by)?)
     }
 }
 
@@ -163,7 +162,12 @@ mod tests {
         let f = fixture();
         let issued = f
             .engine
-            .issue_nes(&f.ca, &f.nes, nes_application(None, false), "test")
+            .issue_nes(
+                &f.ca,
+                &f.nes,
+                nes_application(None, false),
+                &ca_core::Principal::HostOperator,
+            )
             .unwrap();
         let mut record = f.store.get(None, &issued.serial).unwrap().unwrap();
         assert_eq!(

@@ -197,13 +197,9 @@ impl Production {
             .get(None, &serial)?
             .and_then(|r| r.cert_der)
             .ok_or_else(|| missing(format!("certificate {serial} is not in the store")))?;
-        let wrapped_key = match store
+        let wrapped_key = store
             .application(CHANNEL, &attempt_ref(e))?
-            .and_then(|a| a.wrapped_key)
-        {
-            Some(text) => Some(WrappedCardKey::from_record(&text)?),
-            None => None,
-        };
+            .and_then(|a| a.wrapped_key);
         let pre = self.pre_application(id)?;
         let package = CardPackage {
             application: id.clone(),

@@ -89,7 +89,7 @@ pub fn import_file(
     format: ListFormat,
     file: &[u8],
     signature: ListSignature,
-    actor: &str,
+    actor: &ca_core::Principal,
     progress: &dyn Fn(String),
 ) -> Result<Imported, ImportError> {
     let mut report = read_list(file, format).map_err(|e| ImportError::List(e.to_string()))?;
@@ -127,7 +127,7 @@ pub fn import_file(
             signature,
             rows,
             invalid_rows: report.counts.invalid as u64,
-            actor: actor.to_owned(),
+            actor: actor.clone(),
             at: 0,
         },
     )?;

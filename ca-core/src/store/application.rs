@@ -43,7 +43,7 @@ pub struct ChannelApplication {
     /// When it was first recorded, unix seconds.
     pub created_at: i64,
     /// The HSM-generated key wrapped for the card, as recorded (the host's JSON).
-    pub wrapped_key: Option<String>,
+    pub wrapped_key: Option<crate::card_key::WrappedCardKey>,
 }
 
 /// Front channels' applications, recorded once per channel reference.
@@ -54,7 +54,7 @@ pub trait ApplicationStore: Send + Sync {
         &self,
         channel: &str,
         channel_ref: &str,
-        actor: &str,
+        actor: &crate::Principal,
         at: i64,
     ) -> Result<Option<ChannelApplication>>;
     /// The outcome of a pending application: what was issued (with the commitment it now
@@ -64,13 +64,18 @@ pub trait ApplicationStore: Send + Sync {
         channel: &str,
         channel_ref: &str,
         outcome: std::result::Result<ApplicationIssued, String>,
-        actor: &str,
+        actor: &crate::Principal,
         at: i64,
     ) -> Result<()>;
     /// Refuses every application still pending, with `reason`: called at start, when no
     /// issuance can be under way, so that an application a crash cut off answers its replay
     /// with a refusal instead of "still being processed" for ever. Returns how many.
-    fn abandon_pending_applications(&self, reason: &str, actor: &str, at: i64) -> Result<u64>;
+    fn abandon_pending_applications(
+        &self,
+        reason: &str,
+        actor: &crate::Principal,
+        at: i64,
+    ) -> Result<u64>;
     /// A channel's application by its reference.
     fn application(&self, channel: &str, channel_ref: &str) -> Result<Option<ChannelApplication>>;
 }

@@ -92,7 +92,7 @@ pub struct Reservation {
     /// everything but the signature on record.
     pub tbs_der: Vec<u8>,
     /// Who asked, for the audit record.
-    pub actor: String,
+    pub actor: crate::Principal,
     /// When, unix seconds.
     pub at: i64,
 }
@@ -159,7 +159,7 @@ pub struct TransitionWrite {
     /// The holder's T.C. Kimlik No, as the request named it.
     pub holder: String,
     /// Who asked, for the audit record.
-    pub actor: String,
+    pub actor: crate::Principal,
     /// When, unix seconds: the revocationDate of a suspension or revocation.
     pub at: i64,
 }
@@ -230,7 +230,7 @@ pub trait CertificateStore: Send + Sync {
         serial: &Serial,
         cert_der: Vec<u8>,
         then: Completion,
-        actor: &str,
+        actor: &crate::Principal,
         at: i64,
     ) -> Result<()>;
     /// Marks a reserved serial as failed (signing did not happen or was not accepted).
@@ -239,7 +239,7 @@ pub trait CertificateStore: Send + Sync {
         issuer: &IssuerId,
         serial: &Serial,
         reason: &str,
-        actor: &str,
+        actor: &crate::Principal,
         at: i64,
     ) -> Result<()>;
     /// One certificate; any issuer when `issuer` is `None`.

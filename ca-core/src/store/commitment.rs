@@ -86,7 +86,7 @@ pub struct ApplicationIssued {
     pub serial: Serial,
     /// The HSM-generated key wrapped for the card (the host's JSON), so that a replay can
     /// answer with it: the HSM copy no longer exists.
-    pub wrapped_key: Option<String>,
+    pub wrapped_key: Option<crate::card_key::WrappedCardKey>,
     /// The commitment the certificate now waits for.
     pub commitment: Option<NewCommitment>,
 }
@@ -130,7 +130,7 @@ pub struct CommitmentAcceptance {
     pub serial: Serial,
     /// The verified signed commitment, DER.
     pub evidence: Vec<u8>,
-    pub actor: String,
+    pub actor: crate::Principal,
     pub at: i64,
 }
 
@@ -156,5 +156,5 @@ pub trait CommitmentStore: Send + Sync {
     /// Revokes (cessationOfOperation) every certificate whose commitment is pending past its
     /// deadline at `at`, each in one transaction with its commitment marked expired. Returns
     /// the serials revoked.
-    fn expire_commitments(&self, actor: &str, at: i64) -> Result<Vec<Serial>>;
+    fn expire_commitments(&self, actor: &crate::Principal, at: i64) -> Result<Vec<Serial>>;
 }

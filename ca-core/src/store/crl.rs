@@ -59,7 +59,7 @@ pub struct CrlReservation {
     /// nextUpdate (RFC 5280 §5.1.2.5), unix seconds.
     pub next_update: i64,
     /// Who asked, for the audit record.
-    pub actor: String,
+    pub actor: crate::Principal,
     /// When, unix seconds.
     pub at: i64,
 }
@@ -119,7 +119,7 @@ pub trait CrlStore: Send + Sync {
         number: u64,
         watermark: i64,
         entries: u64,
-        actor: &str,
+        actor: &crate::Principal,
         at: i64,
     ) -> Result<()>;
     /// The latest published CRL of a kind.

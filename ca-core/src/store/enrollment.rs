@@ -131,7 +131,7 @@ pub struct EOnayConsent {
     pub evidence_sha256: String,
     /// When the person gave it, Unix seconds.
     pub given_at: i64,
-    pub recorded_by: String,
+    pub recorded_by: crate::Principal,
     pub recorded_at: i64,
 }
 
@@ -245,7 +245,7 @@ pub enum EnrollmentWrite {
         text_sha256: String,
         evidence: Vec<u8>,
         produce_after: Option<i64>,
-        actor: String,
+        actor: crate::Principal,
         at: i64,
     },
     /// Approval by wet signature chosen: the printed form is awaited.
@@ -258,7 +258,7 @@ pub enum EnrollmentWrite {
     CardCsr {
         id: String,
         csr_der: Vec<u8>,
-        actor: String,
+        actor: crate::Principal,
         at: i64,
     },
     /// A production attempt failed; the next one uses a new channel reference.

@@ -41,7 +41,12 @@ pub struct PreApplication {
 pub trait InstitutionStore: Send + Sync {
     /// Registers an institution and its e-İmza officer; refuses an id or tax number that
     /// exists. One transaction with its audit record.
-    fn add_institution(&self, institution: InstitutionRecord, actor: &str, at: i64) -> Result<()>;
+    fn add_institution(
+        &self,
+        institution: InstitutionRecord,
+        actor: &crate::Principal,
+        at: i64,
+    ) -> Result<()>;
     /// An institution by id.
     fn institution(&self, id: &InstitutionId) -> Result<Option<InstitutionRecord>>;
     /// Every institution.
@@ -56,7 +61,7 @@ pub trait InstitutionStore: Send + Sync {
         &self,
         institution: &InstitutionId,
         file_sha256: &str,
-        actor: &str,
+        actor: &crate::Principal,
         at: i64,
     ) -> Result<u64>;
     /// The pre-applications of an institution, oldest list first, in row order.

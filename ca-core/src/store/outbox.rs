@@ -26,7 +26,13 @@ pub trait OutboxStore: Send + Sync {
     /// Every outbox message with its status (`pending`, `sent`).
     fn outbox(&self) -> Result<Vec<(OutboxMessage, String)>>;
     /// Records the hash of the access password about to be sent to an invited person.
-    fn set_access_password(&self, id: &str, hash: &str, actor: &str, at: i64) -> Result<()>;
+    fn set_access_password(
+        &self,
+        id: &str,
+        hash: &str,
+        actor: &crate::Principal,
+        at: i64,
+    ) -> Result<()>;
     /// Records one delivery attempt: sent, or failed with the error and when to try again.
     fn outbox_attempt(
         &self,

@@ -44,17 +44,17 @@ pub struct CaRecord {
 /// The CAs and the registered partners.
 pub trait RegistryStore: Send + Sync {
     /// Registers a CA; refuses an id that exists.
-    fn add_ca(&self, ca: CaRecord, actor: &str, at: i64) -> Result<()>;
+    fn add_ca(&self, ca: CaRecord, actor: &crate::Principal, at: i64) -> Result<()>;
     /// A CA by id.
     fn ca(&self, id: &IssuerId) -> Result<Option<CaRecord>>;
     /// The CAs nesca runs.
     fn cas(&self) -> Result<Vec<CaRecord>>;
     /// Registers a licensed ESHS partner; refuses an id that exists
     /// ([`crate::CaError::AlreadyExists`]). One transaction with its audit record.
-    fn add_partner(&self, partner: PartnerRecord, actor: &str, at: i64) -> Result<()>;
+    fn add_partner(&self, partner: PartnerRecord, actor: &crate::Principal, at: i64) -> Result<()>;
     /// Deactivates a partner: no new certificate is issued to it. Its certificates stay as
     /// they are (revoke them one by one). Refuses an unknown or already inactive partner.
-    fn deactivate_partner(&self, id: &PartnerId, actor: &str, at: i64) -> Result<()>;
+    fn deactivate_partner(&self, id: &PartnerId, actor: &crate::Principal, at: i64) -> Result<()>;
     /// A partner by id.
     fn partner(&self, id: &PartnerId) -> Result<Option<PartnerRecord>>;
     /// Every registered partner, registration order.

@@ -24,7 +24,7 @@ fn invited(f: &Fixture) -> (Outbox, Arc<Captured>, String) {
                 list_row(3, "10000000078", "İpek"),
             ],
             invalid_rows: 0,
-            actor: "t".into(),
+            actor: ca_core::Principal::HostOperator,
             at: 0,
         })
         .unwrap();
@@ -300,7 +300,12 @@ fn a_renewal_is_held_until_two_months_before_the_expiry() {
     // The person holds a certificate valid for a year.
     let current = f
         .engine
-        .issue_nes(&f.ca, &f.nes, nes_application(Some(365), false), "t")
+        .issue_nes(
+            &f.ca,
+            &f.nes,
+            nes_application(Some(365), false),
+            &ca_core::Principal::HostOperator,
+        )
         .unwrap();
     let not_after = f
         .store
@@ -366,7 +371,12 @@ fn production_is_one_transaction_with_its_invoice_line() {
     let id = e.session(&token).unwrap().pre.id;
     let produce = |channel_ref: &str| {
         f.store
-            .begin_application("batch-import", channel_ref, "t", 0)
+            .begin_application(
+                "batch-import",
+                channel_ref,
+                &ca_core::Principal::HostOperator,
+                0,
+            )
             .unwrap();
         let produced = ProducedEnrollment {
             pre_application: id.clone(),
@@ -386,7 +396,7 @@ fn production_is_one_transaction_with_its_invoice_line() {
             &f.ca,
             &f.nes,
             nes_application(None, false),
-            "production",
+            &ca_core::Principal::System(ca_core::SystemTask::Production),
             &|issued| {
                 Ok(Some(FinishedApplication {
                     channel: "batch-import".into(),

@@ -7,6 +7,7 @@ use std::fmt::Display;
 
 use ca_core::{CaError, IdentityError, PrincipalError};
 use nesca_plugin_api::{HostError, HostErrorCode};
+use nesca_ra::refusal::{Refusal, RefusalKind};
 use nesca_ra::RaError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -43,33 +44,28 @@ pub(crate) fn ca(e: CaError) -> HostError {
     }
 }
 
-/// A registration-authority error: its refusals keep their field and rule under the code of
-/// the same name; a refusal recorded before is that refusal again; the CA's and the HSM's
-/// failures are mapped as [`ca`] maps them.
+/// A registration-authority error, as the registration authority classifies it
+/// ([`Refusal::of`]): the kind becomes the code of the same name, field and rule are kept.
 pub(crate) fn ra(e: RaError) -> HostError {
-    match e {
-        RaError::Invalid { field, rule } => HostError::new(HostErrorCode::Invalid, field, rule),
-        RaError::NotFound { field, rule } => HostError::new(HostErrorCode::NotFound, field, rule),
-        RaError::Conflict { field, rule } => HostError::new(HostErrorCode::Conflict, field, rule),
-        RaError::Unauthenticated { field, rule } => {
-            HostError::new(HostErrorCode::Unauthenticated, field, rule)
-        }
-        RaError::Locked {
-            field, until_text, ..
-        } => HostError::new(
-            HostErrorCode::Locked,
-            field,
-            format!("too many failed attempts; try again after {until_text}"),
-        ),
-        RaError::RefusedBefore { recorded } => from_record(recorded),
-        RaError::Unavailable { operation } => HostError::new(
-            HostErrorCode::Unavailable,
-            operation,
-            "issuance is not available here",
-        ),
-        RaError::Ca(e) => ca(e),
-        e @ RaError::Hsm(_) => HostError::without_field(HostErrorCode::Unavailable, e.to_string()),
-        other => HostError::internal(other.to_string()),
+    refused(Refusal::of(&e))
+}
+
+/// A refusal of the registration authority (fresh, or the one recorded for a replay).
+pub(crate) fn refused(r: Refusal) -> HostError {
+    let code = match r.kind {
+        RefusalKind::Invalid => HostErrorCode::Invalid,
+        RefusalKind::NotFound => HostErrorCode::NotFound,
+        RefusalKind::Conflict => HostErrorCode::Conflict,
+        RefusalKind::Refused => HostErrorCode::Refused,
+        RefusalKind::Unauthenticated => HostErrorCode::Unauthenticated,
+        RefusalKind::Locked => HostErrorCode::Locked,
+        RefusalKind::Unavailable => HostErrorCode::Unavailable,
+        _ => HostErrorCode::Internal,
+    };
+    HostError {
+        code,
+        field: r.field,
+        rule: r.rule,
     }
 }
 
@@ -88,16 +84,6 @@ pub(crate) fn identity(e: IdentityError) -> HostError {
 /// the rule.
 pub(crate) fn invalid<E: Display>(field: &'static str) -> impl FnOnce(E) -> HostError {
     move |rule| HostError::invalid(field, rule.to_string())
-}
-
-/// The HSM could not make the card's key: a transport key nesca will not wrap under is the
-/// request's fault (`invalid`); anything else is the token's (`unavailable`).
-pub(crate) fn hsm_key(e: hsm::HsmError) -> HostError {
-    let code = match e {
-        hsm::HsmError::TransportKey { .. } => HostErrorCode::Invalid,
-        _ => HostErrorCode::Unavailable,
-    };
-    HostError::new(code, "hsm_key", e.to_string())
 }
 
 /// A list that could not be imported: an unreadable file is `invalid` (`file`); the rest is
@@ -125,19 +111,6 @@ pub(crate) fn request<T: DeserializeOwned>(method: &str, json: &[u8]) -> Result<
 pub(crate) fn response<T: Serialize>(value: &T) -> Result<Vec<u8>, HostError> {
     serde_json::to_vec(value)
         .map_err(|e| HostError::internal(format!("response does not encode: {e}")))
-}
-
-/// A refused application as the store keeps it (`channel_applications.error`), so that its
-/// replay answers the same refusal: the JSON of the [`HostError`].
-pub(crate) fn to_record(e: &HostError) -> String {
-    String::from_utf8_lossy(&e.to_payload()).into_owned()
-}
-
-/// A refusal the store kept: the [`HostError`] it was, or, for a reason the store wrote itself
-/// (an application a stop cut off) or an older nesca wrote, that text as a `refused` one.
-pub(crate) fn from_record(text: String) -> HostError {
-    serde_json::from_str(&text)
-        .unwrap_or_else(|_| HostError::without_field(HostErrorCode::Refused, text))
 }
 
 #[cfg(test)]
@@ -263,12 +236,20 @@ mod tests {
                 "{message}"
             );
         }
-        let before = HostError::invalid("csr", "the signature does not verify");
+        let before = Refusal::of(&RaError::Invalid {
+            field: "csr",
+            rule: "the signature does not verify".into(),
+        });
         assert_eq!(
-            ra(RaError::RefusedBefore {
-                recorded: to_record(&before)
-            }),
-            before
+            ra(RaError::RefusedBefore { refusal: before }),
+            HostError::invalid("csr", "the signature does not verify")
+        );
+        let cut_off = ra(RaError::RefusedBefore {
+            refusal: Refusal::from_record("interrupted: nesca stopped"),
+        });
+        assert_eq!(
+            cut_off,
+            HostError::without_field(HostErrorCode::Refused, "interrupted: nesca stopped")
         );
     }
 
@@ -282,7 +263,9 @@ mod tests {
         let e = invalid("serial")("not hex");
         assert_eq!(e, HostError::invalid("serial", "not hex"));
 
-        let refused = hsm_key(hsm::HsmError::KeyNotFound { label: "k".into() });
+        let refused = ra(RaError::CardKey(hsm::HsmError::KeyNotFound {
+            label: "k".into(),
+        }));
         assert_eq!(
             (refused.code, refused.field.as_deref()),
             (HostErrorCode::Unavailable, Some("hsm_key"))
@@ -302,14 +285,6 @@ mod tests {
             e.to_string()
                 .starts_with("lookup_certificate: request does not parse: "),
             "{e}"
-        );
-
-        let refusal = HostError::invalid("validity_days", "4000 is more than 1095");
-        assert_eq!(from_record(to_record(&refusal)), refusal);
-        let cut_off = from_record("interrupted: nesca stopped".into());
-        assert_eq!(
-            cut_off,
-            HostError::without_field(HostErrorCode::Refused, "interrupted: nesca stopped")
         );
     }
 }

@@ -141,7 +141,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 await_commitment: false,
             };
             engine
-                .issue_nes(ca, nes, app, "bench")
+                .issue_nes(ca, nes, app, &ca_core::Principal::HostOperator)
                 .map(|_| ())
                 .map_err(CliError::from)
         })?;

@@ -37,7 +37,7 @@ pub fn run(a: CrlArgs) -> Result<()> {
     } else {
         crl::CrlType::Full
     };
-    let published = issuer.publish(kind, "cli")?;
+    let published = issuer.publish(kind, &ca_core::Principal::HostOperator)?;
     let bytes =
         std::fs::read(&published.path).map_err(CliError::io("cannot read", &published.path))?;
     out.commit(&bytes)?;

@@ -97,7 +97,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
         format,
         &file,
         signature,
-        "cli",
+        &ca_core::Principal::HostOperator,
         &progress,
     )
     .map_err(|e| match e {

@@ -374,7 +374,14 @@ fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>) -> Result<CreatedCa>
     };
     let store_dyn: Arc<dyn Store> = store;
     let engine = Engine::new(store_dyn, crate::wiring::clock());
-    let h = create_hierarchy(&engine, &plan, root, issuing, ocsp, "init")?;
+    let h = create_hierarchy(
+        &engine,
+        &plan,
+        root,
+        issuing,
+        ocsp,
+        &ca_core::Principal::HostOperator,
+    )?;
     let chain = format!("{}{}", cert_pem(&h.issuing_cert), cert_pem(&h.root_cert));
     write_new(&files[0].1, cert_pem(&h.root_cert).as_bytes(), false)?;
     write_new(&files[1].1, cert_pem(&h.issuing_cert).as_bytes(), false)?;

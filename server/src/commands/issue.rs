@@ -78,9 +78,12 @@ pub fn run(a: IssueArgs) -> Result<()> {
         validity_days: a.validity_days,
         await_commitment: false,
     };
-    let issued = issuance
-        .engine
-        .issue_nes(&issuance.ca, &cfg.nes, app, "cli")?;
+    let issued = issuance.engine.issue_nes(
+        &issuance.ca,
+        &cfg.nes,
+        app,
+        &ca_core::Principal::HostOperator,
+    )?;
     let pem = cert_pem(&issued.cert_der);
     match out {
         Some(file) => {

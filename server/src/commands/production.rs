@@ -58,7 +58,7 @@ pub fn csr(a: CsrArgs) -> Result<()> {
     store.enrollment_write(EnrollmentWrite::CardCsr {
         id: a.id.clone(),
         csr_der: der,
-        actor: "operator".into(),
+        actor: ca_core::Principal::HostOperator,
         at: ca_core::clock::unix_seconds(wiring::clock().now()),
     })?;
     emit(&format!("{}\n", json!({ "id": a.id, "card_csr": true })))

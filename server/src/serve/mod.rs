@@ -244,7 +244,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     // Nothing is being issued yet: an application still pending was cut off by a stop.
     let abandoned = store.abandon_pending_applications(
         "interrupted: nesca stopped while this application was being issued; apply again",
-        "serve-start",
+        &ca_core::Principal::System(ca_core::SystemTask::Startup),
         ca_core::clock::unix_seconds(crate::wiring::clock().now()),
     )?;
     if abandoned > 0 {
@@ -328,8 +328,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             let production = crate::production::configured(
                 &cfg,
                 store.clone(),
-                iss.ca.clone(),
-                iss.hsm.clone(),
+                iss.nes.ca.clone(),
+                iss.nes.hsm.clone(),
             )?;
             let stop = stop_crl.clone();
             let every = Duration::from_secs(p.interval_seconds);
@@ -482,16 +482,19 @@ fn channel_host(
         store: store.clone(),
         lifecycle: nesca_ra::lifecycle::Lifecycle::new(store.clone(), clock.clone()),
         issuance: Some(crate::channels::Issuing {
-            engine: Engine::new(store.clone(), clock.clone()),
-            ca: SigningCa::new(
-                ca.record.id.clone(),
-                ca.record.cert_der.clone(),
-                ca.ca_signer.clone(),
-                Some(cfg.urls.clone()),
-            )?,
-            nes: cfg.nes.clone(),
+            nes: nesca_ra::nes::NesIssuance {
+                engine: Engine::new(store.clone(), clock.clone()),
+                ca: SigningCa::new(
+                    ca.record.id.clone(),
+                    ca.record.cert_der.clone(),
+                    ca.ca_signer.clone(),
+                    Some(cfg.urls.clone()),
+                )?,
+                nes: cfg.nes.clone(),
+                hsm: hsm.clone(),
+                store: store.clone(),
+            },
             chain_der,
-            hsm: hsm.clone(),
             commitments: nesca_ra::commitment::Commitments::new(store, clock),
             commitment_deadline_seconds: cfg.raw.channels.commitment_deadline_seconds as i64,
         }),
@@ -530,7 +533,9 @@ fn crl_loop(issuers: Vec<crl::CrlIssuer>, metrics: Arc<HttpMetrics>, stop: Arc<A
                 wait[i] -= 1;
                 continue;
             }
-            match issuer.publish_due("crl-schedule") {
+            match issuer.publish_due(&ca_core::Principal::System(
+                ca_core::SystemTask::CrlSchedule,
+            )) {
                 Ok(done) => {
                     for p in done {
                         let kind = match p.summary.kind {

@@ -9,17 +9,21 @@ use crate::store::{ApplicationIssued, ApplicationStatus, Store};
 /// outcome.
 pub fn channel_applications_begin_once(store: &dyn Store) {
     assert_eq!(
-        store.begin_application("kdhs", "ref-1", "t", 10).unwrap(),
+        store
+            .begin_application("kdhs", "ref-1", &crate::Principal::HostOperator, 10)
+            .unwrap(),
         None
     );
     let seen = store
-        .begin_application("kdhs", "ref-1", "t", 11)
+        .begin_application("kdhs", "ref-1", &crate::Principal::HostOperator, 11)
         .unwrap()
         .unwrap();
     assert_eq!(seen.status, ApplicationStatus::Pending);
     // Another channel's reference of the same text is another application.
     assert_eq!(
-        store.begin_application("kec", "ref-1", "t", 12).unwrap(),
+        store
+            .begin_application("kec", "ref-1", &crate::Principal::HostOperator, 12)
+            .unwrap(),
         None
     );
     let serial = Serial::random();
@@ -28,12 +32,12 @@ pub fn channel_applications_begin_once(store: &dyn Store) {
             "kdhs",
             "ref-1",
             Ok(ApplicationIssued::plain(serial)),
-            "t",
+            &crate::Principal::HostOperator,
             13,
         )
         .unwrap();
     let done = store
-        .begin_application("kdhs", "ref-1", "t", 14)
+        .begin_application("kdhs", "ref-1", &crate::Principal::HostOperator, 14)
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -41,10 +45,22 @@ pub fn channel_applications_begin_once(store: &dyn Store) {
         (ApplicationStatus::Issued, Some(serial), 10)
     );
     assert!(store
-        .finish_application("kdhs", "ref-1", Err("x".into()), "t", 15)
+        .finish_application(
+            "kdhs",
+            "ref-1",
+            Err("x".into()),
+            &crate::Principal::HostOperator,
+            15
+        )
         .is_err());
     store
-        .finish_application("kec", "ref-1", Err("tckn: bad".into()), "t", 16)
+        .finish_application(
+            "kec",
+            "ref-1",
+            Err("tckn: bad".into()),
+            &crate::Principal::HostOperator,
+            16,
+        )
         .unwrap();
     let refused = store.application("kec", "ref-1").unwrap().unwrap();
     assert_eq!(refused.status, ApplicationStatus::Refused);
@@ -54,17 +70,19 @@ pub fn channel_applications_begin_once(store: &dyn Store) {
     // Cut off by a crash: abandoned at the next start, answered as refused from then on;
     // finished applications keep their outcome.
     assert_eq!(
-        store.begin_application("kdhs", "ref-2", "t", 17).unwrap(),
+        store
+            .begin_application("kdhs", "ref-2", &crate::Principal::HostOperator, 17)
+            .unwrap(),
         None
     );
     assert_eq!(
         store
-            .abandon_pending_applications("interrupted", "t", 18)
+            .abandon_pending_applications("interrupted", &crate::Principal::HostOperator, 18)
             .unwrap(),
         1
     );
     let cut = store
-        .begin_application("kdhs", "ref-2", "t", 19)
+        .begin_application("kdhs", "ref-2", &crate::Principal::HostOperator, 19)
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -75,7 +93,7 @@ pub fn channel_applications_begin_once(store: &dyn Store) {
     assert_eq!(done.status, ApplicationStatus::Issued);
     assert_eq!(
         store
-            .abandon_pending_applications("interrupted", "t", 20)
+            .abandon_pending_applications("interrupted", &crate::Principal::HostOperator, 20)
             .unwrap(),
         0
     );

@@ -25,7 +25,7 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
                     &unreserved,
                     vec![0x30, 0x00],
                     Completion::default(),
-                    "conformance",
+                    &crate::Principal::HostOperator,
                     T0,
                 )
                 .is_err(),
@@ -42,7 +42,7 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
                         ocsp_key_label: None,
                         ocsp_cert_der: None,
                     },
-                    "conformance",
+                    &crate::Principal::HostOperator,
                     T0,
                 )
                 .is_err(),
@@ -72,7 +72,7 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
         (
             "publish an unreserved CRL number",
             store
-                .publish_crl(&nes, 99, 0, 0, "conformance", T0)
+                .publish_crl(&nes, 99, 0, 0, &crate::Principal::HostOperator, T0)
                 .is_err(),
         ),
         (
@@ -83,7 +83,7 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
                     kind: CrlKind::Delta,
                     this_update: T0,
                     next_update: T0 + 3600,
-                    actor: "conformance".into(),
+                    actor: crate::Principal::HostOperator,
                     at: T0,
                 })
                 .is_err(),
@@ -95,7 +95,7 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
                     "kdhs",
                     "never-begun",
                     Ok(ApplicationIssued::plain(serial)),
-                    "conformance",
+                    &crate::Principal::HostOperator,
                     T0,
                 )
                 .is_err(),
@@ -103,13 +103,22 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
         (
             "deactivate an unknown partner",
             store
-                .deactivate_partner(&PartnerId::parse("no-such").unwrap(), "conformance", T0)
+                .deactivate_partner(
+                    &PartnerId::parse("no-such").unwrap(),
+                    &crate::Principal::HostOperator,
+                    T0,
+                )
                 .is_err(),
         ),
         (
             "access password of an unknown pre-application",
             store
-                .set_access_password("pa-none", "$argon2id$x", "conformance", T0)
+                .set_access_password(
+                    "pa-none",
+                    "$argon2id$x",
+                    &crate::Principal::HostOperator,
+                    T0,
+                )
                 .is_err(),
         ),
     ];
@@ -143,7 +152,7 @@ pub fn audit_chain_holds_after_writes(store: &dyn Store) {
             &serial,
             vec![0x30, 0x00],
             Completion::default(),
-            "conformance",
+            &crate::Principal::HostOperator,
             T0,
         )
         .unwrap();
@@ -163,18 +172,25 @@ pub fn audit_chain_holds_after_writes(store: &dyn Store) {
             kind: CrlKind::Full,
             this_update: T0 + 2,
             next_update: T0 + 3600,
-            actor: "conformance".into(),
+            actor: crate::Principal::HostOperator,
             at: T0 + 2,
         })
         .unwrap();
     step("reserve_crl", store);
     store
-        .publish_crl(&nes, plan.number, 4, 1, "conformance", T0 + 2)
+        .publish_crl(
+            &nes,
+            plan.number,
+            4,
+            1,
+            &crate::Principal::HostOperator,
+            T0 + 2,
+        )
         .unwrap();
     step("publish_crl", store);
     assert_eq!(
         store
-            .begin_application("kdhs", "ref-1", "conformance", T0 + 3)
+            .begin_application("kdhs", "ref-1", &crate::Principal::HostOperator, T0 + 3)
             .unwrap(),
         None
     );
@@ -188,7 +204,7 @@ pub fn audit_chain_holds_after_writes(store: &dyn Store) {
                 created_at: T0,
                 active: true,
             },
-            "conformance",
+            &crate::Principal::HostOperator,
             T0 + 4,
         )
         .unwrap();

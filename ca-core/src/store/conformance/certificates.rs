@@ -52,7 +52,7 @@ pub fn complete_needs_a_reservation(store: &dyn Store) {
             &serial,
             vec![0x30, 0x00],
             Completion::default(),
-            "conformance",
+            &crate::Principal::HostOperator,
             T0,
         )
     };
@@ -81,7 +81,13 @@ pub fn fail_keeps_the_serial(store: &dyn Store) {
         .reserve(reservation(&nes, serial, "CN=AYŞE YILMAZ"))
         .unwrap();
     store
-        .fail(&nes, &serial, "HSM unavailable", "conformance", T0)
+        .fail(
+            &nes,
+            &serial,
+            "HSM unavailable",
+            &crate::Principal::HostOperator,
+            T0,
+        )
         .unwrap();
     assert_eq!(
         store.get(Some(&nes), &serial).unwrap().unwrap().status,
@@ -99,7 +105,7 @@ pub fn fail_keeps_the_serial(store: &dyn Store) {
             &serial,
             vec![0x30, 0x00],
             Completion::default(),
-            "conformance",
+            &crate::Principal::HostOperator,
             T0
         )
         .is_err());

@@ -12,7 +12,7 @@ fn invited(store: &dyn Store) -> String {
     let institution = institution_record();
     let id = institution.id.clone();
     store
-        .add_institution(institution, "conformance", T0)
+        .add_institution(institution, &crate::Principal::HostOperator, T0)
         .unwrap();
     let import = || ListImport {
         institution: id.clone(),
@@ -21,7 +21,7 @@ fn invited(store: &dyn Store) -> String {
         signature: ListSignature::Cms(vec![0x30, 0x00]),
         rows: vec![list_row(2, "10000000146", "AYŞE")],
         invalid_rows: 0,
-        actor: "conformance".into(),
+        actor: crate::Principal::HostOperator,
         at: T0,
     };
     let outcome = store.import_list(import()).unwrap();

@@ -11,7 +11,7 @@ fn reserve(store: &dyn Store, issuer: &IssuerId, kind: CrlKind) -> crate::error:
         kind,
         this_update: T0,
         next_update: T0 + 86_400,
-        actor: "conformance".into(),
+        actor: crate::Principal::HostOperator,
         at: T0,
     })
 }
@@ -42,11 +42,11 @@ pub fn crl_numbers_strictly_increase(store: &dyn Store) {
     assert_eq!(full.number, 2, "a reserved number is never reused");
     assert_eq!(store.latest_crl(&nes, CrlKind::Full).unwrap(), None);
     store
-        .publish_crl(&nes, full.number, 7, 0, "conformance", T0)
+        .publish_crl(&nes, full.number, 7, 0, &crate::Principal::HostOperator, T0)
         .unwrap();
     assert!(
         store
-            .publish_crl(&nes, full.number, 7, 0, "conformance", T0)
+            .publish_crl(&nes, full.number, 7, 0, &crate::Principal::HostOperator, T0)
             .is_err(),
         "a CRL is published once"
     );
@@ -63,7 +63,14 @@ pub fn crl_numbers_strictly_increase(store: &dyn Store) {
     assert_eq!(delta.number, 3);
     assert_eq!(delta.base.as_ref().map(|b| b.number), Some(2));
     store
-        .publish_crl(&nes, delta.number, 8, 0, "conformance", T0)
+        .publish_crl(
+            &nes,
+            delta.number,
+            8,
+            0,
+            &crate::Principal::HostOperator,
+            T0,
+        )
         .unwrap();
     let latest_delta = store.latest_crl(&nes, CrlKind::Delta).unwrap().unwrap();
     assert_eq!(

@@ -54,7 +54,7 @@ fn reservation(issuer: &IssuerId, serial: Serial, subject: &str) -> Reservation 
         not_before: T0,
         not_after: T0 + 365 * 86_400,
         tbs_der: vec![0x30, 0x00],
-        actor: "conformance".into(),
+        actor: crate::Principal::HostOperator,
         at: T0,
     }
 }
@@ -74,7 +74,7 @@ fn issue(store: &dyn Store, issuer: &IssuerId) -> Serial {
             &serial,
             vec![0x30, 0x01, 0x00],
             Completion::default(),
-            "conformance",
+            &crate::Principal::HostOperator,
             T0,
         )
         .expect("complete");
@@ -93,7 +93,7 @@ fn add_issuing_ca(store: &dyn Store, id: &IssuerId) {
                 ocsp_key_label: None,
                 ocsp_cert_der: None,
             },
-            "conformance",
+            &crate::Principal::HostOperator,
             T0,
         )
         .expect("add CA");
@@ -113,7 +113,7 @@ fn change(
         serial: *serial,
         action,
         holder: "10000000146".into(),
-        actor: "conformance".into(),
+        actor: crate::Principal::HostOperator,
         at,
     })
 }

@@ -30,7 +30,7 @@ pub fn cas_are_never_overwritten(store: &dyn Store) {
                 ocsp_key_label: None,
                 ocsp_cert_der: None,
             },
-            "conformance",
+            &crate::Principal::HostOperator,
             T0 + 1,
         )
         .unwrap_err();
@@ -50,16 +50,26 @@ pub fn partners_are_added_read_and_never_overwritten(store: &dyn Store) {
     let id = PartnerId::parse("eshs-a").unwrap();
     assert_eq!(store.partner(&id).unwrap(), None);
     store
-        .add_partner(partner("eshs-a"), "test", 1_700_000_000)
+        .add_partner(
+            partner("eshs-a"),
+            &crate::Principal::HostOperator,
+            1_700_000_000,
+        )
         .unwrap();
     assert_eq!(store.partner(&id).unwrap(), Some(partner("eshs-a")));
     let mut other = partner("eshs-a");
     other.name = "Someone Else".into();
-    let e = store.add_partner(other, "test", 1_700_000_001).unwrap_err();
+    let e = store
+        .add_partner(other, &crate::Principal::HostOperator, 1_700_000_001)
+        .unwrap_err();
     assert!(matches!(e, CaError::AlreadyExists { .. }), "{e}");
     assert_eq!(store.partner(&id).unwrap(), Some(partner("eshs-a")));
     store
-        .add_partner(partner("eshs-b"), "test", 1_700_000_002)
+        .add_partner(
+            partner("eshs-b"),
+            &crate::Principal::HostOperator,
+            1_700_000_002,
+        )
         .unwrap();
     let ids: Vec<String> = store
         .partners()
@@ -72,11 +82,11 @@ pub fn partners_are_added_read_and_never_overwritten(store: &dyn Store) {
     let report = store.verify_audit().unwrap();
     assert_eq!((report.records, report.first_break), (2, None));
     store
-        .deactivate_partner(&id, "test", 1_700_000_003)
+        .deactivate_partner(&id, &crate::Principal::HostOperator, 1_700_000_003)
         .unwrap();
     assert!(!store.partner(&id).unwrap().unwrap().active);
     assert!(store
-        .deactivate_partner(&id, "test", 1_700_000_004)
+        .deactivate_partner(&id, &crate::Principal::HostOperator, 1_700_000_004)
         .is_err());
     assert_eq!(audit_records(store), 3);
 }

@@ -1,6 +1,7 @@
 //! Front channels' applications in SQLite: recorded once per (channel, reference), finished
 //! once, and abandoned at start when a crash cut them off.
 
+use crate::card_key::WrappedCardKey;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::audit::{append_audit, event_entry, AuditHead};
@@ -15,7 +16,7 @@ use crate::store::{ApplicationIssued, ApplicationStatus, ApplicationStore, Chann
 fn begin_application(
     conn: &Connection,
     (channel, channel_ref): (&str, &str),
-    (actor, at): (&str, i64),
+    (actor, at): (&crate::Principal, i64),
     head: &mut AuditHead,
 ) -> Result<Option<ChannelApplication>, Refusal> {
     if let Some(seen) = read_application(conn, channel, channel_ref)? {
@@ -45,14 +46,14 @@ pub(super) fn finish_application(
     head: &mut AuditHead,
     (channel, channel_ref): (&str, &str),
     outcome: &std::result::Result<ApplicationIssued, String>,
-    (actor, at): (&str, i64),
+    (actor, at): (&crate::Principal, i64),
 ) -> Result<(), Refusal> {
     let (status, serial, error, wrapped_key) = match outcome {
         Ok(issued) => (
             "issued",
             Some(issued.serial.to_hex()),
             None,
-            issued.wrapped_key.clone(),
+            issued.wrapped_key.as_ref().map(WrappedCardKey::to_record),
         ),
         Err(e) => ("refused", None, Some(e.clone()), None),
     };
@@ -105,7 +106,7 @@ pub(super) fn finish_application(
 fn abandon_pending(
     conn: &Connection,
     reason: &str,
-    (actor, at): (&str, i64),
+    (actor, at): (&crate::Principal, i64),
     head: &mut AuditHead,
 ) -> Result<u64, Refusal> {
     let n = conn
@@ -151,7 +152,13 @@ pub(super) fn read_application(
             },
             serial: serial.and_then(|h| Serial::from_hex(&h).ok()),
             error: r.get(2)?,
-            wrapped_key: r.get(4)?,
+            wrapped_key: match r.get::<_, Option<String>>(4)? {
+                // A record that does not decode is refused where it is read, by field.
+                Some(text) => Some(WrappedCardKey::from_record(&text).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+                })?),
+                None => None,
+            },
             created_at: r.get(3)?,
         })
     })
@@ -163,7 +170,7 @@ impl ApplicationStore for SqliteStore {
         &self,
         channel: &str,
         channel_ref: &str,
-        actor: &str,
+        actor: &crate::Principal,
         at: i64,
     ) -> Result<Option<ChannelApplication>> {
         let (channel, channel_ref, actor) =
@@ -178,7 +185,7 @@ impl ApplicationStore for SqliteStore {
         channel: &str,
         channel_ref: &str,
         outcome: std::result::Result<ApplicationIssued, String>,
-        actor: &str,
+        actor: &crate::Principal,
         at: i64,
     ) -> Result<()> {
         let (channel, channel_ref, actor) =
@@ -188,7 +195,12 @@ impl ApplicationStore for SqliteStore {
         })
     }
 
-    fn abandon_pending_applications(&self, reason: &str, actor: &str, at: i64) -> Result<u64> {
+    fn abandon_pending_applications(
+        &self,
+        reason: &str,
+        actor: &crate::Principal,
+        at: i64,
+    ) -> Result<u64> {
         let (reason, actor) = (reason.to_owned(), actor.to_owned());
         self.submit(move |conn, head| abandon_pending(conn, &reason, (&actor, at), head))
     }

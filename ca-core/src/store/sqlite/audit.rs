@@ -58,7 +58,7 @@ pub(super) fn append_audit(
 /// An audit record of a change to one CA's certificate (or to the CA itself).
 pub(super) fn audit_entry(
     at: i64,
-    actor: &str,
+    actor: &crate::Principal,
     action: &str,
     issuer: &IssuerId,
     serial: &str,
@@ -67,7 +67,7 @@ pub(super) fn audit_entry(
     AuditEntry {
         seq: 0,
         at,
-        actor: actor.into(),
+        actor: actor.to_string(),
         action: action.into(),
         issuer: issuer.to_string(),
         serial: serial.into(),
@@ -79,7 +79,7 @@ pub(super) fn audit_entry(
 /// applications): no issuer.
 pub(super) fn event_entry(
     at: i64,
-    actor: &str,
+    actor: &crate::Principal,
     action: impl Into<String>,
     serial: impl Into<String>,
     detail: String,
@@ -87,7 +87,7 @@ pub(super) fn event_entry(
     AuditEntry {
         seq: 0,
         at,
-        actor: actor.into(),
+        actor: actor.to_string(),
         action: action.into(),
         issuer: String::new(),
         serial: serial.into(),
@@ -119,5 +119,12 @@ impl AuditStore for SqliteStore {
             },
             "verify audit",
         )
+    }
+}
+
+/// A principal is stored as its canonical audit text (`Principal`'s `Display`).
+impl rusqlite::ToSql for crate::Principal {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.to_string()))
     }
 }

@@ -64,7 +64,7 @@ struct Signed {
     serial: Serial,
     cert_der: Vec<u8>,
     then: Completion,
-    actor: String,
+    actor: crate::Principal,
     at: i64,
 }
 
@@ -151,7 +151,7 @@ fn fail(
     conn: &Connection,
     (issuer, serial): (&IssuerId, &Serial),
     reason: &str,
-    (actor, at): (&str, i64),
+    (actor, at): (&crate::Principal, i64),
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
     conn.prepare_cached(
@@ -349,7 +349,7 @@ impl CertificateStore for SqliteStore {
         serial: &Serial,
         cert_der: Vec<u8>,
         then: Completion,
-        actor: &str,
+        actor: &crate::Principal,
         at: i64,
     ) -> Result<()> {
         let signed = Signed {
@@ -357,7 +357,7 @@ impl CertificateStore for SqliteStore {
             serial: *serial,
             cert_der,
             then,
-            actor: actor.into(),
+            actor: actor.clone(),
             at,
         };
         self.submit(move |conn, head| complete(conn, &signed, head))
@@ -368,7 +368,7 @@ impl CertificateStore for SqliteStore {
         issuer: &IssuerId,
         serial: &Serial,
         reason: &str,
-        actor: &str,
+        actor: &crate::Principal,
         at: i64,
     ) -> Result<()> {
         let (issuer, serial, reason, actor) =

@@ -39,7 +39,7 @@ fn transition(
     (issuer, serial): (&IssuerId, &Serial),
     request_id: RequestId,
     action: LifecycleAction,
-    (actor, at): (&str, i64),
+    (actor, at): (&crate::Principal, i64),
 ) -> Result<(), Refusal> {
     certificates::transition(
         conn,
@@ -49,7 +49,7 @@ fn transition(
             serial: *serial,
             action,
             holder: BY_COMMITMENT.into(),
-            actor: actor.into(),
+            actor: actor.clone(),
             at,
         },
         head,
@@ -276,7 +276,7 @@ pub(super) fn accept(
 /// [`CommitmentStore::expire_commitments`].
 pub(super) fn expire(
     conn: &Connection,
-    actor: &str,
+    actor: &crate::Principal,
     at: i64,
     head: &mut AuditHead,
 ) -> Result<Vec<Serial>, Refusal> {
@@ -341,7 +341,7 @@ impl CommitmentStore for SqliteStore {
         self.submit(move |conn, head| accept(conn, &a, head))
     }
 
-    fn expire_commitments(&self, actor: &str, at: i64) -> Result<Vec<Serial>> {
+    fn expire_commitments(&self, actor: &crate::Principal, at: i64) -> Result<Vec<Serial>> {
         let actor = actor.to_owned();
         self.submit(move |conn, head| expire(conn, &actor, at, head))
     }

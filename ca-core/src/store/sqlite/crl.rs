@@ -110,7 +110,7 @@ fn publish_crl(
     conn: &Connection,
     (issuer, number): (&IssuerId, u64),
     (watermark, entries): (i64, u64),
-    (actor, at): (&str, i64),
+    (actor, at): (&crate::Principal, i64),
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
     let n = conn
@@ -240,7 +240,7 @@ impl CrlStore for SqliteStore {
         number: u64,
         watermark: i64,
         entries: u64,
-        actor: &str,
+        actor: &crate::Principal,
         at: i64,
     ) -> Result<()> {
         let (issuer, actor) = (issuer.clone(), actor.to_owned());

@@ -205,7 +205,7 @@ pub(super) fn read_consent(
             evidence: r.get(2)?,
             evidence_sha256: r.get(3)?,
             given_at: r.get(4)?,
-            recorded_by: r.get(5)?,
+            recorded_by: principal_column(r, 5)?,
             recorded_at: r.get(6)?,
         })
     })
@@ -317,7 +317,7 @@ fn audit(
     conn: &Connection,
     head: &mut AuditHead,
     at: i64,
-    actor: &str,
+    actor: &crate::Principal,
     action: &str,
     detail: String,
 ) -> Result<(), Refusal> {
@@ -382,7 +382,9 @@ pub(super) fn write(
     w: &EnrollmentWrite,
     head: &mut AuditHead,
 ) -> Result<EnrollmentOutcome, Refusal> {
-    let applicant = |id: &str| format!("applicant:{id}");
+    let applicant = |id: &str| crate::Principal::Applicant {
+        pre_application: id.to_owned(),
+    };
     match w {
         EnrollmentWrite::SignInFailed {
             id,
@@ -531,7 +533,7 @@ pub(super) fn write(
                 conn,
                 head,
                 *at,
-                "outbox",
+                &crate::Principal::System(crate::SystemTask::Outbox),
                 "sms-code-issued",
                 format!("pre_application={id}"),
             )?;
@@ -675,7 +677,7 @@ pub(super) fn write(
                 conn,
                 head,
                 *at,
-                "production",
+                &crate::Principal::System(crate::SystemTask::Production),
                 "production-failed",
                 format!("pre_application={id} error={error}"),
             )?;
@@ -736,7 +738,7 @@ pub(super) fn produced(
     p: &ProducedEnrollment,
     issuer: &IssuerId,
     serial: &Serial,
-    (actor, at): (&str, i64),
+    (actor, at): (&crate::Principal, i64),
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
     let id = &p.pre_application;
@@ -834,4 +836,12 @@ impl EnrollmentStore for SqliteStore {
             "read published certificates",
         )
     }
+}
+
+/// Reads a principal stored as its audit text.
+fn principal_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<crate::Principal> {
+    let text: String = r.get(i)?;
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
 }

@@ -117,7 +117,7 @@ pub(super) fn read_institutions(conn: &Connection) -> rusqlite::Result<Vec<Insti
 pub(super) fn add_institution(
     conn: &Connection,
     i: &InstitutionRecord,
-    actor: &str,
+    actor: &crate::Principal,
     at: i64,
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
@@ -308,7 +308,7 @@ pub(super) fn confirm_list(
     conn: &Connection,
     institution: &InstitutionId,
     file_sha256: &str,
-    actor: &str,
+    actor: &crate::Principal,
     at: i64,
     head: &mut AuditHead,
 ) -> Result<u64, Refusal> {
@@ -403,7 +403,7 @@ impl InstitutionStore for SqliteStore {
     fn add_institution(
         &self,
         institution: crate::institution::InstitutionRecord,
-        actor: &str,
+        actor: &crate::Principal,
         at: i64,
     ) -> Result<()> {
         let actor = actor.to_owned();
@@ -432,7 +432,7 @@ impl InstitutionStore for SqliteStore {
         &self,
         institution: &crate::institution::InstitutionId,
         file_sha256: &str,
-        actor: &str,
+        actor: &crate::Principal,
         at: i64,
     ) -> Result<u64> {
         let (institution, file_sha256, actor) = (

@@ -292,7 +292,11 @@ mod tests {
         assert_eq!(rec.revocation.map(|r| r.at), Some(5));
         assert!(store.partners().unwrap().is_empty());
         store
-            .add_partner(partner("eshs-a"), "test", 1_700_000_000)
+            .add_partner(
+                partner("eshs-a"),
+                &crate::Principal::HostOperator,
+                1_700_000_000,
+            )
             .unwrap();
         assert_eq!(store.partners().unwrap().len(), 1);
         let version: i64 = store

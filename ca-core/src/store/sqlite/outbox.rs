@@ -52,7 +52,7 @@ fn set_access_password(
     conn: &Connection,
     id: &str,
     hash: &str,
-    actor: &str,
+    actor: &crate::Principal,
     at: i64,
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
@@ -112,7 +112,13 @@ impl OutboxStore for SqliteStore {
         self.read(read_outbox_all, "read outbox")
     }
 
-    fn set_access_password(&self, id: &str, hash: &str, actor: &str, at: i64) -> Result<()> {
+    fn set_access_password(
+        &self,
+        id: &str,
+        hash: &str,
+        actor: &crate::Principal,
+        at: i64,
+    ) -> Result<()> {
         let (id, hash, actor) = (id.to_owned(), hash.to_owned(), actor.to_owned());
         self.submit(move |conn, head| set_access_password(conn, &id, &hash, &actor, at, head))
     }

@@ -14,7 +14,7 @@ use crate::store::{CaRecord, CaRole, RegistryStore};
 fn add_ca(
     conn: &Connection,
     ca: &CaRecord,
-    (actor, at): (&str, i64),
+    (actor, at): (&crate::Principal, i64),
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
     let exists = conn
@@ -48,7 +48,7 @@ fn add_ca(
 fn add_partner(
     conn: &Connection,
     partner: &PartnerRecord,
-    (actor, at): (&str, i64),
+    (actor, at): (&crate::Principal, i64),
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
     let exists = conn
@@ -85,7 +85,7 @@ fn add_partner(
 fn deactivate_partner(
     conn: &Connection,
     id: &PartnerId,
-    (actor, at): (&str, i64),
+    (actor, at): (&crate::Principal, i64),
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
     let n = conn
@@ -150,7 +150,7 @@ fn partner_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartnerRecord> {
 }
 
 impl RegistryStore for SqliteStore {
-    fn add_ca(&self, ca: CaRecord, actor: &str, at: i64) -> Result<()> {
+    fn add_ca(&self, ca: CaRecord, actor: &crate::Principal, at: i64) -> Result<()> {
         let actor = actor.to_owned();
         self.submit(move |conn, head| add_ca(conn, &ca, (&actor, at), head))
     }
@@ -182,12 +182,12 @@ impl RegistryStore for SqliteStore {
         )
     }
 
-    fn add_partner(&self, partner: PartnerRecord, actor: &str, at: i64) -> Result<()> {
+    fn add_partner(&self, partner: PartnerRecord, actor: &crate::Principal, at: i64) -> Result<()> {
         let actor = actor.to_owned();
         self.submit(move |conn, head| add_partner(conn, &partner, (&actor, at), head))
     }
 
-    fn deactivate_partner(&self, id: &PartnerId, actor: &str, at: i64) -> Result<()> {
+    fn deactivate_partner(&self, id: &PartnerId, actor: &crate::Principal, at: i64) -> Result<()> {
         let (id, actor) = (id.clone(), actor.to_owned());
         self.submit(move |conn, head| deactivate_partner(conn, &id, (&actor, at), head))
     }

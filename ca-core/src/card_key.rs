@@ -1,11 +1,13 @@
 //! The subscriber key generated in the HSM for a card, as nesca keeps it: wrapped for the card's
 //! transport key, in one typed record with one encoding, whichever path produced it (an
-//! identity-card channel or institutional production).
+//! identity-card channel or institutional production). The store keeps it with the
+//! application that asked for it, so a replay or a card package can hand it over: the HSM's
+//! copies no longer exist.
 
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{RaError, Result};
+use crate::error::{CaError, Result};
 
 /// How the two layers of a [`WrappedCardKey`] were wrapped (the names partners and card
 /// personalisation systems see).
@@ -72,7 +74,7 @@ impl WrappedCardKey {
     /// Reads a stored record back.
     pub fn from_record(text: &str) -> Result<WrappedCardKey> {
         serde_json::from_str(text).map_err(|e| {
-            RaError::invalid(
+            CaError::invalid(
                 "wrapped_key",
                 format!("the recorded wrapped key does not decode: {e}"),
             )
