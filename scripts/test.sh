@@ -7,7 +7,8 @@
 #   NESCA_PKILINT_DIR      a bin directory that already holds lint_etsi_cert: use it, install nothing
 #   NESCA_PKILINT_VERSION  pkilint version to install (default below; "latest" for the newest)
 #
-# Extra arguments go to `cargo test` (e.g. `scripts/test.sh -- --test-threads=1`).
+# Before the tests it checks the code's habits: `cargo fmt --check`, and clippy with every warning
+# an error. Extra arguments go to `cargo test` (e.g. `scripts/test.sh -- --test-threads=1`).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -82,4 +83,8 @@ if ! command -v cargo >/dev/null 2>&1; then
     say "cargo is not on PATH: install Rust (https://rustup.rs), then run this script again"
     exit 1
 fi
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked --features nesca/test-clock -- -D warnings
 cargo test --workspace --locked --features nesca/test-clock "$@"
