@@ -9,10 +9,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sha2::Digest as _;
 
-use crate::idcard::*;
-use crate::ocsp::{ocsp_good, ocsp_revoked};
-use crate::partner::withdraw_partner_cert;
-use crate::server::{server_demo, HttpResponse, Server};
+use crate::support::http::HttpResponse;
+use crate::support::idcard::*;
+use crate::support::ocsp::{ocsp_good, ocsp_revoked};
+use crate::support::partner::withdraw_partner_cert;
+use crate::support::server::{server_demo, Server};
 use crate::support::*;
 
 const KDHS_APPLY: &str = "/channels/kdhs/v1/applications";
