@@ -1,7 +1,8 @@
-//! End-to-end tests of the `nesca` binary: each test makes a demo CA (`nesca init --demo`) in a
-//! temporary directory of its own, with its own SoftHSM token, and checks what the command line
-//! does with `openssl`, `softhsm2-util` and pkilint's `lint_etsi_cert`. The helpers are in
-//! support/, one concern per module; the other files hold tests only.
+//! End-to-end tests of the `nesca` binary: each test gets a demo CA (`nesca init --demo`) in a
+//! temporary directory of its own, with its own SoftHSM token and store (a copy of one made once
+//! per process, support/template.rs), and checks what the command line does with `openssl`,
+//! `softhsm2-util` and pkilint's `lint_etsi_cert`. The helpers are in support/, one concern per
+//! module; the other files hold tests only.
 //!
 //! Needs on PATH: `openssl`, `softhsm2-util` (and the SoftHSM module nesca's demo config names);
 //! pkilint in `$NESCA_PKILINT_DIR` or on PATH. `scripts/test.sh` installs all three.

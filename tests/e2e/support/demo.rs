@@ -10,6 +10,7 @@ use tempfile::TempDir;
 use super::openssl::{make_csr, Key};
 use super::refusal::assert_refusal;
 use super::run::{nesca_command, run, s, Output};
+use super::template;
 
 /// A valid T.C. Kimlik No (STANDARDS.md).
 pub const TCKN: &str = "10000000146";
@@ -40,9 +41,14 @@ pub struct Demo {
 impl Demo {
     /// A fresh temporary directory, no CA yet.
     pub fn empty() -> Demo {
+        Demo::empty_in(&std::env::temp_dir(), "nesca-e2e-")
+    }
+
+    /// A fresh temporary directory `PARENT/PREFIX…`, no CA yet.
+    pub(super) fn empty_in(parent: &Path, prefix: &str) -> Demo {
         let tmp = tempfile::Builder::new()
-            .prefix("nesca-e2e-")
-            .tempdir()
+            .prefix(prefix)
+            .tempdir_in(parent)
             .expect("temporary directory");
         let dir = tmp.path().join("ca");
         let work = tmp.path().join("work");
@@ -50,16 +56,34 @@ impl Demo {
         Demo { tmp, dir, work }
     }
 
-    /// `nesca init --demo --dir TMP/ca` with the default options; panics unless it succeeds.
+    /// The demo `nesca init --demo --dir TMP/ca` makes with the default options: a copy of the
+    /// test process's prepared one (template.rs), with a token and a store of its own.
     #[track_caller]
     pub fn init() -> Demo {
         Demo::init_with(&[])
     }
 
-    /// `nesca init --demo --dir TMP/ca EXTRA…`; panics unless it succeeds.
+    /// The demo `nesca init --demo --dir TMP/ca EXTRA…` makes: a copy of the test process's
+    /// prepared one for these flags (template.rs), with a token and a store of its own. `init`
+    /// runs once per distinct EXTRA per process; panics unless it succeeds.
     #[track_caller]
     pub fn init_with(extra: &[&str]) -> Demo {
         let demo = Demo::empty();
+        template::copy_prepared(extra, &demo.dir);
+        demo
+    }
+
+    /// `nesca init --demo --dir TMP/ca EXTRA…` run now for this demo alone, for the tests of
+    /// `init` itself; panics unless it succeeds.
+    #[track_caller]
+    pub fn init_fresh(extra: &[&str]) -> Demo {
+        Demo::init_fresh_in(&std::env::temp_dir(), "nesca-e2e-", extra)
+    }
+
+    /// [`Demo::init_fresh`] in a temporary directory `PARENT/PREFIX…`.
+    #[track_caller]
+    pub(super) fn init_fresh_in(parent: &Path, prefix: &str, extra: &[&str]) -> Demo {
+        let demo = Demo::empty_in(parent, prefix);
         let out = demo.init_again(extra);
         assert!(
             out.success(),

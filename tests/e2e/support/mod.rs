@@ -15,6 +15,7 @@ mod openssl;
 mod pkilint;
 mod refusal;
 mod run;
+mod template;
 mod time;
 mod toml;
 
