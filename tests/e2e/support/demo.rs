@@ -12,7 +12,8 @@ use super::refusal::assert_refusal;
 use super::run::{nesca_command, run, s, Output};
 use super::template;
 
-/// A valid T.C. Kimlik No (STANDARDS.md).
+/// A valid T.C. Kimlik No: 11 digits, the first not 0, both check digits right
+/// ([`crate::support::idcard::is_valid_tckn`]).
 pub const TCKN: &str = "10000000146";
 
 pub const GIVEN: &str = "AYŞE";

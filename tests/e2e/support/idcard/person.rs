@@ -24,7 +24,8 @@ pub const CAGRI: Person = Person {
     surname: "ÖZTÜRK",
 };
 
-/// The check digits of STANDARDS.md "T.C. Kimlik No", to prove the fixtures' numbers valid.
+/// The T.C. Kimlik No rule (11 digits, the first not 0; the 10th and 11th are check digits over
+/// the others), to prove the fixtures' numbers valid.
 pub fn is_valid_tckn(s: &str) -> bool {
     let d: Vec<i64> = s.bytes().map(|b| i64::from(b) - i64::from(b'0')).collect();
     if d.len() != 11 || d.iter().any(|x| !(0..=9).contains(x)) || d[0] == 0 {
