@@ -1,7 +1,7 @@
 //! The identity-card front channels end to end: `nesca serve` with the `kdhs` and `kec`
 //! plugins loaded behind the mTLS channel listener, driven as a KDHS and a KEC would drive
 //! them (protocol v1), checked with `openssl` (OCSP, verify, cms) and `nesca cert show|list`.
-//! The world around the CA (ID-card CA, KDHS, partners, the card token) is in idcard.rs.
+//! The world around the CA (ID-card CA, KDHS, partners, the card token) is in support/idcard/.
 
 use std::path::PathBuf;
 use std::time::Duration;
