@@ -1,7 +1,7 @@
 //! The identity-card front channels end to end: `nesca serve` with the `kdhs` and `kec`
 //! plugins loaded behind the mTLS channel listener, driven as a KDHS and a KEC would drive
 //! them (protocol v1), checked with `openssl` (OCSP, verify, cms) and `nesca cert show|list`.
-//! The world around the CA (ID-card CA, KDHS, partners, the card token) is in idcard.rs.
+//! The world around the CA (ID-card CA, KDHS, partners, the card token) is in support/idcard/.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,10 +9,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sha2::Digest as _;
 
-use crate::idcard::*;
-use crate::ocsp::{ocsp_good, ocsp_revoked};
-use crate::partner::withdraw_partner_cert;
-use crate::server::{server_demo, HttpResponse, Server};
+use crate::support::http::HttpResponse;
+use crate::support::idcard::*;
+use crate::support::ocsp::{ocsp_good, ocsp_revoked};
+use crate::support::partner::withdraw_partner_cert;
+use crate::support::server::{server_demo, Server};
 use crate::support::*;
 
 const KDHS_APPLY: &str = "/channels/kdhs/v1/applications";

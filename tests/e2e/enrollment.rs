@@ -16,10 +16,11 @@ use sha2::Digest as _;
 
 use cryptoki::object::ObjectHandle;
 
-use crate::idcard::{b64, cert_key_verifies, unb64, Card, ChannelClient, Options, World};
-use crate::institution::{import, institution, json as stdout_json, sign};
-use crate::ocsp::ocsp_good;
-use crate::server::{server_demo, Server};
+use crate::support::http::HttpResponse;
+use crate::support::idcard::{cert_key_verifies, Card, ChannelClient, Options, World};
+use crate::support::institution::{import, institution, json as stdout_json, sign};
+use crate::support::ocsp::ocsp_good;
+use crate::support::server::{server_demo, Server};
 use crate::support::*;
 
 const APPLICANTS: &str = "/channels/batch-import/v1/applicants";
@@ -168,7 +169,7 @@ fn sms_code(demo: &Demo, p: Person, count: usize) -> String {
     code
 }
 
-fn body(r: &crate::server::HttpResponse) -> Value {
+fn body(r: &HttpResponse) -> Value {
     serde_json::from_slice(&r.body).unwrap_or_else(|_| {
         panic!(
             "{}: not JSON: {}",
@@ -179,7 +180,7 @@ fn body(r: &crate::server::HttpResponse) -> Value {
 }
 
 #[track_caller]
-fn expect(r: &crate::server::HttpResponse, status: u16) -> Value {
+fn expect(r: &HttpResponse, status: u16) -> Value {
     assert_eq!(
         r.status,
         status,
@@ -253,7 +254,7 @@ fn confirmed(
     (token, id)
 }
 
-fn approve(portal: &ChannelClient, token: &str, approval: Value) -> crate::server::HttpResponse {
+fn approve(portal: &ChannelClient, token: &str, approval: Value) -> HttpResponse {
     portal.call(
         "POST",
         &format!("{APPLICANTS}/me/approval"),
@@ -611,7 +612,7 @@ fn production_run_at(demo: &Demo, offset: i64) -> Value {
 }
 
 fn unix_now() -> i64 {
-    crate::idcard::now()
+    crate::support::now()
 }
 
 #[test]

@@ -8,7 +8,7 @@ use crate::support::*;
 
 #[test]
 fn init_demo_creates_the_layout_and_a_valid_ca_chain() {
-    let demo = Demo::init();
+    let demo = Demo::init_fresh(&[]);
 
     for f in [
         "softhsm2.conf",
@@ -139,7 +139,7 @@ fn init_demo_creates_the_layout_and_a_valid_ca_chain() {
 
 #[test]
 fn init_twice_refuses_and_changes_nothing() {
-    let demo = Demo::init();
+    let demo = Demo::init_fresh(&[]);
     let before = snapshot(&demo.dir);
     let out = demo.init_again(&[]);
     assert_refusal(&out, &["already exists"]);
@@ -187,7 +187,7 @@ fn init_refuses_an_unknown_algorithm_and_leaves_nothing() {
 
 #[test]
 fn init_with_rsa_2048_issues_a_verifiable_certificate() {
-    let demo = Demo::init_with(&["--algorithm", "rsa-2048"]);
+    let demo = Demo::init_fresh(&["--algorithm", "rsa-2048"]);
     for name in ["root-ca.pem", "issuing-ca.pem"] {
         let text = cert_text(&demo.path(name));
         assert!(

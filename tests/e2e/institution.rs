@@ -12,62 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::institution::{import, institution, json, sign};
 use crate::support::*;
-
-/// The officer: a person with a NES from the demo CA.
-const OFFICER_TCKN: &str = "17291716060";
-
-/// An institution registered with its officer's NES; returns the officer's certificate and key.
-pub fn institution(demo: &Demo, id: &str, tax_no: &str) -> (PathBuf, PathBuf) {
-    let csr = demo.csr(&format!("officer-{id}"), Key::P256);
-    let cert = demo.work.join(format!("officer-{id}.pem"));
-    demo.issue_as(&csr, OFFICER_TCKN, "MEHMET", "KAYA", &["--out", s(&cert)])
-        .ok();
-    let config = demo.config();
-    demo.nesca(&[
-        "institution",
-        "add",
-        "--config",
-        s(&config),
-        "--id",
-        id,
-        "--name",
-        "Ankara Büyükşehir Belediyesi",
-        "--tax-no",
-        tax_no,
-        "--payer",
-        "institution",
-        "--officer-tckn",
-        OFFICER_TCKN,
-        "--officer-cert",
-        s(&cert),
-    ])
-    .ok();
-    (cert, demo.work.join(format!("officer-{id}.key")))
-}
-
-/// `openssl cms -sign`: the officer's detached signature over `file`.
-pub fn sign(dir: &Path, file: &Path, cert: &Path, key: &Path, name: &str) -> PathBuf {
-    let out = dir.join(name);
-    openssl(&[
-        "cms",
-        "-sign",
-        "-binary",
-        "-md",
-        "sha256",
-        "-outform",
-        "DER",
-        "-in",
-        s(file),
-        "-signer",
-        s(cert),
-        "-inkey",
-        s(key),
-        "-out",
-        s(&out),
-    ]);
-    out
-}
 
 /// A csv list: four good rows (Turkish names), a bad T.C. Kimlik No, a duplicate, a landline.
 fn csv_list(dir: &Path) -> PathBuf {
@@ -100,27 +46,6 @@ fn forged_signature(demo: &Demo, list: &Path) -> PathBuf {
         &demo.work.join("intruder.key"),
         "forged.p7s",
     )
-}
-
-pub fn import(demo: &Demo, id: &str, file: &Path, signed: (&str, &Path), extra: &[&str]) -> Output {
-    let config = demo.config();
-    let mut args = vec![
-        "import",
-        "--config",
-        s(&config),
-        "--institution",
-        id,
-        "--file",
-        s(file),
-        signed.0,
-        s(signed.1),
-    ];
-    args.extend_from_slice(extra);
-    demo.nesca(&args)
-}
-
-pub fn json(out: &Output) -> Value {
-    serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.describe()))
 }
 
 fn outbox(demo: &Demo) -> Vec<Value> {
@@ -410,8 +335,8 @@ fn an_xlsx_list_imports_with_its_report() {
 /// secure-communication certificate) forwards the officer's signed list over mTLS.
 #[test]
 fn a_portal_uploads_a_signed_list_through_the_batch_import_channel() {
-    use crate::idcard::{b64, Options, World};
-    use crate::server::{server_demo, Server};
+    use crate::support::idcard::{Options, World};
+    use crate::support::server::{server_demo, Server};
 
     let demo = server_demo();
     let world = World::new(&demo, Options::default());

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::crl::*;
-use crate::ocsp::*;
-use crate::server::*;
+use crate::support::crl::*;
+use crate::support::ocsp::*;
+use crate::support::server::*;
 use crate::support::*;
 
 /// A valid T.C. Kimlik No that is not the holder's ([`TCKN`]).

@@ -1,6 +1,8 @@
-//! End-to-end tests of the `nesca` binary: each test makes a demo CA (`nesca init --demo`) in a
-//! temporary directory of its own, with its own SoftHSM token, and checks what the command line
-//! does with `openssl`, `softhsm2-util` and pkilint's `lint_etsi_cert`.
+//! End-to-end tests of the `nesca` binary: each test gets a demo CA (`nesca init --demo`) in a
+//! temporary directory of its own, with its own SoftHSM token and store (a copy of one made once
+//! per process, support/template.rs), and checks what the command line does with `openssl`,
+//! `softhsm2-util` and pkilint's `lint_etsi_cert`. The helpers are in support/, one concern per
+//! module; the other files hold tests only.
 //!
 //! Needs on PATH: `openssl`, `softhsm2-util` (and the SoftHSM module nesca's demo config names);
 //! pkilint in `$NESCA_PKILINT_DIR` or on PATH. `scripts/test.sh` installs all three.
@@ -11,7 +13,6 @@ mod crash;
 mod crl;
 mod enrollment;
 mod hsm_faults;
-mod idcard;
 mod init;
 mod init_existing_token;
 mod institution;
@@ -23,5 +24,4 @@ mod ocsp;
 mod partner;
 mod plugins;
 mod refusals;
-mod server;
 mod support;

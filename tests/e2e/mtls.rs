@@ -6,8 +6,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::partner::{add_partner, issue_cert, withdraw_partner_cert};
-use crate::server::{server_demo, Server};
+use crate::support::partner::{add_partner, issue_cert, withdraw_partner_cert};
+use crate::support::plugins::test_plugin;
+use crate::support::server::{server_demo, Server};
 use crate::support::*;
 
 /// One HTTP/1.1 GET through `openssl s_client` presenting `cert`/`key` (none when `None`);
@@ -98,7 +99,7 @@ fn channels_over_mtls_accept_only_active_partner_certificates() {
     ));
     text.push_str(&format!(
         "\n[[plugins]]\npath = \"{}\"\n",
-        s(&crate::plugins::test_plugin("echo"))
+        s(&test_plugin("echo"))
     ));
     fs::write(&path, text).unwrap();
     let mut server = Server::serve(&demo);

@@ -1,83 +1,12 @@
 //! `nesca partner add|list|issue-cert`: role and secure-communication certificates for
 //! registered licensed ESHS partners.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 
+use crate::support::partner::{add_partner, add_partner_with, issue_cert, LICENSE, PARTNER_NAME};
 use crate::support::*;
 
 const PARTNER: &str = "eshs-a";
-const PARTNER_NAME: &str = "Örnek ESHS A.Ş.";
-const LICENSE: &str = "BTK-2024-17";
-
-/// `nesca partner add` of `id` with this file's name and licence number.
-pub(crate) fn add_partner(demo: &Demo, id: &str) -> Output {
-    add_partner_with(demo, id, PARTNER_NAME, LICENSE)
-}
-
-/// `nesca partner add --id ID --name NAME --license-no LICENCE`.
-pub(crate) fn add_partner_with(demo: &Demo, id: &str, name: &str, licence: &str) -> Output {
-    let config = demo.config();
-    demo.nesca(&[
-        "partner",
-        "add",
-        "--config",
-        s(&config),
-        "--id",
-        id,
-        "--name",
-        name,
-        "--license-no",
-        licence,
-    ])
-}
-
-pub(crate) fn issue_cert(
-    demo: &Demo,
-    partner: &str,
-    kind: &str,
-    cn: &str,
-    out: &str,
-) -> (Output, PathBuf) {
-    let config = demo.config();
-    let csr = demo.csr(&format!("{kind}-{cn}"), Key::P256);
-    let out = demo.work.join(out);
-    let o = demo.nesca(&[
-        "partner",
-        "issue-cert",
-        "--config",
-        s(&config),
-        "--partner",
-        partner,
-        "--kind",
-        kind,
-        "--csr",
-        s(&csr),
-        "--common-name",
-        cn,
-        "--out",
-        s(&out),
-    ]);
-    (o, out)
-}
-
-/// `nesca revoke --serial SERIAL --reason privilegeWithdrawn`: the operator withdraws a
-/// partner's certificate (it names no holder); panics unless it succeeds.
-#[track_caller]
-pub(crate) fn withdraw_partner_cert(demo: &Demo, serial: &str) -> Output {
-    let config = demo.config();
-    demo.nesca(&[
-        "revoke",
-        "--config",
-        s(&config),
-        "--serial",
-        serial,
-        "--reason",
-        "privilegeWithdrawn",
-    ])
-    .ok()
-}
 
 /// `openssl verify -CAfile ca-chain.pem -purpose P CERT`.
 fn verify_purpose(demo: &Demo, cert: &std::path::Path, purpose: &str) -> Output {

@@ -6,33 +6,10 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::server::{server_demo, Server};
+use crate::support::http::http;
+use crate::support::plugins::test_plugin;
+use crate::support::server::{server_demo, Server};
 use crate::support::*;
-
-/// A test plugin built by `cargo test --workspace` (or `cargo build --workspace`).
-pub(crate) fn test_plugin(name: &str) -> PathBuf {
-    built_plugin(&format!("nesca_test_plugin_{name}"))
-}
-
-/// The shared library of the plugin crate whose library is called `lib` (`lib{lib}.so`), as
-/// `cargo test -p nesca` builds it: the plugins are dev-dependencies of the nesca package.
-pub(crate) fn built_plugin(lib: &str) -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_nesca"));
-    let dir = exe.parent().expect("target directory");
-    let file = format!("lib{lib}.so");
-    // deps/ first: `cargo test` rebuilds the plugins there (they are dev-dependencies), while a
-    // copy in target/debug is only as fresh as the last `cargo build`.
-    for candidate in [dir.join("deps").join(&file), dir.join(&file)] {
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "{file} is not built in {}: run `cargo test -p nesca` (it builds the plugins as \
-         dev-dependencies) or `cargo build --workspace` (scripts/test.sh does)",
-        dir.display()
-    );
-}
 
 /// Appends `[[plugins]]` tables to the demo's nesca.toml.
 fn add_plugins(demo: &Demo, tables: &[String]) {
@@ -212,9 +189,7 @@ fn serve_forwards_channels_and_outlives_panics_and_hangs() {
     // else answers.
     let started = Instant::now();
     let addr = server.addr.clone();
-    let hung = std::thread::spawn(move || {
-        crate::server::http(&addr, "GET", "/channels/hanging/hang", &[], None)
-    });
+    let hung = std::thread::spawn(move || http(&addr, "GET", "/channels/hanging/hang", &[], None));
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(server.get("/healthz").status, 200);
     assert_eq!(server.get("/channels/hanging/ok").status, 200);
@@ -227,9 +202,8 @@ fn serve_forwards_channels_and_outlives_panics_and_hangs() {
     );
     // Two calls hang now (max_in_flight 2): the next one is refused at once.
     let addr = server.addr.clone();
-    let second = std::thread::spawn(move || {
-        crate::server::http(&addr, "GET", "/channels/hanging/hang", &[], None)
-    });
+    let second =
+        std::thread::spawn(move || http(&addr, "GET", "/channels/hanging/hang", &[], None));
     assert_eq!(second.join().expect("second hang").status, 504);
     let r = server.get("/channels/hanging/ok");
     assert_eq!(r.status, 503, "{}", r.describe());
@@ -249,7 +223,7 @@ fn channel_applications_are_issued_once_per_reference() {
     let demo = server_demo();
     add_plugins(&demo, &[plugin_table(&test_plugin("echo"), "")]);
     let csr = make_csr(&demo.work, "applicant", Key::P256, true);
-    let csr_b64 = crate::server::base64_std(&fs::read(&csr).expect("CSR"));
+    let csr_b64 = base64_std(&fs::read(&csr).expect("CSR"));
     let application = |tckn: &str, reference: &str| {
         serde_json::json!({
             "v": 1,

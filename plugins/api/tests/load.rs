@@ -441,7 +441,29 @@ fn calls_beyond_max_in_flight_are_busy() {
 #[test]
 fn shutdown_reaches_the_plugin_once() {
     let copy = copy_of("echo");
-    let plugin = load(&copy, json!({}), Arc::default(), CallLimits::default()).unwrap();
+    let host = Arc::new(FakeHost::default());
+    let plugin = load(&copy, json!({}), host.clone(), CallLimits::default()).unwrap();
+    // The echo plugin logs `shutdown call N` for the N-th call that reaches it.
+    let shutdowns = || -> Vec<(String, String)> {
+        host.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, _, message)| message.starts_with("shutdown"))
+            .map(|(plugin, _, message)| (plugin.clone(), message.clone()))
+            .collect()
+    };
+    let once = [("echo".to_owned(), "shutdown call 1".to_owned())];
+    assert_eq!(shutdowns(), [], "before shutdown");
+
     plugin.shutdown();
+    assert_eq!(shutdowns(), once, "the first shutdown reaches the plugin");
     plugin.shutdown();
+    assert_eq!(shutdowns(), once, "a second shutdown must not reach it");
+    drop(plugin);
+    assert_eq!(
+        shutdowns(),
+        once,
+        "dropping the plugin must not shut it down again"
+    );
 }

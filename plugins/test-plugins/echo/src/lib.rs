@@ -1,17 +1,25 @@
 //! Test plugin "echo": answers every request with what it received and its configuration;
 //! `/lookup/{serial}` goes through the host API, `/log` logs through the host, `POST /apply`
 //! submits the application in its body (a `SubmitApplication` JSON) and
-//! `/application/{channel_ref}` looks one up.
+//! `/application/{channel_ref}` looks one up. Each `shutdown` call logs `shutdown call N` through
+//! the host, N counting the calls this copy of the library received (plugins/api/tests/load.rs
+//! checks that the host makes exactly one).
 //!
 //! `deny`, not `forbid`: the entry point made by `export_plugin!` carries an
 //! `#[allow(unsafe_code)]` for its `#[no_mangle]`, which `forbid` would reject. This crate itself
 //! contains no unsafe code.
 #![deny(unsafe_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use nesca_plugin_api::{
     export_plugin, Host, HttpRequest, HttpResponse, InitError, LogLevel, Plugin,
 };
 use serde_json::{json, Value};
+
+/// How many times `shutdown` reached this plugin: a static, so that a second call counts even
+/// if it came through another handle (each test loads its own copy of the library).
+static SHUTDOWN_CALLS: AtomicUsize = AtomicUsize::new(0);
 
 pub struct Echo {
     config: Value,
@@ -68,6 +76,11 @@ impl Plugin for Echo {
             }),
         )
         .with_header("x-plugin", "echo")
+    }
+
+    fn shutdown(&self) {
+        let n = SHUTDOWN_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+        self.host.log(LogLevel::Info, &format!("shutdown call {n}"));
     }
 }
 

@@ -1,0 +1,24 @@
+//! The world around the CA for the identity-card channels (`kdhs`, `kec`; their tests are in
+//! channels.rs and enrollment.rs): a test identity-card CA and its holders' authentication
+//! certificates, a KDHS with a trust anchor and signing key of its own, KDBs signed into KDBOs
+//! with `openssl cms`, the partners nesca registers, the `[channels]` and `[[plugins]]`
+//! configuration, an mTLS client (rustls) for the channel listener, and a second SoftHSM token
+//! that plays the applicant's ID card when the CA's HSM generates the key and wraps it.
+//!
+//! Everything outside nesca is made with the `openssl` command line where that is enough; only
+//! the card needs PKCS#11 in the test process (`cryptoki`) and a CMS SignedData built here,
+//! because its key never leaves the token.
+
+mod card;
+mod channel_client;
+mod kdbo;
+mod person;
+mod test_ca;
+mod world;
+
+pub use card::*;
+pub use channel_client::*;
+pub use kdbo::*;
+pub use person::*;
+pub use test_ca::*;
+pub use world::*;

@@ -1,0 +1,89 @@
+//! The institutional channel's operator side: an institution and its officer, lists signed
+//! with `openssl cms` and imported with `nesca import`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::demo::Demo;
+use super::openssl::Key;
+use super::run::{openssl, s, Output};
+
+/// The officer: a person with a NES from the demo CA.
+const OFFICER_TCKN: &str = "17291716060";
+
+/// An institution registered with its officer's NES; returns the officer's certificate and key.
+pub fn institution(demo: &Demo, id: &str, tax_no: &str) -> (PathBuf, PathBuf) {
+    let csr = demo.csr(&format!("officer-{id}"), Key::P256);
+    let cert = demo.work.join(format!("officer-{id}.pem"));
+    demo.issue_as(&csr, OFFICER_TCKN, "MEHMET", "KAYA", &["--out", s(&cert)])
+        .ok();
+    let config = demo.config();
+    demo.nesca(&[
+        "institution",
+        "add",
+        "--config",
+        s(&config),
+        "--id",
+        id,
+        "--name",
+        "Ankara Büyükşehir Belediyesi",
+        "--tax-no",
+        tax_no,
+        "--payer",
+        "institution",
+        "--officer-tckn",
+        OFFICER_TCKN,
+        "--officer-cert",
+        s(&cert),
+    ])
+    .ok();
+    (cert, demo.work.join(format!("officer-{id}.key")))
+}
+
+/// `openssl cms -sign`: the officer's detached signature over `file`.
+pub fn sign(dir: &Path, file: &Path, cert: &Path, key: &Path, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    openssl(&[
+        "cms",
+        "-sign",
+        "-binary",
+        "-md",
+        "sha256",
+        "-outform",
+        "DER",
+        "-in",
+        s(file),
+        "-signer",
+        s(cert),
+        "-inkey",
+        s(key),
+        "-out",
+        s(&out),
+    ]);
+    out
+}
+
+/// `nesca import --institution ID --file FILE SIGNED.0 SIGNED.1 EXTRA…` (SIGNED is
+/// `--signature` or `--wet-scan` and its file), whatever the outcome.
+pub fn import(demo: &Demo, id: &str, file: &Path, signed: (&str, &Path), extra: &[&str]) -> Output {
+    let config = demo.config();
+    let mut args = vec![
+        "import",
+        "--config",
+        s(&config),
+        "--institution",
+        id,
+        "--file",
+        s(file),
+        signed.0,
+        s(signed.1),
+    ];
+    args.extend_from_slice(extra);
+    demo.nesca(&args)
+}
+
+/// The one JSON object a command printed on stdout; panics when it is not one.
+pub fn json(out: &Output) -> Value {
+    serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.describe()))
+}
