@@ -48,12 +48,12 @@ pub enum CrlError {
 
     /// The signer (the HSM) failed.
     #[error("sign: {0}")]
-    Sign(#[source] ca_core::CaError),
+    Sign(#[source] nesca_ca_types::CaTypesError),
 
     /// The signature returned by the signer does not verify under the issuer certificate's
     /// key; nothing was written.
     #[error("signature check after signing: {0}")]
-    Verify(String),
+    Verify(#[source] nesca_ca_types::CaTypesError),
 
     /// Writing the finished CertificateList to the output failed.
     #[error("write CRL output: {0}")]

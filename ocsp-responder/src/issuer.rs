@@ -83,7 +83,7 @@ impl Issuer {
             ));
         }
         let signer_key_kind =
-            KeyKind::of(&signer_spki).map_err(|reason| fail("signer key", reason))?;
+            KeyKind::of(&signer_spki).map_err(|e| fail("signer key", e.rule()))?;
         let key_hash = Sha1::digest(signer_spki.subject_public_key.raw_bytes());
         let responder_id = ResponderId::ByKey(
             OctetString::new(&key_hash[..]).map_err(|e| fail("responder id", e.to_string()))?,

@@ -73,11 +73,10 @@ impl TbsSigner for SoftSigner {
     fn public_key(&self) -> SubjectPublicKeyInfoOwned {
         spki_of(&self.key)
     }
-    fn sign(&self, tbs_der: &[u8]) -> ca_core::Result<Vec<u8>> {
+    fn sign(&self, tbs_der: &[u8]) -> Result<Vec<u8>, nesca_ca_types::CaTypesError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         if self.fail.load(Ordering::Relaxed) {
-            return Err(ca_core::CaError::Config {
-                field: "test signer".into(),
+            return Err(nesca_ca_types::CaTypesError::Signer {
                 rule: "told to fail".into(),
             });
         }

@@ -532,13 +532,12 @@ impl TbsSigner for BrokenSigner<'_> {
     fn public_key(&self) -> spki::SubjectPublicKeyInfoOwned {
         self.inner.public_key()
     }
-    fn sign(&self, tbs_der: &[u8]) -> ca_core::Result<Vec<u8>> {
+    fn sign(&self, tbs_der: &[u8]) -> Result<Vec<u8>, nesca_ca_types::CaTypesError> {
         if self.garbage {
             // A valid signature over other bytes.
             self.inner.sign(&[tbs_der, b"x"].concat())
         } else {
-            Err(ca_core::CaError::Config {
-                field: "hsm".into(),
+            Err(nesca_ca_types::CaTypesError::Signer {
                 rule: "token removed".into(),
             })
         }

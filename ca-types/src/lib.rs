@@ -1,0 +1,33 @@
+//! The values nesca's CA, CRL and OCSP crates share, and nothing else.
+//!
+//! - [`Serial`] and [`IssuerId`]: a certificate's serial number (RFC 5280 §4.1.2.2) and the
+//!   name of a CA inside nesca.
+//! - [`RevocationReason`]: CRLReason (RFC 5280 §5.3.1), as the store, CRLs and OCSP write it.
+//! - [`Clock`]: injected time ([`SystemClock`], [`FixedClock`] for tests).
+//! - [`TbsSigner`]: the signer seam, a CA key that signs TBS bytes (an HSM key with the
+//!   feature `hsm`; [`testkit::SoftSigner`] with the feature `testkit`).
+//! - [`verify`]: signature verification in software and the [`KeyKind`] checks.
+//!
+//! Why a crate of its own: `crl` and `ocsp-responder` depend on these and on nothing else of
+//! `ca-core`, so the responder links no SQLite, password hashing or PDF writer, and the
+//! status-publishing crates cannot reach the store or the registration authority's types.
+//! `ca-core` re-exports every item here at the path it always had.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+mod error;
+mod oids;
+mod reason;
+mod serial;
+mod signer;
+pub mod verify;
+
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::CaTypesError;
+pub use reason::RevocationReason;
+pub use serial::{IssuerId, Serial};
+pub use signer::TbsSigner;
+pub use verify::KeyKind;
