@@ -31,3 +31,30 @@ pub use reason::RevocationReason;
 pub use serial::{IssuerId, Serial};
 pub use signer::TbsSigner;
 pub use verify::KeyKind;
+
+#[cfg(test)]
+mod tests {
+    /// The rule this crate exists for: it, `crl` and `ocsp-responder` name neither ca-core
+    /// nor the store's and the registration authority's libraries, in any dependency table.
+    #[test]
+    fn crl_and_ocsp_depend_on_no_store_or_ra_crate() {
+        let manifests = [
+            ("ca-types", include_str!("../Cargo.toml")),
+            ("crl", include_str!("../../crl/Cargo.toml")),
+            (
+                "ocsp-responder",
+                include_str!("../../ocsp-responder/Cargo.toml"),
+            ),
+        ];
+        for (krate, manifest) in manifests {
+            for line in manifest.lines().map(str::trim_start) {
+                for banned in ["ca-core", "rusqlite", "argon2", "rust_xlsxwriter"] {
+                    assert!(
+                        !line.starts_with(banned),
+                        "{krate}/Cargo.toml depends on {banned}: {line}"
+                    );
+                }
+            }
+        }
+    }
+}
