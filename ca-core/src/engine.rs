@@ -379,7 +379,7 @@ mod tests {
 
     use super::*;
     use crate::profile::{CertificateProfile, Findings};
-    use crate::store::{CertStatus, SqliteStore, Store};
+    use crate::store::{prelude::*, CertStatus, SqliteStore};
     use crate::testkit::{fixture, fixture_with, SoftSigner};
 
     fn application(validity_days: Option<u32>) -> NesApplication {

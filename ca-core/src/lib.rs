@@ -9,20 +9,16 @@
 
 pub mod bootstrap;
 pub mod clock;
-pub mod commitment;
 pub mod csr;
 pub mod engine;
-pub mod enrollment;
 mod error;
 pub mod ext;
-pub mod form_pdf;
 pub mod institution;
 pub mod lifecycle;
-pub mod list_import;
 pub mod name;
 pub mod oids;
-pub mod outbox;
 pub mod partner;
+pub mod principal;
 pub mod profile;
 mod serial;
 mod short_id;
@@ -41,6 +37,7 @@ pub use name::PersonName;
 // caller can convert it (into its own error type) without depending on the crate.
 pub use nesca_identity::{Email, IdentityError, Tckn, TcknError, TrMobile};
 pub use partner::{PartnerId, PartnerRecord};
+pub use principal::{ChannelName, HolderProof, Principal, PrincipalError, SystemTask};
 pub use serial::{IssuerId, Serial};
 
 /// RFC 3339 in UTC, whole seconds.

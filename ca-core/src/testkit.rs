@@ -11,7 +11,8 @@ use crate::bootstrap::{create_hierarchy, CaKey, HierarchyPlan};
 use crate::engine::{Engine, SigningCa, TbsSigner};
 use crate::name::organization_name;
 use crate::profile::{CaUrls, NesProfile};
-use crate::store::{SqliteStore, Store};
+use crate::store::prelude::*;
+use crate::store::SqliteStore;
 use crate::{FixedClock, IssuerId};
 
 /// A P-256 key in memory: `nesca-ca-types`' test signer, at the path ca-core's users name.
@@ -113,27 +114,27 @@ pub fn p256_csr() -> Vec<u8> {
         .unwrap()
 }
 
-/// Registers the test institution "ankara-bb" (payer: the institution; officer 10000000146
-/// with a placeholder certificate: tests here write lists straight to the store).
-pub fn demo_institution(f: &Fixture) -> crate::institution::InstitutionId {
+/// The test institution "ankara-bb" (payer: the institution; officer 10000000146 with a
+/// placeholder certificate: tests write its lists straight to the store).
+pub fn institution_record() -> crate::institution::InstitutionRecord {
     use crate::institution::{InstitutionId, InstitutionRecord, Payer, TaxNo};
-    let id = InstitutionId::parse("ankara-bb").unwrap();
-    f.store
-        .add_institution(
-            InstitutionRecord {
-                id: id.clone(),
-                name: "Ankara Büyükşehir Belediyesi".into(),
-                tax_no: TaxNo::parse("0680049583").unwrap(),
-                payer: Payer::Institution,
-                officer_tckn: "10000000146".into(),
-                officer_cert_der: vec![0x30, 0x00],
-                created_at: 1,
-                active: true,
-            },
-            "t",
-            1,
-        )
-        .unwrap();
+    InstitutionRecord {
+        id: InstitutionId::parse("ankara-bb").unwrap(),
+        name: "Ankara Büyükşehir Belediyesi".into(),
+        tax_no: TaxNo::parse("0680049583").unwrap(),
+        payer: Payer::Institution,
+        officer_tckn: "10000000146".into(),
+        officer_cert_der: vec![0x30, 0x00],
+        created_at: 1,
+        active: true,
+    }
+}
+
+/// Registers the test institution "ankara-bb" ([`institution_record`]).
+pub fn demo_institution(f: &Fixture) -> crate::institution::InstitutionId {
+    let record = institution_record();
+    let id = record.id.clone();
+    f.store.add_institution(record, "t", 1).unwrap();
     id
 }
 
@@ -148,54 +149,5 @@ pub fn list_row(n: u32, tckn: &str, given: &str) -> crate::institution::ListRow 
         mobile: crate::TrMobile::parse("mobile", "05321234567").unwrap(),
         unit: "Bilgi İşlem".into(),
         title: None,
-    }
-}
-
-/// An e-mail and SMS sender that keeps what it was given (recipient, text), or fails on
-/// demand.
-#[derive(Default)]
-pub struct Captured {
-    emails: std::sync::Mutex<Vec<(String, String)>>,
-    sms: std::sync::Mutex<Vec<(String, String)>>,
-    failing: std::sync::atomic::AtomicBool,
-}
-
-impl Captured {
-    pub fn fail(&self, failing: bool) {
-        self.failing
-            .store(failing, std::sync::atomic::Ordering::SeqCst);
-    }
-    pub fn emails(&self) -> Vec<(String, String)> {
-        self.emails.lock().unwrap().clone()
-    }
-    pub fn sms(&self) -> Vec<(String, String)> {
-        self.sms.lock().unwrap().clone()
-    }
-    fn keep(
-        &self,
-        into: &std::sync::Mutex<Vec<(String, String)>>,
-        to: &str,
-        body: &secrecy::SecretString,
-    ) -> std::result::Result<(), String> {
-        use secrecy::ExposeSecret as _;
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err("connection refused".into());
-        }
-        into.lock()
-            .unwrap()
-            .push((to.to_owned(), body.expose_secret().to_owned()));
-        Ok(())
-    }
-}
-
-impl crate::outbox::EmailSender for Captured {
-    fn send(&self, email: &crate::outbox::Email) -> std::result::Result<(), String> {
-        self.keep(&self.emails, &email.to, &email.body)
-    }
-}
-
-impl crate::outbox::SmsSender for Captured {
-    fn send(&self, sms: &crate::outbox::Sms) -> std::result::Result<(), String> {
-        self.keep(&self.sms, &sms.to, &sms.body)
     }
 }

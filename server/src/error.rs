@@ -37,6 +37,8 @@ pub enum CliError {
     #[error(transparent)]
     Ca(#[from] ca_core::CaError),
     #[error(transparent)]
+    Ra(#[from] nesca_ra::RaError),
+    #[error(transparent)]
     Hsm(#[from] hsm::HsmError),
     #[error(transparent)]
     Crl(#[from] crl::CrlError),

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use ca_core::institution::{ImportOutcome, InstitutionId, ListImport, ListRow, ListSignature};
-use ca_core::list_import::ListImports;
 use ca_core::store::Store;
 use ca_core::CaError;
 use nesca_frm_list::{read_list, report_csv, ListFormat, ListReport, RowProblem};
+use nesca_ra::list_import::ListImports;
 use serde_json::json;
 
 /// One import's result.
@@ -56,12 +56,18 @@ impl Imported {
 pub enum ImportError {
     /// The file is not a readable list (`file: …`).
     List(String),
-    Ca(CaError),
+    Ra(nesca_ra::RaError),
 }
 
 impl From<CaError> for ImportError {
     fn from(e: CaError) -> Self {
-        ImportError::Ca(e)
+        ImportError::Ra(e.into())
+    }
+}
+
+impl From<nesca_ra::RaError> for ImportError {
+    fn from(e: nesca_ra::RaError) -> Self {
+        ImportError::Ra(e)
     }
 }
 
@@ -69,7 +75,7 @@ impl std::fmt::Display for ImportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ImportError::List(rule) => write!(f, "file: {rule}"),
-            ImportError::Ca(e) => e.fmt(f),
+            ImportError::Ra(e) => e.fmt(f),
         }
     }
 }

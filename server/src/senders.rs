@@ -11,11 +11,12 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ca_core::outbox::{Email, EmailSender, Sms, SmsSender};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
+use nesca_ra::outbox::{Email, EmailSender, Sms, SmsSender};
+use nesca_ra::RaError;
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// How the SMTP connection is protected.
@@ -49,25 +50,33 @@ pub struct SmtpSender {
     relay: String,
 }
 
+/// A relay's refusal: which relay, and its one-line reason.
+fn relay_error(relay: &str, reason: String) -> RaError {
+    RaError::Relay {
+        relay: relay.to_owned(),
+        reason,
+    }
+}
+
 impl SmtpSender {
-    pub fn new(s: SmtpSettings) -> Result<SmtpSender, String> {
+    pub fn new(s: SmtpSettings) -> Result<SmtpSender, RaError> {
         let relay = format!("smtp {}:{}", s.host, s.port);
-        let from = s
-            .from
-            .parse()
-            .map_err(|e| format!("outbox.from: not a mailbox: {e}"))?;
+        let from = s.from.parse().map_err(|e| RaError::Invalid {
+            field: "outbox.from",
+            rule: format!("not a mailbox: {e}"),
+        })?;
         let tls = match s.tls {
             SmtpTls::None => Tls::None,
             SmtpTls::StartTls | SmtpTls::Tls => {
                 let mut params = TlsParameters::builder(s.host.clone());
                 if let Some(pem) = &s.ca_pem {
                     let cert = Certificate::from_pem(pem)
-                        .map_err(|e| format!("{relay}: the CA certificate: {e}"))?;
+                        .map_err(|e| relay_error(&relay, format!("the CA certificate: {e}")))?;
                     params = params.add_root_certificate(cert);
                 }
                 let params = params
                     .build_rustls()
-                    .map_err(|e| format!("{relay}: TLS settings: {e}"))?;
+                    .map_err(|e| relay_error(&relay, format!("TLS settings: {e}")))?;
                 if s.tls == SmtpTls::Tls {
                     Tls::Wrapper(params)
                 } else {
@@ -94,11 +103,11 @@ impl SmtpSender {
 }
 
 impl EmailSender for SmtpSender {
-    fn send(&self, email: &Email) -> Result<(), String> {
+    fn send(&self, email: &Email) -> Result<(), RaError> {
         let to = email
             .to
             .parse()
-            .map_err(|e| format!("{}: recipient: {e}", self.relay))?;
+            .map_err(|e| relay_error(&self.relay, format!("recipient: {e}")))?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -106,11 +115,11 @@ impl EmailSender for SmtpSender {
             .message_id(Some(format!("<outbox-{}@nesca>", email.outbox_id)))
             .header(ContentType::TEXT_PLAIN)
             .body(email.body.expose_secret().to_owned())
-            .map_err(|e| format!("{}: message: {e}", self.relay))?;
+            .map_err(|e| relay_error(&self.relay, format!("message: {e}")))?;
         self.transport
             .send(&message)
             .map(|_| ())
-            .map_err(|e| format!("{}: {}", self.relay, first_line(&e.to_string())))
+            .map_err(|e| relay_error(&self.relay, first_line(&e.to_string()).to_owned()))
     }
 }
 
@@ -127,7 +136,7 @@ pub struct SmsCommand {
 }
 
 impl SmsSender for SmsCommand {
-    fn send(&self, sms: &Sms) -> Result<(), String> {
+    fn send(&self, sms: &Sms) -> Result<(), RaError> {
         let what = self.program.display().to_string();
         let mut child = Command::new(&self.program)
             .args(&self.args)
@@ -136,7 +145,9 @@ impl SmsSender for SmsCommand {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("sms_command {what}: cannot start: {e}"))?;
+            .map_err(|e| {
+                relay_error(&format!("sms_command {what}"), format!("cannot start: {e}"))
+            })?;
         // Its stderr is read on a thread of its own from the start: a program that leaves a
         // child holding the pipe cannot hold the outbox beyond the timeout.
         let (tx, rx) = std::sync::mpsc::channel();
@@ -167,12 +178,12 @@ impl SmsSender for SmsCommand {
                 Ok(None) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!(
-                        "sms_command {what}: killed after {} s",
-                        self.timeout.as_secs()
+                    return Err(relay_error(
+                        &format!("sms_command {what}"),
+                        format!("killed after {} s", self.timeout.as_secs()),
                     ));
                 }
-                Err(e) => return Err(format!("sms_command {what}: {e}")),
+                Err(e) => return Err(relay_error(&format!("sms_command {what}"), e.to_string())),
             }
         };
         if status.success() {
@@ -192,7 +203,10 @@ impl SmsSender for SmsCommand {
             }
         }
         let err: String = err.trim().chars().take(200).collect();
-        Err(format!("sms_command {what}: {status}: {err}"))
+        Err(relay_error(
+            &format!("sms_command {what}"),
+            format!("{status}: {err}"),
+        ))
     }
 }
 
@@ -315,7 +329,8 @@ mod tests {
         let sender = SmtpSender::new(settings(port)).unwrap();
         let e = sender
             .send(&email("Erişim parolası: gizli-parola"))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with(&format!("smtp 127.0.0.1:{port}")), "{e}");
         assert!(!e.contains("gizli-parola"), "{e}");
     }
@@ -348,7 +363,7 @@ mod tests {
             args: vec!["-c".into(), "echo gateway down >&2; exit 3".into()],
             timeout: Duration::from_secs(10),
         };
-        let e = failing.send(&sms).unwrap_err();
+        let e = failing.send(&sms).unwrap_err().to_string();
         assert!(e.contains("gateway down") && !e.contains("123456"), "{e}");
         // A gateway echoing the message: the text is not repeated; one leaving a child on its
         // stderr does not hold the sender.
@@ -358,7 +373,7 @@ mod tests {
             timeout: Duration::from_secs(10),
         };
         let started = Instant::now();
-        let e = echoing.send(&sms).unwrap_err();
+        let e = echoing.send(&sms).unwrap_err().to_string();
         assert!(!e.contains("123456") && e.contains("[message]"), "{e}");
         assert!(
             started.elapsed() < Duration::from_secs(4),
@@ -370,6 +385,6 @@ mod tests {
             args: vec!["5".into()],
             timeout: Duration::from_millis(200),
         };
-        assert!(slow.send(&sms).unwrap_err().contains("killed"));
+        assert!(slow.send(&sms).unwrap_err().to_string().contains("killed"));
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ca_core::engine::{Engine, SigningCa};
-use ca_core::store::{SqliteStore, Store};
+use ca_core::store::{prelude::*, SqliteStore};
 use ca_core::SystemClock;
 use hsm::{Hsm, HsmConfig};
 

@@ -82,7 +82,7 @@ fn plugins_list_shows_name_version_abi_and_route() {
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(
         fields[..4],
-        ["echo", "1.0.0", "1", "/channels/echo/"],
+        ["echo", "1.0.0", "2", "/channels/echo/"],
         "{line}"
     );
     assert!(line.ends_with(s(&echo)), "{line}");
@@ -94,7 +94,11 @@ fn a_plugin_that_does_not_load_is_named_with_its_reason() {
         (
             "wrong ABI",
             test_plugin("wrong_abi"),
-            vec!["999".into(), "1".into(), "ABI".into()],
+            vec![
+                "ABI version 1".into(),
+                "speaks 2".into(),
+                "rebuild the plugin".into(),
+            ],
         ),
         (
             "missing file",

@@ -1,5 +1,6 @@
 //! The certificate lifecycle after issuance: suspension (certificateHold), release and final
-//! revocation, each requested by the certificate holder.
+//! revocation — the states, the transitions and the typed request. Who may ask for a change
+//! is the registration authority's decision (`ra::lifecycle`).
 //!
 //! ```text
 //!   active ──suspend──▶ suspended ──release──▶ active
@@ -14,9 +15,7 @@
 mod reason;
 mod request;
 mod rules;
-mod service;
 
 pub use reason::RevocationReason;
 pub use request::{LifecycleAction, LifecycleRequest, RequestId};
 pub use rules::next_status;
-pub use service::Lifecycle;

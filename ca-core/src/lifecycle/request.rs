@@ -171,8 +171,8 @@ pub struct LifecycleRequest {
     /// partner (role / secure-communication) certificates, which have no T.C. Kimlik No.
     pub holder: Option<Tckn>,
     pub action: LifecycleAction,
-    /// Who carried the request in (operator, channel plugin), for the audit log.
-    pub actor: String,
+    /// Who carried the request in (the host operator, a channel), for the audit log.
+    pub actor: crate::Principal,
 }
 
 #[cfg(test)]

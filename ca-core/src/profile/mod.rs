@@ -7,6 +7,7 @@
 
 mod ca;
 mod lint;
+mod name;
 mod nes;
 mod ocsp_signer;
 mod partner;
@@ -23,6 +24,7 @@ use x509_cert::time::{Time, Validity};
 
 pub use ca::{CaKind, CaProfile};
 pub use lint::Findings;
+pub use name::ProfileName;
 #[cfg(any(test, feature = "testkit"))]
 pub(crate) use nes::demo_config as nes_demo_config;
 pub use nes::{NesProfile, NesProfileConfig, PdsConfig, NES_VALIDITY_CEILING_DAYS};

@@ -3,6 +3,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::error::Result;
+
 /// One audit record as written.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
@@ -38,6 +40,13 @@ pub fn chain_hash(prev: &[u8], e: &AuditEntry) -> Vec<u8> {
         h.update(field.as_bytes());
     }
     h.finalize().to_vec()
+}
+
+/// The audit log as a whole. Its records are written by every other store's writes, each in
+/// the transaction of the change it records.
+pub trait AuditStore: Send + Sync {
+    /// Walks the audit chain and reports the first break.
+    fn verify_audit(&self) -> Result<AuditReport>;
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! (cessationOfOperation) if it does not arrive by the deadline. These are the records the
 //! store keeps of that; the checks of the signature are in [`crate::commitment`].
 
+use crate::error::Result;
 use crate::serial::{IssuerId, Serial};
 
 /// Where a commitment stands.
@@ -140,4 +141,20 @@ pub struct CommitmentOutcome {
     pub superseded: Option<Serial>,
     /// The same evidence had been accepted before: nothing changed.
     pub replayed: bool,
+}
+
+/// The commitments certificates await, and the lifecycle changes their acceptance or
+/// expiry makes.
+pub trait CommitmentStore: Send + Sync {
+    /// The commitment a certificate awaits or received.
+    fn commitment(&self, serial: &Serial) -> Result<Option<CommitmentRecord>>;
+    /// Accepts a verified signed commitment, in one transaction: the evidence and its audit
+    /// record, the release of the suspension, and the revocation (superseded) of the
+    /// certificate it overwrites. Refused after the deadline or when not pending (the same
+    /// evidence again answers `replayed`).
+    fn accept_commitment(&self, a: CommitmentAcceptance) -> Result<CommitmentOutcome>;
+    /// Revokes (cessationOfOperation) every certificate whose commitment is pending past its
+    /// deadline at `at`, each in one transaction with its commitment marked expired. Returns
+    /// the serials revoked.
+    fn expire_commitments(&self, actor: &str, at: i64) -> Result<Vec<Serial>>;
 }

@@ -3,6 +3,7 @@
 //! the approval, production and the invoice line. The rules are in [`crate::enrollment`];
 //! these are what the store keeps and the writes it accepts.
 
+use crate::error::Result;
 use crate::serial::{IssuerId, Serial};
 
 /// Where an invited person's application stands.
@@ -285,4 +286,32 @@ pub enum EnrollmentOutcome {
         count: u32,
         locked: bool,
     },
+}
+
+/// An invited person's completion: the enrollment's writes and reads, applicant sessions,
+/// e-Onay consents, invoice lines and the public certificate lookup.
+pub trait EnrollmentStore: Send + Sync {
+    /// Applies one step of an invited person's completion (see [`EnrollmentWrite`]).
+    fn enrollment_write(&self, w: EnrollmentWrite) -> Result<EnrollmentOutcome>;
+    /// The id of the person's open (not closed) pre-application.
+    fn open_pre_application(&self, tckn: &str) -> Result<Option<String>>;
+    /// An enrollment by its pre-application id.
+    fn enrollment(&self, pre_application: &str) -> Result<Option<EnrollmentRecord>>;
+    /// Approved enrollments due for production at `at`, and produced ones whose card
+    /// package is not written yet.
+    fn enrollments_due(&self, at: i64, limit: u32) -> Result<Vec<EnrollmentRecord>>;
+    /// An applicant session by the SHA-256 of its token: the pre-application and expiry.
+    fn applicant_session(&self, token_sha256: &str) -> Result<Option<(String, i64)>>;
+    /// The person's recorded e-Onay consent.
+    fn eonay_consent(&self, tckn: &str) -> Result<Option<EOnayConsent>>;
+    /// The invoice lines of an institution's lists for a month (`YYYY-MM`).
+    fn invoice_lines(&self, institution: &str, month: &str) -> Result<Vec<InvoiceLine>>;
+    /// The latest expiry of the person's certificates in use after `at`.
+    fn current_not_after(&self, tckn: &str, at: i64) -> Result<Option<i64>>;
+    /// Issued certificates the public lookup may show: by serial, or by holder.
+    fn published_certificates(
+        &self,
+        serial: Option<&Serial>,
+        tckn: Option<&str>,
+    ) -> Result<Vec<PublishedCertificate>>;
 }

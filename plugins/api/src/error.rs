@@ -17,9 +17,10 @@ pub enum PluginError {
     /// The library does not export the entry symbol.
     #[error("plugin {} does not export the symbol {symbol} (is it a nesca plugin?)", .path.display())]
     MissingSymbol { path: PathBuf, symbol: String },
-    /// The plugin was built for another ABI version.
+    /// The plugin was built for another ABI version (an older nesca's, usually): it must be
+    /// rebuilt against this nesca's `nesca-plugin-api`.
     #[error(
-        "plugin {} has the wrong ABI: plugin ABI version {plugin_abi}, this nesca speaks {host_abi}",
+        "plugin {} has the wrong ABI: plugin ABI version {plugin_abi}, this nesca speaks {host_abi}; rebuild the plugin against this nesca",
         .path.display()
     )]
     AbiMismatch {
@@ -76,12 +77,12 @@ mod tests {
     fn messages_name_file_or_plugin_and_reason() {
         let e = PluginError::AbiMismatch {
             path: "/opt/p/libx.so".into(),
-            plugin_abi: 999,
-            host_abi: 1,
+            plugin_abi: 1,
+            host_abi: 2,
         };
         assert_eq!(
             e.to_string(),
-            "plugin /opt/p/libx.so has the wrong ABI: plugin ABI version 999, this nesca speaks 1"
+            "plugin /opt/p/libx.so has the wrong ABI: plugin ABI version 1, this nesca speaks 2; rebuild the plugin against this nesca"
         );
         let e = PluginError::Timeout {
             plugin: "kdhs".into(),

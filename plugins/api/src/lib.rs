@@ -3,7 +3,8 @@
 //! - [`abi`](crate#the-c-abi): the versioned C ABI — [`PluginTable`], [`HostTable`], [`RStr`],
 //!   [`RBuf`], [`ABI_VERSION`], [`ENTRY_SYMBOL`].
 //! - Payloads: the serde JSON that crosses it, each object with `"v": 1` — [`HttpRequest`],
-//!   [`HttpResponse`], [`host_api`].
+//!   [`HttpResponse`], [`host_api`], and [`HostError`], the typed answer of a host call that
+//!   failed.
 //! - Plugin side: implement [`Plugin`], call the host through [`Host`], export with
 //!   [`export_plugin!`].
 //! - Host side: [`LoadedPlugin::load`] checks and initialises a plugin file, and
@@ -23,12 +24,15 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+// First: `payload!`, the macro of the versioned payloads, is used by `host_error` too.
+#[macro_use]
+mod payload;
 #[allow(unsafe_code)]
 mod abi;
 mod error;
+mod host_error;
 #[allow(unsafe_code)]
 mod loader;
-mod payload;
 mod plugin;
 
 pub use abi::{
@@ -36,8 +40,9 @@ pub use abi::{
     PLUGIN_TABLE_V1_SIZE, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
 pub use error::PluginError;
+pub use host_error::{HostError, HostErrorCode};
 pub use loader::{CallLimits, HostApi, LoadedPlugin};
 pub use payload::{decode, encode, host_api, HttpRequest, HttpResponse, LogLevel, PAYLOAD_VERSION};
 #[doc(hidden)]
 pub use plugin::__private;
-pub use plugin::{is_valid_plugin_name, Host, Plugin};
+pub use plugin::{is_valid_plugin_name, Host, InitError, Plugin};

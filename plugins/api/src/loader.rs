@@ -22,15 +22,16 @@ use crate::abi::{
     PLUGIN_TABLE_V1_SIZE, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
 use crate::error::{one_line, PluginError};
+use crate::host_error::{HostError, HostErrorCode};
 use crate::payload::{host_api, HttpRequest, HttpResponse, LogLevel};
 use crate::plugin::is_valid_plugin_name;
 
 /// What the host offers plugins: implemented by the server. `plugin` is the calling plugin's name.
 pub trait HostApi: Send + Sync + 'static {
     /// Serves host API `method` (one of [`host_api::METHODS`]; others are refused before this is
-    /// called) with its JSON request; answers the JSON response or an error message for the
-    /// plugin.
-    fn call(&self, plugin: &str, method: &str, request_json: &[u8]) -> Result<Vec<u8>, String>;
+    /// called) with its JSON request; answers the JSON response, or the [`HostError`] the plugin
+    /// receives (as its JSON).
+    fn call(&self, plugin: &str, method: &str, request_json: &[u8]) -> Result<Vec<u8>, HostError>;
     /// Logs a plugin's message (one line, at most 2 KiB, control characters replaced).
     fn log(&self, plugin: &str, level: LogLevel, message: &str);
 }
@@ -449,10 +450,15 @@ pub(crate) fn leak_host_table(plugin: &str, api: Arc<dyn HostApi>) -> &'static H
 }
 
 impl HostShared {
-    fn dispatch(&self, method: &[u8], request: &[u8]) -> Result<Vec<u8>, String> {
+    fn dispatch(&self, method: &[u8], request: &[u8]) -> Result<Vec<u8>, HostError> {
         let method = match std::str::from_utf8(method) {
             Ok(m) if host_api::METHODS.contains(&m) => m,
-            _ => return Err(format!("unknown host method {:?}", one_line(method))),
+            _ => {
+                return Err(HostError::without_field(
+                    HostErrorCode::Invalid,
+                    format!("unknown host method {:?}", one_line(method)),
+                ))
+            }
         };
         self.api.call(&self.plugin, method, request)
     }
@@ -472,7 +478,7 @@ unsafe extern "C" fn host_call(
     // SAFETY: `ctx` is the leaked HostShared of this table (never freed), or null.
     let Some(shared) = (unsafe { ctx.cast::<HostShared>().as_ref() }) else {
         // SAFETY: `out` is null or writable.
-        unsafe { write_out(out, b"no host context".to_vec()) };
+        unsafe { write_out(out, HostError::internal("no host context").to_payload()) };
         return STATUS_ERROR;
     };
     // SAFETY: the plugin keeps both alive for the duration of this call.
@@ -481,10 +487,13 @@ unsafe extern "C" fn host_call(
         shared.dispatch(method, request)
     })) {
         Ok(Ok(response)) => (STATUS_OK, response),
-        Ok(Err(message)) => (STATUS_ERROR, message.into_bytes()),
+        Ok(Err(refusal)) => (STATUS_ERROR, refusal.to_payload()),
         Err(_) => {
             tracing::error!(plugin = %shared.plugin, method = %one_line(method), "the host API panicked serving a plugin call");
-            (STATUS_ERROR, b"internal error in the host".to_vec())
+            (
+                STATUS_ERROR,
+                HostError::internal("internal error in the host").to_payload(),
+            )
         }
     };
     // SAFETY: `out` is null or writable.
@@ -527,14 +536,21 @@ mod tests {
     }
 
     impl HostApi for Recorder {
-        fn call(&self, plugin: &str, method: &str, request_json: &[u8]) -> Result<Vec<u8>, String> {
+        fn call(
+            &self,
+            plugin: &str,
+            method: &str,
+            request_json: &[u8],
+        ) -> Result<Vec<u8>, HostError> {
             self.calls
                 .lock()
                 .unwrap()
                 .push((plugin.into(), method.into(), request_json.into()));
             match method {
                 host_api::LIFECYCLE => panic!("boom"),
-                host_api::SUBMIT_APPLICATION => Err("refused".into()),
+                host_api::SUBMIT_APPLICATION => {
+                    Err(HostError::new(HostErrorCode::Refused, "tckn", "refused"))
+                }
                 _ => Ok(b"{}".to_vec()),
             }
         }
@@ -578,24 +594,27 @@ mod tests {
             raw_call(table, b"lookup_certificate", b"{\"v\":1}"),
             (STATUS_OK, b"{}".to_vec())
         );
+        // Refusals travel as the JSON of the HostError, whole.
+        let refused = |method: &[u8]| {
+            let (status, bytes) = raw_call(table, method, b"{}");
+            assert_eq!(status, STATUS_ERROR);
+            HostError::from_payload(&bytes)
+        };
         assert_eq!(
-            raw_call(table, b"submit_application", b"{}"),
-            (STATUS_ERROR, b"refused".to_vec())
+            refused(b"submit_application"),
+            HostError::new(HostErrorCode::Refused, "tckn", "refused")
         );
         assert_eq!(
-            raw_call(table, b"lifecycle", b"{}"),
-            (STATUS_ERROR, b"internal error in the host".to_vec())
+            refused(b"lifecycle"),
+            HostError::internal("internal error in the host")
         );
         assert_eq!(
-            raw_call(table, b"read_keys", b"{}"),
-            (STATUS_ERROR, b"unknown host method \"read_keys\"".to_vec())
+            refused(b"read_keys"),
+            HostError::without_field(HostErrorCode::Invalid, "unknown host method \"read_keys\"")
         );
         assert_eq!(
-            raw_call(table, b"\xff", b"{}"),
-            (
-                STATUS_ERROR,
-                b"unknown host method \"\xef\xbf\xbd\"".to_vec()
-            )
+            refused(b"\xff").to_string(),
+            "unknown host method \"\u{fffd}\""
         );
         let calls = rec.calls.lock().unwrap();
         assert_eq!(calls.len(), 3, "unknown methods never reach the HostApi");
@@ -635,7 +654,10 @@ mod tests {
         assert_eq!(status, STATUS_ERROR);
         // SAFETY: written by host_call in this binary.
         let bytes = unsafe { take_foreign(out, table.free_buf) };
-        assert_eq!(bytes, b"no host context");
+        assert_eq!(
+            HostError::from_payload(&bytes),
+            HostError::internal("no host context")
+        );
     }
 
     #[test]

@@ -458,16 +458,6 @@ pub mod host_api {
         }
     }
 
-    /// Why an [`APPLICANT`] step was refused.
-    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-    pub struct ApplicantError {
-        /// `invalid` (422), `unauthenticated` (401), `locked` (429), `conflict` (409),
-        /// `unavailable` (503).
-        pub code: String,
-        pub field: String,
-        pub message: String,
-    }
-
     /// An application as its applicant sees it.
     #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     pub struct ApplicantState {
@@ -490,10 +480,10 @@ pub mod host_api {
     }
 
     payload! {
-        /// Response of [`APPLICANT`]: `error`, or what the step gives.
+        /// Response of [`APPLICANT`]: what the step gives. A refused step is a
+        /// [`HostError`](crate::HostError) (`invalid`, `unauthenticated`, `locked`, `conflict`,
+        /// `unavailable`), like any refused call.
         pub struct ApplicantAnswer {
-            #[serde(default)]
-            pub error: Option<ApplicantError>,
             /// `sign_in`: the session token (a secret) and its expiry.
             #[serde(default)]
             pub token: Option<SecretText>,
@@ -566,13 +556,13 @@ pub mod host_api {
 }
 
 /// Decodes a payload of type `T` from JSON; the error says what was wrong (never the content).
-pub fn decode<T: DeserializeOwned>(json: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(json).map_err(|e| e.to_string())
+pub fn decode<T: DeserializeOwned>(json: &[u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(json)
 }
 
 /// Encodes a payload as JSON.
-pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
-    serde_json::to_vec(value).map_err(|e| e.to_string())
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(value)
 }
 
 /// `#[serde(with)]` for bytes as standard base64. Generic over `AsRef<[u8]>` so that it also
@@ -713,11 +703,13 @@ mod tests {
 
     #[test]
     fn version_is_required_and_checked() {
-        let missing =
-            decode::<HttpResponse>(br#"{"status":200,"headers":[],"body":""}"#).unwrap_err();
+        let missing = decode::<HttpResponse>(br#"{"status":200,"headers":[],"body":""}"#)
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("missing field `v`"), "{missing}");
-        let wrong =
-            decode::<HttpResponse>(br#"{"v":2,"status":200,"headers":[],"body":""}"#).unwrap_err();
+        let wrong = decode::<HttpResponse>(br#"{"v":2,"status":200,"headers":[],"body":""}"#)
+            .unwrap_err()
+            .to_string();
         assert!(
             wrong.contains("payload version 2 (this side speaks 1)"),
             "{wrong}"
@@ -750,7 +742,8 @@ mod tests {
             decode(br#"{"v":1,"status":204,"headers":[],"body":"","added_later":true}"#).unwrap();
         assert_eq!(ok.status, 204);
         let bad = decode::<HttpResponse>(br#"{"v":1,"status":200,"headers":[],"body":"***"}"#)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(bad.contains("invalid base64"), "{bad}");
     }
 

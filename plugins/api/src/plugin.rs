@@ -13,8 +13,14 @@ use crate::host_api::{
     LookupCertificate, SubmitApplication, SubmitCommitment, APPLICANT, IMPORT_LIST, LIFECYCLE,
     LOOKUP_APPLICATION, LOOKUP_CERTIFICATE, SUBMIT_APPLICATION, SUBMIT_COMMITMENT,
 };
+use crate::host_error::HostError;
 use crate::loader::{leak_host_table, HostApi};
 use crate::payload::{HttpRequest, HttpResponse, LogLevel};
+
+/// Why a plugin's [`Plugin::init`] refused to start: any error type of the plugin's own (its
+/// `Display` becomes the host's `PluginError::Init` reason, one line, so it must not hold a
+/// secret). `?` converts a plugin's typed error into it and keeps the error's sources.
+pub type InitError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A front-channel plugin. Export it with [`export_plugin!`](crate::export_plugin).
 ///
@@ -29,8 +35,8 @@ pub trait Plugin: Send + Sync + 'static {
     const VERSION: &'static str;
 
     /// Builds the plugin from its configuration section (as JSON). Called once per process; an
-    /// `Err` stops the host's start-up with that message (do not put secrets in it).
-    fn init(config: serde_json::Value, host: Host) -> Result<Self, String>
+    /// `Err` stops the host's start-up with its message (do not put secrets in it).
+    fn init(config: serde_json::Value, host: Host) -> Result<Self, InitError>
     where
         Self: Sized;
 
@@ -69,17 +75,17 @@ impl Host {
     }
 
     /// Submits an issuance application.
-    pub fn submit_application(&self, application: &SubmitApplication) -> Result<Issued, String> {
+    pub fn submit_application(&self, application: &SubmitApplication) -> Result<Issued, HostError> {
         self.request(SUBMIT_APPLICATION, application)
     }
 
     /// Suspends, unsuspends or revokes a certificate on its holder's behalf.
-    pub fn lifecycle(&self, call: &LifecycleCall) -> Result<LifecycleOutcome, String> {
+    pub fn lifecycle(&self, call: &LifecycleCall) -> Result<LifecycleOutcome, HostError> {
         self.request(LIFECYCLE, call)
     }
 
     /// Looks a certificate up by serial (hex).
-    pub fn lookup_certificate(&self, serial: &str) -> Result<CertificateInfo, String> {
+    pub fn lookup_certificate(&self, serial: &str) -> Result<CertificateInfo, HostError> {
         self.request(
             LOOKUP_CERTIFICATE,
             &LookupCertificate {
@@ -89,7 +95,7 @@ impl Host {
     }
 
     /// An application this channel submitted, by its `channel_ref`.
-    pub fn lookup_application(&self, channel_ref: &str) -> Result<ApplicationInfo, String> {
+    pub fn lookup_application(&self, channel_ref: &str) -> Result<ApplicationInfo, HostError> {
         self.request(
             LOOKUP_APPLICATION,
             &LookupApplication {
@@ -104,7 +110,7 @@ impl Host {
         &self,
         serial: &str,
         signed_commitment_der: Vec<u8>,
-    ) -> Result<CommitmentAccepted, String> {
+    ) -> Result<CommitmentAccepted, HostError> {
         self.request(
             SUBMIT_COMMITMENT,
             &SubmitCommitment {
@@ -115,12 +121,12 @@ impl Host {
     }
 
     /// Imports an institution's FRM.01.03 list through the host.
-    pub fn import_list(&self, list: &ImportList) -> Result<ListImported, String> {
+    pub fn import_list(&self, list: &ImportList) -> Result<ListImported, HostError> {
         self.request(IMPORT_LIST, list)
     }
 
     /// One step of an invited person's completion of their application.
-    pub fn applicant(&self, call: &ApplicantCall) -> Result<ApplicantAnswer, String> {
+    pub fn applicant(&self, call: &ApplicantCall) -> Result<ApplicantAnswer, HostError> {
         self.request(APPLICANT, call)
     }
 
@@ -129,16 +135,19 @@ impl Host {
         abi::export::host_log(self.table, level, message);
     }
 
+    /// Calls `method`. The host's refusals arrive as the [`HostError`] it built; a request that
+    /// does not encode or an answer that does not decode (a host of another payload version)
+    /// is an [`Internal`](crate::HostErrorCode::Internal) one.
     fn request<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         method: &str,
         request: &Req,
-    ) -> Result<Resp, String> {
+    ) -> Result<Resp, HostError> {
         let body = serde_json::to_vec(request)
-            .map_err(|e| format!("cannot encode the {method} request: {e}"))?;
+            .map_err(|e| HostError::internal(format!("cannot encode the {method} request: {e}")))?;
         let answer = abi::export::host_call(self.table, method, &body)?;
         serde_json::from_slice(&answer)
-            .map_err(|e| format!("the host sent a bad {method} response: {e}"))
+            .map_err(|e| HostError::internal(format!("the host sent a bad {method} response: {e}")))
     }
 }
 

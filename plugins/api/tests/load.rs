@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use nesca_plugin_api::host_api::{self, CertificateInfo, LookupCertificate};
 use nesca_plugin_api::{
-    decode, encode, CallLimits, HostApi, HttpRequest, HttpResponse, LoadedPlugin, LogLevel,
-    PluginError, ABI_VERSION, ENTRY_SYMBOL,
+    decode, encode, CallLimits, HostApi, HostError, HostErrorCode, HttpRequest, HttpResponse,
+    LoadedPlugin, LogLevel, PluginError, ABI_VERSION, ENTRY_SYMBOL,
 };
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -84,21 +84,27 @@ fn known_certificate() -> CertificateInfo {
 }
 
 impl HostApi for FakeHost {
-    fn call(&self, plugin: &str, method: &str, request_json: &[u8]) -> Result<Vec<u8>, String> {
+    fn call(&self, plugin: &str, method: &str, request_json: &[u8]) -> Result<Vec<u8>, HostError> {
         self.calls
             .lock()
             .unwrap()
             .push((plugin.into(), method.into(), request_json.into()));
         match method {
             host_api::LOOKUP_CERTIFICATE => {
-                let request: LookupCertificate = decode(request_json)?;
+                let request: LookupCertificate = decode(request_json)
+                    .map_err(|e| HostError::invalid("request", e.to_string()))?;
                 if request.serial == "0a1b" {
-                    encode(&known_certificate())
+                    encode(&known_certificate()).map_err(|e| HostError::internal(e.to_string()))
                 } else {
-                    Err(format!("no certificate with serial {}", request.serial))
+                    Err(HostError::without_field(
+                        HostErrorCode::NotFound,
+                        format!("no certificate with serial {}", request.serial),
+                    ))
                 }
             }
-            other => Err(format!("{other} is not served by this fake")),
+            other => Err(HostError::internal(format!(
+                "{other} is not served by this fake"
+            ))),
         }
     }
 
@@ -288,17 +294,19 @@ fn a_panic_in_init_is_an_init_error() {
 }
 
 #[test]
-fn a_wrong_abi_is_refused_naming_both_versions() {
+fn a_plugin_of_the_previous_abi_is_refused_naming_both_versions() {
+    // The test plugin claims ABI_VERSION - 1, as a plugin built against the previous nesca does.
+    assert_eq!(ABI_VERSION, 2);
     let copy = copy_of("wrong_abi");
     let err = load(&copy, json!({}), Arc::default(), CallLimits::default()).unwrap_err();
     assert!(
-        matches!(err, PluginError::AbiMismatch { ref path, plugin_abi: 999, host_abi: 1 } if *path == copy.path),
+        matches!(err, PluginError::AbiMismatch { ref path, plugin_abi: 1, host_abi: 2 } if *path == copy.path),
         "{err:?}"
     );
     assert_eq!(
         err.to_string(),
         format!(
-            "plugin {} has the wrong ABI: plugin ABI version 999, this nesca speaks 1",
+            "plugin {} has the wrong ABI: plugin ABI version 1, this nesca speaks 2; rebuild the plugin against this nesca",
             copy.path.display()
         )
     );

@@ -5,7 +5,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use nesca_plugin_api::host_api::{ApplicantAnswer, ApplicantCall, SecretText};
-use nesca_plugin_api::{HttpRequest, HttpResponse};
+use nesca_plugin_api::{HostError, HostErrorCode, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::protocol::UploadError;
@@ -165,21 +165,7 @@ fn call(
             method: b.method,
             signature_der,
         })
-        .map_err(|e| UploadError::new(503, "unavailable", e))?;
-    if let Some(e) = &answer.error {
-        let status = match e.code.as_str() {
-            "invalid" => 422,
-            "unauthenticated" => 401,
-            "locked" => 429,
-            "conflict" => 409,
-            _ => 503,
-        };
-        return Err(UploadError::new(
-            status,
-            code(&e.code),
-            format!("{}: {}", e.field, e.message),
-        ));
-    }
+        .map_err(|e| refusal(&e))?;
     let wants_pdf = request
         .header("accept")
         .is_some_and(|a| a.contains("application/pdf"));
@@ -196,15 +182,17 @@ fn call(
     Ok(HttpResponse::json(status, &wire(answer)))
 }
 
-/// The error codes of the protocol (a fixed set, whatever the host said).
-fn code(host_code: &str) -> &'static str {
-    match host_code {
-        "invalid" => "invalid",
-        "unauthenticated" => "unauthenticated",
-        "locked" => "locked",
-        "conflict" => "conflict",
-        _ => "unavailable",
-    }
+/// A refused step: the protocol's status and code (a fixed set, whatever the host said) for
+/// the host's code; anything but a refusal of what the applicant sent is `unavailable` (503).
+fn refusal(e: &HostError) -> UploadError {
+    let (status, code) = match e.code {
+        HostErrorCode::Invalid => (422, "invalid"),
+        HostErrorCode::Unauthenticated => (401, "unauthenticated"),
+        HostErrorCode::Locked => (429, "locked"),
+        HostErrorCode::Conflict => (409, "conflict"),
+        _ => (503, "unavailable"),
+    };
+    UploadError::new(status, code, e.to_string())
 }
 
 /// The answer as the portal gets it (the PDF as base64).
@@ -239,27 +227,25 @@ fn wire(a: ApplicantAnswer) -> serde_json::Value {
 mod tests {
     use std::cell::RefCell;
 
-    use nesca_plugin_api::host_api::{ApplicantError, ImportList, ListImported};
+    use nesca_plugin_api::host_api::{ImportList, ListImported};
 
     use super::*;
 
     struct FakeHost {
         seen: RefCell<Vec<ApplicantCall>>,
-        error: Option<&'static str>,
+        error: Option<HostErrorCode>,
     }
 
     impl ImportHost for FakeHost {
-        fn import_list(&self, _: &ImportList) -> Result<ListImported, String> {
-            Err("not here".into())
+        fn import_list(&self, _: &ImportList) -> Result<ListImported, HostError> {
+            Err(HostError::internal("not here"))
         }
-        fn applicant(&self, call: &ApplicantCall) -> Result<ApplicantAnswer, String> {
+        fn applicant(&self, call: &ApplicantCall) -> Result<ApplicantAnswer, HostError> {
             self.seen.borrow_mut().push(call.clone());
+            if let Some(code) = self.error {
+                return Err(HostError::new(code, "sign_in", "wrong"));
+            }
             Ok(ApplicantAnswer {
-                error: self.error.map(|code| ApplicantError {
-                    code: code.into(),
-                    field: "sign_in".into(),
-                    message: "wrong".into(),
-                }),
                 token: Some(SecretText("tok".into())),
                 expires_at: Some(5),
                 application: None,
@@ -283,7 +269,7 @@ mod tests {
         }
     }
 
-    fn host(error: Option<&'static str>) -> FakeHost {
+    fn host(error: Option<HostErrorCode>) -> FakeHost {
         FakeHost {
             seen: RefCell::new(vec![]),
             error,
@@ -336,19 +322,26 @@ mod tests {
 
     #[test]
     fn refusals_become_statuses() {
-        for (code, status) in [
-            ("invalid", 422),
-            ("unauthenticated", 401),
-            ("locked", 429),
-            ("conflict", 409),
-            ("unavailable", 503),
+        for (host_code, status, code) in [
+            (HostErrorCode::Invalid, 422, "invalid"),
+            (HostErrorCode::Unauthenticated, 401, "unauthenticated"),
+            (HostErrorCode::Locked, 429, "locked"),
+            (HostErrorCode::Conflict, 409, "conflict"),
+            (HostErrorCode::Unavailable, 503, "unavailable"),
+            (HostErrorCode::Internal, 503, "unavailable"),
+            (HostErrorCode::NotFound, 503, "unavailable"),
         ] {
             let r = handle(
-                &host(Some(code)),
+                &host(Some(host_code)),
                 Step::Status,
                 &req("GET", "", "", Some("t")),
             );
-            assert_eq!(r.status, status, "{code}");
+            assert_eq!(r.status, status, "{host_code}");
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(
+                v["error"],
+                serde_json::json!({"code": code, "message": "sign_in: wrong"})
+            );
         }
         // No token, a bad body, an unknown field: refused before the host is asked.
         let h = host(None);

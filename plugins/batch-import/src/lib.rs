@@ -16,7 +16,9 @@ mod applicant;
 mod protocol;
 
 use nesca_plugin_api::host_api::{ApplicantAnswer, ApplicantCall, ImportList, ListImported};
-use nesca_plugin_api::{export_plugin, Host, HttpRequest, HttpResponse, LogLevel, Plugin};
+use nesca_plugin_api::{
+    export_plugin, Host, HostError, HttpRequest, HttpResponse, InitError, LogLevel, Plugin,
+};
 use serde_json::Value;
 
 pub use protocol::{route, ListUpload, Route, UploadError};
@@ -26,18 +28,32 @@ pub struct BatchImport {
     host: Host,
 }
 
+/// Why the plugin's configuration is refused at start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The section has a key; batch-import takes none.
+    #[error("config: unknown key \"{key}\" (batch-import takes no settings)")]
+    UnknownKey { key: String },
+    /// The section is not a table.
+    #[error("config: must be a table")]
+    NotATable,
+}
+
 /// What the plugin needs of the host: two calls (a trait, so that the protocol is tested
-/// with a fake).
+/// with a fake). A refusal is the host's typed [`HostError`].
 pub trait ImportHost {
-    fn import_list(&self, list: &ImportList) -> Result<ListImported, String>;
-    fn applicant(&self, call: &ApplicantCall) -> Result<ApplicantAnswer, String>;
+    /// Imports an institution's list ([`Host::import_list`]).
+    fn import_list(&self, list: &ImportList) -> Result<ListImported, HostError>;
+    /// One step of an invited person's application ([`Host::applicant`]).
+    fn applicant(&self, call: &ApplicantCall) -> Result<ApplicantAnswer, HostError>;
 }
 
 impl ImportHost for Host {
-    fn import_list(&self, list: &ImportList) -> Result<ListImported, String> {
+    fn import_list(&self, list: &ImportList) -> Result<ListImported, HostError> {
         Host::import_list(self, list)
     }
-    fn applicant(&self, call: &ApplicantCall) -> Result<ApplicantAnswer, String> {
+    fn applicant(&self, call: &ApplicantCall) -> Result<ApplicantAnswer, HostError> {
         Host::applicant(self, call)
     }
 }
@@ -46,15 +62,15 @@ impl Plugin for BatchImport {
     const NAME: &'static str = "batch-import";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
-    fn init(config: Value, host: Host) -> Result<Self, String> {
+    fn init(config: Value, host: Host) -> Result<Self, InitError> {
         match &config {
             Value::Object(m) if m.is_empty() => Ok(BatchImport { host }),
             Value::Null => Ok(BatchImport { host }),
-            Value::Object(m) => Err(format!(
-                "config: unknown key \"{}\" (batch-import takes no settings)",
-                m.keys().next().map(String::as_str).unwrap_or_default()
-            )),
-            _ => Err("config: must be a table".into()),
+            Value::Object(m) => Err(ConfigError::UnknownKey {
+                key: m.keys().next().cloned().unwrap_or_default(),
+            }
+            .into()),
+            _ => Err(ConfigError::NotATable.into()),
         }
     }
 

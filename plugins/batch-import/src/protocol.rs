@@ -3,7 +3,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use nesca_plugin_api::host_api::ImportList;
-use nesca_plugin_api::{HttpRequest, HttpResponse};
+use nesca_plugin_api::{HostError, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -117,14 +117,16 @@ fn parse(institution: &str, body: &[u8]) -> Result<ImportList, UploadError> {
     })
 }
 
-/// The error code of a host refusal, from the field it names.
-fn refusal_code(message: &str) -> &'static str {
-    match message.split(':').next().unwrap_or_default() {
-        "signature" => "signature",
-        "institution" => "institution",
-        "file" | "file_name" => "file",
+/// A refused import: 422, with the protocol's code for the field the host names (the
+/// signature, the institution, the file), `refused` for anything else.
+fn refusal(e: &HostError) -> UploadError {
+    let code = match e.field.as_deref() {
+        Some("signature") => "signature",
+        Some("institution") => "institution",
+        Some("file" | "file_name") => "file",
         _ => "refused",
-    }
+    };
+    UploadError::new(422, code, e.to_string())
 }
 
 /// Answers one request.
@@ -145,9 +147,7 @@ pub fn handle(host: &dyn ImportHost, request: &HttpRequest) -> HttpResponse {
             }
         };
         let list = parse(institution, &request.body)?;
-        host.import_list(&list)
-            .map(Ok)
-            .map_err(|e| UploadError::new(422, refusal_code(&e), e))
+        host.import_list(&list).map(Ok).map_err(|e| refusal(&e))
     })();
     match result {
         Ok(Err(applicant)) => applicant,
@@ -171,24 +171,25 @@ mod tests {
     use std::cell::RefCell;
 
     use nesca_plugin_api::host_api::ListImported;
+    use nesca_plugin_api::HostErrorCode;
 
     use super::*;
 
     struct FakeHost {
         seen: RefCell<Vec<ImportList>>,
-        answer: Result<ListImported, String>,
+        answer: Result<ListImported, HostError>,
     }
 
     impl ImportHost for FakeHost {
-        fn import_list(&self, list: &ImportList) -> Result<ListImported, String> {
+        fn import_list(&self, list: &ImportList) -> Result<ListImported, HostError> {
             self.seen.borrow_mut().push(list.clone());
             self.answer.clone()
         }
         fn applicant(
             &self,
             _: &nesca_plugin_api::host_api::ApplicantCall,
-        ) -> Result<nesca_plugin_api::host_api::ApplicantAnswer, String> {
-            Err("not here".into())
+        ) -> Result<nesca_plugin_api::host_api::ApplicantAnswer, HostError> {
+            Err(HostError::internal("not here"))
         }
     }
 
@@ -218,7 +219,7 @@ mod tests {
         }
     }
 
-    fn host(answer: Result<ListImported, String>) -> FakeHost {
+    fn host(answer: Result<ListImported, HostError>) -> FakeHost {
         FakeHost {
             seen: RefCell::new(vec![]),
             answer,
@@ -303,18 +304,38 @@ mod tests {
             assert_eq!(error_code(&r), (status, code.to_owned()), "{path} {body}");
             assert!(h.seen.borrow().is_empty(), "{body}");
         }
-        for (message, code) in [
-            ("signature: not the officer's signature", "signature"),
+        for (refusal, code) in [
             (
-                "institution: no registered institution \"x\"",
+                HostError::invalid("signature", "not the officer's signature"),
+                "signature",
+            ),
+            (
+                HostError::invalid("institution", "no registered institution \"x\""),
                 "institution",
             ),
-            ("file: header: the column \"Adı\" is missing", "file"),
-            ("store: busy", "refused"),
+            (
+                HostError::invalid("file", "header: the column \"Adı\" is missing"),
+                "file",
+            ),
+            (
+                HostError::invalid("file_name", "must end in .xlsx or .csv"),
+                "file",
+            ),
+            (
+                HostError::new(HostErrorCode::Unavailable, "store", "busy"),
+                "refused",
+            ),
+            (
+                HostError::without_field(HostErrorCode::Internal, "DER Certificate: bad"),
+                "refused",
+            ),
         ] {
-            let h = host(Err(message.into()));
+            let message = refusal.to_string();
+            let h = host(Err(refusal));
             let r = handle(&h, &request("/v1/institutions/x/lists", GOOD, true));
             assert_eq!(error_code(&r), (422, code.to_owned()), "{message}");
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(v["error"]["message"], message);
         }
         let mut get = request("/v1/institutions/x/lists", GOOD, true);
         get.method = "GET".into();

@@ -2,7 +2,7 @@
 //! host (step 12) and the answer.
 
 use nesca_plugin_api::host_api::{Issued, SubmitApplication};
-use nesca_plugin_api::{HttpRequest, HttpResponse, LogLevel};
+use nesca_plugin_api::{HostErrorCode, HttpRequest, HttpResponse, LogLevel};
 use serde_json::{json, Value};
 
 use crate::answer::{b64, json};
@@ -54,18 +54,17 @@ pub(crate) fn handle(
         commitment: true,
         overwrite_serial: body.overwrite_serial,
     };
-    let issued = channel
-        .host
-        .submit_application(&application)
-        .map_err(|message| {
-            ChannelError::from_host(&message, "application", |field, rule| {
-                if field == "validity_days" {
+    let issued = channel.host.submit_application(&application).map_err(|e| {
+        ChannelError::from_host(e, "application", |e, field, rule| {
+            // The protocol's `validity` is the host's refusal of the requested validity.
+            match (e.code, e.field.as_deref()) {
+                (HostErrorCode::Invalid, Some("validity_days")) => {
                     ChannelError::Validity { field, rule }
-                } else {
-                    ChannelError::Refused { field, rule }
                 }
-            })
-        })?; // 12
+                _ => ChannelError::Refused { field, rule },
+            }
+        })
+    })?; // 12
     channel.host.log(
         LogLevel::Info,
         &format!(
@@ -241,15 +240,20 @@ mod tests {
     #[test]
     fn host_refusals_are_validity_or_refused() {
         let f = Fixture::new();
-        f.host.state().submit =
-            Err("validity_days: 4000 is more than the profile's maximum 1095".into());
+        f.host.state().submit = Err(nesca_plugin_api::HostError::invalid(
+            "validity_days",
+            "4000 is more than the profile's maximum 1095",
+        ));
         let (status, answer) = apply(&f, &f.application_body());
         assert_eq!(status, 422);
         assert_eq!(
             answer["error"],
             json!({"code":"validity","message":"validity_days: 4000 is more than the profile's maximum 1095"})
         );
-        f.host.state().submit = Err("csr: the signature does not verify".into());
+        f.host.state().submit = Err(nesca_plugin_api::HostError::invalid(
+            "csr",
+            "the signature does not verify",
+        ));
         let (status, answer) = apply(&f, &f.application_body());
         assert_eq!(status, 422);
         assert_eq!(

@@ -29,8 +29,8 @@ pub(crate) fn handle(
     let accepted = channel
         .host
         .submit_commitment(&serial, signed_commitment)
-        .map_err(|message| {
-            ChannelError::from_host(&message, "signed_commitment", |field, rule| {
+        .map_err(|e| {
+            ChannelError::from_host(e, "signed_commitment", |_, field, rule| {
                 ChannelError::Commitment { field, rule }
             })
         })?;
@@ -85,8 +85,10 @@ mod tests {
     #[test]
     fn host_refusal_is_commitment() {
         let f = Fixture::new();
-        f.host.state().commitment =
-            Err("signed_commitment: the deadline 1767229200 has passed".into());
+        f.host.state().commitment = Err(nesca_plugin_api::HostError::invalid(
+            "signed_commitment",
+            "the deadline 1767229200 has passed",
+        ));
         let (status, answer) = commit(
             &f,
             ISSUED_SERIAL,

@@ -1,6 +1,8 @@
 //! The one error type of the channel kit (and of the kdhs and kec plugins, which add no error of
 //! their own): every refusal of the protocol, each with its error code and HTTP status.
 
+use nesca_plugin_api::HostError;
+
 /// Why a channel request (or the plugin's configuration) was refused. Each variant is one error
 /// code of the protocol (`docs/channels/kdhs.md`); `field` names the field and `rule` the rule it
 /// broke, and the two together are the message: `"field: rule"`. Messages never carry a secret or
@@ -162,29 +164,20 @@ impl ChannelError {
         }
     }
 
-    /// A refusal from a host message, which the host writes as `"field: rule"`; a message without
-    /// a field is kept whole under `default_field`.
+    /// A refusal from the host's [`HostError`], with its field and rule; one that names no field
+    /// is reported under `default_field`. `make` chooses the protocol's code (and so the HTTP
+    /// status) from the host's code and field.
     pub(crate) fn from_host(
-        message: &str,
+        error: HostError,
         default_field: &str,
-        make: fn(String, String) -> ChannelError,
+        make: fn(&HostError, String, String) -> ChannelError,
     ) -> ChannelError {
-        match split_field(message) {
-            Some((field, rule)) => make(field.to_owned(), rule.to_owned()),
-            None => make(default_field.to_owned(), message.to_owned()),
-        }
+        let field = error
+            .field
+            .clone()
+            .unwrap_or_else(|| default_field.to_owned());
+        make(&error, field, error.rule.clone())
     }
-}
-
-/// Splits `"field: rule"` when the part before the first `": "` looks like a field name (no
-/// spaces), as host messages are written; `None` for free text.
-pub(crate) fn split_field(message: &str) -> Option<(&str, &str)> {
-    let (field, rule) = message.split_once(": ")?;
-    let looks_like_field = !field.is_empty()
-        && field
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '-'));
-    looks_like_field.then_some((field, rule))
 }
 
 #[cfg(test)]
@@ -242,11 +235,16 @@ mod tests {
     }
 
     #[test]
-    fn host_messages_keep_their_field() {
+    fn host_errors_keep_their_field() {
+        use nesca_plugin_api::HostErrorCode;
+        let refused = |_: &HostError, field, rule| ChannelError::Refused { field, rule };
         let e = ChannelError::from_host(
-            "validity_days: 4000 is more than the profile's maximum 1095",
+            HostError::invalid(
+                "validity_days",
+                "4000 is more than the profile's maximum 1095",
+            ),
             "application",
-            ChannelError::refused,
+            refused,
         );
         assert_eq!(
             e,
@@ -256,13 +254,10 @@ mod tests {
             )
         );
         let free = ChannelError::from_host(
-            "issuance is not available: try later",
+            HostError::without_field(HostErrorCode::Unavailable, "the HSM is not answering"),
             "application",
-            ChannelError::refused,
+            refused,
         );
-        assert_eq!(
-            free.to_string(),
-            "application: issuance is not available: try later"
-        );
+        assert_eq!(free.to_string(), "application: the HSM is not answering");
     }
 }

@@ -4,28 +4,28 @@
 use nesca_plugin_api::host_api::{
     CertificateInfo, CommitmentAccepted, Issued, LifecycleCall, LifecycleOutcome, SubmitApplication,
 };
-use nesca_plugin_api::{Host, LogLevel};
+use nesca_plugin_api::{Host, HostError, LogLevel};
 
-/// What a channel asks of nesca. Errors are the host's messages, written `"field: rule"`.
+/// What a channel asks of nesca. A refusal is the host's typed [`HostError`] (code, field, rule).
 pub trait HostCalls: Send + Sync {
     /// Submits an issuance application (idempotent per `channel_ref`).
-    fn submit_application(&self, application: &SubmitApplication) -> Result<Issued, String>;
+    fn submit_application(&self, application: &SubmitApplication) -> Result<Issued, HostError>;
     /// Hands over the applicant's signed commitment for the certificate `serial`.
     fn submit_commitment(
         &self,
         serial: &str,
         signed_commitment_der: Vec<u8>,
-    ) -> Result<CommitmentAccepted, String>;
+    ) -> Result<CommitmentAccepted, HostError>;
     /// A certificate and its status, by serial (hex).
-    fn lookup_certificate(&self, serial: &str) -> Result<CertificateInfo, String>;
+    fn lookup_certificate(&self, serial: &str) -> Result<CertificateInfo, HostError>;
     /// Suspends, unsuspends or revokes a certificate on its holder's behalf.
-    fn lifecycle(&self, call: &LifecycleCall) -> Result<LifecycleOutcome, String>;
+    fn lifecycle(&self, call: &LifecycleCall) -> Result<LifecycleOutcome, HostError>;
     /// Logs one line (never a secret, never personal data such as a T.C. Kimlik No).
     fn log(&self, level: LogLevel, message: &str);
 }
 
 impl HostCalls for Host {
-    fn submit_application(&self, application: &SubmitApplication) -> Result<Issued, String> {
+    fn submit_application(&self, application: &SubmitApplication) -> Result<Issued, HostError> {
         Host::submit_application(self, application)
     }
 
@@ -33,15 +33,15 @@ impl HostCalls for Host {
         &self,
         serial: &str,
         signed_commitment_der: Vec<u8>,
-    ) -> Result<CommitmentAccepted, String> {
+    ) -> Result<CommitmentAccepted, HostError> {
         Host::submit_commitment(self, serial, signed_commitment_der)
     }
 
-    fn lookup_certificate(&self, serial: &str) -> Result<CertificateInfo, String> {
+    fn lookup_certificate(&self, serial: &str) -> Result<CertificateInfo, HostError> {
         Host::lookup_certificate(self, serial)
     }
 
-    fn lifecycle(&self, call: &LifecycleCall) -> Result<LifecycleOutcome, String> {
+    fn lifecycle(&self, call: &LifecycleCall) -> Result<LifecycleOutcome, HostError> {
         Host::lifecycle(self, call)
     }
 
@@ -55,7 +55,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use nesca_plugin_api::host_api::{LOOKUP_CERTIFICATE, SUBMIT_COMMITMENT};
-    use nesca_plugin_api::HostApi;
+    use nesca_plugin_api::{HostApi, HostErrorCode};
 
     use super::*;
 
@@ -66,17 +66,25 @@ mod tests {
     }
 
     impl HostApi for Recorder {
-        fn call(&self, plugin: &str, method: &str, request_json: &[u8]) -> Result<Vec<u8>, String> {
-            let request: serde_json::Value =
-                serde_json::from_slice(request_json).map_err(|e| e.to_string())?;
+        fn call(
+            &self,
+            plugin: &str,
+            method: &str,
+            request_json: &[u8],
+        ) -> Result<Vec<u8>, HostError> {
+            let request: serde_json::Value = serde_json::from_slice(request_json).unwrap();
             self.calls
                 .lock()
                 .unwrap()
                 .push((plugin.into(), method.into(), request));
             match method {
                 LOOKUP_CERTIFICATE => Ok(br#"{"v":1,"serial":"0a","status":"active","subject":"CN=x","tckn":null,"not_before":1,"not_after":2}"#.to_vec()),
-                SUBMIT_COMMITMENT => Err("signed_commitment: too late".into()),
-                _ => Err("unexpected".into()),
+                SUBMIT_COMMITMENT => Err(HostError::new(
+                    HostErrorCode::Refused,
+                    "signed_commitment",
+                    "too late",
+                )),
+                _ => Err(HostError::internal("unexpected")),
             }
         }
 
@@ -93,8 +101,12 @@ mod tests {
             (info.serial.as_str(), info.status.as_str()),
             ("0a", "active")
         );
+        // The refusal arrives typed, as the host built it.
         let e = calls.submit_commitment("0a", vec![1, 2]).unwrap_err();
-        assert!(e.contains("signed_commitment: too late"), "{e}");
+        assert_eq!(
+            e,
+            HostError::new(HostErrorCode::Refused, "signed_commitment", "too late")
+        );
         let recorded = recorder.calls.lock().unwrap().clone();
         assert_eq!(recorded[0].0, "kdhs");
         assert_eq!(recorded[0].1, LOOKUP_CERTIFICATE);

@@ -83,9 +83,10 @@ pub(crate) fn handle(
         reason: body.reason,
         invalidity_date: None,
     };
-    let outcome = channel.host.lifecycle(&call).map_err(|message| {
-        ChannelError::from_host(&message, "lifecycle", |field, rule| {
-            if field == "holder_tckn" {
+    let outcome = channel.host.lifecycle(&call).map_err(|e| {
+        ChannelError::from_host(e, "lifecycle", |e, field, rule| {
+            // The host refuses a KDB person who is not the certificate's holder on its field.
+            if e.field.as_deref() == Some("holder_tckn") {
                 ChannelError::Holder { field, rule }
             } else {
                 ChannelError::Refused { field, rule }
@@ -190,8 +191,10 @@ mod tests {
     #[test]
     fn another_persons_kdb_is_403_holder() {
         let f = Fixture::new();
-        f.host.state().lifecycle =
-            Err("holder_tckn: the certificate 0a0a is not this person's".into());
+        f.host.state().lifecycle = Err(nesca_plugin_api::HostError::invalid(
+            "holder_tckn",
+            "the certificate 0a0a is not this person's",
+        ));
         let kdbo = f.kdhs_kdbo(&revoke_kdb("0a0a"));
         let (status, answer) = send(&f, &body(&kdbo, "revoke", "0a0a"));
         assert_eq!(status, 403);
@@ -199,7 +202,10 @@ mod tests {
             answer["error"],
             json!({"code":"holder","message":"holder_tckn: the certificate 0a0a is not this person's"})
         );
-        f.host.state().lifecycle = Err("reason: superseded is not a holder's reason".into());
+        f.host.state().lifecycle = Err(nesca_plugin_api::HostError::invalid(
+            "reason",
+            "superseded is not a holder's reason",
+        ));
         let (status, answer) = send(&f, &body(&kdbo, "revoke", "0a0a"));
         assert_eq!(
             (status, answer["error"]["code"].as_str()),

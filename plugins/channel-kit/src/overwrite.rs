@@ -1,21 +1,21 @@
 //! Check 11 (`overwrite`): the certificate the applicant chose to overwrite on the card is theirs
 //! and still in use. The host revokes it as superseded once the new one is accepted.
 
+use nesca_plugin_api::HostErrorCode;
+
 use crate::error::ChannelError;
 use crate::host::HostCalls;
 
 /// `serial` is known to the host, belongs to the person `tckn`, and is active or suspended.
 pub fn check_overwrite(host: &dyn HostCalls, serial: &str, tckn: &str) -> Result<(), ChannelError> {
     let refuse = |rule: String| ChannelError::overwrite("overwrite_serial", rule);
-    let info = host.lookup_certificate(serial).map_err(|message| {
-        // The host says "certificate … not found" for an unknown serial; anything else is a
-        // failure to look, which must not read as "not found".
-        if message.contains("not found") {
+    let info = host.lookup_certificate(serial).map_err(|e| {
+        // Only the host's `not_found` means an unknown serial; anything else is a failure to
+        // look, which must not read as "not found".
+        if e.code == HostErrorCode::NotFound {
             refuse(format!("certificate {serial} is not found"))
         } else {
-            refuse(format!(
-                "certificate {serial} cannot be looked up: {message}"
-            ))
+            refuse(format!("certificate {serial} cannot be looked up: {e}"))
         }
     })?;
     if info.tckn.as_deref() != Some(tckn) {
@@ -74,6 +74,19 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "overwrite_serial: certificate 0d0d is not found"
+        );
+
+        // A host that cannot look (its store is down) is not a host that found nothing.
+        let host = FakeHost::new();
+        host.state().lookup_failure = Some(nesca_plugin_api::HostError::new(
+            HostErrorCode::Unavailable,
+            "store",
+            "read: database is locked",
+        ));
+        let e = check_overwrite(&host, "0a0a", TCKN).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "overwrite_serial: certificate 0a0a cannot be looked up: store: read: database is locked"
         );
 
         let host = host_with("0e0e", Some(TCKN), "revoked");

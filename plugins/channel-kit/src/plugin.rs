@@ -24,14 +24,13 @@ macro_rules! channel_plugin {
             fn init(
                 config: $crate::__private::Value,
                 host: $crate::__private::Host,
-            ) -> ::std::result::Result<Self, ::std::string::String> {
-                $build(
+            ) -> ::std::result::Result<Self, $crate::__private::InitError> {
+                let channel = $build(
                     config,
                     ::std::sync::Arc::new(host),
                     ::std::sync::Arc::new($crate::SystemClock),
-                )
-                .map(|channel| $ty { channel })
-                .map_err(|e| e.to_string())
+                )?;
+                Ok($ty { channel })
             }
 
             fn handle_http(
@@ -49,6 +48,6 @@ macro_rules! channel_plugin {
 /// What [`channel_plugin!`](crate::channel_plugin) names; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use nesca_plugin_api::{export_plugin, Host, HttpRequest, HttpResponse, Plugin};
+    pub use nesca_plugin_api::{export_plugin, Host, HttpRequest, HttpResponse, InitError, Plugin};
     pub use serde_json::Value;
 }

@@ -140,12 +140,12 @@ fn the_kdhs_channel_serves_no_lifecycle_requests() {
 
 #[test]
 fn the_plugin_initialises_through_the_abi_types() {
-    use nesca_plugin_api::{Host, HostApi, LogLevel};
+    use nesca_plugin_api::{Host, HostApi, HostError, LogLevel};
 
     struct NoHost;
     impl HostApi for NoHost {
-        fn call(&self, _: &str, method: &str, _: &[u8]) -> Result<Vec<u8>, String> {
-            Err(format!("{method}: not in this test"))
+        fn call(&self, _: &str, method: &str, _: &[u8]) -> Result<Vec<u8>, HostError> {
+            Err(HostError::internal(format!("{method}: not in this test")))
         }
         fn log(&self, _: &str, _: LogLevel, _: &str) {}
     }
@@ -155,7 +155,15 @@ fn the_plugin_initialises_through_the_abi_types() {
     let refused = Kdhs::init(json!({"kdhs_licences": ["x"]}), host)
         .err()
         .unwrap();
-    assert_eq!(refused, "kdhs_trust_anchors: is required");
+    assert_eq!(refused.to_string(), "kdhs_trust_anchors: is required");
+    // The plugin's own typed error, not its text.
+    assert_eq!(
+        refused.downcast_ref::<nesca_channel_kit::ChannelError>(),
+        Some(&nesca_channel_kit::ChannelError::config(
+            "kdhs_trust_anchors",
+            "is required"
+        ))
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let plugin = Kdhs::init(config(dir.path()), host).unwrap();

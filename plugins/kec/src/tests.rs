@@ -209,7 +209,10 @@ fn the_holder_suspends_through_the_kec() {
     );
 
     // The host finds the KDB's person is not the holder.
-    f.host.state().lifecycle = Err("holder_tckn: is not the holder of certificate 0a0a".into());
+    f.host.state().lifecycle = Err(nesca_plugin_api::HostError::invalid(
+        "holder_tckn",
+        "is not the holder of certificate 0a0a",
+    ));
     let (status, answer) = f.call("/v1/lifecycle", &request, f.kec_client());
     assert_eq!(status, 403);
     assert_eq!(answer["error"]["code"], "holder");

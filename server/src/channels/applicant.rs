@@ -1,27 +1,26 @@
 //! The host side of the `applicant` method: an invited person completes their application
 //! through a channel plugin (the batch-import channel's applicant endpoints). The call is
 //! parsed into ca-core's typed values here; the rules are ca-core's ([`Enrollments`]).
-//! Refusals are answers (with a code the plugin turns into an HTTP status), not errors.
+//! A refused step is a [`HostError`] whose code the plugin turns into an HTTP status.
 
-use ca_core::enrollment::{ApplicantForm, ApplicantView, Approval, ApprovalOutcome, Enrollments};
-use ca_core::{CaError, Tckn};
-use nesca_plugin_api::host_api::{
-    ApplicantAnswer, ApplicantCall, ApplicantError, ApplicantState, SecretText,
-};
+use ca_core::Tckn;
+use nesca_plugin_api::host_api::{ApplicantAnswer, ApplicantCall, ApplicantState, SecretText};
+use nesca_plugin_api::{HostError, HostErrorCode};
+use nesca_ra::enrollment::{ApplicantForm, ApplicantView, Approval, ApprovalOutcome, Enrollments};
+use nesca_ra::RaError;
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 
-/// Answers one call.
-pub fn answer(enrollments: &Enrollments, call: ApplicantCall) -> ApplicantAnswer {
-    step(enrollments, call).unwrap_or_else(|e| ApplicantAnswer {
-        error: Some(refusal(e)),
-        ..empty()
-    })
+/// Answers one call, or refuses it.
+pub fn answer(
+    enrollments: &Enrollments,
+    call: ApplicantCall,
+) -> Result<ApplicantAnswer, HostError> {
+    step(enrollments, call).map_err(refusal)
 }
 
 fn empty() -> ApplicantAnswer {
     ApplicantAnswer {
-        error: None,
         token: None,
         expires_at: None,
         application: None,
@@ -31,20 +30,20 @@ fn empty() -> ApplicantAnswer {
     }
 }
 
-fn required<T>(field: &'static str, v: Option<T>) -> Result<T, CaError> {
-    v.ok_or_else(|| CaError::Invalid {
+fn required<T>(field: &'static str, v: Option<T>) -> Result<T, RaError> {
+    v.ok_or_else(|| RaError::Invalid {
         field,
         rule: "is required for this action".into(),
     })
 }
 
-fn secret(field: &'static str, v: Option<SecretText>) -> Result<SecretString, CaError> {
+fn secret(field: &'static str, v: Option<SecretText>) -> Result<SecretString, RaError> {
     required(field, v).map(|s| SecretString::from(s.0))
 }
 
-fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, CaError> {
+fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, RaError> {
     if call.action == "sign_in" {
-        let tckn = Tckn::parse(&required("tckn", call.tckn)?).map_err(|e| CaError::Invalid {
+        let tckn = Tckn::parse(&required("tckn", call.tckn)?).map_err(|e| RaError::Invalid {
             field: "tckn",
             rule: e.to_string(),
         })?;
@@ -53,7 +52,7 @@ fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, CaError
         let token = grant.token.expose_secret().to_owned();
         let view = e
             .view(&grant.pre_application)?
-            .ok_or_else(|| CaError::Unauthenticated {
+            .ok_or_else(|| RaError::Unauthenticated {
                 field: "sign_in",
                 rule: "the application is gone".into(),
             })?;
@@ -94,7 +93,7 @@ fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, CaError
                 "signature" => Approval::Signature(required("signature_der", call.signature_der)?),
                 "wet" => Approval::Wet,
                 other => {
-                    return Err(CaError::Invalid {
+                    return Err(RaError::Invalid {
                         field: "method",
                         rule: format!("\"{other}\" must be e-onay, signature or wet"),
                     })
@@ -111,7 +110,7 @@ fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, CaError
             });
         }
         other => {
-            return Err(CaError::Invalid {
+            return Err(RaError::Invalid {
                 field: "action",
                 rule: format!(
                     "\"{other}\" must be sign_in, status, form, resend_code, confirm_code, approval_text or approve"
@@ -158,29 +157,23 @@ fn mask_mobile(m: &str) -> String {
         .collect()
 }
 
-fn refusal(e: CaError) -> ApplicantError {
-    let (code, field, message) = match e {
-        CaError::Invalid { field, rule } => ("invalid", field, rule),
-        CaError::Unauthenticated { field, rule } => ("unauthenticated", field, rule),
-        CaError::Conflict { field, rule } => ("conflict", field, rule),
-        e @ CaError::Locked { field, .. } => ("locked", field, e.to_string()),
+/// A refused step as the applicant may learn it: a refusal of what they sent keeps its code,
+/// field and rule; any other failure (the store, a bug) is logged here and answered only as
+/// `unavailable`, so nothing of the CA's inside reaches the applicant.
+fn refusal(e: RaError) -> HostError {
+    match e {
+        e @ (RaError::Invalid { .. }
+        | RaError::Unauthenticated { .. }
+        | RaError::Conflict { .. }
+        | RaError::Locked { .. }) => super::refusal::ra(e),
         other => {
             tracing::warn!(error = %other, "applicant step failed");
-            (
-                "unavailable",
+            HostError::new(
+                HostErrorCode::Unavailable,
                 "service",
-                "the CA cannot answer now; try again later".to_owned(),
+                "the CA cannot answer now; try again later",
             )
         }
-    };
-    let message = message
-        .strip_prefix(&format!("{field}: "))
-        .map(str::to_owned)
-        .unwrap_or(message);
-    ApplicantError {
-        code: code.to_owned(),
-        field: field.to_owned(),
-        message,
     }
 }
 
@@ -196,30 +189,27 @@ mod tests {
 
     #[test]
     fn refusals_carry_code_field_and_rule() {
-        let r = refusal(CaError::Conflict {
+        let r = refusal(RaError::Conflict {
             field: "stage",
             rule: "x is form".into(),
         });
         assert_eq!(
-            (r.code.as_str(), r.field.as_str(), r.message.as_str()),
-            ("conflict", "stage", "x is form")
+            (r.code, r.field.as_deref(), r.rule.as_str()),
+            (HostErrorCode::Conflict, Some("stage"), "x is form")
         );
-        let r = refusal(CaError::Locked {
+        let r = refusal(RaError::Locked {
             field: "sign_in",
             until: 5,
             until_text: "1970-01-01T00:00:05Z".into(),
         });
-        assert_eq!(r.code, "locked");
-        assert!(
-            r.message.starts_with("too many failed attempts"),
-            "{}",
-            r.message
-        );
-        let r = refusal(CaError::Store {
+        assert_eq!(r.code, HostErrorCode::Locked);
+        assert!(r.rule.starts_with("too many failed attempts"), "{}", r.rule);
+        let r = refusal(RaError::from(ca_core::CaError::Store {
             operation: "read",
             reason: "disk I/O error".into(),
-        });
-        assert_eq!(r.code, "unavailable");
-        assert!(!r.message.contains("disk"));
+        }));
+        assert_eq!(r.code, HostErrorCode::Unavailable);
+        assert_eq!(r.field.as_deref(), Some("service"));
+        assert!(!r.rule.contains("disk"));
     }
 }

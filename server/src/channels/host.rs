@@ -6,9 +6,8 @@
 
 use std::sync::Arc;
 
-use ca_core::commitment::{commitment_text, new_commitment, CommitmentSubject, Commitments};
 use ca_core::engine::{Engine, NesApplication, SigningCa};
-use ca_core::lifecycle::{Lifecycle, LifecycleAction, LifecycleRequest, RequestId};
+use ca_core::lifecycle::{LifecycleAction, LifecycleRequest, RequestId};
 use ca_core::profile::NesProfile;
 use ca_core::store::{
     ApplicationIssued, ApplicationStatus, CertStatus, ChannelApplication, FinishedApplication,
@@ -20,9 +19,11 @@ use nesca_plugin_api::host_api::{
     ImportList, Issued, LifecycleCall, LifecycleOutcome, ListImported, ListProblem,
     LookupApplication, LookupCertificate, SubmitApplication, SubmitCommitment, WrappedKey,
 };
-use nesca_plugin_api::{HostApi, LogLevel};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use nesca_plugin_api::{HostApi, HostError, HostErrorCode, LogLevel};
+use nesca_ra::commitment::{commitment_text, new_commitment, CommitmentSubject, Commitments};
+use nesca_ra::lifecycle::Lifecycle;
+
+use super::refusal::{self, ca, identity, invalid, principal, ra, request, response};
 
 /// What the host needs to answer plugins.
 pub struct ChannelHost {
@@ -31,7 +32,7 @@ pub struct ChannelHost {
     /// `None` in `nesca plugins list`, which loads plugins without issuing anything.
     pub issuance: Option<Issuing>,
     /// Invited people completing their applications (the `applicant` method).
-    pub enrollments: ca_core::enrollment::Enrollments,
+    pub enrollments: nesca_ra::enrollment::Enrollments,
 }
 
 /// Issuance as channels reach it: the engine, the issuing CA and the NES profile.
@@ -68,24 +69,31 @@ enum KeySource {
 }
 
 impl KeySource {
-    fn parse(csr_der: &[u8], hsm_key: Option<&HsmKeyRequest>) -> Result<KeySource, String> {
+    fn parse(csr_der: &[u8], hsm_key: Option<&HsmKeyRequest>) -> Result<KeySource, HostError> {
         match (csr_der.is_empty(), hsm_key) {
-            (false, None) => Ok(KeySource::Csr(
-                VerifiedCsr::parse(csr_der).map_err(|e| e.to_string())?,
-            )),
+            (false, None) => Ok(KeySource::Csr(VerifiedCsr::parse(csr_der).map_err(ca)?)),
             (true, Some(h)) => {
                 let algorithm: hsm::KeyAlgorithm =
                     h.algorithm.parse().map_err(invalid("hsm_key.algorithm"))?;
                 if h.transport_public_key_der.is_empty() {
-                    return Err("hsm_key.transport_public_key_der: is empty".into());
+                    return Err(HostError::invalid(
+                        "hsm_key.transport_public_key_der",
+                        "is empty",
+                    ));
                 }
                 Ok(KeySource::Hsm {
                     algorithm,
                     transport_public_key_der: h.transport_public_key_der.clone(),
                 })
             }
-            (true, None) => Err("csr_der: a CSR or hsm_key is required".into()),
-            (false, Some(_)) => Err("hsm_key: give either csr_der or hsm_key, not both".into()),
+            (true, None) => Err(HostError::invalid(
+                "csr_der",
+                "a CSR or hsm_key is required",
+            )),
+            (false, Some(_)) => Err(HostError::invalid(
+                "hsm_key",
+                "give either csr_der or hsm_key, not both",
+            )),
         }
     }
 }
@@ -99,26 +107,24 @@ pub(crate) fn scheme_name(scheme: hsm::WrapScheme) -> &'static str {
 }
 
 /// A channel's reference: 1–128 of `A-Z a-z 0-9 . _ : -` (a digest in hex or base64url fits).
-fn check_channel_ref(r: &str) -> Result<(), String> {
+fn check_channel_ref(r: &str) -> Result<(), HostError> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
     if r.is_empty() || r.len() > 128 || !r.chars().all(ok_char) {
-        return Err(
-            "channel_ref: must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':', '-'".into(),
-        );
+        return Err(HostError::invalid(
+            "channel_ref",
+            "must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':', '-'",
+        ));
     }
     Ok(())
 }
 
-fn parse<T: DeserializeOwned>(method: &str, json: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(json).map_err(|e| format!("{method}: request does not parse: {e}"))
-}
-
-fn answer<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    serde_json::to_vec(value).map_err(|e| format!("response does not encode: {e}"))
-}
-
-fn invalid(field: &'static str) -> impl FnOnce(String) -> String {
-    move |rule| format!("{field}: {rule}")
+/// Issuance (or its commitments) asked of a host that has none (`nesca plugins list`).
+fn issuance_unavailable(method: &str) -> HostError {
+    HostError::new(
+        HostErrorCode::Unavailable,
+        method,
+        "issuance is not available here",
+    )
 }
 
 impl ChannelHost {
@@ -126,21 +132,20 @@ impl ChannelHost {
     /// first (a refused input uses up nothing), then the reference is recorded as pending
     /// before anything is generated or signed, so a replay or a retry gets the first result
     /// and never a second certificate.
-    fn submit(&self, plugin: &str, a: SubmitApplication) -> Result<Issued, String> {
+    fn submit(&self, plugin: &str, a: SubmitApplication) -> Result<Issued, HostError> {
         let Some(iss) = &self.issuance else {
-            return Err("submit_application: issuance is not available here".into());
+            return Err(issuance_unavailable(host_api::SUBMIT_APPLICATION));
         };
         check_channel_ref(&a.channel_ref)?;
-        let tckn = Tckn::parse(&a.tckn).map_err(|e| format!("tckn: {e}"))?;
-        let given_name =
-            PersonName::parse("given_name", &a.given_name).map_err(|e| e.to_string())?;
-        let surname = PersonName::parse("surname", &a.surname).map_err(|e| e.to_string())?;
+        let tckn = Tckn::parse(&a.tckn).map_err(invalid("tckn"))?;
+        let given_name = PersonName::parse("given_name", &a.given_name).map_err(identity)?;
+        let surname = PersonName::parse("surname", &a.surname).map_err(identity)?;
         let key = KeySource::parse(&a.csr_der, a.hsm_key.as_ref())?;
         if let Some(days) = a.validity_days {
             // ca-core names the command-line flag; a channel's field is `validity_days`.
             ca_core::profile::check_validity_days(&iss.nes, days).map_err(|e| match e {
-                CaError::Invalid { rule, .. } => format!("validity_days: {rule}"),
-                other => other.to_string(),
+                CaError::Invalid { rule, .. } => HostError::invalid("validity_days", rule),
+                other => ca(other),
             })?;
         }
         let overwrite = match &a.overwrite_serial {
@@ -152,7 +157,7 @@ impl ChannelHost {
         if let Some(seen) = self
             .store
             .begin_application(plugin, &a.channel_ref, &actor, now)
-            .map_err(|e| e.to_string())?
+            .map_err(ca)?
         {
             return self.first_result(iss, seen);
         }
@@ -169,9 +174,10 @@ impl ChannelHost {
         let (recorded, cert_der) = match self.issue_for(iss, key, &target, &a) {
             Ok(done) => done,
             Err(e) => {
+                let record = Err(refusal::to_record(&e));
                 self.store
-                    .finish_application(plugin, &a.channel_ref, Err(e.clone()), &actor, now)
-                    .map_err(|e| e.to_string())?;
+                    .finish_application(plugin, &a.channel_ref, record, &actor, now)
+                    .map_err(ca)?;
                 return Err(e);
             }
         };
@@ -180,22 +186,31 @@ impl ChannelHost {
     }
 
     /// The new holder certificate must overwrite one of the same person's live certificates.
-    fn check_overwrite(&self, hex: &str, tckn: &Tckn) -> Result<Serial, String> {
-        let serial = Serial::from_hex(hex).map_err(invalid("overwrite_serial"))?;
-        let record = self
-            .store
-            .get(None, &serial)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("overwrite_serial: certificate {serial} is not found"))?;
+    fn check_overwrite(&self, hex: &str, tckn: &Tckn) -> Result<Serial, HostError> {
+        const FIELD: &str = "overwrite_serial";
+        let serial = Serial::from_hex(hex).map_err(invalid(FIELD))?;
+        let record = self.store.get(None, &serial).map_err(ca)?.ok_or_else(|| {
+            HostError::new(
+                HostErrorCode::NotFound,
+                FIELD,
+                format!("certificate {serial} is not found"),
+            )
+        })?;
         if record.subject.tckn.as_deref() != Some(tckn.as_str()) {
-            return Err(format!(
-                "overwrite_serial: certificate {serial} belongs to another person"
+            return Err(HostError::new(
+                HostErrorCode::Refused,
+                FIELD,
+                format!("certificate {serial} belongs to another person"),
             ));
         }
         if !matches!(record.status, CertStatus::Active | CertStatus::Suspended) {
-            return Err(format!(
-                "overwrite_serial: certificate {serial} is {}, not active or suspended",
-                record.status
+            return Err(HostError::new(
+                HostErrorCode::Refused,
+                FIELD,
+                format!(
+                    "certificate {serial} is {}, not active or suspended",
+                    record.status
+                ),
             ));
         }
         Ok(serial)
@@ -210,7 +225,7 @@ impl ChannelHost {
         key: KeySource,
         t: &Target<'_>,
         a: &SubmitApplication,
-    ) -> Result<(ApplicationIssued, Vec<u8>), String> {
+    ) -> Result<(ApplicationIssued, Vec<u8>), HostError> {
         let (key, wrapped) = match key {
             KeySource::Csr(csr) => (SubjectKey::from(csr), None),
             KeySource::Hsm {
@@ -220,9 +235,8 @@ impl ChannelHost {
                 let card = iss
                     .hsm
                     .generate_wrapped_card_key(algorithm, &transport_public_key_der)
-                    .map_err(|e| format!("hsm_key: {e}"))?;
-                let key =
-                    SubjectKey::generated(card.public_key.spki_der()).map_err(|e| e.to_string())?;
+                    .map_err(refusal::hsm_key)?;
+                let key = SubjectKey::generated(card.public_key.spki_der()).map_err(ca)?;
                 let wrapped = WrappedKey {
                     scheme: scheme_name(card.mechanism).to_owned(),
                     wrapped_key: card.wrapped_key,
@@ -232,7 +246,9 @@ impl ChannelHost {
             }
         };
         let wrapped_key = match &wrapped {
-            Some(w) => Some(serde_json::to_string(w).map_err(|e| e.to_string())?),
+            Some(w) => Some(serde_json::to_string(w).map_err(|e| {
+                HostError::internal(format!("the wrapped key does not encode: {e}"))
+            })?),
             None => None,
         };
         let deadline = ca_core::clock::unix_seconds(iss.engine.clock().now())
@@ -273,7 +289,7 @@ impl ChannelHost {
                 t.actor,
                 &record,
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(ca)?;
         // The commitment as recorded is read back by the answer.
         let recorded = ApplicationIssued {
             serial: issued.serial,
@@ -319,12 +335,12 @@ impl ChannelHost {
         recorded: ApplicationIssued,
         cert_der: Vec<u8>,
         replayed: bool,
-    ) -> Result<Issued, String> {
+    ) -> Result<Issued, HostError> {
         let serial = recorded.serial;
         let status = self
             .store
             .get(Some(&iss.ca.context.id), &serial)
-            .map_err(|e| e.to_string())?
+            .map_err(ca)?
             .map(|r| r.status.as_str().to_owned());
         let commitment = match recorded.commitment {
             Some(c) => Some(Commitment {
@@ -335,7 +351,7 @@ impl ChannelHost {
             None => self
                 .store
                 .commitment(&serial)
-                .map_err(|e| e.to_string())?
+                .map_err(ca)?
                 .map(|c| Commitment {
                     text: c.text,
                     sha256: c.sha256_hex,
@@ -343,10 +359,9 @@ impl ChannelHost {
                 }),
         };
         let wrapped_key = match recorded.wrapped_key {
-            Some(json) => Some(
-                serde_json::from_str::<WrappedKey>(&json)
-                    .map_err(|e| format!("the recorded wrapped key does not decode: {e}"))?,
-            ),
+            Some(json) => Some(serde_json::from_str::<WrappedKey>(&json).map_err(|e| {
+                HostError::internal(format!("the recorded wrapped key does not decode: {e}"))
+            })?),
             None => None,
         };
         Ok(Issued {
@@ -361,16 +376,18 @@ impl ChannelHost {
     }
 
     /// The answer to a `channel_ref` seen before: the same certificate, or the same refusal.
-    fn first_result(&self, iss: &Issuing, seen: ChannelApplication) -> Result<Issued, String> {
+    fn first_result(&self, iss: &Issuing, seen: ChannelApplication) -> Result<Issued, HostError> {
         match (seen.status, seen.serial) {
             (ApplicationStatus::Issued, Some(serial)) => {
                 let cert_der = self
                     .store
                     .get(Some(&iss.ca.context.id), &serial)
-                    .map_err(|e| e.to_string())?
+                    .map_err(ca)?
                     .and_then(|r| r.cert_der)
                     .ok_or_else(|| {
-                        format!("certificate {serial} of a replayed application is missing")
+                        HostError::internal(format!(
+                            "certificate {serial} of a replayed application is missing"
+                        ))
                     })?;
                 let recorded = ApplicationIssued {
                     serial,
@@ -379,10 +396,13 @@ impl ChannelHost {
                 };
                 self.answer_issued(iss, recorded, cert_der, true)
             }
-            (ApplicationStatus::Refused, _) => Err(seen.error.unwrap_or_default()),
-            _ => Err(format!(
-                "channel_ref: application {} is still being processed",
-                seen.channel_ref
+            (ApplicationStatus::Refused, _) => {
+                Err(refusal::from_record(seen.error.unwrap_or_default()))
+            }
+            _ => Err(HostError::new(
+                HostErrorCode::Conflict,
+                "channel_ref",
+                format!("application {} is still being processed", seen.channel_ref),
             )),
         }
     }
@@ -392,9 +412,9 @@ impl ChannelHost {
         &self,
         plugin: &str,
         c: SubmitCommitment,
-    ) -> Result<CommitmentAccepted, String> {
+    ) -> Result<CommitmentAccepted, HostError> {
         let Some(iss) = &self.issuance else {
-            return Err("submit_commitment: issuance is not available here".into());
+            return Err(issuance_unavailable(host_api::SUBMIT_COMMITMENT));
         };
         let serial = Serial::from_hex(&c.serial).map_err(invalid("serial"))?;
         let accepted = iss
@@ -403,13 +423,13 @@ impl ChannelHost {
                 plugin,
                 &serial,
                 &c.signed_commitment_der,
-                &format!("plugin:{plugin}"),
+                &ca_core::Principal::channel(plugin).map_err(principal)?,
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(ra)?;
         let status = self
             .store
             .get(Some(&accepted.record.issuer), &serial)
-            .map_err(|e| e.to_string())?
+            .map_err(ca)?
             .map(|r| r.status.as_str().to_owned())
             .unwrap_or_default();
         Ok(CommitmentAccepted {
@@ -423,16 +443,19 @@ impl ChannelHost {
 
     /// Imports an institution's list (see `crate::list_import`): the officer's signature is
     /// what authorises it; a wet-signed list is only held until an operator confirms it.
-    fn import_list(&self, plugin: &str, l: ImportList) -> Result<ListImported, String> {
+    fn import_list(&self, plugin: &str, l: ImportList) -> Result<ListImported, HostError> {
         use ca_core::institution::{InstitutionId, ListSignature};
-        let institution = InstitutionId::parse(&l.institution).map_err(|e| e.to_string())?;
+        let institution = InstitutionId::parse(&l.institution).map_err(ca)?;
         let format = nesca_frm_list::ListFormat::from_file_name(&l.file_name)
-            .map_err(|e| format!("file_name: {e}"))?;
+            .map_err(invalid("file_name"))?;
         let signature = match (l.signature_der, l.wet_scan) {
             (Some(sig), None) => ListSignature::Cms(sig),
             (None, Some(scan)) => ListSignature::Wet(scan),
             _ => {
-                return Err("signature_der: give exactly one of signature_der and wet_scan".into())
+                return Err(HostError::invalid(
+                    "signature_der",
+                    "give exactly one of signature_der and wet_scan",
+                ))
             }
         };
         let imported = crate::list_import::import_file(
@@ -445,7 +468,7 @@ impl ChannelHost {
             &format!("plugin:{plugin}"),
             &|step| tracing::debug!(plugin, "list import: {step}"),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(refusal::import)?;
         let o = &imported.outcome;
         Ok(ListImported {
             file_sha256: imported.report.file_sha256.clone(),
@@ -474,27 +497,34 @@ impl ChannelHost {
         &self,
         plugin: &str,
         l: LookupApplication,
-    ) -> Result<ApplicationInfo, String> {
+    ) -> Result<ApplicationInfo, HostError> {
         let a = self
             .store
             .application(plugin, &l.channel_ref)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("channel_ref: no application {}", l.channel_ref))?;
+            .map_err(ca)?
+            .ok_or_else(|| {
+                HostError::new(
+                    HostErrorCode::NotFound,
+                    "channel_ref",
+                    format!("no application {}", l.channel_ref),
+                )
+            })?;
         Ok(ApplicationInfo {
             channel_ref: a.channel_ref,
             status: a.status.as_str().to_string(),
             serial: a.serial.map(|s| s.to_hex()),
-            error: a.error,
+            // The refusal as its message, whether the host or the store recorded it.
+            error: a.error.map(|e| refusal::from_record(e).to_string()),
             submitted_at: a.created_at,
         })
     }
 
-    fn lifecycle(&self, plugin: &str, c: LifecycleCall) -> Result<LifecycleOutcome, String> {
+    fn lifecycle(&self, plugin: &str, c: LifecycleCall) -> Result<LifecycleOutcome, HostError> {
         let serial = Serial::from_hex(&c.serial).map_err(invalid("serial"))?;
-        let holder = Tckn::parse(&c.holder_tckn).map_err(|e| format!("holder_tckn: {e}"))?;
+        let holder = Tckn::parse(&c.holder_tckn).map_err(invalid("holder_tckn"))?;
         let action = LifecycleAction::parse(&c.action, c.reason.as_deref(), c.invalidity_date)
-            .map_err(|e| e.to_string())?;
-        let request_id = RequestId::new(&c.request_id).map_err(|e| e.to_string())?;
+            .map_err(ca)?;
+        let request_id = RequestId::new(&c.request_id).map_err(ca)?;
         let o = self
             .lifecycle
             .apply(LifecycleRequest {
@@ -503,9 +533,9 @@ impl ChannelHost {
                 serial,
                 holder: Some(holder),
                 action,
-                actor: format!("plugin:{plugin}"),
+                actor: ca_core::Principal::channel(plugin).map_err(principal)?,
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(ra)?;
         Ok(LifecycleOutcome {
             status: o.status.as_str().to_string(),
             at: o.at,
@@ -514,18 +544,13 @@ impl ChannelHost {
         })
     }
 
-    fn lookup(&self, l: LookupCertificate) -> Result<CertificateInfo, String> {
+    fn lookup(&self, l: LookupCertificate) -> Result<CertificateInfo, HostError> {
         let serial = Serial::from_hex(&l.serial).map_err(invalid("serial"))?;
-        let r = self
-            .store
-            .get(None, &serial)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| {
-                CaError::NotFound {
-                    serial: serial.to_hex(),
-                }
-                .to_string()
-            })?;
+        let r = self.store.get(None, &serial).map_err(ca)?.ok_or_else(|| {
+            ca(CaError::NotFound {
+                serial: serial.to_hex(),
+            })
+        })?;
         Ok(CertificateInfo {
             serial: r.serial.to_hex(),
             status: r.status.as_str().to_string(),
@@ -539,27 +564,27 @@ impl ChannelHost {
 }
 
 impl HostApi for ChannelHost {
-    fn call(&self, plugin: &str, method: &str, request_json: &[u8]) -> Result<Vec<u8>, String> {
+    fn call(&self, plugin: &str, method: &str, request_json: &[u8]) -> Result<Vec<u8>, HostError> {
+        let json = request_json;
         match method {
-            host_api::SUBMIT_APPLICATION => {
-                answer(&self.submit(plugin, parse(method, request_json)?)?)
-            }
-            host_api::LIFECYCLE => answer(&self.lifecycle(plugin, parse(method, request_json)?)?),
-            host_api::LOOKUP_CERTIFICATE => answer(&self.lookup(parse(method, request_json)?)?),
+            host_api::SUBMIT_APPLICATION => response(&self.submit(plugin, request(method, json)?)?),
+            host_api::LIFECYCLE => response(&self.lifecycle(plugin, request(method, json)?)?),
+            host_api::LOOKUP_CERTIFICATE => response(&self.lookup(request(method, json)?)?),
             host_api::LOOKUP_APPLICATION => {
-                answer(&self.lookup_application(plugin, parse(method, request_json)?)?)
+                response(&self.lookup_application(plugin, request(method, json)?)?)
             }
             host_api::SUBMIT_COMMITMENT => {
-                answer(&self.submit_commitment(plugin, parse(method, request_json)?)?)
+                response(&self.submit_commitment(plugin, request(method, json)?)?)
             }
-            host_api::APPLICANT => answer(&super::applicant::answer(
+            host_api::APPLICANT => response(&super::applicant::answer(
                 &self.enrollments,
-                parse(method, request_json)?,
+                request(method, json)?,
+            )?),
+            host_api::IMPORT_LIST => response(&self.import_list(plugin, request(method, json)?)?),
+            other => Err(HostError::without_field(
+                HostErrorCode::Invalid,
+                format!("unknown host method \"{other}\""),
             )),
-            host_api::IMPORT_LIST => {
-                answer(&self.import_list(plugin, parse(method, request_json)?)?)
-            }
-            other => Err(format!("unknown host method \"{other}\"")),
         }
     }
 

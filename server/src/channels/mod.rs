@@ -3,6 +3,7 @@
 
 mod applicant;
 mod host;
+mod refusal;
 mod tls;
 
 use std::sync::Arc;
@@ -16,7 +17,6 @@ use axum::routing::any;
 use axum::Router;
 use nesca_plugin_api::{CallLimits, HostApi, HttpRequest, LoadedPlugin, PluginError};
 
-pub(crate) use host::scheme_name;
 pub use host::{ChannelHost, Issuing};
 pub use tls::{acceptor, serve as serve_mtls};
 

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use ca_core::store::{CertStatus, Store};
+use ca_core::store::Store;
 use ca_core::{IssuerId, Serial};
 use der::Decode;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use nesca_ra::partners::ChannelClientRefusal;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::ring::default_provider;
 use rustls::pki_types::pem::PemObject;
@@ -31,9 +32,6 @@ pub struct ClientChain(pub Vec<Vec<u8>>);
 
 /// How long a client may take to finish the handshake.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
-
-/// Profiles whose certificates may authenticate to the channels (they carry clientAuth).
-const CLIENT_PROFILES: [&str; 2] = ["partner-role", "partner-secure-comm"];
 
 /// Verifies the chain up to the issuing CA (webpki: signature, validity, clientAuth EKU), then
 /// asks the store: the certificate must be nesca's own record for that serial, of a partner
@@ -73,15 +71,15 @@ impl IssuedAndActive {
         if record.cert_der.as_deref() != Some(end_entity.as_ref()) {
             return Err(refuse("not the certificate nesca issued under this serial"));
         }
-        if !CLIENT_PROFILES.contains(&record.profile.as_str()) {
-            return Err(refuse("not a partner certificate"));
-        }
-        match record.status {
-            CertStatus::Active => Ok(()),
-            CertStatus::Revoked | CertStatus::Suspended => {
+        match nesca_ra::partners::check_channel_client(&record) {
+            Ok(()) => Ok(()),
+            Err(ChannelClientRefusal::Revoked) => {
                 Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
             }
-            _ => Err(refuse("not issued")),
+            Err(ChannelClientRefusal::NotAPartnerCertificate) => {
+                Err(refuse("not a partner certificate"))
+            }
+            Err(_) => Err(refuse("not issued")),
         }
     }
 }

@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use ca_core::enrollment::{ApplicantView, Enrollments};
 use ca_core::institution::InstitutionId;
 use ca_core::store::Store;
 use ca_core::Tckn;
 use clap::Args;
+use nesca_ra::enrollment::{ApplicantView, Enrollments};
 use serde_json::json;
 
 use super::{emit, read_limited};
@@ -133,7 +133,7 @@ pub fn show(a: ShowArgs) -> Result<()> {
 pub fn receive_wet(a: ReceiveWetArgs) -> Result<()> {
     let (enrollments, _) = open(&a.config)?;
     let scan = read_limited("scan", &a.scan, MAX_FILE_BYTES)?;
-    enrollments.receive_wet(&a.id, scan, "operator")?;
+    enrollments.receive_wet(&a.id, scan, &ca_core::Principal::HostOperator)?;
     emit(&format!("{}\n", to_json(&view(&enrollments, &a.id)?)))
 }
 
@@ -153,7 +153,13 @@ pub fn consent(a: ConsentArgs) -> Result<()> {
             })?
             .unix_timestamp(),
     };
-    let c = enrollments.record_consent(&tckn, &a.reference, evidence, given_at, "operator")?;
+    let c = enrollments.record_consent(
+        &tckn,
+        &a.reference,
+        evidence,
+        given_at,
+        &ca_core::Principal::HostOperator,
+    )?;
     emit(&format!(
         "{}\n",
         json!({

@@ -1,6 +1,6 @@
 //! `nesca audit verify`.
 
-use ca_core::store::Store;
+use ca_core::store::prelude::*;
 
 use super::emit;
 use crate::config::Loaded;

@@ -111,7 +111,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             softhsm_conf: cfg.raw.hsm.softhsm_conf.as_ref().map(|p| cfg.path(p)),
         })?;
         let mut issuance = wiring::open_issuance(&cfg, store.clone())?;
-        let record = ca_core::store::Store::ca(&*store, &cfg.issuing_id)?
+        let record = ca_core::store::RegistryStore::ca(&*store, &cfg.issuing_id)?
             .ok_or_else(|| CliError::config("ca.id", "missing"))?;
         let signer = Arc::new(hsm.find_key(&record.key_label)?);
         issuance.ca = SigningCa::new(

@@ -7,7 +7,6 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use ca_core::institution::{InstitutionId, ListSignature};
-use ca_core::store::Store;
 use clap::Args;
 use nesca_frm_list::ListFormat;
 use serde_json::json;
@@ -17,6 +16,7 @@ use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::list_import::{import_file, ImportError};
 use crate::wiring;
+use nesca_ra::institutions::Institutions;
 
 /// The largest list file read (the list reader refuses more rows than it can take anyway).
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -105,7 +105,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
             field: "file",
             rule,
         },
-        ImportError::Ca(e) => CliError::Ca(e),
+        ImportError::Ra(e) => CliError::Ra(e),
     })?;
     if let Some(out) = report_out {
         out.commit(imported.csv().as_bytes())?;
@@ -130,16 +130,11 @@ pub struct ConfirmArgs {
 pub fn confirm(a: ConfirmArgs) -> Result<()> {
     let institution = InstitutionId::parse(&a.institution)?;
     let sha = a.file_sha256.to_ascii_lowercase();
-    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(CliError::Argument {
-            field: "file-sha256",
-            rule: "must be 64 hex digits".into(),
-        });
-    }
     let cfg = Loaded::read(&a.config)?;
-    let store = wiring::open_existing_store(&cfg)?;
+    let institutions = Institutions::new(wiring::open_existing_store(&cfg)?);
     let now = ca_core::clock::unix_seconds(crate::wiring::clock().now());
-    let invited = store.confirm_list(&institution, &sha, "cli", now)?;
+    let invited =
+        institutions.confirm_list(&ca_core::Principal::HostOperator, &institution, &sha, now)?;
     emit(&format!(
         "{}\n",
         json!({ "institution": institution.as_str(), "file_sha256": sha, "status": "accepted", "invited": invited })

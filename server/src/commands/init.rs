@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ca_core::bootstrap::{create_hierarchy, CaKey, HierarchyPlan};
 use ca_core::engine::Engine;
 use ca_core::name::organization_name;
-use ca_core::store::{SqliteStore, Store};
+use ca_core::store::{prelude::*, SqliteStore};
 use clap::Args;
 use hsm::{Hsm, KeyAlgorithm};
 use rand::distributions::{Alphanumeric, DistString};

@@ -4,18 +4,15 @@
 use std::path::PathBuf;
 
 use ca_core::institution::{InstitutionId, InstitutionRecord, Payer, TaxNo};
-use ca_core::store::Store;
-use ca_core::{rfc3339, Tckn};
+use ca_core::{rfc3339, Principal, Tckn};
 use clap::Args;
+use nesca_ra::institutions::{InstitutionRegistration, Institutions};
 use serde_json::json;
 
 use super::{emit, pem_or_der};
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::{wiring, ConfigArg};
-
-/// The longest institution name.
-const MAX_NAME_CHARS: usize = 256;
 
 #[derive(Args)]
 pub struct AddArgs {
@@ -72,16 +69,6 @@ fn to_json(i: &InstitutionRecord) -> serde_json::Value {
 pub fn add(a: AddArgs) -> Result<()> {
     // Parse at the edge: a bad field is refused before the configuration or store is read.
     let id = InstitutionId::parse(&a.id)?;
-    let name = a.name.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
-    {
-        return Err(CliError::Argument {
-            field: "name",
-            rule: format!("must be 1 to {MAX_NAME_CHARS} characters, no control characters"),
-        });
-    }
     let tax_no = TaxNo::parse(&a.tax_no)?;
     let payer = Payer::parse(&a.payer)?;
     let officer = Tckn::parse(&a.officer_tckn).map_err(|e| CliError::Argument {
@@ -89,40 +76,20 @@ pub fn add(a: AddArgs) -> Result<()> {
         rule: e.to_string(),
     })?;
     let officer_cert_der = read_certificate(&a.officer_cert)?;
-    // A certificate that names a person must name the officer (a NES writes PNOTR-<TCKN>).
-    if let Ok(Some(serial_number)) =
-        nesca_pkix::subject::subject_attribute(&officer_cert_der, "2.5.4.5")
-    {
-        let digits: String = serial_number.chars().filter(char::is_ascii_digit).collect();
-        if digits.len() == 11 && digits != officer.as_str() {
-            return Err(CliError::Argument {
-                field: "officer-cert",
-                rule: "its subject serialNumber names another person than --officer-tckn".into(),
-            });
-        }
-    }
+    let registration =
+        InstitutionRegistration::new(id, &a.name, tax_no, payer, officer, officer_cert_der)?;
     let cfg = Loaded::read(&a.config)?;
-    let store = wiring::open_existing_store(&cfg)?;
+    let institutions = Institutions::new(wiring::open_existing_store(&cfg)?);
     let now = ca_core::clock::unix_seconds(crate::wiring::clock().now());
-    let record = InstitutionRecord {
-        id,
-        name: name.to_owned(),
-        tax_no,
-        payer,
-        officer_tckn: officer.to_string(),
-        officer_cert_der,
-        created_at: now,
-        active: true,
-    };
-    store.add_institution(record.clone(), "cli", now)?;
+    let record = institutions.register(&Principal::HostOperator, registration, now)?;
     emit(&format!("{}\n", to_json(&record)))
 }
 
 pub fn list(a: ConfigArg) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
-    let store = wiring::open_existing_store(&cfg)?;
+    let institutions = Institutions::new(wiring::open_existing_store(&cfg)?);
     let mut text = String::new();
-    for i in store.institutions()? {
+    for i in institutions.list()? {
         text.push_str(&to_json(&i).to_string());
         text.push('\n');
     }

@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use ca_core::lifecycle::{Lifecycle, LifecycleAction, LifecycleRequest, RequestId};
+use ca_core::lifecycle::{LifecycleAction, LifecycleRequest, RequestId};
 use ca_core::{rfc3339, CaError, Serial, Tckn};
 use clap::Args;
+use nesca_ra::lifecycle::Lifecycle;
 
 use super::emit;
 use crate::config::Loaded;
@@ -82,7 +83,7 @@ pub fn run(verb: &str, a: LifecycleArgs) -> Result<()> {
         serial,
         holder,
         action,
-        actor: "cli".into(),
+        actor: ca_core::Principal::HostOperator,
     })?;
     let at =
         rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(outcome.at.max(0) as u64));

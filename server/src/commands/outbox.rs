@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use ca_core::outbox::{EmailSender, EmlDirectory, Outbox, SmsDirectory, SmsSender};
-use ca_core::store::Store;
+use ca_core::store::prelude::*;
+use nesca_ra::outbox::{EmailSender, EmlDirectory, Outbox, SmsDirectory, SmsSender};
 use serde_json::json;
 
 use super::emit;
@@ -85,7 +85,7 @@ fn smtp_sender(cfg: &Loaded, smtp: &crate::config::SmtpSection) -> Result<SmtpSe
         from: cfg.raw.outbox.from.clone(),
         timeout: std::time::Duration::from_secs(smtp.timeout_seconds),
     })
-    .map_err(|e| CliError::config("outbox.smtp", e))
+    .map_err(|e| CliError::config("outbox.smtp", e.to_string()))
 }
 
 /// Delivers every due message once; prints how many went and how many wait for a retry.

@@ -3,12 +3,11 @@
 
 use std::path::PathBuf;
 
-use ca_core::engine::CertRequest;
 use ca_core::partner::{parse_license_no, parse_partner_name};
-use ca_core::profile::{check_validity_days, parse_common_name, partner_subject, PartnerCertKind};
-use ca_core::store::{Store, SubjectRecord};
-use ca_core::{rfc3339, PartnerId, PartnerRecord, VerifiedCsr};
+use ca_core::profile::{parse_common_name, PartnerCertKind};
+use ca_core::{rfc3339, PartnerId, PartnerRecord, Principal, VerifiedCsr};
 use clap::Args;
+use nesca_ra::partners::Partners;
 use serde_json::json;
 
 use super::{cert_pem, emit, OutFile};
@@ -82,16 +81,9 @@ pub fn add(a: AddArgs) -> Result<()> {
     let name = parse_partner_name(&a.name)?;
     let license_no = parse_license_no(&a.license_no)?;
     let cfg = Loaded::read(&a.config)?;
-    let store = wiring::open_existing_store(&cfg)?;
+    let partners = Partners::new(wiring::open_existing_store(&cfg)?);
     let now = ca_core::clock::unix_seconds(crate::wiring::clock().now());
-    let record = PartnerRecord {
-        id,
-        name,
-        license_no,
-        created_at: now,
-        active: true,
-    };
-    store.add_partner(record.clone(), "cli", now)?;
+    let record = partners.register(&Principal::HostOperator, id, name, license_no, now)?;
     emit(&format!("{}\n", to_json(&record)))
 }
 
@@ -109,21 +101,17 @@ pub struct DeactivateArgs {
 pub fn deactivate(a: DeactivateArgs) -> Result<()> {
     let id = PartnerId::parse(&a.id)?;
     let cfg = Loaded::read(&a.config)?;
-    let store = wiring::open_existing_store(&cfg)?;
+    let partners = Partners::new(wiring::open_existing_store(&cfg)?);
     let now = ca_core::clock::unix_seconds(crate::wiring::clock().now());
-    store.deactivate_partner(&id, "cli", now)?;
-    let record = store.partner(&id)?.ok_or_else(|| CliError::Argument {
-        field: "id",
-        rule: format!("partner \"{id}\" disappeared"),
-    })?;
+    let record = partners.deactivate(&Principal::HostOperator, &id, now)?;
     emit(&format!("{}\n", to_json(&record)))
 }
 
 pub fn list(a: ConfigArg) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
-    let store = wiring::open_existing_store(&cfg)?;
+    let partners = Partners::new(wiring::open_existing_store(&cfg)?);
     let mut text = String::new();
-    for p in store.partners()? {
+    for p in partners.list()? {
         text.push_str(&to_json(&p).to_string());
         text.push('\n');
     }
@@ -141,37 +129,23 @@ pub fn issue_cert(a: IssueCertArgs) -> Result<()> {
     let csr = VerifiedCsr::parse(&csr_bytes)?;
     let profile = cfg.partner_profile(kind);
     let validity_days = a.validity_days.unwrap_or(profile.default_validity_days());
-    check_validity_days(profile, validity_days)?;
 
-    // Only registered, active licensed ESHS operators receive these certificates; checked
-    // before the token is opened.
+    // The registration authority approves (a registered, active partner; validity within the
+    // profile) before the token is opened.
     let store = wiring::open_existing_store(&cfg)?;
-    let partner = store
-        .partner(&id)?
-        .filter(|p| p.active)
-        .ok_or_else(|| unknown_partner(id.as_str()))?;
-    let subject = partner_subject(&partner, &common_name)?;
+    let partners = Partners::new(store.clone());
+    let approved = partners.approve_certificate(&id, profile, &common_name, csr, validity_days)?;
 
     // Claimed now: an unwritable --out must not leave a certificate nobody received.
     let out = OutFile::claim("out", &a.out)?;
 
     let issuance = wiring::open_issuance(&cfg, store)?;
-    let request = CertRequest {
-        record: SubjectRecord {
-            subject: subject.to_string(),
-            ..SubjectRecord::default()
-        },
-        subject,
-        subject_key: csr.public_key,
-        validity_days,
-        await_commitment: false,
-    };
-    // The partner is named in the audit trail through the actor of the reserve and issue
-    // records.
-    let actor = format!("cli partner={id}");
-    let issued = issuance
-        .engine
-        .issue(&issuance.ca, profile, request, &actor)?;
+    let issued = partners.issue_certificate(
+        &Principal::HostOperator,
+        &issuance.engine,
+        &issuance.ca,
+        approved,
+    )?;
     let pem = cert_pem(&issued.cert_der);
     if let Err(e) = out.commit(pem.as_bytes()) {
         // Issued and stored already: hand the certificate over rather than lose it.
@@ -182,8 +156,5 @@ pub fn issue_cert(a: IssueCertArgs) -> Result<()> {
 }
 
 fn unknown_partner(id: &str) -> CliError {
-    CliError::Argument {
-        field: "partner",
-        rule: format!("no registered ESHS partner \"{id}\""),
-    }
+    nesca_ra::partners::unknown_partner(id).into()
 }

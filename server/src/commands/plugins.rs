@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use nesca_plugin_api::{HostApi, LogLevel};
+use nesca_plugin_api::{HostApi, HostError, HostErrorCode, LogLevel};
 
 use super::outln;
 use crate::config::Loaded;
@@ -14,9 +14,11 @@ use crate::{channels, ConfigArg};
 struct ListingHost;
 
 impl HostApi for ListingHost {
-    fn call(&self, _plugin: &str, method: &str, _request: &[u8]) -> Result<Vec<u8>, String> {
-        Err(format!(
-            "{method}: the host serves no requests during `nesca plugins list`"
+    fn call(&self, _plugin: &str, method: &str, _request: &[u8]) -> Result<Vec<u8>, HostError> {
+        Err(HostError::new(
+            HostErrorCode::Unavailable,
+            method,
+            "the host serves no requests during `nesca plugins list`",
         ))
     }
     fn log(&self, plugin: &str, _level: LogLevel, message: &str) {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use ca_core::store::{EnrollmentWrite, Store};
+use ca_core::store::{prelude::*, EnrollmentWrite};
 use clap::Args;
 use serde_json::json;
 

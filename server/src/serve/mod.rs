@@ -371,7 +371,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
 }
 
 /// Delivers due outbox messages every `every`, until `stop`.
-fn outbox_loop(outbox: &ca_core::outbox::Outbox, every: Duration, stop: &AtomicBool) {
+fn outbox_loop(outbox: &nesca_ra::outbox::Outbox, every: Duration, stop: &AtomicBool) {
     every_until(every, stop, || {
         if let Err(e) = outbox.deliver_due(1_000) {
             tracing::warn!(error = %e, "outbox delivery failed; will retry");
@@ -479,9 +479,9 @@ fn channel_host(
     let chain_der = wiring::chain_der(cfg, store.as_ref(), ca.record.cert_der.clone())?;
     let clock = wiring::clock();
     Ok(Arc::new(crate::channels::ChannelHost {
-        enrollments: ca_core::enrollment::Enrollments::new(store.clone(), clock.clone()),
+        enrollments: nesca_ra::enrollment::Enrollments::new(store.clone(), clock.clone()),
         store: store.clone(),
-        lifecycle: ca_core::lifecycle::Lifecycle::new(store.clone(), clock.clone()),
+        lifecycle: nesca_ra::lifecycle::Lifecycle::new(store.clone(), clock.clone()),
         issuance: Some(crate::channels::Issuing {
             engine: Engine::new(store.clone(), clock.clone()),
             ca: SigningCa::new(
@@ -493,7 +493,7 @@ fn channel_host(
             nes: cfg.nes.clone(),
             chain_der,
             hsm: hsm.clone(),
-            commitments: ca_core::commitment::Commitments::new(store, clock),
+            commitments: nesca_ra::commitment::Commitments::new(store, clock),
             commitment_deadline_seconds: cfg.raw.channels.commitment_deadline_seconds as i64,
         }),
     }))

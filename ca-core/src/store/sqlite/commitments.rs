@@ -4,15 +4,16 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{
-    after_writes, append_audit, apply_transition, audit_entry, refused, AuditHead, Outcome, Refusal,
-};
-use crate::error::CaError;
+use super::audit::{append_audit, audit_entry, AuditHead};
+use super::certificates;
+use super::writer::{after_writes, refused, Refusal};
+use super::SqliteStore;
+use crate::error::{CaError, Result};
 use crate::lifecycle::{LifecycleAction, RequestId, RevocationReason};
 use crate::serial::{IssuerId, Serial};
 use crate::store::{
     CertStatus, CommitmentAcceptance, CommitmentOutcome, CommitmentRecord, CommitmentStatus,
-    NewCommitment, TransitionWrite,
+    CommitmentStore, NewCommitment, TransitionWrite,
 };
 
 /// Recorded as the holder of the lifecycle changes the commitment process makes itself.
@@ -40,7 +41,7 @@ fn transition(
     action: LifecycleAction,
     (actor, at): (&str, i64),
 ) -> Result<(), Refusal> {
-    apply_transition(
+    certificates::transition(
         conn,
         &TransitionWrite {
             request_id,
@@ -161,12 +162,12 @@ fn status_of(
     .map(|o| o.and_then(|(s, na)| s.parse().ok().map(|s| (s, na))))
 }
 
-/// Accepts a verified signed commitment: see [`crate::store::Store::accept_commitment`].
+/// Accepts a verified signed commitment: see [`CommitmentStore::accept_commitment`].
 pub(super) fn accept(
     conn: &Connection,
     a: &CommitmentAcceptance,
     head: &mut AuditHead,
-) -> Result<Outcome, Refusal> {
+) -> Result<CommitmentOutcome, Refusal> {
     let Some(c) = read(conn, &a.serial)?.filter(|c| c.issuer == a.issuer) else {
         return Err(refused(
             "serial",
@@ -175,10 +176,10 @@ pub(super) fn accept(
     };
     match c.status {
         CommitmentStatus::Accepted if c.evidence.as_deref() == Some(&a.evidence[..]) => {
-            return Ok(Outcome::Commitment(CommitmentOutcome {
+            return Ok(CommitmentOutcome {
                 superseded: c.overwrite,
                 replayed: true,
-            }))
+            })
         }
         CommitmentStatus::Accepted => {
             return Err(refused(
@@ -265,20 +266,20 @@ pub(super) fn accept(
             superseded = Some(old);
         }
     }
-    Ok(Outcome::Commitment(CommitmentOutcome {
+    Ok(CommitmentOutcome {
         superseded,
         replayed: false,
-    }))
+    })
 }
 
 /// Revokes the certificates whose commitment is overdue: see
-/// [`crate::store::Store::expire_commitments`].
+/// [`CommitmentStore::expire_commitments`].
 pub(super) fn expire(
     conn: &Connection,
     actor: &str,
     at: i64,
     head: &mut AuditHead,
-) -> Result<Outcome, Refusal> {
+) -> Result<Vec<Serial>, Refusal> {
     let due: Vec<(String, String)> = conn
         .prepare_cached(
             "SELECT issuer, serial FROM commitments WHERE status = 'pending' AND deadline < ?1 ORDER BY deadline LIMIT 1000",
@@ -328,5 +329,20 @@ pub(super) fn expire(
             revoked.push(serial);
         }
     }
-    Ok(Outcome::Expired(revoked))
+    Ok(revoked)
+}
+
+impl CommitmentStore for SqliteStore {
+    fn commitment(&self, serial: &Serial) -> Result<Option<CommitmentRecord>> {
+        self.read(|c| read(c, serial), "read commitment")
+    }
+
+    fn accept_commitment(&self, a: CommitmentAcceptance) -> Result<CommitmentOutcome> {
+        self.submit(move |conn, head| accept(conn, &a, head))
+    }
+
+    fn expire_commitments(&self, actor: &str, at: i64) -> Result<Vec<Serial>> {
+        let actor = actor.to_owned();
+        self.submit(move |conn, head| expire(conn, &actor, at, head))
+    }
 }

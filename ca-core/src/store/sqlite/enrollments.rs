@@ -5,12 +5,15 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{append_audit, event_entry, refused, AuditHead, Outcome, Refusal};
-use crate::error::CaError;
+use super::audit::{append_audit, event_entry, AuditHead};
+use super::writer::{refused, Refusal};
+use super::SqliteStore;
+use crate::error::{CaError, Result};
 use crate::serial::{IssuerId, Serial};
 use crate::store::enrollment::{
     ApprovalMethod, EOnayConsent, EnrollmentOutcome, EnrollmentRecord, EnrollmentStage,
-    EnrollmentWrite, InvoiceLine, InvoicePayer, ProducedEnrollment, PublishedCertificate,
+    EnrollmentStore, EnrollmentWrite, InvoiceLine, InvoicePayer, ProducedEnrollment,
+    PublishedCertificate,
 };
 
 pub(super) const MIGRATION: &str = "
@@ -378,7 +381,7 @@ pub(super) fn write(
     conn: &Connection,
     w: &EnrollmentWrite,
     head: &mut AuditHead,
-) -> Result<Outcome, Refusal> {
+) -> Result<EnrollmentOutcome, Refusal> {
     let applicant = |id: &str| format!("applicant:{id}");
     match w {
         EnrollmentWrite::SignInFailed {
@@ -413,10 +416,7 @@ pub(super) fn write(
                 action,
                 format!("pre_application={id} failures={count}"),
             )?;
-            Ok(Outcome::Enrollment(EnrollmentOutcome::Failures {
-                count,
-                locked,
-            }))
+            Ok(EnrollmentOutcome::Failures { count, locked })
         }
         EnrollmentWrite::SignedIn {
             id,
@@ -444,7 +444,7 @@ pub(super) fn write(
                 "sign-in",
                 format!("pre_application={id}"),
             )?;
-            Ok(Outcome::Enrollment(EnrollmentOutcome::Done))
+            Ok(EnrollmentOutcome::Done)
         }
         EnrollmentWrite::Form {
             id,
@@ -487,7 +487,7 @@ pub(super) fn write(
                 "application-form",
                 format!("pre_application={id} do_not_publish={do_not_publish}"),
             )?;
-            Ok(Outcome::Enrollment(EnrollmentOutcome::Done))
+            Ok(EnrollmentOutcome::Done)
         }
         EnrollmentWrite::ResendCode {
             id,
@@ -512,7 +512,7 @@ pub(super) fn write(
                 "sms-code-resend",
                 format!("pre_application={id}"),
             )?;
-            Ok(Outcome::Enrollment(EnrollmentOutcome::Done))
+            Ok(EnrollmentOutcome::Done)
         }
         EnrollmentWrite::CodeIssued {
             id,
@@ -535,7 +535,7 @@ pub(super) fn write(
                 "sms-code-issued",
                 format!("pre_application={id}"),
             )?;
-            Ok(Outcome::Enrollment(EnrollmentOutcome::Done))
+            Ok(EnrollmentOutcome::Done)
         }
         EnrollmentWrite::CodeFailed {
             id,
@@ -564,10 +564,7 @@ pub(super) fn write(
                 "sms-code-failed",
                 format!("pre_application={id} failures={count}"),
             )?;
-            Ok(Outcome::Enrollment(EnrollmentOutcome::Failures {
-                count,
-                locked,
-            }))
+            Ok(EnrollmentOutcome::Failures { count, locked })
         }
         EnrollmentWrite::CodeConfirmed { id, at } => {
             update_one(
@@ -585,7 +582,7 @@ pub(super) fn write(
                 "mobile-confirmed",
                 format!("pre_application={id}"),
             )?;
-            Ok(Outcome::Enrollment(EnrollmentOutcome::Done))
+            Ok(EnrollmentOutcome::Done)
         }
         EnrollmentWrite::Approve {
             id,
@@ -619,7 +616,7 @@ pub(super) fn write(
                     produce_after.map(|t| t.to_string()).unwrap_or_default()
                 ),
             )?;
-            Ok(Outcome::Enrollment(EnrollmentOutcome::Done))
+            Ok(EnrollmentOutcome::Done)
         }
         EnrollmentWrite::AwaitWet {
             id,
@@ -641,7 +638,7 @@ pub(super) fn write(
                 "wet-signature-chosen",
                 format!("pre_application={id} text_sha256={text_sha256}"),
             )?;
-            Ok(Outcome::Enrollment(EnrollmentOutcome::Done))
+            Ok(EnrollmentOutcome::Done)
         }
         EnrollmentWrite::CardCsr {
             id,
@@ -664,7 +661,7 @@ pub(super) fn write(
                 "card-csr",
                 format!("pre_application={id}"),
             )?;
-            Ok(Outcome::Enrollment(EnrollmentOutcome::Done))
+            Ok(EnrollmentOutcome::Done)
         }
         EnrollmentWrite::ProductionFailed { id, error, at } => {
             update_one(
@@ -682,7 +679,7 @@ pub(super) fn write(
                 "production-failed",
                 format!("pre_application={id} error={error}"),
             )?;
-            Ok(Outcome::Enrollment(EnrollmentOutcome::Done))
+            Ok(EnrollmentOutcome::Done)
         }
         EnrollmentWrite::PackageWritten { id, at } => {
             update_one(
@@ -692,7 +689,7 @@ pub(super) fn write(
                 id,
                 "produced",
             )?;
-            Ok(Outcome::Enrollment(EnrollmentOutcome::Done))
+            Ok(EnrollmentOutcome::Done)
         }
         EnrollmentWrite::RecordConsent { consent: c } => {
             conn.prepare_cached(
@@ -711,7 +708,7 @@ pub(super) fn write(
                     c.tckn, c.reference, c.evidence_sha256
                 ),
             )?;
-            Ok(Outcome::Enrollment(EnrollmentOutcome::Done))
+            Ok(EnrollmentOutcome::Done)
         }
     }
 }
@@ -783,4 +780,58 @@ pub(super) fn produced(
             p.month
         ),
     )
+}
+
+impl EnrollmentStore for SqliteStore {
+    fn enrollment_write(&self, w: EnrollmentWrite) -> Result<EnrollmentOutcome> {
+        self.submit(move |conn, head| write(conn, &w, head))
+    }
+
+    fn open_pre_application(&self, tckn: &str) -> Result<Option<String>> {
+        self.read(
+            |c| read_open_pre_application_id(c, tckn),
+            "read pre-application",
+        )
+    }
+
+    fn enrollment(&self, pre_application: &str) -> Result<Option<EnrollmentRecord>> {
+        self.read(|c| read_enrollment(c, pre_application), "read enrollment")
+    }
+
+    fn enrollments_due(&self, at: i64, limit: u32) -> Result<Vec<EnrollmentRecord>> {
+        self.read(|c| read_enrollments_due(c, at, limit), "read enrollments")
+    }
+
+    fn applicant_session(&self, token_sha256: &str) -> Result<Option<(String, i64)>> {
+        self.read(|c| read_session(c, token_sha256), "read applicant session")
+    }
+
+    fn eonay_consent(&self, tckn: &str) -> Result<Option<EOnayConsent>> {
+        self.read(|c| read_consent(c, tckn), "read e-Onay consent")
+    }
+
+    fn invoice_lines(&self, institution: &str, month: &str) -> Result<Vec<InvoiceLine>> {
+        self.read(
+            |c| read_invoice_lines(c, institution, month),
+            "read invoice lines",
+        )
+    }
+
+    fn current_not_after(&self, tckn: &str, at: i64) -> Result<Option<i64>> {
+        self.read(
+            |c| read_current_not_after(c, tckn, at),
+            "read current certificate",
+        )
+    }
+
+    fn published_certificates(
+        &self,
+        serial: Option<&Serial>,
+        tckn: Option<&str>,
+    ) -> Result<Vec<PublishedCertificate>> {
+        self.read(
+            |c| read_published(c, serial, tckn),
+            "read published certificates",
+        )
+    }
 }

@@ -1,15 +1,18 @@
-//! The SQLite side of the institutional channel (migration 6): institutions, imported lists,
-//! pre-applications and the notification outbox. An import is one write of the writer's batch
-//! transaction: all of its rows, their outbox messages and its audit record, or nothing.
+//! The SQLite side of the institutional channel (migration 6): institutions, imported lists
+//! and pre-applications (the outbox table is created here too; its reads and writes are in
+//! `outbox.rs`). An import is one write of the writer's batch transaction: all of its rows,
+//! their outbox messages and its audit record, or nothing.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{append_audit, event_entry, refused, AuditHead, Outcome, Refusal};
-use crate::error::CaError;
+use super::audit::{append_audit, event_entry, AuditHead};
+use super::writer::{refused, Refusal};
+use super::SqliteStore;
+use crate::error::{CaError, Result};
 use crate::institution::{
     ImportOutcome, InstitutionId, InstitutionRecord, ListImport, ListSignature, Payer, TaxNo,
 };
-use crate::store::{OutboxMessage, PreApplication};
+use crate::store::{InstitutionStore, PreApplication};
 
 pub(super) const MIGRATION: &str = "
     CREATE TABLE institutions (
@@ -117,7 +120,7 @@ pub(super) fn add_institution(
     actor: &str,
     at: i64,
     head: &mut AuditHead,
-) -> Result<Outcome, Refusal> {
+) -> Result<(), Refusal> {
     let taken = conn
         .prepare_cached("SELECT id FROM institutions WHERE id = ?1 OR tax_no = ?2")?
         .query_row(params![i.id.as_str(), i.tax_no.as_str()], |r| {
@@ -159,7 +162,7 @@ pub(super) fn add_institution(
             ),
         ),
     )?;
-    Ok(Outcome::Done)
+    Ok(())
 }
 
 /// A fresh pre-application id: 128 bits from the OS CSPRNG, hex.
@@ -170,12 +173,12 @@ fn new_id() -> String {
     format!("pa-{}", hex::encode(b))
 }
 
-/// Imports a list: see [`crate::store::Store::import_list`].
+/// Imports a list: see [`InstitutionStore::import_list`].
 pub(super) fn import_list(
     conn: &Connection,
     l: &ListImport,
     head: &mut AuditHead,
-) -> Result<Outcome, Refusal> {
+) -> Result<ImportOutcome, Refusal> {
     let Some(inst) = read_institution(conn, &l.institution)? else {
         return Err(refused(
             "institution",
@@ -205,12 +208,12 @@ pub(super) fn import_list(
                 Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
-        return Ok(Outcome::Import(ImportOutcome {
+        return Ok(ImportOutcome {
             replayed: true,
             created,
             already_open: Vec::new(),
             status,
-        }));
+        });
     }
     let (status, row_status) = match l.signature {
         ListSignature::Cms(_) => ("accepted", "invited"),
@@ -291,12 +294,12 @@ pub(super) fn import_list(
             ),
         ),
     )?;
-    Ok(Outcome::Import(ImportOutcome {
+    Ok(ImportOutcome {
         replayed: false,
         created,
         already_open,
         status: status.to_owned(),
-    }))
+    })
 }
 
 /// Confirms a wet-signed list an operator has seen on paper: its held rows become invited,
@@ -308,7 +311,7 @@ pub(super) fn confirm_list(
     actor: &str,
     at: i64,
     head: &mut AuditHead,
-) -> Result<Outcome, Refusal> {
+) -> Result<u64, Refusal> {
     let n = conn
         .prepare_cached(
             "UPDATE list_imports SET status = 'accepted' WHERE institution = ?1 AND file_sha256 = ?2 AND status = 'awaiting_confirmation'",
@@ -350,7 +353,7 @@ pub(super) fn confirm_list(
             ),
         ),
     )?;
-    Ok(Outcome::Count(rows.len() as u64))
+    Ok(rows.len() as u64)
 }
 
 pub(super) const PRE_COLUMNS: &str = "id, institution, file_sha256, row_no, tckn, given_name, surname, email, mobile, unit, title, status, password_hash, created_at";
@@ -396,99 +399,63 @@ pub(super) fn read_pre_application(
     .optional()
 }
 
-pub(super) fn read_outbox_due(
-    conn: &Connection,
-    at: i64,
-    limit: u32,
-) -> rusqlite::Result<Vec<OutboxMessage>> {
-    let mut st = conn.prepare_cached(
-        "SELECT id, kind, subject_ref, recipient, attempts FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
-    )?;
-    let rows = st.query_map(params![at, limit], |r| {
-        Ok(OutboxMessage {
-            id: r.get(0)?,
-            kind: r.get(1)?,
-            subject_ref: r.get(2)?,
-            recipient: r.get(3)?,
-            attempts: r.get(4)?,
-        })
-    })?;
-    rows.collect()
-}
-
-pub(super) fn read_outbox_all(conn: &Connection) -> rusqlite::Result<Vec<(OutboxMessage, String)>> {
-    let mut st = conn.prepare(
-        "SELECT id, kind, subject_ref, recipient, attempts, status FROM outbox ORDER BY id",
-    )?;
-    let rows = st.query_map([], |r| {
-        Ok((
-            OutboxMessage {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                subject_ref: r.get(2)?,
-                recipient: r.get(3)?,
-                attempts: r.get(4)?,
-            },
-            r.get(5)?,
-        ))
-    })?;
-    rows.collect()
-}
-
-/// Records the access password's hash of a pre-application before its e-mail goes out: a
-/// crash after this and before the message is marked sent sends a new password at the retry,
-/// and only the latest one works.
-pub(super) fn set_access_password(
-    conn: &Connection,
-    id: &str,
-    hash: &str,
-    actor: &str,
-    at: i64,
-    head: &mut AuditHead,
-) -> Result<Outcome, Refusal> {
-    let n = conn
-        .prepare_cached(
-            "UPDATE pre_applications SET password_hash = ?1 WHERE id = ?2 AND status = 'invited'",
-        )?
-        .execute(params![hash, id])?;
-    if n != 1 {
-        return Err(refused(
-            "pre_application",
-            format!("no invited pre-application {id}"),
-        ));
+impl InstitutionStore for SqliteStore {
+    fn add_institution(
+        &self,
+        institution: crate::institution::InstitutionRecord,
+        actor: &str,
+        at: i64,
+    ) -> Result<()> {
+        let actor = actor.to_owned();
+        self.submit(move |conn, head| add_institution(conn, &institution, &actor, at, head))
     }
-    append_audit(
-        conn,
-        head,
-        event_entry(
-            at,
-            actor,
-            "access-password-issued",
-            String::new(),
-            format!("pre_application={id}"),
-        ),
-    )?;
-    Ok(Outcome::Done)
-}
 
-/// The outcome of one delivery attempt.
-pub(super) fn outbox_attempt(
-    conn: &Connection,
-    id: i64,
-    result: &std::result::Result<(), (String, i64)>,
-    at: i64,
-) -> Result<Outcome, Refusal> {
-    match result {
-        Ok(()) => conn
-            .prepare_cached(
-                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?1, last_error = NULL WHERE id = ?2 AND status = 'pending'",
-            )?
-            .execute(params![at, id])?,
-        Err((error, next)) => conn
-            .prepare_cached(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?1, next_attempt_at = ?2 WHERE id = ?3 AND status = 'pending'",
-            )?
-            .execute(params![error, next, id])?,
-    };
-    Ok(Outcome::Done)
+    fn institution(
+        &self,
+        id: &crate::institution::InstitutionId,
+    ) -> Result<Option<crate::institution::InstitutionRecord>> {
+        self.read(|c| read_institution(c, id), "read institution")
+    }
+
+    fn institutions(&self) -> Result<Vec<crate::institution::InstitutionRecord>> {
+        self.read(read_institutions, "read institutions")
+    }
+
+    fn import_list(
+        &self,
+        import: crate::institution::ListImport,
+    ) -> Result<crate::institution::ImportOutcome> {
+        self.submit(move |conn, head| import_list(conn, &import, head))
+    }
+
+    fn confirm_list(
+        &self,
+        institution: &crate::institution::InstitutionId,
+        file_sha256: &str,
+        actor: &str,
+        at: i64,
+    ) -> Result<u64> {
+        let (institution, file_sha256, actor) = (
+            institution.clone(),
+            file_sha256.to_owned(),
+            actor.to_owned(),
+        );
+        self.submit(move |conn, head| {
+            confirm_list(conn, &institution, &file_sha256, &actor, at, head)
+        })
+    }
+
+    fn pre_applications(
+        &self,
+        institution: &crate::institution::InstitutionId,
+    ) -> Result<Vec<PreApplication>> {
+        self.read(
+            |c| read_pre_applications(c, institution),
+            "read pre-applications",
+        )
+    }
+
+    fn pre_application(&self, id: &str) -> Result<Option<PreApplication>> {
+        self.read(|c| read_pre_application(c, id), "read pre-application")
+    }
 }

@@ -16,7 +16,7 @@ use super::{
     take_foreign, write_out, HostTable, RBuf, RStr, ABI_VERSION, HOST_TABLE_V1_SIZE, STATUS_ERROR,
     STATUS_OK, STATUS_PANIC,
 };
-use crate::error::one_line;
+use crate::host_error::HostError;
 use crate::payload::{HttpRequest, LogLevel};
 use crate::plugin::__private::Export;
 use crate::plugin::Host;
@@ -151,7 +151,8 @@ fn init_instance<P: Export>(host: &'static HostTable, config: &[u8]) -> Result<(
             P::NAME
         ));
     }
-    let instance = P::init(config, Host::from_table(host))?;
+    // The plugin's own error, as one line: the reason the host reports (`PluginError::Init`).
+    let instance = P::init(config, Host::from_table(host)).map_err(|e| e.to_string())?;
     slot.set(instance)
         .map_err(|_| format!("plugin {} is already initialised in this process", P::NAME))
 }
@@ -190,12 +191,12 @@ pub(crate) unsafe extern "C" fn shutdown<P: Export>() {
     });
 }
 
-/// Calls host API `method` through `table`.
+/// Calls host API `method` through `table`; a refusal is the [`HostError`] the host sent.
 pub(crate) fn host_call(
     table: &'static HostTable,
     method: &str,
     request: &[u8],
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, HostError> {
     let mut out = RBuf::empty();
     // SAFETY: `table` is a host's table (the invariant of `Host`), so `call` and `ctx` belong
     // together; `method` and `request` outlive the call; `out` is a valid local.
@@ -212,7 +213,7 @@ pub(crate) fn host_call(
     if status == STATUS_OK {
         Ok(bytes)
     } else {
-        Err(one_line(&bytes))
+        Err(HostError::from_payload(&bytes))
     }
 }
 
@@ -231,7 +232,7 @@ mod tests {
     use super::*;
     use crate::abi::{free_buf, PluginTable};
     use crate::loader::{leak_host_table, HostApi};
-    use crate::{host_api, HttpResponse, Plugin};
+    use crate::{host_api, HostErrorCode, HttpResponse, InitError, Plugin};
 
     struct Glue {
         host: Host,
@@ -242,7 +243,7 @@ mod tests {
         const NAME: &'static str = "glue-test";
         const VERSION: &'static str = "0.0.1";
 
-        fn init(config: serde_json::Value, host: Host) -> Result<Self, String> {
+        fn init(config: serde_json::Value, host: Host) -> Result<Self, InitError> {
             if config["refuse"] == true {
                 return Err("refused by config".into());
             }
@@ -255,7 +256,12 @@ mod tests {
                 "/panic" => panic!("glue panic {}", 42),
                 "/lookup" => match self.host.lookup_certificate("0a") {
                     Ok(info) => HttpResponse::text(200, info.subject),
-                    Err(e) => HttpResponse::text(404, e),
+                    Err(e) => HttpResponse::text(404, e.to_string()),
+                },
+                // The host's typed refusal arrives whole: code, field and rule.
+                "/refused" => match self.host.lookup_certificate("zz") {
+                    Ok(_) => HttpResponse::text(200, "found"),
+                    Err(e) => HttpResponse::json(422, &e),
                 },
                 _ => {
                     self.host.log(LogLevel::Warn, "glue says hello");
@@ -273,10 +279,18 @@ mod tests {
     }
 
     impl HostApi for Fake {
-        fn call(&self, plugin: &str, method: &str, request_json: &[u8]) -> Result<Vec<u8>, String> {
+        fn call(
+            &self,
+            plugin: &str,
+            method: &str,
+            request_json: &[u8],
+        ) -> Result<Vec<u8>, HostError> {
             assert_eq!(plugin, "glue-test");
             assert_eq!(method, host_api::LOOKUP_CERTIFICATE);
-            let req: host_api::LookupCertificate = crate::decode(request_json)?;
+            let req: host_api::LookupCertificate = crate::decode(request_json).unwrap();
+            if req.serial == "zz" {
+                return Err(HostError::invalid("serial", "must be hex"));
+            }
             Ok(crate::encode(&host_api::CertificateInfo {
                 serial: req.serial,
                 status: "active".into(),
@@ -358,7 +372,7 @@ mod tests {
         let (status, message) = call_init(table, old, "{}");
         assert_eq!(
             (status, message.as_str()),
-            (STATUS_ERROR, "host ABI version 7, this plugin speaks 1")
+            (STATUS_ERROR, "host ABI version 7, this plugin speaks 2")
         );
         let (status, message) = call_init(table, host, "{not json");
         assert_eq!(status, STATUS_ERROR);
@@ -400,6 +414,16 @@ mod tests {
         assert_eq!(
             (response.status, response.body.as_slice()),
             (200, &b"CN=Glue"[..])
+        );
+
+        let (status, body) = call_http(table, "/refused");
+        assert_eq!(status, STATUS_OK);
+        let response: HttpResponse = crate::decode(&body).unwrap();
+        assert_eq!(response.status, 422);
+        let refusal: HostError = crate::decode(&response.body).unwrap();
+        assert_eq!(
+            (refusal.code, refusal.to_string().as_str()),
+            (HostErrorCode::Invalid, "serial: must be hex")
         );
 
         let (status, body) = call_http(table, "/panic");

@@ -21,8 +21,9 @@ pub(crate) mod export;
 use std::ffi::c_void;
 use std::mem::{offset_of, size_of, ManuallyDrop};
 
-/// The ABI version this crate speaks. Bumped only by an incompatible change.
-pub const ABI_VERSION: u32 = 1;
+/// The ABI version this crate speaks. Bumped only by an incompatible change: version 2 answers a
+/// failed host call with the JSON of a [`HostError`](crate::HostError) instead of free text.
+pub const ABI_VERSION: u32 = 2;
 
 /// The one symbol a plugin exports: `extern "C" fn() -> *const PluginTable`.
 pub const ENTRY_SYMBOL: &str = "nesca_plugin_entry";
@@ -38,7 +39,8 @@ pub const HOST_TABLE_V1_SIZE: u32 =
 
 /// Status of a call: success; `out` holds the answer.
 pub const STATUS_OK: i32 = 0;
-/// Status of a call: refused or failed; `out` holds a UTF-8 error message.
+/// Status of a call: refused or failed; `out` holds the JSON of a [`HostError`](crate::HostError)
+/// (host calls) or a UTF-8 error message (plugin calls).
 pub const STATUS_ERROR: i32 = 1;
 /// Status of a plugin call: the plugin panicked; `out` holds the panic message.
 pub const STATUS_PANIC: i32 = 2;
@@ -194,8 +196,8 @@ pub struct HostTable {
     pub table_size: u32,
     /// Opaque; passed back to `call` and `log`.
     pub ctx: *const c_void,
-    /// Calls a host API method (`host_api`). 0 = `*out` is the response JSON; else `*out` is a
-    /// UTF-8 error message.
+    /// Calls a host API method (`host_api`). 0 = `*out` is the response JSON; 1 = `*out` is the
+    /// JSON of a [`HostError`](crate::HostError).
     pub call: unsafe extern "C" fn(
         ctx: *const c_void,
         method: RStr,

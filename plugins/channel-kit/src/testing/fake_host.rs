@@ -7,7 +7,7 @@ use nesca_plugin_api::host_api::{
     CertificateInfo, Commitment, CommitmentAccepted, Issued, LifecycleCall, LifecycleOutcome,
     SubmitApplication, WrappedKey,
 };
-use nesca_plugin_api::LogLevel;
+use nesca_plugin_api::{HostError, HostErrorCode, LogLevel};
 
 use super::pki::{NOW, TCKN};
 use crate::host::HostCalls;
@@ -15,14 +15,17 @@ use crate::host::HostCalls;
 /// What the fake host answers and what it was asked.
 #[derive(Debug, Clone)]
 pub struct FakeState {
-    /// `lookup_certificate` answers from here; an absent serial is "certificate … not found".
+    /// `lookup_certificate` answers from here; an absent serial is `not_found`, as the host
+    /// answers it.
     pub certificates: BTreeMap<String, CertificateInfo>,
+    /// `lookup_certificate` fails with this, when set (the store is down, say).
+    pub lookup_failure: Option<HostError>,
     /// The answer to `submit_application`.
-    pub submit: Result<Issued, String>,
+    pub submit: Result<Issued, HostError>,
     /// The answer to `submit_commitment`.
-    pub commitment: Result<CommitmentAccepted, String>,
+    pub commitment: Result<CommitmentAccepted, HostError>,
     /// The answer to `lifecycle`.
-    pub lifecycle: Result<LifecycleOutcome, String>,
+    pub lifecycle: Result<LifecycleOutcome, HostError>,
     /// Every application submitted.
     pub submitted: Vec<SubmitApplication>,
     /// Every commitment submitted: (serial, DER).
@@ -101,6 +104,7 @@ impl FakeHost {
         FakeHost {
             state: Mutex::new(FakeState {
                 certificates,
+                lookup_failure: None,
                 submit: Ok(issued()),
                 commitment: Ok(CommitmentAccepted {
                     serial: ISSUED_SERIAL.into(),
@@ -132,7 +136,7 @@ impl FakeHost {
 }
 
 impl HostCalls for FakeHost {
-    fn submit_application(&self, application: &SubmitApplication) -> Result<Issued, String> {
+    fn submit_application(&self, application: &SubmitApplication) -> Result<Issued, HostError> {
         let mut s = self.state();
         s.submitted.push(application.clone());
         s.submit.clone()
@@ -142,23 +146,28 @@ impl HostCalls for FakeHost {
         &self,
         serial: &str,
         signed_commitment_der: Vec<u8>,
-    ) -> Result<CommitmentAccepted, String> {
+    ) -> Result<CommitmentAccepted, HostError> {
         let mut s = self.state();
         s.commitments
             .push((serial.to_owned(), signed_commitment_der));
         s.commitment.clone()
     }
 
-    fn lookup_certificate(&self, serial: &str) -> Result<CertificateInfo, String> {
+    fn lookup_certificate(&self, serial: &str) -> Result<CertificateInfo, HostError> {
         let mut s = self.state();
         s.lookups.push(serial.to_owned());
-        s.certificates
-            .get(serial)
-            .cloned()
-            .ok_or_else(|| format!("certificate {serial} not found"))
+        if let Some(failure) = &s.lookup_failure {
+            return Err(failure.clone());
+        }
+        s.certificates.get(serial).cloned().ok_or_else(|| {
+            HostError::without_field(
+                HostErrorCode::NotFound,
+                format!("certificate {serial} not found"),
+            )
+        })
     }
 
-    fn lifecycle(&self, call: &LifecycleCall) -> Result<LifecycleOutcome, String> {
+    fn lifecycle(&self, call: &LifecycleCall) -> Result<LifecycleOutcome, HostError> {
         let mut s = self.state();
         s.lifecycle_calls.push(call.clone());
         s.lifecycle.clone()

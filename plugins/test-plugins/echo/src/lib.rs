@@ -8,7 +8,9 @@
 //! contains no unsafe code.
 #![deny(unsafe_code)]
 
-use nesca_plugin_api::{export_plugin, Host, HttpRequest, HttpResponse, LogLevel, Plugin};
+use nesca_plugin_api::{
+    export_plugin, Host, HttpRequest, HttpResponse, InitError, LogLevel, Plugin,
+};
 use serde_json::{json, Value};
 
 pub struct Echo {
@@ -20,7 +22,7 @@ impl Plugin for Echo {
     const NAME: &'static str = "echo";
     const VERSION: &'static str = "1.0.0";
 
-    fn init(config: Value, host: Host) -> Result<Self, String> {
+    fn init(config: Value, host: Host) -> Result<Self, InitError> {
         Ok(Echo { config, host })
     }
 
@@ -28,7 +30,7 @@ impl Plugin for Echo {
         if let Some(serial) = request.path.strip_prefix("/lookup/") {
             return match self.host.lookup_certificate(serial) {
                 Ok(info) => HttpResponse::json(200, &info),
-                Err(e) => HttpResponse::text(404, e),
+                Err(e) => HttpResponse::text(404, e.to_string()),
             };
         }
         if request.path == "/apply" && request.method == "POST" {
@@ -37,17 +39,17 @@ impl Plugin for Echo {
             >(&request.body)
             {
                 Ok(a) => a,
-                Err(e) => return HttpResponse::text(400, e),
+                Err(e) => return HttpResponse::text(400, e.to_string()),
             };
             return match self.host.submit_application(&application) {
                 Ok(issued) => HttpResponse::json(200, &issued),
-                Err(e) => HttpResponse::text(422, e),
+                Err(e) => HttpResponse::text(422, e.to_string()),
             };
         }
         if let Some(reference) = request.path.strip_prefix("/application/") {
             return match self.host.lookup_application(reference) {
                 Ok(info) => HttpResponse::json(200, &info),
-                Err(e) => HttpResponse::text(404, e),
+                Err(e) => HttpResponse::text(404, e.to_string()),
             };
         }
         if request.path == "/log" {

@@ -7,7 +7,7 @@
 use std::thread::sleep;
 use std::time::Duration;
 
-use nesca_plugin_api::{export_plugin, Host, HttpRequest, HttpResponse, Plugin};
+use nesca_plugin_api::{export_plugin, Host, HttpRequest, HttpResponse, InitError, Plugin};
 use serde_json::Value;
 
 pub struct Hanging;
@@ -16,7 +16,7 @@ impl Plugin for Hanging {
     const NAME: &'static str = "hanging";
     const VERSION: &'static str = "1.0.0";
 
-    fn init(_config: Value, _host: Host) -> Result<Self, String> {
+    fn init(_config: Value, _host: Host) -> Result<Self, InitError> {
         Ok(Hanging)
     }
 

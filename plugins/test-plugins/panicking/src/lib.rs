@@ -4,7 +4,7 @@
 //! `deny`, not `forbid`: see the echo test plugin.
 #![deny(unsafe_code)]
 
-use nesca_plugin_api::{export_plugin, Host, HttpRequest, HttpResponse, Plugin};
+use nesca_plugin_api::{export_plugin, Host, HttpRequest, HttpResponse, InitError, Plugin};
 use serde_json::Value;
 
 pub struct Panicking;
@@ -13,7 +13,7 @@ impl Plugin for Panicking {
     const NAME: &'static str = "panicking";
     const VERSION: &'static str = "1.0.0";
 
-    fn init(config: Value, _host: Host) -> Result<Self, String> {
+    fn init(config: Value, _host: Host) -> Result<Self, InitError> {
         if config["panic_in_init"] == true {
             panic!("deliberate panic in init");
         }

@@ -1,14 +1,15 @@
-//! Test plugin "wrong-abi": exports a table that claims ABI version 999. Written by hand with the
-//! raw ABI types (not `export_plugin!`); the host must refuse it before calling any of its
-//! functions, so they only report an error.
+//! Test plugin "wrong-abi": exports a table that claims the previous ABI version, as a plugin
+//! built against an older nesca does. Written by hand with the raw ABI types (not
+//! `export_plugin!`); the host must refuse it before calling any of its functions, so they only
+//! report an error.
 #![deny(unsafe_code)]
 
 use std::mem::size_of;
 
-use nesca_plugin_api::{HostTable, PluginTable, RBuf, RStr};
+use nesca_plugin_api::{HostTable, PluginTable, RBuf, RStr, ABI_VERSION};
 
-/// The ABI version this table claims.
-pub const CLAIMED_ABI_VERSION: u32 = 999;
+/// The ABI version this table claims: the one before this crate's.
+pub const CLAIMED_ABI_VERSION: u32 = ABI_VERSION - 1;
 
 // Safe functions coerce to the table's `unsafe extern "C" fn` types. None of them dereferences
 // its pointers: the host never calls them.

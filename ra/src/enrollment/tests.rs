@@ -1,9 +1,11 @@
 use std::time::Duration;
 
 use super::*;
-use crate::institution::{ListImport, ListSignature};
 use crate::outbox::Outbox;
-use crate::testkit::{demo_institution, fixture, list_row, nes_application, Captured, Fixture};
+use crate::testkit::Captured;
+use ca_core::institution::{ListImport, ListSignature};
+use ca_core::store::prelude::*;
+use ca_core::testkit::{demo_institution, fixture, list_row, nes_application, Fixture};
 
 const PERSON: &str = "10000000146";
 
@@ -97,7 +99,7 @@ fn sign_in_counts_failures_and_locks_for_half_an_hour() {
     let e = Enrollments::new(f.store.clone(), f.clock.clone());
     let unknown = Tckn::parse("17291716060").unwrap();
     let wrong = e.sign_in(&unknown, &secret(&password)).unwrap_err();
-    assert!(matches!(wrong, CaError::Unauthenticated { .. }), "{wrong}");
+    assert!(matches!(wrong, RaError::Unauthenticated { .. }), "{wrong}");
     for _ in 1..MAX_SIGN_IN_FAILURES {
         let err = e.sign_in(&tckn(), &secret("wrong-password")).unwrap_err();
         assert_eq!(
@@ -107,10 +109,10 @@ fn sign_in_counts_failures_and_locks_for_half_an_hour() {
         );
     }
     let err = e.sign_in(&tckn(), &secret("wrong-password")).unwrap_err();
-    assert!(matches!(err, CaError::Locked { .. }), "{err}");
+    assert!(matches!(err, RaError::Locked { .. }), "{err}");
     // Locked: even the right password is refused until the lock ends.
     let err = e.sign_in(&tckn(), &secret(&password)).unwrap_err();
-    assert!(matches!(err, CaError::Locked { .. }), "{err}");
+    assert!(matches!(err, RaError::Locked { .. }), "{err}");
     f.clock
         .advance(Duration::from_secs(LOCK_SECONDS as u64 + 1));
     let grant = e.sign_in(&tckn(), &secret(&password)).unwrap();
@@ -121,7 +123,7 @@ fn sign_in_counts_failures_and_locks_for_half_an_hour() {
     f.clock
         .advance(Duration::from_secs(SESSION_SECONDS as u64 + 1));
     let err = e.session(grant.token.expose_secret()).unwrap_err();
-    assert!(matches!(err, CaError::Unauthenticated { .. }), "{err}");
+    assert!(matches!(err, RaError::Unauthenticated { .. }), "{err}");
     assert!(e.session("made-up").is_err());
     assert_eq!(f.store.verify_audit().unwrap().first_break, None);
 }
@@ -146,7 +148,7 @@ fn the_form_is_hashed_and_the_code_confirms_the_mobile_number() {
         assert!(err.to_string().starts_with(field), "{err}");
     }
     let err = e.confirm_code(token, &secret("123456")).unwrap_err();
-    assert!(matches!(err, CaError::Conflict { .. }), "{err}");
+    assert!(matches!(err, RaError::Conflict { .. }), "{err}");
 
     e.submit_form(token, form()).unwrap();
     let rec = stage(&f);
@@ -199,7 +201,7 @@ fn the_form_is_hashed_and_the_code_confirms_the_mobile_number() {
     assert_eq!(stage(&f).stage, EnrollmentStage::Confirmed);
     // The form is final once confirmed.
     let err = e.submit_form(token, form()).unwrap_err();
-    assert!(matches!(err, CaError::Conflict { .. }), "{err}");
+    assert!(matches!(err, RaError::Conflict { .. }), "{err}");
     assert_eq!(f.store.verify_audit().unwrap().first_break, None);
 }
 
@@ -216,7 +218,7 @@ fn e_onay_needs_a_recorded_consent() {
             "EDV-2026-000123",
             b"consent pdf".to_vec(),
             now - 86_400,
-            "operator",
+            &Principal::HostOperator,
         )
         .unwrap();
     assert_eq!(consent.evidence_sha256, sha256_hex(b"consent pdf"));
@@ -261,17 +263,20 @@ fn a_wet_signature_waits_for_the_operator() {
     assert_eq!(stage(&f).stage, EnrollmentStage::AwaitingWet);
     let now = unix_seconds(f.clock.now());
     assert!(f.store.enrollments_due(now, 10).unwrap().is_empty());
-    let err = e.receive_wet(&id, vec![], "operator").unwrap_err();
+    let err = e
+        .receive_wet(&id, vec![], &Principal::HostOperator)
+        .unwrap_err();
     assert!(err.to_string().starts_with("scan"), "{err}");
     assert_eq!(
-        e.receive_wet(&id, b"scan".to_vec(), "operator").unwrap(),
+        e.receive_wet(&id, b"scan".to_vec(), &Principal::HostOperator)
+            .unwrap(),
         None
     );
     assert_eq!(stage(&f).stage, EnrollmentStage::Approved);
     let err = e
-        .receive_wet(&id, b"scan".to_vec(), "operator")
+        .receive_wet(&id, b"scan".to_vec(), &Principal::HostOperator)
         .unwrap_err();
-    assert!(matches!(err, CaError::Conflict { .. }), "{err}");
+    assert!(matches!(err, RaError::Conflict { .. }), "{err}");
 }
 
 #[test]
@@ -304,7 +309,7 @@ fn a_renewal_is_held_until_two_months_before_the_expiry() {
         .unwrap()
         .not_after;
     let (e, token) = confirmed(&f);
-    e.record_consent(&tckn(), "EDV-1", b"c".to_vec(), 0, "operator")
+    e.record_consent(&tckn(), "EDV-1", b"c".to_vec(), 0, &Principal::HostOperator)
         .unwrap();
     let ApprovalOutcome::Approved {
         produce_after: Some(start),
@@ -353,7 +358,7 @@ fn renewal_windows_and_billing_months_follow_turkish_dates() {
 /// enrollment that is not approved gets nothing (the signed certificate's serial is failed).
 #[test]
 fn production_is_one_transaction_with_its_invoice_line() {
-    use crate::store::{
+    use ca_core::store::{
         ApplicationIssued, CertStatus, FinishedApplication, InvoicePayer, ProducedEnrollment,
     };
     let f = fixture();
@@ -408,7 +413,7 @@ fn production_is_one_transaction_with_its_invoice_line() {
     );
     assert_eq!(stage(&f).stage, EnrollmentStage::Confirmed);
 
-    e.record_consent(&tckn(), "EDV-1", b"c".to_vec(), 0, "operator")
+    e.record_consent(&tckn(), "EDV-1", b"c".to_vec(), 0, &Principal::HostOperator)
         .unwrap();
     e.approve(&token, Approval::EOnay).unwrap();
     let issued = produce(&format!("{id}.1")).unwrap();

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use nesca_pkix::cms::{verify_signed_data, Signer};
 
-use crate::clock::{unix_seconds, Clock};
-use crate::error::{CaError, Result};
-use crate::institution::{ImportOutcome, InstitutionRecord, ListImport, ListSignature};
-use crate::store::Store;
+use crate::error::{RaError, Result};
+use ca_core::clock::{unix_seconds, Clock};
+use ca_core::institution::{ImportOutcome, InstitutionRecord, ListImport, ListSignature};
+use ca_core::store::Store;
 
 /// The largest wet-signature scan kept with a list.
 const MAX_SCAN_BYTES: usize = 20 * 1024 * 1024;
@@ -27,7 +27,7 @@ pub fn check_officer_signature(
         ListSignature::Cms(cms) => {
             verify_signed_data(cms, Some(file), Signer::Exactly(&institution.officer_cert_der))
                 .map_err(|e| {
-                    CaError::invalid(
+                    RaError::invalid(
                         "signature",
                         format!(
                             "not the officer's signature over this file ({e}); only the e-İmza officer registered for \"{}\" may submit its lists",
@@ -37,9 +37,9 @@ pub fn check_officer_signature(
                 })?;
             let (not_before, not_after) =
                 nesca_pkix::subject::validity(&institution.officer_cert_der)
-                    .map_err(|e| CaError::invalid("signature", e.to_string()))?;
+                    .map_err(|e| RaError::invalid("signature", e.to_string()))?;
             if now < not_before || now > not_after {
-                return Err(CaError::invalid(
+                return Err(RaError::invalid(
                     "signature",
                     "the officer's certificate is not valid now",
                 ));
@@ -48,7 +48,7 @@ pub fn check_officer_signature(
         }
         ListSignature::Wet(scan) => {
             if scan.is_empty() || scan.len() > MAX_SCAN_BYTES {
-                return Err(CaError::invalid(
+                return Err(RaError::invalid(
                     "wet-scan",
                     format!("the scan of the signed list must be 1 byte to {MAX_SCAN_BYTES} bytes"),
                 ));
@@ -76,7 +76,7 @@ impl ListImports {
             .store
             .institution(&import.institution)?
             .ok_or_else(|| {
-                CaError::invalid(
+                RaError::invalid(
                     "institution",
                     format!("no registered institution \"{}\"", import.institution),
                 )
@@ -99,9 +99,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::institution::{InstitutionId, ListRow};
     use crate::outbox::{password_matches, Outbox};
-    use crate::testkit::{demo_institution as institution, fixture, list_row as row, Captured};
+    use crate::testkit::Captured;
+    use ca_core::institution::{InstitutionId, ListRow};
+    use ca_core::store::prelude::*;
+    use ca_core::testkit::{demo_institution as institution, fixture, list_row as row};
 
     fn list(id: &InstitutionId, rows: Vec<ListRow>, signature: ListSignature) -> ListImport {
         ListImport {

@@ -16,14 +16,14 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 
-use crate::clock::{unix_seconds, Clock};
-use crate::error::{CaError, Result};
+use crate::error::{RaError, Result};
 use crate::outbox::{hash_password, password_matches};
-use crate::store::{
+use ca_core::clock::{unix_seconds, Clock};
+use ca_core::store::{
     ApprovalMethod, CertStatus, EOnayConsent, EnrollmentOutcome, EnrollmentRecord, EnrollmentStage,
     EnrollmentWrite, PreApplication, Store,
 };
-use crate::{Serial, Tckn};
+use ca_core::{Principal, Serial, Tckn};
 
 /// How long an SMS code stays good.
 pub const SMS_CODE_SECONDS: i64 = 600;
@@ -76,7 +76,7 @@ impl ApplicantForm {
         let word = security_word.expose_secret();
         let n = word.chars().count();
         if !(4..=MAX_SECURITY_WORD_CHARS).contains(&n) || !word.chars().all(char::is_alphanumeric) {
-            return Err(CaError::invalid(
+            return Err(RaError::invalid(
                 "security_word",
                 format!("must be 4 to {MAX_SECURITY_WORD_CHARS} letters or digits"),
             ));
@@ -86,7 +86,7 @@ impl ApplicantForm {
         if !(10..=MAX_ADDRESS_CHARS).contains(&n)
             || address.chars().any(|c| c.is_control() && c != '\n')
         {
-            return Err(CaError::invalid(
+            return Err(RaError::invalid(
                 "delivery_address",
                 format!("must be 10 to {MAX_ADDRESS_CHARS} characters, no control characters"),
             ));
@@ -147,14 +147,14 @@ impl Enrollments {
     }
 
     fn write(&self, w: EnrollmentWrite) -> Result<EnrollmentOutcome> {
-        self.store.enrollment_write(w)
+        Ok(self.store.enrollment_write(w)?)
     }
 
     /// Signs in with T.C. Kimlik No and access password. Every refusal says the same (no
     /// hint whether the number is known); the 5th wrong password in a row locks sign-in for
     /// 30 minutes.
     pub fn sign_in(&self, tckn: &Tckn, password: &SecretString) -> Result<SessionGrant> {
-        let wrong = || CaError::Unauthenticated {
+        let wrong = || RaError::Unauthenticated {
             field: "sign_in",
             rule: "the T.C. Kimlik No or the access password is wrong".into(),
         };
@@ -215,7 +215,7 @@ impl Enrollments {
 
     /// The application a session token belongs to.
     pub fn session(&self, token: &str) -> Result<ApplicantView> {
-        let expired = || CaError::Unauthenticated {
+        let expired = || RaError::Unauthenticated {
             field: "token",
             rule: "no such session, or it expired: sign in again".into(),
         };
@@ -300,7 +300,7 @@ impl Enrollments {
         let e = &v.enrollment;
         let now = self.now();
         if e.stage != EnrollmentStage::Form {
-            return Err(CaError::Conflict {
+            return Err(RaError::Conflict {
                 field: "stage",
                 rule: format!(
                     "application {} is {}; a code is confirmed after the form",
@@ -310,13 +310,13 @@ impl Enrollments {
             });
         }
         let Some(hash) = e.sms_code_hash.as_deref() else {
-            return Err(CaError::Conflict {
+            return Err(RaError::Conflict {
                 field: "sms_code",
                 rule: "no code is awaiting confirmation (not sent yet, or void after 3 wrong tries): ask for a new one".into(),
             });
         };
         if e.sms_code_expires.is_some_and(|x| x < now) {
-            return Err(CaError::Unauthenticated {
+            return Err(RaError::Unauthenticated {
                 field: "sms_code",
                 rule: "the code expired: ask for a new one".into(),
             });
@@ -337,7 +337,7 @@ impl Enrollments {
                 ),
                 EnrollmentOutcome::Done => "the code is wrong".to_owned(),
             };
-            return Err(CaError::Unauthenticated {
+            return Err(RaError::Unauthenticated {
                 field: "sms_code",
                 rule,
             });
@@ -354,7 +354,7 @@ impl Enrollments {
     pub fn approval_text(&self, v: &ApplicantView) -> Result<String> {
         let e = &v.enrollment;
         let (Some(address), Some(confirmed_at)) = (&e.delivery_address, e.confirmed_at) else {
-            return Err(CaError::Conflict {
+            return Err(RaError::Conflict {
                 field: "stage",
                 rule: format!(
                     "application {} is {}; the approval text exists once the mobile number is confirmed",
@@ -363,7 +363,7 @@ impl Enrollments {
                 ),
             });
         };
-        let institution = crate::institution::InstitutionId::parse(&v.pre.institution)?;
+        let institution = ca_core::institution::InstitutionId::parse(&v.pre.institution)?;
         let inst = self.store.institution(&institution)?;
         let (inst_name, payer) = inst
             .map(|i| (i.name, i.payer.as_str()))
@@ -396,7 +396,7 @@ impl Enrollments {
             p.tckn,
             p.email,
             p.mobile,
-            crate::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(confirmed_at.max(0) as u64)),
+            ca_core::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(confirmed_at.max(0) as u64)),
             address.replace('\n', ", "),
             if e.do_not_publish { "İSTEMİYORUM" } else { "kabul ediyorum" },
             if payer == "person" { "başvuru sahibi" } else { "kurum" },
@@ -409,7 +409,10 @@ impl Enrollments {
         let text = self.approval_text(&v)?;
         let text_sha256 = sha256_hex(text.as_bytes());
         let now = self.now();
-        let actor = format!("applicant:{}", v.pre.id);
+        let actor = Principal::Applicant {
+            pre_application: v.pre.id.clone(),
+        }
+        .to_string();
         let (method, evidence) = match approval {
             Approval::Wet => {
                 let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -433,7 +436,7 @@ impl Enrollments {
             }
             Approval::EOnay => {
                 let consent = self.store.eonay_consent(&v.pre.tckn)?.ok_or_else(|| {
-                    CaError::Conflict {
+                    RaError::Conflict {
                         field: "approval",
                         rule: "e-Onay needs the person's prior e-Onay consent on record; approve with a signature or a wet signature".into(),
                     }
@@ -467,18 +470,18 @@ impl Enrollments {
     }
 
     /// An operator records the receipt of the wet-signed form (its scan kept as evidence).
-    pub fn receive_wet(&self, id: &str, scan: Vec<u8>, actor: &str) -> Result<Option<i64>> {
+    pub fn receive_wet(&self, id: &str, scan: Vec<u8>, by: &Principal) -> Result<Option<i64>> {
         if scan.is_empty() || scan.len() > MAX_EVIDENCE_BYTES {
-            return Err(CaError::invalid(
+            return Err(RaError::invalid(
                 "scan",
                 format!("the scan of the signed form must be 1 byte to {MAX_EVIDENCE_BYTES} bytes"),
             ));
         }
         let v = self
             .view(id)?
-            .ok_or_else(|| CaError::invalid("application", format!("no application {id}")))?;
+            .ok_or_else(|| RaError::invalid("application", format!("no application {id}")))?;
         if v.enrollment.stage != EnrollmentStage::AwaitingWet {
-            return Err(CaError::Conflict {
+            return Err(RaError::Conflict {
                 field: "stage",
                 rule: format!(
                     "application {id} is {}; a wet signature is received when the applicant chose it",
@@ -495,7 +498,7 @@ impl Enrollments {
             text_sha256,
             evidence: scan,
             produce_after,
-            actor: actor.to_owned(),
+            actor: by.to_string(),
             at: now,
         })?;
         Ok(produce_after)
@@ -508,27 +511,27 @@ impl Enrollments {
         reference: &str,
         evidence: Vec<u8>,
         given_at: i64,
-        actor: &str,
+        by: &Principal,
     ) -> Result<EOnayConsent> {
         let reference = reference.trim();
         if reference.is_empty()
             || reference.chars().count() > 128
             || reference.chars().any(char::is_control)
         {
-            return Err(CaError::invalid(
+            return Err(RaError::invalid(
                 "reference",
                 "must be 1 to 128 characters, no control characters",
             ));
         }
         if evidence.is_empty() || evidence.len() > MAX_EVIDENCE_BYTES {
-            return Err(CaError::invalid(
+            return Err(RaError::invalid(
                 "evidence",
                 format!("must be 1 byte to {MAX_EVIDENCE_BYTES} bytes"),
             ));
         }
         let now = self.now();
         if given_at > now {
-            return Err(CaError::invalid("given_at", "must not be in the future"));
+            return Err(RaError::invalid("given_at", "must not be in the future"));
         }
         let consent = EOnayConsent {
             tckn: tckn.to_string(),
@@ -536,7 +539,7 @@ impl Enrollments {
             evidence_sha256: sha256_hex(&evidence),
             evidence,
             given_at,
-            recorded_by: actor.to_owned(),
+            recorded_by: by.to_string(),
             recorded_at: now,
         };
         self.write(EnrollmentWrite::RecordConsent {
@@ -555,7 +558,7 @@ impl Enrollments {
         cms: &[u8],
         now: i64,
     ) -> Result<()> {
-        let bad = |rule: String| CaError::invalid("signature", rule);
+        let bad = |rule: String| RaError::invalid("signature", rule);
         let verified =
             nesca_pkix::cms::verify_signed_data(cms, Some(text), nesca_pkix::cms::Signer::Embedded)
                 .map_err(|e| {
@@ -607,11 +610,11 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| hash_password(&new_token()).unwrap_or_default())
 }
 
-fn locked(field: &'static str, until: i64) -> CaError {
-    CaError::Locked {
+fn locked(field: &'static str, until: i64) -> RaError {
+    RaError::Locked {
         field,
         until,
-        until_text: crate::rfc3339(
+        until_text: ca_core::rfc3339(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(until.max(0) as u64),
         ),
     }

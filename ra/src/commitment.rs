@@ -1,7 +1,7 @@
 //! The commitment (taahhütname) of a certificate issued through an identity-card channel:
 //! its text, the check of the holder's signature over it, and the deadline sweep.
 //!
-//! The certificate is stored suspended at issuance ([`crate::engine::CertRequest`]'s
+//! The certificate is stored suspended at issuance ([`ca_core::engine::CertRequest`]'s
 //! `await_commitment`); the holder signs the text with the new key (CMS SignedData, RFC 5652);
 //! [`Commitments::accept`] verifies that signature against the new certificate and the
 //! recorded digest, and the store keeps it as evidence and releases the suspension in one
@@ -14,15 +14,17 @@ use std::time::{Duration, UNIX_EPOCH};
 use nesca_pkix::cms::{verify_signed_data, Signer};
 use sha2::{Digest, Sha256};
 
-use crate::clock::{unix_seconds, Clock};
-use crate::error::{CaError, Result};
-use crate::serial::Serial;
-use crate::store::{
+use ca_core::clock::{unix_seconds, Clock};
+use ca_core::{Principal, SystemTask};
+
+use crate::error::{RaError, Result};
+use ca_core::store::{
     CommitmentAcceptance, CommitmentOutcome, CommitmentRecord, NewCommitment, Store,
 };
+use ca_core::Serial;
 
-/// Recorded as the actor of revocations for a missed deadline.
-const DEADLINE_ACTOR: &str = "commitment-deadline";
+/// Who revokes a certificate whose commitment missed its deadline.
+const DEADLINE: Principal = Principal::System(SystemTask::CommitmentDeadline);
 
 /// Who the commitment is for, as the certificate states it.
 pub struct CommitmentSubject<'a> {
@@ -43,7 +45,7 @@ pub fn commitment_text(
     not_after: i64,
     cert_der: &[u8],
 ) -> String {
-    let date = |s: i64| crate::rfc3339(UNIX_EPOCH + Duration::from_secs(s.max(0) as u64));
+    let date = |s: i64| ca_core::rfc3339(UNIX_EPOCH + Duration::from_secs(s.max(0) as u64));
     format!(
         "TAAHHÜTNAME\n\
          \n\
@@ -105,16 +107,16 @@ impl Commitments {
         channel: &str,
         serial: &Serial,
         signed: &[u8],
-        actor: &str,
+        by: &Principal,
     ) -> Result<Accepted> {
         let record = self.store.commitment(serial)?.ok_or_else(|| {
-            CaError::invalid(
+            RaError::invalid(
                 "serial",
                 format!("certificate {serial} awaits no commitment"),
             )
         })?;
         if record.channel != channel {
-            return Err(CaError::invalid(
+            return Err(RaError::invalid(
                 "serial",
                 format!("certificate {serial} was applied for through another channel"),
             ));
@@ -123,7 +125,7 @@ impl Commitments {
             .store
             .get(Some(&record.issuer), serial)?
             .and_then(|r| r.cert_der)
-            .ok_or_else(|| CaError::NotFound {
+            .ok_or_else(|| ca_core::CaError::NotFound {
                 serial: serial.to_hex(),
             })?;
         let verified = verify_signed_data(
@@ -131,11 +133,11 @@ impl Commitments {
             Some(record.text.as_bytes()),
             Signer::Exactly(&cert_der),
         )
-        .map_err(|e| CaError::invalid("signed_commitment", e.to_string()))?;
+        .map_err(|e| RaError::invalid("signed_commitment", e.to_string()))?;
         if verified.digest_algorithm != "sha256"
             || hex::encode(&verified.message_digest) != record.sha256_hex
         {
-            return Err(CaError::invalid(
+            return Err(RaError::invalid(
                 "signed_commitment",
                 format!(
                     "must be signed over SHA-256 {} (the commitment's digest); it signs {} {}",
@@ -149,7 +151,7 @@ impl Commitments {
             issuer: record.issuer.clone(),
             serial: *serial,
             evidence: signed.to_vec(),
-            actor: actor.to_owned(),
+            actor: by.to_string(),
             at: unix_seconds(self.clock.now()),
         })?;
         tracing::info!(%serial, superseded = ?outcome.superseded.map(|s| s.to_hex()), replayed = outcome.replayed, "commitment accepted");
@@ -160,7 +162,7 @@ impl Commitments {
     pub fn expire_due(&self) -> Result<Vec<Serial>> {
         let revoked = self
             .store
-            .expire_commitments(DEADLINE_ACTOR, unix_seconds(self.clock.now()))?;
+            .expire_commitments(&DEADLINE.to_string(), unix_seconds(self.clock.now()))?;
         for serial in &revoked {
             tracing::warn!(%serial, "commitment not signed by its deadline: certificate revoked (cessationOfOperation)");
         }
@@ -173,14 +175,14 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::lifecycle::{
-        Lifecycle, LifecycleAction, LifecycleRequest, RequestId, RevocationReason,
-    };
-    use crate::store::{
+    use crate::lifecycle::Lifecycle;
+    use ca_core::lifecycle::{LifecycleAction, LifecycleRequest, RequestId, RevocationReason};
+    use ca_core::store::prelude::*;
+    use ca_core::store::{
         ApplicationIssued, ApplicationStatus, CertStatus, CommitmentStatus, FinishedApplication,
     };
-    use crate::testkit::{fixture, nes_application, Fixture};
-    use crate::Tckn;
+    use ca_core::testkit::{fixture, nes_application, Fixture};
+    use ca_core::Tckn;
 
     const HOLDER: &str = "10000000146";
     const CHANNEL: &str = "kdhs";
@@ -239,14 +241,14 @@ mod tests {
         (r.status, r.revocation.and_then(|r| r.reason))
     }
 
-    fn accept(f: &Fixture, serial: &Serial, evidence: &[u8]) -> crate::Result<CommitmentOutcome> {
-        f.store.accept_commitment(CommitmentAcceptance {
+    fn accept(f: &Fixture, serial: &Serial, evidence: &[u8]) -> Result<CommitmentOutcome> {
+        Ok(f.store.accept_commitment(CommitmentAcceptance {
             issuer: f.ca.context.id.clone(),
             serial: *serial,
             evidence: evidence.to_vec(),
             actor: "t".into(),
             at: now(f),
-        })
+        })?)
     }
 
     #[test]
@@ -278,7 +280,7 @@ mod tests {
                 serial,
                 holder: Some(Tckn::parse(HOLDER).unwrap()),
                 action: LifecycleAction::Release,
-                actor: "t".into(),
+                actor: Principal::HostOperator,
             })
             .unwrap_err();
         assert!(
@@ -397,14 +399,16 @@ mod tests {
         let f = fixture();
         let serial = issue_awaiting(&f, "ref-1", None);
         let commitments = Commitments::new(f.store.clone(), f.clock.clone());
-        let e = commitments.accept("kec", &serial, b"x", "t").unwrap_err();
+        let e = commitments
+            .accept("kec", &serial, b"x", &Principal::HostOperator)
+            .unwrap_err();
         assert!(e.to_string().contains("another channel"), "{e}");
         let e = commitments
-            .accept(CHANNEL, &serial, b"not cms", "t")
+            .accept(CHANNEL, &serial, b"not cms", &Principal::HostOperator)
             .unwrap_err();
         assert!(e.to_string().starts_with("signed_commitment:"), "{e}");
         let e = commitments
-            .accept(CHANNEL, &Serial::random(), b"x", "t")
+            .accept(CHANNEL, &Serial::random(), b"x", &Principal::HostOperator)
             .unwrap_err();
         assert!(e.to_string().contains("awaits no commitment"), "{e}");
         assert_eq!(status(&f, &serial).0, CertStatus::Suspended);

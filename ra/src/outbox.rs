@@ -15,9 +15,11 @@ use argon2::password_hash::{PasswordHasher as _, SaltString};
 use argon2::Argon2;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::clock::{unix_seconds, Clock};
-use crate::error::{CaError, Result};
-use crate::store::{OutboxMessage, Store};
+use ca_core::{Principal, SystemTask};
+
+use crate::error::{RaError, Result};
+use ca_core::clock::{unix_seconds, Clock};
+use ca_core::store::{OutboxMessage, Store};
 
 /// Letters and digits that cannot be mistaken for one another when typed from an e-mail.
 const PASSWORD_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -39,7 +41,7 @@ pub struct Email {
 
 /// Delivers e-mail.
 pub trait EmailSender: Send + Sync {
-    fn send(&self, email: &Email) -> std::result::Result<(), String>;
+    fn send(&self, email: &Email) -> Result<()>;
 }
 
 /// A text message (SMS) ready to go.
@@ -54,7 +56,7 @@ pub struct Sms {
 
 /// Delivers SMS.
 pub trait SmsSender: Send + Sync {
-    fn send(&self, sms: &Sms) -> std::result::Result<(), String>;
+    fn send(&self, sms: &Sms) -> Result<()>;
 }
 
 /// The default SMS sender: each message becomes a file `<outbox id>.sms` in a directory
@@ -64,7 +66,7 @@ pub struct SmsDirectory {
 }
 
 impl SmsSender for SmsDirectory {
-    fn send(&self, sms: &Sms) -> std::result::Result<(), String> {
+    fn send(&self, sms: &Sms) -> Result<()> {
         let text = format!("To: {}\n\n{}\n", sms.to, sms.body.expose_secret());
         write_atomically(
             &self.dir,
@@ -76,11 +78,7 @@ impl SmsSender for SmsDirectory {
 
 /// Writes `bytes` to `dir/name` through a temporary file and a rename, so that a reader never
 /// sees half a message; the directory is made when missing.
-pub fn write_atomically(
-    dir: &std::path::Path,
-    name: &str,
-    bytes: &[u8],
-) -> std::result::Result<(), String> {
+pub fn write_atomically(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<()> {
     let write = || -> std::io::Result<()> {
         fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(".{name}.tmp"));
@@ -89,7 +87,10 @@ pub fn write_atomically(
         f.sync_all()?;
         fs::rename(&tmp, dir.join(name))
     };
-    write().map_err(|e| format!("{}: {e}", dir.display()))
+    write().map_err(|source| RaError::Write {
+        dir: dir.to_owned(),
+        source,
+    })
 }
 
 /// The default sender: each message becomes an RFC 5322 `.eml` file in a directory (written
@@ -100,7 +101,7 @@ pub struct EmlDirectory {
 }
 
 impl EmailSender for EmlDirectory {
-    fn send(&self, email: &Email) -> std::result::Result<(), String> {
+    fn send(&self, email: &Email) -> Result<()> {
         let text = rfc5322_message(&self.from, email);
         write_atomically(
             &self.dir,
@@ -150,7 +151,7 @@ pub fn hash_password(password: &SecretString) -> Result<String> {
     Argon2::default()
         .hash_password(password.expose_secret().as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| CaError::invalid("password", format!("cannot hash: {e}")))
+        .map_err(|e| RaError::invalid("password", format!("cannot hash: {e}")))
 }
 
 /// Whether `password` matches a PHC hash made by [`hash_password`].
@@ -216,28 +217,31 @@ impl Outbox {
             }
             let delay = (FIRST_RETRY_SECONDS << m.attempts.clamp(0, 20)).min(MAX_RETRY_SECONDS);
             self.store
-                .outbox_attempt(m.id, result.map_err(|e| (e, at + delay)), at)?;
+                .outbox_attempt(m.id, result.map_err(|e| (e.to_string(), at + delay)), at)?;
         }
         Ok(report)
     }
 
-    fn deliver(&self, m: &OutboxMessage) -> std::result::Result<(), String> {
+    fn deliver(&self, m: &OutboxMessage) -> Result<()> {
         match m.kind.as_str() {
             "access-password" => self.access_password(m),
             "sms-code" => self.sms_code(m),
-            other => Err(format!("unknown message kind {other}")),
+            other => Err(RaError::invalid(
+                "kind",
+                format!("unknown message kind {other}"),
+            )),
         }
     }
 
     /// Draws the SMS code, records its hash and expiry, then sends it. A code queued before
     /// the applicant moved on (confirmed, or asked for another) is dropped, not retried.
-    fn sms_code(&self, m: &OutboxMessage) -> std::result::Result<(), String> {
+    fn sms_code(&self, m: &OutboxMessage) -> Result<()> {
         let code = crate::enrollment::new_sms_code();
-        let hash = hash_password(&code).map_err(|e| e.to_string())?;
+        let hash = hash_password(&code)?;
         let now = unix_seconds(self.clock.now());
         let issued = self
             .store
-            .enrollment_write(crate::store::EnrollmentWrite::CodeIssued {
+            .enrollment_write(ca_core::store::EnrollmentWrite::CodeIssued {
                 id: m.subject_ref.clone(),
                 code_hash: hash,
                 expires_at: now + crate::enrollment::SMS_CODE_SECONDS,
@@ -245,11 +249,11 @@ impl Outbox {
             });
         match issued {
             Ok(_) => {}
-            Err(CaError::Conflict { .. } | CaError::Invalid { .. }) => {
+            Err(ca_core::CaError::Conflict { .. } | ca_core::CaError::Invalid { .. }) => {
                 tracing::info!(outbox = m.id, "SMS code no longer awaited; dropped");
                 return Ok(());
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
         let body = format!(
             "nesca NES basvurusu dogrulama kodunuz: {}\nKod {} dakika gecerlidir. Kimseyle paylasmayiniz.",
@@ -263,18 +267,23 @@ impl Outbox {
         })
     }
 
-    fn access_password(&self, m: &OutboxMessage) -> std::result::Result<(), String> {
+    fn access_password(&self, m: &OutboxMessage) -> Result<()> {
         let pre = self
             .store
-            .pre_application(&m.subject_ref)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("pre-application {} is gone", m.subject_ref))?;
+            .pre_application(&m.subject_ref)?
+            .ok_or_else(|| RaError::NotFound {
+                field: "application",
+                rule: format!("pre-application {} is gone", m.subject_ref),
+            })?;
         let password = new_password();
-        let hash = hash_password(&password).map_err(|e| e.to_string())?;
+        let hash = hash_password(&password)?;
         let now = unix_seconds(self.clock.now());
-        self.store
-            .set_access_password(&pre.id, &hash, "outbox", now)
-            .map_err(|e| e.to_string())?;
+        self.store.set_access_password(
+            &pre.id,
+            &hash,
+            &Principal::System(SystemTask::Outbox).to_string(),
+            now,
+        )?;
         let body = format!(
             "Sayın {} {},\n\nKurumunuz adınıza nitelikli elektronik sertifika başvurusu ön kaydı yaptı.\n\
              Başvurunuzu tamamlamak için {} adresinde T.C. Kimlik Numaranız ve aşağıdaki erişim\n\

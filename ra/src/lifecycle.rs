@@ -1,12 +1,16 @@
-//! The lifecycle entry point that the command line, the admin API and the channel plugins call.
+//! Holder requests: suspension, release and revocation of a certificate on its holder's
+//! request, the one entry point of the command line and the channels (and later the admin API
+//! and the portal). The rule here is who may ask; the transitions themselves are ca-core's
+//! (`ca_core::lifecycle`).
 
 use std::sync::Arc;
 
-use super::{LifecycleAction, LifecycleRequest};
-use crate::clock::{unix_seconds, Clock};
-use crate::error::{CaError, Result};
-use crate::store::{Store, TransitionOutcome, TransitionWrite};
-use crate::Tckn;
+use ca_core::clock::{unix_seconds, Clock};
+use ca_core::lifecycle::{LifecycleAction, LifecycleRequest};
+use ca_core::store::{Store, TransitionOutcome, TransitionWrite};
+use ca_core::{CaError, Tckn};
+
+use crate::error::{RaError, Result};
 
 /// Profiles whose certificates the operator may suspend and revoke (role and
 /// secure-communication certificates of registered partners).
@@ -36,14 +40,16 @@ impl Lifecycle {
         let record = self
             .store
             .get(req.issuer.as_ref(), &req.serial)?
-            .ok_or_else(|| CaError::NotFound {
-                serial: req.serial.to_hex(),
+            .ok_or_else(|| {
+                RaError::from(CaError::NotFound {
+                    serial: req.serial.to_hex(),
+                })
             })?;
         let holder = req.holder.as_ref().map(Tckn::as_str);
         match (record.subject.tckn.as_deref(), holder) {
             (Some(subject), Some(asking)) if subject == asking => {}
             (Some(_), _) => {
-                return Err(CaError::invalid(
+                return Err(RaError::invalid(
                     "holder_tckn",
                     format!(
                         "{} must be requested by the certificate holder",
@@ -52,14 +58,14 @@ impl Lifecycle {
                 ))
             }
             (None, Some(_)) => {
-                return Err(CaError::invalid(
+                return Err(RaError::invalid(
                     "holder_tckn",
                     "this certificate has no T.C. Kimlik No holder; the operator acts without one",
                 ))
             }
             (None, None) if record.profile.starts_with(PARTNER_PROFILE_PREFIX) => {}
             (None, None) => {
-                return Err(CaError::invalid(
+                return Err(RaError::invalid(
                     "serial",
                     format!(
                         "{} certificates are not suspended or revoked through lifecycle requests",
@@ -74,7 +80,7 @@ impl Lifecycle {
             serial: req.serial,
             action: req.action,
             holder: holder.unwrap_or(OPERATOR).to_owned(),
-            actor: req.actor,
+            actor: req.actor.to_string(),
             at: unix_seconds(self.clock.now()),
         })?;
         tracing::info!(
@@ -103,10 +109,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::lifecycle::{RequestId, RevocationReason};
-    use crate::store::{CertStatus, CrlKind, CrlReservation, DeltaEntry, RevokedEntry, Store};
-    use crate::testkit::{fixture, Fixture};
-    use crate::{Serial, Tckn};
+    use ca_core::lifecycle::{RequestId, RevocationReason};
+    use ca_core::store::prelude::*;
+    use ca_core::store::{CertStatus, CrlKind, CrlReservation, DeltaEntry, RevokedEntry};
+    use ca_core::testkit::{fixture, Fixture};
+    use ca_core::{Principal, Serial, Tckn};
 
     const HOLDER: &str = "10000000146";
 
@@ -115,7 +122,7 @@ mod tests {
             .issue_nes(
                 &f.ca,
                 &f.nes,
-                crate::testkit::nes_application(None, false),
+                ca_core::testkit::nes_application(None, false),
                 "test",
             )
             .unwrap()
@@ -133,7 +140,7 @@ mod tests {
             serial,
             holder: Some(Tckn::parse(HOLDER).unwrap()),
             action: LifecycleAction::parse(verb, reason, None).unwrap(),
-            actor: "test".into(),
+            actor: Principal::HostOperator,
         }
     }
 

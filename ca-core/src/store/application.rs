@@ -1,0 +1,76 @@
+//! Applications that front channels submit, by the channel's own reference: a reference seen
+//! before issues nothing new (a replayed KDBO, a retried request).
+
+use super::ApplicationIssued;
+use crate::error::Result;
+use crate::serial::Serial;
+
+/// Where a front channel's application stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplicationStatus {
+    /// Recorded; issuance under way (or cut off by a crash).
+    Pending,
+    /// Issued: the serial is recorded.
+    Issued,
+    /// Refused: the reason is recorded.
+    Refused,
+}
+
+impl ApplicationStatus {
+    /// The status as the store writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplicationStatus::Pending => "pending",
+            ApplicationStatus::Issued => "issued",
+            ApplicationStatus::Refused => "refused",
+        }
+    }
+}
+
+/// An application a front channel submitted, by the channel's own reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelApplication {
+    /// The channel (plugin) that submitted it.
+    pub channel: String,
+    /// The channel's own reference of the application.
+    pub channel_ref: String,
+    /// Where it stands.
+    pub status: ApplicationStatus,
+    /// The serial issued, once issued.
+    pub serial: Option<Serial>,
+    /// Why it was refused, once refused.
+    pub error: Option<String>,
+    /// When it was first recorded, unix seconds.
+    pub created_at: i64,
+    /// The HSM-generated key wrapped for the card, as recorded (the host's JSON).
+    pub wrapped_key: Option<String>,
+}
+
+/// Front channels' applications, recorded once per channel reference.
+pub trait ApplicationStore: Send + Sync {
+    /// Records a channel's application as pending, unless its reference was seen before: then
+    /// nothing is written and the earlier application is returned.
+    fn begin_application(
+        &self,
+        channel: &str,
+        channel_ref: &str,
+        actor: &str,
+        at: i64,
+    ) -> Result<Option<ChannelApplication>>;
+    /// The outcome of a pending application: what was issued (with the commitment it now
+    /// awaits, in the same transaction), or why it was refused.
+    fn finish_application(
+        &self,
+        channel: &str,
+        channel_ref: &str,
+        outcome: std::result::Result<ApplicationIssued, String>,
+        actor: &str,
+        at: i64,
+    ) -> Result<()>;
+    /// Refuses every application still pending, with `reason`: called at start, when no
+    /// issuance can be under way, so that an application a crash cut off answers its replay
+    /// with a refusal instead of "still being processed" for ever. Returns how many.
+    fn abandon_pending_applications(&self, reason: &str, actor: &str, at: i64) -> Result<u64>;
+    /// A channel's application by its reference.
+    fn application(&self, channel: &str, channel_ref: &str) -> Result<Option<ChannelApplication>>;
+}

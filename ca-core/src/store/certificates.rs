@@ -1,0 +1,269 @@
+//! Certificates and their lifecycle: a serial reserved before signing (unique per issuer,
+//! RFC 5280 §4.1.2.2), the signed certificate stored or the failure recorded, and the
+//! suspensions, releases and revocations recorded once per request id.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::Completion;
+use crate::error::Result;
+use crate::lifecycle::{LifecycleAction, RequestId, RevocationReason};
+use crate::serial::{IssuerId, Serial};
+
+/// Where a certificate stands in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertStatus {
+    /// The serial and the linted TBS are recorded; signing has not been confirmed. A row left
+    /// in this state by a crash may have been signed: the serial is never reused.
+    Reserved,
+    /// Signed, checked and stored.
+    Active,
+    /// Signing failed after the reservation; the serial is recorded and never reused.
+    Failed,
+    /// Issued and on hold (revoked with reason certificateHold until released).
+    Suspended,
+    /// Issued and revoked for good.
+    Revoked,
+}
+
+impl CertStatus {
+    /// The status as the store writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Reserved => "reserved",
+            CertStatus::Active => "active",
+            CertStatus::Failed => "failed",
+            CertStatus::Suspended => "suspended",
+            CertStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl fmt::Display for CertStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CertStatus {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "reserved" => Ok(CertStatus::Reserved),
+            "active" => Ok(CertStatus::Active),
+            "failed" => Ok(CertStatus::Failed),
+            "suspended" => Ok(CertStatus::Suspended),
+            "revoked" => Ok(CertStatus::Revoked),
+            other => Err(format!("unknown certificate status \"{other}\"")),
+        }
+    }
+}
+
+/// Who the certificate is for, as the store indexes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubjectRecord {
+    /// RFC 4514 rendering of the subject, for display.
+    pub subject: String,
+    /// The holder's T.C. Kimlik No (serialNumber of the subject), when the profile has one.
+    pub tckn: Option<String>,
+    /// The holder's givenName, when the profile has one.
+    pub given_name: Option<String>,
+    /// The holder's surname, when the profile has one.
+    pub surname: Option<String>,
+}
+
+/// A serial about to be signed: written durably before the HSM is asked.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    /// The issuing CA.
+    pub issuer: IssuerId,
+    /// The serial to reserve (unique per issuer, RFC 5280 §4.1.2.2).
+    pub serial: Serial,
+    /// The profile the TBS was built from.
+    pub profile: &'static str,
+    /// Who the certificate is for.
+    pub subject: SubjectRecord,
+    /// notBefore (RFC 5280 §4.1.2.5), unix seconds.
+    pub not_before: i64,
+    /// notAfter (RFC 5280 §4.1.2.5), unix seconds.
+    pub not_after: i64,
+    /// The linted TBSCertificate, so a crash between signing and storing still leaves
+    /// everything but the signature on record.
+    pub tbs_der: Vec<u8>,
+    /// Who asked, for the audit record.
+    pub actor: String,
+    /// When, unix seconds.
+    pub at: i64,
+}
+
+/// The outcome of a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    /// The serial is recorded as reserved.
+    Ok,
+    /// The serial exists already for this issuer (the unique constraint held).
+    SerialTaken,
+}
+
+/// A certificate row.
+#[derive(Debug, Clone)]
+pub struct CertRecord {
+    /// The issuing CA.
+    pub issuer: IssuerId,
+    /// The serial (unique per issuer).
+    pub serial: Serial,
+    /// The profile the certificate was built from.
+    pub profile: String,
+    /// Where it stands.
+    pub status: CertStatus,
+    /// Who the certificate is for.
+    pub subject: SubjectRecord,
+    /// notBefore (RFC 5280 §4.1.2.5), unix seconds.
+    pub not_before: i64,
+    /// notAfter (RFC 5280 §4.1.2.5), unix seconds.
+    pub not_after: i64,
+    /// When the serial was reserved, unix seconds.
+    pub reserved_at: i64,
+    /// When the signed certificate was stored, unix seconds.
+    pub issued_at: Option<i64>,
+    /// The signed certificate, DER, once stored.
+    pub cert_der: Option<Vec<u8>>,
+    /// Suspended or revoked: since when, and why.
+    pub revocation: Option<Revocation>,
+}
+
+/// The revocation (or hold) of a certificate as CRLs and OCSP publish it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revocation {
+    /// revocationDate (RFC 5280 §5.1.2.6), unix seconds.
+    pub at: i64,
+    /// `None`: unspecified, no reasonCode written.
+    pub reason: Option<RevocationReason>,
+    /// invalidityDate (RFC 5280 §5.3.2), keyCompromise only.
+    pub invalidity_date: Option<i64>,
+}
+
+/// A lifecycle change to record, already checked for the holder by [`crate::lifecycle::Lifecycle`].
+/// The store checks the state machine inside its write transaction.
+#[derive(Debug, Clone)]
+pub struct TransitionWrite {
+    /// The request's id: the same id again answers with the first outcome.
+    pub request_id: RequestId,
+    /// The issuing CA.
+    pub issuer: IssuerId,
+    /// The certificate's serial.
+    pub serial: Serial,
+    /// Suspend, release or revoke.
+    pub action: LifecycleAction,
+    /// The holder's T.C. Kimlik No, as the request named it.
+    pub holder: String,
+    /// Who asked, for the audit record.
+    pub actor: String,
+    /// When, unix seconds: the revocationDate of a suspension or revocation.
+    pub at: i64,
+}
+
+/// What a lifecycle request led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionOutcome {
+    /// The issuing CA.
+    pub issuer: IssuerId,
+    /// The certificate's serial.
+    pub serial: Serial,
+    /// The status after the change.
+    pub status: CertStatus,
+    /// The reason recorded, `None` when active again or unspecified.
+    pub reason: Option<RevocationReason>,
+    /// When the change was recorded.
+    pub at: i64,
+    /// The request id had been seen: this is the first outcome, nothing was applied again.
+    pub replayed: bool,
+}
+
+/// One recorded lifecycle change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionRecord {
+    /// The audit sequence number of the change; orders changes.
+    pub seq: i64,
+    /// The request id it was made under.
+    pub request_id: String,
+    /// `suspend`, `release` or `revoke`.
+    pub action: String,
+    /// The status before.
+    pub from: CertStatus,
+    /// The status after.
+    pub to: CertStatus,
+    /// The CRLReason (RFC 5280 §5.3.1), `None`: unspecified or none.
+    pub reason: Option<RevocationReason>,
+    /// invalidityDate (RFC 5280 §5.3.2), unix seconds.
+    pub invalidity_date: Option<i64>,
+    /// When, unix seconds.
+    pub at: i64,
+    /// Who asked.
+    pub actor: String,
+}
+
+/// What the OCSP responder needs to know of one serial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRecord {
+    /// Where it stands.
+    pub status: CertStatus,
+    /// Suspended or revoked: since when, and why.
+    pub revocation: Option<Revocation>,
+    /// notAfter (RFC 5280 §4.1.2.5), unix seconds: OCSP answers for it until then.
+    pub not_after: i64,
+}
+
+/// Certificates from the moment their serial is reserved, and their lifecycle.
+///
+/// Every write is committed durably before it returns and carries its audit record in the
+/// same transaction: if the audit record cannot be written, the change does not happen.
+pub trait CertificateStore: Send + Sync {
+    /// Records a serial before signing (unique per issuer).
+    fn reserve(&self, r: Reservation) -> Result<Reserved>;
+    /// Stores the signed certificate of a reserved serial, and in the same transaction what
+    /// `then` says: its suspension to await a commitment, its application's outcome.
+    fn complete(
+        &self,
+        issuer: &IssuerId,
+        serial: &Serial,
+        cert_der: Vec<u8>,
+        then: Completion,
+        actor: &str,
+        at: i64,
+    ) -> Result<()>;
+    /// Marks a reserved serial as failed (signing did not happen or was not accepted).
+    fn fail(
+        &self,
+        issuer: &IssuerId,
+        serial: &Serial,
+        reason: &str,
+        actor: &str,
+        at: i64,
+    ) -> Result<()>;
+    /// One certificate; any issuer when `issuer` is `None`.
+    fn get(&self, issuer: Option<&IssuerId>, serial: &Serial) -> Result<Option<CertRecord>>;
+    /// Every certificate row, reservation order.
+    fn list(&self, issuer: Option<&IssuerId>) -> Result<Vec<CertRecord>>;
+    /// Applies a lifecycle change if the state machine allows it
+    /// ([`crate::lifecycle::next_status`]); a request id seen before answers with its first
+    /// outcome. One transaction with its audit record.
+    fn transition(&self, t: TransitionWrite) -> Result<TransitionOutcome>;
+    /// The lifecycle changes of one certificate, oldest first.
+    fn transitions(&self, issuer: &IssuerId, serial: &Serial) -> Result<Vec<TransitionRecord>>;
+    /// The status of one serial (light: no DER), `None` when the issuer never reserved it.
+    fn status(&self, issuer: &IssuerId, serial: &Serial) -> Result<Option<StatusRecord>>;
+    /// Serials whose status changed (issued, suspended, released, revoked) after `cursor`,
+    /// oldest first, at most `limit`, with the cursor to ask from next.
+    fn changes_since(&self, cursor: i64, limit: usize) -> Result<(Vec<(IssuerId, Serial)>, i64)>;
+    /// The cursor of the latest status change (0 when there is none).
+    fn latest_change(&self) -> Result<i64>;
+    /// Issued serials of an issuer after `after`, in serial order, at most `limit`.
+    fn serials(
+        &self,
+        issuer: &IssuerId,
+        after: Option<&Serial>,
+        limit: usize,
+    ) -> Result<Vec<Serial>>;
+}

@@ -1,0 +1,83 @@
+//! Front channels' applications: once per (channel, reference).
+
+use crate::serial::Serial;
+use crate::store::{ApplicationIssued, ApplicationStatus, Store};
+
+/// A channel reference is recorded once: the second begin returns the first application,
+/// and its outcome once finished; a finished application cannot be finished again. An
+/// application a crash cut off is refused at the next start; finished ones keep their
+/// outcome.
+pub fn channel_applications_begin_once(store: &dyn Store) {
+    assert_eq!(
+        store.begin_application("kdhs", "ref-1", "t", 10).unwrap(),
+        None
+    );
+    let seen = store
+        .begin_application("kdhs", "ref-1", "t", 11)
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.status, ApplicationStatus::Pending);
+    // Another channel's reference of the same text is another application.
+    assert_eq!(
+        store.begin_application("kec", "ref-1", "t", 12).unwrap(),
+        None
+    );
+    let serial = Serial::random();
+    store
+        .finish_application(
+            "kdhs",
+            "ref-1",
+            Ok(ApplicationIssued::plain(serial)),
+            "t",
+            13,
+        )
+        .unwrap();
+    let done = store
+        .begin_application("kdhs", "ref-1", "t", 14)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (done.status, done.serial, done.created_at),
+        (ApplicationStatus::Issued, Some(serial), 10)
+    );
+    assert!(store
+        .finish_application("kdhs", "ref-1", Err("x".into()), "t", 15)
+        .is_err());
+    store
+        .finish_application("kec", "ref-1", Err("tckn: bad".into()), "t", 16)
+        .unwrap();
+    let refused = store.application("kec", "ref-1").unwrap().unwrap();
+    assert_eq!(refused.status, ApplicationStatus::Refused);
+    assert_eq!(refused.error.as_deref(), Some("tckn: bad"));
+    assert_eq!(store.verify_audit().unwrap().first_break, None);
+
+    // Cut off by a crash: abandoned at the next start, answered as refused from then on;
+    // finished applications keep their outcome.
+    assert_eq!(
+        store.begin_application("kdhs", "ref-2", "t", 17).unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .abandon_pending_applications("interrupted", "t", 18)
+            .unwrap(),
+        1
+    );
+    let cut = store
+        .begin_application("kdhs", "ref-2", "t", 19)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (cut.status, cut.error.as_deref()),
+        (ApplicationStatus::Refused, Some("interrupted"))
+    );
+    let done = store.application("kdhs", "ref-1").unwrap().unwrap();
+    assert_eq!(done.status, ApplicationStatus::Issued);
+    assert_eq!(
+        store
+            .abandon_pending_applications("interrupted", "t", 20)
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.verify_audit().unwrap().first_break, None);
+}

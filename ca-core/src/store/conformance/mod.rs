@@ -1,0 +1,168 @@
+//! The store contract: what any [`Store`] must do, written once against the role traits and
+//! run for every implementation ([`crate::store_conformance_tests!`]): SQLite here, PostgreSQL
+//! next. Each case takes a fresh, empty store and panics when the store breaks the contract.
+//!
+//! The cases cover serial uniqueness (RFC 5280 §4.1.2.2), reserve-before-sign, idempotent
+//! lifecycle transitions, the audit record in the same transaction as its change, CRL
+//! numbering (RFC 5280 §5.2.3), the attempt counters the store keeps, and channel
+//! applications once per reference.
+
+mod applications;
+mod audit;
+mod certificates;
+mod counters;
+mod crl;
+mod registry;
+
+pub use applications::channel_applications_begin_once;
+pub use audit::{audit_chain_holds_after_writes, refused_writes_leave_no_audit_record};
+pub use certificates::{
+    complete_needs_a_reservation, fail_keeps_the_serial, lifecycle_follows_the_state_machine,
+    replayed_transition_answers_its_first_outcome, serial_is_unique_per_issuer,
+};
+pub use counters::{outbox_attempts_are_counted, sign_in_failures_lock, sms_code_counters};
+pub use crl::{crl_entries_follow_the_lifecycle, crl_numbers_strictly_increase};
+pub use registry::{cas_are_never_overwritten, partners_are_added_read_and_never_overwritten};
+
+use crate::lifecycle::{LifecycleAction, RequestId};
+use crate::serial::{IssuerId, Serial};
+use crate::store::{
+    CaRecord, CaRole, Completion, Reservation, Reserved, Store, SubjectRecord, TransitionOutcome,
+    TransitionWrite,
+};
+
+/// Unix seconds the cases write at: 2026-11-22T00:00:00Z.
+const T0: i64 = 1_795_305_600;
+
+/// The issuing CA the cases issue under.
+fn issuer() -> IssuerId {
+    IssuerId::new("nes-ca").expect("issuer id")
+}
+
+/// A reservation of `serial` under `issuer`, valid for a year from [`T0`].
+fn reservation(issuer: &IssuerId, serial: Serial, subject: &str) -> Reservation {
+    Reservation {
+        issuer: issuer.clone(),
+        serial,
+        profile: "nes",
+        subject: SubjectRecord {
+            subject: subject.into(),
+            tckn: Some("10000000146".into()),
+            given_name: Some("AYŞE".into()),
+            surname: Some("YILMAZ".into()),
+        },
+        not_before: T0,
+        not_after: T0 + 365 * 86_400,
+        tbs_der: vec![0x30, 0x00],
+        actor: "conformance".into(),
+        at: T0,
+    }
+}
+
+/// Reserves and completes a fresh serial under `issuer`: an active certificate.
+fn issue(store: &dyn Store, issuer: &IssuerId) -> Serial {
+    let serial = Serial::random();
+    assert_eq!(
+        store
+            .reserve(reservation(issuer, serial, "CN=AYŞE YILMAZ"))
+            .expect("reserve"),
+        Reserved::Ok
+    );
+    store
+        .complete(
+            issuer,
+            &serial,
+            vec![0x30, 0x01, 0x00],
+            Completion::default(),
+            "conformance",
+            T0,
+        )
+        .expect("complete");
+    serial
+}
+
+/// Registers `id` as an issuing CA (CRL numbers are taken for issuing CAs only).
+fn add_issuing_ca(store: &dyn Store, id: &IssuerId) {
+    store
+        .add_ca(
+            CaRecord {
+                id: id.clone(),
+                role: CaRole::Issuing,
+                key_label: id.to_string(),
+                cert_der: vec![0x30, 0x00],
+                ocsp_key_label: None,
+                ocsp_cert_der: None,
+            },
+            "conformance",
+            T0,
+        )
+        .expect("add CA");
+}
+
+/// Applies `action` to `serial` under the request id `request_id` at `at`.
+fn change(
+    store: &dyn Store,
+    (issuer, serial): (&IssuerId, &Serial),
+    request_id: &str,
+    action: LifecycleAction,
+    at: i64,
+) -> crate::error::Result<TransitionOutcome> {
+    store.transition(TransitionWrite {
+        request_id: RequestId::new(request_id).expect("request id"),
+        issuer: issuer.clone(),
+        serial: *serial,
+        action,
+        holder: "10000000146".into(),
+        actor: "conformance".into(),
+        at,
+    })
+}
+
+/// How many audit records the store holds, checking that the chain is intact.
+fn audit_records(store: &dyn Store) -> u64 {
+    let report = store.verify_audit().expect("verify audit");
+    assert_eq!(report.first_break, None, "the audit chain is broken");
+    report.records
+}
+
+/// Generates one `#[test]` per conformance case for a store. `$fresh` is an expression
+/// callable with no argument that returns `(store, guard)`: a fresh, empty store and
+/// whatever must live as long as it (a temporary directory, a database's drop guard).
+///
+/// ```text
+/// ca_core::store_conformance_tests!(|| {
+///     let dir = tempfile::tempdir().unwrap();
+///     (SqliteStore::open(&dir.path().join("t.db")).unwrap(), dir)
+/// });
+/// ```
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($fresh:expr) => {
+        $crate::store_conformance_tests!(@cases $fresh;
+            serial_is_unique_per_issuer,
+            complete_needs_a_reservation,
+            fail_keeps_the_serial,
+            replayed_transition_answers_its_first_outcome,
+            lifecycle_follows_the_state_machine,
+            refused_writes_leave_no_audit_record,
+            audit_chain_holds_after_writes,
+            crl_numbers_strictly_increase,
+            crl_entries_follow_the_lifecycle,
+            cas_are_never_overwritten,
+            partners_are_added_read_and_never_overwritten,
+            channel_applications_begin_once,
+            outbox_attempts_are_counted,
+            sign_in_failures_lock,
+            sms_code_counters
+        );
+    };
+    (@cases $fresh:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let (store, _guard) = ($fresh)();
+                $crate::store::conformance::$case(&store);
+            }
+        )+
+    };
+}

@@ -1,0 +1,62 @@
+//! The registry: the CAs nesca runs and the licensed ESHS partners it issues role and
+//! secure-communication certificates to.
+
+use crate::error::Result;
+use crate::partner::{PartnerId, PartnerRecord};
+use crate::serial::IssuerId;
+
+/// The role of a CA nesca runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaRole {
+    /// The root CA: self-signed.
+    Root,
+    /// An issuing CA: issues end-entity certificates, CRLs and OCSP signers.
+    Issuing,
+}
+
+impl CaRole {
+    /// The role as the store writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaRole::Root => "root",
+            CaRole::Issuing => "issuing",
+        }
+    }
+}
+
+/// A CA nesca runs: its certificate and the token label of its key.
+#[derive(Debug, Clone)]
+pub struct CaRecord {
+    /// The CA's id (its issuer id).
+    pub id: IssuerId,
+    /// Root or issuing.
+    pub role: CaRole,
+    /// The token label of its key.
+    pub key_label: String,
+    /// Its certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// For an issuing CA: its delegated OCSP signer's key label and certificate.
+    pub ocsp_key_label: Option<String>,
+    /// The delegated OCSP signer's certificate, DER (RFC 6960 §4.2.2.2).
+    pub ocsp_cert_der: Option<Vec<u8>>,
+}
+
+/// The CAs and the registered partners.
+pub trait RegistryStore: Send + Sync {
+    /// Registers a CA; refuses an id that exists.
+    fn add_ca(&self, ca: CaRecord, actor: &str, at: i64) -> Result<()>;
+    /// A CA by id.
+    fn ca(&self, id: &IssuerId) -> Result<Option<CaRecord>>;
+    /// The CAs nesca runs.
+    fn cas(&self) -> Result<Vec<CaRecord>>;
+    /// Registers a licensed ESHS partner; refuses an id that exists
+    /// ([`crate::CaError::AlreadyExists`]). One transaction with its audit record.
+    fn add_partner(&self, partner: PartnerRecord, actor: &str, at: i64) -> Result<()>;
+    /// Deactivates a partner: no new certificate is issued to it. Its certificates stay as
+    /// they are (revoke them one by one). Refuses an unknown or already inactive partner.
+    fn deactivate_partner(&self, id: &PartnerId, actor: &str, at: i64) -> Result<()>;
+    /// A partner by id.
+    fn partner(&self, id: &PartnerId) -> Result<Option<PartnerRecord>>;
+    /// Every registered partner, registration order.
+    fn partners(&self) -> Result<Vec<PartnerRecord>>;
+}

@@ -1,0 +1,202 @@
+//! Front channels' applications in SQLite: recorded once per (channel, reference), finished
+//! once, and abandoned at start when a crash cut them off.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::audit::{append_audit, event_entry, AuditHead};
+use super::commitments;
+use super::writer::{after_writes, Refusal};
+use super::SqliteStore;
+use crate::error::{CaError, Result};
+use crate::serial::{IssuerId, Serial};
+use crate::store::{ApplicationIssued, ApplicationStatus, ApplicationStore, ChannelApplication};
+
+/// Records a pending application, or answers the one recorded under its reference.
+fn begin_application(
+    conn: &Connection,
+    (channel, channel_ref): (&str, &str),
+    (actor, at): (&str, i64),
+    head: &mut AuditHead,
+) -> Result<Option<ChannelApplication>, Refusal> {
+    if let Some(seen) = read_application(conn, channel, channel_ref)? {
+        return Ok(Some(seen));
+    }
+    conn.prepare_cached(
+        "INSERT INTO channel_applications (channel, channel_ref, status, created_at, updated_at) VALUES (?1, ?2, 'pending', ?3, ?3)",
+    )?
+    .execute(params![channel, channel_ref, at])?;
+    append_audit(
+        conn,
+        head,
+        event_entry(
+            at,
+            actor,
+            "application",
+            String::new(),
+            format!("channel={channel} channel_ref={channel_ref}"),
+        ),
+    )?;
+    Ok(None)
+}
+
+/// Records a pending application's outcome (and the commitment its certificate awaits).
+pub(super) fn finish_application(
+    conn: &Connection,
+    head: &mut AuditHead,
+    (channel, channel_ref): (&str, &str),
+    outcome: &std::result::Result<ApplicationIssued, String>,
+    (actor, at): (&str, i64),
+) -> Result<(), Refusal> {
+    let (status, serial, error, wrapped_key) = match outcome {
+        Ok(issued) => (
+            "issued",
+            Some(issued.serial.to_hex()),
+            None,
+            issued.wrapped_key.clone(),
+        ),
+        Err(e) => ("refused", None, Some(e.clone()), None),
+    };
+    let n = conn
+        .prepare_cached(
+            "UPDATE channel_applications SET status = ?1, serial = ?2, error = ?3, updated_at = ?4, wrapped_key = ?7 WHERE channel = ?5 AND channel_ref = ?6 AND status = 'pending'",
+        )?
+        .execute(params![status, serial, error, at, channel, channel_ref, wrapped_key])?;
+    if n != 1 {
+        return Err(Refusal::Refused(CaError::invalid(
+            "channel_ref",
+            format!("no pending application {channel_ref} of channel {channel}"),
+        )));
+    }
+    append_audit(
+        conn,
+        head,
+        event_entry(
+            at,
+            actor,
+            format!("application-{status}"),
+            serial.unwrap_or_default(),
+            format!("channel={channel} channel_ref={channel_ref}"),
+        ),
+    )?;
+    if let Ok(ApplicationIssued {
+        serial,
+        commitment: Some(c),
+        ..
+    }) = outcome
+    {
+        let issuer = conn
+            .prepare_cached("SELECT issuer FROM certificates WHERE serial = ?1")?
+            .query_row([serial.to_hex()], |r| r.get::<_, String>(0))
+            .optional()?
+            .ok_or_else(|| {
+                Refusal::Fatal(CaError::NotFound {
+                    serial: serial.to_hex(),
+                })
+            })?;
+        let issuer =
+            IssuerId::new(&issuer).map_err(|e| Refusal::Fatal(CaError::invalid("issuer", e)))?;
+        commitments::insert(conn, &issuer, serial, channel, channel_ref, c, at)
+            .map_err(after_writes)?;
+    }
+    Ok(())
+}
+
+/// Refuses every pending application with `reason`; returns how many.
+fn abandon_pending(
+    conn: &Connection,
+    reason: &str,
+    (actor, at): (&str, i64),
+    head: &mut AuditHead,
+) -> Result<u64, Refusal> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE channel_applications SET status = 'refused', error = ?1, updated_at = ?2 WHERE status = 'pending'",
+        )?
+        .execute(params![reason, at])?;
+    if n > 0 {
+        append_audit(
+            conn,
+            head,
+            event_entry(
+                at,
+                actor,
+                "applications-abandoned",
+                "",
+                format!("count={n} reason={reason}"),
+            ),
+        )?;
+    }
+    Ok(n as u64)
+}
+
+/// An application by its channel reference.
+pub(super) fn read_application(
+    conn: &Connection,
+    channel: &str,
+    channel_ref: &str,
+) -> rusqlite::Result<Option<ChannelApplication>> {
+    conn.prepare_cached(
+        "SELECT status, serial, error, created_at, wrapped_key FROM channel_applications WHERE channel = ?1 AND channel_ref = ?2",
+    )?
+    .query_row(params![channel, channel_ref], |r| {
+        let status: String = r.get(0)?;
+        let serial: Option<String> = r.get(1)?;
+        Ok(ChannelApplication {
+            channel: channel.to_owned(),
+            channel_ref: channel_ref.to_owned(),
+            status: match status.as_str() {
+                "issued" => ApplicationStatus::Issued,
+                "refused" => ApplicationStatus::Refused,
+                _ => ApplicationStatus::Pending,
+            },
+            serial: serial.and_then(|h| Serial::from_hex(&h).ok()),
+            error: r.get(2)?,
+            wrapped_key: r.get(4)?,
+            created_at: r.get(3)?,
+        })
+    })
+    .optional()
+}
+
+impl ApplicationStore for SqliteStore {
+    fn begin_application(
+        &self,
+        channel: &str,
+        channel_ref: &str,
+        actor: &str,
+        at: i64,
+    ) -> Result<Option<ChannelApplication>> {
+        let (channel, channel_ref, actor) =
+            (channel.to_owned(), channel_ref.to_owned(), actor.to_owned());
+        self.submit(move |conn, head| {
+            begin_application(conn, (&channel, &channel_ref), (&actor, at), head)
+        })
+    }
+
+    fn finish_application(
+        &self,
+        channel: &str,
+        channel_ref: &str,
+        outcome: std::result::Result<ApplicationIssued, String>,
+        actor: &str,
+        at: i64,
+    ) -> Result<()> {
+        let (channel, channel_ref, actor) =
+            (channel.to_owned(), channel_ref.to_owned(), actor.to_owned());
+        self.submit(move |conn, head| {
+            finish_application(conn, head, (&channel, &channel_ref), &outcome, (&actor, at))
+        })
+    }
+
+    fn abandon_pending_applications(&self, reason: &str, actor: &str, at: i64) -> Result<u64> {
+        let (reason, actor) = (reason.to_owned(), actor.to_owned());
+        self.submit(move |conn, head| abandon_pending(conn, &reason, (&actor, at), head))
+    }
+
+    fn application(&self, channel: &str, channel_ref: &str) -> Result<Option<ChannelApplication>> {
+        self.read(
+            |c| read_application(c, channel, channel_ref),
+            "read application",
+        )
+    }
+}

@@ -1,0 +1,523 @@
+//! Certificates and their lifecycle in SQLite: reservation (the unique constraint keeps a
+//! serial once per issuer), completion with what the same transaction must also record,
+//! failure, and lifecycle transitions once per request id.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::applications::{finish_application, read_application};
+use super::audit::{append_audit, audit_entry, AuditHead};
+use super::writer::{after_writes, refused, Refusal};
+use super::{commitments, enrollments, SqliteStore};
+use crate::error::{CaError, Result};
+use crate::lifecycle::{next_status, LifecycleAction, RevocationReason};
+use crate::serial::{IssuerId, Serial};
+use crate::store::{
+    ApplicationStatus, CertRecord, CertStatus, CertificateStore, Completion, Reservation, Reserved,
+    Revocation, StatusRecord, SubjectRecord, TransitionOutcome, TransitionRecord, TransitionWrite,
+};
+
+/// The CRLReason code (RFC 5280 §5.3.1) stored for a reason; `None`: unspecified.
+pub(super) fn reason_code(r: Option<RevocationReason>) -> Option<i64> {
+    r.map(|r| i64::from(r.code()))
+}
+
+/// The reason of a stored CRLReason code.
+pub(super) fn reason_from(code: Option<i64>) -> Option<RevocationReason> {
+    code.and_then(|c| u8::try_from(c).ok())
+        .and_then(RevocationReason::from_code)
+}
+
+/// Records a serial before signing; a serial the issuer has already is answered
+/// `SerialTaken` with nothing written.
+fn reserve(conn: &Connection, r: &Reservation, head: &mut AuditHead) -> Result<Reserved, Refusal> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO certificates (issuer, serial, profile, status, subject, tckn, given_name, surname, not_before, not_after, tbs_der, reserved_at)
+                     VALUES (?1, ?2, ?3, 'reserved', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            r.issuer.as_str(), r.serial.to_hex(), r.profile, r.subject.subject, r.subject.tckn, r.subject.given_name,
+            r.subject.surname, r.not_before, r.not_after, r.tbs_der, r.at
+        ])?;
+    if inserted == 0 {
+        return Ok(Reserved::SerialTaken);
+    }
+    let detail = format!("profile={} subject={}", r.profile, r.subject.subject);
+    append_audit(
+        conn,
+        head,
+        audit_entry(
+            r.at,
+            &r.actor,
+            "reserve",
+            &r.issuer,
+            &r.serial.to_hex(),
+            detail,
+        ),
+    )?;
+    Ok(Reserved::Ok)
+}
+
+/// A reserved serial's signed certificate, and what `then` says in the same transaction.
+struct Signed {
+    issuer: IssuerId,
+    serial: Serial,
+    cert_der: Vec<u8>,
+    then: Completion,
+    actor: String,
+    at: i64,
+}
+
+/// Stores a signed certificate: see [`CertificateStore::complete`].
+fn complete(conn: &Connection, s: &Signed, head: &mut AuditHead) -> Result<(), Refusal> {
+    let Signed {
+        issuer,
+        serial,
+        cert_der,
+        then,
+        actor,
+        at,
+    } = s;
+    if let Some(a) = &then.application {
+        // Checked before anything is written: a refusal must leave nothing behind.
+        let pending = read_application(conn, &a.channel, &a.channel_ref)?
+            .is_some_and(|p| p.status == ApplicationStatus::Pending);
+        if !pending {
+            return Err(refused(
+                "channel_ref",
+                format!(
+                    "no pending application {} of channel {}",
+                    a.channel_ref, a.channel
+                ),
+            ));
+        }
+        if let Some(p) = &a.production {
+            enrollments::check_producible(conn, &p.pre_application)?;
+        }
+    }
+    let n = conn
+        .prepare_cached(
+            "UPDATE certificates SET status = 'active', cert_der = ?1, issued_at = ?2, change_seq = ?5 WHERE issuer = ?3 AND serial = ?4 AND status = 'reserved'",
+        )?
+        // The audit record appended below gets head.seq + 1.
+        .execute(params![cert_der, at, issuer.as_str(), serial.to_hex(), head.seq + 1])?;
+    if n != 1 {
+        return Err(Refusal::Refused(CaError::Store {
+            operation: "store certificate",
+            reason: format!("serial {serial} is not reserved for {issuer}"),
+        }));
+    }
+    append_audit(
+        conn,
+        head,
+        audit_entry(*at, actor, "issue", issuer, &serial.to_hex(), String::new()),
+    )?;
+    if then.hold {
+        transition(
+            conn,
+            &TransitionWrite {
+                request_id: commitments::hold_request_id(serial).map_err(Refusal::Fatal)?,
+                issuer: issuer.clone(),
+                serial: *serial,
+                action: LifecycleAction::Suspend,
+                holder: "commitment".into(),
+                actor: actor.clone(),
+                at: *at,
+            },
+            head,
+        )
+        .map_err(after_writes)?;
+    }
+    if let Some(a) = &then.application {
+        let outcome = Ok(a.issued.clone());
+        finish_application(
+            conn,
+            head,
+            (&a.channel, &a.channel_ref),
+            &outcome,
+            (actor, *at),
+        )
+        .map_err(after_writes)?;
+        if let Some(p) = &a.production {
+            enrollments::produced(conn, p, issuer, serial, (actor, *at), head)
+                .map_err(after_writes)?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks a reserved serial as failed; the serial stays on record.
+fn fail(
+    conn: &Connection,
+    (issuer, serial): (&IssuerId, &Serial),
+    reason: &str,
+    (actor, at): (&str, i64),
+    head: &mut AuditHead,
+) -> Result<(), Refusal> {
+    conn.prepare_cached(
+        "UPDATE certificates SET status = 'failed', fail_reason = ?1 WHERE issuer = ?2 AND serial = ?3 AND status = 'reserved'",
+    )?
+    .execute(params![reason, issuer.as_str(), serial.to_hex()])?;
+    append_audit(
+        conn,
+        head,
+        audit_entry(
+            at,
+            actor,
+            "fail",
+            issuer,
+            &serial.to_hex(),
+            reason.to_owned(),
+        ),
+    )?;
+    Ok(())
+}
+
+/// One lifecycle change: replay check, state machine, row update, transition row, audit.
+pub(super) fn transition(
+    conn: &Connection,
+    t: &TransitionWrite,
+    head: &mut AuditHead,
+) -> Result<TransitionOutcome, Refusal> {
+    let serial_hex = t.serial.to_hex();
+    let reason = t.action.reason();
+    let invalidity = t.action.invalidity_date();
+    // A request id seen before: the same request answers with its first outcome; another
+    // request under the same id is refused rather than silently ignored.
+    let seen = conn
+        .prepare_cached(
+            "SELECT issuer, serial, action, reason, invalidity_date, to_status, at FROM transitions WHERE request_id = ?1",
+        )?
+        .query_row([t.request_id.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })
+        .optional()?;
+    if let Some((issuer, serial, action, code, inv, to, at)) = seen {
+        let same = issuer == t.issuer.as_str()
+            && serial == serial_hex
+            && action == t.action.name()
+            && code == reason_code(reason)
+            && inv == invalidity;
+        if !same {
+            return Err(refused(
+                "request_id",
+                format!("{} was already used for a different request", t.request_id),
+            ));
+        }
+        return Ok(TransitionOutcome {
+            issuer: t.issuer.clone(),
+            serial: t.serial,
+            status: to.parse().map_err(|e: String| refused("status", e))?,
+            reason,
+            at,
+            replayed: true,
+        });
+    }
+    let current = conn
+        .prepare_cached(
+            "SELECT status, not_after FROM certificates WHERE issuer = ?1 AND serial = ?2",
+        )?
+        .query_row(params![t.issuer.as_str(), serial_hex], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
+        .optional()?;
+    let Some((status, not_after)) = current else {
+        return Err(Refusal::Refused(CaError::NotFound { serial: serial_hex }));
+    };
+    let from: CertStatus = status.parse().map_err(|e: String| refused("status", e))?;
+    if matches!(t.action, LifecycleAction::Release)
+        && commitments::is_pending(conn, &t.issuer, &t.serial)?
+    {
+        return Err(refused(
+            "serial",
+            format!("certificate {serial_hex} stays suspended until its signed commitment arrives"),
+        ));
+    }
+    let to = next_status(from, &t.action, not_after, t.at).map_err(Refusal::Refused)?;
+    let seq = head.seq + 1;
+    let (revoked_at, code, inv) = match to {
+        CertStatus::Active => (None, None, None),
+        _ => (Some(t.at), reason_code(reason), invalidity),
+    };
+    conn.prepare_cached(
+        "UPDATE certificates SET status = ?1, revoked_at = ?2, reason = ?3, invalidity_date = ?4, change_seq = ?5 WHERE issuer = ?6 AND serial = ?7",
+    )?
+    .execute(params![to.as_str(), revoked_at, code, inv, seq, t.issuer.as_str(), serial_hex])?;
+    conn.prepare_cached(
+        "INSERT INTO transitions (seq, request_id, issuer, serial, action, from_status, to_status, reason, invalidity_date, holder, actor, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        seq, t.request_id.as_str(), t.issuer.as_str(), serial_hex, t.action.name(), from.as_str(),
+        to.as_str(), reason_code(reason), invalidity, t.holder, t.actor, t.at
+    ])?;
+    let mut detail = format!("request_id={} {}->{}", t.request_id, from, to);
+    if let Some(r) = reason {
+        detail.push_str(&format!(" reason={r}"));
+    }
+    if let Some(d) = invalidity {
+        detail.push_str(&format!(" invalidity_date={d}"));
+    }
+    append_audit(
+        conn,
+        head,
+        audit_entry(
+            t.at,
+            &t.actor,
+            t.action.name(),
+            &t.issuer,
+            &serial_hex,
+            detail,
+        ),
+    )?;
+    Ok(TransitionOutcome {
+        issuer: t.issuer.clone(),
+        serial: t.serial,
+        status: to,
+        reason: if to == CertStatus::Active {
+            None
+        } else {
+            reason
+        },
+        at: t.at,
+        replayed: false,
+    })
+}
+
+const CERT_COLUMNS: &str =
+    "issuer, serial, profile, status, subject, tckn, given_name, surname, not_before, not_after, reserved_at, issued_at, cert_der, revoked_at, reason, invalidity_date";
+
+/// The revocation columns (revoked_at, reason, invalidity_date) starting at `i`.
+pub(super) fn revocation_at(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<Option<Revocation>> {
+    let at: Option<i64> = r.get(i)?;
+    Ok(match at {
+        Some(at) => Some(Revocation {
+            at,
+            reason: reason_from(r.get(i + 1)?),
+            invalidity_date: r.get(i + 2)?,
+        }),
+        None => None,
+    })
+}
+
+fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
+    let bad = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
+    let issuer: String = r.get(0)?;
+    let serial: String = r.get(1)?;
+    let status: String = r.get(3)?;
+    Ok(CertRecord {
+        issuer: IssuerId::new(&issuer).map_err(|e| bad(0, e))?,
+        serial: Serial::from_hex(&serial).map_err(|e| bad(1, e))?,
+        profile: r.get(2)?,
+        status: status.parse().map_err(|e| bad(3, e))?,
+        subject: SubjectRecord {
+            subject: r.get(4)?,
+            tckn: r.get(5)?,
+            given_name: r.get(6)?,
+            surname: r.get(7)?,
+        },
+        not_before: r.get(8)?,
+        not_after: r.get(9)?,
+        reserved_at: r.get(10)?,
+        issued_at: r.get(11)?,
+        cert_der: r.get(12)?,
+        revocation: revocation_at(r, 13)?,
+    })
+}
+
+impl CertificateStore for SqliteStore {
+    fn reserve(&self, r: Reservation) -> Result<Reserved> {
+        self.submit(move |conn, head| reserve(conn, &r, head))
+    }
+
+    fn complete(
+        &self,
+        issuer: &IssuerId,
+        serial: &Serial,
+        cert_der: Vec<u8>,
+        then: Completion,
+        actor: &str,
+        at: i64,
+    ) -> Result<()> {
+        let signed = Signed {
+            issuer: issuer.clone(),
+            serial: *serial,
+            cert_der,
+            then,
+            actor: actor.into(),
+            at,
+        };
+        self.submit(move |conn, head| complete(conn, &signed, head))
+    }
+
+    fn fail(
+        &self,
+        issuer: &IssuerId,
+        serial: &Serial,
+        reason: &str,
+        actor: &str,
+        at: i64,
+    ) -> Result<()> {
+        let (issuer, serial, reason, actor) =
+            (issuer.clone(), *serial, reason.to_owned(), actor.to_owned());
+        self.submit(move |conn, head| fail(conn, (&issuer, &serial), &reason, (&actor, at), head))
+    }
+
+    fn transition(&self, t: TransitionWrite) -> Result<TransitionOutcome> {
+        self.submit(move |conn, head| transition(conn, &t, head))
+    }
+
+    fn get(&self, issuer: Option<&IssuerId>, serial: &Serial) -> Result<Option<CertRecord>> {
+        let sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE serial = ?1 AND (?2 IS NULL OR issuer = ?2)");
+        self.read(
+            |c| {
+                c.query_row(
+                    &sql,
+                    params![serial.to_hex(), issuer.map(|i| i.as_str())],
+                    cert_row,
+                )
+                .optional()
+            },
+            "read certificate",
+        )
+    }
+
+    fn list(&self, issuer: Option<&IssuerId>) -> Result<Vec<CertRecord>> {
+        let sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE (?1 IS NULL OR issuer = ?1) ORDER BY reserved_at, serial");
+        self.read(
+            |c| {
+                let mut stmt = c.prepare(&sql)?;
+                let rows = stmt.query_map(params![issuer.map(|i| i.as_str())], cert_row)?;
+                rows.collect()
+            },
+            "list certificates",
+        )
+    }
+
+    fn transitions(&self, issuer: &IssuerId, serial: &Serial) -> Result<Vec<TransitionRecord>> {
+        self.read(
+            |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT seq, request_id, action, from_status, to_status, reason, invalidity_date, at, actor FROM transitions WHERE issuer = ?1 AND serial = ?2 ORDER BY seq",
+                )?;
+                let rows = st.query_map(params![issuer.as_str(), serial.to_hex()], |r| {
+                    let status = |i: usize| -> rusqlite::Result<CertStatus> {
+                        let s: String = r.get(i)?;
+                        s.parse().map_err(|e: String| {
+                            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+                        })
+                    };
+                    Ok(TransitionRecord {
+                        seq: r.get(0)?,
+                        request_id: r.get(1)?,
+                        action: r.get(2)?,
+                        from: status(3)?,
+                        to: status(4)?,
+                        reason: reason_from(r.get(5)?),
+                        invalidity_date: r.get(6)?,
+                        at: r.get(7)?,
+                        actor: r.get(8)?,
+                    })
+                })?;
+                rows.collect()
+            },
+            "read transitions",
+        )
+    }
+
+    fn status(&self, issuer: &IssuerId, serial: &Serial) -> Result<Option<StatusRecord>> {
+        self.read(
+            |c| {
+                c.prepare_cached(
+                    "SELECT status, not_after, revoked_at, reason, invalidity_date FROM certificates WHERE issuer = ?1 AND serial = ?2",
+                )?
+                .query_row(params![issuer.as_str(), serial.to_hex()], |r| {
+                    let s: String = r.get(0)?;
+                    Ok(StatusRecord {
+                        status: s.parse().map_err(|e: String| {
+                            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+                        })?,
+                        not_after: r.get(1)?,
+                        revocation: revocation_at(r, 2)?,
+                    })
+                })
+                .optional()
+            },
+            "read status",
+        )
+    }
+
+    fn changes_since(&self, cursor: i64, limit: usize) -> Result<(Vec<(IssuerId, Serial)>, i64)> {
+        self.read(
+            |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT issuer, serial, change_seq FROM certificates WHERE change_seq > ?1 ORDER BY change_seq LIMIT ?2",
+                )?;
+                let mut rows = st.query(params![cursor, limit as i64])?;
+                let mut out = Vec::new();
+                let mut next = cursor;
+                while let Some(r) = rows.next()? {
+                    let issuer: String = r.get(0)?;
+                    let serial: String = r.get(1)?;
+                    next = r.get(2)?;
+                    if let (Ok(i), Ok(s)) = (IssuerId::new(&issuer), Serial::from_hex(&serial)) {
+                        out.push((i, s));
+                    }
+                }
+                Ok((out, next))
+            },
+            "read changes",
+        )
+    }
+
+    fn latest_change(&self) -> Result<i64> {
+        self.read(
+            |c| {
+                c.query_row(
+                    "SELECT COALESCE(MAX(change_seq), 0) FROM certificates",
+                    [],
+                    |r| r.get(0),
+                )
+            },
+            "read latest change",
+        )
+    }
+
+    fn serials(
+        &self,
+        issuer: &IssuerId,
+        after: Option<&Serial>,
+        limit: usize,
+    ) -> Result<Vec<Serial>> {
+        self.read(
+            |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT serial FROM certificates WHERE issuer = ?1 AND serial > ?2 AND status IN ('active', 'suspended', 'revoked') ORDER BY serial LIMIT ?3",
+                )?;
+                let after = after.map(|s| s.to_hex()).unwrap_or_default();
+                let rows = st.query_map(params![issuer.as_str(), after, limit as i64], |r| r.get::<_, String>(0))?;
+                let mut out = Vec::new();
+                for hex in rows {
+                    if let Ok(s) = Serial::from_hex(&hex?) {
+                        out.push(s);
+                    }
+                }
+                Ok(out)
+            },
+            "list serials",
+        )
+    }
+}

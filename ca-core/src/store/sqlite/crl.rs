@@ -1,0 +1,261 @@
+//! CRL state in SQLite: one sequence of CRL numbers per issuer for full and delta CRLs
+//! (RFC 5280 §5.2.3), reserved before signing and marked published after; entries read from
+//! one snapshot each.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::audit::{append_audit, audit_entry, AuditHead};
+use super::certificates::revocation_at;
+use super::writer::{refused, Refusal};
+use super::SqliteStore;
+use crate::error::{CaError, Result};
+use crate::serial::{IssuerId, Serial};
+use crate::store::{
+    CrlKind, CrlPlan, CrlRecord, CrlReservation, CrlStore, DeltaEntry, RevokedEntry,
+};
+
+const CRL_COLUMNS: &str =
+    "issuer, number, kind, base_number, watermark, this_update, next_update, entries, published";
+
+fn crl_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CrlRecord> {
+    let bad = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
+    let issuer: String = r.get(0)?;
+    let kind: String = r.get(2)?;
+    Ok(CrlRecord {
+        issuer: IssuerId::new(&issuer).map_err(|e| bad(0, e))?,
+        number: r.get::<_, i64>(1)? as u64,
+        kind: if kind == "delta" {
+            CrlKind::Delta
+        } else {
+            CrlKind::Full
+        },
+        base_number: r.get::<_, Option<i64>>(3)?.map(|n| n as u64),
+        watermark: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+        this_update: r.get(5)?,
+        next_update: r.get(6)?,
+        entries: r.get::<_, Option<i64>>(7)?.unwrap_or(0) as u64,
+        published: r.get::<_, i64>(8)? != 0,
+    })
+}
+
+fn latest_crl(
+    conn: &Connection,
+    issuer: &IssuerId,
+    kind: CrlKind,
+) -> rusqlite::Result<Option<CrlRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {CRL_COLUMNS} FROM crls WHERE issuer = ?1 AND kind = ?2 AND published = 1 ORDER BY number DESC LIMIT 1"
+    ))?
+    .query_row(params![issuer.as_str(), kind.as_str()], crl_row)
+    .optional()
+}
+
+/// Takes the issuer's next CRL number: one increasing sequence for full and delta CRLs
+/// (RFC 5280 §5.2.3). A number whose CRL is never published stays used: numbers only grow.
+fn reserve_crl(
+    conn: &Connection,
+    r: &CrlReservation,
+    head: &mut AuditHead,
+) -> Result<CrlPlan, Refusal> {
+    let known = conn
+        .prepare_cached("SELECT 1 FROM cas WHERE id = ?1 AND role = 'issuing'")?
+        .exists([r.issuer.as_str()])?;
+    if !known {
+        return Err(refused(
+            "ca",
+            format!("\"{}\" is not an issuing CA in the store", r.issuer),
+        ));
+    }
+    let base = match r.kind {
+        CrlKind::Full => None,
+        CrlKind::Delta => Some(latest_crl(conn, &r.issuer, CrlKind::Full)?.ok_or_else(|| {
+            refused(
+                "delta",
+                "a delta CRL needs a published full CRL as its base; generate a full CRL first",
+            )
+        })?),
+    };
+    let number: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(number), 0) + 1 FROM crls WHERE issuer = ?1")?
+        .query_row([r.issuer.as_str()], |row| row.get(0))?;
+    conn.prepare_cached(
+        "INSERT INTO crls (issuer, number, kind, base_number, this_update, next_update, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        r.issuer.as_str(), number, r.kind.as_str(), base.as_ref().map(|b| b.number as i64),
+        r.this_update, r.next_update, r.at
+    ])?;
+    append_audit(
+        conn,
+        head,
+        audit_entry(
+            r.at,
+            &r.actor,
+            "crl-reserve",
+            &r.issuer,
+            "",
+            format!("number={number} kind={}", r.kind.as_str()),
+        ),
+    )?;
+    Ok(CrlPlan {
+        number: number as u64,
+        base,
+    })
+}
+
+/// Records a reserved CRL as published, with what it covers.
+fn publish_crl(
+    conn: &Connection,
+    (issuer, number): (&IssuerId, u64),
+    (watermark, entries): (i64, u64),
+    (actor, at): (&str, i64),
+    head: &mut AuditHead,
+) -> Result<(), Refusal> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE crls SET published = 1, watermark = ?1, entries = ?2 WHERE issuer = ?3 AND number = ?4 AND published = 0",
+        )?
+        .execute(params![watermark, entries as i64, issuer.as_str(), number as i64])?;
+    if n != 1 {
+        return Err(Refusal::Refused(CaError::Store {
+            operation: "publish CRL",
+            reason: format!("CRL number {number} of {issuer} is not reserved"),
+        }));
+    }
+    append_audit(
+        conn,
+        head,
+        audit_entry(
+            at,
+            actor,
+            "crl-publish",
+            issuer,
+            "",
+            format!("number={number} entries={entries} watermark={watermark}"),
+        ),
+    )?;
+    Ok(())
+}
+
+impl CrlStore for SqliteStore {
+    fn scan_revoked(
+        &self,
+        issuer: &IssuerId,
+        sink: &mut dyn FnMut(RevokedEntry) -> Result<()>,
+    ) -> Result<i64> {
+        let (conn, watermark) = self.snapshot("scan revoked")?;
+        let mut st = conn
+            .prepare(
+                "SELECT serial, revoked_at, reason, invalidity_date FROM certificates INDEXED BY certificates_revoked
+                 WHERE issuer = ?1 AND status IN ('suspended', 'revoked') ORDER BY serial",
+            )
+            .map_err(CaError::store("scan revoked"))?;
+        let mut rows = st
+            .query([issuer.as_str()])
+            .map_err(CaError::store("scan revoked"))?;
+        loop {
+            let row = match rows.next() {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(err) => return Err(CaError::store("scan revoked")(err)),
+            };
+            let hex: String = row.get(0).map_err(CaError::store("scan revoked"))?;
+            let serial = Serial::from_hex(&hex).map_err(|reason| CaError::Store {
+                operation: "scan revoked",
+                reason: format!("serial {hex}: {reason}"),
+            })?;
+            let revocation = revocation_at(row, 1)
+                .map_err(CaError::store("scan revoked"))?
+                .ok_or_else(|| CaError::Store {
+                    operation: "scan revoked",
+                    reason: format!("serial {hex} is revoked without a revocation time"),
+                })?;
+            sink(RevokedEntry { serial, revocation })?;
+        }
+        Ok(watermark)
+    }
+
+    fn delta_since(
+        &self,
+        issuer: &IssuerId,
+        base_watermark: i64,
+    ) -> Result<(Vec<DeltaEntry>, i64)> {
+        let op = "delta entries";
+        let (conn, watermark) = self.snapshot(op)?;
+        // Changed since the base: what is listed now, and what was on hold at the base and is
+        // good again (removeFromCRL). A certificate issued after the base and never held is
+        // not in either CRL.
+        let mut st = conn
+            .prepare(
+                "SELECT c.serial, c.status, c.revoked_at, c.reason, c.invalidity_date,
+                    (SELECT t.to_status FROM transitions t WHERE t.issuer = c.issuer AND t.serial = c.serial AND t.seq <= ?2 ORDER BY t.seq DESC LIMIT 1),
+                    (SELECT t.at FROM transitions t WHERE t.issuer = c.issuer AND t.serial = c.serial ORDER BY t.seq DESC LIMIT 1)
+                 FROM certificates c WHERE c.change_seq > ?2 AND c.issuer = ?1 AND c.status IN ('active', 'suspended', 'revoked')
+                 ORDER BY c.serial",
+            )
+            .map_err(CaError::store(op))?;
+        let rows = st
+            .query_map(params![issuer.as_str(), base_watermark], |r| {
+                let hex: String = r.get(0)?;
+                let status: String = r.get(1)?;
+                let revocation = revocation_at(r, 2)?;
+                let at_base: Option<String> = r.get(5)?;
+                let last_change: Option<i64> = r.get(6)?;
+                Ok((hex, status, revocation, at_base, last_change))
+            })
+            .map_err(CaError::store(op))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (hex, status, revocation, at_base, last_change) =
+                row.map_err(CaError::store(op))?;
+            let serial = Serial::from_hex(&hex).map_err(|reason| CaError::Store {
+                operation: op,
+                reason: format!("serial {hex}: {reason}"),
+            })?;
+            match (status.as_str(), revocation) {
+                ("suspended" | "revoked", Some(revocation)) => {
+                    out.push(DeltaEntry::Listed(RevokedEntry { serial, revocation }))
+                }
+                ("active", _) if at_base.as_deref() == Some("suspended") => {
+                    out.push(DeltaEntry::Removed {
+                        serial,
+                        at: last_change.unwrap_or(0),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Ok((out, watermark))
+    }
+
+    fn reserve_crl(&self, r: CrlReservation) -> Result<CrlPlan> {
+        self.submit(move |conn, head| reserve_crl(conn, &r, head))
+    }
+
+    fn publish_crl(
+        &self,
+        issuer: &IssuerId,
+        number: u64,
+        watermark: i64,
+        entries: u64,
+        actor: &str,
+        at: i64,
+    ) -> Result<()> {
+        let (issuer, actor) = (issuer.clone(), actor.to_owned());
+        self.submit(move |conn, head| {
+            publish_crl(
+                conn,
+                (&issuer, number),
+                (watermark, entries),
+                (&actor, at),
+                head,
+            )
+        })
+    }
+
+    fn latest_crl(&self, issuer: &IssuerId, kind: CrlKind) -> Result<Option<CrlRecord>> {
+        self.read(|c| latest_crl(c, issuer, kind), "read CRL")
+    }
+}

@@ -1,0 +1,306 @@
+//! The schema: versioned migrations, applied in order at open. Never edit one that shipped:
+//! existing databases must open.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{enrollments, institutions};
+use crate::error::{CaError, Result};
+
+/// Versioned schema migrations, applied in order at open; never edit one that shipped.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: certificates, CAs, audit log.
+    "CREATE TABLE certificates (
+        issuer       TEXT NOT NULL,
+        serial       TEXT NOT NULL,
+        profile      TEXT NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('reserved', 'active', 'failed')),
+        subject      TEXT NOT NULL,
+        tckn         TEXT,
+        given_name   TEXT,
+        surname      TEXT,
+        not_before   INTEGER NOT NULL,
+        not_after    INTEGER NOT NULL,
+        tbs_der      BLOB NOT NULL,
+        cert_der     BLOB,
+        reserved_at  INTEGER NOT NULL,
+        issued_at    INTEGER,
+        fail_reason  TEXT,
+        -- The constraint that makes a serial unique per issuer (RFC 5280 §4.1.2.2). A rowid
+        -- table: rows carry kilobytes of DER, too large for a WITHOUT ROWID b-tree.
+        UNIQUE (issuer, serial)
+    );
+    CREATE INDEX certificates_tckn ON certificates (tckn);
+    CREATE TABLE cas (
+        id             TEXT PRIMARY KEY,
+        role           TEXT NOT NULL CHECK (role IN ('root', 'issuing')),
+        key_label      TEXT NOT NULL,
+        cert_der       BLOB NOT NULL,
+        ocsp_key_label TEXT,
+        ocsp_cert_der  BLOB,
+        created_at     INTEGER NOT NULL
+    );
+    CREATE TABLE audit (
+        seq       INTEGER PRIMARY KEY,
+        at        INTEGER NOT NULL,
+        actor     TEXT NOT NULL,
+        action    TEXT NOT NULL,
+        issuer    TEXT NOT NULL,
+        serial    TEXT NOT NULL,
+        detail    TEXT NOT NULL,
+        prev_hash BLOB NOT NULL,
+        hash      BLOB NOT NULL
+    );",
+    // 2: the lifecycle (suspended, revoked), lifecycle requests, CRL numbers. The certificates
+    // table is rebuilt because SQLite cannot change a CHECK constraint in place; the status
+    // columns come before the DER so reading them never walks a row's overflow pages.
+    "CREATE TABLE certificates_v2 (
+        issuer          TEXT NOT NULL,
+        serial          TEXT NOT NULL,
+        profile         TEXT NOT NULL,
+        status          TEXT NOT NULL
+                        CHECK (status IN ('reserved', 'active', 'failed', 'suspended', 'revoked')),
+        subject         TEXT NOT NULL,
+        tckn            TEXT,
+        given_name      TEXT,
+        surname         TEXT,
+        not_before      INTEGER NOT NULL,
+        not_after       INTEGER NOT NULL,
+        reserved_at     INTEGER NOT NULL,
+        issued_at       INTEGER,
+        fail_reason     TEXT,
+        -- Suspended or revoked: revocationDate, CRLReason code (NULL: unspecified), invalidityDate.
+        revoked_at      INTEGER,
+        reason          INTEGER,
+        invalidity_date INTEGER,
+        -- Audit sequence number of the last status change (issue, suspend, release, revoke):
+        -- what delta CRLs and the OCSP refresher read changes by.
+        change_seq      INTEGER NOT NULL DEFAULT 0,
+        tbs_der         BLOB NOT NULL,
+        cert_der        BLOB,
+        UNIQUE (issuer, serial)
+    );
+    INSERT INTO certificates_v2 (issuer, serial, profile, status, subject, tckn, given_name,
+        surname, not_before, not_after, reserved_at, issued_at, fail_reason, tbs_der, cert_der)
+      SELECT issuer, serial, profile, status, subject, tckn, given_name, surname, not_before,
+        not_after, reserved_at, issued_at, fail_reason, tbs_der, cert_der FROM certificates;
+    DROP TABLE certificates;
+    ALTER TABLE certificates_v2 RENAME TO certificates;
+    CREATE INDEX certificates_tckn ON certificates (tckn);
+    CREATE INDEX certificates_change ON certificates (change_seq);
+    -- Covering index of the full CRL's entries: a million-entry CRL scans this, not the table.
+    CREATE INDEX certificates_revoked
+        ON certificates (issuer, serial, status, revoked_at, reason, invalidity_date)
+        WHERE status IN ('suspended', 'revoked');
+    CREATE TABLE transitions (
+        seq             INTEGER PRIMARY KEY,   -- the audit record's seq
+        request_id      TEXT NOT NULL UNIQUE,  -- a request applies once
+        issuer          TEXT NOT NULL,
+        serial          TEXT NOT NULL,
+        action          TEXT NOT NULL CHECK (action IN ('suspend', 'release', 'revoke')),
+        from_status     TEXT NOT NULL,
+        to_status       TEXT NOT NULL,
+        reason          INTEGER,
+        invalidity_date INTEGER,
+        holder          TEXT NOT NULL,
+        actor           TEXT NOT NULL,
+        at              INTEGER NOT NULL
+    );
+    CREATE INDEX transitions_certificate ON transitions (issuer, serial, seq);
+    CREATE TABLE crls (
+        issuer      TEXT NOT NULL,
+        number      INTEGER NOT NULL,          -- one sequence per issuer, full and delta
+        kind        TEXT NOT NULL CHECK (kind IN ('full', 'delta')),
+        base_number INTEGER,
+        watermark   INTEGER,
+        this_update INTEGER NOT NULL,
+        next_update INTEGER NOT NULL,
+        entries     INTEGER,
+        published   INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (issuer, number)
+    );",
+    // 3: registered licensed ESHS operators, the only holders of role and secure-communication
+    // certificates.
+    "CREATE TABLE partners (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        license_no TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        active     INTEGER NOT NULL DEFAULT 1
+    );",
+    // 4: applications that front channels submitted, by the channel's own reference: a
+    // reference seen before issues nothing new (replay of a KDBO, a retried request).
+    "CREATE TABLE channel_applications (
+        channel     TEXT NOT NULL,
+        channel_ref TEXT NOT NULL,
+        status      TEXT NOT NULL CHECK (status IN ('pending', 'issued', 'refused')),
+        serial      TEXT,
+        error       TEXT,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (channel, channel_ref)
+    );",
+    // 5: commitments (taahhütname) that certificates of the identity-card channels await while
+    // suspended, with the signed commitment kept as evidence; and the card key wrapped for the
+    // card, kept so that a replayed application answers with it (the HSM copy is destroyed).
+    "CREATE TABLE commitments (
+        issuer           TEXT NOT NULL,
+        serial           TEXT NOT NULL,
+        channel          TEXT NOT NULL,
+        channel_ref      TEXT NOT NULL,
+        text             TEXT NOT NULL,
+        sha256           TEXT NOT NULL,
+        deadline         INTEGER NOT NULL,
+        overwrite_serial TEXT,
+        status           TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'expired')),
+        evidence         BLOB,
+        accepted_at      INTEGER,
+        created_at       INTEGER NOT NULL,
+        PRIMARY KEY (issuer, serial)
+    );
+    CREATE INDEX commitments_due ON commitments (deadline) WHERE status = 'pending';
+    ALTER TABLE channel_applications ADD COLUMN wrapped_key TEXT;",
+    // 6: the institutional channel: institutions and their officers, imported FRM.01.03
+    // lists, pre-applications, the notification outbox.
+    institutions::MIGRATION,
+    // 7: an invited person's completion: enrollments, applicant sessions, e-Onay consents,
+    // invoice lines; the outbox learns SMS codes.
+    enrollments::MIGRATION,
+];
+
+/// The schema version, read without taking a lock (0 for a new database).
+fn schema_version(conn: &Connection) -> i64 {
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap_or(0)
+}
+
+pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
+    // Up to date: nothing to write, so no write lock. Read-only commands (cert list, audit
+    // verify) must not queue behind a busy writer just to learn that.
+    if schema_version(conn) == MIGRATIONS.len() as i64 {
+        return Ok(());
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(CaError::store("migrate"))?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(CaError::store("migrate"))?;
+    let current: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(CaError::store("migrate"))?;
+    if current > MIGRATIONS.len() as i64 {
+        return Err(CaError::Store {
+            operation: "migrate",
+            reason: format!(
+                "database schema version {current} is newer than this nesca understands ({})",
+                MIGRATIONS.len()
+            ),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql).map_err(CaError::store("migrate"))?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [i as i64 + 1],
+        )
+        .map_err(CaError::store("migrate"))?;
+    }
+    tx.commit().map_err(CaError::store("migrate"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partner::{PartnerId, PartnerRecord};
+    use crate::serial::Serial;
+    use crate::store::prelude::*;
+    use crate::store::{CertStatus, SqliteStore};
+
+    /// A database written by the first schema keeps its rows when migration 2 rebuilds the
+    /// certificates table.
+    #[test]
+    fn migration_2_keeps_version_1_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version VALUES (1);
+                 INSERT INTO certificates (issuer, serial, profile, status, subject, tckn, not_before, not_after, tbs_der, cert_der, reserved_at, issued_at)
+                 VALUES ('nes-ca', '0101010101010101010101010101010101010101', 'nes', 'active', 'CN=A', '10000000146', 1, 2000000000, x'30', x'3000', 1, 1);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let serial = Serial::from_hex("0101010101010101010101010101010101010101").unwrap();
+        let rec = store.get(None, &serial).unwrap().unwrap();
+        assert_eq!(rec.status, CertStatus::Active);
+        assert_eq!(rec.cert_der.as_deref(), Some(&[0x30, 0][..]));
+        assert_eq!(rec.subject.tckn.as_deref(), Some("10000000146"));
+        assert_eq!(rec.revocation, None);
+        let version: i64 = store
+            .read(
+                |c| c.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)),
+                "v",
+            )
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    fn partner(id: &str) -> PartnerRecord {
+        PartnerRecord {
+            id: PartnerId::parse(id).unwrap(),
+            name: "Örnek ESHS A.Ş.".into(),
+            license_no: "BTK-2024-17".into(),
+            created_at: 1_700_000_000,
+            active: true,
+        }
+    }
+
+    /// A database at schema version 2 keeps its certificates and gains the partners table.
+    #[test]
+    fn migration_3_keeps_version_2_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(MIGRATIONS[1]).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version VALUES (1);
+                 INSERT INTO schema_version VALUES (2);
+                 INSERT INTO certificates (issuer, serial, profile, status, subject, tckn, not_before, not_after, tbs_der, cert_der, reserved_at, issued_at, revoked_at, reason)
+                 VALUES ('nes-ca', '0202020202020202020202020202020202020202', 'nes', 'revoked', 'CN=B', '10000000146', 1, 2000000000, x'30', x'3000', 1, 1, 5, 1);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let serial = Serial::from_hex("0202020202020202020202020202020202020202").unwrap();
+        let rec = store.get(None, &serial).unwrap().unwrap();
+        assert_eq!(rec.status, CertStatus::Revoked);
+        assert_eq!(rec.revocation.map(|r| r.at), Some(5));
+        assert!(store.partners().unwrap().is_empty());
+        store
+            .add_partner(partner("eshs-a"), "test", 1_700_000_000)
+            .unwrap();
+        assert_eq!(store.partners().unwrap().len(), 1);
+        let version: i64 = store
+            .read(
+                |c| c.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)),
+                "v",
+            )
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+}

@@ -1,0 +1,151 @@
+//! The writer thread: queued writes run in one transaction per batch (group commit), each
+//! against the head of the audit chain, and every caller is answered once its batch is
+//! committed or rolled back.
+//!
+//! A write is a function of one role's module (`fn(&Connection, …, &mut AuditHead) ->
+//! Result<T, Refusal>`), queued as a [`Job`] that erases its result type: the caller gets its
+//! typed `T` back through its own reply channel.
+
+use std::sync::mpsc::{Receiver, SyncSender};
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::audit::{audit_head, AuditHead};
+use crate::error::{CaError, Result};
+
+/// How many queued writes one transaction takes at most.
+const MAX_BATCH: usize = 1024;
+
+/// Why one write of a batch did not happen.
+pub(super) enum Refusal {
+    /// The write was refused before it changed anything; the rest of the batch goes on.
+    Refused(CaError),
+    /// The database failed; the whole batch is rolled back.
+    Fatal(CaError),
+}
+
+impl From<rusqlite::Error> for Refusal {
+    fn from(e: rusqlite::Error) -> Self {
+        Refusal::Fatal(CaError::Store {
+            operation: "write",
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// A refusal met after a write of the same job has been made cannot leave that write behind
+/// (the batch commits the other jobs' writes): it fails the whole batch instead.
+pub(super) fn after_writes(r: Refusal) -> Refusal {
+    match r {
+        Refusal::Refused(e) => Refusal::Fatal(e),
+        fatal => fatal,
+    }
+}
+
+/// A refusal of the input, naming the field and the rule.
+pub(super) fn refused(field: &'static str, rule: impl Into<String>) -> Refusal {
+    Refusal::Refused(CaError::invalid(field, rule))
+}
+
+/// One write queued for the writer, its result type erased.
+pub(super) struct Job(Box<dyn QueuedWrite>);
+
+impl Job {
+    /// Queues `write`, whose outcome goes to `reply` once its batch is settled.
+    pub(super) fn new<T, F>(write: F, reply: SyncSender<Result<T>>) -> Job
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut AuditHead) -> Result<T, Refusal> + Send + 'static,
+    {
+        Job(Box::new(TypedWrite {
+            write: Some(write),
+            outcome: None,
+            reply,
+        }))
+    }
+}
+
+/// What the writer does with a job: run it inside the batch, then answer its caller.
+trait QueuedWrite: Send {
+    /// Runs the write in the batch's transaction and keeps its outcome (a refusal too);
+    /// returns the error that fails the whole batch.
+    fn apply(&mut self, conn: &Connection, head: &mut AuditHead) -> Result<()>;
+    /// Answers the caller: its own outcome when the batch committed, else the batch's error.
+    fn settle(self: Box<Self>, batch: std::result::Result<(), &CaError>);
+}
+
+/// A write with its typed outcome and the channel its caller waits on.
+struct TypedWrite<T, F> {
+    write: Option<F>,
+    outcome: Option<Result<T>>,
+    reply: SyncSender<Result<T>>,
+}
+
+impl<T, F> QueuedWrite for TypedWrite<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection, &mut AuditHead) -> Result<T, Refusal> + Send + 'static,
+{
+    fn apply(&mut self, conn: &Connection, head: &mut AuditHead) -> Result<()> {
+        let Some(write) = self.write.take() else {
+            return Ok(());
+        };
+        match write(conn, head) {
+            Ok(t) => self.outcome = Some(Ok(t)),
+            Err(Refusal::Refused(e)) => self.outcome = Some(Err(e)),
+            Err(Refusal::Fatal(e)) => return Err(e),
+        }
+        Ok(())
+    }
+
+    fn settle(self: Box<Self>, batch: std::result::Result<(), &CaError>) {
+        let answer = match batch {
+            Ok(()) => self.outcome.unwrap_or_else(|| {
+                Err(CaError::Store {
+                    operation: "write",
+                    reason: "the write did not run in its batch".into(),
+                })
+            }),
+            Err(e) => Err(CaError::Store {
+                operation: "commit",
+                reason: e.to_string(),
+            }),
+        };
+        // The caller may have gone away; its change is committed either way.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Takes whatever has queued up (at most [`MAX_BATCH`]), commits it as one transaction and
+/// answers each caller, until every sender is gone.
+pub(super) fn writer_loop(mut conn: Connection, rx: Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = commit_batch(&mut conn, &mut batch);
+        for job in batch {
+            job.0.settle(committed.as_ref().map(|_| ()));
+        }
+    }
+}
+
+/// Applies every write of the batch in one transaction and commits once.
+///
+/// A refused write (serial not reserved, CA exists) is checked before it writes anything, so
+/// no savepoint is needed; any database error rolls the whole batch back and every caller in
+/// it gets the error (fail closed: no change without its audit record).
+fn commit_batch(conn: &mut Connection, batch: &mut [Job]) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(CaError::store("begin"))?;
+    let mut head = audit_head(&tx)?;
+    for job in batch.iter_mut() {
+        job.0.apply(&tx, &mut head)?;
+    }
+    tx.commit().map_err(CaError::store("commit"))
+}

@@ -1,0 +1,29 @@
+//! The registration authority: every decision about applications, production, commitments,
+//! partners, institutions, billing and holder requests, as typed services that take the
+//! [`Principal`] who acts.
+//!
+//! A transport (the command line, the channel host, the production line; later the admin
+//! API and the portal) parses its input into typed values and names the principal; a service
+//! here decides, then calls ca-core, which builds, lints, signs and stores. ca-core and the
+//! store hold no policy of their own beyond the constraints that keep records consistent.
+//! `docs/ARCHITECTURE.md` draws the layers.
+#![forbid(unsafe_code)]
+
+pub mod card_key;
+pub mod commitment;
+pub mod enrollment;
+mod error;
+pub mod form_pdf;
+pub mod institutions;
+pub mod lifecycle;
+pub mod list_import;
+pub mod nes;
+pub mod outbox;
+pub mod partners;
+pub mod production;
+
+#[cfg(test)]
+mod testkit;
+
+pub use ca_core::{ChannelName, HolderProof, Principal, SystemTask};
+pub use error::{RaError, Result};

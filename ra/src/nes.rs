@@ -1,0 +1,337 @@
+//! The one path by which an application becomes a NES certificate, for every front channel
+//! (KDHS, KEC) and for institutional production alike:
+//!
+//! 1. the request's limits are checked (validity, the certificate it overwrites) — a refused
+//!    request uses up nothing;
+//! 2. the application's reference is recorded as pending *before* any key is generated or
+//!    anything signed, so a replay or a retry gets the first result and never a second
+//!    certificate;
+//! 3. the card key is generated in the HSM and wrapped for the card, when asked;
+//! 4. ca-core issues (profile → lint → reserve serial → sign → compare), and in the same store
+//!    transaction that stores the certificate records the application's outcome: its wrapped
+//!    key, the commitment it awaits, the enrollment it produces and its invoice line;
+//! 5. a failure after step 2 is recorded as the application's refusal, so its replay gets the
+//!    same refusal.
+
+use std::sync::Arc;
+
+use crate::commitment::{commitment_text, new_commitment, CommitmentSubject};
+use ca_core::engine::{Engine, Issued, NesApplication, SigningCa};
+use ca_core::profile::NesProfile;
+use ca_core::store::{
+    ApplicationIssued, ApplicationStatus, CertStatus, ChannelApplication, FinishedApplication,
+    ProducedEnrollment, Store,
+};
+use ca_core::{CaError, ChannelName, PersonName, Principal, Serial, SubjectKey, Tckn, VerifiedCsr};
+
+use crate::card_key::WrappedCardKey;
+use crate::error::{RaError, Result};
+
+/// A channel's reference for one application: 1 to 128 of `A-Z a-z 0-9 . _ : -` (a digest in
+/// hex or base64url fits). An application is issued at most once per channel and reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChannelRef(String);
+
+impl ChannelRef {
+    /// Longest reference.
+    pub const MAX_LEN: usize = 128;
+
+    /// Checks a reference.
+    pub fn parse(r: &str) -> Result<ChannelRef> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
+        if r.is_empty() || r.len() > Self::MAX_LEN || !r.chars().all(ok_char) {
+            return Err(RaError::invalid(
+                "channel_ref",
+                "must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':', '-'",
+            ));
+        }
+        Ok(ChannelRef(r.to_owned()))
+    }
+
+    /// The reference.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The person a NES is for, parsed at the edge.
+#[derive(Debug, Clone)]
+pub struct NesHolder {
+    pub tckn: Tckn,
+    pub given_name: PersonName,
+    pub surname: PersonName,
+}
+
+/// Where the subscriber's key comes from.
+pub enum SubscriberKey {
+    /// The applicant's own key, proven by a CSR whose signature was checked.
+    Csr(VerifiedCsr),
+    /// A key pair generated in the HSM and wrapped for the card's transport key (RSA).
+    Card {
+        algorithm: hsm::KeyAlgorithm,
+        transport_public_key_der: Vec<u8>,
+    },
+}
+
+/// One application for a NES certificate.
+pub struct NesRequest {
+    /// The channel it arrived through (production's applications are the institutional
+    /// channel's).
+    pub channel: ChannelName,
+    /// The channel's reference: the certificate is issued at most once for it.
+    pub channel_ref: ChannelRef,
+    pub holder: NesHolder,
+    pub key: SubscriberKey,
+    /// `None`: the profile's default.
+    pub validity_days: Option<u32>,
+    /// Issue suspended until the holder's signed commitment arrives within this many seconds
+    /// (identity-card channels); `None`: issue active.
+    pub commitment_within_seconds: Option<i64>,
+    /// A live certificate of the same person that the new one replaces (a full card slot).
+    pub overwrite: Option<Serial>,
+    /// The institutional enrollment this certificate produces, with its invoice line.
+    pub production: Option<ProducedEnrollment>,
+}
+
+/// A NES issued for an application.
+#[derive(Debug, Clone)]
+pub struct IssuedNes {
+    pub serial: Serial,
+    pub cert_der: Vec<u8>,
+    /// The HSM-generated key, wrapped for the card.
+    pub wrapped_key: Option<WrappedCardKey>,
+    /// True when this answers a reference seen before.
+    pub replayed: bool,
+}
+
+/// What [`NesIssuance::apply`] did.
+#[derive(Debug)]
+pub enum NesOutcome {
+    /// The certificate was issued now.
+    Issued(IssuedNes),
+    /// The reference was seen before: what was recorded for it.
+    SeenBefore(ChannelApplication),
+}
+
+/// Issuance of NES certificates for applications: the engine, the issuing CA, the NES profile
+/// and the token that generates card keys.
+pub struct NesIssuance {
+    pub store: Arc<dyn Store>,
+    pub engine: Engine,
+    pub ca: SigningCa,
+    pub nes: NesProfile,
+    pub hsm: hsm::Hsm,
+}
+
+impl NesIssuance {
+    /// Issues for an application, once per channel reference; see the module documentation.
+    pub fn apply(&self, by: &Principal, req: NesRequest) -> Result<NesOutcome> {
+        if let Some(days) = req.validity_days {
+            // ca-core's rule names the command-line flag; an application's field is
+            // `validity_days`.
+            ca_core::profile::check_validity_days(&self.nes, days).map_err(|e| match e {
+                CaError::Invalid { rule, .. } => RaError::invalid("validity_days", rule),
+                other => RaError::Ca(other),
+            })?;
+        }
+        if let Some(serial) = &req.overwrite {
+            self.check_overwrite(serial, &req.holder.tckn)?;
+        }
+        let actor = by.to_string();
+        let channel = req.channel.as_str();
+        let reference = req.channel_ref.as_str();
+        if let Some(seen) = self
+            .store
+            .begin_application(channel, reference, &actor, self.now())?
+        {
+            return Ok(NesOutcome::SeenBefore(seen));
+        }
+        match self.issue(&actor, &req) {
+            Ok(issued) => Ok(NesOutcome::Issued(issued)),
+            Err(e) => {
+                // Recorded so that a replay gets the same refusal. If even that cannot be
+                // written, the application stays pending and the next start refuses it.
+                if let Err(f) = self.store.finish_application(
+                    channel,
+                    reference,
+                    Err(e.to_string()),
+                    &actor,
+                    self.now(),
+                ) {
+                    tracing::warn!(error = %f, channel, channel_ref = reference, "could not record the refused application");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The answer to a reference seen before: the same certificate, or the same refusal.
+    pub fn replay(&self, seen: ChannelApplication) -> Result<IssuedNes> {
+        match (seen.status, seen.serial) {
+            (ApplicationStatus::Issued, Some(serial)) => {
+                let cert_der = self
+                    .store
+                    .get(Some(&self.ca.context.id), &serial)?
+                    .and_then(|r| r.cert_der)
+                    .ok_or_else(|| RaError::NotFound {
+                        field: "channel_ref",
+                        rule: format!("certificate {serial} of a replayed application is missing"),
+                    })?;
+                let wrapped_key = match seen.wrapped_key {
+                    Some(text) => Some(WrappedCardKey::from_record(&text)?),
+                    None => None,
+                };
+                Ok(IssuedNes {
+                    serial,
+                    cert_der,
+                    wrapped_key,
+                    replayed: true,
+                })
+            }
+            (ApplicationStatus::Refused, _) => Err(RaError::RefusedBefore {
+                recorded: seen.error.unwrap_or_default(),
+            }),
+            _ => Err(RaError::Conflict {
+                field: "channel_ref",
+                rule: format!("application {} is still being processed", seen.channel_ref),
+            }),
+        }
+    }
+
+    /// The new certificate may replace only a live certificate of the same person.
+    fn check_overwrite(&self, serial: &Serial, tckn: &Tckn) -> Result<()> {
+        let record = self
+            .store
+            .get(None, serial)?
+            .ok_or_else(|| RaError::NotFound {
+                field: "overwrite_serial",
+                rule: format!("certificate {serial} is not found"),
+            })?;
+        if record.subject.tckn.as_deref() != Some(tckn.as_str()) {
+            return Err(RaError::invalid(
+                "overwrite_serial",
+                format!("certificate {serial} belongs to another person"),
+            ));
+        }
+        if !matches!(record.status, CertStatus::Active | CertStatus::Suspended) {
+            return Err(RaError::invalid(
+                "overwrite_serial",
+                format!(
+                    "certificate {serial} is {}, not active or suspended",
+                    record.status
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Generates the card key if asked and issues, recording the application's outcome in the
+    /// certificate's transaction.
+    fn issue(&self, actor: &str, req: &NesRequest) -> Result<IssuedNes> {
+        let (key, wrapped) = match &req.key {
+            SubscriberKey::Csr(csr) => (SubjectKey::from(csr.clone()), None),
+            SubscriberKey::Card {
+                algorithm,
+                transport_public_key_der,
+            } => {
+                let card = self
+                    .hsm
+                    .generate_wrapped_card_key(*algorithm, transport_public_key_der)
+                    .map_err(|e| RaError::invalid("hsm_key", e.to_string()))?;
+                let key = SubjectKey::generated(card.public_key.spki_der())?;
+                (key, Some(WrappedCardKey::from_hsm(&card)))
+            }
+        };
+        let wrapped_record = wrapped.as_ref().map(WrappedCardKey::to_record);
+        let deadline = req
+            .commitment_within_seconds
+            .map(|within| self.now() + within);
+        let record = |issued: &Issued| -> ca_core::Result<_> {
+            let commitment = match deadline {
+                Some(deadline) => Some(new_commitment(
+                    self.commitment_text(&req.holder, issued)?,
+                    deadline,
+                    req.overwrite,
+                )),
+                None => None,
+            };
+            Ok(Some(FinishedApplication {
+                production: req.production.clone(),
+                channel: req.channel.as_str().to_owned(),
+                channel_ref: req.channel_ref.as_str().to_owned(),
+                issued: ApplicationIssued {
+                    serial: issued.serial,
+                    wrapped_key: wrapped_record.clone(),
+                    commitment,
+                },
+            }))
+        };
+        let issued = self.engine.issue_nes_then(
+            &self.ca,
+            &self.nes,
+            NesApplication {
+                key,
+                tckn: req.holder.tckn,
+                given_name: req.holder.given_name.clone(),
+                surname: req.holder.surname.clone(),
+                validity_days: req.validity_days,
+                await_commitment: deadline.is_some(),
+            },
+            actor,
+            &record,
+        )?;
+        Ok(IssuedNes {
+            serial: issued.serial,
+            cert_der: issued.cert_der,
+            wrapped_key: wrapped,
+            replayed: false,
+        })
+    }
+
+    /// The commitment text of a freshly signed certificate.
+    fn commitment_text(&self, holder: &NesHolder, issued: &Issued) -> ca_core::Result<String> {
+        use der::Decode as _;
+        let cert =
+            x509_cert::Certificate::from_der(&issued.cert_der).map_err(|e| CaError::Der {
+                what: "Certificate",
+                reason: e.to_string(),
+            })?;
+        let validity = &cert.tbs_certificate.validity;
+        Ok(commitment_text(
+            &CommitmentSubject {
+                tckn: holder.tckn.as_str(),
+                given_name: &holder.given_name.to_string(),
+                surname: &holder.surname.to_string(),
+                issuer: self.ca.context.id.as_str(),
+            },
+            &issued.serial,
+            ca_core::clock::unix_seconds(validity.not_before.to_system_time()),
+            ca_core::clock::unix_seconds(validity.not_after.to_system_time()),
+            &issued.cert_der,
+        ))
+    }
+
+    /// Now, in the store's Unix seconds, from the engine's clock.
+    pub fn now(&self) -> i64 {
+        ca_core::clock::unix_seconds(self.engine.clock().now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_references_are_checked() {
+        for good in ["a", "kdbo-0123abcd", "A.b_c:d-e", &"x".repeat(128)] {
+            assert_eq!(ChannelRef::parse(good).unwrap().as_str(), good);
+        }
+        for bad in ["", "a b", "a/b", "ş", &"x".repeat(129)] {
+            let e = ChannelRef::parse(bad).unwrap_err();
+            assert!(
+                e.to_string().starts_with("channel_ref: must be 1 to 128"),
+                "{e}"
+            );
+        }
+    }
+}

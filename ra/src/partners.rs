@@ -1,0 +1,197 @@
+//! Registered licensed ESHS operators ("partners") and their role and secure-communication
+//! certificates: who may be registered, and the rule that only a registered, active partner
+//! receives a certificate.
+
+use std::sync::Arc;
+
+use ca_core::engine::{CertRequest, Engine, Issued, SigningCa};
+use ca_core::profile::{check_validity_days, partner_subject, PartnerCertProfile, ProfileName};
+use ca_core::store::{CertRecord, CertStatus, Store, SubjectRecord};
+use ca_core::{PartnerId, PartnerRecord, Principal, VerifiedCsr};
+
+use crate::error::{RaError, Result};
+
+/// The registry of partners.
+pub struct Partners {
+    store: Arc<dyn Store>,
+}
+
+/// A partner certificate the registration authority approved: the partner was registered and
+/// active, the subject is built from its record, the validity is within the profile. Only
+/// [`Partners::approve_certificate`] makes one, and only [`Partners::issue_certificate`]
+/// takes one.
+pub struct ApprovedPartnerCertificate<'p> {
+    partner: PartnerRecord,
+    profile: &'p PartnerCertProfile,
+    request: CertRequest,
+}
+
+impl ApprovedPartnerCertificate<'_> {
+    /// The partner it is for.
+    pub fn partner(&self) -> &PartnerRecord {
+        &self.partner
+    }
+}
+
+impl Partners {
+    /// The registry over a store.
+    pub fn new(store: Arc<dyn Store>) -> Partners {
+        Partners { store }
+    }
+
+    /// Registers a partner (active from now).
+    pub fn register(
+        &self,
+        by: &Principal,
+        id: PartnerId,
+        name: String,
+        license_no: String,
+        now: i64,
+    ) -> Result<PartnerRecord> {
+        let record = PartnerRecord {
+            id,
+            name,
+            license_no,
+            created_at: now,
+            active: true,
+        };
+        self.store
+            .add_partner(record.clone(), &by.to_string(), now)?;
+        Ok(record)
+    }
+
+    /// No new certificates for the partner from now on; its existing ones stay until they
+    /// are revoked one by one.
+    pub fn deactivate(&self, by: &Principal, id: &PartnerId, now: i64) -> Result<PartnerRecord> {
+        self.store.deactivate_partner(id, &by.to_string(), now)?;
+        self.store
+            .partner(id)?
+            .ok_or_else(|| RaError::invalid("id", format!("partner \"{id}\" disappeared")))
+    }
+
+    /// Every registered partner.
+    pub fn list(&self) -> Result<Vec<PartnerRecord>> {
+        Ok(self.store.partners()?)
+    }
+
+    /// Approves a certificate for a partner's device or system: the validity must be within
+    /// the profile, and the partner registered and active — an unknown and an inactive
+    /// partner get the same refusal. Reads the store only: nothing is signed yet.
+    pub fn approve_certificate<'p>(
+        &self,
+        partner: &PartnerId,
+        profile: &'p PartnerCertProfile,
+        common_name: &str,
+        csr: VerifiedCsr,
+        validity_days: u32,
+    ) -> Result<ApprovedPartnerCertificate<'p>> {
+        check_validity_days(profile, validity_days)?;
+        let record = self
+            .store
+            .partner(partner)?
+            .filter(|p| p.active)
+            .ok_or_else(|| unknown_partner(partner.as_str()))?;
+        let subject = partner_subject(&record, common_name)?;
+        let request = CertRequest {
+            record: SubjectRecord {
+                subject: subject.to_string(),
+                ..SubjectRecord::default()
+            },
+            subject,
+            subject_key: csr.public_key,
+            validity_days,
+            await_commitment: false,
+        };
+        Ok(ApprovedPartnerCertificate {
+            partner: record,
+            profile,
+            request,
+        })
+    }
+
+    /// Issues an approved partner certificate.
+    pub fn issue_certificate(
+        &self,
+        by: &Principal,
+        engine: &Engine,
+        ca: &SigningCa,
+        approved: ApprovedPartnerCertificate<'_>,
+    ) -> Result<Issued> {
+        Ok(engine.issue(ca, approved.profile, approved.request, &by.to_string())?)
+    }
+}
+
+/// The refusal for a partner that is not registered or not active.
+pub fn unknown_partner(id: &str) -> RaError {
+    RaError::invalid("partner", format!("no registered ESHS partner \"{id}\""))
+}
+
+/// Why a client certificate does not authenticate a partner's system to the channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChannelClientRefusal {
+    /// Not a role or secure-communication certificate of a registered partner.
+    NotAPartnerCertificate,
+    /// Suspended or revoked.
+    Revoked,
+    /// Reserved or failed: never issued.
+    NotIssued,
+}
+
+/// The rule for the certificate a partner's system presents to the channels: nesca's own
+/// record of it must be a partner certificate (role or secure communication), active.
+pub fn check_channel_client(record: &CertRecord) -> std::result::Result<(), ChannelClientRefusal> {
+    let partner = ProfileName::parse(&record.profile).is_some_and(ProfileName::is_partner);
+    if !partner {
+        return Err(ChannelClientRefusal::NotAPartnerCertificate);
+    }
+    match record.status {
+        CertStatus::Active => Ok(()),
+        CertStatus::Revoked | CertStatus::Suspended => Err(ChannelClientRefusal::Revoked),
+        _ => Err(ChannelClientRefusal::NotIssued),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ca_core::store::prelude::*;
+    use ca_core::testkit::{fixture, nes_application};
+
+    #[test]
+    fn only_an_active_partner_certificate_authenticates_to_the_channels() {
+        let f = fixture();
+        let issued = f
+            .engine
+            .issue_nes(&f.ca, &f.nes, nes_application(None, false), "test")
+            .unwrap();
+        let mut record = f.store.get(None, &issued.serial).unwrap().unwrap();
+        assert_eq!(
+            check_channel_client(&record),
+            Err(ChannelClientRefusal::NotAPartnerCertificate)
+        );
+        for profile in ["partner-role", "partner-secure-comm"] {
+            record.profile = profile.into();
+            record.status = CertStatus::Active;
+            assert_eq!(check_channel_client(&record), Ok(()));
+            for status in [CertStatus::Suspended, CertStatus::Revoked] {
+                record.status = status;
+                assert_eq!(
+                    check_channel_client(&record),
+                    Err(ChannelClientRefusal::Revoked)
+                );
+            }
+            record.status = CertStatus::Reserved;
+            assert_eq!(
+                check_channel_client(&record),
+                Err(ChannelClientRefusal::NotIssued)
+            );
+        }
+        record.profile = "partner".into();
+        record.status = CertStatus::Active;
+        assert_eq!(
+            check_channel_client(&record),
+            Err(ChannelClientRefusal::NotAPartnerCertificate)
+        );
+    }
+}

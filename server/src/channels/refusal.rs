@@ -1,0 +1,315 @@
+//! The host's refusals as plugins receive them: a [`HostError`] (code, field, rule) made from
+//! the typed error that refused the call (the registration authority's, ca-core's,
+//! nesca-identity's, the HSM's, the list import's). Each keeps the field and rule its error names, so the message a partner reads is
+//! the one the error has always printed; the code tells the plugin what kind of refusal it is.
+
+use std::fmt::Display;
+
+use ca_core::{CaError, IdentityError, PrincipalError};
+use nesca_plugin_api::{HostError, HostErrorCode};
+use nesca_ra::RaError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::list_import::ImportError;
+
+/// A ca-core error: refused input, a conflict or a failed authentication keep their field and
+/// rule; an unknown certificate is `not_found`; a store or HSM failure is `unavailable` (try
+/// later); anything else is `internal`.
+pub(crate) fn ca(e: CaError) -> HostError {
+    match e {
+        CaError::Invalid { field, rule } => HostError::new(HostErrorCode::Invalid, field, rule),
+        CaError::Conflict { field, rule } => HostError::new(HostErrorCode::Conflict, field, rule),
+        CaError::Unauthenticated { field, rule } => {
+            HostError::new(HostErrorCode::Unauthenticated, field, rule)
+        }
+        CaError::Locked {
+            field, until_text, ..
+        } => HostError::new(
+            HostErrorCode::Locked,
+            field,
+            format!("too many failed attempts; try again after {until_text}"),
+        ),
+        e @ CaError::NotFound { .. } => {
+            HostError::without_field(HostErrorCode::NotFound, e.to_string())
+        }
+        CaError::Store { operation, reason } => HostError::new(
+            HostErrorCode::Unavailable,
+            "store",
+            format!("{operation}: {reason}"),
+        ),
+        e @ CaError::Hsm(_) => HostError::without_field(HostErrorCode::Unavailable, e.to_string()),
+        other => HostError::internal(other.to_string()),
+    }
+}
+
+/// A registration-authority error: its refusals keep their field and rule under the code of
+/// the same name; a refusal recorded before is that refusal again; the CA's and the HSM's
+/// failures are mapped as [`ca`] maps them.
+pub(crate) fn ra(e: RaError) -> HostError {
+    match e {
+        RaError::Invalid { field, rule } => HostError::new(HostErrorCode::Invalid, field, rule),
+        RaError::NotFound { field, rule } => HostError::new(HostErrorCode::NotFound, field, rule),
+        RaError::Conflict { field, rule } => HostError::new(HostErrorCode::Conflict, field, rule),
+        RaError::Unauthenticated { field, rule } => {
+            HostError::new(HostErrorCode::Unauthenticated, field, rule)
+        }
+        RaError::Locked {
+            field, until_text, ..
+        } => HostError::new(
+            HostErrorCode::Locked,
+            field,
+            format!("too many failed attempts; try again after {until_text}"),
+        ),
+        RaError::RefusedBefore { recorded } => from_record(recorded),
+        RaError::Unavailable { operation } => HostError::new(
+            HostErrorCode::Unavailable,
+            operation,
+            "issuance is not available here",
+        ),
+        RaError::Ca(e) => ca(e),
+        e @ RaError::Hsm(_) => HostError::without_field(HostErrorCode::Unavailable, e.to_string()),
+        other => HostError::internal(other.to_string()),
+    }
+}
+
+/// The channel's own name refused as a principal: the loader checked it already, so this is
+/// the host's fault (`internal`).
+pub(crate) fn principal(e: PrincipalError) -> HostError {
+    HostError::internal(e.to_string())
+}
+
+/// A refused identity value (a name): `invalid`, with its field and rule.
+pub(crate) fn identity(e: IdentityError) -> HostError {
+    HostError::invalid(e.field(), e.rule())
+}
+
+/// A value of the request's `field` that does not parse: `invalid`, the parser's message as
+/// the rule.
+pub(crate) fn invalid<E: Display>(field: &'static str) -> impl FnOnce(E) -> HostError {
+    move |rule| HostError::invalid(field, rule.to_string())
+}
+
+/// The HSM could not make the card's key: a transport key nesca will not wrap under is the
+/// request's fault (`invalid`); anything else is the token's (`unavailable`).
+pub(crate) fn hsm_key(e: hsm::HsmError) -> HostError {
+    let code = match e {
+        hsm::HsmError::TransportKey { .. } => HostErrorCode::Invalid,
+        _ => HostErrorCode::Unavailable,
+    };
+    HostError::new(code, "hsm_key", e.to_string())
+}
+
+/// A list that could not be imported: an unreadable file is `invalid` (`file`); the rest is
+/// the registration authority's refusal.
+pub(crate) fn import(e: ImportError) -> HostError {
+    match e {
+        ImportError::List(rule) => HostError::invalid("file", rule),
+        ImportError::Ra(e) => ra(e),
+    }
+}
+
+/// The request of host method `method`. The plugin builds it, so one that does not decode is
+/// a fault of the plugin, not of what the partner sent: `internal`.
+pub(crate) fn request<T: DeserializeOwned>(method: &str, json: &[u8]) -> Result<T, HostError> {
+    serde_json::from_slice(json).map_err(|e| {
+        HostError::new(
+            HostErrorCode::Internal,
+            method,
+            format!("request does not parse: {e}"),
+        )
+    })
+}
+
+/// The JSON of a response.
+pub(crate) fn response<T: Serialize>(value: &T) -> Result<Vec<u8>, HostError> {
+    serde_json::to_vec(value)
+        .map_err(|e| HostError::internal(format!("response does not encode: {e}")))
+}
+
+/// A refused application as the store keeps it (`channel_applications.error`), so that its
+/// replay answers the same refusal: the JSON of the [`HostError`].
+pub(crate) fn to_record(e: &HostError) -> String {
+    String::from_utf8_lossy(&e.to_payload()).into_owned()
+}
+
+/// A refusal the store kept: the [`HostError`] it was, or, for a reason the store wrote itself
+/// (an application a stop cut off) or an older nesca wrote, that text as a `refused` one.
+pub(crate) fn from_record(text: String) -> HostError {
+    serde_json::from_str(&text)
+        .unwrap_or_else(|_| HostError::without_field(HostErrorCode::Refused, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message a partner reads is the one the typed error prints.
+    #[test]
+    fn ca_errors_keep_their_message_and_get_a_code() {
+        let cases = [
+            (
+                CaError::Invalid {
+                    field: "tckn",
+                    rule: "must be 11 digits".into(),
+                },
+                HostErrorCode::Invalid,
+                Some("tckn"),
+            ),
+            (
+                CaError::Conflict {
+                    field: "stage",
+                    rule: "is form".into(),
+                },
+                HostErrorCode::Conflict,
+                Some("stage"),
+            ),
+            (
+                CaError::Unauthenticated {
+                    field: "sign_in",
+                    rule: "wrong password".into(),
+                },
+                HostErrorCode::Unauthenticated,
+                Some("sign_in"),
+            ),
+            (
+                CaError::Locked {
+                    field: "sign_in",
+                    until: 5,
+                    until_text: "1970-01-01T00:00:05Z".into(),
+                },
+                HostErrorCode::Locked,
+                Some("sign_in"),
+            ),
+            (
+                CaError::NotFound {
+                    serial: "0a".into(),
+                },
+                HostErrorCode::NotFound,
+                None,
+            ),
+            (
+                CaError::Store {
+                    operation: "read",
+                    reason: "database is locked".into(),
+                },
+                HostErrorCode::Unavailable,
+                Some("store"),
+            ),
+            (
+                CaError::Der {
+                    what: "Certificate",
+                    reason: "bad tag".into(),
+                },
+                HostErrorCode::Internal,
+                None,
+            ),
+        ];
+        for (error, code, field) in cases {
+            let message = error.to_string();
+            let host = ca(error);
+            assert_eq!(host.to_string(), message);
+            assert_eq!(
+                (host.code, host.field.as_deref()),
+                (code, field),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn ra_errors_keep_their_message_and_get_a_code() {
+        let cases = [
+            (
+                RaError::NotFound {
+                    field: "channel_ref",
+                    rule: "no application x".into(),
+                },
+                HostErrorCode::NotFound,
+                Some("channel_ref"),
+            ),
+            (
+                RaError::Locked {
+                    field: "sign_in",
+                    until: 5,
+                    until_text: "1970-01-01T00:00:05Z".into(),
+                },
+                HostErrorCode::Locked,
+                Some("sign_in"),
+            ),
+            (
+                RaError::Unavailable {
+                    operation: "submit_application",
+                },
+                HostErrorCode::Unavailable,
+                Some("submit_application"),
+            ),
+            (
+                RaError::from(CaError::Store {
+                    operation: "read",
+                    reason: "database is locked".into(),
+                }),
+                HostErrorCode::Unavailable,
+                Some("store"),
+            ),
+        ];
+        for (error, code, field) in cases {
+            let message = error.to_string();
+            let host = ra(error);
+            assert_eq!(host.to_string(), message);
+            assert_eq!(
+                (host.code, host.field.as_deref()),
+                (code, field),
+                "{message}"
+            );
+        }
+        let before = HostError::invalid("csr", "the signature does not verify");
+        assert_eq!(
+            ra(RaError::RefusedBefore {
+                recorded: to_record(&before)
+            }),
+            before
+        );
+    }
+
+    #[test]
+    fn identity_hsm_and_import_errors() {
+        let name = ca_core::PersonName::parse("given_name", "").unwrap_err();
+        let host = identity(name.clone());
+        assert_eq!(host.to_string(), name.to_string());
+        assert_eq!(host.code, HostErrorCode::Invalid);
+
+        let e = invalid("serial")("not hex");
+        assert_eq!(e, HostError::invalid("serial", "not hex"));
+
+        let refused = hsm_key(hsm::HsmError::KeyNotFound { label: "k".into() });
+        assert_eq!(
+            (refused.code, refused.field.as_deref()),
+            (HostErrorCode::Unavailable, Some("hsm_key"))
+        );
+
+        let list = import(ImportError::List("header: no column".into()));
+        assert_eq!(list, HostError::invalid("file", "header: no column"));
+    }
+
+    #[test]
+    fn requests_and_records() {
+        let e =
+            request::<nesca_plugin_api::host_api::LookupCertificate>("lookup_certificate", b"[")
+                .unwrap_err();
+        assert_eq!(e.code, HostErrorCode::Internal);
+        assert!(
+            e.to_string()
+                .starts_with("lookup_certificate: request does not parse: "),
+            "{e}"
+        );
+
+        let refusal = HostError::invalid("validity_days", "4000 is more than 1095");
+        assert_eq!(from_record(to_record(&refusal)), refusal);
+        let cut_off = from_record("interrupted: nesca stopped".into());
+        assert_eq!(
+            cut_off,
+            HostError::without_field(HostErrorCode::Refused, "interrupted: nesca stopped")
+        );
+    }
+}
