@@ -1,59 +1,10 @@
-//! Injected time, so that validity, renewal windows and schedules are testable.
+//! Injected time, so that validity, renewal windows and schedules are testable. The clock
+//! lives in `nesca-ca-types` (`ca-types/src/clock.rs`), shared with `crl` and
+//! `ocsp-responder`; the test clock of the binary stays here.
 
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A source of the current time.
-pub trait Clock: Send + Sync {
-    /// Now, truncated to whole seconds (X.509 times carry no fractions).
-    fn now(&self) -> SystemTime;
-}
-
-/// The operating system's clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        truncate(SystemTime::now())
-    }
-}
-
-/// A clock that stands still until moved (tests).
-#[derive(Debug)]
-pub struct FixedClock(Mutex<SystemTime>);
-
-impl FixedClock {
-    pub fn new(at: SystemTime) -> Self {
-        FixedClock(Mutex::new(truncate(at)))
-    }
-    pub fn advance(&self, by: Duration) {
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *t += by;
-    }
-}
-
-impl Clock for FixedClock {
-    fn now(&self) -> SystemTime {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Drops sub-second precision.
-pub fn truncate(t: SystemTime) -> SystemTime {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-/// Seconds since the Unix epoch (times before it count as 0).
-pub fn unix_seconds(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use nesca_ca_types::clock::{truncate, unix_seconds, Clock, FixedClock, SystemClock};
 
 /// The operating system's clock moved by a fixed offset: for end-to-end tests of schedules
 /// that span months (renewal windows), never for production (the binary builds it only with

@@ -38,7 +38,7 @@ impl SubjectKey {
             CaError::invalid("public key", format!("not a SubjectPublicKeyInfo: {e}"))
         })?;
         let key_kind =
-            KeyKind::of(&public_key).map_err(|rule| CaError::invalid("public key", rule))?;
+            KeyKind::of(&public_key).map_err(|e| CaError::invalid("public key", e.rule()))?;
         Ok(SubjectKey {
             public_key,
             key_kind,
@@ -71,7 +71,7 @@ impl VerifiedCsr {
             .as_bytes()
             .ok_or_else(|| CaError::invalid("csr", "signature bit string has unused bits"))?;
         let key_kind = KeyKind::of(&req.info.public_key)
-            .map_err(|rule| CaError::invalid("csr public key", rule))?;
+            .map_err(|e| CaError::invalid("csr public key", e.rule()))?;
         verify::verify_with(
             key_kind,
             &req.info.public_key,

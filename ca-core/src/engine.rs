@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use der::asn1::BitString;
 use der::{Decode, Encode};
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::name::Name;
 use x509_cert::Certificate;
 
@@ -23,28 +23,9 @@ use crate::{name, verify, PersonName, Serial, SubjectKey, Tckn};
 /// the loop only guards against a broken random source).
 const SERIAL_ATTEMPTS: usize = 3;
 
-/// Something that signs TBS bytes with a CA key. Implemented for HSM keys; unit tests use a
-/// software key.
-pub trait TbsSigner: Send + Sync {
-    /// The signatureAlgorithm this key produces.
-    fn signature_algorithm(&self) -> AlgorithmIdentifierOwned;
-    /// The key's public half.
-    fn public_key(&self) -> SubjectPublicKeyInfoOwned;
-    /// Signs; returns the signature value as X.509 carries it.
-    fn sign(&self, tbs_der: &[u8]) -> Result<Vec<u8>>;
-}
-
-impl TbsSigner for hsm::KeySigner {
-    fn signature_algorithm(&self) -> AlgorithmIdentifierOwned {
-        hsm::KeySigner::signature_algorithm(self)
-    }
-    fn public_key(&self) -> SubjectPublicKeyInfoOwned {
-        hsm::KeySigner::public_key(self).spki().clone()
-    }
-    fn sign(&self, tbs_der: &[u8]) -> Result<Vec<u8>> {
-        Ok(hsm::KeySigner::sign(self, tbs_der)?)
-    }
-}
+/// The signer seam lives in `nesca-ca-types` (`ca-types/src/signer.rs`, with its
+/// implementation for HSM keys), shared with `crl` and `ocsp-responder`.
+pub use nesca_ca_types::TbsSigner;
 
 /// A CA able to sign: its context for profiles and its key.
 #[derive(Clone)]
@@ -109,9 +90,9 @@ impl SigningCa {
         cert_der: Option<Vec<u8>>,
     ) -> Result<SigningCa> {
         let public_key = signer.public_key();
-        let key_kind = verify::KeyKind::of(&public_key).map_err(|rule| CaError::Config {
+        let key_kind = verify::KeyKind::of(&public_key).map_err(|e| CaError::Config {
             field: format!("CA {}", context.id),
-            rule,
+            rule: e.rule(),
         })?;
         Ok(SigningCa {
             context,
@@ -242,20 +223,25 @@ impl Engine {
         let not_before = self.clock.now();
         let (serial, tbs, tbs_der) = self.reserve(ca, profile, &req, not_before, actor)?;
 
-        let signed = ca.signer.sign(&tbs_der).and_then(|signature| {
-            let cert = Certificate {
-                tbs_certificate: tbs,
-                signature_algorithm: ca.context.signature_algorithm.clone(),
-                signature: BitString::from_bytes(&signature).map_err(CaError::der("signature"))?,
-            };
-            let cert_der = cert.to_der().map_err(CaError::der("Certificate"))?;
-            check_signed(&cert_der, &tbs_der, ca, &serial)?;
-            let application = then(&Issued {
-                serial,
-                cert_der: cert_der.clone(),
-            })?;
-            Ok((cert_der, application))
-        });
+        let signed = ca
+            .signer
+            .sign(&tbs_der)
+            .map_err(CaError::from)
+            .and_then(|signature| {
+                let cert = Certificate {
+                    tbs_certificate: tbs,
+                    signature_algorithm: ca.context.signature_algorithm.clone(),
+                    signature: BitString::from_bytes(&signature)
+                        .map_err(CaError::der("signature"))?,
+                };
+                let cert_der = cert.to_der().map_err(CaError::der("Certificate"))?;
+                check_signed(&cert_der, &tbs_der, ca, &serial)?;
+                let application = then(&Issued {
+                    serial,
+                    cert_der: cert_der.clone(),
+                })?;
+                Ok((cert_der, application))
+            });
         let now = unix_seconds(self.clock.now());
         match signed {
             Ok((cert_der, application)) => {
@@ -387,6 +373,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use der::Decode;
+    use nesca_ca_types::CaTypesError;
     use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
     use x509_cert::{Certificate, TbsCertificate};
 
@@ -454,7 +441,7 @@ mod tests {
         fn public_key(&self) -> SubjectPublicKeyInfoOwned {
             self.inner.public_key()
         }
-        fn sign(&self, tbs_der: &[u8]) -> Result<Vec<u8>> {
+        fn sign(&self, tbs_der: &[u8]) -> Result<Vec<u8>, CaTypesError> {
             if let Some(store) = self.store.lock().unwrap().as_ref() {
                 let tbs = TbsCertificate::from_der(tbs_der).unwrap();
                 let serial = Serial::from_der_bytes(tbs.serial_number.as_bytes()).unwrap();
@@ -502,14 +489,13 @@ mod tests {
         fn public_key(&self) -> SubjectPublicKeyInfoOwned {
             self.inner.public_key()
         }
-        fn sign(&self, tbs_der: &[u8]) -> Result<Vec<u8>> {
+        fn sign(&self, tbs_der: &[u8]) -> Result<Vec<u8>, CaTypesError> {
             if !*self.armed.lock().unwrap() {
                 return self.inner.sign(tbs_der);
             }
             match self.mode {
-                "fail" => Err(CaError::Store {
-                    operation: "test",
-                    reason: "token went away".into(),
+                "fail" => Err(CaTypesError::Signer {
+                    rule: "token went away".into(),
                 }),
                 _ => self.inner.sign(b"some other message"),
             }

@@ -53,6 +53,10 @@ pub enum CaError {
     /// The HSM failed.
     #[error(transparent)]
     Hsm(#[from] hsm::HsmError),
+    /// A signer that is not an HSM key failed, or a key or signature check of
+    /// `nesca-ca-types` refused (its message unchanged).
+    #[error(transparent)]
+    Types(nesca_ca_types::CaTypesError),
 }
 
 impl CaError {
@@ -92,6 +96,20 @@ impl From<nesca_identity::IdentityError> for CaError {
     }
 }
 
+/// A value of `nesca-ca-types` refused as input is [`CaError::Invalid`] with the same field
+/// and rule, and an HSM failure while signing is [`CaError::Hsm`], as they were before those
+/// types left ca-core; anything else keeps its own variant in [`CaError::Types`].
+impl From<nesca_ca_types::CaTypesError> for CaError {
+    fn from(e: nesca_ca_types::CaTypesError) -> Self {
+        use nesca_ca_types::CaTypesError as T;
+        match e {
+            T::Invalid { field, rule } => CaError::Invalid { field, rule },
+            T::Hsm(e) => CaError::Hsm(e),
+            other => CaError::Types(other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +138,30 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn shared_type_errors_keep_their_variant_and_message() {
+        let e = CaError::from(
+            "keycompromise"
+                .parse::<crate::lifecycle::RevocationReason>()
+                .unwrap_err(),
+        );
+        assert!(
+            matches!(
+                e,
+                CaError::Invalid {
+                    field: "reason",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("reason: unknown reason"), "{e}");
+        let e = CaError::from(nesca_ca_types::CaTypesError::Signer {
+            rule: "token went away".into(),
+        });
+        assert!(matches!(e, CaError::Types(_)), "{e}");
+        assert_eq!(e.to_string(), "token went away");
     }
 }

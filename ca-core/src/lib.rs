@@ -19,7 +19,6 @@ pub mod lifecycle;
 pub mod name;
 pub mod oids;
 pub mod partner;
-pub mod principal;
 pub mod profile;
 mod serial;
 mod short_id;
@@ -36,9 +35,10 @@ pub use name::PersonName;
 // The identity values live in `nesca-identity`, which the channel plugins link too; these
 // paths are the ones ca-core's users have always named. `IdentityError` is here so that a
 // caller can convert it (into its own error type) without depending on the crate.
+pub use nesca_ca_types::principal;
+pub use nesca_ca_types::{ChannelName, HolderProof, Principal, PrincipalError, SystemTask};
 pub use nesca_identity::{Email, IdentityError, Tckn, TcknError, TrMobile};
 pub use partner::{PartnerId, PartnerRecord};
-pub use principal::{ChannelName, HolderProof, Principal, PrincipalError, SystemTask};
 pub use serial::{IssuerId, Serial};
 
 /// RFC 3339 in UTC, whole seconds.

@@ -4,50 +4,19 @@
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use der::{Decode, Encode};
-use p256::pkcs8::EncodePublicKey;
-use signature::Signer;
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use der::Encode;
 use x509_cert::builder::{Builder, RequestBuilder};
 
 use crate::bootstrap::{create_hierarchy, CaKey, HierarchyPlan};
 use crate::engine::{Engine, SigningCa, TbsSigner};
-use crate::error::Result;
 use crate::name::organization_name;
 use crate::profile::{CaUrls, NesProfile};
 use crate::store::prelude::*;
 use crate::store::SqliteStore;
-use crate::{oids, FixedClock, IssuerId};
+use crate::{FixedClock, IssuerId};
 
-/// A P-256 key in memory.
-pub struct SoftSigner(pub p256::ecdsa::SigningKey);
-
-impl SoftSigner {
-    pub fn random() -> Self {
-        SoftSigner(p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))
-    }
-}
-
-impl TbsSigner for SoftSigner {
-    fn signature_algorithm(&self) -> AlgorithmIdentifierOwned {
-        AlgorithmIdentifierOwned {
-            oid: oids::ECDSA_WITH_SHA256,
-            parameters: None,
-        }
-    }
-    fn public_key(&self) -> SubjectPublicKeyInfoOwned {
-        let der = self
-            .0
-            .verifying_key()
-            .to_public_key_der()
-            .expect("encode SPKI");
-        SubjectPublicKeyInfoOwned::from_der(der.as_bytes()).expect("decode SPKI")
-    }
-    fn sign(&self, tbs_der: &[u8]) -> Result<Vec<u8>> {
-        let sig: p256::ecdsa::Signature = self.0.sign(tbs_der);
-        Ok(sig.to_der().as_bytes().to_vec())
-    }
-}
+/// A P-256 key in memory: `nesca-ca-types`' test signer, at the path ca-core's users name.
+pub use nesca_ca_types::testkit::SoftSigner;
 
 /// A store, an engine on a fixed clock, and an issuing CA under a fresh root.
 pub struct Fixture {

@@ -9,10 +9,10 @@
 //! }
 //! ```
 
-use ca_core::lifecycle::RevocationReason;
-use ca_core::Serial;
 use const_oid::db::rfc5280::{ID_CE_CRL_REASONS, ID_CE_INVALIDITY_DATE};
+use nesca_ca_types::{RevocationReason, Serial};
 
+use crate::error::CrlError;
 use crate::tlv::{self, push_tlv};
 
 /// One revokedCertificates entry (RFC 5280 §5.1.2.6, §5.3).
@@ -58,28 +58,38 @@ impl EntryEncoder {
         }
     }
 
-    /// Checks `entry` and appends its DER to `out`. On error `out` is unchanged and the
-    /// error is the rule broken (the caller adds the entry's index and serial).
-    pub(crate) fn encode(&mut self, entry: &CrlEntry, out: &mut Vec<u8>) -> Result<(), String> {
+    /// Checks `entry`, the `index`th of the source (0-based), and appends its DER to `out`.
+    /// On error `out` is unchanged and the error is [`CrlError::Entry`] with the rule broken.
+    pub(crate) fn encode(
+        &mut self,
+        index: u64,
+        entry: &CrlEntry,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CrlError> {
+        let at = At {
+            index,
+            serial: &entry.serial,
+        };
         let serial = entry.serial.to_der_bytes();
-        check_serial(&serial)?;
+        check_serial(&at, &serial)?;
         if self.previous == Some(entry.serial) {
-            return Err("serial listed twice (the same serial as the previous entry)".into());
+            return Err(at.refuse("serial listed twice (the same serial as the previous entry)"));
         }
 
         self.body.clear();
         if !push_tlv(&mut self.body, tlv::TAG_INTEGER, &serial) {
-            return Err("serial does not encode".into());
+            return Err(at.refuse("serial does not encode"));
         }
-        tlv::push_time(&mut self.body, entry.revocation_time)
-            .map_err(|e| format!("revocationDate: {e}"))?;
+        tlv::push_time(&mut self.body, "revocationDate", entry.revocation_time)
+            .map_err(|e| at.time(e))?;
 
         self.extensions.clear();
         if let Some(reason) = entry.reason {
-            let code = check_reason(reason, self.delta)?;
+            let code = check_reason(&at, reason, self.delta)?;
             // extnValue = DER of CRLReason ::= ENUMERATED; critical is DEFAULT FALSE and so
             // omitted (§5.3.1: reasonCode is non-critical).
             push_extension(
+                &at,
                 &mut self.extensions,
                 &mut self.extension,
                 ID_CE_CRL_REASONS.as_bytes(),
@@ -88,9 +98,10 @@ impl EntryEncoder {
         }
         if let Some(invalidity) = entry.invalidity_date {
             self.value.clear();
-            tlv::push_generalized_time(&mut self.value, invalidity)
-                .map_err(|e| format!("invalidityDate: {e}"))?;
+            tlv::push_generalized_time(&mut self.value, "invalidityDate", invalidity)
+                .map_err(|e| at.time(e))?;
             push_extension(
+                &at,
                 &mut self.extensions,
                 &mut self.extension,
                 ID_CE_INVALIDITY_DATE.as_bytes(),
@@ -102,54 +113,88 @@ impl EntryEncoder {
         if !self.extensions.is_empty()
             && !push_tlv(&mut self.body, tlv::TAG_SEQUENCE, &self.extensions)
         {
-            return Err("crlEntryExtensions do not encode".into());
+            return Err(at.refuse("crlEntryExtensions do not encode"));
         }
         if !push_tlv(out, tlv::TAG_SEQUENCE, &self.body) {
-            return Err("entry does not encode".into());
+            return Err(at.refuse("entry does not encode"));
         }
         self.previous = Some(entry.serial);
         Ok(())
     }
 }
 
+/// Which entry is being encoded, so that every refusal names it.
+struct At<'a> {
+    index: u64,
+    serial: &'a Serial,
+}
+
+impl At<'_> {
+    /// [`CrlError::Entry`]: this entry breaks `rule`.
+    fn refuse(&self, rule: impl Into<String>) -> CrlError {
+        CrlError::Entry {
+            index: self.index,
+            serial: self.serial.to_hex(),
+            rule: rule.into(),
+        }
+    }
+
+    /// A time of this entry that X.509 cannot carry ([`CrlError::Time`] from `tlv`), as the
+    /// entry's refusal naming the field; any other error is passed on as it is.
+    fn time(&self, e: CrlError) -> CrlError {
+        match e {
+            CrlError::Time { field, unix, rule } => {
+                self.refuse(format!("{field}: {unix} is {rule} and cannot be encoded"))
+            }
+            other => other,
+        }
+    }
+}
+
 /// Positive and at most 20 octets (RFC 5280 §4.1.2.2; §5.1.2.6 lists certificates by it).
-fn check_serial(content: &[u8]) -> Result<(), String> {
+fn check_serial(at: &At<'_>, content: &[u8]) -> Result<(), CrlError> {
     if content.len() > MAX_SERIAL_OCTETS {
-        return Err(format!(
+        return Err(at.refuse(format!(
             "serial number is {} octets; RFC 5280 §4.1.2.2 allows at most {MAX_SERIAL_OCTETS}",
             content.len()
-        ));
+        )));
     }
     if content.iter().all(|b| *b == 0) || content.first().is_some_and(|b| b & 0x80 != 0) {
-        return Err("serial number must be positive (RFC 5280 §4.1.2.2)".into());
+        return Err(at.refuse("serial number must be positive (RFC 5280 §4.1.2.2)"));
     }
     Ok(())
 }
 
 /// The ENUMERATED value to write, or why none may be written.
-fn check_reason(reason: RevocationReason, delta: bool) -> Result<u8, String> {
+fn check_reason(at: &At<'_>, reason: RevocationReason, delta: bool) -> Result<u8, CrlError> {
     let code = reason.code();
     match code {
         // RevocationReason has no unspecified variant today; the check stays in case one is
         // added, since the rule is the CRL's, not the type's.
-        0 => Err("reasonCode unspecified(0) must be omitted, not written (RFC 5280 §5.3.1)".into()),
-        7 => Err("reasonCode 7 is not used (RFC 5280 §5.3.1)".into()),
-        8 if !delta => Err("removeFromCRL(8) appears only in delta CRLs (RFC 5280 §5.3.1)".into()),
+        0 => {
+            Err(at
+                .refuse("reasonCode unspecified(0) must be omitted, not written (RFC 5280 §5.3.1)"))
+        }
+        7 => Err(at.refuse("reasonCode 7 is not used (RFC 5280 §5.3.1)")),
+        8 if !delta => {
+            Err(at.refuse("removeFromCRL(8) appears only in delta CRLs (RFC 5280 §5.3.1)"))
+        }
         1..=10 => Ok(code),
-        _ => Err(format!(
+        _ => Err(at.refuse(format!(
             "reasonCode {code} is not a CRLReason (RFC 5280 §5.3.1)"
-        )),
+        ))),
     }
 }
 
 /// Appends `Extension ::= SEQUENCE { extnID, extnValue OCTET STRING }` (critical omitted:
 /// DEFAULT FALSE, and every entry extension nesca writes is non-critical).
 fn push_extension(
+    at: &At<'_>,
     out: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
     oid: &[u8],
     value_der: &[u8],
-) -> Result<(), String> {
+) -> Result<(), CrlError> {
     scratch.clear();
     let ok = push_tlv(scratch, tlv::TAG_OID, oid)
         && push_tlv(scratch, tlv::TAG_OCTET_STRING, value_der)
@@ -157,7 +202,7 @@ fn push_extension(
     if ok {
         Ok(())
     } else {
-        Err("crlEntryExtension does not encode".into())
+        Err(at.refuse("crlEntryExtension does not encode"))
     }
 }
 
@@ -170,13 +215,21 @@ mod tests {
     use x509_cert::ext::Extension;
 
     fn serial(hex: &str) -> Serial {
-        Serial::from_hex(hex).unwrap()
+        Serial::parse_hex(hex).unwrap()
     }
 
-    fn encode(entry: &CrlEntry, delta: bool) -> Result<Vec<u8>, String> {
+    fn encode(entry: &CrlEntry, delta: bool) -> Result<Vec<u8>, CrlError> {
         let mut out = Vec::new();
-        EntryEncoder::new(delta).encode(entry, &mut out)?;
+        EntryEncoder::new(delta).encode(0, entry, &mut out)?;
         Ok(out)
+    }
+
+    /// The rule of an entry's refusal.
+    fn rule(e: CrlError) -> String {
+        match e {
+            CrlError::Entry { rule, .. } => rule,
+            other => panic!("not an entry error: {other}"),
+        }
     }
 
     #[test]
@@ -225,7 +278,7 @@ mod tests {
         };
         let theirs = RevokedCert {
             serial_number: x509_cert::serial_number::SerialNumber::new(&s.to_der_bytes()).unwrap(),
-            revocation_date: crate::tlv::time(2_600_000_000).unwrap(),
+            revocation_date: crate::tlv::time("revocationDate", 2_600_000_000).unwrap(),
             crl_entry_extensions: Some(vec![reason, inv]),
         }
         .to_der()
@@ -241,7 +294,7 @@ mod tests {
             reason: Some(RevocationReason::RemoveFromCrl),
             invalidity_date: None,
         };
-        assert!(encode(&e, false).unwrap_err().contains("only in delta"));
+        assert!(rule(encode(&e, false).unwrap_err()).contains("only in delta"));
         let der = encode(&e, true).unwrap();
         let rc = RevokedCert::from_der(&der).unwrap();
         let ext = &rc.crl_entry_extensions.unwrap()[0];
@@ -261,21 +314,21 @@ mod tests {
             reason: None,
             invalidity_date: None,
         };
-        assert!(enc.encode(&e, &mut out).unwrap_err().contains("positive"));
+        let err = enc.encode(7, &e, &mut out).unwrap_err();
+        assert!(
+            matches!(&err, CrlError::Entry { index: 7, serial, .. } if serial == &e.serial.to_hex()),
+            "{err}"
+        );
+        assert!(rule(err).contains("positive"));
         // 20 octets with the high bit set would need a 21st octet: Serial refuses to hold one.
-        assert!(Serial::from_hex(&"ff".repeat(20)).is_err());
+        assert!(Serial::parse_hex(&"ff".repeat(20)).is_err());
         e.serial = Serial::random();
         e.revocation_time = -1;
-        assert!(enc
-            .encode(&e, &mut out)
-            .unwrap_err()
-            .contains("revocationDate"));
+        assert!(rule(enc.encode(0, &e, &mut out).unwrap_err())
+            .starts_with("revocationDate: -1 is before 1970"));
         e.revocation_time = 0;
         e.invalidity_date = Some(i64::MAX);
-        assert!(enc
-            .encode(&e, &mut out)
-            .unwrap_err()
-            .contains("invalidityDate"));
+        assert!(rule(enc.encode(0, &e, &mut out).unwrap_err()).contains("invalidityDate"));
         assert!(out.is_empty());
     }
 
@@ -289,9 +342,9 @@ mod tests {
             reason: Some(RevocationReason::CertificateHold),
             invalidity_date: None,
         };
-        enc.encode(&e, &mut out).unwrap();
+        enc.encode(0, &e, &mut out).unwrap();
         let len = out.len();
-        assert!(enc.encode(&e, &mut out).unwrap_err().contains("twice"));
+        assert!(rule(enc.encode(1, &e, &mut out).unwrap_err()).contains("twice"));
         assert_eq!(out.len(), len);
     }
 }

@@ -3,6 +3,10 @@
 
 use std::path::PathBuf;
 
+use nesca_ca_types::CaTypesError;
+
+use crate::source::SourceError;
+
 /// Why a CRL was not generated, not published, or a schedule refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -18,6 +22,15 @@ pub enum CrlError {
         index: u64,
         serial: String,
         rule: String,
+    },
+
+    /// A time X.509 cannot carry here (RFC 5280 §4.1.2.5: 1970 through 9999-12-31T23:59:59Z):
+    /// which field (thisUpdate, revocationDate, ...), the time, and the bound it is beyond.
+    #[error("CRL {field}: {unix} is {rule} and cannot be encoded")]
+    Time {
+        field: &'static str,
+        unix: i64,
+        rule: &'static str,
     },
 
     /// A header field cannot be built (a time out of range, a URL that is not IA5, the
@@ -42,18 +55,19 @@ pub enum CrlError {
         max: u64,
     },
 
-    /// The store failed (reserving a CRL number, reading entries, recording publication).
+    /// The CRL source (the store) failed: reserving a CRL number, reading entries, recording
+    /// publication.
     #[error("store: {0}")]
-    Store(#[source] ca_core::CaError),
+    Store(#[source] SourceError),
 
     /// The signer (the HSM) failed.
     #[error("sign: {0}")]
-    Sign(#[source] ca_core::CaError),
+    Sign(#[source] CaTypesError),
 
     /// The signature returned by the signer does not verify under the issuer certificate's
     /// key; nothing was written.
     #[error("signature check after signing: {0}")]
-    Verify(String),
+    Verify(#[source] CaTypesError),
 
     /// Writing the finished CertificateList to the output failed.
     #[error("write CRL output: {0}")]

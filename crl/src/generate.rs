@@ -12,9 +12,9 @@ use std::fmt::Display;
 use std::io::Write;
 use std::time::Instant;
 
-use ca_core::engine::TbsSigner;
 use der::asn1::BitString;
 use der::Encode;
+use nesca_ca_types::TbsSigner;
 
 use crate::entry::{CrlEntry, EntryEncoder};
 use crate::error::CrlError;
@@ -89,13 +89,7 @@ where
             index: count,
             reason: e.to_string(),
         })?;
-        encoder
-            .encode(&entry, &mut buf)
-            .map_err(|rule| CrlError::Entry {
-                index: count,
-                serial: entry.serial.to_hex(),
-                rule,
-            })?;
+        encoder.encode(count, &entry, &mut buf)?;
         count += 1;
         if buf.len() - gap > MAX_LEN {
             return Err(too_large("revokedCertificates", buf.len() - gap));
@@ -136,7 +130,7 @@ where
 
     let signature = signer.sign(tbs).map_err(CrlError::Sign)?;
     let issuer_key = &header.issuer_cert.tbs_certificate.subject_public_key_info;
-    ca_core::verify::verify(issuer_key, &alg, tbs, &signature).map_err(CrlError::Verify)?;
+    nesca_ca_types::verify::verify(issuer_key, &alg, tbs, &signature).map_err(CrlError::Verify)?;
 
     // CertificateList ::= SEQUENCE { tbsCertList, signatureAlgorithm, signatureValue }
     let alg_der = alg.to_der().map_err(CrlError::der("signatureAlgorithm"))?;

@@ -75,15 +75,24 @@ pub struct CrlHeader<'a> {
     pub kind: CrlKind,
 }
 
+/// A header time X.509 cannot carry ([`CrlError::Time`] from `tlv`) as that header field's
+/// refusal; any other error is passed on as it is.
+fn header_time(e: CrlError) -> CrlError {
+    match e {
+        CrlError::Time { field, unix, rule } => {
+            CrlError::header(field, format!("{unix} is {rule} and cannot be encoded"))
+        }
+        other => other,
+    }
+}
+
 /// The TBSCertList with every field but revokedCertificates (left `None`).
 pub(crate) fn tbs_without_entries(
     header: &CrlHeader<'_>,
     signature: AlgorithmIdentifierOwned,
 ) -> Result<TbsCertList, CrlError> {
-    let this_update =
-        tlv::time(header.this_update).map_err(|e| CrlError::header("thisUpdate", e))?;
-    let next_update =
-        tlv::time(header.next_update).map_err(|e| CrlError::header("nextUpdate", e))?;
+    let this_update = tlv::time("thisUpdate", header.this_update).map_err(header_time)?;
+    let next_update = tlv::time("nextUpdate", header.next_update).map_err(header_time)?;
 
     // The order RFC 5280 §5.2 lists them in; nothing depends on it but readability.
     let mut extensions = vec![

@@ -5,6 +5,7 @@
 //!   A million entries stay a single buffer of encoded bytes, never a million structs.
 //! - [`Publisher`] puts the result in place atomically for the HTTP server.
 //! - [`CrlSchedule`] says when a full or a delta CRL is due and how long each is valid.
+//! - [`CrlIssuer`] ties them to the store, which it reaches through [`source::CrlSource`].
 //!
 //! Modules: `tlv` hand-written DER for what is written per entry, `entry` the
 //! revokedCertificates entries, `header` the rest of the TBSCertList with `der`, `lint` the
@@ -19,6 +20,7 @@ mod lint;
 mod publish;
 mod schedule;
 mod service;
+pub mod source;
 mod tlv;
 
 #[cfg(test)]
@@ -31,3 +33,4 @@ pub use header::{CrlHeader, CrlKind, CrlType};
 pub use publish::{delta_file_name, file_name, full_file_name, Publisher};
 pub use schedule::{CrlKindDue, CrlSchedule};
 pub use service::{CrlIssuer, Published};
+pub use source::{CrlSource, SourceError};

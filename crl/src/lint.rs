@@ -389,8 +389,8 @@ mod tests {
     use super::*;
     use crate::header::{encode_parts, tbs_without_entries};
     use crate::testkit::{Issuer, NOW};
-    use ca_core::engine::TbsSigner;
     use der::Encode;
+    use nesca_ca_types::TbsSigner;
 
     fn header(issuer: &Issuer, kind: CrlKind) -> CrlHeader<'_> {
         CrlHeader {
@@ -588,7 +588,7 @@ mod tests {
 
         // Header bytes that decode to something else than the linted header.
         let mut other = tbs.clone();
-        other.this_update = crate::tlv::time(NOW - 1).unwrap();
+        other.this_update = crate::tlv::time("thisUpdate", NOW - 1).unwrap();
         let err = check_assembled(&assemble(&other, &[]), &tbs, 0).unwrap_err();
         assert!(
             err.to_string().contains("differ from the linted header"),

@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ca_core::IssuerId;
+use nesca_ca_types::IssuerId;
 
 use crate::error::CrlError;
 use crate::header::CrlType;

@@ -1,13 +1,12 @@
 //! One issuing CA's CRLs end to end: take the next number from the store, stream the entries
 //! out of it, generate and sign, publish atomically, and record what the CRL covers.
 
+use std::ops::ControlFlow;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
-use ca_core::clock::{unix_seconds, Clock};
-use ca_core::engine::TbsSigner;
-use ca_core::store::{self, CrlReservation, DeltaEntry, RevokedEntry, Store};
-use ca_core::{IssuerId, Principal};
+use nesca_ca_types::clock::{unix_seconds, Clock};
+use nesca_ca_types::{IssuerId, Principal, RevocationReason, TbsSigner};
 use x509_cert::Certificate;
 
 use crate::entry::CrlEntry;
@@ -16,6 +15,7 @@ use crate::generate::{generate, CrlSummary};
 use crate::header::{CrlHeader, CrlKind, CrlType};
 use crate::publish::{file_name, Publisher};
 use crate::schedule::CrlSchedule;
+use crate::source::{CrlReservation, CrlSource, DeltaEntry, SourceError};
 
 /// Entries travel from the store's scan to the encoder in batches of this many, at most
 /// [`BATCHES_IN_FLIGHT`] batches at a time: bounded memory whatever the CRL's size, and the
@@ -25,7 +25,8 @@ const BATCHES_IN_FLIGHT: usize = 4;
 
 /// The CRLs of one issuing CA.
 pub struct CrlIssuer {
-    pub store: Arc<dyn Store>,
+    /// The store, through the operations a CRL needs.
+    pub source: Arc<dyn CrlSource>,
     pub issuer: IssuerId,
     pub issuer_cert: Certificate,
     /// The CA's own key: a CRL is signed by the CA that issued the certificates it lists.
@@ -44,15 +45,6 @@ pub struct Published {
     pub path: std::path::PathBuf,
 }
 
-fn to_entry(e: RevokedEntry) -> CrlEntry {
-    CrlEntry {
-        serial: e.serial,
-        revocation_time: e.revocation.at,
-        reason: e.revocation.reason,
-        invalidity_date: e.revocation.invalidity_date,
-    }
-}
-
 impl CrlIssuer {
     /// Generates, signs and publishes a full or delta CRL now.
     pub fn publish(&self, kind: CrlType, actor: &Principal) -> Result<Published, CrlError> {
@@ -63,13 +55,10 @@ impl CrlIssuer {
         };
         let next_update = now.saturating_add(validity.as_secs() as i64);
         let plan = self
-            .store
+            .source
             .reserve_crl(CrlReservation {
                 issuer: self.issuer.clone(),
-                kind: match kind {
-                    CrlType::Full => store::CrlKind::Full,
-                    CrlType::Delta => store::CrlKind::Delta,
-                },
+                kind,
                 this_update: now,
                 next_update,
                 actor: actor.clone(),
@@ -101,16 +90,16 @@ impl CrlIssuer {
             None => self.write_full(&header, out),
             Some(base) => {
                 let (entries, watermark) = self
-                    .store
+                    .source
                     .delta_since(&self.issuer, base.watermark)
                     .map_err(CrlError::Store)?;
                 let entries = entries.into_iter().map(|e| {
                     Ok::<_, CrlError>(match e {
-                        DeltaEntry::Listed(e) => to_entry(e),
+                        DeltaEntry::Listed(e) => e,
                         DeltaEntry::Removed { serial, at } => CrlEntry {
                             serial,
                             revocation_time: at,
-                            reason: Some(ca_core::lifecycle::RevocationReason::RemoveFromCrl),
+                            reason: Some(RevocationReason::RemoveFromCrl),
                             invalidity_date: None,
                         },
                     })
@@ -123,7 +112,7 @@ impl CrlIssuer {
         })?;
         // Recorded after the rename: a crash in between leaves a published CRL the store
         // does not use as a base, which only makes the next delta longer.
-        self.store
+        self.source
             .publish_crl(
                 &self.issuer,
                 plan.number,
@@ -153,21 +142,20 @@ impl CrlIssuer {
         header: &CrlHeader<'_>,
         out: &mut dyn std::io::Write,
     ) -> Result<(CrlSummary, i64), CrlError> {
-        let (tx, rx) = sync_channel::<Result<Vec<RevokedEntry>, String>>(BATCHES_IN_FLIGHT);
+        let (tx, rx) = sync_channel::<Result<Vec<CrlEntry>, SourceError>>(BATCHES_IN_FLIGHT);
         std::thread::scope(|s| {
             let scan = s.spawn(move || {
                 let mut batch = Vec::with_capacity(BATCH);
-                let result = self.store.scan_revoked(&self.issuer, &mut |e| {
+                let result = self.source.scan_revoked(&self.issuer, &mut |e| {
                     batch.push(e);
                     if batch.len() == BATCH {
                         let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                         // The encoder stopped (it failed): stop reading.
-                        tx.send(Ok(full)).map_err(|_| ca_core::CaError::Store {
-                            operation: "scan revoked",
-                            reason: "the CRL encoder stopped".into(),
-                        })?;
+                        if tx.send(Ok(full)).is_err() {
+                            return ControlFlow::Break(());
+                        }
                     }
-                    Ok(())
+                    ControlFlow::Continue(())
                 });
                 match result {
                     Ok(watermark) => {
@@ -178,15 +166,15 @@ impl CrlIssuer {
                     }
                     Err(e) => {
                         // The encoder sees the failure as an entry error and signs nothing.
-                        let _ = tx.send(Err(e.to_string()));
+                        let _ = tx.send(Err(e));
                         None
                     }
                 }
             });
             let entries = rx.into_iter().flat_map(
-                |batch| -> Box<dyn Iterator<Item = Result<CrlEntry, String>>> {
+                |batch| -> Box<dyn Iterator<Item = Result<CrlEntry, SourceError>>> {
                     match batch {
-                        Ok(b) => Box::new(b.into_iter().map(|e| Ok(to_entry(e)))),
+                        Ok(b) => Box::new(b.into_iter().map(Ok)),
                         Err(e) => Box::new(std::iter::once(Err(e))),
                     }
                 },
@@ -211,18 +199,21 @@ impl CrlIssuer {
         let mut done = Vec::new();
         for _ in 0..2 {
             let now = unix_seconds(self.clock.now());
-            let last = |kind, t: CrlType| -> Result<Option<i64>, CrlError> {
+            let last = |kind: CrlType| -> Result<Option<i64>, CrlError> {
                 let rec = self
-                    .store
+                    .source
                     .latest_crl(&self.issuer, kind)
                     .map_err(CrlError::Store)?;
                 // A published record whose file is missing (a new publication directory) counts
                 // as never published.
-                let present = self.publisher.path(&file_name(&self.issuer, t)).is_file();
+                let present = self
+                    .publisher
+                    .path(&file_name(&self.issuer, kind))
+                    .is_file();
                 Ok(rec.filter(|_| present).map(|r| r.this_update))
             };
-            let last_full = last(store::CrlKind::Full, CrlType::Full)?;
-            let last_delta = last(store::CrlKind::Delta, CrlType::Delta)?;
+            let last_full = last(CrlType::Full)?;
+            let last_delta = last(CrlType::Delta)?;
             match self.schedule.due(now, last_full, last_delta) {
                 Some(kind) => done.push(self.publish(kind, actor)?),
                 None => break,

@@ -4,12 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ca_core::engine::TbsSigner;
-use ca_core::ext;
-use der::asn1::BitString;
-use der::Encode;
+use const_oid::db::rfc4519::{COMMON_NAME, COUNTRY_NAME, ORGANIZATION_NAME};
+use const_oid::{AssociatedOid, ObjectIdentifier};
+use der::asn1::{Any, BitString, OctetString, SetOfVec};
+use der::{Encode, Tag};
+use nesca_ca_types::TbsSigner;
+use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::certificate::{TbsCertificate, Version};
-use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier};
+use x509_cert::ext::Extension;
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Validity;
 use x509_cert::Certificate;
@@ -17,7 +21,7 @@ use x509_cert::Certificate;
 /// 2026-11-22T00:00:00Z.
 pub const NOW: i64 = 1_795_305_600;
 
-pub use ca_core::testkit::SoftSigner;
+pub use nesca_ca_types::testkit::SoftSigner;
 
 /// A CA: key and self-signed certificate.
 pub struct Issuer {
@@ -41,25 +45,31 @@ impl Issuer {
     /// `crl_sign`: whether keyUsage asserts cRLSign.
     pub fn with(ski: Ski, crl_sign: bool) -> Issuer {
         let signer = SoftSigner::random();
-        let name = ca_core::name::organization_name("TR", "Test ESHS", "Test NES CA").unwrap();
+        let name = name(&[
+            (COUNTRY_NAME, Tag::PrintableString, "TR"),
+            (ORGANIZATION_NAME, Tag::Utf8String, "Test ESHS"),
+            (COMMON_NAME, Tag::Utf8String, "Test NES CA"),
+        ]);
         let usage = if crl_sign {
             KeyUsages::KeyCertSign | KeyUsages::CRLSign
         } else {
             KeyUsages::KeyCertSign.into()
         };
         let mut extensions = vec![
-            ext::known(
+            extension(
                 true,
                 &BasicConstraints {
                     ca: true,
                     path_len_constraint: None,
                 },
-            )
-            .unwrap(),
-            ext::known(true, &KeyUsage(usage)).unwrap(),
+            ),
+            extension(true, &KeyUsage(usage)),
         ];
         if let Ski::Value(v) = &ski {
-            extensions.push(ext::subject_key_identifier(v).unwrap());
+            extensions.push(extension(
+                false,
+                &SubjectKeyIdentifier(OctetString::new(v.as_slice()).unwrap()),
+            ));
         }
         let tbs = TbsCertificate {
             version: Version::V3,
@@ -67,8 +77,8 @@ impl Issuer {
             signature: signer.signature_algorithm(),
             issuer: name.clone(),
             validity: Validity {
-                not_before: crate::tlv::time(NOW - 86_400).unwrap(),
-                not_after: crate::tlv::time(NOW + 10 * 365 * 86_400).unwrap(),
+                not_before: crate::tlv::time("notBefore", NOW - 86_400).unwrap(),
+                not_after: crate::tlv::time("notAfter", NOW + 10 * 365 * 86_400).unwrap(),
             },
             subject: name,
             subject_public_key_info: signer.public_key(),
@@ -88,6 +98,30 @@ impl Issuer {
     pub fn pem(&self) -> String {
         use der::EncodePem;
         self.cert.to_pem(der::pem::LineEnding::LF).unwrap()
+    }
+}
+
+/// A Name of one attribute per RDN, in the order given (DER order), with the string type
+/// given: countryName is a PrintableString (RFC 5280 Appendix A).
+fn name(attrs: &[(ObjectIdentifier, Tag, &str)]) -> Name {
+    let rdns = attrs
+        .iter()
+        .map(|(oid, tag, value)| {
+            let value = Any::new(*tag, value.as_bytes()).unwrap();
+            RelativeDistinguishedName(
+                SetOfVec::try_from(vec![AttributeTypeAndValue { oid: *oid, value }]).unwrap(),
+            )
+        })
+        .collect();
+    RdnSequence(rdns)
+}
+
+/// A certificate extension of a known type.
+fn extension<T: Encode + AssociatedOid>(critical: bool, value: &T) -> Extension {
+    Extension {
+        extn_id: T::OID,
+        critical,
+        extn_value: OctetString::new(value.to_der().unwrap()).unwrap(),
     }
 }
 

@@ -9,6 +9,8 @@ use der::asn1::{GeneralizedTime, UtcTime};
 use der::DateTime;
 use x509_cert::time::Time;
 
+use crate::error::CrlError;
+
 pub(crate) const TAG_INTEGER: u8 = 0x02;
 pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
 pub(crate) const TAG_OID: u8 = 0x06;
@@ -77,12 +79,12 @@ pub(crate) fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) -> bool {
 }
 
 /// Unix seconds as a calendar time; refuses what X.509 times cannot carry here (before
-/// 1970, after 9999-12-31T23:59:59Z).
-pub(crate) fn date_time(unix: i64) -> Result<DateTime, String> {
-    let secs = u64::try_from(unix)
-        .map_err(|_| format!("{unix} is before 1970-01-01T00:00:00Z and cannot be encoded"))?;
+/// 1970, after 9999-12-31T23:59:59Z) as [`CrlError::Time`] for `field`.
+pub(crate) fn date_time(field: &'static str, unix: i64) -> Result<DateTime, CrlError> {
+    let refuse = |rule| CrlError::Time { field, unix, rule };
+    let secs = u64::try_from(unix).map_err(|_| refuse("before 1970-01-01T00:00:00Z"))?;
     DateTime::from_unix_duration(std::time::Duration::from_secs(secs))
-        .map_err(|_| format!("{unix} is after 9999-12-31T23:59:59Z and cannot be encoded"))
+        .map_err(|_| refuse("after 9999-12-31T23:59:59Z"))
 }
 
 /// Whether RFC 5280 §5.1.2.4/§5.1.2.6 want UTCTime (through 2049) for this date.
@@ -92,8 +94,8 @@ fn is_utc_year(dt: &DateTime) -> bool {
 
 /// `Time` (RFC 5280 §5.1.2.4, §5.1.2.5, §5.1.2.6): UTCTime through 2049, GeneralizedTime from
 /// 2050, always in Zulu with seconds and without fractions.
-pub(crate) fn push_time(out: &mut Vec<u8>, unix: i64) -> Result<(), String> {
-    let dt = date_time(unix)?;
+pub(crate) fn push_time(out: &mut Vec<u8>, field: &'static str, unix: i64) -> Result<(), CrlError> {
+    let dt = date_time(field, unix)?;
     if is_utc_year(&dt) {
         out.extend_from_slice(&[TAG_UTC_TIME, 13]);
         push_2(out, (dt.year() % 100) as u8);
@@ -108,8 +110,12 @@ pub(crate) fn push_time(out: &mut Vec<u8>, unix: i64) -> Result<(), String> {
 
 /// GeneralizedTime whatever the year: invalidityDate is always GeneralizedTime
 /// (RFC 5280 §5.3.2).
-pub(crate) fn push_generalized_time(out: &mut Vec<u8>, unix: i64) -> Result<(), String> {
-    let dt = date_time(unix)?;
+pub(crate) fn push_generalized_time(
+    out: &mut Vec<u8>,
+    field: &'static str,
+    unix: i64,
+) -> Result<(), CrlError> {
+    let dt = date_time(field, unix)?;
     out.extend_from_slice(&[TAG_GENERALIZED_TIME, 15]);
     push_2(out, (dt.year() / 100) as u8);
     push_2(out, (dt.year() % 100) as u8);
@@ -134,12 +140,12 @@ fn push_2(out: &mut Vec<u8>, v: u8) {
 }
 
 /// The same choice as [`push_time`], as the `der` type the header uses.
-pub(crate) fn time(unix: i64) -> Result<Time, String> {
-    let dt = date_time(unix)?;
+pub(crate) fn time(field: &'static str, unix: i64) -> Result<Time, CrlError> {
+    let dt = date_time(field, unix)?;
     if is_utc_year(&dt) {
         UtcTime::from_date_time(dt)
             .map(Time::UtcTime)
-            .map_err(|e| e.to_string())
+            .map_err(CrlError::der("UTCTime"))
     } else {
         Ok(Time::GeneralTime(GeneralizedTime::from_date_time(dt)))
     }
@@ -196,11 +202,15 @@ mod tests {
             253_402_300_799,
         ] {
             let mut mine = Vec::new();
-            push_time(&mut mine, unix).unwrap();
-            assert_eq!(mine, time(unix).unwrap().to_der().unwrap(), "unix {unix}");
+            push_time(&mut mine, "t", unix).unwrap();
+            assert_eq!(
+                mine,
+                time("t", unix).unwrap().to_der().unwrap(),
+                "unix {unix}"
+            );
             let mut gen = Vec::new();
-            push_generalized_time(&mut gen, unix).unwrap();
-            let dt = date_time(unix).unwrap();
+            push_generalized_time(&mut gen, "t", unix).unwrap();
+            let dt = date_time("t", unix).unwrap();
             assert_eq!(gen, GeneralizedTime::from_date_time(dt).to_der().unwrap());
         }
     }
@@ -208,27 +218,40 @@ mod tests {
     #[test]
     fn utc_time_through_2049_generalized_from_2050() {
         let mut v = Vec::new();
-        push_time(&mut v, 2_524_607_999).unwrap(); // 2049-12-31T23:59:59Z
+        push_time(&mut v, "t", 2_524_607_999).unwrap(); // 2049-12-31T23:59:59Z
         assert_eq!(v, b"\x17\x0d491231235959Z");
         v.clear();
-        push_time(&mut v, 2_524_608_000).unwrap(); // 2050-01-01T00:00:00Z
+        push_time(&mut v, "t", 2_524_608_000).unwrap(); // 2050-01-01T00:00:00Z
         assert_eq!(v, b"\x18\x0f20500101000000Z");
         v.clear();
-        push_generalized_time(&mut v, 0).unwrap();
+        push_generalized_time(&mut v, "t", 0).unwrap();
         assert_eq!(v, b"\x18\x0f19700101000000Z");
     }
 
     #[test]
     fn out_of_range_times_are_errors_not_panics() {
         let mut v = Vec::new();
-        assert!(push_time(&mut v, -1).unwrap_err().contains("before 1970"));
-        assert!(push_time(&mut v, i64::MIN).is_err());
-        assert!(push_time(&mut v, 253_402_300_800)
+        let e = push_time(&mut v, "revocationDate", -1).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CrlError::Time {
+                    field: "revocationDate",
+                    unix: -1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("before 1970"), "{e}");
+        assert!(push_time(&mut v, "t", i64::MIN).is_err());
+        assert!(push_time(&mut v, "t", 253_402_300_800)
             .unwrap_err()
+            .to_string()
             .contains("after 9999"));
-        assert!(push_time(&mut v, i64::MAX).is_err());
-        assert!(push_generalized_time(&mut v, i64::MAX).is_err());
-        assert!(time(-5).is_err());
+        assert!(push_time(&mut v, "t", i64::MAX).is_err());
+        assert!(push_generalized_time(&mut v, "t", i64::MAX).is_err());
+        assert!(time("t", -5).is_err());
         assert!(v.is_empty());
     }
 }

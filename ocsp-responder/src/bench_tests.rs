@@ -122,7 +122,7 @@ fn get_throughput_against_nginx() {
         vec![pki.served("nes-ca")],
         source,
         ResponderConfig::default(),
-        Arc::new(ca_core::SystemClock),
+        Arc::new(nesca_ca_types::SystemClock),
     )
     .unwrap();
     let req = request(vec![pki.cert_id::<Sha1>(&serial(0x51))], None);
@@ -193,7 +193,7 @@ fn cached_answer_cost() {
         vec![pki.served("nes-ca")],
         source,
         ResponderConfig::default(),
-        Arc::new(ca_core::SystemClock),
+        Arc::new(nesca_ca_types::SystemClock),
     )
     .unwrap();
     let req = request(vec![pki.cert_id::<Sha1>(&serial(0x51))], None);

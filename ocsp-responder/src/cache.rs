@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
-use ca_core::Serial;
+use nesca_ca_types::Serial;
 
 use crate::cert_id::CertIdForm;
 use crate::metrics::OcspMetrics;

@@ -11,7 +11,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::Certificate;
 use x509_ocsp::CertId;
 
-use ca_core::Serial;
+use nesca_ca_types::Serial;
 
 /// The hash algorithms nesca answers CertIDs in: SHA-1 (RFC 5019 §2.1.1; `openssl ocsp` and
 /// most clients) and SHA-256.
@@ -156,7 +156,7 @@ pub fn serial_of(int_octets: &[u8]) -> Option<Serial> {
     if value.first().is_some_and(|b| b & 0x80 != 0) {
         // `Serial::from_der_bytes` refuses a value whose top bit is set after its 0x00 sign
         // octet (e.g. 00 80); the hex form takes it.
-        return Serial::from_hex(&crate::response::hex(value)).ok();
+        return Serial::parse_hex(&crate::response::hex(value)).ok();
     }
     Serial::from_der_bytes(if value.is_empty() { &[0] } else { value })
 }

@@ -2,7 +2,9 @@
 //! that is wrong is answered with an OCSP error status. These are failures of configuration,
 //! of the store and of the signer, each naming where it happened.
 
-use ca_core::IssuerId;
+use nesca_ca_types::IssuerId;
+
+use crate::source::SourceError;
 
 /// Where the responder failed.
 #[non_exhaustive]
@@ -18,11 +20,12 @@ pub enum OcspError {
         what: &'static str,
         reason: String,
     },
-    /// The status source (the store) failed.
-    #[error("OCSP status source: {operation}: {reason}")]
+    /// The status source (the store) failed, or the task that asked it did.
+    #[error("OCSP status source: {operation}: {source}")]
     Source {
         operation: &'static str,
-        reason: String,
+        #[source]
+        source: SourceError,
     },
     /// The signer failed, or what it returned does not verify under its public key (the
     /// response was not served).
@@ -41,7 +44,7 @@ impl OcspError {
         }
     }
 
-    pub(crate) fn source(operation: &'static str) -> impl FnOnce(String) -> OcspError {
-        move |reason| OcspError::Source { operation, reason }
+    pub(crate) fn source(operation: &'static str) -> impl FnOnce(SourceError) -> OcspError {
+        move |source| OcspError::Source { operation, source }
     }
 }

@@ -47,7 +47,7 @@ impl HttpMeta {
 
 /// IMF-fixdate (RFC 9110 §5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub(crate) fn http_date(t: SystemTime) -> String {
-    let secs = ca_core::clock::unix_seconds(t);
+    let secs = nesca_ca_types::clock::unix_seconds(t);
     let format = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );

@@ -13,8 +13,8 @@ use sha1::Sha1;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use x509_ocsp::{CertStatus, OcspResponseStatus};
 
-use ca_core::lifecycle::RevocationReason;
-use ca_core::Clock;
+use nesca_ca_types::Clock;
+use nesca_ca_types::RevocationReason;
 
 use crate::http::http_date;
 use crate::testkit::{decode, request, responder, serial, FakeSource, Pki};
@@ -384,7 +384,7 @@ async fn openssl_ocsp_verifies_post_and_get_answers() {
         vec![pki.served("nes-ca")],
         source.clone(),
         ResponderConfig::default(),
-        Arc::new(ca_core::SystemClock),
+        Arc::new(nesca_ca_types::SystemClock),
     )
     .unwrap();
     let addr = serve(&r).await;

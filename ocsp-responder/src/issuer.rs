@@ -13,9 +13,9 @@ use x509_cert::ext::pkix::ExtendedKeyUsage;
 use x509_cert::Certificate;
 use x509_ocsp::ResponderId;
 
-use ca_core::engine::TbsSigner;
-use ca_core::verify::KeyKind;
-use ca_core::IssuerId;
+use nesca_ca_types::verify::KeyKind;
+use nesca_ca_types::IssuerId;
+use nesca_ca_types::TbsSigner;
 
 use crate::cert_id::IssuerHashes;
 use crate::error::OcspError;
@@ -72,8 +72,7 @@ impl Issuer {
         }
         let ca_signs_itself = signer_cert == served.ca_cert;
         if !ca_signs_itself {
-            check_delegation(&served.ca_cert, &signer_cert)
-                .map_err(|reason| fail("signer certificate", reason))?;
+            check_delegation(&id, &served.ca_cert, &signer_cert)?;
         }
         let validity = &signer_cert.tbs_certificate.validity;
         if now < validity.not_before.to_system_time() || now > validity.not_after.to_system_time() {
@@ -83,7 +82,7 @@ impl Issuer {
             ));
         }
         let signer_key_kind =
-            KeyKind::of(&signer_spki).map_err(|reason| fail("signer key", reason))?;
+            KeyKind::of(&signer_spki).map_err(|e| fail("signer key", e.rule()))?;
         let key_hash = Sha1::digest(signer_spki.subject_public_key.raw_bytes());
         let responder_id = ResponderId::ByKey(
             OctetString::new(&key_hash[..]).map_err(|e| fail("responder id", e.to_string()))?,
@@ -111,33 +110,43 @@ impl Issuer {
 }
 
 /// RFC 6960 §4.2.2.2: a delegated responder certificate is issued directly by the CA and
-/// carries id-kp-OCSPSigning.
-fn check_delegation(ca: &Certificate, signer: &Certificate) -> Result<(), String> {
+/// carries id-kp-OCSPSigning. A refusal is [`OcspError::Issuer`] for the signer certificate
+/// of the CA `id`.
+fn check_delegation(
+    id: &IssuerId,
+    ca: &Certificate,
+    signer: &Certificate,
+) -> Result<(), OcspError> {
+    let refuse = |reason: String| OcspError::Issuer {
+        issuer: id.clone(),
+        what: "signer certificate",
+        reason,
+    };
     if signer.tbs_certificate.issuer != ca.tbs_certificate.subject {
-        return Err("is not issued by the CA it answers for".into());
+        return Err(refuse("is not issued by the CA it answers for".into()));
     }
     let tbs = signer
         .tbs_certificate
         .to_der()
-        .map_err(|e| format!("does not encode: {e}"))?;
-    ca_core::verify::verify(
+        .map_err(|e| refuse(format!("does not encode: {e}")))?;
+    nesca_ca_types::verify::verify(
         &ca.tbs_certificate.subject_public_key_info,
         &signer.signature_algorithm,
         &tbs,
         signer.signature.raw_bytes(),
     )
-    .map_err(|e| format!("is not signed by the CA: {e}"))?;
+    .map_err(|e| refuse(format!("is not signed by the CA: {e}")))?;
     let eku = signer
         .tbs_certificate
         .extensions
         .iter()
         .flatten()
         .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
-        .ok_or("has no extendedKeyUsage (id-kp-OCSPSigning is required)")?;
+        .ok_or_else(|| refuse("has no extendedKeyUsage (id-kp-OCSPSigning is required)".into()))?;
     let eku = ExtendedKeyUsage::from_der(eku.extn_value.as_bytes())
-        .map_err(|e| format!("extendedKeyUsage does not decode: {e}"))?;
+        .map_err(|e| refuse(format!("extendedKeyUsage does not decode: {e}")))?;
     if !eku.0.contains(&ID_KP_OCSP_SIGNING) {
-        return Err("extendedKeyUsage lacks id-kp-OCSPSigning".into());
+        return Err(refuse("extendedKeyUsage lacks id-kp-OCSPSigning".into()));
     }
     Ok(())
 }

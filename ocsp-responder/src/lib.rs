@@ -38,4 +38,4 @@ pub use metrics::{OcspMetrics, Outcome};
 pub use request::MAX_NONCE_LEN;
 pub use responder::{OcspAnswer, Responder};
 pub use response::SignedResponse;
-pub use source::{CertState, StatusSource};
+pub use source::{CertState, SourceError, StatusSource};

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use ca_core::Serial;
+use nesca_ca_types::Serial;
 
 use crate::cache::CacheKey;
 use crate::cert_id::CertIdForm;
 use crate::error::OcspError;
 use crate::responder::Responder;
+use crate::source::SourceError;
 
 /// Serials, changes or due entries handled in one blocking batch: small enough that shutdown
 /// and new status changes wait at most one batch.
@@ -293,7 +294,7 @@ where
         .unwrap_or_else(|e| {
             Err(OcspError::Source {
                 operation: "refresher task",
-                reason: e.to_string(),
+                source: SourceError::new(e),
             })
         })
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use x509_cert::ext::Extension;
 use x509_ocsp::{CertId, OcspResponseStatus};
 
-use ca_core::{Clock, Serial};
+use nesca_ca_types::{Clock, Serial};
 
 use crate::cache::{Cache, CacheKey, PathIndex};
 use crate::cert_id::{serial_of, CertIdForm};
@@ -324,7 +324,7 @@ impl Responder {
     }
 
     /// Index of the served issuer with this id.
-    pub(crate) fn issuer_index(&self, id: &ca_core::IssuerId) -> Option<usize> {
+    pub(crate) fn issuer_index(&self, id: &nesca_ca_types::IssuerId) -> Option<usize> {
         self.issuers.iter().position(|i| &i.id == id)
     }
 }

@@ -15,7 +15,7 @@ use x509_ocsp::{
     ResponseData, RevokedInfo, SingleResponse, Version,
 };
 
-use ca_core::lifecycle::RevocationReason;
+use nesca_ca_types::RevocationReason;
 
 use crate::error::OcspError;
 use crate::http::HttpMeta;
@@ -127,7 +127,7 @@ pub fn sign(
         .signer
         .sign(&tbs_der)
         .map_err(|e| signing(e.to_string()))?;
-    ca_core::verify::verify_with(
+    nesca_ca_types::verify::verify_with(
         issuer.signer_key_kind,
         &issuer.signer_spki,
         &issuer.signature_algorithm,

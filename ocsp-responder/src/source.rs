@@ -1,8 +1,7 @@
 //! What the responder asks the certificate store: the status of one serial, the serials whose
 //! status changed since a cursor, and every serial of an issuer (to pre-produce responses).
 
-use ca_core::lifecycle::RevocationReason;
-use ca_core::{IssuerId, Serial};
+use nesca_ca_types::{IssuerId, RevocationReason, Serial};
 
 /// The status of one serial of a served issuer, as the store knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,11 +21,30 @@ pub enum CertState {
     NotIssued,
 }
 
+/// Why the status source could not answer: the source's own error, kept whole (its message
+/// is shown unchanged, and it stays reachable through `source()` and
+/// [`SourceError::get_ref`]).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SourceError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl SourceError {
+    /// Wraps the source's error.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        SourceError(Box::new(e))
+    }
+
+    /// The source's error, to downcast to the type the source uses.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.0.as_ref()
+    }
+}
+
 /// The store, as the responder sees it. Calls block (database); the responder makes them from
 /// blocking threads only.
 pub trait StatusSource: Send + Sync + 'static {
     /// The status of `serial` under `issuer`.
-    fn status(&self, issuer: &IssuerId, serial: &Serial) -> Result<CertState, String>;
+    fn status(&self, issuer: &IssuerId, serial: &Serial) -> Result<CertState, SourceError>;
 
     /// Serials whose status changed (issued, suspended, released, revoked) with a change cursor
     /// greater than `cursor`, oldest first, at most `limit`; returns them and the new cursor.
@@ -34,7 +52,7 @@ pub trait StatusSource: Send + Sync + 'static {
         &self,
         cursor: i64,
         limit: usize,
-    ) -> Result<(Vec<(IssuerId, Serial)>, i64), String>;
+    ) -> Result<(Vec<(IssuerId, Serial)>, i64), SourceError>;
 
     /// Every serial of `issuer` after `after` in serial order, at most `limit`.
     fn serials(
@@ -42,14 +60,14 @@ pub trait StatusSource: Send + Sync + 'static {
         issuer: &IssuerId,
         after: Option<&Serial>,
         limit: usize,
-    ) -> Result<Vec<Serial>, String>;
+    ) -> Result<Vec<Serial>, SourceError>;
 
     /// The cursor of the latest change now: polling starts there, after the responses of every
     /// serial have been pre-produced. The default pages through [`changes_since`] from 0; a
     /// store that can read its latest cursor directly should say so here.
     ///
     /// [`changes_since`]: StatusSource::changes_since
-    fn latest_cursor(&self) -> Result<i64, String> {
+    fn latest_cursor(&self) -> Result<i64, SourceError> {
         const PAGE: usize = 10_000;
         let mut cursor = 0;
         loop {
@@ -59,5 +77,26 @@ pub trait StatusSource: Send + Sync + 'static {
             }
             cursor = next;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_errors_show_and_keep_the_sources_error() {
+        let io = std::io::Error::other("database is down");
+        let e = crate::OcspError::source("status")(SourceError::new(io));
+        assert_eq!(
+            e.to_string(),
+            "OCSP status source: status: database is down"
+        );
+        let source = std::error::Error::source(&e).expect("source kept");
+        let inner = source
+            .downcast_ref::<SourceError>()
+            .expect("a SourceError")
+            .get_ref();
+        assert!(inner.downcast_ref::<std::io::Error>().is_some());
     }
 }

@@ -34,10 +34,10 @@ use x509_ocsp::{
     BasicOcspResponse, CertId, OcspRequest, OcspResponse, OcspResponseStatus, Request, TbsRequest,
 };
 
-use ca_core::engine::TbsSigner;
-use ca_core::{FixedClock, IssuerId, Serial};
+use nesca_ca_types::TbsSigner;
+use nesca_ca_types::{FixedClock, IssuerId, Serial};
 
-use crate::source::{CertState, StatusSource};
+use crate::source::{CertState, SourceError, StatusSource};
 use crate::{Responder, ResponderConfig, ServedIssuer};
 
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
@@ -73,11 +73,10 @@ impl TbsSigner for SoftSigner {
     fn public_key(&self) -> SubjectPublicKeyInfoOwned {
         spki_of(&self.key)
     }
-    fn sign(&self, tbs_der: &[u8]) -> ca_core::Result<Vec<u8>> {
+    fn sign(&self, tbs_der: &[u8]) -> Result<Vec<u8>, nesca_ca_types::CaTypesError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         if self.fail.load(Ordering::Relaxed) {
-            return Err(ca_core::CaError::Config {
-                field: "test signer".into(),
+            return Err(nesca_ca_types::CaTypesError::Signer {
                 rule: "told to fail".into(),
             });
         }
@@ -164,7 +163,7 @@ impl Pki {
 
     /// Another CA, with keys from `seed` and `seed + 1`.
     pub fn named(seed: u8, subject: &str) -> Pki {
-        let now = ca_core::clock::truncate(SystemTime::now());
+        let now = nesca_ca_types::clock::truncate(SystemTime::now());
         let ca_key = SigningKey::from_slice(&[seed; 32]).expect("scalar");
         let ca_spki = spki_of(&ca_key);
         let ca_name = Name::from_str(subject).expect("name");
@@ -261,7 +260,7 @@ impl Pki {
 
     pub fn served(&self, id: &str) -> ServedIssuer {
         ServedIssuer {
-            id: IssuerId::new(id).expect("id"),
+            id: IssuerId::parse(id).expect("id"),
             ca_cert: self.ca_cert.clone(),
             signer: self.signer.clone(),
             signer_cert_der: self.signer_cert.to_der().expect("DER"),
@@ -326,16 +325,19 @@ struct FakeState {
 impl FakeSource {
     /// Sets a status and records the change.
     pub fn set(&self, issuer: &str, serial: Serial, state: CertState) {
-        let id = IssuerId::new(issuer).expect("id");
+        let id = IssuerId::parse(issuer).expect("id");
         let mut s = self.inner.lock().expect("lock");
         s.status.insert((id.clone(), serial), state);
         let c = s.log.len() as i64 + 1;
         s.log.push((c, id, serial));
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), SourceError> {
         if self.fail.load(Ordering::Relaxed) {
-            Err("database is down".into())
+            Err(SourceError::new(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "database is down",
+            )))
         } else {
             Ok(())
         }
@@ -343,7 +345,7 @@ impl FakeSource {
 }
 
 impl StatusSource for FakeSource {
-    fn status(&self, issuer: &IssuerId, serial: &Serial) -> Result<CertState, String> {
+    fn status(&self, issuer: &IssuerId, serial: &Serial) -> Result<CertState, SourceError> {
         self.check()?;
         self.status_calls.fetch_add(1, Ordering::Relaxed);
         let s = self.inner.lock().expect("lock");
@@ -357,7 +359,7 @@ impl StatusSource for FakeSource {
         &self,
         cursor: i64,
         limit: usize,
-    ) -> Result<(Vec<(IssuerId, Serial)>, i64), String> {
+    ) -> Result<(Vec<(IssuerId, Serial)>, i64), SourceError> {
         self.check()?;
         let s = self.inner.lock().expect("lock");
         let page: Vec<_> = s.log.iter().filter(|c| c.0 > cursor).take(limit).collect();
@@ -370,7 +372,7 @@ impl StatusSource for FakeSource {
         issuer: &IssuerId,
         after: Option<&Serial>,
         limit: usize,
-    ) -> Result<Vec<Serial>, String> {
+    ) -> Result<Vec<Serial>, SourceError> {
         self.check()?;
         let s = self.inner.lock().expect("lock");
         Ok(s.status
@@ -427,7 +429,7 @@ pub fn decode(der: &[u8]) -> (OcspResponseStatus, Option<BasicOcspResponse>) {
     );
     let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).expect("basic decodes");
     let signer = &basic.certs.as_ref().expect("certs")[0];
-    ca_core::verify::verify(
+    nesca_ca_types::verify::verify(
         &signer.tbs_certificate.subject_public_key_info,
         &basic.signature_algorithm,
         &basic.tbs_response_data.to_der().expect("tbs"),

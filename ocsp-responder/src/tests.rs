@@ -16,8 +16,8 @@ use x509_ocsp::{
     SingleResponse,
 };
 
-use ca_core::lifecycle::RevocationReason;
-use ca_core::{Clock, Serial};
+use nesca_ca_types::RevocationReason;
+use nesca_ca_types::{Clock, Serial};
 
 use crate::cache::CacheKey;
 use crate::cert_id::CertIdForm;
@@ -28,7 +28,7 @@ fn setup() -> (
     Pki,
     Arc<FakeSource>,
     Arc<Responder>,
-    Arc<ca_core::FixedClock>,
+    Arc<nesca_ca_types::FixedClock>,
 ) {
     setup_with(ResponderConfig::default())
 }
@@ -39,7 +39,7 @@ fn setup_with(
     Pki,
     Arc<FakeSource>,
     Arc<Responder>,
-    Arc<ca_core::FixedClock>,
+    Arc<nesca_ca_types::FixedClock>,
 ) {
     let pki = Pki::new();
     let source = Arc::new(FakeSource::default());
@@ -297,7 +297,7 @@ fn one_message_for_two_issuers_is_unauthorized() {
     let a = Pki::new();
     let b = Pki::named(5, "CN=Nesca Test Role CA,O=Nesca Test,C=TR");
     let source = Arc::new(FakeSource::default());
-    let clock = Arc::new(ca_core::FixedClock::new(a.now));
+    let clock = Arc::new(nesca_ca_types::FixedClock::new(a.now));
     let r = Responder::new(
         vec![a.served("nes-ca"), b.served("role-ca")],
         source.clone(),
@@ -640,7 +640,7 @@ fn a_serial_issued_after_a_not_issued_answer_turns_good_on_the_change() {
 fn misconfigured_issuers_are_refused() {
     let pki = Pki::new();
     let source = Arc::new(FakeSource::default());
-    let clock = Arc::new(ca_core::FixedClock::new(pki.now));
+    let clock = Arc::new(nesca_ca_types::FixedClock::new(pki.now));
     let new = |issuers, config| Responder::new(issuers, source.clone(), config, clock.clone());
     // Signer certificate for another key.
     let mut wrong_key = pki.served("nes-ca");
@@ -654,7 +654,7 @@ fn misconfigured_issuers_are_refused() {
     no_eku.signer_cert_der = Pki::signer_cert_for(
         &pki.ca_key,
         &pki.ca_cert,
-        &ca_core::engine::TbsSigner::public_key(&*pki.signer),
+        &nesca_ca_types::TbsSigner::public_key(&*pki.signer),
         false,
         pki.now,
     )

@@ -175,7 +175,7 @@ pub fn crl_issuer(cfg: &Loaded, store: Arc<dyn Store>, ca: &ServedCa) -> Result<
     schedule.validate()?;
     let urls = ca_core::profile::CaUrls::new(&cfg.raw.ca.public_url, &ca.record.id)?;
     Ok(crl::CrlIssuer {
-        store,
+        source: Arc::new(crate::serve::crl_source::StoreCrlSource(store)),
         issuer: ca.record.id.clone(),
         issuer_cert: ca.cert.clone(),
         signer: ca.ca_signer.clone(),

@@ -100,10 +100,7 @@ impl LifecycleAction {
         invalidity_date: Option<i64>,
     ) -> Result<LifecycleAction> {
         let reason = reason
-            .map(|r| {
-                r.parse::<RevocationReason>()
-                    .map_err(|e| CaError::invalid("reason", e))
-            })
+            .map(|r| r.parse::<RevocationReason>().map_err(CaError::from))
             .transpose()?;
         let action = match verb {
             "suspend" => {

@@ -3,14 +3,13 @@
 
 use std::convert::Infallible;
 
-use ca_core::lifecycle::RevocationReason;
-use ca_core::Serial;
 use const_oid::db::rfc5280::{
     ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_CRL_NUMBER, ID_CE_CRL_REASONS, ID_CE_DELTA_CRL_INDICATOR,
     ID_CE_FRESHEST_CRL, ID_CE_INVALIDITY_DATE,
 };
 use der::asn1::GeneralizedTime;
 use der::{Decode, Encode};
+use nesca_ca_types::{CaTypesError, RevocationReason, Serial};
 use sha1::{Digest, Sha1};
 use x509_cert::crl::{CertificateList, RevokedCert};
 use x509_cert::ext::pkix::crl::{BaseCrlNumber, CrlNumber, CrlReason, FreshestCrl};
@@ -90,7 +89,7 @@ fn assert_signature_verifies(der: &[u8], crl: &CertificateList, issuer: &Issuer)
     let tbs = crl.tbs_cert_list.to_der().unwrap();
     // The re-encoded TBS is the signed one (DER is unique), and it sits inside the output.
     assert!(der.windows(tbs.len()).any(|w| w == tbs.as_slice()));
-    ca_core::verify::verify(
+    nesca_ca_types::verify::verify(
         &issuer.cert.tbs_certificate.subject_public_key_info,
         &crl.signature_algorithm,
         &tbs,
@@ -532,13 +531,12 @@ impl TbsSigner for BrokenSigner<'_> {
     fn public_key(&self) -> spki::SubjectPublicKeyInfoOwned {
         self.inner.public_key()
     }
-    fn sign(&self, tbs_der: &[u8]) -> ca_core::Result<Vec<u8>> {
+    fn sign(&self, tbs_der: &[u8]) -> Result<Vec<u8>, CaTypesError> {
         if self.garbage {
             // A valid signature over other bytes.
             self.inner.sign(&[tbs_der, b"x"].concat())
         } else {
-            Err(ca_core::CaError::Config {
-                field: "hsm".into(),
+            Err(CaTypesError::Signer {
                 rule: "token removed".into(),
             })
         }
@@ -590,7 +588,7 @@ fn generate_into_publisher() {
     let issuer = Issuer::new();
     let tmp = tempfile::tempdir().unwrap();
     let p = crate::Publisher::new(tmp.path()).unwrap();
-    let ca = ca_core::IssuerId::new("nes-ca").unwrap();
+    let ca = nesca_ca_types::IssuerId::parse("nes-ca").unwrap();
     let h = header(&issuer, full());
     let entries = [entry(None), entry(Some(RevocationReason::CertificateHold))];
     let summary = p

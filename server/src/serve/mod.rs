@@ -2,6 +2,7 @@
 //! (the responder alone, reading status from the same store).
 
 mod crl_header;
+pub(crate) mod crl_source;
 mod http;
 mod lookup;
 mod metrics;

@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use ca_core::store::{CertStatus, Store};
 use ca_core::{IssuerId, Serial};
-use ocsp_responder::{CertState, StatusSource};
+use ocsp_responder::{CertState, SourceError, StatusSource};
 
 /// Reads status from the same store the CA writes, so responders scale out next to it.
 pub struct StoreStatus(pub Arc<dyn Store>);
 
 impl StatusSource for StoreStatus {
-    fn status(&self, issuer: &IssuerId, serial: &Serial) -> Result<CertState, String> {
-        let record = self.0.status(issuer, serial).map_err(|e| e.to_string())?;
+    fn status(&self, issuer: &IssuerId, serial: &Serial) -> Result<CertState, SourceError> {
+        let record = self.0.status(issuer, serial).map_err(SourceError::new)?;
         Ok(match record {
             None => CertState::NotIssued,
             Some(r) => match (r.status, r.revocation) {
@@ -32,14 +32,14 @@ impl StatusSource for StoreStatus {
         &self,
         cursor: i64,
         limit: usize,
-    ) -> Result<(Vec<(IssuerId, Serial)>, i64), String> {
+    ) -> Result<(Vec<(IssuerId, Serial)>, i64), SourceError> {
         self.0
             .changes_since(cursor, limit)
-            .map_err(|e| e.to_string())
+            .map_err(SourceError::new)
     }
 
-    fn latest_cursor(&self) -> Result<i64, String> {
-        self.0.latest_change().map_err(|e| e.to_string())
+    fn latest_cursor(&self) -> Result<i64, SourceError> {
+        self.0.latest_change().map_err(SourceError::new)
     }
 
     fn serials(
@@ -47,9 +47,9 @@ impl StatusSource for StoreStatus {
         issuer: &IssuerId,
         after: Option<&Serial>,
         limit: usize,
-    ) -> Result<Vec<Serial>, String> {
+    ) -> Result<Vec<Serial>, SourceError> {
         self.0
             .serials(issuer, after, limit)
-            .map_err(|e| e.to_string())
+            .map_err(SourceError::new)
     }
 }

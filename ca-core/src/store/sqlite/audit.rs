@@ -121,10 +121,3 @@ impl AuditStore for SqliteStore {
         )
     }
 }
-
-/// A principal is stored as its canonical audit text (`Principal`'s `Display`).
-impl rusqlite::ToSql for crate::Principal {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(rusqlite::types::ToSqlOutput::from(self.to_string()))
-    }
-}

@@ -257,7 +257,7 @@ pub(super) fn transition(
     )?
     .execute(params![
         seq, t.request_id.as_str(), t.issuer.as_str(), serial_hex, t.action.name(), from.as_str(),
-        to.as_str(), reason_code(reason), invalidity, t.holder, t.actor, t.at
+        to.as_str(), reason_code(reason), invalidity, t.holder, t.actor.to_string(), t.at
     ])?;
     let mut detail = format!("request_id={} {}->{}", t.request_id, from, to);
     if let Some(r) = reason {

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::Tckn;
+use nesca_identity::Tckn;
 
 /// Who acts. Every variant says how the actor was authenticated, so an auditor reading the
 /// trail can tell a partner's system from a holder from an operator.
