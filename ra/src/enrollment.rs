@@ -468,6 +468,21 @@ impl Enrollments {
         Ok(ApprovalOutcome::Approved { produce_after })
     }
 
+    /// The card bureau's CSR for an approved application: its signature must verify (the key
+    /// is the bureau's, proven), then it is kept and the next production pass issues with it.
+    /// Only an approved application that is not produced yet takes one (the store refuses
+    /// others in the same transaction).
+    pub fn receive_card_csr(&self, id: &str, csr_der: Vec<u8>, by: &Principal) -> Result<()> {
+        ca_core::VerifiedCsr::parse(&csr_der)?;
+        self.write(EnrollmentWrite::CardCsr {
+            id: id.to_owned(),
+            csr_der,
+            actor: by.clone(),
+            at: self.now(),
+        })?;
+        Ok(())
+    }
+
     /// An operator records the receipt of the wet-signed form (its scan kept as evidence).
     pub fn receive_wet(&self, id: &str, scan: Vec<u8>, by: &Principal) -> Result<Option<i64>> {
         if scan.is_empty() || scan.len() > MAX_EVIDENCE_BYTES {

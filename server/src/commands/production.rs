@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use ca_core::store::{prelude::*, EnrollmentWrite};
 use clap::Args;
 use serde_json::json;
 
@@ -54,12 +53,7 @@ pub fn csr(a: CsrArgs) -> Result<()> {
         read_limited("csr", &a.csr, super::applicant::MAX_FILE_BYTES)?,
         &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"],
     )?;
-    ca_core::VerifiedCsr::parse(&der)?;
-    store.enrollment_write(EnrollmentWrite::CardCsr {
-        id: a.id.clone(),
-        csr_der: der,
-        actor: ca_core::Principal::HostOperator,
-        at: ca_core::clock::unix_seconds(wiring::clock().now()),
-    })?;
+    let enrollments = nesca_ra::enrollment::Enrollments::new(store, wiring::clock());
+    enrollments.receive_card_csr(&a.id, der, &ca_core::Principal::HostOperator)?;
     emit(&format!("{}\n", json!({ "id": a.id, "card_csr": true })))
 }
