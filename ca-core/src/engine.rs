@@ -325,6 +325,7 @@ impl Engine {
         Err(CaError::Store {
             operation: "reserve serial",
             reason: format!("{SERIAL_ATTEMPTS} random serials in a row were taken"),
+            source: None,
         })
     }
 }

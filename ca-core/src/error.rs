@@ -26,15 +26,24 @@ pub enum CaError {
     /// A CA exists already where one was to be created.
     #[error("{what} already exists; refusing to overwrite it")]
     AlreadyExists { what: String },
-    /// The store failed (which operation, and the database's word).
+    /// The store failed or refused (which operation, and why); `source` is the database's
+    /// error when there is one.
     #[error("store: {operation}: {reason}")]
     Store {
         operation: &'static str,
         reason: String,
+        #[source]
+        source: Option<rusqlite::Error>,
     },
-    /// Encoding or decoding DER failed (which structure).
+    /// Encoding or decoding DER failed (which structure); `source` is the der crate's error
+    /// when there is one.
     #[error("DER {what}: {reason}")]
-    Der { what: &'static str, reason: String },
+    Der {
+        what: &'static str,
+        reason: String,
+        #[source]
+        source: Option<der::Error>,
+    },
     /// The request is valid but the record is not at a point where it applies (an
     /// application at another stage): HTTP 409.
     #[error("{field}: {rule}")]
@@ -67,17 +76,21 @@ impl CaError {
         }
     }
 
-    pub(crate) fn der(what: &'static str) -> impl FnOnce(der::Error) -> CaError {
+    /// A DER failure of `what`, keeping the der crate's error as the source.
+    pub fn der(what: &'static str) -> impl FnOnce(der::Error) -> CaError {
         move |e| CaError::Der {
             what,
             reason: e.to_string(),
+            source: Some(e),
         }
     }
 
+    /// A failure of the store's `operation`, keeping the database's error as the source.
     pub(crate) fn store(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> CaError {
         move |e| CaError::Store {
             operation,
             reason: e.to_string(),
+            source: Some(e),
         }
     }
 }
@@ -113,6 +126,21 @@ impl From<nesca_ca_types::CaTypesError> for CaError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_and_der_failures_keep_their_source() {
+        use std::error::Error as _;
+        let e = CaError::store("read")(rusqlite::Error::InvalidQuery);
+        assert_eq!(
+            e.to_string(),
+            format!("store: read: {}", rusqlite::Error::InvalidQuery)
+        );
+        assert!(e.source().is_some_and(|s| s.is::<rusqlite::Error>()));
+        let der = <x509_cert::Certificate as der::Decode>::from_der(b"\x30").unwrap_err();
+        let e = CaError::der("Certificate")(der);
+        assert!(e.to_string().starts_with("DER Certificate: "), "{e}");
+        assert!(e.source().is_some_and(|s| s.is::<der::Error>()));
+    }
 
     #[test]
     fn identity_errors_become_invalid_with_the_same_message() {

@@ -292,11 +292,8 @@ impl NesIssuance {
     /// The commitment text of a freshly signed certificate.
     fn commitment_text(&self, holder: &NesHolder, issued: &Issued) -> ca_core::Result<String> {
         use der::Decode as _;
-        let cert =
-            x509_cert::Certificate::from_der(&issued.cert_der).map_err(|e| CaError::Der {
-                what: "Certificate",
-                reason: e.to_string(),
-            })?;
+        let cert = x509_cert::Certificate::from_der(&issued.cert_der)
+            .map_err(CaError::der("Certificate"))?;
         let validity = &cert.tbs_certificate.validity;
         Ok(commitment_text(
             &CommitmentSubject {

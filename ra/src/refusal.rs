@@ -93,7 +93,9 @@ impl Refusal {
             RaError::Ca(CaError::NotFound { .. }) => {
                 Refusal::new(RefusalKind::NotFound, None, e.to_string())
             }
-            RaError::Ca(CaError::Store { operation, reason }) => with(
+            RaError::Ca(CaError::Store {
+                operation, reason, ..
+            }) => with(
                 RefusalKind::Unavailable,
                 "store",
                 &format!("{operation}: {reason}"),
@@ -166,6 +168,7 @@ mod tests {
         let store = RaError::from(ca_core::CaError::Store {
             operation: "read",
             reason: "database is locked".into(),
+            source: None,
         });
         let r = Refusal::of(&store);
         assert_eq!(
@@ -175,6 +178,7 @@ mod tests {
         let der = RaError::from(ca_core::CaError::Der {
             what: "Certificate",
             reason: "bad tag".into(),
+            source: None,
         });
         assert_eq!(Refusal::of(&der).kind, RefusalKind::Internal);
         let missing = RaError::from(ca_core::CaError::NotFound {

@@ -207,6 +207,7 @@ mod tests {
         let r = refusal(RaError::from(ca_core::CaError::Store {
             operation: "read",
             reason: "disk I/O error".into(),
+            source: None,
         }));
         assert_eq!(r.code, HostErrorCode::Unavailable);
         assert_eq!(r.field.as_deref(), Some("service"));

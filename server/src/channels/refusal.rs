@@ -34,7 +34,9 @@ pub(crate) fn ca(e: CaError) -> HostError {
         e @ CaError::NotFound { .. } => {
             HostError::without_field(HostErrorCode::NotFound, e.to_string())
         }
-        CaError::Store { operation, reason } => HostError::new(
+        CaError::Store {
+            operation, reason, ..
+        } => HostError::new(
             HostErrorCode::Unavailable,
             "store",
             format!("{operation}: {reason}"),
@@ -165,6 +167,7 @@ mod tests {
                 CaError::Store {
                     operation: "read",
                     reason: "database is locked".into(),
+                    source: None,
                 },
                 HostErrorCode::Unavailable,
                 Some("store"),
@@ -173,6 +176,7 @@ mod tests {
                 CaError::Der {
                     what: "Certificate",
                     reason: "bad tag".into(),
+                    source: None,
                 },
                 HostErrorCode::Internal,
                 None,
@@ -221,6 +225,7 @@ mod tests {
                 RaError::from(CaError::Store {
                     operation: "read",
                     reason: "database is locked".into(),
+                    source: None,
                 }),
                 HostErrorCode::Unavailable,
                 Some("store"),

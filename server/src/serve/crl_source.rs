@@ -49,6 +49,7 @@ impl CrlSource for StoreCrlSource {
                 ControlFlow::Break(()) => Err(CaError::Store {
                     operation: "scan revoked",
                     reason: "the CRL encoder stopped".into(),
+                    source: None,
                 }),
             })
             .map_err(SourceError::new)

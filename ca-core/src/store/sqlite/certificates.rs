@@ -105,6 +105,7 @@ fn complete(conn: &Connection, s: &Signed, head: &mut AuditHead) -> Result<(), R
         return Err(Refusal::Refused(CaError::Store {
             operation: "store certificate",
             reason: format!("serial {serial} is not reserved for {issuer}"),
+            source: None,
         }));
     }
     append_audit(

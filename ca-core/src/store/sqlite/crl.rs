@@ -122,6 +122,7 @@ fn publish_crl(
         return Err(Refusal::Refused(CaError::Store {
             operation: "publish CRL",
             reason: format!("CRL number {number} of {issuer} is not reserved"),
+            source: None,
         }));
     }
     append_audit(
@@ -165,12 +166,14 @@ impl CrlStore for SqliteStore {
             let serial = Serial::from_hex(&hex).map_err(|reason| CaError::Store {
                 operation: "scan revoked",
                 reason: format!("serial {hex}: {reason}"),
+                source: None,
             })?;
             let revocation = revocation_at(row, 1)
                 .map_err(CaError::store("scan revoked"))?
                 .ok_or_else(|| CaError::Store {
                     operation: "scan revoked",
                     reason: format!("serial {hex} is revoked without a revocation time"),
+                    source: None,
                 })?;
             sink(RevokedEntry { serial, revocation })?;
         }
@@ -213,6 +216,7 @@ impl CrlStore for SqliteStore {
             let serial = Serial::from_hex(&hex).map_err(|reason| CaError::Store {
                 operation: op,
                 reason: format!("serial {hex}: {reason}"),
+                source: None,
             })?;
             match (status.as_str(), revocation) {
                 ("suspended" | "revoked", Some(revocation)) => {

@@ -203,6 +203,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
                 "database schema version {current} is newer than this nesca understands ({})",
                 MIGRATIONS.len()
             ),
+            source: None,
         });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {

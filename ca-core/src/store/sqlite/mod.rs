@@ -53,6 +53,7 @@ fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(|e| CaError::Store {
         operation: "open",
         reason: format!("{}: {e}", path.display()),
+        source: Some(e),
     })?;
     // FULL: in WAL mode NORMAL does not sync at commit, and a commit must survive power loss.
     conn.execute_batch(
@@ -76,6 +77,7 @@ impl SqliteStore {
         let spawn_err = |e: std::io::Error| CaError::Store {
             operation: "start store threads",
             reason: e.to_string(),
+            source: None,
         };
         let (tx, rx) = mpsc::channel::<Job>();
         let writer = std::thread::Builder::new()
@@ -167,6 +169,7 @@ impl SqliteStore {
         let closed = || CaError::Store {
             operation: "write",
             reason: "the store writer has stopped".into(),
+            source: None,
         };
         sender
             .ok_or_else(closed)?

@@ -29,6 +29,7 @@ impl From<rusqlite::Error> for Refusal {
         Refusal::Fatal(CaError::Store {
             operation: "write",
             reason: e.to_string(),
+            source: Some(e),
         })
     }
 }
@@ -104,11 +105,14 @@ where
                 Err(CaError::Store {
                     operation: "write",
                     reason: "the write did not run in its batch".into(),
+                    source: None,
                 })
             }),
+            // The batch's one failure answers every job in it: its text is copied to each.
             Err(e) => Err(CaError::Store {
                 operation: "commit",
                 reason: e.to_string(),
+                source: None,
             }),
         };
         // The caller may have gone away; its change is committed either way.
