@@ -7,16 +7,11 @@ use std::sync::Arc;
 
 use ca_core::clock::{unix_seconds, Clock};
 use ca_core::lifecycle::{LifecycleAction, LifecycleRequest};
-use ca_core::store::{Store, TransitionOutcome, TransitionWrite};
+use ca_core::profile::ProfileName;
+use ca_core::store::{RequestedBy, Store, TransitionOutcome, TransitionWrite};
 use ca_core::{CaError, Tckn};
 
 use crate::error::{RaError, Result};
-
-/// Profiles whose certificates the operator may suspend and revoke (role and
-/// secure-communication certificates of registered partners).
-const PARTNER_PROFILE_PREFIX: &str = "partner-";
-/// Recorded as the requester of an operator's change.
-const OPERATOR: &str = "operator";
 
 /// Applies holder-requested lifecycle changes. Needs no key: a status change is a store
 /// record, and CRLs and OCSP responses are signed from it afterwards.
@@ -63,7 +58,10 @@ impl Lifecycle {
                     "this certificate has no T.C. Kimlik No holder; the operator acts without one",
                 ))
             }
-            (None, None) if record.profile.starts_with(PARTNER_PROFILE_PREFIX) => {}
+            // The operator may suspend and revoke partners' certificates (role and secure
+            // communication), which have no T.C. Kimlik No holder.
+            (None, None)
+                if ProfileName::parse(&record.profile).is_some_and(ProfileName::is_partner) => {}
             (None, None) => {
                 return Err(RaError::invalid(
                     "serial",
@@ -79,7 +77,10 @@ impl Lifecycle {
             issuer: record.issuer,
             serial: req.serial,
             action: req.action,
-            holder: holder.unwrap_or(OPERATOR).to_owned(),
+            requested_by: match req.holder {
+                Some(tckn) => RequestedBy::Holder(tckn),
+                None => RequestedBy::Operator,
+            },
             actor: req.actor,
             at: unix_seconds(self.clock.now()),
         })?;

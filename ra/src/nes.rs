@@ -124,16 +124,20 @@ pub struct NesIssuance {
     pub hsm: hsm::Hsm,
 }
 
+/// The requested validity must be within the NES profile's maximum. `field` is the name the
+/// request gives it (`validity_days` in an application, `validity-days` on the command line).
+pub fn check_validity(nes: &NesProfile, days: u32, field: &'static str) -> Result<()> {
+    ca_core::profile::check_validity_days(nes, days).map_err(|e| match e {
+        CaError::Invalid { rule, .. } => RaError::invalid(field, rule),
+        other => RaError::Ca(other),
+    })
+}
+
 impl NesIssuance {
     /// Issues for an application, once per channel reference; see the module documentation.
     pub fn apply(&self, by: &Principal, req: NesRequest) -> Result<NesOutcome> {
         if let Some(days) = req.validity_days {
-            // ca-core's rule names the command-line flag; an application's field is
-            // `validity_days`.
-            ca_core::profile::check_validity_days(&self.nes, days).map_err(|e| match e {
-                CaError::Invalid { rule, .. } => RaError::invalid("validity_days", rule),
-                other => RaError::Ca(other),
-            })?;
+            check_validity(&self.nes, days, "validity_days")?;
         }
         if let Some(serial) = &req.overwrite {
             self.check_overwrite(serial, &req.holder.tckn)?;
@@ -163,6 +167,35 @@ impl NesIssuance {
                 Err(e)
             }
         }
+    }
+
+    /// Issues a NES that the host operator asks for directly (`nesca issue`): the holder's own
+    /// key, proven by its CSR, no channel application and no commitment. The validity was
+    /// checked with [`check_validity`] before the token was opened.
+    pub fn issue_for_operator(
+        engine: &Engine,
+        ca: &SigningCa,
+        nes: &NesProfile,
+        holder: NesHolder,
+        csr: VerifiedCsr,
+        validity_days: Option<u32>,
+    ) -> Result<Issued> {
+        if let Some(days) = validity_days {
+            check_validity(nes, days, "validity-days")?;
+        }
+        Ok(engine.issue_nes(
+            ca,
+            nes,
+            NesApplication {
+                key: csr.into(),
+                tckn: holder.tckn,
+                given_name: holder.given_name,
+                surname: holder.surname,
+                validity_days,
+                await_commitment: false,
+            },
+            &Principal::HostOperator,
+        )?)
     }
 
     /// The answer to a reference seen before: the same certificate, or the same refusal.

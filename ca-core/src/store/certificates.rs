@@ -156,12 +156,38 @@ pub struct TransitionWrite {
     pub serial: Serial,
     /// Suspend, release or revoke.
     pub action: LifecycleAction,
-    /// The holder's T.C. Kimlik No, as the request named it.
-    pub holder: String,
+    /// On whose request the change is made.
+    pub requested_by: RequestedBy,
     /// Who asked, for the audit record.
     pub actor: crate::Principal,
     /// When, unix seconds: the revocationDate of a suspension or revocation.
     pub at: i64,
+}
+
+/// On whose request a lifecycle change is made (the `holder` column of a transition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestedBy {
+    /// The certificate's holder, who must be its subject (Law 5070: only the holder may
+    /// have a NES revoked).
+    Holder(crate::Tckn),
+    /// The CA's operator, for certificates without a T.C. Kimlik No holder (partner
+    /// certificates).
+    Operator,
+    /// The commitment process: the hold while the holder's signed commitment is awaited, its
+    /// release, and the revocation of a missed deadline or an overwritten certificate.
+    Commitment,
+}
+
+impl RequestedBy {
+    /// The recorded text: the T.C. Kimlik No, `operator` or `commitment`.
+    pub fn to_record(self) -> String {
+        match self {
+            RequestedBy::Holder(tckn) => tckn.to_string(),
+            RequestedBy::Operator => "operator".into(),
+            RequestedBy::Commitment => "commitment".into(),
+        }
+    }
 }
 
 /// What a lifecycle request led to.

@@ -20,8 +20,8 @@ mod sqlite;
 pub use application::{ApplicationStatus, ApplicationStore, ChannelApplication};
 pub use audit::{AuditEntry, AuditReport, AuditStore};
 pub use certificates::{
-    CertRecord, CertStatus, CertificateStore, Reservation, Reserved, Revocation, StatusRecord,
-    SubjectRecord, TransitionOutcome, TransitionRecord, TransitionWrite,
+    CertRecord, CertStatus, CertificateStore, RequestedBy, Reservation, Reserved, Revocation,
+    StatusRecord, SubjectRecord, TransitionOutcome, TransitionRecord, TransitionWrite,
 };
 pub use commitment::{
     ApplicationIssued, CommitmentAcceptance, CommitmentOutcome, CommitmentRecord, CommitmentStatus,

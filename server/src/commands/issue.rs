@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use ca_core::engine::NesApplication;
 use ca_core::{CaError, PersonName, Tckn, VerifiedCsr};
 use clap::Args;
+use nesca_ra::nes::{NesHolder, NesIssuance};
 
 use super::{cert_pem, emit, OutFile};
 use crate::config::Loaded;
@@ -58,7 +58,7 @@ pub fn run(a: IssueArgs) -> Result<()> {
     let csr_bytes = std::fs::read(&a.csr).map_err(CliError::io("cannot read CSR", &a.csr))?;
     let csr = VerifiedCsr::parse(&csr_bytes)?;
     if let Some(days) = a.validity_days {
-        ca_core::profile::check_validity_days(&cfg.nes, days)?;
+        nesca_ra::nes::check_validity(&cfg.nes, days, "validity-days")?;
     }
 
     // Claimed now: an unwritable --out must not leave a certificate nobody received.
@@ -70,19 +70,18 @@ pub fn run(a: IssueArgs) -> Result<()> {
 
     let store = wiring::open_existing_store(&cfg)?;
     let issuance = wiring::open_issuance(&cfg, store)?;
-    let app = NesApplication {
-        key: csr.into(),
+    let holder = NesHolder {
         tckn,
         given_name,
         surname,
-        validity_days: a.validity_days,
-        await_commitment: false,
     };
-    let issued = issuance.engine.issue_nes(
+    let issued = NesIssuance::issue_for_operator(
+        &issuance.engine,
         &issuance.ca,
         &cfg.nes,
-        app,
-        &ca_core::Principal::HostOperator,
+        holder,
+        csr,
+        a.validity_days,
     )?;
     let pem = cert_pem(&issued.cert_der);
     match out {

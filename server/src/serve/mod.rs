@@ -288,9 +288,11 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             .map_err(|e| CliError::io("cannot start", std::path::Path::new("the CRL thread"))(e))?
     };
 
-    // Commitments not signed by their deadline: revoked on the sweep's schedule.
+    // Commitments not signed by their deadline: revoked on the sweep's schedule — also when no
+    // channel is configured any more, so that a certificate issued while one was never stays
+    // suspended past its deadline.
     let sweep_thread = match &host.issuance {
-        Some(_) if !cfg.raw.plugins.is_empty() => {
+        Some(_) => {
             let stop = stop_crl.clone();
             let host = host.clone();
             let every = Duration::from_secs(cfg.raw.channels.commitment_sweep_seconds);

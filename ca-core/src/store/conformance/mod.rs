@@ -112,7 +112,7 @@ fn change(
         issuer: issuer.clone(),
         serial: *serial,
         action,
-        holder: "10000000146".into(),
+        requested_by: crate::store::RequestedBy::Holder(crate::Tckn::parse("10000000146").unwrap()),
         actor: crate::Principal::HostOperator,
         at,
     })

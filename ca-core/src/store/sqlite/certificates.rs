@@ -121,7 +121,7 @@ fn complete(conn: &Connection, s: &Signed, head: &mut AuditHead) -> Result<(), R
                 issuer: issuer.clone(),
                 serial: *serial,
                 action: LifecycleAction::Suspend,
-                holder: "commitment".into(),
+                requested_by: crate::store::RequestedBy::Commitment,
                 actor: actor.clone(),
                 at: *at,
             },
@@ -258,7 +258,7 @@ pub(super) fn transition(
     )?
     .execute(params![
         seq, t.request_id.as_str(), t.issuer.as_str(), serial_hex, t.action.name(), from.as_str(),
-        to.as_str(), reason_code(reason), invalidity, t.holder, t.actor.to_string(), t.at
+        to.as_str(), reason_code(reason), invalidity, t.requested_by.to_record(), t.actor.to_string(), t.at
     ])?;
     let mut detail = format!("request_id={} {}->{}", t.request_id, from, to);
     if let Some(r) = reason {

@@ -16,9 +16,6 @@ use crate::store::{
     CommitmentStore, NewCommitment, TransitionWrite,
 };
 
-/// Recorded as the holder of the lifecycle changes the commitment process makes itself.
-const BY_COMMITMENT: &str = "commitment";
-
 /// Lifecycle request ids of the commitment process: derived from the serial, so that a change
 /// applied twice (a retry after a crash) is recognised as the same request.
 fn request_id(kind: &str, serial: &Serial) -> Result<RequestId, Refusal> {
@@ -48,7 +45,7 @@ fn transition(
             issuer: issuer.clone(),
             serial: *serial,
             action,
-            holder: BY_COMMITMENT.into(),
+            requested_by: crate::store::RequestedBy::Commitment,
             actor: actor.clone(),
             at,
         },
