@@ -32,6 +32,12 @@ impl Lifecycle {
     /// past (Law 5070 art. 11, no retroactive revocation); only keyCompromise may say since
     /// when the key was compromised, as an invalidity date.
     pub fn apply(&self, req: LifecycleRequest) -> Result<TransitionOutcome> {
+        if req.request_id.is_reserved() {
+            return Err(RaError::invalid(
+                "request_id",
+                "is reserved for nesca's own commitment process",
+            ));
+        }
         let record = self
             .store
             .get(req.issuer.as_ref(), &req.serial)?
@@ -143,6 +149,27 @@ mod tests {
             action: LifecycleAction::parse(verb, reason, None).unwrap(),
             actor: Principal::HostOperator,
         }
+    }
+
+    #[test]
+    fn request_ids_of_the_commitment_process_are_refused_from_outside() {
+        let f = fixture();
+        let serial = issue(&f);
+        let l = Lifecycle::new(f.store.clone(), f.clock.clone());
+        for prefix in RequestId::RESERVED_PREFIXES {
+            let id = format!("{prefix}{}", serial.to_hex());
+            let e = l.apply(request(serial, &id, "suspend", None)).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "request_id: is reserved for nesca's own commitment process"
+            );
+        }
+        // Nothing was applied, and an ordinary id still works.
+        assert_eq!(
+            f.store.get(None, &serial).unwrap().unwrap().status,
+            CertStatus::Active
+        );
+        l.apply(request(serial, "holder-1", "suspend", None)).unwrap();
     }
 
     #[test]

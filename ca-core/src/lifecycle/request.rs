@@ -32,6 +32,24 @@ impl RequestId {
         Ok(RequestId(s.to_owned()))
     }
 
+    /// The prefixes of the ids nesca's commitment process gives its own transitions
+    /// (`store/sqlite/commitments.rs`: `{kind}-{serial}`). A request from outside must not
+    /// take one: the id would then be spent, and the commitment process refused, for the
+    /// certificate it names.
+    pub const RESERVED_PREFIXES: [&'static str; 4] = [
+        "commitment-hold-",
+        "commitment-release-",
+        "superseded-by-",
+        "commitment-expired-",
+    ];
+
+    /// Whether the id is one of those the commitment process keeps for itself.
+    pub fn is_reserved(&self) -> bool {
+        Self::RESERVED_PREFIXES
+            .iter()
+            .any(|p| self.0.starts_with(p))
+    }
+
     /// A fresh random id (128 bits from the OS CSPRNG), for callers that do not bring one.
     pub fn random() -> RequestId {
         let mut b = [0u8; 16];
