@@ -48,17 +48,6 @@ pub enum CaError {
     /// application at another stage): HTTP 409.
     #[error("{field}: {rule}")]
     Conflict { field: &'static str, rule: String },
-    /// Who asks could not be authenticated (a wrong password or code, an expired session):
-    /// HTTP 401. The rule never says which part was wrong.
-    #[error("{field}: {rule}")]
-    Unauthenticated { field: &'static str, rule: String },
-    /// Too many failed attempts: refused until `until` (Unix seconds): HTTP 429.
-    #[error("{field}: too many failed attempts; try again after {until_text}")]
-    Locked {
-        field: &'static str,
-        until: i64,
-        until_text: String,
-    },
     /// The HSM failed.
     #[error(transparent)]
     Hsm(#[from] hsm::HsmError),

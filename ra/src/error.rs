@@ -79,16 +79,6 @@ impl From<ca_core::CaError> for RaError {
         match e {
             CaError::Invalid { field, rule } => RaError::Invalid { field, rule },
             CaError::Conflict { field, rule } => RaError::Conflict { field, rule },
-            CaError::Unauthenticated { field, rule } => RaError::Unauthenticated { field, rule },
-            CaError::Locked {
-                field,
-                until,
-                until_text,
-            } => RaError::Locked {
-                field,
-                until,
-                until_text,
-            },
             other => RaError::Ca(other),
         }
     }

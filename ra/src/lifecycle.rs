@@ -169,7 +169,8 @@ mod tests {
             f.store.get(None, &serial).unwrap().unwrap().status,
             CertStatus::Active
         );
-        l.apply(request(serial, "holder-1", "suspend", None)).unwrap();
+        l.apply(request(serial, "holder-1", "suspend", None))
+            .unwrap();
     }
 
     #[test]

@@ -14,36 +14,11 @@ use serde::Serialize;
 
 use crate::list_import::ImportError;
 
-/// A ca-core error: refused input, a conflict or a failed authentication keep their field and
-/// rule; an unknown certificate is `not_found`; a store or HSM failure is `unavailable` (try
-/// later); anything else is `internal`.
+/// A ca-core error, classified as the registration authority classifies it (`Refusal::of`):
+/// refused input and conflicts keep their field and rule; an unknown certificate is
+/// `not_found`; a store or HSM failure is `unavailable` (try later); anything else `internal`.
 pub(crate) fn ca(e: CaError) -> HostError {
-    match e {
-        CaError::Invalid { field, rule } => HostError::new(HostErrorCode::Invalid, field, rule),
-        CaError::Conflict { field, rule } => HostError::new(HostErrorCode::Conflict, field, rule),
-        CaError::Unauthenticated { field, rule } => {
-            HostError::new(HostErrorCode::Unauthenticated, field, rule)
-        }
-        CaError::Locked {
-            field, until_text, ..
-        } => HostError::new(
-            HostErrorCode::Locked,
-            field,
-            format!("too many failed attempts; try again after {until_text}"),
-        ),
-        e @ CaError::NotFound { .. } => {
-            HostError::without_field(HostErrorCode::NotFound, e.to_string())
-        }
-        CaError::Store {
-            operation, reason, ..
-        } => HostError::new(
-            HostErrorCode::Unavailable,
-            "store",
-            format!("{operation}: {reason}"),
-        ),
-        e @ CaError::Hsm(_) => HostError::without_field(HostErrorCode::Unavailable, e.to_string()),
-        other => HostError::internal(other.to_string()),
-    }
+    ra(RaError::from(e))
 }
 
 /// A registration-authority error, as the registration authority classifies it
@@ -138,23 +113,6 @@ mod tests {
                 },
                 HostErrorCode::Conflict,
                 Some("stage"),
-            ),
-            (
-                CaError::Unauthenticated {
-                    field: "sign_in",
-                    rule: "wrong password".into(),
-                },
-                HostErrorCode::Unauthenticated,
-                Some("sign_in"),
-            ),
-            (
-                CaError::Locked {
-                    field: "sign_in",
-                    until: 5,
-                    until_text: "1970-01-01T00:00:05Z".into(),
-                },
-                HostErrorCode::Locked,
-                Some("sign_in"),
             ),
             (
                 CaError::NotFound {
