@@ -1,6 +1,7 @@
 //! Importing an FRM.01.03 list, as the `nesca import` command and the batch-import channel's
-//! host API both do it: read and check every row (`nesca-frm-list`), have ca-core verify the
-//! officer's signature and store the valid rows in one transaction, and put together the
+//! host API both do it: read and check every row (`nesca-frm-list`), have the registration
+//! authority (`ra::list_import`) verify the officer's signature and store the valid rows in one
+//! transaction, and put together the
 //! per-row report (the reader's problems and the people who already have an open application).
 
 use std::sync::Arc;

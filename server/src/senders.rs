@@ -1,4 +1,4 @@
-//! The configurable outbox senders (the defaults, files in a directory, are in ca-core): e-mail
+//! The configurable outbox senders (the defaults, files in a directory, are in `ra::outbox`): e-mail
 //! through an SMTP relay (lettre: STARTTLS, implicit TLS or plain on a local relay, optional
 //! AUTH), and SMS through a program the operator names (a gateway's client), which gets the
 //! number as its last argument and the text on its standard input.

@@ -1,5 +1,5 @@
 //! Turning a loaded configuration into open parts: the store, the HSM, the issuing CA.
-//! No policy here: that lives in ca-core.
+//! No policy here: that lives in the registration authority (`ra`).
 
 use std::sync::Arc;
 

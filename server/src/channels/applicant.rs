@@ -1,6 +1,6 @@
 //! The host side of the `applicant` method: an invited person completes their application
 //! through a channel plugin (the batch-import channel's applicant endpoints). The call is
-//! parsed into ca-core's typed values here; the rules are ca-core's ([`Enrollments`]).
+//! parsed into typed values here; the rules are the registration authority's ([`Enrollments`]).
 //! A refused step is a [`HostError`] whose code the plugin turns into an HTTP status.
 
 use ca_core::Tckn;

@@ -1,8 +1,9 @@
 //! The host API a channel plugin gets: submit an issuance application (with a CSR, or for a
 //! key the HSM generates and wraps for the card), hand in the holder's signed commitment, a
-//! lifecycle request on the holder's behalf, lookups, and logging. Nothing else: no key, no
-//! HSM, no SQL, no file system. Every input is parsed into ca-core's typed values here, at the
-//! edge.
+//! lifecycle request on the holder's behalf, an institution's list, an applicant's step,
+//! lookups, and logging. Nothing else: no key, no HSM, no SQL, no file system. Every input is
+//! parsed into typed values here, at the edge, and the registration authority (`ra`) decides;
+//! its refusals come back as typed [`HostError`]s.
 
 use std::sync::Arc;
 
