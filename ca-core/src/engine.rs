@@ -269,12 +269,12 @@ impl Engine {
                     }
                     return Err(e);
                 }
-                tracing::info!(issuer = %ca.context.id, %serial, profile = profile.name(), actor = %actor, "certificate issued");
+                tracing::info!(issuer = %ca.context.id, %serial, profile = %profile.name(), actor = %actor, "certificate issued");
                 Ok(Issued { serial, cert_der })
             }
             Err(e) => {
                 // The serial stays on record as failed, never silently burned or reused.
-                tracing::warn!(issuer = %ca.context.id, %serial, profile = profile.name(), error = %e, "signing failed; serial recorded as failed");
+                tracing::warn!(issuer = %ca.context.id, %serial, profile = %profile.name(), error = %e, "signing failed; serial recorded as failed");
                 self.store
                     .fail(&ca.context.id, &serial, &e.to_string(), actor, now)?;
                 Err(e)
@@ -392,7 +392,7 @@ mod tests {
             .list(None)
             .unwrap()
             .into_iter()
-            .filter(|r| r.profile == "nes")
+            .filter(|r| r.profile == crate::profile::ProfileName::Nes)
             .collect()
     }
 
@@ -603,8 +603,8 @@ mod tests {
     struct BrokenNes(NesProfile);
 
     impl CertificateProfile for BrokenNes {
-        fn name(&self) -> &'static str {
-            "nes"
+        fn name(&self) -> crate::profile::ProfileName {
+            crate::profile::ProfileName::Nes
         }
         fn max_validity_days(&self) -> u32 {
             self.0.max_validity_days()

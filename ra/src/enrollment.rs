@@ -588,7 +588,7 @@ impl Enrollments {
             .get(None, &serial)?
             .filter(|r| r.cert_der.as_deref() == Some(verified.signer_certificate.as_slice()))
             .ok_or_else(|| bad("the signing certificate is not a NES nesca issued".into()))?;
-        if record.profile != "nes" {
+        if record.profile != ca_core::profile::ProfileName::Nes {
             return Err(bad("the signing certificate is not a NES".into()));
         }
         if record.subject.tckn.as_deref() != Some(v.pre.tckn.as_str()) {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use ca_core::clock::{unix_seconds, Clock};
 use ca_core::lifecycle::{LifecycleAction, LifecycleRequest};
-use ca_core::profile::ProfileName;
 use ca_core::store::{RequestedBy, Store, TransitionOutcome, TransitionWrite};
 use ca_core::{CaError, Tckn};
 
@@ -66,8 +65,7 @@ impl Lifecycle {
             }
             // The operator may suspend and revoke partners' certificates (role and secure
             // communication), which have no T.C. Kimlik No holder.
-            (None, None)
-                if ProfileName::parse(&record.profile).is_some_and(ProfileName::is_partner) => {}
+            (None, None) if record.profile.is_partner() => {}
             (None, None) => {
                 return Err(RaError::invalid(
                     "serial",

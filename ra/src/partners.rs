@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use ca_core::engine::{CertRequest, Engine, Issued, SigningCa};
-use ca_core::profile::{check_validity_days, partner_subject, PartnerCertProfile, ProfileName};
+use ca_core::profile::{check_validity_days, partner_subject, PartnerCertProfile};
 use ca_core::store::{CertRecord, CertStatus, Store, SubjectRecord};
 use ca_core::{PartnerId, PartnerRecord, Principal, VerifiedCsr};
 
@@ -140,8 +140,7 @@ pub enum ChannelClientRefusal {
 /// The rule for the certificate a partner's system presents to the channels: nesca's own
 /// record of it must be a partner certificate (role or secure communication), active.
 pub fn check_channel_client(record: &CertRecord) -> std::result::Result<(), ChannelClientRefusal> {
-    let partner = ProfileName::parse(&record.profile).is_some_and(ProfileName::is_partner);
-    if !partner {
+    if !record.profile.is_partner() {
         return Err(ChannelClientRefusal::NotAPartnerCertificate);
     }
     match record.status {
@@ -154,6 +153,7 @@ pub fn check_channel_client(record: &CertRecord) -> std::result::Result<(), Chan
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ca_core::profile::ProfileName;
     use ca_core::store::prelude::*;
     use ca_core::testkit::{fixture, nes_application};
 
@@ -174,8 +174,8 @@ mod tests {
             check_channel_client(&record),
             Err(ChannelClientRefusal::NotAPartnerCertificate)
         );
-        for profile in ["partner-role", "partner-secure-comm"] {
-            record.profile = profile.into();
+        for profile in [ProfileName::PartnerRole, ProfileName::PartnerSecureComm] {
+            record.profile = profile;
             record.status = CertStatus::Active;
             assert_eq!(check_channel_client(&record), Ok(()));
             for status in [CertStatus::Suspended, CertStatus::Revoked] {
@@ -191,7 +191,7 @@ mod tests {
                 Err(ChannelClientRefusal::NotIssued)
             );
         }
-        record.profile = "partner".into();
+        record.profile = ProfileName::OcspSigner;
         record.status = CertStatus::Active;
         assert_eq!(
             check_channel_client(&record),

@@ -51,10 +51,10 @@ impl CaProfile {
 }
 
 impl CertificateProfile for CaProfile {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> super::ProfileName {
         match self.kind {
-            CaKind::Root => "root-ca",
-            CaKind::Issuing => "issuing-ca",
+            CaKind::Root => super::ProfileName::RootCa,
+            CaKind::Issuing => super::ProfileName::IssuingCa,
         }
     }
 

@@ -94,7 +94,7 @@ pub struct IssuerContext {
 /// A kind of certificate nesca issues.
 pub trait CertificateProfile: Send + Sync {
     /// The profile's name, for errors, the store and the audit log.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> ProfileName;
 
     /// The longest validity this profile allows, in days.
     fn max_validity_days(&self) -> u32;
@@ -204,7 +204,7 @@ pub fn lint(
     let mut findings = Findings::default();
     lint::rfc5280(tbs, issuer, profile.max_validity_days(), &mut findings);
     profile.lint_profile(tbs, issuer, &mut findings);
-    findings.into_result(profile.name())
+    findings.into_result(profile.name().as_str())
 }
 
 /// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.

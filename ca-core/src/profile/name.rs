@@ -85,7 +85,7 @@ mod tests {
     fn the_profiles_record_these_names() {
         let nes =
             crate::profile::NesProfile::from_config(&crate::profile::nes_demo_config()).unwrap();
-        assert_eq!(ProfileName::parse(nes.name()), Some(ProfileName::Nes));
+        assert_eq!(nes.name(), ProfileName::Nes);
         for (kind, name) in [
             (PartnerCertKind::Role, ProfileName::PartnerRole),
             (PartnerCertKind::SecureComm, ProfileName::PartnerSecureComm),
@@ -95,7 +95,7 @@ mod tests {
                 &crate::profile::PartnerProfileConfig::default(),
             )
             .unwrap();
-            assert_eq!(ProfileName::parse(p.name()), Some(name));
+            assert_eq!(p.name(), name);
             assert!(name.is_partner());
         }
         assert!(!ProfileName::Nes.is_partner());

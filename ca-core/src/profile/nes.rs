@@ -270,8 +270,8 @@ impl NesProfile {
 }
 
 impl CertificateProfile for NesProfile {
-    fn name(&self) -> &'static str {
-        "nes"
+    fn name(&self) -> super::ProfileName {
+        super::ProfileName::Nes
     }
 
     fn max_validity_days(&self) -> u32 {

@@ -30,8 +30,8 @@ impl Default for OcspSignerProfile {
 }
 
 impl CertificateProfile for OcspSignerProfile {
-    fn name(&self) -> &'static str {
-        "ocsp-signer"
+    fn name(&self) -> super::ProfileName {
+        super::ProfileName::OcspSigner
     }
 
     fn max_validity_days(&self) -> u32 {

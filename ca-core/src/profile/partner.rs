@@ -184,10 +184,10 @@ pub fn partner_subject(partner: &PartnerRecord, common_name: &str) -> Result<Nam
 }
 
 impl CertificateProfile for PartnerCertProfile {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> super::ProfileName {
         match self.kind {
-            PartnerCertKind::Role => "partner-role",
-            PartnerCertKind::SecureComm => "partner-secure-comm",
+            PartnerCertKind::Role => super::ProfileName::PartnerRole,
+            PartnerCertKind::SecureComm => super::ProfileName::PartnerSecureComm,
         }
     }
 

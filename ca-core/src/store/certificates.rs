@@ -81,7 +81,7 @@ pub struct Reservation {
     /// The serial to reserve (unique per issuer, RFC 5280 §4.1.2.2).
     pub serial: Serial,
     /// The profile the TBS was built from.
-    pub profile: &'static str,
+    pub profile: crate::profile::ProfileName,
     /// Who the certificate is for.
     pub subject: SubjectRecord,
     /// notBefore (RFC 5280 §4.1.2.5), unix seconds.
@@ -114,7 +114,7 @@ pub struct CertRecord {
     /// The serial (unique per issuer).
     pub serial: Serial,
     /// The profile the certificate was built from.
-    pub profile: String,
+    pub profile: crate::profile::ProfileName,
     /// Where it stands.
     pub status: CertStatus,
     /// Who the certificate is for.

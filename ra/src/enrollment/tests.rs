@@ -413,7 +413,7 @@ fn production_is_one_transaction_with_its_invoice_line() {
     let all = f.store.list(None).unwrap();
     let nes: Vec<CertStatus> = all
         .iter()
-        .filter(|r| r.profile == "nes")
+        .filter(|r| r.profile == ca_core::profile::ProfileName::Nes)
         .map(|r| r.status)
         .collect();
     assert_eq!(

@@ -28,7 +28,7 @@ fn to_json(r: &CertRecord) -> serde_json::Value {
     json!({
         "serial": r.serial.to_hex(),
         "issuer": r.issuer.as_str(),
-        "profile": r.profile,
+        "profile": r.profile.as_str(),
         "status": r.status.as_str(),
         "subject": r.subject.subject,
         "tckn": r.subject.tckn,

@@ -44,7 +44,7 @@ fn reservation(issuer: &IssuerId, serial: Serial, subject: &str) -> Reservation 
     Reservation {
         issuer: issuer.clone(),
         serial,
-        profile: "nes",
+        profile: crate::profile::ProfileName::Nes,
         subject: SubjectRecord {
             subject: subject.into(),
             tckn: Some("10000000146".into()),

@@ -522,3 +522,22 @@ impl CertificateStore for SqliteStore {
         )
     }
 }
+
+/// A certificate's profile is stored by its name.
+impl rusqlite::ToSql for crate::profile::ProfileName {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+    }
+}
+
+/// A stored profile name that nesca does not issue is a damaged row, refused where it is read.
+impl rusqlite::types::FromSql for crate::profile::ProfileName {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        crate::profile::ProfileName::parse(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(
+                format!("profile {text:?} is not one nesca issues").into(),
+            )
+        })
+    }
+}
