@@ -183,7 +183,7 @@ impl Engine {
         )?;
         let record = SubjectRecord {
             subject: subject.to_string(),
-            tckn: Some(app.tckn.to_string()),
+            tckn: Some(app.tckn),
             given_name: Some(app.given_name.to_string()),
             surname: Some(app.surname.to_string()),
         };
@@ -418,7 +418,10 @@ mod tests {
             .unwrap();
         assert_eq!(rec.status, CertStatus::Active);
         assert_eq!(rec.cert_der.as_deref(), Some(issued.cert_der.as_slice()));
-        assert_eq!(rec.subject.tckn.as_deref(), Some("10000000146"));
+        assert_eq!(
+            rec.subject.tckn.map(|t| t.to_string()).as_deref(),
+            Some("10000000146")
+        );
         assert_eq!(
             Serial::from_der_bytes(cert.tbs_certificate.serial_number.as_bytes()),
             Some(issued.serial)

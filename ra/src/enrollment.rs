@@ -591,7 +591,7 @@ impl Enrollments {
         if record.profile != ca_core::profile::ProfileName::Nes {
             return Err(bad("the signing certificate is not a NES".into()));
         }
-        if record.subject.tckn.as_deref() != Some(v.pre.tckn.as_str()) {
+        if record.subject.tckn.as_ref().map(Tckn::as_str) != Some(v.pre.tckn.as_str()) {
             return Err(bad(
                 "the signing certificate belongs to another person".into()
             ));

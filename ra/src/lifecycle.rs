@@ -46,7 +46,7 @@ impl Lifecycle {
                 })
             })?;
         let holder = req.holder.as_ref().map(Tckn::as_str);
-        match (record.subject.tckn.as_deref(), holder) {
+        match (record.subject.tckn.as_ref().map(Tckn::as_str), holder) {
             (Some(subject), Some(asking)) if subject == asking => {}
             (Some(_), _) => {
                 return Err(RaError::invalid(

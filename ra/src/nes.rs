@@ -236,7 +236,7 @@ impl NesIssuance {
                 field: "overwrite_serial",
                 rule: format!("certificate {serial} is not found"),
             })?;
-        if record.subject.tckn.as_deref() != Some(tckn.as_str()) {
+        if record.subject.tckn.as_ref() != Some(tckn) {
             return Err(RaError::Refused {
                 field: "overwrite_serial",
                 rule: format!("certificate {serial} belongs to another person"),

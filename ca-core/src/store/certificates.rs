@@ -66,7 +66,7 @@ pub struct SubjectRecord {
     /// RFC 4514 rendering of the subject, for display.
     pub subject: String,
     /// The holder's T.C. Kimlik No (serialNumber of the subject), when the profile has one.
-    pub tckn: Option<String>,
+    pub tckn: Option<crate::Tckn>,
     /// The holder's givenName, when the profile has one.
     pub given_name: Option<String>,
     /// The holder's surname, when the profile has one.

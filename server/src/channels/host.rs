@@ -318,7 +318,7 @@ impl ChannelHost {
             serial: r.serial.to_hex(),
             status: r.status.as_str().to_string(),
             subject: r.subject.subject,
-            tckn: r.subject.tckn,
+            tckn: r.subject.tckn.map(|t| t.to_string()),
             not_before: r.not_before,
             not_after: r.not_after,
             certificate_der: r.cert_der,

@@ -31,7 +31,7 @@ fn to_json(r: &CertRecord) -> serde_json::Value {
         "profile": r.profile.as_str(),
         "status": r.status.as_str(),
         "subject": r.subject.subject,
-        "tckn": r.subject.tckn,
+        "tckn": r.subject.tckn.map(|t| t.to_string()),
         "given_name": r.subject.given_name,
         "surname": r.subject.surname,
         "not_before": at(r.not_before),

@@ -47,7 +47,7 @@ fn reservation(issuer: &IssuerId, serial: Serial, subject: &str) -> Reservation 
         profile: crate::profile::ProfileName::Nes,
         subject: SubjectRecord {
             subject: subject.into(),
-            tckn: Some("10000000146".into()),
+            tckn: Some(crate::Tckn::parse("10000000146").unwrap()),
             given_name: Some("AYŞE".into()),
             surname: Some("YILMAZ".into()),
         },

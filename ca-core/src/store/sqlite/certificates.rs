@@ -36,7 +36,7 @@ fn reserve(conn: &Connection, r: &Reservation, head: &mut AuditHead) -> Result<R
                      VALUES (?1, ?2, ?3, 'reserved', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
         )?
         .execute(params![
-            r.issuer.as_str(), r.serial.to_hex(), r.profile, r.subject.subject, r.subject.tckn, r.subject.given_name,
+            r.issuer.as_str(), r.serial.to_hex(), r.profile, r.subject.subject, r.subject.tckn.as_ref().map(crate::Tckn::as_str), r.subject.given_name,
             r.subject.surname, r.not_before, r.not_after, r.tbs_der, r.at
         ])?;
     if inserted == 0 {
@@ -326,7 +326,10 @@ fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
         status: status.parse().map_err(|e| bad(3, e))?,
         subject: SubjectRecord {
             subject: r.get(4)?,
-            tckn: r.get(5)?,
+            tckn: match r.get::<_, Option<String>>(5)? {
+                Some(t) => Some(crate::Tckn::parse(&t).map_err(|e| bad(5, e.to_string()))?),
+                None => None,
+            },
             given_name: r.get(6)?,
             surname: r.get(7)?,
         },
