@@ -165,7 +165,7 @@ impl Enrollments {
             password_matches(password.expose_secret(), dummy_hash());
             wrong()
         };
-        let Some(id) = self.store.open_pre_application(&tckn.to_string())? else {
+        let Some(id) = self.store.open_pre_application(tckn)? else {
             return Err(unknown());
         };
         let pre = self.store.pre_application(&id)?.ok_or_else(unknown)?;
@@ -591,7 +591,7 @@ impl Enrollments {
         if record.profile != ca_core::profile::ProfileName::Nes {
             return Err(bad("the signing certificate is not a NES".into()));
         }
-        if record.subject.tckn.as_ref().map(Tckn::as_str) != Some(v.pre.tckn.as_str()) {
+        if record.subject.tckn.as_ref() != Some(&v.pre.tckn) {
             return Err(bad(
                 "the signing certificate belongs to another person".into()
             ));
@@ -608,7 +608,7 @@ impl Enrollments {
 
     /// When a renewal may be produced: `None` when the person has no certificate in use
     /// that expires more than two months after `now`.
-    fn renewal_hold(&self, tckn: &str, now: i64) -> Result<Option<i64>> {
+    fn renewal_hold(&self, tckn: &Tckn, now: i64) -> Result<Option<i64>> {
         Ok(self
             .store
             .current_not_after(tckn, now)?

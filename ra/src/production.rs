@@ -40,7 +40,7 @@ pub struct CardPackage {
     /// The pre-application's id.
     pub application: String,
     pub serial: Serial,
-    pub holder_tckn: String,
+    pub holder_tckn: Tckn,
     pub holder_given_name: String,
     pub holder_surname: String,
     pub delivery_address: Option<String>,
@@ -147,7 +147,7 @@ impl Production {
             channel: ChannelName::parse(CHANNEL).expect("the institutional channel's name"),
             channel_ref,
             holder: NesHolder {
-                tckn: Tckn::parse(&pre.tckn)?,
+                tckn: pre.tckn,
                 given_name: PersonName::parse("given-name", &pre.given_name)?,
                 surname: PersonName::parse("surname", &pre.surname)?,
             },
@@ -159,7 +159,7 @@ impl Production {
                 pre_application: pre.id.clone(),
                 institution: pre.institution.clone(),
                 payer: invoice_payer(&institution, &pre),
-                holder_tckn: pre.tckn.clone(),
+                holder_tckn: pre.tckn,
                 holder_name: format!("{} {}", pre.given_name, pre.surname),
                 item: format!("NES {validity_days} gün"),
                 month: billing_month(self.issuance.now()),
@@ -258,7 +258,7 @@ fn invoice_payer(institution: &InstitutionRecord, pre: &PreApplication) -> Invoi
         ),
         Payer::Person => (
             format!("{} {}", pre.given_name, pre.surname),
-            pre.tckn.clone(),
+            pre.tckn.to_string(),
         ),
     };
     InvoicePayer {

@@ -36,7 +36,7 @@ impl CardPackages for PackageDir {
             "v": 1,
             "application": p.application,
             "serial": p.serial.to_hex(),
-            "holder": { "tckn": p.holder_tckn, "given_name": p.holder_given_name, "surname": p.holder_surname },
+            "holder": { "tckn": p.holder_tckn.as_str(), "given_name": p.holder_given_name, "surname": p.holder_surname },
             "delivery_address": p.delivery_address,
             "certificate_pem": cert_pem(&p.certificate_der),
             "chain_pem": p.chain_der.iter().map(|c| cert_pem(c)).collect::<Vec<_>>(),

@@ -152,7 +152,7 @@ pub struct ProducedEnrollment {
     pub pre_application: String,
     pub institution: String,
     pub payer: InvoicePayer,
-    pub holder_tckn: String,
+    pub holder_tckn: crate::Tckn,
     pub holder_name: String,
     /// The invoiced item, e.g. "NES 730 gün".
     pub item: String,
@@ -294,7 +294,7 @@ pub trait EnrollmentStore: Send + Sync {
     /// Applies one step of an invited person's completion (see [`EnrollmentWrite`]).
     fn enrollment_write(&self, w: EnrollmentWrite) -> Result<EnrollmentOutcome>;
     /// The id of the person's open (not closed) pre-application.
-    fn open_pre_application(&self, tckn: &str) -> Result<Option<String>>;
+    fn open_pre_application(&self, tckn: &crate::Tckn) -> Result<Option<String>>;
     /// An enrollment by its pre-application id.
     fn enrollment(&self, pre_application: &str) -> Result<Option<EnrollmentRecord>>;
     /// Approved enrollments due for production at `at`, and produced ones whose card
@@ -303,15 +303,15 @@ pub trait EnrollmentStore: Send + Sync {
     /// An applicant session by the SHA-256 of its token: the pre-application and expiry.
     fn applicant_session(&self, token_sha256: &str) -> Result<Option<(String, i64)>>;
     /// The person's recorded e-Onay consent.
-    fn eonay_consent(&self, tckn: &str) -> Result<Option<EOnayConsent>>;
+    fn eonay_consent(&self, tckn: &crate::Tckn) -> Result<Option<EOnayConsent>>;
     /// The invoice lines of an institution's lists for a month (`YYYY-MM`).
     fn invoice_lines(&self, institution: &str, month: &str) -> Result<Vec<InvoiceLine>>;
     /// The latest expiry of the person's certificates in use after `at`.
-    fn current_not_after(&self, tckn: &str, at: i64) -> Result<Option<i64>>;
+    fn current_not_after(&self, tckn: &crate::Tckn, at: i64) -> Result<Option<i64>>;
     /// Issued certificates the public lookup may show: by serial, or by holder.
     fn published_certificates(
         &self,
         serial: Option<&Serial>,
-        tckn: Option<&str>,
+        tckn: Option<&crate::Tckn>,
     ) -> Result<Vec<PublishedCertificate>>;
 }

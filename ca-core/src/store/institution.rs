@@ -16,7 +16,7 @@ pub struct PreApplication {
     /// The row of the list it came from.
     pub row: u32,
     /// The person's T.C. Kimlik No.
-    pub tckn: String,
+    pub tckn: crate::Tckn,
     /// The person's given name, as listed.
     pub given_name: String,
     /// The person's surname, as listed.

@@ -88,7 +88,11 @@ fn last_code(sent: &Captured) -> String {
 }
 
 fn stage(f: &Fixture) -> EnrollmentRecord {
-    let id = f.store.open_pre_application(PERSON).unwrap().unwrap();
+    let id = f
+        .store
+        .open_pre_application(&Tckn::parse(PERSON).unwrap())
+        .unwrap()
+        .unwrap();
     f.store.enrollment(&id).unwrap().unwrap()
 }
 
@@ -118,7 +122,7 @@ fn sign_in_counts_failures_and_locks_for_half_an_hour() {
     let grant = e.sign_in(&tckn(), &secret(&password)).unwrap();
     assert_eq!(stage(&f).failed_sign_ins, 0);
     let view = e.session(grant.token.expose_secret()).unwrap();
-    assert_eq!(view.pre.tckn, PERSON);
+    assert_eq!(view.pre.tckn.as_str(), PERSON);
     // The session ends after its time; the token itself is not stored.
     f.clock
         .advance(Duration::from_secs(SESSION_SECONDS as u64 + 1));
@@ -386,7 +390,7 @@ fn production_is_one_transaction_with_its_invoice_line() {
                 name: "Ankara Büyükşehir Belediyesi".into(),
                 id: "0680049583".into(),
             },
-            holder_tckn: PERSON.into(),
+            holder_tckn: Tckn::parse(PERSON).unwrap(),
             holder_name: "Çağrı ÖZTÜRK".into(),
             item: "NES 730 gün".into(),
             month: billing_month(unix_seconds(f.clock.now())),
@@ -436,7 +440,11 @@ fn production_is_one_transaction_with_its_invoice_line() {
         f.store.pre_application(&id).unwrap().unwrap().status,
         "closed"
     );
-    assert!(f.store.open_pre_application(PERSON).unwrap().is_none());
+    assert!(f
+        .store
+        .open_pre_application(&Tckn::parse(PERSON).unwrap())
+        .unwrap()
+        .is_none());
     let month = billing_month(unix_seconds(f.clock.now()));
     let lines = f.store.invoice_lines("ankara-bb", &month).unwrap();
     assert_eq!(lines.len(), 1);

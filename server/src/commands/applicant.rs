@@ -83,7 +83,7 @@ pub fn to_json(v: &ApplicantView) -> serde_json::Value {
         "id": v.pre.id,
         "institution": v.pre.institution,
         "row": v.pre.row,
-        "tckn": v.pre.tckn,
+        "tckn": v.pre.tckn.as_str(),
         "given_name": v.pre.given_name,
         "surname": v.pre.surname,
         "email": v.pre.email,

@@ -62,7 +62,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs(l.produced_at.max(0) as u64),
             ),
             l.serial.to_hex(),
-            p.holder_tckn.clone(),
+            p.holder_tckn.to_string(),
             p.holder_name.clone(),
             p.item.clone(),
             p.payer.kind.clone(),

@@ -32,10 +32,10 @@ fn refused(status: StatusCode, field: &str, rule: &str) -> Response {
 async fn read(
     store: Arc<dyn Store>,
     serial: Option<Serial>,
-    tckn: Option<String>,
+    tckn: Option<Tckn>,
 ) -> Result<Vec<PublishedCertificate>, Response> {
     let found = tokio::task::spawn_blocking(move || {
-        store.published_certificates(serial.as_ref(), tckn.as_deref())
+        store.published_certificates(serial.as_ref(), tckn.as_ref())
     })
     .await
     .map_err(|e| e.to_string())
@@ -87,7 +87,7 @@ async fn search(State(store): State<Arc<dyn Store>>, RawQuery(q): RawQuery) -> R
             "give a valid T.C. Kimlik No (?tckn=…)",
         );
     };
-    match read(store, None, Some(tckn.to_string())).await {
+    match read(store, None, Some(tckn)).await {
         Ok(found) => {
             let list: Vec<_> = found
                 .iter()

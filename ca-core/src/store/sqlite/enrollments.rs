@@ -237,7 +237,7 @@ pub(super) fn read_invoice_lines(
                     name: r.get(6)?,
                     id: r.get(7)?,
                 },
-                holder_tckn: r.get(8)?,
+                holder_tckn: super::tckn_column(r, 8)?,
                 holder_name: r.get(9)?,
                 item: r.get(10)?,
                 month: r.get(11)?,
@@ -762,7 +762,7 @@ pub(super) fn produced(
         p.payer.kind,
         p.payer.name,
         p.payer.id,
-        p.holder_tckn,
+        p.holder_tckn.as_str(),
         p.holder_name,
         p.item,
         p.month,
@@ -789,9 +789,9 @@ impl EnrollmentStore for SqliteStore {
         self.submit(move |conn, head| write(conn, &w, head))
     }
 
-    fn open_pre_application(&self, tckn: &str) -> Result<Option<String>> {
+    fn open_pre_application(&self, tckn: &crate::Tckn) -> Result<Option<String>> {
         self.read(
-            |c| read_open_pre_application_id(c, tckn),
+            |c| read_open_pre_application_id(c, tckn.as_str()),
             "read pre-application",
         )
     }
@@ -808,8 +808,8 @@ impl EnrollmentStore for SqliteStore {
         self.read(|c| read_session(c, token_sha256), "read applicant session")
     }
 
-    fn eonay_consent(&self, tckn: &str) -> Result<Option<EOnayConsent>> {
-        self.read(|c| read_consent(c, tckn), "read e-Onay consent")
+    fn eonay_consent(&self, tckn: &crate::Tckn) -> Result<Option<EOnayConsent>> {
+        self.read(|c| read_consent(c, tckn.as_str()), "read e-Onay consent")
     }
 
     fn invoice_lines(&self, institution: &str, month: &str) -> Result<Vec<InvoiceLine>> {
@@ -819,9 +819,9 @@ impl EnrollmentStore for SqliteStore {
         )
     }
 
-    fn current_not_after(&self, tckn: &str, at: i64) -> Result<Option<i64>> {
+    fn current_not_after(&self, tckn: &crate::Tckn, at: i64) -> Result<Option<i64>> {
         self.read(
-            |c| read_current_not_after(c, tckn, at),
+            |c| read_current_not_after(c, tckn.as_str(), at),
             "read current certificate",
         )
     }
@@ -829,10 +829,10 @@ impl EnrollmentStore for SqliteStore {
     fn published_certificates(
         &self,
         serial: Option<&Serial>,
-        tckn: Option<&str>,
+        tckn: Option<&crate::Tckn>,
     ) -> Result<Vec<PublishedCertificate>> {
         self.read(
-            |c| read_published(c, serial, tckn),
+            |c| read_published(c, serial, tckn.map(crate::Tckn::as_str)),
             "read published certificates",
         )
     }

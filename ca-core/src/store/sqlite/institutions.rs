@@ -364,7 +364,7 @@ pub(super) fn pre_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PreApplication>
         institution: r.get(1)?,
         file_sha256: r.get(2)?,
         row: r.get(3)?,
-        tckn: r.get(4)?,
+        tckn: super::tckn_column(r, 4)?,
         given_name: r.get(5)?,
         surname: r.get(6)?,
         email: r.get(7)?,

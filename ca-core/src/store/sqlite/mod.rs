@@ -240,6 +240,15 @@ fn checkpoint_loop(conn: Connection, stop: Receiver<()>) {
 }
 
 /// The store contract ([`crate::store::conformance`]), run against a fresh database file.
+/// Reads a T.C. Kimlik No column: a stored value that is not one is a damaged row, refused
+/// where it is read.
+pub(super) fn tckn_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<crate::Tckn> {
+    let text: String = r.get(i)?;
+    crate::Tckn::parse(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 #[cfg(test)]
 mod conformance {
     use super::SqliteStore;
