@@ -66,7 +66,7 @@ pub struct InstitutionRecord {
     pub tax_no: TaxNo,
     pub payer: Payer,
     /// The officer's T.C. Kimlik No.
-    pub officer_tckn: String,
+    pub officer_tckn: crate::Tckn,
     /// The officer's certificate (their NES, or a client certificate nesca issued), DER: the
     /// only signer whose lists this institution accepts.
     pub officer_cert_der: Vec<u8>,

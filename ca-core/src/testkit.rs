@@ -123,7 +123,7 @@ pub fn institution_record() -> crate::institution::InstitutionRecord {
         name: "Ankara Büyükşehir Belediyesi".into(),
         tax_no: TaxNo::parse("0680049583").unwrap(),
         payer: Payer::Institution,
-        officer_tckn: "10000000146".into(),
+        officer_tckn: crate::Tckn::parse("10000000146").unwrap(),
         officer_cert_der: vec![0x30, 0x00],
         created_at: 1,
         active: true,

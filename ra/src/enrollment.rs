@@ -548,7 +548,7 @@ impl Enrollments {
             return Err(RaError::invalid("given_at", "must not be in the future"));
         }
         let consent = EOnayConsent {
-            tckn: tckn.to_string(),
+            tckn: *tckn,
             reference: reference.to_owned(),
             evidence_sha256: sha256_hex(&evidence),
             evidence,

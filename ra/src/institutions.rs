@@ -58,7 +58,7 @@ impl InstitutionRegistration {
                 name: name.to_owned(),
                 tax_no,
                 payer,
-                officer_tckn: officer.to_string(),
+                officer_tckn: officer,
                 officer_cert_der,
                 created_at: 0,
                 active: true,

@@ -123,7 +123,7 @@ pub struct EnrollmentRecord {
 /// A person's e-Onay consent, recorded by an operator with its evidence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EOnayConsent {
-    pub tckn: String,
+    pub tckn: crate::Tckn,
     /// The e-Devlet reference of the consent.
     pub reference: String,
     /// The evidence as received (e.g. the e-Devlet consent document).

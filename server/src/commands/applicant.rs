@@ -163,7 +163,7 @@ pub fn consent(a: ConsentArgs) -> Result<()> {
     emit(&format!(
         "{}\n",
         json!({
-            "tckn": c.tckn,
+            "tckn": c.tckn.as_str(),
             "reference": c.reference,
             "evidence_sha256": c.evidence_sha256,
             "given_at": c.given_at,

@@ -59,7 +59,7 @@ fn to_json(i: &InstitutionRecord) -> serde_json::Value {
         "name": i.name,
         "tax_no": i.tax_no.as_str(),
         "payer": i.payer.as_str(),
-        "officer_tckn": i.officer_tckn,
+        "officer_tckn": i.officer_tckn.as_str(),
         "officer_cert_sha256": hex::encode(sha2::Sha256::digest(&i.officer_cert_der)),
         "created_at": rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(i.created_at.max(0) as u64)),
         "active": i.active,

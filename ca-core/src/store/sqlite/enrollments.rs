@@ -200,7 +200,7 @@ pub(super) fn read_consent(
     )?
     .query_row([tckn], |r| {
         Ok(EOnayConsent {
-            tckn: r.get(0)?,
+            tckn: super::tckn_column(r, 0)?,
             reference: r.get(1)?,
             evidence: r.get(2)?,
             evidence_sha256: r.get(3)?,
@@ -698,7 +698,7 @@ pub(super) fn write(
                 "INSERT INTO eonay_consents (tckn, reference, evidence, evidence_sha256, given_at, recorded_by, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (tckn) DO UPDATE SET reference = excluded.reference, evidence = excluded.evidence, evidence_sha256 = excluded.evidence_sha256, given_at = excluded.given_at, recorded_by = excluded.recorded_by, recorded_at = excluded.recorded_at",
             )?
-            .execute(params![c.tckn, c.reference, c.evidence, c.evidence_sha256, c.given_at, c.recorded_by.to_string(), c.recorded_at])?;
+            .execute(params![c.tckn.as_str(), c.reference, c.evidence, c.evidence_sha256, c.given_at, c.recorded_by.to_string(), c.recorded_at])?;
             audit(
                 conn,
                 head,

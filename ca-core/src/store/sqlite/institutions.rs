@@ -88,7 +88,7 @@ pub(super) fn institution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Institu
         name: r.get(1)?,
         tax_no: TaxNo::parse(&tax).map_err(|e| bad(2, e))?,
         payer: Payer::parse(&payer).map_err(|e| bad(3, e))?,
-        officer_tckn: r.get(4)?,
+        officer_tckn: super::tckn_column(r, 4)?,
         officer_cert_der: r.get(5)?,
         created_at: r.get(6)?,
         active: r.get(7)?,
@@ -140,7 +140,7 @@ pub(super) fn add_institution(
         i.name,
         i.tax_no.as_str(),
         i.payer.as_str(),
-        i.officer_tckn,
+        i.officer_tckn.as_str(),
         i.officer_cert_der,
         i.created_at,
         i.active
