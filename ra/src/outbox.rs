@@ -78,11 +78,20 @@ impl SmsSender for SmsDirectory {
 
 /// Writes `bytes` to `dir/name` through a temporary file and a rename, so that a reader never
 /// sees half a message; the directory is made when missing.
+///
+/// The file is readable by its owner only (0600): what goes through here holds secrets (access
+/// passwords, SMS codes, wrapped card keys).
 pub fn write_atomically(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<()> {
     let write = || -> std::io::Result<()> {
         fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(".{name}.tmp"));
-        let mut f = fs::File::create(&tmp)?;
+        // A temporary file a crash left behind is made anew, so it gets this mode too.
+        let _ = fs::remove_file(&tmp);
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, dir.join(name))
@@ -299,5 +308,29 @@ impl Outbox {
             body: SecretString::from(body),
             outbox_id: m.id,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn files_with_secrets_are_written_for_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        write_atomically(dir.path(), "0000000001.eml", b"Parola: x").unwrap();
+        let mode = fs::metadata(dir.path().join("0000000001.eml"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Written again (a retry), it stays so, with the new text.
+        write_atomically(dir.path(), "0000000001.eml", b"Parola: y").unwrap();
+        assert_eq!(
+            fs::read(dir.path().join("0000000001.eml")).unwrap(),
+            b"Parola: y"
+        );
     }
 }
