@@ -28,7 +28,7 @@ use crate::Tckn;
 pub const NES_VALIDITY_CEILING_DAYS: u32 = 1826;
 
 /// The BTK statement text Turkish NES carry (Law 5070).
-pub const DEFAULT_BTK_NOTICE: &str =
+pub(super) const DEFAULT_BTK_NOTICE: &str =
     "Bu sertifika, 5070 sayılı Elektronik İmza Kanununa göre nitelikli elektronik sertifikadır.";
 
 fn default_btk_notice() -> String {

@@ -25,7 +25,7 @@ use nesca_ra::refusal::Refusal;
 use super::refusal::{self, ca, identity, invalid, principal, ra, request, response};
 
 /// What the host needs to answer plugins.
-pub struct ChannelHost {
+pub(crate) struct ChannelHost {
     pub store: Arc<dyn Store>,
     pub lifecycle: Lifecycle,
     /// `None` in `nesca plugins list`, which loads plugins without issuing anything.
@@ -36,7 +36,7 @@ pub struct ChannelHost {
 
 /// Issuance as channels reach it: the registration authority's NES issuance, and what the
 /// answers need.
-pub struct Issuing {
+pub(crate) struct Issuing {
     /// The one path of NES issuance (`nesca_ra::nes`).
     pub nes: NesIssuance,
     /// The chain handed back with each certificate: issuing CA, then root (DER).

@@ -13,7 +13,7 @@ use ca_core::store::{PublishedCertificate, Store};
 use ca_core::{Serial, Tckn};
 use serde_json::json;
 
-pub fn router(store: Arc<dyn Store>) -> Router {
+pub(super) fn router(store: Arc<dyn Store>) -> Router {
     Router::new()
         .route("/certificates", get(search))
         .route("/certificates/{serial}", get(by_serial))
