@@ -60,6 +60,15 @@ pub enum HsmError {
         field: &'static str,
         reason: String,
     },
+    /// A key algorithm name (configuration, command line) that is not one of
+    /// [`crate::KeyAlgorithm::ALL`].
+    #[error("unknown key algorithm \"{name}\" (expected one of: {expected})")]
+    UnknownAlgorithm {
+        /// The name as given.
+        name: String,
+        /// The names nesca knows, comma-separated.
+        expected: String,
+    },
     /// Any other cryptoki-level failure (library, conversion).
     #[error("PKCS#11 library error in {context}: {reason}")]
     Library {

@@ -567,7 +567,7 @@ impl Enrollments {
                 })?;
         let serial_hex = nesca_pkix::subject::serial_hex(&verified.signer_certificate)
             .map_err(|e| bad(e.to_string()))?;
-        let serial = Serial::from_hex(&serial_hex).map_err(|e| bad(e.to_string()))?;
+        let serial = Serial::parse_hex(&serial_hex).map_err(|e| bad(e.rule()))?;
         let record = self
             .store
             .get(None, &serial)?

@@ -500,9 +500,10 @@ impl Loaded {
     }
 
     pub(crate) fn check(path: &Path, raw: Config) -> Result<Loaded> {
-        let issuing_id = IssuerId::new(&raw.ca.id).map_err(|r| CliError::config("ca.id", r))?;
-        let root_id =
-            IssuerId::new(&raw.ca.root_id).map_err(|r| CliError::config("ca.root_id", r))?;
+        let issuing_id =
+            IssuerId::parse(&raw.ca.id).map_err(|e| CliError::config("ca.id", e.rule()))?;
+        let root_id = IssuerId::parse(&raw.ca.root_id)
+            .map_err(|e| CliError::config("ca.root_id", e.rule()))?;
         if issuing_id == root_id {
             return Err(CliError::config("ca.root_id", "must differ from ca.id"));
         }
@@ -510,7 +511,7 @@ impl Loaded {
             .ca
             .key_algorithm
             .parse()
-            .map_err(|r| CliError::config("ca.key_algorithm", r))?;
+            .map_err(|e: hsm::HsmError| CliError::config("ca.key_algorithm", e.to_string()))?;
         let nes = NesProfile::from_config(&raw.profile.nes)?;
         let partner_role =
             PartnerCertProfile::from_config(PartnerCertKind::Role, &raw.profile.partner)?;
@@ -715,7 +716,7 @@ fn check_production(p: &ProductionSection) -> Result<()> {
             .key_algorithm
             .parse::<KeyAlgorithm>()
             .map(|_| ())
-            .map_err(|r| CliError::config("production.key_algorithm", r)),
+            .map_err(|e| CliError::config("production.key_algorithm", e.to_string())),
         "card-bureau-csr" => Ok(()),
         other => Err(CliError::config(
             "production.key_source",

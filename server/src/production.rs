@@ -83,10 +83,9 @@ pub(crate) fn configured(
                 )
             })?;
             CardKeys::Hsm {
-                algorithm: p
-                    .key_algorithm
-                    .parse()
-                    .map_err(|r| CliError::config("production.key_algorithm", r))?,
+                algorithm: p.key_algorithm.parse().map_err(|e: hsm::HsmError| {
+                    CliError::config("production.key_algorithm", e.to_string())
+                })?,
                 transport_public_key_der: der,
             }
         }

@@ -47,9 +47,9 @@ fn to_json(r: &CertRecord) -> serde_json::Value {
 }
 
 pub(crate) fn show(a: ShowArgs) -> Result<()> {
-    let serial = Serial::from_hex(&a.serial).map_err(|rule| CliError::Argument {
+    let serial = Serial::parse_hex(&a.serial).map_err(|e| CliError::Argument {
         field: "serial",
-        rule,
+        rule: e.rule(),
     })?;
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;

@@ -50,9 +50,9 @@ fn parse_time(field: &'static str, s: &str) -> Result<i64> {
 
 /// Runs `verb` (suspend, unsuspend, revoke) and prints the new status.
 pub(crate) fn run(verb: &str, a: LifecycleArgs) -> Result<()> {
-    let serial = Serial::from_hex(&a.serial).map_err(|rule| CliError::Argument {
+    let serial = Serial::parse_hex(&a.serial).map_err(|e| CliError::Argument {
         field: "serial",
-        rule,
+        rule: e.rule(),
     })?;
     let holder = a
         .holder_tckn

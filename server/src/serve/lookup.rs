@@ -48,7 +48,7 @@ async fn read(
 
 /// `GET /certificates/{serial}` (hex): the certificate, DER.
 async fn by_serial(State(store): State<Arc<dyn Store>>, Path(serial): Path<String>) -> Response {
-    let Ok(serial) = Serial::from_hex(&serial) else {
+    let Ok(serial) = Serial::parse_hex(&serial) else {
         return refused(
             StatusCode::BAD_REQUEST,
             "serial",
