@@ -5,7 +5,7 @@
 
 use cryptoki::error::{Error as CkError, RvError};
 
-/// Whether retrying can help (see DESIGN.md "HSM errors").
+/// Whether retrying can help (docs/STANDARDS.md "HSM errors").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
     /// The session or device went away; re-opening sessions and retrying can succeed.

@@ -18,8 +18,8 @@ use x509_ocsp::{CertId, OcspRequest};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Malformed(pub &'static str);
 
-/// RFC 8954 §2.1 allows 1 to 32 octets; nesca accepts up to 128 (STANDARDS.md), since some
-/// clients send longer ones, and refuses more.
+/// RFC 8954 §2.1 allows 1 to 32 octets; nesca accepts up to 128 (docs/STANDARDS.md "OCSP"),
+/// since some clients send longer ones, and refuses more.
 pub const MAX_NONCE_LEN: usize = 128;
 
 /// What the responder needs from an OCSPRequest.

@@ -1,5 +1,6 @@
 //! The NES profile: a qualified certificate for electronic signatures of a natural person,
-//! key on a QSCD (ETSI EN 319 411-2 QCP-n-qscd; EN 319 412-1/-2/-5; STANDARDS.md).
+//! key on a QSCD (ETSI EN 319 411-2 QCP-n-qscd; EN 319 412-1/-2/-5; docs/STANDARDS.md "NES
+//! certificate for a natural person").
 
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, Ia5String, PrintableString, Utf8StringRef};
