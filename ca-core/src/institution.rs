@@ -1,6 +1,6 @@
 //! The institutional channel's parties: institutions that get NES for their staff, and the
-//! e-İmza officer who alone submits each institution's FRM.01.03 lists (STANDARDS.md,
-//! "Institutional batch").
+//! e-İmza officer who alone submits each institution's FRM.01.03 lists (docs/STANDARDS.md
+//! "The Turkish channels", Institutional batch).
 
 use crate::error::{CaError, Result};
 

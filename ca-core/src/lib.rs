@@ -1,10 +1,10 @@
 //! The nesca domain: identities, certificate profiles, pre-issuance lint, the issuance
 //! engine, the store and the audit log.
 //!
-//! Data flows one way (DESIGN.md): a caller turns its input into typed values ([`Tckn`],
-//! [`PersonName`], a [`VerifiedCsr`]), the engine decides, builds the TBSCertificate from a
-//! profile, lints it, reserves the serial durably, has the HSM sign, checks what came back,
-//! stores the certificate and answers.
+//! Data flows one way (docs/ARCHITECTURE.md "The layers", "One issuance, end to end"): a caller
+//! turns its input into typed values ([`Tckn`], [`PersonName`], a [`VerifiedCsr`]), the engine
+//! decides, builds the TBSCertificate from a profile, lints it, reserves the serial durably, has
+//! the HSM sign, checks what came back, stores the certificate and answers.
 #![forbid(unsafe_code)]
 
 pub mod bootstrap;

@@ -1,5 +1,6 @@
 //! Registered licensed ESHS operators ("partners"): the only holders of role and
-//! secure-communication certificates (STANDARDS.md, KEC channel).
+//! secure-communication certificates (docs/STANDARDS.md "Other profiles"; "The Turkish
+//! channels", KEC).
 
 use crate::error::{CaError, Result};
 

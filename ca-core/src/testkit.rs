@@ -42,10 +42,10 @@ pub fn fixture_with(issuing_signer: Arc<dyn TbsSigner>) -> Fixture {
     let store_dyn: Arc<dyn Store> = store.clone();
     let engine = Engine::new(store_dyn, clock.clone());
     let plan = HierarchyPlan {
-        root_id: IssuerId::new("root-ca").unwrap(),
+        root_id: IssuerId::parse("root-ca").unwrap(),
         root_name: organization_name("TR", "Test ESHS", "Test Root").unwrap(),
         root_validity_days: 7305,
-        issuing_id: IssuerId::new("nes-ca").unwrap(),
+        issuing_id: IssuerId::parse("nes-ca").unwrap(),
         issuing_name: organization_name("TR", "Test ESHS", "Test NES CA").unwrap(),
         issuing_validity_days: 3653,
         ocsp_name: organization_name("TR", "Test ESHS", "Test OCSP").unwrap(),

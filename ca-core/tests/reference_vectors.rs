@@ -43,7 +43,7 @@ fn the_2012_kamu_sm_certificate_fails_the_nes_lint_for_the_known_reasons() {
         .unwrap();
     // The issuer as the certificate names it, so that only the profile's own rules speak.
     let issuer = IssuerContext {
-        id: IssuerId::new("kamusm").unwrap(),
+        id: IssuerId::parse("kamusm").unwrap(),
         name: tbs.issuer.clone(),
         key_id: aki.key_identifier.unwrap().as_bytes().to_vec(),
         signature_algorithm: tbs.signature.clone(),

@@ -54,12 +54,6 @@ impl Serial {
         Serial::positive(out)
     }
 
-    /// [`Serial::parse_hex`] with the rule alone as the error: the form the store's row
-    /// decoding (`ca-core/src/store/`) passes on as text. New code uses `parse_hex`.
-    pub fn from_hex(s: &str) -> Result<Serial, String> {
-        Serial::parse_hex(s).map_err(|e| e.rule())
-    }
-
     /// Only serials that encode as a positive INTEGER of at most 20 octets (RFC 5280
     /// §4.1.2.2): one with the top bit set would need a 21st octet.
     fn positive(octets: [u8; Self::LEN]) -> Result<Serial, CaTypesError> {
@@ -152,12 +146,6 @@ impl IssuerId {
         Ok(IssuerId(s.to_string()))
     }
 
-    /// [`IssuerId::parse`] with the rule alone as the error: the form the store's row decoding
-    /// (`ca-core/src/store/`) and the configuration pass on as text. New code uses `parse`.
-    pub fn new(s: &str) -> Result<IssuerId, String> {
-        IssuerId::parse(s).map_err(|e| e.rule())
-    }
-
     /// The id as written in URLs and the store.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -194,9 +182,9 @@ mod tests {
     #[test]
     fn hex_round_trips_in_openssl_spellings() {
         let s = Serial::random();
-        assert_eq!(Serial::from_hex(&s.to_hex()).unwrap(), s);
-        assert_eq!(Serial::from_hex(&s.to_hex().to_uppercase()).unwrap(), s);
-        let short = Serial::from_hex("0A:bc").unwrap();
+        assert_eq!(Serial::parse_hex(&s.to_hex()).unwrap(), s);
+        assert_eq!(Serial::parse_hex(&s.to_hex().to_uppercase()).unwrap(), s);
+        let short = Serial::parse_hex("0A:bc").unwrap();
         assert_eq!(short.to_der_bytes(), vec![0x0a, 0xbc]);
         assert_eq!(Serial::from_der_bytes(&[0x0a, 0xbc]).unwrap(), short);
         // 128 is 00 80 in DER: the sign octet makes it positive.
@@ -210,30 +198,29 @@ mod tests {
         let mut big = vec![0x00, 0x80];
         big.extend([0u8; 19]);
         assert_eq!(Serial::from_der_bytes(&big), None); // 20 octets of value with the top bit set
-        assert!(Serial::from_hex(&"ff".repeat(20)).is_err());
-        assert!(Serial::from_hex(&format!("7f{}", "ff".repeat(19))).is_ok());
-        assert!(Serial::from_hex("xyz").is_err());
-        assert!(Serial::from_hex(&"1".repeat(41)).is_err());
+        assert!(Serial::parse_hex(&"ff".repeat(20)).is_err());
+        assert!(Serial::parse_hex(&format!("7f{}", "ff".repeat(19))).is_ok());
+        assert!(Serial::parse_hex("xyz").is_err());
+        assert!(Serial::parse_hex(&"1".repeat(41)).is_err());
     }
 
     #[test]
     fn refusals_name_the_field_and_keep_the_rule() {
         let e = Serial::parse_hex("xyz").unwrap_err();
         assert_eq!(e.to_string(), "serial: must be hexadecimal");
-        assert_eq!(Serial::from_hex("xyz").unwrap_err(), "must be hexadecimal");
+        assert_eq!(e.rule(), "must be hexadecimal");
         let e = Serial::parse_hex(&"ff".repeat(20)).unwrap_err();
         assert_eq!(e.rule(), "longer than 20 octets as a positive integer");
         let e = IssuerId::parse("x-delta").unwrap_err();
         assert_eq!(e.field(), "issuer");
         assert!(e.rule().contains("must not end in -delta"), "{e}");
-        assert_eq!(IssuerId::new("x-delta").unwrap_err(), e.rule());
     }
 
     #[test]
     fn issuer_ids_are_url_safe() {
-        assert!(IssuerId::new("nes-ca").is_ok());
-        assert!(IssuerId::new("NES").is_err());
-        assert!(IssuerId::new("a/b").is_err());
-        assert!(IssuerId::new("").is_err());
+        assert!(IssuerId::parse("nes-ca").is_ok());
+        assert!(IssuerId::parse("NES").is_err());
+        assert!(IssuerId::parse("a/b").is_err());
+        assert!(IssuerId::parse("").is_err());
     }
 }

@@ -38,7 +38,7 @@ pub enum CrlError {
     #[error("CRL header {field}: {rule}")]
     Header { field: &'static str, rule: String },
 
-    /// The TBSCertList breaks RFC 5280 §5 / STANDARDS.md; nothing was signed.
+    /// The TBSCertList breaks RFC 5280 §5 / docs/STANDARDS.md "CRLs"; nothing was signed.
     /// Each finding names its field.
     #[error("CRL lint failed before signing: {}", findings.join("; "))]
     Lint { findings: Vec<String> },

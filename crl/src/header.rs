@@ -205,8 +205,9 @@ fn crl_number(n: u64) -> Result<Uint, CrlError> {
 }
 
 /// One DistributionPoint with a fullName URI: the form of freshestCRL (RFC 5280 §5.2.6,
-/// syntax of §4.2.1.13). Plain http, as for cRLDistributionPoints (STANDARDS.md): relying
-/// parties fetch revocation data without TLS, which itself would need revocation checking.
+/// syntax of §4.2.1.13). Plain http, as for cRLDistributionPoints (docs/STANDARDS.md "NES
+/// certificate for a natural person"): relying parties fetch revocation data without TLS, which
+/// itself would need revocation checking.
 fn http_point(url: &str) -> Result<DistributionPoint, CrlError> {
     let ok = url.strip_prefix("http://").is_some_and(|rest| {
         !rest.is_empty()

@@ -1,4 +1,4 @@
-//! Full and delta CRLs for nesca (RFC 5280 §5; STANDARDS.md "CRLs").
+//! Full and delta CRLs for nesca (RFC 5280 §5; docs/STANDARDS.md "CRLs").
 //!
 //! - [`generate`] streams revoked entries from the store into a TBSCertList v2, lints it,
 //!   has the CA key sign it, verifies the signature and writes the CertificateList.

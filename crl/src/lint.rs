@@ -1,5 +1,5 @@
-//! Checks before signing: the header as typed values (RFC 5280 §5, STANDARDS.md "CRLs"), and
-//! the assembled TBSCertList re-read by an independent DER decoder.
+//! Checks before signing: the header as typed values (RFC 5280 §5, docs/STANDARDS.md "CRLs"),
+//! and the assembled TBSCertList re-read by an independent DER decoder.
 //!
 //! Entries are checked one by one as they are encoded (`crate::entry`); here the assembled
 //! bytes are re-decoded entry by entry, without allocating, so that a mistake in the

@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn file_names() {
-        let ca = IssuerId::new("nes-ca").unwrap();
+        let ca = IssuerId::parse("nes-ca").unwrap();
         assert_eq!(full_file_name(&ca), "nes-ca.crl");
         assert_eq!(delta_file_name(&ca), "nes-ca-delta.crl");
         assert_eq!(file_name(&ca, CrlType::Delta), "nes-ca-delta.crl");

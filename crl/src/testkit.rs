@@ -19,18 +19,18 @@ use x509_cert::time::Validity;
 use x509_cert::Certificate;
 
 /// 2026-11-22T00:00:00Z.
-pub const NOW: i64 = 1_795_305_600;
+pub(crate) const NOW: i64 = 1_795_305_600;
 
-pub use nesca_ca_types::testkit::SoftSigner;
+pub(crate) use nesca_ca_types::testkit::SoftSigner;
 
 /// A CA: key and self-signed certificate.
-pub struct Issuer {
+pub(crate) struct Issuer {
     pub signer: SoftSigner,
     pub cert: Certificate,
 }
 
 /// How the issuer certificate identifies its key.
-pub enum Ski {
+pub(crate) enum Ski {
     /// No subjectKeyIdentifier extension.
     Absent,
     /// This value, to see that the CRL copies it rather than recomputes it.
@@ -38,12 +38,12 @@ pub enum Ski {
 }
 
 impl Issuer {
-    pub fn new() -> Issuer {
+    pub(crate) fn new() -> Issuer {
         Issuer::with(Ski::Value(vec![0x5a; 20]), true)
     }
 
     /// `crl_sign`: whether keyUsage asserts cRLSign.
-    pub fn with(ski: Ski, crl_sign: bool) -> Issuer {
+    pub(crate) fn with(ski: Ski, crl_sign: bool) -> Issuer {
         let signer = SoftSigner::random();
         let name = name(&[
             (COUNTRY_NAME, Tag::PrintableString, "TR"),
@@ -95,7 +95,7 @@ impl Issuer {
         Issuer { signer, cert }
     }
 
-    pub fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         use der::EncodePem;
         self.cert.to_pem(der::pem::LineEnding::LF).unwrap()
     }
@@ -126,13 +126,13 @@ fn extension<T: Encode + AssociatedOid>(critical: bool, value: &T) -> Extension 
 }
 
 /// Output of a command.
-pub struct Run {
+pub(crate) struct Run {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
 
-pub fn run(program: &Path, args: &[&str]) -> Run {
+pub(crate) fn run(program: &Path, args: &[&str]) -> Run {
     let out = Command::new(program)
         .args(args)
         .output()
@@ -144,11 +144,11 @@ pub fn run(program: &Path, args: &[&str]) -> Run {
     }
 }
 
-pub const OPENSSL: &str = "/usr/bin/openssl";
-pub const LINT_CRL: &str = "/root/.cache/nesca-tools/pkilint-venv/bin/lint_crl";
+pub(crate) const OPENSSL: &str = "/usr/bin/openssl";
+pub(crate) const LINT_CRL: &str = "/root/.cache/nesca-tools/pkilint-venv/bin/lint_crl";
 
 /// pkilint's CRL linter if installed.
-pub fn lint_crl() -> Option<PathBuf> {
+pub(crate) fn lint_crl() -> Option<PathBuf> {
     let p = PathBuf::from(LINT_CRL);
     p.exists().then_some(p)
 }

@@ -10,7 +10,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(n) = ca_core::PersonName::parse("given-name", s) {
         assert_eq!(ca_core::PersonName::parse("given-name", n.as_str()).map(|m| m.as_str().to_string()).ok(), Some(n.as_str().to_string()));
     }
-    if let Ok(serial) = ca_core::Serial::from_hex(s) {
-        assert_eq!(ca_core::Serial::from_hex(&serial.to_hex()).ok(), Some(serial));
+    if let Ok(serial) = ca_core::Serial::parse_hex(s) {
+        assert_eq!(ca_core::Serial::parse_hex(&serial.to_hex()).ok(), Some(serial));
     }
 });

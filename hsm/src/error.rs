@@ -5,7 +5,7 @@
 
 use cryptoki::error::{Error as CkError, RvError};
 
-/// Whether retrying can help (see DESIGN.md "HSM errors").
+/// Whether retrying can help (docs/STANDARDS.md "HSM errors").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
     /// The session or device went away; re-opening sessions and retrying can succeed.
@@ -59,6 +59,15 @@ pub enum HsmError {
         /// The SubjectPublicKeyInfo field at fault, e.g. `algorithm` or `subjectPublicKey.modulus`.
         field: &'static str,
         reason: String,
+    },
+    /// A key algorithm name (configuration, command line) that is not one of
+    /// [`crate::KeyAlgorithm::ALL`].
+    #[error("unknown key algorithm \"{name}\" (expected one of: {expected})")]
+    UnknownAlgorithm {
+        /// The name as given.
+        name: String,
+        /// The names nesca knows, comma-separated.
+        expected: String,
     },
     /// Any other cryptoki-level failure (library, conversion).
     #[error("PKCS#11 library error in {context}: {reason}")]

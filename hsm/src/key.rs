@@ -87,17 +87,17 @@ impl fmt::Display for KeyAlgorithm {
 }
 
 impl FromStr for KeyAlgorithm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = HsmError;
+    fn from_str(s: &str) -> Result<Self, HsmError> {
         KeyAlgorithm::ALL
             .into_iter()
             .find(|a| a.name() == s)
             .ok_or_else(|| {
                 let names: Vec<_> = KeyAlgorithm::ALL.iter().map(|a| a.name()).collect();
-                format!(
-                    "unknown key algorithm \"{s}\" (expected one of: {})",
-                    names.join(", ")
-                )
+                HsmError::UnknownAlgorithm {
+                    name: s.to_string(),
+                    expected: names.join(", "),
+                }
             })
     }
 }

@@ -2,7 +2,7 @@
 //! this crate: the T.C. Kimlik No ([`Tckn`]), person names ([`PersonName`]) and, for the
 //! institutional channel, contact details ([`Email`], [`TrMobile`]).
 //!
-//! Each value is a type that can only hold a checked one (STANDARDS.md "T.C. Kimlik No",
+//! Each value is a type that can only hold a checked one (docs/STANDARDS.md "T.C. Kimlik No",
 //! "NES certificate for a natural person"). The crate depends on nothing but `thiserror`, so
 //! that a plugin links the same checks as the CA without linking the CA.
 #![forbid(unsafe_code)]

@@ -1,6 +1,6 @@
 //! Checked person names: the given name and surname of a NES subject (ETSI EN 319 412-2
-//! §4.2.4; STANDARDS.md "NES certificate for a natural person"). Building the X.509 name from
-//! them stays in `ca_core::name`.
+//! §4.2.4; docs/STANDARDS.md "NES certificate for a natural person"). Building the X.509 name
+//! from them stays in `ca_core::name`.
 
 use std::fmt;
 

@@ -1,5 +1,5 @@
 //! The T.C. Kimlik No (Turkish national identity number), as a type that can only hold a
-//! valid one (STANDARDS.md "T.C. Kimlik No").
+//! valid one (docs/STANDARDS.md "T.C. Kimlik No").
 
 use std::fmt;
 use std::str::FromStr;

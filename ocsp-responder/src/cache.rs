@@ -20,7 +20,7 @@ use crate::response::SignedResponse;
 
 /// What a pre-produced response answers.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct CacheKey {
+pub(crate) struct CacheKey {
     /// Index of the served issuer.
     pub issuer: usize,
     pub serial: Serial,
@@ -39,7 +39,7 @@ type Shard = RwLock<HashMap<CacheKey, Slot>>;
 
 const SHARDS: usize = 16;
 
-pub struct Cache {
+pub(crate) struct Cache {
     shards: Box<[Shard]>,
     hasher: RandomState,
     not_issued: AtomicUsize,
@@ -48,7 +48,7 @@ pub struct Cache {
 }
 
 impl Cache {
-    pub fn new(max_not_issued: usize, metrics: Arc<OcspMetrics>) -> Cache {
+    pub(crate) fn new(max_not_issued: usize, metrics: Arc<OcspMetrics>) -> Cache {
         Cache {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             hasher: RandomState::new(),
@@ -75,7 +75,7 @@ impl Cache {
     }
 
     /// The entry for `key`, whatever its age (the caller checks nextUpdate).
-    pub fn get(&self, key: &CacheKey) -> Option<Arc<SignedResponse>> {
+    pub(crate) fn get(&self, key: &CacheKey) -> Option<Arc<SignedResponse>> {
         Self::read(self.shard(key))
             .get(key)
             .and_then(|s| s.entry.clone())
@@ -84,7 +84,7 @@ impl Cache {
     /// Stores `entry` (built from a status read after `seq` was taken) unless the slot holds
     /// something newer, or the entry is for a never-issued serial and the cap on those is
     /// reached. Returns whether it was stored.
-    pub fn put(&self, key: CacheKey, seq: u64, entry: Arc<SignedResponse>) -> bool {
+    pub(crate) fn put(&self, key: CacheKey, seq: u64, entry: Arc<SignedResponse>) -> bool {
         let new_not_issued = entry.not_issued;
         let mut map = Self::write(self.shard(&key));
         let old = map.get(&key);
@@ -116,7 +116,7 @@ impl Cache {
 
     /// Drops the entry for `key` and leaves a tombstone at `seq`: answers built from status
     /// reads before `seq` are refused from now on.
-    pub fn invalidate(&self, key: CacheKey, seq: u64) {
+    pub(crate) fn invalidate(&self, key: CacheKey, seq: u64) {
         let mut map = Self::write(self.shard(&key));
         let old = map.insert(key, Slot { seq, entry: None });
         if let Some(old) = old {
@@ -130,7 +130,7 @@ impl Cache {
     }
 
     /// Removes `key` if it still holds exactly `entry` (an aged never-issued response).
-    pub fn remove_if_same(&self, key: &CacheKey, entry: &Arc<SignedResponse>) -> bool {
+    pub(crate) fn remove_if_same(&self, key: &CacheKey, entry: &Arc<SignedResponse>) -> bool {
         let mut map = Self::write(self.shard(key));
         let same = map
             .get(key)
@@ -153,7 +153,11 @@ impl Cache {
     }
 
     /// Up to `limit` entries whose nextUpdate is at or before `deadline`.
-    pub fn due(&self, deadline: SystemTime, limit: usize) -> Vec<(CacheKey, Arc<SignedResponse>)> {
+    pub(crate) fn due(
+        &self,
+        deadline: SystemTime,
+        limit: usize,
+    ) -> Vec<(CacheKey, Arc<SignedResponse>)> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             let map = Self::read(shard);
@@ -173,7 +177,7 @@ impl Cache {
 
     /// Entries held (tombstones not counted).
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
             .map(|s| Self::read(s).values().filter(|s| s.entry.is_some()).count())
@@ -182,7 +186,7 @@ impl Cache {
 
     /// Responses for never-issued serials held.
     #[cfg(test)]
-    pub fn not_issued_len(&self) -> usize {
+    pub(crate) fn not_issued_len(&self) -> usize {
         self.not_issued.load(Ordering::Relaxed)
     }
 }
@@ -193,20 +197,20 @@ impl Cache {
 /// from the [`Cache`] each time. Only paths of issued serials are added (a client inventing
 /// serials cannot fill it), and at `cap` entries the index is cleared and starts over, so
 /// spelling games cost memory only up to the cap.
-pub struct PathIndex {
+pub(crate) struct PathIndex {
     map: RwLock<HashMap<Box<str>, CacheKey>>,
     cap: usize,
 }
 
 impl PathIndex {
-    pub fn new(cap: usize) -> PathIndex {
+    pub(crate) fn new(cap: usize) -> PathIndex {
         PathIndex {
             map: RwLock::default(),
             cap,
         }
     }
 
-    pub fn get(&self, path: &str) -> Option<CacheKey> {
+    pub(crate) fn get(&self, path: &str) -> Option<CacheKey> {
         self.map
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -214,7 +218,7 @@ impl PathIndex {
             .copied()
     }
 
-    pub fn insert(&self, path: &str, key: CacheKey) {
+    pub(crate) fn insert(&self, path: &str, key: CacheKey) {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         if map.len() >= self.cap {
             map.clear();
@@ -223,7 +227,7 @@ impl PathIndex {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 }

@@ -16,7 +16,7 @@ use nesca_ca_types::Serial;
 /// The hash algorithms nesca answers CertIDs in: SHA-1 (RFC 5019 §2.1.1; `openssl ocsp` and
 /// most clients) and SHA-256.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum HashAlg {
+pub(crate) enum HashAlg {
     Sha1,
     Sha256,
 }
@@ -26,7 +26,7 @@ pub enum HashAlg {
 /// response's CertID with their own octet for octet, so the response echoes the client's
 /// spelling and the cache keeps the spellings apart.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct CertIdForm {
+pub(crate) struct CertIdForm {
     pub alg: HashAlg,
     pub null_params: bool,
 }
@@ -34,13 +34,13 @@ pub struct CertIdForm {
 impl CertIdForm {
     /// SHA-1 with NULL parameters: what `openssl ocsp`, Go and Java send; pre-produced for
     /// every serial.
-    pub const SHA1: CertIdForm = CertIdForm {
+    pub(crate) const SHA1: CertIdForm = CertIdForm {
         alg: HashAlg::Sha1,
         null_params: true,
     };
 
     /// Every form a client may use.
-    pub const ALL: [CertIdForm; 4] = [
+    pub(crate) const ALL: [CertIdForm; 4] = [
         CertIdForm::SHA1,
         CertIdForm {
             alg: HashAlg::Sha1,
@@ -58,7 +58,7 @@ impl CertIdForm {
 
     /// The form of a CertID's hashAlgorithm; `None` for algorithms nesca does not answer in
     /// (or parameters other than NULL).
-    pub fn of(alg: &AlgorithmIdentifierOwned) -> Option<CertIdForm> {
+    pub(crate) fn of(alg: &AlgorithmIdentifierOwned) -> Option<CertIdForm> {
         let hash = match alg.oid {
             o if o == ID_SHA_1 => HashAlg::Sha1,
             o if o == ID_SHA_256 => HashAlg::Sha256,
@@ -76,7 +76,7 @@ impl CertIdForm {
     }
 
     /// The AlgorithmIdentifier of this form.
-    pub fn algorithm_identifier(self) -> AlgorithmIdentifierOwned {
+    pub(crate) fn algorithm_identifier(self) -> AlgorithmIdentifierOwned {
         AlgorithmIdentifierOwned {
             oid: match self.alg {
                 HashAlg::Sha1 => ID_SHA_1,
@@ -91,7 +91,7 @@ impl CertIdForm {
 /// the DER of the issuer's subject Name and the hash of its subjectPublicKey BIT STRING value
 /// (without tag, length and unused-bits octet), RFC 6960 §4.1.1.
 #[derive(Clone, Debug)]
-pub struct IssuerHashes {
+pub(crate) struct IssuerHashes {
     sha1_name: [u8; 20],
     sha1_key: [u8; 20],
     sha256_name: [u8; 32],
@@ -99,7 +99,7 @@ pub struct IssuerHashes {
 }
 
 impl IssuerHashes {
-    pub fn new(ca: &Certificate) -> Result<IssuerHashes, der::Error> {
+    pub(crate) fn new(ca: &Certificate) -> Result<IssuerHashes, der::Error> {
         let name = ca.tbs_certificate.subject.to_der()?;
         let key = ca
             .tbs_certificate
@@ -115,7 +115,7 @@ impl IssuerHashes {
     }
 
     /// Whether a CertID's two hashes name this issuer.
-    pub fn matches(&self, alg: HashAlg, name_hash: &[u8], key_hash: &[u8]) -> bool {
+    pub(crate) fn matches(&self, alg: HashAlg, name_hash: &[u8], key_hash: &[u8]) -> bool {
         match alg {
             HashAlg::Sha1 => name_hash == self.sha1_name && key_hash == self.sha1_key,
             HashAlg::Sha256 => name_hash == self.sha256_name && key_hash == self.sha256_key,
@@ -123,12 +123,12 @@ impl IssuerHashes {
     }
 
     /// Whether two issuers cannot be told apart by CertID.
-    pub fn same_as(&self, other: &IssuerHashes) -> bool {
+    pub(crate) fn same_as(&self, other: &IssuerHashes) -> bool {
         self.sha1_name == other.sha1_name && self.sha1_key == other.sha1_key
     }
 
     /// The CertID of `serial` in `form`: what a client asking in that form sends.
-    pub fn cert_id(&self, form: CertIdForm, serial: &Serial) -> Result<CertId, der::Error> {
+    pub(crate) fn cert_id(&self, form: CertIdForm, serial: &Serial) -> Result<CertId, der::Error> {
         let (name, key): (&[u8], &[u8]) = match form.alg {
             HashAlg::Sha1 => (&self.sha1_name, &self.sha1_key),
             HashAlg::Sha256 => (&self.sha256_name, &self.sha256_key),
@@ -144,7 +144,7 @@ impl IssuerHashes {
 
 /// The serial a CertID's serialNumber INTEGER (content octets) names, if nesca could have
 /// issued it: positive and at most 20 octets as an INTEGER. `None` means never issued.
-pub fn serial_of(int_octets: &[u8]) -> Option<Serial> {
+pub(crate) fn serial_of(int_octets: &[u8]) -> Option<Serial> {
     if int_octets.first().is_some_and(|b| b & 0x80 != 0) {
         return None; // negative
     }

@@ -52,7 +52,7 @@ impl Issuer {
     /// Checks that the signer certificate belongs to the signer key, was issued by the CA and
     /// is a valid OCSP signer now: a misconfigured signer would make every response fail at
     /// the client, so it fails here instead.
-    pub fn prepare(served: ServedIssuer, now: SystemTime) -> Result<Issuer, OcspError> {
+    pub(crate) fn prepare(served: ServedIssuer, now: SystemTime) -> Result<Issuer, OcspError> {
         let id = served.id.clone();
         let fail = |what: &'static str, reason: String| OcspError::Issuer {
             issuer: id.clone(),
@@ -100,7 +100,7 @@ impl Issuer {
     }
 
     /// notAfter of the signer certificate.
-    pub fn signer_not_after(&self) -> SystemTime {
+    pub(crate) fn signer_not_after(&self) -> SystemTime {
         self.signer_cert
             .tbs_certificate
             .validity

@@ -16,15 +16,15 @@ use x509_ocsp::{CertId, OcspRequest};
 
 /// The request cannot be answered as it stands: `malformedRequest`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Malformed(pub &'static str);
+pub(crate) struct Malformed(pub &'static str);
 
-/// RFC 8954 §2.1 allows 1 to 32 octets; nesca accepts up to 128 (STANDARDS.md), since some
-/// clients send longer ones, and refuses more.
+/// RFC 8954 §2.1 allows 1 to 32 octets; nesca accepts up to 128 (docs/STANDARDS.md "OCSP"),
+/// since some clients send longer ones, and refuses more.
 pub const MAX_NONCE_LEN: usize = 128;
 
 /// What the responder needs from an OCSPRequest.
 #[derive(Debug)]
-pub struct ParsedRequest {
+pub(crate) struct ParsedRequest {
     /// `requestList`, in order; never empty.
     pub cert_ids: Vec<CertId>,
     /// The nonce extension (RFC 8954) as received, to be echoed.
@@ -32,7 +32,7 @@ pub struct ParsedRequest {
 }
 
 /// Decodes and checks a DER OCSPRequest (`max_len` already applied by the caller).
-pub fn parse(der: &[u8]) -> Result<ParsedRequest, Malformed> {
+pub(crate) fn parse(der: &[u8]) -> Result<ParsedRequest, Malformed> {
     if der.is_empty() {
         return Err(Malformed("empty request"));
     }
@@ -104,7 +104,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 
 /// The DER request carried in a GET path segment (everything after `/ocsp/`, still
 /// percent-encoded). `max_len` bounds the decoded request.
-pub fn decode_get_path(encoded: &str, max_len: usize) -> Result<Vec<u8>, Malformed> {
+pub(crate) fn decode_get_path(encoded: &str, max_len: usize) -> Result<Vec<u8>, Malformed> {
     // Base64 of max_len octets, each character possibly percent-encoded (3 characters).
     let max_encoded = (max_len / 3 + 1).saturating_mul(12);
     if encoded.is_empty() {

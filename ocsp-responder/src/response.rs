@@ -24,7 +24,7 @@ use crate::source::CertState;
 
 /// An unsigned OCSPResponse carrying only a responseStatus (RFC 6960 §4.2.1: error statuses
 /// have no responseBytes): `SEQUENCE { ENUMERATED status }`.
-pub fn unsigned(status: OcspResponseStatus) -> Bytes {
+pub(crate) fn unsigned(status: OcspResponseStatus) -> Bytes {
     const MALFORMED: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x01];
     const INTERNAL: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x02];
     const TRY_LATER: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x03];
@@ -41,7 +41,7 @@ pub fn unsigned(status: OcspResponseStatus) -> Bytes {
 
 /// One certificate's answer to be signed.
 #[derive(Debug, Clone)]
-pub struct Single {
+pub(crate) struct Single {
     /// Echoed as the client sent it.
     pub cert_id: CertId,
     pub state: CertState,
@@ -81,7 +81,7 @@ impl SignedResponse {
 /// Signs a BasicOCSPResponse for `singles` at `now`, valid for `validity`, and checks the
 /// signature under the signer's public key before anything is served: a faulty signer (or
 /// HSM) must not put a bad response on the wire.
-pub fn sign(
+pub(crate) fn sign(
     issuer: &Issuer,
     singles: Vec<Single>,
     nonce: Option<Extension>,

@@ -43,7 +43,7 @@ use crate::{Responder, ResponderConfig, ServedIssuer};
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 
 /// A P-256 key in memory, able to fail or lie on demand.
-pub struct SoftSigner {
+pub(crate) struct SoftSigner {
     key: SigningKey,
     /// `sign` returns an error.
     pub fail: AtomicBool,
@@ -53,7 +53,7 @@ pub struct SoftSigner {
 }
 
 impl SoftSigner {
-    pub fn from_seed(seed: u8) -> SoftSigner {
+    pub(crate) fn from_seed(seed: u8) -> SoftSigner {
         SoftSigner {
             key: SigningKey::from_slice(&[seed; 32]).expect("scalar"),
             fail: AtomicBool::new(false),
@@ -147,7 +147,7 @@ fn certificate(
 }
 
 /// A CA with a delegated OCSP signer.
-pub struct Pki {
+pub(crate) struct Pki {
     pub ca_key: SigningKey,
     pub ca_cert: Certificate,
     pub signer: Arc<SoftSigner>,
@@ -157,12 +157,12 @@ pub struct Pki {
 
 impl Pki {
     /// A CA valid around the real current time (so that `openssl` accepts it too).
-    pub fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         Pki::named(1, "CN=Nesca Test NES CA,O=Nesca Test,C=TR")
     }
 
     /// Another CA, with keys from `seed` and `seed + 1`.
-    pub fn named(seed: u8, subject: &str) -> Pki {
+    pub(crate) fn named(seed: u8, subject: &str) -> Pki {
         let now = nesca_ca_types::clock::truncate(SystemTime::now());
         let ca_key = SigningKey::from_slice(&[seed; 32]).expect("scalar");
         let ca_spki = spki_of(&ca_key);
@@ -209,7 +209,7 @@ impl Pki {
 
     /// A delegated signer certificate (RFC 6960 §4.2.2.2) for `spki`, with or without the
     /// id-kp-OCSPSigning EKU.
-    pub fn signer_cert_for(
+    pub(crate) fn signer_cert_for(
         ca_key: &SigningKey,
         ca_cert: &Certificate,
         spki: &SubjectPublicKeyInfoOwned,
@@ -258,7 +258,7 @@ impl Pki {
         )
     }
 
-    pub fn served(&self, id: &str) -> ServedIssuer {
+    pub(crate) fn served(&self, id: &str) -> ServedIssuer {
         ServedIssuer {
             id: IssuerId::parse(id).expect("id"),
             ca_cert: self.ca_cert.clone(),
@@ -268,7 +268,7 @@ impl Pki {
     }
 
     /// An end-entity certificate with this serial.
-    pub fn leaf(&self, serial: &Serial) -> Certificate {
+    pub(crate) fn leaf(&self, serial: &Serial) -> Certificate {
         let key = SigningKey::from_slice(&[0x77; 32]).expect("scalar");
         let ca_spki = &self.ca_cert.tbs_certificate.subject_public_key_info;
         certificate(
@@ -299,7 +299,7 @@ impl Pki {
     }
 
     /// The CertID of `serial` hashed with `D` (x509-ocsp's own construction: NULL params).
-    pub fn cert_id<D: Digest + const_oid::AssociatedOid>(&self, serial: &Serial) -> CertId {
+    pub(crate) fn cert_id<D: Digest + const_oid::AssociatedOid>(&self, serial: &Serial) -> CertId {
         CertId::from_issuer::<D>(
             &self.ca_cert,
             SerialNumber::new(&serial.to_der_bytes()).expect("serial"),
@@ -310,7 +310,7 @@ impl Pki {
 
 /// An in-memory store: statuses, a change log with cursors, serials in order.
 #[derive(Default)]
-pub struct FakeSource {
+pub(crate) struct FakeSource {
     inner: Mutex<FakeState>,
     pub fail: AtomicBool,
     pub status_calls: AtomicUsize,
@@ -324,7 +324,7 @@ struct FakeState {
 
 impl FakeSource {
     /// Sets a status and records the change.
-    pub fn set(&self, issuer: &str, serial: Serial, state: CertState) {
+    pub(crate) fn set(&self, issuer: &str, serial: Serial, state: CertState) {
         let id = IssuerId::parse(issuer).expect("id");
         let mut s = self.inner.lock().expect("lock");
         s.status.insert((id.clone(), serial), state);
@@ -385,14 +385,14 @@ impl StatusSource for FakeSource {
 }
 
 /// The serial with this value.
-pub fn serial(n: u64) -> Serial {
+pub(crate) fn serial(n: u64) -> Serial {
     let mut b = vec![0u8];
     b.extend_from_slice(&n.to_be_bytes());
     Serial::from_der_bytes(&b).expect("serial")
 }
 
 /// A DER OCSPRequest for `cert_ids`, with a nonce of these octets if given.
-pub fn request(cert_ids: Vec<CertId>, nonce: Option<&[u8]>) -> Vec<u8> {
+pub(crate) fn request(cert_ids: Vec<CertId>, nonce: Option<&[u8]>) -> Vec<u8> {
     let request_extensions = nonce.map(|n| {
         vec![Extension {
             extn_id: ID_PKIX_OCSP_NONCE,
@@ -418,7 +418,7 @@ pub fn request(cert_ids: Vec<CertId>, nonce: Option<&[u8]>) -> Vec<u8> {
 
 /// Decodes an OCSPResponse: its status and, if successful, the BasicOCSPResponse, whose
 /// signature is checked under the certificate it carries.
-pub fn decode(der: &[u8]) -> (OcspResponseStatus, Option<BasicOcspResponse>) {
+pub(crate) fn decode(der: &[u8]) -> (OcspResponseStatus, Option<BasicOcspResponse>) {
     let resp = OcspResponse::from_der(der).expect("OCSPResponse decodes");
     let Some(bytes) = resp.response_bytes else {
         return (resp.response_status, None);
@@ -440,7 +440,7 @@ pub fn decode(der: &[u8]) -> (OcspResponseStatus, Option<BasicOcspResponse>) {
 }
 
 /// A responder for `pki` as issuer `nes-ca` on a fixed clock at `pki.now`.
-pub fn responder(
+pub(crate) fn responder(
     pki: &Pki,
     source: Arc<FakeSource>,
     config: ResponderConfig,

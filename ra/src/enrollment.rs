@@ -1,10 +1,10 @@
-//! An invited person completes their application (STANDARDS.md, "Institutional batch"): signs
-//! in with T.C. Kimlik No and the e-mailed access password (failures counted, then locked),
-//! fills the form (security word hashed, "do not publish", delivery address), confirms the
-//! mobile number with an SMS code, and approves by e-Onay (when their prior consent is on
-//! record), by a CMS signature with a valid NES that nesca issued, or by a wet signature on
-//! the printed form (held until an operator records its receipt). Every step is one store
-//! transaction; no secret is stored except as an argon2id hash (session tokens as SHA-256,
+//! An invited person completes their application (docs/STANDARDS.md "The Turkish channels",
+//! Institutional batch): signs in with T.C. Kimlik No and the e-mailed access password (failures
+//! counted, then locked), fills the form (security word hashed, "do not publish", delivery
+//! address), confirms the mobile number with an SMS code, and approves by e-Onay (when their prior
+//! consent is on record), by a CMS signature with a valid NES that nesca issued, or by a wet
+//! signature on the printed form (held until an operator records its receipt). Every step is one
+//! store transaction; no secret is stored except as an argon2id hash (session tokens as SHA-256,
 //! being 256 random bits).
 //!
 //! An approved application whose person holds a certificate expiring more than two months
@@ -582,7 +582,7 @@ impl Enrollments {
                 })?;
         let serial_hex = nesca_pkix::subject::serial_hex(&verified.signer_certificate)
             .map_err(|e| bad(e.to_string()))?;
-        let serial = Serial::from_hex(&serial_hex).map_err(|e| bad(e.to_string()))?;
+        let serial = Serial::parse_hex(&serial_hex).map_err(|e| bad(e.rule()))?;
         let record = self
             .store
             .get(None, &serial)?

@@ -19,8 +19,8 @@ use crate::commitment::{commitment_text, new_commitment, CommitmentSubject};
 use ca_core::engine::{Engine, Issued, NesApplication, SigningCa};
 use ca_core::profile::NesProfile;
 use ca_core::store::{
-    ApplicationIssued, ApplicationStatus, CertStatus, ChannelApplication, FinishedApplication,
-    ProducedEnrollment, Store,
+    ApplicationIssued, ApplicationOutcome, ApplicationStatus, CertStatus, ChannelApplication,
+    FinishedApplication, ProducedEnrollment, Store,
 };
 use ca_core::{CaError, ChannelName, PersonName, Principal, Serial, SubjectKey, Tckn, VerifiedCsr};
 
@@ -158,7 +158,7 @@ impl NesIssuance {
                 if let Err(f) = self.store.finish_application(
                     channel,
                     reference,
-                    Err(Refusal::of(&e).to_record()),
+                    ApplicationOutcome::Refused(Refusal::of(&e).to_record()),
                     by,
                     self.now(),
                 ) {

@@ -3,21 +3,21 @@
 /// An e-mail and SMS sender that keeps what it was given (recipient, text), or fails on
 /// demand.
 #[derive(Default)]
-pub struct Captured {
+pub(crate) struct Captured {
     emails: std::sync::Mutex<Vec<(String, String)>>,
     sms: std::sync::Mutex<Vec<(String, String)>>,
     failing: std::sync::atomic::AtomicBool,
 }
 
 impl Captured {
-    pub fn fail(&self, failing: bool) {
+    pub(crate) fn fail(&self, failing: bool) {
         self.failing
             .store(failing, std::sync::atomic::Ordering::SeqCst);
     }
-    pub fn emails(&self) -> Vec<(String, String)> {
+    pub(crate) fn emails(&self) -> Vec<(String, String)> {
         self.emails.lock().unwrap().clone()
     }
-    pub fn sms(&self) -> Vec<(String, String)> {
+    pub(crate) fn sms(&self) -> Vec<(String, String)> {
         self.sms.lock().unwrap().clone()
     }
     fn keep(

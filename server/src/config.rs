@@ -38,7 +38,7 @@ fn default_ocsp_days() -> u32 {
 /// The whole file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     pub ca: CaSection,
     pub hsm: HsmSection,
     pub store: StoreSection,
@@ -66,7 +66,7 @@ pub struct Config {
 /// `[production]`: where card keys come from and where card packages go.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProductionSection {
+pub(crate) struct ProductionSection {
     /// `hsm`: the key pair is generated in the HSM and its private key wrapped for the card
     /// personalisation system; `card-bureau-csr`: the card bureau sends a CSR per application
     /// (`nesca production csr`).
@@ -98,7 +98,7 @@ fn default_production_interval() -> u64 {
 /// `[channels]`: where the channel plugins are served.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ChannelsSection {
+pub(crate) struct ChannelsSection {
     /// The mTLS listener of `/channels/…`. Unset: the channels are served on server.listen
     /// without TLS (development only).
     #[serde(default)]
@@ -140,7 +140,7 @@ fn default_commitment_sweep() -> u64 {
 /// `[outbox]`: the notification outbox's e-mail delivery.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutboxSection {
+pub(crate) struct OutboxSection {
     /// The directory where the default e-mail sender writes one `.eml` file per message
     /// (relative to this file's directory).
     #[serde(default = "default_email_dir")]
@@ -171,7 +171,7 @@ pub struct OutboxSection {
 /// from this file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SmtpSection {
+pub(crate) struct SmtpSection {
     pub host: String,
     #[serde(default = "default_smtp_port")]
     pub port: u16,
@@ -230,7 +230,7 @@ fn default_outbox_interval() -> u64 {
 /// One `[[plugins]]` entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PluginSection {
+pub(crate) struct PluginSection {
     /// The plugin's shared library (`.so`).
     pub path: PathBuf,
     /// How long one call into the plugin may take before the request gets 504.
@@ -260,7 +260,7 @@ fn default_plugin_max_body() -> usize {
 /// `[server]`: the public HTTP endpoints of `nesca serve` (OCSP, CRLs, CA certificates).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServerSection {
+pub(crate) struct ServerSection {
     /// Address and port of the public HTTP listener.
     #[serde(default = "default_listen")]
     pub listen: String,
@@ -288,7 +288,7 @@ impl Default for ServerSection {
 /// `[crl]`: CRL generation, schedule and publication.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CrlSection {
+pub(crate) struct CrlSection {
     /// Directory the CRLs are published to (and served from at /crl/).
     #[serde(default = "default_crl_dir")]
     pub dir: PathBuf,
@@ -337,7 +337,7 @@ impl Default for CrlSection {
 /// `[ocsp]`: the OCSP responder, in `nesca serve` and in `nesca ocsp`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OcspSection {
+pub(crate) struct OcspSection {
     /// Listener of the standalone responder (`nesca ocsp`); `nesca serve` uses server.listen.
     #[serde(default = "default_ocsp_listen")]
     pub listen: String,
@@ -395,7 +395,7 @@ impl Default for OcspSection {
 /// `[ca]`: the CAs nesca runs and where relying parties reach them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CaSection {
+pub(crate) struct CaSection {
     /// Id of the issuing CA (used in URLs: `/crl/{id}.crl`, `/ca/{id}.crt`).
     pub id: String,
     /// Id of the root CA.
@@ -427,7 +427,7 @@ pub struct CaSection {
 /// `[hsm]`: the PKCS#11 token. The PIN comes from `pin_file` or `pin_env`, never from here.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HsmSection {
+pub(crate) struct HsmSection {
     /// Path of the vendor's PKCS#11 module.
     pub module: PathBuf,
     /// Label of the token holding the CA keys.
@@ -449,7 +449,7 @@ pub struct HsmSection {
 /// `[store]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StoreSection {
+pub(crate) struct StoreSection {
     /// Path of the SQLite database file.
     pub sqlite: PathBuf,
 }
@@ -457,7 +457,7 @@ pub struct StoreSection {
 /// `[profile.*]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProfileSection {
+pub(crate) struct ProfileSection {
     pub nes: NesProfileConfig,
     /// `[profile.partner]`: role and secure-communication certificates of licensed ESHS
     /// partners; optional, every key has a default.
@@ -466,7 +466,7 @@ pub struct ProfileSection {
 }
 
 /// A configuration read from a file, with its paths resolved and its values checked.
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub file: PathBuf,
     pub raw: Config,
     pub issuing_id: IssuerId,
@@ -481,7 +481,7 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    pub fn read(path: &Path) -> Result<Loaded> {
+    pub(crate) fn read(path: &Path) -> Result<Loaded> {
         let text = std::fs::read_to_string(path)
             .map_err(CliError::io("cannot read configuration", path))?;
         let raw: Config = toml::from_str(&text).map_err(|e| {
@@ -499,10 +499,11 @@ impl Loaded {
         Loaded::check(path, raw)
     }
 
-    pub fn check(path: &Path, raw: Config) -> Result<Loaded> {
-        let issuing_id = IssuerId::new(&raw.ca.id).map_err(|r| CliError::config("ca.id", r))?;
-        let root_id =
-            IssuerId::new(&raw.ca.root_id).map_err(|r| CliError::config("ca.root_id", r))?;
+    pub(crate) fn check(path: &Path, raw: Config) -> Result<Loaded> {
+        let issuing_id =
+            IssuerId::parse(&raw.ca.id).map_err(|e| CliError::config("ca.id", e.rule()))?;
+        let root_id = IssuerId::parse(&raw.ca.root_id)
+            .map_err(|e| CliError::config("ca.root_id", e.rule()))?;
         if issuing_id == root_id {
             return Err(CliError::config("ca.root_id", "must differ from ca.id"));
         }
@@ -510,7 +511,7 @@ impl Loaded {
             .ca
             .key_algorithm
             .parse()
-            .map_err(|r| CliError::config("ca.key_algorithm", r))?;
+            .map_err(|e: hsm::HsmError| CliError::config("ca.key_algorithm", e.to_string()))?;
         let nes = NesProfile::from_config(&raw.profile.nes)?;
         let partner_role =
             PartnerCertProfile::from_config(PartnerCertKind::Role, &raw.profile.partner)?;
@@ -665,7 +666,7 @@ impl Loaded {
     }
 
     /// The checked profile of one kind of partner certificate.
-    pub fn partner_profile(&self, kind: PartnerCertKind) -> &PartnerCertProfile {
+    pub(crate) fn partner_profile(&self, kind: PartnerCertKind) -> &PartnerCertProfile {
         match kind {
             PartnerCertKind::Role => &self.partner_role,
             PartnerCertKind::SecureComm => &self.partner_secure_comm,
@@ -673,7 +674,7 @@ impl Loaded {
     }
 
     /// The directory relative paths start from.
-    pub fn dir(&self) -> PathBuf {
+    pub(crate) fn dir(&self) -> PathBuf {
         self.file
             .parent()
             .map(Path::to_path_buf)
@@ -681,7 +682,7 @@ impl Loaded {
     }
 
     /// Resolves a configured path against the configuration's directory.
-    pub fn path(&self, p: &Path) -> PathBuf {
+    pub(crate) fn path(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
@@ -690,7 +691,7 @@ impl Loaded {
     }
 
     /// Reads the user PIN from `pin_file` or `pin_env`.
-    pub fn pin(&self) -> Result<SecretString> {
+    pub(crate) fn pin(&self) -> Result<SecretString> {
         if let Some(var) = &self.raw.hsm.pin_env {
             return match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Ok(SecretString::from(v)),
@@ -715,7 +716,7 @@ fn check_production(p: &ProductionSection) -> Result<()> {
             .key_algorithm
             .parse::<KeyAlgorithm>()
             .map(|_| ())
-            .map_err(|r| CliError::config("production.key_algorithm", r)),
+            .map_err(|e| CliError::config("production.key_algorithm", e.to_string())),
         "card-bureau-csr" => Ok(()),
         other => Err(CliError::config(
             "production.key_source",
@@ -743,7 +744,7 @@ fn check_listen(field: &str, addr: &str) -> Result<()> {
 }
 
 /// Refuses a secret's file (a PIN, a private key) that group or others can read.
-pub fn check_private_file(field: &str, file: &Path) -> Result<()> {
+pub(crate) fn check_private_file(field: &str, file: &Path) -> Result<()> {
     let meta = std::fs::metadata(file)
         .map_err(|e| CliError::config(field, format!("cannot read {}: {e}", file.display())))?;
     #[cfg(unix)]
@@ -766,7 +767,7 @@ pub fn check_private_file(field: &str, file: &Path) -> Result<()> {
 }
 
 /// Reads a PIN file, refusing one that others can read. The PIN is never echoed.
-pub fn read_pin_file(file: &Path) -> Result<SecretString> {
+pub(crate) fn read_pin_file(file: &Path) -> Result<SecretString> {
     check_private_file("hsm.pin_file", file)?;
     let text = std::fs::read_to_string(file).map_err(|e| {
         CliError::config(

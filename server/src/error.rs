@@ -5,7 +5,7 @@ use std::path::Path;
 /// Errors of the `nesca` binary.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum CliError {
+pub(crate) enum CliError {
     /// A configuration value is missing or wrong (field path and rule).
     #[error("{field}: {rule}")]
     Config { field: String, rule: String },
@@ -47,7 +47,7 @@ pub enum CliError {
 }
 
 impl CliError {
-    pub fn io<'a>(
+    pub(crate) fn io<'a>(
         op: &'static str,
         path: &'a Path,
     ) -> impl FnOnce(std::io::Error) -> CliError + 'a {
@@ -58,7 +58,7 @@ impl CliError {
         }
     }
 
-    pub fn config(field: &str, rule: impl Into<String>) -> CliError {
+    pub(crate) fn config(field: &str, rule: impl Into<String>) -> CliError {
         CliError::Config {
             field: field.to_string(),
             rule: rule.into(),
@@ -66,7 +66,7 @@ impl CliError {
     }
 }
 
-pub type Result<T, E = CliError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = CliError> = std::result::Result<T, E>;
 
 /// A name or T.C. Kimlik No refused at the edge reads exactly as ca-core's refusals do.
 impl From<ca_core::IdentityError> for CliError {

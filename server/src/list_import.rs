@@ -14,7 +14,7 @@ use nesca_ra::list_import::ListImports;
 use serde_json::json;
 
 /// One import's result.
-pub struct Imported {
+pub(crate) struct Imported {
     pub outcome: ImportOutcome,
     /// The reader's report, with the already-open rows added as problems, in row order.
     pub report: ListReport,
@@ -24,7 +24,7 @@ pub struct Imported {
 
 impl Imported {
     /// The report as nesca prints it (`nesca import`, the channel's answer).
-    pub fn summary(&self, institution: &InstitutionId) -> serde_json::Value {
+    pub(crate) fn summary(&self, institution: &InstitutionId) -> serde_json::Value {
         let problems: Vec<serde_json::Value> = self
             .report
             .invalid
@@ -48,13 +48,13 @@ impl Imported {
     }
 
     /// The per-row report as csv (`row,field,reason`).
-    pub fn csv(&self) -> String {
+    pub(crate) fn csv(&self) -> String {
         report_csv(&self.report)
     }
 }
 
 /// Why an import did not happen.
-pub enum ImportError {
+pub(crate) enum ImportError {
     /// The file is not a readable list (`file: …`).
     List(String),
     Ra(nesca_ra::RaError),
@@ -83,7 +83,7 @@ impl std::fmt::Display for ImportError {
 
 /// Reads, checks and imports `file`; `progress` hears each step.
 #[allow(clippy::too_many_arguments)]
-pub fn import_file(
+pub(crate) fn import_file(
     store: Arc<dyn Store>,
     institution: &InstitutionId,
     file_name: &str,

@@ -15,14 +15,14 @@ use crate::commands::cert_pem;
 use crate::error::Result;
 
 /// The production line and where its packages go.
-pub struct ProductionLine {
+pub(crate) struct ProductionLine {
     production: Production,
     packages: PackageDir,
 }
 
 impl ProductionLine {
     /// One pass: produces what is due and writes the packages not written yet.
-    pub fn run_due(&self, limit: u32) -> Result<ProductionReport> {
+    pub(crate) fn run_due(&self, limit: u32) -> Result<ProductionReport> {
         Ok(self.production.run_due(limit, &self.packages)?)
     }
 }
@@ -52,7 +52,7 @@ impl CardPackages for PackageDir {
 }
 
 /// The production line as `[production]` configures it; `None` when the section is absent.
-pub fn configured(
+pub(crate) fn configured(
     cfg: &crate::config::Loaded,
     store: Arc<dyn Store>,
     ca: SigningCa,
@@ -83,10 +83,9 @@ pub fn configured(
                 )
             })?;
             CardKeys::Hsm {
-                algorithm: p
-                    .key_algorithm
-                    .parse()
-                    .map_err(|r| CliError::config("production.key_algorithm", r))?,
+                algorithm: p.key_algorithm.parse().map_err(|e: hsm::HsmError| {
+                    CliError::config("production.key_algorithm", e.to_string())
+                })?,
                 transport_public_key_der: der,
             }
         }

@@ -21,7 +21,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 /// How the SMTP connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpTls {
+pub(crate) enum SmtpTls {
     /// Plain SMTP (a relay on the same host).
     None,
     /// STARTTLS, required.
@@ -31,7 +31,7 @@ pub enum SmtpTls {
 }
 
 /// An SMTP relay's settings.
-pub struct SmtpSettings {
+pub(crate) struct SmtpSettings {
     pub host: String,
     pub port: u16,
     pub tls: SmtpTls,
@@ -44,7 +44,7 @@ pub struct SmtpSettings {
 }
 
 /// Sends e-mail through an SMTP relay.
-pub struct SmtpSender {
+pub(crate) struct SmtpSender {
     transport: SmtpTransport,
     from: lettre::message::Mailbox,
     relay: String,
@@ -59,7 +59,7 @@ fn relay_error(relay: &str, reason: String) -> RaError {
 }
 
 impl SmtpSender {
-    pub fn new(s: SmtpSettings) -> Result<SmtpSender, RaError> {
+    pub(crate) fn new(s: SmtpSettings) -> Result<SmtpSender, RaError> {
         let relay = format!("smtp {}:{}", s.host, s.port);
         let from = s.from.parse().map_err(|e| RaError::Invalid {
             field: "outbox.from",
@@ -128,7 +128,7 @@ fn first_line(s: &str) -> &str {
 }
 
 /// Sends SMS by running a program: `program args… NUMBER`, the text on its stdin.
-pub struct SmsCommand {
+pub(crate) struct SmsCommand {
     pub program: PathBuf,
     pub args: Vec<String>,
     /// Longest the program may run before it is killed.

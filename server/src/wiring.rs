@@ -13,7 +13,7 @@ use crate::error::{CliError, Result};
 
 /// The clock every part of the binary reads. Built with the `test-clock` feature (tests
 /// only), `NESCA_TEST_CLOCK_OFFSET_SECONDS` moves it.
-pub fn clock() -> Arc<dyn ca_core::Clock> {
+pub(crate) fn clock() -> Arc<dyn ca_core::Clock> {
     #[cfg(feature = "test-clock")]
     if let Some(offset_seconds) = std::env::var("NESCA_TEST_CLOCK_OFFSET_SECONDS")
         .ok()
@@ -26,7 +26,7 @@ pub fn clock() -> Arc<dyn ca_core::Clock> {
 }
 
 /// Opens an existing store (commands other than `init` never create one).
-pub fn open_existing_store(cfg: &Loaded) -> Result<Arc<SqliteStore>> {
+pub(crate) fn open_existing_store(cfg: &Loaded) -> Result<Arc<SqliteStore>> {
     let path = cfg.path(&cfg.raw.store.sqlite);
     if !path.is_file() {
         return Err(CliError::config(
@@ -41,7 +41,7 @@ pub fn open_existing_store(cfg: &Loaded) -> Result<Arc<SqliteStore>> {
 }
 
 /// Opens the token and logs in.
-pub fn open_hsm(cfg: &Loaded) -> Result<Hsm> {
+pub(crate) fn open_hsm(cfg: &Loaded) -> Result<Hsm> {
     let pin = cfg.pin()?;
     Ok(Hsm::open(HsmConfig {
         module: cfg.raw.hsm.module.clone(),
@@ -53,7 +53,7 @@ pub fn open_hsm(cfg: &Loaded) -> Result<Hsm> {
 }
 
 /// Everything needed to issue.
-pub struct Issuance {
+pub(crate) struct Issuance {
     pub engine: Engine,
     pub ca: SigningCa,
     /// The token the CA key is on (card keys are generated there too).
@@ -61,7 +61,7 @@ pub struct Issuance {
 }
 
 /// Loads the issuing CA from the store and its key from the token.
-pub fn open_issuance(cfg: &Loaded, store: Arc<SqliteStore>) -> Result<Issuance> {
+pub(crate) fn open_issuance(cfg: &Loaded, store: Arc<SqliteStore>) -> Result<Issuance> {
     let record = store.ca(&cfg.issuing_id)?.ok_or_else(|| {
         CliError::config(
             "ca.id",
@@ -89,7 +89,7 @@ pub fn open_issuance(cfg: &Loaded, store: Arc<SqliteStore>) -> Result<Issuance> 
 
 /// An issuing CA as the public endpoints need it: its certificate, its key (CRLs) and its
 /// delegated OCSP signer.
-pub struct ServedCa {
+pub(crate) struct ServedCa {
     pub record: ca_core::store::CaRecord,
     pub cert: x509_cert::Certificate,
     pub ca_signer: Arc<dyn ca_core::engine::TbsSigner>,
@@ -98,7 +98,7 @@ pub struct ServedCa {
 }
 
 /// Loads every issuing CA of the store with its keys from the token.
-pub fn served_cas(store: &dyn Store, hsm: &Hsm) -> Result<Vec<ServedCa>> {
+pub(crate) fn served_cas(store: &dyn Store, hsm: &Hsm) -> Result<Vec<ServedCa>> {
     use der::Decode;
     let mut out = Vec::new();
     for record in store.cas()? {
@@ -140,7 +140,7 @@ pub fn served_cas(store: &dyn Store, hsm: &Hsm) -> Result<Vec<ServedCa>> {
 
 /// The chain handed out with an issued certificate: the issuing CA's certificate, then the
 /// configured root's (DER).
-pub fn chain_der(
+pub(crate) fn chain_der(
     cfg: &Loaded,
     store: &dyn Store,
     issuing_cert_der: Vec<u8>,
@@ -151,7 +151,7 @@ pub fn chain_der(
 }
 
 /// The configured issuing CA (`ca.id`) among the served ones.
-pub fn configured_ca<'a>(cfg: &Loaded, cas: &'a [ServedCa]) -> Result<&'a ServedCa> {
+pub(crate) fn configured_ca<'a>(cfg: &Loaded, cas: &'a [ServedCa]) -> Result<&'a ServedCa> {
     cas.iter()
         .find(|c| c.record.id == cfg.issuing_id)
         .ok_or_else(|| {
@@ -163,7 +163,11 @@ pub fn configured_ca<'a>(cfg: &Loaded, cas: &'a [ServedCa]) -> Result<&'a Served
 }
 
 /// The CRL issuer of one CA, as configured.
-pub fn crl_issuer(cfg: &Loaded, store: Arc<dyn Store>, ca: &ServedCa) -> Result<crl::CrlIssuer> {
+pub(crate) fn crl_issuer(
+    cfg: &Loaded,
+    store: Arc<dyn Store>,
+    ca: &ServedCa,
+) -> Result<crl::CrlIssuer> {
     let c = &cfg.raw.crl;
     let secs = std::time::Duration::from_secs;
     let schedule = crl::CrlSchedule {

@@ -1,5 +1,5 @@
 //! `nesca crl`: generation, signing (in the HSM) and publication of full and delta CRLs, checked
-//! with `openssl crl` and pkilint's `lint_crl` (STANDARDS.md "CRLs").
+//! with `openssl crl` and pkilint's `lint_crl` (docs/STANDARDS.md "CRLs").
 
 use std::fs;
 use std::path::{Path, PathBuf};

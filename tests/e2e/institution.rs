@@ -204,7 +204,7 @@ fn lists_import_once_with_a_per_row_report_and_passwords_go_out_once() {
     assert!(audit.stdout.contains("intact"), "{}", audit.describe());
 }
 
-/// A valid T.C. Kimlik No for `n` (the STANDARDS.md checksum).
+/// A valid T.C. Kimlik No for `n` (the checksum of docs/STANDARDS.md "T.C. Kimlik No").
 fn tckn(n: u64) -> String {
     let mut d: Vec<u32> = format!("{:09}", 100_000_000 + n)
         .chars()

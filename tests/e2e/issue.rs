@@ -140,7 +140,8 @@ fn issued_certificate_has_the_nes_extensions() {
         );
     }
 
-    // qcStatements, non-critical, with every statement STANDARDS.md asks for.
+    // qcStatements, non-critical, with every statement docs/STANDARDS.md "NES certificate for a
+    // natural person" asks for.
     let qc = extension(&text, "qcStatements").or_else(|| extension(&text, "1.3.6.1.5.5.7.1.3"));
     let (critical, _) = qc.unwrap_or_else(|| panic!("no qcStatements extension:\n{text}"));
     assert!(!critical, "qcStatements must not be critical");

@@ -1,5 +1,5 @@
 //! The OCSP responder over real HTTP on 127.0.0.1, in `nesca serve` and alone (`nesca ocsp`),
-//! checked with `openssl ocsp` and pkilint's `lint_ocsp_response` (STANDARDS.md "OCSP").
+//! checked with `openssl ocsp` and pkilint's `lint_ocsp_response` (docs/STANDARDS.md "OCSP").
 
 use std::fs;
 use std::io::{Read, Write};

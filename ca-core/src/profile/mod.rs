@@ -39,8 +39,10 @@ use crate::serial::{IssuerId, Serial};
 
 const DAY: u64 = 86_400;
 
-/// The URLs a relying party needs, found from any certificate the CA issues
-/// (DESIGN.md "External contract").
+/// The URLs a relying party needs, found from any certificate the CA issues:
+/// cRLDistributionPoints (RFC 5280 §4.2.1.13), authorityInfoAccess (§4.2.2.1) and the full
+/// CRL's freshestCRL (§5.2.6), all plain http (docs/STANDARDS.md "NES certificate for a natural
+/// person", "CRLs").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaUrls {
     /// `{public}/crl/{ca}.crl`, in cRLDistributionPoints.

@@ -1,5 +1,6 @@
 //! The NES profile: a qualified certificate for electronic signatures of a natural person,
-//! key on a QSCD (ETSI EN 319 411-2 QCP-n-qscd; EN 319 412-1/-2/-5; STANDARDS.md).
+//! key on a QSCD (ETSI EN 319 411-2 QCP-n-qscd; EN 319 412-1/-2/-5; docs/STANDARDS.md "NES
+//! certificate for a natural person").
 
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, Ia5String, PrintableString, Utf8StringRef};
@@ -28,7 +29,7 @@ use crate::Tckn;
 pub const NES_VALIDITY_CEILING_DAYS: u32 = 1826;
 
 /// The BTK statement text Turkish NES carry (Law 5070).
-pub const DEFAULT_BTK_NOTICE: &str =
+pub(super) const DEFAULT_BTK_NOTICE: &str =
     "Bu sertifika, 5070 sayılı Elektronik İmza Kanununa göre nitelikli elektronik sertifikadır.";
 
 fn default_btk_notice() -> String {

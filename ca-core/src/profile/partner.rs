@@ -1,6 +1,6 @@
 //! Role and secure-communication certificates for KEC devices and partner ESHS systems
-//! (STANDARDS.md): issued only to registered licensed ESHS operators, for TLS client
-//! (role) or client and server (secure communication) authentication.
+//! (docs/STANDARDS.md "Other profiles"): issued only to registered licensed ESHS operators, for TLS
+//! client (role) or client and server (secure communication) authentication.
 //!
 //! Relying parties — nesca's own mTLS listener among them — check revocation, so the
 //! certificates carry cRLDistributionPoints and authorityInfoAccess as NES do. They are not

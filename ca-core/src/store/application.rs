@@ -27,6 +27,16 @@ impl ApplicationStatus {
     }
 }
 
+/// How a pending application ended, as [`ApplicationStore::finish_application`] records it.
+#[derive(Debug, Clone)]
+pub enum ApplicationOutcome {
+    /// Issued: the serial (and the card key wrapped for it), with the commitment it awaits.
+    Issued(ApplicationIssued),
+    /// Refused: the refusal as recorded, which a replay of the reference answers with
+    /// ([`ChannelApplication::error`]).
+    Refused(String),
+}
+
 /// An application a front channel submitted, by the channel's own reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelApplication {
@@ -63,7 +73,7 @@ pub trait ApplicationStore: Send + Sync {
         &self,
         channel: &str,
         channel_ref: &str,
-        outcome: std::result::Result<ApplicationIssued, String>,
+        outcome: ApplicationOutcome,
         actor: &crate::Principal,
         at: i64,
     ) -> Result<()>;

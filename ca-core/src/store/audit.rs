@@ -26,11 +26,11 @@ pub struct AuditReport {
 }
 
 /// The genesis "previous hash".
-pub const GENESIS: [u8; 32] = [0u8; 32];
+pub(super) const GENESIS: [u8; 32] = [0u8; 32];
 
 /// SHA-256 over the previous hash and every field, each length-prefixed so that no two
 /// different records hash alike.
-pub fn chain_hash(prev: &[u8], e: &AuditEntry) -> Vec<u8> {
+pub(super) fn chain_hash(prev: &[u8], e: &AuditEntry) -> Vec<u8> {
     let mut h = Sha256::new();
     h.update(prev);
     h.update(e.seq.to_be_bytes());

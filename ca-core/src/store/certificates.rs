@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::Completion;
-use crate::error::Result;
+use crate::error::{CaError, Result};
 use crate::lifecycle::{LifecycleAction, RequestId, RevocationReason};
 use crate::serial::{IssuerId, Serial};
 
@@ -46,16 +46,20 @@ impl fmt::Display for CertStatus {
     }
 }
 
+/// A status the store does not know is [`CaError::Invalid`] for the field `status`.
 impl FromStr for CertStatus {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = CaError;
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "reserved" => Ok(CertStatus::Reserved),
             "active" => Ok(CertStatus::Active),
             "failed" => Ok(CertStatus::Failed),
             "suspended" => Ok(CertStatus::Suspended),
             "revoked" => Ok(CertStatus::Revoked),
-            other => Err(format!("unknown certificate status \"{other}\"")),
+            other => Err(CaError::invalid(
+                "status",
+                format!("unknown certificate status \"{other}\""),
+            )),
         }
     }
 }

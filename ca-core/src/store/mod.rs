@@ -17,7 +17,9 @@ mod outbox;
 mod registry;
 mod sqlite;
 
-pub use application::{ApplicationStatus, ApplicationStore, ChannelApplication};
+pub use application::{
+    ApplicationOutcome, ApplicationStatus, ApplicationStore, ChannelApplication,
+};
 pub use audit::{AuditEntry, AuditReport, AuditStore};
 pub use certificates::{
     CertRecord, CertStatus, CertificateStore, RequestedBy, Reservation, Reserved, Revocation,

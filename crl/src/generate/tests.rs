@@ -473,7 +473,7 @@ fn entry_errors_name_the_entry() {
     let h = header(&issuer, full());
     let mut entries: Vec<CrlEntry> = (0..20).map(|_| entry(None)).collect();
 
-    entries[17].serial = Serial::from_hex("00").unwrap();
+    entries[17].serial = Serial::parse_hex("00").unwrap();
     let err = fails(&h, &entries, &issuer.signer);
     assert!(matches!(err, CrlError::Entry { index: 17, .. }), "{err}");
     assert!(

@@ -10,19 +10,19 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256, Sha384};
 use signature::hazmat::PrehashVerifier;
 
-pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-pub const LABEL: &str = "hsm-test";
+pub(crate) const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub(crate) const LABEL: &str = "hsm-test";
 
 struct Token {
     _dir: tempfile::TempDir,
     hsm: Hsm,
 }
 
-pub fn pin() -> SecretString {
+pub(crate) fn pin() -> SecretString {
     SecretString::from("test-user-pin-1234".to_string())
 }
 
-pub fn token() -> &'static Hsm {
+pub(crate) fn token() -> &'static Hsm {
     static TOKEN: OnceLock<Token> = OnceLock::new();
     &TOKEN
         .get_or_init(|| {
@@ -63,7 +63,7 @@ pub fn token() -> &'static Hsm {
         .hsm
 }
 
-pub fn verify(signer: &hsm::KeySigner, msg: &[u8], sig: &[u8]) {
+pub(crate) fn verify(signer: &hsm::KeySigner, msg: &[u8], sig: &[u8]) {
     let spki = signer.public_key().spki();
     let point = spki.subject_public_key.raw_bytes();
     match signer.algorithm() {

@@ -573,14 +573,14 @@ mod b64 {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer, T: AsRef<[u8]> + ?Sized>(
+    pub(super) fn serialize<S: Serializer, T: AsRef<[u8]> + ?Sized>(
         bytes: &T,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&STANDARD.encode(bytes.as_ref()))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         STANDARD
             .decode(text.as_bytes())
@@ -599,7 +599,7 @@ mod b64_list {
     #[derive(Deserialize)]
     struct Owned(#[serde(with = "super::b64")] Vec<u8>);
 
-    pub fn serialize<S: Serializer, T: AsRef<[Vec<u8>]> + ?Sized>(
+    pub(super) fn serialize<S: Serializer, T: AsRef<[Vec<u8>]> + ?Sized>(
         list: &T,
         s: S,
     ) -> Result<S::Ok, S::Error> {
@@ -611,7 +611,7 @@ mod b64_list {
         seq.end()
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
         Ok(Vec::<Owned>::deserialize(d)?
             .into_iter()
             .map(|o| o.0)
@@ -624,7 +624,7 @@ mod b64_opt {
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// `Option<Vec<u8>>`, also behind any number of references.
-    pub trait OptBytes {
+    pub(super) trait OptBytes {
         fn opt_bytes(&self) -> Option<&[u8]>;
     }
     impl OptBytes for Option<Vec<u8>> {
@@ -641,7 +641,7 @@ mod b64_opt {
     #[derive(Deserialize)]
     struct Owned(#[serde(with = "super::b64")] Vec<u8>);
 
-    pub fn serialize<S: Serializer, T: OptBytes + ?Sized>(
+    pub(super) fn serialize<S: Serializer, T: OptBytes + ?Sized>(
         value: &T,
         s: S,
     ) -> Result<S::Ok, S::Error> {
@@ -651,7 +651,9 @@ mod b64_opt {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
         Ok(Option::<Owned>::deserialize(d)?.map(|o| o.0))
     }
 }

@@ -237,6 +237,9 @@ macro_rules! export_plugin {
         // plugins' entry points never clash. The function itself only returns a pointer to a
         // static, immutable table.
         #[allow(unsafe_code)]
+        // `pub` for a cdylib's crate root; invoked in a private module (the ABI's own tests), it
+        // is not reachable, and `#[no_mangle]` exports the symbol either way.
+        #[allow(unreachable_pub)]
         #[no_mangle]
         pub extern "C" fn nesca_plugin_entry() -> *const $crate::PluginTable {
             static TABLE: $crate::PluginTable = $crate::__private::table::<$ty>();

@@ -123,7 +123,7 @@ fn bearer(request: &HttpRequest) -> Option<SecretText> {
 }
 
 /// Answers one applicant request.
-pub fn handle(host: &dyn ImportHost, step: Step, request: &HttpRequest) -> HttpResponse {
+pub(crate) fn handle(host: &dyn ImportHost, step: Step, request: &HttpRequest) -> HttpResponse {
     match call(host, step, request) {
         Ok(r) => r,
         Err(e) => e.response(),

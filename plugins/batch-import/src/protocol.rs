@@ -130,7 +130,7 @@ fn refusal(e: &HostError) -> UploadError {
 }
 
 /// Answers one request.
-pub fn handle(host: &dyn ImportHost, request: &HttpRequest) -> HttpResponse {
+pub(crate) fn handle(host: &dyn ImportHost, request: &HttpRequest) -> HttpResponse {
     let result = (|| {
         // The portal connects with a certificate nesca issued it (the listener checked it).
         if request.client_cert_chain.is_empty() {

@@ -1,7 +1,7 @@
 //! The identifiers the protocol carries as text: T.C. Kimlik No, certificate serials (hex), KDB
 //! ids and SHA-256 digests (hex).
 
-/// Whether `s` is a T.C. Kimlik No (STANDARDS.md "T.C. Kimlik No"). The check is
+/// Whether `s` is a T.C. Kimlik No (docs/STANDARDS.md "T.C. Kimlik No"). The check is
 /// [`nesca_identity::Tckn`]'s, the one the CA applies, so a channel never accepts a number that
 /// the CA would then refuse, nor the reverse; the callers keep their own error codes.
 pub fn is_valid_tckn(s: &str) -> bool {

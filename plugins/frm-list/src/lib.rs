@@ -1,8 +1,8 @@
-//! The FRM.01.03 application list of nesca's institutional channel: reading it from xlsx or
-//! csv, checking every row, and the per-row report (STANDARDS.md "Institutional batch",
-//! issue 5 "Import"). The `batch-import` plugin and the `nesca import` command both read lists
-//! through [`read_list`]; what they do with the rows (pre-applications, open applications,
-//! idempotence per institution) is theirs.
+//! The FRM.01.03 application list of nesca's institutional channel: reading it from xlsx or csv,
+//! checking every row, and the per-row report (docs/STANDARDS.md "The Turkish channels",
+//! Institutional batch; issue 5 "Import"). The `batch-import` plugin and the `nesca import` command
+//! both read lists through [`read_list`]; what they do with the rows (pre-applications, open
+//! applications, idempotence per institution) is theirs.
 //!
 //! # The list (nesca's format of FRM.01.03)
 //!

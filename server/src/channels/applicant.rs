@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 
 /// Answers one call, or refuses it.
-pub fn answer(
+pub(super) fn answer(
     enrollments: &Enrollments,
     call: ApplicantCall,
 ) -> Result<ApplicantAnswer, HostError> {

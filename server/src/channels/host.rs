@@ -26,7 +26,7 @@ use nesca_ra::refusal::Refusal;
 use super::refusal::{self, ca, identity, invalid, principal, ra, request, response};
 
 /// What the host needs to answer plugins.
-pub struct ChannelHost {
+pub(crate) struct ChannelHost {
     pub store: Arc<dyn Store>,
     pub lifecycle: Lifecycle,
     /// `None` in `nesca plugins list`, which loads plugins without issuing anything.
@@ -37,7 +37,7 @@ pub struct ChannelHost {
 
 /// Issuance as channels reach it: the registration authority's NES issuance, and what the
 /// answers need.
-pub struct Issuing {
+pub(crate) struct Issuing {
     /// The one path of NES issuance (`nesca_ra::nes`).
     pub nes: NesIssuance,
     /// The chain handed back with each certificate: issuing CA, then root (DER).
@@ -108,7 +108,11 @@ impl ChannelHost {
         let surname = PersonName::parse("surname", &a.surname).map_err(identity)?;
         let key = subscriber_key(&a.csr_der, a.hsm_key.as_ref())?;
         let overwrite = match &a.overwrite_serial {
-            Some(hex) => Some(Serial::from_hex(hex).map_err(invalid("overwrite_serial"))?),
+            Some(hex) => Some(
+                Serial::parse_hex(hex)
+                    .map_err(|e| e.rule())
+                    .map_err(invalid("overwrite_serial"))?,
+            ),
             None => None,
         };
         let (by, channel) = channel_principal(plugin)?;
@@ -179,7 +183,9 @@ impl ChannelHost {
         let Some(iss) = &self.issuance else {
             return Err(issuance_unavailable(host_api::SUBMIT_COMMITMENT));
         };
-        let serial = Serial::from_hex(&c.serial).map_err(invalid("serial"))?;
+        let serial = Serial::parse_hex(&c.serial)
+            .map_err(|e| e.rule())
+            .map_err(invalid("serial"))?;
         let accepted = iss
             .commitments
             .accept(
@@ -283,7 +289,9 @@ impl ChannelHost {
     }
 
     fn lifecycle(&self, plugin: &str, c: LifecycleCall) -> Result<LifecycleOutcome, HostError> {
-        let serial = Serial::from_hex(&c.serial).map_err(invalid("serial"))?;
+        let serial = Serial::parse_hex(&c.serial)
+            .map_err(|e| e.rule())
+            .map_err(invalid("serial"))?;
         let holder = Tckn::parse(&c.holder_tckn).map_err(invalid("holder_tckn"))?;
         let action = LifecycleAction::parse(&c.action, c.reason.as_deref(), c.invalidity_date)
             .map_err(ca)?;
@@ -308,7 +316,9 @@ impl ChannelHost {
     }
 
     fn lookup(&self, l: LookupCertificate) -> Result<CertificateInfo, HostError> {
-        let serial = Serial::from_hex(&l.serial).map_err(invalid("serial"))?;
+        let serial = Serial::parse_hex(&l.serial)
+            .map_err(|e| e.rule())
+            .map_err(invalid("serial"))?;
         let r = self.store.get(None, &serial).map_err(ca)?.ok_or_else(|| {
             ca(CaError::NotFound {
                 serial: serial.to_hex(),

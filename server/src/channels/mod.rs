@@ -17,8 +17,8 @@ use axum::routing::any;
 use axum::Router;
 use nesca_plugin_api::{CallLimits, HostApi, HttpRequest, LoadedPlugin, PluginError};
 
-pub use host::{ChannelHost, Issuing};
-pub use tls::{acceptor, serve as serve_mtls};
+pub(crate) use host::{ChannelHost, Issuing};
+pub(crate) use tls::{acceptor, serve as serve_mtls};
 
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
@@ -34,7 +34,7 @@ const HOP_BY_HOP: [&str; 6] = [
 ];
 
 /// A loaded plugin with what the host enforces around it.
-pub struct Channel {
+pub(crate) struct Channel {
     pub plugin: Arc<LoadedPlugin>,
     /// Largest request body forwarded to it (`[[plugins]] max_body_bytes`); more gets 413.
     pub max_body: usize,
@@ -42,7 +42,7 @@ pub struct Channel {
 
 /// Loads every plugin `[[plugins]]` lists, in order. A plugin that does not load stops
 /// everything, with a message naming the file and the reason.
-pub fn load_all(cfg: &Loaded, host: Arc<dyn HostApi>) -> Result<Vec<Channel>> {
+pub(crate) fn load_all(cfg: &Loaded, host: Arc<dyn HostApi>) -> Result<Vec<Channel>> {
     let mut loaded: Vec<Channel> = Vec::new();
     for (i, p) in cfg.raw.plugins.iter().enumerate() {
         let path = cfg.path(&p.path);
@@ -78,7 +78,7 @@ pub fn load_all(cfg: &Loaded, host: Arc<dyn HostApi>) -> Result<Vec<Channel>> {
 }
 
 /// `/channels/{name}` and everything below it, forwarded to the plugin of that name.
-pub fn router(plugins: Vec<Channel>) -> Router {
+pub(crate) fn router(plugins: Vec<Channel>) -> Router {
     Router::new()
         .route("/channels/{name}", any(forward_root))
         .route("/channels/{name}/{*rest}", any(forward))

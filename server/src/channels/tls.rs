@@ -28,7 +28,7 @@ use crate::error::{CliError, Result};
 /// The client's certificate chain as the TLS handshake verified it (DER, leaf first), handed to
 /// the plugin with each request.
 #[derive(Clone, Debug, Default)]
-pub struct ClientChain(pub Vec<Vec<u8>>);
+pub(super) struct ClientChain(pub Vec<Vec<u8>>);
 
 /// How long a client may take to finish the handshake.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
@@ -126,7 +126,7 @@ impl ClientCertVerifier for IssuedAndActive {
 
 /// The TLS configuration of the channel listener: the server's certificate chain and key from
 /// PEM files, client certificates required and checked by [`IssuedAndActive`].
-pub fn acceptor(
+pub(crate) fn acceptor(
     cert_file: &Path,
     key_file: &Path,
     issuing_ca_der: &[u8],
@@ -180,7 +180,7 @@ pub fn acceptor(
 
 /// Accepts TLS connections until `stop` flips, serving `app` on each with the verified client
 /// chain as a request extension.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     acceptor: TlsAcceptor,
     app: Router,

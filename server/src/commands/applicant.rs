@@ -16,10 +16,10 @@ use crate::error::{CliError, Result};
 use crate::wiring;
 
 /// The largest scan or evidence file read.
-pub const MAX_FILE_BYTES: u64 = 20 * 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 20 * 1024 * 1024;
 
 #[derive(Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -29,7 +29,7 @@ pub struct ListArgs {
 }
 
 #[derive(Args)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -39,7 +39,7 @@ pub struct ShowArgs {
 }
 
 #[derive(Args)]
-pub struct ReceiveWetArgs {
+pub(crate) struct ReceiveWetArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -52,7 +52,7 @@ pub struct ReceiveWetArgs {
 }
 
 #[derive(Args)]
-pub struct ConsentArgs {
+pub(crate) struct ConsentArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -77,7 +77,7 @@ fn open(config: &std::path::Path) -> Result<(Enrollments, std::sync::Arc<dyn Sto
 }
 
 /// An application as operators see it (hashes and codes never).
-pub fn to_json(v: &ApplicantView) -> serde_json::Value {
+pub(crate) fn to_json(v: &ApplicantView) -> serde_json::Value {
     let e = &v.enrollment;
     json!({
         "id": v.pre.id,
@@ -105,7 +105,7 @@ pub fn to_json(v: &ApplicantView) -> serde_json::Value {
     })
 }
 
-pub fn list(a: ListArgs) -> Result<()> {
+pub(crate) fn list(a: ListArgs) -> Result<()> {
     let (enrollments, store) = open(&a.config)?;
     let id = InstitutionId::parse(&a.institution)?;
     let mut text = String::new();
@@ -125,19 +125,19 @@ fn view(enrollments: &Enrollments, id: &str) -> Result<ApplicantView> {
     })
 }
 
-pub fn show(a: ShowArgs) -> Result<()> {
+pub(crate) fn show(a: ShowArgs) -> Result<()> {
     let (enrollments, _) = open(&a.config)?;
     emit(&format!("{}\n", to_json(&view(&enrollments, &a.id)?)))
 }
 
-pub fn receive_wet(a: ReceiveWetArgs) -> Result<()> {
+pub(crate) fn receive_wet(a: ReceiveWetArgs) -> Result<()> {
     let (enrollments, _) = open(&a.config)?;
     let scan = read_limited("scan", &a.scan, MAX_FILE_BYTES)?;
     enrollments.receive_wet(&a.id, scan, &ca_core::Principal::HostOperator)?;
     emit(&format!("{}\n", to_json(&view(&enrollments, &a.id)?)))
 }
 
-pub fn consent(a: ConsentArgs) -> Result<()> {
+pub(crate) fn consent(a: ConsentArgs) -> Result<()> {
     let (enrollments, _) = open(&a.config)?;
     let tckn = Tckn::parse(&a.tckn).map_err(|e| CliError::Argument {
         field: "tckn",

@@ -7,7 +7,7 @@ use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::{wiring, ConfigArg};
 
-pub fn verify(a: ConfigArg) -> Result<()> {
+pub(crate) fn verify(a: ConfigArg) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
     let report = store.verify_audit()?;

@@ -22,7 +22,7 @@ use crate::error::{CliError, Result};
 use crate::wiring;
 
 #[derive(Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// CA key algorithms to measure
     #[arg(long, value_delimiter = ',', default_value = "ecdsa-p256,rsa-2048")]
     algorithms: Vec<KeyAlgorithm>,
@@ -41,7 +41,7 @@ pub struct BenchArgs {
     child: bool,
 }
 
-pub fn run(a: BenchArgs) -> Result<()> {
+pub(crate) fn run(a: BenchArgs) -> Result<()> {
     if a.seconds == 0 || a.clients == 0 {
         return Err(CliError::Argument {
             field: "seconds/clients",

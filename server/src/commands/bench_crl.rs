@@ -17,7 +17,7 @@ use crate::error::{CliError, Result};
 use crate::wiring;
 
 #[derive(Args)]
-pub struct BenchCrlArgs {
+pub(crate) struct BenchCrlArgs {
     /// Revoked certificates in the CRL
     #[arg(long, default_value_t = 1_000_000)]
     entries: u64,
@@ -149,7 +149,7 @@ fn openssl_ca(
     Ok(())
 }
 
-pub fn run(a: BenchCrlArgs) -> Result<()> {
+pub(crate) fn run(a: BenchCrlArgs) -> Result<()> {
     if a.entries == 0 {
         return Err(CliError::Argument {
             field: "entries",

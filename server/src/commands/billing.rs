@@ -14,7 +14,7 @@ use crate::error::{CliError, Result};
 use crate::wiring;
 
 #[derive(Args)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -41,7 +41,7 @@ fn check_month(m: &str) -> Result<()> {
     }
 }
 
-pub fn report(a: ReportArgs) -> Result<()> {
+pub(crate) fn report(a: ReportArgs) -> Result<()> {
     check_month(&a.month)?;
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;

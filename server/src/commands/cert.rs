@@ -13,7 +13,7 @@ use crate::error::{CliError, Result};
 use crate::{wiring, ConfigArg};
 
 #[derive(Args)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -46,10 +46,10 @@ fn to_json(r: &CertRecord) -> serde_json::Value {
     })
 }
 
-pub fn show(a: ShowArgs) -> Result<()> {
-    let serial = Serial::from_hex(&a.serial).map_err(|rule| CliError::Argument {
+pub(crate) fn show(a: ShowArgs) -> Result<()> {
+    let serial = Serial::parse_hex(&a.serial).map_err(|e| CliError::Argument {
         field: "serial",
-        rule,
+        rule: e.rule(),
     })?;
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
@@ -96,7 +96,7 @@ pub fn show(a: ShowArgs) -> Result<()> {
     ))
 }
 
-pub fn list(a: ConfigArg) -> Result<()> {
+pub(crate) fn list(a: ConfigArg) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
     let mut text = String::new();

@@ -12,7 +12,7 @@ use crate::error::{CliError, Result};
 use crate::wiring;
 
 #[derive(Args)]
-pub struct CrlArgs {
+pub(crate) struct CrlArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -24,7 +24,7 @@ pub struct CrlArgs {
     out: PathBuf,
 }
 
-pub fn run(a: CrlArgs) -> Result<()> {
+pub(crate) fn run(a: CrlArgs) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let out = OutFile::claim("out", &a.out)?;
     let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;

@@ -23,7 +23,7 @@ const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("signed").required(true).args(["signature", "wet_scan"])))]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -47,7 +47,7 @@ pub struct ImportArgs {
     progress: bool,
 }
 
-pub fn run(a: ImportArgs) -> Result<()> {
+pub(crate) fn run(a: ImportArgs) -> Result<()> {
     use std::io::IsTerminal as _;
     let show = a.progress || std::io::stderr().is_terminal();
     let progress = |line: String| {
@@ -114,7 +114,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-pub struct ConfirmArgs {
+pub(crate) struct ConfirmArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -127,7 +127,7 @@ pub struct ConfirmArgs {
 }
 
 /// An operator saw the paper of a wet-signed list: its held rows are invited now.
-pub fn confirm(a: ConfirmArgs) -> Result<()> {
+pub(crate) fn confirm(a: ConfirmArgs) -> Result<()> {
     let institution = InstitutionId::parse(&a.institution)?;
     let sha = a.file_sha256.to_ascii_lowercase();
     let cfg = Loaded::read(&a.config)?;

@@ -24,7 +24,7 @@ const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const DEMO_TOKEN: &str = "nesca-demo";
 
 #[derive(Args)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// Create a self-contained demo: its own SoftHSM token, PIN file, database and configuration
     #[arg(long, requires = "dir", conflicts_with = "config")]
     demo: bool,
@@ -42,7 +42,7 @@ pub struct InitArgs {
     config: Option<PathBuf>,
 }
 
-pub fn run(a: InitArgs) -> Result<()> {
+pub(crate) fn run(a: InitArgs) -> Result<()> {
     match (a.demo, a.dir, a.config) {
         (true, Some(dir), None) => demo(&dir, &a.public_url, a.algorithm),
         (false, None, Some(config)) => {
@@ -100,14 +100,18 @@ fn demo(dir: &Path, public_url: &str, algorithm: Option<KeyAlgorithm>) -> Result
 }
 
 /// A demo CA, created.
-pub struct Demo {
+pub(crate) struct Demo {
     pub dir: PathBuf,
     pub cfg: Loaded,
     ca: CreatedCa,
 }
 
 /// Creates a self-contained demo CA in `dir` (also used by the benchmark).
-pub fn create_demo(dir: &Path, public_url: &str, algorithm: Option<KeyAlgorithm>) -> Result<Demo> {
+pub(crate) fn create_demo(
+    dir: &Path,
+    public_url: &str,
+    algorithm: Option<KeyAlgorithm>,
+) -> Result<Demo> {
     std::fs::create_dir_all(dir).map_err(CliError::io("cannot create directory", dir))?;
     let dir = std::fs::canonicalize(dir).map_err(CliError::io("cannot resolve directory", dir))?;
     let creates = [
@@ -306,7 +310,7 @@ fn demo_listen(public_url: &str) -> String {
 }
 
 /// The certificates of a new hierarchy.
-pub struct CreatedCa {
+pub(crate) struct CreatedCa {
     algorithm: KeyAlgorithm,
     files: Vec<(&'static str, PathBuf)>,
 }

@@ -15,7 +15,7 @@ use crate::error::{CliError, Result};
 use crate::{wiring, ConfigArg};
 
 #[derive(Args)]
-pub struct AddArgs {
+pub(crate) struct AddArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -66,7 +66,7 @@ fn to_json(i: &InstitutionRecord) -> serde_json::Value {
     })
 }
 
-pub fn add(a: AddArgs) -> Result<()> {
+pub(crate) fn add(a: AddArgs) -> Result<()> {
     // Parse at the edge: a bad field is refused before the configuration or store is read.
     let id = InstitutionId::parse(&a.id)?;
     let tax_no = TaxNo::parse(&a.tax_no)?;
@@ -85,7 +85,7 @@ pub fn add(a: AddArgs) -> Result<()> {
     emit(&format!("{}\n", to_json(&record)))
 }
 
-pub fn list(a: ConfigArg) -> Result<()> {
+pub(crate) fn list(a: ConfigArg) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let institutions = Institutions::new(wiring::open_existing_store(&cfg)?);
     let mut text = String::new();

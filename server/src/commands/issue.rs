@@ -12,7 +12,7 @@ use crate::error::{CliError, Result};
 use crate::wiring;
 
 #[derive(Args)]
-pub struct IssueArgs {
+pub(crate) struct IssueArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -45,7 +45,7 @@ fn parse_days(s: &str) -> std::result::Result<u32, String> {
     }
 }
 
-pub fn run(a: IssueArgs) -> Result<()> {
+pub(crate) fn run(a: IssueArgs) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
 
     // Parse at the edge: every refusal here happens before the store or the HSM is touched.

@@ -13,7 +13,7 @@ use crate::error::{CliError, Result};
 use crate::wiring;
 
 #[derive(Args)]
-pub struct LifecycleArgs {
+pub(crate) struct LifecycleArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -49,10 +49,10 @@ fn parse_time(field: &'static str, s: &str) -> Result<i64> {
 }
 
 /// Runs `verb` (suspend, unsuspend, revoke) and prints the new status.
-pub fn run(verb: &str, a: LifecycleArgs) -> Result<()> {
-    let serial = Serial::from_hex(&a.serial).map_err(|rule| CliError::Argument {
+pub(crate) fn run(verb: &str, a: LifecycleArgs) -> Result<()> {
+    let serial = Serial::parse_hex(&a.serial).map_err(|e| CliError::Argument {
         field: "serial",
-        rule,
+        rule: e.rule(),
     })?;
     let holder = a
         .holder_tckn

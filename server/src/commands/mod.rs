@@ -1,21 +1,21 @@
 //! One module per command.
 
-pub mod applicant;
-pub mod audit;
-pub mod bench;
-pub mod bench_crl;
-pub mod billing;
-pub mod cert;
-pub mod crl;
-pub mod import;
-pub mod init;
-pub mod institution;
-pub mod issue;
-pub mod lifecycle;
-pub mod outbox;
-pub mod partner;
-pub mod plugins;
-pub mod production;
+pub(crate) mod applicant;
+pub(crate) mod audit;
+pub(crate) mod bench;
+pub(crate) mod bench_crl;
+pub(crate) mod billing;
+pub(crate) mod cert;
+pub(crate) mod crl;
+pub(crate) mod import;
+pub(crate) mod init;
+pub(crate) mod institution;
+pub(crate) mod issue;
+pub(crate) mod lifecycle;
+pub(crate) mod outbox;
+pub(crate) mod partner;
+pub(crate) mod plugins;
+pub(crate) mod production;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{CliError, Result};
 
 /// Writes a file that must not exist yet; `private` makes it 0600 from the first byte.
-pub fn write_new(path: &Path, contents: &[u8], private: bool) -> Result<()> {
+pub(crate) fn write_new(path: &Path, contents: &[u8], private: bool) -> Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -43,7 +43,7 @@ pub fn write_new(path: &Path, contents: &[u8], private: bool) -> Result<()> {
 /// An output file claimed before the work that fills it: its temporary sibling is created at
 /// once, so an unwritable path is refused before anything is signed or stored; the content
 /// replaces the file atomically (write, sync, rename) on [`OutFile::commit`].
-pub struct OutFile {
+pub(crate) struct OutFile {
     path: PathBuf,
     tmp: PathBuf,
     file: Option<std::fs::File>,
@@ -51,7 +51,7 @@ pub struct OutFile {
 
 impl OutFile {
     /// Creates the temporary file beside `path`; `field` names the option in errors.
-    pub fn claim(field: &'static str, path: &Path) -> Result<OutFile> {
+    pub(crate) fn claim(field: &'static str, path: &Path) -> Result<OutFile> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -73,7 +73,7 @@ impl OutFile {
     }
 
     /// Writes the content and moves it into place.
-    pub fn commit(mut self, contents: &[u8]) -> Result<()> {
+    pub(crate) fn commit(mut self, contents: &[u8]) -> Result<()> {
         let mut file = self.file.take().ok_or_else(|| {
             CliError::io("cannot write", &self.path)(std::io::ErrorKind::Other.into())
         })?;
@@ -101,7 +101,7 @@ pub(crate) use outln;
 
 /// Writes to stdout; a reader that went away (`| head`) ends the output quietly instead of
 /// a panic.
-pub fn emit(text: &str) -> Result<()> {
+pub(crate) fn emit(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::io(
@@ -113,7 +113,7 @@ pub fn emit(text: &str) -> Result<()> {
 }
 
 /// Reads a file of at most `max` bytes; `field` names the option in errors.
-pub fn read_limited(field: &'static str, path: &Path, max: u64) -> Result<Vec<u8>> {
+pub(crate) fn read_limited(field: &'static str, path: &Path, max: u64) -> Result<Vec<u8>> {
     let len = std::fs::metadata(path)
         .map_err(CliError::io("cannot read", path))?
         .len();
@@ -127,7 +127,7 @@ pub fn read_limited(field: &'static str, path: &Path, max: u64) -> Result<Vec<u8
 }
 
 /// The DER of a file given as DER or as PEM with one of `labels`.
-pub fn pem_or_der(field: &'static str, bytes: Vec<u8>, labels: &[&str]) -> Result<Vec<u8>> {
+pub(crate) fn pem_or_der(field: &'static str, bytes: Vec<u8>, labels: &[&str]) -> Result<Vec<u8>> {
     let text = bytes.trim_ascii_start();
     if !text.starts_with(b"-----BEGIN") {
         return Ok(bytes);
@@ -153,6 +153,6 @@ pub fn pem_or_der(field: &'static str, bytes: Vec<u8>, labels: &[&str]) -> Resul
 }
 
 /// PEM of one DER certificate.
-pub fn cert_pem(der: &[u8]) -> String {
+pub(crate) fn cert_pem(der: &[u8]) -> String {
     der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).unwrap_or_default()
 }

@@ -17,7 +17,7 @@ const PASS_LIMIT: u32 = 10_000;
 
 /// The outbox as configured: e-mail to `.eml` files in `[outbox] email_dir` or through
 /// `[outbox.smtp]`; SMS to `.sms` files in `sms_dir` or through `sms_command`.
-pub fn configured(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Outbox> {
+pub(crate) fn configured(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Outbox> {
     let o = &cfg.raw.outbox;
     let completion_url = o.completion_url.clone().unwrap_or_else(|| {
         format!(
@@ -89,7 +89,7 @@ fn smtp_sender(cfg: &Loaded, smtp: &crate::config::SmtpSection) -> Result<SmtpSe
 }
 
 /// Delivers every due message once; prints how many went and how many wait for a retry.
-pub fn send(a: ConfigArg) -> Result<()> {
+pub(crate) fn send(a: ConfigArg) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
     let report = configured(&cfg, store)?.deliver_due(PASS_LIMIT)?;
@@ -100,7 +100,7 @@ pub fn send(a: ConfigArg) -> Result<()> {
 }
 
 /// One JSON object per message (never its text: it is made when sent and holds a secret).
-pub fn list(a: ConfigArg) -> Result<()> {
+pub(crate) fn list(a: ConfigArg) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
     let mut text = String::new();

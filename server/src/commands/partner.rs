@@ -16,7 +16,7 @@ use crate::error::{CliError, Result};
 use crate::{wiring, ConfigArg};
 
 #[derive(Args)]
-pub struct AddArgs {
+pub(crate) struct AddArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -32,7 +32,7 @@ pub struct AddArgs {
 }
 
 #[derive(Args)]
-pub struct IssueCertArgs {
+pub(crate) struct IssueCertArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -75,7 +75,7 @@ fn to_json(p: &PartnerRecord) -> serde_json::Value {
     })
 }
 
-pub fn add(a: AddArgs) -> Result<()> {
+pub(crate) fn add(a: AddArgs) -> Result<()> {
     // Parse at the edge: a bad field is refused before the configuration or store is read.
     let id = PartnerId::parse(&a.id)?;
     let name = parse_partner_name(&a.name)?;
@@ -88,7 +88,7 @@ pub fn add(a: AddArgs) -> Result<()> {
 }
 
 #[derive(Args)]
-pub struct DeactivateArgs {
+pub(crate) struct DeactivateArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -98,7 +98,7 @@ pub struct DeactivateArgs {
 }
 
 /// No new certificates for the partner; its existing ones are revoked one by one.
-pub fn deactivate(a: DeactivateArgs) -> Result<()> {
+pub(crate) fn deactivate(a: DeactivateArgs) -> Result<()> {
     let id = PartnerId::parse(&a.id)?;
     let cfg = Loaded::read(&a.config)?;
     let partners = Partners::new(wiring::open_existing_store(&cfg)?);
@@ -107,7 +107,7 @@ pub fn deactivate(a: DeactivateArgs) -> Result<()> {
     emit(&format!("{}\n", to_json(&record)))
 }
 
-pub fn list(a: ConfigArg) -> Result<()> {
+pub(crate) fn list(a: ConfigArg) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let partners = Partners::new(wiring::open_existing_store(&cfg)?);
     let mut text = String::new();
@@ -118,7 +118,7 @@ pub fn list(a: ConfigArg) -> Result<()> {
     emit(&text)
 }
 
-pub fn issue_cert(a: IssueCertArgs) -> Result<()> {
+pub(crate) fn issue_cert(a: IssueCertArgs) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
 
     // Parse at the edge: every refusal here happens before the store or the HSM is touched.

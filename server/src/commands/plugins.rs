@@ -26,7 +26,7 @@ impl HostApi for ListingHost {
     }
 }
 
-pub fn list(a: ConfigArg) -> Result<()> {
+pub(crate) fn list(a: ConfigArg) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     if cfg.raw.plugins.is_empty() {
         outln!(

@@ -15,7 +15,7 @@ use crate::{wiring, ConfigArg};
 const PASS_LIMIT: u32 = 10_000;
 
 #[derive(Args)]
-pub struct CsrArgs {
+pub(crate) struct CsrArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -28,7 +28,7 @@ pub struct CsrArgs {
 }
 
 /// Produces what is due once; prints what it did as one JSON object.
-pub fn run(a: ConfigArg) -> Result<()> {
+pub(crate) fn run(a: ConfigArg) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
     let issuance = wiring::open_issuance(&cfg, store.clone())?;
@@ -45,7 +45,7 @@ pub fn run(a: ConfigArg) -> Result<()> {
 
 /// Checks the CSR (its signature, its key) and keeps it with the approved application; the
 /// next production pass issues the certificate.
-pub fn csr(a: CsrArgs) -> Result<()> {
+pub(crate) fn csr(a: CsrArgs) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
     let der = pem_or_der(

@@ -7,7 +7,7 @@ use x509_cert::time::Time;
 
 /// `(thisUpdate, nextUpdate)` in unix seconds (RFC 5280 §5.1.2.4–5), `None` when the bytes do
 /// not start like a CertificateList or there is no nextUpdate.
-pub fn validity_of(crl: &[u8]) -> Option<(i64, i64)> {
+pub(super) fn validity_of(crl: &[u8]) -> Option<(i64, i64)> {
     let mut r = SliceReader::new(crl).ok()?;
     Header::decode(&mut r).ok()?; // CertificateList SEQUENCE
     Header::decode(&mut r).ok()?; // TBSCertList SEQUENCE

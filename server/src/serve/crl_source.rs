@@ -10,7 +10,7 @@ use crl::source::{CrlPlan, CrlRecord, CrlReservation, CrlSource, DeltaEntry, Sou
 use crl::{CrlEntry, CrlType};
 
 /// Reads revoked entries from, and records CRLs in, the store the CA writes.
-pub struct StoreCrlSource(pub Arc<dyn Store>);
+pub(crate) struct StoreCrlSource(pub Arc<dyn Store>);
 
 fn entry(e: RevokedEntry) -> CrlEntry {
     CrlEntry {

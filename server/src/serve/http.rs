@@ -17,12 +17,12 @@ use super::crl_header::validity_of;
 use super::metrics::{HttpMetrics, Route};
 
 /// Appends more metrics text (the OCSP responder's) to /metrics.
-pub type MetricsText = Arc<dyn Fn(&mut String) + Send + Sync>;
+pub(super) type MetricsText = Arc<dyn Fn(&mut String) + Send + Sync>;
 /// Checks what the endpoints depend on (the store), for /healthz.
-pub type HealthCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+pub(super) type HealthCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 /// What the public routes need.
-pub struct Public {
+pub(super) struct Public {
     /// Where CRLs are published.
     pub crl_dir: PathBuf,
     /// CA certificates by file name (`{id}.crt`), DER.
@@ -34,7 +34,7 @@ pub struct Public {
     pub health: HealthCheck,
 }
 
-pub fn router(public: Arc<Public>) -> Router {
+pub(super) fn router(public: Arc<Public>) -> Router {
     Router::new()
         .route("/crl/{file}", get(crl))
         .route("/ca/{file}", get(ca_cert))
@@ -44,7 +44,7 @@ pub fn router(public: Arc<Public>) -> Router {
 }
 
 /// Health and metrics only (the standalone OCSP responder).
-pub fn health_router(public: Arc<Public>) -> Router {
+pub(super) fn health_router(public: Arc<Public>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -52,7 +52,11 @@ pub fn health_router(public: Arc<Public>) -> Router {
 }
 
 /// Counts every request by route and status and times it.
-pub async fn observe(State(m): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
+pub(super) async fn observe(
+    State(m): State<Arc<HttpMetrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let route = Route::of(req.uri().path());
     let start = Instant::now();
     let response = next.run(req).await;
@@ -159,7 +163,7 @@ async fn metrics(State(p): State<Arc<Public>>) -> Response {
 }
 
 /// RFC 9110 HTTP-date (IMF-fixdate).
-pub fn http_date(unix: i64) -> Option<String> {
+pub(super) fn http_date(unix: i64) -> Option<String> {
     let t = time::OffsetDateTime::from_unix_timestamp(unix).ok()?;
     let f = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"

@@ -13,7 +13,7 @@ use ca_core::store::{PublishedCertificate, Store};
 use ca_core::{Serial, Tckn};
 use serde_json::json;
 
-pub fn router(store: Arc<dyn Store>) -> Router {
+pub(super) fn router(store: Arc<dyn Store>) -> Router {
     Router::new()
         .route("/certificates", get(search))
         .route("/certificates/{serial}", get(by_serial))
@@ -48,7 +48,7 @@ async fn read(
 
 /// `GET /certificates/{serial}` (hex): the certificate, DER.
 async fn by_serial(State(store): State<Arc<dyn Store>>, Path(serial): Path<String>) -> Response {
-    let Ok(serial) = Serial::from_hex(&serial) else {
+    let Ok(serial) = Serial::parse_hex(&serial) else {
         return refused(
             StatusCode::BAD_REQUEST,
             "serial",

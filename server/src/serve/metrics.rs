@@ -14,7 +14,7 @@ const BUCKETS: [f64; 12] = [
 
 /// The routes metrics are kept for: a fixed set, so a client cannot grow the label space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(super) enum Route {
     Ocsp,
     Crl,
     CaCert,
@@ -24,7 +24,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub fn of(path: &str) -> Route {
+    pub(super) fn of(path: &str) -> Route {
         if path.starts_with("/ocsp") {
             Route::Ocsp
         } else if path.starts_with("/crl/") {
@@ -87,7 +87,7 @@ const STATUSES: [u16; 9] = [200, 304, 400, 404, 405, 413, 500, 503, 0];
 /// Request counters (lock-free: the OCSP hot path passes here), the latency histogram, and
 /// the CRL gauges set by the scheduler.
 #[derive(Default)]
-pub struct HttpMetrics {
+pub(super) struct HttpMetrics {
     requests: [[AtomicU64; STATUSES.len()]; ROUTES.len()],
     latency: Histogram,
     crl_signing_errors: AtomicU64,
@@ -95,7 +95,7 @@ pub struct HttpMetrics {
 }
 
 impl HttpMetrics {
-    pub fn record(&self, route: Route, status: u16, elapsed: Duration) {
+    pub(super) fn record(&self, route: Route, status: u16, elapsed: Duration) {
         let r = ROUTES
             .iter()
             .position(|x| *x == route)
@@ -108,11 +108,11 @@ impl HttpMetrics {
         self.latency.observe(elapsed);
     }
 
-    pub fn crl_signing_error(&self) {
+    pub(super) fn crl_signing_error(&self) {
         self.crl_signing_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn crl_published(&self, ca: &str, kind: &'static str, this_update: i64) {
+    pub(super) fn crl_published(&self, ca: &str, kind: &'static str, this_update: i64) {
         self.crl_this_update
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -120,7 +120,7 @@ impl HttpMetrics {
     }
 
     /// The text exposition format (version 0.0.4).
-    pub fn render(&self, now: i64, out: &mut String) {
+    pub(super) fn render(&self, now: i64, out: &mut String) {
         out.push_str("# HELP nesca_http_requests_total Public HTTP requests by route and status.\n# TYPE nesca_http_requests_total counter\n");
         for (r, route) in ROUTES.iter().enumerate() {
             for (s, status) in STATUSES.iter().enumerate() {

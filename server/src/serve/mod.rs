@@ -25,14 +25,14 @@ use crate::wiring::{self, ServedCa};
 use metrics::HttpMetrics;
 
 #[derive(Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
 }
 
 #[derive(Args)]
-pub struct OcspArgs {
+pub(crate) struct OcspArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -221,7 +221,7 @@ fn with_metrics(app: axum::Router, m: &Arc<HttpMetrics>) -> axum::Router {
     ))
 }
 
-pub fn serve(a: ServeArgs) -> Result<()> {
+pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     let Opened {
         cfg,
         store,
@@ -405,7 +405,7 @@ fn commitment_loop(host: &crate::channels::ChannelHost, every: Duration, stop: &
     })
 }
 
-pub fn ocsp(a: OcspArgs) -> Result<()> {
+pub(crate) fn ocsp(a: OcspArgs) -> Result<()> {
     let Opened {
         cfg,
         store,

@@ -7,7 +7,7 @@ use ca_core::{IssuerId, Serial};
 use ocsp_responder::{CertState, SourceError, StatusSource};
 
 /// Reads status from the same store the CA writes, so responders scale out next to it.
-pub struct StoreStatus(pub Arc<dyn Store>);
+pub(super) struct StoreStatus(pub Arc<dyn Store>);
 
 impl StatusSource for StoreStatus {
     fn status(&self, issuer: &IssuerId, serial: &Serial) -> Result<CertState, SourceError> {

@@ -9,7 +9,7 @@ use super::pkilint::assert_pkilint_clean;
 use super::run::{openssl, s, Output};
 
 /// What `nesca crl` printed and wrote.
-pub struct CrlOut {
+pub(crate) struct CrlOut {
     pub number: u128,
     pub entries: u64,
     /// The `published=` path.
@@ -22,7 +22,7 @@ pub struct CrlOut {
 
 /// `nesca crl --config … [--delta] --out WORK/NAME`, whatever the outcome.
 #[track_caller]
-pub fn run_crl(demo: &Demo, delta: bool, out: &Path) -> Output {
+pub(crate) fn run_crl(demo: &Demo, delta: bool, out: &Path) -> Output {
     let config = demo.config();
     let mut args = vec!["crl", "--config", s(&config)];
     if delta {
@@ -35,7 +35,7 @@ pub fn run_crl(demo: &Demo, delta: bool, out: &Path) -> Output {
 /// `nesca crl` to `WORK/NAME`; panics unless it succeeds and prints exactly
 /// `full|delta CRL number=N entries=M bytes=B published=PATH`, with B the size of the copy.
 #[track_caller]
-pub fn nesca_crl(demo: &Demo, delta: bool, name: &str) -> CrlOut {
+pub(crate) fn nesca_crl(demo: &Demo, delta: bool, name: &str) -> CrlOut {
     let path = demo.work.join(name);
     let out = run_crl(demo, delta, &path).ok();
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -85,7 +85,7 @@ pub fn nesca_crl(demo: &Demo, delta: bool, name: &str) -> CrlOut {
 }
 
 /// A CRL number as OpenSSL or nesca prints it: decimal, or hex with `0x`.
-pub fn parse_crl_number(v: &str) -> Option<u128> {
+pub(crate) fn parse_crl_number(v: &str) -> Option<u128> {
     let v = v.trim();
     match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
         Some(h) => u128::from_str_radix(&h.replace(':', ""), 16).ok(),
@@ -95,13 +95,13 @@ pub fn parse_crl_number(v: &str) -> Option<u128> {
 
 /// `openssl crl -inform DER -in FILE -noout -text`.
 #[track_caller]
-pub fn crl_text(der: &Path) -> String {
+pub(crate) fn crl_text(der: &Path) -> String {
     openssl(&["crl", "-inform", "DER", "-in", s(der), "-noout", "-text"]).stdout
 }
 
 /// The CRL Number in `openssl crl -text` output.
 #[track_caller]
-pub fn crl_number(text: &str) -> u128 {
+pub(crate) fn crl_number(text: &str) -> u128 {
     let (critical, body) = extension(text, "X509v3 CRL Number")
         .unwrap_or_else(|| panic!("the CRL has no CRL Number:\n{text}"));
     assert!(!critical, "cRLNumber must not be critical:\n{text}");
@@ -109,7 +109,7 @@ pub fn crl_number(text: &str) -> u128 {
 }
 
 /// The entries of `openssl crl -text` output: (normalised serial, reason as OpenSSL names it).
-pub fn crl_entries(text: &str) -> Vec<(String, Option<String>)> {
+pub(crate) fn crl_entries(text: &str) -> Vec<(String, Option<String>)> {
     let mut out: Vec<(String, Option<String>)> = Vec::new();
     let mut lines = text
         .lines()
@@ -134,7 +134,7 @@ pub fn crl_entries(text: &str) -> Vec<(String, Option<String>)> {
 
 /// The reason OpenSSL prints for `serial` in a CRL, `Some(None)` for an entry without one,
 /// `None` when the serial is not listed.
-pub fn crl_reason_of(text: &str, serial: &str) -> Option<Option<String>> {
+pub(crate) fn crl_reason_of(text: &str, serial: &str) -> Option<Option<String>> {
     let want = norm_serial(serial);
     crl_entries(text)
         .into_iter()
@@ -144,7 +144,7 @@ pub fn crl_reason_of(text: &str, serial: &str) -> Option<Option<String>> {
 
 /// `lint_crl lint -t CRL -p PKIX FILE` reports nothing.
 #[track_caller]
-pub fn assert_crl_lints_clean(der: &Path) {
+pub(crate) fn assert_crl_lints_clean(der: &Path) {
     assert_pkilint_clean("lint_crl", &["lint", "-t", "CRL", "-p", "PKIX"], der);
 }
 
@@ -152,7 +152,7 @@ pub fn assert_crl_lints_clean(der: &Path) {
 /// carries a non-critical freshestCRL naming the delta; a delta a critical deltaCRLIndicator
 /// (whose base number is returned). Returns the text.
 #[track_caller]
-pub fn check_crl_shape(der: &Path, delta: bool) -> (String, Option<u128>) {
+pub(crate) fn check_crl_shape(der: &Path, delta: bool) -> (String, Option<u128>) {
     let text = crl_text(der);
     assert!(text.contains("Version 2"), "not a v2 CRL:\n{text}");
     assert!(text.contains("Next Update:"), "no nextUpdate:\n{text}");

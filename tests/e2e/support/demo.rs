@@ -14,24 +14,24 @@ use super::template;
 
 /// A valid T.C. Kimlik No: 11 digits, the first not 0, both check digits right
 /// ([`crate::support::idcard::is_valid_tckn`]).
-pub const TCKN: &str = "10000000146";
+pub(crate) const TCKN: &str = "10000000146";
 
-pub const GIVEN: &str = "AYŞE";
+pub(crate) const GIVEN: &str = "AYŞE";
 
-pub const SURNAME: &str = "YILMAZ";
+pub(crate) const SURNAME: &str = "YILMAZ";
 
 /// The public URL `init --demo` uses when none is given.
-pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+pub(crate) const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
 /// A public-looking base URL: pkilint reports 127.0.0.1 as an internal domain name.
-pub const LINT_URL: &str = "http://pki.nesca-demo.com.tr";
+pub(crate) const LINT_URL: &str = "http://pki.nesca-demo.com.tr";
 
 /// The profile's `max_validity_days` in the demo configuration.
-pub const MAX_VALIDITY_DAYS: u32 = 1826;
+pub(crate) const MAX_VALIDITY_DAYS: u32 = 1826;
 
 /// A demo CA made by `nesca init --demo` in a temporary directory of its own: the CA in
 /// `TMP/ca`, the test's CSRs and certificates in `TMP/work`.
-pub struct Demo {
+pub(crate) struct Demo {
     pub tmp: TempDir,
     /// The `--dir` of `init --demo`.
     pub dir: PathBuf,
@@ -41,7 +41,7 @@ pub struct Demo {
 
 impl Demo {
     /// A fresh temporary directory, no CA yet.
-    pub fn empty() -> Demo {
+    pub(crate) fn empty() -> Demo {
         Demo::empty_in(&std::env::temp_dir(), "nesca-e2e-")
     }
 
@@ -60,7 +60,7 @@ impl Demo {
     /// The demo `nesca init --demo --dir TMP/ca` makes with the default options: a copy of the
     /// test process's prepared one (template.rs), with a token and a store of its own.
     #[track_caller]
-    pub fn init() -> Demo {
+    pub(crate) fn init() -> Demo {
         Demo::init_with(&[])
     }
 
@@ -68,7 +68,7 @@ impl Demo {
     /// prepared one for these flags (template.rs), with a token and a store of its own. `init`
     /// runs once per distinct EXTRA per process; panics unless it succeeds.
     #[track_caller]
-    pub fn init_with(extra: &[&str]) -> Demo {
+    pub(crate) fn init_with(extra: &[&str]) -> Demo {
         let demo = Demo::empty();
         template::copy_prepared(extra, &demo.dir);
         demo
@@ -77,7 +77,7 @@ impl Demo {
     /// `nesca init --demo --dir TMP/ca EXTRA…` run now for this demo alone, for the tests of
     /// `init` itself; panics unless it succeeds.
     #[track_caller]
-    pub fn init_fresh(extra: &[&str]) -> Demo {
+    pub(crate) fn init_fresh(extra: &[&str]) -> Demo {
         Demo::init_fresh_in(&std::env::temp_dir(), "nesca-e2e-", extra)
     }
 
@@ -96,17 +96,17 @@ impl Demo {
 
     /// Runs `nesca init --demo --dir TMP/ca EXTRA…` (again), whatever its outcome.
     #[track_caller]
-    pub fn init_again(&self, extra: &[&str]) -> Output {
+    pub(crate) fn init_again(&self, extra: &[&str]) -> Output {
         let mut args = vec!["init", "--demo", "--dir", s(&self.dir)];
         args.extend_from_slice(extra);
         self.nesca(&args)
     }
 
-    pub fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.dir.join("nesca.toml")
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
@@ -132,7 +132,7 @@ impl Demo {
 
     /// Runs `nesca ARGS` in the work directory and checks that the PIN does not leak.
     #[track_caller]
-    pub fn nesca(&self, args: &[&str]) -> Output {
+    pub(crate) fn nesca(&self, args: &[&str]) -> Output {
         let mut cmd = nesca_command();
         cmd.args(args).current_dir(&self.work);
         let out = run(cmd);
@@ -142,14 +142,14 @@ impl Demo {
 
     /// A CSR in the work directory.
     #[track_caller]
-    pub fn csr(&self, name: &str, key: Key) -> PathBuf {
+    pub(crate) fn csr(&self, name: &str, key: Key) -> PathBuf {
         make_csr(&self.work, name, key, false)
     }
 
     /// `nesca issue --config … --csr CSR` with the given holder and extra flags, whatever the
     /// outcome.
     #[track_caller]
-    pub fn issue_as(
+    pub(crate) fn issue_as(
         &self,
         csr: &Path,
         tckn: &str,
@@ -177,14 +177,14 @@ impl Demo {
 
     /// `nesca issue` for AYŞE YILMAZ, whatever the outcome.
     #[track_caller]
-    pub fn issue(&self, csr: &Path, extra: &[&str]) -> Output {
+    pub(crate) fn issue(&self, csr: &Path, extra: &[&str]) -> Output {
         self.issue_as(csr, TCKN, GIVEN, SURNAME, extra)
     }
 
     /// Issues a certificate for AYŞE YILMAZ to `work/OUT` and returns its path and the serial
     /// nesca printed; panics unless it succeeds and prints exactly one lowercase-hex line.
     #[track_caller]
-    pub fn issue_ok(&self, csr: &Path, out_name: &str, extra: &[&str]) -> (PathBuf, String) {
+    pub(crate) fn issue_ok(&self, csr: &Path, out_name: &str, extra: &[&str]) -> (PathBuf, String) {
         let out_path = self.work.join(out_name);
         let mut args = vec!["--out", s(&out_path)];
         args.extend_from_slice(extra);
@@ -202,7 +202,7 @@ impl Demo {
     /// `nesca cert list`: one JSON object per stored certificate (reserved serials included),
     /// sorted by their text so that two listings compare regardless of order.
     #[track_caller]
-    pub fn cert_list_lines(&self) -> Vec<String> {
+    pub(crate) fn cert_list_lines(&self) -> Vec<String> {
         let config = self.config();
         let out = self.nesca(&["cert", "list", "--config", s(&config)]).ok();
         let mut lines: Vec<String> = out
@@ -226,7 +226,7 @@ impl Demo {
 
     /// `nesca cert list`, parsed.
     #[track_caller]
-    pub fn cert_list(&self) -> Vec<Value> {
+    pub(crate) fn cert_list(&self) -> Vec<Value> {
         self.cert_list_lines()
             .iter()
             .map(|l| serde_json::from_str(l).expect("checked JSON"))
@@ -235,7 +235,7 @@ impl Demo {
 
     /// `nesca cert show --serial SERIAL`, parsed; panics unless it succeeds.
     #[track_caller]
-    pub fn cert_show(&self, serial: &str) -> Value {
+    pub(crate) fn cert_show(&self, serial: &str) -> Value {
         let config = self.config();
         let out = self
             .nesca(&["cert", "show", "--config", s(&config), "--serial", serial])
@@ -251,7 +251,11 @@ impl Demo {
     /// Runs `refuse` and asserts that it was a refusal mentioning `phrases` and that the
     /// store's listing is the same before and after.
     #[track_caller]
-    pub fn assert_refused_unchanged(&self, phrases: &[&str], refuse: impl FnOnce() -> Output) {
+    pub(crate) fn assert_refused_unchanged(
+        &self,
+        phrases: &[&str],
+        refuse: impl FnOnce() -> Output,
+    ) {
         let before = self.cert_list_lines();
         let out = refuse();
         assert_refusal(&out, phrases);
@@ -275,7 +279,7 @@ impl Demo {
 
 /// The serial nesca printed: stdout must be exactly one line of lowercase hex.
 #[track_caller]
-pub fn single_serial_line(out: &Output) -> String {
+pub(crate) fn single_serial_line(out: &Output) -> String {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
         lines.len(),

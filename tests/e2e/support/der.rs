@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The DER encoding (tag, length, content) of a dotted object identifier.
-pub fn oid_der(dotted: &str) -> Vec<u8> {
+pub(crate) fn oid_der(dotted: &str) -> Vec<u8> {
     let arcs: Vec<u64> = dotted
         .split('.')
         .map(|a| a.parse().expect("numeric arc"))
@@ -30,7 +30,7 @@ pub fn oid_der(dotted: &str) -> Vec<u8> {
 }
 
 /// DER tag-length-value with a short or long definite length.
-pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let n = content.len();
     if n < 0x80 {
@@ -49,7 +49,7 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 }
 
 /// The content of the DER element at the start of `der` (definite length).
-pub fn der_content(der: &[u8]) -> &[u8] {
+pub(crate) fn der_content(der: &[u8]) -> &[u8] {
     let first = der[1] as usize;
     let (len, start) = if first < 0x80 {
         (first, 2)
@@ -64,12 +64,12 @@ pub fn der_content(der: &[u8]) -> &[u8] {
 }
 
 /// Whether `haystack` contains `needle`.
-pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Standard base64 with padding, wrapped at 64 columns as PEM wants.
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut b64 = String::new();
     for chunk in der.chunks(3) {
@@ -95,7 +95,7 @@ pub fn pem_encode(label: &str, der: &[u8]) -> String {
 }
 
 /// The base64 bodies of the PEM blocks with `label` in `text`, whitespace removed.
-pub fn pem_bodies(text: &str, label: &str) -> Vec<String> {
+pub(crate) fn pem_bodies(text: &str, label: &str) -> Vec<String> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
     let mut out = Vec::new();
@@ -110,7 +110,7 @@ pub fn pem_bodies(text: &str, label: &str) -> Vec<String> {
 }
 
 /// A DER INTEGER of the unsigned big-endian `bytes`.
-pub fn der_uint(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn der_uint(bytes: &[u8]) -> Vec<u8> {
     let mut v: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
     if v.is_empty() || v[0] & 0x80 != 0 {
         v.insert(0, 0);
@@ -120,7 +120,7 @@ pub fn der_uint(bytes: &[u8]) -> Vec<u8> {
 
 /// Writes a DER certificate as PEM to `path` and returns the path.
 #[track_caller]
-pub fn write_cert_pem(path: &Path, der: &[u8]) -> PathBuf {
+pub(crate) fn write_cert_pem(path: &Path, der: &[u8]) -> PathBuf {
     fs::write(path, pem_encode("CERTIFICATE", der))
         .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
     path.to_path_buf()

@@ -7,31 +7,31 @@ use sha2::{Digest, Sha256};
 use super::der::{pem_bodies, pem_encode};
 
 /// Standard base64, as the channel protocol carries bytes.
-pub fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     B64.encode(bytes)
 }
 
 /// The bytes of a standard base64 string; panics with `what` when it is not one.
 #[track_caller]
-pub fn unb64(text: &str, what: &str) -> Vec<u8> {
+pub(crate) fn unb64(text: &str, what: &str) -> Vec<u8> {
     B64.decode(text)
         .unwrap_or_else(|e| panic!("{what} is not standard base64 ({e}): {text:?}"))
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
 /// Standard base64 (with `+`, `/` and `=` padding) of `der`, on one line.
-pub fn base64_std(der: &[u8]) -> String {
+pub(crate) fn base64_std(der: &[u8]) -> String {
     pem_bodies(&pem_encode("X", der), "X")
         .pop()
         .expect("one PEM block")
 }
 
 /// URL-safe base64 without padding (RFC 4648 §5) of `der`.
-pub fn base64_url(der: &[u8]) -> String {
+pub(crate) fn base64_url(der: &[u8]) -> String {
     base64_std(der)
         .trim_end_matches('=')
         .replace('+', "-")
@@ -39,7 +39,7 @@ pub fn base64_url(der: &[u8]) -> String {
 }
 
 /// Standard base64 of `der`, percent-encoded as RFC 5019 clients put it in a URL path.
-pub fn base64_percent(der: &[u8]) -> String {
+pub(crate) fn base64_percent(der: &[u8]) -> String {
     base64_std(der)
         .replace('+', "%2B")
         .replace('/', "%2F")
@@ -47,7 +47,7 @@ pub fn base64_percent(der: &[u8]) -> String {
 }
 
 /// Lower-case hex of `bytes`, space separated.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use super::encoding::hex;
 
 /// Longest one HTTP exchange may take.
-pub const HTTP_LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const HTTP_LIMIT: Duration = Duration::from_secs(30);
 
 /// An HTTP response as read off the wire.
-pub struct HttpResponse {
+pub(crate) struct HttpResponse {
     pub status: u16,
     /// Header names in lower case, in order.
     pub headers: Vec<(String, String)>,
@@ -23,7 +23,7 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     /// The first header called `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
         self.headers
             .iter()
@@ -31,12 +31,12 @@ impl HttpResponse {
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
     /// Status, headers and (the start of) the body, for assertion messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let headers: Vec<String> = self
             .headers
             .iter()
@@ -61,7 +61,7 @@ impl HttpResponse {
 /// its own while the response is read, so that a server answering before it has read the whole
 /// body (an oversized request) is seen answering, not as a write error.
 #[track_caller]
-pub fn http(
+pub(crate) fn http(
     addr: &str,
     method: &str,
     target: &str,
@@ -96,7 +96,7 @@ pub fn http(
 
 /// The head of an HTTP/1.1 request to `host` (`Connection: close`) with `headers`, and a
 /// Content-Length when a body of `body_len` bytes follows.
-pub fn request_head(
+pub(crate) fn request_head(
     method: &str,
     target: &str,
     host: &str,
@@ -116,7 +116,7 @@ pub fn request_head(
 
 /// Reads the response to `request` (`METHOD TARGET`, for messages) off `stream` until it is
 /// complete, the stream ends or fails, or [`HTTP_LIMIT`] passes. `Err` says what came instead.
-pub fn read_response(stream: &mut impl Read, request: &str) -> Result<HttpResponse, String> {
+pub(crate) fn read_response(stream: &mut impl Read, request: &str) -> Result<HttpResponse, String> {
     let start = Instant::now();
     let mut raw = Vec::new();
     let mut chunk = [0u8; 16384];

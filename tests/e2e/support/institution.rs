@@ -13,7 +13,7 @@ use super::run::{openssl, s, Output};
 const OFFICER_TCKN: &str = "17291716060";
 
 /// An institution registered with its officer's NES; returns the officer's certificate and key.
-pub fn institution(demo: &Demo, id: &str, tax_no: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn institution(demo: &Demo, id: &str, tax_no: &str) -> (PathBuf, PathBuf) {
     let csr = demo.csr(&format!("officer-{id}"), Key::P256);
     let cert = demo.work.join(format!("officer-{id}.pem"));
     demo.issue_as(&csr, OFFICER_TCKN, "MEHMET", "KAYA", &["--out", s(&cert)])
@@ -42,7 +42,7 @@ pub fn institution(demo: &Demo, id: &str, tax_no: &str) -> (PathBuf, PathBuf) {
 }
 
 /// `openssl cms -sign`: the officer's detached signature over `file`.
-pub fn sign(dir: &Path, file: &Path, cert: &Path, key: &Path, name: &str) -> PathBuf {
+pub(crate) fn sign(dir: &Path, file: &Path, cert: &Path, key: &Path, name: &str) -> PathBuf {
     let out = dir.join(name);
     openssl(&[
         "cms",
@@ -66,7 +66,13 @@ pub fn sign(dir: &Path, file: &Path, cert: &Path, key: &Path, name: &str) -> Pat
 
 /// `nesca import --institution ID --file FILE SIGNED.0 SIGNED.1 EXTRA…` (SIGNED is
 /// `--signature` or `--wet-scan` and its file), whatever the outcome.
-pub fn import(demo: &Demo, id: &str, file: &Path, signed: (&str, &Path), extra: &[&str]) -> Output {
+pub(crate) fn import(
+    demo: &Demo,
+    id: &str,
+    file: &Path,
+    signed: (&str, &Path),
+    extra: &[&str],
+) -> Output {
     let config = demo.config();
     let mut args = vec![
         "import",
@@ -84,6 +90,6 @@ pub fn import(demo: &Demo, id: &str, file: &Path, signed: (&str, &Path), extra: 
 }
 
 /// The one JSON object a command printed on stdout; panics when it is not one.
-pub fn json(out: &Output) -> Value {
+pub(crate) fn json(out: &Output) -> Value {
     serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.describe()))
 }

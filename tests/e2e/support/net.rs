@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 /// Polls `probe` every `every` until it returns `Some`, for at most `limit`; panics with
 /// `what` and the last probe's description when it never does.
 #[track_caller]
-pub fn wait_for<T>(
+pub(crate) fn wait_for<T>(
     what: &str,
     limit: Duration,
     every: Duration,
@@ -25,7 +25,7 @@ pub fn wait_for<T>(
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

@@ -11,16 +11,16 @@ use super::pkilint::assert_pkilint_clean;
 use super::run::{openssl, openssl_may_fail, s, Output};
 
 /// The unsigned OCSPResponse {responseStatus malformedRequest(1)}.
-pub const MALFORMED: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x01];
+pub(crate) const MALFORMED: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x01];
 
 /// The unsigned OCSPResponse {responseStatus unauthorized(6)}.
-pub const UNAUTHORIZED: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x06];
+pub(crate) const UNAUTHORIZED: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x06];
 
 /// How long a status change may take to reach the responder (it polls the store).
-pub const STATUS_LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const STATUS_LIMIT: Duration = Duration::from_secs(10);
 
 /// An `openssl ocsp` exchange: its output (stdout and stderr together) and the saved response.
-pub struct OcspRun {
+pub(crate) struct OcspRun {
     pub out: Output,
     pub text: String,
     pub respout: PathBuf,
@@ -28,7 +28,7 @@ pub struct OcspRun {
 
 impl OcspRun {
     /// `Response verify OK`, and no nonce trouble.
-    pub fn verified(&self) -> bool {
+    pub(crate) fn verified(&self) -> bool {
         self.text.contains("Response verify OK")
             && !self.text.contains("Response Verify Failure")
             && !self.text.contains("WARNING: no nonce in response")
@@ -36,7 +36,7 @@ impl OcspRun {
     }
 
     /// The status line `openssl ocsp` prints for `cert` (`PATH: good`).
-    pub fn status_of(&self, cert: &Path) -> Option<String> {
+    pub(crate) fn status_of(&self, cert: &Path) -> Option<String> {
         let prefix = format!("{}: ", s(cert));
         self.text
             .lines()
@@ -45,11 +45,11 @@ impl OcspRun {
     }
 
     /// Whitespace collapsed, for lines such as `Revocation Time: Jan  1 00:00:00 1970 GMT`.
-    pub fn squeezed(&self) -> String {
+    pub(crate) fn squeezed(&self) -> String {
         self.text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         self.out.describe()
     }
 }
@@ -58,7 +58,7 @@ impl OcspRun {
 /// -respout WORK/RESPOUT`, whatever its outcome. `extra` comes before the `-cert` options (a
 /// digest option applies to the certificates after it).
 #[track_caller]
-pub fn ocsp_query(
+pub(crate) fn ocsp_query(
     demo: &Demo,
     url: &str,
     certs: &[&Path],
@@ -94,7 +94,7 @@ pub fn ocsp_query(
 /// Asks about `cert` until `ok` accepts the answer (a verified response), for at most
 /// [`STATUS_LIMIT`]; panics with the last answer otherwise.
 #[track_caller]
-pub fn ocsp_until(
+pub(crate) fn ocsp_until(
     demo: &Demo,
     url: &str,
     cert: &Path,
@@ -114,7 +114,7 @@ pub fn ocsp_until(
 
 /// Waits for `cert` to be `good`.
 #[track_caller]
-pub fn ocsp_good(demo: &Demo, url: &str, cert: &Path, respout: &str) -> OcspRun {
+pub(crate) fn ocsp_good(demo: &Demo, url: &str, cert: &Path, respout: &str) -> OcspRun {
     ocsp_until(demo, url, cert, respout, "OCSP status good", |r| {
         r.status_of(cert).as_deref() == Some("good")
     })
@@ -122,7 +122,13 @@ pub fn ocsp_good(demo: &Demo, url: &str, cert: &Path, respout: &str) -> OcspRun 
 
 /// Waits for `cert` to be `revoked` with `Reason: REASON`.
 #[track_caller]
-pub fn ocsp_revoked(demo: &Demo, url: &str, cert: &Path, reason: &str, respout: &str) -> OcspRun {
+pub(crate) fn ocsp_revoked(
+    demo: &Demo,
+    url: &str,
+    cert: &Path,
+    reason: &str,
+    respout: &str,
+) -> OcspRun {
     let what = format!("OCSP status revoked ({reason})");
     ocsp_until(demo, url, cert, respout, &what, |r| {
         r.status_of(cert).as_deref() == Some("revoked")
@@ -132,13 +138,13 @@ pub fn ocsp_revoked(demo: &Demo, url: &str, cert: &Path, reason: &str, respout: 
 
 /// `lint_ocsp_response lint FILE` reports nothing.
 #[track_caller]
-pub fn assert_ocsp_lints_clean(resp: &Path) {
+pub(crate) fn assert_ocsp_lints_clean(resp: &Path) {
     assert_pkilint_clean("lint_ocsp_response", &["lint"], resp);
 }
 
 /// `openssl ocsp -issuer ISSUING -cert CERT [-no_nonce] -reqout WORK/NAME`: a request, DER.
 #[track_caller]
-pub fn make_request(demo: &Demo, cert: &Path, nonce: bool, name: &str) -> Vec<u8> {
+pub(crate) fn make_request(demo: &Demo, cert: &Path, nonce: bool, name: &str) -> Vec<u8> {
     let issuing = demo.path("issuing-ca.pem");
     let req = demo.work.join(name);
     let mut args = vec!["ocsp", "-issuer", s(&issuing), "-cert", s(cert)];

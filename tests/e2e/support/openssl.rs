@@ -8,7 +8,7 @@ use super::time::parse_time;
 
 /// The key of a CSR.
 #[derive(Clone, Copy, Debug)]
-pub enum Key {
+pub(crate) enum Key {
     P256,
     P384,
     Secp256k1,
@@ -31,7 +31,7 @@ impl Key {
 /// Makes `DIR/NAME.csr` (PEM, or DER when `der`) with a new key in `DIR/NAME.key`. The subject
 /// is deliberately not the holder's: nesca takes the subject from its flags.
 #[track_caller]
-pub fn make_csr(dir: &Path, name: &str, key: Key, der: bool) -> PathBuf {
+pub(crate) fn make_csr(dir: &Path, name: &str, key: Key, der: bool) -> PathBuf {
     let csr = dir.join(format!("{name}.csr"));
     let keyfile = dir.join(format!("{name}.key"));
     let mut args = vec!["req", "-new"];
@@ -56,7 +56,7 @@ pub fn make_csr(dir: &Path, name: &str, key: Key, der: bool) -> PathBuf {
 /// (PEM, to `cert`) for `subject`, valid for `days` days, with the `extra` options (extensions,
 /// a configuration).
 #[track_caller]
-pub fn self_signed_p256(key: &Path, cert: &Path, subject: &str, days: u32, extra: &[&str]) {
+pub(crate) fn self_signed_p256(key: &Path, cert: &Path, subject: &str, days: u32, extra: &[&str]) {
     let days = days.to_string();
     let mut args = vec!["req", "-x509"];
     args.extend_from_slice(Key::P256.req_args());
@@ -77,7 +77,7 @@ pub fn self_signed_p256(key: &Path, cert: &Path, subject: &str, days: u32, extra
 
 /// The public key of a CSR, as PEM.
 #[track_caller]
-pub fn csr_public_key(csr: &Path, der: bool) -> String {
+pub(crate) fn csr_public_key(csr: &Path, der: bool) -> String {
     let mut args = vec!["req", "-in", s(csr), "-noout", "-pubkey"];
     if der {
         args.extend_from_slice(&["-inform", "DER"]);
@@ -87,13 +87,13 @@ pub fn csr_public_key(csr: &Path, der: bool) -> String {
 
 /// The public key of a certificate, as PEM.
 #[track_caller]
-pub fn cert_public_key(cert: &Path) -> String {
+pub(crate) fn cert_public_key(cert: &Path) -> String {
     openssl(&["x509", "-in", s(cert), "-noout", "-pubkey"]).stdout
 }
 
 /// `openssl x509 -text` of a certificate, names printed in UTF-8.
 #[track_caller]
-pub fn cert_text(cert: &Path) -> String {
+pub(crate) fn cert_text(cert: &Path) -> String {
     openssl(&[
         "x509",
         "-in",
@@ -108,14 +108,14 @@ pub fn cert_text(cert: &Path) -> String {
 
 /// The DER encoding of a PEM certificate.
 #[track_caller]
-pub fn cert_der(cert: &Path) -> Vec<u8> {
+pub(crate) fn cert_der(cert: &Path) -> Vec<u8> {
     openssl(&["x509", "-in", s(cert), "-outform", "DER"]).stdout_bytes
 }
 
 /// The subject of a certificate with each attribute's ASN.1 string type, for example
 /// `C=PRINTABLESTRING:TR,GN=UTF8STRING:AYŞE,…` in encoding order.
 #[track_caller]
-pub fn cert_subject_typed(cert: &Path) -> String {
+pub(crate) fn cert_subject_typed(cert: &Path) -> String {
     let out = openssl(&[
         "x509",
         "-in",
@@ -135,7 +135,7 @@ pub fn cert_subject_typed(cert: &Path) -> String {
 /// The subject of a certificate in OpenSSL's one-line UTF-8 form, encoding order
 /// (`C=TR, GN=AYŞE, …`).
 #[track_caller]
-pub fn cert_subject(cert: &Path) -> String {
+pub(crate) fn cert_subject(cert: &Path) -> String {
     let out = openssl(&[
         "x509",
         "-in",
@@ -154,7 +154,7 @@ pub fn cert_subject(cert: &Path) -> String {
 
 /// The issuer of a certificate, same form as [`cert_subject`].
 #[track_caller]
-pub fn cert_issuer(cert: &Path) -> String {
+pub(crate) fn cert_issuer(cert: &Path) -> String {
     let out = openssl(&[
         "x509",
         "-in",
@@ -173,7 +173,7 @@ pub fn cert_issuer(cert: &Path) -> String {
 
 /// The serial of a certificate as OpenSSL prints it (upper-case hex).
 #[track_caller]
-pub fn cert_serial(cert: &Path) -> String {
+pub(crate) fn cert_serial(cert: &Path) -> String {
     let out = openssl(&["x509", "-in", s(cert), "-noout", "-serial"]);
     out.stdout
         .trim()
@@ -184,7 +184,7 @@ pub fn cert_serial(cert: &Path) -> String {
 
 /// notBefore and notAfter of a certificate, in Unix seconds.
 #[track_caller]
-pub fn cert_validity(cert: &Path) -> (i64, i64) {
+pub(crate) fn cert_validity(cert: &Path) -> (i64, i64) {
     let out = openssl(&[
         "x509",
         "-in",
@@ -215,7 +215,7 @@ pub fn cert_validity(cert: &Path) -> (i64, i64) {
 }
 
 /// Normalises a hex serial for comparison: lower case, no `:`, no leading zeros.
-pub fn norm_serial(hex: &str) -> String {
+pub(crate) fn norm_serial(hex: &str) -> String {
     let clean: String = hex
         .trim()
         .chars()
@@ -232,7 +232,7 @@ pub fn norm_serial(hex: &str) -> String {
 
 /// `openssl verify -CAfile root -untrusted issuing CERT` for a demo directory.
 #[track_caller]
-pub fn verify_cert(ca_dir: &Path, cert: &Path, strict: bool) -> Output {
+pub(crate) fn verify_cert(ca_dir: &Path, cert: &Path, strict: bool) -> Output {
     let root = ca_dir.join("root-ca.pem");
     let issuing = ca_dir.join("issuing-ca.pem");
     let mut args = vec!["verify"];
@@ -245,7 +245,7 @@ pub fn verify_cert(ca_dir: &Path, cert: &Path, strict: bool) -> Output {
 
 /// Asserts that `openssl verify` accepts `cert` under the demo's root and issuing CA.
 #[track_caller]
-pub fn assert_verifies(ca_dir: &Path, cert: &Path) {
+pub(crate) fn assert_verifies(ca_dir: &Path, cert: &Path) {
     let out = verify_cert(ca_dir, cert, false);
     assert!(
         out.success() && out.stdout.trim_end().ends_with(": OK"),
@@ -256,7 +256,7 @@ pub fn assert_verifies(ca_dir: &Path, cert: &Path) {
 
 /// An extension in `openssl x509 -text` output: whether it is marked critical, and its body
 /// (the more-indented lines after its header, trimmed, joined by `\n`).
-pub fn extension(text: &str, name: &str) -> Option<(bool, String)> {
+pub(crate) fn extension(text: &str, name: &str) -> Option<(bool, String)> {
     let lines: Vec<&str> = text.lines().collect();
     let i = lines.iter().position(|l| {
         let t = l.trim_start();

@@ -7,18 +7,18 @@ use super::openssl::Key;
 use super::run::{s, Output};
 
 /// The name [`add_partner`] registers.
-pub const PARTNER_NAME: &str = "Örnek ESHS A.Ş.";
+pub(crate) const PARTNER_NAME: &str = "Örnek ESHS A.Ş.";
 
 /// The licence number [`add_partner`] registers.
-pub const LICENSE: &str = "BTK-2024-17";
+pub(crate) const LICENSE: &str = "BTK-2024-17";
 
 /// `nesca partner add` of `id` with this file's name and licence number.
-pub fn add_partner(demo: &Demo, id: &str) -> Output {
+pub(crate) fn add_partner(demo: &Demo, id: &str) -> Output {
     add_partner_with(demo, id, PARTNER_NAME, LICENSE)
 }
 
 /// `nesca partner add --id ID --name NAME --license-no LICENCE`.
-pub fn add_partner_with(demo: &Demo, id: &str, name: &str, licence: &str) -> Output {
+pub(crate) fn add_partner_with(demo: &Demo, id: &str, name: &str, licence: &str) -> Output {
     let config = demo.config();
     demo.nesca(&[
         "partner",
@@ -36,7 +36,7 @@ pub fn add_partner_with(demo: &Demo, id: &str, name: &str, licence: &str) -> Out
 
 /// `nesca partner issue-cert --partner PARTNER --kind KIND --common-name CN` for a new P-256
 /// CSR, to `WORK/OUT`, whatever the outcome: its output and the certificate's path.
-pub fn issue_cert(
+pub(crate) fn issue_cert(
     demo: &Demo,
     partner: &str,
     kind: &str,
@@ -68,7 +68,7 @@ pub fn issue_cert(
 /// `nesca revoke --serial SERIAL --reason privilegeWithdrawn`: the operator withdraws a
 /// partner's certificate (it names no holder); panics unless it succeeds.
 #[track_caller]
-pub fn withdraw_partner_cert(demo: &Demo, serial: &str) -> Output {
+pub(crate) fn withdraw_partner_cert(demo: &Demo, serial: &str) -> Output {
     let config = demo.config();
     demo.nesca(&[
         "revoke",

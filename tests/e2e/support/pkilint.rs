@@ -10,7 +10,7 @@ use super::run::{run, s, Output};
 
 /// Finds `lint_etsi_cert`: in `$NESCA_PKILINT_DIR`, else on `PATH`. Panics with a clear message
 /// when it is missing: the lint tests never pass without linting.
-pub fn lint_etsi_cert() -> PathBuf {
+pub(crate) fn lint_etsi_cert() -> PathBuf {
     const HOW: &str = "install it with `python3 -m venv V && V/bin/pip install pkilint` and set \
                        NESCA_PKILINT_DIR=V/bin, or run scripts/test.sh, which does both";
     if let Some(dir) = std::env::var_os("NESCA_PKILINT_DIR") {
@@ -36,7 +36,7 @@ pub fn lint_etsi_cert() -> PathBuf {
 /// The findings of `lint_etsi_cert lint -t QCP-N-QSCD-NON-EIDAS-FINAL-CERTIFICATE -s WARNING
 /// -f JSON CERT`, as (severity, code, message), with the raw output for messages.
 #[track_caller]
-pub fn pkilint(cert: &Path) -> (Vec<(String, String, String)>, Output) {
+pub(crate) fn pkilint(cert: &Path) -> (Vec<(String, String, String)>, Output) {
     let mut cmd = Command::new(lint_etsi_cert());
     cmd.args([
         "lint",
@@ -71,7 +71,7 @@ pub fn pkilint(cert: &Path) -> (Vec<(String, String, String)>, Output) {
 
 /// Finds the pkilint program `name` (`lint_crl`, `lint_ocsp_response`, …) the way
 /// [`lint_etsi_cert`] does: in `$NESCA_PKILINT_DIR`, else on `PATH`; panics when it is missing.
-pub fn pkilint_tool(name: &str) -> PathBuf {
+pub(crate) fn pkilint_tool(name: &str) -> PathBuf {
     const HOW: &str = "install it with `python3 -m venv V && V/bin/pip install pkilint` and set \
                        NESCA_PKILINT_DIR=V/bin, or run scripts/test.sh, which does both";
     if let Some(dir) = std::env::var_os("NESCA_PKILINT_DIR") {
@@ -97,7 +97,7 @@ pub fn pkilint_tool(name: &str) -> PathBuf {
 /// Runs the pkilint program `tool` with `ARGS FILE` and panics, showing its output, unless it
 /// reports no finding (its exit code is the number of findings).
 #[track_caller]
-pub fn assert_pkilint_clean(tool: &str, args: &[&str], file: &Path) {
+pub(crate) fn assert_pkilint_clean(tool: &str, args: &[&str], file: &Path) {
     let mut cmd = Command::new(pkilint_tool(tool));
     cmd.args(args).arg(file);
     let out = run(cmd);

@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 
 /// A test plugin built by `cargo test --workspace` (or `cargo build --workspace`).
-pub fn test_plugin(name: &str) -> PathBuf {
+pub(crate) fn test_plugin(name: &str) -> PathBuf {
     built_plugin(&format!("nesca_test_plugin_{name}"))
 }
 
 /// The shared library of the plugin crate whose library is called `lib` (`lib{lib}.so`), as
 /// `cargo test -p nesca` builds it: the plugins are dev-dependencies of the nesca package.
-pub fn built_plugin(lib: &str) -> PathBuf {
+pub(crate) fn built_plugin(lib: &str) -> PathBuf {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_nesca"));
     let dir = exe.parent().expect("target directory");
     let file = format!("lib{lib}.so");

@@ -10,7 +10,7 @@ use super::run::Output;
 /// Asserts what every refusal of nesca must look like: a non-zero exit status and, on stderr,
 /// exactly one line that starts with `error: ` and contains each phrase (case-insensitively).
 #[track_caller]
-pub fn assert_refusal(out: &Output, phrases: &[&str]) {
+pub(crate) fn assert_refusal(out: &Output, phrases: &[&str]) {
     assert!(
         !out.success(),
         "expected a refusal (non-zero exit) mentioning {phrases:?}, but it succeeded: {}",
@@ -45,7 +45,7 @@ pub fn assert_refusal(out: &Output, phrases: &[&str]) {
 }
 
 /// Every file under `dir` with its bytes and permission bits, to prove that nothing changed.
-pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
     use std::os::unix::fs::PermissionsExt;
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const TIME_LIMIT: Duration = Duration::from_secs(180);
 
 /// What a finished command left behind.
-pub struct Output {
+pub(crate) struct Output {
     pub what: String,
     pub status: ExitStatus,
     pub stdout_bytes: Vec<u8>,
@@ -23,12 +23,12 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.status.success()
     }
 
     /// The command, its exit status and its output, for assertion messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "`{}` exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.what,
@@ -40,7 +40,7 @@ impl Output {
 
     /// Panics with the whole output unless the command succeeded.
     #[track_caller]
-    pub fn ok(self) -> Output {
+    pub(crate) fn ok(self) -> Output {
         assert!(self.success(), "command failed: {}", self.describe());
         self
     }
@@ -48,7 +48,7 @@ impl Output {
 
 /// Runs `cmd` (stdin closed, stdout and stderr captured) and kills it after [`TIME_LIMIT`].
 #[track_caller]
-pub fn run(mut cmd: Command) -> Output {
+pub(crate) fn run(mut cmd: Command) -> Output {
     let what = format!("{cmd:?}");
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -96,7 +96,7 @@ pub fn run(mut cmd: Command) -> Output {
 /// A `Command` for the `nesca` binary Cargo built for this test run, with a clean environment
 /// for the things nesca must not depend on: the demo config names its own `softhsm2.conf`, so
 /// nesca sets `SOFTHSM2_CONF` itself; and refusals are checked at the default verbosity.
-pub fn nesca_command() -> Command {
+pub(crate) fn nesca_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nesca"));
     cmd.env_remove("SOFTHSM2_CONF")
         .env_remove("RUST_LOG")
@@ -107,7 +107,7 @@ pub fn nesca_command() -> Command {
 
 /// Runs `openssl ARGS` and panics unless it succeeds.
 #[track_caller]
-pub fn openssl(args: &[&str]) -> Output {
+pub(crate) fn openssl(args: &[&str]) -> Output {
     let mut cmd = Command::new("openssl");
     cmd.args(args);
     run(cmd).ok()
@@ -115,13 +115,13 @@ pub fn openssl(args: &[&str]) -> Output {
 
 /// Runs `openssl ARGS`, whatever its outcome.
 #[track_caller]
-pub fn openssl_may_fail(args: &[&str]) -> Output {
+pub(crate) fn openssl_may_fail(args: &[&str]) -> Output {
     let mut cmd = Command::new("openssl");
     cmd.args(args);
     run(cmd)
 }
 
 /// A path as `&str` (temporary directories have ASCII names).
-pub fn s(p: &Path) -> &str {
+pub(crate) fn s(p: &Path) -> &str {
     p.to_str().expect("temporary paths are UTF-8")
 }

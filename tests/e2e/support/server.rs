@@ -22,13 +22,13 @@ use super::toml::{toml_replace, toml_replace_raw};
 const START_LIMIT: Duration = Duration::from_secs(60);
 
 /// `server.shutdown_grace_seconds` of the demo configuration.
-pub const GRACE: Duration = Duration::from_secs(10);
+pub(crate) const GRACE: Duration = Duration::from_secs(10);
 
 /// A demo CA (`init --demo --public-url LINT_URL`, so that pkilint has no internal-domain
 /// finding) configured for tests: the public listener on port 0, and the OCSP responder
 /// polling the store every 50 ms.
 #[track_caller]
-pub fn server_demo() -> Demo {
+pub(crate) fn server_demo() -> Demo {
     let demo = Demo::init_with(&["--public-url", LINT_URL]);
     let path = demo.config();
     let text = fs::read_to_string(&path).expect("nesca.toml");
@@ -40,7 +40,7 @@ pub fn server_demo() -> Demo {
 }
 
 /// A `nesca serve` / `nesca ocsp` child process. Dropping it kills the child.
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
     what: String,
     /// `127.0.0.1:PORT`.
@@ -56,7 +56,7 @@ pub struct Server {
 impl Server {
     /// `nesca serve --config DEMO/nesca.toml`, once it listens.
     #[track_caller]
-    pub fn serve(demo: &Demo) -> Server {
+    pub(crate) fn serve(demo: &Demo) -> Server {
         let config = demo.config();
         Server::start(
             demo,
@@ -67,7 +67,7 @@ impl Server {
 
     /// `nesca ocsp --config DEMO/nesca.toml --listen 127.0.0.1:0`, once it listens.
     #[track_caller]
-    pub fn ocsp(demo: &Demo) -> Server {
+    pub(crate) fn ocsp(demo: &Demo) -> Server {
         let config = demo.config();
         Server::start(
             demo,
@@ -171,17 +171,17 @@ impl Server {
     }
 
     /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// The server's stderr so far.
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 
     /// The command, its state and its output so far, for assertion messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let stdout = self.stdout_lines.lock().unwrap().join("\n");
         let mut stderr = self.stderr();
         // Keep messages readable: the end of the log is what matters.
@@ -227,7 +227,7 @@ impl Server {
 
     /// Asserts the server is still running (it did not crash under what the test sent).
     #[track_caller]
-    pub fn assert_running(&mut self) {
+    pub(crate) fn assert_running(&mut self) {
         if let Ok(Some(st)) = self.child.try_wait() {
             self.exited = Some(st);
             panic!("the server exited unexpectedly: {}", self.describe());
@@ -238,7 +238,7 @@ impl Server {
     /// (killing it) if it does not. Returns the exit status and how long the exit took, after
     /// checking that stdout held only the listening line and that the PIN never appeared.
     #[track_caller]
-    pub fn terminate(mut self, limit: Duration) -> (ExitStatus, Duration) {
+    pub(crate) fn terminate(mut self, limit: Duration) -> (ExitStatus, Duration) {
         self.assert_running();
         let start = Instant::now();
         self.send_sigterm();
@@ -247,7 +247,7 @@ impl Server {
 
     /// `kill -TERM PID`.
     #[track_caller]
-    pub fn send_sigterm(&self) {
+    pub(crate) fn send_sigterm(&self) {
         let pid = self.child.id().to_string();
         let kill = Command::new("kill")
             .args(["-TERM", &pid])
@@ -258,7 +258,11 @@ impl Server {
 
     /// After [`Server::send_sigterm`] at `start`: what [`Server::terminate`] returns.
     #[track_caller]
-    pub fn wait_terminated(mut self, start: Instant, limit: Duration) -> (ExitStatus, Duration) {
+    pub(crate) fn wait_terminated(
+        mut self,
+        start: Instant,
+        limit: Duration,
+    ) -> (ExitStatus, Duration) {
         let Some(status) = self.wait_exit(limit) else {
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -296,13 +300,13 @@ impl Server {
 
     /// `GET PATH`.
     #[track_caller]
-    pub fn get(&self, path: &str) -> HttpResponse {
+    pub(crate) fn get(&self, path: &str) -> HttpResponse {
         http(&self.addr, "GET", path, &[], None)
     }
 
     /// `POST PATH` with a body of `content_type`.
     #[track_caller]
-    pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> HttpResponse {
+    pub(crate) fn post(&self, path: &str, content_type: &str, body: &[u8]) -> HttpResponse {
         http(
             &self.addr,
             "POST",

@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Unix seconds of an RFC 3339 / ISO 8601 UTC time: `2026-01-02T03:04:05Z`,
 /// `2026-01-02 03:04:05Z`, fractions and a `+00:00` / `-hh:mm` offset allowed.
-pub fn parse_time(t: &str) -> Option<i64> {
+pub(crate) fn parse_time(t: &str) -> Option<i64> {
     let t = t.trim();
     let b = t.as_bytes();
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
@@ -46,7 +46,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// Unix seconds now.
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
@@ -54,7 +54,7 @@ pub fn now() -> i64 {
 }
 
 /// `YYYYMMDDHHMMSSZ`, the time format of `openssl ca -startdate/-enddate`.
-pub fn openssl_time(unix: i64) -> String {
+pub(crate) fn openssl_time(unix: i64) -> String {
     let days = unix.div_euclid(86400);
     let secs = unix.rem_euclid(86400);
     // Civil date of a day count (H. Hinnant's algorithm).

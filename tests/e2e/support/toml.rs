@@ -1,7 +1,7 @@
 //! nesca.toml read and edited line by line (enough for the demo configuration).
 
 /// The value of `key = "value"` in a TOML section, read line by line (enough for nesca.toml).
-pub fn toml_value(text: &str, section: &str, key: &str) -> Option<String> {
+pub(crate) fn toml_value(text: &str, section: &str, key: &str) -> Option<String> {
     let mut in_section = false;
     for line in text.lines() {
         let t = line.trim();
@@ -24,14 +24,14 @@ pub fn toml_value(text: &str, section: &str, key: &str) -> Option<String> {
 /// `text` with the value of `key` in `[section]` replaced by the string `value`; panics if the
 /// key is not there.
 #[track_caller]
-pub fn toml_replace(text: &str, section: &str, key: &str, value: &str) -> String {
+pub(crate) fn toml_replace(text: &str, section: &str, key: &str, value: &str) -> String {
     toml_replace_raw(text, section, key, &format!("\"{value}\""))
 }
 
 /// `text` with `key = …` in `[section]` replaced by the bare TOML `value` (an integer, a
 /// boolean: written without quotes); panics if the key is not there.
 #[track_caller]
-pub fn toml_replace_raw(text: &str, section: &str, key: &str, value: &str) -> String {
+pub(crate) fn toml_replace_raw(text: &str, section: &str, key: &str, value: &str) -> String {
     let mut in_section = false;
     let mut found = false;
     let mut out = String::new();

@@ -1,7 +1,7 @@
 //! Front channels' applications: once per (channel, reference).
 
 use crate::serial::Serial;
-use crate::store::{ApplicationIssued, ApplicationStatus, Store};
+use crate::store::{ApplicationIssued, ApplicationOutcome, ApplicationStatus, Store};
 
 /// A channel reference is recorded once: the second begin returns the first application,
 /// and its outcome once finished; a finished application cannot be finished again. An
@@ -31,7 +31,7 @@ pub fn channel_applications_begin_once(store: &dyn Store) {
         .finish_application(
             "kdhs",
             "ref-1",
-            Ok(ApplicationIssued::plain(serial)),
+            ApplicationOutcome::Issued(ApplicationIssued::plain(serial)),
             &crate::Principal::HostOperator,
             13,
         )
@@ -48,7 +48,7 @@ pub fn channel_applications_begin_once(store: &dyn Store) {
         .finish_application(
             "kdhs",
             "ref-1",
-            Err("x".into()),
+            ApplicationOutcome::Refused("x".into()),
             &crate::Principal::HostOperator,
             15
         )
@@ -57,7 +57,7 @@ pub fn channel_applications_begin_once(store: &dyn Store) {
         .finish_application(
             "kec",
             "ref-1",
-            Err("tckn: bad".into()),
+            ApplicationOutcome::Refused("tckn: bad".into()),
             &crate::Principal::HostOperator,
             16,
         )

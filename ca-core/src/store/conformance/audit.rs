@@ -94,7 +94,7 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
                 .finish_application(
                     "kdhs",
                     "never-begun",
-                    Ok(ApplicationIssued::plain(serial)),
+                    crate::store::ApplicationOutcome::Issued(ApplicationIssued::plain(serial)),
                     &crate::Principal::HostOperator,
                     T0,
                 )

@@ -28,7 +28,7 @@ pub fn serial_is_unique_per_issuer(store: &dyn Store) {
         (kept.status, kept.subject.subject.as_str()),
         (CertStatus::Reserved, "CN=FIRST")
     );
-    let other = IssuerId::new("other-ca").unwrap();
+    let other = IssuerId::parse("other-ca").unwrap();
     assert_eq!(
         store
             .reserve(reservation(&other, serial, "CN=OTHER"))

@@ -79,7 +79,7 @@ pub fn crl_numbers_strictly_increase(store: &dyn Store) {
     );
     assert_eq!(reserve(store, &nes, CrlKind::Full).unwrap().number, 4);
     // Another issuer has a sequence of its own.
-    let other = IssuerId::new("other-ca").unwrap();
+    let other = IssuerId::parse("other-ca").unwrap();
     add_issuing_ca(store, &other);
     assert_eq!(reserve(store, &other, CrlKind::Full).unwrap().number, 1);
 }

@@ -36,7 +36,7 @@ const T0: i64 = 1_795_305_600;
 
 /// The issuing CA the cases issue under.
 fn issuer() -> IssuerId {
-    IssuerId::new("nes-ca").expect("issuer id")
+    IssuerId::parse("nes-ca").expect("issuer id")
 }
 
 /// A reservation of `serial` under `issuer`, valid for a year from [`T0`].

@@ -10,7 +10,9 @@ use super::writer::{after_writes, Refusal};
 use super::SqliteStore;
 use crate::error::{CaError, Result};
 use crate::serial::{IssuerId, Serial};
-use crate::store::{ApplicationIssued, ApplicationStatus, ApplicationStore, ChannelApplication};
+use crate::store::{
+    ApplicationIssued, ApplicationOutcome, ApplicationStatus, ApplicationStore, ChannelApplication,
+};
 
 /// Records a pending application, or answers the one recorded under its reference.
 fn begin_application(
@@ -45,17 +47,17 @@ pub(super) fn finish_application(
     conn: &Connection,
     head: &mut AuditHead,
     (channel, channel_ref): (&str, &str),
-    outcome: &std::result::Result<ApplicationIssued, String>,
+    outcome: &ApplicationOutcome,
     (actor, at): (&crate::Principal, i64),
 ) -> Result<(), Refusal> {
     let (status, serial, error, wrapped_key) = match outcome {
-        Ok(issued) => (
+        ApplicationOutcome::Issued(issued) => (
             "issued",
             Some(issued.serial.to_hex()),
             None,
             issued.wrapped_key.as_ref().map(WrappedCardKey::to_record),
         ),
-        Err(e) => ("refused", None, Some(e.clone()), None),
+        ApplicationOutcome::Refused(e) => ("refused", None, Some(e.clone()), None),
     };
     let n = conn
         .prepare_cached(
@@ -79,7 +81,7 @@ pub(super) fn finish_application(
             format!("channel={channel} channel_ref={channel_ref}"),
         ),
     )?;
-    if let Ok(ApplicationIssued {
+    if let ApplicationOutcome::Issued(ApplicationIssued {
         serial,
         commitment: Some(c),
         ..
@@ -94,8 +96,8 @@ pub(super) fn finish_application(
                     serial: serial.to_hex(),
                 })
             })?;
-        let issuer =
-            IssuerId::new(&issuer).map_err(|e| Refusal::Fatal(CaError::invalid("issuer", e)))?;
+        let issuer = IssuerId::parse(&issuer)
+            .map_err(|e| Refusal::Fatal(CaError::invalid("issuer", e.rule())))?;
         commitments::insert(conn, &issuer, serial, channel, channel_ref, c, at)
             .map_err(after_writes)?;
     }
@@ -150,7 +152,7 @@ pub(super) fn read_application(
                 "refused" => ApplicationStatus::Refused,
                 _ => ApplicationStatus::Pending,
             },
-            serial: serial.and_then(|h| Serial::from_hex(&h).ok()),
+            serial: serial.and_then(|h| Serial::parse_hex(&h).ok()),
             error: r.get(2)?,
             wrapped_key: match r.get::<_, Option<String>>(4)? {
                 // A record that does not decode is refused where it is read, by field.
@@ -184,7 +186,7 @@ impl ApplicationStore for SqliteStore {
         &self,
         channel: &str,
         channel_ref: &str,
-        outcome: std::result::Result<ApplicationIssued, String>,
+        outcome: ApplicationOutcome,
         actor: &crate::Principal,
         at: i64,
     ) -> Result<()> {

@@ -12,8 +12,9 @@ use crate::error::{CaError, Result};
 use crate::lifecycle::{next_status, LifecycleAction, RevocationReason};
 use crate::serial::{IssuerId, Serial};
 use crate::store::{
-    ApplicationStatus, CertRecord, CertStatus, CertificateStore, Completion, Reservation, Reserved,
-    Revocation, StatusRecord, SubjectRecord, TransitionOutcome, TransitionRecord, TransitionWrite,
+    ApplicationOutcome, ApplicationStatus, CertRecord, CertStatus, CertificateStore, Completion,
+    Reservation, Reserved, Revocation, StatusRecord, SubjectRecord, TransitionOutcome,
+    TransitionRecord, TransitionWrite,
 };
 
 /// The CRLReason code (RFC 5280 §5.3.1) stored for a reason; `None`: unspecified.
@@ -130,7 +131,7 @@ fn complete(conn: &Connection, s: &Signed, head: &mut AuditHead) -> Result<(), R
         .map_err(after_writes)?;
     }
     if let Some(a) = &then.application {
-        let outcome = Ok(a.issued.clone());
+        let outcome = ApplicationOutcome::Issued(a.issued.clone());
         finish_application(
             conn,
             head,
@@ -216,7 +217,7 @@ pub(super) fn transition(
         return Ok(TransitionOutcome {
             issuer: t.issuer.clone(),
             serial: t.serial,
-            status: to.parse().map_err(|e: String| refused("status", e))?,
+            status: to.parse().map_err(Refusal::Refused)?,
             reason,
             at,
             replayed: true,
@@ -233,7 +234,7 @@ pub(super) fn transition(
     let Some((status, not_after)) = current else {
         return Err(Refusal::Refused(CaError::NotFound { serial: serial_hex }));
     };
-    let from: CertStatus = status.parse().map_err(|e: String| refused("status", e))?;
+    let from: CertStatus = status.parse().map_err(Refusal::Refused)?;
     if matches!(t.action, LifecycleAction::Release)
         && commitments::is_pending(conn, &t.issuer, &t.serial)?
     {
@@ -320,10 +321,12 @@ fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
     let serial: String = r.get(1)?;
     let status: String = r.get(3)?;
     Ok(CertRecord {
-        issuer: IssuerId::new(&issuer).map_err(|e| bad(0, e))?,
-        serial: Serial::from_hex(&serial).map_err(|e| bad(1, e))?,
+        issuer: IssuerId::parse(&issuer).map_err(|e| bad(0, e.rule()))?,
+        serial: Serial::parse_hex(&serial).map_err(|e| bad(1, e.rule()))?,
         profile: r.get(2)?,
-        status: status.parse().map_err(|e| bad(3, e))?,
+        status: status.parse().map_err(|e: CaError| {
+            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+        })?,
         subject: SubjectRecord {
             subject: r.get(4)?,
             tckn: match r.get::<_, Option<String>>(5)? {
@@ -420,8 +423,8 @@ impl CertificateStore for SqliteStore {
                 let rows = st.query_map(params![issuer.as_str(), serial.to_hex()], |r| {
                     let status = |i: usize| -> rusqlite::Result<CertStatus> {
                         let s: String = r.get(i)?;
-                        s.parse().map_err(|e: String| {
-                            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+                        s.parse().map_err(|e: CaError| {
+                            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
                         })
                     };
                     Ok(TransitionRecord {
@@ -451,8 +454,8 @@ impl CertificateStore for SqliteStore {
                 .query_row(params![issuer.as_str(), serial.to_hex()], |r| {
                     let s: String = r.get(0)?;
                     Ok(StatusRecord {
-                        status: s.parse().map_err(|e: String| {
-                            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+                        status: s.parse().map_err(|e: CaError| {
+                            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
                         })?,
                         not_after: r.get(1)?,
                         revocation: revocation_at(r, 2)?,
@@ -477,7 +480,7 @@ impl CertificateStore for SqliteStore {
                     let issuer: String = r.get(0)?;
                     let serial: String = r.get(1)?;
                     next = r.get(2)?;
-                    if let (Ok(i), Ok(s)) = (IssuerId::new(&issuer), Serial::from_hex(&serial)) {
+                    if let (Ok(i), Ok(s)) = (IssuerId::parse(&issuer), Serial::parse_hex(&serial)) {
                         out.push((i, s));
                     }
                 }
@@ -515,7 +518,7 @@ impl CertificateStore for SqliteStore {
                 let rows = st.query_map(params![issuer.as_str(), after, limit as i64], |r| r.get::<_, String>(0))?;
                 let mut out = Vec::new();
                 for hex in rows {
-                    if let Ok(s) = Serial::from_hex(&hex?) {
+                    if let Ok(s) = Serial::parse_hex(&hex?) {
                         out.push(s);
                     }
                 }

@@ -99,15 +99,15 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommitmentRecord> {
     let overwrite: Option<String> = r.get(7)?;
     let status: String = r.get(8)?;
     Ok(CommitmentRecord {
-        issuer: IssuerId::new(&issuer).map_err(|_| bad(0, "issuer"))?,
-        serial: Serial::from_hex(&serial).map_err(|_| bad(1, "serial"))?,
+        issuer: IssuerId::parse(&issuer).map_err(|_| bad(0, "issuer"))?,
+        serial: Serial::parse_hex(&serial).map_err(|_| bad(1, "serial"))?,
         channel: r.get(2)?,
         channel_ref: r.get(3)?,
         text: r.get(4)?,
         sha256_hex: r.get(5)?,
         deadline: r.get(6)?,
         overwrite: match overwrite {
-            Some(h) => Some(Serial::from_hex(&h).map_err(|_| bad(7, "overwrite_serial"))?),
+            Some(h) => Some(Serial::parse_hex(&h).map_err(|_| bad(7, "overwrite_serial"))?),
             None => None,
         },
         status: CommitmentStatus::parse(&status).ok_or_else(|| bad(8, "status"))?,
@@ -285,10 +285,10 @@ pub(super) fn expire(
         .collect::<rusqlite::Result<_>>()?;
     let mut revoked = Vec::with_capacity(due.len());
     for (issuer, serial) in due {
-        let issuer =
-            IssuerId::new(&issuer).map_err(|e| Refusal::Fatal(CaError::invalid("issuer", e)))?;
-        let serial =
-            Serial::from_hex(&serial).map_err(|e| Refusal::Fatal(CaError::invalid("serial", e)))?;
+        let issuer = IssuerId::parse(&issuer)
+            .map_err(|e| Refusal::Fatal(CaError::invalid("issuer", e.rule())))?;
+        let serial = Serial::parse_hex(&serial)
+            .map_err(|e| Refusal::Fatal(CaError::invalid("serial", e.rule())))?;
         conn.prepare_cached(
             "UPDATE commitments SET status = 'expired' WHERE issuer = ?1 AND serial = ?2",
         )?

@@ -24,7 +24,7 @@ fn crl_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CrlRecord> {
     let issuer: String = r.get(0)?;
     let kind: String = r.get(2)?;
     Ok(CrlRecord {
-        issuer: IssuerId::new(&issuer).map_err(|e| bad(0, e))?,
+        issuer: IssuerId::parse(&issuer).map_err(|e| bad(0, e.rule()))?,
         number: r.get::<_, i64>(1)? as u64,
         kind: if kind == "delta" {
             CrlKind::Delta
@@ -163,9 +163,9 @@ impl CrlStore for SqliteStore {
                 Err(err) => return Err(CaError::store("scan revoked")(err)),
             };
             let hex: String = row.get(0).map_err(CaError::store("scan revoked"))?;
-            let serial = Serial::from_hex(&hex).map_err(|reason| CaError::Store {
+            let serial = Serial::parse_hex(&hex).map_err(|reason| CaError::Store {
                 operation: "scan revoked",
-                reason: format!("serial {hex}: {reason}"),
+                reason: format!("serial {hex}: {}", reason.rule()),
                 source: None,
             })?;
             let revocation = revocation_at(row, 1)
@@ -213,9 +213,9 @@ impl CrlStore for SqliteStore {
         for row in rows {
             let (hex, status, revocation, at_base, last_change) =
                 row.map_err(CaError::store(op))?;
-            let serial = Serial::from_hex(&hex).map_err(|reason| CaError::Store {
+            let serial = Serial::parse_hex(&hex).map_err(|reason| CaError::Store {
                 operation: op,
-                reason: format!("serial {hex}: {reason}"),
+                reason: format!("serial {hex}: {}", reason.rule()),
                 source: None,
             })?;
             match (status.as_str(), revocation) {

@@ -137,7 +137,7 @@ fn enrollment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnrollmentRecord> {
         production_attempts: r.get(17)?,
         last_error: r.get(18)?,
         serial: match serial {
-            Some(s) => Some(Serial::from_hex(&s).map_err(|_| bad(19, "serial"))?),
+            Some(s) => Some(Serial::parse_hex(&s).map_err(|_| bad(19, "serial"))?),
             None => None,
         },
         produced_at: r.get(20)?,
@@ -227,8 +227,8 @@ pub(super) fn read_invoice_lines(
         let serial: String = r.get(2)?;
         Ok(InvoiceLine {
             id: r.get(0)?,
-            issuer: IssuerId::new(&issuer).map_err(|_| bad(1, "issuer"))?,
-            serial: Serial::from_hex(&serial).map_err(|_| bad(2, "serial"))?,
+            issuer: IssuerId::parse(&issuer).map_err(|_| bad(1, "issuer"))?,
+            serial: Serial::parse_hex(&serial).map_err(|_| bad(2, "serial"))?,
             produced: ProducedEnrollment {
                 pre_application: r.get(3)?,
                 institution: r.get(4)?,
@@ -266,7 +266,7 @@ pub(super) fn read_published(
     let rows = st.query_map(params![serial.map(|s| s.to_hex()), tckn], |r| {
         let serial: String = r.get(0)?;
         Ok(PublishedCertificate {
-            serial: Serial::from_hex(&serial).map_err(|_| bad(0, "serial"))?,
+            serial: Serial::parse_hex(&serial).map_err(|_| bad(0, "serial"))?,
             subject: r.get(1)?,
             status: r.get(2)?,
             not_before: r.get(3)?,

@@ -243,7 +243,7 @@ mod tests {
             .unwrap();
         }
         let store = SqliteStore::open(&path).unwrap();
-        let serial = Serial::from_hex("0101010101010101010101010101010101010101").unwrap();
+        let serial = Serial::parse_hex("0101010101010101010101010101010101010101").unwrap();
         let rec = store.get(None, &serial).unwrap().unwrap();
         assert_eq!(rec.status, CertStatus::Active);
         assert_eq!(rec.cert_der.as_deref(), Some(&[0x30, 0][..]));
@@ -290,7 +290,7 @@ mod tests {
             .unwrap();
         }
         let store = SqliteStore::open(&path).unwrap();
-        let serial = Serial::from_hex("0202020202020202020202020202020202020202").unwrap();
+        let serial = Serial::parse_hex("0202020202020202020202020202020202020202").unwrap();
         let rec = store.get(None, &serial).unwrap().unwrap();
         assert_eq!(rec.status, CertStatus::Revoked);
         assert_eq!(rec.revocation.map(|r| r.at), Some(5));

@@ -121,7 +121,7 @@ fn ca_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaRecord> {
     let id: String = r.get(0)?;
     let role: String = r.get(1)?;
     Ok(CaRecord {
-        id: IssuerId::new(&id).map_err(|e| bad(0, e))?,
+        id: IssuerId::parse(&id).map_err(|e| bad(0, e.rule()))?,
         role: if role == "root" {
             CaRole::Root
         } else {

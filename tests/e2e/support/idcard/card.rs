@@ -69,7 +69,7 @@ fn card_module() -> &'static CardModule {
 }
 
 /// An ID card: a token of its own on the test process's SoftHSM, logged in as the user.
-pub struct Card {
+pub(crate) struct Card {
     session: Session,
 }
 
@@ -79,7 +79,7 @@ impl Card {
     /// SoftHSM lists only the tokens it found at `C_Initialize` and those it initialised
     /// itself, so a token another process made after that stays invisible to this one.
     #[track_caller]
-    pub fn new(label: &str) -> Card {
+    pub(crate) fn new(label: &str) -> Card {
         // Two tests must not both take the one free slot.
         static MAKING: Mutex<()> = Mutex::new(());
         let _one = MAKING.lock().unwrap_or_else(|p| p.into_inner());
@@ -114,7 +114,7 @@ impl Card {
     /// An RSA-2048 transport key pair (session objects): the private key may only unwrap.
     /// Returns the private key and the public key's SubjectPublicKeyInfo (DER).
     #[track_caller]
-    pub fn transport_key(&self) -> (ObjectHandle, Vec<u8>) {
+    pub(crate) fn transport_key(&self) -> (ObjectHandle, Vec<u8>) {
         let (public, private) = self
             .session
             .generate_key_pair(
@@ -168,7 +168,7 @@ impl Card {
     /// RSA-OAEP (SHA-1 or SHA-256 by `scheme`), then the EC private key with
     /// CKM_AES_KEY_WRAP_PAD, into a sensitive signing key on the card.
     #[track_caller]
-    pub fn unwrap_ec_key(
+    pub(crate) fn unwrap_ec_key(
         &self,
         transport: ObjectHandle,
         scheme: &str,
@@ -216,7 +216,7 @@ impl Card {
     /// A P-256 key pair made on the card (for the fixtures' own check): the private key and
     /// the public key's SubjectPublicKeyInfo as PEM.
     #[track_caller]
-    pub fn generate_p256(&self) -> (ObjectHandle, String) {
+    pub(crate) fn generate_p256(&self) -> (ObjectHandle, String) {
         use p256::pkcs8::{EncodePublicKey, LineEnding};
         let (public, private) = self
             .session
@@ -255,7 +255,7 @@ impl Card {
 
     /// CKM_ECDSA over a SHA-256 digest on the card, as DER ECDSA-Sig-Value.
     #[track_caller]
-    pub fn sign_digest(&self, key: ObjectHandle, digest: &[u8]) -> Vec<u8> {
+    pub(crate) fn sign_digest(&self, key: ObjectHandle, digest: &[u8]) -> Vec<u8> {
         let raw = self
             .session
             .sign(&Mechanism::Ecdsa, key, digest)
@@ -271,7 +271,12 @@ impl Card {
     /// certificates {cert}, one SignerInfo (issuerAndSerialNumber, signedAttrs contentType and
     /// messageDigest, ecdsa-with-SHA256 over the DER of signedAttrs as a SET OF).
     #[track_caller]
-    pub fn sign_detached_cms(&self, key: ObjectHandle, cert_der: &[u8], content: &[u8]) -> Vec<u8> {
+    pub(crate) fn sign_detached_cms(
+        &self,
+        key: ObjectHandle,
+        cert_der: &[u8],
+        content: &[u8],
+    ) -> Vec<u8> {
         use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
         use cms::content_info::{CmsVersion, ContentInfo};
         use cms::signed_data::{
@@ -349,7 +354,7 @@ impl Card {
 
 /// Whether the P-256 public key in `cert_der`'s SubjectPublicKeyInfo verifies `signature_der`
 /// (ECDSA over `digest`).
-pub fn cert_key_verifies(
+pub(crate) fn cert_key_verifies(
     cert_der: &[u8],
     digest: &[u8],
     signature_der: &[u8],

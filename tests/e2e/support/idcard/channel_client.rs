@@ -66,7 +66,7 @@ impl ServerCertVerifier for ChainOnly {
 }
 
 /// HTTP/1.1 over mTLS to the channel listener, one connection per request.
-pub struct ChannelClient {
+pub(crate) struct ChannelClient {
     addr: SocketAddr,
     config: Arc<ClientConfig>,
 }
@@ -112,13 +112,13 @@ impl ChannelClient {
 
     /// `POST PATH` with a JSON body. `Err` when no HTTP response came back (the handshake or
     /// the connection was refused), with what happened.
-    pub fn post(&self, path: &str, body: &Value) -> Result<HttpResponse, String> {
+    pub(crate) fn post(&self, path: &str, body: &Value) -> Result<HttpResponse, String> {
         self.request("POST", path, Some(body.to_string().as_bytes()))
     }
 
     /// `POST PATH`; panics (with what happened) when no HTTP response came back.
     #[track_caller]
-    pub fn post_ok(&self, path: &str, body: &Value) -> HttpResponse {
+    pub(crate) fn post_ok(&self, path: &str, body: &Value) -> HttpResponse {
         self.post(path, body)
             .unwrap_or_else(|e| panic!("POST {path}: no HTTP response: {e}"))
     }
@@ -126,7 +126,7 @@ impl ChannelClient {
     /// `METHOD PATH` with `Authorization: Bearer TOKEN` when given, and a JSON body when
     /// given; panics (with what happened) when no HTTP response came back.
     #[track_caller]
-    pub fn call(
+    pub(crate) fn call(
         &self,
         method: &str,
         path: &str,

@@ -10,13 +10,13 @@ use crate::support::run::{openssl, openssl_may_fail, s, Output};
 
 /// A certificate with its private key, PEM files: a KDBO signer or a TLS client.
 #[derive(Clone, Debug)]
-pub struct Signer {
+pub(crate) struct Signer {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
 /// A CSR of the applicant's key: DER file, its bytes, and the private key (PEM).
-pub struct CardCsr {
+pub(crate) struct CardCsr {
     pub path: PathBuf,
     pub der: Vec<u8>,
     pub key: PathBuf,
@@ -24,7 +24,7 @@ pub struct CardCsr {
 
 /// A KDB (identity verification notice), v1.
 #[derive(Clone, Debug)]
-pub struct Kdb {
+pub(crate) struct Kdb {
     pub kdb_id: String,
     /// application, revoke, suspend or unsuspend.
     pub purpose: &'static str,
@@ -36,7 +36,7 @@ pub struct Kdb {
 
 impl Kdb {
     /// The KDB's JSON, the content of a KDBO.
-    pub fn json(&self) -> String {
+    pub(crate) fn json(&self) -> String {
         let mut v = json!({
             "v": 1,
             "kdb_id": self.kdb_id,
@@ -54,7 +54,7 @@ impl Kdb {
 
 /// Where a CMS SignedData keeps the content it signs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Content {
+pub(crate) enum Content {
     /// Inside (`-nodetach`): a KDBO carries its KDB.
     Attached,
     /// Outside: a signed commitment, whose text the CA has already.
@@ -65,7 +65,7 @@ pub enum Content {
 /// of a CMS SignedData, with the content inside or not as `encap` says. A KDBO, or the signed
 /// commitment for a software key (the card-CSR case). Files go to `dir/NAME.*`.
 #[track_caller]
-pub fn cms_sign(
+pub(crate) fn cms_sign(
     dir: &Path,
     name: &str,
     cert: &Path,
@@ -101,7 +101,7 @@ pub fn cms_sign(
 /// `openssl cms -verify` of a DER SignedData (`detached`: the content when it is not inside)
 /// under the trust anchors in `ca_file`, whatever the outcome.
 #[track_caller]
-pub fn cms_verify(
+pub(crate) fn cms_verify(
     dir: &Path,
     name: &str,
     cms: &[u8],

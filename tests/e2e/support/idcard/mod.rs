@@ -16,9 +16,9 @@ mod person;
 mod test_ca;
 mod world;
 
-pub use card::*;
-pub use channel_client::*;
-pub use kdbo::*;
-pub use person::*;
-pub use test_ca::*;
-pub use world::*;
+pub(crate) use card::*;
+pub(crate) use channel_client::*;
+pub(crate) use kdbo::*;
+pub(crate) use person::*;
+pub(crate) use test_ca::*;
+pub(crate) use world::*;

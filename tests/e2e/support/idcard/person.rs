@@ -4,21 +4,21 @@ use crate::support::demo::{GIVEN, SURNAME, TCKN};
 
 /// A holder of a T.C. identity card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Person {
+pub(crate) struct Person {
     pub tckn: &'static str,
     pub given: &'static str,
     pub surname: &'static str,
 }
 
 /// AYŞE YILMAZ, the holder of the other e2e tests.
-pub const AYSE: Person = Person {
+pub(crate) const AYSE: Person = Person {
     tckn: TCKN,
     given: GIVEN,
     surname: SURNAME,
 };
 
 /// A second person (10000000078 passes the check digits: see [`is_valid_tckn`]).
-pub const CAGRI: Person = Person {
+pub(crate) const CAGRI: Person = Person {
     tckn: "10000000078",
     given: "ÇAĞRI",
     surname: "ÖZTÜRK",
@@ -26,7 +26,7 @@ pub const CAGRI: Person = Person {
 
 /// The T.C. Kimlik No rule (11 digits, the first not 0; the 10th and 11th are check digits over
 /// the others), to prove the fixtures' numbers valid.
-pub fn is_valid_tckn(s: &str) -> bool {
+pub(crate) fn is_valid_tckn(s: &str) -> bool {
     let d: Vec<i64> = s.bytes().map(|b| i64::from(b) - i64::from(b'0')).collect();
     if d.len() != 11 || d.iter().any(|x| !(0..=9).contains(x)) || d[0] == 0 {
         return false;

@@ -11,7 +11,7 @@ use crate::support::run::{openssl, s};
 use crate::support::time::openssl_time;
 
 /// A self-signed test CA (P-256) that issues with `openssl ca` from its own directory.
-pub struct TestCa {
+pub(crate) struct TestCa {
     pub dir: PathBuf,
     /// The CA certificate, PEM.
     pub cert: PathBuf,
@@ -19,14 +19,14 @@ pub struct TestCa {
 }
 
 /// Extensions of a person's ID-card authentication certificate.
-pub const AUTH_EXT: &str = "basicConstraints = critical,CA:FALSE\n\
+pub(crate) const AUTH_EXT: &str = "basicConstraints = critical,CA:FALSE\n\
      keyUsage = critical,digitalSignature\n\
      extendedKeyUsage = clientAuth\n\
      subjectKeyIdentifier = hash\n\
      authorityKeyIdentifier = keyid\n";
 
 /// Extensions of a KDHS's KDBO signing certificate (no extendedKeyUsage: any purpose).
-pub const SIGNER_EXT: &str = "basicConstraints = critical,CA:FALSE\n\
+pub(crate) const SIGNER_EXT: &str = "basicConstraints = critical,CA:FALSE\n\
      keyUsage = critical,digitalSignature,nonRepudiation\n\
      subjectKeyIdentifier = hash\n\
      authorityKeyIdentifier = keyid\n";
@@ -34,7 +34,7 @@ pub const SIGNER_EXT: &str = "basicConstraints = critical,CA:FALSE\n\
 impl TestCa {
     /// A new CA in `parent/name`, subject `subject` (`/C=TR/O=…/CN=…`, UTF-8).
     #[track_caller]
-    pub fn new(parent: &Path, name: &str, subject: &str) -> TestCa {
+    pub(crate) fn new(parent: &Path, name: &str, subject: &str) -> TestCa {
         let dir = parent.join(name);
         fs::create_dir_all(dir.join("newcerts")).expect("CA directory");
         fs::write(dir.join("index.txt"), "").expect("index.txt");
@@ -64,7 +64,7 @@ impl TestCa {
     /// extensions `ext` (lines of an OpenSSL extension section), valid from `not_before` to
     /// `not_after` (Unix seconds). Returns the certificate (PEM path) and the key.
     #[track_caller]
-    pub fn issue(
+    pub(crate) fn issue(
         &self,
         name: &str,
         subject: &str,
@@ -108,7 +108,13 @@ impl TestCa {
 
     /// An ID-card authentication certificate for `who` (DER), valid `not_before..not_after`.
     #[track_caller]
-    pub fn auth_cert(&self, name: &str, who: Person, not_before: i64, not_after: i64) -> Vec<u8> {
+    pub(crate) fn auth_cert(
+        &self,
+        name: &str,
+        who: Person,
+        not_before: i64,
+        not_after: i64,
+    ) -> Vec<u8> {
         let subject = format!(
             "/C=TR/serialNumber={}/GN={}/SN={}/CN={} {}",
             who.tckn, who.given, who.surname, who.given, who.surname

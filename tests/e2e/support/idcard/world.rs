@@ -21,20 +21,20 @@ use crate::support::run::s;
 use crate::support::time::now;
 
 /// The licensed KDHS: the only licence in the kdhs plugin's `kdhs_licences`.
-pub const KDHS_LICENCE: &str = "KDHS-2024-01";
+pub(crate) const KDHS_LICENCE: &str = "KDHS-2024-01";
 
 /// A registered partner that is not a licensed KDHS.
-pub const UNLICENSED_LICENCE: &str = "KDHS-2024-99";
+pub(crate) const UNLICENSED_LICENCE: &str = "KDHS-2024-99";
 
 /// The KEC operator whose devices apply directly.
-pub const KEC_LICENCE: &str = "BTK-KEC-07";
+pub(crate) const KEC_LICENCE: &str = "BTK-KEC-07";
 
 /// Another KEC operator.
-pub const OTHER_KEC_LICENCE: &str = "BTK-KEC-08";
+pub(crate) const OTHER_KEC_LICENCE: &str = "BTK-KEC-08";
 
 /// What the world's server configuration may change.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// `[channels] commitment_deadline_seconds` (nesca's default when `None`).
     pub commitment_deadline_seconds: Option<u64>,
     /// `[channels] commitment_sweep_seconds`.
@@ -43,7 +43,7 @@ pub struct Options {
 
 /// Everything around one demo CA that the channel tests use; [`World::new`] also writes the
 /// demo's `[channels]` and `[[plugins]]` configuration.
-pub struct World {
+pub(crate) struct World {
     /// `DEMO/work/world`: the outside parties' files.
     pub dir: PathBuf,
     /// nesca's `ca-chain.pem` (issuing CA and root).
@@ -80,7 +80,7 @@ pub struct World {
 
 /// `nesca partner issue-cert` (partner::issue_cert): the certificate, its key, its serial.
 #[track_caller]
-pub fn partner_cert(demo: &Demo, partner: &str, kind: &str, cn: &str) -> (Signer, String) {
+pub(crate) fn partner_cert(demo: &Demo, partner: &str, kind: &str, cn: &str) -> (Signer, String) {
     let (out, cert) = issue_cert(demo, partner, kind, cn, &format!("{kind}-{cn}.pem"));
     let serial = single_serial_line(&out.ok());
     let key = demo.work.join(format!("{kind}-{cn}.key"));
@@ -91,7 +91,7 @@ impl World {
     /// Makes the outside parties, registers the partners with the demo CA, issues their
     /// certificates, and configures `[channels]` (mTLS on a free port) and both plugins.
     #[track_caller]
-    pub fn new(demo: &Demo, options: Options) -> World {
+    pub(crate) fn new(demo: &Demo, options: Options) -> World {
         let dir = demo.work.join("world");
         fs::create_dir_all(&dir).expect("world directory");
         let t = now();
@@ -222,14 +222,14 @@ impl World {
     }
 
     /// A fresh name for the world's files and KDB ids.
-    pub fn fresh(&self, prefix: &str) -> String {
+    pub(crate) fn fresh(&self, prefix: &str) -> String {
         format!("{prefix}-{}", self.next.fetch_add(1, Ordering::Relaxed))
     }
 
     /// `who`'s authentication certificate from the ID-card CA, valid from 5 minutes ago for a
     /// year (DER).
     #[track_caller]
-    pub fn auth_cert(&self, who: Person) -> Vec<u8> {
+    pub(crate) fn auth_cert(&self, who: Person) -> Vec<u8> {
         let t = now();
         let name = self.fresh("auth");
         self.idcard_ca
@@ -237,7 +237,7 @@ impl World {
     }
 
     /// A KDB of `purpose` for `who`, verified now, with a fresh kdb_id.
-    pub fn kdb(&self, purpose: &'static str, who: Person, serial: Option<&str>) -> Kdb {
+    pub(crate) fn kdb(&self, purpose: &'static str, who: Person, serial: Option<&str>) -> Kdb {
         Kdb {
             kdb_id: format!("kdb:{}", self.fresh("id")),
             purpose,
@@ -249,7 +249,7 @@ impl World {
 
     /// The KDBO of `kdb`, signed by `signer` with `openssl cms`.
     #[track_caller]
-    pub fn kdbo(&self, signer: &Signer, kdb: &Kdb) -> Vec<u8> {
+    pub(crate) fn kdbo(&self, signer: &Signer, kdb: &Kdb) -> Vec<u8> {
         let name = self.fresh("kdbo");
         cms_sign(
             &self.dir,
@@ -263,7 +263,7 @@ impl World {
 
     /// A CSR for a new P-256 key made in software (the card-CSR case).
     #[track_caller]
-    pub fn card_csr(&self) -> CardCsr {
+    pub(crate) fn card_csr(&self) -> CardCsr {
         let name = self.fresh("card");
         let path = make_csr(&self.dir, &name, Key::P256, true);
         CardCsr {
@@ -274,7 +274,7 @@ impl World {
     }
 
     /// An mTLS client of the channel listener presenting `client` (none when `None`).
-    pub fn client(&self, client: Option<&Signer>) -> ChannelClient {
+    pub(crate) fn client(&self, client: Option<&Signer>) -> ChannelClient {
         ChannelClient::new(self.port, &self.ca_chain, client)
     }
 }
