@@ -153,16 +153,27 @@ impl NesIssuance {
         match self.issue(by, &req) {
             Ok(issued) => Ok(NesOutcome::Issued(issued)),
             Err(e) => {
-                // Recorded so that a replay gets the same refusal. If even that cannot be
-                // written, the application stays pending and the next start refuses it.
-                if let Err(f) = self.store.finish_application(
-                    channel,
-                    reference,
-                    ApplicationOutcome::Refused(Refusal::of(&e).to_record()),
-                    by,
-                    self.now(),
-                ) {
-                    tracing::warn!(error = %f, channel, channel_ref = reference, "could not record the refused application");
+                let refusal = Refusal::of(&e);
+                let recorded = if refusal.kind.is_transient() {
+                    // Not the request's fault (the HSM or the store down): released, so that
+                    // a retry of the same reference issues instead of replaying the failure.
+                    self.store
+                        .release_pending_application(channel, reference, by, self.now())
+                        .map(|_| ())
+                } else {
+                    // Recorded so that a replay gets the same refusal.
+                    self.store.finish_application(
+                        channel,
+                        reference,
+                        ApplicationOutcome::Refused(refusal.to_record()),
+                        by,
+                        self.now(),
+                    )
+                };
+                // If even that cannot be written, the application stays pending and the next
+                // start refuses it.
+                if let Err(f) = recorded {
+                    tracing::warn!(error = %f, channel, channel_ref = reference, "could not record the failed application");
                 }
                 Err(e)
             }

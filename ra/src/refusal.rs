@@ -31,6 +31,14 @@ pub enum RefusalKind {
     Internal,
 }
 
+impl RefusalKind {
+    /// A failure that is not the request's fault and may pass (the HSM or the store down, a
+    /// fault of nesca's): the same request may succeed later, so it is not kept as its answer.
+    pub fn is_transient(self) -> bool {
+        matches!(self, RefusalKind::Unavailable | RefusalKind::Internal)
+    }
+}
+
 /// A refusal: its kind, the field at fault (if one is) and the rule. Its record is the JSON
 /// `{"v":1,"code":…,"field":…,"rule":…}`, the same shape as the plugin host API's error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

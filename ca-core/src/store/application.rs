@@ -86,6 +86,17 @@ pub trait ApplicationStore: Send + Sync {
         actor: &crate::Principal,
         at: i64,
     ) -> Result<u64>;
+    /// Forgets a pending application, so that its reference can be applied for again: for a
+    /// failure that was not the request's fault (the HSM or the store down), whose retry
+    /// should issue rather than replay the failure. Returns false, and changes nothing, when
+    /// the application is not pending (finished, or unknown).
+    fn release_pending_application(
+        &self,
+        channel: &str,
+        channel_ref: &str,
+        actor: &crate::Principal,
+        at: i64,
+    ) -> Result<bool>;
     /// A channel's application by its reference.
     fn application(&self, channel: &str, channel_ref: &str) -> Result<Option<ChannelApplication>>;
 }

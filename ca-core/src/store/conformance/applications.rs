@@ -99,3 +99,45 @@ pub fn channel_applications_begin_once(store: &dyn Store) {
     );
     assert_eq!(store.verify_audit().unwrap().first_break, None);
 }
+
+/// A pending application released after a failure that was not its fault is forgotten (with
+/// an audit record): the same reference begins anew. A finished one is never released.
+pub fn pending_applications_are_released_for_a_retry(store: &dyn Store) {
+    let by = crate::Principal::HostOperator;
+    let audit_before = store.verify_audit().unwrap().records;
+    assert_eq!(
+        store.begin_application("kdhs", "ref-r", &by, 10).unwrap(),
+        None
+    );
+    assert!(store
+        .release_pending_application("kdhs", "ref-r", &by, 11)
+        .unwrap());
+    assert_eq!(store.application("kdhs", "ref-r").unwrap(), None);
+    assert_eq!(store.verify_audit().unwrap().records, audit_before + 2);
+    // Begun again: a fresh pending application.
+    assert_eq!(
+        store.begin_application("kdhs", "ref-r", &by, 12).unwrap(),
+        None
+    );
+    store
+        .finish_application(
+            "kdhs",
+            "ref-r",
+            ApplicationOutcome::Refused("tckn: bad".into()),
+            &by,
+            13,
+        )
+        .unwrap();
+    // Finished: not released, nothing written.
+    assert!(!store
+        .release_pending_application("kdhs", "ref-r", &by, 14)
+        .unwrap());
+    assert_eq!(
+        store.application("kdhs", "ref-r").unwrap().unwrap().status,
+        ApplicationStatus::Refused
+    );
+    assert!(!store
+        .release_pending_application("kdhs", "never-seen", &by, 15)
+        .unwrap());
+    assert_eq!(store.verify_audit().unwrap().records, audit_before + 4);
+}

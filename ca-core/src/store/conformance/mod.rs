@@ -14,7 +14,9 @@ mod counters;
 mod crl;
 mod registry;
 
-pub use applications::channel_applications_begin_once;
+pub use applications::{
+    channel_applications_begin_once, pending_applications_are_released_for_a_retry,
+};
 pub use audit::{audit_chain_holds_after_writes, refused_writes_leave_no_audit_record};
 pub use certificates::{
     complete_needs_a_reservation, fail_keeps_the_serial, lifecycle_follows_the_state_machine,
@@ -151,6 +153,7 @@ macro_rules! store_conformance_tests {
             cas_are_never_overwritten,
             partners_are_added_read_and_never_overwritten,
             channel_applications_begin_once,
+            pending_applications_are_released_for_a_retry,
             outbox_attempts_are_counted,
             sign_in_failures_lock,
             sms_code_counters

@@ -132,6 +132,33 @@ fn abandon_pending(
     Ok(n as u64)
 }
 
+fn release_pending(
+    conn: &Connection,
+    (channel, channel_ref): (&str, &str),
+    (actor, at): (&crate::Principal, i64),
+    head: &mut AuditHead,
+) -> Result<bool, Refusal> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM channel_applications WHERE channel = ?1 AND channel_ref = ?2 AND status = 'pending'",
+        )?
+        .execute(params![channel, channel_ref])?;
+    if n > 0 {
+        append_audit(
+            conn,
+            head,
+            event_entry(
+                at,
+                actor,
+                "application-released",
+                "",
+                format!("channel={channel} channel_ref={channel_ref}"),
+            ),
+        )?;
+    }
+    Ok(n > 0)
+}
+
 /// An application by its channel reference.
 pub(super) fn read_application(
     conn: &Connection,
@@ -205,6 +232,20 @@ impl ApplicationStore for SqliteStore {
     ) -> Result<u64> {
         let (reason, actor) = (reason.to_owned(), actor.to_owned());
         self.submit(move |conn, head| abandon_pending(conn, &reason, (&actor, at), head))
+    }
+
+    fn release_pending_application(
+        &self,
+        channel: &str,
+        channel_ref: &str,
+        actor: &crate::Principal,
+        at: i64,
+    ) -> Result<bool> {
+        let (channel, channel_ref, actor) =
+            (channel.to_owned(), channel_ref.to_owned(), actor.to_owned());
+        self.submit(move |conn, head| {
+            release_pending(conn, (&channel, &channel_ref), (&actor, at), head)
+        })
     }
 
     fn application(&self, channel: &str, channel_ref: &str) -> Result<Option<ChannelApplication>> {
