@@ -173,7 +173,15 @@ impl FromStr for Principal {
         let unknown = || PrincipalError::Unknown {
             text: s.chars().take(80).collect(),
         };
-        if matches!(s, "cli" | "operator") || s.starts_with("cli partner=") {
+        // `cli partner=ID` is how a partner certificate's issuance was recorded before: the
+        // host operator, naming the partner (an id of 1 to 32 of `a-z 0-9 -`).
+        let legacy_partner = s.strip_prefix("cli partner=").is_some_and(|id| {
+            (1..=32).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+        if matches!(s, "cli" | "operator") || legacy_partner {
             return Ok(Principal::HostOperator);
         }
         if let Some(task) = SystemTask::parse(s) {
@@ -265,6 +273,10 @@ mod tests {
             "holder:identity-card:12345678901",
             "holder:sms:10000000146",
             "holder:10000000146",
+            "cli partner=",
+            "cli partner=ACME",
+            "cli partner=a b",
+            "cli partnerx",
         ] {
             assert!(bad.parse::<Principal>().is_err(), "{bad:?} was accepted");
         }
