@@ -29,7 +29,7 @@ pub mod testkit;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::CaTypesError;
-pub use principal::{ChannelName, HolderProof, Principal, PrincipalError, SystemTask};
+pub use principal::{ChannelName, HolderProof, Principal, SystemTask};
 pub use reason::RevocationReason;
 pub use serial::{IssuerId, Serial};
 pub use signer::TbsSigner;

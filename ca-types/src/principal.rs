@@ -13,6 +13,8 @@ use std::str::FromStr;
 
 use nesca_identity::Tckn;
 
+use crate::error::CaTypesError;
+
 /// Who acts. Every variant says how the actor was authenticated, so an auditor reading the
 /// trail can tell a partner's system from a holder from an operator.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -36,7 +38,7 @@ pub enum Principal {
 
 impl Principal {
     /// A partner's system through the named channel.
-    pub fn channel(name: &str) -> Result<Principal, PrincipalError> {
+    pub fn channel(name: &str) -> Result<Principal, CaTypesError> {
         ChannelName::parse(name).map(Principal::Channel)
     }
 }
@@ -120,10 +122,17 @@ impl ChannelName {
     pub const MAX_LEN: usize = 32;
 
     /// Checks a channel name.
-    pub fn parse(s: &str) -> Result<ChannelName, PrincipalError> {
+    pub fn parse(s: &str) -> Result<ChannelName, CaTypesError> {
         let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
         if s.is_empty() || s.len() > Self::MAX_LEN || !s.chars().all(ok) {
-            return Err(PrincipalError::Channel { value_len: s.len() });
+            return Err(CaTypesError::invalid(
+                "channel",
+                format!(
+                    "must be 1 to {} of a-z, 0-9, '-' (got {} bytes)",
+                    Self::MAX_LEN,
+                    s.len()
+                ),
+            ));
         }
         Ok(ChannelName(s.to_owned()))
     }
@@ -140,18 +149,6 @@ impl fmt::Display for ChannelName {
     }
 }
 
-/// A principal's text that does not read back.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PrincipalError {
-    /// A channel name breaks its rule.
-    #[error("channel: must be 1 to 32 of a-z, 0-9, '-' (got {value_len} bytes)")]
-    Channel { value_len: usize },
-    /// The text names no known kind of principal.
-    #[error("principal: \"{text}\" is not a known principal")]
-    Unknown { text: String },
-}
-
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -165,13 +162,14 @@ impl fmt::Display for Principal {
 }
 
 impl FromStr for Principal {
-    type Err = PrincipalError;
+    type Err = CaTypesError;
 
     /// Reads the audit text back. `operator`, which the command line wrote for an operator's
     /// confirmation before principals were typed, reads as [`Principal::HostOperator`].
-    fn from_str(s: &str) -> Result<Principal, PrincipalError> {
-        let unknown = || PrincipalError::Unknown {
-            text: s.chars().take(80).collect(),
+    fn from_str(s: &str) -> Result<Principal, CaTypesError> {
+        let unknown = || {
+            let text: String = s.chars().take(80).collect();
+            CaTypesError::invalid("principal", format!("\"{text}\" is not a known principal"))
         };
         // `cli partner=ID` is how a partner certificate's issuance was recorded before: the
         // host operator, naming the partner (an id of 1 to 32 of `a-z 0-9 -`).

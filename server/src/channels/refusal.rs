@@ -5,7 +5,7 @@
 
 use std::fmt::Display;
 
-use ca_core::{CaError, IdentityError, PrincipalError};
+use ca_core::{CaError, IdentityError};
 use nesca_plugin_api::{HostError, HostErrorCode};
 use nesca_ra::refusal::{Refusal, RefusalKind};
 use nesca_ra::RaError;
@@ -48,7 +48,7 @@ pub(crate) fn refused(r: Refusal) -> HostError {
 
 /// The channel's own name refused as a principal: the loader checked it already, so this is
 /// the host's fault (`internal`).
-pub(crate) fn principal(e: PrincipalError) -> HostError {
+pub(crate) fn principal(e: ca_core::CaTypesError) -> HostError {
     HostError::internal(e.to_string())
 }
 
