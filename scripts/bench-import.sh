@@ -10,7 +10,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 rows="${1:-100000}"
 cd "$repo"
-cargo build --release -q -p nesca -p nesca-frm-list --example bench_read
+# Two builds: with `--example`, cargo builds only the example of the packages named.
+cargo build --release -q -p nesca
+cargo build --release -q -p nesca-frm-list --example bench_read
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 target/release/examples/bench_read "$rows" --keep "$work"
