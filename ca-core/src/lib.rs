@@ -1,10 +1,12 @@
-//! The nesca domain: identities, certificate profiles, pre-issuance lint, the issuance
-//! engine, the store and the audit log.
+//! The CA: certificate profiles and their pre-issuance lint, the issuance engine, the
+//! lifecycle's states and transitions, serials, the store (role traits, SQLite, the
+//! conformance suite) and the audit log.
 //!
-//! Data flows one way (docs/ARCHITECTURE.md "The layers", "One issuance, end to end"): a caller
-//! turns its input into typed values ([`Tckn`], [`PersonName`], a [`VerifiedCsr`]), the engine
-//! decides, builds the TBSCertificate from a profile, lints it, reserves the serial durably, has
-//! the HSM sign, checks what came back, stores the certificate and answers.
+//! Data flows one way (docs/ARCHITECTURE.md "The layers", "One issuance, end to end"): the
+//! registration authority (`ra`) decides what to issue, with typed values ([`Tckn`],
+//! [`PersonName`], a [`VerifiedCsr`]); the engine builds the TBSCertificate from a profile,
+//! lints it, reserves the serial durably, has the HSM sign, checks what came back, stores the
+//! certificate and answers. It refuses anything its profile forbids, and decides nothing else.
 #![forbid(unsafe_code)]
 
 pub mod bootstrap;

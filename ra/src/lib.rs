@@ -4,9 +4,10 @@
 //!
 //! A transport (the command line, the channel host, the production line; later the admin
 //! API and the portal) parses its input into typed values and names the principal; a service
-//! here decides, then calls ca-core, which builds, lints, signs and stores. ca-core and the
-//! store hold no policy of their own beyond the constraints that keep records consistent.
-//! `docs/ARCHITECTURE.md` draws the layers.
+//! here decides, then calls ca-core, which builds, lints, signs and stores. The aim is that
+//! ca-core and the store hold no policy beyond the constraints that keep records consistent;
+//! the rules the SQLite store still applies itself are listed in `docs/ARCHITECTURE.md` ("Not
+//! there yet"), which also draws the layers.
 #![forbid(unsafe_code)]
 
 pub mod commitment;
