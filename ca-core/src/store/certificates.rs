@@ -148,7 +148,8 @@ pub struct Revocation {
     pub invalidity_date: Option<i64>,
 }
 
-/// A lifecycle change to record, already checked for the holder by [`crate::lifecycle::Lifecycle`].
+/// A lifecycle change to record, already checked for the holder by the registration authority
+/// (`ra::lifecycle::Lifecycle`).
 /// The store checks the state machine inside its write transaction.
 #[derive(Debug, Clone)]
 pub struct TransitionWrite {

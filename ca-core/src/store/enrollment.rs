@@ -1,7 +1,8 @@
 //! The records of an invited person's completion of their application (the institutional channel,
 //! docs/STANDARDS.md "The Turkish channels", Institutional batch): sign-in, the form, the SMS
 //! confirmation, the approval, production and the invoice line. The rules are in
-//! [`crate::enrollment`]; these are what the store keeps and the writes it accepts.
+//! the registration authority (`ra::enrollment`); these are what the store keeps and the writes it
+//! accepts.
 
 use crate::error::Result;
 use crate::serial::{IssuerId, Serial};
