@@ -166,8 +166,9 @@ pub fn parse_common_name(s: &str) -> Result<String> {
     Ok(s.to_string())
 }
 
-/// The subject of a partner certificate: C=TR, O=<partner name>, serialNumber=<licence
-/// number> (the holder's registered id), CN=<device or system name>, in that DER order.
+/// The subject of a partner certificate: `C=TR`, `O=` the partner's name, `serialNumber=` its
+/// licence number (the holder's registered id), `CN=` the device or system name, in that DER
+/// order.
 pub fn partner_subject(partner: &PartnerRecord, common_name: &str) -> Result<Name> {
     let common_name = parse_common_name(common_name)?;
     let mut name = organization_name("TR", &partner.name, &common_name)?;
