@@ -6,7 +6,7 @@
 //! - [`Principal`]: who acts, recorded with every change (the audit, a CRL's publication).
 //! - [`Clock`]: injected time ([`SystemClock`], [`FixedClock`] for tests).
 //! - [`TbsSigner`]: the signer seam, a CA key that signs TBS bytes (an HSM key with the
-//!   feature `hsm`; [`testkit::SoftSigner`] with the feature `testkit`).
+//!   feature `hsm`; `testkit::SoftSigner` with the feature `testkit`).
 //! - [`verify`]: signature verification in software and the [`KeyKind`] checks.
 //!
 //! Why a crate of its own: `crl` and `ocsp-responder` depend on these and on nothing else of
