@@ -10,6 +10,7 @@
 mod applications;
 mod audit;
 mod certificates;
+mod commitments;
 mod counters;
 mod crl;
 mod registry;
@@ -19,6 +20,10 @@ pub use audit::{audit_chain_holds_after_writes, refused_writes_leave_no_audit_re
 pub use certificates::{
     complete_needs_a_reservation, fail_keeps_the_serial, lifecycle_follows_the_state_machine,
     replayed_transition_answers_its_first_outcome, serial_is_unique_per_issuer,
+};
+pub use commitments::{
+    commitment_acceptance_releases_and_supersedes, commitment_supersedes_only_a_live_certificate,
+    overdue_commitments_expire,
 };
 pub use counters::{outbox_attempts_are_counted, sign_in_failures_lock, sms_code_counters};
 pub use crl::{crl_entries_follow_the_lifecycle, crl_numbers_strictly_increase};
@@ -153,7 +158,10 @@ macro_rules! store_conformance_tests {
             channel_applications_begin_once,
             outbox_attempts_are_counted,
             sign_in_failures_lock,
-            sms_code_counters
+            sms_code_counters,
+            commitment_acceptance_releases_and_supersedes,
+            commitment_supersedes_only_a_live_certificate,
+            overdue_commitments_expire
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {
