@@ -13,6 +13,7 @@ mod certificates;
 mod commitments;
 mod counters;
 mod crl;
+mod enrollments;
 mod registry;
 
 pub use applications::channel_applications_begin_once;
@@ -27,6 +28,10 @@ pub use commitments::{
 };
 pub use counters::{outbox_attempts_are_counted, sign_in_failures_lock, sms_code_counters};
 pub use crl::{crl_entries_follow_the_lifecycle, crl_numbers_strictly_increase};
+pub use enrollments::{
+    enrollment_stages_follow_their_order, production_writes_its_invoice_line,
+    wet_approval_and_held_renewal,
+};
 pub use registry::{cas_are_never_overwritten, partners_are_added_read_and_never_overwritten};
 
 use crate::lifecycle::{LifecycleAction, RequestId};
@@ -161,7 +166,10 @@ macro_rules! store_conformance_tests {
             sms_code_counters,
             commitment_acceptance_releases_and_supersedes,
             commitment_supersedes_only_a_live_certificate,
-            overdue_commitments_expire
+            overdue_commitments_expire,
+            enrollment_stages_follow_their_order,
+            wet_approval_and_held_renewal,
+            production_writes_its_invoice_line
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {
