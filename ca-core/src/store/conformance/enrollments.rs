@@ -157,7 +157,7 @@ pub fn enrollment_stages_follow_their_order(store: &dyn Store) {
             .iter()
             .map(|e| e.pre_application.clone())
             .collect::<Vec<_>>(),
-        [pre.clone()]
+        [pre]
     );
 }
 

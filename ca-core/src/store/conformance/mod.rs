@@ -14,6 +14,7 @@ mod commitments;
 mod counters;
 mod crl;
 mod enrollments;
+mod institutions;
 mod registry;
 
 pub use applications::channel_applications_begin_once;
@@ -32,6 +33,7 @@ pub use enrollments::{
     enrollment_stages_follow_their_order, production_writes_its_invoice_line,
     wet_approval_and_held_renewal,
 };
+pub use institutions::{deactivated_institution_list_refused, list_import_invites_holds_and_skips};
 pub use registry::{cas_are_never_overwritten, partners_are_added_read_and_never_overwritten};
 
 use crate::lifecycle::{LifecycleAction, RequestId};
@@ -169,7 +171,9 @@ macro_rules! store_conformance_tests {
             overdue_commitments_expire,
             enrollment_stages_follow_their_order,
             wet_approval_and_held_renewal,
-            production_writes_its_invoice_line
+            production_writes_its_invoice_line,
+            deactivated_institution_list_refused,
+            list_import_invites_holds_and_skips
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {
