@@ -4,8 +4,10 @@
 //!
 //! The cases cover serial uniqueness (RFC 5280 §4.1.2.2), reserve-before-sign, idempotent
 //! lifecycle transitions, the audit record in the same transaction as its change, CRL
-//! numbering (RFC 5280 §5.2.3), the attempt counters the store keeps, and channel
-//! applications once per reference.
+//! numbering (RFC 5280 §5.2.3), the attempt counters the store keeps, channel
+//! applications once per reference, commitments (acceptance, supersession, expiry), the
+//! enrollment stage machine with production and its invoice line, the "do not publish"
+//! filter, and list import (held wet-signed lists, already-open persons, replay).
 
 mod applications;
 mod audit;
