@@ -8,7 +8,7 @@ use crate::testkit::{institution_record, list_row};
 
 /// Registers the test institution and imports a signed list of one person: returns the
 /// invited pre-application's id.
-fn invited(store: &dyn Store) -> String {
+pub(super) fn invited(store: &dyn Store) -> String {
     let institution = institution_record();
     let id = institution.id.clone();
     store

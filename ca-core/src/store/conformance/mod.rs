@@ -4,14 +4,19 @@
 //!
 //! The cases cover serial uniqueness (RFC 5280 §4.1.2.2), reserve-before-sign, idempotent
 //! lifecycle transitions, the audit record in the same transaction as its change, CRL
-//! numbering (RFC 5280 §5.2.3), the attempt counters the store keeps, and channel
-//! applications once per reference.
+//! numbering (RFC 5280 §5.2.3), the attempt counters the store keeps, channel
+//! applications once per reference, commitments (acceptance, supersession, expiry), the
+//! enrollment stage machine with production and its invoice line, the "do not publish"
+//! filter, and list import (held wet-signed lists, already-open persons, replay).
 
 mod applications;
 mod audit;
 mod certificates;
+mod commitments;
 mod counters;
 mod crl;
+mod enrollments;
+mod institutions;
 mod registry;
 
 pub use applications::{
@@ -22,8 +27,17 @@ pub use certificates::{
     complete_needs_a_reservation, fail_keeps_the_serial, lifecycle_follows_the_state_machine,
     replayed_transition_answers_its_first_outcome, serial_is_unique_per_issuer,
 };
+pub use commitments::{
+    commitment_acceptance_releases_and_supersedes, commitment_supersedes_only_a_live_certificate,
+    overdue_commitments_expire,
+};
 pub use counters::{outbox_attempts_are_counted, sign_in_failures_lock, sms_code_counters};
 pub use crl::{crl_entries_follow_the_lifecycle, crl_numbers_strictly_increase};
+pub use enrollments::{
+    enrollment_stages_follow_their_order, production_writes_its_invoice_line,
+    wet_approval_and_held_renewal,
+};
+pub use institutions::{deactivated_institution_list_refused, list_import_invites_holds_and_skips};
 pub use registry::{cas_are_never_overwritten, partners_are_added_read_and_never_overwritten};
 
 use crate::lifecycle::{LifecycleAction, RequestId};
@@ -156,7 +170,15 @@ macro_rules! store_conformance_tests {
             pending_applications_are_released_for_a_retry,
             outbox_attempts_are_counted,
             sign_in_failures_lock,
-            sms_code_counters
+            sms_code_counters,
+            commitment_acceptance_releases_and_supersedes,
+            commitment_supersedes_only_a_live_certificate,
+            overdue_commitments_expire,
+            enrollment_stages_follow_their_order,
+            wet_approval_and_held_renewal,
+            production_writes_its_invoice_line,
+            deactivated_institution_list_refused,
+            list_import_invites_holds_and_skips
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {
