@@ -237,7 +237,7 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
                             name: "Ankara BB".into(),
                             id: "1234567890".into(),
                         },
-                        holder_tckn: "10000000146".into(),
+                        holder_tckn: crate::Tckn::parse("10000000146").unwrap(),
                         holder_name: "AYŞE YILMAZ".into(),
                         item: "NES 730 gün".into(),
                         month: "2026-11".into(),
@@ -305,7 +305,7 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
         .unwrap()
         .is_empty());
     assert!(store
-        .published_certificates(None, Some("10000000146"))
+        .published_certificates(None, Some(&crate::Tckn::parse("10000000146").unwrap()))
         .unwrap()
         .iter()
         .all(|c| c.serial != serial));
