@@ -261,6 +261,34 @@ mod tests {
         assert_eq!(version, MIGRATIONS.len() as i64);
     }
 
+    /// Rows whose typed columns were damaged outside nesca (a T.C. Kimlik No that is not one, a
+    /// profile nesca does not issue) are refused where they are read, naming the row's
+    /// operation — never a panic, never a half-typed record.
+    #[test]
+    fn damaged_typed_columns_are_refused_on_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("damaged.db");
+        let serial = |n: &str| Serial::parse_hex(&n.repeat(20)).unwrap();
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            drop(store);
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "INSERT INTO certificates (issuer, serial, profile, status, subject, tckn, not_before, not_after, tbs_der, reserved_at)
+                 VALUES ('nes-ca', '0101010101010101010101010101010101010101', 'nes', 'reserved', 'CN=A', '12345678901', 1, 2, x'30', 1);
+                 INSERT INTO certificates (issuer, serial, profile, status, subject, tckn, not_before, not_after, tbs_der, reserved_at)
+                 VALUES ('nes-ca', '0202020202020202020202020202020202020202', 'root-of-all', 'reserved', 'CN=B', NULL, 1, 2, x'30', 1);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        for (hex, what) in [("01", "checksum digit"), ("02", "root-of-all")] {
+            let e = store.get(None, &serial(hex)).unwrap_err().to_string();
+            assert!(e.starts_with("store: "), "{e}");
+            assert!(e.contains(what), "{e}");
+        }
+    }
+
     fn partner(id: &str) -> PartnerRecord {
         PartnerRecord {
             id: PartnerId::parse(id).unwrap(),
