@@ -104,58 +104,63 @@ pub(super) fn finish_application(
     Ok(())
 }
 
+/// Runs one statement and, when it changed rows, appends its audit event (`detail` given the
+/// count) in the same transaction; returns how many rows changed.
+fn change_with_event(
+    conn: &Connection,
+    head: &mut AuditHead,
+    (sql, params): (&str, impl rusqlite::Params),
+    (actor, at): (&crate::Principal, i64),
+    action: &str,
+    detail: impl FnOnce(usize) -> String,
+) -> Result<usize, Refusal> {
+    let n = conn.prepare_cached(sql)?.execute(params)?;
+    if n > 0 {
+        append_audit(conn, head, event_entry(at, actor, action, "", detail(n)))?;
+    }
+    Ok(n)
+}
+
 /// Refuses every pending application with `reason`; returns how many.
 fn abandon_pending(
     conn: &Connection,
     reason: &str,
-    (actor, at): (&crate::Principal, i64),
+    by: (&crate::Principal, i64),
     head: &mut AuditHead,
 ) -> Result<u64, Refusal> {
-    let n = conn
-        .prepare_cached(
+    let n = change_with_event(
+        conn,
+        head,
+        (
             "UPDATE channel_applications SET status = 'refused', error = ?1, updated_at = ?2 WHERE status = 'pending'",
-        )?
-        .execute(params![reason, at])?;
-    if n > 0 {
-        append_audit(
-            conn,
-            head,
-            event_entry(
-                at,
-                actor,
-                "applications-abandoned",
-                "",
-                format!("count={n} reason={reason}"),
-            ),
-        )?;
-    }
+            params![reason, by.1],
+        ),
+        by,
+        "applications-abandoned",
+        |n| format!("count={n} reason={reason}"),
+    )?;
     Ok(n as u64)
 }
 
+/// Forgets a pending application (a failure that was not its fault); false when it is not
+/// pending.
 fn release_pending(
     conn: &Connection,
     (channel, channel_ref): (&str, &str),
-    (actor, at): (&crate::Principal, i64),
+    by: (&crate::Principal, i64),
     head: &mut AuditHead,
 ) -> Result<bool, Refusal> {
-    let n = conn
-        .prepare_cached(
+    let n = change_with_event(
+        conn,
+        head,
+        (
             "DELETE FROM channel_applications WHERE channel = ?1 AND channel_ref = ?2 AND status = 'pending'",
-        )?
-        .execute(params![channel, channel_ref])?;
-    if n > 0 {
-        append_audit(
-            conn,
-            head,
-            event_entry(
-                at,
-                actor,
-                "application-released",
-                "",
-                format!("channel={channel} channel_ref={channel_ref}"),
-            ),
-        )?;
-    }
+            params![channel, channel_ref],
+        ),
+        by,
+        "application-released",
+        |_| format!("channel={channel} channel_ref={channel_ref}"),
+    )?;
     Ok(n > 0)
 }
 
