@@ -80,12 +80,8 @@ fn subscriber_key(
 }
 
 /// Issuance (or its commitments) asked of a host that has none (`nesca plugins list`).
-fn issuance_unavailable(method: &str) -> HostError {
-    HostError::new(
-        HostErrorCode::Unavailable,
-        method,
-        "issuance is not available here",
-    )
+fn issuance_unavailable(operation: &'static str) -> HostError {
+    ra(nesca_ra::RaError::Unavailable { operation })
 }
 
 /// The channel asking, as the principal that acts.
