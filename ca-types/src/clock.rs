@@ -7,6 +7,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync {
     /// Now, truncated to whole seconds (X.509 times carry no fractions).
     fn now(&self) -> SystemTime;
+
+    /// Now, as the store keeps instants.
+    fn now_unix(&self) -> crate::UnixTime {
+        crate::UnixTime::from_system(self.now())
+    }
 }
 
 /// The operating system's clock.

@@ -4,7 +4,8 @@
 //!   name of a CA inside nesca.
 //! - [`RevocationReason`]: CRLReason (RFC 5280 §5.3.1), as the store, CRLs and OCSP write it.
 //! - [`Principal`]: who acts, recorded with every change (the audit, a CRL's publication).
-//! - [`Clock`]: injected time ([`SystemClock`], [`FixedClock`] for tests).
+//! - [`Clock`]: injected time ([`SystemClock`], [`FixedClock`] for tests); [`UnixTime`], an
+//!   instant as the store keeps it.
 //! - [`TbsSigner`]: the signer seam, a CA key that signs TBS bytes (an HSM key with the
 //!   feature `hsm`; `testkit::SoftSigner` with the feature `testkit`).
 //! - [`verify`]: signature verification in software and the [`KeyKind`] checks.
@@ -22,6 +23,7 @@ pub mod principal;
 mod reason;
 mod serial;
 mod signer;
+mod time;
 pub mod verify;
 
 #[cfg(any(test, feature = "testkit"))]
@@ -33,6 +35,7 @@ pub use principal::{ChannelName, HolderProof, Principal, SystemTask};
 pub use reason::RevocationReason;
 pub use serial::{IssuerId, Serial};
 pub use signer::TbsSigner;
+pub use time::UnixTime;
 pub use verify::KeyKind;
 
 #[cfg(test)]
