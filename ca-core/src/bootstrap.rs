@@ -63,7 +63,7 @@ pub fn create_hierarchy(
             });
         }
     }
-    let now = crate::clock::unix_seconds(engine.clock().now());
+    let now = engine.clock().now_unix();
 
     // The root signs itself: its issuer context is its own name and key, with no URLs.
     let root_spki = root.signer.public_key();

@@ -13,7 +13,7 @@ use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::name::Name;
 use x509_cert::Certificate;
 
-use crate::clock::{unix_seconds, Clock};
+use crate::clock::Clock;
 use crate::error::{CaError, Result};
 use crate::profile::{self, CertificateProfile, IssuerContext, NesProfile, TbsInput};
 use crate::store::{Completion, FinishedApplication, Reservation, Reserved, Store, SubjectRecord};
@@ -61,7 +61,7 @@ impl SigningCa {
             key_id: verify::key_identifier(&spki),
             signature_algorithm: signer.signature_algorithm(),
             urls,
-            not_after: Some(cert.tbs_certificate.validity.not_after.to_system_time()),
+            not_after: Some(profile::unix_time(&cert.tbs_certificate.validity.not_after)),
         };
         Self::with_context(context, signer, Some(cert_der))
     }
@@ -220,7 +220,7 @@ impl Engine {
         actor: &crate::Principal,
         then: &dyn Fn(&Issued) -> Result<Option<FinishedApplication>>,
     ) -> Result<Issued> {
-        let not_before = self.clock.now();
+        let not_before = self.clock.now_unix();
         let (serial, tbs, tbs_der) = self.reserve(ca, profile, &req, not_before, actor)?;
 
         let signed = ca
@@ -242,7 +242,7 @@ impl Engine {
                 })?;
                 Ok((cert_der, application))
             });
-        let now = unix_seconds(self.clock.now());
+        let now = self.clock.now_unix();
         match signed {
             Ok((cert_der, application)) => {
                 let completion = Completion {
@@ -288,7 +288,7 @@ impl Engine {
         ca: &SigningCa,
         profile: &dyn CertificateProfile,
         req: &CertRequest,
-        not_before: std::time::SystemTime,
+        not_before: crate::UnixTime,
         actor: &crate::Principal,
     ) -> Result<(Serial, x509_cert::TbsCertificate, Vec<u8>)> {
         for _ in 0..SERIAL_ATTEMPTS {
@@ -311,11 +311,11 @@ impl Engine {
                 serial,
                 profile: profile.name(),
                 subject: req.record.clone(),
-                not_before: unix_seconds(tbs.validity.not_before.to_system_time()),
-                not_after: unix_seconds(tbs.validity.not_after.to_system_time()),
+                not_before: profile::unix_time(&tbs.validity.not_before),
+                not_after: profile::unix_time(&tbs.validity.not_after),
                 tbs_der: tbs_der.clone(),
                 actor: actor.clone(),
-                at: unix_seconds(not_before),
+                at: not_before,
             };
             match self.store.reserve(reservation)? {
                 Reserved::Ok => return Ok((serial, tbs, tbs_der)),
@@ -426,7 +426,7 @@ mod tests {
             Serial::from_der_bytes(cert.tbs_certificate.serial_number.as_bytes()),
             Some(issued.serial)
         );
-        let days = (rec.not_after - rec.not_before) / 86_400;
+        let days = rec.not_after.secs_since(rec.not_before) / 86_400;
         assert_eq!(days, 1095);
         assert_eq!(f.store.verify_audit().unwrap().first_break, None);
     }

@@ -43,9 +43,9 @@ pub use nesca_identity::{Email, IdentityError, Tckn, TcknError, TrMobile};
 pub use partner::{PartnerId, PartnerRecord};
 pub use serial::{IssuerId, Serial};
 
-/// RFC 3339 in UTC, whole seconds.
-pub fn rfc3339(t: std::time::SystemTime) -> String {
-    let secs = clock::unix_seconds(t);
+/// RFC 3339 in UTC, whole seconds, of an instant (a [`UnixTime`] or a `SystemTime`).
+pub fn rfc3339(t: impl Into<UnixTime>) -> String {
+    let secs = t.into().secs();
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
         .and_then(|d| {

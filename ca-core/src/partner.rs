@@ -23,8 +23,8 @@ pub struct PartnerRecord {
     pub name: String,
     /// The operator's licence number: the holder's registered id (subject serialNumber).
     pub license_no: String,
-    /// When it was registered, unix seconds.
-    pub created_at: i64,
+    /// When it was registered.
+    pub created_at: crate::UnixTime,
     /// Only active partners receive certificates.
     pub active: bool,
 }

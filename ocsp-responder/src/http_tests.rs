@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use x509_ocsp::{CertStatus, OcspResponseStatus};
 
 use nesca_ca_types::Clock;
-use nesca_ca_types::RevocationReason;
+use nesca_ca_types::{RevocationReason, UnixTime};
 
 use crate::http::http_date;
 use crate::testkit::{decode, request, responder, serial, FakeSource, Pki};
@@ -315,7 +315,7 @@ async fn refresher_pre_produces_follows_changes_and_stops() {
         "nes-ca",
         serial(3),
         CertState::Revoked {
-            time: 1_760_000_000,
+            time: UnixTime::from_secs(1_760_000_000),
             reason: Some(RevocationReason::Superseded),
         },
     );
@@ -395,7 +395,7 @@ async fn openssl_ocsp_verifies_post_and_get_answers() {
         "nes-ca",
         revoked,
         CertState::Revoked {
-            time: 1_760_000_000,
+            time: UnixTime::from_secs(1_760_000_000),
             reason: Some(RevocationReason::KeyCompromise),
         },
     );
@@ -532,7 +532,7 @@ fn pkilint_finds_nothing_in_good_revoked_and_not_issued_responses() {
         "nes-ca",
         serial(2),
         CertState::Revoked {
-            time: 1_760_000_000,
+            time: UnixTime::from_secs(1_760_000_000),
             reason: Some(RevocationReason::KeyCompromise),
         },
     );

@@ -1,7 +1,9 @@
 //! Building and signing responses: OCSPResponse with a BasicOCSPResponse (RFC 6960 §4.2.1),
 //! and the unsigned error statuses.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+use nesca_ca_types::UnixTime;
 
 use bytes::Bytes;
 use const_oid::db::rfc6960::ID_PKIX_OCSP_EXTENDED_REVOKE;
@@ -89,8 +91,8 @@ pub(crate) fn sign(
     validity: Duration,
 ) -> Result<SignedResponse, OcspError> {
     let next = now + validity;
-    let this_update = ocsp_time(now)?;
-    let next_update = ocsp_time(next)?;
+    let this_update = ocsp_time(UnixTime::from_system(now))?;
+    let next_update = ocsp_time(UnixTime::from_system(next))?;
     let not_issued = singles.iter().any(|s| s.state == CertState::NotIssued);
     let responses = singles
         .into_iter()
@@ -162,15 +164,11 @@ fn cert_status(state: CertState) -> Result<CertStatus, OcspError> {
     Ok(match state {
         CertState::Good => CertStatus::good(),
         CertState::Revoked { time, reason } => CertStatus::Revoked(RevokedInfo {
-            revocation_time: ocsp_time(
-                UNIX_EPOCH
-                    .checked_add(Duration::from_secs(time.max(0) as u64))
-                    .unwrap_or(UNIX_EPOCH),
-            )?,
+            revocation_time: ocsp_time(time)?,
             revocation_reason: reason.and_then(crl_reason),
         }),
         CertState::NotIssued => CertStatus::Revoked(RevokedInfo {
-            revocation_time: ocsp_time(UNIX_EPOCH)?,
+            revocation_time: ocsp_time(UnixTime::EPOCH)?,
             revocation_reason: Some(CrlReason::CertificateHold),
         }),
     })
@@ -205,12 +203,11 @@ fn crl_reason(r: RevocationReason) -> Option<CrlReason> {
     })
 }
 
-/// GeneralizedTime in Zulu without fractions (RFC 6960 §4.2.2.1 via RFC 5280 §4.1.2.5.2).
-fn ocsp_time(t: SystemTime) -> Result<OcspGeneralizedTime, OcspError> {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+/// GeneralizedTime in Zulu without fractions (RFC 6960 §4.2.2.1 via RFC 5280 §4.1.2.5.2):
+/// the one way from an instant to a time in a response (instants before the epoch are the
+/// epoch).
+fn ocsp_time(t: UnixTime) -> Result<OcspGeneralizedTime, OcspError> {
+    let secs = u64::try_from(t.secs()).unwrap_or(0);
     GeneralizedTime::from_unix_duration(Duration::from_secs(secs))
         .map(OcspGeneralizedTime)
         .map_err(OcspError::encoding("GeneralizedTime"))

@@ -1,7 +1,7 @@
 //! What the responder asks the certificate store: the status of one serial, the serials whose
 //! status changed since a cursor, and every serial of an issuer (to pre-produce responses).
 
-use nesca_ca_types::{IssuerId, RevocationReason, Serial};
+use nesca_ca_types::{IssuerId, RevocationReason, Serial, UnixTime};
 
 /// The status of one serial of a served issuer, as the store knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,8 +11,8 @@ pub enum CertState {
     /// Revoked or suspended (`CertificateHold`); `reason: None` is unspecified, which RFC 5280
     /// says to leave out rather than write.
     Revoked {
-        /// revocationTime, Unix seconds.
-        time: i64,
+        /// revocationTime.
+        time: UnixTime,
         reason: Option<RevocationReason>,
     },
     /// Never issued by this issuer (no serial reserved). Answered as `revoked`, reason

@@ -17,7 +17,7 @@ use x509_ocsp::{
 };
 
 use nesca_ca_types::RevocationReason;
-use nesca_ca_types::{Clock, Serial};
+use nesca_ca_types::{Clock, Serial, UnixTime};
 
 use crate::cache::CacheKey;
 use crate::cert_id::CertIdForm;
@@ -115,7 +115,7 @@ fn good_response_has_every_field_rfc_6960_asks() {
 #[test]
 fn revoked_with_reason_and_without() {
     let (pki, source, r, _) = setup();
-    let at = 1_700_000_000;
+    let at = UnixTime::from_secs(1_700_000_000);
     let (a, b) = (serial(1), serial(2));
     source.set(
         "nes-ca",
@@ -135,7 +135,7 @@ fn revoked_with_reason_and_without() {
     );
     let (_, _, basic) = ask(&r, &request(vec![pki.cert_id::<Sha1>(&a)], None));
     let (time, reason) = revoked_info(one(&basic.unwrap()));
-    assert_eq!(time, UNIX_EPOCH + Duration::from_secs(at as u64));
+    assert_eq!(time, at.to_system());
     assert_eq!(reason, Some(CrlReason::KeyCompromise));
     let (_, _, basic) = ask(&r, &request(vec![pki.cert_id::<Sha1>(&b)], None));
     assert_eq!(revoked_info(one(&basic.unwrap())).1, None);
@@ -149,7 +149,7 @@ fn suspended_is_certificate_hold() {
         "nes-ca",
         s,
         CertState::Revoked {
-            time: 1_750_000_000,
+            time: UnixTime::from_secs(1_750_000_000),
             reason: Some(RevocationReason::CertificateHold),
         },
     );
@@ -267,7 +267,7 @@ fn several_requests_get_one_response_with_one_single_each() {
         "nes-ca",
         v,
         CertState::Revoked {
-            time: 1_700_000_000,
+            time: UnixTime::from_secs(1_700_000_000),
             reason: Some(RevocationReason::Superseded),
         },
     );
@@ -496,7 +496,7 @@ fn prefill_then_change_replaces_the_cached_response() {
         "nes-ca",
         s,
         CertState::Revoked {
-            time: 1_760_000_000,
+            time: UnixTime::from_secs(1_760_000_000),
             reason: Some(RevocationReason::KeyCompromise),
         },
     );
@@ -524,7 +524,7 @@ fn a_change_that_cannot_be_re_signed_drops_the_old_response() {
         "nes-ca",
         s,
         CertState::Revoked {
-            time: 1,
+            time: UnixTime::from_secs(1),
             reason: None,
         },
     );

@@ -198,10 +198,10 @@ mod tests {
         assert!(f
             .store
             .begin_application(
-                CHANNEL,
+                &ca_core::ChannelName::parse(CHANNEL).unwrap(),
                 channel_ref,
                 &ca_core::Principal::HostOperator,
-                now(f)
+                f.clock.now_unix(),
             )
             .unwrap()
             .is_none());
@@ -239,7 +239,11 @@ mod tests {
                 },
             )
             .unwrap();
-        let app = f.store.application(CHANNEL, channel_ref).unwrap().unwrap();
+        let app = f
+            .store
+            .application(&ca_core::ChannelName::parse(CHANNEL).unwrap(), channel_ref)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (app.status, app.serial, app.wrapped_key),
             (

@@ -596,7 +596,9 @@ impl Enrollments {
                 "the signing certificate belongs to another person".into()
             ));
         }
-        if record.status != CertStatus::Active || now < record.not_before || now > record.not_after
+        if record.status != CertStatus::Active
+            || now < record.not_before.secs()
+            || now > record.not_after.secs()
         {
             return Err(bad(format!(
                 "the signing certificate is {} or outside its validity; it must be valid now",

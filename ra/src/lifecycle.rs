@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use ca_core::clock::{unix_seconds, Clock};
+use ca_core::clock::Clock;
 use ca_core::lifecycle::{LifecycleAction, LifecycleRequest};
 use ca_core::store::{RequestedBy, Store, TransitionOutcome, TransitionWrite};
 use ca_core::{CaError, Tckn};
@@ -86,7 +86,7 @@ impl Lifecycle {
                 None => RequestedBy::Operator,
             },
             actor: req.actor,
-            at: unix_seconds(self.clock.now()),
+            at: self.clock.now_unix(),
         })?;
         tracing::info!(
             serial = %outcome.serial,
@@ -118,7 +118,7 @@ mod tests {
     use ca_core::store::prelude::*;
     use ca_core::store::{CertStatus, CrlKind, CrlReservation, DeltaEntry, RevokedEntry};
     use ca_core::testkit::{fixture, Fixture};
-    use ca_core::{Principal, Serial, Tckn};
+    use ca_core::{Principal, Serial, Tckn, UnixTime};
 
     const HOLDER: &str = "10000000146";
 
@@ -338,10 +338,10 @@ mod tests {
             f.store.reserve_crl(CrlReservation {
                 issuer: id.clone(),
                 kind,
-                this_update: 0,
-                next_update: 1,
+                this_update: UnixTime::EPOCH,
+                next_update: UnixTime::from_secs(1),
                 actor: ca_core::Principal::HostOperator,
-                at: 0,
+                at: UnixTime::EPOCH,
             })
         };
         let err = reserve(CrlKind::Delta).unwrap_err().to_string();
@@ -365,7 +365,7 @@ mod tests {
                 watermark,
                 listed.len() as u64,
                 &ca_core::Principal::HostOperator,
-                0,
+                UnixTime::EPOCH,
             )
             .unwrap();
 

@@ -255,7 +255,7 @@ mod tests {
             .outbox()
             .unwrap()
             .iter()
-            .all(|(m, s)| s == "sent" && m.attempts == 2));
+            .all(|(m, s)| *s == ca_core::store::OutboxStatus::Sent && m.attempts == 2));
 
         let sent = mail.emails();
         assert_eq!(sent.len(), 2);

@@ -17,12 +17,14 @@ use std::sync::Arc;
 
 use crate::commitment::{commitment_text, new_commitment, CommitmentSubject};
 use ca_core::engine::{Engine, Issued, NesApplication, SigningCa};
-use ca_core::profile::NesProfile;
+use ca_core::profile::{unix_time, NesProfile};
 use ca_core::store::{
     ApplicationIssued, ApplicationOutcome, ApplicationStatus, CertStatus, ChannelApplication,
     FinishedApplication, ProducedEnrollment, Store,
 };
-use ca_core::{CaError, ChannelName, PersonName, Principal, Serial, SubjectKey, Tckn, VerifiedCsr};
+use ca_core::{
+    CaError, ChannelName, PersonName, Principal, Serial, SubjectKey, Tckn, UnixTime, VerifiedCsr,
+};
 
 use crate::card_key::WrappedCardKey;
 use crate::error::{RaError, Result};
@@ -142,7 +144,7 @@ impl NesIssuance {
         if let Some(serial) = &req.overwrite {
             self.check_overwrite(serial, &req.holder.tckn)?;
         }
-        let channel = req.channel.as_str();
+        let channel = &req.channel;
         let reference = req.channel_ref.as_str();
         if let Some(seen) = self
             .store
@@ -173,7 +175,7 @@ impl NesIssuance {
                 // If even that cannot be written, the application stays pending and the next
                 // start refuses it.
                 if let Err(f) = recorded {
-                    tracing::warn!(error = %f, channel, channel_ref = reference, "could not record the failed application");
+                    tracing::warn!(error = %f, %channel, channel_ref = reference, "could not record the failed application");
                 }
                 Err(e)
             }
@@ -290,7 +292,7 @@ impl NesIssuance {
         };
         let deadline = req
             .commitment_within_seconds
-            .map(|within| self.now() + within);
+            .map(|within| self.now().plus_secs(within).secs());
         let record = |issued: &Issued| -> ca_core::Result<_> {
             let commitment = match deadline {
                 Some(deadline) => Some(new_commitment(
@@ -347,15 +349,15 @@ impl NesIssuance {
                 issuer: self.ca.context.id.as_str(),
             },
             &issued.serial,
-            ca_core::clock::unix_seconds(validity.not_before.to_system_time()),
-            ca_core::clock::unix_seconds(validity.not_after.to_system_time()),
+            unix_time(&validity.not_before).secs(),
+            unix_time(&validity.not_after).secs(),
             &issued.cert_der,
         ))
     }
 
-    /// Now, in the store's Unix seconds, from the engine's clock.
-    pub fn now(&self) -> i64 {
-        ca_core::clock::unix_seconds(self.engine.clock().now())
+    /// Now, as the store keeps instants, from the engine's clock.
+    pub fn now(&self) -> UnixTime {
+        self.engine.clock().now_unix()
     }
 }
 

@@ -18,8 +18,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use ca_core::{Principal, SystemTask};
 
 use crate::error::{RaError, Result};
-use ca_core::clock::{unix_seconds, Clock};
-use ca_core::store::{OutboxMessage, Store};
+use ca_core::clock::Clock;
+use ca_core::store::{OutboxAttempt, OutboxKind, OutboxMessage, Store};
 
 /// Letters and digits that cannot be mistaken for one another when typed from an e-mail.
 const PASSWORD_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -212,11 +212,12 @@ impl Outbox {
     /// Sends what is due, at most `limit` messages; a failure is recorded with its retry time
     /// and does not stop the others.
     pub fn deliver_due(&self, limit: u32) -> Result<DeliveryReport> {
-        let now = unix_seconds(self.clock.now());
+        let now = self.clock.now_unix();
+        let by = Principal::System(SystemTask::Outbox);
         let mut report = DeliveryReport::default();
         for m in self.store.outbox_due(now, limit)? {
             let result = self.deliver(&m);
-            let at = unix_seconds(self.clock.now());
+            let at = self.clock.now_unix();
             match &result {
                 Ok(()) => report.sent += 1,
                 Err(e) => {
@@ -225,20 +226,22 @@ impl Outbox {
                 }
             }
             let delay = (FIRST_RETRY_SECONDS << m.attempts.clamp(0, 20)).min(MAX_RETRY_SECONDS);
-            self.store
-                .outbox_attempt(m.id, result.map_err(|e| (e.to_string(), at + delay)), at)?;
+            let attempt = match result {
+                Ok(()) => OutboxAttempt::Sent,
+                Err(e) => OutboxAttempt::Failed {
+                    error: e.to_string(),
+                    retry_at: at.plus_secs(delay),
+                },
+            };
+            self.store.outbox_attempt(m.id, attempt, &by, at)?;
         }
         Ok(report)
     }
 
     fn deliver(&self, m: &OutboxMessage) -> Result<()> {
-        match m.kind.as_str() {
-            "access-password" => self.access_password(m),
-            "sms-code" => self.sms_code(m),
-            other => Err(RaError::invalid(
-                "kind",
-                format!("unknown message kind {other}"),
-            )),
+        match m.kind {
+            OutboxKind::AccessPassword => self.access_password(m),
+            OutboxKind::SmsCode => self.sms_code(m),
         }
     }
 
@@ -247,14 +250,14 @@ impl Outbox {
     fn sms_code(&self, m: &OutboxMessage) -> Result<()> {
         let code = crate::enrollment::new_sms_code();
         let hash = hash_password(&code)?;
-        let now = unix_seconds(self.clock.now());
+        let now = self.clock.now_unix();
         let issued = self
             .store
             .enrollment_write(ca_core::store::EnrollmentWrite::CodeIssued {
                 id: m.subject_ref.clone(),
                 code_hash: hash,
-                expires_at: now + crate::enrollment::SMS_CODE_SECONDS,
-                at: now,
+                expires_at: now.plus_secs(crate::enrollment::SMS_CODE_SECONDS).secs(),
+                at: now.secs(),
             });
         match issued {
             Ok(_) => {}
@@ -286,7 +289,7 @@ impl Outbox {
             })?;
         let password = new_password();
         let hash = hash_password(&password)?;
-        let now = unix_seconds(self.clock.now());
+        let now = self.clock.now_unix();
         self.store.set_access_password(
             &pre.id,
             &hash,

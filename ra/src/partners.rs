@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ca_core::engine::{CertRequest, Engine, Issued, SigningCa};
 use ca_core::profile::{check_validity_days, partner_subject, PartnerCertProfile};
 use ca_core::store::{CertRecord, CertStatus, Store, SubjectRecord};
-use ca_core::{PartnerId, PartnerRecord, Principal, VerifiedCsr};
+use ca_core::{PartnerId, PartnerRecord, Principal, UnixTime, VerifiedCsr};
 
 use crate::error::{RaError, Result};
 
@@ -46,7 +46,7 @@ impl Partners {
         id: PartnerId,
         name: String,
         license_no: String,
-        now: i64,
+        now: UnixTime,
     ) -> Result<PartnerRecord> {
         let record = PartnerRecord {
             id,
@@ -61,7 +61,12 @@ impl Partners {
 
     /// No new certificates for the partner from now on; its existing ones stay until they
     /// are revoked one by one.
-    pub fn deactivate(&self, by: &Principal, id: &PartnerId, now: i64) -> Result<PartnerRecord> {
+    pub fn deactivate(
+        &self,
+        by: &Principal,
+        id: &PartnerId,
+        now: UnixTime,
+    ) -> Result<PartnerRecord> {
         self.store.deactivate_partner(id, by, now)?;
         self.store
             .partner(id)?

@@ -23,6 +23,11 @@ use crate::nes::{ChannelRef, NesHolder, NesIssuance, NesOutcome, NesRequest, Sub
 /// The channel production's applications are recorded under.
 pub const CHANNEL: &str = "batch-import";
 
+/// [`CHANNEL`] as a channel's name.
+fn channel() -> ChannelName {
+    ChannelName::parse(CHANNEL).expect("the institutional channel's name")
+}
+
 /// Where card keys come from (`[production] key_source`).
 pub enum CardKeys {
     /// Generated in the HSM and wrapped for the card personalisation system.
@@ -84,7 +89,7 @@ impl Production {
     pub fn run_due(&self, limit: u32, packages: &dyn CardPackages) -> Result<ProductionReport> {
         let store = &self.issuance.store;
         let mut report = ProductionReport::default();
-        for e in store.enrollments_due(self.issuance.now(), limit)? {
+        for e in store.enrollments_due(self.issuance.now().secs(), limit)? {
             let id = e.pre_application.clone();
             // Produce what is approved; then (and for what was produced before) the package.
             let produced = match e.stage {
@@ -105,7 +110,7 @@ impl Production {
                         store.enrollment_write(EnrollmentWrite::ProductionFailed {
                             id,
                             error: error.to_string(),
-                            at: self.issuance.now(),
+                            at: self.issuance.now().secs(),
                         })?;
                         None
                     }
@@ -144,7 +149,7 @@ impl Production {
         let channel_ref = ChannelRef::parse(&attempt_ref(e))?;
         let validity_days = self.issuance.nes.default_validity_days();
         let request = NesRequest {
-            channel: ChannelName::parse(CHANNEL).expect("the institutional channel's name"),
+            channel: channel(),
             channel_ref,
             holder: NesHolder {
                 tckn: pre.tckn,
@@ -162,7 +167,7 @@ impl Production {
                 holder_tckn: pre.tckn,
                 holder_name: format!("{} {}", pre.given_name, pre.surname),
                 item: format!("NES {validity_days} gün"),
-                month: billing_month(self.issuance.now()),
+                month: billing_month(self.issuance.now().secs()),
                 attempt: e.production_attempts,
             }),
         };
@@ -198,7 +203,7 @@ impl Production {
             .and_then(|r| r.cert_der)
             .ok_or_else(|| missing(format!("certificate {serial} is not in the store")))?;
         let wrapped_key = store
-            .application(CHANNEL, &attempt_ref(e))?
+            .application(&channel(), &attempt_ref(e))?
             .and_then(|a| a.wrapped_key);
         let pre = self.pre_application(id)?;
         let package = CardPackage {
@@ -216,7 +221,7 @@ impl Production {
         packages.deliver(&package)?;
         store.enrollment_write(EnrollmentWrite::PackageWritten {
             id: id.clone(),
-            at: self.issuance.now(),
+            at: self.issuance.now().secs(),
         })?;
         Ok(())
     }

@@ -7,7 +7,8 @@ use rand::RngCore;
 use super::RevocationReason;
 use crate::error::{CaError, Result};
 use crate::serial::{IssuerId, Serial};
-use crate::Tckn;
+use crate::store::TransitionKind;
+use crate::{Tckn, UnixTime};
 
 /// The caller's id for one lifecycle request: the same id twice is the same request, so a
 /// retry after a lost answer cannot apply a change twice. 1–128 characters of
@@ -79,17 +80,22 @@ pub enum LifecycleAction {
     /// `invalidity_date` (RFC 5280 §5.3.2) only with keyCompromise.
     Revoke {
         reason: Option<RevocationReason>,
-        invalidity_date: Option<i64>,
+        invalidity_date: Option<UnixTime>,
     },
 }
 
 impl LifecycleAction {
     /// The verb as the audit log and the store record it.
     pub fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// The verb, as a transition records it.
+    pub fn kind(&self) -> TransitionKind {
         match self {
-            LifecycleAction::Suspend => "suspend",
-            LifecycleAction::Release => "release",
-            LifecycleAction::Revoke { .. } => "revoke",
+            LifecycleAction::Suspend => TransitionKind::Suspend,
+            LifecycleAction::Release => TransitionKind::Release,
+            LifecycleAction::Revoke { .. } => TransitionKind::Revoke,
         }
     }
 
@@ -102,7 +108,8 @@ impl LifecycleAction {
         }
     }
 
-    pub fn invalidity_date(&self) -> Option<i64> {
+    /// invalidityDate (RFC 5280 §5.3.2) of a revocation for keyCompromise.
+    pub fn invalidity_date(&self) -> Option<UnixTime> {
         match self {
             LifecycleAction::Revoke {
                 invalidity_date, ..
@@ -115,7 +122,7 @@ impl LifecycleAction {
     pub fn parse(
         verb: &str,
         reason: Option<&str>,
-        invalidity_date: Option<i64>,
+        invalidity_date: Option<UnixTime>,
     ) -> Result<LifecycleAction> {
         let reason = reason
             .map(|r| r.parse::<RevocationReason>().map_err(CaError::from))
@@ -213,10 +220,15 @@ mod tests {
     fn actions_refuse_what_a_holder_cannot_ask() {
         let err = |v, r, d| LifecycleAction::parse(v, r, d).unwrap_err().to_string();
         assert_eq!(
-            LifecycleAction::parse("revoke", Some("keyCompromise"), Some(5)).unwrap(),
+            LifecycleAction::parse(
+                "revoke",
+                Some("keyCompromise"),
+                Some(UnixTime::from_secs(5))
+            )
+            .unwrap(),
             LifecycleAction::Revoke {
                 reason: Some(RevocationReason::KeyCompromise),
-                invalidity_date: Some(5)
+                invalidity_date: Some(UnixTime::from_secs(5))
             }
         );
         assert_eq!(
@@ -229,6 +241,6 @@ mod tests {
         assert!(err("revoke", Some("keycompromise"), None).starts_with("reason: unknown reason"));
         assert!(err("suspend", Some("superseded"), None).starts_with("reason:"));
         assert!(err("unsuspend", Some("superseded"), None).starts_with("reason:"));
-        assert!(err("suspend", None, Some(1)).starts_with("invalidity_date:"));
+        assert!(err("suspend", None, Some(UnixTime::from_secs(1))).starts_with("invalidity_date:"));
     }
 }

@@ -4,17 +4,18 @@
 use super::{LifecycleAction, RevocationReason};
 use crate::error::{CaError, Result};
 use crate::store::CertStatus;
+use crate::UnixTime;
 
 /// The status `action` leads to from `current`, or the rule it breaks.
 ///
-/// `now` and `not_after` are unix seconds: an expired certificate's status no longer changes
+/// An expired certificate's status no longer changes
 /// (relying parties stop checking it at notAfter). Revocation is final. An invalidity date
 /// goes only with keyCompromise and never lies in the future.
 pub fn next_status(
     current: CertStatus,
     action: &LifecycleAction,
-    not_after: i64,
-    now: i64,
+    not_after: UnixTime,
+    now: UnixTime,
 ) -> Result<CertStatus> {
     match current {
         CertStatus::Reserved | CertStatus::Failed => {
@@ -36,9 +37,7 @@ pub fn next_status(
             "serial",
             format!(
                 "the certificate expired at {}; its status can no longer change",
-                crate::rfc3339(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(not_after.max(0) as u64)
-                )
+                crate::rfc3339(not_after)
             ),
         ));
     }
@@ -96,7 +95,13 @@ mod tests {
     };
 
     fn rule(current: CertStatus, a: LifecycleAction) -> std::result::Result<CertStatus, String> {
-        next_status(current, &a, 1000, 500).map_err(|e| e.to_string())
+        next_status(
+            current,
+            &a,
+            UnixTime::from_secs(1000),
+            UnixTime::from_secs(500),
+        )
+        .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -125,22 +130,27 @@ mod tests {
 
     #[test]
     fn expiry_and_invalidity_date() {
-        let expired = next_status(Active, &REVOKE, 100, 500)
-            .unwrap_err()
-            .to_string();
+        let expired = next_status(
+            Active,
+            &REVOKE,
+            UnixTime::from_secs(100),
+            UnixTime::from_secs(500),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             expired.contains("expired at 1970-01-01T00:01:40Z"),
             "{expired}"
         );
         let kc = |d| LifecycleAction::Revoke {
             reason: Some(RevocationReason::KeyCompromise),
-            invalidity_date: Some(d),
+            invalidity_date: Some(UnixTime::from_secs(d)),
         };
         assert_eq!(rule(Active, kc(400)), Ok(Revoked));
         assert!(rule(Active, kc(501)).unwrap_err().contains("future"));
         let other = LifecycleAction::Revoke {
             reason: Some(RevocationReason::Superseded),
-            invalidity_date: Some(1),
+            invalidity_date: Some(UnixTime::from_secs(1)),
         };
         assert!(rule(Active, other)
             .unwrap_err()

@@ -126,12 +126,11 @@ pub(super) fn rfc5280(
     });
 
     // §4.1.2.5: order, length, and UTCTime through 2049.
-    let nb = tbs.validity.not_before.to_system_time();
-    let na = tbs.validity.not_after.to_system_time();
+    let nb = super::unix_time(&tbs.validity.not_before);
+    let na = super::unix_time(&tbs.validity.not_after);
     f.check(na > nb, || "notAfter must be later than notBefore".into());
-    let days = na
-        .duration_since(nb)
-        .map(|d| d.as_secs().div_ceil(86_400))
+    let days = u64::try_from(na.secs_since(nb))
+        .map(|s| s.div_ceil(86_400))
         .unwrap_or(0);
     f.check(days <= u64::from(max_days), || {
         format!("validity of {days} days exceeds the profile maximum of {max_days}")
@@ -140,8 +139,8 @@ pub(super) fn rfc5280(
         ("notBefore", &tbs.validity.not_before),
         ("notAfter", &tbs.validity.not_after),
     ] {
-        let year_2050 = std::time::UNIX_EPOCH + std::time::Duration::from_secs(2_524_608_000);
-        let utc_expected = t.to_system_time() < year_2050;
+        let year_2050 = crate::UnixTime::from_secs(2_524_608_000);
+        let utc_expected = super::unix_time(t) < year_2050;
         let is_utc = matches!(t, Time::UtcTime(_));
         f.check(is_utc == utc_expected, || {
             format!("{which} must be UTCTime before 2050 and GeneralizedTime from 2050")

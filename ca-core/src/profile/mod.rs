@@ -12,7 +12,7 @@ mod nes;
 mod ocsp_signer;
 mod partner;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use der::asn1::{GeneralizedTime, UtcTime};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
@@ -36,6 +36,7 @@ pub use partner::{
 
 use crate::error::{CaError, Result};
 use crate::serial::{IssuerId, Serial};
+use crate::UnixTime;
 
 const DAY: u64 = 86_400;
 
@@ -90,7 +91,7 @@ pub struct IssuerContext {
     pub urls: Option<CaUrls>,
     /// The issuer's own notAfter: nothing it signs may outlive it. `None` for a root
     /// signing itself.
-    pub not_after: Option<SystemTime>,
+    pub not_after: Option<UnixTime>,
 }
 
 /// A kind of certificate nesca issues.
@@ -118,7 +119,7 @@ pub struct TbsInput<'a> {
     pub serial: Serial,
     pub subject: Name,
     pub subject_key: SubjectPublicKeyInfoOwned,
-    pub not_before: SystemTime,
+    pub not_before: UnixTime,
     pub validity_days: u32,
     pub issuer: &'a IssuerContext,
 }
@@ -126,7 +127,9 @@ pub struct TbsInput<'a> {
 /// Builds the TBSCertificate (RFC 5280 §4.1.2) of `input` under `profile`.
 pub fn build_tbs(profile: &dyn CertificateProfile, input: TbsInput<'_>) -> Result<TbsCertificate> {
     check_validity_days(profile, input.validity_days)?;
-    let not_after = input.not_before + Duration::from_secs(u64::from(input.validity_days) * DAY);
+    let not_after = input
+        .not_before
+        .plus(Duration::from_secs(u64::from(input.validity_days) * DAY));
     if let Some(ca_end) = input.issuer.not_after {
         if not_after > ca_end {
             return Err(CaError::invalid(
@@ -209,12 +212,20 @@ pub fn lint(
     findings.into_result(profile.name().as_str())
 }
 
-/// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
-pub fn x509_time(t: SystemTime) -> Result<Time> {
+/// An instant as an X.509 `Time` (RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime
+/// from 2050); the one way from [`UnixTime`] to a certificate's time.
+pub fn x509_time(t: UnixTime) -> Result<Time> {
+    let t = t.to_system();
     match UtcTime::from_system_time(t) {
         Ok(utc) => Ok(Time::UtcTime(utc)),
         Err(_) => Ok(Time::GeneralTime(
             GeneralizedTime::from_system_time(t).map_err(CaError::der("GeneralizedTime"))?,
         )),
     }
+}
+
+/// An X.509 `Time` as an instant (whole seconds, as DER carries them); the one way from a
+/// certificate's time to [`UnixTime`].
+pub fn unix_time(t: &Time) -> UnixTime {
+    UnixTime::from_system(t.to_system_time())
 }

@@ -349,7 +349,7 @@ mod tests {
             id: PartnerId::parse("eshs-a").unwrap(),
             name: "Örnek ESHS A.Ş.".into(),
             license_no: "BTK-2024-17".into(),
-            created_at: 0,
+            created_at: crate::UnixTime::EPOCH,
             active: true,
         }
     }
@@ -365,7 +365,7 @@ mod tests {
                 serial: Serial::random(),
                 subject: partner_subject(&partner(), "KEC-0001").unwrap(),
                 subject_key: VerifiedCsr::parse(&p256_csr()).unwrap().public_key,
-                not_before: crate::testkit::test_now(),
+                not_before: crate::UnixTime::from_system(crate::testkit::test_now()),
                 validity_days: 365,
                 issuer,
             },

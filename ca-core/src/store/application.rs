@@ -2,8 +2,9 @@
 //! before issues nothing new (a replayed KDBO, a retried request).
 
 use super::ApplicationIssued;
-use crate::error::Result;
+use crate::error::{CaError, Result};
 use crate::serial::Serial;
+use crate::{ChannelName, UnixTime};
 
 /// Where a front channel's application stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,20 @@ impl ApplicationStatus {
             ApplicationStatus::Refused => "refused",
         }
     }
+
+    /// The status of a stored application; unknown text is [`CaError::Invalid`] for
+    /// `status`.
+    pub fn parse(s: &str) -> Result<ApplicationStatus> {
+        match s {
+            "pending" => Ok(ApplicationStatus::Pending),
+            "issued" => Ok(ApplicationStatus::Issued),
+            "refused" => Ok(ApplicationStatus::Refused),
+            other => Err(CaError::invalid(
+                "status",
+                format!("unknown application status \"{other}\""),
+            )),
+        }
+    }
 }
 
 /// How a pending application ended, as [`ApplicationStore::finish_application`] records it.
@@ -41,7 +56,7 @@ pub enum ApplicationOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelApplication {
     /// The channel (plugin) that submitted it.
-    pub channel: String,
+    pub channel: ChannelName,
     /// The channel's own reference of the application.
     pub channel_ref: String,
     /// Where it stands.
@@ -50,8 +65,8 @@ pub struct ChannelApplication {
     pub serial: Option<Serial>,
     /// Why it was refused, once refused.
     pub error: Option<String>,
-    /// When it was first recorded, unix seconds.
-    pub created_at: i64,
+    /// When it was first recorded.
+    pub created_at: UnixTime,
     /// The HSM-generated key wrapped for the card, as recorded (the host's JSON).
     pub wrapped_key: Option<crate::card_key::WrappedCardKey>,
 }
@@ -62,20 +77,20 @@ pub trait ApplicationStore: Send + Sync {
     /// nothing is written and the earlier application is returned.
     fn begin_application(
         &self,
-        channel: &str,
+        channel: &ChannelName,
         channel_ref: &str,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<Option<ChannelApplication>>;
     /// The outcome of a pending application: what was issued (with the commitment it now
     /// awaits, in the same transaction), or why it was refused.
     fn finish_application(
         &self,
-        channel: &str,
+        channel: &ChannelName,
         channel_ref: &str,
         outcome: ApplicationOutcome,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<()>;
     /// Refuses every application still pending, with `reason`: called at start, when no
     /// issuance can be under way, so that an application a crash cut off answers its replay
@@ -84,7 +99,7 @@ pub trait ApplicationStore: Send + Sync {
         &self,
         reason: &str,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<u64>;
     /// Forgets a pending application, so that its reference can be applied for again: for a
     /// failure that was not the request's fault (the HSM or the store down), whose retry
@@ -92,11 +107,15 @@ pub trait ApplicationStore: Send + Sync {
     /// the application is not pending (finished, or unknown).
     fn release_pending_application(
         &self,
-        channel: &str,
+        channel: &ChannelName,
         channel_ref: &str,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<bool>;
     /// A channel's application by its reference.
-    fn application(&self, channel: &str, channel_ref: &str) -> Result<Option<ChannelApplication>>;
+    fn application(
+        &self,
+        channel: &ChannelName,
+        channel_ref: &str,
+    ) -> Result<Option<ChannelApplication>>;
 }

@@ -4,16 +4,24 @@
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
+use crate::UnixTime;
 
 /// One audit record as written.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
+    /// Position in the chain (1, 2, …).
     pub seq: i64,
-    pub at: i64,
+    /// When the change was made.
+    pub at: UnixTime,
+    /// Who made it (a [`crate::Principal`] as recorded).
     pub actor: String,
+    /// What was done (`issue`, `revoke`, `add-partner`, …).
     pub action: String,
+    /// The CA concerned, empty when none.
     pub issuer: String,
+    /// The certificate concerned, empty when none.
     pub serial: String,
+    /// Free-form detail.
     pub detail: String,
 }
 
@@ -34,7 +42,7 @@ pub(super) fn chain_hash(prev: &[u8], e: &AuditEntry) -> Vec<u8> {
     let mut h = Sha256::new();
     h.update(prev);
     h.update(e.seq.to_be_bytes());
-    h.update(e.at.to_be_bytes());
+    h.update(e.at.secs().to_be_bytes());
     for field in [&e.actor, &e.action, &e.issuer, &e.serial, &e.detail] {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field.as_bytes());
@@ -56,7 +64,7 @@ mod tests {
     fn entry(detail: &str) -> AuditEntry {
         AuditEntry {
             seq: 1,
-            at: 2,
+            at: UnixTime::from_secs(2),
             actor: "a".into(),
             action: "b".into(),
             issuer: "c".into(),

@@ -9,6 +9,7 @@ use super::Completion;
 use crate::error::{CaError, Result};
 use crate::lifecycle::{LifecycleAction, RequestId, RevocationReason};
 use crate::serial::{IssuerId, Serial};
+use crate::UnixTime;
 
 /// Where a certificate stands in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,17 +89,17 @@ pub struct Reservation {
     pub profile: crate::profile::ProfileName,
     /// Who the certificate is for.
     pub subject: SubjectRecord,
-    /// notBefore (RFC 5280 §4.1.2.5), unix seconds.
-    pub not_before: i64,
-    /// notAfter (RFC 5280 §4.1.2.5), unix seconds.
-    pub not_after: i64,
+    /// notBefore (RFC 5280 §4.1.2.5).
+    pub not_before: UnixTime,
+    /// notAfter (RFC 5280 §4.1.2.5).
+    pub not_after: UnixTime,
     /// The linted TBSCertificate, so a crash between signing and storing still leaves
     /// everything but the signature on record.
     pub tbs_der: Vec<u8>,
     /// Who asked, for the audit record.
     pub actor: crate::Principal,
-    /// When, unix seconds.
-    pub at: i64,
+    /// When.
+    pub at: UnixTime,
 }
 
 /// The outcome of a reservation.
@@ -123,14 +124,14 @@ pub struct CertRecord {
     pub status: CertStatus,
     /// Who the certificate is for.
     pub subject: SubjectRecord,
-    /// notBefore (RFC 5280 §4.1.2.5), unix seconds.
-    pub not_before: i64,
-    /// notAfter (RFC 5280 §4.1.2.5), unix seconds.
-    pub not_after: i64,
-    /// When the serial was reserved, unix seconds.
-    pub reserved_at: i64,
-    /// When the signed certificate was stored, unix seconds.
-    pub issued_at: Option<i64>,
+    /// notBefore (RFC 5280 §4.1.2.5).
+    pub not_before: UnixTime,
+    /// notAfter (RFC 5280 §4.1.2.5).
+    pub not_after: UnixTime,
+    /// When the serial was reserved.
+    pub reserved_at: UnixTime,
+    /// When the signed certificate was stored.
+    pub issued_at: Option<UnixTime>,
     /// The signed certificate, DER, once stored.
     pub cert_der: Option<Vec<u8>>,
     /// Suspended or revoked: since when, and why.
@@ -140,12 +141,12 @@ pub struct CertRecord {
 /// The revocation (or hold) of a certificate as CRLs and OCSP publish it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Revocation {
-    /// revocationDate (RFC 5280 §5.1.2.6), unix seconds.
-    pub at: i64,
+    /// revocationDate (RFC 5280 §5.1.2.6).
+    pub at: UnixTime,
     /// `None`: unspecified, no reasonCode written.
     pub reason: Option<RevocationReason>,
     /// invalidityDate (RFC 5280 §5.3.2), keyCompromise only.
-    pub invalidity_date: Option<i64>,
+    pub invalidity_date: Option<UnixTime>,
 }
 
 /// A lifecycle change to record, already checked for the holder by the registration authority
@@ -165,8 +166,8 @@ pub struct TransitionWrite {
     pub requested_by: RequestedBy,
     /// Who asked, for the audit record.
     pub actor: crate::Principal,
-    /// When, unix seconds: the revocationDate of a suspension or revocation.
-    pub at: i64,
+    /// When: the revocationDate of a suspension or revocation.
+    pub at: UnixTime,
 }
 
 /// On whose request a lifecycle change is made (the `holder` column of a transition).
@@ -207,9 +208,49 @@ pub struct TransitionOutcome {
     /// The reason recorded, `None` when active again or unspecified.
     pub reason: Option<RevocationReason>,
     /// When the change was recorded.
-    pub at: i64,
+    pub at: UnixTime,
     /// The request id had been seen: this is the first outcome, nothing was applied again.
     pub replayed: bool,
+}
+
+/// The verb of a recorded lifecycle change (the `action` column of a transition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransitionKind {
+    /// Put on hold (certificateHold).
+    Suspend,
+    /// Released from a hold.
+    Release,
+    /// Revoked for good.
+    Revoke,
+}
+
+impl TransitionKind {
+    /// The verb as the store writes it (and the audit record names the change).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitionKind::Suspend => "suspend",
+            TransitionKind::Release => "release",
+            TransitionKind::Revoke => "revoke",
+        }
+    }
+
+    /// The verb of a stored transition; unknown text is [`CaError::Invalid`] for `action`.
+    pub fn parse(s: &str) -> Result<TransitionKind> {
+        [
+            TransitionKind::Suspend,
+            TransitionKind::Release,
+            TransitionKind::Revoke,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| CaError::invalid("action", format!("unknown lifecycle action \"{s}\"")))
+    }
+}
+
+impl fmt::Display for TransitionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One recorded lifecycle change.
@@ -219,18 +260,18 @@ pub struct TransitionRecord {
     pub seq: i64,
     /// The request id it was made under.
     pub request_id: String,
-    /// `suspend`, `release` or `revoke`.
-    pub action: String,
+    /// Suspend, release or revoke.
+    pub action: TransitionKind,
     /// The status before.
     pub from: CertStatus,
     /// The status after.
     pub to: CertStatus,
     /// The CRLReason (RFC 5280 §5.3.1), `None`: unspecified or none.
     pub reason: Option<RevocationReason>,
-    /// invalidityDate (RFC 5280 §5.3.2), unix seconds.
-    pub invalidity_date: Option<i64>,
-    /// When, unix seconds.
-    pub at: i64,
+    /// invalidityDate (RFC 5280 §5.3.2).
+    pub invalidity_date: Option<UnixTime>,
+    /// When.
+    pub at: UnixTime,
     /// Who asked.
     pub actor: String,
 }
@@ -242,8 +283,8 @@ pub struct StatusRecord {
     pub status: CertStatus,
     /// Suspended or revoked: since when, and why.
     pub revocation: Option<Revocation>,
-    /// notAfter (RFC 5280 §4.1.2.5), unix seconds: OCSP answers for it until then.
-    pub not_after: i64,
+    /// notAfter (RFC 5280 §4.1.2.5): OCSP answers for it until then.
+    pub not_after: UnixTime,
 }
 
 /// Certificates from the moment their serial is reserved, and their lifecycle.
@@ -262,7 +303,7 @@ pub trait CertificateStore: Send + Sync {
         cert_der: Vec<u8>,
         then: Completion,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<()>;
     /// Marks a reserved serial as failed (signing did not happen or was not accepted).
     fn fail(
@@ -271,7 +312,7 @@ pub trait CertificateStore: Send + Sync {
         serial: &Serial,
         reason: &str,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<()>;
     /// One certificate; any issuer when `issuer` is `None`.
     fn get(&self, issuer: Option<&IssuerId>, serial: &Serial) -> Result<Option<CertRecord>>;

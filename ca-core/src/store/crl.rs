@@ -2,8 +2,9 @@
 //! snapshot each, and the issuer's one sequence of CRL numbers (RFC 5280 §5.2.3).
 
 use super::Revocation;
-use crate::error::Result;
+use crate::error::{CaError, Result};
 use crate::serial::{IssuerId, Serial};
+use crate::UnixTime;
 
 /// An entry of a full CRL: a certificate that is suspended or revoked now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,8 +24,8 @@ pub enum DeltaEntry {
     Removed {
         /// The released certificate's serial.
         serial: Serial,
-        /// When the hold was released, unix seconds.
-        at: i64,
+        /// When the hold was released.
+        at: UnixTime,
     },
 }
 
@@ -45,6 +46,18 @@ impl CrlKind {
             CrlKind::Delta => "delta",
         }
     }
+
+    /// The kind of a stored CRL; unknown text is [`CaError::Invalid`] for `kind`.
+    pub fn parse(s: &str) -> Result<CrlKind> {
+        match s {
+            "full" => Ok(CrlKind::Full),
+            "delta" => Ok(CrlKind::Delta),
+            other => Err(CaError::invalid(
+                "kind",
+                format!("unknown CRL kind \"{other}\" (full or delta)"),
+            )),
+        }
+    }
 }
 
 /// A CRL number taken from the issuer's one sequence (RFC 5280 §5.2.3), before signing.
@@ -54,14 +67,14 @@ pub struct CrlReservation {
     pub issuer: IssuerId,
     /// Full or delta.
     pub kind: CrlKind,
-    /// thisUpdate (RFC 5280 §5.1.2.4), unix seconds.
-    pub this_update: i64,
-    /// nextUpdate (RFC 5280 §5.1.2.5), unix seconds.
-    pub next_update: i64,
+    /// thisUpdate (RFC 5280 §5.1.2.4).
+    pub this_update: UnixTime,
+    /// nextUpdate (RFC 5280 §5.1.2.5).
+    pub next_update: UnixTime,
     /// Who asked, for the audit record.
     pub actor: crate::Principal,
-    /// When, unix seconds.
-    pub at: i64,
+    /// When.
+    pub at: UnixTime,
 }
 
 /// A CRL the store knows of.
@@ -77,10 +90,10 @@ pub struct CrlRecord {
     pub base_number: Option<u64>,
     /// Every status change up to this audit sequence number is in the CRL.
     pub watermark: i64,
-    /// thisUpdate (RFC 5280 §5.1.2.4), unix seconds.
-    pub this_update: i64,
-    /// nextUpdate (RFC 5280 §5.1.2.5), unix seconds.
-    pub next_update: i64,
+    /// thisUpdate (RFC 5280 §5.1.2.4).
+    pub this_update: UnixTime,
+    /// nextUpdate (RFC 5280 §5.1.2.5).
+    pub next_update: UnixTime,
     /// How many entries it lists.
     pub entries: u64,
     /// Signed and published (a reserved number may never be).
@@ -120,7 +133,7 @@ pub trait CrlStore: Send + Sync {
         watermark: i64,
         entries: u64,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<()>;
     /// The latest published CRL of a kind.
     fn latest_crl(&self, issuer: &IssuerId, kind: CrlKind) -> Result<Option<CrlRecord>>;

@@ -23,7 +23,8 @@ pub use application::{
 pub use audit::{AuditEntry, AuditReport, AuditStore};
 pub use certificates::{
     CertRecord, CertStatus, CertificateStore, RequestedBy, Reservation, Reserved, Revocation,
-    StatusRecord, SubjectRecord, TransitionOutcome, TransitionRecord, TransitionWrite,
+    StatusRecord, SubjectRecord, TransitionKind, TransitionOutcome, TransitionRecord,
+    TransitionWrite,
 };
 pub use commitment::{
     ApplicationIssued, CommitmentAcceptance, CommitmentOutcome, CommitmentRecord, CommitmentStatus,
@@ -36,7 +37,7 @@ pub use enrollment::{
     PublishedCertificate,
 };
 pub use institution::{InstitutionStore, PreApplication};
-pub use outbox::{OutboxMessage, OutboxStore};
+pub use outbox::{OutboxAttempt, OutboxKind, OutboxMessage, OutboxStatus, OutboxStore};
 pub use registry::{CaRecord, CaRole, RegistryStore};
 /// The lifecycle request id under which a certificate is suspended at issuance to await its
 /// commitment (derived from the serial, so a retried write is the same request).

@@ -4,6 +4,7 @@
 use crate::error::Result;
 use crate::partner::{PartnerId, PartnerRecord};
 use crate::serial::IssuerId;
+use crate::UnixTime;
 
 /// The role of a CA nesca runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,18 @@ impl CaRole {
         match self {
             CaRole::Root => "root",
             CaRole::Issuing => "issuing",
+        }
+    }
+
+    /// The role of a stored CA; unknown text is [`crate::CaError::Invalid`] for `role`.
+    pub fn parse(s: &str) -> Result<CaRole> {
+        match s {
+            "root" => Ok(CaRole::Root),
+            "issuing" => Ok(CaRole::Issuing),
+            other => Err(crate::CaError::invalid(
+                "role",
+                format!("unknown CA role \"{other}\" (root or issuing)"),
+            )),
         }
     }
 }
@@ -44,17 +57,27 @@ pub struct CaRecord {
 /// The CAs and the registered partners.
 pub trait RegistryStore: Send + Sync {
     /// Registers a CA; refuses an id that exists.
-    fn add_ca(&self, ca: CaRecord, actor: &crate::Principal, at: i64) -> Result<()>;
+    fn add_ca(&self, ca: CaRecord, actor: &crate::Principal, at: UnixTime) -> Result<()>;
     /// A CA by id.
     fn ca(&self, id: &IssuerId) -> Result<Option<CaRecord>>;
     /// The CAs nesca runs.
     fn cas(&self) -> Result<Vec<CaRecord>>;
     /// Registers a licensed ESHS partner; refuses an id that exists
     /// ([`crate::CaError::AlreadyExists`]). One transaction with its audit record.
-    fn add_partner(&self, partner: PartnerRecord, actor: &crate::Principal, at: i64) -> Result<()>;
+    fn add_partner(
+        &self,
+        partner: PartnerRecord,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<()>;
     /// Deactivates a partner: no new certificate is issued to it. Its certificates stay as
     /// they are (revoke them one by one). Refuses an unknown or already inactive partner.
-    fn deactivate_partner(&self, id: &PartnerId, actor: &crate::Principal, at: i64) -> Result<()>;
+    fn deactivate_partner(
+        &self,
+        id: &PartnerId,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<()>;
     /// A partner by id.
     fn partner(&self, id: &PartnerId) -> Result<Option<PartnerRecord>>;
     /// Every registered partner, registration order.

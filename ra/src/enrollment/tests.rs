@@ -316,7 +316,8 @@ fn a_renewal_is_held_until_two_months_before_the_expiry() {
         .get(None, &current.serial)
         .unwrap()
         .unwrap()
-        .not_after;
+        .not_after
+        .secs();
     let (e, token) = confirmed(&f);
     e.record_consent(&tckn(), "EDV-1", b"c".to_vec(), 0, &Principal::HostOperator)
         .unwrap();
@@ -376,10 +377,10 @@ fn production_is_one_transaction_with_its_invoice_line() {
     let produce = |channel_ref: &str| {
         f.store
             .begin_application(
-                "batch-import",
+                &ca_core::ChannelName::parse("batch-import").unwrap(),
                 channel_ref,
                 &ca_core::Principal::HostOperator,
-                0,
+                ca_core::UnixTime::EPOCH,
             )
             .unwrap();
         let produced = ProducedEnrollment {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ca_core::lifecycle::{LifecycleAction, LifecycleRequest, RequestId};
 use ca_core::store::Store;
-use ca_core::{CaError, ChannelName, PersonName, Principal, Serial, Tckn, VerifiedCsr};
+use ca_core::{CaError, ChannelName, PersonName, Principal, Serial, Tckn, UnixTime, VerifiedCsr};
 use nesca_plugin_api::host_api::{
     self, ApplicationInfo, CertificateInfo, Commitment, CommitmentAccepted, HsmKeyRequest,
     ImportList, Issued, LifecycleCall, LifecycleOutcome, ListImported, ListProblem,
@@ -263,9 +263,10 @@ impl ChannelHost {
         plugin: &str,
         l: LookupApplication,
     ) -> Result<ApplicationInfo, HostError> {
+        let (_, channel) = channel_principal(plugin)?;
         let a = self
             .store
-            .application(plugin, &l.channel_ref)
+            .application(&channel, &l.channel_ref)
             .map_err(ca)?
             .ok_or_else(|| {
                 HostError::new(
@@ -280,7 +281,8 @@ impl ChannelHost {
             serial: a.serial.map(|s| s.to_hex()),
             // The refusal as its message, whether the host or the store recorded it.
             error: a.error.map(|e| Refusal::from_record(&e).to_string()),
-            submitted_at: a.created_at,
+            // The plugin API carries instants as Unix seconds.
+            submitted_at: a.created_at.secs(),
         })
     }
 
@@ -289,8 +291,12 @@ impl ChannelHost {
             .map_err(|e| e.rule())
             .map_err(invalid("serial"))?;
         let holder = Tckn::parse(&c.holder_tckn).map_err(invalid("holder_tckn"))?;
-        let action = LifecycleAction::parse(&c.action, c.reason.as_deref(), c.invalidity_date)
-            .map_err(ca)?;
+        let action = LifecycleAction::parse(
+            &c.action,
+            c.reason.as_deref(),
+            c.invalidity_date.map(UnixTime::from_secs),
+        )
+        .map_err(ca)?;
         let request_id = RequestId::new(&c.request_id).map_err(ca)?;
         let o = self
             .lifecycle
@@ -305,7 +311,7 @@ impl ChannelHost {
             .map_err(ra)?;
         Ok(LifecycleOutcome {
             status: o.status.as_str().to_string(),
-            at: o.at,
+            at: o.at.secs(),
             reason: o.reason.map(|r| r.name().to_string()),
             replayed: o.replayed,
         })
@@ -325,8 +331,8 @@ impl ChannelHost {
             status: r.status.as_str().to_string(),
             subject: r.subject.subject,
             tckn: r.subject.tckn.map(|t| t.to_string()),
-            not_before: r.not_before,
-            not_after: r.not_after,
+            not_before: r.not_before.secs(),
+            not_after: r.not_after.secs(),
             certificate_der: r.cert_der,
         })
     }

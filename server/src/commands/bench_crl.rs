@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ca_core::lifecycle::RevocationReason;
-use ca_core::Serial;
+use ca_core::{Serial, UnixTime};
 use clap::Args;
 
 use super::init::create_demo;
@@ -77,8 +77,8 @@ fn measure(mut cmd: Command, what: &str) -> Result<Measured> {
     })
 }
 
-fn openssl_time(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
+fn openssl_time(t: UnixTime) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t.secs())
         .ok()
         .and_then(|t| {
             t.format(time::macros::format_description!(
@@ -92,8 +92,8 @@ fn openssl_time(unix: i64) -> String {
 /// The same entries as an OpenSSL CA database (index.txt), and a software CA to sign with.
 fn openssl_ca(
     dir: &Path,
-    entries: &[(Serial, i64, Option<RevocationReason>)],
-    expiry: i64,
+    entries: &[(Serial, UnixTime, Option<RevocationReason>)],
+    expiry: UnixTime,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| bench_err("openssl dir", e))?;
     let mut index = std::io::BufWriter::new(
@@ -162,7 +162,7 @@ pub(crate) fn run(a: BenchCrlArgs) -> Result<()> {
     };
     let demo = create_demo(&base.join("ca"), "http://pki.nesca-demo.com.tr", None)?;
     let cfg = demo.cfg;
-    let now = ca_core::clock::unix_seconds(std::time::SystemTime::now());
+    let now = ca_core::UnixTime::from_system(std::time::SystemTime::now());
     let filled = Instant::now();
     let entries = {
         let store = wiring::open_existing_store(&cfg)?;
@@ -202,7 +202,7 @@ pub(crate) fn run(a: BenchCrlArgs) -> Result<()> {
     );
     if !a.no_openssl {
         let odir = base.join("openssl");
-        openssl_ca(&odir, &entries, now + 3 * 365 * 86_400)?;
+        openssl_ca(&odir, &entries, now.plus_secs(3 * 365 * 86_400))?;
         drop(entries);
         let mut cmd = Command::new("openssl");
         cmd.current_dir(&odir)

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use ca_core::store::{prelude::*, CertRecord};
-use ca_core::{rfc3339, Serial};
+use ca_core::{rfc3339, Serial, UnixTime};
 use clap::Args;
 use serde_json::json;
 
@@ -23,8 +23,7 @@ pub(crate) struct ShowArgs {
 }
 
 fn to_json(r: &CertRecord) -> serde_json::Value {
-    let at =
-        |s: i64| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64));
+    let at = |t: UnixTime| rfc3339(t);
     json!({
         "serial": r.serial.to_hex(),
         "issuer": r.issuer.as_str(),
@@ -58,15 +57,14 @@ pub(crate) fn show(a: ShowArgs) -> Result<()> {
         .ok_or(ca_core::CaError::NotFound {
             serial: serial.to_hex(),
         })?;
-    let at =
-        |s: i64| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s.max(0) as u64));
+    let at = |t: UnixTime| rfc3339(t);
     let history: Vec<_> = store
         .transitions(&record.issuer, &record.serial)?
         .iter()
         .map(|t| {
             json!({
                 "at": at(t.at),
-                "action": t.action,
+                "action": t.action.as_str(),
                 "from": t.from.as_str(),
                 "to": t.to.as_str(),
                 "reason": t.reason.map(|r| r.name()),
@@ -84,8 +82,8 @@ pub(crate) fn show(a: ShowArgs) -> Result<()> {
             "status": c.status.as_str(),
             "channel": c.channel,
             "sha256": c.sha256_hex,
-            "deadline": at(c.deadline),
-            "accepted_at": c.accepted_at.map(at),
+            "deadline": at(UnixTime::from_secs(c.deadline)),
+            "accepted_at": c.accepted_at.map(UnixTime::from_secs).map(at),
             "evidence_sha256": c.evidence_sha256(),
             "overwrites": c.overwrite.map(|s| s.to_hex()),
         });

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use ca_core::lifecycle::{LifecycleAction, LifecycleRequest, RequestId};
-use ca_core::{rfc3339, CaError, Serial, Tckn};
+use ca_core::{rfc3339, CaError, Serial, Tckn, UnixTime};
 use clap::Args;
 use nesca_ra::lifecycle::Lifecycle;
 
@@ -39,13 +39,13 @@ pub(crate) struct LifecycleArgs {
     request_id: Option<String>,
 }
 
-fn parse_time(field: &'static str, s: &str) -> Result<i64> {
+fn parse_time(field: &'static str, s: &str) -> Result<UnixTime> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map_err(|_| CliError::Argument {
             field,
             rule: "must be an RFC 3339 time such as 2026-11-20T10:00:00Z".into(),
         })?;
-    Ok(t.unix_timestamp())
+    Ok(UnixTime::from_secs(t.unix_timestamp()))
 }
 
 /// Runs `verb` (suspend, unsuspend, revoke) and prints the new status.
@@ -85,8 +85,7 @@ pub(crate) fn run(verb: &str, a: LifecycleArgs) -> Result<()> {
         action,
         actor: ca_core::Principal::HostOperator,
     })?;
-    let at =
-        rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(outcome.at.max(0) as u64));
+    let at = rfc3339(outcome.at);
     let mut line = format!("{} serial={} at={at}", outcome.status, outcome.serial);
     if let Some(r) = outcome.reason {
         line.push_str(&format!(" reason={r}"));

@@ -107,10 +107,10 @@ pub(crate) fn list(a: ConfigArg) -> Result<()> {
     for (m, status) in store.outbox()? {
         let line = json!({
             "id": m.id,
-            "kind": m.kind,
+            "kind": m.kind.as_str(),
             "subject_ref": m.subject_ref,
             "recipient": m.recipient,
-            "status": status,
+            "status": status.as_str(),
             "attempts": m.attempts,
         });
         text.push_str(&line.to_string());

@@ -70,7 +70,7 @@ fn to_json(p: &PartnerRecord) -> serde_json::Value {
         "id": p.id.as_str(),
         "name": p.name,
         "license_no": p.license_no,
-        "created_at": rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(p.created_at.max(0) as u64)),
+        "created_at": rfc3339(p.created_at),
         "active": p.active,
     })
 }
@@ -82,7 +82,7 @@ pub(crate) fn add(a: AddArgs) -> Result<()> {
     let license_no = parse_license_no(&a.license_no)?;
     let cfg = Loaded::read(&a.config)?;
     let partners = Partners::new(wiring::open_existing_store(&cfg)?);
-    let now = ca_core::clock::unix_seconds(crate::wiring::clock().now());
+    let now = crate::wiring::clock().now_unix();
     let record = partners.register(&Principal::HostOperator, id, name, license_no, now)?;
     emit(&format!("{}\n", to_json(&record)))
 }
@@ -102,7 +102,7 @@ pub(crate) fn deactivate(a: DeactivateArgs) -> Result<()> {
     let id = PartnerId::parse(&a.id)?;
     let cfg = Loaded::read(&a.config)?;
     let partners = Partners::new(wiring::open_existing_store(&cfg)?);
-    let now = ca_core::clock::unix_seconds(crate::wiring::clock().now());
+    let now = crate::wiring::clock().now_unix();
     let record = partners.deactivate(&Principal::HostOperator, &id, now)?;
     emit(&format!("{}\n", to_json(&record)))
 }

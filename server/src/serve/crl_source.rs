@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use ca_core::store::{self, RevokedEntry, Store};
-use ca_core::{CaError, IssuerId};
+use ca_core::{CaError, IssuerId, UnixTime};
 use crl::source::{CrlPlan, CrlRecord, CrlReservation, CrlSource, DeltaEntry, SourceError};
 use crl::{CrlEntry, CrlType};
 
@@ -15,9 +15,9 @@ pub(crate) struct StoreCrlSource(pub Arc<dyn Store>);
 fn entry(e: RevokedEntry) -> CrlEntry {
     CrlEntry {
         serial: e.serial,
-        revocation_time: e.revocation.at,
+        revocation_time: e.revocation.at.secs(),
         reason: e.revocation.reason,
-        invalidity_date: e.revocation.invalidity_date,
+        invalidity_date: e.revocation.invalidity_date.map(UnixTime::secs),
     }
 }
 
@@ -32,7 +32,7 @@ fn record(r: store::CrlRecord) -> CrlRecord {
     CrlRecord {
         number: r.number,
         watermark: r.watermark,
-        this_update: r.this_update,
+        this_update: r.this_update.secs(),
     }
 }
 
@@ -68,7 +68,10 @@ impl CrlSource for StoreCrlSource {
             .into_iter()
             .map(|e| match e {
                 store::DeltaEntry::Listed(e) => DeltaEntry::Listed(entry(e)),
-                store::DeltaEntry::Removed { serial, at } => DeltaEntry::Removed { serial, at },
+                store::DeltaEntry::Removed { serial, at } => DeltaEntry::Removed {
+                    serial,
+                    at: at.secs(),
+                },
             })
             .collect();
         Ok((entries, watermark))
@@ -80,10 +83,10 @@ impl CrlSource for StoreCrlSource {
             .reserve_crl(store::CrlReservation {
                 issuer: r.issuer,
                 kind: kind(r.kind),
-                this_update: r.this_update,
-                next_update: r.next_update,
+                this_update: UnixTime::from_secs(r.this_update),
+                next_update: UnixTime::from_secs(r.next_update),
                 actor: r.actor,
-                at: r.at,
+                at: UnixTime::from_secs(r.at),
             })
             .map_err(SourceError::new)?;
         Ok(CrlPlan {
@@ -102,7 +105,14 @@ impl CrlSource for StoreCrlSource {
         at: i64,
     ) -> Result<(), SourceError> {
         self.0
-            .publish_crl(issuer, number, watermark, entries, actor, at)
+            .publish_crl(
+                issuer,
+                number,
+                watermark,
+                entries,
+                actor,
+                UnixTime::from_secs(at),
+            )
             .map_err(SourceError::new)
     }
 

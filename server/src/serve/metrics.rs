@@ -1,6 +1,7 @@
 //! Prometheus text exposition of the public endpoints: requests by route and status, a
 //! latency histogram, CRL signing errors and CRL age. Counters are atomics; no registry crate.
 
+use ca_core::UnixTime;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,11 +113,12 @@ impl HttpMetrics {
         self.crl_signing_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn crl_published(&self, ca: &str, kind: &'static str, this_update: i64) {
+    pub(super) fn crl_published(&self, ca: &str, kind: &'static str, this_update: UnixTime) {
+        // Exported as Unix seconds (a gauge).
         self.crl_this_update
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert((ca.to_owned(), kind), this_update);
+            .insert((ca.to_owned(), kind), this_update.secs());
     }
 
     /// The text exposition format (version 0.0.4).
@@ -184,7 +186,7 @@ mod tests {
         m.record(Route::of("/ocsp/MEUw"), 200, Duration::from_micros(700));
         m.record(Route::of("/crl/nes-ca.crl"), 404, Duration::from_millis(3));
         m.crl_signing_error();
-        m.crl_published("nes-ca", "full", 1000);
+        m.crl_published("nes-ca", "full", UnixTime::from_secs(1000));
         let mut text = String::new();
         m.render(1060, &mut text);
         assert!(text.contains("nesca_http_requests_total{route=\"ocsp\",status=\"200\"} 1"));

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ca_core::store::{CrlKind, Store};
+use ca_core::UnixTime;
 use clap::Args;
 use ocsp_responder::{Responder, ResponderConfig, ServedIssuer};
 
@@ -246,7 +247,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     let abandoned = store.abandon_pending_applications(
         "interrupted: nesca stopped while this application was being issued; apply again",
         &ca_core::Principal::System(ca_core::SystemTask::Startup),
-        ca_core::clock::unix_seconds(crate::wiring::clock().now()),
+        crate::wiring::clock().now_unix(),
     )?;
     if abandoned > 0 {
         tracing::warn!(
@@ -545,7 +546,11 @@ fn crl_loop(issuers: Vec<crl::CrlIssuer>, metrics: Arc<HttpMetrics>, stop: Arc<A
                             crl::CrlType::Full => "full",
                             crl::CrlType::Delta => "delta",
                         };
-                        metrics.crl_published(issuer.issuer.as_str(), kind, p.summary.this_update);
+                        metrics.crl_published(
+                            issuer.issuer.as_str(),
+                            kind,
+                            UnixTime::from_secs(p.summary.this_update),
+                        );
                     }
                 }
                 Err(e) => {

@@ -1,5 +1,6 @@
 //! Front channels' applications: once per (channel, reference).
 
+use super::{channel, t0};
 use crate::serial::Serial;
 use crate::store::{ApplicationIssued, ApplicationOutcome, ApplicationStatus, Store};
 
@@ -10,59 +11,82 @@ use crate::store::{ApplicationIssued, ApplicationOutcome, ApplicationStatus, Sto
 pub fn channel_applications_begin_once(store: &dyn Store) {
     assert_eq!(
         store
-            .begin_application("kdhs", "ref-1", &crate::Principal::HostOperator, 10)
+            .begin_application(
+                &channel("kdhs"),
+                "ref-1",
+                &crate::Principal::HostOperator,
+                t0(10)
+            )
             .unwrap(),
         None
     );
     let seen = store
-        .begin_application("kdhs", "ref-1", &crate::Principal::HostOperator, 11)
+        .begin_application(
+            &channel("kdhs"),
+            "ref-1",
+            &crate::Principal::HostOperator,
+            t0(11),
+        )
         .unwrap()
         .unwrap();
     assert_eq!(seen.status, ApplicationStatus::Pending);
     // Another channel's reference of the same text is another application.
     assert_eq!(
         store
-            .begin_application("kec", "ref-1", &crate::Principal::HostOperator, 12)
+            .begin_application(
+                &channel("kec"),
+                "ref-1",
+                &crate::Principal::HostOperator,
+                t0(12)
+            )
             .unwrap(),
         None
     );
     let serial = Serial::random();
     store
         .finish_application(
-            "kdhs",
+            &channel("kdhs"),
             "ref-1",
             ApplicationOutcome::Issued(ApplicationIssued::plain(serial)),
             &crate::Principal::HostOperator,
-            13,
+            t0(13),
         )
         .unwrap();
     let done = store
-        .begin_application("kdhs", "ref-1", &crate::Principal::HostOperator, 14)
+        .begin_application(
+            &channel("kdhs"),
+            "ref-1",
+            &crate::Principal::HostOperator,
+            t0(14),
+        )
         .unwrap()
         .unwrap();
     assert_eq!(
         (done.status, done.serial, done.created_at),
-        (ApplicationStatus::Issued, Some(serial), 10)
+        (ApplicationStatus::Issued, Some(serial), t0(10))
     );
     assert!(store
         .finish_application(
-            "kdhs",
+            &channel("kdhs"),
             "ref-1",
             ApplicationOutcome::Refused("x".into()),
             &crate::Principal::HostOperator,
-            15
+            t0(15)
         )
         .is_err());
     store
         .finish_application(
-            "kec",
+            &channel("kec"),
             "ref-1",
             ApplicationOutcome::Refused("tckn: bad".into()),
             &crate::Principal::HostOperator,
-            16,
+            t0(16),
         )
         .unwrap();
-    let refused = store.application("kec", "ref-1").unwrap().unwrap();
+    let refused = store
+        .application(&channel("kec"), "ref-1")
+        .unwrap()
+        .unwrap();
     assert_eq!(refused.status, ApplicationStatus::Refused);
     assert_eq!(refused.error.as_deref(), Some("tckn: bad"));
     assert_eq!(store.verify_audit().unwrap().first_break, None);
@@ -71,29 +95,42 @@ pub fn channel_applications_begin_once(store: &dyn Store) {
     // finished applications keep their outcome.
     assert_eq!(
         store
-            .begin_application("kdhs", "ref-2", &crate::Principal::HostOperator, 17)
+            .begin_application(
+                &channel("kdhs"),
+                "ref-2",
+                &crate::Principal::HostOperator,
+                t0(17)
+            )
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .abandon_pending_applications("interrupted", &crate::Principal::HostOperator, 18)
+            .abandon_pending_applications("interrupted", &crate::Principal::HostOperator, t0(18))
             .unwrap(),
         1
     );
     let cut = store
-        .begin_application("kdhs", "ref-2", &crate::Principal::HostOperator, 19)
+        .begin_application(
+            &channel("kdhs"),
+            "ref-2",
+            &crate::Principal::HostOperator,
+            t0(19),
+        )
         .unwrap()
         .unwrap();
     assert_eq!(
         (cut.status, cut.error.as_deref()),
         (ApplicationStatus::Refused, Some("interrupted"))
     );
-    let done = store.application("kdhs", "ref-1").unwrap().unwrap();
+    let done = store
+        .application(&channel("kdhs"), "ref-1")
+        .unwrap()
+        .unwrap();
     assert_eq!(done.status, ApplicationStatus::Issued);
     assert_eq!(
         store
-            .abandon_pending_applications("interrupted", &crate::Principal::HostOperator, 20)
+            .abandon_pending_applications("interrupted", &crate::Principal::HostOperator, t0(20))
             .unwrap(),
         0
     );
@@ -106,38 +143,46 @@ pub fn pending_applications_are_released_for_a_retry(store: &dyn Store) {
     let by = crate::Principal::HostOperator;
     let audit_before = store.verify_audit().unwrap().records;
     assert_eq!(
-        store.begin_application("kdhs", "ref-r", &by, 10).unwrap(),
+        store
+            .begin_application(&channel("kdhs"), "ref-r", &by, t0(10))
+            .unwrap(),
         None
     );
     assert!(store
-        .release_pending_application("kdhs", "ref-r", &by, 11)
+        .release_pending_application(&channel("kdhs"), "ref-r", &by, t0(11))
         .unwrap());
-    assert_eq!(store.application("kdhs", "ref-r").unwrap(), None);
+    assert_eq!(store.application(&channel("kdhs"), "ref-r").unwrap(), None);
     assert_eq!(store.verify_audit().unwrap().records, audit_before + 2);
     // Begun again: a fresh pending application.
     assert_eq!(
-        store.begin_application("kdhs", "ref-r", &by, 12).unwrap(),
+        store
+            .begin_application(&channel("kdhs"), "ref-r", &by, t0(12))
+            .unwrap(),
         None
     );
     store
         .finish_application(
-            "kdhs",
+            &channel("kdhs"),
             "ref-r",
             ApplicationOutcome::Refused("tckn: bad".into()),
             &by,
-            13,
+            t0(13),
         )
         .unwrap();
     // Finished: not released, nothing written.
     assert!(!store
-        .release_pending_application("kdhs", "ref-r", &by, 14)
+        .release_pending_application(&channel("kdhs"), "ref-r", &by, t0(14))
         .unwrap());
     assert_eq!(
-        store.application("kdhs", "ref-r").unwrap().unwrap().status,
+        store
+            .application(&channel("kdhs"), "ref-r")
+            .unwrap()
+            .unwrap()
+            .status,
         ApplicationStatus::Refused
     );
     assert!(!store
-        .release_pending_application("kdhs", "never-seen", &by, 15)
+        .release_pending_application(&channel("kdhs"), "never-seen", &by, t0(15))
         .unwrap());
     assert_eq!(store.verify_audit().unwrap().records, audit_before + 4);
 }

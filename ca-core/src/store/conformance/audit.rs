@@ -1,7 +1,7 @@
 //! The audit record in the same transaction as its change: a refused write leaves none, and
 //! the chain holds after a series of writes.
 
-use super::{add_issuing_ca, audit_records, change, issue, issuer, reservation, T0};
+use super::{add_issuing_ca, audit_records, change, channel, issue, issuer, reservation, t0};
 use crate::lifecycle::LifecycleAction;
 use crate::partner::{PartnerId, PartnerRecord};
 use crate::serial::Serial;
@@ -26,7 +26,7 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
                     vec![0x30, 0x00],
                     Completion::default(),
                     &crate::Principal::HostOperator,
-                    T0,
+                    t0(0),
                 )
                 .is_err(),
         ),
@@ -43,7 +43,7 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
                         ocsp_cert_der: None,
                     },
                     &crate::Principal::HostOperator,
-                    T0,
+                    t0(0),
                 )
                 .is_err(),
         ),
@@ -54,7 +54,7 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
                 (&nes, &serial),
                 "rel-1",
                 LifecycleAction::Release,
-                T0,
+                t0(0),
             )
             .is_err(),
         ),
@@ -65,14 +65,14 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
                 (&nes, &unreserved),
                 "sus-1",
                 LifecycleAction::Suspend,
-                T0,
+                t0(0),
             )
             .is_err(),
         ),
         (
             "publish an unreserved CRL number",
             store
-                .publish_crl(&nes, 99, 0, 0, &crate::Principal::HostOperator, T0)
+                .publish_crl(&nes, 99, 0, 0, &crate::Principal::HostOperator, t0(0))
                 .is_err(),
         ),
         (
@@ -81,10 +81,10 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
                 .reserve_crl(CrlReservation {
                     issuer: nes.clone(),
                     kind: CrlKind::Delta,
-                    this_update: T0,
-                    next_update: T0 + 3600,
+                    this_update: t0(0),
+                    next_update: t0(3600),
                     actor: crate::Principal::HostOperator,
-                    at: T0,
+                    at: t0(0),
                 })
                 .is_err(),
         ),
@@ -92,11 +92,11 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
             "finish an application never begun",
             store
                 .finish_application(
-                    "kdhs",
+                    &channel("kdhs"),
                     "never-begun",
                     crate::store::ApplicationOutcome::Issued(ApplicationIssued::plain(serial)),
                     &crate::Principal::HostOperator,
-                    T0,
+                    t0(0),
                 )
                 .is_err(),
         ),
@@ -106,7 +106,7 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
                 .deactivate_partner(
                     &PartnerId::parse("no-such").unwrap(),
                     &crate::Principal::HostOperator,
-                    T0,
+                    t0(0),
                 )
                 .is_err(),
         ),
@@ -117,7 +117,7 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
                     "pa-none",
                     "$argon2id$x",
                     &crate::Principal::HostOperator,
-                    T0,
+                    t0(0),
                 )
                 .is_err(),
         ),
@@ -153,7 +153,7 @@ pub fn audit_chain_holds_after_writes(store: &dyn Store) {
             vec![0x30, 0x00],
             Completion::default(),
             &crate::Principal::HostOperator,
-            T0,
+            t0(0),
         )
         .unwrap();
     step("complete", store);
@@ -162,7 +162,7 @@ pub fn audit_chain_holds_after_writes(store: &dyn Store) {
         (&nes, &serial),
         "s-1",
         LifecycleAction::Suspend,
-        T0 + 1,
+        t0(1),
     )
     .unwrap();
     step("transition", store);
@@ -170,10 +170,10 @@ pub fn audit_chain_holds_after_writes(store: &dyn Store) {
         .reserve_crl(CrlReservation {
             issuer: nes.clone(),
             kind: CrlKind::Full,
-            this_update: T0 + 2,
-            next_update: T0 + 3600,
+            this_update: t0(2),
+            next_update: t0(3600),
             actor: crate::Principal::HostOperator,
-            at: T0 + 2,
+            at: t0(2),
         })
         .unwrap();
     step("reserve_crl", store);
@@ -184,13 +184,18 @@ pub fn audit_chain_holds_after_writes(store: &dyn Store) {
             4,
             1,
             &crate::Principal::HostOperator,
-            T0 + 2,
+            t0(2),
         )
         .unwrap();
     step("publish_crl", store);
     assert_eq!(
         store
-            .begin_application("kdhs", "ref-1", &crate::Principal::HostOperator, T0 + 3)
+            .begin_application(
+                &channel("kdhs"),
+                "ref-1",
+                &crate::Principal::HostOperator,
+                t0(3)
+            )
             .unwrap(),
         None
     );
@@ -201,11 +206,11 @@ pub fn audit_chain_holds_after_writes(store: &dyn Store) {
                 id: PartnerId::parse("eshs-a").unwrap(),
                 name: "Örnek ESHS A.Ş.".into(),
                 license_no: "BTK-2024-17".into(),
-                created_at: T0,
+                created_at: t0(0),
                 active: true,
             },
             &crate::Principal::HostOperator,
-            T0 + 4,
+            t0(4),
         )
         .unwrap();
     step("add_partner", store);

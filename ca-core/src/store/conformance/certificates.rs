@@ -1,7 +1,7 @@
 //! Certificates: serial uniqueness, reserve-before-sign, failed serials kept, lifecycle
 //! transitions once per request id.
 
-use super::{audit_records, change, issue, issuer, reservation, T0};
+use super::{audit_records, change, issue, issuer, reservation, t0};
 use crate::lifecycle::{LifecycleAction, RevocationReason};
 use crate::serial::{IssuerId, Serial};
 use crate::store::{CertStatus, Completion, Reserved, Store};
@@ -53,7 +53,7 @@ pub fn complete_needs_a_reservation(store: &dyn Store) {
             vec![0x30, 0x00],
             Completion::default(),
             &crate::Principal::HostOperator,
-            T0,
+            t0(0),
         )
     };
     assert!(complete().is_err());
@@ -67,7 +67,7 @@ pub fn complete_needs_a_reservation(store: &dyn Store) {
     let issued = store.get(None, &serial).unwrap().unwrap();
     assert_eq!(issued.status, CertStatus::Active);
     assert_eq!(issued.cert_der.as_deref(), Some(&[0x30, 0x00][..]));
-    assert_eq!(issued.issued_at, Some(T0));
+    assert_eq!(issued.issued_at, Some(t0(0)));
     assert!(complete().is_err(), "a serial is completed once");
     assert_eq!(audit_records(store), 2);
 }
@@ -86,7 +86,7 @@ pub fn fail_keeps_the_serial(store: &dyn Store) {
             &serial,
             "HSM unavailable",
             &crate::Principal::HostOperator,
-            T0,
+            t0(0),
         )
         .unwrap();
     assert_eq!(
@@ -106,7 +106,7 @@ pub fn fail_keeps_the_serial(store: &dyn Store) {
             vec![0x30, 0x00],
             Completion::default(),
             &crate::Principal::HostOperator,
-            T0
+            t0(0)
         )
         .is_err());
     assert_eq!(
@@ -127,31 +127,31 @@ pub fn replayed_transition_answers_its_first_outcome(store: &dyn Store) {
         (&nes, &serial),
         "req-1",
         LifecycleAction::Suspend,
-        T0 + 10,
+        t0(10),
     )
     .unwrap();
     assert_eq!(
         (first.status, first.replayed, first.at),
-        (CertStatus::Suspended, false, T0 + 10)
+        (CertStatus::Suspended, false, t0(10))
     );
     let again = change(
         store,
         (&nes, &serial),
         "req-1",
         LifecycleAction::Suspend,
-        T0 + 20,
+        t0(20),
     )
     .unwrap();
     assert_eq!(
         (again.status, again.replayed, again.at),
-        (CertStatus::Suspended, true, T0 + 10)
+        (CertStatus::Suspended, true, t0(10))
     );
     let records = audit_records(store);
     let revoke = LifecycleAction::Revoke {
         reason: Some(RevocationReason::KeyCompromise),
         invalidity_date: None,
     };
-    assert!(change(store, (&nes, &serial), "req-1", revoke, T0 + 30).is_err());
+    assert!(change(store, (&nes, &serial), "req-1", revoke, t0(30)).is_err());
     assert_eq!(
         audit_records(store),
         records,
@@ -160,7 +160,7 @@ pub fn replayed_transition_answers_its_first_outcome(store: &dyn Store) {
     assert_eq!(store.transitions(&nes, &serial).unwrap().len(), 1);
     let status = store.status(&nes, &serial).unwrap().unwrap();
     assert_eq!(status.status, CertStatus::Suspended);
-    assert_eq!(status.revocation.map(|r| r.at), Some(T0 + 10));
+    assert_eq!(status.revocation.map(|r| r.at), Some(t0(10)));
 }
 
 /// Transitions follow the state machine ([`crate::lifecycle::next_status`]): suspend,
@@ -169,7 +169,14 @@ pub fn lifecycle_follows_the_state_machine(store: &dyn Store) {
     let nes = issuer();
     let serial = issue(store, &nes);
     let unknown = Serial::random();
-    assert!(change(store, (&nes, &unknown), "u-1", LifecycleAction::Suspend, T0).is_err());
+    assert!(change(
+        store,
+        (&nes, &unknown),
+        "u-1",
+        LifecycleAction::Suspend,
+        t0(0)
+    )
+    .is_err());
 
     let issued_at = store.latest_change().unwrap();
     assert!(issued_at > 0, "issuance is a status change");
@@ -178,7 +185,7 @@ pub fn lifecycle_follows_the_state_machine(store: &dyn Store) {
         (&nes, &serial),
         "s-1",
         LifecycleAction::Suspend,
-        T0 + 1,
+        t0(1),
     )
     .unwrap();
     let released = change(
@@ -186,7 +193,7 @@ pub fn lifecycle_follows_the_state_machine(store: &dyn Store) {
         (&nes, &serial),
         "r-1",
         LifecycleAction::Release,
-        T0 + 2,
+        t0(2),
     )
     .unwrap();
     assert_eq!(
@@ -205,18 +212,18 @@ pub fn lifecycle_follows_the_state_machine(store: &dyn Store) {
             at,
         )
     };
-    let revoked = revoke("v-1", T0 + 3).unwrap();
+    let revoked = revoke("v-1", t0(3)).unwrap();
     assert_eq!(
         (revoked.status, revoked.reason),
         (CertStatus::Revoked, Some(RevocationReason::Superseded))
     );
-    assert!(revoke("v-2", T0 + 4).is_err(), "revocation is final");
+    assert!(revoke("v-2", t0(4)).is_err(), "revocation is final");
     assert!(change(
         store,
         (&nes, &serial),
         "r-2",
         LifecycleAction::Release,
-        T0 + 5
+        t0(5)
     )
     .is_err());
 

@@ -23,7 +23,7 @@ fn issue_awaiting(
     let op = crate::Principal::HostOperator;
     assert_eq!(
         store
-            .begin_application("kdhs", channel_ref, &op, T0)
+            .begin_application(&super::channel("kdhs"), channel_ref, &op, super::t0(0))
             .unwrap(),
         None
     );
@@ -58,7 +58,7 @@ fn issue_awaiting(
                 }),
             },
             &op,
-            T0,
+            super::t0(0),
         )
         .unwrap();
     serial
@@ -104,7 +104,7 @@ pub fn commitment_acceptance_releases_and_supersedes(store: &dyn Store) {
         (&nes, &serial),
         "release-early",
         LifecycleAction::Release,
-        T0 + 1
+        super::t0(1)
     )
     .is_err());
     assert_eq!(status(store, &nes, &serial), CertStatus::Suspended);
@@ -163,7 +163,7 @@ pub fn commitment_supersedes_only_a_live_certificate(store: &dyn Store) {
             reason: Some(RevocationReason::KeyCompromise),
             invalidity_date: None,
         },
-        T0 + 1,
+        super::t0(1),
     )
     .unwrap();
     let serial = issue_awaiting(store, &nes, "ref-1", Some(old));

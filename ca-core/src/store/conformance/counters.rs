@@ -1,9 +1,12 @@
 //! The counters the store keeps atomically in its rows (`n = n + 1` inside the write's
 //! transaction): outbox delivery attempts, failed sign-ins, SMS codes sent and wrong codes.
 
-use super::{audit_records, T0};
+use super::{audit_records, t0, T0};
 use crate::institution::{ListImport, ListSignature};
-use crate::store::{EnrollmentOutcome, EnrollmentStage, EnrollmentWrite, Store};
+use crate::store::{
+    EnrollmentOutcome, EnrollmentStage, EnrollmentWrite, OutboxAttempt, OutboxKind, OutboxStatus,
+    Store,
+};
 use crate::testkit::{institution_record, list_row};
 
 /// Registers the test institution and imports a signed list of one person: returns the
@@ -34,32 +37,52 @@ pub(super) fn invited(store: &dyn Store) -> String {
     outcome.created[0].1.clone()
 }
 
-/// Each delivery attempt is counted; a failed one is due again at the time it names, a sent
-/// one never again (and is not counted again).
+/// Each delivery attempt is counted, with its audit record naming its actor; a failed one
+/// is due again at the time it names, a sent one never again (and is not counted again, nor
+/// audited).
 pub fn outbox_attempts_are_counted(store: &dyn Store) {
     let pre = invited(store);
-    let due = store.outbox_due(T0, 10).unwrap();
+    let due = store.outbox_due(t0(0), 10).unwrap();
     assert_eq!(due.len(), 1, "one access password to send");
     let m = &due[0];
     assert_eq!(
-        (m.kind.as_str(), m.subject_ref.as_str(), m.attempts),
-        ("access-password", pre.as_str(), 0)
+        (m.kind, m.subject_ref.as_str(), m.attempts),
+        (OutboxKind::AccessPassword, pre.as_str(), 0)
     );
+    let by = crate::Principal::System(crate::SystemTask::Outbox);
+    let failed = |retry_at| OutboxAttempt::Failed {
+        error: "connection refused".into(),
+        retry_at,
+    };
+    let audited = audit_records(store);
     store
-        .outbox_attempt(m.id, Err(("connection refused".into(), T0 + 60)), T0)
+        .outbox_attempt(m.id, failed(t0(60)), &by, t0(0))
         .unwrap();
-    assert!(store.outbox_due(T0 + 59, 10).unwrap().is_empty());
-    let retry = store.outbox_due(T0 + 60, 10).unwrap();
+    assert!(store.outbox_due(t0(59), 10).unwrap().is_empty());
+    let retry = store.outbox_due(t0(60), 10).unwrap();
     assert_eq!(retry.iter().map(|m| m.attempts).collect::<Vec<_>>(), [1]);
     store
-        .outbox_attempt(m.id, Err(("connection refused".into(), T0 + 180)), T0 + 60)
+        .outbox_attempt(m.id, failed(t0(180)), &by, t0(60))
         .unwrap();
-    store.outbox_attempt(m.id, Ok(()), T0 + 180).unwrap();
-    assert!(store.outbox_due(i64::MAX, 10).unwrap().is_empty());
-    store.outbox_attempt(m.id, Ok(()), T0 + 240).unwrap();
+    store
+        .outbox_attempt(m.id, OutboxAttempt::Sent, &by, t0(180))
+        .unwrap();
+    assert!(store
+        .outbox_due(crate::UnixTime::from_secs(i64::MAX), 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(audit_records(store), audited + 3);
+    store
+        .outbox_attempt(m.id, OutboxAttempt::Sent, &by, t0(240))
+        .unwrap();
+    assert_eq!(
+        audit_records(store),
+        audited + 3,
+        "a sent message is left alone"
+    );
     let all = store.outbox().unwrap();
     assert_eq!(all.len(), 1);
-    assert_eq!((all[0].0.attempts, all[0].1.as_str()), (3, "sent"));
+    assert_eq!((all[0].0.attempts, all[0].1), (3, OutboxStatus::Sent));
 }
 
 /// Wrong access passwords are counted up to the limit, which locks sign-in and starts the
@@ -165,7 +188,7 @@ pub fn sms_code_counters(store: &dyn Store) {
         .outbox()
         .unwrap()
         .into_iter()
-        .filter(|(m, _)| m.kind == "sms-code" && m.subject_ref == pre)
+        .filter(|(m, _)| m.kind == OutboxKind::SmsCode && m.subject_ref == pre)
         .count();
     assert_eq!(codes, 3);
 

@@ -1,6 +1,6 @@
 //! CRL numbering (RFC 5280 §5.2.3) and the entries of full and delta CRLs (RFC 5280 §5.2.4).
 
-use super::{add_issuing_ca, change, issue, issuer, T0};
+use super::{add_issuing_ca, change, issue, issuer, t0};
 use crate::lifecycle::LifecycleAction;
 use crate::serial::IssuerId;
 use crate::store::{CrlKind, CrlPlan, CrlReservation, DeltaEntry, RevokedEntry, Store};
@@ -9,10 +9,10 @@ fn reserve(store: &dyn Store, issuer: &IssuerId, kind: CrlKind) -> crate::error:
     store.reserve_crl(CrlReservation {
         issuer: issuer.clone(),
         kind,
-        this_update: T0,
-        next_update: T0 + 86_400,
+        this_update: t0(0),
+        next_update: t0(86_400),
         actor: crate::Principal::HostOperator,
-        at: T0,
+        at: t0(0),
     })
 }
 
@@ -42,11 +42,25 @@ pub fn crl_numbers_strictly_increase(store: &dyn Store) {
     assert_eq!(full.number, 2, "a reserved number is never reused");
     assert_eq!(store.latest_crl(&nes, CrlKind::Full).unwrap(), None);
     store
-        .publish_crl(&nes, full.number, 7, 0, &crate::Principal::HostOperator, T0)
+        .publish_crl(
+            &nes,
+            full.number,
+            7,
+            0,
+            &crate::Principal::HostOperator,
+            t0(0),
+        )
         .unwrap();
     assert!(
         store
-            .publish_crl(&nes, full.number, 7, 0, &crate::Principal::HostOperator, T0)
+            .publish_crl(
+                &nes,
+                full.number,
+                7,
+                0,
+                &crate::Principal::HostOperator,
+                t0(0)
+            )
             .is_err(),
         "a CRL is published once"
     );
@@ -69,7 +83,7 @@ pub fn crl_numbers_strictly_increase(store: &dyn Store) {
             8,
             0,
             &crate::Principal::HostOperator,
-            T0,
+            t0(0),
         )
         .unwrap();
     let latest_delta = store.latest_crl(&nes, CrlKind::Delta).unwrap().unwrap();
@@ -97,7 +111,7 @@ pub fn crl_entries_follow_the_lifecycle(store: &dyn Store) {
         (&nes, &held),
         "hold-1",
         LifecycleAction::Suspend,
-        T0 + 1,
+        t0(1),
     )
     .unwrap();
 
@@ -109,7 +123,7 @@ pub fn crl_entries_follow_the_lifecycle(store: &dyn Store) {
         })
         .unwrap();
     assert_eq!(listed.iter().map(|e| e.serial).collect::<Vec<_>>(), [held]);
-    assert_eq!(listed[0].revocation.at, T0 + 1);
+    assert_eq!(listed[0].revocation.at, t0(1));
 
     let (nothing, same) = store.delta_since(&nes, base).unwrap();
     assert_eq!((nothing, same), (Vec::new(), base));
@@ -119,7 +133,7 @@ pub fn crl_entries_follow_the_lifecycle(store: &dyn Store) {
         (&nes, &held),
         "release-1",
         LifecycleAction::Release,
-        T0 + 2,
+        t0(2),
     )
     .unwrap();
     change(
@@ -130,7 +144,7 @@ pub fn crl_entries_follow_the_lifecycle(store: &dyn Store) {
             reason: None,
             invalidity_date: None,
         },
-        T0 + 3,
+        t0(3),
     )
     .unwrap();
     let (delta, watermark) = store.delta_since(&nes, base).unwrap();
@@ -138,12 +152,12 @@ pub fn crl_entries_follow_the_lifecycle(store: &dyn Store) {
     let mut expected = vec![
         DeltaEntry::Removed {
             serial: held,
-            at: T0 + 2,
+            at: t0(2),
         },
         DeltaEntry::Listed(RevokedEntry {
             serial: revoked,
             revocation: crate::store::Revocation {
-                at: T0 + 3,
+                at: t0(3),
                 reason: None,
                 invalidity_date: None,
             },

@@ -211,7 +211,12 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
     let op = crate::Principal::HostOperator;
     let produce = |serial: Serial, channel_ref: &str| {
         store
-            .begin_application("institution", channel_ref, &op, T0 + 2)
+            .begin_application(
+                &super::channel("institution"),
+                channel_ref,
+                &op,
+                super::t0(2),
+            )
             .unwrap();
         assert_eq!(
             store
@@ -246,7 +251,7 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
                 }),
             },
             &op,
-            T0 + 3,
+            super::t0(3),
         )
     };
     // Not approved yet: refused, the certificate is not stored, no invoice line.

@@ -50,6 +50,16 @@ use crate::store::{
 /// Unix seconds the cases write at: 2026-11-22T00:00:00Z.
 const T0: i64 = 1_795_305_600;
 
+/// The instant `secs` seconds after [`T0`].
+fn t0(secs: i64) -> crate::UnixTime {
+    crate::UnixTime::from_secs(T0 + secs)
+}
+
+/// A channel's name (the cases name `kdhs`, `kec`, `institution`).
+fn channel(name: &str) -> crate::ChannelName {
+    crate::ChannelName::parse(name).expect("channel name")
+}
+
 /// The issuing CA the cases issue under.
 fn issuer() -> IssuerId {
     IssuerId::parse("nes-ca").expect("issuer id")
@@ -67,11 +77,11 @@ fn reservation(issuer: &IssuerId, serial: Serial, subject: &str) -> Reservation 
             given_name: Some("AYŞE".into()),
             surname: Some("YILMAZ".into()),
         },
-        not_before: T0,
-        not_after: T0 + 365 * 86_400,
+        not_before: t0(0),
+        not_after: t0(365 * 86_400),
         tbs_der: vec![0x30, 0x00],
         actor: crate::Principal::HostOperator,
-        at: T0,
+        at: t0(0),
     }
 }
 
@@ -91,7 +101,7 @@ fn issue(store: &dyn Store, issuer: &IssuerId) -> Serial {
             vec![0x30, 0x01, 0x00],
             Completion::default(),
             &crate::Principal::HostOperator,
-            T0,
+            t0(0),
         )
         .expect("complete");
     serial
@@ -110,7 +120,7 @@ fn add_issuing_ca(store: &dyn Store, id: &IssuerId) {
                 ocsp_cert_der: None,
             },
             &crate::Principal::HostOperator,
-            T0,
+            t0(0),
         )
         .expect("add CA");
 }
@@ -121,7 +131,7 @@ fn change(
     (issuer, serial): (&IssuerId, &Serial),
     request_id: &str,
     action: LifecycleAction,
-    at: i64,
+    at: crate::UnixTime,
 ) -> crate::error::Result<TransitionOutcome> {
     store.transition(TransitionWrite {
         request_id: RequestId::new(request_id).expect("request id"),

@@ -1,16 +1,17 @@
 //! The registry: CAs and partners are registered once and never overwritten.
 
-use super::{add_issuing_ca, audit_records, issuer, T0};
+use super::{add_issuing_ca, audit_records, issuer, t0};
 use crate::error::CaError;
 use crate::partner::{PartnerId, PartnerRecord};
 use crate::store::{CaRecord, CaRole, Store};
+use crate::UnixTime;
 
 fn partner(id: &str) -> PartnerRecord {
     PartnerRecord {
         id: PartnerId::parse(id).unwrap(),
         name: "Örnek ESHS A.Ş.".into(),
         license_no: "BTK-2024-17".into(),
-        created_at: 1_700_000_000,
+        created_at: UnixTime::from_secs(1_700_000_000),
         active: true,
     }
 }
@@ -31,7 +32,7 @@ pub fn cas_are_never_overwritten(store: &dyn Store) {
                 ocsp_cert_der: None,
             },
             &crate::Principal::HostOperator,
-            T0 + 1,
+            t0(1),
         )
         .unwrap_err();
     assert!(matches!(e, CaError::AlreadyExists { .. }), "{e}");
@@ -53,14 +54,18 @@ pub fn partners_are_added_read_and_never_overwritten(store: &dyn Store) {
         .add_partner(
             partner("eshs-a"),
             &crate::Principal::HostOperator,
-            1_700_000_000,
+            UnixTime::from_secs(1_700_000_000),
         )
         .unwrap();
     assert_eq!(store.partner(&id).unwrap(), Some(partner("eshs-a")));
     let mut other = partner("eshs-a");
     other.name = "Someone Else".into();
     let e = store
-        .add_partner(other, &crate::Principal::HostOperator, 1_700_000_001)
+        .add_partner(
+            other,
+            &crate::Principal::HostOperator,
+            UnixTime::from_secs(1_700_000_001),
+        )
         .unwrap_err();
     assert!(matches!(e, CaError::AlreadyExists { .. }), "{e}");
     assert_eq!(store.partner(&id).unwrap(), Some(partner("eshs-a")));
@@ -68,7 +73,7 @@ pub fn partners_are_added_read_and_never_overwritten(store: &dyn Store) {
         .add_partner(
             partner("eshs-b"),
             &crate::Principal::HostOperator,
-            1_700_000_002,
+            UnixTime::from_secs(1_700_000_002),
         )
         .unwrap();
     let ids: Vec<String> = store
@@ -82,11 +87,19 @@ pub fn partners_are_added_read_and_never_overwritten(store: &dyn Store) {
     let report = store.verify_audit().unwrap();
     assert_eq!((report.records, report.first_break), (2, None));
     store
-        .deactivate_partner(&id, &crate::Principal::HostOperator, 1_700_000_003)
+        .deactivate_partner(
+            &id,
+            &crate::Principal::HostOperator,
+            UnixTime::from_secs(1_700_000_003),
+        )
         .unwrap();
     assert!(!store.partner(&id).unwrap().unwrap().active);
     assert!(store
-        .deactivate_partner(&id, &crate::Principal::HostOperator, 1_700_000_004)
+        .deactivate_partner(
+            &id,
+            &crate::Principal::HostOperator,
+            UnixTime::from_secs(1_700_000_004)
+        )
         .is_err());
     assert_eq!(audit_records(store), 3);
 }

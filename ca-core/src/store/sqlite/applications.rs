@@ -7,18 +7,19 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::audit::{append_audit, event_entry, AuditHead};
 use super::commitments;
 use super::writer::{after_writes, Refusal};
-use super::SqliteStore;
+use super::{bad_column, time_column, SqliteStore};
 use crate::error::{CaError, Result};
 use crate::serial::{IssuerId, Serial};
 use crate::store::{
     ApplicationIssued, ApplicationOutcome, ApplicationStatus, ApplicationStore, ChannelApplication,
 };
+use crate::{ChannelName, UnixTime};
 
 /// Records a pending application, or answers the one recorded under its reference.
 fn begin_application(
     conn: &Connection,
     (channel, channel_ref): (&str, &str),
-    (actor, at): (&crate::Principal, i64),
+    (actor, at): (&crate::Principal, UnixTime),
     head: &mut AuditHead,
 ) -> Result<Option<ChannelApplication>, Refusal> {
     if let Some(seen) = read_application(conn, channel, channel_ref)? {
@@ -27,7 +28,7 @@ fn begin_application(
     conn.prepare_cached(
         "INSERT INTO channel_applications (channel, channel_ref, status, created_at, updated_at) VALUES (?1, ?2, 'pending', ?3, ?3)",
     )?
-    .execute(params![channel, channel_ref, at])?;
+    .execute(params![channel, channel_ref, at.secs()])?;
     append_audit(
         conn,
         head,
@@ -48,22 +49,29 @@ pub(super) fn finish_application(
     head: &mut AuditHead,
     (channel, channel_ref): (&str, &str),
     outcome: &ApplicationOutcome,
-    (actor, at): (&crate::Principal, i64),
+    (actor, at): (&crate::Principal, UnixTime),
 ) -> Result<(), Refusal> {
-    let (status, serial, error, wrapped_key) = match outcome {
+    let (status, action, serial, error, wrapped_key) = match outcome {
         ApplicationOutcome::Issued(issued) => (
-            "issued",
+            ApplicationStatus::Issued,
+            "application-issued",
             Some(issued.serial.to_hex()),
             None,
             issued.wrapped_key.as_ref().map(WrappedCardKey::to_record),
         ),
-        ApplicationOutcome::Refused(e) => ("refused", None, Some(e.clone()), None),
+        ApplicationOutcome::Refused(e) => (
+            ApplicationStatus::Refused,
+            "application-refused",
+            None,
+            Some(e.clone()),
+            None,
+        ),
     };
     let n = conn
         .prepare_cached(
             "UPDATE channel_applications SET status = ?1, serial = ?2, error = ?3, updated_at = ?4, wrapped_key = ?7 WHERE channel = ?5 AND channel_ref = ?6 AND status = 'pending'",
         )?
-        .execute(params![status, serial, error, at, channel, channel_ref, wrapped_key])?;
+        .execute(params![status.as_str(), serial, error, at.secs(), channel, channel_ref, wrapped_key])?;
     if n != 1 {
         return Err(Refusal::Refused(CaError::invalid(
             "channel_ref",
@@ -76,7 +84,7 @@ pub(super) fn finish_application(
         event_entry(
             at,
             actor,
-            format!("application-{status}"),
+            action,
             serial.unwrap_or_default(),
             format!("channel={channel} channel_ref={channel_ref}"),
         ),
@@ -98,7 +106,7 @@ pub(super) fn finish_application(
             })?;
         let issuer = IssuerId::parse(&issuer)
             .map_err(|e| Refusal::Fatal(CaError::invalid("issuer", e.rule())))?;
-        commitments::insert(conn, &issuer, serial, channel, channel_ref, c, at)
+        commitments::insert(conn, &issuer, serial, channel, channel_ref, c, at.secs())
             .map_err(after_writes)?;
     }
     Ok(())
@@ -110,8 +118,8 @@ fn change_with_event(
     conn: &Connection,
     head: &mut AuditHead,
     (sql, params): (&str, impl rusqlite::Params),
-    (actor, at): (&crate::Principal, i64),
-    action: &str,
+    (actor, at): (&crate::Principal, UnixTime),
+    action: &'static str,
     detail: impl FnOnce(usize) -> String,
 ) -> Result<usize, Refusal> {
     let n = conn.prepare_cached(sql)?.execute(params)?;
@@ -125,7 +133,7 @@ fn change_with_event(
 fn abandon_pending(
     conn: &Connection,
     reason: &str,
-    by: (&crate::Principal, i64),
+    by: (&crate::Principal, UnixTime),
     head: &mut AuditHead,
 ) -> Result<u64, Refusal> {
     let n = change_with_event(
@@ -133,7 +141,7 @@ fn abandon_pending(
         head,
         (
             "UPDATE channel_applications SET status = 'refused', error = ?1, updated_at = ?2 WHERE status = 'pending'",
-            params![reason, by.1],
+            params![reason, by.1.secs()],
         ),
         by,
         "applications-abandoned",
@@ -147,7 +155,7 @@ fn abandon_pending(
 fn release_pending(
     conn: &Connection,
     (channel, channel_ref): (&str, &str),
-    by: (&crate::Principal, i64),
+    by: (&crate::Principal, UnixTime),
     head: &mut AuditHead,
 ) -> Result<bool, Refusal> {
     let n = change_with_event(
@@ -171,20 +179,22 @@ pub(super) fn read_application(
     channel_ref: &str,
 ) -> rusqlite::Result<Option<ChannelApplication>> {
     conn.prepare_cached(
-        "SELECT status, serial, error, created_at, wrapped_key FROM channel_applications WHERE channel = ?1 AND channel_ref = ?2",
+        "SELECT status, serial, error, created_at, wrapped_key, channel FROM channel_applications WHERE channel = ?1 AND channel_ref = ?2",
     )?
     .query_row(params![channel, channel_ref], |r| {
         let status: String = r.get(0)?;
         let serial: Option<String> = r.get(1)?;
+        let channel: String = r.get(5)?;
         Ok(ChannelApplication {
-            channel: channel.to_owned(),
+            channel: ChannelName::parse(&channel).map_err(|e| bad_column(5, e.into()))?,
             channel_ref: channel_ref.to_owned(),
-            status: match status.as_str() {
-                "issued" => ApplicationStatus::Issued,
-                "refused" => ApplicationStatus::Refused,
-                _ => ApplicationStatus::Pending,
+            status: ApplicationStatus::parse(&status).map_err(|e| bad_column(0, e))?,
+            serial: match serial {
+                Some(hex) => Some(Serial::parse_hex(&hex).map_err(|e| {
+                    bad_column(1, CaError::invalid("serial", e.rule()))
+                })?),
+                None => None,
             },
-            serial: serial.and_then(|h| Serial::parse_hex(&h).ok()),
             error: r.get(2)?,
             wrapped_key: match r.get::<_, Option<String>>(4)? {
                 // A record that does not decode is refused where it is read, by field.
@@ -193,7 +203,7 @@ pub(super) fn read_application(
                 })?),
                 None => None,
             },
-            created_at: r.get(3)?,
+            created_at: time_column(r, 3)?,
         })
     })
     .optional()
@@ -202,13 +212,16 @@ pub(super) fn read_application(
 impl ApplicationStore for SqliteStore {
     fn begin_application(
         &self,
-        channel: &str,
+        channel: &ChannelName,
         channel_ref: &str,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<Option<ChannelApplication>> {
-        let (channel, channel_ref, actor) =
-            (channel.to_owned(), channel_ref.to_owned(), actor.to_owned());
+        let (channel, channel_ref, actor) = (
+            channel.to_string(),
+            channel_ref.to_owned(),
+            actor.to_owned(),
+        );
         self.submit(move |conn, head| {
             begin_application(conn, (&channel, &channel_ref), (&actor, at), head)
         })
@@ -216,14 +229,17 @@ impl ApplicationStore for SqliteStore {
 
     fn finish_application(
         &self,
-        channel: &str,
+        channel: &ChannelName,
         channel_ref: &str,
         outcome: ApplicationOutcome,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<()> {
-        let (channel, channel_ref, actor) =
-            (channel.to_owned(), channel_ref.to_owned(), actor.to_owned());
+        let (channel, channel_ref, actor) = (
+            channel.to_string(),
+            channel_ref.to_owned(),
+            actor.to_owned(),
+        );
         self.submit(move |conn, head| {
             finish_application(conn, head, (&channel, &channel_ref), &outcome, (&actor, at))
         })
@@ -233,7 +249,7 @@ impl ApplicationStore for SqliteStore {
         &self,
         reason: &str,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<u64> {
         let (reason, actor) = (reason.to_owned(), actor.to_owned());
         self.submit(move |conn, head| abandon_pending(conn, &reason, (&actor, at), head))
@@ -241,21 +257,28 @@ impl ApplicationStore for SqliteStore {
 
     fn release_pending_application(
         &self,
-        channel: &str,
+        channel: &ChannelName,
         channel_ref: &str,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<bool> {
-        let (channel, channel_ref, actor) =
-            (channel.to_owned(), channel_ref.to_owned(), actor.to_owned());
+        let (channel, channel_ref, actor) = (
+            channel.to_string(),
+            channel_ref.to_owned(),
+            actor.to_owned(),
+        );
         self.submit(move |conn, head| {
             release_pending(conn, (&channel, &channel_ref), (&actor, at), head)
         })
     }
 
-    fn application(&self, channel: &str, channel_ref: &str) -> Result<Option<ChannelApplication>> {
+    fn application(
+        &self,
+        channel: &ChannelName,
+        channel_ref: &str,
+    ) -> Result<Option<ChannelApplication>> {
         self.read(
-            |c| read_application(c, channel, channel_ref),
+            |c| read_application(c, channel.as_str(), channel_ref),
             "read application",
         )
     }

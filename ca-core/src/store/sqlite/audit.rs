@@ -5,11 +5,12 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::writer::Refusal;
-use super::SqliteStore;
+use super::{time_column, SqliteStore};
 use crate::error::{CaError, Result};
 use crate::serial::IssuerId;
 use crate::store::audit::{chain_hash, AuditEntry, AuditReport, GENESIS};
 use crate::store::AuditStore;
+use crate::UnixTime;
 
 /// The head of the audit chain while a batch is being written.
 pub(super) struct AuditHead {
@@ -49,7 +50,7 @@ pub(super) fn append_audit(
     conn.prepare_cached(
         "INSERT INTO audit (seq, at, actor, action, issuer, serial, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![e.seq, e.at, e.actor, e.action, e.issuer, e.serial, e.detail, head.hash, hash])?;
+    .execute(params![e.seq, e.at.secs(), e.actor, e.action, e.issuer, e.serial, e.detail, head.hash, hash])?;
     head.seq = e.seq;
     head.hash = hash;
     Ok(())
@@ -57,7 +58,7 @@ pub(super) fn append_audit(
 
 /// An audit record of a change to one CA's certificate (or to the CA itself).
 pub(super) fn audit_entry(
-    at: i64,
+    at: UnixTime,
     actor: &crate::Principal,
     action: &str,
     issuer: &IssuerId,
@@ -78,7 +79,7 @@ pub(super) fn audit_entry(
 /// An audit record of a change that is not about one CA's certificate (partners, channel
 /// applications): no issuer.
 pub(super) fn event_entry(
-    at: i64,
+    at: UnixTime,
     actor: &crate::Principal,
     action: impl Into<String>,
     serial: impl Into<String>,
@@ -105,7 +106,7 @@ impl AuditStore for SqliteStore {
                 let mut records = 0u64;
                 let mut expected_seq = 1i64;
                 while let Some(r) = rows.next()? {
-                    let e = AuditEntry { seq: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, action: r.get(3)?, issuer: r.get(4)?, serial: r.get(5)?, detail: r.get(6)? };
+                    let e = AuditEntry { seq: r.get(0)?, at: time_column(r, 1)?, actor: r.get(2)?, action: r.get(3)?, issuer: r.get(4)?, serial: r.get(5)?, detail: r.get(6)? };
                     let stored_prev: Vec<u8> = r.get(7)?;
                     let stored: Vec<u8> = r.get(8)?;
                     if e.seq != expected_seq || stored_prev != prev || chain_hash(&prev, &e) != stored {

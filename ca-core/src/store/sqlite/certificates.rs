@@ -7,25 +7,50 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::applications::{finish_application, read_application};
 use super::audit::{append_audit, audit_entry, AuditHead};
 use super::writer::{after_writes, refused, Refusal};
-use super::{commitments, enrollments, SqliteStore};
+use super::{bad_column, commitments, enrollments, opt_time_column, time_column, SqliteStore};
 use crate::error::{CaError, Result};
 use crate::lifecycle::{next_status, LifecycleAction, RevocationReason};
 use crate::serial::{IssuerId, Serial};
 use crate::store::{
     ApplicationOutcome, ApplicationStatus, CertRecord, CertStatus, CertificateStore, Completion,
-    Reservation, Reserved, Revocation, StatusRecord, SubjectRecord, TransitionOutcome,
-    TransitionRecord, TransitionWrite,
+    Reservation, Reserved, Revocation, StatusRecord, SubjectRecord, TransitionKind,
+    TransitionOutcome, TransitionRecord, TransitionWrite,
 };
+use crate::UnixTime;
 
 /// The CRLReason code (RFC 5280 §5.3.1) stored for a reason; `None`: unspecified.
 pub(super) fn reason_code(r: Option<RevocationReason>) -> Option<i64> {
     r.map(|r| i64::from(r.code()))
 }
 
-/// The reason of a stored CRLReason code.
-pub(super) fn reason_from(code: Option<i64>) -> Option<RevocationReason> {
-    code.and_then(|c| u8::try_from(c).ok())
-        .and_then(RevocationReason::from_code)
+/// Reads a CRLReason column (RFC 5280 §5.3.1): NULL or unspecified (0) is `None`; a code
+/// nesca never writes is a damaged row, refused where it is read.
+pub(super) fn reason_column(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<Option<RevocationReason>> {
+    match r.get::<_, Option<i64>>(i)? {
+        None | Some(0) => Ok(None),
+        Some(code) => u8::try_from(code)
+            .ok()
+            .and_then(RevocationReason::from_code)
+            .map(Some)
+            .ok_or_else(|| {
+                bad_column(
+                    i,
+                    CaError::invalid("reason", format!("unknown CRLReason code {code}")),
+                )
+            }),
+    }
+}
+
+/// Reads a certificate status column, refusing a status the store does not know.
+/// Borrows the text (no allocation: OCSP status lookups read it).
+pub(super) fn status_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<CertStatus> {
+    let s = r.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    s.parse().map_err(|e| bad_column(i, e))
 }
 
 /// Records a serial before signing; a serial the issuer has already is answered
@@ -38,7 +63,7 @@ fn reserve(conn: &Connection, r: &Reservation, head: &mut AuditHead) -> Result<R
         )?
         .execute(params![
             r.issuer.as_str(), r.serial.to_hex(), r.profile, r.subject.subject, r.subject.tckn.as_ref().map(crate::Tckn::as_str), r.subject.given_name,
-            r.subject.surname, r.not_before, r.not_after, r.tbs_der, r.at
+            r.subject.surname, r.not_before.secs(), r.not_after.secs(), r.tbs_der, r.at.secs()
         ])?;
     if inserted == 0 {
         return Ok(Reserved::SerialTaken);
@@ -66,7 +91,7 @@ struct Signed {
     cert_der: Vec<u8>,
     then: Completion,
     actor: crate::Principal,
-    at: i64,
+    at: UnixTime,
 }
 
 /// Stores a signed certificate: see [`CertificateStore::complete`].
@@ -101,7 +126,7 @@ fn complete(conn: &Connection, s: &Signed, head: &mut AuditHead) -> Result<(), R
             "UPDATE certificates SET status = 'active', cert_der = ?1, issued_at = ?2, change_seq = ?5 WHERE issuer = ?3 AND serial = ?4 AND status = 'reserved'",
         )?
         // The audit record appended below gets head.seq + 1.
-        .execute(params![cert_der, at, issuer.as_str(), serial.to_hex(), head.seq + 1])?;
+        .execute(params![cert_der, at.secs(), issuer.as_str(), serial.to_hex(), head.seq + 1])?;
     if n != 1 {
         return Err(Refusal::Refused(CaError::Store {
             operation: "store certificate",
@@ -141,7 +166,7 @@ fn complete(conn: &Connection, s: &Signed, head: &mut AuditHead) -> Result<(), R
         )
         .map_err(after_writes)?;
         if let Some(p) = &a.production {
-            enrollments::produced(conn, p, issuer, serial, (actor, *at), head)
+            enrollments::produced(conn, p, issuer, serial, (actor, at.secs()), head)
                 .map_err(after_writes)?;
         }
     }
@@ -153,7 +178,7 @@ fn fail(
     conn: &Connection,
     (issuer, serial): (&IssuerId, &Serial),
     reason: &str,
-    (actor, at): (&crate::Principal, i64),
+    (actor, at): (&crate::Principal, UnixTime),
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
     conn.prepare_cached(
@@ -196,9 +221,9 @@ pub(super) fn transition(
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, Option<i64>>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, i64>(6)?,
+                opt_time_column(r, 4)?,
+                status_column(r, 5)?,
+                time_column(r, 6)?,
             ))
         })
         .optional()?;
@@ -217,7 +242,7 @@ pub(super) fn transition(
         return Ok(TransitionOutcome {
             issuer: t.issuer.clone(),
             serial: t.serial,
-            status: to.parse().map_err(Refusal::Refused)?,
+            status: to,
             reason,
             at,
             replayed: true,
@@ -228,13 +253,12 @@ pub(super) fn transition(
             "SELECT status, not_after FROM certificates WHERE issuer = ?1 AND serial = ?2",
         )?
         .query_row(params![t.issuer.as_str(), serial_hex], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            Ok((status_column(r, 0)?, time_column(r, 1)?))
         })
         .optional()?;
-    let Some((status, not_after)) = current else {
+    let Some((from, not_after)) = current else {
         return Err(Refusal::Refused(CaError::NotFound { serial: serial_hex }));
     };
-    let from: CertStatus = status.parse().map_err(Refusal::Refused)?;
     if matches!(t.action, LifecycleAction::Release)
         && commitments::is_pending(conn, &t.issuer, &t.serial)?
     {
@@ -252,14 +276,14 @@ pub(super) fn transition(
     conn.prepare_cached(
         "UPDATE certificates SET status = ?1, revoked_at = ?2, reason = ?3, invalidity_date = ?4, change_seq = ?5 WHERE issuer = ?6 AND serial = ?7",
     )?
-    .execute(params![to.as_str(), revoked_at, code, inv, seq, t.issuer.as_str(), serial_hex])?;
+    .execute(params![to.as_str(), revoked_at.map(UnixTime::secs), code, inv.map(UnixTime::secs), seq, t.issuer.as_str(), serial_hex])?;
     conn.prepare_cached(
         "INSERT INTO transitions (seq, request_id, issuer, serial, action, from_status, to_status, reason, invalidity_date, holder, actor, at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         seq, t.request_id.as_str(), t.issuer.as_str(), serial_hex, t.action.name(), from.as_str(),
-        to.as_str(), reason_code(reason), invalidity, t.requested_by.to_record(), t.actor.to_string(), t.at
+        to.as_str(), reason_code(reason), invalidity.map(UnixTime::secs), t.requested_by.to_record(), t.actor.to_string(), t.at.secs()
     ])?;
     let mut detail = format!("request_id={} {}->{}", t.request_id, from, to);
     if let Some(r) = reason {
@@ -302,12 +326,11 @@ pub(super) fn revocation_at(
     r: &rusqlite::Row<'_>,
     i: usize,
 ) -> rusqlite::Result<Option<Revocation>> {
-    let at: Option<i64> = r.get(i)?;
-    Ok(match at {
+    Ok(match opt_time_column(r, i)? {
         Some(at) => Some(Revocation {
             at,
-            reason: reason_from(r.get(i + 1)?),
-            invalidity_date: r.get(i + 2)?,
+            reason: reason_column(r, i + 1)?,
+            invalidity_date: opt_time_column(r, i + 2)?,
         }),
         None => None,
     })
@@ -319,14 +342,11 @@ fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
     };
     let issuer: String = r.get(0)?;
     let serial: String = r.get(1)?;
-    let status: String = r.get(3)?;
     Ok(CertRecord {
         issuer: IssuerId::parse(&issuer).map_err(|e| bad(0, e.rule()))?,
         serial: Serial::parse_hex(&serial).map_err(|e| bad(1, e.rule()))?,
         profile: r.get(2)?,
-        status: status.parse().map_err(|e: CaError| {
-            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        status: status_column(r, 3)?,
         subject: SubjectRecord {
             subject: r.get(4)?,
             tckn: match r.get::<_, Option<String>>(5)? {
@@ -336,10 +356,10 @@ fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
             given_name: r.get(6)?,
             surname: r.get(7)?,
         },
-        not_before: r.get(8)?,
-        not_after: r.get(9)?,
-        reserved_at: r.get(10)?,
-        issued_at: r.get(11)?,
+        not_before: time_column(r, 8)?,
+        not_after: time_column(r, 9)?,
+        reserved_at: time_column(r, 10)?,
+        issued_at: opt_time_column(r, 11)?,
         cert_der: r.get(12)?,
         revocation: revocation_at(r, 13)?,
     })
@@ -357,7 +377,7 @@ impl CertificateStore for SqliteStore {
         cert_der: Vec<u8>,
         then: Completion,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<()> {
         let signed = Signed {
             issuer: issuer.clone(),
@@ -376,7 +396,7 @@ impl CertificateStore for SqliteStore {
         serial: &Serial,
         reason: &str,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<()> {
         let (issuer, serial, reason, actor) =
             (issuer.clone(), *serial, reason.to_owned(), actor.to_owned());
@@ -421,21 +441,16 @@ impl CertificateStore for SqliteStore {
                     "SELECT seq, request_id, action, from_status, to_status, reason, invalidity_date, at, actor FROM transitions WHERE issuer = ?1 AND serial = ?2 ORDER BY seq",
                 )?;
                 let rows = st.query_map(params![issuer.as_str(), serial.to_hex()], |r| {
-                    let status = |i: usize| -> rusqlite::Result<CertStatus> {
-                        let s: String = r.get(i)?;
-                        s.parse().map_err(|e: CaError| {
-                            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-                        })
-                    };
+                    let action: String = r.get(2)?;
                     Ok(TransitionRecord {
                         seq: r.get(0)?,
                         request_id: r.get(1)?,
-                        action: r.get(2)?,
-                        from: status(3)?,
-                        to: status(4)?,
-                        reason: reason_from(r.get(5)?),
-                        invalidity_date: r.get(6)?,
-                        at: r.get(7)?,
+                        action: TransitionKind::parse(&action).map_err(|e| bad_column(2, e))?,
+                        from: status_column(r, 3)?,
+                        to: status_column(r, 4)?,
+                        reason: reason_column(r, 5)?,
+                        invalidity_date: opt_time_column(r, 6)?,
+                        at: time_column(r, 7)?,
                         actor: r.get(8)?,
                     })
                 })?;
@@ -452,12 +467,9 @@ impl CertificateStore for SqliteStore {
                     "SELECT status, not_after, revoked_at, reason, invalidity_date FROM certificates WHERE issuer = ?1 AND serial = ?2",
                 )?
                 .query_row(params![issuer.as_str(), serial.to_hex()], |r| {
-                    let s: String = r.get(0)?;
                     Ok(StatusRecord {
-                        status: s.parse().map_err(|e: CaError| {
-                            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-                        })?,
-                        not_after: r.get(1)?,
+                        status: status_column(r, 0)?,
+                        not_after: time_column(r, 1)?,
                         revocation: revocation_at(r, 2)?,
                     })
                 })

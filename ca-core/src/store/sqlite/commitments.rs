@@ -47,7 +47,7 @@ fn transition(
             action,
             requested_by: crate::store::RequestedBy::Commitment,
             actor: actor.clone(),
-            at,
+            at: crate::UnixTime::from_secs(at),
         },
         head,
     )
@@ -225,7 +225,7 @@ pub(super) fn accept(
         conn,
         head,
         audit_entry(
-            a.at,
+            crate::UnixTime::from_secs(a.at),
             &a.actor,
             "commitment-accepted",
             &c.issuer,
@@ -297,7 +297,7 @@ pub(super) fn expire(
             conn,
             head,
             audit_entry(
-                at,
+                crate::UnixTime::from_secs(at),
                 actor,
                 "commitment-expired",
                 &issuer,

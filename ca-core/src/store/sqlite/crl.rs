@@ -5,14 +5,15 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::audit::{append_audit, audit_entry, AuditHead};
-use super::certificates::revocation_at;
+use super::certificates::{revocation_at, status_column};
 use super::writer::{refused, Refusal};
-use super::SqliteStore;
+use super::{bad_column, opt_time_column, time_column, SqliteStore};
 use crate::error::{CaError, Result};
 use crate::serial::{IssuerId, Serial};
 use crate::store::{
-    CrlKind, CrlPlan, CrlRecord, CrlReservation, CrlStore, DeltaEntry, RevokedEntry,
+    CertStatus, CrlKind, CrlPlan, CrlRecord, CrlReservation, CrlStore, DeltaEntry, RevokedEntry,
 };
+use crate::UnixTime;
 
 const CRL_COLUMNS: &str =
     "issuer, number, kind, base_number, watermark, this_update, next_update, entries, published";
@@ -26,15 +27,11 @@ fn crl_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CrlRecord> {
     Ok(CrlRecord {
         issuer: IssuerId::parse(&issuer).map_err(|e| bad(0, e.rule()))?,
         number: r.get::<_, i64>(1)? as u64,
-        kind: if kind == "delta" {
-            CrlKind::Delta
-        } else {
-            CrlKind::Full
-        },
+        kind: CrlKind::parse(&kind).map_err(|e| bad_column(2, e))?,
         base_number: r.get::<_, Option<i64>>(3)?.map(|n| n as u64),
         watermark: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
-        this_update: r.get(5)?,
-        next_update: r.get(6)?,
+        this_update: time_column(r, 5)?,
+        next_update: time_column(r, 6)?,
         entries: r.get::<_, Option<i64>>(7)?.unwrap_or(0) as u64,
         published: r.get::<_, i64>(8)? != 0,
     })
@@ -85,7 +82,7 @@ fn reserve_crl(
     )?
     .execute(params![
         r.issuer.as_str(), number, r.kind.as_str(), base.as_ref().map(|b| b.number as i64),
-        r.this_update, r.next_update, r.at
+        r.this_update.secs(), r.next_update.secs(), r.at.secs()
     ])?;
     append_audit(
         conn,
@@ -110,7 +107,7 @@ fn publish_crl(
     conn: &Connection,
     (issuer, number): (&IssuerId, u64),
     (watermark, entries): (i64, u64),
-    (actor, at): (&crate::Principal, i64),
+    (actor, at): (&crate::Principal, UnixTime),
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
     let n = conn
@@ -202,10 +199,13 @@ impl CrlStore for SqliteStore {
         let rows = st
             .query_map(params![issuer.as_str(), base_watermark], |r| {
                 let hex: String = r.get(0)?;
-                let status: String = r.get(1)?;
+                let status = status_column(r, 1)?;
                 let revocation = revocation_at(r, 2)?;
-                let at_base: Option<String> = r.get(5)?;
-                let last_change: Option<i64> = r.get(6)?;
+                let at_base = match r.get_ref(5)? {
+                    rusqlite::types::ValueRef::Null => None,
+                    _ => Some(status_column(r, 5)?),
+                };
+                let last_change = opt_time_column(r, 6)?;
                 Ok((hex, status, revocation, at_base, last_change))
             })
             .map_err(CaError::store(op))?;
@@ -218,14 +218,14 @@ impl CrlStore for SqliteStore {
                 reason: format!("serial {hex}: {}", reason.rule()),
                 source: None,
             })?;
-            match (status.as_str(), revocation) {
-                ("suspended" | "revoked", Some(revocation)) => {
+            match (status, revocation) {
+                (CertStatus::Suspended | CertStatus::Revoked, Some(revocation)) => {
                     out.push(DeltaEntry::Listed(RevokedEntry { serial, revocation }))
                 }
-                ("active", _) if at_base.as_deref() == Some("suspended") => {
+                (CertStatus::Active, _) if at_base == Some(CertStatus::Suspended) => {
                     out.push(DeltaEntry::Removed {
                         serial,
-                        at: last_change.unwrap_or(0),
+                        at: last_change.unwrap_or(UnixTime::EPOCH),
                     })
                 }
                 _ => {}
@@ -245,7 +245,7 @@ impl CrlStore for SqliteStore {
         watermark: i64,
         entries: u64,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<()> {
         let (issuer, actor) = (issuer.clone(), actor.to_owned());
         self.submit(move |conn, head| {

@@ -324,7 +324,13 @@ fn audit(
     append_audit(
         conn,
         head,
-        event_entry(at, actor, action, String::new(), detail),
+        event_entry(
+            crate::UnixTime::from_secs(at),
+            actor,
+            action,
+            String::new(),
+            detail,
+        ),
     )
 }
 

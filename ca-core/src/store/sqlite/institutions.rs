@@ -149,7 +149,7 @@ pub(super) fn add_institution(
         conn,
         head,
         event_entry(
-            at,
+            crate::UnixTime::from_secs(at),
             actor,
             "add-institution",
             String::new(),
@@ -279,7 +279,7 @@ pub(super) fn import_list(
         conn,
         head,
         event_entry(
-            l.at,
+            crate::UnixTime::from_secs(l.at),
             &l.actor,
             "import-list",
             String::new(),
@@ -343,7 +343,7 @@ pub(super) fn confirm_list(
         conn,
         head,
         event_entry(
-            at,
+            crate::UnixTime::from_secs(at),
             actor,
             "confirm-list",
             String::new(),

@@ -294,7 +294,7 @@ mod tests {
             id: PartnerId::parse(id).unwrap(),
             name: "Örnek ESHS A.Ş.".into(),
             license_no: "BTK-2024-17".into(),
-            created_at: 1_700_000_000,
+            created_at: crate::UnixTime::from_secs(1_700_000_000),
             active: true,
         }
     }
@@ -321,13 +321,16 @@ mod tests {
         let serial = Serial::parse_hex("0202020202020202020202020202020202020202").unwrap();
         let rec = store.get(None, &serial).unwrap().unwrap();
         assert_eq!(rec.status, CertStatus::Revoked);
-        assert_eq!(rec.revocation.map(|r| r.at), Some(5));
+        assert_eq!(
+            rec.revocation.map(|r| r.at),
+            Some(crate::UnixTime::from_secs(5))
+        );
         assert!(store.partners().unwrap().is_empty());
         store
             .add_partner(
                 partner("eshs-a"),
                 &crate::Principal::HostOperator,
-                1_700_000_000,
+                crate::UnixTime::from_secs(1_700_000_000),
             )
             .unwrap();
         assert_eq!(store.partners().unwrap().len(), 1);

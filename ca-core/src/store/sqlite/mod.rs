@@ -34,6 +34,7 @@ use self::writer::{writer_loop, Job, Refusal};
 use crate::error::{CaError, Result};
 use crate::lifecycle::RevocationReason;
 use crate::serial::{IssuerId, Serial};
+use crate::UnixTime;
 
 /// The SQLite implementation of [`crate::store::Store`].
 pub struct SqliteStore {
@@ -112,8 +113,8 @@ impl SqliteStore {
         &self,
         issuer: &IssuerId,
         count: u64,
-        at: i64,
-    ) -> Result<Vec<(Serial, i64, Option<RevocationReason>)>> {
+        at: UnixTime,
+    ) -> Result<Vec<(Serial, UnixTime, Option<RevocationReason>)>> {
         let mut conn = open_connection(&self.path)?;
         let op = "bench fill";
         let tx = conn.transaction().map_err(CaError::store(op))?;
@@ -133,14 +134,14 @@ impl SqliteStore {
             ];
             for i in 0..count {
                 let serial = Serial::random();
-                let revoked_at = at - (i % 86_400) as i64;
+                let revoked_at = at.plus_secs(-((i % 86_400) as i64));
                 let reason = reasons[(i % 4) as usize];
                 st.execute(params![
                     issuer.as_str(),
                     serial.to_hex(),
-                    at - 86_400,
-                    at + 3 * 365 * 86_400,
-                    revoked_at,
+                    at.plus_secs(-86_400).secs(),
+                    at.plus_secs(3 * 365 * 86_400).secs(),
+                    revoked_at.secs(),
                     reason_code(reason)
                 ])
                 .map_err(CaError::store(op))?;
@@ -239,7 +240,25 @@ fn checkpoint_loop(conn: Connection, stop: Receiver<()>) {
     }
 }
 
-/// The store contract ([`crate::store::conformance`]), run against a fresh database file.
+/// Reads an instant column (Unix seconds, as every stored instant is kept).
+pub(super) fn time_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<UnixTime> {
+    r.get(i).map(UnixTime::from_secs)
+}
+
+/// Reads an instant column that may be NULL.
+pub(super) fn opt_time_column(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<Option<UnixTime>> {
+    Ok(r.get::<_, Option<i64>>(i)?.map(UnixTime::from_secs))
+}
+
+/// A typed column's text that its `parse` refuses: a damaged row, refused where it is read
+/// with the parse's error (which names the field and the values it knows).
+pub(super) fn bad_column(i: usize, e: CaError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+}
+
 /// Reads a T.C. Kimlik No column: a stored value that is not one is a damaged row, refused
 /// where it is read.
 pub(super) fn tckn_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<crate::Tckn> {
@@ -249,6 +268,7 @@ pub(super) fn tckn_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<c
     })
 }
 
+/// The store contract ([`crate::store::conformance`]), run against a fresh database file.
 #[cfg(test)]
 mod conformance {
     use super::SqliteStore;

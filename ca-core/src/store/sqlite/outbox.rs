@@ -6,40 +6,47 @@ use rusqlite::{params, Connection};
 
 use super::audit::{append_audit, event_entry, AuditHead};
 use super::writer::{refused, Refusal};
-use super::SqliteStore;
+use super::{bad_column, SqliteStore};
 use crate::error::Result;
-use crate::store::{OutboxMessage, OutboxStore};
+use crate::store::{OutboxAttempt, OutboxKind, OutboxMessage, OutboxStatus, OutboxStore};
+use crate::UnixTime;
 
-fn read_outbox_due(conn: &Connection, at: i64, limit: u32) -> rusqlite::Result<Vec<OutboxMessage>> {
-    let mut st = conn.prepare_cached(
-        "SELECT id, kind, subject_ref, recipient, attempts FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
-    )?;
-    let rows = st.query_map(params![at, limit], |r| {
-        Ok(OutboxMessage {
-            id: r.get(0)?,
-            kind: r.get(1)?,
-            subject_ref: r.get(2)?,
-            recipient: r.get(3)?,
-            attempts: r.get(4)?,
-        })
-    })?;
+/// The columns [`message_row`] reads, in its order.
+const MESSAGE_COLUMNS: &str = "id, kind, subject_ref, recipient, attempts";
+
+/// A message from [`MESSAGE_COLUMNS`]; a kind nesca does not know is a damaged row.
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxMessage> {
+    let kind: String = r.get(1)?;
+    Ok(OutboxMessage {
+        id: r.get(0)?,
+        kind: OutboxKind::parse(&kind).map_err(|e| bad_column(1, e))?,
+        subject_ref: r.get(2)?,
+        recipient: r.get(3)?,
+        attempts: r.get(4)?,
+    })
+}
+
+fn read_outbox_due(
+    conn: &Connection,
+    at: UnixTime,
+    limit: u32,
+) -> rusqlite::Result<Vec<OutboxMessage>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
+    ))?;
+    let rows = st.query_map(params![at.secs(), limit], message_row)?;
     rows.collect()
 }
 
-fn read_outbox_all(conn: &Connection) -> rusqlite::Result<Vec<(OutboxMessage, String)>> {
-    let mut st = conn.prepare(
-        "SELECT id, kind, subject_ref, recipient, attempts, status FROM outbox ORDER BY id",
-    )?;
+fn read_outbox_all(conn: &Connection) -> rusqlite::Result<Vec<(OutboxMessage, OutboxStatus)>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {MESSAGE_COLUMNS}, status FROM outbox ORDER BY id"
+    ))?;
     let rows = st.query_map([], |r| {
+        let status: String = r.get(5)?;
         Ok((
-            OutboxMessage {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                subject_ref: r.get(2)?,
-                recipient: r.get(3)?,
-                attempts: r.get(4)?,
-            },
-            r.get(5)?,
+            message_row(r)?,
+            OutboxStatus::parse(&status).map_err(|e| bad_column(5, e))?,
         ))
     })?;
     rows.collect()
@@ -53,7 +60,7 @@ fn set_access_password(
     id: &str,
     hash: &str,
     actor: &crate::Principal,
-    at: i64,
+    at: UnixTime,
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
     let n = conn
@@ -81,34 +88,50 @@ fn set_access_password(
     Ok(())
 }
 
-/// The outcome of one delivery attempt.
+/// The outcome of one delivery attempt of a pending message, with its audit record; a
+/// message no longer pending is left alone.
 fn outbox_attempt(
     conn: &Connection,
     id: i64,
-    result: &std::result::Result<(), (String, i64)>,
-    at: i64,
+    attempt: &OutboxAttempt,
+    (actor, at): (&crate::Principal, UnixTime),
+    head: &mut AuditHead,
 ) -> Result<(), Refusal> {
-    match result {
-        Ok(()) => conn
-            .prepare_cached(
+    let (n, action, detail) = match attempt {
+        OutboxAttempt::Sent => (
+            conn.prepare_cached(
                 "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?1, last_error = NULL WHERE id = ?2 AND status = 'pending'",
             )?
-            .execute(params![at, id])?,
-        Err((error, next)) => conn
-            .prepare_cached(
+            .execute(params![at.secs(), id])?,
+            "outbox-sent",
+            format!("outbox={id}"),
+        ),
+        OutboxAttempt::Failed { error, retry_at } => (
+            conn.prepare_cached(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?1, next_attempt_at = ?2 WHERE id = ?3 AND status = 'pending'",
             )?
-            .execute(params![error, next, id])?,
+            .execute(params![error, retry_at.secs(), id])?,
+            "outbox-failed",
+            // The error stays in the row (for the operator), out of the chained log.
+            format!("outbox={id} retry_at={retry_at}"),
+        ),
     };
+    if n == 1 {
+        append_audit(
+            conn,
+            head,
+            event_entry(at, actor, action, String::new(), detail),
+        )?;
+    }
     Ok(())
 }
 
 impl OutboxStore for SqliteStore {
-    fn outbox_due(&self, at: i64, limit: u32) -> Result<Vec<OutboxMessage>> {
+    fn outbox_due(&self, at: UnixTime, limit: u32) -> Result<Vec<OutboxMessage>> {
         self.read(|c| read_outbox_due(c, at, limit), "read outbox")
     }
 
-    fn outbox(&self) -> Result<Vec<(OutboxMessage, String)>> {
+    fn outbox(&self) -> Result<Vec<(OutboxMessage, OutboxStatus)>> {
         self.read(read_outbox_all, "read outbox")
     }
 
@@ -117,7 +140,7 @@ impl OutboxStore for SqliteStore {
         id: &str,
         hash: &str,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<()> {
         let (id, hash, actor) = (id.to_owned(), hash.to_owned(), actor.to_owned());
         self.submit(move |conn, head| set_access_password(conn, &id, &hash, &actor, at, head))
@@ -126,9 +149,11 @@ impl OutboxStore for SqliteStore {
     fn outbox_attempt(
         &self,
         id: i64,
-        result: std::result::Result<(), (String, i64)>,
-        at: i64,
+        attempt: OutboxAttempt,
+        actor: &crate::Principal,
+        at: UnixTime,
     ) -> Result<()> {
-        self.submit(move |conn, _| outbox_attempt(conn, id, &result, at))
+        let actor = actor.to_owned();
+        self.submit(move |conn, head| outbox_attempt(conn, id, &attempt, (&actor, at), head))
     }
 }

@@ -4,17 +4,18 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::audit::{append_audit, audit_entry, event_entry, AuditHead};
 use super::writer::Refusal;
-use super::SqliteStore;
+use super::{bad_column, time_column, SqliteStore};
 use crate::error::{CaError, Result};
 use crate::partner::{PartnerId, PartnerRecord};
 use crate::serial::IssuerId;
 use crate::store::{CaRecord, CaRole, RegistryStore};
+use crate::UnixTime;
 
 /// Registers a CA; refuses an id that exists.
 fn add_ca(
     conn: &Connection,
     ca: &CaRecord,
-    (actor, at): (&crate::Principal, i64),
+    (actor, at): (&crate::Principal, UnixTime),
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
     let exists = conn
@@ -28,7 +29,7 @@ fn add_ca(
     conn.prepare_cached(
         "INSERT INTO cas (id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![ca.id.as_str(), ca.role.as_str(), ca.key_label, ca.cert_der, ca.ocsp_key_label, ca.ocsp_cert_der, at])?;
+    .execute(params![ca.id.as_str(), ca.role.as_str(), ca.key_label, ca.cert_der, ca.ocsp_key_label, ca.ocsp_cert_der, at.secs()])?;
     append_audit(
         conn,
         head,
@@ -48,7 +49,7 @@ fn add_ca(
 fn add_partner(
     conn: &Connection,
     partner: &PartnerRecord,
-    (actor, at): (&crate::Principal, i64),
+    (actor, at): (&crate::Principal, UnixTime),
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
     let exists = conn
@@ -62,7 +63,7 @@ fn add_partner(
     conn.prepare_cached(
         "INSERT INTO partners (id, name, license_no, created_at, active) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![partner.id.as_str(), partner.name, partner.license_no, partner.created_at, partner.active])?;
+    .execute(params![partner.id.as_str(), partner.name, partner.license_no, partner.created_at.secs(), partner.active])?;
     // Not about a certificate: issuer and serial stay empty, the partner is in the detail.
     append_audit(
         conn,
@@ -85,7 +86,7 @@ fn add_partner(
 fn deactivate_partner(
     conn: &Connection,
     id: &PartnerId,
-    (actor, at): (&crate::Principal, i64),
+    (actor, at): (&crate::Principal, UnixTime),
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
     let n = conn
@@ -122,11 +123,7 @@ fn ca_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaRecord> {
     let role: String = r.get(1)?;
     Ok(CaRecord {
         id: IssuerId::parse(&id).map_err(|e| bad(0, e.rule()))?,
-        role: if role == "root" {
-            CaRole::Root
-        } else {
-            CaRole::Issuing
-        },
+        role: CaRole::parse(&role).map_err(|e| bad_column(1, e))?,
         key_label: r.get(2)?,
         cert_der: r.get(3)?,
         ocsp_key_label: r.get(4)?,
@@ -144,13 +141,13 @@ fn partner_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartnerRecord> {
         })?,
         name: r.get(1)?,
         license_no: r.get(2)?,
-        created_at: r.get(3)?,
+        created_at: time_column(r, 3)?,
         active: r.get(4)?,
     })
 }
 
 impl RegistryStore for SqliteStore {
-    fn add_ca(&self, ca: CaRecord, actor: &crate::Principal, at: i64) -> Result<()> {
+    fn add_ca(&self, ca: CaRecord, actor: &crate::Principal, at: UnixTime) -> Result<()> {
         let actor = actor.to_owned();
         self.submit(move |conn, head| add_ca(conn, &ca, (&actor, at), head))
     }
@@ -182,12 +179,22 @@ impl RegistryStore for SqliteStore {
         )
     }
 
-    fn add_partner(&self, partner: PartnerRecord, actor: &crate::Principal, at: i64) -> Result<()> {
+    fn add_partner(
+        &self,
+        partner: PartnerRecord,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<()> {
         let actor = actor.to_owned();
         self.submit(move |conn, head| add_partner(conn, &partner, (&actor, at), head))
     }
 
-    fn deactivate_partner(&self, id: &PartnerId, actor: &crate::Principal, at: i64) -> Result<()> {
+    fn deactivate_partner(
+        &self,
+        id: &PartnerId,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<()> {
         let (id, actor) = (id.clone(), actor.to_owned());
         self.submit(move |conn, head| deactivate_partner(conn, &id, (&actor, at), head))
     }
