@@ -10,7 +10,7 @@
 //! ```
 
 use const_oid::db::rfc5280::{ID_CE_CRL_REASONS, ID_CE_INVALIDITY_DATE};
-use nesca_ca_types::{RevocationReason, Serial};
+use nesca_ca_types::{RevocationReason, Serial, UnixTime};
 
 use crate::error::CrlError;
 use crate::tlv::{self, push_tlv};
@@ -20,13 +20,13 @@ use crate::tlv::{self, push_tlv};
 pub struct CrlEntry {
     /// userCertificate: the revoked certificate's serial number (§4.1.2.2).
     pub serial: Serial,
-    /// revocationDate, unix seconds (§5.1.2.6).
-    pub revocation_time: i64,
+    /// revocationDate (§5.1.2.6).
+    pub revocation_time: UnixTime,
     /// reasonCode (§5.3.1). `None`: unspecified, and reasonCode is omitted as §5.3.1 asks.
     pub reason: Option<RevocationReason>,
-    /// invalidityDate (§5.3.2), unix seconds: when the key is known or suspected to have been
-    /// compromised. Always written as GeneralizedTime.
-    pub invalidity_date: Option<i64>,
+    /// invalidityDate (§5.3.2): when the key is known or suspected to have been compromised.
+    /// Always written as GeneralizedTime.
+    pub invalidity_date: Option<UnixTime>,
 }
 
 /// Encodes entries one after another, reusing its scratch buffers so an entry costs no
@@ -236,7 +236,7 @@ mod tests {
     fn minimal_entry_has_no_extensions() {
         let e = CrlEntry {
             serial: serial("0a:bc"),
-            revocation_time: 1_795_305_600,
+            revocation_time: UnixTime::from_secs(1_795_305_600),
             reason: None,
             invalidity_date: None,
         };
@@ -252,9 +252,9 @@ mod tests {
         let s = Serial::random();
         let e = CrlEntry {
             serial: s,
-            revocation_time: 2_600_000_000, // 2052: GeneralizedTime
+            revocation_time: UnixTime::from_secs(2_600_000_000), // 2052: GeneralizedTime
             reason: Some(RevocationReason::KeyCompromise),
-            invalidity_date: Some(1_700_000_000),
+            invalidity_date: Some(UnixTime::from_secs(1_700_000_000)),
         };
         let mine = encode(&e, false).unwrap();
         let reason = Extension {
@@ -278,7 +278,8 @@ mod tests {
         };
         let theirs = RevokedCert {
             serial_number: x509_cert::serial_number::SerialNumber::new(&s.to_der_bytes()).unwrap(),
-            revocation_date: crate::tlv::time("revocationDate", 2_600_000_000).unwrap(),
+            revocation_date: crate::tlv::time("revocationDate", UnixTime::from_secs(2_600_000_000))
+                .unwrap(),
             crl_entry_extensions: Some(vec![reason, inv]),
         }
         .to_der()
@@ -290,7 +291,7 @@ mod tests {
     fn remove_from_crl_only_in_delta() {
         let e = CrlEntry {
             serial: Serial::random(),
-            revocation_time: 1_795_305_600,
+            revocation_time: UnixTime::from_secs(1_795_305_600),
             reason: Some(RevocationReason::RemoveFromCrl),
             invalidity_date: None,
         };
@@ -310,7 +311,7 @@ mod tests {
         let mut out = Vec::new();
         let mut e = CrlEntry {
             serial: serial("00"),
-            revocation_time: 1_795_305_600,
+            revocation_time: UnixTime::from_secs(1_795_305_600),
             reason: None,
             invalidity_date: None,
         };
@@ -323,11 +324,11 @@ mod tests {
         // 20 octets with the high bit set would need a 21st octet: Serial refuses to hold one.
         assert!(Serial::parse_hex(&"ff".repeat(20)).is_err());
         e.serial = Serial::random();
-        e.revocation_time = -1;
+        e.revocation_time = UnixTime::from_secs(-1);
         assert!(rule(enc.encode(0, &e, &mut out).unwrap_err())
             .starts_with("revocationDate: -1 is before 1970"));
-        e.revocation_time = 0;
-        e.invalidity_date = Some(i64::MAX);
+        e.revocation_time = UnixTime::EPOCH;
+        e.invalidity_date = Some(UnixTime::from_secs(i64::MAX));
         assert!(rule(enc.encode(0, &e, &mut out).unwrap_err()).contains("invalidityDate"));
         assert!(out.is_empty());
     }
@@ -338,7 +339,7 @@ mod tests {
         let mut out = Vec::new();
         let e = CrlEntry {
             serial: Serial::random(),
-            revocation_time: 1_795_305_600,
+            revocation_time: UnixTime::from_secs(1_795_305_600),
             reason: Some(RevocationReason::CertificateHold),
             invalidity_date: None,
         };

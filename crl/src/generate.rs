@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use der::asn1::BitString;
 use der::Encode;
-use nesca_ca_types::TbsSigner;
+use nesca_ca_types::{TbsSigner, UnixTime};
 
 use crate::entry::{CrlEntry, EntryEncoder};
 use crate::error::CrlError;
@@ -31,8 +31,10 @@ pub struct CrlSummary {
     pub entries: u64,
     /// Length of the CertificateList DER written to the output.
     pub bytes: u64,
-    pub this_update: i64,
-    pub next_update: i64,
+    /// thisUpdate.
+    pub this_update: UnixTime,
+    /// nextUpdate.
+    pub next_update: UnixTime,
     pub kind: CrlType,
 }
 

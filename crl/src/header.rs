@@ -17,6 +17,7 @@ use const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER;
 use const_oid::AssociatedOid;
 use der::asn1::{ContextSpecific, Ia5String, OctetString, Uint};
 use der::{Decode, Encode, TagMode, TagNumber};
+use nesca_ca_types::UnixTime;
 use sha1::{Digest, Sha1};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::crl::TbsCertList;
@@ -68,10 +69,10 @@ pub struct CrlHeader<'a> {
     pub issuer_cert: &'a Certificate,
     /// cRLNumber (RFC 5280 §5.2.3): one increasing sequence shared by full and delta CRLs.
     pub number: u64,
-    /// thisUpdate (§5.1.2.4), unix seconds.
-    pub this_update: i64,
-    /// nextUpdate (§5.1.2.5), unix seconds.
-    pub next_update: i64,
+    /// thisUpdate (§5.1.2.4).
+    pub this_update: UnixTime,
+    /// nextUpdate (§5.1.2.5).
+    pub next_update: UnixTime,
     pub kind: CrlKind,
 }
 

@@ -397,7 +397,7 @@ mod tests {
             issuer_cert: &issuer.cert,
             number: 10,
             this_update: NOW,
-            next_update: NOW + 3600,
+            next_update: NOW.plus_secs(3600),
             kind,
         }
     }
@@ -588,7 +588,7 @@ mod tests {
 
         // Header bytes that decode to something else than the linted header.
         let mut other = tbs.clone();
-        other.this_update = crate::tlv::time("thisUpdate", NOW - 1).unwrap();
+        other.this_update = crate::tlv::time("thisUpdate", NOW.plus_secs(-1)).unwrap();
         let err = check_assembled(&assemble(&other, &[]), &tbs, 0).unwrap_err();
         assert!(
             err.to_string().contains("differ from the linted header"),

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use nesca_ca_types::UnixTime;
+
 use crate::error::CrlError;
 use crate::header::CrlType;
 
@@ -94,12 +96,12 @@ impl CrlSchedule {
     ///   must not carry a thisUpdate ahead of the clock for longer than necessary.
     pub fn due(
         &self,
-        now: i64,
-        last_full: Option<i64>,
-        last_delta: Option<i64>,
+        now: UnixTime,
+        last_full: Option<UnixTime>,
+        last_delta: Option<UnixTime>,
     ) -> Option<CrlKindDue> {
         let elapsed =
-            |last: i64, every: Duration| last > now || now.saturating_sub(last) >= secs(every);
+            |last: UnixTime, every: Duration| last > now || now.secs_since(last) >= secs(every);
         let Some(full) = last_full else {
             return Some(CrlType::Full);
         };
@@ -116,27 +118,35 @@ impl CrlSchedule {
 
     /// When [`CrlSchedule::due`] will next return something, for a loop that sleeps until
     /// then (`now` or earlier: something is due already).
-    pub fn next_due_at(&self, last_full: Option<i64>, last_delta: Option<i64>) -> i64 {
+    pub fn next_due_at(
+        &self,
+        last_full: Option<UnixTime>,
+        last_delta: Option<UnixTime>,
+    ) -> UnixTime {
         let Some(full) = last_full else {
-            return i64::MIN;
+            return DUE_ALREADY;
         };
-        let full_at = full.saturating_add(secs(self.full_every));
+        let full_at = full.plus(self.full_every);
         let delta_at = match last_delta {
-            Some(delta) if delta >= full => delta.saturating_add(secs(self.delta_every)),
-            _ => return i64::MIN,
+            Some(delta) if delta >= full => delta.plus(self.delta_every),
+            _ => return DUE_ALREADY,
         };
         full_at.min(delta_at)
     }
 
     /// nextUpdate for a CRL of `kind` with thisUpdate `this_update`.
-    pub fn next_update(&self, kind: CrlType, this_update: i64) -> i64 {
+    pub fn next_update(&self, kind: CrlType, this_update: UnixTime) -> UnixTime {
         let validity = match kind {
             CrlType::Full => self.full_validity,
             CrlType::Delta => self.delta_validity,
         };
-        this_update.saturating_add(secs(validity))
+        this_update.plus(validity)
     }
 }
+
+/// What [`CrlSchedule::next_due_at`] answers when something is due already: the earliest
+/// instant there is.
+const DUE_ALREADY: UnixTime = UnixTime::from_secs(i64::MIN);
 
 /// Whole seconds; durations beyond i64 seconds (never valid here) saturate.
 fn secs(d: Duration) -> i64 {
@@ -163,6 +173,23 @@ mod tests {
             Err(CrlError::Schedule { field, .. }) => field,
             other => panic!("expected a schedule error, got {other:?}"),
         }
+    }
+
+    /// [`CrlSchedule::due`] over Unix seconds, so the cases read as arithmetic.
+    fn due(s: &CrlSchedule, now: i64, full: Option<i64>, delta: Option<i64>) -> Option<CrlType> {
+        let t = UnixTime::from_secs;
+        s.due(t(now), full.map(t), delta.map(t))
+    }
+
+    /// [`CrlSchedule::next_due_at`] over Unix seconds.
+    fn next_due_at(s: &CrlSchedule, full: Option<i64>, delta: Option<i64>) -> i64 {
+        let t = UnixTime::from_secs;
+        s.next_due_at(full.map(t), delta.map(t)).secs()
+    }
+
+    /// [`CrlSchedule::next_update`] over Unix seconds.
+    fn next_update(s: &CrlSchedule, kind: CrlType, this_update: i64) -> i64 {
+        s.next_update(kind, UnixTime::from_secs(this_update)).secs()
     }
 
     #[test]
@@ -206,13 +233,13 @@ mod tests {
     fn first_a_full_then_its_delta() {
         let s = schedule();
         let t = 1_795_305_600;
-        assert_eq!(s.due(t, None, None), Some(CrlType::Full));
+        assert_eq!(due(&s, t, None, None), Some(CrlType::Full));
         // A delta left from before is irrelevant without a full CRL.
-        assert_eq!(s.due(t, None, Some(t)), Some(CrlType::Full));
-        assert_eq!(s.due(t, Some(t), None), Some(CrlType::Delta));
+        assert_eq!(due(&s, t, None, Some(t)), Some(CrlType::Full));
+        assert_eq!(due(&s, t, Some(t), None), Some(CrlType::Delta));
         // The previous delta predates the new full CRL: a new one, based on it, is due now.
-        assert_eq!(s.due(t, Some(t), Some(t - 1)), Some(CrlType::Delta));
-        assert_eq!(s.due(t, Some(t), Some(t)), None);
+        assert_eq!(due(&s, t, Some(t), Some(t - 1)), Some(CrlType::Delta));
+        assert_eq!(due(&s, t, Some(t), Some(t)), None);
     }
 
     #[test]
@@ -220,18 +247,18 @@ mod tests {
         let s = schedule();
         let full = 1_795_305_600;
         let h = H as i64;
-        assert_eq!(s.due(full + h - 1, Some(full), Some(full)), None);
+        assert_eq!(due(&s, full + h - 1, Some(full), Some(full)), None);
         assert_eq!(
-            s.due(full + h, Some(full), Some(full)),
+            due(&s, full + h, Some(full), Some(full)),
             Some(CrlType::Delta)
         );
         assert_eq!(
-            s.due(full + 24 * h - 1, Some(full), Some(full + 23 * h)),
+            due(&s, full + 24 * h - 1, Some(full), Some(full + 23 * h)),
             None
         );
         // Both are due at the day mark: the full CRL comes first.
         assert_eq!(
-            s.due(full + 24 * h, Some(full), Some(full + 23 * h)),
+            due(&s, full + 24 * h, Some(full), Some(full + 23 * h)),
             Some(CrlType::Full)
         );
     }
@@ -240,17 +267,17 @@ mod tests {
     fn a_clock_gone_back_makes_the_crl_due() {
         let s = schedule();
         let t = 1_795_305_600;
-        assert_eq!(s.due(t, Some(t + 10), Some(t + 10)), Some(CrlType::Full));
-        assert_eq!(s.due(t, Some(t), Some(t + 10)), Some(CrlType::Delta));
+        assert_eq!(due(&s, t, Some(t + 10), Some(t + 10)), Some(CrlType::Full));
+        assert_eq!(due(&s, t, Some(t), Some(t + 10)), Some(CrlType::Delta));
     }
 
     #[test]
     fn extreme_times_do_not_overflow() {
         let s = schedule();
-        assert_eq!(s.due(i64::MAX, Some(i64::MIN), None), Some(CrlType::Full));
-        assert_eq!(s.due(i64::MIN, Some(i64::MIN), Some(i64::MIN)), None);
-        assert_eq!(s.next_update(CrlType::Full, i64::MAX), i64::MAX);
-        assert_eq!(s.next_due_at(Some(i64::MAX), Some(i64::MAX)), i64::MAX);
+        assert_eq!(due(&s, i64::MAX, Some(i64::MIN), None), Some(CrlType::Full));
+        assert_eq!(due(&s, i64::MIN, Some(i64::MIN), Some(i64::MIN)), None);
+        assert_eq!(next_update(&s, CrlType::Full, i64::MAX), i64::MAX);
+        assert_eq!(next_due_at(&s, Some(i64::MAX), Some(i64::MAX)), i64::MAX);
     }
 
     #[test]
@@ -258,21 +285,24 @@ mod tests {
         let s = schedule();
         let full = 1_795_305_600;
         let h = H as i64;
-        assert_eq!(s.next_due_at(None, None), i64::MIN);
-        assert_eq!(s.next_due_at(Some(full), None), i64::MIN);
-        assert_eq!(s.next_due_at(Some(full), Some(full - 5)), i64::MIN);
-        let at = s.next_due_at(Some(full), Some(full + 2 * h));
+        assert_eq!(next_due_at(&s, None, None), i64::MIN);
+        assert_eq!(next_due_at(&s, Some(full), None), i64::MIN);
+        assert_eq!(next_due_at(&s, Some(full), Some(full - 5)), i64::MIN);
+        let at = next_due_at(&s, Some(full), Some(full + 2 * h));
         assert_eq!(at, full + 3 * h);
-        assert_eq!(s.due(at - 1, Some(full), Some(full + 2 * h)), None);
-        assert!(s.due(at, Some(full), Some(full + 2 * h)).is_some());
+        assert_eq!(due(&s, at - 1, Some(full), Some(full + 2 * h)), None);
+        assert!(due(&s, at, Some(full), Some(full + 2 * h)).is_some());
         let late_delta = full + 23 * h + 30 * 60;
-        assert_eq!(s.next_due_at(Some(full), Some(late_delta)), full + 24 * h);
+        assert_eq!(next_due_at(&s, Some(full), Some(late_delta)), full + 24 * h);
     }
 
     #[test]
     fn next_update_uses_the_kind_s_validity() {
         let s = schedule();
-        assert_eq!(s.next_update(CrlType::Full, 1000), 1000 + 7 * 24 * H as i64);
-        assert_eq!(s.next_update(CrlType::Delta, 1000), 1000 + 4 * H as i64);
+        assert_eq!(
+            next_update(&s, CrlType::Full, 1000),
+            1000 + 7 * 24 * H as i64
+        );
+        assert_eq!(next_update(&s, CrlType::Delta, 1000), 1000 + 4 * H as i64);
     }
 }

@@ -5,8 +5,8 @@ use std::ops::ControlFlow;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
-use nesca_ca_types::clock::{unix_seconds, Clock};
-use nesca_ca_types::{IssuerId, Principal, RevocationReason, TbsSigner};
+use nesca_ca_types::clock::Clock;
+use nesca_ca_types::{IssuerId, Principal, RevocationReason, TbsSigner, UnixTime};
 use x509_cert::Certificate;
 
 use crate::entry::CrlEntry;
@@ -48,12 +48,8 @@ pub struct Published {
 impl CrlIssuer {
     /// Generates, signs and publishes a full or delta CRL now.
     pub fn publish(&self, kind: CrlType, actor: &Principal) -> Result<Published, CrlError> {
-        let now = unix_seconds(self.clock.now());
-        let validity = match kind {
-            CrlType::Full => self.schedule.full_validity,
-            CrlType::Delta => self.schedule.delta_validity,
-        };
-        let next_update = now.saturating_add(validity.as_secs() as i64);
+        let now = self.clock.now_unix();
+        let next_update = self.schedule.next_update(kind, now);
         let plan = self
             .source
             .reserve_crl(CrlReservation {
@@ -198,8 +194,8 @@ impl CrlIssuer {
     pub fn publish_due(&self, actor: &Principal) -> Result<Vec<Published>, CrlError> {
         let mut done = Vec::new();
         for _ in 0..2 {
-            let now = unix_seconds(self.clock.now());
-            let last = |kind: CrlType| -> Result<Option<i64>, CrlError> {
+            let now = self.clock.now_unix();
+            let last = |kind: CrlType| -> Result<Option<UnixTime>, CrlError> {
                 let rec = self
                     .source
                     .latest_crl(&self.issuer, kind)

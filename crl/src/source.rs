@@ -5,7 +5,7 @@
 
 use std::ops::ControlFlow;
 
-use nesca_ca_types::{IssuerId, Principal, Serial};
+use nesca_ca_types::{IssuerId, Principal, Serial, UnixTime};
 
 use crate::entry::CrlEntry;
 use crate::header::CrlType;
@@ -17,7 +17,7 @@ pub enum DeltaEntry {
     Listed(CrlEntry),
     /// Released from a hold that the base CRL listed: listed with removeFromCRL
     /// (RFC 5280 §5.3.1), `at` being the release time.
-    Removed { serial: Serial, at: i64 },
+    Removed { serial: Serial, at: UnixTime },
 }
 
 /// A CRL number to take from the issuer's one sequence (shared by full and delta CRLs,
@@ -26,14 +26,14 @@ pub enum DeltaEntry {
 pub struct CrlReservation {
     pub issuer: IssuerId,
     pub kind: CrlType,
-    /// thisUpdate, Unix seconds.
-    pub this_update: i64,
-    /// nextUpdate, Unix seconds.
-    pub next_update: i64,
+    /// thisUpdate.
+    pub this_update: UnixTime,
+    /// nextUpdate.
+    pub next_update: UnixTime,
     /// Who asks (recorded with the reservation).
     pub actor: Principal,
-    /// When, Unix seconds.
-    pub at: i64,
+    /// When.
+    pub at: UnixTime,
 }
 
 /// A published CRL as the source recorded it.
@@ -43,8 +43,8 @@ pub struct CrlRecord {
     pub number: u64,
     /// Every status change up to this watermark of the source is in the CRL.
     pub watermark: i64,
-    /// thisUpdate, Unix seconds.
-    pub this_update: i64,
+    /// thisUpdate.
+    pub this_update: UnixTime,
 }
 
 /// The number and the base of a CRL about to be generated.
@@ -105,7 +105,7 @@ pub trait CrlSource: Send + Sync {
         watermark: i64,
         entries: u64,
         actor: &Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<(), SourceError>;
 
     /// The latest published CRL of a kind.

@@ -19,9 +19,10 @@ use x509_cert::time::Validity;
 use x509_cert::Certificate;
 
 /// 2026-11-22T00:00:00Z.
-pub(crate) const NOW: i64 = 1_795_305_600;
+pub(crate) const NOW: UnixTime = UnixTime::from_secs(1_795_305_600);
 
 pub(crate) use nesca_ca_types::testkit::SoftSigner;
+use nesca_ca_types::UnixTime;
 
 /// A CA: key and self-signed certificate.
 pub(crate) struct Issuer {
@@ -77,8 +78,8 @@ impl Issuer {
             signature: signer.signature_algorithm(),
             issuer: name.clone(),
             validity: Validity {
-                not_before: crate::tlv::time("notBefore", NOW - 86_400).unwrap(),
-                not_after: crate::tlv::time("notAfter", NOW + 10 * 365 * 86_400).unwrap(),
+                not_before: crate::tlv::time("notBefore", NOW.plus_secs(-86_400)).unwrap(),
+                not_after: crate::tlv::time("notAfter", NOW.plus_secs(10 * 365 * 86_400)).unwrap(),
             },
             subject: name,
             subject_public_key_info: signer.public_key(),

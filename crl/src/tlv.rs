@@ -7,6 +7,7 @@
 
 use der::asn1::{GeneralizedTime, UtcTime};
 use der::DateTime;
+use nesca_ca_types::UnixTime;
 use x509_cert::time::Time;
 
 use crate::error::CrlError;
@@ -78,9 +79,11 @@ pub(crate) fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) -> bool {
     }
 }
 
-/// Unix seconds as a calendar time; refuses what X.509 times cannot carry here (before
-/// 1970, after 9999-12-31T23:59:59Z) as [`CrlError::Time`] for `field`.
-pub(crate) fn date_time(field: &'static str, unix: i64) -> Result<DateTime, CrlError> {
+/// An instant as a calendar time, the one way from [`UnixTime`] to the CRL's times; refuses
+/// what X.509 times cannot carry here (before 1970, after 9999-12-31T23:59:59Z) as
+/// [`CrlError::Time`] for `field`.
+pub(crate) fn date_time(field: &'static str, t: UnixTime) -> Result<DateTime, CrlError> {
+    let unix = t.secs();
     let refuse = |rule| CrlError::Time { field, unix, rule };
     let secs = u64::try_from(unix).map_err(|_| refuse("before 1970-01-01T00:00:00Z"))?;
     DateTime::from_unix_duration(std::time::Duration::from_secs(secs))
@@ -94,8 +97,12 @@ fn is_utc_year(dt: &DateTime) -> bool {
 
 /// `Time` (RFC 5280 §5.1.2.4, §5.1.2.5, §5.1.2.6): UTCTime through 2049, GeneralizedTime from
 /// 2050, always in Zulu with seconds and without fractions.
-pub(crate) fn push_time(out: &mut Vec<u8>, field: &'static str, unix: i64) -> Result<(), CrlError> {
-    let dt = date_time(field, unix)?;
+pub(crate) fn push_time(
+    out: &mut Vec<u8>,
+    field: &'static str,
+    t: UnixTime,
+) -> Result<(), CrlError> {
+    let dt = date_time(field, t)?;
     if is_utc_year(&dt) {
         out.extend_from_slice(&[TAG_UTC_TIME, 13]);
         push_2(out, (dt.year() % 100) as u8);
@@ -113,9 +120,9 @@ pub(crate) fn push_time(out: &mut Vec<u8>, field: &'static str, unix: i64) -> Re
 pub(crate) fn push_generalized_time(
     out: &mut Vec<u8>,
     field: &'static str,
-    unix: i64,
+    t: UnixTime,
 ) -> Result<(), CrlError> {
-    let dt = date_time(field, unix)?;
+    let dt = date_time(field, t)?;
     out.extend_from_slice(&[TAG_GENERALIZED_TIME, 15]);
     push_2(out, (dt.year() / 100) as u8);
     push_2(out, (dt.year() % 100) as u8);
@@ -140,8 +147,8 @@ fn push_2(out: &mut Vec<u8>, v: u8) {
 }
 
 /// The same choice as [`push_time`], as the `der` type the header uses.
-pub(crate) fn time(field: &'static str, unix: i64) -> Result<Time, CrlError> {
-    let dt = date_time(field, unix)?;
+pub(crate) fn time(field: &'static str, t: UnixTime) -> Result<Time, CrlError> {
+    let dt = date_time(field, t)?;
     if is_utc_year(&dt) {
         UtcTime::from_date_time(dt)
             .map(Time::UtcTime)
@@ -193,14 +200,16 @@ mod tests {
     fn hand_written_times_match_der() {
         // Epoch, a leap day, the last UTCTime second, the first GeneralizedTime second, the end.
         for unix in [
-            0i64,
+            0,
             951_782_400,
             1_795_305_600,
             2_524_607_999,
             2_524_608_000,
             4_102_444_800,
             253_402_300_799,
-        ] {
+        ]
+        .map(UnixTime::from_secs)
+        {
             let mut mine = Vec::new();
             push_time(&mut mine, "t", unix).unwrap();
             assert_eq!(
@@ -218,20 +227,20 @@ mod tests {
     #[test]
     fn utc_time_through_2049_generalized_from_2050() {
         let mut v = Vec::new();
-        push_time(&mut v, "t", 2_524_607_999).unwrap(); // 2049-12-31T23:59:59Z
+        push_time(&mut v, "t", UnixTime::from_secs(2_524_607_999)).unwrap(); // 2049-12-31T23:59:59Z
         assert_eq!(v, b"\x17\x0d491231235959Z");
         v.clear();
-        push_time(&mut v, "t", 2_524_608_000).unwrap(); // 2050-01-01T00:00:00Z
+        push_time(&mut v, "t", UnixTime::from_secs(2_524_608_000)).unwrap(); // 2050-01-01T00:00:00Z
         assert_eq!(v, b"\x18\x0f20500101000000Z");
         v.clear();
-        push_generalized_time(&mut v, "t", 0).unwrap();
+        push_generalized_time(&mut v, "t", UnixTime::from_secs(0)).unwrap();
         assert_eq!(v, b"\x18\x0f19700101000000Z");
     }
 
     #[test]
     fn out_of_range_times_are_errors_not_panics() {
         let mut v = Vec::new();
-        let e = push_time(&mut v, "revocationDate", -1).unwrap_err();
+        let e = push_time(&mut v, "revocationDate", UnixTime::from_secs(-1)).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -244,14 +253,14 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("before 1970"), "{e}");
-        assert!(push_time(&mut v, "t", i64::MIN).is_err());
-        assert!(push_time(&mut v, "t", 253_402_300_800)
+        assert!(push_time(&mut v, "t", UnixTime::from_secs(i64::MIN)).is_err());
+        assert!(push_time(&mut v, "t", UnixTime::from_secs(253_402_300_800))
             .unwrap_err()
             .to_string()
             .contains("after 9999"));
-        assert!(push_time(&mut v, "t", i64::MAX).is_err());
-        assert!(push_generalized_time(&mut v, "t", i64::MAX).is_err());
-        assert!(time("t", -5).is_err());
+        assert!(push_time(&mut v, "t", UnixTime::from_secs(i64::MAX)).is_err());
+        assert!(push_generalized_time(&mut v, "t", UnixTime::from_secs(i64::MAX)).is_err());
+        assert!(time("t", UnixTime::from_secs(-5)).is_err());
         assert!(v.is_empty());
     }
 }

@@ -9,7 +9,7 @@ use const_oid::db::rfc5280::{
 };
 use der::asn1::GeneralizedTime;
 use der::{Decode, Encode};
-use nesca_ca_types::{CaTypesError, RevocationReason, Serial};
+use nesca_ca_types::{CaTypesError, RevocationReason, Serial, UnixTime};
 use sha1::{Digest, Sha1};
 use x509_cert::crl::{CertificateList, RevokedCert};
 use x509_cert::ext::pkix::crl::{BaseCrlNumber, CrlNumber, CrlReason, FreshestCrl};
@@ -28,7 +28,7 @@ fn header(issuer: &Issuer, kind: CrlKind) -> CrlHeader<'_> {
         issuer_cert: &issuer.cert,
         number: 7,
         this_update: NOW,
-        next_update: NOW + 7 * 86_400,
+        next_update: NOW.plus_secs(7 * 86_400),
         kind,
     }
 }
@@ -46,7 +46,7 @@ fn ok(entries: &[CrlEntry]) -> impl Iterator<Item = Result<CrlEntry, Infallible>
 fn entry(reason: Option<RevocationReason>) -> CrlEntry {
     CrlEntry {
         serial: Serial::random(),
-        revocation_time: NOW - 3600,
+        revocation_time: NOW.plus_secs(-3600),
         reason,
         invalidity_date: None,
     }
@@ -74,8 +74,8 @@ fn ext(crl: &CertificateList, oid: const_oid::ObjectIdentifier) -> &Extension {
         .unwrap_or_else(|| panic!("extension {oid} missing"))
 }
 
-fn unix(t: &Time) -> i64 {
-    t.to_unix_duration().as_secs() as i64
+fn unix(t: &Time) -> UnixTime {
+    UnixTime::from_system(t.to_system_time())
 }
 
 fn entry_ext(rc: &RevokedCert, oid: const_oid::ObjectIdentifier) -> Option<&Extension> {
@@ -105,11 +105,11 @@ fn full_crl_carries_every_field() {
         entry(None),
         entry(Some(RevocationReason::CertificateHold)),
         CrlEntry {
-            invalidity_date: Some(NOW - 86_400),
+            invalidity_date: Some(NOW.plus_secs(-86_400)),
             ..entry(Some(RevocationReason::KeyCompromise))
         },
         CrlEntry {
-            invalidity_date: Some(NOW - 2 * 86_400),
+            invalidity_date: Some(NOW.plus_secs(-2 * 86_400)),
             ..entry(None)
         },
     ];
@@ -128,7 +128,10 @@ fn full_crl_carries_every_field() {
     );
     assert!(matches!(tbs.this_update, Time::UtcTime(_)));
     assert_eq!(unix(&tbs.this_update), NOW);
-    assert_eq!(unix(tbs.next_update.as_ref().unwrap()), NOW + 7 * 86_400);
+    assert_eq!(
+        unix(tbs.next_update.as_ref().unwrap()),
+        NOW.plus_secs(7 * 86_400)
+    );
 
     // Extensions: exactly AKI, cRLNumber, freshestCRL, in that order, all non-critical.
     let exts = tbs.crl_extensions.as_ref().unwrap();
@@ -189,7 +192,7 @@ fn full_crl_carries_every_field() {
                 let ext = inv.unwrap();
                 assert!(!ext.critical);
                 let g = GeneralizedTime::from_der(ext.extn_value.as_bytes()).unwrap();
-                assert_eq!(g.to_unix_duration().as_secs() as i64, t);
+                assert_eq!(UnixTime::from_system(g.to_system_time()), t);
             }
         }
         if e.reason.is_none() && e.invalidity_date.is_none() {
@@ -207,7 +210,7 @@ fn full_crl_carries_every_field() {
             entries: entries.len() as u64,
             bytes: der.len() as u64,
             this_update: NOW,
-            next_update: NOW + 7 * 86_400,
+            next_update: NOW.plus_secs(7 * 86_400),
             kind: CrlType::Full,
         }
     );
@@ -288,13 +291,13 @@ fn empty_crl_has_no_revoked_certificates_element() {
 
 #[test]
 fn times_switch_from_utc_to_generalized_in_2050() {
-    const LAST_UTC: i64 = 2_524_607_999; // 2049-12-31T23:59:59Z
+    const LAST_UTC: UnixTime = UnixTime::from_secs(2_524_607_999); // 2049-12-31T23:59:59Z
     let issuer = Issuer::new();
     let h = CrlHeader {
         issuer_cert: &issuer.cert,
         number: 1,
         this_update: LAST_UTC,
-        next_update: LAST_UTC + 1,
+        next_update: LAST_UTC.plus_secs(1),
         kind: CrlKind::Full { freshest_crl: None },
     };
     let entries = [
@@ -304,7 +307,7 @@ fn times_switch_from_utc_to_generalized_in_2050() {
             ..entry(None)
         },
         CrlEntry {
-            revocation_time: LAST_UTC + 1,
+            revocation_time: LAST_UTC.plus_secs(1),
             ..entry(None)
         },
     ];
@@ -312,11 +315,14 @@ fn times_switch_from_utc_to_generalized_in_2050() {
     let tbs = &crl.tbs_cert_list;
     assert!(matches!(tbs.this_update, Time::UtcTime(_)));
     assert!(matches!(tbs.next_update, Some(Time::GeneralTime(_))));
-    assert_eq!(unix(tbs.next_update.as_ref().unwrap()), LAST_UTC + 1);
+    assert_eq!(
+        unix(tbs.next_update.as_ref().unwrap()),
+        LAST_UTC.plus_secs(1)
+    );
     let revoked = tbs.revoked_certificates.as_ref().unwrap();
     assert!(matches!(revoked[0].revocation_date, Time::UtcTime(_)));
     assert!(matches!(revoked[1].revocation_date, Time::GeneralTime(_)));
-    assert_eq!(unix(&revoked[1].revocation_date), LAST_UTC + 1);
+    assert_eq!(unix(&revoked[1].revocation_date), LAST_UTC.plus_secs(1));
     let inv = entry_ext(&revoked[0], ID_CE_INVALIDITY_DATE).unwrap();
     assert_eq!(inv.extn_value.as_bytes()[0], 0x18, "GeneralizedTime tag");
     assert_signature_verifies(&der, &crl, &issuer);
@@ -353,7 +359,7 @@ fn large_numbers_and_long_lengths_round_trip() {
     h.number = u64::MAX;
     let entries: Vec<CrlEntry> = (0..5000)
         .map(|i| CrlEntry {
-            revocation_time: NOW - i,
+            revocation_time: NOW.plus_secs(-i),
             ..entry(if i % 2 == 0 {
                 Some(RevocationReason::Superseded)
             } else {
@@ -448,7 +454,7 @@ fn header_lint_refuses_before_signing() {
     }
 
     let mut h = header(&issuer, full());
-    h.this_update = -1;
+    h.this_update = UnixTime::from_secs(-1);
     assert!(matches!(
         fails(&h, &[], &issuer.signer),
         CrlError::Header {
@@ -457,7 +463,7 @@ fn header_lint_refuses_before_signing() {
         }
     ));
     let mut h = header(&issuer, full());
-    h.next_update = i64::MAX;
+    h.next_update = UnixTime::from_secs(i64::MAX);
     assert!(matches!(
         fails(&h, &[], &issuer.signer),
         CrlError::Header {
@@ -487,7 +493,7 @@ fn entry_errors_name_the_entry() {
     assert!(err.to_string().contains("entry 17") && err.to_string().contains("removeFromCRL"));
 
     entries[17] = entry(None);
-    entries[17].revocation_time = i64::MIN;
+    entries[17].revocation_time = UnixTime::from_secs(i64::MIN);
     assert!(matches!(
         fails(&h, &entries, &issuer.signer),
         CrlError::Entry { index: 17, .. }
@@ -603,7 +609,7 @@ fn generate_into_publisher() {
 
     // A failing generation leaves the published CRL as it was.
     let mut bad = header(&issuer, full());
-    bad.next_update = bad.this_update - 1;
+    bad.next_update = bad.this_update.plus_secs(-1);
     assert!(p
         .publish_with("nes-ca.crl", |w| generate(
             &bad,
@@ -642,7 +648,7 @@ fn sample_crls(issuer: &Issuer) -> Vec<(&'static str, Vec<u8>)> {
         entry(None),
         entry(Some(RevocationReason::CertificateHold)),
         CrlEntry {
-            invalidity_date: Some(NOW - 86_400),
+            invalidity_date: Some(NOW.plus_secs(-86_400)),
             ..entry(Some(RevocationReason::KeyCompromise))
         },
         entry(Some(RevocationReason::PrivilegeWithdrawn)),
@@ -801,9 +807,9 @@ fn scale_one_million_entries() {
         };
         Ok::<_, Infallible>(CrlEntry {
             serial,
-            revocation_time: NOW - (i as i64),
+            revocation_time: NOW.plus_secs(-(i as i64)),
             reason,
-            invalidity_date: (i % 3 == 1).then_some(NOW - (i as i64) - 86_400),
+            invalidity_date: (i % 3 == 1).then_some(NOW.plus_secs(-(i as i64) - 86_400)),
         })
     });
     let started = std::time::Instant::now();

@@ -15,9 +15,9 @@ pub(crate) struct StoreCrlSource(pub Arc<dyn Store>);
 fn entry(e: RevokedEntry) -> CrlEntry {
     CrlEntry {
         serial: e.serial,
-        revocation_time: e.revocation.at.secs(),
+        revocation_time: e.revocation.at,
         reason: e.revocation.reason,
-        invalidity_date: e.revocation.invalidity_date.map(UnixTime::secs),
+        invalidity_date: e.revocation.invalidity_date,
     }
 }
 
@@ -32,7 +32,7 @@ fn record(r: store::CrlRecord) -> CrlRecord {
     CrlRecord {
         number: r.number,
         watermark: r.watermark,
-        this_update: r.this_update.secs(),
+        this_update: r.this_update,
     }
 }
 
@@ -68,10 +68,7 @@ impl CrlSource for StoreCrlSource {
             .into_iter()
             .map(|e| match e {
                 store::DeltaEntry::Listed(e) => DeltaEntry::Listed(entry(e)),
-                store::DeltaEntry::Removed { serial, at } => DeltaEntry::Removed {
-                    serial,
-                    at: at.secs(),
-                },
+                store::DeltaEntry::Removed { serial, at } => DeltaEntry::Removed { serial, at },
             })
             .collect();
         Ok((entries, watermark))
@@ -83,10 +80,10 @@ impl CrlSource for StoreCrlSource {
             .reserve_crl(store::CrlReservation {
                 issuer: r.issuer,
                 kind: kind(r.kind),
-                this_update: UnixTime::from_secs(r.this_update),
-                next_update: UnixTime::from_secs(r.next_update),
+                this_update: r.this_update,
+                next_update: r.next_update,
                 actor: r.actor,
-                at: UnixTime::from_secs(r.at),
+                at: r.at,
             })
             .map_err(SourceError::new)?;
         Ok(CrlPlan {
@@ -102,17 +99,10 @@ impl CrlSource for StoreCrlSource {
         watermark: i64,
         entries: u64,
         actor: &ca_core::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<(), SourceError> {
         self.0
-            .publish_crl(
-                issuer,
-                number,
-                watermark,
-                entries,
-                actor,
-                UnixTime::from_secs(at),
-            )
+            .publish_crl(issuer, number, watermark, entries, actor, at)
             .map_err(SourceError::new)
     }
 

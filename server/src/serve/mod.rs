@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ca_core::store::{CrlKind, Store};
-use ca_core::UnixTime;
 use clap::Args;
 use ocsp_responder::{Responder, ResponderConfig, ServedIssuer};
 
@@ -546,11 +545,7 @@ fn crl_loop(issuers: Vec<crl::CrlIssuer>, metrics: Arc<HttpMetrics>, stop: Arc<A
                             crl::CrlType::Full => "full",
                             crl::CrlType::Delta => "delta",
                         };
-                        metrics.crl_published(
-                            issuer.issuer.as_str(),
-                            kind,
-                            UnixTime::from_secs(p.summary.this_update),
-                        );
+                        metrics.crl_published(issuer.issuer.as_str(), kind, p.summary.this_update);
                     }
                 }
                 Err(e) => {
