@@ -2,43 +2,19 @@
 //! before issues nothing new (a replayed KDBO, a retried request).
 
 use super::ApplicationIssued;
-use crate::error::{CaError, Result};
+use crate::error::Result;
 use crate::serial::Serial;
 use crate::{ChannelName, UnixTime};
 
-/// Where a front channel's application stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApplicationStatus {
-    /// Recorded; issuance under way (or cut off by a crash).
-    Pending,
-    /// Issued: the serial is recorded.
-    Issued,
-    /// Refused: the reason is recorded.
-    Refused,
-}
-
-impl ApplicationStatus {
-    /// The status as the store writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApplicationStatus::Pending => "pending",
-            ApplicationStatus::Issued => "issued",
-            ApplicationStatus::Refused => "refused",
-        }
-    }
-
-    /// The status of a stored application; unknown text is [`CaError::Invalid`] for
-    /// `status`.
-    pub fn parse(s: &str) -> Result<ApplicationStatus> {
-        match s {
-            "pending" => Ok(ApplicationStatus::Pending),
-            "issued" => Ok(ApplicationStatus::Issued),
-            "refused" => Ok(ApplicationStatus::Refused),
-            other => Err(CaError::invalid(
-                "status",
-                format!("unknown application status \"{other}\""),
-            )),
-        }
+column_enum! {
+    /// Where a front channel's application stands.
+    pub enum ApplicationStatus in "status" as "application status" {
+        /// Recorded; issuance under way (or cut off by a crash).
+        Pending = "pending",
+        /// Issued: the serial is recorded.
+        Issued = "issued",
+        /// Refused: the reason is recorded.
+        Refused = "refused",
     }
 }
 

@@ -2,7 +2,6 @@
 //! RFC 5280 §4.1.2.2), the signed certificate stored or the failure recorded, and the
 //! suspensions, releases and revocations recorded once per request id.
 
-use std::fmt;
 use std::str::FromStr;
 
 use super::Completion;
@@ -11,39 +10,21 @@ use crate::lifecycle::{LifecycleAction, RequestId, RevocationReason};
 use crate::serial::{IssuerId, Serial};
 use crate::UnixTime;
 
-/// Where a certificate stands in the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CertStatus {
-    /// The serial and the linted TBS are recorded; signing has not been confirmed. A row left
-    /// in this state by a crash may have been signed: the serial is never reused.
-    Reserved,
-    /// Signed, checked and stored.
-    Active,
-    /// Signing failed after the reservation; the serial is recorded and never reused.
-    Failed,
-    /// Issued and on hold (revoked with reason certificateHold until released).
-    Suspended,
-    /// Issued and revoked for good.
-    Revoked,
-}
-
-impl CertStatus {
-    /// The status as the store writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CertStatus::Reserved => "reserved",
-            CertStatus::Active => "active",
-            CertStatus::Failed => "failed",
-            CertStatus::Suspended => "suspended",
-            CertStatus::Revoked => "revoked",
-        }
-    }
-}
-
-impl fmt::Display for CertStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+column_enum! {
+    /// Where a certificate stands in the store.
+    #[non_exhaustive]
+    pub enum CertStatus in "status" as "certificate status" {
+        /// The serial and the linted TBS are recorded; signing has not been confirmed. A row
+        /// left in this state by a crash may have been signed: the serial is never reused.
+        Reserved = "reserved",
+        /// Signed, checked and stored.
+        Active = "active",
+        /// Signing failed after the reservation; the serial is recorded and never reused.
+        Failed = "failed",
+        /// Issued and on hold (revoked with reason certificateHold until released).
+        Suspended = "suspended",
+        /// Issued and revoked for good.
+        Revoked = "revoked",
     }
 }
 
@@ -51,17 +32,7 @@ impl fmt::Display for CertStatus {
 impl FromStr for CertStatus {
     type Err = CaError;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "reserved" => Ok(CertStatus::Reserved),
-            "active" => Ok(CertStatus::Active),
-            "failed" => Ok(CertStatus::Failed),
-            "suspended" => Ok(CertStatus::Suspended),
-            "revoked" => Ok(CertStatus::Revoked),
-            other => Err(CaError::invalid(
-                "status",
-                format!("unknown certificate status \"{other}\""),
-            )),
-        }
+        CertStatus::parse(s)
     }
 }
 
@@ -213,43 +184,15 @@ pub struct TransitionOutcome {
     pub replayed: bool,
 }
 
-/// The verb of a recorded lifecycle change (the `action` column of a transition).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransitionKind {
-    /// Put on hold (certificateHold).
-    Suspend,
-    /// Released from a hold.
-    Release,
-    /// Revoked for good.
-    Revoke,
-}
-
-impl TransitionKind {
-    /// The verb as the store writes it (and the audit record names the change).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransitionKind::Suspend => "suspend",
-            TransitionKind::Release => "release",
-            TransitionKind::Revoke => "revoke",
-        }
-    }
-
-    /// The verb of a stored transition; unknown text is [`CaError::Invalid`] for `action`.
-    pub fn parse(s: &str) -> Result<TransitionKind> {
-        [
-            TransitionKind::Suspend,
-            TransitionKind::Release,
-            TransitionKind::Revoke,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .ok_or_else(|| CaError::invalid("action", format!("unknown lifecycle action \"{s}\"")))
-    }
-}
-
-impl fmt::Display for TransitionKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+column_enum! {
+    /// The verb of a recorded lifecycle change (the `action` column of a transition).
+    pub enum TransitionKind in "action" as "lifecycle action" {
+        /// Put on hold (certificateHold).
+        Suspend = "suspend",
+        /// Released from a hold.
+        Release = "release",
+        /// Revoked for good.
+        Revoke = "revoke",
     }
 }
 

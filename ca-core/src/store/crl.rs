@@ -2,7 +2,7 @@
 //! snapshot each, and the issuer's one sequence of CRL numbers (RFC 5280 §5.2.3).
 
 use super::Revocation;
-use crate::error::{CaError, Result};
+use crate::error::Result;
 use crate::serial::{IssuerId, Serial};
 use crate::UnixTime;
 
@@ -29,34 +29,13 @@ pub enum DeltaEntry {
     },
 }
 
-/// Full or delta CRL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrlKind {
-    /// A complete CRL (RFC 5280 §5).
-    Full,
-    /// A delta CRL (RFC 5280 §5.2.4).
-    Delta,
-}
-
-impl CrlKind {
-    /// The kind as the store writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CrlKind::Full => "full",
-            CrlKind::Delta => "delta",
-        }
-    }
-
-    /// The kind of a stored CRL; unknown text is [`CaError::Invalid`] for `kind`.
-    pub fn parse(s: &str) -> Result<CrlKind> {
-        match s {
-            "full" => Ok(CrlKind::Full),
-            "delta" => Ok(CrlKind::Delta),
-            other => Err(CaError::invalid(
-                "kind",
-                format!("unknown CRL kind \"{other}\" (full or delta)"),
-            )),
-        }
+column_enum! {
+    /// Full or delta CRL.
+    pub enum CrlKind in "kind" as "CRL kind" {
+        /// A complete CRL (RFC 5280 §5).
+        Full = "full",
+        /// A delta CRL (RFC 5280 §5.2.4).
+        Delta = "delta",
     }
 }
 

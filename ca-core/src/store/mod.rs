@@ -4,6 +4,51 @@
 //! without touching the engine; `conformance` (with the `testkit` feature) is what every
 //! implementation must pass.
 
+/// A status or kind the store keeps as text: the enum, `as_str` (the column's text), `parse`
+/// (which refuses text it does not know as [`crate::CaError::Invalid`] for the column, so a
+/// damaged row is refused where it is read) and `Display` (the text).
+macro_rules! column_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident in $field:literal as $what:literal {
+            $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// The text the store writes.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            /// The value of stored text; unknown text is [`crate::CaError::Invalid`] for the
+            /// column.
+            pub fn parse(s: &str) -> $crate::Result<$name> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err($crate::CaError::invalid(
+                        $field,
+                        format!(concat!("unknown ", $what, " \"{}\""), other),
+                    )),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 mod application;
 mod audit;
 mod certificates;

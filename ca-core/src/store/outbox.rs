@@ -1,82 +1,26 @@
 //! The notification outbox: messages queued in the transaction that makes them due, delivered
 //! later, each attempt counted.
 
-use std::fmt;
-
-use crate::error::{CaError, Result};
+use crate::error::Result;
 use crate::UnixTime;
 
-/// What an outbox message carries (the `kind` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutboxKind {
-    /// `access-password`: the access password of the pre-application `subject_ref`, by e-mail.
-    AccessPassword,
-    /// `sms-code`: the SMS code of the enrollment `subject_ref`, by SMS.
-    SmsCode,
-}
-
-impl OutboxKind {
-    /// The kind as the store writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxKind::AccessPassword => "access-password",
-            OutboxKind::SmsCode => "sms-code",
-        }
-    }
-
-    /// The kind of a stored message; unknown text is [`CaError::Invalid`] for `kind`.
-    pub fn parse(s: &str) -> Result<OutboxKind> {
-        match s {
-            "access-password" => Ok(OutboxKind::AccessPassword),
-            "sms-code" => Ok(OutboxKind::SmsCode),
-            other => Err(CaError::invalid(
-                "kind",
-                format!("unknown outbox message kind \"{other}\""),
-            )),
-        }
+column_enum! {
+    /// What an outbox message carries (the `kind` column).
+    pub enum OutboxKind in "kind" as "outbox message kind" {
+        /// The access password of the pre-application `subject_ref`, by e-mail.
+        AccessPassword = "access-password",
+        /// The SMS code of the enrollment `subject_ref`, by SMS.
+        SmsCode = "sms-code",
     }
 }
 
-impl fmt::Display for OutboxKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Where an outbox message stands (the `status` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutboxStatus {
-    /// Not delivered yet: due at its next attempt.
-    Pending,
-    /// Delivered.
-    Sent,
-}
-
-impl OutboxStatus {
-    /// The status as the store writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxStatus::Pending => "pending",
-            OutboxStatus::Sent => "sent",
-        }
-    }
-
-    /// The status of a stored message; unknown text is [`CaError::Invalid`] for `status`.
-    pub fn parse(s: &str) -> Result<OutboxStatus> {
-        match s {
-            "pending" => Ok(OutboxStatus::Pending),
-            "sent" => Ok(OutboxStatus::Sent),
-            other => Err(CaError::invalid(
-                "status",
-                format!("unknown outbox message status \"{other}\""),
-            )),
-        }
-    }
-}
-
-impl fmt::Display for OutboxStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+column_enum! {
+    /// Where an outbox message stands (the `status` column).
+    pub enum OutboxStatus in "status" as "outbox message status" {
+        /// Not delivered yet: due at its next attempt.
+        Pending = "pending",
+        /// Delivered.
+        Sent = "sent",
     }
 }
 

@@ -6,34 +6,13 @@ use crate::partner::{PartnerId, PartnerRecord};
 use crate::serial::IssuerId;
 use crate::UnixTime;
 
-/// The role of a CA nesca runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaRole {
-    /// The root CA: self-signed.
-    Root,
-    /// An issuing CA: issues end-entity certificates, CRLs and OCSP signers.
-    Issuing,
-}
-
-impl CaRole {
-    /// The role as the store writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CaRole::Root => "root",
-            CaRole::Issuing => "issuing",
-        }
-    }
-
-    /// The role of a stored CA; unknown text is [`crate::CaError::Invalid`] for `role`.
-    pub fn parse(s: &str) -> Result<CaRole> {
-        match s {
-            "root" => Ok(CaRole::Root),
-            "issuing" => Ok(CaRole::Issuing),
-            other => Err(crate::CaError::invalid(
-                "role",
-                format!("unknown CA role \"{other}\" (root or issuing)"),
-            )),
-        }
+column_enum! {
+    /// The role of a CA nesca runs.
+    pub enum CaRole in "role" as "CA role" {
+        /// The root CA: self-signed.
+        Root = "root",
+        /// An issuing CA: issues end-entity certificates, CRLs and OCSP signers.
+        Issuing = "issuing",
     }
 }
 

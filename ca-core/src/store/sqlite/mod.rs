@@ -11,6 +11,8 @@ mod audit;
 mod certificates;
 mod commitments;
 mod crl;
+#[cfg(test)]
+mod damaged_tests;
 mod enrollments;
 mod institutions;
 mod migrations;
