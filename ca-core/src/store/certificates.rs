@@ -216,7 +216,7 @@ pub struct TransitionRecord {
     /// When.
     pub at: UnixTime,
     /// Who asked.
-    pub actor: String,
+    pub actor: crate::Principal,
 }
 
 /// What the OCSP responder needs to know of one serial.

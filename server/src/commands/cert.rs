@@ -69,7 +69,7 @@ pub(crate) fn show(a: ShowArgs) -> Result<()> {
                 "to": t.to.as_str(),
                 "reason": t.reason.map(|r| r.name()),
                 "request_id": t.request_id,
-                "actor": t.actor,
+                "actor": t.actor.to_string(),
             })
         })
         .collect();

@@ -99,8 +99,8 @@ async fn crl(State(p): State<Arc<Public>>, Path(name): Path<String>) -> Response
     );
     // Caching: until the CRL's nextUpdate, when a newer one is due at the latest.
     if let Some((this_update, next_update)) = validity_of(&bytes) {
-        let now = ca_core::clock::unix_seconds(std::time::SystemTime::now());
-        let max_age = (next_update - now).max(0);
+        let now = ca_core::UnixTime::from_system(std::time::SystemTime::now());
+        let max_age = next_update.secs_since(now).max(0);
         let cache = format!("public, max-age={max_age}, no-transform, must-revalidate");
         if let Ok(v) = HeaderValue::from_str(&cache) {
             headers.insert(header::CACHE_CONTROL, v);
@@ -109,11 +109,13 @@ async fn crl(State(p): State<Arc<Public>>, Path(name): Path<String>) -> Response
             (header::LAST_MODIFIED, this_update),
             (header::EXPIRES, next_update),
         ] {
-            if let Some(v) = http_date(t).and_then(|d| HeaderValue::from_str(&d).ok()) {
+            if let Some(v) = http_date(t.secs()).and_then(|d| HeaderValue::from_str(&d).ok()) {
                 headers.insert(name, v);
             }
         }
-        if let Ok(v) = HeaderValue::from_str(&format!("\"{this_update:x}-{:x}\"", bytes.len())) {
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("\"{:x}-{:x}\"", this_update.secs(), bytes.len()))
+        {
             headers.insert(header::ETAG, v);
         }
     }

@@ -60,7 +60,7 @@ pub(super) fn append_audit(
 pub(super) fn audit_entry(
     at: UnixTime,
     actor: &crate::Principal,
-    action: &str,
+    action: &'static str,
     issuer: &IssuerId,
     serial: &str,
     detail: String,
@@ -81,7 +81,7 @@ pub(super) fn audit_entry(
 pub(super) fn event_entry(
     at: UnixTime,
     actor: &crate::Principal,
-    action: impl Into<String>,
+    action: &'static str,
     serial: impl Into<String>,
     detail: String,
 ) -> AuditEntry {

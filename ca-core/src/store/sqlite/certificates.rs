@@ -44,6 +44,13 @@ pub(super) fn reason_column(
     }
 }
 
+/// Reads a principal column (as [`crate::Principal`]'s `Display` wrote it).
+fn principal_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<crate::Principal> {
+    let s: String = r.get(i)?;
+    s.parse()
+        .map_err(|e: crate::CaTypesError| bad_column(i, e.into()))
+}
+
 /// Reads a certificate status column, refusing a status the store does not know.
 /// Borrows the text (no allocation: OCSP status lookups read it).
 pub(super) fn status_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<CertStatus> {
@@ -451,7 +458,7 @@ impl CertificateStore for SqliteStore {
                         reason: reason_column(r, 5)?,
                         invalidity_date: opt_time_column(r, 6)?,
                         at: time_column(r, 7)?,
-                        actor: r.get(8)?,
+                        actor: principal_column(r, 8)?,
                     })
                 })?;
                 rows.collect()

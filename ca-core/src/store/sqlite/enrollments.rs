@@ -318,7 +318,7 @@ fn audit(
     head: &mut AuditHead,
     at: i64,
     actor: &crate::Principal,
-    action: &str,
+    action: &'static str,
     detail: String,
 ) -> Result<(), Refusal> {
     append_audit(
