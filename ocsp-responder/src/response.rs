@@ -3,8 +3,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use nesca_ca_types::UnixTime;
-
 use bytes::Bytes;
 use const_oid::db::rfc6960::ID_PKIX_OCSP_EXTENDED_REVOKE;
 use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
@@ -17,7 +15,7 @@ use x509_ocsp::{
     ResponseData, RevokedInfo, SingleResponse, Version,
 };
 
-use nesca_ca_types::RevocationReason;
+use nesca_ca_types::{RevocationReason, UnixTime};
 
 use crate::error::OcspError;
 use crate::http::HttpMeta;
