@@ -202,7 +202,7 @@ pub struct TransitionRecord {
     /// The audit sequence number of the change; orders changes.
     pub seq: i64,
     /// The request id it was made under.
-    pub request_id: String,
+    pub request_id: RequestId,
     /// Suspend, release or revoke.
     pub action: TransitionKind,
     /// The status before.

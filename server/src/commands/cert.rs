@@ -68,7 +68,7 @@ pub(crate) fn show(a: ShowArgs) -> Result<()> {
                 "from": t.from.as_str(),
                 "to": t.to.as_str(),
                 "reason": t.reason.map(|r| r.name()),
-                "request_id": t.request_id,
+                "request_id": t.request_id.as_str(),
                 "actor": t.actor.to_string(),
             })
         })

@@ -9,7 +9,7 @@ use super::audit::{append_audit, audit_entry, AuditHead};
 use super::writer::{after_writes, refused, Refusal};
 use super::{bad_column, commitments, enrollments, opt_time_column, time_column, SqliteStore};
 use crate::error::{CaError, Result};
-use crate::lifecycle::{next_status, LifecycleAction, RevocationReason};
+use crate::lifecycle::{next_status, LifecycleAction, RequestId, RevocationReason};
 use crate::serial::{IssuerId, Serial};
 use crate::store::{
     ApplicationOutcome, ApplicationStatus, CertRecord, CertStatus, CertificateStore, Completion,
@@ -451,7 +451,10 @@ impl CertificateStore for SqliteStore {
                     let action: String = r.get(2)?;
                     Ok(TransitionRecord {
                         seq: r.get(0)?,
-                        request_id: r.get(1)?,
+                        request_id: {
+                            let id: String = r.get(1)?;
+                            RequestId::new(&id).map_err(|e| bad_column(1, e))?
+                        },
                         action: TransitionKind::parse(&action).map_err(|e| bad_column(2, e))?,
                         from: status_column(r, 3)?,
                         to: status_column(r, 4)?,
