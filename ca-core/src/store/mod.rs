@@ -26,8 +26,9 @@ pub use certificates::{
     StatusRecord, SubjectRecord, TransitionOutcome, TransitionRecord, TransitionWrite,
 };
 pub use commitment::{
-    ApplicationIssued, CommitmentAcceptance, CommitmentOutcome, CommitmentRecord, CommitmentStatus,
-    CommitmentStore, Completion, FinishedApplication, NewCommitment,
+    ApplicationIssued, CommitmentAcceptance, CommitmentExpiry, CommitmentOutcome, CommitmentRecord,
+    CommitmentStatus, CommitmentStore, Completion, ExpectedCertificate, FinishedApplication,
+    NewCommitment,
 };
 pub use crl::{CrlKind, CrlPlan, CrlRecord, CrlReservation, CrlStore, DeltaEntry, RevokedEntry};
 pub use enrollment::{

@@ -152,7 +152,7 @@ impl ChannelHost {
             .map(|c| Commitment {
                 text: c.text,
                 sha256: c.sha256_hex,
-                deadline: c.deadline,
+                deadline: c.deadline.secs(),
             });
         let wrapped_key = issued.wrapped_key.map(|w| WrappedKey {
             scheme: w.scheme.as_str().to_owned(),

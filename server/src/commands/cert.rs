@@ -84,8 +84,8 @@ pub(crate) fn show(a: ShowArgs) -> Result<()> {
             "status": c.status.as_str(),
             "channel": c.channel,
             "sha256": c.sha256_hex,
-            "deadline": at(c.deadline),
-            "accepted_at": c.accepted_at.map(at),
+            "deadline": at(c.deadline.secs()),
+            "accepted_at": c.accepted_at.map(|t| at(t.secs())),
             "evidence_sha256": c.evidence_sha256(),
             "overwrites": c.overwrite.map(|s| s.to_hex()),
         });

@@ -28,8 +28,8 @@ pub use certificates::{
     replayed_transition_answers_its_first_outcome, serial_is_unique_per_issuer,
 };
 pub use commitments::{
-    commitment_acceptance_releases_and_supersedes, commitment_supersedes_only_a_live_certificate,
-    overdue_commitments_expire,
+    commitment_acceptance_releases_and_supersedes, overdue_commitments_expire,
+    stale_commitment_acceptance_is_a_conflict,
 };
 pub use counters::{outbox_attempts_are_counted, sign_in_failures_lock, sms_code_counters};
 pub use crl::{crl_entries_follow_the_lifecycle, crl_numbers_strictly_increase};
@@ -172,7 +172,7 @@ macro_rules! store_conformance_tests {
             sign_in_failures_lock,
             sms_code_counters,
             commitment_acceptance_releases_and_supersedes,
-            commitment_supersedes_only_a_live_certificate,
+            stale_commitment_acceptance_is_a_conflict,
             overdue_commitments_expire,
             enrollment_stages_follow_their_order,
             wet_approval_and_held_renewal,
