@@ -36,7 +36,10 @@ pub use enrollment::{
     EnrollmentStore, EnrollmentWrite, InvoiceLine, InvoicePayer, ProducedEnrollment,
     PublishedCertificate,
 };
-pub use institution::{InstitutionStore, PreApplication};
+pub use institution::{
+    ImportStatus, InstitutionStore, ListConfirmation, ListImportRecord, ListImportWrite,
+    ListSignatureKind, PreApplication, PreApplicationStatus,
+};
 pub use outbox::{OutboxMessage, OutboxStore};
 pub use registry::{CaRecord, CaRole, RegistryStore};
 /// The lifecycle request id under which a certificate is suspended at issuance to await its

@@ -237,7 +237,7 @@ impl ChannelHost {
         let o = &imported.outcome;
         Ok(ListImported {
             file_sha256: imported.report.file_sha256.clone(),
-            status: o.status.clone(),
+            status: o.status.as_str().to_owned(),
             replayed: o.replayed,
             valid: imported.valid as u64,
             invalid: (imported.report.counts.invalid + o.already_open.len()) as u64,

@@ -7,7 +7,8 @@
 //! numbering (RFC 5280 §5.2.3), the attempt counters the store keeps, channel
 //! applications once per reference, commitments (acceptance, supersession, expiry), the
 //! enrollment stage machine with production and its invoice line, the "do not publish"
-//! filter, and list import (held wet-signed lists, already-open persons, replay).
+//! filter, and list import (held wet-signed lists, one open pre-application per person,
+//! replay, confirmation); and that a write whose expectation went stale is a conflict.
 
 mod applications;
 mod audit;
@@ -37,7 +38,10 @@ pub use enrollments::{
     enrollment_stages_follow_their_order, production_writes_its_invoice_line,
     wet_approval_and_held_renewal,
 };
-pub use institutions::{deactivated_institution_list_refused, list_import_invites_holds_and_skips};
+pub use institutions::{
+    list_import_invites_holds_and_replays, one_open_pre_application_per_person,
+    stale_list_confirmation_is_a_conflict,
+};
 pub use registry::{cas_are_never_overwritten, partners_are_added_read_and_never_overwritten};
 
 use crate::lifecycle::{LifecycleAction, RequestId};
@@ -177,8 +181,9 @@ macro_rules! store_conformance_tests {
             enrollment_stages_follow_their_order,
             wet_approval_and_held_renewal,
             production_writes_its_invoice_line,
-            deactivated_institution_list_refused,
-            list_import_invites_holds_and_skips
+            list_import_invites_holds_and_replays,
+            one_open_pre_application_per_person,
+            stale_list_confirmation_is_a_conflict
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {

@@ -166,6 +166,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 7: an invited person's completion: enrollments, applicant sessions, e-Onay consents,
     // invoice lines; the outbox learns SMS codes.
     enrollments::MIGRATION,
+    // 8: the rows a list import skipped as already open, for its replay. (One open
+    // pre-application per person is migration 6's unique index `pre_applications_open`.)
+    institutions::ALREADY_OPEN_MIGRATION,
 ];
 
 /// The schema version, read without taking a lock (0 for a new database).
