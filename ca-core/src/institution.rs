@@ -70,7 +70,7 @@ pub struct InstitutionRecord {
     /// The officer's certificate (their NES, or a client certificate nesca issued), DER: the
     /// only signer whose lists this institution accepts.
     pub officer_cert_der: Vec<u8>,
-    pub created_at: i64,
+    pub created_at: crate::UnixTime,
     pub active: bool,
 }
 
@@ -85,10 +85,11 @@ pub enum ListSignature {
 }
 
 impl ListSignature {
-    pub fn kind(&self) -> &'static str {
+    /// How the list is signed, as the store records it.
+    pub fn kind(&self) -> crate::store::ListSignatureKind {
         match self {
-            ListSignature::Cms(_) => "cms",
-            ListSignature::Wet(_) => "wet",
+            ListSignature::Cms(_) => crate::store::ListSignatureKind::Cms,
+            ListSignature::Wet(_) => crate::store::ListSignatureKind::Wet,
         }
     }
 }
@@ -119,7 +120,7 @@ pub struct ListImport {
     /// Rows the list reader found invalid (they are in the report, not in `rows`).
     pub invalid_rows: u64,
     pub actor: crate::Principal,
-    pub at: i64,
+    pub at: crate::UnixTime,
 }
 
 /// What importing a list did.
@@ -131,6 +132,6 @@ pub struct ImportOutcome {
     pub created: Vec<(u32, String)>,
     /// Valid rows whose person already has an open application (row, its id): not imported.
     pub already_open: Vec<(u32, String)>,
-    /// `accepted`, or `awaiting_confirmation` for a wet-signed list.
-    pub status: String,
+    /// Accepted, or awaiting confirmation for a wet-signed list.
+    pub status: crate::store::ImportStatus,
 }

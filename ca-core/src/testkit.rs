@@ -125,7 +125,7 @@ pub fn institution_record() -> crate::institution::InstitutionRecord {
         payer: Payer::Institution,
         officer_tckn: crate::Tckn::parse("10000000146").unwrap(),
         officer_cert_der: vec![0x30, 0x00],
-        created_at: 1,
+        created_at: crate::UnixTime::from_secs(1),
         active: true,
     }
 }
@@ -135,7 +135,11 @@ pub fn demo_institution(f: &Fixture) -> crate::institution::InstitutionId {
     let record = institution_record();
     let id = record.id.clone();
     f.store
-        .add_institution(record, &crate::Principal::HostOperator, 1)
+        .add_institution(
+            record,
+            &crate::Principal::HostOperator,
+            crate::UnixTime::from_secs(1),
+        )
         .unwrap();
     id
 }

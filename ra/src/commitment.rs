@@ -4,9 +4,11 @@
 //! The certificate is stored suspended at issuance ([`ca_core::engine::CertRequest`]'s
 //! `await_commitment`); the holder signs the text with the new key (CMS SignedData, RFC 5652);
 //! [`Commitments::accept`] verifies that signature against the new certificate and the
-//! recorded digest, and the store keeps it as evidence and releases the suspension in one
-//! transaction. [`Commitments::expire_due`] revokes (cessationOfOperation) what was not signed
-//! in time.
+//! recorded digest; [`decide_acceptance`] decides (in time? still suspended? is the
+//! overwritten certificate live, so superseded?) and the store keeps the evidence, releases the
+//! suspension and supersedes in one transaction that checks the rows are still as read.
+//! [`Commitments::expire_due`] revokes (cessationOfOperation) what was not signed in time, as
+//! [`decide_expiry`] says.
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -14,17 +16,21 @@ use std::time::{Duration, UNIX_EPOCH};
 use nesca_pkix::cms::{verify_signed_data, Signer};
 use sha2::{Digest, Sha256};
 
-use ca_core::clock::{unix_seconds, Clock};
-use ca_core::{Principal, SystemTask};
+use ca_core::clock::Clock;
+use ca_core::{CaError, Principal, SystemTask, UnixTime};
 
 use crate::error::{RaError, Result};
 use ca_core::store::{
-    CommitmentAcceptance, CommitmentOutcome, CommitmentRecord, NewCommitment, Store,
+    CertStatus, CommitmentAcceptance, CommitmentExpiry, CommitmentOutcome, CommitmentRecord,
+    CommitmentStatus, ExpectedCertificate, NewCommitment, StatusRecord, Store,
 };
 use ca_core::Serial;
 
 /// Who revokes a certificate whose commitment missed its deadline.
 const DEADLINE: Principal = Principal::System(SystemTask::CommitmentDeadline);
+
+/// How many overdue commitments one sweep handles; the next sweep takes the rest.
+const SWEEP_LIMIT: usize = 1000;
 
 /// Who the commitment is for, as the certificate states it.
 pub struct CommitmentSubject<'a> {
@@ -70,7 +76,11 @@ pub fn commitment_text(
 }
 
 /// A commitment to record for a freshly issued certificate: its text, digest and deadline.
-pub fn new_commitment(text: String, deadline: i64, overwrite: Option<Serial>) -> NewCommitment {
+pub fn new_commitment(
+    text: String,
+    deadline: UnixTime,
+    overwrite: Option<Serial>,
+) -> NewCommitment {
     let sha256_hex = hex::encode(Sha256::digest(text.as_bytes()));
     NewCommitment {
         text,
@@ -78,6 +88,117 @@ pub fn new_commitment(text: String, deadline: i64, overwrite: Option<Serial>) ->
         deadline,
         overwrite,
     }
+}
+
+/// What a verified signed commitment leads to, decided from the rows as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcceptanceDecision {
+    /// The same evidence was accepted before: its outcome again, nothing written.
+    Replayed(CommitmentOutcome),
+    /// Write this acceptance (it carries what was read, for the store to check).
+    Accept(CommitmentAcceptance),
+}
+
+/// Decides a verified signed commitment `evidence` for `record` at `at`: refused once the
+/// commitment was accepted with other evidence, expired, or past its deadline (accepted up to
+/// and including the deadline second), or when the certificate is no longer suspended
+/// awaiting it; otherwise accepted, superseding the overwritten certificate only while it is
+/// live (active or suspended, within its validity). `certificate` and `overwritten` are the
+/// statuses of the certificate and of the one it overwrites, as read.
+pub fn decide_acceptance(
+    record: &CommitmentRecord,
+    evidence: &[u8],
+    certificate: Option<&StatusRecord>,
+    overwritten: Option<&StatusRecord>,
+    (by, at): (&Principal, UnixTime),
+) -> Result<AcceptanceDecision> {
+    let serial = record.serial;
+    match record.status {
+        CommitmentStatus::Accepted if record.evidence.as_deref() == Some(evidence) => {
+            return Ok(AcceptanceDecision::Replayed(CommitmentOutcome {
+                superseded: record.overwrite,
+                replayed: true,
+            }))
+        }
+        CommitmentStatus::Accepted => {
+            return Err(RaError::invalid(
+                "signed_commitment",
+                format!("the commitment of certificate {serial} was already accepted"),
+            ))
+        }
+        CommitmentStatus::Expired => {
+            return Err(RaError::invalid(
+                "signed_commitment",
+                format!("the deadline of certificate {serial} passed; the certificate was revoked"),
+            ))
+        }
+        CommitmentStatus::Pending => {}
+    }
+    if at > record.deadline {
+        return Err(RaError::invalid(
+            "signed_commitment",
+            format!(
+                "the deadline of certificate {serial} passed {} s ago",
+                at.secs_since(record.deadline)
+            ),
+        ));
+    }
+    if certificate.map(|c| c.status) != Some(CertStatus::Suspended) {
+        return Err(RaError::invalid(
+            "serial",
+            format!("certificate {serial} is no longer suspended awaiting its commitment"),
+        ));
+    }
+    // An overwritten certificate that is revoked or expired already needs nothing more.
+    let supersede = record
+        .overwrite
+        .zip(overwritten)
+        .filter(|(_, st)| is_live(st, at))
+        .map(|(serial, st)| ExpectedCertificate {
+            serial,
+            status: st.status,
+        });
+    Ok(AcceptanceDecision::Accept(CommitmentAcceptance {
+        issuer: record.issuer.clone(),
+        serial,
+        evidence: evidence.to_vec(),
+        from: CommitmentStatus::Pending,
+        certificate_from: CertStatus::Suspended,
+        supersede,
+        actor: by.clone(),
+        at,
+    }))
+}
+
+/// Active or suspended, and not past its notAfter at `at`.
+fn is_live(st: &StatusRecord, at: UnixTime) -> bool {
+    matches!(st.status, CertStatus::Active | CertStatus::Suspended)
+        && st.not_after >= at
+}
+
+/// Decides what an overdue commitment leads to at `at`: nothing while it is not pending or
+/// not past its deadline; else it expires, and its certificate is revoked
+/// (cessationOfOperation) if it is still suspended awaiting it and within its validity (a
+/// holder may have revoked it meanwhile; an expired certificate changes no more).
+pub fn decide_expiry(
+    record: &CommitmentRecord,
+    certificate: Option<&StatusRecord>,
+    (by, at): (&Principal, UnixTime),
+) -> Option<CommitmentExpiry> {
+    if record.status != CommitmentStatus::Pending || at <= record.deadline {
+        return None;
+    }
+    let revoke_from = certificate
+        .filter(|c| c.status == CertStatus::Suspended && is_live(c, at))
+        .map(|c| c.status);
+    Some(CommitmentExpiry {
+        issuer: record.issuer.clone(),
+        serial: record.serial,
+        from: CommitmentStatus::Pending,
+        revoke_from,
+        actor: by.clone(),
+        at,
+    })
 }
 
 /// Accepts signed commitments and sweeps missed deadlines.
@@ -109,12 +230,7 @@ impl Commitments {
         signed: &[u8],
         by: &Principal,
     ) -> Result<Accepted> {
-        let record = self.store.commitment(serial)?.ok_or_else(|| {
-            RaError::invalid(
-                "serial",
-                format!("certificate {serial} awaits no commitment"),
-            )
-        })?;
+        let record = self.awaited(serial)?;
         if record.channel != channel {
             return Err(RaError::invalid(
                 "serial",
@@ -147,24 +263,88 @@ impl Commitments {
                 ),
             ));
         }
-        let outcome = self.store.accept_commitment(CommitmentAcceptance {
-            issuer: record.issuer.clone(),
-            serial: *serial,
-            evidence: signed.to_vec(),
-            actor: by.clone(),
-            at: unix_seconds(self.clock.now()),
-        })?;
+        let outcome = self.record_acceptance(serial, signed, by, self.clock.now_unix())?;
         tracing::info!(%serial, superseded = ?outcome.superseded.map(|s| s.to_hex()), replayed = outcome.replayed, "commitment accepted");
         Ok(Accepted { record, outcome })
     }
 
-    /// Revokes every certificate whose commitment deadline passed; returns their serials.
+    /// The commitment `serial` awaits (or received).
+    fn awaited(&self, serial: &Serial) -> Result<CommitmentRecord> {
+        self.store.commitment(serial)?.ok_or_else(|| {
+            RaError::invalid(
+                "serial",
+                format!("certificate {serial} awaits no commitment"),
+            )
+        })
+    }
+
+    /// Decides and writes a verified signed commitment of `serial` (see
+    /// [`decide_acceptance`]). A write refused because a row moved meanwhile (a concurrent
+    /// acceptance of the same commitment) is decided once more from fresh reads, so that the
+    /// same evidence answers `replayed` and anything else its refusal.
+    fn record_acceptance(
+        &self,
+        serial: &Serial,
+        signed: &[u8],
+        by: &Principal,
+        at: UnixTime,
+    ) -> Result<CommitmentOutcome> {
+        let mut retried = false;
+        loop {
+            let record = self.awaited(serial)?;
+            let certificate = self.store.status(&record.issuer, serial)?;
+            let overwritten = match record.overwrite {
+                Some(old) => self.store.status(&record.issuer, &old)?,
+                None => None,
+            };
+            let write = match decide_acceptance(
+                &record,
+                signed,
+                certificate.as_ref(),
+                overwritten.as_ref(),
+                (by, at),
+            )? {
+                AcceptanceDecision::Replayed(outcome) => return Ok(outcome),
+                AcceptanceDecision::Accept(write) => write,
+            };
+            let superseded = write.supersede.map(|s| s.serial);
+            match self.store.accept_commitment(write) {
+                Ok(()) => {
+                    return Ok(CommitmentOutcome {
+                        superseded,
+                        replayed: false,
+                    })
+                }
+                Err(CaError::Conflict { .. }) if !retried => retried = true,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Revokes every certificate whose commitment deadline passed (see [`decide_expiry`]);
+    /// returns their serials. A commitment whose rows moved since they were read (accepted
+    /// at the last second) is left to the next sweep, which reads it again.
     pub fn expire_due(&self) -> Result<Vec<Serial>> {
-        let revoked = self
-            .store
-            .expire_commitments(&DEADLINE, unix_seconds(self.clock.now()))?;
-        for serial in &revoked {
-            tracing::warn!(%serial, "commitment not signed by its deadline: certificate revoked (cessationOfOperation)");
+        let now = self.clock.now_unix();
+        let mut revoked = Vec::new();
+        for record in self.store.pending_commitments_due(now, SWEEP_LIMIT)? {
+            let certificate = self.store.status(&record.issuer, &record.serial)?;
+            let Some(expiry) = decide_expiry(&record, certificate.as_ref(), (&DEADLINE, now))
+            else {
+                continue;
+            };
+            let revokes = expiry.revoke_from.is_some();
+            match self.store.expire_commitment(expiry) {
+                Ok(()) if revokes => {
+                    tracing::warn!(serial = %record.serial, "commitment not signed by its deadline: certificate revoked (cessationOfOperation)");
+                    revoked.push(record.serial);
+                }
+                Ok(()) => {}
+                Err(CaError::Conflict { rule, .. }) => {
+                    tracing::info!(serial = %record.serial, %rule, "overdue commitment changed meanwhile; the next sweep reads it again");
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(revoked)
     }
@@ -188,8 +368,8 @@ mod tests {
     const CHANNEL: &str = "kdhs";
     const DEADLINE: i64 = 600;
 
-    fn now(f: &Fixture) -> i64 {
-        unix_seconds(f.clock.now())
+    fn now(f: &Fixture) -> UnixTime {
+        f.clock.now_unix()
     }
 
     /// Issues through a channel as the host does: a pending application, then the certificate
@@ -201,11 +381,11 @@ mod tests {
                 &ca_core::ChannelName::parse(CHANNEL).unwrap(),
                 channel_ref,
                 &ca_core::Principal::HostOperator,
-                f.clock.now_unix(),
+                now(f)
             )
             .unwrap()
             .is_none());
-        let deadline = now(f) + DEADLINE;
+        let deadline = now(f).plus_secs(DEADLINE);
         let issued = f
             .engine
             .issue_nes_then(
@@ -269,14 +449,14 @@ mod tests {
         (r.status, r.revocation.and_then(|r| r.reason))
     }
 
+    /// Accepts `evidence` as if its signature had been verified.
     fn accept(f: &Fixture, serial: &Serial, evidence: &[u8]) -> Result<CommitmentOutcome> {
-        Ok(f.store.accept_commitment(CommitmentAcceptance {
-            issuer: f.ca.context.id.clone(),
-            serial: *serial,
-            evidence: evidence.to_vec(),
-            actor: ca_core::Principal::HostOperator,
-            at: now(f),
-        })?)
+        Commitments::new(f.store.clone(), f.clock.clone()).record_acceptance(
+            serial,
+            evidence,
+            &Principal::HostOperator,
+            now(f),
+        )
     }
 
     #[test]
@@ -411,12 +591,17 @@ mod tests {
         assert!(e.to_string().contains("was revoked"), "{e}");
     }
 
+    /// An accepted (active) certificate and its successor awaiting its commitment.
+    fn successor(f: &Fixture) -> (Serial, Serial) {
+        let old = issue_awaiting(f, "ref-1", None);
+        accept(f, &old, b"first").unwrap();
+        (old, issue_awaiting(f, "ref-2", Some(old)))
+    }
+
     #[test]
     fn accepting_the_successor_revokes_the_overwritten_certificate_as_superseded() {
         let f = fixture();
-        let old = issue_awaiting(&f, "ref-1", None);
-        accept(&f, &old, b"first").unwrap();
-        let new = issue_awaiting(&f, "ref-2", Some(old));
+        let (old, new) = successor(&f);
         // Until the successor is accepted the old certificate stays as it is.
         assert_eq!(status(&f, &old).0, CertStatus::Active);
         let o = accept(&f, &new, b"second").unwrap();
@@ -446,5 +631,223 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("awaits no commitment"), "{e}");
         assert_eq!(status(&f, &serial).0, CertStatus::Suspended);
+    }
+
+    /// A pending commitment of serial 01…, due at 1000, overwriting serial 02….
+    fn pending() -> CommitmentRecord {
+        CommitmentRecord {
+            issuer: ca_core::IssuerId::parse("nes-ca").unwrap(),
+            serial: Serial::parse_hex(&"01".repeat(20)).unwrap(),
+            channel: CHANNEL.into(),
+            channel_ref: "ref-1".into(),
+            text: "taahhüt".into(),
+            sha256_hex: "00".repeat(32),
+            deadline: UnixTime::from_secs(1000),
+            overwrite: Some(Serial::parse_hex(&"02".repeat(20)).unwrap()),
+            status: CommitmentStatus::Pending,
+            evidence: None,
+            accepted_at: None,
+            created_at: UnixTime::from_secs(1),
+        }
+    }
+
+    fn cert(status: CertStatus, not_after: i64) -> StatusRecord {
+        StatusRecord {
+            status,
+            revocation: None,
+            not_after: UnixTime::from_secs(not_after),
+        }
+    }
+
+    fn decide(
+        c: &CommitmentRecord,
+        evidence: &[u8],
+        overwritten: Option<StatusRecord>,
+        at: i64,
+    ) -> Result<AcceptanceDecision> {
+        decide_acceptance(
+            c,
+            evidence,
+            Some(&cert(CertStatus::Suspended, 10_000)),
+            overwritten.as_ref(),
+            (&Principal::HostOperator, UnixTime::from_secs(at)),
+        )
+    }
+
+    fn accepted(d: AcceptanceDecision) -> CommitmentAcceptance {
+        match d {
+            AcceptanceDecision::Accept(a) => a,
+            other => panic!("not an acceptance: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn acceptance_is_in_time_up_to_the_deadline_second() {
+        let c = pending();
+        let a = accepted(decide(&c, b"e", None, 1000).unwrap());
+        assert_eq!(
+            (a.from, a.certificate_from, a.supersede, a.at),
+            (
+                CommitmentStatus::Pending,
+                CertStatus::Suspended,
+                None,
+                UnixTime::from_secs(1000)
+            )
+        );
+        let e = decide(&c, b"e", None, 1001).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "signed_commitment: the deadline of certificate {} passed 1 s ago",
+                c.serial
+            )
+        );
+    }
+
+    #[test]
+    fn acceptance_supersedes_only_a_live_overwritten_certificate() {
+        let c = pending();
+        let old = c.overwrite.unwrap();
+        for live in [CertStatus::Active, CertStatus::Suspended] {
+            let a = accepted(decide(&c, b"e", Some(cert(live, 1000)), 1000).unwrap());
+            assert_eq!(
+                a.supersede,
+                Some(ExpectedCertificate {
+                    serial: old,
+                    status: live
+                })
+            );
+        }
+        for gone in [
+            Some(cert(CertStatus::Revoked, 10_000)),
+            Some(cert(CertStatus::Active, 999)),
+            None,
+        ] {
+            assert_eq!(
+                accepted(decide(&c, b"e", gone, 1000).unwrap()).supersede,
+                None
+            );
+        }
+    }
+
+    #[test]
+    fn acceptance_replays_the_same_evidence_and_refuses_the_rest() {
+        let mut c = pending();
+        c.status = CommitmentStatus::Accepted;
+        c.evidence = Some(b"e".to_vec());
+        assert_eq!(
+            decide(&c, b"e", None, 5000).unwrap(),
+            AcceptanceDecision::Replayed(CommitmentOutcome {
+                superseded: c.overwrite,
+                replayed: true
+            })
+        );
+        let e = decide(&c, b"other", None, 5).unwrap_err();
+        assert!(e.to_string().contains("already accepted"), "{e}");
+        c.status = CommitmentStatus::Expired;
+        let e = decide(&c, b"e", None, 5).unwrap_err();
+        assert!(e.to_string().contains("the certificate was revoked"), "{e}");
+        // Pending, but the certificate is no longer suspended (revoked by its holder).
+        let e = decide_acceptance(
+            &pending(),
+            b"e",
+            Some(&cert(CertStatus::Revoked, 10_000)),
+            None,
+            (&Principal::HostOperator, UnixTime::from_secs(5)),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("serial: certificate"), "{e}");
+        assert!(e.to_string().contains("no longer suspended"), "{e}");
+    }
+
+    #[test]
+    fn expiry_is_due_after_the_deadline_and_revokes_only_a_suspended_certificate() {
+        let c = pending();
+        let by = &super::DEADLINE;
+        let suspended = cert(CertStatus::Suspended, 10_000);
+        let at = |s| (by, UnixTime::from_secs(s));
+        assert_eq!(decide_expiry(&c, Some(&suspended), at(1000)), None);
+        let e = decide_expiry(&c, Some(&suspended), at(1001)).unwrap();
+        assert_eq!(
+            (e.from, e.revoke_from, e.actor.clone()),
+            (
+                CommitmentStatus::Pending,
+                Some(CertStatus::Suspended),
+                super::DEADLINE
+            )
+        );
+        // Revoked by its holder meanwhile, or past its notAfter: only the commitment expires.
+        for st in [
+            cert(CertStatus::Revoked, 10_000),
+            cert(CertStatus::Suspended, 1000),
+        ] {
+            assert_eq!(
+                decide_expiry(&c, Some(&st), at(1001)).unwrap().revoke_from,
+                None
+            );
+        }
+        let mut done = pending();
+        done.status = CommitmentStatus::Accepted;
+        assert_eq!(decide_expiry(&done, Some(&suspended), at(5000)), None);
+    }
+
+    /// The overwritten certificate was revoked between the decision and the write: the write
+    /// is refused with nothing written, and deciding again no longer supersedes it.
+    #[test]
+    fn a_stale_acceptance_is_refused_and_decided_again() {
+        let f = fixture();
+        let (old, new) = successor(&f);
+        let record = f.store.commitment(&new).unwrap().unwrap();
+        let issuer = record.issuer.clone();
+        let stale = accepted(
+            decide_acceptance(
+                &record,
+                b"second",
+                f.store.status(&issuer, &new).unwrap().as_ref(),
+                f.store.status(&issuer, &old).unwrap().as_ref(),
+                (&Principal::HostOperator, now(&f)),
+            )
+            .unwrap(),
+        );
+        assert!(stale.supersede.is_some());
+        let lifecycle = Lifecycle::new(f.store.clone(), f.clock.clone());
+        lifecycle
+            .apply(LifecycleRequest {
+                request_id: RequestId::new("lost-1").unwrap(),
+                issuer: None,
+                serial: old,
+                holder: Some(Tckn::parse(HOLDER).unwrap()),
+                action: LifecycleAction::Revoke {
+                    reason: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                },
+                actor: Principal::HostOperator,
+            })
+            .unwrap();
+        let audit = f.store.verify_audit().unwrap().records;
+        let e = f.store.accept_commitment(stale).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CaError::Conflict {
+                    field: "serial",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(f.store.verify_audit().unwrap().records, audit);
+        assert_eq!(
+            f.store.commitment(&new).unwrap().unwrap().status,
+            CommitmentStatus::Pending
+        );
+        // Decided again from fresh reads: accepted, the old certificate keeps its reason.
+        let o = accept(&f, &new, b"second").unwrap();
+        assert_eq!(o.superseded, None);
+        assert_eq!(
+            status(&f, &old),
+            (CertStatus::Revoked, Some(RevocationReason::KeyCompromise))
+        );
+        assert_eq!(status(&f, &new).0, CertStatus::Active);
     }
 }

@@ -172,7 +172,7 @@ impl Enrollments {
         let Some(hash) = pre
             .password_hash
             .as_deref()
-            .filter(|_| pre.status == "invited")
+            .filter(|_| pre.status == ca_core::store::PreApplicationStatus::Invited)
         else {
             return Err(unknown());
         };
@@ -260,7 +260,7 @@ impl Enrollments {
                 serial: None,
                 produced_at: None,
                 package_written: false,
-                updated_at: pre.created_at,
+                updated_at: pre.created_at.secs(),
             });
         Ok(Some(ApplicantView { pre, enrollment }))
     }
@@ -363,11 +363,10 @@ impl Enrollments {
                 ),
             });
         };
-        let institution = ca_core::institution::InstitutionId::parse(&v.pre.institution)?;
-        let inst = self.store.institution(&institution)?;
+        let inst = self.store.institution(&v.pre.institution)?;
         let (inst_name, payer) = inst
             .map(|i| (i.name, i.payer.as_str()))
-            .unwrap_or_else(|| (v.pre.institution.clone(), "institution"));
+            .unwrap_or_else(|| (v.pre.institution.to_string(), "institution"));
         let p = &v.pre;
         Ok(format!(
             "NİTELİKLİ ELEKTRONİK SERTİFİKA BAŞVURU FORMU VE ONAYI\n\

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use ca_core::institution::{InstitutionId, InstitutionRecord, Payer, TaxNo};
-use ca_core::store::Store;
-use ca_core::{Principal, Tckn};
+use ca_core::store::{ImportStatus, ListConfirmation, ListImportRecord, Store};
+use ca_core::{Principal, Tckn, UnixTime};
 
 use crate::error::{RaError, Result};
 
@@ -60,7 +60,7 @@ impl InstitutionRegistration {
                 payer,
                 officer_tckn: officer,
                 officer_cert_der,
-                created_at: 0,
+                created_at: UnixTime::EPOCH,
                 active: true,
             },
         })
@@ -83,7 +83,7 @@ impl Institutions {
         &self,
         by: &Principal,
         registration: InstitutionRegistration,
-        now: i64,
+        now: UnixTime,
     ) -> Result<InstitutionRecord> {
         let record = InstitutionRecord {
             created_at: now,
@@ -105,13 +105,36 @@ impl Institutions {
         by: &Principal,
         institution: &InstitutionId,
         file_sha256: &str,
-        now: i64,
+        now: UnixTime,
     ) -> Result<u64> {
         let sha = file_sha256.to_ascii_lowercase();
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(RaError::invalid("file-sha256", "must be 64 hex digits"));
         }
-        Ok(self.store.confirm_list(institution, &sha, by, now)?)
+        let list = self.store.list_import(institution, &sha)?;
+        let from = awaiting_confirmation(list.as_ref(), institution, &sha)?;
+        Ok(self.store.confirm_list(ListConfirmation {
+            institution: institution.clone(),
+            file_sha256: sha,
+            from,
+            actor: by.clone(),
+            at: now,
+        })?)
+    }
+}
+
+/// Only a wet-signed list awaiting confirmation is confirmed: the status it moves from.
+pub fn awaiting_confirmation(
+    list: Option<&ListImportRecord>,
+    institution: &InstitutionId,
+    file_sha256: &str,
+) -> Result<ImportStatus> {
+    match list.map(|l| l.status) {
+        Some(ImportStatus::AwaitingConfirmation) => Ok(ImportStatus::AwaitingConfirmation),
+        _ => Err(RaError::invalid(
+            "file-sha256",
+            format!("no wet-signed list {file_sha256} of \"{institution}\" awaits confirmation"),
+        )),
     }
 }
 
@@ -139,6 +162,34 @@ mod tests {
         for bad in ["", "   ", "a\nb", &"x".repeat(MAX_NAME_CHARS + 1)] {
             let e = registration(bad).err().unwrap();
             assert!(e.to_string().starts_with("name: must be 1 to 256"), "{e}");
+        }
+    }
+
+    #[test]
+    fn only_a_list_awaiting_confirmation_is_confirmed() {
+        let id = InstitutionId::parse("acme").unwrap();
+        let sha = "ab".repeat(32);
+        let record = |status| ListImportRecord {
+            institution: id.clone(),
+            file_sha256: sha.clone(),
+            file_name: "liste.xlsx".into(),
+            signature: ca_core::store::ListSignatureKind::Wet,
+            status,
+            created: vec![],
+            already_open: vec![],
+            created_at: UnixTime::EPOCH,
+        };
+        assert_eq!(
+            awaiting_confirmation(Some(&record(ImportStatus::AwaitingConfirmation)), &id, &sha)
+                .unwrap(),
+            ImportStatus::AwaitingConfirmation
+        );
+        for list in [Some(record(ImportStatus::Accepted)), None] {
+            let e = awaiting_confirmation(list.as_ref(), &id, &sha).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("file-sha256: no wet-signed list {sha} of \"acme\" awaits confirmation")
+            );
         }
     }
 }

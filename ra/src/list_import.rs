@@ -1,17 +1,22 @@
 //! Importing an institution's FRM.01.03 list: only its registered e-İmza officer may submit
 //! it, signed (a detached CMS signature over the file, made with the officer's certificate)
 //! or marked wet-signed (the scan kept; the rows wait for an operator's confirmation). The
-//! rows themselves were read and checked at the edge (`nesca-frm-list`); this decides and
-//! records, in one store transaction.
+//! rows themselves were read and checked at the edge (`nesca-frm-list`); this decides — may
+//! the institution import ([`may_import`]), are the rows invited or held ([`import_status`]),
+//! who has an open pre-application already ([`split_already_open`]) — and the store records
+//! it in one transaction (refusing, by its unique index, a second open pre-application that
+//! appeared meanwhile).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use nesca_pkix::cms::{verify_signed_data, Signer};
 
 use crate::error::{RaError, Result};
-use ca_core::clock::{unix_seconds, Clock};
-use ca_core::institution::{ImportOutcome, InstitutionRecord, ListImport, ListSignature};
-use ca_core::store::Store;
+use ca_core::clock::Clock;
+use ca_core::institution::{ImportOutcome, InstitutionRecord, ListImport, ListRow, ListSignature};
+use ca_core::store::{ImportStatus, ListImportWrite, Store};
+use ca_core::{Tckn, UnixTime};
 
 /// The largest wet-signature scan kept with a list.
 const MAX_SCAN_BYTES: usize = 20 * 1024 * 1024;
@@ -21,7 +26,7 @@ pub fn check_officer_signature(
     institution: &InstitutionRecord,
     file: &[u8],
     signature: &ListSignature,
-    now: i64,
+    now: UnixTime,
 ) -> Result<()> {
     match signature {
         ListSignature::Cms(cms) => {
@@ -38,7 +43,7 @@ pub fn check_officer_signature(
             let (not_before, not_after) =
                 nesca_pkix::subject::validity(&institution.officer_cert_der)
                     .map_err(|e| RaError::invalid("signature", e.to_string()))?;
-            if now < not_before || now > not_after {
+            if now.secs() < not_before || now.secs() > not_after {
                 return Err(RaError::invalid(
                     "signature",
                     "the officer's certificate is not valid now",
@@ -58,6 +63,47 @@ pub fn check_officer_signature(
     }
 }
 
+/// Only an active institution imports lists.
+pub fn may_import(institution: &InstitutionRecord) -> Result<()> {
+    if institution.active {
+        return Ok(());
+    }
+    Err(RaError::invalid(
+        "institution",
+        format!("institution \"{}\" is deactivated", institution.id),
+    ))
+}
+
+/// A CMS-signed list is accepted and its people invited at once; a wet-signed one awaits an
+/// operator's confirmation of the paper, its rows held.
+pub fn import_status(signature: &ListSignature) -> ImportStatus {
+    match signature {
+        ListSignature::Cms(_) => ImportStatus::Accepted,
+        ListSignature::Wet(_) => ImportStatus::AwaitingConfirmation,
+    }
+}
+
+/// Splits `rows` into those to create and those whose person has an open pre-application in
+/// `open` (row, its id): a person has one open application, whichever institution listed
+/// them.
+pub fn split_already_open(
+    rows: Vec<ListRow>,
+    open: &HashMap<Tckn, String>,
+) -> (Vec<ListRow>, Vec<(u32, String)>) {
+    let mut already_open = Vec::new();
+    let rows = rows
+        .into_iter()
+        .filter(|r| match open.get(&r.tckn) {
+            Some(id) => {
+                already_open.push((r.row, id.clone()));
+                false
+            }
+            None => true,
+        })
+        .collect();
+    (rows, already_open)
+}
+
 /// Imports lists for the institutions in the store.
 pub struct ListImports {
     store: Arc<dyn Store>,
@@ -69,8 +115,9 @@ impl ListImports {
         ListImports { store, clock }
     }
 
-    /// Checks the officer's signature over `file`, then imports `import`'s rows (which must
-    /// have been read from `file`) in one transaction.
+    /// Checks that the institution may import and the officer's signature over `file`, then
+    /// imports `import`'s rows (which must have been read from `file`) in one transaction. The
+    /// same file again answers its first outcome.
     pub fn import(&self, file: &[u8], mut import: ListImport) -> Result<ImportOutcome> {
         let institution = self
             .store
@@ -81,7 +128,8 @@ impl ListImports {
                     format!("no registered institution \"{}\"", import.institution),
                 )
             })?;
-        let now = unix_seconds(self.clock.now());
+        may_import(&institution)?;
+        let now = self.clock.now_unix();
         check_officer_signature(&institution, file, &import.signature, now)?;
         // The digest that makes a re-import recognisable is the file's, whatever the caller said.
         import.file_sha256 = {
@@ -89,8 +137,26 @@ impl ListImports {
             hex::encode(sha2::Sha256::digest(file))
         };
         import.at = now;
-        let outcome = self.store.import_list(import)?;
-        Ok(outcome)
+        if let Some(seen) = self
+            .store
+            .list_import(&import.institution, &import.file_sha256)?
+        {
+            return Ok(seen.replayed());
+        }
+        let people: Vec<Tckn> = import.rows.iter().map(|r| r.tckn).collect();
+        let open: HashMap<Tckn, String> = self
+            .store
+            .open_pre_applications(&people)?
+            .into_iter()
+            .collect();
+        let (rows, already_open) = split_already_open(std::mem::take(&mut import.rows), &open);
+        import.rows = rows;
+        let status = import_status(&import.signature);
+        Ok(self.store.import_list(ListImportWrite {
+            import,
+            status,
+            already_open,
+        })?)
     }
 }
 
@@ -114,7 +180,7 @@ mod tests {
             rows,
             invalid_rows: 2,
             actor: ca_core::Principal::HostOperator,
-            at: 0,
+            at: UnixTime::EPOCH,
         }
     }
 
@@ -179,22 +245,35 @@ mod tests {
         assert_eq!(other.created.len(), 1);
         assert_eq!(other.already_open, vec![(2, held.created[0].1.clone())]);
         assert_eq!(f.store.pre_applications(&id).unwrap().len(), 3);
+        // Its replay answers the same, the already-open row too.
+        let replayed = imports
+            .import(
+                b"file-2",
+                list(&id, vec![], ListSignature::Wet(b"x".to_vec())),
+            )
+            .unwrap();
+        assert!(replayed.replayed);
+        assert_eq!(
+            (replayed.created, replayed.already_open),
+            (other.created.clone(), other.already_open.clone())
+        );
 
         // The operator saw the paper of the first list: its people are invited now.
         let sha = {
             use sha2::Digest as _;
             hex::encode(sha2::Sha256::digest(b"file-1"))
         };
+        let institutions = crate::institutions::Institutions::new(f.store.clone());
+        let by = &ca_core::Principal::HostOperator;
         assert_eq!(
-            f.store
-                .confirm_list(&id, &sha, &ca_core::Principal::HostOperator, 5)
+            institutions
+                .confirm_list(by, &id, &sha, UnixTime::from_secs(5))
                 .unwrap(),
             2
         );
         assert_eq!(f.store.outbox().unwrap().len(), 2);
-        let e = f
-            .store
-            .confirm_list(&id, &sha, &ca_core::Principal::HostOperator, 6)
+        let e = institutions
+            .confirm_list(by, &id, &sha, UnixTime::from_secs(6))
             .unwrap_err();
         assert!(e.to_string().contains("awaits confirmation"), "{e}");
         assert_eq!(f.store.verify_audit().unwrap().first_break, None);
@@ -219,16 +298,20 @@ mod tests {
         let id = institution(&f);
         // Written as a signed list would be: invited at once, one message each.
         f.store
-            .import_list(ListImport {
-                file_sha256: "ab".repeat(32),
-                ..list(
-                    &id,
-                    vec![
-                        row(2, "10000000146", "Çağrı"),
-                        row(3, "10000000078", "İpek"),
-                    ],
-                    ListSignature::Cms(vec![1]),
-                )
+            .import_list(ListImportWrite {
+                import: ListImport {
+                    file_sha256: "ab".repeat(32),
+                    ..list(
+                        &id,
+                        vec![
+                            row(2, "10000000146", "Çağrı"),
+                            row(3, "10000000078", "İpek"),
+                        ],
+                        ListSignature::Cms(vec![1]),
+                    )
+                },
+                status: ImportStatus::Accepted,
+                already_open: vec![],
             })
             .unwrap();
         assert_eq!(f.store.outbox().unwrap().len(), 2);
@@ -271,5 +354,62 @@ mod tests {
             assert!(password_matches(password, &hash));
             assert!(!password_matches("wrong", &hash));
         }
+    }
+
+    #[test]
+    fn a_deactivated_institution_imports_nothing() {
+        let f = fixture();
+        let mut record = ca_core::testkit::institution_record();
+        record.active = false;
+        assert_eq!(
+            may_import(&record).unwrap_err().to_string(),
+            "institution: institution \"ankara-bb\" is deactivated"
+        );
+        let id = record.id.clone();
+        f.store
+            .add_institution(record, &ca_core::Principal::HostOperator, UnixTime::EPOCH)
+            .unwrap();
+        let imports = ListImports::new(f.store.clone(), f.clock.clone());
+        let audit = f.store.verify_audit().unwrap().records;
+        let e = imports
+            .import(
+                b"f",
+                list(
+                    &id,
+                    vec![row(2, "10000000146", "Çağrı")],
+                    ListSignature::Wet(b"x".to_vec()),
+                ),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("is deactivated"), "{e}");
+        assert_eq!(f.store.verify_audit().unwrap().records, audit);
+        assert!(f.store.pre_applications(&id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn wet_signed_rows_are_held_and_open_people_skipped() {
+        assert_eq!(
+            import_status(&ListSignature::Cms(vec![1])),
+            ImportStatus::Accepted
+        );
+        assert_eq!(
+            import_status(&ListSignature::Wet(vec![1])),
+            ImportStatus::AwaitingConfirmation
+        );
+        assert_eq!(
+            ImportStatus::AwaitingConfirmation.rows_status(),
+            ca_core::store::PreApplicationStatus::Held
+        );
+        let open: HashMap<Tckn, String> =
+            [(Tckn::parse("10000000078").unwrap(), "pa-1".to_owned())].into();
+        let (rows, already_open) = split_already_open(
+            vec![
+                row(2, "10000000146", "Çağrı"),
+                row(3, "10000000078", "İpek"),
+            ],
+            &open,
+        );
+        assert_eq!(rows.iter().map(|r| r.row).collect::<Vec<_>>(), [2]);
+        assert_eq!(already_open, vec![(3, "pa-1".to_owned())]);
     }
 }

@@ -297,7 +297,7 @@ impl NesIssuance {
             let commitment = match deadline {
                 Some(deadline) => Some(new_commitment(
                     self.commitment_text(&req.holder, issued)?,
-                    deadline,
+                    ca_core::UnixTime::from_secs(deadline),
                     req.overwrite,
                 )),
                 None => None,

@@ -9,7 +9,7 @@
 //! interrupted attempt stays on record and the next pass tries again.
 
 use crate::enrollment::billing_month;
-use ca_core::institution::{InstitutionId, InstitutionRecord, Payer};
+use ca_core::institution::{InstitutionRecord, Payer};
 use ca_core::store::{
     EnrollmentRecord, EnrollmentStage, EnrollmentWrite, InvoicePayer, PreApplication,
     ProducedEnrollment,
@@ -162,7 +162,7 @@ impl Production {
             overwrite: None,
             production: Some(ProducedEnrollment {
                 pre_application: pre.id.clone(),
-                institution: pre.institution.clone(),
+                institution: pre.institution.to_string(),
                 payer: invoice_payer(&institution, &pre),
                 holder_tckn: pre.tckn,
                 holder_name: format!("{} {}", pre.given_name, pre.surname),
@@ -237,10 +237,9 @@ impl Production {
     }
 
     fn institution(&self, pre: &PreApplication) -> Result<InstitutionRecord> {
-        let id = InstitutionId::parse(&pre.institution)?;
         self.issuance
             .store
-            .institution(&id)?
+            .institution(&pre.institution)?
             .ok_or_else(|| RaError::NotFound {
                 field: "institution",
                 rule: format!("institution {} is gone", pre.institution),

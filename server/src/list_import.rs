@@ -34,7 +34,7 @@ impl Imported {
         json!({
             "institution": institution.as_str(),
             "file_sha256": self.report.file_sha256,
-            "status": self.outcome.status,
+            "status": self.outcome.status.as_str(),
             "replayed": self.outcome.replayed,
             "rows": {
                 "valid": self.valid,
@@ -129,7 +129,7 @@ pub(crate) fn import_file(
             rows,
             invalid_rows: report.counts.invalid as u64,
             actor: actor.clone(),
-            at: 0,
+            at: ca_core::UnixTime::EPOCH,
         },
     )?;
     progress(format!(

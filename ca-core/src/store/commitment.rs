@@ -3,8 +3,10 @@
 //! (cessationOfOperation) if it does not arrive by the deadline. These are the records the
 //! store keeps of that; the checks of the signature are in [`crate::commitment`].
 
+use super::CertStatus;
 use crate::error::Result;
 use crate::serial::{IssuerId, Serial};
+use crate::UnixTime;
 
 /// Where a commitment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +21,7 @@ pub enum CommitmentStatus {
 }
 
 impl CommitmentStatus {
+    /// The status as the store writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             CommitmentStatus::Pending => "pending",
@@ -44,8 +47,8 @@ pub struct NewCommitment {
     pub text: String,
     /// SHA-256 of `text`, lower-case hex.
     pub sha256_hex: String,
-    /// Unix seconds; accepted up to and including this second.
-    pub deadline: i64,
+    /// Accepted up to and including this second.
+    pub deadline: UnixTime,
     /// The holder's certificate that the new one overwrites on the card: revoked as
     /// superseded when the commitment is accepted.
     pub overwrite: Option<Serial>,
@@ -61,13 +64,14 @@ pub struct CommitmentRecord {
     pub channel_ref: String,
     pub text: String,
     pub sha256_hex: String,
-    pub deadline: i64,
+    /// Accepted up to and including this second.
+    pub deadline: UnixTime,
     pub overwrite: Option<Serial>,
     pub status: CommitmentStatus,
     /// The signed commitment (CMS SignedData, DER), once accepted.
     pub evidence: Option<Vec<u8>>,
-    pub accepted_at: Option<i64>,
-    pub created_at: i64,
+    pub accepted_at: Option<UnixTime>,
+    pub created_at: UnixTime,
 }
 
 impl CommitmentRecord {
@@ -123,15 +127,34 @@ pub struct Completion {
     pub application: Option<FinishedApplication>,
 }
 
-/// An accepted commitment's write: the evidence, the release and the supersession.
+/// A certificate status the registration authority read and decided on: the write that
+/// carries it is refused ([`crate::CaError::Conflict`], nothing written) unless the
+/// certificate still has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectedCertificate {
+    pub serial: Serial,
+    /// The status it had when read.
+    pub status: CertStatus,
+}
+
+/// An accepted commitment's write, as `ra::commitment` decided it: the evidence, the release
+/// of the suspended certificate and, when the overwritten certificate was live, its
+/// revocation as superseded. Every expectation is checked before anything is written: a row
+/// that moved meanwhile refuses the whole write with [`crate::CaError::Conflict`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitmentAcceptance {
     pub issuer: IssuerId,
     pub serial: Serial,
     /// The verified signed commitment, DER.
     pub evidence: Vec<u8>,
+    /// The commitment's status when read (pending): it becomes accepted from that.
+    pub from: CommitmentStatus,
+    /// The certificate's status when read (suspended): it is released from that.
+    pub certificate_from: CertStatus,
+    /// The overwritten certificate to revoke as superseded, with its status when read.
+    pub supersede: Option<ExpectedCertificate>,
     pub actor: crate::Principal,
-    pub at: i64,
+    pub at: UnixTime,
 }
 
 /// What accepting a commitment led to.
@@ -143,18 +166,38 @@ pub struct CommitmentOutcome {
     pub replayed: bool,
 }
 
+/// An overdue commitment's write, as `ra::commitment` decided it: the commitment is marked
+/// expired and, when its certificate is still suspended awaiting it, the certificate is
+/// revoked (cessationOfOperation) through the lifecycle's transition. Refused with
+/// [`crate::CaError::Conflict`], nothing written, when a row moved since it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitmentExpiry {
+    pub issuer: IssuerId,
+    pub serial: Serial,
+    /// The commitment's status when read (pending): it becomes expired from that.
+    pub from: CommitmentStatus,
+    /// Revoke the certificate from this status (suspended); `None`: it is revoked or past
+    /// its notAfter already, only the commitment is marked.
+    pub revoke_from: Option<CertStatus>,
+    pub actor: crate::Principal,
+    pub at: UnixTime,
+}
+
 /// The commitments certificates await, and the lifecycle changes their acceptance or
-/// expiry makes.
+/// expiry makes. The rules (in time? which certificate to supersede? overdue?) are
+/// `ra::commitment`'s; the writes only check that the rows are still as the RA read them.
 pub trait CommitmentStore: Send + Sync {
     /// The commitment a certificate awaits or received.
     fn commitment(&self, serial: &Serial) -> Result<Option<CommitmentRecord>>;
-    /// Accepts a verified signed commitment, in one transaction: the evidence and its audit
-    /// record, the release of the suspension, and the revocation (superseded) of the
-    /// certificate it overwrites. Refused after the deadline or when not pending (the same
-    /// evidence again answers `replayed`).
-    fn accept_commitment(&self, a: CommitmentAcceptance) -> Result<CommitmentOutcome>;
-    /// Revokes (cessationOfOperation) every certificate whose commitment is pending past its
-    /// deadline at `at`, each in one transaction with its commitment marked expired. Returns
-    /// the serials revoked.
-    fn expire_commitments(&self, actor: &crate::Principal, at: i64) -> Result<Vec<Serial>>;
+    /// The commitments still pending whose deadline is before `at`, earliest deadline first,
+    /// at most `limit`.
+    fn pending_commitments_due(&self, at: UnixTime, limit: usize) -> Result<Vec<CommitmentRecord>>;
+    /// Writes an accepted commitment in one transaction: the evidence and its audit record,
+    /// the release of the suspension, the revocation (superseded) of the overwritten
+    /// certificate if the acceptance names it. `Conflict` when an expectation no longer holds.
+    fn accept_commitment(&self, a: CommitmentAcceptance) -> Result<()>;
+    /// Writes an overdue commitment in one transaction: marked expired with its audit record,
+    /// and the certificate revoked if the expiry says so. `Conflict` when an expectation no
+    /// longer holds.
+    fn expire_commitment(&self, e: CommitmentExpiry) -> Result<()>;
 }

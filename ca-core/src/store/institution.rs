@@ -1,8 +1,105 @@
 //! The institutional channel's records: institutions and their e-İmza officers, imported
-//! FRM.01.03 lists and the pre-applications made from their rows.
+//! FRM.01.03 lists and the pre-applications made from their rows. Who may import, which rows
+//! are held and who is already open are `ra::list_import`'s decisions; the store writes them,
+//! with one constraint of its own: one open pre-application per person, whichever list named
+//! them (a second is refused by the database and reported as already open).
 
 use crate::error::Result;
 use crate::institution::{ImportOutcome, InstitutionId, InstitutionRecord, ListImport};
+use crate::UnixTime;
+
+/// Where a pre-application stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreApplicationStatus {
+    /// From a wet-signed list that awaits an operator's confirmation: not invited yet.
+    Held,
+    /// Invited: an access password is (or will be) e-mailed.
+    Invited,
+    /// Finished (produced, or abandoned): the person may be listed again.
+    Closed,
+}
+
+impl PreApplicationStatus {
+    /// The status as the store writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PreApplicationStatus::Held => "held",
+            PreApplicationStatus::Invited => "invited",
+            PreApplicationStatus::Closed => "closed",
+        }
+    }
+
+    /// The status written as `s`; `None` for text the store never writes.
+    pub fn parse(s: &str) -> Option<PreApplicationStatus> {
+        [
+            PreApplicationStatus::Held,
+            PreApplicationStatus::Invited,
+            PreApplicationStatus::Closed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+/// Where an imported list stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportStatus {
+    /// Its rows are invited (a CMS-signed list, or a wet-signed one once confirmed).
+    Accepted,
+    /// Wet-signed: its rows are held until an operator confirms the paper.
+    AwaitingConfirmation,
+}
+
+impl ImportStatus {
+    /// The status as the store writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportStatus::Accepted => "accepted",
+            ImportStatus::AwaitingConfirmation => "awaiting_confirmation",
+        }
+    }
+
+    /// The status written as `s`; `None` for text the store never writes.
+    pub fn parse(s: &str) -> Option<ImportStatus> {
+        [ImportStatus::Accepted, ImportStatus::AwaitingConfirmation]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+
+    /// The status of the pre-applications a list in this status creates.
+    pub fn rows_status(self) -> PreApplicationStatus {
+        match self {
+            ImportStatus::Accepted => PreApplicationStatus::Invited,
+            ImportStatus::AwaitingConfirmation => PreApplicationStatus::Held,
+        }
+    }
+}
+
+/// How an imported list was signed, as the store records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListSignatureKind {
+    /// A detached CMS signature of the officer.
+    Cms,
+    /// Signed on paper; the scan is kept.
+    Wet,
+}
+
+impl ListSignatureKind {
+    /// The kind as the store writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListSignatureKind::Cms => "cms",
+            ListSignatureKind::Wet => "wet",
+        }
+    }
+
+    /// The kind written as `s`; `None` for text the store never writes.
+    pub fn parse(s: &str) -> Option<ListSignatureKind> {
+        [ListSignatureKind::Cms, ListSignatureKind::Wet]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
 
 /// A person's pre-application, made from one row of an institution's list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,7 +107,7 @@ pub struct PreApplication {
     /// The pre-application's id (`pa-…`).
     pub id: String,
     /// The institution whose list named the person.
-    pub institution: String,
+    pub institution: InstitutionId,
     /// SHA-256 of the list file, lower-case hex.
     pub file_sha256: String,
     /// The row of the list it came from.
@@ -29,12 +126,65 @@ pub struct PreApplication {
     pub unit: String,
     /// The person's title, when listed.
     pub title: Option<String>,
-    /// `held` (wet-signed list awaiting confirmation), `invited`, `closed`.
-    pub status: String,
+    /// Held, invited or closed.
+    pub status: PreApplicationStatus,
     /// The access password's argon2 hash (PHC string), once one was sent.
     pub password_hash: Option<String>,
-    /// When it was created, unix seconds.
-    pub created_at: i64,
+    /// When it was created.
+    pub created_at: UnixTime,
+}
+
+/// A list to import as `ra::list_import` decided it: `import.rows` are the rows to create
+/// (the people it found open already are in `already_open`), in the status `status` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListImportWrite {
+    pub import: ListImport,
+    /// Accepted (rows invited) or awaiting confirmation (rows held).
+    pub status: ImportStatus,
+    /// Rows skipped because their person has an open pre-application (row, its id).
+    pub already_open: Vec<(u32, String)>,
+}
+
+/// An imported list as the store holds it, with what its import answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListImportRecord {
+    pub institution: InstitutionId,
+    /// SHA-256 of the file, lower-case hex.
+    pub file_sha256: String,
+    pub file_name: String,
+    pub signature: ListSignatureKind,
+    pub status: ImportStatus,
+    /// The pre-applications it created (row, id), in row order.
+    pub created: Vec<(u32, String)>,
+    /// The rows it skipped as already open (row, the open pre-application), in row order.
+    /// Empty for lists imported before the store recorded them (schema version 8).
+    pub already_open: Vec<(u32, String)>,
+    pub created_at: UnixTime,
+}
+
+impl ListImportRecord {
+    /// The answer to importing the same file again: the first outcome, replayed.
+    pub fn replayed(self) -> ImportOutcome {
+        ImportOutcome {
+            replayed: true,
+            created: self.created,
+            already_open: self.already_open,
+            status: self.status,
+        }
+    }
+}
+
+/// An operator's confirmation of a wet-signed list: the list moves from `from` (awaiting
+/// confirmation, as read) to accepted, its held rows to invited. Refused with
+/// [`crate::CaError::Conflict`], nothing written, when the list is no longer in `from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListConfirmation {
+    pub institution: InstitutionId,
+    /// SHA-256 of the list file, lower-case hex.
+    pub file_sha256: String,
+    pub from: ImportStatus,
+    pub actor: crate::Principal,
+    pub at: UnixTime,
 }
 
 /// Institutions, their lists and the pre-applications made from them.
@@ -45,25 +195,30 @@ pub trait InstitutionStore: Send + Sync {
         &self,
         institution: InstitutionRecord,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<()>;
     /// An institution by id.
     fn institution(&self, id: &InstitutionId) -> Result<Option<InstitutionRecord>>;
     /// Every institution.
     fn institutions(&self) -> Result<Vec<InstitutionRecord>>;
-    /// Imports a list in one transaction: the list's record (its digest: the same file again
-    /// writes nothing and answers `replayed`), a pre-application per row whose person has no
-    /// open application, an outbox message per invited person, one audit record.
-    fn import_list(&self, import: ListImport) -> Result<ImportOutcome>;
-    /// Confirms a wet-signed list after an operator saw the paper: its held rows are invited
-    /// (one access-password message each), in one transaction. Returns how many.
-    fn confirm_list(
+    /// The open (not closed) pre-applications of these people: (person, its id), in no
+    /// particular order. One set-based read, however many people.
+    fn open_pre_applications(&self, people: &[crate::Tckn]) -> Result<Vec<(crate::Tckn, String)>>;
+    /// A list imported before, by its institution and digest.
+    fn list_import(
         &self,
         institution: &InstitutionId,
         file_sha256: &str,
-        actor: &crate::Principal,
-        at: i64,
-    ) -> Result<u64>;
+    ) -> Result<Option<ListImportRecord>>;
+    /// Imports a list in one transaction: its record, a pre-application per row in the
+    /// status the write says, an outbox message per invited person, the skipped rows, one
+    /// audit record. A row whose person has an open pre-application meanwhile is refused by
+    /// the one-open-per-person constraint and answered as already open. The same file
+    /// (institution and digest) again writes nothing and answers its first outcome.
+    fn import_list(&self, write: ListImportWrite) -> Result<ImportOutcome>;
+    /// Confirms a wet-signed list (see [`ListConfirmation`]): its held rows are invited (one
+    /// access-password message each), in one transaction. Returns how many.
+    fn confirm_list(&self, confirmation: ListConfirmation) -> Result<u64>;
     /// The pre-applications of an institution, oldest list first, in row order.
     fn pre_applications(&self, institution: &InstitutionId) -> Result<Vec<PreApplication>>;
     /// A pre-application by id.

@@ -72,8 +72,9 @@ pub use certificates::{
     TransitionWrite,
 };
 pub use commitment::{
-    ApplicationIssued, CommitmentAcceptance, CommitmentOutcome, CommitmentRecord, CommitmentStatus,
-    CommitmentStore, Completion, FinishedApplication, NewCommitment,
+    ApplicationIssued, CommitmentAcceptance, CommitmentExpiry, CommitmentOutcome, CommitmentRecord,
+    CommitmentStatus, CommitmentStore, Completion, ExpectedCertificate, FinishedApplication,
+    NewCommitment,
 };
 pub use crl::{CrlKind, CrlPlan, CrlRecord, CrlReservation, CrlStore, DeltaEntry, RevokedEntry};
 pub use enrollment::{
@@ -81,7 +82,10 @@ pub use enrollment::{
     EnrollmentStore, EnrollmentWrite, InvoiceLine, InvoicePayer, ProducedEnrollment,
     PublishedCertificate,
 };
-pub use institution::{InstitutionStore, PreApplication};
+pub use institution::{
+    ImportStatus, InstitutionStore, ListConfirmation, ListImportRecord, ListImportWrite,
+    ListSignatureKind, PreApplication, PreApplicationStatus,
+};
 pub use outbox::{OutboxAttempt, OutboxKind, OutboxMessage, OutboxStatus, OutboxStore};
 pub use registry::{CaRecord, CaRole, RegistryStore};
 /// The lifecycle request id under which a certificate is suspended at issuance to await its

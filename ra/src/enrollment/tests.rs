@@ -5,6 +5,7 @@ use crate::outbox::Outbox;
 use crate::testkit::Captured;
 use ca_core::institution::{ListImport, ListSignature};
 use ca_core::store::prelude::*;
+use ca_core::store::{ImportStatus, ListImportWrite};
 use ca_core::testkit::{demo_institution, fixture, list_row, nes_application, Fixture};
 
 const PERSON: &str = "10000000146";
@@ -14,18 +15,22 @@ const PERSON: &str = "10000000146";
 fn invited(f: &Fixture) -> (Outbox, Arc<Captured>, String) {
     let id = demo_institution(f);
     f.store
-        .import_list(ListImport {
-            institution: id,
-            file_sha256: "cd".repeat(32),
-            file_name: "liste.csv".into(),
-            signature: ListSignature::Cms(vec![1]),
-            rows: vec![
-                list_row(2, PERSON, "Çağrı"),
-                list_row(3, "10000000078", "İpek"),
-            ],
-            invalid_rows: 0,
-            actor: ca_core::Principal::HostOperator,
-            at: 0,
+        .import_list(ListImportWrite {
+            import: ListImport {
+                institution: id,
+                file_sha256: "cd".repeat(32),
+                file_name: "liste.csv".into(),
+                signature: ListSignature::Cms(vec![1]),
+                rows: vec![
+                    list_row(2, PERSON, "Çağrı"),
+                    list_row(3, "10000000078", "İpek"),
+                ],
+                invalid_rows: 0,
+                actor: ca_core::Principal::HostOperator,
+                at: ca_core::UnixTime::EPOCH,
+            },
+            status: ImportStatus::Accepted,
+            already_open: vec![],
         })
         .unwrap();
     let sent = Arc::new(Captured::default());
@@ -439,7 +444,7 @@ fn production_is_one_transaction_with_its_invoice_line() {
     );
     assert_eq!(
         f.store.pre_application(&id).unwrap().unwrap().status,
-        "closed"
+        ca_core::store::PreApplicationStatus::Closed
     );
     assert!(f
         .store

@@ -130,7 +130,7 @@ fn state(v: &ApplicantView) -> ApplicantState {
     ApplicantState {
         id: v.pre.id.clone(),
         stage: e.stage.as_str().to_owned(),
-        institution: v.pre.institution.clone(),
+        institution: v.pre.institution.to_string(),
         given_name: v.pre.given_name.clone(),
         surname: v.pre.surname.clone(),
         email: v.pre.email.clone(),

@@ -152,7 +152,7 @@ impl ChannelHost {
             .map(|c| Commitment {
                 text: c.text,
                 sha256: c.sha256_hex,
-                deadline: c.deadline,
+                deadline: c.deadline.secs(),
             });
         let wrapped_key = issued.wrapped_key.map(|w| WrappedKey {
             scheme: w.scheme.as_str().to_owned(),
@@ -237,7 +237,7 @@ impl ChannelHost {
         let o = &imported.outcome;
         Ok(ListImported {
             file_sha256: imported.report.file_sha256.clone(),
-            status: o.status.clone(),
+            status: o.status.as_str().to_owned(),
             replayed: o.replayed,
             valid: imported.valid as u64,
             invalid: (imported.report.counts.invalid + o.already_open.len()) as u64,

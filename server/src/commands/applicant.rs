@@ -81,14 +81,14 @@ pub(crate) fn to_json(v: &ApplicantView) -> serde_json::Value {
     let e = &v.enrollment;
     json!({
         "id": v.pre.id,
-        "institution": v.pre.institution,
+        "institution": v.pre.institution.as_str(),
         "row": v.pre.row,
         "tckn": v.pre.tckn.as_str(),
         "given_name": v.pre.given_name,
         "surname": v.pre.surname,
         "email": v.pre.email,
         "mobile": v.pre.mobile,
-        "list_status": v.pre.status,
+        "list_status": v.pre.status.as_str(),
         "stage": e.stage.as_str(),
         "locked_until": e.locked_until,
         "do_not_publish": e.do_not_publish,

@@ -82,8 +82,8 @@ pub(crate) fn show(a: ShowArgs) -> Result<()> {
             "status": c.status.as_str(),
             "channel": c.channel,
             "sha256": c.sha256_hex,
-            "deadline": at(UnixTime::from_secs(c.deadline)),
-            "accepted_at": c.accepted_at.map(UnixTime::from_secs).map(at),
+            "deadline": at(c.deadline),
+            "accepted_at": c.accepted_at.map(at),
             "evidence_sha256": c.evidence_sha256(),
             "overwrites": c.overwrite.map(|s| s.to_hex()),
         });

@@ -132,7 +132,7 @@ pub(crate) fn confirm(a: ConfirmArgs) -> Result<()> {
     let sha = a.file_sha256.to_ascii_lowercase();
     let cfg = Loaded::read(&a.config)?;
     let institutions = Institutions::new(wiring::open_existing_store(&cfg)?);
-    let now = ca_core::clock::unix_seconds(crate::wiring::clock().now());
+    let now = crate::wiring::clock().now_unix();
     let invited =
         institutions.confirm_list(&ca_core::Principal::HostOperator, &institution, &sha, now)?;
     emit(&format!(

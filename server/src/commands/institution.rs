@@ -61,7 +61,7 @@ fn to_json(i: &InstitutionRecord) -> serde_json::Value {
         "payer": i.payer.as_str(),
         "officer_tckn": i.officer_tckn.as_str(),
         "officer_cert_sha256": hex::encode(sha2::Sha256::digest(&i.officer_cert_der)),
-        "created_at": rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(i.created_at.max(0) as u64)),
+        "created_at": rfc3339(i.created_at.to_system()),
         "active": i.active,
     })
 }
@@ -80,7 +80,7 @@ pub(crate) fn add(a: AddArgs) -> Result<()> {
         InstitutionRegistration::new(id, &a.name, tax_no, payer, officer, officer_cert_der)?;
     let cfg = Loaded::read(&a.config)?;
     let institutions = Institutions::new(wiring::open_existing_store(&cfg)?);
-    let now = ca_core::clock::unix_seconds(crate::wiring::clock().now());
+    let now = crate::wiring::clock().now_unix();
     let record = institutions.register(&Principal::HostOperator, registration, now)?;
     emit(&format!("{}\n", to_json(&record)))
 }

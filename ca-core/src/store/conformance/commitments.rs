@@ -1,16 +1,19 @@
 //! Commitments (taahhütname): a certificate waits suspended for its holder's signed
 //! commitment; acceptance releases it and supersedes the certificate it overwrites; an
-//! overdue commitment revokes it (cessationOfOperation).
+//! overdue commitment revokes it (cessationOfOperation). What is in time, what is live and
+//! what is overdue is `ra::commitment`'s to decide; the store writes what it is told, and only
+//! while the rows are still as the decision read them.
 
-use super::{audit_records, issue, issuer, reservation, T0};
+use super::{audit_records, issue, issuer, reservation, t0, T0};
 use crate::lifecycle::{LifecycleAction, RevocationReason};
 use crate::serial::{IssuerId, Serial};
 use crate::store::{
-    ApplicationIssued, CertStatus, CommitmentAcceptance, CommitmentStatus, Completion,
-    FinishedApplication, NewCommitment, Reserved, Store,
+    ApplicationIssued, CertStatus, CommitmentAcceptance, CommitmentExpiry, CommitmentStatus,
+    Completion, ExpectedCertificate, FinishedApplication, NewCommitment, Reserved, Store,
 };
+use crate::UnixTime;
 
-const DEADLINE: i64 = T0 + 30 * 86_400;
+const DEADLINE: UnixTime = UnixTime::from_secs(T0 + 30 * 86_400);
 
 /// Issues a certificate through channel application `channel_ref`, held until its commitment
 /// (deadline [`DEADLINE`]) arrives; `overwrite` is the certificate it replaces on the card.
@@ -68,26 +71,52 @@ fn status(store: &dyn Store, nes: &IssuerId, serial: &Serial) -> CertStatus {
     store.get(Some(nes), serial).unwrap().unwrap().status
 }
 
-fn accept(
-    store: &dyn Store,
+/// An acceptance of `serial`'s pending commitment, releasing it from suspended, superseding
+/// `supersede` (with the status it is expected to have).
+fn acceptance(
     nes: &IssuerId,
     serial: &Serial,
     evidence: &[u8],
-    at: i64,
-) -> crate::error::Result<crate::store::CommitmentOutcome> {
-    store.accept_commitment(CommitmentAcceptance {
+    supersede: Option<(Serial, CertStatus)>,
+    at: UnixTime,
+) -> CommitmentAcceptance {
+    CommitmentAcceptance {
         issuer: nes.clone(),
         serial: *serial,
         evidence: evidence.to_vec(),
+        from: CommitmentStatus::Pending,
+        certificate_from: CertStatus::Suspended,
+        supersede: supersede.map(|(serial, status)| ExpectedCertificate { serial, status }),
         actor: crate::Principal::HostOperator,
         at,
-    })
+    }
+}
+
+/// An expiry of `serial`'s pending commitment, revoking it from `revoke_from`.
+fn expiry(
+    nes: &IssuerId,
+    serial: &Serial,
+    revoke_from: Option<CertStatus>,
+    at: UnixTime,
+) -> CommitmentExpiry {
+    CommitmentExpiry {
+        issuer: nes.clone(),
+        serial: *serial,
+        from: CommitmentStatus::Pending,
+        revoke_from,
+        actor: crate::Principal::System(crate::SystemTask::CommitmentDeadline),
+        at,
+    }
+}
+
+fn is_conflict(r: crate::error::Result<()>) -> bool {
+    matches!(r, Err(crate::error::CaError::Conflict { .. }))
 }
 
 /// The certificate is suspended while its commitment is pending and cannot be released by a
-/// plain lifecycle change; a late commitment is refused and leaves nothing behind; an
-/// accepted one releases the certificate and revokes the overwritten one (superseded); the
-/// same evidence again answers `replayed`, other evidence is refused.
+/// plain lifecycle change; an acceptance keeps the evidence, releases the certificate and
+/// revokes the overwritten one (superseded) in one write; accepting again from `pending` is
+/// refused as a conflict with nothing written.
 pub fn commitment_acceptance_releases_and_supersedes(store: &dyn Store) {
     let nes = issuer();
     let old = issue(store, &nes);
@@ -98,6 +127,7 @@ pub fn commitment_acceptance_releases_and_supersedes(store: &dyn Store) {
         (c.status, c.deadline, c.overwrite, c.evidence.as_deref()),
         (CommitmentStatus::Pending, DEADLINE, Some(old), None)
     );
+    assert_eq!(c.created_at, UnixTime::from_secs(T0));
     // Pending: the certificate stays suspended.
     assert!(super::change(
         store,
@@ -109,18 +139,15 @@ pub fn commitment_acceptance_releases_and_supersedes(store: &dyn Store) {
     .is_err());
     assert_eq!(status(store, &nes, &serial), CertStatus::Suspended);
 
-    // Late: refused, nothing written.
-    let before = audit_records(store);
-    assert!(accept(store, &nes, &serial, b"evidence", DEADLINE + 1).is_err());
-    assert_eq!(audit_records(store), before);
-    let c = store.commitment(&serial).unwrap().unwrap();
-    assert_eq!((c.status, c.evidence), (CommitmentStatus::Pending, None));
-    assert_eq!(status(store, &nes, &serial), CertStatus::Suspended);
-    assert_eq!(status(store, &nes, &old), CertStatus::Active);
-
-    // On the deadline second: accepted.
-    let out = accept(store, &nes, &serial, b"evidence", DEADLINE).unwrap();
-    assert_eq!((out.superseded, out.replayed), (Some(old), false));
+    store
+        .accept_commitment(acceptance(
+            &nes,
+            &serial,
+            b"evidence",
+            Some((old, CertStatus::Active)),
+            DEADLINE,
+        ))
+        .unwrap();
     assert_eq!(status(store, &nes, &serial), CertStatus::Active);
     assert_eq!(status(store, &nes, &old), CertStatus::Revoked);
     let revoked = store.status(&nes, &old).unwrap().unwrap();
@@ -138,23 +165,39 @@ pub fn commitment_acceptance_releases_and_supersedes(store: &dyn Store) {
         )
     );
 
-    // Replay: same evidence answers replayed, nothing written; other evidence refused.
+    // No longer pending: another acceptance is a conflict, nothing written.
     let before = audit_records(store);
-    let again = accept(store, &nes, &serial, b"evidence", DEADLINE + 5).unwrap();
-    assert_eq!((again.superseded, again.replayed), (Some(old), true));
-    assert!(accept(store, &nes, &serial, b"other", DEADLINE).is_err());
+    assert!(is_conflict(store.accept_commitment(acceptance(
+        &nes, &serial, b"other", None, DEADLINE
+    ))));
     assert_eq!(audit_records(store), before);
+    assert_eq!(
+        store
+            .commitment(&serial)
+            .unwrap()
+            .unwrap()
+            .evidence
+            .as_deref(),
+        Some(&b"evidence"[..])
+    );
 
     // A certificate awaiting nothing has no commitment to accept.
     let plain = issue(store, &nes);
-    assert!(accept(store, &nes, &plain, b"evidence", T0).is_err());
+    let at = UnixTime::from_secs(T0);
+    let before = audit_records(store);
+    assert!(store
+        .accept_commitment(acceptance(&nes, &plain, b"evidence", None, at))
+        .is_err());
+    assert_eq!(audit_records(store), before);
 }
 
-/// The overwritten certificate is revoked as superseded only if it is still live: one
-/// already revoked keeps its own reason and is not reported.
-pub fn commitment_supersedes_only_a_live_certificate(store: &dyn Store) {
+/// An acceptance whose expectations went stale — the overwritten certificate or the
+/// certificate itself changed status since it was read — is refused as a conflict: nothing
+/// written (the commitment stays pending, no certificate changes), no audit record.
+pub fn stale_commitment_acceptance_is_a_conflict(store: &dyn Store) {
     let nes = issuer();
     let old = issue(store, &nes);
+    let serial = issue_awaiting(store, &nes, "ref-1", Some(old));
     super::change(
         store,
         (&nes, &old),
@@ -166,35 +209,72 @@ pub fn commitment_supersedes_only_a_live_certificate(store: &dyn Store) {
         super::t0(1),
     )
     .unwrap();
-    let serial = issue_awaiting(store, &nes, "ref-1", Some(old));
-    let out = accept(store, &nes, &serial, b"evidence", T0 + 2).unwrap();
-    assert_eq!((out.superseded, out.replayed), (None, false));
-    assert_eq!(status(store, &nes, &serial), CertStatus::Active);
+    let at = UnixTime::from_secs(T0 + 2);
+    let before = audit_records(store);
+    // Read while the overwritten certificate was active; it has been revoked since.
+    assert!(is_conflict(store.accept_commitment(acceptance(
+        &nes,
+        &serial,
+        b"evidence",
+        Some((old, CertStatus::Active)),
+        at
+    ))));
+    // The certificate itself was read suspended; expected active it is a conflict too.
+    assert!(is_conflict(store.accept_commitment(CommitmentAcceptance {
+        certificate_from: CertStatus::Active,
+        ..acceptance(&nes, &serial, b"evidence", None, at)
+    })));
+    assert_eq!(audit_records(store), before);
+    let c = store.commitment(&serial).unwrap().unwrap();
+    assert_eq!((c.status, c.evidence), (CommitmentStatus::Pending, None));
+    assert_eq!(status(store, &nes, &serial), CertStatus::Suspended);
     let kept = store.status(&nes, &old).unwrap().unwrap();
     assert_eq!(
         kept.revocation.and_then(|r| r.reason),
         Some(RevocationReason::KeyCompromise)
     );
+
+    // As read now: accepted, and the revoked certificate is left as it is.
+    store
+        .accept_commitment(acceptance(&nes, &serial, b"evidence", None, at))
+        .unwrap();
+    assert_eq!(status(store, &nes, &serial), CertStatus::Active);
 }
 
-/// Past its deadline a pending commitment expires: the certificate is revoked
-/// (cessationOfOperation) and a late acceptance is refused; accepted and not-yet-due
-/// commitments are untouched; expiring again revokes nothing more.
+/// Pending commitments past their deadline are listed (not those on the deadline second,
+/// nor accepted ones); an expiry marks one expired and revokes its certificate
+/// (cessationOfOperation), after which it is no longer listed; a stale expiry (the
+/// commitment or the certificate moved since) is a conflict with nothing written.
 pub fn overdue_commitments_expire(store: &dyn Store) {
     let nes = issuer();
-    let op = crate::Principal::HostOperator;
     let overdue = issue_awaiting(store, &nes, "ref-1", None);
     let accepted = issue_awaiting(store, &nes, "ref-2", None);
-    accept(store, &nes, &accepted, b"evidence", T0 + 1).unwrap();
+    let revoked_meanwhile = issue_awaiting(store, &nes, "ref-3", None);
+    let at = UnixTime::from_secs(T0 + 1);
+    store
+        .accept_commitment(acceptance(&nes, &accepted, b"evidence", None, at))
+        .unwrap();
 
-    // On the deadline second nothing is due yet.
-    assert_eq!(store.expire_commitments(&op, DEADLINE).unwrap(), vec![]);
-    assert_eq!(status(store, &nes, &overdue), CertStatus::Suspended);
+    let due = |at: UnixTime| -> Vec<Serial> {
+        let mut v: Vec<Serial> = store
+            .pending_commitments_due(at, 10)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.serial)
+            .collect();
+        v.sort_by_key(|s| s.to_hex());
+        v
+    };
+    assert_eq!(due(DEADLINE), vec![]);
+    let mut both = vec![overdue, revoked_meanwhile];
+    both.sort_by_key(|s| s.to_hex());
+    let late = DEADLINE.plus_secs(1);
+    assert_eq!(due(late), both);
+    assert_eq!(store.pending_commitments_due(late, 1).unwrap().len(), 1);
 
-    assert_eq!(
-        store.expire_commitments(&op, DEADLINE + 1).unwrap(),
-        vec![overdue]
-    );
+    store
+        .expire_commitment(expiry(&nes, &overdue, Some(CertStatus::Suspended), late))
+        .unwrap();
     assert_eq!(status(store, &nes, &overdue), CertStatus::Revoked);
     let st = store.status(&nes, &overdue).unwrap().unwrap();
     assert_eq!(
@@ -205,14 +285,50 @@ pub fn overdue_commitments_expire(store: &dyn Store) {
         store.commitment(&overdue).unwrap().unwrap().status,
         CommitmentStatus::Expired
     );
+    assert_eq!(due(late), vec![revoked_meanwhile]);
     assert_eq!(status(store, &nes, &accepted), CertStatus::Active);
     assert_eq!(
         store.commitment(&accepted).unwrap().unwrap().status,
         CommitmentStatus::Accepted
     );
 
+    // Stale: expired already; or its certificate was revoked since it was read suspended.
+    super::change(
+        store,
+        (&nes, &revoked_meanwhile),
+        "lost",
+        LifecycleAction::Revoke {
+            reason: Some(RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        },
+        t0(2),
+    )
+    .unwrap();
     let before = audit_records(store);
-    assert!(accept(store, &nes, &overdue, b"evidence", DEADLINE).is_err());
-    assert_eq!(store.expire_commitments(&op, DEADLINE + 2).unwrap(), vec![]);
+    assert!(is_conflict(store.expire_commitment(expiry(
+        &nes,
+        &overdue,
+        Some(CertStatus::Suspended),
+        late
+    ))));
+    assert!(is_conflict(store.expire_commitment(expiry(
+        &nes,
+        &revoked_meanwhile,
+        Some(CertStatus::Suspended),
+        late
+    ))));
     assert_eq!(audit_records(store), before);
+    assert_eq!(due(late), vec![revoked_meanwhile]);
+
+    // As read now: only the commitment expires; the certificate keeps its own reason.
+    store
+        .expire_commitment(expiry(&nes, &revoked_meanwhile, None, late))
+        .unwrap();
+    assert_eq!(audit_records(store), before + 1);
+    assert_eq!(due(late), vec![]);
+    let kept = store.status(&nes, &revoked_meanwhile).unwrap().unwrap();
+    assert_eq!(
+        kept.revocation.and_then(|r| r.reason),
+        Some(RevocationReason::KeyCompromise)
+    );
 }

@@ -4,8 +4,8 @@
 use super::{audit_records, t0, T0};
 use crate::institution::{ListImport, ListSignature};
 use crate::store::{
-    EnrollmentOutcome, EnrollmentStage, EnrollmentWrite, OutboxAttempt, OutboxKind, OutboxStatus,
-    Store,
+    EnrollmentOutcome, EnrollmentStage, EnrollmentWrite, ImportStatus, ListImportWrite,
+    OutboxAttempt, OutboxKind, OutboxStatus, Store,
 };
 use crate::testkit::{institution_record, list_row};
 
@@ -15,17 +15,25 @@ pub(super) fn invited(store: &dyn Store) -> String {
     let institution = institution_record();
     let id = institution.id.clone();
     store
-        .add_institution(institution, &crate::Principal::HostOperator, T0)
+        .add_institution(
+            institution,
+            &crate::Principal::HostOperator,
+            crate::UnixTime::from_secs(T0),
+        )
         .unwrap();
-    let import = || ListImport {
-        institution: id.clone(),
-        file_sha256: "ab".repeat(32),
-        file_name: "list.csv".into(),
-        signature: ListSignature::Cms(vec![0x30, 0x00]),
-        rows: vec![list_row(2, "10000000146", "AYŞE")],
-        invalid_rows: 0,
-        actor: crate::Principal::HostOperator,
-        at: T0,
+    let import = || ListImportWrite {
+        import: ListImport {
+            institution: id.clone(),
+            file_sha256: "ab".repeat(32),
+            file_name: "list.csv".into(),
+            signature: ListSignature::Cms(vec![0x30, 0x00]),
+            rows: vec![list_row(2, "10000000146", "AYŞE")],
+            invalid_rows: 0,
+            actor: crate::Principal::HostOperator,
+            at: crate::UnixTime::from_secs(T0),
+        },
+        status: ImportStatus::Accepted,
+        already_open: Vec::new(),
     };
     let outcome = store.import_list(import()).unwrap();
     assert!(!outcome.replayed);

@@ -1,130 +1,261 @@
-//! List import beyond "import once": a deactivated institution is refused; a CMS-signed
-//! list invites its rows, a wet-signed one holds them until `confirm_list`; a person with an
-//! open pre-application is skipped as `already_open`; the same file again answers its first
-//! outcome.
+//! List import as the store writes it: a list's rows in the status the write says (invited
+//! with their outbox messages, or held until `confirm_list`), the rows the write says are
+//! already open recorded as such, one open pre-application per person enforced by the store
+//! itself (a row refused by it is answered as already open), the same file again answering
+//! its first outcome in full, and a confirmation refused as a conflict when the list is no
+//! longer awaiting it. Who may import and which rows are held are `ra::list_import`'s rules.
 
 use super::{audit_records, T0};
-use crate::institution::{ListImport, ListSignature};
-use crate::store::Store;
+use crate::institution::{InstitutionId, ListImport, ListRow, ListSignature};
+use crate::store::{
+    ImportStatus, ListConfirmation, ListImportWrite, ListSignatureKind, PreApplicationStatus, Store,
+};
 use crate::testkit::{institution_record, list_row};
+use crate::UnixTime;
 
-fn import(
-    id: &crate::institution::InstitutionId,
-    sha: &str,
-    signature: ListSignature,
-    rows: Vec<crate::institution::ListRow>,
-) -> ListImport {
-    ListImport {
-        institution: id.clone(),
-        file_sha256: sha.repeat(32),
-        file_name: "list.csv".into(),
-        signature,
-        rows,
-        invalid_rows: 0,
-        actor: crate::Principal::HostOperator,
-        at: T0,
-    }
-}
-
-/// A deactivated institution's list is refused with nothing written.
-pub fn deactivated_institution_list_refused(store: &dyn Store) {
-    let mut inst = institution_record();
-    inst.active = false;
-    let id = inst.id.clone();
-    store
-        .add_institution(inst, &crate::Principal::HostOperator, T0)
-        .unwrap();
-    let before = audit_records(store);
-    assert!(store
-        .import_list(import(
-            &id,
-            "ab",
-            ListSignature::Cms(vec![0x30, 0x00]),
-            vec![list_row(2, "10000000146", "AYŞE")],
-        ))
-        .is_err());
-    assert_eq!(audit_records(store), before);
-    assert!(store.pre_applications(&id).unwrap().is_empty());
-    assert!(store.outbox().unwrap().is_empty());
-}
-
-/// CMS-signed rows are invited at once; wet-signed rows are held until the list is
-/// confirmed; a person already open is skipped; a replay answers the first outcome.
-pub fn list_import_invites_holds_and_skips(store: &dyn Store) {
+/// Registers the test institution; returns its id.
+fn registered(store: &dyn Store) -> InstitutionId {
     let inst = institution_record();
     let id = inst.id.clone();
     store
-        .add_institution(inst, &crate::Principal::HostOperator, T0)
+        .add_institution(
+            inst,
+            &crate::Principal::HostOperator,
+            UnixTime::from_secs(T0),
+        )
         .unwrap();
-    let cms = store
-        .import_list(import(
+    id
+}
+
+/// A write of the list with digest `sha`×32 and these rows, in `status`, the RA having found
+/// `already_open` open.
+fn write(
+    id: &InstitutionId,
+    sha: &str,
+    status: ImportStatus,
+    rows: Vec<ListRow>,
+    already_open: Vec<(u32, String)>,
+) -> ListImportWrite {
+    let signature = match status {
+        ImportStatus::Accepted => ListSignature::Cms(vec![0x30, 0x00]),
+        ImportStatus::AwaitingConfirmation => ListSignature::Wet(vec![0x01]),
+    };
+    ListImportWrite {
+        import: ListImport {
+            institution: id.clone(),
+            file_sha256: sha.repeat(32),
+            file_name: "list.csv".into(),
+            signature,
+            rows,
+            invalid_rows: 0,
+            actor: crate::Principal::HostOperator,
+            at: UnixTime::from_secs(T0),
+        },
+        status,
+        already_open,
+    }
+}
+
+/// Registers the test institution and imports the accepted list "ab"×32 of one person
+/// (10000000146, row 2): returns the institution and the invited pre-application's id.
+fn one_invited(store: &dyn Store) -> (InstitutionId, String) {
+    let id = registered(store);
+    let o = store
+        .import_list(write(
             &id,
             "ab",
-            ListSignature::Cms(vec![0x30, 0x00]),
+            ImportStatus::Accepted,
             vec![list_row(2, "10000000146", "AYŞE")],
+            vec![],
         ))
         .unwrap();
-    assert_eq!((cms.replayed, cms.created.len()), (false, 1));
-    let first = cms.created[0].1.clone();
     assert_eq!(
-        store.pre_application(&first).unwrap().unwrap().status,
-        "invited"
+        (o.replayed, o.created.len(), o.status),
+        (false, 1, ImportStatus::Accepted)
+    );
+    let first = o.created[0].1.clone();
+    (id, first)
+}
+
+fn confirmation(id: &InstitutionId, sha: &str, at: i64) -> ListConfirmation {
+    ListConfirmation {
+        institution: id.clone(),
+        file_sha256: sha.repeat(32),
+        from: ImportStatus::AwaitingConfirmation,
+        actor: crate::Principal::HostOperator,
+        at: UnixTime::from_secs(at),
+    }
+}
+
+fn status_of(store: &dyn Store, id: &str) -> PreApplicationStatus {
+    store.pre_application(id).unwrap().unwrap().status
+}
+
+/// An accepted list's rows are invited at once; an awaiting one's are held until the list is
+/// confirmed; the rows the write names as already open are skipped; the same file again
+/// answers its first outcome — created and already-open rows — with nothing written.
+pub fn list_import_invites_holds_and_replays(store: &dyn Store) {
+    let (id, first) = one_invited(store);
+    assert_eq!(status_of(store, &first), PreApplicationStatus::Invited);
+    let pre = store.pre_application(&first).unwrap().unwrap();
+    assert_eq!(
+        (&pre.institution, pre.created_at),
+        (&id, UnixTime::from_secs(T0))
     );
     assert_eq!(store.outbox().unwrap().len(), 1);
+    assert_eq!(
+        store
+            .open_pre_applications(&[
+                crate::Tckn::parse("10000000146").unwrap(),
+                crate::Tckn::parse("10000000078").unwrap()
+            ])
+            .unwrap(),
+        vec![(crate::Tckn::parse("10000000146").unwrap(), first.clone())]
+    );
 
     let wet_list = || {
-        import(
+        write(
             &id,
             "cd",
-            ListSignature::Wet(vec![0x01]),
-            vec![
-                list_row(2, "10000000146", "AYŞE"),
-                list_row(3, "10000000078", "MEHMET"),
-            ],
+            ImportStatus::AwaitingConfirmation,
+            vec![list_row(3, "10000000078", "MEHMET")],
+            vec![(2, first.clone())],
         )
     };
     let wet = store.import_list(wet_list()).unwrap();
     assert!(!wet.replayed);
     assert_eq!(wet.already_open, vec![(2, first.clone())]);
     assert_eq!(wet.created.len(), 1);
-    assert_eq!(wet.status, "awaiting_confirmation");
+    assert_eq!(wet.status, ImportStatus::AwaitingConfirmation);
     let held = wet.created[0].1.clone();
-    assert_eq!(
-        store.pre_application(&held).unwrap().unwrap().status,
-        "held"
-    );
+    assert_eq!(status_of(store, &held), PreApplicationStatus::Held);
     assert_eq!(
         store.outbox().unwrap().len(),
         1,
         "held rows are not invited"
     );
-
-    let before = audit_records(store);
-    let again = store.import_list(wet_list()).unwrap();
-    assert!(again.replayed);
-    // The replay answers the rows the first import created and its status (the rows it
-    // skipped as already open are not recorded, so not repeated).
+    let record = store.list_import(&id, &"cd".repeat(32)).unwrap().unwrap();
     assert_eq!(
-        (again.created, again.status),
-        (wet.created.clone(), wet.status.clone())
+        (record.signature, record.status, record.created_at),
+        (
+            ListSignatureKind::Wet,
+            ImportStatus::AwaitingConfirmation,
+            UnixTime::from_secs(T0)
+        )
+    );
+    assert!(store.list_import(&id, &"ef".repeat(32)).unwrap().is_none());
+
+    // The same file again: its first outcome, the already-open row too, nothing written.
+    let before = audit_records(store);
+    let again = store
+        .import_list(write(
+            &id,
+            "cd",
+            ImportStatus::AwaitingConfirmation,
+            vec![],
+            vec![],
+        ))
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(
+        (again.created, again.already_open, again.status),
+        (wet.created.clone(), wet.already_open.clone(), wet.status)
     );
     assert_eq!(audit_records(store), before);
 
     assert_eq!(
-        store
-            .confirm_list(
-                &id,
-                &"cd".repeat(32),
-                &crate::Principal::HostOperator,
-                T0 + 1
-            )
-            .unwrap(),
+        store.confirm_list(confirmation(&id, "cd", T0 + 1)).unwrap(),
         1
     );
+    assert_eq!(status_of(store, &held), PreApplicationStatus::Invited);
     assert_eq!(
-        store.pre_application(&held).unwrap().unwrap().status,
-        "invited"
+        store
+            .list_import(&id, &"cd".repeat(32))
+            .unwrap()
+            .unwrap()
+            .status,
+        ImportStatus::Accepted
     );
     assert_eq!(store.outbox().unwrap().len(), 2);
     assert_eq!(store.pre_applications(&id).unwrap().len(), 2);
+}
+
+/// A person has one open pre-application: a row the write did not know to be open (a list
+/// imported meanwhile, or the same person listed twice) is refused by the store and answered
+/// as already open, with the open pre-application's id; the replay answers it too.
+pub fn one_open_pre_application_per_person(store: &dyn Store) {
+    let (id, first) = one_invited(store);
+    let racing = || {
+        write(
+            &id,
+            "cd",
+            ImportStatus::Accepted,
+            vec![
+                list_row(2, "10000000146", "AYŞE"),
+                list_row(3, "10000000078", "MEHMET"),
+                list_row(4, "10000000078", "MEHMET"),
+            ],
+            vec![],
+        )
+    };
+    let o = store.import_list(racing()).unwrap();
+    assert_eq!(o.created.len(), 1);
+    let second = o.created[0].1.clone();
+    assert_eq!(o.created[0].0, 3);
+    assert_eq!(o.already_open, vec![(2, first), (4, second)]);
+    assert_eq!(store.pre_applications(&id).unwrap().len(), 2);
+    assert_eq!(
+        store.outbox().unwrap().len(),
+        2,
+        "one message per created row"
+    );
+    let again = store.import_list(racing()).unwrap();
+    assert!(again.replayed);
+    assert_eq!(
+        (again.created, again.already_open),
+        (o.created, o.already_open)
+    );
+}
+
+/// A confirmation that expects the list to await it, when it does not (confirmed already,
+/// signed with CMS, or unknown), is a conflict: nothing written, no audit record.
+pub fn stale_list_confirmation_is_a_conflict(store: &dyn Store) {
+    let (id, _) = one_invited(store);
+    let wet = store
+        .import_list(write(
+            &id,
+            "cd",
+            ImportStatus::AwaitingConfirmation,
+            vec![list_row(2, "10000000078", "MEHMET")],
+            vec![],
+        ))
+        .unwrap();
+    assert_eq!(
+        store.confirm_list(confirmation(&id, "cd", T0 + 1)).unwrap(),
+        1
+    );
+    let before = (audit_records(store), store.outbox().unwrap().len());
+    for sha in ["cd", "ab", "ef"] {
+        let e = store
+            .confirm_list(confirmation(&id, sha, T0 + 2))
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                crate::error::CaError::Conflict {
+                    field: "file-sha256",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        (audit_records(store), store.outbox().unwrap().len()),
+        before
+    );
+    assert_eq!(
+        status_of(store, &wet.created[0].1),
+        PreApplicationStatus::Invited
+    );
 }

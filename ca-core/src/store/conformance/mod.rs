@@ -7,7 +7,8 @@
 //! numbering (RFC 5280 §5.2.3), the attempt counters the store keeps, channel
 //! applications once per reference, commitments (acceptance, supersession, expiry), the
 //! enrollment stage machine with production and its invoice line, the "do not publish"
-//! filter, and list import (held wet-signed lists, already-open persons, replay).
+//! filter, and list import (held wet-signed lists, one open pre-application per person,
+//! replay, confirmation); and that a write whose expectation went stale is a conflict.
 
 mod applications;
 mod audit;
@@ -28,8 +29,8 @@ pub use certificates::{
     replayed_transition_answers_its_first_outcome, serial_is_unique_per_issuer,
 };
 pub use commitments::{
-    commitment_acceptance_releases_and_supersedes, commitment_supersedes_only_a_live_certificate,
-    overdue_commitments_expire,
+    commitment_acceptance_releases_and_supersedes, overdue_commitments_expire,
+    stale_commitment_acceptance_is_a_conflict,
 };
 pub use counters::{outbox_attempts_are_counted, sign_in_failures_lock, sms_code_counters};
 pub use crl::{crl_entries_follow_the_lifecycle, crl_numbers_strictly_increase};
@@ -37,7 +38,10 @@ pub use enrollments::{
     enrollment_stages_follow_their_order, production_writes_its_invoice_line,
     wet_approval_and_held_renewal,
 };
-pub use institutions::{deactivated_institution_list_refused, list_import_invites_holds_and_skips};
+pub use institutions::{
+    list_import_invites_holds_and_replays, one_open_pre_application_per_person,
+    stale_list_confirmation_is_a_conflict,
+};
 pub use registry::{cas_are_never_overwritten, partners_are_added_read_and_never_overwritten};
 
 use crate::lifecycle::{LifecycleAction, RequestId};
@@ -182,13 +186,14 @@ macro_rules! store_conformance_tests {
             sign_in_failures_lock,
             sms_code_counters,
             commitment_acceptance_releases_and_supersedes,
-            commitment_supersedes_only_a_live_certificate,
+            stale_commitment_acceptance_is_a_conflict,
             overdue_commitments_expire,
             enrollment_stages_follow_their_order,
             wet_approval_and_held_renewal,
             production_writes_its_invoice_line,
-            deactivated_institution_list_refused,
-            list_import_invites_holds_and_skips
+            list_import_invites_holds_and_replays,
+            one_open_pre_application_per_person,
+            stale_list_confirmation_is_a_conflict
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {

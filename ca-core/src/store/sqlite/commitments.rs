@@ -12,9 +12,10 @@ use crate::error::{CaError, Result};
 use crate::lifecycle::{LifecycleAction, RequestId, RevocationReason};
 use crate::serial::{IssuerId, Serial};
 use crate::store::{
-    CertStatus, CommitmentAcceptance, CommitmentOutcome, CommitmentRecord, CommitmentStatus,
+    CertStatus, CommitmentAcceptance, CommitmentExpiry, CommitmentRecord, CommitmentStatus,
     CommitmentStore, NewCommitment, TransitionWrite,
 };
+use crate::UnixTime;
 
 /// Lifecycle request ids of the commitment process: derived from the serial, so that a change
 /// applied twice (a retry after a crash) is recognised as the same request.
@@ -29,30 +30,56 @@ pub fn hold_request_id(serial: &Serial) -> Result<RequestId, CaError> {
     })
 }
 
-/// One lifecycle change made by the commitment process, `by` (actor, time).
+/// One lifecycle change made by the commitment process to `serial`, under the request id
+/// `kind`-`of` (derived, so that a retried write is the same request), `by` (actor, time).
 fn transition(
     conn: &Connection,
     head: &mut AuditHead,
     (issuer, serial): (&IssuerId, &Serial),
-    request_id: RequestId,
+    (kind, of): (&str, &Serial),
     action: LifecycleAction,
-    (actor, at): (&crate::Principal, i64),
+    (actor, at): (&crate::Principal, UnixTime),
 ) -> Result<(), Refusal> {
     certificates::transition(
         conn,
         &TransitionWrite {
-            request_id,
+            request_id: request_id(kind, of)?,
             issuer: issuer.clone(),
             serial: *serial,
             action,
             requested_by: crate::store::RequestedBy::Commitment,
             actor: actor.clone(),
-            at: crate::UnixTime::from_secs(at),
+            at,
         },
         head,
     )
     .map(|_| ())
     // Every caller has written already: a refusal here must not leave that behind.
+    .map_err(after_writes)
+}
+
+/// A revocation for `reason` (no invalidity date: only keyCompromise has one).
+fn revocation(reason: RevocationReason) -> LifecycleAction {
+    LifecycleAction::Revoke {
+        reason: Some(reason),
+        invalidity_date: None,
+    }
+}
+
+/// The audit record of a commitment's own change (`action`), written after its update.
+fn audit(
+    conn: &Connection,
+    head: &mut AuditHead,
+    action: &'static str,
+    (issuer, serial): (&IssuerId, &Serial),
+    detail: String,
+    (actor, at): (&crate::Principal, UnixTime),
+) -> Result<(), Refusal> {
+    append_audit(
+        conn,
+        head,
+        audit_entry(at, actor, action, issuer, &serial.to_hex(), detail),
+    )
     .map_err(after_writes)
 }
 
@@ -77,7 +104,7 @@ pub(super) fn insert(
         channel_ref,
         c.text,
         c.sha256_hex,
-        c.deadline,
+        c.deadline.secs(),
         c.overwrite.map(|s| s.to_hex()),
         at
     ])?;
@@ -105,15 +132,15 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommitmentRecord> {
         channel_ref: r.get(3)?,
         text: r.get(4)?,
         sha256_hex: r.get(5)?,
-        deadline: r.get(6)?,
+        deadline: UnixTime::from_secs(r.get(6)?),
         overwrite: match overwrite {
             Some(h) => Some(Serial::parse_hex(&h).map_err(|_| bad(7, "overwrite_serial"))?),
             None => None,
         },
         status: CommitmentStatus::parse(&status).ok_or_else(|| bad(8, "status"))?,
         evidence: r.get(9)?,
-        accepted_at: r.get(10)?,
-        created_at: r.get(11)?,
+        accepted_at: r.get::<_, Option<i64>>(10)?.map(UnixTime::from_secs),
+        created_at: UnixTime::from_secs(r.get(11)?),
     })
 }
 
@@ -144,189 +171,171 @@ pub(super) fn is_pending(
     .map(|r| r.is_some())
 }
 
-fn status_of(
+/// A refusal because a row is no longer what the registration authority read.
+fn conflict(field: &'static str, rule: String) -> Refusal {
+    Refusal::Refused(CaError::Conflict { field, rule })
+}
+
+/// Refuses with `Conflict` unless the certificate still has the status the RA read.
+fn expect_certificate(
     conn: &Connection,
     issuer: &IssuerId,
     serial: &Serial,
-) -> rusqlite::Result<Option<(CertStatus, i64)>> {
-    conn.prepare_cached(
-        "SELECT status, not_after FROM certificates WHERE issuer = ?1 AND serial = ?2",
-    )?
-    .query_row(params![issuer.as_str(), serial.to_hex()], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-    })
-    .optional()
-    .map(|o| o.and_then(|(s, na)| s.parse().ok().map(|s| (s, na))))
+    expected: CertStatus,
+) -> Result<(), Refusal> {
+    let status: Option<String> = conn
+        .prepare_cached("SELECT status FROM certificates WHERE issuer = ?1 AND serial = ?2")?
+        .query_row(params![issuer.as_str(), serial.to_hex()], |r| r.get(0))
+        .optional()?;
+    if status.as_deref() == Some(expected.as_str()) {
+        return Ok(());
+    }
+    Err(conflict(
+        "serial",
+        format!(
+            "certificate {serial} is no longer {expected} (it is {}); read it again",
+            status.as_deref().unwrap_or("gone")
+        ),
+    ))
 }
 
-/// Accepts a verified signed commitment: see [`CommitmentStore::accept_commitment`].
+/// Moves the commitment of `serial` from the status the RA read to `to`, with the evidence
+/// when accepted; refuses with `Conflict` (nothing written) when it moved meanwhile.
+fn move_commitment(
+    conn: &Connection,
+    (issuer, serial): (&IssuerId, &Serial),
+    from: CommitmentStatus,
+    to: CommitmentStatus,
+    evidence: Option<(&[u8], UnixTime)>,
+) -> Result<(), Refusal> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE commitments SET status = ?1, evidence = COALESCE(?2, evidence), accepted_at = COALESCE(?3, accepted_at)
+             WHERE issuer = ?4 AND serial = ?5 AND status = ?6",
+        )?
+        .execute(params![
+            to.as_str(),
+            evidence.map(|(e, _)| e),
+            evidence.map(|(_, at)| at.secs()),
+            issuer.as_str(),
+            serial.to_hex(),
+            from.as_str()
+        ])?;
+    if n == 1 {
+        return Ok(());
+    }
+    Err(conflict(
+        "serial",
+        format!(
+            "the commitment of certificate {serial} is no longer {}; read it again",
+            from.as_str()
+        ),
+    ))
+}
+
+/// Writes an accepted commitment: see [`CommitmentStore::accept_commitment`]. Every
+/// expectation is checked before the first write, so a refusal leaves nothing behind.
 pub(super) fn accept(
     conn: &Connection,
     a: &CommitmentAcceptance,
     head: &mut AuditHead,
-) -> Result<CommitmentOutcome, Refusal> {
+) -> Result<(), Refusal> {
     let Some(c) = read(conn, &a.serial)?.filter(|c| c.issuer == a.issuer) else {
         return Err(refused(
             "serial",
             format!("certificate {} awaits no commitment", a.serial),
         ));
     };
-    match c.status {
-        CommitmentStatus::Accepted if c.evidence.as_deref() == Some(&a.evidence[..]) => {
-            return Ok(CommitmentOutcome {
-                superseded: c.overwrite,
-                replayed: true,
-            })
-        }
-        CommitmentStatus::Accepted => {
-            return Err(refused(
-                "signed_commitment",
-                format!(
-                    "the commitment of certificate {} was already accepted",
-                    a.serial
-                ),
-            ))
-        }
-        CommitmentStatus::Expired => {
-            return Err(refused(
-                "signed_commitment",
-                format!(
-                    "the deadline of certificate {} passed; the certificate was revoked",
-                    a.serial
-                ),
-            ))
-        }
-        CommitmentStatus::Pending => {}
+    expect_certificate(conn, &a.issuer, &a.serial, a.certificate_from)?;
+    if let Some(old) = &a.supersede {
+        expect_certificate(conn, &a.issuer, &old.serial, old.status)?;
     }
-    if a.at > c.deadline {
-        return Err(refused(
-            "signed_commitment",
-            format!(
-                "the deadline of certificate {} passed {} s ago",
-                a.serial,
-                a.at - c.deadline
-            ),
-        ));
-    }
-    if status_of(conn, &c.issuer, &c.serial)?.map(|(s, _)| s) != Some(CertStatus::Suspended) {
-        return Err(refused(
-            "serial",
-            format!(
-                "certificate {} is no longer suspended awaiting its commitment",
-                a.serial
-            ),
-        ));
-    }
-    conn.prepare_cached(
-        "UPDATE commitments SET status = 'accepted', evidence = ?1, accepted_at = ?2 WHERE issuer = ?3 AND serial = ?4 AND status = 'pending'",
-    )?
-    .execute(params![a.evidence, a.at, c.issuer.as_str(), c.serial.to_hex()])?;
-    append_audit(
+    move_commitment(
+        conn,
+        (&a.issuer, &a.serial),
+        a.from,
+        CommitmentStatus::Accepted,
+        Some((&a.evidence, a.at)),
+    )?;
+    let by = (&a.actor, a.at);
+    let detail = format!("channel={} sha256={}", c.channel, c.sha256_hex);
+    audit(
         conn,
         head,
-        audit_entry(
-            crate::UnixTime::from_secs(a.at),
-            &a.actor,
-            "commitment-accepted",
-            &c.issuer,
-            &c.serial.to_hex(),
-            format!("channel={} sha256={}", c.channel, c.sha256_hex),
-        ),
+        "commitment-accepted",
+        (&c.issuer, &c.serial),
+        detail,
+        by,
     )?;
+    let this = (&c.issuer, &c.serial);
     transition(
         conn,
         head,
-        (&c.issuer, &c.serial),
-        request_id("commitment-release", &c.serial)?,
+        this,
+        ("commitment-release", &c.serial),
         LifecycleAction::Release,
-        (&a.actor, a.at),
+        by,
     )?;
-    let mut superseded = None;
-    if let Some(old) = c.overwrite {
-        // An overwritten certificate that is revoked or expired already needs nothing more.
-        let live = matches!(
-            status_of(conn, &c.issuer, &old)?,
-            Some((CertStatus::Active | CertStatus::Suspended, not_after)) if not_after >= a.at
-        );
-        if live {
-            transition(
-                conn,
-                head,
-                (&c.issuer, &old),
-                request_id("superseded-by", &c.serial)?,
-                LifecycleAction::Revoke {
-                    reason: Some(RevocationReason::Superseded),
-                    invalidity_date: None,
-                },
-                (&a.actor, a.at),
-            )?;
-            superseded = Some(old);
-        }
-    }
-    Ok(CommitmentOutcome {
-        superseded,
-        replayed: false,
-    })
-}
-
-/// Revokes the certificates whose commitment is overdue: see
-/// [`CommitmentStore::expire_commitments`].
-pub(super) fn expire(
-    conn: &Connection,
-    actor: &crate::Principal,
-    at: i64,
-    head: &mut AuditHead,
-) -> Result<Vec<Serial>, Refusal> {
-    let due: Vec<(String, String)> = conn
-        .prepare_cached(
-            "SELECT issuer, serial FROM commitments WHERE status = 'pending' AND deadline < ?1 ORDER BY deadline LIMIT 1000",
-        )?
-        .query_map([at], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut revoked = Vec::with_capacity(due.len());
-    for (issuer, serial) in due {
-        let issuer = IssuerId::parse(&issuer)
-            .map_err(|e| Refusal::Fatal(CaError::invalid("issuer", e.rule())))?;
-        let serial = Serial::parse_hex(&serial)
-            .map_err(|e| Refusal::Fatal(CaError::invalid("serial", e.rule())))?;
-        conn.prepare_cached(
-            "UPDATE commitments SET status = 'expired' WHERE issuer = ?1 AND serial = ?2",
-        )?
-        .execute(params![issuer.as_str(), serial.to_hex()])?;
-        append_audit(
+    if let Some(old) = &a.supersede {
+        let superseded = revocation(RevocationReason::Superseded);
+        let old = (&c.issuer, &old.serial);
+        transition(
             conn,
             head,
-            audit_entry(
-                crate::UnixTime::from_secs(at),
-                actor,
-                "commitment-expired",
-                &issuer,
-                &serial.to_hex(),
-                String::new(),
-            ),
+            old,
+            ("superseded-by", &c.serial),
+            superseded,
+            by,
         )?;
-        // Still suspended unless the holder revoked it meanwhile; an expired certificate
-        // (past notAfter) changes no more.
-        let suspended = matches!(
-            status_of(conn, &issuer, &serial)?,
-            Some((CertStatus::Suspended, not_after)) if not_after >= at
-        );
-        if suspended {
-            transition(
-                conn,
-                head,
-                (&issuer, &serial),
-                request_id("commitment-expired", &serial)?,
-                LifecycleAction::Revoke {
-                    reason: Some(RevocationReason::CessationOfOperation),
-                    invalidity_date: None,
-                },
-                (actor, at),
-            )?;
-            revoked.push(serial);
-        }
     }
-    Ok(revoked)
+    Ok(())
+}
+
+/// The pending commitments whose deadline is before `at`: see
+/// [`CommitmentStore::pending_commitments_due`].
+pub(super) fn pending_due(
+    conn: &Connection,
+    at: UnixTime,
+    limit: usize,
+) -> rusqlite::Result<Vec<CommitmentRecord>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM commitments WHERE status = 'pending' AND deadline < ?1 ORDER BY deadline, issuer, serial LIMIT ?2"
+    ))?;
+    let rows = st.query_map(params![at.secs(), limit as i64], row)?;
+    rows.collect()
+}
+
+/// Writes an overdue commitment: see [`CommitmentStore::expire_commitment`]. Every
+/// expectation is checked before the first write.
+pub(super) fn expire(
+    conn: &Connection,
+    e: &CommitmentExpiry,
+    head: &mut AuditHead,
+) -> Result<(), Refusal> {
+    if let Some(status) = e.revoke_from {
+        expect_certificate(conn, &e.issuer, &e.serial, status)?;
+    }
+    move_commitment(
+        conn,
+        (&e.issuer, &e.serial),
+        e.from,
+        CommitmentStatus::Expired,
+        None,
+    )?;
+    let (this, by) = ((&e.issuer, &e.serial), (&e.actor, e.at));
+    audit(conn, head, "commitment-expired", this, String::new(), by)?;
+    if e.revoke_from.is_some() {
+        let ceased = revocation(RevocationReason::CessationOfOperation);
+        transition(
+            conn,
+            head,
+            this,
+            ("commitment-expired", &e.serial),
+            ceased,
+            by,
+        )?;
+    }
+    Ok(())
 }
 
 impl CommitmentStore for SqliteStore {
@@ -334,12 +343,15 @@ impl CommitmentStore for SqliteStore {
         self.read(|c| read(c, serial), "read commitment")
     }
 
-    fn accept_commitment(&self, a: CommitmentAcceptance) -> Result<CommitmentOutcome> {
+    fn pending_commitments_due(&self, at: UnixTime, limit: usize) -> Result<Vec<CommitmentRecord>> {
+        self.read(|c| pending_due(c, at, limit), "read commitments due")
+    }
+
+    fn accept_commitment(&self, a: CommitmentAcceptance) -> Result<()> {
         self.submit(move |conn, head| accept(conn, &a, head))
     }
 
-    fn expire_commitments(&self, actor: &crate::Principal, at: i64) -> Result<Vec<Serial>> {
-        let actor = actor.to_owned();
-        self.submit(move |conn, head| expire(conn, &actor, at, head))
+    fn expire_commitment(&self, e: CommitmentExpiry) -> Result<()> {
+        self.submit(move |conn, head| expire(conn, &e, head))
     }
 }

@@ -1,18 +1,23 @@
-//! The SQLite side of the institutional channel (migration 6): institutions, imported lists
-//! and pre-applications (the outbox table is created here too; its reads and writes are in
-//! `outbox.rs`). An import is one write of the writer's batch transaction: all of its rows,
-//! their outbox messages and its audit record, or nothing.
+//! The SQLite side of the institutional channel (migrations 6 and 8): institutions, imported
+//! lists and pre-applications (the outbox table is created here too; its reads and writes are
+//! in `outbox.rs`). An import is one write of the writer's batch transaction: all of its rows,
+//! their outbox messages and its audit record, or nothing. The one rule kept here is a
+//! constraint: the unique index `pre_applications_open` (one open pre-application per person).
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::audit::{append_audit, event_entry, AuditHead};
-use super::writer::{refused, Refusal};
+use super::writer::{after_writes, Refusal};
 use super::SqliteStore;
 use crate::error::{CaError, Result};
 use crate::institution::{
-    ImportOutcome, InstitutionId, InstitutionRecord, ListImport, ListSignature, Payer, TaxNo,
+    ImportOutcome, InstitutionId, InstitutionRecord, ListSignature, Payer, TaxNo,
 };
-use crate::store::{InstitutionStore, PreApplication};
+use crate::store::{
+    ImportStatus, InstitutionStore, ListConfirmation, ListImportRecord, ListImportWrite,
+    ListSignatureKind, PreApplication, PreApplicationStatus,
+};
+use crate::UnixTime;
 
 pub(super) const MIGRATION: &str = "
     CREATE TABLE institutions (
@@ -70,6 +75,18 @@ pub(super) const MIGRATION: &str = "
     );
     CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';";
 
+/// Migration 8: the rows a list import skipped because their person had an open
+/// pre-application, so that importing the same file again answers its first outcome in full.
+/// Lists imported before it have none recorded.
+pub(super) const ALREADY_OPEN_MIGRATION: &str = "
+    CREATE TABLE list_import_already_open (
+        institution     TEXT NOT NULL,
+        file_sha256     TEXT NOT NULL,
+        row_no          INTEGER NOT NULL,
+        pre_application TEXT NOT NULL,
+        PRIMARY KEY (institution, file_sha256, row_no)
+    ) WITHOUT ROWID;";
+
 /// Queues the access-password message of pre-application ?1 to ?2 at ?3.
 const QUEUE_ACCESS_PASSWORD: &str = "INSERT INTO outbox (kind, subject_ref, recipient, status, next_attempt_at, created_at) VALUES ('access-password', ?1, ?2, 'pending', ?3, ?3)";
 
@@ -90,7 +107,7 @@ pub(super) fn institution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Institu
         payer: Payer::parse(&payer).map_err(|e| bad(3, e))?,
         officer_tckn: super::tckn_column(r, 4)?,
         officer_cert_der: r.get(5)?,
-        created_at: r.get(6)?,
+        created_at: UnixTime::from_secs(r.get(6)?),
         active: r.get(7)?,
     })
 }
@@ -118,7 +135,7 @@ pub(super) fn add_institution(
     conn: &Connection,
     i: &InstitutionRecord,
     actor: &crate::Principal,
-    at: i64,
+    at: UnixTime,
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
     let taken = conn
@@ -142,14 +159,14 @@ pub(super) fn add_institution(
         i.payer.as_str(),
         i.officer_tckn.as_str(),
         i.officer_cert_der,
-        i.created_at,
+        i.created_at.secs(),
         i.active
     ])?;
     append_audit(
         conn,
         head,
         event_entry(
-            crate::UnixTime::from_secs(at),
+            at,
             actor,
             "add-institution",
             String::new(),
@@ -173,71 +190,120 @@ fn new_id() -> String {
     format!("pa-{}", hex::encode(b))
 }
 
-/// Imports a list: see [`InstitutionStore::import_list`].
-pub(super) fn import_list(
+/// The open pre-applications of `people`: see [`InstitutionStore::open_pre_applications`].
+/// Asked in chunks through the unique index, so a list of a hundred thousand people is a few
+/// hundred statements, not one per person.
+pub(super) fn read_open_pre_applications(
     conn: &Connection,
-    l: &ListImport,
-    head: &mut AuditHead,
-) -> Result<ImportOutcome, Refusal> {
-    let Some(inst) = read_institution(conn, &l.institution)? else {
-        return Err(refused(
-            "institution",
-            format!("no registered institution \"{}\"", l.institution),
-        ));
-    };
-    if !inst.active {
-        return Err(refused(
-            "institution",
-            format!("institution \"{}\" is deactivated", l.institution),
-        ));
+    people: &[crate::Tckn],
+) -> rusqlite::Result<Vec<(crate::Tckn, String)>> {
+    const CHUNK: usize = 500;
+    let mut open = Vec::new();
+    for chunk in people.chunks(CHUNK) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT tckn, id FROM pre_applications WHERE status <> 'closed' AND tckn IN ({marks})"
+        ))?;
+        let rows = st.query_map(
+            rusqlite::params_from_iter(chunk.iter().map(crate::Tckn::as_str)),
+            |r| Ok((super::tckn_column(r, 0)?, r.get::<_, String>(1)?)),
+        )?;
+        for row in rows {
+            open.push(row?);
+        }
     }
-    let seen = conn
+    Ok(open)
+}
+
+/// `(row, id)` pairs of a list from `sql` (institution ?1, digest ?2), in row order.
+fn row_ids(
+    conn: &Connection,
+    sql: &str,
+    (institution, file_sha256): (&InstitutionId, &str),
+) -> rusqlite::Result<Vec<(u32, String)>> {
+    let mut st = conn.prepare_cached(sql)?;
+    let rows = st.query_map(params![institution.as_str(), file_sha256], |r| {
+        Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?))
+    })?;
+    rows.collect()
+}
+
+/// A list imported before: see [`InstitutionStore::list_import`].
+pub(super) fn read_list_import(
+    conn: &Connection,
+    institution: &InstitutionId,
+    file_sha256: &str,
+) -> rusqlite::Result<Option<ListImportRecord>> {
+    let bad = |i: usize, what: &str, text: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown list {what} \"{text}\"").into(),
+        )
+    };
+    let head = conn
         .prepare_cached(
-            "SELECT status FROM list_imports WHERE institution = ?1 AND file_sha256 = ?2",
+            "SELECT file_name, signature, status, created_at FROM list_imports WHERE institution = ?1 AND file_sha256 = ?2",
         )?
-        .query_row(params![l.institution.as_str(), l.file_sha256], |r| {
-            r.get::<_, String>(0)
+        .query_row(params![institution.as_str(), file_sha256], |r| {
+            let signature: String = r.get(1)?;
+            let status: String = r.get(2)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                ListSignatureKind::parse(&signature).ok_or_else(|| bad(1, "signature", &signature))?,
+                ImportStatus::parse(&status).ok_or_else(|| bad(2, "status", &status))?,
+                UnixTime::from_secs(r.get(3)?),
+            ))
         })
         .optional()?;
-    if let Some(status) = seen {
-        let mut st = conn.prepare_cached(
-            "SELECT row_no, id FROM pre_applications WHERE institution = ?1 AND file_sha256 = ?2 ORDER BY row_no",
-        )?;
-        let created = st
-            .query_map(params![l.institution.as_str(), l.file_sha256], |r| {
-                Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        return Ok(ImportOutcome {
-            replayed: true,
-            created,
-            already_open: Vec::new(),
-            status,
-        });
-    }
-    let (status, row_status) = match l.signature {
-        ListSignature::Cms(_) => ("accepted", "invited"),
-        ListSignature::Wet(_) => ("awaiting_confirmation", "held"),
+    let Some((file_name, signature, status, created_at)) = head else {
+        return Ok(None);
     };
-    let mut open = conn
-        .prepare_cached("SELECT id FROM pre_applications WHERE tckn = ?1 AND status <> 'closed'")?;
+    let list = (institution, file_sha256);
+    Ok(Some(ListImportRecord {
+        institution: institution.clone(),
+        file_sha256: file_sha256.to_owned(),
+        file_name,
+        signature,
+        status,
+        created: row_ids(
+            conn,
+            "SELECT row_no, id FROM pre_applications WHERE institution = ?1 AND file_sha256 = ?2 ORDER BY row_no",
+            list,
+        )?,
+        already_open: row_ids(
+            conn,
+            "SELECT row_no, pre_application FROM list_import_already_open WHERE institution = ?1 AND file_sha256 = ?2 ORDER BY row_no",
+            list,
+        )?,
+        created_at,
+    }))
+}
+
+/// Imports a list as the RA decided it: see [`InstitutionStore::import_list`].
+pub(super) fn import_list(
+    conn: &Connection,
+    w: &ListImportWrite,
+    head: &mut AuditHead,
+) -> Result<ImportOutcome, Refusal> {
+    let l = &w.import;
+    if let Some(seen) = read_list_import(conn, &l.institution, &l.file_sha256)? {
+        return Ok(seen.replayed());
+    }
+    let row_status = w.status.rows_status();
+    // The unique index `pre_applications_open` refuses a second open pre-application of a
+    // person (one imported meanwhile, or listed twice): that row is skipped, not an error.
     let mut insert = conn.prepare_cached(
         "INSERT INTO pre_applications (id, institution, file_sha256, row_no, tckn, given_name, surname, email, mobile, unit, title, status, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (tckn) WHERE status <> 'closed' DO NOTHING",
     )?;
     let mut outbox = conn.prepare_cached(QUEUE_ACCESS_PASSWORD)?;
     let mut created = Vec::with_capacity(l.rows.len());
-    let mut already_open = Vec::new();
+    let mut refused = Vec::new();
     for row in &l.rows {
-        if let Some(id) = open
-            .query_row([row.tckn.as_str()], |r| r.get::<_, String>(0))
-            .optional()?
-        {
-            already_open.push((row.row, id));
-            continue;
-        }
         let id = new_id();
-        insert.execute(params![
+        let n = insert.execute(params![
             id,
             l.institution.as_str(),
             l.file_sha256,
@@ -249,13 +315,44 @@ pub(super) fn import_list(
             row.mobile.as_str(),
             row.unit,
             row.title,
-            row_status,
-            l.at
+            row_status.as_str(),
+            l.at.secs()
         ])?;
-        if row_status == "invited" {
-            outbox.execute(params![id, row.email.as_str(), l.at])?;
+        if n == 0 {
+            refused.push(row);
+            continue;
+        }
+        if row_status == PreApplicationStatus::Invited {
+            outbox.execute(params![id, row.email.as_str(), l.at.secs()])?;
         }
         created.push((row.row, id));
+    }
+    let mut already_open = w.already_open.clone();
+    if !refused.is_empty() {
+        let people: Vec<crate::Tckn> = refused.iter().map(|r| r.tckn).collect();
+        let open: std::collections::HashMap<_, _> = read_open_pre_applications(conn, &people)?
+            .into_iter()
+            .collect();
+        for row in refused {
+            let id = open.get(&row.tckn).cloned().ok_or_else(|| {
+                after_writes(Refusal::Refused(CaError::Store {
+                    operation: "import list",
+                    reason: format!(
+                        "row {} was refused but its person has no open pre-application",
+                        row.row
+                    ),
+                    source: None,
+                }))
+            })?;
+            already_open.push((row.row, id));
+        }
+    }
+    already_open.sort_by_key(|(row, _)| *row);
+    let mut skipped = conn.prepare_cached(
+        "INSERT INTO list_import_already_open (institution, file_sha256, row_no, pre_application) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (row, id) in &already_open {
+        skipped.execute(params![l.institution.as_str(), l.file_sha256, row, id])?;
     }
     let evidence = match &l.signature {
         ListSignature::Cms(b) | ListSignature::Wet(b) => b,
@@ -268,18 +365,18 @@ pub(super) fn import_list(
         l.institution.as_str(),
         l.file_sha256,
         l.file_name,
-        l.signature.kind(),
+        l.signature.kind().as_str(),
         evidence,
-        status,
+        w.status.as_str(),
         created.len() as i64,
         (l.invalid_rows + already_open.len() as u64) as i64,
-        l.at
+        l.at.secs()
     ])?;
     append_audit(
         conn,
         head,
         event_entry(
-            crate::UnixTime::from_secs(l.at),
+            l.at,
             &l.actor,
             "import-list",
             String::new(),
@@ -287,7 +384,7 @@ pub(super) fn import_list(
                 "institution={} file_sha256={} signature={} created={} already_open={} invalid={}",
                 l.institution,
                 l.file_sha256,
-                l.signature.kind(),
+                l.signature.kind().as_str(),
                 created.len(),
                 already_open.len(),
                 l.invalid_rows
@@ -298,53 +395,61 @@ pub(super) fn import_list(
         replayed: false,
         created,
         already_open,
-        status: status.to_owned(),
+        status: w.status,
     })
 }
 
-/// Confirms a wet-signed list an operator has seen on paper: its held rows become invited,
-/// each with its access-password message, in one transaction.
+/// Confirms a wet-signed list an operator has seen on paper: see
+/// [`InstitutionStore::confirm_list`].
 pub(super) fn confirm_list(
     conn: &Connection,
-    institution: &InstitutionId,
-    file_sha256: &str,
-    actor: &crate::Principal,
-    at: i64,
+    c: &ListConfirmation,
     head: &mut AuditHead,
 ) -> Result<u64, Refusal> {
+    let (institution, file_sha256) = (&c.institution, c.file_sha256.as_str());
     let n = conn
         .prepare_cached(
-            "UPDATE list_imports SET status = 'accepted' WHERE institution = ?1 AND file_sha256 = ?2 AND status = 'awaiting_confirmation'",
+            "UPDATE list_imports SET status = ?1 WHERE institution = ?2 AND file_sha256 = ?3 AND status = ?4",
         )?
-        .execute(params![institution.as_str(), file_sha256])?;
+        .execute(params![
+            ImportStatus::Accepted.as_str(),
+            institution.as_str(),
+            file_sha256,
+            c.from.as_str()
+        ])?;
     if n != 1 {
-        return Err(refused(
-            "file-sha256",
-            format!("no wet-signed list {file_sha256} of \"{institution}\" awaits confirmation"),
-        ));
+        return Err(Refusal::Refused(CaError::Conflict {
+            field: "file-sha256",
+            rule: format!(
+                "list {file_sha256} of \"{institution}\" is no longer {}; read it again",
+                c.from.as_str()
+            ),
+        }));
     }
-    let mut held = conn.prepare_cached(
-        "SELECT id, email FROM pre_applications WHERE institution = ?1 AND file_sha256 = ?2 AND status = 'held'",
+    let (held, invited) = (PreApplicationStatus::Held, PreApplicationStatus::Invited);
+    let mut st = conn.prepare_cached(
+        "SELECT id, email FROM pre_applications WHERE institution = ?1 AND file_sha256 = ?2 AND status = ?3",
     )?;
-    let rows: Vec<(String, String)> = held
-        .query_map(params![institution.as_str(), file_sha256], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
+    let rows: Vec<(String, String)> = st
+        .query_map(
+            params![institution.as_str(), file_sha256, held.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
         .collect::<rusqlite::Result<_>>()?;
     let mut outbox = conn.prepare_cached(QUEUE_ACCESS_PASSWORD)?;
     for (id, email) in &rows {
-        outbox.execute(params![id, email, at])?;
+        outbox.execute(params![id, email, c.at.secs()])?;
     }
     conn.prepare_cached(
-        "UPDATE pre_applications SET status = 'invited' WHERE institution = ?1 AND file_sha256 = ?2 AND status = 'held'",
+        "UPDATE pre_applications SET status = ?1 WHERE institution = ?2 AND file_sha256 = ?3 AND status = ?4",
     )?
-    .execute(params![institution.as_str(), file_sha256])?;
+    .execute(params![invited.as_str(), institution.as_str(), file_sha256, held.as_str()])?;
     append_audit(
         conn,
         head,
         event_entry(
-            crate::UnixTime::from_secs(at),
-            actor,
+            c.at,
+            &c.actor,
             "confirm-list",
             String::new(),
             format!(
@@ -359,9 +464,14 @@ pub(super) fn confirm_list(
 pub(super) const PRE_COLUMNS: &str = "id, institution, file_sha256, row_no, tckn, given_name, surname, email, mobile, unit, title, status, password_hash, created_at";
 
 pub(super) fn pre_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PreApplication> {
+    let bad = |i: usize, e: Box<dyn std::error::Error + Send + Sync>| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e)
+    };
+    let institution: String = r.get(1)?;
+    let status: String = r.get(11)?;
     Ok(PreApplication {
         id: r.get(0)?,
-        institution: r.get(1)?,
+        institution: InstitutionId::parse(&institution).map_err(|e| bad(1, e.into()))?,
         file_sha256: r.get(2)?,
         row: r.get(3)?,
         tckn: super::tckn_column(r, 4)?,
@@ -371,9 +481,14 @@ pub(super) fn pre_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PreApplication>
         mobile: r.get(8)?,
         unit: r.get(9)?,
         title: r.get(10)?,
-        status: r.get(11)?,
+        status: PreApplicationStatus::parse(&status).ok_or_else(|| {
+            bad(
+                11,
+                format!("unknown pre-application status \"{status}\"").into(),
+            )
+        })?,
         password_hash: r.get(12)?,
-        created_at: r.get(13)?,
+        created_at: UnixTime::from_secs(r.get(13)?),
     })
 }
 
@@ -402,53 +517,49 @@ pub(super) fn read_pre_application(
 impl InstitutionStore for SqliteStore {
     fn add_institution(
         &self,
-        institution: crate::institution::InstitutionRecord,
+        institution: InstitutionRecord,
         actor: &crate::Principal,
-        at: i64,
+        at: UnixTime,
     ) -> Result<()> {
         let actor = actor.to_owned();
         self.submit(move |conn, head| add_institution(conn, &institution, &actor, at, head))
     }
 
-    fn institution(
-        &self,
-        id: &crate::institution::InstitutionId,
-    ) -> Result<Option<crate::institution::InstitutionRecord>> {
+    fn institution(&self, id: &InstitutionId) -> Result<Option<InstitutionRecord>> {
         self.read(|c| read_institution(c, id), "read institution")
     }
 
-    fn institutions(&self) -> Result<Vec<crate::institution::InstitutionRecord>> {
+    fn institutions(&self) -> Result<Vec<InstitutionRecord>> {
         self.read(read_institutions, "read institutions")
     }
 
-    fn import_list(
-        &self,
-        import: crate::institution::ListImport,
-    ) -> Result<crate::institution::ImportOutcome> {
-        self.submit(move |conn, head| import_list(conn, &import, head))
+    fn open_pre_applications(&self, people: &[crate::Tckn]) -> Result<Vec<(crate::Tckn, String)>> {
+        self.read(
+            |c| read_open_pre_applications(c, people),
+            "read open pre-applications",
+        )
     }
 
-    fn confirm_list(
+    fn list_import(
         &self,
-        institution: &crate::institution::InstitutionId,
+        institution: &InstitutionId,
         file_sha256: &str,
-        actor: &crate::Principal,
-        at: i64,
-    ) -> Result<u64> {
-        let (institution, file_sha256, actor) = (
-            institution.clone(),
-            file_sha256.to_owned(),
-            actor.to_owned(),
-        );
-        self.submit(move |conn, head| {
-            confirm_list(conn, &institution, &file_sha256, &actor, at, head)
-        })
+    ) -> Result<Option<ListImportRecord>> {
+        self.read(
+            |c| read_list_import(c, institution, file_sha256),
+            "read list import",
+        )
     }
 
-    fn pre_applications(
-        &self,
-        institution: &crate::institution::InstitutionId,
-    ) -> Result<Vec<PreApplication>> {
+    fn import_list(&self, write: ListImportWrite) -> Result<ImportOutcome> {
+        self.submit(move |conn, head| import_list(conn, &write, head))
+    }
+
+    fn confirm_list(&self, confirmation: ListConfirmation) -> Result<u64> {
+        self.submit(move |conn, head| confirm_list(conn, &confirmation, head))
+    }
+
+    fn pre_applications(&self, institution: &InstitutionId) -> Result<Vec<PreApplication>> {
         self.read(
             |c| read_pre_applications(c, institution),
             "read pre-applications",

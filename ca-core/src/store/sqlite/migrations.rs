@@ -166,6 +166,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 7: an invited person's completion: enrollments, applicant sessions, e-Onay consents,
     // invoice lines; the outbox learns SMS codes.
     enrollments::MIGRATION,
+    // 8: the rows a list import skipped as already open, for its replay. (One open
+    // pre-application per person is migration 6's unique index `pre_applications_open`.)
+    institutions::ALREADY_OPEN_MIGRATION,
 ];
 
 /// The schema version, read without taking a lock (0 for a new database).
@@ -341,5 +344,52 @@ mod tests {
             )
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    /// A database at schema version 7 gains migration 8 (the rows an import skipped as
+    /// already open): a list imported before it replays with the rows it created and no
+    /// already-open rows recorded.
+    #[test]
+    fn migration_8_keeps_version_7_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v7.db");
+        let sha = "ab".repeat(32);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL);")
+                .unwrap();
+            for (i, sql) in MIGRATIONS[..7].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.execute("INSERT INTO schema_version VALUES (?1)", [i as i64 + 1])
+                    .unwrap();
+            }
+            conn.execute(
+                "INSERT INTO list_imports (institution, file_sha256, file_name, signature, evidence, status, rows_created, rows_invalid, created_at)
+                 VALUES ('acme', ?1, 'liste.csv', 'wet', x'01', 'awaiting_confirmation', 1, 1, 5)",
+                [&sha],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO pre_applications (id, institution, file_sha256, row_no, tckn, given_name, surname, email, mobile, unit, status, created_at)
+                 VALUES ('pa-1', 'acme', ?1, 2, '10000000146', 'AYŞE', 'YILMAZ', 'a@example.gov.tr', '+905321234567', 'BİM', 'held', 5)",
+                [&sha],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let acme = crate::institution::InstitutionId::parse("acme").unwrap();
+        let list = store.list_import(&acme, &sha).unwrap().unwrap();
+        assert_eq!(
+            (list.status, list.created, list.already_open),
+            (
+                crate::store::ImportStatus::AwaitingConfirmation,
+                vec![(2, "pa-1".to_owned())],
+                vec![]
+            )
+        );
+        assert_eq!(
+            store.pre_application("pa-1").unwrap().unwrap().status,
+            crate::store::PreApplicationStatus::Held
+        );
     }
 }
