@@ -31,11 +31,14 @@ pub use commitments::{
     commitment_acceptance_releases_and_supersedes, commitment_supersedes_only_a_live_certificate,
     overdue_commitments_expire,
 };
-pub use counters::{outbox_attempts_are_counted, sign_in_failures_lock, sms_code_counters};
+pub use counters::{
+    failure_counters_are_atomic, outbox_attempts_are_counted, sign_in_failures_lock,
+    sms_code_counters,
+};
 pub use crl::{crl_entries_follow_the_lifecycle, crl_numbers_strictly_increase};
 pub use enrollments::{
     enrollment_stages_follow_their_order, production_writes_its_invoice_line,
-    wet_approval_and_held_renewal,
+    stale_enrollment_writes_are_conflicts, wet_approval_and_held_renewal,
 };
 pub use institutions::{deactivated_institution_list_refused, list_import_invites_holds_and_skips};
 pub use registry::{cas_are_never_overwritten, partners_are_added_read_and_never_overwritten};
@@ -171,12 +174,14 @@ macro_rules! store_conformance_tests {
             outbox_attempts_are_counted,
             sign_in_failures_lock,
             sms_code_counters,
+            failure_counters_are_atomic,
             commitment_acceptance_releases_and_supersedes,
             commitment_supersedes_only_a_live_certificate,
             overdue_commitments_expire,
             enrollment_stages_follow_their_order,
             wet_approval_and_held_renewal,
             production_writes_its_invoice_line,
+            stale_enrollment_writes_are_conflicts,
             deactivated_institution_list_refused,
             list_import_invites_holds_and_skips
         );
