@@ -6,8 +6,8 @@
 //! lifecycle transitions, the audit record in the same transaction as its change, CRL
 //! numbering (RFC 5280 §5.2.3), the attempt counters the store keeps, channel
 //! applications once per reference, commitments (acceptance, supersession, expiry), the
-//! enrollment stage machine with production and its invoice line, the "do not publish"
-//! filter, and list import (held wet-signed lists, already-open persons, replay).
+//! enrollment's compare-and-set writes with production and its invoice line, the public
+//! lookup's candidates, and list import (held wet-signed lists, already-open persons, replay).
 
 mod applications;
 mod audit;
