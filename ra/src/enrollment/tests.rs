@@ -319,14 +319,7 @@ fn a_renewal_is_held_until_two_months_before_the_expiry() {
         .not_after;
     let not_after = UnixTime::from_secs(not_after);
     let (e, token) = confirmed(&f);
-    e.record_consent(
-        &tckn(),
-        "EDV-1",
-        b"c".to_vec(),
-        UnixTime::EPOCH,
-        &Principal::HostOperator,
-    )
-    .unwrap();
+    record_consent(&e);
     let ApprovalOutcome::Approved {
         produce_after: Some(start),
     } = e.approve(&token, Approval::EOnay).unwrap()
@@ -447,14 +440,7 @@ fn production_is_one_transaction_with_its_invoice_line() {
     );
     assert_eq!(stage(&f).stage, EnrollmentStage::Confirmed);
 
-    e.record_consent(
-        &tckn(),
-        "EDV-1",
-        b"c".to_vec(),
-        UnixTime::EPOCH,
-        &Principal::HostOperator,
-    )
-    .unwrap();
+    record_consent(&e);
     e.approve(&token, Approval::EOnay).unwrap();
     let issued = produce(&format!("{id}.1")).unwrap();
     let rec = stage_of(&f, &id);
@@ -599,6 +585,18 @@ fn the_code_quota_is_checked_before_anything_is_written() {
         );
     }
     assert_eq!((stage(&f), f.store.outbox().unwrap().len()), before);
+}
+
+/// An operator records PERSON's e-Onay consent.
+fn record_consent(e: &Enrollments) {
+    e.record_consent(
+        &tckn(),
+        "EDV-1",
+        b"c".to_vec(),
+        UnixTime::EPOCH,
+        &Principal::HostOperator,
+    )
+    .unwrap();
 }
 
 fn stage_of(f: &Fixture, id: &str) -> EnrollmentRecord {
