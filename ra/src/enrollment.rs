@@ -18,12 +18,17 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{RaError, Result};
 use crate::outbox::{hash_password, password_matches};
-use ca_core::clock::{unix_seconds, Clock};
+use ca_core::clock::Clock;
 use ca_core::store::{
     ApprovalMethod, CertStatus, EOnayConsent, EnrollmentOutcome, EnrollmentRecord, EnrollmentStage,
     EnrollmentWrite, PreApplication, Store,
 };
-use ca_core::{Principal, Serial, Tckn};
+use ca_core::{Principal, Serial, Tckn, UnixTime};
+use stage::Step;
+
+pub mod limits;
+pub mod lookup;
+pub mod stage;
 
 /// How long an SMS code stays good.
 pub const SMS_CODE_SECONDS: i64 = 600;
@@ -103,7 +108,7 @@ impl ApplicantForm {
 #[derive(Debug)]
 pub struct SessionGrant {
     pub token: SecretString,
-    pub expires_at: i64,
+    pub expires_at: UnixTime,
     pub pre_application: String,
 }
 
@@ -126,7 +131,7 @@ pub enum Approval {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApprovalOutcome {
     /// Approved: produced at once, or (a renewal) from `produce_after`.
-    Approved { produce_after: Option<i64> },
+    Approved { produce_after: Option<UnixTime> },
     /// The form to print and sign (PDF); the application waits for an operator's receipt.
     AwaitingWet { form_pdf: Vec<u8> },
 }
@@ -142,12 +147,19 @@ impl Enrollments {
         Enrollments { store, clock }
     }
 
-    fn now(&self) -> i64 {
-        unix_seconds(self.clock.now())
+    fn now(&self) -> UnixTime {
+        self.clock.now_unix()
     }
 
     fn write(&self, w: EnrollmentWrite) -> Result<EnrollmentOutcome> {
         Ok(self.store.enrollment_write(w)?)
+    }
+
+    /// The enrollment's stage as the store holds it (`None`: not started), and whether `step`
+    /// may follow it.
+    fn transition(&self, id: &str, step: Step) -> Result<stage::Transition> {
+        let stage = self.store.enrollment(id)?.map(|e| e.stage);
+        step.check(id, stage)
     }
 
     /// Signs in with T.C. Kimlik No and access password. Every refusal says the same (no
@@ -184,26 +196,33 @@ impl Enrollments {
         {
             return Err(locked("sign_in", until));
         }
+        let actor = applicant(&id);
         if !password_matches(password.expose_secret(), hash) {
             let outcome = self.write(EnrollmentWrite::SignInFailed {
-                id,
-                max_failures: MAX_SIGN_IN_FAILURES,
-                lock_seconds: LOCK_SECONDS,
+                id: id.clone(),
+                actor: actor.clone(),
                 at: now,
             })?;
-            return Err(match outcome {
-                EnrollmentOutcome::Failures { locked: true, .. } => {
-                    locked("sign_in", now + LOCK_SECONDS)
-                }
-                _ => wrong(),
-            });
+            if !matches!(outcome, EnrollmentOutcome::Counted { count } if limits::sign_in_locks(count))
+            {
+                return Err(wrong());
+            }
+            let until = now.plus_secs(LOCK_SECONDS);
+            self.write(EnrollmentWrite::LockSignIn {
+                id,
+                until,
+                actor,
+                at: now,
+            })?;
+            return Err(locked("sign_in", until));
         }
         let token = new_token();
-        let expires_at = now + SESSION_SECONDS;
+        let expires_at = now.plus_secs(SESSION_SECONDS);
         self.write(EnrollmentWrite::SignedIn {
             id: id.clone(),
             token_sha256: sha256_hex(token.expose_secret().as_bytes()),
             expires_at,
+            actor,
             at: now,
         })?;
         Ok(SessionGrant {
@@ -260,34 +279,47 @@ impl Enrollments {
                 serial: None,
                 produced_at: None,
                 package_written: false,
-                updated_at: pre.created_at.secs(),
+                updated_at: pre.created_at,
             });
         Ok(Some(ApplicantView { pre, enrollment }))
     }
 
     /// Stores the form and queues an SMS code to the listed mobile number.
+    /// The stage first (what the applicant must hear), then the codes left: both before
+    /// anything is written.
     pub fn submit_form(&self, token: &str, form: ApplicantForm) -> Result<()> {
         let v = self.session(token)?;
+        let e = &v.enrollment;
+        let t = Step::FillForm.check(&v.pre.id, Some(e.stage))?;
+        limits::check_codes_left(e.sms_codes_sent)?;
         let hash = hash_password(&form.security_word)?;
         self.write(EnrollmentWrite::Form {
+            actor: applicant(&v.pre.id),
             id: v.pre.id,
+            from: t.from,
+            expect_codes_sent: e.sms_codes_sent,
             security_word_hash: hash,
             do_not_publish: form.do_not_publish,
             delivery_address: form.delivery_address,
             mobile: v.pre.mobile,
-            max_codes: MAX_CODES,
             at: self.now(),
         })
         .map(|_| ())
     }
 
-    /// Queues another SMS code (the last one sent is the one that works).
+    /// Queues another SMS code (the last one sent is the one that works), up to
+    /// [`MAX_CODES`] in all.
     pub fn resend_code(&self, token: &str) -> Result<()> {
         let v = self.session(token)?;
+        let e = &v.enrollment;
+        let t = Step::ResendCode.check(&v.pre.id, Some(e.stage))?;
+        limits::check_codes_left(e.sms_codes_sent)?;
         self.write(EnrollmentWrite::ResendCode {
+            actor: applicant(&v.pre.id),
             id: v.pre.id,
+            from: t.from,
+            expect_codes_sent: e.sms_codes_sent,
             mobile: v.pre.mobile,
-            max_codes: MAX_CODES,
             at: self.now(),
         })
         .map(|_| ())
@@ -299,16 +331,8 @@ impl Enrollments {
         let v = self.session(token)?;
         let e = &v.enrollment;
         let now = self.now();
-        if e.stage != EnrollmentStage::Form {
-            return Err(RaError::Conflict {
-                field: "stage",
-                rule: format!(
-                    "application {} is {}; a code is confirmed after the form",
-                    v.pre.id,
-                    e.stage.as_str()
-                ),
-            });
-        }
+        let t = Step::ConfirmCode.check(&v.pre.id, Some(e.stage))?;
+        let actor = applicant(&v.pre.id);
         let Some(hash) = e.sms_code_hash.as_deref() else {
             return Err(RaError::Conflict {
                 field: "sms_code",
@@ -322,18 +346,26 @@ impl Enrollments {
             });
         }
         if !password_matches(code.expose_secret(), hash) {
+            let counted = Step::CountCodeFailure.check(&v.pre.id, Some(e.stage))?;
             let outcome = self.write(EnrollmentWrite::CodeFailed {
-                id: v.pre.id,
-                max_failures: MAX_CODE_FAILURES,
+                id: v.pre.id.clone(),
+                from: counted.from,
+                actor: actor.clone(),
                 at: now,
             })?;
             let rule = match outcome {
-                EnrollmentOutcome::Failures { locked: true, .. } => {
+                EnrollmentOutcome::Counted { count } if limits::code_voided(count) => {
+                    self.write(EnrollmentWrite::VoidCode {
+                        id: v.pre.id,
+                        code_hash: hash.to_owned(),
+                        actor,
+                        at: now,
+                    })?;
                     "the code is wrong; it is now void: ask for a new one".to_owned()
                 }
-                EnrollmentOutcome::Failures { count, .. } => format!(
+                EnrollmentOutcome::Counted { count } => format!(
                     "the code is wrong ({} tries left)",
-                    MAX_CODE_FAILURES.saturating_sub(count)
+                    limits::code_tries_left(count)
                 ),
                 EnrollmentOutcome::Done => "the code is wrong".to_owned(),
             };
@@ -344,6 +376,8 @@ impl Enrollments {
         }
         self.write(EnrollmentWrite::CodeConfirmed {
             id: v.pre.id,
+            from: t.from,
+            actor,
             at: now,
         })
         .map(|_| ())
@@ -395,7 +429,7 @@ impl Enrollments {
             p.tckn,
             p.email,
             p.mobile,
-            ca_core::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(confirmed_at.max(0) as u64)),
+            ca_core::rfc3339(confirmed_at.to_system()),
             address.replace('\n', ", "),
             if e.do_not_publish { "İSTEMİYORUM" } else { "kabul ediyorum" },
             if payer == "person" { "başvuru sahibi" } else { "kurum" },
@@ -408,11 +442,10 @@ impl Enrollments {
         let text = self.approval_text(&v)?;
         let text_sha256 = sha256_hex(text.as_bytes());
         let now = self.now();
-        let actor = Principal::Applicant {
-            pre_application: v.pre.id.clone(),
-        };
+        let actor = applicant(&v.pre.id);
         let (method, evidence) = match approval {
             Approval::Wet => {
+                let t = Step::ChooseWet.check(&v.pre.id, Some(v.enrollment.stage))?;
                 let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
                 lines.extend([
                     String::new(),
@@ -422,7 +455,9 @@ impl Enrollments {
                 ]);
                 self.write(EnrollmentWrite::AwaitWet {
                     id: v.pre.id.clone(),
+                    from: t.from,
                     text_sha256,
+                    actor,
                     at: now,
                 })?;
                 return Ok(ApprovalOutcome::AwaitingWet {
@@ -443,9 +478,9 @@ impl Enrollments {
                     "method": "e-onay",
                     "consent_reference": consent.reference,
                     "consent_evidence_sha256": consent.evidence_sha256,
-                    "consent_given_at": consent.given_at,
+                    "consent_given_at": consent.given_at.secs(),
                     "approval_text_sha256": text_sha256,
-                    "approved_at": now,
+                    "approved_at": now.secs(),
                 });
                 (ApprovalMethod::EOnay, record.to_string().into_bytes())
             }
@@ -454,9 +489,11 @@ impl Enrollments {
                 (ApprovalMethod::Signature, cms)
             }
         };
+        let t = Step::Approve(method).check(&v.pre.id, Some(v.enrollment.stage))?;
         let produce_after = self.renewal_hold(&v.pre.tckn, now)?;
         self.write(EnrollmentWrite::Approve {
             id: v.pre.id,
+            from: t.from,
             method,
             text_sha256,
             evidence,
@@ -469,12 +506,14 @@ impl Enrollments {
 
     /// The card bureau's CSR for an approved application: its signature must verify (the key
     /// is the bureau's, proven), then it is kept and the next production pass issues with it.
-    /// Only an approved application that is not produced yet takes one (the store refuses
-    /// others in the same transaction).
+    /// Only an approved application that is not produced yet takes one (the store refuses the
+    /// write when it moved on meanwhile).
     pub fn receive_card_csr(&self, id: &str, csr_der: Vec<u8>, by: &Principal) -> Result<()> {
         ca_core::VerifiedCsr::parse(&csr_der)?;
+        let t = self.transition(id, Step::ReceiveCardCsr)?;
         self.write(EnrollmentWrite::CardCsr {
             id: id.to_owned(),
+            from: t.from,
             csr_der,
             actor: by.clone(),
             at: self.now(),
@@ -483,7 +522,7 @@ impl Enrollments {
     }
 
     /// An operator records the receipt of the wet-signed form (its scan kept as evidence).
-    pub fn receive_wet(&self, id: &str, scan: Vec<u8>, by: &Principal) -> Result<Option<i64>> {
+    pub fn receive_wet(&self, id: &str, scan: Vec<u8>, by: &Principal) -> Result<Option<UnixTime>> {
         if scan.is_empty() || scan.len() > MAX_EVIDENCE_BYTES {
             return Err(RaError::invalid(
                 "scan",
@@ -493,20 +532,22 @@ impl Enrollments {
         let v = self
             .view(id)?
             .ok_or_else(|| RaError::invalid("application", format!("no application {id}")))?;
-        if v.enrollment.stage != EnrollmentStage::AwaitingWet {
+        let t = Step::Approve(ApprovalMethod::Wet).check(id, Some(v.enrollment.stage))?;
+        let text_sha256 = sha256_hex(self.approval_text(&v)?.as_bytes());
+        // The printed form carries the hash of the text chosen; the scan approves that text.
+        if v.enrollment.approval_text_sha256.as_deref() != Some(text_sha256.as_str()) {
             return Err(RaError::Conflict {
-                field: "stage",
+                field: "approval_text",
                 rule: format!(
-                    "application {id} is {}; a wet signature is received when the applicant chose it",
-                    v.enrollment.stage.as_str()
+                    "application {id}'s approval text is not the one printed for the wet signature"
                 ),
             });
         }
-        let text_sha256 = sha256_hex(self.approval_text(&v)?.as_bytes());
         let now = self.now();
         let produce_after = self.renewal_hold(&v.pre.tckn, now)?;
         self.write(EnrollmentWrite::Approve {
             id: id.to_owned(),
+            from: t.from,
             method: ApprovalMethod::Wet,
             text_sha256,
             evidence: scan,
@@ -523,7 +564,7 @@ impl Enrollments {
         tckn: &Tckn,
         reference: &str,
         evidence: Vec<u8>,
-        given_at: i64,
+        given_at: UnixTime,
         by: &Principal,
     ) -> Result<EOnayConsent> {
         let reference = reference.trim();
@@ -556,7 +597,13 @@ impl Enrollments {
             recorded_at: now,
         };
         self.write(EnrollmentWrite::RecordConsent {
-            consent: consent.clone(),
+            tckn: consent.tckn,
+            reference: consent.reference.clone(),
+            evidence: consent.evidence.clone(),
+            evidence_sha256: consent.evidence_sha256.clone(),
+            given_at,
+            actor: by.clone(),
+            at: now,
         })?;
         Ok(consent)
     }
@@ -569,7 +616,7 @@ impl Enrollments {
         v: &ApplicantView,
         text: &[u8],
         cms: &[u8],
-        now: i64,
+        now: UnixTime,
     ) -> Result<()> {
         let bad = |rule: String| RaError::invalid("signature", rule);
         let verified =
@@ -595,9 +642,7 @@ impl Enrollments {
                 "the signing certificate belongs to another person".into()
             ));
         }
-        if record.status != CertStatus::Active
-            || now < record.not_before.secs()
-            || now > record.not_after.secs()
+        if record.status != CertStatus::Active || now < record.not_before || now > record.not_after
         {
             return Err(bad(format!(
                 "the signing certificate is {} or outside its validity; it must be valid now",
@@ -609,7 +654,7 @@ impl Enrollments {
 
     /// When a renewal may be produced: `None` when the person has no certificate in use
     /// that expires more than two months after `now`.
-    fn renewal_hold(&self, tckn: &Tckn, now: i64) -> Result<Option<i64>> {
+    fn renewal_hold(&self, tckn: &Tckn, now: UnixTime) -> Result<Option<UnixTime>> {
         Ok(self
             .store
             .current_not_after(tckn, now)?
@@ -625,13 +670,18 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| hash_password(&new_token()).unwrap_or_default())
 }
 
-fn locked(field: &'static str, until: i64) -> RaError {
+fn locked(field: &'static str, until: UnixTime) -> RaError {
     RaError::Locked {
         field,
-        until,
-        until_text: ca_core::rfc3339(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(until.max(0) as u64),
-        ),
+        until: until.secs(),
+        until_text: ca_core::rfc3339(until.to_system()),
+    }
+}
+
+/// The applicant of pre-application `id`, who acts in the steps they take.
+fn applicant(id: &str) -> Principal {
+    Principal::Applicant {
+        pre_application: id.to_owned(),
     }
 }
 
@@ -647,7 +697,7 @@ fn new_token() -> SecretString {
 /// The start (00:00, Turkey's time) of the day whose date is two calendar months before the
 /// date of `not_after` (the day clamped to the month's length: 31 December → 31 October,
 /// 30 April → 28 or 29 February): from that day on, the expiry is two months away or less.
-pub fn renewal_window_start(not_after: i64) -> i64 {
+pub fn renewal_window_start(not_after: UnixTime) -> UnixTime {
     let local = turkey_date(not_after);
     let (mut year, mut month) = (local.year(), local.month() as i32 - 2);
     if month < 1 {
@@ -657,18 +707,18 @@ pub fn renewal_window_start(not_after: i64) -> i64 {
     let month = time::Month::try_from(month as u8).unwrap_or(time::Month::January);
     let day = local.day().min(month.length(year));
     let date = time::Date::from_calendar_date(year, month, day).unwrap_or(local);
-    date.midnight().assume_utc().unix_timestamp() - TURKEY_OFFSET_SECONDS
+    UnixTime::from_secs(date.midnight().assume_utc().unix_timestamp() - TURKEY_OFFSET_SECONDS)
 }
 
 /// The calendar date in Turkey at `at`.
-fn turkey_date(at: i64) -> time::Date {
-    time::OffsetDateTime::from_unix_timestamp(at + TURKEY_OFFSET_SECONDS)
+fn turkey_date(at: UnixTime) -> time::Date {
+    time::OffsetDateTime::from_unix_timestamp(at.plus_secs(TURKEY_OFFSET_SECONDS).secs())
         .map(|t| t.date())
         .unwrap_or(time::Date::MIN)
 }
 
 /// The billing month (`YYYY-MM`, Turkey's time) of `at`.
-pub fn billing_month(at: i64) -> String {
+pub fn billing_month(at: UnixTime) -> String {
     let d = turkey_date(at);
     format!("{:04}-{:02}", d.year(), d.month() as u8)
 }

@@ -251,21 +251,28 @@ impl Outbox {
         let code = crate::enrollment::new_sms_code();
         let hash = hash_password(&code)?;
         let now = self.clock.now_unix();
-        let issued = self
-            .store
-            .enrollment_write(ca_core::store::EnrollmentWrite::CodeIssued {
-                id: m.subject_ref.clone(),
-                code_hash: hash,
-                expires_at: now.plus_secs(crate::enrollment::SMS_CODE_SECONDS).secs(),
-                at: now.secs(),
+        let stage = self.store.enrollment(&m.subject_ref)?.map(|e| e.stage);
+        let issued = crate::enrollment::stage::Step::IssueCode
+            .check(&m.subject_ref, stage)
+            .and_then(|t| {
+                Ok(self
+                    .store
+                    .enrollment_write(ca_core::store::EnrollmentWrite::CodeIssued {
+                        id: m.subject_ref.clone(),
+                        from: t.from,
+                        code_hash: hash,
+                        expires_at: now.plus_secs(crate::enrollment::SMS_CODE_SECONDS),
+                        actor: Principal::System(SystemTask::Outbox),
+                        at: now,
+                    })?)
             });
         match issued {
             Ok(_) => {}
-            Err(ca_core::CaError::Conflict { .. } | ca_core::CaError::Invalid { .. }) => {
+            Err(RaError::Conflict { .. } | RaError::Invalid { .. }) => {
                 tracing::info!(outbox = m.id, "SMS code no longer awaited; dropped");
                 return Ok(());
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
         let body = format!(
             "nesca NES basvurusu dogrulama kodunuz: {}\nKod {} dakika gecerlidir. Kimseyle paylasmayiniz.",

@@ -9,12 +9,15 @@
 //! interrupted attempt stays on record and the next pass tries again.
 
 use crate::enrollment::billing_month;
+use crate::enrollment::stage::Step;
 use ca_core::institution::{InstitutionRecord, Payer};
 use ca_core::store::{
     EnrollmentRecord, EnrollmentStage, EnrollmentWrite, InvoicePayer, PreApplication,
     ProducedEnrollment,
 };
-use ca_core::{ChannelName, PersonName, Principal, Serial, SystemTask, Tckn, VerifiedCsr};
+use ca_core::{
+    ChannelName, PersonName, Principal, Serial, SystemTask, Tckn, UnixTime, VerifiedCsr,
+};
 
 use crate::card_key::WrappedCardKey;
 use crate::error::{RaError, Result};
@@ -89,7 +92,7 @@ impl Production {
     pub fn run_due(&self, limit: u32, packages: &dyn CardPackages) -> Result<ProductionReport> {
         let store = &self.issuance.store;
         let mut report = ProductionReport::default();
-        for e in store.enrollments_due(self.issuance.now().secs(), limit)? {
+        for e in store.enrollments_due(self.now(), limit)? {
             let id = e.pre_application.clone();
             // Produce what is approved; then (and for what was produced before) the package.
             let produced = match e.stage {
@@ -107,10 +110,16 @@ impl Production {
                     Err(error) => {
                         report.failed += 1;
                         tracing::warn!(application = %id, %error, "production failed; will retry");
+                        // Recorded on an enrollment that is still approved; one that moved on
+                        // meanwhile (produced by another pass) is refused, and that refusal
+                        // stops this pass like any store failure.
+                        let t = Step::RecordProductionFailure.check(&id, Some(e.stage))?;
                         store.enrollment_write(EnrollmentWrite::ProductionFailed {
                             id,
+                            from: t.from,
                             error: error.to_string(),
-                            at: self.issuance.now().secs(),
+                            actor: production(),
+                            at: self.now(),
                         })?;
                         None
                     }
@@ -131,6 +140,7 @@ impl Production {
 
     /// Issues one application's certificate; `Ok(None)` while its CSR is awaited.
     fn produce(&self, e: &EnrollmentRecord) -> Result<Option<Serial>> {
+        let t = Step::Produce.check(&e.pre_application, Some(e.stage))?;
         let pre = self.pre_application(&e.pre_application)?;
         let institution = self.institution(&pre)?;
         let key = match &self.keys {
@@ -162,17 +172,17 @@ impl Production {
             overwrite: None,
             production: Some(ProducedEnrollment {
                 pre_application: pre.id.clone(),
+                from: t.from,
                 institution: pre.institution.to_string(),
                 payer: invoice_payer(&institution, &pre),
                 holder_tckn: pre.tckn,
                 holder_name: format!("{} {}", pre.given_name, pre.surname),
                 item: format!("NES {validity_days} gün"),
-                month: billing_month(self.issuance.now().secs()),
+                month: billing_month(self.now()),
                 attempt: e.production_attempts,
             }),
         };
-        let by = Principal::System(SystemTask::Production);
-        match self.issuance.apply(&by, request)? {
+        match self.issuance.apply(&production(), request)? {
             NesOutcome::Issued(issued) => Ok(Some(issued.serial)),
             NesOutcome::SeenBefore(seen) => Err(RaError::Conflict {
                 field: "application",
@@ -219,11 +229,18 @@ impl Production {
             wrapped_key,
         };
         packages.deliver(&package)?;
+        let t = Step::WritePackage.check(id, Some(e.stage))?;
         store.enrollment_write(EnrollmentWrite::PackageWritten {
             id: id.clone(),
-            at: self.issuance.now().secs(),
+            from: t.from,
+            actor: production(),
+            at: self.now(),
         })?;
         Ok(())
+    }
+
+    fn now(&self) -> UnixTime {
+        self.issuance.now()
     }
 
     fn pre_application(&self, id: &str) -> Result<PreApplication> {
@@ -247,6 +264,11 @@ impl Production {
     }
 }
 
+/// Who produces: nesca's production task.
+fn production() -> Principal {
+    Principal::System(SystemTask::Production)
+}
+
 /// The channel reference of an enrollment's current production attempt.
 fn attempt_ref(e: &EnrollmentRecord) -> String {
     format!("{}.{}", e.pre_application, e.production_attempts)
@@ -266,7 +288,7 @@ fn invoice_payer(institution: &InstitutionRecord, pre: &PreApplication) -> Invoi
         ),
     };
     InvoicePayer {
-        kind: institution.payer.as_str().to_owned(),
+        kind: institution.payer,
         name,
         id,
     }

@@ -4,8 +4,13 @@
 //! the registration authority (`ra::enrollment`); these are what the store keeps and the writes it
 //! accepts.
 
+use std::fmt;
+
 use crate::error::Result;
+use crate::institution::Payer;
 use crate::serial::{IssuerId, Serial};
+use crate::store::CertStatus;
+use crate::{Principal, UnixTime};
 
 /// Where an invited person's application stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +30,17 @@ pub enum EnrollmentStage {
 }
 
 impl EnrollmentStage {
+    /// Every stage, in the order an application passes them.
+    pub const ALL: [EnrollmentStage; 6] = [
+        EnrollmentStage::Invited,
+        EnrollmentStage::Form,
+        EnrollmentStage::Confirmed,
+        EnrollmentStage::AwaitingWet,
+        EnrollmentStage::Approved,
+        EnrollmentStage::Produced,
+    ];
+
+    /// The stage as the store writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             EnrollmentStage::Invited => "invited",
@@ -37,16 +53,13 @@ impl EnrollmentStage {
     }
 
     pub(crate) fn parse(s: &str) -> Option<EnrollmentStage> {
-        [
-            EnrollmentStage::Invited,
-            EnrollmentStage::Form,
-            EnrollmentStage::Confirmed,
-            EnrollmentStage::AwaitingWet,
-            EnrollmentStage::Approved,
-            EnrollmentStage::Produced,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        EnrollmentStage::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl fmt::Display for EnrollmentStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -86,39 +99,39 @@ impl ApprovalMethod {
 pub struct EnrollmentRecord {
     pub pre_application: String,
     pub stage: EnrollmentStage,
-    /// Wrong access passwords since the last good one.
+    /// Wrong access passwords since the last good one (or the last lock).
     pub failed_sign_ins: u32,
-    /// Unix seconds until which sign-in is refused.
-    pub locked_until: Option<i64>,
+    /// Until when sign-in is refused.
+    pub locked_until: Option<UnixTime>,
     /// The security word's argon2id hash (PHC string).
     pub security_word_hash: Option<String>,
     /// "Do not publish my certificate": left out of the public certificate lookup.
     pub do_not_publish: bool,
     pub delivery_address: Option<String>,
-    /// The SMS code's argon2id hash, once one was sent.
+    /// The SMS code's argon2id hash, once one was sent (none again once it is void).
     pub sms_code_hash: Option<String>,
-    pub sms_code_expires: Option<i64>,
+    pub sms_code_expires: Option<UnixTime>,
     /// Wrong codes since the last code was sent.
     pub sms_code_failures: u32,
     /// Codes queued so far (the first and every resend).
     pub sms_codes_sent: u32,
-    pub confirmed_at: Option<i64>,
+    pub confirmed_at: Option<UnixTime>,
     pub approval_method: Option<ApprovalMethod>,
     /// SHA-256 (hex) of the approval text the applicant approved.
     pub approval_text_sha256: Option<String>,
-    pub approved_at: Option<i64>,
-    /// Not produced before this (a renewal held until its window), Unix seconds.
-    pub produce_after: Option<i64>,
+    pub approved_at: Option<UnixTime>,
+    /// Not produced before this (a renewal held until its window).
+    pub produce_after: Option<UnixTime>,
     /// The card bureau's CSR (DER), when production waits for one.
     pub card_csr: Option<Vec<u8>>,
     /// Failed production attempts (each is a channel application of its own).
     pub production_attempts: u32,
     pub last_error: Option<String>,
     pub serial: Option<Serial>,
-    pub produced_at: Option<i64>,
+    pub produced_at: Option<UnixTime>,
     /// The card personalisation package was written out.
     pub package_written: bool,
-    pub updated_at: i64,
+    pub updated_at: UnixTime,
 }
 
 /// A person's e-Onay consent, recorded by an operator with its evidence.
@@ -130,17 +143,17 @@ pub struct EOnayConsent {
     /// The evidence as received (e.g. the e-Devlet consent document).
     pub evidence: Vec<u8>,
     pub evidence_sha256: String,
-    /// When the person gave it, Unix seconds.
-    pub given_at: i64,
-    pub recorded_by: crate::Principal,
-    pub recorded_at: i64,
+    /// When the person gave it.
+    pub given_at: UnixTime,
+    pub recorded_by: Principal,
+    pub recorded_at: UnixTime,
 }
 
 /// Who pays for a produced certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoicePayer {
-    /// `institution` or `person`.
-    pub kind: String,
+    /// The institution or the person, as the institution was registered.
+    pub kind: Payer,
     pub name: String,
     /// The institution's tax number, or the person's T.C. Kimlik No.
     pub id: String,
@@ -151,6 +164,9 @@ pub struct InvoicePayer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducedEnrollment {
     pub pre_application: String,
+    /// The stage the registration authority saw when it decided to produce (approved): the
+    /// store refuses with a conflict, writing nothing, when the enrollment moved meanwhile.
+    pub from: EnrollmentStage,
     pub institution: String,
     pub payer: InvoicePayer,
     pub holder_tckn: crate::Tckn,
@@ -172,109 +188,161 @@ pub struct InvoiceLine {
     pub issuer: IssuerId,
     pub serial: Serial,
     pub produced: ProducedEnrollment,
-    pub produced_at: i64,
+    pub produced_at: UnixTime,
 }
 
-/// A certificate as the public lookup shows it.
+/// A certificate the public lookup may show, with what the registration authority decides
+/// on: its status and its holder's "do not publish" choice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedCertificate {
     pub serial: Serial,
     pub subject: String,
-    pub status: String,
-    pub not_before: i64,
-    pub not_after: i64,
+    pub status: CertStatus,
+    pub not_before: UnixTime,
+    pub not_after: UnixTime,
     pub cert_der: Vec<u8>,
+    /// The holder chose "do not publish my certificate" on the enrollment that produced it.
+    pub do_not_publish: bool,
 }
 
 /// A change to an enrollment (one store transaction each, with its audit record where it
-/// matters). Each is refused, with nothing written, when the enrollment is not at the stage
-/// it needs.
+/// matters). The registration authority decides whether a step may happen (its stage
+/// machine, limits and quota); a write carries what it saw — the stage (`from`), the codes
+/// sent (`expect_codes_sent`) — and the store refuses it with [`crate::CaError::Conflict`],
+/// writing nothing, when the enrollment is no longer so. `actor` is who acts, recorded in the
+/// audit record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnrollmentWrite {
-    /// A wrong access password: counted; at `max_failures` sign-in locks for `lock_seconds`.
+    /// A wrong access password: counted atomically ([`EnrollmentOutcome::Counted`]); the
+    /// registration authority locks sign-in when the count reaches its limit.
     SignInFailed {
         id: String,
-        max_failures: u32,
-        lock_seconds: i64,
-        at: i64,
+        actor: Principal,
+        at: UnixTime,
+    },
+    /// Sign-in refused until `until`; the failures count starts again.
+    LockSignIn {
+        id: String,
+        until: UnixTime,
+        actor: Principal,
+        at: UnixTime,
     },
     /// A good access password: the failures reset and a session starts.
     SignedIn {
         id: String,
         token_sha256: String,
-        expires_at: i64,
-        at: i64,
+        expires_at: UnixTime,
+        actor: Principal,
+        at: UnixTime,
     },
-    /// The form (again, while unconfirmed): stored, and an SMS code queued to `mobile`.
+    /// The form (`from` invited, or form again while unconfirmed): stored, the stage becomes
+    /// form, and an SMS code is queued to `mobile` (the codes sent become
+    /// `expect_codes_sent + 1`).
     Form {
         id: String,
+        from: EnrollmentStage,
+        expect_codes_sent: u32,
         security_word_hash: String,
         do_not_publish: bool,
         delivery_address: String,
         mobile: String,
-        max_codes: u32,
-        at: i64,
+        actor: Principal,
+        at: UnixTime,
     },
-    /// Another SMS code queued, up to `max_codes` in all.
+    /// Another SMS code queued (the codes sent become `expect_codes_sent + 1`); the previous
+    /// code is void.
     ResendCode {
         id: String,
+        from: EnrollmentStage,
+        expect_codes_sent: u32,
         mobile: String,
-        max_codes: u32,
-        at: i64,
+        actor: Principal,
+        at: UnixTime,
     },
     /// The hash of the code about to be sent (by the outbox).
     CodeIssued {
         id: String,
+        from: EnrollmentStage,
         code_hash: String,
-        expires_at: i64,
-        at: i64,
+        expires_at: UnixTime,
+        actor: Principal,
+        at: UnixTime,
     },
-    /// A wrong code; at `max_failures` the code is void.
+    /// A wrong code: counted atomically ([`EnrollmentOutcome::Counted`]); the registration
+    /// authority voids the code when the count reaches its limit.
     CodeFailed {
         id: String,
-        max_failures: u32,
-        at: i64,
+        from: EnrollmentStage,
+        actor: Principal,
+        at: UnixTime,
     },
+    /// The code whose hash is `code_hash` is void (a new one must be asked for). Voiding a
+    /// code that is already void or replaced changes nothing and is not refused.
+    VoidCode {
+        id: String,
+        code_hash: String,
+        actor: Principal,
+        at: UnixTime,
+    },
+    /// The mobile number is confirmed.
     CodeConfirmed {
         id: String,
-        at: i64,
+        from: EnrollmentStage,
+        actor: Principal,
+        at: UnixTime,
     },
     /// Approved: `evidence` is the e-Onay record, the CMS signature or the wet scan.
     Approve {
         id: String,
+        from: EnrollmentStage,
         method: ApprovalMethod,
         text_sha256: String,
         evidence: Vec<u8>,
-        produce_after: Option<i64>,
-        actor: crate::Principal,
-        at: i64,
+        produce_after: Option<UnixTime>,
+        actor: Principal,
+        at: UnixTime,
     },
     /// Approval by wet signature chosen: the printed form is awaited.
     AwaitWet {
         id: String,
+        from: EnrollmentStage,
         text_sha256: String,
-        at: i64,
+        actor: Principal,
+        at: UnixTime,
     },
     /// The card bureau's CSR for an approved enrollment.
     CardCsr {
         id: String,
+        from: EnrollmentStage,
         csr_der: Vec<u8>,
-        actor: crate::Principal,
-        at: i64,
+        actor: Principal,
+        at: UnixTime,
     },
     /// A production attempt failed; the next one uses a new channel reference.
     ProductionFailed {
         id: String,
+        from: EnrollmentStage,
         error: String,
-        at: i64,
+        actor: Principal,
+        at: UnixTime,
     },
     /// The card personalisation package is out.
     PackageWritten {
         id: String,
-        at: i64,
+        from: EnrollmentStage,
+        actor: Principal,
+        at: UnixTime,
     },
+    /// A person's e-Onay consent (replacing an earlier one); `actor` is recorded as who
+    /// recorded it, `at` as when.
     RecordConsent {
-        consent: EOnayConsent,
+        tckn: crate::Tckn,
+        reference: String,
+        evidence: Vec<u8>,
+        evidence_sha256: String,
+        given_at: UnixTime,
+        actor: Principal,
+        at: UnixTime,
     },
 }
 
@@ -282,15 +350,15 @@ pub enum EnrollmentWrite {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnrollmentOutcome {
     Done,
-    /// Failures counted so far (sign-in or code), and whether that locked it.
-    Failures {
+    /// The failures counted so far (sign-in or code), this one included: what the count
+    /// means is the registration authority's to decide.
+    Counted {
         count: u32,
-        locked: bool,
     },
 }
 
 /// An invited person's completion: the enrollment's writes and reads, applicant sessions,
-/// e-Onay consents, invoice lines and the public certificate lookup.
+/// e-Onay consents, invoice lines and the public certificate lookup's candidates.
 pub trait EnrollmentStore: Send + Sync {
     /// Applies one step of an invited person's completion (see [`EnrollmentWrite`]).
     fn enrollment_write(&self, w: EnrollmentWrite) -> Result<EnrollmentOutcome>;
@@ -300,17 +368,20 @@ pub trait EnrollmentStore: Send + Sync {
     fn enrollment(&self, pre_application: &str) -> Result<Option<EnrollmentRecord>>;
     /// Approved enrollments due for production at `at`, and produced ones whose card
     /// package is not written yet.
-    fn enrollments_due(&self, at: i64, limit: u32) -> Result<Vec<EnrollmentRecord>>;
+    fn enrollments_due(&self, at: UnixTime, limit: u32) -> Result<Vec<EnrollmentRecord>>;
     /// An applicant session by the SHA-256 of its token: the pre-application and expiry.
-    fn applicant_session(&self, token_sha256: &str) -> Result<Option<(String, i64)>>;
+    fn applicant_session(&self, token_sha256: &str) -> Result<Option<(String, UnixTime)>>;
     /// The person's recorded e-Onay consent.
     fn eonay_consent(&self, tckn: &crate::Tckn) -> Result<Option<EOnayConsent>>;
     /// The invoice lines of an institution's lists for a month (`YYYY-MM`).
     fn invoice_lines(&self, institution: &str, month: &str) -> Result<Vec<InvoiceLine>>;
     /// The latest expiry of the person's certificates in use after `at`.
-    fn current_not_after(&self, tckn: &crate::Tckn, at: i64) -> Result<Option<i64>>;
-    /// Issued certificates the public lookup may show: by serial, or by holder.
-    fn published_certificates(
+    fn current_not_after(&self, tckn: &crate::Tckn, at: UnixTime) -> Result<Option<UnixTime>>;
+    /// The certificates the public lookup may show, by serial or by holder, newest first (at
+    /// most 100): every stored certificate (one with its DER), whatever its status, with its
+    /// holder's "do not publish" choice. Which of them are shown is the registration
+    /// authority's decision (`ra::enrollment::lookup`).
+    fn lookup_candidates(
         &self,
         serial: Option<&Serial>,
         tckn: Option<&crate::Tckn>,

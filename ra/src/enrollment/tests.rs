@@ -220,13 +220,13 @@ fn e_onay_needs_a_recorded_consent() {
     let (e, token) = confirmed(&f);
     let err = e.approve(&token, Approval::EOnay).unwrap_err();
     assert!(err.to_string().contains("prior e-Onay consent"), "{err}");
-    let now = unix_seconds(f.clock.now());
+    let now = f.clock.now_unix();
     let consent = e
         .record_consent(
             &tckn(),
             "EDV-2026-000123",
             b"consent pdf".to_vec(),
-            now - 86_400,
+            now.plus_secs(-86_400),
             &Principal::HostOperator,
         )
         .unwrap();
@@ -270,7 +270,7 @@ fn a_wet_signature_waits_for_the_operator() {
     assert!(form_pdf.starts_with(b"%PDF-"));
     let id = stage(&f).pre_application;
     assert_eq!(stage(&f).stage, EnrollmentStage::AwaitingWet);
-    let now = unix_seconds(f.clock.now());
+    let now = f.clock.now_unix();
     assert!(f.store.enrollments_due(now, 10).unwrap().is_empty());
     let err = e
         .receive_wet(&id, vec![], &Principal::HostOperator)
@@ -321,11 +321,9 @@ fn a_renewal_is_held_until_two_months_before_the_expiry() {
         .get(None, &current.serial)
         .unwrap()
         .unwrap()
-        .not_after
-        .secs();
+        .not_after;
     let (e, token) = confirmed(&f);
-    e.record_consent(&tckn(), "EDV-1", b"c".to_vec(), 0, &Principal::HostOperator)
-        .unwrap();
+    record_consent(&e);
     let ApprovalOutcome::Approved {
         produce_after: Some(start),
     } = e.approve(&token, Approval::EOnay).unwrap()
@@ -333,17 +331,24 @@ fn a_renewal_is_held_until_two_months_before_the_expiry() {
         panic!("a renewal is held");
     };
     assert_eq!(start, renewal_window_start(not_after));
-    assert!(not_after - start >= 59 * 86_400 && not_after - start <= 63 * 86_400);
-    assert!(f.store.enrollments_due(start - 1, 10).unwrap().is_empty());
+    let held = not_after.secs_since(start);
+    assert!((59 * 86_400..=63 * 86_400).contains(&held), "{held}");
+    assert!(f
+        .store
+        .enrollments_due(start.plus_secs(-1), 10)
+        .unwrap()
+        .is_empty());
     assert_eq!(f.store.enrollments_due(start, 10).unwrap().len(), 1);
 }
 
 #[test]
 fn renewal_windows_and_billing_months_follow_turkish_dates() {
     let at = |s: &str| {
-        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .unwrap()
-            .unix_timestamp()
+        UnixTime::from_secs(
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .unwrap()
+                .unix_timestamp(),
+        )
     };
     // 31 December in Turkey → from 31 October, 00:00 Turkey's time.
     assert_eq!(
@@ -390,16 +395,17 @@ fn production_is_one_transaction_with_its_invoice_line() {
             .unwrap();
         let produced = ProducedEnrollment {
             pre_application: id.clone(),
+            from: EnrollmentStage::Approved,
             institution: "ankara-bb".into(),
             payer: InvoicePayer {
-                kind: "institution".into(),
+                kind: ca_core::institution::Payer::Institution,
                 name: "Ankara Büyükşehir Belediyesi".into(),
                 id: "0680049583".into(),
             },
             holder_tckn: Tckn::parse(PERSON).unwrap(),
             holder_name: "Çağrı ÖZTÜRK".into(),
             item: "NES 730 gün".into(),
-            month: billing_month(unix_seconds(f.clock.now())),
+            month: billing_month(f.clock.now_unix()),
             attempt: 0,
         };
         f.engine.issue_nes_then(
@@ -417,9 +423,14 @@ fn production_is_one_transaction_with_its_invoice_line() {
             },
         )
     };
-    // Not approved yet: refused, nothing produced, the serial on record as failed.
+    // Not approved (the stage the production says it saw): a conflict, nothing produced, the
+    // serial on record as failed.
     let err = produce(&format!("{id}.0")).unwrap_err();
-    assert!(err.to_string().contains("only an approved one"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is confirmed; it was approved when this step began"),
+        "{err}"
+    );
     let all = f.store.list(None).unwrap();
     let nes: Vec<CertStatus> = all
         .iter()
@@ -433,8 +444,7 @@ fn production_is_one_transaction_with_its_invoice_line() {
     );
     assert_eq!(stage(&f).stage, EnrollmentStage::Confirmed);
 
-    e.record_consent(&tckn(), "EDV-1", b"c".to_vec(), 0, &Principal::HostOperator)
-        .unwrap();
+    record_consent(&e);
     e.approve(&token, Approval::EOnay).unwrap();
     let issued = produce(&format!("{id}.1")).unwrap();
     let rec = stage_of(&f, &id);
@@ -451,7 +461,7 @@ fn production_is_one_transaction_with_its_invoice_line() {
         .open_pre_application(&Tckn::parse(PERSON).unwrap())
         .unwrap()
         .is_none());
-    let month = billing_month(unix_seconds(f.clock.now()));
+    let month = billing_month(f.clock.now_unix());
     let lines = f.store.invoice_lines("ankara-bb", &month).unwrap();
     assert_eq!(lines.len(), 1);
     assert_eq!(
@@ -467,7 +477,130 @@ fn production_is_one_transaction_with_its_invoice_line() {
         .invoice_lines("ankara-bb", "2001-01")
         .unwrap()
         .is_empty());
+    // The holder chose "do not publish": the public lookup does not show it.
+    let lookup = lookup::CertificateLookup::new(f.store.clone());
+    assert_eq!(lookup.by_serial(&issued.serial).unwrap(), None);
+    assert!(lookup
+        .by_holder(&tckn())
+        .unwrap()
+        .iter()
+        .all(|c| c.serial != issued.serial));
     assert_eq!(f.store.verify_audit().unwrap().first_break, None);
+}
+
+/// A certificate whose holder did not say "do not publish" is shown, by serial and by holder,
+/// whatever its status; one whose signing failed is not.
+#[test]
+fn the_public_lookup_shows_issued_certificates() {
+    let f = fixture();
+    let issued = f
+        .engine
+        .issue_nes(
+            &f.ca,
+            &f.nes,
+            nes_application(None, false),
+            &ca_core::Principal::HostOperator,
+        )
+        .unwrap();
+    let lookup = lookup::CertificateLookup::new(f.store.clone());
+    let shown = lookup.by_serial(&issued.serial).unwrap().unwrap();
+    assert_eq!(
+        (shown.serial, shown.status, shown.do_not_publish),
+        (issued.serial, ca_core::store::CertStatus::Active, false)
+    );
+    let holder = shown.cert_der.clone();
+    assert!(!holder.is_empty());
+    assert_eq!(
+        lookup
+            .by_holder(&tckn())
+            .unwrap()
+            .iter()
+            .map(|c| c.serial)
+            .collect::<Vec<_>>(),
+        [issued.serial]
+    );
+    assert_eq!(lookup.by_serial(&Serial::random()).unwrap(), None);
+}
+
+/// Two failures counted at once get different counts: the one past the limit locks too, so
+/// no failure escapes the lock (here the other one's count is written straight to the store).
+#[test]
+fn a_failure_counted_past_the_limit_locks_too() {
+    let f = fixture();
+    let (_, _, password) = invited(&f);
+    let e = Enrollments::new(f.store.clone(), f.clock.clone());
+    for _ in 1..MAX_SIGN_IN_FAILURES {
+        e.sign_in(&tckn(), &secret("wrong-password")).unwrap_err();
+    }
+    let id = stage(&f).pre_application;
+    // A concurrent failure took the count to the limit without locking (yet).
+    let counted = f
+        .store
+        .enrollment_write(EnrollmentWrite::SignInFailed {
+            id: id.clone(),
+            actor: applicant(&id),
+            at: f.clock.now_unix(),
+        })
+        .unwrap();
+    assert_eq!(
+        counted,
+        EnrollmentOutcome::Counted {
+            count: MAX_SIGN_IN_FAILURES
+        }
+    );
+    let err = e.sign_in(&tckn(), &secret("wrong-password")).unwrap_err();
+    assert!(matches!(err, RaError::Locked { .. }), "{err}");
+    let err = e.sign_in(&tckn(), &secret(&password)).unwrap_err();
+    assert!(matches!(err, RaError::Locked { .. }), "{err}");
+    let rec = stage(&f);
+    assert_eq!(
+        rec.locked_until,
+        Some(f.clock.now_unix().plus_secs(LOCK_SECONDS))
+    );
+}
+
+/// The quota is decided on the count the service read; a form filled after the last code
+/// is refused before anything is written.
+#[test]
+fn the_code_quota_is_checked_before_anything_is_written() {
+    let f = fixture();
+    let (_, _, password) = invited(&f);
+    let e = Enrollments::new(f.store.clone(), f.clock.clone());
+    let token = e.sign_in(&tckn(), &secret(&password)).unwrap().token;
+    let token = token.expose_secret();
+    e.submit_form(token, form()).unwrap();
+    for _ in 1..MAX_CODES {
+        e.resend_code(token).unwrap();
+    }
+    let before = (stage(&f), f.store.outbox().unwrap().len());
+    for err in [
+        e.resend_code(token).unwrap_err(),
+        e.submit_form(token, form()).unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                err,
+                RaError::Invalid {
+                    field: "sms_code",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+    assert_eq!((stage(&f), f.store.outbox().unwrap().len()), before);
+}
+
+/// An operator records PERSON's e-Onay consent.
+fn record_consent(e: &Enrollments) {
+    e.record_consent(
+        &tckn(),
+        "EDV-1",
+        b"c".to_vec(),
+        UnixTime::EPOCH,
+        &Principal::HostOperator,
+    )
+    .unwrap();
 }
 
 fn stage_of(f: &Fixture, id: &str) -> EnrollmentRecord {

@@ -58,7 +58,7 @@ fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, RaError
             })?;
         return Ok(ApplicantAnswer {
             token: Some(SecretText(token)),
-            expires_at: Some(grant.expires_at),
+            expires_at: Some(grant.expires_at.secs()),
             application: Some(state(&view)),
             ..empty()
         });
@@ -138,7 +138,7 @@ fn state(v: &ApplicantView) -> ApplicantState {
         do_not_publish: e.do_not_publish,
         delivery_address: e.delivery_address.clone(),
         approval_method: e.approval_method.map(|m| m.as_str().to_owned()),
-        produce_after: e.produce_after,
+        produce_after: e.produce_after.map(ca_core::UnixTime::secs),
         serial: e.serial.map(|s| s.to_hex()),
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use ca_core::institution::InstitutionId;
 use ca_core::store::Store;
-use ca_core::Tckn;
+use ca_core::{Tckn, UnixTime};
 use clap::Args;
 use nesca_ra::enrollment::{ApplicantView, Enrollments};
 use serde_json::json;
@@ -90,17 +90,17 @@ pub(crate) fn to_json(v: &ApplicantView) -> serde_json::Value {
         "mobile": v.pre.mobile,
         "list_status": v.pre.status.as_str(),
         "stage": e.stage.as_str(),
-        "locked_until": e.locked_until,
+        "locked_until": e.locked_until.map(UnixTime::secs),
         "do_not_publish": e.do_not_publish,
         "delivery_address": e.delivery_address,
         "approval_method": e.approval_method.map(|m| m.as_str()),
-        "approved_at": e.approved_at,
-        "produce_after": e.produce_after,
+        "approved_at": e.approved_at.map(UnixTime::secs),
+        "produce_after": e.produce_after.map(UnixTime::secs),
         "card_csr": e.card_csr.is_some(),
         "production_attempts": e.production_attempts,
         "last_error": e.last_error,
         "serial": e.serial.map(|s| s.to_hex()),
-        "produced_at": e.produced_at,
+        "produced_at": e.produced_at.map(UnixTime::secs),
         "package_written": e.package_written,
     })
 }
@@ -145,13 +145,15 @@ pub(crate) fn consent(a: ConsentArgs) -> Result<()> {
     })?;
     let evidence = read_limited("evidence", &a.evidence, MAX_FILE_BYTES)?;
     let given_at = match &a.given_at {
-        None => ca_core::clock::unix_seconds(wiring::clock().now()),
-        Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| CliError::Argument {
-                field: "given-at",
-                rule: format!("\"{t}\" is not an RFC 3339 time: {e}"),
-            })?
-            .unix_timestamp(),
+        None => wiring::clock().now_unix(),
+        Some(t) => UnixTime::from_secs(
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| CliError::Argument {
+                    field: "given-at",
+                    rule: format!("\"{t}\" is not an RFC 3339 time: {e}"),
+                })?
+                .unix_timestamp(),
+        ),
     };
     let c = enrollments.record_consent(
         &tckn,
@@ -166,8 +168,8 @@ pub(crate) fn consent(a: ConsentArgs) -> Result<()> {
             "tckn": c.tckn.as_str(),
             "reference": c.reference,
             "evidence_sha256": c.evidence_sha256,
-            "given_at": c.given_at,
-            "recorded_at": c.recorded_at,
+            "given_at": c.given_at.secs(),
+            "recorded_at": c.recorded_at.secs(),
         })
     ))
 }

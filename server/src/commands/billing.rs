@@ -58,14 +58,12 @@ pub(crate) fn report(a: ReportArgs) -> Result<()> {
     for l in store.invoice_lines(id.as_str(), &a.month)? {
         let p = &l.produced;
         let row = [
-            ca_core::rfc3339(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(l.produced_at.max(0) as u64),
-            ),
+            ca_core::rfc3339(l.produced_at.to_system()),
             l.serial.to_hex(),
             p.holder_tckn.to_string(),
             p.holder_name.clone(),
             p.item.clone(),
-            p.payer.kind.clone(),
+            p.payer.kind.as_str().to_owned(),
             p.payer.name.clone(),
             p.payer.id.clone(),
             p.pre_application.clone(),

@@ -1,6 +1,7 @@
 //! The public certificate lookup (sertifika sorgulama): a relying party fetches a certificate
 //! by serial, or lists a person's certificates by T.C. Kimlik No. Certificates whose holders
-//! chose "do not publish my certificate" are left out: to the lookup they do not exist.
+//! chose "do not publish my certificate" are left out: to the lookup they do not exist (the
+//! registration authority's [`CertificateLookup`] decides which are shown).
 
 use std::sync::Arc;
 
@@ -11,13 +12,14 @@ use axum::routing::get;
 use axum::Router;
 use ca_core::store::{PublishedCertificate, Store};
 use ca_core::{Serial, Tckn};
+use nesca_ra::enrollment::lookup::CertificateLookup;
 use serde_json::json;
 
 pub(super) fn router(store: Arc<dyn Store>) -> Router {
     Router::new()
         .route("/certificates", get(search))
         .route("/certificates/{serial}", get(by_serial))
-        .with_state(store)
+        .with_state(Arc::new(CertificateLookup::new(store)))
 }
 
 fn refused(status: StatusCode, field: &str, rule: &str) -> Response {
@@ -30,12 +32,14 @@ fn refused(status: StatusCode, field: &str, rule: &str) -> Response {
 }
 
 async fn read(
-    store: Arc<dyn Store>,
+    lookup: Arc<CertificateLookup>,
     serial: Option<Serial>,
     tckn: Option<Tckn>,
 ) -> Result<Vec<PublishedCertificate>, Response> {
-    let found = tokio::task::spawn_blocking(move || {
-        store.published_certificates(serial.as_ref(), tckn.as_ref())
+    let found = tokio::task::spawn_blocking(move || match (serial, tckn) {
+        (Some(serial), _) => lookup.by_serial(&serial).map(|c| c.into_iter().collect()),
+        (None, Some(tckn)) => lookup.by_holder(&tckn),
+        (None, None) => Ok(Vec::new()),
     })
     .await
     .map_err(|e| e.to_string())
@@ -47,7 +51,10 @@ async fn read(
 }
 
 /// `GET /certificates/{serial}` (hex): the certificate, DER.
-async fn by_serial(State(store): State<Arc<dyn Store>>, Path(serial): Path<String>) -> Response {
+async fn by_serial(
+    State(lookup): State<Arc<CertificateLookup>>,
+    Path(serial): Path<String>,
+) -> Response {
     let Ok(serial) = Serial::parse_hex(&serial) else {
         return refused(
             StatusCode::BAD_REQUEST,
@@ -55,7 +62,7 @@ async fn by_serial(State(store): State<Arc<dyn Store>>, Path(serial): Path<Strin
             "must be a hexadecimal serial number",
         );
     };
-    match read(store, Some(serial), None).await {
+    match read(lookup, Some(serial), None).await {
         Ok(found) => match found.into_iter().next() {
             Some(c) => (
                 [(header::CONTENT_TYPE, "application/pkix-cert")],
@@ -73,7 +80,7 @@ async fn by_serial(State(store): State<Arc<dyn Store>>, Path(serial): Path<Strin
 }
 
 /// `GET /certificates?tckn=…`: the person's published certificates, newest first.
-async fn search(State(store): State<Arc<dyn Store>>, RawQuery(q): RawQuery) -> Response {
+async fn search(State(lookup): State<Arc<CertificateLookup>>, RawQuery(q): RawQuery) -> Response {
     let tckn = q
         .as_deref()
         .unwrap_or_default()
@@ -87,7 +94,7 @@ async fn search(State(store): State<Arc<dyn Store>>, RawQuery(q): RawQuery) -> R
             "give a valid T.C. Kimlik No (?tckn=…)",
         );
     };
-    match read(store, None, Some(tckn)).await {
+    match read(lookup, None, Some(tckn)).await {
         Ok(found) => {
             let list: Vec<_> = found
                 .iter()
@@ -95,9 +102,9 @@ async fn search(State(store): State<Arc<dyn Store>>, RawQuery(q): RawQuery) -> R
                     json!({
                         "serial": c.serial.to_hex(),
                         "subject": c.subject,
-                        "status": c.status,
-                        "not_before": c.not_before,
-                        "not_after": c.not_after,
+                        "status": c.status.as_str(),
+                        "not_before": c.not_before.secs(),
+                        "not_after": c.not_after.secs(),
                         "href": format!("/certificates/{}", c.serial.to_hex()),
                     })
                 })

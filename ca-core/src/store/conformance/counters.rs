@@ -1,6 +1,9 @@
 //! The counters the store keeps atomically in its rows (`n = n + 1` inside the write's
 //! transaction): outbox delivery attempts, failed sign-ins, SMS codes sent and wrong codes.
+//! What a count means (a lock, a void code, a quota reached) is the registration authority's
+//! to decide (`ra::enrollment::limits`).
 
+use super::enrollments::{applicant, at, form};
 use super::{audit_records, t0, T0};
 use crate::institution::{ListImport, ListSignature};
 use crate::store::{
@@ -93,105 +96,147 @@ pub fn outbox_attempts_are_counted(store: &dyn Store) {
     assert_eq!((all[0].0.attempts, all[0].1), (3, OutboxStatus::Sent));
 }
 
-/// Wrong access passwords are counted up to the limit, which locks sign-in and starts the
-/// count again; a good one resets the count and starts a session.
+/// Wrong access passwords are counted, atomically: the store returns each count and
+/// decides nothing; a lock written by the registration authority refuses sign-in until its
+/// time and starts the count again; a good password resets the count, clears the lock and
+/// starts a session.
 pub fn sign_in_failures_lock(store: &dyn Store) {
     let pre = invited(store);
-    let failed = |at| {
+    let failed = |n| {
         store.enrollment_write(EnrollmentWrite::SignInFailed {
             id: pre.clone(),
-            max_failures: 3,
-            lock_seconds: 1800,
-            at,
+            actor: applicant(&pre),
+            at: at(n),
         })
     };
-    let outcomes: Vec<EnrollmentOutcome> = (1..=3).map(|i| failed(T0 + i).unwrap()).collect();
+    let counts: Vec<EnrollmentOutcome> = (1..=6).map(|i| failed(i).unwrap()).collect();
     assert_eq!(
-        outcomes,
-        [
-            EnrollmentOutcome::Failures {
-                count: 1,
-                locked: false
-            },
-            EnrollmentOutcome::Failures {
-                count: 2,
-                locked: false
-            },
-            EnrollmentOutcome::Failures {
-                count: 3,
-                locked: true
-            },
-        ]
+        counts,
+        (1..=6)
+            .map(|count| EnrollmentOutcome::Counted { count })
+            .collect::<Vec<_>>(),
+        "the store counts past any limit: the limit is not its to know"
     );
+    assert_eq!(store.enrollment(&pre).unwrap().unwrap().locked_until, None);
+    let records = audit_records(store);
+    let lock = || {
+        store.enrollment_write(EnrollmentWrite::LockSignIn {
+            id: pre.clone(),
+            until: at(6 + 1800),
+            actor: applicant(&pre),
+            at: at(6),
+        })
+    };
+    lock().unwrap();
+    // Locking again (a second failure that saw the limit) is harmless.
+    lock().unwrap();
+    assert_eq!(audit_records(store), records + 2);
     let e = store.enrollment(&pre).unwrap().unwrap();
-    assert_eq!(
-        (e.failed_sign_ins, e.locked_until),
-        (0, Some(T0 + 3 + 1800))
-    );
-    failed(T0 + 4).unwrap();
+    assert_eq!((e.failed_sign_ins, e.locked_until), (0, Some(at(6 + 1800))));
+    assert_eq!(failed(7).unwrap(), EnrollmentOutcome::Counted { count: 1 });
     store
         .enrollment_write(EnrollmentWrite::SignedIn {
             id: pre.clone(),
             token_sha256: "cd".repeat(32),
-            expires_at: T0 + 3600,
-            at: T0 + 5,
+            expires_at: at(3600),
+            actor: applicant(&pre),
+            at: at(8),
         })
         .unwrap();
     let e = store.enrollment(&pre).unwrap().unwrap();
     assert_eq!((e.failed_sign_ins, e.locked_until), (0, None));
     assert_eq!(
         store.applicant_session(&"cd".repeat(32)).unwrap(),
-        Some((pre.clone(), T0 + 3600))
+        Some((pre.clone(), at(3600)))
     );
     assert!(store
         .enrollment_write(EnrollmentWrite::SignInFailed {
             id: "pa-unknown".into(),
-            max_failures: 3,
-            lock_seconds: 1800,
-            at: T0,
+            actor: applicant("pa-unknown"),
+            at: at(0),
         })
         .is_err());
 }
 
-/// SMS codes are counted up to the limit (the form's and every resend), after which one
-/// more is refused with nothing written; wrong codes are counted up to theirs, which voids
-/// the code.
+/// Failures counted at the same time each get their own count: no two see the same number,
+/// so exactly one sees any threshold the registration authority applies.
+pub fn failure_counters_are_atomic(store: &dyn Store) {
+    const THREADS: u32 = 8;
+    let pre = invited(store);
+    let counted = |w: &(dyn Fn(i64) -> EnrollmentWrite + Sync)| {
+        let mut counts: Vec<u32> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|i| s.spawn(move || store.enrollment_write(w(i64::from(i))).unwrap()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h.join().unwrap() {
+                    EnrollmentOutcome::Counted { count } => count,
+                    other => panic!("expected a count, got {other:?}"),
+                })
+                .collect()
+        });
+        counts.sort_unstable();
+        counts
+    };
+    let all: Vec<u32> = (1..=THREADS).collect();
+    assert_eq!(
+        counted(&|n| EnrollmentWrite::SignInFailed {
+            id: pre.clone(),
+            actor: applicant(&pre),
+            at: at(n),
+        }),
+        all
+    );
+    store
+        .enrollment_write(form(&pre, EnrollmentStage::Invited, 0, false, at(10)))
+        .unwrap();
+    assert_eq!(
+        counted(&|n| EnrollmentWrite::CodeFailed {
+            id: pre.clone(),
+            from: EnrollmentStage::Form,
+            actor: applicant(&pre),
+            at: at(20 + n),
+        }),
+        all
+    );
+    let e = store.enrollment(&pre).unwrap().unwrap();
+    assert_eq!((e.failed_sign_ins, e.sms_code_failures), (THREADS, THREADS));
+}
+
+/// SMS codes sent are counted by the writes that queue them, each expecting the count it saw
+/// (the form's and every resend); wrong codes are counted, and a code is void once the
+/// registration authority says so — only the code it saw, and voiding one that is already
+/// void or replaced changes nothing.
 pub fn sms_code_counters(store: &dyn Store) {
+    use EnrollmentStage as S;
     let pre = invited(store);
     store
         .enrollment_write(EnrollmentWrite::SignedIn {
             id: pre.clone(),
             token_sha256: "cd".repeat(32),
-            expires_at: T0 + 3600,
-            at: T0,
+            expires_at: at(3600),
+            actor: applicant(&pre),
+            at: at(0),
         })
         .unwrap();
     store
-        .enrollment_write(EnrollmentWrite::Form {
-            id: pre.clone(),
-            security_word_hash: "$argon2id$word".into(),
-            do_not_publish: false,
-            delivery_address: "Ankara".into(),
-            mobile: "+905321234567".into(),
-            max_codes: 3,
-            at: T0 + 1,
-        })
+        .enrollment_write(form(&pre, S::Invited, 0, false, at(1)))
         .unwrap();
-    let resend = |at| {
+    let resend = |expect, n| {
         store.enrollment_write(EnrollmentWrite::ResendCode {
             id: pre.clone(),
+            from: S::Form,
+            expect_codes_sent: expect,
             mobile: "+905321234567".into(),
-            max_codes: 3,
-            at,
+            actor: applicant(&pre),
+            at: at(n),
         })
     };
-    resend(T0 + 2).unwrap();
-    resend(T0 + 3).unwrap();
-    let records = audit_records(store);
-    assert!(resend(T0 + 4).is_err(), "three codes is the limit");
-    assert_eq!(audit_records(store), records);
+    resend(1, 2).unwrap();
+    resend(2, 3).unwrap();
     let e = store.enrollment(&pre).unwrap().unwrap();
-    assert_eq!((e.stage, e.sms_codes_sent), (EnrollmentStage::Form, 3));
+    assert_eq!((e.stage, e.sms_codes_sent), (S::Form, 3));
     let codes = store
         .outbox()
         .unwrap()
@@ -200,49 +245,73 @@ pub fn sms_code_counters(store: &dyn Store) {
         .count();
     assert_eq!(codes, 3);
 
-    store
-        .enrollment_write(EnrollmentWrite::CodeIssued {
+    let issue = |hash: &str, n| {
+        store.enrollment_write(EnrollmentWrite::CodeIssued {
             id: pre.clone(),
-            code_hash: "$argon2id$code".into(),
-            expires_at: T0 + 600,
-            at: T0 + 5,
-        })
-        .unwrap();
-    let wrong = |at| {
-        store.enrollment_write(EnrollmentWrite::CodeFailed {
-            id: pre.clone(),
-            max_failures: 2,
-            at,
+            from: S::Form,
+            code_hash: hash.into(),
+            expires_at: at(n + 600),
+            actor: crate::Principal::System(crate::SystemTask::Outbox),
+            at: at(n),
         })
     };
-    assert_eq!(
-        wrong(T0 + 6).unwrap(),
-        EnrollmentOutcome::Failures {
-            count: 1,
-            locked: false
-        }
-    );
-    assert_eq!(
-        wrong(T0 + 7).unwrap(),
-        EnrollmentOutcome::Failures {
-            count: 2,
-            locked: true
-        }
-    );
+    issue("$argon2id$code", 5).unwrap();
+    let wrong = |n| {
+        store.enrollment_write(EnrollmentWrite::CodeFailed {
+            id: pre.clone(),
+            from: S::Form,
+            actor: applicant(&pre),
+            at: at(n),
+        })
+    };
+    assert_eq!(wrong(6).unwrap(), EnrollmentOutcome::Counted { count: 1 });
+    assert_eq!(wrong(7).unwrap(), EnrollmentOutcome::Counted { count: 2 });
+    let void = |hash: &str| {
+        store.enrollment_write(EnrollmentWrite::VoidCode {
+            id: pre.clone(),
+            code_hash: hash.into(),
+            actor: applicant(&pre),
+            at: at(8),
+        })
+    };
+    // Another code than the one stored: nothing is voided, nothing recorded.
+    let records = audit_records(store);
+    void("$argon2id$other").unwrap();
+    assert_eq!(audit_records(store), records);
+    assert!(store
+        .enrollment(&pre)
+        .unwrap()
+        .unwrap()
+        .sms_code_hash
+        .is_some());
+    void("$argon2id$code").unwrap();
+    void("$argon2id$code").unwrap();
+    assert_eq!(audit_records(store), records + 1);
     let e = store.enrollment(&pre).unwrap().unwrap();
     assert_eq!(
         (e.sms_code_failures, e.sms_code_hash, e.sms_code_expires),
         (2, None, None)
     );
+    // A new code starts its count again.
+    resend(3, 9).unwrap();
+    issue("$argon2id$code2", 10).unwrap();
+    let e = store.enrollment(&pre).unwrap().unwrap();
+    assert_eq!(
+        (
+            e.sms_codes_sent,
+            e.sms_code_failures,
+            e.sms_code_hash.as_deref()
+        ),
+        (4, 0, Some("$argon2id$code2"))
+    );
     store
         .enrollment_write(EnrollmentWrite::CodeConfirmed {
             id: pre.clone(),
-            at: T0 + 8,
+            from: S::Form,
+            actor: applicant(&pre),
+            at: at(11),
         })
         .unwrap();
-    assert!(wrong(T0 + 9).is_err(), "no code awaits confirmation");
-    assert_eq!(
-        store.enrollment(&pre).unwrap().unwrap().stage,
-        EnrollmentStage::Confirmed
-    );
+    assert!(wrong(12).is_err(), "no code awaits confirmation");
+    assert_eq!(store.enrollment(&pre).unwrap().unwrap().stage, S::Confirmed);
 }

@@ -1,53 +1,102 @@
-//! The enrollment stage machine: Invited → Form → code confirmed → Approved (or AwaitWet →
-//! Approved) → Produced; out-of-order steps are refused with nothing written; renewals held
-//! by `produce_after`; production writes its invoice line; the "do not publish" filter.
+//! The enrollment's writes: each carries the stage it saw (`from`) and, when it queues an SMS
+//! code, the codes sent it saw; the store applies it only while the enrollment is still so,
+//! and refuses it as a conflict with nothing written (no audit record either) otherwise. Which
+//! step may follow which is the registration authority's stage machine
+//! (`ra::enrollment::stage`), not the store's. Also: renewals held by `produce_after`,
+//! production with its invoice line, and the public lookup's candidates with their holders'
+//! "do not publish" choice.
 
 use super::counters::invited;
 use super::{audit_records, issuer, reservation, T0};
+use crate::institution::Payer;
 use crate::serial::Serial;
 use crate::store::{
-    ApplicationIssued, ApprovalMethod, Completion, EnrollmentRecord, EnrollmentStage,
+    ApplicationIssued, ApprovalMethod, CertStatus, Completion, EnrollmentRecord, EnrollmentStage,
     EnrollmentWrite, FinishedApplication, InvoicePayer, ProducedEnrollment, Reserved, Store,
 };
+use crate::{Principal, UnixTime};
 
-fn form(id: &str, do_not_publish: bool, at: i64) -> EnrollmentWrite {
+/// `n` seconds after [`T0`].
+pub(super) fn at(n: i64) -> UnixTime {
+    UnixTime::from_secs(T0 + n)
+}
+
+/// The applicant of `id`.
+pub(super) fn applicant(id: &str) -> Principal {
+    Principal::Applicant {
+        pre_application: id.into(),
+    }
+}
+
+/// The form, from `from` with `expect_codes_sent` codes sent so far.
+pub(super) fn form(
+    id: &str,
+    from: EnrollmentStage,
+    expect_codes_sent: u32,
+    do_not_publish: bool,
+    when: UnixTime,
+) -> EnrollmentWrite {
     EnrollmentWrite::Form {
         id: id.into(),
+        from,
+        expect_codes_sent,
         security_word_hash: "$argon2id$word".into(),
         do_not_publish,
         delivery_address: "Ankara".into(),
         mobile: "+905551112233".into(),
-        max_codes: 3,
-        at,
+        actor: applicant(id),
+        at: when,
+    }
+}
+
+fn confirm(id: &str, from: EnrollmentStage, when: UnixTime) -> EnrollmentWrite {
+    EnrollmentWrite::CodeConfirmed {
+        id: id.into(),
+        from,
+        actor: applicant(id),
+        at: when,
     }
 }
 
 fn approve(
     id: &str,
+    from: EnrollmentStage,
     method: ApprovalMethod,
-    produce_after: Option<i64>,
-    at: i64,
+    produce_after: Option<UnixTime>,
+    when: UnixTime,
 ) -> EnrollmentWrite {
     EnrollmentWrite::Approve {
         id: id.into(),
+        from,
         method,
         text_sha256: "11".repeat(32),
         evidence: vec![0x30, 0x00],
         produce_after,
-        actor: crate::Principal::HostOperator,
-        at,
+        actor: Principal::HostOperator,
+        at: when,
+    }
+}
+
+fn await_wet(id: &str, from: EnrollmentStage, when: UnixTime) -> EnrollmentWrite {
+    EnrollmentWrite::AwaitWet {
+        id: id.into(),
+        from,
+        text_sha256: "11".repeat(32),
+        actor: applicant(id),
+        at: when,
     }
 }
 
 /// The invited person signs in: the enrollment starts at Invited.
-fn signed_in(store: &dyn Store) -> String {
+pub(super) fn signed_in(store: &dyn Store) -> String {
     let pre = invited(store);
     store
         .enrollment_write(EnrollmentWrite::SignedIn {
             id: pre.clone(),
             token_sha256: "cd".repeat(32),
-            expires_at: T0 + 3600,
-            at: T0,
+            expires_at: at(3600),
+            actor: applicant(&pre),
+            at: at(0),
         })
         .unwrap();
     pre
@@ -57,158 +106,244 @@ fn enrollment(store: &dyn Store, id: &str) -> EnrollmentRecord {
     store.enrollment(id).unwrap().unwrap()
 }
 
-/// `w` is refused as a conflict (out of order) and leaves the enrollment and the audit log as they were.
-fn refused(store: &dyn Store, id: &str, w: EnrollmentWrite) {
-    let before = (store.enrollment(id).unwrap(), audit_records(store));
+/// `w` is refused as a conflict on `field` and leaves the enrollment, the outbox and the
+/// audit log as they were.
+pub(super) fn refused(store: &dyn Store, id: &str, field: &str, w: EnrollmentWrite) {
+    let before = (
+        store.enrollment(id).unwrap(),
+        store.outbox().unwrap().len(),
+        audit_records(store),
+    );
     match store.enrollment_write(w.clone()) {
-        Err(crate::error::CaError::Conflict { .. }) => {}
-        other => panic!("{w:?}: expected a conflict, got {other:?}"),
+        Err(crate::error::CaError::Conflict { field: f, .. }) if f == field => {}
+        other => panic!("{w:?}: expected a conflict on {field}, got {other:?}"),
     }
     assert_eq!(
-        (store.enrollment(id).unwrap(), audit_records(store)),
+        (
+            store.enrollment(id).unwrap(),
+            store.outbox().unwrap().len(),
+            audit_records(store)
+        ),
         before
     );
 }
 
-/// Invited → Form → Confirmed → Approved, each step only from the stage before it.
+/// Invited → Form → Confirmed → Approved: each write applies from the stage it names, and
+/// one that names a stage the enrollment is not at (it moved meanwhile) is refused.
 pub fn enrollment_stages_follow_their_order(store: &dyn Store) {
+    use EnrollmentStage as S;
     let pre = signed_in(store);
-    assert_eq!(enrollment(store, &pre).stage, EnrollmentStage::Invited);
+    assert_eq!(enrollment(store, &pre).stage, S::Invited);
+    refused(store, &pre, "stage", confirm(&pre, S::Form, at(1)));
     refused(
         store,
         &pre,
-        EnrollmentWrite::CodeConfirmed {
-            id: pre.clone(),
-            at: T0 + 1,
-        },
+        "stage",
+        approve(&pre, S::Confirmed, ApprovalMethod::EOnay, None, at(1)),
     );
-    refused(
-        store,
-        &pre,
-        approve(&pre, ApprovalMethod::EOnay, None, T0 + 1),
-    );
-    refused(
-        store,
-        &pre,
-        EnrollmentWrite::AwaitWet {
-            id: pre.clone(),
-            text_sha256: "11".repeat(32),
-            at: T0 + 1,
-        },
-    );
-
-    store.enrollment_write(form(&pre, false, T0 + 2)).unwrap();
-    // The form again, while unconfirmed, is accepted.
-    store.enrollment_write(form(&pre, true, T0 + 3)).unwrap();
-    let e = enrollment(store, &pre);
-    assert_eq!((e.stage, e.do_not_publish), (EnrollmentStage::Form, true));
-    refused(
-        store,
-        &pre,
-        approve(&pre, ApprovalMethod::Signature, None, T0 + 4),
-    );
+    refused(store, &pre, "stage", await_wet(&pre, S::Confirmed, at(1)));
+    refused(store, &pre, "stage", form(&pre, S::Form, 0, false, at(1)));
 
     store
-        .enrollment_write(EnrollmentWrite::CodeConfirmed {
-            id: pre.clone(),
-            at: T0 + 5,
-        })
+        .enrollment_write(form(&pre, S::Invited, 0, false, at(2)))
+        .unwrap();
+    // The form again, from Form.
+    store
+        .enrollment_write(form(&pre, S::Form, 1, true, at(3)))
         .unwrap();
     let e = enrollment(store, &pre);
     assert_eq!(
-        (e.stage, e.confirmed_at),
-        (EnrollmentStage::Confirmed, Some(T0 + 5))
-    );
-    // Confirmed: the form is closed, a code is not confirmed twice, a wet approval needs
-    // the wet form chosen first.
-    refused(store, &pre, form(&pre, false, T0 + 6));
-    refused(
-        store,
-        &pre,
-        EnrollmentWrite::CodeConfirmed {
-            id: pre.clone(),
-            at: T0 + 6,
-        },
-    );
-    refused(
-        store,
-        &pre,
-        approve(&pre, ApprovalMethod::Wet, None, T0 + 6),
+        (e.stage, e.do_not_publish, e.sms_codes_sent),
+        (S::Form, true, 2)
     );
 
     store
-        .enrollment_write(approve(&pre, ApprovalMethod::Signature, None, T0 + 7))
+        .enrollment_write(confirm(&pre, S::Form, at(5)))
+        .unwrap();
+    let e = enrollment(store, &pre);
+    assert_eq!((e.stage, e.confirmed_at), (S::Confirmed, Some(at(5))));
+    refused(store, &pre, "stage", form(&pre, S::Form, 2, false, at(6)));
+    refused(store, &pre, "stage", confirm(&pre, S::Form, at(6)));
+
+    store
+        .enrollment_write(approve(
+            &pre,
+            S::Confirmed,
+            ApprovalMethod::Signature,
+            None,
+            at(7),
+        ))
         .unwrap();
     let e = enrollment(store, &pre);
     assert_eq!(
         (e.stage, e.approval_method, e.approved_at),
-        (
-            EnrollmentStage::Approved,
-            Some(ApprovalMethod::Signature),
-            Some(T0 + 7)
-        )
+        (S::Approved, Some(ApprovalMethod::Signature), Some(at(7)))
     );
     refused(
         store,
         &pre,
-        approve(&pre, ApprovalMethod::Signature, None, T0 + 8),
+        "stage",
+        approve(&pre, S::Confirmed, ApprovalMethod::Signature, None, at(8)),
     );
     assert_eq!(
         store
-            .enrollments_due(T0 + 8, 10)
+            .enrollments_due(at(8), 10)
             .unwrap()
             .iter()
             .map(|e| e.pre_application.clone())
             .collect::<Vec<_>>(),
         [pre]
     );
+    // Writes to an enrollment that does not exist are conflicts too.
+    match store.enrollment_write(confirm("pa-unknown", S::Form, at(9))) {
+        Err(crate::error::CaError::Conflict { field: "stage", .. }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
 }
 
-/// Wet approval: Confirmed → AwaitingWet → Approved (wet only); a renewal approved with
-/// `produce_after` is not due before it.
-pub fn wet_approval_and_held_renewal(store: &dyn Store) {
+/// Stale expectations: a write that saw a stage the enrollment has left, or a count of codes
+/// sent that another code changed meanwhile, is a conflict; nothing is written, no audit
+/// record, no SMS queued.
+pub fn stale_enrollment_writes_are_conflicts(store: &dyn Store) {
+    use EnrollmentStage as S;
     let pre = signed_in(store);
-    store.enrollment_write(form(&pre, false, T0 + 1)).unwrap();
     store
-        .enrollment_write(EnrollmentWrite::CodeConfirmed {
-            id: pre.clone(),
-            at: T0 + 2,
-        })
+        .enrollment_write(form(&pre, S::Invited, 0, false, at(1)))
         .unwrap();
+    // Two resends that both saw one code sent: the first wins, the second is refused.
+    let resend = |expect, when| EnrollmentWrite::ResendCode {
+        id: pre.clone(),
+        from: S::Form,
+        expect_codes_sent: expect,
+        mobile: "+905551112233".into(),
+        actor: applicant(&pre),
+        at: when,
+    };
+    store.enrollment_write(resend(1, at(2))).unwrap();
+    refused(store, &pre, "sms_code", resend(1, at(3)));
+    refused(store, &pre, "sms_code", form(&pre, S::Form, 1, true, at(3)));
+    assert_eq!(enrollment(store, &pre).sms_codes_sent, 2);
+    // A resend that saw the right count but a stage left meanwhile.
     store
-        .enrollment_write(EnrollmentWrite::AwaitWet {
-            id: pre.clone(),
-            text_sha256: "11".repeat(32),
-            at: T0 + 3,
-        })
+        .enrollment_write(confirm(&pre, S::Form, at(4)))
         .unwrap();
-    assert_eq!(enrollment(store, &pre).stage, EnrollmentStage::AwaitingWet);
+    refused(store, &pre, "stage", resend(2, at(5)));
     refused(
         store,
         &pre,
-        approve(&pre, ApprovalMethod::Signature, None, T0 + 4),
+        "stage",
+        EnrollmentWrite::CodeIssued {
+            id: pre.clone(),
+            from: S::Form,
+            code_hash: "$argon2id$code".into(),
+            expires_at: at(600),
+            actor: Principal::System(crate::SystemTask::Outbox),
+            at: at(5),
+        },
     );
-    let window = T0 + 90 * 86_400;
+    refused(
+        store,
+        &pre,
+        "stage",
+        EnrollmentWrite::CodeFailed {
+            id: pre.clone(),
+            from: S::Form,
+            actor: applicant(&pre),
+            at: at(5),
+        },
+    );
+    refused(
+        store,
+        &pre,
+        "stage",
+        EnrollmentWrite::CardCsr {
+            id: pre.clone(),
+            from: S::Approved,
+            csr_der: vec![0x30, 0x00],
+            actor: Principal::HostOperator,
+            at: at(5),
+        },
+    );
+    refused(
+        store,
+        &pre,
+        "stage",
+        EnrollmentWrite::ProductionFailed {
+            id: pre.clone(),
+            from: S::Approved,
+            error: "hsm".into(),
+            actor: Principal::System(crate::SystemTask::Production),
+            at: at(5),
+        },
+    );
+    refused(
+        store,
+        &pre,
+        "stage",
+        EnrollmentWrite::PackageWritten {
+            id: pre.clone(),
+            from: S::Produced,
+            actor: Principal::System(crate::SystemTask::Production),
+            at: at(5),
+        },
+    );
+}
+
+/// Wet approval: Confirmed → AwaitingWet → Approved; a renewal approved with
+/// `produce_after` is not due before it.
+pub fn wet_approval_and_held_renewal(store: &dyn Store) {
+    use EnrollmentStage as S;
+    let pre = signed_in(store);
     store
-        .enrollment_write(approve(&pre, ApprovalMethod::Wet, Some(window), T0 + 4))
+        .enrollment_write(form(&pre, S::Invited, 0, false, at(1)))
+        .unwrap();
+    store
+        .enrollment_write(confirm(&pre, S::Form, at(2)))
+        .unwrap();
+    store
+        .enrollment_write(await_wet(&pre, S::Confirmed, at(3)))
         .unwrap();
     let e = enrollment(store, &pre);
     assert_eq!(
-        (e.stage, e.produce_after),
-        (EnrollmentStage::Approved, Some(window))
+        (e.stage, e.approval_method),
+        (S::AwaitingWet, Some(ApprovalMethod::Wet))
     );
-    assert!(store.enrollments_due(window - 1, 10).unwrap().is_empty());
+    refused(
+        store,
+        &pre,
+        "stage",
+        approve(&pre, S::Confirmed, ApprovalMethod::Signature, None, at(4)),
+    );
+    let window = at(90 * 86_400);
+    store
+        .enrollment_write(approve(
+            &pre,
+            S::AwaitingWet,
+            ApprovalMethod::Wet,
+            Some(window),
+            at(4),
+        ))
+        .unwrap();
+    let e = enrollment(store, &pre);
+    assert_eq!((e.stage, e.produce_after), (S::Approved, Some(window)));
+    assert!(store
+        .enrollments_due(window.plus_secs(-1), 10)
+        .unwrap()
+        .is_empty());
     assert_eq!(store.enrollments_due(window, 10).unwrap().len(), 1);
 }
 
-/// Production: only an approved enrollment is produced; the certificate, the enrollment's
-/// Produced stage and the invoice line (by month) are one transaction; "do not publish"
-/// keeps the certificate out of the public lookup.
+/// Production: the certificate, the enrollment's Produced stage and the invoice line (by
+/// month) are one transaction, applied only while the enrollment is at the stage the
+/// production saw; the public lookup's candidates carry the holder's "do not publish".
 pub fn production_writes_its_invoice_line(store: &dyn Store) {
+    use EnrollmentStage as S;
     let nes = issuer();
     let pre = signed_in(store);
-    store.enrollment_write(form(&pre, true, T0 + 1)).unwrap();
-    let op = crate::Principal::HostOperator;
+    store
+        .enrollment_write(form(&pre, S::Invited, 0, true, at(1)))
+        .unwrap();
+    let op = Principal::HostOperator;
     let produce = |serial: Serial, channel_ref: &str| {
         store
             .begin_application(
@@ -236,9 +371,10 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
                     issued: ApplicationIssued::plain(serial),
                     production: Some(ProducedEnrollment {
                         pre_application: pre.clone(),
+                        from: S::Approved,
                         institution: "ankara-bb".into(),
                         payer: InvoicePayer {
-                            kind: "institution".into(),
+                            kind: Payer::Institution,
                             name: "Ankara BB".into(),
                             id: "1234567890".into(),
                         },
@@ -254,9 +390,13 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
             super::t0(3),
         )
     };
-    // Not approved yet: refused, the certificate is not stored, no invoice line.
+    // Not at the stage the production saw (approved): a conflict, the certificate is not
+    // stored, no invoice line.
     let early = Serial::random();
-    assert!(produce(early, &format!("{pre}.0")).is_err());
+    match produce(early, &format!("{pre}.0")) {
+        Err(crate::error::CaError::Conflict { field: "stage", .. }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
     assert!(store
         .get(Some(&nes), &early)
         .unwrap()
@@ -267,61 +407,81 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
         .invoice_lines("ankara-bb", "2026-11")
         .unwrap()
         .is_empty());
+    assert_eq!(enrollment(store, &pre).stage, S::Form);
 
     store
-        .enrollment_write(EnrollmentWrite::CodeConfirmed {
-            id: pre.clone(),
-            at: T0 + 2,
-        })
+        .enrollment_write(confirm(&pre, S::Form, at(2)))
         .unwrap();
     store
-        .enrollment_write(approve(&pre, ApprovalMethod::Signature, None, T0 + 2))
+        .enrollment_write(approve(
+            &pre,
+            S::Confirmed,
+            ApprovalMethod::Signature,
+            None,
+            at(2),
+        ))
         .unwrap();
     let serial = Serial::random();
     produce(serial, &format!("{pre}.1")).unwrap();
     let e = enrollment(store, &pre);
     assert_eq!(
-        (e.stage, e.serial, e.package_written),
-        (EnrollmentStage::Produced, Some(serial), false)
+        (e.stage, e.serial, e.package_written, e.produced_at),
+        (S::Produced, Some(serial), false, Some(at(3)))
     );
     let lines = store.invoice_lines("ankara-bb", "2026-11").unwrap();
     assert_eq!(lines.len(), 1);
     assert_eq!(
-        (lines[0].serial, lines[0].produced.pre_application.as_str()),
-        (serial, pre.as_str())
+        (
+            lines[0].serial,
+            lines[0].produced.pre_application.as_str(),
+            lines[0].produced.payer.kind,
+            lines[0].produced_at
+        ),
+        (serial, pre.as_str(), Payer::Institution, at(3))
     );
     assert!(store
         .invoice_lines("ankara-bb", "2026-12")
         .unwrap()
         .is_empty());
     // Produced but its package not written: still due (for the package).
-    assert_eq!(store.enrollments_due(T0 + 4, 10).unwrap().len(), 1);
+    assert_eq!(store.enrollments_due(at(4), 10).unwrap().len(), 1);
     store
         .enrollment_write(EnrollmentWrite::PackageWritten {
             id: pre.clone(),
-            at: T0 + 5,
+            from: S::Produced,
+            actor: Principal::System(crate::SystemTask::Production),
+            at: at(5),
         })
         .unwrap();
-    assert!(store.enrollments_due(T0 + 5, 10).unwrap().is_empty());
+    assert!(store.enrollments_due(at(5), 10).unwrap().is_empty());
 
-    // "Do not publish": left out of the lookup, by serial and by holder.
+    // The lookup's candidates: by serial and by holder, each with its holder's choice.
+    let found = store.lookup_candidates(Some(&serial), None).unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|c| (c.serial, c.status, c.do_not_publish))
+            .collect::<Vec<_>>(),
+        [(serial, CertStatus::Active, true)]
+    );
     assert!(store
-        .published_certificates(Some(&serial), None)
-        .unwrap()
-        .is_empty());
-    assert!(store
-        .published_certificates(None, Some(&crate::Tckn::parse("10000000146").unwrap()))
+        .lookup_candidates(None, Some(&crate::Tckn::parse("10000000146").unwrap()))
         .unwrap()
         .iter()
-        .all(|c| c.serial != serial));
+        .any(|c| c.serial == serial && c.do_not_publish));
     let other = super::issue(store, &nes);
     assert_eq!(
         store
-            .published_certificates(Some(&other), None)
+            .lookup_candidates(Some(&other), None)
             .unwrap()
             .iter()
-            .map(|c| c.serial)
+            .map(|c| (c.serial, c.do_not_publish))
             .collect::<Vec<_>>(),
-        [other]
+        [(other, false)]
     );
+    // A serial whose signing failed has no certificate to show: no candidate.
+    assert!(store
+        .lookup_candidates(Some(&early), None)
+        .unwrap()
+        .is_empty());
 }

@@ -6,9 +6,9 @@
 //! lifecycle transitions, the audit record in the same transaction as its change, CRL
 //! numbering (RFC 5280 §5.2.3), the attempt counters the store keeps, channel
 //! applications once per reference, commitments (acceptance, supersession, expiry), the
-//! enrollment stage machine with production and its invoice line, the "do not publish"
-//! filter, and list import (held wet-signed lists, one open pre-application per person,
-//! replay, confirmation); and that a write whose expectation went stale is a conflict.
+//! enrollment's compare-and-set writes with production and its invoice line, the public
+//! lookup's candidates, and list import (held wet-signed lists, one open pre-application per
+//! person, replay, confirmation); and that a write whose expectation went stale is a conflict.
 
 mod applications;
 mod audit;
@@ -32,11 +32,14 @@ pub use commitments::{
     commitment_acceptance_releases_and_supersedes, overdue_commitments_expire,
     stale_commitment_acceptance_is_a_conflict,
 };
-pub use counters::{outbox_attempts_are_counted, sign_in_failures_lock, sms_code_counters};
+pub use counters::{
+    failure_counters_are_atomic, outbox_attempts_are_counted, sign_in_failures_lock,
+    sms_code_counters,
+};
 pub use crl::{crl_entries_follow_the_lifecycle, crl_numbers_strictly_increase};
 pub use enrollments::{
     enrollment_stages_follow_their_order, production_writes_its_invoice_line,
-    wet_approval_and_held_renewal,
+    stale_enrollment_writes_are_conflicts, wet_approval_and_held_renewal,
 };
 pub use institutions::{
     list_import_invites_holds_and_replays, one_open_pre_application_per_person,
@@ -185,6 +188,7 @@ macro_rules! store_conformance_tests {
             outbox_attempts_are_counted,
             sign_in_failures_lock,
             sms_code_counters,
+            failure_counters_are_atomic,
             commitment_acceptance_releases_and_supersedes,
             stale_commitment_acceptance_is_a_conflict,
             overdue_commitments_expire,
@@ -193,7 +197,8 @@ macro_rules! store_conformance_tests {
             production_writes_its_invoice_line,
             list_import_invites_holds_and_replays,
             one_open_pre_application_per_person,
-            stale_list_confirmation_is_a_conflict
+            stale_list_confirmation_is_a_conflict,
+            stale_enrollment_writes_are_conflicts
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {

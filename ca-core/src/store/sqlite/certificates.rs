@@ -125,7 +125,7 @@ fn complete(conn: &Connection, s: &Signed, head: &mut AuditHead) -> Result<(), R
             ));
         }
         if let Some(p) = &a.production {
-            enrollments::check_producible(conn, &p.pre_application)?;
+            enrollments::check_producible(conn, p)?;
         }
     }
     let n = conn

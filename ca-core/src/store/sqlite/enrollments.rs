@@ -1,7 +1,9 @@
 //! The SQLite side of an invited person's completion (migration 7): enrollments, applicant
-//! sessions, e-Onay consents, invoice lines, and the SMS-code kind of outbox message. Each
-//! write checks the stage it needs in its `UPDATE ... WHERE stage IN (...)`, so a refused
-//! write changes nothing.
+//! sessions, e-Onay consents, invoice lines, and the SMS-code kind of outbox message. The
+//! rules (which step may follow which, the limits and the quota) are the registration
+//! authority's (`ra::enrollment`): each write here only checks, in its `UPDATE ... WHERE`, that
+//! the enrollment is still what the write says it saw (compare-and-set), and counts failures
+//! atomically; a refused write changes nothing.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -9,12 +11,15 @@ use super::audit::{append_audit, event_entry, AuditHead};
 use super::writer::{refused, Refusal};
 use super::SqliteStore;
 use crate::error::{CaError, Result};
+use crate::institution::Payer;
 use crate::serial::{IssuerId, Serial};
 use crate::store::enrollment::{
     ApprovalMethod, EOnayConsent, EnrollmentOutcome, EnrollmentRecord, EnrollmentStage,
     EnrollmentStore, EnrollmentWrite, InvoiceLine, InvoicePayer, ProducedEnrollment,
     PublishedCertificate,
 };
+use crate::store::CertStatus;
+use crate::UnixTime;
 
 pub(super) const MIGRATION: &str = "
     -- The outbox learns a second kind of message; SQLite cannot change a CHECK in place.
@@ -109,6 +114,16 @@ fn bad(i: usize, what: &str) -> rusqlite::Error {
     )
 }
 
+/// An instant column (Unix seconds).
+fn time(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<UnixTime> {
+    r.get(i).map(UnixTime::from_secs)
+}
+
+/// An instant column that may be NULL.
+fn maybe_time(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<UnixTime>> {
+    Ok(r.get::<_, Option<i64>>(i)?.map(UnixTime::from_secs))
+}
+
 fn enrollment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnrollmentRecord> {
     let stage: String = r.get(1)?;
     let method: Option<String> = r.get(12)?;
@@ -117,22 +132,22 @@ fn enrollment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnrollmentRecord> {
         pre_application: r.get(0)?,
         stage: EnrollmentStage::parse(&stage).ok_or_else(|| bad(1, "stage"))?,
         failed_sign_ins: r.get(2)?,
-        locked_until: r.get(3)?,
+        locked_until: maybe_time(r, 3)?,
         security_word_hash: r.get(4)?,
         do_not_publish: r.get(5)?,
         delivery_address: r.get(6)?,
         sms_code_hash: r.get(7)?,
-        sms_code_expires: r.get(8)?,
+        sms_code_expires: maybe_time(r, 8)?,
         sms_code_failures: r.get(9)?,
         sms_codes_sent: r.get(10)?,
-        confirmed_at: r.get(11)?,
+        confirmed_at: maybe_time(r, 11)?,
         approval_method: match method {
             Some(m) => Some(ApprovalMethod::parse(&m).ok_or_else(|| bad(12, "method"))?),
             None => None,
         },
         approval_text_sha256: r.get(13)?,
-        approved_at: r.get(14)?,
-        produce_after: r.get(15)?,
+        approved_at: maybe_time(r, 14)?,
+        produce_after: maybe_time(r, 15)?,
         card_csr: r.get(16)?,
         production_attempts: r.get(17)?,
         last_error: r.get(18)?,
@@ -140,9 +155,9 @@ fn enrollment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnrollmentRecord> {
             Some(s) => Some(Serial::parse_hex(&s).map_err(|_| bad(19, "serial"))?),
             None => None,
         },
-        produced_at: r.get(20)?,
+        produced_at: maybe_time(r, 20)?,
         package_written: r.get(21)?,
-        updated_at: r.get(22)?,
+        updated_at: time(r, 22)?,
     })
 }
 
@@ -161,13 +176,13 @@ pub(super) fn read_enrollment(
 /// ones whose package is not out yet, oldest first.
 pub(super) fn read_enrollments_due(
     conn: &Connection,
-    at: i64,
+    at: UnixTime,
     limit: u32,
 ) -> rusqlite::Result<Vec<EnrollmentRecord>> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE (stage = 'approved' AND COALESCE(produce_after, 0) <= ?1) OR (stage = 'produced' AND package_written = 0) ORDER BY approved_at, pre_application LIMIT ?2"
     ))?;
-    let rows = st.query_map(params![at, limit], enrollment_row)?;
+    let rows = st.query_map(params![at.secs(), limit], enrollment_row)?;
     rows.collect()
 }
 
@@ -183,11 +198,11 @@ pub(super) fn read_open_pre_application_id(
 pub(super) fn read_session(
     conn: &Connection,
     token_sha256: &str,
-) -> rusqlite::Result<Option<(String, i64)>> {
+) -> rusqlite::Result<Option<(String, UnixTime)>> {
     conn.prepare_cached(
         "SELECT pre_application, expires_at FROM applicant_sessions WHERE token_sha256 = ?1",
     )?
-    .query_row([token_sha256], |r| Ok((r.get(0)?, r.get(1)?)))
+    .query_row([token_sha256], |r| Ok((r.get(0)?, time(r, 1)?)))
     .optional()
 }
 
@@ -204,9 +219,9 @@ pub(super) fn read_consent(
             reference: r.get(1)?,
             evidence: r.get(2)?,
             evidence_sha256: r.get(3)?,
-            given_at: r.get(4)?,
+            given_at: time(r, 4)?,
             recorded_by: principal_column(r, 5)?,
-            recorded_at: r.get(6)?,
+            recorded_at: time(r, 6)?,
         })
     })
     .optional()
@@ -225,15 +240,18 @@ pub(super) fn read_invoice_lines(
     let rows = st.query_map(params![institution, month], |r| {
         let issuer: String = r.get(1)?;
         let serial: String = r.get(2)?;
+        let payer: String = r.get(5)?;
         Ok(InvoiceLine {
             id: r.get(0)?,
             issuer: IssuerId::parse(&issuer).map_err(|_| bad(1, "issuer"))?,
             serial: Serial::parse_hex(&serial).map_err(|_| bad(2, "serial"))?,
             produced: ProducedEnrollment {
                 pre_application: r.get(3)?,
+                // An invoice line exists only for a produced enrollment.
+                from: EnrollmentStage::Approved,
                 institution: r.get(4)?,
                 payer: InvoicePayer {
-                    kind: r.get(5)?,
+                    kind: Payer::parse(&payer).map_err(|_| bad(5, "payer"))?,
                     name: r.get(6)?,
                     id: r.get(7)?,
                 },
@@ -243,35 +261,39 @@ pub(super) fn read_invoice_lines(
                 month: r.get(11)?,
                 attempt: r.get(13)?,
             },
-            produced_at: r.get(12)?,
+            produced_at: time(r, 12)?,
         })
     })?;
     rows.collect()
 }
 
-/// Issued certificates (not reserved or failed) whose holder did not choose "do not publish",
-/// by serial or by holder; newest first.
-pub(super) fn read_published(
+/// Stored certificates (those with their DER: not reserved or failed) by serial or by holder,
+/// newest first, each with its holder's "do not publish" choice: the candidates of the public
+/// lookup, which the registration authority filters.
+pub(super) fn read_lookup_candidates(
     conn: &Connection,
     serial: Option<&Serial>,
     tckn: Option<&str>,
 ) -> rusqlite::Result<Vec<PublishedCertificate>> {
     let mut st = conn.prepare_cached(
-        "SELECT c.serial, c.subject, c.status, c.not_before, c.not_after, c.cert_der FROM certificates c
-         WHERE c.status IN ('active', 'suspended', 'revoked') AND c.cert_der IS NOT NULL
+        "SELECT c.serial, c.subject, c.status, c.not_before, c.not_after, c.cert_der,
+                EXISTS (SELECT 1 FROM enrollments e WHERE e.serial = c.serial AND e.do_not_publish = 1)
+         FROM certificates c
+         WHERE c.cert_der IS NOT NULL
            AND (?1 IS NULL OR c.serial = ?1) AND (?2 IS NULL OR c.tckn = ?2)
-           AND NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.serial = c.serial AND e.do_not_publish = 1)
          ORDER BY c.not_before DESC LIMIT 100",
     )?;
     let rows = st.query_map(params![serial.map(|s| s.to_hex()), tckn], |r| {
         let serial: String = r.get(0)?;
+        let status: String = r.get(2)?;
         Ok(PublishedCertificate {
             serial: Serial::parse_hex(&serial).map_err(|_| bad(0, "serial"))?,
             subject: r.get(1)?,
-            status: r.get(2)?,
-            not_before: r.get(3)?,
-            not_after: r.get(4)?,
+            status: status.parse::<CertStatus>().map_err(|_| bad(2, "status"))?,
+            not_before: time(r, 3)?,
+            not_after: time(r, 4)?,
             cert_der: r.get(5)?,
+            do_not_publish: r.get(6)?,
         })
     })?;
     rows.collect()
@@ -282,33 +304,67 @@ pub(super) fn read_published(
 pub(super) fn read_current_not_after(
     conn: &Connection,
     tckn: &str,
-    at: i64,
-) -> rusqlite::Result<Option<i64>> {
+    at: UnixTime,
+) -> rusqlite::Result<Option<UnixTime>> {
     conn.prepare_cached(
         "SELECT MAX(not_after) FROM certificates WHERE tckn = ?1 AND status IN ('active', 'suspended') AND not_after > ?2",
     )?
-    .query_row(params![tckn, at], |r| r.get(0))
+    .query_row(params![tckn, at.secs()], |r| maybe_time(r, 0))
 }
 
-/// Runs `sql` (an UPDATE of one enrollment guarded by its stage) and refuses when no row
-/// matched: the enrollment is missing or not at a stage the write needs.
-fn update_one(
+/// What a write expected of its enrollment besides existing: the stage, and the codes sent.
+#[derive(Clone, Copy)]
+struct Expect {
+    from: EnrollmentStage,
+    codes_sent: Option<u32>,
+}
+
+impl Expect {
+    fn stage(from: EnrollmentStage) -> Expect {
+        Expect {
+            from,
+            codes_sent: None,
+        }
+    }
+}
+
+/// The conflict of a write whose enrollment is not what the registration authority saw
+/// (moved on meanwhile, or missing): nothing was written.
+fn stale(conn: &Connection, id: &str, expect: Expect) -> Refusal {
+    let conflict = |field, rule| Refusal::Refused(CaError::Conflict { field, rule });
+    match read_enrollment(conn, id) {
+        Err(e) => e.into(),
+        Ok(None) => conflict("stage", format!("application {id} is not started")),
+        Ok(Some(e)) if e.stage != expect.from => conflict(
+            "stage",
+            format!(
+                "application {id} is {}; it was {} when this step began: try again",
+                e.stage, expect.from
+            ),
+        ),
+        Ok(Some(e)) => conflict(
+            "sms_code",
+            format!(
+                "application {id} had {} codes sent, not {}: another code was queued meanwhile, try again",
+                e.sms_codes_sent,
+                expect.codes_sent.unwrap_or_default()
+            ),
+        ),
+    }
+}
+
+/// Runs `sql`, an UPDATE of one enrollment guarded by what the write expected (it binds
+/// `?1` to the id; its `WHERE` checks the stage and, when expected, the codes sent), and
+/// refuses with a conflict when no row matched.
+fn update_expecting(
     conn: &Connection,
     sql: &str,
     p: impl rusqlite::Params,
     id: &str,
-    needs: &str,
+    expect: Expect,
 ) -> Result<(), Refusal> {
-    let n = conn.prepare_cached(sql)?.execute(p)?;
-    if n != 1 {
-        let now = read_enrollment(conn, id)?.map(|e| e.stage.as_str());
-        return Err(Refusal::Refused(CaError::Conflict {
-            field: "stage",
-            rule: format!(
-                "application {id} is {}; this step needs it {needs}",
-                now.unwrap_or("not started")
-            ),
-        }));
+    if conn.prepare_cached(sql)?.execute(p)? != 1 {
+        return Err(stale(conn, id, expect));
     }
     Ok(())
 }
@@ -316,7 +372,7 @@ fn update_one(
 fn audit(
     conn: &Connection,
     head: &mut AuditHead,
-    at: i64,
+    at: UnixTime,
     actor: &crate::Principal,
     action: &'static str,
     detail: String,
@@ -324,18 +380,12 @@ fn audit(
     append_audit(
         conn,
         head,
-        event_entry(
-            crate::UnixTime::from_secs(at),
-            actor,
-            action,
-            String::new(),
-            detail,
-        ),
+        event_entry(at, actor, action, String::new(), detail),
     )
 }
 
 /// Makes sure the enrollment row of an invited pre-application exists.
-fn ensure(conn: &Connection, id: &str, at: i64) -> Result<(), Refusal> {
+fn ensure(conn: &Connection, id: &str, at: UnixTime) -> Result<(), Refusal> {
     let invited: bool = conn
         .prepare_cached("SELECT status = 'invited' FROM pre_applications WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
@@ -350,35 +400,17 @@ fn ensure(conn: &Connection, id: &str, at: i64) -> Result<(), Refusal> {
     conn.prepare_cached(
         "INSERT INTO enrollments (pre_application, stage, updated_at) VALUES (?1, 'invited', ?2) ON CONFLICT DO NOTHING",
     )?
-    .execute(params![id, at])?;
+    .execute(params![id, at.secs()])?;
     Ok(())
 }
 
-/// Refuses (before anything is written) when the application had its last SMS code.
-fn check_codes_left(conn: &Connection, id: &str, max_codes: u32) -> Result<(), Refusal> {
-    let sent: Option<u32> = conn
-        .prepare_cached("SELECT sms_codes_sent FROM enrollments WHERE pre_application = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    if sent.unwrap_or(0) >= max_codes {
-        return Err(refused(
-            "sms_code",
-            format!("{max_codes} codes were sent already; ask the ESHS to reset the application"),
-        ));
-    }
-    Ok(())
-}
-
-/// Queues an SMS code message (its code is drawn when it is sent); the previous code is void.
-fn queue_code(conn: &Connection, id: &str, mobile: &str, at: i64) -> Result<(), Refusal> {
+/// Queues an SMS code message (its code is drawn when it is sent). The enrollment's own
+/// update (the codes sent counted, the previous code void) is the caller's.
+fn queue_code(conn: &Connection, id: &str, mobile: &str, at: UnixTime) -> Result<(), Refusal> {
     conn.prepare_cached(
         "INSERT INTO outbox (kind, subject_ref, recipient, status, next_attempt_at, created_at) VALUES ('sms-code', ?1, ?2, 'pending', ?3, ?3)",
     )?
-    .execute(params![id, mobile, at])?;
-    conn.prepare_cached(
-        "UPDATE enrollments SET sms_codes_sent = sms_codes_sent + 1, sms_code_hash = NULL, sms_code_expires = NULL, sms_code_failures = 0, updated_at = ?2 WHERE pre_application = ?1",
-    )?
-    .execute(params![id, at])?;
+    .execute(params![id, mobile, at.secs()])?;
     Ok(())
 }
 
@@ -388,67 +420,69 @@ pub(super) fn write(
     w: &EnrollmentWrite,
     head: &mut AuditHead,
 ) -> Result<EnrollmentOutcome, Refusal> {
-    let applicant = |id: &str| crate::Principal::Applicant {
-        pre_application: id.to_owned(),
-    };
     match w {
-        EnrollmentWrite::SignInFailed {
-            id,
-            max_failures,
-            lock_seconds,
-            at,
-        } => {
+        EnrollmentWrite::SignInFailed { id, actor, at } => {
             ensure(conn, id, *at)?;
             let count: u32 = conn
                 .prepare_cached(
                     "UPDATE enrollments SET failed_sign_ins = failed_sign_ins + 1, updated_at = ?2 WHERE pre_application = ?1 RETURNING failed_sign_ins",
                 )?
-                .query_row(params![id, at], |r| r.get(0))?;
-            let locked = count >= *max_failures;
-            if locked {
-                conn.prepare_cached(
-                    "UPDATE enrollments SET failed_sign_ins = 0, locked_until = ?2 WHERE pre_application = ?1",
-                )?
-                .execute(params![id, at + lock_seconds])?;
-            }
-            let action = if locked {
-                "sign-in-locked"
-            } else {
-                "sign-in-failed"
-            };
+                .query_row(params![id, at.secs()], |r| r.get(0))?;
             audit(
                 conn,
                 head,
                 *at,
-                &applicant(id),
-                action,
+                actor,
+                "sign-in-failed",
                 format!("pre_application={id} failures={count}"),
             )?;
-            Ok(EnrollmentOutcome::Failures { count, locked })
+            Ok(EnrollmentOutcome::Counted { count })
+        }
+        EnrollmentWrite::LockSignIn {
+            id,
+            until,
+            actor,
+            at,
+        } => {
+            ensure(conn, id, *at)?;
+            conn.prepare_cached(
+                "UPDATE enrollments SET failed_sign_ins = 0, locked_until = ?2, updated_at = ?3 WHERE pre_application = ?1",
+            )?
+            .execute(params![id, until.secs(), at.secs()])?;
+            audit(
+                conn,
+                head,
+                *at,
+                actor,
+                "sign-in-locked",
+                format!("pre_application={id} until={until}"),
+            )?;
+            Ok(EnrollmentOutcome::Done)
         }
         EnrollmentWrite::SignedIn {
             id,
             token_sha256,
             expires_at,
+            actor,
             at,
         } => {
             ensure(conn, id, *at)?;
             conn.prepare_cached(
                 "UPDATE enrollments SET failed_sign_ins = 0, locked_until = NULL, updated_at = ?2 WHERE pre_application = ?1",
             )?
-            .execute(params![id, at])?;
+            .execute(params![id, at.secs()])?;
             // Expired sessions go as new ones come.
             conn.prepare_cached("DELETE FROM applicant_sessions WHERE expires_at < ?1")?
-                .execute([at])?;
+                .execute([at.secs()])?;
             conn.prepare_cached(
                 "INSERT INTO applicant_sessions (token_sha256, pre_application, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![token_sha256, id, expires_at, at])?;
+            .execute(params![token_sha256, id, expires_at.secs(), at.secs()])?;
             audit(
                 conn,
                 head,
                 *at,
-                &applicant(id),
+                actor,
                 "sign-in",
                 format!("pre_application={id}"),
             )?;
@@ -456,42 +490,31 @@ pub(super) fn write(
         }
         EnrollmentWrite::Form {
             id,
+            from,
+            expect_codes_sent,
             security_word_hash,
             do_not_publish,
             delivery_address,
             mobile,
-            max_codes,
+            actor,
             at,
         } => {
-            // The stage first (what the applicant must hear), then the codes left: both
-            // before anything is written.
-            let stage = read_enrollment(conn, id)?.map(|e| e.stage);
-            if !matches!(
-                stage,
-                Some(EnrollmentStage::Invited | EnrollmentStage::Form)
-            ) {
-                return Err(Refusal::Refused(CaError::Conflict {
-                    field: "stage",
-                    rule: format!(
-                        "application {id} is {}; the form is filled before the code is confirmed",
-                        stage.map(EnrollmentStage::as_str).unwrap_or("not started")
-                    ),
-                }));
-            }
-            check_codes_left(conn, id, *max_codes)?;
-            update_one(
+            update_expecting(
                 conn,
-                "UPDATE enrollments SET stage = 'form', security_word_hash = ?2, do_not_publish = ?3, delivery_address = ?4, updated_at = ?5 WHERE pre_application = ?1 AND stage IN ('invited', 'form')",
-                params![id, security_word_hash, do_not_publish, delivery_address, at],
+                "UPDATE enrollments SET stage = 'form', security_word_hash = ?4, do_not_publish = ?5, delivery_address = ?6, sms_codes_sent = sms_codes_sent + 1, sms_code_hash = NULL, sms_code_expires = NULL, sms_code_failures = 0, updated_at = ?7 WHERE pre_application = ?1 AND stage = ?2 AND sms_codes_sent = ?3",
+                params![id, from.as_str(), expect_codes_sent, security_word_hash, do_not_publish, delivery_address, at.secs()],
                 id,
-                "invited or with its form unconfirmed",
+                Expect {
+                    from: *from,
+                    codes_sent: Some(*expect_codes_sent),
+                },
             )?;
             queue_code(conn, id, mobile, *at)?;
             audit(
                 conn,
                 head,
                 *at,
-                &applicant(id),
+                actor,
                 "application-form",
                 format!("pre_application={id} do_not_publish={do_not_publish}"),
             )?;
@@ -499,24 +522,28 @@ pub(super) fn write(
         }
         EnrollmentWrite::ResendCode {
             id,
+            from,
+            expect_codes_sent,
             mobile,
-            max_codes,
+            actor,
             at,
         } => {
-            let stage = read_enrollment(conn, id)?.map(|e| e.stage);
-            if stage != Some(EnrollmentStage::Form) {
-                return Err(Refusal::Refused(CaError::Conflict {
-                    field: "stage",
-                    rule: format!("application {id} has no code awaiting confirmation"),
-                }));
-            }
-            check_codes_left(conn, id, *max_codes)?;
+            update_expecting(
+                conn,
+                "UPDATE enrollments SET sms_codes_sent = sms_codes_sent + 1, sms_code_hash = NULL, sms_code_expires = NULL, sms_code_failures = 0, updated_at = ?4 WHERE pre_application = ?1 AND stage = ?2 AND sms_codes_sent = ?3",
+                params![id, from.as_str(), expect_codes_sent, at.secs()],
+                id,
+                Expect {
+                    from: *from,
+                    codes_sent: Some(*expect_codes_sent),
+                },
+            )?;
             queue_code(conn, id, mobile, *at)?;
             audit(
                 conn,
                 head,
                 *at,
-                &applicant(id),
+                actor,
                 "sms-code-resend",
                 format!("pre_application={id}"),
             )?;
@@ -524,22 +551,24 @@ pub(super) fn write(
         }
         EnrollmentWrite::CodeIssued {
             id,
+            from,
             code_hash,
             expires_at,
+            actor,
             at,
         } => {
-            update_one(
+            update_expecting(
                 conn,
-                "UPDATE enrollments SET sms_code_hash = ?2, sms_code_expires = ?3, sms_code_failures = 0, updated_at = ?4 WHERE pre_application = ?1 AND stage = 'form'",
-                params![id, code_hash, expires_at, at],
+                "UPDATE enrollments SET sms_code_hash = ?3, sms_code_expires = ?4, sms_code_failures = 0, updated_at = ?5 WHERE pre_application = ?1 AND stage = ?2",
+                params![id, from.as_str(), code_hash, expires_at.secs(), at.secs()],
                 id,
-                "awaiting its SMS code",
+                Expect::stage(*from),
             )?;
             audit(
                 conn,
                 head,
                 *at,
-                &crate::Principal::System(crate::SystemTask::Outbox),
+                actor,
                 "sms-code-issued",
                 format!("pre_application={id}"),
             )?;
@@ -547,46 +576,72 @@ pub(super) fn write(
         }
         EnrollmentWrite::CodeFailed {
             id,
-            max_failures,
+            from,
+            actor,
             at,
         } => {
-            let count: u32 = conn
+            let count: u32 = match conn
                 .prepare_cached(
-                    "UPDATE enrollments SET sms_code_failures = sms_code_failures + 1, updated_at = ?2 WHERE pre_application = ?1 AND stage = 'form' RETURNING sms_code_failures",
+                    "UPDATE enrollments SET sms_code_failures = sms_code_failures + 1, updated_at = ?3 WHERE pre_application = ?1 AND stage = ?2 RETURNING sms_code_failures",
                 )?
-                .query_row(params![id, at], |r| r.get(0))
+                .query_row(params![id, from.as_str(), at.secs()], |r| r.get(0))
                 .optional()?
-                .ok_or_else(|| refused("stage", format!("application {id} has no code awaiting confirmation")))?;
-            let locked = count >= *max_failures;
-            if locked {
-                conn.prepare_cached(
-                    "UPDATE enrollments SET sms_code_hash = NULL, sms_code_expires = NULL WHERE pre_application = ?1",
-                )?
-                .execute([id])?;
-            }
+            {
+                Some(count) => count,
+                None => return Err(stale(conn, id, Expect::stage(*from))),
+            };
             audit(
                 conn,
                 head,
                 *at,
-                &applicant(id),
+                actor,
                 "sms-code-failed",
                 format!("pre_application={id} failures={count}"),
             )?;
-            Ok(EnrollmentOutcome::Failures { count, locked })
+            Ok(EnrollmentOutcome::Counted { count })
         }
-        EnrollmentWrite::CodeConfirmed { id, at } => {
-            update_one(
+        EnrollmentWrite::VoidCode {
+            id,
+            code_hash,
+            actor,
+            at,
+        } => {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE enrollments SET sms_code_hash = NULL, sms_code_expires = NULL, updated_at = ?3 WHERE pre_application = ?1 AND sms_code_hash = ?2",
+                )?
+                .execute(params![id, code_hash, at.secs()])?;
+            // Already void or replaced: nothing happened, so nothing is recorded.
+            if n == 1 {
+                audit(
+                    conn,
+                    head,
+                    *at,
+                    actor,
+                    "sms-code-void",
+                    format!("pre_application={id}"),
+                )?;
+            }
+            Ok(EnrollmentOutcome::Done)
+        }
+        EnrollmentWrite::CodeConfirmed {
+            id,
+            from,
+            actor,
+            at,
+        } => {
+            update_expecting(
                 conn,
-                "UPDATE enrollments SET stage = 'confirmed', confirmed_at = ?2, sms_code_hash = NULL, sms_code_expires = NULL, updated_at = ?2 WHERE pre_application = ?1 AND stage = 'form'",
-                params![id, at],
+                "UPDATE enrollments SET stage = 'confirmed', confirmed_at = ?3, sms_code_hash = NULL, sms_code_expires = NULL, updated_at = ?3 WHERE pre_application = ?1 AND stage = ?2",
+                params![id, from.as_str(), at.secs()],
                 id,
-                "awaiting its SMS code",
+                Expect::stage(*from),
             )?;
             audit(
                 conn,
                 head,
                 *at,
-                &applicant(id),
+                actor,
                 "mobile-confirmed",
                 format!("pre_application={id}"),
             )?;
@@ -594,6 +649,7 @@ pub(super) fn write(
         }
         EnrollmentWrite::Approve {
             id,
+            from,
             method,
             text_sha256,
             evidence,
@@ -601,16 +657,12 @@ pub(super) fn write(
             actor,
             at,
         } => {
-            let from = match method {
-                ApprovalMethod::Wet => "'awaiting_wet'",
-                _ => "'confirmed'",
-            };
-            update_one(
+            update_expecting(
                 conn,
-                &format!("UPDATE enrollments SET stage = 'approved', approval_method = ?2, approval_text_sha256 = ?3, approval_evidence = ?4, approved_at = ?5, produce_after = ?6, updated_at = ?5 WHERE pre_application = ?1 AND stage = {from} AND (approval_text_sha256 IS NULL OR approval_text_sha256 = ?3)"),
-                params![id, method.as_str(), text_sha256, evidence, at, produce_after],
+                "UPDATE enrollments SET stage = 'approved', approval_method = ?3, approval_text_sha256 = ?4, approval_evidence = ?5, approved_at = ?6, produce_after = ?7, updated_at = ?6 WHERE pre_application = ?1 AND stage = ?2",
+                params![id, from.as_str(), method.as_str(), text_sha256, evidence, at.secs(), produce_after.map(UnixTime::secs)],
                 id,
-                if *method == ApprovalMethod::Wet { "awaiting its wet-signed form" } else { "with its mobile number confirmed" },
+                Expect::stage(*from),
             )?;
             audit(
                 conn,
@@ -628,21 +680,23 @@ pub(super) fn write(
         }
         EnrollmentWrite::AwaitWet {
             id,
+            from,
             text_sha256,
+            actor,
             at,
         } => {
-            update_one(
+            update_expecting(
                 conn,
-                "UPDATE enrollments SET stage = 'awaiting_wet', approval_method = 'wet', approval_text_sha256 = ?2, updated_at = ?3 WHERE pre_application = ?1 AND stage = 'confirmed'",
-                params![id, text_sha256, at],
+                "UPDATE enrollments SET stage = 'awaiting_wet', approval_method = 'wet', approval_text_sha256 = ?3, updated_at = ?4 WHERE pre_application = ?1 AND stage = ?2",
+                params![id, from.as_str(), text_sha256, at.secs()],
                 id,
-                "with its mobile number confirmed",
+                Expect::stage(*from),
             )?;
             audit(
                 conn,
                 head,
                 *at,
-                &applicant(id),
+                actor,
                 "wet-signature-chosen",
                 format!("pre_application={id} text_sha256={text_sha256}"),
             )?;
@@ -650,16 +704,17 @@ pub(super) fn write(
         }
         EnrollmentWrite::CardCsr {
             id,
+            from,
             csr_der,
             actor,
             at,
         } => {
-            update_one(
+            update_expecting(
                 conn,
-                "UPDATE enrollments SET card_csr = ?2, updated_at = ?3 WHERE pre_application = ?1 AND stage = 'approved'",
-                params![id, csr_der, at],
+                "UPDATE enrollments SET card_csr = ?3, updated_at = ?4 WHERE pre_application = ?1 AND stage = ?2",
+                params![id, from.as_str(), csr_der, at.secs()],
                 id,
-                "approved and not yet produced",
+                Expect::stage(*from),
             )?;
             audit(
                 conn,
@@ -671,67 +726,80 @@ pub(super) fn write(
             )?;
             Ok(EnrollmentOutcome::Done)
         }
-        EnrollmentWrite::ProductionFailed { id, error, at } => {
-            update_one(
+        EnrollmentWrite::ProductionFailed {
+            id,
+            from,
+            error,
+            actor,
+            at,
+        } => {
+            update_expecting(
                 conn,
-                "UPDATE enrollments SET production_attempts = production_attempts + 1, last_error = ?2, updated_at = ?3 WHERE pre_application = ?1 AND stage = 'approved'",
-                params![id, error, at],
+                "UPDATE enrollments SET production_attempts = production_attempts + 1, last_error = ?3, updated_at = ?4 WHERE pre_application = ?1 AND stage = ?2",
+                params![id, from.as_str(), error, at.secs()],
                 id,
-                "approved and not yet produced",
+                Expect::stage(*from),
             )?;
             audit(
                 conn,
                 head,
                 *at,
-                &crate::Principal::System(crate::SystemTask::Production),
+                actor,
                 "production-failed",
                 format!("pre_application={id} error={error}"),
             )?;
             Ok(EnrollmentOutcome::Done)
         }
-        EnrollmentWrite::PackageWritten { id, at } => {
-            update_one(
+        EnrollmentWrite::PackageWritten {
+            id,
+            from,
+            actor: _,
+            at,
+        } => {
+            // Not audited: the certificate's production is, and the package only carries it
+            // to the card personalisation system.
+            update_expecting(
                 conn,
-                "UPDATE enrollments SET package_written = 1, updated_at = ?2 WHERE pre_application = ?1 AND stage = 'produced'",
-                params![id, at],
+                "UPDATE enrollments SET package_written = 1, updated_at = ?3 WHERE pre_application = ?1 AND stage = ?2",
+                params![id, from.as_str(), at.secs()],
                 id,
-                "produced",
+                Expect::stage(*from),
             )?;
             Ok(EnrollmentOutcome::Done)
         }
-        EnrollmentWrite::RecordConsent { consent: c } => {
+        EnrollmentWrite::RecordConsent {
+            tckn,
+            reference,
+            evidence,
+            evidence_sha256,
+            given_at,
+            actor,
+            at,
+        } => {
             conn.prepare_cached(
                 "INSERT INTO eonay_consents (tckn, reference, evidence, evidence_sha256, given_at, recorded_by, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (tckn) DO UPDATE SET reference = excluded.reference, evidence = excluded.evidence, evidence_sha256 = excluded.evidence_sha256, given_at = excluded.given_at, recorded_by = excluded.recorded_by, recorded_at = excluded.recorded_at",
             )?
-            .execute(params![c.tckn.as_str(), c.reference, c.evidence, c.evidence_sha256, c.given_at, c.recorded_by.to_string(), c.recorded_at])?;
+            .execute(params![tckn.as_str(), reference, evidence, evidence_sha256, given_at.secs(), actor.to_string(), at.secs()])?;
             audit(
                 conn,
                 head,
-                c.recorded_at,
-                &c.recorded_by,
+                *at,
+                actor,
                 "eonay-consent",
-                format!(
-                    "tckn={} reference={} evidence_sha256={}",
-                    c.tckn, c.reference, c.evidence_sha256
-                ),
+                format!("tckn={tckn} reference={reference} evidence_sha256={evidence_sha256}"),
             )?;
             Ok(EnrollmentOutcome::Done)
         }
     }
 }
 
-/// Refuses (before the certificate is written) an enrollment that is not approved.
-pub(super) fn check_producible(conn: &Connection, id: &str) -> Result<(), Refusal> {
-    let stage = read_enrollment(conn, id)?.map(|e| e.stage);
-    if stage != Some(EnrollmentStage::Approved) {
-        return Err(Refusal::Refused(CaError::Conflict {
-            field: "stage",
-            rule: format!(
-                "application {id} is {}; only an approved one is produced",
-                stage.map(EnrollmentStage::as_str).unwrap_or("not started")
-            ),
-        }));
+/// Refuses (before the certificate is written) a production whose enrollment is no longer at
+/// the stage the registration authority saw.
+pub(super) fn check_producible(conn: &Connection, p: &ProducedEnrollment) -> Result<(), Refusal> {
+    let stage = read_enrollment(conn, &p.pre_application)?.map(|e| e.stage);
+    if stage != Some(p.from) {
+        return Err(stale(conn, &p.pre_application, Expect::stage(p.from)));
     }
     Ok(())
 }
@@ -748,12 +816,12 @@ pub(super) fn produced(
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
     let id = &p.pre_application;
-    update_one(
+    update_expecting(
         conn,
-        "UPDATE enrollments SET stage = 'produced', serial = ?2, produced_at = ?3, production_attempts = ?4, last_error = NULL, updated_at = ?3 WHERE pre_application = ?1 AND stage = 'approved'",
-        params![id, serial.to_hex(), at, p.attempt],
+        "UPDATE enrollments SET stage = 'produced', serial = ?3, produced_at = ?4, production_attempts = ?5, last_error = NULL, updated_at = ?4 WHERE pre_application = ?1 AND stage = ?2",
+        params![id, p.from.as_str(), serial.to_hex(), at, p.attempt],
         id,
-        "approved and not yet produced",
+        Expect::stage(p.from),
     )?;
     conn.prepare_cached("UPDATE pre_applications SET status = 'closed' WHERE id = ?1")?
         .execute([id])?;
@@ -765,7 +833,7 @@ pub(super) fn produced(
         serial.to_hex(),
         id,
         p.institution,
-        p.payer.kind,
+        p.payer.kind.as_str(),
         p.payer.name,
         p.payer.id,
         p.holder_tckn.as_str(),
@@ -777,14 +845,14 @@ pub(super) fn produced(
     audit(
         conn,
         head,
-        at,
+        UnixTime::from_secs(at),
         actor,
         "application-produced",
         format!(
             "pre_application={id} serial={} institution={} payer={} month={}",
             serial.to_hex(),
             p.institution,
-            p.payer.kind,
+            p.payer.kind.as_str(),
             p.month
         ),
     )
@@ -806,11 +874,11 @@ impl EnrollmentStore for SqliteStore {
         self.read(|c| read_enrollment(c, pre_application), "read enrollment")
     }
 
-    fn enrollments_due(&self, at: i64, limit: u32) -> Result<Vec<EnrollmentRecord>> {
+    fn enrollments_due(&self, at: UnixTime, limit: u32) -> Result<Vec<EnrollmentRecord>> {
         self.read(|c| read_enrollments_due(c, at, limit), "read enrollments")
     }
 
-    fn applicant_session(&self, token_sha256: &str) -> Result<Option<(String, i64)>> {
+    fn applicant_session(&self, token_sha256: &str) -> Result<Option<(String, UnixTime)>> {
         self.read(|c| read_session(c, token_sha256), "read applicant session")
     }
 
@@ -825,20 +893,20 @@ impl EnrollmentStore for SqliteStore {
         )
     }
 
-    fn current_not_after(&self, tckn: &crate::Tckn, at: i64) -> Result<Option<i64>> {
+    fn current_not_after(&self, tckn: &crate::Tckn, at: UnixTime) -> Result<Option<UnixTime>> {
         self.read(
             |c| read_current_not_after(c, tckn.as_str(), at),
             "read current certificate",
         )
     }
 
-    fn published_certificates(
+    fn lookup_candidates(
         &self,
         serial: Option<&Serial>,
         tckn: Option<&crate::Tckn>,
     ) -> Result<Vec<PublishedCertificate>> {
         self.read(
-            |c| read_published(c, serial, tckn.map(crate::Tckn::as_str)),
+            |c| read_lookup_candidates(c, serial, tckn.map(crate::Tckn::as_str)),
             "read published certificates",
         )
     }

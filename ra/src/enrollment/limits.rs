@@ -1,0 +1,74 @@
+//! What the enrollment's counters mean: when wrong access passwords lock sign-in, when wrong
+//! codes void the code, and how many SMS codes an application gets. The store only counts
+//! (atomically, `n = n + 1 RETURNING n`); these decide, from the count it returned or the
+//! record read.
+//!
+//! A count at or past the limit decides (not only the one equal to it): two failures counted
+//! at once get different counts, so at least one reaches the limit, and one that lands after
+//! a crash between the count and the lock still locks. Locking or voiding twice is harmless.
+
+use super::{MAX_CODES, MAX_CODE_FAILURES, MAX_SIGN_IN_FAILURES};
+use crate::error::{RaError, Result};
+
+/// Whether the `count`th wrong access password in a row locks sign-in.
+pub fn sign_in_locks(count: u32) -> bool {
+    count >= MAX_SIGN_IN_FAILURES
+}
+
+/// Whether the `count`th wrong code voids the code.
+pub fn code_voided(count: u32) -> bool {
+    count >= MAX_CODE_FAILURES
+}
+
+/// Wrong codes left before the code is void, after `count` of them.
+pub fn code_tries_left(count: u32) -> u32 {
+    MAX_CODE_FAILURES.saturating_sub(count)
+}
+
+/// Refuses another SMS code once `sent` codes were queued (the form's and the resends).
+pub fn check_codes_left(sent: u32) -> Result<()> {
+    if sent >= MAX_CODES {
+        return Err(RaError::invalid(
+            "sms_code",
+            format!("{MAX_CODES} codes were sent already; ask the ESHS to reset the application"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_locks_from_the_limit_on() {
+        assert!(!sign_in_locks(0));
+        assert!(!sign_in_locks(MAX_SIGN_IN_FAILURES - 1));
+        assert!(sign_in_locks(MAX_SIGN_IN_FAILURES));
+        // A failure counted at the same time as the one that reached the limit locks too.
+        assert!(sign_in_locks(MAX_SIGN_IN_FAILURES + 1));
+    }
+
+    #[test]
+    fn codes_are_void_from_the_limit_on() {
+        assert!(!code_voided(MAX_CODE_FAILURES - 1));
+        assert!(code_voided(MAX_CODE_FAILURES));
+        assert!(code_voided(MAX_CODE_FAILURES + 1));
+        assert_eq!(code_tries_left(1), MAX_CODE_FAILURES - 1);
+        assert_eq!(code_tries_left(MAX_CODE_FAILURES + 4), 0);
+    }
+
+    #[test]
+    fn the_sms_quota_counts_every_code_sent() {
+        for sent in 0..MAX_CODES {
+            check_codes_left(sent).unwrap();
+        }
+        for sent in [MAX_CODES, MAX_CODES + 1] {
+            let err = check_codes_left(sent).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("sms_code: {MAX_CODES} codes were sent already; ask the ESHS to reset the application")
+            );
+        }
+    }
+}
