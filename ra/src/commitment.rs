@@ -230,7 +230,7 @@ impl Commitments {
         by: &Principal,
     ) -> Result<Accepted> {
         let record = self.awaited(serial)?;
-        if record.channel != channel {
+        if record.channel.as_str() != channel {
             return Err(RaError::invalid(
                 "serial",
                 format!("certificate {serial} was applied for through another channel"),
@@ -407,7 +407,7 @@ mod tests {
                     );
                     Ok(Some(FinishedApplication {
                         production: None,
-                        channel: CHANNEL.into(),
+                        channel: ca_core::ChannelName::parse(CHANNEL).unwrap(),
                         channel_ref: channel_ref.into(),
                         issued: ApplicationIssued {
                             serial: issued.serial,
@@ -540,7 +540,7 @@ mod tests {
                 &|issued| {
                     Ok(Some(FinishedApplication {
                         production: None,
-                        channel: CHANNEL.into(),
+                        channel: ca_core::ChannelName::parse(CHANNEL).unwrap(),
                         channel_ref: "never-begun".into(),
                         issued: ApplicationIssued::plain(issued.serial),
                     }))
@@ -637,7 +637,7 @@ mod tests {
         CommitmentRecord {
             issuer: ca_core::IssuerId::parse("nes-ca").unwrap(),
             serial: Serial::parse_hex(&"01".repeat(20)).unwrap(),
-            channel: CHANNEL.into(),
+            channel: ca_core::ChannelName::parse(CHANNEL).unwrap(),
             channel_ref: "ref-1".into(),
             text: "taahhüt".into(),
             sha256_hex: "00".repeat(32),

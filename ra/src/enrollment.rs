@@ -19,6 +19,7 @@ use sha2::{Digest as _, Sha256};
 use crate::error::{RaError, Result};
 use crate::outbox::{hash_password, password_matches};
 use ca_core::clock::Clock;
+use ca_core::institution::Payer;
 use ca_core::store::{
     ApprovalMethod, CertStatus, EOnayConsent, EnrollmentOutcome, EnrollmentRecord, EnrollmentStage,
     EnrollmentWrite, PreApplication, Store,
@@ -399,8 +400,8 @@ impl Enrollments {
         };
         let inst = self.store.institution(&v.pre.institution)?;
         let (inst_name, payer) = inst
-            .map(|i| (i.name, i.payer.as_str()))
-            .unwrap_or_else(|| (v.pre.institution.to_string(), "institution"));
+            .map(|i| (i.name, i.payer))
+            .unwrap_or_else(|| (v.pre.institution.to_string(), Payer::Institution));
         let p = &v.pre;
         Ok(format!(
             "NİTELİKLİ ELEKTRONİK SERTİFİKA BAŞVURU FORMU VE ONAYI\n\
@@ -432,7 +433,10 @@ impl Enrollments {
             ca_core::rfc3339(confirmed_at.to_system()),
             address.replace('\n', ", "),
             if e.do_not_publish { "İSTEMİYORUM" } else { "kabul ediyorum" },
-            if payer == "person" { "başvuru sahibi" } else { "kurum" },
+            match payer {
+                Payer::Person => "başvuru sahibi",
+                Payer::Institution => "kurum",
+            },
         ))
     }
 
@@ -467,7 +471,9 @@ impl Enrollments {
                     ),
                 });
             }
+            // The stage first (what the applicant must hear), then the evidence.
             Approval::EOnay => {
+                Step::Approve(ApprovalMethod::EOnay).check(&v.pre.id, Some(v.enrollment.stage))?;
                 let consent = self.store.eonay_consent(&v.pre.tckn)?.ok_or_else(|| {
                     RaError::Conflict {
                         field: "approval",
@@ -485,6 +491,8 @@ impl Enrollments {
                 (ApprovalMethod::EOnay, record.to_string().into_bytes())
             }
             Approval::Signature(cms) => {
+                Step::Approve(ApprovalMethod::Signature)
+                    .check(&v.pre.id, Some(v.enrollment.stage))?;
                 self.check_approval_signature(&v, text.as_bytes(), &cms, now)?;
                 (ApprovalMethod::Signature, cms)
             }
@@ -673,7 +681,7 @@ fn dummy_hash() -> &'static str {
 fn locked(field: &'static str, until: UnixTime) -> RaError {
     RaError::Locked {
         field,
-        until: until.secs(),
+        until,
         until_text: ca_core::rfc3339(until.to_system()),
     }
 }

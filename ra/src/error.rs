@@ -19,11 +19,11 @@ pub enum RaError {
     /// The rule never says which part was wrong.
     #[error("{field}: {rule}")]
     Unauthenticated { field: &'static str, rule: String },
-    /// Too many failed attempts: refused until `until` (Unix seconds).
+    /// Too many failed attempts: refused until `until` (`until_text` is it as RFC 3339).
     #[error("{field}: too many failed attempts; try again after {until_text}")]
     Locked {
         field: &'static str,
-        until: i64,
+        until: ca_core::UnixTime,
         until_text: String,
     },
     /// Well-formed, and refused by policy (another person's certificate, one that is no longer
@@ -50,9 +50,8 @@ pub enum RaError {
     /// what it said (one line, never the message).
     #[error("{relay}: {reason}")]
     Relay { relay: String, reason: String },
-    /// The CA, its profiles or its store failed or refused (a refusal the registration
-    /// authority knows — invalid input, a conflict, a failed authentication, a lock — becomes
-    /// its own variant of that name instead; see `From<CaError>`).
+    /// The CA, its profiles or its store failed or refused (invalid input and a conflict
+    /// become their own variants instead; see `From<CaError>`).
     #[error(transparent)]
     Ca(ca_core::CaError),
     /// The HSM failed.
@@ -70,7 +69,7 @@ impl RaError {
 }
 
 /// The store and the profiles refuse with the same kinds of refusal as the registration
-/// authority (the store's constraints: a stage already passed, a counter exhausted); those
+/// authority (the store's: a row that changed since the registration authority read it); those
 /// become the registration authority's variants with the same field and rule, so a transport
 /// maps one set of refusals. Everything else keeps its source.
 impl From<ca_core::CaError> for RaError {

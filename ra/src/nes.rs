@@ -292,19 +292,19 @@ impl NesIssuance {
         };
         let deadline = req
             .commitment_within_seconds
-            .map(|within| self.now().plus_secs(within).secs());
+            .map(|within| self.now().plus_secs(within));
         let record = |issued: &Issued| -> ca_core::Result<_> {
             let commitment = match deadline {
                 Some(deadline) => Some(new_commitment(
                     self.commitment_text(&req.holder, issued)?,
-                    ca_core::UnixTime::from_secs(deadline),
+                    deadline,
                     req.overwrite,
                 )),
                 None => None,
             };
             Ok(Some(FinishedApplication {
                 production: req.production.clone(),
-                channel: req.channel.as_str().to_owned(),
+                channel: req.channel.clone(),
                 channel_ref: req.channel_ref.as_str().to_owned(),
                 issued: ApplicationIssued {
                     serial: issued.serial,

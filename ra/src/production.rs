@@ -173,7 +173,7 @@ impl Production {
             production: Some(ProducedEnrollment {
                 pre_application: pre.id.clone(),
                 from: t.from,
-                institution: pre.institution.to_string(),
+                institution: pre.institution.clone(),
                 payer: invoice_payer(&institution, &pre),
                 holder_tckn: pre.tckn,
                 holder_name: format!("{} {}", pre.given_name, pre.surname),

@@ -60,7 +60,7 @@ pub struct CommitmentRecord {
     pub issuer: IssuerId,
     pub serial: Serial,
     /// The channel (plugin) that submitted the application.
-    pub channel: String,
+    pub channel: crate::ChannelName,
     pub channel_ref: String,
     pub text: String,
     pub sha256_hex: String,
@@ -109,7 +109,7 @@ impl ApplicationIssued {
 /// A channel application's outcome, written in the transaction that stores its certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinishedApplication {
-    pub channel: String,
+    pub channel: crate::ChannelName,
     pub channel_ref: String,
     pub issued: ApplicationIssued,
     /// An institutional enrollment this certificate produces (and its invoice line).

@@ -167,7 +167,7 @@ pub struct ProducedEnrollment {
     /// The stage the registration authority saw when it decided to produce (approved): the
     /// store refuses with a conflict, writing nothing, when the enrollment moved meanwhile.
     pub from: EnrollmentStage,
-    pub institution: String,
+    pub institution: crate::institution::InstitutionId,
     pub payer: InvoicePayer,
     pub holder_tckn: crate::Tckn,
     pub holder_name: String,

@@ -396,7 +396,7 @@ fn production_is_one_transaction_with_its_invoice_line() {
         let produced = ProducedEnrollment {
             pre_application: id.clone(),
             from: EnrollmentStage::Approved,
-            institution: "ankara-bb".into(),
+            institution: ca_core::institution::InstitutionId::parse("ankara-bb").unwrap(),
             payer: InvoicePayer {
                 kind: ca_core::institution::Payer::Institution,
                 name: "Ankara Büyükşehir Belediyesi".into(),
@@ -415,7 +415,7 @@ fn production_is_one_transaction_with_its_invoice_line() {
             &ca_core::Principal::System(ca_core::SystemTask::Production),
             &|issued| {
                 Ok(Some(FinishedApplication {
-                    channel: "batch-import".into(),
+                    channel: ca_core::ChannelName::parse("batch-import").unwrap(),
                     channel_ref: channel_ref.into(),
                     issued: ApplicationIssued::plain(issued.serial),
                     production: Some(produced.clone()),

@@ -199,7 +199,7 @@ mod tests {
         );
         let r = refusal(RaError::Locked {
             field: "sign_in",
-            until: 5,
+            until: ca_core::UnixTime::from_secs(5),
             until_text: "1970-01-01T00:00:05Z".into(),
         });
         assert_eq!(r.code, HostErrorCode::Locked);

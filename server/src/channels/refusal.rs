@@ -166,7 +166,7 @@ mod tests {
             (
                 RaError::Locked {
                     field: "sign_in",
-                    until: 5,
+                    until: ca_core::UnixTime::from_secs(5),
                     until_text: "1970-01-01T00:00:05Z".into(),
                 },
                 HostErrorCode::Locked,

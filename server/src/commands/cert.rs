@@ -80,7 +80,7 @@ pub(crate) fn show(a: ShowArgs) -> Result<()> {
     if let Some(c) = store.commitment(&record.serial)? {
         value["commitment"] = json!({
             "status": c.status.as_str(),
-            "channel": c.channel,
+            "channel": c.channel.as_str(),
             "sha256": c.sha256_hex,
             "deadline": at(c.deadline),
             "accepted_at": c.accepted_at.map(at),

@@ -45,7 +45,7 @@ fn issue_awaiting(
             Completion {
                 hold: true,
                 application: Some(FinishedApplication {
-                    channel: "kdhs".into(),
+                    channel: super::channel("kdhs"),
                     channel_ref: channel_ref.into(),
                     issued: ApplicationIssued {
                         serial,

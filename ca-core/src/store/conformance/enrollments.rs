@@ -366,13 +366,13 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
             Completion {
                 hold: false,
                 application: Some(FinishedApplication {
-                    channel: "institution".into(),
+                    channel: super::channel("institution"),
                     channel_ref: channel_ref.into(),
                     issued: ApplicationIssued::plain(serial),
                     production: Some(ProducedEnrollment {
                         pre_application: pre.clone(),
                         from: S::Approved,
-                        institution: "ankara-bb".into(),
+                        institution: crate::institution::InstitutionId::parse("ankara-bb").unwrap(),
                         payer: InvoicePayer {
                             kind: Payer::Institution,
                             name: "Ankara BB".into(),

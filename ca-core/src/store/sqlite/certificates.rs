@@ -113,7 +113,7 @@ fn complete(conn: &Connection, s: &Signed, head: &mut AuditHead) -> Result<(), R
     } = s;
     if let Some(a) = &then.application {
         // Checked before anything is written: a refusal must leave nothing behind.
-        let pending = read_application(conn, &a.channel, &a.channel_ref)?
+        let pending = read_application(conn, a.channel.as_str(), &a.channel_ref)?
             .is_some_and(|p| p.status == ApplicationStatus::Pending);
         if !pending {
             return Err(refused(
@@ -167,7 +167,7 @@ fn complete(conn: &Connection, s: &Signed, head: &mut AuditHead) -> Result<(), R
         finish_application(
             conn,
             head,
-            (&a.channel, &a.channel_ref),
+            (a.channel.as_str(), &a.channel_ref),
             &outcome,
             (actor, *at),
         )

@@ -128,7 +128,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommitmentRecord> {
     Ok(CommitmentRecord {
         issuer: IssuerId::parse(&issuer).map_err(|_| bad(0, "issuer"))?,
         serial: Serial::parse_hex(&serial).map_err(|_| bad(1, "serial"))?,
-        channel: r.get(2)?,
+        channel: {
+            let channel: String = r.get(2)?;
+            crate::ChannelName::parse(&channel).map_err(|_| bad(2, "channel"))?
+        },
         channel_ref: r.get(3)?,
         text: r.get(4)?,
         sha256_hex: r.get(5)?,

@@ -249,7 +249,11 @@ pub(super) fn read_invoice_lines(
                 pre_application: r.get(3)?,
                 // An invoice line exists only for a produced enrollment.
                 from: EnrollmentStage::Approved,
-                institution: r.get(4)?,
+                institution: {
+                    let id: String = r.get(4)?;
+                    crate::institution::InstitutionId::parse(&id)
+                        .map_err(|_| bad(4, "institution"))?
+                },
                 payer: InvoicePayer {
                     kind: Payer::parse(&payer).map_err(|_| bad(5, "payer"))?,
                     name: r.get(6)?,
@@ -832,7 +836,7 @@ pub(super) fn produced(
         issuer.as_str(),
         serial.to_hex(),
         id,
-        p.institution,
+        p.institution.as_str(),
         p.payer.kind.as_str(),
         p.payer.name,
         p.payer.id,
