@@ -156,6 +156,18 @@ impl Enrollments {
         Ok(self.store.enrollment_write(w)?)
     }
 
+    /// Locks sign-in for [`LOCK_SECONDS`] from `now` and returns the refusal that says until when.
+    fn lock_sign_in(&self, id: String, actor: Principal, now: UnixTime) -> Result<RaError> {
+        let until = now.plus_secs(LOCK_SECONDS);
+        self.write(EnrollmentWrite::LockSignIn {
+            id,
+            until,
+            actor,
+            at: now,
+        })?;
+        Ok(locked("sign_in", until))
+    }
+
     /// The enrollment's stage as the store holds it (`None`: not started), and whether `step`
     /// may follow it.
     fn transition(&self, id: &str, step: Step) -> Result<stage::Transition> {
@@ -189,15 +201,20 @@ impl Enrollments {
         else {
             return Err(unknown());
         };
-        if let Some(until) = self
-            .store
-            .enrollment(&id)?
-            .and_then(|e| e.locked_until)
-            .filter(|u| *u > now)
-        {
+        let seen = self.store.enrollment(&id)?;
+        let (failures, locked_until) = seen
+            .as_ref()
+            .map_or((0, None), |e| (e.failed_sign_ins, e.locked_until));
+        if let Some(until) = locked_until.filter(|u| *u > now) {
             return Err(locked("sign_in", until));
         }
         let actor = applicant(&id);
+        // The limit reached but the lock not written yet (a failure counted an instant ago, or a
+        // crash between the count and the lock): write the lock now and refuse. Locking twice
+        // is harmless; the lock resets the count, so it expires as any other lock does.
+        if limits::sign_in_locks(failures) {
+            return Err(self.lock_sign_in(id, actor, now)?);
+        }
         if !password_matches(password.expose_secret(), hash) {
             let outcome = self.write(EnrollmentWrite::SignInFailed {
                 id: id.clone(),
@@ -208,19 +225,14 @@ impl Enrollments {
             {
                 return Err(wrong());
             }
-            let until = now.plus_secs(LOCK_SECONDS);
-            self.write(EnrollmentWrite::LockSignIn {
-                id,
-                until,
-                actor,
-                at: now,
-            })?;
-            return Err(locked("sign_in", until));
+            return Err(self.lock_sign_in(id, actor, now)?);
         }
         let token = new_token();
         let expires_at = now.plus_secs(SESSION_SECONDS);
         self.write(EnrollmentWrite::SignedIn {
             id: id.clone(),
+            expect_failures: failures,
+            expect_locked_until: locked_until,
             token_sha256: sha256_hex(token.expose_secret().as_bytes()),
             expires_at,
             actor,
@@ -334,7 +346,12 @@ impl Enrollments {
         let now = self.now();
         let t = Step::ConfirmCode.check(&v.pre.id, Some(e.stage))?;
         let actor = applicant(&v.pre.id);
-        let Some(hash) = e.sms_code_hash.as_deref() else {
+        // A code whose last try was counted is void even before the void is written.
+        let Some(hash) = e
+            .sms_code_hash
+            .as_deref()
+            .filter(|_| !limits::code_voided(e.sms_code_failures))
+        else {
             return Err(RaError::Conflict {
                 field: "sms_code",
                 rule: "no code is awaiting confirmation (not sent yet, or void after 3 wrong tries): ask for a new one".into(),
@@ -378,6 +395,8 @@ impl Enrollments {
         self.write(EnrollmentWrite::CodeConfirmed {
             id: v.pre.id,
             from: t.from,
+            code_hash: hash.to_owned(),
+            expect_failures: e.sms_code_failures,
             actor,
             at: now,
         })

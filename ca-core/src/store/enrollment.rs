@@ -227,9 +227,14 @@ pub enum EnrollmentWrite {
         actor: Principal,
         at: UnixTime,
     },
-    /// A good access password: the failures reset and a session starts.
+    /// A good access password: the failures reset and a session starts. Refused with a
+    /// conflict when the failures counted or the lock are no longer `expect_failures` and
+    /// `expect_locked_until` (a wrong password counted, or a lock set, since the registration
+    /// authority read them), so a correct guess racing the lock never signs in.
     SignedIn {
         id: String,
+        expect_failures: u32,
+        expect_locked_until: Option<UnixTime>,
         token_sha256: String,
         expires_at: UnixTime,
         actor: Principal,
@@ -284,10 +289,15 @@ pub enum EnrollmentWrite {
         actor: Principal,
         at: UnixTime,
     },
-    /// The mobile number is confirmed.
+    /// The mobile number is confirmed. Refused with a conflict when the code is no longer
+    /// `code_hash` or its wrong tries are no longer `expect_failures` (a wrong code counted, the
+    /// code voided or replaced since the registration authority read it), so no code is
+    /// accepted after its last allowed try.
     CodeConfirmed {
         id: String,
         from: EnrollmentStage,
+        code_hash: String,
+        expect_failures: u32,
         actor: Principal,
         at: UnixTime,
     },

@@ -606,3 +606,65 @@ fn record_consent(e: &Enrollments) {
 fn stage_of(f: &Fixture, id: &str) -> EnrollmentRecord {
     f.store.enrollment(id).unwrap().unwrap()
 }
+
+/// A correct password that arrives after the last allowed failure was counted, but before
+/// the lock is written (a concurrent request, or a crash between the two writes), is refused
+/// as locked and writes the lock; the lock then expires as any other does.
+#[test]
+fn a_correct_password_racing_the_lock_is_refused() {
+    let f = fixture();
+    let (_, _, password) = invited(&f);
+    let e = Enrollments::new(f.store.clone(), f.clock.clone());
+    e.sign_in(&tckn(), &secret(&password)).unwrap();
+    let id = stage(&f).pre_application;
+    for _ in 0..MAX_SIGN_IN_FAILURES {
+        f.store
+            .enrollment_write(EnrollmentWrite::SignInFailed {
+                id: id.clone(),
+                actor: applicant(&id),
+                at: f.clock.now_unix(),
+            })
+            .unwrap();
+    }
+    assert_eq!(stage(&f).locked_until, None, "no lock written yet");
+    let err = e.sign_in(&tckn(), &secret(&password)).unwrap_err();
+    assert!(matches!(err, RaError::Locked { .. }), "{err}");
+    let rec = stage(&f);
+    let until = f.clock.now_unix().plus_secs(LOCK_SECONDS);
+    assert_eq!((rec.failed_sign_ins, rec.locked_until), (0, Some(until)));
+    f.clock
+        .advance(Duration::from_secs(LOCK_SECONDS as u64 + 1));
+    e.sign_in(&tckn(), &secret(&password)).unwrap();
+}
+
+/// The right code, sent after the last allowed wrong try was counted but before the code
+/// was voided, is refused: the code is void from its last counted try on.
+#[test]
+fn the_right_code_after_the_last_wrong_try_is_refused() {
+    let f = fixture();
+    let (outbox, sent, password) = invited(&f);
+    let e = Enrollments::new(f.store.clone(), f.clock.clone());
+    let token = e.sign_in(&tckn(), &secret(&password)).unwrap().token;
+    let token = token.expose_secret();
+    e.submit_form(token, form()).unwrap();
+    outbox.deliver_due(10).unwrap();
+    let code = last_code(&sent);
+    let id = stage(&f).pre_application;
+    for _ in 0..MAX_CODE_FAILURES {
+        f.store
+            .enrollment_write(EnrollmentWrite::CodeFailed {
+                id: id.clone(),
+                from: EnrollmentStage::Form,
+                actor: applicant(&id),
+                at: f.clock.now_unix(),
+            })
+            .unwrap();
+    }
+    assert!(
+        stage(&f).sms_code_hash.is_some(),
+        "the code is not voided yet"
+    );
+    let err = e.confirm_code(token, &secret(&code)).unwrap_err();
+    assert!(err.to_string().contains("ask for a new one"), "{err}");
+    assert_eq!(stage(&f).stage, EnrollmentStage::Form);
+}

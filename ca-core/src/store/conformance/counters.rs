@@ -134,9 +134,33 @@ pub fn sign_in_failures_lock(store: &dyn Store) {
     let e = store.enrollment(&pre).unwrap().unwrap();
     assert_eq!((e.failed_sign_ins, e.locked_until), (0, Some(at(6 + 1800))));
     assert_eq!(failed(7).unwrap(), EnrollmentOutcome::Counted { count: 1 });
+    let signed_in = |expect_failures| EnrollmentWrite::SignedIn {
+        id: pre.clone(),
+        expect_failures,
+        expect_locked_until: Some(at(6 + 1800)),
+        token_sha256: "cd".repeat(32),
+        expires_at: at(3600),
+        actor: applicant(&pre),
+        at: at(8),
+    };
+    // A sign-in that read the counter before the last failure was counted: refused, so a
+    // correct password racing the lock never signs in.
+    let records = audit_records(store);
+    match store.enrollment_write(signed_in(0)) {
+        Err(crate::CaError::Conflict { field, .. }) => assert_eq!(field, "sign_in"),
+        other => panic!("a sign-in that saw a stale counter must be a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        audit_records(store),
+        records,
+        "a refused sign-in writes no audit record"
+    );
+    assert_eq!(store.applicant_session(&"cd".repeat(32)).unwrap(), None);
     store
         .enrollment_write(EnrollmentWrite::SignedIn {
             id: pre.clone(),
+            expect_failures: 1,
+            expect_locked_until: Some(at(6 + 1800)),
             token_sha256: "cd".repeat(32),
             expires_at: at(3600),
             actor: applicant(&pre),
@@ -214,6 +238,8 @@ pub fn sms_code_counters(store: &dyn Store) {
     store
         .enrollment_write(EnrollmentWrite::SignedIn {
             id: pre.clone(),
+            expect_failures: 0,
+            expect_locked_until: None,
             token_sha256: "cd".repeat(32),
             expires_at: at(3600),
             actor: applicant(&pre),
@@ -304,10 +330,30 @@ pub fn sms_code_counters(store: &dyn Store) {
         ),
         (4, 0, Some("$argon2id$code2"))
     );
+    // A confirmation that checked a code replaced meanwhile, or read the wrong tries before
+    // another was counted: refused, nothing written.
+    for (code, failures) in [("$argon2id$code", 0), ("$argon2id$code2", 1)] {
+        let records = audit_records(store);
+        match store.enrollment_write(EnrollmentWrite::CodeConfirmed {
+            id: pre.clone(),
+            from: S::Form,
+            code_hash: code.into(),
+            expect_failures: failures,
+            actor: applicant(&pre),
+            at: at(11),
+        }) {
+            Err(crate::CaError::Conflict { field, .. }) => assert_eq!(field, "sms_code"),
+            other => panic!("a stale confirmation must be a conflict, got {other:?}"),
+        }
+        assert_eq!(audit_records(store), records);
+        assert_eq!(store.enrollment(&pre).unwrap().unwrap().stage, S::Form);
+    }
     store
         .enrollment_write(EnrollmentWrite::CodeConfirmed {
             id: pre.clone(),
             from: S::Form,
+            code_hash: "$argon2id$code2".into(),
+            expect_failures: 0,
             actor: applicant(&pre),
             at: at(11),
         })

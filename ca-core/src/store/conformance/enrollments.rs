@@ -49,13 +49,30 @@ pub(super) fn form(
     }
 }
 
+/// The confirmation of the code [`issue_code`] stores, with no wrong try counted.
 fn confirm(id: &str, from: EnrollmentStage, when: UnixTime) -> EnrollmentWrite {
     EnrollmentWrite::CodeConfirmed {
         id: id.into(),
         from,
+        code_hash: "$argon2id$code".into(),
+        expect_failures: 0,
         actor: applicant(id),
         at: when,
     }
+}
+
+/// Stores the hash of the code the outbox is about to send (the enrollment is at Form).
+fn issue_code(store: &dyn Store, id: &str, when: UnixTime) {
+    store
+        .enrollment_write(EnrollmentWrite::CodeIssued {
+            id: id.into(),
+            from: EnrollmentStage::Form,
+            code_hash: "$argon2id$code".into(),
+            expires_at: when.plus_secs(600),
+            actor: Principal::System(crate::SystemTask::Outbox),
+            at: when,
+        })
+        .unwrap();
 }
 
 fn approve(
@@ -93,6 +110,8 @@ pub(super) fn signed_in(store: &dyn Store) -> String {
     store
         .enrollment_write(EnrollmentWrite::SignedIn {
             id: pre.clone(),
+            expect_failures: 0,
+            expect_locked_until: None,
             token_sha256: "cd".repeat(32),
             expires_at: at(3600),
             actor: applicant(&pre),
@@ -157,6 +176,7 @@ pub fn enrollment_stages_follow_their_order(store: &dyn Store) {
         (S::Form, true, 2)
     );
 
+    issue_code(store, &pre, at(5));
     store
         .enrollment_write(confirm(&pre, S::Form, at(5)))
         .unwrap();
@@ -224,6 +244,7 @@ pub fn stale_enrollment_writes_are_conflicts(store: &dyn Store) {
     refused(store, &pre, "sms_code", form(&pre, S::Form, 1, true, at(3)));
     assert_eq!(enrollment(store, &pre).sms_codes_sent, 2);
     // A resend that saw the right count but a stage left meanwhile.
+    issue_code(store, &pre, at(4));
     store
         .enrollment_write(confirm(&pre, S::Form, at(4)))
         .unwrap();
@@ -297,6 +318,7 @@ pub fn wet_approval_and_held_renewal(store: &dyn Store) {
     store
         .enrollment_write(form(&pre, S::Invited, 0, false, at(1)))
         .unwrap();
+    issue_code(store, &pre, at(2));
     store
         .enrollment_write(confirm(&pre, S::Form, at(2)))
         .unwrap();
@@ -409,6 +431,7 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
         .is_empty());
     assert_eq!(enrollment(store, &pre).stage, S::Form);
 
+    issue_code(store, &pre, at(2));
     store
         .enrollment_write(confirm(&pre, S::Form, at(2)))
         .unwrap();

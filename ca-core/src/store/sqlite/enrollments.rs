@@ -465,16 +465,32 @@ pub(super) fn write(
         }
         EnrollmentWrite::SignedIn {
             id,
+            expect_failures,
+            expect_locked_until,
             token_sha256,
             expires_at,
             actor,
             at,
         } => {
             ensure(conn, id, *at)?;
-            conn.prepare_cached(
-                "UPDATE enrollments SET failed_sign_ins = 0, locked_until = NULL, updated_at = ?2 WHERE pre_application = ?1",
-            )?
-            .execute(params![id, at.secs()])?;
+            let signed_in = conn
+                .prepare_cached(
+                    "UPDATE enrollments SET failed_sign_ins = 0, locked_until = NULL, updated_at = ?2 WHERE pre_application = ?1 AND failed_sign_ins = ?3 AND locked_until IS ?4",
+                )?
+                .execute(params![
+                    id,
+                    at.secs(),
+                    expect_failures,
+                    expect_locked_until.map(UnixTime::secs)
+                ])?;
+            if signed_in != 1 {
+                return Err(Refusal::Refused(CaError::Conflict {
+                    field: "sign_in",
+                    rule: format!(
+                        "application {id}: another sign-in attempt was counted meanwhile; try again"
+                    ),
+                }));
+            }
             // Expired sessions go as new ones come.
             conn.prepare_cached("DELETE FROM applicant_sessions WHERE expires_at < ?1")?
                 .execute([at.secs()])?;
@@ -631,16 +647,27 @@ pub(super) fn write(
         EnrollmentWrite::CodeConfirmed {
             id,
             from,
+            code_hash,
+            expect_failures,
             actor,
             at,
         } => {
-            update_expecting(
-                conn,
-                "UPDATE enrollments SET stage = 'confirmed', confirmed_at = ?3, sms_code_hash = NULL, sms_code_expires = NULL, updated_at = ?3 WHERE pre_application = ?1 AND stage = ?2",
-                params![id, from.as_str(), at.secs()],
-                id,
-                Expect::stage(*from),
-            )?;
+            let confirmed = conn
+                .prepare_cached(
+                    "UPDATE enrollments SET stage = 'confirmed', confirmed_at = ?3, sms_code_hash = NULL, sms_code_expires = NULL, updated_at = ?3 WHERE pre_application = ?1 AND stage = ?2 AND sms_code_hash = ?4 AND sms_code_failures = ?5",
+                )?
+                .execute(params![id, from.as_str(), at.secs(), code_hash, expect_failures])?;
+            if confirmed != 1 {
+                return Err(match read_enrollment(conn, id)? {
+                    Some(e) if e.stage == *from => Refusal::Refused(CaError::Conflict {
+                        field: "sms_code",
+                        rule: format!(
+                            "application {id}: a wrong code was counted, or the code changed, meanwhile; try again"
+                        ),
+                    }),
+                    _ => stale(conn, id, Expect::stage(*from)),
+                });
+            }
             audit(
                 conn,
                 head,
