@@ -17,6 +17,7 @@ use nesca_pkix::cms::{verify_signed_data, Signer};
 use sha2::{Digest, Sha256};
 
 use ca_core::clock::Clock;
+use ca_core::lifecycle::RevocationReason;
 use ca_core::{CaError, Principal, SystemTask, UnixTime};
 
 use crate::error::{RaError, Result};
@@ -115,10 +116,19 @@ pub fn decide_acceptance(
     let serial = record.serial;
     match record.status {
         CommitmentStatus::Accepted if record.evidence.as_deref() == Some(evidence) => {
+            // What the first acceptance did: superseded the overwritten certificate only if
+            // it was live then, which shows now as its reason.
+            let superseded = record.overwrite.filter(|_| {
+                overwritten.is_some_and(|o| {
+                    o.status == CertStatus::Revoked
+                        && o.revocation.as_ref().and_then(|r| r.reason)
+                            == Some(RevocationReason::Superseded)
+                })
+            });
             return Ok(AcceptanceDecision::Replayed(CommitmentOutcome {
-                superseded: record.overwrite,
+                superseded,
                 replayed: true,
-            }))
+            }));
         }
         CommitmentStatus::Accepted => {
             return Err(RaError::invalid(
@@ -355,7 +365,7 @@ mod tests {
 
     use super::*;
     use crate::lifecycle::Lifecycle;
-    use ca_core::lifecycle::{LifecycleAction, LifecycleRequest, RequestId, RevocationReason};
+    use ca_core::lifecycle::{LifecycleAction, LifecycleRequest, RequestId};
     use ca_core::store::prelude::*;
     use ca_core::store::{
         ApplicationIssued, ApplicationStatus, CertStatus, CommitmentStatus, FinishedApplication,
@@ -610,6 +620,9 @@ mod tests {
             (CertStatus::Revoked, Some(RevocationReason::Superseded))
         );
         assert_eq!(status(&f, &new).0, CertStatus::Active);
+        // Sent again, the same evidence reports the same outcome.
+        let again = accept(&f, &new, b"second").unwrap();
+        assert_eq!((again.superseded, again.replayed), (Some(old), true));
     }
 
     #[test]
@@ -734,13 +747,37 @@ mod tests {
         let mut c = pending();
         c.status = CommitmentStatus::Accepted;
         c.evidence = Some(b"e".to_vec());
-        assert_eq!(
-            decide(&c, b"e", None, 5000).unwrap(),
-            AcceptanceDecision::Replayed(CommitmentOutcome {
-                superseded: c.overwrite,
-                replayed: true
-            })
-        );
+        // The replay reports what the first acceptance did: superseded the overwritten
+        // certificate only if it is revoked as superseded.
+        let superseded = StatusRecord {
+            revocation: Some(ca_core::store::Revocation {
+                at: UnixTime::from_secs(4000),
+                reason: Some(RevocationReason::Superseded),
+                invalidity_date: None,
+            }),
+            ..cert(CertStatus::Revoked, 10_000)
+        };
+        let compromised = StatusRecord {
+            revocation: Some(ca_core::store::Revocation {
+                reason: Some(RevocationReason::KeyCompromise),
+                ..superseded.revocation.unwrap()
+            }),
+            ..superseded
+        };
+        for (overwritten, reported) in [
+            (Some(superseded), c.overwrite),
+            (Some(compromised), None),
+            (Some(cert(CertStatus::Active, 10_000)), None),
+            (None, None),
+        ] {
+            assert_eq!(
+                decide(&c, b"e", overwritten, 5000).unwrap(),
+                AcceptanceDecision::Replayed(CommitmentOutcome {
+                    superseded: reported,
+                    replayed: true
+                })
+            );
+        }
         let e = decide(&c, b"other", None, 5).unwrap_err();
         assert!(e.to_string().contains("already accepted"), "{e}");
         c.status = CommitmentStatus::Expired;

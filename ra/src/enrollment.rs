@@ -521,6 +521,7 @@ impl Enrollments {
         self.write(EnrollmentWrite::Approve {
             id: v.pre.id,
             from: t.from,
+            expect_printed_sha256: v.enrollment.approval_text_sha256,
             method,
             text_sha256,
             evidence,
@@ -575,6 +576,7 @@ impl Enrollments {
         self.write(EnrollmentWrite::Approve {
             id: id.to_owned(),
             from: t.from,
+            expect_printed_sha256: v.enrollment.approval_text_sha256,
             method: ApprovalMethod::Wet,
             text_sha256,
             evidence: scan,

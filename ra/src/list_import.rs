@@ -143,6 +143,16 @@ impl ListImports {
         {
             return Ok(seen.replayed());
         }
+        let status = import_status(&import.signature);
+        // A pre-application closed between this read and the write makes the store refuse
+        // with `Conflict` and write nothing; the same file sent again is decided afresh.
+        let write = self.decide_rows(import, status)?;
+        Ok(self.store.import_list(write)?)
+    }
+
+    /// Splits the list's rows into those to create and those whose person has an open
+    /// pre-application, as the store holds them now.
+    fn decide_rows(&self, mut import: ListImport, status: ImportStatus) -> Result<ListImportWrite> {
         let people: Vec<Tckn> = import.rows.iter().map(|r| r.tckn).collect();
         let open: HashMap<Tckn, String> = self
             .store
@@ -151,12 +161,11 @@ impl ListImports {
             .collect();
         let (rows, already_open) = split_already_open(std::mem::take(&mut import.rows), &open);
         import.rows = rows;
-        let status = import_status(&import.signature);
-        Ok(self.store.import_list(ListImportWrite {
+        Ok(ListImportWrite {
             import,
             status,
             already_open,
-        })?)
+        })
     }
 }
 

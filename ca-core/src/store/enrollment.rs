@@ -194,7 +194,7 @@ pub struct InvoiceLine {
 /// A certificate the public lookup may show, with what the registration authority decides
 /// on: its status and its holder's "do not publish" choice.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishedCertificate {
+pub struct LookupCandidate {
     pub serial: Serial,
     pub subject: String,
     pub status: CertStatus,
@@ -204,6 +204,19 @@ pub struct PublishedCertificate {
     /// The holder chose "do not publish my certificate" on the enrollment that produced it.
     pub do_not_publish: bool,
 }
+
+/// What the public lookup looks for: one certificate by serial, or one person's certificates.
+/// There is no "everything": the lookup never lists certificates it was not asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupKey<'a> {
+    Serial(&'a Serial),
+    Holder(&'a crate::Tckn),
+}
+
+/// At most this many candidates are read for one lookup, newest first: a hard ceiling on the
+/// work one public request causes. The registration authority shows at most
+/// `ra::enrollment::lookup::MAX_SHOWN` of them, after filtering.
+pub const MAX_LOOKUP_CANDIDATES: u32 = 1000;
 
 /// A change to an enrollment (one store transaction each, with its audit record where it
 /// matters). The registration authority decides whether a step may happen (its stage
@@ -305,6 +318,9 @@ pub enum EnrollmentWrite {
     Approve {
         id: String,
         from: EnrollmentStage,
+        /// The printed form's text hash as the registration authority read it (`None`: none
+        /// printed): a form printed again meanwhile is a conflict.
+        expect_printed_sha256: Option<String>,
         method: ApprovalMethod,
         text_sha256: String,
         evidence: Vec<u8>,
@@ -387,13 +403,9 @@ pub trait EnrollmentStore: Send + Sync {
     fn invoice_lines(&self, institution: &str, month: &str) -> Result<Vec<InvoiceLine>>;
     /// The latest expiry of the person's certificates in use after `at`.
     fn current_not_after(&self, tckn: &crate::Tckn, at: UnixTime) -> Result<Option<UnixTime>>;
-    /// The certificates the public lookup may show, by serial or by holder, newest first (at
-    /// most 100): every stored certificate (one with its DER), whatever its status, with its
-    /// holder's "do not publish" choice. Which of them are shown is the registration
-    /// authority's decision (`ra::enrollment::lookup`).
-    fn lookup_candidates(
-        &self,
-        serial: Option<&Serial>,
-        tckn: Option<&crate::Tckn>,
-    ) -> Result<Vec<PublishedCertificate>>;
+    /// The certificates the public lookup may show for `key`, newest first (at most
+    /// [`MAX_LOOKUP_CANDIDATES`]): every stored certificate (one with its DER), whatever its
+    /// status, with its holder's "do not publish" choice. Which of them are shown is the
+    /// registration authority's decision (`ra::enrollment::lookup`).
+    fn lookup_candidates(&self, key: LookupKey<'_>) -> Result<Vec<LookupCandidate>>;
 }

@@ -79,8 +79,8 @@ pub use commitment::{
 pub use crl::{CrlKind, CrlPlan, CrlRecord, CrlReservation, CrlStore, DeltaEntry, RevokedEntry};
 pub use enrollment::{
     ApprovalMethod, EOnayConsent, EnrollmentOutcome, EnrollmentRecord, EnrollmentStage,
-    EnrollmentStore, EnrollmentWrite, InvoiceLine, InvoicePayer, ProducedEnrollment,
-    PublishedCertificate,
+    EnrollmentStore, EnrollmentWrite, InvoiceLine, InvoicePayer, LookupCandidate, LookupKey,
+    ProducedEnrollment, MAX_LOOKUP_CANDIDATES,
 };
 pub use institution::{
     ImportStatus, InstitutionStore, ListConfirmation, ListImportRecord, ListImportWrite,

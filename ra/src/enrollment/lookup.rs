@@ -5,20 +5,23 @@
 
 use std::sync::Arc;
 
-use ca_core::store::{CertStatus, PublishedCertificate, Store};
+use ca_core::store::{CertStatus, LookupCandidate, LookupKey, Store};
 use ca_core::{Serial, Tckn};
 
 use crate::error::Result;
 
 /// Whether the lookup shows `c`: issued (not reserved or failed) and its holder did not
 /// choose "do not publish".
-pub fn is_public(c: &PublishedCertificate) -> bool {
+pub fn is_public(c: &LookupCandidate) -> bool {
     let issued = matches!(
         c.status,
         CertStatus::Active | CertStatus::Suspended | CertStatus::Revoked
     );
     issued && !c.do_not_publish
 }
+
+/// At most this many certificates are shown for one person, newest first.
+pub const MAX_SHOWN: usize = 100;
 
 /// The lookup service.
 pub struct CertificateLookup {
@@ -31,22 +34,23 @@ impl CertificateLookup {
     }
 
     /// The published certificate with this serial.
-    pub fn by_serial(&self, serial: &Serial) -> Result<Option<PublishedCertificate>> {
-        Ok(self.published(Some(serial), None)?.into_iter().next())
+    pub fn by_serial(&self, serial: &Serial) -> Result<Option<LookupCandidate>> {
+        Ok(self
+            .published(LookupKey::Serial(serial))?
+            .into_iter()
+            .next())
     }
 
     /// The person's published certificates, newest first.
-    pub fn by_holder(&self, tckn: &Tckn) -> Result<Vec<PublishedCertificate>> {
-        self.published(None, Some(tckn))
+    pub fn by_holder(&self, tckn: &Tckn) -> Result<Vec<LookupCandidate>> {
+        self.published(LookupKey::Holder(tckn))
     }
 
-    fn published(
-        &self,
-        serial: Option<&Serial>,
-        tckn: Option<&Tckn>,
-    ) -> Result<Vec<PublishedCertificate>> {
-        let mut found = self.store.lookup_candidates(serial, tckn)?;
+    /// Filters before it truncates, so hidden certificates never crowd out shown ones.
+    fn published(&self, key: LookupKey<'_>) -> Result<Vec<LookupCandidate>> {
+        let mut found = self.store.lookup_candidates(key)?;
         found.retain(is_public);
+        found.truncate(MAX_SHOWN);
         Ok(found)
     }
 }
@@ -56,8 +60,8 @@ mod tests {
     use super::*;
     use ca_core::UnixTime;
 
-    fn certificate(status: CertStatus, do_not_publish: bool) -> PublishedCertificate {
-        PublishedCertificate {
+    fn certificate(status: CertStatus, do_not_publish: bool) -> LookupCandidate {
+        LookupCandidate {
             serial: Serial::random(),
             subject: "CN=AYŞE YILMAZ".into(),
             status,

@@ -10,7 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use ca_core::store::{PublishedCertificate, Store};
+use ca_core::store::{LookupCandidate, Store};
 use ca_core::{Serial, Tckn};
 use nesca_ra::enrollment::lookup::CertificateLookup;
 use serde_json::json;
@@ -35,7 +35,7 @@ async fn read(
     lookup: Arc<CertificateLookup>,
     serial: Option<Serial>,
     tckn: Option<Tckn>,
-) -> Result<Vec<PublishedCertificate>, Response> {
+) -> Result<Vec<LookupCandidate>, Response> {
     let found = tokio::task::spawn_blocking(move || match (serial, tckn) {
         (Some(serial), _) => lookup.by_serial(&serial).map(|c| c.into_iter().collect()),
         (None, Some(tckn)) => lookup.by_holder(&tckn),

@@ -97,10 +97,10 @@ pub fn outbox_attempts_are_counted(store: &dyn Store) {
 }
 
 /// Wrong access passwords are counted, atomically: the store returns each count and
-/// decides nothing; a lock written by the registration authority refuses sign-in until its
-/// time and starts the count again; a good password resets the count, clears the lock and
-/// starts a session.
-pub fn sign_in_failures_lock(store: &dyn Store) {
+/// decides nothing; a lock written by the registration authority is recorded with its time
+/// and starts the count again; a sign-in resets the count, clears the lock and starts a
+/// session, applied only while the count and the lock are what the sign-in read.
+pub fn sign_in_failures_are_counted_and_compared(store: &dyn Store) {
     let pre = invited(store);
     let failed = |n| {
         store.enrollment_write(EnrollmentWrite::SignInFailed {

@@ -12,7 +12,8 @@ use crate::institution::Payer;
 use crate::serial::Serial;
 use crate::store::{
     ApplicationIssued, ApprovalMethod, CertStatus, Completion, EnrollmentRecord, EnrollmentStage,
-    EnrollmentWrite, FinishedApplication, InvoicePayer, ProducedEnrollment, Reserved, Store,
+    EnrollmentWrite, FinishedApplication, InvoicePayer, LookupKey, ProducedEnrollment, Reserved,
+    Store,
 };
 use crate::{Principal, UnixTime};
 
@@ -85,6 +86,8 @@ fn approve(
     EnrollmentWrite::Approve {
         id: id.into(),
         from,
+        // What `await_wet` printed, when the approval follows it.
+        expect_printed_sha256: (from == EnrollmentStage::AwaitingWet).then(|| "11".repeat(32)),
         method,
         text_sha256: "11".repeat(32),
         evidence: vec![0x30, 0x00],
@@ -147,9 +150,10 @@ pub(super) fn refused(store: &dyn Store, id: &str, field: &str, w: EnrollmentWri
     );
 }
 
-/// Invited → Form → Confirmed → Approved: each write applies from the stage it names, and
-/// one that names a stage the enrollment is not at (it moved meanwhile) is refused.
-pub fn enrollment_stages_follow_their_order(store: &dyn Store) {
+/// Invited → Form → Confirmed → Approved as the registration authority drives it: each write
+/// applies from the stage it names, and one that names a stage the enrollment is not at (it
+/// moved meanwhile) is refused as a conflict. Which step may follow which is the RA's rule.
+pub fn enrollment_writes_compare_the_stage(store: &dyn Store) {
     use EnrollmentStage as S;
     let pre = signed_in(store);
     assert_eq!(enrollment(store, &pre).stage, S::Invited);
@@ -336,6 +340,16 @@ pub fn wet_approval_and_held_renewal(store: &dyn Store) {
         "stage",
         approve(&pre, S::Confirmed, ApprovalMethod::Signature, None, at(4)),
     );
+    // A form printed again since the approval read it (another text hash) is a conflict.
+    let mut reprinted = approve(&pre, S::AwaitingWet, ApprovalMethod::Wet, None, at(4));
+    if let EnrollmentWrite::Approve {
+        expect_printed_sha256,
+        ..
+    } = &mut reprinted
+    {
+        *expect_printed_sha256 = Some("22".repeat(32));
+    }
+    refused(store, &pre, "approval_text", reprinted);
     let window = at(90 * 86_400);
     store
         .enrollment_write(approve(
@@ -479,7 +493,7 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
     assert!(store.enrollments_due(at(5), 10).unwrap().is_empty());
 
     // The lookup's candidates: by serial and by holder, each with its holder's choice.
-    let found = store.lookup_candidates(Some(&serial), None).unwrap();
+    let found = store.lookup_candidates(LookupKey::Serial(&serial)).unwrap();
     assert_eq!(
         found
             .iter()
@@ -488,14 +502,16 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
         [(serial, CertStatus::Active, true)]
     );
     assert!(store
-        .lookup_candidates(None, Some(&crate::Tckn::parse("10000000146").unwrap()))
+        .lookup_candidates(LookupKey::Holder(
+            &crate::Tckn::parse("10000000146").unwrap()
+        ))
         .unwrap()
         .iter()
         .any(|c| c.serial == serial && c.do_not_publish));
     let other = super::issue(store, &nes);
     assert_eq!(
         store
-            .lookup_candidates(Some(&other), None)
+            .lookup_candidates(LookupKey::Serial(&other))
             .unwrap()
             .iter()
             .map(|c| (c.serial, c.do_not_publish))
@@ -504,7 +520,7 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
     );
     // A serial whose signing failed has no certificate to show: no candidate.
     assert!(store
-        .lookup_candidates(Some(&early), None)
+        .lookup_candidates(LookupKey::Serial(&early))
         .unwrap()
         .is_empty());
 }

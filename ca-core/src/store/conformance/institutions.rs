@@ -217,6 +217,38 @@ pub fn one_open_pre_application_per_person(store: &dyn Store) {
     );
 }
 
+/// A row the write skips as already open must still be open when the write lands: a
+/// pre-application closed (or never there) meanwhile is a conflict, and nothing is written.
+pub fn list_import_rechecks_already_open(store: &dyn Store) {
+    let (id, first) = one_invited(store);
+    let audit = audit_records(store);
+    let outbox = store.outbox().unwrap().len();
+    let stale = write(
+        &id,
+        "cd",
+        ImportStatus::Accepted,
+        vec![list_row(3, "10000000078", "MEHMET")],
+        vec![(2, first), (4, "no-such-pre-application".into())],
+    );
+    let err = store.import_list(stale).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            crate::CaError::Conflict {
+                field: "already_open",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(store.list_import(&id, &"cd".repeat(32)).unwrap(), None);
+    assert_eq!(store.pre_applications(&id).unwrap().len(), 1);
+    assert_eq!(
+        (audit_records(store), store.outbox().unwrap().len()),
+        (audit, outbox)
+    );
+}
+
 /// A confirmation that expects the list to await it, when it does not (confirmed already,
 /// signed with CMS, or unknown), is a conflict: nothing written, no audit record.
 pub fn stale_list_confirmation_is_a_conflict(store: &dyn Store) {

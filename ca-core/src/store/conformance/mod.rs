@@ -33,17 +33,17 @@ pub use commitments::{
     stale_commitment_acceptance_is_a_conflict,
 };
 pub use counters::{
-    failure_counters_are_atomic, outbox_attempts_are_counted, sign_in_failures_lock,
-    sms_code_counters,
+    failure_counters_are_atomic, outbox_attempts_are_counted,
+    sign_in_failures_are_counted_and_compared, sms_code_counters,
 };
 pub use crl::{crl_entries_follow_the_lifecycle, crl_numbers_strictly_increase};
 pub use enrollments::{
-    enrollment_stages_follow_their_order, production_writes_its_invoice_line,
+    enrollment_writes_compare_the_stage, production_writes_its_invoice_line,
     stale_enrollment_writes_are_conflicts, wet_approval_and_held_renewal,
 };
 pub use institutions::{
-    list_import_invites_holds_and_replays, one_open_pre_application_per_person,
-    stale_list_confirmation_is_a_conflict,
+    list_import_invites_holds_and_replays, list_import_rechecks_already_open,
+    one_open_pre_application_per_person, stale_list_confirmation_is_a_conflict,
 };
 pub use registry::{cas_are_never_overwritten, partners_are_added_read_and_never_overwritten};
 
@@ -186,17 +186,18 @@ macro_rules! store_conformance_tests {
             channel_applications_begin_once,
             pending_applications_are_released_for_a_retry,
             outbox_attempts_are_counted,
-            sign_in_failures_lock,
+            sign_in_failures_are_counted_and_compared,
             sms_code_counters,
             failure_counters_are_atomic,
             commitment_acceptance_releases_and_supersedes,
             stale_commitment_acceptance_is_a_conflict,
             overdue_commitments_expire,
-            enrollment_stages_follow_their_order,
+            enrollment_writes_compare_the_stage,
             wet_approval_and_held_renewal,
             production_writes_its_invoice_line,
             list_import_invites_holds_and_replays,
             one_open_pre_application_per_person,
+            list_import_rechecks_already_open,
             stale_list_confirmation_is_a_conflict,
             stale_enrollment_writes_are_conflicts
         );

@@ -15,8 +15,8 @@ use crate::institution::Payer;
 use crate::serial::{IssuerId, Serial};
 use crate::store::enrollment::{
     ApprovalMethod, EOnayConsent, EnrollmentOutcome, EnrollmentRecord, EnrollmentStage,
-    EnrollmentStore, EnrollmentWrite, InvoiceLine, InvoicePayer, ProducedEnrollment,
-    PublishedCertificate,
+    EnrollmentStore, EnrollmentWrite, InvoiceLine, InvoicePayer, LookupCandidate, LookupKey,
+    ProducedEnrollment, MAX_LOOKUP_CANDIDATES,
 };
 use crate::store::CertStatus;
 use crate::UnixTime;
@@ -276,21 +276,24 @@ pub(super) fn read_invoice_lines(
 /// lookup, which the registration authority filters.
 pub(super) fn read_lookup_candidates(
     conn: &Connection,
-    serial: Option<&Serial>,
-    tckn: Option<&str>,
-) -> rusqlite::Result<Vec<PublishedCertificate>> {
+    key: LookupKey<'_>,
+) -> rusqlite::Result<Vec<LookupCandidate>> {
+    let (serial, tckn) = match key {
+        LookupKey::Serial(s) => (Some(s.to_hex()), None),
+        LookupKey::Holder(t) => (None, Some(t.as_str())),
+    };
     let mut st = conn.prepare_cached(
         "SELECT c.serial, c.subject, c.status, c.not_before, c.not_after, c.cert_der,
                 EXISTS (SELECT 1 FROM enrollments e WHERE e.serial = c.serial AND e.do_not_publish = 1)
          FROM certificates c
          WHERE c.cert_der IS NOT NULL
            AND (?1 IS NULL OR c.serial = ?1) AND (?2 IS NULL OR c.tckn = ?2)
-         ORDER BY c.not_before DESC LIMIT 100",
+         ORDER BY c.not_before DESC LIMIT ?3",
     )?;
-    let rows = st.query_map(params![serial.map(|s| s.to_hex()), tckn], |r| {
+    let rows = st.query_map(params![serial, tckn, MAX_LOOKUP_CANDIDATES], |r| {
         let serial: String = r.get(0)?;
         let status: String = r.get(2)?;
-        Ok(PublishedCertificate {
+        Ok(LookupCandidate {
             serial: Serial::parse_hex(&serial).map_err(|_| bad(0, "serial"))?,
             subject: r.get(1)?,
             status: status.parse::<CertStatus>().map_err(|_| bad(2, "status"))?,
@@ -318,23 +321,26 @@ pub(super) fn read_current_not_after(
 
 /// What a write expected of its enrollment besides existing: the stage, and the codes sent.
 #[derive(Clone, Copy)]
-struct Expect {
+struct Expect<'a> {
     from: EnrollmentStage,
     codes_sent: Option<u32>,
+    /// The printed form's text hash (`Some(None)`: none printed), when the write checks it.
+    printed_sha256: Option<Option<&'a str>>,
 }
 
-impl Expect {
-    fn stage(from: EnrollmentStage) -> Expect {
+impl Expect<'_> {
+    fn stage(from: EnrollmentStage) -> Expect<'static> {
         Expect {
             from,
             codes_sent: None,
+            printed_sha256: None,
         }
     }
 }
 
 /// The conflict of a write whose enrollment is not what the registration authority saw
 /// (moved on meanwhile, or missing): nothing was written.
-fn stale(conn: &Connection, id: &str, expect: Expect) -> Refusal {
+fn stale(conn: &Connection, id: &str, expect: Expect<'_>) -> Refusal {
     let conflict = |field, rule| Refusal::Refused(CaError::Conflict { field, rule });
     match read_enrollment(conn, id) {
         Err(e) => e.into(),
@@ -346,6 +352,16 @@ fn stale(conn: &Connection, id: &str, expect: Expect) -> Refusal {
                 e.stage, expect.from
             ),
         ),
+        Ok(Some(e))
+            if expect
+                .printed_sha256
+                .is_some_and(|p| p != e.approval_text_sha256.as_deref()) =>
+        {
+            conflict(
+                "approval_text",
+                format!("application {id}'s form was printed again meanwhile: try again"),
+            )
+        }
         Ok(Some(e)) => conflict(
             "sms_code",
             format!(
@@ -365,7 +381,7 @@ fn update_expecting(
     sql: &str,
     p: impl rusqlite::Params,
     id: &str,
-    expect: Expect,
+    expect: Expect<'_>,
 ) -> Result<(), Refusal> {
     if conn.prepare_cached(sql)?.execute(p)? != 1 {
         return Err(stale(conn, id, expect));
@@ -525,8 +541,8 @@ pub(super) fn write(
                 params![id, from.as_str(), expect_codes_sent, security_word_hash, do_not_publish, delivery_address, at.secs()],
                 id,
                 Expect {
-                    from: *from,
                     codes_sent: Some(*expect_codes_sent),
+                    ..Expect::stage(*from)
                 },
             )?;
             queue_code(conn, id, mobile, *at)?;
@@ -554,8 +570,8 @@ pub(super) fn write(
                 params![id, from.as_str(), expect_codes_sent, at.secs()],
                 id,
                 Expect {
-                    from: *from,
                     codes_sent: Some(*expect_codes_sent),
+                    ..Expect::stage(*from)
                 },
             )?;
             queue_code(conn, id, mobile, *at)?;
@@ -681,6 +697,7 @@ pub(super) fn write(
         EnrollmentWrite::Approve {
             id,
             from,
+            expect_printed_sha256,
             method,
             text_sha256,
             evidence,
@@ -690,10 +707,13 @@ pub(super) fn write(
         } => {
             update_expecting(
                 conn,
-                "UPDATE enrollments SET stage = 'approved', approval_method = ?3, approval_text_sha256 = ?4, approval_evidence = ?5, approved_at = ?6, produce_after = ?7, updated_at = ?6 WHERE pre_application = ?1 AND stage = ?2",
-                params![id, from.as_str(), method.as_str(), text_sha256, evidence, at.secs(), produce_after.map(UnixTime::secs)],
+                "UPDATE enrollments SET stage = 'approved', approval_method = ?3, approval_text_sha256 = ?4, approval_evidence = ?5, approved_at = ?6, produce_after = ?7, updated_at = ?6 WHERE pre_application = ?1 AND stage = ?2 AND approval_text_sha256 IS ?8",
+                params![id, from.as_str(), method.as_str(), text_sha256, evidence, at.secs(), produce_after.map(UnixTime::secs), expect_printed_sha256],
                 id,
-                Expect::stage(*from),
+                Expect {
+                    printed_sha256: Some(expect_printed_sha256.as_deref()),
+                    ..Expect::stage(*from)
+                },
             )?;
             audit(
                 conn,
@@ -931,13 +951,9 @@ impl EnrollmentStore for SqliteStore {
         )
     }
 
-    fn lookup_candidates(
-        &self,
-        serial: Option<&Serial>,
-        tckn: Option<&crate::Tckn>,
-    ) -> Result<Vec<PublishedCertificate>> {
+    fn lookup_candidates(&self, key: LookupKey<'_>) -> Result<Vec<LookupCandidate>> {
         self.read(
-            |c| read_lookup_candidates(c, serial, tckn.map(crate::Tckn::as_str)),
+            |c| read_lookup_candidates(c, key),
             "read published certificates",
         )
     }

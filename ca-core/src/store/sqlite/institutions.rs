@@ -290,6 +290,20 @@ pub(super) fn import_list(
     if let Some(seen) = read_list_import(conn, &l.institution, &l.file_sha256)? {
         return Ok(seen.replayed());
     }
+    // The people the registration authority skipped as open must still be open: one closed
+    // meanwhile would be reported as skipped and then have no application at all.
+    let mut still_open =
+        conn.prepare_cached("SELECT 1 FROM pre_applications WHERE id = ?1 AND status <> 'closed'")?;
+    for (row, id) in &w.already_open {
+        if !still_open.exists(params![id])? {
+            return Err(Refusal::Refused(CaError::Conflict {
+                field: "already_open",
+                rule: format!(
+                    "row {row}: pre-application {id} was closed after the list was read; read it again"
+                ),
+            }));
+        }
+    }
     let row_status = w.status.rows_status();
     // The unique index `pre_applications_open` refuses a second open pre-application of a
     // person (one imported meanwhile, or listed twice): that row is skipped, not an error.
