@@ -178,6 +178,10 @@ impl Enrollments {
     /// Signs in with T.C. Kimlik No and access password. Every refusal says the same (no
     /// hint whether the number is known); the 5th wrong password in a row locks sign-in for
     /// 30 minutes.
+    ///
+    /// The attempt is counted before the password is checked: parallel guesses each take
+    /// their own number, and only those within the limit cost an argon2 check, so no more
+    /// than five passwords are ever tried between two sign-ins or locks.
     pub fn sign_in(&self, tckn: &Tckn, password: &SecretString) -> Result<SessionGrant> {
         let wrong = || RaError::Unauthenticated {
             field: "sign_in",
@@ -201,37 +205,44 @@ impl Enrollments {
         else {
             return Err(unknown());
         };
-        let seen = self.store.enrollment(&id)?;
-        let (failures, locked_until) = seen
-            .as_ref()
-            .map_or((0, None), |e| (e.failed_sign_ins, e.locked_until));
+        let locked_until = self.store.enrollment(&id)?.and_then(|e| e.locked_until);
         if let Some(until) = locked_until.filter(|u| *u > now) {
             return Err(locked("sign_in", until));
         }
         let actor = applicant(&id);
-        // The limit reached but the lock not written yet (a failure counted an instant ago, or a
-        // crash between the count and the lock): write the lock now and refuse. Locking twice
-        // is harmless; the lock resets the count, so it expires as any other lock does.
-        if limits::sign_in_locks(failures) {
+        // The count and the lock come from one statement: an attempt counted after a lock
+        // was written sees it, and is refused unchecked.
+        let (attempt, locked_until) = match self.write(EnrollmentWrite::SignInAttempt {
+            id: id.clone(),
+            actor: actor.clone(),
+            at: now,
+        })? {
+            EnrollmentOutcome::AttemptCounted {
+                count,
+                locked_until,
+            } => (count, locked_until),
+            // A store that did not count fails closed: past every limit.
+            _ => (u32::MAX, locked_until),
+        };
+        if let Some(until) = locked_until.filter(|u| *u > now) {
+            return Err(locked("sign_in", until));
+        }
+        // Past the limit (parallel guesses, or a crash between the last count and its lock):
+        // refused unchecked, and the lock written. Locking twice is harmless; the lock resets
+        // the count, so it expires as any other lock does.
+        if limits::beyond_sign_in_limit(attempt) {
             return Err(self.lock_sign_in(id, actor, now)?);
         }
         if !password_matches(password.expose_secret(), hash) {
-            let outcome = self.write(EnrollmentWrite::SignInFailed {
-                id: id.clone(),
-                actor: actor.clone(),
-                at: now,
-            })?;
-            if !matches!(outcome, EnrollmentOutcome::Counted { count } if limits::sign_in_locks(count))
-            {
-                return Err(wrong());
+            if limits::sign_in_locks(attempt) {
+                return Err(self.lock_sign_in(id, actor, now)?);
             }
-            return Err(self.lock_sign_in(id, actor, now)?);
+            return Err(wrong());
         }
         let token = new_token();
         let expires_at = now.plus_secs(SESSION_SECONDS);
         self.write(EnrollmentWrite::SignedIn {
             id: id.clone(),
-            expect_failures: failures,
             expect_locked_until: locked_until,
             token_sha256: sha256_hex(token.expose_secret().as_bytes()),
             expires_at,
@@ -339,7 +350,8 @@ impl Enrollments {
     }
 
     /// Confirms the mobile number with the SMS code: within 10 minutes of sending, at most 3
-    /// wrong tries per code.
+    /// tries per code. Each try is counted before the code is checked, so parallel tries
+    /// beyond the third are refused unchecked and void the code.
     pub fn confirm_code(&self, token: &str, code: &SecretString) -> Result<()> {
         let v = self.session(token)?;
         let e = &v.enrollment;
@@ -363,40 +375,48 @@ impl Enrollments {
                 rule: "the code expired: ask for a new one".into(),
             });
         }
-        if !password_matches(code.expose_secret(), hash) {
-            let counted = Step::CountCodeFailure.check(&v.pre.id, Some(e.stage))?;
-            let outcome = self.write(EnrollmentWrite::CodeFailed {
+        let counting = Step::CountCodeAttempt.check(&v.pre.id, Some(e.stage))?;
+        let attempt = counted(self.write(EnrollmentWrite::CodeAttempt {
+            id: v.pre.id.clone(),
+            from: counting.from,
+            actor: actor.clone(),
+            at: now,
+        })?);
+        let void = |rule: &str| -> Result<RaError> {
+            self.write(EnrollmentWrite::VoidCode {
                 id: v.pre.id.clone(),
-                from: counted.from,
+                code_hash: hash.to_owned(),
                 actor: actor.clone(),
                 at: now,
             })?;
-            let rule = match outcome {
-                EnrollmentOutcome::Counted { count } if limits::code_voided(count) => {
-                    self.write(EnrollmentWrite::VoidCode {
-                        id: v.pre.id,
-                        code_hash: hash.to_owned(),
-                        actor,
-                        at: now,
-                    })?;
-                    "the code is wrong; it is now void: ask for a new one".to_owned()
-                }
-                EnrollmentOutcome::Counted { count } => format!(
-                    "the code is wrong ({} tries left)",
-                    limits::code_tries_left(count)
-                ),
-                EnrollmentOutcome::Done => "the code is wrong".to_owned(),
-            };
+            Ok(RaError::Unauthenticated {
+                field: "sms_code",
+                rule: rule.into(),
+            })
+        };
+        if limits::beyond_code_limit(attempt) {
+            return Err(void(
+                "the code was tried too often; it is now void: ask for a new one",
+            )?);
+        }
+        if !password_matches(code.expose_secret(), hash) {
+            if limits::code_voided(attempt) {
+                return Err(void(
+                    "the code is wrong; it is now void: ask for a new one",
+                )?);
+            }
             return Err(RaError::Unauthenticated {
                 field: "sms_code",
-                rule,
+                rule: format!(
+                    "the code is wrong ({} tries left)",
+                    limits::code_tries_left(attempt)
+                ),
             });
         }
         self.write(EnrollmentWrite::CodeConfirmed {
-            id: v.pre.id,
+            id: v.pre.id.clone(),
             from: t.from,
             code_hash: hash.to_owned(),
-            expect_failures: e.sms_code_failures,
             actor,
             at: now,
         })
@@ -697,6 +717,15 @@ impl Enrollments {
 fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| hash_password(&new_token()).unwrap_or_default())
+}
+
+/// The count a counting write returned; any other outcome counts as past every limit, so a
+/// store that did not count fails closed.
+fn counted(outcome: EnrollmentOutcome) -> u32 {
+    match outcome {
+        EnrollmentOutcome::Counted { count } => count,
+        _ => u32::MAX,
+    }
 }
 
 fn locked(field: &'static str, until: UnixTime) -> RaError {

@@ -166,6 +166,8 @@ pub fn hash_password(password: &SecretString) -> Result<String> {
 /// Whether `password` matches a PHC hash made by [`hash_password`].
 pub fn password_matches(password: &str, hash: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
+    #[cfg(test)]
+    checks::count();
     PasswordHash::new(hash)
         .map(|h| {
             Argon2::default()
@@ -173,6 +175,25 @@ pub fn password_matches(password: &str, hash: &str) -> bool {
                 .is_ok()
         })
         .unwrap_or(false)
+}
+
+/// How many argon2 checks this thread made (tests: the attempt limits bound them).
+#[cfg(test)]
+pub(crate) mod checks {
+    use std::cell::Cell;
+
+    thread_local! {
+        static CHECKS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub(super) fn count() {
+        CHECKS.with(|c| c.set(c.get() + 1));
+    }
+
+    /// The checks made on this thread so far.
+    pub(crate) fn made() -> usize {
+        CHECKS.with(Cell::get)
+    }
 }
 
 /// What one delivery pass did.

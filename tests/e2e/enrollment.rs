@@ -216,22 +216,7 @@ fn confirmed(
         v["application"]["mobile"].as_str().unwrap().contains('*'),
         "the mobile number is masked: {v}"
     );
-    let form = json!({
-        "v": 1,
-        "security_word": "Kırmızı7",
-        "do_not_publish": do_not_publish,
-        "delivery_address": "Atatürk Bulvarı No: 1, Çankaya / ANKARA",
-    });
-    let v = expect(
-        &portal.call(
-            "POST",
-            &format!("{APPLICANTS}/me/form"),
-            Some(&token),
-            Some(&form),
-        ),
-        202,
-    );
-    assert_eq!(v["application"]["stage"], "form", "{v}");
+    send_form(portal, &token, do_not_publish);
     let code = sms_code(demo, p, 1);
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let r = portal.call(
@@ -252,6 +237,26 @@ fn confirmed(
     );
     assert_eq!(v["application"]["stage"], "confirmed", "{v}");
     (token, id)
+}
+
+/// Sends the application form (a new SMS code goes out).
+fn send_form(portal: &ChannelClient, token: &str, do_not_publish: bool) {
+    let form = json!({
+        "v": 1,
+        "security_word": "Kırmızı7",
+        "do_not_publish": do_not_publish,
+        "delivery_address": "Atatürk Bulvarı No: 1, Çankaya / ANKARA",
+    });
+    let v = expect(
+        &portal.call(
+            "POST",
+            &format!("{APPLICANTS}/me/form"),
+            Some(token),
+            Some(&form),
+        ),
+        202,
+    );
+    assert_eq!(v["application"]["stage"], "form", "{v}");
 }
 
 fn approve(portal: &ChannelClient, token: &str, approval: Value) -> HttpResponse {
@@ -785,4 +790,112 @@ fn with_card_bureau_csrs_an_approved_application_waits_for_its_csr() {
         again.describe()
     );
     drop(server);
+}
+
+/// Sends `request` to `path` from `n` threads at once; returns the statuses, sorted, and the
+/// error messages of the refusals.
+fn parallel(
+    portal: &ChannelClient,
+    path: &str,
+    token: Option<&str>,
+    request: &Value,
+    n: usize,
+) -> (Vec<u16>, Vec<String>) {
+    let answers: Vec<HttpResponse> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| s.spawn(|| portal.call("POST", path, token, Some(request))))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    statuses.sort_unstable();
+    let rules = answers
+        .iter()
+        .filter(|r| r.status != 200)
+        .map(|r| {
+            body(r)["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    (statuses, rules)
+}
+
+/// Guesses sent in parallel are counted before they are checked: of twelve wrong passwords
+/// at once, at most four are checked and answered "wrong" (the fifth locks), the rest are
+/// refused as locked, and the right password after them is locked out too. Of nine wrong SMS
+/// codes at once, at most two are answered with tries left; the code is then void, and the
+/// right code is refused.
+#[test]
+fn parallel_guesses_are_counted_before_they_are_checked() {
+    let (demo, world) = setup_with(|_| "key_source = \"card-bureau-csr\"\n".to_owned());
+    import_list(&demo, "liste", &[CAGRI, IPEK]);
+    let server = Server::serve(&demo);
+    let portal = world.client(Some(&world.kdhs_client));
+    let sign_in = format!("{APPLICANTS}/sign-in");
+
+    let password = access_password(&demo, CAGRI);
+    let wrong = json!({ "v": 1, "tckn": CAGRI.tckn, "password": "wrong-password" });
+    let (statuses, _) = parallel(&portal, &sign_in, None, &wrong, 12);
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let locked = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + locked, 12, "{statuses:?}");
+    assert!(
+        checked <= 4,
+        "{checked} wrong passwords were checked: {statuses:?}"
+    );
+    let right = json!({ "v": 1, "tckn": CAGRI.tckn, "password": password });
+    let r = portal.call("POST", &sign_in, None, Some(&right));
+    assert_eq!(expect(&r, 429)["error"]["code"], "locked");
+
+    // İpek signs in, fills the form and gets her code; nine wrong codes race.
+    let password = access_password(&demo, IPEK);
+    let v = expect(
+        &portal.call(
+            "POST",
+            &sign_in,
+            None,
+            Some(&json!({ "v": 1, "tckn": IPEK.tckn, "password": password })),
+        ),
+        200,
+    );
+    let token = v["token"].as_str().unwrap().to_owned();
+    send_form(&portal, &token, false);
+    let code = sms_code(&demo, IPEK, 1);
+    let wrong_code = if code == "000000" { "111111" } else { "000000" };
+    let sms = format!("{APPLICANTS}/me/sms-code");
+    let (statuses, rules) = parallel(
+        &portal,
+        &sms,
+        Some(&token),
+        &json!({ "v": 1, "code": wrong_code }),
+        9,
+    );
+    assert!(
+        !statuses.contains(&200) && statuses.iter().all(|s| [401, 409].contains(s)),
+        "{statuses:?}"
+    );
+    let with_tries_left = rules.iter().filter(|r| r.contains("tries left")).count();
+    assert!(with_tries_left <= 2, "{rules:?}");
+    let r = portal.call(
+        "POST",
+        &sms,
+        Some(&token),
+        Some(&json!({ "v": 1, "code": code })),
+    );
+    assert_ne!(r.status, 200, "a void code was accepted");
+    assert!(
+        body(&r)["error"]["message"]
+            .as_str()
+            .is_some_and(|t| t.contains("ask for a new one")),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let v = expect(
+        &portal.call("GET", &format!("{APPLICANTS}/me"), Some(&token), None),
+        200,
+    );
+    assert_eq!(v["application"]["stage"], "form", "{v}");
+    server.terminate(Duration::from_secs(30));
 }

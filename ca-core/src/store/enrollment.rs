@@ -226,9 +226,13 @@ pub const MAX_LOOKUP_CANDIDATES: u32 = 1000;
 /// audit record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnrollmentWrite {
-    /// A wrong access password: counted atomically ([`EnrollmentOutcome::Counted`]); the
-    /// registration authority locks sign-in when the count reaches its limit.
-    SignInFailed {
+    /// A sign-in attempt, counted atomically before its password is checked
+    /// ([`EnrollmentOutcome::AttemptCounted`]: the attempts since the last sign-in or lock, and
+    /// the lock read with the count). An attempt while sign-in is locked at `at` is not
+    /// counted, so a lock's end starts a fresh count. Counting first bounds the password
+    /// checks that parallel guesses get: the registration authority checks only attempts
+    /// within its limit and not locked, and locks sign-in at the limit.
+    SignInAttempt {
         id: String,
         actor: Principal,
         at: UnixTime,
@@ -240,13 +244,11 @@ pub enum EnrollmentWrite {
         actor: Principal,
         at: UnixTime,
     },
-    /// A good access password: the failures reset and a session starts. Refused with a
-    /// conflict when the failures counted or the lock are no longer `expect_failures` and
-    /// `expect_locked_until` (a wrong password counted, or a lock set, since the registration
-    /// authority read them), so a correct guess racing the lock never signs in.
+    /// A good access password: the attempts reset and a session starts. Refused with a
+    /// conflict when the lock is no longer `expect_locked_until` (a lock set since the
+    /// registration authority read it), so a correct guess racing the lock never signs in.
     SignedIn {
         id: String,
-        expect_failures: u32,
         expect_locked_until: Option<UnixTime>,
         token_sha256: String,
         expires_at: UnixTime,
@@ -286,9 +288,10 @@ pub enum EnrollmentWrite {
         actor: Principal,
         at: UnixTime,
     },
-    /// A wrong code: counted atomically ([`EnrollmentOutcome::Counted`]); the registration
-    /// authority voids the code when the count reaches its limit.
-    CodeFailed {
+    /// A try of the code, counted atomically before the code is checked
+    /// ([`EnrollmentOutcome::Counted`]: the tries of the current code); the registration
+    /// authority checks only tries within its limit and voids the code at the limit.
+    CodeAttempt {
         id: String,
         from: EnrollmentStage,
         actor: Principal,
@@ -303,14 +306,12 @@ pub enum EnrollmentWrite {
         at: UnixTime,
     },
     /// The mobile number is confirmed. Refused with a conflict when the code is no longer
-    /// `code_hash` or its wrong tries are no longer `expect_failures` (a wrong code counted, the
-    /// code voided or replaced since the registration authority read it), so no code is
-    /// accepted after its last allowed try.
+    /// `code_hash` (voided or replaced since the registration authority read it), so a void
+    /// code is never accepted.
     CodeConfirmed {
         id: String,
         from: EnrollmentStage,
         code_hash: String,
-        expect_failures: u32,
         actor: Principal,
         at: UnixTime,
     },
@@ -376,10 +377,17 @@ pub enum EnrollmentWrite {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnrollmentOutcome {
     Done,
-    /// The failures counted so far (sign-in or code), this one included: what the count
+    /// The tries of the current code counted so far, this one included: what the count
     /// means is the registration authority's to decide.
     Counted {
         count: u32,
+    },
+    /// A sign-in attempt: the attempts counted so far (this one included, unless sign-in was
+    /// locked at the attempt's time, when it is not counted), and the lock as it stood when
+    /// the attempt was counted, read in the same statement.
+    AttemptCounted {
+        count: u32,
+        locked_until: Option<UnixTime>,
     },
 }
 

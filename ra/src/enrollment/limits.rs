@@ -1,7 +1,7 @@
-//! What the enrollment's counters mean: when wrong access passwords lock sign-in, when wrong
-//! codes void the code, and how many SMS codes an application gets. The store only counts
-//! (atomically, `n = n + 1 RETURNING n`); these decide, from the count it returned or the
-//! record read.
+//! What the enrollment's counters mean: when sign-in attempts lock sign-in, when tries void
+//! a code, and how many SMS codes an application gets. The store only counts (atomically,
+//! `n = n + 1 RETURNING n`, before the password or code is checked); these decide, from the
+//! count it returned or the record read.
 //!
 //! A count at or past the limit decides (not only the one equal to it): two failures counted
 //! at once get different counts, so at least one reaches the limit, and one that lands after
@@ -10,14 +10,25 @@
 use super::{MAX_CODES, MAX_CODE_FAILURES, MAX_SIGN_IN_FAILURES};
 use crate::error::{RaError, Result};
 
-/// Whether the `count`th wrong access password in a row locks sign-in.
+/// Whether the `count`th attempt, when its password is wrong, locks sign-in.
 pub fn sign_in_locks(count: u32) -> bool {
     count >= MAX_SIGN_IN_FAILURES
 }
 
-/// Whether the `count`th wrong code voids the code.
+/// Whether the `count`th attempt is past the limit: refused without checking its password.
+pub fn beyond_sign_in_limit(count: u32) -> bool {
+    count > MAX_SIGN_IN_FAILURES
+}
+
+/// Whether the code is void after `count` tries (or, for a try counted `count`th and wrong,
+/// whether it voids the code).
 pub fn code_voided(count: u32) -> bool {
     count >= MAX_CODE_FAILURES
+}
+
+/// Whether the `count`th try of a code is past the limit: refused without checking it.
+pub fn beyond_code_limit(count: u32) -> bool {
+    count > MAX_CODE_FAILURES
 }
 
 /// Wrong codes left before the code is void, after `count` of them.
@@ -47,6 +58,10 @@ mod tests {
         assert!(sign_in_locks(MAX_SIGN_IN_FAILURES));
         // A failure counted at the same time as the one that reached the limit locks too.
         assert!(sign_in_locks(MAX_SIGN_IN_FAILURES + 1));
+        // The attempt at the limit is still checked (the right password signs in); the next
+        // is not.
+        assert!(!beyond_sign_in_limit(MAX_SIGN_IN_FAILURES));
+        assert!(beyond_sign_in_limit(MAX_SIGN_IN_FAILURES + 1));
     }
 
     #[test]
@@ -54,6 +69,8 @@ mod tests {
         assert!(!code_voided(MAX_CODE_FAILURES - 1));
         assert!(code_voided(MAX_CODE_FAILURES));
         assert!(code_voided(MAX_CODE_FAILURES + 1));
+        assert!(!beyond_code_limit(MAX_CODE_FAILURES));
+        assert!(beyond_code_limit(MAX_CODE_FAILURES + 1));
         assert_eq!(code_tries_left(1), MAX_CODE_FAILURES - 1);
         assert_eq!(code_tries_left(MAX_CODE_FAILURES + 4), 0);
     }

@@ -7,7 +7,7 @@
 //! Invited ─FillForm─▶ Form ─ConfirmCode─▶ Confirmed ─Approve(e-Onay, signature)─▶ Approved ─Produce─▶ Produced
 //!           (again ↺)  │ ResendCode,          │ ChooseWet                  ▲  │ ReceiveCardCsr,    │ WritePackage
 //!                      │ IssueCode,           ▼                            │  │ RecordProduction-  │
-//!                      │ CountCodeFailure  AwaitingWet ─Approve(wet)───────┘  │ Failure            │
+//!                      │ CountCodeAttempt  AwaitingWet ─Approve(wet)───────┘  │ Failure            │
 //! ```
 
 use ca_core::store::{ApprovalMethod, EnrollmentStage};
@@ -24,7 +24,7 @@ pub enum Step {
     /// The outbox draws the code it is about to send.
     IssueCode,
     /// A wrong code is counted.
-    CountCodeFailure,
+    CountCodeAttempt,
     /// The SMS code confirms the mobile number.
     ConfirmCode,
     /// Approval by wet signature is chosen: the printed form is awaited.
@@ -55,7 +55,7 @@ impl Step {
         use EnrollmentStage as S;
         match (self, from) {
             (Step::FillForm, S::Invited | S::Form) => Some(S::Form),
-            (Step::ResendCode | Step::IssueCode | Step::CountCodeFailure, S::Form) => Some(S::Form),
+            (Step::ResendCode | Step::IssueCode | Step::CountCodeAttempt, S::Form) => Some(S::Form),
             (Step::ConfirmCode, S::Form) => Some(S::Confirmed),
             (Step::ChooseWet, S::Confirmed) => Some(S::AwaitingWet),
             (Step::Approve(ApprovalMethod::Wet), S::AwaitingWet) => Some(S::Approved),
@@ -96,7 +96,7 @@ impl Step {
             Step::FillForm => format!(
                 "application {id} is {now}; the form is filled before the code is confirmed"
             ),
-            Step::ResendCode | Step::CountCodeFailure => {
+            Step::ResendCode | Step::CountCodeAttempt => {
                 format!("application {id} has no code awaiting confirmation")
             }
             Step::IssueCode => needs("awaiting its SMS code"),
@@ -129,7 +129,7 @@ mod tests {
         Step::FillForm,
         Step::ResendCode,
         Step::IssueCode,
-        Step::CountCodeFailure,
+        Step::CountCodeAttempt,
         Step::ConfirmCode,
         Step::ChooseWet,
         Step::Approve(ApprovalMethod::EOnay),
@@ -147,7 +147,7 @@ mod tests {
         (Step::FillForm, S::Form, S::Form),
         (Step::ResendCode, S::Form, S::Form),
         (Step::IssueCode, S::Form, S::Form),
-        (Step::CountCodeFailure, S::Form, S::Form),
+        (Step::CountCodeAttempt, S::Form, S::Form),
         (Step::ConfirmCode, S::Form, S::Confirmed),
         (Step::ChooseWet, S::Confirmed, S::AwaitingWet),
         (

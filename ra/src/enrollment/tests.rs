@@ -522,8 +522,9 @@ fn the_public_lookup_shows_issued_certificates() {
     assert_eq!(lookup.by_serial(&Serial::random()).unwrap(), None);
 }
 
-/// Two failures counted at once get different counts: the one past the limit locks too, so
-/// no failure escapes the lock (here the other one's count is written straight to the store).
+/// Two attempts counted at once get different counts: the one past the limit is refused
+/// unchecked and locks too, so no attempt escapes the lock (here the other one's count is
+/// written straight to the store).
 #[test]
 fn a_failure_counted_past_the_limit_locks_too() {
     let f = fixture();
@@ -536,7 +537,7 @@ fn a_failure_counted_past_the_limit_locks_too() {
     // A concurrent failure took the count to the limit without locking (yet).
     let counted = f
         .store
-        .enrollment_write(EnrollmentWrite::SignInFailed {
+        .enrollment_write(EnrollmentWrite::SignInAttempt {
             id: id.clone(),
             actor: applicant(&id),
             at: f.clock.now_unix(),
@@ -544,8 +545,9 @@ fn a_failure_counted_past_the_limit_locks_too() {
         .unwrap();
     assert_eq!(
         counted,
-        EnrollmentOutcome::Counted {
-            count: MAX_SIGN_IN_FAILURES
+        EnrollmentOutcome::AttemptCounted {
+            count: MAX_SIGN_IN_FAILURES,
+            locked_until: None
         }
     );
     let err = e.sign_in(&tckn(), &secret("wrong-password")).unwrap_err();
@@ -619,7 +621,7 @@ fn a_correct_password_racing_the_lock_is_refused() {
     let id = stage(&f).pre_application;
     for _ in 0..MAX_SIGN_IN_FAILURES {
         f.store
-            .enrollment_write(EnrollmentWrite::SignInFailed {
+            .enrollment_write(EnrollmentWrite::SignInAttempt {
                 id: id.clone(),
                 actor: applicant(&id),
                 at: f.clock.now_unix(),
@@ -637,22 +639,29 @@ fn a_correct_password_racing_the_lock_is_refused() {
     e.sign_in(&tckn(), &secret(&password)).unwrap();
 }
 
+/// PERSON signed in and sent the form; the SMS code went out. Returns the service, the
+/// session token and the code.
+fn awaiting_code(f: &Fixture) -> (Enrollments, String, String) {
+    let (outbox, sent, password) = invited(f);
+    let e = Enrollments::new(f.store.clone(), f.clock.clone());
+    let grant = e.sign_in(&tckn(), &secret(&password)).unwrap();
+    let token = grant.token.expose_secret().to_owned();
+    e.submit_form(&token, form()).unwrap();
+    outbox.deliver_due(10).unwrap();
+    (e, token, last_code(&sent))
+}
+
 /// The right code, sent after the last allowed wrong try was counted but before the code
 /// was voided, is refused: the code is void from its last counted try on.
 #[test]
 fn the_right_code_after_the_last_wrong_try_is_refused() {
     let f = fixture();
-    let (outbox, sent, password) = invited(&f);
-    let e = Enrollments::new(f.store.clone(), f.clock.clone());
-    let token = e.sign_in(&tckn(), &secret(&password)).unwrap().token;
-    let token = token.expose_secret();
-    e.submit_form(token, form()).unwrap();
-    outbox.deliver_due(10).unwrap();
-    let code = last_code(&sent);
+    let (e, token, code) = awaiting_code(&f);
+    let token = token.as_str();
     let id = stage(&f).pre_application;
     for _ in 0..MAX_CODE_FAILURES {
         f.store
-            .enrollment_write(EnrollmentWrite::CodeFailed {
+            .enrollment_write(EnrollmentWrite::CodeAttempt {
                 id: id.clone(),
                 from: EnrollmentStage::Form,
                 actor: applicant(&id),
@@ -664,6 +673,73 @@ fn the_right_code_after_the_last_wrong_try_is_refused() {
         stage(&f).sms_code_hash.is_some(),
         "the code is not voided yet"
     );
+    let err = e.confirm_code(token, &secret(&code)).unwrap_err();
+    assert!(err.to_string().contains("ask for a new one"), "{err}");
+    assert_eq!(stage(&f).stage, EnrollmentStage::Form);
+}
+
+/// Runs `attempt` on `n` threads at once; returns the refusals and the argon2 checks made.
+fn in_parallel(n: usize, attempt: impl Fn() -> RaError + Sync) -> (Vec<RaError>, usize) {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| s.spawn(|| (attempt(), crate::outbox::checks::made())))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).fold(
+            (Vec::new(), 0),
+            |(mut all, checks), (a, c)| {
+                all.push(a);
+                (all, checks + c)
+            },
+        )
+    })
+}
+
+/// Twelve wrong passwords at once: each attempt is counted before its password is checked,
+/// so at most five passwords are checked (argon2), at most four answered "wrong" (the fifth
+/// locks) and the others refused as locked; the right password after them is locked out.
+#[test]
+fn parallel_wrong_passwords_are_counted_before_they_are_checked() {
+    let f = fixture();
+    let (_, _, password) = invited(&f);
+    let e = Enrollments::new(f.store.clone(), f.clock.clone());
+    let (answers, checks) = in_parallel(12, || {
+        e.sign_in(&tckn(), &secret("wrong-password")).unwrap_err()
+    });
+    assert!(
+        checks <= MAX_SIGN_IN_FAILURES as usize,
+        "{checks} passwords checked"
+    );
+    let wrong = answers
+        .iter()
+        .filter(|a| matches!(a, RaError::Unauthenticated { .. }))
+        .count();
+    let locked = answers
+        .iter()
+        .filter(|a| matches!(a, RaError::Locked { .. }))
+        .count();
+    assert_eq!((wrong + locked, wrong <= 4), (12, true), "{answers:?}");
+    let err = e.sign_in(&tckn(), &secret(&password)).unwrap_err();
+    assert!(matches!(err, RaError::Locked { .. }), "{err}");
+}
+
+/// Nine wrong codes at once: at most two are answered with tries left, the code is void
+/// after them, and the right code is refused.
+#[test]
+fn parallel_wrong_codes_void_the_code() {
+    let f = fixture();
+    let (e, token, code) = awaiting_code(&f);
+    let token = token.as_str();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (answers, checks) = in_parallel(9, || e.confirm_code(token, &secret(wrong)).unwrap_err());
+    assert!(
+        checks <= MAX_CODE_FAILURES as usize,
+        "{checks} codes checked"
+    );
+    let with_tries_left = answers
+        .iter()
+        .filter(|a| a.to_string().contains("tries left"))
+        .count();
+    assert!(with_tries_left <= 2, "{answers:?}");
     let err = e.confirm_code(token, &secret(&code)).unwrap_err();
     assert!(err.to_string().contains("ask for a new one"), "{err}");
     assert_eq!(stage(&f).stage, EnrollmentStage::Form);

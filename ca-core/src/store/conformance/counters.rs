@@ -96,14 +96,14 @@ pub fn outbox_attempts_are_counted(store: &dyn Store) {
     assert_eq!((all[0].0.attempts, all[0].1), (3, OutboxStatus::Sent));
 }
 
-/// Wrong access passwords are counted, atomically: the store returns each count and
-/// decides nothing; a lock written by the registration authority is recorded with its time
-/// and starts the count again; a sign-in resets the count, clears the lock and starts a
-/// session, applied only while the count and the lock are what the sign-in read.
+/// Sign-in attempts are counted, atomically: the store returns each count and decides
+/// nothing; a lock written by the registration authority is recorded with its time and starts
+/// the count again; a sign-in resets the count, clears the lock and starts a session, applied
+/// only while the lock is what the sign-in read.
 pub fn sign_in_failures_are_counted_and_compared(store: &dyn Store) {
     let pre = invited(store);
     let failed = |n| {
-        store.enrollment_write(EnrollmentWrite::SignInFailed {
+        store.enrollment_write(EnrollmentWrite::SignInAttempt {
             id: pre.clone(),
             actor: applicant(&pre),
             at: at(n),
@@ -113,7 +113,10 @@ pub fn sign_in_failures_are_counted_and_compared(store: &dyn Store) {
     assert_eq!(
         counts,
         (1..=6)
-            .map(|count| EnrollmentOutcome::Counted { count })
+            .map(|count| EnrollmentOutcome::AttemptCounted {
+                count,
+                locked_until: None
+            })
             .collect::<Vec<_>>(),
         "the store counts past any limit: the limit is not its to know"
     );
@@ -133,22 +136,35 @@ pub fn sign_in_failures_are_counted_and_compared(store: &dyn Store) {
     assert_eq!(audit_records(store), records + 2);
     let e = store.enrollment(&pre).unwrap().unwrap();
     assert_eq!((e.failed_sign_ins, e.locked_until), (0, Some(at(6 + 1800))));
-    assert_eq!(failed(7).unwrap(), EnrollmentOutcome::Counted { count: 1 });
-    let signed_in = |expect_failures| EnrollmentWrite::SignedIn {
+    // While the lock lasts an attempt is not counted, and sees the lock; from its end on,
+    // attempts count again from zero.
+    let lock_seen = EnrollmentOutcome::AttemptCounted {
+        count: 0,
+        locked_until: Some(at(6 + 1800)),
+    };
+    assert_eq!(failed(7).unwrap(), lock_seen);
+    assert_eq!(failed(6 + 1799).unwrap(), lock_seen);
+    assert_eq!(
+        failed(6 + 1800).unwrap(),
+        EnrollmentOutcome::AttemptCounted {
+            count: 1,
+            locked_until: Some(at(6 + 1800))
+        }
+    );
+    let signed_in = |expect_locked_until| EnrollmentWrite::SignedIn {
         id: pre.clone(),
-        expect_failures,
-        expect_locked_until: Some(at(6 + 1800)),
+        expect_locked_until,
         token_sha256: "cd".repeat(32),
         expires_at: at(3600),
         actor: applicant(&pre),
         at: at(8),
     };
-    // A sign-in that read the counter before the last failure was counted: refused, so a
-    // correct password racing the lock never signs in.
+    // A sign-in that read no lock, when one was set since: refused, so a correct password
+    // racing the lock never signs in.
     let records = audit_records(store);
-    match store.enrollment_write(signed_in(0)) {
+    match store.enrollment_write(signed_in(None)) {
         Err(crate::CaError::Conflict { field, .. }) => assert_eq!(field, "sign_in"),
-        other => panic!("a sign-in that saw a stale counter must be a conflict, got {other:?}"),
+        other => panic!("a sign-in that missed the lock must be a conflict, got {other:?}"),
     }
     assert_eq!(
         audit_records(store),
@@ -157,15 +173,7 @@ pub fn sign_in_failures_are_counted_and_compared(store: &dyn Store) {
     );
     assert_eq!(store.applicant_session(&"cd".repeat(32)).unwrap(), None);
     store
-        .enrollment_write(EnrollmentWrite::SignedIn {
-            id: pre.clone(),
-            expect_failures: 1,
-            expect_locked_until: Some(at(6 + 1800)),
-            token_sha256: "cd".repeat(32),
-            expires_at: at(3600),
-            actor: applicant(&pre),
-            at: at(8),
-        })
+        .enrollment_write(signed_in(Some(at(6 + 1800))))
         .unwrap();
     let e = store.enrollment(&pre).unwrap().unwrap();
     assert_eq!((e.failed_sign_ins, e.locked_until), (0, None));
@@ -174,7 +182,7 @@ pub fn sign_in_failures_are_counted_and_compared(store: &dyn Store) {
         Some((pre.clone(), at(3600)))
     );
     assert!(store
-        .enrollment_write(EnrollmentWrite::SignInFailed {
+        .enrollment_write(EnrollmentWrite::SignInAttempt {
             id: "pa-unknown".into(),
             actor: applicant("pa-unknown"),
             at: at(0),
@@ -195,7 +203,8 @@ pub fn failure_counters_are_atomic(store: &dyn Store) {
             handles
                 .into_iter()
                 .map(|h| match h.join().unwrap() {
-                    EnrollmentOutcome::Counted { count } => count,
+                    EnrollmentOutcome::Counted { count }
+                    | EnrollmentOutcome::AttemptCounted { count, .. } => count,
                     other => panic!("expected a count, got {other:?}"),
                 })
                 .collect()
@@ -205,7 +214,7 @@ pub fn failure_counters_are_atomic(store: &dyn Store) {
     };
     let all: Vec<u32> = (1..=THREADS).collect();
     assert_eq!(
-        counted(&|n| EnrollmentWrite::SignInFailed {
+        counted(&|n| EnrollmentWrite::SignInAttempt {
             id: pre.clone(),
             actor: applicant(&pre),
             at: at(n),
@@ -216,7 +225,7 @@ pub fn failure_counters_are_atomic(store: &dyn Store) {
         .enrollment_write(form(&pre, EnrollmentStage::Invited, 0, false, at(10)))
         .unwrap();
     assert_eq!(
-        counted(&|n| EnrollmentWrite::CodeFailed {
+        counted(&|n| EnrollmentWrite::CodeAttempt {
             id: pre.clone(),
             from: EnrollmentStage::Form,
             actor: applicant(&pre),
@@ -238,7 +247,6 @@ pub fn sms_code_counters(store: &dyn Store) {
     store
         .enrollment_write(EnrollmentWrite::SignedIn {
             id: pre.clone(),
-            expect_failures: 0,
             expect_locked_until: None,
             token_sha256: "cd".repeat(32),
             expires_at: at(3600),
@@ -283,7 +291,7 @@ pub fn sms_code_counters(store: &dyn Store) {
     };
     issue("$argon2id$code", 5).unwrap();
     let wrong = |n| {
-        store.enrollment_write(EnrollmentWrite::CodeFailed {
+        store.enrollment_write(EnrollmentWrite::CodeAttempt {
             id: pre.clone(),
             from: S::Form,
             actor: applicant(&pre),
@@ -330,34 +338,25 @@ pub fn sms_code_counters(store: &dyn Store) {
         ),
         (4, 0, Some("$argon2id$code2"))
     );
-    // A confirmation that checked a code replaced meanwhile, or read the wrong tries before
-    // another was counted: refused, nothing written.
-    for (code, failures) in [("$argon2id$code", 0), ("$argon2id$code2", 1)] {
-        let records = audit_records(store);
-        match store.enrollment_write(EnrollmentWrite::CodeConfirmed {
+    // A confirmation that checked a code replaced (or voided) meanwhile: refused, nothing
+    // written.
+    let confirm = |code: &str| {
+        store.enrollment_write(EnrollmentWrite::CodeConfirmed {
             id: pre.clone(),
             from: S::Form,
             code_hash: code.into(),
-            expect_failures: failures,
-            actor: applicant(&pre),
-            at: at(11),
-        }) {
-            Err(crate::CaError::Conflict { field, .. }) => assert_eq!(field, "sms_code"),
-            other => panic!("a stale confirmation must be a conflict, got {other:?}"),
-        }
-        assert_eq!(audit_records(store), records);
-        assert_eq!(store.enrollment(&pre).unwrap().unwrap().stage, S::Form);
-    }
-    store
-        .enrollment_write(EnrollmentWrite::CodeConfirmed {
-            id: pre.clone(),
-            from: S::Form,
-            code_hash: "$argon2id$code2".into(),
-            expect_failures: 0,
             actor: applicant(&pre),
             at: at(11),
         })
-        .unwrap();
+    };
+    let records = audit_records(store);
+    match confirm("$argon2id$code") {
+        Err(crate::CaError::Conflict { field, .. }) => assert_eq!(field, "sms_code"),
+        other => panic!("a stale confirmation must be a conflict, got {other:?}"),
+    }
+    assert_eq!(audit_records(store), records);
+    assert_eq!(store.enrollment(&pre).unwrap().unwrap().stage, S::Form);
+    confirm("$argon2id$code2").unwrap();
     assert!(wrong(12).is_err(), "no code awaits confirmation");
     assert_eq!(store.enrollment(&pre).unwrap().unwrap().stage, S::Confirmed);
 }

@@ -56,7 +56,6 @@ fn confirm(id: &str, from: EnrollmentStage, when: UnixTime) -> EnrollmentWrite {
         id: id.into(),
         from,
         code_hash: "$argon2id$code".into(),
-        expect_failures: 0,
         actor: applicant(id),
         at: when,
     }
@@ -113,7 +112,6 @@ pub(super) fn signed_in(store: &dyn Store) -> String {
     store
         .enrollment_write(EnrollmentWrite::SignedIn {
             id: pre.clone(),
-            expect_failures: 0,
             expect_locked_until: None,
             token_sha256: "cd".repeat(32),
             expires_at: at(3600),
@@ -270,7 +268,7 @@ pub fn stale_enrollment_writes_are_conflicts(store: &dyn Store) {
         store,
         &pre,
         "stage",
-        EnrollmentWrite::CodeFailed {
+        EnrollmentWrite::CodeAttempt {
             id: pre.clone(),
             from: S::Form,
             actor: applicant(&pre),

@@ -441,22 +441,26 @@ pub(super) fn write(
     head: &mut AuditHead,
 ) -> Result<EnrollmentOutcome, Refusal> {
     match w {
-        EnrollmentWrite::SignInFailed { id, actor, at } => {
+        EnrollmentWrite::SignInAttempt { id, actor, at } => {
             ensure(conn, id, *at)?;
-            let count: u32 = conn
+            // Counted unless the lock is live at `at`; the lock is read in the same statement.
+            let (count, locked_until): (u32, Option<UnixTime>) = conn
                 .prepare_cached(
-                    "UPDATE enrollments SET failed_sign_ins = failed_sign_ins + 1, updated_at = ?2 WHERE pre_application = ?1 RETURNING failed_sign_ins",
+                    "UPDATE enrollments SET failed_sign_ins = failed_sign_ins + (COALESCE(locked_until, 0) <= ?2), updated_at = ?2 WHERE pre_application = ?1 RETURNING failed_sign_ins, locked_until",
                 )?
-                .query_row(params![id, at.secs()], |r| r.get(0))?;
+                .query_row(params![id, at.secs()], |r| Ok((r.get(0)?, maybe_time(r, 1)?)))?;
             audit(
                 conn,
                 head,
                 *at,
                 actor,
-                "sign-in-failed",
-                format!("pre_application={id} failures={count}"),
+                "sign-in-attempt",
+                format!("pre_application={id} attempts={count}"),
             )?;
-            Ok(EnrollmentOutcome::Counted { count })
+            Ok(EnrollmentOutcome::AttemptCounted {
+                count,
+                locked_until,
+            })
         }
         EnrollmentWrite::LockSignIn {
             id,
@@ -481,7 +485,6 @@ pub(super) fn write(
         }
         EnrollmentWrite::SignedIn {
             id,
-            expect_failures,
             expect_locked_until,
             token_sha256,
             expires_at,
@@ -491,20 +494,13 @@ pub(super) fn write(
             ensure(conn, id, *at)?;
             let signed_in = conn
                 .prepare_cached(
-                    "UPDATE enrollments SET failed_sign_ins = 0, locked_until = NULL, updated_at = ?2 WHERE pre_application = ?1 AND failed_sign_ins = ?3 AND locked_until IS ?4",
+                    "UPDATE enrollments SET failed_sign_ins = 0, locked_until = NULL, updated_at = ?2 WHERE pre_application = ?1 AND locked_until IS ?3",
                 )?
-                .execute(params![
-                    id,
-                    at.secs(),
-                    expect_failures,
-                    expect_locked_until.map(UnixTime::secs)
-                ])?;
+                .execute(params![id, at.secs(), expect_locked_until.map(UnixTime::secs)])?;
             if signed_in != 1 {
                 return Err(Refusal::Refused(CaError::Conflict {
                     field: "sign_in",
-                    rule: format!(
-                        "application {id}: another sign-in attempt was counted meanwhile; try again"
-                    ),
+                    rule: format!("application {id}: sign-in was locked meanwhile; try again"),
                 }));
             }
             // Expired sessions go as new ones come.
@@ -610,7 +606,7 @@ pub(super) fn write(
             )?;
             Ok(EnrollmentOutcome::Done)
         }
-        EnrollmentWrite::CodeFailed {
+        EnrollmentWrite::CodeAttempt {
             id,
             from,
             actor,
@@ -631,8 +627,8 @@ pub(super) fn write(
                 head,
                 *at,
                 actor,
-                "sms-code-failed",
-                format!("pre_application={id} failures={count}"),
+                "sms-code-attempt",
+                format!("pre_application={id} tries={count}"),
             )?;
             Ok(EnrollmentOutcome::Counted { count })
         }
@@ -664,21 +660,20 @@ pub(super) fn write(
             id,
             from,
             code_hash,
-            expect_failures,
             actor,
             at,
         } => {
             let confirmed = conn
                 .prepare_cached(
-                    "UPDATE enrollments SET stage = 'confirmed', confirmed_at = ?3, sms_code_hash = NULL, sms_code_expires = NULL, updated_at = ?3 WHERE pre_application = ?1 AND stage = ?2 AND sms_code_hash = ?4 AND sms_code_failures = ?5",
+                    "UPDATE enrollments SET stage = 'confirmed', confirmed_at = ?3, sms_code_hash = NULL, sms_code_expires = NULL, updated_at = ?3 WHERE pre_application = ?1 AND stage = ?2 AND sms_code_hash = ?4",
                 )?
-                .execute(params![id, from.as_str(), at.secs(), code_hash, expect_failures])?;
+                .execute(params![id, from.as_str(), at.secs(), code_hash])?;
             if confirmed != 1 {
                 return Err(match read_enrollment(conn, id)? {
                     Some(e) if e.stage == *from => Refusal::Refused(CaError::Conflict {
                         field: "sms_code",
                         rule: format!(
-                            "application {id}: a wrong code was counted, or the code changed, meanwhile; try again"
+                            "application {id}: the code was voided or replaced meanwhile; ask for a new one"
                         ),
                     }),
                     _ => stale(conn, id, Expect::stage(*from)),
