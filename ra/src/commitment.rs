@@ -182,7 +182,7 @@ pub fn decide_acceptance(
 
 /// Active or suspended, and not past its notAfter at `at`.
 fn is_live(st: &StatusRecord, at: UnixTime) -> bool {
-    matches!(st.status, CertStatus::Active | CertStatus::Suspended) && st.not_after >= at
+    ca_core::lifecycle::is_live(st.status, st.not_after, at)
 }
 
 /// Decides what an overdue commitment leads to at `at`: nothing while it is not pending or

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ca_core::clock::Clock;
 use ca_core::lifecycle::{LifecycleAction, LifecycleRequest};
-use ca_core::store::{RequestedBy, Store, TransitionOutcome, TransitionWrite};
+use ca_core::store::{CommitmentStatus, RequestedBy, Store, TransitionOutcome, TransitionWrite};
 use ca_core::{CaError, Tckn};
 
 use crate::error::{RaError, Result};
@@ -74,6 +74,23 @@ impl Lifecycle {
                         record.profile
                     ),
                 ))
+            }
+        }
+        // A certificate issued suspended awaiting its signed commitment is released only by
+        // the commitment's acceptance (`ra::commitment`), never by a request. The commitment
+        // is pending from the issuance on, so reading it before the write is not a race.
+        if matches!(req.action, LifecycleAction::Release) {
+            let awaited = self.store.commitment(&req.serial)?.is_some_and(|c| {
+                c.issuer == record.issuer && c.status == CommitmentStatus::Pending
+            });
+            if awaited {
+                return Err(RaError::invalid(
+                    "serial",
+                    format!(
+                        "certificate {} stays suspended until its signed commitment arrives",
+                        req.serial
+                    ),
+                ));
             }
         }
         let outcome = self.store.transition(TransitionWrite {

@@ -19,7 +19,7 @@ use crate::commitment::{commitment_text, new_commitment, CommitmentSubject};
 use ca_core::engine::{Engine, Issued, NesApplication, SigningCa};
 use ca_core::profile::{unix_time, NesProfile};
 use ca_core::store::{
-    ApplicationIssued, ApplicationOutcome, ApplicationStatus, CertStatus, ChannelApplication,
+    ApplicationIssued, ApplicationOutcome, ApplicationStatus, ChannelApplication,
     FinishedApplication, ProducedEnrollment, Store,
 };
 use ca_core::{
@@ -255,11 +255,11 @@ impl NesIssuance {
                 rule: format!("certificate {serial} belongs to another person"),
             });
         }
-        if !matches!(record.status, CertStatus::Active | CertStatus::Suspended) {
+        if !ca_core::lifecycle::is_live(record.status, record.not_after, self.now()) {
             return Err(RaError::Refused {
                 field: "overwrite_serial",
                 rule: format!(
-                    "certificate {serial} is {}, not active or suspended",
+                    "certificate {serial} is {}, not active or suspended within its validity",
                     record.status
                 ),
             });

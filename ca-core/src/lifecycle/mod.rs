@@ -18,4 +18,4 @@ mod rules;
 
 pub use reason::RevocationReason;
 pub use request::{LifecycleAction, LifecycleRequest, RequestId};
-pub use rules::next_status;
+pub use rules::{is_live, next_status};

@@ -6,6 +6,14 @@ use crate::error::{CaError, Result};
 use crate::store::CertStatus;
 use crate::UnixTime;
 
+/// Whether a certificate is live at `at`: in use (active or suspended) and within its
+/// validity, notAfter included (RFC 5280 §4.1.2.5: valid "through" notAfter). The one
+/// meaning of "live" for every rule (a card slot's overwrite, a commitment's supersede, a
+/// renewal); a store query that selects live certificates says the same in SQL.
+pub fn is_live(status: CertStatus, not_after: UnixTime, at: UnixTime) -> bool {
+    matches!(status, CertStatus::Active | CertStatus::Suspended) && at <= not_after
+}
+
 /// The status `action` leads to from `current`, or the rule it breaks.
 ///
 /// An expired certificate's status no longer changes
@@ -32,7 +40,7 @@ pub fn next_status(
         }
         CertStatus::Active | CertStatus::Suspended => {}
     }
-    if now > not_after {
+    if !is_live(current, not_after, now) {
         return Err(CaError::invalid(
             "serial",
             format!(
@@ -93,6 +101,22 @@ mod tests {
         reason: None,
         invalidity_date: None,
     };
+
+    #[test]
+    fn live_means_in_use_through_not_after() {
+        let end = UnixTime::from_secs(1000);
+        for status in [Active, Suspended] {
+            assert!(is_live(status, end, UnixTime::from_secs(999)));
+            assert!(
+                is_live(status, end, end),
+                "notAfter itself is within the validity"
+            );
+            assert!(!is_live(status, end, UnixTime::from_secs(1001)));
+        }
+        for status in [Revoked, Reserved, Failed] {
+            assert!(!is_live(status, end, UnixTime::from_secs(0)));
+        }
+    }
 
     fn rule(current: CertStatus, a: LifecycleAction) -> std::result::Result<CertStatus, String> {
         next_status(

@@ -522,3 +522,38 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
         .unwrap()
         .is_empty());
 }
+
+/// A person's live certificates for a renewal (`current_not_after`) are those
+/// `lifecycle::is_live` calls live: active or suspended, `at` within notAfter inclusive.
+pub fn current_not_after_selects_live_certificates(store: &dyn Store) {
+    let nes = issuer();
+    let person = crate::Tckn::parse("10000000146").unwrap();
+    let end = super::t0(365 * 86_400);
+    assert_eq!(
+        store.current_not_after(&person, super::t0(0)).unwrap(),
+        None
+    );
+    let serial = super::issue(store, &nes);
+    assert_eq!(store.current_not_after(&person, end).unwrap(), Some(end));
+    assert_eq!(
+        store.current_not_after(&person, end.plus_secs(1)).unwrap(),
+        None,
+        "expired"
+    );
+    super::change(
+        store,
+        (&nes, &serial),
+        "revoke-1",
+        crate::lifecycle::LifecycleAction::Revoke {
+            reason: None,
+            invalidity_date: None,
+        },
+        super::t0(1),
+    )
+    .unwrap();
+    assert_eq!(
+        store.current_not_after(&person, super::t0(2)).unwrap(),
+        None,
+        "revoked"
+    );
+}

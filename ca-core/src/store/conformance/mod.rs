@@ -38,8 +38,9 @@ pub use counters::{
 };
 pub use crl::{crl_entries_follow_the_lifecycle, crl_numbers_strictly_increase};
 pub use enrollments::{
-    enrollment_writes_compare_the_stage, production_writes_its_invoice_line,
-    stale_enrollment_writes_are_conflicts, wet_approval_and_held_renewal,
+    current_not_after_selects_live_certificates, enrollment_writes_compare_the_stage,
+    production_writes_its_invoice_line, stale_enrollment_writes_are_conflicts,
+    wet_approval_and_held_renewal,
 };
 pub use institutions::{
     list_import_invites_holds_and_replays, list_import_rechecks_already_open,
@@ -195,6 +196,7 @@ macro_rules! store_conformance_tests {
             enrollment_writes_compare_the_stage,
             wet_approval_and_held_renewal,
             production_writes_its_invoice_line,
+            current_not_after_selects_live_certificates,
             list_import_invites_holds_and_replays,
             one_open_pre_application_per_person,
             list_import_rechecks_already_open,

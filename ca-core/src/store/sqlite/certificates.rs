@@ -266,14 +266,6 @@ pub(super) fn transition(
     let Some((from, not_after)) = current else {
         return Err(Refusal::Refused(CaError::NotFound { serial: serial_hex }));
     };
-    if matches!(t.action, LifecycleAction::Release)
-        && commitments::is_pending(conn, &t.issuer, &t.serial)?
-    {
-        return Err(refused(
-            "serial",
-            format!("certificate {serial_hex} stays suspended until its signed commitment arrives"),
-        ));
-    }
     let to = next_status(from, &t.action, not_after, t.at).map_err(Refusal::Refused)?;
     let seq = head.seq + 1;
     let (revoked_at, code, inv) = match to {

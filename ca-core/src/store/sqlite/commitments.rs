@@ -160,20 +160,6 @@ pub(super) fn read(
     .optional()
 }
 
-/// Whether `serial` awaits its commitment: then only the commitment releases it.
-pub(super) fn is_pending(
-    conn: &Connection,
-    issuer: &IssuerId,
-    serial: &Serial,
-) -> rusqlite::Result<bool> {
-    conn.prepare_cached(
-        "SELECT 1 FROM commitments WHERE issuer = ?1 AND serial = ?2 AND status = 'pending'",
-    )?
-    .query_row(params![issuer.as_str(), serial.to_hex()], |_| Ok(()))
-    .optional()
-    .map(|r| r.is_some())
-}
-
 /// A refusal because a row is no longer what the registration authority read.
 fn conflict(field: &'static str, rule: String) -> Refusal {
     Refusal::Refused(CaError::Conflict { field, rule })

@@ -314,7 +314,8 @@ pub(super) fn read_current_not_after(
     at: UnixTime,
 ) -> rusqlite::Result<Option<UnixTime>> {
     conn.prepare_cached(
-        "SELECT MAX(not_after) FROM certificates WHERE tckn = ?1 AND status IN ('active', 'suspended') AND not_after > ?2",
+        // Live as `lifecycle::is_live` says: in use, and `at` within notAfter (inclusive).
+        "SELECT MAX(not_after) FROM certificates WHERE tckn = ?1 AND status IN ('active', 'suspended') AND not_after >= ?2",
     )?
     .query_row(params![tckn, at.secs()], |r| maybe_time(r, 0))
 }
