@@ -19,7 +19,7 @@ use crate::commitment::{commitment_text, new_commitment, CommitmentSubject};
 use ca_core::engine::{Engine, Issued, NesApplication, SigningCa};
 use ca_core::profile::{unix_time, NesProfile};
 use ca_core::store::{
-    ApplicationIssued, ApplicationOutcome, ApplicationStatus, ChannelApplication,
+    ApplicationIssued, ApplicationOutcome, ApplicationStatus, CertStatus, ChannelApplication,
     FinishedApplication, ProducedEnrollment, Store,
 };
 use ca_core::{
@@ -255,11 +255,13 @@ impl NesIssuance {
                 rule: format!("certificate {serial} belongs to another person"),
             });
         }
-        if !ca_core::lifecycle::is_live(record.status, record.not_after, self.now()) {
+        // In use, expired or not: a card slot holding an expired certificate may be
+        // overwritten (the acceptance then supersedes only a live one, `ra::commitment`).
+        if !matches!(record.status, CertStatus::Active | CertStatus::Suspended) {
             return Err(RaError::Refused {
                 field: "overwrite_serial",
                 rule: format!(
-                    "certificate {serial} is {}, not active or suspended within its validity",
+                    "certificate {serial} is {}, not active or suspended",
                     record.status
                 ),
             });

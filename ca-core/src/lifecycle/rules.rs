@@ -8,8 +8,8 @@ use crate::UnixTime;
 
 /// Whether a certificate is live at `at`: in use (active or suspended) and within its
 /// validity, notAfter included (RFC 5280 §4.1.2.5: valid "through" notAfter). The one
-/// meaning of "live" for every rule (a card slot's overwrite, a commitment's supersede, a
-/// renewal); a store query that selects live certificates says the same in SQL.
+/// meaning of "live" for the rules that need it (a status change, a commitment's supersede,
+/// a renewal); a store query that selects live certificates says the same in SQL.
 pub fn is_live(status: CertStatus, not_after: UnixTime, at: UnixTime) -> bool {
     matches!(status, CertStatus::Active | CertStatus::Suspended) && at <= not_after
 }
