@@ -85,6 +85,8 @@ pub enum SystemTask {
     CrlSchedule,
     /// `nesca serve` starting: applications a stop cut off are refused.
     Startup,
+    /// The sweep that ends wet-signed lists nobody confirmed in time.
+    HeldListExpiry,
 }
 
 impl SystemTask {
@@ -96,6 +98,7 @@ impl SystemTask {
             SystemTask::Outbox => "outbox",
             SystemTask::CrlSchedule => "crl-schedule",
             SystemTask::Startup => "serve-start",
+            SystemTask::HeldListExpiry => "held-list-expiry",
         }
     }
 
@@ -106,6 +109,7 @@ impl SystemTask {
             SystemTask::Outbox,
             SystemTask::CrlSchedule,
             SystemTask::Startup,
+            SystemTask::HeldListExpiry,
         ]
         .into_iter()
         .find(|t| t.as_str() == s)

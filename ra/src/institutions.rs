@@ -1,10 +1,10 @@
 //! Institutions that get NES for their staff through the institutional channel: who may be
-//! registered (with its one e-İmza officer), and an operator's confirmation of a wet-signed list.
+//! registered (with its one e-İmza officer). Wet-signed lists are `crate::held_lists`'.
 
 use std::sync::Arc;
 
 use ca_core::institution::{InstitutionId, InstitutionRecord, Payer, TaxNo};
-use ca_core::store::{ImportStatus, ListConfirmation, ListImportRecord, Store};
+use ca_core::store::Store;
 use ca_core::{Principal, Tckn, UnixTime};
 
 use crate::error::{RaError, Result};
@@ -97,45 +97,6 @@ impl Institutions {
     pub fn list(&self) -> Result<Vec<InstitutionRecord>> {
         Ok(self.store.institutions()?)
     }
-
-    /// An operator saw the paper of a wet-signed list: its held rows are invited now. Returns
-    /// how many people were invited. `file_sha256` is the list's SHA-256 in hex.
-    pub fn confirm_list(
-        &self,
-        by: &Principal,
-        institution: &InstitutionId,
-        file_sha256: &str,
-        now: UnixTime,
-    ) -> Result<u64> {
-        let sha = file_sha256.to_ascii_lowercase();
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(RaError::invalid("file-sha256", "must be 64 hex digits"));
-        }
-        let list = self.store.list_import(institution, &sha)?;
-        let from = awaiting_confirmation(list.as_ref(), institution, &sha)?;
-        Ok(self.store.confirm_list(ListConfirmation {
-            institution: institution.clone(),
-            file_sha256: sha,
-            from,
-            actor: by.clone(),
-            at: now,
-        })?)
-    }
-}
-
-/// Only a wet-signed list awaiting confirmation is confirmed: the status it moves from.
-pub fn awaiting_confirmation(
-    list: Option<&ListImportRecord>,
-    institution: &InstitutionId,
-    file_sha256: &str,
-) -> Result<ImportStatus> {
-    match list.map(|l| l.status) {
-        Some(ImportStatus::AwaitingConfirmation) => Ok(ImportStatus::AwaitingConfirmation),
-        _ => Err(RaError::invalid(
-            "file-sha256",
-            format!("no wet-signed list {file_sha256} of \"{institution}\" awaits confirmation"),
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -162,34 +123,6 @@ mod tests {
         for bad in ["", "   ", "a\nb", &"x".repeat(MAX_NAME_CHARS + 1)] {
             let e = registration(bad).err().unwrap();
             assert!(e.to_string().starts_with("name: must be 1 to 256"), "{e}");
-        }
-    }
-
-    #[test]
-    fn only_a_list_awaiting_confirmation_is_confirmed() {
-        let id = InstitutionId::parse("acme").unwrap();
-        let sha = "ab".repeat(32);
-        let record = |status| ListImportRecord {
-            institution: id.clone(),
-            file_sha256: sha.clone(),
-            file_name: "liste.xlsx".into(),
-            signature: ca_core::store::ListSignatureKind::Wet,
-            status,
-            created: vec![],
-            already_open: vec![],
-            created_at: UnixTime::EPOCH,
-        };
-        assert_eq!(
-            awaiting_confirmation(Some(&record(ImportStatus::AwaitingConfirmation)), &id, &sha)
-                .unwrap(),
-            ImportStatus::AwaitingConfirmation
-        );
-        for list in [Some(record(ImportStatus::Accepted)), None] {
-            let e = awaiting_confirmation(list.as_ref(), &id, &sha).unwrap_err();
-            assert_eq!(
-                e.to_string(),
-                format!("file-sha256: no wet-signed list {sha} of \"acme\" awaits confirmation")
-            );
         }
     }
 }

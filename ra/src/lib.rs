@@ -14,6 +14,7 @@ pub mod commitment;
 pub mod enrollment;
 mod error;
 pub mod form_pdf;
+pub mod held_lists;
 pub mod institutions;
 pub mod lifecycle;
 pub mod list_import;

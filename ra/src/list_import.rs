@@ -15,7 +15,7 @@ use nesca_pkix::cms::{verify_signed_data, Signer};
 use crate::error::{RaError, Result};
 use ca_core::clock::Clock;
 use ca_core::institution::{ImportOutcome, InstitutionRecord, ListImport, ListRow, ListSignature};
-use ca_core::store::{ImportStatus, ListImportWrite, Store};
+use ca_core::store::{ImportStatus, ListConfirmation, ListImportRecord, ListImportWrite, Store};
 use ca_core::{Tckn, UnixTime};
 
 /// The largest wet-signature scan kept with a list.
@@ -141,13 +141,52 @@ impl ListImports {
             .store
             .list_import(&import.institution, &import.file_sha256)?
         {
-            return Ok(seen.replayed());
+            return self.import_again(seen, import);
         }
         let status = import_status(&import.signature);
         // A pre-application closed between this read and the write makes the store refuse
         // with `Conflict` and write nothing; the same file sent again is decided afresh.
         let write = self.decide_rows(import, status)?;
         Ok(self.store.import_list(write)?)
+    }
+
+    /// The same file imported before. Its first outcome again — unless the file was held
+    /// (wet-signed) and now comes with the officer's verified signature: a held list must not
+    /// block the signed one, so the signature confirms it. A file whose held list was
+    /// rejected or expired is refused with what to do, never answered as that list's replay.
+    fn import_again(&self, seen: ListImportRecord, import: ListImport) -> Result<ImportOutcome> {
+        let ListSignature::Cms(cms) = import.signature else {
+            return Ok(seen.replayed());
+        };
+        match seen.status {
+            ImportStatus::AwaitingConfirmation => {
+                let done = self.store.confirm_list(ListConfirmation {
+                    institution: import.institution.clone(),
+                    file_sha256: import.file_sha256.clone(),
+                    from: ImportStatus::AwaitingConfirmation,
+                    signature_cms: Some(cms),
+                    actor: import.actor,
+                    at: import.at,
+                })?;
+                tracing::info!(institution = %import.institution, invited = done.invited, already_open = done.already_open, "held list confirmed by the officer's signature");
+                let record = self
+                    .store
+                    .list_import(&import.institution, &import.file_sha256)?
+                    .ok_or_else(|| RaError::invalid("file", "the confirmed list vanished"))?;
+                Ok(ImportOutcome {
+                    replayed: false,
+                    ..record.replayed()
+                })
+            }
+            ImportStatus::Rejected | ImportStatus::Expired => Err(RaError::Conflict {
+                field: "file",
+                rule: format!(
+                    "this file was uploaded wet-signed and that list was {}; export the list again (a new file) and sign that",
+                    seen.status.as_str()
+                ),
+            }),
+            ImportStatus::Accepted => Ok(seen.replayed()),
+        }
     }
 
     /// Splits the list's rows into those to create and those whose person has an open
@@ -237,7 +276,8 @@ mod tests {
             .unwrap();
         assert!(again.replayed);
         assert_eq!(again.created, held.created);
-        // Another file naming the same people: they have an open application already.
+        // Another held file naming the same person: held rows are not applications, so both
+        // lists hold a row for her.
         let other = imports
             .import(
                 b"file-2",
@@ -251,9 +291,8 @@ mod tests {
                 ),
             )
             .unwrap();
-        assert_eq!(other.created.len(), 1);
-        assert_eq!(other.already_open, vec![(2, held.created[0].1.clone())]);
-        assert_eq!(f.store.pre_applications(&id).unwrap().len(), 3);
+        assert_eq!((other.created.len(), other.already_open.len()), (2, 0));
+        assert_eq!(f.store.pre_applications(&id).unwrap().len(), 4);
         // Its replay answers the same, the already-open row too.
         let replayed = imports
             .import(
@@ -272,18 +311,23 @@ mod tests {
             use sha2::Digest as _;
             hex::encode(sha2::Sha256::digest(b"file-1"))
         };
-        let institutions = crate::institutions::Institutions::new(f.store.clone());
+        let lists = crate::held_lists::HeldLists::new(f.store.clone(), f.clock.clone());
         let by = &ca_core::Principal::HostOperator;
-        assert_eq!(
-            institutions
-                .confirm_list(by, &id, &sha, UnixTime::from_secs(5))
-                .unwrap(),
-            2
-        );
+        assert_eq!(lists.confirm(by, &id, &sha).unwrap().invited, 2);
         assert_eq!(f.store.outbox().unwrap().len(), 2);
-        let e = institutions
-            .confirm_list(by, &id, &sha, UnixTime::from_secs(6))
-            .unwrap_err();
+        // Now Çağrı is invited: a list naming her again skips her as already open.
+        let third = imports
+            .import(
+                b"file-3",
+                list(
+                    &id,
+                    vec![row(2, "10000000146", "Çağrı")],
+                    ListSignature::Wet(b"x".to_vec()),
+                ),
+            )
+            .unwrap();
+        assert_eq!(third.already_open.len(), 1);
+        let e = lists.confirm(by, &id, &sha).unwrap_err();
         assert!(e.to_string().contains("awaits confirmation"), "{e}");
         assert_eq!(f.store.verify_audit().unwrap().first_break, None);
 

@@ -61,7 +61,9 @@ enum Command {
     /// Import an institution's FRM.01.03 list (xlsx or csv): one pre-application per valid row
     Import(commands::import::ImportArgs),
     /// Confirm a wet-signed list after seeing the paper: its people are invited
-    ConfirmList(commands::import::ConfirmArgs),
+    ConfirmList(commands::import::HeldListArgs),
+    /// Reject a wet-signed list (no paper, or not the officer's): its held rows are closed
+    RejectList(commands::import::HeldListArgs),
     /// The notification outbox (access passwords, SMS codes)
     #[command(subcommand)]
     Outbox(OutboxCommand),
@@ -200,6 +202,7 @@ fn main() -> ExitCode {
         Command::Institution(InstitutionCommand::List(a)) => commands::institution::list(a),
         Command::Import(a) => commands::import::run(a),
         Command::ConfirmList(a) => commands::import::confirm(a),
+        Command::RejectList(a) => commands::import::reject(a),
         Command::Outbox(OutboxCommand::Send(a)) => commands::outbox::send(a),
         Command::Outbox(OutboxCommand::List(a)) => commands::outbox::list(a),
         Command::Applicant(ApplicantCommand::List(a)) => commands::applicant::list(a),

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::idcard::{Options, World};
 use crate::support::institution::{import, institution, json, sign};
+use crate::support::server::{server_demo, Server};
 use crate::support::*;
 
 /// A csv list: four good rows (Turkish names), a bad T.C. Kimlik No, a duplicate, a landline.
@@ -174,17 +176,7 @@ fn lists_import_once_with_a_per_row_report_and_passwords_go_out_once() {
     );
     assert_eq!(outbox(&demo).len(), 4, "nothing sent for a held list");
     let sha = held["file_sha256"].as_str().unwrap();
-    let confirmed = demo
-        .nesca(&[
-            "confirm-list",
-            "--config",
-            s(&demo.config()),
-            "--institution",
-            "ankara-bb",
-            "--file-sha256",
-            sha,
-        ])
-        .ok();
+    let confirmed = held_list(&demo, "confirm-list", sha).ok();
     assert_eq!(json(&confirmed)["invited"], 1);
     assert_eq!(outbox(&demo).len(), 5);
 
@@ -202,6 +194,19 @@ fn lists_import_once_with_a_per_row_report_and_passwords_go_out_once() {
         .nesca(&["audit", "verify", "--config", s(&demo.config())])
         .ok();
     assert!(audit.stdout.contains("intact"), "{}", audit.describe());
+}
+
+/// `nesca VERB` (`confirm-list`, `reject-list`) on `ankara-bb`'s held list `sha`.
+fn held_list(demo: &Demo, verb: &str, sha: &str) -> Output {
+    demo.nesca(&[
+        verb,
+        "--config",
+        s(&demo.config()),
+        "--institution",
+        "ankara-bb",
+        "--file-sha256",
+        sha,
+    ])
 }
 
 /// A valid T.C. Kimlik No for `n` (the checksum of docs/STANDARDS.md "T.C. Kimlik No").
@@ -331,17 +336,21 @@ fn an_xlsx_list_imports_with_its_report() {
     );
 }
 
+/// A demo serving the channels, its partner world, the institution `ankara-bb` (its officer's
+/// certificate and key) and the csv list.
+fn portal_world() -> (Demo, World, (PathBuf, PathBuf), PathBuf) {
+    let demo = server_demo();
+    let world = World::new(&demo, Options::default());
+    let officer = institution(&demo, "ankara-bb", "0680049583");
+    let list = csv_list(&demo.work);
+    (demo, world, officer, list)
+}
+
 /// The same import through the `batch-import` channel: an ESHS portal (a partner's
 /// secure-communication certificate) forwards the officer's signed list over mTLS.
 #[test]
 fn a_portal_uploads_a_signed_list_through_the_batch_import_channel() {
-    use crate::support::idcard::{Options, World};
-    use crate::support::server::{server_demo, Server};
-
-    let demo = server_demo();
-    let world = World::new(&demo, Options::default());
-    let (cert, key) = institution(&demo, "ankara-bb", "0680049583");
-    let list = csv_list(&demo.work);
+    let (demo, world, (cert, key), list) = portal_world();
     let sig = sign(&demo.work, &list, &cert, &key, "liste.p7s");
     let mut server = Server::serve(&demo);
     let portal = world.client(Some(&world.kdhs_client));
@@ -544,4 +553,107 @@ fn access_passwords_go_through_a_configured_smtp_relay() {
         .iter()
         .any(|m| m.contains("To: ayse@ankara.bel.tr")));
     assert!(outbox(&demo).iter().all(|m| m["status"] == "sent"));
+}
+
+/// A held list is a claim nobody checked: anyone with the channel's certificate can upload
+/// one with a one-byte "scan". It must not stop the officer's signed list: a fake held list
+/// naming the institution's people does not make them "already open"; the officer's
+/// signature over the very file a fake carries confirms it; an operator rejects a fake (its
+/// rows closed); and the same file signed after its rejection is refused with what to do.
+#[test]
+fn a_fake_wet_scan_blocks_no_one() {
+    let (demo, world, (cert, key), list) = portal_world();
+    // The same people in another file (CRLF line ends): a fake uploaded before the real one.
+    let fake = demo.work.join("sahte.csv");
+    fs::write(
+        &fake,
+        fs::read_to_string(&list).unwrap().replace('\n', "\r\n"),
+    )
+    .unwrap();
+    let mut server = Server::serve(&demo);
+    let portal = world.client(Some(&world.kdhs_client));
+    let path = "/channels/batch-import/v1/institutions/ankara-bb/lists";
+    let upload = |file: &Path, proof: (&str, Vec<u8>)| {
+        let mut body = serde_json::json!({
+            "v": 1,
+            "file_name": "liste.csv",
+            "file": b64(&fs::read(file).unwrap()),
+        });
+        body[proof.0] = Value::from(b64(&proof.1));
+        let r = portal.post(path, &body).unwrap();
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        (r.status, v)
+    };
+    let one_byte = ("wet_scan", b"%".to_vec());
+
+    let (status, held) = upload(&fake, one_byte.clone());
+    assert_eq!(
+        (status, held["status"].as_str(), held["created"].as_u64()),
+        (201, Some("awaiting_confirmation"), Some(4)),
+        "{held}"
+    );
+    assert!(outbox(&demo).is_empty(), "nobody is invited by a held list");
+
+    // The officer's signed list: all four invited, none "already open".
+    let sig = sign(&demo.work, &list, &cert, &key, "liste.p7s");
+    let (status, v) = upload(&list, ("signature", fs::read(&sig).unwrap()));
+    assert_eq!(
+        (
+            status,
+            v["status"].as_str(),
+            v["created"].as_u64(),
+            v["already_open"].as_u64()
+        ),
+        (201, Some("accepted"), Some(4), Some(0)),
+        "{v}"
+    );
+    assert_eq!(outbox(&demo).len(), 4);
+
+    // The operator rejects the fake: its four held rows are closed.
+    let sha = held["file_sha256"].as_str().unwrap();
+    let rejected = json(&held_list(&demo, "reject-list", sha).ok());
+    assert_eq!(
+        (rejected["status"].as_str(), rejected["closed"].as_u64()),
+        (Some("rejected"), Some(4)),
+        "{rejected}"
+    );
+    let out = held_list(&demo, "confirm-list", sha);
+    assert_refusal(&out, &["file-sha256", "awaits confirmation"]);
+    // That file, signed after its rejection: refused with what to do, not replayed.
+    let sig = sign(&demo.work, &fake, &cert, &key, "sahte.p7s");
+    let (status, v) = upload(&fake, ("signature", fs::read(&sig).unwrap()));
+    assert_eq!(status, 422, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("export the list again")),
+        "{v}"
+    );
+
+    // A held list whose very file the officer then signs: the signature confirms it.
+    let extra = demo.work.join("ek.csv");
+    fs::write(
+        &extra,
+        "T.C. Kimlik No;Adı;Soyadı;E-posta;Cep Telefonu;Birim\n10000000528;Zeynep;Ak;zeynep@ankara.bel.tr;05051112233;Zabıta\n",
+    )
+    .unwrap();
+    let (status, v) = upload(&extra, one_byte);
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (201, Some("awaiting_confirmation")),
+        "{v}"
+    );
+    let sig = sign(&demo.work, &extra, &cert, &key, "ek.p7s");
+    let (status, v) = upload(&extra, ("signature", fs::read(&sig).unwrap()));
+    assert_eq!(
+        (status, v["status"].as_str(), v["replayed"].as_bool()),
+        (201, Some("accepted"), Some(false)),
+        "{v}"
+    );
+    assert_eq!(outbox(&demo).len(), 5);
+    server.assert_running();
+    let audit = demo
+        .nesca(&["audit", "verify", "--config", s(&demo.config())])
+        .ok();
+    assert!(audit.stdout.contains("intact"), "{}", audit.describe());
 }

@@ -1,8 +1,9 @@
 //! The institutional channel's records: institutions and their e-İmza officers, imported
 //! FRM.01.03 lists and the pre-applications made from their rows. Who may import, which rows
 //! are held and who is already open are `ra::list_import`'s decisions; the store writes them,
-//! with one constraint of its own: one open pre-application per person, whichever list named
-//! them (a second is refused by the database and reported as already open).
+//! with one constraint of its own: one invited pre-application per person, whichever list
+//! named them (a second is refused by the database and reported as already open). Held rows
+//! (a wet-signed list nobody confirmed yet) are not applications and block no one.
 
 use crate::error::Result;
 use crate::institution::{ImportOutcome, InstitutionId, InstitutionRecord, ListImport};
@@ -48,6 +49,10 @@ pub enum ImportStatus {
     Accepted,
     /// Wet-signed: its rows are held until an operator confirms the paper.
     AwaitingConfirmation,
+    /// Wet-signed and refused by an operator: its held rows are closed.
+    Rejected,
+    /// Wet-signed and not confirmed in time: its held rows are closed.
+    Expired,
 }
 
 impl ImportStatus {
@@ -56,14 +61,21 @@ impl ImportStatus {
         match self {
             ImportStatus::Accepted => "accepted",
             ImportStatus::AwaitingConfirmation => "awaiting_confirmation",
+            ImportStatus::Rejected => "rejected",
+            ImportStatus::Expired => "expired",
         }
     }
 
     /// The status written as `s`; `None` for text the store never writes.
     pub fn parse(s: &str) -> Option<ImportStatus> {
-        [ImportStatus::Accepted, ImportStatus::AwaitingConfirmation]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        [
+            ImportStatus::Accepted,
+            ImportStatus::AwaitingConfirmation,
+            ImportStatus::Rejected,
+            ImportStatus::Expired,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 
     /// The status of the pre-applications a list in this status creates.
@@ -71,6 +83,7 @@ impl ImportStatus {
         match self {
             ImportStatus::Accepted => PreApplicationStatus::Invited,
             ImportStatus::AwaitingConfirmation => PreApplicationStatus::Held,
+            ImportStatus::Rejected | ImportStatus::Expired => PreApplicationStatus::Closed,
         }
     }
 }
@@ -183,6 +196,32 @@ pub struct ListConfirmation {
     /// SHA-256 of the list file, lower-case hex.
     pub file_sha256: String,
     pub from: ImportStatus,
+    /// The officer's CMS signature over the same file, when that is what confirms the list
+    /// (it then replaces the scan as the list's evidence); `None`: an operator saw the paper.
+    pub signature_cms: Option<Vec<u8>>,
+    pub actor: crate::Principal,
+    pub at: UnixTime,
+}
+
+/// What a confirmation did: the held rows invited, and those closed because their person was
+/// invited meanwhile through another list (or listed twice in this one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListConfirmed {
+    pub invited: u64,
+    pub already_open: u64,
+}
+
+/// The end of a held list without confirmation: the list moves from `from` (awaiting
+/// confirmation, as read) to `to` (rejected or expired) and its held rows are closed, in one
+/// transaction with its audit record. Refused with [`crate::CaError::Conflict`], nothing
+/// written, when the list is no longer in `from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldListEnd {
+    pub institution: InstitutionId,
+    /// SHA-256 of the list file, lower-case hex.
+    pub file_sha256: String,
+    pub from: ImportStatus,
+    pub to: ImportStatus,
     pub actor: crate::Principal,
     pub at: UnixTime,
 }
@@ -201,8 +240,8 @@ pub trait InstitutionStore: Send + Sync {
     fn institution(&self, id: &InstitutionId) -> Result<Option<InstitutionRecord>>;
     /// Every institution.
     fn institutions(&self) -> Result<Vec<InstitutionRecord>>;
-    /// The open (not closed) pre-applications of these people: (person, its id), in no
-    /// particular order. One set-based read, however many people.
+    /// The invited pre-applications of these people: (person, its id), in no particular
+    /// order. One set-based read, however many people.
     fn open_pre_applications(&self, people: &[crate::Tckn]) -> Result<Vec<(crate::Tckn, String)>>;
     /// A list imported before, by its institution and digest.
     fn list_import(
@@ -217,8 +256,14 @@ pub trait InstitutionStore: Send + Sync {
     /// (institution and digest) again writes nothing and answers its first outcome.
     fn import_list(&self, write: ListImportWrite) -> Result<ImportOutcome>;
     /// Confirms a wet-signed list (see [`ListConfirmation`]): its held rows are invited (one
-    /// access-password message each), in one transaction. Returns how many.
-    fn confirm_list(&self, confirmation: ListConfirmation) -> Result<u64>;
+    /// access-password message each), in one transaction; a row whose person was invited
+    /// meanwhile is refused by the one-invited-per-person constraint and closed.
+    fn confirm_list(&self, confirmation: ListConfirmation) -> Result<ListConfirmed>;
+    /// Ends a held list unconfirmed (see [`HeldListEnd`]). Returns how many rows were closed.
+    fn end_held_list(&self, end: HeldListEnd) -> Result<u64>;
+    /// The lists awaiting confirmation that were imported at or before `at`, oldest first (at
+    /// most `limit`): (institution, file digest).
+    fn held_lists_before(&self, at: UnixTime, limit: u32) -> Result<Vec<(InstitutionId, String)>>;
     /// The pre-applications of an institution, oldest list first, in row order.
     fn pre_applications(&self, institution: &InstitutionId) -> Result<Vec<PreApplication>>;
     /// A pre-application by id.

@@ -83,8 +83,8 @@ pub use enrollment::{
     ProducedEnrollment, MAX_LOOKUP_CANDIDATES,
 };
 pub use institution::{
-    ImportStatus, InstitutionStore, ListConfirmation, ListImportRecord, ListImportWrite,
-    ListSignatureKind, PreApplication, PreApplicationStatus,
+    HeldListEnd, ImportStatus, InstitutionStore, ListConfirmation, ListConfirmed, ListImportRecord,
+    ListImportWrite, ListSignatureKind, PreApplication, PreApplicationStatus,
 };
 pub use outbox::{OutboxAttempt, OutboxKind, OutboxMessage, OutboxStatus, OutboxStore};
 pub use registry::{CaRecord, CaRole, RegistryStore};

@@ -7,6 +7,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use ca_core::institution::{InstitutionId, ListSignature};
+use ca_core::Principal;
 use clap::Args;
 use nesca_frm_list::ListFormat;
 use serde_json::json;
@@ -16,7 +17,7 @@ use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::list_import::{import_file, ImportError};
 use crate::wiring;
-use nesca_ra::institutions::Institutions;
+use nesca_ra::held_lists::HeldLists;
 
 /// The largest list file read (the list reader refuses more rows than it can take anyway).
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -113,8 +114,9 @@ pub(crate) fn run(a: ImportArgs) -> Result<()> {
     emit(&format!("{}\n", imported.summary(&institution)))
 }
 
+/// `confirm-list` and `reject-list`: which held list.
 #[derive(Args)]
-pub(crate) struct ConfirmArgs {
+pub(crate) struct HeldListArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
@@ -126,17 +128,46 @@ pub(crate) struct ConfirmArgs {
     file_sha256: String,
 }
 
-/// An operator saw the paper of a wet-signed list: its held rows are invited now.
-pub(crate) fn confirm(a: ConfirmArgs) -> Result<()> {
+/// Runs `act` on the held list `a` names with the configuration's store, and prints its
+/// institution and digest with the fields `act` answered.
+fn on_held_list(
+    a: HeldListArgs,
+    act: impl FnOnce(&HeldLists, &Principal, &InstitutionId, &str) -> Result<serde_json::Value>,
+) -> Result<()> {
     let institution = InstitutionId::parse(&a.institution)?;
-    let sha = a.file_sha256.to_ascii_lowercase();
     let cfg = Loaded::read(&a.config)?;
-    let institutions = Institutions::new(wiring::open_existing_store(&cfg)?);
-    let now = crate::wiring::clock().now_unix();
-    let invited =
-        institutions.confirm_list(&ca_core::Principal::HostOperator, &institution, &sha, now)?;
-    emit(&format!(
-        "{}\n",
-        json!({ "institution": institution.as_str(), "file_sha256": sha, "status": "accepted", "invited": invited })
-    ))
+    let lists = HeldLists::new(wiring::open_existing_store(&cfg)?, wiring::clock());
+    let outcome = act(
+        &lists,
+        &Principal::HostOperator,
+        &institution,
+        &a.file_sha256,
+    )?;
+    let mut answer = json!({
+        "institution": institution.as_str(),
+        "file_sha256": a.file_sha256.to_ascii_lowercase(),
+    });
+    if let (Some(all), serde_json::Value::Object(more)) = (answer.as_object_mut(), outcome) {
+        all.extend(more);
+    }
+    emit(&format!("{answer}\n"))
+}
+
+/// An operator saw the paper of a wet-signed list: its held rows are invited now, except
+/// people invited meanwhile through another list.
+pub(crate) fn confirm(a: HeldListArgs) -> Result<()> {
+    on_held_list(a, |lists, by, institution, sha| {
+        let done = lists.confirm(by, institution, sha)?;
+        Ok(
+            json!({ "status": "accepted", "invited": done.invited, "already_open": done.already_open }),
+        )
+    })
+}
+
+/// An operator refuses a wet-signed list: its held rows are closed, nobody is invited.
+pub(crate) fn reject(a: HeldListArgs) -> Result<()> {
+    on_held_list(a, |lists, by, institution, sha| {
+        let closed = lists.reject(by, institution, sha)?;
+        Ok(json!({ "status": "rejected", "closed": closed }))
+    })
 }

@@ -394,13 +394,19 @@ fn every_until(every: Duration, stop: &AtomicBool, mut work: impl FnMut()) {
     }
 }
 
-/// Revokes overdue commitments every `every`, until `stop`. A failed sweep is logged and
-/// tried again at the next turn (nothing is lost: the store still holds them as pending).
+/// Revokes overdue commitments and ends wet-signed lists held too long, every `every`, until
+/// `stop`. A failed sweep is logged and tried again at the next turn (nothing is lost: the
+/// store still holds them as pending).
 fn commitment_loop(host: &crate::channels::ChannelHost, every: Duration, stop: &AtomicBool) {
     let Some(iss) = &host.issuance else { return };
+    let held_lists =
+        nesca_ra::held_lists::HeldLists::new(host.store.clone(), crate::wiring::clock());
     every_until(every, stop, || {
         if let Err(e) = iss.commitments.expire_due() {
             tracing::warn!(error = %e, "commitment deadline sweep failed; will retry");
+        }
+        if let Err(e) = held_lists.expire_due() {
+            tracing::warn!(error = %e, "held-list expiry failed; will retry");
         }
     })
 }

@@ -8,7 +8,8 @@
 use super::{audit_records, T0};
 use crate::institution::{InstitutionId, ListImport, ListRow, ListSignature};
 use crate::store::{
-    ImportStatus, ListConfirmation, ListImportWrite, ListSignatureKind, PreApplicationStatus, Store,
+    HeldListEnd, ImportStatus, ListConfirmation, ListConfirmed, ListImportWrite, ListSignatureKind,
+    PreApplicationStatus, Store,
 };
 use crate::testkit::{institution_record, list_row};
 use crate::UnixTime;
@@ -38,7 +39,7 @@ fn write(
 ) -> ListImportWrite {
     let signature = match status {
         ImportStatus::Accepted => ListSignature::Cms(vec![0x30, 0x00]),
-        ImportStatus::AwaitingConfirmation => ListSignature::Wet(vec![0x01]),
+        _ => ListSignature::Wet(vec![0x01]),
     };
     ListImportWrite {
         import: ListImport {
@@ -82,6 +83,7 @@ fn confirmation(id: &InstitutionId, sha: &str, at: i64) -> ListConfirmation {
         institution: id.clone(),
         file_sha256: sha.repeat(32),
         from: ImportStatus::AwaitingConfirmation,
+        signature_cms: None,
         actor: crate::Principal::HostOperator,
         at: UnixTime::from_secs(at),
     }
@@ -165,7 +167,10 @@ pub fn list_import_invites_holds_and_replays(store: &dyn Store) {
 
     assert_eq!(
         store.confirm_list(confirmation(&id, "cd", T0 + 1)).unwrap(),
-        1
+        ListConfirmed {
+            invited: 1,
+            already_open: 0
+        }
     );
     assert_eq!(status_of(store, &held), PreApplicationStatus::Invited);
     assert_eq!(
@@ -249,6 +254,118 @@ pub fn list_import_rechecks_already_open(store: &dyn Store) {
     );
 }
 
+/// Held rows block no one: a signed list invites a person whose row in a held list waits;
+/// the held list's confirmation then closes that row (the person is already open) and
+/// invites the rest. A held list ends rejected or expired, its held rows closed, once; the
+/// lists held since a time are listed oldest first.
+pub fn held_lists_block_no_one_and_end(store: &dyn Store) {
+    let (id, _) = one_invited(store);
+    let mehmet = crate::Tckn::parse("10000000078").unwrap();
+    let held = store
+        .import_list(write(
+            &id,
+            "cd",
+            ImportStatus::AwaitingConfirmation,
+            vec![
+                list_row(2, "10000000078", "MEHMET"),
+                list_row(3, "10000000214", "İPEK"),
+            ],
+            vec![],
+        ))
+        .unwrap();
+    assert_eq!(held.created.len(), 2);
+    assert_eq!(store.open_pre_applications(&[mehmet]).unwrap(), vec![]);
+    let signed = store
+        .import_list(write(
+            &id,
+            "ef",
+            ImportStatus::Accepted,
+            vec![list_row(2, "10000000078", "MEHMET")],
+            vec![],
+        ))
+        .unwrap();
+    assert_eq!((signed.created.len(), signed.already_open.len()), (1, 0));
+    let invited = signed.created[0].1.clone();
+    assert_eq!(
+        store.open_pre_applications(&[mehmet]).unwrap(),
+        vec![(mehmet, invited)]
+    );
+    let outbox = store.outbox().unwrap().len();
+    assert_eq!(
+        store.confirm_list(confirmation(&id, "cd", T0 + 1)).unwrap(),
+        ListConfirmed {
+            invited: 1,
+            already_open: 1
+        }
+    );
+    assert_eq!(
+        status_of(store, &held.created[0].1),
+        PreApplicationStatus::Closed
+    );
+    assert_eq!(
+        status_of(store, &held.created[1].1),
+        PreApplicationStatus::Invited
+    );
+    assert_eq!(store.outbox().unwrap().len(), outbox + 1);
+
+    let end = |sha: &str, to| HeldListEnd {
+        institution: id.clone(),
+        file_sha256: sha.repeat(32),
+        from: ImportStatus::AwaitingConfirmation,
+        to,
+        actor: crate::Principal::HostOperator,
+        at: UnixTime::from_secs(T0 + 2),
+    };
+    let rejected = store
+        .import_list(write(
+            &id,
+            "12",
+            ImportStatus::AwaitingConfirmation,
+            vec![list_row(2, "10000000382", "ŞÜKRÜ")],
+            vec![],
+        ))
+        .unwrap();
+    assert_eq!(
+        store
+            .held_lists_before(UnixTime::from_secs(T0), 10)
+            .unwrap(),
+        vec![(id.clone(), "12".repeat(32))]
+    );
+    assert!(store
+        .held_lists_before(UnixTime::from_secs(T0 - 1), 10)
+        .unwrap()
+        .is_empty());
+    let records = audit_records(store);
+    assert_eq!(
+        store
+            .end_held_list(end("12", ImportStatus::Rejected))
+            .unwrap(),
+        1
+    );
+    assert_eq!(audit_records(store), records + 1);
+    assert_eq!(
+        status_of(store, &rejected.created[0].1),
+        PreApplicationStatus::Closed
+    );
+    let list = store.list_import(&id, &"12".repeat(32)).unwrap().unwrap();
+    assert_eq!(list.status, ImportStatus::Rejected);
+    for again in [ImportStatus::Expired, ImportStatus::Rejected] {
+        assert!(matches!(
+            store.end_held_list(end("12", again)),
+            Err(crate::CaError::Conflict { .. })
+        ));
+    }
+    assert!(matches!(
+        store.confirm_list(confirmation(&id, "12", T0 + 3)),
+        Err(crate::CaError::Conflict { .. })
+    ));
+    assert_eq!(audit_records(store), records + 1);
+    assert!(store
+        .held_lists_before(UnixTime::from_secs(T0 + 10), 10)
+        .unwrap()
+        .is_empty());
+}
+
 /// A confirmation that expects the list to await it, when it does not (confirmed already,
 /// signed with CMS, or unknown), is a conflict: nothing written, no audit record.
 pub fn stale_list_confirmation_is_a_conflict(store: &dyn Store) {
@@ -264,7 +381,10 @@ pub fn stale_list_confirmation_is_a_conflict(store: &dyn Store) {
         .unwrap();
     assert_eq!(
         store.confirm_list(confirmation(&id, "cd", T0 + 1)).unwrap(),
-        1
+        ListConfirmed {
+            invited: 1,
+            already_open: 0
+        }
     );
     let before = (audit_records(store), store.outbox().unwrap().len());
     for sha in ["cd", "ab", "ef"] {

@@ -43,8 +43,9 @@ pub use enrollments::{
     wet_approval_and_held_renewal,
 };
 pub use institutions::{
-    list_import_invites_holds_and_replays, list_import_rechecks_already_open,
-    one_open_pre_application_per_person, stale_list_confirmation_is_a_conflict,
+    held_lists_block_no_one_and_end, list_import_invites_holds_and_replays,
+    list_import_rechecks_already_open, one_open_pre_application_per_person,
+    stale_list_confirmation_is_a_conflict,
 };
 pub use registry::{cas_are_never_overwritten, partners_are_added_read_and_never_overwritten};
 
@@ -200,6 +201,7 @@ macro_rules! store_conformance_tests {
             list_import_invites_holds_and_replays,
             one_open_pre_application_per_person,
             list_import_rechecks_already_open,
+            held_lists_block_no_one_and_end,
             stale_list_confirmation_is_a_conflict,
             stale_enrollment_writes_are_conflicts
         );

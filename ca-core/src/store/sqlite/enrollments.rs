@@ -190,7 +190,7 @@ pub(super) fn read_open_pre_application_id(
     conn: &Connection,
     tckn: &str,
 ) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT id FROM pre_applications WHERE tckn = ?1 AND status <> 'closed'")?
+    conn.prepare_cached("SELECT id FROM pre_applications WHERE tckn = ?1 AND status = 'invited'")?
         .query_row([tckn], |r| r.get(0))
         .optional()
 }

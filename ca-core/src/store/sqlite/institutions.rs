@@ -14,8 +14,8 @@ use crate::institution::{
     ImportOutcome, InstitutionId, InstitutionRecord, ListSignature, Payer, TaxNo,
 };
 use crate::store::{
-    ImportStatus, InstitutionStore, ListConfirmation, ListImportRecord, ListImportWrite,
-    ListSignatureKind, PreApplication, PreApplicationStatus,
+    HeldListEnd, ImportStatus, InstitutionStore, ListConfirmation, ListConfirmed, ListImportRecord,
+    ListImportWrite, ListSignatureKind, PreApplication, PreApplicationStatus,
 };
 use crate::UnixTime;
 
@@ -86,6 +86,33 @@ pub(super) const ALREADY_OPEN_MIGRATION: &str = "
         pre_application TEXT NOT NULL,
         PRIMARY KEY (institution, file_sha256, row_no)
     ) WITHOUT ROWID;";
+
+/// Migration 9: held lists no longer block anyone. Only invited pre-applications are one per
+/// person (a held row, from a wet-signed list nobody has confirmed, is not an application
+/// yet); a held list may end rejected by an operator or expired. `list_imports` is rebuilt
+/// because SQLite cannot change a CHECK constraint in place.
+pub(super) const HELD_LISTS_MIGRATION: &str = "
+    CREATE TABLE list_imports_v9 (
+        institution  TEXT NOT NULL,
+        file_sha256  TEXT NOT NULL,
+        file_name    TEXT NOT NULL,
+        signature    TEXT NOT NULL CHECK (signature IN ('cms', 'wet')),
+        evidence     BLOB NOT NULL,
+        status       TEXT NOT NULL
+                     CHECK (status IN ('accepted', 'awaiting_confirmation', 'rejected', 'expired')),
+        rows_created INTEGER NOT NULL,
+        rows_invalid INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL,
+        PRIMARY KEY (institution, file_sha256)
+    );
+    INSERT INTO list_imports_v9 SELECT institution, file_sha256, file_name, signature, evidence,
+        status, rows_created, rows_invalid, created_at FROM list_imports;
+    DROP TABLE list_imports;
+    ALTER TABLE list_imports_v9 RENAME TO list_imports;
+    CREATE INDEX list_imports_held ON list_imports (created_at)
+        WHERE status = 'awaiting_confirmation';
+    DROP INDEX pre_applications_open;
+    CREATE UNIQUE INDEX pre_applications_open ON pre_applications (tckn) WHERE status = 'invited';";
 
 /// Queues the access-password message of pre-application ?1 to ?2 at ?3.
 const QUEUE_ACCESS_PASSWORD: &str = "INSERT INTO outbox (kind, subject_ref, recipient, status, next_attempt_at, created_at) VALUES ('access-password', ?1, ?2, 'pending', ?3, ?3)";
@@ -202,7 +229,7 @@ pub(super) fn read_open_pre_applications(
     for chunk in people.chunks(CHUNK) {
         let marks = vec!["?"; chunk.len()].join(", ");
         let mut st = conn.prepare_cached(&format!(
-            "SELECT tckn, id FROM pre_applications WHERE status <> 'closed' AND tckn IN ({marks})"
+            "SELECT tckn, id FROM pre_applications WHERE status = 'invited' AND tckn IN ({marks})"
         ))?;
         let rows = st.query_map(
             rusqlite::params_from_iter(chunk.iter().map(crate::Tckn::as_str)),
@@ -293,7 +320,7 @@ pub(super) fn import_list(
     // The people the registration authority skipped as open must still be open: one closed
     // meanwhile would be reported as skipped and then have no application at all.
     let mut still_open =
-        conn.prepare_cached("SELECT 1 FROM pre_applications WHERE id = ?1 AND status <> 'closed'")?;
+        conn.prepare_cached("SELECT 1 FROM pre_applications WHERE id = ?1 AND status = 'invited'")?;
     for (row, id) in &w.already_open {
         if !still_open.exists(params![id])? {
             return Err(Refusal::Refused(CaError::Conflict {
@@ -310,7 +337,7 @@ pub(super) fn import_list(
     let mut insert = conn.prepare_cached(
         "INSERT INTO pre_applications (id, institution, file_sha256, row_no, tckn, given_name, surname, email, mobile, unit, title, status, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-         ON CONFLICT (tckn) WHERE status <> 'closed' DO NOTHING",
+         ON CONFLICT (tckn) WHERE status = 'invited' DO NOTHING",
     )?;
     let mut outbox = conn.prepare_cached(QUEUE_ACCESS_PASSWORD)?;
     let mut created = Vec::with_capacity(l.rows.len());
@@ -413,51 +440,80 @@ pub(super) fn import_list(
     })
 }
 
+/// Moves list `institution`/`file_sha256` from `from` to `to`, or refuses with a conflict
+/// when it is no longer in `from`.
+fn move_list(
+    conn: &Connection,
+    (institution, file_sha256): (&InstitutionId, &str),
+    from: ImportStatus,
+    to: ImportStatus,
+) -> Result<(), Refusal> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE list_imports SET status = ?1 WHERE institution = ?2 AND file_sha256 = ?3 AND status = ?4",
+        )?
+        .execute(params![to.as_str(), institution.as_str(), file_sha256, from.as_str()])?;
+    if n != 1 {
+        return Err(Refusal::Refused(CaError::Conflict {
+            field: "file-sha256",
+            rule: format!(
+                "list {file_sha256} of \"{institution}\" is no longer {}; read it again",
+                from.as_str()
+            ),
+        }));
+    }
+    Ok(())
+}
+
+/// Closes the rows of the list still held; returns how many.
+fn close_held_rows(
+    conn: &Connection,
+    (institution, file_sha256): (&InstitutionId, &str),
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE pre_applications SET status = 'closed' WHERE institution = ?1 AND file_sha256 = ?2 AND status = 'held'",
+    )?
+    .execute(params![institution.as_str(), file_sha256])
+}
+
 /// Confirms a wet-signed list an operator has seen on paper: see
 /// [`InstitutionStore::confirm_list`].
 pub(super) fn confirm_list(
     conn: &Connection,
     c: &ListConfirmation,
     head: &mut AuditHead,
-) -> Result<u64, Refusal> {
-    let (institution, file_sha256) = (&c.institution, c.file_sha256.as_str());
-    let n = conn
+) -> Result<ListConfirmed, Refusal> {
+    let list = (&c.institution, c.file_sha256.as_str());
+    let (institution, file_sha256) = list;
+    move_list(conn, list, c.from, ImportStatus::Accepted)?;
+    if let Some(cms) = &c.signature_cms {
+        conn.prepare_cached(
+            "UPDATE list_imports SET signature = 'cms', evidence = ?3 WHERE institution = ?1 AND file_sha256 = ?2",
+        )?
+        .execute(params![institution.as_str(), file_sha256, cms])?;
+    }
+    let rows: Vec<(String, String)> = conn
         .prepare_cached(
-            "UPDATE list_imports SET status = ?1 WHERE institution = ?2 AND file_sha256 = ?3 AND status = ?4",
+            "SELECT id, email FROM pre_applications WHERE institution = ?1 AND file_sha256 = ?2 AND status = 'held' ORDER BY row_no",
         )?
-        .execute(params![
-            ImportStatus::Accepted.as_str(),
-            institution.as_str(),
-            file_sha256,
-            c.from.as_str()
-        ])?;
-    if n != 1 {
-        return Err(Refusal::Refused(CaError::Conflict {
-            field: "file-sha256",
-            rule: format!(
-                "list {file_sha256} of \"{institution}\" is no longer {}; read it again",
-                c.from.as_str()
-            ),
-        }));
-    }
-    let (held, invited) = (PreApplicationStatus::Held, PreApplicationStatus::Invited);
-    let mut st = conn.prepare_cached(
-        "SELECT id, email FROM pre_applications WHERE institution = ?1 AND file_sha256 = ?2 AND status = ?3",
-    )?;
-    let rows: Vec<(String, String)> = st
-        .query_map(
-            params![institution.as_str(), file_sha256, held.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?
+        .query_map(params![institution.as_str(), file_sha256], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
+    // The one-invited-per-person index refuses a row whose person was invited meanwhile (OR
+    // IGNORE leaves it held); those rows are closed below.
+    let mut invite = conn.prepare_cached(
+        "UPDATE OR IGNORE pre_applications SET status = 'invited' WHERE id = ?1 AND status = 'held'",
+    )?;
     let mut outbox = conn.prepare_cached(QUEUE_ACCESS_PASSWORD)?;
+    let mut invited = 0u64;
     for (id, email) in &rows {
-        outbox.execute(params![id, email, c.at.secs()])?;
+        if invite.execute(params![id])? == 1 {
+            outbox.execute(params![id, email, c.at.secs()])?;
+            invited += 1;
+        }
     }
-    conn.prepare_cached(
-        "UPDATE pre_applications SET status = ?1 WHERE institution = ?2 AND file_sha256 = ?3 AND status = ?4",
-    )?
-    .execute(params![invited.as_str(), institution.as_str(), file_sha256, held.as_str()])?;
+    let already_open = close_held_rows(conn, list)? as u64;
     append_audit(
         conn,
         head,
@@ -467,12 +523,65 @@ pub(super) fn confirm_list(
             "confirm-list",
             String::new(),
             format!(
-                "institution={institution} file_sha256={file_sha256} invited={}",
-                rows.len()
+                "institution={institution} file_sha256={file_sha256} by={} invited={invited} already_open={already_open}",
+                if c.signature_cms.is_some() { "officer-signature" } else { "operator" }
             ),
         ),
     )?;
-    Ok(rows.len() as u64)
+    Ok(ListConfirmed {
+        invited,
+        already_open,
+    })
+}
+
+/// Ends a held list unconfirmed: see [`InstitutionStore::end_held_list`].
+pub(super) fn end_held_list(
+    conn: &Connection,
+    e: &HeldListEnd,
+    head: &mut AuditHead,
+) -> Result<u64, Refusal> {
+    let list = (&e.institution, e.file_sha256.as_str());
+    move_list(conn, list, e.from, e.to)?;
+    let closed = close_held_rows(conn, list)? as u64;
+    let action = match e.to {
+        ImportStatus::Expired => "expire-list",
+        _ => "reject-list",
+    };
+    append_audit(
+        conn,
+        head,
+        event_entry(
+            e.at,
+            &e.actor,
+            action,
+            String::new(),
+            format!(
+                "institution={} file_sha256={} status={} closed={closed}",
+                e.institution,
+                e.file_sha256,
+                e.to.as_str()
+            ),
+        ),
+    )?;
+    Ok(closed)
+}
+
+fn read_held_lists_before(
+    conn: &Connection,
+    at: UnixTime,
+    limit: u32,
+) -> rusqlite::Result<Vec<(InstitutionId, String)>> {
+    conn.prepare_cached(
+        "SELECT institution, file_sha256 FROM list_imports WHERE status = 'awaiting_confirmation' AND created_at <= ?1 ORDER BY created_at LIMIT ?2",
+    )?
+    .query_map(params![at.secs(), limit], |r| {
+        let id: String = r.get(0)?;
+        let id = InstitutionId::parse(&id).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        })?;
+        Ok((id, r.get(1)?))
+    })?
+    .collect()
 }
 
 pub(super) const PRE_COLUMNS: &str = "id, institution, file_sha256, row_no, tckn, given_name, surname, email, mobile, unit, title, status, password_hash, created_at";
@@ -569,8 +678,16 @@ impl InstitutionStore for SqliteStore {
         self.submit(move |conn, head| import_list(conn, &write, head))
     }
 
-    fn confirm_list(&self, confirmation: ListConfirmation) -> Result<u64> {
+    fn confirm_list(&self, confirmation: ListConfirmation) -> Result<ListConfirmed> {
         self.submit(move |conn, head| confirm_list(conn, &confirmation, head))
+    }
+
+    fn end_held_list(&self, end: HeldListEnd) -> Result<u64> {
+        self.submit(move |conn, head| end_held_list(conn, &end, head))
+    }
+
+    fn held_lists_before(&self, at: UnixTime, limit: u32) -> Result<Vec<(InstitutionId, String)>> {
+        self.read(|c| read_held_lists_before(c, at, limit), "read held lists")
     }
 
     fn pre_applications(&self, institution: &InstitutionId) -> Result<Vec<PreApplication>> {

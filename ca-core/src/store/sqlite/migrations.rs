@@ -169,6 +169,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 8: the rows a list import skipped as already open, for its replay. (One open
     // pre-application per person is migration 6's unique index `pre_applications_open`.)
     institutions::ALREADY_OPEN_MIGRATION,
+    // 9: held lists block no one (only invited pre-applications are one per person); a held
+    // list ends rejected or expired.
+    institutions::HELD_LISTS_MIGRATION,
 ];
 
 /// The schema version, read without taking a lock (0 for a new database).
