@@ -351,7 +351,7 @@ mod tests {
 
     /// A database at schema version 7 gains migration 8 (the rows an import skipped as
     /// already open): a list imported before it replays with the rows it created and no
-    /// already-open rows recorded.
+    /// already-open rows recorded; and migration 9 (held lists end rejected or expired).
     #[test]
     fn migration_8_keeps_version_7_lists() {
         let dir = tempfile::tempdir().unwrap();
@@ -393,6 +393,23 @@ mod tests {
         assert_eq!(
             store.pre_application("pa-1").unwrap().unwrap().status,
             crate::store::PreApplicationStatus::Held
+        );
+        // Migration 9 rebuilt the lists table: a held list may end rejected.
+        use crate::store::InstitutionStore as _;
+        let closed = store
+            .end_held_list(crate::store::HeldListEnd {
+                institution: acme.clone(),
+                file_sha256: sha.clone(),
+                from: crate::store::ImportStatus::AwaitingConfirmation,
+                to: crate::store::ImportStatus::Rejected,
+                actor: crate::Principal::HostOperator,
+                at: crate::UnixTime::from_secs(6),
+            })
+            .unwrap();
+        assert_eq!(closed, 1);
+        assert_eq!(
+            store.list_import(&acme, &sha).unwrap().unwrap().status,
+            crate::store::ImportStatus::Rejected
         );
     }
 }
