@@ -15,7 +15,9 @@ use nesca_pkix::cms::{verify_signed_data, Signer};
 use crate::error::{RaError, Result};
 use ca_core::clock::Clock;
 use ca_core::institution::{ImportOutcome, InstitutionRecord, ListImport, ListRow, ListSignature};
-use ca_core::store::{ImportStatus, ListConfirmation, ListImportRecord, ListImportWrite, Store};
+use ca_core::store::{
+    CertStatus, ImportStatus, ListConfirmation, ListImportRecord, ListImportWrite, Store,
+};
 use ca_core::{Tckn, UnixTime};
 
 /// The largest wet-signature scan kept with a list.
@@ -131,6 +133,9 @@ impl ListImports {
         may_import(&institution)?;
         let now = self.clock.now_unix();
         check_officer_signature(&institution, file, &import.signature, now)?;
+        if matches!(import.signature, ListSignature::Cms(_)) {
+            self.check_officer_status(&institution)?;
+        }
         // The digest that makes a re-import recognisable is the file's, whatever the caller said.
         import.file_sha256 = {
             use sha2::Digest as _;
@@ -148,6 +153,37 @@ impl ListImports {
         // with `Conflict` and write nothing; the same file sent again is decided afresh.
         let write = self.decide_rows(import, status)?;
         Ok(self.store.import_list(write)?)
+    }
+
+    /// A revoked or suspended officer signs nothing: when nesca issued the officer's
+    /// certificate, its status in the store must be active. (A certificate of another ESHS
+    /// is not checked here yet: that needs its OCSP responder or CRL.)
+    fn check_officer_status(&self, institution: &InstitutionRecord) -> Result<()> {
+        let cert = &institution.officer_cert_der;
+        let serial = nesca_pkix::subject::serial_hex(cert)
+            .ok()
+            .and_then(|hex| ca_core::Serial::parse_hex(&hex).ok());
+        let Some(record) = serial
+            .map(|s| self.store.get(None, &s))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(());
+        };
+        // The same serial under another CA is another certificate.
+        if record.cert_der.as_deref() != Some(cert.as_slice()) {
+            return Ok(());
+        }
+        match record.status {
+            CertStatus::Active => Ok(()),
+            status => Err(RaError::invalid(
+                "signature",
+                format!(
+                    "the officer's certificate {} is {status}: a new officer must be registered for \"{}\"",
+                    record.serial, institution.id
+                ),
+            )),
+        }
     }
 
     /// The same file imported before. Its first outcome again — unless the file was held

@@ -657,3 +657,36 @@ fn a_fake_wet_scan_blocks_no_one() {
         .ok();
     assert!(audit.stdout.contains("intact"), "{}", audit.describe());
 }
+
+/// A suspended or revoked officer signs no list: nesca checks the status of the officer's
+/// certificate it issued before it imports a signed list (and before a signature confirms a
+/// held one).
+#[test]
+fn a_revoked_officer_enrols_no_one() {
+    let demo = Demo::init();
+    let (cert, key) = institution(&demo, "ankara-bb", "0680049583");
+    let list = csv_list(&demo.work);
+    let sig = sign(&demo.work, &list, &cert, &key, "liste.p7s");
+    let serial = cert_serial(&cert).to_ascii_lowercase();
+    let officer = "17291716060";
+    let config = demo.config();
+    for (verb, extra, status) in [
+        ("suspend", vec![], "suspended"),
+        ("revoke", vec!["--reason", "keyCompromise"], "revoked"),
+    ] {
+        let mut args = vec![
+            verb,
+            "--config",
+            s(&config),
+            "--serial",
+            &serial,
+            "--holder-tckn",
+            officer,
+        ];
+        args.extend_from_slice(&extra);
+        demo.nesca(&args).ok();
+        let out = import(&demo, "ankara-bb", &list, ("--signature", &sig), &[]);
+        assert_refusal(&out, &["signature", "officer's certificate", status]);
+        assert!(outbox(&demo).is_empty(), "{}", out.describe());
+    }
+}
