@@ -63,6 +63,17 @@ pub fn serial_hex(cert_der: &[u8]) -> Result<String, PkixError> {
     })
 }
 
+/// The certificate's subjectPublicKeyInfo (RFC 5280 §4.1.2.7), DER: the signer's key, whichever
+/// of its certificates carries it.
+pub fn public_key_info_der(cert_der: &[u8]) -> Result<Vec<u8>, PkixError> {
+    use der::Encode as _;
+    let cert = cert::parse("certificate", cert_der)?;
+    cert.tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(PkixError::der("subjectPublicKeyInfo"))
+}
+
 /// The extendedKeyUsage purposes (dotted strings); empty when the extension is absent.
 pub fn extended_key_usages(cert_der: &[u8]) -> Result<Vec<String>, PkixError> {
     let field = "extensions.extKeyUsage";

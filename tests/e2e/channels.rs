@@ -530,6 +530,42 @@ fn kdhs_application_with_a_card_csr_waits_suspended_for_its_commitment() {
         );
     }
     assert_eq!(demo.cert_list_lines(), listed, "a replay changed the store");
+    // The same KDB signed again by the KDHS (a fresh signature: other DER) is the same identity
+    // check: replayed too, not a second certificate.
+    let first_kdbo = unb64(body["kdbo"].as_str().unwrap(), "kdbo");
+    let check = cms_verify(
+        &world.dir,
+        "resign-check",
+        &first_kdbo,
+        None,
+        &world.kdhs_ca.cert,
+    );
+    assert!(check.success(), "{}", check.describe());
+    let kdb = std::fs::read(world.dir.join("resign-check.verified")).expect("content");
+    let resigned = cms_sign(
+        &world.dir,
+        "resigned",
+        &world.kdhs.cert,
+        &world.kdhs.key,
+        &kdb,
+        Content::Attached,
+    );
+    assert_ne!(resigned, first_kdbo);
+    let mut resent = body.clone();
+    resent["kdbo"] = Value::from(b64(&resigned));
+    let r = kdhs.post_ok(KDHS_APPLY, &resent);
+    let v = expect_answer(&r, 200, "a re-signed KDB answers 200", &server);
+    assert_eq!(
+        (v["replayed"].as_bool(), &v["serial"]),
+        (Some(true), &first.answer["serial"]),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(
+        demo.cert_list_lines(),
+        listed,
+        "a re-signed KDB changed the store"
+    );
 
     // A commitment over another text, with the right key: refused, still suspended.
     let wrong = cms_sign(

@@ -21,9 +21,10 @@ impl Kdbo {
     pub fn verify(der: &[u8]) -> Result<Kdbo, ChannelError> {
         let verified = verify_signed_data(der, None, Signer::Embedded)
             .map_err(|e| ChannelError::kdbo_signature("kdbo", e.to_string()))?;
+        let reference = signed_reference(&verified)?;
         Ok(Kdbo {
             verified,
-            reference: format!("kdbo-{}", hex::encode(Sha256::digest(der))),
+            reference,
         })
     }
 
@@ -37,8 +38,9 @@ impl Kdbo {
         &self.verified.signer_certificate
     }
 
-    /// `"kdbo-"` and the lower-case hex SHA-256 of the KDBO's DER: the application's reference
-    /// (`channel_ref`) and the lifecycle request's id, so that a replayed KDBO does nothing new.
+    /// `"kdbo-"` and the lower-case hex of [`signed_reference`]'s digest: the application's
+    /// reference (`channel_ref`) and the lifecycle request's id, so that a replayed KDBO does
+    /// nothing new.
     pub fn reference(&self) -> &str {
         &self.reference
     }
@@ -70,6 +72,25 @@ impl Kdbo {
     }
 }
 
+/// The reference of a verified KDBO: `"kdbo-"` and the lower-case hex SHA-256 of what its
+/// signer vouched for — the signer's public key (subjectPublicKeyInfo DER, its length first as
+/// 4 bytes big-endian) followed by the signed content (the KDB). Not the digest of the whole
+/// DER: the unsigned parts (the certificates and CRLs carried, unsigned attributes, the
+/// encoding of lengths) can be changed by anyone without breaking the signature, and so can an
+/// ECDSA signature's `s` (to `n - s`), so each change would make a "new" KDBO of the same
+/// identity check. The same KDB signed again by the same key is the same check, too.
+fn signed_reference(verified: &VerifiedSignedData) -> Result<String, ChannelError> {
+    let key = nesca_pkix::subject::public_key_info_der(&verified.signer_certificate)
+        .map_err(|e| ChannelError::kdbo_signature("kdbo", e.to_string()))?;
+    let len = u32::try_from(key.len())
+        .map_err(|_| ChannelError::kdbo_signature("kdbo", "the signer's key is too large"))?;
+    let mut digest = Sha256::new();
+    digest.update(len.to_be_bytes());
+    digest.update(&key);
+    digest.update(&verified.content);
+    Ok(format!("kdbo-{}", hex::encode(digest.finalize())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,11 +105,39 @@ mod tests {
         let kdbo = Kdbo::verify(&der).unwrap();
         assert_eq!(kdbo.content(), b"{\"v\":1}");
         assert_eq!(kdbo.signer_certificate(), &pki.kdhs_signer.cert[..]);
+        let key = nesca_pkix::subject::public_key_info_der(&pki.kdhs_signer.cert).unwrap();
+        let mut signed = (key.len() as u32).to_be_bytes().to_vec();
+        signed.extend_from_slice(&key);
+        signed.extend_from_slice(b"{\"v\":1}");
         assert_eq!(
             kdbo.reference(),
-            format!("kdbo-{}", hex::encode(Sha256::digest(&der)))
+            format!("kdbo-{}", hex::encode(Sha256::digest(&signed)))
         );
         assert_eq!(kdbo.reference().len(), 5 + 64);
+    }
+
+    /// Re-encoding what is not signed — the certificates carried, a fresh signature over the
+    /// same KDB — makes different DER but the same reference: the replay is caught.
+    #[test]
+    fn the_reference_is_what_is_signed_not_how_it_is_encoded() {
+        let pki = Pki::get();
+        let kdb = b"{\"v\":1,\"kdb_id\":\"K-1\"}";
+        let with_sub = pki
+            .kdhs_signer
+            .sign_attached(kdb, std::slice::from_ref(&pki.kdhs_sub.cert));
+        let without = pki.kdhs_signer.sign_attached(kdb, &[]);
+        let again = pki
+            .kdhs_signer
+            .sign_attached(kdb, std::slice::from_ref(&pki.kdhs_sub.cert));
+        assert_ne!(with_sub, without);
+        let reference = |der: &[u8]| Kdbo::verify(der).unwrap().reference().to_owned();
+        assert_eq!(reference(&with_sub), reference(&without));
+        assert_eq!(reference(&with_sub), reference(&again));
+        // Another KDB is another check.
+        let other = pki
+            .kdhs_signer
+            .sign_attached(b"{\"v\":1,\"kdb_id\":\"K-2\"}", &[]);
+        assert_ne!(reference(&with_sub), reference(&other));
     }
 
     #[test]
