@@ -143,30 +143,33 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Admits one connection from each of `from`, in order, and says what each got.
+    fn admit_all(l: &Limiter, from: &[&str]) -> Vec<Result<Slot, Refusal>> {
+        from.iter().map(|a| l.admit("t", ip(a))).collect()
+    }
+
     #[test]
     fn each_address_gets_its_own_count() {
         let l = Limiter::new(10, 2);
-        let a1 = l.admit("t", ip("10.0.0.1")).unwrap();
-        let _a2 = l.admit("t", ip("10.0.0.1")).unwrap();
-        assert_eq!(l.admit("t", ip("10.0.0.1")).unwrap_err(), Refusal::PerIp);
-        // Another address is not held back by the first one's connections.
-        let _b = l.admit("t", ip("10.0.0.2")).unwrap();
+        let mut got = admit_all(&l, &["10.0.0.1", "10.0.0.1", "10.0.0.1", "10.0.0.2"]);
+        // The third from .1 is refused; .2 is not held back by .1's connections.
+        assert_eq!(got[2].as_ref().unwrap_err(), &Refusal::PerIp);
+        assert!(got[3].is_ok());
         assert_eq!(l.open(), 3);
-        drop(a1);
+        drop(got.remove(0));
         assert_eq!(l.open(), 2);
-        let _a3 = l.admit("t", ip("10.0.0.1")).expect("a place came back");
+        assert!(l.admit("t", ip("10.0.0.1")).is_ok(), "a place came back");
     }
 
     #[test]
     fn the_listener_total_caps_all_addresses() {
         let l = Limiter::new(2, 2);
-        let a = l.admit("t", ip("10.0.0.1")).unwrap();
-        let _b = l.admit("t", ip("10.0.0.2")).unwrap();
-        assert_eq!(l.admit("t", ip("10.0.0.3")).unwrap_err(), Refusal::Full);
+        let mut got = admit_all(&l, &["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+        assert_eq!(got[2].as_ref().unwrap_err(), &Refusal::Full);
         // A refusal for the total takes nothing from the address's count.
         assert!(!l.per_ip.lock().unwrap().contains_key(&ip("10.0.0.3")));
-        drop(a);
-        let _c = l.admit("t", ip("10.0.0.3")).expect("a place came back");
+        drop(got.remove(0));
+        assert!(l.admit("t", ip("10.0.0.3")).is_ok(), "a place came back");
     }
 
     #[test]
