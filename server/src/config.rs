@@ -257,7 +257,8 @@ fn default_plugin_max_body() -> usize {
     4 << 20
 }
 
-/// `[server]`: the public HTTP endpoints of `nesca serve` (OCSP, CRLs, CA certificates).
+/// `[server]`: the public HTTP endpoints of `nesca serve` (OCSP, CRLs, CA certificates), and
+/// the timeouts and connection limits of every listener (`crate::listener`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ServerSection {
