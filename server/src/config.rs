@@ -257,7 +257,8 @@ fn default_plugin_max_body() -> usize {
     4 << 20
 }
 
-/// `[server]`: the public HTTP endpoints of `nesca serve` (OCSP, CRLs, CA certificates).
+/// `[server]`: the public HTTP endpoints of `nesca serve` (OCSP, CRLs, CA certificates), and
+/// the timeouts and connection limits of every listener (`crate::listener`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ServerSection {
@@ -267,6 +268,22 @@ pub(crate) struct ServerSection {
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
     #[serde(default = "default_grace")]
     pub shutdown_grace_seconds: u64,
+    /// How long a client may take to send a request's headers (and, on the mTLS listener,
+    /// to finish the handshake). Every listener.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_seconds: u64,
+    /// A connection with no request in flight and no bytes moving for this long is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_seconds: u64,
+    /// How long a request may take from its headers to its answer; then 503.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
+    /// Connections one listener holds at once; more are closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Connections one client IP address holds at once on one listener.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: u32,
 }
 
 fn default_listen() -> String {
@@ -275,12 +292,32 @@ fn default_listen() -> String {
 fn default_grace() -> u64 {
     10
 }
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_idle_timeout() -> u64 {
+    60
+}
+fn default_request_timeout() -> u64 {
+    30
+}
+fn default_max_connections() -> u32 {
+    1024
+}
+fn default_max_connections_per_ip() -> u32 {
+    64
+}
 
 impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
             listen: default_listen(),
             shutdown_grace_seconds: default_grace(),
+            header_read_timeout_seconds: default_header_read_timeout(),
+            idle_timeout_seconds: default_idle_timeout(),
+            request_timeout_seconds: default_request_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
         }
     }
 }
@@ -523,6 +560,7 @@ impl Loaded {
         }
         check_listen("server.listen", &raw.server.listen)?;
         check_listen("ocsp.listen", &raw.ocsp.listen)?;
+        check_server_limits(&raw.server)?;
         let o = &raw.ocsp;
         if o.validity_seconds < 60 || o.validity_seconds > 7 * 86_400 {
             return Err(CliError::config(
@@ -732,6 +770,55 @@ fn check_production(p: &ProductionSection) -> Result<()> {
     Ok(())
 }
 
+/// The listeners' timeouts and connection limits: each within a ceiling, so that a typo
+/// cannot turn the slow-loris protection off.
+fn check_server_limits(s: &ServerSection) -> Result<()> {
+    let within = |field: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
+        if range.contains(&value) {
+            Ok(())
+        } else {
+            Err(CliError::config(
+                field,
+                format!(
+                    "must be between {} and {}, not {value}",
+                    range.start(),
+                    range.end()
+                ),
+            ))
+        }
+    };
+    within(
+        "server.header_read_timeout_seconds",
+        s.header_read_timeout_seconds,
+        1..=30,
+    )?;
+    within(
+        "server.idle_timeout_seconds",
+        s.idle_timeout_seconds,
+        1..=75,
+    )?;
+    within(
+        "server.request_timeout_seconds",
+        s.request_timeout_seconds,
+        1..=300,
+    )?;
+    within(
+        "server.max_connections",
+        s.max_connections.into(),
+        1..=65_536,
+    )?;
+    if s.max_connections_per_ip == 0 || s.max_connections_per_ip > s.max_connections {
+        return Err(CliError::config(
+            "server.max_connections_per_ip",
+            format!(
+                "must be between 1 and server.max_connections ({}), not {}",
+                s.max_connections, s.max_connections_per_ip
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn check_listen(field: &str, addr: &str) -> Result<()> {
     addr.parse::<std::net::SocketAddr>()
         .map(|_| ())
@@ -783,4 +870,111 @@ pub(crate) fn read_pin_file(file: &Path) -> Result<SecretString> {
         ));
     }
     Ok(SecretString::from(pin.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(edit: impl FnOnce(&mut ServerSection)) -> Result<()> {
+        let mut s = ServerSection::default();
+        edit(&mut s);
+        check_server_limits(&s)
+    }
+
+    fn refused_field(r: Result<()>) -> String {
+        match r {
+            Err(CliError::Config { field, rule }) => {
+                assert!(rule.contains("must be between"), "{rule}");
+                field
+            }
+            other => panic!("not a configuration error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn listener_limits_default_and_are_read_from_server() {
+        let s: ServerSection = toml::from_str("").unwrap();
+        assert_eq!(
+            (
+                s.header_read_timeout_seconds,
+                s.idle_timeout_seconds,
+                s.request_timeout_seconds,
+                s.max_connections,
+                s.max_connections_per_ip
+            ),
+            (10, 60, 30, 1024, 64)
+        );
+        check_server_limits(&s).expect("the defaults are within their ranges");
+        let s: ServerSection = toml::from_str(
+            "header_read_timeout_seconds = 2\nidle_timeout_seconds = 3\n\
+             request_timeout_seconds = 4\nmax_connections = 5\nmax_connections_per_ip = 5\n",
+        )
+        .unwrap();
+        check_server_limits(&s).unwrap();
+        assert_eq!(s.max_connections_per_ip, 5);
+        // A negative count is refused as it is read.
+        assert!(toml::from_str::<ServerSection>("max_connections = -1").is_err());
+    }
+
+    #[test]
+    fn listener_limits_have_floors_and_ceilings() {
+        type Edit = fn(&mut ServerSection, u64);
+        let keys: [(&str, Edit, u64, u64); 4] = [
+            (
+                "server.header_read_timeout_seconds",
+                |s, v| s.header_read_timeout_seconds = v,
+                1,
+                30,
+            ),
+            (
+                "server.idle_timeout_seconds",
+                |s, v| s.idle_timeout_seconds = v,
+                1,
+                75,
+            ),
+            (
+                "server.request_timeout_seconds",
+                |s, v| s.request_timeout_seconds = v,
+                1,
+                300,
+            ),
+            (
+                "server.max_connections",
+                |s, v| {
+                    s.max_connections = v as u32;
+                    s.max_connections_per_ip = 1;
+                },
+                1,
+                65_536,
+            ),
+        ];
+        for (field, set, low, high) in keys {
+            server(|s| set(s, low)).unwrap_or_else(|e| panic!("{field} = {low}: {e}"));
+            server(|s| set(s, high)).unwrap_or_else(|e| panic!("{field} = {high}: {e}"));
+            assert_eq!(refused_field(server(|s| set(s, low - 1))), field);
+            assert_eq!(refused_field(server(|s| set(s, high + 1))), field);
+        }
+    }
+
+    #[test]
+    fn the_per_address_limit_is_at_most_the_listener_limit() {
+        let field = "server.max_connections_per_ip";
+        assert_eq!(
+            refused_field(server(|s| s.max_connections_per_ip = 0)),
+            field
+        );
+        assert_eq!(
+            refused_field(server(|s| {
+                s.max_connections = 10;
+                s.max_connections_per_ip = 11;
+            })),
+            field
+        );
+        server(|s| {
+            s.max_connections = 10;
+            s.max_connections_per_ip = 10;
+        })
+        .unwrap();
+    }
 }

@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod error;
 mod list_import;
+mod listener;
 mod production;
 mod senders;
 mod serve;

@@ -19,6 +19,7 @@ mod institution;
 mod issue;
 mod lifecycle;
 mod lint;
+mod listener_limits;
 mod mtls;
 mod ocsp;
 mod partner;

@@ -2,15 +2,14 @@
 //! that nesca issued to a registered partner (role or secure-communication profile) and that
 //! is active now. Anything else fails the handshake.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use ca_core::store::Store;
 use ca_core::{IssuerId, Serial};
 use der::Decode;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use nesca_ra::partners::ChannelClientRefusal;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::ring::default_provider;
@@ -21,17 +20,16 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
 };
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::error::{CliError, Result};
+use crate::listener::Limits;
 
 /// The client's certificate chain as the TLS handshake verified it (DER, leaf first), handed to
 /// the plugin with each request.
 #[derive(Clone, Debug, Default)]
 pub(super) struct ClientChain(pub Vec<Vec<u8>>);
-
-/// How long a client may take to finish the handshake.
-const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Verifies the chain up to the issuing CA (webpki: signature, validity, clientAuth EKU), then
 /// asks the store: the certificate must be nesca's own record for that serial, of a partner
@@ -178,44 +176,31 @@ pub(crate) fn acceptor(
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Accepts TLS connections until `stop` flips, serving `app` on each with the verified client
-/// chain as a request extension.
+/// Serves the channels on `listener` under the `[server]` limits (the shared listener, as
+/// every listener nesca opens) until `stop` flips. Each admitted connection first finishes
+/// its TLS handshake within the header read timeout; `app` is then served with the verified
+/// client chain as a request extension.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    limits: Limits,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    if *stop.borrow() {
-        return;
-    }
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "channel listener: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    return;
-                }
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(tcp)).await {
+    let handshake_limit = limits.header_read;
+    let open = move |tcp: TcpStream, peer: SocketAddr| {
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        async move {
+            let tls = match tokio::time::timeout(handshake_limit, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::info!(%peer, error = %e, "channel TLS handshake refused");
-                    return;
+                    return None;
                 }
-                Err(_) => return,
+                Err(_) => {
+                    tracing::info!(%peer, "channel TLS handshake not finished in time");
+                    return None;
+                }
             };
             let chain = ClientChain(
                 tls.get_ref()
@@ -224,14 +209,8 @@ pub(crate) async fn serve(
                     .map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect())
                     .unwrap_or_default(),
             );
-            let app = app.layer(axum::Extension(chain));
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), service)
-                .await
-            {
-                tracing::info!(%peer, error = %e, "channel connection ended");
-            }
-        });
-    }
+            Some((tls, app.layer(axum::Extension(chain))))
+        }
+    };
+    crate::listener::serve("channels.listen", listener, limits, open, stop).await;
 }

@@ -21,6 +21,7 @@ use ocsp_responder::{Responder, ResponderConfig, ServedIssuer};
 use crate::commands::emit;
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
+use crate::listener;
 use crate::wiring::{self, ServedCa};
 use metrics::HttpMetrics;
 
@@ -136,35 +137,36 @@ async fn termination() {
     }
 }
 
-/// Serves `app` until SIGTERM/SIGINT: stops accepting, lets in-flight requests finish for at
-/// most `grace`, and flips `stop` so background work ends too.
+/// Runs `listeners` until SIGTERM/SIGINT: flips `stop` (the listeners stop accepting and
+/// background work ends), then waits for the listeners to finish their in-flight requests,
+/// for at most `grace`.
 async fn serve_until_terminated(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
+    listeners: impl std::future::Future<Output = ()>,
     stop: tokio::sync::watch::Sender<bool>,
     grace: Duration,
-) -> Result<()> {
+) {
     let mut stopped = stop.subscribe();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let signal = async move {
         termination().await;
         tracing::info!("termination signal: finishing in-flight requests");
         let _ = stop.send(true);
-    });
+        // The sender stays alive: a dropped one would read as a stop to every receiver
+        // anyway, but the deadline below must see this one.
+        std::future::pending::<()>().await;
+    };
     let deadline = async move {
         let _ = stopped.wait_for(|s| *s).await;
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        r = server => r.map_err(|e| CliError::io("serve", std::path::Path::new("HTTP"))(e)),
+        _ = listeners => {}
+        _ = signal => {}
         _ = deadline => {
             tracing::warn!("shutdown grace elapsed; closing remaining connections");
-            Ok(())
         }
     }
 }
 
-/// Binds, says where it listens (`nesca COMMAND: listening on http://ADDR`), runs the OCSP
-/// refresher beside the HTTP server, and returns after a clean shutdown.
 /// The mTLS listener of the channels: its address, TLS acceptor and routes.
 struct ChannelListener {
     listen: String,
@@ -172,14 +174,19 @@ struct ChannelListener {
     app: axum::Router,
 }
 
+/// Binds, says where it listens (`nesca COMMAND: listening on http://ADDR`), runs the OCSP
+/// refresher beside the HTTP server, and returns after a clean shutdown. Every listener is
+/// served under the `[server]` limits.
 fn run_http(
     command: &str,
-    (field, listen): (&str, &str),
+    (field, listen): (&'static str, &str),
     app: axum::Router,
     channels: Option<ChannelListener>,
     responder: &Arc<Responder>,
-    grace: Duration,
+    server: &crate::config::ServerSection,
 ) -> Result<()> {
+    let limits = listener::Limits::of(server);
+    let grace = Duration::from_secs(server.shutdown_grace_seconds);
     let rt = runtime()?;
     let result = rt.block_on(async {
         let listener = bind(field, listen).await?;
@@ -194,21 +201,34 @@ fn run_http(
             "nesca {command}: listening on http://{}\n",
             local_addr(&listener)
         ))?;
-        if let Some((tls_listener, c)) = tls {
-            emit(&format!(
-                "nesca {command}: channels (mTLS) on https://{}\n",
-                local_addr(&tls_listener)
-            ))?;
-            tokio::spawn(crate::channels::serve_mtls(
-                tls_listener,
-                c.acceptor,
-                c.app,
-                stopped,
-            ));
-        }
-        let r = serve_until_terminated(listener, app, stop, grace).await;
+        let channels = match tls {
+            Some((tls_listener, c)) => {
+                emit(&format!(
+                    "nesca {command}: channels (mTLS) on https://{}\n",
+                    local_addr(&tls_listener)
+                ))?;
+                Some(crate::channels::serve_mtls(
+                    tls_listener,
+                    c.acceptor,
+                    c.app,
+                    limits.clone(),
+                    stopped.clone(),
+                ))
+            }
+            None => None,
+        };
+        let public = listener::serve(field, listener, limits, listener::plain(app), stopped);
+        let listeners = async move {
+            match channels {
+                Some(channels) => {
+                    tokio::join!(public, channels);
+                }
+                None => public.await,
+            }
+        };
+        serve_until_terminated(listeners, stop, grace).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), refresher).await;
-        r
+        Ok(())
     });
     rt.shutdown_timeout(Duration::from_secs(1));
     result
@@ -275,7 +295,6 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     )?;
     let app = with_metrics(public_app, &metrics);
     let listen = cfg.raw.server.listen.clone();
-    let grace = Duration::from_secs(cfg.raw.server.shutdown_grace_seconds);
 
     // CRLs: due ones now (a first full CRL, then its delta), then on the schedule.
     let stop_crl = Arc::new(AtomicBool::new(false));
@@ -358,7 +377,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         app,
         channel_listener,
         &responder,
-        grace,
+        &cfg.raw.server,
     );
     stop_crl.store(true, Ordering::Relaxed);
     let _ = crl_thread.join();
@@ -435,8 +454,14 @@ pub(crate) fn ocsp(a: OcspArgs) -> Result<()> {
         responder.router().merge(http::health_router(public)),
         &metrics,
     );
-    let grace = Duration::from_secs(cfg.raw.server.shutdown_grace_seconds);
-    run_http("ocsp", (field, &listen), app, None, &responder, grace)
+    run_http(
+        "ocsp",
+        (field, &listen),
+        app,
+        None,
+        &responder,
+        &cfg.raw.server,
+    )
 }
 
 /// Where the channels are served: on their mTLS listener when `[channels] listen` is set,

@@ -23,6 +23,7 @@ pub(crate) mod crl;
 pub(crate) mod http;
 pub(crate) mod idcard;
 pub(crate) mod institution;
+pub(crate) mod mtls;
 pub(crate) mod ocsp;
 pub(crate) mod partner;
 pub(crate) mod plugins;

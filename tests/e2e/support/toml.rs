@@ -50,3 +50,25 @@ pub(crate) fn toml_replace_raw(text: &str, section: &str, key: &str, value: &str
     assert!(found, "nesca.toml has no `{key}` in [{section}]:\n{text}");
     out
 }
+
+/// `text` with `key = value` (a bare TOML value) in `[section]`: replaced if the key is there,
+/// else added as the section's first key; panics if the section is not there.
+#[track_caller]
+pub(crate) fn toml_set_raw(text: &str, section: &str, key: &str, value: &str) -> String {
+    if toml_value(text, section, key).is_some() {
+        return toml_replace_raw(text, section, key, value);
+    }
+    let header = format!("[{section}]");
+    let mut found = false;
+    let mut out = String::new();
+    for line in text.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.trim() == header {
+            out.push_str(&format!("{key} = {value}\n"));
+            found = true;
+        }
+    }
+    assert!(found, "nesca.toml has no [{section}]:\n{text}");
+    out
+}
