@@ -112,7 +112,6 @@ fn answer(channel_name: &str, reference: &str, issued: &Issued) -> Value {
 #[cfg(test)]
 mod tests {
     use serde_json::{json, Value};
-    use sha2::{Digest, Sha256};
 
     use super::*;
     use crate::answer::b64;
@@ -156,7 +155,11 @@ mod tests {
             kdb("application").to_string().as_bytes(),
             &[Pki::get().kdhs_sub.cert.clone()],
         );
-        let reference = format!("kdbo-{}", hex::encode(Sha256::digest(&kdbo)));
+        // The reference's formula is `kdbo`'s to test; here it must reach the answer.
+        let reference = crate::kdbo::Kdbo::verify(&kdbo)
+            .unwrap()
+            .reference()
+            .to_owned();
         let (status, answer) = apply(&f, &body);
         assert_eq!(status, 201, "{answer}");
         assert_eq!(
