@@ -127,7 +127,29 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or_default()
 }
 
-/// Sends SMS by running a program: `program args… NUMBER`, the text on its stdin.
+/// The only variables of nesca's environment the SMS program gets: it must not inherit the
+/// HSM PIN (`hsm.pin_env`), the SMTP password (`outbox.smtp.password_env`) or anything else
+/// nesca was started with.
+pub(crate) const SMS_PROGRAM_ENV: [&str; 2] = ["PATH", "LANG"];
+
+/// `PATH` when nesca has none.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The SMS program's whole environment: [`SMS_PROGRAM_ENV`] as nesca has them (`PATH`
+/// defaulting to [`DEFAULT_PATH`]).
+fn sms_program_env() -> Vec<(&'static str, std::ffi::OsString)> {
+    SMS_PROGRAM_ENV
+        .iter()
+        .filter_map(|&name| {
+            let value =
+                std::env::var_os(name).or_else(|| (name == "PATH").then(|| DEFAULT_PATH.into()))?;
+            Some((name, value))
+        })
+        .collect()
+}
+
+/// Sends SMS by running a program: `program args… NUMBER`, the text on its stdin, in an
+/// environment of [`SMS_PROGRAM_ENV`] only.
 pub(crate) struct SmsCommand {
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -139,6 +161,8 @@ impl SmsSender for SmsCommand {
     fn send(&self, sms: &Sms) -> Result<(), RaError> {
         let what = self.program.display().to_string();
         let mut child = Command::new(&self.program)
+            .env_clear()
+            .envs(sms_program_env())
             .args(&self.args)
             .arg(&sms.to)
             .stdin(Stdio::piped())
@@ -380,6 +404,33 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+        // The program's environment is PATH and LANG: nothing nesca holds (a PIN variable,
+        // the SMTP password's variable, this test's CARGO_* and HOME) reaches it.
+        let env_file = dir.path().join("env.txt");
+        let dumping = SmsCommand {
+            program: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                "cat > /dev/null; env > \"$0\"".into(),
+                env_file.display().to_string(),
+            ],
+            timeout: Duration::from_secs(10),
+        };
+        dumping.send(&sms).unwrap();
+        let env = std::fs::read_to_string(&env_file).unwrap();
+        let names: Vec<&str> = env
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(n, _)| n))
+            .collect();
+        assert!(names.contains(&"PATH"), "{names:?}");
+        for name in &names {
+            // What the shell itself sets besides what it was given.
+            assert!(
+                SMS_PROGRAM_ENV.contains(name) || ["PWD", "SHLVL", "_", "OLDPWD"].contains(name),
+                "the SMS program got {name}"
+            );
+        }
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some() || std::env::var_os("HOME").is_some());
         let slow = SmsCommand {
             program: "/bin/sleep".into(),
             args: vec!["5".into()],

@@ -232,7 +232,7 @@ mod tests {
     /// certificates table.
     #[test]
     fn migration_2_keeps_version_1_rows() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testkit::private_tempdir();
         let path = dir.path().join("v1.db");
         {
             let conn = Connection::open(&path).unwrap();
@@ -269,7 +269,7 @@ mod tests {
     /// operation — never a panic, never a half-typed record.
     #[test]
     fn damaged_typed_columns_are_refused_on_read() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testkit::private_tempdir();
         let path = dir.path().join("damaged.db");
         let serial = |n: &str| Serial::parse_hex(&n.repeat(20)).unwrap();
         {
@@ -305,7 +305,7 @@ mod tests {
     /// A database at schema version 2 keeps its certificates and gains the partners table.
     #[test]
     fn migration_3_keeps_version_2_rows() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testkit::private_tempdir();
         let path = dir.path().join("v2.db");
         {
             let conn = Connection::open(&path).unwrap();
@@ -351,7 +351,7 @@ mod tests {
     /// already-open rows recorded.
     #[test]
     fn migration_8_keeps_version_7_lists() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testkit::private_tempdir();
         let path = dir.path().join("v7.db");
         let sha = "ab".repeat(32);
         {
