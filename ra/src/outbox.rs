@@ -364,17 +364,13 @@ mod tests {
             let mode = fs::metadata(&d).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o700, "{}", d.display());
         }
-        let dir = top;
-        let mode = fs::metadata(dir.path().join("0000000001.eml"))
+        let mode = fs::metadata(dir.join("0000000001.eml"))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         // Written again (a retry), it stays so, with the new text.
-        write_atomically(dir.path(), "0000000001.eml", b"Parola: y").unwrap();
-        assert_eq!(
-            fs::read(dir.path().join("0000000001.eml")).unwrap(),
-            b"Parola: y"
-        );
+        write_atomically(&dir, "0000000001.eml", b"Parola: y").unwrap();
+        assert_eq!(fs::read(dir.join("0000000001.eml")).unwrap(), b"Parola: y");
     }
 }

@@ -359,19 +359,20 @@ mod tests {
         assert!(!e.contains("gizli-parola"), "{e}");
     }
 
+    /// `/bin/sh -c SCRIPT FILE NUMBER`: the script sees the file as `$0`, the number as `$1`.
+    fn shell_into(script: &str, file: &std::path::Path) -> SmsCommand {
+        SmsCommand {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into(), file.display().to_string()],
+            timeout: Duration::from_secs(10),
+        }
+    }
+
     #[test]
     fn sms_through_a_program() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("sent.txt");
-        let sender = SmsCommand {
-            program: "/bin/sh".into(),
-            args: vec![
-                "-c".into(),
-                "{ echo \"$1\"; cat; } > \"$0\"".into(),
-                out.display().to_string(),
-            ],
-            timeout: Duration::from_secs(10),
-        };
+        let sender = shell_into("{ echo \"$1\"; cat; } > \"$0\"", &out);
         let sms = Sms {
             to: "+905321234567".into(),
             body: SecretString::from("kodunuz: 123456".to_owned()),
@@ -404,33 +405,27 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
-        // The program's environment is PATH and LANG: nothing nesca holds (a PIN variable,
-        // the SMTP password's variable, this test's CARGO_* and HOME) reaches it.
+        // The program's environment is exactly what sms_program_env gives (PATH, LANG), plus
+        // what the shell sets itself: nothing else nesca holds (a PIN variable, the SMTP
+        // password's variable, this test's CARGO_* and HOME) reaches it.
         let env_file = dir.path().join("env.txt");
-        let dumping = SmsCommand {
-            program: "/bin/sh".into(),
-            args: vec![
-                "-c".into(),
-                "cat > /dev/null; env > \"$0\"".into(),
-                env_file.display().to_string(),
-            ],
-            timeout: Duration::from_secs(10),
-        };
-        dumping.send(&sms).unwrap();
-        let env = std::fs::read_to_string(&env_file).unwrap();
-        let names: Vec<&str> = env
+        shell_into("cat > /dev/null; env > \"$0\"", &env_file)
+            .send(&sms)
+            .unwrap();
+        let got: std::collections::BTreeSet<String> = std::fs::read_to_string(&env_file)
+            .unwrap()
             .lines()
-            .filter_map(|l| l.split_once('=').map(|(n, _)| n))
+            .filter_map(|l| Some(l.split_once('=')?.0.to_owned()))
+            .filter(|n| !["PWD", "SHLVL", "_", "OLDPWD"].contains(&n.as_str()))
             .collect();
-        assert!(names.contains(&"PATH"), "{names:?}");
-        for name in &names {
-            // What the shell itself sets besides what it was given.
-            assert!(
-                SMS_PROGRAM_ENV.contains(name) || ["PWD", "SHLVL", "_", "OLDPWD"].contains(name),
-                "the SMS program got {name}"
-            );
-        }
-        assert!(std::env::var_os("CARGO_PKG_NAME").is_some() || std::env::var_os("HOME").is_some());
+        let given: std::collections::BTreeSet<String> = sms_program_env()
+            .into_iter()
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        assert!(
+            given.contains("PATH") && given.iter().all(|n| SMS_PROGRAM_ENV.contains(&n.as_str()))
+        );
+        assert_eq!(got, given);
         let slow = SmsCommand {
             program: "/bin/sleep".into(),
             args: vec!["5".into()],

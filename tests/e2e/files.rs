@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::support::idcard::{Options, World};
-use crate::support::institution::{import, institution, json as stdout_json, sign};
+use crate::support::institution::{import_signed_rows, institution, json as stdout_json};
 use crate::support::server::{server_demo, Server};
 use crate::support::*;
 
@@ -134,24 +134,12 @@ fn a_store_or_pin_file_open_to_others_stops_every_command_that_opens_it() {
 /// The institution of these tests.
 const INSTITUTION: &str = "ankara-bb";
 
-/// Imports a signed csv list of people given as `TCKN;GIVEN;SURNAME;EMAIL;MOBILE` rows.
-fn import_people(demo: &Demo, rows: &[&str]) {
+/// Registers the institution and imports a signed csv list of people given as
+/// `TCKN;GIVEN;SURNAME;EMAIL;MOBILE` rows.
+fn import_people(demo: &Demo, people: &[&str]) {
     let (cert, key) = institution(demo, INSTITUTION, "0680049583");
-    let mut csv = String::from("T.C. Kimlik No;Adı;Soyadı;E-posta;Cep Telefonu;Birim\n");
-    for row in rows {
-        csv.push_str(row);
-        csv.push_str(";Bilgi İşlem\n");
-    }
-    let list = demo.work.join("liste.csv");
-    fs::write(&list, csv).unwrap();
-    let sig = sign(&demo.work, &list, &cert, &key, "liste.p7s");
-    let out = import(demo, INSTITUTION, &list, ("--signature", &sig), &[]).ok();
-    assert_eq!(
-        stdout_json(&out)["rows"]["created"],
-        rows.len(),
-        "{}",
-        out.describe()
-    );
+    let rows: Vec<String> = people.iter().map(|p| format!("{p};Bilgi İşlem")).collect();
+    import_signed_rows(demo, INSTITUTION, (&cert, &key), "liste", &rows);
 }
 
 /// The access password in an `.eml` file's text.
@@ -161,19 +149,6 @@ fn password_in(mail: &str) -> String {
         .find_map(|l| l.strip_prefix("Erişim parolası: "))
         .expect("the e-mail has a password line");
     line.trim().to_owned()
-}
-
-/// Waits (at most `limit`) until `f` gives a value.
-#[track_caller]
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]
@@ -281,7 +256,7 @@ fn the_sms_program_inherits_neither_the_pin_nor_the_smtp_password() {
     // Sign in with the e-mailed password and send the form: an SMS code goes out through the
     // program.
     let email = demo.path("outbox/email");
-    let password = wait_for(
+    let password = wait_for_within(
         "the access password e-mail",
         Duration::from_secs(60),
         || {
@@ -319,7 +294,7 @@ fn the_sms_program_inherits_neither_the_pin_nor_the_smtp_password() {
     );
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
 
-    let env = wait_for("the SMS program's run", Duration::from_secs(60), || {
+    let env = wait_for_within("the SMS program's run", Duration::from_secs(60), || {
         fs::read_to_string(&dump).ok()
     });
     let args = fs::read_to_string(format!("{}.args", s(&dump))).unwrap();

@@ -52,7 +52,7 @@ pub(crate) fn check(path: &Path) -> Result<()> {
 }
 
 /// Creates `path` empty with mode 0600 unless it exists (SQLite then initialises it).
-fn create_private(path: &Path) -> Result<()> {
+pub(crate) fn create_private(path: &Path) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -235,6 +235,8 @@ mod tests {
         let dir = crate::testkit::private_tempdir();
         let path = dir.path().join("v1.db");
         {
+            // Created 0600, as nesca creates its databases: an older one is no different.
+            super::super::files::create_private(&path).unwrap();
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(MIGRATIONS[0]).unwrap();
             conn.execute_batch(
@@ -275,6 +277,8 @@ mod tests {
         {
             let store = SqliteStore::open(&path).unwrap();
             drop(store);
+            // Created 0600, as nesca creates its databases: an older one is no different.
+            super::super::files::create_private(&path).unwrap();
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(
                 "INSERT INTO certificates (issuer, serial, profile, status, subject, tckn, not_before, not_after, tbs_der, reserved_at)
@@ -308,6 +312,8 @@ mod tests {
         let dir = crate::testkit::private_tempdir();
         let path = dir.path().join("v2.db");
         {
+            // Created 0600, as nesca creates its databases: an older one is no different.
+            super::super::files::create_private(&path).unwrap();
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(MIGRATIONS[0]).unwrap();
             conn.execute_batch(MIGRATIONS[1]).unwrap();
@@ -355,6 +361,8 @@ mod tests {
         let path = dir.path().join("v7.db");
         let sha = "ab".repeat(32);
         {
+            // Created 0600, as nesca creates its databases: an older one is no different.
+            super::super::files::create_private(&path).unwrap();
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL);")
                 .unwrap();
