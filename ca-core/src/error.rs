@@ -35,6 +35,17 @@ pub enum CaError {
         #[source]
         source: Option<rusqlite::Error>,
     },
+    /// A file or directory that holds secrets or personal data (the database, its WAL, the
+    /// directory they are in) is open to group or others, or its mode cannot be read or set:
+    /// the store is not opened. `fix` says what to run.
+    #[error("{path} {problem}; {fix}")]
+    Exposed {
+        path: String,
+        problem: String,
+        fix: &'static str,
+        #[source]
+        source: Option<std::io::Error>,
+    },
     /// Encoding or decoding DER failed (which structure); `source` is the der crate's error
     /// when there is one.
     #[error("DER {what}: {reason}")]

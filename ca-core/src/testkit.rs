@@ -35,8 +35,17 @@ pub fn test_now() -> std::time::SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_795_305_600)
 }
 
+/// A temporary directory only its owner may enter (0700), as the store's directory must be
+/// (`SqliteStore::open` refuses one that group or others can read or write).
+pub fn private_tempdir() -> tempfile::TempDir {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    builder.tempdir().expect("temp dir")
+}
+
 pub fn fixture_with(issuing_signer: Arc<dyn TbsSigner>) -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = private_tempdir();
     let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).expect("open store"));
     let clock = Arc::new(FixedClock::new(test_now()));
     let store_dyn: Arc<dyn Store> = store.clone();

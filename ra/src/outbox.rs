@@ -79,11 +79,17 @@ impl SmsSender for SmsDirectory {
 /// Writes `bytes` to `dir/name` through a temporary file and a rename, so that a reader never
 /// sees half a message; the directory is made when missing.
 ///
-/// The file is readable by its owner only (0600): what goes through here holds secrets (access
-/// passwords, SMS codes, wrapped card keys).
+/// The file is readable by its owner only (0600), and a directory made for it is the owner's
+/// alone (0700): what goes through here holds secrets (access passwords, SMS codes, wrapped
+/// card keys) and personal data (names, addresses, numbers). An existing directory keeps the
+/// mode its operator gave it.
 pub fn write_atomically(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<()> {
     let write = || -> std::io::Result<()> {
-        fs::create_dir_all(dir)?;
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)?;
         let tmp = dir.join(format!(".{name}.tmp"));
         // A temporary file a crash left behind is made anew, so it gets this mode too.
         let _ = fs::remove_file(&tmp);
@@ -350,18 +356,21 @@ mod tests {
     #[test]
     fn files_with_secrets_are_written_for_their_owner_only() {
         use std::os::unix::fs::PermissionsExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        write_atomically(dir.path(), "0000000001.eml", b"Parola: x").unwrap();
-        let mode = fs::metadata(dir.path().join("0000000001.eml"))
+        let top = tempfile::tempdir().unwrap();
+        // The directories it makes (all of them) are the owner's alone.
+        let dir = top.path().join("outbox").join("email");
+        write_atomically(&dir, "0000000001.eml", b"Parola: x").unwrap();
+        for d in [top.path().join("outbox"), dir.clone()] {
+            let mode = fs::metadata(&d).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", d.display());
+        }
+        let mode = fs::metadata(dir.join("0000000001.eml"))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         // Written again (a retry), it stays so, with the new text.
-        write_atomically(dir.path(), "0000000001.eml", b"Parola: y").unwrap();
-        assert_eq!(
-            fs::read(dir.path().join("0000000001.eml")).unwrap(),
-            b"Parola: y"
-        );
+        write_atomically(&dir, "0000000001.eml", b"Parola: y").unwrap();
+        assert_eq!(fs::read(dir.join("0000000001.eml")).unwrap(), b"Parola: y");
     }
 }

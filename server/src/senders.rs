@@ -127,7 +127,29 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or_default()
 }
 
-/// Sends SMS by running a program: `program args… NUMBER`, the text on its stdin.
+/// The only variables of nesca's environment the SMS program gets: it must not inherit the
+/// HSM PIN (`hsm.pin_env`), the SMTP password (`outbox.smtp.password_env`) or anything else
+/// nesca was started with.
+pub(crate) const SMS_PROGRAM_ENV: [&str; 2] = ["PATH", "LANG"];
+
+/// `PATH` when nesca has none.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The SMS program's whole environment: [`SMS_PROGRAM_ENV`] as nesca has them (`PATH`
+/// defaulting to [`DEFAULT_PATH`]).
+fn sms_program_env() -> Vec<(&'static str, std::ffi::OsString)> {
+    SMS_PROGRAM_ENV
+        .iter()
+        .filter_map(|&name| {
+            let value =
+                std::env::var_os(name).or_else(|| (name == "PATH").then(|| DEFAULT_PATH.into()))?;
+            Some((name, value))
+        })
+        .collect()
+}
+
+/// Sends SMS by running a program: `program args… NUMBER`, the text on its stdin, in an
+/// environment of [`SMS_PROGRAM_ENV`] only.
 pub(crate) struct SmsCommand {
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -139,6 +161,8 @@ impl SmsSender for SmsCommand {
     fn send(&self, sms: &Sms) -> Result<(), RaError> {
         let what = self.program.display().to_string();
         let mut child = Command::new(&self.program)
+            .env_clear()
+            .envs(sms_program_env())
             .args(&self.args)
             .arg(&sms.to)
             .stdin(Stdio::piped())
@@ -335,19 +359,20 @@ mod tests {
         assert!(!e.contains("gizli-parola"), "{e}");
     }
 
+    /// `/bin/sh -c SCRIPT FILE NUMBER`: the script sees the file as `$0`, the number as `$1`.
+    fn shell_into(script: &str, file: &std::path::Path) -> SmsCommand {
+        SmsCommand {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into(), file.display().to_string()],
+            timeout: Duration::from_secs(10),
+        }
+    }
+
     #[test]
     fn sms_through_a_program() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("sent.txt");
-        let sender = SmsCommand {
-            program: "/bin/sh".into(),
-            args: vec![
-                "-c".into(),
-                "{ echo \"$1\"; cat; } > \"$0\"".into(),
-                out.display().to_string(),
-            ],
-            timeout: Duration::from_secs(10),
-        };
+        let sender = shell_into("{ echo \"$1\"; cat; } > \"$0\"", &out);
         let sms = Sms {
             to: "+905321234567".into(),
             body: SecretString::from("kodunuz: 123456".to_owned()),
@@ -380,6 +405,27 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+        // The program's environment is exactly what sms_program_env gives (PATH, LANG), plus
+        // what the shell sets itself: nothing else nesca holds (a PIN variable, the SMTP
+        // password's variable, this test's CARGO_* and HOME) reaches it.
+        let env_file = dir.path().join("env.txt");
+        shell_into("cat > /dev/null; env > \"$0\"", &env_file)
+            .send(&sms)
+            .unwrap();
+        let got: std::collections::BTreeSet<String> = std::fs::read_to_string(&env_file)
+            .unwrap()
+            .lines()
+            .filter_map(|l| Some(l.split_once('=')?.0.to_owned()))
+            .filter(|n| !["PWD", "SHLVL", "_", "OLDPWD"].contains(&n.as_str()))
+            .collect();
+        let given: std::collections::BTreeSet<String> = sms_program_env()
+            .into_iter()
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        assert!(
+            given.contains("PATH") && given.iter().all(|n| SMS_PROGRAM_ENV.contains(&n.as_str()))
+        );
+        assert_eq!(got, given);
         let slow = SmsCommand {
             program: "/bin/sleep".into(),
             args: vec!["5".into()],

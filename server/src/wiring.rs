@@ -37,7 +37,24 @@ pub(crate) fn open_existing_store(cfg: &Loaded) -> Result<Arc<SqliteStore>> {
             ),
         ));
     }
-    Ok(Arc::new(SqliteStore::open(&path)?))
+    open_store(cfg)
+}
+
+/// Opens (creating if needed) the configured store. The store refuses a database file, WAL
+/// or directory that group or others may reach; that refusal names `store.sqlite`.
+pub(crate) fn open_store(cfg: &Loaded) -> Result<Arc<SqliteStore>> {
+    let path = cfg.path(&cfg.raw.store.sqlite);
+    SqliteStore::open(&path)
+        .map(Arc::new)
+        .map_err(store_refusal)
+}
+
+/// A store file or directory open to others is a configuration refusal of `store.sqlite`.
+fn store_refusal(e: ca_core::CaError) -> CliError {
+    match e {
+        e @ ca_core::CaError::Exposed { .. } => CliError::config("store.sqlite", e.to_string()),
+        other => other.into(),
+    }
 }
 
 /// Opens the token and logs in.

@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use sha2::Digest as _;
@@ -18,7 +18,7 @@ use cryptoki::object::ObjectHandle;
 
 use crate::support::http::HttpResponse;
 use crate::support::idcard::{cert_key_verifies, Card, ChannelClient, Options, World};
-use crate::support::institution::{import, institution, json as stdout_json, sign};
+use crate::support::institution::{import_signed_rows, institution, json as stdout_json, sign};
 use crate::support::ocsp::ocsp_good;
 use crate::support::server::{server_demo, Server};
 use crate::support::*;
@@ -93,43 +93,24 @@ fn setup_with(production: impl FnOnce(&Demo) -> String) -> (Demo, World) {
 
 /// Writes and imports (signed by the officer) a csv list of `people`.
 fn import_list(demo: &Demo, name: &str, people: &[Person]) {
-    let mut csv = String::from("T.C. Kimlik No;Adı;Soyadı;E-posta;Cep Telefonu;Birim\n");
-    for p in people {
-        csv.push_str(&format!(
-            "{};{};{};{};{};Bilgi İşlem\n",
-            p.tckn, p.given, p.surname, p.email, p.mobile
-        ));
-    }
-    let list = demo.work.join(format!("{name}.csv"));
-    fs::write(&list, csv).unwrap();
+    let rows: Vec<String> = people
+        .iter()
+        .map(|p| {
+            format!(
+                "{};{};{};{};{};Bilgi İşlem",
+                p.tckn, p.given, p.surname, p.email, p.mobile
+            )
+        })
+        .collect();
     let officer = demo.work.join(format!("officer-{INSTITUTION}"));
-    let sig = sign(
-        &demo.work,
-        &list,
-        &officer.with_extension("pem"),
-        &officer.with_extension("key"),
-        &format!("{name}.p7s"),
-    );
-    let out = import(demo, INSTITUTION, &list, ("--signature", &sig), &[]).ok();
-    assert_eq!(
-        stdout_json(&out)["rows"]["created"],
-        people.len(),
-        "{}",
-        out.describe()
-    );
+    let (cert, key) = (officer.with_extension("pem"), officer.with_extension("key"));
+    import_signed_rows(demo, INSTITUTION, (&cert, &key), name, &rows);
 }
 
 /// Waits (bounded) until `f` gives a value.
 #[track_caller]
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < WAIT, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn wait_for<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for_within(what, WAIT, f)
 }
 
 /// The files of an outbox directory whose text mentions `to`, oldest first.

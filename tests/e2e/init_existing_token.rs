@@ -15,6 +15,11 @@ const SO_PIN: &str = "e2e-so-pin-2046";
 /// A token labelled `prod-token` in `dir/tokens`, and a nesca.toml that names it.
 fn existing_token(dir: &Path) {
     fs::create_dir_all(dir.join("tokens")).unwrap();
+    // The store goes here: the operator's directory is theirs alone, as nesca requires.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
+    }
     let conf = dir.join("softhsm2.conf");
     fs::write(
         &conf,

@@ -12,6 +12,7 @@ mod concurrent;
 mod crash;
 mod crl;
 mod enrollment;
+mod files;
 mod hsm_faults;
 mod init;
 mod init_existing_token;

@@ -112,7 +112,14 @@ pub(crate) fn create_demo(
     public_url: &str,
     algorithm: Option<KeyAlgorithm>,
 ) -> Result<Demo> {
-    std::fs::create_dir_all(dir).map_err(CliError::io("cannot create directory", dir))?;
+    // The demo's directory holds the store and the PINs: the owner's alone (0700).
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(CliError::io("cannot create directory", dir))?;
     let dir = std::fs::canonicalize(dir).map_err(CliError::io("cannot resolve directory", dir))?;
     let creates = [
         "nesca.toml",
@@ -146,8 +153,13 @@ pub(crate) fn create_demo(
             install: "apt-get install -y softhsm2",
         });
     }
-    // The URL check comes before anything is created.
+    // The URL check comes before anything is created, and so does the store's: an existing
+    // directory that others can read or write would hold the database.
     let host = demo_host(public_url)?;
+    SqliteStore::check_permissions(&dir.join("nesca.db")).map_err(|e| CliError::Argument {
+        field: "dir",
+        rule: e.to_string(),
+    })?;
 
     let mut created = Created {
         paths: Vec::new(),
@@ -331,7 +343,7 @@ fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>) -> Result<CreatedCa>
         }
     }
     let db = cfg.path(&cfg.raw.store.sqlite);
-    let store = Arc::new(SqliteStore::open(&db)?);
+    let store = wiring::open_store(cfg)?;
     for id in [&cfg.root_id, &cfg.issuing_id] {
         if store.ca(id)?.is_some() {
             return Err(CliError::Exists(format!("CA \"{id}\" in {}", db.display())));

@@ -51,20 +51,23 @@ pub(crate) struct OutFile {
 
 impl OutFile {
     /// Creates the temporary file beside `path`; `field` names the option in errors.
+    ///
+    /// The file is its owner's alone (0600): a person's certificate names them with their
+    /// T.C. Kimlik No, an import report the rows of a list. The operator hands it on.
     pub(crate) fn claim(field: &'static str, path: &Path) -> Result<OutFile> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| CliError::Argument {
-                field,
-                rule: format!("cannot write {}: {e}", path.display()),
-            })?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&tmp).map_err(|e| CliError::Argument {
+            field,
+            rule: format!("cannot write {}: {e}", path.display()),
+        })?;
         Ok(OutFile {
             path: path.to_path_buf(),
             tmp,

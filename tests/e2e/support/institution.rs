@@ -93,3 +93,31 @@ pub(crate) fn import(
 pub(crate) fn json(out: &Output) -> Value {
     serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.describe()))
 }
+
+/// Writes a csv list named `NAME.csv` in the work directory (the FRM.01.03 header, then one
+/// `TCKN;GIVEN;SURNAME;EMAIL;MOBILE;UNIT` line per row), has the officer (`cert`, `key`) sign
+/// it and imports it into institution `id`; panics unless every row became a pre-application.
+#[track_caller]
+pub(crate) fn import_signed_rows(
+    demo: &Demo,
+    id: &str,
+    (cert, key): (&Path, &Path),
+    name: &str,
+    rows: &[String],
+) {
+    let mut csv = String::from("T.C. Kimlik No;Adı;Soyadı;E-posta;Cep Telefonu;Birim\n");
+    for row in rows {
+        csv.push_str(row);
+        csv.push('\n');
+    }
+    let list = demo.work.join(format!("{name}.csv"));
+    std::fs::write(&list, csv).expect("write the list");
+    let sig = sign(&demo.work, &list, cert, key, &format!("{name}.p7s"));
+    let out = import(demo, id, &list, ("--signature", &sig), &[]).ok();
+    assert_eq!(
+        json(&out)["rows"]["created"],
+        rows.len(),
+        "{}",
+        out.describe()
+    );
+}

@@ -65,6 +65,18 @@ impl Server {
         )
     }
 
+    /// [`Server::serve`] with these variables added to its environment.
+    #[track_caller]
+    pub(crate) fn serve_with_env(demo: &Demo, env: &[(&str, &str)]) -> Server {
+        let config = demo.config();
+        Server::start_with_env(
+            demo,
+            &["serve", "--config", s(&config)],
+            "nesca serve: listening on http://",
+            env,
+        )
+    }
+
     /// `nesca ocsp --config DEMO/nesca.toml --listen 127.0.0.1:0`, once it listens.
     #[track_caller]
     pub(crate) fn ocsp(demo: &Demo) -> Server {
@@ -78,7 +90,13 @@ impl Server {
 
     #[track_caller]
     fn start(demo: &Demo, args: &[&str], banner: &str) -> Server {
+        Server::start_with_env(demo, args, banner, &[])
+    }
+
+    #[track_caller]
+    fn start_with_env(demo: &Demo, args: &[&str], banner: &str, env: &[(&str, &str)]) -> Server {
         let mut cmd = nesca_command();
+        cmd.envs(env.iter().copied());
         // -v: the server's log goes to stderr, shown when an assertion fails.
         cmd.arg("-v")
             .args(args)

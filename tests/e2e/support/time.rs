@@ -74,3 +74,20 @@ pub(crate) fn openssl_time(unix: i64) -> String {
         secs % 60
     )
 }
+
+/// Waits until `f` gives a value, asking every 200 ms; panics naming `what` after `limit`.
+#[track_caller]
+pub(crate) fn wait_for_within<T>(
+    what: &str,
+    limit: std::time::Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "gave up waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -166,7 +166,7 @@ fn audit_records(store: &dyn Store) -> u64 {
 ///
 /// ```text
 /// ca_core::store_conformance_tests!(|| {
-///     let dir = tempfile::tempdir().unwrap();
+///     let dir = ca_core::testkit::private_tempdir();
 ///     (SqliteStore::open(&dir.path().join("t.db")).unwrap(), dir)
 /// });
 /// ```

@@ -43,7 +43,7 @@ fn refused<T: std::fmt::Debug>(read: crate::Result<T>, what: &str) {
 
 #[test]
 fn unknown_statuses_kinds_and_codes_are_refused_on_read() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::testkit::private_tempdir();
     let store = damaged_store(&dir);
     let nes = IssuerId::parse("nes-ca").unwrap();
     let serial = |n: &str| Serial::parse_hex(&n.repeat(20)).unwrap();

@@ -235,9 +235,11 @@ mod tests {
     /// certificates table.
     #[test]
     fn migration_2_keeps_version_1_rows() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testkit::private_tempdir();
         let path = dir.path().join("v1.db");
         {
+            // Created 0600, as nesca creates its databases: an older one is no different.
+            super::super::files::create_private(&path).unwrap();
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(MIGRATIONS[0]).unwrap();
             conn.execute_batch(
@@ -272,12 +274,14 @@ mod tests {
     /// operation — never a panic, never a half-typed record.
     #[test]
     fn damaged_typed_columns_are_refused_on_read() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testkit::private_tempdir();
         let path = dir.path().join("damaged.db");
         let serial = |n: &str| Serial::parse_hex(&n.repeat(20)).unwrap();
         {
             let store = SqliteStore::open(&path).unwrap();
             drop(store);
+            // Created 0600, as nesca creates its databases: an older one is no different.
+            super::super::files::create_private(&path).unwrap();
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(
                 "INSERT INTO certificates (issuer, serial, profile, status, subject, tckn, not_before, not_after, tbs_der, reserved_at)
@@ -308,9 +312,11 @@ mod tests {
     /// A database at schema version 2 keeps its certificates and gains the partners table.
     #[test]
     fn migration_3_keeps_version_2_rows() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testkit::private_tempdir();
         let path = dir.path().join("v2.db");
         {
+            // Created 0600, as nesca creates its databases: an older one is no different.
+            super::super::files::create_private(&path).unwrap();
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(MIGRATIONS[0]).unwrap();
             conn.execute_batch(MIGRATIONS[1]).unwrap();
@@ -354,10 +360,12 @@ mod tests {
     /// already-open rows recorded; and migration 9 (held lists end rejected or expired).
     #[test]
     fn migration_8_keeps_version_7_lists() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::testkit::private_tempdir();
         let path = dir.path().join("v7.db");
         let sha = "ab".repeat(32);
         {
+            // Created 0600, as nesca creates its databases: an older one is no different.
+            super::super::files::create_private(&path).unwrap();
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL);")
                 .unwrap();
