@@ -140,6 +140,73 @@ pub enum ChannelClientRefusal {
     Revoked,
     /// Reserved or failed: never issued.
     NotIssued,
+    /// The partner it was issued to is no longer registered or active.
+    PartnerInactive,
+    /// Not a certificate nesca issued (unknown serial, or other bytes under that serial).
+    Unknown,
+    /// The store could not be read: refused, never let through.
+    Unavailable,
+}
+
+impl ChannelClientRefusal {
+    /// Why, in words for the log and the answer.
+    pub fn reason(self) -> &'static str {
+        match self {
+            ChannelClientRefusal::NotAPartnerCertificate => "not a partner certificate",
+            ChannelClientRefusal::Revoked => "the certificate is suspended or revoked",
+            ChannelClientRefusal::NotIssued => "the certificate was never issued",
+            ChannelClientRefusal::PartnerInactive => "the partner is no longer active",
+            ChannelClientRefusal::Unknown => "not a certificate nesca issued",
+            ChannelClientRefusal::Unavailable => "the partner's status cannot be read now",
+        }
+    }
+}
+
+/// The partner certificates presented to the channels, checked on every request: a
+/// certificate revoked, or a partner deactivated, after the TLS handshake must not keep an
+/// open connection working. One indexed read of the certificate and one of the partners per
+/// request — no cache, so nothing is ever served from a stale verdict.
+pub struct ChannelClients {
+    store: Arc<dyn Store>,
+    issuer: ca_core::IssuerId,
+}
+
+impl ChannelClients {
+    /// Partner certificates of `issuer` (the CA that issues them).
+    pub fn new(store: Arc<dyn Store>, issuer: ca_core::IssuerId) -> ChannelClients {
+        ChannelClients { store, issuer }
+    }
+
+    /// Whether `end_entity` (DER, as the handshake verified it) still authenticates a
+    /// partner's system: nesca's own record of it, a partner certificate, active, of a
+    /// registered and active partner.
+    pub fn check(&self, end_entity: &[u8]) -> std::result::Result<(), ChannelClientRefusal> {
+        let serial = nesca_pkix::subject::serial_hex(end_entity)
+            .ok()
+            .and_then(|hex| ca_core::Serial::parse_hex(&hex).ok())
+            .ok_or(ChannelClientRefusal::Unknown)?;
+        let record = self
+            .store
+            .get(Some(&self.issuer), &serial)
+            .map_err(|_| ChannelClientRefusal::Unavailable)?
+            .filter(|r| r.cert_der.as_deref() == Some(end_entity))
+            .ok_or(ChannelClientRefusal::Unknown)?;
+        check_channel_client(&record)?;
+        // The partner is named in the subject by its licence number (serialNumber).
+        let licence = nesca_pkix::subject::subject_attribute(end_entity, "2.5.4.5")
+            .ok()
+            .flatten()
+            .ok_or(ChannelClientRefusal::NotAPartnerCertificate)?;
+        let partners = self
+            .store
+            .partners()
+            .map_err(|_| ChannelClientRefusal::Unavailable)?;
+        if partners.iter().any(|p| p.active && p.license_no == licence) {
+            Ok(())
+        } else {
+            Err(ChannelClientRefusal::PartnerInactive)
+        }
+    }
 }
 
 /// The rule for the certificate a partner's system presents to the channels: nesca's own

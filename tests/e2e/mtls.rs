@@ -1,6 +1,8 @@
 //! The channels' mTLS listener: only certificates nesca issued to a registered partner, and
 //! active now, open a connection; the verified chain reaches the plugin.
 
+use crate::support::http::HttpResponse;
+use crate::support::idcard::{ChannelClient, Signer};
 use crate::support::mtls::{get_over_mtls, key_of, MtlsListener};
 use crate::support::partner::{issue_cert, withdraw_partner_cert};
 use crate::support::server::{server_demo, Server};
@@ -85,5 +87,59 @@ fn channels_over_mtls_accept_only_active_partner_certificates() {
         "a revoked certificate got in:\n{after}"
     );
 
+    server.assert_running();
+}
+
+/// Partner status is checked on every request, not only at the handshake: a certificate
+/// revoked, or its partner deactivated, after the handshake gets 403 `client_certificate` on
+/// the open keep-alive connection's next request.
+#[test]
+fn an_open_connection_stops_when_its_certificate_or_partner_does() {
+    let demo = server_demo();
+    let listener = MtlsListener::configure(&demo);
+    let (o, cert) = issue_cert(&demo, "acme", "role", "kec-3", "kec3.pem");
+    let serial = single_serial_line(&o.ok());
+    let mut server = Server::serve(&demo);
+    let client = |cert: &std::path::Path, key: std::path::PathBuf| {
+        ChannelClient::new(
+            listener.port,
+            &listener.ca,
+            Some(&Signer {
+                cert: cert.to_path_buf(),
+                key,
+            }),
+        )
+    };
+    let refused = |r: &HttpResponse, why: &str| {
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(
+            r.status == 403 && body.contains("client_certificate") && body.contains(why),
+            "{} {body}",
+            r.status
+        );
+    };
+
+    let revoked = client(&cert, key_of(&demo, "role", "kec-3"));
+    let mut open = revoked.keep_alive().unwrap();
+    assert_eq!(open.get("/channels/echo/a").unwrap().status, 200);
+    withdraw_partner_cert(&demo, &serial).ok();
+    refused(
+        &open.get("/channels/echo/b").unwrap(),
+        "suspended or revoked",
+    );
+
+    let kec1 = client(&listener.client_cert, listener.client_key.clone());
+    let mut open = kec1.keep_alive().unwrap();
+    assert_eq!(open.get("/channels/echo/a").unwrap().status, 200);
+    demo.nesca(&[
+        "partner",
+        "deactivate",
+        "--config",
+        s(&demo.config()),
+        "--id",
+        "acme",
+    ])
+    .ok();
+    refused(&open.get("/channels/echo/b").unwrap(), "no longer active");
     server.assert_running();
 }

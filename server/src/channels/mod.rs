@@ -3,6 +3,7 @@
 
 mod applicant;
 mod host;
+mod partner_status;
 mod refusal;
 mod tls;
 
@@ -75,6 +76,18 @@ pub(crate) fn load_all(cfg: &Loaded, host: Arc<dyn HostApi>) -> Result<Vec<Chann
         });
     }
     Ok(loaded)
+}
+
+/// `channels` with every request's client certificate checked again against nesca's records
+/// (the mTLS listener's routes).
+pub(crate) fn rechecking_clients(
+    channels: Router,
+    clients: nesca_ra::partners::ChannelClients,
+) -> Router {
+    channels.layer(axum::middleware::from_fn_with_state(
+        Arc::new(clients),
+        partner_status::recheck,
+    ))
 }
 
 /// `/channels/{name}` and everything below it, forwarded to the plugin of that name.

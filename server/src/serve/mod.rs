@@ -487,8 +487,12 @@ fn mount_channels(
         &cfg.path(key),
         &ca.record.cert_der,
         ca.record.id.clone(),
-        store,
+        store.clone(),
     )?;
+    // Every request's client certificate is checked again: the handshake's verdict does not
+    // outlive a revocation or a partner's deactivation on a kept-alive connection.
+    let clients = nesca_ra::partners::ChannelClients::new(store, ca.record.id.clone());
+    let channels = crate::channels::rechecking_clients(channels, clients);
     Ok((
         public_app,
         Some(ChannelListener {

@@ -75,7 +75,7 @@ impl ChannelClient {
     #[track_caller]
     /// A client of the listener on 127.0.0.1:`port` that trusts `ca_chain` and presents
     /// `client` (no certificate when `None`).
-    pub(super) fn new(port: u16, ca_chain: &Path, client: Option<&Signer>) -> ChannelClient {
+    pub(crate) fn new(port: u16, ca_chain: &Path, client: Option<&Signer>) -> ChannelClient {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_file_iter(ca_chain).expect("ca-chain.pem") {
@@ -148,6 +148,26 @@ impl ChannelClient {
         self.request_with(method, path, body, None)
     }
 
+    /// One TLS connection kept open across requests (HTTP/1.1 keep-alive).
+    pub(crate) fn keep_alive(&self) -> Result<KeptConnection, String> {
+        Ok(KeptConnection {
+            tls: self.connect("keep-alive")?,
+        })
+    }
+
+    /// A TLS connection to the listener (the handshake happens on first use); `request`
+    /// names what it is for in errors.
+    fn connect(&self, request: &str) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
+        let sock = TcpStream::connect_timeout(&self.addr, HTTP_LIMIT)
+            .map_err(|e| format!("{request}: cannot connect to {}: {e}", self.addr))?;
+        sock.set_read_timeout(Some(HTTP_LIMIT)).expect("timeout");
+        sock.set_write_timeout(Some(HTTP_LIMIT)).expect("timeout");
+        let name = ServerName::IpAddress(self.addr.ip().into());
+        let conn = ClientConnection::new(self.config.clone(), name)
+            .map_err(|e| format!("{request}: TLS client: {e}"))?;
+        Ok(StreamOwned::new(conn, sock))
+    }
+
     fn request_with(
         &self,
         method: &str,
@@ -156,14 +176,7 @@ impl ChannelClient {
         authorization: Option<&str>,
     ) -> Result<HttpResponse, String> {
         let request = format!("{method} {path}");
-        let sock = TcpStream::connect_timeout(&self.addr, HTTP_LIMIT)
-            .map_err(|e| format!("{request}: cannot connect to {}: {e}", self.addr))?;
-        sock.set_read_timeout(Some(HTTP_LIMIT)).expect("timeout");
-        sock.set_write_timeout(Some(HTTP_LIMIT)).expect("timeout");
-        let name = ServerName::IpAddress(self.addr.ip().into());
-        let conn = ClientConnection::new(self.config.clone(), name)
-            .map_err(|e| format!("{request}: TLS client: {e}"))?;
-        let mut tls = StreamOwned::new(conn, sock);
+        let mut tls = self.connect(&request)?;
         let mut headers = vec![("Accept", "application/json")];
         if let Some(a) = authorization {
             headers.push(("Authorization", a));
@@ -180,5 +193,24 @@ impl ChannelClient {
         let response = read_response(&mut tls, &request);
         let _ = tls.sock.shutdown(std::net::Shutdown::Both);
         response
+    }
+}
+
+/// A connection of [`ChannelClient::keep_alive`]: requests go one after another on it.
+pub(crate) struct KeptConnection {
+    tls: StreamOwned<ClientConnection, TcpStream>,
+}
+
+impl KeptConnection {
+    /// `GET PATH` on this connection, asking to keep it open. `Err` when no HTTP response
+    /// came back on it (the server closed it, or refused).
+    pub(crate) fn get(&mut self, path: &str) -> Result<HttpResponse, String> {
+        let head =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n");
+        self.tls
+            .write_all(head.as_bytes())
+            .and_then(|_| self.tls.flush())
+            .map_err(|e| format!("GET {path}: sending: {e}"))?;
+        read_response(&mut self.tls, &format!("GET {path}"))
     }
 }
