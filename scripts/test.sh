@@ -6,6 +6,8 @@
 #   NESCA_TOOLS_DIR        where the pkilint venv goes (default ~/.cache/nesca-tools)
 #   NESCA_PKILINT_DIR      a bin directory that already holds lint_etsi_cert: use it, install nothing
 #   NESCA_PKILINT_VERSION  pkilint version to install (default below; "latest" for the newest)
+#   NESCA_FUZZ_SECONDS     how long each fuzz target in fuzz/ runs after the tests (default 15;
+#                          0 skips fuzzing; cargo-fuzz is installed with cargo when missing)
 #
 # Before the tests it checks the code's habits: `cargo fmt --check`, and clippy with every warning
 # an error. Extra arguments go to `cargo test` (e.g. `scripts/test.sh -- --test-threads=1`).
@@ -88,3 +90,28 @@ cargo fmt --all -- --check
 say "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked --features nesca/test-clock -- -D warnings
 cargo test --workspace --locked --features nesca/test-clock "$@"
+
+# --- fuzzing ---------------------------------------------------------------------------------
+# Every target in fuzz/ for a bounded time: input from outside must never panic. No sanitizer
+# (`-s none`): the code is safe Rust, a panic is what is looked for, and the build is minutes
+# shorter. RUSTC_BOOTSTRAP lets the stable toolchain take cargo-fuzz's flags.
+fuzz_seconds="${NESCA_FUZZ_SECONDS:-15}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        say "installing cargo-fuzz"
+        cargo install --quiet --locked cargo-fuzz --version 0.13.2
+    fi
+    cd "$repo/fuzz"
+    log="$(mktemp)"
+    for target in $(RUSTC_BOOTSTRAP=1 cargo fuzz list); do
+        say "fuzz $target for ${fuzz_seconds} s"
+        if ! RUSTC_BOOTSTRAP=1 cargo fuzz run -s none "$target" -- \
+            -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 >"$log" 2>&1; then
+            tail -n 40 "$log" >&2
+            say "fuzz target $target failed (the input is under fuzz/artifacts/$target/)"
+            exit 1
+        fi
+        grep -E '^Done [0-9]+ runs' "$log" >&2 || true
+    done
+    rm -f "$log"
+fi

@@ -31,6 +31,22 @@ mod testkit;
 #[cfg(test)]
 mod tests;
 
+/// The request parsers as the responder runs them, for the fuzz targets in `fuzz/`: whether
+/// `der` is a well-formed OCSPRequest nesca would answer, and whether `encoded` (a GET path
+/// segment) decodes to one of at most `max_len` octets. Never panics on any input.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses `der` as an OCSPRequest (RFC 6960 §4.1.1).
+    pub fn parse_request(der: &[u8]) -> bool {
+        crate::request::parse(der).is_ok()
+    }
+
+    /// Decodes a GET path segment, then parses what it carries.
+    pub fn parse_get_path(encoded: &str, max_len: usize) -> bool {
+        crate::request::decode_get_path(encoded, max_len).is_ok_and(|der| parse_request(&der))
+    }
+}
+
 pub use config::ResponderConfig;
 pub use error::OcspError;
 pub use issuer::ServedIssuer;
