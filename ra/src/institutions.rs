@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ca_core::institution::{InstitutionId, InstitutionRecord, Payer, TaxNo};
-use ca_core::store::Store;
+use ca_core::store::{InstitutionChange, Store};
 use ca_core::{Principal, Tckn, UnixTime};
 
 use crate::error::{RaError, Result};
@@ -39,19 +39,7 @@ impl InstitutionRegistration {
                 format!("must be 1 to {MAX_NAME_CHARS} characters, no control characters"),
             ));
         }
-        // A certificate that names a person must name the officer (a NES writes
-        // PNOTR-<T.C. Kimlik No>).
-        if let Ok(Some(serial_number)) =
-            nesca_pkix::subject::subject_attribute(&officer_cert_der, "2.5.4.5")
-        {
-            let digits: String = serial_number.chars().filter(char::is_ascii_digit).collect();
-            if digits.len() == 11 && digits != officer.as_str() {
-                return Err(RaError::invalid(
-                    "officer-cert",
-                    "its subject serialNumber names another person than --officer-tckn",
-                ));
-            }
-        }
+        check_officer(&officer, &officer_cert_der)?;
         Ok(InstitutionRegistration {
             record: InstitutionRecord {
                 id,
@@ -65,6 +53,23 @@ impl InstitutionRegistration {
             },
         })
     }
+}
+
+/// A certificate that names a person must name the officer (a NES writes
+/// PNOTR-<T.C. Kimlik No>). `officer_cert_der` must already be a parsed X.509 certificate.
+fn check_officer(officer: &Tckn, officer_cert_der: &[u8]) -> Result<()> {
+    if let Ok(Some(serial_number)) =
+        nesca_pkix::subject::subject_attribute(officer_cert_der, "2.5.4.5")
+    {
+        let digits: String = serial_number.chars().filter(char::is_ascii_digit).collect();
+        if digits.len() == 11 && digits != officer.as_str() {
+            return Err(RaError::invalid(
+                "officer-cert",
+                "its subject serialNumber names another person than --officer-tckn",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The registry of institutions.
@@ -96,6 +101,57 @@ impl Institutions {
     /// Every registered institution.
     pub fn list(&self) -> Result<Vec<InstitutionRecord>> {
         Ok(self.store.institutions()?)
+    }
+
+    /// A new e-İmza officer for institution `id` (the old one's lists are refused from now):
+    /// the certificate must name the officer, as at registration.
+    pub fn change_officer(
+        &self,
+        by: &Principal,
+        id: &InstitutionId,
+        officer: Tckn,
+        officer_cert_der: Vec<u8>,
+        now: UnixTime,
+    ) -> Result<InstitutionRecord> {
+        check_officer(&officer, &officer_cert_der)?;
+        let change = InstitutionChange::Officer {
+            officer_tckn: officer,
+            officer_cert_der,
+        };
+        self.change(by, id, change, now)
+    }
+
+    /// Activates or deactivates institution `id`: a deactivated institution's lists (and
+    /// its portal's uploads) are refused; its people already invited keep their applications.
+    pub fn set_active(
+        &self,
+        by: &Principal,
+        id: &InstitutionId,
+        active: bool,
+        now: UnixTime,
+    ) -> Result<InstitutionRecord> {
+        self.change(by, id, InstitutionChange::Active(active), now)
+    }
+
+    fn change(
+        &self,
+        by: &Principal,
+        id: &InstitutionId,
+        change: InstitutionChange,
+        now: UnixTime,
+    ) -> Result<InstitutionRecord> {
+        self.store.change_institution(id, change, by, now)?;
+        self.store.institution(id)?.ok_or_else(|| {
+            RaError::invalid("institution", format!("no registered institution \"{id}\""))
+        })
+    }
+
+    /// Sends invited application `id` a new access password (drawn when the outbox sends it;
+    /// the old one stops working then) and lifts its sign-in lock: what an operator does for
+    /// a person who lost the e-mail or was locked out by someone else's guesses.
+    pub fn resend_access_password(&self, by: &Principal, id: &str, now: UnixTime) -> Result<()> {
+        self.store.resend_access_password(id, by, now)?;
+        Ok(())
     }
 }
 

@@ -114,6 +114,12 @@ enum InstitutionCommand {
     Add(commands::institution::AddArgs),
     /// List the institutions, one JSON object per line
     List(ConfigArg),
+    /// Replace an institution's e-İmza officer (the old officer's lists are refused from now)
+    SetOfficer(commands::institution::SetOfficerArgs),
+    /// Deactivate an institution: its lists and its portal's uploads are refused
+    Deactivate(commands::institution::IdArgs),
+    /// Activate a deactivated institution again
+    Activate(commands::institution::IdArgs),
 }
 
 #[derive(Subcommand)]
@@ -132,6 +138,8 @@ enum ApplicantCommand {
     Show(commands::applicant::ShowArgs),
     /// Record the receipt of a wet-signed application form (its scan is kept)
     ReceiveWet(commands::applicant::ReceiveWetArgs),
+    /// Send an invited person a new access password and lift their sign-in lock
+    ResendPassword(commands::applicant::ShowArgs),
     /// Record a person's e-Onay consent with its evidence
     Consent(commands::applicant::ConsentArgs),
 }
@@ -201,6 +209,15 @@ fn main() -> ExitCode {
         Command::Partner(PartnerCommand::IssueCert(a)) => commands::partner::issue_cert(a),
         Command::Institution(InstitutionCommand::Add(a)) => commands::institution::add(a),
         Command::Institution(InstitutionCommand::List(a)) => commands::institution::list(a),
+        Command::Institution(InstitutionCommand::SetOfficer(a)) => {
+            commands::institution::set_officer(a)
+        }
+        Command::Institution(InstitutionCommand::Deactivate(a)) => {
+            commands::institution::set_active(a, false)
+        }
+        Command::Institution(InstitutionCommand::Activate(a)) => {
+            commands::institution::set_active(a, true)
+        }
         Command::Import(a) => commands::import::run(a),
         Command::ConfirmList(a) => commands::import::confirm(a),
         Command::RejectList(a) => commands::import::reject(a),
@@ -209,6 +226,9 @@ fn main() -> ExitCode {
         Command::Applicant(ApplicantCommand::List(a)) => commands::applicant::list(a),
         Command::Applicant(ApplicantCommand::Show(a)) => commands::applicant::show(a),
         Command::Applicant(ApplicantCommand::ReceiveWet(a)) => commands::applicant::receive_wet(a),
+        Command::Applicant(ApplicantCommand::ResendPassword(a)) => {
+            commands::applicant::resend_password(a)
+        }
         Command::Applicant(ApplicantCommand::Consent(a)) => commands::applicant::consent(a),
         Command::Production(ProductionCommand::Run(a)) => commands::production::run(a),
         Command::Production(ProductionCommand::Csr(a)) => commands::production::csr(a),

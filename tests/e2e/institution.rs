@@ -690,3 +690,74 @@ fn a_revoked_officer_enrols_no_one() {
         assert!(outbox(&demo).is_empty(), "{}", out.describe());
     }
 }
+
+/// What operators do for an institution and its people: deactivate it (its lists refused)
+/// and activate it again; replace its officer (the old officer's signature refused, the new
+/// one's accepted, a certificate naming someone else than the officer refused); send an
+/// invited person a new access password.
+#[test]
+fn operators_change_officers_deactivate_and_resend_passwords() {
+    let demo = Demo::init();
+    let (cert, key) = institution(&demo, "ankara-bb", "0680049583");
+    let list = csv_list(&demo.work);
+    let old_sig = sign(&demo.work, &list, &cert, &key, "liste.p7s");
+    // A NES of Çağrı (10000000078), who becomes the officer.
+    let new_sig = forged_signature(&demo, &list);
+    let new_cert = demo.work.join("intruder.pem");
+    let config = demo.config();
+    let nesca = |args: &[&str]| {
+        let mut all = vec![args[0], args[1], "--config", s(&config)];
+        all.extend_from_slice(&args[2..]);
+        demo.nesca(&all)
+    };
+
+    let off = json(&nesca(&["institution", "deactivate", "--id", "ankara-bb"]).ok());
+    assert_eq!(off["active"], false, "{off}");
+    let out = import(&demo, "ankara-bb", &list, ("--signature", &old_sig), &[]);
+    assert_refusal(&out, &["institution", "is deactivated"]);
+    let on = json(&nesca(&["institution", "activate", "--id", "ankara-bb"]).ok());
+    assert_eq!(on["active"], true, "{on}");
+
+    let out = nesca(&[
+        "institution",
+        "set-officer",
+        "--id",
+        "ankara-bb",
+        "--officer-tckn",
+        "10000000146",
+        "--officer-cert",
+        s(&new_cert),
+    ]);
+    assert_refusal(&out, &["officer-cert", "names another person"]);
+    let changed = json(
+        &nesca(&[
+            "institution",
+            "set-officer",
+            "--id",
+            "ankara-bb",
+            "--officer-tckn",
+            "10000000078",
+            "--officer-cert",
+            s(&new_cert),
+        ])
+        .ok(),
+    );
+    assert_eq!(changed["officer_tckn"], "10000000078", "{changed}");
+    let out = import(&demo, "ankara-bb", &list, ("--signature", &old_sig), &[]);
+    assert_refusal(&out, &["signature", "not the officer's signature"]);
+    let imported = json(&import(&demo, "ankara-bb", &list, ("--signature", &new_sig), &[]).ok());
+    assert_eq!(imported["rows"]["created"], 4, "{imported}");
+
+    let listed = nesca(&["applicant", "list", "--institution", "ankara-bb"]).ok();
+    let first: Value = serde_json::from_str(listed.stdout.lines().next().unwrap()).unwrap();
+    let id = first["id"].as_str().unwrap();
+    let sent = outbox(&demo).len();
+    nesca(&["applicant", "resend-password", "--id", id]).ok();
+    assert_eq!(outbox(&demo).len(), sent + 1);
+    let out = nesca(&["applicant", "resend-password", "--id", "pa-0000"]);
+    assert_refusal(&out, &["id", "not an invited application"]);
+    let audit = demo
+        .nesca(&["audit", "verify", "--config", s(&config)])
+        .ok();
+    assert!(audit.stdout.contains("intact"), "{}", audit.describe());
+}

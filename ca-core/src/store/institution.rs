@@ -226,6 +226,19 @@ pub struct HeldListEnd {
     pub at: UnixTime,
 }
 
+/// A change an operator makes to a registered institution, as the registration authority
+/// checked it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstitutionChange {
+    /// A new e-İmza officer: only lists signed with `officer_cert_der` are accepted from now.
+    Officer {
+        officer_tckn: crate::Tckn,
+        officer_cert_der: Vec<u8>,
+    },
+    /// Active (imports lists) or deactivated (its lists and portal uploads are refused).
+    Active(bool),
+}
+
 /// Institutions, their lists and the pre-applications made from them.
 pub trait InstitutionStore: Send + Sync {
     /// Registers an institution and its e-İmza officer; refuses an id or tax number that
@@ -233,6 +246,24 @@ pub trait InstitutionStore: Send + Sync {
     fn add_institution(
         &self,
         institution: InstitutionRecord,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<()>;
+    /// Applies `change` to institution `id`, with its audit record; refuses an unknown id.
+    fn change_institution(
+        &self,
+        id: &InstitutionId,
+        change: InstitutionChange,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<()>;
+    /// Queues a new access password for invited pre-application `id` (the outbox draws it at
+    /// send time; it replaces the old one then) and clears its sign-in lock and count, in one
+    /// transaction with its audit record. Refused with [`crate::CaError::Conflict`] unless the
+    /// pre-application is invited.
+    fn resend_access_password(
+        &self,
+        id: &str,
         actor: &crate::Principal,
         at: UnixTime,
     ) -> Result<()>;

@@ -130,6 +130,16 @@ pub(crate) fn show(a: ShowArgs) -> Result<()> {
     emit(&format!("{}\n", to_json(&view(&enrollments, &a.id)?)))
 }
 
+/// A new access password for an invited person (lost e-mail, or locked out by someone
+/// else's guesses): queued for the outbox, the sign-in lock lifted.
+pub(crate) fn resend_password(a: ShowArgs) -> Result<()> {
+    let (enrollments, store) = open(&a.config)?;
+    let institutions = nesca_ra::institutions::Institutions::new(store);
+    let now = wiring::clock().now_unix();
+    institutions.resend_access_password(&ca_core::Principal::HostOperator, &a.id, now)?;
+    emit(&format!("{}\n", to_json(&view(&enrollments, &a.id)?)))
+}
+
 pub(crate) fn receive_wet(a: ReceiveWetArgs) -> Result<()> {
     let (enrollments, _) = open(&a.config)?;
     let scan = read_limited("scan", &a.scan, MAX_FILE_BYTES)?;

@@ -1,5 +1,5 @@
-//! `nesca institution add|list`: institutions that get NES for their staff through the
-//! institutional channel, each with its one e-İmza officer.
+//! `nesca institution add|list|set-officer|deactivate|activate`: institutions that get NES
+//! for their staff through the institutional channel, each with its one e-İmza officer.
 
 use std::path::PathBuf;
 
@@ -82,6 +82,60 @@ pub(crate) fn add(a: AddArgs) -> Result<()> {
     let institutions = Institutions::new(wiring::open_existing_store(&cfg)?);
     let now = crate::wiring::clock().now_unix();
     let record = institutions.register(&Principal::HostOperator, registration, now)?;
+    emit(&format!("{}\n", to_json(&record)))
+}
+
+#[derive(Args)]
+pub(crate) struct SetOfficerArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The institution's id
+    #[arg(long)]
+    id: String,
+    /// The new e-İmza officer's T.C. Kimlik No
+    #[arg(long)]
+    officer_tckn: String,
+    /// The new officer's certificate (PEM or DER); only lists signed with it are accepted
+    #[arg(long)]
+    officer_cert: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct IdArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The institution's id
+    #[arg(long)]
+    id: String,
+}
+
+/// The registry of the configuration's store, the institution's id and now.
+fn registry(config: &std::path::Path, id: &str) -> Result<(Institutions, InstitutionId)> {
+    let id = InstitutionId::parse(id)?;
+    let cfg = Loaded::read(config)?;
+    Ok((Institutions::new(wiring::open_existing_store(&cfg)?), id))
+}
+
+/// A new e-İmza officer: the old officer's lists are refused from now.
+pub(crate) fn set_officer(a: SetOfficerArgs) -> Result<()> {
+    let officer = Tckn::parse(&a.officer_tckn).map_err(|e| CliError::Argument {
+        field: "officer-tckn",
+        rule: e.to_string(),
+    })?;
+    let cert = read_certificate(&a.officer_cert)?;
+    let (institutions, id) = registry(&a.config, &a.id)?;
+    let now = wiring::clock().now_unix();
+    let record = institutions.change_officer(&Principal::HostOperator, &id, officer, cert, now)?;
+    emit(&format!("{}\n", to_json(&record)))
+}
+
+/// Deactivates (`active` false) or activates an institution.
+pub(crate) fn set_active(a: IdArgs, active: bool) -> Result<()> {
+    let (institutions, id) = registry(&a.config, &a.id)?;
+    let now = wiring::clock().now_unix();
+    let record = institutions.set_active(&Principal::HostOperator, &id, active, now)?;
     emit(&format!("{}\n", to_json(&record)))
 }
 

@@ -8,8 +8,8 @@
 use super::{audit_records, T0};
 use crate::institution::{InstitutionId, ListImport, ListRow, ListSignature};
 use crate::store::{
-    HeldListEnd, ImportStatus, ListConfirmation, ListConfirmed, ListImportWrite, ListSignatureKind,
-    PreApplicationStatus, Store,
+    HeldListEnd, ImportStatus, InstitutionChange, ListConfirmation, ListConfirmed, ListImportWrite,
+    ListSignatureKind, PreApplicationStatus, Store,
 };
 use crate::testkit::{institution_record, list_row};
 use crate::UnixTime;
@@ -364,6 +364,84 @@ pub fn held_lists_block_no_one_and_end(store: &dyn Store) {
         .held_lists_before(UnixTime::from_secs(T0 + 10), 10)
         .unwrap()
         .is_empty());
+}
+
+/// An operator changes an institution's officer and its activity, each with its audit
+/// record (an unknown institution refused, nothing written); a new access password is queued
+/// for an invited pre-application only, and clears its sign-in lock.
+pub fn institutions_change_and_passwords_are_resent(store: &dyn Store) {
+    let (id, invited) = one_invited(store);
+    let op = crate::Principal::HostOperator;
+    let at = UnixTime::from_secs(T0 + 1);
+    let officer = crate::Tckn::parse("10000000078").unwrap();
+    let records = audit_records(store);
+    store
+        .change_institution(
+            &id,
+            InstitutionChange::Officer {
+                officer_tckn: officer,
+                officer_cert_der: vec![0x30, 0x01, 0x00],
+            },
+            &op,
+            at,
+        )
+        .unwrap();
+    store
+        .change_institution(&id, InstitutionChange::Active(false), &op, at)
+        .unwrap();
+    let record = store.institution(&id).unwrap().unwrap();
+    assert_eq!(
+        (record.officer_tckn, record.officer_cert_der, record.active),
+        (officer, vec![0x30, 0x01, 0x00], false)
+    );
+    store
+        .change_institution(&id, InstitutionChange::Active(true), &op, at)
+        .unwrap();
+    assert!(store.institution(&id).unwrap().unwrap().active);
+    assert_eq!(audit_records(store), records + 3);
+    let nobody = InstitutionId::parse("nobody").unwrap();
+    assert!(store
+        .change_institution(&nobody, InstitutionChange::Active(false), &op, at)
+        .is_err());
+    assert_eq!(audit_records(store), records + 3);
+
+    // A locked-out invited person: a new password, the lock cleared.
+    store
+        .enrollment_write(crate::store::EnrollmentWrite::LockSignIn {
+            id: invited.clone(),
+            until: UnixTime::from_secs(T0 + 1800),
+            actor: op.clone(),
+            at,
+        })
+        .unwrap();
+    let outbox = store.outbox().unwrap().len();
+    store.resend_access_password(&invited, &op, at).unwrap();
+    assert_eq!(store.outbox().unwrap().len(), outbox + 1);
+    let e = store.enrollment(&invited).unwrap().unwrap();
+    assert_eq!((e.failed_sign_ins, e.locked_until), (0, None));
+    let held = store
+        .import_list(write(
+            &id,
+            "cd",
+            ImportStatus::AwaitingConfirmation,
+            vec![list_row(2, "10000000078", "MEHMET")],
+            vec![],
+        ))
+        .unwrap()
+        .created[0]
+        .1
+        .clone();
+    let records = audit_records(store);
+    for not_invited in [held.as_str(), "no-such-application"] {
+        assert!(matches!(
+            store.resend_access_password(not_invited, &op, at),
+            Err(crate::CaError::Conflict { .. })
+        ));
+    }
+    assert_eq!(
+        (audit_records(store), store.outbox().unwrap().len()),
+        (records, outbox + 1)
+    );
 }
 
 /// A confirmation that expects the list to await it, when it does not (confirmed already,

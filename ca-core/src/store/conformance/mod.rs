@@ -43,9 +43,9 @@ pub use enrollments::{
     wet_approval_and_held_renewal,
 };
 pub use institutions::{
-    held_lists_block_no_one_and_end, list_import_invites_holds_and_replays,
-    list_import_rechecks_already_open, one_open_pre_application_per_person,
-    stale_list_confirmation_is_a_conflict,
+    held_lists_block_no_one_and_end, institutions_change_and_passwords_are_resent,
+    list_import_invites_holds_and_replays, list_import_rechecks_already_open,
+    one_open_pre_application_per_person, stale_list_confirmation_is_a_conflict,
 };
 pub use registry::{cas_are_never_overwritten, partners_are_added_read_and_never_overwritten};
 
@@ -202,6 +202,7 @@ macro_rules! store_conformance_tests {
             one_open_pre_application_per_person,
             list_import_rechecks_already_open,
             held_lists_block_no_one_and_end,
+            institutions_change_and_passwords_are_resent,
             stale_list_confirmation_is_a_conflict,
             stale_enrollment_writes_are_conflicts
         );

@@ -14,8 +14,9 @@ use crate::institution::{
     ImportOutcome, InstitutionId, InstitutionRecord, ListSignature, Payer, TaxNo,
 };
 use crate::store::{
-    HeldListEnd, ImportStatus, InstitutionStore, ListConfirmation, ListConfirmed, ListImportRecord,
-    ListImportWrite, ListSignatureKind, PreApplication, PreApplicationStatus,
+    HeldListEnd, ImportStatus, InstitutionChange, InstitutionStore, ListConfirmation,
+    ListConfirmed, ListImportRecord, ListImportWrite, ListSignatureKind, PreApplication,
+    PreApplicationStatus,
 };
 use crate::UnixTime;
 
@@ -156,6 +157,96 @@ pub(super) fn read_institutions(conn: &Connection) -> rusqlite::Result<Vec<Insti
     ))?;
     let rows = st.query_map([], institution_row)?;
     rows.collect()
+}
+
+pub(super) fn change_institution(
+    conn: &Connection,
+    (id, change): (&InstitutionId, &InstitutionChange),
+    actor: &crate::Principal,
+    at: UnixTime,
+    head: &mut AuditHead,
+) -> Result<(), Refusal> {
+    let (changed, action, detail) =
+        match change {
+            InstitutionChange::Officer {
+                officer_tckn,
+                officer_cert_der,
+            } => {
+                use sha2::Digest as _;
+                let n = conn
+                .prepare_cached(
+                    "UPDATE institutions SET officer_tckn = ?2, officer_cert = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id.as_str(), officer_tckn.as_str(), officer_cert_der])?;
+                let digest = hex::encode(sha2::Sha256::digest(officer_cert_der));
+                (
+                    n,
+                    "change-institution-officer",
+                    format!(
+                        "institution={id} officer_tckn={} officer_cert_sha256={digest}",
+                        officer_tckn.as_str()
+                    ),
+                )
+            }
+            InstitutionChange::Active(active) => {
+                let n = conn
+                    .prepare_cached("UPDATE institutions SET active = ?2 WHERE id = ?1")?
+                    .execute(params![id.as_str(), active])?;
+                let action = if *active {
+                    "activate-institution"
+                } else {
+                    "deactivate-institution"
+                };
+                (n, action, format!("institution={id}"))
+            }
+        };
+    if changed != 1 {
+        return Err(Refusal::Refused(CaError::invalid(
+            "institution",
+            format!("no registered institution \"{id}\""),
+        )));
+    }
+    append_audit(
+        conn,
+        head,
+        event_entry(at, actor, action, String::new(), detail),
+    )
+}
+
+pub(super) fn resend_access_password(
+    conn: &Connection,
+    id: &str,
+    actor: &crate::Principal,
+    at: UnixTime,
+    head: &mut AuditHead,
+) -> Result<(), Refusal> {
+    let email: Option<String> = conn
+        .prepare_cached("SELECT email FROM pre_applications WHERE id = ?1 AND status = 'invited'")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    let Some(email) = email else {
+        return Err(Refusal::Refused(CaError::Conflict {
+            field: "id",
+            rule: format!("{id} is not an invited application"),
+        }));
+    };
+    conn.prepare_cached(QUEUE_ACCESS_PASSWORD)?
+        .execute(params![id, email, at.secs()])?;
+    conn.prepare_cached(
+        "UPDATE enrollments SET failed_sign_ins = 0, locked_until = NULL, updated_at = ?2 WHERE pre_application = ?1",
+    )?
+    .execute(params![id, at.secs()])?;
+    append_audit(
+        conn,
+        head,
+        event_entry(
+            at,
+            actor,
+            "resend-access-password",
+            String::new(),
+            format!("pre_application={id}"),
+        ),
+    )
 }
 
 pub(super) fn add_institution(
@@ -646,6 +737,27 @@ impl InstitutionStore for SqliteStore {
     ) -> Result<()> {
         let actor = actor.to_owned();
         self.submit(move |conn, head| add_institution(conn, &institution, &actor, at, head))
+    }
+
+    fn change_institution(
+        &self,
+        id: &InstitutionId,
+        change: InstitutionChange,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<()> {
+        let (id, actor) = (id.clone(), actor.to_owned());
+        self.submit(move |conn, head| change_institution(conn, (&id, &change), &actor, at, head))
+    }
+
+    fn resend_access_password(
+        &self,
+        id: &str,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<()> {
+        let (id, actor) = (id.to_owned(), actor.to_owned());
+        self.submit(move |conn, head| resend_access_password(conn, &id, &actor, at, head))
     }
 
     fn institution(&self, id: &InstitutionId) -> Result<Option<InstitutionRecord>> {
