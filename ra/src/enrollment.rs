@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{RaError, Result};
-use crate::outbox::{hash_password, password_matches};
+use crate::outbox::{hash_password, password_matches, spend_a_check};
 use ca_core::clock::Clock;
 use ca_core::institution::Payer;
 use ca_core::store::{
@@ -35,6 +35,10 @@ pub mod stage;
 pub const SMS_CODE_SECONDS: i64 = 600;
 /// Wrong access passwords before sign-in locks.
 pub const MAX_SIGN_IN_FAILURES: u32 = 5;
+
+/// What every refused sign-in answers: an unknown number, a wrong password and a locked
+/// sign-in are not told apart.
+pub const SIGN_IN_REFUSED: &str = "the T.C. Kimlik No or the access password is wrong, or sign-in is paused for 30 minutes after 5 wrong passwords";
 /// How long a lock lasts.
 pub const LOCK_SECONDS: i64 = 1_800;
 /// How long a session lasts after sign-in.
@@ -156,16 +160,15 @@ impl Enrollments {
         Ok(self.store.enrollment_write(w)?)
     }
 
-    /// Locks sign-in for [`LOCK_SECONDS`] from `now` and returns the refusal that says until when.
-    fn lock_sign_in(&self, id: String, actor: Principal, now: UnixTime) -> Result<RaError> {
-        let until = now.plus_secs(LOCK_SECONDS);
+    /// Locks sign-in for [`LOCK_SECONDS`] from `now`.
+    fn lock_sign_in(&self, id: String, actor: Principal, now: UnixTime) -> Result<()> {
         self.write(EnrollmentWrite::LockSignIn {
             id,
-            until,
+            until: now.plus_secs(LOCK_SECONDS),
             actor,
             at: now,
         })?;
-        Ok(locked("sign_in", until))
+        Ok(())
     }
 
     /// The enrollment's stage as the store holds it (`None`: not started), and whether `step`
@@ -175,9 +178,11 @@ impl Enrollments {
         step.check(id, stage)
     }
 
-    /// Signs in with T.C. Kimlik No and access password. Every refusal says the same (no
-    /// hint whether the number is known); the 5th wrong password in a row locks sign-in for
-    /// 30 minutes.
+    /// Signs in with T.C. Kimlik No and access password. The 5th wrong password in a row
+    /// locks sign-in for 30 minutes. Every refusal — an unknown number, a wrong password, a
+    /// locked sign-in — says the same and costs one argon2 verification, so neither the answer
+    /// nor its time tells who has an invitation or who is locked (operators see the lock in
+    /// `nesca applicant show` and lift it with `resend-password`).
     ///
     /// The attempt is counted before the password is checked: parallel guesses each take
     /// their own number, and only those within the limit cost an argon2 check, so no more
@@ -185,13 +190,12 @@ impl Enrollments {
     pub fn sign_in(&self, tckn: &Tckn, password: &SecretString) -> Result<SessionGrant> {
         let wrong = || RaError::Unauthenticated {
             field: "sign_in",
-            rule: "the T.C. Kimlik No or the access password is wrong".into(),
+            rule: SIGN_IN_REFUSED.into(),
         };
         let now = self.now();
-        // An unknown number costs the same argon2 verification as a known one, so the time
-        // of the answer does not tell which numbers are invited.
+        // A refusal that checked no password costs one verification all the same.
         let unknown = || {
-            password_matches(password.expose_secret(), dummy_hash());
+            spend_a_check(password.expose_secret(), dummy_hash());
             wrong()
         };
         let Some(id) = self.store.open_pre_application(tckn)? else {
@@ -206,8 +210,8 @@ impl Enrollments {
             return Err(unknown());
         };
         let locked_until = self.store.enrollment(&id)?.and_then(|e| e.locked_until);
-        if let Some(until) = locked_until.filter(|u| *u > now) {
-            return Err(locked("sign_in", until));
+        if locked_until.is_some_and(|u| u > now) {
+            return Err(unknown());
         }
         let actor = applicant(&id);
         // The count and the lock come from one statement: an attempt counted after a lock
@@ -224,18 +228,19 @@ impl Enrollments {
             // A store that did not count fails closed: past every limit.
             _ => (u32::MAX, locked_until),
         };
-        if let Some(until) = locked_until.filter(|u| *u > now) {
-            return Err(locked("sign_in", until));
+        if locked_until.is_some_and(|u| u > now) {
+            return Err(unknown());
         }
         // Past the limit (parallel guesses, or a crash between the last count and its lock):
         // refused unchecked, and the lock written. Locking twice is harmless; the lock resets
         // the count, so it expires as any other lock does.
         if limits::beyond_sign_in_limit(attempt) {
-            return Err(self.lock_sign_in(id, actor, now)?);
+            self.lock_sign_in(id, actor, now)?;
+            return Err(unknown());
         }
         if !password_matches(password.expose_secret(), hash) {
             if limits::sign_in_locks(attempt) {
-                return Err(self.lock_sign_in(id, actor, now)?);
+                self.lock_sign_in(id, actor, now)?;
             }
             return Err(wrong());
         }
@@ -725,14 +730,6 @@ fn counted(outcome: EnrollmentOutcome) -> u32 {
     match outcome {
         EnrollmentOutcome::Counted { count } => count,
         _ => u32::MAX,
-    }
-}
-
-fn locked(field: &'static str, until: UnixTime) -> RaError {
-    RaError::Locked {
-        field,
-        until,
-        until_text: ca_core::rfc3339(until.to_system()),
     }
 }
 

@@ -171,9 +171,20 @@ pub fn hash_password(password: &SecretString) -> Result<String> {
 
 /// Whether `password` matches a PHC hash made by [`hash_password`].
 pub fn password_matches(password: &str, hash: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
     #[cfg(test)]
     checks::count();
+    verify(password, hash)
+}
+
+/// Spends what one password check costs, against a hash no password matches: a refusal
+/// that checked nothing (an unknown number, a locked sign-in) takes as long as one that did.
+/// Not counted as a check.
+pub fn spend_a_check(password: &str, dummy_hash: &str) {
+    let _ = verify(password, dummy_hash);
+}
+
+fn verify(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
     PasswordHash::new(hash)
         .map(|h| {
             Argon2::default()
