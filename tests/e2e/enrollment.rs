@@ -535,7 +535,8 @@ fn invited_people_complete_approve_three_ways_and_are_produced_billed_and_publis
         bad.describe()
     );
 
-    // The public lookup: Çağrı chose "do not publish".
+    // The public lookup shows what holders agreed to: Çağrı chose "do not publish"; İpek
+    // agreed for the certificate of her application, not for the NES an operator issued her.
     let r = server.get(&format!("/certificates/{cagri_serial}"));
     assert_eq!(r.status, 404);
     let r = server.get(&format!("/certificates?tckn={}", CAGRI.tckn));
@@ -546,7 +547,7 @@ fn invited_people_complete_approve_three_ways_and_are_produced_billed_and_publis
     let list = body(&r);
     assert_eq!(
         list["certificates"].as_array().map(Vec::len),
-        Some(2),
+        Some(1),
         "{list}"
     );
     assert_eq!(server.get("/certificates?tckn=12345678901").status, 400);

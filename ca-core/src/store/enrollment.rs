@@ -201,8 +201,10 @@ pub struct LookupCandidate {
     pub not_before: UnixTime,
     pub not_after: UnixTime,
     pub cert_der: Vec<u8>,
-    /// The holder chose "do not publish my certificate" on the enrollment that produced it.
-    pub do_not_publish: bool,
+    /// The holder agreed to its publication: it was produced from an enrollment whose form
+    /// asked them, and they left "do not publish my certificate" unticked. A certificate
+    /// issued through a channel that did not ask (or by an operator) has no such agreement.
+    pub holder_agreed: bool,
 }
 
 /// What the public lookup looks for: one certificate by serial, or one person's certificates.

@@ -1,7 +1,10 @@
 //! The public certificate lookup (sertifika sorgulama): a relying party fetches a certificate
-//! by serial, or lists a person's certificates by T.C. Kimlik No. Issued certificates are
-//! shown whatever became of them (active, suspended or revoked), except those whose holder
-//! chose "do not publish my certificate": to the lookup, those do not exist.
+//! by serial, or lists a person's certificates by T.C. Kimlik No. Publication is opt-in: only
+//! certificates whose holder agreed are shown — those produced from an institutional
+//! enrollment whose form asked, with "do not publish my certificate" left unticked — whatever
+//! became of them (active, suspended or revoked). Every other certificate (a holder who said
+//! no, a channel or an operator that never asked) does not exist to the lookup: a T.C.
+//! Kimlik No must not list what its holder never agreed to show.
 
 use std::sync::Arc;
 
@@ -10,14 +13,13 @@ use ca_core::{Serial, Tckn};
 
 use crate::error::Result;
 
-/// Whether the lookup shows `c`: issued (not reserved or failed) and its holder did not
-/// choose "do not publish".
+/// Whether the lookup shows `c`: issued (not reserved or failed) and its holder agreed.
 pub fn is_public(c: &LookupCandidate) -> bool {
     let issued = matches!(
         c.status,
         CertStatus::Active | CertStatus::Suspended | CertStatus::Revoked
     );
-    issued && !c.do_not_publish
+    issued && c.holder_agreed
 }
 
 /// At most this many certificates are shown for one person, newest first.
@@ -60,7 +62,7 @@ mod tests {
     use super::*;
     use ca_core::UnixTime;
 
-    fn certificate(status: CertStatus, do_not_publish: bool) -> LookupCandidate {
+    fn certificate(status: CertStatus, holder_agreed: bool) -> LookupCandidate {
         LookupCandidate {
             serial: Serial::random(),
             subject: "CN=AYŞE YILMAZ".into(),
@@ -68,22 +70,22 @@ mod tests {
             not_before: UnixTime::from_secs(0),
             not_after: UnixTime::from_secs(1),
             cert_der: vec![0x30, 0x00],
-            do_not_publish,
+            holder_agreed,
         }
     }
 
     #[test]
-    fn issued_certificates_are_public_unless_their_holder_said_no() {
+    fn issued_certificates_are_public_only_when_their_holder_agreed() {
         for status in [
             CertStatus::Active,
             CertStatus::Suspended,
             CertStatus::Revoked,
         ] {
-            assert!(is_public(&certificate(status, false)), "{status}");
-            assert!(!is_public(&certificate(status, true)), "{status}");
+            assert!(is_public(&certificate(status, true)), "{status}");
+            assert!(!is_public(&certificate(status, false)), "{status}");
         }
         for status in [CertStatus::Reserved, CertStatus::Failed] {
-            assert!(!is_public(&certificate(status, false)), "{status}");
+            assert!(!is_public(&certificate(status, true)), "{status}");
         }
     }
 }

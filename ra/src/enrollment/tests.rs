@@ -493,10 +493,11 @@ fn production_is_one_transaction_with_its_invoice_line() {
     assert_eq!(f.store.verify_audit().unwrap().first_break, None);
 }
 
-/// A certificate whose holder did not say "do not publish" is shown, by serial and by holder,
-/// whatever its status; one whose signing failed is not.
+/// Publication is opt-in: a NES issued without an enrollment that asked its holder (here by
+/// an operator) is a candidate the lookup does not show, by serial or by holder. (A produced
+/// enrollment whose holder agreed is shown: e2e `enrollment::invited_people_…`.)
 #[test]
-fn the_public_lookup_shows_issued_certificates() {
+fn the_public_lookup_shows_nothing_its_holder_did_not_agree_to() {
     let f = fixture();
     let issued = f
         .engine
@@ -507,23 +508,20 @@ fn the_public_lookup_shows_issued_certificates() {
             &ca_core::Principal::HostOperator,
         )
         .unwrap();
-    let lookup = lookup::CertificateLookup::new(f.store.clone());
-    let shown = lookup.by_serial(&issued.serial).unwrap().unwrap();
+    let candidates = f
+        .store
+        .lookup_candidates(ca_core::store::LookupKey::Serial(&issued.serial))
+        .unwrap();
     assert_eq!(
-        (shown.serial, shown.status, shown.do_not_publish),
-        (issued.serial, ca_core::store::CertStatus::Active, false)
-    );
-    let holder = shown.cert_der.clone();
-    assert!(!holder.is_empty());
-    assert_eq!(
-        lookup
-            .by_holder(&tckn())
-            .unwrap()
+        candidates
             .iter()
-            .map(|c| c.serial)
+            .map(|c| (c.serial, c.status, c.holder_agreed))
             .collect::<Vec<_>>(),
-        [issued.serial]
+        [(issued.serial, ca_core::store::CertStatus::Active, false)]
     );
+    let lookup = lookup::CertificateLookup::new(f.store.clone());
+    assert_eq!(lookup.by_serial(&issued.serial).unwrap(), None);
+    assert!(lookup.by_holder(&tckn()).unwrap().is_empty());
     assert_eq!(lookup.by_serial(&Serial::random()).unwrap(), None);
 }
 

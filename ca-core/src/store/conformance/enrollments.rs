@@ -490,14 +490,15 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
         .unwrap();
     assert!(store.enrollments_due(at(5), 10).unwrap().is_empty());
 
-    // The lookup's candidates: by serial and by holder, each with its holder's choice.
+    // The lookup's candidates: by serial and by holder, each with whether its holder agreed
+    // (here they ticked "do not publish").
     let found = store.lookup_candidates(LookupKey::Serial(&serial)).unwrap();
     assert_eq!(
         found
             .iter()
-            .map(|c| (c.serial, c.status, c.do_not_publish))
+            .map(|c| (c.serial, c.status, c.holder_agreed))
             .collect::<Vec<_>>(),
-        [(serial, CertStatus::Active, true)]
+        [(serial, CertStatus::Active, false)]
     );
     assert!(store
         .lookup_candidates(LookupKey::Holder(
@@ -505,16 +506,17 @@ pub fn production_writes_its_invoice_line(store: &dyn Store) {
         ))
         .unwrap()
         .iter()
-        .any(|c| c.serial == serial && c.do_not_publish));
+        .any(|c| c.serial == serial && !c.holder_agreed));
     let other = super::issue(store, &nes);
     assert_eq!(
         store
             .lookup_candidates(LookupKey::Serial(&other))
             .unwrap()
             .iter()
-            .map(|c| (c.serial, c.do_not_publish))
+            .map(|c| (c.serial, c.holder_agreed))
             .collect::<Vec<_>>(),
-        [(other, false)]
+        [(other, false)],
+        "issued without an enrollment: nobody asked its holder"
     );
     // A serial whose signing failed has no certificate to show: no candidate.
     assert!(store

@@ -284,7 +284,7 @@ pub(super) fn read_lookup_candidates(
     };
     let mut st = conn.prepare_cached(
         "SELECT c.serial, c.subject, c.status, c.not_before, c.not_after, c.cert_der,
-                EXISTS (SELECT 1 FROM enrollments e WHERE e.serial = c.serial AND e.do_not_publish = 1)
+                EXISTS (SELECT 1 FROM enrollments e WHERE e.serial = c.serial AND e.do_not_publish = 0)
          FROM certificates c
          WHERE c.cert_der IS NOT NULL
            AND (?1 IS NULL OR c.serial = ?1) AND (?2 IS NULL OR c.tckn = ?2)
@@ -300,7 +300,7 @@ pub(super) fn read_lookup_candidates(
             not_before: time(r, 3)?,
             not_after: time(r, 4)?,
             cert_der: r.get(5)?,
-            do_not_publish: r.get(6)?,
+            holder_agreed: r.get(6)?,
         })
     })?;
     rows.collect()
