@@ -29,6 +29,10 @@ pub struct ResponderConfig {
     pub live_concurrency: usize,
     /// The longest a request waits for a live-signing turn before it gets tryLater.
     pub live_wait: Duration,
+    /// How many responses per second may be signed live, for requests (a nonce, an unseen
+    /// serial); past it a request is answered from the pre-produced response without its
+    /// nonce, or tryLater. Pre-production does not count.
+    pub live_per_second: u32,
 }
 
 impl Default for ResponderConfig {
@@ -42,6 +46,7 @@ impl Default for ResponderConfig {
             max_not_issued_cached: 10_000,
             live_concurrency: 16,
             live_wait: Duration::from_secs(5),
+            live_per_second: 200,
         }
     }
 }
@@ -70,6 +75,9 @@ impl ResponderConfig {
         }
         if self.live_concurrency == 0 {
             return bad("live_concurrency", "must be at least 1");
+        }
+        if self.live_per_second == 0 || self.live_per_second > 100_000 {
+            return bad("live_per_second", "must be between 1 and 100000");
         }
         Ok(())
     }

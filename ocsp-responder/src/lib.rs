@@ -9,6 +9,7 @@
 //!   certificate travels in every response.
 #![forbid(unsafe_code)]
 
+mod budget;
 mod cache;
 mod cert_id;
 mod config;

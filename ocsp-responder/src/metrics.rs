@@ -76,6 +76,7 @@ pub struct OcspMetrics {
     source_errors: Counter,
     signatures: Counter,
     cached: Counter,
+    over_budget: Counter,
 }
 
 impl OcspMetrics {
@@ -90,6 +91,11 @@ impl OcspMetrics {
     /// Failures of the status source (the store).
     pub fn source_errors(&self) -> u64 {
         self.source_errors.0.load(Relaxed)
+    }
+    /// Requests past the live-signing budget (answered cached without their nonce, or
+    /// tryLater).
+    pub fn over_budget_requests(&self) -> u64 {
+        self.over_budget.0.load(Relaxed)
     }
     /// Responses signed (live and pre-produced).
     pub fn signatures(&self) -> u64 {
@@ -118,6 +124,9 @@ impl OcspMetrics {
     }
     pub(crate) fn source_error(&self) {
         self.source_errors.0.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn over_budget(&self) {
+        self.over_budget.0.fetch_add(1, Relaxed);
     }
     pub(crate) fn signed(&self) {
         self.signatures.0.fetch_add(1, Relaxed);
@@ -186,6 +195,12 @@ impl OcspMetrics {
                 "counter",
                 "Failures of the status source (the store).",
                 self.source_errors(),
+            ),
+            (
+                "nesca_ocsp_over_budget_total",
+                "counter",
+                "Requests past the live-signing budget (answered cached without nonce, or tryLater).",
+                self.over_budget_requests(),
             ),
             (
                 "nesca_ocsp_signatures_total",

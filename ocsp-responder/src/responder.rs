@@ -10,6 +10,7 @@ use x509_ocsp::{CertId, OcspResponseStatus};
 
 use nesca_ca_types::{Clock, Serial};
 
+use crate::budget::LiveBudget;
 use crate::cache::{Cache, CacheKey, PathIndex};
 use crate::cert_id::{serial_of, CertIdForm};
 use crate::config::ResponderConfig;
@@ -42,6 +43,8 @@ pub struct Responder {
     seq: AtomicU64,
     /// Turns for live signing (HSM calls on blocking threads).
     pub(crate) live_slots: Arc<tokio::sync::Semaphore>,
+    /// Live signatures per second (see `budget`).
+    live_budget: LiveBudget,
 }
 
 /// The answer to one request.
@@ -147,6 +150,7 @@ impl Responder {
             paths: PathIndex::new(PATH_INDEX_CAP),
             capped_cache_control: config.max_age_cap.map(|cap| cache_control(cap.as_secs())),
             live_slots: Arc::new(tokio::sync::Semaphore::new(config.live_concurrency)),
+            live_budget: LiveBudget::new(config.live_per_second, std::time::Instant::now()),
             config,
             clock,
             metrics,
@@ -226,11 +230,38 @@ impl Responder {
                 }
             }
         }
+        if !self.live_budget.try_take(std::time::Instant::now()) {
+            self.metrics.over_budget();
+            return Step::Done(self.over_budget(issuer, &items));
+        }
         Step::Live(LiveRequest {
             issuer,
             items,
             nonce: parsed.nonce,
         })
+    }
+
+    /// The answer past the live-signing budget: the pre-produced response of a single issued
+    /// serial, without the request's nonce (RFC 5019 §2.2.2), while it is fresh; else
+    /// tryLater.
+    fn over_budget(
+        &self,
+        issuer: usize,
+        items: &[(CertId, Option<Serial>, CertIdForm)],
+    ) -> OcspAnswer {
+        if let [(_, Some(serial), form)] = items {
+            let key = CacheKey {
+                issuer,
+                serial: *serial,
+                form: *form,
+            };
+            if let Some(entry) = self.cache.get(&key) {
+                if self.clock.now() < entry.next_update() {
+                    return OcspAnswer::cached(entry, key);
+                }
+            }
+        }
+        OcspAnswer::try_later()
     }
 
     /// Reads the status of every CertID and signs one response for all of them. Blocks.

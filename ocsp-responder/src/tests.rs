@@ -345,6 +345,47 @@ fn nonce_is_echoed_and_signed_live_every_time() {
     }
 }
 
+/// Past the live-signing budget a nonce is not signed for: the pre-produced response of the
+/// serial answers without the nonce (RFC 5019), a serial with none gets tryLater; the refresher's
+/// pre-production does not use the budget, and the budget comes back with time.
+#[test]
+fn past_the_live_budget_nonces_get_the_cached_answer_or_try_later() {
+    let (pki, source, r, _) = setup_with(ResponderConfig {
+        live_per_second: 2,
+        ..ResponderConfig::default()
+    });
+    let (known, unseen) = (serial(7), serial(8));
+    source.set("nes-ca", known, CertState::Good);
+    source.set("nes-ca", unseen, CertState::Good);
+    // Pre-produced by the refresher: not counted.
+    let issuer = r
+        .issuer_index(&nesca_ca_types::IssuerId::parse("nes-ca").unwrap())
+        .unwrap();
+    let key = CacheKey {
+        issuer,
+        serial: known,
+        form: CertIdForm::of(&pki.cert_id::<Sha1>(&known).hash_algorithm).unwrap(),
+    };
+    r.produce(key).unwrap();
+    for nonce in [0x5a, 0x5b] {
+        let a = r.answer(&request(vec![pki.cert_id::<Sha1>(&known)], Some(&[nonce])));
+        assert_eq!(a.outcome, Outcome::Signed);
+    }
+    // The budget of 2 a second is spent: a nonce gets the pre-produced response, without
+    // the nonce.
+    let a = r.answer(&request(vec![pki.cert_id::<Sha1>(&known)], Some(&[0x5b])));
+    assert_eq!(a.outcome, Outcome::Cached);
+    let (status, basic) = decode(&a.der);
+    assert_eq!(status, OcspResponseStatus::Successful);
+    assert_eq!(nonce_of(&basic.unwrap()), None);
+    let a = r.answer(&request(vec![pki.cert_id::<Sha1>(&unseen)], Some(&[0x5c])));
+    assert_eq!(a.outcome, Outcome::TryLater);
+    assert!(r.metrics().over_budget_requests() >= 2);
+    std::thread::sleep(Duration::from_millis(1100));
+    let a = r.answer(&request(vec![pki.cert_id::<Sha1>(&unseen)], Some(&[0x5d])));
+    assert_eq!(a.outcome, Outcome::Signed);
+}
+
 #[test]
 fn bad_nonces_are_malformed() {
     let (pki, source, r, _) = setup();

@@ -394,6 +394,14 @@ pub(crate) struct OcspSection {
     /// of the responder may keep an answer (never past its nextUpdate).
     #[serde(default = "default_ocsp_max_age")]
     pub max_age_seconds: u64,
+    /// Responses signed live per second at most (requests with a nonce, unseen serials); past
+    /// it the pre-produced response answers without the nonce, or tryLater.
+    #[serde(default = "default_ocsp_live_per_second")]
+    pub live_signatures_per_second: u32,
+}
+
+fn default_ocsp_live_per_second() -> u32 {
+    200
 }
 
 fn default_ocsp_max_age() -> u64 {
@@ -425,6 +433,7 @@ impl Default for OcspSection {
             poll_interval_ms: default_ocsp_poll(),
             max_request_bytes: default_ocsp_body(),
             max_age_seconds: default_ocsp_max_age(),
+            live_signatures_per_second: default_ocsp_live_per_second(),
         }
     }
 }
@@ -584,6 +593,12 @@ impl Loaded {
             return Err(CliError::config(
                 "ocsp.max_request_bytes",
                 "must be between 64 and 65536",
+            ));
+        }
+        if !(1..=100_000).contains(&o.live_signatures_per_second) {
+            return Err(CliError::config(
+                "ocsp.live_signatures_per_second",
+                "must be between 1 and 100000",
             ));
         }
         if let Some(listen) = &raw.channels.listen {

@@ -51,6 +51,7 @@ fn responder(cfg: &Loaded, store: Arc<dyn Store>, cas: &[ServedCa]) -> Result<Ar
         poll_interval: Duration::from_millis(o.poll_interval_ms),
         max_body: o.max_request_bytes,
         max_age_cap: Some(Duration::from_secs(o.max_age_seconds)),
+        live_per_second: o.live_signatures_per_second,
         ..ResponderConfig::default()
     };
     let issuers = cas
