@@ -91,6 +91,46 @@ pub(crate) fn ocsp_query(
     OcspRun { out, text, respout }
 }
 
+/// `openssl ocsp -issuer ISSUING -serial 0xHEX -url URL/ocsp -CAfile ca-chain.pem -resp_text
+/// -respout WORK/RESPOUT`: the answer about a bare serial, whatever its outcome.
+#[track_caller]
+pub(crate) fn ocsp_serial(demo: &Demo, url: &str, serial_hex: &str, respout: &str) -> OcspRun {
+    let issuing = demo.path("issuing-ca.pem");
+    let chain = demo.path("ca-chain.pem");
+    let respout = demo.work.join(respout);
+    let _ = fs::remove_file(&respout);
+    let url = format!("{url}/ocsp");
+    let serial = format!("0x{serial_hex}");
+    let out = openssl_may_fail(&[
+        "ocsp",
+        "-issuer",
+        s(&issuing),
+        "-serial",
+        &serial,
+        "-url",
+        &url,
+        "-timeout",
+        "20",
+        "-CAfile",
+        s(&chain),
+        "-resp_text",
+        "-respout",
+        s(&respout),
+    ]);
+    let text = format!("{}\n{}", out.stdout, out.stderr);
+    OcspRun { out, text, respout }
+}
+
+/// Whether `run` answers `serial_hex` as nesca answers a serial it never issued: revoked,
+/// certificateHold, revocationTime 1970-01-01 (docs/STANDARDS.md, "OCSP").
+pub(crate) fn answered_never_issued(run: &OcspRun, serial_hex: &str) -> bool {
+    let squeezed = run.squeezed();
+    run.verified()
+        && squeezed.contains(&format!("0x{serial_hex}: revoked"))
+        && squeezed.contains("Reason: certificateHold")
+        && squeezed.contains("Revocation Time: Jan 1 00:00:00 1970 GMT")
+}
+
 /// Asks about `cert` until `ok` accepts the answer (a verified response), for at most
 /// [`STATUS_LIMIT`]; panics with the last answer otherwise.
 #[track_caller]
