@@ -336,47 +336,6 @@ fn check_protection(label: &str, p: &ReadProtection) -> Result<(), HsmError> {
     Ok(())
 }
 
-#[cfg(test)]
-mod protection_tests {
-    use super::*;
-
-    fn p(s: Option<bool>, e: Option<bool>, a: Option<bool>, n: Option<bool>) -> ReadProtection {
-        ReadProtection {
-            sensitive: s,
-            extractable: e,
-            always_sensitive: a,
-            never_extractable: n,
-        }
-    }
-
-    fn refused(p: &ReadProtection) -> &'static str {
-        match check_protection("ca-key", p) {
-            Err(HsmError::KeyNotProtected { attribute, .. }) => attribute,
-            other => panic!("not refused: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn only_sensitive_never_extractable_keys_are_accepted() {
-        let (t, f) = (Some(true), Some(false));
-        check_protection("ca-key", &p(t, f, t, t)).unwrap();
-        // A token that does not report the ALWAYS_/NEVER_ attributes: the two that matter.
-        check_protection("ca-key", &p(t, f, None, None)).unwrap();
-        assert_eq!(refused(&p(f, f, t, t)), "CKA_SENSITIVE");
-        assert_eq!(refused(&p(None, f, t, t)), "CKA_SENSITIVE");
-        assert_eq!(refused(&p(t, t, t, t)), "CKA_EXTRACTABLE");
-        assert_eq!(refused(&p(t, None, t, t)), "CKA_EXTRACTABLE");
-        assert_eq!(refused(&p(t, f, f, t)), "CKA_ALWAYS_SENSITIVE");
-        assert_eq!(refused(&p(t, f, t, f)), "CKA_NEVER_EXTRACTABLE");
-        let e = check_protection("ca-key", &p(t, t, t, t)).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "key \"ca-key\" is not protected: CKA_EXTRACTABLE is CK_TRUE; it must be CK_FALSE"
-        );
-        assert_eq!(e.class(), crate::ErrorClass::Permanent);
-    }
-}
-
 fn enc(what: &'static str, e: der::Error) -> HsmError {
     HsmError::Encoding {
         what,
@@ -547,4 +506,45 @@ pub(crate) fn private_handle(session: &Session, label: &str) -> Result<ObjectHan
     find_private(session, label)?.ok_or_else(|| HsmError::KeyNotFound {
         label: label.to_string(),
     })
+}
+
+#[cfg(test)]
+mod protection_tests {
+    use super::*;
+
+    fn p(s: Option<bool>, e: Option<bool>, a: Option<bool>, n: Option<bool>) -> ReadProtection {
+        ReadProtection {
+            sensitive: s,
+            extractable: e,
+            always_sensitive: a,
+            never_extractable: n,
+        }
+    }
+
+    fn refused(p: &ReadProtection) -> &'static str {
+        match check_protection("ca-key", p) {
+            Err(HsmError::KeyNotProtected { attribute, .. }) => attribute,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_sensitive_never_extractable_keys_are_accepted() {
+        let (t, f) = (Some(true), Some(false));
+        check_protection("ca-key", &p(t, f, t, t)).unwrap();
+        // A token that does not report the ALWAYS_/NEVER_ attributes: the two that matter.
+        check_protection("ca-key", &p(t, f, None, None)).unwrap();
+        assert_eq!(refused(&p(f, f, t, t)), "CKA_SENSITIVE");
+        assert_eq!(refused(&p(None, f, t, t)), "CKA_SENSITIVE");
+        assert_eq!(refused(&p(t, t, t, t)), "CKA_EXTRACTABLE");
+        assert_eq!(refused(&p(t, None, t, t)), "CKA_EXTRACTABLE");
+        assert_eq!(refused(&p(t, f, f, t)), "CKA_ALWAYS_SENSITIVE");
+        assert_eq!(refused(&p(t, f, t, f)), "CKA_NEVER_EXTRACTABLE");
+        let e = check_protection("ca-key", &p(t, t, t, t)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "key \"ca-key\" is not protected: CKA_EXTRACTABLE is CK_TRUE; it must be CK_FALSE"
+        );
+        assert_eq!(e.class(), crate::ErrorClass::Permanent);
+    }
 }

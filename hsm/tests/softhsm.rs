@@ -272,7 +272,7 @@ fn unprotected_keys_are_refused_when_loaded() {
     foreign_key("weak-not-sensitive", false, false);
     foreign_key("foreign-protected", true, false);
 
-    let e = hsm.find_key("weak-extractable").err().expect("refused");
+    let e = hsm.find_key("weak-extractable").expect_err("refused");
     assert!(
         matches!(&e, HsmError::KeyNotProtected { label, attribute: "CKA_EXTRACTABLE", .. } if label == "weak-extractable"),
         "{e:?}"
@@ -281,7 +281,7 @@ fn unprotected_keys_are_refused_when_loaded() {
         e.to_string(),
         "key \"weak-extractable\" is not protected: CKA_EXTRACTABLE is CK_TRUE; it must be CK_FALSE"
     );
-    let e = hsm.find_key("weak-not-sensitive").err().expect("refused");
+    let e = hsm.find_key("weak-not-sensitive").expect_err("refused");
     assert!(
         matches!(
             &e,
