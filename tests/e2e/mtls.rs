@@ -66,18 +66,9 @@ fn channels_over_mtls_accept_only_active_partner_certificates() {
     }
     // The NES (no clientAuth) was refused on the certificate alone, before any store read
     // (issue 12, finding 12).
-    wait_for(
-        "the NES refusal in the log",
+    server.wait_for_log_line(
+        &["no clientAuth extended key usage: not a partner certificate"],
         std::time::Duration::from_secs(5),
-        std::time::Duration::from_millis(50),
-        || {
-            let log = server.stderr();
-            if log.contains("no clientAuth extended key usage: not a partner certificate") {
-                Ok(())
-            } else {
-                Err(log)
-            }
-        },
     );
 
     // Active, then revoked by the operator: refused at the next handshake.

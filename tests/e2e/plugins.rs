@@ -191,18 +191,7 @@ fn serve_forwards_channels_and_outlives_panics_and_hangs() {
     let id = message
         .strip_prefix("internal error; request id ")
         .unwrap_or_else(|| panic!("no request id: {v}"));
-    wait_for(
-        "the panic in the log",
-        Duration::from_secs(5),
-        Duration::from_millis(50),
-        || {
-            let log = server.stderr();
-            match log.lines().find(|l| l.contains(id)) {
-                Some(l) if l.contains("deliberate panic") => Ok(()),
-                _ => Err(log),
-            }
-        },
-    );
+    server.wait_for_log_line(&[id, "deliberate panic"], Duration::from_secs(5));
     let r = server.get("/channels/panicking/ok");
     assert_eq!(r.status, 200, "{}", r.describe());
 
