@@ -47,6 +47,18 @@ pub enum HsmError {
     #[error("a token labelled \"{label}\" already exists; refusing to initialise another")]
     TokenExists { label: String },
     /// The key's attributes do not describe a key nesca can use.
+    /// A private key nesca would sign with is not protected as a CA key must be (PKCS#11
+    /// §4.9): extractable, not sensitive, or once either.
+    #[error("key \"{label}\" is not protected: {attribute} is {value}; it {rule}")]
+    KeyNotProtected {
+        label: String,
+        /// The attribute, e.g. `CKA_EXTRACTABLE`.
+        attribute: &'static str,
+        /// `CK_TRUE`, `CK_FALSE` or `not reported`.
+        value: &'static str,
+        /// What it must be.
+        rule: &'static str,
+    },
     #[error("key \"{label}\": {reason}")]
     UnsupportedKey { label: String, reason: String },
     /// Encoding a public key or signature failed.

@@ -166,12 +166,18 @@ impl Hsm {
     }
 
     /// Finds a key pair by label and reads its algorithm and public key from the token.
+    ///
+    /// The private key's protection is checked first ([`check_protection`]): a key that is not
+    /// sensitive, is extractable, or ever was either is refused with
+    /// [`HsmError::KeyNotProtected`], naming the label and the attribute. Every key nesca signs
+    /// with (CA keys, OCSP signers) is found here.
     pub fn find_key(&self, label: &str) -> Result<KeySigner, HsmError> {
         let _reading = self.objects_read();
         let session = self.session()?;
         let private = find_private(&session, label)?.ok_or_else(|| HsmError::KeyNotFound {
             label: label.to_string(),
         })?;
+        check_protection(label, &read_protection(&session, private)?)?;
         let public = find_one(&session, ObjectClass::PUBLIC_KEY, label)?.ok_or_else(|| {
             HsmError::UnsupportedKey {
                 label: label.to_string(),
@@ -246,34 +252,88 @@ impl Hsm {
         let _reading = self.objects_read();
         let session = self.session()?;
         let handle = private_handle(&session, label)?;
-        let attrs = session
-            .get_attributes(
-                handle,
-                &[
-                    AttributeType::Sensitive,
-                    AttributeType::Extractable,
-                    AttributeType::AlwaysSensitive,
-                    AttributeType::NeverExtractable,
-                ],
-            )
-            .map_err(|e| HsmError::from_ck("C_GetAttributeValue", e))?;
-        let mut p = KeyProtection {
-            sensitive: false,
-            extractable: true,
-            always_sensitive: false,
-            never_extractable: false,
-        };
-        for a in attrs {
-            match a {
-                Attribute::Sensitive(v) => p.sensitive = v,
-                Attribute::Extractable(v) => p.extractable = v,
-                Attribute::AlwaysSensitive(v) => p.always_sensitive = v,
-                Attribute::NeverExtractable(v) => p.never_extractable = v,
-                _ => {}
-            }
-        }
-        Ok(p)
+        let p = read_protection(&session, handle)?;
+        Ok(KeyProtection {
+            sensitive: p.sensitive == Some(true),
+            extractable: p.extractable != Some(false),
+            always_sensitive: p.always_sensitive == Some(true),
+            never_extractable: p.never_extractable == Some(true),
+        })
     }
+}
+
+/// The protection attributes of a private key as the token reports them; `None`: the token
+/// did not give that attribute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ReadProtection {
+    sensitive: Option<bool>,
+    extractable: Option<bool>,
+    always_sensitive: Option<bool>,
+    never_extractable: Option<bool>,
+}
+
+fn read_protection(session: &Session, handle: ObjectHandle) -> Result<ReadProtection, HsmError> {
+    let attrs = session
+        .get_attributes(
+            handle,
+            &[
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::AlwaysSensitive,
+                AttributeType::NeverExtractable,
+            ],
+        )
+        .map_err(|e| HsmError::from_ck("C_GetAttributeValue", e))?;
+    let mut p = ReadProtection::default();
+    for a in attrs {
+        match a {
+            Attribute::Sensitive(v) => p.sensitive = Some(v),
+            Attribute::Extractable(v) => p.extractable = Some(v),
+            Attribute::AlwaysSensitive(v) => p.always_sensitive = Some(v),
+            Attribute::NeverExtractable(v) => p.never_extractable = Some(v),
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+/// A signing key must be sensitive and not extractable (PKCS#11 §4.9): a token that does not
+/// report either is refused too. `CKA_ALWAYS_SENSITIVE` and `CKA_NEVER_EXTRACTABLE` say whether
+/// it ever left the token in the clear; when the token reports them, both must be true.
+fn check_protection(label: &str, p: &ReadProtection) -> Result<(), HsmError> {
+    let refuse = |attribute: &'static str, value: Option<bool>, rule: &'static str| {
+        Err(HsmError::KeyNotProtected {
+            label: label.to_string(),
+            attribute,
+            value: match value {
+                Some(true) => "CK_TRUE",
+                Some(false) => "CK_FALSE",
+                None => "not reported",
+            },
+            rule,
+        })
+    };
+    if p.sensitive != Some(true) {
+        return refuse("CKA_SENSITIVE", p.sensitive, "must be CK_TRUE");
+    }
+    if p.extractable != Some(false) {
+        return refuse("CKA_EXTRACTABLE", p.extractable, "must be CK_FALSE");
+    }
+    if p.always_sensitive == Some(false) {
+        return refuse(
+            "CKA_ALWAYS_SENSITIVE",
+            p.always_sensitive,
+            "must be CK_TRUE (the key was once readable outside the token)",
+        );
+    }
+    if p.never_extractable == Some(false) {
+        return refuse(
+            "CKA_NEVER_EXTRACTABLE",
+            p.never_extractable,
+            "must be CK_TRUE (the key was once extractable)",
+        );
+    }
+    Ok(())
 }
 
 fn enc(what: &'static str, e: der::Error) -> HsmError {
@@ -446,4 +506,45 @@ pub(crate) fn private_handle(session: &Session, label: &str) -> Result<ObjectHan
     find_private(session, label)?.ok_or_else(|| HsmError::KeyNotFound {
         label: label.to_string(),
     })
+}
+
+#[cfg(test)]
+mod protection_tests {
+    use super::*;
+
+    fn p(s: Option<bool>, e: Option<bool>, a: Option<bool>, n: Option<bool>) -> ReadProtection {
+        ReadProtection {
+            sensitive: s,
+            extractable: e,
+            always_sensitive: a,
+            never_extractable: n,
+        }
+    }
+
+    fn refused(p: &ReadProtection) -> &'static str {
+        match check_protection("ca-key", p) {
+            Err(HsmError::KeyNotProtected { attribute, .. }) => attribute,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_sensitive_never_extractable_keys_are_accepted() {
+        let (t, f) = (Some(true), Some(false));
+        check_protection("ca-key", &p(t, f, t, t)).unwrap();
+        // A token that does not report the ALWAYS_/NEVER_ attributes: the two that matter.
+        check_protection("ca-key", &p(t, f, None, None)).unwrap();
+        assert_eq!(refused(&p(f, f, t, t)), "CKA_SENSITIVE");
+        assert_eq!(refused(&p(None, f, t, t)), "CKA_SENSITIVE");
+        assert_eq!(refused(&p(t, t, t, t)), "CKA_EXTRACTABLE");
+        assert_eq!(refused(&p(t, None, t, t)), "CKA_EXTRACTABLE");
+        assert_eq!(refused(&p(t, f, f, t)), "CKA_ALWAYS_SENSITIVE");
+        assert_eq!(refused(&p(t, f, t, f)), "CKA_NEVER_EXTRACTABLE");
+        let e = check_protection("ca-key", &p(t, t, t, t)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "key \"ca-key\" is not protected: CKA_EXTRACTABLE is CK_TRUE; it must be CK_FALSE"
+        );
+        assert_eq!(e.class(), crate::ErrorClass::Permanent);
+    }
 }

@@ -213,3 +213,90 @@ fn keys_generated_from_several_threads_at_once() {
         }
     });
 }
+
+/// Key pairs made on the token outside nesca (as another tool would), P-256, with the private
+/// key's sensitivity and extractability as given.
+fn foreign_key(label: &str, sensitive: bool, extractable: bool) {
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::Attribute;
+    use cryptoki::session::UserType;
+    // The module is initialised already (by `token()`): a second context shares its state.
+    let outside = cryptoki::context::Pkcs11::new(MODULE).unwrap();
+    let slot = outside
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| {
+            outside
+                .get_token_info(*s)
+                .is_ok_and(|t| t.label().trim_end() == LABEL)
+        })
+        .expect("the test token");
+    let session = outside.open_rw_session(slot).unwrap();
+    // The process is logged in already through nesca's sessions (login is per application).
+    match session.login(UserType::User, Some(&pin())) {
+        Ok(())
+        | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {
+        }
+        Err(e) => panic!("login: {e}"),
+    }
+    // prime256v1 (1.2.840.10045.3.1.7), DER.
+    let p256 = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let public = [
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Verify(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::EcParams(p256),
+    ];
+    let private = [
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(sensitive),
+        Attribute::Extractable(extractable),
+        Attribute::Sign(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ];
+    session
+        .generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
+        .unwrap();
+}
+
+/// A CA or OCSP signing key is checked when it is loaded by label: an extractable or
+/// non-sensitive private key is refused with an error naming the label and the attribute
+/// (issue 12, finding 13); a key nesca generated loads.
+#[test]
+fn unprotected_keys_are_refused_when_loaded() {
+    let hsm = token();
+    foreign_key("weak-extractable", true, true);
+    foreign_key("weak-not-sensitive", false, false);
+    foreign_key("foreign-protected", true, false);
+
+    let e = hsm.find_key("weak-extractable").expect_err("refused");
+    assert!(
+        matches!(&e, HsmError::KeyNotProtected { label, attribute: "CKA_EXTRACTABLE", .. } if label == "weak-extractable"),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "key \"weak-extractable\" is not protected: CKA_EXTRACTABLE is CK_TRUE; it must be CK_FALSE"
+    );
+    let e = hsm.find_key("weak-not-sensitive").expect_err("refused");
+    assert!(
+        matches!(
+            &e,
+            HsmError::KeyNotProtected {
+                attribute: "CKA_SENSITIVE",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // By CKA_ID too (find_key_by_id ends in find_key): the weak key has no id, so by label.
+    assert!(hsm.key_protection("weak-extractable").unwrap().extractable);
+
+    // Generated on the token sensitive and non-extractable by another tool: loads.
+    hsm.find_key("foreign-protected").unwrap();
+    hsm.generate_key("strong", KeyAlgorithm::EcdsaP256).unwrap();
+    hsm.find_key("strong").unwrap();
+}

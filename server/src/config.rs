@@ -284,6 +284,14 @@ pub(crate) struct ServerSection {
     /// Connections one client IP address holds at once on one listener.
     #[serde(default = "default_max_connections_per_ip")]
     pub max_connections_per_ip: u32,
+    /// Public lookups by T.C. Kimlik No (`GET /certificates?tckn=`) one client address may
+    /// make per minute (a token bucket: this many at once, refilled evenly); more get 429.
+    #[serde(default = "default_lookup_per_minute")]
+    pub lookup_per_minute: u32,
+}
+
+fn default_lookup_per_minute() -> u32 {
+    30
 }
 
 fn default_listen() -> String {
@@ -318,6 +326,7 @@ impl Default for ServerSection {
             request_timeout_seconds: default_request_timeout(),
             max_connections: default_max_connections(),
             max_connections_per_ip: default_max_connections_per_ip(),
+            lookup_per_minute: default_lookup_per_minute(),
         }
     }
 }
@@ -632,35 +641,7 @@ impl Loaded {
             check_production(p)?;
         }
         if let Some(smtp) = &raw.outbox.smtp {
-            if smtp.host.is_empty()
-                || smtp
-                    .host
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control())
-            {
-                return Err(CliError::config(
-                    "outbox.smtp.host",
-                    "must be a host name or address",
-                ));
-            }
-            if !["starttls", "tls", "none"].contains(&smtp.tls.as_str()) {
-                return Err(CliError::config(
-                    "outbox.smtp.tls",
-                    "must be starttls, tls or none",
-                ));
-            }
-            if smtp.password_env.is_some() && smtp.username.is_none() {
-                return Err(CliError::config(
-                    "outbox.smtp.username",
-                    "is needed with password_env",
-                ));
-            }
-            if !(1..=300).contains(&smtp.timeout_seconds) {
-                return Err(CliError::config(
-                    "outbox.smtp.timeout_seconds",
-                    "must be between 1 and 300",
-                ));
-            }
+            check_smtp(smtp)?;
         }
         if raw
             .outbox
@@ -787,6 +768,67 @@ fn check_production(p: &ProductionSection) -> Result<()> {
 
 /// The listeners' timeouts and connection limits: each within a ceiling, so that a typo
 /// cannot turn the slow-loris protection off.
+/// `[outbox.smtp]`: a host, a known `tls`, a username with a password, a timeout within
+/// bounds; and no AUTH in the clear over the network (issue 12, finding 13): with `tls = "none"`
+/// a username or password is allowed only for a relay on this host.
+fn check_smtp(smtp: &SmtpSection) -> Result<()> {
+    if smtp.host.is_empty()
+        || smtp
+            .host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(CliError::config(
+            "outbox.smtp.host",
+            "must be a host name or address",
+        ));
+    }
+    if !["starttls", "tls", "none"].contains(&smtp.tls.as_str()) {
+        return Err(CliError::config(
+            "outbox.smtp.tls",
+            "must be starttls, tls or none",
+        ));
+    }
+    if smtp.password_env.is_some() && smtp.username.is_none() {
+        return Err(CliError::config(
+            "outbox.smtp.username",
+            "is needed with password_env",
+        ));
+    }
+    if !(1..=300).contains(&smtp.timeout_seconds) {
+        return Err(CliError::config(
+            "outbox.smtp.timeout_seconds",
+            "must be between 1 and 300",
+        ));
+    }
+    let authenticates = smtp.username.is_some() || smtp.password_env.is_some();
+    if smtp.tls == "none" && authenticates && !is_loopback_host(&smtp.host) {
+        return Err(CliError::config(
+            "outbox.smtp.tls",
+            format!(
+                "\"none\" with username or password_env sends the password in the clear; it is allowed only for a relay on this host (127.0.0.0/8, ::1, localhost), not \"{}\": use starttls or tls",
+                smtp.host
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `host` names this host: `localhost` (any case, a trailing dot allowed), an address
+/// in 127.0.0.0/8, or `::1` (bracketed or not). A name that merely resolves to one is not.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn check_server_limits(s: &ServerSection) -> Result<()> {
     let within = |field: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
         if range.contains(&value) {
@@ -821,6 +863,11 @@ fn check_server_limits(s: &ServerSection) -> Result<()> {
         "server.max_connections",
         s.max_connections.into(),
         1..=65_536,
+    )?;
+    within(
+        "server.lookup_per_minute",
+        s.lookup_per_minute.into(),
+        1..=60_000,
     )?;
     if s.max_connections_per_ip == 0 || s.max_connections_per_ip > s.max_connections {
         return Err(CliError::config(
@@ -991,5 +1038,68 @@ mod tests {
             s.max_connections_per_ip = 10;
         })
         .unwrap();
+    }
+
+    fn smtp(text: &str) -> Result<()> {
+        check_smtp(&toml::from_str::<SmtpSection>(text).unwrap())
+    }
+
+    /// AUTH without TLS is refused for a relay on another host, naming the key and the rule;
+    /// allowed on this host, and without credentials anywhere.
+    #[test]
+    fn smtp_auth_in_the_clear_only_on_this_host() {
+        for host in [
+            "mail.example.com",
+            "10.0.0.5",
+            "::2",
+            "localhost.example.com",
+        ] {
+            for auth in [
+                "username = \"nesca\"",
+                "username = \"nesca\"\npassword_env = \"P\"",
+            ] {
+                let text = format!("host = \"{host}\"\ntls = \"none\"\n{auth}");
+                match smtp(&text) {
+                    Err(CliError::Config { field, rule }) => {
+                        assert_eq!(field, "outbox.smtp.tls", "{text}");
+                        assert!(rule.contains("only for a relay on this host"), "{rule}");
+                        assert!(rule.contains(host), "{rule}");
+                    }
+                    other => panic!("{text}: {other:?}"),
+                }
+            }
+        }
+        for host in [
+            "127.0.0.1",
+            "127.10.0.1",
+            "::1",
+            "[::1]",
+            "localhost",
+            "LOCALHOST.",
+        ] {
+            smtp(&format!(
+                "host = \"{host}\"\ntls = \"none\"\nusername = \"nesca\"\npassword_env = \"P\""
+            ))
+            .unwrap_or_else(|e| panic!("{host}: {e}"));
+        }
+        smtp("host = \"mail.example.com\"\ntls = \"none\"").unwrap();
+        smtp("host = \"mail.example.com\"\ntls = \"starttls\"\nusername = \"nesca\"").unwrap();
+        smtp("host = \"mail.example.com\"\nusername = \"nesca\"").unwrap();
+    }
+
+    #[test]
+    fn the_lookup_rate_defaults_to_30_and_has_bounds() {
+        let s: ServerSection = toml::from_str("").unwrap();
+        assert_eq!(s.lookup_per_minute, 30);
+        server(|s| s.lookup_per_minute = 1).unwrap();
+        server(|s| s.lookup_per_minute = 60_000).unwrap();
+        assert_eq!(
+            refused_field(server(|s| s.lookup_per_minute = 0)),
+            "server.lookup_per_minute"
+        );
+        assert_eq!(
+            refused_field(server(|s| s.lookup_per_minute = 60_001)),
+            "server.lookup_per_minute"
+        );
     }
 }

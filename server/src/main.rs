@@ -13,6 +13,8 @@ mod listener;
 mod production;
 mod senders;
 mod serve;
+#[cfg(test)]
+mod test_log;
 mod wiring;
 
 use std::path::PathBuf;

@@ -175,20 +175,7 @@ fn a_fourth_connection_from_one_address_is_closed_at_once() {
         String::from_utf8_lossy(&got)
     );
     assert!(took < Duration::from_secs(5), "closed only after {took:?}");
-    // The log reaches the test through a pipe read on a thread of its own: wait for it.
-    wait_for(
-        "the refusal in the server's log",
-        CLOSE_LIMIT,
-        Duration::from_millis(100),
-        || {
-            let log = server.stderr();
-            if log.contains("server.max_connections_per_ip") {
-                Ok(())
-            } else {
-                Err(log)
-            }
-        },
-    );
+    server.wait_for_log_line(&["server.max_connections_per_ip"], CLOSE_LIMIT);
 
     // The three were kept: each still answers on its own connection.
     for (i, s) in kept.iter_mut().enumerate() {

@@ -13,6 +13,7 @@ mod crash;
 mod crl;
 mod enrollment;
 mod files;
+mod hardening;
 mod hsm_faults;
 mod init;
 mod init_existing_token;

@@ -29,7 +29,8 @@ fn channels_over_mtls_accept_only_active_partner_certificates() {
         &["-addext", "extendedKeyUsage=clientAuth"],
     );
 
-    let mut server = Server::serve(&demo);
+    // Refusals are logged at info: the NES one must be decided without the store.
+    let mut server = Server::serve_with_env(&demo, &[("RUST_LOG", "info")]);
     let (port, ca) = (listener.port, listener.ca.clone());
 
     let ok = get_over_mtls(port, "/channels/echo/hello", listener.client(), &ca);
@@ -65,6 +66,12 @@ fn channels_over_mtls_accept_only_active_partner_certificates() {
         };
         assert!(!out.contains("HTTP/1.1 200"), "{what} got in:\n{out}");
     }
+    // The NES (no clientAuth) was refused on the certificate alone, before any store read
+    // (issue 12, finding 12).
+    server.wait_for_log_line(
+        &["no clientAuth extended key usage: not a partner certificate"],
+        std::time::Duration::from_secs(5),
+    );
 
     // Active, then revoked by the operator: refused at the next handshake.
     let revoked_key = key_of(&demo, "role", "kec-2");

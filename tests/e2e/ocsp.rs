@@ -217,37 +217,10 @@ fn ocsp_over_http_answers_every_kind_of_request() {
     );
 
     // --- A serial nesca never issued: revoked, certificateHold, 1970, extended-revoke. ---
-    let issuing = demo.path("issuing-ca.pem");
-    let chain = demo.path("ca-chain.pem");
-    let ocsp_url = format!("{url}/ocsp");
-    let never_der = demo.work.join("never.der");
-    let never = openssl_may_fail(&[
-        "ocsp",
-        "-issuer",
-        s(&issuing),
-        "-serial",
-        "0x0123456789",
-        "-url",
-        &ocsp_url,
-        "-timeout",
-        "20",
-        "-CAfile",
-        s(&chain),
-        "-resp_text",
-        "-respout",
-        s(&never_der),
-    ]);
-    let never = OcspRun {
-        text: format!("{}\n{}", never.stdout, never.stderr),
-        out: never,
-        respout: never_der.clone(),
-    };
-    let squeezed = never.squeezed();
+    let never = ocsp_serial(&demo, &url, "0123456789", "never.der");
+    let never_der = never.respout.clone();
     assert!(
-        never.verified()
-            && squeezed.contains("0x0123456789: revoked")
-            && squeezed.contains("Reason: certificateHold")
-            && squeezed.contains("Revocation Time: Jan 1 00:00:00 1970 GMT"),
+        answered_never_issued(&never, "0123456789"),
         "a never-issued serial must be revoked (certificateHold, 1970-01-01): {}",
         never.describe()
     );

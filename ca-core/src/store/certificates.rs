@@ -257,6 +257,17 @@ pub trait CertificateStore: Send + Sync {
         actor: &crate::Principal,
         at: UnixTime,
     ) -> Result<()>;
+    /// Resolves as `failed` every reservation made before `before` whose signing never
+    /// completed (still `reserved`), each with its `fail` audit record naming `actor`, in one
+    /// transaction; returns them, oldest first. A reservation completed or failed meanwhile is
+    /// not touched. `nesca serve` and `nesca ocsp` run it at start (`nesca_ra::reservations`).
+    fn fail_stale_reservations(
+        &self,
+        before: UnixTime,
+        reason: &str,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<Vec<(IssuerId, Serial)>>;
     /// One certificate; any issuer when `issuer` is `None`.
     fn get(&self, issuer: Option<&IssuerId>, serial: &Serial) -> Result<Option<CertRecord>>;
     /// Every certificate row, reservation order.

@@ -340,7 +340,24 @@ impl ChannelHost {
 
 impl HostApi for ChannelHost {
     fn call(&self, plugin: &str, method: &str, request_json: &[u8]) -> Result<Vec<u8>, HostError> {
-        let json = request_json;
+        self.answer(plugin, method, request_json)
+            .map_err(|e| refusal::redacted(plugin, method, e))
+    }
+
+    fn log(&self, plugin: &str, level: LogLevel, message: &str) {
+        match level {
+            LogLevel::Error => tracing::error!(plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            LogLevel::Info => tracing::info!(plugin, "{message}"),
+            _ => tracing::debug!(plugin, "{message}"),
+        }
+    }
+}
+
+impl ChannelHost {
+    /// One host call; its failures are redacted by [`HostApi::call`] before the plugin sees
+    /// them (`refusal::redacted`).
+    fn answer(&self, plugin: &str, method: &str, json: &[u8]) -> Result<Vec<u8>, HostError> {
         match method {
             host_api::SUBMIT_APPLICATION => response(&self.submit(plugin, request(method, json)?)?),
             host_api::LIFECYCLE => response(&self.lifecycle(plugin, request(method, json)?)?),
@@ -360,15 +377,6 @@ impl HostApi for ChannelHost {
                 HostErrorCode::Invalid,
                 format!("unknown host method \"{other}\""),
             )),
-        }
-    }
-
-    fn log(&self, plugin: &str, level: LogLevel, message: &str) {
-        match level {
-            LogLevel::Error => tracing::error!(plugin, "{message}"),
-            LogLevel::Warn => tracing::warn!(plugin, "{message}"),
-            LogLevel::Info => tracing::info!(plugin, "{message}"),
-            _ => tracing::debug!(plugin, "{message}"),
         }
     }
 }

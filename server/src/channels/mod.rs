@@ -165,16 +165,106 @@ async fn dispatch(plugins: Plugins, name: String, rest: String, req: Request) ->
             }
             response
         }
-        Ok(Err(e)) => {
-            tracing::warn!(channel = %name, error = %e, "plugin call failed");
-            let status = match &e {
-                PluginError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-                PluginError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-                PluginError::Panicked { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-                _ => StatusCode::BAD_GATEWAY,
-            };
-            error(status, &e.to_string())
+        Ok(Err(e)) => plugin_failure(&name, &e),
+        Err(e) => {
+            let id = refusal::request_id();
+            tracing::error!(request_id = %id, channel = %name, error = %e, "channel call failed");
+            internal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+                &id,
+            )
         }
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "channel call failed"),
+    }
+}
+
+/// The answer for a plugin call that failed (timed out, busy, panicked, …): the error, which
+/// may carry a panic's text, is logged with a fresh request id; the client gets the protocol's
+/// error shape with a generic message naming that id (issue 12, finding 13).
+fn plugin_failure(channel: &str, e: &PluginError) -> Response {
+    let id = refusal::request_id();
+    tracing::error!(request_id = %id, channel, error = %e, "plugin call failed");
+    let (status, code, message) = match e {
+        PluginError::Timeout { .. } => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "the channel did not answer in time",
+        ),
+        PluginError::Busy { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the channel is busy; try again later",
+        ),
+        PluginError::Panicked { .. } => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        ),
+        _ => (StatusCode::BAD_GATEWAY, "internal", "the channel failed"),
+    };
+    internal(status, code, message, &id)
+}
+
+/// `{"v":1,"error":{"code":CODE,"message":"MESSAGE; request id ID"}}`.
+fn internal(status: StatusCode, code: &str, message: &str, id: &str) -> Response {
+    let body = serde_json::json!({
+        "v": 1,
+        "error": { "code": code, "message": format!("{message}; request id {id}") },
+    })
+    .to_string();
+    (status, [("content-type", "application/json")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plugin's panic text reaches the log, under the request id the answer names, and not
+    /// the client.
+    #[test]
+    fn a_panic_is_logged_and_answered_with_a_request_id() {
+        let (log, response) = crate::test_log::capture(|| {
+            plugin_failure(
+                "kdhs",
+                &PluginError::Panicked {
+                    plugin: "kdhs".into(),
+                    message: "index out of bounds at /home/build/secret.rs:12".into(),
+                },
+            )
+        });
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = futures_body(response);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let message = v["error"]["message"].as_str().unwrap();
+        assert_eq!(
+            (v["v"].as_i64(), v["error"]["code"].as_str()),
+            (Some(1), Some("internal"))
+        );
+        assert!(
+            message.starts_with("internal error; request id r-"),
+            "{body}"
+        );
+        assert!(
+            !body.contains("secret.rs") && !body.contains("out of bounds"),
+            "{body}"
+        );
+        let id = message.rsplit(' ').next().unwrap();
+        let line = log
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("{log}"));
+        assert!(
+            line.contains("index out of bounds at /home/build/secret.rs:12"),
+            "{line}"
+        );
+    }
+
+    fn futures_body(r: Response) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = rt.block_on(to_bytes(r.into_body(), 1 << 16)).unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
     }
 }

@@ -72,6 +72,32 @@ pub(crate) fn import(e: ImportError) -> HostError {
     }
 }
 
+/// A fresh request id (`r-` and 16 hex digits), named both in a log line and in the answer
+/// that hides what the log says.
+pub(crate) fn request_id() -> String {
+    format!("r-{:016x}", rand::random::<u64>())
+}
+
+/// What a partner reads of a failure inside nesca (issue 12, finding 13): an `internal` or
+/// `unavailable` error carries the raw text of a store, HSM or encoding error (paths, SQL
+/// errors, PKCS#11 codes). That text is logged at `error` with a fresh request id; the plugin,
+/// and through it the partner, gets a generic message naming the id. Refusals of the request
+/// itself (invalid, not found, conflict, …) keep their field and rule: they are the answer.
+pub(crate) fn redacted(plugin: &str, method: &str, e: HostError) -> HostError {
+    let generic = match e.code {
+        HostErrorCode::Internal => "internal error",
+        HostErrorCode::Unavailable => "temporarily unavailable; try again later",
+        _ => return e,
+    };
+    let id = request_id();
+    tracing::error!(request_id = %id, plugin, method, code = e.code.as_str(), error = %e, "host call failed");
+    HostError {
+        code: e.code,
+        field: e.field,
+        rule: format!("{generic}; request id {id}"),
+    }
+}
+
 /// The request of host method `method`. The plugin builds it, so one that does not decode is
 /// a fault of the plugin, not of what the partner sent: `internal`.
 pub(crate) fn request<T: DeserializeOwned>(method: &str, json: &[u8]) -> Result<T, HostError> {
@@ -236,6 +262,61 @@ mod tests {
 
         let list = import(ImportError::List("header: no column".into()));
         assert_eq!(list, HostError::invalid("file", "header: no column"));
+    }
+
+    /// The raw text of a store failure stays in the log, under a request id that the answer
+    /// names; a refusal of the request itself is answered as it is.
+    #[test]
+    fn internal_errors_reach_the_log_not_the_answer() {
+        let logged = crate::test_log::capture(|| {
+            let secret = "database disk image is malformed: /srv/nesca/nesca.db";
+            let host = redacted(
+                "kdhs",
+                "lookup_certificate",
+                ca(CaError::Store {
+                    operation: "read certificate",
+                    reason: secret.into(),
+                    source: None,
+                }),
+            );
+            assert_eq!(host.code, HostErrorCode::Unavailable);
+            assert!(!host.to_string().contains("malformed"), "{host}");
+            assert!(!host.to_string().contains("/srv/nesca"), "{host}");
+            let id = host
+                .rule
+                .rsplit("request id ")
+                .next()
+                .filter(|id| id.starts_with("r-") && id.len() == 18)
+                .unwrap_or_else(|| panic!("no request id in {host}"))
+                .to_owned();
+            let der = redacted(
+                "kdhs",
+                "submit_application",
+                HostError::without_field(HostErrorCode::Internal, "DER Certificate: bad tag"),
+            );
+            assert!(
+                der.rule.starts_with("internal error; request id r-"),
+                "{der}"
+            );
+            let invalid = HostError::invalid("tckn", "must be 11 digits");
+            assert_eq!(
+                redacted("kdhs", "lookup_certificate", invalid.clone()),
+                invalid
+            );
+            id
+        });
+        let (lines, id) = logged;
+        let line = lines
+            .lines()
+            .find(|l| l.contains(&id))
+            .unwrap_or_else(|| panic!("no log line names {id}:\n{lines}"));
+        assert!(line.contains("malformed: /srv/nesca/nesca.db"), "{line}");
+        assert!(
+            line.contains("lookup_certificate") && line.contains("kdhs"),
+            "{line}"
+        );
+        assert!(lines.contains("DER Certificate: bad tag"), "{lines}");
+        assert!(!lines.contains("must be 11 digits"), "{lines}");
     }
 
     #[test]

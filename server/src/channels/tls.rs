@@ -59,11 +59,19 @@ impl IssuedAndActive {
         };
         let cert = x509_cert::Certificate::from_der(end_entity.as_ref())
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        // Decided on the certificate alone, before the store is asked: every partner
+        // certificate carries clientAuth (the partner profiles write it), so a NES holder's
+        // certificate, or anything else without it, costs no store read (issue 12, finding 12).
+        if !offers_client_auth(&cert) {
+            return Err(refuse(
+                "no clientAuth extended key usage: not a partner certificate",
+            ));
+        }
         let serial = Serial::from_der_bytes(cert.tbs_certificate.serial_number.as_bytes())
             .ok_or_else(|| refuse("serial is not one nesca issues"))?;
-        let record = self
-            .store
-            .get(Some(&self.issuer), &serial)
+        // The verifier runs inside the handshake, on the async runtime: the store read (an
+        // index lookup, but under the reader's lock) is moved off it.
+        let record = off_the_runtime(|| self.store.get(Some(&self.issuer), &serial))
             .map_err(|_| refuse("store unavailable"))?
             .ok_or_else(|| refuse("not issued by nesca"))?;
         if record.cert_der.as_deref() != Some(end_entity.as_ref()) {
@@ -79,6 +87,38 @@ impl IssuedAndActive {
             }
             Err(_) => Err(refuse("not issued")),
         }
+    }
+}
+
+/// Whether the certificate's extKeyUsage names id-kp-clientAuth (RFC 5280 §4.2.1.12). A
+/// certificate without the extension, or with one that does not decode, does not.
+fn offers_client_auth(cert: &x509_cert::Certificate) -> bool {
+    use x509_cert::ext::pkix::ExtendedKeyUsage;
+    use x509_cert::spki::ObjectIdentifier;
+    const EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
+    const KP_CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
+    cert.tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .filter(|e| e.extn_id == EXT_KEY_USAGE)
+        .any(|e| {
+            ExtendedKeyUsage::from_der(e.extn_value.as_bytes())
+                .is_ok_and(|u| u.0.contains(&KP_CLIENT_AUTH))
+        })
+}
+
+/// Runs blocking work (a store read) from inside a synchronous callback of the async runtime
+/// (rustls calls the verifier while tokio-rustls drives the handshake): on a multi-threaded
+/// runtime the worker hands its other tasks to the rest of the pool first
+/// (`tokio::task::block_in_place`); elsewhere (no runtime, a current-thread one) it runs as is.
+fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 
@@ -213,4 +253,78 @@ pub(crate) async fn serve(
         }
     };
     crate::listener::serve("channels.listen", listener, limits, open, stop).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use der::Encode;
+    use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+    use x509_cert::ext::pkix::ExtendedKeyUsage;
+    use x509_cert::name::Name;
+    use x509_cert::serial_number::SerialNumber;
+    use x509_cert::time::Validity;
+
+    use super::*;
+
+    /// A self-signed P-256 certificate with the extKeyUsage purposes given (none: no extension).
+    fn certificate(purposes: Option<Vec<der::asn1::ObjectIdentifier>>) -> x509_cert::Certificate {
+        let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let spki = spki::SubjectPublicKeyInfoOwned::from_key(*key.verifying_key()).unwrap();
+        let mut builder = CertificateBuilder::new(
+            Profile::Leaf {
+                issuer: Name::from_str("CN=test").unwrap(),
+                enable_key_agreement: false,
+                enable_key_encipherment: false,
+            },
+            SerialNumber::from(7u32),
+            Validity::from_now(std::time::Duration::from_secs(3600)).unwrap(),
+            Name::from_str("CN=test").unwrap(),
+            spki,
+            &key,
+        )
+        .unwrap();
+        if let Some(p) = purposes {
+            builder.add_extension(&ExtendedKeyUsage(p)).unwrap();
+        }
+        let cert = builder.build::<p256::ecdsa::DerSignature>().unwrap();
+        x509_cert::Certificate::from_der(&cert.to_der().unwrap()).unwrap()
+    }
+
+    /// Only a certificate naming clientAuth reaches the store: a NES (no extKeyUsage) or a
+    /// server-only certificate is refused on the certificate alone.
+    #[test]
+    fn only_client_auth_certificates_are_looked_up() {
+        use const_oid::db::rfc5280::{ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
+        assert!(!offers_client_auth(&certificate(None)));
+        assert!(!offers_client_auth(&certificate(Some(vec![
+            ID_KP_SERVER_AUTH
+        ]))));
+        assert!(offers_client_auth(&certificate(Some(vec![
+            ID_KP_CLIENT_AUTH
+        ]))));
+        assert!(offers_client_auth(&certificate(Some(vec![
+            ID_KP_SERVER_AUTH,
+            ID_KP_CLIENT_AUTH
+        ]))));
+    }
+
+    /// Blocking work from a synchronous callback on either kind of runtime, and outside one.
+    #[test]
+    fn blocking_work_runs_on_every_kind_of_runtime() {
+        assert_eq!(off_the_runtime(|| 1), 1);
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        assert_eq!(
+            multi.block_on(async { tokio::spawn(async { off_the_runtime(|| 2) }).await.unwrap() }),
+            2
+        );
+        let single = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(single.block_on(async { off_the_runtime(|| 3) }), 3);
+    }
 }

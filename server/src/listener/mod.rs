@@ -57,7 +57,8 @@ impl Limits {
     }
 }
 
-/// Plain HTTP: every connection is served `app` as it is.
+/// Plain HTTP: every connection is served `app`, with the client's address as
+/// `ConnectInfo<SocketAddr>` (the public lookup's rate limit counts by it).
 pub(crate) fn plain(
     app: Router,
 ) -> impl Fn(TcpStream, SocketAddr) -> std::future::Ready<Option<(TcpStream, Router)>>
@@ -65,7 +66,12 @@ pub(crate) fn plain(
        + Send
        + Sync
        + 'static {
-    move |tcp, _| std::future::ready(Some((tcp, app.clone())))
+    move |tcp, peer| {
+        let app = app
+            .clone()
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        std::future::ready(Some((tcp, app)))
+    }
 }
 
 /// Accepts connections on `listener` (named `name` in the log, the configuration key of its

@@ -3,23 +3,38 @@
 //! chose "do not publish my certificate" are left out: to the lookup they do not exist (the
 //! registration authority's [`CertificateLookup`] decides which are shown).
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use ca_core::store::{LookupCandidate, Store};
 use ca_core::{Serial, Tckn};
 use nesca_ra::enrollment::lookup::CertificateLookup;
 use serde_json::json;
 
-pub(super) fn router(store: Arc<dyn Store>) -> Router {
+use super::rate_limit::PerClient;
+
+/// The lookup routes. Lookups by T.C. Kimlik No are limited to `per_minute` per client
+/// address ([`PerClient`]); by serial (20 random bytes, nothing to enumerate) they are not.
+pub(super) fn router(store: Arc<dyn Store>, per_minute: u32) -> Router {
     Router::new()
         .route("/certificates", get(search))
         .route("/certificates/{serial}", get(by_serial))
-        .with_state(Arc::new(CertificateLookup::new(store)))
+        .with_state(Arc::new(Lookup {
+            lookup: Arc::new(CertificateLookup::new(store)),
+            limit: PerClient::new(per_minute),
+        }))
+}
+
+/// The lookup and its rate limit.
+pub(super) struct Lookup {
+    lookup: Arc<CertificateLookup>,
+    limit: PerClient,
 }
 
 fn refused(status: StatusCode, field: &str, rule: &str) -> Response {
@@ -51,10 +66,8 @@ async fn read(
 }
 
 /// `GET /certificates/{serial}` (hex): the certificate, DER.
-async fn by_serial(
-    State(lookup): State<Arc<CertificateLookup>>,
-    Path(serial): Path<String>,
-) -> Response {
+async fn by_serial(State(state): State<Arc<Lookup>>, Path(serial): Path<String>) -> Response {
+    let lookup = state.lookup.clone();
     let Ok(serial) = Serial::parse_hex(&serial) else {
         return refused(
             StatusCode::BAD_REQUEST,
@@ -80,7 +93,27 @@ async fn by_serial(
 }
 
 /// `GET /certificates?tckn=…`: the person's published certificates, newest first.
-async fn search(State(lookup): State<Arc<CertificateLookup>>, RawQuery(q): RawQuery) -> Response {
+async fn search(
+    State(state): State<Arc<Lookup>>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    // Every listener nesca serves this on hands the client's address in; without one (a test
+    // router) all callers share one bucket.
+    let ip = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0 .0.ip());
+    if let Err(wait) = state.limit.admit(ip, Instant::now()) {
+        let secs = wait.as_secs().max(1);
+        let mut r = refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "tckn",
+            &format!("too many lookups from this address; try again in {secs} s"),
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
+    let lookup = state.lookup.clone();
     let tckn = q
         .as_deref()
         .unwrap_or_default()

@@ -6,6 +6,7 @@ pub(crate) mod crl_source;
 mod http;
 mod lookup;
 mod metrics;
+mod rate_limit;
 mod status_source;
 
 use std::collections::HashMap;
@@ -84,6 +85,7 @@ fn open(config: &std::path::Path) -> Result<Opened> {
     let cfg = Loaded::read(config)?;
     let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
     let hsm = wiring::open_hsm(&cfg)?;
+    reconcile_reservations(&store)?;
     let cas = wiring::served_cas(store.as_ref(), &hsm)?;
     Ok(Opened {
         cfg,
@@ -91,6 +93,17 @@ fn open(config: &std::path::Path) -> Result<Opened> {
         cas,
         _hsm: hsm,
     })
+}
+
+/// Resolves reservations whose signing never completed, older than
+/// `nesca_ra::reservations::STALE_RESERVATION_SECONDS`, as failed (by `serve-start`), before
+/// anything answers OCSP: such a serial is then answered as never issued.
+fn reconcile_reservations(store: &Arc<dyn Store>) -> Result<()> {
+    let failed = nesca_ra::reservations::fail_stale_reservations(store, wiring::clock().as_ref())?;
+    for (issuer, serial) in &failed {
+        tracing::warn!(%issuer, %serial, "a reservation whose signing never completed was resolved as failed");
+    }
+    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -291,7 +304,10 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         responder
             .router()
             .merge(http::router(public))
-            .merge(lookup::router(store.clone())),
+            .merge(lookup::router(
+                store.clone(),
+                cfg.raw.server.lookup_per_minute,
+            )),
         &metrics,
     )?;
     let app = with_metrics(public_app, &metrics);

@@ -15,14 +15,16 @@ impl StatusSource for StoreStatus {
         Ok(match record {
             None => CertState::NotIssued,
             Some(r) => match (r.status, r.revocation) {
-                // A reserved serial may have been signed (the reservation is committed before
-                // C_Sign): it is answered as issued, never as "never issued".
-                (CertStatus::Active | CertStatus::Reserved, _) => CertState::Good,
+                (CertStatus::Active, _) => CertState::Good,
                 (CertStatus::Suspended | CertStatus::Revoked, Some(v)) => CertState::Revoked {
                     time: v.at,
                     reason: v.reason,
                 },
-                // Signing failed: no certificate exists under this serial.
+                // Reserved (signing not completed) or failed: nesca handed out no certificate
+                // under this serial (the engine returns one only once it is stored), so it is
+                // answered as never issued, never `good` (issue 12, finding 13). A reservation
+                // being signed this instant gets its real answer once it completes: completion
+                // is a status change the refresher re-signs.
                 _ => CertState::NotIssued,
             },
         })
@@ -51,5 +53,65 @@ impl StatusSource for StoreStatus {
         self.0
             .serials(issuer, after, limit)
             .map_err(SourceError::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ca_core::store::prelude::*;
+    use ca_core::store::{Completion, Reservation, SqliteStore, SubjectRecord};
+    use ca_core::{Principal, UnixTime};
+
+    use super::*;
+
+    /// Only an issued certificate is `good`: a reservation whose signing has not completed
+    /// (or never will) and a failed one are answered as never issued (issue 12, finding 13).
+    #[test]
+    fn reserved_and_failed_serials_are_never_good() {
+        let dir = tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let issuer = IssuerId::parse("nes-ca").unwrap();
+        let at = UnixTime::from_secs(1_795_305_600);
+        let reserve = |serial: Serial| {
+            store
+                .reserve(Reservation {
+                    issuer: issuer.clone(),
+                    serial,
+                    profile: ca_core::profile::ProfileName::Nes,
+                    subject: SubjectRecord::default(),
+                    not_before: at,
+                    not_after: at.plus_secs(86_400),
+                    tbs_der: vec![0x30, 0x00],
+                    actor: Principal::HostOperator,
+                    at,
+                })
+                .unwrap();
+        };
+        let source = StoreStatus(store.clone());
+        let (reserved, failed, issued) = (Serial::random(), Serial::random(), Serial::random());
+        for s in [reserved, failed, issued] {
+            reserve(s);
+        }
+        store
+            .fail(&issuer, &failed, "HSM", &Principal::HostOperator, at)
+            .unwrap();
+        store
+            .complete(
+                &issuer,
+                &issued,
+                vec![0x30, 0x00],
+                Completion::default(),
+                &Principal::HostOperator,
+                at,
+            )
+            .unwrap();
+        let state = |s: &Serial| source.status(&issuer, s).unwrap();
+        assert_eq!(state(&reserved), CertState::NotIssued);
+        assert_eq!(state(&failed), CertState::NotIssued);
+        assert_eq!(state(&Serial::random()), CertState::NotIssued);
+        assert_eq!(state(&issued), CertState::Good);
     }
 }

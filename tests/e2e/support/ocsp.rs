@@ -65,16 +65,32 @@ pub(crate) fn ocsp_query(
     extra: &[&str],
     respout: &str,
 ) -> OcspRun {
+    let mut about: Vec<&str> = extra.to_vec();
+    for c in certs {
+        about.extend_from_slice(&["-cert", s(c)]);
+    }
+    ocsp_exchange(demo, url, &about, respout)
+}
+
+/// `openssl ocsp -issuer ISSUING -serial 0xHEX -url URL/ocsp -CAfile ca-chain.pem -resp_text
+/// -respout WORK/RESPOUT`: the answer about a bare serial, whatever its outcome.
+#[track_caller]
+pub(crate) fn ocsp_serial(demo: &Demo, url: &str, serial_hex: &str, respout: &str) -> OcspRun {
+    let serial = format!("0x{serial_hex}");
+    ocsp_exchange(demo, url, &["-serial", &serial], respout)
+}
+
+/// `openssl ocsp -issuer ISSUING ABOUT… -url URL/ocsp -timeout 20 -CAfile ca-chain.pem
+/// -resp_text -respout WORK/RESPOUT`, whatever its outcome.
+#[track_caller]
+fn ocsp_exchange(demo: &Demo, url: &str, about: &[&str], respout: &str) -> OcspRun {
     let issuing = demo.path("issuing-ca.pem");
     let chain = demo.path("ca-chain.pem");
     let respout = demo.work.join(respout);
     let _ = fs::remove_file(&respout);
     let url = format!("{url}/ocsp");
     let mut args = vec!["ocsp", "-issuer", s(&issuing)];
-    args.extend_from_slice(extra);
-    for c in certs {
-        args.extend_from_slice(&["-cert", s(c)]);
-    }
+    args.extend_from_slice(about);
     args.extend_from_slice(&[
         "-url",
         &url,
@@ -89,6 +105,16 @@ pub(crate) fn ocsp_query(
     let out = openssl_may_fail(&args);
     let text = format!("{}\n{}", out.stdout, out.stderr);
     OcspRun { out, text, respout }
+}
+
+/// Whether `run` answers `serial_hex` as nesca answers a serial it never issued: revoked,
+/// certificateHold, revocationTime 1970-01-01 (docs/STANDARDS.md, "OCSP").
+pub(crate) fn answered_never_issued(run: &OcspRun, serial_hex: &str) -> bool {
+    let squeezed = run.squeezed();
+    run.verified()
+        && squeezed.contains(&format!("0x{serial_hex}: revoked"))
+        && squeezed.contains("Reason: certificateHold")
+        && squeezed.contains("Revocation Time: Jan 1 00:00:00 1970 GMT")
 }
 
 /// Asks about `cert` until `ok` accepts the answer (a verified response), for at most

@@ -198,6 +198,25 @@ impl Server {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 
+    /// Waits up to `limit` for a line of the server's stderr that contains every one of
+    /// `phrases` (the log reaches the test through a pipe read on a thread of its own); returns
+    /// that line, or panics with the log.
+    #[track_caller]
+    pub(crate) fn wait_for_log_line(&self, phrases: &[&str], limit: Duration) -> String {
+        super::net::wait_for(
+            &format!("a log line with {phrases:?}"),
+            limit,
+            Duration::from_millis(50),
+            || {
+                let log = self.stderr();
+                log.lines()
+                    .find(|l| phrases.iter().all(|p| l.contains(p)))
+                    .map(str::to_owned)
+                    .ok_or(log)
+            },
+        )
+    }
+
     /// The command, its state and its output so far, for assertion messages.
     pub(crate) fn describe(&self) -> String {
         let stdout = self.stdout_lines.lock().unwrap().join("\n");

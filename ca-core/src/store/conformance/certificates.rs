@@ -247,3 +247,51 @@ pub fn lifecycle_follows_the_state_machine(store: &dyn Store) {
     assert_eq!((changed, cursor), (vec![(nes.clone(), serial)], latest));
     assert_eq!(store.serials(&nes, None, 10).unwrap(), [serial]);
 }
+
+/// Reservations older than the bound whose signing never completed are resolved as failed,
+/// each with its audit record; a younger reservation, an issued certificate and a serial failed
+/// already are left as they are, and a second pass finds nothing.
+pub fn stale_reservations_are_failed_once(store: &dyn Store) {
+    let nes = issuer();
+    let reserve_at = |secs: i64| {
+        let serial = Serial::random();
+        let r = crate::store::Reservation {
+            at: t0(secs),
+            ..reservation(&nes, serial, "CN=AYŞE YILMAZ")
+        };
+        assert_eq!(store.reserve(r).unwrap(), Reserved::Ok);
+        serial
+    };
+    let oldest = reserve_at(0);
+    let old = reserve_at(10);
+    let young = reserve_at(700);
+    let issued = issue(store, &nes);
+    let records = audit_records(store);
+    let actor = crate::Principal::System(crate::SystemTask::Startup);
+
+    let failed = store
+        .fail_stale_reservations(t0(600), "never completed", &actor, t0(1_000))
+        .unwrap();
+    assert_eq!(failed, vec![(nes.clone(), oldest), (nes.clone(), old)]);
+    for serial in [oldest, old] {
+        assert_eq!(
+            store.status(&nes, &serial).unwrap().map(|s| s.status),
+            Some(CertStatus::Failed)
+        );
+    }
+    assert_eq!(
+        store.status(&nes, &young).unwrap().map(|s| s.status),
+        Some(CertStatus::Reserved)
+    );
+    assert_eq!(
+        store.status(&nes, &issued).unwrap().map(|s| s.status),
+        Some(CertStatus::Active)
+    );
+    assert_eq!(audit_records(store), records + 2);
+
+    let again = store
+        .fail_stale_reservations(t0(600), "never completed", &actor, t0(1_001))
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(audit_records(store), records + 2);
+}

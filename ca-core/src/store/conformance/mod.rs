@@ -27,6 +27,7 @@ pub use audit::{audit_chain_holds_after_writes, refused_writes_leave_no_audit_re
 pub use certificates::{
     complete_needs_a_reservation, fail_keeps_the_serial, lifecycle_follows_the_state_machine,
     replayed_transition_answers_its_first_outcome, serial_is_unique_per_issuer,
+    stale_reservations_are_failed_once,
 };
 pub use commitments::{
     commitment_acceptance_releases_and_supersedes, overdue_commitments_expire,
@@ -177,6 +178,7 @@ macro_rules! store_conformance_tests {
             serial_is_unique_per_issuer,
             complete_needs_a_reservation,
             fail_keeps_the_serial,
+            stale_reservations_are_failed_once,
             replayed_transition_answers_its_first_outcome,
             lifecycle_follows_the_state_machine,
             refused_writes_leave_no_audit_record,

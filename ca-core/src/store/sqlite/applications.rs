@@ -15,6 +15,9 @@ use crate::store::{
 };
 use crate::{ChannelName, UnixTime};
 
+/// The issuer of a serial: the index `certificates_serial` (migration 10).
+pub(super) const ISSUER_OF_SERIAL: &str = "SELECT issuer FROM certificates WHERE serial = ?1";
+
 /// Records a pending application, or answers the one recorded under its reference.
 fn begin_application(
     conn: &Connection,
@@ -96,7 +99,7 @@ pub(super) fn finish_application(
     }) = outcome
     {
         let issuer = conn
-            .prepare_cached("SELECT issuer FROM certificates WHERE serial = ?1")?
+            .prepare_cached(ISSUER_OF_SERIAL)?
             .query_row([serial.to_hex()], |r| r.get::<_, String>(0))
             .optional()?
             .ok_or_else(|| {

@@ -317,8 +317,33 @@ pub(super) fn transition(
     })
 }
 
-const CERT_COLUMNS: &str =
-    "issuer, serial, profile, status, subject, tckn, given_name, surname, not_before, not_after, reserved_at, issued_at, cert_der, revoked_at, reason, invalidity_date";
+/// The columns [`cert_row`] reads (a macro: the statements below are built from it at compile
+/// time, so each is one `&'static str` that a test can ask SQLite to plan).
+macro_rules! cert_columns {
+    () => {
+        "issuer, serial, profile, status, subject, tckn, given_name, surname, not_before, not_after, reserved_at, issued_at, cert_der, revoked_at, reason, invalidity_date"
+    };
+}
+const CERT_COLUMNS: &str = cert_columns!();
+
+/// One certificate of one issuer: the unique index `(issuer, serial)`.
+pub(super) const GET_BY_ISSUER_AND_SERIAL: &str = concat!(
+    "SELECT ",
+    cert_columns!(),
+    " FROM certificates WHERE issuer = ?1 AND serial = ?2"
+);
+
+/// One certificate by serial, any issuer: the index `certificates_serial` (migration 10).
+pub(super) const GET_BY_SERIAL: &str = concat!(
+    "SELECT ",
+    cert_columns!(),
+    " FROM certificates WHERE serial = ?1 ORDER BY issuer LIMIT 1"
+);
+
+/// Reservations made before `?1` whose signing never completed: the partial index
+/// `certificates_reserved` (migration 10).
+pub(super) const STALE_RESERVATIONS: &str =
+    "SELECT issuer, serial FROM certificates WHERE status = 'reserved' AND reserved_at < ?1 ORDER BY reserved_at";
 
 /// The revocation columns (revoked_at, reason, invalidity_date) starting at `i`.
 pub(super) fn revocation_at(
@@ -407,18 +432,51 @@ impl CertificateStore for SqliteStore {
     }
 
     fn get(&self, issuer: Option<&IssuerId>, serial: &Serial) -> Result<Option<CertRecord>> {
-        let sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE serial = ?1 AND (?2 IS NULL OR issuer = ?2)");
+        // Two statements, not one with `?2 IS NULL OR issuer = ?2`: SQLite cannot use an index
+        // for such an OR, and every lookup would scan the whole table (issue 12, finding 12).
         self.read(
-            |c| {
-                c.query_row(
-                    &sql,
-                    params![serial.to_hex(), issuer.map(|i| i.as_str())],
-                    cert_row,
-                )
-                .optional()
+            |c| match issuer {
+                Some(issuer) => c
+                    .prepare_cached(GET_BY_ISSUER_AND_SERIAL)?
+                    .query_row(params![issuer.as_str(), serial.to_hex()], cert_row)
+                    .optional(),
+                None => c
+                    .prepare_cached(GET_BY_SERIAL)?
+                    .query_row(params![serial.to_hex()], cert_row)
+                    .optional(),
             },
             "read certificate",
         )
+    }
+
+    fn fail_stale_reservations(
+        &self,
+        before: UnixTime,
+        reason: &str,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<Vec<(IssuerId, Serial)>> {
+        let (reason, actor) = (reason.to_owned(), actor.clone());
+        self.submit(move |conn, head| {
+            let stale = {
+                let mut st = conn.prepare_cached(STALE_RESERVATIONS)?;
+                let rows = st.query_map(params![before.secs()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            let mut failed = Vec::with_capacity(stale.len());
+            for (issuer, serial) in stale {
+                let issuer = IssuerId::parse(&issuer)
+                    .map_err(|e| Refusal::Fatal(CaError::invalid("issuer", e.rule())))?;
+                let serial = Serial::parse_hex(&serial)
+                    .map_err(|e| Refusal::Fatal(CaError::invalid("serial", e.rule())))?;
+                fail(conn, (&issuer, &serial), &reason, (&actor, at), head)
+                    .map_err(after_writes)?;
+                failed.push((issuer, serial));
+            }
+            Ok(failed)
+        })
     }
 
     fn list(&self, issuer: Option<&IssuerId>) -> Result<Vec<CertRecord>> {

@@ -153,11 +153,14 @@ pub(super) fn read(
     conn: &Connection,
     serial: &Serial,
 ) -> rusqlite::Result<Option<CommitmentRecord>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM commitments WHERE serial = ?1 ORDER BY issuer LIMIT 1"
-    ))?
-    .query_row([serial.to_hex()], row)
-    .optional()
+    conn.prepare_cached(&by_serial_sql())?
+        .query_row([serial.to_hex()], row)
+        .optional()
+}
+
+/// A commitment by serial: the index `commitments_serial` (migration 10).
+pub(super) fn by_serial_sql() -> String {
+    format!("SELECT {COLUMNS} FROM commitments WHERE serial = ?1 ORDER BY issuer LIMIT 1")
 }
 
 /// A refusal because a row is no longer what the registration authority read.

@@ -271,26 +271,42 @@ pub(super) fn read_invoice_lines(
     rows.collect()
 }
 
+/// What the public lookup reads of a candidate, with its holder's "do not publish" choice.
+macro_rules! lookup_columns {
+    () => {
+        "SELECT c.serial, c.subject, c.status, c.not_before, c.not_after, c.cert_der,
+                EXISTS (SELECT 1 FROM enrollments e WHERE e.serial = c.serial AND e.do_not_publish = 0)
+         FROM certificates c"
+    };
+}
+
+/// The public lookup's candidates by serial: the index `certificates_serial` (migration 10).
+pub(super) const LOOKUP_BY_SERIAL: &str = concat!(
+    lookup_columns!(),
+    " WHERE c.cert_der IS NOT NULL AND c.serial = ?1 ORDER BY c.not_before DESC LIMIT ?2"
+);
+
+/// The public lookup's candidates by holder: the index `certificates_tckn`.
+pub(super) const LOOKUP_BY_HOLDER: &str = concat!(
+    lookup_columns!(),
+    " WHERE c.cert_der IS NOT NULL AND c.tckn = ?1 ORDER BY c.not_before DESC LIMIT ?2"
+);
+
 /// Stored certificates (those with their DER: not reserved or failed) by serial or by holder,
-/// newest first, each with its holder's "do not publish" choice: the candidates of the public
+/// newest first, each with whether its holder agreed to publication: the candidates of the public
 /// lookup, which the registration authority filters.
 pub(super) fn read_lookup_candidates(
     conn: &Connection,
     key: LookupKey<'_>,
 ) -> rusqlite::Result<Vec<LookupCandidate>> {
-    let (serial, tckn) = match key {
-        LookupKey::Serial(s) => (Some(s.to_hex()), None),
-        LookupKey::Holder(t) => (None, Some(t.as_str())),
+    // One statement per key, not `?1 IS NULL OR c.serial = ?1`: SQLite uses no index for such
+    // an OR, and this public endpoint would scan every certificate (issue 12, finding 12).
+    let (sql, value) = match key {
+        LookupKey::Serial(s) => (LOOKUP_BY_SERIAL, s.to_hex()),
+        LookupKey::Holder(t) => (LOOKUP_BY_HOLDER, t.as_str().to_owned()),
     };
-    let mut st = conn.prepare_cached(
-        "SELECT c.serial, c.subject, c.status, c.not_before, c.not_after, c.cert_der,
-                EXISTS (SELECT 1 FROM enrollments e WHERE e.serial = c.serial AND e.do_not_publish = 0)
-         FROM certificates c
-         WHERE c.cert_der IS NOT NULL
-           AND (?1 IS NULL OR c.serial = ?1) AND (?2 IS NULL OR c.tckn = ?2)
-         ORDER BY c.not_before DESC LIMIT ?3",
-    )?;
-    let rows = st.query_map(params![serial, tckn, MAX_LOOKUP_CANDIDATES], |r| {
+    let mut st = conn.prepare_cached(sql)?;
+    let rows = st.query_map(params![value, MAX_LOOKUP_CANDIDATES], |r| {
         let serial: String = r.get(0)?;
         let status: String = r.get(2)?;
         Ok(LookupCandidate {

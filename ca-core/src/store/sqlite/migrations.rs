@@ -172,6 +172,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 9: held lists block no one (only invited pre-applications are one per person); a held
     // list ends rejected or expired.
     institutions::HELD_LISTS_MIGRATION,
+    // 10: lookups by serial alone (the channels' certificate lookup, `cert show`, the public
+    // lookup, a commitment by serial) use an index instead of scanning every certificate; the
+    // start-up reconcile finds reservations that never completed without a scan either.
+    "CREATE INDEX certificates_serial ON certificates (serial);
+    CREATE INDEX commitments_serial ON commitments (serial);
+    CREATE INDEX certificates_reserved ON certificates (reserved_at) WHERE status = 'reserved';",
 ];
 
 /// The schema version, read without taking a lock (0 for a new database).

@@ -18,6 +18,8 @@ mod files;
 mod institutions;
 mod migrations;
 mod outbox;
+#[cfg(test)]
+mod plan_tests;
 mod registry;
 mod writer;
 
