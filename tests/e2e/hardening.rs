@@ -51,8 +51,9 @@ fn the_lookup_by_tckn_is_rate_limited_per_client() {
     let path = format!("/certificates?tckn={TCKN}");
     for i in 0..30 {
         let r = server.get(&path);
+        // 200 with an empty list: publication is opt-in and an operator's issuance never
+        // asked its holder; what is counted is the asking.
         assert_eq!(r.status, 200, "lookup {i}: {}", r.describe());
-        assert!(r.text().contains(&serial), "{}", r.describe());
     }
     let r = server.get(&path);
     assert_eq!(r.status, 429, "{}", r.describe());
@@ -65,7 +66,8 @@ fn the_lookup_by_tckn_is_rate_limited_per_client() {
     assert_eq!(v["error"]["field"], "tckn", "{v}");
     // Not limited: the lookup by serial, and everything else.
     for _ in 0..5 {
-        assert_eq!(server.get(&format!("/certificates/{serial}")).status, 200);
+        // 404: not published (see above), and not 429.
+        assert_eq!(server.get(&format!("/certificates/{serial}")).status, 404);
     }
     assert_eq!(server.get("/healthz").status, 200);
     // A bad T.C. Kimlik No counts too (probing is what the limit is for): still 429.
