@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod partners;
 pub mod production;
 pub mod refusal;
+pub mod transport_keys;
 
 #[cfg(test)]
 mod testkit;

@@ -17,7 +17,9 @@ use sha2::Digest as _;
 use cryptoki::object::ObjectHandle;
 
 use crate::support::http::HttpResponse;
-use crate::support::idcard::{cert_key_verifies, Card, ChannelClient, Options, World};
+use crate::support::idcard::{
+    cert_key_verifies, register_transport_key, Card, ChannelClient, Options, World,
+};
 use crate::support::institution::{import_signed_rows, institution, json as stdout_json, sign};
 use crate::support::ocsp::ocsp_good;
 use crate::support::server::{server_demo, Server};
@@ -62,18 +64,17 @@ const SUKRU: Person = Person {
 };
 
 /// A demo CA serving the channels, producing with HSM keys wrapped for `card`'s transport
-/// key every second, the outbox sending every second; an institution with its officer.
-fn setup(card: &Card) -> (Demo, World, ObjectHandle) {
+/// key (registered with `nesca transport-key add`) every second, the outbox sending every
+/// second; an institution with its officer. The card's unwrapping key and the transport key's
+/// id.
+fn setup(card: &Card) -> (Demo, World, (ObjectHandle, String)) {
     let (transport_key, transport_spki) = card.transport_key();
+    let mut id = String::new();
     let (demo, world) = setup_with(|demo| {
-        let transport = demo.work.join("personalisation-transport.der");
-        fs::write(&transport, &transport_spki).unwrap();
-        format!(
-            "key_source = \"hsm\"\ntransport_public_key = \"{}\"\n",
-            s(&transport)
-        )
+        id = register_transport_key(demo, "personalisation-1", &transport_spki, 365);
+        format!("key_source = \"hsm\"\ntransport_key = \"{id}\"\n")
     });
-    (demo, world, transport_key)
+    (demo, world, (transport_key, id))
 }
 
 /// [`setup`] with the `[production]` keys `production` writes (interval: one second).
@@ -276,7 +277,7 @@ fn sign_text(demo: &Demo, text: &str, cert: &Path, key: &Path, name: &str) -> Ve
 fn check_package(
     demo: &Demo,
     world: &World,
-    (card, transport): (&Card, ObjectHandle),
+    (card, (transport, transport_id)): (&Card, &(ObjectHandle, String)),
     id: &str,
     at: Option<i64>,
 ) -> (String, Vec<u8>) {
@@ -299,8 +300,14 @@ fn check_package(
     assert!(verify.stdout.contains(": OK"), "{}", verify.describe());
     let der = openssl(&["x509", "-in", s(&cert_path), "-outform", "DER"]).stdout_bytes;
     let w = &package["wrapped_key"];
+    // The package names the registered key the card key was wrapped for.
+    assert_eq!(
+        w["transport_key"].as_str(),
+        Some(transport_id.as_str()),
+        "{package}"
+    );
     let private = card.unwrap_ec_key(
-        transport,
+        *transport,
         w["scheme"].as_str().unwrap(),
         &unb64(w["wrapped_key"].as_str().unwrap(), "wrapped_key"),
         &unb64(
@@ -470,9 +477,9 @@ fn invited_people_complete_approve_three_ways_and_are_produced_billed_and_publis
             (v["stage"] == "produced" && v["package_written"] == true).then_some(())
         });
     }
-    let (cagri_serial, _) = check_package(&demo, &world, (&card, transport), &cagri_id, None);
-    let (ipek_serial, ipek_der) = check_package(&demo, &world, (&card, transport), &ipek_id, None);
-    let (sukru_serial, _) = check_package(&demo, &world, (&card, transport), &sukru_id, None);
+    let (cagri_serial, _) = check_package(&demo, &world, (&card, &transport), &cagri_id, None);
+    let (ipek_serial, ipek_der) = check_package(&demo, &world, (&card, &transport), &ipek_id, None);
+    let (sukru_serial, _) = check_package(&demo, &world, (&card, &transport), &sukru_id, None);
     let shown = stdout_json(
         &demo
             .nesca(&[
@@ -669,7 +676,7 @@ fn a_renewal_is_held_until_two_months_before_expiry_then_produced() {
     check_package(
         &demo,
         &world,
-        (&card, transport),
+        (&card, &transport),
         &id,
         Some(unix_now() + offset + 60),
     );

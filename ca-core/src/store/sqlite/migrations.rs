@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::{enrollments, institutions};
+use super::{enrollments, institutions, registry};
 use crate::error::{CaError, Result};
 
 /// Versioned schema migrations, applied in order at open; never edit one that shipped.
@@ -172,6 +172,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 9: held lists block no one (only invited pre-applications are one per person); a held
     // list ends rejected or expired.
     institutions::HELD_LISTS_MIGRATION,
+    // 10: the trusted transport keys (certificates of the card-personalisation system and of
+    // KEC devices) that card keys may be wrapped for, registered and withdrawn by an operator.
+    registry::TRANSPORT_KEYS_MIGRATION,
 ];
 
 /// The schema version, read without taking a lock (0 for a new database).
