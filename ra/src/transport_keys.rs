@@ -186,6 +186,7 @@ impl TransportKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ca_core::store::prelude::*;
 
     fn record(withdrawn_at: Option<i64>) -> TransportKeyRecord {
         TransportKeyRecord {
@@ -264,6 +265,28 @@ mod tests {
             e.contains("is not valid before 1970-01-01T00:16:40Z"),
             "{e}"
         );
+    }
+
+    /// Through the store: registered and usable, then withdrawn by the operator and refused
+    /// from then on (and withdrawing again is a conflict).
+    #[test]
+    fn a_key_withdrawn_in_the_registry_is_refused_from_then_on() {
+        let f = ca_core::testkit::fixture();
+        let keys = TransportKeys::new(f.store.clone());
+        let by = Principal::HostOperator;
+        let key = record(None);
+        f.store
+            .add_transport_key(key.clone(), &by, UnixTime::from_secs(1_000))
+            .unwrap();
+        let now = UnixTime::from_secs(1_500);
+        assert_eq!(keys.usable(FIELD, &key.id, now).unwrap().id(), &key.id);
+        let withdrawn = keys.withdraw(&by, &key.id, now).unwrap();
+        assert_eq!(withdrawn.withdrawn_at, Some(now));
+        let e = refused(keys.usable(FIELD, &key.id, now));
+        assert!(e.contains("was withdrawn by an operator"), "{e}");
+        let e = keys.withdraw(&by, &key.id, now).unwrap_err();
+        assert!(matches!(e, RaError::Conflict { field: "id", .. }), "{e}");
+        assert_eq!(keys.list().unwrap(), vec![withdrawn]);
     }
 
     #[test]
