@@ -722,51 +722,27 @@ fn card_keys_are_wrapped_only_for_registered_active_transport_keys() {
     let registered = register_transport_key(&demo, "perso-line", &registered_spki, 365);
     let withdrawn = register_transport_key(&demo, "old-kec", &withdrawn_spki, 365);
     let expiring = register_transport_key(&demo, "expiring-kec", &expiring_spki, 1);
-    let config = demo.config();
-    let out = demo
-        .nesca(&[
-            "transport-key",
-            "revoke",
-            "--config",
-            s(&config),
-            "--id",
-            &withdrawn,
-        ])
-        .ok();
+    let out = transport_key_cmd(&demo, &["revoke", "--id", &withdrawn]).ok();
     assert!(
         out.stdout.contains("\"active\":false"),
         "{}",
         out.describe()
     );
     // Withdrawn for good: neither withdrawn again nor registered again.
-    let again = demo.nesca(&[
-        "transport-key",
-        "revoke",
-        "--config",
-        s(&config),
-        "--id",
-        &withdrawn,
-    ]);
+    let again = transport_key_cmd(&demo, &["revoke", "--id", &withdrawn]);
     assert!(
         !again.success() && again.stderr.contains("is withdrawn already"),
         "{}",
         again.describe()
     );
     let cert = transport_cert(&demo, "old-kec-again", &withdrawn_spki, 365);
-    let again = demo.nesca(&[
-        "transport-key",
-        "add",
-        "--config",
-        s(&config),
-        "--name",
-        "again",
-        "--cert",
-        s(&cert),
-    ]);
-    assert!(!again.success(), "{}", again.describe());
-    let list = demo
-        .nesca(&["transport-key", "list", "--config", s(&config)])
-        .ok();
+    let again = transport_key_cmd(&demo, &["add", "--name", "again", "--cert", s(&cert)]);
+    assert!(
+        !again.success() && again.stderr.contains("already exists"),
+        "{}",
+        again.describe()
+    );
+    let list = transport_key_cmd(&demo, &["list"]).ok();
     assert_eq!(list.stdout.lines().count(), 3, "{}", list.describe());
     // A key shorter than 2048 bits or not RSA is never registered.
     let ec_cert = demo.work.join("ec-transport.pem");
@@ -777,16 +753,7 @@ fn card_keys_are_wrapped_only_for_registered_active_transport_keys() {
         30,
         &[],
     );
-    let ec = demo.nesca(&[
-        "transport-key",
-        "add",
-        "--config",
-        s(&config),
-        "--name",
-        "ec",
-        "--cert",
-        s(&ec_cert),
-    ]);
+    let ec = transport_key_cmd(&demo, &["add", "--name", "ec", "--cert", s(&ec_cert)]);
     assert!(
         !ec.success() && ec.stderr.contains("not rsaEncryption"),
         "{}",

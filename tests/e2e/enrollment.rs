@@ -18,7 +18,8 @@ use cryptoki::object::ObjectHandle;
 
 use crate::support::http::HttpResponse;
 use crate::support::idcard::{
-    cert_key_verifies, register_transport_key, Card, ChannelClient, Options, World,
+    cert_key_verifies, register_transport_key, transport_key_cmd, Card, ChannelClient, Options,
+    World,
 };
 use crate::support::institution::{import_signed_rows, institution, json as stdout_json, sign};
 use crate::support::ocsp::ocsp_good;
@@ -886,4 +887,50 @@ fn parallel_guesses_are_counted_before_they_are_checked() {
     );
     assert_eq!(v["application"]["stage"], "form", "{v}");
     server.terminate(Duration::from_secs(30));
+}
+
+/// `[production] transport_key` must name a registered, active transport key: production
+/// refuses to run for an unregistered or withdrawn one (issue 12, finding 1), and the old
+/// bare-key setting is refused by name.
+#[test]
+fn production_wraps_only_for_its_registered_transport_key() {
+    let card = Card::new("personalisation-2");
+    let (_, spki) = card.transport_key();
+    let id = hex::encode(sha2::Sha256::digest(&spki));
+    let production_id = id.clone();
+    let (demo, _world) =
+        setup_with(move |_| format!("key_source = \"hsm\"\ntransport_key = \"{production_id}\"\n"));
+    let config = demo.config();
+    let run = || demo.nesca(&["production", "run", "--config", s(&config)]);
+    let out = run();
+    assert!(
+        !out.success()
+            && out.stderr.contains(&format!(
+                "production.transport_key: transport key {id} is not registered"
+            )),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(register_transport_key(&demo, "perso-2", &spki, 365), id);
+    run().ok();
+    transport_key_cmd(&demo, &["revoke", "--id", &id]).ok();
+    let out = run();
+    assert!(
+        !out.success() && out.stderr.contains("was withdrawn by an operator"),
+        "{}",
+        out.describe()
+    );
+
+    // The bare public-key file of before is no longer a setting.
+    let text = fs::read_to_string(&config).unwrap().replace(
+        &format!("transport_key = \"{id}\""),
+        "transport_public_key = \"t.der\"",
+    );
+    fs::write(&config, text).unwrap();
+    let out = run();
+    assert!(
+        !out.success() && out.stderr.contains("transport_public_key"),
+        "{}",
+        out.describe()
+    );
 }

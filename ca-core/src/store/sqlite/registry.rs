@@ -268,6 +268,61 @@ fn partner_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartnerRecord> {
     })
 }
 
+/// Reads a registry row by its id, or every row: `table` with `columns`, read by `row`.
+struct RegistryTable<T> {
+    table: &'static str,
+    columns: &'static str,
+    order: &'static str,
+    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    what: &'static str,
+}
+
+impl<T> RegistryTable<T> {
+    fn one(&self, store: &SqliteStore, id: &str) -> Result<Option<T>> {
+        let sql = format!("SELECT {} FROM {} WHERE id = ?1", self.columns, self.table);
+        store.read(|c| c.query_row(&sql, [id], self.row).optional(), self.what)
+    }
+
+    fn all(&self, store: &SqliteStore) -> Result<Vec<T>> {
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {}",
+            self.columns, self.table, self.order
+        );
+        store.read(
+            |c| {
+                let mut st = c.prepare(&sql)?;
+                let rows = st.query_map([], self.row)?;
+                rows.collect()
+            },
+            self.what,
+        )
+    }
+}
+
+const CAS: RegistryTable<CaRecord> = RegistryTable {
+    table: "cas",
+    columns: CA_COLUMNS,
+    order: "created_at, id",
+    row: ca_row,
+    what: "read CAs",
+};
+
+const PARTNERS: RegistryTable<PartnerRecord> = RegistryTable {
+    table: "partners",
+    columns: PARTNER_COLUMNS,
+    order: "created_at, id",
+    row: partner_row,
+    what: "read partners",
+};
+
+const TRANSPORT_KEYS: RegistryTable<TransportKeyRecord> = RegistryTable {
+    table: "transport_keys",
+    columns: TRANSPORT_KEY_COLUMNS,
+    order: "registered_at, id",
+    row: transport_key_row,
+    what: "read transport keys",
+};
+
 impl RegistryStore for SqliteStore {
     fn add_ca(&self, ca: CaRecord, actor: &crate::Principal, at: UnixTime) -> Result<()> {
         let actor = actor.to_owned();
@@ -275,30 +330,11 @@ impl RegistryStore for SqliteStore {
     }
 
     fn ca(&self, id: &IssuerId) -> Result<Option<CaRecord>> {
-        self.read(
-            |c| {
-                c.query_row(
-                    &format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ?1"),
-                    [id.as_str()],
-                    ca_row,
-                )
-                .optional()
-            },
-            "read CA",
-        )
+        CAS.one(self, id.as_str())
     }
 
     fn cas(&self) -> Result<Vec<CaRecord>> {
-        self.read(
-            |c| {
-                let mut st = c.prepare(&format!(
-                    "SELECT {CA_COLUMNS} FROM cas ORDER BY created_at, id"
-                ))?;
-                let rows = st.query_map([], ca_row)?;
-                rows.collect()
-            },
-            "read CAs",
-        )
+        CAS.all(self)
     }
 
     fn add_partner(
@@ -322,23 +358,11 @@ impl RegistryStore for SqliteStore {
     }
 
     fn partner(&self, id: &PartnerId) -> Result<Option<PartnerRecord>> {
-        let sql = format!("SELECT {PARTNER_COLUMNS} FROM partners WHERE id = ?1");
-        self.read(
-            |c| c.query_row(&sql, [id.as_str()], partner_row).optional(),
-            "read partner",
-        )
+        PARTNERS.one(self, id.as_str())
     }
 
     fn partners(&self) -> Result<Vec<PartnerRecord>> {
-        let sql = format!("SELECT {PARTNER_COLUMNS} FROM partners ORDER BY created_at, id");
-        self.read(
-            |c| {
-                let mut st = c.prepare(&sql)?;
-                let rows = st.query_map([], partner_row)?;
-                rows.collect()
-            },
-            "read partners",
-        )
+        PARTNERS.all(self)
     }
 
     fn add_transport_key(
@@ -362,27 +386,10 @@ impl RegistryStore for SqliteStore {
     }
 
     fn transport_key(&self, id: &TransportKeyId) -> Result<Option<TransportKeyRecord>> {
-        let sql = format!("SELECT {TRANSPORT_KEY_COLUMNS} FROM transport_keys WHERE id = ?1");
-        self.read(
-            |c| {
-                c.query_row(&sql, [id.as_str()], transport_key_row)
-                    .optional()
-            },
-            "read transport key",
-        )
+        TRANSPORT_KEYS.one(self, id.as_str())
     }
 
     fn transport_keys(&self) -> Result<Vec<TransportKeyRecord>> {
-        let sql = format!(
-            "SELECT {TRANSPORT_KEY_COLUMNS} FROM transport_keys ORDER BY registered_at, id"
-        );
-        self.read(
-            |c| {
-                let mut st = c.prepare(&sql)?;
-                let rows = st.query_map([], transport_key_row)?;
-                rows.collect()
-            },
-            "read transport keys",
-        )
+        TRANSPORT_KEYS.all(self)
     }
 }

@@ -6,7 +6,17 @@ use std::fs;
 
 use serde_json::Value;
 
-use crate::support::{openssl, s, self_signed_p256, Demo};
+use crate::support::{openssl, s, self_signed_p256, Demo, Output};
+
+/// `nesca transport-key ARGS --config <the demo's>`, whatever its outcome.
+#[track_caller]
+pub(crate) fn transport_key_cmd(demo: &Demo, args: &[&str]) -> Output {
+    let config = demo.config();
+    let mut all = vec!["transport-key"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--config", s(&config)]);
+    demo.nesca(&all)
+}
 
 /// A certificate (PEM path) for the transport key `spki` (DER SubjectPublicKeyInfo), valid for
 /// `days` days from now.
@@ -60,19 +70,7 @@ pub(crate) fn transport_cert(
 #[track_caller]
 pub(crate) fn register_transport_key(demo: &Demo, name: &str, spki: &[u8], days: u32) -> String {
     let cert = transport_cert(demo, name, spki, days);
-    let config = demo.config();
-    let out = demo
-        .nesca(&[
-            "transport-key",
-            "add",
-            "--config",
-            s(&config),
-            "--name",
-            name,
-            "--cert",
-            s(&cert),
-        ])
-        .ok();
+    let out = transport_key_cmd(demo, &["add", "--name", name, "--cert", s(&cert)]).ok();
     let line: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
         panic!(
             "transport-key add prints one JSON line: {e}: {}",
