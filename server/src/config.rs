@@ -1000,4 +1000,35 @@ mod tests {
         })
         .unwrap();
     }
+
+    /// `[production]` with HSM keys names a registered transport key by its id; the old bare
+    /// key file is not a key any more; the SHA-1 wrap is off unless allowed.
+    #[test]
+    fn production_names_its_transport_key_by_id() {
+        let production = |text: &str| -> Result<()> {
+            let p: ProductionSection =
+                toml::from_str(text).map_err(|e| CliError::config("production", e.to_string()))?;
+            check_production(&p)
+        };
+        let field = |r: Result<()>| match r {
+            Err(CliError::Config { field, rule }) => format!("{field}: {rule}"),
+            other => panic!("not a configuration error: {other:?}"),
+        };
+        let id = "ab".repeat(32);
+        production(&format!("key_source = \"hsm\"\ntransport_key = \"{id}\"\n")).unwrap();
+        production("key_source = \"card-bureau-csr\"\n").unwrap();
+        assert!(field(production("key_source = \"hsm\"\n"))
+            .starts_with("production.transport_key: is required with key_source = \"hsm\""));
+        assert!(field(production(&format!(
+            "key_source = \"hsm\"\ntransport_key = \"{}\"\n",
+            id.to_uppercase()
+        )))
+        .starts_with("production.transport_key: must be a transport key id"));
+        assert!(field(production(
+            "key_source = \"hsm\"\ntransport_public_key = \"t.der\"\n"
+        ))
+        .contains("transport_public_key"));
+        let hsm: HsmSection = toml::from_str("module = \"m.so\"\ntoken_label = \"t\"\n").unwrap();
+        assert!(!hsm.allow_rsa_oaep_sha1_wrap);
+    }
 }
