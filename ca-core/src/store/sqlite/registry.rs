@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::audit::{append_audit, audit_entry, event_entry, AuditHead};
+use super::audit::{append_audit, append_event, audit_entry, AuditHead};
 use super::writer::Refusal;
 use super::{bad_column, opt_time_column, time_column, SqliteStore};
 use crate::error::{CaError, Result};
@@ -66,19 +66,15 @@ fn add_partner(
         "INSERT INTO partners (id, name, license_no, created_at, active) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![partner.id.as_str(), partner.name, partner.license_no, partner.created_at.secs(), partner.active])?;
-    // Not about a certificate: issuer and serial stay empty, the partner is in the detail.
-    append_audit(
+    append_event(
         conn,
         head,
-        event_entry(
-            at,
-            actor,
-            "add-partner",
-            String::new(),
-            format!(
-                "partner={} license_no={} name={}",
-                partner.id, partner.license_no, partner.name
-            ),
+        at,
+        actor,
+        "add-partner",
+        format!(
+            "partner={} license_no={} name={}",
+            partner.id, partner.license_no, partner.name
         ),
     )?;
     Ok(())
@@ -100,16 +96,13 @@ fn deactivate_partner(
             format!("no active registered ESHS partner \"{id}\""),
         )));
     }
-    append_audit(
+    append_event(
         conn,
         head,
-        event_entry(
-            at,
-            actor,
-            "deactivate-partner",
-            String::new(),
-            format!("partner={id}"),
-        ),
+        at,
+        actor,
+        "deactivate-partner",
+        format!("partner={id}"),
     )?;
     Ok(())
 }
@@ -154,20 +147,17 @@ fn add_transport_key(
         key.registered_at.secs(),
         key.withdrawn_at.map(UnixTime::secs),
     ])?;
-    append_audit(
+    append_event(
         conn,
         head,
-        event_entry(
-            at,
-            actor,
-            "add-transport-key",
-            String::new(),
-            format!(
-                "transport_key={} name={} not_after={}",
-                key.id,
-                key.name,
-                key.not_after.secs()
-            ),
+        at,
+        actor,
+        "add-transport-key",
+        format!(
+            "transport_key={} name={} not_after={}",
+            key.id,
+            key.name,
+            key.not_after.secs()
         ),
     )?;
     Ok(())
@@ -203,16 +193,13 @@ fn withdraw_transport_key(
         "UPDATE transport_keys SET withdrawn_at = ?2 WHERE id = ?1 AND withdrawn_at IS NULL",
     )?
     .execute(params![id.as_str(), at.secs()])?;
-    append_audit(
+    append_event(
         conn,
         head,
-        event_entry(
-            at,
-            actor,
-            "withdraw-transport-key",
-            String::new(),
-            format!("transport_key={id}"),
-        ),
+        at,
+        actor,
+        "withdraw-transport-key",
+        format!("transport_key={id}"),
     )?;
     Ok(())
 }
