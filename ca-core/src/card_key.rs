@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CaError, Result};
+use crate::transport_key::TransportKeyId;
 
 /// How the two layers of a [`WrappedCardKey`] were wrapped (the names partners and card
 /// personalisation systems see).
@@ -54,15 +55,21 @@ pub struct WrappedCardKey {
     /// The PKCS#8 private key under AES-KWP (base64 in the record).
     #[serde(with = "b64")]
     pub wrapped_private_key: Vec<u8>,
+    /// The registered transport key it was wrapped for (`ra::transport_keys`). Absent only in
+    /// records written before transport keys were registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_key: Option<TransportKeyId>,
 }
 
 impl WrappedCardKey {
-    /// The record of a key the HSM generated and wrapped.
-    pub fn from_hsm(card: &hsm::WrappedCardKey) -> WrappedCardKey {
+    /// The record of a key the HSM generated and wrapped for the registered transport key
+    /// `transport_key`.
+    pub fn from_hsm(card: &hsm::WrappedCardKey, transport_key: TransportKeyId) -> WrappedCardKey {
         WrappedCardKey {
             scheme: card.mechanism.into(),
             wrapped_key: card.wrapped_key.clone(),
             wrapped_private_key: card.wrapped_private_key.clone(),
+            transport_key: Some(transport_key),
         }
     }
 
@@ -110,6 +117,7 @@ mod tests {
             scheme: WrapSchemeName::RsaOaepSha1AesKwp,
             wrapped_key: vec![1, 2, 3],
             wrapped_private_key: vec![4, 5, 6, 7],
+            transport_key: None,
         };
         let text = key.to_record();
         assert_eq!(
@@ -121,6 +129,19 @@ mod tests {
         // (json! with base64) recorded before: the same shape, in either key order.
         let production = r#"{"wrapped_key":"AQID","scheme":"rsa-oaep-sha1+aes-kwp","wrapped_private_key":"BAUGBw=="}"#;
         assert_eq!(WrappedCardKey::from_record(production).unwrap(), key);
+
+        // Now every record names the transport key it was wrapped for.
+        let id = TransportKeyId::of_spki(b"spki");
+        let named = WrappedCardKey {
+            transport_key: Some(id.clone()),
+            ..key
+        };
+        let text = named.to_record();
+        assert!(
+            text.ends_with(&format!(r#","transport_key":"{id}"}}"#)),
+            "{text}"
+        );
+        assert_eq!(WrappedCardKey::from_record(&text).unwrap(), named);
     }
 
     #[test]
@@ -130,6 +151,7 @@ mod tests {
             "{}",
             r#"{"scheme":"rot13","wrapped_key":"AQID","wrapped_private_key":"AQID"}"#,
             r#"{"scheme":"rsa-oaep-sha1+aes-kwp","wrapped_key":"%%","wrapped_private_key":"AQID"}"#,
+            r#"{"scheme":"rsa-oaep-sha1+aes-kwp","wrapped_key":"AQID","wrapped_private_key":"AQID","transport_key":"AB"}"#,
         ] {
             let e = WrappedCardKey::from_record(bad).unwrap_err();
             assert!(e.to_string().starts_with("wrapped_key: "), "{e}");

@@ -25,6 +25,7 @@ pub mod profile;
 mod serial;
 mod short_id;
 pub mod store;
+pub mod transport_key;
 pub mod verify;
 
 #[cfg(any(test, feature = "testkit"))]

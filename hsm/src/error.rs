@@ -72,6 +72,13 @@ pub enum HsmError {
         field: &'static str,
         reason: String,
     },
+    /// The token cannot wrap a card key with an RSA mechanism nesca's policy allows
+    /// (`CKM_RSA_PKCS_OAEP` with SHA-256, or with SHA-1 where explicitly allowed).
+    #[error("card key wrapping refused: {reason}")]
+    WrapMechanism {
+        /// What the token lacks or refused.
+        reason: String,
+    },
     /// A key algorithm name (configuration, command line) that is not one of
     /// [`crate::KeyAlgorithm::ALL`].
     #[error("unknown key algorithm \"{name}\" (expected one of: {expected})")]

@@ -23,4 +23,4 @@ pub use error::{ErrorClass, HsmError};
 pub use key::{KeyAlgorithm, KeyProtection};
 pub use module::{Hsm, HsmConfig};
 pub use signer::{HsmSignature, KeySigner, PublicKey};
-pub use wrap::{WrapScheme, WrappedCardKey};
+pub use wrap::{check_transport_key, WrapPolicy, WrapScheme, WrappedCardKey};

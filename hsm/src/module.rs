@@ -190,7 +190,7 @@ impl Hsm {
         self.relogin()
     }
 
-    fn current_slot(&self) -> Slot {
+    pub(crate) fn current_slot(&self) -> Slot {
         *self.inner.slot.lock().unwrap_or_else(|p| p.into_inner())
     }
 

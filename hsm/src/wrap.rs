@@ -38,6 +38,16 @@ pub struct WrappedCardKey {
     pub mechanism: WrapScheme,
 }
 
+/// Which RSA mechanisms [`Hsm::generate_wrapped_card_key`] may wrap the AES key with.
+/// RSA-OAEP with SHA-256 (MGF1-SHA-256) always; the weaker RSA-OAEP with SHA-1 only when the
+/// configuration explicitly allows it (a module, such as SoftHSM 2.6.1, that refuses SHA-256
+/// parameters in `C_WrapKey`). PKCS#1 v1.5 encryption is never used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WrapPolicy {
+    /// Fall back to RSA-OAEP with SHA-1 and MGF1-SHA-1 when the module refuses SHA-256.
+    pub allow_rsa_oaep_sha1: bool,
+}
+
 /// How a [`WrappedCardKey`] was wrapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -47,7 +57,8 @@ pub enum WrapScheme {
     /// (RFC 5649, `CKM_AES_KEY_WRAP_PAD`) under that AES key.
     RsaOaepAesKwp,
     /// As [`WrapScheme::RsaOaepAesKwp`], but RSA-OAEP with SHA-1 and MGF1-SHA-1: used only when
-    /// the module refuses OAEP with SHA-256 (SoftHSM 2.6.1 accepts only SHA-1 in `C_WrapKey`).
+    /// the module refuses OAEP with SHA-256 (SoftHSM 2.6.1 accepts only SHA-1 in `C_WrapKey`)
+    /// and [`WrapPolicy::allow_rsa_oaep_sha1`] allows it.
     RsaOaepSha1AesKwp,
 }
 
@@ -92,35 +103,73 @@ impl Drop for Ephemeral<'_> {
 impl Hsm {
     /// Generates a key pair for a card inside the HSM and returns its public key and its private
     /// key wrapped for the card's transport key (an RSA public key of 2048 bits or more, given
-    /// as DER SubjectPublicKeyInfo). See [`WrapScheme`] for the wrapping. Every object created
-    /// here is a session object and is destroyed before this returns, on success and on error.
+    /// as DER SubjectPublicKeyInfo). See [`WrapScheme`] for the wrapping and [`WrapPolicy`] for
+    /// the RSA mechanisms allowed; the token must offer `CKM_RSA_PKCS_OAEP` for wrapping
+    /// (`C_GetMechanismInfo`). Every object created here is a session object and is destroyed
+    /// before this returns, on success and on error.
     pub fn generate_wrapped_card_key(
         &self,
         algorithm: KeyAlgorithm,
         transport_public_key_spki_der: &[u8],
+        policy: WrapPolicy,
     ) -> Result<WrappedCardKey, HsmError> {
         // Refuse a bad transport key before touching the token.
         let (modulus, exponent) = transport_rsa_key(transport_public_key_spki_der)?;
+        self.check_oaep_wrap()?;
         let _alone = self.objects_write();
         let session = self.session()?;
         let mut objects = Ephemeral {
             session: &session,
             handles: Vec::new(),
         };
-        let result = wrap_new_key(&session, &mut objects, algorithm, modulus, exponent);
+        let result = wrap_new_key(
+            &session,
+            &mut objects,
+            algorithm,
+            (modulus, exponent),
+            policy,
+        );
         let destroyed = objects.destroy_all();
         let wrapped = result?;
         destroyed?;
         Ok(wrapped)
     }
+
+    /// The token offers `CKM_RSA_PKCS_OAEP` with `CKF_WRAP` (`C_GetMechanismInfo`).
+    fn check_oaep_wrap(&self) -> Result<(), HsmError> {
+        let info = self
+            .inner
+            .ctx
+            .get_mechanism_info(self.current_slot(), MechanismType::RSA_PKCS_OAEP)
+            .map_err(|e| match e {
+                CkError::Pkcs11(RvError::MechanismInvalid, _) => HsmError::WrapMechanism {
+                    reason: "the token does not offer CKM_RSA_PKCS_OAEP".into(),
+                },
+                other => HsmError::from_ck("C_GetMechanismInfo", other),
+            })?;
+        if !info.wrap() {
+            return Err(HsmError::WrapMechanism {
+                reason: "the token offers CKM_RSA_PKCS_OAEP, but not for C_WrapKey (no CKF_WRAP)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Checks that a SubjectPublicKeyInfo (DER) is one nesca would wrap card keys for: RSA of
+/// 2048 bits or more. The registration authority checks a transport certificate's key with
+/// it before registering it.
+pub fn check_transport_key(spki_der: &[u8]) -> Result<(), HsmError> {
+    transport_rsa_key(spki_der).map(|_| ())
 }
 
 fn wrap_new_key(
     session: &Session,
     objects: &mut Ephemeral<'_>,
     algorithm: KeyAlgorithm,
-    modulus: Vec<u8>,
-    exponent: Vec<u8>,
+    (modulus, exponent): (Vec<u8>, Vec<u8>),
+    policy: WrapPolicy,
 ) -> Result<WrappedCardKey, HsmError> {
     // The transport key, imported as a session object that may wrap only.
     let transport = session
@@ -183,14 +232,22 @@ fn wrap_new_key(
         .wrap_key(&Mechanism::AesKeyWrapPad, aes, priv_handle)
         .map_err(|e| HsmError::from_ck("C_WrapKey", e))?;
 
-    // RSA-OAEP with SHA-256 first; a module that refuses those parameters gets SHA-1.
+    // RSA-OAEP with SHA-256; a module that refuses those parameters gets SHA-1 only when the
+    // policy allows it.
     let mut scheme = WrapScheme::RsaOaepAesKwp;
     let wrapped_key = match session.wrap_key(&scheme.oaep(), transport, aes) {
         Err(e @ CkError::Pkcs11(RvError::ArgumentsBad | RvError::MechanismParamInvalid, _)) => {
             let refused = HsmError::from_ck("C_WrapKey", e);
+            if !policy.allow_rsa_oaep_sha1 {
+                return Err(HsmError::WrapMechanism {
+                    reason: format!(
+                        "the token refused RSA-OAEP with SHA-256 ({refused}) and the weaker RSA-OAEP with SHA-1 is not allowed"
+                    ),
+                });
+            }
             tracing::warn!(
                 error = %refused,
-                "the PKCS#11 module refused RSA-OAEP with SHA-256; wrapping with RSA-OAEP SHA-1"
+                "the PKCS#11 module refused RSA-OAEP with SHA-256; wrapping with RSA-OAEP SHA-1, as the configuration allows"
             );
             scheme = WrapScheme::RsaOaepSha1AesKwp;
             session.wrap_key(&scheme.oaep(), transport, aes)

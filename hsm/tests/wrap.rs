@@ -12,7 +12,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use der::asn1::OctetString;
 use der::Encode;
-use hsm::{Hsm, HsmError, KeyAlgorithm, WrapScheme};
+use hsm::{Hsm, HsmError, KeyAlgorithm, WrapPolicy, WrapScheme};
 use rsa::pkcs8::EncodePublicKey;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
@@ -22,6 +22,12 @@ mod common;
 use common::{pin, token, LABEL, MODULE};
 
 const CARD: &str = "card-token";
+
+/// SoftHSM 2.6.1 refuses RSA-OAEP with SHA-256 in `C_WrapKey`: these tests allow SHA-1, as a
+/// configuration must say explicitly (`[hsm] allow_rsa_oaep_sha1_wrap`).
+const SHA1_ALLOWED: WrapPolicy = WrapPolicy {
+    allow_rsa_oaep_sha1: true,
+};
 
 /// The tests count the CA token's objects: one at a time.
 fn alone() -> MutexGuard<'static, ()> {
@@ -141,7 +147,7 @@ fn a_wrapped_card_key_unwraps_and_signs_on_the_card_and_leaves_no_copy() {
     assert_eq!(ca_objects(&ctx).len(), before + 1);
     probe.destroy_object(data).unwrap();
     let wrapped = hsm
-        .generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, &spki)
+        .generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, &spki, SHA1_ALLOWED)
         .unwrap();
     eprintln!("SoftHSM wrapped with {:?}", wrapped.mechanism);
 
@@ -200,7 +206,7 @@ fn a_wrapped_card_key_unwraps_and_signs_on_the_card_and_leaves_no_copy() {
         .unwrap();
     // Two calls give two different keys.
     let again = hsm
-        .generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, &spki)
+        .generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, &spki, SHA1_ALLOWED)
         .unwrap();
     assert_ne!(again.public_key, wrapped.public_key);
     assert_eq!(ca_objects(&ctx).len(), before);
@@ -223,7 +229,11 @@ fn a_non_rsa_transport_key_is_refused_and_leaves_nothing() {
     assert_eq!(found.len(), 1);
     let before = ca_objects(&ctx).len();
     let e = hsm
-        .generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, ec.public_key().spki_der())
+        .generate_wrapped_card_key(
+            KeyAlgorithm::EcdsaP256,
+            ec.public_key().spki_der(),
+            SHA1_ALLOWED,
+        )
         .unwrap_err();
     assert!(
         matches!(
@@ -253,7 +263,7 @@ fn a_1024_bit_transport_key_is_refused() {
     let (_, spki) = transport_key(&card, 1024);
     let before = ca_objects(&ctx).len();
     let e = hsm
-        .generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, &spki)
+        .generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, &spki, SHA1_ALLOWED)
         .unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -271,7 +281,9 @@ fn p384_and_rsa_card_keys_unwrap_and_sign_on_the_card() {
     let (unwrapping, spki) = transport_key(&card, 3072);
     let before = ca_objects(&ctx).len();
     for alg in [KeyAlgorithm::EcdsaP384, KeyAlgorithm::Rsa2048] {
-        let wrapped = hsm.generate_wrapped_card_key(alg, &spki).unwrap();
+        let wrapped = hsm
+            .generate_wrapped_card_key(alg, &spki, SHA1_ALLOWED)
+            .unwrap();
         assert_eq!(ca_objects(&ctx).len(), before, "{alg}");
         let (hash, mgf) = match wrapped.mechanism {
             WrapScheme::RsaOaepAesKwp => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
@@ -333,4 +345,30 @@ fn p384_and_rsa_card_keys_unwrap_and_sign_on_the_card() {
                 .unwrap();
         }
     }
+}
+
+/// Without the explicit allowance, a module that refuses RSA-OAEP with SHA-256 gets nothing
+/// weaker: the wrapping is refused, naming why, and leaves no object; a module that accepts it
+/// wraps with SHA-256.
+#[test]
+fn sha1_oaep_is_used_only_when_allowed() {
+    let _alone = alone();
+    let hsm = token();
+    let ctx = outside();
+    let card = card(&ctx);
+    let (_, spki) = transport_key(&card, 2048);
+    let before = ca_objects(&ctx).len();
+    match hsm.generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, &spki, WrapPolicy::default()) {
+        Ok(wrapped) => assert_eq!(wrapped.mechanism, WrapScheme::RsaOaepAesKwp),
+        Err(e) => {
+            assert!(matches!(e, HsmError::WrapMechanism { .. }), "{e}");
+            assert!(
+                e.to_string().starts_with(
+                    "card key wrapping refused: the token refused RSA-OAEP with SHA-256"
+                ),
+                "{e}"
+            );
+        }
+    }
+    assert_eq!(ca_objects(&ctx).len(), before);
 }

@@ -450,6 +450,7 @@ mod tests {
             scheme: ca_core::card_key::WrapSchemeName::RsaOaepSha256AesKwp,
             wrapped_key: vec![1, 2, 3],
             wrapped_private_key: vec![4, 5, 6],
+            transport_key: Some(ca_core::transport_key::TransportKeyId::of_spki(b"spki")),
         }
     }
 

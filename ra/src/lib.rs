@@ -24,6 +24,7 @@ pub mod partners;
 pub mod production;
 pub mod refusal;
 pub mod reservations;
+pub mod transport_keys;
 
 #[cfg(test)]
 mod testkit;

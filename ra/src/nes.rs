@@ -1,12 +1,14 @@
 //! The one path by which an application becomes a NES certificate, for every front channel
 //! (KDHS, KEC) and for institutional production alike:
 //!
-//! 1. the request's limits are checked (validity, the certificate it overwrites) — a refused
-//!    request uses up nothing;
+//! 1. the request's limits are checked (validity, the certificate it overwrites, the transport
+//!    key a card key is to be wrapped for: registered, not withdrawn, within its validity —
+//!    [`crate::transport_keys`]) — a refused request uses up nothing;
 //! 2. the application's reference is recorded as pending *before* any key is generated or
 //!    anything signed, so a replay or a retry gets the first result and never a second
 //!    certificate;
-//! 3. the card key is generated in the HSM and wrapped for the card, when asked;
+//! 3. the card key is generated in the HSM and wrapped for the registered transport key, when
+//!    asked; the record names the key it was wrapped for;
 //! 4. ca-core issues (profile → lint → reserve serial → sign → compare), and in the same store
 //!    transaction that stores the certificate records the application's outcome: its wrapped
 //!    key, the commitment it awaits, the enrollment it produces and its invoice line;
@@ -29,6 +31,8 @@ use ca_core::{
 use crate::card_key::WrappedCardKey;
 use crate::error::{RaError, Result};
 use crate::refusal::Refusal;
+use crate::transport_keys::{TransportKeys, TrustedTransportKey};
+use ca_core::transport_key::TransportKeyId;
 
 /// A channel's reference for one application: 1 to 128 of `A-Z a-z 0-9 . _ : -` (a digest in
 /// hex or base64url fits). An application is issued at most once per channel and reference.
@@ -69,10 +73,12 @@ pub struct NesHolder {
 pub enum SubscriberKey {
     /// The applicant's own key, proven by a CSR whose signature was checked.
     Csr(VerifiedCsr),
-    /// A key pair generated in the HSM and wrapped for the card's transport key (RSA).
+    /// A key pair generated in the HSM and wrapped for a registered transport key (RSA) of
+    /// the card-personalisation system or a KEC device, named by its id: never a key the
+    /// request brings.
     Card {
         algorithm: hsm::KeyAlgorithm,
-        transport_public_key_der: Vec<u8>,
+        transport_key: TransportKeyId,
     },
 }
 
@@ -124,6 +130,8 @@ pub struct NesIssuance {
     pub ca: SigningCa,
     pub nes: NesProfile,
     pub hsm: hsm::Hsm,
+    /// The RSA mechanisms card keys may be wrapped with (`[hsm] allow_rsa_oaep_sha1_wrap`).
+    pub wrap_policy: hsm::WrapPolicy,
 }
 
 /// The requested validity must be within the NES profile's maximum. `field` is the name the
@@ -144,6 +152,16 @@ impl NesIssuance {
         if let Some(serial) = &req.overwrite {
             self.check_overwrite(serial, &req.holder.tckn)?;
         }
+        let transport = match &req.key {
+            SubscriberKey::Card { transport_key, .. } => {
+                Some(TransportKeys::new(self.store.clone()).usable(
+                    crate::transport_keys::FIELD,
+                    transport_key,
+                    self.now(),
+                )?)
+            }
+            SubscriberKey::Csr(_) => None,
+        };
         let channel = &req.channel;
         let reference = req.channel_ref.as_str();
         if let Some(seen) = self
@@ -152,7 +170,7 @@ impl NesIssuance {
         {
             return Ok(NesOutcome::SeenBefore(seen));
         }
-        match self.issue(by, &req) {
+        match self.issue(by, &req, transport.as_ref()) {
             Ok(issued) => Ok(NesOutcome::Issued(issued)),
             Err(e) => {
                 let refusal = Refusal::of(&e);
@@ -271,16 +289,24 @@ impl NesIssuance {
 
     /// Generates the card key if asked and issues, recording the application's outcome in the
     /// certificate's transaction.
-    fn issue(&self, by: &Principal, req: &NesRequest) -> Result<IssuedNes> {
-        let (key, wrapped) = match &req.key {
-            SubscriberKey::Csr(csr) => (SubjectKey::from(csr.clone()), None),
-            SubscriberKey::Card {
-                algorithm,
-                transport_public_key_der,
-            } => {
+    fn issue(
+        &self,
+        by: &Principal,
+        req: &NesRequest,
+        transport: Option<&TrustedTransportKey>,
+    ) -> Result<IssuedNes> {
+        let (key, wrapped) = match (&req.key, transport) {
+            (SubscriberKey::Csr(csr), _) => (SubjectKey::from(csr.clone()), None),
+            (SubscriberKey::Card { .. }, None) => {
+                return Err(RaError::invalid(
+                    crate::transport_keys::FIELD,
+                    "no trusted transport key was decided for the card key",
+                ))
+            }
+            (SubscriberKey::Card { algorithm, .. }, Some(transport)) => {
                 let card = self
                     .hsm
-                    .generate_wrapped_card_key(*algorithm, transport_public_key_der)
+                    .generate_wrapped_card_key(*algorithm, transport.spki_der(), self.wrap_policy)
                     .map_err(|e| match e {
                         // A transport key nesca will not wrap under is the request's fault.
                         hsm::HsmError::TransportKey { .. } => {
@@ -289,7 +315,10 @@ impl NesIssuance {
                         other => RaError::CardKey(other),
                     })?;
                 let key = SubjectKey::generated(card.public_key.spki_der())?;
-                (key, Some(WrappedCardKey::from_hsm(&card)))
+                (
+                    key,
+                    Some(WrappedCardKey::from_hsm(&card, transport.id().clone())),
+                )
             }
         };
         let deadline = req

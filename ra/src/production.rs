@@ -33,10 +33,11 @@ fn channel() -> ChannelName {
 
 /// Where card keys come from (`[production] key_source`).
 pub enum CardKeys {
-    /// Generated in the HSM and wrapped for the card personalisation system.
+    /// Generated in the HSM and wrapped for the card personalisation system's registered
+    /// transport key (`[production] transport_key`).
     Hsm {
         algorithm: hsm::KeyAlgorithm,
-        transport_public_key_der: Vec<u8>,
+        transport_key: ca_core::transport_key::TransportKeyId,
     },
     /// The card bureau sends a CSR per application (`nesca production csr`).
     CardBureauCsr,
@@ -89,7 +90,12 @@ impl Production {
     /// Produces every approved application that is due (renewals whose window has come
     /// included), and delivers the packages not delivered yet. A failure is recorded on its
     /// application and does not stop the others.
+    ///
+    /// With HSM-generated keys, the configured transport key must be registered, not
+    /// withdrawn and within its certificate's validity (`production.transport_key`,
+    /// [`crate::transport_keys`]); otherwise the pass is refused and produces nothing.
     pub fn run_due(&self, limit: u32, packages: &dyn CardPackages) -> Result<ProductionReport> {
+        self.check_transport_key()?;
         let store = &self.issuance.store;
         let mut report = ProductionReport::default();
         for e in store.enrollments_due(self.now(), limit)? {
@@ -138,6 +144,18 @@ impl Production {
         Ok(report)
     }
 
+    /// The configured transport key may be wrapped for now (HSM-generated keys only).
+    pub fn check_transport_key(&self) -> Result<()> {
+        if let CardKeys::Hsm { transport_key, .. } = &self.keys {
+            crate::transport_keys::TransportKeys::new(self.issuance.store.clone()).usable(
+                "production.transport_key",
+                transport_key,
+                self.now(),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Issues one application's certificate; `Ok(None)` while its CSR is awaited.
     fn produce(&self, e: &EnrollmentRecord) -> Result<Option<Serial>> {
         let t = Step::Produce.check(&e.pre_application, Some(e.stage))?;
@@ -150,10 +168,10 @@ impl Production {
             },
             CardKeys::Hsm {
                 algorithm,
-                transport_public_key_der,
+                transport_key,
             } => SubscriberKey::Card {
                 algorithm: *algorithm,
-                transport_public_key_der: transport_public_key_der.clone(),
+                transport_key: transport_key.clone(),
             },
         };
         let channel_ref = ChannelRef::parse(&attempt_ref(e))?;

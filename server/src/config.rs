@@ -71,9 +71,11 @@ pub(crate) struct ProductionSection {
     /// personalisation system; `card-bureau-csr`: the card bureau sends a CSR per application
     /// (`nesca production csr`).
     pub key_source: String,
-    /// With `hsm`: the personalisation system's RSA transport public key (SPKI, PEM or DER).
+    /// With `hsm`: the id of the card-personalisation system's registered transport key
+    /// (`nesca transport-key add`; 64 lower-case hex digits). It must be registered and not
+    /// withdrawn, its certificate valid, whenever production runs.
     #[serde(default)]
-    pub transport_public_key: Option<PathBuf>,
+    pub transport_key: Option<String>,
     /// With `hsm`: the card key's algorithm (`ecdsa-p256`, `ecdsa-p384`, `rsa-2048`, …).
     #[serde(default = "default_card_key_algorithm")]
     pub key_algorithm: String,
@@ -499,6 +501,10 @@ pub(crate) struct HsmSection {
     /// Sessions (signing workers) in the pool.
     #[serde(default = "default_sessions")]
     pub sessions: usize,
+    /// Allow wrapping card keys with RSA-OAEP SHA-1 when the token refuses RSA-OAEP SHA-256
+    /// (SoftHSM 2.6.1 does). Default false: such a token wraps nothing.
+    #[serde(default)]
+    pub allow_rsa_oaep_sha1_wrap: bool,
 }
 
 /// `[store]`.
@@ -724,6 +730,13 @@ impl Loaded {
         }
     }
 
+    /// The RSA mechanisms card keys may be wrapped with (`[hsm] allow_rsa_oaep_sha1_wrap`).
+    pub(crate) fn wrap_policy(&self) -> hsm::WrapPolicy {
+        hsm::WrapPolicy {
+            allow_rsa_oaep_sha1: self.raw.hsm.allow_rsa_oaep_sha1_wrap,
+        }
+    }
+
     /// Reads the user PIN from `pin_file` or `pin_env`.
     pub(crate) fn pin(&self) -> Result<SecretString> {
         if let Some(var) = &self.raw.hsm.pin_env {
@@ -742,15 +755,25 @@ impl Loaded {
 
 fn check_production(p: &ProductionSection) -> Result<()> {
     match p.key_source.as_str() {
-        "hsm" if p.transport_public_key.is_none() => Err(CliError::config(
-            "production.transport_public_key",
-            "is required with key_source = \"hsm\" (the card personalisation system's RSA public key)",
-        )),
-        "hsm" => p
+        "hsm" => match &p.transport_key {
+            None => Err(CliError::config(
+                "production.transport_key",
+                "is required with key_source = \"hsm\" (the id of the card personalisation system's registered transport key, nesca transport-key add)",
+            )),
+            Some(id) => ca_core::transport_key::TransportKeyId::parse("transport_key", id)
+                .map(|_| ())
+                .map_err(|_| {
+                    CliError::config(
+                        "production.transport_key",
+                        "must be a transport key id: 64 lower-case hex digits (nesca transport-key list)",
+                    )
+                }),
+        }
+        .and_then(|()| p
             .key_algorithm
             .parse::<KeyAlgorithm>()
             .map(|_| ())
-            .map_err(|e| CliError::config("production.key_algorithm", e.to_string())),
+            .map_err(|e| CliError::config("production.key_algorithm", e.to_string()))),
         "card-bureau-csr" => Ok(()),
         other => Err(CliError::config(
             "production.key_source",
@@ -1101,5 +1124,34 @@ mod tests {
             refused_field(server(|s| s.lookup_per_minute = 60_001)),
             "server.lookup_per_minute"
         );
+    /// `[production]` with HSM keys names a registered transport key by its id; the old bare
+    /// key file is not a key any more; the SHA-1 wrap is off unless allowed.
+    #[test]
+    fn production_names_its_transport_key_by_id() {
+        let production = |text: &str| -> Result<()> {
+            let p: ProductionSection =
+                toml::from_str(text).map_err(|e| CliError::config("production", e.to_string()))?;
+            check_production(&p)
+        };
+        let field = |r: Result<()>| match r {
+            Err(CliError::Config { field, rule }) => format!("{field}: {rule}"),
+            other => panic!("not a configuration error: {other:?}"),
+        };
+        let id = "ab".repeat(32);
+        production(&format!("key_source = \"hsm\"\ntransport_key = \"{id}\"\n")).unwrap();
+        production("key_source = \"card-bureau-csr\"\n").unwrap();
+        assert!(field(production("key_source = \"hsm\"\n"))
+            .starts_with("production.transport_key: is required with key_source = \"hsm\""));
+        assert!(field(production(&format!(
+            "key_source = \"hsm\"\ntransport_key = \"{}\"\n",
+            id.to_uppercase()
+        )))
+        .starts_with("production.transport_key: must be a transport key id"));
+        assert!(field(production(
+            "key_source = \"hsm\"\ntransport_public_key = \"t.der\"\n"
+        ))
+        .contains("transport_public_key"));
+        let hsm: HsmSection = toml::from_str("module = \"m.so\"\ntoken_label = \"t\"\n").unwrap();
+        assert!(!hsm.allow_rsa_oaep_sha1_wrap);
     }
 }

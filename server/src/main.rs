@@ -58,6 +58,9 @@ enum Command {
     /// Registered licensed ESHS partners and their role and secure-communication certificates
     #[command(subcommand)]
     Partner(PartnerCommand),
+    /// Trusted transport keys (card-personalisation system, KEC devices) card keys may be wrapped for
+    #[command(subcommand)]
+    TransportKey(TransportKeyCommand),
     /// Institutions of the institutional channel and their e-İmza officers
     #[command(subcommand)]
     Institution(InstitutionCommand),
@@ -108,6 +111,16 @@ enum PartnerCommand {
     Deactivate(commands::partner::DeactivateArgs),
     /// Issue a role or secure-communication certificate to a registered partner from a CSR
     IssueCert(commands::partner::IssueCertArgs),
+}
+
+#[derive(Subcommand)]
+enum TransportKeyCommand {
+    /// Register a transport certificate (RSA, 2048 bits or more); prints its id
+    Add(commands::transport_key::AddArgs),
+    /// List the registered transport keys, one JSON object per line
+    List(ConfigArg),
+    /// Withdraw a transport key for good: no card key is wrapped for it again
+    Revoke(commands::transport_key::RevokeArgs),
 }
 
 #[derive(Subcommand)]
@@ -205,6 +218,9 @@ fn main() -> ExitCode {
         Command::Unsuspend(a) => commands::lifecycle::run("unsuspend", a),
         Command::Cert(CertCommand::Show(a)) => commands::cert::show(a),
         Command::Cert(CertCommand::List(a)) => commands::cert::list(a),
+        Command::TransportKey(TransportKeyCommand::Add(a)) => commands::transport_key::add(a),
+        Command::TransportKey(TransportKeyCommand::List(a)) => commands::transport_key::list(a),
+        Command::TransportKey(TransportKeyCommand::Revoke(a)) => commands::transport_key::revoke(a),
         Command::Partner(PartnerCommand::Add(a)) => commands::partner::add(a),
         Command::Partner(PartnerCommand::List(a)) => commands::partner::list(a),
         Command::Partner(PartnerCommand::Deactivate(a)) => commands::partner::deactivate(a),

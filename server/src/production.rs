@@ -63,37 +63,22 @@ pub(crate) fn configured(
         return Ok(None);
     };
     let keys = match p.key_source.as_str() {
-        "hsm" => {
-            let path = cfg.path(
-                p.transport_public_key
-                    .as_deref()
-                    .unwrap_or(std::path::Path::new("")),
-            );
-            let bytes = std::fs::read(&path)
-                .map_err(CliError::io("cannot read the transport public key", &path))?;
-            let der = crate::commands::pem_or_der(
-                "production.transport_public_key",
-                bytes,
-                &["PUBLIC KEY"],
-            )?;
-            check_rsa_spki(&der).map_err(|r| {
-                CliError::config(
-                    "production.transport_public_key",
-                    format!("{}: {r}", path.display()),
-                )
-            })?;
-            CardKeys::Hsm {
-                algorithm: p.key_algorithm.parse().map_err(|e: hsm::HsmError| {
-                    CliError::config("production.key_algorithm", e.to_string())
-                })?,
-                transport_public_key_der: der,
-            }
-        }
+        "hsm" => CardKeys::Hsm {
+            algorithm: p.key_algorithm.parse().map_err(|e: hsm::HsmError| {
+                CliError::config("production.key_algorithm", e.to_string())
+            })?,
+            transport_key: ca_core::transport_key::TransportKeyId::parse(
+                "production.transport_key",
+                p.transport_key.as_deref().unwrap_or(""),
+            )?,
+        },
         _ => CardKeys::CardBureauCsr,
     };
     let chain_der =
         crate::wiring::chain_der(cfg, store.as_ref(), ca.cert_der.clone().unwrap_or_default())?;
-    Ok(Some(ProductionLine {
+    // The configured transport key must be registered, not withdrawn and valid now; each
+    // pass checks it again (`Production::run_due`).
+    let line = ProductionLine {
         production: Production {
             issuance: NesIssuance {
                 engine: Engine::new(store.clone(), crate::wiring::clock()),
@@ -101,26 +86,13 @@ pub(crate) fn configured(
                 ca,
                 nes: cfg.nes.clone(),
                 hsm,
+                wrap_policy: cfg.wrap_policy(),
             },
             keys,
             chain_der,
         },
         packages: PackageDir(cfg.path(&p.package_dir)),
-    }))
-}
-
-/// The transport key must be an RSA SubjectPublicKeyInfo (the AES key is wrapped with
-/// RSA-OAEP).
-fn check_rsa_spki(der: &[u8]) -> std::result::Result<(), String> {
-    use der::Decode as _;
-    let spki = spki::SubjectPublicKeyInfoRef::from_der(der)
-        .map_err(|e| format!("not a SubjectPublicKeyInfo: {e}"))?;
-    const RSA: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-    if spki.algorithm.oid != RSA {
-        return Err(format!(
-            "must be an RSA public key, not {}",
-            spki.algorithm.oid
-        ));
-    }
-    Ok(())
+    };
+    line.production.check_transport_key()?;
+    Ok(Some(line))
 }

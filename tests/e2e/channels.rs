@@ -638,18 +638,22 @@ fn kdhs_application_with_an_hsm_generated_key_is_unwrapped_and_committed_on_the_
     let kdhs = world.client(Some(&world.kdhs_client));
     let card = Card::new("kdhs-card");
     let (transport, transport_spki) = card.transport_key();
+    // The card's transport key is one an operator registered (its certificate).
+    let transport_id = register_transport_key(&demo, "kdhs-card-transport", &transport_spki, 365);
 
     let auth = world.auth_cert(AYSE);
     let kdbo = world.kdbo(&world.kdhs, &world.kdb("application", AYSE, None));
     let key = json!({ "hsm": {
         "algorithm": "ecdsa-p256",
-        "transport_public_key": b64(&transport_spki),
+        "transport_key": transport_id,
     }});
     let r = kdhs.post_ok(KDHS_APPLY, &application(&world, &kdbo, &auth, key));
     let issued = expect_issued(&r, "kdhs", &world, "hsm", &server);
     ocsp_revoked(&demo, &url, &issued.cert, "certificateHold", "hsm-hold.der");
 
     let w = &issued.answer["wrapped_key"];
+    // The answer names the registered key the card key was wrapped for.
+    assert_eq!(w["transport_key"], json!(transport_id), "{}", r.describe());
     let scheme = w["scheme"].as_str().unwrap_or("");
     assert!(
         ["rsa-oaep-sha1+aes-kwp", "rsa-oaep-sha256+aes-kwp"].contains(&scheme),
@@ -687,6 +691,127 @@ fn kdhs_application_with_an_hsm_generated_key_is_unwrapped_and_committed_on_the_
     ocsp_good(&demo, &url, &issued.cert, "hsm-good.der");
     assert_verifies(&demo.dir, &issued.cert);
     assert_eq!(status_of(&demo, &issued.serial).0, "active");
+    server.assert_running();
+}
+
+/// Audit records in the store (`nesca audit verify`, which also checks the chain).
+fn audit_records(demo: &Demo) -> u64 {
+    let out = demo
+        .nesca(&["audit", "verify", "--config", s(&demo.config())])
+        .ok();
+    out.stdout
+        .trim()
+        .strip_prefix("audit log intact: ")
+        .and_then(|t| t.strip_suffix(" records"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("audit verify: {}", out.describe()))
+}
+
+/// 2b (issue 12, finding 1): the HSM wraps a card key only for a transport key an operator
+/// registered. A request naming an unregistered key (the portal's own), a withdrawn key or a
+/// key whose certificate expired is refused with `transport_key` (422): no key generated, no
+/// certificate, no audit record, and the same KDBO is not used up.
+#[test]
+fn card_keys_are_wrapped_only_for_registered_active_transport_keys() {
+    let (demo, world) = channel_demo(Options::default());
+    let card = Card::new("attacked-card");
+    let (_, registered_spki) = card.transport_key();
+    let (_, withdrawn_spki) = card.transport_key();
+    let (_, expiring_spki) = card.transport_key();
+    let (_, portal_spki) = card.transport_key();
+    let registered = register_transport_key(&demo, "perso-line", &registered_spki, 365);
+    let withdrawn = register_transport_key(&demo, "old-kec", &withdrawn_spki, 365);
+    let expiring = register_transport_key(&demo, "expiring-kec", &expiring_spki, 1);
+    let out = transport_key_cmd(&demo, &["revoke", "--id", &withdrawn]).ok();
+    assert!(
+        out.stdout.contains("\"active\":false"),
+        "{}",
+        out.describe()
+    );
+    // Withdrawn for good: neither withdrawn again nor registered again.
+    let again = transport_key_cmd(&demo, &["revoke", "--id", &withdrawn]);
+    assert!(
+        !again.success() && again.stderr.contains("is withdrawn already"),
+        "{}",
+        again.describe()
+    );
+    let cert = transport_cert(&demo, "old-kec-again", &withdrawn_spki, 365);
+    let again = transport_key_cmd(&demo, &["add", "--name", "again", "--cert", s(&cert)]);
+    assert!(
+        !again.success() && again.stderr.contains("already exists"),
+        "{}",
+        again.describe()
+    );
+    let list = transport_key_cmd(&demo, &["list"]).ok();
+    assert_eq!(list.stdout.lines().count(), 3, "{}", list.describe());
+    // A key shorter than 2048 bits or not RSA is never registered.
+    let ec_cert = demo.work.join("ec-transport.pem");
+    self_signed_p256(
+        &demo.work.join("ec-transport.key"),
+        &ec_cert,
+        "/CN=ec",
+        30,
+        &[],
+    );
+    let ec = transport_key_cmd(&demo, &["add", "--name", "ec", "--cert", s(&ec_cert)]);
+    assert!(
+        !ec.success() && ec.stderr.contains("not rsaEncryption"),
+        "{}",
+        ec.describe()
+    );
+
+    // Two days on, the one-day certificate has expired.
+    let mut server =
+        Server::serve_with_env(&demo, &[("NESCA_TEST_CLOCK_OFFSET_SECONDS", "172800")]);
+    let kdhs = world.client(Some(&world.kdhs_client));
+    let auth = world.auth_cert(AYSE);
+    let kdbo = world.kdbo(&world.kdhs, &world.kdb("application", AYSE, None));
+    let hsm_key = |id: &str| json!({"hsm": {"algorithm": "ecdsa-p256", "transport_key": id}});
+    let portal = hex::encode(sha2::Sha256::digest(&portal_spki));
+    for (what, id, rule) in [
+        ("the portal's own key", portal.as_str(), "is not registered"),
+        (
+            "a withdrawn key",
+            withdrawn.as_str(),
+            "was withdrawn by an operator",
+        ),
+        (
+            "an expired transport certificate",
+            expiring.as_str(),
+            "expired at",
+        ),
+    ] {
+        let records = audit_records(&demo);
+        let message = refused(&demo, &server, what, 422, "transport_key", || {
+            kdhs.post(KDHS_APPLY, &application(&world, &kdbo, &auth, hsm_key(id)))
+        });
+        assert!(
+            message.starts_with("hsm_key.transport_key: ")
+                && message.contains(&format!("transport key {id}"))
+                && message.contains(rule),
+            "{what}: {message}"
+        );
+        assert_eq!(
+            audit_records(&demo),
+            records,
+            "{what}: an audit record was written"
+        );
+    }
+    // A bare key in the request is not an id: refused as ill-formed.
+    refused(&demo, &server, "a bare public key", 400, "request", || {
+        let key = json!({"hsm": {"algorithm": "ecdsa-p256", "transport_key": b64(&portal_spki)}});
+        kdhs.post(KDHS_APPLY, &application(&world, &kdbo, &auth, key))
+    });
+    // The same KDBO with the registered key: issued, wrapped for that key.
+    let r = kdhs.post_ok(
+        KDHS_APPLY,
+        &application(&world, &kdbo, &auth, hsm_key(&registered)),
+    );
+    let issued = expect_issued(&r, "kdhs", &world, "registered", &server);
+    assert_eq!(
+        issued.answer["wrapped_key"]["transport_key"],
+        json!(registered)
+    );
     server.assert_running();
 }
 

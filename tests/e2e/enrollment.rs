@@ -17,7 +17,10 @@ use sha2::Digest as _;
 use cryptoki::object::ObjectHandle;
 
 use crate::support::http::HttpResponse;
-use crate::support::idcard::{cert_key_verifies, Card, ChannelClient, Options, World};
+use crate::support::idcard::{
+    cert_key_verifies, register_transport_key, transport_key_cmd, Card, ChannelClient, Options,
+    World,
+};
 use crate::support::institution::{import_signed_rows, institution, json as stdout_json, sign};
 use crate::support::ocsp::ocsp_good;
 use crate::support::server::{server_demo, Server};
@@ -62,18 +65,17 @@ const SUKRU: Person = Person {
 };
 
 /// A demo CA serving the channels, producing with HSM keys wrapped for `card`'s transport
-/// key every second, the outbox sending every second; an institution with its officer.
-fn setup(card: &Card) -> (Demo, World, ObjectHandle) {
+/// key (registered with `nesca transport-key add`) every second, the outbox sending every
+/// second; an institution with its officer. The card's unwrapping key and the transport key's
+/// id.
+fn setup(card: &Card) -> (Demo, World, (ObjectHandle, String)) {
     let (transport_key, transport_spki) = card.transport_key();
+    let mut id = String::new();
     let (demo, world) = setup_with(|demo| {
-        let transport = demo.work.join("personalisation-transport.der");
-        fs::write(&transport, &transport_spki).unwrap();
-        format!(
-            "key_source = \"hsm\"\ntransport_public_key = \"{}\"\n",
-            s(&transport)
-        )
+        id = register_transport_key(demo, "personalisation-1", &transport_spki, 365);
+        format!("key_source = \"hsm\"\ntransport_key = \"{id}\"\n")
     });
-    (demo, world, transport_key)
+    (demo, world, (transport_key, id))
 }
 
 /// [`setup`] with the `[production]` keys `production` writes (interval: one second).
@@ -282,7 +284,7 @@ fn sign_text(demo: &Demo, text: &str, cert: &Path, key: &Path, name: &str) -> Ve
 fn check_package(
     demo: &Demo,
     world: &World,
-    (card, transport): (&Card, ObjectHandle),
+    (card, (transport, transport_id)): (&Card, &(ObjectHandle, String)),
     id: &str,
     at: Option<i64>,
 ) -> (String, Vec<u8>) {
@@ -305,8 +307,14 @@ fn check_package(
     assert!(verify.stdout.contains(": OK"), "{}", verify.describe());
     let der = openssl(&["x509", "-in", s(&cert_path), "-outform", "DER"]).stdout_bytes;
     let w = &package["wrapped_key"];
+    // The package names the registered key the card key was wrapped for.
+    assert_eq!(
+        w["transport_key"].as_str(),
+        Some(transport_id.as_str()),
+        "{package}"
+    );
     let private = card.unwrap_ec_key(
-        transport,
+        *transport,
         w["scheme"].as_str().unwrap(),
         &unb64(w["wrapped_key"].as_str().unwrap(), "wrapped_key"),
         &unb64(
@@ -476,9 +484,9 @@ fn invited_people_complete_approve_three_ways_and_are_produced_billed_and_publis
             (v["stage"] == "produced" && v["package_written"] == true).then_some(())
         });
     }
-    let (cagri_serial, _) = check_package(&demo, &world, (&card, transport), &cagri_id, None);
-    let (ipek_serial, ipek_der) = check_package(&demo, &world, (&card, transport), &ipek_id, None);
-    let (sukru_serial, _) = check_package(&demo, &world, (&card, transport), &sukru_id, None);
+    let (cagri_serial, _) = check_package(&demo, &world, (&card, &transport), &cagri_id, None);
+    let (ipek_serial, ipek_der) = check_package(&demo, &world, (&card, &transport), &ipek_id, None);
+    let (sukru_serial, _) = check_package(&demo, &world, (&card, &transport), &sukru_id, None);
     let shown = stdout_json(
         &demo
             .nesca(&[
@@ -675,7 +683,7 @@ fn a_renewal_is_held_until_two_months_before_expiry_then_produced() {
     check_package(
         &demo,
         &world,
-        (&card, transport),
+        (&card, &transport),
         &id,
         Some(unix_now() + offset + 60),
     );
@@ -923,4 +931,50 @@ fn parallel_guesses_are_counted_before_they_are_checked() {
     );
     assert_eq!(v["application"]["stage"], "form", "{v}");
     server.terminate(Duration::from_secs(30));
+}
+
+/// `[production] transport_key` must name a registered, active transport key: production
+/// refuses to run for an unregistered or withdrawn one (issue 12, finding 1), and the old
+/// bare-key setting is refused by name.
+#[test]
+fn production_wraps_only_for_its_registered_transport_key() {
+    let card = Card::new("personalisation-2");
+    let (_, spki) = card.transport_key();
+    let id = hex::encode(sha2::Sha256::digest(&spki));
+    let production_id = id.clone();
+    let (demo, _world) =
+        setup_with(move |_| format!("key_source = \"hsm\"\ntransport_key = \"{production_id}\"\n"));
+    let config = demo.config();
+    let run = || demo.nesca(&["production", "run", "--config", s(&config)]);
+    let out = run();
+    assert!(
+        !out.success()
+            && out.stderr.contains(&format!(
+                "production.transport_key: transport key {id} is not registered"
+            )),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(register_transport_key(&demo, "perso-2", &spki, 365), id);
+    run().ok();
+    transport_key_cmd(&demo, &["revoke", "--id", &id]).ok();
+    let out = run();
+    assert!(
+        !out.success() && out.stderr.contains("was withdrawn by an operator"),
+        "{}",
+        out.describe()
+    );
+
+    // The bare public-key file of before is no longer a setting.
+    let text = fs::read_to_string(&config).unwrap().replace(
+        &format!("transport_key = \"{id}\""),
+        "transport_public_key = \"t.der\"",
+    );
+    fs::write(&config, text).unwrap();
+    let out = run();
+    assert!(
+        !out.success() && out.stderr.contains("transport_public_key"),
+        "{}",
+        out.describe()
+    );
 }

@@ -1,9 +1,10 @@
-//! The registry: the CAs nesca runs and the licensed ESHS partners it issues role and
-//! secure-communication certificates to.
+//! The registry: the CAs nesca runs, the licensed ESHS partners it issues role and
+//! secure-communication certificates to, and the transport keys it may wrap card keys for.
 
 use crate::error::Result;
 use crate::partner::{PartnerId, PartnerRecord};
 use crate::serial::IssuerId;
+use crate::transport_key::{TransportKeyId, TransportKeyRecord};
 use crate::UnixTime;
 
 column_enum! {
@@ -61,4 +62,26 @@ pub trait RegistryStore: Send + Sync {
     fn partner(&self, id: &PartnerId) -> Result<Option<PartnerRecord>>;
     /// Every registered partner, registration order.
     fn partners(&self) -> Result<Vec<PartnerRecord>>;
+    /// Registers a trusted transport key (`ra::transport_keys` checked its certificate);
+    /// refuses an id that exists, withdrawn or not ([`crate::CaError::AlreadyExists`]): a
+    /// withdrawn key is never registered again. One transaction with its audit record.
+    fn add_transport_key(
+        &self,
+        key: TransportKeyRecord,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<()>;
+    /// Withdraws a registered transport key for good: no card key is wrapped for it again.
+    /// Refuses an unknown id ([`crate::CaError::Invalid`] for `id`) and one already withdrawn
+    /// ([`crate::CaError::Conflict`]). One transaction with its audit record.
+    fn withdraw_transport_key(
+        &self,
+        id: &TransportKeyId,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<()>;
+    /// A transport key by id, withdrawn or not.
+    fn transport_key(&self, id: &TransportKeyId) -> Result<Option<TransportKeyRecord>>;
+    /// Every registered transport key, registration order.
+    fn transport_keys(&self) -> Result<Vec<TransportKeyRecord>>;
 }

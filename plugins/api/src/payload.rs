@@ -255,10 +255,14 @@ pub mod host_api {
     pub struct HsmKeyRequest {
         /// `"ecdsa-p256"`, `"ecdsa-p384"`, `"rsa-2048"`, `"rsa-3072"` or `"rsa-4096"`.
         pub algorithm: String,
-        /// The card's (KEC's) RSA transport public key, SubjectPublicKeyInfo DER (base64 in
-        /// JSON), 2048 bits or more.
-        #[serde(with = "b64")]
-        pub transport_public_key_der: Vec<u8>,
+        /// The id of a transport key an operator registered with nesca (`nesca transport-key
+        /// add`): lower-case hex SHA-256 of its certificate's SubjectPublicKeyInfo, the RSA
+        /// key of the card-personalisation system or of a KEC device. The host wraps only for
+        /// a registered key that is not withdrawn and whose certificate is valid now, and
+        /// refuses anything else (`refused`, field `hsm_key.transport_key`). A key the request
+        /// brings is never wrapped for. Required; empty (absent in JSON) is refused by name.
+        #[serde(default)]
+        pub transport_key: String,
     }
 
     /// The HSM-generated private key, wrapped for the card (in [`Issued::wrapped_key`]). The
@@ -274,6 +278,10 @@ pub mod host_api {
         /// The PKCS#8 private key under AES-KWP (base64 in JSON).
         #[serde(with = "b64")]
         pub wrapped_private_key: Vec<u8>,
+        /// The registered transport key it was wrapped for (its id, as in
+        /// [`HsmKeyRequest::transport_key`]); added within payload 1, absent from older hosts.
+        #[serde(default)]
+        pub transport_key: Option<String>,
     }
 
     /// The commitment (taahhütname) the applicant signs with the new key (in
@@ -768,7 +776,7 @@ mod tests {
             csr_der: Vec::new(),
             hsm_key: Some(HsmKeyRequest {
                 algorithm: "ecdsa-p256".into(),
-                transport_public_key_der: vec![0x30, 0],
+                transport_key: "ab".repeat(32),
             }),
             commitment: true,
             overwrite_serial: Some("0a1b".into()),
@@ -788,6 +796,7 @@ mod tests {
                 scheme: "rsa-oaep-sha1+aes-kwp".into(),
                 wrapped_key: vec![5],
                 wrapped_private_key: vec![6, 7],
+                transport_key: Some("ab".repeat(32)),
             }),
             commitment: Some(Commitment {
                 text: "TAAHHÜTNAME".into(),

@@ -61,6 +61,9 @@ pub(crate) fn handle(
                 (HostErrorCode::Invalid, Some("validity_days")) => {
                     ChannelError::Validity { field, rule }
                 }
+                // The transport key is not one nesca may wrap for (not registered, withdrawn,
+                // its certificate not valid now).
+                (_, Some("hsm_key.transport_key")) => ChannelError::TransportKey { field, rule },
                 _ => ChannelError::Refused { field, rule },
             }
         })
@@ -89,7 +92,8 @@ pub(crate) fn handle(
 fn answer(channel_name: &str, reference: &str, issued: &Issued) -> Value {
     let wrapped_key = issued.wrapped_key.as_ref().map(|w| {
         json!({"scheme": w.scheme, "wrapped_key": b64(&w.wrapped_key),
-               "wrapped_private_key": b64(&w.wrapped_private_key)})
+               "wrapped_private_key": b64(&w.wrapped_private_key),
+               "transport_key": w.transport_key})
     });
     let commitment = issued.commitment.as_ref().map(|c| {
         json!({"text": c.text, "sha256": c.sha256, "deadline": c.deadline,
@@ -117,6 +121,7 @@ mod tests {
     use crate::answer::b64;
     use crate::testing::{
         issued, kdb, wrapped_key, Fixture, LeafSpec, Pki, ISSUED_SERIAL, NOW, OTHER_TCKN, TCKN,
+        TRANSPORT_KEY,
     };
 
     const PATH: &str = "/v1/applications";
@@ -203,13 +208,14 @@ mod tests {
             ..issued()
         });
         let mut body = f.application_body();
-        body["key"] = json!({"hsm":{"algorithm":"ecdsa-p256","transport_public_key":"MAc="}});
+        body["key"] = json!({"hsm":{"algorithm":"ecdsa-p256","transport_key":TRANSPORT_KEY}});
         body["overwrite_serial"] = json!("0A0A");
         let (status, answer) = apply(&f, &body);
         assert_eq!(status, 201, "{answer}");
         assert_eq!(
             answer["wrapped_key"],
-            json!({"scheme":"rsa-oaep-sha1+aes-kwp","wrapped_key":"AQID","wrapped_private_key":"BAUG"})
+            json!({"scheme":"rsa-oaep-sha1+aes-kwp","wrapped_key":"AQID","wrapped_private_key":"BAUG",
+                   "transport_key":TRANSPORT_KEY})
         );
         let s = f.host.state();
         let sent = &s.submitted[0];
@@ -219,10 +225,8 @@ mod tests {
             Some("ecdsa-p256")
         );
         assert_eq!(
-            sent.hsm_key
-                .as_ref()
-                .map(|k| k.transport_public_key_der.clone()),
-            Some(vec![0x30, 0x07])
+            sent.hsm_key.as_ref().map(|k| k.transport_key.as_str()),
+            Some(TRANSPORT_KEY)
         );
         assert_eq!(sent.overwrite_serial.as_deref(), Some("0a0a"));
         assert_eq!(s.lookups, vec!["0a0a".to_string()]);
@@ -266,6 +270,25 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_transport_key_is_its_own_code() {
+        let f = Fixture::new();
+        let rule = format!("transport key {TRANSPORT_KEY} was withdrawn by an operator");
+        f.host.state().submit = Err(nesca_plugin_api::HostError::new(
+            nesca_plugin_api::HostErrorCode::Refused,
+            "hsm_key.transport_key",
+            rule.clone(),
+        ));
+        let mut body = f.application_body();
+        body["key"] = json!({"hsm":{"algorithm":"ecdsa-p256","transport_key":TRANSPORT_KEY}});
+        let (status, answer) = apply(&f, &body);
+        assert_eq!(status, 422);
+        assert_eq!(
+            answer["error"],
+            json!({"code":"transport_key","message":format!("hsm_key.transport_key: {rule}")})
+        );
+    }
+
+    #[test]
     fn check_1_no_client_certificate() {
         let f = Fixture::new();
         let (status, answer) = f.call(PATH, &f.application_body(), vec![]);
@@ -278,7 +301,7 @@ mod tests {
         let f = Fixture::new();
         let mut body = f.application_body();
         body["key"] =
-            json!({"csr":"MAM=","hsm":{"algorithm":"ecdsa-p256","transport_public_key":"MAc="}});
+            json!({"csr":"MAM=","hsm":{"algorithm":"ecdsa-p256","transport_key":TRANSPORT_KEY}});
         assert_refused(&f, &body, 400, "request", "key: exactly one of csr or hsm");
     }
 

@@ -105,9 +105,20 @@ fn parse_key(f: &Fields<'_>) -> Result<KeySource, ChannelError> {
             if algorithm.is_empty() {
                 return Err(hsm.fail("algorithm", "must name a key algorithm, e.g. ecdsa-p256"));
             }
+            let transport_key = hsm.str("transport_key")?;
+            let is_id = transport_key.len() == 64
+                && transport_key
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !is_id {
+                return Err(hsm.fail(
+                    "transport_key",
+                    "must be the id of a registered transport key: 64 lower-case hex digits",
+                ));
+            }
             Ok(KeySource::Hsm(HsmKeyRequest {
                 algorithm: algorithm.to_owned(),
-                transport_public_key_der: hsm.bytes("transport_public_key")?,
+                transport_key: transport_key.to_owned(),
             }))
         }
         _ => Err(f.fail("key", "exactly one of csr or hsm")),
@@ -137,6 +148,9 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
+
+    /// A transport key's id.
+    const TK: &str = crate::testing::TRANSPORT_KEY;
 
     fn body() -> Value {
         json!({"v":1,"kdbo":"MAM=","firmware_sha256":"Ab".repeat(32),"validity_days":730,
@@ -206,13 +220,13 @@ mod tests {
     fn an_hsm_key_parses() {
         let v = with(
             &["key"],
-            json!({"hsm":{"algorithm":"ecdsa-p256","transport_public_key":"MAc="}}),
+            json!({"hsm":{"algorithm":"ecdsa-p256","transport_key":TK}}),
         );
         assert_eq!(
             parse(&v).unwrap().key,
             KeySource::Hsm(HsmKeyRequest {
                 algorithm: "ecdsa-p256".into(),
-                transport_public_key_der: vec![0x30, 0x07]
+                transport_key: TK.into()
             })
         );
     }
@@ -258,17 +272,24 @@ mod tests {
             (
                 with(
                     &["key", "hsm"],
-                    json!({"algorithm":"ecdsa-p256","transport_public_key":"MAc="}),
+                    json!({"algorithm":"ecdsa-p256","transport_key":TK}),
                 ),
                 "key: exactly one of csr or hsm",
             ),
             (
-                with(&["key"], json!({"hsm":{"transport_public_key":"MAc="}})),
+                with(&["key"], json!({"hsm":{"transport_key":TK}})),
                 "key.hsm.algorithm: is required",
             ),
             (
                 with(&["key"], json!({"hsm":{"algorithm":"ecdsa-p256"}})),
-                "key.hsm.transport_public_key: is required",
+                "key.hsm.transport_key: is required",
+            ),
+            (
+                with(
+                    &["key"],
+                    json!({"hsm":{"algorithm":"ecdsa-p256","transport_key":"MIIBIjAN"}}),
+                ),
+                "key.hsm.transport_key: must be the id of a registered transport key: 64 lower-case hex digits",
             ),
             (
                 with(&["key"], json!({"hsm":"rsa"})),

@@ -46,6 +46,10 @@ pub enum ChannelError {
     /// The host refused the requested validity (422).
     #[error("{field}: {rule}")]
     Validity { field: String, rule: String },
+    /// The host refused the transport key a card key was to be wrapped for: not registered,
+    /// withdrawn, or its certificate not valid now (422).
+    #[error("{field}: {rule}")]
+    TransportKey { field: String, rule: String },
     /// The host refused the application or the lifecycle request (422).
     #[error("{field}: {rule}")]
     Refused { field: String, rule: String },
@@ -93,6 +97,7 @@ constructors! {
     slots => Slots,
     overwrite => Overwrite,
     validity => Validity,
+    transport_key => TransportKey,
     refused => Refused,
     commitment => Commitment,
     holder => Holder,
@@ -117,6 +122,7 @@ impl ChannelError {
             ChannelError::Slots { .. } => "slots",
             ChannelError::Overwrite { .. } => "overwrite",
             ChannelError::Validity { .. } => "validity",
+            ChannelError::TransportKey { .. } => "transport_key",
             ChannelError::Refused { .. } => "refused",
             ChannelError::Commitment { .. } => "commitment",
             ChannelError::Holder { .. } => "holder",
@@ -155,6 +161,7 @@ impl ChannelError {
             | ChannelError::Slots { field, .. }
             | ChannelError::Overwrite { field, .. }
             | ChannelError::Validity { field, .. }
+            | ChannelError::TransportKey { field, .. }
             | ChannelError::Refused { field, .. }
             | ChannelError::Commitment { field, .. }
             | ChannelError::Holder { field, .. }
@@ -219,6 +226,7 @@ mod tests {
             (ChannelError::slots("a", "b"), "slots", 422),
             (ChannelError::overwrite("a", "b"), "overwrite", 422),
             (ChannelError::validity("a", "b"), "validity", 422),
+            (ChannelError::transport_key("a", "b"), "transport_key", 422),
             (ChannelError::refused("a", "b"), "refused", 422),
             (ChannelError::commitment("a", "b"), "commitment", 422),
             (ChannelError::holder("a", "b"), "holder", 403),

@@ -57,15 +57,22 @@ fn subscriber_key(
         (true, Some(h)) => {
             let algorithm: hsm::KeyAlgorithm =
                 h.algorithm.parse().map_err(invalid("hsm_key.algorithm"))?;
-            if h.transport_public_key_der.is_empty() {
+            // Only the id of a registered transport key: whether it may be wrapped for is the
+            // registration authority's decision (`nesca_ra::transport_keys`).
+            if h.transport_key.is_empty() {
                 return Err(HostError::invalid(
-                    "hsm_key.transport_public_key_der",
-                    "is empty",
+                    "hsm_key.transport_key",
+                    "is required: the id of a registered transport key",
                 ));
             }
+            let transport_key = ca_core::transport_key::TransportKeyId::parse(
+                "hsm_key.transport_key",
+                &h.transport_key,
+            )
+            .map_err(ca)?;
             Ok(SubscriberKey::Card {
                 algorithm,
-                transport_public_key_der: h.transport_public_key_der.clone(),
+                transport_key,
             })
         }
         (true, None) => Err(HostError::invalid(
@@ -158,6 +165,7 @@ impl ChannelHost {
             scheme: w.scheme.as_str().to_owned(),
             wrapped_key: w.wrapped_key,
             wrapped_private_key: w.wrapped_private_key,
+            transport_key: w.transport_key.map(|id| id.to_string()),
         });
         Ok(Issued {
             serial: serial.to_hex(),

@@ -266,6 +266,10 @@ token_label = "{DEMO_TOKEN}"
 pin_file = "user-pin"
 softhsm_conf = "softhsm2.conf"
 sessions = 2
+# SoftHSM 2.6 refuses RSA-OAEP with SHA-256 in C_WrapKey: card keys are wrapped for transport
+# keys with RSA-OAEP SHA-1 only because this line allows it. Remove it on an HSM that wraps
+# with SHA-256.
+allow_rsa_oaep_sha1_wrap = true
 
 [store]
 sqlite = "nesca.db"

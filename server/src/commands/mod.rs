@@ -16,6 +16,7 @@ pub(crate) mod outbox;
 pub(crate) mod partner;
 pub(crate) mod plugins;
 pub(crate) mod production;
+pub(crate) mod transport_key;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

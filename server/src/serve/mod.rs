@@ -547,6 +547,7 @@ fn channel_host(
                 )?,
                 nes: cfg.nes.clone(),
                 hsm: hsm.clone(),
+                wrap_policy: cfg.wrap_policy(),
                 store: store.clone(),
             },
             chain_der,

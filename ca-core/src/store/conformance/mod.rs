@@ -7,8 +7,9 @@
 //! numbering (RFC 5280 §5.2.3), the attempt counters the store keeps, channel
 //! applications once per reference, commitments (acceptance, supersession, expiry), the
 //! enrollment's compare-and-set writes with production and its invoice line, the public
-//! lookup's candidates, and list import (held wet-signed lists, one open pre-application per
-//! person, replay, confirmation); and that a write whose expectation went stale is a conflict.
+//! lookup's candidates, list import (held wet-signed lists, one open pre-application per
+//! person, replay, confirmation), the trusted transport keys (registered once, withdrawn for
+//! good); and that a write whose expectation went stale is a conflict.
 
 mod applications;
 mod audit;
@@ -48,7 +49,10 @@ pub use institutions::{
     list_import_invites_holds_and_replays, list_import_rechecks_already_open,
     one_open_pre_application_per_person, stale_list_confirmation_is_a_conflict,
 };
-pub use registry::{cas_are_never_overwritten, partners_are_added_read_and_never_overwritten};
+pub use registry::{
+    cas_are_never_overwritten, partners_are_added_read_and_never_overwritten,
+    transport_keys_are_registered_once_and_withdrawn_for_good,
+};
 
 use crate::lifecycle::{LifecycleAction, RequestId};
 use crate::serial::{IssuerId, Serial};
@@ -187,6 +191,7 @@ macro_rules! store_conformance_tests {
             crl_entries_follow_the_lifecycle,
             cas_are_never_overwritten,
             partners_are_added_read_and_never_overwritten,
+            transport_keys_are_registered_once_and_withdrawn_for_good,
             channel_applications_begin_once,
             pending_applications_are_released_for_a_retry,
             outbox_attempts_are_counted,

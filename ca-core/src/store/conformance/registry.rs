@@ -103,3 +103,102 @@ pub fn partners_are_added_read_and_never_overwritten(store: &dyn Store) {
         .is_err());
     assert_eq!(audit_records(store), 3);
 }
+
+fn transport_key(spki: &[u8], name: &str, at: i64) -> crate::transport_key::TransportKeyRecord {
+    crate::transport_key::TransportKeyRecord {
+        id: crate::transport_key::TransportKeyId::of_spki(spki),
+        name: name.into(),
+        cert_der: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+        spki_der: spki.to_vec(),
+        not_before: t0(-86_400),
+        not_after: t0(86_400 * 365),
+        registered_at: t0(at),
+        withdrawn_at: None,
+    }
+}
+
+/// Transport keys are registered once (a withdrawn one too: never registered again), read
+/// back as registered, listed in registration order and withdrawn once, for good; each change
+/// leaves its audit record and a refused one none.
+pub fn transport_keys_are_registered_once_and_withdrawn_for_good(store: &dyn Store) {
+    use crate::transport_key::TransportKeyId;
+    let by = crate::Principal::HostOperator;
+    let personalisation = transport_key(b"spki of the personalisation line", "perso-1", 1);
+    let kec = transport_key(b"spki of a KEC device", "kec-device-7", 2);
+    assert_eq!(store.transport_key(&personalisation.id).unwrap(), None);
+    assert!(store.transport_keys().unwrap().is_empty());
+
+    store
+        .add_transport_key(personalisation.clone(), &by, t0(1))
+        .unwrap();
+    store.add_transport_key(kec.clone(), &by, t0(2)).unwrap();
+    assert_eq!(
+        store.transport_key(&personalisation.id).unwrap(),
+        Some(personalisation.clone())
+    );
+    let ids: Vec<TransportKeyId> = store
+        .transport_keys()
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(ids, vec![personalisation.id.clone(), kec.id.clone()]);
+    assert_eq!(audit_records(store), 2);
+
+    // The same key again (another name, another certificate) is refused; the first is kept.
+    let mut again = personalisation.clone();
+    again.name = "someone else".into();
+    let e = store.add_transport_key(again, &by, t0(3)).unwrap_err();
+    assert!(matches!(e, CaError::AlreadyExists { .. }), "{e}");
+    assert_eq!(
+        store
+            .transport_key(&personalisation.id)
+            .unwrap()
+            .unwrap()
+            .name,
+        "perso-1"
+    );
+    assert_eq!(audit_records(store), 2);
+
+    // Withdrawn once, at the instant given; a second withdrawal is a conflict.
+    store
+        .withdraw_transport_key(&kec.id, &crate::Principal::HostOperator, t0(10))
+        .unwrap();
+    let withdrawn = store.transport_key(&kec.id).unwrap().unwrap();
+    assert_eq!(withdrawn.withdrawn_at, Some(t0(10)));
+    assert_eq!(audit_records(store), 3);
+    let e = store
+        .withdraw_transport_key(&kec.id, &by, t0(11))
+        .unwrap_err();
+    assert!(matches!(e, CaError::Conflict { field: "id", .. }), "{e}");
+    assert_eq!(
+        store.transport_key(&kec.id).unwrap().unwrap().withdrawn_at,
+        Some(t0(10))
+    );
+    // A withdrawn key is not registered again.
+    let e = store
+        .add_transport_key(kec.clone(), &by, t0(12))
+        .unwrap_err();
+    assert!(matches!(e, CaError::AlreadyExists { .. }), "{e}");
+    assert_eq!(
+        store.transport_key(&kec.id).unwrap().unwrap().withdrawn_at,
+        Some(t0(10))
+    );
+    // An unknown key is refused by its field.
+    let unknown = TransportKeyId::of_spki(b"never registered");
+    let e = store
+        .withdraw_transport_key(&unknown, &by, t0(13))
+        .unwrap_err();
+    assert!(matches!(e, CaError::Invalid { field: "id", .. }), "{e}");
+    assert_eq!(store.transport_key(&unknown).unwrap(), None);
+    // The other key is untouched.
+    assert_eq!(
+        store
+            .transport_key(&personalisation.id)
+            .unwrap()
+            .unwrap()
+            .withdrawn_at,
+        None
+    );
+    assert_eq!(audit_records(store), 3);
+}

@@ -78,6 +78,23 @@ pub(super) fn audit_entry(
 
 /// An audit record of a change that is not about one CA's certificate (partners, channel
 /// applications): no issuer.
+/// Appends the audit record of a change that is not about one certificate (a registry
+/// change, an enrollment's step): issuer and serial stay empty, what changed is in `detail`.
+pub(super) fn append_event(
+    conn: &Connection,
+    head: &mut AuditHead,
+    at: UnixTime,
+    actor: &crate::Principal,
+    action: &'static str,
+    detail: String,
+) -> Result<(), Refusal> {
+    append_audit(
+        conn,
+        head,
+        event_entry(at, actor, action, String::new(), detail),
+    )
+}
+
 pub(super) fn event_entry(
     at: UnixTime,
     actor: &crate::Principal,

@@ -7,7 +7,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::audit::{append_audit, event_entry, AuditHead};
+use super::audit::{append_event as audit, AuditHead};
 use super::writer::{refused, Refusal};
 use super::SqliteStore;
 use crate::error::{CaError, Result};
@@ -404,21 +404,6 @@ fn update_expecting(
         return Err(stale(conn, id, expect));
     }
     Ok(())
-}
-
-fn audit(
-    conn: &Connection,
-    head: &mut AuditHead,
-    at: UnixTime,
-    actor: &crate::Principal,
-    action: &'static str,
-    detail: String,
-) -> Result<(), Refusal> {
-    append_audit(
-        conn,
-        head,
-        event_entry(at, actor, action, String::new(), detail),
-    )
 }
 
 /// Makes sure the enrollment row of an invited pre-application exists.

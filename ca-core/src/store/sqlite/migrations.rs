@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::{enrollments, institutions};
+use super::{enrollments, institutions, registry};
 use crate::error::{CaError, Result};
 
 /// Versioned schema migrations, applied in order at open; never edit one that shipped.
@@ -178,6 +178,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "CREATE INDEX certificates_serial ON certificates (serial);
     CREATE INDEX commitments_serial ON commitments (serial);
     CREATE INDEX certificates_reserved ON certificates (reserved_at) WHERE status = 'reserved';",
+    // 11: the trusted transport keys (certificates of the card-personalisation system and of
+    // KEC devices) that card keys may be wrapped for, registered and withdrawn by an operator.
+    registry::TRANSPORT_KEYS_MIGRATION,
 ];
 
 /// The schema version, read without taking a lock (0 for a new database).
@@ -361,6 +364,56 @@ mod tests {
         assert_eq!(version, MIGRATIONS.len() as i64);
     }
 
+    /// A database at schema `version` (created 0600, as nesca creates its databases: an older
+    /// one is no different), migrations applied by hand.
+    fn database_at(path: &std::path::Path, version: usize) -> Connection {
+        super::super::files::create_private(path).unwrap();
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL);")
+            .unwrap();
+        for (i, sql) in MIGRATIONS[..version].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.execute("INSERT INTO schema_version VALUES (?1)", [i as i64 + 1])
+                .unwrap();
+        }
+        conn
+    }
+
+    /// A database at schema version 9 gains migrations 10 and 11 (the transport keys): a card key
+    /// wrapped before it reads back naming no transport key, and keys can be registered.
+    #[test]
+    fn migration_10_keeps_version_9_wrapped_keys() {
+        let dir = crate::testkit::private_tempdir();
+        let path = dir.path().join("v9.db");
+        let record = r#"{"scheme":"rsa-oaep-sha1+aes-kwp","wrapped_key":"AQID","wrapped_private_key":"BAUG"}"#;
+        {
+            let conn = database_at(&path, 9);
+            conn.execute(
+                "INSERT INTO channel_applications (channel, channel_ref, status, serial, error, created_at, updated_at, wrapped_key)
+                 VALUES ('kdhs', 'kdbo-1', 'issued', '0a', NULL, 5, 5, ?1)",
+                [record],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let kdhs = crate::ChannelName::parse("kdhs").unwrap();
+        let seen = store
+            .begin_application(
+                &kdhs,
+                "kdbo-1",
+                &crate::Principal::HostOperator,
+                crate::UnixTime::from_secs(6),
+            )
+            .unwrap()
+            .unwrap();
+        let wrapped = seen.wrapped_key.unwrap();
+        assert_eq!(
+            (wrapped.wrapped_key, wrapped.transport_key),
+            (vec![1, 2, 3], None)
+        );
+        assert!(store.transport_keys().unwrap().is_empty());
+    }
+
     /// A database at schema version 7 gains migration 8 (the rows an import skipped as
     /// already open): a list imported before it replays with the rows it created and no
     /// already-open rows recorded; and migration 9 (held lists end rejected or expired).
@@ -370,16 +423,7 @@ mod tests {
         let path = dir.path().join("v7.db");
         let sha = "ab".repeat(32);
         {
-            // Created 0600, as nesca creates its databases: an older one is no different.
-            super::super::files::create_private(&path).unwrap();
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL);")
-                .unwrap();
-            for (i, sql) in MIGRATIONS[..7].iter().enumerate() {
-                conn.execute_batch(sql).unwrap();
-                conn.execute("INSERT INTO schema_version VALUES (?1)", [i as i64 + 1])
-                    .unwrap();
-            }
+            let conn = database_at(&path, 7);
             conn.execute(
                 "INSERT INTO list_imports (institution, file_sha256, file_name, signature, evidence, status, rows_created, rows_invalid, created_at)
                  VALUES ('acme', ?1, 'liste.csv', 'wet', x'01', 'awaiting_confirmation', 1, 1, 5)",

@@ -1,14 +1,16 @@
-//! The registry in SQLite: the CAs nesca runs and the licensed ESHS partners.
+//! The registry in SQLite: the CAs nesca runs, the licensed ESHS partners and the trusted
+//! transport keys.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::audit::{append_audit, audit_entry, event_entry, AuditHead};
+use super::audit::{append_audit, append_event, audit_entry, AuditHead};
 use super::writer::Refusal;
-use super::{bad_column, time_column, SqliteStore};
+use super::{bad_column, opt_time_column, time_column, SqliteStore};
 use crate::error::{CaError, Result};
 use crate::partner::{PartnerId, PartnerRecord};
 use crate::serial::IssuerId;
 use crate::store::{CaRecord, CaRole, RegistryStore};
+use crate::transport_key::{TransportKeyId, TransportKeyRecord};
 use crate::UnixTime;
 
 /// Registers a CA; refuses an id that exists.
@@ -64,19 +66,15 @@ fn add_partner(
         "INSERT INTO partners (id, name, license_no, created_at, active) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![partner.id.as_str(), partner.name, partner.license_no, partner.created_at.secs(), partner.active])?;
-    // Not about a certificate: issuer and serial stay empty, the partner is in the detail.
-    append_audit(
+    append_event(
         conn,
         head,
-        event_entry(
-            at,
-            actor,
-            "add-partner",
-            String::new(),
-            format!(
-                "partner={} license_no={} name={}",
-                partner.id, partner.license_no, partner.name
-            ),
+        at,
+        actor,
+        "add-partner",
+        format!(
+            "partner={} license_no={} name={}",
+            partner.id, partner.license_no, partner.name
         ),
     )?;
     Ok(())
@@ -98,18 +96,129 @@ fn deactivate_partner(
             format!("no active registered ESHS partner \"{id}\""),
         )));
     }
-    append_audit(
+    append_event(
         conn,
         head,
-        event_entry(
-            at,
-            actor,
-            "deactivate-partner",
-            String::new(),
-            format!("partner={id}"),
+        at,
+        actor,
+        "deactivate-partner",
+        format!("partner={id}"),
+    )?;
+    Ok(())
+}
+
+/// Migration 10: the trusted transport keys card keys may be wrapped for.
+pub(super) const TRANSPORT_KEYS_MIGRATION: &str = "CREATE TABLE transport_keys (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        cert_der      BLOB NOT NULL,
+        spki_der      BLOB NOT NULL,
+        not_before    INTEGER NOT NULL,
+        not_after     INTEGER NOT NULL,
+        registered_at INTEGER NOT NULL,
+        withdrawn_at  INTEGER
+    );";
+
+/// Registers a transport key; refuses an id that exists (withdrawn or not).
+fn add_transport_key(
+    conn: &Connection,
+    key: &TransportKeyRecord,
+    (actor, at): (&crate::Principal, UnixTime),
+    head: &mut AuditHead,
+) -> Result<(), Refusal> {
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM transport_keys WHERE id = ?1")?
+        .exists([key.id.as_str()])?;
+    if exists {
+        return Err(Refusal::Refused(CaError::AlreadyExists {
+            what: format!("transport key {}", key.id),
+        }));
+    }
+    conn.prepare_cached(
+        "INSERT INTO transport_keys (id, name, cert_der, spki_der, not_before, not_after, registered_at, withdrawn_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        key.id.as_str(),
+        key.name,
+        key.cert_der,
+        key.spki_der,
+        key.not_before.secs(),
+        key.not_after.secs(),
+        key.registered_at.secs(),
+        key.withdrawn_at.map(UnixTime::secs),
+    ])?;
+    append_event(
+        conn,
+        head,
+        at,
+        actor,
+        "add-transport-key",
+        format!(
+            "transport_key={} name={} not_after={}",
+            key.id,
+            key.name,
+            key.not_after.secs()
         ),
     )?;
     Ok(())
+}
+
+/// Withdraws a registered transport key that is not withdrawn yet.
+fn withdraw_transport_key(
+    conn: &Connection,
+    id: &TransportKeyId,
+    (actor, at): (&crate::Principal, UnixTime),
+    head: &mut AuditHead,
+) -> Result<(), Refusal> {
+    let withdrawn: Option<Option<i64>> = conn
+        .prepare_cached("SELECT withdrawn_at FROM transport_keys WHERE id = ?1")?
+        .query_row([id.as_str()], |r| r.get(0))
+        .optional()?;
+    match withdrawn {
+        None => {
+            return Err(Refusal::Refused(CaError::invalid(
+                "id",
+                format!("no registered transport key {id}"),
+            )))
+        }
+        Some(Some(_)) => {
+            return Err(Refusal::Refused(CaError::Conflict {
+                field: "id",
+                rule: format!("transport key {id} is withdrawn already"),
+            }))
+        }
+        Some(None) => {}
+    }
+    conn.prepare_cached(
+        "UPDATE transport_keys SET withdrawn_at = ?2 WHERE id = ?1 AND withdrawn_at IS NULL",
+    )?
+    .execute(params![id.as_str(), at.secs()])?;
+    append_event(
+        conn,
+        head,
+        at,
+        actor,
+        "withdraw-transport-key",
+        format!("transport_key={id}"),
+    )?;
+    Ok(())
+}
+
+const TRANSPORT_KEY_COLUMNS: &str =
+    "id, name, cert_der, spki_der, not_before, not_after, registered_at, withdrawn_at";
+
+fn transport_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransportKeyRecord> {
+    let id: String = r.get(0)?;
+    Ok(TransportKeyRecord {
+        id: TransportKeyId::parse("transport_keys.id", &id).map_err(|e| bad_column(0, e))?,
+        name: r.get(1)?,
+        cert_der: r.get(2)?,
+        spki_der: r.get(3)?,
+        not_before: time_column(r, 4)?,
+        not_after: time_column(r, 5)?,
+        registered_at: time_column(r, 6)?,
+        withdrawn_at: opt_time_column(r, 7)?,
+    })
 }
 
 /// The columns [`ca_row`] reads, in its order.
@@ -146,6 +255,61 @@ fn partner_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartnerRecord> {
     })
 }
 
+/// Reads a registry row by its id, or every row: `table` with `columns`, read by `row`.
+struct RegistryTable<T> {
+    table: &'static str,
+    columns: &'static str,
+    order: &'static str,
+    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    what: &'static str,
+}
+
+impl<T> RegistryTable<T> {
+    fn one(&self, store: &SqliteStore, id: &str) -> Result<Option<T>> {
+        let sql = format!("SELECT {} FROM {} WHERE id = ?1", self.columns, self.table);
+        store.read(|c| c.query_row(&sql, [id], self.row).optional(), self.what)
+    }
+
+    fn all(&self, store: &SqliteStore) -> Result<Vec<T>> {
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {}",
+            self.columns, self.table, self.order
+        );
+        store.read(
+            |c| {
+                let mut st = c.prepare(&sql)?;
+                let rows = st.query_map([], self.row)?;
+                rows.collect()
+            },
+            self.what,
+        )
+    }
+}
+
+const CAS: RegistryTable<CaRecord> = RegistryTable {
+    table: "cas",
+    columns: CA_COLUMNS,
+    order: "created_at, id",
+    row: ca_row,
+    what: "read CAs",
+};
+
+const PARTNERS: RegistryTable<PartnerRecord> = RegistryTable {
+    table: "partners",
+    columns: PARTNER_COLUMNS,
+    order: "created_at, id",
+    row: partner_row,
+    what: "read partners",
+};
+
+const TRANSPORT_KEYS: RegistryTable<TransportKeyRecord> = RegistryTable {
+    table: "transport_keys",
+    columns: TRANSPORT_KEY_COLUMNS,
+    order: "registered_at, id",
+    row: transport_key_row,
+    what: "read transport keys",
+};
+
 impl RegistryStore for SqliteStore {
     fn add_ca(&self, ca: CaRecord, actor: &crate::Principal, at: UnixTime) -> Result<()> {
         let actor = actor.to_owned();
@@ -153,30 +317,11 @@ impl RegistryStore for SqliteStore {
     }
 
     fn ca(&self, id: &IssuerId) -> Result<Option<CaRecord>> {
-        self.read(
-            |c| {
-                c.query_row(
-                    &format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ?1"),
-                    [id.as_str()],
-                    ca_row,
-                )
-                .optional()
-            },
-            "read CA",
-        )
+        CAS.one(self, id.as_str())
     }
 
     fn cas(&self) -> Result<Vec<CaRecord>> {
-        self.read(
-            |c| {
-                let mut st = c.prepare(&format!(
-                    "SELECT {CA_COLUMNS} FROM cas ORDER BY created_at, id"
-                ))?;
-                let rows = st.query_map([], ca_row)?;
-                rows.collect()
-            },
-            "read CAs",
-        )
+        CAS.all(self)
     }
 
     fn add_partner(
@@ -200,22 +345,38 @@ impl RegistryStore for SqliteStore {
     }
 
     fn partner(&self, id: &PartnerId) -> Result<Option<PartnerRecord>> {
-        let sql = format!("SELECT {PARTNER_COLUMNS} FROM partners WHERE id = ?1");
-        self.read(
-            |c| c.query_row(&sql, [id.as_str()], partner_row).optional(),
-            "read partner",
-        )
+        PARTNERS.one(self, id.as_str())
     }
 
     fn partners(&self) -> Result<Vec<PartnerRecord>> {
-        let sql = format!("SELECT {PARTNER_COLUMNS} FROM partners ORDER BY created_at, id");
-        self.read(
-            |c| {
-                let mut st = c.prepare(&sql)?;
-                let rows = st.query_map([], partner_row)?;
-                rows.collect()
-            },
-            "read partners",
-        )
+        PARTNERS.all(self)
+    }
+
+    fn add_transport_key(
+        &self,
+        key: TransportKeyRecord,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<()> {
+        let actor = actor.to_owned();
+        self.submit(move |conn, head| add_transport_key(conn, &key, (&actor, at), head))
+    }
+
+    fn withdraw_transport_key(
+        &self,
+        id: &TransportKeyId,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<()> {
+        let (id, actor) = (id.clone(), actor.to_owned());
+        self.submit(move |conn, head| withdraw_transport_key(conn, &id, (&actor, at), head))
+    }
+
+    fn transport_key(&self, id: &TransportKeyId) -> Result<Option<TransportKeyRecord>> {
+        TRANSPORT_KEYS.one(self, id.as_str())
+    }
+
+    fn transport_keys(&self) -> Result<Vec<TransportKeyRecord>> {
+        TRANSPORT_KEYS.all(self)
     }
 }

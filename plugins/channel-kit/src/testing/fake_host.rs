@@ -78,11 +78,15 @@ pub fn issued() -> Issued {
 }
 
 /// A wrapped key as the host answers it for `hsm_key`.
+/// A registered transport key's id, as a request names it.
+pub const TRANSPORT_KEY: &str = "7f83b1657ff1fc53b92dc18148a1d65dfc2d4b1fa3d677284addd200126d9069";
+
 pub fn wrapped_key() -> WrappedKey {
     WrappedKey {
         scheme: "rsa-oaep-sha1+aes-kwp".into(),
         wrapped_key: vec![1, 2, 3],
         wrapped_private_key: vec![4, 5, 6],
+        transport_key: Some(TRANSPORT_KEY.into()),
     }
 }
 

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use nesca_plugin_api::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-pub use fake_host::{certificate_info, issued, wrapped_key, FakeHost, FakeState, ISSUED_SERIAL};
+pub use fake_host::{
+    certificate_info, issued, wrapped_key, FakeHost, FakeState, ISSUED_SERIAL, TRANSPORT_KEY,
+};
 pub use pki::{LeafSpec, Pki, TestCa, TestCert, KDHS_LICENCE, KEC_OPERATOR, NOW, OTHER_TCKN, TCKN};
 
 use crate::client::ClientCertificate;

@@ -14,6 +14,7 @@ mod channel_client;
 mod kdbo;
 mod person;
 mod test_ca;
+mod transport;
 mod world;
 
 pub(crate) use card::*;
@@ -21,4 +22,5 @@ pub(crate) use channel_client::*;
 pub(crate) use kdbo::*;
 pub(crate) use person::*;
 pub(crate) use test_ca::*;
+pub(crate) use transport::*;
 pub(crate) use world::*;
