@@ -1124,6 +1124,8 @@ mod tests {
             refused_field(server(|s| s.lookup_per_minute = 60_001)),
             "server.lookup_per_minute"
         );
+    }
+
     /// `[production]` with HSM keys names a registered transport key by its id; the old bare
     /// key file is not a key any more; the SHA-1 wrap is off unless allowed.
     #[test]

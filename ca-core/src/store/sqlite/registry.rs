@@ -107,7 +107,7 @@ fn deactivate_partner(
     Ok(())
 }
 
-/// Migration 10: the trusted transport keys card keys may be wrapped for.
+/// Migration 11: the trusted transport keys card keys may be wrapped for.
 pub(super) const TRANSPORT_KEYS_MIGRATION: &str = "CREATE TABLE transport_keys (
         id            TEXT PRIMARY KEY,
         name          TEXT NOT NULL,
