@@ -83,7 +83,8 @@ pub enum SystemTask {
     Outbox,
     /// The CRL schedule of `nesca serve`.
     CrlSchedule,
-    /// `nesca serve` starting: applications a stop cut off are refused.
+    /// `nesca serve` or `nesca ocsp` starting: applications a stop cut off are refused,
+    /// reservations that never completed are failed.
     Startup,
     /// The sweep that ends wet-signed lists nobody confirmed in time.
     HeldListExpiry,

@@ -46,7 +46,6 @@ pub enum HsmError {
     /// A token with that label exists already.
     #[error("a token labelled \"{label}\" already exists; refusing to initialise another")]
     TokenExists { label: String },
-    /// The key's attributes do not describe a key nesca can use.
     /// A private key nesca would sign with is not protected as a CA key must be (PKCS#11
     /// §4.9): extractable, not sensitive, or once either.
     #[error("key \"{label}\" is not protected: {attribute} is {value}; it {rule}")]
@@ -59,6 +58,7 @@ pub enum HsmError {
         /// What it must be.
         rule: &'static str,
     },
+    /// The key's attributes do not describe a key nesca can use.
     #[error("key \"{label}\": {reason}")]
     UnsupportedKey { label: String, reason: String },
     /// Encoding a public key or signature failed.

@@ -264,7 +264,7 @@ fn foreign_key(label: &str, sensitive: bool, extractable: bool) {
 
 /// A CA or OCSP signing key is checked when it is loaded by label: an extractable or
 /// non-sensitive private key is refused with an error naming the label and the attribute
-/// (issue 12, finding 13); a key nesca generated loads.
+///; a key nesca generated loads.
 #[test]
 fn unprotected_keys_are_refused_when_loaded() {
     let hsm = token();

@@ -160,15 +160,19 @@ impl Enrollments {
         Ok(self.store.enrollment_write(w)?)
     }
 
-    /// Locks sign-in for [`LOCK_SECONDS`] from `now`.
+    /// Locks sign-in for [`LOCK_SECONDS`] from `now`. A refused lock (the pre-application
+    /// closed meanwhile: nothing left to sign in to) is no error.
     fn lock_sign_in(&self, id: String, actor: Principal, now: UnixTime) -> Result<()> {
-        self.write(EnrollmentWrite::LockSignIn {
+        let locked = self.write(EnrollmentWrite::LockSignIn {
             id,
             until: now.plus_secs(LOCK_SECONDS),
             actor,
             at: now,
-        })?;
-        Ok(())
+        });
+        match locked {
+            Err(e) if !is_refusal(&e) => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// The enrollment's stage as the store holds it (`None`: not started), and whether `step`
@@ -216,11 +220,16 @@ impl Enrollments {
         let actor = applicant(&id);
         // The count and the lock come from one statement: an attempt counted after a lock
         // was written sees it, and is refused unchecked.
-        let (attempt, locked_until) = match self.write(EnrollmentWrite::SignInAttempt {
-            id: id.clone(),
-            actor: actor.clone(),
-            at: now,
-        })? {
+        // A refusal of the store's (the pre-application closed meanwhile) is answered as
+        // every refusal is: it must not name the application, nor differ from the others.
+        let counted = self
+            .write(EnrollmentWrite::SignInAttempt {
+                id: id.clone(),
+                actor: actor.clone(),
+                at: now,
+            })
+            .map_err(|e| if is_refusal(&e) { unknown() } else { e })?;
+        let (attempt, locked_until) = match counted {
             EnrollmentOutcome::AttemptCounted {
                 count,
                 locked_until,
@@ -253,7 +262,10 @@ impl Enrollments {
             expires_at,
             actor,
             at: now,
-        })?;
+        })
+        // Locked meanwhile by a racing wrong guess: refused like any other refusal (the
+        // password was checked already, so no second verification).
+        .map_err(|e| if is_refusal(&e) { wrong() } else { e })?;
         Ok(SessionGrant {
             token,
             expires_at,
@@ -722,6 +734,11 @@ impl Enrollments {
 fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| hash_password(&new_token()).unwrap_or_default())
+}
+
+/// Whether `e` refuses the request (as opposed to the store or HSM failing).
+fn is_refusal(e: &RaError) -> bool {
+    matches!(e, RaError::Invalid { .. } | RaError::Conflict { .. })
 }
 
 /// The count a counting write returned; any other outcome counts as past every limit, so a

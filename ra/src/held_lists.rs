@@ -105,6 +105,27 @@ impl HeldLists {
         })?)
     }
 
+    /// The officer's verified CMS signature `cms` over the very file of held list `sha`
+    /// confirms it, as an operator's confirmation would (an expired list is ended instead and
+    /// refused). The caller has checked the signature and that the file is read as it was.
+    pub fn confirm_signed(
+        &self,
+        by: &Principal,
+        institution: &InstitutionId,
+        sha: &str,
+        cms: Vec<u8>,
+    ) -> Result<ListConfirmed> {
+        let from = self.awaiting(institution, sha)?;
+        Ok(self.store.confirm_list(ListConfirmation {
+            institution: institution.clone(),
+            file_sha256: sha.to_owned(),
+            from,
+            signature_cms: Some(cms),
+            actor: by.clone(),
+            at: self.clock.now_unix(),
+        })?)
+    }
+
     /// An operator refuses a wet-signed list (the paper never came, or is not the
     /// officer's): its held rows are closed. Returns how many.
     pub fn reject(

@@ -15,9 +15,7 @@ use nesca_pkix::cms::{verify_signed_data, Signer};
 use crate::error::{RaError, Result};
 use ca_core::clock::Clock;
 use ca_core::institution::{ImportOutcome, InstitutionRecord, ListImport, ListRow, ListSignature};
-use ca_core::store::{
-    CertStatus, ImportStatus, ListConfirmation, ListImportRecord, ListImportWrite, Store,
-};
+use ca_core::store::{CertStatus, ImportStatus, ListImportRecord, ListImportWrite, Store};
 use ca_core::{Tckn, UnixTime};
 
 /// The largest wet-signature scan kept with a list.
@@ -63,6 +61,13 @@ pub fn check_officer_signature(
             Ok(())
         }
     }
+}
+
+/// How a list's file name says it is read: its extension, in lower case.
+fn list_format(file_name: &str) -> Option<String> {
+    std::path::Path::new(file_name)
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
 }
 
 /// Only an active institution imports lists.
@@ -196,14 +201,19 @@ impl ListImports {
         };
         match seen.status {
             ImportStatus::AwaitingConfirmation => {
-                let done = self.store.confirm_list(ListConfirmation {
-                    institution: import.institution.clone(),
-                    file_sha256: import.file_sha256.clone(),
-                    from: ImportStatus::AwaitingConfirmation,
-                    signature_cms: Some(cms),
-                    actor: import.actor,
-                    at: import.at,
-                })?;
+                // The held rows were read from the file as the wet upload named it (csv or
+                // xlsx): the signature confirms them only if the signer's upload names it so.
+                if list_format(&seen.file_name) != list_format(&import.file_name) {
+                    return Err(RaError::Conflict {
+                        field: "file",
+                        rule: format!(
+                            "this file was held as \"{}\" and comes now as \"{}\": it must be read the same way; export the list again (a new file) and sign that",
+                            seen.file_name, import.file_name
+                        ),
+                    });
+                }
+                let done = crate::held_lists::HeldLists::new(self.store.clone(), self.clock.clone())
+                    .confirm_signed(&import.actor, &import.institution, &import.file_sha256, cms)?;
                 tracing::info!(institution = %import.institution, invited = done.invited, already_open = done.already_open, "held list confirmed by the officer's signature");
                 let record = self
                     .store

@@ -90,17 +90,37 @@ pub fn write_atomically(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Resu
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(dir)?;
-        let tmp = dir.join(format!(".{name}.tmp"));
-        // A temporary file a crash left behind is made anew, so it gets this mode too.
-        let _ = fs::remove_file(&tmp);
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, dir.join(name))
+        // A fresh temporary file under an unguessable name, created exclusively: O_EXCL does
+        // not follow a symbolic link, so another user who can write the directory cannot
+        // plant one that sends the secret into a file they own.
+        let (tmp, mut f) = {
+            use rand::RngCore as _;
+            let mut attempt = 0;
+            loop {
+                let mut nonce = [0u8; 8];
+                rand::rngs::OsRng.fill_bytes(&mut nonce);
+                let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(nonce)));
+                let mut options = fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                match options.open(&tmp) {
+                    Ok(f) => break (tmp, f),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 3 => {
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let written = f
+            .write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .and_then(|()| fs::rename(&tmp, dir.join(name)));
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written
     };
     write().map_err(|source| RaError::Write {
         dir: dir.to_owned(),
@@ -383,5 +403,36 @@ mod tests {
         // Written again (a retry), it stays so, with the new text.
         write_atomically(&dir, "0000000001.eml", b"Parola: y").unwrap();
         assert_eq!(fs::read(dir.join("0000000001.eml")).unwrap(), b"Parola: y");
+    }
+
+    /// Another user who can write a shared outbox directory plants symbolic links at the
+    /// temporary names a message could use: the secret never reaches the file they point to,
+    /// and no temporary file is left behind.
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_symlink_never_receives_a_secret() {
+        let top = tempfile::tempdir().unwrap();
+        let dir = top.path().join("spool");
+        fs::create_dir(&dir).unwrap();
+        let theirs = top.path().join("attacker-owned.txt");
+        fs::write(&theirs, b"").unwrap();
+        // The name the writer used before, and a final name that is itself a link.
+        std::os::unix::fs::symlink(&theirs, dir.join(".0000000002.eml.tmp")).unwrap();
+        std::os::unix::fs::symlink(&theirs, dir.join("0000000002.eml")).unwrap();
+        write_atomically(&dir, "0000000002.eml", b"Parola: secret").unwrap();
+        assert_eq!(
+            fs::read(&theirs).unwrap(),
+            b"",
+            "the secret went through a link"
+        );
+        let written = dir.join("0000000002.eml");
+        assert!(!fs::symlink_metadata(&written).unwrap().is_symlink());
+        assert_eq!(fs::read(&written).unwrap(), b"Parola: secret");
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".tmp") && n != ".0000000002.eml.tmp")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -164,8 +164,8 @@ impl ChannelClientRefusal {
 
 /// The partner certificates presented to the channels, checked on every request: a
 /// certificate revoked, or a partner deactivated, after the TLS handshake must not keep an
-/// open connection working. One indexed read of the certificate and one of the partners per
-/// request — no cache, so nothing is ever served from a stale verdict.
+/// open connection working. One indexed read of the certificate and a read of the (short)
+/// partner registry per request — no cache, so nothing is ever served from a stale verdict.
 pub struct ChannelClients {
     store: Arc<dyn Store>,
     issuer: ca_core::IssuerId,

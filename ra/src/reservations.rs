@@ -1,4 +1,4 @@
-//! Reservations whose signing never completed (issue 12, finding 13).
+//! Reservations whose signing never completed.
 //!
 //! The engine reserves a serial (with its linted TBSCertificate) before the HSM signs, and
 //! completes it once the signature is checked and stored. A process killed in between leaves

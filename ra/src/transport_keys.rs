@@ -1,4 +1,4 @@
-//! The transport keys nesca may wrap a subscriber's card key for (issue 12, finding 1): only
+//! The transport keys nesca may wrap a subscriber's card key for: only
 //! the RSA keys of certificates an operator registered — of the card-personalisation system or
 //! of a KEC device — never a key a request brings. A registered key is used while it is not
 //! withdrawn and its certificate is within its validity; the operator's withdrawal is the

@@ -101,10 +101,14 @@ fn default_production_interval() -> u64 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChannelsSection {
-    /// The mTLS listener of `/channels/…`. Unset: the channels are served on server.listen
-    /// without TLS (development only).
+    /// The mTLS listener of `/channels/…`. Unset: `nesca serve` refuses to serve plugins,
+    /// unless `allow_plain_http` says to serve them on server.listen without TLS.
     #[serde(default)]
     pub listen: Option<String>,
+    /// Development only: serve the plugins on server.listen, plain HTTP, with no client
+    /// certificate at all — anyone who reaches that address can use every channel.
+    #[serde(default)]
+    pub allow_plain_http: bool,
     /// The listener's certificate chain, PEM (server certificate first).
     #[serde(default)]
     pub tls_cert: Option<PathBuf>,
@@ -124,6 +128,7 @@ impl Default for ChannelsSection {
     fn default() -> Self {
         ChannelsSection {
             listen: None,
+            allow_plain_http: false,
             tls_cert: None,
             tls_key: None,
             commitment_deadline_seconds: default_commitment_deadline(),
@@ -789,10 +794,8 @@ fn check_production(p: &ProductionSection) -> Result<()> {
     Ok(())
 }
 
-/// The listeners' timeouts and connection limits: each within a ceiling, so that a typo
-/// cannot turn the slow-loris protection off.
 /// `[outbox.smtp]`: a host, a known `tls`, a username with a password, a timeout within
-/// bounds; and no AUTH in the clear over the network (issue 12, finding 13): with `tls = "none"`
+/// bounds; and no AUTH in the clear over the network: with `tls = "none"`
 /// a username or password is allowed only for a relay on this host.
 fn check_smtp(smtp: &SmtpSection) -> Result<()> {
     if smtp.host.is_empty()
@@ -852,6 +855,8 @@ fn is_loopback_host(host: &str) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The listeners' timeouts and connection limits: each within a ceiling, so that a typo
+/// cannot turn the slow-loris protection off.
 fn check_server_limits(s: &ServerSection) -> Result<()> {
     let within = |field: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
         if range.contains(&value) {

@@ -707,7 +707,7 @@ fn audit_records(demo: &Demo) -> u64 {
         .unwrap_or_else(|| panic!("audit verify: {}", out.describe()))
 }
 
-/// 2b (issue 12, finding 1): the HSM wraps a card key only for a transport key an operator
+/// 2b: the HSM wraps a card key only for a transport key an operator
 /// registered. A request naming an unregistered key (the portal's own), a withdrawn key or a
 /// key whose certificate expired is refused with `transport_key` (422): no key generated, no
 /// certificate, no audit record, and the same KDBO is not used up.

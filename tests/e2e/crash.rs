@@ -110,7 +110,7 @@ fn reservation_left_by_a_crash(demo: &Demo, issuer: &str, age_secs: i64) -> Stri
     serial.to_hex()
 }
 
-/// A reservation whose signing never completed is not `good` for ever (issue 12, finding 13):
+/// A reservation whose signing never completed is not `good` for ever:
 /// once older than ten minutes, `nesca serve` resolves it as failed when it starts (an audit
 /// record by serve-start, the chain intact) and OCSP answers it as never issued; a younger
 /// one stays reserved and is not `good` either. `nesca ocsp` does the same at its start.

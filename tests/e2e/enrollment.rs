@@ -934,7 +934,7 @@ fn parallel_guesses_are_counted_before_they_are_checked() {
 }
 
 /// `[production] transport_key` must name a registered, active transport key: production
-/// refuses to run for an unregistered or withdrawn one (issue 12, finding 1), and the old
+/// refuses to run for an unregistered or withdrawn one, and the old
 /// bare-key setting is refused by name.
 #[test]
 fn production_wraps_only_for_its_registered_transport_key() {

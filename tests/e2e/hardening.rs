@@ -1,4 +1,4 @@
-//! Issue 12, finding 13, through the binary: SMTP AUTH in the clear to another host is a
+//! Hardening through the binary: SMTP AUTH in the clear to another host is a
 //! configuration error, and the public lookup by T.C. Kimlik No is rate limited per client.
 //! (The reservation a crash leaves is in crash.rs, a plugin's panic text in plugins.rs.)
 

@@ -67,7 +67,7 @@ fn channels_over_mtls_accept_only_active_partner_certificates() {
         assert!(!out.contains("HTTP/1.1 200"), "{what} got in:\n{out}");
     }
     // The NES (no clientAuth) was refused on the certificate alone, before any store read
-    // (issue 12, finding 12).
+    //.
     server.wait_for_log_line(
         &["no clientAuth extended key usage: not a partner certificate"],
         std::time::Duration::from_secs(5),

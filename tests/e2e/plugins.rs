@@ -11,10 +11,17 @@ use crate::support::plugins::test_plugin;
 use crate::support::server::{server_demo, Server};
 use crate::support::*;
 
-/// Appends `[[plugins]]` tables to the demo's nesca.toml.
+/// Appends `[[plugins]]` tables to the demo's nesca.toml, served on the plain public listener
+/// (`[channels] allow_plain_http`: these tests speak plain HTTP).
 fn add_plugins(demo: &Demo, tables: &[String]) {
     let path = demo.config();
     let mut text = fs::read_to_string(&path).expect("nesca.toml");
+    text.push_str(
+        "
+[channels]
+allow_plain_http = true
+",
+    );
     for t in tables {
         text.push_str("\n[[plugins]]\n");
         text.push_str(t);
@@ -180,8 +187,7 @@ fn serve_forwards_channels_and_outlives_panics_and_hangs() {
     assert_eq!(r.status, 404, "{}", r.describe());
 
     // A panic becomes an error for that request; the plugin and the CA keep serving.
-    // Its text is logged under a request id; the client reads only that id (issue 12,
-    // finding 13).
+    // Its text is logged under a request id; the client reads only that id.
     let r = server.get("/channels/panicking/panic");
     assert_eq!(r.status, 500, "{}", r.describe());
     assert!(!r.text().contains("deliberate panic"), "{}", r.describe());
@@ -312,4 +318,21 @@ fn channel_applications_are_issued_once_per_reference() {
     demo.nesca(&["audit", "verify", "--config", s(&config)])
         .ok();
     server.assert_running();
+}
+
+/// Plugins without the mTLS listener would be open to anyone who reaches the public address:
+/// `nesca serve` refuses, naming `channels.listen`, unless the configuration says
+/// `allow_plain_http` (development).
+#[test]
+fn plugins_without_the_mtls_listener_are_refused() {
+    let demo = server_demo();
+    let path = demo.config();
+    let mut text = fs::read_to_string(&path).expect("nesca.toml");
+    text.push_str(&format!(
+        "\n[[plugins]]\n{}\n",
+        plugin_table(&test_plugin("echo"), "")
+    ));
+    fs::write(&path, text).expect("write nesca.toml");
+    let out = demo.nesca(&["serve", "--config", s(&path)]);
+    assert_refusal(&out, &["channels.listen", "allow_plain_http"]);
 }

@@ -63,7 +63,12 @@ pub(crate) fn handle(
                 }
                 // The transport key is not one nesca may wrap for (not registered, withdrawn,
                 // its certificate not valid now).
-                (_, Some("hsm_key.transport_key")) => ChannelError::TransportKey { field, rule },
+                // Only a refusal of the key is: the store or the HSM being down keeps its own
+                // answer (503), even when it names the field.
+                (
+                    HostErrorCode::Invalid | HostErrorCode::Refused | HostErrorCode::NotFound,
+                    Some("hsm_key.transport_key"),
+                ) => ChannelError::TransportKey { field, rule },
                 _ => ChannelError::Refused { field, rule },
             }
         })

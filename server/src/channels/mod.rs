@@ -181,7 +181,7 @@ async fn dispatch(plugins: Plugins, name: String, rest: String, req: Request) ->
 
 /// The answer for a plugin call that failed (timed out, busy, panicked, …): the error, which
 /// may carry a panic's text, is logged with a fresh request id; the client gets the protocol's
-/// error shape with a generic message naming that id (issue 12, finding 13).
+/// error shape with a generic message naming that id.
 fn plugin_failure(channel: &str, e: &PluginError) -> Response {
     let id = refusal::request_id();
     tracing::error!(request_id = %id, channel, error = %e, "plugin call failed");

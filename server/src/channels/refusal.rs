@@ -78,7 +78,7 @@ pub(crate) fn request_id() -> String {
     format!("r-{:016x}", rand::random::<u64>())
 }
 
-/// What a partner reads of a failure inside nesca (issue 12, finding 13): an `internal` or
+/// What a partner reads of a failure inside nesca: an `internal` or
 /// `unavailable` error carries the raw text of a store, HSM or encoding error (paths, SQL
 /// errors, PKCS#11 codes). That text is logged at `error` with a fresh request id; the plugin,
 /// and through it the partner, gets a generic message naming the id. Refusals of the request

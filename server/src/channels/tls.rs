@@ -1,6 +1,7 @@
 //! The mTLS listener of the channel endpoints (rustls): a client must present a certificate
-//! that nesca issued to a registered partner (role or secure-communication profile) and that
-//! is active now. Anything else fails the handshake.
+//! that nesca issued with a partner profile (role or secure-communication) and that is active
+//! now. Anything else fails the handshake. Whether its partner is still active, and whether
+//! the certificate still is, is checked again on every request (`partner_status`).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -61,7 +62,7 @@ impl IssuedAndActive {
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
         // Decided on the certificate alone, before the store is asked: every partner
         // certificate carries clientAuth (the partner profiles write it), so a NES holder's
-        // certificate, or anything else without it, costs no store read (issue 12, finding 12).
+        // certificate, or anything else without it, costs no store read.
         if !offers_client_auth(&cert) {
             return Err(refuse(
                 "no clientAuth extended key usage: not a partner certificate",

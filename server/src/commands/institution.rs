@@ -111,7 +111,7 @@ pub(crate) struct IdArgs {
     id: String,
 }
 
-/// The registry of the configuration's store, the institution's id and now.
+/// The registry of the configuration's store, and the institution's id.
 fn registry(config: &std::path::Path, id: &str) -> Result<(Institutions, InstitutionId)> {
     let id = InstitutionId::parse(id)?;
     let cfg = Loaded::read(config)?;

@@ -1,7 +1,7 @@
 //! The public certificate lookup (sertifika sorgulama): a relying party fetches a certificate
-//! by serial, or lists a person's certificates by T.C. Kimlik No. Certificates whose holders
-//! chose "do not publish my certificate" are left out: to the lookup they do not exist (the
-//! registration authority's [`CertificateLookup`] decides which are shown).
+//! by serial, or lists a person's certificates by T.C. Kimlik No. Publication is opt-in: only
+//! certificates whose holder agreed on the application form are shown; to the lookup the
+//! others do not exist (the registration authority's [`CertificateLookup`] decides).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

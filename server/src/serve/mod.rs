@@ -494,7 +494,15 @@ fn mount_channels(
     let c = &cfg.raw.channels;
     let (Some(listen), Some(cert), Some(key)) = (&c.listen, &c.tls_cert, &c.tls_key) else {
         if !cfg.raw.plugins.is_empty() {
-            tracing::warn!("[channels] listen is not set: channel plugins are served on server.listen without TLS (development only)");
+            // Plain HTTP has no client certificate: every channel would be open to anyone
+            // who reaches server.listen. Only on the operator's explicit word.
+            if !c.allow_plain_http {
+                return Err(CliError::config(
+                    "channels.listen",
+                    "plugins are configured but no mTLS listener: set listen, tls_cert and tls_key (or allow_plain_http = true, for development only: anyone reaching server.listen could then use every channel)",
+                ));
+            }
+            tracing::warn!("[channels] allow_plain_http: channel plugins are served on server.listen without TLS or client certificates (development only)");
         }
         return Ok((public_app.merge(channels), None));
     };

@@ -1,4 +1,4 @@
-//! A per-client token bucket for the public lookup by T.C. Kimlik No (issue 12, finding 13):
+//! A per-client token bucket for the public lookup by T.C. Kimlik No:
 //! whoever can reach `GET /certificates?tckn=` could otherwise walk the space of valid
 //! T.C. Kimlik Nos and learn who holds a certificate. Each client address gets `per_minute`
 //! lookups at once, refilled evenly (one every `60 / per_minute` seconds); past that the

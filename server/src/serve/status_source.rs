@@ -22,7 +22,7 @@ impl StatusSource for StoreStatus {
                 },
                 // Reserved (signing not completed) or failed: nesca handed out no certificate
                 // under this serial (the engine returns one only once it is stored), so it is
-                // answered as never issued, never `good` (issue 12, finding 13). A reservation
+                // answered as never issued, never `good`. A reservation
                 // being signed this instant gets its real answer once it completes: completion
                 // is a status change the refresher re-signs.
                 _ => CertState::NotIssued,
@@ -65,7 +65,7 @@ mod tests {
     use super::*;
 
     /// Only an issued certificate is `good`: a reservation whose signing has not completed
-    /// (or never will) and a failed one are answered as never issued (issue 12, finding 13).
+    /// (or never will) and a failed one are answered as never issued.
     #[test]
     fn reserved_and_failed_serials_are_never_good() {
         let dir = tempfile::Builder::new()

@@ -433,7 +433,7 @@ impl CertificateStore for SqliteStore {
 
     fn get(&self, issuer: Option<&IssuerId>, serial: &Serial) -> Result<Option<CertRecord>> {
         // Two statements, not one with `?2 IS NULL OR issuer = ?2`: SQLite cannot use an index
-        // for such an OR, and every lookup would scan the whole table (issue 12, finding 12).
+        // for such an OR, and every lookup would scan the whole table.
         self.read(
             |c| match issuer {
                 Some(issuer) => c

@@ -300,7 +300,7 @@ pub(super) fn read_lookup_candidates(
     key: LookupKey<'_>,
 ) -> rusqlite::Result<Vec<LookupCandidate>> {
     // One statement per key, not `?1 IS NULL OR c.serial = ?1`: SQLite uses no index for such
-    // an OR, and this public endpoint would scan every certificate (issue 12, finding 12).
+    // an OR, and this public endpoint would scan every certificate.
     let (sql, value) = match key {
         LookupKey::Serial(s) => (LOOKUP_BY_SERIAL, s.to_hex()),
         LookupKey::Holder(t) => (LOOKUP_BY_HOLDER, t.as_str().to_owned()),

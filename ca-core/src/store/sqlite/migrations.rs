@@ -382,7 +382,7 @@ mod tests {
     /// A database at schema version 9 gains migrations 10 and 11 (the transport keys): a card key
     /// wrapped before it reads back naming no transport key, and keys can be registered.
     #[test]
-    fn migration_10_keeps_version_9_wrapped_keys() {
+    fn migrations_10_and_11_keep_version_9_wrapped_keys() {
         let dir = crate::testkit::private_tempdir();
         let path = dir.path().join("v9.db");
         let record = r#"{"scheme":"rsa-oaep-sha1+aes-kwp","wrapped_key":"AQID","wrapped_private_key":"BAUG"}"#;
@@ -418,7 +418,7 @@ mod tests {
     /// already open): a list imported before it replays with the rows it created and no
     /// already-open rows recorded; and migration 9 (held lists end rejected or expired).
     #[test]
-    fn migration_8_keeps_version_7_lists() {
+    fn migrations_8_and_9_keep_version_7_lists() {
         let dir = crate::testkit::private_tempdir();
         let path = dir.path().join("v7.db");
         let sha = "ab".repeat(32);

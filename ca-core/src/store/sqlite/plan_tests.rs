@@ -1,5 +1,5 @@
 //! Lookups by serial on public paths use an index, never a scan of the certificates table
-//! (issue 12, finding 12): SQLite's own plan (`EXPLAIN QUERY PLAN`) of each statement, on a
+//!: SQLite's own plan (`EXPLAIN QUERY PLAN`) of each statement, on a
 //! store at the current schema.
 
 use super::{applications, certificates, commitments, enrollments, SqliteStore};
