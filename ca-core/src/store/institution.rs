@@ -212,8 +212,8 @@ pub struct ListConfirmed {
 }
 
 /// The end of a held list without confirmation: the list moves from `from` (awaiting
-/// confirmation, as read) to `to` (rejected or expired) and its held rows are closed, in one
-/// transaction with its audit record. Refused with [`crate::CaError::Conflict`], nothing
+/// confirmation, as read) to `to` (rejected or expired), its held rows are closed and its scan
+/// is dropped, in one transaction with its audit record. Refused with [`crate::CaError::Conflict`], nothing
 /// written, when the list is no longer in `from`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldListEnd {

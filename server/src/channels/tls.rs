@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use ca_core::store::Store;
-use ca_core::{IssuerId, Serial};
+use ca_core::IssuerId;
 use der::Decode;
-use nesca_ra::partners::ChannelClientRefusal;
+use nesca_ra::partners::{ChannelClientRefusal, ChannelClients};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::ring::default_provider;
 use rustls::pki_types::pem::PemObject;
@@ -33,19 +33,17 @@ use crate::listener::Limits;
 pub(super) struct ClientChain(pub Vec<Vec<u8>>);
 
 /// Verifies the chain up to the issuing CA (webpki: signature, validity, clientAuth EKU), then
-/// asks the store: the certificate must be nesca's own record for that serial, of a partner
-/// profile, and active (not suspended or revoked).
+/// asks the registration authority's rule for channel clients (`ChannelClients`, the same
+/// check every request makes again): nesca's own record of that certificate, a partner
+/// profile, active, of an active partner.
 struct IssuedAndActive {
     webpki: Arc<dyn ClientCertVerifier>,
-    store: Arc<dyn Store>,
-    issuer: IssuerId,
+    clients: ChannelClients,
 }
 
 impl std::fmt::Debug for IssuedAndActive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedAndActive")
-            .field("issuer", &self.issuer)
-            .finish_non_exhaustive()
+        f.debug_struct("IssuedAndActive").finish_non_exhaustive()
     }
 }
 
@@ -68,25 +66,18 @@ impl IssuedAndActive {
                 "no clientAuth extended key usage: not a partner certificate",
             ));
         }
-        let serial = Serial::from_der_bytes(cert.tbs_certificate.serial_number.as_bytes())
-            .ok_or_else(|| refuse("serial is not one nesca issues"))?;
-        // The verifier runs inside the handshake, on the async runtime: the store read (an
-        // index lookup, but under the reader's lock) is moved off it.
-        let record = off_the_runtime(|| self.store.get(Some(&self.issuer), &serial))
-            .map_err(|_| refuse("store unavailable"))?
-            .ok_or_else(|| refuse("not issued by nesca"))?;
-        if record.cert_der.as_deref() != Some(end_entity.as_ref()) {
-            return Err(refuse("not the certificate nesca issued under this serial"));
-        }
-        match nesca_ra::partners::check_channel_client(&record) {
+        // The verifier runs inside the handshake, on the async runtime: the store reads (index
+        // lookups, but under the reader's lock) are moved off it.
+        match off_the_runtime(|| self.clients.check(end_entity.as_ref())) {
             Ok(()) => Ok(()),
             Err(ChannelClientRefusal::Revoked) => {
+                tracing::info!(
+                    reason = ChannelClientRefusal::Revoked.reason(),
+                    "client certificate refused"
+                );
                 Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
             }
-            Err(ChannelClientRefusal::NotAPartnerCertificate) => {
-                Err(refuse("not a partner certificate"))
-            }
-            Err(_) => Err(refuse("not issued")),
+            Err(why) => Err(refuse(why.reason())),
         }
     }
 }
@@ -200,8 +191,7 @@ pub(crate) fn acceptor(
         .map_err(|e| bad("channels", format!("client verifier: {e}")))?;
     let verifier = Arc::new(IssuedAndActive {
         webpki,
-        store,
-        issuer,
+        clients: ChannelClients::new(store, issuer),
     });
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

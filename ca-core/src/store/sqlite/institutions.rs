@@ -634,6 +634,12 @@ pub(super) fn end_held_list(
     let list = (&e.institution, e.file_sha256.as_str());
     move_list(conn, list, e.from, e.to)?;
     let closed = close_held_rows(conn, list)? as u64;
+    // The scan of a list nobody confirmed is evidence of nothing: it is not kept (a partner
+    // could otherwise store 20 MiB per file for ever). The list's own digest stays recorded.
+    conn.prepare_cached(
+        "UPDATE list_imports SET evidence = x'' WHERE institution = ?1 AND file_sha256 = ?2",
+    )?
+    .execute(params![e.institution.as_str(), e.file_sha256])?;
     let action = match e.to {
         ImportStatus::Expired => "expire-list",
         _ => "reject-list",
