@@ -16,9 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -162,14 +160,15 @@ async fn connection<I>(
 {
     let activity = Activity::new();
     // Outside the routes' own layers (metrics among them): a request cut off by the timeout
-    // is answered here and logged, not counted by route.
-    let app = app.layer(axum::middleware::from_fn_with_state(
-        PerConnection {
+    // is answered here and logged, not counted by route. A wrapper around the routes, not a
+    // layer added to them: the router is not rebuilt for every connection.
+    let app = Bounded {
+        app,
+        per: PerConnection {
             activity: activity.clone(),
             request: limits.request,
         },
-        bounded,
-    ));
+    };
     let io = TokioIo::new(Watched::new(io, activity.clone()));
     let conn = builder.serve_connection(io, hyper_util::service::TowerToHyperService::new(app));
     tokio::pin!(conn);
@@ -199,17 +198,47 @@ async fn connection<I>(
     }
 }
 
-/// Counts the request as in flight and answers 503 when its handler takes longer than the
-/// request timeout.
-async fn bounded(State(c): State<PerConnection>, req: Request, next: Next) -> Response {
-    let _in_flight = c.activity.request();
-    let target = req.uri().path().to_owned();
-    match tokio::time::timeout(c.request, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(path = %target, "request timed out (server.request_timeout_seconds)");
-            timed_out(c.request)
-        }
+/// A connection's routes: each request counted as in flight and answered 503 when its
+/// handler takes longer than the request timeout.
+#[derive(Clone)]
+struct Bounded {
+    app: Router,
+    per: PerConnection,
+}
+
+impl<B> tower_service::Service<axum::http::Request<B>> for Bounded
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<Response, std::convert::Infallible>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // The router is always ready.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        let (mut app, c) = (self.app.clone(), self.per.clone());
+        Box::pin(async move {
+            let _in_flight = c.activity.request();
+            // A clone of the URI shares its bytes: no allocation per request.
+            let target = req.uri().clone();
+            match tokio::time::timeout(c.request, app.call(req)).await {
+                Ok(answered) => answered,
+                Err(_) => {
+                    tracing::warn!(path = %target.path(), "request timed out (server.request_timeout_seconds)");
+                    Ok(timed_out(c.request))
+                }
+            }
+        })
     }
 }
 
