@@ -11,7 +11,8 @@ use std::sync::Arc;
 use ca_core::clock::Clock;
 use ca_core::institution::InstitutionId;
 use ca_core::store::{
-    HeldListEnd, ImportStatus, ListConfirmation, ListConfirmed, ListImportRecord, Store,
+    HeldListEnd, HeldListEnding, ImportStatus, ListConfirmation, ListConfirmed, ListImportRecord,
+    Store,
 };
 use ca_core::{Principal, SystemTask, UnixTime};
 
@@ -73,7 +74,7 @@ impl HeldLists {
         let from = awaiting_confirmation(list.as_ref(), institution, sha)?;
         let now = self.clock.now_unix();
         if let Some(l) = list.filter(|l| expired(l.created_at, now)) {
-            self.end(institution, sha, ImportStatus::Expired, &expiry(), now)?;
+            self.end(institution, sha, HeldListEnding::Expired, &expiry(), now)?;
             return Err(RaError::Conflict {
                 field: "file-sha256",
                 rule: format!(
@@ -139,7 +140,7 @@ impl HeldLists {
         self.end(
             institution,
             &sha,
-            ImportStatus::Rejected,
+            HeldListEnding::Rejected,
             by,
             self.clock.now_unix(),
         )
@@ -155,7 +156,7 @@ impl HeldLists {
             let due = self.store.held_lists_before(before, EXPIRY_BATCH)?;
             let last_batch = due.len() < EXPIRY_BATCH as usize;
             for (institution, sha) in due {
-                match self.end(&institution, &sha, ImportStatus::Expired, &expiry(), now) {
+                match self.end(&institution, &sha, HeldListEnding::Expired, &expiry(), now) {
                     Ok(_) => ended += 1,
                     Err(RaError::Conflict { .. }) => {}
                     Err(e) => return Err(e),
@@ -171,7 +172,7 @@ impl HeldLists {
         &self,
         institution: &InstitutionId,
         sha: &str,
-        to: ImportStatus,
+        to: HeldListEnding,
         by: &Principal,
         at: UnixTime,
     ) -> Result<u64> {
@@ -183,7 +184,7 @@ impl HeldLists {
             actor: by.clone(),
             at,
         })?;
-        tracing::info!(%institution, file_sha256 = sha, status = to.as_str(), closed, "held list ended");
+        tracing::info!(%institution, file_sha256 = sha, status = to.status().as_str(), closed, "held list ended");
         Ok(closed)
     }
 }

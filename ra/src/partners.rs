@@ -162,6 +162,13 @@ impl ChannelClientRefusal {
     }
 }
 
+/// The refusal when the store cannot be read; the store's error goes to the log, where an
+/// operator can see why, and not to the partner.
+fn unavailable(e: ca_core::CaError) -> ChannelClientRefusal {
+    tracing::warn!(error = %e, "partner status cannot be read");
+    ChannelClientRefusal::Unavailable
+}
+
 /// The partner certificates presented to the channels, checked on every request: a
 /// certificate revoked, or a partner deactivated, after the TLS handshake must not keep an
 /// open connection working. One indexed read of the certificate and a read of the (short)
@@ -188,7 +195,7 @@ impl ChannelClients {
         let record = self
             .store
             .get(Some(&self.issuer), &serial)
-            .map_err(|_| ChannelClientRefusal::Unavailable)?
+            .map_err(unavailable)?
             .filter(|r| r.cert_der.as_deref() == Some(end_entity))
             .ok_or(ChannelClientRefusal::Unknown)?;
         check_channel_client(&record)?;
@@ -197,10 +204,7 @@ impl ChannelClients {
             .ok()
             .flatten()
             .ok_or(ChannelClientRefusal::NotAPartnerCertificate)?;
-        let partners = self
-            .store
-            .partners()
-            .map_err(|_| ChannelClientRefusal::Unavailable)?;
+        let partners = self.store.partners().map_err(unavailable)?;
         if partners.iter().any(|p| p.active && p.license_no == licence) {
             Ok(())
         } else {

@@ -211,6 +211,33 @@ pub struct ListConfirmed {
     pub already_open: u64,
 }
 
+/// How a held list ends without confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldListEnding {
+    /// An operator refused it.
+    Rejected,
+    /// Nobody confirmed it in time.
+    Expired,
+}
+
+impl HeldListEnding {
+    /// The list's status from then on.
+    pub fn status(self) -> ImportStatus {
+        match self {
+            HeldListEnding::Rejected => ImportStatus::Rejected,
+            HeldListEnding::Expired => ImportStatus::Expired,
+        }
+    }
+
+    /// The audit action that records it.
+    pub fn action(self) -> &'static str {
+        match self {
+            HeldListEnding::Rejected => "reject-list",
+            HeldListEnding::Expired => "expire-list",
+        }
+    }
+}
+
 /// The end of a held list without confirmation: the list moves from `from` (awaiting
 /// confirmation, as read) to `to` (rejected or expired), its held rows are closed and its scan
 /// is dropped, in one transaction with its audit record. Refused with [`crate::CaError::Conflict`], nothing
@@ -221,7 +248,7 @@ pub struct HeldListEnd {
     /// SHA-256 of the list file, lower-case hex.
     pub file_sha256: String,
     pub from: ImportStatus,
-    pub to: ImportStatus,
+    pub to: HeldListEnding,
     pub actor: crate::Principal,
     pub at: UnixTime,
 }

@@ -83,9 +83,9 @@ pub use enrollment::{
     ProducedEnrollment, MAX_LOOKUP_CANDIDATES,
 };
 pub use institution::{
-    HeldListEnd, ImportStatus, InstitutionChange, InstitutionStore, ListConfirmation,
-    ListConfirmed, ListImportRecord, ListImportWrite, ListSignatureKind, PreApplication,
-    PreApplicationStatus,
+    HeldListEnd, HeldListEnding, ImportStatus, InstitutionChange, InstitutionStore,
+    ListConfirmation, ListConfirmed, ListImportRecord, ListImportWrite, ListSignatureKind,
+    PreApplication, PreApplicationStatus,
 };
 pub use outbox::{OutboxAttempt, OutboxKind, OutboxMessage, OutboxStatus, OutboxStore};
 pub use registry::{CaRecord, CaRole, RegistryStore};

@@ -8,8 +8,8 @@
 use super::{audit_records, T0};
 use crate::institution::{InstitutionId, ListImport, ListRow, ListSignature};
 use crate::store::{
-    HeldListEnd, ImportStatus, InstitutionChange, ListConfirmation, ListConfirmed, ListImportWrite,
-    ListSignatureKind, PreApplicationStatus, Store,
+    HeldListEnd, HeldListEnding, ImportStatus, InstitutionChange, ListConfirmation, ListConfirmed,
+    ListImportWrite, ListSignatureKind, PreApplicationStatus, Store,
 };
 use crate::testkit::{institution_record, list_row};
 use crate::UnixTime;
@@ -338,7 +338,7 @@ pub fn held_lists_block_no_one_and_end(store: &dyn Store) {
     let records = audit_records(store);
     assert_eq!(
         store
-            .end_held_list(end("12", ImportStatus::Rejected))
+            .end_held_list(end("12", HeldListEnding::Rejected))
             .unwrap(),
         1
     );
@@ -349,7 +349,7 @@ pub fn held_lists_block_no_one_and_end(store: &dyn Store) {
     );
     let list = store.list_import(&id, &"12".repeat(32)).unwrap().unwrap();
     assert_eq!(list.status, ImportStatus::Rejected);
-    for again in [ImportStatus::Expired, ImportStatus::Rejected] {
+    for again in [HeldListEnding::Expired, HeldListEnding::Rejected] {
         assert!(matches!(
             store.end_held_list(end("12", again)),
             Err(crate::CaError::Conflict { .. })

@@ -632,7 +632,7 @@ pub(super) fn end_held_list(
     head: &mut AuditHead,
 ) -> Result<u64, Refusal> {
     let list = (&e.institution, e.file_sha256.as_str());
-    move_list(conn, list, e.from, e.to)?;
+    move_list(conn, list, e.from, e.to.status())?;
     let closed = close_held_rows(conn, list)? as u64;
     // The scan of a list nobody confirmed is evidence of nothing: it is not kept (a partner
     // could otherwise store 20 MiB per file for ever). The list's own digest stays recorded.
@@ -640,10 +640,7 @@ pub(super) fn end_held_list(
         "UPDATE list_imports SET evidence = x'' WHERE institution = ?1 AND file_sha256 = ?2",
     )?
     .execute(params![e.institution.as_str(), e.file_sha256])?;
-    let action = match e.to {
-        ImportStatus::Expired => "expire-list",
-        _ => "reject-list",
-    };
+    let action = e.to.action();
     append_audit(
         conn,
         head,
@@ -656,7 +653,7 @@ pub(super) fn end_held_list(
                 "institution={} file_sha256={} status={} closed={closed}",
                 e.institution,
                 e.file_sha256,
-                e.to.as_str()
+                e.to.status().as_str()
             ),
         ),
     )?;

@@ -459,7 +459,7 @@ mod tests {
                 institution: acme.clone(),
                 file_sha256: sha.clone(),
                 from: crate::store::ImportStatus::AwaitingConfirmation,
-                to: crate::store::ImportStatus::Rejected,
+                to: crate::store::HeldListEnding::Rejected,
                 actor: crate::Principal::HostOperator,
                 at: crate::UnixTime::from_secs(6),
             })
