@@ -300,14 +300,14 @@ impl Enrollments {
             .unwrap_or_else(|| EnrollmentRecord {
                 pre_application: id.to_owned(),
                 stage: EnrollmentStage::Invited,
-                failed_sign_ins: 0,
+                sign_in_attempts: 0,
                 locked_until: None,
                 security_word_hash: None,
                 do_not_publish: false,
                 delivery_address: None,
                 sms_code_hash: None,
                 sms_code_expires: None,
-                sms_code_failures: 0,
+                sms_code_tries: 0,
                 sms_codes_sent: 0,
                 confirmed_at: None,
                 approval_method: None,
@@ -379,7 +379,7 @@ impl Enrollments {
         let Some(hash) = e
             .sms_code_hash
             .as_deref()
-            .filter(|_| !limits::code_voided(e.sms_code_failures))
+            .filter(|_| !limits::code_voided(e.sms_code_tries))
         else {
             return Err(RaError::Conflict {
                 field: "sms_code",

@@ -99,8 +99,9 @@ impl ApprovalMethod {
 pub struct EnrollmentRecord {
     pub pre_application: String,
     pub stage: EnrollmentStage,
-    /// Wrong access passwords since the last good one (or the last lock).
-    pub failed_sign_ins: u32,
+    /// Sign-in attempts since the last sign-in (or the last lock), each counted before its
+    /// password was checked (column `failed_sign_ins`).
+    pub sign_in_attempts: u32,
     /// Until when sign-in is refused.
     pub locked_until: Option<UnixTime>,
     /// The security word's argon2id hash (PHC string).
@@ -111,8 +112,9 @@ pub struct EnrollmentRecord {
     /// The SMS code's argon2id hash, once one was sent (none again once it is void).
     pub sms_code_hash: Option<String>,
     pub sms_code_expires: Option<UnixTime>,
-    /// Wrong codes since the last code was sent.
-    pub sms_code_failures: u32,
+    /// Tries of the current code, each counted before it was checked (column
+    /// `sms_code_failures`).
+    pub sms_code_tries: u32,
     /// Codes queued so far (the first and every resend).
     pub sms_codes_sent: u32,
     pub confirmed_at: Option<UnixTime>,

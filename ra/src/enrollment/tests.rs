@@ -130,7 +130,7 @@ fn sign_in_counts_failures_and_locks_for_half_an_hour() {
     f.clock
         .advance(Duration::from_secs(LOCK_SECONDS as u64 + 1));
     let grant = e.sign_in(&tckn(), &secret(&password)).unwrap();
-    assert_eq!(stage(&f).failed_sign_ins, 0);
+    assert_eq!(stage(&f).sign_in_attempts, 0);
     let view = e.session(grant.token.expose_secret()).unwrap();
     assert_eq!(view.pre.tckn.as_str(), PERSON);
     // The session ends after its time; the token itself is not stored.
@@ -644,7 +644,7 @@ fn a_correct_password_racing_the_lock_is_refused() {
     assert_refused(&err);
     let rec = stage(&f);
     let until = f.clock.now_unix().plus_secs(LOCK_SECONDS);
-    assert_eq!((rec.failed_sign_ins, rec.locked_until), (0, Some(until)));
+    assert_eq!((rec.sign_in_attempts, rec.locked_until), (0, Some(until)));
     f.clock
         .advance(Duration::from_secs(LOCK_SECONDS as u64 + 1));
     e.sign_in(&tckn(), &secret(&password)).unwrap();

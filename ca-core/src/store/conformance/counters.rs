@@ -135,7 +135,10 @@ pub fn sign_in_failures_are_counted_and_compared(store: &dyn Store) {
     lock().unwrap();
     assert_eq!(audit_records(store), records + 2);
     let e = store.enrollment(&pre).unwrap().unwrap();
-    assert_eq!((e.failed_sign_ins, e.locked_until), (0, Some(at(6 + 1800))));
+    assert_eq!(
+        (e.sign_in_attempts, e.locked_until),
+        (0, Some(at(6 + 1800)))
+    );
     // While the lock lasts an attempt is not counted, and sees the lock; from its end on,
     // attempts count again from zero.
     let lock_seen = EnrollmentOutcome::AttemptCounted {
@@ -176,7 +179,7 @@ pub fn sign_in_failures_are_counted_and_compared(store: &dyn Store) {
         .enrollment_write(signed_in(Some(at(6 + 1800))))
         .unwrap();
     let e = store.enrollment(&pre).unwrap().unwrap();
-    assert_eq!((e.failed_sign_ins, e.locked_until), (0, None));
+    assert_eq!((e.sign_in_attempts, e.locked_until), (0, None));
     assert_eq!(
         store.applicant_session(&"cd".repeat(32)).unwrap(),
         Some((pre.clone(), at(3600)))
@@ -234,7 +237,7 @@ pub fn failure_counters_are_atomic(store: &dyn Store) {
         all
     );
     let e = store.enrollment(&pre).unwrap().unwrap();
-    assert_eq!((e.failed_sign_ins, e.sms_code_failures), (THREADS, THREADS));
+    assert_eq!((e.sign_in_attempts, e.sms_code_tries), (THREADS, THREADS));
 }
 
 /// SMS codes sent are counted by the writes that queue them, each expecting the count it saw
@@ -323,7 +326,7 @@ pub fn sms_code_counters(store: &dyn Store) {
     assert_eq!(audit_records(store), records + 1);
     let e = store.enrollment(&pre).unwrap().unwrap();
     assert_eq!(
-        (e.sms_code_failures, e.sms_code_hash, e.sms_code_expires),
+        (e.sms_code_tries, e.sms_code_hash, e.sms_code_expires),
         (2, None, None)
     );
     // A new code starts its count again.
@@ -333,7 +336,7 @@ pub fn sms_code_counters(store: &dyn Store) {
     assert_eq!(
         (
             e.sms_codes_sent,
-            e.sms_code_failures,
+            e.sms_code_tries,
             e.sms_code_hash.as_deref()
         ),
         (4, 0, Some("$argon2id$code2"))

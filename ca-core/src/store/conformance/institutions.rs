@@ -418,7 +418,7 @@ pub fn institutions_change_and_passwords_are_resent(store: &dyn Store) {
     store.resend_access_password(&invited, &op, at).unwrap();
     assert_eq!(store.outbox().unwrap().len(), outbox + 1);
     let e = store.enrollment(&invited).unwrap().unwrap();
-    assert_eq!((e.failed_sign_ins, e.locked_until), (0, None));
+    assert_eq!((e.sign_in_attempts, e.locked_until), (0, None));
     let held = store
         .import_list(write(
             &id,

@@ -131,14 +131,14 @@ fn enrollment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnrollmentRecord> {
     Ok(EnrollmentRecord {
         pre_application: r.get(0)?,
         stage: EnrollmentStage::parse(&stage).ok_or_else(|| bad(1, "stage"))?,
-        failed_sign_ins: r.get(2)?,
+        sign_in_attempts: r.get(2)?,
         locked_until: maybe_time(r, 3)?,
         security_word_hash: r.get(4)?,
         do_not_publish: r.get(5)?,
         delivery_address: r.get(6)?,
         sms_code_hash: r.get(7)?,
         sms_code_expires: maybe_time(r, 8)?,
-        sms_code_failures: r.get(9)?,
+        sms_code_tries: r.get(9)?,
         sms_codes_sent: r.get(10)?,
         confirmed_at: maybe_time(r, 11)?,
         approval_method: match method {
