@@ -6,8 +6,9 @@
 //!
 //! IPv6 clients are counted by their /64 (one subscriber's usual allocation), so a client
 //! cannot mint fresh addresses for fresh buckets. The table is bounded: past
-//! [`MAX_CLIENTS`] addresses, buckets that have refilled are forgotten; if every one is still
-//! in use, the newcomers share one bucket.
+//! [`MAX_CLIENTS`] addresses, buckets that have refilled are forgotten (looked for at most
+//! once a second, so a flood of new addresses cannot make every lookup walk the table); if
+//! every one is still in use, the newcomers share one bucket.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -27,8 +28,18 @@ struct Bucket {
 #[derive(Debug)]
 pub(crate) struct PerClient {
     per_minute: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<Table>,
 }
+
+/// The buckets, and when the full table was last swept for refilled ones.
+#[derive(Debug, Default)]
+struct Table {
+    buckets: HashMap<IpAddr, Bucket>,
+    swept_at: Option<Instant>,
+}
+
+/// The least time between two sweeps of a full table.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Where a client's lookups are counted: its address, an IPv6 one by its /64.
 fn key(ip: IpAddr) -> IpAddr {
@@ -51,25 +62,31 @@ impl PerClient {
     pub(crate) fn new(per_minute: u32) -> PerClient {
         PerClient {
             per_minute: f64::from(per_minute.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Table::default()),
         }
     }
 
     /// Takes one lookup from `ip`'s bucket at `now`: `Ok(())`, or how long until the next one.
     pub(crate) fn admit(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
         let rate = self.per_minute / 60.0; // tokens per second
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut table = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let mut k = key(ip);
-        if !buckets.contains_key(&k) && buckets.len() >= MAX_CLIENTS {
-            let full = self.per_minute;
-            buckets.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < full
-            });
-            if buckets.len() >= MAX_CLIENTS {
+        if !table.buckets.contains_key(&k) && table.buckets.len() >= MAX_CLIENTS {
+            let due = table
+                .swept_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= SWEEP_EVERY);
+            if due {
+                let full = self.per_minute;
+                table.buckets.retain(|_, b| {
+                    b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < full
+                });
+                table.swept_at = Some(now);
+            }
+            if table.buckets.len() >= MAX_CLIENTS {
                 k = OVERFLOW;
             }
         }
-        let b = buckets.entry(k).or_insert(Bucket {
+        let b = table.buckets.entry(k).or_insert(Bucket {
             tokens: self.per_minute,
             at: now,
         });
@@ -145,11 +162,17 @@ mod tests {
         // Every bucket is in use: newcomers share one.
         assert!(limit.admit(ip("198.51.100.1"), t0).is_ok());
         assert!(limit.admit(ip("198.51.100.2"), t0).is_err());
-        assert!(limit.buckets.lock().unwrap().len() <= MAX_CLIENTS + 1);
+        assert!(limit.buckets.lock().unwrap().buckets.len() <= MAX_CLIENTS + 1);
+        // More newcomers within the second do not sweep again: they share the one bucket.
+        let swept = limit.buckets.lock().unwrap().swept_at;
+        assert!(limit
+            .admit(ip("198.51.100.4"), t0 + Duration::from_millis(500))
+            .is_err());
+        assert_eq!(limit.buckets.lock().unwrap().swept_at, swept);
         // A minute later the old buckets have refilled and are forgotten.
         assert!(limit
             .admit(ip("198.51.100.3"), t0 + Duration::from_secs(61))
             .is_ok());
-        assert!(limit.buckets.lock().unwrap().len() < 10);
+        assert!(limit.buckets.lock().unwrap().buckets.len() < 10);
     }
 }
