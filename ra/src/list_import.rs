@@ -14,9 +14,14 @@ use nesca_pkix::cms::{verify_signed_data, Signer};
 
 use crate::error::{RaError, Result};
 use ca_core::clock::Clock;
-use ca_core::institution::{ImportOutcome, InstitutionRecord, ListImport, ListRow, ListSignature};
+use ca_core::institution::{
+    ImportOutcome, InstitutionId, InstitutionRecord, ListImport, ListRow, ListSignature,
+};
 use ca_core::store::{CertStatus, ImportStatus, ListImportRecord, ListImportWrite, Store};
 use ca_core::{Tckn, UnixTime};
+
+/// The most wet-signed lists of one institution awaiting confirmation at once.
+pub const MAX_HELD_LISTS: u32 = 20;
 
 /// The largest wet-signature scan kept with a list.
 const MAX_SCAN_BYTES: usize = 20 * 1024 * 1024;
@@ -154,10 +159,29 @@ impl ListImports {
             return self.import_again(seen, import);
         }
         let status = import_status(&import.signature);
+        if status == ImportStatus::AwaitingConfirmation {
+            self.check_held_room(&import.institution)?;
+        }
         // A pre-application closed between this read and the write makes the store refuse
         // with `Conflict` and write nothing; the same file sent again is decided afresh.
         let write = self.decide_rows(import, status)?;
         Ok(self.store.import_list(write)?)
+    }
+
+    /// Anyone with the channel's certificate can upload a wet-signed list with any scan: at
+    /// most [`MAX_HELD_LISTS`] of an institution's lists wait at once, so that they cannot
+    /// fill the store (an operator confirms or rejects them, or they expire).
+    fn check_held_room(&self, institution: &InstitutionId) -> Result<()> {
+        let held = self.store.held_list_count(institution)?;
+        if held >= MAX_HELD_LISTS {
+            return Err(RaError::invalid(
+                "wet-scan",
+                format!(
+                    "\"{institution}\" has {held} wet-signed lists awaiting confirmation, the most there may be; an operator confirms or rejects them first (nesca confirm-list / reject-list)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// A revoked or suspended officer signs nothing: when nesca issued the officer's

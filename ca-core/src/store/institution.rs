@@ -322,6 +322,8 @@ pub trait InstitutionStore: Send + Sync {
     /// The lists awaiting confirmation that were imported at or before `at`, oldest first (at
     /// most `limit`): (institution, file digest).
     fn held_lists_before(&self, at: UnixTime, limit: u32) -> Result<Vec<(InstitutionId, String)>>;
+    /// How many of the institution's lists await confirmation.
+    fn held_list_count(&self, institution: &InstitutionId) -> Result<u32>;
     /// The pre-applications of an institution, oldest list first, in row order.
     fn pre_applications(&self, institution: &InstitutionId) -> Result<Vec<PreApplication>>;
     /// A pre-application by id.

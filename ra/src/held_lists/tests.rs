@@ -177,3 +177,40 @@ fn only_a_list_awaiting_confirmation_is_confirmed() {
         );
     }
 }
+
+/// One-byte "scans" cannot fill the store: an institution has at most MAX_HELD_LISTS lists
+/// waiting; the next is refused, nothing written, until one is confirmed or rejected.
+#[test]
+fn an_institution_holds_a_bounded_number_of_lists() {
+    use crate::list_import::MAX_HELD_LISTS;
+    let f = fixture();
+    let mut held_lists = Vec::new();
+    for i in 0..MAX_HELD_LISTS {
+        held_lists.push(held(&f, format!("fake-{i}").as_bytes(), vec![]));
+    }
+    let (id, first) = held_lists[0].clone();
+    assert_eq!(f.store.held_list_count(&id).unwrap(), MAX_HELD_LISTS);
+    let imports = ListImports::new(f.store.clone(), f.clock.clone());
+    let audit = f.store.verify_audit().unwrap().records;
+    let e = imports
+        .import(
+            b"one more",
+            ListImport {
+                institution: id.clone(),
+                file_sha256: String::new(),
+                file_name: "liste.csv".into(),
+                signature: ListSignature::Wet(vec![0x25]),
+                rows: vec![],
+                invalid_rows: 0,
+                actor: OPERATOR,
+                at: UnixTime::EPOCH,
+            },
+        )
+        .unwrap_err();
+    assert!(e.to_string().starts_with("wet-scan: "), "{e}");
+    assert_eq!(f.store.verify_audit().unwrap().records, audit);
+    HeldLists::new(f.store.clone(), f.clock.clone())
+        .reject(&OPERATOR, &id, &first)
+        .unwrap();
+    held(&f, b"one more", vec![]);
+}

@@ -331,6 +331,7 @@ pub fn held_lists_block_no_one_and_end(store: &dyn Store) {
             .unwrap(),
         vec![(id.clone(), "12".repeat(32))]
     );
+    assert_eq!(store.held_list_count(&id).unwrap(), 1);
     assert!(store
         .held_lists_before(UnixTime::from_secs(T0 - 1), 10)
         .unwrap()
@@ -349,6 +350,7 @@ pub fn held_lists_block_no_one_and_end(store: &dyn Store) {
     );
     let list = store.list_import(&id, &"12".repeat(32)).unwrap().unwrap();
     assert_eq!(list.status, ImportStatus::Rejected);
+    assert_eq!(store.held_list_count(&id).unwrap(), 0);
     for again in [HeldListEnding::Expired, HeldListEnding::Rejected] {
         assert!(matches!(
             store.end_held_list(end("12", again)),

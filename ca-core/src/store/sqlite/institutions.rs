@@ -801,6 +801,18 @@ impl InstitutionStore for SqliteStore {
         self.submit(move |conn, head| end_held_list(conn, &end, head))
     }
 
+    fn held_list_count(&self, institution: &InstitutionId) -> Result<u32> {
+        self.read(
+            |c| {
+                c.prepare_cached(
+                    "SELECT COUNT(*) FROM list_imports WHERE institution = ?1 AND status = 'awaiting_confirmation'",
+                )?
+                .query_row([institution.as_str()], |r| r.get(0))
+            },
+            "count held lists",
+        )
+    }
+
     fn held_lists_before(&self, at: UnixTime, limit: u32) -> Result<Vec<(InstitutionId, String)>> {
         self.read(|c| read_held_lists_before(c, at, limit), "read held lists")
     }
