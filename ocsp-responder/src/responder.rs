@@ -215,24 +215,19 @@ impl Responder {
         let Some(issuer) = issuer else {
             return Step::Done(OcspAnswer::malformed());
         };
-        if parsed.nonce.is_none() && items.len() == 1 {
-            if let (_, Some(serial), form) = &items[0] {
-                let key = CacheKey {
-                    issuer,
-                    serial: *serial,
-                    form: *form,
-                };
-                if let Some(entry) = self.cache.get(&key) {
-                    // Never serve a response past its nextUpdate: sign a fresh one instead.
-                    if self.clock.now() < entry.next_update() {
-                        return Step::Done(OcspAnswer::cached(entry, key));
-                    }
-                }
+        if parsed.nonce.is_none() {
+            if let Some(cached) = self.fresh_cached(issuer, &items) {
+                return Step::Done(cached);
             }
         }
         if !self.live_budget.try_take(std::time::Instant::now()) {
+            // Past the budget: the pre-produced response without the nonce (RFC 5019
+            // §2.2.2), while it is fresh; else tryLater.
             self.metrics.over_budget();
-            return Step::Done(self.over_budget(issuer, &items));
+            return Step::Done(
+                self.fresh_cached(issuer, &items)
+                    .unwrap_or_else(OcspAnswer::try_later),
+            );
         }
         Step::Live(LiveRequest {
             issuer,
@@ -241,27 +236,23 @@ impl Responder {
         })
     }
 
-    /// The answer past the live-signing budget: the pre-produced response of a single issued
-    /// serial, without the request's nonce (RFC 5019 §2.2.2), while it is fresh; else
-    /// tryLater.
-    fn over_budget(
+    /// The pre-produced response of a single issued serial, while it is fresh: never one
+    /// past its nextUpdate (a fresh one is signed instead).
+    fn fresh_cached(
         &self,
         issuer: usize,
         items: &[(CertId, Option<Serial>, CertIdForm)],
-    ) -> OcspAnswer {
-        if let [(_, Some(serial), form)] = items {
-            let key = CacheKey {
-                issuer,
-                serial: *serial,
-                form: *form,
-            };
-            if let Some(entry) = self.cache.get(&key) {
-                if self.clock.now() < entry.next_update() {
-                    return OcspAnswer::cached(entry, key);
-                }
-            }
-        }
-        OcspAnswer::try_later()
+    ) -> Option<OcspAnswer> {
+        let [(_, Some(serial), form)] = items else {
+            return None;
+        };
+        let key = CacheKey {
+            issuer,
+            serial: *serial,
+            form: *form,
+        };
+        let entry = self.cache.get(&key)?;
+        (self.clock.now() < entry.next_update()).then(|| OcspAnswer::cached(entry, key))
     }
 
     /// Reads the status of every CertID and signs one response for all of them. Blocks.

@@ -189,9 +189,7 @@ impl ListImports {
     /// is not checked here yet: that needs its OCSP responder or CRL.)
     fn check_officer_status(&self, institution: &InstitutionRecord) -> Result<()> {
         let cert = &institution.officer_cert_der;
-        let serial = nesca_pkix::subject::serial_hex(cert)
-            .ok()
-            .and_then(|hex| ca_core::Serial::parse_hex(&hex).ok());
+        let serial = crate::certificate_serial(cert);
         let Some(record) = serial
             .map(|s| self.store.get(None, &s))
             .transpose()?

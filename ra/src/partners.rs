@@ -188,10 +188,7 @@ impl ChannelClients {
     /// partner's system: nesca's own record of it, a partner certificate, active, of a
     /// registered and active partner.
     pub fn check(&self, end_entity: &[u8]) -> std::result::Result<(), ChannelClientRefusal> {
-        let serial = nesca_pkix::subject::serial_hex(end_entity)
-            .ok()
-            .and_then(|hex| ca_core::Serial::parse_hex(&hex).ok())
-            .ok_or(ChannelClientRefusal::Unknown)?;
+        let serial = crate::certificate_serial(end_entity).ok_or(ChannelClientRefusal::Unknown)?;
         let record = self
             .store
             .get(Some(&self.issuer), &serial)

@@ -76,8 +76,6 @@ pub(super) fn audit_entry(
     }
 }
 
-/// An audit record of a change that is not about one CA's certificate (partners, channel
-/// applications): no issuer.
 /// Appends the audit record of a change that is not about one certificate (a registry
 /// change, an enrollment's step): issuer and serial stay empty, what changed is in `detail`.
 pub(super) fn append_event(
@@ -95,6 +93,8 @@ pub(super) fn append_event(
     )
 }
 
+/// An audit record of a change that is not about one CA's certificate (partners, channel
+/// applications): no issuer.
 pub(super) fn event_entry(
     at: UnixTime,
     actor: &crate::Principal,

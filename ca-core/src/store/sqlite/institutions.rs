@@ -6,7 +6,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::audit::{append_audit, event_entry, AuditHead};
+use super::audit::{append_event, AuditHead};
 use super::writer::{after_writes, Refusal};
 use super::SqliteStore;
 use crate::error::{CaError, Result};
@@ -206,11 +206,7 @@ pub(super) fn change_institution(
             format!("no registered institution \"{id}\""),
         )));
     }
-    append_audit(
-        conn,
-        head,
-        event_entry(at, actor, action, String::new(), detail),
-    )
+    append_event(conn, head, at, actor, action, detail)
 }
 
 pub(super) fn resend_access_password(
@@ -236,16 +232,13 @@ pub(super) fn resend_access_password(
         "UPDATE enrollments SET failed_sign_ins = 0, locked_until = NULL, updated_at = ?2 WHERE pre_application = ?1",
     )?
     .execute(params![id, at.secs()])?;
-    append_audit(
+    append_event(
         conn,
         head,
-        event_entry(
-            at,
-            actor,
-            "resend-access-password",
-            String::new(),
-            format!("pre_application={id}"),
-        ),
+        at,
+        actor,
+        "resend-access-password",
+        format!("pre_application={id}"),
     )
 }
 
@@ -280,21 +273,18 @@ pub(super) fn add_institution(
         i.created_at.secs(),
         i.active
     ])?;
-    append_audit(
+    append_event(
         conn,
         head,
-        event_entry(
-            at,
-            actor,
-            "add-institution",
-            String::new(),
-            format!(
-                "institution={} tax_no={} payer={} name={}",
-                i.id,
-                i.tax_no.as_str(),
-                i.payer.as_str(),
-                i.name
-            ),
+        at,
+        actor,
+        "add-institution",
+        format!(
+            "institution={} tax_no={} payer={} name={}",
+            i.id,
+            i.tax_no.as_str(),
+            i.payer.as_str(),
+            i.name
         ),
     )?;
     Ok(())
@@ -504,23 +494,20 @@ pub(super) fn import_list(
         (l.invalid_rows + already_open.len() as u64) as i64,
         l.at.secs()
     ])?;
-    append_audit(
+    append_event(
         conn,
         head,
-        event_entry(
-            l.at,
-            &l.actor,
-            "import-list",
-            String::new(),
-            format!(
-                "institution={} file_sha256={} signature={} created={} already_open={} invalid={}",
-                l.institution,
-                l.file_sha256,
-                l.signature.kind().as_str(),
-                created.len(),
-                already_open.len(),
-                l.invalid_rows
-            ),
+        l.at,
+        &l.actor,
+        "import-list",
+        format!(
+            "institution={} file_sha256={} signature={} created={} already_open={} invalid={}",
+            l.institution,
+            l.file_sha256,
+            l.signature.kind().as_str(),
+            created.len(),
+            already_open.len(),
+            l.invalid_rows
         ),
     )?;
     Ok(ImportOutcome {
@@ -605,20 +592,12 @@ pub(super) fn confirm_list(
         }
     }
     let already_open = close_held_rows(conn, list)? as u64;
-    append_audit(
-        conn,
-        head,
-        event_entry(
-            c.at,
+    append_event(conn, head, c.at,
             &c.actor,
-            "confirm-list",
-            String::new(),
-            format!(
+            "confirm-list", format!(
                 "institution={institution} file_sha256={file_sha256} by={} invited={invited} already_open={already_open}",
                 if c.signature_cms.is_some() { "officer-signature" } else { "operator" }
-            ),
-        ),
-    )?;
+            ))?;
     Ok(ListConfirmed {
         invited,
         already_open,
@@ -641,20 +620,17 @@ pub(super) fn end_held_list(
     )?
     .execute(params![e.institution.as_str(), e.file_sha256])?;
     let action = e.to.action();
-    append_audit(
+    append_event(
         conn,
         head,
-        event_entry(
-            e.at,
-            &e.actor,
-            action,
-            String::new(),
-            format!(
-                "institution={} file_sha256={} status={} closed={closed}",
-                e.institution,
-                e.file_sha256,
-                e.to.status().as_str()
-            ),
+        e.at,
+        &e.actor,
+        action,
+        format!(
+            "institution={} file_sha256={} status={} closed={closed}",
+            e.institution,
+            e.file_sha256,
+            e.to.status().as_str()
         ),
     )?;
     Ok(closed)
