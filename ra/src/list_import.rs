@@ -272,6 +272,7 @@ impl ListImports {
             import,
             status,
             already_open,
+            held_limit: Some(MAX_HELD_LISTS),
         })
     }
 }
@@ -433,6 +434,7 @@ mod tests {
                 },
                 status: ImportStatus::Accepted,
                 already_open: vec![],
+                held_limit: None,
             })
             .unwrap();
         assert_eq!(f.store.outbox().unwrap().len(), 2);

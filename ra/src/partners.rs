@@ -146,6 +146,8 @@ pub enum ChannelClientRefusal {
     Unknown,
     /// The store could not be read: refused, never let through.
     Unavailable,
+    /// Outside its validity period now.
+    NotValidNow,
 }
 
 impl ChannelClientRefusal {
@@ -158,6 +160,7 @@ impl ChannelClientRefusal {
             ChannelClientRefusal::PartnerInactive => "the partner is no longer active",
             ChannelClientRefusal::Unknown => "not a certificate nesca issued",
             ChannelClientRefusal::Unavailable => "the partner's status cannot be read now",
+            ChannelClientRefusal::NotValidNow => "the certificate is not valid now",
         }
     }
 }
@@ -176,12 +179,21 @@ fn unavailable(e: ca_core::CaError) -> ChannelClientRefusal {
 pub struct ChannelClients {
     store: Arc<dyn Store>,
     issuer: ca_core::IssuerId,
+    clock: Arc<dyn ca_core::clock::Clock>,
 }
 
 impl ChannelClients {
     /// Partner certificates of `issuer` (the CA that issues them).
-    pub fn new(store: Arc<dyn Store>, issuer: ca_core::IssuerId) -> ChannelClients {
-        ChannelClients { store, issuer }
+    pub fn new(
+        store: Arc<dyn Store>,
+        issuer: ca_core::IssuerId,
+        clock: Arc<dyn ca_core::clock::Clock>,
+    ) -> ChannelClients {
+        ChannelClients {
+            store,
+            issuer,
+            clock,
+        }
     }
 
     /// Whether `end_entity` (DER, as the handshake verified it) still authenticates a
@@ -196,6 +208,11 @@ impl ChannelClients {
             .filter(|r| r.cert_der.as_deref() == Some(end_entity))
             .ok_or(ChannelClientRefusal::Unknown)?;
         check_channel_client(&record)?;
+        // The handshake checked the validity once; a kept-alive connection outlives it.
+        let now = self.clock.now_unix();
+        if now < record.not_before || now > record.not_after {
+            return Err(ChannelClientRefusal::NotValidNow);
+        }
         // The partner is named in the subject by its licence number (serialNumber).
         let licence = nesca_pkix::subject::subject_attribute(end_entity, "2.5.4.5")
             .ok()

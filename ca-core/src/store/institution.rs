@@ -156,6 +156,10 @@ pub struct ListImportWrite {
     pub status: ImportStatus,
     /// Rows skipped because their person has an open pre-application (row, its id).
     pub already_open: Vec<(u32, String)>,
+    /// For a held list: the most lists of the institution that may await confirmation, the
+    /// RA's bound, counted again in the write's transaction (two uploads at once must not
+    /// both pass it); at the bound the write is refused with a conflict, nothing written.
+    pub held_limit: Option<u32>,
 }
 
 /// An imported list as the store holds it, with what its import answered.

@@ -63,8 +63,8 @@ pub(crate) fn handle(
                 }
                 // The transport key is not one nesca may wrap for (not registered, withdrawn,
                 // its certificate not valid now).
-                // Only a refusal of the key is: the store or the HSM being down keeps its own
-                // answer (503), even when it names the field.
+                // Only a refusal of the key is: the store or the HSM being down keeps the
+                // channel's general refusal, even when it names the field.
                 (
                     HostErrorCode::Invalid | HostErrorCode::Refused | HostErrorCode::NotFound,
                     Some("hsm_key.transport_key"),
@@ -290,6 +290,19 @@ mod tests {
         assert_eq!(
             answer["error"],
             json!({"code":"transport_key","message":format!("hsm_key.transport_key: {rule}")})
+        );
+        // The store or HSM down while the key was looked at is not the key's fault: the
+        // general refusal, whatever field it names.
+        f.host.state().submit = Err(nesca_plugin_api::HostError::new(
+            nesca_plugin_api::HostErrorCode::Unavailable,
+            "hsm_key.transport_key",
+            "temporarily unavailable",
+        ));
+        let (status, answer) = apply(&f, &body);
+        assert_eq!(
+            (status, &answer["error"]["code"]),
+            (422, &json!("refused")),
+            "{answer}"
         );
     }
 

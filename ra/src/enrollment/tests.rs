@@ -31,6 +31,7 @@ fn invited(f: &Fixture) -> (Outbox, Arc<Captured>, String) {
             },
             status: ImportStatus::Accepted,
             already_open: vec![],
+            held_limit: None,
         })
         .unwrap();
     let sent = Arc::new(Captured::default());

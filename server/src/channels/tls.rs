@@ -191,7 +191,7 @@ pub(crate) fn acceptor(
         .map_err(|e| bad("channels", format!("client verifier: {e}")))?;
     let verifier = Arc::new(IssuedAndActive {
         webpki,
-        clients: ChannelClients::new(store, issuer),
+        clients: ChannelClients::new(store, issuer, crate::wiring::clock()),
     });
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -204,6 +204,11 @@ pub(crate) fn acceptor(
                 format!("does not match channels.tls_cert: {e}"),
             )
         })?;
+    // No session resumption: a resumed session skips the client-certificate check, so a
+    // partner certificate would keep opening connections after it expired or was revoked.
+    let mut config = config;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

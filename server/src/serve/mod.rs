@@ -516,7 +516,8 @@ fn mount_channels(
     )?;
     // Every request's client certificate is checked again: the handshake's verdict does not
     // outlive a revocation or a partner's deactivation on a kept-alive connection.
-    let clients = nesca_ra::partners::ChannelClients::new(store, ca.record.id.clone());
+    let clients =
+        nesca_ra::partners::ChannelClients::new(store, ca.record.id.clone(), wiring::clock());
     let channels = crate::channels::rechecking_clients(channels, clients);
     Ok((
         public_app,

@@ -37,6 +37,7 @@ pub(super) fn invited(store: &dyn Store) -> String {
         },
         status: ImportStatus::Accepted,
         already_open: Vec::new(),
+        held_limit: None,
     };
     let outcome = store.import_list(import()).unwrap();
     assert!(!outcome.replayed);

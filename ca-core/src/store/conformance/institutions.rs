@@ -54,6 +54,7 @@ fn write(
         },
         status,
         already_open,
+        held_limit: None,
     }
 }
 
@@ -332,6 +333,34 @@ pub fn held_lists_block_no_one_and_end(store: &dyn Store) {
         vec![(id.clone(), "12".repeat(32))]
     );
     assert_eq!(store.held_list_count(&id).unwrap(), 1);
+    // The RA's bound is counted again in the write: at it, a held list is a conflict.
+    let bounded = |sha: &str, limit| ListImportWrite {
+        held_limit: Some(limit),
+        ..write(
+            &id,
+            sha,
+            ImportStatus::AwaitingConfirmation,
+            vec![list_row(2, "10000000450", "HAKAN")],
+            vec![],
+        )
+    };
+    let records = audit_records(store);
+    assert!(matches!(
+        store.import_list(bounded("34", 1)),
+        Err(crate::CaError::Conflict {
+            field: "wet-scan",
+            ..
+        })
+    ));
+    assert_eq!(
+        (audit_records(store), store.held_list_count(&id).unwrap()),
+        (records, 1)
+    );
+    assert!(store.list_import(&id, &"34".repeat(32)).unwrap().is_none());
+    store.import_list(bounded("34", 2)).unwrap();
+    store
+        .end_held_list(end("34", HeldListEnding::Rejected))
+        .unwrap();
     assert!(store
         .held_lists_before(UnixTime::from_secs(T0 - 1), 10)
         .unwrap()

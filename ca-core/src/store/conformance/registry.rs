@@ -10,7 +10,7 @@ fn partner(id: &str) -> PartnerRecord {
     PartnerRecord {
         id: PartnerId::parse(id).unwrap(),
         name: "Örnek ESHS A.Ş.".into(),
-        license_no: "BTK-2024-17".into(),
+        license_no: format!("BTK-2024-{id}"),
         created_at: UnixTime::from_secs(1_700_000_000),
         active: true,
     }
@@ -69,6 +69,20 @@ pub fn partners_are_added_read_and_never_overwritten(store: &dyn Store) {
         .unwrap_err();
     assert!(matches!(e, CaError::AlreadyExists { .. }), "{e}");
     assert_eq!(store.partner(&id).unwrap(), Some(partner("eshs-a")));
+    // Another id with the same licence number: refused too (the channels know a partner's
+    // certificates by that number).
+    let same_licence = PartnerRecord {
+        id: PartnerId::parse("eshs-a2").unwrap(),
+        ..partner("eshs-a")
+    };
+    let e = store
+        .add_partner(
+            same_licence,
+            &crate::Principal::HostOperator,
+            UnixTime::from_secs(1_700_000_001),
+        )
+        .unwrap_err();
+    assert!(matches!(e, CaError::AlreadyExists { .. }), "{e}");
     store
         .add_partner(
             partner("eshs-b"),

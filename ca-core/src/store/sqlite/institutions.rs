@@ -398,6 +398,22 @@ pub(super) fn import_list(
     if let Some(seen) = read_list_import(conn, &l.institution, &l.file_sha256)? {
         return Ok(seen.replayed());
     }
+    if let (ImportStatus::AwaitingConfirmation, Some(limit)) = (w.status, w.held_limit) {
+        let held: u32 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM list_imports WHERE institution = ?1 AND status = 'awaiting_confirmation'",
+            )?
+            .query_row([l.institution.as_str()], |r| r.get(0))?;
+        if held >= limit {
+            return Err(Refusal::Refused(CaError::Conflict {
+                field: "wet-scan",
+                rule: format!(
+                    "\"{}\" has {held} wet-signed lists awaiting confirmation, the most there may be; an operator confirms or rejects them first (nesca confirm-list / reject-list)",
+                    l.institution
+                ),
+            }));
+        }
+    }
     // The people the registration authority skipped as open must still be open: one closed
     // meanwhile would be reported as skipped and then have no application at all.
     let mut still_open =

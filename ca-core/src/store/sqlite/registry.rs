@@ -54,13 +54,25 @@ fn add_partner(
     (actor, at): (&crate::Principal, UnixTime),
     head: &mut AuditHead,
 ) -> Result<(), Refusal> {
-    let exists = conn
-        .prepare_cached("SELECT 1 FROM partners WHERE id = ?1")?
-        .exists([partner.id.as_str()])?;
-    if exists {
-        return Err(Refusal::Refused(CaError::AlreadyExists {
-            what: format!("partner \"{}\"", partner.id),
-        }));
+    // A licence number names one partner: the channels recognise a partner's certificates
+    // by the licence in their subject, so a second partner with it would let a deactivated
+    // partner's certificates in again.
+    let taken: Option<String> = conn
+        .prepare_cached("SELECT id FROM partners WHERE id = ?1 OR license_no = ?2")?
+        .query_row(params![partner.id.as_str(), partner.license_no], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(other) = taken {
+        let what = if other == partner.id.as_str() {
+            format!("partner \"{other}\"")
+        } else {
+            format!(
+                "licence number {} (partner \"{other}\")",
+                partner.license_no
+            )
+        };
+        return Err(Refusal::Refused(CaError::AlreadyExists { what }));
     }
     conn.prepare_cached(
         "INSERT INTO partners (id, name, license_no, created_at, active) VALUES (?1, ?2, ?3, ?4, ?5)",
