@@ -34,6 +34,10 @@ pub(crate) enum CliError {
         detail: String,
         install: &'static str,
     },
+    /// A plugin-host process could not set itself up (`nesca plugin-host`), or the CA could
+    /// not start one.
+    #[error("plugin host: {step}: {reason}")]
+    PluginHost { step: &'static str, reason: String },
     #[error(transparent)]
     Ca(#[from] ca_core::CaError),
     #[error(transparent)]

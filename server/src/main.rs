@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod list_import;
 mod listener;
+mod plugin_host;
 mod production;
 mod senders;
 mod serve;
@@ -91,6 +92,9 @@ enum Command {
     /// Benchmarks (signing rate against issuance throughput)
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The process one plugin runs in, started by `nesca serve` (not for people)
+    #[command(hide = true)]
+    PluginHost,
 }
 
 #[derive(Subcommand)]
@@ -191,6 +195,8 @@ enum BenchCommand {
     Issue(commands::bench::BenchArgs),
     /// Time and peak memory of a full CRL of N revoked certificates, against openssl ca -gencrl
     Crl(commands::bench_crl::BenchCrlArgs),
+    /// Cost of a channel request through a plugin-host process, against the plugin in-process
+    PluginCall(commands::bench_plugin::BenchPluginArgs),
 }
 
 /// The configuration file.
@@ -211,6 +217,7 @@ fn main() -> ExitCode {
         Command::Init(a) => commands::init::run(a),
         Command::Issue(a) => commands::issue::run(a),
         Command::Serve(a) => serve::serve(a),
+        Command::PluginHost => plugin_host::run_child(),
         Command::Ocsp(a) => serve::ocsp(a),
         Command::Crl(a) => commands::crl::run(a),
         Command::Revoke(a) => commands::lifecycle::run("revoke", a),
@@ -255,6 +262,7 @@ fn main() -> ExitCode {
         Command::Audit(AuditCommand::Verify(a)) => commands::audit::verify(a),
         Command::Bench(BenchCommand::Issue(a)) => commands::bench::run(a),
         Command::Bench(BenchCommand::Crl(a)) => commands::bench_crl::run(a),
+        Command::Bench(BenchCommand::PluginCall(a)) => commands::bench_plugin::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,6 +25,7 @@ mod listener_limits;
 mod mtls;
 mod ocsp;
 mod partner;
+mod plugin_host;
 mod plugins;
 mod refusals;
 mod support;

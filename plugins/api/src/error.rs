@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// Why loading a plugin, or a call into one, failed. `Display` is one line naming the file (while
 /// loading) or the plugin (once its name is known) and the reason.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum PluginError {
     /// The plugin file does not exist.
@@ -49,6 +49,9 @@ pub enum PluginError {
     /// The plugin answered with a payload that does not decode.
     #[error("plugin {plugin} sent a bad payload: {reason}")]
     Payload { plugin: String, reason: String },
+    /// The plugin cannot take calls now: its host process ended, or is being restarted.
+    #[error("plugin {plugin} is unavailable: {reason}")]
+    Unavailable { plugin: String, reason: String },
 }
 
 /// Longest text taken from a plugin into an error or a log line, in bytes.
@@ -56,7 +59,7 @@ pub(crate) const MAX_FOREIGN_TEXT: usize = 2048;
 
 /// Turns text from the other side into one bounded line: invalid UTF-8 replaced, control
 /// characters (newlines included) turned into spaces, cut at [`MAX_FOREIGN_TEXT`] bytes.
-pub(crate) fn one_line(bytes: &[u8]) -> String {
+pub fn one_line(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut out = String::with_capacity(text.len().min(MAX_FOREIGN_TEXT + 3));
     for c in text.chars() {

@@ -20,7 +20,8 @@
 //! side that allocated them; panics never cross the boundary. The README beside this crate
 //! documents the payloads with examples.
 //!
-//! All of the crate's `unsafe` is in two modules: the C ABI glue (`abi`) and the loader.
+//! All of the crate's `unsafe` is in three modules: the C ABI glue (`abi`), the loader, and
+//! `process` (closing a plugin-host process's inherited descriptors).
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -34,15 +35,18 @@ mod host_error;
 #[allow(unsafe_code)]
 mod loader;
 mod plugin;
+#[allow(unsafe_code)]
+mod process;
 
 pub use abi::{
     free_buf, HostTable, PluginTable, RBuf, RStr, ABI_VERSION, ENTRY_SYMBOL, HOST_TABLE_V1_SIZE,
     PLUGIN_TABLE_V1_SIZE, STATUS_ERROR, STATUS_OK, STATUS_PANIC,
 };
-pub use error::PluginError;
+pub use error::{one_line, PluginError};
 pub use host_error::{HostError, HostErrorCode};
 pub use loader::{CallLimits, HostApi, LoadedPlugin};
 pub use payload::{decode, encode, host_api, HttpRequest, HttpResponse, LogLevel, PAYLOAD_VERSION};
 #[doc(hidden)]
 pub use plugin::__private;
 pub use plugin::{is_valid_plugin_name, Host, InitError, Plugin};
+pub use process::close_inherited_descriptors;

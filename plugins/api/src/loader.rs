@@ -178,6 +178,29 @@ impl LoadedPlugin {
     /// of its own; after `limits.timeout` this returns `Timeout` and the call is left to finish on
     /// its own, counted against `limits.max_in_flight` until it does.
     pub fn handle_http(&self, request: &HttpRequest) -> Result<HttpResponse, PluginError> {
+        let (request, slot) = self.prepare(request)?;
+        let table = self.inner.table;
+        let (status, bytes) = run_timed(&self.inner.name, self.inner.limits.timeout, Some(slot), move || {
+            call_handle_http(table, &request)
+        })?;
+        self.answer(status, &bytes)
+    }
+
+    /// [`handle_http`](Self::handle_http) on the calling thread, without a timeout: for a caller
+    /// that bounds the call itself (a plugin-host process, which the CA kills when its calls
+    /// hang). Counted against `limits.max_in_flight` while it runs.
+    pub fn handle_http_on_this_thread(
+        &self,
+        request: &HttpRequest,
+    ) -> Result<HttpResponse, PluginError> {
+        let (request, slot) = self.prepare(request)?;
+        let (status, bytes) = call_handle_http(self.inner.table, &request);
+        drop(slot);
+        self.answer(status, &bytes)
+    }
+
+    /// The request encoded, and a slot of `max_in_flight` for it.
+    fn prepare(&self, request: &HttpRequest) -> Result<(Vec<u8>, InFlight), PluginError> {
         let inner = &self.inner;
         let request = serde_json::to_vec(request).map_err(|e| PluginError::Payload {
             plugin: inner.name.clone(),
@@ -189,32 +212,28 @@ impl LoadedPlugin {
                     plugin: inner.name.clone(),
                 }
             })?;
-        let table = inner.table;
-        let (status, bytes) =
-            run_timed(&inner.name, inner.limits.timeout, Some(slot), move || {
-                let mut out = RBuf::empty();
-                // SAFETY: the table passed the checks at load and the library is never unloaded;
-                // `request` outlives the call; `out` is a valid local.
-                let status = unsafe { (table.handle_http)(RStr::borrow(&request), &mut out) };
-                // SAFETY: `out` is empty or written by the plugin; back to the plugin's free_buf.
-                (status, unsafe { take_foreign(out, table.free_buf) })
-            })?;
+        Ok((request, slot))
+    }
+
+    /// The plugin's answer, by its status.
+    fn answer(&self, status: i32, bytes: &[u8]) -> Result<HttpResponse, PluginError> {
+        let inner = &self.inner;
         match status {
-            STATUS_OK => serde_json::from_slice(&bytes).map_err(|e| PluginError::Payload {
+            STATUS_OK => serde_json::from_slice(bytes).map_err(|e| PluginError::Payload {
                 plugin: inner.name.clone(),
                 reason: format!("bad HttpResponse: {e}"),
             }),
             STATUS_ERROR => Err(PluginError::Failed {
                 plugin: inner.name.clone(),
-                reason: one_line(&bytes),
+                reason: one_line(bytes),
             }),
             STATUS_PANIC => Err(PluginError::Panicked {
                 plugin: inner.name.clone(),
-                message: one_line(&bytes),
+                message: one_line(bytes),
             }),
             other => Err(PluginError::Failed {
                 plugin: inner.name.clone(),
-                reason: format!("unknown status {other}: {}", one_line(&bytes)),
+                reason: format!("unknown status {other}: {}", one_line(bytes)),
             }),
         }
     }
@@ -235,6 +254,16 @@ impl LoadedPlugin {
             tracing::warn!(plugin = %inner.name, "shutdown: {e}");
         }
     }
+}
+
+/// One call of the plugin's `handle_http`: its status and its answer's bytes.
+fn call_handle_http(table: PluginTable, request: &[u8]) -> (i32, Vec<u8>) {
+    let mut out = RBuf::empty();
+    // SAFETY: the table passed the checks at load and the library is never unloaded; `request`
+    // outlives the call; `out` is a valid local.
+    let status = unsafe { (table.handle_http)(RStr::borrow(request), &mut out) };
+    // SAFETY: `out` is empty or written by the plugin; back to the plugin's free_buf.
+    (status, unsafe { take_foreign(out, table.free_buf) })
 }
 
 /// Opens the library (for good: it is never closed, whatever happens next) and returns a copy of

@@ -1,5 +1,6 @@
-//! Front-channel plugins: loading them as configured, and serving each under
-//! `/channels/{name}/…` by forwarding the HTTP request through the plugin ABI.
+//! Front-channel plugins: starting each in its own plugin-host process as configured
+//! (`crate::plugin_host`), and serving each under `/channels/{name}/…` by forwarding the HTTP
+//! request to it.
 
 mod applicant;
 mod host;
@@ -16,13 +17,14 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use nesca_plugin_api::{CallLimits, HostApi, HttpRequest, LoadedPlugin, PluginError};
+use nesca_plugin_api::{CallLimits, HostApi, HttpRequest, PluginError};
 
 pub(crate) use host::{ChannelHost, Issuing};
 pub(crate) use tls::{acceptor, serve as serve_mtls};
 
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
+use crate::plugin_host::{PluginProcess, Spec};
 
 /// Response headers a plugin may not set (RFC 9110 §7.6.1 connection-specific, and framing).
 const HOP_BY_HOP: [&str; 6] = [
@@ -34,31 +36,32 @@ const HOP_BY_HOP: [&str; 6] = [
     "te",
 ];
 
-/// A loaded plugin with what the host enforces around it.
+/// A plugin (in its process) with what the host enforces around it.
 pub(crate) struct Channel {
-    pub plugin: Arc<LoadedPlugin>,
+    pub plugin: Arc<PluginProcess>,
     /// Largest request body forwarded to it (`[[plugins]] max_body_bytes`); more gets 413.
     pub max_body: usize,
 }
 
-/// Loads every plugin `[[plugins]]` lists, in order. A plugin that does not load stops
-/// everything, with a message naming the file and the reason.
+/// Starts every plugin `[[plugins]]` lists, in order, each in its own process. A plugin that
+/// does not load stops everything, with a message naming the file and the reason.
 pub(crate) fn load_all(cfg: &Loaded, host: Arc<dyn HostApi>) -> Result<Vec<Channel>> {
     let mut loaded: Vec<Channel> = Vec::new();
     for (i, p) in cfg.raw.plugins.iter().enumerate() {
         let path = cfg.path(&p.path);
         let config = serde_json::to_value(&p.config)
             .map_err(|e| CliError::config(&format!("plugins[{i}].config"), e.to_string()))?;
-        let plugin = LoadedPlugin::load(
-            &path,
-            &config,
-            host.clone(),
-            CallLimits {
+        let spec = Spec {
+            path: path.clone(),
+            config,
+            limits: CallLimits {
                 timeout: Duration::from_millis(p.timeout_ms),
                 max_in_flight: p.max_in_flight,
             },
-        )
-        .map_err(|e| CliError::config(&format!("plugins[{i}]"), e.to_string()))?;
+            max_body: p.max_body_bytes,
+        };
+        let plugin = PluginProcess::start(spec, host.clone())
+            .map_err(|e| CliError::config(&format!("plugins[{i}]"), e.to_string()))?;
         if loaded.iter().any(|l| l.plugin.name() == plugin.name()) {
             return Err(CliError::config(
                 &format!("plugins[{i}]"),
@@ -195,6 +198,11 @@ fn plugin_failure(channel: &str, e: &PluginError) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
             "the channel is busy; try again later",
+        ),
+        PluginError::Unavailable { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the channel is restarting; try again later",
         ),
         PluginError::Panicked { .. } => (
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -4,6 +4,7 @@ pub(crate) mod applicant;
 pub(crate) mod audit;
 pub(crate) mod bench;
 pub(crate) mod bench_crl;
+pub(crate) mod bench_plugin;
 pub(crate) mod billing;
 pub(crate) mod cert;
 pub(crate) mod crl;

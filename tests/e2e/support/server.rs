@@ -188,6 +188,11 @@ impl Server {
         server
     }
 
+    /// The server process's id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -1,0 +1,132 @@
+//! Confining a plugin-host process with Landlock before it loads its plugin: the file system
+//! becomes read-only and limited to what loading and running the plugin needs, TCP bind and
+//! connect are closed, and (where the kernel has them) signals to and abstract sockets of
+//! processes outside the sandbox are refused. Landlock also forbids tracing a process outside
+//! the sandbox, so the plugin cannot read the CA's memory through ptrace or `/proc`.
+//!
+//! Best effort, as the kernel allows: what was enforced is reported to the CA, which logs it.
+
+use std::path::{Path, PathBuf};
+
+/// The Landlock version whose rights are asked for: file system (with device ioctls, v5),
+/// TCP (v4) and scoping of signals and abstract UNIX sockets (v6). A newer kernel enforces all
+/// of it; an older one what it has.
+#[cfg(target_os = "linux")]
+const TARGET_ABI: landlock::ABI = landlock::ABI::V6;
+
+/// Directories the dynamic loader reads a plugin's libraries from (libc, libgcc_s, libm and
+/// what else a plugin links), and its cache. Read-only; nothing under them is secret.
+const LIBRARY_PATHS: [&str; 6] = [
+    "/lib",
+    "/lib64",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/local/lib",
+    "/etc/ld.so.cache",
+];
+
+/// What confinement was achieved, as reported to the CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Confinement {
+    /// Every restriction asked for is enforced.
+    Full,
+    /// Some are (an older kernel).
+    Partial,
+    /// None: the kernel has no Landlock (or it is disabled).
+    None,
+}
+
+/// The files the plugin may read: its library, the loader's directories, and `extra` (the
+/// files its configuration names). Paths that do not exist are left out.
+pub(crate) fn readable_paths(plugin: &Path, extra: &[PathBuf]) -> Vec<PathBuf> {
+    LIBRARY_PATHS
+        .iter()
+        .map(PathBuf::from)
+        .chain(std::iter::once(plugin.to_owned()))
+        .chain(extra.iter().cloned())
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// Restricts this process (and every thread it starts afterwards; call it before starting
+/// any) to reading `readable`, with no TCP and no signals or abstract sockets outside.
+#[cfg(target_os = "linux")]
+pub(crate) fn restrict_to(readable: &[PathBuf]) -> Result<Confinement, String> {
+    use landlock::{
+        path_beneath_rules, Access, AccessFs, AccessNet, Ruleset, RulesetAttr,
+        RulesetCreatedAttr, RulesetStatus, Scope,
+    };
+    let status = Ruleset::default()
+        .handle_access(AccessFs::from_all(TARGET_ABI))
+        .and_then(|r| r.handle_access(AccessNet::from_all(TARGET_ABI)))
+        .and_then(|r| r.scope(Scope::from_all(TARGET_ABI)))
+        .and_then(|r| r.create())
+        .and_then(|r| r.add_rules(path_beneath_rules(readable, AccessFs::from_read(TARGET_ABI))))
+        .and_then(|r| r.restrict_self())
+        .map_err(|e| format!("landlock: {e}"))?;
+    Ok(match status.ruleset {
+        RulesetStatus::FullyEnforced => Confinement::Full,
+        RulesetStatus::PartiallyEnforced => Confinement::Partial,
+        _ => Confinement::None,
+    })
+}
+
+/// Elsewhere there is no Landlock.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn restrict_to(_readable: &[PathBuf]) -> Result<Confinement, String> {
+    Ok(Confinement::None)
+}
+
+/// The files a plugin's configuration names: every string in it (at any depth) that is the
+/// path of an existing file. The operator wrote them there for the plugin to read (trust
+/// anchors, CA certificates), so the plugin may read those and nothing else of theirs.
+pub(crate) fn files_named_in(config: &serde_json::Value) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    collect_files(config, &mut out);
+    out
+}
+
+fn collect_files(v: &serde_json::Value, out: &mut Vec<PathBuf>) {
+    match v {
+        serde_json::Value::String(s) if !s.is_empty() && !s.contains('\n') => {
+            let p = Path::new(s);
+            if p.is_file() && !out.iter().any(|o| o == p) {
+                out.push(p.to_owned());
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_files(i, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|i| collect_files(i, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_existing_files_named_in_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let anchor = dir.path().join("anchor.pem");
+        std::fs::write(&anchor, "x").unwrap();
+        let a = anchor.to_str().unwrap();
+        let config = serde_json::json!({
+            "kdhs_trust_anchors": a,
+            "nested": {"list": [a, "/nonexistent/file.pem", 5, true]},
+            "dir": dir.path().to_str().unwrap(),
+            "licences": ["KDHS-1"],
+        });
+        assert_eq!(files_named_in(&config), vec![anchor]);
+    }
+
+    #[test]
+    fn readable_paths_leave_out_what_does_not_exist() {
+        let paths = readable_paths(
+            Path::new("/nonexistent/libp.so"),
+            &[PathBuf::from("/etc/hostname")],
+        );
+        assert!(!paths.iter().any(|p| p.starts_with("/nonexistent")));
+        assert!(paths.iter().all(|p| p.exists()), "{paths:?}");
+    }
+}
