@@ -220,11 +220,17 @@ fn serve_forwards_channels_and_outlives_panics_and_hangs() {
     // With max_in_flight 2, one stuck call is half of what the plugin may run: its process is
     // hung, killed and started again; until then its channel answers 503, the others 200.
     server.wait_for_log_line(
-        &["plugin host process ended", "1 calls did not answer within 500 ms"],
+        &[
+            "plugin host process ended",
+            "1 calls did not answer within 500 ms",
+        ],
         Duration::from_secs(5),
     );
     assert_eq!(server.get("/channels/echo/still").status, 200);
-    server.wait_for_log_line(&["hanging", "plugin host process restarted"], Duration::from_secs(10));
+    server.wait_for_log_line(
+        &["hanging", "plugin host process restarted"],
+        Duration::from_secs(10),
+    );
     let r = server.get("/channels/hanging/ok");
     assert_eq!(r.status, 200, "{}", r.describe());
 

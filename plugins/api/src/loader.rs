@@ -180,9 +180,12 @@ impl LoadedPlugin {
     pub fn handle_http(&self, request: &HttpRequest) -> Result<HttpResponse, PluginError> {
         let (request, slot) = self.prepare(request)?;
         let table = self.inner.table;
-        let (status, bytes) = run_timed(&self.inner.name, self.inner.limits.timeout, Some(slot), move || {
-            call_handle_http(table, &request)
-        })?;
+        let (status, bytes) = run_timed(
+            &self.inner.name,
+            self.inner.limits.timeout,
+            Some(slot),
+            move || call_handle_http(table, &request),
+        )?;
         self.answer(status, &bytes)
     }
 

@@ -100,7 +100,11 @@ pub(crate) fn run(a: BenchPluginArgs) -> Result<()> {
     let kinds = [
         ("small request", request("/x", b"merhaba".to_vec()), a.calls),
         ("one host call", request("/lookup/01", Vec::new()), a.calls),
-        ("1 MiB body", request("/x", vec![b'a'; 1 << 20]), a.calls.div_ceil(20)),
+        (
+            "1 MiB body",
+            request("/x", vec![b'a'; 1 << 20]),
+            a.calls.div_ceil(20),
+        ),
     ];
     outln!(
         "{:<16} {:>14} {:>16} {:>8}   ({} rounds, median)",

@@ -59,8 +59,12 @@ impl HostApi for RemoteHost {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::sync_channel(1);
         lock(&self.pending).insert(id, tx);
-        self.writer
-            .send(Frame::new(Kind::HostCall, id, method, request_json.to_vec()));
+        self.writer.send(Frame::new(
+            Kind::HostCall,
+            id,
+            method,
+            request_json.to_vec(),
+        ));
         rx.recv().unwrap_or_else(|_| {
             Err(HostError::without_field(
                 HostErrorCode::Unavailable,
@@ -110,7 +114,8 @@ pub(crate) fn run() -> Result<()> {
     let request: InitRequest =
         serde_json::from_slice(&init.body).map_err(|e| setup("init request", &e))?;
 
-    let readable = confine::readable_paths(&request.path, &confine::files_named_in(&request.config));
+    let readable =
+        confine::readable_paths(&request.path, &confine::files_named_in(&request.config));
     let confinement = match confine::restrict_to(&readable) {
         Ok(c) => c,
         Err(e) => return Err(setup("confinement", &e)),

@@ -54,15 +54,20 @@ pub(crate) fn readable_paths(plugin: &Path, extra: &[PathBuf]) -> Vec<PathBuf> {
 #[cfg(target_os = "linux")]
 pub(crate) fn restrict_to(readable: &[PathBuf]) -> Result<Confinement, String> {
     use landlock::{
-        path_beneath_rules, Access, AccessFs, AccessNet, Ruleset, RulesetAttr,
-        RulesetCreatedAttr, RulesetStatus, Scope,
+        path_beneath_rules, Access, AccessFs, AccessNet, Ruleset, RulesetAttr, RulesetCreatedAttr,
+        RulesetStatus, Scope,
     };
     let status = Ruleset::default()
         .handle_access(AccessFs::from_all(TARGET_ABI))
         .and_then(|r| r.handle_access(AccessNet::from_all(TARGET_ABI)))
         .and_then(|r| r.scope(Scope::from_all(TARGET_ABI)))
         .and_then(|r| r.create())
-        .and_then(|r| r.add_rules(path_beneath_rules(readable, AccessFs::from_read(TARGET_ABI))))
+        .and_then(|r| {
+            r.add_rules(path_beneath_rules(
+                readable,
+                AccessFs::from_read(TARGET_ABI),
+            ))
+        })
         .and_then(|r| r.restrict_self())
         .map_err(|e| format!("landlock: {e}"))?;
     Ok(match status.ruleset {

@@ -153,7 +153,12 @@ mod tests {
     fn frames_round_trip() {
         let frames = [
             Frame::new(Kind::Http, 7, "", br#"{"v":1}"#.to_vec()),
-            Frame::new(Kind::HostCall, u64::MAX, "lookup_certificate", b"{}".to_vec()),
+            Frame::new(
+                Kind::HostCall,
+                u64::MAX,
+                "lookup_certificate",
+                b"{}".to_vec(),
+            ),
             Frame::new(Kind::Log, 0, "warn", "çalışıyor".as_bytes().to_vec()),
             Frame::new(Kind::Shutdown, 0, "", Vec::new()),
         ];
@@ -183,8 +188,14 @@ mod tests {
         assert!(matches!(r, Err(FrameError::Closed)), "{r:?}");
         // Unknown kind, head past the end, head not UTF-8, too short.
         for (bytes, what) in [
-            (vec![0, 0, 0, 11, 99, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0], "unknown kind"),
-            (vec![0, 0, 0, 11, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 5], "head longer"),
+            (
+                vec![0, 0, 0, 11, 99, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0],
+                "unknown kind",
+            ),
+            (
+                vec![0, 0, 0, 11, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 5],
+                "head longer",
+            ),
             (
                 vec![0, 0, 0, 12, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0xff],
                 "not UTF-8",

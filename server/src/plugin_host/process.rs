@@ -580,12 +580,14 @@ impl Connection {
                         }
                     })
                 } else {
-                    Err(serde_json::from_slice::<PluginError>(&frame.body).unwrap_or_else(|_| {
-                        PluginError::Failed {
-                            plugin: self.name().to_owned(),
-                            reason: one_line(&frame.body),
-                        }
-                    }))
+                    Err(
+                        serde_json::from_slice::<PluginError>(&frame.body).unwrap_or_else(|_| {
+                            PluginError::Failed {
+                                plugin: self.name().to_owned(),
+                                reason: one_line(&frame.body),
+                            }
+                        }),
+                    )
                 };
                 let _ = pending.answer.send(answer);
             }
@@ -660,9 +662,15 @@ fn check_ready(ready: Ready, expected: Option<&str>, label: &str) -> Result<Read
         reason,
     };
     if !is_valid_plugin_name(&ready.name) {
-        return Err(bad(format!("its process named the plugin {:?}", one_line(ready.name.as_bytes()))));
+        return Err(bad(format!(
+            "its process named the plugin {:?}",
+            one_line(ready.name.as_bytes())
+        )));
     }
-    if ready.version.is_empty() || ready.version.len() > 64 || ready.version.chars().any(char::is_control) {
+    if ready.version.is_empty()
+        || ready.version.len() > 64
+        || ready.version.chars().any(char::is_control)
+    {
         return Err(bad("its process gave a bad plugin version".into()));
     }
     if let Some(name) = expected {
@@ -755,7 +763,10 @@ mod tests {
     #[test]
     fn frames_to_the_process_hold_the_largest_body_in_base64() {
         for body in [1024, 4 << 20, 128 << 20] {
-            assert!(max_frame_to_host(body) >= body / 3 * 4 + 4 + (1 << 16), "{body}");
+            assert!(
+                max_frame_to_host(body) >= body / 3 * 4 + 4 + (1 << 16),
+                "{body}"
+            );
         }
     }
 }
