@@ -25,6 +25,12 @@ pub struct HsmConfig {
     pub pin: SecretString,
     /// How many sessions (signing workers) at most.
     pub pool_size: usize,
+    /// Sessions of their own for OCSP signers ([`KeySigner::on_ocsp_sessions`]), so that
+    /// answering relying parties never waits behind issuance and CRLs, nor they behind an OCSP
+    /// flood. 0: OCSP signers share the signing workers.
+    ///
+    /// [`KeySigner::on_ocsp_sessions`]: crate::KeySigner::on_ocsp_sessions
+    pub ocsp_pool_size: usize,
     /// SoftHSM only: the `softhsm2.conf` this token lives in. SoftHSM reads `SOFTHSM2_CONF`
     /// at `C_Initialize`, so it is set here, before the module is initialised.
     pub softhsm_conf: Option<PathBuf>,
@@ -46,6 +52,8 @@ pub(crate) struct Inner {
     /// the last session closes, which would also invalidate private key handles.
     login_session: Mutex<Option<Session>>,
     pub(crate) workers: Workers,
+    /// The OCSP signers' workers, when `ocsp_pool_size` is not 0.
+    ocsp_workers: Option<Workers>,
     /// Key generation takes it for writing, every other token operation for reading.
     /// SoftHSM's file store answered C_GenerateKeyPair with CKR_GENERAL_ERROR when other
     /// sessions signed or searched the token at the same moment (reproduced by the test
@@ -57,6 +65,15 @@ pub(crate) struct Inner {
 /// Attempts for an operation that fails transiently, and the first back-off.
 const MAX_ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Which sessions an operation runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// The signing workers: issuance, CRLs, key operations.
+    Signing,
+    /// The OCSP signers' own workers (the signing workers when there are none).
+    Ocsp,
+}
 
 /// A module initialised in this process, and the SoftHSM configuration it read.
 type Initialised = (Pkcs11, Option<PathBuf>);
@@ -74,6 +91,10 @@ impl Hsm {
         let (slot, login) = connect(&ctx, &config.token_label, &config.pin)?;
         let slot = Arc::new(Mutex::new(slot));
         let workers = Workers::start(ctx.clone(), slot.clone(), config.pool_size)?;
+        let ocsp_workers = match config.ocsp_pool_size {
+            0 => None,
+            n => Some(Workers::start(ctx.clone(), slot.clone(), n)?),
+        };
         Ok(Hsm {
             inner: Arc::new(Inner {
                 ctx,
@@ -82,6 +103,7 @@ impl Hsm {
                 pin: config.pin,
                 login_session: Mutex::new(Some(login)),
                 workers,
+                ocsp_workers,
                 objects: RwLock::new(()),
             }),
         })
@@ -138,19 +160,25 @@ impl Hsm {
         Ok(())
     }
 
-    /// Runs `op` on a worker's session, retrying transient failures with back-off on a fresh
-    /// session (and a fresh login when the token forgot it). Permanent failures return at once.
+    /// Runs `op` on a worker's session of `lane`, retrying transient failures with back-off on
+    /// a fresh session (and a fresh login when the token forgot it). Permanent failures return
+    /// at once.
     pub(crate) fn with_session<T: Send + 'static>(
         &self,
+        lane: Lane,
         op: impl Fn(&Session) -> Result<T, HsmError> + Send + Sync + 'static,
     ) -> Result<T, HsmError> {
+        let workers = match (lane, &self.inner.ocsp_workers) {
+            (Lane::Ocsp, Some(ocsp)) => ocsp,
+            _ => &self.inner.workers,
+        };
         let op = Arc::new(op);
         let _reading = self.objects_read();
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
             let this_try = op.clone();
-            match self.inner.workers.run(move |session| this_try(session)) {
+            match workers.run(move |session| this_try(session)) {
                 Ok(v) => return Ok(v),
                 Err(e) if e.class() == ErrorClass::Permanent => return Err(e),
                 Err(e) if attempt >= MAX_ATTEMPTS => {
@@ -186,7 +214,7 @@ impl Hsm {
         initialize(&self.inner.ctx)?;
         let slot = find_token(&self.inner.ctx, &self.inner.token_label)?;
         *self.inner.slot.lock().unwrap_or_else(|p| p.into_inner()) = slot;
-        self.inner.workers.reset();
+        self.reset_workers();
         self.relogin()
     }
 
@@ -221,7 +249,15 @@ impl Hsm {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         guard.take();
+        self.reset_workers();
+    }
+
+    /// Makes every worker, of both lanes, open a new session before its next job.
+    fn reset_workers(&self) {
         self.inner.workers.reset();
+        if let Some(ocsp) = &self.inner.ocsp_workers {
+            ocsp.reset();
+        }
     }
 
     /// Shared access to the token's objects (signing, searching).
@@ -419,4 +455,82 @@ fn check_softhsm_conf(conf: &Path) -> Result<(), HsmError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod lane_tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::KeyAlgorithm;
+
+    const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+    /// A fresh SoftHSM token (this test binary's only one: SoftHSM reads its configuration
+    /// once per process), opened with one signing worker and one OCSP worker.
+    fn token(dir: &Path) -> Hsm {
+        let tokens = dir.join("tokens");
+        std::fs::create_dir(&tokens).unwrap();
+        let conf = dir.join("softhsm2.conf");
+        let text = format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        );
+        std::fs::write(&conf, text).unwrap();
+        let pin = || SecretString::from("lane-test-pin-1234".to_string());
+        let so_pin = SecretString::from("lane-test-so-5678".to_string());
+        Hsm::init_token(Path::new(MODULE), Some(&conf), "lanes", &so_pin, &pin()).unwrap();
+        Hsm::open(HsmConfig {
+            module: MODULE.into(),
+            token_label: "lanes".into(),
+            pin: pin(),
+            pool_size: 1,
+            ocsp_pool_size: 1,
+            softhsm_conf: Some(conf),
+        })
+        .unwrap()
+    }
+
+    /// While the only signing worker is held (issuance or a CRL busy on it), an OCSP signer
+    /// still signs: on its own session.
+    #[test]
+    fn ocsp_signers_do_not_wait_for_the_signing_workers() {
+        assert!(Path::new(MODULE).is_file(), "apt-get install -y softhsm2");
+        let dir = tempfile::tempdir().unwrap();
+        let hsm = token(dir.path());
+        let ocsp = hsm
+            .generate_key("ocsp-signer", KeyAlgorithm::EcdsaP256)
+            .unwrap()
+            .on_ocsp_sessions();
+
+        let (held, is_held) = mpsc::channel::<()>();
+        let (release, released) = mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let holder = {
+            let hsm = hsm.clone();
+            std::thread::spawn(move || {
+                hsm.with_session(Lane::Signing, move |_session| {
+                    let _ = held.send(());
+                    let _ = released.lock().unwrap().recv();
+                    Ok(())
+                })
+            })
+        };
+        is_held.recv().unwrap();
+
+        // Bounded: without a lane of its own this signature would wait for ever.
+        let (signed, signature) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = signed.send(ocsp.sign(b"an OCSP response's tbsResponseData"));
+        });
+        let signature = signature
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the OCSP signer waited for the held signing worker");
+        assert!(!signature.unwrap().is_empty());
+        assert!(!holder.is_finished(), "the signing worker was not held");
+
+        release.send(()).unwrap();
+        holder.join().unwrap().unwrap();
+    }
 }

@@ -20,6 +20,7 @@ use spki::{
 };
 
 use crate::key::private_handle;
+use crate::module::Lane;
 use crate::{Hsm, HsmError, KeyAlgorithm};
 
 /// ecdsa-with-SHA256 (RFC 5758 §3.2).
@@ -88,6 +89,8 @@ pub struct KeySigner {
     /// Handles stay valid for the process's login; refreshed if the token says otherwise.
     handle: Arc<Mutex<Option<ObjectHandle>>>,
     public: PublicKey,
+    /// The sessions it signs on.
+    lane: Lane,
 }
 
 impl std::fmt::Debug for KeySigner {
@@ -113,7 +116,15 @@ impl KeySigner {
             algorithm,
             handle: Arc::new(Mutex::new(Some(handle))),
             public,
+            lane: Lane::Signing,
         }
+    }
+
+    /// This signer, signing on the sessions kept for OCSP (`HsmConfig::ocsp_pool_size`): for a
+    /// delegated OCSP signer, whose signatures answer anonymous relying parties.
+    pub fn on_ocsp_sessions(mut self) -> Self {
+        self.lane = Lane::Ocsp;
+        self
     }
 
     /// The key's label on the token.
@@ -160,7 +171,7 @@ impl KeySigner {
             _ => message.to_vec(),
         };
         let (cache, label, algorithm) = (self.handle.clone(), self.label.clone(), self.algorithm);
-        let raw = self.hsm.with_session(move |session| {
+        let raw = self.hsm.with_session(self.lane, move |session| {
             // Built here: a Mechanism is not Send, the job runs on a worker thread.
             let mechanism = match algorithm {
                 KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => Mechanism::Ecdsa,

@@ -54,6 +54,7 @@ fn a_token_that_is_not_there_is_named() {
         token_label: "absent".into(),
         pin: pin(),
         pool_size: 1,
+        ocsp_pool_size: 0,
         softhsm_conf: None,
     })
     .err()
@@ -67,6 +68,7 @@ fn a_token_that_is_not_there_is_named() {
         token_label: LABEL.into(),
         pin: pin(),
         pool_size: 1,
+        ocsp_pool_size: 0,
         softhsm_conf: None,
     })
     .err()
@@ -92,6 +94,7 @@ fn a_second_softhsm_configuration_in_one_process_is_refused() {
         token_label: LABEL.into(),
         pin: pin(),
         pool_size: 1,
+        ocsp_pool_size: 0,
         softhsm_conf: Some(conf),
     })
     .err()

@@ -16,6 +16,9 @@ use crate::error::{CliError, Result};
 fn default_sessions() -> usize {
     2
 }
+fn default_ocsp_sessions() -> usize {
+    1
+}
 fn default_country() -> String {
     "TR".into()
 }
@@ -506,6 +509,9 @@ pub(crate) struct HsmSection {
     /// Sessions (signing workers) in the pool.
     #[serde(default = "default_sessions")]
     pub sessions: usize,
+    /// Sessions of their own for the OCSP signers (0: they share `sessions`).
+    #[serde(default = "default_ocsp_sessions")]
+    pub ocsp_sessions: usize,
     /// Allow wrapping card keys with RSA-OAEP SHA-1 when the token refuses RSA-OAEP SHA-256
     /// (SoftHSM 2.6.1 does). Default false: such a token wraps nothing.
     #[serde(default)]
@@ -586,6 +592,12 @@ impl Loaded {
         let urls = CaUrls::new(&raw.ca.public_url, &issuing_id)?;
         if raw.hsm.sessions == 0 || raw.hsm.sessions > 64 {
             return Err(CliError::config("hsm.sessions", "must be between 1 and 64"));
+        }
+        if raw.hsm.ocsp_sessions > 16 {
+            return Err(CliError::config(
+                "hsm.ocsp_sessions",
+                "must be between 0 and 16",
+            ));
         }
         check_listen("server.listen", &raw.server.listen)?;
         check_listen("ocsp.listen", &raw.ocsp.listen)?;

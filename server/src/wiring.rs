@@ -65,6 +65,7 @@ pub(crate) fn open_hsm(cfg: &Loaded) -> Result<Hsm> {
         token_label: cfg.raw.hsm.token_label.clone(),
         pin,
         pool_size: cfg.raw.hsm.sessions,
+        ocsp_pool_size: cfg.raw.hsm.ocsp_sessions,
         softhsm_conf: cfg.raw.hsm.softhsm_conf.as_ref().map(|p| cfg.path(p)),
     })?)
 }
@@ -137,7 +138,7 @@ pub(crate) fn served_cas(store: &dyn Store, hsm: &Hsm) -> Result<Vec<ServedCa>> 
             ));
         };
         let ca_signer = Arc::new(hsm.find_key(&record.key_label)?);
-        let ocsp_signer = Arc::new(hsm.find_key(&label)?);
+        let ocsp_signer = Arc::new(hsm.find_key(&label)?.on_ocsp_sessions());
         out.push(ServedCa {
             record,
             cert,

@@ -55,6 +55,7 @@ pub(crate) fn token() -> &'static Hsm {
                 token_label: LABEL.into(),
                 pin: pin(),
                 pool_size: 2,
+                ocsp_pool_size: 0,
                 softhsm_conf: Some(conf),
             })
             .unwrap();

@@ -108,6 +108,7 @@ pub(crate) fn run(a: BenchArgs) -> Result<()> {
             token_label: cfg.raw.hsm.token_label.clone(),
             pin: cfg.pin()?,
             pool_size: workers,
+            ocsp_pool_size: 0,
             softhsm_conf: cfg.raw.hsm.softhsm_conf.as_ref().map(|p| cfg.path(p)),
         })?;
         let mut issuance = wiring::open_issuance(&cfg, store.clone())?;
