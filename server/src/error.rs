@@ -34,10 +34,12 @@ pub(crate) enum CliError {
         detail: String,
         install: &'static str,
     },
-    /// A plugin-host process could not set itself up (`nesca plugin-host`), or the CA could
-    /// not start one.
-    #[error("plugin host: {step}: {reason}")]
-    PluginHost { step: &'static str, reason: String },
+    /// A plugin-host process (`nesca plugin-host`) could not set itself up.
+    #[error("plugin host: {step}: {source}")]
+    PluginHost {
+        step: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error(transparent)]
     Ca(#[from] ca_core::CaError),
     #[error(transparent)]

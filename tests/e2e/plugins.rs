@@ -222,7 +222,7 @@ fn serve_forwards_channels_and_outlives_panics_and_hangs() {
     server.wait_for_log_line(
         &[
             "plugin host process ended",
-            "1 calls did not answer within 500 ms",
+            "hung, 1 call(s) unanswered after 500 ms",
         ],
         Duration::from_secs(5),
     );

@@ -48,5 +48,5 @@ pub use loader::{CallLimits, HostApi, LoadedPlugin};
 pub use payload::{decode, encode, host_api, HttpRequest, HttpResponse, LogLevel, PAYLOAD_VERSION};
 #[doc(hidden)]
 pub use plugin::__private;
-pub use plugin::{is_valid_plugin_name, Host, InitError, Plugin};
-pub use process::close_inherited_descriptors;
+pub use plugin::{is_valid_plugin_name, is_valid_plugin_version, Host, InitError, Plugin};
+pub use process::close_inherited_descriptors_at_start;

@@ -24,7 +24,7 @@ use crate::abi::{
 use crate::error::{one_line, PluginError};
 use crate::host_error::{HostError, HostErrorCode};
 use crate::payload::{host_api, HttpRequest, HttpResponse, LogLevel};
-use crate::plugin::is_valid_plugin_name;
+use crate::plugin::{is_valid_plugin_name, is_valid_plugin_version, MAX_VERSION_LEN};
 
 /// What the host offers plugins: implemented by the server. `plugin` is the calling plugin's name.
 pub trait HostApi: Send + Sync + 'static {
@@ -379,9 +379,6 @@ fn read_name(path: &Path, table: &PluginTable) -> Result<String, PluginError> {
     }
 }
 
-/// Longest plugin version accepted, in bytes.
-const MAX_VERSION_LEN: usize = 64;
-
 fn read_version(path: &Path, table: &PluginTable) -> Result<String, PluginError> {
     let bad = |reason: String| PluginError::BadTable {
         path: path.to_owned(),
@@ -396,7 +393,7 @@ fn read_version(path: &Path, table: &PluginTable) -> Result<String, PluginError>
     // SAFETY: at most 64 bytes of a 'static string in the loaded library (ABI).
     let bytes = unsafe { table.version.as_bytes() };
     match std::str::from_utf8(bytes) {
-        Ok(version) if !version.chars().any(char::is_control) => Ok(version.to_owned()),
+        Ok(version) if is_valid_plugin_version(version) => Ok(version.to_owned()),
         _ => Err(bad(format!(
             "the plugin version {:?} is not printable UTF-8",
             one_line(bytes)

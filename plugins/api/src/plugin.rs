@@ -168,6 +168,16 @@ pub const fn is_valid_plugin_name(name: &str) -> bool {
     true
 }
 
+/// Longest plugin version accepted, in bytes.
+pub(crate) const MAX_VERSION_LEN: usize = 64;
+
+/// Whether `version` is a valid plugin version: 1 to 64 bytes of printable UTF-8.
+pub fn is_valid_plugin_version(version: &str) -> bool {
+    !version.is_empty()
+        && version.len() <= MAX_VERSION_LEN
+        && !version.chars().any(char::is_control)
+}
+
 /// Used by `export_plugin!`; not part of the API.
 #[doc(hidden)]
 pub mod __private {

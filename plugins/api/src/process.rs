@@ -10,10 +10,15 @@ use std::path::Path;
 
 /// Closes every descriptor above 2 this process has open; answers how many.
 ///
-/// Call it first thing in a process that was just started (`exec`), while it has one thread and
-/// has opened nothing of its own: every descriptor above 2 is then one it inherited, owned by
-/// no object in it.
-pub fn close_inherited_descriptors() -> std::io::Result<usize> {
+/// # Contract
+///
+/// Call it as the first act of a process that was just started (`exec`), while it has one
+/// thread and has opened nothing of its own: every descriptor above 2 is then one it inherited,
+/// owned by no object in it. Called later, it closes descriptors that live objects own (a
+/// `File`, a socket) and breaks them. It is not an `unsafe fn` only because the binary that
+/// calls it (`nesca plugin-host`) forbids unsafe code; this crate is where nesca keeps the
+/// plugin boundary's unsafe code, so the one dangerous step lives here, under this contract.
+pub fn close_inherited_descriptors_at_start() -> std::io::Result<usize> {
     let listed: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .filter(|fd| *fd > 2)

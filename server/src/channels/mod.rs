@@ -47,6 +47,9 @@ pub(crate) struct Channel {
 /// does not load stops everything, with a message naming the file and the reason.
 pub(crate) fn load_all(cfg: &Loaded, host: Arc<dyn HostApi>) -> Result<Vec<Channel>> {
     let mut loaded: Vec<Channel> = Vec::new();
+    if !cfg.raw.plugins.is_empty() && runs_as_root() {
+        tracing::warn!("nesca runs as root: so do its plugin-host processes, confined but with root's capabilities; run nesca as a user of its own");
+    }
     for (i, p) in cfg.raw.plugins.iter().enumerate() {
         let path = cfg.path(&p.path);
         let config = serde_json::to_value(&p.config)
@@ -79,6 +82,12 @@ pub(crate) fn load_all(cfg: &Loaded, host: Arc<dyn HostApi>) -> Result<Vec<Chann
         });
     }
     Ok(loaded)
+}
+
+/// Whether this process runs as root (the owner of `/proc/self` is the effective user).
+fn runs_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// `channels` with every request's client certificate checked again against nesca's records

@@ -9,8 +9,9 @@ use crate::config::Loaded;
 use crate::error::Result;
 use crate::{channels, ConfigArg};
 
-/// Listing loads and initialises plugins but serves nothing: a plugin that calls the host
-/// while starting gets a refusal.
+/// Listing starts the plugins' processes but serves nothing. The CA refuses host calls while a
+/// plugin starts and outside requests before they reach a host, so this one only answers
+/// whatever might still get through, with a refusal.
 struct ListingHost;
 
 impl HostApi for ListingHost {

@@ -4,7 +4,13 @@
 //! processes outside the sandbox are refused. Landlock also forbids tracing a process outside
 //! the sandbox, so the plugin cannot read the CA's memory through ptrace or `/proc`.
 //!
-//! Best effort, as the kernel allows: what was enforced is reported to the CA, which logs it.
+//! Then a system-call filter (seccomp) refuses what Landlock does not cover: new processes
+//! (`fork`, a `clone` that is not a thread) and programs (`execve`, also of a memfd), new
+//! sockets of any kind (the one to the CA is inherited), tracing and other processes' memory,
+//! System V IPC, and the kernel's administrative calls (modules, mounts, namespaces, BPF, keys).
+//!
+//! Landlock is best effort, as the kernel allows: what was enforced is reported to the CA, which
+//! logs it. The filter is not optional: a kernel without seccomp stops the process.
 
 use std::path::{Path, PathBuf};
 
@@ -52,24 +58,23 @@ pub(crate) fn readable_paths(plugin: &Path, extra: &[PathBuf]) -> Vec<PathBuf> {
 /// Restricts this process (and every thread it starts afterwards; call it before starting
 /// any) to reading `readable`, with no TCP and no signals or abstract sockets outside.
 #[cfg(target_os = "linux")]
-pub(crate) fn restrict_to(readable: &[PathBuf]) -> Result<Confinement, String> {
+pub(crate) fn restrict_to(readable: &[PathBuf]) -> Result<Confinement, landlock::RulesetError> {
     use landlock::{
         path_beneath_rules, Access, AccessFs, AccessNet, Ruleset, RulesetAttr, RulesetCreatedAttr,
         RulesetStatus, Scope,
     };
+    // Read files and list directories; not `Execute` (which `AccessFs::from_read` includes):
+    // with it, the dynamic loader under /lib would run any readable program
+    // (`/lib64/ld-linux-x86-64.so.2 PROGRAM`). Mapping a library for execution (dlopen) is
+    // not Landlock's `Execute`.
+    let read = AccessFs::ReadFile | AccessFs::ReadDir;
     let status = Ruleset::default()
         .handle_access(AccessFs::from_all(TARGET_ABI))
         .and_then(|r| r.handle_access(AccessNet::from_all(TARGET_ABI)))
         .and_then(|r| r.scope(Scope::from_all(TARGET_ABI)))
         .and_then(|r| r.create())
-        .and_then(|r| {
-            r.add_rules(path_beneath_rules(
-                readable,
-                AccessFs::from_read(TARGET_ABI),
-            ))
-        })
-        .and_then(|r| r.restrict_self())
-        .map_err(|e| format!("landlock: {e}"))?;
+        .and_then(|r| r.add_rules(path_beneath_rules(readable, read)))
+        .and_then(|r| r.restrict_self())?;
     Ok(match status.ruleset {
         RulesetStatus::FullyEnforced => Confinement::Full,
         RulesetStatus::PartiallyEnforced => Confinement::Partial,
@@ -77,15 +82,108 @@ pub(crate) fn restrict_to(readable: &[PathBuf]) -> Result<Confinement, String> {
     })
 }
 
+/// Installs the system-call filter on this thread and every thread it starts afterwards (call
+/// it while the process has one thread): the calls below answer `EPERM`, `clone3` `ENOSYS` (so
+/// that the C library falls back to `clone`, where a thread can be told from a process).
+#[cfg(target_os = "linux")]
+pub(crate) fn forbid_syscalls() -> Result<(), seccompiler::Error> {
+    use std::collections::BTreeMap;
+
+    use seccompiler::{
+        apply_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
+        SeccompFilter, SeccompRule, TargetArch,
+    };
+    let arch = TargetArch::try_from(std::env::consts::ARCH)?;
+    let errno = |e: i32| SeccompAction::Errno(e as u32);
+
+    let mut refused: BTreeMap<i64, Vec<SeccompRule>> =
+        FORBIDDEN.iter().map(|call| (*call, Vec::new())).collect();
+    // `clone` without CLONE_THREAD makes a process; with it, a thread (which plugins use).
+    let process = SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Qword,
+        SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
+        0,
+    )?;
+    refused.insert(libc::SYS_clone, vec![SeccompRule::new(vec![process])?]);
+    let refused: BpfProgram =
+        SeccompFilter::new(refused, SeccompAction::Allow, errno(libc::EPERM), arch)?.try_into()?;
+    let clone3: BpfProgram = SeccompFilter::new(
+        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
+        SeccompAction::Allow,
+        errno(libc::ENOSYS),
+        arch,
+    )?
+    .try_into()?;
+    apply_filter(&clone3)?;
+    apply_filter(&refused)
+}
+
+/// The calls the filter refuses outright (`clone` is refused for processes only).
+#[cfg(target_os = "linux")]
+const FORBIDDEN: &[i64] = &[
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_fork,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_vfork,
+    libc::SYS_execve,
+    libc::SYS_execveat,
+    libc::SYS_socket,
+    libc::SYS_socketpair,
+    libc::SYS_ptrace,
+    libc::SYS_process_vm_readv,
+    libc::SYS_process_vm_writev,
+    libc::SYS_pidfd_getfd,
+    libc::SYS_unshare,
+    libc::SYS_setns,
+    libc::SYS_mount,
+    libc::SYS_umount2,
+    libc::SYS_pivot_root,
+    libc::SYS_chroot,
+    libc::SYS_bpf,
+    libc::SYS_perf_event_open,
+    libc::SYS_userfaultfd,
+    libc::SYS_keyctl,
+    libc::SYS_add_key,
+    libc::SYS_request_key,
+    libc::SYS_init_module,
+    libc::SYS_finit_module,
+    libc::SYS_delete_module,
+    libc::SYS_kexec_load,
+    libc::SYS_io_uring_setup,
+    libc::SYS_open_by_handle_at,
+    // System V IPC: segments and queues other processes of the same user may share.
+    libc::SYS_shmget,
+    libc::SYS_shmat,
+    libc::SYS_shmctl,
+    libc::SYS_msgget,
+    libc::SYS_msgsnd,
+    libc::SYS_msgrcv,
+    libc::SYS_msgctl,
+    libc::SYS_semget,
+    libc::SYS_semop,
+    libc::SYS_semctl,
+];
+
+/// Elsewhere there is no seccomp: nesca's plugins run confined on Linux only.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn forbid_syscalls() -> Result<(), std::convert::Infallible> {
+    Ok(())
+}
+
 /// Elsewhere there is no Landlock.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn restrict_to(_readable: &[PathBuf]) -> Result<Confinement, String> {
+pub(crate) fn restrict_to(_readable: &[PathBuf]) -> Result<Confinement, std::convert::Infallible> {
     Ok(Confinement::None)
 }
 
 /// The files a plugin's configuration names: every string in it (at any depth) that is the
 /// path of an existing file. The operator wrote them there for the plugin to read (trust
 /// anchors, CA certificates), so the plugin may read those and nothing else of theirs.
+///
+/// Landlock allows a file by its inode, as it is when the process starts: a file replaced
+/// since (written anew by rename, as deployment tools do) is refused until the plugin's process
+/// restarts.
 pub(crate) fn files_named_in(config: &serde_json::Value) -> Vec<PathBuf> {
     let mut out = Vec::new();
     collect_files(config, &mut out);

@@ -35,6 +35,9 @@ pub(crate) enum Kind {
     Log = 10,
     /// CA → host: stop (the plugin's `shutdown`, then exit).
     Shutdown = 11,
+    /// host → CA: the sandbox it is in, sent before the plugin's library is opened (body:
+    /// `Confinement` JSON); the CA believes only this first one.
+    Confined = 12,
 }
 
 impl Kind {
@@ -42,7 +45,7 @@ impl Kind {
         use Kind::*;
         [
             Init, Ready, InitFailed, Http, HttpAnswer, HttpFailed, HostCall, HostAnswer,
-            HostFailed, Log, Shutdown,
+            HostFailed, Log, Shutdown, Confined,
         ]
         .into_iter()
         .find(|k| *k as u8 == b)
@@ -74,6 +77,13 @@ pub(crate) enum FrameError {
     TooLong { len: usize, max: usize },
     #[error("bad frame: {0}")]
     Malformed(&'static str),
+    /// A well-formed frame where another was due (a process's first frame must be `Init`).
+    #[error("expected {expected}, got a {kind:?} frame headed {head:?}")]
+    Unexpected {
+        expected: &'static str,
+        kind: Kind,
+        head: String,
+    },
 }
 
 impl Frame {
@@ -135,7 +145,9 @@ impl Frame {
         let head = std::str::from_utf8(&rest[FIXED..FIXED + head_len])
             .map_err(|_| FrameError::Malformed("head is not UTF-8"))?
             .to_owned();
-        let body = rest.split_off(FIXED + head_len);
+        // In place: a body of many MiB is moved down, not copied into a second buffer.
+        rest.drain(..FIXED + head_len);
+        let body = rest;
         Ok(Frame {
             kind,
             id,
@@ -159,7 +171,7 @@ mod tests {
                 "lookup_certificate",
                 b"{}".to_vec(),
             ),
-            Frame::new(Kind::Log, 0, "warn", "çalışıyor".as_bytes().to_vec()),
+            Frame::new(Kind::Log, 0, "2", "çalışıyor".as_bytes().to_vec()),
             Frame::new(Kind::Shutdown, 0, "", Vec::new()),
         ];
         let mut wire = Vec::new();

@@ -4,20 +4,53 @@
 //! - `/read?PATH`: read a file (the CA's database, its PIN file, its configuration);
 //! - `/write?PATH`: create a file;
 //! - `/connect?ADDR`: open a TCP connection (the CA's own listener);
-//! - `/exec`: run a program;
+//! - `/exec?PROGRAM,ARG…`: run a program (through the dynamic loader, say);
+//! - `/udp?ADDR`: send a UDP datagram; `/unix?PATH`: connect to a UNIX socket;
+//! - `/thread`: start a thread (which a plugin may);
 //! - `/env`: the names of its environment variables (`detail`, comma-separated);
-//! - `/pid`: its process id and its parent's (`{"pid": N, "ppid": N}`).
+//! - `/pid`: its process id and its parent's (`{"pid": N, "ppid": N}`);
+//! - `/later`: in half a second, from a thread of its own while no request is handled, look a
+//!   certificate up through the host; `/later-result` answers the host's answer (`detail`);
+//! - `/forge?answer` or `/forge?huge`: write a frame of its own on the socket to the CA (an
+//!   answer to a call that is not open; a frame announcing 2 GiB);
+//! - `/stderr`: write two lines to stderr.
 //!
 //! `deny`, not `forbid`: see the echo test plugin.
 #![deny(unsafe_code)]
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use nesca_plugin_api::{export_plugin, Host, HttpRequest, HttpResponse, InitError, Plugin};
 use serde_json::{json, Value};
 
-pub struct Snoop;
+pub struct Snoop {
+    host: Host,
+}
+
+/// What the host answered the call `/later` made.
+static LATER: Mutex<Option<String>> = Mutex::new(None);
+
+/// A frame as the plugin-host wire has it (server/src/plugin_host/frame.rs): length, kind, call
+/// id, head length, no head, `body`.
+fn frame(kind: u8, id: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = ((1 + 8 + 2 + body.len()) as u32).to_be_bytes().to_vec();
+    out.push(kind);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Writes `bytes` on the process's socket to the CA (its stdin).
+fn forge(bytes: &[u8]) -> std::io::Result<()> {
+    let socket = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    (&socket).write_all(bytes)
+}
 
 fn outcome<T>(r: std::io::Result<T>) -> HttpResponse {
     match r {
@@ -30,8 +63,8 @@ impl Plugin for Snoop {
     const NAME: &'static str = "snoop";
     const VERSION: &'static str = "1.0.0";
 
-    fn init(_config: Value, _host: Host) -> Result<Self, InitError> {
-        Ok(Snoop)
+    fn init(_config: Value, host: Host) -> Result<Self, InitError> {
+        Ok(Snoop { host })
     }
 
     fn handle_http(&self, request: HttpRequest) -> HttpResponse {
@@ -43,7 +76,51 @@ impl Plugin for Snoop {
                 Ok(addr) => outcome(TcpStream::connect_timeout(&addr, Duration::from_secs(2))),
                 Err(e) => HttpResponse::text(400, e.to_string()),
             },
-            "/exec" => outcome(std::process::Command::new("/bin/true").status()),
+            "/exec" => {
+                let mut words = arg.split(',');
+                let program = words.next().unwrap_or("/bin/true");
+                outcome(std::process::Command::new(program).args(words).status())
+            }
+            "/udp" => outcome(
+                std::net::UdpSocket::bind("127.0.0.1:0").and_then(|u| u.send_to(b"snoop", &arg)),
+            ),
+            "/unix" => outcome(UnixStream::connect(&arg)),
+            "/thread" => outcome(
+                std::thread::spawn(|| 7)
+                    .join()
+                    .map_err(|_| std::io::Error::other("the thread panicked")),
+            ),
+            "/later" => {
+                let host = self.host;
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(500));
+                    let answer = match host.lookup_certificate("01") {
+                        Ok(_) => "answered".to_owned(),
+                        Err(e) => format!("{}: {e}", e.code),
+                    };
+                    *LATER.lock().unwrap() = Some(answer);
+                });
+                HttpResponse::json(200, &json!({"ok": true, "detail": ""}))
+            }
+            "/later-result" => {
+                let answer = LATER.lock().unwrap().clone().unwrap_or_default();
+                HttpResponse::json(200, &json!({"ok": !answer.is_empty(), "detail": answer}))
+            }
+            "/forge" => {
+                let bytes = match arg.as_str() {
+                    "answer" => frame(
+                        5,
+                        999_999,
+                        br#"{"v":1,"status":200,"headers":[],"body":""}"#,
+                    ),
+                    _ => vec![0x7f, 0xff, 0xff, 0xff, 5],
+                };
+                outcome(forge(&bytes))
+            }
+            "/stderr" => {
+                eprintln!("snoop on stderr\nits second line");
+                HttpResponse::json(200, &json!({"ok": true, "detail": ""}))
+            }
             "/env" => {
                 let names: Vec<String> = std::env::vars_os()
                     .map(|(k, _)| k.to_string_lossy().into_owned())

@@ -1,10 +1,11 @@
-//! `nesca plugin-host`: the process one plugin runs in. Started by the CA ([`super::process`])
-//! with its socket as stdin; not a command for people.
+//! `nesca plugin-host`: the process one plugin runs in. Started by the CA
+//! ([`super::supervisor`]) with its socket as stdin; not a command for people.
 //!
 //! Order matters: inherited descriptors are closed, the `Init` frame read, the process confined
-//! ([`super::confine`]), and only then is the plugin's library opened. From then on it serves
-//! the CA's `Http` frames, each on a thread of its own, and forwards the plugin's host calls and
-//! log lines to the CA. It ends when the CA says `Shutdown` or closes the socket.
+//! ([`super::confine`]), and only then is the plugin's library opened. From then on it hands
+//! the CA's `Http` frames to its worker threads, and forwards the plugin's host calls and log
+//! lines to the CA. It ends when the CA says `Shutdown` or closes the socket; on anything else
+//! from the CA it says why on stderr (the CA logs it) and exits with status 2.
 
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
@@ -15,19 +16,20 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use nesca_plugin_api::{
-    close_inherited_descriptors, CallLimits, HostApi, HostError, HostErrorCode, HttpRequest,
-    LoadedPlugin, LogLevel, PluginError,
+    close_inherited_descriptors_at_start, CallLimits, HostApi, HostError, HostErrorCode,
+    HttpRequest, LoadedPlugin, LogLevel, PluginError,
 };
 
-use super::frame::{Frame, Kind};
-use super::{confine, InitRequest, Ready, PROTOCOL};
+use super::frame::{Frame, FrameError, Kind};
+use super::{confine, lock, start_workers, InitRequest, Ready, PROTOCOL};
 use crate::error::{CliError, Result};
 
-/// The CA enforces each call's timeout (and restarts a process whose calls hang); here a call
-/// may run as long as the CA lets the process live.
+/// The CA enforces each call's timeout (and restarts a process whose calls hang); here `init`
+/// and `shutdown` may run as long as the CA lets the process live.
 const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// The largest `Init` frame (a plugin's configuration).
+/// The largest `Init` frame: a plugin's configuration, which the operator wrote (16 MiB is far
+/// beyond any real one; the bound only keeps a broken peer from costing memory).
 const MAX_INIT_FRAME: usize = 16 << 20;
 
 /// The socket to the CA, shared by the threads that write to it.
@@ -37,20 +39,20 @@ struct Writer(Arc<Mutex<UnixStream>>);
 impl Writer {
     /// Sends a frame; a CA that is gone ends the process (nothing is left to serve).
     fn send(&self, frame: Frame) {
-        let mut socket = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if frame.write_to(&mut *socket).is_err() {
+        if frame.write_to(&mut *lock(&self.0)).is_err() {
             std::process::exit(0);
         }
     }
 }
 
-/// Host calls waiting for the CA's answer, by id.
-type Pending = Arc<Mutex<HashMap<u64, mpsc::SyncSender<std::result::Result<Vec<u8>, HostError>>>>>;
+/// Host calls the plugin made that wait for the CA's answer, by call id.
+type AwaitedAnswers =
+    Arc<Mutex<HashMap<u64, mpsc::SyncSender<std::result::Result<Vec<u8>, HostError>>>>>;
 
 /// The host API as the plugin in this process sees it: every call goes to the CA.
 struct RemoteHost {
     writer: Writer,
-    pending: Pending,
+    awaited: AwaitedAnswers,
     next_id: AtomicU64,
 }
 
@@ -58,7 +60,7 @@ impl HostApi for RemoteHost {
     fn call(&self, _plugin: &str, method: &str, request_json: &[u8]) -> Result<Vec<u8>, HostError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::sync_channel(1);
-        lock(&self.pending).insert(id, tx);
+        lock(&self.awaited).insert(id, tx);
         self.writer.send(Frame::new(
             Kind::HostCall,
             id,
@@ -83,60 +85,64 @@ impl HostApi for RemoteHost {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// A failed step of the set-up, with its cause.
+fn setup<E: std::error::Error + Send + Sync + 'static>(
+    step: &'static str,
+) -> impl FnOnce(E) -> CliError {
+    move |e| CliError::PluginHost {
+        step,
+        source: Box::new(e),
+    }
 }
 
 /// `nesca plugin-host`.
 pub(crate) fn run() -> Result<()> {
-    let setup = |step: &'static str, e: &dyn std::fmt::Display| CliError::PluginHost {
-        step,
-        reason: e.to_string(),
-    };
-    close_inherited_descriptors().map_err(|e| setup("closing inherited descriptors", &e))?;
+    // First, while this process has one thread and has opened nothing (the function's contract).
+    close_inherited_descriptors_at_start().map_err(setup("closing inherited descriptors"))?;
     let socket: UnixStream = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
         .map(UnixStream::from)
-        .map_err(|e| setup("stdin", &e))?;
+        .map_err(setup("taking the socket on stdin"))?;
     let writer = Writer(Arc::new(Mutex::new(
-        socket.try_clone().map_err(|e| setup("socket", &e))?,
+        socket.try_clone().map_err(setup("cloning the socket"))?,
     )));
     let mut reader = BufReader::new(socket);
 
-    let init = Frame::read_from(&mut reader, MAX_INIT_FRAME).map_err(|e| setup("init", &e))?;
+    let init = Frame::read_from(&mut reader, MAX_INIT_FRAME).map_err(setup("reading Init"))?;
     if init.kind != Kind::Init || init.head != PROTOCOL {
-        return Err(setup(
-            "init",
-            &format!("expected {PROTOCOL}, got {:?} {:?}", init.kind, init.head),
-        ));
+        return Err(setup("reading Init")(FrameError::Unexpected {
+            expected: PROTOCOL,
+            kind: init.kind,
+            head: init.head,
+        }));
     }
     let request: InitRequest =
-        serde_json::from_slice(&init.body).map_err(|e| setup("init request", &e))?;
+        serde_json::from_slice(&init.body).map_err(setup("decoding Init"))?;
 
     let readable =
         confine::readable_paths(&request.path, &confine::files_named_in(&request.config));
-    let confinement = match confine::restrict_to(&readable) {
-        Ok(c) => c,
-        Err(e) => return Err(setup("confinement", &e)),
-    };
+    let confinement = confine::restrict_to(&readable).map_err(setup("confinement"))?;
+    confine::forbid_syscalls().map_err(setup("system-call filter"))?;
+    // Said now, before any of the plugin's code runs: it could forge anything said later.
+    writer.send(Frame::new(Kind::Confined, 0, "", json(&confinement)));
 
-    let pending: Pending = Arc::default();
+    let awaited: AwaitedAnswers = Arc::default();
     let host = Arc::new(RemoteHost {
         writer: writer.clone(),
-        pending: pending.clone(),
+        awaited: awaited.clone(),
         next_id: AtomicU64::new(1),
     });
-    // The plugin's init may call the host: the reader must already be answering.
+    // The reader answers the CA from the start (a plugin whose init calls the host gets the
+    // CA's refusal); HTTP calls come only once the plugin is loaded and the CA has its Ready.
     let (loaded_tx, loaded_rx) = mpsc::sync_channel::<LoadedPlugin>(1);
-    let max_frame = request.max_frame;
-    let workers = request.max_in_flight.max(1);
+    let (max_frame, workers) = (request.max_frame, request.max_in_flight);
     let serving = {
         let writer = writer.clone();
         std::thread::Builder::new()
             .name("plugin-host reader".into())
-            .spawn(move || serve(reader, max_frame, &writer, &pending, &loaded_rx, workers))
-            .map_err(|e| setup("reader thread", &e))?
+            .spawn(move || serve(reader, max_frame, &writer, &awaited, &loaded_rx, workers))
+            .map_err(setup("starting the reader thread"))?
     };
     let limits = CallLimits {
         timeout: NO_TIMEOUT,
@@ -148,7 +154,6 @@ pub(crate) fn run() -> Result<()> {
                 name: plugin.name().to_owned(),
                 version: plugin.version().to_owned(),
                 abi_version: plugin.abi_version(),
-                confinement,
             };
             writer.send(Frame::new(Kind::Ready, 0, "", json(&ready)));
             let _ = loaded_tx.send(plugin);
@@ -166,6 +171,12 @@ fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec())
 }
 
+/// Ends the process because the CA broke the protocol: one line on stderr, which the CA logs.
+fn broken_by_the_ca(why: &dyn std::fmt::Display) -> ! {
+    eprintln!("nesca plugin-host: {why}");
+    std::process::exit(2)
+}
+
 /// Reads the CA's frames until it says stop or goes away: host-call answers go to the waiting
 /// call, HTTP requests to the plugin (once it is loaded) through `workers` threads started
 /// then (the CA sends at most that many calls at once).
@@ -173,7 +184,7 @@ fn serve(
     mut reader: BufReader<UnixStream>,
     max_frame: usize,
     writer: &Writer,
-    pending: &Pending,
+    awaited: &AwaitedAnswers,
     loaded: &mpsc::Receiver<LoadedPlugin>,
     workers: usize,
 ) {
@@ -182,7 +193,8 @@ fn serve(
     loop {
         let frame = match Frame::read_from(&mut reader, max_frame) {
             Ok(f) => f,
-            Err(_) => std::process::exit(0),
+            Err(FrameError::Closed) => std::process::exit(0),
+            Err(e) => broken_by_the_ca(&e),
         };
         match frame.kind {
             Kind::HostAnswer | Kind::HostFailed => {
@@ -191,16 +203,23 @@ fn serve(
                 } else {
                     Err(HostError::from_payload(&frame.body))
                 };
-                if let Some(tx) = lock(pending).remove(&frame.id) {
+                if let Some(tx) = lock(awaited).remove(&frame.id) {
                     let _ = tx.send(answer);
                 }
             }
             Kind::Http => {
                 if calls.is_none() {
                     let Ok(p) = loaded.recv() else {
-                        std::process::exit(2)
+                        broken_by_the_ca(&"an Http frame before the plugin was loaded")
                     };
-                    calls = Some(start_workers(&p, writer, workers));
+                    let (to_ca, called) = (writer.clone(), p.clone());
+                    let started = start_workers(workers, "plugin-host call", move |f: Frame| {
+                        to_ca.send(answer_http(&called, f.id, &f.body));
+                    });
+                    match started {
+                        Ok(tx) => calls = Some(tx),
+                        Err(e) => broken_by_the_ca(&format!("cannot start its threads: {e}")),
+                    }
                     plugin = Some(p);
                 }
                 if let Some(calls) = &calls {
@@ -214,34 +233,12 @@ fn serve(
                 let _ = lock(&writer.0).flush();
                 std::process::exit(0);
             }
-            // Only the CA's kinds come this way; anything else means the CA is not one.
-            _ => std::process::exit(2),
+            other => broken_by_the_ca(&format!("a {other:?} frame from the CA")),
         }
     }
 }
 
-/// `n` threads that take `Http` frames from the returned sender, call the plugin and send its
-/// answers. A process that cannot start them cannot serve: it ends, and the CA restarts it.
-fn start_workers(plugin: &LoadedPlugin, writer: &Writer, n: usize) -> mpsc::Sender<Frame> {
-    let (tx, rx) = mpsc::channel::<Frame>();
-    let rx = Arc::new(Mutex::new(rx));
-    for _ in 0..n {
-        let (plugin, writer, rx) = (plugin.clone(), writer.clone(), rx.clone());
-        let spawned = std::thread::Builder::new()
-            .name("plugin-host call".into())
-            .spawn(move || loop {
-                let next = lock(&rx).recv();
-                let Ok(frame) = next else { return };
-                writer.send(answer_http(&plugin, frame.id, &frame.body));
-            });
-        if spawned.is_err() {
-            std::process::exit(2);
-        }
-    }
-    tx
-}
-
-/// One HTTP call into the plugin, as the frame that answers it.
+/// One HTTP call into the plugin, on this worker thread, as the frame that answers it.
 fn answer_http(plugin: &LoadedPlugin, id: u64, body: &[u8]) -> Frame {
     let result = serde_json::from_slice::<HttpRequest>(body)
         .map_err(|e| PluginError::Payload {
