@@ -116,7 +116,33 @@ pub(crate) fn forbid_syscalls() -> Result<(), seccompiler::Error> {
     )?
     .try_into()?;
     apply_filter(&clone3)?;
-    apply_filter(&refused)
+    apply_filter(&refused)?;
+    #[cfg(target_arch = "x86_64")]
+    apply_filter(&x32_refused())?;
+    Ok(())
+}
+
+/// On x86_64 the x32 ABI reaches the same kernel calls under other numbers (the x64 ones with
+/// bit 30 set, and some of their own) that the filter above does not name: every one of them
+/// answers `ENOSYS`. (seccompiler checks the architecture, which x32 shares with x86_64.)
+#[cfg(target_arch = "x86_64")]
+fn x32_refused() -> seccompiler::BpfProgram {
+    use seccompiler::sock_filter;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    // Classic BPF opcodes (linux/filter.h): BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JGE|BPF_K,
+    // BPF_RET|BPF_K.
+    const LD_W_ABS: u16 = 0x20;
+    const JGE_K: u16 = 0x35;
+    const RET_K: u16 = 0x06;
+    let op = |code, jt, jf, k| sock_filter { code, jt, jf, k };
+    vec![
+        // A = seccomp_data.nr
+        op(LD_W_ABS, 0, 0, 0),
+        // nr >= X32_SYSCALL_BIT ? next : skip one
+        op(JGE_K, 0, 1, X32_SYSCALL_BIT),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]
 }
 
 /// The calls the filter refuses outright (`clone` is refused for processes only).
