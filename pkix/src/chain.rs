@@ -4,7 +4,8 @@
 //! signature, validity, basicConstraints, keyUsage of CAs, name constraints and the leaf's
 //! extendedKeyUsage. It does not check the anchor's own validity (an anchor is a name and a
 //! key to it); this module adds that, since the brief of nesca's channels is "every
-//! certificate within validity". Revocation is not checked here.
+//! certificate within validity". Revocation is checked only where a caller hands in the
+//! issuer's CRL ([`verify_against_crl`]).
 
 use der::oid::ObjectIdentifier;
 use der::Encode;
@@ -27,6 +28,57 @@ pub fn verify_path(
     anchors_der: &[Vec<u8>],
     at_unix: i64,
     eku: Option<&str>,
+) -> Result<(), PkixError> {
+    verify(leaf_der, intermediates_der, anchors_der, at_unix, eku, None)
+}
+
+/// Whether `leaf_der`, issued by `issuer_der`, is revoked at `at_unix` according to `crl_der`,
+/// a CRL of that issuer (RFC 5280 §6.3): webpki checks the leaf's signature under the issuer's
+/// key, the CRL's signature under the same key (and the issuer's keyUsage cRLSign when it has
+/// keyUsage), that the CRL's nextUpdate has not passed, and looks the leaf's serial up.
+/// `Err(PkixError::Revoked)` when it is listed; any other error means the CRL gave no answer.
+/// The issuer is taken as given (the anchor): only the leaf's status is checked, not the
+/// issuer's own.
+pub fn verify_against_crl(
+    leaf_der: &[u8],
+    issuer_der: &[u8],
+    crl_der: &[u8],
+    at_unix: i64,
+) -> Result<(), PkixError> {
+    check_len("CRL", crl_der, MAX_CRL_LEN)?;
+    let crl: webpki::CertRevocationList<'_> = webpki::BorrowedCertRevocationList::from_der(crl_der)
+        .map_err(|e| PkixError::Malformed {
+            field: "CertificateList",
+            detail: e.to_string(),
+        })?
+        .into();
+    let crls = [&crl];
+    let revocation = webpki::RevocationOptionsBuilder::new(&crls)
+        .map_err(|_| PkixError::invalid("CertificateList", "a CRL is required"))?
+        .with_depth(webpki::RevocationCheckDepth::EndEntity)
+        .with_status_policy(webpki::UnknownStatusPolicy::Deny)
+        .with_expiration_policy(webpki::ExpirationPolicy::Enforce)
+        .build();
+    verify(
+        leaf_der,
+        &[],
+        &[issuer_der.to_vec()],
+        at_unix,
+        None,
+        Some(revocation),
+    )
+}
+
+/// The largest CRL accepted, in bytes: an ESHS's CRL of a million entries is about 40 MB.
+pub const MAX_CRL_LEN: usize = 64 << 20;
+
+fn verify(
+    leaf_der: &[u8],
+    intermediates_der: &[Vec<u8>],
+    anchors_der: &[Vec<u8>],
+    at_unix: i64,
+    eku: Option<&str>,
+    revocation: Option<webpki::RevocationOptions<'_>>,
 ) -> Result<(), PkixError> {
     check_len("leaf certificate", leaf_der, MAX_CERTIFICATE_LEN)?;
     for der in intermediates_der {
@@ -74,7 +126,7 @@ pub fn verify_path(
         &intermediates,
         time,
         usage,
-        None,
+        revocation,
         Some(&anchor_in_validity),
     )
     .map(|_| ())
@@ -197,6 +249,21 @@ fn map_error(e: webpki::Error, eku: Option<&str>) -> PkixError {
             at: unix_secs(time),
         },
         W::UnknownIssuer => PkixError::UnknownIssuer,
+        W::CertRevoked => PkixError::Revoked,
+        W::CrlExpired { time, next_update } => PkixError::Path {
+            reason: format!(
+                "the issuer's CRL is out of date (its nextUpdate {} is before {})",
+                unix_secs(next_update),
+                unix_secs(time)
+            ),
+        },
+        W::InvalidCrlSignatureForPublicKey => {
+            path("the CRL's signature does not verify with the issuer's public key")
+        }
+        W::IssuerNotCrlSigner => path("the issuer's keyUsage does not allow cRLSign"),
+        W::UnknownRevocationStatus => {
+            path("the CRL is not the issuer's: it says nothing about this certificate")
+        }
         W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) => PkixError::EkuMissing {
             required: eku.unwrap_or_default().to_string(),
         },

@@ -64,6 +64,9 @@ pub enum PkixError {
         /// The purpose required, dotted OID.
         required: String,
     },
+    /// The certificate is listed in its issuer's CRL.
+    #[error("the certificate is revoked (listed in its issuer's CRL)")]
+    Revoked,
     /// The path failed for another reason (named in `reason`).
     #[error("certification path: {reason}")]
     Path {

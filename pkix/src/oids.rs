@@ -51,6 +51,12 @@ pub(crate) const SHA512_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.13")
 pub(crate) const ID_CE_SUBJECT_KEY_IDENTIFIER: Oid = Oid::new_unwrap("2.5.29.14");
 /// id-ce-extKeyUsage, RFC 5280 §4.2.1.12.
 pub(crate) const ID_CE_EXT_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37");
+/// id-ce-cRLDistributionPoints, RFC 5280 §4.2.1.13.
+pub(crate) const ID_CE_CRL_DISTRIBUTION_POINTS: Oid = Oid::new_unwrap("2.5.29.31");
+/// id-pe-authorityInfoAccess, RFC 5280 §4.2.2.1.
+pub(crate) const ID_PE_AUTHORITY_INFO_ACCESS: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.1.1");
+/// id-ad-caIssuers, RFC 5280 §4.2.2.1.
+pub(crate) const ID_AD_CA_ISSUERS: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.2");
 
 /// id-at-surname, RFC 5280 Appendix A.1.
 pub(crate) const ID_AT_SURNAME: Oid = Oid::new_unwrap("2.5.4.4");

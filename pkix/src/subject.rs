@@ -86,6 +86,58 @@ pub fn extended_key_usages(cert_der: &[u8]) -> Result<Vec<String>, PkixError> {
     Ok(eku.0.iter().map(|oid| oid.to_string()).collect())
 }
 
+/// Where a certificate says its issuer publishes (RFC 5280 §4.2.2.1, §4.2.1.13): the `http:`
+/// URLs of its authorityInfoAccess caIssuers entries and of its cRLDistributionPoints full
+/// names, in the certificate's order. Empty lists when the extensions are absent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IssuerUrls {
+    /// Where the issuer's certificate is (DER, or PEM).
+    pub ca_issuers: Vec<String>,
+    /// Where the issuer's CRL is.
+    pub crls: Vec<String>,
+}
+
+/// The [`IssuerUrls`] of a certificate.
+pub fn issuer_urls(cert_der: &[u8]) -> Result<IssuerUrls, PkixError> {
+    use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+    use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlDistributionPoints};
+    let cert = cert::parse("certificate", cert_der)?;
+    let http = |name: &GeneralName| match name {
+        GeneralName::UniformResourceIdentifier(uri) if uri.as_str().starts_with("http://") => {
+            Some(uri.as_str().to_owned())
+        }
+        _ => None,
+    };
+    let mut urls = IssuerUrls::default();
+    let field = "extensions.authorityInfoAccess";
+    if let Some(ext) = cert::extension(&cert, oids::ID_PE_AUTHORITY_INFO_ACCESS, field)? {
+        let aia = AuthorityInfoAccessSyntax::from_der(ext.extn_value.as_bytes())
+            .map_err(PkixError::der(field))?;
+        urls.ca_issuers = aia
+            .0
+            .iter()
+            .filter(|d| d.access_method == oids::ID_AD_CA_ISSUERS)
+            .filter_map(|d| http(&d.access_location))
+            .collect();
+    }
+    let field = "extensions.cRLDistributionPoints";
+    if let Some(ext) = cert::extension(&cert, oids::ID_CE_CRL_DISTRIBUTION_POINTS, field)? {
+        let cdp = CrlDistributionPoints::from_der(ext.extn_value.as_bytes())
+            .map_err(PkixError::der(field))?;
+        urls.crls = cdp
+            .0
+            .iter()
+            .filter_map(|dp| match &dp.distribution_point {
+                Some(DistributionPointName::FullName(names)) => Some(names),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(http)
+            .collect();
+    }
+    Ok(urls)
+}
+
 /// notBefore and notAfter, Unix seconds.
 pub fn validity(cert_der: &[u8]) -> Result<(i64, i64), PkixError> {
     let cert = cert::parse("certificate", cert_der)?;

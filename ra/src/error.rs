@@ -50,6 +50,16 @@ pub enum RaError {
     /// what it said (one line, never the message).
     #[error("{relay}: {reason}")]
     Relay { relay: String, reason: String },
+    /// The revocation status of an officer certificate another ESHS issued could not be had
+    /// (its issuer's CRL unreachable, out of date or not verifiable): the list is refused until
+    /// it can.
+    #[error(
+        "signature: the officer's certificate status cannot be checked: {source}; try again later"
+    )]
+    OfficerStatusUnknown {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The CA, its profiles or its store failed or refused (invalid input and a conflict
     /// become their own variants instead; see `From<CaError>`).
     #[error(transparent)]

@@ -20,6 +20,26 @@ use ca_core::institution::{
 use ca_core::store::{CertStatus, ImportStatus, ListImportRecord, ListImportWrite, Store};
 use ca_core::{Tckn, UnixTime};
 
+/// What the issuer of an officer certificate that nesca did not issue (another ESHS's) says
+/// of it: the transport fetches and verifies the issuer's CRL (the registration authority does
+/// no I/O of its own); the registration authority decides what follows.
+pub trait ForeignOfficerStatus: Send + Sync {
+    /// Whether the issuer's current CRL lists `cert_der` at `now`; `Err` with the reason when
+    /// no current, verified CRL could be had.
+    fn crl_status(
+        &self,
+        cert_der: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<CrlStatus, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// What an issuer's CRL says of a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlStatus {
+    NotRevoked,
+    Revoked,
+}
+
 /// The most wet-signed lists of one institution awaiting confirmation at once.
 pub const MAX_HELD_LISTS: u32 = 20;
 
@@ -120,11 +140,20 @@ pub fn split_already_open(
 pub struct ListImports {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    foreign: Arc<dyn ForeignOfficerStatus>,
 }
 
 impl ListImports {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> ListImports {
-        ListImports { store, clock }
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        foreign: Arc<dyn ForeignOfficerStatus>,
+    ) -> ListImports {
+        ListImports {
+            store,
+            clock,
+            foreign,
+        }
     }
 
     /// Checks that the institution may import and the officer's signature over `file`, then
@@ -144,7 +173,7 @@ impl ListImports {
         let now = self.clock.now_unix();
         check_officer_signature(&institution, file, &import.signature, now)?;
         if matches!(import.signature, ListSignature::Cms(_)) {
-            self.check_officer_status(&institution)?;
+            self.check_officer_status(&institution, now)?;
         }
         // The digest that makes a re-import recognisable is the file's, whatever the caller said.
         import.file_sha256 = {
@@ -184,32 +213,36 @@ impl ListImports {
         Ok(())
     }
 
-    /// A revoked or suspended officer signs nothing: when nesca issued the officer's
-    /// certificate, its status in the store must be active. (A certificate of another ESHS
-    /// is not checked here yet: that needs its OCSP responder or CRL.)
-    fn check_officer_status(&self, institution: &InstitutionRecord) -> Result<()> {
+    /// A revoked or suspended officer signs nothing. When nesca issued the officer's
+    /// certificate, its status in the store must be active; when another ESHS did, its issuer's
+    /// current CRL must not list it — and a CRL that cannot be had (unreachable, out of date,
+    /// not the issuer's) refuses the list too: no answer is not "not revoked".
+    fn check_officer_status(&self, institution: &InstitutionRecord, now: UnixTime) -> Result<()> {
         let cert = &institution.officer_cert_der;
         let serial = crate::certificate_serial(cert);
-        let Some(record) = serial
+        let ours = serial
             .map(|s| self.store.get(None, &s))
             .transpose()?
             .flatten()
-        else {
-            return Ok(());
-        };
-        // The same serial under another CA is another certificate.
-        if record.cert_der.as_deref() != Some(cert.as_slice()) {
-            return Ok(());
-        }
-        match record.status {
-            CertStatus::Active => Ok(()),
-            status => Err(RaError::invalid(
+            // The same serial under another CA is another certificate.
+            .filter(|record| record.cert_der.as_deref() == Some(cert.as_slice()));
+        let revoked = |how: String| {
+            RaError::invalid(
                 "signature",
                 format!(
-                    "the officer's certificate {} is {status}: a new officer must be registered for \"{}\"",
-                    record.serial, institution.id
+                    "the officer's certificate {how}: a new officer must be registered for \"{}\"",
+                    institution.id
                 ),
-            )),
+            )
+        };
+        match ours {
+            Some(record) if record.status == CertStatus::Active => Ok(()),
+            Some(record) => Err(revoked(format!("{} is {}", record.serial, record.status))),
+            None => match self.foreign.crl_status(cert, now) {
+                Ok(CrlStatus::NotRevoked) => Ok(()),
+                Ok(CrlStatus::Revoked) => Err(revoked("is revoked (its issuer's CRL)".into())),
+                Err(source) => Err(RaError::OfficerStatusUnknown { source }),
+            },
         }
     }
 
@@ -305,7 +338,11 @@ mod tests {
     fn a_list_imports_once_and_each_person_has_one_open_application() {
         let f = fixture();
         let id = institution(&f);
-        let imports = ListImports::new(f.store.clone(), f.clock.clone());
+        let imports = ListImports::new(
+            f.store.clone(),
+            f.clock.clone(),
+            crate::testkit::none_revoked(),
+        );
         let rows = vec![
             row(2, "10000000146", "Çağrı"),
             row(3, "10000000078", "İpek"),
@@ -479,6 +516,36 @@ mod tests {
         }
     }
 
+    /// An officer certificate another ESHS issued (not in the store): its issuer's CRL decides,
+    /// and no CRL is no answer.
+    #[test]
+    fn a_foreign_officer_is_checked_against_the_issuers_crl() {
+        use crate::testkit::FixedCrl;
+        let f = fixture();
+        let id = institution(&f);
+        let record = f.store.institution(&id).unwrap().unwrap();
+        let now = f.clock.now_unix();
+        let with = |crl: Option<CrlStatus>| {
+            ListImports::new(f.store.clone(), f.clock.clone(), Arc::new(FixedCrl(crl)))
+                .check_officer_status(&record, now)
+        };
+        assert!(with(Some(CrlStatus::NotRevoked)).is_ok());
+        let revoked = with(Some(CrlStatus::Revoked)).unwrap_err();
+        assert!(
+            matches!(&revoked, RaError::Invalid { field: "signature", rule } if rule.contains("is revoked (its issuer's CRL)")),
+            "{revoked}"
+        );
+        let unknown = with(None).unwrap_err();
+        assert!(
+            matches!(unknown, RaError::OfficerStatusUnknown { .. }),
+            "{unknown}"
+        );
+        assert_eq!(
+            unknown.to_string(),
+            "signature: the officer's certificate status cannot be checked: the CRL server did not answer; try again later"
+        );
+    }
+
     #[test]
     fn a_deactivated_institution_imports_nothing() {
         let f = fixture();
@@ -492,7 +559,11 @@ mod tests {
         f.store
             .add_institution(record, &ca_core::Principal::HostOperator, UnixTime::EPOCH)
             .unwrap();
-        let imports = ListImports::new(f.store.clone(), f.clock.clone());
+        let imports = ListImports::new(
+            f.store.clone(),
+            f.clock.clone(),
+            crate::testkit::none_revoked(),
+        );
         let audit = f.store.verify_audit().unwrap().records;
         let e = imports
             .import(

@@ -98,6 +98,13 @@ impl Refusal {
             RaError::CardKey(source) => {
                 with(RefusalKind::Unavailable, "hsm_key", &source.to_string())
             }
+            RaError::OfficerStatusUnknown { source } => with(
+                RefusalKind::Unavailable,
+                "signature",
+                &format!(
+                    "the officer's certificate status cannot be checked: {source}; try again later"
+                ),
+            ),
             RaError::Ca(CaError::NotFound { .. }) => {
                 Refusal::new(RefusalKind::NotFound, None, e.to_string())
             }

@@ -51,3 +51,21 @@ impl crate::outbox::SmsSender for Captured {
         self.keep(&self.sms, &sms.to, &sms.body)
     }
 }
+
+/// An issuer's CRL as a test wants it: listing nothing, listing everything, or unreachable.
+pub(crate) struct FixedCrl(pub(crate) Option<crate::list_import::CrlStatus>);
+
+impl crate::list_import::ForeignOfficerStatus for FixedCrl {
+    fn crl_status(
+        &self,
+        _cert_der: &[u8],
+        _now: ca_core::UnixTime,
+    ) -> Result<crate::list_import::CrlStatus, Box<dyn std::error::Error + Send + Sync>> {
+        self.0.ok_or_else(|| "the CRL server did not answer".into())
+    }
+}
+
+/// A CRL that lists nothing.
+pub(crate) fn none_revoked() -> std::sync::Arc<FixedCrl> {
+    std::sync::Arc::new(FixedCrl(Some(crate::list_import::CrlStatus::NotRevoked)))
+}

@@ -119,7 +119,8 @@ pub(crate) fn import_file(
         "storing {} pre-applications in one transaction",
         rows.len()
     ));
-    let outcome = ListImports::new(store, crate::wiring::clock()).import(
+    let crls = std::sync::Arc::new(crate::officer_crl::HttpCrls);
+    let outcome = ListImports::new(store, crate::wiring::clock(), crls).import(
         file,
         ListImport {
             institution: institution.clone(),

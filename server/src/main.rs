@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod list_import;
 mod listener;
+mod officer_crl;
 mod plugin_host;
 mod production;
 mod senders;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::idcard::{Options, World};
-use crate::support::institution::{import, institution, json, sign};
+use crate::support::institution::{import, institution, json, register, sign};
 use crate::support::server::{server_demo, Server};
 use crate::support::*;
 
@@ -689,6 +689,96 @@ fn a_revoked_officer_enrols_no_one() {
         assert_refusal(&out, &["signature", "officer's certificate", status]);
         assert!(outbox(&demo).is_empty(), "{}", out.describe());
     }
+}
+
+/// An officer whose certificate another ESHS issued: that ESHS's CRL, fetched from the URL in
+/// the certificate and verified under the issuer's certificate (also fetched), decides. No
+/// answer refuses the list as a revoked officer does, with another message; nothing is stored
+/// either way.
+#[test]
+fn a_foreign_officer_is_checked_against_the_issuers_crl() {
+    use crate::support::file_server::FileServer;
+    use crate::support::idcard::TestCa;
+
+    let demo = Demo::init();
+    let published = demo.work.join("baska-eshs-www");
+    fs::create_dir_all(&published).unwrap();
+    let server = FileServer::start(&published);
+    let eshs = TestCa::new(
+        &demo.work,
+        "baska-eshs",
+        "/C=TR/O=Başka ESHS/CN=Başka ESHS NES CA",
+    );
+    fs::write(published.join("ca.crt"), cert_der(&eshs.cert)).unwrap();
+    let ext = format!(
+        "basicConstraints = critical,CA:FALSE\n\
+         keyUsage = critical,nonRepudiation\n\
+         subjectKeyIdentifier = hash\n\
+         authorityKeyIdentifier = keyid\n\
+         authorityInfoAccess = caIssuers;URI:http://{addr}/ca.crt\n\
+         crlDistributionPoints = URI:http://{addr}/ca.crl\n",
+        addr = server.addr
+    );
+    let officer = eshs.issue(
+        "officer",
+        "/C=TR/serialNumber=PNOTR-17291716060/GN=MEHMET/SN=KAYA/CN=MEHMET KAYA",
+        &ext,
+        now() - 3600,
+        now() + 365 * 86400,
+    );
+    register(&demo, "ankara-bb", "0680049583", &officer.cert);
+    let list = csv_list(&demo.work);
+    let signed = |name: &str| sign(&demo.work, &list, &officer.cert, &officer.key, name);
+
+    // No CRL published yet: no answer, no import.
+    let sig = signed("liste-1.p7s");
+    let out = import(&demo, "ankara-bb", &list, ("--signature", &sig), &[]);
+    assert_refusal(
+        &out,
+        &["signature", "status cannot be checked", "ca.crl", "404"],
+    );
+    assert!(outbox(&demo).is_empty(), "{}", out.describe());
+
+    // A CRL of another CA at that URL proves nothing either.
+    let stranger = TestCa::new(&demo.work, "yabanci", "/C=TR/O=Yabancı/CN=Yabancı CA");
+    fs::write(published.join("ca.crl"), stranger.crl_der()).unwrap();
+    let out = import(&demo, "ankara-bb", &list, ("--signature", &sig), &[]);
+    assert_refusal(&out, &["signature", "status cannot be checked"]);
+    assert!(outbox(&demo).is_empty(), "{}", out.describe());
+
+    // The issuer's CRL, not listing the officer: the list is imported.
+    fs::write(published.join("ca.crl"), eshs.crl_der()).unwrap();
+    let out = import(&demo, "ankara-bb", &list, ("--signature", &sig), &[]).ok();
+    let v = json(&out);
+    assert_eq!(v["status"], "accepted", "{v}");
+    let invited = outbox(&demo).len();
+    assert!(invited > 0, "{}", out.describe());
+
+    // Revoked by its ESHS: the next list is refused, and no one more is invited.
+    eshs.revoke(&officer.cert, "keyCompromise");
+    fs::write(published.join("ca.crl"), eshs.crl_der()).unwrap();
+    fs::write(
+        &list,
+        fs::read_to_string(&list)
+            .unwrap()
+            .replace("Zabıta", "Zabıta Dairesi"),
+    )
+    .unwrap();
+    let sig = signed("liste-2.p7s");
+    let out = import(&demo, "ankara-bb", &list, ("--signature", &sig), &[]);
+    assert_refusal(
+        &out,
+        &[
+            "signature",
+            "officer's certificate is revoked (its issuer's CRL)",
+        ],
+    );
+    assert_eq!(outbox(&demo).len(), invited, "{}", out.describe());
+
+    // The ESHS's server gone: no answer again.
+    drop(server);
+    let out = import(&demo, "ankara-bb", &list, ("--signature", &sig), &[]);
+    assert_refusal(&out, &["signature", "status cannot be checked"]);
 }
 
 /// What operators do for an institution and its people: deactivate it (its lists refused)

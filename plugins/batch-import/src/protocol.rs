@@ -3,7 +3,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use nesca_plugin_api::host_api::ImportList;
-use nesca_plugin_api::{HostError, HttpRequest, HttpResponse};
+use nesca_plugin_api::{HostError, HostErrorCode, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -118,8 +118,13 @@ fn parse(institution: &str, body: &[u8]) -> Result<ImportList, UploadError> {
 }
 
 /// A refused import: 422, with the protocol's code for the field the host names (the
-/// signature, the institution, the file), `refused` for anything else.
+/// signature, the institution, the file), `refused` for anything else; 503 `unavailable` when
+/// nesca could not decide now (its store busy, the officer's certificate status not to be
+/// had): the same upload may succeed later.
 fn refusal(e: &HostError) -> UploadError {
+    if e.code == HostErrorCode::Unavailable {
+        return UploadError::new(503, "unavailable", e.to_string());
+    }
     let code = match e.field.as_deref() {
         Some("signature") => "signature",
         Some("institution") => "institution",
@@ -323,7 +328,7 @@ mod tests {
             ),
             (
                 HostError::new(HostErrorCode::Unavailable, "store", "busy"),
-                "refused",
+                "unavailable",
             ),
             (
                 HostError::without_field(HostErrorCode::Internal, "DER Certificate: bad"),
@@ -333,7 +338,8 @@ mod tests {
             let message = refusal.to_string();
             let h = host(Err(refusal));
             let r = handle(&h, &request("/v1/institutions/x/lists", GOOD, true));
-            assert_eq!(error_code(&r), (422, code.to_owned()), "{message}");
+            let status = if code == "unavailable" { 503 } else { 422 };
+            assert_eq!(error_code(&r), (status, code.to_owned()), "{message}");
             let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
             assert_eq!(v["error"]["message"], message);
         }

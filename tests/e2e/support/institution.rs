@@ -18,6 +18,13 @@ pub(crate) fn institution(demo: &Demo, id: &str, tax_no: &str) -> (PathBuf, Path
     let cert = demo.work.join(format!("officer-{id}.pem"));
     demo.issue_as(&csr, OFFICER_TCKN, "MEHMET", "KAYA", &["--out", s(&cert)])
         .ok();
+    register(demo, id, tax_no, &cert);
+    (cert, demo.work.join(format!("officer-{id}.key")))
+}
+
+/// `nesca institution add` of institution `id` whose officer (T.C. Kimlik No 17291716060) holds
+/// `cert` (PEM), whoever issued it.
+pub(crate) fn register(demo: &Demo, id: &str, tax_no: &str, cert: &Path) {
     let config = demo.config();
     demo.nesca(&[
         "institution",
@@ -35,10 +42,9 @@ pub(crate) fn institution(demo: &Demo, id: &str, tax_no: &str) -> (PathBuf, Path
         "--officer-tckn",
         OFFICER_TCKN,
         "--officer-cert",
-        s(&cert),
+        s(cert),
     ])
     .ok();
-    (cert, demo.work.join(format!("officer-{id}.key")))
 }
 
 /// `openssl cms -sign`: the officer's detached signature over `file`.

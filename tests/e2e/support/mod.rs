@@ -20,6 +20,7 @@ mod time;
 mod toml;
 
 pub(crate) mod crl;
+pub(crate) mod file_server;
 pub(crate) mod http;
 pub(crate) mod idcard;
 pub(crate) mod institution;

@@ -40,6 +40,7 @@ impl TestCa {
         fs::write(dir.join("index.txt"), "").expect("index.txt");
         // -rand_serial picks the serials; openssl ca wants the file named all the same.
         fs::write(dir.join("serial"), "01\n").expect("serial");
+        fs::write(dir.join("crlnumber"), "01\n").expect("crlnumber");
         let ca = TestCa {
             cert: dir.join("ca.pem"),
             key: dir.join("ca.key"),
@@ -106,6 +107,38 @@ impl TestCa {
         }
     }
 
+    /// Revokes `cert` (PEM) with `reason` (an RFC 5280 reason name, e.g. `keyCompromise`).
+    #[track_caller]
+    pub(crate) fn revoke(&self, cert: &Path, reason: &str) {
+        openssl(&[
+            "ca",
+            "-batch",
+            "-config",
+            s(&self.config()),
+            "-revoke",
+            s(cert),
+            "-crl_reason",
+            reason,
+        ]);
+    }
+
+    /// A CRL of this CA now (v2, with cRLNumber and authorityKeyIdentifier; nextUpdate a day
+    /// ahead), DER.
+    #[track_caller]
+    pub(crate) fn crl_der(&self) -> Vec<u8> {
+        let pem = self.dir.join("crl.pem");
+        openssl(&[
+            "ca",
+            "-batch",
+            "-config",
+            s(&self.config()),
+            "-gencrl",
+            "-out",
+            s(&pem),
+        ]);
+        openssl(&["crl", "-in", s(&pem), "-outform", "DER"]).stdout_bytes
+    }
+
     /// An ID-card authentication certificate for `who` (DER), valid `not_before..not_after`.
     #[track_caller]
     pub(crate) fn auth_cert(
@@ -142,6 +175,9 @@ fn ca_config(dir: &Path) -> String {
          unique_subject = no\n\
          copy_extensions = none\n\
          email_in_dn = no\n\
+         crlnumber = $dir/crlnumber\n\
+         crl_extensions = crl_ext\n\
+         default_crl_days = 1\n\
          [policy_any]\n\
          countryName = optional\n\
          organizationName = optional\n\
@@ -154,6 +190,8 @@ fn ca_config(dir: &Path) -> String {
          string_mask = utf8only\n\
          utf8 = yes\n\
          [req_dn]\n\
+         [crl_ext]\n\
+         authorityKeyIdentifier = keyid:always\n\
          [v3_ca]\n\
          basicConstraints = critical,CA:TRUE\n\
          keyUsage = critical,keyCertSign,cRLSign\n\

@@ -1,0 +1,294 @@
+//! The revocation status of an officer certificate another ESHS issued, from that ESHS's own
+//! publications: the issuer's certificate from the officer certificate's caIssuers URL, the
+//! CRL from its cRLDistributionPoints, both fetched over plain HTTP (RFC 5280 §4.2.1.13,
+//! §4.2.2.1: they are signed objects, published unencrypted), each bounded in size and time, and
+//! verified by `nesca_pkix::chain::verify_against_crl`. The registration authority decides what
+//! follows (`nesca_ra::list_import`).
+//!
+//! The URLs come from a certificate an operator registered, and are fetched only after the
+//! list's signature verified under it: a stranger cannot make nesca fetch anything.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use nesca_pkix::chain::{verify_against_crl, MAX_CRL_LEN};
+use nesca_pkix::subject::issuer_urls;
+use nesca_pkix::{PkixError, MAX_CERTIFICATE_LEN};
+use nesca_ra::list_import::{CrlStatus, ForeignOfficerStatus};
+
+/// Longest a whole fetch (connect, send, read) may take.
+const FETCH_LIMIT: Duration = Duration::from_secs(10);
+/// The most response-header bytes read before the body.
+const MAX_HEAD: usize = 16 << 10;
+
+/// Why an issuer's CRL or certificate could not be had.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchError {
+    #[error("the officer's certificate names no http {what} URL")]
+    NoUrl { what: &'static str },
+    #[error("{url}: not an http://HOST[:PORT]/PATH URL")]
+    BadUrl { url: String },
+    #[error("{url}: {source}")]
+    Io {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{url}: answered {status}")]
+    Status { url: String, status: String },
+    #[error("{url}: more than {limit} bytes")]
+    TooLarge { url: String, limit: usize },
+    #[error("{url}: a malformed response: {rule}")]
+    Response { url: String, rule: &'static str },
+    #[error(transparent)]
+    Pkix(#[from] PkixError),
+}
+
+/// Fetches and checks issuers' CRLs over HTTP.
+pub(crate) struct HttpCrls;
+
+impl ForeignOfficerStatus for HttpCrls {
+    fn crl_status(
+        &self,
+        cert_der: &[u8],
+        now: ca_core::UnixTime,
+    ) -> Result<CrlStatus, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(crl_status(cert_der, now.secs())?)
+    }
+}
+
+fn crl_status(cert_der: &[u8], now: i64) -> Result<CrlStatus, FetchError> {
+    let urls = issuer_urls(cert_der)?;
+    let issuer = first_of(
+        &urls.ca_issuers,
+        "caIssuers",
+        MAX_CERTIFICATE_LEN,
+        "CERTIFICATE",
+    )?;
+    let crl = first_of(
+        &urls.crls,
+        "CRL distribution point",
+        MAX_CRL_LEN,
+        "X509 CRL",
+    )?;
+    match verify_against_crl(cert_der, &issuer, &crl, now) {
+        Ok(()) => Ok(CrlStatus::NotRevoked),
+        Err(PkixError::Revoked) => Ok(CrlStatus::Revoked),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The body of the first of `urls` that answers with DER, or PEM labelled `label`; the last
+/// failure when none does.
+fn first_of(
+    urls: &[String],
+    what: &'static str,
+    limit: usize,
+    label: &str,
+) -> Result<Vec<u8>, FetchError> {
+    let mut last = FetchError::NoUrl { what };
+    for url in urls {
+        let decoded = http_get(url, limit).and_then(|body| {
+            der_or_pem(body, label).ok_or(FetchError::Response {
+                url: url.to_owned(),
+                rule: "neither DER nor PEM of the expected kind",
+            })
+        });
+        match decoded {
+            Ok(v) => return Ok(v),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// DER as it came, or the first PEM block labelled `label`.
+fn der_or_pem(body: Vec<u8>, label: &str) -> Option<Vec<u8>> {
+    if body.first() == Some(&0x30) {
+        return Some(body);
+    }
+    use base64::Engine as _;
+    let text = std::str::from_utf8(&body).ok()?;
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)? + begin.len();
+    let stop = start + text[start..].find(&end)?;
+    let b64: String = text[start..stop]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
+/// `GET url` over HTTP/1.0 (no chunked answers), at most `limit` body bytes, within
+/// [`FETCH_LIMIT`]; the body of a 200 answer.
+fn http_get(url: &str, limit: usize) -> Result<Vec<u8>, FetchError> {
+    let bad = || FetchError::BadUrl {
+        url: url.to_owned(),
+    };
+    let io = |source| FetchError::Io {
+        url: url.to_owned(),
+        source,
+    };
+    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    if authority.is_empty()
+        || authority.contains('@')
+        || !path.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(bad());
+    }
+    let with_port = if authority
+        .rsplit(':')
+        .next()
+        .is_some_and(|p| p.parse::<u16>().is_ok())
+        && !authority.ends_with(']')
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let started = Instant::now();
+    let left = || {
+        FETCH_LIMIT
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1))
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(io)?
+        .next()
+        .ok_or_else(bad)?;
+    let mut stream = TcpStream::connect_timeout(&addr, left()).map_err(io)?;
+    stream.set_write_timeout(Some(left())).map_err(io)?;
+    let request = format!(
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: nesca\r\nAccept: */*\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).map_err(io)?;
+
+    let mut response = Vec::new();
+    let mut buf = [0u8; 16 << 10];
+    loop {
+        stream.set_read_timeout(Some(left())).map_err(io)?;
+        let n = stream.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+        if response.len() > limit + MAX_HEAD {
+            return Err(FetchError::TooLarge {
+                url: url.to_owned(),
+                limit,
+            });
+        }
+        if started.elapsed() >= FETCH_LIMIT {
+            return Err(io(std::io::ErrorKind::TimedOut.into()));
+        }
+    }
+    let malformed = |rule| FetchError::Response {
+        url: url.to_owned(),
+        rule,
+    };
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .filter(|p| *p <= MAX_HEAD)
+        .ok_or_else(|| malformed("no end of the header within 16 KiB"))?;
+    let body = response.split_off(head_end + 4);
+    let head = std::str::from_utf8(&response[..head_end])
+        .map_err(|_| malformed("a header that is not UTF-8"))?;
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) != Some("200") {
+        return Err(FetchError::Status {
+            url: url.to_owned(),
+            status: nesca_plugin_api::one_line(status.as_bytes()),
+        });
+    }
+    if body.len() > limit {
+        return Err(FetchError::TooLarge {
+            url: url.to_owned(),
+            limit,
+        });
+    }
+    let declared = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    });
+    if declared.is_some_and(|n| n != body.len()) {
+        return Err(malformed(
+            "a body shorter or longer than its Content-Length",
+        ));
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serves one canned answer on 127.0.0.1 and returns its URL.
+    fn serve_once(answer: &'static [u8]) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(answer);
+            }
+        });
+        format!("http://127.0.0.1:{port}/ca.crl")
+    }
+
+    #[test]
+    fn a_200_answer_gives_its_body() {
+        let url = serve_once(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n\x30\x01\x00");
+        assert_eq!(http_get(&url, 1024).unwrap(), vec![0x30, 1, 0]);
+    }
+
+    #[test]
+    fn other_answers_are_errors_naming_the_url() {
+        for (answer, expected) in [
+            (
+                &b"HTTP/1.0 404 Not Found\r\n\r\n"[..],
+                "answered HTTP/1.0 404 Not Found",
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\nabc",
+                "Content-Length",
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\n\r\n0123456789abcdef",
+                "more than 8 bytes",
+            ),
+            (b"garbage", "no end of the header"),
+        ] {
+            let url = serve_once(answer);
+            let e = http_get(&url, 8).unwrap_err().to_string();
+            assert!(e.starts_with(&url) && e.contains(expected), "{e}");
+        }
+        for url in [
+            "https://x/ca.crl",
+            "http:///ca.crl",
+            "http://u@host/x",
+            "ftp://x/y",
+        ] {
+            assert!(
+                matches!(http_get(url, 8), Err(FetchError::BadUrl { .. })),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn certificates_and_crls_come_as_der_or_pem() {
+        assert_eq!(der_or_pem(vec![0x30, 0], "X509 CRL"), Some(vec![0x30, 0]));
+        let pem = b"-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----\n".to_vec();
+        assert_eq!(der_or_pem(pem, "X509 CRL"), Some(vec![0x30, 0]));
+        assert_eq!(der_or_pem(b"<html>".to_vec(), "X509 CRL"), None);
+    }
+}
