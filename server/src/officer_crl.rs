@@ -17,8 +17,13 @@ use nesca_pkix::subject::issuer_urls;
 use nesca_pkix::{PkixError, MAX_CERTIFICATE_LEN};
 use nesca_ra::list_import::{CrlStatus, ForeignOfficerStatus};
 
-/// Longest a whole fetch (connect, send, read) may take.
-const FETCH_LIMIT: Duration = Duration::from_secs(10);
+/// Longest the whole check (the issuer's certificate and the CRL, every URL tried) may take:
+/// within the channels' default plugin timeout (10 s), so that a portal's upload is answered
+/// by nesca, not timed out.
+const CHECK_LIMIT: Duration = Duration::from_secs(8);
+/// The most URLs of each kind tried: a certificate naming a hundred cannot hold an import for
+/// long (the deadline bounds it anyway).
+const MAX_URLS: usize = 3;
 /// The most response-header bytes read before the body.
 const MAX_HEAD: usize = 16 << 10;
 
@@ -60,17 +65,18 @@ impl ForeignOfficerStatus for HttpCrls {
 
 fn crl_status(cert_der: &[u8], now: i64) -> Result<CrlStatus, FetchError> {
     let urls = issuer_urls(cert_der)?;
+    let deadline = Instant::now() + CHECK_LIMIT;
     let issuer = first_of(
         &urls.ca_issuers,
-        "caIssuers",
+        ("caIssuers", "CERTIFICATE"),
         MAX_CERTIFICATE_LEN,
-        "CERTIFICATE",
+        deadline,
     )?;
     let crl = first_of(
         &urls.crls,
-        "CRL distribution point",
+        ("CRL distribution point", "X509 CRL"),
         MAX_CRL_LEN,
-        "X509 CRL",
+        deadline,
     )?;
     match verify_against_crl(cert_der, &issuer, &crl, now) {
         Ok(()) => Ok(CrlStatus::NotRevoked),
@@ -79,17 +85,17 @@ fn crl_status(cert_der: &[u8], now: i64) -> Result<CrlStatus, FetchError> {
     }
 }
 
-/// The body of the first of `urls` that answers with DER, or PEM labelled `label`; the last
-/// failure when none does.
+/// The body of the first of `urls` (at most [`MAX_URLS`]) that answers with DER, or PEM
+/// labelled `label`, before `deadline`; the last failure when none does.
 fn first_of(
     urls: &[String],
-    what: &'static str,
+    (what, label): (&'static str, &str),
     limit: usize,
-    label: &str,
+    deadline: Instant,
 ) -> Result<Vec<u8>, FetchError> {
     let mut last = FetchError::NoUrl { what };
-    for url in urls {
-        let decoded = http_get(url, limit).and_then(|body| {
+    for url in urls.iter().take(MAX_URLS) {
+        let decoded = http_get(url, limit, deadline).and_then(|body| {
             der_or_pem(body, label).ok_or(FetchError::Response {
                 url: url.to_owned(),
                 rule: "neither DER nor PEM of the expected kind",
@@ -121,9 +127,9 @@ fn der_or_pem(body: Vec<u8>, label: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(b64).ok()
 }
 
-/// `GET url` over HTTP/1.0 (no chunked answers), at most `limit` body bytes, within
-/// [`FETCH_LIMIT`]; the body of a 200 answer.
-fn http_get(url: &str, limit: usize) -> Result<Vec<u8>, FetchError> {
+/// `GET url` over HTTP/1.0 (no chunked answers), at most `limit` body bytes, before
+/// `deadline`; the body of a 200 answer.
+fn http_get(url: &str, limit: usize, deadline: Instant) -> Result<Vec<u8>, FetchError> {
     let bad = || FetchError::BadUrl {
         url: url.to_owned(),
     };
@@ -150,19 +156,20 @@ fn http_get(url: &str, limit: usize) -> Result<Vec<u8>, FetchError> {
     } else {
         format!("{authority}:80")
     };
-    let started = Instant::now();
+    let timed_out = || io(std::io::ErrorKind::TimedOut.into());
     let left = || {
-        FETCH_LIMIT
-            .saturating_sub(started.elapsed())
-            .max(Duration::from_millis(1))
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
     };
     let addr = with_port
         .to_socket_addrs()
         .map_err(io)?
         .next()
         .ok_or_else(bad)?;
-    let mut stream = TcpStream::connect_timeout(&addr, left()).map_err(io)?;
-    stream.set_write_timeout(Some(left())).map_err(io)?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, left().ok_or_else(timed_out)?).map_err(io)?;
+    stream.set_write_timeout(left()).map_err(io)?;
     let request = format!(
         "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: nesca\r\nAccept: */*\r\n\r\n"
     );
@@ -171,7 +178,9 @@ fn http_get(url: &str, limit: usize) -> Result<Vec<u8>, FetchError> {
     let mut response = Vec::new();
     let mut buf = [0u8; 16 << 10];
     loop {
-        stream.set_read_timeout(Some(left())).map_err(io)?;
+        stream
+            .set_read_timeout(Some(left().ok_or_else(timed_out)?))
+            .map_err(io)?;
         let n = stream.read(&mut buf).map_err(io)?;
         if n == 0 {
             break;
@@ -182,9 +191,6 @@ fn http_get(url: &str, limit: usize) -> Result<Vec<u8>, FetchError> {
                 url: url.to_owned(),
                 limit,
             });
-        }
-        if started.elapsed() >= FETCH_LIMIT {
-            return Err(io(std::io::ErrorKind::TimedOut.into()));
         }
     }
     let malformed = |rule| FetchError::Response {
@@ -230,6 +236,20 @@ fn http_get(url: &str, limit: usize) -> Result<Vec<u8>, FetchError> {
 mod tests {
     use super::*;
 
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    /// A server that accepts and never answers is given up at the deadline.
+    #[test]
+    fn a_silent_server_is_given_up_at_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/ca.crl", listener.local_addr().unwrap());
+        let e = http_get(&url, 8, Instant::now() + Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(e, FetchError::Io { .. }), "{e}");
+        drop(listener);
+    }
+
     /// Serves one canned answer on 127.0.0.1 and returns its URL.
     fn serve_once(answer: &'static [u8]) -> String {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -247,7 +267,7 @@ mod tests {
     #[test]
     fn a_200_answer_gives_its_body() {
         let url = serve_once(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n\x30\x01\x00");
-        assert_eq!(http_get(&url, 1024).unwrap(), vec![0x30, 1, 0]);
+        assert_eq!(http_get(&url, 1024, soon()).unwrap(), vec![0x30, 1, 0]);
     }
 
     #[test]
@@ -268,7 +288,7 @@ mod tests {
             (b"garbage", "no end of the header"),
         ] {
             let url = serve_once(answer);
-            let e = http_get(&url, 8).unwrap_err().to_string();
+            let e = http_get(&url, 8, soon()).unwrap_err().to_string();
             assert!(e.starts_with(&url) && e.contains(expected), "{e}");
         }
         for url in [
@@ -278,7 +298,7 @@ mod tests {
             "ftp://x/y",
         ] {
             assert!(
-                matches!(http_get(url, 8), Err(FetchError::BadUrl { .. })),
+                matches!(http_get(url, 8, soon()), Err(FetchError::BadUrl { .. })),
                 "{url}"
             );
         }
