@@ -162,10 +162,8 @@ fn http_get(url: &str, limit: usize, deadline: Instant) -> Result<Vec<u8>, Fetch
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())
     };
-    let addr = with_port
-        .to_socket_addrs()
+    let addr = resolve(with_port, left().ok_or_else(timed_out)?)
         .map_err(io)?
-        .next()
         .ok_or_else(bad)?;
     let mut stream =
         TcpStream::connect_timeout(&addr, left().ok_or_else(timed_out)?).map_err(io)?;
@@ -230,6 +228,19 @@ fn http_get(url: &str, limit: usize, deadline: Instant) -> Result<Vec<u8>, Fetch
         ));
     }
     Ok(body)
+}
+
+/// The first address `host_port` resolves to, waiting at most `limit` (the system's resolver
+/// has no deadline of its own: it runs on a thread of its own, left to finish if it is late).
+fn resolve(host_port: String, limit: Duration) -> std::io::Result<Option<std::net::SocketAddr>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("nesca-resolve".into())
+        .spawn(move || {
+            let _ = tx.send(host_port.to_socket_addrs().map(|mut a| a.next()));
+        })?;
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 #[cfg(test)]
