@@ -33,12 +33,12 @@ pub fn verify_path(
 }
 
 /// Whether `leaf_der`, issued by `issuer_der`, is revoked at `at_unix` according to `crl_der`,
-/// a CRL of that issuer (RFC 5280 §6.3): webpki checks the leaf's signature under the issuer's
-/// key, the CRL's signature under the same key (and the issuer's keyUsage cRLSign when it has
-/// keyUsage), that the CRL's nextUpdate has not passed, and looks the leaf's serial up.
-/// `Err(PkixError::Revoked)` when it is listed; any other error means the CRL gave no answer.
-/// The issuer is taken as given (the anchor): only the leaf's status is checked, not the
-/// issuer's own.
+/// a CRL of that issuer (RFC 5280 §6.3): webpki checks that the leaf names the issuer and its
+/// signature verifies under the issuer's key, that the CRL names the same issuer and is signed
+/// with the same key, that the CRL's nextUpdate has not passed (`CrlOutOfDate`), and looks the
+/// leaf's serial up (`Revoked`). Delta and indirect CRLs are refused. Any other error means the
+/// CRL gave no answer. The issuer is taken as given, as an anchor: webpki checks neither its
+/// keyUsage nor its own status, and its validity is only what its certificate says.
 pub fn verify_against_crl(
     leaf_der: &[u8],
     issuer_der: &[u8],
@@ -250,12 +250,9 @@ fn map_error(e: webpki::Error, eku: Option<&str>) -> PkixError {
         },
         W::UnknownIssuer => PkixError::UnknownIssuer,
         W::CertRevoked => PkixError::Revoked,
-        W::CrlExpired { time, next_update } => PkixError::Path {
-            reason: format!(
-                "the issuer's CRL is out of date (its nextUpdate {} is before {})",
-                unix_secs(next_update),
-                unix_secs(time)
-            ),
+        W::CrlExpired { time, next_update } => PkixError::CrlOutOfDate {
+            next_update: unix_secs(next_update),
+            at: unix_secs(time),
         },
         W::InvalidCrlSignatureForPublicKey => {
             path("the CRL's signature does not verify with the issuer's public key")

@@ -67,6 +67,9 @@ pub enum PkixError {
     /// The certificate is listed in its issuer's CRL.
     #[error("the certificate is revoked (listed in its issuer's CRL)")]
     Revoked,
+    /// The issuer's CRL is out of date: its nextUpdate has passed (Unix seconds).
+    #[error("the issuer's CRL is out of date (its nextUpdate {next_update} is before {at})")]
+    CrlOutOfDate { next_update: i64, at: i64 },
     /// The path failed for another reason (named in `reason`).
     #[error("certification path: {reason}")]
     Path {

@@ -30,7 +30,17 @@ pub trait ForeignOfficerStatus: Send + Sync {
         &self,
         cert_der: &[u8],
         now: UnixTime,
-    ) -> std::result::Result<CrlStatus, Box<dyn std::error::Error + Send + Sync>>;
+    ) -> std::result::Result<CrlStatus, StatusUnknown>;
+}
+
+/// Why an issuer's CRL gave no answer.
+#[derive(Debug)]
+pub struct StatusUnknown {
+    /// True when asking again cannot help (the certificate names no `http:` URL, its issuer or
+    /// CRL is of a kind nesca does not read or does not verify): the officer needs another
+    /// certificate. False when it may (no answer in time, a CRL out of date).
+    pub lasting: bool,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// What an issuer's CRL says of a certificate.
@@ -215,8 +225,9 @@ impl ListImports {
 
     /// A revoked or suspended officer signs nothing. When nesca issued the officer's
     /// certificate, its status in the store must be active; when another ESHS did, its issuer's
-    /// current CRL must not list it — and a CRL that cannot be had (unreachable, out of date,
-    /// not the issuer's) refuses the list too: no answer is not "not revoked".
+    /// current CRL must not list it — and a CRL that cannot be had refuses the list too (for
+    /// now when asking again may help, for good when it cannot): no answer is not "not
+    /// revoked".
     fn check_officer_status(&self, institution: &InstitutionRecord, now: UnixTime) -> Result<()> {
         let cert = &institution.officer_cert_der;
         let serial = crate::certificate_serial(cert);
@@ -241,7 +252,17 @@ impl ListImports {
             None => match self.foreign.crl_status(cert, now) {
                 Ok(CrlStatus::NotRevoked) => Ok(()),
                 Ok(CrlStatus::Revoked) => Err(revoked("is revoked (its issuer's CRL)".into())),
-                Err(source) => Err(RaError::OfficerStatusUnknown { source }),
+                Err(StatusUnknown {
+                    lasting: true,
+                    source,
+                }) => Err(RaError::invalid(
+                    "signature",
+                    format!(
+                        "the officer's certificate status cannot be checked: {source}; register the officer of \"{}\" with a certificate whose issuer publishes a CRL nesca reads",
+                        institution.id
+                    ),
+                )),
+                Err(StatusUnknown { source, .. }) => Err(RaError::OfficerStatusUnknown { source }),
             },
         }
     }
@@ -543,6 +564,17 @@ mod tests {
         assert_eq!(
             unknown.to_string(),
             "signature: the officer's certificate status cannot be checked: the CRL server did not answer; try again later"
+        );
+        let lasting = ListImports::new(
+            f.store.clone(),
+            f.clock.clone(),
+            Arc::new(crate::testkit::LastingUnknown),
+        )
+        .check_officer_status(&record, now)
+        .unwrap_err();
+        assert!(
+            matches!(&lasting, RaError::Invalid { field: "signature", rule } if rule.contains("register the officer")),
+            "{lasting}"
         );
     }
 

@@ -60,8 +60,27 @@ impl crate::list_import::ForeignOfficerStatus for FixedCrl {
         &self,
         _cert_der: &[u8],
         _now: ca_core::UnixTime,
-    ) -> Result<crate::list_import::CrlStatus, Box<dyn std::error::Error + Send + Sync>> {
-        self.0.ok_or_else(|| "the CRL server did not answer".into())
+    ) -> Result<crate::list_import::CrlStatus, crate::list_import::StatusUnknown> {
+        self.0.ok_or_else(|| crate::list_import::StatusUnknown {
+            lasting: false,
+            source: "the CRL server did not answer".into(),
+        })
+    }
+}
+
+/// A certificate whose status can never be had (no CRL URL in it).
+pub(crate) struct LastingUnknown;
+
+impl crate::list_import::ForeignOfficerStatus for LastingUnknown {
+    fn crl_status(
+        &self,
+        _cert_der: &[u8],
+        _now: ca_core::UnixTime,
+    ) -> Result<crate::list_import::CrlStatus, crate::list_import::StatusUnknown> {
+        Err(crate::list_import::StatusUnknown {
+            lasting: true,
+            source: "it names no http CRL URL".into(),
+        })
     }
 }
 

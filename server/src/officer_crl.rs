@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 use nesca_pkix::chain::{verify_against_crl, MAX_CRL_LEN};
 use nesca_pkix::subject::issuer_urls;
 use nesca_pkix::{PkixError, MAX_CERTIFICATE_LEN};
-use nesca_ra::list_import::{CrlStatus, ForeignOfficerStatus};
+use nesca_plugin_api::one_line;
+use nesca_ra::list_import::{CrlStatus, ForeignOfficerStatus, StatusUnknown};
 
-/// Longest the whole check (the issuer's certificate and the CRL, every URL tried) may take:
-/// within the channels' default plugin timeout (10 s), so that a portal's upload is answered
-/// by nesca, not timed out.
+/// Longest the whole check (the issuer's certificate and the CRL, every URL tried) may take.
+/// Under the channels' default plugin timeout (10 s), though an upload that also reads a large
+/// list can still outlast it: the portal then gets 504, the import goes on, and the same upload
+/// again answers its outcome.
 const CHECK_LIMIT: Duration = Duration::from_secs(8);
 /// The most URLs of each kind tried: a certificate naming a hundred cannot hold an import for
 /// long (the deadline bounds it anyway).
@@ -58,55 +60,78 @@ impl ForeignOfficerStatus for HttpCrls {
         &self,
         cert_der: &[u8],
         now: ca_core::UnixTime,
-    ) -> Result<CrlStatus, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(crl_status(cert_der, now.secs())?)
+    ) -> Result<CrlStatus, StatusUnknown> {
+        crl_status(cert_der, now.secs()).map_err(|e| StatusUnknown {
+            lasting: e.is_lasting(),
+            source: Box::new(e),
+        })
+    }
+}
+
+impl FetchError {
+    /// Whether asking again cannot help: the certificate names no usable URL, or what its
+    /// issuer publishes does not verify. No answer in time, another status than 200, an
+    /// unreadable answer or a CRL out of date may be better next time.
+    fn is_lasting(&self) -> bool {
+        match self {
+            FetchError::NoUrl { .. } | FetchError::BadUrl { .. } => true,
+            FetchError::Pkix(PkixError::CrlOutOfDate { .. }) => false,
+            FetchError::Pkix(_) => true,
+            FetchError::Io { .. }
+            | FetchError::Status { .. }
+            | FetchError::TooLarge { .. }
+            | FetchError::Response { .. } => false,
+        }
     }
 }
 
 fn crl_status(cert_der: &[u8], now: i64) -> Result<CrlStatus, FetchError> {
     let urls = issuer_urls(cert_der)?;
     let deadline = Instant::now() + CHECK_LIMIT;
-    let issuer = first_of(
-        &urls.ca_issuers,
-        ("caIssuers", "CERTIFICATE"),
-        MAX_CERTIFICATE_LEN,
-        deadline,
-    )?;
-    let crl = first_of(
-        &urls.crls,
-        ("CRL distribution point", "X509 CRL"),
-        MAX_CRL_LEN,
-        deadline,
-    )?;
-    match verify_against_crl(cert_der, &issuer, &crl, now) {
-        Ok(()) => Ok(CrlStatus::NotRevoked),
-        Err(PkixError::Revoked) => Ok(CrlStatus::Revoked),
-        Err(e) => Err(e.into()),
-    }
+    let issuer = first_that(&urls.ca_issuers, "caIssuers", |url| {
+        fetch(url, "CERTIFICATE", MAX_CERTIFICATE_LEN, deadline)
+    })?;
+    // The first CRL that verifies answers: a stale or wrong copy at one URL does not hide a
+    // good one at the next.
+    first_that(&urls.crls, "CRL distribution point", |url| {
+        let crl = fetch(url, "X509 CRL", MAX_CRL_LEN, deadline)?;
+        match verify_against_crl(cert_der, &issuer, &crl, now) {
+            Ok(()) => Ok(CrlStatus::NotRevoked),
+            Err(PkixError::Revoked) => Ok(CrlStatus::Revoked),
+            Err(e) => Err(e.into()),
+        }
+    })
 }
 
-/// The body of the first of `urls` (at most [`MAX_URLS`]) that answers with DER, or PEM
-/// labelled `label`, before `deadline`; the last failure when none does.
-fn first_of(
+/// The first of `urls` (at most [`MAX_URLS`]) for which `try_url` succeeds; the last failure
+/// when none does.
+fn first_that<T>(
     urls: &[String],
-    (what, label): (&'static str, &str),
-    limit: usize,
-    deadline: Instant,
-) -> Result<Vec<u8>, FetchError> {
+    what: &'static str,
+    try_url: impl Fn(&str) -> Result<T, FetchError>,
+) -> Result<T, FetchError> {
     let mut last = FetchError::NoUrl { what };
     for url in urls.iter().take(MAX_URLS) {
-        let decoded = http_get(url, limit, deadline).and_then(|body| {
-            der_or_pem(body, label).ok_or(FetchError::Response {
-                url: url.to_owned(),
-                rule: "neither DER nor PEM of the expected kind",
-            })
-        });
-        match decoded {
+        match try_url(url) {
             Ok(v) => return Ok(v),
             Err(e) => last = e,
         }
     }
     Err(last)
+}
+
+/// The body at `url`, as DER (given so, or as PEM labelled `label`).
+fn fetch(url: &str, label: &str, limit: usize, deadline: Instant) -> Result<Vec<u8>, FetchError> {
+    let body = http_get(url, limit, deadline)?;
+    der_or_pem(body, label).ok_or_else(|| FetchError::Response {
+        url: shown(url),
+        rule: "neither DER nor PEM of the expected kind",
+    })
+}
+
+/// A URL from a certificate as messages show it: one bounded line.
+fn shown(url: &str) -> String {
+    one_line(url.as_bytes())
 }
 
 /// DER as it came, or the first PEM block labelled `label`.
@@ -130,11 +155,9 @@ fn der_or_pem(body: Vec<u8>, label: &str) -> Option<Vec<u8>> {
 /// `GET url` over HTTP/1.0 (no chunked answers), at most `limit` body bytes, before
 /// `deadline`; the body of a 200 answer.
 fn http_get(url: &str, limit: usize, deadline: Instant) -> Result<Vec<u8>, FetchError> {
-    let bad = || FetchError::BadUrl {
-        url: url.to_owned(),
-    };
+    let bad = || FetchError::BadUrl { url: shown(url) };
     let io = |source| FetchError::Io {
-        url: url.to_owned(),
+        url: shown(url),
         source,
     };
     let rest = url.strip_prefix("http://").ok_or_else(bad)?;
@@ -167,7 +190,9 @@ fn http_get(url: &str, limit: usize, deadline: Instant) -> Result<Vec<u8>, Fetch
         .ok_or_else(bad)?;
     let mut stream =
         TcpStream::connect_timeout(&addr, left().ok_or_else(timed_out)?).map_err(io)?;
-    stream.set_write_timeout(left()).map_err(io)?;
+    stream
+        .set_write_timeout(Some(left().ok_or_else(timed_out)?))
+        .map_err(io)?;
     let request = format!(
         "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: nesca\r\nAccept: */*\r\n\r\n"
     );
@@ -186,13 +211,13 @@ fn http_get(url: &str, limit: usize, deadline: Instant) -> Result<Vec<u8>, Fetch
         response.extend_from_slice(&buf[..n]);
         if response.len() > limit + MAX_HEAD {
             return Err(FetchError::TooLarge {
-                url: url.to_owned(),
+                url: shown(url),
                 limit,
             });
         }
     }
     let malformed = |rule| FetchError::Response {
-        url: url.to_owned(),
+        url: shown(url),
         rule,
     };
     let head_end = response
@@ -200,19 +225,24 @@ fn http_get(url: &str, limit: usize, deadline: Instant) -> Result<Vec<u8>, Fetch
         .position(|w| w == b"\r\n\r\n")
         .filter(|p| *p <= MAX_HEAD)
         .ok_or_else(|| malformed("no end of the header within 16 KiB"))?;
-    let body = response.split_off(head_end + 4);
     let head = std::str::from_utf8(&response[..head_end])
-        .map_err(|_| malformed("a header that is not UTF-8"))?;
+        .map_err(|_| malformed("a header that is not UTF-8"))?
+        .to_owned();
     let status = head.lines().next().unwrap_or_default();
     if status.split_whitespace().nth(1) != Some("200") {
+        // Only the code: the rest of a status line is the server's text, not for our log.
+        let code = status.split_whitespace().nth(1).unwrap_or("no status");
         return Err(FetchError::Status {
-            url: url.to_owned(),
-            status: nesca_plugin_api::one_line(status.as_bytes()),
+            url: shown(url),
+            status: one_line(code.as_bytes()),
         });
     }
+    // In place: a CRL of many MiB is moved down, not copied into a second buffer.
+    response.drain(..head_end + 4);
+    let body = response;
     if body.len() > limit {
         return Err(FetchError::TooLarge {
-            url: url.to_owned(),
+            url: shown(url),
             limit,
         });
     }
@@ -284,10 +314,7 @@ mod tests {
     #[test]
     fn other_answers_are_errors_naming_the_url() {
         for (answer, expected) in [
-            (
-                &b"HTTP/1.0 404 Not Found\r\n\r\n"[..],
-                "answered HTTP/1.0 404 Not Found",
-            ),
+            (&b"HTTP/1.0 404 Not Found\r\n\r\n"[..], "answered 404"),
             (
                 b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\nabc",
                 "Content-Length",

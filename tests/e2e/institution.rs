@@ -739,11 +739,36 @@ fn a_foreign_officer_is_checked_against_the_issuers_crl() {
     );
     assert!(outbox(&demo).is_empty(), "{}", out.describe());
 
-    // A CRL of another CA at that URL proves nothing either.
+    // The issuer's CRL, but out of date: no answer, for now.
+    fs::write(
+        published.join("ca.crl"),
+        eshs.crl_der_between(now() - 2 * 86400, now() - 86400),
+    )
+    .unwrap();
+    let out = import(&demo, "ankara-bb", &list, ("--signature", &sig), &[]);
+    assert_refusal(
+        &out,
+        &[
+            "signature",
+            "status cannot be checked",
+            "out of date",
+            "try again later",
+        ],
+    );
+    assert!(outbox(&demo).is_empty(), "{}", out.describe());
+
+    // A CRL of another CA at that URL proves nothing, and asking again will not help.
     let stranger = TestCa::new(&demo.work, "yabanci", "/C=TR/O=Yabancı/CN=Yabancı CA");
     fs::write(published.join("ca.crl"), stranger.crl_der()).unwrap();
     let out = import(&demo, "ankara-bb", &list, ("--signature", &sig), &[]);
-    assert_refusal(&out, &["signature", "status cannot be checked"]);
+    assert_refusal(
+        &out,
+        &[
+            "signature",
+            "status cannot be checked",
+            "register the officer",
+        ],
+    );
     assert!(outbox(&demo).is_empty(), "{}", out.describe());
 
     // The issuer's CRL, not listing the officer: the list is imported.

@@ -126,16 +126,36 @@ impl TestCa {
     /// ahead), DER.
     #[track_caller]
     pub(crate) fn crl_der(&self) -> Vec<u8> {
+        self.crl_der_with(&[])
+    }
+
+    /// A CRL of this CA whose thisUpdate and nextUpdate are `this_update` and `next_update`
+    /// (Unix seconds): one out of date already, say.
+    #[track_caller]
+    pub(crate) fn crl_der_between(&self, this_update: i64, next_update: i64) -> Vec<u8> {
+        self.crl_der_with(&[
+            "-crl_lastupdate",
+            &openssl_time(this_update),
+            "-crl_nextupdate",
+            &openssl_time(next_update),
+        ])
+    }
+
+    #[track_caller]
+    fn crl_der_with(&self, extra: &[&str]) -> Vec<u8> {
         let pem = self.dir.join("crl.pem");
-        openssl(&[
+        let config = self.config();
+        let mut args = vec![
             "ca",
             "-batch",
             "-config",
-            s(&self.config()),
+            s(&config),
             "-gencrl",
             "-out",
             s(&pem),
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        openssl(&args);
         openssl(&["crl", "-in", s(&pem), "-outform", "DER"]).stdout_bytes
     }
 
