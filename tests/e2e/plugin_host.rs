@@ -189,6 +189,15 @@ fn a_plugin_reaches_nothing_of_the_ca() {
     assert!(!ok && refused(&detail), "UNIX socket: {detail}");
     let (ok, detail) = probe(&server, "/thread");
     assert!(ok, "a thread: {detail}");
+
+    // Nothing done to the CA's process: not its limits, not its priority.
+    let limits = || fs::read_to_string(format!("/proc/{ppid}/limits")).expect("the CA's limits");
+    let before = limits();
+    let (ok, detail) = probe(&server, &format!("/prlimit?{ppid}"));
+    assert!(!ok && refused(&detail), "prlimit of the CA: {detail}");
+    let (ok, detail) = probe(&server, "/renice-group");
+    assert!(!ok && refused(&detail), "renice of its group: {detail}");
+    assert_eq!(limits(), before);
     let (ok, detail) = probe(&server, &format!("/connect?{}", server.addr));
     assert!(!ok, "the plugin connected to {}", server.addr);
     assert!(refused(&detail), "{detail}");

@@ -163,9 +163,19 @@ async fn dispatch(plugins: Plugins, name: String, rest: String, req: Request) ->
     let call = tokio::task::spawn_blocking(move || plugin.handle_http(&request)).await;
     match call {
         Ok(Ok(r)) => {
-            let mut response = Response::new(Body::from(r.body));
-            *response.status_mut() =
-                StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            // A final status only (an informational one would switch the connection's
+            // protocol, say); 204 and 304 carry no body.
+            let status = StatusCode::from_u16(r.status)
+                .ok()
+                .filter(|s| !s.is_informational())
+                .unwrap_or(StatusCode::BAD_GATEWAY);
+            let body = if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
+                Vec::new()
+            } else {
+                r.body
+            };
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = status;
             for (k, v) in r.headers {
                 if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
                     // Framing is the server's: a plugin's length or connection header could

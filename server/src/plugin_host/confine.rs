@@ -7,7 +7,9 @@
 //! Then a system-call filter (seccomp) refuses what Landlock does not cover: new processes
 //! (`fork`, a `clone` that is not a thread) and programs (`execve`, also of a memfd), new
 //! sockets of any kind (the one to the CA is inherited), tracing and other processes' memory,
-//! System V IPC, and the kernel's administrative calls (modules, mounts, namespaces, BPF, keys).
+//! System V IPC, calls that name another process (limits, priorities, scheduling, memory
+//! placement: only its own), and the kernel's administrative calls (modules, mounts,
+//! namespaces, BPF, keys, clock, reboot, swap, kernel log).
 //!
 //! Landlock is best effort, as the kernel allows: what was enforced is reported to the CA, which
 //! logs it. The filter is not optional: a kernel without seccomp stops the process.
@@ -98,14 +100,59 @@ pub(crate) fn forbid_syscalls() -> Result<(), seccompiler::Error> {
 
     let mut refused: BTreeMap<i64, Vec<SeccompRule>> =
         FORBIDDEN.iter().map(|call| (*call, Vec::new())).collect();
-    // `clone` without CLONE_THREAD makes a process; with it, a thread (which plugins use).
-    let process = SeccompCondition::new(
+    // `clone` without CLONE_THREAD makes a process; with it, a thread (which plugins use) —
+    // unless it also asks for a namespace.
+    let mut clone_rules = vec![SeccompRule::new(vec![SeccompCondition::new(
         0,
         SeccompCmpArgLen::Qword,
         SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
         0,
-    )?;
-    refused.insert(libc::SYS_clone, vec![SeccompRule::new(vec![process])?]);
+    )?])?];
+    for flag in NAMESPACE_FLAGS {
+        clone_rules.push(SeccompRule::new(vec![SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Qword,
+            SeccompCmpOp::MaskedEq(flag as u64),
+            flag as u64,
+        )?])?);
+    }
+    refused.insert(libc::SYS_clone, clone_rules);
+    // Calls that may name another process (the CA, by pid, process group or user): only this
+    // process itself may be named — pid or `who` 0, and for priorities "a process".
+    let not_zero = |arg: u8| -> Result<SeccompRule, seccompiler::Error> {
+        Ok(SeccompRule::new(vec![SeccompCondition::new(
+            arg,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Ne,
+            0,
+        )?])?)
+    };
+    for call in [
+        libc::SYS_prlimit64,
+        libc::SYS_sched_setaffinity,
+        libc::SYS_sched_setscheduler,
+        libc::SYS_sched_setparam,
+        libc::SYS_sched_setattr,
+        libc::SYS_migrate_pages,
+        libc::SYS_move_pages,
+    ] {
+        refused.insert(call, vec![not_zero(0)?]);
+    }
+    // setpriority(which, who, …): only PRIO_PROCESS (0) of this process (who 0).
+    refused.insert(libc::SYS_setpriority, vec![not_zero(0)?, not_zero(1)?]);
+    // ioprio_set(which, who, …): only IOPRIO_WHO_PROCESS (1) of this process (who 0).
+    refused.insert(
+        libc::SYS_ioprio_set,
+        vec![
+            SeccompRule::new(vec![SeccompCondition::new(
+                0,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Ne,
+                1,
+            )?])?,
+            not_zero(1)?,
+        ],
+    );
     let refused: BpfProgram =
         SeccompFilter::new(refused, SeccompAction::Allow, errno(libc::EPERM), arch)?.try_into()?;
     let clone3: BpfProgram = SeccompFilter::new(
@@ -145,7 +192,20 @@ fn x32_refused() -> seccompiler::BpfProgram {
     ]
 }
 
-/// The calls the filter refuses outright (`clone` is refused for processes only).
+/// The `clone` flags that make a namespace: refused even for a thread.
+#[cfg(target_os = "linux")]
+const NAMESPACE_FLAGS: [i32; 7] = [
+    libc::CLONE_NEWNS,
+    libc::CLONE_NEWUTS,
+    libc::CLONE_NEWIPC,
+    libc::CLONE_NEWUSER,
+    libc::CLONE_NEWPID,
+    libc::CLONE_NEWNET,
+    libc::CLONE_NEWCGROUP,
+];
+
+/// The calls the filter refuses outright (`clone` is refused for processes only, and the calls
+/// that can name another process only when they do).
 #[cfg(target_os = "linux")]
 const FORBIDDEN: &[i64] = &[
     #[cfg(target_arch = "x86_64")]
@@ -178,6 +238,35 @@ const FORBIDDEN: &[i64] = &[
     libc::SYS_kexec_load,
     libc::SYS_io_uring_setup,
     libc::SYS_open_by_handle_at,
+    libc::SYS_name_to_handle_at,
+    // What only root may do, refused to a root plugin too: the machine's clock, name, power,
+    // swap, kernel log, accounting, port I/O, quotas, file-access notification, mounts by the
+    // new API.
+    libc::SYS_reboot,
+    libc::SYS_kexec_file_load,
+    libc::SYS_swapon,
+    libc::SYS_swapoff,
+    libc::SYS_syslog,
+    libc::SYS_acct,
+    libc::SYS_settimeofday,
+    libc::SYS_clock_settime,
+    libc::SYS_clock_adjtime,
+    libc::SYS_adjtimex,
+    libc::SYS_sethostname,
+    libc::SYS_setdomainname,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_iopl,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_ioperm,
+    libc::SYS_quotactl,
+    libc::SYS_fanotify_init,
+    libc::SYS_fsopen,
+    libc::SYS_fsconfig,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_open_tree,
+    libc::SYS_move_mount,
+    libc::SYS_mount_setattr,
     // System V IPC: segments and queues other processes of the same user may share.
     libc::SYS_shmget,
     libc::SYS_shmat,

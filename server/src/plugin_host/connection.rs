@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -34,6 +35,46 @@ use super::{
 const CLOSED_GRACE: Duration = Duration::from_millis(500);
 /// Longest line of the process's stderr taken into the CA's log.
 const MAX_STDERR_LINE: u64 = 4096;
+/// The most lines a plugin's process puts into the CA's log per second (its log calls and its
+/// stderr together); beyond, lines are dropped and their number logged once the second is
+/// over, so that a plugin cannot flood the log (or the disk under it).
+const MAX_LOG_LINES_PER_SECOND: u32 = 200;
+
+/// Counts a process's log lines per second.
+pub(super) struct LogBudget {
+    window: Mutex<(Instant, u32, u64)>,
+}
+
+impl LogBudget {
+    fn new() -> LogBudget {
+        LogBudget {
+            window: Mutex::new((Instant::now(), 0, 0)),
+        }
+    }
+
+    /// Whether one more line may be logged now; logs how many were dropped in the second
+    /// that just ended, if any.
+    fn admit(&self, plugin: &str) -> bool {
+        let mut w = lock(&self.window);
+        if w.0.elapsed() >= Duration::from_secs(1) {
+            if w.2 > 0 {
+                tracing::warn!(
+                    plugin,
+                    dropped = w.2,
+                    "plugin log lines dropped: more than {MAX_LOG_LINES_PER_SECOND} a second"
+                );
+            }
+            *w = (Instant::now(), 0, 0);
+        }
+        if w.1 < MAX_LOG_LINES_PER_SECOND {
+            w.1 += 1;
+            true
+        } else {
+            w.2 += 1;
+            false
+        }
+    }
+}
 
 /// Why a process was, or must be, replaced.
 #[derive(Debug, Clone)]
@@ -119,6 +160,8 @@ pub(super) struct Connection {
     closed_at: Mutex<Option<Instant>>,
     /// The sandbox, as the process said before the plugin's code ran.
     confinement: OnceLock<Confinement>,
+    /// Its log lines (log calls and stderr) this second.
+    log_budget: Arc<LogBudget>,
     /// `Ready` or `InitFailed`, once, to the start.
     start_answer: Mutex<Option<mpsc::SyncSender<Result<Ready, PluginError>>>>,
     started: Instant,
@@ -176,8 +219,10 @@ impl Connection {
             std::env::current_exe().map_err(|e| failed("cannot find the nesca binary", &e))?;
         // A cleared environment (no PIN, no password, no RUST_LOG); the process's end of the
         // socket is its stdin; stdout is nobody's; stderr comes to the CA's log line by line.
+        // Its own process group, so that nothing it does to "its group" reaches the CA.
         let mut child = Command::new(exe)
             .arg("plugin-host")
+            .process_group(0)
             .env_clear()
             .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
             .stdout(Stdio::null())
@@ -203,6 +248,7 @@ impl Connection {
             killed: Mutex::new(None),
             closed_at: Mutex::new(None),
             confinement: OnceLock::new(),
+            log_budget: Arc::new(LogBudget::new()),
             start_answer: Mutex::new(Some(start_tx)),
             started: Instant::now(),
         });
@@ -244,10 +290,14 @@ impl Connection {
             .name("plugin host reader".into())
             .spawn(move || c.read_frames(BufReader::new(reader)))?;
         if let Some(stderr) = stderr {
-            let (label, named) = (self.label.clone(), self.named.clone());
+            let (label, named, budget) = (
+                self.label.clone(),
+                self.named.clone(),
+                self.log_budget.clone(),
+            );
             std::thread::Builder::new()
                 .name("plugin host stderr".into())
-                .spawn(move || log_stderr(stderr, &label, &named))?;
+                .spawn(move || log_stderr(stderr, &label, &named, &budget))?;
         }
         Ok(())
     }
@@ -531,6 +581,9 @@ impl Connection {
                     .ok()
                     .and_then(LogLevel::from_u32)
                     .unwrap_or(LogLevel::Info);
+                if !self.log_budget.admit(self.name()) {
+                    return Ok(());
+                }
                 let message = one_line(&frame.body);
                 let logged = catch_unwind(AssertUnwindSafe(|| {
                     self.host.log(self.name(), level, &message)
@@ -579,6 +632,15 @@ impl Connection {
                 plugin,
                 reason: line(reason),
             },
+            PluginError::Failed { reason, .. } => PluginError::Failed {
+                plugin,
+                reason: line(reason),
+            },
+            PluginError::Unavailable { reason, .. } => PluginError::Unavailable {
+                plugin,
+                reason: line(reason),
+            },
+            PluginError::Timeout { after, .. } => PluginError::Timeout { plugin, after },
             PluginError::MissingFile { .. } => PluginError::MissingFile { path },
             PluginError::Load { reason, .. } => PluginError::Load {
                 path,
@@ -601,6 +663,7 @@ impl Connection {
                 path,
                 reason: line(reason),
             },
+            // A variant added later: its own words, in one line, under the CA's name.
             other => PluginError::Failed {
                 plugin,
                 reason: line(other.to_string()),
@@ -681,7 +744,7 @@ impl Connection {
 
 /// Each line the process writes to stderr (a crash's last words, a panic's message), one
 /// bounded line each, into the CA's log.
-fn log_stderr(stderr: ChildStderr, label: &str, named: &OnceLock<String>) {
+fn log_stderr(stderr: ChildStderr, label: &str, named: &OnceLock<String>, budget: &LogBudget) {
     let mut stderr = BufReader::new(stderr);
     let mut line = Vec::new();
     loop {
@@ -693,7 +756,9 @@ fn log_stderr(stderr: ChildStderr, label: &str, named: &OnceLock<String>) {
             Ok(0) | Err(_) => return,
             Ok(_) => {
                 let plugin = named.get().map_or(label, String::as_str);
-                tracing::warn!(plugin, "plugin host process stderr: {}", one_line(&line));
+                if budget.admit(plugin) {
+                    tracing::warn!(plugin, "plugin host process stderr: {}", one_line(&line));
+                }
             }
         }
     }
@@ -784,6 +849,18 @@ mod tests {
             let e = check_ready(&r, expected, "kdhs").unwrap_err();
             assert!(matches!(e, PluginError::Failed { .. }), "{e}");
         }
+    }
+
+    #[test]
+    fn a_plugin_logs_at_most_its_budget_a_second() {
+        let budget = LogBudget::new();
+        let admitted = (0..MAX_LOG_LINES_PER_SECOND + 50)
+            .filter(|_| budget.admit("p"))
+            .count();
+        assert_eq!(admitted, MAX_LOG_LINES_PER_SECOND as usize);
+        // A new second: lines again (the window is moved back instead of waiting for it).
+        lock(&budget.window).0 -= Duration::from_secs(1);
+        assert!(budget.admit("p"));
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //!   certificate up through the host; `/later-result` answers the host's answer (`detail`);
 //! - `/forge?answer` or `/forge?huge`: write a frame of its own on the socket to the CA (an
 //!   answer to a call that is not open; a frame announcing 2 GiB);
-//! - `/stderr`: write two lines to stderr.
+//! - `/stderr`: write two lines to stderr;
+//! - `/prlimit?PID`: set process PID's open-files limit to 5; `/renice-group`: lower the
+//!   priority of its whole process group (the CA's, were it in it).
 //!
 //! `deny`, not `forbid`: see the echo test plugin.
 #![deny(unsafe_code)]
@@ -117,6 +119,12 @@ impl Plugin for Snoop {
                 };
                 outcome(forge(&bytes))
             }
+            "/prlimit" => outcome(
+                arg.parse()
+                    .map_err(std::io::Error::other)
+                    .and_then(limit_files),
+            ),
+            "/renice-group" => outcome(renice_group()),
             "/stderr" => {
                 eprintln!("snoop on stderr\nits second line");
                 HttpResponse::json(200, &json!({"ok": true, "detail": ""}))
@@ -133,6 +141,35 @@ impl Plugin for Snoop {
             ),
             _ => HttpResponse::text(404, "no such route"),
         }
+    }
+}
+
+/// `prlimit(pid, RLIMIT_NOFILE, {5, 5})`: what a plugin must not do to the CA.
+#[allow(unsafe_code)]
+fn limit_files(pid: i32) -> std::io::Result<()> {
+    let new = libc::rlimit64 {
+        rlim_cur: 5,
+        rlim_max: 5,
+    };
+    // SAFETY: `new` is a valid rlimit64 for the call; the old-limit pointer is null, which
+    // prlimit64 accepts.
+    let r = unsafe { libc::prlimit64(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// `setpriority(PRIO_PGRP, 0, 19)`: every process of its group at the lowest priority.
+#[allow(unsafe_code)]
+fn renice_group() -> std::io::Result<()> {
+    // SAFETY: plain integer arguments.
+    let r = unsafe { libc::setpriority(libc::PRIO_PGRP, 0, 19) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
