@@ -328,3 +328,21 @@ fn a_busy_then_hung_plugin_is_refused_then_restarted() {
         },
     );
 }
+
+/// A descriptor `nesca serve` inherited without close-on-exec (here a file opened by the shell
+/// that started it; a PKCS#11 module's token file, in life) is closed in the plugin's process
+/// before the plugin runs.
+#[test]
+fn a_plugin_inherits_no_descriptor_of_the_ca() {
+    let demo = server_demo();
+    with_plugins(&demo, &["snoop"]);
+    let secret = demo.path("user-pin");
+    let server = Server::serve_inheriting(&demo, &[("RUST_LOG", "warn")], &secret);
+    let serve_has_it = fs::read_link(format!("/proc/{}/fd/7", server.pid()))
+        .map(|target| target == secret)
+        .unwrap_or(false);
+    assert!(serve_has_it, "nesca serve did not inherit descriptor 7");
+    let (ok, detail) = probe(&server, "/fd?7");
+    assert!(!ok, "the plugin read descriptor 7");
+    assert!(detail.contains("Bad file descriptor"), "{detail}");
+}

@@ -98,12 +98,15 @@ pub(crate) fn run(mut cmd: Command) -> Output {
 /// nesca sets `SOFTHSM2_CONF` itself; and refusals are checked at the default verbosity.
 pub(crate) fn nesca_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nesca"));
-    cmd.env_remove("SOFTHSM2_CONF")
-        .env_remove("RUST_LOG")
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("NESCA_LOG");
+    for var in NOT_INHERITED {
+        cmd.env_remove(var);
+    }
     cmd
 }
+
+/// The test process's variables nesca does not get (they would change what it does).
+pub(crate) const NOT_INHERITED: [&str; 4] =
+    ["SOFTHSM2_CONF", "RUST_LOG", "RUST_BACKTRACE", "NESCA_LOG"];
 
 /// Runs `openssl ARGS` and panics unless it succeeds.
 #[track_caller]

@@ -7,6 +7,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::demo::{Demo, LINT_URL};
 use super::http::{http, HttpResponse};
-use super::run::{nesca_command, s};
+use super::run::{nesca_command, s, NOT_INHERITED};
 use super::toml::{toml_replace, toml_replace_raw};
 
 /// Longest a server may take to print its `listening on` line.
@@ -93,9 +94,42 @@ impl Server {
         Server::start_with_env(demo, args, banner, &[])
     }
 
+    /// [`Server::serve_with_env`] started through `sh`, which first opens `file` as descriptor
+    /// 7 without close-on-exec: `nesca serve` inherits it, as it might inherit a descriptor of
+    /// whatever started it.
+    #[track_caller]
+    pub(crate) fn serve_inheriting(demo: &Demo, env: &[(&str, &str)], file: &Path) -> Server {
+        let mut cmd = Command::new("sh");
+        for var in NOT_INHERITED {
+            cmd.env_remove(var);
+        }
+        cmd.args(["-c", "exec 7<\"$1\"; shift; exec \"$@\"", "sh"])
+            .arg(file)
+            .arg(nesca_command().get_program());
+        let config = demo.config();
+        Server::launch(
+            demo,
+            cmd,
+            &["serve", "--config", s(&config)],
+            "nesca serve: listening on http://",
+            env,
+        )
+    }
+
     #[track_caller]
     fn start_with_env(demo: &Demo, args: &[&str], banner: &str, env: &[(&str, &str)]) -> Server {
-        let mut cmd = nesca_command();
+        Server::launch(demo, nesca_command(), args, banner, env)
+    }
+
+    /// Starts `cmd` (nesca, or what runs it) with `-v` and `args`.
+    #[track_caller]
+    fn launch(
+        demo: &Demo,
+        mut cmd: Command,
+        args: &[&str],
+        banner: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         cmd.envs(env.iter().copied());
         // -v: the server's log goes to stderr, shown when an assertion fails.
         cmd.arg("-v")

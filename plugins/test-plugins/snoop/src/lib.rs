@@ -14,6 +14,7 @@
 //! - `/forge?answer` or `/forge?huge`: write a frame of its own on the socket to the CA (an
 //!   answer to a call that is not open; a frame announcing 2 GiB);
 //! - `/stderr`: write two lines to stderr;
+//! - `/fd?N`: read from descriptor N (one its process would have inherited);
 //! - `/prlimit?PID`: set process PID's open-files limit to 5; `/renice-group`: lower the
 //!   priority of its whole process group (the CA's, were it in it).
 //!
@@ -119,6 +120,7 @@ impl Plugin for Snoop {
                 };
                 outcome(forge(&bytes))
             }
+            "/fd" => outcome(arg.parse().map_err(std::io::Error::other).and_then(read_fd)),
             "/prlimit" => outcome(
                 arg.parse()
                     .map_err(std::io::Error::other)
@@ -141,6 +143,19 @@ impl Plugin for Snoop {
             ),
             _ => HttpResponse::text(404, "no such route"),
         }
+    }
+}
+
+/// Reads a byte from descriptor `fd`, without taking it over (it is not this code's).
+#[allow(unsafe_code)]
+fn read_fd(fd: i32) -> std::io::Result<()> {
+    let mut byte = 0u8;
+    // SAFETY: `byte` is a valid one-byte buffer; a closed `fd` makes read fail with EBADF.
+    let r = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+    if r >= 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
