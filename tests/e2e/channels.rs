@@ -695,6 +695,27 @@ fn kdhs_application_with_an_hsm_generated_key_is_unwrapped_and_committed_on_the_
 }
 
 /// Audit records in the store (`nesca audit verify`, which also checks the chain).
+/// The audit log's length once the server's start-up work (due CRLs, the commitment sweep) has
+/// written what it writes: the same count twice, a second apart.
+fn settled_audit_records(demo: &Demo) -> u64 {
+    let mut last = audit_records(demo);
+    wait_for(
+        "the audit log to settle after start-up",
+        Duration::from_secs(15),
+        Duration::from_secs(1),
+        || {
+            let now = audit_records(demo);
+            let settled = now == last;
+            last = now;
+            if settled {
+                Ok(now)
+            } else {
+                Err(format!("{now} records and growing"))
+            }
+        },
+    )
+}
+
 fn audit_records(demo: &Demo) -> u64 {
     let out = demo
         .nesca(&["audit", "verify", "--config", s(&demo.config())])
@@ -768,6 +789,7 @@ fn card_keys_are_wrapped_only_for_registered_active_transport_keys() {
     let kdbo = world.kdbo(&world.kdhs, &world.kdb("application", AYSE, None));
     let hsm_key = |id: &str| json!({"hsm": {"algorithm": "ecdsa-p256", "transport_key": id}});
     let portal = hex::encode(sha2::Sha256::digest(&portal_spki));
+    settled_audit_records(&demo);
     for (what, id, rule) in [
         ("the portal's own key", portal.as_str(), "is not registered"),
         (
