@@ -359,11 +359,7 @@ mod tests {
     fn a_list_imports_once_and_each_person_has_one_open_application() {
         let f = fixture();
         let id = institution(&f);
-        let imports = ListImports::new(
-            f.store.clone(),
-            f.clock.clone(),
-            crate::testkit::none_revoked(),
-        );
+        let imports = crate::testkit::list_imports(&f);
         let rows = vec![
             row(2, "10000000146", "Çağrı"),
             row(3, "10000000078", "İpek"),
@@ -546,10 +542,11 @@ mod tests {
         let id = institution(&f);
         let record = f.store.institution(&id).unwrap().unwrap();
         let now = f.clock.now_unix();
-        let with = |crl: Option<CrlStatus>| {
-            ListImports::new(f.store.clone(), f.clock.clone(), Arc::new(FixedCrl(crl)))
+        let with_status = |status: Arc<dyn ForeignOfficerStatus>| {
+            ListImports::new(f.store.clone(), f.clock.clone(), status)
                 .check_officer_status(&record, now)
         };
+        let with = |crl: Option<CrlStatus>| with_status(Arc::new(FixedCrl(crl)));
         assert!(with(Some(CrlStatus::NotRevoked)).is_ok());
         let revoked = with(Some(CrlStatus::Revoked)).unwrap_err();
         assert!(
@@ -565,13 +562,7 @@ mod tests {
             unknown.to_string(),
             "signature: the officer's certificate status cannot be checked: the CRL server did not answer; try again later"
         );
-        let lasting = ListImports::new(
-            f.store.clone(),
-            f.clock.clone(),
-            Arc::new(crate::testkit::LastingUnknown),
-        )
-        .check_officer_status(&record, now)
-        .unwrap_err();
+        let lasting = with_status(Arc::new(crate::testkit::LastingUnknown)).unwrap_err();
         assert!(
             matches!(&lasting, RaError::Invalid { field: "signature", rule } if rule.contains("register the officer")),
             "{lasting}"
@@ -591,11 +582,7 @@ mod tests {
         f.store
             .add_institution(record, &ca_core::Principal::HostOperator, UnixTime::EPOCH)
             .unwrap();
-        let imports = ListImports::new(
-            f.store.clone(),
-            f.clock.clone(),
-            crate::testkit::none_revoked(),
-        );
+        let imports = crate::testkit::list_imports(&f);
         let audit = f.store.verify_audit().unwrap().records;
         let e = imports
             .import(

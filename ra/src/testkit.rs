@@ -84,7 +84,12 @@ impl crate::list_import::ForeignOfficerStatus for LastingUnknown {
     }
 }
 
-/// A CRL that lists nothing.
-pub(crate) fn none_revoked() -> std::sync::Arc<FixedCrl> {
-    std::sync::Arc::new(FixedCrl(Some(crate::list_import::CrlStatus::NotRevoked)))
+/// The list imports of `f`'s store, with every foreign officer certificate's CRL listing
+/// nothing.
+pub(crate) fn list_imports(f: &ca_core::testkit::Fixture) -> crate::list_import::ListImports {
+    crate::list_import::ListImports::new(
+        f.store.clone(),
+        f.clock.clone(),
+        std::sync::Arc::new(FixedCrl(Some(crate::list_import::CrlStatus::NotRevoked))),
+    )
 }

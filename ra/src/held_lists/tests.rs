@@ -15,11 +15,7 @@ fn held(f: &Fixture, file: &[u8], rows: Vec<ListRow>) -> (InstitutionId, String)
         Some(i) => i.id.clone(),
         None => demo_institution(f),
     };
-    let imports = ListImports::new(
-        f.store.clone(),
-        f.clock.clone(),
-        crate::testkit::none_revoked(),
-    );
+    let imports = crate::testkit::list_imports(&f);
     let outcome = imports
         .import(
             file,
@@ -194,11 +190,7 @@ fn an_institution_holds_a_bounded_number_of_lists() {
     }
     let (id, first) = held_lists[0].clone();
     assert_eq!(f.store.held_list_count(&id).unwrap(), MAX_HELD_LISTS);
-    let imports = ListImports::new(
-        f.store.clone(),
-        f.clock.clone(),
-        crate::testkit::none_revoked(),
-    );
+    let imports = crate::testkit::list_imports(&f);
     let audit = f.store.verify_audit().unwrap().records;
     let e = imports
         .import(

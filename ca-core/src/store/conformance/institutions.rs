@@ -90,6 +90,19 @@ fn confirmation(id: &InstitutionId, sha: &str, at: i64) -> ListConfirmation {
     }
 }
 
+/// A wet-signed list "cd" of `id` whose one row (MEHMET, row 2) is held.
+fn held_mehmet(store: &dyn Store, id: &InstitutionId) -> crate::institution::ImportOutcome {
+    store
+        .import_list(write(
+            id,
+            "cd",
+            ImportStatus::AwaitingConfirmation,
+            vec![list_row(2, "10000000078", "MEHMET")],
+            vec![],
+        ))
+        .unwrap()
+}
+
 fn status_of(store: &dyn Store, id: &str) -> PreApplicationStatus {
     store.pre_application(id).unwrap().unwrap().status
 }
@@ -450,18 +463,7 @@ pub fn institutions_change_and_passwords_are_resent(store: &dyn Store) {
     assert_eq!(store.outbox().unwrap().len(), outbox + 1);
     let e = store.enrollment(&invited).unwrap().unwrap();
     assert_eq!((e.sign_in_attempts, e.locked_until), (0, None));
-    let held = store
-        .import_list(write(
-            &id,
-            "cd",
-            ImportStatus::AwaitingConfirmation,
-            vec![list_row(2, "10000000078", "MEHMET")],
-            vec![],
-        ))
-        .unwrap()
-        .created[0]
-        .1
-        .clone();
+    let held = held_mehmet(store, &id).created[0].1.clone();
     let records = audit_records(store);
     for not_invited in [held.as_str(), "no-such-application"] {
         assert!(matches!(
@@ -479,15 +481,7 @@ pub fn institutions_change_and_passwords_are_resent(store: &dyn Store) {
 /// signed with CMS, or unknown), is a conflict: nothing written, no audit record.
 pub fn stale_list_confirmation_is_a_conflict(store: &dyn Store) {
     let (id, _) = one_invited(store);
-    let wet = store
-        .import_list(write(
-            &id,
-            "cd",
-            ImportStatus::AwaitingConfirmation,
-            vec![list_row(2, "10000000078", "MEHMET")],
-            vec![],
-        ))
-        .unwrap();
+    let wet = held_mehmet(store, &id);
     assert_eq!(
         store.confirm_list(confirmation(&id, "cd", T0 + 1)).unwrap(),
         ListConfirmed {
