@@ -1,7 +1,6 @@
 use std::time::Duration;
 
 use super::*;
-use crate::list_import::ListImports;
 use ca_core::institution::{ListImport, ListRow, ListSignature};
 use ca_core::store::prelude::*;
 use ca_core::store::PreApplicationStatus;
@@ -15,7 +14,7 @@ fn held(f: &Fixture, file: &[u8], rows: Vec<ListRow>) -> (InstitutionId, String)
         Some(i) => i.id.clone(),
         None => demo_institution(f),
     };
-    let imports = crate::testkit::list_imports(&f);
+    let imports = crate::testkit::list_imports(f);
     let outcome = imports
         .import(
             file,
