@@ -182,9 +182,6 @@ impl ListImports {
         may_import(&institution)?;
         let now = self.clock.now_unix();
         check_officer_signature(&institution, file, &import.signature, now)?;
-        if matches!(import.signature, ListSignature::Cms(_)) {
-            self.check_officer_status(&institution, now)?;
-        }
         // The digest that makes a re-import recognisable is the file's, whatever the caller said.
         import.file_sha256 = {
             use sha2::Digest as _;
@@ -195,7 +192,12 @@ impl ListImports {
             .store
             .list_import(&import.institution, &import.file_sha256)?
         {
-            return self.import_again(seen, import);
+            return self.import_again(seen, import, &institution);
+        }
+        // After the replay check: a file imported before answers its outcome without another
+        // status check (for another ESHS's officer, without fetching its CRL again).
+        if matches!(import.signature, ListSignature::Cms(_)) {
+            self.check_officer_status(&institution, now)?;
         }
         let status = import_status(&import.signature);
         if status == ImportStatus::AwaitingConfirmation {
@@ -271,12 +273,19 @@ impl ListImports {
     /// (wet-signed) and now comes with the officer's verified signature: a held list must not
     /// block the signed one, so the signature confirms it. A file whose held list was
     /// rejected or expired is refused with what to do, never answered as that list's replay.
-    fn import_again(&self, seen: ListImportRecord, import: ListImport) -> Result<ImportOutcome> {
+    fn import_again(
+        &self,
+        seen: ListImportRecord,
+        import: ListImport,
+        institution: &InstitutionRecord,
+    ) -> Result<ImportOutcome> {
         let ListSignature::Cms(cms) = import.signature else {
             return Ok(seen.replayed());
         };
         match seen.status {
             ImportStatus::AwaitingConfirmation => {
+                // The signature confirms the held list: the officer must still be one.
+                self.check_officer_status(institution, import.at)?;
                 // The held rows were read from the file as the wet upload named it (csv or
                 // xlsx): the signature confirms them only if the signer's upload names it so.
                 if list_format(&seen.file_name) != list_format(&import.file_name) {

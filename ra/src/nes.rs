@@ -233,6 +233,21 @@ impl NesIssuance {
     pub fn replay(&self, seen: ChannelApplication) -> Result<IssuedNes> {
         match (seen.status, seen.serial) {
             (ApplicationStatus::Issued, Some(serial)) => {
+                // A card key is handed out again only while the key it was wrapped for may
+                // still be wrapped for: a withdrawn (leaked) transport key gets nothing.
+                if let Some(wrapped) = &seen.wrapped_key {
+                    let Some(id) = &wrapped.transport_key else {
+                        return Err(RaError::invalid(
+                            crate::transport_keys::FIELD,
+                            "the card key of this application was wrapped for no registered transport key; it is not handed out again",
+                        ));
+                    };
+                    TransportKeys::new(self.store.clone()).usable(
+                        crate::transport_keys::FIELD,
+                        id,
+                        self.now(),
+                    )?;
+                }
                 let cert_der = self
                     .store
                     .get(Some(&self.ca.context.id), &serial)?

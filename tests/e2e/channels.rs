@@ -834,6 +834,29 @@ fn card_keys_are_wrapped_only_for_registered_active_transport_keys() {
         issued.answer["wrapped_key"]["transport_key"],
         json!(registered)
     );
+    // Withdrawn afterwards (leaked, say): a replay of the same application no longer hands
+    // the wrapped card key out — also when the replay names another, active key.
+    let (_, other_spki) = card.transport_key();
+    let other = register_transport_key(&demo, "perso-line-2", &other_spki, 365);
+    transport_key_cmd(&demo, &["revoke", "--id", &registered]).ok();
+    let message = refused(
+        &demo,
+        &server,
+        "a replay after withdrawal",
+        422,
+        "transport_key",
+        || {
+            kdhs.post(
+                KDHS_APPLY,
+                &application(&world, &kdbo, &auth, hsm_key(&other)),
+            )
+        },
+    );
+    assert!(
+        message.contains(&format!("transport key {registered}"))
+            && message.contains("was withdrawn by an operator"),
+        "{message}"
+    );
     server.assert_running();
 }
 

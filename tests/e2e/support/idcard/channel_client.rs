@@ -187,10 +187,15 @@ impl ChannelClient {
         let head = request_head(method, path, "127.0.0.1", &headers, body.map(<[u8]>::len));
         let mut bytes = head.into_bytes();
         bytes.extend_from_slice(body.unwrap_or_default());
-        tls.write_all(&bytes)
-            .and_then(|_| tls.flush())
-            .map_err(|e| format!("{request}: sending: {e}"))?;
+        let sent = tls.write_all(&bytes).and_then(|_| tls.flush());
+        // A server may answer before it has read the whole body (413 for a body over the
+        // limit) and close: its answer is then read all the same; only without one is the
+        // failed send the outcome.
         let response = read_response(&mut tls, &request);
+        let response = match (sent, response) {
+            (Err(e), Err(_)) => Err(format!("{request}: sending: {e}")),
+            (_, response) => response,
+        };
         let _ = tls.sock.shutdown(std::net::Shutdown::Both);
         response
     }
