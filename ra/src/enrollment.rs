@@ -22,7 +22,7 @@ use ca_core::clock::Clock;
 use ca_core::institution::Payer;
 use ca_core::store::{
     ApprovalMethod, CertStatus, EOnayConsent, EnrollmentOutcome, EnrollmentRecord, EnrollmentStage,
-    EnrollmentWrite, PreApplication, Store,
+    EnrollmentWrite, PreApplication, SignInSource, Store,
 };
 use ca_core::{Principal, Serial, Tckn, UnixTime};
 use stage::Step;
@@ -33,12 +33,19 @@ pub mod stage;
 
 /// How long an SMS code stays good.
 pub const SMS_CODE_SECONDS: i64 = 600;
-/// Wrong access passwords before sign-in locks.
+/// Wrong access passwords from one source before sign-in from it locks.
 pub const MAX_SIGN_IN_FAILURES: u32 = 5;
+/// Attempts from all sources since the last sign-in past which each source gets one try.
+pub const ONE_TRY_AFTER_FAILURES: u32 = 25;
+/// Sign-in attempts from one address in [`SOURCE_WINDOW_SECONDS`], whoever they name, past
+/// which it is refused for the rest of the window (sign-ins give theirs back).
+pub const SOURCE_ATTEMPTS_PER_WINDOW: u32 = 50;
+/// The window of [`SOURCE_ATTEMPTS_PER_WINDOW`].
+pub const SOURCE_WINDOW_SECONDS: i64 = 1_800;
 
 /// What every refused sign-in answers: an unknown number, a wrong password and a locked
 /// sign-in are not told apart.
-pub const SIGN_IN_REFUSED: &str = "the T.C. Kimlik No or the access password is wrong, or sign-in is paused for 30 minutes after 5 wrong passwords";
+pub const SIGN_IN_REFUSED: &str = "the T.C. Kimlik No or the access password is wrong, or sign-in from this address is paused for 30 minutes after 5 wrong passwords";
 /// How long a lock lasts.
 pub const LOCK_SECONDS: i64 = 1_800;
 /// How long a session lasts after sign-in.
@@ -160,11 +167,18 @@ impl Enrollments {
         Ok(self.store.enrollment_write(w)?)
     }
 
-    /// Locks sign-in for [`LOCK_SECONDS`] from `now`. A refused lock (the pre-application
-    /// closed meanwhile: nothing left to sign in to) is no error.
-    fn lock_sign_in(&self, id: String, actor: Principal, now: UnixTime) -> Result<()> {
+    /// Locks sign-in from `source` for [`LOCK_SECONDS`] from `now`. A refused lock (the
+    /// pre-application closed meanwhile: nothing left to sign in to) is no error.
+    fn lock_sign_in(
+        &self,
+        id: String,
+        source: &SignInSource,
+        actor: Principal,
+        now: UnixTime,
+    ) -> Result<()> {
         let locked = self.write(EnrollmentWrite::LockSignIn {
             id,
+            source: source.clone(),
             until: now.plus_secs(LOCK_SECONDS),
             actor,
             at: now,
@@ -175,6 +189,31 @@ impl Enrollments {
         }
     }
 
+    /// Counts a sign-in attempt from an address, whoever it names, and refuses it past the
+    /// address's budget ([`limits::source_slowed`]). The refusal says nothing about any
+    /// person: it comes before anything is looked up. The unnamed source (a portal that named
+    /// no address: every one of its applicants) is not limited here.
+    fn count_source_attempt(&self, source: &SignInSource, now: UnixTime) -> Result<()> {
+        if !source.is_address() {
+            return Ok(());
+        }
+        let count = counted(self.write(EnrollmentWrite::SourceAttempt {
+            source: source.clone(),
+            window_seconds: SOURCE_WINDOW_SECONDS,
+            at: now,
+        })?);
+        if limits::source_slowed(count) {
+            // The window's end, at the latest (it began at this address's first attempt).
+            let until = now.plus_secs(SOURCE_WINDOW_SECONDS);
+            return Err(RaError::Locked {
+                field: "client_address",
+                until,
+                until_text: ca_core::rfc3339(until),
+            });
+        }
+        Ok(())
+    }
+
     /// The enrollment's stage as the store holds it (`None`: not started), and whether `step`
     /// may follow it.
     fn transition(&self, id: &str, step: Step) -> Result<stage::Transition> {
@@ -182,21 +221,36 @@ impl Enrollments {
         step.check(id, stage)
     }
 
-    /// Signs in with T.C. Kimlik No and access password. The 5th wrong password in a row
-    /// locks sign-in for 30 minutes. Every refusal — an unknown number, a wrong password, a
-    /// locked sign-in — says the same and costs one argon2 verification, so neither the answer
-    /// nor its time tells who has an invitation or who is locked (operators see the lock in
-    /// `nesca applicant show` and lift it with `resend-password`).
+    /// Signs in with T.C. Kimlik No and access password, from `source` (where the applicant
+    /// is, as the portal reported it). Wrong passwords are counted per person and source: the
+    /// 5th in a row from one source locks sign-in from that source for 30 minutes, and the
+    /// person's right password from another source still signs in, so nobody can lock a
+    /// person out from elsewhere. Once 25 attempts came from all sources since the person's
+    /// last sign-in, each source gets one try per lock ([`limits::sign_in_allowance`]): a
+    /// guesser changing addresses gets one guess per address. An address is slowed, whoever
+    /// it names, past [`SOURCE_ATTEMPTS_PER_WINDOW`] failed attempts in 30 minutes (`Locked`,
+    /// which names no person).
+    ///
+    /// Every other refusal — an unknown number, a wrong password, a locked source — says the
+    /// same and costs one argon2 verification, so neither the answer nor its time tells who
+    /// has an invitation or who is locked (operators see the latest lock in `nesca applicant
+    /// show` and lift every lock with `resend-password`).
     ///
     /// The attempt is counted before the password is checked: parallel guesses each take
     /// their own number, and only those within the limit cost an argon2 check, so no more
-    /// than five passwords are ever tried between two sign-ins or locks.
-    pub fn sign_in(&self, tckn: &Tckn, password: &SecretString) -> Result<SessionGrant> {
+    /// than five passwords are ever tried from one source between two sign-ins or locks.
+    pub fn sign_in(
+        &self,
+        tckn: &Tckn,
+        password: &SecretString,
+        source: &SignInSource,
+    ) -> Result<SessionGrant> {
         let wrong = || RaError::Unauthenticated {
             field: "sign_in",
             rule: SIGN_IN_REFUSED.into(),
         };
         let now = self.now();
+        self.count_source_attempt(source, now)?;
         // A refusal that checked no password costs one verification all the same.
         let unknown = || {
             spend_a_check(password.expose_secret(), dummy_hash());
@@ -213,43 +267,41 @@ impl Enrollments {
         else {
             return Err(unknown());
         };
-        let locked_until = self.store.enrollment(&id)?.and_then(|e| e.locked_until);
-        if locked_until.is_some_and(|u| u > now) {
-            return Err(unknown());
-        }
         let actor = applicant(&id);
-        // The count and the lock come from one statement: an attempt counted after a lock
-        // was written sees it, and is refused unchecked.
+        // The count and the source's lock come from one statement: an attempt counted after
+        // a lock was written sees it, and is refused unchecked.
         // A refusal of the store's (the pre-application closed meanwhile) is answered as
         // every refusal is: it must not name the application, nor differ from the others.
         let counted = self
             .write(EnrollmentWrite::SignInAttempt {
                 id: id.clone(),
+                source: source.clone(),
                 actor: actor.clone(),
                 at: now,
             })
             .map_err(|e| if is_refusal(&e) { unknown() } else { e })?;
-        let (attempt, locked_until) = match counted {
+        let (attempt, locked_until, allowance) = match counted {
             EnrollmentOutcome::AttemptCounted {
                 count,
                 locked_until,
-            } => (count, locked_until),
+                person_count,
+            } => (count, locked_until, limits::sign_in_allowance(person_count)),
             // A store that did not count fails closed: past every limit.
-            _ => (u32::MAX, locked_until),
+            _ => (u32::MAX, None, 0),
         };
         if locked_until.is_some_and(|u| u > now) {
             return Err(unknown());
         }
-        // Past the limit (parallel guesses, or a crash between the last count and its lock):
-        // refused unchecked, and the lock written. Locking twice is harmless; the lock resets
-        // the count, so it expires as any other lock does.
-        if limits::beyond_sign_in_limit(attempt) {
-            self.lock_sign_in(id, actor, now)?;
+        // Past the limit (parallel guesses, a crash between the last count and its lock, or
+        // an allowance that shrank): refused unchecked, and the lock written. Locking twice is
+        // harmless; the lock resets the count, so it expires as any other lock does.
+        if limits::beyond_sign_in_limit(attempt, allowance) {
+            self.lock_sign_in(id, source, actor, now)?;
             return Err(unknown());
         }
         if !password_matches(password.expose_secret(), hash) {
-            if limits::sign_in_locks(attempt) {
-                self.lock_sign_in(id, actor, now)?;
+            if limits::sign_in_locks(attempt, allowance) {
+                self.lock_sign_in(id, source, actor, now)?;
             }
             return Err(wrong());
         }
@@ -257,6 +309,7 @@ impl Enrollments {
         let expires_at = now.plus_secs(SESSION_SECONDS);
         self.write(EnrollmentWrite::SignedIn {
             id: id.clone(),
+            source: source.clone(),
             expect_locked_until: locked_until,
             token_sha256: sha256_hex(token.expose_secret().as_bytes()),
             expires_at,

@@ -822,6 +822,58 @@ fn parallel(
 /// refused as locked, and the right password after them is locked out too. Of nine wrong SMS
 /// codes at once, at most two are answered with tries left; the code is then void, and the
 /// right code is refused.
+/// Lockout is no weapon: a guesser's wrong passwords, sent through the portal with the
+/// guesser's address, lock that address out of the person's sign-in and nothing else — the
+/// person's right password from their own address signs in, and the guesser's (had they
+/// learnt it) stays refused. An address that is not one is refused, naming the field.
+#[test]
+fn a_guesser_locks_out_only_their_own_address() {
+    let (demo, world) = setup_with(|_| "key_source = \"card-bureau-csr\"\n".to_owned());
+    import_list(&demo, "liste", &[CAGRI]);
+    let server = Server::serve(&demo);
+    let portal = world.client(Some(&world.kdhs_client));
+    let sign_in = format!("{APPLICANTS}/sign-in");
+    let password = access_password(&demo, CAGRI);
+    let from = |address: &str, password: &str| json!({ "v": 1, "tckn": CAGRI.tckn, "password": password, "client_address": address });
+    for _ in 0..5 {
+        let r = portal.call(
+            "POST",
+            &sign_in,
+            None,
+            Some(&from("2001:db8:1:2::66", "wrong")),
+        );
+        assert_eq!(r.status, 401, "{}", r.text());
+    }
+    // The guesser's /64 is locked out, even with the right password.
+    let r = portal.call(
+        "POST",
+        &sign_in,
+        None,
+        Some(&from("2001:db8:1:2::77", &password)),
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    // Çağrı, from home, signs in.
+    let v = expect(
+        &portal.call("POST", &sign_in, None, Some(&from("192.0.2.7", &password))),
+        200,
+    );
+    assert!(v["token"].is_string(), "{v}");
+    for bad in ["not-an-address", "192.0.2.7:443", ""] {
+        let r = portal.call("POST", &sign_in, None, Some(&from(bad, &password)));
+        assert_eq!(r.status, 422, "{bad}: {}", r.text());
+        let e = &body(&r)["error"];
+        assert_eq!(e["code"], "invalid", "{e}");
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("client_address: must be"),
+            "{e}"
+        );
+    }
+    drop(server);
+}
+
 #[test]
 fn parallel_guesses_are_counted_before_they_are_checked() {
     let (demo, world) = setup_with(|_| "key_source = \"card-bureau-csr\"\n".to_owned());

@@ -5,12 +5,60 @@
 //! accepts.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use crate::error::Result;
 use crate::institution::Payer;
 use crate::serial::{IssuerId, Serial};
 use crate::store::CertStatus;
 use crate::{Principal, UnixTime};
+
+/// Where a sign-in attempt comes from, as far as nesca can tell: the applicant's address as
+/// the portal reported it — an IPv4 address, or an IPv6 address's /64 (one subscriber's
+/// network; an attacker holds every address in it) — or, when the portal reported none, the
+/// portal itself. Sign-in failures are counted per person and source, so a lock that others
+/// caused does not stop the person's own sign-in from elsewhere (`ra::enrollment::limits`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SignInSource(String);
+
+impl SignInSource {
+    /// The source of an attempt whose portal named no address.
+    pub fn unnamed() -> SignInSource {
+        SignInSource("portal".into())
+    }
+
+    /// The source of an attempt from `ip` (an IPv4-mapped IPv6 address is its IPv4 address).
+    pub fn address(ip: IpAddr) -> SignInSource {
+        match ip {
+            IpAddr::V4(v4) => SignInSource(format!("ip:{v4}")),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => SignInSource(format!("ip:{v4}")),
+                None => {
+                    let s = v6.segments();
+                    let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                    SignInSource(format!("ip:{net}/64"))
+                }
+            },
+        }
+    }
+
+    /// A source as the store keeps it (`portal`, `ip:192.0.2.7`, `ip:2001:db8::/64`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the attempt named its address (the unnamed source is every applicant of a
+    /// portal that names none, so no per-address limit applies to it).
+    pub fn is_address(&self) -> bool {
+        self.0.starts_with("ip:")
+    }
+}
+
+impl fmt::Display for SignInSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Where an invited person's application stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,10 +147,11 @@ impl ApprovalMethod {
 pub struct EnrollmentRecord {
     pub pre_application: String,
     pub stage: EnrollmentStage,
-    /// Sign-in attempts since the last sign-in (or the last lock), each counted before its
-    /// password was checked (column `failed_sign_ins`).
+    /// Sign-in attempts from every source since the last sign-in (or the last new access
+    /// password), each counted before its password was checked (column `failed_sign_ins`).
     pub sign_in_attempts: u32,
-    /// Until when sign-in is refused.
+    /// The latest lock of sign-in from any source (table `sign_in_sources`; a past one stays
+    /// until a sign-in from its source or a new access password clears it).
     pub locked_until: Option<UnixTime>,
     /// The security word's argon2id hash (PHC string).
     pub security_word_hash: Option<String>,
@@ -230,33 +279,48 @@ pub const MAX_LOOKUP_CANDIDATES: u32 = 1000;
 /// audit record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnrollmentWrite {
-    /// A sign-in attempt, counted atomically before its password is checked
-    /// ([`EnrollmentOutcome::AttemptCounted`]: the attempts since the last sign-in or lock, and
-    /// the lock read with the count). An attempt while sign-in is locked at `at` is not
+    /// A sign-in attempt from `source`, counted atomically before its password is checked
+    /// ([`EnrollmentOutcome::AttemptCounted`]: the attempts from this source since its last
+    /// sign-in or lock, the source's lock read with the count, and the attempts from every
+    /// source since the last sign-in). An attempt while its source is locked at `at` is not
     /// counted, so a lock's end starts a fresh count. Counting first bounds the password
     /// checks that parallel guesses get: the registration authority checks only attempts
-    /// within its limit and not locked, and locks sign-in at the limit.
+    /// within its limit and not locked, and locks the source at the limit.
     SignInAttempt {
         id: String,
+        source: SignInSource,
         actor: Principal,
         at: UnixTime,
     },
-    /// Sign-in refused until `until`; the failures count starts again.
+    /// Sign-in from `source` refused until `until`; its failures count starts again.
     LockSignIn {
         id: String,
+        source: SignInSource,
         until: UnixTime,
         actor: Principal,
         at: UnixTime,
     },
-    /// A good access password: the attempts reset and a session starts. Refused with a
-    /// conflict when the lock is no longer `expect_locked_until` (a lock set since the
-    /// registration authority read it), so a correct guess racing the lock never signs in.
+    /// A good access password from `source`: its attempts and lock and the count of every
+    /// source reset (other sources' locks stay), a session starts, and the source's
+    /// [`EnrollmentWrite::SourceAttempt`] is given back. Refused with a conflict when the
+    /// source's lock is no longer `expect_locked_until` (a lock set since the registration
+    /// authority read it), so a correct guess racing the lock never signs in.
     SignedIn {
         id: String,
+        source: SignInSource,
         expect_locked_until: Option<UnixTime>,
         token_sha256: String,
         expires_at: UnixTime,
         actor: Principal,
+        at: UnixTime,
+    },
+    /// A sign-in attempt from `source`, whoever it names, counted before anything is looked
+    /// up ([`EnrollmentOutcome::Counted`]: the attempts in the source's current window of
+    /// `window_seconds`, this one included; a window that ended starts a new one). A sign-in
+    /// gives its attempt back. No audit record: it decides nothing about a person.
+    SourceAttempt {
+        source: SignInSource,
+        window_seconds: i64,
         at: UnixTime,
     },
     /// The form (`from` invited, or form again while unconfirmed): stored, the stage becomes
@@ -386,12 +450,14 @@ pub enum EnrollmentOutcome {
     Counted {
         count: u32,
     },
-    /// A sign-in attempt: the attempts counted so far (this one included, unless sign-in was
-    /// locked at the attempt's time, when it is not counted), and the lock as it stood when
-    /// the attempt was counted, read in the same statement.
+    /// A sign-in attempt: the attempts from its source counted so far (this one included,
+    /// unless the source was locked at the attempt's time, when it is not counted), the
+    /// source's lock as it stood when the attempt was counted, read in the same statement, and
+    /// the attempts from every source since the last sign-in (this one included when counted).
     AttemptCounted {
         count: u32,
         locked_until: Option<UnixTime>,
+        person_count: u32,
     },
 }
 

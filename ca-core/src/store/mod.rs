@@ -80,7 +80,7 @@ pub use crl::{CrlKind, CrlPlan, CrlRecord, CrlReservation, CrlStore, DeltaEntry,
 pub use enrollment::{
     ApprovalMethod, EOnayConsent, EnrollmentOutcome, EnrollmentRecord, EnrollmentStage,
     EnrollmentStore, EnrollmentWrite, InvoiceLine, InvoicePayer, LookupCandidate, LookupKey,
-    ProducedEnrollment, MAX_LOOKUP_CANDIDATES,
+    ProducedEnrollment, SignInSource, MAX_LOOKUP_CANDIDATES,
 };
 pub use institution::{
     HeldListEnd, HeldListEnding, ImportStatus, InstitutionChange, InstitutionStore,

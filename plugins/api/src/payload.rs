@@ -448,6 +448,11 @@ pub mod host_api {
             /// The access password (a secret: never logged).
             #[serde(default)]
             pub password: Option<SecretText>,
+            /// Sign-in: the applicant's IP address as the portal saw it (text). Failures are
+            /// counted per person and address; without it every applicant of the portal is
+            /// one source.
+            #[serde(default)]
+            pub client_address: Option<String>,
             /// The security word (a secret: stored hashed, never logged).
             #[serde(default)]
             pub security_word: Option<SecretText>,

@@ -81,6 +81,9 @@ struct Body {
     tckn: Option<String>,
     #[serde(default)]
     password: Option<SecretText>,
+    /// Sign-in: the applicant's IP address as the portal saw it.
+    #[serde(default)]
+    client_address: Option<String>,
     #[serde(default)]
     security_word: Option<SecretText>,
     #[serde(default)]
@@ -158,6 +161,7 @@ fn call(
             token,
             tckn: b.tckn,
             password: b.password,
+            client_address: b.client_address,
             security_word: b.security_word,
             do_not_publish: b.do_not_publish,
             delivery_address: b.delivery_address,

@@ -7,17 +7,40 @@
 //! at once get different counts, so at least one reaches the limit, and one that lands after
 //! a crash between the count and the lock still locks. Locking or voiding twice is harmless.
 
-use super::{MAX_CODES, MAX_CODE_FAILURES, MAX_SIGN_IN_FAILURES};
+use super::{
+    MAX_CODES, MAX_CODE_FAILURES, MAX_SIGN_IN_FAILURES, ONE_TRY_AFTER_FAILURES,
+    SOURCE_ATTEMPTS_PER_WINDOW,
+};
 use crate::error::{RaError, Result};
 
-/// Whether the `count`th attempt, when its password is wrong, locks sign-in.
-pub fn sign_in_locks(count: u32) -> bool {
-    count >= MAX_SIGN_IN_FAILURES
+/// The wrong passwords one source may send for a person before it is locked out of that
+/// person's sign-in: [`MAX_SIGN_IN_FAILURES`], or one once [`ONE_TRY_AFTER_FAILURES`] attempts
+/// came from all sources since the person's last sign-in (`person_count`, this one included).
+/// A guesser who changes addresses then gets one try per address and lock; the person, from
+/// an address of their own, still gets a try with the right password.
+pub fn sign_in_allowance(person_count: u32) -> u32 {
+    if person_count > ONE_TRY_AFTER_FAILURES {
+        1
+    } else {
+        MAX_SIGN_IN_FAILURES
+    }
 }
 
-/// Whether the `count`th attempt is past the limit: refused without checking its password.
-pub fn beyond_sign_in_limit(count: u32) -> bool {
-    count > MAX_SIGN_IN_FAILURES
+/// Whether the `count`th attempt from a source, when its password is wrong, locks the source.
+pub fn sign_in_locks(count: u32, allowance: u32) -> bool {
+    count >= allowance
+}
+
+/// Whether the `count`th attempt from a source is past its allowance: refused without
+/// checking its password.
+pub fn beyond_sign_in_limit(count: u32, allowance: u32) -> bool {
+    count > allowance
+}
+
+/// Whether the `count`th sign-in attempt from an address in its window, whoever it names, is
+/// refused (sign-ins give theirs back, so what counts is failures).
+pub fn source_slowed(count: u32) -> bool {
+    count > SOURCE_ATTEMPTS_PER_WINDOW
 }
 
 /// Whether the code is void after `count` tries (or, for a try counted `count`th and wrong,
@@ -53,15 +76,38 @@ mod tests {
 
     #[test]
     fn sign_in_locks_from_the_limit_on() {
-        assert!(!sign_in_locks(0));
-        assert!(!sign_in_locks(MAX_SIGN_IN_FAILURES - 1));
-        assert!(sign_in_locks(MAX_SIGN_IN_FAILURES));
+        let allowance = sign_in_allowance(1);
+        assert_eq!(allowance, MAX_SIGN_IN_FAILURES);
+        assert!(!sign_in_locks(0, allowance));
+        assert!(!sign_in_locks(MAX_SIGN_IN_FAILURES - 1, allowance));
+        assert!(sign_in_locks(MAX_SIGN_IN_FAILURES, allowance));
         // A failure counted at the same time as the one that reached the limit locks too.
-        assert!(sign_in_locks(MAX_SIGN_IN_FAILURES + 1));
+        assert!(sign_in_locks(MAX_SIGN_IN_FAILURES + 1, allowance));
         // The attempt at the limit is still checked (the right password signs in); the next
         // is not.
-        assert!(!beyond_sign_in_limit(MAX_SIGN_IN_FAILURES));
-        assert!(beyond_sign_in_limit(MAX_SIGN_IN_FAILURES + 1));
+        assert!(!beyond_sign_in_limit(MAX_SIGN_IN_FAILURES, allowance));
+        assert!(beyond_sign_in_limit(MAX_SIGN_IN_FAILURES + 1, allowance));
+    }
+
+    #[test]
+    fn many_failures_from_all_sources_leave_each_source_one_try() {
+        assert_eq!(
+            sign_in_allowance(ONE_TRY_AFTER_FAILURES),
+            MAX_SIGN_IN_FAILURES
+        );
+        let one = sign_in_allowance(ONE_TRY_AFTER_FAILURES + 1);
+        assert_eq!(one, 1);
+        // The first try from a fresh source is checked; a wrong one locks it.
+        assert!(!beyond_sign_in_limit(1, one));
+        assert!(sign_in_locks(1, one));
+        // A source that had tries left before gets none more.
+        assert!(beyond_sign_in_limit(3, one));
+    }
+
+    #[test]
+    fn an_address_is_slowed_past_its_window_budget() {
+        assert!(!source_slowed(SOURCE_ATTEMPTS_PER_WINDOW));
+        assert!(source_slowed(SOURCE_ATTEMPTS_PER_WINDOW + 1));
     }
 
     #[test]

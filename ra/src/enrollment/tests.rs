@@ -61,6 +61,11 @@ fn tckn() -> Tckn {
     Tckn::parse(PERSON).unwrap()
 }
 
+/// The applicant's own address.
+fn here() -> SignInSource {
+    SignInSource::address("192.0.2.7".parse().unwrap())
+}
+
 fn secret(s: &str) -> SecretString {
     SecretString::from(s.to_owned())
 }
@@ -78,7 +83,10 @@ fn form() -> ApplicantForm {
 fn confirmed(f: &Fixture) -> (Enrollments, String) {
     let (outbox, sent, password) = invited(f);
     let e = Enrollments::new(f.store.clone(), f.clock.clone());
-    let token = e.sign_in(&tckn(), &secret(&password)).unwrap().token;
+    let token = e
+        .sign_in(&tckn(), &secret(&password), &here())
+        .unwrap()
+        .token;
     let token = token.expose_secret().to_owned();
     e.submit_form(&token, form()).unwrap();
     assert_eq!(outbox.deliver_due(10).unwrap().sent, 1);
@@ -108,17 +116,23 @@ fn sign_in_counts_failures_and_locks_for_half_an_hour() {
     let (_, _, password) = invited(&f);
     let e = Enrollments::new(f.store.clone(), f.clock.clone());
     let unknown = Tckn::parse("17291716060").unwrap();
-    let wrong = e.sign_in(&unknown, &secret(&password)).unwrap_err();
+    let wrong = e
+        .sign_in(&unknown, &secret(&password), &here())
+        .unwrap_err();
     assert!(matches!(wrong, RaError::Unauthenticated { .. }), "{wrong}");
     for _ in 1..MAX_SIGN_IN_FAILURES {
-        let err = e.sign_in(&tckn(), &secret("wrong-password")).unwrap_err();
+        let err = e
+            .sign_in(&tckn(), &secret("wrong-password"), &here())
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             wrong.to_string(),
             "the same answer whether the number is known or not"
         );
     }
-    let err = e.sign_in(&tckn(), &secret("wrong-password")).unwrap_err();
+    let err = e
+        .sign_in(&tckn(), &secret("wrong-password"), &here())
+        .unwrap_err();
     assert_refused(&err);
     assert!(
         stage(&f).locked_until.is_some(),
@@ -126,11 +140,11 @@ fn sign_in_counts_failures_and_locks_for_half_an_hour() {
     );
     // Locked: even the right password is refused until the lock ends — and the refusal is
     // the one an unknown number gets.
-    let err = e.sign_in(&tckn(), &secret(&password)).unwrap_err();
+    let err = e.sign_in(&tckn(), &secret(&password), &here()).unwrap_err();
     assert_eq!(err.to_string(), wrong.to_string());
     f.clock
         .advance(Duration::from_secs(LOCK_SECONDS as u64 + 1));
-    let grant = e.sign_in(&tckn(), &secret(&password)).unwrap();
+    let grant = e.sign_in(&tckn(), &secret(&password), &here()).unwrap();
     assert_eq!(stage(&f).sign_in_attempts, 0);
     let view = e.session(grant.token.expose_secret()).unwrap();
     assert_eq!(view.pre.tckn.as_str(), PERSON);
@@ -148,7 +162,10 @@ fn the_form_is_hashed_and_the_code_confirms_the_mobile_number() {
     let f = fixture();
     let (outbox, sent, password) = invited(&f);
     let e = Enrollments::new(f.store.clone(), f.clock.clone());
-    let token = e.sign_in(&tckn(), &secret(&password)).unwrap().token;
+    let token = e
+        .sign_in(&tckn(), &secret(&password), &here())
+        .unwrap()
+        .token;
     let token = token.expose_secret();
 
     // Bad fields are refused by name.
@@ -543,7 +560,8 @@ fn a_failure_counted_past_the_limit_locks_too() {
     let (_, _, password) = invited(&f);
     let e = Enrollments::new(f.store.clone(), f.clock.clone());
     for _ in 1..MAX_SIGN_IN_FAILURES {
-        e.sign_in(&tckn(), &secret("wrong-password")).unwrap_err();
+        e.sign_in(&tckn(), &secret("wrong-password"), &here())
+            .unwrap_err();
     }
     let id = stage(&f).pre_application;
     // A concurrent failure took the count to the limit without locking (yet).
@@ -551,6 +569,7 @@ fn a_failure_counted_past_the_limit_locks_too() {
         .store
         .enrollment_write(EnrollmentWrite::SignInAttempt {
             id: id.clone(),
+            source: here(),
             actor: applicant(&id),
             at: f.clock.now_unix(),
         })
@@ -559,12 +578,15 @@ fn a_failure_counted_past_the_limit_locks_too() {
         counted,
         EnrollmentOutcome::AttemptCounted {
             count: MAX_SIGN_IN_FAILURES,
-            locked_until: None
+            locked_until: None,
+            person_count: MAX_SIGN_IN_FAILURES,
         }
     );
-    let err = e.sign_in(&tckn(), &secret("wrong-password")).unwrap_err();
+    let err = e
+        .sign_in(&tckn(), &secret("wrong-password"), &here())
+        .unwrap_err();
     assert_refused(&err);
-    let err = e.sign_in(&tckn(), &secret(&password)).unwrap_err();
+    let err = e.sign_in(&tckn(), &secret(&password), &here()).unwrap_err();
     assert_refused(&err);
     let rec = stage(&f);
     assert_eq!(
@@ -580,7 +602,10 @@ fn the_code_quota_is_checked_before_anything_is_written() {
     let f = fixture();
     let (_, _, password) = invited(&f);
     let e = Enrollments::new(f.store.clone(), f.clock.clone());
-    let token = e.sign_in(&tckn(), &secret(&password)).unwrap().token;
+    let token = e
+        .sign_in(&tckn(), &secret(&password), &here())
+        .unwrap()
+        .token;
     let token = token.expose_secret();
     e.submit_form(token, form()).unwrap();
     for _ in 1..MAX_CODES {
@@ -629,26 +654,31 @@ fn a_correct_password_racing_the_lock_is_refused() {
     let f = fixture();
     let (_, _, password) = invited(&f);
     let e = Enrollments::new(f.store.clone(), f.clock.clone());
-    e.sign_in(&tckn(), &secret(&password)).unwrap();
+    e.sign_in(&tckn(), &secret(&password), &here()).unwrap();
     let id = stage(&f).pre_application;
     for _ in 0..MAX_SIGN_IN_FAILURES {
         f.store
             .enrollment_write(EnrollmentWrite::SignInAttempt {
                 id: id.clone(),
+                source: here(),
                 actor: applicant(&id),
                 at: f.clock.now_unix(),
             })
             .unwrap();
     }
     assert_eq!(stage(&f).locked_until, None, "no lock written yet");
-    let err = e.sign_in(&tckn(), &secret(&password)).unwrap_err();
+    let err = e.sign_in(&tckn(), &secret(&password), &here()).unwrap_err();
     assert_refused(&err);
     let rec = stage(&f);
     let until = f.clock.now_unix().plus_secs(LOCK_SECONDS);
-    assert_eq!((rec.sign_in_attempts, rec.locked_until), (0, Some(until)));
+    assert_eq!(
+        (rec.sign_in_attempts, rec.locked_until),
+        (MAX_SIGN_IN_FAILURES + 1, Some(until)),
+        "the lock is the source's; the count from every source goes on to the next sign-in"
+    );
     f.clock
         .advance(Duration::from_secs(LOCK_SECONDS as u64 + 1));
-    e.sign_in(&tckn(), &secret(&password)).unwrap();
+    e.sign_in(&tckn(), &secret(&password), &here()).unwrap();
 }
 
 /// PERSON signed in and sent the form; the SMS code went out. Returns the service, the
@@ -656,7 +686,7 @@ fn a_correct_password_racing_the_lock_is_refused() {
 fn awaiting_code(f: &Fixture) -> (Enrollments, String, String) {
     let (outbox, sent, password) = invited(f);
     let e = Enrollments::new(f.store.clone(), f.clock.clone());
-    let grant = e.sign_in(&tckn(), &secret(&password)).unwrap();
+    let grant = e.sign_in(&tckn(), &secret(&password), &here()).unwrap();
     let token = grant.token.expose_secret().to_owned();
     e.submit_form(&token, form()).unwrap();
     outbox.deliver_due(10).unwrap();
@@ -715,7 +745,8 @@ fn parallel_wrong_passwords_are_counted_before_they_are_checked() {
     let (_, _, password) = invited(&f);
     let e = Enrollments::new(f.store.clone(), f.clock.clone());
     let (answers, checks) = in_parallel(12, || {
-        e.sign_in(&tckn(), &secret("wrong-password")).unwrap_err()
+        e.sign_in(&tckn(), &secret("wrong-password"), &here())
+            .unwrap_err()
     });
     assert!(
         checks <= MAX_SIGN_IN_FAILURES as usize,
@@ -723,8 +754,147 @@ fn parallel_wrong_passwords_are_counted_before_they_are_checked() {
     );
     answers.iter().for_each(assert_refused);
     assert!(stage(&f).locked_until.is_some(), "locked");
-    let err = e.sign_in(&tckn(), &secret(&password)).unwrap_err();
+    let err = e.sign_in(&tckn(), &secret(&password), &here()).unwrap_err();
     assert_refused(&err);
+}
+
+/// A guesser's five wrong passwords lock their own address out of PERSON's sign-in, not
+/// PERSON: the right password from PERSON's address signs in while the guesser's lock lasts,
+/// and the guesser's right password (had they learnt it) stays refused until it ends.
+#[test]
+fn a_lock_others_caused_lets_the_right_password_through() {
+    let f = fixture();
+    let (_, _, password) = invited(&f);
+    let e = Enrollments::new(f.store.clone(), f.clock.clone());
+    let guesser = SignInSource::address("2001:db8:1:2::66".parse().unwrap());
+    // Another address in the guesser's /64 is the guesser too.
+    let next_door = SignInSource::address("2001:db8:1:2:ffff::1".parse().unwrap());
+    for _ in 0..MAX_SIGN_IN_FAILURES {
+        assert_refused(
+            &e.sign_in(&tckn(), &secret("wrong-password"), &guesser)
+                .unwrap_err(),
+        );
+    }
+    assert!(
+        stage(&f).locked_until.is_some(),
+        "the guesser's address is locked"
+    );
+    for source in [&guesser, &next_door] {
+        assert_refused(&e.sign_in(&tckn(), &secret(&password), source).unwrap_err());
+    }
+    let grant = e.sign_in(&tckn(), &secret(&password), &here()).unwrap();
+    assert_eq!(
+        e.session(grant.token.expose_secret())
+            .unwrap()
+            .pre
+            .tckn
+            .as_str(),
+        PERSON
+    );
+    // PERSON's sign-in does not lift the guesser's lock.
+    assert_refused(
+        &e.sign_in(&tckn(), &secret(&password), &guesser)
+            .unwrap_err(),
+    );
+    // A portal that names no address is one source of its own.
+    e.sign_in(&tckn(), &secret(&password), &SignInSource::unnamed())
+        .unwrap();
+}
+
+/// A guesser with many addresses: once 25 attempts came from all of them since PERSON's last
+/// sign-in, each address gets one try (a wrong one locks it at once), and PERSON, from an
+/// address of their own, still signs in with the right password.
+#[test]
+fn many_addresses_get_one_try_each_and_the_person_still_signs_in() {
+    let f = fixture();
+    let (_, _, password) = invited(&f);
+    let e = Enrollments::new(f.store.clone(), f.clock.clone());
+    let address = |i: u8| SignInSource::address(std::net::Ipv4Addr::new(198, 51, 100, i).into());
+    let id = f.store.open_pre_application(&tckn()).unwrap().unwrap();
+    // Five addresses, five attempts each (counted as a guesser's parallel requests would be).
+    for i in 0..5 {
+        for _ in 0..MAX_SIGN_IN_FAILURES {
+            f.store
+                .enrollment_write(EnrollmentWrite::SignInAttempt {
+                    id: id.clone(),
+                    source: address(i),
+                    actor: applicant(&id),
+                    at: f.clock.now_unix(),
+                })
+                .unwrap();
+        }
+    }
+    assert_eq!(stage(&f).sign_in_attempts, ONE_TRY_AFTER_FAILURES);
+    let checks = crate::outbox::checks::made();
+    assert_refused(
+        &e.sign_in(&tckn(), &secret("wrong-password"), &address(9))
+            .unwrap_err(),
+    );
+    assert_eq!(
+        crate::outbox::checks::made() - checks,
+        1,
+        "its one try was checked"
+    );
+    // Locked at once: the same address's next try is refused whatever it sends.
+    assert_refused(
+        &e.sign_in(&tckn(), &secret(&password), &address(9))
+            .unwrap_err(),
+    );
+    // An address with tries left before gets none now.
+    assert_refused(
+        &e.sign_in(&tckn(), &secret(&password), &address(0))
+            .unwrap_err(),
+    );
+    e.sign_in(&tckn(), &secret(&password), &here()).unwrap();
+    // The sign-in starts the count from every source again.
+    assert_eq!(stage(&f).sign_in_attempts, 0);
+}
+
+/// An address past its budget in the window is refused whoever it names — a known person, a
+/// number nobody holds — with `Locked` on `client_address`, before anything about the person
+/// is looked up or any password checked; another address, and the window's end, are not.
+#[test]
+fn an_address_past_its_budget_is_slowed_whoever_it_names() {
+    let f = fixture();
+    let (_, _, password) = invited(&f);
+    let e = Enrollments::new(f.store.clone(), f.clock.clone());
+    let sprayer = SignInSource::address("203.0.113.9".parse().unwrap());
+    for _ in 0..SOURCE_ATTEMPTS_PER_WINDOW {
+        f.store
+            .enrollment_write(EnrollmentWrite::SourceAttempt {
+                source: sprayer.clone(),
+                window_seconds: SOURCE_WINDOW_SECONDS,
+                at: f.clock.now_unix(),
+            })
+            .unwrap();
+    }
+    let id = f.store.open_pre_application(&tckn()).unwrap().unwrap();
+    let before = f.store.enrollment(&id).unwrap();
+    let checks = crate::outbox::checks::made();
+    let nobody = Tckn::parse("17291716060").unwrap();
+    for who in [tckn(), nobody] {
+        let err = e.sign_in(&who, &secret(&password), &sprayer).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RaError::Locked {
+                    field: "client_address",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+    assert_eq!(crate::outbox::checks::made(), checks, "no password checked");
+    assert_eq!(
+        f.store.enrollment(&id).unwrap(),
+        before,
+        "nothing counted for the person"
+    );
+    e.sign_in(&tckn(), &secret(&password), &here()).unwrap();
+    f.clock
+        .advance(Duration::from_secs(SOURCE_WINDOW_SECONDS as u64));
+    e.sign_in(&tckn(), &secret(&password), &sprayer).unwrap();
 }
 
 /// Nine wrong codes at once: at most two are answered with tries left, the code is void

@@ -3,6 +3,9 @@
 //! parsed into typed values here; the rules are the registration authority's ([`Enrollments`]).
 //! A refused step is a [`HostError`] whose code the plugin turns into an HTTP status.
 
+use std::net::IpAddr;
+
+use ca_core::store::SignInSource;
 use ca_core::Tckn;
 use nesca_plugin_api::host_api::{ApplicantAnswer, ApplicantCall, ApplicantState, SecretText};
 use nesca_plugin_api::{HostError, HostErrorCode};
@@ -48,7 +51,8 @@ fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, RaError
             rule: e.to_string(),
         })?;
         let password = secret("password", call.password)?;
-        let grant = e.sign_in(&tckn, &password)?;
+        let source = sign_in_source(call.client_address.as_deref())?;
+        let grant = e.sign_in(&tckn, &password, &source)?;
         let token = grant.token.expose_secret().to_owned();
         let view = e
             .view(&grant.pre_application)?
@@ -124,6 +128,20 @@ fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, RaError
     })
 }
 
+/// Where a sign-in comes from: the applicant's address as the portal reported it (an IPv4
+/// or IPv6 address, nothing else), or the portal itself when it reported none.
+fn sign_in_source(client_address: Option<&str>) -> Result<SignInSource, RaError> {
+    let Some(text) = client_address else {
+        return Ok(SignInSource::unnamed());
+    };
+    let ip: IpAddr = text.parse().map_err(|_| RaError::Invalid {
+        field: "client_address",
+        rule: "must be the applicant's IPv4 or IPv6 address (such as 192.0.2.7 or 2001:db8::7)"
+            .into(),
+    })?;
+    Ok(SignInSource::address(ip))
+}
+
 /// What the applicant may see of their application (no hash, the mobile number masked).
 fn state(v: &ApplicantView) -> ApplicantState {
     let e = &v.enrollment;
@@ -180,6 +198,40 @@ fn refusal(e: RaError) -> HostError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sign_in_source_is_an_address_or_the_portal() {
+        assert_eq!(sign_in_source(None).unwrap(), SignInSource::unnamed());
+        assert_eq!(
+            sign_in_source(Some("192.0.2.7")).unwrap().as_str(),
+            "ip:192.0.2.7"
+        );
+        // IPv6 by its /64; an IPv4-mapped address is its IPv4 address.
+        assert_eq!(
+            sign_in_source(Some("2001:db8:1:2:aaaa::7"))
+                .unwrap()
+                .as_str(),
+            "ip:2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            sign_in_source(Some("::ffff:192.0.2.7")).unwrap().as_str(),
+            "ip:192.0.2.7"
+        );
+        for bad in [
+            "",
+            "portal",
+            "192.0.2.7:443",
+            "ip:192.0.2.7",
+            "10.0.0.0/8",
+            " 192.0.2.7",
+        ] {
+            let e = sign_in_source(Some(bad)).unwrap_err();
+            assert!(
+                e.to_string().starts_with("client_address: must be"),
+                "{bad}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn mobile_numbers_are_masked() {

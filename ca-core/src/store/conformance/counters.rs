@@ -3,12 +3,12 @@
 //! What a count means (a lock, a void code, a quota reached) is the registration authority's
 //! to decide (`ra::enrollment::limits`).
 
-use super::enrollments::{applicant, at, form};
+use super::enrollments::{applicant, at, form, sign_in};
 use super::{audit_records, t0, T0};
 use crate::institution::{ListImport, ListSignature};
 use crate::store::{
     EnrollmentOutcome, EnrollmentStage, EnrollmentWrite, ImportStatus, ListImportWrite,
-    OutboxAttempt, OutboxKind, OutboxStatus, Store,
+    OutboxAttempt, OutboxKind, OutboxStatus, SignInSource, Store,
 };
 use crate::testkit::{institution_record, list_row};
 
@@ -97,26 +97,39 @@ pub fn outbox_attempts_are_counted(store: &dyn Store) {
     assert_eq!((all[0].0.attempts, all[0].1), (3, OutboxStatus::Sent));
 }
 
-/// Sign-in attempts are counted, atomically: the store returns each count and decides
-/// nothing; a lock written by the registration authority is recorded with its time and starts
-/// the count again; a sign-in resets the count, clears the lock and starts a session, applied
-/// only while the lock is what the sign-in read.
+/// The two sources of the sign-in tests: an applicant's address and a guesser's.
+fn home() -> SignInSource {
+    SignInSource::address("192.0.2.7".parse().unwrap())
+}
+
+fn guesser() -> SignInSource {
+    SignInSource::address("2001:db8:1:2::66".parse().unwrap())
+}
+
+/// Sign-in attempts are counted per person and source, atomically: the store returns each
+/// count (the source's and every source's) and decides nothing; a lock written by the
+/// registration authority holds for its source only, is recorded with its time and starts
+/// that source's count again; a sign-in resets its source's count and lock and the count from
+/// every source, leaves another source's live lock, and starts a session, applied only while
+/// its source's lock is what the sign-in read.
 pub fn sign_in_failures_are_counted_and_compared(store: &dyn Store) {
     let pre = invited(store);
-    let failed = |n| {
+    let attempt = |source: SignInSource, n| {
         store.enrollment_write(EnrollmentWrite::SignInAttempt {
             id: pre.clone(),
+            source,
             actor: applicant(&pre),
             at: at(n),
         })
     };
-    let counts: Vec<EnrollmentOutcome> = (1..=6).map(|i| failed(i).unwrap()).collect();
+    let counts: Vec<EnrollmentOutcome> = (1..=6).map(|i| attempt(guesser(), i).unwrap()).collect();
     assert_eq!(
         counts,
         (1..=6)
             .map(|count| EnrollmentOutcome::AttemptCounted {
                 count,
-                locked_until: None
+                locked_until: None,
+                person_count: count,
             })
             .collect::<Vec<_>>(),
         "the store counts past any limit: the limit is not its to know"
@@ -126,6 +139,7 @@ pub fn sign_in_failures_are_counted_and_compared(store: &dyn Store) {
     let lock = || {
         store.enrollment_write(EnrollmentWrite::LockSignIn {
             id: pre.clone(),
+            source: guesser(),
             until: at(6 + 1800),
             actor: applicant(&pre),
             at: at(6),
@@ -138,27 +152,32 @@ pub fn sign_in_failures_are_counted_and_compared(store: &dyn Store) {
     let e = store.enrollment(&pre).unwrap().unwrap();
     assert_eq!(
         (e.sign_in_attempts, e.locked_until),
-        (0, Some(at(6 + 1800)))
+        (6, Some(at(6 + 1800))),
+        "the lock is the source's; the count from every source goes on"
     );
-    // While the lock lasts an attempt is not counted, and sees the lock; from its end on,
-    // attempts count again from zero.
+    // While the lock lasts an attempt from the locked source is not counted, and sees the
+    // lock; from its end on, attempts count again from zero.
     let lock_seen = EnrollmentOutcome::AttemptCounted {
         count: 0,
         locked_until: Some(at(6 + 1800)),
+        person_count: 6,
     };
-    assert_eq!(failed(7).unwrap(), lock_seen);
-    assert_eq!(failed(6 + 1799).unwrap(), lock_seen);
+    assert_eq!(attempt(guesser(), 7).unwrap(), lock_seen);
+    assert_eq!(attempt(guesser(), 6 + 1799).unwrap(), lock_seen);
+    // Another source is not locked: its attempt counts from one.
     assert_eq!(
-        failed(6 + 1800).unwrap(),
+        attempt(home(), 7).unwrap(),
         EnrollmentOutcome::AttemptCounted {
             count: 1,
-            locked_until: Some(at(6 + 1800))
+            locked_until: None,
+            person_count: 7,
         }
     );
-    let signed_in = |expect_locked_until| EnrollmentWrite::SignedIn {
+    let signed_in = |source, expect_locked_until, token: &str| EnrollmentWrite::SignedIn {
         id: pre.clone(),
+        source,
         expect_locked_until,
-        token_sha256: "cd".repeat(32),
+        token_sha256: token.repeat(32),
         expires_at: at(3600),
         actor: applicant(&pre),
         at: at(8),
@@ -166,7 +185,7 @@ pub fn sign_in_failures_are_counted_and_compared(store: &dyn Store) {
     // A sign-in that read no lock, when one was set since: refused, so a correct password
     // racing the lock never signs in.
     let records = audit_records(store);
-    match store.enrollment_write(signed_in(None)) {
+    match store.enrollment_write(signed_in(guesser(), None, "cd")) {
         Err(crate::CaError::Conflict { field, .. }) => assert_eq!(field, "sign_in"),
         other => panic!("a sign-in that missed the lock must be a conflict, got {other:?}"),
     }
@@ -176,22 +195,92 @@ pub fn sign_in_failures_are_counted_and_compared(store: &dyn Store) {
         "a refused sign-in writes no audit record"
     );
     assert_eq!(store.applicant_session(&"cd".repeat(32)).unwrap(), None);
+    // The person signs in from home while the guesser's lock lasts: the lock stays.
     store
-        .enrollment_write(signed_in(Some(at(6 + 1800))))
+        .enrollment_write(signed_in(home(), None, "cd"))
         .unwrap();
     let e = store.enrollment(&pre).unwrap().unwrap();
-    assert_eq!((e.sign_in_attempts, e.locked_until), (0, None));
+    assert_eq!(
+        (e.sign_in_attempts, e.locked_until),
+        (0, Some(at(6 + 1800)))
+    );
     assert_eq!(
         store.applicant_session(&"cd".repeat(32)).unwrap(),
         Some((pre.clone(), at(3600)))
     );
+    assert_eq!(
+        attempt(guesser(), 9).unwrap(),
+        EnrollmentOutcome::AttemptCounted {
+            count: 0,
+            locked_until: Some(at(6 + 1800)),
+            person_count: 0,
+        }
+    );
+    // After the lock's end the guesser counts again; its sign-in clears its lock.
+    assert_eq!(
+        attempt(guesser(), 6 + 1800).unwrap(),
+        EnrollmentOutcome::AttemptCounted {
+            count: 1,
+            locked_until: Some(at(6 + 1800)),
+            person_count: 1,
+        }
+    );
+    store
+        .enrollment_write(signed_in(guesser(), Some(at(6 + 1800)), "ef"))
+        .unwrap();
+    let e = store.enrollment(&pre).unwrap().unwrap();
+    assert_eq!((e.sign_in_attempts, e.locked_until), (0, None));
     assert!(store
         .enrollment_write(EnrollmentWrite::SignInAttempt {
             id: "pa-unknown".into(),
+            source: home(),
             actor: applicant("pa-unknown"),
             at: at(0),
         })
         .is_err());
+}
+
+/// Attempts from one source, whoever they name, are counted in windows: a window that ended
+/// starts a new count; a sign-in gives its source's attempt back; sources are counted apart.
+pub fn source_attempts_are_counted_in_windows(store: &dyn Store) {
+    let pre = invited(store);
+    let attempt = |source: SignInSource, n| match store
+        .enrollment_write(EnrollmentWrite::SourceAttempt {
+            source,
+            window_seconds: 100,
+            at: at(n),
+        })
+        .unwrap()
+    {
+        EnrollmentOutcome::Counted { count } => count,
+        other => panic!("expected a count, got {other:?}"),
+    };
+    let records = audit_records(store);
+    assert_eq!(
+        [attempt(home(), 0), attempt(home(), 50), attempt(home(), 99)],
+        [1, 2, 3]
+    );
+    assert_eq!(attempt(guesser(), 99), 1, "another source counts apart");
+    assert_eq!(
+        audit_records(store),
+        records,
+        "a rate count decides nothing about a person"
+    );
+    store
+        .enrollment_write(sign_in(&pre, home(), at(99)))
+        .unwrap();
+    assert_eq!(attempt(home(), 99), 3, "the sign-in gave its attempt back");
+    assert_eq!(
+        attempt(home(), 100),
+        1,
+        "the window that began at 0 ended at 100"
+    );
+    assert_eq!(attempt(guesser(), 150), 2);
+    assert_eq!(
+        attempt(guesser(), 199),
+        1,
+        "the guesser's window began at 99"
+    );
 }
 
 /// Failures counted at the same time each get their own count: no two see the same number,
@@ -220,6 +309,7 @@ pub fn failure_counters_are_atomic(store: &dyn Store) {
     assert_eq!(
         counted(&|n| EnrollmentWrite::SignInAttempt {
             id: pre.clone(),
+            source: home(),
             actor: applicant(&pre),
             at: at(n),
         }),
@@ -249,14 +339,7 @@ pub fn sms_code_counters(store: &dyn Store) {
     use EnrollmentStage as S;
     let pre = invited(store);
     store
-        .enrollment_write(EnrollmentWrite::SignedIn {
-            id: pre.clone(),
-            expect_locked_until: None,
-            token_sha256: "cd".repeat(32),
-            expires_at: at(3600),
-            actor: applicant(&pre),
-            at: at(0),
-        })
+        .enrollment_write(sign_in(&pre, home(), at(0)))
         .unwrap();
     store
         .enrollment_write(form(&pre, S::Invited, 0, false, at(1)))

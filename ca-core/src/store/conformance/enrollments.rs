@@ -106,18 +106,28 @@ fn await_wet(id: &str, from: EnrollmentStage, when: UnixTime) -> EnrollmentWrite
     }
 }
 
+/// A sign-in of `pre` from `source` at `when`, that read no lock (session token `cd…`).
+pub(super) fn sign_in(
+    pre: &str,
+    source: crate::store::SignInSource,
+    when: UnixTime,
+) -> EnrollmentWrite {
+    EnrollmentWrite::SignedIn {
+        id: pre.to_owned(),
+        source,
+        expect_locked_until: None,
+        token_sha256: "cd".repeat(32),
+        expires_at: at(3600),
+        actor: applicant(pre),
+        at: when,
+    }
+}
+
 /// The invited person signs in: the enrollment starts at Invited.
 pub(super) fn signed_in(store: &dyn Store) -> String {
     let pre = invited(store);
     store
-        .enrollment_write(EnrollmentWrite::SignedIn {
-            id: pre.clone(),
-            expect_locked_until: None,
-            token_sha256: "cd".repeat(32),
-            expires_at: at(3600),
-            actor: applicant(&pre),
-            at: at(0),
-        })
+        .enrollment_write(sign_in(&pre, crate::store::SignInSource::unnamed(), at(0)))
         .unwrap();
     pre
 }

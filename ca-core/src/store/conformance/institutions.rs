@@ -453,6 +453,7 @@ pub fn institutions_change_and_passwords_are_resent(store: &dyn Store) {
     store
         .enrollment_write(crate::store::EnrollmentWrite::LockSignIn {
             id: invited.clone(),
+            source: crate::store::SignInSource::unnamed(),
             until: UnixTime::from_secs(T0 + 1800),
             actor: op.clone(),
             at,

@@ -37,6 +37,7 @@ pub use commitments::{
 pub use counters::{
     failure_counters_are_atomic, outbox_attempts_are_counted,
     sign_in_failures_are_counted_and_compared, sms_code_counters,
+    source_attempts_are_counted_in_windows,
 };
 pub use crl::{crl_entries_follow_the_lifecycle, crl_numbers_strictly_increase};
 pub use enrollments::{
@@ -196,6 +197,7 @@ macro_rules! store_conformance_tests {
             pending_applications_are_released_for_a_retry,
             outbox_attempts_are_counted,
             sign_in_failures_are_counted_and_compared,
+            source_attempts_are_counted_in_windows,
             sms_code_counters,
             failure_counters_are_atomic,
             commitment_acceptance_releases_and_supersedes,

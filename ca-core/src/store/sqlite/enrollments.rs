@@ -103,7 +103,32 @@ pub(super) const MIGRATION: &str = "
     );
     CREATE INDEX invoice_lines_month ON invoice_lines (institution, month);";
 
-const ENROLLMENT_COLUMNS: &str = "pre_application, stage, failed_sign_ins, locked_until, security_word_hash, do_not_publish, delivery_address, sms_code_hash, sms_code_expires, sms_code_failures, sms_codes_sent, confirmed_at, approval_method, approval_text_sha256, approved_at, produce_after, card_csr, production_attempts, last_error, serial, produced_at, package_written, updated_at";
+/// Migration 12: sign-in counted per person and source (`sign_in_sources`: the failures since
+/// the source's last sign-in or lock, and its lock), and per source whoever the attempt names
+/// (`sign_in_throttle`: the attempts in the source's current window). `enrollments.failed_sign_ins`
+/// stays the count from every source; `enrollments.locked_until` is no longer written (a lock
+/// it held moves to the unnamed source, `portal`).
+pub(super) const SIGN_IN_SOURCES_MIGRATION: &str = "
+    CREATE TABLE sign_in_sources (
+        pre_application TEXT NOT NULL,
+        source          TEXT NOT NULL,
+        failures        INTEGER NOT NULL DEFAULT 0,
+        locked_until    INTEGER,
+        PRIMARY KEY (pre_application, source)
+    ) WITHOUT ROWID;
+    INSERT INTO sign_in_sources (pre_application, source, failures, locked_until)
+      SELECT pre_application, 'portal', 0, locked_until FROM enrollments
+      WHERE locked_until IS NOT NULL;
+    UPDATE enrollments SET locked_until = NULL;
+    CREATE TABLE sign_in_throttle (
+        source       TEXT PRIMARY KEY,
+        window_start INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sign_in_throttle_window ON sign_in_throttle (window_start);";
+
+/// The enrollment's columns; `locked_until` is the latest lock of any source.
+const ENROLLMENT_COLUMNS: &str = "pre_application, stage, failed_sign_ins, (SELECT MAX(s.locked_until) FROM sign_in_sources s WHERE s.pre_application = enrollments.pre_application), security_word_hash, do_not_publish, delivery_address, sms_code_hash, sms_code_expires, sms_code_failures, sms_codes_sent, confirmed_at, approval_method, approval_text_sha256, approved_at, produce_after, card_csr, production_attempts, last_error, serial, produced_at, package_written, updated_at";
 
 /// A column whose text does not parse as what it holds.
 fn bad(i: usize, what: &str) -> rusqlite::Error {
@@ -443,50 +468,71 @@ pub(super) fn write(
     head: &mut AuditHead,
 ) -> Result<EnrollmentOutcome, Refusal> {
     match w {
-        EnrollmentWrite::SignInAttempt { id, actor, at } => {
+        EnrollmentWrite::SignInAttempt {
+            id,
+            source,
+            actor,
+            at,
+        } => {
             ensure(conn, id, *at)?;
-            // Counted unless the lock is live at `at`; the lock is read in the same statement.
+            // Counted unless the source's lock is live at `at`; the lock is read in the same
+            // statement.
             let (count, locked_until): (u32, Option<UnixTime>) = conn
                 .prepare_cached(
-                    "UPDATE enrollments SET failed_sign_ins = failed_sign_ins + (COALESCE(locked_until, 0) <= ?2), updated_at = ?2 WHERE pre_application = ?1 RETURNING failed_sign_ins, locked_until",
+                    "INSERT INTO sign_in_sources (pre_application, source, failures) VALUES (?1, ?2, 1) ON CONFLICT (pre_application, source) DO UPDATE SET failures = failures + (COALESCE(locked_until, 0) <= ?3) RETURNING failures, locked_until",
                 )?
-                .query_row(params![id, at.secs()], |r| Ok((r.get(0)?, maybe_time(r, 1)?)))?;
+                .query_row(params![id, source.as_str(), at.secs()], |r| {
+                    Ok((r.get(0)?, maybe_time(r, 1)?))
+                })?;
+            let counted = locked_until.is_none_or(|u| u <= *at);
+            let person_count: u32 = conn
+                .prepare_cached(
+                    "UPDATE enrollments SET failed_sign_ins = failed_sign_ins + ?2, updated_at = ?3 WHERE pre_application = ?1 RETURNING failed_sign_ins",
+                )?
+                .query_row(params![id, counted, at.secs()], |r| r.get(0))?;
             audit(
                 conn,
                 head,
                 *at,
                 actor,
                 "sign-in-attempt",
-                format!("pre_application={id} attempts={count}"),
+                format!("pre_application={id} source={source} attempts={count} from_all_sources={person_count}"),
             )?;
             Ok(EnrollmentOutcome::AttemptCounted {
                 count,
                 locked_until,
+                person_count,
             })
         }
         EnrollmentWrite::LockSignIn {
             id,
+            source,
             until,
             actor,
             at,
         } => {
             ensure(conn, id, *at)?;
             conn.prepare_cached(
-                "UPDATE enrollments SET failed_sign_ins = 0, locked_until = ?2, updated_at = ?3 WHERE pre_application = ?1",
+                "INSERT INTO sign_in_sources (pre_application, source, failures, locked_until) VALUES (?1, ?2, 0, ?3) ON CONFLICT (pre_application, source) DO UPDATE SET failures = 0, locked_until = ?3",
             )?
-            .execute(params![id, until.secs(), at.secs()])?;
+            .execute(params![id, source.as_str(), until.secs()])?;
+            conn.prepare_cached(
+                "UPDATE enrollments SET updated_at = ?2 WHERE pre_application = ?1",
+            )?
+            .execute(params![id, at.secs()])?;
             audit(
                 conn,
                 head,
                 *at,
                 actor,
                 "sign-in-locked",
-                format!("pre_application={id} until={until}"),
+                format!("pre_application={id} source={source} until={until}"),
             )?;
             Ok(EnrollmentOutcome::Done)
         }
         EnrollmentWrite::SignedIn {
             id,
+            source,
             expect_locked_until,
             token_sha256,
             expires_at,
@@ -494,17 +540,33 @@ pub(super) fn write(
             at,
         } => {
             ensure(conn, id, *at)?;
-            let signed_in = conn
+            let lock: Option<Option<i64>> = conn
                 .prepare_cached(
-                    "UPDATE enrollments SET failed_sign_ins = 0, locked_until = NULL, updated_at = ?2 WHERE pre_application = ?1 AND locked_until IS ?3",
+                    "SELECT locked_until FROM sign_in_sources WHERE pre_application = ?1 AND source = ?2",
                 )?
-                .execute(params![id, at.secs(), expect_locked_until.map(UnixTime::secs)])?;
-            if signed_in != 1 {
+                .query_row(params![id, source.as_str()], |r| r.get(0))
+                .optional()?;
+            if lock.flatten() != expect_locked_until.map(UnixTime::secs) {
                 return Err(Refusal::Refused(CaError::Conflict {
                     field: "sign_in",
                     rule: format!("application {id}: sign-in was locked meanwhile; try again"),
                 }));
             }
+            // This source's count and lock go, and every source's that holds no live lock
+            // (the count from all sources starts again too); a live lock of another source
+            // stays to its end.
+            conn.prepare_cached(
+                "DELETE FROM sign_in_sources WHERE pre_application = ?1 AND (source = ?2 OR COALESCE(locked_until, 0) <= ?3)",
+            )?
+            .execute(params![id, source.as_str(), at.secs()])?;
+            conn.prepare_cached(
+                "UPDATE enrollments SET failed_sign_ins = 0, updated_at = ?2 WHERE pre_application = ?1",
+            )?
+            .execute(params![id, at.secs()])?;
+            conn.prepare_cached(
+                "UPDATE sign_in_throttle SET attempts = MAX(attempts - 1, 0) WHERE source = ?1",
+            )?
+            .execute([source.as_str()])?;
             // Expired sessions go as new ones come.
             conn.prepare_cached("DELETE FROM applicant_sessions WHERE expires_at < ?1")?
                 .execute([at.secs()])?;
@@ -521,6 +583,22 @@ pub(super) fn write(
                 format!("pre_application={id}"),
             )?;
             Ok(EnrollmentOutcome::Done)
+        }
+        EnrollmentWrite::SourceAttempt {
+            source,
+            window_seconds,
+            at,
+        } => {
+            let window_ends_before = at.secs() - window_seconds;
+            // Windows that ended go as attempts come (the index keeps this a range delete).
+            conn.prepare_cached("DELETE FROM sign_in_throttle WHERE window_start <= ?1")?
+                .execute([window_ends_before])?;
+            let count: u32 = conn
+                .prepare_cached(
+                    "INSERT INTO sign_in_throttle (source, window_start, attempts) VALUES (?1, ?2, 1) ON CONFLICT (source) DO UPDATE SET attempts = attempts + 1 RETURNING attempts",
+                )?
+                .query_row(params![source.as_str(), at.secs()], |r| r.get(0))?;
+            Ok(EnrollmentOutcome::Counted { count })
         }
         EnrollmentWrite::Form {
             id,

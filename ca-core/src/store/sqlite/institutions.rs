@@ -229,9 +229,12 @@ pub(super) fn resend_access_password(
     conn.prepare_cached(QUEUE_ACCESS_PASSWORD)?
         .execute(params![id, email, at.secs()])?;
     conn.prepare_cached(
-        "UPDATE enrollments SET failed_sign_ins = 0, locked_until = NULL, updated_at = ?2 WHERE pre_application = ?1",
+        "UPDATE enrollments SET failed_sign_ins = 0, updated_at = ?2 WHERE pre_application = ?1",
     )?
     .execute(params![id, at.secs()])?;
+    // A new password lifts every source's lock.
+    conn.prepare_cached("DELETE FROM sign_in_sources WHERE pre_application = ?1")?
+        .execute([id])?;
     append_event(
         conn,
         head,

@@ -181,6 +181,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 11: the trusted transport keys (certificates of the card-personalisation system and of
     // KEC devices) that card keys may be wrapped for, registered and withdrawn by an operator.
     registry::TRANSPORT_KEYS_MIGRATION,
+    // 12: sign-in failures and locks per person and source, and the attempts per source
+    // whoever they name; a lock written before moves to the unnamed source.
+    enrollments::SIGN_IN_SOURCES_MIGRATION,
 ];
 
 /// The schema version, read without taking a lock (0 for a new database).
