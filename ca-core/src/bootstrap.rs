@@ -115,11 +115,9 @@ pub fn create_hierarchy(
         issuing.signer,
         Some(CaUrls::new(&plan.public_url, &plan.issuing_id)?),
     )?;
-    let ocsp_profile = OcspSignerProfile::default();
-    let ocsp_cert = issue(
+    let ocsp_cert = issue_ocsp_signer(
         engine,
         &issuing_ca,
-        &ocsp_profile,
         &plan.ocsp_name,
         ocsp.signer.public_key(),
         plan.ocsp_validity_days,
@@ -142,6 +140,28 @@ pub fn create_hierarchy(
         issuing_cert: issuing_cert.cert_der,
         ocsp_cert: ocsp_cert.cert_der,
     })
+}
+
+/// Issues a delegated OCSP signer certificate (RFC 6960 §4.2.2.2) for `key` from the issuing
+/// CA `ca`: at creation, and for each renewal. Storing it as the CA's signer is the caller's
+/// (`RegistryStore::replace_ocsp_signer`).
+pub fn issue_ocsp_signer(
+    engine: &Engine,
+    ca: &SigningCa,
+    name: &Name,
+    key: spki::SubjectPublicKeyInfoOwned,
+    validity_days: u32,
+    actor: &crate::Principal,
+) -> Result<Issued> {
+    issue(
+        engine,
+        ca,
+        &OcspSignerProfile::default(),
+        name,
+        key,
+        validity_days,
+        actor,
+    )
 }
 
 fn issue(

@@ -88,6 +88,8 @@ pub enum SystemTask {
     Startup,
     /// The sweep that ends wet-signed lists nobody confirmed in time.
     HeldListExpiry,
+    /// The watch that renews delegated OCSP signers in `nesca serve` and `nesca ocsp`.
+    OcspSignerRenewal,
 }
 
 impl SystemTask {
@@ -100,6 +102,7 @@ impl SystemTask {
             SystemTask::CrlSchedule => "crl-schedule",
             SystemTask::Startup => "serve-start",
             SystemTask::HeldListExpiry => "held-list-expiry",
+            SystemTask::OcspSignerRenewal => "ocsp-signer-renewal",
         }
     }
 
@@ -111,6 +114,7 @@ impl SystemTask {
             SystemTask::CrlSchedule,
             SystemTask::Startup,
             SystemTask::HeldListExpiry,
+            SystemTask::OcspSignerRenewal,
         ]
         .into_iter()
         .find(|t| t.as_str() == s)

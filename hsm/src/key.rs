@@ -240,6 +240,21 @@ impl Hsm {
         self.find_key(&label)
     }
 
+    /// Destroys the key pair under `label` (private and public objects), as when a renewal
+    /// lost its race and the key it made signs nothing. A label with no key is no error.
+    pub fn destroy_key(&self, label: &str) -> Result<(), HsmError> {
+        let _alone = self.objects_write();
+        let session = self.session()?;
+        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+            if let Some(handle) = find_one(&session, class, label)? {
+                session
+                    .destroy_object(handle)
+                    .map_err(|e| HsmError::from_ck("C_DestroyObject", e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a private key with this label exists.
     pub fn has_key(&self, label: &str) -> Result<bool, HsmError> {
         let _reading = self.objects_read();

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::SystemTime;
 
 use nesca_ca_types::Serial;
 
@@ -152,11 +151,11 @@ impl Cache {
         }
     }
 
-    /// Up to `limit` entries whose nextUpdate is at or before `deadline`.
+    /// Up to `limit` entries that `is_due`.
     pub(crate) fn due(
         &self,
-        deadline: SystemTime,
         limit: usize,
+        is_due: impl Fn(&CacheKey, &SignedResponse) -> bool,
     ) -> Vec<(CacheKey, Arc<SignedResponse>)> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
@@ -166,7 +165,7 @@ impl Cache {
                     return out;
                 }
                 if let Some(e) = &slot.entry {
-                    if e.next_update() <= deadline {
+                    if is_due(k, e) {
                         out.push((*k, e.clone()));
                     }
                 }

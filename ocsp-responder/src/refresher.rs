@@ -232,11 +232,21 @@ impl Responder {
         Ok((changes.len(), next))
     }
 
-    /// Re-signs up to `limit` entries whose nextUpdate is within `refresh_before`; drops
-    /// those for never-issued serials. Stops after [`MAX_FAILURES_PER_PAGE`] failures.
+    /// Re-signs up to `limit` entries whose nextUpdate is within `refresh_before` or whose
+    /// signer was replaced since they were signed; drops those for never-issued serials. Stops after [`MAX_FAILURES_PER_PAGE`] failures.
     pub(crate) fn refresh_due(&self, limit: usize) -> RefreshRound {
         let now = self.clock.now();
-        let due = self.cache.due(now + self.config.refresh_before, limit);
+        let deadline = now + self.config.refresh_before;
+        // Due: near its nextUpdate, or signed by a signer that was replaced since.
+        let generations: Vec<u64> = self
+            .issuers
+            .iter()
+            .map(|i| i.delegate().generation)
+            .collect();
+        let due = self.cache.due(limit, |key, entry| {
+            entry.next_update() <= deadline
+                || generations.get(key.issuer) != Some(&entry.signer_generation)
+        });
         let mut failed = 0;
         for (key, entry) in &due {
             if entry.not_issued {

@@ -124,7 +124,7 @@ impl Responder {
         let now = clock.now();
         let mut prepared: Vec<Issuer> = Vec::with_capacity(issuers.len());
         for served in issuers {
-            let issuer = Issuer::prepare(served, now)?;
+            let issuer = Issuer::prepare(served)?;
             if prepared
                 .iter()
                 .any(|p| p.id == issuer.id || p.hashes.same_as(&issuer.hashes))
@@ -134,7 +134,12 @@ impl Responder {
                     rule: format!("{} is served twice", issuer.id),
                 });
             }
-            if issuer.signer_not_after() < now + config.validity {
+            if issuer.signer_not_after() < now {
+                tracing::error!(
+                    issuer = %issuer.id,
+                    "the OCSP signer certificate has expired: nothing is signed for this CA until it is renewed"
+                );
+            } else if issuer.signer_not_after() < now + config.validity {
                 tracing::warn!(
                     issuer = %issuer.id,
                     "the OCSP signer certificate expires before responses signed now do"
@@ -343,6 +348,36 @@ impl Responder {
                 Err(e)
             }
         }
+    }
+
+    /// Replaces the delegated signer of the CA `id` (a renewed signer: its key and its
+    /// certificate, checked as at start). Responses signed by the one it replaces are
+    /// re-signed by the refresher, batch by batch; until then they are served as they are
+    /// (the old signer's certificate stays valid through the overlap).
+    pub fn replace_signer(
+        &self,
+        id: &nesca_ca_types::IssuerId,
+        signer: Arc<dyn nesca_ca_types::TbsSigner>,
+        signer_cert_der: &[u8],
+    ) -> Result<(), OcspError> {
+        let issuer = self
+            .issuer_index(id)
+            .map(|i| &self.issuers[i])
+            .ok_or_else(|| OcspError::Config {
+                field: "issuers",
+                rule: format!("{id} is not served here"),
+            })?;
+        let generation = issuer.replace_delegate(signer, signer_cert_der)?;
+        tracing::info!(issuer = %id, generation, "OCSP signer replaced; re-signing its responses");
+        Ok(())
+    }
+
+    /// The notAfter of the delegated signer each served CA signs with now.
+    pub fn signer_not_after(&self) -> Vec<(nesca_ca_types::IssuerId, SystemTime)> {
+        self.issuers
+            .iter()
+            .map(|i| (i.id.clone(), i.signer_not_after()))
+            .collect()
     }
 
     /// Index of the served issuer with this id.

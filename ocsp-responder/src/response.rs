@@ -56,6 +56,8 @@ pub struct SignedResponse {
     etag: String,
     /// Any of its SingleResponses is for a never-issued serial.
     pub(crate) not_issued: bool,
+    /// The generation of the delegated signer that signed it (see `issuer::Delegate`).
+    pub(crate) signer_generation: u64,
     pub(crate) http: HttpMeta,
 }
 
@@ -88,6 +90,13 @@ pub(crate) fn sign(
     now: SystemTime,
     validity: Duration,
 ) -> Result<SignedResponse, OcspError> {
+    let delegate = issuer.delegate();
+    if !delegate.valid_at(now) {
+        return Err(OcspError::Signing {
+            issuer: issuer.id.clone(),
+            reason: "the delegated signer's certificate is not valid now; nothing is signed until it is renewed".into(),
+        });
+    }
     let next = now + validity;
     let this_update = ocsp_time(UnixTime::from_system(now))?;
     let next_update = ocsp_time(UnixTime::from_system(next))?;
@@ -113,7 +122,7 @@ pub(crate) fn sign(
     }
     let tbs = ResponseData {
         version: Version::V1,
-        responder_id: issuer.responder_id.clone(),
+        responder_id: delegate.responder_id.clone(),
         produced_at: this_update,
         responses,
         response_extensions: (!extensions.is_empty()).then_some(extensions),
@@ -123,23 +132,23 @@ pub(crate) fn sign(
         issuer: issuer.id.clone(),
         reason,
     };
-    let signature = issuer
+    let signature = delegate
         .signer
         .sign(&tbs_der)
         .map_err(|e| signing(e.to_string()))?;
     nesca_ca_types::verify::verify_with(
-        issuer.signer_key_kind,
-        &issuer.signer_spki,
-        &issuer.signature_algorithm,
+        delegate.signer_key_kind,
+        &delegate.signer_spki,
+        &delegate.signature_algorithm,
         &tbs_der,
         &signature,
     )
     .map_err(|e| signing(format!("the signer's signature does not verify: {e}")))?;
     let basic = BasicOcspResponse {
         tbs_response_data: tbs,
-        signature_algorithm: issuer.signature_algorithm.clone(),
+        signature_algorithm: delegate.signature_algorithm.clone(),
         signature: BitString::from_bytes(&signature).map_err(OcspError::encoding("signature"))?,
-        certs: Some(vec![issuer.signer_cert.clone()]),
+        certs: Some(vec![delegate.signer_cert.clone()]),
     };
     let der = OcspResponse::successful(basic)
         .and_then(|r| r.to_der())
@@ -153,6 +162,7 @@ pub(crate) fn sign(
         next_update: next,
         etag,
         not_issued,
+        signer_generation: delegate.generation,
         http,
     })
 }

@@ -17,7 +17,7 @@ use x509_ocsp::{
 };
 
 use nesca_ca_types::RevocationReason;
-use nesca_ca_types::{Clock, Serial, UnixTime};
+use nesca_ca_types::{Clock, Serial, TbsSigner as _, UnixTime};
 
 use crate::cache::CacheKey;
 use crate::cert_id::CertIdForm;
@@ -792,4 +792,96 @@ fn prefill_pages_through_serials_and_reports_failures() {
     let calls = pki.signer.calls.load(Ordering::Relaxed);
     r.prefill_page(0, None, 10).unwrap();
     assert_eq!(pki.signer.calls.load(Ordering::Relaxed), calls);
+}
+
+/// The SHA-1 key hash that a ResponderID byKey names (RFC 6960 §4.2.2.3).
+fn responder_key_hash(basic: &BasicOcspResponse) -> Vec<u8> {
+    match &basic.tbs_response_data.responder_id {
+        ResponderId::ByKey(h) => h.as_bytes().to_vec(),
+        other => panic!("expected byKey, got {other:?}"),
+    }
+}
+
+/// A renewed delegated signer replaces the old one while the responder runs: live answers
+/// are signed by it at once, responses the old one signed are re-signed by the refresher's
+/// next round (however far their nextUpdate), and a replacement that the CA did not issue
+/// as an OCSP signer is refused, leaving the current one.
+#[test]
+fn a_replaced_signer_signs_from_then_on_and_its_predecessors_responses_are_re_signed() {
+    let (pki, source, r, _clock) = setup();
+    let s = serial(0x81);
+    source.set("nes-ca", s, CertState::Good);
+    r.prefill_page(0, None, 100).unwrap();
+    let req = request(vec![pki.cert_id::<Sha1>(&s)], None);
+    let old_id = responder_key_hash(&decode(&r.answer(&req).der).1.unwrap());
+    assert_eq!(r.refresh_due(100).due, 0, "fresh: nothing due");
+
+    let next = Arc::new(crate::testkit::SoftSigner::from_seed(0x42));
+    let next_cert =
+        Pki::signer_cert_for(&pki.ca_key, &pki.ca_cert, &next.public_key(), true, pki.now);
+    // Refused: a certificate without id-kp-OCSPSigning, or for another key.
+    let no_eku = Pki::signer_cert_for(
+        &pki.ca_key,
+        &pki.ca_cert,
+        &next.public_key(),
+        false,
+        pki.now,
+    );
+    let id = nesca_ca_types::IssuerId::parse("nes-ca").unwrap();
+    for (signer, cert) in [(next.clone(), &no_eku), (pki.signer.clone(), &next_cert)] {
+        assert!(r
+            .replace_signer(&id, signer, &cert.to_der().unwrap())
+            .is_err());
+    }
+    r.replace_signer(&id, next.clone(), &next_cert.to_der().unwrap())
+        .unwrap();
+    // The cached response (old signer) is due now, and re-signed by the new one.
+    assert_eq!(r.refresh_due(100).due, 1);
+    let (status, basic) = decode(&r.answer(&req).der);
+    assert_eq!(status, OcspResponseStatus::Successful);
+    let basic = basic.unwrap();
+    let new_id = responder_key_hash(&basic);
+    assert_ne!(new_id, old_id);
+    assert_eq!(basic.certs.unwrap()[0], next_cert);
+    assert_eq!(r.refresh_due(100).due, 0, "nothing left to re-sign");
+}
+
+/// A responder whose delegated signer expired still starts (so that it can be given a new
+/// one) but never signs with it: it answers tryLater until a valid signer replaces it.
+#[test]
+fn an_expired_signer_never_signs_until_it_is_replaced() {
+    let pki = Pki::new();
+    let source = Arc::new(FakeSource::default());
+    let s = serial(0x82);
+    source.set("nes-ca", s, CertState::Good);
+    let (r, clock) = responder(&pki, source, ResponderConfig::default());
+    clock.advance(Duration::from_secs(91 * 86400));
+    let req = request(vec![pki.cert_id::<Sha1>(&s)], None);
+    let a = r.answer(&req);
+    assert_eq!(decode(&a.der).0, OcspResponseStatus::TryLater);
+    // A new responder started now, with the expired signer, starts all the same.
+    let late = Responder::new(
+        vec![pki.served("nes-ca")],
+        Arc::new(FakeSource::default()),
+        ResponderConfig::default(),
+        clock.clone(),
+    );
+    assert!(
+        late.is_ok(),
+        "an expired signer does not stop the responder"
+    );
+    let next = Arc::new(crate::testkit::SoftSigner::from_seed(0x43));
+    let next_cert = Pki::signer_cert_for(
+        &pki.ca_key,
+        &pki.ca_cert,
+        &next.public_key(),
+        true,
+        clock.now(),
+    );
+    let id = nesca_ca_types::IssuerId::parse("nes-ca").unwrap();
+    r.replace_signer(&id, next, &next_cert.to_der().unwrap())
+        .unwrap();
+    let (status, basic) = decode(&r.answer(&req).der);
+    assert_eq!(status, OcspResponseStatus::Successful);
+    assert_eq!(basic.unwrap().certs.unwrap()[0], next_cert);
 }

@@ -417,6 +417,22 @@ pub(crate) struct OcspSection {
     /// it the pre-produced response answers without the nonce, or tryLater.
     #[serde(default = "default_ocsp_live_per_second")]
     pub live_signatures_per_second: u32,
+    /// The delegated OCSP signer is renewed (new key in the HSM, new certificate from the CA)
+    /// when less than this share of its validity remains, or when it has expired.
+    #[serde(default = "default_signer_renewal_share")]
+    pub signer_renewal_share: f64,
+    /// How often `nesca serve` and `nesca ocsp` look at their signers: renew one that is due,
+    /// take up one that another process renewed.
+    #[serde(default = "default_signer_check_seconds")]
+    pub signer_check_seconds: u64,
+}
+
+fn default_signer_renewal_share() -> f64 {
+    1.0 / 3.0
+}
+
+fn default_signer_check_seconds() -> u64 {
+    600
 }
 
 fn default_ocsp_live_per_second() -> u32 {
@@ -453,6 +469,8 @@ impl Default for OcspSection {
             max_request_bytes: default_ocsp_body(),
             max_age_seconds: default_ocsp_max_age(),
             live_signatures_per_second: default_ocsp_live_per_second(),
+            signer_renewal_share: default_signer_renewal_share(),
+            signer_check_seconds: default_signer_check_seconds(),
         }
     }
 }
@@ -625,6 +643,18 @@ impl Loaded {
             return Err(CliError::config(
                 "ocsp.max_request_bytes",
                 "must be between 64 and 65536",
+            ));
+        }
+        if !(o.signer_renewal_share > 0.0 && o.signer_renewal_share < 1.0) {
+            return Err(CliError::config(
+                "ocsp.signer_renewal_share",
+                "must be more than 0 and less than 1 (the share of the signer's validity left when it is renewed)",
+            ));
+        }
+        if !(1..=86_400).contains(&o.signer_check_seconds) {
+            return Err(CliError::config(
+                "ocsp.signer_check_seconds",
+                "must be between 1 and 86400",
             ));
         }
         if !(1..=100_000).contains(&o.live_signatures_per_second) {

@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod list_import;
 mod listener;
+mod ocsp_signer;
 mod officer_crl;
 mod plugin_host;
 mod production;
@@ -57,6 +58,9 @@ enum Command {
     /// Look at issued certificates
     #[command(subcommand)]
     Cert(CertCommand),
+    /// The CA's own certificates: its CAs and their delegated OCSP signers
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Registered licensed ESHS partners and their role and secure-communication certificates
     #[command(subcommand)]
     Partner(PartnerCommand),
@@ -104,6 +108,14 @@ enum CertCommand {
     Show(commands::cert::ShowArgs),
     /// List every certificate in the store, one JSON object per line
     List(ConfigArg),
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// List every CA and every OCSP signer it has had (key label, validity, status), one JSON object per line
+    List(ConfigArg),
+    /// Renew an issuing CA's delegated OCSP signer now: a new key in the HSM, a new certificate
+    RenewOcspSigner(commands::ca::RenewOcspSignerArgs),
 }
 
 #[derive(Subcommand)]
@@ -226,6 +238,8 @@ fn main() -> ExitCode {
         Command::Unsuspend(a) => commands::lifecycle::run("unsuspend", a),
         Command::Cert(CertCommand::Show(a)) => commands::cert::show(a),
         Command::Cert(CertCommand::List(a)) => commands::cert::list(a),
+        Command::Ca(CaCommand::List(a)) => commands::ca::list(a),
+        Command::Ca(CaCommand::RenewOcspSigner(a)) => commands::ca::renew_ocsp_signer(a),
         Command::TransportKey(TransportKeyCommand::Add(a)) => commands::transport_key::add(a),
         Command::TransportKey(TransportKeyCommand::List(a)) => commands::transport_key::list(a),
         Command::TransportKey(TransportKeyCommand::Revoke(a)) => commands::transport_key::revoke(a),

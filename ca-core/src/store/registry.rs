@@ -34,6 +34,16 @@ pub struct CaRecord {
     pub ocsp_cert_der: Option<Vec<u8>>,
 }
 
+/// A delegated OCSP signer an issuing CA has had (RFC 6960 §4.2.2.2): its key's token label,
+/// its certificate, and when it became the current one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OcspSignerRecord {
+    pub key_label: String,
+    /// DER.
+    pub cert_der: Vec<u8>,
+    pub since: UnixTime,
+}
+
 /// The CAs and the registered partners.
 pub trait RegistryStore: Send + Sync {
     /// Registers a CA; refuses an id that exists.
@@ -42,6 +52,20 @@ pub trait RegistryStore: Send + Sync {
     fn ca(&self, id: &IssuerId) -> Result<Option<CaRecord>>;
     /// The CAs nesca runs.
     fn cas(&self) -> Result<Vec<CaRecord>>;
+    /// Makes `signer` the current delegated OCSP signer of the issuing CA `ca` while the
+    /// current one is still `expect_label` (compare-and-set: of two renewals at once exactly
+    /// one lands, the other is refused with [`crate::CaError::Conflict`] on `ocsp_signer` and
+    /// writes nothing). The signer is kept in the CA's history. One transaction with its
+    /// audit record. Refuses an unknown CA or a root ([`crate::CaError::Invalid`] on `ca`).
+    fn replace_ocsp_signer(
+        &self,
+        ca: &IssuerId,
+        expect_label: Option<&str>,
+        signer: OcspSignerRecord,
+        actor: &crate::Principal,
+    ) -> Result<()>;
+    /// Every delegated OCSP signer the CA `ca` has had, oldest first (the current one last).
+    fn ocsp_signers(&self, ca: &IssuerId) -> Result<Vec<OcspSignerRecord>>;
     /// Registers a licensed ESHS partner; refuses an id that exists
     /// ([`crate::CaError::AlreadyExists`]). One transaction with its audit record.
     fn add_partner(

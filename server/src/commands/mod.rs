@@ -6,6 +6,7 @@ pub(crate) mod bench;
 pub(crate) mod bench_crl;
 pub(crate) mod bench_plugin;
 pub(crate) mod billing;
+pub(crate) mod ca;
 pub(crate) mod cert;
 pub(crate) mod crl;
 pub(crate) mod import;

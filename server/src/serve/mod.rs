@@ -7,6 +7,7 @@ mod http;
 mod lookup;
 mod metrics;
 mod rate_limit;
+mod signer_watch;
 mod status_source;
 
 use std::collections::HashMap;
@@ -77,6 +78,7 @@ struct Opened {
     cfg: Loaded,
     store: Arc<dyn Store>,
     cas: Vec<ServedCa>,
+    renewal: crate::ocsp_signer::Renewal,
     /// Keeps the token's sessions open while the server runs.
     _hsm: hsm::Hsm,
 }
@@ -86,11 +88,15 @@ fn open(config: &std::path::Path) -> Result<Opened> {
     let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
     let hsm = wiring::open_hsm(&cfg)?;
     reconcile_reservations(&store)?;
+    // A signer that is due, expired or missing is renewed before the responder starts.
+    let renewal = crate::ocsp_signer::Renewal::of(&cfg)?;
+    crate::ocsp_signer::renew_due_at_start(&renewal, &store, &hsm)?;
     let cas = wiring::served_cas(store.as_ref(), &hsm)?;
     Ok(Opened {
         cfg,
         store,
         cas,
+        renewal,
         _hsm: hsm,
     })
 }
@@ -260,6 +266,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         cfg,
         store,
         cas,
+        renewal,
         _hsm,
     } = open(&a.config)?;
     let metrics = Arc::new(HttpMetrics::default());
@@ -275,6 +282,9 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         }
     }
     let responder = responder(&cfg, store.clone(), &cas)?;
+    let stop_crl = Arc::new(AtomicBool::new(false));
+    let signer_thread =
+        spawn_signer_watch(&cfg, renewal, &store, &_hsm, &responder, &cas, &stop_crl)?;
     let host = channel_host(&cfg, store.clone(), &cas, &_hsm)?;
     // Nothing is being issued yet: an application still pending was cut off by a stop.
     let abandoned = store.abandon_pending_applications(
@@ -314,7 +324,6 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     let listen = cfg.raw.server.listen.clone();
 
     // CRLs: due ones now (a first full CRL, then its delta), then on the schedule.
-    let stop_crl = Arc::new(AtomicBool::new(false));
     let crl_thread = {
         let stop = stop_crl.clone();
         let metrics = metrics.clone();
@@ -398,6 +407,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     );
     stop_crl.store(true, Ordering::Relaxed);
     let _ = crl_thread.join();
+    let _ = signer_thread.join();
     if let Some(t) = sweep_thread {
         let _ = t.join();
     }
@@ -452,6 +462,7 @@ pub(crate) fn ocsp(a: OcspArgs) -> Result<()> {
         cfg,
         store,
         cas,
+        renewal,
         _hsm,
     } = open(&a.config)?;
     let (field, listen) = match a.listen {
@@ -460,6 +471,8 @@ pub(crate) fn ocsp(a: OcspArgs) -> Result<()> {
     };
     let metrics = Arc::new(HttpMetrics::default());
     let responder = responder(&cfg, store.clone(), &cas)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let signer_thread = spawn_signer_watch(&cfg, renewal, &store, &_hsm, &responder, &cas, &stop)?;
     let public = Arc::new(http::Public {
         crl_dir: cfg.path(&cfg.raw.crl.dir),
         ca_certs: HashMap::new(),
@@ -471,14 +484,40 @@ pub(crate) fn ocsp(a: OcspArgs) -> Result<()> {
         responder.router().merge(http::health_router(public)),
         &metrics,
     );
-    run_http(
+    let result = run_http(
         "ocsp",
         (field, &listen),
         app,
         None,
         &responder,
         &cfg.raw.server,
-    )
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = signer_thread.join();
+    result
+}
+
+/// Starts the watch that keeps the served CAs' OCSP signers current (`signer_watch`).
+fn spawn_signer_watch(
+    cfg: &Loaded,
+    renewal: crate::ocsp_signer::Renewal,
+    store: &Arc<dyn Store>,
+    hsm: &hsm::Hsm,
+    responder: &Arc<Responder>,
+    cas: &[ServedCa],
+    stop: &Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    signer_watch::SignerWatch::new(renewal, store.clone(), hsm.clone(), responder.clone(), cas)
+        .spawn(
+            Duration::from_secs(cfg.raw.ocsp.signer_check_seconds),
+            stop.clone(),
+        )
+        .map_err(|e| {
+            CliError::io(
+                "cannot start",
+                std::path::Path::new("the OCSP signer thread"),
+            )(e)
+        })
 }
 
 /// Where the channels are served: on their mTLS listener when `[channels] listen` is set,

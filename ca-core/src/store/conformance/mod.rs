@@ -51,7 +51,8 @@ pub use institutions::{
     one_open_pre_application_per_person, stale_list_confirmation_is_a_conflict,
 };
 pub use registry::{
-    cas_are_never_overwritten, partners_are_added_read_and_never_overwritten,
+    cas_are_never_overwritten, ocsp_signers_are_replaced_once_and_kept,
+    partners_are_added_read_and_never_overwritten,
     transport_keys_are_registered_once_and_withdrawn_for_good,
 };
 
@@ -191,6 +192,7 @@ macro_rules! store_conformance_tests {
             crl_numbers_strictly_increase,
             crl_entries_follow_the_lifecycle,
             cas_are_never_overwritten,
+            ocsp_signers_are_replaced_once_and_kept,
             partners_are_added_read_and_never_overwritten,
             transport_keys_are_registered_once_and_withdrawn_for_good,
             channel_applications_begin_once,

@@ -3,7 +3,7 @@
 use super::{add_issuing_ca, audit_records, issuer, t0};
 use crate::error::CaError;
 use crate::partner::{PartnerId, PartnerRecord};
-use crate::store::{CaRecord, CaRole, Store};
+use crate::store::{CaRecord, CaRole, OcspSignerRecord, Store};
 use crate::UnixTime;
 
 fn partner(id: &str) -> PartnerRecord {
@@ -215,4 +215,76 @@ pub fn transport_keys_are_registered_once_and_withdrawn_for_good(store: &dyn Sto
         None
     );
     assert_eq!(audit_records(store), 3);
+}
+
+/// A renewed OCSP signer becomes current only while the one the renewal read is: of two
+/// renewals that read the same signer exactly one lands, the other is a conflict that writes
+/// nothing. Every signer is kept in the CA's history; a root or unknown CA has none.
+pub fn ocsp_signers_are_replaced_once_and_kept(store: &dyn Store) {
+    let nes = issuer();
+    add_issuing_ca(store, &nes);
+    let op = crate::Principal::HostOperator;
+    let signer = |label: &str, at: i64| OcspSignerRecord {
+        key_label: label.into(),
+        cert_der: vec![0x30, 0x03, 0x02, 0x01, at as u8],
+        since: t0(at),
+    };
+    assert_eq!(store.ocsp_signers(&nes).unwrap(), vec![]);
+    store
+        .replace_ocsp_signer(&nes, None, signer("ocsp-1", 1), &op)
+        .unwrap();
+    let records = audit_records(store);
+    // Two renewals read ocsp-1: the first lands, the second is refused.
+    store
+        .replace_ocsp_signer(&nes, Some("ocsp-1"), signer("ocsp-2", 2), &op)
+        .unwrap();
+    let e = store
+        .replace_ocsp_signer(&nes, Some("ocsp-1"), signer("ocsp-3", 2), &op)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CaError::Conflict {
+                field: "ocsp_signer",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        audit_records(store),
+        records + 1,
+        "one audit record, the winner's"
+    );
+    let ca = store.ca(&nes).unwrap().unwrap();
+    assert_eq!(
+        (ca.ocsp_key_label.as_deref(), ca.ocsp_cert_der),
+        (Some("ocsp-2"), Some(signer("ocsp-2", 2).cert_der))
+    );
+    assert_eq!(
+        store.ocsp_signers(&nes).unwrap(),
+        vec![signer("ocsp-1", 1), signer("ocsp-2", 2)]
+    );
+    // A root has no delegated signer; an unknown CA is refused.
+    let root = crate::IssuerId::parse("root-ca").unwrap();
+    store
+        .add_ca(
+            CaRecord {
+                id: root.clone(),
+                role: CaRole::Root,
+                key_label: "root-ca".into(),
+                cert_der: vec![0x30, 0x00],
+                ocsp_key_label: None,
+                ocsp_cert_der: None,
+            },
+            &op,
+            t0(3),
+        )
+        .unwrap();
+    for ca in [root, crate::IssuerId::parse("nobody").unwrap()] {
+        let e = store
+            .replace_ocsp_signer(&ca, None, signer("x", 4), &op)
+            .unwrap_err();
+        assert!(matches!(e, CaError::Invalid { field: "ca", .. }), "{e}");
+    }
 }

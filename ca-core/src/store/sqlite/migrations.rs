@@ -184,6 +184,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 12: sign-in failures and locks per person and source, and the attempts per source
     // whoever they name; a lock written before moves to the unnamed source.
     enrollments::SIGN_IN_SOURCES_MIGRATION,
+    // 13: every delegated OCSP signer an issuing CA has had (renewal keeps the old ones).
+    registry::OCSP_SIGNERS_MIGRATION,
 ];
 
 /// The schema version, read without taking a lock (0 for a new database).

@@ -9,7 +9,7 @@ use super::{bad_column, opt_time_column, time_column, SqliteStore};
 use crate::error::{CaError, Result};
 use crate::partner::{PartnerId, PartnerRecord};
 use crate::serial::IssuerId;
-use crate::store::{CaRecord, CaRole, RegistryStore};
+use crate::store::{CaRecord, CaRole, OcspSignerRecord, RegistryStore};
 use crate::transport_key::{TransportKeyId, TransportKeyRecord};
 use crate::UnixTime;
 
@@ -32,6 +32,14 @@ fn add_ca(
         "INSERT INTO cas (id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![ca.id.as_str(), ca.role.as_str(), ca.key_label, ca.cert_der, ca.ocsp_key_label, ca.ocsp_cert_der, at.secs()])?;
+    if let (Some(label), Some(cert)) = (&ca.ocsp_key_label, &ca.ocsp_cert_der) {
+        conn.prepare_cached(INSERT_OCSP_SIGNER)?.execute(params![
+            ca.id.as_str(),
+            label,
+            cert,
+            at.secs()
+        ])?;
+    }
     append_audit(
         conn,
         head,
@@ -42,6 +50,81 @@ fn add_ca(
             &ca.id,
             "",
             format!("role={}", ca.role.as_str()),
+        ),
+    )?;
+    Ok(())
+}
+
+const INSERT_OCSP_SIGNER: &str =
+    "INSERT INTO ocsp_signers (ca, key_label, cert_der, since) VALUES (?1, ?2, ?3, ?4)";
+
+/// Migration 13: every delegated OCSP signer an issuing CA has had (`cas.ocsp_key_label`
+/// and `ocsp_cert_der` stay the current one's).
+pub(super) const OCSP_SIGNERS_MIGRATION: &str = "CREATE TABLE ocsp_signers (
+        ca        TEXT NOT NULL,
+        key_label TEXT NOT NULL,
+        cert_der  BLOB NOT NULL,
+        since     INTEGER NOT NULL,
+        PRIMARY KEY (ca, key_label)
+    );
+    INSERT INTO ocsp_signers (ca, key_label, cert_der, since)
+      SELECT id, ocsp_key_label, ocsp_cert_der, created_at FROM cas
+      WHERE ocsp_key_label IS NOT NULL AND ocsp_cert_der IS NOT NULL;";
+
+/// Makes `signer` the current OCSP signer of `ca` if the current one is `expect_label`.
+fn replace_ocsp_signer(
+    conn: &Connection,
+    ca: &IssuerId,
+    expect_label: Option<&str>,
+    signer: &OcspSignerRecord,
+    actor: &crate::Principal,
+    head: &mut AuditHead,
+) -> Result<(), Refusal> {
+    let current: Option<(String, Option<String>)> = conn
+        .prepare_cached("SELECT role, ocsp_key_label FROM cas WHERE id = ?1")?
+        .query_row([ca.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((role, label)) = current else {
+        return Err(Refusal::Refused(CaError::Invalid {
+            field: "ca",
+            rule: format!("no CA \"{ca}\" in the store"),
+        }));
+    };
+    if role != CaRole::Issuing.as_str() {
+        return Err(Refusal::Refused(CaError::Invalid {
+            field: "ca",
+            rule: format!(
+                "\"{ca}\" is a {role} CA; only an issuing CA has a delegated OCSP signer"
+            ),
+        }));
+    }
+    if label.as_deref() != expect_label {
+        return Err(Refusal::Refused(CaError::Conflict {
+            field: "ocsp_signer",
+            rule: format!(
+                "the OCSP signer of \"{ca}\" was replaced meanwhile (it is now {})",
+                label.as_deref().unwrap_or("none")
+            ),
+        }));
+    }
+    conn.prepare_cached("UPDATE cas SET ocsp_key_label = ?2, ocsp_cert_der = ?3 WHERE id = ?1")?
+        .execute(params![ca.as_str(), signer.key_label, signer.cert_der])?;
+    conn.prepare_cached(INSERT_OCSP_SIGNER)?.execute(params![
+        ca.as_str(),
+        signer.key_label,
+        signer.cert_der,
+        signer.since.secs()
+    ])?;
+    append_event(
+        conn,
+        head,
+        signer.since,
+        actor,
+        "ocsp-signer-replaced",
+        format!(
+            "ca={ca} key_label={} previous={}",
+            signer.key_label,
+            expect_label.unwrap_or("none")
         ),
     )?;
     Ok(())
@@ -334,6 +417,42 @@ impl RegistryStore for SqliteStore {
 
     fn cas(&self) -> Result<Vec<CaRecord>> {
         CAS.all(self)
+    }
+
+    fn replace_ocsp_signer(
+        &self,
+        ca: &IssuerId,
+        expect_label: Option<&str>,
+        signer: OcspSignerRecord,
+        actor: &crate::Principal,
+    ) -> Result<()> {
+        let (ca, expect, actor) = (
+            ca.clone(),
+            expect_label.map(str::to_owned),
+            actor.to_owned(),
+        );
+        self.submit(move |conn, head| {
+            replace_ocsp_signer(conn, &ca, expect.as_deref(), &signer, &actor, head)
+        })
+    }
+
+    fn ocsp_signers(&self, ca: &IssuerId) -> Result<Vec<OcspSignerRecord>> {
+        self.read(
+            |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT key_label, cert_der, since FROM ocsp_signers WHERE ca = ?1 ORDER BY since, rowid",
+                )?;
+                let rows = st.query_map([ca.as_str()], |r| {
+                    Ok(OcspSignerRecord {
+                        key_label: r.get(0)?,
+                        cert_der: r.get(1)?,
+                        since: time_column(r, 2)?,
+                    })
+                })?;
+                rows.collect()
+            },
+            "read OCSP signers",
+        )
     }
 
     fn add_partner(

@@ -1,0 +1,119 @@
+//! `nesca ca list|renew-ocsp-signer`: the CA's own certificates — each CA and each delegated
+//! OCSP signer it has had — and renewing a signer on demand (`crate::ocsp_signer`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ca_core::store::{CaRecord, CaRole, RegistryStore as _, Store};
+use ca_core::{rfc3339, IssuerId, Principal, UnixTime};
+use clap::Args;
+use serde_json::json;
+
+use super::emit;
+use crate::config::Loaded;
+use crate::error::Result;
+use crate::ocsp_signer;
+use crate::{wiring, ConfigArg};
+
+#[derive(Args)]
+pub(crate) struct RenewOcspSignerArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The issuing CA whose delegated OCSP signer is renewed (its id, as `ca list` prints it)
+    #[arg(long)]
+    ca: String,
+}
+
+/// The validity of a certificate as JSON fields (null when it does not decode).
+fn validity_json(cert_der: &[u8]) -> (serde_json::Value, serde_json::Value) {
+    match ocsp_signer::validity(cert_der) {
+        Some((from, to)) => (rfc3339(from).into(), rfc3339(to).into()),
+        None => (serde_json::Value::Null, serde_json::Value::Null),
+    }
+}
+
+/// A CA's status at `now`: `active` within its validity, else `expired` (or `not-yet-valid`).
+fn ca_status(cert_der: &[u8], now: UnixTime) -> &'static str {
+    match ocsp_signer::validity(cert_der) {
+        Some((from, _)) if now < from => "not-yet-valid",
+        Some((_, to)) if now > to => "expired",
+        Some(_) => "active",
+        None => "unreadable",
+    }
+}
+
+fn ca_json(ca: &CaRecord, now: UnixTime) -> serde_json::Value {
+    let (not_before, not_after) = validity_json(&ca.cert_der);
+    json!({
+        "kind": "ca",
+        "id": ca.id.as_str(),
+        "role": ca.role.as_str(),
+        "key_label": ca.key_label,
+        "not_before": not_before,
+        "not_after": not_after,
+        "status": ca_status(&ca.cert_der, now),
+    })
+}
+
+/// Every CA and every delegated OCSP signer each has had, one JSON object a line: the CA
+/// (`kind` `ca`), then its signers oldest first (`kind` `ocsp-signer`, `status` `current`
+/// for the one that signs, `previous` for one still valid, `expired`).
+pub(crate) fn list(a: ConfigArg) -> Result<()> {
+    let cfg = Loaded::read(&a.config)?;
+    let store = wiring::open_existing_store(&cfg)?;
+    let now = wiring::clock().now_unix();
+    let mut text = String::new();
+    for ca in store.cas()? {
+        text.push_str(&ca_json(&ca, now).to_string());
+        text.push('\n');
+        if ca.role != CaRole::Issuing {
+            continue;
+        }
+        for signer in store.ocsp_signers(&ca.id)? {
+            let current = ca.ocsp_key_label.as_deref() == Some(signer.key_label.as_str());
+            let status = match (current, ca_status(&signer.cert_der, now)) {
+                (_, "expired") => "expired",
+                (true, _) => "current",
+                (false, _) => "previous",
+            };
+            let (not_before, not_after) = validity_json(&signer.cert_der);
+            let line = json!({
+                "kind": "ocsp-signer",
+                "ca": ca.id.as_str(),
+                "key_label": signer.key_label,
+                "not_before": not_before,
+                "not_after": not_after,
+                "since": rfc3339(signer.since),
+                "status": status,
+            });
+            text.push_str(&line.to_string());
+            text.push('\n');
+        }
+    }
+    emit(&text)
+}
+
+/// Renews the delegated OCSP signer of one issuing CA now, whatever its health; prints the
+/// new signer. A running `nesca serve` or `nesca ocsp` takes it up at its next signer check
+/// (`[ocsp] signer_check_seconds`).
+pub(crate) fn renew_ocsp_signer(a: RenewOcspSignerArgs) -> Result<()> {
+    let id = IssuerId::parse(&a.ca).map_err(|e| crate::error::CliError::config("ca", e.rule()))?;
+    let cfg = Loaded::read(&a.config)?;
+    let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
+    let hsm = wiring::open_hsm(&cfg)?;
+    let before = ocsp_signer::issuing_ca(store.as_ref(), &id)?;
+    let renewal = ocsp_signer::Renewal::of(&cfg)?;
+    let was = renewal.health_of(&before, wiring::clock().now_unix());
+    let renewed = renewal.renew(&store, &hsm, &id, &Principal::HostOperator)?;
+    let (not_before, not_after) = validity_json(&renewed.cert_der);
+    let line = json!({
+        "ca": id.as_str(),
+        "key_label": renewed.key_label,
+        "not_before": not_before,
+        "not_after": not_after,
+        "previous_key_label": before.ocsp_key_label,
+        "previous_status": was.as_str(),
+    });
+    emit(&format!("{line}\n"))
+}
