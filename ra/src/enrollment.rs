@@ -1,6 +1,6 @@
 //! An invited person completes their application (docs/STANDARDS.md "The Turkish channels",
 //! Institutional batch): signs in with T.C. Kimlik No and the e-mailed access password (failures
-//! counted, then locked), fills the form (security word hashed, "do not publish", delivery
+//! counted per address, then that address locked out), fills the form (security word hashed, "do not publish", delivery
 //! address), confirms the mobile number with an SMS code, and approves by e-Onay (when their prior
 //! consent is on record), by a CMS signature with a valid NES that nesca issued, or by a wet
 //! signature on the printed form (held until an operator records its receipt). Every step is one
@@ -37,15 +37,16 @@ pub const SMS_CODE_SECONDS: i64 = 600;
 pub const MAX_SIGN_IN_FAILURES: u32 = 5;
 /// Attempts from all sources since the last sign-in past which each source gets one try.
 pub const ONE_TRY_AFTER_FAILURES: u32 = 25;
-/// Sign-in attempts from one address in [`SOURCE_WINDOW_SECONDS`], whoever they name, past
-/// which it is refused for the rest of the window (sign-ins give theirs back).
+/// Sign-in attempts from one address in a window of [`SOURCE_WINDOW_SECONDS`] from its first,
+/// whoever they name, past which the address gets one try per person for the rest of the
+/// window (sign-ins give theirs back).
 pub const SOURCE_ATTEMPTS_PER_WINDOW: u32 = 50;
 /// The window of [`SOURCE_ATTEMPTS_PER_WINDOW`].
 pub const SOURCE_WINDOW_SECONDS: i64 = 1_800;
 
 /// What every refused sign-in answers: an unknown number, a wrong password and a locked
 /// sign-in are not told apart.
-pub const SIGN_IN_REFUSED: &str = "the T.C. Kimlik No or the access password is wrong, or sign-in from this address is paused for 30 minutes after 5 wrong passwords";
+pub const SIGN_IN_REFUSED: &str = "the T.C. Kimlik No or the access password is wrong, or sign-in from this address is paused for 30 minutes after repeated wrong passwords";
 /// How long a lock lasts.
 pub const LOCK_SECONDS: i64 = 1_800;
 /// How long a session lasts after sign-in.
@@ -189,29 +190,21 @@ impl Enrollments {
         }
     }
 
-    /// Counts a sign-in attempt from an address, whoever it names, and refuses it past the
-    /// address's budget ([`limits::source_slowed`]). The refusal says nothing about any
-    /// person: it comes before anything is looked up. The unnamed source (a portal that named
-    /// no address: every one of its applicants) is not limited here.
-    fn count_source_attempt(&self, source: &SignInSource, now: UnixTime) -> Result<()> {
+    /// Counts a sign-in attempt from an address, whoever it names, before anything is looked
+    /// up; returns whether the address is past its budget ([`limits::source_slowed`]), which
+    /// leaves it one try per person ([`limits::sign_in_allowance`]). Nothing is refused here,
+    /// so the answer still depends on nothing but the password. The unnamed source (a portal
+    /// that named no address: every one of its applicants) is not counted.
+    fn count_source_attempt(&self, source: &SignInSource, now: UnixTime) -> Result<bool> {
         if !source.is_address() {
-            return Ok(());
+            return Ok(false);
         }
         let count = counted(self.write(EnrollmentWrite::SourceAttempt {
             source: source.clone(),
             window_seconds: SOURCE_WINDOW_SECONDS,
             at: now,
         })?);
-        if limits::source_slowed(count) {
-            // The window's end, at the latest (it began at this address's first attempt).
-            let until = now.plus_secs(SOURCE_WINDOW_SECONDS);
-            return Err(RaError::Locked {
-                field: "client_address",
-                until,
-                until_text: ca_core::rfc3339(until),
-            });
-        }
-        Ok(())
+        Ok(limits::source_slowed(count))
     }
 
     /// The enrollment's stage as the store holds it (`None`: not started), and whether `step`
@@ -225,16 +218,16 @@ impl Enrollments {
     /// is, as the portal reported it). Wrong passwords are counted per person and source: the
     /// 5th in a row from one source locks sign-in from that source for 30 minutes, and the
     /// person's right password from another source still signs in, so nobody can lock a
-    /// person out from elsewhere. Once 25 attempts came from all sources since the person's
-    /// last sign-in, each source gets one try per lock ([`limits::sign_in_allowance`]): a
-    /// guesser changing addresses gets one guess per address. An address is slowed, whoever
-    /// it names, past [`SOURCE_ATTEMPTS_PER_WINDOW`] failed attempts in 30 minutes (`Locked`,
-    /// which names no person).
+    /// person out from elsewhere. A source gets one try per lock ([`limits::sign_in_allowance`])
+    /// once 25 attempts came from all sources since the person's last sign-in (a guesser
+    /// changing addresses gets one guess per address), and once the address made more than
+    /// [`SOURCE_ATTEMPTS_PER_WINDOW`] attempts in its window whoever they named (a guesser
+    /// spraying people from one address gets one guess each).
     ///
-    /// Every other refusal — an unknown number, a wrong password, a locked source — says the
-    /// same and costs one argon2 verification, so neither the answer nor its time tells who
-    /// has an invitation or who is locked (operators see the latest lock in `nesca applicant
-    /// show` and lift every lock with `resend-password`).
+    /// Every refusal — an unknown number, a wrong password, a locked source — says the same
+    /// and costs one argon2 verification, so neither the answer nor its time tells who has an
+    /// invitation or who is locked (operators see the latest lock of any address in `nesca
+    /// applicant show` and lift every lock with `resend-password`).
     ///
     /// The attempt is counted before the password is checked: parallel guesses each take
     /// their own number, and only those within the limit cost an argon2 check, so no more
@@ -250,7 +243,7 @@ impl Enrollments {
             rule: SIGN_IN_REFUSED.into(),
         };
         let now = self.now();
-        self.count_source_attempt(source, now)?;
+        let address_slowed = self.count_source_attempt(source, now)?;
         // A refusal that checked no password costs one verification all the same.
         let unknown = || {
             spend_a_check(password.expose_secret(), dummy_hash());
@@ -285,17 +278,22 @@ impl Enrollments {
                 count,
                 locked_until,
                 person_count,
-            } => (count, locked_until, limits::sign_in_allowance(person_count)),
+            } => (
+                count,
+                locked_until,
+                limits::sign_in_allowance(person_count, address_slowed),
+            ),
             // A store that did not count fails closed: past every limit.
             _ => (u32::MAX, None, 0),
         };
         if locked_until.is_some_and(|u| u > now) {
             return Err(unknown());
         }
-        // Past the limit (parallel guesses, a crash between the last count and its lock, or
-        // an allowance that shrank): refused unchecked, and the lock written. Locking twice is
-        // harmless; the lock resets the count, so it expires as any other lock does.
-        if limits::beyond_sign_in_limit(attempt, allowance) {
+        // Past the limit (parallel guesses, a crash between the last count and its lock):
+        // refused unchecked, and the lock written. Locking twice is harmless; the lock resets
+        // the source's count (not the count from every source), so it expires as any other
+        // lock does.
+        if limits::beyond_sign_in_limit(attempt) {
             self.lock_sign_in(id, source, actor, now)?;
             return Err(unknown());
         }

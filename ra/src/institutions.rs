@@ -147,8 +147,9 @@ impl Institutions {
     }
 
     /// Sends invited application `id` a new access password (drawn when the outbox sends it;
-    /// the old one stops working then) and lifts its sign-in lock: what an operator does for
-    /// a person who lost the e-mail or was locked out by someone else's guesses.
+    /// the old one stops working then) and lifts every sign-in lock on it: what an operator
+    /// does for a person who lost the e-mail or was locked out by guesses from an address
+    /// they share.
     pub fn resend_access_password(&self, by: &Principal, id: &str, now: UnixTime) -> Result<()> {
         self.store.resend_access_password(id, by, now)?;
         Ok(())

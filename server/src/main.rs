@@ -170,7 +170,7 @@ enum ApplicantCommand {
     Show(commands::applicant::ShowArgs),
     /// Record the receipt of a wet-signed application form (its scan is kept)
     ReceiveWet(commands::applicant::ReceiveWetArgs),
-    /// Send an invited person a new access password and lift their sign-in lock
+    /// Send an invited person a new access password and lift every sign-in lock on them (all addresses)
     ResendPassword(commands::applicant::ShowArgs),
     /// Record a person's e-Onay consent with its evidence
     Consent(commands::applicant::ConsentArgs),

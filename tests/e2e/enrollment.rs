@@ -638,8 +638,8 @@ fn a_renewal_is_held_until_two_months_before_expiry_then_produced() {
     let server = Server::serve(&demo);
     let portal = world.client(Some(&world.kdhs_client));
 
-    // Five wrong passwords lock Çağrı's sign-in; then even the right one is refused, with the
-    // answer any refusal gets.
+    // Five wrong passwords from a portal that names no address (one source) lock Çağrı's
+    // sign-in; then even the right one is refused, with the answer any refusal gets.
     let password = access_password(&demo, CAGRI);
     let wrong = json!({ "v": 1, "tckn": CAGRI.tckn, "password": "wrong-password" });
     for _ in 0..5 {
@@ -817,11 +817,6 @@ fn parallel(
     (statuses, rules)
 }
 
-/// Guesses sent in parallel are counted before they are checked: of twelve wrong passwords
-/// at once, at most four are checked and answered "wrong" (the fifth locks), the rest are
-/// refused as locked, and the right password after them is locked out too. Of nine wrong SMS
-/// codes at once, at most two are answered with tries left; the code is then void, and the
-/// right code is refused.
 /// Lockout is no weapon: a guesser's wrong passwords, sent through the portal with the
 /// guesser's address, lock that address out of the person's sign-in and nothing else — the
 /// person's right password from their own address signs in, and the guesser's (had they
@@ -874,6 +869,11 @@ fn a_guesser_locks_out_only_their_own_address() {
     drop(server);
 }
 
+/// Guesses sent in parallel are counted before they are checked: of twelve wrong passwords
+/// at once, at most four are checked and answered "wrong" (the fifth locks), the rest are
+/// refused as locked, and the right password after them is locked out too. Of nine wrong SMS
+/// codes at once, at most two are answered with tries left; the code is then void, and the
+/// right code is refused.
 #[test]
 fn parallel_guesses_are_counted_before_they_are_checked() {
     let (demo, world) = setup_with(|_| "key_source = \"card-bureau-csr\"\n".to_owned());

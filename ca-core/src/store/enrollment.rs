@@ -27,11 +27,14 @@ impl SignInSource {
         SignInSource("portal".into())
     }
 
-    /// The source of an attempt from `ip` (an IPv4-mapped IPv6 address is its IPv4 address).
+    /// The source of an attempt from `ip`: an IPv4 address; an IPv6 address by its /64. An
+    /// IPv6 address that carries an IPv4 one (IPv4-mapped `::ffff:0:0/96`, the NAT64 prefix
+    /// `64:ff9b::/96`, the old IPv4-compatible `::/96`) is that IPv4 address: otherwise every
+    /// client of a NAT64 gateway would be one source.
     pub fn address(ip: IpAddr) -> SignInSource {
         match ip {
             IpAddr::V4(v4) => SignInSource(format!("ip:{v4}")),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            IpAddr::V6(v6) => match embedded_ipv4(&v6) {
                 Some(v4) => SignInSource(format!("ip:{v4}")),
                 None => {
                     let s = v6.segments();
@@ -51,6 +54,18 @@ impl SignInSource {
     /// portal that names none, so no per-address limit applies to it).
     pub fn is_address(&self) -> bool {
         self.0.starts_with("ip:")
+    }
+}
+
+/// The IPv4 address an IPv6 address carries in its last 32 bits, for the prefixes that mean
+/// one (see [`SignInSource::address`]); `::` and `::1` carry none.
+fn embedded_ipv4(v6: &std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let low = std::net::Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
+        [0, 0, 0, 0, 0, 0, _, _] if s[6] != 0 => Some(low),
+        _ => None,
     }
 }
 
@@ -150,8 +165,9 @@ pub struct EnrollmentRecord {
     /// Sign-in attempts from every source since the last sign-in (or the last new access
     /// password), each counted before its password was checked (column `failed_sign_ins`).
     pub sign_in_attempts: u32,
-    /// The latest lock of sign-in from any source (table `sign_in_sources`; a past one stays
-    /// until a sign-in from its source or a new access password clears it).
+    /// The latest lock of sign-in from any source (table `sign_in_sources`): a live one may
+    /// be a guesser's address, not the person's. One that ended stays until the person's next
+    /// sign-in, a new access password, or the next attempt from a named address.
     pub locked_until: Option<UnixTime>,
     /// The security word's argon2id hash (PHC string).
     pub security_word_hash: Option<String>,
@@ -280,9 +296,10 @@ pub const MAX_LOOKUP_CANDIDATES: u32 = 1000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnrollmentWrite {
     /// A sign-in attempt from `source`, counted atomically before its password is checked
-    /// ([`EnrollmentOutcome::AttemptCounted`]: the attempts from this source since its last
-    /// sign-in or lock, the source's lock read with the count, and the attempts from every
-    /// source since the last sign-in). An attempt while its source is locked at `at` is not
+    /// ([`EnrollmentOutcome::AttemptCounted`]: the attempts from this source since the
+    /// person's last sign-in from any source, the source's last lock or a new access
+    /// password; the source's lock read with the count; and the attempts from every source
+    /// since the last sign-in or new access password). An attempt while its source is locked at `at` is not
     /// counted, so a lock's end starts a fresh count. Counting first bounds the password
     /// checks that parallel guesses get: the registration authority checks only attempts
     /// within its limit and not locked, and locks the source at the limit.
@@ -300,11 +317,12 @@ pub enum EnrollmentWrite {
         actor: Principal,
         at: UnixTime,
     },
-    /// A good access password from `source`: its attempts and lock and the count of every
-    /// source reset (other sources' locks stay), a session starts, and the source's
-    /// [`EnrollmentWrite::SourceAttempt`] is given back. Refused with a conflict when the
-    /// source's lock is no longer `expect_locked_until` (a lock set since the registration
-    /// authority read it), so a correct guess racing the lock never signs in.
+    /// A good access password from `source`: its attempts and lock, every other source's count
+    /// and ended lock, and the count from every source reset (another source's live lock
+    /// stays), a session starts, and the source's [`EnrollmentWrite::SourceAttempt`] is given
+    /// back. Refused with a conflict when the source's live lock is no longer the one in
+    /// `expect_locked_until` (a lock set since the registration authority read it), so a
+    /// correct guess racing the lock never signs in; an ended lock counts as none.
     SignedIn {
         id: String,
         source: SignInSource,

@@ -289,7 +289,8 @@ pub trait InstitutionStore: Send + Sync {
         at: UnixTime,
     ) -> Result<()>;
     /// Queues a new access password for invited pre-application `id` (the outbox draws it at
-    /// send time; it replaces the old one then) and clears its sign-in lock and count, in one
+    /// send time; it replaces the old one then) and clears every source's sign-in lock and
+    /// count and the count from every source, in one
     /// transaction with its audit record. Refused with [`crate::CaError::Conflict`] unless the
     /// pre-application is invited.
     fn resend_access_password(

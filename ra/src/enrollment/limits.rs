@@ -1,5 +1,7 @@
-//! What the enrollment's counters mean: when sign-in attempts lock sign-in, when tries void
-//! a code, and how many SMS codes an application gets. The store only counts (atomically,
+//! What the enrollment's counters mean: how many tries an address gets at a person's sign-in
+//! before it is locked out of it (fewer once the person drew many attempts, or the address
+//! made many, whoever they named), when tries void a code, and how many SMS codes an
+//! application gets. The store only counts (atomically,
 //! `n = n + 1 RETURNING n`, before the password or code is checked); these decide, from the
 //! count it returned or the record read.
 //!
@@ -14,31 +16,35 @@ use super::{
 use crate::error::{RaError, Result};
 
 /// The wrong passwords one source may send for a person before it is locked out of that
-/// person's sign-in: [`MAX_SIGN_IN_FAILURES`], or one once [`ONE_TRY_AFTER_FAILURES`] attempts
-/// came from all sources since the person's last sign-in (`person_count`, this one included).
-/// A guesser who changes addresses then gets one try per address and lock; the person, from
-/// an address of their own, still gets a try with the right password.
-pub fn sign_in_allowance(person_count: u32) -> u32 {
-    if person_count > ONE_TRY_AFTER_FAILURES {
+/// person's sign-in: [`MAX_SIGN_IN_FAILURES`], or one once [`ONE_TRY_AFTER_FAILURES`]
+/// attempts came from all sources since the person's last sign-in (`person_count`, this one
+/// included), or once the address itself is past its budget (`address_slowed`, see
+/// [`source_slowed`]). A guesser who changes addresses, or sprays many people from one, then
+/// gets one try per address and lock; the person still gets a try with the right password.
+pub fn sign_in_allowance(person_count: u32, address_slowed: bool) -> u32 {
+    if address_slowed || person_count > ONE_TRY_AFTER_FAILURES {
         1
     } else {
         MAX_SIGN_IN_FAILURES
     }
 }
 
-/// Whether the `count`th attempt from a source, when its password is wrong, locks the source.
+/// Whether the `count`th attempt from a source, when its password is wrong, locks the source
+/// (`allowance`: [`sign_in_allowance`]).
 pub fn sign_in_locks(count: u32, allowance: u32) -> bool {
     count >= allowance
 }
 
-/// Whether the `count`th attempt from a source is past its allowance: refused without
-/// checking its password.
-pub fn beyond_sign_in_limit(count: u32, allowance: u32) -> bool {
-    count > allowance
+/// Whether the `count`th attempt from a source is past every limit: refused without checking
+/// its password (parallel guesses, or a crash between a count and its lock). The bound is
+/// [`MAX_SIGN_IN_FAILURES`] whatever the allowance: an allowance that shrank after the source's
+/// earlier tries still leaves its next attempt checked (a wrong one locks it at once).
+pub fn beyond_sign_in_limit(count: u32) -> bool {
+    count > MAX_SIGN_IN_FAILURES
 }
 
-/// Whether the `count`th sign-in attempt from an address in its window, whoever it names, is
-/// refused (sign-ins give theirs back, so what counts is failures).
+/// Whether an address that made `count` sign-in attempts in its window, whoever they named,
+/// is past its budget (sign-ins give theirs back, so what counts is failures).
 pub fn source_slowed(count: u32) -> bool {
     count > SOURCE_ATTEMPTS_PER_WINDOW
 }
@@ -76,7 +82,7 @@ mod tests {
 
     #[test]
     fn sign_in_locks_from_the_limit_on() {
-        let allowance = sign_in_allowance(1);
+        let allowance = sign_in_allowance(1, false);
         assert_eq!(allowance, MAX_SIGN_IN_FAILURES);
         assert!(!sign_in_locks(0, allowance));
         assert!(!sign_in_locks(MAX_SIGN_IN_FAILURES - 1, allowance));
@@ -85,23 +91,27 @@ mod tests {
         assert!(sign_in_locks(MAX_SIGN_IN_FAILURES + 1, allowance));
         // The attempt at the limit is still checked (the right password signs in); the next
         // is not.
-        assert!(!beyond_sign_in_limit(MAX_SIGN_IN_FAILURES, allowance));
-        assert!(beyond_sign_in_limit(MAX_SIGN_IN_FAILURES + 1, allowance));
+        assert!(!beyond_sign_in_limit(MAX_SIGN_IN_FAILURES));
+        assert!(beyond_sign_in_limit(MAX_SIGN_IN_FAILURES + 1));
     }
 
     #[test]
-    fn many_failures_from_all_sources_leave_each_source_one_try() {
+    fn many_attempts_on_a_person_or_from_an_address_leave_one_try() {
         assert_eq!(
-            sign_in_allowance(ONE_TRY_AFTER_FAILURES),
+            sign_in_allowance(ONE_TRY_AFTER_FAILURES, false),
             MAX_SIGN_IN_FAILURES
         );
-        let one = sign_in_allowance(ONE_TRY_AFTER_FAILURES + 1);
-        assert_eq!(one, 1);
-        // The first try from a fresh source is checked; a wrong one locks it.
-        assert!(!beyond_sign_in_limit(1, one));
-        assert!(sign_in_locks(1, one));
-        // A source that had tries left before gets none more.
-        assert!(beyond_sign_in_limit(3, one));
+        for one in [
+            sign_in_allowance(ONE_TRY_AFTER_FAILURES + 1, false),
+            sign_in_allowance(1, true),
+        ] {
+            assert_eq!(one, 1);
+            // A wrong try locks at once, whether the source had tries before or not.
+            assert!(sign_in_locks(1, one));
+            assert!(sign_in_locks(3, one));
+        }
+        // A source with earlier tries is still checked (not refused unchecked).
+        assert!(!beyond_sign_in_limit(3));
     }
 
     #[test]

@@ -803,13 +803,16 @@ fn a_lock_others_caused_lets_the_right_password_through() {
 
 /// A guesser with many addresses: once 25 attempts came from all of them since PERSON's last
 /// sign-in, each address gets one try (a wrong one locks it at once), and PERSON, from an
-/// address of their own, still signs in with the right password.
+/// address of their own — one where they mistyped before — still signs in with the right
+/// password.
 #[test]
 fn many_addresses_get_one_try_each_and_the_person_still_signs_in() {
     let f = fixture();
     let (_, _, password) = invited(&f);
     let e = Enrollments::new(f.store.clone(), f.clock.clone());
     let address = |i: u8| SignInSource::address(std::net::Ipv4Addr::new(198, 51, 100, i).into());
+    // PERSON mistypes once at home.
+    assert_refused(&e.sign_in(&tckn(), &secret("typo"), &here()).unwrap_err());
     let id = f.store.open_pre_application(&tckn()).unwrap().unwrap();
     // Five addresses, five attempts each (counted as a guesser's parallel requests would be).
     for i in 0..5 {
@@ -824,7 +827,7 @@ fn many_addresses_get_one_try_each_and_the_person_still_signs_in() {
                 .unwrap();
         }
     }
-    assert_eq!(stage(&f).sign_in_attempts, ONE_TRY_AFTER_FAILURES);
+    assert_eq!(stage(&f).sign_in_attempts, ONE_TRY_AFTER_FAILURES + 1);
     let checks = crate::outbox::checks::made();
     assert_refused(
         &e.sign_in(&tckn(), &secret("wrong-password"), &address(9))
@@ -840,61 +843,56 @@ fn many_addresses_get_one_try_each_and_the_person_still_signs_in() {
         &e.sign_in(&tckn(), &secret(&password), &address(9))
             .unwrap_err(),
     );
-    // An address with tries left before gets none now.
+    // An address that used its five tries gets none more.
     assert_refused(
         &e.sign_in(&tckn(), &secret(&password), &address(0))
             .unwrap_err(),
     );
+    // Home had a typo before the guesser came: its next try is still checked.
     e.sign_in(&tckn(), &secret(&password), &here()).unwrap();
     // The sign-in starts the count from every source again.
     assert_eq!(stage(&f).sign_in_attempts, 0);
 }
 
-/// An address past its budget in the window is refused whoever it names — a known person, a
-/// number nobody holds — with `Locked` on `client_address`, before anything about the person
-/// is looked up or any password checked; another address, and the window's end, are not.
+/// An address past its budget in the window, whoever it named — a known person, a number
+/// nobody holds — gets one try per person: its answers are the usual ones (no refusal tells
+/// it apart), the right password from it still signs in, and a wrong one locks it out of that
+/// person at once; the window's end gives it its tries back.
 #[test]
-fn an_address_past_its_budget_is_slowed_whoever_it_names() {
+fn an_address_past_its_budget_gets_one_try_per_person() {
     let f = fixture();
     let (_, _, password) = invited(&f);
     let e = Enrollments::new(f.store.clone(), f.clock.clone());
     let sprayer = SignInSource::address("203.0.113.9".parse().unwrap());
-    for _ in 0..SOURCE_ATTEMPTS_PER_WINDOW {
-        f.store
-            .enrollment_write(EnrollmentWrite::SourceAttempt {
-                source: sprayer.clone(),
-                window_seconds: SOURCE_WINDOW_SECONDS,
-                at: f.clock.now_unix(),
-            })
-            .unwrap();
-    }
-    let id = f.store.open_pre_application(&tckn()).unwrap().unwrap();
-    let before = f.store.enrollment(&id).unwrap();
-    let checks = crate::outbox::checks::made();
     let nobody = Tckn::parse("17291716060").unwrap();
-    for who in [tckn(), nobody] {
-        let err = e.sign_in(&who, &secret(&password), &sprayer).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                RaError::Locked {
-                    field: "client_address",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+    let wrong = e.sign_in(&nobody, &secret("x"), &sprayer).unwrap_err();
+    for _ in 1..SOURCE_ATTEMPTS_PER_WINDOW {
+        let again = e.sign_in(&nobody, &secret("x"), &sprayer).unwrap_err();
+        assert_eq!(again.to_string(), wrong.to_string());
     }
-    assert_eq!(crate::outbox::checks::made(), checks, "no password checked");
-    assert_eq!(
-        f.store.enrollment(&id).unwrap(),
-        before,
-        "nothing counted for the person"
+    // Past the budget: unknown numbers are answered as before; PERSON's right password signs
+    // in from it.
+    let again = e.sign_in(&nobody, &secret("x"), &sprayer).unwrap_err();
+    assert_eq!(again.to_string(), wrong.to_string());
+    e.sign_in(&tckn(), &secret(&password), &sprayer).unwrap();
+    // A wrong one locks the address out of PERSON at once; another address is not.
+    assert_refused(&e.sign_in(&tckn(), &secret("wrong"), &sprayer).unwrap_err());
+    assert_refused(
+        &e.sign_in(&tckn(), &secret(&password), &sprayer)
+            .unwrap_err(),
     );
     e.sign_in(&tckn(), &secret(&password), &here()).unwrap();
-    f.clock
-        .advance(Duration::from_secs(SOURCE_WINDOW_SECONDS as u64));
-    e.sign_in(&tckn(), &secret(&password), &sprayer).unwrap();
+    // A portal that names no address is never counted this way.
+    for _ in 0..=SOURCE_ATTEMPTS_PER_WINDOW {
+        e.sign_in(&nobody, &secret("x"), &SignInSource::unnamed())
+            .unwrap_err();
+    }
+    assert_refused(
+        &e.sign_in(&tckn(), &secret("wrong"), &SignInSource::unnamed())
+            .unwrap_err(),
+    );
+    e.sign_in(&tckn(), &secret(&password), &SignInSource::unnamed())
+        .unwrap();
 }
 
 /// Nine wrong codes at once: at most two are answered with tries left, the code is void

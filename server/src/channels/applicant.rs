@@ -134,11 +134,18 @@ fn sign_in_source(client_address: Option<&str>) -> Result<SignInSource, RaError>
     let Some(text) = client_address else {
         return Ok(SignInSource::unnamed());
     };
-    let ip: IpAddr = text.parse().map_err(|_| RaError::Invalid {
+    let refused = || {
+        RaError::Invalid {
         field: "client_address",
-        rule: "must be the applicant's IPv4 or IPv6 address (such as 192.0.2.7 or 2001:db8::7)"
+        rule: "must be the applicant's IPv4 or IPv6 address as the portal's listener saw it (such as 192.0.2.7 or 2001:db8::7; not unspecified or multicast)"
             .into(),
-    })?;
+    }
+    };
+    let ip: IpAddr = text.parse().map_err(|_| refused())?;
+    // No client connects from these: a portal sending one sends no address at all.
+    if ip.is_unspecified() || ip.is_multicast() {
+        return Err(refused());
+    }
     Ok(SignInSource::address(ip))
 }
 
@@ -217,6 +224,19 @@ mod tests {
             sign_in_source(Some("::ffff:192.0.2.7")).unwrap().as_str(),
             "ip:192.0.2.7"
         );
+        // An IPv6 address carrying an IPv4 one (NAT64, IPv4-compatible) is that address;
+        // loopback is not one.
+        for (carrier, v4) in [
+            ("64:ff9b::c000:207", "ip:192.0.2.7"),
+            ("::192.0.2.8", "ip:192.0.2.8"),
+            ("::1", "ip:::/64"),
+        ] {
+            assert_eq!(
+                sign_in_source(Some(carrier)).unwrap().as_str(),
+                v4,
+                "{carrier}"
+            );
+        }
         for bad in [
             "",
             "portal",
@@ -224,6 +244,12 @@ mod tests {
             "ip:192.0.2.7",
             "10.0.0.0/8",
             " 192.0.2.7",
+            "[2001:db8::1]",
+            "fe80::1%eth0",
+            "0.0.0.0",
+            "::",
+            "224.0.0.1",
+            "ff02::1",
         ] {
             let e = sign_in_source(Some(bad)).unwrap_err();
             assert!(

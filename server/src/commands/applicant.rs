@@ -130,8 +130,8 @@ pub(crate) fn show(a: ShowArgs) -> Result<()> {
     emit(&format!("{}\n", to_json(&view(&enrollments, &a.id)?)))
 }
 
-/// A new access password for an invited person (lost e-mail, or locked out by someone
-/// else's guesses): queued for the outbox, the sign-in lock lifted.
+/// A new access password for an invited person (lost e-mail, or locked out by guesses from an
+/// address they share): queued for the outbox, every sign-in lock on them lifted.
 pub(crate) fn resend_password(a: ShowArgs) -> Result<()> {
     let (enrollments, store) = open(&a.config)?;
     let institutions = nesca_ra::institutions::Institutions::new(store);

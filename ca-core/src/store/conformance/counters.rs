@@ -230,6 +230,28 @@ pub fn sign_in_failures_are_counted_and_compared(store: &dyn Store) {
         .unwrap();
     let e = store.enrollment(&pre).unwrap().unwrap();
     assert_eq!((e.sign_in_attempts, e.locked_until), (0, None));
+    // An ended lock is no lock: a sign-in that read it (or read none, its row deleted by
+    // another sign-in meanwhile) lands.
+    store
+        .enrollment_write(EnrollmentWrite::LockSignIn {
+            id: pre.clone(),
+            source: home(),
+            until: at(20),
+            actor: applicant(&pre),
+            at: at(10),
+        })
+        .unwrap();
+    store
+        .enrollment_write(EnrollmentWrite::SignedIn {
+            id: pre.clone(),
+            source: home(),
+            expect_locked_until: None,
+            token_sha256: "ab".repeat(32),
+            expires_at: at(3600),
+            actor: applicant(&pre),
+            at: at(21),
+        })
+        .unwrap();
     assert!(store
         .enrollment_write(EnrollmentWrite::SignInAttempt {
             id: "pa-unknown".into(),

@@ -412,7 +412,7 @@ pub fn held_lists_block_no_one_and_end(store: &dyn Store) {
 
 /// An operator changes an institution's officer and its activity, each with its audit
 /// record (an unknown institution refused, nothing written); a new access password is queued
-/// for an invited pre-application only, and clears its sign-in lock.
+/// for an invited pre-application only, and clears every source's sign-in lock.
 pub fn institutions_change_and_passwords_are_resent(store: &dyn Store) {
     let (id, invited) = one_invited(store);
     let op = crate::Principal::HostOperator;

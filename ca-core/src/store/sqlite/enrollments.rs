@@ -116,6 +116,7 @@ pub(super) const SIGN_IN_SOURCES_MIGRATION: &str = "
         locked_until    INTEGER,
         PRIMARY KEY (pre_application, source)
     ) WITHOUT ROWID;
+    CREATE INDEX sign_in_sources_locks ON sign_in_sources (locked_until);
     INSERT INTO sign_in_sources (pre_application, source, failures, locked_until)
       SELECT pre_application, 'portal', 0, locked_until FROM enrollments
       WHERE locked_until IS NOT NULL;
@@ -540,13 +541,16 @@ pub(super) fn write(
             at,
         } => {
             ensure(conn, id, *at)?;
+            // Only a live lock counts: one that ended (and the row with it, which another
+            // sign-in may have deleted meanwhile) refuses nothing.
+            let live = |u: Option<i64>| u.filter(|u| *u > at.secs());
             let lock: Option<Option<i64>> = conn
                 .prepare_cached(
                     "SELECT locked_until FROM sign_in_sources WHERE pre_application = ?1 AND source = ?2",
                 )?
                 .query_row(params![id, source.as_str()], |r| r.get(0))
                 .optional()?;
-            if lock.flatten() != expect_locked_until.map(UnixTime::secs) {
+            if live(lock.flatten()) != live(expect_locked_until.map(UnixTime::secs)) {
                 return Err(Refusal::Refused(CaError::Conflict {
                     field: "sign_in",
                     rule: format!("application {id}: sign-in was locked meanwhile; try again"),
@@ -590,9 +594,14 @@ pub(super) fn write(
             at,
         } => {
             let window_ends_before = at.secs() - window_seconds;
-            // Windows that ended go as attempts come (the index keeps this a range delete).
+            // Windows that ended, and locks that ended with no failure counted since, go as
+            // attempts come (indexed: range deletes).
             conn.prepare_cached("DELETE FROM sign_in_throttle WHERE window_start <= ?1")?
                 .execute([window_ends_before])?;
+            conn.prepare_cached(
+                "DELETE FROM sign_in_sources WHERE locked_until <= ?1 AND failures = 0",
+            )?
+            .execute([at.secs()])?;
             let count: u32 = conn
                 .prepare_cached(
                     "INSERT INTO sign_in_throttle (source, window_start, attempts) VALUES (?1, ?2, 1) ON CONFLICT (source) DO UPDATE SET attempts = attempts + 1 RETURNING attempts",
@@ -950,6 +959,9 @@ pub(super) fn produced(
         Expect::stage(p.from),
     )?;
     conn.prepare_cached("UPDATE pre_applications SET status = 'closed' WHERE id = ?1")?
+        .execute([id])?;
+    // Closed: nothing left to sign in to, so the addresses sign-ins came from go.
+    conn.prepare_cached("DELETE FROM sign_in_sources WHERE pre_application = ?1")?
         .execute([id])?;
     conn.prepare_cached(
         "INSERT INTO invoice_lines (issuer, serial, pre_application, institution, payer, payer_name, payer_id, holder_tckn, holder_name, item, month, produced_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
