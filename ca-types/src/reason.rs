@@ -9,11 +9,14 @@ use crate::error::CaTypesError;
 ///
 /// `unspecified (0)` has no variant: RFC 5280 says to omit reasonCode rather than write it, so
 /// an unspecified revocation is `None` wherever a reason is optional. `7` is unused by the RFC;
-/// `cACompromise` and `aACompromise` are not reasons a certificate holder can give.
+/// `cACompromise` is for a CA's own certificate (revoked by its root), never a holder's;
+/// `aACompromise` is not used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RevocationReason {
     KeyCompromise,
+    /// A CA's key is compromised: only for CA certificates (the root's CRL).
+    CaCompromise,
     AffiliationChanged,
     Superseded,
     CessationOfOperation,
@@ -26,8 +29,9 @@ pub enum RevocationReason {
 
 impl RevocationReason {
     /// Every variant, in code order.
-    pub const ALL: [RevocationReason; 7] = [
+    pub const ALL: [RevocationReason; 8] = [
         RevocationReason::KeyCompromise,
+        RevocationReason::CaCompromise,
         RevocationReason::AffiliationChanged,
         RevocationReason::Superseded,
         RevocationReason::CessationOfOperation,
@@ -45,10 +49,19 @@ impl RevocationReason {
         RevocationReason::PrivilegeWithdrawn,
     ];
 
+    /// The reasons a root gives for revoking a CA certificate it issued (RFC 5280 §5.3.1).
+    pub const FOR_CA_REVOCATION: [RevocationReason; 4] = [
+        RevocationReason::CaCompromise,
+        RevocationReason::AffiliationChanged,
+        RevocationReason::Superseded,
+        RevocationReason::CessationOfOperation,
+    ];
+
     /// The ENUMERATED value.
     pub fn code(self) -> u8 {
         match self {
             RevocationReason::KeyCompromise => 1,
+            RevocationReason::CaCompromise => 2,
             RevocationReason::AffiliationChanged => 3,
             RevocationReason::Superseded => 4,
             RevocationReason::CessationOfOperation => 5,
@@ -67,6 +80,7 @@ impl RevocationReason {
     pub fn name(self) -> &'static str {
         match self {
             RevocationReason::KeyCompromise => "keyCompromise",
+            RevocationReason::CaCompromise => "cACompromise",
             RevocationReason::AffiliationChanged => "affiliationChanged",
             RevocationReason::Superseded => "superseded",
             RevocationReason::CessationOfOperation => "cessationOfOperation",

@@ -13,15 +13,35 @@ pub type CrlKindDue = CrlType;
 
 /// Full CRL every `full_every`, delta CRL every `delta_every`;
 /// nextUpdate = thisUpdate + `full_validity` / `delta_validity` (RFC 5280 §5.1.2.5).
+/// Without `deltas` (a root's CRL of the CAs it certified, the ARL: few entries, rarely
+/// changed) only full CRLs are issued, and they may run longer ([`Self::MAX_ARL_VALIDITY`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CrlSchedule {
     pub full_every: Duration,
     pub delta_every: Duration,
     pub full_validity: Duration,
     pub delta_validity: Duration,
+    /// Whether delta CRLs are issued between full ones.
+    pub deltas: bool,
 }
 
 impl CrlSchedule {
+    /// The longest validity of a CRL without deltas (an ARL): relying parties keep it until
+    /// its nextUpdate, and a root's key comes out for it rarely (an offline root once a
+    /// quarter, say).
+    pub const MAX_ARL_VALIDITY: Duration = Duration::from_secs(366 * 24 * 3600);
+
+    /// Full CRLs only, every `every`, valid for `validity`.
+    pub fn full_only(every: Duration, validity: Duration) -> CrlSchedule {
+        CrlSchedule {
+            full_every: every,
+            delta_every: every,
+            full_validity: validity,
+            delta_validity: validity,
+            deltas: false,
+        }
+    }
+
     /// The longest validity nesca gives a CRL. A relying party may cache a CRL until its
     /// nextUpdate, so this bounds how long a revocation can stay unseen.
     pub const MAX_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -31,23 +51,36 @@ impl CrlSchedule {
     /// field.
     pub fn validate(&self) -> Result<(), CrlError> {
         let err = |field, rule: String| Err(CrlError::Schedule { field, rule });
-        for (field, d) in [
-            ("full_every", self.full_every),
-            ("delta_every", self.delta_every),
-            ("full_validity", self.full_validity),
-            ("delta_validity", self.delta_validity),
-        ] {
+        let (max, max_text) = if self.deltas {
+            (Self::MAX_VALIDITY, "30 days")
+        } else {
+            (Self::MAX_ARL_VALIDITY, "366 days")
+        };
+        let checked: &[(&'static str, Duration)] = if self.deltas {
+            &[
+                ("full_every", self.full_every),
+                ("delta_every", self.delta_every),
+                ("full_validity", self.full_validity),
+                ("delta_validity", self.delta_validity),
+            ]
+        } else {
+            &[
+                ("full_every", self.full_every),
+                ("full_validity", self.full_validity),
+            ]
+        };
+        for &(field, d) in checked {
             // Whole seconds: CRL times have a resolution of one second.
             if d.as_secs() == 0 {
                 return err(field, "must be at least one second".into());
             }
-            if d > Self::MAX_VALIDITY {
+            if d > max {
                 return err(
                     field,
                     format!(
-                        "{} s is longer than the {} s (30 days) ceiling",
+                        "{} s is longer than the {} s ({max_text}) ceiling",
                         d.as_secs(),
-                        Self::MAX_VALIDITY.as_secs()
+                        max.as_secs()
                     ),
                 );
             }
@@ -61,6 +94,9 @@ impl CrlSchedule {
                     self.full_every.as_secs()
                 ),
             );
+        }
+        if !self.deltas {
+            return Ok(());
         }
         if self.delta_validity < self.delta_every {
             return err(
@@ -108,6 +144,9 @@ impl CrlSchedule {
         if elapsed(full, self.full_every) {
             return Some(CrlType::Full);
         }
+        if !self.deltas {
+            return None;
+        }
         match last_delta {
             None => Some(CrlType::Delta),
             Some(delta) if delta < full => Some(CrlType::Delta),
@@ -127,6 +166,9 @@ impl CrlSchedule {
             return DUE_ALREADY;
         };
         let full_at = full.plus(self.full_every);
+        if !self.deltas {
+            return full_at;
+        }
         let delta_at = match last_delta {
             Some(delta) if delta >= full => delta.plus(self.delta_every),
             _ => return DUE_ALREADY,
@@ -165,7 +207,38 @@ mod tests {
             delta_every: Duration::from_secs(H),
             full_validity: Duration::from_secs(7 * 24 * H),
             delta_validity: Duration::from_secs(4 * H),
+            deltas: true,
         }
+    }
+
+    #[test]
+    fn without_deltas_only_full_crls_are_due_and_they_may_run_a_year() {
+        let d = |days: u64| Duration::from_secs(days * 24 * H);
+        let arl = CrlSchedule::full_only(d(30), d(90));
+        arl.validate().unwrap();
+        let t = 1_795_305_600;
+        let day = 24 * 3600;
+        assert_eq!(due(&arl, t, None, None), Some(CrlType::Full));
+        assert_eq!(due(&arl, t + day, Some(t), None), None, "no delta follows");
+        assert_eq!(due(&arl, t + 30 * day, Some(t), None), Some(CrlType::Full));
+        assert_eq!(next_due_at(&arl, Some(t), None), t + 30 * day);
+        assert_eq!(next_update(&arl, CrlType::Full, t), t + 90 * day);
+        assert_eq!(
+            field(&CrlSchedule::full_only(d(30), d(367))),
+            "full_validity"
+        );
+        assert_eq!(
+            field(&CrlSchedule::full_only(d(30), d(29))),
+            "full_validity"
+        );
+        assert_eq!(
+            field(&CrlSchedule::full_only(Duration::ZERO, d(29))),
+            "full_every"
+        );
+        // With deltas, 90 days is past the ceiling.
+        let mut with = arl;
+        with.deltas = true;
+        assert_eq!(field(&with), "full_validity");
     }
 
     fn field(s: &CrlSchedule) -> &'static str {

@@ -117,6 +117,65 @@ impl Lifecycle {
     }
 }
 
+/// The revocation of an issuing CA's certificate by its root: for good, with a reason a root
+/// gives (`cACompromise`, `superseded`, `cessationOfOperation`, `affiliationChanged`), listed
+/// in the root's CRL from then on.
+pub struct CaRevocation {
+    /// The issuing CA's certificate: its serial (issued by the root).
+    pub serial: ca_core::Serial,
+    pub reason: ca_core::lifecycle::RevocationReason,
+    pub request_id: ca_core::lifecycle::RequestId,
+    pub actor: ca_core::Principal,
+}
+
+impl Lifecycle {
+    /// Revokes an issuing CA's certificate (an operator's decision, recorded like any
+    /// revocation, at the clock's now). Refuses a certificate that is not an issuing CA's,
+    /// and a reason a root does not give.
+    pub fn revoke_ca(&self, r: CaRevocation) -> Result<TransitionOutcome> {
+        if !ca_core::lifecycle::RevocationReason::FOR_CA_REVOCATION.contains(&r.reason) {
+            let names: Vec<&str> = ca_core::lifecycle::RevocationReason::FOR_CA_REVOCATION
+                .iter()
+                .map(|r| r.name())
+                .collect();
+            return Err(RaError::invalid(
+                "reason",
+                format!(
+                    "{} is not a reason to revoke a CA; one of {}",
+                    r.reason,
+                    names.join(", ")
+                ),
+            ));
+        }
+        let record = self.store.get(None, &r.serial)?.ok_or_else(|| {
+            RaError::from(CaError::NotFound {
+                serial: r.serial.to_hex(),
+            })
+        })?;
+        if record.profile != ca_core::profile::ProfileName::IssuingCa {
+            return Err(RaError::invalid(
+                "serial",
+                format!(
+                    "{} is a {} certificate, not an issuing CA's",
+                    r.serial, record.profile
+                ),
+            ));
+        }
+        Ok(self.store.transition(TransitionWrite {
+            request_id: r.request_id,
+            issuer: record.issuer,
+            serial: r.serial,
+            action: LifecycleAction::Revoke {
+                reason: Some(r.reason),
+                invalidity_date: None,
+            },
+            requested_by: RequestedBy::Operator,
+            actor: r.actor,
+            at: self.clock.now_unix(),
+        })?)
+    }
+}
+
 fn noun(action: &LifecycleAction) -> &'static str {
     match action {
         LifecycleAction::Suspend => "suspension",

@@ -360,6 +360,20 @@ pub(crate) struct CrlSection {
     /// nextUpdate − thisUpdate of a delta CRL.
     #[serde(default = "default_delta_validity")]
     pub delta_validity_seconds: u64,
+    /// The root's CRL (the ARL: the issuing CAs it revoked; full CRLs only): one every this
+    /// many seconds.
+    #[serde(default = "default_root_every")]
+    pub root_every_seconds: u64,
+    /// nextUpdate − thisUpdate of the root's CRL (at most 366 days).
+    #[serde(default = "default_root_validity")]
+    pub root_validity_seconds: u64,
+}
+
+fn default_root_every() -> u64 {
+    30 * 86_400
+}
+fn default_root_validity() -> u64 {
+    90 * 86_400
 }
 
 fn default_crl_dir() -> PathBuf {
@@ -386,6 +400,8 @@ impl Default for CrlSection {
             delta_every_seconds: default_delta_every(),
             full_validity_seconds: default_full_validity(),
             delta_validity_seconds: default_delta_validity(),
+            root_every_seconds: default_root_every(),
+            root_validity_seconds: default_root_validity(),
         }
     }
 }

@@ -116,6 +116,8 @@ enum CaCommand {
     List(ConfigArg),
     /// Renew an issuing CA's delegated OCSP signer now: a new key in the HSM, a new certificate
     RenewOcspSigner(commands::ca::RenewOcspSignerArgs),
+    /// Revoke an issuing CA's certificate (reason required): its root's CRL lists it
+    Revoke(commands::ca::RevokeArgs),
 }
 
 #[derive(Subcommand)]
@@ -240,6 +242,7 @@ fn main() -> ExitCode {
         Command::Cert(CertCommand::List(a)) => commands::cert::list(a),
         Command::Ca(CaCommand::List(a)) => commands::ca::list(a),
         Command::Ca(CaCommand::RenewOcspSigner(a)) => commands::ca::renew_ocsp_signer(a),
+        Command::Ca(CaCommand::Revoke(a)) => commands::ca::revoke(a),
         Command::TransportKey(TransportKeyCommand::Add(a)) => commands::transport_key::add(a),
         Command::TransportKey(TransportKeyCommand::List(a)) => commands::transport_key::list(a),
         Command::TransportKey(TransportKeyCommand::Revoke(a)) => commands::transport_key::revoke(a),

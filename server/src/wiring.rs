@@ -180,6 +180,55 @@ pub(crate) fn configured_ca<'a>(cfg: &Loaded, cas: &'a [ServedCa]) -> Result<&'a
         })
 }
 
+/// The root CAs' CRL issuers (the ARL: full CRLs only, `[crl] root_every_seconds` and
+/// `root_validity_seconds`), each signed with the root's key from the token. The entries are
+/// the issuing-CA certificates the root revoked.
+pub(crate) fn root_crl_issuers(
+    cfg: &Loaded,
+    store: Arc<dyn Store>,
+    hsm: &Hsm,
+) -> Result<Vec<crl::CrlIssuer>> {
+    use der::Decode;
+    let c = &cfg.raw.crl;
+    let secs = std::time::Duration::from_secs;
+    let schedule =
+        crl::CrlSchedule::full_only(secs(c.root_every_seconds), secs(c.root_validity_seconds));
+    schedule.validate().map_err(|e| match e {
+        crl::CrlError::Schedule { field, rule } => CliError::config(
+            if field == "full_every" {
+                "crl.root_every_seconds"
+            } else {
+                "crl.root_validity_seconds"
+            },
+            rule,
+        ),
+        other => other.into(),
+    })?;
+    let mut out = Vec::new();
+    for record in store.cas()? {
+        if record.role != ca_core::store::CaRole::Root {
+            continue;
+        }
+        let cert = x509_cert::Certificate::from_der(&record.cert_der).map_err(|e| {
+            CliError::config(
+                "store",
+                format!("certificate of CA \"{}\" does not decode: {e}", record.id),
+            )
+        })?;
+        out.push(crl::CrlIssuer {
+            source: Arc::new(crate::serve::crl_source::StoreCrlSource(store.clone())),
+            issuer: record.id.clone(),
+            issuer_cert: cert,
+            signer: Arc::new(hsm.find_key(&record.key_label)?),
+            publisher: crl::Publisher::new(cfg.path(&c.dir))?,
+            schedule,
+            clock: clock(),
+            delta_url: None,
+        });
+    }
+    Ok(out)
+}
+
 /// The CRL issuer of one CA, as configured.
 pub(crate) fn crl_issuer(
     cfg: &Loaded,
@@ -193,6 +242,7 @@ pub(crate) fn crl_issuer(
         delta_every: secs(c.delta_every_seconds),
         full_validity: secs(c.full_validity_seconds),
         delta_validity: secs(c.delta_validity_seconds),
+        deltas: true,
     };
     schedule.validate()?;
     let urls = ca_core::profile::CaUrls::new(&cfg.raw.ca.public_url, &ca.record.id)?;

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::support::crl::assert_crl_lints_clean;
 use crate::support::ocsp::*;
 use crate::support::server::*;
 use crate::support::*;
@@ -180,4 +181,201 @@ fn renewals_from_two_processes_leave_exactly_one_current_signer() {
             out.describe()
         );
     }
+}
+
+/// The URL in `cert`'s cRLDistributionPoints (the first `URI:`).
+#[track_caller]
+fn crl_url_of(cert: &Path) -> String {
+    let text = openssl(&["x509", "-in", s(cert), "-noout", "-text"]).stdout;
+    let (_, body) =
+        extension(&text, "X509v3 CRL Distribution Points").expect("cRLDistributionPoints");
+    body.split_whitespace()
+        .find_map(|t| t.strip_prefix("URI:"))
+        .expect("a URI")
+        .to_owned()
+}
+
+/// `openssl crl -verify` of a DER CRL under `issuer` (PEM): `verify OK`.
+#[track_caller]
+fn crl_verifies(der: &Path, issuer: &Path) -> String {
+    let out = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        s(der),
+        "-CAfile",
+        s(issuer),
+        "-noout",
+        "-text",
+    ]);
+    let all = format!("{}\n{}", out.stdout, out.stderr);
+    assert!(all.contains("verify OK"), "{all}");
+    all
+}
+
+/// The root's CRL (ARL): made on demand (`nesca crl --ca root-ca`), signed by the root's key,
+/// lint-clean, valid for the configured 90 days, with no deltas; and published and served by
+/// `nesca serve` at exactly the URL the issuing CA's certificate names.
+#[test]
+fn the_root_crl_is_made_on_demand_and_served_where_the_issuing_ca_points() {
+    let demo = server_demo();
+    let config = demo.config();
+    let root = demo.path("root-ca.pem");
+    let out = demo.work.join("root.crl");
+    let made = demo
+        .nesca(&[
+            "crl",
+            "--config",
+            s(&config),
+            "--ca",
+            "root-ca",
+            "--out",
+            s(&out),
+        ])
+        .ok();
+    assert!(
+        made.stdout.starts_with("full CRL number=1 entries=0 "),
+        "{}",
+        made.describe()
+    );
+    assert_crl_lints_clean(&out);
+    let text = crl_verifies(&out, &root);
+    assert!(text.contains("CN = nesca Demo Root CA"), "{text}");
+    // nextUpdate − thisUpdate: the configured 90 days.
+    let times = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        s(&out),
+        "-noout",
+        "-lastupdate",
+        "-nextupdate",
+    ])
+    .stdout;
+    let parse = |key: &str| {
+        let v = times
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .expect("a time");
+        time::PrimitiveDateTime::parse(
+            v.trim().trim_end_matches(" GMT"),
+            &time::format_description::parse_borrowed::<2>(
+                "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year]",
+            )
+            .unwrap(),
+        )
+        .unwrap()
+        .assume_utc()
+    };
+    let validity = parse("nextUpdate=") - parse("lastUpdate=");
+    assert_eq!(validity.whole_days(), 90, "{times}");
+    assert!(
+        !text.contains("Freshest CRL"),
+        "no delta is announced: {text}"
+    );
+    for (args, rule) in [
+        (
+            vec!["--ca", "root-ca", "--delta"],
+            "delta: \"root-ca\" is a root",
+        ),
+        (vec!["--ca", "nobody"], "ca: no CA \"nobody\""),
+        (vec!["--ca", "Not An Id"], "ca: "),
+    ] {
+        let mut all = vec!["crl", "--config", s(&config), "--out"];
+        let refused = demo.work.join("refused.crl");
+        all.push(s(&refused));
+        all.extend(args);
+        let r = demo.nesca(&all);
+        assert!(!r.success() && r.stderr.contains(rule), "{}", r.describe());
+        assert!(!refused.exists(), "a refused run writes no file");
+    }
+
+    // The issuing CA names the root's CRL; `nesca serve` publishes it there.
+    let url = crl_url_of(&demo.path("issuing-ca.pem"));
+    let path = url
+        .split_once("/crl/")
+        .map(|(_, f)| format!("/crl/{f}"))
+        .expect("a /crl/ URL");
+    assert_eq!(path, "/crl/root-ca.crl");
+    let server = Server::serve(&demo);
+    let served = server.get(&path);
+    assert_eq!(served.status, 200, "{}", served.describe());
+    assert_eq!(served.header("content-type"), Some("application/pkix-crl"));
+    let fetched = demo.work.join("fetched-root.crl");
+    std::fs::write(&fetched, &served.body).unwrap();
+    crl_verifies(&fetched, &root);
+    assert_crl_lints_clean(&fetched);
+    // The issuing CA's CRL is still its own.
+    let issuing = server.get("/crl/nes-ca.crl");
+    assert_eq!(issuing.status, 200, "{}", issuing.describe());
+}
+
+/// `nesca ca revoke`: the root revokes its issuing CA's certificate with a root's reason; the
+/// root's next CRL lists it with that reason (lint-clean), `ca list` shows it revoked, and a
+/// holder's reason or a root is refused, naming the field.
+#[test]
+fn a_revoked_issuing_ca_is_listed_in_the_root_crl() {
+    let demo = server_demo();
+    let config = demo.config();
+    for (args, rule) in [
+        (
+            vec!["--ca", "nes-ca", "--reason", "keyCompromise"],
+            "reason: keyCompromise is not a reason to revoke a CA",
+        ),
+        (
+            vec!["--ca", "nes-ca", "--reason", "bogus"],
+            "reason: unknown reason",
+        ),
+        (vec!["--ca", "root-ca", "--reason", "superseded"], "root CA"),
+    ] {
+        let mut all = vec!["ca", "revoke", "--config", s(&config)];
+        all.extend(args);
+        let r = demo.nesca(&all);
+        assert!(!r.success() && r.stderr.contains(rule), "{}", r.describe());
+    }
+    let revoked = demo
+        .nesca(&[
+            "ca",
+            "revoke",
+            "--config",
+            s(&config),
+            "--ca",
+            "nes-ca",
+            "--reason",
+            "cACompromise",
+        ])
+        .ok();
+    let v: Value = serde_json::from_str(revoked.stdout.trim()).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["issuer"].as_str()),
+        (Some("revoked"), Some("root-ca")),
+        "{v}"
+    );
+    let serial = v["serial"].as_str().unwrap().to_owned();
+    let list = ca_list(&demo, 0);
+    let nes = list.iter().find(|c| c["id"] == "nes-ca").unwrap();
+    assert_eq!(nes["status"], "revoked", "{nes}");
+
+    let out = demo.work.join("arl.crl");
+    demo.nesca(&[
+        "crl",
+        "--config",
+        s(&config),
+        "--ca",
+        "root-ca",
+        "--out",
+        s(&out),
+    ])
+    .ok();
+    assert_crl_lints_clean(&out);
+    let text = crl_verifies(&out, &demo.path("root-ca.pem"));
+    let entries = crate::support::crl::crl_entries(&text);
+    assert_eq!(entries.len(), 1, "{text}");
+    assert_eq!(
+        crate::support::crl::crl_reason_of(&text, &serial),
+        Some(Some("CA Compromise".to_owned())),
+        "{text}"
+    );
 }

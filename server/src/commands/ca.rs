@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ca_core::store::{CaRecord, CaRole, RegistryStore as _, Store};
-use ca_core::{rfc3339, IssuerId, Principal, UnixTime};
+use ca_core::{rfc3339, IssuerId, Principal, Serial, UnixTime};
 use clap::Args;
 use serde_json::json;
 
@@ -23,6 +23,30 @@ pub(crate) struct RenewOcspSignerArgs {
     /// The issuing CA whose delegated OCSP signer is renewed (its id, as `ca list` prints it)
     #[arg(long)]
     ca: String,
+}
+
+#[derive(Args)]
+pub(crate) struct RevokeArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The issuing CA whose certificate its root revokes (its id, as `ca list` prints it)
+    #[arg(long)]
+    ca: String,
+    /// RFC 5280 reason: cACompromise, superseded, cessationOfOperation, affiliationChanged
+    #[arg(long)]
+    reason: String,
+    /// The caller's id for this request: the same id again answers with the first outcome
+    /// (default: a fresh random id)
+    #[arg(long)]
+    request_id: Option<String>,
+}
+
+/// The serial of a certificate (DER), as the store keys it.
+fn serial_of(cert_der: &[u8]) -> Option<Serial> {
+    use der::Decode as _;
+    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
+    Serial::from_der_bytes(cert.tbs_certificate.serial_number.as_bytes())
 }
 
 /// The validity of a certificate as JSON fields (null when it does not decode).
@@ -43,17 +67,29 @@ fn ca_status(cert_der: &[u8], now: UnixTime) -> &'static str {
     }
 }
 
-fn ca_json(ca: &CaRecord, now: UnixTime) -> serde_json::Value {
+fn ca_json(store: &dyn Store, ca: &CaRecord, now: UnixTime) -> Result<serde_json::Value> {
     let (not_before, not_after) = validity_json(&ca.cert_der);
-    json!({
+    // A CA certificate its root revoked is `revoked`, whatever its dates.
+    let revoked = match serial_of(&ca.cert_der) {
+        Some(serial) if ca.role == CaRole::Issuing => store
+            .get(None, &serial)?
+            .is_some_and(|r| r.status == ca_core::store::CertStatus::Revoked),
+        _ => false,
+    };
+    let status = if revoked {
+        "revoked"
+    } else {
+        ca_status(&ca.cert_der, now)
+    };
+    Ok(json!({
         "kind": "ca",
         "id": ca.id.as_str(),
         "role": ca.role.as_str(),
         "key_label": ca.key_label,
         "not_before": not_before,
         "not_after": not_after,
-        "status": ca_status(&ca.cert_der, now),
-    })
+        "status": status,
+    }))
 }
 
 /// Every CA and every delegated OCSP signer each has had, one JSON object a line: the CA
@@ -65,7 +101,7 @@ pub(crate) fn list(a: ConfigArg) -> Result<()> {
     let now = wiring::clock().now_unix();
     let mut text = String::new();
     for ca in store.cas()? {
-        text.push_str(&ca_json(&ca, now).to_string());
+        text.push_str(&ca_json(store.as_ref(), &ca, now)?.to_string());
         text.push('\n');
         if ca.role != CaRole::Issuing {
             continue;
@@ -114,6 +150,46 @@ pub(crate) fn renew_ocsp_signer(a: RenewOcspSignerArgs) -> Result<()> {
         "not_after": not_after,
         "previous_key_label": before.ocsp_key_label,
         "previous_status": was.as_str(),
+    });
+    emit(&format!("{line}\n"))
+}
+
+/// Revokes an issuing CA's certificate (its root's decision): the root's CRL lists it from
+/// then on. Prints the outcome.
+pub(crate) fn revoke(a: RevokeArgs) -> Result<()> {
+    let id = IssuerId::parse(&a.ca).map_err(|e| crate::error::CliError::config("ca", e.rule()))?;
+    let reason: ca_core::lifecycle::RevocationReason = a
+        .reason
+        .parse()
+        .map_err(|e: ca_core::CaTypesError| crate::error::CliError::config("reason", e.rule()))?;
+    let request_id = match a.request_id.as_deref() {
+        Some(r) => ca_core::lifecycle::RequestId::new(r)?,
+        None => ca_core::lifecycle::RequestId::random(),
+    };
+    let cfg = Loaded::read(&a.config)?;
+    let store = wiring::open_existing_store(&cfg)?;
+    let record = ocsp_signer::issuing_ca(store.as_ref(), &id)?;
+    let serial = serial_of(&record.cert_der).ok_or_else(|| {
+        crate::error::CliError::config(
+            "store",
+            format!("the certificate of \"{id}\" does not decode"),
+        )
+    })?;
+    let lifecycle = nesca_ra::lifecycle::Lifecycle::new(store, wiring::clock());
+    let o = lifecycle.revoke_ca(nesca_ra::lifecycle::CaRevocation {
+        serial,
+        reason,
+        request_id,
+        actor: Principal::HostOperator,
+    })?;
+    let line = json!({
+        "ca": id.as_str(),
+        "issuer": o.issuer.as_str(),
+        "serial": o.serial.to_hex(),
+        "status": o.status.as_str(),
+        "reason": reason.name(),
+        "at": rfc3339(o.at),
+        "replayed": o.replayed,
     });
     emit(&format!("{line}\n"))
 }

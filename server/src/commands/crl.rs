@@ -16,9 +16,14 @@ pub(crate) struct CrlArgs {
     /// Path of nesca.toml
     #[arg(long)]
     config: PathBuf,
-    /// A delta CRL (changes since the latest full CRL) instead of a full one
+    /// A delta CRL (changes since the latest full CRL) instead of a full one (issuing CAs
+    /// only: a root's CRL has no deltas)
     #[arg(long)]
     delta: bool,
+    /// The CA whose CRL is made: an issuing CA, or the root (its CRL of the CAs it revoked);
+    /// the configured issuing CA (`ca.id`) when left out
+    #[arg(long)]
+    ca: Option<String>,
     /// Where to write a copy of the CRL (DER); it is also published to crl.dir
     #[arg(long)]
     out: PathBuf,
@@ -29,9 +34,47 @@ pub(crate) fn run(a: CrlArgs) -> Result<()> {
     let out = OutFile::claim("out", &a.out)?;
     let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
     let hsm = wiring::open_hsm(&cfg)?;
-    let cas = wiring::served_cas(store.as_ref(), &hsm)?;
-    let ca = wiring::configured_ca(&cfg, &cas)?;
-    let issuer = wiring::crl_issuer(&cfg, store, ca)?;
+    let id = match &a.ca {
+        Some(ca) => ca_core::IssuerId::parse(ca).map_err(|e| CliError::Argument {
+            field: "ca",
+            rule: e.rule(),
+        })?,
+        None => cfg.issuing_id.clone(),
+    };
+    let issuer = match store.ca(&id)?.map(|r| r.role) {
+        None => {
+            return Err(CliError::Argument {
+                field: "ca",
+                rule: format!("no CA \"{id}\" in the store (`nesca ca list` names them)"),
+            })
+        }
+        Some(ca_core::store::CaRole::Root) => {
+            if a.delta {
+                return Err(CliError::Argument {
+                    field: "delta",
+                    rule: format!("\"{id}\" is a root: its CRL has no deltas"),
+                });
+            }
+            wiring::root_crl_issuers(&cfg, store.clone(), &hsm)?
+                .into_iter()
+                .find(|i| i.issuer == id)
+                .ok_or_else(|| CliError::Argument {
+                    field: "ca",
+                    rule: format!("the root \"{id}\" has no key on this token"),
+                })?
+        }
+        Some(ca_core::store::CaRole::Issuing) => {
+            let cas = wiring::served_cas(store.as_ref(), &hsm)?;
+            let ca = cas
+                .iter()
+                .find(|c| c.record.id == id)
+                .ok_or_else(|| CliError::Argument {
+                    field: "ca",
+                    rule: format!("CA \"{id}\" is not served"),
+                })?;
+            wiring::crl_issuer(&cfg, store, ca)?
+        }
+    };
     let kind = if a.delta {
         crl::CrlType::Delta
     } else {

@@ -270,10 +270,12 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         _hsm,
     } = open(&a.config)?;
     let metrics = Arc::new(HttpMetrics::default());
-    let issuers = cas
+    let mut issuers = cas
         .iter()
         .map(|ca| wiring::crl_issuer(&cfg, store.clone(), ca))
         .collect::<Result<Vec<_>>>()?;
+    // The root's CRL (ARL), at the URL the issuing CA's certificate names.
+    issuers.extend(wiring::root_crl_issuers(&cfg, store.clone(), &_hsm)?);
     for i in &issuers {
         for (kind, name) in [(CrlKind::Full, "full"), (CrlKind::Delta, "delta")] {
             if let Some(r) = store.latest_crl(&i.issuer, kind)? {

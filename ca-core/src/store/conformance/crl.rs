@@ -18,7 +18,8 @@ fn reserve(store: &dyn Store, issuer: &IssuerId, kind: CrlKind) -> crate::error:
 
 /// Full and delta CRLs share one sequence of numbers per issuer that only grows: a number
 /// reserved and never published stays used, a delta needs a published full CRL as its base,
-/// and only an issuing CA in the store takes numbers.
+/// and only a CA in the store takes numbers — a root full CRL numbers only (its ARL has no
+/// deltas).
 pub fn crl_numbers_strictly_increase(store: &dyn Store) {
     let nes = issuer();
     assert!(
@@ -96,6 +97,28 @@ pub fn crl_numbers_strictly_increase(store: &dyn Store) {
     let other = IssuerId::parse("other-ca").unwrap();
     add_issuing_ca(store, &other);
     assert_eq!(reserve(store, &other, CrlKind::Full).unwrap().number, 1);
+    let root = IssuerId::parse("root-ca").unwrap();
+    store
+        .add_ca(
+            crate::store::CaRecord {
+                id: root.clone(),
+                role: crate::store::CaRole::Root,
+                key_label: "root-ca".into(),
+                cert_der: vec![0x30, 0x00],
+                ocsp_key_label: None,
+                ocsp_cert_der: None,
+            },
+            &crate::Principal::HostOperator,
+            t0(0),
+        )
+        .unwrap();
+    assert_eq!(reserve(store, &root, CrlKind::Full).unwrap().number, 1);
+    match reserve(store, &root, CrlKind::Delta) {
+        Err(crate::CaError::Invalid { field, .. } | crate::CaError::Conflict { field, .. }) => {
+            assert_eq!(field, "delta")
+        }
+        other => panic!("a root's delta must be refused on `delta`, got {other:?}"),
+    }
 }
 
 /// A full CRL lists what is suspended or revoked now; a delta since its watermark lists what

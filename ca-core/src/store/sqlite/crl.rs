@@ -56,13 +56,22 @@ fn reserve_crl(
     r: &CrlReservation,
     head: &mut AuditHead,
 ) -> Result<CrlPlan, Refusal> {
-    let known = conn
-        .prepare_cached("SELECT 1 FROM cas WHERE id = ?1 AND role = 'issuing'")?
-        .exists([r.issuer.as_str()])?;
-    if !known {
+    // Every CA signs CRLs: an issuing CA of the certificates it issued (full and delta), a
+    // root of the CA certificates it issued (full only: the ARL).
+    let role: Option<String> = conn
+        .prepare_cached("SELECT role FROM cas WHERE id = ?1")?
+        .query_row([r.issuer.as_str()], |row| row.get(0))
+        .optional()?;
+    let Some(role) = role else {
         return Err(refused(
             "ca",
-            format!("\"{}\" is not an issuing CA in the store", r.issuer),
+            format!("\"{}\" is not a CA in the store", r.issuer),
+        ));
+    };
+    if role == "root" && r.kind == CrlKind::Delta {
+        return Err(refused(
+            "delta",
+            format!("\"{}\" is a root: its CRL has no deltas", r.issuer),
         ));
     }
     let base = match r.kind {
