@@ -115,20 +115,25 @@ pub(crate) struct ServedCa {
     pub ocsp_cert_der: Vec<u8>,
 }
 
+/// A CA's certificate as the store holds it, decoded.
+fn ca_certificate(record: &ca_core::store::CaRecord) -> Result<x509_cert::Certificate> {
+    use der::Decode;
+    x509_cert::Certificate::from_der(&record.cert_der).map_err(|e| {
+        CliError::config(
+            "store",
+            format!("certificate of CA \"{}\" does not decode: {e}", record.id),
+        )
+    })
+}
+
 /// Loads every issuing CA of the store with its keys from the token.
 pub(crate) fn served_cas(store: &dyn Store, hsm: &Hsm) -> Result<Vec<ServedCa>> {
-    use der::Decode;
     let mut out = Vec::new();
     for record in store.cas()? {
         if record.role != ca_core::store::CaRole::Issuing {
             continue;
         }
-        let cert = x509_cert::Certificate::from_der(&record.cert_der).map_err(|e| {
-            CliError::config(
-                "store",
-                format!("certificate of CA \"{}\" does not decode: {e}", record.id),
-            )
-        })?;
+        let cert = ca_certificate(&record)?;
         let (Some(label), Some(ocsp_cert_der)) =
             (record.ocsp_key_label.clone(), record.ocsp_cert_der.clone())
         else {
@@ -188,7 +193,6 @@ pub(crate) fn root_crl_issuers(
     store: Arc<dyn Store>,
     hsm: &Hsm,
 ) -> Result<Vec<crl::CrlIssuer>> {
-    use der::Decode;
     let c = &cfg.raw.crl;
     let secs = std::time::Duration::from_secs;
     let schedule =
@@ -209,12 +213,7 @@ pub(crate) fn root_crl_issuers(
         if record.role != ca_core::store::CaRole::Root {
             continue;
         }
-        let cert = x509_cert::Certificate::from_der(&record.cert_der).map_err(|e| {
-            CliError::config(
-                "store",
-                format!("certificate of CA \"{}\" does not decode: {e}", record.id),
-            )
-        })?;
+        let cert = ca_certificate(&record)?;
         out.push(crl::CrlIssuer {
             source: Arc::new(crate::serve::crl_source::StoreCrlSource(store.clone())),
             issuer: record.id.clone(),

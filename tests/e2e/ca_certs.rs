@@ -195,6 +195,24 @@ fn crl_url_of(cert: &Path) -> String {
         .to_owned()
 }
 
+/// `nesca crl --ca root-ca --out WORK/NAME`, which must succeed.
+#[track_caller]
+fn root_crl(demo: &Demo, name: &str) -> (std::path::PathBuf, Output) {
+    let out = demo.work.join(name);
+    let config = demo.config();
+    let args = [
+        "crl",
+        "--config",
+        s(&config),
+        "--ca",
+        "root-ca",
+        "--out",
+        s(&out),
+    ];
+    let made = demo.nesca(&args).ok();
+    (out, made)
+}
+
 /// `openssl crl -verify` of a DER CRL under `issuer` (PEM): `verify OK`.
 #[track_caller]
 fn crl_verifies(der: &Path, issuer: &Path) -> String {
@@ -222,18 +240,7 @@ fn the_root_crl_is_made_on_demand_and_served_where_the_issuing_ca_points() {
     let demo = server_demo();
     let config = demo.config();
     let root = demo.path("root-ca.pem");
-    let out = demo.work.join("root.crl");
-    let made = demo
-        .nesca(&[
-            "crl",
-            "--config",
-            s(&config),
-            "--ca",
-            "root-ca",
-            "--out",
-            s(&out),
-        ])
-        .ok();
+    let (out, made) = root_crl(&demo, "root.crl");
     assert!(
         made.stdout.starts_with("full CRL number=1 entries=0 "),
         "{}",
@@ -358,17 +365,7 @@ fn a_revoked_issuing_ca_is_listed_in_the_root_crl() {
     let nes = list.iter().find(|c| c["id"] == "nes-ca").unwrap();
     assert_eq!(nes["status"], "revoked", "{nes}");
 
-    let out = demo.work.join("arl.crl");
-    demo.nesca(&[
-        "crl",
-        "--config",
-        s(&config),
-        "--ca",
-        "root-ca",
-        "--out",
-        s(&out),
-    ])
-    .ok();
+    let (out, _) = root_crl(&demo, "arl.crl");
     assert_crl_lints_clean(&out);
     let text = crl_verifies(&out, &demo.path("root-ca.pem"));
     let entries = crate::support::crl::crl_entries(&text);
