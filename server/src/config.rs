@@ -298,10 +298,24 @@ pub(crate) struct ServerSection {
     /// make per minute (a token bucket: this many at once, refilled evenly); more get 429.
     #[serde(default = "default_lookup_per_minute")]
     pub lookup_per_minute: u32,
+    /// A warning is logged (every `[ocsp] signer_check_seconds`) while a CA certificate or a
+    /// delegated OCSP signer expires within this many days.
+    #[serde(default = "default_warn_certificate_days")]
+    pub warn_certificate_expiry_days: u32,
+    /// A warning is logged while a CA's latest published CRL reaches its nextUpdate within
+    /// this many seconds (its successor is late).
+    #[serde(default = "default_warn_crl_seconds")]
+    pub warn_crl_next_update_seconds: u64,
 }
 
 fn default_lookup_per_minute() -> u32 {
     30
+}
+fn default_warn_certificate_days() -> u32 {
+    30
+}
+fn default_warn_crl_seconds() -> u64 {
+    3_600
 }
 
 fn default_listen() -> String {
@@ -337,6 +351,8 @@ impl Default for ServerSection {
             max_connections: default_max_connections(),
             max_connections_per_ip: default_max_connections_per_ip(),
             lookup_per_minute: default_lookup_per_minute(),
+            warn_certificate_expiry_days: default_warn_certificate_days(),
+            warn_crl_next_update_seconds: default_warn_crl_seconds(),
         }
     }
 }

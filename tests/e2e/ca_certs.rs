@@ -376,3 +376,63 @@ fn a_revoked_issuing_ca_is_listed_in_the_root_crl() {
         "{text}"
     );
 }
+
+/// `/metrics` shows how long each CA certificate and current OCSP signer has left, and each
+/// published CRL until its nextUpdate; a certificate within `[server]
+/// warn_certificate_expiry_days` is warned about in the log (the 90-day signer, with 100).
+#[test]
+fn metrics_and_the_log_show_what_expires_before_it_hurts() {
+    let demo = server_demo();
+    let path = demo.config();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("[server]\n"), "{text}");
+    let text = text.replacen(
+        "[server]\n",
+        "[server]\nwarn_certificate_expiry_days = 100\n",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let server = Server::serve(&demo);
+    // The CRL thread publishes at start, beside the listener: wait for the root's CRL.
+    let mut metrics = String::new();
+    for _ in 0..200 {
+        metrics = server.get("/metrics").text();
+        if metrics.contains("nesca_crl_next_update_seconds{ca=\"root-ca\"") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let gauge = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    let signer =
+        gauge("nesca_certificate_expiry_seconds{ca=\"nes-ca\",certificate=\"ocsp-signer\"}");
+    assert!((89 * DAY..=90 * DAY).contains(&signer), "{signer}");
+    let root = gauge("nesca_certificate_expiry_seconds{ca=\"root-ca\",certificate=\"ca\"}");
+    assert!(root > 20 * 365 * DAY, "{root}");
+    gauge("nesca_certificate_expiry_seconds{ca=\"nes-ca\",certificate=\"ca\"}");
+    // The CRLs published at start, the root's included.
+    let root_crl = gauge("nesca_crl_next_update_seconds{ca=\"root-ca\",kind=\"full\"}");
+    assert!((89 * DAY..=90 * DAY).contains(&root_crl), "{root_crl}");
+    gauge("nesca_crl_next_update_seconds{ca=\"nes-ca\",kind=\"delta\"}");
+    // The signer's 90 days are within the 100 the configuration warns about.
+    let warned = (0..100).any(|_| {
+        let log = server.stderr();
+        if log.contains("a CA certificate expires soon") && log.contains("ocsp-signer") {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        false
+    });
+    assert!(warned, "{}", server.stderr());
+    assert!(
+        !server.stderr().contains("certificate=\"ca\"")
+            && !server.stderr().contains("certificate=ca"),
+        "the CA certificates are far from their end: {}",
+        server.stderr()
+    );
+}

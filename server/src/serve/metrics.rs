@@ -92,8 +92,11 @@ pub(super) struct HttpMetrics {
     requests: [[AtomicU64; STATUSES.len()]; ROUTES.len()],
     latency: Histogram,
     crl_signing_errors: AtomicU64,
-    crl_this_update: Mutex<BTreeMap<(String, &'static str), i64>>,
+    crl_times: Mutex<CrlTimes>,
 }
+
+/// thisUpdate and nextUpdate (Unix seconds) of the latest published CRL, by CA and kind.
+type CrlTimes = BTreeMap<(String, &'static str), (i64, i64)>;
 
 impl HttpMetrics {
     pub(super) fn record(&self, route: Route, status: u16, elapsed: Duration) {
@@ -113,12 +116,20 @@ impl HttpMetrics {
         self.crl_signing_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn crl_published(&self, ca: &str, kind: &'static str, this_update: UnixTime) {
-        // Exported as Unix seconds (a gauge).
-        self.crl_this_update
+    pub(super) fn crl_published(
+        &self,
+        ca: &str,
+        kind: &'static str,
+        this_update: UnixTime,
+        next_update: UnixTime,
+    ) {
+        self.crl_times
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert((ca.to_owned(), kind), this_update.secs());
+            .insert(
+                (ca.to_owned(), kind),
+                (this_update.secs(), next_update.secs()),
+            );
     }
 
     /// The text exposition format (version 0.0.4).
@@ -160,17 +171,21 @@ impl HttpMetrics {
             "# HELP nesca_crl_signing_errors_total CRL generations that failed.\n# TYPE nesca_crl_signing_errors_total counter\nnesca_crl_signing_errors_total {}",
             self.crl_signing_errors.load(Ordering::Relaxed)
         );
+        let times = self.crl_times.lock().unwrap_or_else(|p| p.into_inner());
         out.push_str("# HELP nesca_crl_age_seconds Seconds since thisUpdate of the latest published CRL.\n# TYPE nesca_crl_age_seconds gauge\n");
-        for ((ca, kind), this_update) in self
-            .crl_this_update
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
+        for ((ca, kind), (this_update, _)) in times.iter() {
             let _ = writeln!(
                 out,
                 "nesca_crl_age_seconds{{ca=\"{ca}\",kind=\"{kind}\"}} {}",
                 now - this_update
+            );
+        }
+        out.push_str("# HELP nesca_crl_next_update_seconds Seconds until nextUpdate of the latest published CRL (negative: past it).\n# TYPE nesca_crl_next_update_seconds gauge\n");
+        for ((ca, kind), (_, next_update)) in times.iter() {
+            let _ = writeln!(
+                out,
+                "nesca_crl_next_update_seconds{{ca=\"{ca}\",kind=\"{kind}\"}} {}",
+                next_update - now
             );
         }
     }
@@ -186,7 +201,12 @@ mod tests {
         m.record(Route::of("/ocsp/MEUw"), 200, Duration::from_micros(700));
         m.record(Route::of("/crl/nes-ca.crl"), 404, Duration::from_millis(3));
         m.crl_signing_error();
-        m.crl_published("nes-ca", "full", UnixTime::from_secs(1000));
+        m.crl_published(
+            "nes-ca",
+            "full",
+            UnixTime::from_secs(1000),
+            UnixTime::from_secs(1100),
+        );
         let mut text = String::new();
         m.render(1060, &mut text);
         assert!(text.contains("nesca_http_requests_total{route=\"ocsp\",status=\"200\"} 1"));
@@ -196,5 +216,6 @@ mod tests {
         assert!(text.contains("nesca_http_request_duration_seconds_count 2"));
         assert!(text.contains("nesca_crl_signing_errors_total 1"));
         assert!(text.contains("nesca_crl_age_seconds{ca=\"nes-ca\",kind=\"full\"} 60"));
+        assert!(text.contains("nesca_crl_next_update_seconds{ca=\"nes-ca\",kind=\"full\"} 40"));
     }
 }

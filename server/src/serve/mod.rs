@@ -3,6 +3,7 @@
 
 mod crl_header;
 pub(crate) mod crl_source;
+mod expiry;
 mod http;
 mod lookup;
 mod metrics;
@@ -279,7 +280,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     for i in &issuers {
         for (kind, name) in [(CrlKind::Full, "full"), (CrlKind::Delta, "delta")] {
             if let Some(r) = store.latest_crl(&i.issuer, kind)? {
-                metrics.crl_published(i.issuer.as_str(), name, r.this_update);
+                metrics.crl_published(i.issuer.as_str(), name, r.this_update, r.next_update);
             }
         }
     }
@@ -305,7 +306,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         crl_dir: cfg.path(&cfg.raw.crl.dir),
         ca_certs: ca_certificates(store.as_ref())?,
         metrics: metrics.clone(),
-        extra_metrics: Some(ocsp_metrics(&responder)),
+        extra_metrics: Some(ocsp_metrics(&responder, store.clone())),
         health: health(store.clone()),
     });
     let (public_app, channel_listener) = mount_channels(
@@ -479,7 +480,7 @@ pub(crate) fn ocsp(a: OcspArgs) -> Result<()> {
         crl_dir: cfg.path(&cfg.raw.crl.dir),
         ca_certs: HashMap::new(),
         metrics: metrics.clone(),
-        extra_metrics: Some(ocsp_metrics(&responder)),
+        extra_metrics: Some(ocsp_metrics(&responder, store.clone())),
         health: health(store.clone()),
     });
     let app = with_metrics(
@@ -509,17 +510,28 @@ fn spawn_signer_watch(
     cas: &[ServedCa],
     stop: &Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
-    signer_watch::SignerWatch::new(renewal, store.clone(), hsm.clone(), responder.clone(), cas)
-        .spawn(
-            Duration::from_secs(cfg.raw.ocsp.signer_check_seconds),
-            stop.clone(),
-        )
-        .map_err(|e| {
-            CliError::io(
-                "cannot start",
-                std::path::Path::new("the OCSP signer thread"),
-            )(e)
-        })
+    let warn = signer_watch::Warnings {
+        certificate_seconds: i64::from(cfg.raw.server.warn_certificate_expiry_days) * 86_400,
+        crl_seconds: i64::try_from(cfg.raw.server.warn_crl_next_update_seconds).unwrap_or(i64::MAX),
+    };
+    signer_watch::SignerWatch::new(
+        renewal,
+        store.clone(),
+        hsm.clone(),
+        responder.clone(),
+        cas,
+        warn,
+    )
+    .spawn(
+        Duration::from_secs(cfg.raw.ocsp.signer_check_seconds),
+        stop.clone(),
+    )
+    .map_err(|e| {
+        CliError::io(
+            "cannot start",
+            std::path::Path::new("the OCSP signer thread"),
+        )(e)
+    })
 }
 
 /// Where the channels are served: on their mTLS listener when `[channels] listen` is set,
@@ -607,9 +619,16 @@ fn channel_host(
     }))
 }
 
-fn ocsp_metrics(responder: &Arc<Responder>) -> http::MetricsText {
+/// The responder's metrics, and how long the CA's own certificates have left (`expiry`).
+fn ocsp_metrics(responder: &Arc<Responder>, store: Arc<dyn Store>) -> http::MetricsText {
     let r = responder.clone();
-    Arc::new(move |out: &mut String| r.metrics().render_prometheus(out))
+    Arc::new(move |out: &mut String| {
+        r.metrics().render_prometheus(out);
+        match expiry::certificates_left(store.as_ref(), crate::wiring::clock().now_unix()) {
+            Ok(left) => expiry::render(&left, out),
+            Err(e) => tracing::warn!(error = %e, "CA certificates not read for /metrics"),
+        }
+    })
 }
 
 fn health(store: Arc<dyn Store>) -> http::HealthCheck {
@@ -648,7 +667,12 @@ fn crl_loop(issuers: Vec<crl::CrlIssuer>, metrics: Arc<HttpMetrics>, stop: Arc<A
                             crl::CrlType::Full => "full",
                             crl::CrlType::Delta => "delta",
                         };
-                        metrics.crl_published(issuer.issuer.as_str(), kind, p.summary.this_update);
+                        metrics.crl_published(
+                            issuer.issuer.as_str(),
+                            kind,
+                            p.summary.this_update,
+                            p.summary.next_update,
+                        );
                     }
                 }
                 Err(e) => {

@@ -17,6 +17,12 @@ use ocsp_responder::Responder;
 use crate::ocsp_signer::Renewal;
 use crate::wiring::ServedCa;
 
+/// When [`SignerWatch::check`] warns (`super::expiry::warn_close`).
+pub(crate) struct Warnings {
+    pub certificate_seconds: i64,
+    pub crl_seconds: i64,
+}
+
 /// The watch over the signers of the served CAs.
 pub(crate) struct SignerWatch {
     renewal: Renewal,
@@ -25,6 +31,7 @@ pub(crate) struct SignerWatch {
     responder: Arc<Responder>,
     /// The key label each served CA's responder signs with now.
     labels: HashMap<IssuerId, Option<String>>,
+    warnings: Warnings,
 }
 
 impl SignerWatch {
@@ -34,6 +41,7 @@ impl SignerWatch {
         hsm: Hsm,
         responder: Arc<Responder>,
         cas: &[ServedCa],
+        warnings: Warnings,
     ) -> SignerWatch {
         let labels = cas
             .iter()
@@ -45,6 +53,7 @@ impl SignerWatch {
             hsm,
             responder,
             labels,
+            warnings,
         }
     }
 
@@ -60,13 +69,22 @@ impl SignerWatch {
             .spawn(move || super::every_until(every, &stop, || self.check()))
     }
 
-    /// One look at every served CA's signer.
+    /// One look at every served CA's signer; then a warning for whatever of the CA's own
+    /// certificates and CRLs comes close to its end.
     pub(crate) fn check(&mut self) {
         let ids: Vec<IssuerId> = self.labels.keys().cloned().collect();
         for id in ids {
             if let Err(e) = self.check_one(&id) {
                 tracing::error!(ca = %id, error = %e, "OCSP signer check failed; will retry");
             }
+        }
+        if let Err(e) = super::expiry::warn_close(
+            self.store.as_ref(),
+            crate::wiring::clock().now_unix(),
+            self.warnings.certificate_seconds,
+            self.warnings.crl_seconds,
+        ) {
+            tracing::warn!(error = %e, "CA certificates and CRLs not checked for expiry");
         }
     }
 
