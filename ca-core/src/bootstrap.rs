@@ -89,6 +89,7 @@ pub fn create_hierarchy(
             cert_der: root_cert.cert_der.clone(),
             ocsp_key_label: None,
             ocsp_cert_der: None,
+            supersedes: None,
         },
         actor,
         now,
@@ -131,12 +132,98 @@ pub fn create_hierarchy(
             cert_der: issuing_cert.cert_der.clone(),
             ocsp_key_label: Some(ocsp.label),
             ocsp_cert_der: Some(ocsp_cert.cert_der.clone()),
+            supersedes: None,
         },
         actor,
         now,
     )?;
     Ok(Hierarchy {
         root_cert: root_cert.cert_der,
+        issuing_cert: issuing_cert.cert_der,
+        ocsp_cert: ocsp_cert.cert_der,
+    })
+}
+
+/// A new generation of an issuing CA: same name, new key, certified by the root.
+pub struct RolloverPlan {
+    /// The generation it takes over from (its name is kept).
+    pub previous: CaRecord,
+    pub new_id: IssuerId,
+    pub validity_days: u32,
+    pub ocsp_validity_days: u32,
+    /// The public base URL relying parties reach (CDP, AIA of the new generation).
+    pub public_url: String,
+}
+
+/// The new generation's certificates.
+pub struct Rolled {
+    pub issuing_cert: Vec<u8>,
+    pub ocsp_cert: Vec<u8>,
+}
+
+/// Rolls an issuing CA over to a new key: the root certifies `issuing`'s key under the
+/// previous generation's name, the new generation certifies its delegated OCSP signer
+/// (`ocsp`, named as the previous one's), and the store records it as superseding the
+/// previous generation (refused if another rollover of it landed first).
+pub fn roll_over(
+    engine: &Engine,
+    root: &SigningCa,
+    plan: &RolloverPlan,
+    issuing: CaKey,
+    ocsp: CaKey,
+    actor: &crate::Principal,
+) -> Result<Rolled> {
+    use der::Decode as _;
+    let name_of = |der: &[u8], what: &str| {
+        x509_cert::Certificate::from_der(der)
+            .map(|c| c.tbs_certificate.subject)
+            .map_err(|e| CaError::Invalid {
+                field: "previous",
+                rule: format!("the {what} certificate does not decode: {e}"),
+            })
+    };
+    let name = name_of(&plan.previous.cert_der, "previous generation's")?;
+    let ocsp_name = match &plan.previous.ocsp_cert_der {
+        Some(der) => name_of(der, "previous OCSP signer's")?,
+        None => name.clone(),
+    };
+    let issuing_cert = issue(
+        engine,
+        root,
+        &CaProfile::issuing(),
+        &name,
+        issuing.signer.public_key(),
+        plan.validity_days,
+        actor,
+    )?;
+    let new_ca = SigningCa::new(
+        plan.new_id.clone(),
+        issuing_cert.cert_der.clone(),
+        issuing.signer,
+        Some(CaUrls::new(&plan.public_url, &plan.new_id)?),
+    )?;
+    let ocsp_cert = issue_ocsp_signer(
+        engine,
+        &new_ca,
+        &ocsp_name,
+        ocsp.signer.public_key(),
+        plan.ocsp_validity_days,
+        actor,
+    )?;
+    engine.store().add_ca(
+        CaRecord {
+            id: plan.new_id.clone(),
+            role: CaRole::Issuing,
+            key_label: issuing.label,
+            cert_der: issuing_cert.cert_der.clone(),
+            ocsp_key_label: Some(ocsp.label),
+            ocsp_cert_der: Some(ocsp_cert.cert_der.clone()),
+            supersedes: Some(plan.previous.id.clone()),
+        },
+        actor,
+        engine.clock().now_unix(),
+    )?;
+    Ok(Rolled {
         issuing_cert: issuing_cert.cert_der,
         ocsp_cert: ocsp_cert.cert_der,
     })

@@ -178,20 +178,21 @@ fn unavailable(e: ca_core::CaError) -> ChannelClientRefusal {
 /// partner registry per request — no cache, so nothing is ever served from a stale verdict.
 pub struct ChannelClients {
     store: Arc<dyn Store>,
-    issuer: ca_core::IssuerId,
+    issuers: Vec<ca_core::IssuerId>,
     clock: Arc<dyn ca_core::clock::Clock>,
 }
 
 impl ChannelClients {
-    /// Partner certificates of `issuer` (the CA that issues them).
+    /// Partner certificates of `issuers` (the CA that issues them, every generation of it:
+    /// a partner certificate from before a key rollover authenticates until it expires).
     pub fn new(
         store: Arc<dyn Store>,
-        issuer: ca_core::IssuerId,
+        issuers: Vec<ca_core::IssuerId>,
         clock: Arc<dyn ca_core::clock::Clock>,
     ) -> ChannelClients {
         ChannelClients {
             store,
-            issuer,
+            issuers,
             clock,
         }
     }
@@ -201,12 +202,18 @@ impl ChannelClients {
     /// registered and active partner.
     pub fn check(&self, end_entity: &[u8]) -> std::result::Result<(), ChannelClientRefusal> {
         let serial = crate::certificate_serial(end_entity).ok_or(ChannelClientRefusal::Unknown)?;
-        let record = self
-            .store
-            .get(Some(&self.issuer), &serial)
-            .map_err(unavailable)?
-            .filter(|r| r.cert_der.as_deref() == Some(end_entity))
-            .ok_or(ChannelClientRefusal::Unknown)?;
+        let mut found = None;
+        for issuer in &self.issuers {
+            found = self
+                .store
+                .get(Some(issuer), &serial)
+                .map_err(unavailable)?
+                .filter(|r| r.cert_der.as_deref() == Some(end_entity));
+            if found.is_some() {
+                break;
+            }
+        }
+        let record = found.ok_or(ChannelClientRefusal::Unknown)?;
         check_channel_client(&record)?;
         // The handshake checked the validity once; a kept-alive connection outlives it.
         let now = self.clock.now_unix();

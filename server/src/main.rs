@@ -118,6 +118,8 @@ enum CaCommand {
     RenewOcspSigner(commands::ca::RenewOcspSignerArgs),
     /// Revoke an issuing CA's certificate (reason required): its root's CRL lists it
     Revoke(commands::ca::RevokeArgs),
+    /// Roll an issuing CA over to a new key: a new generation, same name, certified by the root
+    Rollover(commands::ca::RolloverArgs),
 }
 
 #[derive(Subcommand)]
@@ -243,6 +245,7 @@ fn main() -> ExitCode {
         Command::Ca(CaCommand::List(a)) => commands::ca::list(a),
         Command::Ca(CaCommand::RenewOcspSigner(a)) => commands::ca::renew_ocsp_signer(a),
         Command::Ca(CaCommand::Revoke(a)) => commands::ca::revoke(a),
+        Command::Ca(CaCommand::Rollover(a)) => commands::ca::rollover(a),
         Command::TransportKey(TransportKeyCommand::Add(a)) => commands::transport_key::add(a),
         Command::TransportKey(TransportKeyCommand::List(a)) => commands::transport_key::list(a),
         Command::TransportKey(TransportKeyCommand::Revoke(a)) => commands::transport_key::revoke(a),

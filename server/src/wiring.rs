@@ -78,24 +78,37 @@ pub(crate) struct Issuance {
     pub hsm: Hsm,
 }
 
-/// Loads the issuing CA from the store and its key from the token.
+/// The generation of the configured issuing CA (`ca.id`) that issues now: the newest of its
+/// key rollovers (`nesca ca rollover`), or `ca.id` itself before any.
+pub(crate) fn current_issuing(cfg: &Loaded, store: &dyn Store) -> Result<ca_core::store::CaRecord> {
+    ca_core::store::generations(store, &cfg.issuing_id)?
+        .pop()
+        .ok_or_else(|| {
+            CliError::config(
+                "ca.id",
+                format!(
+                    "CA \"{}\" is not in the store; run `nesca init` first",
+                    cfg.issuing_id
+                ),
+            )
+        })
+}
+
+/// The URLs certificates of CA `id` carry (its own CRL and certificate, the OCSP responder).
+pub(crate) fn urls_of(cfg: &Loaded, id: &ca_core::IssuerId) -> Result<ca_core::profile::CaUrls> {
+    Ok(ca_core::profile::CaUrls::new(&cfg.raw.ca.public_url, id)?)
+}
+
+/// Loads the issuing CA's current generation from the store and its key from the token.
 pub(crate) fn open_issuance(cfg: &Loaded, store: Arc<SqliteStore>) -> Result<Issuance> {
-    let record = store.ca(&cfg.issuing_id)?.ok_or_else(|| {
-        CliError::config(
-            "ca.id",
-            format!(
-                "CA \"{}\" is not in the store; run `nesca init` first",
-                cfg.issuing_id
-            ),
-        )
-    })?;
+    let record = current_issuing(cfg, store.as_ref())?;
     let hsm = open_hsm(cfg)?;
     let signer = hsm.find_key(&record.key_label)?;
     let ca = SigningCa::new(
-        cfg.issuing_id.clone(),
+        record.id.clone(),
         record.cert_der,
         Arc::new(signer),
-        Some(cfg.urls.clone()),
+        Some(urls_of(cfg, &record.id)?),
     )?;
     let store: Arc<dyn Store> = store;
     Ok(Issuance {
@@ -173,16 +186,34 @@ pub(crate) fn chain_der(
     Ok(chain)
 }
 
-/// The configured issuing CA (`ca.id`) among the served ones.
-pub(crate) fn configured_ca<'a>(cfg: &Loaded, cas: &'a [ServedCa]) -> Result<&'a ServedCa> {
+/// The configured issuing CA's current generation (`current_issuing`) among the served ones.
+pub(crate) fn configured_ca<'a>(
+    cfg: &Loaded,
+    store: &dyn Store,
+    cas: &'a [ServedCa],
+) -> Result<&'a ServedCa> {
+    let current = current_issuing(cfg, store)?;
     cas.iter()
-        .find(|c| c.record.id == cfg.issuing_id)
+        .find(|c| c.record.id == current.id)
         .ok_or_else(|| {
             CliError::config(
                 "ca.id",
-                format!("CA \"{}\" is not in the store", cfg.issuing_id),
+                format!("CA \"{}\" is not in the store", current.id),
             )
         })
+}
+
+/// Every generation of the configured issuing CA among the served ones, oldest first: the
+/// certificates of all of them stay trusted where nesca checks its own (partners' TLS).
+pub(crate) fn configured_generations<'a>(
+    cfg: &Loaded,
+    store: &dyn Store,
+    cas: &'a [ServedCa],
+) -> Result<Vec<&'a ServedCa>> {
+    Ok(ca_core::store::generations(store, &cfg.issuing_id)?
+        .iter()
+        .filter_map(|g| cas.iter().find(|c| c.record.id == g.id))
+        .collect())
 }
 
 /// The root CAs' CRL issuers (the ARL: full CRLs only, `[crl] root_every_seconds` and

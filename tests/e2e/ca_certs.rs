@@ -436,3 +436,140 @@ fn metrics_and_the_log_show_what_expires_before_it_hurts() {
         server.stderr()
     );
 }
+
+/// `openssl ocsp` about `cert` issued by `issuer` (PEM), verified with the demo's chain file:
+/// the status line.
+#[track_caller]
+fn ocsp_status(demo: &Demo, url: &str, issuer: &Path, cert: &Path) -> String {
+    let out = openssl_may_fail(&[
+        "ocsp",
+        "-issuer",
+        s(issuer),
+        "-cert",
+        s(cert),
+        "-url",
+        &format!("{url}/ocsp"),
+        "-CAfile",
+        s(&demo.path("ca-chain.pem")),
+        "-no_nonce",
+    ]);
+    let text = format!("{}\n{}", out.stdout, out.stderr);
+    assert!(text.contains("Response verify OK"), "{text}");
+    let prefix = format!("{}: ", s(cert));
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no status line in {text}"))
+        .trim()
+        .to_owned()
+}
+
+/// The authorityKeyIdentifier, CRL URL and caIssuers URL of a certificate (PEM).
+#[track_caller]
+fn issuer_links(cert: &Path) -> (String, String, String) {
+    let text = openssl(&["x509", "-in", s(cert), "-noout", "-text"]).stdout;
+    let (_, aki) = extension(&text, "X509v3 Authority Key Identifier").expect("AKI");
+    let (_, aia) = extension(&text, "Authority Information Access").expect("AIA");
+    let ca_issuers = aia
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("URI:").filter(|u| u.ends_with(".crt")))
+        .expect("caIssuers")
+        .to_owned();
+    (aki, crl_url_of(cert), ca_issuers)
+}
+
+/// `nesca ca rollover`: a new generation of the issuing CA (same name, new key) certified by
+/// the root; issuance moves to it; certificates of both generations carry their own
+/// generation's URLs, which `nesca serve` answers — each generation's CRL and certificate,
+/// OCSP for both; `ca-chain.pem` holds both; a generation rolled over already is refused.
+#[test]
+fn a_rollover_moves_issuance_to_a_new_key_and_both_generations_answer() {
+    let demo = server_demo();
+    let config = demo.config();
+    let (old, _) = demo.issue_ok(&demo.csr("old", Key::P256), "old.pem", &[]);
+    let rolled = demo
+        .nesca(&["ca", "rollover", "--config", s(&config), "--ca", "nes-ca"])
+        .ok();
+    let v: Value = serde_json::from_str(rolled.stdout.trim()).unwrap();
+    assert_eq!(
+        (v["ca"].as_str(), v["supersedes"].as_str()),
+        (Some("nes-ca-g2"), Some("nes-ca")),
+        "{v}"
+    );
+    let again = demo.nesca(&["ca", "rollover", "--config", s(&config), "--ca", "nes-ca"]);
+    assert!(
+        !again.success() && again.stderr.contains("rolled over already"),
+        "{}",
+        again.describe()
+    );
+    let list = ca_list(&demo, 0);
+    let g2 = list
+        .iter()
+        .find(|c| c["id"] == "nes-ca-g2")
+        .expect("the new generation");
+    assert_eq!(
+        (g2["supersedes"].as_str(), g2["status"].as_str()),
+        (Some("nes-ca"), Some("active")),
+        "{g2}"
+    );
+    assert_eq!(
+        signers(&list)
+            .iter()
+            .filter(|s| s["ca"] == "nes-ca-g2" && s["status"] == "current")
+            .count(),
+        1,
+        "{list:?}"
+    );
+    let chain = std::fs::read_to_string(demo.path("ca-chain.pem")).unwrap();
+    assert_eq!(
+        chain.matches("BEGIN CERTIFICATE").count(),
+        3,
+        "both generations and the root"
+    );
+    let g2_pem = demo.path("nes-ca-g2.pem");
+    let same_name = |p: &Path| openssl(&["x509", "-in", s(p), "-noout", "-subject"]).stdout;
+    assert_eq!(same_name(&g2_pem), same_name(&demo.path("issuing-ca.pem")));
+
+    // Issuance uses the new key now.
+    let (new, _) = demo.issue_ok(&demo.csr("new", Key::P256), "new.pem", &[]);
+    let (old_aki, old_crl, old_issuer) = issuer_links(&old);
+    let (new_aki, new_crl, new_issuer) = issuer_links(&new);
+    assert_ne!(old_aki, new_aki);
+    assert!(old_crl.ends_with("/crl/nes-ca.crl") && old_issuer.ends_with("/ca/nes-ca.crt"));
+    assert!(new_crl.ends_with("/crl/nes-ca-g2.crl") && new_issuer.ends_with("/ca/nes-ca-g2.crt"));
+    let verify = |cert: &Path| {
+        openssl(&["verify", "-CAfile", s(&demo.path("ca-chain.pem")), s(cert)]).stdout
+    };
+    assert!(verify(&new).contains(": OK"));
+    assert!(verify(&old).contains(": OK"));
+
+    // Both generations answer: OCSP, CRL and certificate at the URLs their certificates name.
+    let mut server = Server::serve(&demo);
+    let url = server.url();
+    assert_eq!(
+        ocsp_status(&demo, &url, &demo.path("issuing-ca.pem"), &old),
+        "good"
+    );
+    assert_eq!(ocsp_status(&demo, &url, &g2_pem, &new), "good");
+    for (crl, issuer) in [
+        ("/crl/nes-ca.crl", demo.path("issuing-ca.pem")),
+        ("/crl/nes-ca-g2.crl", g2_pem.clone()),
+    ] {
+        let mut fetched = None;
+        for _ in 0..200 {
+            let r = server.get(crl);
+            if r.status == 200 {
+                fetched = Some(r.body);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let file = demo.work.join(crl.trim_start_matches("/crl/"));
+        std::fs::write(&file, fetched.expect("the CRL is published")).unwrap();
+        crl_verifies(&file, &issuer);
+    }
+    let served = server.get("/ca/nes-ca-g2.crt");
+    assert_eq!(served.status, 200);
+    let der = openssl(&["x509", "-in", s(&g2_pem), "-outform", "DER"]).stdout_bytes;
+    assert_eq!(served.body, der);
+    server.assert_running();
+}

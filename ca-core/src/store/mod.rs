@@ -88,7 +88,7 @@ pub use institution::{
     PreApplication, PreApplicationStatus,
 };
 pub use outbox::{OutboxAttempt, OutboxKind, OutboxMessage, OutboxStatus, OutboxStore};
-pub use registry::{CaRecord, CaRole, OcspSignerRecord, RegistryStore};
+pub use registry::{generations, CaRecord, CaRole, OcspSignerRecord, RegistryStore};
 /// The lifecycle request id under which a certificate is suspended at issuance to await its
 /// commitment (derived from the serial, so a retried write is the same request).
 pub use sqlite::hold_request_id as commitment_hold_request_id;

@@ -32,6 +32,10 @@ pub struct CaRecord {
     pub ocsp_key_label: Option<String>,
     /// The delegated OCSP signer's certificate, DER (RFC 6960 §4.2.2.2).
     pub ocsp_cert_der: Option<Vec<u8>>,
+    /// For an issuing CA made by a key rollover: the generation it took over from (same
+    /// name, older key). Issuance follows the chain to its newest generation; the older ones
+    /// keep their CRLs and OCSP for the certificates they issued.
+    pub supersedes: Option<IssuerId>,
 }
 
 /// A delegated OCSP signer an issuing CA has had (RFC 6960 §4.2.2.2): its key's token label,
@@ -46,7 +50,8 @@ pub struct OcspSignerRecord {
 
 /// The CAs and the registered partners.
 pub trait RegistryStore: Send + Sync {
-    /// Registers a CA; refuses an id that exists.
+    /// Registers a CA; refuses an id that exists, and a second generation superseding the
+    /// same CA ([`crate::CaError::AlreadyExists`]: two rollovers at once make one).
     fn add_ca(&self, ca: CaRecord, actor: &crate::Principal, at: UnixTime) -> Result<()>;
     /// A CA by id.
     fn ca(&self, id: &IssuerId) -> Result<Option<CaRecord>>;
@@ -108,4 +113,23 @@ pub trait RegistryStore: Send + Sync {
     fn transport_key(&self, id: &TransportKeyId) -> Result<Option<TransportKeyRecord>>;
     /// Every registered transport key, registration order.
     fn transport_keys(&self) -> Result<Vec<TransportKeyRecord>>;
+}
+
+/// The generations of the issuing CA `base`, oldest first: `base`, then the CA that
+/// supersedes it, and so on (a key rollover adds one). The last is the one that issues.
+/// Empty when `base` is not in the store.
+pub fn generations(store: &dyn RegistryStore, base: &IssuerId) -> Result<Vec<CaRecord>> {
+    let all = store.cas()?;
+    let mut out: Vec<CaRecord> = Vec::new();
+    let mut next = all.iter().find(|c| &c.id == base);
+    while let Some(ca) = next {
+        // The store refuses two successors of one CA and a loop cannot be written (a
+        // successor is added after what it supersedes), but a damaged store stops here.
+        if out.iter().any(|seen| seen.id == ca.id) {
+            break;
+        }
+        out.push(ca.clone());
+        next = all.iter().find(|c| c.supersedes.as_ref() == Some(&ca.id));
+    }
+    Ok(out)
 }

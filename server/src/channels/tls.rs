@@ -159,8 +159,7 @@ impl ClientCertVerifier for IssuedAndActive {
 pub(crate) fn acceptor(
     cert_file: &Path,
     key_file: &Path,
-    issuing_ca_der: &[u8],
-    issuer: IssuerId,
+    issuing_cas: &[(IssuerId, Vec<u8>)],
     store: Arc<dyn Store>,
 ) -> Result<TlsAcceptor> {
     let bad = |field: &str, rule: String| CliError::config(field, rule);
@@ -178,20 +177,24 @@ pub(crate) fn acceptor(
         .map_err(|e| bad("channels.tls_key", format!("{}: {e}", key_file.display())))?;
     let provider = Arc::new(default_provider());
     let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(issuing_ca_der.to_vec()))
-        .map_err(|e| {
+    for (id, der) in issuing_cas {
+        roots.add(CertificateDer::from(der.clone())).map_err(|e| {
             bad(
                 "ca.id",
-                format!("the issuing CA certificate as a trust anchor: {e}"),
+                format!("the issuing CA certificate of \"{id}\" as a trust anchor: {e}"),
             )
         })?;
+    }
     let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| bad("channels", format!("client verifier: {e}")))?;
     let verifier = Arc::new(IssuedAndActive {
         webpki,
-        clients: ChannelClients::new(store, issuer, crate::wiring::clock()),
+        clients: ChannelClients::new(
+            store,
+            issuing_cas.iter().map(|(id, _)| id.clone()).collect(),
+            crate::wiring::clock(),
+        ),
     });
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

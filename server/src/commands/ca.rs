@@ -89,6 +89,7 @@ fn ca_json(store: &dyn Store, ca: &CaRecord, now: UnixTime) -> Result<serde_json
         "not_before": not_before,
         "not_after": not_after,
         "status": status,
+        "supersedes": ca.supersedes.as_ref().map(IssuerId::as_str),
     }))
 }
 
@@ -192,4 +193,174 @@ pub(crate) fn revoke(a: RevokeArgs) -> Result<()> {
         "replayed": o.replayed,
     });
     emit(&format!("{line}\n"))
+}
+
+#[derive(Args)]
+pub(crate) struct RolloverArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The issuing CA to roll over (its newest generation: `ca list` shows which)
+    #[arg(long)]
+    ca: String,
+    /// The new generation's id (default: ID-g2, then -g3, …)
+    #[arg(long)]
+    new_id: Option<String>,
+}
+
+/// The id of the generation after `id`: `nes-ca` → `nes-ca-g2`, `nes-ca-g2` → `nes-ca-g3`.
+fn next_generation_id(id: &IssuerId) -> Result<IssuerId> {
+    let s = id.as_str();
+    let next = match s.rsplit_once("-g") {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            let n: u32 = n.parse().unwrap_or(1);
+            format!("{base}-g{}", n.saturating_add(1))
+        }
+        _ => format!("{s}-g2"),
+    };
+    IssuerId::parse(&next).map_err(|e| {
+        crate::error::CliError::config(
+            "new_id",
+            format!(
+                "{next:?}: {}; name the new generation with --new-id",
+                e.rule()
+            ),
+        )
+    })
+}
+
+/// Rolls an issuing CA over to a new key: a new key pair generated in the HSM, a certificate
+/// from the root under the same name (new key identifier), a new delegated OCSP signer; from
+/// then on issuance uses the new generation. The previous one keeps its CRL and OCSP for the
+/// certificates it issued. Writes `NEW-ID.pem` beside the configuration and rewrites
+/// `ca-chain.pem` there (every generation, newest first, then the root). A running `nesca
+/// serve` or `nesca ocsp` serves the new generation from its next start.
+pub(crate) fn rollover(a: RolloverArgs) -> Result<()> {
+    use crate::error::CliError;
+    let id = IssuerId::parse(&a.ca).map_err(|e| CliError::config("ca", e.rule()))?;
+    let cfg = Loaded::read(&a.config)?;
+    let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
+    let previous = ocsp_signer::issuing_ca(store.as_ref(), &id)?;
+    if let Some(next) = store
+        .cas()?
+        .iter()
+        .find(|c| c.supersedes.as_ref() == Some(&id))
+    {
+        return Err(CliError::config(
+            "ca",
+            format!(
+                "\"{id}\" was rolled over already: \"{}\" supersedes it",
+                next.id
+            ),
+        ));
+    }
+    let new_id = match &a.new_id {
+        Some(n) => IssuerId::parse(n).map_err(|e| CliError::config("new_id", e.rule()))?,
+        None => next_generation_id(&id)?,
+    };
+    let root = store.ca(&cfg.root_id)?.ok_or_else(|| {
+        CliError::config(
+            "ca.root_id",
+            format!("no root \"{}\" in the store", cfg.root_id),
+        )
+    })?;
+    let hsm = wiring::open_hsm(&cfg)?;
+    if !hsm.has_key(&root.key_label)? {
+        return Err(CliError::config(
+            "ca.root_id",
+            format!("the root's key \"{}\" is not on this token: an offline root signs the new generation's request", root.key_label),
+        ));
+    }
+    let root_ca = ca_core::engine::SigningCa::new(
+        root.id.clone(),
+        root.cert_der.clone(),
+        Arc::new(hsm.find_key(&root.key_label)?),
+        Some(wiring::urls_of(&cfg, &root.id)?),
+    )?;
+    let algorithm = hsm.find_key(&previous.key_label)?.algorithm();
+    let labels = [new_id.to_string(), format!("{new_id}-ocsp")];
+    let mut made = Vec::new();
+    let result = (|| -> Result<ca_core::bootstrap::Rolled> {
+        let mut keys = Vec::new();
+        for label in &labels {
+            let key = hsm.generate_key(label, algorithm)?;
+            made.push(label.clone());
+            keys.push(ca_core::bootstrap::CaKey {
+                label: label.clone(),
+                signer: Arc::new(key),
+            });
+        }
+        let ocsp = keys.pop().expect("two keys");
+        let issuing = keys.pop().expect("two keys");
+        let engine = ca_core::engine::Engine::new(store.clone(), wiring::clock());
+        Ok(ca_core::bootstrap::roll_over(
+            &engine,
+            &root_ca,
+            &ca_core::bootstrap::RolloverPlan {
+                previous: previous.clone(),
+                new_id: new_id.clone(),
+                validity_days: cfg.raw.ca.issuing_validity_days,
+                ocsp_validity_days: cfg.raw.ca.ocsp_validity_days,
+                public_url: cfg.raw.ca.public_url.clone(),
+            },
+            issuing,
+            ocsp,
+            &Principal::HostOperator,
+        )?)
+    })();
+    let rolled = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // Keys that certify nothing go.
+            for label in &made {
+                if let Err(d) = hsm.destroy_key(label) {
+                    tracing::warn!(error = %d, label, "an unused rollover key could not be destroyed");
+                }
+            }
+            return Err(e);
+        }
+    };
+    write_generation_files(&cfg, store.as_ref(), &new_id, &rolled.issuing_cert)?;
+    let (not_before, not_after) = validity_json(&rolled.issuing_cert);
+    let line = json!({
+        "ca": new_id.as_str(),
+        "supersedes": id.as_str(),
+        "key_label": labels[0],
+        "ocsp_key_label": labels[1],
+        "not_before": not_before,
+        "not_after": not_after,
+    });
+    emit(&format!("{line}\n"))
+}
+
+/// `NEW-ID.pem` and a rewritten `ca-chain.pem` (every generation of `ca.id`, newest first,
+/// then the root) beside the configuration, each written whole and renamed into place.
+fn write_generation_files(
+    cfg: &Loaded,
+    store: &dyn Store,
+    new_id: &IssuerId,
+    cert_der: &[u8],
+) -> Result<()> {
+    let dir = cfg.dir();
+    let mut chain = String::new();
+    for g in ca_core::store::generations(store, &cfg.issuing_id)?
+        .iter()
+        .rev()
+    {
+        chain.push_str(&super::cert_pem(&g.cert_der));
+    }
+    if let Some(root) = store.ca(&cfg.root_id)? {
+        chain.push_str(&super::cert_pem(&root.cert_der));
+    }
+    for (name, text) in [
+        (format!("{new_id}.pem"), super::cert_pem(cert_der)),
+        ("ca-chain.pem".to_owned(), chain),
+    ] {
+        let path = dir.join(&name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text.as_bytes())
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(crate::error::CliError::io("cannot write", &path))?;
+    }
+    Ok(())
 }

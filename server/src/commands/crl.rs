@@ -39,7 +39,7 @@ pub(crate) fn run(a: CrlArgs) -> Result<()> {
             field: "ca",
             rule: e.rule(),
         })?,
-        None => cfg.issuing_id.clone(),
+        None => wiring::current_issuing(&cfg, store.as_ref())?.id,
     };
     let issuer = match store.ca(&id)?.map(|r| r.role) {
         None => {

@@ -559,18 +559,22 @@ fn mount_channels(
         }
         return Ok((public_app.merge(channels), None));
     };
-    let ca = wiring::configured_ca(cfg, cas)?;
-    let acceptor = crate::channels::acceptor(
-        &cfg.path(cert),
-        &cfg.path(key),
-        &ca.record.cert_der,
-        ca.record.id.clone(),
-        store.clone(),
-    )?;
+    // Partner certificates of every generation of the issuing CA are trusted (one from
+    // before a key rollover authenticates until it expires).
+    let generations: Vec<(ca_core::IssuerId, Vec<u8>)> =
+        wiring::configured_generations(cfg, store.as_ref(), cas)?
+            .into_iter()
+            .map(|c| (c.record.id.clone(), c.record.cert_der.clone()))
+            .collect();
+    let acceptor =
+        crate::channels::acceptor(&cfg.path(cert), &cfg.path(key), &generations, store.clone())?;
     // Every request's client certificate is checked again: the handshake's verdict does not
     // outlive a revocation or a partner's deactivation on a kept-alive connection.
-    let clients =
-        nesca_ra::partners::ChannelClients::new(store, ca.record.id.clone(), wiring::clock());
+    let clients = nesca_ra::partners::ChannelClients::new(
+        store,
+        generations.into_iter().map(|(id, _)| id).collect(),
+        wiring::clock(),
+    );
     let channels = crate::channels::rechecking_clients(channels, clients);
     Ok((
         public_app,
@@ -591,7 +595,7 @@ fn channel_host(
     hsm: &hsm::Hsm,
 ) -> Result<Arc<crate::channels::ChannelHost>> {
     use ca_core::engine::{Engine, SigningCa};
-    let ca = wiring::configured_ca(cfg, cas)?;
+    let ca = wiring::configured_ca(cfg, store.as_ref(), cas)?;
     let chain_der = wiring::chain_der(cfg, store.as_ref(), ca.record.cert_der.clone())?;
     let clock = wiring::clock();
     Ok(Arc::new(crate::channels::ChannelHost {
@@ -605,7 +609,7 @@ fn channel_host(
                     ca.record.id.clone(),
                     ca.record.cert_der.clone(),
                     ca.ca_signer.clone(),
-                    Some(cfg.urls.clone()),
+                    Some(wiring::urls_of(cfg, &ca.record.id)?),
                 )?,
                 nes: cfg.nes.clone(),
                 hsm: hsm.clone(),

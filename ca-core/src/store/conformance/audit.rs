@@ -41,6 +41,7 @@ pub fn refused_writes_leave_no_audit_record(store: &dyn Store) {
                         cert_der: vec![0x30, 0x00],
                         ocsp_key_label: None,
                         ocsp_cert_der: None,
+                        supersedes: None,
                     },
                     &crate::Principal::HostOperator,
                     t0(0),

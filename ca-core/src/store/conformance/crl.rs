@@ -107,6 +107,7 @@ pub fn crl_numbers_strictly_increase(store: &dyn Store) {
                 cert_der: vec![0x30, 0x00],
                 ocsp_key_label: None,
                 ocsp_cert_der: None,
+                supersedes: None,
             },
             &crate::Principal::HostOperator,
             t0(0),

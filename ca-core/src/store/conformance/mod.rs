@@ -51,8 +51,8 @@ pub use institutions::{
     one_open_pre_application_per_person, stale_list_confirmation_is_a_conflict,
 };
 pub use registry::{
-    cas_are_never_overwritten, ocsp_signers_are_replaced_once_and_kept,
-    partners_are_added_read_and_never_overwritten,
+    cas_are_never_overwritten, issuing_ca_generations_form_one_chain,
+    ocsp_signers_are_replaced_once_and_kept, partners_are_added_read_and_never_overwritten,
     transport_keys_are_registered_once_and_withdrawn_for_good,
 };
 
@@ -134,6 +134,7 @@ fn add_issuing_ca(store: &dyn Store, id: &IssuerId) {
                 cert_der: vec![0x30, 0x00],
                 ocsp_key_label: None,
                 ocsp_cert_der: None,
+                supersedes: None,
             },
             &crate::Principal::HostOperator,
             t0(0),
@@ -192,6 +193,7 @@ macro_rules! store_conformance_tests {
             crl_numbers_strictly_increase,
             crl_entries_follow_the_lifecycle,
             cas_are_never_overwritten,
+            issuing_ca_generations_form_one_chain,
             ocsp_signers_are_replaced_once_and_kept,
             partners_are_added_read_and_never_overwritten,
             transport_keys_are_registered_once_and_withdrawn_for_good,

@@ -30,6 +30,7 @@ pub fn cas_are_never_overwritten(store: &dyn Store) {
                 cert_der: vec![0x30, 0x00],
                 ocsp_key_label: None,
                 ocsp_cert_der: None,
+                supersedes: None,
             },
             &crate::Principal::HostOperator,
             t0(1),
@@ -276,6 +277,7 @@ pub fn ocsp_signers_are_replaced_once_and_kept(store: &dyn Store) {
                 cert_der: vec![0x30, 0x00],
                 ocsp_key_label: None,
                 ocsp_cert_der: None,
+                supersedes: None,
             },
             &op,
             t0(3),
@@ -287,4 +289,72 @@ pub fn ocsp_signers_are_replaced_once_and_kept(store: &dyn Store) {
             .unwrap_err();
         assert!(matches!(e, CaError::Invalid { field: "ca", .. }), "{e}");
     }
+}
+
+/// A key rollover adds a generation that supersedes an issuing CA: at most one per CA (two
+/// rollovers at once make one), only of an issuing CA, and `generations` follows the chain
+/// oldest first.
+pub fn issuing_ca_generations_form_one_chain(store: &dyn Store) {
+    let nes = issuer();
+    add_issuing_ca(store, &nes);
+    let op = crate::Principal::HostOperator;
+    let generation = |id: &str, supersedes: &crate::IssuerId| CaRecord {
+        id: crate::IssuerId::parse(id).unwrap(),
+        role: CaRole::Issuing,
+        key_label: id.into(),
+        cert_der: vec![0x30, 0x00],
+        ocsp_key_label: None,
+        ocsp_cert_der: None,
+        supersedes: Some(supersedes.clone()),
+    };
+    store
+        .add_ca(generation("nes-ca-g2", &nes), &op, t0(1))
+        .unwrap();
+    let records = audit_records(store);
+    let e = store
+        .add_ca(generation("nes-ca-other", &nes), &op, t0(2))
+        .unwrap_err();
+    assert!(matches!(e, CaError::AlreadyExists { .. }), "{e}");
+    assert_eq!(
+        audit_records(store),
+        records,
+        "a refused generation writes nothing"
+    );
+    let g2 = crate::IssuerId::parse("nes-ca-g2").unwrap();
+    store
+        .add_ca(generation("nes-ca-g3", &g2), &op, t0(3))
+        .unwrap();
+    let ids: Vec<String> = crate::store::generations(store, &nes)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id.to_string())
+        .collect();
+    assert_eq!(ids, ["nes-ca", "nes-ca-g2", "nes-ca-g3"]);
+    assert_eq!(
+        store.ca(&g2).unwrap().unwrap().supersedes.as_ref(),
+        Some(&nes)
+    );
+    assert!(
+        crate::store::generations(store, &crate::IssuerId::parse("nobody").unwrap())
+            .unwrap()
+            .is_empty()
+    );
+    // Nothing supersedes an unknown CA.
+    let e = store
+        .add_ca(
+            generation("orphan", &crate::IssuerId::parse("nobody").unwrap()),
+            &op,
+            t0(4),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CaError::Invalid {
+                field: "supersedes",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }

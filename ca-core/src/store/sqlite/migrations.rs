@@ -186,6 +186,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     enrollments::SIGN_IN_SOURCES_MIGRATION,
     // 13: every delegated OCSP signer an issuing CA has had (renewal keeps the old ones).
     registry::OCSP_SIGNERS_MIGRATION,
+    // 14: an issuing CA's generations (key rollover).
+    registry::CA_GENERATIONS_MIGRATION,
 ];
 
 /// The schema version, read without taking a lock (0 for a new database).

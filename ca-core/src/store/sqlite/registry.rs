@@ -28,10 +28,31 @@ fn add_ca(
             what: format!("CA \"{}\" in the store", ca.id),
         }));
     }
+    if let Some(previous) = &ca.supersedes {
+        let taken: Option<String> = conn
+            .prepare_cached("SELECT id FROM cas WHERE supersedes = ?1")?
+            .query_row([previous.as_str()], |r| r.get(0))
+            .optional()?;
+        if let Some(taken) = taken {
+            return Err(Refusal::Refused(CaError::AlreadyExists {
+                what: format!("a generation superseding \"{previous}\" (\"{taken}\")"),
+            }));
+        }
+        let role: Option<String> = conn
+            .prepare_cached("SELECT role FROM cas WHERE id = ?1")?
+            .query_row([previous.as_str()], |r| r.get(0))
+            .optional()?;
+        if role.as_deref() != Some(CaRole::Issuing.as_str()) || ca.role != CaRole::Issuing {
+            return Err(Refusal::Refused(CaError::Invalid {
+                field: "supersedes",
+                rule: format!("\"{previous}\" is not an issuing CA in the store: only an issuing CA is rolled over"),
+            }));
+        }
+    }
     conn.prepare_cached(
-        "INSERT INTO cas (id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO cas (id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der, created_at, supersedes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![ca.id.as_str(), ca.role.as_str(), ca.key_label, ca.cert_der, ca.ocsp_key_label, ca.ocsp_cert_der, at.secs()])?;
+    .execute(params![ca.id.as_str(), ca.role.as_str(), ca.key_label, ca.cert_der, ca.ocsp_key_label, ca.ocsp_cert_der, at.secs(), ca.supersedes.as_ref().map(IssuerId::as_str)])?;
     if let (Some(label), Some(cert)) = (&ca.ocsp_key_label, &ca.ocsp_cert_der) {
         conn.prepare_cached(INSERT_OCSP_SIGNER)?.execute(params![
             ca.id.as_str(),
@@ -70,6 +91,11 @@ pub(super) const OCSP_SIGNERS_MIGRATION: &str = "CREATE TABLE ocsp_signers (
     INSERT INTO ocsp_signers (ca, key_label, cert_der, since)
       SELECT id, ocsp_key_label, ocsp_cert_der, created_at FROM cas
       WHERE ocsp_key_label IS NOT NULL AND ocsp_cert_der IS NOT NULL;";
+
+/// Migration 14: an issuing CA's generations (a key rollover makes a new one that supersedes
+/// the previous); at most one generation supersedes a CA.
+pub(super) const CA_GENERATIONS_MIGRATION: &str = "ALTER TABLE cas ADD COLUMN supersedes TEXT;
+    CREATE UNIQUE INDEX cas_supersedes ON cas (supersedes) WHERE supersedes IS NOT NULL;";
 
 /// Makes `signer` the current OCSP signer of `ca` if the current one is `expect_label`.
 fn replace_ocsp_signer(
@@ -317,7 +343,7 @@ fn transport_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransportKeyReco
 }
 
 /// The columns [`ca_row`] reads, in its order.
-const CA_COLUMNS: &str = "id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der";
+const CA_COLUMNS: &str = "id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der, supersedes";
 
 fn ca_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaRecord> {
     let bad = |i: usize, e: String| {
@@ -332,6 +358,10 @@ fn ca_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaRecord> {
         cert_der: r.get(3)?,
         ocsp_key_label: r.get(4)?,
         ocsp_cert_der: r.get(5)?,
+        supersedes: r
+            .get::<_, Option<String>>(6)?
+            .map(|s| IssuerId::parse(&s).map_err(|e| bad(6, e.rule())))
+            .transpose()?,
     })
 }
 
