@@ -573,3 +573,122 @@ fn a_rollover_moves_issuance_to_a_new_key_and_both_generations_answer() {
     assert_eq!(served.body, der);
     server.assert_running();
 }
+
+/// The URLs a certificate names: (caIssuers, cRLDistributionPoints, OCSP).
+#[track_caller]
+fn urls_in(cert: &Path) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let text = openssl(&["x509", "-in", s(cert), "-noout", "-text"]).stdout;
+    let uris = |ext: &str, prefix: &str| -> Vec<String> {
+        extension(&text, ext)
+            .map(|(_, body)| {
+                body.lines()
+                    .filter_map(|l| l.trim().strip_prefix(prefix))
+                    .map(|u| u.trim().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    (
+        uris("Authority Information Access", "CA Issuers - URI:"),
+        uris("X509v3 CRL Distribution Points", "URI:"),
+        uris("Authority Information Access", "OCSP - URI:"),
+    )
+}
+
+/// Every URL in every certificate answers, starting from the certificates alone — the root,
+/// the issuing CA, the OCSP signer, a NES and a partner's role certificate: each caIssuers URL
+/// returns the certificate that signed it (DER), each CRL URL a current CRL that certificate
+/// signed, each OCSP URL an answer OpenSSL verifies, `good`.
+#[test]
+fn every_url_in_every_certificate_answers() {
+    let demo = server_demo();
+    let (nes, _) = demo.issue_ok(&demo.csr("walk", Key::P256), "walk.pem", &[]);
+    crate::support::partner::add_partner(&demo, "eshs-walk").ok();
+    let (issued, partner) =
+        crate::support::partner::issue_cert(&demo, "eshs-walk", "role", "walk-role", "role.pem");
+    assert!(issued.success(), "{}", issued.describe());
+    let mut server = Server::serve(&demo);
+    let local = |url: &str| -> String {
+        url.strip_prefix(LINT_URL)
+            .unwrap_or_else(|| panic!("{url} is not under the public URL {LINT_URL}"))
+            .to_owned()
+    };
+    // The root's CRL comes with the CRL thread's first round.
+    for _ in 0..200 {
+        if server.get("/crl/root-ca.crl").status == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut walked = 0;
+    for cert in [
+        demo.path("root-ca.pem"),
+        demo.path("issuing-ca.pem"),
+        demo.path("ocsp-signer.pem"),
+        nes,
+        partner,
+    ] {
+        let (ca_issuers, crls, ocsp) = urls_in(&cert);
+        let is_root = cert == demo.path("root-ca.pem");
+        let needs_urls = !is_root && cert != demo.path("ocsp-signer.pem");
+        assert_eq!(
+            !ca_issuers.is_empty(),
+            needs_urls,
+            "{}: caIssuers",
+            cert.display()
+        );
+        assert_eq!(!crls.is_empty(), needs_urls, "{}: CRL URLs", cert.display());
+        let name = cert.file_stem().unwrap().to_string_lossy().to_string();
+        let mut issuer_pem = None;
+        for url in &ca_issuers {
+            let r = server.get(&local(url));
+            assert_eq!(r.status, 200, "{url}: {}", r.describe());
+            let der = demo.work.join(format!("{name}-issuer.der"));
+            std::fs::write(&der, &r.body).unwrap();
+            let pem = demo.work.join(format!("{name}-issuer.pem"));
+            openssl(&["x509", "-inform", "DER", "-in", s(&der), "-out", s(&pem)]);
+            // The fetched certificate is the one that signed this one.
+            let v = openssl_may_fail(&["verify", "-partial_chain", "-CAfile", s(&pem), s(&cert)]);
+            assert!(
+                v.stdout.contains(": OK"),
+                "{url} did not sign {}: {}",
+                cert.display(),
+                v.describe()
+            );
+            issuer_pem = Some(pem);
+            walked += 1;
+        }
+        let issuer = issuer_pem.unwrap_or_else(|| cert.clone());
+        for url in &crls {
+            let r = server.get(&local(url));
+            assert_eq!(r.status, 200, "{url}: {}", r.describe());
+            let file = demo.work.join(format!("{name}.crl"));
+            std::fs::write(&file, &r.body).unwrap();
+            crl_verifies(&file, &issuer);
+            let next = openssl(&[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                s(&file),
+                "-noout",
+                "-nextupdate",
+            ])
+            .stdout;
+            assert!(!next.trim().is_empty(), "{url}: {next}");
+            walked += 1;
+        }
+        for url in &ocsp {
+            assert!(local(url) == "/ocsp", "{url}");
+            assert_eq!(
+                ocsp_status(&demo, &server.url(), &issuer, &cert),
+                "good",
+                "{url}"
+            );
+            walked += 1;
+        }
+    }
+    // issuing CA: caIssuers + CRL; NES and partner: caIssuers + CRL + OCSP each.
+    assert_eq!(walked, 2 + 3 + 3, "every URL walked");
+    server.assert_running();
+}
