@@ -31,6 +31,10 @@ fi
 if ! command -v openssl >/dev/null 2>&1; then
     missing+=(openssl)
 fi
+# libfaketime: the end-to-end tests run `nesca serve` with the system clock moved ahead.
+if ! command -v faketime >/dev/null 2>&1; then
+    missing+=(faketime)
+fi
 need_pkilint=1
 if [ -n "${NESCA_PKILINT_DIR:-}" ] && [ -x "$NESCA_PKILINT_DIR/lint_etsi_cert" ]; then
     need_pkilint=0

@@ -1,7 +1,8 @@
 //! The CA's own certificates over their lifetime: the delegated OCSP signer renewed at start
-//! when the clock has passed its validity (`NESCA_TEST_CLOCK_OFFSET_SECONDS`, 100 and 300 days
-//! ahead), its answers verified by OpenSSL at that time; renewal on demand, from two processes
-//! at once; `nesca ca list`.
+//! when the system clock has passed its validity (`faketime`, 100 and 300 days ahead; the
+//! command line reads `NESCA_TEST_CLOCK_OFFSET_SECONDS`), its answers verified by OpenSSL at
+//! that time; renewal on demand, from two processes at once; the root's CRL; revoking an
+//! issuing CA; rollover; every URL in every certificate; `/metrics` and warnings.
 
 use std::path::Path;
 use std::process::Command;
@@ -84,7 +85,9 @@ fn good_at(demo: &Demo, url: &str, cert: &Path, days: i64, name: &str) -> String
 /// Day 100 and day 300: `nesca serve` starts although the signer `init` made has expired (90
 /// days), renews it at start (a new key in the token, a new certificate from the CA), and its
 /// answers verify in OpenSSL at that time; `ca list` shows the old signer expired and exactly
-/// one current one. The signer never stops the server from starting.
+/// one current one. The signer never stops the server from starting. The clock is moved the
+/// way it moves for the binary in production: the system clock itself, under libfaketime
+/// (`faketime -f +100d nesca serve`), not the test build's offset.
 #[test]
 fn serve_renews_an_expired_ocsp_signer_at_start_and_answers() {
     let demo = server_demo();
@@ -97,15 +100,18 @@ fn serve_renews_an_expired_ocsp_signer_at_start_and_answers() {
             .any(|v| v["kind"] == "ca" && v["role"] == "root" && v["status"] == "active"),
         "{first:?}"
     );
+    let faketime = which_faketime();
 
     let mut seen = vec![init_signer.clone()];
     for days in [100, 300] {
-        let offset = (days * DAY).to_string();
-        let mut server = Server::serve_with_env(
-            &demo,
-            &[("NESCA_TEST_CLOCK_OFFSET_SECONDS", offset.as_str())],
-        );
+        let shift = format!("+{days}d");
+        let mut server = Server::serve_wrapped(&demo, &[faketime.as_str(), "-f", &shift]);
         let responder_cert = good_at(&demo, &server.url(), &nes, days, &format!("day{days}.der"));
+        assert!(
+            server.stderr().contains("OCSP signer renewed"),
+            "{}",
+            server.stderr()
+        );
         server.assert_running();
         drop(server);
         let list = ca_list(&demo, days);
@@ -126,6 +132,19 @@ fn serve_renews_an_expired_ocsp_signer_at_start_and_answers() {
         assert_ne!(responder_cert.trim(), init_pem.trim());
         seen.push(current);
     }
+}
+
+/// The `faketime` program (libfaketime; the test command installs it).
+fn which_faketime() -> String {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("faketime"))
+        .find(|p| p.is_file());
+    found
+        .expect("faketime on PATH: apt-get install -y faketime")
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// `nesca ca renew-ocsp-signer` from two processes at once: each either renews or is refused

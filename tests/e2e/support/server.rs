@@ -116,6 +116,25 @@ impl Server {
         )
     }
 
+    /// `WRAPPER… nesca serve --config …`: the server run by another program (such as
+    /// `faketime -f +100d`, which moves the system clock the release binary reads).
+    #[track_caller]
+    pub(crate) fn serve_wrapped(demo: &Demo, wrapper: &[&str]) -> Server {
+        let mut cmd = Command::new(wrapper[0]);
+        for var in NOT_INHERITED {
+            cmd.env_remove(var);
+        }
+        cmd.args(&wrapper[1..]).arg(nesca_command().get_program());
+        let config = demo.config();
+        Server::launch(
+            demo,
+            cmd,
+            &["serve", "--config", s(&config)],
+            "nesca serve: listening on http://",
+            &[],
+        )
+    }
+
     #[track_caller]
     fn start_with_env(demo: &Demo, args: &[&str], banner: &str, env: &[(&str, &str)]) -> Server {
         Server::launch(demo, nesca_command(), args, banner, env)
