@@ -63,85 +63,156 @@ pub fn create_hierarchy(
             });
         }
     }
-    let now = engine.clock().now_unix();
-
-    // The root signs itself: its issuer context is its own name and key, with no URLs.
-    let root_spki = root.signer.public_key();
-    let self_signing = SigningCa::self_signing(
-        plan.root_id.clone(),
-        plan.root_name.clone(),
-        root.signer.clone(),
-    )?;
-    let root_cert = issue(
+    let root_cert = create_root(
         engine,
-        &self_signing,
-        &CaProfile::root(),
+        &plan.root_id,
         &plan.root_name,
-        root_spki,
         plan.root_validity_days,
+        root.label,
+        root.signer.clone(),
         actor,
-    )?;
-    store.add_ca(
-        CaRecord {
-            id: plan.root_id.clone(),
-            role: CaRole::Root,
-            key_label: root.label,
-            cert_der: root_cert.cert_der.clone(),
-            ocsp_key_label: None,
-            ocsp_cert_der: None,
-            supersedes: None,
-        },
-        actor,
-        now,
     )?;
     let root_ca = SigningCa::new(
         plan.root_id.clone(),
-        root_cert.cert_der.clone(),
+        root_cert.clone(),
         root.signer,
         Some(CaUrls::new(&plan.public_url, &plan.root_id)?),
     )?;
 
-    let issuing_cert = issue(
+    let issuing_cert = issue_issuing_ca(
         engine,
         &root_ca,
-        &CaProfile::issuing(),
         &plan.issuing_name,
         issuing.signer.public_key(),
         plan.issuing_validity_days,
         actor,
     )?;
+    let ocsp_cert = install_issuing(
+        engine,
+        &IssuingInstall {
+            id: plan.issuing_id.clone(),
+            cert_der: issuing_cert.cert_der.clone(),
+            ocsp_name: plan.ocsp_name.clone(),
+            ocsp_validity_days: plan.ocsp_validity_days,
+            public_url: plan.public_url.clone(),
+        },
+        issuing,
+        ocsp,
+        actor,
+    )?;
+    Ok(Hierarchy {
+        root_cert,
+        issuing_cert: issuing_cert.cert_der,
+        ocsp_cert,
+    })
+}
+
+/// Creates the self-signed root CA (its key `signer`, token label `label`) and registers it;
+/// returns its certificate (DER).
+pub fn create_root(
+    engine: &Engine,
+    id: &IssuerId,
+    name: &Name,
+    validity_days: u32,
+    label: String,
+    signer: Arc<dyn TbsSigner>,
+    actor: &crate::Principal,
+) -> Result<Vec<u8>> {
+    // The root signs itself: its issuer context is its own name and key, with no URLs.
+    let spki = signer.public_key();
+    let self_signing = SigningCa::self_signing(id.clone(), name.clone(), signer)?;
+    let cert = issue(
+        engine,
+        &self_signing,
+        &CaProfile::root(),
+        name,
+        spki,
+        validity_days,
+        actor,
+    )?;
+    engine.store().add_ca(
+        CaRecord {
+            id: id.clone(),
+            role: CaRole::Root,
+            key_label: label,
+            cert_der: cert.cert_der.clone(),
+            ocsp_key_label: None,
+            ocsp_cert_der: None,
+            supersedes: None,
+        },
+        actor,
+        engine.clock().now_unix(),
+    )?;
+    Ok(cert.cert_der)
+}
+
+/// The root certifies an issuing CA's key under `name` (recorded in the root's store, as
+/// everything the root issues is, for its CRL).
+pub fn issue_issuing_ca(
+    engine: &Engine,
+    root: &SigningCa,
+    name: &Name,
+    key: spki::SubjectPublicKeyInfoOwned,
+    validity_days: u32,
+    actor: &crate::Principal,
+) -> Result<Issued> {
+    issue(
+        engine,
+        root,
+        &CaProfile::issuing(),
+        name,
+        key,
+        validity_days,
+        actor,
+    )
+}
+
+/// An issuing CA certificate to put into service on this store and token.
+pub struct IssuingInstall {
+    pub id: IssuerId,
+    pub cert_der: Vec<u8>,
+    pub ocsp_name: Name,
+    pub ocsp_validity_days: u32,
+    pub public_url: String,
+}
+
+/// Puts an issuing CA into service: its delegated OCSP signer (`ocsp`'s key) certified by
+/// it, and both registered. Returns the signer's certificate (DER).
+pub fn install_issuing(
+    engine: &Engine,
+    install: &IssuingInstall,
+    issuing: CaKey,
+    ocsp: CaKey,
+    actor: &crate::Principal,
+) -> Result<Vec<u8>> {
     let issuing_ca = SigningCa::new(
-        plan.issuing_id.clone(),
-        issuing_cert.cert_der.clone(),
+        install.id.clone(),
+        install.cert_der.clone(),
         issuing.signer,
-        Some(CaUrls::new(&plan.public_url, &plan.issuing_id)?),
+        Some(CaUrls::new(&install.public_url, &install.id)?),
     )?;
     let ocsp_cert = issue_ocsp_signer(
         engine,
         &issuing_ca,
-        &plan.ocsp_name,
+        &install.ocsp_name,
         ocsp.signer.public_key(),
-        plan.ocsp_validity_days,
+        install.ocsp_validity_days,
         actor,
     )?;
-    store.add_ca(
+    engine.store().add_ca(
         CaRecord {
-            id: plan.issuing_id.clone(),
+            id: install.id.clone(),
             role: CaRole::Issuing,
             key_label: issuing.label,
-            cert_der: issuing_cert.cert_der.clone(),
+            cert_der: install.cert_der.clone(),
             ocsp_key_label: Some(ocsp.label),
             ocsp_cert_der: Some(ocsp_cert.cert_der.clone()),
             supersedes: None,
         },
         actor,
-        now,
+        engine.clock().now_unix(),
     )?;
-    Ok(Hierarchy {
-        root_cert: root_cert.cert_der,
-        issuing_cert: issuing_cert.cert_der,
-        ocsp_cert: ocsp_cert.cert_der,
-    })
+    Ok(ocsp_cert.cert_der)
 }
 
 /// A new generation of an issuing CA: same name, new key, certified by the root.

@@ -12,6 +12,8 @@ use crate::verify::{self, KeyKind};
 pub struct VerifiedCsr {
     pub public_key: SubjectPublicKeyInfoOwned,
     pub key_kind: KeyKind,
+    /// The subject the request names (a CA's request: the name it is certified under).
+    pub subject: x509_cert::name::Name,
 }
 
 /// A subject's public key that nesca accepts to certify: proven by a CSR, or generated in
@@ -88,8 +90,36 @@ impl VerifiedCsr {
         Ok(VerifiedCsr {
             public_key: req.info.public_key,
             key_kind,
+            subject: req.info.subject,
         })
     }
+}
+
+/// A PKCS#10 request (RFC 2986) for `signer`'s key under `subject`, signed by it (an HSM key:
+/// an issuing CA asking an offline root to certify it). DER.
+pub fn build(
+    subject: &x509_cert::name::Name,
+    signer: &dyn crate::engine::TbsSigner,
+) -> Result<Vec<u8>> {
+    use x509_cert::request::{CertReqInfo, Version};
+    let info = CertReqInfo {
+        version: Version::V1,
+        subject: subject.clone(),
+        public_key: signer.public_key(),
+        attributes: Default::default(),
+    };
+    let tbs = info
+        .to_der()
+        .map_err(CaError::der("CertificationRequestInfo"))?;
+    let signature = signer.sign(&tbs)?;
+    CertReq {
+        info,
+        algorithm: signer.signature_algorithm(),
+        signature: der::asn1::BitString::from_bytes(&signature)
+            .map_err(CaError::der("signature"))?,
+    }
+    .to_der()
+    .map_err(CaError::der("CertificationRequest"))
 }
 
 fn to_der(input: &[u8]) -> Result<Vec<u8>> {
@@ -112,6 +142,19 @@ fn to_der(input: &[u8]) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::testkit::p256_csr;
+
+    #[test]
+    fn a_built_request_verifies_and_names_its_subject() {
+        let signer = crate::testkit::SoftSigner::random();
+        let name: x509_cert::name::Name = "CN=nesca Test NES CA,O=nesca,C=TR".parse().unwrap();
+        let der = build(&name, &signer).unwrap();
+        let csr = VerifiedCsr::parse(&der).unwrap();
+        assert_eq!(csr.subject, name);
+        assert_eq!(
+            csr.public_key,
+            crate::engine::TbsSigner::public_key(&signer)
+        );
+    }
 
     #[test]
     fn a_valid_csr_in_der_and_pem_verifies() {

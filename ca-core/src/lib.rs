@@ -16,6 +16,7 @@ pub mod csr;
 pub mod engine;
 mod error;
 pub mod ext;
+pub mod import_check;
 pub mod institution;
 pub mod lifecycle;
 pub mod name;

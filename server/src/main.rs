@@ -61,6 +61,9 @@ enum Command {
     /// The CA's own certificates: its CAs and their delegated OCSP signers
     #[command(subcommand)]
     Ca(CaCommand),
+    /// An offline root CA on a token of its own (key ceremony)
+    #[command(subcommand)]
+    Root(RootCommand),
     /// Registered licensed ESHS partners and their role and secure-communication certificates
     #[command(subcommand)]
     Partner(PartnerCommand),
@@ -120,6 +123,22 @@ enum CaCommand {
     Revoke(commands::ca::RevokeArgs),
     /// Roll an issuing CA over to a new key: a new generation, same name, certified by the root
     Rollover(commands::ca::RolloverArgs),
+    /// Install the issuing CA certificate an offline root signed (after init --external-root)
+    ImportCert(commands::ca::ImportCertArgs),
+    /// Publish the offline root's CRL (verified under the root) where serve serves it
+    ImportCrl(commands::ca::ImportCrlArgs),
+}
+
+#[derive(Subcommand)]
+enum RootCommand {
+    /// Create an offline root on its own token (--demo --dir, or --config ROOT.toml)
+    Init(commands::root::RootInitArgs),
+    /// Certify an issuing CA's request (init --external-root wrote it)
+    Sign(commands::root::RootSignArgs),
+    /// Sign the root's CRL (copy it to the online CA: nesca ca import-crl)
+    Crl(commands::root::RootCrlArgs),
+    /// Revoke an issuing CA's certificate the root signed
+    Revoke(commands::root::RootRevokeArgs),
 }
 
 #[derive(Subcommand)]
@@ -246,6 +265,12 @@ fn main() -> ExitCode {
         Command::Ca(CaCommand::RenewOcspSigner(a)) => commands::ca::renew_ocsp_signer(a),
         Command::Ca(CaCommand::Revoke(a)) => commands::ca::revoke(a),
         Command::Ca(CaCommand::Rollover(a)) => commands::ca::rollover(a),
+        Command::Ca(CaCommand::ImportCert(a)) => commands::ca::import_cert(a),
+        Command::Ca(CaCommand::ImportCrl(a)) => commands::ca::import_crl(a),
+        Command::Root(RootCommand::Init(a)) => commands::root::init(a),
+        Command::Root(RootCommand::Sign(a)) => commands::root::sign(a),
+        Command::Root(RootCommand::Crl(a)) => commands::root::crl(a),
+        Command::Root(RootCommand::Revoke(a)) => commands::root::revoke(a),
         Command::TransportKey(TransportKeyCommand::Add(a)) => commands::transport_key::add(a),
         Command::TransportKey(TransportKeyCommand::List(a)) => commands::transport_key::list(a),
         Command::TransportKey(TransportKeyCommand::Revoke(a)) => commands::transport_key::revoke(a),

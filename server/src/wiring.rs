@@ -241,7 +241,9 @@ pub(crate) fn root_crl_issuers(
     })?;
     let mut out = Vec::new();
     for record in store.cas()? {
-        if record.role != ca_core::store::CaRole::Root {
+        // An offline root signs its CRL on its own token (`nesca root crl`; published here
+        // with `nesca ca import-crl`).
+        if record.role != ca_core::store::CaRole::Root || !hsm.has_key(&record.key_label)? {
             continue;
         }
         let cert = ca_certificate(&record)?;

@@ -711,3 +711,185 @@ fn every_url_in_every_certificate_answers() {
     assert_eq!(walked, 2 + 3 + 3, "every URL walked");
     server.assert_running();
 }
+
+/// The offline root: `nesca root init` on a token and store of its own; `nesca init
+/// --external-root` makes only the issuing CA's key and its request; `nesca root sign`
+/// certifies it; `nesca ca import-cert` refuses a certificate for another key or a root that
+/// is not one, then installs the right one (the root's key stays offline: the online CA
+/// never signs as the root); `nesca root crl` + `nesca ca import-crl` publish the root's CRL
+/// (an older one refused), which `nesca serve` serves at the URL the issuing CA names, and
+/// the online CA issues, answers OCSP and publishes its own CRLs.
+#[test]
+fn an_offline_root_certifies_the_online_issuing_ca() {
+    let root = Demo::empty();
+    root.nesca(&[
+        "root",
+        "init",
+        "--demo",
+        "--dir",
+        s(&root.dir),
+        "--public-url",
+        LINT_URL,
+    ])
+    .ok();
+    let online = Demo::empty();
+    online
+        .init_again(&["--public-url", LINT_URL, "--external-root"])
+        .ok();
+    let csr = online.path("issuing-ca.csr");
+    assert!(csr.is_file() && !online.path("issuing-ca.pem").exists());
+    let config = online.config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = toml_replace(&text, "server", "listen", "127.0.0.1:0");
+    std::fs::write(
+        &config,
+        toml_replace_raw(&text, "ocsp", "poll_interval_ms", "50"),
+    )
+    .unwrap();
+    let (root_cfg, root_pem) = (root.config(), root.path("root-ca.pem"));
+
+    // Refused: a certificate for another key (the root signs any request), a "root" that is
+    // not self-issued.
+    let stranger = root.work.join("stranger.pem");
+    let other_csr = online.csr("stranger", Key::P256);
+    root.nesca(&[
+        "root",
+        "sign",
+        "--config",
+        s(&root_cfg),
+        "--csr",
+        s(&other_csr),
+        "--out",
+        s(&stranger),
+    ])
+    .ok();
+    let issuing = root.work.join("issuing.pem");
+    root.nesca(&[
+        "root",
+        "sign",
+        "--config",
+        s(&root_cfg),
+        "--csr",
+        s(&csr),
+        "--out",
+        s(&issuing),
+    ])
+    .ok();
+    for (cert, root_file, rule) in [
+        (&stranger, &root_pem, "cert: "),
+        (&issuing, &issuing, "root: is not self-issued"),
+    ] {
+        let r = online.nesca(&[
+            "ca",
+            "import-cert",
+            "--config",
+            s(&config),
+            "--cert",
+            s(cert),
+            "--root",
+            s(root_file),
+        ]);
+        assert!(!r.success() && r.stderr.contains(rule), "{}", r.describe());
+    }
+    let imported = online
+        .nesca(&[
+            "ca",
+            "import-cert",
+            "--config",
+            s(&config),
+            "--cert",
+            s(&issuing),
+            "--root",
+            s(&root_pem),
+        ])
+        .ok();
+    let v: Value = serde_json::from_str(imported.stdout.trim()).unwrap();
+    assert_eq!(
+        v["root_crl_urls"][0],
+        format!("{LINT_URL}/crl/root-ca.crl"),
+        "{v}"
+    );
+    let list = ca_list(&online, 0);
+    let root_row = list.iter().find(|c| c["id"] == "root-ca").unwrap();
+    assert_eq!(root_row["key_label"], "offline:root-ca", "{root_row}");
+    current_signer(&list);
+    // The online CA cannot sign as the root.
+    let out = online.work.join("nope.crl");
+    let r = online.nesca(&[
+        "crl",
+        "--config",
+        s(&config),
+        "--ca",
+        "root-ca",
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        !r.success() && r.stderr.contains("no key on this token"),
+        "{}",
+        r.describe()
+    );
+
+    // The root's CRL, made offline and published online; an older one is refused.
+    let first = root.work.join("root-1.crl");
+    root.nesca(&["root", "crl", "--config", s(&root_cfg), "--out", s(&first)])
+        .ok();
+    let second = root.work.join("root-2.crl");
+    root.nesca(&["root", "crl", "--config", s(&root_cfg), "--out", s(&second)])
+        .ok();
+    online
+        .nesca(&[
+            "ca",
+            "import-crl",
+            "--config",
+            s(&config),
+            "--crl",
+            s(&second),
+        ])
+        .ok();
+    let older = online.nesca(&[
+        "ca",
+        "import-crl",
+        "--config",
+        s(&config),
+        "--crl",
+        s(&first),
+    ]);
+    assert!(
+        !older.success() && older.stderr.contains("older than the published one"),
+        "{}",
+        older.describe()
+    );
+    let not_a_crl = online.nesca(&[
+        "ca",
+        "import-crl",
+        "--config",
+        s(&config),
+        "--crl",
+        s(&issuing),
+    ]);
+    assert!(
+        !not_a_crl.success() && not_a_crl.stderr.contains("crl: "),
+        "{}",
+        not_a_crl.describe()
+    );
+
+    // In service: issuance, OCSP, and the root's CRL where the issuing CA says.
+    let (nes, _) = online.issue_ok(&online.csr("nes", Key::P256), "nes.pem", &[]);
+    let server = Server::serve(&online);
+    let served = server.get("/crl/root-ca.crl");
+    assert_eq!(served.status, 200, "{}", served.describe());
+    assert_eq!(served.body, std::fs::read(&second).unwrap());
+    assert_eq!(
+        ocsp_status(&online, &server.url(), &online.path("issuing-ca.pem"), &nes),
+        "good"
+    );
+    let chain = openssl(&[
+        "verify",
+        "-CAfile",
+        s(&online.path("ca-chain.pem")),
+        s(&nes),
+    ])
+    .stdout;
+    assert!(chain.contains(": OK"), "{chain}");
+}

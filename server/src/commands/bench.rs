@@ -99,7 +99,12 @@ pub(crate) fn run(a: BenchArgs) -> Result<()> {
         });
     };
     let csr = make_csr()?;
-    let demo = create_demo(&base, "http://pki.nesca-demo.com.tr", Some(*alg))?;
+    let demo = create_demo(
+        &base,
+        "http://pki.nesca-demo.com.tr",
+        Some(*alg),
+        super::init::Scope::Hierarchy,
+    )?;
     let cfg = demo.cfg;
     let store = wiring::open_existing_store(&cfg)?;
     for workers in [1usize, 2] {

@@ -160,7 +160,12 @@ pub(crate) fn run(a: BenchCrlArgs) -> Result<()> {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("nesca-bench-crl-{}", std::process::id())),
     };
-    let demo = create_demo(&base.join("ca"), "http://pki.nesca-demo.com.tr", None)?;
+    let demo = create_demo(
+        &base.join("ca"),
+        "http://pki.nesca-demo.com.tr",
+        None,
+        super::init::Scope::Hierarchy,
+    )?;
     let cfg = demo.cfg;
     let now = ca_core::UnixTime::from_system(std::time::SystemTime::now());
     let filled = Instant::now();

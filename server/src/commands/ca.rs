@@ -364,3 +364,210 @@ fn write_generation_files(
     }
     Ok(())
 }
+
+/// The token label nesca records for a root whose key is offline: no key on this token has
+/// it (labels nesca generates have no `:`), so nothing here ever signs as that root.
+fn offline_root_label(root: &IssuerId) -> String {
+    format!("offline:{root}")
+}
+
+#[derive(Args)]
+pub(crate) struct ImportCertArgs {
+    /// Path of nesca.toml (made with `init --external-root`)
+    #[arg(long)]
+    config: PathBuf,
+    /// The issuing CA's certificate, signed by the offline root (PEM or DER)
+    #[arg(long)]
+    cert: PathBuf,
+    /// The offline root's certificate (PEM or DER)
+    #[arg(long)]
+    root: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct ImportCrlArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The offline root's CRL (DER or PEM), as `nesca root crl` made it
+    #[arg(long)]
+    crl: PathBuf,
+}
+
+fn read_der(field: &'static str, path: &std::path::Path, labels: &[&str]) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(crate::error::CliError::io("cannot read", path))?;
+    super::pem_or_der(field, bytes, labels)
+}
+
+/// Puts into service the issuing CA whose key `init --external-root` made and whose
+/// certificate the offline root signed: checked against the key on the token, the
+/// configured name and the root (`ca_core::import_check`); then registered with the root
+/// (whose key stays offline) and a delegated OCSP signer of its own. Writes `root-ca.pem`,
+/// `issuing-ca.pem`, `ocsp-signer.pem` and `ca-chain.pem` beside the configuration.
+pub(crate) fn import_cert(a: ImportCertArgs) -> Result<()> {
+    use crate::error::CliError;
+    let cfg = Loaded::read(&a.config)?;
+    let cert_der = read_der("cert", &a.cert, &["CERTIFICATE"])?;
+    let root_der = read_der("root", &a.root, &["CERTIFICATE"])?;
+    let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
+    for id in [&cfg.issuing_id, &cfg.root_id] {
+        if store.ca(id)?.is_some() {
+            return Err(CliError::config(
+                "ca",
+                format!("CA \"{id}\" is in the store already: nothing to import"),
+            ));
+        }
+    }
+    let hsm = wiring::open_hsm(&cfg)?;
+    let issuing_key = hsm.find_key(cfg.issuing_id.as_str())?;
+    let c = &cfg.raw.ca;
+    let name =
+        ca_core::name::organization_name(&c.country, &c.organization, &c.issuing_common_name)?;
+    let now = wiring::clock().now_unix();
+    ca_core::import_check::check_issuing_import(
+        &root_der,
+        &cert_der,
+        &name,
+        &ca_core::engine::TbsSigner::public_key(&issuing_key),
+        now,
+    )?;
+    let actor = Principal::HostOperator;
+    store.add_ca(
+        CaRecord {
+            id: cfg.root_id.clone(),
+            role: CaRole::Root,
+            key_label: offline_root_label(&cfg.root_id),
+            cert_der: root_der.clone(),
+            ocsp_key_label: None,
+            ocsp_cert_der: None,
+            supersedes: None,
+        },
+        &actor,
+        now,
+    )?;
+    let ocsp_label = format!("{}-ocsp", cfg.issuing_id);
+    let ocsp_key = hsm.generate_key(&ocsp_label, issuing_key.algorithm())?;
+    let engine = ca_core::engine::Engine::new(store.clone(), wiring::clock());
+    let installed = ca_core::bootstrap::install_issuing(
+        &engine,
+        &ca_core::bootstrap::IssuingInstall {
+            id: cfg.issuing_id.clone(),
+            cert_der: cert_der.clone(),
+            ocsp_name: ca_core::name::organization_name(
+                &c.country,
+                &c.organization,
+                &c.ocsp_common_name,
+            )?,
+            ocsp_validity_days: c.ocsp_validity_days,
+            public_url: c.public_url.clone(),
+        },
+        ca_core::bootstrap::CaKey {
+            label: cfg.issuing_id.to_string(),
+            signer: Arc::new(issuing_key),
+        },
+        ca_core::bootstrap::CaKey {
+            label: ocsp_label.clone(),
+            signer: Arc::new(ocsp_key),
+        },
+        &actor,
+    );
+    let ocsp_cert = match installed {
+        Ok(c) => c,
+        Err(e) => {
+            if let Err(d) = hsm.destroy_key(&ocsp_label) {
+                tracing::warn!(error = %d, "the unused OCSP signer key could not be destroyed");
+            }
+            return Err(e.into());
+        }
+    };
+    let dir = cfg.dir();
+    let chain_pem = format!(
+        "{}{}",
+        super::cert_pem(&cert_der),
+        super::cert_pem(&root_der)
+    );
+    for (name, text) in [
+        ("root-ca.pem", super::cert_pem(&root_der)),
+        ("issuing-ca.pem", super::cert_pem(&cert_der)),
+        ("ocsp-signer.pem", super::cert_pem(&ocsp_cert)),
+        ("ca-chain.pem", chain_pem),
+    ] {
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text.as_bytes())
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(CliError::io("cannot write", &path))?;
+    }
+    let (not_before, not_after) = validity_json(&cert_der);
+    let crl_urls = nesca_pkix::subject::issuer_urls(&cert_der)
+        .map(|u| u.crls)
+        .unwrap_or_default();
+    let line = json!({
+        "ca": cfg.issuing_id.as_str(),
+        "root": cfg.root_id.as_str(),
+        "not_before": not_before,
+        "not_after": not_after,
+        "ocsp_key_label": ocsp_label,
+        "root_crl_urls": crl_urls,
+    });
+    emit(&format!("{line}\n"))
+}
+
+/// Publishes the offline root's CRL where `nesca serve` serves it (`crl.dir`, `/crl/ROOT.crl`,
+/// the URL the issuing CA's certificate names): verified under the root's certificate in the
+/// store, current, and not older than the one published.
+pub(crate) fn import_crl(a: ImportCrlArgs) -> Result<()> {
+    use crate::error::CliError;
+    let cfg = Loaded::read(&a.config)?;
+    let der = read_der("crl", &a.crl, &["X509 CRL"])?;
+    let store = wiring::open_existing_store(&cfg)?;
+    let root = store.ca(&cfg.root_id)?.ok_or_else(|| {
+        CliError::config(
+            "ca.root_id",
+            format!("no root \"{}\" in the store", cfg.root_id),
+        )
+    })?;
+    let issuing = wiring::current_issuing(&cfg, store.as_ref())?;
+    let issuing_serial = {
+        use der::Decode as _;
+        x509_cert::Certificate::from_der(&issuing.cert_der)
+            .map(|c| c.tbs_certificate.serial_number.as_bytes().to_vec())
+            .unwrap_or_default()
+    };
+    let checked = ca_core::import_check::check_root_crl(
+        &root.cert_der,
+        &der,
+        &issuing_serial,
+        wiring::clock().now_unix(),
+    )?;
+    let (number, revoked) = (checked.number, checked.lists_issuing);
+    let publisher = crl::Publisher::new(cfg.path(&cfg.raw.crl.dir))?;
+    let name = crl::full_file_name(&cfg.root_id);
+    let published = std::fs::read(publisher.path(&name)).ok().and_then(|old| {
+        // The one published before, read the same way (whatever its nextUpdate now).
+        ca_core::import_check::check_root_crl(&root.cert_der, &old, &[], UnixTime::from_secs(0))
+            .ok()
+            .map(|c| c.number)
+    });
+    if let Some(published) = published {
+        if published > number {
+            return Err(CliError::Argument {
+                field: "crl",
+                rule: format!(
+                    "its cRLNumber {number} is older than the published one ({published})"
+                ),
+            });
+        }
+    }
+    publisher.publish_bytes(&name, &der)?;
+    if revoked {
+        tracing::warn!(ca = %issuing.id, "the root's CRL lists the issuing CA as revoked");
+    }
+    let line = json!({
+        "ca": cfg.root_id.as_str(),
+        "number": number.to_string(),
+        "published": publisher.path(&name).display().to_string(),
+        "issuing_ca_revoked": revoked,
+    });
+    emit(&format!("{line}\n"))
+}

@@ -31,15 +31,26 @@ pub(crate) struct CrlArgs {
 
 pub(crate) fn run(a: CrlArgs) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
-    let out = OutFile::claim("out", &a.out)?;
-    let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
-    let hsm = wiring::open_hsm(&cfg)?;
-    let id = match &a.ca {
+    run_for(&cfg, a.ca, a.delta, &a.out)
+}
+
+/// A CRL of CA `ca` (default: the issuing CA's current generation) now, published and
+/// copied to `out`.
+pub(crate) fn run_for(
+    cfg: &Loaded,
+    ca: Option<String>,
+    delta: bool,
+    out_path: &std::path::Path,
+) -> Result<()> {
+    let out = OutFile::claim("out", out_path)?;
+    let store: Arc<dyn Store> = wiring::open_existing_store(cfg)?;
+    let hsm = wiring::open_hsm(cfg)?;
+    let id = match &ca {
         Some(ca) => ca_core::IssuerId::parse(ca).map_err(|e| CliError::Argument {
             field: "ca",
             rule: e.rule(),
         })?,
-        None => wiring::current_issuing(&cfg, store.as_ref())?.id,
+        None => wiring::current_issuing(cfg, store.as_ref())?.id,
     };
     let issuer = match store.ca(&id)?.map(|r| r.role) {
         None => {
@@ -49,13 +60,13 @@ pub(crate) fn run(a: CrlArgs) -> Result<()> {
             })
         }
         Some(ca_core::store::CaRole::Root) => {
-            if a.delta {
+            if delta {
                 return Err(CliError::Argument {
                     field: "delta",
                     rule: format!("\"{id}\" is a root: its CRL has no deltas"),
                 });
             }
-            wiring::root_crl_issuers(&cfg, store.clone(), &hsm)?
+            wiring::root_crl_issuers(cfg, store.clone(), &hsm)?
                 .into_iter()
                 .find(|i| i.issuer == id)
                 .ok_or_else(|| CliError::Argument {
@@ -72,10 +83,10 @@ pub(crate) fn run(a: CrlArgs) -> Result<()> {
                     field: "ca",
                     rule: format!("CA \"{id}\" is not served"),
                 })?;
-            wiring::crl_issuer(&cfg, store, ca)?
+            wiring::crl_issuer(cfg, store, ca)?
         }
     };
-    let kind = if a.delta {
+    let kind = if delta {
         crl::CrlType::Delta
     } else {
         crl::CrlType::Full
@@ -87,7 +98,7 @@ pub(crate) fn run(a: CrlArgs) -> Result<()> {
     let s = &published.summary;
     emit(&format!(
         "{} CRL number={} entries={} bytes={} published={}\n",
-        if a.delta { "delta" } else { "full" },
+        if delta { "delta" } else { "full" },
         s.number,
         s.entries,
         s.bytes,

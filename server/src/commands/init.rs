@@ -40,14 +40,47 @@ pub(crate) struct InitArgs {
     /// Use the existing token and settings in this nesca.toml (production)
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The root is offline (`nesca root`, on a token of its own): create only the issuing
+    /// CA's key and write its certification request (`issuing-ca.csr`); install the
+    /// certificate the root signs with `nesca ca import-cert`
+    #[arg(long)]
+    external_root: bool,
+}
+
+/// What `init` creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Root, issuing CA and its OCSP signer, on one token.
+    Hierarchy,
+    /// The issuing CA's key and its request to an offline root.
+    ExternalRoot,
+    /// An offline root alone (`nesca root init`).
+    RootOnly,
 }
 
 pub(crate) fn run(a: InitArgs) -> Result<()> {
-    match (a.demo, a.dir, a.config) {
-        (true, Some(dir), None) => demo(&dir, &a.public_url, a.algorithm),
+    let scope = if a.external_root {
+        Scope::ExternalRoot
+    } else {
+        Scope::Hierarchy
+    };
+    init(a.demo, a.dir, a.config, &a.public_url, a.algorithm, scope)
+}
+
+/// `init` of `scope`, as a demo (`--demo --dir`) or on the token a configuration names.
+pub(crate) fn init(
+    demo_flag: bool,
+    dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+    public_url: &str,
+    algorithm: Option<KeyAlgorithm>,
+    scope: Scope,
+) -> Result<()> {
+    match (demo_flag, dir, config) {
+        (true, Some(dir), None) => demo(&dir, public_url, algorithm, scope),
         (false, None, Some(config)) => {
             let cfg = Loaded::read(&config)?;
-            let created = create_ca(&cfg, a.algorithm)?;
+            let created = create_ca(&cfg, algorithm, scope)?;
             print_created(&cfg, &created)
         }
         _ => Err(CliError::Argument {
@@ -84,8 +117,8 @@ impl Drop for Created {
     }
 }
 
-fn demo(dir: &Path, public_url: &str, algorithm: Option<KeyAlgorithm>) -> Result<()> {
-    let demo = create_demo(dir, public_url, algorithm)?;
+fn demo(dir: &Path, public_url: &str, algorithm: Option<KeyAlgorithm>, scope: Scope) -> Result<()> {
+    let demo = create_demo(dir, public_url, algorithm, scope)?;
     outln!("nesca demo created in {}", demo.dir.display());
     outln!(
         "  SoftHSM token   \"{DEMO_TOKEN}\" in {} ({})",
@@ -111,6 +144,7 @@ pub(crate) fn create_demo(
     dir: &Path,
     public_url: &str,
     algorithm: Option<KeyAlgorithm>,
+    scope: Scope,
 ) -> Result<Demo> {
     // The demo's directory holds the store and the PINs: the owner's alone (0700).
     let mut builder = std::fs::DirBuilder::new();
@@ -136,6 +170,7 @@ pub(crate) fn create_demo(
         "issuing-ca.pem",
         "ocsp-signer.pem",
         "ca-chain.pem",
+        "issuing-ca.csr",
     ];
     for name in creates.iter().chain(pems.iter()) {
         let p = dir.join(name);
@@ -211,7 +246,7 @@ pub(crate) fn create_demo(
     {
         created.add(dir.join(name));
     }
-    let ca = create_ca(&cfg, None)?;
+    let ca = create_ca(&cfg, None, scope)?;
     created.done = true;
     Ok(Demo { dir, cfg, ca })
 }
@@ -328,19 +363,25 @@ fn demo_listen(public_url: &str) -> String {
 /// The certificates of a new hierarchy.
 pub(crate) struct CreatedCa {
     algorithm: KeyAlgorithm,
+    scope: Scope,
     files: Vec<(&'static str, PathBuf)>,
 }
 
-/// Generates the CA keys in the token and creates root, issuing CA and OCSP signer.
-fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>) -> Result<CreatedCa> {
+/// Generates the CA keys of `scope` in the token and creates what it names: root, issuing CA
+/// and OCSP signer; or the issuing CA's key and request to an offline root; or a root alone.
+fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>, scope: Scope) -> Result<CreatedCa> {
     let algorithm = algorithm.unwrap_or(cfg.key_algorithm);
     let dir = cfg.dir();
-    let files = [
-        ("root CA", dir.join("root-ca.pem")),
-        ("issuing CA", dir.join("issuing-ca.pem")),
-        ("OCSP signer", dir.join("ocsp-signer.pem")),
-        ("chain", dir.join("ca-chain.pem")),
-    ];
+    let files: Vec<(&'static str, PathBuf)> = match scope {
+        Scope::Hierarchy => vec![
+            ("root CA", dir.join("root-ca.pem")),
+            ("issuing CA", dir.join("issuing-ca.pem")),
+            ("OCSP signer", dir.join("ocsp-signer.pem")),
+            ("chain", dir.join("ca-chain.pem")),
+        ],
+        Scope::ExternalRoot => vec![("request", dir.join("issuing-ca.csr"))],
+        Scope::RootOnly => vec![("root CA", dir.join("root-ca.pem"))],
+    };
     for (_, f) in &files {
         if f.exists() {
             return Err(CliError::Exists(f.display().to_string()));
@@ -348,17 +389,26 @@ fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>) -> Result<CreatedCa>
     }
     let db = cfg.path(&cfg.raw.store.sqlite);
     let store = wiring::open_store(cfg)?;
-    for id in [&cfg.root_id, &cfg.issuing_id] {
+    let ids: Vec<&ca_core::IssuerId> = match scope {
+        Scope::Hierarchy => vec![&cfg.root_id, &cfg.issuing_id],
+        Scope::ExternalRoot => vec![&cfg.issuing_id],
+        Scope::RootOnly => vec![&cfg.root_id],
+    };
+    for id in &ids {
         if store.ca(id)?.is_some() {
             return Err(CliError::Exists(format!("CA \"{id}\" in {}", db.display())));
         }
     }
     let hsm = wiring::open_hsm(cfg)?;
-    let labels = [
-        cfg.root_id.to_string(),
-        cfg.issuing_id.to_string(),
-        format!("{}-ocsp", cfg.issuing_id),
-    ];
+    let labels: Vec<String> = match scope {
+        Scope::Hierarchy => vec![
+            cfg.root_id.to_string(),
+            cfg.issuing_id.to_string(),
+            format!("{}-ocsp", cfg.issuing_id),
+        ],
+        Scope::ExternalRoot => vec![cfg.issuing_id.to_string()],
+        Scope::RootOnly => vec![cfg.root_id.to_string()],
+    };
     for label in &labels {
         if hsm.has_key(label)? {
             return Err(CliError::Exists(format!(
@@ -367,49 +417,78 @@ fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>) -> Result<CreatedCa>
             )));
         }
     }
-    let generate = |label: &String| -> Result<CaKey> {
-        let signer = hsm.generate_key(label, algorithm)?;
-        Ok(CaKey {
-            label: label.clone(),
-            signer: Arc::new(signer),
+    let mut keys = labels
+        .iter()
+        .map(|label| -> Result<CaKey> {
+            let signer = hsm.generate_key(label, algorithm)?;
+            Ok(CaKey {
+                label: label.clone(),
+                signer: Arc::new(signer),
+            })
         })
-    };
-    let [root_label, issuing_label, ocsp_label] = &labels;
-    let (root, issuing, ocsp) = (
-        generate(root_label)?,
-        generate(issuing_label)?,
-        generate(ocsp_label)?,
-    );
+        .collect::<Result<Vec<CaKey>>>()?
+        .into_iter();
+    let mut next_key = || keys.next().expect("one key per label");
     let c = &cfg.raw.ca;
-    let plan = HierarchyPlan {
-        root_id: cfg.root_id.clone(),
-        root_name: organization_name(&c.country, &c.organization, &c.root_common_name)?,
-        root_validity_days: c.root_validity_days,
-        issuing_id: cfg.issuing_id.clone(),
-        issuing_name: organization_name(&c.country, &c.organization, &c.issuing_common_name)?,
-        issuing_validity_days: c.issuing_validity_days,
-        ocsp_name: organization_name(&c.country, &c.organization, &c.ocsp_common_name)?,
-        ocsp_validity_days: c.ocsp_validity_days,
-        public_url: c.public_url.clone(),
-    };
     let store_dyn: Arc<dyn Store> = store;
     let engine = Engine::new(store_dyn, crate::wiring::clock());
-    let h = create_hierarchy(
-        &engine,
-        &plan,
-        root,
-        issuing,
-        ocsp,
-        &ca_core::Principal::HostOperator,
-    )?;
-    let chain = format!("{}{}", cert_pem(&h.issuing_cert), cert_pem(&h.root_cert));
-    write_new(&files[0].1, cert_pem(&h.root_cert).as_bytes(), false)?;
-    write_new(&files[1].1, cert_pem(&h.issuing_cert).as_bytes(), false)?;
-    write_new(&files[2].1, cert_pem(&h.ocsp_cert).as_bytes(), false)?;
-    write_new(&files[3].1, chain.as_bytes(), false)?;
+    let actor = ca_core::Principal::HostOperator;
+    match scope {
+        Scope::Hierarchy => {
+            let plan = HierarchyPlan {
+                root_id: cfg.root_id.clone(),
+                root_name: organization_name(&c.country, &c.organization, &c.root_common_name)?,
+                root_validity_days: c.root_validity_days,
+                issuing_id: cfg.issuing_id.clone(),
+                issuing_name: organization_name(
+                    &c.country,
+                    &c.organization,
+                    &c.issuing_common_name,
+                )?,
+                issuing_validity_days: c.issuing_validity_days,
+                ocsp_name: organization_name(&c.country, &c.organization, &c.ocsp_common_name)?,
+                ocsp_validity_days: c.ocsp_validity_days,
+                public_url: c.public_url.clone(),
+            };
+            let (root, issuing, ocsp) = (next_key(), next_key(), next_key());
+            let h = create_hierarchy(&engine, &plan, root, issuing, ocsp, &actor)?;
+            let chain = format!("{}{}", cert_pem(&h.issuing_cert), cert_pem(&h.root_cert));
+            write_new(&files[0].1, cert_pem(&h.root_cert).as_bytes(), false)?;
+            write_new(&files[1].1, cert_pem(&h.issuing_cert).as_bytes(), false)?;
+            write_new(&files[2].1, cert_pem(&h.ocsp_cert).as_bytes(), false)?;
+            write_new(&files[3].1, chain.as_bytes(), false)?;
+        }
+        Scope::ExternalRoot => {
+            let issuing = next_key();
+            let name = organization_name(&c.country, &c.organization, &c.issuing_common_name)?;
+            let der = ca_core::csr::build(&name, issuing.signer.as_ref())?;
+            let pem =
+                der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, &der)
+                    .map_err(|e| CliError::Argument {
+                        field: "csr",
+                        rule: format!("cannot encode: {e}"),
+                    })?;
+            write_new(&files[0].1, pem.as_bytes(), false)?;
+        }
+        Scope::RootOnly => {
+            let root = next_key();
+            let name = organization_name(&c.country, &c.organization, &c.root_common_name)?;
+            let cert = ca_core::bootstrap::create_root(
+                &engine,
+                &cfg.root_id,
+                &name,
+                c.root_validity_days,
+                root.label,
+                root.signer,
+                &actor,
+            )?;
+            write_new(&files[0].1, cert_pem(&cert).as_bytes(), false)?;
+        }
+    }
     Ok(CreatedCa {
         algorithm,
-        files: files.into(),
+        scope,
+        files,
     })
 }
 
@@ -432,9 +511,17 @@ fn print_created(cfg: &Loaded, c: &CreatedCa) -> Result<()> {
         cfg.urls.crl,
         cfg.urls.ocsp
     );
-    outln!(
-        "next: nesca issue --config {} --csr req.pem --tckn 10000000146 --given-name \"AYŞE\" --surname \"YILMAZ\" --out ayse.pem",
-        cfg.file.display()
-    );
+    let config = cfg.file.display();
+    match c.scope {
+        Scope::Hierarchy => outln!(
+            "next: nesca issue --config {config} --csr req.pem --tckn 10000000146 --given-name \"AYŞE\" --surname \"YILMAZ\" --out ayse.pem"
+        ),
+        Scope::ExternalRoot => outln!(
+            "next: have the offline root sign issuing-ca.csr (nesca root sign --config ROOT.toml --csr issuing-ca.csr --out issuing-ca.pem), then nesca ca import-cert --config {config} --cert issuing-ca.pem --root root-ca.pem"
+        ),
+        Scope::RootOnly => outln!(
+            "next: nesca root sign --config {config} --csr ISSUING.csr --out ISSUING.pem, and nesca root crl --config {config} --out root-ca.crl"
+        ),
+    }
     Ok(())
 }

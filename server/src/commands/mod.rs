@@ -18,6 +18,7 @@ pub(crate) mod outbox;
 pub(crate) mod partner;
 pub(crate) mod plugins;
 pub(crate) mod production;
+pub(crate) mod root;
 pub(crate) mod transport_key;
 
 use std::io::Write;

@@ -1,0 +1,172 @@
+//! `nesca root …`: an offline root CA on a token and store of its own (its own nesca.toml),
+//! for the key ceremony — create the root, sign an issuing CA's request, sign the root's CRL,
+//! revoke an issuing CA. The online CA (`init --external-root`, `ca import-cert`,
+//! `ca import-crl`) never holds the root's key.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ca_core::store::Store;
+use ca_core::{rfc3339, Principal};
+use clap::Args;
+use serde_json::json;
+
+use super::{cert_pem, emit, OutFile};
+use crate::config::Loaded;
+use crate::error::{CliError, Result};
+use crate::wiring;
+
+#[derive(Args)]
+pub(crate) struct RootInitArgs {
+    /// A self-contained demo root: its own SoftHSM token, PIN file, database and configuration
+    #[arg(long, requires = "dir", conflicts_with = "config")]
+    demo: bool,
+    /// Directory of the demo root (created if missing)
+    #[arg(long, requires = "demo")]
+    dir: Option<PathBuf>,
+    /// Public base URL written into the certificates the root signs (the root's CRL and
+    /// certificate); demo only
+    #[arg(long, default_value = "http://127.0.0.1:8080", requires = "demo")]
+    public_url: String,
+    /// Key algorithm of the root key: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096
+    #[arg(long)]
+    algorithm: Option<hsm::KeyAlgorithm>,
+    /// The root's nesca.toml (its own token and store)
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct RootSignArgs {
+    /// The root's nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// The issuing CA's certification request (PEM or DER), as `init --external-root` wrote it
+    #[arg(long)]
+    csr: PathBuf,
+    /// Where to write the issuing CA's certificate (PEM); must not exist
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct RootCrlArgs {
+    /// The root's nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// Where to write the root's CRL (DER); copy it to the online CA (`nesca ca import-crl`)
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct RootRevokeArgs {
+    /// The root's nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// Serial number of the issuing CA's certificate, hexadecimal
+    #[arg(long)]
+    serial: String,
+    /// RFC 5280 reason: cACompromise, superseded, cessationOfOperation, affiliationChanged
+    #[arg(long)]
+    reason: String,
+}
+
+/// Creates the root alone, on the token its configuration names (or a demo's own).
+pub(crate) fn init(a: RootInitArgs) -> Result<()> {
+    super::init::init(
+        a.demo,
+        a.dir,
+        a.config,
+        &a.public_url,
+        a.algorithm,
+        super::init::Scope::RootOnly,
+    )
+}
+
+/// Certifies an issuing CA's key (its request's proof of possession checked) under the name
+/// its request gives, with the issuing-CA profile; the certificate is recorded in the root's
+/// store for its CRL, and written to `--out`.
+pub(crate) fn sign(a: RootSignArgs) -> Result<()> {
+    let cfg = Loaded::read(&a.config)?;
+    let out = OutFile::claim("out", &a.out)?;
+    let bytes = std::fs::read(&a.csr).map_err(CliError::io("cannot read the request", &a.csr))?;
+    let csr = ca_core::VerifiedCsr::parse(&bytes)?;
+    if csr.subject.0.is_empty() {
+        return Err(CliError::Argument {
+            field: "csr",
+            rule: "names no subject: an issuing CA is certified under its name".into(),
+        });
+    }
+    let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
+    let root = store.ca(&cfg.root_id)?.ok_or_else(|| {
+        CliError::config(
+            "ca.root_id",
+            format!(
+                "no root \"{}\" in the store; run `nesca root init` first",
+                cfg.root_id
+            ),
+        )
+    })?;
+    let hsm = wiring::open_hsm(&cfg)?;
+    let root_ca = ca_core::engine::SigningCa::new(
+        root.id.clone(),
+        root.cert_der.clone(),
+        Arc::new(hsm.find_key(&root.key_label)?),
+        Some(wiring::urls_of(&cfg, &root.id)?),
+    )?;
+    let engine = ca_core::engine::Engine::new(store, wiring::clock());
+    let issued = ca_core::bootstrap::issue_issuing_ca(
+        &engine,
+        &root_ca,
+        &csr.subject,
+        csr.public_key,
+        cfg.raw.ca.issuing_validity_days,
+        &Principal::HostOperator,
+    )?;
+    out.commit(cert_pem(&issued.cert_der).as_bytes())?;
+    let line = json!({
+        "serial": issued.serial.to_hex(),
+        "subject": csr.subject.to_string(),
+        "out": a.out.display().to_string(),
+    });
+    emit(&format!("{line}\n"))
+}
+
+/// The root's CRL now (`nesca crl --ca ROOT`).
+pub(crate) fn crl(a: RootCrlArgs) -> Result<()> {
+    let cfg = Loaded::read(&a.config)?;
+    super::crl::run_for(&cfg, Some(cfg.root_id.to_string()), false, &a.out)
+}
+
+/// Revokes an issuing CA's certificate the root signed; its next CRL lists it.
+pub(crate) fn revoke(a: RootRevokeArgs) -> Result<()> {
+    let serial = ca_core::Serial::parse_hex(&a.serial).map_err(|e| CliError::Argument {
+        field: "serial",
+        rule: e.rule(),
+    })?;
+    let reason: ca_core::lifecycle::RevocationReason =
+        a.reason
+            .parse()
+            .map_err(|e: ca_core::CaTypesError| CliError::Argument {
+                field: "reason",
+                rule: e.rule(),
+            })?;
+    let cfg = Loaded::read(&a.config)?;
+    let store = wiring::open_existing_store(&cfg)?;
+    let o = nesca_ra::lifecycle::Lifecycle::new(store, wiring::clock()).revoke_ca(
+        nesca_ra::lifecycle::CaRevocation {
+            serial,
+            reason,
+            request_id: ca_core::lifecycle::RequestId::random(),
+            actor: Principal::HostOperator,
+        },
+    )?;
+    let line = json!({
+        "serial": o.serial.to_hex(),
+        "status": o.status.as_str(),
+        "reason": reason.name(),
+        "at": rfc3339(o.at),
+    });
+    emit(&format!("{line}\n"))
+}
