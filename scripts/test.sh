@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # nesca's test command (README): installs what the end-to-end tests need when it is missing —
-# SoftHSM 2 and OpenSSL from Debian's apt, DigiCert's pkilint from PyPI into a venv — then runs
-# every test of the workspace. Idempotent; works from any directory.
+# SoftHSM 2 and OpenSSL from Debian's apt, DigiCert's pkilint and pyHanko (the PDF signature
+# validator of tests/e2e/pdf_validation.rs) from PyPI into a venv each — then runs every test of
+# the workspace. Idempotent; works from any directory.
 #
-#   NESCA_TOOLS_DIR        where the pkilint venv goes (default ~/.cache/nesca-tools)
+#   NESCA_TOOLS_DIR        where the pkilint and pyHanko venvs go (default ~/.cache/nesca-tools)
 #   NESCA_PKILINT_DIR      a bin directory that already holds lint_etsi_cert: use it, install nothing
 #   NESCA_PKILINT_VERSION  pkilint version to install (default below; "latest" for the newest)
+#   NESCA_PYHANKO_DIR      a bin directory whose python already imports pyHanko: use it, install
+#                          nothing
+#   NESCA_PYHANKO_VERSION  pyHanko version to install (default below, with the
+#                          pyhanko-certvalidator it was tested with; "latest" for the newest)
 #   NESCA_FUZZ_SECONDS     how long each fuzz target in fuzz/ runs after the tests (default 15;
 #                          0 skips fuzzing; cargo-fuzz is installed with cargo when missing)
 #
@@ -20,6 +25,10 @@ softhsm_module=/usr/lib/softhsm/libsofthsm2.so
 tools_dir="${NESCA_TOOLS_DIR:-$HOME/.cache/nesca-tools}"
 venv="$tools_dir/pkilint-venv"
 pkilint_version="${NESCA_PKILINT_VERSION:-0.13.3}"
+pyhanko_venv="$tools_dir/pyhanko-venv"
+pyhanko_version="${NESCA_PYHANKO_VERSION:-0.38.0}"
+certvalidator_version=0.33.0
+pyhanko_ok() { "$1/python" -c 'import pyhanko.sign, pyhanko_certvalidator' >/dev/null 2>&1; }
 
 say() { printf 'test.sh: %s\n' "$*" >&2; }
 
@@ -41,7 +50,13 @@ if [ -n "${NESCA_PKILINT_DIR:-}" ] && [ -x "$NESCA_PKILINT_DIR/lint_etsi_cert" ]
 elif [ -x "$venv/bin/lint_etsi_cert" ] && "$venv/bin/lint_etsi_cert" --help >/dev/null 2>&1; then
     need_pkilint=0
 fi
-if [ "$need_pkilint" = 1 ]; then
+need_pyhanko=1
+if [ -n "${NESCA_PYHANKO_DIR:-}" ] && pyhanko_ok "$NESCA_PYHANKO_DIR"; then
+    need_pyhanko=0
+elif pyhanko_ok "$pyhanko_venv/bin"; then
+    need_pyhanko=0
+fi
+if [ "$need_pkilint" = 1 ] || [ "$need_pyhanko" = 1 ]; then
     if ! command -v python3 >/dev/null 2>&1; then
         missing+=(python3 python3-venv)
     elif ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -83,6 +98,25 @@ if [ -z "${NESCA_PKILINT_DIR:-}" ] || [ ! -x "$NESCA_PKILINT_DIR/lint_etsi_cert"
     export NESCA_PKILINT_DIR="$venv/bin"
 fi
 say "pkilint: $NESCA_PKILINT_DIR/lint_etsi_cert"
+
+# --- pyHanko ---------------------------------------------------------------------------------
+if [ "$need_pyhanko" = 1 ]; then
+    say "installing pyHanko into $pyhanko_venv"
+    rm -rf "$pyhanko_venv"
+    mkdir -p "$tools_dir"
+    python3 -m venv "$pyhanko_venv"
+    if [ "$pyhanko_version" = latest ]; then
+        specs=(pyHanko pyhanko-certvalidator)
+    else
+        specs=("pyHanko==$pyhanko_version" "pyhanko-certvalidator==$certvalidator_version")
+    fi
+    "$pyhanko_venv/bin/python" -m pip install --quiet --disable-pip-version-check "${specs[@]}"
+    pyhanko_ok "$pyhanko_venv/bin"
+fi
+if [ -z "${NESCA_PYHANKO_DIR:-}" ] || ! pyhanko_ok "$NESCA_PYHANKO_DIR"; then
+    export NESCA_PYHANKO_DIR="$pyhanko_venv/bin"
+fi
+say "pyHanko: $NESCA_PYHANKO_DIR/python"
 
 # --- tests -----------------------------------------------------------------------------------
 if ! command -v cargo >/dev/null 2>&1; then

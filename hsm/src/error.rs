@@ -94,6 +94,19 @@ pub enum HsmError {
         context: &'static str,
         reason: String,
     },
+    /// SoftHSM's metadata file of a token (`<tokendir>/<token>/token.object`: its label, flags
+    /// and the PIN-derived blobs that open its key objects) is damaged, and nesca cannot put
+    /// its copy (`token.object.nesca-copy`) back: there is none, or it is damaged too, or
+    /// writing it failed. SoftHSM cannot open that token until the file is restored.
+    #[error("SoftHSM token metadata {path} is damaged ({damage}) and cannot be restored: {why}")]
+    TokenMetadataDamaged {
+        /// The `token.object` at fault.
+        path: String,
+        /// What is wrong with it, e.g. `empty (0 bytes)`.
+        damage: String,
+        /// Why nesca could not restore it.
+        why: String,
+    },
     /// The operation still failed after the bounded number of retries.
     #[error("HSM unavailable after {attempts} attempts, try again later: {last}")]
     Unavailable { attempts: u32, last: Box<HsmError> },

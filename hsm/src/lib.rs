@@ -16,6 +16,7 @@ mod error;
 mod key;
 mod module;
 mod signer;
+mod softhsm_guard;
 mod workers;
 mod wrap;
 

@@ -88,7 +88,12 @@ impl Hsm {
     /// Loads and initialises the module, finds the token by label and logs the user in.
     pub fn open(config: HsmConfig) -> Result<Hsm, HsmError> {
         let ctx = load_module(&config.module, config.softhsm_conf.as_deref())?;
-        let (slot, login) = connect(&ctx, &config.token_label, &config.pin)?;
+        let (slot, login) = connect(
+            &ctx,
+            &config.token_label,
+            &config.pin,
+            config.softhsm_conf.as_deref(),
+        )?;
         let slot = Arc::new(Mutex::new(slot));
         let workers = Workers::start(ctx.clone(), slot.clone(), config.pool_size)?;
         let ocsp_workers = match config.ocsp_pool_size {
@@ -285,8 +290,15 @@ impl Hsm {
 
 /// Finds the token and logs in, retrying what a token that another process is writing at that
 /// moment can answer (SoftHSM's file store: `CKR_GENERAL_ERROR`, or no token visible at all).
-/// Between attempts the module is initialised again, so that it reads its token store anew.
-fn connect(ctx: &Pkcs11, label: &str, pin: &SecretString) -> Result<(Slot, Session), HsmError> {
+/// Between attempts the module is initialised again, so that it reads its token store anew —
+/// after SoftHSM's token metadata is guarded again (`softhsm_guard`: another process killed
+/// mid-rewrite since this one started leaves it empty).
+fn connect(
+    ctx: &Pkcs11,
+    label: &str,
+    pin: &SecretString,
+    softhsm_conf: Option<&Path>,
+) -> Result<(Slot, Session), HsmError> {
     let attempt = || -> Result<(Slot, Session), HsmError> {
         let slot = find_token(ctx, label)?;
         let session = ctx
@@ -307,6 +319,11 @@ fn connect(ctx: &Pkcs11, label: &str, pin: &SecretString) -> Result<(Slot, Sessi
                 backoff *= 2;
                 // C_Finalize then C_Initialize: the way to make the module read its store again.
                 let _ = ctx.clone().finalize();
+                if let Some(conf) = softhsm_conf {
+                    if let Err(g) = crate::softhsm_guard::guard_tokens(conf) {
+                        tracing::warn!(error = %g, "SoftHSM token metadata not guarded before the retry");
+                    }
+                }
                 initialize(ctx)?;
             }
             Err(e) => return Err(e),
@@ -383,6 +400,9 @@ fn load_module(path: &Path, softhsm_conf: Option<&Path>) -> Result<Pkcs11, HsmEr
         };
     }
     if let Some(conf) = softhsm_conf {
+        // Before SoftHSM reads its token store: put back token metadata a killed process left
+        // damaged, and keep a copy of it that parses.
+        crate::softhsm_guard::guard_tokens(conf)?;
         std::env::set_var("SOFTHSM2_CONF", conf);
     }
     let ctx = Pkcs11::new(path).map_err(|e| match e {

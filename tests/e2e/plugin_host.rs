@@ -156,6 +156,8 @@ fn a_plugin_reaches_nothing_of_the_ca() {
         .and_then(|e| e.ok())
     {
         secret_files.push(token_file.path().join("token.object"));
+        // nesca's copy of it (softhsm_guard): the same PIN blobs.
+        secret_files.push(token_file.path().join("token.object.nesca-copy"));
     }
     for file in &secret_files {
         let (ok, detail) = probe(&server, &format!("/read?{}", s(file)));
