@@ -326,3 +326,121 @@ mod tests {
         assert_eq!((field, rule.as_str()), ("cert", "is not valid now"));
     }
 }
+
+#[cfg(test)]
+mod crl_tests {
+    use super::*;
+    use crate::store::RegistryStore as _;
+    use crate::testkit::{fixture_with, SoftSigner};
+    use crate::Clock as _;
+    use std::sync::Arc;
+
+    /// A CRL signed by `root_key` under `root_der`'s name (number 7, no entries; a delta of 6
+    /// with `delta`), built with x509-cert directly (the `crl` crate is not a dependency).
+    fn root_and_crl(
+        root_key: &SoftSigner,
+        root_der: &[u8],
+        (this_update, next_update): (std::time::SystemTime, std::time::SystemTime),
+        delta: bool,
+    ) -> Vec<u8> {
+        use der::asn1::{OctetString, UtcTime};
+        use x509_cert::crl::{CertificateList, TbsCertList};
+        use x509_cert::ext::pkix::crl::{BaseCrlNumber, CrlNumber};
+        use x509_cert::ext::Extension;
+        use x509_cert::time::Time;
+        let root = Certificate::from_der(root_der).unwrap();
+        let t = |s| Time::UtcTime(UtcTime::from_system_time(s).unwrap());
+        let ext = |oid, v: Vec<u8>| Extension {
+            extn_id: oid,
+            critical: false,
+            extn_value: OctetString::new(v).unwrap(),
+        };
+        use der::oid::AssociatedOid as _;
+        let mut exts = vec![ext(
+            CrlNumber::OID,
+            CrlNumber(der::asn1::Uint::new(&[7]).unwrap())
+                .to_der()
+                .unwrap(),
+        )];
+        if delta {
+            exts.push(ext(
+                BaseCrlNumber::OID,
+                BaseCrlNumber(der::asn1::Uint::new(&[6]).unwrap())
+                    .to_der()
+                    .unwrap(),
+            ));
+        }
+        let tbs = TbsCertList {
+            version: x509_cert::Version::V2,
+            signature: crate::engine::TbsSigner::signature_algorithm(root_key),
+            issuer: root.tbs_certificate.subject.clone(),
+            this_update: t(this_update),
+            next_update: Some(t(next_update)),
+            revoked_certificates: None,
+            crl_extensions: Some(exts),
+        };
+        let sig = crate::engine::TbsSigner::sign(root_key, &tbs.to_der().unwrap()).unwrap();
+        CertificateList {
+            signature_algorithm: tbs.signature.clone(),
+            tbs_cert_list: tbs,
+            signature: der::asn1::BitString::from_bytes(&sig).unwrap(),
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    #[test]
+    fn only_a_current_full_crl_signed_by_the_root_is_accepted() {
+        // A root whose key the test holds: the fixture's root key is random and private, so
+        // a root of the test's own is made self-signed through the fixture's engine instead.
+        let root_key = Arc::new(SoftSigner::random());
+        let f = fixture_with(Arc::new(SoftSigner::random()));
+        let name = crate::name::organization_name("TR", "Test ESHS", "Own Root").unwrap();
+        let own = crate::IssuerId::parse("own-root").unwrap();
+        let root_der = crate::bootstrap::create_root(
+            &f.engine,
+            &own,
+            &name,
+            3650,
+            "own-root".into(),
+            root_key.clone(),
+            &crate::Principal::HostOperator,
+        )
+        .unwrap();
+        let now = f.clock.now_unix();
+        let then = f.clock.now();
+        let later = (then, then + std::time::Duration::from_secs(86_400));
+        let good = root_and_crl(&root_key, &root_der, later, false);
+        assert_eq!(
+            check_root_crl(&root_der, &good, &[1], now).unwrap(),
+            RootCrl {
+                number: 7,
+                lists_issuing: false
+            }
+        );
+        let refused = |der: &[u8], root: &[u8]| match check_root_crl(root, der, &[1], now) {
+            Err(CaError::Invalid { field, rule }) => format!("{field}: {rule}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let delta = root_and_crl(&root_key, &root_der, later, true);
+        assert!(refused(&delta, &root_der).contains("delta"));
+        let past = (
+            then - std::time::Duration::from_secs(120),
+            then - std::time::Duration::from_secs(60),
+        );
+        let stale = root_and_crl(&root_key, &root_der, past, false);
+        assert!(refused(&stale, &root_der).contains("out of date"));
+        // Signed by another key under the same name.
+        let forged = root_and_crl(&SoftSigner::random(), &root_der, later, false);
+        assert!(refused(&forged, &root_der).contains("signature"));
+        // Another root's certificate.
+        let other_root = f
+            .store
+            .ca(&crate::IssuerId::parse("root-ca").unwrap())
+            .unwrap()
+            .unwrap()
+            .cert_der;
+        assert!(refused(&good, &other_root).contains("not by the root"));
+        assert!(refused(b"garbage", &root_der).starts_with("crl: not an X.509 CRL"));
+    }
+}

@@ -115,9 +115,26 @@ impl Renewal {
         })
     }
 
-    /// The health of the CA's current signer now.
+    /// The health of the CA's current signer now. A signer that already runs to the CA's
+    /// own end is current however little is left: a new one could not run longer (it never
+    /// outlives its CA), so renewing it would only make keys.
     pub(crate) fn health_of(&self, ca: &CaRecord, now: UnixTime) -> SignerHealth {
-        health(ca.ocsp_cert_der.as_deref(), now, self.share)
+        let h = health(ca.ocsp_cert_der.as_deref(), now, self.share);
+        let signer_end = ca.ocsp_cert_der.as_deref().and_then(validity).map(|v| v.1);
+        let ca_end = validity(&ca.cert_der).map(|v| v.1);
+        match (h, signer_end, ca_end) {
+            (SignerHealth::Due, Some(s), Some(c)) if s.secs() + 86_400 >= c.secs() => {
+                SignerHealth::Current
+            }
+            _ => h,
+        }
+    }
+
+    /// Whether the CA itself can still certify a signer at `now`: within its validity, with at
+    /// least a day left (an expired CA's certificates have expired too: nothing to answer).
+    pub(crate) fn ca_can_certify(&self, ca: &CaRecord, now: UnixTime) -> bool {
+        validity(&ca.cert_der)
+            .is_some_and(|(from, to)| from <= now && to.secs() - now.secs() >= 86_400)
     }
 
     /// Renews the delegated OCSP signer of the issuing CA `id`, as the store holds it now.
@@ -143,6 +160,21 @@ impl Renewal {
         }
         .unwrap_or(ca_key.algorithm());
         let name = self.signer_name(&record);
+        // Never beyond the CA's own notAfter (the engine refuses a certificate that would
+        // outlive its issuer): near the CA's end the signer runs to it, no further.
+        let days_left = validity(&record.cert_der)
+            .map(|(_, to)| (to.secs() - now.secs()) / 86_400)
+            .unwrap_or(0);
+        let validity_days = u32::try_from(days_left.clamp(0, i64::from(self.validity_days)))
+            .unwrap_or(self.validity_days);
+        if validity_days == 0 {
+            return Err(CliError::config(
+                "ca",
+                format!(
+                    "CA \"{id}\" has less than a day left: no signer can be certified under it"
+                ),
+            ));
+        }
         let label = format!("{id}-ocsp-{}-{:08x}", now.secs(), rand::random::<u32>());
         let key = hsm.generate_key(&label, algorithm)?;
         let made = SigningCa::new(
@@ -157,7 +189,7 @@ impl Renewal {
                 &ca,
                 &name,
                 ca_core::engine::TbsSigner::public_key(&key),
-                self.validity_days,
+                validity_days,
                 actor,
             )
         })
@@ -219,7 +251,10 @@ pub(crate) fn renew_due_at_start(
             continue;
         }
         let health = renewal.health_of(&ca, now);
-        if !health.needs_renewal() {
+        if !health.needs_renewal()
+            || !renewal.ca_can_certify(&ca, now)
+            || crate::wiring::is_revoked(store.as_ref(), &ca)?
+        {
             continue;
         }
         match renewal.renew(store, hsm, &ca.id, &actor) {
@@ -229,6 +264,11 @@ pub(crate) fn renew_due_at_start(
                 key_label = r.key_label,
                 "OCSP signer renewed"
             ),
+            // Another process (a second node, `nesca ocsp` starting beside `serve`) renewed it
+            // first: its signer is the one loaded next.
+            Err(CliError::Ca(ca_core::CaError::Conflict { .. })) => {
+                tracing::info!(ca = %ca.id, "OCSP signer renewed by another process")
+            }
             Err(e) if health != SignerHealth::Missing => {
                 tracing::error!(ca = %ca.id, was = health.as_str(), error = %e, "OCSP signer not renewed; will retry")
             }

@@ -79,9 +79,10 @@ pub(crate) struct Issuance {
 }
 
 /// The generation of the configured issuing CA (`ca.id`) that issues now: the newest of its
-/// key rollovers (`nesca ca rollover`), or `ca.id` itself before any.
+/// key rollovers (`nesca ca rollover`), or `ca.id` itself before any. Refused when its root
+/// revoked it (`nesca ca revoke`): nothing is issued under a revoked CA.
 pub(crate) fn current_issuing(cfg: &Loaded, store: &dyn Store) -> Result<ca_core::store::CaRecord> {
-    ca_core::store::generations(store, &cfg.issuing_id)?
+    let current = ca_core::store::generations(store, &cfg.issuing_id)?
         .pop()
         .ok_or_else(|| {
             CliError::config(
@@ -91,7 +92,39 @@ pub(crate) fn current_issuing(cfg: &Loaded, store: &dyn Store) -> Result<ca_core
                     cfg.issuing_id
                 ),
             )
-        })
+        })?;
+    if is_revoked(store, &current)? {
+        return Err(CliError::config(
+            "ca.id",
+            format!(
+                "the issuing CA \"{}\" is revoked: nothing is issued under it (roll over to a new generation: nesca ca rollover)",
+                current.id
+            ),
+        ));
+    }
+    Ok(current)
+}
+
+/// The serial of a certificate (DER), as the store keys it.
+pub(crate) fn serial_of(cert_der: &[u8]) -> Option<ca_core::Serial> {
+    use der::Decode as _;
+    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
+    ca_core::Serial::from_der_bytes(cert.tbs_certificate.serial_number.as_bytes())
+}
+
+/// Whether the root revoked this CA's certificate (as the store records it: a root on this
+/// token, `nesca ca revoke`; an offline root's revocations are not known here).
+pub(crate) fn is_revoked(store: &dyn Store, ca: &ca_core::store::CaRecord) -> Result<bool> {
+    if ca.role != ca_core::store::CaRole::Issuing {
+        return Ok(false);
+    }
+    let Some(serial) = serial_of(&ca.cert_der) else {
+        return Ok(false);
+    };
+    Ok(store.get(None, &serial)?.is_some_and(|r| {
+        r.status == ca_core::store::CertStatus::Revoked
+            && r.cert_der.as_deref() == Some(ca.cert_der.as_slice())
+    }))
 }
 
 /// The URLs certificates of CA `id` carry (its own CRL and certificate, the OCSP responder).
@@ -203,18 +236,27 @@ pub(crate) fn configured_ca<'a>(
         })
 }
 
-/// Every generation of the configured issuing CA among the served ones, oldest first: the
-/// certificates of all of them stay trusted where nesca checks its own (partners' TLS).
+/// Every generation of the configured issuing CA among the served ones, oldest first, but
+/// those their root revoked: the certificates of all of them stay trusted where nesca checks
+/// its own (partners' TLS); a revoked CA's are not.
 pub(crate) fn configured_generations<'a>(
     cfg: &Loaded,
     store: &dyn Store,
     cas: &'a [ServedCa],
 ) -> Result<Vec<&'a ServedCa>> {
-    Ok(ca_core::store::generations(store, &cfg.issuing_id)?
-        .iter()
-        .filter_map(|g| cas.iter().find(|c| c.record.id == g.id))
-        .collect())
+    let mut out = Vec::new();
+    for g in ca_core::store::generations(store, &cfg.issuing_id)? {
+        if is_revoked(store, &g)? {
+            continue;
+        }
+        out.extend(cas.iter().find(|c| c.record.id == g.id));
+    }
+    Ok(out)
 }
+
+/// The key label nesca records for a root whose key is offline (`nesca ca import-cert`): no
+/// label nesca generates has a `:`, so nothing on the token ever signs as that root.
+pub(crate) const OFFLINE_ROOT_PREFIX: &str = "offline:";
 
 /// The root CAs' CRL issuers (the ARL: full CRLs only, `[crl] root_every_seconds` and
 /// `root_validity_seconds`), each signed with the root's key from the token. The entries are
@@ -243,7 +285,9 @@ pub(crate) fn root_crl_issuers(
     for record in store.cas()? {
         // An offline root signs its CRL on its own token (`nesca root crl`; published here
         // with `nesca ca import-crl`).
-        if record.role != ca_core::store::CaRole::Root || !hsm.has_key(&record.key_label)? {
+        if record.role != ca_core::store::CaRole::Root
+            || record.key_label.starts_with(OFFLINE_ROOT_PREFIX)
+        {
             continue;
         }
         let cert = ca_certificate(&record)?;

@@ -394,6 +394,60 @@ fn a_revoked_issuing_ca_is_listed_in_the_root_crl() {
         Some(Some("CA Compromise".to_owned())),
         "{text}"
     );
+    // Nothing is issued under a revoked CA; serve still answers (its CRLs and OCSP go on);
+    // a rollover brings issuance back.
+    let refused = demo.issue(&demo.csr("after", Key::P256), &[]);
+    assert!(
+        !refused.success() && refused.stderr.contains("is revoked"),
+        "{}",
+        refused.describe()
+    );
+    let mut server = Server::serve(&demo);
+    published(&server, "/crl/nes-ca.crl");
+    server.assert_running();
+    drop(server);
+    demo.nesca(&["ca", "rollover", "--config", s(&config), "--ca", "nes-ca"])
+        .ok();
+    demo.issue_ok(&demo.csr("new-gen", Key::P256), "new-gen.pem", &[]);
+}
+
+/// Near the issuing CA's own end a renewed OCSP signer runs to it and no further (a signer
+/// never outlives its CA): `renew-ocsp-signer` 3600 days on, with 53 days left of the CA's
+/// 3653, makes a signer whose notAfter is within the last day before the CA's.
+#[test]
+fn a_signer_renewed_near_the_cas_end_runs_to_it() {
+    let demo = server_demo();
+    let config = demo.config();
+    let renewed = nesca_at(
+        &demo,
+        3600,
+        &[
+            "ca",
+            "renew-ocsp-signer",
+            "--config",
+            s(&config),
+            "--ca",
+            "nes-ca",
+        ],
+    )
+    .ok();
+    let v: Value = serde_json::from_str(renewed.stdout.trim()).unwrap();
+    let list = ca_list(&demo, 3600);
+    let ca = list.iter().find(|c| c["id"] == "nes-ca").unwrap();
+    let t = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+        .unix_timestamp()
+    };
+    let (signer_end, ca_end) = (t(&v["not_after"]), t(&ca["not_after"]));
+    assert!(
+        signer_end <= ca_end && ca_end - signer_end < DAY,
+        "{v} / {ca}"
+    );
+    assert_eq!(v["previous_status"], "expired", "{v}");
 }
 
 /// `/metrics` shows how long each CA certificate and current OCSP signer has left, and each
@@ -573,17 +627,8 @@ fn a_rollover_moves_issuance_to_a_new_key_and_both_generations_answer() {
         ("/crl/nes-ca.crl", demo.path("issuing-ca.pem")),
         ("/crl/nes-ca-g2.crl", g2_pem.clone()),
     ] {
-        let mut fetched = None;
-        for _ in 0..200 {
-            let r = server.get(crl);
-            if r.status == 200 {
-                fetched = Some(r.body);
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
         let file = demo.work.join(crl.trim_start_matches("/crl/"));
-        std::fs::write(&file, fetched.expect("the CRL is published")).unwrap();
+        std::fs::write(&file, published(&server, crl)).unwrap();
         crl_verifies(&file, &issuer);
     }
     let served = server.get("/ca/nes-ca-g2.crt");
@@ -591,6 +636,20 @@ fn a_rollover_moves_issuance_to_a_new_key_and_both_generations_answer() {
     let der = openssl(&["x509", "-in", s(&g2_pem), "-outform", "DER"]).stdout_bytes;
     assert_eq!(served.body, der);
     server.assert_running();
+}
+
+/// The CRL `path` once `nesca serve`'s CRL thread has published it (it runs beside the
+/// listener from the start), for at most 10 s.
+#[track_caller]
+fn published(server: &Server, path: &str) -> Vec<u8> {
+    for _ in 0..200 {
+        let r = server.get(path);
+        if r.status == 200 {
+            return r.body;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{path} was not published within 10 s: {}", server.stderr());
 }
 
 /// The URLs a certificate names: (caIssuers, cRLDistributionPoints, OCSP).
@@ -633,12 +692,7 @@ fn every_url_in_every_certificate_answers() {
             .to_owned()
     };
     // The root's CRL comes with the CRL thread's first round.
-    for _ in 0..200 {
-        if server.get("/crl/root-ca.crl").status == 200 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    published(&server, "/crl/root-ca.crl");
     let mut walked = 0;
     for cert in [
         demo.path("root-ca.pem"),

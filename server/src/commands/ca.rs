@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ca_core::store::{CaRecord, CaRole, RegistryStore as _, Store};
-use ca_core::{rfc3339, IssuerId, Principal, Serial, UnixTime};
+use ca_core::{rfc3339, IssuerId, Principal, UnixTime};
 use clap::Args;
 use serde_json::json;
 
@@ -42,13 +42,6 @@ pub(crate) struct RevokeArgs {
     request_id: Option<String>,
 }
 
-/// The serial of a certificate (DER), as the store keys it.
-fn serial_of(cert_der: &[u8]) -> Option<Serial> {
-    use der::Decode as _;
-    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
-    Serial::from_der_bytes(cert.tbs_certificate.serial_number.as_bytes())
-}
-
 /// The validity of a certificate as JSON fields (null when it does not decode).
 fn validity_json(cert_der: &[u8]) -> (serde_json::Value, serde_json::Value) {
     match ocsp_signer::validity(cert_der) {
@@ -70,13 +63,7 @@ fn ca_status(cert_der: &[u8], now: UnixTime) -> &'static str {
 fn ca_json(store: &dyn Store, ca: &CaRecord, now: UnixTime) -> Result<serde_json::Value> {
     let (not_before, not_after) = validity_json(&ca.cert_der);
     // A CA certificate its root revoked is `revoked`, whatever its dates.
-    let revoked = match serial_of(&ca.cert_der) {
-        Some(serial) if ca.role == CaRole::Issuing => store
-            .get(None, &serial)?
-            .is_some_and(|r| r.status == ca_core::store::CertStatus::Revoked),
-        _ => false,
-    };
-    let status = if revoked {
+    let status = if wiring::is_revoked(store, ca)? {
         "revoked"
     } else {
         ca_status(&ca.cert_der, now)
@@ -170,7 +157,7 @@ pub(crate) fn revoke(a: RevokeArgs) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
     let record = ocsp_signer::issuing_ca(store.as_ref(), &id)?;
-    let serial = serial_of(&record.cert_der).ok_or_else(|| {
+    let serial = wiring::serial_of(&record.cert_der).ok_or_else(|| {
         crate::error::CliError::config(
             "store",
             format!("the certificate of \"{id}\" does not decode"),
@@ -278,7 +265,17 @@ pub(crate) fn rollover(a: RolloverArgs) -> Result<()> {
         Some(wiring::urls_of(&cfg, &root.id)?),
     )?;
     let algorithm = hsm.find_key(&previous.key_label)?.algorithm();
-    let labels = [new_id.to_string(), format!("{new_id}-ocsp")];
+    // Unique labels (the time and random bits): two rollovers racing never make two keys
+    // under one label; the one the store refuses destroys its own.
+    let unique = format!(
+        "{}-{:08x}",
+        wiring::clock().now_unix().secs(),
+        rand::random::<u32>()
+    );
+    let labels = [
+        format!("{new_id}-{unique}"),
+        format!("{new_id}-ocsp-{unique}"),
+    ];
     let mut made = Vec::new();
     let result = (|| -> Result<ca_core::bootstrap::Rolled> {
         let mut keys = Vec::new();
@@ -365,10 +362,9 @@ fn write_generation_files(
     Ok(())
 }
 
-/// The token label nesca records for a root whose key is offline: no key on this token has
-/// it (labels nesca generates have no `:`), so nothing here ever signs as that root.
+/// The token label nesca records for a root whose key is offline.
 fn offline_root_label(root: &IssuerId) -> String {
-    format!("offline:{root}")
+    format!("{}{root}", wiring::OFFLINE_ROOT_PREFIX)
 }
 
 #[derive(Args)]
@@ -410,14 +406,26 @@ pub(crate) fn import_cert(a: ImportCertArgs) -> Result<()> {
     let cert_der = read_der("cert", &a.cert, &["CERTIFICATE"])?;
     let root_der = read_der("root", &a.root, &["CERTIFICATE"])?;
     let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
-    for id in [&cfg.issuing_id, &cfg.root_id] {
-        if store.ca(id)?.is_some() {
-            return Err(CliError::config(
-                "ca",
-                format!("CA \"{id}\" is in the store already: nothing to import"),
-            ));
-        }
+    if store.ca(&cfg.issuing_id)?.is_some() {
+        return Err(CliError::config(
+            "ca",
+            format!(
+                "CA \"{}\" is in the store already: nothing to import",
+                cfg.issuing_id
+            ),
+        ));
     }
+    // A root left by an import that failed after it (same certificate) is taken as it is.
+    let root_known = match store.ca(&cfg.root_id)? {
+        Some(r) if r.cert_der == root_der => true,
+        Some(_) => {
+            return Err(CliError::config(
+                "root",
+                format!("another root \"{}\" is in the store already", cfg.root_id),
+            ))
+        }
+        None => false,
+    };
     let hsm = wiring::open_hsm(&cfg)?;
     let issuing_key = hsm.find_key(cfg.issuing_id.as_str())?;
     let c = &cfg.raw.ca;
@@ -431,21 +439,41 @@ pub(crate) fn import_cert(a: ImportCertArgs) -> Result<()> {
         &ca_core::engine::TbsSigner::public_key(&issuing_key),
         now,
     )?;
+    // The root's CRL must be where this CA serves it, or relying parties find none.
+    let expected = wiring::urls_of(&cfg, &cfg.root_id)?.crl;
+    let named = nesca_pkix::subject::issuer_urls(&cert_der)
+        .map(|u| u.crls)
+        .unwrap_or_default();
+    if !named.contains(&expected) {
+        return Err(CliError::Argument {
+            field: "cert",
+            rule: format!(
+                "names the root's CRL at {named:?}, but this CA serves it at {expected} (the root's configuration must have the same ca.root_id and ca.public_url)"
+            ),
+        });
+    }
     let actor = Principal::HostOperator;
-    store.add_ca(
-        CaRecord {
-            id: cfg.root_id.clone(),
-            role: CaRole::Root,
-            key_label: offline_root_label(&cfg.root_id),
-            cert_der: root_der.clone(),
-            ocsp_key_label: None,
-            ocsp_cert_der: None,
-            supersedes: None,
-        },
-        &actor,
-        now,
-    )?;
-    let ocsp_label = format!("{}-ocsp", cfg.issuing_id);
+    if !root_known {
+        store.add_ca(
+            CaRecord {
+                id: cfg.root_id.clone(),
+                role: CaRole::Root,
+                key_label: offline_root_label(&cfg.root_id),
+                cert_der: root_der.clone(),
+                ocsp_key_label: None,
+                ocsp_cert_der: None,
+                supersedes: None,
+            },
+            &actor,
+            now,
+        )?;
+    }
+    let ocsp_label = format!(
+        "{}-ocsp-{}-{:08x}",
+        cfg.issuing_id,
+        now.secs(),
+        rand::random::<u32>()
+    );
     let ocsp_key = hsm.generate_key(&ocsp_label, issuing_key.algorithm())?;
     let engine = ca_core::engine::Engine::new(store.clone(), wiring::clock());
     let installed = ca_core::bootstrap::install_issuing(
@@ -499,9 +527,7 @@ pub(crate) fn import_cert(a: ImportCertArgs) -> Result<()> {
             .map_err(CliError::io("cannot write", &path))?;
     }
     let (not_before, not_after) = validity_json(&cert_der);
-    let crl_urls = nesca_pkix::subject::issuer_urls(&cert_der)
-        .map(|u| u.crls)
-        .unwrap_or_default();
+    let crl_urls = named;
     let line = json!({
         "ca": cfg.issuing_id.as_str(),
         "root": cfg.root_id.as_str(),
@@ -570,4 +596,24 @@ pub(crate) fn import_crl(a: ImportCrlArgs) -> Result<()> {
         "issuing_ca_revoked": revoked,
     });
     emit(&format!("{line}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_generation_is_named_after_the_one_it_supersedes() {
+        let next =
+            |s: &str| next_generation_id(&IssuerId::parse(s).unwrap()).map(|i| i.to_string());
+        assert_eq!(next("nes-ca").unwrap(), "nes-ca-g2");
+        assert_eq!(next("nes-ca-g2").unwrap(), "nes-ca-g3");
+        assert_eq!(next("nes-ca-g19").unwrap(), "nes-ca-g20");
+        // "-g" not followed by digits is part of the name.
+        assert_eq!(next("nes-ca-gx").unwrap(), "nes-ca-gx-g2");
+        // Past the id's 32 characters: refused, naming --new-id.
+        let long = "a".repeat(31);
+        let e = next(&long).unwrap_err().to_string();
+        assert!(e.starts_with("new_id: ") && e.contains("--new-id"), "{e}");
+    }
 }

@@ -595,9 +595,22 @@ fn channel_host(
     hsm: &hsm::Hsm,
 ) -> Result<Arc<crate::channels::ChannelHost>> {
     use ca_core::engine::{Engine, SigningCa};
-    let ca = wiring::configured_ca(cfg, store.as_ref(), cas)?;
-    let chain_der = wiring::chain_der(cfg, store.as_ref(), ca.record.cert_der.clone())?;
     let clock = wiring::clock();
+    // A revoked issuing CA issues nothing: the channels still answer lookups and holders'
+    // requests, and OCSP and CRLs go on, but no certificate is issued until a new generation.
+    let ca = match wiring::configured_ca(cfg, store.as_ref(), cas) {
+        Ok(ca) => ca,
+        Err(e) => {
+            tracing::error!(error = %e, "the channels issue nothing");
+            return Ok(Arc::new(crate::channels::ChannelHost {
+                enrollments: nesca_ra::enrollment::Enrollments::new(store.clone(), clock.clone()),
+                store: store.clone(),
+                lifecycle: nesca_ra::lifecycle::Lifecycle::new(store, clock),
+                issuance: None,
+            }));
+        }
+    };
+    let chain_der = wiring::chain_der(cfg, store.as_ref(), ca.record.cert_der.clone())?;
     Ok(Arc::new(crate::channels::ChannelHost {
         enrollments: nesca_ra::enrollment::Enrollments::new(store.clone(), clock.clone()),
         store: store.clone(),

@@ -99,10 +99,13 @@ impl SignerWatch {
             }
             return Ok(());
         }
-        let health = self
-            .renewal
-            .health_of(&record, crate::wiring::clock().now_unix());
-        if !health.needs_renewal() {
+        let now = crate::wiring::clock().now_unix();
+        let health = self.renewal.health_of(&record, now);
+        // A CA at its end (or revoked, see `wiring::is_revoked`) gets no new signer.
+        if !health.needs_renewal()
+            || !self.renewal.ca_can_certify(&record, now)
+            || crate::wiring::is_revoked(self.store.as_ref(), &record)?
+        {
             return Ok(());
         }
         let actor = Principal::System(SystemTask::OcspSignerRenewal);
