@@ -70,6 +70,26 @@ fn is_ca(cert: &Certificate) -> bool {
         .is_some_and(|b| b.ca)
 }
 
+/// A critical extension a validator of this chain must understand and nesca does not
+/// expect in a CA certificate: validators refuse every certificate under it.
+fn unknown_critical(cert: &Certificate) -> Option<String> {
+    use const_oid::db::rfc5280 as ids;
+    let known = [
+        ids::ID_CE_BASIC_CONSTRAINTS,
+        ids::ID_CE_KEY_USAGE,
+        ids::ID_CE_CERTIFICATE_POLICIES,
+        ids::ID_CE_NAME_CONSTRAINTS,
+        ids::ID_CE_POLICY_CONSTRAINTS,
+        ids::ID_CE_INHIBIT_ANY_POLICY,
+    ];
+    cert.tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.critical && !known.contains(&e.extn_id))
+        .map(|e| e.extn_id.to_string())
+}
+
 /// Checks `issuing_der` (signed by the offline root `root_der`) against what nesca holds: its
 /// key `key` on the token and its configured `name`, at `now`. The refusal names the field
 /// (`root`, `cert`) and the rule broken.
@@ -92,6 +112,22 @@ pub fn check_issuing_import(
         return Err(refuse(
             "root",
             "is not a CA (basicConstraints cA is not true)",
+        ));
+    }
+    // A root that allows no CA under it makes every certificate of the issuing CA invalid.
+    let root_path_len =
+        extension::<BasicConstraints>(&root, const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS)
+            .and_then(|b| b.path_len_constraint);
+    if root_path_len == Some(0) {
+        return Err(refuse(
+            "root",
+            "has pathLenConstraint 0: it allows no CA under it",
+        ));
+    }
+    if let Some(oid) = unknown_critical(&root) {
+        return Err(refuse(
+            "root",
+            format!("has a critical extension {oid} validators must understand"),
         ));
     }
     let issuing = decode("cert", issuing_der)?;
@@ -124,6 +160,24 @@ pub fn check_issuing_import(
         return Err(refuse(
             "cert",
             "is not a CA certificate (basicConstraints cA is not true)",
+        ));
+    }
+    if let Some(oid) = unknown_critical(&issuing) {
+        return Err(refuse(
+            "cert",
+            format!("has a critical extension {oid} validators must understand"),
+        ));
+    }
+    if issuing
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .any(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
+    {
+        return Err(refuse(
+            "cert",
+            "has an extendedKeyUsage: it would restrict every certificate under it",
         ));
     }
     let usage = extension::<KeyUsage>(&issuing, const_oid::db::rfc5280::ID_CE_KEY_USAGE)
@@ -215,6 +269,20 @@ pub fn check_root_crl(
             return Err(refuse(
                 "crl",
                 "is a delta CRL: the root publishes full CRLs",
+            ));
+        }
+        // A partial (or indirect) CRL covers only some certificates: the root's must cover
+        // every CA certificate it issued.
+        if e.extn_id == const_oid::db::rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT {
+            return Err(refuse(
+                "crl",
+                "has an issuingDistributionPoint: a partial or indirect CRL, not the root's full CRL",
+            ));
+        }
+        if e.critical && e.extn_id != x509_cert::ext::pkix::crl::CrlNumber::OID {
+            return Err(refuse(
+                "crl",
+                format!("has a critical extension {} nesca does not know", e.extn_id),
             ));
         }
         if e.extn_id == x509_cert::ext::pkix::crl::CrlNumber::OID {

@@ -250,7 +250,17 @@ pub(crate) fn renew_due_at_start(
         if ca.role != ca_core::store::CaRole::Issuing {
             continue;
         }
-        let health = renewal.health_of(&ca, now);
+        // A signer whose key is gone from the token (restored from an older backup, say) is
+        // as good as none.
+        let key_gone = match &ca.ocsp_key_label {
+            Some(label) => !hsm.has_key(label)?,
+            None => false,
+        };
+        let health = if key_gone {
+            SignerHealth::Missing
+        } else {
+            renewal.health_of(&ca, now)
+        };
         if !health.needs_renewal()
             || !renewal.ca_can_certify(&ca, now)
             || crate::wiring::is_revoked(store.as_ref(), &ca)?

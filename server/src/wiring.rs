@@ -112,11 +112,15 @@ pub(crate) fn serial_of(cert_der: &[u8]) -> Option<ca_core::Serial> {
     ca_core::Serial::from_der_bytes(cert.tbs_certificate.serial_number.as_bytes())
 }
 
-/// Whether the root revoked this CA's certificate (as the store records it: a root on this
-/// token, `nesca ca revoke`; an offline root's revocations are not known here).
+/// Whether the root revoked this CA's certificate, as the store records it: a root on this
+/// token (`nesca ca revoke`: the certificate's status), or an offline root whose CRL listed
+/// it (`nesca ca import-crl`: `record_ca_revoked`).
 pub(crate) fn is_revoked(store: &dyn Store, ca: &ca_core::store::CaRecord) -> Result<bool> {
     if ca.role != ca_core::store::CaRole::Issuing {
         return Ok(false);
+    }
+    if store.ca_revoked_at(&ca.id)?.is_some() {
+        return Ok(true);
     }
     let Some(serial) = serial_of(&ca.cert_der) else {
         return Ok(false);
@@ -188,7 +192,17 @@ pub(crate) fn served_cas(store: &dyn Store, hsm: &Hsm) -> Result<Vec<ServedCa>> 
                 format!("CA \"{}\" has no delegated OCSP signer", record.id),
             ));
         };
-        let ca_signer = Arc::new(hsm.find_key(&record.key_label)?);
+        // A generation whose CA key is gone from the token (destroyed after its last
+        // certificate expired, or a token restored from an older backup) is not served; the
+        // others are.
+        let ca_signer = match hsm.find_key(&record.key_label) {
+            Ok(k) => Arc::new(k),
+            Err(e @ hsm::HsmError::KeyNotFound { .. }) => {
+                tracing::error!(ca = %record.id, error = %e, "CA not served: its key is not on the token");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let ocsp_signer = Arc::new(hsm.find_key(&label)?.on_ocsp_sessions());
         out.push(ServedCa {
             record,

@@ -946,4 +946,77 @@ fn an_offline_root_certifies_the_online_issuing_ca() {
     ])
     .stdout;
     assert!(chain.contains(": OK"), "{chain}");
+    drop(server);
+
+    // The root refuses to certify its own name.
+    let own = root.work.join("own-name.csr");
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        s(&root.work.join("own.key")),
+        "-subj",
+        "/C=TR/O=nesca Demo ESHS/CN=nesca Demo Root CA",
+        "-out",
+        s(&own),
+    ]);
+    let refused = root.nesca(&[
+        "root",
+        "sign",
+        "--config",
+        s(&root_cfg),
+        "--csr",
+        s(&own),
+        "--out",
+        s(&root.work.join("own.pem")),
+    ]);
+    assert!(
+        !refused.success() && refused.stderr.contains("names the root itself"),
+        "{}",
+        refused.describe()
+    );
+
+    // The root revokes the issuing CA; its CRL, imported online, stops issuance there.
+    let serial = openssl(&["x509", "-in", s(&issuing), "-noout", "-serial"]).stdout;
+    let serial = serial.trim().trim_start_matches("serial=").to_lowercase();
+    root.nesca(&[
+        "root",
+        "revoke",
+        "--config",
+        s(&root_cfg),
+        "--serial",
+        &serial,
+        "--reason",
+        "cACompromise",
+    ])
+    .ok();
+    let third = root.work.join("root-3.crl");
+    root.nesca(&["root", "crl", "--config", s(&root_cfg), "--out", s(&third)])
+        .ok();
+    let imported = online
+        .nesca(&[
+            "ca",
+            "import-crl",
+            "--config",
+            s(&config),
+            "--crl",
+            s(&third),
+        ])
+        .ok();
+    let v: Value = serde_json::from_str(imported.stdout.trim()).unwrap();
+    assert_eq!(v["issuing_ca_revoked"], true, "{v}");
+    let after = online.issue(&online.csr("after", Key::P256), &[]);
+    assert!(
+        !after.success() && after.stderr.contains("is revoked"),
+        "{}",
+        after.describe()
+    );
+    let list = ca_list(&online, 0);
+    let nes_ca = list.iter().find(|c| c["id"] == "nes-ca").unwrap();
+    assert_eq!(nes_ca["status"], "revoked", "{nes_ca}");
 }

@@ -71,6 +71,17 @@ pub trait RegistryStore: Send + Sync {
     ) -> Result<()>;
     /// Every delegated OCSP signer the CA `ca` has had, oldest first (the current one last).
     fn ocsp_signers(&self, ca: &IssuerId) -> Result<Vec<OcspSignerRecord>>;
+    /// Records that the root revoked the issuing CA `ca` (an offline root's CRL lists it:
+    /// nesca holds no record of that certificate otherwise), once; the first time stays.
+    /// One transaction with its audit record. Refuses an unknown CA.
+    fn record_ca_revoked(
+        &self,
+        ca: &IssuerId,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<()>;
+    /// When the root's revocation of `ca` was recorded (`record_ca_revoked`), if it was.
+    fn ca_revoked_at(&self, ca: &IssuerId) -> Result<Option<UnixTime>>;
     /// Registers a licensed ESHS partner; refuses an id that exists
     /// ([`crate::CaError::AlreadyExists`]). One transaction with its audit record.
     fn add_partner(

@@ -157,6 +157,15 @@ pub(crate) fn revoke(a: RevokeArgs) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let store = wiring::open_existing_store(&cfg)?;
     let record = ocsp_signer::issuing_ca(store.as_ref(), &id)?;
+    if store
+        .ca(&cfg.root_id)?
+        .is_some_and(|r| r.key_label.starts_with(wiring::OFFLINE_ROOT_PREFIX))
+    {
+        return Err(crate::error::CliError::config(
+            "ca",
+            format!("the root \"{}\" is offline: revoke with `nesca root revoke` on the root's configuration, then `nesca root crl` and `nesca ca import-crl` here", cfg.root_id),
+        ));
+    }
     let serial = wiring::serial_of(&record.cert_der).ok_or_else(|| {
         crate::error::CliError::config(
             "store",
@@ -353,11 +362,7 @@ fn write_generation_files(
         (format!("{new_id}.pem"), super::cert_pem(cert_der)),
         ("ca-chain.pem".to_owned(), chain),
     ] {
-        let path = dir.join(&name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text.as_bytes())
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(crate::error::CliError::io("cannot write", &path))?;
+        super::replace_file(&dir.join(&name), text.as_bytes())?;
     }
     Ok(())
 }
@@ -520,11 +525,7 @@ pub(crate) fn import_cert(a: ImportCertArgs) -> Result<()> {
         ("ocsp-signer.pem", super::cert_pem(&ocsp_cert)),
         ("ca-chain.pem", chain_pem),
     ] {
-        let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text.as_bytes())
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(CliError::io("cannot write", &path))?;
+        super::replace_file(&dir.join(name), text.as_bytes())?;
     }
     let (not_before, not_after) = validity_json(&cert_der);
     let crl_urls = named;
@@ -553,7 +554,15 @@ pub(crate) fn import_crl(a: ImportCrlArgs) -> Result<()> {
             format!("no root \"{}\" in the store", cfg.root_id),
         )
     })?;
-    let issuing = wiring::current_issuing(&cfg, store.as_ref())?;
+    // The newest generation, revoked or not (a later CRL still lists a revoked one).
+    let issuing = ca_core::store::generations(store.as_ref(), &cfg.issuing_id)?
+        .pop()
+        .ok_or_else(|| {
+            CliError::config(
+                "ca.id",
+                format!("no issuing CA \"{}\" in the store", cfg.issuing_id),
+            )
+        })?;
     let issuing_serial = {
         use der::Decode as _;
         x509_cert::Certificate::from_der(&issuing.cert_der)
@@ -587,7 +596,13 @@ pub(crate) fn import_crl(a: ImportCrlArgs) -> Result<()> {
     }
     publisher.publish_bytes(&name, &der)?;
     if revoked {
-        tracing::warn!(ca = %issuing.id, "the root's CRL lists the issuing CA as revoked");
+        // From now on nothing is issued under it (`wiring::is_revoked`).
+        store.record_ca_revoked(
+            &issuing.id,
+            &Principal::HostOperator,
+            wiring::clock().now_unix(),
+        )?;
+        tracing::warn!(ca = %issuing.id, "the root's CRL lists the issuing CA as revoked: it issues nothing from now on");
     }
     let line = json!({
         "ca": cfg.root_id.as_str(),

@@ -27,6 +27,22 @@ use std::path::{Path, PathBuf};
 use crate::error::{CliError, Result};
 
 /// Writes a file that must not exist yet; `private` makes it 0600 from the first byte.
+/// Replaces `path` with `contents` whole: written to a new file of a random name beside it
+/// (created exclusively: a link planted there is never followed), synced, renamed over it.
+pub(crate) fn replace_file(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+    write_new(&tmp, contents, false)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        CliError::io("cannot write", path)(e)
+    })
+}
+
 pub(crate) fn write_new(path: &Path, contents: &[u8], private: bool) -> Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

@@ -108,6 +108,21 @@ pub(crate) fn sign(a: RootSignArgs) -> Result<()> {
             ),
         )
     })?;
+    // A CA under the root's own name would pass for the root in every name-chained path.
+    let root_name = {
+        use der::Decode as _;
+        x509_cert::Certificate::from_der(&root.cert_der)
+            .map(|c| c.tbs_certificate.subject)
+            .map_err(|e| CliError::config("store", format!("the root's certificate: {e}")))?
+    };
+    if csr.subject == root_name {
+        return Err(CliError::Argument {
+            field: "csr",
+            rule: format!(
+                "names the root itself (\"{root_name}\"): an issuing CA needs a name of its own"
+            ),
+        });
+    }
     let hsm = wiring::open_hsm(&cfg)?;
     let root_ca = ca_core::engine::SigningCa::new(
         root.id.clone(),

@@ -46,6 +46,30 @@ pub(super) fn certificates_left(
     Ok(out)
 }
 
+/// `nesca_crl_next_update_seconds{ca,kind}`: the latest CRL of each CA and kind the store
+/// records (published by `serve` or `nesca crl`, by any process), until its nextUpdate.
+pub(super) fn render_crls(
+    store: &dyn Store,
+    now: UnixTime,
+    out: &mut String,
+) -> Result<(), ca_core::CaError> {
+    out.push_str("# HELP nesca_crl_next_update_seconds Seconds until nextUpdate of the latest published CRL (negative: past it).\n# TYPE nesca_crl_next_update_seconds gauge\n");
+    for ca in store.cas()? {
+        for kind in [CrlKind::Full, CrlKind::Delta] {
+            if let Some(crl) = store.latest_crl(&ca.id, kind)? {
+                let _ = writeln!(
+                    out,
+                    "nesca_crl_next_update_seconds{{ca=\"{}\",kind=\"{}\"}} {}",
+                    ca.id,
+                    kind.as_str(),
+                    crl.next_update.secs() - now.secs()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `nesca_certificate_expiry_seconds{ca,certificate}`.
 pub(super) fn render(left: &[CertificateLeft], out: &mut String) {
     out.push_str("# HELP nesca_certificate_expiry_seconds Seconds until notAfter of a CA certificate or a current delegated OCSP signer (negative: expired).\n# TYPE nesca_certificate_expiry_seconds gauge\n");
@@ -66,7 +90,16 @@ pub(super) fn warn_close(
     certificate_seconds: i64,
     crl_seconds: i64,
 ) -> Result<(), ca_core::CaError> {
+    // An older generation past its end has been replaced: nothing to warn about any more.
+    let superseded: Vec<String> = store
+        .cas()?
+        .into_iter()
+        .filter_map(|c| c.supersedes.map(|s| s.to_string()))
+        .collect();
     for c in certificates_left(store, now)? {
+        if c.seconds < 0 && superseded.contains(&c.ca) {
+            continue;
+        }
         if c.seconds < certificate_seconds {
             tracing::warn!(
                 ca = c.ca,

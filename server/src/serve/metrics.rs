@@ -180,14 +180,6 @@ impl HttpMetrics {
                 now - this_update
             );
         }
-        out.push_str("# HELP nesca_crl_next_update_seconds Seconds until nextUpdate of the latest published CRL (negative: past it).\n# TYPE nesca_crl_next_update_seconds gauge\n");
-        for ((ca, kind), (_, next_update)) in times.iter() {
-            let _ = writeln!(
-                out,
-                "nesca_crl_next_update_seconds{{ca=\"{ca}\",kind=\"{kind}\"}} {}",
-                next_update - now
-            );
-        }
     }
 }
 
@@ -216,6 +208,5 @@ mod tests {
         assert!(text.contains("nesca_http_request_duration_seconds_count 2"));
         assert!(text.contains("nesca_crl_signing_errors_total 1"));
         assert!(text.contains("nesca_crl_age_seconds{ca=\"nes-ca\",kind=\"full\"} 60"));
-        assert!(text.contains("nesca_crl_next_update_seconds{ca=\"nes-ca\",kind=\"full\"} 40"));
     }
 }

@@ -641,9 +641,12 @@ fn ocsp_metrics(responder: &Arc<Responder>, store: Arc<dyn Store>) -> http::Metr
     let r = responder.clone();
     Arc::new(move |out: &mut String| {
         r.metrics().render_prometheus(out);
-        match expiry::certificates_left(store.as_ref(), crate::wiring::clock().now_unix()) {
-            Ok(left) => expiry::render(&left, out),
-            Err(e) => tracing::warn!(error = %e, "CA certificates not read for /metrics"),
+        let now = crate::wiring::clock().now_unix();
+        let read = expiry::certificates_left(store.as_ref(), now)
+            .map(|left| expiry::render(&left, out))
+            .and_then(|()| expiry::render_crls(store.as_ref(), now, out));
+        if let Err(e) = read {
+            tracing::warn!(error = %e, "CA certificates and CRLs not read for /metrics");
         }
     })
 }

@@ -51,8 +51,9 @@ pub use institutions::{
     one_open_pre_application_per_person, stale_list_confirmation_is_a_conflict,
 };
 pub use registry::{
-    cas_are_never_overwritten, issuing_ca_generations_form_one_chain,
-    ocsp_signers_are_replaced_once_and_kept, partners_are_added_read_and_never_overwritten,
+    ca_revocations_are_recorded_once, cas_are_never_overwritten,
+    issuing_ca_generations_form_one_chain, ocsp_signers_are_replaced_once_and_kept,
+    partners_are_added_read_and_never_overwritten,
     transport_keys_are_registered_once_and_withdrawn_for_good,
 };
 
@@ -193,6 +194,7 @@ macro_rules! store_conformance_tests {
             crl_numbers_strictly_increase,
             crl_entries_follow_the_lifecycle,
             cas_are_never_overwritten,
+            ca_revocations_are_recorded_once,
             issuing_ca_generations_form_one_chain,
             ocsp_signers_are_replaced_once_and_kept,
             partners_are_added_read_and_never_overwritten,

@@ -358,3 +358,21 @@ pub fn issuing_ca_generations_form_one_chain(store: &dyn Store) {
         "{e}"
     );
 }
+
+/// An offline root's revocation of an issuing CA is recorded once (the first time stays),
+/// with its audit record; an unknown CA is refused.
+pub fn ca_revocations_are_recorded_once(store: &dyn Store) {
+    let nes = issuer();
+    add_issuing_ca(store, &nes);
+    let op = crate::Principal::HostOperator;
+    assert_eq!(store.ca_revoked_at(&nes).unwrap(), None);
+    let records = audit_records(store);
+    store.record_ca_revoked(&nes, &op, t0(5)).unwrap();
+    store.record_ca_revoked(&nes, &op, t0(9)).unwrap();
+    assert_eq!(store.ca_revoked_at(&nes).unwrap(), Some(t0(5)));
+    assert_eq!(audit_records(store), records + 1);
+    let e = store
+        .record_ca_revoked(&crate::IssuerId::parse("nobody").unwrap(), &op, t0(9))
+        .unwrap_err();
+    assert!(matches!(e, CaError::Invalid { field: "ca", .. }), "{e}");
+}

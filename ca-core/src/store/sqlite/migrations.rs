@@ -188,6 +188,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     registry::OCSP_SIGNERS_MIGRATION,
     // 14: an issuing CA's generations (key rollover).
     registry::CA_GENERATIONS_MIGRATION,
+    // 15: an issuing CA's revocation as an offline root's CRL reported it.
+    registry::CA_REVOKED_MIGRATION,
 ];
 
 /// The schema version, read without taking a lock (0 for a new database).

@@ -97,6 +97,36 @@ pub(super) const OCSP_SIGNERS_MIGRATION: &str = "CREATE TABLE ocsp_signers (
 pub(super) const CA_GENERATIONS_MIGRATION: &str = "ALTER TABLE cas ADD COLUMN supersedes TEXT;
     CREATE UNIQUE INDEX cas_supersedes ON cas (supersedes) WHERE supersedes IS NOT NULL;";
 
+/// Migration 15: an issuing CA's revocation as an offline root's CRL reported it.
+pub(super) const CA_REVOKED_MIGRATION: &str = "ALTER TABLE cas ADD COLUMN revoked_at INTEGER;";
+
+/// Records `ca` revoked at `at` unless it was already.
+fn record_ca_revoked(
+    conn: &Connection,
+    ca: &IssuerId,
+    actor: &crate::Principal,
+    at: UnixTime,
+    head: &mut AuditHead,
+) -> Result<(), Refusal> {
+    let known: Option<Option<i64>> = conn
+        .prepare_cached("SELECT revoked_at FROM cas WHERE id = ?1")?
+        .query_row([ca.as_str()], |r| r.get(0))
+        .optional()?;
+    match known {
+        None => Err(Refusal::Refused(CaError::Invalid {
+            field: "ca",
+            rule: format!("no CA \"{ca}\" in the store"),
+        })),
+        Some(Some(_)) => Ok(()),
+        Some(None) => {
+            conn.prepare_cached("UPDATE cas SET revoked_at = ?2 WHERE id = ?1")?
+                .execute(params![ca.as_str(), at.secs()])?;
+            append_event(conn, head, at, actor, "ca-revoked", format!("ca={ca}"))?;
+            Ok(())
+        }
+    }
+}
+
 /// Makes `signer` the current OCSP signer of `ca` if the current one is `expect_label`.
 fn replace_ocsp_signer(
     conn: &Connection,
@@ -464,6 +494,28 @@ impl RegistryStore for SqliteStore {
         self.submit(move |conn, head| {
             replace_ocsp_signer(conn, &ca, expect.as_deref(), &signer, &actor, head)
         })
+    }
+
+    fn record_ca_revoked(
+        &self,
+        ca: &IssuerId,
+        actor: &crate::Principal,
+        at: UnixTime,
+    ) -> Result<()> {
+        let (ca, actor) = (ca.clone(), actor.to_owned());
+        self.submit(move |conn, head| record_ca_revoked(conn, &ca, &actor, at, head))
+    }
+
+    fn ca_revoked_at(&self, ca: &IssuerId) -> Result<Option<UnixTime>> {
+        self.read(
+            |c| {
+                c.prepare_cached("SELECT revoked_at FROM cas WHERE id = ?1")?
+                    .query_row([ca.as_str()], |r| r.get::<_, Option<i64>>(0))
+                    .optional()
+                    .map(|v| v.flatten().map(UnixTime::from_secs))
+            },
+            "read a CA's revocation",
+        )
     }
 
     fn ocsp_signers(&self, ca: &IssuerId) -> Result<Vec<OcspSignerRecord>> {
