@@ -885,43 +885,22 @@ fn an_offline_root_certifies_the_online_issuing_ca() {
     );
 
     // The root's CRL, made offline and published online; an older one is refused.
+    let import_crl =
+        |crl: &Path| online.nesca(&["ca", "import-crl", "--config", s(&config), "--crl", s(crl)]);
     let first = root.work.join("root-1.crl");
     root.nesca(&["root", "crl", "--config", s(&root_cfg), "--out", s(&first)])
         .ok();
     let second = root.work.join("root-2.crl");
     root.nesca(&["root", "crl", "--config", s(&root_cfg), "--out", s(&second)])
         .ok();
-    online
-        .nesca(&[
-            "ca",
-            "import-crl",
-            "--config",
-            s(&config),
-            "--crl",
-            s(&second),
-        ])
-        .ok();
-    let older = online.nesca(&[
-        "ca",
-        "import-crl",
-        "--config",
-        s(&config),
-        "--crl",
-        s(&first),
-    ]);
+    import_crl(&second).ok();
+    let older = import_crl(&first);
     assert!(
         !older.success() && older.stderr.contains("older than the published one"),
         "{}",
         older.describe()
     );
-    let not_a_crl = online.nesca(&[
-        "ca",
-        "import-crl",
-        "--config",
-        s(&config),
-        "--crl",
-        s(&issuing),
-    ]);
+    let not_a_crl = import_crl(&issuing);
     assert!(
         !not_a_crl.success() && not_a_crl.stderr.contains("crl: "),
         "{}",
@@ -949,22 +928,13 @@ fn an_offline_root_certifies_the_online_issuing_ca() {
     drop(server);
 
     // The root refuses to certify its own name.
-    let own = root.work.join("own-name.csr");
-    openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        s(&root.work.join("own.key")),
-        "-subj",
+    let own = make_csr_for(
+        &root.work,
+        "own-name",
+        Key::P256,
         "/C=TR/O=nesca Demo ESHS/CN=nesca Demo Root CA",
-        "-out",
-        s(&own),
-    ]);
+        false,
+    );
     let refused = root.nesca(&[
         "root",
         "sign",
@@ -998,16 +968,7 @@ fn an_offline_root_certifies_the_online_issuing_ca() {
     let third = root.work.join("root-3.crl");
     root.nesca(&["root", "crl", "--config", s(&root_cfg), "--out", s(&third)])
         .ok();
-    let imported = online
-        .nesca(&[
-            "ca",
-            "import-crl",
-            "--config",
-            s(&config),
-            "--crl",
-            s(&third),
-        ])
-        .ok();
+    let imported = import_crl(&third).ok();
     let v: Value = serde_json::from_str(imported.stdout.trim()).unwrap();
     assert_eq!(v["issuing_ca_revoked"], true, "{v}");
     let after = online.issue(&online.csr("after", Key::P256), &[]);

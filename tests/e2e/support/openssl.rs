@@ -32,6 +32,12 @@ impl Key {
 /// is deliberately not the holder's: nesca takes the subject from its flags.
 #[track_caller]
 pub(crate) fn make_csr(dir: &Path, name: &str, key: Key, der: bool) -> PathBuf {
+    make_csr_for(dir, name, key, "/CN=ignored", der)
+}
+
+/// [`make_csr`] naming `subject` (openssl's `/C=…/O=…/CN=…` form).
+#[track_caller]
+pub(crate) fn make_csr_for(dir: &Path, name: &str, key: Key, subject: &str, der: bool) -> PathBuf {
     let csr = dir.join(format!("{name}.csr"));
     let keyfile = dir.join(format!("{name}.key"));
     let mut args = vec!["req", "-new"];
@@ -41,7 +47,7 @@ pub(crate) fn make_csr(dir: &Path, name: &str, key: Key, der: bool) -> PathBuf {
         "-keyout",
         s(&keyfile),
         "-subj",
-        "/CN=ignored",
+        subject,
         "-out",
         s(&csr),
     ]);
