@@ -1,5 +1,7 @@
-//! What an issuing-CA certificate signed by an offline root must be before nesca puts it into
-//! service (`nesca ca import-cert`): the root self-signed and a CA; the issuing certificate
+//! What an offline root's certificates and CRLs must be before nesca uses them: an issuing-CA
+//! certificate before nesca puts it into service (`nesca ca import-cert`,
+//! [`check_issuing_import`]), and the root's CRL before nesca publishes it (`nesca ca
+//! import-crl`, [`check_root_crl`]: signed by the root, current, full). The certificate: the root self-signed and a CA; the issuing certificate
 //! signed by that root, for the key nesca holds on its token, under the name nesca was
 //! configured with, a CA that may sign certificates and CRLs (RFC 5280 §4.2.1.3, §4.2.1.9),
 //! valid now and not beyond the root.
@@ -290,7 +292,10 @@ pub fn check_root_crl(
                 .map_err(|e| refuse("crl", format!("cRLNumber does not decode: {e}")))?;
             let bytes = n.0.as_bytes();
             if bytes.len() > 16 {
-                return Err(refuse("crl", "cRLNumber is longer than 20 octets allow"));
+                return Err(refuse(
+                    "crl",
+                    "cRLNumber is longer than the 16 octets nesca reads",
+                ));
             }
             number = Some(
                 bytes

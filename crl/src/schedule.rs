@@ -42,7 +42,8 @@ impl CrlSchedule {
         }
     }
 
-    /// The longest validity nesca gives a CRL. A relying party may cache a CRL until its
+    /// The longest validity nesca gives a CRL with deltas (an issuing CA's; a root's ARL has
+    /// [`Self::MAX_ARL_VALIDITY`]). A relying party may cache a CRL until its
     /// nextUpdate, so this bounds how long a revocation can stay unseen.
     pub const MAX_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
 

@@ -1,7 +1,8 @@
 //! Holder requests: suspension, release and revocation of a certificate on its holder's
 //! request, the one entry point of the command line and the channels (and later the admin API
-//! and the portal). The rule here is who may ask; the transitions themselves are ca-core's
-//! (`ca_core::lifecycle`).
+//! and the portal); and the revocation of an issuing CA's certificate by its root
+//! ([`Lifecycle::revoke_ca`]). The rule here is who may ask and with which reason; the
+//! transitions themselves are ca-core's (`ca_core::lifecycle`).
 
 use std::sync::Arc;
 

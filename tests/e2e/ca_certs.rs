@@ -149,7 +149,7 @@ fn which_faketime() -> String {
 
 /// `nesca ca renew-ocsp-signer` from two processes at once: each either renews or is refused
 /// as a conflict, and afterwards exactly one signer is current, the others listed once each;
-/// a running responder takes the new signer up.
+/// unknown and root CAs are refused.
 #[test]
 fn renewals_from_two_processes_leave_exactly_one_current_signer() {
     let demo = server_demo();

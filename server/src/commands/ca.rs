@@ -1,5 +1,7 @@
-//! `nesca ca list|renew-ocsp-signer`: the CA's own certificates — each CA and each delegated
-//! OCSP signer it has had — and renewing a signer on demand (`crate::ocsp_signer`).
+//! `nesca ca …`: the CA's own certificates — `list` (each CA and each delegated OCSP signer it
+//! has had), `renew-ocsp-signer` (`crate::ocsp_signer`), `revoke` (an issuing CA, by its root),
+//! `rollover` (a new generation of an issuing CA), and, with an offline root, `import-cert` and
+//! `import-crl`.
 
 use std::path::PathBuf;
 use std::sync::Arc;

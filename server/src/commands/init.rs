@@ -505,12 +505,21 @@ fn print_created(cfg: &Loaded, c: &CreatedCa) -> Result<()> {
     for (what, path) in &c.files {
         outln!("  {what:<15} {}", path.display());
     }
-    outln!(
-        "  public URL      {} (CRL {}, OCSP {})",
-        cfg.raw.ca.public_url,
-        cfg.urls.crl,
-        cfg.urls.ocsp
-    );
+    match c.scope {
+        // The root's certificates name the root's CRL and certificate.
+        Scope::RootOnly => outln!(
+            "  public URL      {} (the root's CRL {}/crl/{}.crl)",
+            cfg.raw.ca.public_url,
+            cfg.raw.ca.public_url.trim_end_matches('/'),
+            cfg.root_id
+        ),
+        _ => outln!(
+            "  public URL      {} (CRL {}, OCSP {})",
+            cfg.raw.ca.public_url,
+            cfg.urls.crl,
+            cfg.urls.ocsp
+        ),
+    }
     let config = cfg.file.display();
     match c.scope {
         Scope::Hierarchy => outln!(
