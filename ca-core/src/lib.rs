@@ -9,6 +9,7 @@
 //! certificate and answers. It refuses anything its profile forbids, and decides nothing else.
 #![forbid(unsafe_code)]
 
+pub mod audit_check;
 pub mod bootstrap;
 pub mod card_key;
 pub mod clock;

@@ -52,6 +52,9 @@ pub(crate) struct Config {
     pub crl: CrlSection,
     #[serde(default)]
     pub ocsp: OcspSection,
+    /// `[audit]`: the audit log's checkpoints and their anchor.
+    #[serde(default)]
+    pub audit: AuditSection,
     #[serde(default)]
     pub channels: ChannelsSection,
     /// `[outbox]`: how notifications (access passwords) are delivered.
@@ -418,6 +421,49 @@ impl Default for CrlSection {
             delta_validity_seconds: default_delta_validity(),
             root_every_seconds: default_root_every(),
             root_validity_seconds: default_root_validity(),
+        }
+    }
+}
+
+/// `[audit]`: checkpoints of the audit chain's head, signed with an audit key in the HSM and
+/// anchored in a file outside the database (docs/audit.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditSection {
+    /// The audit key's token label (generated at the first checkpoint).
+    #[serde(default = "default_audit_key")]
+    pub key_label: String,
+    /// The anchor: every checkpoint appended as a JSON line (ship it off the host).
+    #[serde(default = "default_audit_anchor")]
+    pub anchor_file: PathBuf,
+    /// `nesca serve` checkpoints once this many records came since the last checkpoint…
+    #[serde(default = "default_audit_records")]
+    pub checkpoint_every_records: u64,
+    /// …or this many seconds passed with at least one.
+    #[serde(default = "default_audit_seconds")]
+    pub checkpoint_every_seconds: u64,
+}
+
+fn default_audit_key() -> String {
+    "nesca-audit".into()
+}
+fn default_audit_anchor() -> PathBuf {
+    "audit-anchor.jsonl".into()
+}
+fn default_audit_records() -> u64 {
+    100
+}
+fn default_audit_seconds() -> u64 {
+    60
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            key_label: default_audit_key(),
+            anchor_file: default_audit_anchor(),
+            checkpoint_every_records: default_audit_records(),
+            checkpoint_every_seconds: default_audit_seconds(),
         }
     }
 }

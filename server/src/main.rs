@@ -4,6 +4,7 @@
 //! lives here. At default verbosity a failing command prints exactly one line and exits 1.
 #![forbid(unsafe_code)]
 
+mod audit_checkpoint;
 mod channels;
 mod commands;
 mod config;
@@ -221,8 +222,12 @@ enum PluginsCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain of the audit log and report the first break
+    /// Check the audit log: hash chain, signed checkpoints, anchor, certificates and transitions
     Verify(ConfigArg),
+    /// Sign the audit chain's head now with the audit key (serve does it on its schedule)
+    Checkpoint(ConfigArg),
+    /// Write records and checkpoints as JSON lines an auditor can check without nesca
+    Export(commands::audit::ExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -306,6 +311,8 @@ fn main() -> ExitCode {
         Command::Billing(BillingCommand::Report(a)) => commands::billing::report(a),
         Command::Plugins(PluginsCommand::List(a)) => commands::plugins::list(a),
         Command::Audit(AuditCommand::Verify(a)) => commands::audit::verify(a),
+        Command::Audit(AuditCommand::Checkpoint(a)) => commands::audit::checkpoint(a),
+        Command::Audit(AuditCommand::Export(a)) => commands::audit::export(a),
         Command::Bench(BenchCommand::Issue(a)) => commands::bench::run(a),
         Command::Bench(BenchCommand::Crl(a)) => commands::bench_crl::run(a),
         Command::Bench(BenchCommand::PluginCall(a)) => commands::bench_plugin::run(a),

@@ -721,7 +721,9 @@ fn audit_records(demo: &Demo) -> u64 {
         .nesca(&["audit", "verify", "--config", s(&demo.config())])
         .ok();
     out.stdout
-        .trim()
+        .lines()
+        .next()
+        .unwrap_or_default()
         .strip_prefix("audit log intact: ")
         .and_then(|t| t.strip_suffix(" records"))
         .and_then(|n| n.parse().ok())

@@ -65,7 +65,10 @@ mod sqlite;
 pub use application::{
     ApplicationOutcome, ApplicationStatus, ApplicationStore, ChannelApplication,
 };
-pub use audit::{AuditEntry, AuditReport, AuditStore};
+pub use audit::{
+    checkpoint_message, hashed_bytes, AuditCheckpoint, AuditEntry, AuditRecord, AuditReport,
+    AuditStore, Unaudited,
+};
 pub use certificates::{
     CertRecord, CertStatus, CertificateStore, RequestedBy, Reservation, Reserved, Revocation,
     StatusRecord, SubjectRecord, TransitionKind, TransitionOutcome, TransitionRecord,

@@ -288,6 +288,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     let stop_crl = Arc::new(AtomicBool::new(false));
     let signer_thread =
         spawn_signer_watch(&cfg, renewal, &store, &_hsm, &responder, &cas, &stop_crl)?;
+    let audit_thread = spawn_audit_checkpoints(&cfg, &store, &_hsm, &stop_crl)?;
     let host = channel_host(&cfg, store.clone(), &cas, &_hsm)?;
     // Nothing is being issued yet: an application still pending was cut off by a stop.
     let abandoned = store.abandon_pending_applications(
@@ -411,6 +412,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     stop_crl.store(true, Ordering::Relaxed);
     let _ = crl_thread.join();
     let _ = signer_thread.join();
+    let _ = audit_thread.join();
     if let Some(t) = sweep_thread {
         let _ = t.join();
     }
@@ -498,6 +500,56 @@ pub(crate) fn ocsp(a: OcspArgs) -> Result<()> {
     stop.store(true, Ordering::Relaxed);
     let _ = signer_thread.join();
     result
+}
+
+/// Checkpoints the audit chain (`crate::audit_checkpoint`) once `[audit]
+/// checkpoint_every_records` records came since the last, or `checkpoint_every_seconds`
+/// passed with at least one, until `stop`.
+fn spawn_audit_checkpoints(
+    cfg: &Loaded,
+    store: &Arc<dyn Store>,
+    hsm: &hsm::Hsm,
+    stop: &Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let key = crate::audit_checkpoint::audit_key(cfg, hsm)?;
+    let every_records =
+        i64::try_from(cfg.raw.audit.checkpoint_every_records.max(1)).unwrap_or(i64::MAX);
+    let every = Duration::from_secs(cfg.raw.audit.checkpoint_every_seconds.max(1));
+    // The thread's own copy of the configuration (`Loaded` is not shared).
+    let cfg = Loaded::read(&cfg.file)?;
+    let (store, stop) = (store.clone(), stop.clone());
+    std::thread::Builder::new()
+        .name("nesca-audit".into())
+        .spawn(move || {
+            let last_checkpoint = |store: &Arc<dyn Store>| {
+                store
+                    .audit_checkpoints()
+                    .ok()
+                    .and_then(|c| c.last().map(|c| c.seq))
+                    .unwrap_or(0)
+            };
+            // Read once, then kept here (another process's checkpoint is met as a refusal).
+            let mut last = last_checkpoint(&store);
+            let mut last_at = std::time::Instant::now();
+            every_until(Duration::from_secs(1), &stop, || {
+                let head = store.audit_head().ok().flatten().map(|h| h.0).unwrap_or(0);
+                let due =
+                    head - last >= every_records || (head > last && last_at.elapsed() >= every);
+                if !due {
+                    return;
+                }
+                last_at = std::time::Instant::now();
+                match crate::audit_checkpoint::checkpoint(&cfg, &store, &key) {
+                    Ok(Some(cp)) => last = cp.seq,
+                    Ok(None) => last = last_checkpoint(&store),
+                    Err(e) => {
+                        last = last_checkpoint(&store);
+                        tracing::error!(error = %e, "audit checkpoint failed; will retry");
+                    }
+                }
+            })
+        })
+        .map_err(|e| CliError::io("cannot start", std::path::Path::new("the audit thread"))(e))
 }
 
 /// Starts the watch that keeps the served CAs' OCSP signers current (`signer_watch`).

@@ -8,7 +8,9 @@ use super::writer::Refusal;
 use super::{time_column, SqliteStore};
 use crate::error::{CaError, Result};
 use crate::serial::IssuerId;
-use crate::store::audit::{chain_hash, AuditEntry, AuditReport, GENESIS};
+use crate::store::audit::{
+    chain_hash, AuditCheckpoint, AuditEntry, AuditRecord, AuditReport, Unaudited, GENESIS,
+};
 use crate::store::AuditStore;
 use crate::UnixTime;
 
@@ -113,7 +115,140 @@ pub(super) fn event_entry(
     }
 }
 
+/// Migration 16: signed checkpoints of the audit chain's head.
+pub(super) const CHECKPOINTS_MIGRATION: &str = "CREATE TABLE audit_checkpoints (
+        seq        INTEGER PRIMARY KEY,
+        hash       BLOB NOT NULL,
+        at         INTEGER NOT NULL,
+        key_label  TEXT NOT NULL,
+        signature  BLOB NOT NULL
+    );";
+
+fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        entry: AuditEntry {
+            seq: r.get(0)?,
+            at: time_column(r, 1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            issuer: r.get(4)?,
+            serial: r.get(5)?,
+            detail: r.get(6)?,
+        },
+        prev_hash: r.get(7)?,
+        hash: r.get(8)?,
+    })
+}
+
+fn add_checkpoint(conn: &Connection, cp: &AuditCheckpoint) -> Result<(), Refusal> {
+    let conflict = |rule: String| {
+        Err(Refusal::Refused(CaError::Conflict {
+            field: "checkpoint",
+            rule,
+        }))
+    };
+    let last: Option<i64> = conn
+        .prepare_cached("SELECT MAX(seq) FROM audit_checkpoints")?
+        .query_row([], |r| r.get(0))?;
+    if last.is_some_and(|l| l >= cp.seq) {
+        return conflict(format!("a checkpoint at or after record {} exists", cp.seq));
+    }
+    let hash: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT hash FROM audit WHERE seq = ?1")?
+        .query_row([cp.seq], |r| r.get(0))
+        .optional()?;
+    if hash.as_deref() != Some(cp.hash.as_slice()) {
+        return conflict(format!(
+            "record {} does not have the checkpoint's hash",
+            cp.seq
+        ));
+    }
+    conn.prepare_cached(
+        "INSERT INTO audit_checkpoints (seq, hash, at, key_label, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![cp.seq, cp.hash, cp.at.secs(), cp.key_label, cp.signature])?;
+    Ok(())
+}
+
 impl AuditStore for SqliteStore {
+    fn audit_head(&self) -> Result<Option<(i64, Vec<u8>)>> {
+        self.read(
+            |c| {
+                c.query_row(
+                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+            },
+            "read the audit head",
+        )
+    }
+
+    fn audit_records(&self, from: i64, to: i64) -> Result<Vec<AuditRecord>> {
+        self.read(
+            |c| {
+                let mut st = c.prepare("SELECT seq, at, actor, action, issuer, serial, detail, prev_hash, hash FROM audit WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")?;
+                let rows = st.query_map(params![from, to], record_row)?;
+                rows.collect()
+            },
+            "read audit records",
+        )
+    }
+
+    fn add_audit_checkpoint(&self, checkpoint: AuditCheckpoint) -> Result<()> {
+        self.submit(move |conn, _head| add_checkpoint(conn, &checkpoint))
+    }
+
+    fn audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>> {
+        self.read(
+            |c| {
+                let mut st = c.prepare(
+                    "SELECT seq, hash, at, key_label, signature FROM audit_checkpoints ORDER BY seq",
+                )?;
+                let rows = st.query_map([], |r| {
+                    Ok(AuditCheckpoint {
+                        seq: r.get(0)?,
+                        hash: r.get(1)?,
+                        at: time_column(r, 2)?,
+                        key_label: r.get(3)?,
+                        signature: r.get(4)?,
+                    })
+                })?;
+                rows.collect()
+            },
+            "read audit checkpoints",
+        )
+    }
+
+    fn unaudited(&self) -> Result<Vec<Unaudited>> {
+        self.read(
+            |c| {
+                let mut out = Vec::new();
+                let mut st = c.prepare(
+                    "SELECT c.issuer, c.serial FROM certificates c WHERE c.cert_der IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit a WHERE a.action = 'issue' AND a.issuer = c.issuer AND a.serial = c.serial) ORDER BY c.rowid",
+                )?;
+                let rows = st.query_map([], |r| {
+                    Ok(Unaudited { what: "issue".into(), issuer: r.get(0)?, serial: r.get(1)?, seq: None })
+                })?;
+                for r in rows {
+                    out.push(r?);
+                }
+                let mut st = c.prepare(
+                    "SELECT t.seq, t.action, t.issuer, t.serial FROM transitions t WHERE NOT EXISTS (SELECT 1 FROM audit a WHERE a.seq = t.seq AND a.action = t.action AND a.issuer = t.issuer AND a.serial = t.serial) ORDER BY t.seq",
+                )?;
+                let rows = st.query_map([], |r| {
+                    Ok(Unaudited { seq: Some(r.get(0)?), what: r.get(1)?, issuer: r.get(2)?, serial: r.get(3)? })
+                })?;
+                for r in rows {
+                    out.push(r?);
+                }
+                Ok(out)
+            },
+            "cross-check the audit log",
+        )
+    }
+
     fn verify_audit(&self) -> Result<AuditReport> {
         self.read(
             |c| {
@@ -126,7 +261,11 @@ impl AuditStore for SqliteStore {
                     let e = AuditEntry { seq: r.get(0)?, at: time_column(r, 1)?, actor: r.get(2)?, action: r.get(3)?, issuer: r.get(4)?, serial: r.get(5)?, detail: r.get(6)? };
                     let stored_prev: Vec<u8> = r.get(7)?;
                     let stored: Vec<u8> = r.get(8)?;
-                    if e.seq != expected_seq || stored_prev != prev || chain_hash(&prev, &e) != stored {
+                    // A gap names the first missing record; anything else the record itself.
+                    if e.seq != expected_seq {
+                        return Ok(AuditReport { records, first_break: Some(expected_seq.min(e.seq)) });
+                    }
+                    if stored_prev != prev || chain_hash(&prev, &e) != stored {
                         return Ok(AuditReport { records, first_break: Some(e.seq) });
                     }
                     prev = stored;

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::{enrollments, institutions, registry};
+use super::{audit, enrollments, institutions, registry};
 use crate::error::{CaError, Result};
 
 /// Versioned schema migrations, applied in order at open; never edit one that shipped.
@@ -190,6 +190,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     registry::CA_GENERATIONS_MIGRATION,
     // 15: an issuing CA's revocation as an offline root's CRL reported it.
     registry::CA_REVOKED_MIGRATION,
+    // 16: signed checkpoints of the audit chain's head (issue 14).
+    audit::CHECKPOINTS_MIGRATION,
 ];
 
 /// The schema version, read without taking a lock (0 for a new database).

@@ -1,0 +1,163 @@
+//! Verifying the audit log beyond its hash chain (docs/audit.md): the checkpoints the audit
+//! key signed, the anchor kept outside the database, and the cross-check of certificates and
+//! transitions against their audit records. A chain recomputed after an edit passes the hash
+//! walk but not a checkpoint signed before the edit; a truncated tail passes the walk but not
+//! a checkpoint (or anchor line) past it; a deleted checkpoint row is still in the anchor.
+
+use std::collections::BTreeMap;
+
+use crate::error::Result;
+use crate::store::{AuditCheckpoint, Store, Unaudited};
+
+/// One thing found wrong, with the first record it makes suspect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditFinding {
+    /// The hash chain breaks here: an edited, inserted, deleted or reordered record.
+    ChainBreak { seq: i64 },
+    /// A checkpoint's signature does not verify under the audit key.
+    BadSignature { seq: i64 },
+    /// A checkpoint (signed: genuine) names a hash the chain no longer has at its seq: the
+    /// chain was rewritten after `since` (the last checkpoint that still matches).
+    Rewritten { seq: i64, since: i64 },
+    /// A checkpoint or anchor line names a record past the log's end: records were cut off.
+    Truncated { head: i64, checkpoint: i64 },
+    /// A checkpoint the anchor holds is missing from the store (its row was deleted).
+    CheckpointDeleted { seq: i64 },
+    /// The store's checkpoint differs from the anchor's at the same seq.
+    AnchorDiffers { seq: i64 },
+    /// A certificate or transition without its audit record.
+    Unaudited(Unaudited),
+}
+
+impl AuditFinding {
+    /// The first record this finding makes suspect (`None`: no record named).
+    pub fn first_bad_seq(&self) -> Option<i64> {
+        match self {
+            AuditFinding::ChainBreak { seq } => Some(*seq),
+            AuditFinding::BadSignature { seq }
+            | AuditFinding::CheckpointDeleted { seq }
+            | AuditFinding::AnchorDiffers { seq } => Some(*seq),
+            AuditFinding::Rewritten { since, .. } => Some(since + 1),
+            AuditFinding::Truncated { head, .. } => Some(head + 1),
+            AuditFinding::Unaudited(u) => u.seq,
+        }
+    }
+
+    /// One line for the operator.
+    pub fn describe(&self) -> String {
+        match self {
+            AuditFinding::ChainBreak { seq } => format!(
+                "the hash chain breaks at record {seq}: a record was edited, inserted, deleted or moved"
+            ),
+            AuditFinding::BadSignature { seq } => {
+                format!("the checkpoint at record {seq} is not signed by the audit key")
+            }
+            AuditFinding::Rewritten { seq, since } => format!(
+                "the chain was rewritten after record {since}: the signed checkpoint at record {seq} names another hash"
+            ),
+            AuditFinding::Truncated { head, checkpoint } => format!(
+                "the log ends at record {head} but a checkpoint names record {checkpoint}: records were cut off"
+            ),
+            AuditFinding::CheckpointDeleted { seq } => {
+                format!("the checkpoint at record {seq} is in the anchor but not in the store")
+            }
+            AuditFinding::AnchorDiffers { seq } => {
+                format!("the checkpoint at record {seq} differs from the anchor's")
+            }
+            AuditFinding::Unaudited(u) => match u.seq {
+                Some(seq) => format!(
+                    "the {} of {}/{} (record {seq}) has no audit record",
+                    u.what, u.issuer, u.serial
+                ),
+                None => format!(
+                    "certificate {}/{} was issued without an audit record",
+                    u.issuer, u.serial
+                ),
+            },
+        }
+    }
+}
+
+/// The outcome of [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditVerdict {
+    /// Records that chain correctly from the start.
+    pub records: u64,
+    /// Checkpoints checked (the store's and the anchor's, by seq).
+    pub checkpoints: usize,
+    /// Everything found, in order of the first record each makes suspect.
+    pub findings: Vec<AuditFinding>,
+}
+
+impl AuditVerdict {
+    /// The first record anything makes suspect.
+    pub fn first_bad_seq(&self) -> Option<i64> {
+        self.findings
+            .iter()
+            .filter_map(AuditFinding::first_bad_seq)
+            .min()
+    }
+}
+
+/// Verifies the store's audit log against its checkpoints, the `anchor` (the checkpoints as
+/// kept outside the database) and its own tables; `signed` says whether a checkpoint's
+/// signature verifies under the audit key.
+pub fn verify(
+    store: &dyn Store,
+    anchor: &[AuditCheckpoint],
+    signed: &dyn Fn(&AuditCheckpoint) -> bool,
+) -> Result<AuditVerdict> {
+    let mut findings = Vec::new();
+    let report = store.verify_audit()?;
+    if let Some(seq) = report.first_break {
+        findings.push(AuditFinding::ChainBreak { seq });
+    }
+    let head = store.audit_head()?.map(|(seq, _)| seq).unwrap_or(0);
+    let stored: BTreeMap<i64, AuditCheckpoint> = store
+        .audit_checkpoints()?
+        .into_iter()
+        .map(|c| (c.seq, c))
+        .collect();
+    let mut all = stored.clone();
+    for a in anchor {
+        match stored.get(&a.seq) {
+            None => findings.push(AuditFinding::CheckpointDeleted { seq: a.seq }),
+            Some(s) if s != a => findings.push(AuditFinding::AnchorDiffers { seq: a.seq }),
+            Some(_) => {}
+        }
+        all.entry(a.seq).or_insert_with(|| a.clone());
+    }
+    let mut last_good = 0;
+    for (seq, cp) in &all {
+        if !signed(cp) {
+            findings.push(AuditFinding::BadSignature { seq: *seq });
+            continue;
+        }
+        if *seq > head {
+            findings.push(AuditFinding::Truncated {
+                head,
+                checkpoint: *seq,
+            });
+            continue;
+        }
+        // Past a break of the chain a checkpoint cannot match anyway: the break says more.
+        if report.first_break.is_some_and(|b| b <= *seq) {
+            continue;
+        }
+        let at = store.audit_records(*seq, *seq)?;
+        match at.first() {
+            Some(r) if r.hash == cp.hash => last_good = *seq,
+            _ => findings.push(AuditFinding::Rewritten {
+                seq: *seq,
+                since: last_good,
+            }),
+        }
+    }
+    findings.extend(store.unaudited()?.into_iter().map(AuditFinding::Unaudited));
+    findings.sort_by_key(|f| f.first_bad_seq().unwrap_or(i64::MAX));
+    Ok(AuditVerdict {
+        records: report.records,
+        checkpoints: all.len(),
+        findings,
+    })
+}

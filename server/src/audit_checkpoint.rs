@@ -1,0 +1,154 @@
+//! Checkpoints of the audit chain (docs/audit.md): the head's hash signed with the audit key
+//! in the HSM, kept in the store and appended to the anchor file outside it, and the checks
+//! `nesca audit verify` makes of them.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use ca_core::engine::TbsSigner;
+use ca_core::store::{checkpoint_message, AuditCheckpoint, Store};
+use hsm::{Hsm, KeySigner};
+use serde_json::json;
+
+use crate::config::Loaded;
+use crate::error::{CliError, Result};
+
+/// The anchor file, as configured.
+pub(crate) fn anchor_path(cfg: &Loaded) -> PathBuf {
+    cfg.path(&cfg.raw.audit.anchor_file)
+}
+
+/// The audit key, generated in the token the first time (like the CA keys: sensitive, never
+/// extractable).
+pub(crate) fn audit_key(cfg: &Loaded, hsm: &Hsm) -> Result<KeySigner> {
+    let label = &cfg.raw.audit.key_label;
+    if hsm.has_key(label)? {
+        return Ok(hsm.find_key(label)?);
+    }
+    Ok(hsm.generate_key(label, cfg.key_algorithm)?)
+}
+
+/// Signs the chain's head unless it is checkpointed already; returns the new checkpoint. It
+/// is kept in the store, then appended to the anchor (a crash between the two leaves the
+/// anchor one behind, which verification accepts).
+pub(crate) fn checkpoint(
+    cfg: &Loaded,
+    store: &Arc<dyn Store>,
+    key: &KeySigner,
+) -> Result<Option<AuditCheckpoint>> {
+    let Some((seq, hash)) = store.audit_head()? else {
+        return Ok(None);
+    };
+    if store
+        .audit_checkpoints()?
+        .last()
+        .is_some_and(|last| last.seq >= seq)
+    {
+        return Ok(None);
+    }
+    let signature = TbsSigner::sign(key, &checkpoint_message(seq, &hash))
+        .map_err(|e| CliError::config("audit.key_label", e.to_string()))?;
+    let cp = AuditCheckpoint {
+        seq,
+        hash,
+        at: crate::wiring::clock().now_unix(),
+        key_label: cfg.raw.audit.key_label.clone(),
+        signature,
+    };
+    store.add_audit_checkpoint(cp.clone())?;
+    append_anchor(&anchor_path(cfg), &cp)?;
+    Ok(Some(cp))
+}
+
+/// One anchor line (JSON): the checkpoint, hashes in hex, the signature in base64.
+pub(crate) fn anchor_line(cp: &AuditCheckpoint) -> String {
+    json!({
+        "seq": cp.seq,
+        "hash": hex::encode(&cp.hash),
+        "at": cp.at.secs(),
+        "key_label": cp.key_label,
+        "signature": base64::engine::general_purpose::STANDARD.encode(&cp.signature),
+    })
+    .to_string()
+}
+
+/// Appends a checkpoint to the anchor, synced: the file only ever grows.
+fn append_anchor(path: &Path, cp: &AuditCheckpoint) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(CliError::io("cannot open the audit anchor", path))?;
+    writeln!(f, "{}", anchor_line(cp))
+        .and_then(|()| f.sync_all())
+        .map_err(CliError::io("cannot append to the audit anchor", path))
+}
+
+/// The anchor's checkpoints (none when the file does not exist yet). A line that does not
+/// parse is an error naming it: the anchor is evidence, not something to skip over.
+pub(crate) fn read_anchor(path: &Path) -> Result<Vec<AuditCheckpoint>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(CliError::io("cannot read the audit anchor", path)(e)),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            parse_anchor_line(l).ok_or_else(|| {
+                CliError::config(
+                    "audit.anchor_file",
+                    format!("{}: line {} is not a checkpoint", path.display(), i + 1),
+                )
+            })
+        })
+        .collect()
+}
+
+fn parse_anchor_line(line: &str) -> Option<AuditCheckpoint> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    Some(AuditCheckpoint {
+        seq: v["seq"].as_i64()?,
+        hash: hex::decode(v["hash"].as_str()?).ok()?,
+        at: ca_core::UnixTime::from_secs(v["at"].as_i64()?),
+        key_label: v["key_label"].as_str()?.to_owned(),
+        signature: base64::engine::general_purpose::STANDARD
+            .decode(v["signature"].as_str()?)
+            .ok()?,
+    })
+}
+
+/// Whether `cp`'s signature verifies under the audit key `key` (and names it).
+pub(crate) fn signed_by(key: &KeySigner, label: &str, cp: &AuditCheckpoint) -> bool {
+    cp.key_label == label
+        && ca_core::verify::verify(
+            &TbsSigner::public_key(key),
+            &TbsSigner::signature_algorithm(key),
+            &checkpoint_message(cp.seq, &cp.hash),
+            &cp.signature,
+        )
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchor_lines_round_trip_and_garbage_is_refused() {
+        let cp = AuditCheckpoint {
+            seq: 42,
+            hash: vec![0xab; 32],
+            at: ca_core::UnixTime::from_secs(1_800_000_000),
+            key_label: "nesca-audit".into(),
+            signature: vec![1, 2, 3],
+        };
+        assert_eq!(parse_anchor_line(&anchor_line(&cp)), Some(cp));
+        for bad in ["", "{}", "not json", r#"{"seq":"x","hash":"zz"}"#] {
+            assert_eq!(parse_anchor_line(bad), None, "{bad}");
+        }
+    }
+}
