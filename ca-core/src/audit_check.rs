@@ -19,14 +19,23 @@ pub enum AuditFinding {
     /// A checkpoint (signed: genuine) names a hash the chain no longer has at its seq: the
     /// chain was rewritten after `since` (the last checkpoint that still matches).
     Rewritten { seq: i64, since: i64 },
-    /// A checkpoint or anchor line names a record past the log's end: records were cut off.
-    Truncated { head: i64, checkpoint: i64 },
+    /// A checkpoint or anchor line names a record past the log's end: records were cut off
+    /// (or rewritten and shortened after `since`, the last checkpoint that still matches).
+    Truncated {
+        head: i64,
+        checkpoint: i64,
+        since: i64,
+    },
     /// A checkpoint the anchor holds is missing from the store (its row was deleted).
     CheckpointDeleted { seq: i64 },
     /// The store's checkpoint differs from the anchor's at the same seq.
     AnchorDiffers { seq: i64 },
     /// A certificate or transition without its audit record.
     Unaudited(Unaudited),
+    /// The audit key exists (so checkpoints were made) but the store and the anchor hold none.
+    CheckpointsGone,
+    /// A checkpoint of the store's, not its newest, is missing from the anchor.
+    AnchorBehind { seq: i64 },
 }
 
 impl AuditFinding {
@@ -38,14 +47,22 @@ impl AuditFinding {
             | AuditFinding::CheckpointDeleted { seq }
             | AuditFinding::AnchorDiffers { seq } => Some(*seq),
             AuditFinding::Rewritten { since, .. } => Some(since + 1),
-            AuditFinding::Truncated { head, .. } => Some(head + 1),
+            AuditFinding::Truncated { head, since, .. } => Some((head + 1).min(since + 1)),
             AuditFinding::Unaudited(u) => u.seq,
+            AuditFinding::CheckpointsGone => Some(1),
+            AuditFinding::AnchorBehind { seq } => Some(*seq),
         }
     }
 
     /// One line for the operator.
     pub fn describe(&self) -> String {
         match self {
+            AuditFinding::CheckpointsGone => {
+                "the audit key exists but no checkpoint does, in the store or the anchor: they were deleted".into()
+            }
+            AuditFinding::AnchorBehind { seq } => format!(
+                "the checkpoint at record {seq} is in the store but not in the anchor"
+            ),
             AuditFinding::ChainBreak { seq } => format!(
                 "the hash chain breaks at record {seq}: a record was edited, inserted, deleted or moved"
             ),
@@ -55,7 +72,9 @@ impl AuditFinding {
             AuditFinding::Rewritten { seq, since } => format!(
                 "the chain was rewritten after record {since}: the signed checkpoint at record {seq} names another hash"
             ),
-            AuditFinding::Truncated { head, checkpoint } => format!(
+            AuditFinding::Truncated {
+                head, checkpoint, ..
+            } => format!(
                 "the log ends at record {head} but a checkpoint names record {checkpoint}: records were cut off"
             ),
             AuditFinding::CheckpointDeleted { seq } => {
@@ -64,14 +83,28 @@ impl AuditFinding {
             AuditFinding::AnchorDiffers { seq } => {
                 format!("the checkpoint at record {seq} differs from the anchor's")
             }
-            AuditFinding::Unaudited(u) => match u.seq {
-                Some(seq) => format!(
-                    "the {} of {}/{} (record {seq}) has no audit record",
-                    u.what, u.issuer, u.serial
-                ),
-                None => format!(
+            AuditFinding::Unaudited(u) => match (u.seq, u.what.as_str()) {
+                (None, "issue") => format!(
                     "certificate {}/{} was issued without an audit record",
                     u.issuer, u.serial
+                ),
+                (seq, what) if what.starts_with("status ") => format!(
+                    "certificate {}/{} has {what}{}",
+                    u.issuer,
+                    u.serial,
+                    seq.map(|s| format!(" (record {s})")).unwrap_or_default()
+                ),
+                (Some(seq), what) if what.starts_with("row of the ") => format!(
+                    "record {seq} ({}) has no {what} for {}/{}",
+                    what.trim_start_matches("row of the "),
+                    u.issuer,
+                    u.serial
+                ),
+                (seq, what) => format!(
+                    "the {what} of {}/{}{} has no audit record saying so",
+                    u.issuer,
+                    u.serial,
+                    seq.map(|s| format!(" (record {s})")).unwrap_or_default()
                 ),
             },
         }
@@ -101,11 +134,13 @@ impl AuditVerdict {
 
 /// Verifies the store's audit log against its checkpoints, the `anchor` (the checkpoints as
 /// kept outside the database) and its own tables; `signed` says whether a checkpoint's
-/// signature verifies under the audit key.
+/// signature verifies under the audit key, `key_exists` whether that key was ever made (then
+/// checkpoints were, and cannot all be gone).
 pub fn verify(
     store: &dyn Store,
     anchor: &[AuditCheckpoint],
     signed: &dyn Fn(&AuditCheckpoint) -> bool,
+    key_exists: bool,
 ) -> Result<AuditVerdict> {
     let mut findings = Vec::new();
     let report = store.verify_audit()?;
@@ -118,6 +153,17 @@ pub fn verify(
         .into_iter()
         .map(|c| (c.seq, c))
         .collect();
+    // The anchor is appended after the store: only the store's newest may be missing there.
+    let anchored: std::collections::BTreeSet<i64> = anchor.iter().map(|a| a.seq).collect();
+    let newest = stored.keys().next_back().copied();
+    for seq in stored.keys() {
+        if !anchored.contains(seq) && Some(*seq) != newest {
+            findings.push(AuditFinding::AnchorBehind { seq: *seq });
+        }
+    }
+    if key_exists && stored.is_empty() && anchor.is_empty() {
+        findings.push(AuditFinding::CheckpointsGone);
+    }
     let mut all = stored.clone();
     for a in anchor {
         match stored.get(&a.seq) {
@@ -137,6 +183,7 @@ pub fn verify(
             findings.push(AuditFinding::Truncated {
                 head,
                 checkpoint: *seq,
+                since: last_good,
             });
             continue;
         }

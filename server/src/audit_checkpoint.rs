@@ -58,7 +58,17 @@ pub(crate) fn checkpoint(
         signature,
     };
     store.add_audit_checkpoint(cp.clone())?;
-    append_anchor(&anchor_path(cfg), &cp)?;
+    // Every checkpoint of the store's the anchor lacks (a write that failed before), then this.
+    let path = anchor_path(cfg);
+    let anchored: std::collections::BTreeSet<i64> =
+        read_anchor(&path)?.into_iter().map(|a| a.seq).collect();
+    for missing in store
+        .audit_checkpoints()?
+        .into_iter()
+        .filter(|c| !anchored.contains(&c.seq))
+    {
+        append_anchor(&path, &missing)?;
+    }
     Ok(Some(cp))
 }
 
@@ -74,21 +84,36 @@ pub(crate) fn anchor_line(cp: &AuditCheckpoint) -> String {
     .to_string()
 }
 
-/// Appends a checkpoint to the anchor, synced: the file only ever grows.
+/// Appends a checkpoint to the anchor, synced, as one write of the whole line: the file only
+/// ever grows.
 fn append_anchor(path: &Path, cp: &AuditCheckpoint) -> Result<()> {
+    regular_or_absent(path)?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map_err(CliError::io("cannot open the audit anchor", path))?;
-    writeln!(f, "{}", anchor_line(cp))
+    let line = format!("{}\n", anchor_line(cp));
+    f.write_all(line.as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(CliError::io("cannot append to the audit anchor", path))
+}
+
+/// The anchor is a regular file (not a pipe or a device that could hang or flood a reader).
+fn regular_or_absent(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => Err(CliError::config(
+            "audit.anchor_file",
+            format!("{} is not a regular file", path.display()),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The anchor's checkpoints (none when the file does not exist yet). A line that does not
 /// parse is an error naming it: the anchor is evidence, not something to skip over.
 pub(crate) fn read_anchor(path: &Path) -> Result<Vec<AuditCheckpoint>> {
+    regular_or_absent(path)?;
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -118,6 +143,27 @@ fn parse_anchor_line(line: &str) -> Option<AuditCheckpoint> {
         signature: base64::engine::general_purpose::STANDARD
             .decode(v["signature"].as_str()?)
             .ok()?,
+    })
+}
+
+/// Proves the token's audit key: its private half signs a fresh random challenge that its
+/// public half, as the token shows it, verifies. A public-key object swapped for another
+/// (possible without the PIN) fails here.
+pub(crate) fn prove_key(key: &KeySigner) -> Result<()> {
+    let challenge = format!("nesca audit key challenge {:032x}", rand::random::<u128>());
+    let signature = TbsSigner::sign(key, challenge.as_bytes())
+        .map_err(|e| CliError::config("audit.key_label", e.to_string()))?;
+    ca_core::verify::verify(
+        &TbsSigner::public_key(key),
+        &TbsSigner::signature_algorithm(key),
+        challenge.as_bytes(),
+        &signature,
+    )
+    .map_err(|_| {
+        CliError::config(
+            "audit.key_label",
+            "the audit key's public half on the token is not its private half's: the public-key object was replaced",
+        )
     })
 }
 

@@ -729,6 +729,20 @@ impl Loaded {
                 "must be more than 0 and less than 1 (the share of the signer's validity left when it is renewed)",
             ));
         }
+        // The audit key signs checkpoints only: never a CA's or an OCSP signer's key.
+        let audit_label = &raw.audit.key_label;
+        let ca_ids = [raw.ca.id.as_str(), raw.ca.root_id.as_str()];
+        if audit_label.is_empty()
+            || audit_label.contains(':')
+            || ca_ids
+                .iter()
+                .any(|id| audit_label == id || audit_label.starts_with(&format!("{id}-ocsp")))
+        {
+            return Err(CliError::config(
+                "audit.key_label",
+                "must name a key of its own: not empty, no ':', not a CA's id or an OCSP signer's label",
+            ));
+        }
         if !(1..=86_400).contains(&o.signer_check_seconds) {
             return Err(CliError::config(
                 "ocsp.signer_check_seconds",

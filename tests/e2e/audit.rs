@@ -12,8 +12,13 @@ use sha2::{Digest as _, Sha256};
 
 use crate::support::*;
 
-/// The store's files (the database, its WAL and shared memory).
-const DB_FILES: [&str; 3] = ["nesca.db", "nesca.db-wal", "nesca.db-shm"];
+/// The store's files (the database, its WAL and shared memory) and the anchor.
+const DB_FILES: [&str; 4] = [
+    "nesca.db",
+    "nesca.db-wal",
+    "nesca.db-shm",
+    "audit-anchor.jsonl",
+];
 
 fn save(demo: &Demo) -> PathBuf {
     let dir = demo.work.join("pristine");
@@ -218,14 +223,59 @@ fn every_tampering_of_the_audit_log_is_found_with_its_first_bad_record() {
     restore(&demo, &saved);
     // A certificate without its issuance record, a transition without its record.
     tamper(&demo, "UPDATE certificates SET serial = 'ab' || serial WHERE rowid = (SELECT MAX(rowid) FROM certificates)");
+    // Both ways: its issuance record names a certificate no longer there, and the renamed row
+    // has no issuance record (the second finding).
     let err = verify(&demo).expect_err("unaudited certificate");
-    assert!(err.contains("was issued without an audit record"), "{err}");
+    assert!(
+        err.contains("has no row of the issue") && err.contains("1 more finding"),
+        "{err}"
+    );
     restore(&demo, &saved);
     tamper(
         &demo,
         "UPDATE transitions SET seq = 900000 WHERE seq = (SELECT MIN(seq) FROM transitions)",
     );
-    refused_at(&demo, "unaudited transition", 900000);
+    // Its record (the suspension, the first checkpoint's head) now has no row.
+    refused_at(&demo, "unaudited transition", k1);
+    restore(&demo, &saved);
+    // A revoked certificate made active again in its row (the CRL would leave it out).
+    tamper(&demo, &format!(
+        "UPDATE certificates SET status = 'active', revoked_at = NULL, reason = NULL WHERE serial = '{first}'"
+    ));
+    let err = verify(&demo).expect_err("un-revoked");
+    assert!(
+        err.contains("has status active (its records say revoked)"),
+        "{err}"
+    );
+    restore(&demo, &saved);
+    // A transition's row deleted (its record stays).
+    tamper(
+        &demo,
+        "DELETE FROM transitions WHERE seq = (SELECT MAX(seq) FROM transitions)",
+    );
+    // Found twice: the certificate's status is no longer what its transitions say (first, at
+    // the suspension), and the revocation's record has no row.
+    let err = verify(&demo).expect_err("transition row deleted");
+    assert!(
+        err.contains("its records say suspended") && err.contains("1 more finding"),
+        "{err}"
+    );
+    restore(&demo, &saved);
+    // Every checkpoint deleted and the anchor with them: the audit key says there were some.
+    tamper(&demo, "DELETE FROM audit_checkpoints");
+    std::fs::remove_file(demo.path("audit-anchor.jsonl")).unwrap();
+    let err = verify(&demo).expect_err("checkpoints gone");
+    assert!(err.contains("no checkpoint does"), "{err}");
+    restore(&demo, &saved);
+    // The anchor behind the store by more than its newest checkpoint.
+    std::fs::write(demo.path("audit-anchor.jsonl"), "").unwrap();
+    let err = verify(&demo).expect_err("anchor behind");
+    assert!(
+        err.contains(&format!(
+            "checkpoint at record {k1} is in the store but not in the anchor"
+        )),
+        "{err}"
+    );
     restore(&demo, &saved);
     assert!(verify(&demo).is_ok(), "restored");
 

@@ -39,20 +39,22 @@ pub(crate) fn verify(a: ConfigArg) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
     let anchor = audit_checkpoint::read_anchor(&audit_checkpoint::anchor_path(&cfg))?;
-    let checkpointed = !anchor.is_empty() || !store.audit_checkpoints()?.is_empty();
-    // The audit key is read only when there is something it signed.
-    let key = if checkpointed {
-        let hsm = wiring::open_hsm(&cfg)?;
-        Some(hsm.find_key(&cfg.raw.audit.key_label)?)
+    // The audit key, when it exists, proven to be the key whose public half the token
+    // shows (the public object can be replaced without the PIN; the private one cannot).
+    let hsm = wiring::open_hsm(&cfg)?;
+    let label = cfg.raw.audit.key_label.clone();
+    let key = if hsm.has_key(&label)? {
+        let key = hsm.find_key(&label)?;
+        audit_checkpoint::prove_key(&key)?;
+        Some(key)
     } else {
         None
     };
-    let label = cfg.raw.audit.key_label.clone();
     let signed = |cp: &ca_core::store::AuditCheckpoint| {
         key.as_ref()
             .is_some_and(|k| audit_checkpoint::signed_by(k, &label, cp))
     };
-    let verdict = ca_core::audit_check::verify(store.as_ref(), &anchor, &signed)?;
+    let verdict = ca_core::audit_check::verify(store.as_ref(), &anchor, &signed, key.is_some())?;
     let Some(first) = verdict.findings.first() else {
         return emit(&format!(
             "audit log intact: {} records\n{} checkpoints verified, anchor {} lines\n",
@@ -86,9 +88,13 @@ pub(crate) fn checkpoint(a: ConfigArg) -> Result<()> {
     let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
     let hsm = wiring::open_hsm(&cfg)?;
     let key = audit_checkpoint::audit_key(&cfg, &hsm)?;
-    match audit_checkpoint::checkpoint(&cfg, &store, &key)? {
-        Some(cp) => emit(&format!("{}\n", audit_checkpoint::anchor_line(&cp))),
-        None => emit("nothing new to checkpoint\n"),
+    match audit_checkpoint::checkpoint(&cfg, &store, &key) {
+        Ok(Some(cp)) => emit(&format!("{}\n", audit_checkpoint::anchor_line(&cp))),
+        // Another process (serve) checkpointed the same head first.
+        Ok(None) | Err(CliError::Ca(ca_core::CaError::Conflict { .. })) => {
+            emit("nothing new to checkpoint\n")
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -153,7 +159,14 @@ pub(crate) fn export(a: ExportArgs) -> Result<()> {
         let pem = der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, &spki)
             .map_err(|e| CliError::config("audit.key_label", e.to_string()))?;
         text.push_str(
-            &json!({ "type": "key", "label": cfg.raw.audit.key_label, "pem": pem }).to_string(),
+            &json!({
+                "type": "key",
+                "label": cfg.raw.audit.key_label,
+                "pem": pem,
+                // The digest `openssl dgst -verify` needs for this key's signatures.
+                "digest": if matches!(key.algorithm(), hsm::KeyAlgorithm::EcdsaP384) { "sha384" } else { "sha256" },
+            })
+            .to_string(),
         );
         text.push('\n');
     }

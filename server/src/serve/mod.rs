@@ -511,7 +511,7 @@ fn spawn_audit_checkpoints(
     hsm: &hsm::Hsm,
     stop: &Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
-    let key = crate::audit_checkpoint::audit_key(cfg, hsm)?;
+    let hsm = hsm.clone();
     let every_records =
         i64::try_from(cfg.raw.audit.checkpoint_every_records.max(1)).unwrap_or(i64::MAX);
     let every = Duration::from_secs(cfg.raw.audit.checkpoint_every_seconds.max(1));
@@ -531,6 +531,8 @@ fn spawn_audit_checkpoints(
             // Read once, then kept here (another process's checkpoint is met as a refusal).
             let mut last = last_checkpoint(&store);
             let mut last_at = std::time::Instant::now();
+            // Made at the first checkpoint: a key that exists means checkpoints were made.
+            let mut key = None;
             every_until(Duration::from_secs(1), &stop, || {
                 let head = store.audit_head().ok().flatten().map(|h| h.0).unwrap_or(0);
                 let due =
@@ -539,9 +541,21 @@ fn spawn_audit_checkpoints(
                     return;
                 }
                 last_at = std::time::Instant::now();
-                match crate::audit_checkpoint::checkpoint(&cfg, &store, &key) {
+                if key.is_none() {
+                    match crate::audit_checkpoint::audit_key(&cfg, &hsm) {
+                        Ok(k) => key = Some(k),
+                        Err(e) => {
+                            tracing::error!(error = %e, "no audit key; will retry");
+                            return;
+                        }
+                    }
+                }
+                let Some(key) = &key else { return };
+                match crate::audit_checkpoint::checkpoint(&cfg, &store, key) {
                     Ok(Some(cp)) => last = cp.seq,
-                    Ok(None) => last = last_checkpoint(&store),
+                    Ok(None) | Err(CliError::Ca(ca_core::CaError::Conflict { .. })) => {
+                        last = last_checkpoint(&store)
+                    }
                     Err(e) => {
                         last = last_checkpoint(&store);
                         tracing::error!(error = %e, "audit checkpoint failed; will retry");

@@ -122,7 +122,9 @@ pub(super) const CHECKPOINTS_MIGRATION: &str = "CREATE TABLE audit_checkpoints (
         at         INTEGER NOT NULL,
         key_label  TEXT NOT NULL,
         signature  BLOB NOT NULL
-    );";
+    );
+    -- The cross-check of certificates against their audit records (`unaudited`).
+    CREATE INDEX audit_certificate ON audit (issuer, serial, action);";
 
 fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
     Ok(AuditRecord {
@@ -234,11 +236,34 @@ impl AuditStore for SqliteStore {
                 for r in rows {
                     out.push(r?);
                 }
+                // A transition must have its record, saying the same change (from, to).
                 let mut st = c.prepare(
-                    "SELECT t.seq, t.action, t.issuer, t.serial FROM transitions t WHERE NOT EXISTS (SELECT 1 FROM audit a WHERE a.seq = t.seq AND a.action = t.action AND a.issuer = t.issuer AND a.serial = t.serial) ORDER BY t.seq",
+                    "SELECT t.seq, t.action, t.issuer, t.serial FROM transitions t WHERE NOT EXISTS (SELECT 1 FROM audit a WHERE a.seq = t.seq AND a.action = t.action AND a.issuer = t.issuer AND a.serial = t.serial AND instr(a.detail, ' ' || t.from_status || '->' || t.to_status) > 0) ORDER BY t.seq",
                 )?;
                 let rows = st.query_map([], |r| {
                     Ok(Unaudited { seq: Some(r.get(0)?), what: r.get(1)?, issuer: r.get(2)?, serial: r.get(3)? })
+                })?;
+                for r in rows {
+                    out.push(r?);
+                }
+                // The other way round: a record of an issuance or a transition must still
+                // have its row.
+                let mut st = c.prepare(
+                    "SELECT a.seq, a.action, a.issuer, a.serial FROM audit a WHERE (a.action = 'issue' AND a.issuer != '' AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.issuer = a.issuer AND c.serial = a.serial AND c.cert_der IS NOT NULL)) OR (a.action IN ('suspend', 'release', 'revoke') AND NOT EXISTS (SELECT 1 FROM transitions t WHERE t.seq = a.seq)) ORDER BY a.seq",
+                )?;
+                let rows = st.query_map([], |r| {
+                    Ok(Unaudited { seq: Some(r.get(0)?), what: format!("row of the {}", r.get::<_, String>(1)?), issuer: r.get(2)?, serial: r.get(3)? })
+                })?;
+                for r in rows {
+                    out.push(r?);
+                }
+                // A certificate's status is what its last transition made it (active without
+                // one).
+                let mut st = c.prepare(
+                    "SELECT c.issuer, c.serial, c.status, (SELECT t.seq FROM transitions t WHERE t.issuer = c.issuer AND t.serial = c.serial ORDER BY t.seq DESC LIMIT 1) AS last_seq, COALESCE((SELECT t.to_status FROM transitions t WHERE t.issuer = c.issuer AND t.serial = c.serial ORDER BY t.seq DESC LIMIT 1), 'active') AS want FROM certificates c WHERE c.cert_der IS NOT NULL AND c.status != want ORDER BY c.rowid",
+                )?;
+                let rows = st.query_map([], |r| {
+                    Ok(Unaudited { what: format!("status {} (its records say {})", r.get::<_, String>(2)?, r.get::<_, String>(4)?), issuer: r.get(0)?, serial: r.get(1)?, seq: r.get(3)? })
                 })?;
                 for r in rows {
                     out.push(r?);
