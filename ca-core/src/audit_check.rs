@@ -36,6 +36,9 @@ pub enum AuditFinding {
     CheckpointsGone,
     /// A checkpoint of the store's, not its newest, is missing from the anchor.
     AnchorBehind { seq: i64 },
+    /// The latest checkpoint the token holds (where only the PIN's holder writes) is not in
+    /// the store, or names a record past the end or another hash.
+    TokenDiffers { seq: i64, since: i64 },
 }
 
 impl AuditFinding {
@@ -50,6 +53,7 @@ impl AuditFinding {
             AuditFinding::Truncated { head, since, .. } => Some((head + 1).min(since + 1)),
             AuditFinding::Unaudited(u) => u.seq,
             AuditFinding::CheckpointsGone => Some(1),
+            AuditFinding::TokenDiffers { seq, since } => Some((*since + 1).min(*seq)),
             AuditFinding::AnchorBehind { seq } => Some(*seq),
         }
     }
@@ -62,6 +66,9 @@ impl AuditFinding {
             }
             AuditFinding::AnchorBehind { seq } => format!(
                 "the checkpoint at record {seq} is in the store but not in the anchor"
+            ),
+            AuditFinding::TokenDiffers { seq, .. } => format!(
+                "the latest checkpoint the token holds (record {seq}) is not the store's: the log or its checkpoints were rewritten or cut"
             ),
             AuditFinding::ChainBreak { seq } => format!(
                 "the hash chain breaks at record {seq}: a record was edited, inserted, deleted or moved"
@@ -141,6 +148,7 @@ pub fn verify(
     anchor: &[AuditCheckpoint],
     signed: &dyn Fn(&AuditCheckpoint) -> bool,
     key_exists: bool,
+    token_latest: Option<(i64, Vec<u8>)>,
 ) -> Result<AuditVerdict> {
     let mut findings = Vec::new();
     let report = store.verify_audit()?;
@@ -198,6 +206,23 @@ pub fn verify(
                 seq: *seq,
                 since: last_good,
             }),
+        }
+    }
+    // The token's copy of the latest checkpoint: written with the PIN only, so the store and
+    // the anchor cannot be rewritten behind it.
+    if let Some((seq, hash)) = token_latest {
+        let in_store = stored.get(&seq).is_some_and(|c| c.hash == hash);
+        let in_chain = store
+            .audit_records(seq, seq)?
+            .first()
+            .is_some_and(|r| r.hash == hash);
+        // Past a break of the chain the break says more (as for the checkpoints above).
+        let explained = report.first_break.is_some_and(|b| b <= seq);
+        if (!in_store || !in_chain) && !explained {
+            findings.push(AuditFinding::TokenDiffers {
+                seq,
+                since: last_good.min(seq),
+            });
         }
     }
     findings.extend(store.unaudited()?.into_iter().map(AuditFinding::Unaudited));

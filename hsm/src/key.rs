@@ -255,6 +255,53 @@ impl Hsm {
         Ok(())
     }
 
+    /// Writes a private data object (CKO_DATA, CKA_PRIVATE: read and written only by a
+    /// logged-in session) under `label`, replacing the one there: a small record nesca keeps
+    /// where only the PIN's holder reaches it (the audit log's latest checkpoint).
+    pub fn put_private_data(&self, label: &str, value: &[u8]) -> Result<(), HsmError> {
+        let _alone = self.objects_write();
+        let session = self.session()?;
+        let template = vec![
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Modifiable(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Value(value.to_vec()),
+        ];
+        // Created before the old one goes: a crash in between leaves two, and the reader
+        // takes the newest value of them (`private_data`).
+        let old = find_all(&session, ObjectClass::DATA, label)?;
+        session
+            .create_object(&template)
+            .map_err(|e| HsmError::from_ck("C_CreateObject", e))?;
+        for handle in old {
+            session
+                .destroy_object(handle)
+                .map_err(|e| HsmError::from_ck("C_DestroyObject", e))?;
+        }
+        Ok(())
+    }
+
+    /// The values of the private data objects under `label` (none, one, or two after a crash
+    /// between writing the new and destroying the old).
+    pub fn private_data(&self, label: &str) -> Result<Vec<Vec<u8>>, HsmError> {
+        let _reading = self.objects_read();
+        let session = self.session()?;
+        let mut out = Vec::new();
+        for handle in find_all(&session, ObjectClass::DATA, label)? {
+            let attrs = session
+                .get_attributes(handle, &[AttributeType::Value])
+                .map_err(|e| HsmError::from_ck("C_GetAttributeValue", e))?;
+            for a in attrs {
+                if let Attribute::Value(v) = a {
+                    out.push(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether a private key with this label exists.
     pub fn has_key(&self, label: &str) -> Result<bool, HsmError> {
         let _reading = self.objects_read();
@@ -367,12 +414,7 @@ fn find_one(
     class: ObjectClass,
     label: &str,
 ) -> Result<Option<ObjectHandle>, HsmError> {
-    let found = session
-        .find_objects(&[
-            Attribute::Class(class),
-            Attribute::Label(label.as_bytes().to_vec()),
-        ])
-        .map_err(|e| HsmError::from_ck("C_FindObjects", e))?;
+    let found = find_all(session, class, label)?;
     match found.len() {
         0 => Ok(None),
         1 => Ok(Some(found[0])),
@@ -381,6 +423,19 @@ fn find_one(
             reason: format!("{n} objects of one class share this label"),
         }),
     }
+}
+
+fn find_all(
+    session: &Session,
+    class: ObjectClass,
+    label: &str,
+) -> Result<Vec<ObjectHandle>, HsmError> {
+    session
+        .find_objects(&[
+            Attribute::Class(class),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])
+        .map_err(|e| HsmError::from_ck("C_FindObjects", e))
 }
 
 /// Builds the SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) of a public key object.

@@ -36,6 +36,7 @@ pub(crate) fn audit_key(cfg: &Loaded, hsm: &Hsm) -> Result<KeySigner> {
 pub(crate) fn checkpoint(
     cfg: &Loaded,
     store: &Arc<dyn Store>,
+    hsm: &Hsm,
     key: &KeySigner,
 ) -> Result<Option<AuditCheckpoint>> {
     let Some((seq, hash)) = store.audit_head()? else {
@@ -69,7 +70,31 @@ pub(crate) fn checkpoint(
     {
         append_anchor(&path, &missing)?;
     }
+    // And on the token, where only the PIN's holder writes (`token_latest`).
+    hsm.put_private_data(
+        &token_label(cfg),
+        format!("{} {}", cp.seq, hex::encode(&cp.hash)).as_bytes(),
+    )?;
     Ok(Some(cp))
+}
+
+/// The label of the token's private data object holding the latest checkpoint.
+fn token_label(cfg: &Loaded) -> String {
+    format!("{}-latest-checkpoint", cfg.raw.audit.key_label)
+}
+
+/// The latest checkpoint (seq, hash) the token holds, if any.
+pub(crate) fn token_latest(cfg: &Loaded, hsm: &Hsm) -> Result<Option<(i64, Vec<u8>)>> {
+    let parse = |v: &[u8]| -> Option<(i64, Vec<u8>)> {
+        let text = std::str::from_utf8(v).ok()?;
+        let (seq, hash) = text.split_once(' ')?;
+        Some((seq.parse().ok()?, hex::decode(hash).ok()?))
+    };
+    Ok(hsm
+        .private_data(&token_label(cfg))?
+        .iter()
+        .filter_map(|v| parse(v))
+        .max_by_key(|(seq, _)| *seq))
 }
 
 /// One anchor line (JSON): the checkpoint, hashes in hex, the signature in base64.

@@ -188,13 +188,16 @@ fn every_tampering_of_the_audit_log_is_found_with_its_first_bad_record() {
     );
     recompute_chain(&demo, k1 + 1);
     refused_at(&demo, "recomputed", k1 + 1);
-    // … and the checkpoint rewritten to match: its signature no longer verifies.
+    // … and the checkpoint rewritten to match: its signature no longer verifies, and the
+    // token's copy of it names the old hash (found first, at the rewritten record).
     tamper(&demo, &format!(
         "UPDATE audit_checkpoints SET hash = (SELECT hash FROM audit WHERE seq = {k2}) WHERE seq = {k2}"
     ));
     let err = verify(&demo).expect_err("forged checkpoint");
     assert!(
-        err.contains("not signed by the audit key") || err.contains("differs from the anchor"),
+        err.contains("the latest checkpoint the token holds")
+            && err.contains(&format!("(first bad record {})", k1 + 1))
+            && err.contains("more finding"),
         "{err}"
     );
     restore(&demo, &saved);
@@ -266,6 +269,26 @@ fn every_tampering_of_the_audit_log_is_found_with_its_first_bad_record() {
     std::fs::remove_file(demo.path("audit-anchor.jsonl")).unwrap();
     let err = verify(&demo).expect_err("checkpoints gone");
     assert!(err.contains("no checkpoint does"), "{err}");
+    restore(&demo, &saved);
+    // Store and anchor both rewritten from the first checkpoint on (an intruder on the host
+    // holding both files, without the PIN): the token's copy of the latest checkpoint, which
+    // only the PIN's holder writes, still names the second.
+    tamper(
+        &demo,
+        &format!("UPDATE audit SET detail = 'rewritten' WHERE seq = {}; DELETE FROM audit_checkpoints WHERE seq = {k2};", k1 + 1),
+    );
+    recompute_chain(&demo, k1 + 1);
+    let first_line = anchor.lines().next().unwrap().to_owned() + "\n";
+    std::fs::write(demo.path("audit-anchor.jsonl"), first_line).unwrap();
+    let err = verify(&demo).expect_err("rewritten behind the token");
+    assert!(
+        err.contains("the latest checkpoint the token holds"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("(first bad record {})", k1 + 1)),
+        "{err}"
+    );
     restore(&demo, &saved);
     // The anchor behind the store by more than its newest checkpoint.
     std::fs::write(demo.path("audit-anchor.jsonl"), "").unwrap();

@@ -54,7 +54,9 @@ pub(crate) fn verify(a: ConfigArg) -> Result<()> {
         key.as_ref()
             .is_some_and(|k| audit_checkpoint::signed_by(k, &label, cp))
     };
-    let verdict = ca_core::audit_check::verify(store.as_ref(), &anchor, &signed, key.is_some())?;
+    let token = audit_checkpoint::token_latest(&cfg, &hsm)?;
+    let verdict =
+        ca_core::audit_check::verify(store.as_ref(), &anchor, &signed, key.is_some(), token)?;
     let Some(first) = verdict.findings.first() else {
         return emit(&format!(
             "audit log intact: {} records\n{} checkpoints verified, anchor {} lines\n",
@@ -88,7 +90,7 @@ pub(crate) fn checkpoint(a: ConfigArg) -> Result<()> {
     let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
     let hsm = wiring::open_hsm(&cfg)?;
     let key = audit_checkpoint::audit_key(&cfg, &hsm)?;
-    match audit_checkpoint::checkpoint(&cfg, &store, &key) {
+    match audit_checkpoint::checkpoint(&cfg, &store, &hsm, &key) {
         Ok(Some(cp)) => emit(&format!("{}\n", audit_checkpoint::anchor_line(&cp))),
         // Another process (serve) checkpointed the same head first.
         Ok(None) | Err(CliError::Ca(ca_core::CaError::Conflict { .. })) => {

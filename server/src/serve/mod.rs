@@ -551,7 +551,7 @@ fn spawn_audit_checkpoints(
                     }
                 }
                 let Some(key) = &key else { return };
-                match crate::audit_checkpoint::checkpoint(&cfg, &store, key) {
+                match crate::audit_checkpoint::checkpoint(&cfg, &store, &hsm, key) {
                     Ok(Some(cp)) => last = cp.seq,
                     Ok(None) | Err(CliError::Ca(ca_core::CaError::Conflict { .. })) => {
                         last = last_checkpoint(&store)
