@@ -95,6 +95,7 @@ pub fn create_hierarchy(
             ocsp_name: plan.ocsp_name.clone(),
             ocsp_validity_days: plan.ocsp_validity_days,
             public_url: plan.public_url.clone(),
+            supersedes: None,
         },
         issuing,
         ocsp,
@@ -174,6 +175,8 @@ pub struct IssuingInstall {
     pub ocsp_name: Name,
     pub ocsp_validity_days: u32,
     pub public_url: String,
+    /// The generation it takes over from (a rollover), if any.
+    pub supersedes: Option<IssuerId>,
 }
 
 /// Puts an issuing CA into service: its delegated OCSP signer (`ocsp`'s key) certified by
@@ -207,7 +210,7 @@ pub fn install_issuing(
             cert_der: install.cert_der.clone(),
             ocsp_key_label: Some(ocsp.label),
             ocsp_cert_der: Some(ocsp_cert.cert_der.clone()),
-            supersedes: None,
+            supersedes: install.supersedes.clone(),
         },
         actor,
         engine.clock().now_unix(),
@@ -258,45 +261,31 @@ pub fn roll_over(
         Some(der) => name_of(der, "previous OCSP signer's")?,
         None => name.clone(),
     };
-    let issuing_cert = issue(
+    let issuing_cert = issue_issuing_ca(
         engine,
         root,
-        &CaProfile::issuing(),
         &name,
         issuing.signer.public_key(),
         plan.validity_days,
         actor,
     )?;
-    let new_ca = SigningCa::new(
-        plan.new_id.clone(),
-        issuing_cert.cert_der.clone(),
-        issuing.signer,
-        Some(CaUrls::new(&plan.public_url, &plan.new_id)?),
-    )?;
-    let ocsp_cert = issue_ocsp_signer(
+    let ocsp_cert = install_issuing(
         engine,
-        &new_ca,
-        &ocsp_name,
-        ocsp.signer.public_key(),
-        plan.ocsp_validity_days,
-        actor,
-    )?;
-    engine.store().add_ca(
-        CaRecord {
+        &IssuingInstall {
             id: plan.new_id.clone(),
-            role: CaRole::Issuing,
-            key_label: issuing.label,
             cert_der: issuing_cert.cert_der.clone(),
-            ocsp_key_label: Some(ocsp.label),
-            ocsp_cert_der: Some(ocsp_cert.cert_der.clone()),
+            ocsp_name,
+            ocsp_validity_days: plan.ocsp_validity_days,
+            public_url: plan.public_url.clone(),
             supersedes: Some(plan.previous.id.clone()),
         },
+        issuing,
+        ocsp,
         actor,
-        engine.clock().now_unix(),
     )?;
     Ok(Rolled {
         issuing_cert: issuing_cert.cert_der,
-        ocsp_cert: ocsp_cert.cert_der,
+        ocsp_cert,
     })
 }
 

@@ -35,7 +35,7 @@ pub use error::{RaError, Result};
 
 /// The serial of a certificate (DER) as nesca stores serials; `None` when it does not parse
 /// or is not one nesca could have issued. The rules look a presented certificate up by it.
-fn certificate_serial(cert_der: &[u8]) -> Option<ca_core::Serial> {
+pub fn certificate_serial(cert_der: &[u8]) -> Option<ca_core::Serial> {
     let hex = nesca_pkix::subject::serial_hex(cert_der).ok()?;
     ca_core::Serial::parse_hex(&hex).ok()
 }

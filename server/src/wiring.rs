@@ -105,13 +105,6 @@ pub(crate) fn current_issuing(cfg: &Loaded, store: &dyn Store) -> Result<ca_core
     Ok(current)
 }
 
-/// The serial of a certificate (DER), as the store keys it.
-pub(crate) fn serial_of(cert_der: &[u8]) -> Option<ca_core::Serial> {
-    use der::Decode as _;
-    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
-    ca_core::Serial::from_der_bytes(cert.tbs_certificate.serial_number.as_bytes())
-}
-
 /// Whether the root revoked this CA's certificate, as the store records it: a root on this
 /// token (`nesca ca revoke`: the certificate's status), or an offline root whose CRL listed
 /// it (`nesca ca import-crl`: `record_ca_revoked`).
@@ -122,13 +115,37 @@ pub(crate) fn is_revoked(store: &dyn Store, ca: &ca_core::store::CaRecord) -> Re
     if store.ca_revoked_at(&ca.id)?.is_some() {
         return Ok(true);
     }
-    let Some(serial) = serial_of(&ca.cert_der) else {
+    let Some(serial) = nesca_ra::certificate_serial(&ca.cert_der) else {
         return Ok(false);
     };
     Ok(store.get(None, &serial)?.is_some_and(|r| {
         r.status == ca_core::store::CertStatus::Revoked
             && r.cert_der.as_deref() == Some(ca.cert_der.as_slice())
     }))
+}
+
+/// A root as a signer: its certificate from the store, its key from the token (refused when
+/// the key is not there: an offline root signs on its own token).
+pub(crate) fn root_signing_ca(
+    cfg: &Loaded,
+    hsm: &Hsm,
+    root: &ca_core::store::CaRecord,
+) -> Result<SigningCa> {
+    if !hsm.has_key(&root.key_label)? {
+        return Err(CliError::config(
+            "ca.root_id",
+            format!(
+                "the root's key \"{}\" is not on this token: an offline root signs on its own token (`nesca root`)",
+                root.key_label
+            ),
+        ));
+    }
+    Ok(SigningCa::new(
+        root.id.clone(),
+        root.cert_der.clone(),
+        Arc::new(hsm.find_key(&root.key_label)?),
+        Some(urls_of(cfg, &root.id)?),
+    )?)
 }
 
 /// The URLs certificates of CA `id` carry (its own CRL and certificate, the OCSP responder).

@@ -215,37 +215,32 @@ fn crl_url_of(cert: &Path) -> String {
 }
 
 /// `nesca crl --ca root-ca --out WORK/NAME`, which must succeed.
+/// `nesca crl --config … --ca CA --out OUT`, whatever the outcome.
+fn crl_of(demo: &Demo, ca: &str, out: &Path) -> Output {
+    let config = demo.config();
+    demo.nesca(&["crl", "--config", s(&config), "--ca", ca, "--out", s(out)])
+}
+
+/// `nesca crl --ca root-ca --out WORK/NAME`, which must succeed.
 #[track_caller]
 fn root_crl(demo: &Demo, name: &str) -> (std::path::PathBuf, Output) {
     let out = demo.work.join(name);
-    let config = demo.config();
-    let args = [
-        "crl",
-        "--config",
-        s(&config),
-        "--ca",
-        "root-ca",
-        "--out",
-        s(&out),
-    ];
-    let made = demo.nesca(&args).ok();
+    let made = crl_of(demo, "root-ca", &out).ok();
     (out, made)
+}
+
+/// `openssl crl -inform DER -in DER -noout EXTRA…`.
+#[track_caller]
+fn openssl_crl(der: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["crl", "-inform", "DER", "-in", s(der), "-noout"];
+    args.extend_from_slice(extra);
+    openssl(&args)
 }
 
 /// `openssl crl -verify` of a DER CRL under `issuer` (PEM): `verify OK`.
 #[track_caller]
 fn crl_verifies(der: &Path, issuer: &Path) -> String {
-    let out = openssl(&[
-        "crl",
-        "-inform",
-        "DER",
-        "-in",
-        s(der),
-        "-CAfile",
-        s(issuer),
-        "-noout",
-        "-text",
-    ]);
+    let out = openssl_crl(der, &["-CAfile", s(issuer), "-text"]);
     let all = format!("{}\n{}", out.stdout, out.stderr);
     assert!(all.contains("verify OK"), "{all}");
     all
@@ -269,17 +264,7 @@ fn the_root_crl_is_made_on_demand_and_served_where_the_issuing_ca_points() {
     let text = crl_verifies(&out, &root);
     assert!(text.contains("CN = nesca Demo Root CA"), "{text}");
     // nextUpdate − thisUpdate: the configured 90 days.
-    let times = openssl(&[
-        "crl",
-        "-inform",
-        "DER",
-        "-in",
-        s(&out),
-        "-noout",
-        "-lastupdate",
-        "-nextupdate",
-    ])
-    .stdout;
+    let times = openssl_crl(&out, &["-lastupdate", "-nextupdate"]).stdout;
     let parse = |key: &str| {
         let v = times
             .lines()
@@ -738,16 +723,7 @@ fn every_url_in_every_certificate_answers() {
             let file = demo.work.join(format!("{name}.crl"));
             std::fs::write(&file, &r.body).unwrap();
             crl_verifies(&file, &issuer);
-            let next = openssl(&[
-                "crl",
-                "-inform",
-                "DER",
-                "-in",
-                s(&file),
-                "-noout",
-                "-nextupdate",
-            ])
-            .stdout;
+            let next = openssl_crl(&file, &["-nextupdate"]).stdout;
             assert!(!next.trim().is_empty(), "{url}: {next}");
             walked += 1;
         }
@@ -869,15 +845,7 @@ fn an_offline_root_certifies_the_online_issuing_ca() {
     current_signer(&list);
     // The online CA cannot sign as the root.
     let out = online.work.join("nope.crl");
-    let r = online.nesca(&[
-        "crl",
-        "--config",
-        s(&config),
-        "--ca",
-        "root-ca",
-        "--out",
-        s(&out),
-    ]);
+    let r = crl_of(&online, "root-ca", &out);
     assert!(
         !r.success() && r.stderr.contains("no key on this token"),
         "{}",

@@ -105,25 +105,8 @@ fn an_emptied_token_object_is_restored_by_the_next_command() {
     fs::write(&object, b"").expect("empty token.object");
     let csr = demo.csr("after", Key::P256);
     let out = demo.work.join("after.pem");
-    let issued = nesca_logging(
-        &demo,
-        &[
-            "issue",
-            "--config",
-            s(&demo.config()),
-            "--csr",
-            s(&csr),
-            "--tckn",
-            TCKN,
-            "--given-name",
-            GIVEN,
-            "--surname",
-            SURNAME,
-            "--out",
-            s(&out),
-        ],
-    )
-    .ok();
+    let config = demo.config();
+    let issued = nesca_logging(&demo, &issue_args(&config, &csr, &out)).ok();
     assert!(
         issued.stderr.contains(RESTORED) && issued.stderr.contains(s(&dir)),
         "no warning naming the restored token: {}",
@@ -211,25 +194,30 @@ enum End {
     Finished(bool),
 }
 
+/// The arguments of `nesca issue` of the test holder's certificate from `csr` to `out`.
+fn issue_args<'a>(config: &'a Path, csr: &'a Path, out: &'a Path) -> [&'a str; 13] {
+    [
+        "issue",
+        "--config",
+        s(config),
+        "--csr",
+        s(csr),
+        "--tckn",
+        TCKN,
+        "--given-name",
+        GIVEN,
+        "--surname",
+        SURNAME,
+        "--out",
+        s(out),
+    ]
+}
+
 /// Starts `nesca issue` (stderr with warnings to `log`) and kills it as `kill` says.
 fn round(demo: &Demo, csr: &Path, out: &Path, log: &Path, object: &Path, kill: Kill) -> End {
     let config = demo.config();
     let mut child = nesca_command()
-        .args([
-            "issue",
-            "--config",
-            s(&config),
-            "--csr",
-            s(csr),
-            "--tckn",
-            TCKN,
-            "--given-name",
-            GIVEN,
-            "--surname",
-            SURNAME,
-            "--out",
-            s(out),
-        ])
+        .args(issue_args(&config, csr, out))
         .env("RUST_LOG", "warn")
         .current_dir(&demo.work)
         .stdin(Stdio::null())

@@ -168,7 +168,7 @@ pub(crate) fn revoke(a: RevokeArgs) -> Result<()> {
             format!("the root \"{}\" is offline: revoke with `nesca root revoke` on the root's configuration, then `nesca root crl` and `nesca ca import-crl` here", cfg.root_id),
         ));
     }
-    let serial = wiring::serial_of(&record.cert_der).ok_or_else(|| {
+    let serial = nesca_ra::certificate_serial(&record.cert_der).ok_or_else(|| {
         crate::error::CliError::config(
             "store",
             format!("the certificate of \"{id}\" does not decode"),
@@ -263,18 +263,7 @@ pub(crate) fn rollover(a: RolloverArgs) -> Result<()> {
         )
     })?;
     let hsm = wiring::open_hsm(&cfg)?;
-    if !hsm.has_key(&root.key_label)? {
-        return Err(CliError::config(
-            "ca.root_id",
-            format!("the root's key \"{}\" is not on this token: an offline root signs the new generation's request", root.key_label),
-        ));
-    }
-    let root_ca = ca_core::engine::SigningCa::new(
-        root.id.clone(),
-        root.cert_der.clone(),
-        Arc::new(hsm.find_key(&root.key_label)?),
-        Some(wiring::urls_of(&cfg, &root.id)?),
-    )?;
+    let root_ca = wiring::root_signing_ca(&cfg, &hsm, &root)?;
     let algorithm = hsm.find_key(&previous.key_label)?.algorithm();
     // Unique labels (the time and random bits): two rollovers racing never make two keys
     // under one label; the one the store refuses destroys its own.
@@ -495,6 +484,7 @@ pub(crate) fn import_cert(a: ImportCertArgs) -> Result<()> {
             )?,
             ocsp_validity_days: c.ocsp_validity_days,
             public_url: c.public_url.clone(),
+            supersedes: None,
         },
         ca_core::bootstrap::CaKey {
             label: cfg.issuing_id.to_string(),

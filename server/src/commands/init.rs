@@ -23,8 +23,10 @@ const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// The demo token's label.
 const DEMO_TOKEN: &str = "nesca-demo";
 
+/// Where `init` (and `nesca root init`) creates its CA: a demo of its own, or the token a
+/// configuration names.
 #[derive(Args)]
-pub(crate) struct InitArgs {
+pub(crate) struct InitTarget {
     /// Create a self-contained demo: its own SoftHSM token, PIN file, database and configuration
     #[arg(long, requires = "dir", conflicts_with = "config")]
     demo: bool,
@@ -40,6 +42,12 @@ pub(crate) struct InitArgs {
     /// Use the existing token and settings in this nesca.toml (production)
     #[arg(long)]
     config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct InitArgs {
+    #[command(flatten)]
+    target: InitTarget,
     /// The root is offline (`nesca root`, on a token of its own): create only the issuing
     /// CA's key and write its certification request (`issuing-ca.csr`); install the
     /// certificate the root signs with `nesca ca import-cert`
@@ -64,18 +72,19 @@ pub(crate) fn run(a: InitArgs) -> Result<()> {
     } else {
         Scope::Hierarchy
     };
-    init(a.demo, a.dir, a.config, &a.public_url, a.algorithm, scope)
+    init(a.target, scope)
 }
 
 /// `init` of `scope`, as a demo (`--demo --dir`) or on the token a configuration names.
-pub(crate) fn init(
-    demo_flag: bool,
-    dir: Option<PathBuf>,
-    config: Option<PathBuf>,
-    public_url: &str,
-    algorithm: Option<KeyAlgorithm>,
-    scope: Scope,
-) -> Result<()> {
+pub(crate) fn init(target: InitTarget, scope: Scope) -> Result<()> {
+    let InitTarget {
+        demo: demo_flag,
+        dir,
+        public_url,
+        algorithm,
+        config,
+    } = target;
+    let public_url = public_url.as_str();
     match (demo_flag, dir, config) {
         (true, Some(dir), None) => demo(&dir, public_url, algorithm, scope),
         (false, None, Some(config)) => {

@@ -18,22 +18,10 @@ use crate::wiring;
 
 #[derive(Args)]
 pub(crate) struct RootInitArgs {
-    /// A self-contained demo root: its own SoftHSM token, PIN file, database and configuration
-    #[arg(long, requires = "dir", conflicts_with = "config")]
-    demo: bool,
-    /// Directory of the demo root (created if missing)
-    #[arg(long, requires = "demo")]
-    dir: Option<PathBuf>,
-    /// Public base URL written into the certificates the root signs (the root's CRL and
-    /// certificate); demo only
-    #[arg(long, default_value = "http://127.0.0.1:8080", requires = "demo")]
-    public_url: String,
-    /// Key algorithm of the root key: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096
-    #[arg(long)]
-    algorithm: Option<hsm::KeyAlgorithm>,
-    /// The root's nesca.toml (its own token and store)
-    #[arg(long)]
-    config: Option<PathBuf>,
+    /// A demo root (`--demo --dir`), or the root's own nesca.toml (`--config`: its token and
+    /// store); `--public-url` is what the certificates the root signs name
+    #[command(flatten)]
+    target: super::init::InitTarget,
 }
 
 #[derive(Args)]
@@ -74,14 +62,7 @@ pub(crate) struct RootRevokeArgs {
 
 /// Creates the root alone, on the token its configuration names (or a demo's own).
 pub(crate) fn init(a: RootInitArgs) -> Result<()> {
-    super::init::init(
-        a.demo,
-        a.dir,
-        a.config,
-        &a.public_url,
-        a.algorithm,
-        super::init::Scope::RootOnly,
-    )
+    super::init::init(a.target, super::init::Scope::RootOnly)
 }
 
 /// Certifies an issuing CA's key (its request's proof of possession checked) under the name
@@ -124,12 +105,7 @@ pub(crate) fn sign(a: RootSignArgs) -> Result<()> {
         });
     }
     let hsm = wiring::open_hsm(&cfg)?;
-    let root_ca = ca_core::engine::SigningCa::new(
-        root.id.clone(),
-        root.cert_der.clone(),
-        Arc::new(hsm.find_key(&root.key_label)?),
-        Some(wiring::urls_of(&cfg, &root.id)?),
-    )?;
+    let root_ca = wiring::root_signing_ca(&cfg, &hsm, &root)?;
     let engine = ca_core::engine::Engine::new(store, wiring::clock());
     let issued = ca_core::bootstrap::issue_issuing_ca(
         &engine,

@@ -92,11 +92,8 @@ pub(super) struct HttpMetrics {
     requests: [[AtomicU64; STATUSES.len()]; ROUTES.len()],
     latency: Histogram,
     crl_signing_errors: AtomicU64,
-    crl_times: Mutex<CrlTimes>,
+    crl_this_update: Mutex<BTreeMap<(String, &'static str), i64>>,
 }
-
-/// thisUpdate and nextUpdate (Unix seconds) of the latest published CRL, by CA and kind.
-type CrlTimes = BTreeMap<(String, &'static str), (i64, i64)>;
 
 impl HttpMetrics {
     pub(super) fn record(&self, route: Route, status: u16, elapsed: Duration) {
@@ -116,20 +113,12 @@ impl HttpMetrics {
         self.crl_signing_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn crl_published(
-        &self,
-        ca: &str,
-        kind: &'static str,
-        this_update: UnixTime,
-        next_update: UnixTime,
-    ) {
-        self.crl_times
+    pub(super) fn crl_published(&self, ca: &str, kind: &'static str, this_update: UnixTime) {
+        // Exported as Unix seconds (a gauge).
+        self.crl_this_update
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                (ca.to_owned(), kind),
-                (this_update.secs(), next_update.secs()),
-            );
+            .insert((ca.to_owned(), kind), this_update.secs());
     }
 
     /// The text exposition format (version 0.0.4).
@@ -171,9 +160,13 @@ impl HttpMetrics {
             "# HELP nesca_crl_signing_errors_total CRL generations that failed.\n# TYPE nesca_crl_signing_errors_total counter\nnesca_crl_signing_errors_total {}",
             self.crl_signing_errors.load(Ordering::Relaxed)
         );
-        let times = self.crl_times.lock().unwrap_or_else(|p| p.into_inner());
         out.push_str("# HELP nesca_crl_age_seconds Seconds since thisUpdate of the latest published CRL.\n# TYPE nesca_crl_age_seconds gauge\n");
-        for ((ca, kind), (this_update, _)) in times.iter() {
+        for ((ca, kind), this_update) in self
+            .crl_this_update
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             let _ = writeln!(
                 out,
                 "nesca_crl_age_seconds{{ca=\"{ca}\",kind=\"{kind}\"}} {}",
@@ -193,12 +186,7 @@ mod tests {
         m.record(Route::of("/ocsp/MEUw"), 200, Duration::from_micros(700));
         m.record(Route::of("/crl/nes-ca.crl"), 404, Duration::from_millis(3));
         m.crl_signing_error();
-        m.crl_published(
-            "nes-ca",
-            "full",
-            UnixTime::from_secs(1000),
-            UnixTime::from_secs(1100),
-        );
+        m.crl_published("nes-ca", "full", UnixTime::from_secs(1000));
         let mut text = String::new();
         m.render(1060, &mut text);
         assert!(text.contains("nesca_http_requests_total{route=\"ocsp\",status=\"200\"} 1"));

@@ -280,7 +280,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     for i in &issuers {
         for (kind, name) in [(CrlKind::Full, "full"), (CrlKind::Delta, "delta")] {
             if let Some(r) = store.latest_crl(&i.issuer, kind)? {
-                metrics.crl_published(i.issuer.as_str(), name, r.this_update, r.next_update);
+                metrics.crl_published(i.issuer.as_str(), name, r.this_update);
             }
         }
     }
@@ -753,12 +753,7 @@ fn crl_loop(issuers: Vec<crl::CrlIssuer>, metrics: Arc<HttpMetrics>, stop: Arc<A
                             crl::CrlType::Full => "full",
                             crl::CrlType::Delta => "delta",
                         };
-                        metrics.crl_published(
-                            issuer.issuer.as_str(),
-                            kind,
-                            p.summary.this_update,
-                            p.summary.next_update,
-                        );
+                        metrics.crl_published(issuer.issuer.as_str(), kind, p.summary.this_update);
                     }
                 }
                 Err(e) => {
