@@ -10,6 +10,7 @@
 //! there yet"), which also draws the layers.
 #![forbid(unsafe_code)]
 
+pub mod ca_status;
 pub mod commitment;
 pub mod enrollment;
 mod error;

@@ -310,6 +310,8 @@ impl NesIssuance {
         req: &NesRequest,
         transport: Option<&TrustedTransportKey>,
     ) -> Result<IssuedNes> {
+        // Checked at each issuance: a CA revoked while a server runs issues nothing more.
+        crate::ca_status::ensure_not_revoked(self.store.as_ref(), &self.ca.context.id)?;
         let (key, wrapped) = match (&req.key, transport) {
             (SubscriberKey::Csr(csr), _) => (SubjectKey::from(csr.clone()), None),
             (SubscriberKey::Card { .. }, None) => {

@@ -174,8 +174,9 @@ fn unavailable(e: ca_core::CaError) -> ChannelClientRefusal {
 
 /// The partner certificates presented to the channels, checked on every request: a
 /// certificate revoked, or a partner deactivated, after the TLS handshake must not keep an
-/// open connection working. One indexed read of the certificate and a read of the (short)
-/// partner registry per request — no cache, so nothing is ever served from a stale verdict.
+/// open connection working; nor a certificate whose CA its root revoked since. One indexed
+/// read of the certificate, of its CA's status and a read of the (short) partner registry per
+/// request — no cache, so nothing is ever served from a stale verdict.
 pub struct ChannelClients {
     store: Arc<dyn Store>,
     issuers: Vec<ca_core::IssuerId>,
@@ -215,6 +216,15 @@ impl ChannelClients {
         }
         let record = found.ok_or(ChannelClientRefusal::Unknown)?;
         check_channel_client(&record)?;
+        // Its CA revoked since (checked per request: no restart needed).
+        let revoked = crate::ca_status::is_revoked_id(self.store.as_ref(), &record.issuer)
+            .map_err(|e| {
+                tracing::warn!(error = %e, "the CA's status cannot be read");
+                ChannelClientRefusal::Unavailable
+            })?;
+        if revoked {
+            return Err(ChannelClientRefusal::Revoked);
+        }
         // The handshake checked the validity once; a kept-alive connection outlives it.
         let now = self.clock.now_unix();
         if now < record.not_before || now > record.not_after {

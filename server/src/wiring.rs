@@ -105,23 +105,9 @@ pub(crate) fn current_issuing(cfg: &Loaded, store: &dyn Store) -> Result<ca_core
     Ok(current)
 }
 
-/// Whether the root revoked this CA's certificate, as the store records it: a root on this
-/// token (`nesca ca revoke`: the certificate's status), or an offline root whose CRL listed
-/// it (`nesca ca import-crl`: `record_ca_revoked`).
+/// Whether the root revoked this CA (`nesca_ra::ca_status`).
 pub(crate) fn is_revoked(store: &dyn Store, ca: &ca_core::store::CaRecord) -> Result<bool> {
-    if ca.role != ca_core::store::CaRole::Issuing {
-        return Ok(false);
-    }
-    if store.ca_revoked_at(&ca.id)?.is_some() {
-        return Ok(true);
-    }
-    let Some(serial) = nesca_ra::certificate_serial(&ca.cert_der) else {
-        return Ok(false);
-    };
-    Ok(store.get(None, &serial)?.is_some_and(|r| {
-        r.status == ca_core::store::CertStatus::Revoked
-            && r.cert_der.as_deref() == Some(ca.cert_der.as_slice())
-    }))
+    Ok(nesca_ra::ca_status::is_revoked(store, ca)?)
 }
 
 /// A root as a signer: its certificate from the store, its key from the token (refused when

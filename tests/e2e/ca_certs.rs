@@ -948,4 +948,18 @@ fn an_offline_root_certifies_the_online_issuing_ca() {
     let list = ca_list(&online, 0);
     let nes_ca = list.iter().find(|c| c["id"] == "nes-ca").unwrap();
     assert_eq!(nes_ca["status"], "revoked", "{nes_ca}");
+    // Un-revoking the row by hand (an intruder with the database file) is found by the audit.
+    online
+        .nesca(&["audit", "checkpoint", "--config", s(&config)])
+        .ok();
+    rusqlite::Connection::open(online.path("nesca.db"))
+        .unwrap()
+        .execute("UPDATE cas SET revoked_at = NULL WHERE id = 'nes-ca'", [])
+        .unwrap();
+    let audit = online.nesca(&["audit", "verify", "--config", s(&config)]);
+    assert!(
+        !audit.success() && audit.stderr.contains("ca-revoked"),
+        "{}",
+        audit.describe()
+    );
 }

@@ -1364,3 +1364,45 @@ fn kec_applications_slots_role_certificates_and_holder_requests() {
     );
     server.assert_running();
 }
+
+/// An issuing CA revoked while `nesca serve` runs (`nesca ca revoke`, no restart): the
+/// partner certificates it issued no longer reach the channels — refused at the handshake or
+/// per request — and nothing more is issued.
+#[test]
+fn a_ca_revoked_while_serving_refuses_its_partners_at_once() {
+    let (demo, world) = channel_demo(Options::default());
+    let mut server = Server::serve(&demo);
+    let kdhs = world.client(Some(&world.kdhs_client));
+    let auth = world.auth_cert(AYSE);
+    let (body, _) = kdhs_application(&world, AYSE, &auth);
+    expect_issued(
+        &kdhs.post_ok(KDHS_APPLY, &body),
+        "kdhs",
+        &world,
+        "before",
+        &server,
+    );
+    demo.nesca(&[
+        "ca",
+        "revoke",
+        "--config",
+        s(&demo.config()),
+        "--ca",
+        "nes-ca",
+        "--reason",
+        "cACompromise",
+    ])
+    .ok();
+    let before = demo.cert_list_lines();
+    let (again, _) = kdhs_application(&world, AYSE, &auth);
+    match kdhs.post(KDHS_APPLY, &again) {
+        Err(e) => eprintln!("refused at the handshake: {e}"),
+        Ok(r) => assert!(
+            r.status == 401 || r.status == 403,
+            "a partner of a revoked CA must be refused: {}",
+            r.describe()
+        ),
+    }
+    assert_eq!(demo.cert_list_lines(), before, "nothing issued");
+    server.assert_running();
+}

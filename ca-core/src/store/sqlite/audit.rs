@@ -257,6 +257,26 @@ impl AuditStore for SqliteStore {
                 for r in rows {
                     out.push(r?);
                 }
+                // A CA's revocation as an offline root's CRL reported it (`cas.revoked_at`) and
+                // its `ca-revoked` record, both ways: un-revoking the row is found.
+                let mut st = c.prepare(
+                    "SELECT c.id FROM cas c WHERE c.revoked_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit a WHERE a.action = 'ca-revoked' AND a.detail = 'ca=' || c.id) ORDER BY c.id",
+                )?;
+                let rows = st.query_map([], |r| {
+                    Ok(Unaudited { what: "ca-revoked".into(), issuer: r.get(0)?, serial: String::new(), seq: None })
+                })?;
+                for r in rows {
+                    out.push(r?);
+                }
+                let mut st = c.prepare(
+                    "SELECT a.seq, substr(a.detail, 4) FROM audit a WHERE a.action = 'ca-revoked' AND NOT EXISTS (SELECT 1 FROM cas c WHERE 'ca=' || c.id = a.detail AND c.revoked_at IS NOT NULL) ORDER BY a.seq",
+                )?;
+                let rows = st.query_map([], |r| {
+                    Ok(Unaudited { seq: Some(r.get(0)?), what: "row of the ca-revoked".into(), issuer: r.get(1)?, serial: String::new() })
+                })?;
+                for r in rows {
+                    out.push(r?);
+                }
                 // A certificate's status is what its last transition made it (active without
                 // one).
                 let mut st = c.prepare(
