@@ -41,7 +41,10 @@ pub use name::PersonName;
 // paths are the ones ca-core's users have always named. `IdentityError` is here so that a
 // caller can convert it (into its own error type) without depending on the crate.
 pub use nesca_ca_types::principal;
-pub use nesca_ca_types::{CaTypesError, ChannelName, HolderProof, Principal, SystemTask, UnixTime};
+pub use nesca_ca_types::{
+    CaTypesError, ChannelName, HolderProof, OperatorActor, OperatorName, OperatorRole, Principal,
+    SystemTask, UnixTime,
+};
 pub use nesca_identity::{Email, IdentityError, Tckn, TcknError, TrMobile};
 pub use partner::{PartnerId, PartnerRecord};
 pub use serial::{IssuerId, Serial};

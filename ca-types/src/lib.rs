@@ -19,6 +19,7 @@
 pub mod clock;
 mod error;
 mod oids;
+pub mod operator;
 pub mod principal;
 mod reason;
 mod serial;
@@ -31,6 +32,7 @@ pub mod testkit;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::CaTypesError;
+pub use operator::{OperatorActor, OperatorName, OperatorRole};
 pub use principal::{ChannelName, HolderProof, Principal, SystemTask};
 pub use reason::RevocationReason;
 pub use serial::{IssuerId, Serial};

@@ -14,6 +14,7 @@ use std::str::FromStr;
 use nesca_identity::Tckn;
 
 use crate::error::CaTypesError;
+use crate::operator::OperatorActor;
 
 /// Who acts. Every variant says how the actor was authenticated, so an auditor reading the
 /// trail can tell a partner's system from a holder from an operator.
@@ -34,6 +35,9 @@ pub enum Principal {
     Applicant { pre_application: String },
     /// nesca itself, running a scheduled task. Recorded as the task's name.
     System(SystemTask),
+    /// A named PKI operator through the admin API, authenticated by their operator
+    /// certificate. Recorded as `operator:{role}:{serial}:{name}`.
+    Operator(OperatorActor),
 }
 
 impl Principal {
@@ -90,6 +94,9 @@ pub enum SystemTask {
     HeldListExpiry,
     /// The watch that renews delegated OCSP signers in `nesca serve` and `nesca ocsp`.
     OcspSignerRenewal,
+    /// The sweep of the admin API's dual-control requests: expires those not approved in
+    /// time, carries out those a stop left approved.
+    AdminRequests,
 }
 
 impl SystemTask {
@@ -103,6 +110,7 @@ impl SystemTask {
             SystemTask::Startup => "serve-start",
             SystemTask::HeldListExpiry => "held-list-expiry",
             SystemTask::OcspSignerRenewal => "ocsp-signer-renewal",
+            SystemTask::AdminRequests => "admin-requests",
         }
     }
 
@@ -115,6 +123,7 @@ impl SystemTask {
             SystemTask::Startup,
             SystemTask::HeldListExpiry,
             SystemTask::OcspSignerRenewal,
+            SystemTask::AdminRequests,
         ]
         .into_iter()
         .find(|t| t.as_str() == s)
@@ -166,6 +175,7 @@ impl fmt::Display for Principal {
             Principal::Holder { tckn, proof } => write!(f, "holder:{}:{tckn}", proof.as_str()),
             Principal::Applicant { pre_application } => write!(f, "applicant:{pre_application}"),
             Principal::System(t) => f.write_str(t.as_str()),
+            Principal::Operator(o) => o.fmt(f),
         }
     }
 }
@@ -205,6 +215,11 @@ impl FromStr for Principal {
                 }),
             };
         }
+        if let Some(rest) = s.strip_prefix("operator:") {
+            return OperatorActor::parse_audit_text(rest)
+                .map(Principal::Operator)
+                .ok_or_else(unknown);
+        }
         if let Some(rest) = s.strip_prefix("holder:") {
             let (proof, tckn) = rest.split_once(':').ok_or_else(unknown)?;
             let proof = HolderProof::parse(proof).ok_or_else(unknown)?;
@@ -240,6 +255,11 @@ mod tests {
             Principal::System(SystemTask::Outbox),
             Principal::System(SystemTask::CrlSchedule),
             Principal::System(SystemTask::Startup),
+            Principal::Operator(crate::OperatorActor {
+                name: crate::OperatorName::parse("Ayşe Yılmaz").unwrap(),
+                role: crate::OperatorRole::RaOfficer,
+                serial: crate::Serial::random(),
+            }),
         ];
         for p in all {
             let text = p.to_string();
@@ -284,6 +304,9 @@ mod tests {
             "cli partner=ACME",
             "cli partner=a b",
             "cli partnerx",
+            "operator:",
+            "operator:ra-officer:zz:Ayşe",
+            "operator:root:01:Ayşe",
         ] {
             assert!(bad.parse::<Principal>().is_err(), "{bad:?} was accepted");
         }

@@ -75,6 +75,20 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Checks a security word: 4 to 64 letters or digits (no spaces, so that a holder can read
+/// it out on the phone).
+pub fn check_security_word(security_word: &SecretString) -> Result<()> {
+    let word = security_word.expose_secret();
+    let n = word.chars().count();
+    if !(4..=MAX_SECURITY_WORD_CHARS).contains(&n) || !word.chars().all(char::is_alphanumeric) {
+        return Err(RaError::invalid(
+            "security_word",
+            format!("must be 4 to {MAX_SECURITY_WORD_CHARS} letters or digits"),
+        ));
+    }
+    Ok(())
+}
+
 /// The applicant's form, checked.
 pub struct ApplicantForm {
     pub security_word: SecretString,
@@ -91,14 +105,7 @@ impl ApplicantForm {
         do_not_publish: bool,
         delivery_address: &str,
     ) -> Result<ApplicantForm> {
-        let word = security_word.expose_secret();
-        let n = word.chars().count();
-        if !(4..=MAX_SECURITY_WORD_CHARS).contains(&n) || !word.chars().all(char::is_alphanumeric) {
-            return Err(RaError::invalid(
-                "security_word",
-                format!("must be 4 to {MAX_SECURITY_WORD_CHARS} letters or digits"),
-            ));
-        }
+        check_security_word(&security_word)?;
         let address = delivery_address.trim();
         let n = address.chars().count();
         if !(10..=MAX_ADDRESS_CHARS).contains(&n)

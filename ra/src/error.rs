@@ -103,6 +103,14 @@ impl From<ca_core::IdentityError> for RaError {
     }
 }
 
+/// A refused shared value (a serial, an issuer id, an operator's name or role) is refused
+/// input, as ca-core reads it.
+impl From<ca_core::CaTypesError> for RaError {
+    fn from(e: ca_core::CaTypesError) -> Self {
+        ca_core::CaError::from(e).into()
+    }
+}
+
 /// A refused T.C. Kimlik No names its field.
 impl From<ca_core::TcknError> for RaError {
     fn from(e: ca_core::TcknError) -> Self {

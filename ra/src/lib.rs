@@ -12,6 +12,7 @@
 
 pub mod ca_status;
 pub mod commitment;
+pub mod dual_control;
 pub mod enrollment;
 mod error;
 pub mod form_pdf;
@@ -20,6 +21,7 @@ pub mod institutions;
 pub mod lifecycle;
 pub mod list_import;
 pub mod nes;
+pub mod operators;
 pub mod outbox;
 pub mod partners;
 pub mod production;

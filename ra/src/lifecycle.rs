@@ -7,9 +7,13 @@
 use std::sync::Arc;
 
 use ca_core::clock::Clock;
-use ca_core::lifecycle::{LifecycleAction, LifecycleRequest};
-use ca_core::store::{CommitmentStatus, RequestedBy, Store, TransitionOutcome, TransitionWrite};
-use ca_core::{CaError, Tckn};
+use ca_core::lifecycle::{LifecycleAction, LifecycleRequest, RequestId, RevocationReason};
+use ca_core::store::{
+    CertRecord, CommitmentStatus, HolderChannel, RequestedBy, RevocationGrounds, Store,
+    TransitionOutcome, TransitionWrite,
+};
+use ca_core::{CaError, IssuerId, Principal, Serial, Tckn};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{RaError, Result};
 
@@ -64,9 +68,9 @@ impl Lifecycle {
                     "this certificate has no T.C. Kimlik No holder; the operator acts without one",
                 ))
             }
-            // The operator may suspend and revoke partners' certificates (role and secure
-            // communication), which have no T.C. Kimlik No holder.
-            (None, None) if record.profile.is_partner() => {}
+            // The operator may suspend and revoke partners', operators' and listeners'
+            // certificates, which have no T.C. Kimlik No holder.
+            (None, None) if record.profile.is_operated() => {}
             (None, None) => {
                 return Err(RaError::invalid(
                     "serial",
@@ -77,11 +81,27 @@ impl Lifecycle {
                 ))
             }
         }
+        let requested_by = match req.holder {
+            Some(tckn) => RequestedBy::Holder(tckn),
+            None => RequestedBy::Operator,
+        };
+        self.write(record, req.request_id, req.action, requested_by, req.actor)
+    }
+
+    /// Records a checked change: a release waits for nothing the commitment process awaits.
+    fn write(
+        &self,
+        record: ca_core::store::CertRecord,
+        request_id: RequestId,
+        action: LifecycleAction,
+        requested_by: RequestedBy,
+        actor: Principal,
+    ) -> Result<TransitionOutcome> {
         // A certificate issued suspended awaiting its signed commitment is released only by
         // the commitment's acceptance (`ra::commitment`), never by a request. The commitment
         // is pending from the issuance on, so reading it before the write is not a race.
-        if matches!(req.action, LifecycleAction::Release) {
-            let awaited = self.store.commitment(&req.serial)?.is_some_and(|c| {
+        if matches!(action, LifecycleAction::Release) {
+            let awaited = self.store.commitment(&record.serial)?.is_some_and(|c| {
                 c.issuer == record.issuer && c.status == CommitmentStatus::Pending
             });
             if awaited {
@@ -89,21 +109,18 @@ impl Lifecycle {
                     "serial",
                     format!(
                         "certificate {} stays suspended until its signed commitment arrives",
-                        req.serial
+                        record.serial
                     ),
                 ));
             }
         }
         let outcome = self.store.transition(TransitionWrite {
-            request_id: req.request_id,
+            request_id,
             issuer: record.issuer,
-            serial: req.serial,
-            action: req.action,
-            requested_by: match req.holder {
-                Some(tckn) => RequestedBy::Holder(tckn),
-                None => RequestedBy::Operator,
-            },
-            actor: req.actor,
+            serial: record.serial,
+            action,
+            requested_by,
+            actor,
             at: self.clock.now_unix(),
         })?;
         tracing::info!(
@@ -112,7 +129,7 @@ impl Lifecycle {
             status = %outcome.status,
             replayed = outcome.replayed,
             "lifecycle {}",
-            req.action.name()
+            action.name()
         );
         Ok(outcome)
     }
@@ -182,6 +199,173 @@ fn noun(action: &LifecycleAction) -> &'static str {
         LifecycleAction::Suspend => "suspension",
         LifecycleAction::Release => "release of a suspension",
         LifecycleAction::Revoke { .. } => "revocation",
+    }
+}
+
+/// Security-word checks allowed per certificate in [`SECURITY_WORD_WINDOW_SECS`]; the next
+/// is refused unchecked until the oldest leaves the window.
+pub const SECURITY_WORD_CHECKS: u32 = 5;
+/// The window of [`SECURITY_WORD_CHECKS`]: 24 hours.
+pub const SECURITY_WORD_WINDOW_SECS: u64 = 86_400;
+
+/// A change the holder asked the provider's operator for (the admin API): by letter, in
+/// person, or by telephone with the security word from the application form.
+pub struct HolderRequest {
+    pub serial: Serial,
+    pub action: LifecycleAction,
+    /// Who the holder said they are: must be the certificate's subject.
+    pub tckn: Tckn,
+    pub channel: HolderChannel,
+    /// Required for `phone`, refused otherwise.
+    pub security_word: Option<SecretString>,
+    pub request_id: RequestId,
+    /// The operator who took the request in.
+    pub actor: Principal,
+}
+
+/// A revocation the provider makes without the holder's request, on `grounds` (the admin
+/// API, once other operators approved it).
+pub struct ProviderRevocation {
+    pub issuer: IssuerId,
+    pub serial: Serial,
+    pub reason: Option<RevocationReason>,
+    pub grounds: RevocationGrounds,
+    pub request_id: RequestId,
+    /// The operator whose approval carried it out.
+    pub actor: Principal,
+}
+
+impl Lifecycle {
+    /// A NES with a T.C. Kimlik No holder, by serial (any CA nesca runs when `issuer` is
+    /// `None`).
+    pub fn holder_certificate(
+        &self,
+        issuer: Option<&IssuerId>,
+        serial: &Serial,
+    ) -> Result<CertRecord> {
+        let record = self
+            .store
+            .get(issuer, serial)?
+            .ok_or_else(|| RaError::NotFound {
+                field: "serial",
+                rule: format!("no certificate {serial}"),
+            })?;
+        if record.subject.tckn.is_none() {
+            return Err(RaError::Invalid {
+                field: "serial",
+                rule: format!(
+                    "certificate {serial} is a {} certificate, which has no T.C. Kimlik No holder",
+                    record.profile
+                ),
+            });
+        }
+        Ok(record)
+    }
+
+    /// Applies a holder's request an operator took in, once the holder is proven: the T.C.
+    /// Kimlik No must be the certificate's subject's; a telephone request needs the
+    /// security word (argon2id-checked, [`SECURITY_WORD_CHECKS`] a day per certificate).
+    pub fn apply_holder_request(&self, r: HolderRequest) -> Result<TransitionOutcome> {
+        let record = self.holder_certificate(None, &r.serial)?;
+        match (r.channel, &r.security_word) {
+            (HolderChannel::Phone, None) => {
+                return Err(RaError::invalid(
+                    "holder_request.security_word",
+                    "is required for a phone request",
+                ))
+            }
+            (HolderChannel::Written | HolderChannel::InPerson, Some(_)) => {
+                return Err(RaError::invalid(
+                    "holder_request.security_word",
+                    "is given only for a phone request",
+                ))
+            }
+            _ => {}
+        }
+        if record.subject.tckn != Some(r.tckn) {
+            return Err(RaError::Refused {
+                field: "holder_request.tckn",
+                rule: "is not the certificate holder's T.C. Kimlik No".into(),
+            });
+        }
+        if let Some(word) = &r.security_word {
+            self.check_security_word(&record, word)?;
+        }
+        self.write(
+            record,
+            r.request_id,
+            r.action,
+            RequestedBy::HolderThrough(r.tckn, r.channel),
+            r.actor,
+        )
+    }
+
+    /// Checks the holder's security word for `record`, counting the check first.
+    fn check_security_word(&self, record: &CertRecord, word: &SecretString) -> Result<()> {
+        let field = "holder_request.security_word";
+        let Some(hash) = self.store.holder_security_word(&record.serial)? else {
+            return Err(RaError::Refused {
+                field,
+                rule: "no security word is on record for this certificate; the holder asks in writing or in person".into(),
+            });
+        };
+        let now = self.clock.now_unix();
+        let since = ca_core::UnixTime::from_secs(
+            now.secs().saturating_sub(SECURITY_WORD_WINDOW_SECS as i64),
+        );
+        let checks =
+            self.store
+                .count_security_word_check(&record.issuer, &record.serial, since, now)?;
+        if checks > SECURITY_WORD_CHECKS {
+            let until = now.plus(std::time::Duration::from_secs(SECURITY_WORD_WINDOW_SECS));
+            tracing::warn!(serial = %record.serial, "security word: too many checks");
+            return Err(RaError::Locked {
+                field,
+                until,
+                until_text: ca_core::rfc3339(until),
+            });
+        }
+        if !crate::outbox::password_matches(word.expose_secret(), &hash) {
+            tracing::info!(serial = %record.serial, "security word: no match");
+            return Err(RaError::Unauthenticated {
+                field,
+                rule: "does not match the holder's security word".into(),
+            });
+        }
+        self.store
+            .clear_security_word_checks(&record.issuer, &record.serial)?;
+        Ok(())
+    }
+
+    /// Records the security word the holder chose for their certificate (issued outside the
+    /// institutional channel), as an argon2id hash: the word a phone request is proven with.
+    pub fn record_security_word(
+        &self,
+        issuer: &IssuerId,
+        serial: &Serial,
+        word: &SecretString,
+        by: &Principal,
+    ) -> Result<()> {
+        crate::enrollment::check_security_word(word)?;
+        let hash = crate::outbox::hash_password(word)?;
+        self.store
+            .set_security_word(issuer, serial, &hash, by, self.clock.now_unix())?;
+        Ok(())
+    }
+
+    /// Revokes a holder's certificate on the provider's grounds (no holder request).
+    pub fn revoke_by_provider(&self, r: ProviderRevocation) -> Result<TransitionOutcome> {
+        let record = self.holder_certificate(Some(&r.issuer), &r.serial)?;
+        self.write(
+            record,
+            r.request_id,
+            LifecycleAction::Revoke {
+                reason: r.reason,
+                invalidity_date: None,
+            },
+            RequestedBy::Provider(r.grounds),
+            r.actor,
+        )
     }
 }
 

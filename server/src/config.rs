@@ -55,6 +55,9 @@ pub(crate) struct Config {
     /// `[audit]`: the audit log's checkpoints and their anchor.
     #[serde(default)]
     pub audit: AuditSection,
+    /// `[admin]`: the admin API for named operators (mTLS) and its dual control.
+    #[serde(default)]
+    pub admin: AdminSection,
     #[serde(default)]
     pub channels: ChannelsSection,
     /// `[outbox]`: how notifications (access passwords) are delivered.
@@ -468,6 +471,67 @@ impl Default for AuditSection {
     }
 }
 
+/// `[admin]`: the admin API (docs/admin.md): its mTLS listener, dual control, operator
+/// certificates and rate limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdminSection {
+    /// The admin API's mTLS listener. Unset: `nesca serve` serves no admin API.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// The listener's certificate chain, PEM (`nesca admin tls-cert` writes it).
+    #[serde(default = "default_admin_cert")]
+    pub tls_cert: PathBuf,
+    /// Its private key, PEM, mode 0600.
+    #[serde(default = "default_admin_key")]
+    pub tls_key: PathBuf,
+    /// Operators a dual-control request needs in all, the requester counting as one (2–5).
+    #[serde(default = "default_approvals")]
+    pub approvals_required: u32,
+    /// How long a dual-control request waits for its approvals.
+    #[serde(default = "default_request_expiry")]
+    pub request_expiry_seconds: u64,
+    /// Validity of an operator certificate, in days (at most 825).
+    #[serde(default = "default_operator_days")]
+    pub operator_validity_days: u32,
+    /// Requests one operator certificate may make per minute.
+    #[serde(default = "default_admin_rate")]
+    pub requests_per_minute: u32,
+}
+
+fn default_admin_cert() -> PathBuf {
+    "admin-tls.pem".into()
+}
+fn default_admin_key() -> PathBuf {
+    "admin-tls.key".into()
+}
+fn default_approvals() -> u32 {
+    2
+}
+fn default_request_expiry() -> u64 {
+    86_400
+}
+fn default_operator_days() -> u32 {
+    365
+}
+fn default_admin_rate() -> u32 {
+    120
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: None,
+            tls_cert: default_admin_cert(),
+            tls_key: default_admin_key(),
+            approvals_required: default_approvals(),
+            request_expiry_seconds: default_request_expiry(),
+            operator_validity_days: default_operator_days(),
+            requests_per_minute: default_admin_rate(),
+        }
+    }
+}
+
 /// `[ocsp]`: the OCSP responder, in `nesca serve` and in `nesca ocsp`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -634,6 +698,7 @@ pub(crate) struct ProfileSection {
 }
 
 /// A configuration read from a file, with its paths resolved and its values checked.
+#[derive(Clone)]
 pub(crate) struct Loaded {
     pub file: PathBuf,
     pub raw: Config,
@@ -764,6 +829,7 @@ impl Loaded {
                 ));
             }
         }
+        check_admin(&raw.admin)?;
         if !(1..=30 * 86_400).contains(&raw.channels.commitment_deadline_seconds) {
             return Err(CliError::config(
                 "channels.commitment_deadline_seconds",
@@ -1055,6 +1121,39 @@ fn check_listen(field: &str, addr: &str) -> Result<()> {
 }
 
 /// Refuses a secret's file (a PIN, a private key) that group or others can read.
+/// `[admin]`: each option within its range.
+fn check_admin(a: &AdminSection) -> Result<()> {
+    if let Some(listen) = &a.listen {
+        check_listen("admin.listen", listen)?;
+    }
+    if !(2..=5).contains(&a.approvals_required) {
+        return Err(CliError::config(
+            "admin.approvals_required",
+            "must be between 2 and 5 (the requester counts as one)",
+        ));
+    }
+    if !(60..=7 * 86_400).contains(&a.request_expiry_seconds) {
+        return Err(CliError::config(
+            "admin.request_expiry_seconds",
+            "must be between 60 and 604800 (7 days)",
+        ));
+    }
+    let ceiling = ca_core::profile::SERVICE_VALIDITY_CEILING_DAYS;
+    if !(1..=ceiling).contains(&a.operator_validity_days) {
+        return Err(CliError::config(
+            "admin.operator_validity_days",
+            format!("must be between 1 and {ceiling}"),
+        ));
+    }
+    if !(1..=100_000).contains(&a.requests_per_minute) {
+        return Err(CliError::config(
+            "admin.requests_per_minute",
+            "must be between 1 and 100000",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_private_file(field: &str, file: &Path) -> Result<()> {
     let meta = std::fs::metadata(file)
         .map_err(|e| CliError::config(field, format!("cannot read {}: {e}", file.display())))?;

@@ -4,6 +4,7 @@
 //! lives here. At default verbosity a failing command prints exactly one line and exits 1.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod audit_checkpoint;
 mod channels;
 mod commands;
@@ -68,6 +69,12 @@ enum Command {
     /// Registered licensed ESHS partners and their role and secure-communication certificates
     #[command(subcommand)]
     Partner(PartnerCommand),
+    /// Named PKI operators of the admin API (one role per person)
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// The admin API's own listener certificate
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Trusted transport keys (card-personalisation system, KEC devices) card keys may be wrapped for
     #[command(subcommand)]
     TransportKey(TransportKeyCommand),
@@ -152,6 +159,22 @@ enum PartnerCommand {
     Deactivate(commands::partner::DeactivateArgs),
     /// Issue a role or secure-communication certificate to a registered partner from a CSR
     IssueCert(commands::partner::IssueCertArgs),
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Register an operator in one role and issue their certificate from their CSR
+    Add(commands::operator::AddArgs),
+    /// List the operators, one JSON object per line
+    List(ConfigArg),
+    /// Disable an operator: their certificate opens nothing from the next request on
+    Disable(commands::operator::DisableArgs),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Issue the admin listener's TLS certificate (names in subjectAltName) and key
+    TlsCert(commands::admin::TlsCertArgs),
 }
 
 #[derive(Subcommand)]
@@ -279,6 +302,10 @@ fn main() -> ExitCode {
         Command::TransportKey(TransportKeyCommand::Add(a)) => commands::transport_key::add(a),
         Command::TransportKey(TransportKeyCommand::List(a)) => commands::transport_key::list(a),
         Command::TransportKey(TransportKeyCommand::Revoke(a)) => commands::transport_key::revoke(a),
+        Command::Operator(OperatorCommand::Add(a)) => commands::operator::add(a),
+        Command::Operator(OperatorCommand::List(a)) => commands::operator::list(a),
+        Command::Operator(OperatorCommand::Disable(a)) => commands::operator::disable(a),
+        Command::Admin(AdminCommand::TlsCert(a)) => commands::admin::tls_cert(a),
         Command::Partner(PartnerCommand::Add(a)) => commands::partner::add(a),
         Command::Partner(PartnerCommand::List(a)) => commands::partner::list(a),
         Command::Partner(PartnerCommand::Deactivate(a)) => commands::partner::deactivate(a),

@@ -7,6 +7,7 @@
 //! Needs on PATH: `openssl`, `softhsm2-util` (and the SoftHSM module nesca's demo config names);
 //! pkilint in `$NESCA_PKILINT_DIR` or on PATH. `scripts/test.sh` installs all three.
 
+mod admin;
 mod audit;
 mod ca_certs;
 mod channels;

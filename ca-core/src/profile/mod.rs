@@ -11,6 +11,7 @@ mod name;
 mod nes;
 mod ocsp_signer;
 mod partner;
+mod service;
 
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ pub use partner::{
     parse_common_name, partner_subject, PartnerCertKind, PartnerCertProfile, PartnerProfileConfig,
     KP_CLIENT_AUTH, KP_SERVER_AUTH, PARTNER_VALIDITY_CEILING_DAYS,
 };
+pub use service::{OperatorProfile, ServerName, TlsServerProfile, SERVICE_VALIDITY_CEILING_DAYS};
 
 use crate::error::{CaError, Result};
 use crate::serial::{IssuerId, Serial};

@@ -21,17 +21,23 @@ pub enum ProfileName {
     PartnerRole,
     /// A partner's secure-communication certificate: clientAuth and serverAuth (`partner.rs`).
     PartnerSecureComm,
+    /// A PKI operator's client certificate for the admin API (`service.rs`).
+    Operator,
+    /// A TLS server certificate of one of nesca's listeners (`service.rs`).
+    TlsServer,
 }
 
 impl ProfileName {
     /// Every profile.
-    pub const ALL: [ProfileName; 6] = [
+    pub const ALL: [ProfileName; 8] = [
         ProfileName::RootCa,
         ProfileName::IssuingCa,
         ProfileName::Nes,
         ProfileName::OcspSigner,
         ProfileName::PartnerRole,
         ProfileName::PartnerSecureComm,
+        ProfileName::Operator,
+        ProfileName::TlsServer,
     ];
 
     /// The name as recorded in the store and printed by `nesca cert show`.
@@ -43,6 +49,8 @@ impl ProfileName {
             ProfileName::OcspSigner => "ocsp-signer",
             ProfileName::PartnerRole => "partner-role",
             ProfileName::PartnerSecureComm => "partner-secure-comm",
+            ProfileName::Operator => "operator",
+            ProfileName::TlsServer => "tls-server",
         }
     }
 
@@ -58,6 +66,14 @@ impl ProfileName {
             self,
             ProfileName::PartnerRole | ProfileName::PartnerSecureComm
         )
+    }
+}
+
+impl ProfileName {
+    /// A certificate without a T.C. Kimlik No holder that the CA's operators suspend and
+    /// revoke themselves: a partner's, an operator's, a listener's.
+    pub fn is_operated(self) -> bool {
+        self.is_partner() || matches!(self, ProfileName::Operator | ProfileName::TlsServer)
     }
 }
 

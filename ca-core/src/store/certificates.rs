@@ -154,6 +154,36 @@ pub enum RequestedBy {
     /// The commitment process: the hold while the holder's signed commitment is awaited, its
     /// release, and the revocation of a missed deadline or an overwritten certificate.
     Commitment,
+    /// The holder, whose request an operator took in through `channel` (the admin API).
+    HolderThrough(crate::Tckn, HolderChannel),
+    /// The provider, without the holder's request, on the grounds the law allows (the admin
+    /// API, under dual control).
+    Provider(RevocationGrounds),
+}
+
+column_enum! {
+    /// How a holder's request reached the provider's operator.
+    pub enum HolderChannel in "channel" as "holder channel" {
+        /// A signed letter.
+        Written = "written",
+        /// A telephone call, proven with the holder's security word.
+        Phone = "phone",
+        /// The holder in person, with their identity card.
+        InPerson = "in_person",
+    }
+}
+
+column_enum! {
+    /// Why the provider revokes a certificate its holder did not ask to revoke (Law 5070
+    /// art. 9: death, legal incapacity, a court decision, information found false, the
+    /// provider ceasing operation).
+    pub enum RevocationGrounds in "grounds" as "revocation grounds" {
+        Death = "death",
+        Incapacity = "incapacity",
+        CourtDecision = "court_decision",
+        FalseInformation = "false_information",
+        Cessation = "cessation",
+    }
 }
 
 impl RequestedBy {
@@ -163,6 +193,8 @@ impl RequestedBy {
             RequestedBy::Holder(tckn) => tckn.to_string(),
             RequestedBy::Operator => "operator".into(),
             RequestedBy::Commitment => "commitment".into(),
+            RequestedBy::HolderThrough(tckn, channel) => format!("{tckn} via {channel}"),
+            RequestedBy::Provider(grounds) => format!("provider:{grounds}"),
         }
     }
 }

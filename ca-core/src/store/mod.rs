@@ -49,6 +49,7 @@ macro_rules! column_enum {
     };
 }
 
+mod admin;
 mod application;
 mod audit;
 mod certificates;
@@ -62,6 +63,10 @@ mod outbox;
 mod registry;
 mod sqlite;
 
+pub use admin::{
+    AdminRequestRecord, AdminRequestStatus, AdminStore, CertificateQuery, NewAdminRequest,
+    OperatorRecord,
+};
 pub use application::{
     ApplicationOutcome, ApplicationStatus, ApplicationStore, ChannelApplication,
 };
@@ -70,9 +75,9 @@ pub use audit::{
     AuditStore, Unaudited,
 };
 pub use certificates::{
-    CertRecord, CertStatus, CertificateStore, RequestedBy, Reservation, Reserved, Revocation,
-    StatusRecord, SubjectRecord, TransitionKind, TransitionOutcome, TransitionRecord,
-    TransitionWrite,
+    CertRecord, CertStatus, CertificateStore, HolderChannel, RequestedBy, Reservation, Reserved,
+    Revocation, RevocationGrounds, StatusRecord, SubjectRecord, TransitionKind, TransitionOutcome,
+    TransitionRecord, TransitionWrite,
 };
 pub use commitment::{
     ApplicationIssued, CommitmentAcceptance, CommitmentExpiry, CommitmentOutcome, CommitmentRecord,
@@ -114,6 +119,7 @@ pub trait Store:
     + InstitutionStore
     + OutboxStore
     + EnrollmentStore
+    + AdminStore
 {
 }
 
@@ -127,6 +133,7 @@ impl<T> Store for T where
         + InstitutionStore
         + OutboxStore
         + EnrollmentStore
+        + AdminStore
 {
 }
 
@@ -134,7 +141,7 @@ impl<T> Store for T where
 /// ca_core::store::prelude::*;`).
 pub mod prelude {
     pub use super::{
-        ApplicationStore, AuditStore, CertificateStore, CommitmentStore, CrlStore, EnrollmentStore,
-        InstitutionStore, OutboxStore, RegistryStore, Store,
+        AdminStore, ApplicationStore, AuditStore, CertificateStore, CommitmentStore, CrlStore,
+        EnrollmentStore, InstitutionStore, OutboxStore, RegistryStore, Store,
     };
 }

@@ -6,7 +6,6 @@ mod applicant;
 mod host;
 mod partner_status;
 mod refusal;
-mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +19,6 @@ use axum::Router;
 use nesca_plugin_api::{CallLimits, HostApi, HttpRequest, PluginError};
 
 pub(crate) use host::{ChannelHost, Issuing};
-pub(crate) use tls::{acceptor, serve as serve_mtls};
 
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
@@ -156,7 +154,7 @@ async fn dispatch(plugins: Plugins, name: String, rest: String, req: Request) ->
         // The chain the mTLS handshake verified; none on the plain development listener.
         client_cert_chain: parts
             .extensions
-            .get::<tls::ClientChain>()
+            .get::<crate::listener::mtls::ClientChain>()
             .map(|c| c.0.clone())
             .unwrap_or_default(),
     };

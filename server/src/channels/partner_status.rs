@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use nesca_ra::partners::{ChannelClientRefusal, ChannelClients};
 
-use super::tls::ClientChain;
+use crate::listener::mtls::{ClientChain, ClientCheck, ClientRefusal};
 
 /// The middleware: the request goes on only while its client certificate still
 /// authenticates a partner; otherwise 403 `client_certificate` with the reason.
@@ -59,4 +59,14 @@ fn refused(status: StatusCode, reason: &str) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// The channels' listener admits what [`ChannelClients`] accepts.
+impl ClientCheck for ChannelClients {
+    fn check(&self, end_entity: &[u8]) -> Result<(), ClientRefusal> {
+        ChannelClients::check(self, end_entity).map_err(|why| match why {
+            ChannelClientRefusal::Revoked => ClientRefusal::Revoked,
+            other => ClientRefusal::Refused(other.reason()),
+        })
+    }
 }

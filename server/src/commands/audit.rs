@@ -38,31 +38,13 @@ pub(crate) struct ExportArgs {
 pub(crate) fn verify(a: ConfigArg) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
-    let anchor = audit_checkpoint::read_anchor(&audit_checkpoint::anchor_path(&cfg))?;
-    // The audit key, when it exists, proven to be the key whose public half the token
-    // shows (the public object can be replaced without the PIN; the private one cannot).
     let hsm = wiring::open_hsm(&cfg)?;
-    let label = cfg.raw.audit.key_label.clone();
-    let key = if hsm.has_key(&label)? {
-        let key = hsm.find_key(&label)?;
-        audit_checkpoint::prove_key(&key)?;
-        Some(key)
-    } else {
-        None
-    };
-    let signed = |cp: &ca_core::store::AuditCheckpoint| {
-        key.as_ref()
-            .is_some_and(|k| audit_checkpoint::signed_by(k, &label, cp))
-    };
-    let token = audit_checkpoint::token_latest(&cfg, &hsm)?;
-    let verdict =
-        ca_core::audit_check::verify(store.as_ref(), &anchor, &signed, key.is_some(), token)?;
+    let (verdict, anchor_lines) = run_verify(&cfg, store.as_ref(), &hsm)?;
+    let anchor_len = anchor_lines;
     let Some(first) = verdict.findings.first() else {
         return emit(&format!(
             "audit log intact: {} records\n{} checkpoints verified, anchor {} lines\n",
-            verdict.records,
-            verdict.checkpoints,
-            anchor.len()
+            verdict.records, verdict.checkpoints, anchor_len
         ));
     };
     let more = verdict.findings.len() - 1;
@@ -82,6 +64,33 @@ pub(crate) fn verify(a: ConfigArg) -> Result<()> {
             }
         ),
     ))
+}
+
+/// The verification `nesca audit verify` and the admin API's `GET /admin/v1/audit/verify`
+/// run: the verdict, and how many lines the anchor holds.
+pub(crate) fn run_verify(
+    cfg: &Loaded,
+    store: &dyn Store,
+    hsm: &hsm::Hsm,
+) -> Result<(ca_core::audit_check::AuditVerdict, usize)> {
+    let anchor = audit_checkpoint::read_anchor(&audit_checkpoint::anchor_path(cfg))?;
+    // The audit key, when it exists, proven to be the key whose public half the token
+    // shows (the public object can be replaced without the PIN; the private one cannot).
+    let label = cfg.raw.audit.key_label.clone();
+    let key = if hsm.has_key(&label)? {
+        let key = hsm.find_key(&label)?;
+        audit_checkpoint::prove_key(&key)?;
+        Some(key)
+    } else {
+        None
+    };
+    let signed = |cp: &ca_core::store::AuditCheckpoint| {
+        key.as_ref()
+            .is_some_and(|k| audit_checkpoint::signed_by(k, &label, cp))
+    };
+    let token = audit_checkpoint::token_latest(cfg, hsm)?;
+    let verdict = ca_core::audit_check::verify(store, &anchor, &signed, key.is_some(), token)?;
+    Ok((verdict, anchor.len()))
 }
 
 /// Signs the chain's head now (`nesca serve` does it on its own schedule, `[audit]`).

@@ -22,7 +22,7 @@ pub(crate) struct ShowArgs {
     serial: String,
 }
 
-fn to_json(r: &CertRecord) -> serde_json::Value {
+pub(crate) fn to_json(r: &CertRecord) -> serde_json::Value {
     let at = |t: UnixTime| rfc3339(t);
     json!({
         "serial": r.serial.to_hex(),
@@ -57,6 +57,19 @@ pub(crate) fn show(a: ShowArgs) -> Result<()> {
         .ok_or(ca_core::CaError::NotFound {
             serial: serial.to_hex(),
         })?;
+    let value = detail_json(store.as_ref(), &record)?;
+    emit(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    ))
+}
+
+/// A certificate with its history and, when it has one, its commitment: what `cert show`
+/// prints and the admin API's `GET /admin/v1/certificates/{serial}` answers.
+pub(crate) fn detail_json(
+    store: &dyn ca_core::store::Store,
+    record: &CertRecord,
+) -> ca_core::Result<serde_json::Value> {
     let at = |t: UnixTime| rfc3339(t);
     let history: Vec<_> = store
         .transitions(&record.issuer, &record.serial)?
@@ -73,7 +86,7 @@ pub(crate) fn show(a: ShowArgs) -> Result<()> {
             })
         })
         .collect();
-    let mut value = to_json(&record);
+    let mut value = to_json(record);
     value["history"] = serde_json::Value::Array(history);
     // The commitment (taahhütname) of a certificate issued through an identity-card channel:
     // its state, and a digest of the evidence rather than the evidence itself.
@@ -88,10 +101,7 @@ pub(crate) fn show(a: ShowArgs) -> Result<()> {
             "overwrites": c.overwrite.map(|s| s.to_hex()),
         });
     }
-    emit(&format!(
-        "{}\n",
-        serde_json::to_string_pretty(&value).unwrap_or_default()
-    ))
+    Ok(value)
 }
 
 pub(crate) fn list(a: ConfigArg) -> Result<()> {

@@ -180,6 +180,8 @@ pub(crate) fn create_demo(
         "ocsp-signer.pem",
         "ca-chain.pem",
         "issuing-ca.csr",
+        "admin-tls.pem",
+        "admin-tls.key",
     ];
     for name in creates.iter().chain(pems.iter()) {
         let p = dir.join(name);
@@ -243,7 +245,7 @@ pub(crate) fn create_demo(
     let config = dir.join("nesca.toml");
     write_new(
         &config,
-        demo_config(public_url, &host, algorithm).as_bytes(),
+        demo_config(public_url, &host, algorithm, scope).as_bytes(),
         false,
     )?;
     created.add(config.clone());
@@ -256,6 +258,12 @@ pub(crate) fn create_demo(
         created.add(dir.join(name));
     }
     let ca = create_ca(&cfg, None, scope)?;
+    // The admin API's listener certificate, for 127.0.0.1 (admin.listen), from the new
+    // issuing CA; an external root's demo gets it once the root signed (`nesca admin
+    // tls-cert`).
+    if scope == Scope::Hierarchy {
+        super::admin::issue_listener_certificate(&cfg, Vec::new(), 365)?;
+    }
     created.done = true;
     Ok(Demo { dir, cfg, ca })
 }
@@ -285,7 +293,7 @@ fn demo_host(public_url: &str) -> Result<String> {
     Ok(host)
 }
 
-fn demo_config(public_url: &str, host: &str, algorithm: KeyAlgorithm) -> String {
+fn demo_config(public_url: &str, host: &str, algorithm: KeyAlgorithm, scope: Scope) -> String {
     format!(
         r#"# nesca configuration (written by `nesca init --demo`). Every option is described in the
 # README's "Configuration" section. Relative paths are relative to this file's directory.
@@ -351,8 +359,22 @@ refresh_before_seconds = 43200
 poll_interval_ms = 1000
 max_request_bytes = 8192
 max_age_seconds = 3600
+
+[admin]
+# The admin API for named operators, HTTPS with operator client certificates (docs/admin.md).
+{admin_listen}
+tls_cert = "admin-tls.pem"
+tls_key = "admin-tls.key"
+approvals_required = 2
+request_expiry_seconds = 86400
 "#,
         listen = demo_listen(public_url),
+        admin_listen = match scope {
+            Scope::Hierarchy => "listen = \"127.0.0.1:8443\"",
+            // No issuing CA certificate yet to issue the listener's: `nesca admin tls-cert`
+            // once the root signed, then set the listener.
+            _ => "# listen = \"127.0.0.1:8443\"",
+        },
     )
 }
 

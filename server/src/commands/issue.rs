@@ -34,6 +34,10 @@ pub(crate) struct IssueArgs {
     /// Where to write the certificate (PEM); without it the PEM goes to stdout
     #[arg(long)]
     out: Option<PathBuf>,
+    /// A file holding the security word the holder chose (4 to 64 letters or digits): the
+    /// word an operator asks for when the holder calls (kept as an argon2id hash)
+    #[arg(long)]
+    security_word_file: Option<PathBuf>,
 }
 
 /// Whole days, at least 1 (the profile maximum is checked once the configuration is read).
@@ -60,6 +64,11 @@ pub(crate) fn run(a: IssueArgs) -> Result<()> {
     if let Some(days) = a.validity_days {
         nesca_ra::nes::check_validity(&cfg.nes, days, "validity-days")?;
     }
+    let security_word = a
+        .security_word_file
+        .as_deref()
+        .map(read_security_word)
+        .transpose()?;
 
     // Claimed now: an unwritable --out must not leave a certificate nobody received.
     let out = a
@@ -69,7 +78,7 @@ pub(crate) fn run(a: IssueArgs) -> Result<()> {
         .transpose()?;
 
     let store = wiring::open_existing_store(&cfg)?;
-    let issuance = wiring::open_issuance(&cfg, store)?;
+    let issuance = wiring::open_issuance(&cfg, store.clone())?;
     let holder = NesHolder {
         tckn,
         given_name,
@@ -83,6 +92,20 @@ pub(crate) fn run(a: IssueArgs) -> Result<()> {
         csr,
         a.validity_days,
     )?;
+    if let Some(word) = &security_word {
+        let lifecycle = nesca_ra::lifecycle::Lifecycle::new(store, wiring::clock());
+        if let Err(e) = lifecycle.record_security_word(
+            &issuance.ca.context.id,
+            &issued.serial,
+            word,
+            &ca_core::Principal::HostOperator,
+        ) {
+            // Issued and stored already: the certificate is handed over; the word is not
+            // on record, and a phone request will be refused until it is.
+            emit(&cert_pem(&issued.cert_der))?;
+            return Err(e.into());
+        }
+    }
     let pem = cert_pem(&issued.cert_der);
     match out {
         Some(file) => {
@@ -95,4 +118,17 @@ pub(crate) fn run(a: IssueArgs) -> Result<()> {
         None => emit(&pem)?,
     }
     emit(&format!("{}\n", issued.serial))
+}
+
+/// Reads a security word from its file (one line; the line break is not part of it), checked
+/// before anything is issued. The word never appears on a command line or in a log.
+fn read_security_word(path: &std::path::Path) -> Result<secrecy::SecretString> {
+    let bytes = super::read_limited("security-word-file", path, 1024)?;
+    let text = String::from_utf8(bytes).map_err(|_| CliError::Argument {
+        field: "security-word-file",
+        rule: "must be UTF-8 text".into(),
+    })?;
+    let word = secrecy::SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned());
+    nesca_ra::enrollment::check_security_word(&word)?;
+    Ok(word)
 }

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub(crate) mod admin;
 pub(crate) mod applicant;
 pub(crate) mod audit;
 pub(crate) mod bench;
@@ -14,6 +15,7 @@ pub(crate) mod init;
 pub(crate) mod institution;
 pub(crate) mod issue;
 pub(crate) mod lifecycle;
+pub(crate) mod operator;
 pub(crate) mod outbox;
 pub(crate) mod partner;
 pub(crate) mod plugins;

@@ -10,6 +10,7 @@
 
 mod activity;
 mod limiter;
+pub(crate) mod mtls;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -188,21 +188,24 @@ async fn serve_until_terminated(
     }
 }
 
-/// The mTLS listener of the channels: its address, TLS acceptor and routes.
-struct ChannelListener {
-    listen: String,
-    acceptor: tokio_rustls::TlsAcceptor,
-    app: axum::Router,
+/// An mTLS listener (the channels', the admin API's): its configuration key, what it
+/// serves, its address, TLS acceptor and routes.
+pub(crate) struct TlsListener {
+    pub(crate) field: &'static str,
+    pub(crate) what: &'static str,
+    pub(crate) listen: String,
+    pub(crate) acceptor: tokio_rustls::TlsAcceptor,
+    pub(crate) app: axum::Router,
 }
 
-/// Binds, says where it listens (`nesca COMMAND: listening on http://ADDR`), runs the OCSP
-/// refresher beside the HTTP server, and returns after a clean shutdown. Every listener is
-/// served under the `[server]` limits.
+/// Binds, says where it listens (`nesca COMMAND: listening on http://ADDR`, then one line per
+/// mTLS listener), runs the OCSP refresher beside the HTTP server, and returns after a clean
+/// shutdown. Every listener is served under the `[server]` limits.
 fn run_http(
     command: &str,
     (field, listen): (&'static str, &str),
     app: axum::Router,
-    channels: Option<ChannelListener>,
+    tls: Vec<TlsListener>,
     responder: &Arc<Responder>,
     server: &crate::config::ServerSection,
 ) -> Result<()> {
@@ -212,39 +215,42 @@ fn run_http(
     let result = rt.block_on(async {
         let listener = bind(field, listen).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        // Both bound before anything is announced: the first line says the server is up.
-        let tls = match channels {
-            Some(c) => Some((bind("channels.listen", &c.listen).await?, c)),
-            None => None,
-        };
+        // All bound before anything is announced: the first line says the server is up.
+        let mut bound = Vec::with_capacity(tls.len());
+        for t in tls {
+            bound.push((bind(t.field, &t.listen).await?, t));
+        }
         let refresher = tokio::spawn(responder.clone().run_refresher(stopped.clone()));
         emit(&format!(
             "nesca {command}: listening on http://{}\n",
             local_addr(&listener)
         ))?;
-        let channels = match tls {
-            Some((tls_listener, c)) => {
-                emit(&format!(
-                    "nesca {command}: channels (mTLS) on https://{}\n",
-                    local_addr(&tls_listener)
-                ))?;
-                Some(crate::channels::serve_mtls(
-                    tls_listener,
-                    c.acceptor,
-                    c.app,
-                    limits.clone(),
-                    stopped.clone(),
-                ))
-            }
-            None => None,
-        };
-        let public = listener::serve(field, listener, limits, listener::plain(app), stopped);
+        let mut servers = Vec::with_capacity(bound.len() + 1);
+        for (tls_listener, t) in bound {
+            emit(&format!(
+                "nesca {command}: {} (mTLS) on https://{}\n",
+                t.what,
+                local_addr(&tls_listener)
+            ))?;
+            servers.push(tokio::spawn(listener::mtls::serve(
+                t.field,
+                tls_listener,
+                t.acceptor,
+                t.app,
+                limits.clone(),
+                stopped.clone(),
+            )));
+        }
+        servers.push(tokio::spawn(listener::serve(
+            field,
+            listener,
+            limits,
+            listener::plain(app),
+            stopped,
+        )));
         let listeners = async move {
-            match channels {
-                Some(channels) => {
-                    tokio::join!(public, channels);
-                }
-                None => public.await,
+            for s in servers {
+                let _ = s.await;
             }
         };
         serve_until_terminated(listeners, stop, grace).await;
@@ -326,6 +332,11 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     )?;
     let app = with_metrics(public_app, &metrics);
     let listen = cfg.raw.server.listen.clone();
+    let (admin_listener, admin_thread) =
+        match crate::admin::listener(&cfg, store.clone(), &cas, &_hsm, stop_crl.clone())? {
+            Some((listener, thread)) => (Some(listener), Some(thread)),
+            None => (None, None),
+        };
 
     // CRLs: due ones now (a first full CRL, then its delta), then on the schedule.
     let crl_thread = {
@@ -405,7 +416,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         "serve",
         ("server.listen", &listen),
         app,
-        channel_listener,
+        channel_listener.into_iter().chain(admin_listener).collect(),
         &responder,
         &cfg.raw.server,
     );
@@ -417,6 +428,9 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         let _ = t.join();
     }
     let _ = outbox_thread.join();
+    if let Some(t) = admin_thread {
+        let _ = t.join();
+    }
     if let Some(t) = production_thread {
         let _ = t.join();
     }
@@ -493,7 +507,7 @@ pub(crate) fn ocsp(a: OcspArgs) -> Result<()> {
         "ocsp",
         (field, &listen),
         app,
-        None,
+        Vec::new(),
         &responder,
         &cfg.raw.server,
     );
@@ -609,7 +623,7 @@ fn mount_channels(
     channels: axum::Router,
     public_app: axum::Router,
     metrics: &Arc<HttpMetrics>,
-) -> Result<(axum::Router, Option<ChannelListener>)> {
+) -> Result<(axum::Router, Option<TlsListener>)> {
     let c = &cfg.raw.channels;
     let (Some(listen), Some(cert), Some(key)) = (&c.listen, &c.tls_cert, &c.tls_key) else {
         if !cfg.raw.plugins.is_empty() {
@@ -632,8 +646,17 @@ fn mount_channels(
             .into_iter()
             .map(|c| (c.record.id.clone(), c.record.cert_der.clone()))
             .collect();
-    let acceptor =
-        crate::channels::acceptor(&cfg.path(cert), &cfg.path(key), &generations, store.clone())?;
+    let check = Arc::new(nesca_ra::partners::ChannelClients::new(
+        store.clone(),
+        generations.iter().map(|(id, _)| id.clone()).collect(),
+        wiring::clock(),
+    ));
+    let acceptor = listener::mtls::acceptor(
+        "channels",
+        (&cfg.path(cert), &cfg.path(key)),
+        &generations,
+        check,
+    )?;
     // Every request's client certificate is checked again: the handshake's verdict does not
     // outlive a revocation or a partner's deactivation on a kept-alive connection.
     let clients = nesca_ra::partners::ChannelClients::new(
@@ -644,7 +667,9 @@ fn mount_channels(
     let channels = crate::channels::rechecking_clients(channels, clients);
     Ok((
         public_app,
-        Some(ChannelListener {
+        Some(TlsListener {
+            field: "channels.listen",
+            what: "channels",
             listen: listen.clone(),
             acceptor,
             app: with_metrics(channels, metrics),

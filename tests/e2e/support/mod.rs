@@ -19,6 +19,7 @@ mod template;
 mod time;
 mod toml;
 
+pub(crate) mod admin;
 pub(crate) mod crl;
 pub(crate) mod file_server;
 pub(crate) mod http;

@@ -375,8 +375,11 @@ impl Server {
             let _ = t.join();
         }
         let lines = self.stdout_lines.lock().unwrap().clone();
-        // The listening line, and a second one for the channels' mTLS listener when configured.
-        let expected = 1 + usize::from(lines.iter().any(|l| l.contains("channels (mTLS) on")));
+        // The listening line, and one for each mTLS listener configured (channels, admin API).
+        let expected = 1 + lines
+            .iter()
+            .filter(|l| l.contains(" (mTLS) on https://"))
+            .count();
         assert_eq!(
             lines.len(),
             expected,

@@ -9,8 +9,12 @@
 //! enrollment's compare-and-set writes with production and its invoice line, the public
 //! lookup's candidates, list import (held wet-signed lists, one open pre-application per
 //! person, replay, confirmation), the trusted transport keys (registered once, withdrawn for
-//! good); and that a write whose expectation went stale is a conflict.
+//! good), the admin API's operators (registered once, disabled for good), dual-control
+//! requests (approved once per operator, decided once), security-word checks counted in a
+//! window and the certificate search; and that a write whose expectation went stale is a
+//! conflict.
 
+mod admin;
 mod applications;
 mod audit;
 mod certificates;
@@ -21,6 +25,12 @@ mod enrollments;
 mod institutions;
 mod registry;
 
+pub use admin::{
+    admin_requests_are_approved_once_per_operator_and_decided_once,
+    find_certificates_filters_by_holder_and_status,
+    operators_are_registered_once_and_disabled_for_good,
+    security_word_checks_are_counted_in_a_window,
+};
 pub use applications::{
     channel_applications_begin_once, pending_applications_are_released_for_a_retry,
 };
@@ -219,7 +229,11 @@ macro_rules! store_conformance_tests {
             held_lists_block_no_one_and_end,
             institutions_change_and_passwords_are_resent,
             stale_list_confirmation_is_a_conflict,
-            stale_enrollment_writes_are_conflicts
+            stale_enrollment_writes_are_conflicts,
+            operators_are_registered_once_and_disabled_for_good,
+            admin_requests_are_approved_once_per_operator_and_decided_once,
+            security_word_checks_are_counted_in_a_window,
+            find_certificates_filters_by_holder_and_status
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {

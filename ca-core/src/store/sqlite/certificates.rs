@@ -2,6 +2,7 @@
 //! serial once per issuer), completion with what the same transaction must also record,
 //! failure, and lifecycle transitions once per request id.
 
+use crate::store::RequestedBy;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::applications::{finish_application, read_application};
@@ -291,6 +292,14 @@ pub(super) fn transition(
     if let Some(d) = invalidity {
         detail.push_str(&format!(" invalidity_date={d}"));
     }
+    // Who asked, when an operator carried the change in: the holder through which channel,
+    // or the provider on which grounds.
+    if matches!(
+        t.requested_by,
+        RequestedBy::HolderThrough(..) | RequestedBy::Provider(_)
+    ) {
+        detail.push_str(&format!(" requested_by={}", t.requested_by.to_record()));
+    }
     append_audit(
         conn,
         head,
@@ -324,7 +333,7 @@ macro_rules! cert_columns {
         "issuer, serial, profile, status, subject, tckn, given_name, surname, not_before, not_after, reserved_at, issued_at, cert_der, revoked_at, reason, invalidity_date"
     };
 }
-const CERT_COLUMNS: &str = cert_columns!();
+pub(super) const CERT_COLUMNS: &str = cert_columns!();
 
 /// One certificate of one issuer: the unique index `(issuer, serial)`.
 pub(super) const GET_BY_ISSUER_AND_SERIAL: &str = concat!(
@@ -360,7 +369,7 @@ pub(super) fn revocation_at(
     })
 }
 
-fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
+pub(super) fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
     let bad = |i: usize, e: String| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
     };

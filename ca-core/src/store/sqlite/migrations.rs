@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::{audit, enrollments, institutions, registry};
+use super::{admin, audit, enrollments, institutions, registry};
 use crate::error::{CaError, Result};
 
 /// Versioned schema migrations, applied in order at open; never edit one that shipped.
@@ -192,6 +192,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     registry::CA_REVOKED_MIGRATION,
     // 16: signed checkpoints of the audit chain's head (issue 14).
     audit::CHECKPOINTS_MIGRATION,
+    // 17: PKI operators, dual-control requests and their approvals, security-word checks.
+    admin::ADMIN_MIGRATION,
 ];
 
 /// The schema version, read without taking a lock (0 for a new database).

@@ -6,6 +6,7 @@
 //! own module, where each write is one function that the writer runs inside the batch's
 //! transaction ([`writer`]); reads use a shared reader connection or a snapshot of their own.
 
+mod admin;
 mod applications;
 mod audit;
 mod certificates;

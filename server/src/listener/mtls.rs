@@ -1,17 +1,17 @@
-//! The mTLS listener of the channel endpoints (rustls): a client must present a certificate
-//! that nesca issued with a partner profile (role or secure-communication) and that is active
-//! now. Anything else fails the handshake. Whether its partner is still active, and whether
-//! the certificate still is, is checked again on every request (`partner_status`).
+//! The mTLS listeners (rustls): the channels' and the admin API's. A client must present a
+//! certificate that chains to one of nesca's issuing CAs (webpki: signature, validity,
+//! clientAuth) and that the listener's [`ClientCheck`] accepts — a partner's for the
+//! channels, an operator's for the admin API. Anything else fails the handshake. The same
+//! check runs again on every request (`channels::partner_status`, `admin::auth`), so a
+//! revocation stops a kept-alive connection at its next request.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use ca_core::store::Store;
 use ca_core::IssuerId;
 use der::Decode;
-use nesca_ra::partners::{ChannelClientRefusal, ChannelClients};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::ring::default_provider;
 use rustls::pki_types::pem::PemObject;
@@ -28,17 +28,30 @@ use crate::error::{CliError, Result};
 use crate::listener::Limits;
 
 /// The client's certificate chain as the TLS handshake verified it (DER, leaf first), handed to
-/// the plugin with each request.
+/// the routes with each request.
 #[derive(Clone, Debug, Default)]
-pub(super) struct ClientChain(pub Vec<Vec<u8>>);
+pub(crate) struct ClientChain(pub Vec<Vec<u8>>);
 
-/// Verifies the chain up to the issuing CA (webpki: signature, validity, clientAuth EKU), then
-/// asks the registration authority's rule for channel clients (`ChannelClients`, the same
-/// check every request makes again): nesca's own record of that certificate, a partner
-/// profile, active, of an active partner.
+/// Why a listener refuses a client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientRefusal {
+    /// Suspended or revoked (the handshake's alert says so).
+    Revoked,
+    /// Anything else, in words for the log.
+    Refused(&'static str),
+}
+
+/// The registration authority's rule for whom a listener admits, asked with the end-entity
+/// certificate (DER) after webpki verified its chain.
+pub(crate) trait ClientCheck: Send + Sync {
+    fn check(&self, end_entity: &[u8]) -> std::result::Result<(), ClientRefusal>;
+}
+
+/// Verifies the chain up to an issuing CA (webpki: signature, validity, clientAuth EKU), then
+/// asks the listener's [`ClientCheck`].
 struct IssuedAndActive {
     webpki: Arc<dyn ClientCertVerifier>,
-    clients: ChannelClients,
+    check: Arc<dyn ClientCheck>,
 }
 
 impl std::fmt::Debug for IssuedAndActive {
@@ -58,26 +71,26 @@ impl IssuedAndActive {
         };
         let cert = x509_cert::Certificate::from_der(end_entity.as_ref())
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        // Decided on the certificate alone, before the store is asked: every partner
-        // certificate carries clientAuth (the partner profiles write it), so a NES holder's
-        // certificate, or anything else without it, costs no store read.
+        // Decided on the certificate alone, before the store is asked: every partner and
+        // operator certificate carries clientAuth, so a NES holder's certificate, or anything
+        // else without it, costs no store read.
         if !offers_client_auth(&cert) {
             return Err(refuse(
-                "no clientAuth extended key usage: not a partner certificate",
+                "no clientAuth extended key usage: not a partner or operator certificate",
             ));
         }
         // The verifier runs inside the handshake, on the async runtime: the store reads (index
         // lookups, but under the reader's lock) are moved off it.
-        match off_the_runtime(|| self.clients.check(end_entity.as_ref())) {
+        match off_the_runtime(|| self.check.check(end_entity.as_ref())) {
             Ok(()) => Ok(()),
-            Err(ChannelClientRefusal::Revoked) => {
+            Err(ClientRefusal::Revoked) => {
                 tracing::info!(
-                    reason = ChannelClientRefusal::Revoked.reason(),
+                    reason = "the certificate is suspended or revoked",
                     "client certificate refused"
                 );
                 Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
             }
-            Err(why) => Err(refuse(why.reason())),
+            Err(ClientRefusal::Refused(why)) => Err(refuse(why)),
         }
     }
 }
@@ -154,32 +167,33 @@ impl ClientCertVerifier for IssuedAndActive {
     }
 }
 
-/// The TLS configuration of the channel listener: the server's certificate chain and key from
-/// PEM files, client certificates required and checked by [`IssuedAndActive`].
+/// The TLS configuration of an mTLS listener (`section`: `channels` or `admin`, for errors):
+/// the server's certificate chain and key from PEM files, client certificates required,
+/// chained to one of `issuing_cas` and accepted by `check`.
 pub(crate) fn acceptor(
-    cert_file: &Path,
-    key_file: &Path,
+    section: &str,
+    (cert_file, key_file): (&Path, &Path),
     issuing_cas: &[(IssuerId, Vec<u8>)],
-    store: Arc<dyn Store>,
+    check: Arc<dyn ClientCheck>,
 ) -> Result<TlsAcceptor> {
-    let bad = |field: &str, rule: String| CliError::config(field, rule);
+    let bad = |field: &str, rule: String| CliError::config(&format!("{section}.{field}"), rule);
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
         .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-        .map_err(|e| bad("channels.tls_cert", format!("{}: {e}", cert_file.display())))?;
+        .map_err(|e| bad("tls_cert", format!("{}: {e}", cert_file.display())))?;
     if chain.is_empty() {
         return Err(bad(
-            "channels.tls_cert",
+            "tls_cert",
             format!("{} holds no certificate", cert_file.display()),
         ));
     }
-    crate::config::check_private_file("channels.tls_key", key_file)?;
+    crate::config::check_private_file(&format!("{section}.tls_key"), key_file)?;
     let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| bad("channels.tls_key", format!("{}: {e}", key_file.display())))?;
+        .map_err(|e| bad("tls_key", format!("{}: {e}", key_file.display())))?;
     let provider = Arc::new(default_provider());
     let mut roots = RootCertStore::empty();
     for (id, der) in issuing_cas {
         roots.add(CertificateDer::from(der.clone())).map_err(|e| {
-            bad(
+            CliError::config(
                 "ca.id",
                 format!("the issuing CA certificate of \"{id}\" as a trust anchor: {e}"),
             )
@@ -187,39 +201,28 @@ pub(crate) fn acceptor(
     }
     let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|e| bad("channels", format!("client verifier: {e}")))?;
-    let verifier = Arc::new(IssuedAndActive {
-        webpki,
-        clients: ChannelClients::new(
-            store,
-            issuing_cas.iter().map(|(id, _)| id.clone()).collect(),
-            crate::wiring::clock(),
-        ),
-    });
+        .map_err(|e| CliError::config(section, format!("client verifier: {e}")))?;
+    let verifier = Arc::new(IssuedAndActive { webpki, check });
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| bad("channels", format!("TLS versions: {e}")))?
+        .map_err(|e| CliError::config(section, format!("TLS versions: {e}")))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
-        .map_err(|e| {
-            bad(
-                "channels.tls_key",
-                format!("does not match channels.tls_cert: {e}"),
-            )
-        })?;
+        .map_err(|e| bad("tls_key", format!("does not match {section}.tls_cert: {e}")))?;
     // No session resumption: a resumed session skips the client-certificate check, so a
-    // partner certificate would keep opening connections after it expired or was revoked.
+    // client certificate would keep opening connections after it expired or was revoked.
     let mut config = config;
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Serves the channels on `listener` under the `[server]` limits (the shared listener, as
-/// every listener nesca opens) until `stop` flips. Each admitted connection first finishes
-/// its TLS handshake within the header read timeout; `app` is then served with the verified
-/// client chain as a request extension.
+/// Serves `app` on `listener` (`field`: its configuration key, for the log) under the
+/// `[server]` limits (the shared listener, as every listener nesca opens) until `stop` flips.
+/// Each admitted connection first finishes its TLS handshake within the header read timeout;
+/// `app` is then served with the verified client chain as a request extension.
 pub(crate) async fn serve(
+    field: &'static str,
     listener: tokio::net::TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
@@ -233,11 +236,11 @@ pub(crate) async fn serve(
             let tls = match tokio::time::timeout(handshake_limit, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "channel TLS handshake refused");
+                    tracing::info!(%peer, error = %e, listener = field, "TLS handshake refused");
                     return None;
                 }
                 Err(_) => {
-                    tracing::info!(%peer, "channel TLS handshake not finished in time");
+                    tracing::info!(%peer, listener = field, "TLS handshake not finished in time");
                     return None;
                 }
             };
@@ -251,7 +254,7 @@ pub(crate) async fn serve(
             Some((tls, app.layer(axum::Extension(chain))))
         }
     };
-    crate::listener::serve("channels.listen", listener, limits, open, stop).await;
+    crate::listener::serve(field, listener, limits, open, stop).await;
 }
 
 #[cfg(test)]

@@ -1,0 +1,166 @@
+//! Carrying out approved dual-control requests ([`nesca_ra::dual_control::Execute`]): each
+//! action through the registration-authority service that does it from the command line,
+//! as the operator whose approval completed the request, under ids derived from the request's
+//! (a repeat after a stop records nothing twice).
+
+use std::sync::Arc;
+
+use ca_core::lifecycle::{LifecycleAction, LifecycleRequest, RequestId, RevocationReason};
+use ca_core::store::{CertStatus, RevocationGrounds, Store};
+use ca_core::{IssuerId, OperatorName, OperatorRole, Principal, Serial, VerifiedCsr};
+use nesca_ra::dual_control::{AdminAction, Execute};
+use nesca_ra::lifecycle::ProviderRevocation;
+use nesca_ra::RaError;
+use serde_json::{json, Value};
+
+use super::AdminApi;
+use crate::config::Loaded;
+use crate::error::Result;
+
+/// What carrying out needs beyond the API's services.
+pub(crate) struct Executor {
+    renewal: crate::ocsp_signer::Renewal,
+}
+
+impl Executor {
+    pub(crate) fn new(cfg: &Loaded, _store: Arc<dyn Store>, _hsm: hsm::Hsm) -> Result<Executor> {
+        Ok(Executor {
+            renewal: crate::ocsp_signer::Renewal::of(cfg)?,
+        })
+    }
+}
+
+/// The executor bound to the API it runs in.
+pub(crate) struct Bound<'a> {
+    pub(crate) api: &'a AdminApi,
+}
+
+/// The id of the lifecycle change request `id` makes (of its `n`th certificate, in bulk).
+fn change_id(id: &str, n: Option<&Serial>) -> Result<RequestId, RaError> {
+    let text = match n {
+        Some(serial) => format!("admin-{id}-{serial}"),
+        None => format!("admin-{id}"),
+    };
+    Ok(RequestId::new(&text)?)
+}
+
+fn reason(r: &Option<String>) -> Result<Option<RevocationReason>, RaError> {
+    r.as_deref()
+        .map(|r| {
+            r.parse::<RevocationReason>()
+                .map_err(ca_core::CaError::from)
+                .map_err(RaError::from)
+        })
+        .transpose()
+}
+
+impl Execute for Bound<'_> {
+    fn execute(&self, id: &str, action: &AdminAction, by: &Principal) -> Result<Value, RaError> {
+        let api = self.api;
+        match action {
+            AdminAction::RevokeCertificate {
+                issuer,
+                serial,
+                reason: r,
+                grounds,
+                ..
+            } => {
+                let outcome = api.lifecycle.revoke_by_provider(ProviderRevocation {
+                    issuer: IssuerId::parse(issuer)?,
+                    serial: Serial::parse_hex(serial)?,
+                    reason: reason(r)?,
+                    grounds: RevocationGrounds::parse(grounds)?,
+                    request_id: change_id(id, None)?,
+                    actor: by.clone(),
+                })?;
+                Ok(json!({
+                    "serial": outcome.serial.to_hex(),
+                    "status": outcome.status.as_str(),
+                }))
+            }
+            AdminAction::RevokePartnerCertificates { partner } => {
+                let partner = ca_core::PartnerId::parse(partner)?;
+                let record = api
+                    .store
+                    .partner(&partner)?
+                    .ok_or_else(|| nesca_ra::partners::unknown_partner(partner.as_str()))?;
+                let mut revoked = Vec::new();
+                for cert in api.store.list(None)? {
+                    let live = matches!(cert.status, CertStatus::Active | CertStatus::Suspended);
+                    let theirs = cert.profile.is_partner()
+                        && cert.cert_der.as_deref().is_some_and(|der| {
+                            nesca_pkix::subject::subject_attribute(der, "2.5.4.5")
+                                .ok()
+                                .flatten()
+                                .is_some_and(|l| l == record.license_no)
+                        });
+                    if !(live && theirs) {
+                        continue;
+                    }
+                    api.lifecycle.apply(LifecycleRequest {
+                        request_id: change_id(id, Some(&cert.serial))?,
+                        issuer: Some(cert.issuer.clone()),
+                        serial: cert.serial,
+                        holder: None,
+                        action: LifecycleAction::Revoke {
+                            reason: Some(RevocationReason::CessationOfOperation),
+                            invalidity_date: None,
+                        },
+                        actor: by.clone(),
+                    })?;
+                    revoked.push(cert.serial.to_hex());
+                }
+                Ok(json!({ "partner": partner.as_str(), "revoked": revoked }))
+            }
+            AdminAction::RenewOcspSigner { ca } => {
+                let ca = IssuerId::parse(ca)?;
+                let renewed = self
+                    .api
+                    .exec
+                    .renewal
+                    .renew(&api.store, &api.hsm, &ca, by)
+                    .map_err(|e| RaError::Conflict {
+                        field: "ca",
+                        rule: e.to_string(),
+                    })?;
+                Ok(json!({ "ca": ca.as_str(), "key_label": renewed.key_label }))
+            }
+            AdminAction::AddOperator {
+                name,
+                role,
+                csr_pem,
+                validity_days,
+            } => {
+                let issuing = api.issuing.as_ref().ok_or(RaError::Unavailable {
+                    operation: "add-operator",
+                })?;
+                let profile = ca_core::profile::OperatorProfile::new(
+                    api.cfg.raw.admin.operator_validity_days,
+                )?;
+                let approved = api.operators.approve(
+                    OperatorName::parse(name)?,
+                    OperatorRole::parse(role)?,
+                    VerifiedCsr::parse(csr_pem.as_bytes())?,
+                    &profile,
+                    (&api.cfg.raw.ca.country, &api.cfg.raw.ca.organization),
+                    *validity_days,
+                )?;
+                let (record, issued) =
+                    api.operators
+                        .register(by, &issuing.engine, &issuing.ca, approved)?;
+                Ok(json!({
+                    "operator": crate::commands::operator::to_json(&record),
+                    "certificate": crate::commands::cert_pem(&issued.cert_der),
+                }))
+            }
+            AdminAction::DisableOperator { name } => {
+                let record = api.operators.disable(by, &OperatorName::parse(name)?)?;
+                Ok(json!({ "operator": crate::commands::operator::to_json(&record) }))
+            }
+            other => Err(RaError::Invalid {
+                field: "action",
+                rule: format!("{} is not carried out here", other.name()),
+            }),
+        }
+    }
+}

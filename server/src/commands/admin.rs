@@ -1,0 +1,142 @@
+//! `nesca admin tls-cert`: the admin API listener's own TLS certificate, issued by the
+//! issuing CA with the listener's names in subjectAltName (so that `curl --cacert
+//! ca-chain.pem https://127.0.0.1:8443/…` verifies it), and its key, made here in software
+//! and written 0600 (rustls holds it in memory to serve). `init --demo` runs the same.
+
+use std::path::{Path, PathBuf};
+
+use ca_core::engine::CertRequest;
+use ca_core::profile::{ServerName, TlsServerProfile};
+use ca_core::store::SubjectRecord;
+use ca_core::Principal;
+use clap::Args;
+use p256::pkcs8::EncodePrivateKey;
+
+use super::{cert_pem, emit, write_new};
+use crate::config::Loaded;
+use crate::error::{CliError, Result};
+use crate::wiring;
+
+#[derive(Args)]
+pub(crate) struct TlsCertArgs {
+    /// Path of nesca.toml
+    #[arg(long)]
+    config: PathBuf,
+    /// A DNS name or IP address the listener is reached at (repeatable; default: the IP
+    /// address of admin.listen)
+    #[arg(long = "name")]
+    names: Vec<String>,
+    /// Validity in days (at most 825)
+    #[arg(long, default_value_t = 365)]
+    validity_days: u32,
+}
+
+pub(crate) fn tls_cert(a: TlsCertArgs) -> Result<()> {
+    let cfg = Loaded::read(&a.config)?;
+    let names = a
+        .names
+        .iter()
+        .map(|n| ServerName::parse(n))
+        .collect::<ca_core::Result<Vec<_>>>()?;
+    let serial = issue_listener_certificate(&cfg, names, a.validity_days)?;
+    emit(&format!(
+        "{}\n",
+        serde_json::json!({
+            "serial": serial.to_hex(),
+            "tls_cert": cfg.path(&cfg.raw.admin.tls_cert).display().to_string(),
+            "tls_key": cfg.path(&cfg.raw.admin.tls_key).display().to_string(),
+        })
+    ))
+}
+
+/// The names of the listener when none are given: the IP address `admin.listen` binds.
+fn default_names(cfg: &Loaded) -> Result<Vec<ServerName>> {
+    let listen = cfg.raw.admin.listen.as_deref().ok_or_else(|| {
+        CliError::config(
+            "admin.listen",
+            "is not set: give --name, or set the listener",
+        )
+    })?;
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|_| CliError::config("admin.listen", "must be IP:PORT"))?;
+    if addr.ip().is_unspecified() {
+        return Err(CliError::Argument {
+            field: "name",
+            rule: format!(
+                "admin.listen {listen} binds every address: name the ones clients use with --name"
+            ),
+        });
+    }
+    Ok(vec![ServerName::Ip(addr.ip())])
+}
+
+/// Issues the admin listener's certificate for `names` (default: admin.listen's address) with
+/// a new P-256 key, and writes the chain (certificate, issuing CA) to `admin.tls_cert` and
+/// the key to `admin.tls_key`, replacing what was there.
+pub(crate) fn issue_listener_certificate(
+    cfg: &Loaded,
+    names: Vec<ServerName>,
+    validity_days: u32,
+) -> Result<ca_core::Serial> {
+    let names = if names.is_empty() {
+        default_names(cfg)?
+    } else {
+        names
+    };
+    let profile = TlsServerProfile::new(names, validity_days)?;
+    let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    let spki = spki::SubjectPublicKeyInfoOwned::from_key(key.public_key()).map_err(key_error)?;
+    let subject = profile.subject(&cfg.raw.ca.country, &cfg.raw.ca.organization)?;
+    let request = CertRequest {
+        record: SubjectRecord {
+            subject: subject.to_string(),
+            ..SubjectRecord::default()
+        },
+        subject,
+        subject_key: spki,
+        validity_days,
+        await_commitment: false,
+    };
+    let store = wiring::open_existing_store(cfg)?;
+    let issuance = wiring::open_issuance(cfg, store.clone())?;
+    nesca_ra::ca_status::ensure_not_revoked(store.as_ref(), &issuance.ca.context.id)?;
+    let issued =
+        issuance
+            .engine
+            .issue(&issuance.ca, &profile, request, &Principal::HostOperator)?;
+    let key_der = key.to_pkcs8_der().map_err(key_error)?;
+    let key_pem =
+        der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, key_der.as_bytes())
+            .map_err(key_error)?;
+    let key_pem = secrecy::SecretString::from(key_pem);
+    let mut chain = cert_pem(&issued.cert_der);
+    if let Some(ca_cert) = &issuance.ca.cert_der {
+        chain.push_str(&cert_pem(ca_cert));
+    }
+    replace_private(
+        &cfg.path(&cfg.raw.admin.tls_key),
+        secrecy::ExposeSecret::expose_secret(&key_pem).as_bytes(),
+    )?;
+    super::replace_file(&cfg.path(&cfg.raw.admin.tls_cert), chain.as_bytes())?;
+    Ok(issued.serial)
+}
+
+/// Replaces `path` with `contents`, the owner's alone (0600) from the first byte.
+fn replace_private(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".admin-key.{:016x}.tmp", rand::random::<u64>()));
+    write_new(&tmp, contents, true)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        CliError::io("cannot write", path)(e)
+    })
+}
+
+/// The listener key could not be encoded (never expected: a fresh P-256 key).
+fn key_error(e: impl std::fmt::Display) -> CliError {
+    CliError::Argument {
+        field: "key",
+        rule: format!("the listener key cannot be encoded: {e}"),
+    }
+}
