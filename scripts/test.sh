@@ -11,6 +11,8 @@
 #                          nothing
 #   NESCA_PYHANKO_VERSION  pyHanko version to install (default below, with the
 #                          pyhanko-certvalidator it was tested with; "latest" for the newest)
+#   NESCA_SCHEMATHESIS_DIR a bin directory that already holds schemathesis: use it, install nothing
+#   NESCA_SCHEMATHESIS_VERSION  schemathesis version to install (default below; "latest")
 #   NESCA_FUZZ_SECONDS     how long each fuzz target in fuzz/ runs after the tests (default 15;
 #                          0 skips fuzzing; cargo-fuzz is installed with cargo when missing)
 #
@@ -29,6 +31,11 @@ pyhanko_venv="$tools_dir/pyhanko-venv"
 pyhanko_version="${NESCA_PYHANKO_VERSION:-0.38.0}"
 certvalidator_version=0.33.0
 pyhanko_ok() { "$1/python" -c 'import pyhanko.sign, pyhanko_certvalidator' >/dev/null 2>&1; }
+# schemathesis: the property-based fuzzer of the admin API against docs/openapi.yaml
+# (tests/e2e/admin.rs).
+schemathesis_venv="$tools_dir/schemathesis-venv"
+schemathesis_version="${NESCA_SCHEMATHESIS_VERSION:-4.32.5}"
+schemathesis_ok() { [ -x "$1/schemathesis" ] && "$1/schemathesis" --version >/dev/null 2>&1; }
 
 say() { printf 'test.sh: %s\n' "$*" >&2; }
 
@@ -56,7 +63,13 @@ if [ -n "${NESCA_PYHANKO_DIR:-}" ] && pyhanko_ok "$NESCA_PYHANKO_DIR"; then
 elif pyhanko_ok "$pyhanko_venv/bin"; then
     need_pyhanko=0
 fi
-if [ "$need_pkilint" = 1 ] || [ "$need_pyhanko" = 1 ]; then
+need_schemathesis=1
+if [ -n "${NESCA_SCHEMATHESIS_DIR:-}" ] && schemathesis_ok "$NESCA_SCHEMATHESIS_DIR"; then
+    need_schemathesis=0
+elif schemathesis_ok "$schemathesis_venv/bin"; then
+    need_schemathesis=0
+fi
+if [ "$need_pkilint" = 1 ] || [ "$need_pyhanko" = 1 ] || [ "$need_schemathesis" = 1 ]; then
     if ! command -v python3 >/dev/null 2>&1; then
         missing+=(python3 python3-venv)
     elif ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -117,6 +130,25 @@ if [ -z "${NESCA_PYHANKO_DIR:-}" ] || ! pyhanko_ok "$NESCA_PYHANKO_DIR"; then
     export NESCA_PYHANKO_DIR="$pyhanko_venv/bin"
 fi
 say "pyHanko: $NESCA_PYHANKO_DIR/python"
+
+# --- schemathesis ----------------------------------------------------------------------------
+if [ "$need_schemathesis" = 1 ]; then
+    say "installing schemathesis into $schemathesis_venv"
+    rm -rf "$schemathesis_venv"
+    mkdir -p "$tools_dir"
+    python3 -m venv "$schemathesis_venv"
+    if [ "$schemathesis_version" = latest ]; then
+        spec=schemathesis
+    else
+        spec="schemathesis==$schemathesis_version"
+    fi
+    "$schemathesis_venv/bin/python" -m pip install --quiet --disable-pip-version-check "$spec"
+    schemathesis_ok "$schemathesis_venv/bin"
+fi
+if [ -z "${NESCA_SCHEMATHESIS_DIR:-}" ] || ! schemathesis_ok "$NESCA_SCHEMATHESIS_DIR"; then
+    export NESCA_SCHEMATHESIS_DIR="$schemathesis_venv/bin"
+fi
+say "schemathesis: $NESCA_SCHEMATHESIS_DIR/schemathesis"
 
 # --- tests -----------------------------------------------------------------------------------
 if ! command -v cargo >/dev/null 2>&1; then

@@ -107,6 +107,11 @@ pub struct DualControl {
 }
 
 impl DualControl {
+    /// The policy: how many operators a request needs, how long it waits.
+    pub fn policy(&self) -> DualControlPolicy {
+        self.policy
+    }
+
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: DualControlPolicy) -> Self {
         DualControl {
             store,
@@ -186,6 +191,17 @@ impl DualControl {
                     request.approver_role
                 ),
             });
+        }
+        // Nobody approves their own disabling.
+        if let Ok(AdminAction::DisableOperator { name }) =
+            serde_json::from_str::<AdminAction>(&request.payload)
+        {
+            if name == by.name.as_str() {
+                return Err(RaError::Refused {
+                    field: "request",
+                    rule: format!("request {id} disables you: another operator approves it"),
+                });
+            }
         }
         let actor = Principal::Operator(by.clone());
         let now = self.clock.now_unix();
@@ -314,5 +330,144 @@ impl DualControl {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use ca_core::testkit::fixture;
+    use ca_core::{OperatorName, Serial};
+
+    use super::*;
+
+    /// Records what it was asked to carry out.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(String, AdminAction)>>);
+
+    impl Execute for Recorder {
+        fn execute(
+            &self,
+            id: &str,
+            action: &AdminAction,
+            _by: &Principal,
+        ) -> Result<serde_json::Value> {
+            self.0.lock().unwrap().push((id.to_owned(), action.clone()));
+            Ok(serde_json::json!({ "done": true }))
+        }
+    }
+
+    fn operator(name: &str, role: OperatorRole) -> OperatorActor {
+        OperatorActor {
+            name: OperatorName::parse(name).unwrap(),
+            role,
+            serial: Serial::random(),
+        }
+    }
+
+    #[test]
+    fn a_request_waits_for_another_operator_of_its_role_then_is_carried_out_once() {
+        let f = fixture();
+        let dual = DualControl::new(
+            f.store.clone(),
+            f.clock.clone(),
+            DualControlPolicy::default(),
+        );
+        let exec = Recorder::default();
+        let (a, b) = (
+            operator("A", OperatorRole::SecurityOfficer),
+            operator("B", OperatorRole::SecurityOfficer),
+        );
+        let auditor = operator("C", OperatorRole::Auditor);
+        let action = AdminAction::DisableOperator { name: "D".into() };
+
+        // Only its role requests it.
+        assert!(matches!(
+            dual.request(&auditor, &action),
+            Err(RaError::Refused { field: "role", .. })
+        ));
+        let r = dual.request(&a, &action).unwrap();
+        assert_eq!(r.status, AdminRequestStatus::Pending);
+
+        // Not the requester, not another role.
+        assert!(matches!(
+            dual.approve(&a, &r.id, &exec),
+            Err(RaError::Conflict { .. })
+        ));
+        assert!(matches!(
+            dual.approve(&auditor, &r.id, &exec),
+            Err(RaError::Refused { field: "role", .. })
+        ));
+        assert!(exec.0.lock().unwrap().is_empty());
+
+        // The second operator's approval completes it: carried out once, recorded.
+        let done = dual.approve(&b, &r.id, &exec).unwrap();
+        assert_eq!(done.status, AdminRequestStatus::Executed);
+        assert_eq!(done.result.as_deref(), Some(r#"{"done":true}"#));
+        assert_eq!(*exec.0.lock().unwrap(), vec![(r.id.clone(), action)]);
+        assert!(dual.approve(&b, &r.id, &exec).is_err());
+        assert_eq!(exec.0.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn nobody_approves_their_own_disabling() {
+        let f = fixture();
+        let dual = DualControl::new(
+            f.store.clone(),
+            f.clock.clone(),
+            DualControlPolicy::default(),
+        );
+        let (a, b) = (
+            operator("A", OperatorRole::SecurityOfficer),
+            operator("B", OperatorRole::SecurityOfficer),
+        );
+        let r = dual
+            .request(&a, &AdminAction::DisableOperator { name: "B".into() })
+            .unwrap();
+        let err = dual.approve(&b, &r.id, &Recorder::default()).unwrap_err();
+        assert!(err.to_string().contains("disables you"), "{err}");
+    }
+
+    #[test]
+    fn an_unapproved_request_expires_and_is_approved_no_more() {
+        let f = fixture();
+        let policy = DualControlPolicy {
+            approvals_required: 3,
+            expiry: std::time::Duration::from_secs(60),
+        };
+        let dual = DualControl::new(f.store.clone(), f.clock.clone(), policy);
+        let exec = Recorder::default();
+        let (a, b, c) = (
+            operator("A", OperatorRole::RaOfficer),
+            operator("B", OperatorRole::RaOfficer),
+            operator("C", OperatorRole::RaOfficer),
+        );
+        let action = AdminAction::RevokePartnerCertificates {
+            partner: "p".into(),
+        };
+        // Ra officers do not request a CA operator's action.
+        assert!(dual.request(&a, &action).is_err());
+        let action = AdminAction::RevokeCertificate {
+            issuer: "nes-ca".into(),
+            serial: "01".into(),
+            reason: None,
+            grounds: "death".into(),
+            note: "n".into(),
+        };
+        let r = dual.request(&a, &action).unwrap();
+        // Three in all: B's approval is not enough.
+        assert_eq!(
+            dual.approve(&b, &r.id, &exec).unwrap().status,
+            AdminRequestStatus::Pending
+        );
+        f.clock.advance(std::time::Duration::from_secs(61));
+        assert!(matches!(
+            dual.approve(&c, &r.id, &exec),
+            Err(RaError::Conflict { .. })
+        ));
+        assert_eq!(dual.expire_due().unwrap(), 1);
+        assert_eq!(dual.get(&r.id).unwrap().status, AdminRequestStatus::Expired);
+        assert!(exec.0.lock().unwrap().is_empty());
     }
 }

@@ -203,7 +203,7 @@ fn noun(action: &LifecycleAction) -> &'static str {
 }
 
 /// Security-word checks allowed per certificate in [`SECURITY_WORD_WINDOW_SECS`]; the next
-/// is refused unchecked until the oldest leaves the window.
+/// is refused, unchecked and uncounted, until the oldest leaves the window.
 pub const SECURITY_WORD_CHECKS: u32 = 5;
 /// The window of [`SECURITY_WORD_CHECKS`]: 24 hours.
 pub const SECURITY_WORD_WINDOW_SECS: u64 = 86_400;
@@ -313,11 +313,16 @@ impl Lifecycle {
         let since = ca_core::UnixTime::from_secs(
             now.secs().saturating_sub(SECURITY_WORD_WINDOW_SECS as i64),
         );
-        let checks =
-            self.store
-                .count_security_word_check(&record.issuer, &record.serial, since, now)?;
-        if checks > SECURITY_WORD_CHECKS {
-            let until = now.plus(std::time::Duration::from_secs(SECURITY_WORD_WINDOW_SECS));
+        let counted = self.store.count_security_word_check(
+            &record.issuer,
+            &record.serial,
+            (since, now),
+            SECURITY_WORD_CHECKS,
+        )?;
+        if let Err(oldest) = counted {
+            // Refused without a check: the next one is counted once the oldest check in the
+            // window leaves it.
+            let until = oldest.plus(std::time::Duration::from_secs(SECURITY_WORD_WINDOW_SECS));
             tracing::warn!(serial = %record.serial, "security word: too many checks");
             return Err(RaError::Locked {
                 field,

@@ -134,6 +134,37 @@ impl Operators {
         Ok(self.store.operators()?)
     }
 
+    /// Refuses to disable `name` when that would leave fewer than `keep` active security
+    /// officers: with fewer than a dual-control request needs, nobody could add or disable
+    /// an operator through the admin API any more (only the host's `nesca operator add`).
+    pub fn check_disable(&self, name: &OperatorName, keep: u32) -> Result<()> {
+        let all = self.store.operators()?;
+        let target = all
+            .iter()
+            .find(|o| &o.name == name && o.disabled_at.is_none())
+            .ok_or_else(|| RaError::NotFound {
+                field: "name",
+                rule: format!("no active operator \"{name}\""),
+            })?;
+        if target.role != OperatorRole::SecurityOfficer {
+            return Ok(());
+        }
+        let active = all
+            .iter()
+            .filter(|o| o.role == OperatorRole::SecurityOfficer && o.disabled_at.is_none())
+            .count() as u32;
+        if active <= keep {
+            return Err(RaError::Conflict {
+                field: "name",
+                rule: format!(
+                    "disabling \"{name}\" would leave {} active security officer(s); dual control needs {keep}",
+                    active - 1
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Disables an active operator: their certificate opens nothing from the next request on.
     pub fn disable(&self, by: &Principal, name: &OperatorName) -> Result<OperatorRecord> {
         let record = self

@@ -1120,7 +1120,6 @@ fn check_listen(field: &str, addr: &str) -> Result<()> {
         })
 }
 
-/// Refuses a secret's file (a PIN, a private key) that group or others can read.
 /// `[admin]`: each option within its range.
 fn check_admin(a: &AdminSection) -> Result<()> {
     if let Some(listen) = &a.listen {
@@ -1154,6 +1153,7 @@ fn check_admin(a: &AdminSection) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a secret's file (a PIN, a private key) that group or others can read.
 pub(crate) fn check_private_file(field: &str, file: &Path) -> Result<()> {
     let meta = std::fs::metadata(file)
         .map_err(|e| CliError::config(field, format!("cannot read {}: {e}", file.display())))?;

@@ -69,7 +69,7 @@ fn channels_over_mtls_accept_only_active_partner_certificates() {
     // The NES (no clientAuth) was refused on the certificate alone, before any store read
     //.
     server.wait_for_log_line(
-        &["no clientAuth extended key usage: not a partner certificate"],
+        &["no clientAuth extended key usage: not a partner or operator certificate"],
         std::time::Duration::from_secs(5),
     );
 

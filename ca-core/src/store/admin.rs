@@ -140,15 +140,17 @@ pub trait AdminStore: Send + Sync {
         at: UnixTime,
     ) -> Result<AdminRequestRecord>;
 
-    /// Counts one security-word check of a certificate and returns the checks counted since
-    /// `since` (older ones are forgotten first).
+    /// Counts one security-word check of a certificate, unless `limit` checks were counted
+    /// since `since` already (older ones are forgotten first): `Ok(n)`, this is the n-th
+    /// check in the window; `Err(oldest)`, refused and not counted, the window's oldest
+    /// check being at `oldest` (the next check is counted once it leaves the window).
     fn count_security_word_check(
         &self,
         issuer: &IssuerId,
         serial: &Serial,
-        since: UnixTime,
-        at: UnixTime,
-    ) -> Result<u32>;
+        window: (UnixTime, UnixTime),
+        limit: u32,
+    ) -> Result<std::result::Result<u32, UnixTime>>;
     /// Forgets a certificate's counted checks (after the right word).
     fn clear_security_word_checks(&self, issuer: &IssuerId, serial: &Serial) -> Result<()>;
     /// Records the argon2id hash of the security word a holder gave when their certificate

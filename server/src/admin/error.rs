@@ -19,6 +19,8 @@ pub(crate) struct ApiError {
     pub(crate) code: &'static str,
     pub(crate) field: Option<String>,
     pub(crate) message: String,
+    /// Seconds to wait, for a 429 (`Retry-After`).
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -33,6 +35,7 @@ impl ApiError {
             code,
             field: field.map(str::to_owned),
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -87,8 +90,10 @@ impl ApiError {
         )
             .into_response();
         if self.status == StatusCode::TOO_MANY_REQUESTS {
-            r.headers_mut()
-                .insert("retry-after", axum::http::HeaderValue::from_static("60"));
+            let secs = self.retry_after.unwrap_or(60).max(1);
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert("retry-after", v);
+            }
         }
         r
     }
@@ -96,6 +101,17 @@ impl ApiError {
 
 impl From<RaError> for ApiError {
     fn from(e: RaError) -> ApiError {
+        if let RaError::Locked { field, until, .. } = &e {
+            let now = crate::wiring::clock().now_unix();
+            let mut a = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "locked",
+                Some(field),
+                e.to_string(),
+            );
+            a.retry_after = Some(until.secs().saturating_sub(now.secs()).max(1) as u64);
+            return a;
+        }
         let (status, code, field) = match &e {
             RaError::Invalid { field, .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some(*field))
@@ -104,9 +120,6 @@ impl From<RaError> for ApiError {
             RaError::Conflict { field, .. } => (StatusCode::CONFLICT, "conflict", Some(*field)),
             RaError::Unauthenticated { field, .. } => {
                 (StatusCode::FORBIDDEN, "holder_not_proven", Some(*field))
-            }
-            RaError::Locked { field, .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "locked", Some(*field))
             }
             RaError::Refused { field, .. } => (StatusCode::FORBIDDEN, "refused", Some(*field)),
             RaError::Ca(ca_core::CaError::NotFound { .. }) => {

@@ -143,7 +143,8 @@ impl Execute for Bound<'_> {
                     VerifiedCsr::parse(csr_pem.as_bytes())?,
                     &profile,
                     (&api.cfg.raw.ca.country, &api.cfg.raw.ca.organization),
-                    *validity_days,
+                    // Today's ceiling, if it was lowered since the request.
+                    (*validity_days).min(api.cfg.raw.admin.operator_validity_days),
                 )?;
                 let (record, issued) =
                     api.operators
@@ -154,7 +155,11 @@ impl Execute for Bound<'_> {
                 }))
             }
             AdminAction::DisableOperator { name } => {
-                let record = api.operators.disable(by, &OperatorName::parse(name)?)?;
+                let name = OperatorName::parse(name)?;
+                // Checked again: others may have been disabled since the request.
+                api.operators
+                    .check_disable(&name, api.dual.policy().approvals_required)?;
+                let record = api.operators.disable(by, &name)?;
                 Ok(json!({ "operator": crate::commands::operator::to_json(&record) }))
             }
             other => Err(RaError::Invalid {

@@ -64,6 +64,12 @@ pub(crate) fn listener(
             .into_iter()
             .map(|c| (c.record.id.clone(), c.record.cert_der.clone()))
             .collect();
+    if generations.is_empty() {
+        // Every generation is revoked: no operator certificate can authenticate until a new
+        // generation issues new ones (`nesca ca rollover`, then `nesca operator add`).
+        tracing::error!("admin.listen: no issuing CA generation that is not revoked; the admin API is not served");
+        return Ok(None);
+    }
     let issuers: Vec<IssuerId> = generations.iter().map(|(id, _)| id.clone()).collect();
     let clock = wiring::clock();
     let check = Arc::new(auth::OperatorCheck {

@@ -56,8 +56,8 @@ async fn answer(
     }
 }
 
-/// The query's parameters; refuses one not in `known`, one given twice, and one with
-/// characters that are not plain (`%`-escapes: no parameter here needs them).
+/// The query's parameters, as sent (not `%`-decoded: no parameter here needs it, and an
+/// escaped value fails its own check); refuses one not in `known` and one given twice.
 fn query(raw: Option<String>, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
     let mut out: Vec<(String, String)> = Vec::new();
     for pair in raw
@@ -111,11 +111,18 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {
     } else {
         bytes
     };
-    serde_json::from_slice(text).map_err(|e| {
+    // An object, nothing else: serde's derived structs would also read a JSON array.
+    let value: Value = serde_json::from_slice(text)
+        .map_err(|_| ApiError::bad_request(Some("body"), "must be a JSON object"))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(Some("body"), "must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| {
         // serde names the unknown or mistyped field in its message; nothing of the body is
         // echoed beyond that (a security word must never come back).
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or("").to_owned();
+        let msg: String = msg.chars().take(200).collect();
         ApiError::bad_request(
             Some("body"),
             format!("not the JSON this endpoint takes: {msg}"),
@@ -153,6 +160,8 @@ pub(super) async fn health(
                 Err(())
             }
         };
+        // The token answers and holds the issuing CA's key (or, with no issuing CA that can
+        // sign, at least answers).
         let hsm_ok = match &api.issuing {
             Some(i) => api
                 .hsm
@@ -795,16 +804,8 @@ pub(super) async fn disable_operator(
         Err(e) => return e.into_response_with(&id),
     };
     answer(&id, StatusCode::ACCEPTED, move || {
-        let active = api
-            .store
-            .operator(&name)?
-            .is_some_and(|o| o.disabled_at.is_none());
-        if !active {
-            return Err(ApiError::not_found(
-                "name",
-                format!("no active operator \"{name}\""),
-            ));
-        }
+        api.operators
+            .check_disable(&name, api.dual.policy().approvals_required)?;
         let action = AdminAction::DisableOperator {
             name: name.to_string(),
         };

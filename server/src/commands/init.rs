@@ -367,6 +367,7 @@ tls_cert = "admin-tls.pem"
 tls_key = "admin-tls.key"
 approvals_required = 2
 request_expiry_seconds = 86400
+requests_per_minute = 120
 "#,
         listen = demo_listen(public_url),
         admin_listen = match scope {

@@ -345,37 +345,41 @@ pub fn admin_requests_are_approved_once_per_operator_and_decided_once(store: &dy
     assert_eq!(audit_records(store), 6);
 }
 
-/// Each check of a certificate's security word is counted; the count covers the checks since
-/// the window's start (older ones are forgotten), restarts once cleared, and is kept per
-/// certificate.
+/// Each check of a certificate's security word is counted up to the limit; the count covers
+/// the checks since the window's start (older ones are forgotten), a check past the limit is
+/// refused uncounted with the window's oldest check, the count restarts once cleared, and it
+/// is kept per certificate.
 pub fn security_word_checks_are_counted_in_a_window(store: &dyn Store) {
     let nes = issuer();
     let other_ca = IssuerId::parse("other-ca").unwrap();
     let (serial, other) = (Serial::random(), Serial::random());
     let count = |issuer: &IssuerId, serial: &Serial, since: i64, at: i64| {
         store
-            .count_security_word_check(issuer, serial, t0(since), t0(at))
+            .count_security_word_check(issuer, serial, (t0(since), t0(at)), 4)
             .unwrap()
     };
-    assert_eq!(count(&nes, &serial, 0, 0), 1);
-    assert_eq!(count(&nes, &serial, 0, 0), 2);
-    assert_eq!(count(&nes, &serial, 0, 0), 3);
+    assert_eq!(count(&nes, &serial, 0, 0), Ok(1));
+    assert_eq!(count(&nes, &serial, 0, 0), Ok(2));
+    assert_eq!(count(&nes, &serial, 0, 0), Ok(3));
     // Per (issuer, serial): another serial, and the same serial under another issuer.
-    assert_eq!(count(&nes, &other, 0, 0), 1);
-    assert_eq!(count(&other_ca, &serial, 0, 0), 1);
+    assert_eq!(count(&nes, &other, 0, 0), Ok(1));
+    assert_eq!(count(&other_ca, &serial, 0, 0), Ok(1));
     // A check at the window's start counts.
-    assert_eq!(count(&nes, &serial, 0, 5), 4);
+    assert_eq!(count(&nes, &serial, 0, 5), Ok(4));
+    // The limit reached: refused, not counted, with the oldest check in the window.
+    assert_eq!(count(&nes, &serial, 0, 6), Err(t0(0)));
+    assert_eq!(count(&nes, &serial, 0, 7), Err(t0(0)));
     // A window starting after the checks at 0: those are forgotten, the one at 5 is kept.
-    assert_eq!(count(&nes, &serial, 1, 10), 2);
+    assert_eq!(count(&nes, &serial, 1, 10), Ok(2));
     // A window starting after all of them: the count restarts.
-    assert_eq!(count(&nes, &serial, 11, 20), 1);
-    assert_eq!(count(&nes, &serial, 11, 21), 2);
+    assert_eq!(count(&nes, &serial, 11, 20), Ok(1));
+    assert_eq!(count(&nes, &serial, 11, 21), Ok(2));
     // Cleared: the next check is the first.
     store.clear_security_word_checks(&nes, &serial).unwrap();
-    assert_eq!(count(&nes, &serial, 0, 22), 1);
+    assert_eq!(count(&nes, &serial, 0, 22), Ok(1));
     // The others were not cleared.
-    assert_eq!(count(&nes, &other, 0, 22), 2);
-    assert_eq!(count(&other_ca, &serial, 0, 22), 2);
+    assert_eq!(count(&nes, &other, 0, 22), Ok(2));
+    assert_eq!(count(&other_ca, &serial, 0, 22), Ok(2));
     // Clearing a certificate never checked is no error.
     store
         .clear_security_word_checks(&nes, &Serial::random())

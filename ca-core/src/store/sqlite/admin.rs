@@ -431,25 +431,28 @@ impl AdminStore for SqliteStore {
         &self,
         issuer: &IssuerId,
         serial: &Serial,
-        since: UnixTime,
-        at: UnixTime,
-    ) -> Result<u32> {
+        (since, at): (UnixTime, UnixTime),
+        limit: u32,
+    ) -> Result<std::result::Result<u32, UnixTime>> {
         let (issuer, serial) = (issuer.as_str().to_owned(), serial.to_hex());
         self.submit(move |conn, _head| {
             conn.prepare_cached(
                 "DELETE FROM security_word_checks WHERE issuer = ?1 AND serial = ?2 AND at < ?3",
             )?
             .execute(params![issuer, serial, since.secs()])?;
+            let (n, oldest): (u32, Option<i64>) = conn
+                .prepare_cached(
+                    "SELECT COUNT(*), MIN(at) FROM security_word_checks WHERE issuer = ?1 AND serial = ?2",
+                )?
+                .query_row(params![issuer, serial], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            if n >= limit {
+                return Ok(Err(UnixTime::from_secs(oldest.unwrap_or(at.secs()))));
+            }
             conn.prepare_cached(
                 "INSERT INTO security_word_checks (issuer, serial, at) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![issuer, serial, at.secs()])?;
-            let n: u32 = conn
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM security_word_checks WHERE issuer = ?1 AND serial = ?2",
-                )?
-                .query_row(params![issuer, serial], |r| r.get(0))?;
-            Ok(n)
+            Ok(Ok(n + 1))
         })
     }
 
