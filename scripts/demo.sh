@@ -27,6 +27,10 @@ fi
 if ! command -v openssl >/dev/null 2>&1; then
     missing+=(openssl)
 fi
+# curl: the admin API's client (mutual TLS)
+if ! command -v curl >/dev/null 2>&1; then
+    missing+=(curl)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         say "installing ${missing[*]} with apt-get"
@@ -70,6 +74,22 @@ serial="$("$nesca" issue --config "$config" --csr "$csr" \
     --tckn 10000000146 --given-name "AYŞE" --surname "YILMAZ" --out "$cert")"
 openssl verify -CAfile "$dir/root-ca.pem" -untrusted "$dir/issuing-ca.pem" "$cert"
 
+# --- a named operator for the admin API -------------------------------------------------------
+# The first security officer, from their own key and request (the key never touches nesca).
+op_key="$dir/operator-security.key"
+op_csr="$dir/operator-security.csr"
+op_cert="$dir/operator-security.pem"
+if [ ! -f "$op_cert" ]; then
+    if ! err="$( (umask 077 && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$op_key" -subj "/CN=operator" -out "$op_csr") 2>&1)"; then
+        say "openssl req failed: $err"
+        exit 1
+    fi
+    "$nesca" operator add --config "$config" --name "Demo Security Officer" \
+        --role security-officer --csr "$op_csr" --out "$op_cert" >/dev/null
+fi
+admin_listen="$(sed -n '/^\[admin\]/,/^\[/s/^listen = "\(.*\)"/\1/p' "$config")"
+
 # --- revocation status: nesca serve, asked by OpenSSL as a relying party ---------------------
 # Started for the check and stopped again (SIGTERM); `nesca serve` runs it for real.
 listen="$(sed -n '/^\[server\]/,/^\[/s/^listen = "\(.*\)"/\1/p' "$config")"
@@ -86,6 +106,11 @@ if grep -q "listening on" "$serve_log"; then
         -CAfile "$dir/ca-chain.pem" 2>&1 | grep -E "verify|: (good|revoked|unknown)"
     crl_file="$dir/crl/nes-ca.crl"
     openssl crl -inform DER -in "$crl_file" -noout -issuer -lastupdate -nextupdate
+    if [ -n "$admin_listen" ]; then
+        # The admin API over mutual TLS: the listener verified against the CA chain.
+        curl -sS --max-time 10 --cacert "$dir/ca-chain.pem" --cert "$op_cert" --key "$op_key" \
+            "https://$admin_listen/admin/v1/health" && echo
+    fi
     kill -TERM "$serve_pid"
     wait "$serve_pid" || true
 else
@@ -105,6 +130,8 @@ nesca demo ready.
   OCSP signer     $dir/ocsp-signer.pem
   sample cert     $cert (key $key)
   sample serial   $serial
+  operator        $op_cert (key $op_key): the security officer "Demo Security Officer"
+  admin API       https://$admin_listen/admin/v1/ (docs/admin.md)
 
 Try:
   $(q "$nesca") serve --config $(q "$config")      # OCSP, CRLs, CA certificates on http://$listen
@@ -113,5 +140,6 @@ Try:
   $(q "$nesca") crl --config $(q "$config") --delta --out delta.crl
   $(q "$nesca") cert show --config $(q "$config") --serial $serial
   $(q "$nesca") cert list --config $(q "$config")
+  curl --cacert $(q "$dir/ca-chain.pem") --cert $(q "$op_cert") --key $(q "$op_key") https://$admin_listen/admin/v1/operators
   openssl x509 -in $(q "$cert") -noout -text -nameopt utf8
 INFO

@@ -47,6 +47,10 @@ fi
 if ! command -v openssl >/dev/null 2>&1; then
     missing+=(openssl)
 fi
+# curl: the admin API's client (mutual TLS)
+if ! command -v curl >/dev/null 2>&1; then
+    missing+=(curl)
+fi
 # libfaketime: the end-to-end tests run `nesca serve` with the system clock moved ahead.
 if ! command -v faketime >/dev/null 2>&1; then
     missing+=(faketime)

@@ -79,10 +79,10 @@ impl OperatorName {
                 format!("must be 1 to {} characters (got {n})", Self::MAX_CHARS),
             ));
         }
-        if s.chars().any(char::is_control) || s.trim() != s {
+        if s.chars().any(|c| c.is_control() || is_invisible(c)) || s.trim() != s {
             return Err(CaTypesError::invalid(
                 "name",
-                "must have no control characters and no leading or trailing space",
+                "must have no control or invisible characters and no leading or trailing space",
             ));
         }
         Ok(OperatorName(s.to_owned()))
@@ -97,6 +97,17 @@ impl fmt::Display for OperatorName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Characters that show nothing (Unicode format characters: zero-width spaces and joiners,
+/// direction marks, the soft hyphen, the byte-order mark): a name with one would look like
+/// another person's, and one person could register twice.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// An operator as the admin API authenticated them: who, in which role, with which of their
@@ -148,7 +159,15 @@ mod tests {
             "Ayşe Yılmaz"
         );
         assert!(OperatorName::parse(&"ş".repeat(64)).is_ok());
-        for bad in ["", " Ayşe", "Ayşe ", "a\nb", "a\u{7}b"] {
+        for bad in [
+            "",
+            " Ayşe",
+            "Ayşe ",
+            "a\nb",
+            "a\u{7}b",
+            "Ay\u{200B}şe",
+            "Ayşe\u{FEFF}x",
+        ] {
             assert!(OperatorName::parse(bad).is_err(), "{bad:?}");
         }
         assert!(OperatorName::parse(&"a".repeat(65)).is_err());

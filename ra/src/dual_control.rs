@@ -5,8 +5,10 @@
 //! requester cannot approve; it expires unapproved. Every step is an audit record.
 //!
 //! Carrying an approved action out needs what the transport holds (the signing CA, the
-//! HSM): the transport implements [`Execute`], and exactly one approver carries each request
-//! out (the store moves it from pending to approved once).
+//! HSM): the transport implements [`Execute`]. The store moves a request from pending to
+//! approved once, so one approval completes it; within a process, requests are carried out
+//! one at a time; a request a stop left approved is carried out when the API starts again
+//! ([`DualControl::resume_approved`], before it serves).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,24 +106,38 @@ pub struct DualControl {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policy: DualControlPolicy,
+    /// Held while a request is carried out: one at a time in this process (a rule checked
+    /// before an action, such as "the security officers dual control needs stay", holds
+    /// while it runs).
+    carrying_out: std::sync::Mutex<()>,
+}
+
+/// Who acts in a step of a request: the operator, and the id of the admin API call
+/// (`x-request-id`) that the step's audit record carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    pub by: &'a OperatorActor,
+    pub trace: &'a str,
 }
 
 impl DualControl {
-    /// The policy: how many operators a request needs, how long it waits.
-    pub fn policy(&self) -> DualControlPolicy {
-        self.policy
-    }
-
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: DualControlPolicy) -> Self {
         DualControl {
             store,
             clock,
             policy,
+            carrying_out: std::sync::Mutex::new(()),
         }
     }
 
-    /// Records `action` as a pending request of `by`, who must hold its role.
-    pub fn request(&self, by: &OperatorActor, action: &AdminAction) -> Result<AdminRequestRecord> {
+    /// The policy: how many operators a request needs, how long it waits.
+    pub fn policy(&self) -> DualControlPolicy {
+        self.policy
+    }
+
+    /// Records `action` as a pending request of the step's operator, who must hold its role.
+    pub fn request(&self, step: Step<'_>, action: &AdminAction) -> Result<AdminRequestRecord> {
+        let by = step.by;
         if by.role != action.role() {
             return Err(RaError::Refused {
                 field: "role",
@@ -147,6 +163,7 @@ impl DualControl {
                 requested_by: by.name.clone(),
                 created_at: now,
                 expires_at: now.plus(self.policy.expiry),
+                trace: step.trace.to_owned(),
             },
             &Principal::Operator(by.clone()),
         )?;
@@ -174,44 +191,89 @@ impl DualControl {
         Ok(self.store.admin_requests(status, limit)?)
     }
 
-    /// `by` approves request `id`. The approval that completes it carries the action out
-    /// (through `exec`) and records the outcome: executed, or failed with the refusal.
+    /// Refuses `by` unless they hold the request's role.
+    fn check_role(by: &OperatorActor, request: &AdminRequestRecord, verb: &str) -> Result<()> {
+        if by.role == request.approver_role {
+            return Ok(());
+        }
+        Err(RaError::Refused {
+            field: "role",
+            rule: format!(
+                "request {} is {verb} by {} operators",
+                request.id, request.approver_role
+            ),
+        })
+    }
+
+    /// Whether the operator `name` can act now: registered, not disabled, with an active
+    /// operator certificate ([`crate::operators::can_act`]).
+    fn active(&self, name: &ca_core::OperatorName) -> Result<bool> {
+        match self.store.operator(name)? {
+            Some(o) => crate::operators::can_act(self.store.as_ref(), self.clock.now_unix(), &o),
+            None => Ok(false),
+        }
+    }
+
+    /// The operator a request disables, if it is such a request.
+    fn disables(request: &AdminRequestRecord) -> Option<String> {
+        match serde_json::from_str::<AdminAction>(&request.payload) {
+            Ok(AdminAction::DisableOperator { name }) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The step's operator approves request `id`. The approval that completes it — the
+    /// requester and the approvers still active, `approvals_required` in all — carries it
+    /// out (through `exec`) and records the outcome: executed, or failed with the refusal.
     pub fn approve(
         &self,
-        by: &OperatorActor,
+        step: Step<'_>,
         id: &str,
         exec: &dyn Execute,
     ) -> Result<AdminRequestRecord> {
+        let by = step.by;
         let request = self.get(id)?;
-        if by.role != request.approver_role {
-            return Err(RaError::Refused {
-                field: "role",
-                rule: format!(
-                    "request {id} is approved by {} operators",
-                    request.approver_role
-                ),
+        Self::check_role(by, &request, "approved")?;
+        if request.requested_by == by.name {
+            return Err(RaError::Conflict {
+                field: "request",
+                rule: "the requester cannot approve their own request".into(),
             });
         }
         // Nobody approves their own disabling.
-        if let Ok(AdminAction::DisableOperator { name }) =
-            serde_json::from_str::<AdminAction>(&request.payload)
-        {
-            if name == by.name.as_str() {
-                return Err(RaError::Refused {
-                    field: "request",
-                    rule: format!("request {id} disables you: another operator approves it"),
-                });
-            }
+        if Self::disables(&request).as_deref() == Some(by.name.as_str()) {
+            return Err(RaError::Refused {
+                field: "request",
+                rule: format!("request {id} disables you: another operator approves it"),
+            });
+        }
+        // A request whose requester was disabled since is approved no more (it may have been
+        // made by the very person the disabling stopped).
+        if !self.active(&request.requested_by)? {
+            return Err(RaError::Conflict {
+                field: "request",
+                rule: format!(
+                    "request {id}'s requester {} is disabled: make the request again",
+                    request.requested_by
+                ),
+            });
         }
         let actor = Principal::Operator(by.clone());
         let now = self.clock.now_unix();
         let request = self
             .store
-            .approve_admin_request(id, &by.name, &actor, now)?;
-        // The requester counts as one.
-        if request.approvals.len() as u32 + 1 < self.policy.approvals_required {
+            .approve_admin_request(id, &by.name, &actor, now, step.trace)?;
+        // The requester counts as one; an approver disabled since counts no more.
+        let mut counted = 1;
+        for (name, _) in &request.approvals {
+            if self.active(name)? {
+                counted += 1;
+            }
+        }
+        if counted < self.policy.approvals_required {
             return Ok(request);
         }
+        let _one_at_a_time = self.carrying_out.lock().unwrap_or_else(|p| p.into_inner());
         match self.store.decide_admin_request(
             id,
             AdminRequestStatus::Pending,
@@ -219,23 +281,26 @@ impl DualControl {
             "approved",
             &actor,
             now,
+            step.trace,
         ) {
             Ok(_) => {}
             // Another approval completed it at the same moment: that one carries it out.
             Err(ca_core::CaError::Conflict { .. }) => return self.get(id),
             Err(e) => return Err(e.into()),
         }
-        self.carry_out(id, &request, exec, &actor)
+        self.carry_out(&request, exec, &actor, step.trace)
     }
 
-    /// Carries an approved request out and records how it went.
+    /// Carries an approved request out and records how it went (the caller holds
+    /// `carrying_out`).
     fn carry_out(
         &self,
-        id: &str,
         request: &AdminRequestRecord,
         exec: &dyn Execute,
         actor: &Principal,
+        trace: &str,
     ) -> Result<AdminRequestRecord> {
+        let id = request.id.as_str();
         let outcome = serde_json::from_str::<AdminAction>(&request.payload)
             .map_err(|e| RaError::invalid("request", format!("stored payload does not read: {e}")))
             .and_then(|action| exec.execute(id, &action, actor));
@@ -256,19 +321,21 @@ impl DualControl {
             &result,
             actor,
             self.clock.now_unix(),
+            trace,
         )?)
     }
 
-    /// `by` rejects a pending request: an operator of its role, or its requester withdrawing it.
-    pub fn reject(&self, by: &OperatorActor, id: &str) -> Result<AdminRequestRecord> {
+    /// The step's operator rejects a pending request: an operator of its role (its requester
+    /// withdrawing it, or another).
+    pub fn reject(&self, step: Step<'_>, id: &str) -> Result<AdminRequestRecord> {
+        let by = step.by;
         let request = self.get(id)?;
-        if by.role != request.approver_role {
+        Self::check_role(by, &request, "decided")?;
+        // Nobody vetoes their own disabling (its requester may still withdraw it).
+        if Self::disables(&request).as_deref() == Some(by.name.as_str()) {
             return Err(RaError::Refused {
-                field: "role",
-                rule: format!(
-                    "request {id} is decided by {} operators",
-                    request.approver_role
-                ),
+                field: "request",
+                rule: format!("request {id} disables you: another operator decides it"),
             });
         }
         let now = self.clock.now_unix();
@@ -286,6 +353,7 @@ impl DualControl {
             &serde_json::json!({ "rejected_by": by.name.as_str() }).to_string(),
             &Principal::Operator(by.clone()),
             now,
+            step.trace,
         )?)
     }
 
@@ -307,6 +375,7 @@ impl DualControl {
                 "expired",
                 &Principal::System(ca_core::SystemTask::AdminRequests),
                 now,
+                "",
             ) {
                 Ok(_) => n += 1,
                 Err(ca_core::CaError::Conflict { .. }) => {}
@@ -316,17 +385,20 @@ impl DualControl {
         Ok(n)
     }
 
-    /// Carries out requests left approved by a stop between their approval and their
-    /// execution (every action is safe to repeat: a revocation under the request's id is
-    /// recorded once).
+    /// Carries out requests a stop left approved (between their approval and their
+    /// execution). Called when the admin API starts, before it serves, so no approval of
+    /// this process is carrying the same request out. Repeating an action is safe where it
+    /// can be: a revocation under the request's id is recorded once; an operator registered
+    /// already is refused, and the request recorded failed with that refusal.
     pub fn resume_approved(&self, exec: &dyn Execute) -> Result<usize> {
         let actor = Principal::System(ca_core::SystemTask::AdminRequests);
+        let _one_at_a_time = self.carrying_out.lock().unwrap_or_else(|p| p.into_inner());
         let mut n = 0;
         for r in self
             .store
             .admin_requests(Some(AdminRequestStatus::Approved), 1000)?
         {
-            self.carry_out(&r.id, &r, exec, &actor)?;
+            self.carry_out(&r, exec, &actor, "")?;
             n += 1;
         }
         Ok(n)
@@ -337,8 +409,10 @@ impl DualControl {
 mod tests {
     use std::sync::Mutex;
 
+    use ca_core::store::prelude::*;
+
     use ca_core::testkit::fixture;
-    use ca_core::{OperatorName, Serial};
+    use ca_core::OperatorName;
 
     use super::*;
 
@@ -358,12 +432,43 @@ mod tests {
         }
     }
 
-    fn operator(name: &str, role: OperatorRole) -> OperatorActor {
-        OperatorActor {
+    fn step(by: &OperatorActor) -> Step<'_> {
+        Step { by, trace: "t" }
+    }
+
+    /// An operator registered in the store, as the admin API authenticates them.
+    fn operator(f: &ca_core::testkit::Fixture, name: &str, role: OperatorRole) -> OperatorActor {
+        // Any active certificate of the CA stands for the operator's: what counts is that it
+        // is active and valid.
+        let cert = f
+            .engine
+            .issue_nes(
+                &f.ca,
+                &f.nes,
+                ca_core::testkit::nes_application(None, false),
+                &Principal::HostOperator,
+            )
+            .unwrap();
+        let actor = OperatorActor {
             name: OperatorName::parse(name).unwrap(),
             role,
-            serial: Serial::random(),
-        }
+            serial: cert.serial,
+        };
+        f.store
+            .add_operator(
+                ca_core::store::OperatorRecord {
+                    name: actor.name.clone(),
+                    role,
+                    issuer: f.ca.context.id.clone(),
+                    serial: actor.serial,
+                    created_at: f.clock.now_unix(),
+                    disabled_at: None,
+                },
+                &Principal::HostOperator,
+                f.clock.now_unix(),
+            )
+            .unwrap();
+        actor
     }
 
     #[test]
@@ -376,37 +481,37 @@ mod tests {
         );
         let exec = Recorder::default();
         let (a, b) = (
-            operator("A", OperatorRole::SecurityOfficer),
-            operator("B", OperatorRole::SecurityOfficer),
+            operator(&f, "A", OperatorRole::SecurityOfficer),
+            operator(&f, "B", OperatorRole::SecurityOfficer),
         );
-        let auditor = operator("C", OperatorRole::Auditor);
+        let auditor = operator(&f, "C", OperatorRole::Auditor);
         let action = AdminAction::DisableOperator { name: "D".into() };
 
         // Only its role requests it.
         assert!(matches!(
-            dual.request(&auditor, &action),
+            dual.request(step(&auditor), &action),
             Err(RaError::Refused { field: "role", .. })
         ));
-        let r = dual.request(&a, &action).unwrap();
+        let r = dual.request(step(&a), &action).unwrap();
         assert_eq!(r.status, AdminRequestStatus::Pending);
 
         // Not the requester, not another role.
         assert!(matches!(
-            dual.approve(&a, &r.id, &exec),
+            dual.approve(step(&a), &r.id, &exec),
             Err(RaError::Conflict { .. })
         ));
         assert!(matches!(
-            dual.approve(&auditor, &r.id, &exec),
+            dual.approve(step(&auditor), &r.id, &exec),
             Err(RaError::Refused { field: "role", .. })
         ));
         assert!(exec.0.lock().unwrap().is_empty());
 
         // The second operator's approval completes it: carried out once, recorded.
-        let done = dual.approve(&b, &r.id, &exec).unwrap();
+        let done = dual.approve(step(&b), &r.id, &exec).unwrap();
         assert_eq!(done.status, AdminRequestStatus::Executed);
         assert_eq!(done.result.as_deref(), Some(r#"{"done":true}"#));
         assert_eq!(*exec.0.lock().unwrap(), vec![(r.id.clone(), action)]);
-        assert!(dual.approve(&b, &r.id, &exec).is_err());
+        assert!(dual.approve(step(&b), &r.id, &exec).is_err());
         assert_eq!(exec.0.lock().unwrap().len(), 1);
     }
 
@@ -419,13 +524,15 @@ mod tests {
             DualControlPolicy::default(),
         );
         let (a, b) = (
-            operator("A", OperatorRole::SecurityOfficer),
-            operator("B", OperatorRole::SecurityOfficer),
+            operator(&f, "A", OperatorRole::SecurityOfficer),
+            operator(&f, "B", OperatorRole::SecurityOfficer),
         );
         let r = dual
-            .request(&a, &AdminAction::DisableOperator { name: "B".into() })
+            .request(step(&a), &AdminAction::DisableOperator { name: "B".into() })
             .unwrap();
-        let err = dual.approve(&b, &r.id, &Recorder::default()).unwrap_err();
+        let err = dual
+            .approve(step(&b), &r.id, &Recorder::default())
+            .unwrap_err();
         assert!(err.to_string().contains("disables you"), "{err}");
     }
 
@@ -439,15 +546,15 @@ mod tests {
         let dual = DualControl::new(f.store.clone(), f.clock.clone(), policy);
         let exec = Recorder::default();
         let (a, b, c) = (
-            operator("A", OperatorRole::RaOfficer),
-            operator("B", OperatorRole::RaOfficer),
-            operator("C", OperatorRole::RaOfficer),
+            operator(&f, "A", OperatorRole::RaOfficer),
+            operator(&f, "B", OperatorRole::RaOfficer),
+            operator(&f, "C", OperatorRole::RaOfficer),
         );
         let action = AdminAction::RevokePartnerCertificates {
             partner: "p".into(),
         };
         // Ra officers do not request a CA operator's action.
-        assert!(dual.request(&a, &action).is_err());
+        assert!(dual.request(step(&a), &action).is_err());
         let action = AdminAction::RevokeCertificate {
             issuer: "nes-ca".into(),
             serial: "01".into(),
@@ -455,19 +562,49 @@ mod tests {
             grounds: "death".into(),
             note: "n".into(),
         };
-        let r = dual.request(&a, &action).unwrap();
+        let r = dual.request(step(&a), &action).unwrap();
         // Three in all: B's approval is not enough.
         assert_eq!(
-            dual.approve(&b, &r.id, &exec).unwrap().status,
+            dual.approve(step(&b), &r.id, &exec).unwrap().status,
             AdminRequestStatus::Pending
         );
         f.clock.advance(std::time::Duration::from_secs(61));
         assert!(matches!(
-            dual.approve(&c, &r.id, &exec),
+            dual.approve(step(&c), &r.id, &exec),
             Err(RaError::Conflict { .. })
         ));
         assert_eq!(dual.expire_due().unwrap(), 1);
         assert_eq!(dual.get(&r.id).unwrap().status, AdminRequestStatus::Expired);
         assert!(exec.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_disabled_requesters_request_is_approved_no_more() {
+        let f = fixture();
+        let dual = DualControl::new(
+            f.store.clone(),
+            f.clock.clone(),
+            DualControlPolicy::default(),
+        );
+        let (a, b) = (
+            operator(&f, "A", OperatorRole::CaOperator),
+            operator(&f, "B", OperatorRole::CaOperator),
+        );
+        let r = dual
+            .request(
+                step(&a),
+                &AdminAction::RenewOcspSigner {
+                    ca: "nes-ca".into(),
+                },
+            )
+            .unwrap();
+        f.store
+            .disable_operator(&a.name, &Principal::HostOperator, f.clock.now_unix())
+            .unwrap();
+        let err = dual
+            .approve(step(&b), &r.id, &Recorder::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("is disabled"), "{err}");
+        assert_eq!(dual.get(&r.id).unwrap().status, AdminRequestStatus::Pending);
     }
 }

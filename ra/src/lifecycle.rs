@@ -1,6 +1,8 @@
 //! Holder requests: suspension, release and revocation of a certificate on its holder's
-//! request, the one entry point of the command line and the channels (and later the admin API
-//! and the portal); and the revocation of an issuing CA's certificate by its root
+//! request, the one entry point of the command line, the channels and the admin API (later
+//! the portal) — through the admin API as an operator took the request in, proven by the
+//! holder's channel and, by phone, the security word; a revocation the provider makes on legal
+//! grounds once dual control approved it; and the revocation of an issuing CA's certificate by its root
 //! ([`Lifecycle::revoke_ca`]). The rule here is who may ask and with which reason; the
 //! transitions themselves are ca-core's (`ca_core::lifecycle`).
 
@@ -36,10 +38,14 @@ impl Lifecycle {
     /// past (Law 5070 art. 11, no retroactive revocation); only keyCompromise may say since
     /// when the key was compromised, as an invalidity date.
     pub fn apply(&self, req: LifecycleRequest) -> Result<TransitionOutcome> {
-        if req.request_id.is_reserved() {
+        // An operator through the admin API takes the admin API's ids (`admin-…`), nobody
+        // else takes any of nesca's own.
+        let operators_own = matches!(req.actor, Principal::Operator(_))
+            && req.request_id.as_str().starts_with("admin-");
+        if req.request_id.is_reserved() && !operators_own {
             return Err(RaError::invalid(
                 "request_id",
-                "is reserved for nesca's own commitment process",
+                "is reserved for nesca's own changes (the commitment process, the admin API)",
             ));
         }
         let record = self
@@ -288,22 +294,45 @@ impl Lifecycle {
                 rule: "is not the certificate holder's T.C. Kimlik No".into(),
             });
         }
+        // The change must be possible before the word is checked: a check whose answer
+        // changes nothing would tell a guesser the word for free.
+        ca_core::lifecycle::next_status(
+            record.status,
+            &r.action,
+            record.not_after,
+            self.clock.now_unix(),
+        )?;
+        let (issuer, serial) = (record.issuer.clone(), record.serial);
         if let Some(word) = &r.security_word {
-            self.check_security_word(&record, word)?;
+            self.check_security_word(&record, word, &r.actor)?;
         }
-        self.write(
+        let outcome = self.write(
             record,
             r.request_id,
             r.action,
             RequestedBy::HolderThrough(r.tckn, r.channel),
             r.actor,
-        )
+        )?;
+        // The count starts again only once the right word made a change.
+        if r.security_word.is_some() {
+            self.store.clear_security_word_checks(&issuer, &serial)?;
+        }
+        Ok(outcome)
     }
 
-    /// Checks the holder's security word for `record`, counting the check first.
-    fn check_security_word(&self, record: &CertRecord, word: &SecretString) -> Result<()> {
+    /// Checks the holder's security word for `record`, counting the check first (`by`: the
+    /// operator asking, for the log).
+    fn check_security_word(
+        &self,
+        record: &CertRecord,
+        word: &SecretString,
+        by: &Principal,
+    ) -> Result<()> {
         let field = "holder_request.security_word";
-        let Some(hash) = self.store.holder_security_word(&record.serial)? else {
+        let Some(hash) = self
+            .store
+            .holder_security_word(&record.issuer, &record.serial)?
+        else {
             return Err(RaError::Refused {
                 field,
                 rule: "no security word is on record for this certificate; the holder asks in writing or in person".into(),
@@ -323,7 +352,7 @@ impl Lifecycle {
             // Refused without a check: the next one is counted once the oldest check in the
             // window leaves it.
             let until = oldest.plus(std::time::Duration::from_secs(SECURITY_WORD_WINDOW_SECS));
-            tracing::warn!(serial = %record.serial, "security word: too many checks");
+            tracing::warn!(serial = %record.serial, operator = %by, "security word: too many checks");
             return Err(RaError::Locked {
                 field,
                 until,
@@ -331,14 +360,12 @@ impl Lifecycle {
             });
         }
         if !crate::outbox::password_matches(word.expose_secret(), &hash) {
-            tracing::info!(serial = %record.serial, "security word: no match");
+            tracing::warn!(serial = %record.serial, operator = %by, "security word: no match");
             return Err(RaError::Unauthenticated {
                 field,
                 rule: "does not match the holder's security word".into(),
             });
         }
-        self.store
-            .clear_security_word_checks(&record.issuer, &record.serial)?;
         Ok(())
     }
 
@@ -425,7 +452,7 @@ mod tests {
             let e = l.apply(request(serial, &id, "suspend", None)).unwrap_err();
             assert_eq!(
                 e.to_string(),
-                "request_id: is reserved for nesca's own commitment process"
+                "request_id: is reserved for nesca's own changes (the commitment process, the admin API)"
             );
         }
         // Nothing was applied, and an ordinary id still works.

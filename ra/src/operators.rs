@@ -65,8 +65,10 @@ impl Operators {
         Operators { store, clock }
     }
 
-    /// Approves an operator certificate for `name` in `role` with the CSR's key: the name
-    /// must not be registered (in any role). Reads the store only.
+    /// Approves an operator certificate for `name` in `role` with the CSR's key: neither the
+    /// name (compared as [`same_person_name`]: case, spacing and composition aside) nor the
+    /// key may be registered already, in any role — one person, one role. Reads the store
+    /// only.
     pub fn approve<'p>(
         &self,
         name: OperatorName,
@@ -77,14 +79,32 @@ impl Operators {
         validity_days: u32,
     ) -> Result<ApprovedOperator<'p>> {
         check_validity_days(profile, validity_days)?;
-        if let Some(existing) = self.store.operator(&name)? {
-            return Err(RaError::Conflict {
-                field: "name",
-                rule: format!(
-                    "\"{name}\" is registered already (as {}); one person holds one role",
-                    existing.role
-                ),
-            });
+        let key = der::Encode::to_der(&csr.public_key)
+            .map_err(|e| RaError::invalid("csr", format!("public key: {e}")))?;
+        for existing in self.store.operators()? {
+            if same_person_name(&existing.name, &name) {
+                return Err(RaError::Conflict {
+                    field: "name",
+                    rule: format!(
+                        "\"{name}\" is registered already (as {}, \"{}\"); one person holds one role",
+                        existing.role, existing.name
+                    ),
+                });
+            }
+            let cert = self.store.get(Some(&existing.issuer), &existing.serial)?;
+            let same_key = cert
+                .and_then(|c| c.cert_der)
+                .and_then(|der| subject_public_key_der(&der))
+                .is_some_and(|k| k == key);
+            if same_key {
+                return Err(RaError::Conflict {
+                    field: "csr",
+                    rule: format!(
+                        "this key is registered already (operator \"{}\"); one person holds one role",
+                        existing.name
+                    ),
+                });
+            }
         }
         let subject = ca_core::name::organization_name(country, organization, name.as_str())?;
         let request = CertRequest {
@@ -149,10 +169,15 @@ impl Operators {
         if target.role != OperatorRole::SecurityOfficer {
             return Ok(());
         }
-        let active = all
+        let mut active = 0u32;
+        for o in all
             .iter()
-            .filter(|o| o.role == OperatorRole::SecurityOfficer && o.disabled_at.is_none())
-            .count() as u32;
+            .filter(|o| o.role == OperatorRole::SecurityOfficer)
+        {
+            if self.can_act(o)? {
+                active += 1;
+            }
+        }
         if active <= keep {
             return Err(RaError::Conflict {
                 field: "name",
@@ -163,6 +188,13 @@ impl Operators {
             });
         }
         Ok(())
+    }
+
+    /// Whether `o` can act now: not disabled, with an operator certificate that is active
+    /// and within its validity (one whose certificate was revoked cannot act, disabled or
+    /// not).
+    pub fn can_act(&self, o: &OperatorRecord) -> Result<bool> {
+        can_act(self.store.as_ref(), self.clock.now_unix(), o)
     }
 
     /// Disables an active operator: their certificate opens nothing from the next request on.
@@ -228,6 +260,70 @@ impl Operators {
             serial: operator.serial,
         })
     }
+}
+
+/// Whether `o` can act at `now` (see [`Operators::can_act`]).
+pub fn can_act(store: &dyn Store, now: ca_core::UnixTime, o: &OperatorRecord) -> Result<bool> {
+    if o.disabled_at.is_some() {
+        return Ok(false);
+    }
+    Ok(store.get(Some(&o.issuer), &o.serial)?.is_some_and(|c| {
+        c.status == CertStatus::Active && c.not_before <= now && now <= c.not_after
+    }))
+}
+
+/// Whether two names name the same person as far as registration goes: equal once case,
+/// runs of spaces and Unicode composition (a precomposed `ü` against `u` and a combining
+/// diaeresis) are set aside. Invisible characters never get this far ([`OperatorName`]).
+pub fn same_person_name(a: &OperatorName, b: &OperatorName) -> bool {
+    fn folded(n: &OperatorName) -> String {
+        n.as_str()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            // Combining marks (U+0300–U+036F) dropped: "Gu\u{308}ven" and "Güven" both fold
+            // to letters a reader sees alike, once the precomposed letter is decomposed below.
+            .flat_map(decompose)
+            .filter(|c| !('\u{0300}'..='\u{036F}').contains(c))
+            .flat_map(char::to_lowercase)
+            .collect()
+    }
+    folded(a) == folded(b)
+}
+
+/// The base letter of the precomposed Latin letters Turkish names use (the mark is dropped
+/// by the caller); every other character as it is.
+fn decompose(c: char) -> Vec<char> {
+    let base = match c {
+        'ç' => 'c',
+        'Ç' => 'C',
+        'ğ' => 'g',
+        'Ğ' => 'G',
+        'ö' => 'o',
+        'Ö' => 'O',
+        'ş' => 's',
+        'Ş' => 'S',
+        'ü' => 'u',
+        'Ü' => 'U',
+        'â' => 'a',
+        'Â' => 'A',
+        'î' => 'i',
+        'Î' => 'I',
+        'û' => 'u',
+        'Û' => 'U',
+        'İ' => 'i',
+        'ı' => 'i',
+        other => other,
+    };
+    vec![base]
+}
+
+/// The SubjectPublicKeyInfo (DER) of a certificate (DER), if it parses.
+fn subject_public_key_der(cert_der: &[u8]) -> Option<Vec<u8>> {
+    use der::{Decode, Encode};
+    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
+    cert.tbs_certificate.subject_public_key_info.to_der().ok()
 }
 
 #[cfg(test)]
@@ -313,6 +409,63 @@ mod tests {
             Err(OperatorRefusal::NotActive)
         );
         assert!(ops.disable(&Principal::HostOperator, &name).is_err());
+    }
+
+    #[test]
+    fn names_that_read_alike_and_a_key_registered_already_are_one_person() {
+        let n = |s: &str| OperatorName::parse(s).unwrap();
+        assert!(same_person_name(&n("Selin Güven"), &n("selin  GÜVEN")));
+        assert!(same_person_name(
+            &n("Selin Güven"),
+            &n("Selin Gu\u{308}ven")
+        ));
+        assert!(same_person_name(&n("Ayşe Işık"), &n("AYSE ISIK")));
+        assert!(!same_person_name(&n("Selin Güven"), &n("Selin Güvenç")));
+
+        let f = fixture();
+        let ops = Operators::new(f.store.clone(), f.engine.clock().clone());
+        let profile = OperatorProfile::new(365).unwrap();
+        let csr_der = ca_core::testkit::p256_csr();
+        let approved = ops
+            .approve(
+                n("Selin Güven"),
+                OperatorRole::SecurityOfficer,
+                VerifiedCsr::parse(&csr_der).unwrap(),
+                &profile,
+                ("TR", "ESHS"),
+                30,
+            )
+            .unwrap();
+        ops.register(&Principal::HostOperator, &f.engine, &f.ca, approved)
+            .unwrap();
+        let err = ops
+            .approve(
+                n("SELIN GUVEN"),
+                OperatorRole::RaOfficer,
+                csr(),
+                &profile,
+                ("TR", "ESHS"),
+                30,
+            )
+            .err()
+            .unwrap();
+        assert!(err.to_string().starts_with("name: "), "{err}");
+        let err = ops
+            .approve(
+                n("Başka Biri"),
+                OperatorRole::RaOfficer,
+                VerifiedCsr::parse(&csr_der).unwrap(),
+                &profile,
+                ("TR", "ESHS"),
+                30,
+            )
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("csr: this key is registered already"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ use crate::support::*;
 fn holder_certificate(demo: &Demo, name: &str) -> (std::path::PathBuf, String) {
     let word = demo.work.join(format!("{name}.word"));
     fs::write(&word, "Kirmizi7\n").unwrap();
+    // The word is a secret: nesca refuses a file others can read.
+    fs::set_permissions(&word, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let csr = demo.csr(name, Key::P256);
     demo.issue_ok(
         &csr,
@@ -59,16 +61,18 @@ fn only_active_operators_get_in_and_every_answer_has_a_request_id() {
 
     // No certificate, and a NES holder's certificate: refused in the handshake.
     let none = admin.call(None, "GET", "health", None);
-    assert_eq!(
-        none.status, 0,
-        "no client certificate got an answer: {}",
-        none.body
+    assert!(
+        none.refused_in_handshake(),
+        "no client certificate: {} {}",
+        none.status,
+        none.headers
     );
     let nes = admin.get(&holder, "health");
-    assert_eq!(
-        nes.status, 0,
-        "a NES certificate got an answer: {}",
-        nes.body
+    assert!(
+        nes.refused_in_handshake(),
+        "a NES certificate: {} {}",
+        nes.status,
+        nes.headers
     );
 
     // Disabled and revoked operators: refused from then on, without a restart.
@@ -83,8 +87,12 @@ fn only_active_operators_get_in_and_every_answer_has_a_request_id() {
     ])
     .ok();
     let r = admin.get(&leaving, "health");
-    assert_ne!(r.status, 200, "a disabled operator got in: {}", r.body);
-    assert!(matches!(r.status, 0 | 403), "{} {}", r.status, r.body);
+    assert!(
+        r.refused_in_handshake(),
+        "a disabled operator: {} {}",
+        r.status,
+        r.headers
+    );
 
     assert_eq!(admin.get(&revoked, "health").status, 200);
     demo.nesca(&[
@@ -99,16 +107,27 @@ fn only_active_operators_get_in_and_every_answer_has_a_request_id() {
     .ok();
     let r = admin.get(&revoked, "health");
     assert!(
-        matches!(r.status, 0 | 403),
-        "a revoked operator got in: {} {}",
+        r.refused_in_handshake(),
+        "a revoked operator: {} {}",
         r.status,
-        r.body
+        r.headers
     );
 
     // An unknown path and a malformed serial: JSON errors with the request id.
     let r = admin.get(&officer, "nothing-here");
     assert_eq!(r.expect(404)["error"]["code"], "not_found");
     assert_eq!(r.body["error"]["request_id"].as_str().unwrap().len(), 32);
+    // A request a web page made, and a change with a query string: refused whoever sends it.
+    let r = admin.call_with_headers(
+        Some(&officer),
+        "POST",
+        "crl",
+        None,
+        &["Origin: https://evil.example"],
+    );
+    assert_eq!(r.expect(403)["error"]["code"], "cross_site");
+    let r = admin.call(Some(&officer), "POST", "crl?delta=true", None);
+    assert_eq!(r.expect(422)["error"]["field"], "query");
     let r = admin.get(&officer, "certificates/not-hex");
     assert_eq!(r.expect(422)["error"]["field"], "serial");
     drop(server);
@@ -250,6 +269,13 @@ fn a_phone_request_needs_the_holders_security_word() {
     let suspend = format!("certificates/{serial}/suspend");
     let phone = |word: &str| json!({"holder_request": {"tckn": "10000000146", "channel": "phone", "security_word": word}});
 
+    // A change that cannot happen is refused before the word is checked (no free oracle).
+    let r = admin.post(
+        &officer,
+        &format!("certificates/{serial}/unsuspend"),
+        &phone("Yanlis99"),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
     let r = admin.post(&officer, &suspend, &phone("Yanlis99"));
     assert_eq!(
         r.expect(403)["error"]["code"],
@@ -351,10 +377,8 @@ fn a_provider_revocation_waits_for_a_second_officer() {
     let url = server.url();
 
     let body = json!({"reason": "cessationOfOperation", "grounds": "court_decision", "note": "Ankara 3. Asliye Hukuk 2026/77"});
-    let v = admin
-        .post(&first, &format!("certificates/{serial}/revoke"), &body)
-        .expect(202)
-        .clone();
+    let asked = admin.post(&first, &format!("certificates/{serial}/revoke"), &body);
+    let v = asked.expect(202).clone();
     assert_eq!(v["request"]["status"], "pending", "{v}");
     let id = v["request"]["id"].as_str().unwrap().to_owned();
     let approve = format!("requests/{id}/approve");
@@ -378,10 +402,8 @@ fn a_provider_revocation_waits_for_a_second_officer() {
     assert_eq!(pending.expect(200)["requests"][0]["id"], id.as_str());
 
     // The second officer's approval carries it out.
-    let v = admin
-        .post(&second, &approve, &json!({}))
-        .expect(200)
-        .clone();
+    let approved = admin.post(&second, &approve, &json!({}));
+    let v = approved.expect(200).clone();
     assert_eq!(v["request"]["status"], "executed", "{v}");
     assert_eq!(v["request"]["approvals"][0]["operator"], "Mehmet İkinci");
     ocsp_revoked(&demo, &url, &cert, "cessationOfOperation", "after.der");
@@ -429,6 +451,21 @@ fn a_provider_revocation_waits_for_a_second_officer() {
         steps[0].1.ends_with(":Ayşe Birinci") && steps[3].1.ends_with(":Mehmet İkinci"),
         "{steps:?}"
     );
+    // Each step's record carries the id of the call that made it (x-request-id).
+    let detail_of = |action: &str| {
+        records
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["action"] == action)
+            .unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(detail_of("request").contains(&format!("http_request_id={}", asked.request_id())));
+    assert!(detail_of("approve-request")
+        .contains(&format!("http_request_id={}", approved.request_id())));
     let revoke = records
         .as_array()
         .unwrap()
@@ -444,6 +481,65 @@ fn a_provider_revocation_waits_for_a_second_officer() {
     );
     let verdict = admin.get(&auditor, "audit/verify").expect(200).clone();
     assert_eq!(verdict["intact"], true, "{verdict}");
+}
+
+#[test]
+fn a_request_is_rejected_or_withdrawn_and_each_operator_is_rate_limited() {
+    let demo = server_demo();
+    let admin = Admin::configure_with(&demo, &[("requests_per_minute", "6")]);
+    let first = add_operator(&demo, "Ayşe Birinci", "ra-officer");
+    let second = add_operator(&demo, "Mehmet İkinci", "ra-officer");
+    let (_, serial) = holder_certificate(&demo, "holder");
+    let _server = Server::serve(&demo);
+    let revoke = format!("certificates/{serial}/revoke");
+    let body = json!({"grounds": "false_information", "note": "Başvuru belgesi sahte"});
+
+    // Rejected by another officer: never carried out, approved no more.
+    let id = admin.post(&first, &revoke, &body).expect(202)["request"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = admin
+        .post(&second, &format!("requests/{id}/reject"), &json!({}))
+        .expect(200)
+        .clone();
+    assert_eq!(v["request"]["status"], "rejected", "{v}");
+    assert_eq!(
+        v["request"]["result"]["rejected_by"], "Mehmet İkinci",
+        "{v}"
+    );
+    // Withdrawn by its requester.
+    let id = admin.post(&first, &revoke, &body).expect(202)["request"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        admin
+            .post(&first, &format!("requests/{id}/reject"), &json!({}))
+            .expect(200)["request"]["status"],
+        "rejected"
+    );
+    assert_eq!(
+        admin
+            .post(&second, &format!("requests/{id}/approve"), &json!({}))
+            .expect(409)["error"]["code"],
+        "conflict"
+    );
+    assert_eq!(status_of(&demo, &serial), "active");
+
+    // Six requests a minute per operator certificate: the seventh waits, the other officer not.
+    let mut r = admin.get(&first, "health");
+    for _ in 0..3 {
+        r = admin.get(&first, "health");
+    }
+    assert_eq!(r.status, 429, "{} {}", r.status, r.body);
+    assert_eq!(r.code(), "rate_limited");
+    assert!(
+        r.headers.to_lowercase().contains("retry-after: "),
+        "{}",
+        r.headers
+    );
+    assert_eq!(admin.get(&second, "health").status, 200);
 }
 
 #[test]

@@ -33,15 +33,17 @@ impl RequestId {
         Ok(RequestId(s.to_owned()))
     }
 
-    /// The prefixes of the ids nesca's commitment process gives its own transitions
-    /// (`store/sqlite/commitments.rs`: `{kind}-{serial}`). A request from outside must not
-    /// take one: the id would then be spent, and the commitment process refused, for the
-    /// certificate it names.
-    pub const RESERVED_PREFIXES: [&'static str; 4] = [
+    /// The prefixes of the ids nesca gives its own transitions: the commitment process's
+    /// (`store/sqlite/commitments.rs`: `{kind}-{serial}`) and the admin API's. A request from
+    /// outside must not take one: the id would then be spent, and nesca's own change refused,
+    /// for the certificate it names.
+    pub const RESERVED_PREFIXES: [&'static str; 5] = [
         "commitment-hold-",
         "commitment-release-",
         "superseded-by-",
         "commitment-expired-",
+        // The admin API's: `admin-{x-request-id}`, `admin-{dual-control request id}[-serial]`.
+        "admin-",
     ];
 
     /// Whether the id is one of those the commitment process keeps for itself.

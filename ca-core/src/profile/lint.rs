@@ -257,3 +257,57 @@ pub(crate) fn lint_status_urls(tbs: &TbsCertificate, issuer: &IssuerContext, f: 
         );
     }
 }
+
+/// The extensions of a TLS end-entity certificate (a partner's, an operator's, a listener's):
+/// only the usual ones and `extra`, CA:FALSE (critical), digitalSignature only (critical),
+/// exactly `purposes` as extKeyUsage, and the issuer's status URLs. Anything else —
+/// qcStatements and certificatePolicies in particular — is refused.
+pub(super) fn lint_tls_leaf(
+    tbs: &TbsCertificate,
+    issuer: &IssuerContext,
+    purposes: &[ObjectIdentifier],
+    extra: &[ObjectIdentifier],
+    f: &mut Findings,
+) {
+    use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
+    let mut allowed = vec![
+        oids::CE_BASIC_CONSTRAINTS,
+        oids::CE_AUTHORITY_KEY_IDENTIFIER,
+        oids::CE_SUBJECT_KEY_IDENTIFIER,
+        oids::CE_KEY_USAGE,
+        oids::CE_EXT_KEY_USAGE,
+        oids::CE_CRL_DISTRIBUTION_POINTS,
+        oids::PE_AUTHORITY_INFO_ACCESS,
+    ];
+    allowed.extend_from_slice(extra);
+    only_extensions(tbs, &allowed, f);
+    if let Some(bc) =
+        decode_one::<BasicConstraints>(tbs, oids::CE_BASIC_CONSTRAINTS, "basicConstraints", true, f)
+    {
+        f.check(!bc.ca && bc.path_len_constraint.is_none(), || {
+            "basicConstraints must be CA:FALSE".into()
+        });
+    }
+    if let Some(ku) = decode_one::<KeyUsage>(tbs, oids::CE_KEY_USAGE, "keyUsage", true, f) {
+        f.check(
+            ku.0 == flagset::FlagSet::from(KeyUsages::DigitalSignature),
+            || "keyUsage must be digitalSignature only".into(),
+        );
+    }
+    if let Some(eku) =
+        decode_one::<ExtendedKeyUsage>(tbs, oids::CE_EXT_KEY_USAGE, "extKeyUsage", false, f)
+    {
+        f.check(eku.0 == purposes, || {
+            let names: Vec<String> = purposes
+                .iter()
+                .map(|p| match *p {
+                    super::KP_CLIENT_AUTH => "id-kp-clientAuth".to_owned(),
+                    super::KP_SERVER_AUTH => "id-kp-serverAuth".to_owned(),
+                    other => other.to_string(),
+                })
+                .collect();
+            format!("extKeyUsage must be {} only", names.join(" and "))
+        });
+    }
+    lint_status_urls(tbs, issuer, f);
+}

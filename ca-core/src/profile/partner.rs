@@ -17,7 +17,6 @@ use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsag
 use x509_cert::ext::Extension;
 use x509_cert::name::{Name, RelativeDistinguishedName};
 
-use super::lint::{decode_one, only_extensions};
 use super::{CertificateProfile, Findings, IssuerContext};
 use crate::error::{CaError, Result};
 use crate::name::{attribute_values, organization_name, MAX_NAME_CHARS};
@@ -218,48 +217,7 @@ impl CertificateProfile for PartnerCertProfile {
 
     fn lint_profile(&self, tbs: &TbsCertificate, issuer: &IssuerContext, f: &mut Findings) {
         lint_subject(tbs, f);
-        // Anything else — qcStatements and certificatePolicies in particular — is refused.
-        only_extensions(
-            tbs,
-            &[
-                oids::CE_BASIC_CONSTRAINTS,
-                oids::CE_AUTHORITY_KEY_IDENTIFIER,
-                oids::CE_SUBJECT_KEY_IDENTIFIER,
-                oids::CE_KEY_USAGE,
-                oids::CE_EXT_KEY_USAGE,
-                oids::CE_CRL_DISTRIBUTION_POINTS,
-                oids::PE_AUTHORITY_INFO_ACCESS,
-            ],
-            f,
-        );
-        if let Some(bc) = decode_one::<BasicConstraints>(
-            tbs,
-            oids::CE_BASIC_CONSTRAINTS,
-            "basicConstraints",
-            true,
-            f,
-        ) {
-            f.check(!bc.ca && bc.path_len_constraint.is_none(), || {
-                "basicConstraints must be CA:FALSE".into()
-            });
-        }
-        if let Some(ku) = decode_one::<KeyUsage>(tbs, oids::CE_KEY_USAGE, "keyUsage", true, f) {
-            f.check(
-                ku.0 == flagset::FlagSet::from(KeyUsages::DigitalSignature),
-                || "keyUsage must be digitalSignature only".into(),
-            );
-        }
-        if let Some(eku) =
-            decode_one::<ExtendedKeyUsage>(tbs, oids::CE_EXT_KEY_USAGE, "extKeyUsage", false, f)
-        {
-            f.check(eku.0 == self.kind.key_purposes(), || match self.kind {
-                PartnerCertKind::Role => "extKeyUsage must be id-kp-clientAuth only".into(),
-                PartnerCertKind::SecureComm => {
-                    "extKeyUsage must be id-kp-clientAuth and id-kp-serverAuth only".into()
-                }
-            });
-        }
-        super::lint::lint_status_urls(tbs, issuer, f);
+        super::lint::lint_tls_leaf(tbs, issuer, &self.kind.key_purposes(), &[], f);
     }
 }
 

@@ -19,7 +19,7 @@ use x509_cert::ext::pkix::{
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
 
-use super::lint::{decode_one, only_extensions};
+use super::lint::decode_one;
 use super::partner::{KP_CLIENT_AUTH, KP_SERVER_AUTH};
 use super::{CertificateProfile, Findings, IssuerContext, ProfileName};
 use crate::error::{CaError, Result};
@@ -177,8 +177,8 @@ fn shared_extensions(
     ])
 }
 
-/// The checks both profiles share: subject C, O, CN each once (UTF8String O and CN), the
-/// extensions allowed, CA:FALSE, digitalSignature only, exactly `purpose`.
+/// The checks both profiles share: subject C, O, CN each once (UTF8String O and CN), and
+/// those of every TLS end-entity certificate with exactly `purpose`.
 fn lint_shared(
     tbs: &TbsCertificate,
     issuer: &IssuerContext,
@@ -208,38 +208,7 @@ fn lint_shared(
     f.check(subject_attrs == 3, || {
         "subject must hold countryName, organizationName and commonName only".into()
     });
-    let mut allowed = vec![
-        oids::CE_BASIC_CONSTRAINTS,
-        oids::CE_AUTHORITY_KEY_IDENTIFIER,
-        oids::CE_SUBJECT_KEY_IDENTIFIER,
-        oids::CE_KEY_USAGE,
-        oids::CE_EXT_KEY_USAGE,
-        oids::CE_CRL_DISTRIBUTION_POINTS,
-        oids::PE_AUTHORITY_INFO_ACCESS,
-    ];
-    allowed.extend_from_slice(extra);
-    only_extensions(tbs, &allowed, f);
-    if let Some(bc) =
-        decode_one::<BasicConstraints>(tbs, oids::CE_BASIC_CONSTRAINTS, "basicConstraints", true, f)
-    {
-        f.check(!bc.ca && bc.path_len_constraint.is_none(), || {
-            "basicConstraints must be CA:FALSE".into()
-        });
-    }
-    if let Some(ku) = decode_one::<KeyUsage>(tbs, oids::CE_KEY_USAGE, "keyUsage", true, f) {
-        f.check(
-            ku.0 == flagset::FlagSet::from(KeyUsages::DigitalSignature),
-            || "keyUsage must be digitalSignature only".into(),
-        );
-    }
-    if let Some(eku) =
-        decode_one::<ExtendedKeyUsage>(tbs, oids::CE_EXT_KEY_USAGE, "extKeyUsage", false, f)
-    {
-        f.check(eku.0 == [purpose], || {
-            format!("extKeyUsage must be {purpose} only")
-        });
-    }
-    super::lint::lint_status_urls(tbs, issuer, f);
+    super::lint::lint_tls_leaf(tbs, issuer, &[purpose], extra, f);
 }
 
 impl CertificateProfile for OperatorProfile {

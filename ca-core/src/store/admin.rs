@@ -57,6 +57,8 @@ pub struct NewAdminRequest {
     pub requested_by: OperatorName,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
+    /// The id of the admin API call that made it (`x-request-id`), for its audit record.
+    pub trace: String,
 }
 
 /// A dual-control request as stored.
@@ -117,6 +119,9 @@ pub trait AdminStore: Send + Sync {
         status: Option<AdminRequestStatus>,
         limit: u32,
     ) -> Result<Vec<AdminRequestRecord>>;
+    /// `trace` (every write below): the id of the admin API call that asks for it
+    /// (`x-request-id`, empty for nesca's own tasks), written into the audit record.
+    ///
     /// Records `approver`'s approval of a pending request that has not expired at `at`;
     /// refuses the requester and a second approval by the same operator
     /// ([`crate::CaError::Conflict`]). Returns the request as it now stands.
@@ -126,10 +131,13 @@ pub trait AdminStore: Send + Sync {
         approver: &OperatorName,
         actor: &Principal,
         at: UnixTime,
+        trace: &str,
     ) -> Result<AdminRequestRecord>;
     /// Moves a request from `from` to `to` with its result; refuses it
     /// ([`crate::CaError::Conflict`]) when the request is no longer at `from`, so that
     /// exactly one caller carries a request out.
+    // The change (id, from, to, result) and its audit record's actor, time and trace.
+    #[allow(clippy::too_many_arguments)]
     fn decide_admin_request(
         &self,
         id: &str,
@@ -138,6 +146,7 @@ pub trait AdminStore: Send + Sync {
         result: &str,
         actor: &Principal,
         at: UnixTime,
+        trace: &str,
     ) -> Result<AdminRequestRecord>;
 
     /// Counts one security-word check of a certificate, unless `limit` checks were counted
@@ -166,7 +175,9 @@ pub trait AdminStore: Send + Sync {
     ) -> Result<()>;
     /// The security word's argon2id hash of the certificate `serial`: the one recorded at its
     /// issuance, or the one the holder gave on the application form.
-    fn holder_security_word(&self, serial: &Serial) -> Result<Option<String>>;
+    /// (The application form's is found by serial: an enrollment names its certificate by
+    /// serial alone.)
+    fn holder_security_word(&self, issuer: &IssuerId, serial: &Serial) -> Result<Option<String>>;
 
     /// Certificates matching the query.
     fn find_certificates(&self, query: &CertificateQuery) -> Result<Vec<CertRecord>>;

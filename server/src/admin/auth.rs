@@ -50,8 +50,9 @@ impl RateLimit {
         }
     }
 
-    /// Counts one request of `serial` at `now` (Unix seconds); false when over the limit.
-    fn admit(&self, serial: Serial, now: u64) -> bool {
+    /// Counts one request of `serial` at `now` (Unix seconds): `Err(seconds)` when over the
+    /// limit, the seconds until the window ends.
+    fn admit(&self, serial: Serial, now: u64) -> Result<(), u64> {
         let minute = now / 60;
         let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         // Bounded: windows of past minutes are dropped whenever the map grows.
@@ -62,8 +63,12 @@ impl RateLimit {
         if entry.0 != minute {
             *entry = (minute, 0);
         }
-        entry.1 += 1;
-        entry.1 <= self.per_minute
+        entry.1 = entry.1.saturating_add(1);
+        if entry.1 <= self.per_minute {
+            Ok(())
+        } else {
+            Err(60 - now % 60)
+        }
     }
 }
 
@@ -84,6 +89,13 @@ fn new_request_id() -> RequestId {
 /// [`OperatorActor`] and the [`RequestId`] as extensions.
 pub(crate) async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> Response {
     let id = new_request_id();
+    if let Some(refusal) = refuse_before_authentication(&req) {
+        let mut r = refusal.into_response_with(&id);
+        if let Ok(v) = axum::http::HeaderValue::from_str(&id.0) {
+            r.headers_mut().insert("x-request-id", v);
+        }
+        return r;
+    }
     let end_entity = req
         .extensions()
         .get::<ClientChain>()
@@ -120,15 +132,16 @@ pub(crate) async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: 
                 }
                 Ok(actor) => {
                     let now = crate::wiring::clock().now_unix().secs().max(0) as u64;
-                    if !gate.limit.admit(actor.serial, now) {
+                    if let Err(wait) = gate.limit.admit(actor.serial, now) {
                         tracing::info!(request_id = %id.0, operator = %actor.name, "admin request refused: rate limit");
-                        ApiError::new(
+                        let mut e = ApiError::new(
                             StatusCode::TOO_MANY_REQUESTS,
                             "rate_limited",
                             None,
                             "too many requests from this operator certificate; try again in a minute",
-                        )
-                        .into_response_with(&id)
+                        );
+                        e.retry_after = Some(wait);
+                        e.into_response_with(&id)
                     } else {
                         tracing::info!(
                             request_id = %id.0,
@@ -152,6 +165,32 @@ pub(crate) async fn gate(State(gate): State<Arc<Gate>>, mut req: Request, next: 
     response
 }
 
+/// What is refused whoever sends it:
+/// - a request a web page made (`Origin`, or `Sec-Fetch-Site` other than `none`): an
+///   operator's browser holding their certificate must not be made to act by another site
+///   (no API client sends these);
+/// - a change (POST) with a query string: no change takes parameters there, and one ignored
+///   would do something else than asked (`POST /admin/v1/crl?delta=true` is not a delta).
+fn refuse_before_authentication(req: &Request) -> Option<ApiError> {
+    let h = req.headers();
+    let fetch_site = h.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if h.contains_key("origin") || fetch_site.is_some_and(|s| s != "none") {
+        return Some(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_site",
+            Some("origin"),
+            "requests made by web pages are refused",
+        ));
+    }
+    if req.method() == axum::http::Method::POST && req.uri().query().is_some() {
+        return Some(ApiError::invalid(
+            "query",
+            "a change takes no query parameters: give them in the JSON body",
+        ));
+    }
+    None
+}
+
 /// Refuses `actor` unless their role is one of `roles` (403 `forbidden`).
 pub(crate) fn allow(actor: &OperatorActor, roles: &[OperatorRole]) -> Result<(), ApiError> {
     if roles.contains(&actor.role) {
@@ -173,10 +212,10 @@ mod tests {
     fn the_rate_limit_counts_per_certificate_and_minute() {
         let limit = RateLimit::new(2);
         let (a, b) = (Serial::random(), Serial::random());
-        assert!(limit.admit(a, 60));
-        assert!(limit.admit(a, 61));
-        assert!(!limit.admit(a, 62));
-        assert!(limit.admit(b, 62));
-        assert!(limit.admit(a, 120));
+        assert_eq!(limit.admit(a, 60), Ok(()));
+        assert_eq!(limit.admit(a, 61), Ok(()));
+        assert_eq!(limit.admit(a, 62), Err(58));
+        assert_eq!(limit.admit(b, 62), Ok(()));
+        assert_eq!(limit.admit(a, 120), Ok(()));
     }
 }

@@ -9,7 +9,7 @@ mod execute;
 mod openapi;
 mod routes;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,10 +119,29 @@ pub(crate) fn listener(
         check,
         limit: auth::RateLimit::new(cfg.raw.admin.requests_per_minute),
     });
+    // Requests a stop left approved are carried out before anything is served: no approval
+    // of this process can be carrying one of them out at the same time.
+    match api.dual.resume_approved(&api.executor()) {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            requests = n,
+            "approved admin requests a stop cut off were carried out"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "approved admin requests a stop cut off could not be carried out")
+        }
+    }
     let app = router(api.clone()).layer(axum::middleware::from_fn_with_state(gate, auth::gate));
+    // Requests past their expiry are marked expired (and recorded so) every 10 seconds.
     let sweep = std::thread::Builder::new()
         .name("nesca-admin-requests".into())
-        .spawn(move || sweep_loop(&api, &stop))
+        .spawn(move || {
+            crate::serve::every_until(Duration::from_secs(10), &stop, || {
+                if let Err(e) = api.dual.expire_due() {
+                    tracing::warn!(error = %e, "expiring admin requests failed; will retry");
+                }
+            })
+        })
         .map_err(|e| {
             CliError::io(
                 "cannot start",
@@ -139,28 +158,6 @@ pub(crate) fn listener(
         },
         sweep,
     )))
-}
-
-/// Every 10 seconds until `stop`: requests past their expiry are marked expired, requests a
-/// stop left approved are carried out.
-fn sweep_loop(api: &Arc<AdminApi>, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        {
-            if let Err(e) = api.dual.expire_due() {
-                tracing::warn!(error = %e, "expiring admin requests failed; will retry");
-            }
-            let exec = api.executor();
-            if let Err(e) = api.dual.resume_approved(&exec) {
-                tracing::warn!(error = %e, "resuming approved admin requests failed; will retry");
-            }
-        }
-        for _ in 0..10 {
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    }
 }
 
 impl AdminApi {
@@ -214,6 +211,7 @@ fn router(api: Arc<AdminApi>) -> Router {
             post(routes::renew_ocsp_signer),
         )
         .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(routes::MAX_BODY))
         .with_state(api)
 }

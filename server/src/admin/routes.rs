@@ -15,7 +15,7 @@ use ca_core::store::{
     RevocationGrounds,
 };
 use ca_core::{rfc3339, OperatorActor, OperatorName, OperatorRole, Principal, Serial, Tckn};
-use nesca_ra::dual_control::AdminAction;
+use nesca_ra::dual_control::{AdminAction, Step};
 use nesca_ra::lifecycle::HolderRequest;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -118,16 +118,35 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {
         return Err(ApiError::bad_request(Some("body"), "must be a JSON object"));
     }
     serde_json::from_value(value).map_err(|e| {
-        // serde names the unknown or mistyped field in its message; nothing of the body is
-        // echoed beyond that (a security word must never come back).
+        // Never a value from the body (serde's "invalid type: integer `482913`" would echo a
+        // security word made of digits): the unknown or missing field's name, or the kind of
+        // mistake alone.
         let msg = e.to_string();
-        let msg = msg.split(" at line ").next().unwrap_or("").to_owned();
-        let msg: String = msg.chars().take(200).collect();
+        let said = if msg.starts_with("unknown field") || msg.starts_with("missing field") {
+            msg.split(", expected")
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(120)
+                .collect()
+        } else {
+            "a field has a value of the wrong type".to_owned()
+        };
         ApiError::bad_request(
             Some("body"),
-            format!("not the JSON this endpoint takes: {msg}"),
+            format!("not the JSON this endpoint takes: {said}"),
         )
     })
+}
+
+pub(super) async fn method_not_allowed(Extension(id): Rid) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        Some("method"),
+        "this endpoint does not take this method",
+    )
+    .into_response_with(&id)
 }
 
 pub(super) async fn not_found(Extension(id): Rid) -> Response {
@@ -444,6 +463,7 @@ async fn change(
             grounds,
             note,
         } => {
+            let trace = id.0.clone();
             answer(&id, StatusCode::ACCEPTED, move || {
                 let record = api.lifecycle.holder_certificate(None, &serial)?;
                 if !matches!(record.status, CertStatus::Active | CertStatus::Suspended) {
@@ -461,7 +481,13 @@ async fn change(
                     grounds: grounds.as_str().to_owned(),
                     note,
                 };
-                let request = api.dual.request(&actor, &action)?;
+                let request = api.dual.request(
+                    Step {
+                        by: &actor,
+                        trace: &trace,
+                    },
+                    &action,
+                )?;
                 Ok(json!({ "request": request_json(&request) }))
             })
             .await
@@ -635,13 +661,27 @@ async fn decision(
         Ok(r) => r,
         Err(e) => return e.into_response_with(&id),
     };
+    let trace = id.0.clone();
     answer(&id, StatusCode::OK, move || {
         api.dual.expire_due()?;
         let record = if approve {
             let exec = api.executor();
-            api.dual.approve(&actor, &rid, &exec)?
+            api.dual.approve(
+                Step {
+                    by: &actor,
+                    trace: &trace,
+                },
+                &rid,
+                &exec,
+            )?
         } else {
-            api.dual.reject(&actor, &rid)?
+            api.dual.reject(
+                Step {
+                    by: &actor,
+                    trace: &trace,
+                },
+                &rid,
+            )?
         };
         Ok(json!({ "request": request_json(&record) }))
     })
@@ -765,6 +805,7 @@ pub(super) async fn add_operator(
         Ok(p) => p,
         Err(e) => return e.into_response_with(&id),
     };
+    let trace = id.0.clone();
     answer(&id, StatusCode::ACCEPTED, move || {
         if let Some(existing) = api.store.operator(&name)? {
             return Err(ApiError::new(
@@ -783,7 +824,7 @@ pub(super) async fn add_operator(
             csr_pem: csr,
             validity_days: api.cfg.raw.admin.operator_validity_days,
         };
-        Ok(json!({ "request": request_json(&api.dual.request(&actor, &action)?) }))
+        Ok(json!({ "request": request_json(&api.dual.request(Step { by: &actor, trace: &trace }, &action)?) }))
     })
     .await
 }
@@ -803,13 +844,14 @@ pub(super) async fn disable_operator(
         Ok(n) => n,
         Err(e) => return e.into_response_with(&id),
     };
+    let trace = id.0.clone();
     answer(&id, StatusCode::ACCEPTED, move || {
         api.operators
             .check_disable(&name, api.dual.policy().approvals_required)?;
         let action = AdminAction::DisableOperator {
             name: name.to_string(),
         };
-        Ok(json!({ "request": request_json(&api.dual.request(&actor, &action)?) }))
+        Ok(json!({ "request": request_json(&api.dual.request(Step { by: &actor, trace: &trace }, &action)?) }))
     })
     .await
 }
@@ -854,6 +896,7 @@ pub(super) async fn revoke_partner_certificates(
         Ok(p) => p,
         Err(e) => return e.into_response_with(&id),
     };
+    let trace = id.0.clone();
     answer(&id, StatusCode::ACCEPTED, move || {
         if api.store.partner(&partner)?.is_none() {
             return Err(ApiError::not_found(
@@ -864,7 +907,7 @@ pub(super) async fn revoke_partner_certificates(
         let action = AdminAction::RevokePartnerCertificates {
             partner: partner.to_string(),
         };
-        Ok(json!({ "request": request_json(&api.dual.request(&actor, &action)?) }))
+        Ok(json!({ "request": request_json(&api.dual.request(Step { by: &actor, trace: &trace }, &action)?) }))
     })
     .await
 }
@@ -937,6 +980,7 @@ pub(super) async fn renew_ocsp_signer(
         Ok(b) => b.ca,
         Err(e) => return e.into_response_with(&id),
     };
+    let trace = id.0.clone();
     answer(&id, StatusCode::ACCEPTED, move || {
         let ca = match ca {
             Some(c) => {
@@ -956,7 +1000,7 @@ pub(super) async fn renew_ocsp_signer(
             return Err(ApiError::not_found("ca", format!("no issuing CA \"{ca}\"")));
         }
         let action = AdminAction::RenewOcspSigner { ca: ca.to_string() };
-        Ok(json!({ "request": request_json(&api.dual.request(&actor, &action)?) }))
+        Ok(json!({ "request": request_json(&api.dual.request(Step { by: &actor, trace: &trace }, &action)?) }))
     })
     .await
 }

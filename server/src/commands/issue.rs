@@ -123,6 +123,7 @@ pub(crate) fn run(a: IssueArgs) -> Result<()> {
 /// Reads a security word from its file (one line; the line break is not part of it), checked
 /// before anything is issued. The word never appears on a command line or in a log.
 fn read_security_word(path: &std::path::Path) -> Result<secrecy::SecretString> {
+    crate::config::check_private_file("security-word-file", path)?;
     let bytes = super::read_limited("security-word-file", path, 1024)?;
     let text = String::from_utf8(bytes).map_err(|_| CliError::Argument {
         field: "security-word-file",

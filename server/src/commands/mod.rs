@@ -109,6 +109,17 @@ impl OutFile {
     }
 }
 
+impl OutFile {
+    /// Writes a certificate just issued (and stored) as PEM; if the file cannot be written,
+    /// prints the PEM on stdout rather than lose it, and fails.
+    pub(crate) fn deliver_certificate(self, cert_der: &[u8]) -> Result<()> {
+        let pem = cert_pem(cert_der);
+        self.commit(pem.as_bytes()).inspect_err(|_| {
+            let _ = emit(&pem);
+        })
+    }
+}
+
 impl Drop for OutFile {
     fn drop(&mut self) {
         // Committed: the temporary name no longer exists and this does nothing.

@@ -11,7 +11,7 @@ use clap::Args;
 use nesca_ra::operators::Operators;
 use serde_json::json;
 
-use super::{cert_pem, emit, OutFile};
+use super::{emit, OutFile};
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::{wiring, ConfigArg};
@@ -90,12 +90,7 @@ pub(crate) fn add(a: AddArgs) -> Result<()> {
         &issuance.ca,
         approved,
     )?;
-    let pem = cert_pem(&issued.cert_der);
-    if let Err(e) = out.commit(pem.as_bytes()) {
-        // Issued and registered already: hand the certificate over rather than lose it.
-        emit(&pem)?;
-        return Err(e);
-    }
+    out.deliver_certificate(&issued.cert_der)?;
     emit(&format!("{}\n", to_json(&record)))
 }
 

@@ -10,7 +10,7 @@ use clap::Args;
 use nesca_ra::partners::Partners;
 use serde_json::json;
 
-use super::{cert_pem, emit, OutFile};
+use super::{emit, OutFile};
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::{wiring, ConfigArg};
@@ -146,12 +146,7 @@ pub(crate) fn issue_cert(a: IssueCertArgs) -> Result<()> {
         &issuance.ca,
         approved,
     )?;
-    let pem = cert_pem(&issued.cert_der);
-    if let Err(e) = out.commit(pem.as_bytes()) {
-        // Issued and stored already: hand the certificate over rather than lose it.
-        emit(&pem)?;
-        return Err(e);
-    }
+    out.deliver_certificate(&issued.cert_der)?;
     emit(&format!("{}\n", issued.serial))
 }
 

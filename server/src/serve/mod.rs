@@ -447,7 +447,7 @@ fn outbox_loop(outbox: &nesca_ra::outbox::Outbox, every: Duration, stop: &Atomic
 }
 
 /// Runs `work` now and then every `every`, checking `stop` often so a shutdown is not held up.
-fn every_until(every: Duration, stop: &AtomicBool, mut work: impl FnMut()) {
+pub(crate) fn every_until(every: Duration, stop: &AtomicBool, mut work: impl FnMut()) {
     const TICK: Duration = Duration::from_millis(200);
     let mut next = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {

@@ -113,7 +113,22 @@ impl Admin {
         path: &str,
         body: Option<&Value>,
     ) -> Answer {
+        self.call_with_headers(op, method, path, body, &[])
+    }
+
+    /// [`Admin::call`] with these request headers (`Name: value`) added.
+    pub(crate) fn call_with_headers(
+        &self,
+        op: Option<&Operator>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[&str],
+    ) -> Answer {
         let mut cmd = Command::new("curl");
+        for h in headers {
+            cmd.args(["-H", h]);
+        }
         cmd.args(["-sS", "--max-time", "20", "-D", "/dev/stderr", "--cacert"])
             .arg(&self.ca)
             .args(["-X", method, "-w", "\n%{http_code}"]);
@@ -171,6 +186,23 @@ impl Answer {
             self.status, self.body, self.headers
         );
         &self.body
+    }
+
+    /// The `x-request-id` header of the answer.
+    pub(crate) fn request_id(&self) -> String {
+        self.headers
+            .lines()
+            .find_map(|l| {
+                l.to_lowercase()
+                    .strip_prefix("x-request-id: ")
+                    .map(|v| v.trim().to_owned())
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether the TLS handshake was refused with an alert (no HTTP answer).
+    pub(crate) fn refused_in_handshake(&self) -> bool {
+        self.status == 0 && self.headers.contains("alert")
     }
 
     /// The error code of an error answer.

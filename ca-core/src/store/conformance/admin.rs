@@ -167,6 +167,7 @@ pub fn operators_are_registered_once_and_disabled_for_good(store: &dyn Store) {
 
 fn request(id: &str, by: &str, created_at: UnixTime) -> NewAdminRequest {
     NewAdminRequest {
+        trace: "t-0".into(),
         id: id.into(),
         action: "revoke-certificate".into(),
         payload: "{}".into(),
@@ -226,10 +227,11 @@ pub fn admin_requests_are_approved_once_per_operator_and_decided_once(store: &dy
         id,
         &name("Ayşe Yılmaz"),
         &by,
-        t0(10)
+        t0(10),
+        "t-1"
     )));
     let approved = store
-        .approve_admin_request(id, &name("B"), &by, t0(10))
+        .approve_admin_request(id, &name("B"), &by, t0(10), "t-1")
         .unwrap();
     assert_eq!(approved.approvals, vec![(name("B"), t0(10))]);
     assert_eq!(approved.status, Pending, "approving does not decide");
@@ -239,20 +241,23 @@ pub fn admin_requests_are_approved_once_per_operator_and_decided_once(store: &dy
         id,
         &name("B"),
         &by,
-        t0(11)
+        t0(11),
+        "t-1"
     )));
     // Not at or after its expiry.
     assert!(is_conflict(store.approve_admin_request(
         id,
         &name("C"),
         &by,
-        t0(100)
+        t0(100),
+        "t-1"
     )));
     assert!(is_conflict(store.approve_admin_request(
         id,
         &name("C"),
         &by,
-        t0(150)
+        t0(150),
+        "t-1"
     )));
     assert_eq!(head_seq(store), seq + 1, "refused approvals write nothing");
     assert_eq!(
@@ -261,13 +266,13 @@ pub fn admin_requests_are_approved_once_per_operator_and_decided_once(store: &dy
     );
     // An unknown request.
     let e = store
-        .approve_admin_request("ff".repeat(16).as_str(), &name("B"), &by, t0(10))
+        .approve_admin_request("ff".repeat(16).as_str(), &name("B"), &by, t0(10), "t-1")
         .unwrap_err();
     assert!(matches!(e, CaError::Invalid { .. }), "{e}");
 
     // Decided once.
     let decided = store
-        .decide_admin_request(id, Pending, Approved, "approved by B", &by, t0(20))
+        .decide_admin_request(id, Pending, Approved, "approved by B", &by, t0(20), "t-1")
         .unwrap();
     assert_eq!(
         (
@@ -285,18 +290,20 @@ pub fn admin_requests_are_approved_once_per_operator_and_decided_once(store: &dy
         Approved,
         "approved by B",
         &by,
-        t0(21)
+        t0(21),
+        "t-1"
     )));
     // A request no longer pending is not approved any more.
     assert!(is_conflict(store.approve_admin_request(
         id,
         &name("C"),
         &by,
-        t0(22)
+        t0(22),
+        "t-1"
     )));
     assert_eq!(head_seq(store), seq + 2);
     let executed = store
-        .decide_admin_request(id, Approved, Executed, "revoked 1a2b", &by, t0(30))
+        .decide_admin_request(id, Approved, Executed, "revoked 1a2b", &by, t0(30), "t-1")
         .unwrap();
     assert_eq!(
         (
@@ -313,7 +320,8 @@ pub fn admin_requests_are_approved_once_per_operator_and_decided_once(store: &dy
         Executed,
         "revoked 1a2b",
         &by,
-        t0(31)
+        t0(31),
+        "t-1"
     )));
     assert_eq!(head_seq(store), seq + 3);
 
@@ -385,7 +393,7 @@ pub fn security_word_checks_are_counted_in_a_window(store: &dyn Store) {
         .clear_security_word_checks(&nes, &Serial::random())
         .unwrap();
     // No enrollment gave a security word for these certificates.
-    assert_eq!(store.holder_security_word(&serial).unwrap(), None);
+    assert_eq!(store.holder_security_word(&nes, &serial).unwrap(), None);
 }
 
 /// Reserves `serial` under `issuer` at `t0(at)` for the holder `tckn`, without completing it.

@@ -211,12 +211,13 @@ fn add_request(
         actor,
         "request",
         format!(
-            "request={} action={} approver_role={} expires_at={} payload={}",
+            "request={} action={} approver_role={} expires_at={} payload={}{}",
             q.id,
             q.action,
             q.approver_role,
             q.expires_at.secs(),
-            q.payload
+            q.payload,
+            traced(&q.trace)
         ),
     )?;
     Ok(())
@@ -229,11 +230,24 @@ fn conflict(rule: String) -> Refusal {
     })
 }
 
+/// ` http_request_id=…` for an audit detail, when the write came from an admin API call.
+fn traced(trace: &str) -> String {
+    match trace {
+        "" => String::new(),
+        t => format!(" http_request_id={t}"),
+    }
+}
+
+/// A request read back after its write in the same transaction.
+fn reread(conn: &Connection, id: &str) -> Result<AdminRequestRecord, Refusal> {
+    read_request(conn, id)?.ok_or_else(|| conflict(format!("request {id} vanished")))
+}
+
 fn approve(
     conn: &Connection,
     id: &str,
     approver: &OperatorName,
-    (actor, at): (&Principal, UnixTime),
+    (actor, at, trace): (&Principal, UnixTime, &str),
     head: &mut AuditHead,
 ) -> Result<AdminRequestRecord, Refusal> {
     let Some(req) = read_request(conn, id)? else {
@@ -271,9 +285,9 @@ fn approve(
         at,
         actor,
         "approve-request",
-        format!("request={id} action={}", req.action),
+        format!("request={id} action={}{}", req.action, traced(trace)),
     )?;
-    Ok(read_request(conn, id)?.expect("the request read above"))
+    reread(conn, id)
 }
 
 fn decide(
@@ -281,7 +295,7 @@ fn decide(
     id: &str,
     (from, to): (AdminRequestStatus, AdminRequestStatus),
     result: &str,
-    (actor, at): (&Principal, UnixTime),
+    (actor, at, trace): (&Principal, UnixTime, &str),
     head: &mut AuditHead,
 ) -> Result<AdminRequestRecord, Refusal> {
     let n = conn
@@ -306,9 +320,9 @@ fn decide(
         at,
         actor,
         action,
-        format!("request={id} result={result}"),
+        format!("request={id} result={result}{}", traced(trace)),
     )?;
-    Ok(read_request(conn, id)?.expect("the request updated above"))
+    reread(conn, id)
 }
 
 impl AdminStore for SqliteStore {
@@ -409,9 +423,15 @@ impl AdminStore for SqliteStore {
         approver: &OperatorName,
         actor: &Principal,
         at: UnixTime,
+        trace: &str,
     ) -> Result<AdminRequestRecord> {
-        let (id, approver, actor) = (id.to_owned(), approver.clone(), actor.clone());
-        self.submit(move |conn, head| approve(conn, &id, &approver, (&actor, at), head))
+        let (id, approver, actor, trace) = (
+            id.to_owned(),
+            approver.clone(),
+            actor.clone(),
+            trace.to_owned(),
+        );
+        self.submit(move |conn, head| approve(conn, &id, &approver, (&actor, at, &trace), head))
     }
 
     fn decide_admin_request(
@@ -422,9 +442,17 @@ impl AdminStore for SqliteStore {
         result: &str,
         actor: &Principal,
         at: UnixTime,
+        trace: &str,
     ) -> Result<AdminRequestRecord> {
-        let (id, result, actor) = (id.to_owned(), result.to_owned(), actor.clone());
-        self.submit(move |conn, head| decide(conn, &id, (from, to), &result, (&actor, at), head))
+        let (id, result, actor, trace) = (
+            id.to_owned(),
+            result.to_owned(),
+            actor.clone(),
+            trace.to_owned(),
+        );
+        self.submit(move |conn, head| {
+            decide(conn, &id, (from, to), &result, (&actor, at, &trace), head)
+        })
     }
 
     fn count_security_word_check(
@@ -502,12 +530,14 @@ impl AdminStore for SqliteStore {
         })
     }
 
-    fn holder_security_word(&self, serial: &Serial) -> Result<Option<String>> {
+    fn holder_security_word(&self, issuer: &IssuerId, serial: &Serial) -> Result<Option<String>> {
         self.read(
             |c| {
                 let recorded: Option<String> = c
-                    .prepare_cached("SELECT hash FROM security_words WHERE serial = ?1")?
-                    .query_row([serial.to_hex()], |r| r.get(0))
+                    .prepare_cached(
+                        "SELECT hash FROM security_words WHERE issuer = ?1 AND serial = ?2",
+                    )?
+                    .query_row(params![issuer.as_str(), serial.to_hex()], |r| r.get(0))
                     .optional()?;
                 if recorded.is_some() {
                     return Ok(recorded);
