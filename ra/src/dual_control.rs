@@ -39,6 +39,8 @@ pub enum AdminAction {
     RevokePartnerCertificates { partner: String },
     /// Renew a CA's delegated OCSP signer now.
     RenewOcspSigner { ca: String },
+    /// Roll an issuing CA over to a new key (a new generation; `new_id` default the next).
+    RolloverCa { ca: String, new_id: Option<String> },
     /// Register an operator and issue their certificate from their CSR.
     AddOperator {
         name: String,
@@ -57,6 +59,7 @@ impl AdminAction {
             AdminAction::RevokeCertificate { .. } => "revoke-certificate",
             AdminAction::RevokePartnerCertificates { .. } => "revoke-partner-certificates",
             AdminAction::RenewOcspSigner { .. } => "renew-ocsp-signer",
+            AdminAction::RolloverCa { .. } => "rollover-ca",
             AdminAction::AddOperator { .. } => "add-operator",
             AdminAction::DisableOperator { .. } => "disable-operator",
         }
@@ -66,9 +69,9 @@ impl AdminAction {
     pub fn role(&self) -> OperatorRole {
         match self {
             AdminAction::RevokeCertificate { .. } => OperatorRole::RaOfficer,
-            AdminAction::RevokePartnerCertificates { .. } | AdminAction::RenewOcspSigner { .. } => {
-                OperatorRole::CaOperator
-            }
+            AdminAction::RevokePartnerCertificates { .. }
+            | AdminAction::RenewOcspSigner { .. }
+            | AdminAction::RolloverCa { .. } => OperatorRole::CaOperator,
             AdminAction::AddOperator { .. } | AdminAction::DisableOperator { .. } => {
                 OperatorRole::SecurityOfficer
             }

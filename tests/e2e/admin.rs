@@ -236,6 +236,25 @@ fn every_endpoint_allows_only_its_roles() {
             Some(json!({"ca": "no-such-ca"})),
             &["ca-operator"],
         ),
+        (
+            "POST",
+            "ca/rollover".into(),
+            Some(json!({"ca": "no-such-ca"})),
+            &["ca-operator"],
+        ),
+        ("GET", "plugins".into(), None, &["ca-operator", "auditor"]),
+        (
+            "GET",
+            "institutions".into(),
+            None,
+            &["ra-officer", "auditor"],
+        ),
+        (
+            "GET",
+            "institutions/nobody/applications".into(),
+            None,
+            &["ra-officer", "auditor"],
+        ),
     ];
     for (method, path, body, allowed) in &matrix {
         for (role, op) in &ops {
@@ -717,4 +736,72 @@ fn the_api_answers_a_fuzzer_as_its_openapi_document_says() {
             server.describe()
         );
     }
+}
+
+#[test]
+fn an_issuing_ca_is_rolled_over_and_an_ocsp_signer_renewed_under_dual_control() {
+    let demo = server_demo();
+    let admin = Admin::configure(&demo);
+    let first = add_operator(&demo, "Can Birinci", "ca-operator");
+    let second = add_operator(&demo, "Cem İkinci", "ca-operator");
+    let _server = Server::serve(&demo);
+
+    let v = admin
+        .post(&first, "ca/rollover", &json!({}))
+        .expect(202)
+        .clone();
+    let id = v["request"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["request"]["parameters"]["ca"], "nes-ca", "{v}");
+    let v = admin
+        .post(&second, &format!("requests/{id}/approve"), &json!({}))
+        .expect(200)
+        .clone();
+    assert_eq!(v["request"]["status"], "executed", "{v}");
+    assert_eq!(v["request"]["result"]["ca"], "nes-ca-g2", "{v}");
+    assert_eq!(v["request"]["result"]["supersedes"], "nes-ca", "{v}");
+    let list = demo
+        .nesca(&["ca", "list", "--config", s(&demo.config())])
+        .ok();
+    assert!(
+        list.stdout.contains("\"id\":\"nes-ca-g2\""),
+        "{}",
+        list.stdout
+    );
+    // A second rollover of the same generation is refused when carried out.
+    let v = admin
+        .post(&first, "ca/rollover", &json!({"ca": "nes-ca"}))
+        .expect(202)
+        .clone();
+    let id = v["request"]["id"].as_str().unwrap().to_owned();
+    let v = admin
+        .post(&second, &format!("requests/{id}/approve"), &json!({}))
+        .expect(200)
+        .clone();
+    assert_eq!(v["request"]["status"], "failed", "{v}");
+    assert!(
+        v["request"]["result"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("rolled over already"),
+        "{v}"
+    );
+
+    // The OCSP signer, the same way.
+    let v = admin
+        .post(&first, "ocsp-signer/renew", &json!({}))
+        .expect(202)
+        .clone();
+    let id = v["request"]["id"].as_str().unwrap().to_owned();
+    let v = admin
+        .post(&second, &format!("requests/{id}/approve"), &json!({}))
+        .expect(200)
+        .clone();
+    assert_eq!(v["request"]["status"], "executed", "{v}");
+    assert!(
+        v["request"]["result"]["key_label"]
+            .as_str()
+            .unwrap()
+            .contains("-ocsp-"),
+        "{v}"
+    );
 }

@@ -125,6 +125,19 @@ impl Execute for Bound<'_> {
                     })?;
                 Ok(json!({ "ca": ca.as_str(), "key_label": renewed.key_label }))
             }
+            AdminAction::RolloverCa { ca, new_id } => {
+                let ca = IssuerId::parse(ca)?;
+                let new_id = new_id.as_deref().map(IssuerId::parse).transpose()?;
+                let mut line =
+                    crate::commands::ca::roll_over(&api.cfg, &api.store, &api.hsm, &ca, new_id, by)
+                        .map_err(|e| RaError::Conflict {
+                            field: "ca",
+                            rule: e.to_string(),
+                        })?;
+                // This server keeps issuing with the generation it started with.
+                line["takes_effect"] = json!("when nesca serve starts again");
+                Ok(line)
+            }
             AdminAction::AddOperator {
                 name,
                 role,

@@ -38,6 +38,8 @@ pub(crate) struct AdminApi {
     exec: execute::Executor,
     /// The configured issuing CA's current generation, when it can issue (not revoked).
     issuing: Option<Issuing>,
+    /// The channel plugins `nesca serve` loaded (name, version, path, limits).
+    plugins: Vec<serde_json::Value>,
 }
 
 /// Issuance and CRLs by the configured issuing CA.
@@ -51,8 +53,8 @@ pub(crate) struct Issuing {
 pub(crate) fn listener(
     cfg: &Loaded,
     store: Arc<dyn Store>,
-    cas: &[ServedCa],
-    hsm: &hsm::Hsm,
+    (cas, hsm): (&[ServedCa], &hsm::Hsm),
+    plugins: Vec<serde_json::Value>,
     stop: Arc<AtomicBool>,
 ) -> Result<Option<(TlsListener, std::thread::JoinHandle<()>)>> {
     let Some(listen) = cfg.raw.admin.listen.clone() else {
@@ -114,6 +116,7 @@ pub(crate) fn listener(
         cfg: cfg.clone(),
         hsm: hsm.clone(),
         issuing,
+        plugins,
     });
     let gate = Arc::new(auth::Gate {
         check,
@@ -206,6 +209,13 @@ fn router(api: Arc<AdminApi>) -> Router {
             post(routes::revoke_partner_certificates),
         )
         .route("/admin/v1/crl", post(routes::publish_crl))
+        .route("/admin/v1/ca/rollover", post(routes::rollover_ca))
+        .route("/admin/v1/plugins", get(routes::plugins))
+        .route("/admin/v1/institutions", get(routes::institutions))
+        .route(
+            "/admin/v1/institutions/{id}/applications",
+            get(routes::institution_applications),
+        )
         .route(
             "/admin/v1/ocsp-signer/renew",
             post(routes::renew_ocsp_signer),

@@ -1004,3 +1004,128 @@ pub(super) async fn renew_ocsp_signer(
     })
     .await
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolloverBody {
+    ca: Option<String>,
+    new_id: Option<String>,
+}
+
+/// `POST /admin/v1/ca/rollover`: a dual-control request to roll an issuing CA over to a new
+/// key (`ca` default the configured one). The new generation issues once `nesca serve`
+/// starts again.
+pub(super) async fn rollover_ca(
+    State(api): Api,
+    Extension(actor): Actor,
+    Extension(id): Rid,
+    b: Bytes,
+) -> Response {
+    let parsed = allow(&actor, &[CaOperator]).and_then(|()| body::<RolloverBody>(&b));
+    let b = match parsed {
+        Ok(b) => b,
+        Err(e) => return e.into_response_with(&id),
+    };
+    let trace = id.0.clone();
+    answer(&id, StatusCode::ACCEPTED, move || {
+        let ca = match b.ca {
+            Some(c) => {
+                ca_core::IssuerId::parse(&c).map_err(|e| ApiError::invalid("ca", e.rule()))?
+            }
+            None => crate::wiring::current_issuing(&api.cfg, api.store.as_ref())
+                .map_err(|e| ApiError::unavailable("the issuing CA", &e))?
+                .id,
+        };
+        if let Some(n) = &b.new_id {
+            ca_core::IssuerId::parse(n).map_err(|e| ApiError::invalid("new_id", e.rule()))?;
+        }
+        let issuing = api
+            .store
+            .ca(&ca)?
+            .is_some_and(|r| r.role == ca_core::store::CaRole::Issuing);
+        if !issuing {
+            return Err(ApiError::not_found("ca", format!("no issuing CA \"{ca}\"")));
+        }
+        let action = AdminAction::RolloverCa {
+            ca: ca.to_string(),
+            new_id: b.new_id,
+        };
+        Ok(json!({ "request": request_json(&api.dual.request(Step { by: &actor, trace: &trace }, &action)?) }))
+    })
+    .await
+}
+
+/// `GET /admin/v1/plugins`: the channel plugins this server loaded.
+pub(super) async fn plugins(
+    State(api): Api,
+    Extension(actor): Actor,
+    Extension(id): Rid,
+) -> Response {
+    if let Err(e) = allow(&actor, &[CaOperator, Auditor]) {
+        return e.into_response_with(&id);
+    }
+    answer(&id, StatusCode::OK, move || {
+        Ok(json!({ "plugins": api.plugins }))
+    })
+    .await
+}
+
+/// `GET /admin/v1/institutions`: the institutions of the institutional channel.
+pub(super) async fn institutions(
+    State(api): Api,
+    Extension(actor): Actor,
+    Extension(id): Rid,
+) -> Response {
+    if let Err(e) = allow(&actor, &[RaOfficer, Auditor]) {
+        return e.into_response_with(&id);
+    }
+    answer(&id, StatusCode::OK, move || {
+        let list = api.store.institutions()?;
+        Ok(json!({ "institutions": list.iter().map(crate::commands::institution::to_json).collect::<Vec<_>>() }))
+    })
+    .await
+}
+
+/// `GET /admin/v1/institutions/{id}/applications?limit=`: the people its lists named and
+/// where each application stands (never a password, code or word).
+pub(super) async fn institution_applications(
+    State(api): Api,
+    Extension(actor): Actor,
+    Extension(id): Rid,
+    Path(institution): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let parsed = allow(&actor, &[RaOfficer, Auditor]).and_then(|()| {
+        let q = query(raw, &["limit"])?;
+        let inst = ca_core::institution::InstitutionId::parse(&institution)
+            .map_err(|e| ApiError::invalid("id", e.to_string()))?;
+        Ok((inst, limit(&q, 100, 1000)?))
+    });
+    let (institution, n) = match parsed {
+        Ok(p) => p,
+        Err(e) => return e.into_response_with(&id),
+    };
+    answer(&id, StatusCode::OK, move || {
+        if api.store.institution(&institution)?.is_none() {
+            return Err(ApiError::not_found(
+                "id",
+                format!("no institution \"{institution}\""),
+            ));
+        }
+        let enrollments =
+            nesca_ra::enrollment::Enrollments::new(api.store.clone(), crate::wiring::clock());
+        let mut out = Vec::new();
+        for pre in api
+            .store
+            .pre_applications(&institution)?
+            .into_iter()
+            .take(n as usize)
+        {
+            if let Some(view) = enrollments.view(&pre.id)? {
+                out.push(crate::commands::applicant::to_json(&view));
+            }
+        }
+        Ok(json!({ "applications": out }))
+    })
+    .await
+}

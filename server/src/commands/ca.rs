@@ -236,13 +236,36 @@ fn next_generation_id(id: &IssuerId) -> Result<IssuerId> {
 pub(crate) fn rollover(a: RolloverArgs) -> Result<()> {
     use crate::error::CliError;
     let id = IssuerId::parse(&a.ca).map_err(|e| CliError::config("ca", e.rule()))?;
+    let new_id = a
+        .new_id
+        .as_deref()
+        .map(|n| IssuerId::parse(n).map_err(|e| CliError::config("new_id", e.rule())))
+        .transpose()?;
     let cfg = Loaded::read(&a.config)?;
     let store: Arc<dyn Store> = wiring::open_existing_store(&cfg)?;
-    let previous = ocsp_signer::issuing_ca(store.as_ref(), &id)?;
+    let hsm = wiring::open_hsm(&cfg)?;
+    let line = roll_over(&cfg, &store, &hsm, &id, new_id, &Principal::HostOperator)?;
+    emit(&format!("{line}\n"))
+}
+
+/// Rolls the issuing CA `id` over to a new key (`nesca ca rollover`, and the admin API's
+/// `rollover-ca` once approved): a new generation `new_id` (default the next `-gN`),
+/// certified by the root on this token, with its own OCSP signer; writes `NEW.pem` and the
+/// chain beside the configuration. Returns what `ca rollover` prints.
+pub(crate) fn roll_over(
+    cfg: &Loaded,
+    store: &Arc<dyn Store>,
+    hsm: &hsm::Hsm,
+    id: &IssuerId,
+    new_id: Option<IssuerId>,
+    actor: &Principal,
+) -> Result<serde_json::Value> {
+    use crate::error::CliError;
+    let previous = ocsp_signer::issuing_ca(store.as_ref(), id)?;
     if let Some(next) = store
         .cas()?
         .iter()
-        .find(|c| c.supersedes.as_ref() == Some(&id))
+        .find(|c| c.supersedes.as_ref() == Some(id))
     {
         return Err(CliError::config(
             "ca",
@@ -252,9 +275,9 @@ pub(crate) fn rollover(a: RolloverArgs) -> Result<()> {
             ),
         ));
     }
-    let new_id = match &a.new_id {
-        Some(n) => IssuerId::parse(n).map_err(|e| CliError::config("new_id", e.rule()))?,
-        None => next_generation_id(&id)?,
+    let new_id = match new_id {
+        Some(n) => n,
+        None => next_generation_id(id)?,
     };
     let root = store.ca(&cfg.root_id)?.ok_or_else(|| {
         CliError::config(
@@ -262,8 +285,7 @@ pub(crate) fn rollover(a: RolloverArgs) -> Result<()> {
             format!("no root \"{}\" in the store", cfg.root_id),
         )
     })?;
-    let hsm = wiring::open_hsm(&cfg)?;
-    let root_ca = wiring::root_signing_ca(&cfg, &hsm, &root)?;
+    let root_ca = wiring::root_signing_ca(cfg, hsm, &root)?;
     let algorithm = hsm.find_key(&previous.key_label)?.algorithm();
     // Unique labels (the time and random bits): two rollovers racing never make two keys
     // under one label; the one the store refuses destroys its own.
@@ -302,7 +324,7 @@ pub(crate) fn rollover(a: RolloverArgs) -> Result<()> {
             },
             issuing,
             ocsp,
-            &Principal::HostOperator,
+            actor,
         )?)
     })();
     let rolled = match result {
@@ -317,17 +339,16 @@ pub(crate) fn rollover(a: RolloverArgs) -> Result<()> {
             return Err(e);
         }
     };
-    write_generation_files(&cfg, store.as_ref(), &new_id, &rolled.issuing_cert)?;
+    write_generation_files(cfg, store.as_ref(), &new_id, &rolled.issuing_cert)?;
     let (not_before, not_after) = validity_json(&rolled.issuing_cert);
-    let line = json!({
+    Ok(json!({
         "ca": new_id.as_str(),
         "supersedes": id.as_str(),
         "key_label": labels[0],
         "ocsp_key_label": labels[1],
         "not_before": not_before,
         "not_after": not_after,
-    });
-    emit(&format!("{line}\n"))
+    }))
 }
 
 /// `NEW-ID.pem` and a rewritten `ca-chain.pem` (every generation of `ca.id`, newest first,

@@ -52,7 +52,7 @@ fn read_certificate(path: &std::path::Path) -> Result<Vec<u8>> {
     Ok(der)
 }
 
-fn to_json(i: &InstitutionRecord) -> serde_json::Value {
+pub(crate) fn to_json(i: &InstitutionRecord) -> serde_json::Value {
     use sha2::Digest as _;
     json!({
         "id": i.id.as_str(),

@@ -309,6 +309,19 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         );
     }
     let plugins = crate::channels::load_all(&cfg, host.clone())?;
+    // What the admin API's `GET /admin/v1/plugins` shows of them.
+    let plugin_status: Vec<serde_json::Value> = plugins
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "name": c.plugin.name(),
+                "version": c.plugin.version(),
+                "abi_version": c.plugin.abi_version(),
+                "path": c.plugin.path().display().to_string(),
+                "max_body_bytes": c.max_body,
+            })
+        })
+        .collect();
     let public = Arc::new(http::Public {
         crl_dir: cfg.path(&cfg.raw.crl.dir),
         ca_certs: ca_certificates(store.as_ref())?,
@@ -332,11 +345,16 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     )?;
     let app = with_metrics(public_app, &metrics);
     let listen = cfg.raw.server.listen.clone();
-    let (admin_listener, admin_thread) =
-        match crate::admin::listener(&cfg, store.clone(), &cas, &_hsm, stop_crl.clone())? {
-            Some((listener, thread)) => (Some(listener), Some(thread)),
-            None => (None, None),
-        };
+    let (admin_listener, admin_thread) = match crate::admin::listener(
+        &cfg,
+        store.clone(),
+        (&cas, &_hsm),
+        plugin_status,
+        stop_crl.clone(),
+    )? {
+        Some((listener, thread)) => (Some(listener), Some(thread)),
+        None => (None, None),
+    };
 
     // CRLs: due ones now (a first full CRL, then its delta), then on the schedule.
     let crl_thread = {
