@@ -255,6 +255,18 @@ fn every_endpoint_allows_only_its_roles() {
             None,
             &["ra-officer", "auditor"],
         ),
+        (
+            "POST",
+            format!("institutions/nobody/lists/{unknown_request}/confirm"),
+            None,
+            &["ra-officer"],
+        ),
+        (
+            "POST",
+            format!("institutions/nobody/lists/{unknown_request}/reject"),
+            None,
+            &["ra-officer"],
+        ),
     ];
     for (method, path, body, allowed) in &matrix {
         for (role, op) in &ops {
@@ -803,5 +815,82 @@ fn an_issuing_ca_is_rolled_over_and_an_ocsp_signer_renewed_under_dual_control() 
             .unwrap()
             .contains("-ocsp-"),
         "{v}"
+    );
+}
+
+#[test]
+fn an_ra_officer_sees_institutions_and_decides_held_lists() {
+    use crate::support::institution::{import, institution, json as out_json};
+    let demo = server_demo();
+    let admin = Admin::configure(&demo);
+    let officer = add_operator(&demo, "Rıza Officer", "ra-officer");
+    let auditor = add_operator(&demo, "Ayla Auditor", "auditor");
+    institution(&demo, "ankara-bb", "1234567890");
+    let scan = demo.work.join("scan.pdf");
+    fs::write(&scan, b"%PDF-1.7 signed on paper").unwrap();
+    let held = |name: &str, tckn: &str| {
+        let list = demo.work.join(name);
+        fs::write(&list, format!("T.C. Kimlik No,Adı,Soyadı,E-posta,Cep Telefonu,Birim\n{tckn},AYŞE,YILMAZ,a@x.tr,05321234567,Bilgi İşlem\n")).unwrap();
+        let v = out_json(&import(&demo, "ankara-bb", &list, ("--wet-scan", &scan), &[]).ok());
+        assert_eq!(v["status"], "awaiting_confirmation", "{v}");
+        v["file_sha256"].as_str().unwrap().to_owned()
+    };
+    let first = held("bir.csv", "10000000146");
+    let second = held("iki.csv", "10000000078");
+    let _server = Server::serve(&demo);
+
+    let v = admin.get(&auditor, "institutions").expect(200).clone();
+    assert_eq!(v["institutions"][0]["id"], "ankara-bb", "{v}");
+    let lists = "institutions/ankara-bb/lists";
+    // The auditor reads, the officer decides.
+    assert_eq!(
+        admin
+            .post(&auditor, &format!("{lists}/{first}/confirm"), &json!({}))
+            .expect(403)["error"]["code"],
+        "forbidden"
+    );
+    let v = admin
+        .post(&officer, &format!("{lists}/{first}/confirm"), &json!({}))
+        .expect(200)
+        .clone();
+    assert_eq!(
+        (v["status"].clone(), v["invited"].clone()),
+        (json!("accepted"), json!(1)),
+        "{v}"
+    );
+    let v = admin
+        .post(&officer, &format!("{lists}/{second}/reject"), &json!({}))
+        .expect(200)
+        .clone();
+    assert_eq!(
+        (v["status"].clone(), v["closed"].clone()),
+        (json!("rejected"), json!(1)),
+        "{v}"
+    );
+    // Decided once.
+    let r = admin.post(&officer, &format!("{lists}/{first}/confirm"), &json!({}));
+    assert!(
+        matches!(r.status, 404 | 409 | 422),
+        "{} {}",
+        r.status,
+        r.body
+    );
+
+    let v = admin
+        .get(&officer, "institutions/ankara-bb/applications")
+        .expect(200)
+        .clone();
+    let apps = v["applications"].as_array().unwrap();
+    let of = |tckn: &str| apps.iter().find(|a| a["tckn"] == tckn).unwrap()["list_status"].clone();
+    assert_eq!(of("10000000146"), "invited", "{v}");
+    assert_eq!(of("10000000078"), "closed", "{v}");
+    let records = admin.get(&auditor, "audit?limit=1000").expect(200)["records"].clone();
+    assert!(
+        records.as_array().unwrap().iter().any(|r| r["actor"]
+            .as_str()
+            .unwrap()
+            .ends_with(":Rıza Officer")
+            && r["action"].as_str().unwrap().contains("list")),
+        "no list decision recorded under the officer"
     );
 }

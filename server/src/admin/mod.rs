@@ -217,6 +217,14 @@ fn router(api: Arc<AdminApi>) -> Router {
             get(routes::institution_applications),
         )
         .route(
+            "/admin/v1/institutions/{id}/lists/{sha256}/confirm",
+            post(routes::confirm_list),
+        )
+        .route(
+            "/admin/v1/institutions/{id}/lists/{sha256}/reject",
+            post(routes::reject_list),
+        )
+        .route(
             "/admin/v1/ocsp-signer/renew",
             post(routes::renew_ocsp_signer),
         )

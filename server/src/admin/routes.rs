@@ -1129,3 +1129,64 @@ pub(super) async fn institution_applications(
     })
     .await
 }
+
+/// `POST /admin/v1/institutions/{id}/lists/{sha256}/confirm` and `/reject`: an ra officer
+/// saw (or never got) the paper of a wet-signed list held for confirmation, as `nesca
+/// confirm-list` and `reject-list` do.
+async fn held_list(
+    api: Arc<AdminApi>,
+    (actor, id): (OperatorActor, RequestId),
+    (institution, sha): (String, String),
+    b: Bytes,
+    confirm: bool,
+) -> Response {
+    let parsed = allow(&actor, &[RaOfficer])
+        .and_then(|()| body::<Empty>(&b).map(|_| ()))
+        .and_then(|()| {
+            ca_core::institution::InstitutionId::parse(&institution)
+                .map_err(|e| ApiError::invalid("id", e.to_string()))
+        });
+    let institution = match parsed {
+        Ok(i) => i,
+        Err(e) => return e.into_response_with(&id),
+    };
+    answer(&id, StatusCode::OK, move || {
+        let lists = nesca_ra::held_lists::HeldLists::new(api.store.clone(), crate::wiring::clock());
+        let by = Principal::Operator(actor);
+        let outcome = if confirm {
+            let done = lists.confirm(&by, &institution, &sha)?;
+            json!({ "status": "accepted", "invited": done.invited, "already_open": done.already_open })
+        } else {
+            json!({ "status": "rejected", "closed": lists.reject(&by, &institution, &sha)? })
+        };
+        let mut answer = json!({
+            "institution": institution.as_str(),
+            "file_sha256": sha.to_ascii_lowercase(),
+        });
+        if let (Some(all), Value::Object(more)) = (answer.as_object_mut(), outcome) {
+            all.extend(more);
+        }
+        Ok(answer)
+    })
+    .await
+}
+
+pub(super) async fn confirm_list(
+    State(api): Api,
+    Extension(actor): Actor,
+    Extension(id): Rid,
+    Path((institution, sha)): Path<(String, String)>,
+    b: Bytes,
+) -> Response {
+    held_list(api, (actor, id), (institution, sha), b, true).await
+}
+
+pub(super) async fn reject_list(
+    State(api): Api,
+    Extension(actor): Actor,
+    Extension(id): Rid,
+    Path((institution, sha)): Path<(String, String)>,
+    b: Bytes,
+) -> Response {
+    held_list(api, (actor, id), (institution, sha), b, false).await
+}
