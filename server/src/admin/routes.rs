@@ -449,11 +449,23 @@ async fn change(
         Change::Holder(req) => {
             answer(&id, StatusCode::OK, move || {
                 let outcome = api.lifecycle.apply_holder_request(req)?;
-                let record = api.store.get(Some(&outcome.issuer), &outcome.serial)?;
-                Ok(json!({
-                    "certificate": record.as_ref().map(crate::commands::cert::to_json),
-                    "replayed": outcome.replayed,
-                }))
+                // The change is made: a failed read afterwards must not answer as if it were not.
+                let record = api
+                    .store
+                    .get(Some(&outcome.issuer), &outcome.serial)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "certificate not read back after its change");
+                        None
+                    });
+                let certificate = match &record {
+                    Some(r) => crate::commands::cert::to_json(r),
+                    None => json!({
+                        "serial": outcome.serial.to_hex(),
+                        "issuer": outcome.issuer.as_str(),
+                        "status": outcome.status.as_str(),
+                    }),
+                };
+                Ok(json!({ "certificate": certificate, "replayed": outcome.replayed }))
             })
             .await
         }
