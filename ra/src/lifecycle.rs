@@ -385,6 +385,24 @@ impl Lifecycle {
         Ok(())
     }
 
+    /// The holder's certificate `serial` if the provider may ask to revoke it: a NES with a
+    /// T.C. Kimlik No holder, active or suspended now (checked again when the revocation is
+    /// carried out).
+    pub fn provider_revocable(&self, serial: &Serial) -> Result<CertRecord> {
+        let record = self.holder_certificate(None, serial)?;
+        let now = self.clock.now_unix();
+        if !ca_core::lifecycle::is_live(record.status, record.not_after, now) {
+            return Err(RaError::Conflict {
+                field: "serial",
+                rule: format!(
+                    "certificate {serial} is {} (or expired): nothing to revoke",
+                    record.status
+                ),
+            });
+        }
+        Ok(record)
+    }
+
     /// Revokes a holder's certificate on the provider's grounds (no holder request).
     pub fn revoke_by_provider(&self, r: ProviderRevocation) -> Result<TransitionOutcome> {
         let record = self.holder_certificate(Some(&r.issuer), &r.serial)?;

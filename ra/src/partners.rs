@@ -125,6 +125,54 @@ impl Partners {
     }
 }
 
+impl Partners {
+    /// Revokes (cessationOfOperation) every active or suspended role and secure-communication
+    /// certificate of `partner` — those whose subject names its licence number — each under
+    /// the lifecycle request id `{request_id}-{serial}`, so that doing it again records nothing
+    /// twice. Returns the serials revoked. (The admin API's approved
+    /// `revoke-partner-certificates`.)
+    pub fn revoke_certificates(
+        &self,
+        lifecycle: &crate::lifecycle::Lifecycle,
+        partner: &PartnerId,
+        request_id: &str,
+        by: &Principal,
+    ) -> Result<Vec<ca_core::Serial>> {
+        use ca_core::lifecycle::{LifecycleAction, LifecycleRequest, RequestId, RevocationReason};
+        let record = self
+            .store
+            .partner(partner)?
+            .ok_or_else(|| unknown_partner(partner.as_str()))?;
+        let mut revoked = Vec::new();
+        for cert in self.store.list(None)? {
+            let live = matches!(cert.status, CertStatus::Active | CertStatus::Suspended);
+            let theirs = cert.profile.is_partner()
+                && cert.cert_der.as_deref().is_some_and(|der| {
+                    nesca_pkix::subject::subject_attribute(der, "2.5.4.5")
+                        .ok()
+                        .flatten()
+                        .is_some_and(|l| l == record.license_no)
+                });
+            if !(live && theirs) {
+                continue;
+            }
+            lifecycle.apply(LifecycleRequest {
+                request_id: RequestId::new(&format!("{request_id}-{}", cert.serial))?,
+                issuer: Some(cert.issuer.clone()),
+                serial: cert.serial,
+                holder: None,
+                action: LifecycleAction::Revoke {
+                    reason: Some(RevocationReason::CessationOfOperation),
+                    invalidity_date: None,
+                },
+                actor: by.clone(),
+            })?;
+            revoked.push(cert.serial);
+        }
+        Ok(revoked)
+    }
+}
+
 /// The refusal for a partner that is not registered or not active.
 pub fn unknown_partner(id: &str) -> RaError {
     RaError::invalid("partner", format!("no registered ESHS partner \"{id}\""))
@@ -304,5 +352,68 @@ mod tests {
             check_channel_client(&record),
             Err(ChannelClientRefusal::NotAPartnerCertificate)
         );
+    }
+
+    #[test]
+    fn a_partners_live_certificates_are_revoked_in_bulk_once() {
+        use ca_core::clock::Clock;
+        use ca_core::profile::{PartnerCertKind, PartnerProfileConfig};
+        let f = fixture();
+        let partners = Partners::new(f.store.clone());
+        let lifecycle = crate::lifecycle::Lifecycle::new(f.store.clone(), f.clock.clone());
+        let by = Principal::HostOperator;
+        let profile = PartnerCertProfile::from_config(
+            PartnerCertKind::Role,
+            &PartnerProfileConfig::default(),
+        )
+        .unwrap();
+        let mut serials = Vec::new();
+        for (id, licence) in [("acme", "ESHS-1"), ("other", "ESHS-2")] {
+            let id = PartnerId::parse(id).unwrap();
+            partners
+                .register(
+                    &by,
+                    id.clone(),
+                    "A.Ş.".into(),
+                    licence.into(),
+                    f.clock.now_unix(),
+                )
+                .unwrap();
+            let csr = VerifiedCsr::parse(&ca_core::testkit::p256_csr()).unwrap();
+            let approved = partners
+                .approve_certificate(&id, &profile, "kec-1", csr, 30)
+                .unwrap();
+            serials.push(
+                partners
+                    .issue_certificate(&by, &f.engine, &f.ca, approved)
+                    .unwrap()
+                    .serial,
+            );
+        }
+        let acme = PartnerId::parse("acme").unwrap();
+        let revoked = partners
+            .revoke_certificates(&lifecycle, &acme, "bulk-r1", &by)
+            .unwrap();
+        assert_eq!(revoked, vec![serials[0]]);
+        let status = |s| f.store.get(None, s).unwrap().unwrap().status;
+        assert_eq!(status(&serials[0]), CertStatus::Revoked);
+        assert_eq!(
+            status(&serials[1]),
+            CertStatus::Active,
+            "another partner's stays"
+        );
+        // Again: nothing live is left.
+        assert!(partners
+            .revoke_certificates(&lifecycle, &acme, "bulk-r2", &by)
+            .unwrap()
+            .is_empty());
+        assert!(partners
+            .revoke_certificates(
+                &lifecycle,
+                &PartnerId::parse("nobody").unwrap(),
+                "bulk-r3",
+                &by
+            )
+            .is_err());
     }
 }

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use ca_core::lifecycle::{LifecycleAction, LifecycleRequest, RequestId, RevocationReason};
-use ca_core::store::{CertStatus, RevocationGrounds, Store};
+use ca_core::lifecycle::{RequestId, RevocationReason};
+use ca_core::store::{RevocationGrounds, Store};
 use ca_core::{IssuerId, OperatorName, OperatorRole, Principal, Serial, VerifiedCsr};
 use nesca_ra::dual_control::{AdminAction, Execute};
 use nesca_ra::lifecycle::ProviderRevocation;
@@ -35,13 +35,9 @@ pub(crate) struct Bound<'a> {
     pub(crate) api: &'a AdminApi,
 }
 
-/// The id of the lifecycle change request `id` makes (of its `n`th certificate, in bulk).
-fn change_id(id: &str, n: Option<&Serial>) -> Result<RequestId, RaError> {
-    let text = match n {
-        Some(serial) => format!("admin-{id}-{serial}"),
-        None => format!("admin-{id}"),
-    };
-    Ok(RequestId::new(&text)?)
+/// The id of the lifecycle change request `id` makes (a bulk revocation adds each serial).
+fn change_id(id: &str) -> Result<RequestId, RaError> {
+    Ok(RequestId::new(&format!("admin-{id}"))?)
 }
 
 fn reason(r: &Option<String>) -> Result<Option<RevocationReason>, RaError> {
@@ -70,7 +66,7 @@ impl Execute for Bound<'_> {
                     serial: Serial::parse_hex(serial)?,
                     reason: reason(r)?,
                     grounds: RevocationGrounds::parse(grounds)?,
-                    request_id: change_id(id, None)?,
+                    request_id: change_id(id)?,
                     actor: by.clone(),
                 })?;
                 Ok(json!({
@@ -80,36 +76,9 @@ impl Execute for Bound<'_> {
             }
             AdminAction::RevokePartnerCertificates { partner } => {
                 let partner = ca_core::PartnerId::parse(partner)?;
-                let record = api
-                    .store
-                    .partner(&partner)?
-                    .ok_or_else(|| nesca_ra::partners::unknown_partner(partner.as_str()))?;
-                let mut revoked = Vec::new();
-                for cert in api.store.list(None)? {
-                    let live = matches!(cert.status, CertStatus::Active | CertStatus::Suspended);
-                    let theirs = cert.profile.is_partner()
-                        && cert.cert_der.as_deref().is_some_and(|der| {
-                            nesca_pkix::subject::subject_attribute(der, "2.5.4.5")
-                                .ok()
-                                .flatten()
-                                .is_some_and(|l| l == record.license_no)
-                        });
-                    if !(live && theirs) {
-                        continue;
-                    }
-                    api.lifecycle.apply(LifecycleRequest {
-                        request_id: change_id(id, Some(&cert.serial))?,
-                        issuer: Some(cert.issuer.clone()),
-                        serial: cert.serial,
-                        holder: None,
-                        action: LifecycleAction::Revoke {
-                            reason: Some(RevocationReason::CessationOfOperation),
-                            invalidity_date: None,
-                        },
-                        actor: by.clone(),
-                    })?;
-                    revoked.push(cert.serial.to_hex());
-                }
+                let revoked = nesca_ra::partners::Partners::new(api.store.clone())
+                    .revoke_certificates(&api.lifecycle, &partner, &format!("admin-{id}"), by)?;
+                let revoked: Vec<String> = revoked.iter().map(|s| s.to_hex()).collect();
                 Ok(json!({ "partner": partner.as_str(), "revoked": revoked }))
             }
             AdminAction::RenewOcspSigner { ca } => {

@@ -477,15 +477,7 @@ async fn change(
         } => {
             let trace = id.0.clone();
             answer(&id, StatusCode::ACCEPTED, move || {
-                let record = api.lifecycle.holder_certificate(None, &serial)?;
-                if !matches!(record.status, CertStatus::Active | CertStatus::Suspended) {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "conflict",
-                        Some("serial"),
-                        format!("certificate {serial} is {}", record.status),
-                    ));
-                }
+                let record = api.lifecycle.provider_revocable(&serial)?;
                 let action = AdminAction::RevokeCertificate {
                     issuer: record.issuer.to_string(),
                     serial: serial.to_hex(),
