@@ -798,6 +798,16 @@ fn an_issuing_ca_is_rolled_over_and_an_ocsp_signer_renewed_under_dual_control() 
         "{v}"
     );
 
+    // A generation id whose certificate file would replace one beside the configuration.
+    let r = admin.post(
+        &first,
+        "ca/rollover",
+        &json!({"ca": "nes-ca-g2", "new_id": "admin-tls"}),
+    );
+    assert_eq!(r.expect(409)["error"]["field"], "new_id", "{}", r.body);
+    let tls = fs::read(demo.path("admin-tls.pem")).unwrap();
+    assert!(String::from_utf8_lossy(&tls).contains("BEGIN CERTIFICATE"));
+
     // The OCSP signer, the same way.
     let v = admin
         .post(&first, "ocsp-signer/renew", &json!({}))

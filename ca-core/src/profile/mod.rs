@@ -96,6 +96,17 @@ pub struct IssuerContext {
     pub not_after: Option<UnixTime>,
 }
 
+impl IssuerContext {
+    /// The issuer's URLs, which every certificate it issues names (a root signing itself has
+    /// none, and issues nothing that needs them).
+    pub fn require_urls(&self) -> Result<&CaUrls> {
+        self.urls.as_ref().ok_or_else(|| CaError::Config {
+            field: "ca.public_url".into(),
+            rule: "the issuing CA has no public URL".into(),
+        })
+    }
+}
+
 /// A kind of certificate nesca issues.
 pub trait CertificateProfile: Send + Sync {
     /// The profile's name, for errors, the store and the audit log.

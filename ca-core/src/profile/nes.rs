@@ -284,10 +284,7 @@ impl CertificateProfile for NesProfile {
         subject_key: &SubjectPublicKeyInfoOwned,
         issuer: &IssuerContext,
     ) -> Result<Vec<Extension>> {
-        let urls = issuer.urls.as_ref().ok_or_else(|| CaError::Config {
-            field: "ca.public_url".into(),
-            rule: "the issuing CA has no public URL".into(),
-        })?;
+        let urls = issuer.require_urls()?;
         Ok(vec![
             ext::authority_key_identifier(&issuer.key_id)?,
             ext::subject_key_identifier(&key_identifier(subject_key))?,

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::certificate::TbsCertificate;
-use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::ext::Extension;
 use x509_cert::name::{Name, RelativeDistinguishedName};
 
@@ -24,7 +23,6 @@ use crate::oids;
 use crate::partner::{
     is_printable_string_char, PartnerRecord, MAX_LICENSE_NO_CHARS, MAX_PARTNER_NAME_CHARS,
 };
-use crate::verify::key_identifier;
 
 /// id-kp-serverAuth (RFC 5280 §4.2.1.12).
 pub const KP_SERVER_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1");
@@ -200,35 +198,13 @@ impl CertificateProfile for PartnerCertProfile {
         subject_key: &SubjectPublicKeyInfoOwned,
         issuer: &IssuerContext,
     ) -> Result<Vec<Extension>> {
-        let urls = issuer.urls.as_ref().ok_or_else(|| CaError::Config {
-            field: "ca.public_url".into(),
-            rule: "the issuing CA has no public URL".into(),
-        })?;
-        Ok(vec![
-            ext_basic_constraints()?,
-            crate::ext::authority_key_identifier(&issuer.key_id)?,
-            crate::ext::subject_key_identifier(&key_identifier(subject_key))?,
-            crate::ext::known(true, &KeyUsage(KeyUsages::DigitalSignature.into()))?,
-            crate::ext::known(false, &ExtendedKeyUsage(self.kind.key_purposes()))?,
-            crate::ext::crl_distribution_points(&urls.crl)?,
-            crate::ext::authority_info_access(Some(&urls.ocsp), &urls.ca_issuers)?,
-        ])
+        super::service::tls_leaf_extensions(subject_key, issuer, self.kind.key_purposes())
     }
 
     fn lint_profile(&self, tbs: &TbsCertificate, issuer: &IssuerContext, f: &mut Findings) {
         lint_subject(tbs, f);
         super::lint::lint_tls_leaf(tbs, issuer, &self.kind.key_purposes(), &[], f);
     }
-}
-
-fn ext_basic_constraints() -> Result<Extension> {
-    crate::ext::known(
-        true,
-        &BasicConstraints {
-            ca: false,
-            path_len_constraint: None,
-        },
-    )
 }
 
 /// Subject: exactly C=TR, O, serialNumber and CN, each once, with their string types.
@@ -294,6 +270,7 @@ fn lint_subject(tbs: &TbsCertificate, f: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use der::{Decode, Encode};
+    use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
     use x509_cert::TbsCertificate;
 
     use super::*;

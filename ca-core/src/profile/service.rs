@@ -150,16 +150,15 @@ fn check_ceiling(field: &'static str, days: u32) -> Result<()> {
     Ok(())
 }
 
-/// The extensions both profiles share, with `purpose` as the only extKeyUsage.
-fn shared_extensions(
+/// The extensions of every TLS end-entity certificate (a partner's, an operator's, a
+/// listener's), with exactly `purposes` as extKeyUsage; [`super::lint::lint_tls_leaf`] checks
+/// them.
+pub(super) fn tls_leaf_extensions(
     subject_key: &SubjectPublicKeyInfoOwned,
     issuer: &IssuerContext,
-    purpose: const_oid::ObjectIdentifier,
+    purposes: Vec<const_oid::ObjectIdentifier>,
 ) -> Result<Vec<Extension>> {
-    let urls = issuer.urls.as_ref().ok_or_else(|| CaError::Config {
-        field: "ca.public_url".into(),
-        rule: "the issuing CA has no public URL".into(),
-    })?;
+    let urls = issuer.require_urls()?;
     Ok(vec![
         crate::ext::known(
             true,
@@ -171,7 +170,7 @@ fn shared_extensions(
         crate::ext::authority_key_identifier(&issuer.key_id)?,
         crate::ext::subject_key_identifier(&key_identifier(subject_key))?,
         crate::ext::known(true, &KeyUsage(KeyUsages::DigitalSignature.into()))?,
-        crate::ext::known(false, &ExtendedKeyUsage(vec![purpose]))?,
+        crate::ext::known(false, &ExtendedKeyUsage(purposes))?,
         crate::ext::crl_distribution_points(&urls.crl)?,
         crate::ext::authority_info_access(Some(&urls.ocsp), &urls.ca_issuers)?,
     ])
@@ -225,7 +224,7 @@ impl CertificateProfile for OperatorProfile {
         subject_key: &SubjectPublicKeyInfoOwned,
         issuer: &IssuerContext,
     ) -> Result<Vec<Extension>> {
-        shared_extensions(subject_key, issuer, KP_CLIENT_AUTH)
+        tls_leaf_extensions(subject_key, issuer, vec![KP_CLIENT_AUTH])
     }
 
     fn lint_profile(&self, tbs: &TbsCertificate, issuer: &IssuerContext, f: &mut Findings) {
@@ -247,7 +246,7 @@ impl CertificateProfile for TlsServerProfile {
         subject_key: &SubjectPublicKeyInfoOwned,
         issuer: &IssuerContext,
     ) -> Result<Vec<Extension>> {
-        let mut exts = shared_extensions(subject_key, issuer, KP_SERVER_AUTH)?;
+        let mut exts = tls_leaf_extensions(subject_key, issuer, vec![KP_SERVER_AUTH])?;
         exts.push(crate::ext::known(false, &self.subject_alt_name()?)?);
         Ok(exts)
     }

@@ -3,10 +3,8 @@
 //! as the operator whose approval completed the request, under ids derived from the request's
 //! (a repeat after a stop records nothing twice).
 
-use std::sync::Arc;
-
 use ca_core::lifecycle::{RequestId, RevocationReason};
-use ca_core::store::{RevocationGrounds, Store};
+use ca_core::store::RevocationGrounds;
 use ca_core::{IssuerId, OperatorName, OperatorRole, Principal, Serial, VerifiedCsr};
 use nesca_ra::dual_control::{AdminAction, Execute};
 use nesca_ra::lifecycle::ProviderRevocation;
@@ -19,11 +17,11 @@ use crate::error::Result;
 
 /// What carrying out needs beyond the API's services.
 pub(crate) struct Executor {
-    renewal: crate::ocsp_signer::Renewal,
+    pub(super) renewal: crate::ocsp_signer::Renewal,
 }
 
 impl Executor {
-    pub(crate) fn new(cfg: &Loaded, _store: Arc<dyn Store>, _hsm: hsm::Hsm) -> Result<Executor> {
+    pub(crate) fn new(cfg: &Loaded) -> Result<Executor> {
         Ok(Executor {
             renewal: crate::ocsp_signer::Renewal::of(cfg)?,
         })

@@ -111,7 +111,7 @@ pub(crate) fn listener(
         lifecycle: Lifecycle::new(store.clone(), clock.clone()),
         operators: Operators::new(store.clone(), clock.clone()),
         dual: DualControl::new(store.clone(), clock.clone(), policy),
-        exec: execute::Executor::new(cfg, store.clone(), hsm.clone())?,
+        exec: execute::Executor::new(cfg)?,
         store,
         cfg: cfg.clone(),
         hsm: hsm.clone(),

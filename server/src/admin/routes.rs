@@ -181,11 +181,14 @@ pub(super) async fn health(
         };
         // The token answers and holds the issuing CA's key (or, with no issuing CA that can
         // sign, at least answers).
-        let hsm_ok = match &api.issuing {
-            Some(i) => api
-                .hsm
-                .has_key(&label_of(&api, &i.ca.context.id))
-                .unwrap_or(false),
+        let issuing_label = api.issuing.as_ref().and_then(|i| {
+            let cas = store.as_deref().unwrap_or(&[]);
+            cas.iter()
+                .find(|c| c.id == i.ca.context.id)
+                .map(|c| c.key_label.clone())
+        });
+        let hsm_ok = match issuing_label {
+            Some(label) => api.hsm.has_key(&label).unwrap_or(false),
             None => api.hsm.has_key(&api.cfg.raw.audit.key_label).is_ok(),
         };
         let days = |t: ca_core::UnixTime| (t.secs() - now.secs()) / 86_400;
@@ -208,7 +211,7 @@ pub(super) async fn health(
                     "key_label": ca.ocsp_key_label,
                     "not_after": v.map(|v| rfc3339(v.1)),
                     "days_left": v.map(|v| days(v.1)),
-                    "health": api.exec_health(ca, now),
+                    "health": api.exec.renewal.health_of(ca, now).as_str(),
                 }));
             }
         }
@@ -222,23 +225,6 @@ pub(super) async fn health(
         }))
     })
     .await
-}
-
-fn label_of(api: &AdminApi, ca: &ca_core::IssuerId) -> String {
-    api.store
-        .ca(ca)
-        .ok()
-        .flatten()
-        .map(|r| r.key_label)
-        .unwrap_or_default()
-}
-
-impl AdminApi {
-    fn exec_health(&self, ca: &ca_core::store::CaRecord, now: ca_core::UnixTime) -> &'static str {
-        crate::ocsp_signer::Renewal::of(&self.cfg)
-            .map(|r| r.health_of(ca, now).as_str())
-            .unwrap_or("unknown")
-    }
 }
 
 // ---- certificates -------------------------------------------------------------------------
@@ -667,7 +653,7 @@ async fn decision(
     };
     let trace = id.0.clone();
     answer(&id, StatusCode::OK, move || {
-        api.dual.expire_due()?;
+        // An expired request is refused by the store (approve) or by `reject` itself.
         let record = if approve {
             let exec = api.executor();
             api.dual.approve(
@@ -1040,8 +1026,11 @@ pub(super) async fn rollover_ca(
                 .map_err(|e| ApiError::unavailable("the issuing CA", &e))?
                 .id,
         };
-        if let Some(n) = &b.new_id {
-            ca_core::IssuerId::parse(n).map_err(|e| ApiError::invalid("new_id", e.rule()))?;
+                if let Some(n) = &b.new_id {
+            let n =
+                ca_core::IssuerId::parse(n).map_err(|e| ApiError::invalid("new_id", e.rule()))?;
+            crate::commands::ca::check_generation_file_free(&api.cfg, &n)
+                .map_err(|e| ApiError::new(StatusCode::CONFLICT, "conflict", Some("new_id"), e.to_string()))?;
         }
         let issuing = api
             .store

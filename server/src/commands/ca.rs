@@ -279,6 +279,7 @@ pub(crate) fn roll_over(
         Some(n) => n,
         None => next_generation_id(id)?,
     };
+    check_generation_file_free(cfg, &new_id)?;
     let root = store.ca(&cfg.root_id)?.ok_or_else(|| {
         CliError::config(
             "ca.root_id",
@@ -349,6 +350,23 @@ pub(crate) fn roll_over(
         "not_before": not_before,
         "not_after": not_after,
     }))
+}
+
+/// Refuses a new generation id whose certificate file, `NEW-ID.pem` beside the
+/// configuration, would replace a file that is there (`admin-tls.pem`, `ocsp-signer.pem`, a
+/// file the configuration names): checked before any key is made.
+pub(crate) fn check_generation_file_free(cfg: &Loaded, new_id: &IssuerId) -> Result<()> {
+    let file = cfg.dir().join(format!("{new_id}.pem"));
+    if file.exists() || std::fs::symlink_metadata(&file).is_ok() {
+        return Err(crate::error::CliError::config(
+            "new_id",
+            format!(
+                "{} exists already: a new generation's certificate would replace it; choose another id",
+                file.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `NEW-ID.pem` and a rewritten `ca-chain.pem` (every generation of `ca.id`, newest first,

@@ -148,18 +148,34 @@ pub(crate) fn emit(text: &str) -> Result<()> {
     }
 }
 
-/// Reads a file of at most `max` bytes; `field` names the option in errors.
+/// Reads a regular file of at most `max` bytes; `field` names the option in errors. The file
+/// is opened once and read through a cap, so neither a FIFO, a device nor a file that grows
+/// after the check is read past `max`.
 pub(crate) fn read_limited(field: &'static str, path: &Path, max: u64) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
-        .map_err(CliError::io("cannot read", path))?
-        .len();
-    if len > max {
+    use std::io::Read as _;
+    let too_big = |len: u64| CliError::Argument {
+        field,
+        rule: format!("{len} bytes is more than the {max} accepted"),
+    };
+    let file = std::fs::File::open(path).map_err(CliError::io("cannot read", path))?;
+    let meta = file.metadata().map_err(CliError::io("cannot read", path))?;
+    if !meta.is_file() {
         return Err(CliError::Argument {
             field,
-            rule: format!("{len} bytes is more than the {max} accepted"),
+            rule: format!("{} is not a regular file", path.display()),
         });
     }
-    std::fs::read(path).map_err(CliError::io("cannot read", path))
+    if meta.len() > max {
+        return Err(too_big(meta.len()));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(CliError::io("cannot read", path))?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// The DER of a file given as DER or as PEM with one of `labels`.
@@ -191,4 +207,29 @@ pub(crate) fn pem_or_der(field: &'static str, bytes: Vec<u8>, labels: &[&str]) -
 /// PEM of one DER certificate.
 pub(crate) fn cert_pem(der: &[u8]) -> String {
     der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a regular file is read, and never past the cap: a device or a directory is
+    /// refused before anything is read from it.
+    #[test]
+    fn read_limited_reads_regular_files_up_to_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"12345").unwrap();
+        assert_eq!(read_limited("f", &file, 5).unwrap(), b"12345");
+        assert!(read_limited("f", &file, 4)
+            .unwrap_err()
+            .to_string()
+            .contains("more than the 4 accepted"));
+        for not_regular in [dir.path(), Path::new("/dev/zero")] {
+            let e = read_limited("f", not_regular, 1024)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("not a regular file"), "{e}");
+        }
+    }
 }
