@@ -33,7 +33,7 @@ pub enum CaError {
         operation: &'static str,
         reason: String,
         #[source]
-        source: Option<rusqlite::Error>,
+        source: Option<StoreSource>,
     },
     /// A file or directory that holds secrets or personal data (the database, its WAL, the
     /// directory they are in) is open to group or others, or its mode cannot be read or set:
@@ -86,11 +86,45 @@ impl CaError {
     }
 
     /// A failure of the store's `operation`, keeping the database's error as the source.
-    pub(crate) fn store(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> CaError {
-        move |e| CaError::Store {
-            operation,
-            reason: e.to_string(),
-            source: Some(e),
+    pub(crate) fn store<E: Into<StoreSource>>(
+        operation: &'static str,
+    ) -> impl FnOnce(E) -> CaError {
+        move |e| {
+            let e = e.into();
+            CaError::Store {
+                operation,
+                reason: e.to_string(),
+                source: Some(e),
+            }
+        }
+    }
+
+    /// Whether this is the store being unreachable (the database server down or restarting,
+    /// its connection lost), which a caller may answer with "try later" (HTTP 503, OCSP
+    /// tryLater) rather than as a failure of the request.
+    pub fn is_store_unavailable(&self) -> bool {
+        matches!(self, CaError::Store { source: Some(s), .. } if s.is_unavailable())
+    }
+}
+
+/// The database error under a [`CaError::Store`]: SQLite's or PostgreSQL's, kept as it came.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreSource {
+    /// SQLite (`rusqlite`).
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL: the server's error, the connection's, or a column nesca cannot read.
+    #[error(transparent)]
+    Postgres(#[from] crate::store::PgError),
+}
+
+impl StoreSource {
+    /// The server cannot be reached or the connection was lost (not a refusal of the SQL).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreSource::Sqlite(_) => false,
+            StoreSource::Postgres(e) => e.is_unavailable(),
         }
     }
 }
@@ -135,7 +169,10 @@ mod tests {
             e.to_string(),
             format!("store: read: {}", rusqlite::Error::InvalidQuery)
         );
-        assert!(e.source().is_some_and(|s| s.is::<rusqlite::Error>()));
+        assert!(e
+            .source()
+            .and_then(|s| s.downcast_ref::<StoreSource>())
+            .is_some_and(|s| matches!(s, StoreSource::Sqlite(_))));
         let der = <x509_cert::Certificate as der::Decode>::from_der(b"\x30").unwrap_err();
         let e = CaError::der("Certificate")(der);
         assert!(e.to_string().starts_with("DER Certificate: "), "{e}");

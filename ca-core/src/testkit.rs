@@ -166,3 +166,67 @@ pub fn list_row(n: u32, tckn: &str, given: &str) -> crate::institution::ListRow 
         title: None,
     }
 }
+
+/// The PostgreSQL server tests create their databases on: `NESCA_TEST_POSTGRES_URL`, by
+/// default the local server's `postgres` database as user `postgres` (trust authentication).
+pub fn test_postgres_url() -> String {
+    std::env::var("NESCA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A PostgreSQL database of its own for one test, dropped with this guard.
+pub struct TestDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database with a name no other test uses.
+    pub fn create() -> TestDatabase {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let admin_url = test_postgres_url();
+        let name = format!(
+            "nesca_test_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>()
+        );
+        let mut client = postgres::Client::connect(&admin_url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect to the test server {admin_url}: {e}"));
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create the test database");
+        TestDatabase { admin_url, name }
+    }
+
+    /// The database's URL.
+    pub fn url(&self) -> String {
+        let (base, _) = self
+            .admin_url
+            .rsplit_once('/')
+            .expect("the test server's URL ends with /DATABASE");
+        format!("{base}/{}", self.name)
+    }
+
+    /// Options to open a store on the database.
+    pub fn options(&self) -> crate::store::PgOptions {
+        crate::store::PgOptions {
+            url: self.url(),
+            password: None,
+            tls: crate::store::PgTls::Disable,
+            pool_size: 4,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}

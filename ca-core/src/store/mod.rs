@@ -1,8 +1,13 @@
 //! The store: every certificate from the moment its serial is reserved, the CAs, the RA's
-//! records and the hash-chained audit log, behind narrow traits, one per concern, each small
-//! enough to implement twice. [`Store`] is their union, so PostgreSQL can join SQLite
-//! without touching the engine; `conformance` (with the `testkit` feature) is what every
-//! implementation must pass.
+//! records and the hash-chained audit log, behind narrow traits, one per concern. [`Store`]
+//! is their union; `conformance` (with the `testkit` feature) is what every implementation
+//! must pass.
+//!
+//! Two implementations: [`SqliteStore`] (`sqlite/`, the embedded default) and [`PgStore`]
+//! (`postgres/`, the store several nodes share). They share the role modules in `sql/` —
+//! one module per trait, its SQL and its checks — which each backend compiles against its
+//! own `db` module (the SQL driver: `rusqlite`, or a `postgres` client speaking the same
+//! API) and its own `Backend` type. So a rule of the store is written once.
 
 /// A status or kind the store keeps as text: the enum, `as_str` (the column's text), `parse`
 /// (which refuses text it does not know as [`crate::CaError::Invalid`] for the column, so a
@@ -60,6 +65,10 @@ mod crl;
 pub mod enrollment;
 mod institution;
 mod outbox;
+// Both backends compile the role modules of `sql/`, each against its own driver: the
+// double load is the design, not an accident.
+#[allow(clippy::duplicate_mod)]
+mod postgres;
 mod registry;
 mod sqlite;
 
@@ -99,7 +108,12 @@ pub use outbox::{OutboxAttempt, OutboxKind, OutboxMessage, OutboxStatus, OutboxS
 pub use registry::{generations, CaRecord, CaRole, OcspSignerRecord, RegistryStore};
 /// The lifecycle request id under which a certificate is suspended at issuance to await its
 /// commitment (derived from the serial, so a retried write is the same request).
-pub use sqlite::hold_request_id as commitment_hold_request_id;
+pub fn commitment_hold_request_id(
+    serial: &crate::serial::Serial,
+) -> crate::Result<crate::lifecycle::RequestId> {
+    crate::lifecycle::RequestId::new(&format!("commitment-hold-{}", serial.to_hex()))
+}
+pub use postgres::{PgError, PgOptions, PgStore, PgTls};
 pub use sqlite::SqliteStore;
 
 /// Durable storage of everything nesca keeps: the union of the role traits.

@@ -3,7 +3,6 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::{admin, audit, enrollments, institutions, registry};
 use crate::error::{CaError, Result};
 
 /// Versioned schema migrations, applied in order at open; never edit one that shipped.
@@ -162,16 +161,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE channel_applications ADD COLUMN wrapped_key TEXT;",
     // 6: the institutional channel: institutions and their officers, imported FRM.01.03
     // lists, pre-applications, the notification outbox.
-    institutions::MIGRATION,
+    INSTITUTIONS_MIGRATION,
     // 7: an invited person's completion: enrollments, applicant sessions, e-Onay consents,
     // invoice lines; the outbox learns SMS codes.
-    enrollments::MIGRATION,
+    ENROLLMENTS_MIGRATION,
     // 8: the rows a list import skipped as already open, for its replay. (One open
     // pre-application per person is migration 6's unique index `pre_applications_open`.)
-    institutions::ALREADY_OPEN_MIGRATION,
+    ALREADY_OPEN_MIGRATION,
     // 9: held lists block no one (only invited pre-applications are one per person); a held
     // list ends rejected or expired.
-    institutions::HELD_LISTS_MIGRATION,
+    HELD_LISTS_MIGRATION,
     // 10: lookups by serial alone (the channels' certificate lookup, `cert show`, the public
     // lookup, a commitment by serial) use an index instead of scanning every certificate; the
     // start-up reconcile finds reservations that never completed without a scan either.
@@ -180,20 +179,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX certificates_reserved ON certificates (reserved_at) WHERE status = 'reserved';",
     // 11: the trusted transport keys (certificates of the card-personalisation system and of
     // KEC devices) that card keys may be wrapped for, registered and withdrawn by an operator.
-    registry::TRANSPORT_KEYS_MIGRATION,
+    TRANSPORT_KEYS_MIGRATION,
     // 12: sign-in failures and locks per person and source, and the attempts per source
     // whoever they name; a lock written before moves to the unnamed source.
-    enrollments::SIGN_IN_SOURCES_MIGRATION,
+    SIGN_IN_SOURCES_MIGRATION,
     // 13: every delegated OCSP signer an issuing CA has had (renewal keeps the old ones).
-    registry::OCSP_SIGNERS_MIGRATION,
+    OCSP_SIGNERS_MIGRATION,
     // 14: an issuing CA's generations (key rollover).
-    registry::CA_GENERATIONS_MIGRATION,
+    CA_GENERATIONS_MIGRATION,
     // 15: an issuing CA's revocation as an offline root's CRL reported it.
-    registry::CA_REVOKED_MIGRATION,
+    CA_REVOKED_MIGRATION,
     // 16: signed checkpoints of the audit chain's head (issue 14).
-    audit::CHECKPOINTS_MIGRATION,
+    CHECKPOINTS_MIGRATION,
     // 17: PKI operators, dual-control requests and their approvals, security-word checks.
-    admin::ADMIN_MIGRATION,
+    ADMIN_MIGRATION,
 ];
 
 /// The schema version, read without taking a lock (0 for a new database).
@@ -244,6 +243,296 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     tx.commit().map_err(CaError::store("migrate"))
 }
+
+
+const INSTITUTIONS_MIGRATION: &str = "
+    CREATE TABLE institutions (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        tax_no       TEXT NOT NULL UNIQUE,
+        payer        TEXT NOT NULL CHECK (payer IN ('institution', 'person')),
+        officer_tckn TEXT NOT NULL,
+        officer_cert BLOB NOT NULL,
+        created_at   INTEGER NOT NULL,
+        active       INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE list_imports (
+        institution  TEXT NOT NULL,
+        file_sha256  TEXT NOT NULL,
+        file_name    TEXT NOT NULL,
+        signature    TEXT NOT NULL CHECK (signature IN ('cms', 'wet')),
+        evidence     BLOB NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('accepted', 'awaiting_confirmation')),
+        rows_created INTEGER NOT NULL,
+        rows_invalid INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL,
+        PRIMARY KEY (institution, file_sha256)
+    );
+    CREATE TABLE pre_applications (
+        id            TEXT PRIMARY KEY,
+        institution   TEXT NOT NULL,
+        file_sha256   TEXT NOT NULL,
+        row_no        INTEGER NOT NULL,
+        tckn          TEXT NOT NULL,
+        given_name    TEXT NOT NULL,
+        surname       TEXT NOT NULL,
+        email         TEXT NOT NULL,
+        mobile        TEXT NOT NULL,
+        unit          TEXT NOT NULL,
+        title         TEXT,
+        status        TEXT NOT NULL CHECK (status IN ('held', 'invited', 'closed')),
+        password_hash TEXT,
+        created_at    INTEGER NOT NULL
+    );
+    -- One open application per person, whichever institution listed them.
+    CREATE UNIQUE INDEX pre_applications_open ON pre_applications (tckn) WHERE status <> 'closed';
+    CREATE INDEX pre_applications_list ON pre_applications (institution, file_sha256);
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind            TEXT NOT NULL CHECK (kind IN ('access-password')),
+        subject_ref     TEXT NOT NULL,
+        recipient       TEXT NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('pending', 'sent')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        created_at      INTEGER NOT NULL,
+        sent_at         INTEGER
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';";
+
+const ENROLLMENTS_MIGRATION: &str = "
+    -- The outbox learns a second kind of message; SQLite cannot change a CHECK in place.
+    CREATE TABLE outbox_v2 (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind            TEXT NOT NULL CHECK (kind IN ('access-password', 'sms-code')),
+        subject_ref     TEXT NOT NULL,
+        recipient       TEXT NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('pending', 'sent')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        created_at      INTEGER NOT NULL,
+        sent_at         INTEGER
+    );
+    INSERT INTO outbox_v2 (id, kind, subject_ref, recipient, status, attempts, next_attempt_at,
+        last_error, created_at, sent_at)
+      SELECT id, kind, subject_ref, recipient, status, attempts, next_attempt_at, last_error,
+        created_at, sent_at FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v2 RENAME TO outbox;
+    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
+    CREATE TABLE enrollments (
+        pre_application      TEXT PRIMARY KEY,
+        stage                TEXT NOT NULL CHECK (stage IN
+            ('invited', 'form', 'confirmed', 'awaiting_wet', 'approved', 'produced')),
+        failed_sign_ins      INTEGER NOT NULL DEFAULT 0,
+        locked_until         INTEGER,
+        security_word_hash   TEXT,
+        do_not_publish       INTEGER NOT NULL DEFAULT 0,
+        delivery_address     TEXT,
+        sms_code_hash        TEXT,
+        sms_code_expires     INTEGER,
+        sms_code_failures    INTEGER NOT NULL DEFAULT 0,
+        sms_codes_sent       INTEGER NOT NULL DEFAULT 0,
+        confirmed_at         INTEGER,
+        approval_method      TEXT CHECK (approval_method IN ('e-onay', 'signature', 'wet')),
+        approval_text_sha256 TEXT,
+        approval_evidence    BLOB,
+        approved_at          INTEGER,
+        produce_after        INTEGER,
+        card_csr             BLOB,
+        production_attempts  INTEGER NOT NULL DEFAULT 0,
+        last_error           TEXT,
+        serial               TEXT,
+        produced_at          INTEGER,
+        package_written      INTEGER NOT NULL DEFAULT 0,
+        updated_at           INTEGER NOT NULL
+    );
+    CREATE INDEX enrollments_due ON enrollments (produce_after) WHERE stage = 'approved';
+    CREATE INDEX enrollments_serial ON enrollments (serial) WHERE serial IS NOT NULL;
+    CREATE TABLE applicant_sessions (
+        token_sha256    TEXT PRIMARY KEY,
+        pre_application TEXT NOT NULL,
+        expires_at      INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL
+    );
+    CREATE TABLE eonay_consents (
+        tckn            TEXT PRIMARY KEY,
+        reference       TEXT NOT NULL,
+        evidence        BLOB NOT NULL,
+        evidence_sha256 TEXT NOT NULL,
+        given_at        INTEGER NOT NULL,
+        recorded_by     TEXT NOT NULL,
+        recorded_at     INTEGER NOT NULL
+    );
+    CREATE TABLE invoice_lines (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        issuer          TEXT NOT NULL,
+        serial          TEXT NOT NULL,
+        pre_application TEXT NOT NULL UNIQUE,
+        institution     TEXT NOT NULL,
+        payer           TEXT NOT NULL CHECK (payer IN ('institution', 'person')),
+        payer_name      TEXT NOT NULL,
+        payer_id        TEXT NOT NULL,
+        holder_tckn     TEXT NOT NULL,
+        holder_name     TEXT NOT NULL,
+        item            TEXT NOT NULL,
+        month           TEXT NOT NULL,
+        produced_at     INTEGER NOT NULL
+    );
+    CREATE INDEX invoice_lines_month ON invoice_lines (institution, month);";
+
+/// Migration 8: the rows a list import skipped because their person had an open
+/// pre-application, so that importing the same file again answers its first outcome in full.
+/// Lists imported before it have none recorded.
+const ALREADY_OPEN_MIGRATION: &str = "
+    CREATE TABLE list_import_already_open (
+        institution     TEXT NOT NULL,
+        file_sha256     TEXT NOT NULL,
+        row_no          INTEGER NOT NULL,
+        pre_application TEXT NOT NULL,
+        PRIMARY KEY (institution, file_sha256, row_no)
+    ) WITHOUT ROWID;";
+
+/// Migration 9: held lists no longer block anyone. Only invited pre-applications are one per
+/// person (a held row, from a wet-signed list nobody has confirmed, is not an application
+/// yet); a held list may end rejected by an operator or expired. `list_imports` is rebuilt
+/// because SQLite cannot change a CHECK constraint in place.
+const HELD_LISTS_MIGRATION: &str = "
+    CREATE TABLE list_imports_v9 (
+        institution  TEXT NOT NULL,
+        file_sha256  TEXT NOT NULL,
+        file_name    TEXT NOT NULL,
+        signature    TEXT NOT NULL CHECK (signature IN ('cms', 'wet')),
+        evidence     BLOB NOT NULL,
+        status       TEXT NOT NULL
+                     CHECK (status IN ('accepted', 'awaiting_confirmation', 'rejected', 'expired')),
+        rows_created INTEGER NOT NULL,
+        rows_invalid INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL,
+        PRIMARY KEY (institution, file_sha256)
+    );
+    INSERT INTO list_imports_v9 SELECT institution, file_sha256, file_name, signature, evidence,
+        status, rows_created, rows_invalid, created_at FROM list_imports;
+    DROP TABLE list_imports;
+    ALTER TABLE list_imports_v9 RENAME TO list_imports;
+    CREATE INDEX list_imports_held ON list_imports (created_at)
+        WHERE status = 'awaiting_confirmation';
+    DROP INDEX pre_applications_open;
+    CREATE UNIQUE INDEX pre_applications_open ON pre_applications (tckn) WHERE status = 'invited';";
+
+/// Migration 11: the trusted transport keys card keys may be wrapped for.
+const TRANSPORT_KEYS_MIGRATION: &str = "CREATE TABLE transport_keys (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        cert_der      BLOB NOT NULL,
+        spki_der      BLOB NOT NULL,
+        not_before    INTEGER NOT NULL,
+        not_after     INTEGER NOT NULL,
+        registered_at INTEGER NOT NULL,
+        withdrawn_at  INTEGER
+    );";
+
+/// Migration 12: sign-in counted per person and source (`sign_in_sources`: the failures since
+/// the source's last sign-in or lock, and its lock), and per source whoever the attempt names
+/// (`sign_in_throttle`: the attempts in the source's current window). `enrollments.failed_sign_ins`
+/// stays the count from every source; `enrollments.locked_until` is no longer written (a lock
+/// it held moves to the unnamed source, `portal`).
+const SIGN_IN_SOURCES_MIGRATION: &str = "
+    CREATE TABLE sign_in_sources (
+        pre_application TEXT NOT NULL,
+        source          TEXT NOT NULL,
+        failures        INTEGER NOT NULL DEFAULT 0,
+        locked_until    INTEGER,
+        PRIMARY KEY (pre_application, source)
+    ) WITHOUT ROWID;
+    CREATE INDEX sign_in_sources_locks ON sign_in_sources (locked_until);
+    INSERT INTO sign_in_sources (pre_application, source, failures, locked_until)
+      SELECT pre_application, 'portal', 0, locked_until FROM enrollments
+      WHERE locked_until IS NOT NULL;
+    UPDATE enrollments SET locked_until = NULL;
+    CREATE TABLE sign_in_throttle (
+        source       TEXT PRIMARY KEY,
+        window_start INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sign_in_throttle_window ON sign_in_throttle (window_start);";
+
+/// Migration 13: every delegated OCSP signer an issuing CA has had (`cas.ocsp_key_label`
+/// and `ocsp_cert_der` stay the current one's).
+const OCSP_SIGNERS_MIGRATION: &str = "CREATE TABLE ocsp_signers (
+        ca        TEXT NOT NULL,
+        key_label TEXT NOT NULL,
+        cert_der  BLOB NOT NULL,
+        since     INTEGER NOT NULL,
+        PRIMARY KEY (ca, key_label)
+    );
+    INSERT INTO ocsp_signers (ca, key_label, cert_der, since)
+      SELECT id, ocsp_key_label, ocsp_cert_der, created_at FROM cas
+      WHERE ocsp_key_label IS NOT NULL AND ocsp_cert_der IS NOT NULL;";
+
+/// Migration 14: an issuing CA's generations (a key rollover makes a new one that supersedes
+/// the previous); at most one generation supersedes a CA.
+const CA_GENERATIONS_MIGRATION: &str = "ALTER TABLE cas ADD COLUMN supersedes TEXT;
+    CREATE UNIQUE INDEX cas_supersedes ON cas (supersedes) WHERE supersedes IS NOT NULL;";
+
+/// Migration 15: an issuing CA's revocation as an offline root's CRL reported it.
+const CA_REVOKED_MIGRATION: &str = "ALTER TABLE cas ADD COLUMN revoked_at INTEGER;";
+
+/// Migration 16: signed checkpoints of the audit chain's head.
+const CHECKPOINTS_MIGRATION: &str = "CREATE TABLE audit_checkpoints (
+        seq        INTEGER PRIMARY KEY,
+        hash       BLOB NOT NULL,
+        at         INTEGER NOT NULL,
+        key_label  TEXT NOT NULL,
+        signature  BLOB NOT NULL
+    );
+    -- The cross-check of certificates against their audit records (`unaudited`).
+    CREATE INDEX audit_certificate ON audit (issuer, serial, action);";
+
+/// Migration 17: operators, dual-control requests and approvals, security-word checks.
+const ADMIN_MIGRATION: &str = "CREATE TABLE operators (
+        name        TEXT PRIMARY KEY,
+        role        TEXT NOT NULL,
+        issuer      TEXT NOT NULL,
+        serial      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        disabled_at INTEGER,
+        UNIQUE (issuer, serial)
+    );
+    CREATE TABLE admin_requests (
+        id            TEXT PRIMARY KEY,
+        action        TEXT NOT NULL,
+        payload       TEXT NOT NULL,
+        approver_role TEXT NOT NULL,
+        requested_by  TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        status        TEXT NOT NULL,
+        decided_at    INTEGER,
+        result        TEXT
+    );
+    CREATE INDEX admin_requests_created ON admin_requests (created_at);
+    CREATE TABLE admin_request_approvals (
+        request_id TEXT NOT NULL,
+        operator   TEXT NOT NULL,
+        at         INTEGER NOT NULL,
+        PRIMARY KEY (request_id, operator)
+    );
+    CREATE TABLE security_word_checks (
+        issuer TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        at     INTEGER NOT NULL
+    );
+    CREATE INDEX security_word_checks_certificate ON security_word_checks (issuer, serial, at);
+    CREATE TABLE security_words (
+        issuer TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        hash   TEXT NOT NULL,
+        PRIMARY KEY (issuer, serial)
+    );
+    CREATE INDEX security_words_serial ON security_words (serial);";
 
 #[cfg(test)]
 mod tests {

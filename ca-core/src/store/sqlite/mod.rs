@@ -6,22 +6,38 @@
 //! own module, where each write is one function that the writer runs inside the batch's
 //! transaction ([`writer`]); reads use a shared reader connection or a snapshot of their own.
 
+// The role modules are shared with the PostgreSQL store: each backend compiles them against
+// its own `db` (the SQL driver) and `Backend` (the store type they implement the traits for).
+#[path = "../sql/admin.rs"]
 mod admin;
+#[path = "../sql/applications.rs"]
 mod applications;
+#[path = "../sql/audit.rs"]
 mod audit;
+#[path = "../sql/certificates.rs"]
 mod certificates;
+#[path = "../sql/columns.rs"]
+mod columns;
+#[path = "../sql/commitments.rs"]
 mod commitments;
+#[path = "../sql/crl.rs"]
 mod crl;
 #[cfg(test)]
 mod damaged_tests;
+mod db;
+#[path = "../sql/enrollments.rs"]
 mod enrollments;
 mod files;
+#[path = "../sql/institutions.rs"]
 mod institutions;
 mod migrations;
+#[path = "../sql/outbox.rs"]
 mod outbox;
 #[cfg(test)]
 mod plan_tests;
+#[path = "../sql/registry.rs"]
 mod registry;
+#[path = "../sql/writer.rs"]
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -32,20 +48,22 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection};
 
-pub use commitments::hold_request_id;
-
 use self::audit::AuditHead;
 use self::certificates::reason_code;
-use self::writer::{writer_loop, Job, Refusal};
+use self::columns::{bad_column, opt_time_column, tckn_column, time_column};
+use self::writer::{Refusal, Writer};
 use crate::error::{CaError, Result};
 use crate::lifecycle::RevocationReason;
 use crate::serial::{IssuerId, Serial};
 use crate::UnixTime;
 
+/// The store type the shared role modules implement the traits for.
+type Backend = SqliteStore;
+
 /// The SQLite implementation of [`crate::store::Store`].
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Option<Sender<Job>>>,
+    writer: Writer,
     /// The writer and the checkpointer threads.
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Dropping this sender stops the checkpointer.
@@ -70,7 +88,7 @@ fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(|e| CaError::Store {
         operation: "open",
         reason: format!("{}: {e}", path.display()),
-        source: Some(e),
+        source: Some(e.into()),
     })?;
     // FULL: in WAL mode NORMAL does not sync at commit, and a commit must survive power loss.
     // secure_delete: a deleted or overwritten value (an old password hash, a voided code's
@@ -105,11 +123,7 @@ impl SqliteStore {
             reason: e.to_string(),
             source: None,
         };
-        let (tx, rx) = mpsc::channel::<Job>();
-        let writer = std::thread::Builder::new()
-            .name("nesca-store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
-            .map_err(spawn_err)?;
+        let (writer, writer_thread) = Writer::start(conn)?;
         let (stop, stopped) = mpsc::channel::<()>();
         let checkpoint = std::thread::Builder::new()
             .name("nesca-store-checkpoint".into())
@@ -120,8 +134,8 @@ impl SqliteStore {
             .map_err(spawn_err)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            writer: Mutex::new(Some(tx)),
-            threads: Mutex::new(vec![writer, checkpoint]),
+            writer,
+            threads: Mutex::new(vec![writer_thread, checkpoint]),
             checkpoint_stop: Mutex::new(Some(stop)),
             reader: Mutex::new(reader),
         })
@@ -195,30 +209,14 @@ impl SqliteStore {
         Ok(rows)
     }
 
-    /// Queues `write` for the writer and waits until its batch is committed (or rolled back):
-    /// a write is one function of a role's module, run inside the batch's transaction with
-    /// the audit chain's head; its typed outcome comes back on a channel of its own.
+    /// Queues `write` for the writer and waits until its batch is committed
+    /// ([`writer::Writer::submit`]).
     fn submit<T, F>(&self, write: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &mut AuditHead) -> Result<T, Refusal> + Send + 'static,
     {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let sender = self
-            .writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let closed = || CaError::Store {
-            operation: "write",
-            reason: "the store writer has stopped".into(),
-            source: None,
-        };
-        sender
-            .ok_or_else(closed)?
-            .send(Job::new(write, reply))
-            .map_err(|_| closed())?;
-        answer.recv().map_err(|_| closed())?
+        self.writer.submit(write)
     }
 
     /// A connection of its own inside an open read transaction (one snapshot), with the
@@ -249,7 +247,7 @@ impl Drop for SqliteStore {
     fn drop(&mut self) {
         // Closing the channels ends the writer after it has committed what it holds, and the
         // checkpointer after a last checkpoint.
-        self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.writer.close();
         self.checkpoint_stop
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -315,34 +313,6 @@ fn truncate_wal(conn: &Connection) -> Result<bool> {
         }
         Err(e) => Err(CaError::store(op)(e)),
     }
-}
-
-/// Reads an instant column (Unix seconds, as every stored instant is kept).
-pub(super) fn time_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<UnixTime> {
-    r.get(i).map(UnixTime::from_secs)
-}
-
-/// Reads an instant column that may be NULL.
-pub(super) fn opt_time_column(
-    r: &rusqlite::Row<'_>,
-    i: usize,
-) -> rusqlite::Result<Option<UnixTime>> {
-    Ok(r.get::<_, Option<i64>>(i)?.map(UnixTime::from_secs))
-}
-
-/// A typed column's text that its `parse` refuses: a damaged row, refused where it is read
-/// with the parse's error (which names the field and the values it knows).
-pub(super) fn bad_column(i: usize, e: CaError) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-}
-
-/// Reads a T.C. Kimlik No column: a stored value that is not one is a damaged row, refused
-/// where it is read.
-pub(super) fn tckn_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<crate::Tckn> {
-    let text: String = r.get(i)?;
-    crate::Tckn::parse(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-    })
 }
 
 /// The store contract ([`crate::store::conformance`]), run against a fresh database file.

@@ -2,10 +2,11 @@
 //! the writer's batch transaction, so a change and its audit record commit together or not
 //! at all.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db;
+use super::db::{params, Connection, OptionalExtension};
 
 use super::writer::Refusal;
-use super::{time_column, SqliteStore};
+use super::{time_column, Backend};
 use crate::error::{CaError, Result};
 use crate::serial::IssuerId;
 use crate::store::audit::{
@@ -115,18 +116,7 @@ pub(super) fn event_entry(
     }
 }
 
-/// Migration 16: signed checkpoints of the audit chain's head.
-pub(super) const CHECKPOINTS_MIGRATION: &str = "CREATE TABLE audit_checkpoints (
-        seq        INTEGER PRIMARY KEY,
-        hash       BLOB NOT NULL,
-        at         INTEGER NOT NULL,
-        key_label  TEXT NOT NULL,
-        signature  BLOB NOT NULL
-    );
-    -- The cross-check of certificates against their audit records (`unaudited`).
-    CREATE INDEX audit_certificate ON audit (issuer, serial, action);";
-
-fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+fn record_row(r: &db::Row<'_>) -> db::Result<AuditRecord> {
     Ok(AuditRecord {
         entry: AuditEntry {
             seq: r.get(0)?,
@@ -172,7 +162,7 @@ fn add_checkpoint(conn: &Connection, cp: &AuditCheckpoint) -> Result<(), Refusal
     Ok(())
 }
 
-impl AuditStore for SqliteStore {
+impl AuditStore for Backend {
     fn audit_head(&self) -> Result<Option<(i64, Vec<u8>)>> {
         self.read(
             |c| {
@@ -238,7 +228,7 @@ impl AuditStore for SqliteStore {
                 }
                 // A transition must have its record, saying the same change (from, to).
                 let mut st = c.prepare(
-                    "SELECT t.seq, t.action, t.issuer, t.serial FROM transitions t WHERE NOT EXISTS (SELECT 1 FROM audit a WHERE a.seq = t.seq AND a.action = t.action AND a.issuer = t.issuer AND a.serial = t.serial AND instr(a.detail, ' ' || t.from_status || '->' || t.to_status) > 0) ORDER BY t.seq",
+                    "SELECT t.seq, t.action, t.issuer, t.serial FROM transitions t WHERE NOT EXISTS (SELECT 1 FROM audit a WHERE a.seq = t.seq AND a.action = t.action AND a.issuer = t.issuer AND a.serial = t.serial AND a.detail LIKE ('% ' || t.from_status || '->' || t.to_status || '%')) ORDER BY t.seq",
                 )?;
                 let rows = st.query_map([], |r| {
                     Ok(Unaudited { seq: Some(r.get(0)?), what: r.get(1)?, issuer: r.get(2)?, serial: r.get(3)? })
@@ -280,7 +270,7 @@ impl AuditStore for SqliteStore {
                 // A certificate's status is what its last transition made it (active without
                 // one).
                 let mut st = c.prepare(
-                    "SELECT c.issuer, c.serial, c.status, (SELECT t.seq FROM transitions t WHERE t.issuer = c.issuer AND t.serial = c.serial ORDER BY t.seq DESC LIMIT 1) AS last_seq, COALESCE((SELECT t.to_status FROM transitions t WHERE t.issuer = c.issuer AND t.serial = c.serial ORDER BY t.seq DESC LIMIT 1), 'active') AS want FROM certificates c WHERE c.cert_der IS NOT NULL AND c.status != want ORDER BY c.rowid",
+                    "SELECT issuer, serial, status, last_seq, want FROM (SELECT c.rowid AS row_order, c.issuer, c.serial, c.status, (SELECT t.seq FROM transitions t WHERE t.issuer = c.issuer AND t.serial = c.serial ORDER BY t.seq DESC LIMIT 1) AS last_seq, COALESCE((SELECT t.to_status FROM transitions t WHERE t.issuer = c.issuer AND t.serial = c.serial ORDER BY t.seq DESC LIMIT 1), 'active') AS want FROM certificates c WHERE c.cert_der IS NOT NULL) AS latest WHERE status != want ORDER BY row_order",
                 )?;
                 let rows = st.query_map([], |r| {
                     Ok(Unaudited { what: format!("status {} (its records say {})", r.get::<_, String>(2)?, r.get::<_, String>(4)?), issuer: r.get(0)?, serial: r.get(1)?, seq: r.get(3)? })

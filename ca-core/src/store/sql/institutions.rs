@@ -4,11 +4,12 @@
 //! their outbox messages and its audit record, or nothing. The one rule kept here is a
 //! constraint: the unique index `pre_applications_open` (one open pre-application per person).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db;
+use super::db::{params, Connection, OptionalExtension};
 
 use super::audit::{append_event, AuditHead};
 use super::writer::{after_writes, Refusal};
-use super::SqliteStore;
+use super::Backend;
 use crate::error::{CaError, Result};
 use crate::institution::{
     ImportOutcome, InstitutionId, InstitutionRecord, ListSignature, Payer, TaxNo,
@@ -20,111 +21,14 @@ use crate::store::{
 };
 use crate::UnixTime;
 
-pub(super) const MIGRATION: &str = "
-    CREATE TABLE institutions (
-        id           TEXT PRIMARY KEY,
-        name         TEXT NOT NULL,
-        tax_no       TEXT NOT NULL UNIQUE,
-        payer        TEXT NOT NULL CHECK (payer IN ('institution', 'person')),
-        officer_tckn TEXT NOT NULL,
-        officer_cert BLOB NOT NULL,
-        created_at   INTEGER NOT NULL,
-        active       INTEGER NOT NULL DEFAULT 1
-    );
-    CREATE TABLE list_imports (
-        institution  TEXT NOT NULL,
-        file_sha256  TEXT NOT NULL,
-        file_name    TEXT NOT NULL,
-        signature    TEXT NOT NULL CHECK (signature IN ('cms', 'wet')),
-        evidence     BLOB NOT NULL,
-        status       TEXT NOT NULL CHECK (status IN ('accepted', 'awaiting_confirmation')),
-        rows_created INTEGER NOT NULL,
-        rows_invalid INTEGER NOT NULL,
-        created_at   INTEGER NOT NULL,
-        PRIMARY KEY (institution, file_sha256)
-    );
-    CREATE TABLE pre_applications (
-        id            TEXT PRIMARY KEY,
-        institution   TEXT NOT NULL,
-        file_sha256   TEXT NOT NULL,
-        row_no        INTEGER NOT NULL,
-        tckn          TEXT NOT NULL,
-        given_name    TEXT NOT NULL,
-        surname       TEXT NOT NULL,
-        email         TEXT NOT NULL,
-        mobile        TEXT NOT NULL,
-        unit          TEXT NOT NULL,
-        title         TEXT,
-        status        TEXT NOT NULL CHECK (status IN ('held', 'invited', 'closed')),
-        password_hash TEXT,
-        created_at    INTEGER NOT NULL
-    );
-    -- One open application per person, whichever institution listed them.
-    CREATE UNIQUE INDEX pre_applications_open ON pre_applications (tckn) WHERE status <> 'closed';
-    CREATE INDEX pre_applications_list ON pre_applications (institution, file_sha256);
-    CREATE TABLE outbox (
-        id              INTEGER PRIMARY KEY AUTOINCREMENT,
-        kind            TEXT NOT NULL CHECK (kind IN ('access-password')),
-        subject_ref     TEXT NOT NULL,
-        recipient       TEXT NOT NULL,
-        status          TEXT NOT NULL CHECK (status IN ('pending', 'sent')),
-        attempts        INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at INTEGER NOT NULL,
-        last_error      TEXT,
-        created_at      INTEGER NOT NULL,
-        sent_at         INTEGER
-    );
-    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';";
-
-/// Migration 8: the rows a list import skipped because their person had an open
-/// pre-application, so that importing the same file again answers its first outcome in full.
-/// Lists imported before it have none recorded.
-pub(super) const ALREADY_OPEN_MIGRATION: &str = "
-    CREATE TABLE list_import_already_open (
-        institution     TEXT NOT NULL,
-        file_sha256     TEXT NOT NULL,
-        row_no          INTEGER NOT NULL,
-        pre_application TEXT NOT NULL,
-        PRIMARY KEY (institution, file_sha256, row_no)
-    ) WITHOUT ROWID;";
-
-/// Migration 9: held lists no longer block anyone. Only invited pre-applications are one per
-/// person (a held row, from a wet-signed list nobody has confirmed, is not an application
-/// yet); a held list may end rejected by an operator or expired. `list_imports` is rebuilt
-/// because SQLite cannot change a CHECK constraint in place.
-pub(super) const HELD_LISTS_MIGRATION: &str = "
-    CREATE TABLE list_imports_v9 (
-        institution  TEXT NOT NULL,
-        file_sha256  TEXT NOT NULL,
-        file_name    TEXT NOT NULL,
-        signature    TEXT NOT NULL CHECK (signature IN ('cms', 'wet')),
-        evidence     BLOB NOT NULL,
-        status       TEXT NOT NULL
-                     CHECK (status IN ('accepted', 'awaiting_confirmation', 'rejected', 'expired')),
-        rows_created INTEGER NOT NULL,
-        rows_invalid INTEGER NOT NULL,
-        created_at   INTEGER NOT NULL,
-        PRIMARY KEY (institution, file_sha256)
-    );
-    INSERT INTO list_imports_v9 SELECT institution, file_sha256, file_name, signature, evidence,
-        status, rows_created, rows_invalid, created_at FROM list_imports;
-    DROP TABLE list_imports;
-    ALTER TABLE list_imports_v9 RENAME TO list_imports;
-    CREATE INDEX list_imports_held ON list_imports (created_at)
-        WHERE status = 'awaiting_confirmation';
-    DROP INDEX pre_applications_open;
-    CREATE UNIQUE INDEX pre_applications_open ON pre_applications (tckn) WHERE status = 'invited';";
-
 /// Queues the access-password message of pre-application ?1 to ?2 at ?3.
 const QUEUE_ACCESS_PASSWORD: &str = "INSERT INTO outbox (kind, subject_ref, recipient, status, next_attempt_at, created_at) VALUES ('access-password', ?1, ?2, 'pending', ?3, ?3)";
 
 const INSTITUTION_COLUMNS: &str =
     "id, name, tax_no, payer, officer_tckn, officer_cert, created_at, active";
 
-pub(super) fn institution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InstitutionRecord> {
-    let bad = |i: usize, e: CaError| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-    };
+pub(super) fn institution_row(r: &db::Row<'_>) -> db::Result<InstitutionRecord> {
+    let bad = |i: usize, e: CaError| db::conversion_error(i, e.into());
     let id: String = r.get(0)?;
     let tax: String = r.get(2)?;
     let payer: String = r.get(3)?;
@@ -143,7 +47,7 @@ pub(super) fn institution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Institu
 pub(super) fn read_institution(
     conn: &Connection,
     id: &InstitutionId,
-) -> rusqlite::Result<Option<InstitutionRecord>> {
+) -> db::Result<Option<InstitutionRecord>> {
     conn.prepare_cached(&format!(
         "SELECT {INSTITUTION_COLUMNS} FROM institutions WHERE id = ?1"
     ))?
@@ -151,7 +55,7 @@ pub(super) fn read_institution(
     .optional()
 }
 
-pub(super) fn read_institutions(conn: &Connection) -> rusqlite::Result<Vec<InstitutionRecord>> {
+pub(super) fn read_institutions(conn: &Connection) -> db::Result<Vec<InstitutionRecord>> {
     let mut st = conn.prepare(&format!(
         "SELECT {INSTITUTION_COLUMNS} FROM institutions ORDER BY created_at, id"
     ))?;
@@ -307,16 +211,19 @@ fn new_id() -> String {
 pub(super) fn read_open_pre_applications(
     conn: &Connection,
     people: &[crate::Tckn],
-) -> rusqlite::Result<Vec<(crate::Tckn, String)>> {
+) -> db::Result<Vec<(crate::Tckn, String)>> {
     const CHUNK: usize = 500;
     let mut open = Vec::new();
     for chunk in people.chunks(CHUNK) {
-        let marks = vec!["?"; chunk.len()].join(", ");
+        let marks = (1..=chunk.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut st = conn.prepare_cached(&format!(
             "SELECT tckn, id FROM pre_applications WHERE status = 'invited' AND tckn IN ({marks})"
         ))?;
         let rows = st.query_map(
-            rusqlite::params_from_iter(chunk.iter().map(crate::Tckn::as_str)),
+            db::params_from_iter(chunk.iter().map(crate::Tckn::as_str)),
             |r| Ok((super::tckn_column(r, 0)?, r.get::<_, String>(1)?)),
         )?;
         for row in rows {
@@ -331,7 +238,7 @@ fn row_ids(
     conn: &Connection,
     sql: &str,
     (institution, file_sha256): (&InstitutionId, &str),
-) -> rusqlite::Result<Vec<(u32, String)>> {
+) -> db::Result<Vec<(u32, String)>> {
     let mut st = conn.prepare_cached(sql)?;
     let rows = st.query_map(params![institution.as_str(), file_sha256], |r| {
         Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?))
@@ -344,13 +251,9 @@ pub(super) fn read_list_import(
     conn: &Connection,
     institution: &InstitutionId,
     file_sha256: &str,
-) -> rusqlite::Result<Option<ListImportRecord>> {
+) -> db::Result<Option<ListImportRecord>> {
     let bad = |i: usize, what: &str, text: &str| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("unknown list {what} \"{text}\"").into(),
-        )
+        db::conversion_error(i, format!("unknown list {what} \"{text}\"").into())
     };
     let head = conn
         .prepare_cached(
@@ -566,7 +469,7 @@ fn move_list(
 fn close_held_rows(
     conn: &Connection,
     (institution, file_sha256): (&InstitutionId, &str),
-) -> rusqlite::Result<usize> {
+) -> db::Result<usize> {
     conn.prepare_cached(
         "UPDATE pre_applications SET status = 'closed' WHERE institution = ?1 AND file_sha256 = ?2 AND status = 'held'",
     )?
@@ -596,11 +499,11 @@ pub(super) fn confirm_list(
         .query_map(params![institution.as_str(), file_sha256], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?
-        .collect::<rusqlite::Result<_>>()?;
-    // The one-invited-per-person index refuses a row whose person was invited meanwhile (OR
-    // IGNORE leaves it held); those rows are closed below.
+        .collect::<db::Result<_>>()?;
+    // A row whose person was invited meanwhile stays held (the one-invited-per-person index
+    // would refuse it); those rows are closed below.
     let mut invite = conn.prepare_cached(
-        "UPDATE OR IGNORE pre_applications SET status = 'invited' WHERE id = ?1 AND status = 'held'",
+        "UPDATE pre_applications SET status = 'invited' WHERE id = ?1 AND status = 'held' AND NOT EXISTS (SELECT 1 FROM pre_applications o WHERE o.tckn = pre_applications.tckn AND o.status = 'invited')",
     )?;
     let mut outbox = conn.prepare_cached(QUEUE_ACCESS_PASSWORD)?;
     let mut invited = 0u64;
@@ -635,9 +538,13 @@ pub(super) fn end_held_list(
     // The scan of a list nobody confirmed is evidence of nothing: it is not kept (a partner
     // could otherwise store 20 MiB per file for ever). The list's own digest stays recorded.
     conn.prepare_cached(
-        "UPDATE list_imports SET evidence = x'' WHERE institution = ?1 AND file_sha256 = ?2",
+        "UPDATE list_imports SET evidence = ?3 WHERE institution = ?1 AND file_sha256 = ?2",
     )?
-    .execute(params![e.institution.as_str(), e.file_sha256])?;
+    .execute(params![
+        e.institution.as_str(),
+        e.file_sha256,
+        Vec::<u8>::new()
+    ])?;
     let action = e.to.action();
     append_event(
         conn,
@@ -659,14 +566,14 @@ fn read_held_lists_before(
     conn: &Connection,
     at: UnixTime,
     limit: u32,
-) -> rusqlite::Result<Vec<(InstitutionId, String)>> {
+) -> db::Result<Vec<(InstitutionId, String)>> {
     conn.prepare_cached(
         "SELECT institution, file_sha256 FROM list_imports WHERE status = 'awaiting_confirmation' AND created_at <= ?1 ORDER BY created_at LIMIT ?2",
     )?
     .query_map(params![at.secs(), limit], |r| {
         let id: String = r.get(0)?;
         let id = InstitutionId::parse(&id).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+            db::conversion_error(0, e.into())
         })?;
         Ok((id, r.get(1)?))
     })?
@@ -675,10 +582,8 @@ fn read_held_lists_before(
 
 pub(super) const PRE_COLUMNS: &str = "id, institution, file_sha256, row_no, tckn, given_name, surname, email, mobile, unit, title, status, password_hash, created_at";
 
-pub(super) fn pre_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PreApplication> {
-    let bad = |i: usize, e: Box<dyn std::error::Error + Send + Sync>| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e)
-    };
+pub(super) fn pre_row(r: &db::Row<'_>) -> db::Result<PreApplication> {
+    let bad = |i: usize, e: Box<dyn std::error::Error + Send + Sync>| db::conversion_error(i, e);
     let institution: String = r.get(1)?;
     let status: String = r.get(11)?;
     Ok(PreApplication {
@@ -707,7 +612,7 @@ pub(super) fn pre_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PreApplication>
 pub(super) fn read_pre_applications(
     conn: &Connection,
     institution: &InstitutionId,
-) -> rusqlite::Result<Vec<PreApplication>> {
+) -> db::Result<Vec<PreApplication>> {
     let mut st = conn.prepare(&format!(
         "SELECT {PRE_COLUMNS} FROM pre_applications WHERE institution = ?1 ORDER BY created_at, file_sha256, row_no"
     ))?;
@@ -718,7 +623,7 @@ pub(super) fn read_pre_applications(
 pub(super) fn read_pre_application(
     conn: &Connection,
     id: &str,
-) -> rusqlite::Result<Option<PreApplication>> {
+) -> db::Result<Option<PreApplication>> {
     conn.prepare_cached(&format!(
         "SELECT {PRE_COLUMNS} FROM pre_applications WHERE id = ?1"
     ))?
@@ -726,7 +631,7 @@ pub(super) fn read_pre_application(
     .optional()
 }
 
-impl InstitutionStore for SqliteStore {
+impl InstitutionStore for Backend {
     fn add_institution(
         &self,
         institution: InstitutionRecord,

@@ -2,12 +2,13 @@
 //! (RFC 5280 §5.2.3), reserved before signing and marked published after; entries read from
 //! one snapshot each.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db;
+use super::db::{params, Connection, OptionalExtension};
 
 use super::audit::{append_audit, audit_entry, AuditHead};
 use super::certificates::{revocation_at, status_column};
 use super::writer::{refused, Refusal};
-use super::{bad_column, opt_time_column, time_column, SqliteStore};
+use super::{bad_column, opt_time_column, time_column, Backend};
 use crate::error::{CaError, Result};
 use crate::serial::{IssuerId, Serial};
 use crate::store::{
@@ -18,10 +19,8 @@ use crate::UnixTime;
 const CRL_COLUMNS: &str =
     "issuer, number, kind, base_number, watermark, this_update, next_update, entries, published";
 
-fn crl_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CrlRecord> {
-    let bad = |i: usize, e: String| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-    };
+fn crl_row(r: &db::Row<'_>) -> db::Result<CrlRecord> {
+    let bad = |i: usize, e: String| db::conversion_error(i, e.into());
     let issuer: String = r.get(0)?;
     let kind: String = r.get(2)?;
     Ok(CrlRecord {
@@ -41,7 +40,7 @@ fn latest_crl(
     conn: &Connection,
     issuer: &IssuerId,
     kind: CrlKind,
-) -> rusqlite::Result<Option<CrlRecord>> {
+) -> db::Result<Option<CrlRecord>> {
     conn.prepare_cached(&format!(
         "SELECT {CRL_COLUMNS} FROM crls WHERE issuer = ?1 AND kind = ?2 AND published = 1 ORDER BY number DESC LIMIT 1"
     ))?
@@ -146,7 +145,7 @@ fn publish_crl(
     Ok(())
 }
 
-impl CrlStore for SqliteStore {
+impl CrlStore for Backend {
     fn scan_revoked(
         &self,
         issuer: &IssuerId,
@@ -210,9 +209,10 @@ impl CrlStore for SqliteStore {
                 let hex: String = r.get(0)?;
                 let status = status_column(r, 1)?;
                 let revocation = revocation_at(r, 2)?;
-                let at_base = match r.get_ref(5)? {
-                    rusqlite::types::ValueRef::Null => None,
-                    _ => Some(status_column(r, 5)?),
+                let at_base = if db::is_null(r, 5)? {
+                    None
+                } else {
+                    Some(status_column(r, 5)?)
                 };
                 let last_change = opt_time_column(r, 6)?;
                 Ok((hex, status, revocation, at_base, last_change))

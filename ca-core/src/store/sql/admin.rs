@@ -1,12 +1,13 @@
 //! The admin API's records in SQLite: operators, dual-control requests and their approvals,
 //! and the security-word checks counted per certificate.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db;
+use super::db::{params, Connection, OptionalExtension};
 
 use super::audit::{append_event, AuditHead};
 use super::certificates::{cert_row, CERT_COLUMNS};
 use super::writer::Refusal;
-use super::{bad_column, opt_time_column, time_column, SqliteStore};
+use super::{bad_column, opt_time_column, time_column, Backend};
 use crate::error::{CaError, Result};
 use crate::serial::{IssuerId, Serial};
 use crate::store::admin::{
@@ -16,52 +17,9 @@ use crate::store::admin::{
 use crate::store::CertRecord;
 use crate::{OperatorName, OperatorRole, Principal, UnixTime};
 
-/// Migration 17: operators, dual-control requests and approvals, security-word checks.
-pub(super) const ADMIN_MIGRATION: &str = "CREATE TABLE operators (
-        name        TEXT PRIMARY KEY,
-        role        TEXT NOT NULL,
-        issuer      TEXT NOT NULL,
-        serial      TEXT NOT NULL,
-        created_at  INTEGER NOT NULL,
-        disabled_at INTEGER,
-        UNIQUE (issuer, serial)
-    );
-    CREATE TABLE admin_requests (
-        id            TEXT PRIMARY KEY,
-        action        TEXT NOT NULL,
-        payload       TEXT NOT NULL,
-        approver_role TEXT NOT NULL,
-        requested_by  TEXT NOT NULL,
-        created_at    INTEGER NOT NULL,
-        expires_at    INTEGER NOT NULL,
-        status        TEXT NOT NULL,
-        decided_at    INTEGER,
-        result        TEXT
-    );
-    CREATE INDEX admin_requests_created ON admin_requests (created_at);
-    CREATE TABLE admin_request_approvals (
-        request_id TEXT NOT NULL,
-        operator   TEXT NOT NULL,
-        at         INTEGER NOT NULL,
-        PRIMARY KEY (request_id, operator)
-    );
-    CREATE TABLE security_word_checks (
-        issuer TEXT NOT NULL,
-        serial TEXT NOT NULL,
-        at     INTEGER NOT NULL
-    );
-    CREATE INDEX security_word_checks_certificate ON security_word_checks (issuer, serial, at);
-    CREATE TABLE security_words (
-        issuer TEXT NOT NULL,
-        serial TEXT NOT NULL,
-        hash   TEXT NOT NULL,
-        PRIMARY KEY (issuer, serial)
-    );
-    CREATE INDEX security_words_serial ON security_words (serial);";
-
 const OPERATOR_COLUMNS: &str = "name, role, issuer, serial, created_at, disabled_at";
 
-fn operator_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OperatorRecord> {
+fn operator_row(r: &db::Row<'_>) -> db::Result<OperatorRecord> {
     let name: String = r.get(0)?;
     let role: String = r.get(1)?;
     let issuer: String = r.get(2)?;
@@ -143,7 +101,7 @@ fn disable_operator(
 
 const REQUEST_COLUMNS: &str = "id, action, payload, approver_role, requested_by, created_at, expires_at, status, decided_at, result";
 
-fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AdminRequestRecord> {
+fn request_row(r: &db::Row<'_>) -> db::Result<AdminRequestRecord> {
     let role: String = r.get(3)?;
     let by: String = r.get(4)?;
     let status: String = r.get(7)?;
@@ -163,7 +121,7 @@ fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AdminRequestRecord> {
 }
 
 /// A request with its approvals, read on `conn`.
-fn read_request(conn: &Connection, id: &str) -> rusqlite::Result<Option<AdminRequestRecord>> {
+fn read_request(conn: &Connection, id: &str) -> db::Result<Option<AdminRequestRecord>> {
     let sql = format!("SELECT {REQUEST_COLUMNS} FROM admin_requests WHERE id = ?1");
     let Some(mut req) = conn.query_row(&sql, [id], request_row).optional()? else {
         return Ok(None);
@@ -172,7 +130,7 @@ fn read_request(conn: &Connection, id: &str) -> rusqlite::Result<Option<AdminReq
     Ok(Some(req))
 }
 
-fn approvals(conn: &Connection, id: &str) -> rusqlite::Result<Vec<(OperatorName, UnixTime)>> {
+fn approvals(conn: &Connection, id: &str) -> db::Result<Vec<(OperatorName, UnixTime)>> {
     let mut st = conn.prepare_cached(
         "SELECT operator, at FROM admin_request_approvals WHERE request_id = ?1 ORDER BY at, rowid",
     )?;
@@ -325,7 +283,7 @@ fn decide(
     reread(conn, id)
 }
 
-impl AdminStore for SqliteStore {
+impl AdminStore for Backend {
     fn add_operator(
         &self,
         operator: OperatorRecord,
@@ -403,11 +361,11 @@ impl AdminStore for SqliteStore {
         self.read(
             |c| {
                 let sql = format!(
-                    "SELECT {REQUEST_COLUMNS} FROM admin_requests WHERE (?1 IS NULL OR status = ?1) ORDER BY created_at DESC, id LIMIT ?2"
+                    "SELECT {REQUEST_COLUMNS} FROM admin_requests WHERE (CAST(?1 AS TEXT) IS NULL OR status = ?1) ORDER BY created_at DESC, id LIMIT ?2"
                 );
                 let mut st = c.prepare(&sql)?;
                 let rows = st.query_map(params![status.map(AdminRequestStatus::as_str), limit], request_row)?;
-                let mut out: Vec<AdminRequestRecord> = rows.collect::<rusqlite::Result<_>>()?;
+                let mut out: Vec<AdminRequestRecord> = rows.collect::<db::Result<_>>()?;
                 for r in &mut out {
                     r.approvals = approvals(c, &r.id)?;
                 }
@@ -556,11 +514,11 @@ impl AdminStore for SqliteStore {
         // One statement per shape, so that the T.C. Kimlik No search uses its index.
         let (sql, tckn) = match &q.tckn {
             Some(t) => (
-                format!("SELECT {CERT_COLUMNS} FROM certificates WHERE tckn = ?1 AND (?2 IS NULL OR status = ?2) AND status NOT IN ('reserved', 'failed') ORDER BY reserved_at DESC, serial LIMIT ?3"),
+                format!("SELECT {CERT_COLUMNS} FROM certificates WHERE tckn = ?1 AND (CAST(?2 AS TEXT) IS NULL OR status = ?2) AND status NOT IN ('reserved', 'failed') ORDER BY reserved_at DESC, serial LIMIT ?3"),
                 Some(t.as_str().to_owned()),
             ),
             None => (
-                format!("SELECT {CERT_COLUMNS} FROM certificates WHERE ?1 IS NULL AND (?2 IS NULL OR status = ?2) AND status NOT IN ('reserved', 'failed') ORDER BY reserved_at DESC, serial LIMIT ?3"),
+                format!("SELECT {CERT_COLUMNS} FROM certificates WHERE CAST(?1 AS TEXT) IS NULL AND (CAST(?2 AS TEXT) IS NULL OR status = ?2) AND status NOT IN ('reserved', 'failed') ORDER BY reserved_at DESC, serial LIMIT ?3"),
                 None,
             ),
         };

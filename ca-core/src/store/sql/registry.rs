@@ -1,11 +1,12 @@
 //! The registry in SQLite: the CAs nesca runs, the licensed ESHS partners and the trusted
 //! transport keys.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db;
+use super::db::{params, Connection, OptionalExtension};
 
 use super::audit::{append_audit, append_event, audit_entry, AuditHead};
 use super::writer::Refusal;
-use super::{bad_column, opt_time_column, time_column, SqliteStore};
+use super::{bad_column, opt_time_column, time_column, Backend};
 use crate::error::{CaError, Result};
 use crate::partner::{PartnerId, PartnerRecord};
 use crate::serial::IssuerId;
@@ -78,27 +79,6 @@ fn add_ca(
 
 const INSERT_OCSP_SIGNER: &str =
     "INSERT INTO ocsp_signers (ca, key_label, cert_der, since) VALUES (?1, ?2, ?3, ?4)";
-
-/// Migration 13: every delegated OCSP signer an issuing CA has had (`cas.ocsp_key_label`
-/// and `ocsp_cert_der` stay the current one's).
-pub(super) const OCSP_SIGNERS_MIGRATION: &str = "CREATE TABLE ocsp_signers (
-        ca        TEXT NOT NULL,
-        key_label TEXT NOT NULL,
-        cert_der  BLOB NOT NULL,
-        since     INTEGER NOT NULL,
-        PRIMARY KEY (ca, key_label)
-    );
-    INSERT INTO ocsp_signers (ca, key_label, cert_der, since)
-      SELECT id, ocsp_key_label, ocsp_cert_der, created_at FROM cas
-      WHERE ocsp_key_label IS NOT NULL AND ocsp_cert_der IS NOT NULL;";
-
-/// Migration 14: an issuing CA's generations (a key rollover makes a new one that supersedes
-/// the previous); at most one generation supersedes a CA.
-pub(super) const CA_GENERATIONS_MIGRATION: &str = "ALTER TABLE cas ADD COLUMN supersedes TEXT;
-    CREATE UNIQUE INDEX cas_supersedes ON cas (supersedes) WHERE supersedes IS NOT NULL;";
-
-/// Migration 15: an issuing CA's revocation as an offline root's CRL reported it.
-pub(super) const CA_REVOKED_MIGRATION: &str = "ALTER TABLE cas ADD COLUMN revoked_at INTEGER;";
 
 /// Records `ca` revoked at `at` unless it was already.
 fn record_ca_revoked(
@@ -258,18 +238,6 @@ fn deactivate_partner(
     Ok(())
 }
 
-/// Migration 11: the trusted transport keys card keys may be wrapped for.
-pub(super) const TRANSPORT_KEYS_MIGRATION: &str = "CREATE TABLE transport_keys (
-        id            TEXT PRIMARY KEY,
-        name          TEXT NOT NULL,
-        cert_der      BLOB NOT NULL,
-        spki_der      BLOB NOT NULL,
-        not_before    INTEGER NOT NULL,
-        not_after     INTEGER NOT NULL,
-        registered_at INTEGER NOT NULL,
-        withdrawn_at  INTEGER
-    );";
-
 /// Registers a transport key; refuses an id that exists (withdrawn or not).
 fn add_transport_key(
     conn: &Connection,
@@ -358,7 +326,7 @@ fn withdraw_transport_key(
 const TRANSPORT_KEY_COLUMNS: &str =
     "id, name, cert_der, spki_der, not_before, not_after, registered_at, withdrawn_at";
 
-fn transport_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransportKeyRecord> {
+fn transport_key_row(r: &db::Row<'_>) -> db::Result<TransportKeyRecord> {
     let id: String = r.get(0)?;
     Ok(TransportKeyRecord {
         id: TransportKeyId::parse("transport_keys.id", &id).map_err(|e| bad_column(0, e))?,
@@ -375,10 +343,8 @@ fn transport_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransportKeyReco
 /// The columns [`ca_row`] reads, in its order.
 const CA_COLUMNS: &str = "id, role, key_label, cert_der, ocsp_key_label, ocsp_cert_der, supersedes";
 
-fn ca_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaRecord> {
-    let bad = |i: usize, e: String| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-    };
+fn ca_row(r: &db::Row<'_>) -> db::Result<CaRecord> {
+    let bad = |i: usize, e: String| db::conversion_error(i, e.into());
     let id: String = r.get(0)?;
     let role: String = r.get(1)?;
     Ok(CaRecord {
@@ -397,12 +363,10 @@ fn ca_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaRecord> {
 
 const PARTNER_COLUMNS: &str = "id, name, license_no, created_at, active";
 
-fn partner_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartnerRecord> {
+fn partner_row(r: &db::Row<'_>) -> db::Result<PartnerRecord> {
     let id: String = r.get(0)?;
     Ok(PartnerRecord {
-        id: PartnerId::parse(&id).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-        })?,
+        id: PartnerId::parse(&id).map_err(|e| db::conversion_error(0, e.into()))?,
         name: r.get(1)?,
         license_no: r.get(2)?,
         created_at: time_column(r, 3)?,
@@ -415,17 +379,17 @@ struct RegistryTable<T> {
     table: &'static str,
     columns: &'static str,
     order: &'static str,
-    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    row: fn(&db::Row<'_>) -> db::Result<T>,
     what: &'static str,
 }
 
 impl<T> RegistryTable<T> {
-    fn one(&self, store: &SqliteStore, id: &str) -> Result<Option<T>> {
+    fn one(&self, store: &Backend, id: &str) -> Result<Option<T>> {
         let sql = format!("SELECT {} FROM {} WHERE id = ?1", self.columns, self.table);
         store.read(|c| c.query_row(&sql, [id], self.row).optional(), self.what)
     }
 
-    fn all(&self, store: &SqliteStore) -> Result<Vec<T>> {
+    fn all(&self, store: &Backend) -> Result<Vec<T>> {
         let sql = format!(
             "SELECT {} FROM {} ORDER BY {}",
             self.columns, self.table, self.order
@@ -465,7 +429,7 @@ const TRANSPORT_KEYS: RegistryTable<TransportKeyRecord> = RegistryTable {
     what: "read transport keys",
 };
 
-impl RegistryStore for SqliteStore {
+impl RegistryStore for Backend {
     fn add_ca(&self, ca: CaRecord, actor: &crate::Principal, at: UnixTime) -> Result<()> {
         let actor = actor.to_owned();
         self.submit(move |conn, head| add_ca(conn, &ca, (&actor, at), head))

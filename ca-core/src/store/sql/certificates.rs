@@ -2,13 +2,14 @@
 //! serial once per issuer), completion with what the same transaction must also record,
 //! failure, and lifecycle transitions once per request id.
 
+use super::db;
+use super::db::{params, Connection, OptionalExtension};
 use crate::store::RequestedBy;
-use rusqlite::{params, Connection, OptionalExtension};
 
 use super::applications::{finish_application, read_application};
 use super::audit::{append_audit, audit_entry, AuditHead};
 use super::writer::{after_writes, refused, Refusal};
-use super::{bad_column, commitments, enrollments, opt_time_column, time_column, SqliteStore};
+use super::{bad_column, commitments, enrollments, opt_time_column, time_column, Backend};
 use crate::error::{CaError, Result};
 use crate::lifecycle::{next_status, LifecycleAction, RequestId, RevocationReason};
 use crate::serial::{IssuerId, Serial};
@@ -26,10 +27,7 @@ pub(super) fn reason_code(r: Option<RevocationReason>) -> Option<i64> {
 
 /// Reads a CRLReason column (RFC 5280 §5.3.1): NULL or unspecified (0) is `None`; a code
 /// nesca never writes is a damaged row, refused where it is read.
-pub(super) fn reason_column(
-    r: &rusqlite::Row<'_>,
-    i: usize,
-) -> rusqlite::Result<Option<RevocationReason>> {
+pub(super) fn reason_column(r: &db::Row<'_>, i: usize) -> db::Result<Option<RevocationReason>> {
     match r.get::<_, Option<i64>>(i)? {
         None | Some(0) => Ok(None),
         Some(code) => u8::try_from(code)
@@ -46,7 +44,7 @@ pub(super) fn reason_column(
 }
 
 /// Reads a principal column (as [`crate::Principal`]'s `Display` wrote it).
-fn principal_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<crate::Principal> {
+fn principal_column(r: &db::Row<'_>, i: usize) -> db::Result<crate::Principal> {
     let s: String = r.get(i)?;
     s.parse()
         .map_err(|e: crate::CaTypesError| bad_column(i, e.into()))
@@ -54,11 +52,8 @@ fn principal_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<crate::
 
 /// Reads a certificate status column, refusing a status the store does not know.
 /// Borrows the text (no allocation: OCSP status lookups read it).
-pub(super) fn status_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<CertStatus> {
-    let s = r.get_ref(i)?.as_str().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-    })?;
-    s.parse().map_err(|e| bad_column(i, e))
+pub(super) fn status_column(r: &db::Row<'_>, i: usize) -> db::Result<CertStatus> {
+    db::text(r, i)?.parse().map_err(|e| bad_column(i, e))
 }
 
 /// Records a serial before signing; a serial the issuer has already is answered
@@ -151,7 +146,7 @@ fn complete(conn: &Connection, s: &Signed, head: &mut AuditHead) -> Result<(), R
         transition(
             conn,
             &TransitionWrite {
-                request_id: commitments::hold_request_id(serial).map_err(Refusal::Fatal)?,
+                request_id: commitments::hold_request_id(serial)?,
                 issuer: issuer.clone(),
                 serial: *serial,
                 action: LifecycleAction::Suspend,
@@ -355,10 +350,7 @@ pub(super) const STALE_RESERVATIONS: &str =
     "SELECT issuer, serial FROM certificates WHERE status = 'reserved' AND reserved_at < ?1 ORDER BY reserved_at";
 
 /// The revocation columns (revoked_at, reason, invalidity_date) starting at `i`.
-pub(super) fn revocation_at(
-    r: &rusqlite::Row<'_>,
-    i: usize,
-) -> rusqlite::Result<Option<Revocation>> {
+pub(super) fn revocation_at(r: &db::Row<'_>, i: usize) -> db::Result<Option<Revocation>> {
     Ok(match opt_time_column(r, i)? {
         Some(at) => Some(Revocation {
             at,
@@ -369,10 +361,8 @@ pub(super) fn revocation_at(
     })
 }
 
-pub(super) fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
-    let bad = |i: usize, e: String| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
-    };
+pub(super) fn cert_row(r: &db::Row<'_>) -> db::Result<CertRecord> {
+    let bad = |i: usize, e: String| db::conversion_error(i, e.into());
     let issuer: String = r.get(0)?;
     let serial: String = r.get(1)?;
     Ok(CertRecord {
@@ -398,7 +388,7 @@ pub(super) fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRecord> {
     })
 }
 
-impl CertificateStore for SqliteStore {
+impl CertificateStore for Backend {
     fn reserve(&self, r: Reservation) -> Result<Reserved> {
         self.submit(move |conn, head| reserve(conn, &r, head))
     }
@@ -472,7 +462,7 @@ impl CertificateStore for SqliteStore {
                 let rows = st.query_map(params![before.secs()], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                 })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()?
+                rows.collect::<db::Result<Vec<_>>>()?
             };
             let mut failed = Vec::with_capacity(stale.len());
             for (issuer, serial) in stale {
@@ -489,7 +479,7 @@ impl CertificateStore for SqliteStore {
     }
 
     fn list(&self, issuer: Option<&IssuerId>) -> Result<Vec<CertRecord>> {
-        let sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE (?1 IS NULL OR issuer = ?1) ORDER BY reserved_at, serial");
+        let sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE (CAST(?1 AS TEXT) IS NULL OR issuer = ?1) ORDER BY reserved_at, serial");
         self.read(
             |c| {
                 let mut stmt = c.prepare(&sql)?;
@@ -607,24 +597,5 @@ impl CertificateStore for SqliteStore {
             },
             "list serials",
         )
-    }
-}
-
-/// A certificate's profile is stored by its name.
-impl rusqlite::ToSql for crate::profile::ProfileName {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
-    }
-}
-
-/// A stored profile name that nesca does not issue is a damaged row, refused where it is read.
-impl rusqlite::types::FromSql for crate::profile::ProfileName {
-    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        let text = value.as_str()?;
-        crate::profile::ProfileName::parse(text).ok_or_else(|| {
-            rusqlite::types::FromSqlError::Other(
-                format!("profile {text:?} is not one nesca issues").into(),
-            )
-        })
     }
 }

@@ -8,7 +8,8 @@
 
 use std::sync::mpsc::{Receiver, SyncSender};
 
-use rusqlite::{Connection, TransactionBehavior};
+use super::db;
+use super::db::Connection;
 
 use super::audit::{audit_head, AuditHead};
 use crate::error::{CaError, Result};
@@ -24,12 +25,12 @@ pub(super) enum Refusal {
     Fatal(CaError),
 }
 
-impl From<rusqlite::Error> for Refusal {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<db::Error> for Refusal {
+    fn from(e: db::Error) -> Self {
         Refusal::Fatal(CaError::Store {
             operation: "write",
             reason: e.to_string(),
-            source: Some(e),
+            source: Some(e.into()),
         })
     }
 }
@@ -120,9 +121,55 @@ where
     }
 }
 
+/// The queue to the writer thread, which callers submit writes to.
+pub(super) struct Writer(std::sync::Mutex<Option<std::sync::mpsc::Sender<Job>>>);
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub(super) fn start(conn: Connection) -> Result<(Writer, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("nesca-store-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| CaError::Store {
+                operation: "start the store writer",
+                reason: e.to_string(),
+                source: None,
+            })?;
+        Ok((Writer(std::sync::Mutex::new(Some(tx))), thread))
+    }
+
+    /// Queues `write` and waits until its batch is committed (or rolled back): a write is
+    /// one function of a role's module, run inside the batch's transaction with the audit
+    /// chain's head; its typed outcome comes back on a channel of its own.
+    pub(super) fn submit<T, F>(&self, write: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut AuditHead) -> Result<T, Refusal> + Send + 'static,
+    {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let sender = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let closed = || CaError::Store {
+            operation: "write",
+            reason: "the store writer has stopped".into(),
+            source: None,
+        };
+        sender
+            .ok_or_else(closed)?
+            .send(Job::new(write, reply))
+            .map_err(|_| closed())?;
+        answer.recv().map_err(|_| closed())?
+    }
+
+    /// Closes the queue: the writer thread ends once it has committed what it holds.
+    pub(super) fn close(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
 /// Takes whatever has queued up (at most [`MAX_BATCH`]), commits it as one transaction and
 /// answers each caller, until every sender is gone.
-pub(super) fn writer_loop(mut conn: Connection, rx: Receiver<Job>) {
+fn writer_loop(mut conn: Connection, rx: Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -144,9 +191,7 @@ pub(super) fn writer_loop(mut conn: Connection, rx: Receiver<Job>) {
 /// no savepoint is needed; any database error rolls the whole batch back and every caller in
 /// it gets the error (fail closed: no change without its audit record).
 fn commit_batch(conn: &mut Connection, batch: &mut [Job]) -> Result<()> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(CaError::store("begin"))?;
+    let tx = db::begin_batch(conn).map_err(CaError::store("begin"))?;
     let mut head = audit_head(&tx)?;
     for job in batch.iter_mut() {
         job.0.apply(&tx, &mut head)?;

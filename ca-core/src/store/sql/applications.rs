@@ -1,13 +1,14 @@
 //! Front channels' applications in SQLite: recorded once per (channel, reference), finished
 //! once, and abandoned at start when a crash cut them off.
 
+use super::db;
+use super::db::{params, Connection, OptionalExtension};
 use crate::card_key::WrappedCardKey;
-use rusqlite::{params, Connection, OptionalExtension};
 
 use super::audit::{append_audit, event_entry, AuditHead};
 use super::commitments;
 use super::writer::{after_writes, Refusal};
-use super::{bad_column, time_column, SqliteStore};
+use super::{bad_column, time_column, Backend};
 use crate::error::{CaError, Result};
 use crate::serial::{IssuerId, Serial};
 use crate::store::{
@@ -120,7 +121,7 @@ pub(super) fn finish_application(
 fn change_with_event(
     conn: &Connection,
     head: &mut AuditHead,
-    (sql, params): (&str, impl rusqlite::Params),
+    (sql, params): (&str, impl db::Params),
     (actor, at): (&crate::Principal, UnixTime),
     action: &'static str,
     detail: impl FnOnce(usize) -> String,
@@ -180,7 +181,7 @@ pub(super) fn read_application(
     conn: &Connection,
     channel: &str,
     channel_ref: &str,
-) -> rusqlite::Result<Option<ChannelApplication>> {
+) -> db::Result<Option<ChannelApplication>> {
     conn.prepare_cached(
         "SELECT status, serial, error, created_at, wrapped_key, channel FROM channel_applications WHERE channel = ?1 AND channel_ref = ?2",
     )?
@@ -202,7 +203,7 @@ pub(super) fn read_application(
             wrapped_key: match r.get::<_, Option<String>>(4)? {
                 // A record that does not decode is refused where it is read, by field.
                 Some(text) => Some(WrappedCardKey::from_record(&text).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+                    db::conversion_error(4, Box::new(e))
                 })?),
                 None => None,
             },
@@ -212,7 +213,7 @@ pub(super) fn read_application(
     .optional()
 }
 
-impl ApplicationStore for SqliteStore {
+impl ApplicationStore for Backend {
     fn begin_application(
         &self,
         channel: &ChannelName,

@@ -2,11 +2,12 @@
 //! that make them due, their delivery attempts counted in the row (`attempts + 1`), and the
 //! access password's hash recorded before its message goes out.
 
-use rusqlite::{params, Connection};
+use super::db;
+use super::db::{params, Connection};
 
 use super::audit::{append_audit, event_entry, AuditHead};
 use super::writer::{refused, Refusal};
-use super::{bad_column, SqliteStore};
+use super::{bad_column, Backend};
 use crate::error::Result;
 use crate::store::{OutboxAttempt, OutboxKind, OutboxMessage, OutboxStatus, OutboxStore};
 use crate::UnixTime;
@@ -15,7 +16,7 @@ use crate::UnixTime;
 const MESSAGE_COLUMNS: &str = "id, kind, subject_ref, recipient, attempts";
 
 /// A message from [`MESSAGE_COLUMNS`]; a kind nesca does not know is a damaged row.
-fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxMessage> {
+fn message_row(r: &db::Row<'_>) -> db::Result<OutboxMessage> {
     let kind: String = r.get(1)?;
     Ok(OutboxMessage {
         id: r.get(0)?,
@@ -26,11 +27,7 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxMessage> {
     })
 }
 
-fn read_outbox_due(
-    conn: &Connection,
-    at: UnixTime,
-    limit: u32,
-) -> rusqlite::Result<Vec<OutboxMessage>> {
+fn read_outbox_due(conn: &Connection, at: UnixTime, limit: u32) -> db::Result<Vec<OutboxMessage>> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
     ))?;
@@ -38,7 +35,7 @@ fn read_outbox_due(
     rows.collect()
 }
 
-fn read_outbox_all(conn: &Connection) -> rusqlite::Result<Vec<(OutboxMessage, OutboxStatus)>> {
+fn read_outbox_all(conn: &Connection) -> db::Result<Vec<(OutboxMessage, OutboxStatus)>> {
     let mut st = conn.prepare(&format!(
         "SELECT {MESSAGE_COLUMNS}, status FROM outbox ORDER BY id"
     ))?;
@@ -126,7 +123,7 @@ fn outbox_attempt(
     Ok(())
 }
 
-impl OutboxStore for SqliteStore {
+impl OutboxStore for Backend {
     fn outbox_due(&self, at: UnixTime, limit: u32) -> Result<Vec<OutboxMessage>> {
         self.read(|c| read_outbox_due(c, at, limit), "read outbox")
     }

@@ -2,12 +2,13 @@
 //! transaction, so a commitment, the lifecycle changes it causes and their audit records are
 //! one atomic change.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db;
+use super::db::{params, Connection, OptionalExtension};
 
 use super::audit::{append_audit, audit_entry, AuditHead};
 use super::certificates;
 use super::writer::{after_writes, refused, Refusal};
-use super::SqliteStore;
+use super::Backend;
 use crate::error::{CaError, Result};
 use crate::lifecycle::{LifecycleAction, RequestId, RevocationReason};
 use crate::serial::{IssuerId, Serial};
@@ -24,10 +25,8 @@ fn request_id(kind: &str, serial: &Serial) -> Result<RequestId, Refusal> {
 }
 
 /// The request id under which a certificate is suspended at issuance to await its commitment.
-pub fn hold_request_id(serial: &Serial) -> Result<RequestId, CaError> {
-    request_id("commitment-hold", serial).map_err(|r| match r {
-        Refusal::Refused(e) | Refusal::Fatal(e) => e,
-    })
+pub(super) fn hold_request_id(serial: &Serial) -> Result<RequestId, Refusal> {
+    crate::store::commitment_hold_request_id(serial).map_err(Refusal::Fatal)
 }
 
 /// One lifecycle change made by the commitment process to `serial`, under the request id
@@ -113,14 +112,8 @@ pub(super) fn insert(
 
 const COLUMNS: &str = "issuer, serial, channel, channel_ref, text, sha256, deadline, overwrite_serial, status, evidence, accepted_at, created_at";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommitmentRecord> {
-    let bad = |i: usize, what: &str| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("bad {what}").into(),
-        )
-    };
+fn row(r: &db::Row<'_>) -> db::Result<CommitmentRecord> {
+    let bad = |i: usize, what: &str| db::conversion_error(i, format!("bad {what}").into());
     let issuer: String = r.get(0)?;
     let serial: String = r.get(1)?;
     let overwrite: Option<String> = r.get(7)?;
@@ -149,10 +142,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommitmentRecord> {
 
 /// The commitment of `serial` (serials are unique across issuers in practice; the first is
 /// taken).
-pub(super) fn read(
-    conn: &Connection,
-    serial: &Serial,
-) -> rusqlite::Result<Option<CommitmentRecord>> {
+pub(super) fn read(conn: &Connection, serial: &Serial) -> db::Result<Option<CommitmentRecord>> {
     conn.prepare_cached(&by_serial_sql())?
         .query_row([serial.to_hex()], row)
         .optional()
@@ -289,7 +279,7 @@ pub(super) fn pending_due(
     conn: &Connection,
     at: UnixTime,
     limit: usize,
-) -> rusqlite::Result<Vec<CommitmentRecord>> {
+) -> db::Result<Vec<CommitmentRecord>> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM commitments WHERE status = 'pending' AND deadline < ?1 ORDER BY deadline, issuer, serial LIMIT ?2"
     ))?;
@@ -330,7 +320,7 @@ pub(super) fn expire(
     Ok(())
 }
 
-impl CommitmentStore for SqliteStore {
+impl CommitmentStore for Backend {
     fn commitment(&self, serial: &Serial) -> Result<Option<CommitmentRecord>> {
         self.read(|c| read(c, serial), "read commitment")
     }

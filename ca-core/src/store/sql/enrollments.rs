@@ -5,11 +5,12 @@
 //! the enrollment is still what the write says it saw (compare-and-set), and counts failures
 //! atomically; a refused write changes nothing.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db;
+use super::db::{params, Connection, OptionalExtension};
 
 use super::audit::{append_event as audit, AuditHead};
 use super::writer::{refused, Refusal};
-use super::SqliteStore;
+use super::Backend;
 use crate::error::{CaError, Result};
 use crate::institution::Payer;
 use crate::serial::{IssuerId, Serial};
@@ -21,136 +22,25 @@ use crate::store::enrollment::{
 use crate::store::CertStatus;
 use crate::UnixTime;
 
-pub(super) const MIGRATION: &str = "
-    -- The outbox learns a second kind of message; SQLite cannot change a CHECK in place.
-    CREATE TABLE outbox_v2 (
-        id              INTEGER PRIMARY KEY AUTOINCREMENT,
-        kind            TEXT NOT NULL CHECK (kind IN ('access-password', 'sms-code')),
-        subject_ref     TEXT NOT NULL,
-        recipient       TEXT NOT NULL,
-        status          TEXT NOT NULL CHECK (status IN ('pending', 'sent')),
-        attempts        INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at INTEGER NOT NULL,
-        last_error      TEXT,
-        created_at      INTEGER NOT NULL,
-        sent_at         INTEGER
-    );
-    INSERT INTO outbox_v2 (id, kind, subject_ref, recipient, status, attempts, next_attempt_at,
-        last_error, created_at, sent_at)
-      SELECT id, kind, subject_ref, recipient, status, attempts, next_attempt_at, last_error,
-        created_at, sent_at FROM outbox;
-    DROP TABLE outbox;
-    ALTER TABLE outbox_v2 RENAME TO outbox;
-    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
-    CREATE TABLE enrollments (
-        pre_application      TEXT PRIMARY KEY,
-        stage                TEXT NOT NULL CHECK (stage IN
-            ('invited', 'form', 'confirmed', 'awaiting_wet', 'approved', 'produced')),
-        failed_sign_ins      INTEGER NOT NULL DEFAULT 0,
-        locked_until         INTEGER,
-        security_word_hash   TEXT,
-        do_not_publish       INTEGER NOT NULL DEFAULT 0,
-        delivery_address     TEXT,
-        sms_code_hash        TEXT,
-        sms_code_expires     INTEGER,
-        sms_code_failures    INTEGER NOT NULL DEFAULT 0,
-        sms_codes_sent       INTEGER NOT NULL DEFAULT 0,
-        confirmed_at         INTEGER,
-        approval_method      TEXT CHECK (approval_method IN ('e-onay', 'signature', 'wet')),
-        approval_text_sha256 TEXT,
-        approval_evidence    BLOB,
-        approved_at          INTEGER,
-        produce_after        INTEGER,
-        card_csr             BLOB,
-        production_attempts  INTEGER NOT NULL DEFAULT 0,
-        last_error           TEXT,
-        serial               TEXT,
-        produced_at          INTEGER,
-        package_written      INTEGER NOT NULL DEFAULT 0,
-        updated_at           INTEGER NOT NULL
-    );
-    CREATE INDEX enrollments_due ON enrollments (produce_after) WHERE stage = 'approved';
-    CREATE INDEX enrollments_serial ON enrollments (serial) WHERE serial IS NOT NULL;
-    CREATE TABLE applicant_sessions (
-        token_sha256    TEXT PRIMARY KEY,
-        pre_application TEXT NOT NULL,
-        expires_at      INTEGER NOT NULL,
-        created_at      INTEGER NOT NULL
-    );
-    CREATE TABLE eonay_consents (
-        tckn            TEXT PRIMARY KEY,
-        reference       TEXT NOT NULL,
-        evidence        BLOB NOT NULL,
-        evidence_sha256 TEXT NOT NULL,
-        given_at        INTEGER NOT NULL,
-        recorded_by     TEXT NOT NULL,
-        recorded_at     INTEGER NOT NULL
-    );
-    CREATE TABLE invoice_lines (
-        id              INTEGER PRIMARY KEY AUTOINCREMENT,
-        issuer          TEXT NOT NULL,
-        serial          TEXT NOT NULL,
-        pre_application TEXT NOT NULL UNIQUE,
-        institution     TEXT NOT NULL,
-        payer           TEXT NOT NULL CHECK (payer IN ('institution', 'person')),
-        payer_name      TEXT NOT NULL,
-        payer_id        TEXT NOT NULL,
-        holder_tckn     TEXT NOT NULL,
-        holder_name     TEXT NOT NULL,
-        item            TEXT NOT NULL,
-        month           TEXT NOT NULL,
-        produced_at     INTEGER NOT NULL
-    );
-    CREATE INDEX invoice_lines_month ON invoice_lines (institution, month);";
-
-/// Migration 12: sign-in counted per person and source (`sign_in_sources`: the failures since
-/// the source's last sign-in or lock, and its lock), and per source whoever the attempt names
-/// (`sign_in_throttle`: the attempts in the source's current window). `enrollments.failed_sign_ins`
-/// stays the count from every source; `enrollments.locked_until` is no longer written (a lock
-/// it held moves to the unnamed source, `portal`).
-pub(super) const SIGN_IN_SOURCES_MIGRATION: &str = "
-    CREATE TABLE sign_in_sources (
-        pre_application TEXT NOT NULL,
-        source          TEXT NOT NULL,
-        failures        INTEGER NOT NULL DEFAULT 0,
-        locked_until    INTEGER,
-        PRIMARY KEY (pre_application, source)
-    ) WITHOUT ROWID;
-    CREATE INDEX sign_in_sources_locks ON sign_in_sources (locked_until);
-    INSERT INTO sign_in_sources (pre_application, source, failures, locked_until)
-      SELECT pre_application, 'portal', 0, locked_until FROM enrollments
-      WHERE locked_until IS NOT NULL;
-    UPDATE enrollments SET locked_until = NULL;
-    CREATE TABLE sign_in_throttle (
-        source       TEXT PRIMARY KEY,
-        window_start INTEGER NOT NULL,
-        attempts     INTEGER NOT NULL
-    ) WITHOUT ROWID;
-    CREATE INDEX sign_in_throttle_window ON sign_in_throttle (window_start);";
-
 /// The enrollment's columns; `locked_until` is the latest lock of any source.
 const ENROLLMENT_COLUMNS: &str = "pre_application, stage, failed_sign_ins, (SELECT MAX(s.locked_until) FROM sign_in_sources s WHERE s.pre_application = enrollments.pre_application), security_word_hash, do_not_publish, delivery_address, sms_code_hash, sms_code_expires, sms_code_failures, sms_codes_sent, confirmed_at, approval_method, approval_text_sha256, approved_at, produce_after, card_csr, production_attempts, last_error, serial, produced_at, package_written, updated_at";
 
 /// A column whose text does not parse as what it holds.
-fn bad(i: usize, what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        i,
-        rusqlite::types::Type::Text,
-        format!("bad {what}").into(),
-    )
+fn bad(i: usize, what: &str) -> db::Error {
+    db::conversion_error(i, format!("bad {what}").into())
 }
 
 /// An instant column (Unix seconds).
-fn time(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<UnixTime> {
+fn time(r: &db::Row<'_>, i: usize) -> db::Result<UnixTime> {
     r.get(i).map(UnixTime::from_secs)
 }
 
 /// An instant column that may be NULL.
-fn maybe_time(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<UnixTime>> {
+fn maybe_time(r: &db::Row<'_>, i: usize) -> db::Result<Option<UnixTime>> {
     Ok(r.get::<_, Option<i64>>(i)?.map(UnixTime::from_secs))
 }
 
-fn enrollment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnrollmentRecord> {
+fn enrollment_row(r: &db::Row<'_>) -> db::Result<EnrollmentRecord> {
     let stage: String = r.get(1)?;
     let method: Option<String> = r.get(12)?;
     let serial: Option<String> = r.get(19)?;
@@ -187,10 +77,7 @@ fn enrollment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnrollmentRecord> {
     })
 }
 
-pub(super) fn read_enrollment(
-    conn: &Connection,
-    id: &str,
-) -> rusqlite::Result<Option<EnrollmentRecord>> {
+pub(super) fn read_enrollment(conn: &Connection, id: &str) -> db::Result<Option<EnrollmentRecord>> {
     conn.prepare_cached(&format!(
         "SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE pre_application = ?1"
     ))?
@@ -204,7 +91,7 @@ pub(super) fn read_enrollments_due(
     conn: &Connection,
     at: UnixTime,
     limit: u32,
-) -> rusqlite::Result<Vec<EnrollmentRecord>> {
+) -> db::Result<Vec<EnrollmentRecord>> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE (stage = 'approved' AND COALESCE(produce_after, 0) <= ?1) OR (stage = 'produced' AND package_written = 0) ORDER BY approved_at, pre_application LIMIT ?2"
     ))?;
@@ -215,7 +102,7 @@ pub(super) fn read_enrollments_due(
 pub(super) fn read_open_pre_application_id(
     conn: &Connection,
     tckn: &str,
-) -> rusqlite::Result<Option<String>> {
+) -> db::Result<Option<String>> {
     conn.prepare_cached("SELECT id FROM pre_applications WHERE tckn = ?1 AND status = 'invited'")?
         .query_row([tckn], |r| r.get(0))
         .optional()
@@ -224,7 +111,7 @@ pub(super) fn read_open_pre_application_id(
 pub(super) fn read_session(
     conn: &Connection,
     token_sha256: &str,
-) -> rusqlite::Result<Option<(String, UnixTime)>> {
+) -> db::Result<Option<(String, UnixTime)>> {
     conn.prepare_cached(
         "SELECT pre_application, expires_at FROM applicant_sessions WHERE token_sha256 = ?1",
     )?
@@ -232,10 +119,7 @@ pub(super) fn read_session(
     .optional()
 }
 
-pub(super) fn read_consent(
-    conn: &Connection,
-    tckn: &str,
-) -> rusqlite::Result<Option<EOnayConsent>> {
+pub(super) fn read_consent(conn: &Connection, tckn: &str) -> db::Result<Option<EOnayConsent>> {
     conn.prepare_cached(
         "SELECT tckn, reference, evidence, evidence_sha256, given_at, recorded_by, recorded_at FROM eonay_consents WHERE tckn = ?1",
     )?
@@ -257,7 +141,7 @@ pub(super) fn read_invoice_lines(
     conn: &Connection,
     institution: &str,
     month: &str,
-) -> rusqlite::Result<Vec<InvoiceLine>> {
+) -> db::Result<Vec<InvoiceLine>> {
     let mut st = conn.prepare_cached(
         "SELECT i.id, i.issuer, i.serial, i.pre_application, i.institution, i.payer, i.payer_name, i.payer_id, i.holder_tckn, i.holder_name, i.item, i.month, i.produced_at, COALESCE(e.production_attempts, 0)
          FROM invoice_lines i LEFT JOIN enrollments e ON e.pre_application = i.pre_application
@@ -324,7 +208,7 @@ pub(super) const LOOKUP_BY_HOLDER: &str = concat!(
 pub(super) fn read_lookup_candidates(
     conn: &Connection,
     key: LookupKey<'_>,
-) -> rusqlite::Result<Vec<LookupCandidate>> {
+) -> db::Result<Vec<LookupCandidate>> {
     // One statement per key, not `?1 IS NULL OR c.serial = ?1`: SQLite uses no index for such
     // an OR, and this public endpoint would scan every certificate.
     let (sql, value) = match key {
@@ -354,7 +238,7 @@ pub(super) fn read_current_not_after(
     conn: &Connection,
     tckn: &str,
     at: UnixTime,
-) -> rusqlite::Result<Option<UnixTime>> {
+) -> db::Result<Option<UnixTime>> {
     conn.prepare_cached(
         // Live as `lifecycle::is_live` says: in use, and `at` within notAfter (inclusive).
         "SELECT MAX(not_after) FROM certificates WHERE tckn = ?1 AND status IN ('active', 'suspended') AND not_after >= ?2",
@@ -422,7 +306,7 @@ fn stale(conn: &Connection, id: &str, expect: Expect<'_>) -> Refusal {
 fn update_expecting(
     conn: &Connection,
     sql: &str,
-    p: impl rusqlite::Params,
+    p: impl db::Params,
     id: &str,
     expect: Expect<'_>,
 ) -> Result<(), Refusal> {
@@ -480,7 +364,7 @@ pub(super) fn write(
             // statement.
             let (count, locked_until): (u32, Option<UnixTime>) = conn
                 .prepare_cached(
-                    "INSERT INTO sign_in_sources (pre_application, source, failures) VALUES (?1, ?2, 1) ON CONFLICT (pre_application, source) DO UPDATE SET failures = failures + (COALESCE(locked_until, 0) <= ?3) RETURNING failures, locked_until",
+                    "INSERT INTO sign_in_sources (pre_application, source, failures) VALUES (?1, ?2, 1) ON CONFLICT (pre_application, source) DO UPDATE SET failures = sign_in_sources.failures + CASE WHEN COALESCE(sign_in_sources.locked_until, 0) <= ?3 THEN 1 ELSE 0 END RETURNING failures, locked_until",
                 )?
                 .query_row(params![id, source.as_str(), at.secs()], |r| {
                     Ok((r.get(0)?, maybe_time(r, 1)?))
@@ -568,7 +452,7 @@ pub(super) fn write(
             )?
             .execute(params![id, at.secs()])?;
             conn.prepare_cached(
-                "UPDATE sign_in_throttle SET attempts = MAX(attempts - 1, 0) WHERE source = ?1",
+                "UPDATE sign_in_throttle SET attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE source = ?1",
             )?
             .execute([source.as_str()])?;
             // Expired sessions go as new ones come.
@@ -604,7 +488,7 @@ pub(super) fn write(
             .execute([at.secs()])?;
             let count: u32 = conn
                 .prepare_cached(
-                    "INSERT INTO sign_in_throttle (source, window_start, attempts) VALUES (?1, ?2, 1) ON CONFLICT (source) DO UPDATE SET attempts = attempts + 1 RETURNING attempts",
+                    "INSERT INTO sign_in_throttle (source, window_start, attempts) VALUES (?1, ?2, 1) ON CONFLICT (source) DO UPDATE SET attempts = sign_in_throttle.attempts + 1 RETURNING attempts",
                 )?
                 .query_row(params![source.as_str(), at.secs()], |r| r.get(0))?;
             Ok(EnrollmentOutcome::Counted { count })
@@ -791,7 +675,7 @@ pub(super) fn write(
         } => {
             update_expecting(
                 conn,
-                "UPDATE enrollments SET stage = 'approved', approval_method = ?3, approval_text_sha256 = ?4, approval_evidence = ?5, approved_at = ?6, produce_after = ?7, updated_at = ?6 WHERE pre_application = ?1 AND stage = ?2 AND approval_text_sha256 IS ?8",
+                "UPDATE enrollments SET stage = 'approved', approval_method = ?3, approval_text_sha256 = ?4, approval_evidence = ?5, approved_at = ?6, produce_after = ?7, updated_at = ?6 WHERE pre_application = ?1 AND stage = ?2 AND approval_text_sha256 IS NOT DISTINCT FROM ?8",
                 params![id, from.as_str(), method.as_str(), text_sha256, evidence, at.secs(), produce_after.map(UnixTime::secs), expect_printed_sha256],
                 id,
                 Expect {
@@ -996,7 +880,7 @@ pub(super) fn produced(
     )
 }
 
-impl EnrollmentStore for SqliteStore {
+impl EnrollmentStore for Backend {
     fn enrollment_write(&self, w: EnrollmentWrite) -> Result<EnrollmentOutcome> {
         self.submit(move |conn, head| write(conn, &w, head))
     }
@@ -1047,9 +931,8 @@ impl EnrollmentStore for SqliteStore {
 }
 
 /// Reads a principal stored as its audit text.
-fn principal_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<crate::Principal> {
+fn principal_column(r: &db::Row<'_>, i: usize) -> db::Result<crate::Principal> {
     let text: String = r.get(i)?;
-    text.parse().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-    })
+    text.parse()
+        .map_err(|e| db::conversion_error(i, Box::new(e)))
 }

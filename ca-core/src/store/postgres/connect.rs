@@ -1,0 +1,129 @@
+//! How the PostgreSQL store reaches its server: the URL's parameters, the password (from
+//! the environment or a file, never from the configuration), and TLS.
+
+use std::path::PathBuf;
+
+use postgres::config::SslMode;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::db::PgError;
+use crate::error::{CaError, Result};
+
+/// TLS to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PgTls {
+    /// Plain TCP (or a Unix socket): a server on the same host or a trusted network.
+    Disable,
+    /// TLS required, the server's certificate verified against the CA certificates in this
+    /// PEM file and its name against the URL's host.
+    VerifyFull {
+        /// PEM file of the CA certificates that issue the server's certificate.
+        ca_file: PathBuf,
+    },
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://USER@HOST:PORT/DB` (libpq's URL and key=value forms). A password in it is
+    /// refused: it comes from `password`.
+    pub url: String,
+    /// The password, when the server asks for one.
+    pub password: Option<SecretString>,
+    /// TLS to the server.
+    pub tls: PgTls,
+    /// Connections kept open for reads, besides the writer's.
+    pub pool_size: usize,
+}
+
+/// Makes connections for the store (its writer, its readers, its listener).
+pub(crate) struct Connector {
+    config: postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // postgres::Config's Debug redacts the password.
+        f.debug_struct("Connector")
+            .field("config", &self.config)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+fn invalid(rule: impl Into<String>) -> CaError {
+    CaError::invalid("store.postgres_url", rule)
+}
+
+impl Connector {
+    /// Checks the options: a URL that parses and carries no password, a CA file that holds
+    /// certificates.
+    pub(crate) fn new(options: &PgOptions) -> Result<Connector> {
+        let mut config: postgres::Config = options
+            .url
+            .parse()
+            .map_err(|e: postgres::Error| invalid(format!("not a PostgreSQL URL: {e}")))?;
+        if config.get_password().is_some() {
+            return Err(invalid(
+                "holds a password; give it through store.postgres_password_env or store.postgres_password_file instead",
+            ));
+        }
+        if config.get_user().is_none() {
+            return Err(invalid("names no user (postgres://USER@HOST:PORT/DB)"));
+        }
+        if let Some(password) = &options.password {
+            config.password(password.expose_secret());
+        }
+        config.application_name("nesca");
+        config.connect_timeout(std::time::Duration::from_secs(5));
+        let tls = match &options.tls {
+            PgTls::Disable => {
+                config.ssl_mode(SslMode::Disable);
+                None
+            }
+            PgTls::VerifyFull { ca_file } => {
+                config.ssl_mode(SslMode::Require);
+                Some(tls_connector(ca_file)?)
+            }
+        };
+        Ok(Connector { config, tls })
+    }
+
+    /// A new connection.
+    pub(crate) fn connect(&self) -> Result<postgres::Client, PgError> {
+        Ok(match &self.tls {
+            Some(tls) => self.config.connect(tls.clone())?,
+            None => self.config.connect(postgres::NoTls)?,
+        })
+    }
+}
+
+/// A rustls client configuration trusting only the certificates of `ca_file`.
+fn tls_connector(ca_file: &std::path::Path) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    use rustls_pki_types::pem::PemObject;
+    let field = "store.postgres_ca_file";
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(ca_file)
+        .map_err(|e| CaError::invalid(field, format!("{}: {e}", ca_file.display())))?;
+    for cert in certs {
+        let cert =
+            cert.map_err(|e| CaError::invalid(field, format!("{}: {e}", ca_file.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| CaError::invalid(field, format!("{}: {e}", ca_file.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(CaError::invalid(
+            field,
+            format!("{} holds no certificate", ca_file.display()),
+        ));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CaError::invalid(field, e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}

@@ -1,0 +1,240 @@
+//! PostgreSQL store: the networked store several nodes share.
+//!
+//! The role modules are SQLite's (`store/sql/`), compiled against this backend's `db` (a
+//! `postgres` client that speaks the subset of `rusqlite`'s API they use) and `Backend`. So
+//! both stores run the same SQL and the same checks; what differs is here:
+//!
+//! - Writes go through one writer thread per process that commits what has queued up in one
+//!   transaction (group commit), as in SQLite; each transaction first takes an advisory lock
+//!   ([`db::WRITER_LOCK`]) that the writers of every node share, so writes are serialised
+//!   across nodes as SQLite serialises them within one host: one audit chain, serials
+//!   reserved once, every check made inside a write still true when it commits.
+//! - Reads take a connection from a bounded pool; long scans (a CRL) get a connection of their
+//!   own in a REPEATABLE READ snapshot.
+//! - A lost connection (the server restarted) fails the work in flight with a store error
+//!   that [`crate::CaError::is_store_unavailable`] recognises, and is replaced by a new one at
+//!   the next use: no restart of nesca is needed.
+
+#[path = "../sql/admin.rs"]
+mod admin;
+#[path = "../sql/applications.rs"]
+mod applications;
+#[path = "../sql/audit.rs"]
+mod audit;
+#[path = "../sql/certificates.rs"]
+mod certificates;
+#[path = "../sql/columns.rs"]
+mod columns;
+#[path = "../sql/commitments.rs"]
+mod commitments;
+mod connect;
+#[path = "../sql/crl.rs"]
+mod crl;
+pub(crate) mod db;
+#[path = "../sql/enrollments.rs"]
+mod enrollments;
+#[path = "../sql/institutions.rs"]
+mod institutions;
+mod migrations;
+#[path = "../sql/outbox.rs"]
+mod outbox;
+#[path = "../sql/registry.rs"]
+mod registry;
+#[path = "../sql/writer.rs"]
+mod writer;
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use connect::{PgOptions, PgTls};
+pub use db::PgError;
+
+use self::audit::AuditHead;
+use self::columns::{bad_column, opt_time_column, tckn_column, time_column};
+use self::connect::Connector;
+use self::db::Connection;
+use self::writer::{Refusal, Writer};
+use crate::error::{CaError, Result};
+
+/// The store type the shared role modules implement the traits for.
+type Backend = PgStore;
+
+/// How long a read waits for a pooled connection before it gives up.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
+/// The PostgreSQL implementation of [`crate::store::Store`].
+pub struct PgStore {
+    connector: Arc<Connector>,
+    writer: Writer,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("connector", &self.connector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects, runs pending migrations (one node at a time) and starts the writer.
+    pub fn open(options: &PgOptions) -> Result<PgStore> {
+        let connector = Arc::new(Connector::new(options)?);
+        let conn = Connection::open(connector.clone()).map_err(CaError::store("connect"))?;
+        migrations::migrate(&conn)?;
+        let (writer, writer_thread) = Writer::start(conn)?;
+        Ok(PgStore {
+            pool: Pool::new(connector.clone(), options.pool_size.max(1)),
+            connector,
+            writer,
+            writer_thread: Mutex::new(Some(writer_thread)),
+        })
+    }
+
+    /// Queues `write` for the writer and waits until its batch is committed
+    /// ([`writer::Writer::submit`]).
+    fn submit<T, F>(&self, write: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut AuditHead) -> Result<T, Refusal> + Send + 'static,
+    {
+        self.writer.submit(write)
+    }
+
+    /// A connection of its own inside a REPEATABLE READ transaction (one snapshot), with the
+    /// snapshot's watermark: the last audit sequence number it includes.
+    fn snapshot(&self, operation: &'static str) -> Result<(Connection, i64)> {
+        let conn = Connection::open(self.connector.clone()).map_err(CaError::store(operation))?;
+        conn.execute_batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(CaError::store(operation))?;
+        let watermark: i64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))
+            .map_err(CaError::store(operation))?;
+        Ok((conn, watermark))
+    }
+
+    /// Runs `f` on a pooled connection (each statement its own snapshot).
+    fn read<T>(
+        &self,
+        f: impl Fn(&Connection) -> db::Result<T>,
+        operation: &'static str,
+    ) -> Result<T> {
+        let conn = self.pool.take().map_err(CaError::store(operation))?;
+        let outcome = f(&conn);
+        let lost = conn.is_closed();
+        self.pool.give_back(conn);
+        match outcome {
+            // A pooled connection the server had dropped (a restart since its last use)
+            // fails its first statement: the read is tried once more on a new connection.
+            Err(e) if lost && e.is_unavailable() => {
+                let conn = self.pool.take().map_err(CaError::store(operation))?;
+                let outcome = f(&conn);
+                self.pool.give_back(conn);
+                outcome.map_err(CaError::store(operation))
+            }
+            other => other.map_err(CaError::store(operation)),
+        }
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.writer.close();
+        if let Some(t) = self
+            .writer_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The readers' connections: at most `size` open, idle ones kept for the next read.
+struct Pool {
+    connector: Arc<Connector>,
+    size: usize,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+struct PoolState {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
+impl Pool {
+    fn new(connector: Arc<Connector>, size: usize) -> Pool {
+        Pool {
+            connector,
+            size,
+            state: Mutex::new(PoolState {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// An open connection: an idle one, a new one while fewer than `size` are open, else the
+    /// next one given back (waiting at most [`POOL_WAIT`]).
+    fn take(&self) -> db::Result<Connection> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let deadline = std::time::Instant::now() + POOL_WAIT;
+        loop {
+            while let Some(mut conn) = state.idle.pop() {
+                // A connection the server dropped is replaced now rather than failing a read.
+                if conn.ensure_open().is_ok() {
+                    return Ok(conn);
+                }
+                state.open -= 1;
+            }
+            if state.open < self.size {
+                state.open += 1;
+                drop(state);
+                return Connection::open(self.connector.clone()).inspect_err(|_| {
+                    self.state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+                    self.freed.notify_one();
+                });
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(db::PgError::PoolTimeout(POOL_WAIT));
+            }
+            state = self
+                .freed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Returns a connection; a closed one is dropped and its place freed.
+    fn give_back(&self, conn: Connection) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if conn.is_closed() {
+            state.open -= 1;
+        } else {
+            state.idle.push(conn);
+        }
+        self.freed.notify_one();
+    }
+}
+
+/// The store contract ([`crate::store::conformance`]), run against a database of its own on
+/// the test server ([`crate::testkit::TestDatabase`]).
+#[cfg(test)]
+mod conformance {
+    use super::PgStore;
+
+    crate::store_conformance_tests!(|| {
+        let db = crate::testkit::TestDatabase::create();
+        let store = PgStore::open(&db.options()).expect("open store");
+        // The store is dropped before the database (fields drop in order).
+        (store, db)
+    });
+}
