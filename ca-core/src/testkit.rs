@@ -175,38 +175,21 @@ pub fn test_postgres_url() -> String {
 }
 
 /// A PostgreSQL database of its own for one test, dropped with this guard.
-pub struct TestDatabase {
-    admin_url: String,
-    name: String,
-}
+pub struct TestDatabase(crate::store::ScratchDatabase);
 
 impl TestDatabase {
     /// Creates an empty database with a name no other test uses.
     pub fn create() -> TestDatabase {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let admin_url = test_postgres_url();
-        let name = format!(
-            "nesca_test_{}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            rand::random::<u32>()
-        );
-        let mut client = postgres::Client::connect(&admin_url, postgres::NoTls)
-            .unwrap_or_else(|e| panic!("connect to the test server {admin_url}: {e}"));
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create the test database");
-        TestDatabase { admin_url, name }
+        let url = test_postgres_url();
+        TestDatabase(
+            crate::store::ScratchDatabase::create(&url, "nesca_test")
+                .unwrap_or_else(|e| panic!("create a test database on {url}: {e}")),
+        )
     }
 
     /// The database's URL.
     pub fn url(&self) -> String {
-        let (base, _) = self
-            .admin_url
-            .rsplit_once('/')
-            .expect("the test server's URL ends with /DATABASE");
-        format!("{base}/{}", self.name)
+        self.0.url().to_owned()
     }
 
     /// Options to open a store on the database.
@@ -216,17 +199,6 @@ impl TestDatabase {
             password: None,
             tls: crate::store::PgTls::Disable,
             pool_size: 4,
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
-            let _ = client.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
         }
     }
 }

@@ -678,12 +678,135 @@ pub(crate) struct HsmSection {
     pub allow_rsa_oaep_sha1_wrap: bool,
 }
 
-/// `[store]`.
+/// `[store]`: SQLite (`sqlite`) or PostgreSQL (`postgres_url`), exactly one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StoreSection {
-    /// Path of the SQLite database file.
-    pub sqlite: PathBuf,
+    /// Path of the SQLite database file (one host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqlite: Option<PathBuf>,
+    /// `postgres://USER@HOST:PORT/DB`: the database several nodes share. No password in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_url: Option<String>,
+    /// The environment variable holding the PostgreSQL password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_password_env: Option<String>,
+    /// A file (mode 0600) holding the PostgreSQL password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_password_file: Option<PathBuf>,
+    /// `disable` (default) or `verify-full` (TLS, the server's certificate checked against
+    /// `postgres_ca_file` and its name against the URL's host).
+    #[serde(default = "default_postgres_tls")]
+    pub postgres_tls: String,
+    /// PEM file of the CA certificates that issue the PostgreSQL server's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_ca_file: Option<PathBuf>,
+    /// Connections each process keeps for reads (1–64), besides its writer's.
+    #[serde(default = "default_postgres_pool")]
+    pub postgres_pool: usize,
+}
+
+fn default_postgres_tls() -> String {
+    "disable".into()
+}
+fn default_postgres_pool() -> usize {
+    8
+}
+
+/// Which store a configuration names.
+#[derive(Debug, Clone)]
+pub(crate) enum StoreChoice {
+    /// A SQLite file (resolved against the configuration's directory).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database; the password is read when the store is opened.
+    Postgres {
+        url: String,
+        tls: ca_core::store::PgTls,
+        pool: usize,
+    },
+}
+
+/// `[store]`: exactly one of `sqlite` and `postgres_url`; the PostgreSQL options only with
+/// `postgres_url`, at most one password source, a known `postgres_tls` with its CA file.
+fn check_store(s: &StoreSection, resolve: impl Fn(&Path) -> PathBuf) -> Result<StoreChoice> {
+    let url = match (&s.sqlite, &s.postgres_url) {
+        (Some(path), None) => {
+            let pg_options = s.postgres_password_env.is_some()
+                || s.postgres_password_file.is_some()
+                || s.postgres_ca_file.is_some()
+                || s.postgres_tls != "disable";
+            if pg_options {
+                return Err(CliError::config(
+                    "store",
+                    "postgres_password_env, postgres_password_file, postgres_tls and postgres_ca_file go with postgres_url, not sqlite",
+                ));
+            }
+            return Ok(StoreChoice::Sqlite(resolve(path)));
+        }
+        (None, Some(url)) => url,
+        (Some(_), Some(_)) => {
+            return Err(CliError::config(
+                "store",
+                "set either sqlite or postgres_url, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(CliError::config(
+                "store",
+                "set sqlite (a database file) or postgres_url (postgres://USER@HOST:PORT/DB)",
+            ))
+        }
+    };
+    if s.postgres_password_env.is_some() && s.postgres_password_file.is_some() {
+        return Err(CliError::config(
+            "store.postgres_password_file",
+            "set postgres_password_env or postgres_password_file, not both",
+        ));
+    }
+    if !(1..=64).contains(&s.postgres_pool) {
+        return Err(CliError::config(
+            "store.postgres_pool",
+            "must be between 1 and 64",
+        ));
+    }
+    let tls = match (s.postgres_tls.as_str(), &s.postgres_ca_file) {
+        ("disable", None) => ca_core::store::PgTls::Disable,
+        ("disable", Some(_)) => {
+            return Err(CliError::config(
+                "store.postgres_ca_file",
+                "is used only with postgres_tls = \"verify-full\"",
+            ))
+        }
+        ("verify-full", Some(ca)) => ca_core::store::PgTls::VerifyFull {
+            ca_file: resolve(ca),
+        },
+        ("verify-full", None) => {
+            return Err(CliError::config(
+                "store.postgres_ca_file",
+                "is required with postgres_tls = \"verify-full\" (the CA certificates of the server's certificate, PEM)",
+            ))
+        }
+        (other, _) => {
+            return Err(CliError::config(
+                "store.postgres_tls",
+                format!("\"{other}\" must be disable or verify-full"),
+            ))
+        }
+    };
+    // The URL's own checks (it parses, names a user, holds no password) are the store's.
+    ca_core::store::PgOptions {
+        url: url.clone(),
+        password: None,
+        tls: tls.clone(),
+        pool_size: s.postgres_pool,
+    }
+    .check()
+    .map_err(|e| CliError::config("store.postgres_url", e.to_string()))?;
+    Ok(StoreChoice::Postgres {
+        url: url.clone(),
+        tls,
+        pool: s.postgres_pool,
+    })
 }
 
 /// `[profile.*]`.
@@ -711,6 +834,8 @@ pub(crate) struct Loaded {
     /// The partner secure-communication-certificate profile (`[profile.partner]`).
     pub partner_secure_comm: PartnerCertProfile,
     pub urls: CaUrls,
+    /// The store `[store]` names.
+    pub store: StoreChoice,
 }
 
 impl Loaded {
@@ -733,6 +858,14 @@ impl Loaded {
     }
 
     pub(crate) fn check(path: &Path, raw: Config) -> Result<Loaded> {
+        let config_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let store = check_store(&raw.store, |p| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                config_dir.join(p)
+            }
+        })?;
         let issuing_id =
             IssuerId::parse(&raw.ca.id).map_err(|e| CliError::config("ca.id", e.rule()))?;
         let root_id = IssuerId::parse(&raw.ca.root_id)
@@ -907,7 +1040,42 @@ impl Loaded {
             partner_role,
             partner_secure_comm,
             urls,
+            store,
         })
+    }
+
+    /// The PostgreSQL password from `postgres_password_env` or `postgres_password_file`,
+    /// `None` when neither is set (the server trusts the connection, or a client
+    /// certificate).
+    pub(crate) fn postgres_password(&self) -> Result<Option<SecretString>> {
+        let s = &self.raw.store;
+        if let Some(var) = &s.postgres_password_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Some(SecretString::from(v))),
+                _ => Err(CliError::config(
+                    "store.postgres_password_env",
+                    format!(
+                        "environment variable {var} holding the PostgreSQL password is not set"
+                    ),
+                )),
+            };
+        }
+        match &s.postgres_password_file {
+            Some(file) => {
+                read_secret_file("store.postgres_password_file", "password", &self.path(file))
+                    .map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The store as people name it: the SQLite file, or the PostgreSQL URL (which holds no
+    /// password).
+    pub(crate) fn store_location(&self) -> String {
+        match &self.store {
+            StoreChoice::Sqlite(path) => path.display().to_string(),
+            StoreChoice::Postgres { url, .. } => url.clone(),
+        }
     }
 
     /// The checked profile of one kind of partner certificate.
@@ -1178,21 +1346,27 @@ pub(crate) fn check_private_file(field: &str, file: &Path) -> Result<()> {
 
 /// Reads a PIN file, refusing one that others can read. The PIN is never echoed.
 pub(crate) fn read_pin_file(file: &Path) -> Result<SecretString> {
-    check_private_file("hsm.pin_file", file)?;
+    read_secret_file("hsm.pin_file", "PIN", file)
+}
+
+/// Reads a file holding one secret (`what`: a PIN, a password) for the option `field`,
+/// refusing one that others can read, or an empty one. The secret is never echoed.
+pub(crate) fn read_secret_file(field: &str, what: &str, file: &Path) -> Result<SecretString> {
+    check_private_file(field, file)?;
     let text = std::fs::read_to_string(file).map_err(|e| {
         CliError::config(
-            "hsm.pin_file",
-            format!("cannot read PIN file {}: {e}", file.display()),
+            field,
+            format!("cannot read {what} file {}: {e}", file.display()),
         )
     })?;
-    let pin = text.trim_end_matches(['\n', '\r']);
-    if pin.is_empty() {
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
         return Err(CliError::config(
-            "hsm.pin_file",
-            format!("PIN file {} is empty", file.display()),
+            field,
+            format!("{what} file {} is empty", file.display()),
         ));
     }
-    Ok(SecretString::from(pin.to_string()))
+    Ok(SecretString::from(secret.to_string()))
 }
 
 #[cfg(test)]

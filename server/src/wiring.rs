@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use ca_core::engine::{Engine, SigningCa};
-use ca_core::store::{prelude::*, SqliteStore};
+use ca_core::store::{prelude::*, PgOptions, PgStore, SqliteStore};
 use ca_core::SystemClock;
 use hsm::{Hsm, HsmConfig};
 
-use crate::config::Loaded;
+use crate::config::{Loaded, StoreChoice};
 use crate::error::{CliError, Result};
 
 /// The clock every part of the binary reads. Built with the `test-clock` feature (tests
@@ -25,28 +25,61 @@ pub(crate) fn clock() -> Arc<dyn ca_core::Clock> {
     Arc::new(SystemClock)
 }
 
-/// Opens an existing store (commands other than `init` never create one).
-pub(crate) fn open_existing_store(cfg: &Loaded) -> Result<Arc<SqliteStore>> {
-    let path = cfg.path(&cfg.raw.store.sqlite);
-    if !path.is_file() {
-        return Err(CliError::config(
-            "store.sqlite",
-            format!(
-                "database {} does not exist; run `nesca init` first",
-                path.display()
-            ),
-        ));
+/// Opens an existing store (commands other than `init` never create one): the SQLite file
+/// must exist; a PostgreSQL database is migrated if it needs to be (`nesca init` fills it).
+pub(crate) fn open_existing_store(cfg: &Loaded) -> Result<Arc<dyn Store>> {
+    if let StoreChoice::Sqlite(path) = &cfg.store {
+        if !path.is_file() {
+            return Err(CliError::config(
+                "store.sqlite",
+                format!(
+                    "database {} does not exist; run `nesca init` first",
+                    path.display()
+                ),
+            ));
+        }
     }
     open_store(cfg)
 }
 
-/// Opens (creating if needed) the configured store. The store refuses a database file, WAL
-/// or directory that group or others may reach; that refusal names `store.sqlite`.
-pub(crate) fn open_store(cfg: &Loaded) -> Result<Arc<SqliteStore>> {
-    let path = cfg.path(&cfg.raw.store.sqlite);
-    SqliteStore::open(&path)
-        .map(Arc::new)
-        .map_err(store_refusal)
+/// Opens (creating if needed) the configured store. SQLite refuses a database file, WAL or
+/// directory that group or others may reach; that refusal names `store.sqlite`.
+pub(crate) fn open_store(cfg: &Loaded) -> Result<Arc<dyn Store>> {
+    Ok(match open_backend(cfg)? {
+        StoreBackend::Sqlite(store) => store,
+        StoreBackend::Postgres(store) => store,
+    })
+}
+
+/// The configured store as its own type, for what only one backend does (benchmark fills).
+pub(crate) enum StoreBackend {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
+/// Opens the configured store as its own type.
+pub(crate) fn open_backend(cfg: &Loaded) -> Result<StoreBackend> {
+    match &cfg.store {
+        StoreChoice::Sqlite(path) => SqliteStore::open(path)
+            .map(|s| StoreBackend::Sqlite(Arc::new(s)))
+            .map_err(store_refusal),
+        StoreChoice::Postgres { url, tls, pool } => {
+            let options = PgOptions {
+                url: url.clone(),
+                password: cfg.postgres_password()?,
+                tls: tls.clone(),
+                pool_size: *pool,
+            };
+            PgStore::open(&options)
+                .map(|s| StoreBackend::Postgres(Arc::new(s)))
+                .map_err(|e| match e {
+                    e @ ca_core::CaError::Invalid { .. } => {
+                        CliError::config("store.postgres_url", e.to_string())
+                    }
+                    other => other.into(),
+                })
+        }
+    }
 }
 
 /// A store file or directory open to others is a configuration refusal of `store.sqlite`.
@@ -140,7 +173,7 @@ pub(crate) fn urls_of(cfg: &Loaded, id: &ca_core::IssuerId) -> Result<ca_core::p
 }
 
 /// Loads the issuing CA's current generation from the store and its key from the token.
-pub(crate) fn open_issuance(cfg: &Loaded, store: Arc<SqliteStore>) -> Result<Issuance> {
+pub(crate) fn open_issuance(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Issuance> {
     let record = current_issuing(cfg, store.as_ref())?;
     let hsm = open_hsm(cfg)?;
     let signer = hsm.find_key(&record.key_label)?;
@@ -150,7 +183,6 @@ pub(crate) fn open_issuance(cfg: &Loaded, store: Arc<SqliteStore>) -> Result<Iss
         Arc::new(signer),
         Some(urls_of(cfg, &record.id)?),
     )?;
-    let store: Arc<dyn Store> = store;
     Ok(Issuance {
         engine: Engine::new(store, clock()),
         ca,

@@ -106,6 +106,37 @@ pub use institution::{
 };
 pub use outbox::{OutboxAttempt, OutboxKind, OutboxMessage, OutboxStatus, OutboxStore};
 pub use registry::{generations, CaRecord, CaRole, OcspSignerRecord, RegistryStore};
+/// Benchmarks only: `count` revoked certificates with random serials, revoked over the day
+/// before `at` with a rotation of reasons, in serial order (what `bench_fill_revoked` of
+/// either store writes).
+fn bench_revoked_rows(
+    count: u64,
+    at: crate::UnixTime,
+) -> Vec<(
+    crate::serial::Serial,
+    crate::UnixTime,
+    Option<crate::lifecycle::RevocationReason>,
+)> {
+    use crate::lifecycle::RevocationReason;
+    let reasons = [
+        None,
+        Some(RevocationReason::KeyCompromise),
+        Some(RevocationReason::Superseded),
+        Some(RevocationReason::CessationOfOperation),
+    ];
+    let mut rows: Vec<_> = (0..count)
+        .map(|i| {
+            (
+                crate::serial::Serial::random(),
+                at.plus_secs(-((i % 86_400) as i64)),
+                reasons[(i % 4) as usize],
+            )
+        })
+        .collect();
+    rows.sort_by_key(|r| r.0);
+    rows
+}
+
 /// The lifecycle request id under which a certificate is suspended at issuance to await its
 /// commitment (derived from the serial, so a retried write is the same request).
 pub fn commitment_hold_request_id(
@@ -113,7 +144,7 @@ pub fn commitment_hold_request_id(
 ) -> crate::Result<crate::lifecycle::RequestId> {
     crate::lifecycle::RequestId::new(&format!("commitment-hold-{}", serial.to_hex()))
 }
-pub use postgres::{PgError, PgOptions, PgStore, PgTls};
+pub use postgres::{PgError, PgOptions, PgStore, PgTls, ScratchDatabase};
 pub use sqlite::SqliteStore;
 
 /// Durable storage of everything nesca keeps: the union of the role traits.

@@ -35,6 +35,10 @@ pub(crate) struct BenchArgs {
     /// Working directory (default: a new directory under the system's temporary directory)
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Keep each measurement's store in a new database on this PostgreSQL server (dropped
+    /// afterwards) instead of SQLite: postgres://USER@HOST:PORT/DB
+    #[arg(long)]
+    postgres_url: Option<String>,
     /// Internal: measure one algorithm in this process and print its rows only. SoftHSM reads
     /// its configuration once per process, so each algorithm's demo token gets a process.
     #[arg(long, hide = true)]
@@ -80,6 +84,11 @@ pub(crate) fn run(a: BenchArgs) -> Result<()> {
                 ])
                 .arg("--dir")
                 .arg(base.join(alg.name()))
+                .args(
+                    a.postgres_url
+                        .iter()
+                        .flat_map(|u| ["--postgres-url", u.as_str()]),
+                )
                 .status()
                 .map_err(|e| CliError::config("bench", e.to_string()))?;
             if !status.success() {
@@ -99,10 +108,18 @@ pub(crate) fn run(a: BenchArgs) -> Result<()> {
         });
     };
     let csr = make_csr()?;
+    let scratch = a
+        .postgres_url
+        .as_deref()
+        .map(|server| ca_core::store::ScratchDatabase::create(server, "nesca_bench"))
+        .transpose()?;
     let demo = create_demo(
         &base,
-        "http://pki.nesca-demo.com.tr",
-        Some(*alg),
+        super::init::DemoOptions {
+            algorithm: Some(*alg),
+            postgres_url: scratch.as_ref().map(|d| d.url()),
+            ..super::init::DemoOptions::at("http://pki.nesca-demo.com.tr")
+        },
         super::init::Scope::Hierarchy,
     )?;
     let cfg = demo.cfg;

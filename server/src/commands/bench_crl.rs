@@ -27,6 +27,10 @@ pub(crate) struct BenchCrlArgs {
     /// Skip the openssl baseline
     #[arg(long)]
     no_openssl: bool,
+    /// Keep the store in a new database on this PostgreSQL server (dropped afterwards)
+    /// instead of SQLite: postgres://USER@HOST:PORT/DB, DB being where it is created from
+    #[arg(long)]
+    postgres_url: Option<String>,
 }
 
 fn bench_err(what: &str, e: impl std::fmt::Display) -> CliError {
@@ -160,18 +164,29 @@ pub(crate) fn run(a: BenchCrlArgs) -> Result<()> {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("nesca-bench-crl-{}", std::process::id())),
     };
+    let scratch = a
+        .postgres_url
+        .as_deref()
+        .map(|server| ca_core::store::ScratchDatabase::create(server, "nesca_bench"))
+        .transpose()?;
     let demo = create_demo(
         &base.join("ca"),
-        "http://pki.nesca-demo.com.tr",
-        None,
+        super::init::DemoOptions {
+            postgres_url: scratch.as_ref().map(|d| d.url()),
+            ..super::init::DemoOptions::at("http://pki.nesca-demo.com.tr")
+        },
         super::init::Scope::Hierarchy,
     )?;
     let cfg = demo.cfg;
     let now = ca_core::UnixTime::from_system(std::time::SystemTime::now());
     let filled = Instant::now();
-    let entries = {
-        let store = wiring::open_existing_store(&cfg)?;
-        store.bench_fill_revoked(&cfg.issuing_id, a.entries, now)?
+    let entries = match wiring::open_backend(&cfg)? {
+        wiring::StoreBackend::Sqlite(store) => {
+            store.bench_fill_revoked(&cfg.issuing_id, a.entries, now)?
+        }
+        wiring::StoreBackend::Postgres(store) => {
+            store.bench_fill_revoked(&cfg.issuing_id, a.entries, now)?
+        }
     };
     outln!(
         "nesca bench crl: {} revoked certificates written to the store in {:.1} s",

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use ca_core::institution::InstitutionId;
-use ca_core::store::prelude::*;
 use clap::Args;
 use nesca_frm_list::csv_field;
 

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ca_core::store::{CaRecord, CaRole, RegistryStore as _, Store};
+use ca_core::store::{CaRecord, CaRole, Store};
 use ca_core::{rfc3339, IssuerId, Principal, UnixTime};
 use clap::Args;
 use serde_json::json;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ca_core::store::{prelude::*, CertRecord};
+use ca_core::store::CertRecord;
 use ca_core::{rfc3339, Serial, UnixTime};
 use clap::Args;
 use serde_json::json;

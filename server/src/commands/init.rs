@@ -42,6 +42,10 @@ pub(crate) struct InitTarget {
     /// Use the existing token and settings in this nesca.toml (production)
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Demo only: keep the demo's store in this PostgreSQL database
+    /// (postgres://USER@HOST:PORT/DB, no password in it) instead of a SQLite file
+    #[arg(long, requires = "demo")]
+    postgres_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -83,10 +87,19 @@ pub(crate) fn init(target: InitTarget, scope: Scope) -> Result<()> {
         public_url,
         algorithm,
         config,
+        postgres_url,
     } = target;
     let public_url = public_url.as_str();
     match (demo_flag, dir, config) {
-        (true, Some(dir), None) => demo(&dir, public_url, algorithm, scope),
+        (true, Some(dir), None) => demo(
+            &dir,
+            DemoOptions {
+                public_url,
+                algorithm,
+                postgres_url: postgres_url.as_deref(),
+            },
+            scope,
+        ),
         (false, None, Some(config)) => {
             let cfg = Loaded::read(&config)?;
             let created = create_ca(&cfg, algorithm, scope)?;
@@ -126,8 +139,30 @@ impl Drop for Created {
     }
 }
 
-fn demo(dir: &Path, public_url: &str, algorithm: Option<KeyAlgorithm>, scope: Scope) -> Result<()> {
-    let demo = create_demo(dir, public_url, algorithm, scope)?;
+/// How a demo is made.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DemoOptions<'a> {
+    /// Public base URL written into certificates (AIA, CDP).
+    pub public_url: &'a str,
+    /// Key algorithm of the CA keys (default ECDSA P-256).
+    pub algorithm: Option<KeyAlgorithm>,
+    /// A PostgreSQL database for the store instead of `nesca.db`.
+    pub postgres_url: Option<&'a str>,
+}
+
+impl<'a> DemoOptions<'a> {
+    /// A demo at `public_url` with the default algorithm, on SQLite.
+    pub(crate) fn at(public_url: &'a str) -> DemoOptions<'a> {
+        DemoOptions {
+            public_url,
+            algorithm: None,
+            postgres_url: None,
+        }
+    }
+}
+
+fn demo(dir: &Path, options: DemoOptions<'_>, scope: Scope) -> Result<()> {
+    let demo = create_demo(dir, options, scope)?;
     outln!("nesca demo created in {}", demo.dir.display());
     outln!(
         "  SoftHSM token   \"{DEMO_TOKEN}\" in {} ({})",
@@ -149,12 +184,12 @@ pub(crate) struct Demo {
 }
 
 /// Creates a self-contained demo CA in `dir` (also used by the benchmark).
-pub(crate) fn create_demo(
-    dir: &Path,
-    public_url: &str,
-    algorithm: Option<KeyAlgorithm>,
-    scope: Scope,
-) -> Result<Demo> {
+pub(crate) fn create_demo(dir: &Path, options: DemoOptions<'_>, scope: Scope) -> Result<Demo> {
+    let DemoOptions {
+        public_url,
+        algorithm,
+        postgres_url,
+    } = options;
     // The demo's directory holds the store and the PINs: the owner's alone (0700).
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -245,7 +280,7 @@ pub(crate) fn create_demo(
     let config = dir.join("nesca.toml");
     write_new(
         &config,
-        demo_config(public_url, &host, algorithm, scope).as_bytes(),
+        demo_config(public_url, &host, algorithm, scope, postgres_url).as_bytes(),
         false,
     )?;
     created.add(config.clone());
@@ -293,7 +328,18 @@ fn demo_host(public_url: &str) -> Result<String> {
     Ok(host)
 }
 
-fn demo_config(public_url: &str, host: &str, algorithm: KeyAlgorithm, scope: Scope) -> String {
+fn demo_config(
+    public_url: &str,
+    host: &str,
+    algorithm: KeyAlgorithm,
+    scope: Scope,
+    postgres_url: Option<&str>,
+) -> String {
+    let store = match postgres_url {
+        // A TOML string, quoted and escaped as TOML writes it.
+        Some(url) => format!("postgres_url = {}", toml::Value::String(url.to_owned())),
+        None => "sqlite = \"nesca.db\"".to_owned(),
+    };
     format!(
         r#"# nesca configuration (written by `nesca init --demo`). Every option is described in the
 # README's "Configuration" section. Relative paths are relative to this file's directory.
@@ -324,7 +370,7 @@ sessions = 2
 allow_rsa_oaep_sha1_wrap = true
 
 [store]
-sqlite = "nesca.db"
+{store}
 
 [profile.nes]
 # Replace with your ESHS's NES policy OID (this is Kamu SM's, as an example).
@@ -419,7 +465,7 @@ fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>, scope: Scope) -> Res
             return Err(CliError::Exists(f.display().to_string()));
         }
     }
-    let db = cfg.path(&cfg.raw.store.sqlite);
+    let db = cfg.store_location();
     let store = wiring::open_store(cfg)?;
     let ids: Vec<&ca_core::IssuerId> = match scope {
         Scope::Hierarchy => vec![&cfg.root_id, &cfg.issuing_id],
@@ -428,7 +474,7 @@ fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>, scope: Scope) -> Res
     };
     for id in &ids {
         if store.ca(id)?.is_some() {
-            return Err(CliError::Exists(format!("CA \"{id}\" in {}", db.display())));
+            return Err(CliError::Exists(format!("CA \"{id}\" in {db}")));
         }
     }
     let hsm = wiring::open_hsm(cfg)?;
@@ -526,10 +572,7 @@ fn create_ca(cfg: &Loaded, algorithm: Option<KeyAlgorithm>, scope: Scope) -> Res
 
 fn print_created(cfg: &Loaded, c: &CreatedCa) -> Result<()> {
     outln!("  configuration   {}", cfg.file.display());
-    outln!(
-        "  database        {}",
-        cfg.path(&cfg.raw.store.sqlite).display()
-    );
+    outln!("  database        {}", cfg.store_location());
     outln!(
         "  CA keys         {} (generated in the token, non-extractable)",
         c.algorithm

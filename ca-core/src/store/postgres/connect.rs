@@ -36,6 +36,14 @@ pub struct PgOptions {
     pub pool_size: usize,
 }
 
+impl PgOptions {
+    /// The checks [`crate::store::PgStore::open`] makes before connecting: the URL parses,
+    /// names a user and holds no password; the TLS CA file holds certificates.
+    pub fn check(&self) -> Result<()> {
+        Connector::new(self).map(|_| ())
+    }
+}
+
 /// Makes connections for the store (its writer, its readers, its listener).
 pub(crate) struct Connector {
     config: postgres::Config,

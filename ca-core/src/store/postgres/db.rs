@@ -40,6 +40,9 @@ pub enum PgError {
     /// `query_row` found no row.
     #[error("query returned no rows")]
     NoRows,
+    /// Writing a `COPY`'s data failed.
+    #[error("COPY: {0}")]
+    Copy(#[source] std::io::Error),
     /// Every pooled connection stayed busy for this long.
     #[error("no pooled connection came free within {0:?}")]
     PoolTimeout(std::time::Duration),
@@ -53,6 +56,7 @@ impl PgError {
         let source = match self {
             PgError::Server { source } => source,
             PgError::PoolTimeout(_) => return true,
+            PgError::Copy(_) => return true,
             PgError::Column { .. } | PgError::NoRows => return false,
         };
         if source.is_closed() {
@@ -585,6 +589,15 @@ impl Connection {
         f: impl FnOnce(&Row<'_>) -> Result<T>,
     ) -> Result<T> {
         self.prepare_cached(sql)?.query_row(params, f)
+    }
+
+    /// Feeds `data` to a `COPY … FROM STDIN` statement; how many rows it wrote.
+    pub(super) fn copy_in(&self, sql: &str, data: &[u8]) -> Result<u64> {
+        use std::io::Write;
+        let mut client = self.client.borrow_mut();
+        let mut writer = client.copy_in(sql)?;
+        writer.write_all(data).map_err(PgError::Copy)?;
+        Ok(writer.finish()?)
     }
 
     /// Runs statements without parameters (simple query protocol).

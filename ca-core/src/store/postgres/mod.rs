@@ -94,6 +94,48 @@ impl PgStore {
         })
     }
 
+    /// Benchmarks only (`nesca bench crl`): writes `count` revoked certificates with random
+    /// serials under `issuer` (one COPY), bypassing issuance and the audit log, and returns
+    /// them in serial order with their revocation times. Never call it on a store that holds
+    /// real certificates.
+    #[doc(hidden)]
+    pub fn bench_fill_revoked(
+        &self,
+        issuer: &crate::serial::IssuerId,
+        count: u64,
+        at: crate::UnixTime,
+    ) -> Result<
+        Vec<(
+            crate::serial::Serial,
+            crate::UnixTime,
+            Option<crate::lifecycle::RevocationReason>,
+        )>,
+    > {
+        let rows = super::bench_revoked_rows(count, at);
+        let mut text = String::with_capacity(rows.len() * 120);
+        for (serial, revoked_at, reason) in &rows {
+            use std::fmt::Write;
+            let reason = reason.map_or("\\N".to_owned(), |r| r.code().to_string());
+            // COPY's text format: tab-separated, \N for NULL, \\x for an empty bytea.
+            let _ = writeln!(
+                text,
+                "{issuer}\t{}\tnes\trevoked\tCN=bench\t{nb}\t{na}\t{nb}\t{nb}\t{}\t{reason}\t\\\\x",
+                serial.to_hex(),
+                revoked_at.secs(),
+                nb = at.plus_secs(-86_400).secs(),
+                na = at.plus_secs(3 * 365 * 86_400).secs(),
+            );
+        }
+        let conn =
+            Connection::open(self.connector.clone()).map_err(CaError::store("bench fill"))?;
+        conn.copy_in(
+            "COPY certificates (issuer, serial, profile, status, subject, not_before, not_after, reserved_at, issued_at, revoked_at, reason, tbs_der) FROM STDIN",
+            text.as_bytes(),
+        )
+        .map_err(CaError::store("bench fill"))?;
+        Ok(rows)
+    }
+
     /// Queues `write` for the writer and waits until its batch is committed
     /// ([`writer::Writer::submit`]).
     fn submit<T, F>(&self, write: F) -> Result<T>
@@ -222,6 +264,62 @@ impl Pool {
             state.idle.push(conn);
         }
         self.freed.notify_one();
+    }
+}
+
+/// A database created empty on a server and dropped with this guard, for tests and
+/// benchmarks (`nesca bench … --postgres-url`): named `PREFIX_PID_N_RANDOM`, on the server
+/// of `server_url` (whose own database is where `CREATE DATABASE` is issued).
+#[doc(hidden)]
+pub struct ScratchDatabase {
+    server_url: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    /// Creates the database (the URL must hold no password: trust or a client certificate).
+    pub fn create(server_url: &str, prefix: &str) -> Result<ScratchDatabase> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "{prefix}_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>()
+        );
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(CaError::invalid("prefix", "letters, digits and _ only"));
+        }
+        let (base, _) = server_url
+            .rsplit_once('/')
+            .ok_or_else(|| CaError::invalid("store.postgres_url", "must end with /DATABASE"))?;
+        let mut client = postgres::Client::connect(server_url, postgres::NoTls)
+            .map_err(|e| CaError::store("connect")(PgError::from(e)))?;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .map_err(|e| CaError::store("create database")(PgError::from(e)))?;
+        Ok(ScratchDatabase {
+            server_url: server_url.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+
+    /// The new database's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.server_url, postgres::NoTls) {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
     }
 }
 

@@ -244,7 +244,6 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     tx.commit().map_err(CaError::store("migrate"))
 }
 
-
 const INSTITUTIONS_MIGRATION: &str = "
     CREATE TABLE institutions (
         id           TEXT PRIMARY KEY,

@@ -171,10 +171,10 @@ impl SqliteStore {
         count: u64,
         at: UnixTime,
     ) -> Result<Vec<(Serial, UnixTime, Option<RevocationReason>)>> {
+        let rows = super::bench_revoked_rows(count, at);
         let mut conn = open_connection(&self.path)?;
         let op = "bench fill";
         let tx = conn.transaction().map_err(CaError::store(op))?;
-        let mut rows = Vec::with_capacity(count as usize);
         {
             let mut st = tx
                 .prepare(
@@ -182,30 +182,19 @@ impl SqliteStore {
                      VALUES (?1, ?2, 'nes', 'revoked', 'CN=bench', ?3, ?4, ?3, ?3, ?5, ?6, x'')",
                 )
                 .map_err(CaError::store(op))?;
-            let reasons = [
-                None,
-                Some(RevocationReason::KeyCompromise),
-                Some(RevocationReason::Superseded),
-                Some(RevocationReason::CessationOfOperation),
-            ];
-            for i in 0..count {
-                let serial = Serial::random();
-                let revoked_at = at.plus_secs(-((i % 86_400) as i64));
-                let reason = reasons[(i % 4) as usize];
+            for (serial, revoked_at, reason) in &rows {
                 st.execute(params![
                     issuer.as_str(),
                     serial.to_hex(),
                     at.plus_secs(-86_400).secs(),
                     at.plus_secs(3 * 365 * 86_400).secs(),
                     revoked_at.secs(),
-                    reason_code(reason)
+                    reason_code(*reason)
                 ])
                 .map_err(CaError::store(op))?;
-                rows.push((serial, revoked_at, reason));
             }
         }
         tx.commit().map_err(CaError::store(op))?;
-        rows.sort_by_key(|r| r.0);
         Ok(rows)
     }
 
