@@ -106,7 +106,7 @@ impl Responder {
         }
         tracing::info!(serials = produced, "OCSP responses pre-produced");
         loop {
-            if wait(&mut shutdown, self.config.poll_interval).await {
+            if self.wait_for_change(&mut shutdown).await {
                 return;
             }
             cursor = self.poll(cursor).await;
@@ -124,6 +124,18 @@ impl Responder {
                     _ => break,
                 }
             }
+        }
+    }
+
+    /// Waits until the source says changes may be there, at most one poll interval; whether
+    /// the responder is shutting down.
+    async fn wait_for_change(self: &Arc<Self>, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let source = self.source.clone();
+        let interval = self.config.poll_interval;
+        let waited = tokio::task::spawn_blocking(move || source.wait_for_change(interval));
+        tokio::select! {
+            _ = waited => *shutdown.borrow(),
+            changed = shutdown.changed() => changed.is_err() || *shutdown.borrow(),
         }
     }
 

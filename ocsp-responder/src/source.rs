@@ -62,6 +62,16 @@ pub trait StatusSource: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Serial>, SourceError>;
 
+    /// Returns when the store may hold changes the responder has not read, or after `timeout`
+    /// at the latest; the refresher polls [`changes_since`] after it. The default waits out
+    /// the timeout (polling); a store that hears of changes (PostgreSQL's LISTEN/NOTIFY)
+    /// returns as soon as one is committed, on any node.
+    ///
+    /// [`changes_since`]: StatusSource::changes_since
+    fn wait_for_change(&self, timeout: std::time::Duration) {
+        std::thread::sleep(timeout);
+    }
+
     /// The cursor of the latest change now: polling starts there, after the responses of every
     /// serial have been pre-produced. The default pages through [`changes_since`] from 0; a
     /// store that can read its latest cursor directly should say so here.

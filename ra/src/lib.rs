@@ -18,6 +18,7 @@ mod error;
 pub mod form_pdf;
 pub mod held_lists;
 pub mod institutions;
+pub mod leases;
 pub mod lifecycle;
 pub mod list_import;
 pub mod nes;

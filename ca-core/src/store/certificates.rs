@@ -317,6 +317,12 @@ pub trait CertificateStore: Send + Sync {
     fn changes_since(&self, cursor: i64, limit: usize) -> Result<(Vec<(IssuerId, Serial)>, i64)>;
     /// The cursor of the latest status change (0 when there is none).
     fn latest_change(&self) -> Result<i64>;
+    /// Returns when a change may have been committed since the last call (on any node that
+    /// shares the store), or after `timeout` at the latest. The default waits out the
+    /// timeout: its callers poll [`CertificateStore::changes_since`] after it either way.
+    fn wait_for_change(&self, timeout: std::time::Duration) {
+        std::thread::sleep(timeout);
+    }
     /// Issued serials of an issuer after `after`, in serial order, at most `limit`.
     fn serials(
         &self,

@@ -64,6 +64,7 @@ pub mod conformance;
 mod crl;
 pub mod enrollment;
 mod institution;
+mod lease;
 mod outbox;
 // Both backends compile the role modules of `sql/`, each against its own driver: the
 // double load is the design, not an accident.
@@ -104,6 +105,7 @@ pub use institution::{
     ListConfirmation, ListConfirmed, ListImportRecord, ListImportWrite, ListSignatureKind,
     PreApplication, PreApplicationStatus,
 };
+pub use lease::LeaseStore;
 pub use outbox::{OutboxAttempt, OutboxKind, OutboxMessage, OutboxStatus, OutboxStore};
 pub use registry::{generations, CaRecord, CaRole, OcspSignerRecord, RegistryStore};
 /// Benchmarks only: `count` revoked certificates with random serials, revoked over the day
@@ -165,6 +167,7 @@ pub trait Store:
     + OutboxStore
     + EnrollmentStore
     + AdminStore
+    + LeaseStore
 {
 }
 
@@ -179,6 +182,7 @@ impl<T> Store for T where
         + OutboxStore
         + EnrollmentStore
         + AdminStore
+        + LeaseStore
 {
 }
 
@@ -187,6 +191,6 @@ impl<T> Store for T where
 pub mod prelude {
     pub use super::{
         AdminStore, ApplicationStore, AuditStore, CertificateStore, CommitmentStore, CrlStore,
-        EnrollmentStore, InstitutionStore, OutboxStore, RegistryStore, Store,
+        EnrollmentStore, InstitutionStore, LeaseStore, OutboxStore, RegistryStore, Store,
     };
 }

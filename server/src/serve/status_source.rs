@@ -44,6 +44,10 @@ impl StatusSource for StoreStatus {
         self.0.latest_change().map_err(SourceError::new)
     }
 
+    fn wait_for_change(&self, timeout: std::time::Duration) {
+        self.0.wait_for_change(timeout)
+    }
+
     fn serials(
         &self,
         issuer: &IssuerId,

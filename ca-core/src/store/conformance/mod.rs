@@ -23,6 +23,7 @@ mod counters;
 mod crl;
 mod enrollments;
 mod institutions;
+mod leases;
 mod registry;
 
 pub use admin::{
@@ -60,6 +61,7 @@ pub use institutions::{
     list_import_invites_holds_and_replays, list_import_rechecks_already_open,
     one_open_pre_application_per_person, stale_list_confirmation_is_a_conflict,
 };
+pub use leases::leases_have_one_holder_until_they_run_out;
 pub use registry::{
     ca_revocations_are_recorded_once, cas_are_never_overwritten,
     issuing_ca_generations_form_one_chain, ocsp_signers_are_replaced_once_and_kept,
@@ -110,6 +112,13 @@ fn reservation(issuer: &IssuerId, serial: Serial, subject: &str) -> Reservation 
         actor: crate::Principal::HostOperator,
         at: t0(0),
     }
+}
+
+/// Reserves and completes a fresh serial under the conformance issuer (for a backend's own
+/// tests that need a write).
+#[cfg(test)]
+pub(crate) fn issue_one(store: &dyn Store) -> Serial {
+    issue(store, &issuer())
 }
 
 /// Reserves and completes a fresh serial under `issuer`: an active certificate.
@@ -233,7 +242,8 @@ macro_rules! store_conformance_tests {
             operators_are_registered_once_and_disabled_for_good,
             admin_requests_are_approved_once_per_operator_and_decided_once,
             security_word_checks_are_counted_in_a_window,
-            find_certificates_filters_by_holder_and_status
+            find_certificates_filters_by_holder_and_status,
+            leases_have_one_holder_until_they_run_out
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {

@@ -600,6 +600,20 @@ impl Connection {
         Ok(writer.finish()?)
     }
 
+    /// Waits up to `timeout` for a notification on a channel this connection LISTENs to;
+    /// whether one came (several that came together count once).
+    pub(super) fn wait_for_notification(&self, timeout: std::time::Duration) -> Result<bool> {
+        let mut client = self.client.borrow_mut();
+        let mut notifications = client.notifications();
+        let mut iter = notifications.timeout_iter(timeout);
+        let came = postgres::fallible_iterator::FallibleIterator::next(&mut iter)?.is_some();
+        drop(iter);
+        // Take whatever else is queued without waiting.
+        let mut rest = notifications.iter();
+        while postgres::fallible_iterator::FallibleIterator::next(&mut rest)?.is_some() {}
+        Ok(came)
+    }
+
     /// Runs statements without parameters (simple query protocol).
     pub(super) fn execute_batch(&self, sql: &str) -> Result<()> {
         Ok(self.client.borrow_mut().batch_execute(sql)?)
@@ -611,6 +625,10 @@ impl Connection {
 /// a batch reads is the head it appends to (one chain, no fork), and a check made inside a
 /// write still holds when it commits.
 pub(super) const WRITER_LOCK: i64 = 0x6e65_7363_6101;
+
+/// The notification channel every writer's commit notifies: the OCSP refreshers of every
+/// node wake on it instead of waiting for their next poll.
+pub(super) const CHANGES_CHANNEL: &str = "nesca_changes";
 
 /// The writer's open transaction for one batch; rolled back when dropped uncommitted.
 pub(super) struct Batch<'c> {
@@ -626,10 +644,12 @@ impl std::ops::Deref for Batch<'_> {
 }
 
 impl Batch<'_> {
-    /// Commits the batch.
+    /// Commits the batch, and tells every node listening ([`CHANGES_CHANNEL`]) that the store
+    /// changed (PostgreSQL delivers the notification at commit, and only then).
     pub(super) fn commit(mut self) -> Result<()> {
         self.open = false;
-        self.conn.execute_batch("COMMIT")
+        self.conn
+            .execute_batch(&format!("NOTIFY {CHANGES_CHANNEL}; COMMIT"))
     }
 }
 

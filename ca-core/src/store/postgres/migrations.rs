@@ -392,6 +392,12 @@ const MIGRATIONS: &[&str] = &[
 
     CREATE INDEX security_words_serial ON security_words (serial);
     ",
+    // 2: leases on the tasks that run on one node at a time.
+    "CREATE TABLE leases (
+        name       TEXT PRIMARY KEY,
+        holder     TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+    )",
 ];
 
 /// Brings the database's schema up to date, holding [`MIGRATION_LOCK`] so that of several

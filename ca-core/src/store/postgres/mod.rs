@@ -35,6 +35,8 @@ pub(crate) mod db;
 mod enrollments;
 #[path = "../sql/institutions.rs"]
 mod institutions;
+#[path = "../sql/leases.rs"]
+mod leases;
 mod migrations;
 #[path = "../sql/outbox.rs"]
 mod outbox;
@@ -69,6 +71,59 @@ pub struct PgStore {
     writer: Writer,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     pool: Pool,
+    /// Commits heard of through LISTEN, started at the first [`PgStore::wait_for_change_signal`].
+    changes: Arc<ChangeSignal>,
+    listener: std::sync::OnceLock<Option<JoinHandle<()>>>,
+}
+
+/// Whether a commit was heard of since the last wait; set by the listener thread.
+#[derive(Default)]
+struct ChangeSignal {
+    heard: Mutex<bool>,
+    woken: Condvar,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl ChangeSignal {
+    fn raise(&self) {
+        *self.heard.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.woken.notify_all();
+    }
+}
+
+/// LISTENs to [`db::CHANGES_CHANNEL`] on a connection of its own and raises `signal` for
+/// every notification; a lost connection is reopened (and the signal raised, since
+/// notifications sent meanwhile are lost) until the store is dropped.
+fn listen_loop(connector: Arc<Connector>, signal: Arc<ChangeSignal>) {
+    use std::sync::atomic::Ordering;
+    let listen = format!("LISTEN {}", db::CHANGES_CHANNEL);
+    let mut conn: Option<Connection> = None;
+    while !signal.stop.load(Ordering::Relaxed) {
+        let Some(c) = conn.as_ref() else {
+            match Connection::open(connector.clone()).and_then(|c| {
+                c.execute_batch(&listen)?;
+                Ok(c)
+            }) {
+                Ok(c) => {
+                    conn = Some(c);
+                    signal.raise();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "store change listener cannot connect; retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+            continue;
+        };
+        match c.wait_for_notification(Duration::from_millis(250)) {
+            Ok(true) => signal.raise(),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "store change listener lost its connection");
+                conn = None;
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -91,7 +146,42 @@ impl PgStore {
             connector,
             writer,
             writer_thread: Mutex::new(Some(writer_thread)),
+            changes: Arc::default(),
+            listener: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Waits until a commit (of any node) is heard of since the last call, or `timeout`.
+    fn wait_for_change_signal(&self, timeout: Duration) {
+        let listening = self.listener.get_or_init(|| {
+            let (connector, signal) = (self.connector.clone(), self.changes.clone());
+            std::thread::Builder::new()
+                .name("nesca-store-listen".into())
+                .spawn(move || listen_loop(connector, signal))
+                .inspect_err(|e| {
+                    tracing::error!(error = %e, "no store change listener: changes are polled");
+                })
+                .ok()
+        });
+        if listening.is_none() {
+            std::thread::sleep(timeout);
+            return;
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        let mut heard = self.changes.heard.lock().unwrap_or_else(|p| p.into_inner());
+        while !*heard {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return;
+            }
+            heard = self
+                .changes
+                .woken
+                .wait_timeout(heard, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *heard = false;
     }
 
     /// Benchmarks only (`nesca bench crl`): writes `count` revoked certificates with random
@@ -184,6 +274,12 @@ impl PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
+        self.changes
+            .stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(Some(t)) = self.listener.take() {
+            let _ = t.join();
+        }
         self.writer.close();
         if let Some(t) = self
             .writer_thread
@@ -335,4 +431,40 @@ mod conformance {
         // The store is dropped before the database (fields drop in order).
         (store, db)
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::PgStore;
+    use crate::store::prelude::*;
+
+    /// A commit through one store (node) wakes another store's waiter on the same database
+    /// at once, not at its timeout.
+    #[test]
+    fn a_commit_on_one_node_wakes_the_other() {
+        let db = crate::testkit::TestDatabase::create();
+        let writer = PgStore::open(&db.options()).unwrap();
+        let reader = PgStore::open(&db.options()).unwrap();
+        // The first wait starts the listener (and may return at once: it raises the signal
+        // when it connects, as notifications before it are unknown).
+        reader.wait_for_change(Duration::from_millis(500));
+        reader.wait_for_change(Duration::from_millis(300));
+        let woken = std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let start = Instant::now();
+                reader.wait_for_change(Duration::from_secs(30));
+                start.elapsed()
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            crate::store::conformance::issue_one(&writer);
+            waiter.join().unwrap()
+        });
+        assert!(woken < Duration::from_secs(10), "woken after {woken:?}");
+        assert!(
+            woken >= Duration::from_millis(150),
+            "woken before the commit: {woken:?}"
+        );
+    }
 }

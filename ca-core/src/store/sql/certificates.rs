@@ -561,6 +561,10 @@ impl CertificateStore for Backend {
         )
     }
 
+    fn wait_for_change(&self, timeout: std::time::Duration) {
+        self.wait_for_change_signal(timeout)
+    }
+
     fn latest_change(&self) -> Result<i64> {
         self.read(
             |c| {

@@ -193,6 +193,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CHECKPOINTS_MIGRATION,
     // 17: PKI operators, dual-control requests and their approvals, security-word checks.
     ADMIN_MIGRATION,
+    // 18: leases on the tasks that run in one place at a time (several processes or nodes).
+    "CREATE TABLE leases (
+        name       TEXT PRIMARY KEY,
+        holder     TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version, read without taking a lock (0 for a new database).

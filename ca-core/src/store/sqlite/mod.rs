@@ -30,6 +30,8 @@ mod enrollments;
 mod files;
 #[path = "../sql/institutions.rs"]
 mod institutions;
+#[path = "../sql/leases.rs"]
+mod leases;
 mod migrations;
 #[path = "../sql/outbox.rs"]
 mod outbox;
@@ -206,6 +208,12 @@ impl SqliteStore {
         F: FnOnce(&Connection, &mut AuditHead) -> Result<T, Refusal> + Send + 'static,
     {
         self.writer.submit(write)
+    }
+
+    /// SQLite hears of no change (other processes write the file): waits out `timeout`, and
+    /// the caller polls.
+    fn wait_for_change_signal(&self, timeout: Duration) {
+        std::thread::sleep(timeout);
     }
 
     /// A connection of its own inside an open read transaction (one snapshot), with the
