@@ -74,7 +74,8 @@ pub enum CrlError {
     Output(#[source] std::io::Error),
 
     /// A step of atomic publication failed (`step` names it: "create temporary file",
-    /// "fsync", "rename", "fsync directory", ...).
+    /// "fsync temporary file", "lock directory", "read the published CRL", "rename",
+    /// "fsync directory", ...).
     #[error("publish {step} {}: {source}", path.display())]
     Publish {
         step: &'static str,

@@ -3,7 +3,8 @@
 //! - [`generate`] streams revoked entries from the store into a TBSCertList v2, lints it,
 //!   has the CA key sign it, verifies the signature and writes the CertificateList.
 //!   A million entries stay a single buffer of encoded bytes, never a million structs.
-//! - [`Publisher`] puts the result in place atomically for the HTTP server.
+//! - [`Publisher`] puts the result in place atomically for the HTTP server, never replacing
+//!   a published CRL with one of a lower number.
 //! - [`CrlSchedule`] says when a full or a delta CRL is due and how long each is valid.
 //! - [`CrlIssuer`] ties them to the store, which it reaches through [`source::CrlSource`].
 //!
@@ -30,7 +31,7 @@ pub use entry::CrlEntry;
 pub use error::CrlError;
 pub use generate::{generate, CrlSummary};
 pub use header::{CrlHeader, CrlKind, CrlType};
-pub use publish::{delta_file_name, file_name, full_file_name, Publisher};
+pub use publish::{delta_file_name, file_name, full_file_name, PublishOutcome, Publisher};
 pub use schedule::{CrlKindDue, CrlSchedule};
 pub use service::{CrlIssuer, Published};
 pub use source::{CrlSource, SourceError};

@@ -1,16 +1,29 @@
 //! Atomic publication of CRL files: readers (the HTTP server) see the old file or the new one,
-//! never a partial one.
+//! never a partial one; and a published CRL never goes back to a lower cRLNumber.
 //!
 //! The file is written to a temporary name in the same directory (so the rename cannot cross
 //! file systems), flushed and fsynced, renamed over the published name (atomic on POSIX), and
 //! the directory is fsynced so that the rename itself survives a crash.
+//!
+//! Publishers take turns from the check to the rename: each holds an exclusive advisory lock
+//! (`flock(2)`) on the publication directory itself, whichever thread or process it is
+//! (`nesca serve`'s schedule, `nesca crl`, the admin API, under any configuration naming the
+//! directory). A numbered publication ([`Publisher::publish_crl_with`]) reads the cRLNumber of
+//! the file in place under that lock and leaves it there when it is not lower than the new
+//! CRL's: a slower publisher never replaces a newer CRL with an older one. Nothing is locked
+//! while the CRL is generated and written, so the lock is held for a read and a rename.
 
+use std::cmp::Ordering as CmpOrdering;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use const_oid::db::rfc5280::ID_CE_CRL_NUMBER;
+use der::asn1::{AnyRef, UintRef};
+use der::{Decode, Header, Reader, SliceReader, Tag, TagNumber, Tagged};
 use nesca_ca_types::IssuerId;
+use x509_cert::ext::Extensions;
 
 use crate::error::CrlError;
 use crate::header::CrlType;
@@ -102,14 +115,41 @@ impl Publisher {
         self.dir.join(file_name)
     }
 
-    /// Publishes what `write` writes as `file_name`. `write` may stream (a 50 MB CRL goes
-    /// straight into the temporary file). If `write` fails (or panics) or any step fails
-    /// before the rename, the published file is unchanged and the temporary file is removed.
+    /// Publishes what `write` writes as `file_name`, whatever is in place. `write` may stream
+    /// (a 50 MB CRL goes straight into the temporary file). If `write` fails (or panics) or
+    /// any step fails before the rename, the published file is unchanged and the temporary
+    /// file is removed.
     pub fn publish_with<T>(
         &self,
         file_name: &str,
         write: impl FnOnce(&mut dyn Write) -> Result<T, CrlError>,
     ) -> Result<T, CrlError> {
+        self.publish_inner(file_name, None, write)
+            .map(|(value, _)| value)
+    }
+
+    /// Publishes the CRL numbered `number` that `write` writes as `file_name`, unless the file
+    /// in place is a CRL whose cRLNumber is not lower than `number`: then that one stays, the
+    /// new CRL is not published (its temporary file is removed) and the outcome is
+    /// [`PublishOutcome::Kept`]. A file in place that is not a CRL with a cRLNumber is
+    /// replaced. Failures as [`Publisher::publish_with`]; a file in place that exists but
+    /// cannot be read is an error (step "read the published CRL"), not a replacement.
+    pub fn publish_crl_with<T>(
+        &self,
+        file_name: &str,
+        number: u64,
+        write: impl FnOnce(&mut dyn Write) -> Result<T, CrlError>,
+    ) -> Result<(T, PublishOutcome), CrlError> {
+        self.publish_inner(file_name, Some(number), write)
+    }
+
+    /// [`Publisher::publish_with`], and with `number` [`Publisher::publish_crl_with`].
+    fn publish_inner<T>(
+        &self,
+        file_name: &str,
+        number: Option<u64>,
+        write: impl FnOnce(&mut dyn Write) -> Result<T, CrlError>,
+    ) -> Result<(T, PublishOutcome), CrlError> {
         check_file_name(file_name)?;
         let target = self.path(file_name);
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -140,20 +180,136 @@ impl Publisher {
             .map_err(fail("fsync temporary file", &temp_path))?;
         drop(file);
 
+        // From here to the directory's fsync, publishers of this directory take turns: the
+        // lock is held until `dir` is closed.
+        let dir = File::open(&self.dir).map_err(fail("open directory", &self.dir))?;
+        lock_exclusive(&dir).map_err(fail("lock directory", &self.dir))?;
+        if let Some(number) = number {
+            if let Some(published) = published_number(&target)? {
+                if !replaces(number, published) {
+                    tracing::debug!(
+                        path = %target.display(),
+                        number,
+                        published,
+                        "not published: the file in place has a cRLNumber at least as high"
+                    );
+                    drop(guard); // removes the temporary file
+                    return Ok((value, PublishOutcome::Kept { published }));
+                }
+            }
+        }
         fs::rename(&temp_path, &target).map_err(fail("rename", &target))?;
         guard.disarm();
         // Without this, a crash soon after could bring back the old file (or none).
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(fail("fsync directory", &self.dir))?;
+        dir.sync_all().map_err(fail("fsync directory", &self.dir))?;
         tracing::debug!(path = %target.display(), "published");
-        Ok(value)
+        Ok((value, PublishOutcome::Replaced))
     }
 
     /// Publishes `bytes` as `file_name`.
     pub fn publish_bytes(&self, file_name: &str, bytes: &[u8]) -> Result<(), CrlError> {
         self.publish_with(file_name, |w| w.write_all(bytes).map_err(CrlError::Output))
     }
+}
+
+/// What a numbered publication ([`Publisher::publish_crl_with`]) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// The new CRL is the published file now.
+    Replaced,
+    /// The published file already held a CRL numbered `published`, not lower than the new
+    /// one's: it stays, and the new CRL was not published.
+    ///
+    /// `published` is the file's cRLNumber, `u128::MAX` for one longer than 16 octets.
+    Kept { published: u128 },
+}
+
+/// The never-goes-back rule: a CRL numbered `new` replaces a published one numbered
+/// `published` only when it is newer (cRLNumbers of one CA only grow, RFC 5280 §5.2.3). The
+/// same number is never republished either: the file in place is that CRL or one that took
+/// its number first.
+pub(crate) fn replaces(new: u64, published: u128) -> bool {
+    u128::from(new).cmp(&published) == CmpOrdering::Greater
+}
+
+/// Takes the exclusive `flock(2)` on `dir`, waiting for the holder to let go. Advisory: it
+/// orders publishers, readers never take it.
+fn lock_exclusive(dir: &File) -> std::io::Result<()> {
+    loop {
+        match rustix::fs::flock(dir, rustix::fs::FlockOperation::LockExclusive) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r.map_err(std::io::Error::from),
+        }
+    }
+}
+
+/// The cRLNumber of the CRL published at `path`: `None` when there is no file, or when it is
+/// not a CRL with a cRLNumber (it is replaced, with a warning).
+fn published_number(path: &Path) -> Result<Option<u128>, CrlError> {
+    let der = match fs::read(path) {
+        Ok(der) => der,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(CrlError::Publish {
+                step: "read the published CRL",
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let number = crl_number_of(&der);
+    if number.is_none() {
+        tracing::warn!(
+            path = %path.display(),
+            "the published file is not a CRL with a cRLNumber: it is replaced"
+        );
+    }
+    Ok(number)
+}
+
+/// The cRLNumber of a DER CertificateList (RFC 5280 §5.1, §5.2.3), `u128::MAX` for one
+/// longer than 16 octets; `None` when `der` does not read as one or has no cRLNumber. Reads
+/// the headers and skips over revokedCertificates without decoding it: a CRL of tens of
+/// megabytes costs a pass over a few fields.
+pub(crate) fn crl_number_of(der: &[u8]) -> Option<u128> {
+    let mut r = SliceReader::new(der).ok()?;
+    let outer = Header::decode(&mut r).ok()?; // CertificateList
+                                              // Whole: a file cut short (or with bytes after the CRL) is no CRL, whatever it starts with.
+    if outer.tag != Tag::Sequence || outer.length != r.remaining_len() {
+        return None;
+    }
+    let tbs = Header::decode(&mut r).ok()?; // TBSCertList
+    if tbs.tag != Tag::Sequence {
+        return None;
+    }
+    if r.peek_tag().ok()? == Tag::Integer {
+        AnyRef::decode(&mut r).ok()?; // version
+    }
+    AnyRef::decode(&mut r).ok()?; // signature AlgorithmIdentifier
+    AnyRef::decode(&mut r).ok()?; // issuer Name
+    AnyRef::decode(&mut r).ok()?; // thisUpdate
+    if matches!(r.peek_tag().ok()?, Tag::UtcTime | Tag::GeneralizedTime) {
+        AnyRef::decode(&mut r).ok()?; // nextUpdate
+    }
+    if r.peek_tag().ok()? == Tag::Sequence {
+        AnyRef::decode(&mut r).ok()?; // revokedCertificates
+    }
+    let extensions = AnyRef::decode(&mut r).ok()?; // crlExtensions [0] EXPLICIT
+    let explicit_0 = Tag::ContextSpecific {
+        constructed: true,
+        number: TagNumber::N0,
+    };
+    if extensions.tag() != explicit_0 {
+        return None;
+    }
+    let extensions = Extensions::from_der(extensions.value()).ok()?;
+    let ext = extensions.iter().find(|e| e.extn_id == ID_CE_CRL_NUMBER)?;
+    let number = UintRef::from_der(ext.extn_value.as_bytes()).ok()?;
+    let bytes = number.as_bytes();
+    if bytes.len() > 16 {
+        return Some(u128::MAX);
+    }
+    Some(bytes.iter().fold(0u128, |n, b| (n << 8) | u128::from(*b)))
 }
 
 /// A published name is one plain, visible file name: no directories, nothing that could
@@ -200,6 +356,9 @@ impl Drop for TempFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entry::CrlEntry;
+    use crate::header::{CrlHeader, CrlKind};
+    use crate::testkit::{Issuer, NOW};
 
     fn listing(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)
@@ -324,6 +483,198 @@ mod tests {
             );
         }
         assert!(listing(tmp.path()).is_empty());
+    }
+
+    /// A CRL signed by `issuer`, numbered `number`, a delta (of base `number - 1`) or a full one, with
+    /// `entries` revoked certificates.
+    fn signed_crl(issuer: &Issuer, number: u64, delta: bool, entries: usize) -> Vec<u8> {
+        let header = CrlHeader {
+            issuer_cert: &issuer.cert,
+            number,
+            this_update: NOW,
+            next_update: NOW.plus_secs(86_400),
+            kind: if delta {
+                CrlKind::Delta {
+                    base_number: number - 1,
+                }
+            } else {
+                CrlKind::Full { freshest_crl: None }
+            },
+        };
+        let entries = (0..entries).map(|_| {
+            Ok::<_, std::convert::Infallible>(CrlEntry {
+                serial: nesca_ca_types::Serial::random(),
+                revocation_time: NOW.plus_secs(-3600),
+                reason: None,
+                invalidity_date: None,
+            })
+        });
+        let mut der = Vec::new();
+        crate::generate(&header, entries, &issuer.signer, &mut der).unwrap();
+        der
+    }
+
+    /// Publishes `der` as CRL number `number` through `publish_crl_with`.
+    fn publish_numbered(
+        p: &Publisher,
+        name: &str,
+        number: u64,
+        der: &[u8],
+    ) -> Result<PublishOutcome, CrlError> {
+        p.publish_crl_with(name, number, |w| w.write_all(der).map_err(CrlError::Output))
+            .map(|((), outcome)| outcome)
+    }
+
+    #[test]
+    fn the_published_number_never_goes_back() {
+        assert!(replaces(4, 3));
+        assert!(replaces(1, 0));
+        assert!(replaces(u64::MAX, u128::from(u64::MAX - 1)));
+        // Equal: the CRL in place took that number first (or is that CRL).
+        assert!(!replaces(3, 3));
+        assert!(!replaces(3, 4));
+        assert!(!replaces(0, 1));
+        assert!(!replaces(u64::MAX, u128::from(u64::MAX)));
+        // Longer than any number nesca gives (an imported CRL's 20-octet number).
+        assert!(!replaces(u64::MAX, u128::MAX));
+    }
+
+    #[test]
+    fn the_crl_number_is_read_from_full_and_delta_crls() {
+        let issuer = Issuer::new();
+        for number in [1, 2, 127, 128, 255, 256, 65_536, u64::MAX] {
+            for delta in [false, true] {
+                for entries in [0, 3] {
+                    let der = signed_crl(&issuer, number, delta, entries);
+                    assert_eq!(
+                        crl_number_of(&der),
+                        Some(u128::from(number)),
+                        "number {number}, delta {delta}, {entries} entries"
+                    );
+                    // What x509-cert reads agrees.
+                    let crl = x509_cert::crl::CertificateList::from_der(&der).unwrap();
+                    assert_eq!(
+                        crl.tbs_cert_list
+                            .revoked_certificates
+                            .map_or(0, |r| r.len()),
+                        entries
+                    );
+                }
+            }
+        }
+        let der = signed_crl(&issuer, 9, false, 2);
+        assert_eq!(crl_number_of(&der[..der.len() - 1]), None, "truncated");
+        assert_eq!(crl_number_of(&der[..40]), None, "truncated");
+        let mut longer = der.clone();
+        longer.push(0);
+        assert_eq!(crl_number_of(&longer), None, "trailing bytes");
+        assert_eq!(crl_number_of(b"not a CRL"), None);
+        assert_eq!(crl_number_of(&[]), None);
+        // A certificate is a SEQUENCE of a SEQUENCE too, but no CRL.
+        let cert = der::Encode::to_der(&issuer.cert).unwrap();
+        assert_eq!(crl_number_of(&cert), None);
+    }
+
+    #[test]
+    fn a_crl_of_a_lower_or_equal_number_never_replaces_the_published_one() {
+        let issuer = Issuer::new();
+        let tmp = tempfile::tempdir().unwrap();
+        let p = Publisher::new(tmp.path()).unwrap();
+        for (name, delta) in [("ca.crl", false), ("ca-delta.crl", true)] {
+            let five = signed_crl(&issuer, 5, delta, 1);
+            assert_eq!(
+                publish_numbered(&p, name, 5, &five).unwrap(),
+                PublishOutcome::Replaced
+            );
+            for lower in [4, 1, 5] {
+                let older = signed_crl(&issuer, lower, delta, 2);
+                assert_eq!(
+                    publish_numbered(&p, name, lower, &older).unwrap(),
+                    PublishOutcome::Kept { published: 5 },
+                    "{name}: {lower} after 5"
+                );
+                assert_eq!(fs::read(p.path(name)).unwrap(), five, "{name}");
+            }
+            let six = signed_crl(&issuer, 6, delta, 0);
+            assert_eq!(
+                publish_numbered(&p, name, 6, &six).unwrap(),
+                PublishOutcome::Replaced
+            );
+            assert_eq!(fs::read(p.path(name)).unwrap(), six);
+        }
+        // No temporary file of the CRLs that were not published is left.
+        assert_eq!(listing(tmp.path()), ["ca-delta.crl", "ca.crl"]);
+
+        // A file in place that is not a CRL with a number is replaced.
+        fs::write(p.path("ca.crl"), b"garbage").unwrap();
+        let two = signed_crl(&issuer, 2, false, 0);
+        assert_eq!(
+            publish_numbered(&p, "ca.crl", 2, &two).unwrap(),
+            PublishOutcome::Replaced
+        );
+        assert_eq!(fs::read(p.path("ca.crl")).unwrap(), two);
+
+        // One that cannot be read is an error, and nothing is replaced.
+        fs::remove_file(p.path("ca.crl")).unwrap();
+        fs::create_dir(p.path("ca.crl")).unwrap();
+        let err = publish_numbered(&p, "ca.crl", 3, &two).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CrlError::Publish {
+                    step: "read the published CRL",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(p.path("ca.crl").is_dir());
+        assert_eq!(listing(tmp.path()), ["ca-delta.crl", "ca.crl"]);
+    }
+
+    #[test]
+    fn racing_publishers_leave_the_highest_number() {
+        // Each thread publishes a CRL of its own number; they all finish writing at once and
+        // race for the rename. Whatever the order, the highest number is what stays, and
+        // every publication that did not replace the file saw a number above its own.
+        const THREADS: u64 = 12;
+        let issuer = Issuer::new();
+        let tmp = tempfile::tempdir().unwrap();
+        let p = Publisher::new(tmp.path()).unwrap();
+        let crls: Vec<Vec<u8>> = (1..=THREADS)
+            .map(|n| signed_crl(&issuer, n, false, n as usize))
+            .collect();
+        let barrier = std::sync::Barrier::new(THREADS as usize);
+        let outcomes: Vec<(u64, PublishOutcome)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (1..=THREADS)
+                .map(|n| {
+                    let (p, der, barrier) = (&p, &crls[n as usize - 1], &barrier);
+                    s.spawn(move || {
+                        let ((), outcome) = p
+                            .publish_crl_with("ca.crl", n, |w| {
+                                w.write_all(der).map_err(CrlError::Output)?;
+                                barrier.wait();
+                                Ok(())
+                            })
+                            .unwrap();
+                        (n, outcome)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (n, outcome) in &outcomes {
+            if let PublishOutcome::Kept { published } = outcome {
+                assert!(*published > u128::from(*n), "{n} kept {published}");
+            }
+        }
+        assert!(outcomes
+            .iter()
+            .any(|&(n, o)| n == THREADS && o == PublishOutcome::Replaced));
+        let der = fs::read(p.path("ca.crl")).unwrap();
+        assert_eq!(der, crls[THREADS as usize - 1]);
+        assert_eq!(crl_number_of(&der), Some(u128::from(THREADS)));
+        assert_eq!(listing(tmp.path()), ["ca.crl"]);
     }
 
     #[test]

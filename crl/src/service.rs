@@ -13,9 +13,9 @@ use crate::entry::CrlEntry;
 use crate::error::CrlError;
 use crate::generate::{generate, CrlSummary};
 use crate::header::{CrlHeader, CrlKind, CrlType};
-use crate::publish::{file_name, Publisher};
+use crate::publish::{file_name, PublishOutcome, Publisher};
 use crate::schedule::CrlSchedule;
-use crate::source::{CrlReservation, CrlSource, DeltaEntry, SourceError};
+use crate::source::{CrlRecord, CrlReservation, CrlSource, DeltaEntry, SourceError};
 
 /// Entries travel from the store's scan to the encoder in batches of this many, at most
 /// [`BATCHES_IN_FLIGHT`] batches at a time: bounded memory whatever the CRL's size, and the
@@ -38,16 +38,53 @@ pub struct CrlIssuer {
     pub delta_url: Option<String>,
 }
 
-/// A CRL generated and published.
+/// A CRL generated, signed and put up for publication.
 #[derive(Debug, Clone)]
 pub struct Published {
     pub summary: CrlSummary,
+    /// Where the CRL is published (whether or not this one replaced the file there).
     pub path: std::path::PathBuf,
+    /// Whether this CRL is the published file now, or one numbered at least as high was
+    /// there already and stays (then the store does not record this CRL as published).
+    pub outcome: PublishOutcome,
+}
+
+/// Writes everything to `file` and the same bytes to `copy`.
+struct Tee<'a> {
+    file: &'a mut dyn std::io::Write,
+    copy: &'a mut dyn std::io::Write,
+}
+
+impl std::io::Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()?;
+        self.copy.flush()
+    }
 }
 
 impl CrlIssuer {
-    /// Generates, signs and publishes a full or delta CRL now.
+    /// Generates, signs and publishes a full or delta CRL now. A published CRL is never
+    /// replaced by one of a lower number: when another publisher put a newer CRL in place
+    /// first, that one stays ([`PublishOutcome::Kept`]).
     pub fn publish(&self, kind: CrlType, actor: &Principal) -> Result<Published, CrlError> {
+        self.publish_and_copy(kind, actor, &mut std::io::sink())
+    }
+
+    /// [`CrlIssuer::publish`], also writing the CRL's DER to `copy` as it is written for
+    /// publication: exactly the CRL this call made, whichever CRL the published file holds
+    /// afterwards. On an error `copy` may hold part of a CRL.
+    pub fn publish_and_copy(
+        &self,
+        kind: CrlType,
+        actor: &Principal,
+        copy: &mut dyn std::io::Write,
+    ) -> Result<Published, CrlError> {
         let now = self.clock.now_unix();
         let next_update = self.schedule.next_update(kind, now);
         let plan = self
@@ -82,30 +119,31 @@ impl CrlIssuer {
             },
         };
         let name = file_name(&self.issuer, kind);
-        let (summary, watermark) = self.publisher.publish_with(&name, |out| match &plan.base {
-            None => self.write_full(&header, out),
-            Some(base) => {
-                let (entries, watermark) = self
-                    .source
-                    .delta_since(&self.issuer, base.watermark)
-                    .map_err(CrlError::Store)?;
-                let entries = entries.into_iter().map(|e| {
-                    Ok::<_, CrlError>(match e {
-                        DeltaEntry::Listed(e) => e,
-                        DeltaEntry::Removed { serial, at } => CrlEntry {
-                            serial,
-                            revocation_time: at,
-                            reason: Some(RevocationReason::RemoveFromCrl),
-                            invalidity_date: None,
-                        },
-                    })
-                });
-                Ok((
-                    generate(&header, entries, self.signer.as_ref(), out)?,
-                    watermark,
-                ))
-            }
-        })?;
+        // The rename is skipped when the file in place has a number at least as high; `copy`
+        // gets the bytes either way.
+        let ((summary, watermark), outcome) =
+            self.publisher
+                .publish_crl_with(&name, plan.number, |file| {
+                    self.write(&header, plan.base.as_ref(), &mut Tee { file, copy })
+                })?;
+        let path = self.publisher.path(&name);
+        if let PublishOutcome::Kept { published } = outcome {
+            // Not published, so not recorded as published: the store's latest CRL (a delta's
+            // base) stays one that was put in place. The number stays used.
+            tracing::warn!(
+                ca = %self.issuer,
+                number = summary.number,
+                published,
+                kind = ?kind,
+                path = %path.display(),
+                "CRL not published: the published file holds a CRL numbered at least as high, which stays"
+            );
+            return Ok(Published {
+                summary,
+                path,
+                outcome,
+            });
+        }
         // Recorded after the rename: a crash in between leaves a published CRL the store
         // does not use as a base, which only makes the next delta longer.
         self.source
@@ -128,8 +166,43 @@ impl CrlIssuer {
         );
         Ok(Published {
             summary,
-            path: self.publisher.path(&name),
+            path,
+            outcome,
         })
+    }
+
+    /// The CRL of `header` into `out`: a full CRL without `base`, else a delta of the
+    /// changes since it. Returns what was written and the store's watermark it covers.
+    fn write(
+        &self,
+        header: &CrlHeader<'_>,
+        base: Option<&CrlRecord>,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(CrlSummary, i64), CrlError> {
+        match base {
+            None => self.write_full(header, out),
+            Some(base) => {
+                let (entries, watermark) = self
+                    .source
+                    .delta_since(&self.issuer, base.watermark)
+                    .map_err(CrlError::Store)?;
+                let entries = entries.into_iter().map(|e| {
+                    Ok::<_, CrlError>(match e {
+                        DeltaEntry::Listed(e) => e,
+                        DeltaEntry::Removed { serial, at } => CrlEntry {
+                            serial,
+                            revocation_time: at,
+                            reason: Some(RevocationReason::RemoveFromCrl),
+                            invalidity_date: None,
+                        },
+                    })
+                });
+                Ok((
+                    generate(header, entries, self.signer.as_ref(), out)?,
+                    watermark,
+                ))
+            }
+        }
     }
 
     /// A full CRL, its entries streamed from the store's snapshot on a second thread.

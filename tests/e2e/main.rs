@@ -14,6 +14,7 @@ mod channels;
 mod concurrent;
 mod crash;
 mod crl;
+mod crl_concurrency;
 mod enrollment;
 mod files;
 mod hardening;

@@ -24,7 +24,8 @@ pub(crate) struct CrlArgs {
     /// the configured issuing CA (`ca.id`) when left out
     #[arg(long)]
     ca: Option<String>,
-    /// Where to write a copy of the CRL (DER); it is also published to crl.dir
+    /// Where to write the CRL this command makes (DER); it is also published to crl.dir,
+    /// unless a CRL with a number at least as high is published there already
     #[arg(long)]
     out: PathBuf,
 }
@@ -35,7 +36,8 @@ pub(crate) fn run(a: CrlArgs) -> Result<()> {
 }
 
 /// A CRL of CA `ca` (default: the issuing CA's current generation) now, published and
-/// copied to `out`.
+/// copied to `out`: `out` gets the bytes this command signed, never the published file read
+/// back (another publisher may have replaced it, or kept its newer CRL in place of this one).
 pub(crate) fn run_for(
     cfg: &Loaded,
     ca: Option<String>,
@@ -91,17 +93,26 @@ pub(crate) fn run_for(
     } else {
         crl::CrlType::Full
     };
-    let published = issuer.publish(kind, &ca_core::Principal::HostOperator)?;
-    let bytes =
-        std::fs::read(&published.path).map_err(CliError::io("cannot read", &published.path))?;
-    out.commit(&bytes)?;
+    let mut der = Vec::new();
+    let published = issuer.publish_and_copy(kind, &ca_core::Principal::HostOperator, &mut der)?;
+    out.commit(&der)?;
+    emit(&crl_line(delta, &published))
+}
+
+/// `full|delta CRL number=N entries=M bytes=B published=PATH`, and ` superseded=P` when the
+/// published file kept a CRL numbered P (not lower than N) instead of this one.
+fn crl_line(delta: bool, published: &crl::Published) -> String {
     let s = &published.summary;
-    emit(&format!(
-        "{} CRL number={} entries={} bytes={} published={}\n",
+    let superseded = match published.outcome {
+        crl::PublishOutcome::Replaced => String::new(),
+        crl::PublishOutcome::Kept { published } => format!(" superseded={published}"),
+    };
+    format!(
+        "{} CRL number={} entries={} bytes={} published={}{superseded}\n",
         if delta { "delta" } else { "full" },
         s.number,
         s.entries,
         s.bytes,
         published.path.display()
-    ))
+    )
 }
