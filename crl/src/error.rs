@@ -55,6 +55,11 @@ pub enum CrlError {
         max: u64,
     },
 
+    /// Another process (node) kept publishing the issuer's CRLs for as long as this one
+    /// waited for its turn; nothing was generated.
+    #[error("another process is publishing the CRLs of {issuer}; try again")]
+    Busy { issuer: String },
+
     /// The CRL source (the store) failed: reserving a CRL number, reading entries, recording
     /// publication.
     #[error("store: {0}")]

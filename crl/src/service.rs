@@ -4,6 +4,7 @@
 use std::ops::ControlFlow;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
+use std::time::Duration;
 
 use nesca_ca_types::clock::Clock;
 use nesca_ca_types::{IssuerId, Principal, RevocationReason, TbsSigner, UnixTime};
@@ -16,6 +17,10 @@ use crate::header::{CrlHeader, CrlKind, CrlType};
 use crate::publish::{file_name, PublishOutcome, Publisher};
 use crate::schedule::CrlSchedule;
 use crate::source::{CrlRecord, CrlReservation, CrlSource, DeltaEntry, SourceError};
+
+/// How long an asked-for publication (`nesca crl`, the admin API) waits for another
+/// process's publication of the same CA to finish.
+const PUBLICATION_WAIT: Duration = Duration::from_secs(60);
 
 /// Entries travel from the store's scan to the encoder in batches of this many, at most
 /// [`BATCHES_IN_FLIGHT`] batches at a time: bounded memory whatever the CRL's size, and the
@@ -80,6 +85,35 @@ impl CrlIssuer {
     /// publication: exactly the CRL this call made, whichever CRL the published file holds
     /// afterwards. On an error `copy` may hold part of a CRL.
     pub fn publish_and_copy(
+        &self,
+        kind: CrlType,
+        actor: &Principal,
+        copy: &mut dyn std::io::Write,
+    ) -> Result<Published, CrlError> {
+        if !self
+            .source
+            .hold_publication(&self.issuer, PUBLICATION_WAIT)
+            .map_err(CrlError::Store)?
+        {
+            return Err(CrlError::Busy {
+                issuer: self.issuer.to_string(),
+            });
+        }
+        let published = self.publish_held(kind, actor, copy);
+        self.release_publication();
+        published
+    }
+
+    /// Gives the publication lease up; a failure only delays the next publisher (the lease
+    /// runs out), so it is logged, not returned.
+    fn release_publication(&self) {
+        if let Err(e) = self.source.release_publication(&self.issuer) {
+            tracing::warn!(ca = %self.issuer, error = %e, "CRL publication lease not given up; it runs out by itself");
+        }
+    }
+
+    /// [`CrlIssuer::publish_and_copy`] with the publication lease held.
+    fn publish_held(
         &self,
         kind: CrlType,
         actor: &Principal,
@@ -265,29 +299,58 @@ impl CrlIssuer {
     /// Publishes whatever the schedule says is due now (a full CRL first when none exists or
     /// its file is gone, then a delta so the full CRL's freshestCRL always resolves).
     pub fn publish_due(&self, actor: &Principal) -> Result<Vec<Published>, CrlError> {
+        if self.due()?.is_none() {
+            return Ok(Vec::new());
+        }
+        // Due: whoever holds the lease publishes; another node that does now is left to it.
+        if !self
+            .source
+            .hold_publication(&self.issuer, Duration::ZERO)
+            .map_err(CrlError::Store)?
+        {
+            return Ok(Vec::new());
+        }
         let mut done = Vec::new();
+        let mut outcome = Ok(());
         for _ in 0..2 {
-            let now = self.clock.now_unix();
-            let last = |kind: CrlType| -> Result<Option<UnixTime>, CrlError> {
-                let rec = self
-                    .source
-                    .latest_crl(&self.issuer, kind)
-                    .map_err(CrlError::Store)?;
-                // A published record whose file is missing (a new publication directory) counts
-                // as never published.
-                let present = self
-                    .publisher
-                    .path(&file_name(&self.issuer, kind))
-                    .is_file();
-                Ok(rec.filter(|_| present).map(|r| r.this_update))
-            };
-            let last_full = last(CrlType::Full)?;
-            let last_delta = last(CrlType::Delta)?;
-            match self.schedule.due(now, last_full, last_delta) {
-                Some(kind) => done.push(self.publish(kind, actor)?),
-                None => break,
+            // Asked again under the lease: the node that held it before may have published.
+            match self.due() {
+                Ok(Some(kind)) => match self.publish_held(kind, actor, &mut std::io::sink()) {
+                    Ok(p) => done.push(p),
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
             }
         }
-        Ok(done)
+        self.release_publication();
+        outcome.map(|()| done)
+    }
+
+    /// Which CRL is due now, if one is.
+    fn due(&self) -> Result<Option<CrlType>, CrlError> {
+        let now = self.clock.now_unix();
+        let last = |kind: CrlType| -> Result<Option<UnixTime>, CrlError> {
+            let rec = self
+                .source
+                .latest_crl(&self.issuer, kind)
+                .map_err(CrlError::Store)?;
+            // A published record whose file is missing (a new publication directory) counts
+            // as never published.
+            let present = self
+                .publisher
+                .path(&file_name(&self.issuer, kind))
+                .is_file();
+            Ok(rec.filter(|_| present).map(|r| r.this_update))
+        };
+        Ok(self
+            .schedule
+            .due(now, last(CrlType::Full)?, last(CrlType::Delta)?))
     }
 }

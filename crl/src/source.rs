@@ -4,6 +4,7 @@
 //! this crate never sees the store's own types.
 
 use std::ops::ControlFlow;
+use std::time::Duration;
 
 use nesca_ca_types::{IssuerId, Principal, Serial, UnixTime};
 
@@ -114,6 +115,20 @@ pub trait CrlSource: Send + Sync {
         issuer: &IssuerId,
         kind: CrlType,
     ) -> Result<Option<CrlRecord>, SourceError>;
+
+    /// Takes the issuer's publication lease, waiting at most `wait`: one publisher at a time
+    /// per CA, across the processes and nodes sharing the store. Whether it was had. The
+    /// default (a source no other process shares) always has it.
+    fn hold_publication(&self, issuer: &IssuerId, wait: Duration) -> Result<bool, SourceError> {
+        let _ = (issuer, wait);
+        Ok(true)
+    }
+
+    /// Gives the issuer's publication lease up.
+    fn release_publication(&self, issuer: &IssuerId) -> Result<(), SourceError> {
+        let _ = issuer;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

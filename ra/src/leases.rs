@@ -26,6 +26,23 @@ pub fn node_id() -> &'static str {
     })
 }
 
+/// Whether `holder` (a [`node_id`]) names a process of this host that no longer runs. A
+/// holder of another host, or one that cannot be read, is not known to be gone.
+fn gone_from_this_host(holder: &str) -> bool {
+    let mine = node_id();
+    let host_of = |id: &str| id.rsplitn(3, ':').nth(2).map(str::to_owned);
+    let Some(pid) = holder
+        .rsplitn(3, ':')
+        .nth(1)
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return false;
+    };
+    host_of(holder).is_some_and(|h| Some(h) == host_of(mine))
+        && holder != mine
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// A named task's lease, held by this process while it works.
 pub struct Lease {
     store: Arc<dyn Store>,
@@ -51,13 +68,26 @@ impl Lease {
         Lease::new(store, clock, format!("crl:{ca}"), CRL_LEASE)
     }
 
-    /// Takes or renews the lease; whether this process holds it now.
+    /// Takes or renews the lease; whether this process holds it now. A lease held by a
+    /// process of this host that no longer runs (killed, so it never gave it up) is taken
+    /// over at once rather than when it runs out.
     pub fn hold(&self) -> Result<bool> {
         let now = self.clock.now_unix();
         let until = now.plus_secs(i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2));
-        Ok(self
+        if self
             .store
-            .acquire_lease(&self.name, node_id(), now, until)?)
+            .acquire_lease(&self.name, node_id(), now, until)?
+        {
+            return Ok(true);
+        }
+        match self.store.lease_holder(&self.name)? {
+            Some((holder, _)) if gone_from_this_host(&holder) => {
+                Ok(self
+                    .store
+                    .take_over_lease(&self.name, &holder, node_id(), until)?)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Takes the lease, trying again every 100 ms for at most `wait`; whether it was had.
@@ -114,5 +144,35 @@ mod tests {
             .acquire_lease(lease.name(), "other-node", now, now.plus_secs(60))
             .unwrap());
         assert!(!lease.hold_within(Duration::from_millis(250)).unwrap());
+    }
+
+    #[test]
+    fn a_holder_of_this_host_that_no_longer_runs_is_gone() {
+        let host = node_id().rsplitn(3, ':').nth(2).unwrap().to_owned();
+        assert!(gone_from_this_host(&format!("{host}:4294967295:0badcafe")));
+        // This process, a running one (pid 1), another host's: not known to be gone.
+        assert!(!gone_from_this_host(node_id()));
+        assert!(!gone_from_this_host(&format!("{host}:1:0badcafe")));
+        assert!(!gone_from_this_host("another-host:4294967295:0badcafe"));
+        assert!(!gone_from_this_host("garbage"));
+    }
+
+    #[test]
+    fn a_lease_left_by_a_killed_process_of_this_host_is_taken_over_at_once() {
+        let f = ca_core::testkit::fixture();
+        let store: Arc<dyn Store> = f.store.clone();
+        let host = node_id().rsplitn(3, ':').nth(2).unwrap().to_owned();
+        let now = f.clock.now_unix();
+        let dead = format!("{host}:4294967295:0badcafe");
+        assert!(store
+            .acquire_lease("outbox", &dead, now, now.plus_secs(600))
+            .unwrap());
+        let lease = Lease::new(
+            store,
+            f.clock.clone(),
+            "outbox".into(),
+            Duration::from_secs(20),
+        );
+        assert!(lease.hold().unwrap());
     }
 }

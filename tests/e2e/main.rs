@@ -27,6 +27,7 @@ mod lifecycle;
 mod lint;
 mod listener_limits;
 mod mtls;
+mod multinode;
 mod ocsp;
 mod partner;
 mod pdf_validation;

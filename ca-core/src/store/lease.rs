@@ -20,4 +20,16 @@ pub trait LeaseStore: Send + Sync {
     ) -> Result<bool>;
     /// Gives lease `name` up if `holder` holds it.
     fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+    /// Who holds lease `name`, and until when (`None`: nobody has taken it, or it was given
+    /// up).
+    fn lease_holder(&self, name: &str) -> Result<Option<(String, UnixTime)>>;
+    /// Takes lease `name` for `holder` until `until` from `from`, a holder known to be gone
+    /// (a process of this host that no longer runs); refused when someone else holds it now.
+    fn take_over_lease(
+        &self,
+        name: &str,
+        from: &str,
+        holder: &str,
+        until: UnixTime,
+    ) -> Result<bool>;
 }

@@ -36,7 +36,28 @@ fn record(r: store::CrlRecord) -> CrlRecord {
     }
 }
 
+impl StoreCrlSource {
+    /// The lease of `issuer`'s CRL publication in this store.
+    fn lease(&self, issuer: &IssuerId) -> nesca_ra::leases::Lease {
+        nesca_ra::leases::Lease::crl(self.0.clone(), crate::wiring::clock(), issuer)
+    }
+}
+
 impl CrlSource for StoreCrlSource {
+    fn hold_publication(
+        &self,
+        issuer: &IssuerId,
+        wait: std::time::Duration,
+    ) -> Result<bool, SourceError> {
+        self.lease(issuer)
+            .hold_within(wait)
+            .map_err(SourceError::new)
+    }
+
+    fn release_publication(&self, issuer: &IssuerId) -> Result<(), SourceError> {
+        self.lease(issuer).release().map_err(SourceError::new)
+    }
+
     fn scan_revoked(
         &self,
         issuer: &IssuerId,

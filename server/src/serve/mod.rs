@@ -393,10 +393,11 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     let outbox_thread = {
         let stop = stop_crl.clone();
         let outbox = crate::commands::outbox::configured(&cfg, store.clone())?;
+        let lease = task_lease(&store, "outbox");
         let every = Duration::from_secs(cfg.raw.outbox.interval_seconds);
         std::thread::Builder::new()
             .name("nesca-outbox".into())
-            .spawn(move || outbox_loop(&outbox, every, &stop))
+            .spawn(move || outbox_loop(&outbox, &lease, every, &stop))
             .map_err(|e| {
                 CliError::io("cannot start", std::path::Path::new("the outbox thread"))(e)
             })?
@@ -414,11 +415,12 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
             )?;
             let stop = stop_crl.clone();
             let every = Duration::from_secs(p.interval_seconds);
+            let lease = task_lease(&store, "production");
             production.map(|production| {
                 std::thread::Builder::new()
                     .name("nesca-production".into())
                     .spawn(move || {
-                        every_until(every, &stop, || {
+                        leased_every_until(&lease, every, &stop, || {
                             if let Err(e) = production.run_due(1_000) {
                                 tracing::warn!(error = %e, "production pass failed; will retry");
                             }
@@ -455,13 +457,66 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     result
 }
 
-/// Delivers due outbox messages every `every`, until `stop`.
-fn outbox_loop(outbox: &nesca_ra::outbox::Outbox, every: Duration, stop: &AtomicBool) {
-    every_until(every, stop, || {
+/// Delivers due outbox messages every `every`, until `stop`, while this node holds the
+/// outbox's lease.
+fn outbox_loop(
+    outbox: &nesca_ra::outbox::Outbox,
+    lease: &nesca_ra::leases::Lease,
+    every: Duration,
+    stop: &AtomicBool,
+) {
+    leased_every_until(lease, every, stop, || {
         if let Err(e) = outbox.deliver_due(1_000) {
             tracing::warn!(error = %e, "outbox delivery failed; will retry");
         }
     })
+}
+
+/// How long a node's lease on a background task runs: after its node stops (dies), another
+/// takes the task over within about this long.
+const TASK_LEASE: Duration = Duration::from_secs(20);
+/// How often the holder renews its lease (and the others ask for it).
+const TASK_LEASE_RENEW: Duration = Duration::from_secs(5);
+
+/// A background task's lease in `store`, held by this node while it runs the task.
+fn task_lease(store: &Arc<dyn Store>, task: &str) -> nesca_ra::leases::Lease {
+    nesca_ra::leases::Lease::new(store.clone(), wiring::clock(), task.to_owned(), TASK_LEASE)
+}
+
+/// [`every_until`] on one node at a time: `work` runs only while this node holds `lease`,
+/// renewed (or asked for) every [`TASK_LEASE_RENEW`]; the lease is given up at `stop`.
+fn leased_every_until(
+    lease: &nesca_ra::leases::Lease,
+    every: Duration,
+    stop: &AtomicBool,
+    mut work: impl FnMut(),
+) {
+    let mut held = false;
+    let mut renew_at = std::time::Instant::now();
+    let mut work_at = renew_at;
+    every_until(Duration::from_millis(200), stop, || {
+        let now = std::time::Instant::now();
+        if now >= renew_at {
+            let was = held;
+            held = lease.hold().unwrap_or_else(|e| {
+                tracing::warn!(task = lease.name(), error = %e, "task lease not renewed; the task waits");
+                false
+            });
+            if held != was {
+                tracing::info!(task = lease.name(), held, "task lease changed hands");
+            }
+            renew_at = now + TASK_LEASE_RENEW;
+        }
+        if held && now >= work_at {
+            work();
+            work_at = std::time::Instant::now() + every;
+        }
+    });
+    if held {
+        if let Err(e) = lease.release() {
+            tracing::warn!(task = lease.name(), error = %e, "task lease not given up; it runs out by itself");
+        }
+    }
 }
 
 /// Runs `work` now and then every `every`, checking `stop` often so a shutdown is not held up.
@@ -484,7 +539,8 @@ fn commitment_loop(host: &crate::channels::ChannelHost, every: Duration, stop: &
     let Some(iss) = &host.issuance else { return };
     let held_lists =
         nesca_ra::held_lists::HeldLists::new(host.store.clone(), crate::wiring::clock());
-    every_until(every, stop, || {
+    let lease = task_lease(&host.store, "commitment-sweep");
+    leased_every_until(&lease, every, stop, || {
         if let Err(e) = iss.commitments.expire_due() {
             tracing::warn!(error = %e, "commitment deadline sweep failed; will retry");
         }

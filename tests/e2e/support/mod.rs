@@ -29,6 +29,7 @@ pub(crate) mod mtls;
 pub(crate) mod ocsp;
 pub(crate) mod partner;
 pub(crate) mod plugins;
+pub(crate) mod postgres;
 pub(crate) mod pyhanko;
 pub(crate) mod server;
 

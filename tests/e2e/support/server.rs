@@ -31,13 +31,18 @@ pub(crate) const GRACE: Duration = Duration::from_secs(10);
 #[track_caller]
 pub(crate) fn server_demo() -> Demo {
     let demo = Demo::init_with(&["--public-url", LINT_URL]);
-    let path = demo.config();
-    let text = fs::read_to_string(&path).expect("nesca.toml");
+    server_demo_config(&demo.config());
+    demo
+}
+
+/// Rewrites the configuration at `path` as [`server_demo`]'s: the public and OCSP listeners
+/// on port 0, the OCSP responder polling the store every 50 ms.
+pub(crate) fn server_demo_config(path: &Path) {
+    let text = fs::read_to_string(path).expect("nesca.toml");
     let text = toml_replace(&text, "server", "listen", "127.0.0.1:0");
     let text = toml_replace(&text, "ocsp", "listen", "127.0.0.1:0");
     let text = toml_replace_raw(&text, "ocsp", "poll_interval_ms", "50");
-    fs::write(&path, text).expect("write nesca.toml");
-    demo
+    fs::write(path, text).expect("write nesca.toml");
 }
 
 /// A `nesca serve` / `nesca ocsp` child process. Dropping it kills the child.
@@ -62,6 +67,17 @@ impl Server {
         Server::start(
             demo,
             &["serve", "--config", s(&config)],
+            "nesca serve: listening on http://",
+        )
+    }
+
+    /// `nesca serve --config CONFIG` (a node's configuration beside the demo's), once it
+    /// listens.
+    #[track_caller]
+    pub(crate) fn serve_config(demo: &Demo, config: &Path) -> Server {
+        Server::start(
+            demo,
+            &["serve", "--config", s(config)],
             "nesca serve: listening on http://",
         )
     }

@@ -18,6 +18,19 @@ pub fn leases_have_one_holder_until_they_run_out(store: &dyn Store) {
     assert!(!store.acquire_lease(name, "node-c", t0(61), t0(91)).unwrap());
     store.release_lease(name, "node-b").unwrap();
     assert!(store.acquire_lease(name, "node-c", t0(61), t0(91)).unwrap());
+    // Who holds it; a gone holder's lease is taken over, a live one's only from its holder.
+    assert_eq!(
+        store.lease_holder(name).unwrap(),
+        Some(("node-c".to_owned(), t0(91)))
+    );
+    assert!(!store
+        .take_over_lease(name, "node-a", "node-d", t0(99))
+        .unwrap());
+    assert!(store
+        .take_over_lease(name, "node-c", "node-d", t0(99))
+        .unwrap());
+    assert!(!store.acquire_lease(name, "node-c", t0(62), t0(92)).unwrap());
+    assert_eq!(store.lease_holder("never-taken").unwrap(), None);
     // Leases of other tasks are their own.
     assert!(store
         .acquire_lease("outbox", "node-a", t0(61), t0(91))
