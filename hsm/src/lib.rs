@@ -17,6 +17,7 @@ mod key;
 mod module;
 mod signer;
 mod softhsm_guard;
+mod store_lock;
 mod workers;
 mod wrap;
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -12,6 +12,8 @@ use cryptoki::slot::Slot;
 use secrecy::SecretString;
 
 use crate::error::ErrorClass;
+use crate::softhsm_guard;
+use crate::store_lock::StoreLock;
 use crate::workers::Workers;
 use crate::HsmError;
 
@@ -48,6 +50,8 @@ pub(crate) struct Inner {
     slot: Arc<Mutex<Slot>>,
     token_label: String,
     pin: SecretString,
+    /// SoftHSM only: its configuration, whose token store [`StoreLock`] locks.
+    softhsm_conf: Option<PathBuf>,
     /// Kept open for the life of the process: login state is per application and ends when
     /// the last session closes, which would also invalidate private key handles.
     login_session: Mutex<Option<Session>>,
@@ -87,13 +91,17 @@ fn initialised_modules() -> &'static Mutex<HashMap<PathBuf, Initialised>> {
 impl Hsm {
     /// Loads and initialises the module, finds the token by label and logs the user in.
     pub fn open(config: HsmConfig) -> Result<Hsm, HsmError> {
+        // Other nesca processes neither read nor rewrite the token's metadata meanwhile.
+        let mut store = StoreLock::acquire(config.softhsm_conf.as_deref());
         let ctx = load_module(&config.module, config.softhsm_conf.as_deref())?;
         let (slot, login) = connect(
             &ctx,
             &config.token_label,
             &config.pin,
             config.softhsm_conf.as_deref(),
+            &mut store,
         )?;
+        drop(store);
         let slot = Arc::new(Mutex::new(slot));
         let workers = Workers::start(ctx.clone(), slot.clone(), config.pool_size)?;
         let ocsp_workers = match config.ocsp_pool_size {
@@ -106,6 +114,7 @@ impl Hsm {
                 slot,
                 token_label: config.token_label,
                 pin: config.pin,
+                softhsm_conf: config.softhsm_conf,
                 login_session: Mutex::new(Some(login)),
                 workers,
                 ocsp_workers,
@@ -124,6 +133,7 @@ impl Hsm {
         so_pin: &SecretString,
         user_pin: &SecretString,
     ) -> Result<(), HsmError> {
+        let _store = StoreLock::acquire(softhsm_conf);
         let ctx = load_module(module, softhsm_conf)?;
         if find_token(&ctx, label).is_ok() {
             return Err(HsmError::TokenExists {
@@ -216,11 +226,17 @@ impl Hsm {
     /// its state), finds the token by label, logs in, and has every worker open a new session.
     pub fn reinitialize(&self) -> Result<(), HsmError> {
         tracing::warn!(token = %self.inner.token_label, "re-initialising the PKCS#11 module");
+        let _store = self.lock_store();
         initialize(&self.inner.ctx)?;
         let slot = find_token(&self.inner.ctx, &self.inner.token_label)?;
         *self.inner.slot.lock().unwrap_or_else(|p| p.into_inner()) = slot;
         self.reset_workers();
-        self.relogin()
+        self.relogin_locked()
+    }
+
+    /// nesca's lock on the token store ([`StoreLock`]), for a `C_Initialize` or a `C_Login`.
+    fn lock_store(&self) -> StoreLock {
+        StoreLock::acquire(self.inner.softhsm_conf.as_deref())
     }
 
     pub(crate) fn current_slot(&self) -> Slot {
@@ -229,6 +245,12 @@ impl Hsm {
 
     /// Opens a new login session and logs in again.
     fn relogin(&self) -> Result<(), HsmError> {
+        let _store = self.lock_store();
+        self.relogin_locked()
+    }
+
+    /// [`Hsm::relogin`] for a caller that holds the [`StoreLock`] already.
+    fn relogin_locked(&self) -> Result<(), HsmError> {
         let mut guard = self
             .inner
             .login_session
@@ -288,66 +310,123 @@ impl Hsm {
     }
 }
 
-/// Finds the token and logs in, retrying what a token that another process is writing at that
-/// moment can answer (SoftHSM's file store: `CKR_GENERAL_ERROR`, or no token visible at all).
-/// Between attempts the module is initialised again, so that it reads its token store anew —
-/// after SoftHSM's token metadata is guarded again (`softhsm_guard`: another process killed
-/// mid-rewrite since this one started leaves it empty).
+/// How long [`connect`] keeps trying a token store caught mid-update, all attempts together.
+const CONNECT_BUDGET: Duration = Duration::from_secs(3);
+/// The first pause between two attempts of [`connect`]; it doubles up to [`CONNECT_MAX_BACKOFF`].
+const CONNECT_FIRST_BACKOFF: Duration = Duration::from_millis(20);
+const CONNECT_MAX_BACKOFF: Duration = Duration::from_millis(320);
+
+/// Why one attempt of [`connect`] failed.
+#[derive(Debug)]
+enum Miss {
+    /// No slot's token carries the label; the labels the initialised tokens reported.
+    NotFound(Vec<String>),
+    /// A PKCS#11 call failed.
+    Failed(HsmError),
+}
+
+impl Miss {
+    fn into_error(self, label: &str) -> HsmError {
+        match self {
+            Miss::NotFound(seen) => not_found(label, &seen),
+            Miss::Failed(e) => e,
+        }
+    }
+}
+
+/// Finds the token and logs in, retrying what a token store that another process is writing at
+/// that moment can answer ([`caught_mid_update`]) for [`CONNECT_BUDGET`] at most, then failing
+/// with the last attempt's error. Between attempts the module is initialised again, so that it
+/// reads its token store anew (SoftHSM reads it at `C_Initialize` only, and drops for good a
+/// token whose metadata it found empty then) — after SoftHSM's token metadata is guarded again
+/// (`softhsm_guard`: another process killed mid-rewrite since this one started leaves it empty).
+/// `store` is held, except during the pauses between attempts.
 fn connect(
     ctx: &Pkcs11,
     label: &str,
     pin: &SecretString,
     softhsm_conf: Option<&Path>,
+    store: &mut StoreLock,
 ) -> Result<(Slot, Session), HsmError> {
-    let attempt = || -> Result<(Slot, Session), HsmError> {
-        let slot = find_token(ctx, label)?;
+    let attempt = || -> Result<(Slot, Session), Miss> {
+        let slot = match look_up(ctx, label).map_err(Miss::Failed)? {
+            Lookup::Found(slot) => slot,
+            Lookup::Missing(seen) => return Err(Miss::NotFound(seen)),
+        };
         let session = ctx
             .open_rw_session(slot)
-            .map_err(|e| HsmError::from_ck("C_OpenSession", e))?;
-        login_user(&session, pin)?;
+            .map_err(|e| Miss::Failed(HsmError::from_ck("C_OpenSession", e)))?;
+        login_user(&session, pin).map_err(Miss::Failed)?;
         Ok((slot, session))
     };
-    let mut backoff = FIRST_BACKOFF;
-    let mut tries = 1;
+    let started = Instant::now();
+    let mut backoff = CONNECT_FIRST_BACKOFF;
+    let mut tries = 1u32;
     loop {
-        match attempt() {
+        let miss = match attempt() {
             Ok(connected) => return Ok(connected),
-            Err(e) if tries < MAX_ATTEMPTS && busy_token_store(&e) => {
-                tries += 1;
-                tracing::warn!(attempt = tries, error = %e, "token not readable yet; re-initialising the module");
-                std::thread::sleep(backoff);
-                backoff *= 2;
-                // C_Finalize then C_Initialize: the way to make the module read its store again.
-                let _ = ctx.clone().finalize();
-                if let Some(conf) = softhsm_conf {
-                    if let Err(g) = crate::softhsm_guard::guard_tokens(conf) {
-                        tracing::warn!(error = %g, "SoftHSM token metadata not guarded before the retry");
-                    }
-                }
-                initialize(ctx)?;
-            }
-            Err(e) => return Err(e),
+            Err(miss) => miss,
+        };
+        let on_disk = || softhsm_conf.is_some_and(|c| softhsm_guard::label_on_disk(c, label));
+        let pause = jittered(backoff, tries);
+        if !caught_mid_update(&miss, on_disk) || started.elapsed() + pause > CONNECT_BUDGET {
+            return Err(miss.into_error(label));
         }
+        tries += 1;
+        let e = miss.into_error(label);
+        tracing::warn!(attempt = tries, error = %e, "token not readable yet; re-initialising the module");
+        store.release_for(pause);
+        backoff = (backoff * 2).min(CONNECT_MAX_BACKOFF);
+        // C_Finalize then C_Initialize: the way to make the module read its store again.
+        let _ = ctx.clone().finalize();
+        if let Some(conf) = softhsm_conf {
+            if let Err(g) = softhsm_guard::guard_tokens(conf) {
+                tracing::warn!(error = %g, "SoftHSM token metadata not guarded before the retry");
+            }
+        }
+        initialize(ctx)?;
     }
 }
 
-/// A token store caught mid-update by another process (seen with SoftHSM's file backend when
-/// several `nesca` processes start at once).
-fn busy_token_store(e: &HsmError) -> bool {
-    match e {
-        // CKR_USER_PIN_NOT_INITIALIZED too: SoftHSM rewrites the token file at login, and a
-        // reader that catches it half-written sees a token without a user PIN. A token that
-        // really has none is reported after the retries.
-        HsmError::Pkcs11 { rv, .. } => matches!(
+/// Whether `miss` is what a token store caught mid-update answers (SoftHSM's file store, while
+/// another process's `C_Login` rewrites the token's metadata: docs/STANDARDS.md "SoftHSM's
+/// token store"), so that reading the store again can succeed. `label_on_disk` says whether the
+/// token store holds a token with the wanted label (SoftHSM: its metadata file or nesca's copy
+/// of it); it is asked only when nothing else decides.
+fn caught_mid_update(miss: &Miss, label_on_disk: impl FnOnce() -> bool) -> bool {
+    match miss {
+        // CKR_GENERAL_ERROR: C_GetTokenInfo or C_Login found the metadata empty. A token
+        // initialised while the metadata could not be read has no user PIN
+        // (CKR_USER_PIN_NOT_INITIALIZED) until the module reads it again. A token that really
+        // has none, a device really gone, are reported once the budget is spent.
+        Miss::Failed(HsmError::Pkcs11 { rv, .. }) => matches!(
             rv,
             RvError::GeneralError
                 | RvError::TokenNotPresent
                 | RvError::DeviceError
                 | RvError::UserPinNotInitialized
         ),
-        HsmError::TokenNotFound { available, .. } => available == "none",
-        _ => false,
+        Miss::Failed(_) => false,
+        Miss::NotFound(seen) => {
+            // No token at all: C_Initialize found the metadata empty and dropped the token.
+            // A blank label: C_GetTokenInfo read the flags (CKF_TOKEN_INITIALIZED), then found
+            // the metadata empty when it read the label, and answered CKR_OK with a label of
+            // spaces. A token of another label only: ours may have been dropped at
+            // C_Initialize beside it, which its metadata on disk tells.
+            seen.is_empty() || seen.iter().any(|l| l.is_empty()) || label_on_disk()
+        }
     }
+}
+
+/// `base` less up to half of it, differently in each process and attempt, so that processes
+/// that failed together do not all read the store again at the same instant.
+fn jittered(base: Duration, attempt: u32) -> Duration {
+    use std::hash::BuildHasher;
+    // RandomState is seeded afresh in each process.
+    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+    let half = base / 2;
+    let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+    base - Duration::from_nanos(random % nanos.max(1))
 }
 
 /// Errors after which the module itself must be initialised again, not just a session.
@@ -402,7 +481,7 @@ fn load_module(path: &Path, softhsm_conf: Option<&Path>) -> Result<Pkcs11, HsmEr
     if let Some(conf) = softhsm_conf {
         // Before SoftHSM reads its token store: put back token metadata a killed process left
         // damaged, and keep a copy of it that parses.
-        crate::softhsm_guard::guard_tokens(conf)?;
+        softhsm_guard::guard_tokens(conf)?;
         std::env::set_var("SOFTHSM2_CONF", conf);
     }
     let ctx = Pkcs11::new(path).map_err(|e| match e {
@@ -429,7 +508,16 @@ fn initialize(ctx: &Pkcs11) -> Result<(), HsmError> {
     }
 }
 
-fn find_token(ctx: &Pkcs11, label: &str) -> Result<Slot, HsmError> {
+/// What one look at the slots found.
+#[derive(Debug)]
+enum Lookup {
+    /// The slot whose token carries the label.
+    Found(Slot),
+    /// None does; the labels the initialised tokens reported (a blank one as "").
+    Missing(Vec<String>),
+}
+
+fn look_up(ctx: &Pkcs11, label: &str) -> Result<Lookup, HsmError> {
     let slots = ctx
         .get_slots_with_token()
         .map_err(|e| HsmError::from_ck("C_GetSlotList", e))?;
@@ -440,20 +528,35 @@ fn find_token(ctx: &Pkcs11, label: &str) -> Result<Slot, HsmError> {
             .map_err(|e| HsmError::from_ck("C_GetTokenInfo", e))?;
         let found = info.label().trim_end();
         if found == label {
-            return Ok(slot);
+            return Ok(Lookup::Found(slot));
         }
         if info.token_initialized() {
-            seen.push(format!("\"{found}\""));
+            seen.push(found.to_string());
         }
     }
-    Err(HsmError::TokenNotFound {
+    Ok(Lookup::Missing(seen))
+}
+
+fn find_token(ctx: &Pkcs11, label: &str) -> Result<Slot, HsmError> {
+    match look_up(ctx, label)? {
+        Lookup::Found(slot) => Ok(slot),
+        Lookup::Missing(seen) => Err(not_found(label, &seen)),
+    }
+}
+
+/// [`HsmError::TokenNotFound`], naming the initialised tokens that were seen.
+fn not_found(label: &str, seen: &[String]) -> HsmError {
+    HsmError::TokenNotFound {
         label: label.to_string(),
         available: if seen.is_empty() {
             "none".into()
         } else {
-            seen.join(", ")
+            seen.iter()
+                .map(|l| format!("\"{l}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
         },
-    })
+    }
 }
 
 /// SoftHSM answers a missing config or token directory with CKR_GENERAL_ERROR only; say which.
@@ -475,6 +578,95 @@ fn check_softhsm_conf(conf: &Path) -> Result<(), HsmError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod connect_tests {
+    use cryptoki::context::Function;
+
+    use super::*;
+
+    fn failed(rv: RvError, function: Function) -> Miss {
+        Miss::Failed(HsmError::from_ck("test", CkError::Pkcs11(rv, function)))
+    }
+
+    fn not_found(seen: &[&str]) -> Miss {
+        Miss::NotFound(seen.iter().map(|l| l.to_string()).collect())
+    }
+
+    /// What SoftHSM answers while another process rewrites the token's metadata is retried;
+    /// what a wrong PIN, a wrong label or a missing file answers is not.
+    #[test]
+    fn only_what_a_store_caught_mid_update_answers_is_retried() {
+        let never = || -> bool { panic!("the token store was looked at") };
+        for (rv, function) in [
+            (RvError::GeneralError, Function::GetTokenInfo),
+            (RvError::GeneralError, Function::Login),
+            (RvError::UserPinNotInitialized, Function::Login),
+            (RvError::TokenNotPresent, Function::GetTokenInfo),
+            (RvError::DeviceError, Function::OpenSession),
+        ] {
+            assert!(caught_mid_update(&failed(rv, function), never), "{rv:?}");
+        }
+        for (rv, function) in [
+            (RvError::PinIncorrect, Function::Login),
+            (RvError::PinLocked, Function::Login),
+            (RvError::SlotIdInvalid, Function::GetTokenInfo),
+        ] {
+            assert!(!caught_mid_update(&failed(rv, function), never), "{rv:?}");
+        }
+        let missing = Miss::Failed(HsmError::MissingFile {
+            what: "SoftHSM token directory",
+            path: "/x".into(),
+        });
+        assert!(!caught_mid_update(&missing, never));
+
+        // No token at all, or one whose label came back blank (flags read, label not): retried
+        // without looking at the disk.
+        assert!(caught_mid_update(&not_found(&[]), never));
+        assert!(caught_mid_update(&not_found(&["other", ""]), never));
+        // Other tokens only: retried when the store holds ours, refused at once otherwise
+        // (a wrong label in the configuration).
+        assert!(caught_mid_update(&not_found(&["other"]), || true));
+        assert!(!caught_mid_update(&not_found(&["other"]), || false));
+    }
+
+    #[test]
+    fn the_last_error_is_today_s() {
+        assert_eq!(
+            not_found(&[]).into_error("nesca-demo").to_string(),
+            "no token labelled \"nesca-demo\" in any slot of the PKCS#11 module (slots with a token: none)"
+        );
+        assert_eq!(
+            not_found(&["a", ""]).into_error("nesca-demo").to_string(),
+            "no token labelled \"nesca-demo\" in any slot of the PKCS#11 module (slots with a token: \"a\", \"\")"
+        );
+        let e = failed(RvError::GeneralError, Function::GetTokenInfo).into_error("x");
+        assert_eq!(e.to_string(), "C_GetTokenInfo failed: CKR_GENERAL_ERROR");
+    }
+
+    #[test]
+    fn pauses_are_jittered_within_half_of_the_backoff() {
+        let base = Duration::from_millis(40);
+        let pauses: Vec<Duration> = (0..64).map(|i| jittered(base, i)).collect();
+        assert!(
+            pauses.iter().all(|p| *p > base / 2 && *p <= base),
+            "{pauses:?}"
+        );
+        assert!(
+            pauses.iter().any(|p| *p != pauses[0]),
+            "no jitter: {pauses:?}"
+        );
+        assert_eq!(jittered(Duration::ZERO, 1), Duration::ZERO);
+        // The budget leaves room for many readings of the store, however long the pauses.
+        let (mut backoff, mut total, mut pauses) = (CONNECT_FIRST_BACKOFF, Duration::ZERO, 0);
+        while total + backoff <= CONNECT_BUDGET {
+            total += backoff;
+            pauses += 1;
+            backoff = (backoff * 2).min(CONNECT_MAX_BACKOFF);
+        }
+        assert!(pauses >= 8, "{pauses} pauses");
+    }
 }
 
 #[cfg(test)]

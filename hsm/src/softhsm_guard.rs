@@ -334,8 +334,36 @@ pub(crate) fn guard_tokens(softhsm_conf: &Path) -> Result<(), HsmError> {
     }
 }
 
+/// Whether a token under the `directories.tokendir` of `softhsm_conf` is labelled `label`, by
+/// its metadata file or, when that does not parse (another process is rewriting it), nesca's
+/// copy of it. Read without SoftHSM's lock: a hint that the token exists, for a process whose
+/// SoftHSM did not show it (it reads its store at `C_Initialize` only).
+pub(crate) fn label_on_disk(softhsm_conf: &Path, label: &str) -> bool {
+    let Some(tokendir) = fs::read_to_string(softhsm_conf)
+        .ok()
+        .and_then(|text| tokendir(&text))
+    else {
+        return false;
+    };
+    let Ok(entries) = fs::read_dir(tokendir) else {
+        return false;
+    };
+    let labelled = |file: PathBuf| {
+        fs::read(file)
+            .ok()
+            .and_then(|bytes| parse(&bytes).ok())
+            .map(|meta| meta.label == label)
+    };
+    entries.flatten().any(|entry| {
+        let dir = entry.path();
+        labelled(dir.join(TOKEN_OBJECT))
+            .or_else(|| labelled(dir.join(COPY)))
+            .unwrap_or(false)
+    })
+}
+
 /// The `directories.tokendir` of a `softhsm2.conf`.
-fn tokendir(conf: &str) -> Option<PathBuf> {
+pub(crate) fn tokendir(conf: &str) -> Option<PathBuf> {
     conf.lines().find_map(|line| {
         let (key, value) = line.trim().split_once('=')?;
         (key.trim() == "directories.tokendir").then(|| PathBuf::from(value.trim()))
@@ -687,6 +715,27 @@ mod tests {
                 ),
             }
         }
+    }
+
+    #[test]
+    fn a_label_is_found_on_disk_in_the_metadata_or_else_in_the_copy() {
+        let (_tmp, dir, conf) = token_dir();
+        assert!(label_on_disk(&conf, "guard-vector"));
+        assert!(!label_on_disk(&conf, "guard"), "a prefix is not the label");
+        assert!(!label_on_disk(&conf, "other"));
+        // Caught mid-rewrite (empty) with no copy yet: not found; with a copy: found.
+        fs::write(dir.join(TOKEN_OBJECT), b"").unwrap();
+        assert!(!label_on_disk(&conf, "guard-vector"));
+        fs::write(dir.join(COPY), REAL).unwrap();
+        assert!(label_on_disk(&conf, "guard-vector"));
+        // No configuration, or no token directory: nothing is on disk.
+        assert!(!label_on_disk(
+            Path::new("/nonexistent/softhsm2.conf"),
+            "guard-vector"
+        ));
+        let none = dir.parent().unwrap().join("none.conf");
+        fs::write(&none, "directories.tokendir = /nonexistent/tokens\n").unwrap();
+        assert!(!label_on_disk(&none, "guard-vector"));
     }
 
     #[test]

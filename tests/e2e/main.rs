@@ -12,6 +12,7 @@ mod audit;
 mod ca_certs;
 mod channels;
 mod concurrent;
+mod concurrent_issue;
 mod crash;
 mod crl;
 mod crl_concurrency;
