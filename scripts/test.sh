@@ -13,6 +13,11 @@
 #                          pyhanko-certvalidator it was tested with; "latest" for the newest)
 #   NESCA_SCHEMATHESIS_DIR a bin directory that already holds schemathesis: use it, install nothing
 #   NESCA_SCHEMATHESIS_VERSION  schemathesis version to install (default below; "latest")
+#   NESCA_TEST_POSTGRES_URL the PostgreSQL server the PostgreSQL store's tests create (and drop)
+#                          their databases on (default postgres://postgres@127.0.0.1:5432/postgres,
+#                          trust authentication); its cluster is restarted by
+#                          tests/e2e/pg_faults.rs (pg_ctlcluster NESCA_TEST_POSTGRES_CLUSTER,
+#                          default 15/main)
 #   NESCA_FUZZ_SECONDS     how long each fuzz target in fuzz/ runs after the tests (default 15;
 #                          0 skips fuzzing; cargo-fuzz is installed with cargo when missing)
 #
@@ -153,6 +158,25 @@ if [ -z "${NESCA_SCHEMATHESIS_DIR:-}" ] || ! schemathesis_ok "$NESCA_SCHEMATHESI
     export NESCA_SCHEMATHESIS_DIR="$schemathesis_venv/bin"
 fi
 say "schemathesis: $NESCA_SCHEMATHESIS_DIR/schemathesis"
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+# The store's conformance suite and the multi-node tests run against a real server; a stopped
+# local cluster is started.
+pg_url="${NESCA_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+pg_ok() { command -v psql >/dev/null 2>&1 && psql "$pg_url" -Atqc 'SELECT 1' >/dev/null 2>&1; }
+if ! pg_ok && command -v pg_ctlcluster >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    cluster="${NESCA_TEST_POSTGRES_CLUSTER:-15/main}"
+    say "starting PostgreSQL cluster $cluster"
+    pg_ctlcluster "${cluster%/*}" "${cluster#*/}" start || true
+    for _ in $(seq 1 50); do pg_ok && break; sleep 0.2; done
+fi
+if ! pg_ok; then
+    say "no PostgreSQL server answers at $pg_url (psql $(command -v psql >/dev/null && echo found || echo missing))."
+    say "Start one that lets this user create databases (trust authentication on 127.0.0.1), or set NESCA_TEST_POSTGRES_URL."
+    exit 1
+fi
+export NESCA_TEST_POSTGRES_URL="$pg_url"
+say "PostgreSQL: $pg_url"
 
 # --- tests -----------------------------------------------------------------------------------
 if ! command -v cargo >/dev/null 2>&1; then

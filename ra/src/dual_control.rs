@@ -113,7 +113,14 @@ pub struct DualControl {
     /// before an action, such as "the security officers dual control needs stay", holds
     /// while it runs).
     carrying_out: std::sync::Mutex<()>,
+    /// The same across the nodes sharing the store: a request is carried out by one node,
+    /// once.
+    lease: crate::leases::Lease,
 }
+
+/// How long a node waits for another node's carrying out before it leaves an approved
+/// request to be carried out later (at a start, `resume_approved`).
+const CARRY_OUT_WAIT: Duration = Duration::from_secs(60);
 
 /// Who acts in a step of a request: the operator, and the id of the admin API call
 /// (`x-request-id`) that the step's audit record carries.
@@ -126,6 +133,12 @@ pub struct Step<'a> {
 impl DualControl {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: DualControlPolicy) -> Self {
         DualControl {
+            lease: crate::leases::Lease::new(
+                store.clone(),
+                clock.clone(),
+                "admin-requests".into(),
+                Duration::from_secs(300),
+            ),
             store,
             clock,
             policy,
@@ -291,7 +304,27 @@ impl DualControl {
             Err(ca_core::CaError::Conflict { .. }) => return self.get(id),
             Err(e) => return Err(e.into()),
         }
-        self.carry_out(&request, exec, &actor, step.trace)
+        if !self.lease.hold_within(CARRY_OUT_WAIT)? {
+            tracing::warn!(request = %id, "approved request left to be carried out later: another node kept carrying out requests");
+            return self.get(id);
+        }
+        // Another node may have carried it out meanwhile (its start resumes approved ones).
+        let outcome = match self.get(id) {
+            Ok(now) if now.status == AdminRequestStatus::Approved => {
+                self.carry_out(&now, exec, &actor, step.trace)
+            }
+            other => other,
+        };
+        self.release_lease();
+        outcome
+    }
+
+    /// Gives the carrying-out lease up; a failure only delays another node (the lease runs
+    /// out).
+    fn release_lease(&self) {
+        if let Err(e) = self.lease.release() {
+            tracing::warn!(error = %e, "admin-request lease not given up; it runs out by itself");
+        }
     }
 
     /// Carries an approved request out and records how it went (the caller holds
@@ -396,15 +429,27 @@ impl DualControl {
     pub fn resume_approved(&self, exec: &dyn Execute) -> Result<usize> {
         let actor = Principal::System(ca_core::SystemTask::AdminRequests);
         let _one_at_a_time = self.carrying_out.lock().unwrap_or_else(|p| p.into_inner());
-        let mut n = 0;
-        for r in self
-            .store
-            .admin_requests(Some(AdminRequestStatus::Approved), 1000)?
-        {
-            self.carry_out(&r, exec, &actor, "")?;
-            n += 1;
+        if !self.lease.hold_within(CARRY_OUT_WAIT)? {
+            return Ok(0);
         }
-        Ok(n)
+        let mut carried = Ok(0);
+        let approved = self
+            .store
+            .admin_requests(Some(AdminRequestStatus::Approved), 1000);
+        match approved {
+            Ok(requests) => {
+                for r in requests {
+                    if let Err(e) = self.carry_out(&r, exec, &actor, "") {
+                        carried = Err(e);
+                        break;
+                    }
+                    carried = carried.map(|n| n + 1);
+                }
+            }
+            Err(e) => carried = Err(e.into()),
+        }
+        self.release_lease();
+        carried
     }
 }
 

@@ -32,7 +32,7 @@ fn gone_from_this_host(holder: &str) -> bool {
     let mine = node_id();
     let host_of = |id: &str| id.rsplitn(3, ':').nth(2).map(str::to_owned);
     let Some(pid) = holder
-        .rsplitn(3, ':')
+        .rsplit(':')
         .nth(1)
         .and_then(|p| p.parse::<u32>().ok())
     else {

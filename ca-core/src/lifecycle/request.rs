@@ -34,7 +34,7 @@ impl RequestId {
     }
 
     /// The prefixes of the ids nesca gives its own transitions: the commitment process's
-    /// (`store/sqlite/commitments.rs`: `{kind}-{serial}`) and the admin API's. A request from
+    /// (`store/sql/commitments.rs`: `{kind}-{serial}`) and the admin API's. A request from
     /// outside must not take one: the id would then be spent, and nesca's own change refused,
     /// for the certificate it names.
     pub const RESERVED_PREFIXES: [&'static str; 5] = [

@@ -37,8 +37,14 @@ pub(crate) struct BenchArgs {
     dir: Option<PathBuf>,
     /// Keep each measurement's store in a new database on this PostgreSQL server (dropped
     /// afterwards) instead of SQLite: postgres://USER@HOST:PORT/DB
-    #[arg(long)]
+    #[arg(long, conflicts_with = "config")]
     postgres_url: Option<String>,
+    /// Measure this existing CA (its store and token) instead of a new demo, with its own key
+    /// algorithm: several of these at once against one PostgreSQL store are several nodes
+    /// issuing together (scripts/bench-nodes.sh). Every issuance is a real certificate in
+    /// that store: never a production CA's
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Internal: measure one algorithm in this process and print its rows only. SoftHSM reads
     /// its configuration once per process, so each algorithm's demo token gets a process.
     #[arg(long, hide = true)]
@@ -56,7 +62,7 @@ pub(crate) fn run(a: BenchArgs) -> Result<()> {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("nesca-bench-{}", std::process::id())),
     };
-    if !a.child {
+    if !a.child && a.config.is_none() {
         outln!(
             "nesca bench issue: {} s per measurement, {} requests in flight per worker",
             a.seconds,
@@ -101,13 +107,18 @@ pub(crate) fn run(a: BenchArgs) -> Result<()> {
         }
         return Ok(());
     }
+    let csr = make_csr()?;
+    if let Some(config) = &a.config {
+        let cfg = crate::config::Loaded::read(config)?;
+        let alg = cfg.key_algorithm;
+        return measure_issuance(&a, &cfg, &alg, &csr);
+    }
     let [alg] = a.algorithms.as_slice() else {
         return Err(CliError::Argument {
             field: "algorithms",
             rule: "--child measures exactly one".into(),
         });
     };
-    let csr = make_csr()?;
     let scratch = a
         .postgres_url
         .as_deref()
@@ -122,8 +133,17 @@ pub(crate) fn run(a: BenchArgs) -> Result<()> {
         },
         super::init::Scope::Hierarchy,
     )?;
-    let cfg = demo.cfg;
-    let store = wiring::open_existing_store(&cfg)?;
+    measure_issuance(&a, &demo.cfg, alg, &csr)
+}
+
+/// Prints the raw signing rate and the issuance rate of `cfg`'s CA with 1 and 2 workers.
+fn measure_issuance(
+    a: &BenchArgs,
+    cfg: &crate::config::Loaded,
+    alg: &KeyAlgorithm,
+    csr: &[u8],
+) -> Result<()> {
+    let store = wiring::open_existing_store(cfg)?;
     for workers in [1usize, 2] {
         let hsm = Hsm::open(HsmConfig {
             module: cfg.raw.hsm.module.clone(),
@@ -133,7 +153,7 @@ pub(crate) fn run(a: BenchArgs) -> Result<()> {
             ocsp_pool_size: 0,
             softhsm_conf: cfg.raw.hsm.softhsm_conf.as_ref().map(|p| cfg.path(p)),
         })?;
-        let mut issuance = wiring::open_issuance(&cfg, store.clone())?;
+        let mut issuance = wiring::open_issuance(cfg, store.clone())?;
         let record = ca_core::store::RegistryStore::ca(&*store, &cfg.issuing_id)?
             .ok_or_else(|| CliError::config("ca.id", "missing"))?;
         let signer = Arc::new(hsm.find_key(&record.key_label)?);
@@ -155,7 +175,7 @@ pub(crate) fn run(a: BenchArgs) -> Result<()> {
         let nes = &cfg.nes;
         let issued = measure(workers * a.clients, duration, || {
             let app = NesApplication {
-                key: VerifiedCsr::parse(&csr)?.into(),
+                key: VerifiedCsr::parse(csr)?.into(),
                 tckn: Tckn::parse("10000000146")
                     .map_err(|e| CliError::config("tckn", e.to_string()))?,
                 given_name: PersonName::parse("given-name", "AYŞE")?,
