@@ -135,3 +135,104 @@ fn tls_connector(ca_file: &std::path::Path) -> Result<tokio_postgres_rustls::Mak
         .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The local test server's own certificate (Debian's postgresql package makes it: a
+    /// self-signed `CN=localhost`).
+    const SERVER_CERT: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+
+    fn options(url: String, tls: PgTls) -> PgOptions {
+        PgOptions {
+            url,
+            password: None,
+            tls,
+            pool_size: 1,
+        }
+    }
+
+    #[test]
+    fn a_url_with_a_password_or_without_a_user_is_refused() {
+        for url in [
+            "postgres://nesca:secret@127.0.0.1:5432/nesca",
+            "postgres://127.0.0.1:5432/nesca",
+            "not a url",
+        ] {
+            let e = Connector::new(&options(url.into(), PgTls::Disable)).unwrap_err();
+            let text = e.to_string();
+            assert!(text.starts_with("store.postgres_url: "), "{text}");
+            assert!(!text.contains("secret"), "the password is echoed: {text}");
+        }
+    }
+
+    #[test]
+    fn verify_full_checks_the_servers_certificate_and_name() {
+        let db = crate::testkit::TestDatabase::create();
+        // The server's certificate names localhost.
+        let url = db.url().replace("127.0.0.1", "localhost");
+        let trusted = PgTls::VerifyFull {
+            ca_file: SERVER_CERT.into(),
+        };
+        let mut client = Connector::new(&options(url.clone(), trusted.clone()))
+            .unwrap()
+            .connect()
+            .expect("TLS to the local server, verified");
+        let ssl: bool = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert!(ssl, "the connection is not TLS");
+        // Another name than the certificate's, or a CA file that does not issue it: refused.
+        let by_address = Connector::new(&options(db.url(), trusted))
+            .unwrap()
+            .connect();
+        assert!(by_address.is_err(), "127.0.0.1 is not in the certificate");
+        let dir = crate::testkit::private_tempdir();
+        let other_ca = dir.path().join("other.pem");
+        std::fs::write(
+            &other_ca,
+            crate::testkit::fixture()
+                .ca
+                .cert_der
+                .map_or_else(Vec::new, |der| pem_of(&der)),
+        )
+        .unwrap();
+        let untrusted = Connector::new(&options(url, PgTls::VerifyFull { ca_file: other_ca }))
+            .unwrap()
+            .connect();
+        assert!(
+            untrusted.is_err(),
+            "a server certificate no configured CA issued"
+        );
+    }
+
+    fn pem_of(der: &[u8]) -> Vec<u8> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).unwrap());
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+        pem.into_bytes()
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let dir = crate::testkit::private_tempdir();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "nothing here\n").unwrap();
+        let e = Connector::new(&options(
+            "postgres://postgres@localhost/postgres".into(),
+            PgTls::VerifyFull { ca_file: empty },
+        ))
+        .unwrap_err();
+        assert!(e.to_string().starts_with("store.postgres_ca_file: "), "{e}");
+    }
+}

@@ -400,6 +400,10 @@ const MIGRATIONS: &[&str] = &[
     )",
 ];
 
+/// How many schema versions this nesca knows.
+#[cfg(test)]
+pub(super) const VERSIONS: usize = MIGRATIONS.len();
+
 /// Brings the database's schema up to date, holding [`MIGRATION_LOCK`] so that of several
 /// nodes starting at once one migrates and the others find it done.
 pub(super) fn migrate(conn: &Connection) -> Result<()> {

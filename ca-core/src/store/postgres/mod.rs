@@ -440,6 +440,27 @@ mod tests {
     use super::PgStore;
     use crate::store::prelude::*;
 
+    /// Nodes starting together on a new database migrate it once: every one opens, and each
+    /// version is recorded once.
+    #[test]
+    fn nodes_starting_together_migrate_once() {
+        let db = crate::testkit::TestDatabase::create();
+        let opened: Vec<bool> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| PgStore::open(&db.options()).is_ok()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(opened, vec![true; 4]);
+        let mut client = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
+        let rows = client
+            .query("SELECT version FROM schema_version ORDER BY version", &[])
+            .unwrap();
+        let versions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let expected: Vec<i64> = (1..=super::migrations::VERSIONS as i64).collect();
+        assert_eq!(versions, expected);
+    }
+
     /// A commit through one store (node) wakes another store's waiter on the same database
     /// at once, not at its timeout.
     #[test]
