@@ -97,6 +97,9 @@ pub enum SystemTask {
     /// The sweep of the admin API's dual-control requests: expires those not approved in
     /// time, carries out those a stop left approved.
     AdminRequests,
+    /// The sweep of `nesca serve` that resolves, while it runs, the reservations a stopped
+    /// process (another node's) left, as its start does.
+    ReservationSweep,
 }
 
 impl SystemTask {
@@ -111,6 +114,7 @@ impl SystemTask {
             SystemTask::HeldListExpiry => "held-list-expiry",
             SystemTask::OcspSignerRenewal => "ocsp-signer-renewal",
             SystemTask::AdminRequests => "admin-requests",
+            SystemTask::ReservationSweep => "reservation-sweep",
         }
     }
 
@@ -124,6 +128,7 @@ impl SystemTask {
             SystemTask::HeldListExpiry,
             SystemTask::OcspSignerRenewal,
             SystemTask::AdminRequests,
+            SystemTask::ReservationSweep,
         ]
         .into_iter()
         .find(|t| t.as_str() == s)

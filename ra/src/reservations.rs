@@ -33,11 +33,21 @@ pub fn fail_stale_reservations(
     store: &Arc<dyn Store>,
     clock: &dyn Clock,
 ) -> Result<Vec<(IssuerId, Serial)>> {
+    fail_stale_reservations_by(store, clock, SystemTask::Startup)
+}
+
+/// [`fail_stale_reservations`] by `task`: `nesca serve`'s sweep
+/// ([`SystemTask::ReservationSweep`]) resolves those another node left while it runs.
+pub fn fail_stale_reservations_by(
+    store: &Arc<dyn Store>,
+    clock: &dyn Clock,
+    task: SystemTask,
+) -> Result<Vec<(IssuerId, Serial)>> {
     let now = clock.now_unix();
     let failed = store.fail_stale_reservations(
         now.plus_secs(-STALE_RESERVATION_SECONDS),
         STALE_RESERVATION_REASON,
-        &Principal::System(SystemTask::Startup),
+        &Principal::System(task),
         now,
     )?;
     Ok(failed)

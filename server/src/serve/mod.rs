@@ -403,6 +403,35 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
             })?
     };
 
+    // Reservations a stopped process (another node) left: resolved while serving, as at start,
+    // by one node at a time.
+    let reservation_thread = {
+        let stop = stop_crl.clone();
+        let store = store.clone();
+        let lease = task_lease(&store, "reservation-sweep");
+        std::thread::Builder::new()
+            .name("nesca-reservations".into())
+            .spawn(move || {
+                leased_every_until(&lease, RESERVATION_SWEEP, &stop, || {
+                    match nesca_ra::reservations::fail_stale_reservations_by(
+                        &store,
+                        wiring::clock().as_ref(),
+                        ca_core::SystemTask::ReservationSweep,
+                    ) {
+                        Ok(failed) => {
+                            for (issuer, serial) in &failed {
+                                tracing::warn!(%issuer, %serial, "a reservation whose signing never completed was resolved as failed");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "reservation sweep failed; will retry"),
+                    }
+                })
+            })
+            .map_err(|e| {
+                CliError::io("cannot start", std::path::Path::new("the reservation thread"))(e)
+            })?
+    };
+
     // Approved institutional applications: produced on their schedule (renewals when their
     // window comes).
     let production_thread = match (&cfg.raw.production, &host.issuance) {
@@ -448,6 +477,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         let _ = t.join();
     }
     let _ = outbox_thread.join();
+    let _ = reservation_thread.join();
     if let Some(t) = admin_thread {
         let _ = t.join();
     }
@@ -471,6 +501,9 @@ fn outbox_loop(
         }
     })
 }
+
+/// How often `nesca serve` resolves reservations left by stopped processes.
+const RESERVATION_SWEEP: Duration = Duration::from_secs(60);
 
 /// How long a node's lease on a background task runs: after its node stops (dies), another
 /// takes the task over within about this long.
