@@ -54,6 +54,40 @@ macro_rules! column_enum {
     };
 }
 
+/// Declares the role modules of `sql/` in a backend's module (`sqlite/`, `postgres/`), which
+/// compiles them against its own `db` (the SQL driver) and `Backend` (the store type they
+/// implement the traits for): the store's SQL and checks are written once, for both.
+macro_rules! sql_role_modules {
+    () => {
+        #[path = "../sql/admin.rs"]
+        mod admin;
+        #[path = "../sql/applications.rs"]
+        mod applications;
+        #[path = "../sql/audit.rs"]
+        mod audit;
+        #[path = "../sql/certificates.rs"]
+        mod certificates;
+        #[path = "../sql/columns.rs"]
+        mod columns;
+        #[path = "../sql/commitments.rs"]
+        mod commitments;
+        #[path = "../sql/crl.rs"]
+        mod crl;
+        #[path = "../sql/enrollments.rs"]
+        mod enrollments;
+        #[path = "../sql/institutions.rs"]
+        mod institutions;
+        #[path = "../sql/leases.rs"]
+        mod leases;
+        #[path = "../sql/outbox.rs"]
+        mod outbox;
+        #[path = "../sql/registry.rs"]
+        mod registry;
+        #[path = "../sql/writer.rs"]
+        mod writer;
+    };
+}
+
 mod admin;
 mod application;
 mod audit;

@@ -15,35 +15,10 @@
 //!   that [`crate::CaError::is_store_unavailable`] recognises, and is replaced by a new one at
 //!   the next use: no restart of nesca is needed.
 
-#[path = "../sql/admin.rs"]
-mod admin;
-#[path = "../sql/applications.rs"]
-mod applications;
-#[path = "../sql/audit.rs"]
-mod audit;
-#[path = "../sql/certificates.rs"]
-mod certificates;
-#[path = "../sql/columns.rs"]
-mod columns;
-#[path = "../sql/commitments.rs"]
-mod commitments;
+sql_role_modules!();
 mod connect;
-#[path = "../sql/crl.rs"]
-mod crl;
 pub(crate) mod db;
-#[path = "../sql/enrollments.rs"]
-mod enrollments;
-#[path = "../sql/institutions.rs"]
-mod institutions;
-#[path = "../sql/leases.rs"]
-mod leases;
 mod migrations;
-#[path = "../sql/outbox.rs"]
-mod outbox;
-#[path = "../sql/registry.rs"]
-mod registry;
-#[path = "../sql/writer.rs"]
-mod writer;
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;

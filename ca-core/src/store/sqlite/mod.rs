@@ -6,41 +6,14 @@
 //! own module, where each write is one function that the writer runs inside the batch's
 //! transaction ([`writer`]); reads use a shared reader connection or a snapshot of their own.
 
-// The role modules are shared with the PostgreSQL store: each backend compiles them against
-// its own `db` (the SQL driver) and `Backend` (the store type they implement the traits for).
-#[path = "../sql/admin.rs"]
-mod admin;
-#[path = "../sql/applications.rs"]
-mod applications;
-#[path = "../sql/audit.rs"]
-mod audit;
-#[path = "../sql/certificates.rs"]
-mod certificates;
-#[path = "../sql/columns.rs"]
-mod columns;
-#[path = "../sql/commitments.rs"]
-mod commitments;
-#[path = "../sql/crl.rs"]
-mod crl;
+sql_role_modules!();
 #[cfg(test)]
 mod damaged_tests;
 mod db;
-#[path = "../sql/enrollments.rs"]
-mod enrollments;
 mod files;
-#[path = "../sql/institutions.rs"]
-mod institutions;
-#[path = "../sql/leases.rs"]
-mod leases;
 mod migrations;
-#[path = "../sql/outbox.rs"]
-mod outbox;
 #[cfg(test)]
 mod plan_tests;
-#[path = "../sql/registry.rs"]
-mod registry;
-#[path = "../sql/writer.rs"]
-mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
