@@ -141,8 +141,9 @@ impl AuditVerdict {
 
 /// Verifies the store's audit log against its checkpoints, the `anchor` (the checkpoints as
 /// kept outside the database) and its own tables; `signed` says whether a checkpoint's
-/// signature verifies under the audit key, `key_exists` whether that key was ever made (then
-/// checkpoints were, and cannot all be gone).
+/// signature verifies under the audit key, `key_exists` whether that key was ever made (then,
+/// once the token holds a checkpoint, checkpoints were made and cannot all be gone),
+/// `token_latest` the latest checkpoint the token holds.
 pub fn verify(
     store: &dyn Store,
     anchor: &[AuditCheckpoint],
@@ -169,7 +170,10 @@ pub fn verify(
             findings.push(AuditFinding::AnchorBehind { seq: *seq });
         }
     }
-    if key_exists && stored.is_empty() && anchor.is_empty() {
+    // The key with no checkpoint anywhere is a deletion once the token holds a checkpoint
+    // (written with the PIN, after the store and the anchor). With none on the token either,
+    // the process that made the key stopped before its first checkpoint: nothing was deleted.
+    if key_exists && stored.is_empty() && anchor.is_empty() && token_latest.is_some() {
         findings.push(AuditFinding::CheckpointsGone);
     }
     let mut all = stored.clone();
@@ -232,4 +236,29 @@ pub fn verify(
         checkpoints: all.len(),
         findings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gone(verdict: &AuditVerdict) -> bool {
+        verdict
+            .findings
+            .iter()
+            .any(|f| matches!(f, AuditFinding::CheckpointsGone))
+    }
+
+    /// The audit key made and the process stopped before its first checkpoint: no finding.
+    /// The same with a checkpoint on the token: every checkpoint was deleted.
+    #[test]
+    fn a_key_without_checkpoints_is_a_deletion_only_once_the_token_holds_one() {
+        let f = crate::testkit::fixture();
+        let store: &dyn Store = f.store.as_ref();
+        let never = verify(store, &[], &|_| true, true, None).unwrap();
+        assert!(!gone(&never), "{:?}", never.findings);
+        let (seq, hash) = store.audit_head().unwrap().unwrap();
+        let deleted = verify(store, &[], &|_| true, true, Some((seq, hash))).unwrap();
+        assert!(gone(&deleted), "{:?}", deleted.findings);
+    }
 }

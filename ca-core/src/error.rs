@@ -117,6 +117,10 @@ pub enum StoreSource {
     /// PostgreSQL: the server's error, the connection's, or a column nesca cannot read.
     #[error(transparent)]
     Postgres(#[from] crate::store::PgError),
+    /// The failure of the writer's batch this write was part of (every write of the batch
+    /// shares it).
+    #[error(transparent)]
+    Batch(std::sync::Arc<CaError>),
 }
 
 impl StoreSource {
@@ -125,6 +129,7 @@ impl StoreSource {
         match self {
             StoreSource::Sqlite(_) => false,
             StoreSource::Postgres(e) => e.is_unavailable(),
+            StoreSource::Batch(e) => e.is_store_unavailable(),
         }
     }
 }

@@ -15,7 +15,7 @@ pub enum ErrorClass {
 }
 
 /// Errors of the `hsm` crate.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum HsmError {
     /// A PKCS#11 function returned a CKR code other than CKR_OK.
@@ -110,6 +110,35 @@ pub enum HsmError {
     /// The operation still failed after the bounded number of retries.
     #[error("HSM unavailable after {attempts} attempts, try again later: {last}")]
     Unavailable { attempts: u32, last: Box<HsmError> },
+    /// A key this process found on the token before (a signer's key) is not found there any
+    /// more: the token lost its objects (removed, its store gone) or this process's login.
+    /// Transient: sessions, login and, if the token does not answer, the module are renewed.
+    #[error("key \"{label}\" is no longer found on the token")]
+    KeyVanished { label: String },
+    /// The token does not answer (removed, its device or store gone, the module reset) and
+    /// connecting to it again failed; nesca keeps trying, at most once per pause
+    /// (docs/STANDARDS.md "HSM errors"), and answers this meanwhile without touching the HSM.
+    #[error("HSM token \"{label}\" is lost ({failures} reconnection attempts failed), try again later: {last}")]
+    TokenLost {
+        /// The token's label.
+        label: String,
+        /// Reconnection attempts that failed since the token was lost.
+        failures: u32,
+        /// Why the last attempt failed (the PKCS#11 function and CKR code, or the token not
+        /// being found).
+        last: Box<HsmError>,
+    },
+}
+
+/// What brings the token back after a transient error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Remedy {
+    /// New sessions and a new login, when the token still answers (a session closed, the
+    /// login lost, a handle gone stale); reconnecting when it does not.
+    Sessions,
+    /// `C_Finalize`, `C_Initialize`, the token found again by label, a new login: the module
+    /// lost its state, or the token or its device went away.
+    Reconnect,
 }
 
 impl HsmError {
@@ -117,9 +146,37 @@ impl HsmError {
     pub fn class(&self) -> ErrorClass {
         match self {
             HsmError::Pkcs11 { rv, .. } => classify(*rv),
-            HsmError::Unavailable { .. } => ErrorClass::Transient,
+            HsmError::Unavailable { .. }
+            | HsmError::KeyVanished { .. }
+            | HsmError::TokenLost { .. } => ErrorClass::Transient,
             _ => ErrorClass::Permanent,
         }
+    }
+
+    /// For a transient error: what to renew before the next attempt.
+    pub(crate) fn remedy(&self) -> Remedy {
+        match self {
+            HsmError::Pkcs11 { rv, .. } if module_lost(*rv) => Remedy::Reconnect,
+            HsmError::TokenLost { .. } => Remedy::Reconnect,
+            HsmError::Unavailable { last, .. } => last.remedy(),
+            _ => Remedy::Sessions,
+        }
+    }
+
+    /// Whether the token refused the PIN itself: logging in again with the same PIN cannot
+    /// succeed, and on a real HSM each try counts towards locking the PIN.
+    pub(crate) fn pin_refused(&self) -> bool {
+        matches!(
+            self,
+            HsmError::Pkcs11 {
+                rv: RvError::PinIncorrect
+                    | RvError::PinLocked
+                    | RvError::PinExpired
+                    | RvError::PinInvalid
+                    | RvError::PinLenRange,
+                ..
+            }
+        )
     }
 
     pub(crate) fn from_ck(context: &'static str, e: CkError) -> Self {
@@ -141,15 +198,31 @@ impl HsmError {
     }
 }
 
+/// CKR codes after which the module itself, not only a session, must be set up again: the
+/// library lost its state, or the token or its device went away. Network HSM clients and
+/// SoftHSM (whose token directory vanished) keep answering these until `C_Finalize` and
+/// `C_Initialize` read the device or the store anew.
+fn module_lost(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::CryptokiNotInitialized
+            | RvError::DeviceRemoved
+            | RvError::DeviceError
+            | RvError::DeviceMemory
+            | RvError::TokenNotPresent
+            | RvError::TokenNotRecognized
+            | RvError::SlotIdInvalid
+            | RvError::GeneralError
+    )
+}
+
 fn classify(rv: RvError) -> ErrorClass {
+    if module_lost(rv) {
+        return ErrorClass::Transient;
+    }
     match rv {
         RvError::SessionHandleInvalid
         | RvError::SessionClosed
-        | RvError::DeviceRemoved
-        | RvError::DeviceError
-        | RvError::DeviceMemory
-        | RvError::TokenNotPresent
-        | RvError::CryptokiNotInitialized
         | RvError::UserNotLoggedIn
         | RvError::SessionCount
         | RvError::FunctionFailed
@@ -196,5 +269,80 @@ mod tests {
         );
         assert_eq!(e.to_string(), "C_Sign failed: CKR_SESSION_HANDLE_INVALID");
         assert_eq!(e.class(), ErrorClass::Transient);
+    }
+
+    fn ck(rv: RvError, function: Function) -> HsmError {
+        HsmError::from_ck("test", CkError::Pkcs11(rv, function))
+    }
+
+    /// What a token that went away answers (a device removed, a network HSM unreachable,
+    /// SoftHSM's token directory gone) is retried after reconnecting; what a lost session or
+    /// login answers, after new sessions; what a wrong key or PIN answers, never.
+    #[test]
+    fn each_lost_token_error_gets_its_remedy() {
+        for (rv, function) in [
+            (RvError::TokenNotPresent, Function::Sign),
+            (RvError::DeviceRemoved, Function::SignInit),
+            (RvError::DeviceError, Function::Sign),
+            (RvError::GeneralError, Function::GetTokenInfo),
+            (RvError::CryptokiNotInitialized, Function::Sign),
+            (RvError::SlotIdInvalid, Function::OpenSession),
+        ] {
+            let e = ck(rv, function);
+            assert_eq!(e.class(), ErrorClass::Transient, "{e}");
+            assert_eq!(e.remedy(), Remedy::Reconnect, "{e}");
+        }
+        for (rv, function) in [
+            (RvError::SessionHandleInvalid, Function::Sign),
+            (RvError::SessionClosed, Function::SignInit),
+            (RvError::UserNotLoggedIn, Function::SignInit),
+            (RvError::ObjectHandleInvalid, Function::SignInit),
+            (RvError::KeyHandleInvalid, Function::SignInit),
+        ] {
+            let e = ck(rv, function);
+            assert_eq!(e.class(), ErrorClass::Transient, "{e}");
+            assert_eq!(e.remedy(), Remedy::Sessions, "{e}");
+        }
+        for (rv, function) in [
+            (RvError::PinIncorrect, Function::Login),
+            (RvError::MechanismInvalid, Function::SignInit),
+            (RvError::KeyTypeInconsistent, Function::SignInit),
+        ] {
+            assert_eq!(ck(rv, function).class(), ErrorClass::Permanent);
+        }
+        let vanished = HsmError::KeyVanished {
+            label: "nes-ca-ocsp".into(),
+        };
+        assert_eq!(vanished.class(), ErrorClass::Transient);
+        assert_eq!(vanished.remedy(), Remedy::Sessions);
+        let lost = HsmError::TokenLost {
+            label: "nesca-demo".into(),
+            failures: 3,
+            last: Box::new(ck(RvError::GeneralError, Function::GetTokenInfo)),
+        };
+        assert_eq!(lost.class(), ErrorClass::Transient);
+        assert_eq!(lost.remedy(), Remedy::Reconnect);
+        assert_eq!(
+            lost.to_string(),
+            "HSM token \"nesca-demo\" is lost (3 reconnection attempts failed), try again later: C_GetTokenInfo failed: CKR_GENERAL_ERROR"
+        );
+        let unavailable = HsmError::Unavailable {
+            attempts: 4,
+            last: Box::new(ck(RvError::DeviceRemoved, Function::Sign)),
+        };
+        assert_eq!(unavailable.remedy(), Remedy::Reconnect);
+    }
+
+    #[test]
+    fn a_refused_pin_is_never_tried_again() {
+        for rv in [
+            RvError::PinIncorrect,
+            RvError::PinLocked,
+            RvError::PinExpired,
+        ] {
+            assert!(ck(rv, Function::Login).pin_refused(), "{rv:?}");
+        }
+        assert!(!ck(RvError::GeneralError, Function::Login).pin_refused());
+        assert!(!ck(RvError::UserPinNotInitialized, Function::Login).pin_refused());
     }
 }

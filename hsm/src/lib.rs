@@ -6,6 +6,12 @@
 //! worker threads that each own one session (PKCS#11 sessions are not `Sync`, and a mutex
 //! around one session halves throughput).
 //!
+//! A token that goes away (removed, its device or store unreachable, the module reset) is
+//! reconnected to by the signing path itself: `C_Finalize`, `C_Initialize`, the token found
+//! again by label, a new login, at most once per pause (250 ms, doubling to 1 s). Meanwhile
+//! signing fails at once with [`HsmError::TokenLost`] (transient: callers answer "try later"),
+//! and once the token is back it signs again without a restart (`module.rs`, `reconnect`).
+//!
 //! Keys are generated inside the token as sensitive and non-extractable; [`KeySigner`] signs
 //! with them and plugs into the RustCrypto `x509-cert` / `x509-ocsp` builders directly.
 //! The one exception is a card key for the KDHS channel ([`Hsm::generate_wrapped_card_key`]):

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use secrecy::SecretString;
 
-use crate::error::ErrorClass;
+use crate::error::{ErrorClass, Remedy};
 use crate::softhsm_guard;
 use crate::store_lock::StoreLock;
 use crate::workers::Workers;
@@ -62,13 +63,68 @@ pub(crate) struct Inner {
     /// SoftHSM's file store answered C_GenerateKeyPair with CKR_GENERAL_ERROR when other
     /// sessions signed or searched the token at the same moment (reproduced by the test
     /// `keys_generated_from_several_threads_at_once`). Generation is rare; readers do not
-    /// wait for each other.
+    /// wait for each other. Reconnecting (`C_Finalize`, `C_Initialize`) takes it for writing
+    /// too: no other thread is inside the module meanwhile.
     pub(crate) objects: RwLock<()>,
+    /// The module's epoch: bumped at each `C_Finalize` nesca makes. Sessions and object handles
+    /// of an earlier epoch are dead (and their numbers may be reused): workers forget such
+    /// sessions, signers look their key up again.
+    pub(crate) epoch: Arc<AtomicU64>,
+    /// Reconnection after the token was lost: who tries, when next, and why it failed.
+    recovery: Mutex<Recovery>,
+}
+
+/// The state of reconnection ([`Hsm::reconnect`]).
+#[derive(Default)]
+struct Recovery {
+    /// Since when the token is lost (a reconnection failed), while it is.
+    lost_since: Option<Instant>,
+    /// Reconnections that failed since then.
+    failures: u32,
+    /// Why the last one failed.
+    last: Option<HsmError>,
+    /// No reconnection before this instant.
+    not_before: Option<Instant>,
+    /// The token refused the PIN: never tried again by this process (a real HSM locks the PIN
+    /// after a few wrong tries, and the PIN does not change while the process runs).
+    pin_refused: Option<HsmError>,
+}
+
+impl Recovery {
+    fn lost_error(&self, label: &str, cause: Option<&HsmError>) -> HsmError {
+        if let Some(refused) = &self.pin_refused {
+            return refused.clone();
+        }
+        let last = self
+            .last
+            .clone()
+            .or_else(|| cause.cloned())
+            .unwrap_or_else(|| not_found(label, &[]));
+        HsmError::TokenLost {
+            label: label.to_string(),
+            failures: self.failures,
+            last: Box::new(last),
+        }
+    }
 }
 
 /// Attempts for an operation that fails transiently, and the first back-off.
 const MAX_ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The pause after a reconnection before the next may start; it doubles with each failure
+/// up to [`RECONNECT_MAX_PAUSE`], so that a lost token costs the module one `C_Finalize` and
+/// `C_Initialize` a second at most, and a token that returns is found within a second.
+const RECONNECT_FIRST_PAUSE: Duration = Duration::from_millis(250);
+const RECONNECT_MAX_PAUSE: Duration = Duration::from_secs(1);
+/// How long one reconnection retries a token store caught mid-update ([`connect`]).
+const RECONNECT_BUDGET: Duration = Duration::from_millis(200);
+
+/// The pause before the reconnection that follows `failures` failed ones (0: after a success).
+fn reconnect_pause(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    (RECONNECT_FIRST_PAUSE * (1u32 << doublings)).min(RECONNECT_MAX_PAUSE)
+}
 
 /// Which sessions an operation runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,13 +156,15 @@ impl Hsm {
             &config.pin,
             config.softhsm_conf.as_deref(),
             &mut store,
+            CONNECT_BUDGET,
         )?;
         drop(store);
         let slot = Arc::new(Mutex::new(slot));
-        let workers = Workers::start(ctx.clone(), slot.clone(), config.pool_size)?;
+        let epoch = Arc::new(AtomicU64::new(0));
+        let workers = Workers::start(ctx.clone(), slot.clone(), epoch.clone(), config.pool_size)?;
         let ocsp_workers = match config.ocsp_pool_size {
             0 => None,
-            n => Some(Workers::start(ctx.clone(), slot.clone(), n)?),
+            n => Some(Workers::start(ctx.clone(), slot.clone(), epoch.clone(), n)?),
         };
         Ok(Hsm {
             inner: Arc::new(Inner {
@@ -119,6 +177,8 @@ impl Hsm {
                 workers,
                 ocsp_workers,
                 objects: RwLock::new(()),
+                epoch,
+                recovery: Mutex::new(Recovery::default()),
             }),
         })
     }
@@ -176,8 +236,10 @@ impl Hsm {
     }
 
     /// Runs `op` on a worker's session of `lane`, retrying transient failures with back-off on
-    /// a fresh session (and a fresh login when the token forgot it). Permanent failures return
-    /// at once.
+    /// a fresh session (and a fresh login when the token forgot it, and a reconnected module
+    /// when the token does not answer). Permanent failures return at once; so does
+    /// [`HsmError::TokenLost`] while the token cannot be reached, without touching the HSM
+    /// between two reconnection attempts.
     pub(crate) fn with_session<T: Send + 'static>(
         &self,
         lane: Lane,
@@ -188,12 +250,22 @@ impl Hsm {
             _ => &self.inner.workers,
         };
         let op = Arc::new(op);
-        let _reading = self.objects_read();
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
+            if self.is_lost() {
+                // No session on a slot that may be gone: reconnect when it is time, else
+                // answer at once.
+                self.reconnect(self.epoch(), None)?;
+            }
             let this_try = op.clone();
-            match workers.run(move |session| this_try(session)) {
+            // The share of the token is held for one attempt only: a reconnection between two
+            // takes the token whole.
+            let (epoch, result) = {
+                let _reading = self.objects_read();
+                (self.epoch(), workers.run(move |session| this_try(session)))
+            };
+            match result {
                 Ok(v) => return Ok(v),
                 Err(e) if e.class() == ErrorClass::Permanent => return Err(e),
                 Err(e) if attempt >= MAX_ATTEMPTS => {
@@ -204,16 +276,7 @@ impl Hsm {
                 }
                 Err(e) => {
                     tracing::warn!(attempt, error = %e, "transient HSM error; retrying");
-                    // A module that lost its state (device removed, library reset) is initialised
-                    // again; otherwise the token may have dropped our sessions and with them the
-                    // login. Logging in again is harmless when it had not
-                    // (CKR_USER_ALREADY_LOGGED_IN). A failure here shows up as the next attempt's
-                    // error.
-                    let _ = if needs_reinitialize(&e) {
-                        self.reinitialize()
-                    } else {
-                        self.relogin()
-                    };
+                    self.recover(&e, epoch)?;
                     std::thread::sleep(backoff);
                     backoff *= 2;
                     attempt += 1;
@@ -222,16 +285,234 @@ impl Hsm {
         }
     }
 
+    /// After the transient error `cause` of an attempt made in module epoch `seen`: new
+    /// sessions and a new login while the token answers as ours (a session closed, the login
+    /// lost), else a reconnection ([`Hsm::reconnect`]). An error: the token is lost, and the
+    /// caller answers that now.
+    fn recover(&self, cause: &HsmError, seen: u64) -> Result<(), HsmError> {
+        if cause.remedy() == Remedy::Sessions {
+            // Decided under the share of the token, acted on without it: the recovery state's
+            // lock is taken before the whole token (`reconnect`), never after a share of it.
+            let relogged = {
+                let _reading = self.objects_read();
+                if self.epoch() != seen {
+                    // Reconnected meanwhile by another thread.
+                    return Ok(());
+                }
+                match self.probe() {
+                    // Logging in again is harmless when the token had not forgotten the login
+                    // (CKR_USER_ALREADY_LOGGED_IN).
+                    Ok(()) => Some(self.relogin()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, cause = %cause, "the HSM token does not answer");
+                        None
+                    }
+                }
+            };
+            match relogged {
+                Some(Err(e)) if e.pin_refused() => {
+                    self.refuse_pin(&e);
+                    return Err(e);
+                }
+                // Another failure shows up as the next attempt's.
+                Some(_) => return Ok(()),
+                None => {}
+            }
+        }
+        self.reconnect(seen, Some(cause))
+    }
+
+    /// Whether the token on our slot still answers, and as ours (its label): `C_GetTokenInfo`.
+    /// SoftHSM answers `CKR_GENERAL_ERROR` once its token directory went away, and keeps doing
+    /// so after it came back, until the module is initialised again.
+    fn probe(&self) -> Result<(), HsmError> {
+        let _store = self.lock_store();
+        let info = self
+            .inner
+            .ctx
+            .get_token_info(self.current_slot())
+            .map_err(|e| HsmError::from_ck("C_GetTokenInfo", e))?;
+        let label = info.label().trim_end();
+        if label != self.inner.token_label {
+            return Err(not_found(&self.inner.token_label, &[label.to_string()]));
+        }
+        Ok(())
+    }
+
+    /// Whether a reconnection failed and none has succeeded since (or the PIN was refused).
+    fn is_lost(&self) -> bool {
+        let state = self
+            .inner
+            .recovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        state.lost_since.is_some() || state.pin_refused.is_some()
+    }
+
+    /// Remembers that the token refused the PIN: it is not tried again.
+    fn refuse_pin(&self, e: &HsmError) {
+        tracing::error!(error = %e, "the HSM token refused the PIN; not logging in again until restarted");
+        let mut state = self
+            .inner
+            .recovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        state.pin_refused = Some(e.clone());
+    }
+
+    /// Reconnects to the token after an attempt in module epoch `seen` failed (`cause`; none:
+    /// the token is known lost): `C_Finalize`, `C_Initialize`, the token found again by label,
+    /// a new login; every worker then opens new sessions, every signer looks its key up again.
+    ///
+    /// Rate-limited: one reconnection at a time, and none before the pause after the last
+    /// ([`reconnect_pause`]). While the token is lost and the pause runs, or when this
+    /// reconnection fails, the answer is [`HsmError::TokenLost`] at once. The caller must not
+    /// hold [`Hsm::objects_read`]: the reconnection waits for every operation in flight.
+    fn reconnect(&self, seen: u64, cause: Option<&HsmError>) -> Result<(), HsmError> {
+        let label = &self.inner.token_label;
+        let mut state = self
+            .inner
+            .recovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if state.pin_refused.is_some() {
+            return Err(state.lost_error(label, cause));
+        }
+        let now = Instant::now();
+        // Another thread reconnected since the caller's attempt (or tried and failed), or the
+        // pause after the last reconnection runs.
+        if self.epoch() != seen || state.not_before.is_some_and(|t| now < t) {
+            return match state.lost_since {
+                Some(_) => Err(state.lost_error(label, cause)),
+                // Reconnected: the caller's back-off and next attempt decide.
+                None => Ok(()),
+            };
+        }
+        if state.lost_since.is_none() {
+            match cause {
+                Some(cause) => {
+                    tracing::warn!(token = %label, cause = %cause, "HSM token lost or module reset; reconnecting")
+                }
+                None => tracing::warn!(token = %label, "reconnecting to the HSM token"),
+            }
+        }
+        let result = {
+            let _alone = self.objects_write();
+            self.reconnect_locked()
+        };
+        match result {
+            Ok(()) => {
+                if let Some(since) = state.lost_since {
+                    tracing::warn!(
+                        token = %label,
+                        lost_ms = since.elapsed().as_millis() as u64,
+                        failed_attempts = state.failures,
+                        "HSM token back: reconnected, signing again"
+                    );
+                } else {
+                    tracing::info!(token = %label, "reconnected to the HSM token");
+                }
+                *state = Recovery {
+                    not_before: Some(Instant::now() + reconnect_pause(0)),
+                    ..Recovery::default()
+                };
+                Ok(())
+            }
+            Err(e) if e.pin_refused() => {
+                drop(state);
+                self.refuse_pin(&e);
+                Err(e)
+            }
+            Err(e) => {
+                state.failures += 1;
+                state.lost_since.get_or_insert(now);
+                let pause = reconnect_pause(state.failures);
+                state.not_before = Some(Instant::now() + pause);
+                // Warned at the first failures, then once in 60 (a minute or so).
+                if state.failures <= 3 || state.failures.is_multiple_of(60) {
+                    tracing::warn!(
+                        token = %label,
+                        failures = state.failures,
+                        next_in_ms = pause.as_millis() as u64,
+                        error = %e,
+                        "HSM token still lost"
+                    );
+                } else {
+                    tracing::debug!(token = %label, failures = state.failures, error = %e, "HSM token still lost");
+                }
+                state.last = Some(e);
+                Err(state.lost_error(label, cause))
+            }
+        }
+    }
+
+    /// The reconnection itself, for a caller that holds [`Hsm::objects_write`].
+    fn reconnect_locked(&self) -> Result<(), HsmError> {
+        let mut store = self.lock_store();
+        // From here on the sessions and handles of this process are dead: forgotten, never
+        // closed (after C_Initialize their numbers may name new sessions).
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(old) = self
+            .inner
+            .login_session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            std::mem::forget(old);
+        }
+        // C_Finalize then C_Initialize: the way to make a module read its device or store
+        // anew. Finalising a module that is not initialised (someone else did) is no error.
+        let _ = self.inner.ctx.clone().finalize();
+        if let Some(conf) = self.inner.softhsm_conf.as_deref() {
+            if let Err(g) = softhsm_guard::guard_tokens(conf) {
+                tracing::warn!(error = %g, "SoftHSM token metadata not guarded before reconnecting");
+            }
+        }
+        initialize(&self.inner.ctx)?;
+        let (slot, login) = connect(
+            &self.inner.ctx,
+            &self.inner.token_label,
+            &self.inner.pin,
+            self.inner.softhsm_conf.as_deref(),
+            &mut store,
+            RECONNECT_BUDGET,
+        )?;
+        *self.inner.slot.lock().unwrap_or_else(|p| p.into_inner()) = slot;
+        *self
+            .inner
+            .login_session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(login);
+        Ok(())
+    }
+
     /// Initialises the module again (after `C_Finalize`, a removed device or a library that lost
     /// its state), finds the token by label, logs in, and has every worker open a new session.
+    /// Not rate-limited, unlike the reconnection signing makes by itself.
     pub fn reinitialize(&self) -> Result<(), HsmError> {
         tracing::warn!(token = %self.inner.token_label, "re-initialising the PKCS#11 module");
-        let _store = self.lock_store();
-        initialize(&self.inner.ctx)?;
-        let slot = find_token(&self.inner.ctx, &self.inner.token_label)?;
-        *self.inner.slot.lock().unwrap_or_else(|p| p.into_inner()) = slot;
-        self.reset_workers();
-        self.relogin_locked()
+        let mut state = self
+            .inner
+            .recovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let result = {
+            let _alone = self.objects_write();
+            self.reconnect_locked()
+        };
+        if result.is_ok() {
+            *state = Recovery {
+                pin_refused: state.pin_refused.take(),
+                ..Recovery::default()
+            };
+        }
+        result
+    }
+
+    /// The module's epoch ([`Inner::epoch`]).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.inner.epoch.load(Ordering::SeqCst)
     }
 
     /// nesca's lock on the token store ([`StoreLock`]), for a `C_Initialize` or a `C_Login`.
@@ -335,7 +616,7 @@ impl Miss {
 }
 
 /// Finds the token and logs in, retrying what a token store that another process is writing at
-/// that moment can answer ([`caught_mid_update`]) for [`CONNECT_BUDGET`] at most, then failing
+/// that moment can answer ([`caught_mid_update`]) for `budget` at most, then failing
 /// with the last attempt's error. Between attempts the module is initialised again, so that it
 /// reads its token store anew (SoftHSM reads it at `C_Initialize` only, and drops for good a
 /// token whose metadata it found empty then) — after SoftHSM's token metadata is guarded again
@@ -347,6 +628,7 @@ fn connect(
     pin: &SecretString,
     softhsm_conf: Option<&Path>,
     store: &mut StoreLock,
+    budget: Duration,
 ) -> Result<(Slot, Session), HsmError> {
     let attempt = || -> Result<(Slot, Session), Miss> {
         let slot = match look_up(ctx, label).map_err(Miss::Failed)? {
@@ -369,12 +651,17 @@ fn connect(
         };
         let on_disk = || softhsm_conf.is_some_and(|c| softhsm_guard::label_on_disk(c, label));
         let pause = jittered(backoff, tries);
-        if !caught_mid_update(&miss, on_disk) || started.elapsed() + pause > CONNECT_BUDGET {
+        if !caught_mid_update(&miss, on_disk) || started.elapsed() + pause > budget {
             return Err(miss.into_error(label));
         }
         tries += 1;
         let e = miss.into_error(label);
-        tracing::warn!(attempt = tries, error = %e, "token not readable yet; re-initialising the module");
+        if budget >= CONNECT_BUDGET {
+            tracing::warn!(attempt = tries, error = %e, "token not readable yet; re-initialising the module");
+        } else {
+            // A reconnection: it says itself how it went.
+            tracing::debug!(attempt = tries, error = %e, "token not readable yet; re-initialising the module");
+        }
         store.release_for(pause);
         backoff = (backoff * 2).min(CONNECT_MAX_BACKOFF);
         // C_Finalize then C_Initialize: the way to make the module read its store again.
@@ -427,17 +714,6 @@ fn jittered(base: Duration, attempt: u32) -> Duration {
     let half = base / 2;
     let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
     base - Duration::from_nanos(random % nanos.max(1))
-}
-
-/// Errors after which the module itself must be initialised again, not just a session.
-fn needs_reinitialize(e: &HsmError) -> bool {
-    matches!(
-        e,
-        HsmError::Pkcs11 {
-            rv: RvError::CryptokiNotInitialized | RvError::DeviceRemoved | RvError::TokenNotPresent,
-            ..
-        }
-    )
 }
 
 fn login_user(session: &Session, pin: &SecretString) -> Result<(), HsmError> {
@@ -643,6 +919,17 @@ mod connect_tests {
         );
         let e = failed(RvError::GeneralError, Function::GetTokenInfo).into_error("x");
         assert_eq!(e.to_string(), "C_GetTokenInfo failed: CKR_GENERAL_ERROR");
+    }
+
+    /// A lost token is reconnected to once a second at most, and at least once a second: a
+    /// token that returns is signing again within about a second of the next request.
+    #[test]
+    fn reconnections_are_paced_up_to_a_second() {
+        let ms = |f| reconnect_pause(f).as_millis();
+        assert_eq!(
+            [0, 1, 2, 3, 4, 10, u32::MAX].map(ms),
+            [250, 250, 500, 1000, 1000, 1000, 1000]
+        );
     }
 
     #[test]

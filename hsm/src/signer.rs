@@ -5,6 +5,7 @@
 //! builders ask of a signer; nesca's own issuance path calls [`KeySigner::sign`] on TBS bytes
 //! it has linted first.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use const_oid::ObjectIdentifier;
@@ -86,8 +87,10 @@ pub struct KeySigner {
     hsm: Hsm,
     label: String,
     algorithm: KeyAlgorithm,
-    /// Handles stay valid for the process's login; refreshed if the token says otherwise.
-    handle: Arc<Mutex<Option<ObjectHandle>>>,
+    /// Handles stay valid for the process's login, within one module epoch (a reconnection
+    /// makes new ones, and the old numbers may name other objects); refreshed if the token
+    /// says otherwise.
+    handle: Arc<Mutex<Option<(ObjectHandle, u64)>>>,
     public: PublicKey,
     /// The sessions it signs on.
     lane: Lane,
@@ -110,11 +113,13 @@ impl KeySigner {
         handle: ObjectHandle,
         public: PublicKey,
     ) -> Self {
+        // Found by a caller that holds its share of the token: the epoch is the handle's.
+        let epoch = hsm.epoch();
         KeySigner {
             hsm,
             label,
             algorithm,
-            handle: Arc::new(Mutex::new(Some(handle))),
+            handle: Arc::new(Mutex::new(Some((handle, epoch)))),
             public,
             lane: Lane::Signing,
         }
@@ -171,18 +176,26 @@ impl KeySigner {
             _ => message.to_vec(),
         };
         let (cache, label, algorithm) = (self.handle.clone(), self.label.clone(), self.algorithm);
+        let epoch = self.hsm.inner.epoch.clone();
         let raw = self.hsm.with_session(self.lane, move |session| {
             // Built here: a Mechanism is not Send, the job runs on a worker thread.
             let mechanism = match algorithm {
                 KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => Mechanism::Ecdsa,
                 _ => Mechanism::Sha256RsaPkcs,
             };
+            // Stable while this job runs: its caller holds its share of the token.
+            let epoch_now = epoch.load(Ordering::SeqCst);
             let cached = *cache.lock().unwrap_or_else(|p| p.into_inner());
             let handle = match cached {
-                Some(h) => h,
-                None => {
-                    let h = private_handle(session, &label)?;
-                    *cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
+                Some((h, e)) if e == epoch_now => h,
+                _ => {
+                    // This signer's key was on the token: missing now, the token lost it
+                    // (removed, its store gone) or our login; transient.
+                    let h = private_handle(session, &label).map_err(|e| match e {
+                        HsmError::KeyNotFound { label } => HsmError::KeyVanished { label },
+                        other => other,
+                    })?;
+                    *cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((h, epoch_now));
                     h
                 }
             };

@@ -8,6 +8,12 @@
 //!
 //! A job that fails transiently (session closed, device removed) makes its worker drop the
 //! session; the next job opens a fresh one. [`Workers::reset`] makes every worker do so.
+//!
+//! A session is given up before its job's caller has the answer, while that caller still holds
+//! its share of the token (`Hsm::objects_read`): never during a `C_Finalize` another thread
+//! makes. A session opened before the module was finalised (an older module epoch) is
+//! forgotten, not closed: its handle died with the module, and after `C_Initialize` the same
+//! number may name a session of someone else.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,12 +33,33 @@ enum After {
     Discard,
 }
 
-type Job = Box<dyn FnOnce(Result<&Session, HsmError>) -> After + Send>;
+/// Hands a job's answer to its caller; run once the worker is done with the session.
+type Deliver = Box<dyn FnOnce() + Send>;
+
+type Job = Box<dyn FnOnce(Result<&Session, HsmError>) -> (After, Deliver) + Send>;
 
 pub(crate) struct Workers {
     sender: Mutex<Option<crossbeam_channel::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     generation: Arc<AtomicU64>,
+}
+
+/// A worker's session, with the reset generation and the module epoch it was opened in.
+struct Held {
+    session: Session,
+    generation: u64,
+    epoch: u64,
+}
+
+impl Held {
+    /// Closes the session, or forgets it when the module was finalised since it was opened.
+    fn give_up(self, epoch_now: u64) {
+        if self.epoch == epoch_now {
+            drop(self.session);
+        } else {
+            std::mem::forget(self.session);
+        }
+    }
 }
 
 fn stopped() -> HsmError {
@@ -44,10 +71,12 @@ fn stopped() -> HsmError {
 
 impl Workers {
     /// Starts `size` workers (at least one). Sessions open on first use, on the slot `slot`
-    /// holds at that moment (a re-initialised module may number its slots anew).
+    /// holds at that moment (a re-initialised module may number its slots anew). `epoch` is
+    /// the module's: bumped at each `C_Finalize` nesca makes.
     pub(crate) fn start(
         ctx: Pkcs11,
         slot: Arc<Mutex<Slot>>,
+        epoch: Arc<AtomicU64>,
         size: usize,
     ) -> Result<Workers, HsmError> {
         let size = size.max(1);
@@ -55,11 +84,16 @@ impl Workers {
         let generation = Arc::new(AtomicU64::new(0));
         let mut threads = Vec::with_capacity(size);
         for i in 0..size {
-            let (ctx, rx, generation, slot) =
-                (ctx.clone(), rx.clone(), generation.clone(), slot.clone());
+            let (ctx, rx, generation, slot, epoch) = (
+                ctx.clone(),
+                rx.clone(),
+                generation.clone(),
+                slot.clone(),
+                epoch.clone(),
+            );
             let thread = std::thread::Builder::new()
                 .name(format!("nesca-hsm-{i}"))
-                .spawn(move || worker_loop(ctx, slot, rx, generation))
+                .spawn(move || worker_loop(ctx, slot, rx, generation, epoch))
                 .map_err(|e| HsmError::Library {
                     context: "starting signing workers",
                     reason: e.to_string(),
@@ -85,9 +119,11 @@ impl Workers {
                 Err(e) if e.class() == ErrorClass::Transient => After::Discard,
                 _ => After::Keep,
             };
-            // The caller waits for this; if it has gone, the answer has no reader.
-            let _ = reply.send(result);
-            after
+            let deliver: Deliver = Box::new(move || {
+                // The caller waits for this; if it has gone, the answer has no reader.
+                let _ = reply.send(result);
+            });
+            (after, deliver)
         });
         let sender = self
             .sender
@@ -125,31 +161,60 @@ fn worker_loop(
     slot: Arc<Mutex<Slot>>,
     jobs: crossbeam_channel::Receiver<Job>,
     generation: Arc<AtomicU64>,
+    epoch: Arc<AtomicU64>,
 ) {
-    let mut session: Option<(Session, u64)> = None;
+    let mut session: Option<Held> = None;
     for job in jobs.iter() {
-        let current = generation.load(Ordering::SeqCst);
-        if session.as_ref().is_some_and(|(_, g)| *g != current) {
-            session = None;
+        // Read while the job's caller holds its share of the token: stable until it answers.
+        let (generation_now, epoch_now) = (
+            generation.load(Ordering::SeqCst),
+            epoch.load(Ordering::SeqCst),
+        );
+        if session
+            .as_ref()
+            .is_some_and(|h| h.generation != generation_now || h.epoch != epoch_now)
+        {
+            if let Some(held) = session.take() {
+                held.give_up(epoch_now);
+            }
         }
         if session.is_none() {
             let current_slot = *slot.lock().unwrap_or_else(|p| p.into_inner());
             match ctx.open_rw_session(current_slot) {
-                Ok(s) => session = Some((s, current)),
+                Ok(s) => {
+                    session = Some(Held {
+                        session: s,
+                        generation: generation_now,
+                        epoch: epoch_now,
+                    })
+                }
                 Err(e) => {
-                    job(Err(HsmError::from_ck("C_OpenSession", e)));
+                    let (_, deliver) = job(Err(HsmError::from_ck("C_OpenSession", e)));
+                    deliver();
                     continue;
                 }
             }
         }
-        let Some((s, _)) = session.as_ref() else {
+        let Some(held) = session.as_ref() else {
             continue;
         };
         // A panic inside a job must not take the worker (and its share of the HSM) with it;
         // the caller sees its answer channel close and gets an error.
-        match catch_unwind(AssertUnwindSafe(|| job(Ok(s)))) {
-            Ok(After::Keep) => {}
-            Ok(After::Discard) | Err(_) => session = None,
+        match catch_unwind(AssertUnwindSafe(|| job(Ok(&held.session)))) {
+            Ok((After::Keep, deliver)) => deliver(),
+            Ok((After::Discard, deliver)) => {
+                if let Some(held) = session.take() {
+                    held.give_up(epoch_now);
+                }
+                deliver();
+            }
+            // The caller has its answer (the channel closed) and may have let go of the token:
+            // no PKCS#11 call any more on this session, which is forgotten.
+            Err(_) => {
+                if let Some(held) = session.take() {
+                    std::mem::forget(held.session);
+                }
+            }
         }
     }
 }

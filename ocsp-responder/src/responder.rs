@@ -251,11 +251,15 @@ impl Responder {
         let [(_, Some(serial), form)] = items else {
             return None;
         };
-        let key = CacheKey {
+        self.fresh_cached_key(CacheKey {
             issuer,
             serial: *serial,
             form: *form,
-        };
+        })
+    }
+
+    /// The pre-produced response under `key`, while it is fresh.
+    fn fresh_cached_key(&self, key: CacheKey) -> Option<OcspAnswer> {
         let entry = self.cache.get(&key)?;
         (self.clock.now() < entry.next_update()).then(|| OcspAnswer::cached(entry, key))
     }
@@ -264,14 +268,16 @@ impl Responder {
     pub(crate) fn complete(&self, live: LiveRequest) -> OcspAnswer {
         let seq = self.next_seq();
         let issuer = &self.issuers[live.issuer];
-        let cache_key = match (&live.nonce, live.items.as_slice()) {
-            (None, [(_, Some(serial), form)]) => Some(CacheKey {
+        // The single serial's pre-produced response: what a nonce gets when signing fails.
+        let single = match live.items.as_slice() {
+            [(_, Some(serial), form)] => Some(CacheKey {
                 issuer: live.issuer,
                 serial: *serial,
                 form: *form,
             }),
             _ => None,
         };
+        let cache_key = single.filter(|_| live.nonce.is_none());
         let mut singles = Vec::with_capacity(live.items.len());
         for (cert_id, serial, _) in live.items {
             let state = match serial {
@@ -305,7 +311,13 @@ impl Responder {
             }
             Err(e) => {
                 tracing::error!(error = %e, "OCSP response not signed");
-                OcspAnswer::try_later()
+                // The signer is down (the HSM lost, say): a serial whose pre-produced response
+                // is fresh still gets it, without the nonce (RFC 5019 §2.2.2), as past the
+                // live budget. That response is the store's status: a change that could not
+                // be re-signed dropped it.
+                single
+                    .and_then(|key| self.fresh_cached_key(key))
+                    .unwrap_or_else(OcspAnswer::try_later)
             }
         }
     }

@@ -506,6 +506,45 @@ fn signing_failures_are_try_later_and_counted() {
     assert_eq!(r.answer(&req).outcome, Outcome::Signed);
 }
 
+/// With the signer down (the HSM lost), a nonce for a serial with a fresh pre-produced
+/// response gets that response without the nonce, as past the live budget; a serial with none
+/// gets tryLater. Once the signer is back, the nonce is signed for again.
+#[test]
+fn signing_failures_fall_back_to_the_pre_produced_answer() {
+    let (pki, source, r, _) = setup();
+    let (known, unseen) = (serial(9), serial(10));
+    source.set("nes-ca", known, CertState::Good);
+    source.set("nes-ca", unseen, CertState::Good);
+    let issuer = r
+        .issuer_index(&nesca_ca_types::IssuerId::parse("nes-ca").unwrap())
+        .unwrap();
+    r.produce(CacheKey {
+        issuer,
+        serial: known,
+        form: CertIdForm::of(&pki.cert_id::<Sha1>(&known).hash_algorithm).unwrap(),
+    })
+    .unwrap();
+    pki.signer.fail.store(true, Ordering::Relaxed);
+    let a = r.answer(&request(vec![pki.cert_id::<Sha1>(&known)], Some(&[0x61])));
+    assert_eq!(a.outcome, Outcome::Cached);
+    let (status, basic) = decode(&a.der);
+    assert_eq!(status, OcspResponseStatus::Successful);
+    assert_eq!(nonce_of(&basic.unwrap()), None);
+    let a = r.answer(&request(vec![pki.cert_id::<Sha1>(&unseen)], Some(&[0x62])));
+    assert_eq!(a.outcome, Outcome::TryLater);
+    // Two serials at once are one response to sign: tryLater.
+    let both = vec![pki.cert_id::<Sha1>(&known), pki.cert_id::<Sha1>(&unseen)];
+    assert_eq!(
+        r.answer(&request(both, Some(&[0x63]))).outcome,
+        Outcome::TryLater
+    );
+    assert_eq!(r.metrics().signing_errors(), 3);
+    pki.signer.fail.store(false, Ordering::Relaxed);
+    let a = r.answer(&request(vec![pki.cert_id::<Sha1>(&known)], Some(&[0x64])));
+    assert_eq!(a.outcome, Outcome::Signed);
+    assert!(nonce_of(&decode(&a.der).1.unwrap()).is_some());
+}
+
 #[test]
 fn store_failures_are_try_later() {
     let (pki, source, r, _) = setup();

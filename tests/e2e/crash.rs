@@ -12,7 +12,14 @@ use crate::support::*;
 
 #[test]
 fn a_process_killed_while_issuing_leaves_a_consistent_store() {
-    let demo = Demo::empty();
+    kill_while_issuing(&Demo::empty(), &[]);
+}
+
+/// The crash of [`a_process_killed_while_issuing_leaves_a_consistent_store`] in `demo` (a
+/// fresh directory, no CA yet), with `bench_extra` added to `nesca bench issue`'s flags (the
+/// store: none for SQLite, `--postgres-url SERVER` for a database of its own on that server,
+/// which the killed process leaves behind for the caller to drop).
+pub(crate) fn kill_while_issuing(demo: &Demo, bench_extra: &[&str]) {
     let mut child = nesca_command()
         .args([
             "bench",
@@ -27,6 +34,7 @@ fn a_process_killed_while_issuing_leaves_a_consistent_store() {
         ])
         .arg("--dir")
         .arg(&demo.dir)
+        .args(bench_extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -662,6 +662,11 @@ impl Drop for Batch<'_> {
     }
 }
 
+/// Makes `conn` usable after a failed commit: connects again when the connection is gone.
+pub(super) fn reopen(conn: &mut Connection) -> Result<()> {
+    conn.ensure_open()
+}
+
 /// Opens the writer's transaction for one batch, reconnecting first if the connection was
 /// lost, and takes [`WRITER_LOCK`] (held until commit or rollback).
 pub(super) fn begin_batch(conn: &mut Connection) -> Result<Batch<'_>> {

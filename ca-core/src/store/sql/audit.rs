@@ -22,6 +22,17 @@ pub(super) struct AuditHead {
     hash: Vec<u8>,
 }
 
+impl AuditHead {
+    /// Whether the chain holds this head's record (its sequence number with its hash).
+    pub(super) fn is_committed(&self, conn: &Connection) -> db::Result<bool> {
+        let stored: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT hash FROM audit WHERE seq = ?1")?
+            .query_row(params![self.seq], |r| r.get(0))
+            .optional()?;
+        Ok(stored.as_deref() == Some(self.hash.as_slice()))
+    }
+}
+
 /// The head of the chain as committed.
 pub(super) fn audit_head(conn: &Connection) -> Result<AuditHead> {
     let head = conn

@@ -12,7 +12,9 @@ use super::db;
 use super::db::Connection;
 
 use super::audit::{audit_head, AuditHead};
-use crate::error::{CaError, Result};
+use std::sync::Arc;
+
+use crate::error::{CaError, Result, StoreSource};
 
 /// How many queued writes one transaction takes at most.
 const MAX_BATCH: usize = 1024;
@@ -73,7 +75,7 @@ trait QueuedWrite: Send {
     /// returns the error that fails the whole batch.
     fn apply(&mut self, conn: &Connection, head: &mut AuditHead) -> Result<()>;
     /// Answers the caller: its own outcome when the batch committed, else the batch's error.
-    fn settle(self: Box<Self>, batch: std::result::Result<(), &CaError>);
+    fn settle(self: Box<Self>, batch: std::result::Result<(), &Arc<CaError>>);
 }
 
 /// A write with its typed outcome and the channel its caller waits on.
@@ -100,7 +102,7 @@ where
         Ok(())
     }
 
-    fn settle(self: Box<Self>, batch: std::result::Result<(), &CaError>) {
+    fn settle(self: Box<Self>, batch: std::result::Result<(), &Arc<CaError>>) {
         let answer = match batch {
             Ok(()) => self.outcome.unwrap_or_else(|| {
                 Err(CaError::Store {
@@ -109,11 +111,22 @@ where
                     source: None,
                 })
             }),
-            // The batch's one failure answers every job in it: its text is copied to each.
-            Err(e) => Err(CaError::Store {
-                operation: "commit",
-                reason: e.to_string(),
-                source: None,
+            // The batch's one failure answers every job in it: each gets its operation and
+            // reason, and the failure itself, shared, as the source (whether the store was
+            // unreachable stays known).
+            Err(e) => Err(match &**e {
+                CaError::Store {
+                    operation, reason, ..
+                } => CaError::Store {
+                    operation,
+                    reason: reason.clone(),
+                    source: Some(StoreSource::Batch(e.clone())),
+                },
+                other => CaError::Store {
+                    operation: "write",
+                    reason: other.to_string(),
+                    source: Some(StoreSource::Batch(e.clone())),
+                },
             }),
         };
         // The caller may have gone away; its change is committed either way.
@@ -178,7 +191,7 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let committed = commit_batch(&mut conn, &mut batch);
+        let committed = commit_batch(&mut conn, &mut batch).map_err(Arc::new);
         for job in batch {
             job.0.settle(committed.as_ref().map(|_| ()));
         }
@@ -190,11 +203,33 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Job>) {
 /// A refused write (serial not reserved, CA exists) is checked before it writes anything, so
 /// no savepoint is needed; any database error rolls the whole batch back and every caller in
 /// it gets the error (fail closed: no change without its audit record).
+///
+/// A commit whose answer was lost (the connection to a database server dropped while it
+/// committed) may have happened: when the batch appended audit records, the last of them is
+/// looked for on a new connection, and found, the batch counts as committed — its callers
+/// get their outcomes, not an error for a change that was made.
 fn commit_batch(conn: &mut Connection, batch: &mut [Job]) -> Result<()> {
     let tx = db::begin_batch(conn).map_err(CaError::store("begin"))?;
     let mut head = audit_head(&tx)?;
+    let appended_from = head.seq;
     for job in batch.iter_mut() {
         job.0.apply(&tx, &mut head)?;
     }
-    tx.commit().map_err(CaError::store("commit"))
+    match tx.commit() {
+        Ok(()) => Ok(()),
+        Err(e) if head.seq > appended_from && committed_anyway(conn, &head) => {
+            tracing::warn!(error = %e, seq = head.seq, "the commit's answer was lost but the batch is in the store");
+            Ok(())
+        }
+        Err(e) => Err(CaError::store("commit")(e)),
+    }
+}
+
+/// Whether the record at `head` is in the store as this batch wrote it, read on a connection
+/// opened again if the old one is gone.
+fn committed_anyway(conn: &mut Connection, head: &AuditHead) -> bool {
+    if db::reopen(conn).is_err() {
+        return false;
+    }
+    head.is_committed(conn).unwrap_or(false)
 }
