@@ -55,7 +55,11 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
 psql "$server_url" -qc "CREATE DATABASE $db" >/dev/null
-db_url="${server_url%/*}/$db"
+# The server's URL with its database replaced, its ?parameters kept.
+base="${server_url%%\?*}"
+params=""
+case "$server_url" in *\?*) params="?${server_url#*\?}" ;; esac
+db_url="${base%/*}/$db$params"
 "$nesca" init --demo --dir "$work/ca" --postgres-url "$db_url" >/dev/null
 a="$work/ca/nesca.toml"
 b="$work/ca/node-b.toml"

@@ -95,7 +95,7 @@ pub enum SystemTask {
     /// The watch that renews delegated OCSP signers in `nesca serve` and `nesca ocsp`.
     OcspSignerRenewal,
     /// The sweep of the admin API's dual-control requests: expires those not approved in
-    /// time, carries out those a stop left approved.
+    /// time, carries out approved ones a stop (or a busy node) left waiting.
     AdminRequests,
     /// The sweep of `nesca serve` that resolves, while it runs, the reservations a stopped
     /// process (another node's) left, as its start does.

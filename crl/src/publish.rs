@@ -11,7 +11,10 @@
 //! directory). A numbered publication ([`Publisher::publish_crl_with`]) reads the cRLNumber of
 //! the file in place under that lock and leaves it there when it is not lower than the new
 //! CRL's: a slower publisher never replaces a newer CRL with an older one. Nothing is locked
-//! while the CRL is generated and written, so the lock is held for a read and a rename.
+//! while the CRL is generated and written, so the lock is held for a read and a rename. Anyone
+//! who can open the directory can take that lock too: a publisher waits for it at most
+//! [`LOCK_WAIT`] and then goes on without it (publishers sharing a store also take turns under
+//! the CA's lease, so the lock is the second guard, not the only one).
 
 use std::cmp::Ordering as CmpOrdering;
 use std::fs::{self, File, OpenOptions};
@@ -183,7 +186,11 @@ impl Publisher {
         // From here to the directory's fsync, publishers of this directory take turns: the
         // lock is held until `dir` is closed.
         let dir = File::open(&self.dir).map_err(fail("open directory", &self.dir))?;
-        lock_exclusive(&dir).map_err(fail("lock directory", &self.dir))?;
+        if !lock_exclusive(&dir, LOCK_WAIT).map_err(fail("lock directory", &self.dir))? {
+            // Anyone who may read the directory may hold its lock: past the wait it is gone
+            // on without (publishers sharing a store also take turns under the CA's lease).
+            tracing::warn!(dir = %self.dir.display(), "CRL directory lock held too long by someone; publishing without it");
+        }
         if let Some(number) = number {
             if let Some(published) = published_number(&target)? {
                 if !replaces(number, published) {
@@ -232,14 +239,24 @@ pub(crate) fn replaces(new: u64, published: u128) -> bool {
     u128::from(new).cmp(&published) == CmpOrdering::Greater
 }
 
-/// Takes the exclusive `flock(2)` on `dir`, waiting for the holder to let go. Advisory: it
-/// orders publishers, readers never take it.
-fn lock_exclusive(dir: &File) -> std::io::Result<()> {
+/// How long a publisher waits for the directory's lock: far longer than a rename and a
+/// number read take, short enough that a lock held by a stranger cannot stop publication.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes the exclusive `flock(2)` on `dir`, trying for at most `wait`; whether it was had.
+/// Advisory: it orders publishers, readers never take it.
+fn lock_exclusive(dir: &File, wait: std::time::Duration) -> std::io::Result<bool> {
+    let deadline = std::time::Instant::now() + wait;
     loop {
-        match rustix::fs::flock(dir, rustix::fs::FlockOperation::LockExclusive) {
-            Err(rustix::io::Errno::INTR) => continue,
-            r => return r.map_err(std::io::Error::from),
+        match rustix::fs::flock(dir, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(true),
+            Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 
@@ -573,6 +590,26 @@ mod tests {
         // A certificate is a SEQUENCE of a SEQUENCE too, but no CRL.
         let cert = der::Encode::to_der(&issuer.cert).unwrap();
         assert_eq!(crl_number_of(&cert), None);
+    }
+
+    /// Anyone who can open the directory can hold its lock: publication waits a bounded
+    /// time for it, then goes on without it, and the rule still holds.
+    #[test]
+    fn a_lock_held_by_a_stranger_delays_publication_but_never_stops_it() {
+        let issuer = Issuer::new();
+        let tmp = tempfile::tempdir().unwrap();
+        let p = Publisher::new(tmp.path()).unwrap();
+        let stranger = File::open(tmp.path()).unwrap();
+        rustix::fs::flock(&stranger, rustix::fs::FlockOperation::LockShared).unwrap();
+        let start = std::time::Instant::now();
+        let one = signed_crl(&issuer, 1, false, 0);
+        assert_eq!(
+            publish_numbered(&p, "ca.crl", 1, &one).unwrap(),
+            PublishOutcome::Replaced
+        );
+        assert!(start.elapsed() >= LOCK_WAIT, "the lock was not waited for");
+        assert_eq!(fs::read(p.path("ca.crl")).unwrap(), one);
+        drop(stranger);
     }
 
     #[test]

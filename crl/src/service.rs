@@ -20,7 +20,8 @@ use crate::source::{CrlRecord, CrlReservation, CrlSource, DeltaEntry, SourceErro
 
 /// How long an asked-for publication (`nesca crl`, the admin API) waits for another
 /// process's publication of the same CA to finish.
-const PUBLICATION_WAIT: Duration = Duration::from_secs(60);
+/// Shorter than an admin API request's time limit (30 s by default).
+const PUBLICATION_WAIT: Duration = Duration::from_secs(20);
 
 /// Entries travel from the store's scan to the encoder in batches of this many, at most
 /// [`BATCHES_IN_FLIGHT`] batches at a time: bounded memory whatever the CRL's size, and the

@@ -33,6 +33,11 @@ pub struct ResponderConfig {
     /// serial); past it a request is answered from the pre-produced response without its
     /// nonce, or tryLater. Pre-production does not count.
     pub live_per_second: u32,
+    /// While the refresher runs: once it has not read the store's status changes for this
+    /// long (the store unreachable from this node), every request gets tryLater — the
+    /// responder no longer knows whether a certificate it would call good was revoked
+    /// meanwhile — until a read succeeds again.
+    pub stale_after: Duration,
 }
 
 impl Default for ResponderConfig {
@@ -47,6 +52,7 @@ impl Default for ResponderConfig {
             live_concurrency: 16,
             live_wait: Duration::from_secs(5),
             live_per_second: 200,
+            stale_after: Duration::from_secs(15),
         }
     }
 }

@@ -70,6 +70,9 @@ impl Responder {
 
     /// The cached answer for a GET path answered before, if it is still fresh.
     pub(crate) fn answer_known_path(&self, encoded: &str) -> Option<OcspAnswer> {
+        if self.is_stale() {
+            return None;
+        }
         let key = self.paths.get(encoded)?;
         let entry = self.cache.get(&key)?;
         (self.clock.now() < entry.next_update()).then(|| OcspAnswer::cached(entry, key))

@@ -49,7 +49,10 @@ impl Responder {
             })
             .await
             {
-                Ok(c) => break c,
+                Ok(c) => {
+                    self.mark_synced();
+                    break c;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "OCSP refresher cannot read the change cursor");
                     if wait(&mut shutdown, backoff.next()).await {
@@ -144,6 +147,7 @@ impl Responder {
         for _ in 0..MAX_PAGES_PER_POLL {
             match blocking(self, move |r| r.apply_changes(cursor, PAGE)).await {
                 Ok((n, next)) => {
+                    self.mark_synced();
                     cursor = next.max(cursor);
                     if n < PAGE {
                         break;

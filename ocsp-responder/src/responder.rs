@@ -45,6 +45,10 @@ pub struct Responder {
     pub(crate) live_slots: Arc<tokio::sync::Semaphore>,
     /// Live signatures per second (see `budget`).
     live_budget: LiveBudget,
+    /// When the refresher last read the store's changes, in milliseconds since `started`
+    /// (0: no refresher runs; [`ResponderConfig::stale_after`] does not apply).
+    synced_ms: AtomicU64,
+    started: std::time::Instant,
 }
 
 /// The answer to one request.
@@ -160,7 +164,29 @@ impl Responder {
             clock,
             metrics,
             seq: AtomicU64::new(1),
+            synced_ms: AtomicU64::new(0),
+            started: std::time::Instant::now(),
         }))
+    }
+
+    /// Records that the store's changes were read just now (the refresher).
+    pub(crate) fn mark_synced(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.synced_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    /// Whether the refresher has not read the store's changes for longer than
+    /// [`ResponderConfig::stale_after`]: answers would be status this node may no longer
+    /// know to be true.
+    pub fn is_stale(&self) -> bool {
+        let synced = self.synced_ms.load(Ordering::Relaxed);
+        synced != 0
+            && self
+                .started
+                .elapsed()
+                .as_millis()
+                .saturating_sub(u128::from(synced))
+                > self.config.stale_after.as_millis()
     }
 
     /// The responder's counters.
@@ -186,6 +212,9 @@ impl Responder {
     pub(crate) fn prepare(&self, der: &[u8]) -> Step {
         if der.len() > self.config.max_body {
             return Step::Done(OcspAnswer::malformed());
+        }
+        if self.is_stale() {
+            return Step::Done(OcspAnswer::try_later());
         }
         let parsed = match request::parse(der) {
             Ok(p) => p,

@@ -924,3 +924,27 @@ fn an_expired_signer_never_signs_until_it_is_replaced() {
     assert_eq!(status, OcspResponseStatus::Successful);
     assert_eq!(basic.unwrap().certs.unwrap()[0], next_cert);
 }
+
+/// A responder whose refresher has not read the store's changes for `stale_after` answers
+/// tryLater, the pre-produced response included, until a read succeeds again.
+#[test]
+fn a_responder_cut_off_from_the_store_answers_try_later() {
+    let (pki, source, r, _) = setup_with(ResponderConfig {
+        stale_after: std::time::Duration::from_millis(500),
+        ..ResponderConfig::default()
+    });
+    let s = serial(0x42);
+    source.set("nes-ca", s, CertState::Good);
+    r.prefill_page(0, None, 100).unwrap();
+    let req = request(vec![pki.cert_id::<Sha1>(&s)], None);
+    // No refresher yet: the bound does not apply.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(r.answer(&req).outcome, Outcome::Cached);
+    r.mark_synced();
+    assert_eq!(r.answer(&req).outcome, Outcome::Cached);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert!(r.is_stale());
+    assert_eq!(r.answer(&req).outcome, Outcome::TryLater);
+    r.mark_synced();
+    assert_eq!(r.answer(&req).outcome, Outcome::Cached);
+}

@@ -10,37 +10,90 @@ use ca_core::store::Store;
 
 use crate::error::Result;
 
-/// This process's name as a lease holder: `HOST:PID:RANDOM`, so that a restarted process is
-/// a new holder (it waits for its predecessor's lease to run out like anyone else).
+/// This process's name as a lease holder: `HOST:MACHINE:PID:RANDOM`, MACHINE being this
+/// boot of this machine and its process-id namespace (`BOOT_ID-PIDNS`, `unknown` when they
+/// cannot be read). A restarted process is a new holder (it waits for its predecessor's lease
+/// to run out like anyone else, unless that one is known to be gone: [`gone`]).
 pub fn node_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
     ID.get_or_init(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
+            .map(|h| h.trim().replace(':', "_"))
             .unwrap_or_else(|_| "host".into());
         format!(
-            "{host}:{}:{:08x}",
+            "{host}:{}:{}:{:08x}",
+            machine(),
             std::process::id(),
             rand::random::<u32>()
         )
     })
 }
 
-/// Whether `holder` (a [`node_id`]) names a process of this host that no longer runs. A
-/// holder of another host, or one that cannot be read, is not known to be gone.
-fn gone_from_this_host(holder: &str) -> bool {
-    let mine = node_id();
-    let host_of = |id: &str| id.rsplitn(3, ':').nth(2).map(str::to_owned);
-    let Some(pid) = holder
-        .rsplit(':')
-        .nth(1)
-        .and_then(|p| p.parse::<u32>().ok())
+/// This boot of this machine and this process-id namespace, where a process id means one
+/// process: `BOOT_ID-PIDNS`, or `unknown`.
+fn machine() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|b| b.trim().replace('-', ""))
+        .ok()
+        .filter(|b| !b.is_empty() && b.chars().all(|c| c.is_ascii_hexdigit()));
+    let pid_ns = std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|l| {
+            let text = l.to_string_lossy().into_owned();
+            text.strip_prefix("pid:[")?
+                .strip_suffix(']')
+                .map(str::to_owned)
+        })
+        .filter(|n| n.chars().all(|c| c.is_ascii_digit()));
+    match (boot, pid_ns) {
+        (Some(boot), Some(ns)) => format!("{boot}-{ns}"),
+        _ => "unknown".into(),
+    }
+}
+
+/// A holder name of this process for one publisher of its own (`NODE#N`): two publishers of
+/// one process (the CRL schedule and an operator's request) then exclude each other too.
+pub fn publisher_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{}#{}",
+        node_id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// Whether `holder` (a [`node_id`], or a [`publisher_id`]) names a process that no longer
+/// runs on this machine, in this boot and this process-id namespace: killed, it never gave
+/// its lease up. A holder of another machine (or namespace, or boot), this process, or one
+/// whose machine is `unknown`, is not known to be gone.
+fn gone(holder: &str) -> bool {
+    let process = holder.split('#').next().unwrap_or(holder);
+    let mut fields = process.rsplitn(4, ':');
+    let (Some(_random), Some(pid), Some(their_machine)) =
+        (fields.next(), fields.next(), fields.next())
     else {
         return false;
     };
-    host_of(holder).is_some_and(|h| Some(h) == host_of(mine))
-        && holder != mine
-        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    let mine = machine();
+    mine != "unknown" && their_machine == mine && pid != std::process::id() && !runs(pid)
+}
+
+/// Whether process `pid` runs: `kill(pid, 0)` answers ESRCH only for a process that does not
+/// exist (EPERM for another user's; `/proc` may hide those, `hidepid`).
+fn runs(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
 }
 
 /// A named task's lease, held by this process while it works.
@@ -48,6 +101,8 @@ pub struct Lease {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     name: String,
+    /// Who holds it: this process ([`node_id`]), or one publisher of it ([`publisher_id`]).
+    holder: String,
     ttl: Duration,
 }
 
@@ -59,13 +114,23 @@ impl Lease {
             store,
             clock,
             name,
+            holder: node_id().to_owned(),
             ttl,
         }
     }
 
-    /// The lease of CA `ca`'s CRL publication (scheduled or asked for).
-    pub fn crl(store: Arc<dyn Store>, clock: Arc<dyn Clock>, ca: &ca_core::IssuerId) -> Lease {
-        Lease::new(store, clock, format!("crl:{ca}"), CRL_LEASE)
+    /// The lease of CA `ca`'s CRL publication (scheduled or asked for), held by `publisher`
+    /// (a [`publisher_id`]).
+    pub fn crl(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        ca: &ca_core::IssuerId,
+        publisher: &str,
+    ) -> Lease {
+        Lease {
+            holder: publisher.to_owned(),
+            ..Lease::new(store, clock, format!("crl:{ca}"), CRL_LEASE)
+        }
     }
 
     /// Takes or renews the lease; whether this process holds it now. A lease held by a
@@ -76,15 +141,15 @@ impl Lease {
         let until = now.plus_secs(i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2));
         if self
             .store
-            .acquire_lease(&self.name, node_id(), now, until)?
+            .acquire_lease(&self.name, &self.holder, now, until)?
         {
             return Ok(true);
         }
         match self.store.lease_holder(&self.name)? {
-            Some((holder, _)) if gone_from_this_host(&holder) => {
+            Some((holder, _)) if gone(&holder) => {
                 Ok(self
                     .store
-                    .take_over_lease(&self.name, &holder, node_id(), until)?)
+                    .take_over_lease(&self.name, &holder, &self.holder, until)?)
             }
             _ => Ok(false),
         }
@@ -106,7 +171,7 @@ impl Lease {
 
     /// Gives the lease up (the next process that asks takes it at once).
     pub fn release(&self) -> Result<()> {
-        Ok(self.store.release_lease(&self.name, node_id())?)
+        Ok(self.store.release_lease(&self.name, &self.holder)?)
     }
 
     /// The task's name.
@@ -131,6 +196,7 @@ mod tests {
             store.clone(),
             f.clock.clone(),
             &ca_core::IssuerId::parse("nes-ca").unwrap(),
+            &publisher_id(),
         );
         assert!(lease.hold().unwrap());
         assert!(lease.hold().unwrap(), "the holder renews");
@@ -146,24 +212,55 @@ mod tests {
         assert!(!lease.hold_within(Duration::from_millis(250)).unwrap());
     }
 
+    /// A holder name of this machine for process `pid`.
+    fn holder_of(pid: u32) -> String {
+        format!("somehost:{}:{pid}:0badcafe", machine())
+    }
+
     #[test]
-    fn a_holder_of_this_host_that_no_longer_runs_is_gone() {
-        let host = node_id().rsplitn(3, ':').nth(2).unwrap().to_owned();
-        assert!(gone_from_this_host(&format!("{host}:4294967295:0badcafe")));
-        // This process, a running one (pid 1), another host's: not known to be gone.
-        assert!(!gone_from_this_host(node_id()));
-        assert!(!gone_from_this_host(&format!("{host}:1:0badcafe")));
-        assert!(!gone_from_this_host("another-host:4294967295:0badcafe"));
-        assert!(!gone_from_this_host("garbage"));
+    fn a_holder_of_this_machine_that_no_longer_runs_is_gone() {
+        assert_ne!(
+            machine(),
+            "unknown",
+            "boot id and pid namespace are readable here"
+        );
+        // No such process (a pid above the kernel's pid_max).
+        let dead = 4_194_304 + 1;
+        assert!(gone(&holder_of(dead)));
+        assert!(gone(&format!("{}#3", holder_of(dead))));
+        // This process, a running one (pid 1), another machine's or namespace's, garbage:
+        // not known to be gone.
+        assert!(!gone(node_id()));
+        assert!(!gone(&publisher_id()));
+        assert!(!gone(&holder_of(1)));
+        assert!(!gone("somehost:0123abcd-4026531836:4294967295:0badcafe"));
+        assert!(!gone("somehost:unknown:4294967295:0badcafe"));
+        assert!(!gone("garbage"));
+    }
+
+    #[test]
+    fn two_publishers_of_one_process_exclude_each_other() {
+        let f = ca_core::testkit::fixture();
+        let store: Arc<dyn Store> = f.store.clone();
+        let ca = ca_core::IssuerId::parse("nes-ca").unwrap();
+        let (first, second) = (publisher_id(), publisher_id());
+        let scheduled = Lease::crl(store.clone(), f.clock.clone(), &ca, &first);
+        let asked = Lease::crl(store, f.clock.clone(), &ca, &second);
+        assert!(scheduled.hold().unwrap());
+        assert!(!asked.hold().unwrap());
+        // Releasing it is the holder's: the other's release leaves it held.
+        asked.release().unwrap();
+        assert!(!asked.hold().unwrap());
+        scheduled.release().unwrap();
+        assert!(asked.hold().unwrap());
     }
 
     #[test]
     fn a_lease_left_by_a_killed_process_of_this_host_is_taken_over_at_once() {
         let f = ca_core::testkit::fixture();
         let store: Arc<dyn Store> = f.store.clone();
-        let host = node_id().rsplitn(3, ':').nth(2).unwrap().to_owned();
         let now = f.clock.now_unix();
-        let dead = format!("{host}:4294967295:0badcafe");
+        let dead = holder_of(4_194_304 + 1);
         assert!(store
             .acquire_lease("outbox", &dead, now, now.plus_secs(600))
             .unwrap());

@@ -696,21 +696,14 @@ pub(crate) struct StoreSection {
     pub postgres_password_file: Option<PathBuf>,
     /// `disable` (default) or `verify-full` (TLS, the server's certificate checked against
     /// `postgres_ca_file` and its name against the URL's host).
-    #[serde(default = "default_postgres_tls")]
-    pub postgres_tls: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_tls: Option<String>,
     /// PEM file of the CA certificates that issue the PostgreSQL server's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres_ca_file: Option<PathBuf>,
-    /// Connections each process keeps for reads (1–64), besides its writer's.
-    #[serde(default = "default_postgres_pool")]
-    pub postgres_pool: usize,
-}
-
-fn default_postgres_tls() -> String {
-    "disable".into()
-}
-fn default_postgres_pool() -> usize {
-    8
+    /// Connections each process keeps for reads (1–64, default 8), besides its writer's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_pool: Option<usize>,
 }
 
 /// Which store a configuration names.
@@ -726,6 +719,15 @@ pub(crate) enum StoreChoice {
     },
 }
 
+/// A PostgreSQL option the store refused (`CaError::Invalid` names its field, such as
+/// `store.postgres_url` or `store.postgres_ca_file`) as the configuration error it is.
+pub(crate) fn store_option_refused(e: ca_core::CaError) -> CliError {
+    match e {
+        ca_core::CaError::Invalid { field, rule } => CliError::config(field, rule),
+        other => other.into(),
+    }
+}
+
 /// `[store]`: exactly one of `sqlite` and `postgres_url`; the PostgreSQL options only with
 /// `postgres_url`, at most one password source, a known `postgres_tls` with its CA file.
 fn check_store(s: &StoreSection, resolve: impl Fn(&Path) -> PathBuf) -> Result<StoreChoice> {
@@ -734,11 +736,12 @@ fn check_store(s: &StoreSection, resolve: impl Fn(&Path) -> PathBuf) -> Result<S
             let pg_options = s.postgres_password_env.is_some()
                 || s.postgres_password_file.is_some()
                 || s.postgres_ca_file.is_some()
-                || s.postgres_tls != "disable";
+                || s.postgres_tls.is_some()
+                || s.postgres_pool.is_some();
             if pg_options {
                 return Err(CliError::config(
                     "store",
-                    "postgres_password_env, postgres_password_file, postgres_tls and postgres_ca_file go with postgres_url, not sqlite",
+                    "postgres_password_env, postgres_password_file, postgres_tls, postgres_ca_file and postgres_pool go with postgres_url, not sqlite",
                 ));
             }
             return Ok(StoreChoice::Sqlite(resolve(path)));
@@ -763,13 +766,17 @@ fn check_store(s: &StoreSection, resolve: impl Fn(&Path) -> PathBuf) -> Result<S
             "set postgres_password_env or postgres_password_file, not both",
         ));
     }
-    if !(1..=64).contains(&s.postgres_pool) {
+    let pool = s.postgres_pool.unwrap_or(8);
+    if !(1..=64).contains(&pool) {
         return Err(CliError::config(
             "store.postgres_pool",
             "must be between 1 and 64",
         ));
     }
-    let tls = match (s.postgres_tls.as_str(), &s.postgres_ca_file) {
+    let tls = match (
+        s.postgres_tls.as_deref().unwrap_or("disable"),
+        &s.postgres_ca_file,
+    ) {
         ("disable", None) => ca_core::store::PgTls::Disable,
         ("disable", Some(_)) => {
             return Err(CliError::config(
@@ -798,14 +805,14 @@ fn check_store(s: &StoreSection, resolve: impl Fn(&Path) -> PathBuf) -> Result<S
         url: url.clone(),
         password: None,
         tls: tls.clone(),
-        pool_size: s.postgres_pool,
+        pool_size: pool,
     }
     .check()
-    .map_err(|e| CliError::config("store.postgres_url", e.to_string()))?;
+    .map_err(store_option_refused)?;
     Ok(StoreChoice::Postgres {
         url: url.clone(),
         tls,
-        pool: s.postgres_pool,
+        pool,
     })
 }
 
@@ -1372,6 +1379,91 @@ pub(crate) fn read_secret_file(field: &str, what: &str, file: &Path) -> Result<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `[store]` with `sqlite`, or `postgres_url`, and `edit` applied.
+    fn store(postgres: bool, edit: impl FnOnce(&mut StoreSection)) -> Result<StoreChoice> {
+        let mut s = StoreSection {
+            sqlite: (!postgres).then(|| PathBuf::from("nesca.db")),
+            postgres_url: postgres.then(|| "postgres://nesca@db.example:5432/nesca".into()),
+            postgres_password_env: None,
+            postgres_password_file: None,
+            postgres_tls: None,
+            postgres_ca_file: None,
+            postgres_pool: None,
+        };
+        edit(&mut s);
+        check_store(&s, |p| Path::new("/etc/nesca").join(p))
+    }
+
+    fn refusal(r: Result<StoreChoice>) -> (String, String) {
+        match r {
+            Err(CliError::Config { field, rule }) => (field, rule),
+            other => panic!("not a configuration error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_store_is_sqlite_or_postgres_with_its_own_options() {
+        assert!(matches!(
+            store(false, |_| {}).unwrap(),
+            StoreChoice::Sqlite(p) if p == Path::new("/etc/nesca/nesca.db")
+        ));
+        assert!(matches!(
+            store(true, |_| {}).unwrap(),
+            StoreChoice::Postgres {
+                pool: 8,
+                tls: ca_core::store::PgTls::Disable,
+                ..
+            }
+        ));
+        // Both, neither, and a PostgreSQL option beside sqlite: refused, naming `store`.
+        let both = refusal(store(true, |s| s.sqlite = Some("nesca.db".into())));
+        assert_eq!(both.0, "store");
+        let neither = refusal(store(false, |s| s.sqlite = None));
+        assert_eq!(neither.0, "store");
+        for edit in [
+            (|s: &mut StoreSection| s.postgres_pool = Some(3)) as fn(&mut StoreSection),
+            |s| s.postgres_tls = Some("disable".into()),
+            |s| s.postgres_password_env = Some("P".into()),
+        ] {
+            let (field, rule) = refusal(store(false, edit));
+            assert_eq!(field, "store");
+            assert!(rule.contains("go with postgres_url"), "{rule}");
+        }
+    }
+
+    #[test]
+    fn postgres_options_are_checked_and_refusals_name_one_field_once() {
+        let (field, rule) = refusal(store(true, |s| {
+            s.postgres_url = Some("postgres://nesca:secret@db.example/nesca".into())
+        }));
+        assert_eq!(field, "store.postgres_url");
+        assert!(rule.starts_with("holds a password"), "{rule}");
+        assert!(
+            !rule.contains("secret") && !rule.contains("store.postgres_url"),
+            "{rule}"
+        );
+        let (field, _) = refusal(store(true, |s| s.postgres_pool = Some(0)));
+        assert_eq!(field, "store.postgres_pool");
+        let (field, _) = refusal(store(true, |s| s.postgres_tls = Some("prefer".into())));
+        assert_eq!(field, "store.postgres_tls");
+        let (field, _) = refusal(store(true, |s| s.postgres_tls = Some("verify-full".into())));
+        assert_eq!(field, "store.postgres_ca_file");
+        let (field, _) = refusal(store(true, |s| s.postgres_ca_file = Some("ca.pem".into())));
+        assert_eq!(field, "store.postgres_ca_file");
+        let (field, _) = refusal(store(true, |s| {
+            s.postgres_password_env = Some("P".into());
+            s.postgres_password_file = Some("p".into());
+        }));
+        assert_eq!(field, "store.postgres_password_file");
+        // A CA file that is not there: the store's own check, under its own field, once.
+        let (field, rule) = refusal(store(true, |s| {
+            s.postgres_tls = Some("verify-full".into());
+            s.postgres_ca_file = Some("/nonexistent/ca.pem".into());
+        }));
+        assert_eq!(field, "store.postgres_ca_file");
+        assert!(!rule.contains("store.postgres"), "{rule}");
+    }
 
     fn server(edit: impl FnOnce(&mut ServerSection)) -> Result<()> {
         let mut s = ServerSection::default();

@@ -72,12 +72,7 @@ pub(crate) fn open_backend(cfg: &Loaded) -> Result<StoreBackend> {
             };
             PgStore::open(&options)
                 .map(|s| StoreBackend::Postgres(Arc::new(s)))
-                .map_err(|e| match e {
-                    e @ ca_core::CaError::Invalid { .. } => {
-                        CliError::config("store.postgres_url", e.to_string())
-                    }
-                    other => other.into(),
-                })
+                .map_err(crate::config::store_option_refused)
         }
     }
 }
@@ -341,7 +336,7 @@ pub(crate) fn root_crl_issuers(
         }
         let cert = ca_certificate(&record)?;
         out.push(crl::CrlIssuer {
-            source: Arc::new(crate::serve::crl_source::StoreCrlSource(store.clone())),
+            source: Arc::new(crate::serve::crl_source::StoreCrlSource::new(store.clone())),
             issuer: record.id.clone(),
             issuer_cert: cert,
             signer: Arc::new(hsm.find_key(&record.key_label)?),
@@ -372,7 +367,7 @@ pub(crate) fn crl_issuer(
     schedule.validate()?;
     let urls = ca_core::profile::CaUrls::new(&cfg.raw.ca.public_url, &ca.record.id)?;
     Ok(crl::CrlIssuer {
-        source: Arc::new(crate::serve::crl_source::StoreCrlSource(store)),
+        source: Arc::new(crate::serve::crl_source::StoreCrlSource::new(store)),
         issuer: ca.record.id.clone(),
         issuer_cert: ca.cert.clone(),
         signer: ca.ca_signer.clone(),

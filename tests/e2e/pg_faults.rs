@@ -894,15 +894,14 @@ impl Drop for BenchDatabase<'_> {
         let Some(name) = text
             .lines()
             .find_map(|l| l.trim().strip_prefix("postgres_url = \""))
-            .and_then(|url| url.trim_end_matches('"').rsplit('/').next())
+            .map(|url| url.trim_end_matches('"'))
+            .map(|url| url.split('?').next().unwrap_or(url))
+            .and_then(|url| url.rsplit('/').next())
             .filter(|n| n.starts_with("nesca_bench_"))
-            .filter(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         else {
             return;
         };
-        if let Ok(mut client) = ::postgres::Client::connect(&test_server_url(), ::postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        }
+        let _ = ca_core::store::ScratchDatabase::drop_named(&test_server_url(), name);
     }
 }
 

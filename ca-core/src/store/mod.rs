@@ -56,7 +56,22 @@ macro_rules! column_enum {
 
 /// Declares the role modules of `sql/` in a backend's module (`sqlite/`, `postgres/`), which
 /// compiles them against its own `db` (the SQL driver) and `Backend` (the store type they
-/// implement the traits for): the store's SQL and checks are written once, for both.
+/// implement the traits for): the store's SQL and checks are written once, for both. Inside
+/// those files `super` is the backend that declares them. A backend provides:
+///
+/// - `db`: `Connection` (`prepare_cached`, `prepare`, `execute`, `query_row`,
+///   `execute_batch`), its statements (`execute`, `query_row`, `query_map`, `exists`,
+///   `query`), `Row::get`, `params!`, `params_from_iter`, `Params`, `OptionalExtension`,
+///   `Error`/`Result`, and `conversion_error`, `text`, `is_null`, `begin_batch` (the writer's
+///   transaction, holding whatever makes writes one at a time), `reopen`;
+/// - `type Backend` with inherent `submit` (a write through the writer), `read` (a closure
+///   that may run twice: `Fn`), `snapshot` (a connection in one read snapshot, with its
+///   audit watermark) and `wait_for_change_signal`;
+/// - the column readers of `sql/columns.rs` in scope (`use self::columns::…`).
+///
+/// SQL in `sql/` is written in what both engines accept, with SQLite's `?N` placeholders
+/// (PostgreSQL's `db` turns them into `$N`); where PostgreSQL cannot infer a placeholder's
+/// type (`?1 IS NULL`), it is cast (`CAST(?1 AS TEXT) IS NULL`).
 macro_rules! sql_role_modules {
     () => {
         #[path = "../sql/admin.rs"]
@@ -180,7 +195,7 @@ pub fn commitment_hold_request_id(
 ) -> crate::Result<crate::lifecycle::RequestId> {
     crate::lifecycle::RequestId::new(&format!("commitment-hold-{}", serial.to_hex()))
 }
-pub use postgres::{PgError, PgOptions, PgStore, PgTls, ScratchDatabase};
+pub use postgres::{database_url, PgError, PgOptions, PgStore, PgTls, ScratchDatabase};
 pub use sqlite::SqliteStore;
 
 /// Durable storage of everything nesca keeps: the union of the role traits.

@@ -135,13 +135,20 @@ pub(crate) fn listener(
         }
     }
     let app = router(api.clone()).layer(axum::middleware::from_fn_with_state(gate, auth::gate));
-    // Requests past their expiry are marked expired (and recorded so) every 10 seconds.
+    // Requests past their expiry are marked expired (and recorded so) every 10 seconds, and
+    // approved ones left waiting (another node was carrying requests out for longer than an
+    // approval waits) are carried out.
     let sweep = std::thread::Builder::new()
         .name("nesca-admin-requests".into())
         .spawn(move || {
             crate::serve::every_until(Duration::from_secs(10), &stop, || {
                 if let Err(e) = api.dual.expire_due() {
                     tracing::warn!(error = %e, "expiring admin requests failed; will retry");
+                }
+                match api.dual.resume_approved(&api.executor()) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(requests = n, "approved admin requests carried out"),
+                    Err(e) => tracing::warn!(error = %e, "carrying out approved admin requests failed; will retry"),
                 }
             })
         })

@@ -110,6 +110,16 @@ pub(crate) fn run(a: BenchArgs) -> Result<()> {
     let csr = make_csr()?;
     if let Some(config) = &a.config {
         let cfg = crate::config::Loaded::read(config)?;
+        // Every measured issuance is a real certificate for a made-up holder: a demo's only.
+        if cfg.raw.hsm.token_label != super::init::DEMO_TOKEN {
+            return Err(CliError::Argument {
+                field: "config",
+                rule: format!(
+                    "measures a demo CA only (token \"{}\", made by nesca init --demo): every issuance is a real certificate",
+                    super::init::DEMO_TOKEN
+                ),
+            });
+        }
         let alg = cfg.key_algorithm;
         return measure_issuance(&a, &cfg, &alg, &csr);
     }

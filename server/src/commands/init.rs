@@ -21,7 +21,7 @@ use crate::wiring;
 /// Where Debian's softhsm2 package puts the module.
 const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// The demo token's label.
-const DEMO_TOKEN: &str = "nesca-demo";
+pub(crate) const DEMO_TOKEN: &str = "nesca-demo";
 
 /// Where `init` (and `nesca root init`) creates its CA: a demo of its own, or the token a
 /// configuration names.

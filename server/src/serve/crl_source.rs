@@ -9,8 +9,13 @@ use ca_core::{CaError, IssuerId, UnixTime};
 use crl::source::{CrlPlan, CrlRecord, CrlReservation, CrlSource, DeltaEntry, SourceError};
 use crl::{CrlEntry, CrlType};
 
-/// Reads revoked entries from, and records CRLs in, the store the CA writes.
-pub(crate) struct StoreCrlSource(pub Arc<dyn Store>);
+/// Reads revoked entries from, and records CRLs in, the store the CA writes; publishes under
+/// the CA's lease as a publisher of its own (the schedule and an operator's request in one
+/// process exclude each other as two nodes do).
+pub(crate) struct StoreCrlSource {
+    store: Arc<dyn Store>,
+    publisher: String,
+}
 
 fn entry(e: RevokedEntry) -> CrlEntry {
     CrlEntry {
@@ -37,9 +42,22 @@ fn record(r: store::CrlRecord) -> CrlRecord {
 }
 
 impl StoreCrlSource {
-    /// The lease of `issuer`'s CRL publication in this store.
+    /// A source over `store`, a publisher of its own.
+    pub(crate) fn new(store: Arc<dyn Store>) -> StoreCrlSource {
+        StoreCrlSource {
+            store,
+            publisher: nesca_ra::leases::publisher_id(),
+        }
+    }
+
+    /// The lease of `issuer`'s CRL publication in this store, held by this publisher.
     fn lease(&self, issuer: &IssuerId) -> nesca_ra::leases::Lease {
-        nesca_ra::leases::Lease::crl(self.0.clone(), crate::wiring::clock(), issuer)
+        nesca_ra::leases::Lease::crl(
+            self.store.clone(),
+            crate::wiring::clock(),
+            issuer,
+            &self.publisher,
+        )
     }
 }
 
@@ -63,7 +81,7 @@ impl CrlSource for StoreCrlSource {
         issuer: &IssuerId,
         sink: &mut dyn FnMut(CrlEntry) -> ControlFlow<()>,
     ) -> Result<i64, SourceError> {
-        self.0
+        self.store
             .scan_revoked(issuer, &mut |e| match sink(entry(e)) {
                 ControlFlow::Continue(()) => Ok(()),
                 // The store's scan stops at the first error its sink returns.
@@ -82,7 +100,7 @@ impl CrlSource for StoreCrlSource {
         base_watermark: i64,
     ) -> Result<(Vec<DeltaEntry>, i64), SourceError> {
         let (entries, watermark) = self
-            .0
+            .store
             .delta_since(issuer, base_watermark)
             .map_err(SourceError::new)?;
         let entries = entries
@@ -97,7 +115,7 @@ impl CrlSource for StoreCrlSource {
 
     fn reserve_crl(&self, r: CrlReservation) -> Result<CrlPlan, SourceError> {
         let plan = self
-            .0
+            .store
             .reserve_crl(store::CrlReservation {
                 issuer: r.issuer,
                 kind: kind(r.kind),
@@ -122,13 +140,13 @@ impl CrlSource for StoreCrlSource {
         actor: &ca_core::Principal,
         at: UnixTime,
     ) -> Result<(), SourceError> {
-        self.0
+        self.store
             .publish_crl(issuer, number, watermark, entries, actor, at)
             .map_err(SourceError::new)
     }
 
     fn latest_crl(&self, issuer: &IssuerId, t: CrlType) -> Result<Option<CrlRecord>, SourceError> {
-        self.0
+        self.store
             .latest_crl(issuer, kind(t))
             .map(|r| r.map(record))
             .map_err(SourceError::new)

@@ -52,6 +52,10 @@ fn responder(cfg: &Loaded, store: Arc<dyn Store>, cas: &[ServedCa]) -> Result<Ar
         validity: Duration::from_secs(o.validity_seconds),
         refresh_before: Duration::from_secs(o.refresh_before_seconds),
         poll_interval: Duration::from_millis(o.poll_interval_ms),
+        // Cut off from the store for ten polls (at least 15 s), a responder answers tryLater:
+        // it could be calling good a certificate another node revoked meanwhile.
+        stale_after: Duration::from_millis(o.poll_interval_ms.saturating_mul(10))
+            .max(Duration::from_secs(15)),
         max_body: o.max_request_bytes,
         max_age_cap: Some(Duration::from_secs(o.max_age_seconds)),
         live_per_second: o.live_signatures_per_second,
@@ -516,36 +520,39 @@ fn task_lease(store: &Arc<dyn Store>, task: &str) -> nesca_ra::leases::Lease {
     nesca_ra::leases::Lease::new(store.clone(), wiring::clock(), task.to_owned(), TASK_LEASE)
 }
 
-/// [`every_until`] on one node at a time: `work` runs only while this node holds `lease`,
-/// renewed (or asked for) every [`TASK_LEASE_RENEW`]; the lease is given up at `stop`.
+/// [`every_until`] on one node at a time: `work` runs only while this node holds `lease`.
+/// A thread of its own renews (or asks for) the lease every [`TASK_LEASE_RENEW`], also while
+/// `work` runs, so a pass longer than [`TASK_LEASE`] (an outbox of slow relays, a production
+/// run) keeps it and no other node starts the same pass meanwhile. The lease is given up at
+/// `stop`.
 fn leased_every_until(
     lease: &nesca_ra::leases::Lease,
     every: Duration,
     stop: &AtomicBool,
     mut work: impl FnMut(),
 ) {
-    let mut held = false;
-    let mut renew_at = std::time::Instant::now();
-    let mut work_at = renew_at;
-    every_until(Duration::from_millis(200), stop, || {
-        let now = std::time::Instant::now();
-        if now >= renew_at {
-            let was = held;
-            held = lease.hold().unwrap_or_else(|e| {
-                tracing::warn!(task = lease.name(), error = %e, "task lease not renewed; the task waits");
-                false
-            });
-            if held != was {
-                tracing::info!(task = lease.name(), held, "task lease changed hands");
+    let held = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            every_until(TASK_LEASE_RENEW, stop, || {
+                let now_held = lease.hold().unwrap_or_else(|e| {
+                    tracing::warn!(task = lease.name(), error = %e, "task lease not renewed; the task waits");
+                    false
+                });
+                if held.swap(now_held, Ordering::Relaxed) != now_held {
+                    tracing::info!(task = lease.name(), held = now_held, "task lease changed hands");
+                }
+            })
+        });
+        let mut work_at = std::time::Instant::now();
+        every_until(Duration::from_millis(200), stop, || {
+            if held.load(Ordering::Relaxed) && std::time::Instant::now() >= work_at {
+                work();
+                work_at = std::time::Instant::now() + every;
             }
-            renew_at = now + TASK_LEASE_RENEW;
-        }
-        if held && now >= work_at {
-            work();
-            work_at = std::time::Instant::now() + every;
-        }
+        });
     });
-    if held {
+    if held.load(Ordering::Relaxed) {
         if let Err(e) = lease.release() {
             tracing::warn!(task = lease.name(), error = %e, "task lease not given up; it runs out by itself");
         }
@@ -639,6 +646,9 @@ fn spawn_audit_checkpoints(
     // The thread's own copy of the configuration (`Loaded` is not shared).
     let cfg = Loaded::read(&cfg.file)?;
     let (store, stop) = (store.clone(), stop.clone());
+    // One node at a time makes the audit key and checkpoints, appending to its anchor file
+    // (docs/multi-node.md: the anchor of several nodes).
+    let lease = task_lease(&store, "audit-checkpoint");
     std::thread::Builder::new()
         .name("nesca-audit".into())
         .spawn(move || {
@@ -654,7 +664,7 @@ fn spawn_audit_checkpoints(
             let mut last_at = std::time::Instant::now();
             // Made at the first checkpoint: a key that exists means checkpoints were made.
             let mut key = None;
-            every_until(Duration::from_secs(1), &stop, || {
+            leased_every_until(&lease, Duration::from_secs(1), &stop, || {
                 let head = store.audit_head().ok().flatten().map(|h| h.0).unwrap_or(0);
                 let due =
                     head - last >= every_records || (head > last && last_at.elapsed() >= every);
@@ -849,8 +859,35 @@ fn ocsp_metrics(responder: &Arc<Responder>, store: Arc<dyn Store>) -> http::Metr
     })
 }
 
+/// `/healthz`: whether the store answers. Anyone may ask, so one check runs at a time and
+/// its answer serves every request of the next second (a flood of health checks does not
+/// take the readers' connections from OCSP), and the answer names no database, user or
+/// server message (those go to the log).
 fn health(store: Arc<dyn Store>) -> http::HealthCheck {
-    Arc::new(move || store.cas().map(|_| ()).map_err(|e| e.to_string()))
+    const FRESH: Duration = Duration::from_secs(1);
+    let last: std::sync::Mutex<Option<(std::time::Instant, bool)>> = std::sync::Mutex::new(None);
+    Arc::new(move || {
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        let healthy = match *last {
+            Some((at, healthy)) if at.elapsed() < FRESH => healthy,
+            _ => {
+                let healthy = match store.cas() {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "health check: the store does not answer");
+                        false
+                    }
+                };
+                *last = Some((std::time::Instant::now(), healthy));
+                healthy
+            }
+        };
+        if healthy {
+            Ok(())
+        } else {
+            Err("the store does not answer".into())
+        }
+    })
 }
 
 /// `{id}.crt` → DER, for every CA in the store (root included: its certificate is the

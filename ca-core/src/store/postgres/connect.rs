@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use postgres::config::SslMode;
+use postgres::config::{ChannelBinding, SslMode};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::db::PgError;
@@ -60,6 +60,9 @@ impl std::fmt::Debug for Connector {
     }
 }
 
+/// The limits every session of nesca's runs under (PostgreSQL's `options`).
+const SESSION_LIMITS: &str = "-c idle_in_transaction_session_timeout=60000 -c lock_timeout=30000 -c statement_timeout=120000";
+
 fn invalid(rule: impl Into<String>) -> CaError {
     CaError::invalid("store.postgres_url", rule)
 }
@@ -80,11 +83,48 @@ impl Connector {
         if config.get_user().is_none() {
             return Err(invalid("names no user (postgres://USER@HOST:PORT/DB)"));
         }
+        // TLS is store.postgres_tls's alone, and the session's settings are nesca's: a URL
+        // saying otherwise would be silently overridden (or override them).
+        if config.get_ssl_mode() != SslMode::Prefer
+            || config.get_ssl_negotiation() != postgres::config::SslNegotiation::Postgres
+            || config.get_channel_binding() != ChannelBinding::Prefer
+        {
+            return Err(invalid(
+                "sets sslmode, sslnegotiation or channel_binding; TLS is store.postgres_tls (and store.postgres_ca_file)",
+            ));
+        }
+        if config.get_options().is_some() {
+            return Err(invalid(
+                "sets options; nesca sets its sessions' own (time limits)",
+            ));
+        }
         if let Some(password) = &options.password {
+            match &options.tls {
+                // Over TLS, the SCRAM exchange is bound to the server's certificate too.
+                PgTls::VerifyFull { .. } => {
+                    config.channel_binding(ChannelBinding::Require);
+                }
+                PgTls::Disable if !local_only(&config) => {
+                    return Err(CaError::invalid(
+                        "store.postgres_tls",
+                        "a password goes to a server on another host only over TLS: set postgres_tls = \"verify-full\" (or connect through a Unix socket or loopback)",
+                    ));
+                }
+                PgTls::Disable => {}
+            }
             config.password(password.expose_secret());
         }
         config.application_name("nesca");
         config.connect_timeout(std::time::Duration::from_secs(5));
+        // A node that stops answering mid-transaction (frozen, partitioned) must not hold the
+        // writers' advisory lock for hours: the server ends its idle transaction after a
+        // minute and TCP keepalives find its dead connection; a node waits at most 30 s for
+        // a lock (then its write fails: 503) and a statement runs at most 2 minutes.
+        config.keepalives(true);
+        config.keepalives_idle(std::time::Duration::from_secs(10));
+        config.keepalives_interval(std::time::Duration::from_secs(5));
+        config.keepalives_retries(3);
+        config.options(SESSION_LIMITS);
         let tls = match &options.tls {
             PgTls::Disable => {
                 config.ssl_mode(SslMode::Disable);
@@ -105,6 +145,23 @@ impl Connector {
             None => self.config.connect(postgres::NoTls)?,
         })
     }
+}
+
+/// Whether every host the configuration names is on this machine: a Unix socket, `localhost`
+/// or a loopback address.
+fn local_only(config: &postgres::Config) -> bool {
+    let loopback = |host: &str| {
+        host == "localhost"
+            || host
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    config.get_hostaddrs().iter().all(|ip| ip.is_loopback())
+        && config.get_hosts().iter().all(|h| match h {
+            postgres::config::Host::Unix(_) => true,
+            postgres::config::Host::Tcp(name) => loopback(name),
+        })
 }
 
 /// A rustls client configuration trusting only the certificates of `ca_file`.
@@ -221,6 +278,57 @@ mod tests {
         }
         pem.push_str("-----END CERTIFICATE-----\n");
         pem.into_bytes()
+    }
+
+    #[test]
+    fn tls_and_session_settings_in_the_url_are_refused() {
+        for url in [
+            "postgres://nesca@db.example/nesca?sslmode=require",
+            "postgres://nesca@db.example/nesca?sslmode=disable",
+            "postgres://nesca@db.example/nesca?channel_binding=disable",
+            "postgres://nesca@db.example/nesca?options=-c%20statement_timeout%3D0",
+        ] {
+            let e = Connector::new(&options(url.into(), PgTls::Disable)).unwrap_err();
+            assert!(
+                e.to_string().starts_with("store.postgres_url: sets "),
+                "{url}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_password_goes_to_another_host_only_over_tls() {
+        let with_password = |url: &str, tls: PgTls| PgOptions {
+            password: Some(SecretString::from("S3cr3t-DB-pass")),
+            ..options(url.into(), tls)
+        };
+        let e = Connector::new(&with_password(
+            "postgres://nesca@db.example/nesca",
+            PgTls::Disable,
+        ))
+        .unwrap_err();
+        assert!(e.to_string().starts_with("store.postgres_tls: "), "{e}");
+        assert!(!e.to_string().contains("S3cr3t"), "{e}");
+        for local in [
+            "postgres://nesca@127.0.0.1:5432/nesca",
+            "postgres://nesca@localhost/nesca",
+            "postgres://nesca@[::1]/nesca",
+            "postgres://nesca@/nesca?host=/run/postgresql",
+        ] {
+            Connector::new(&with_password(local, PgTls::Disable))
+                .unwrap_or_else(|e| panic!("{local}: {e}"));
+        }
+        let over_tls = Connector::new(&with_password(
+            "postgres://nesca@db.example/nesca",
+            PgTls::VerifyFull {
+                ca_file: SERVER_CERT.into(),
+            },
+        ))
+        .unwrap();
+        assert_eq!(
+            over_tls.config.get_channel_binding(),
+            ChannelBinding::Require
+        );
     }
 
     #[test]

@@ -49,9 +49,10 @@ pub enum PgError {
 }
 
 impl PgError {
-    /// The server cannot be reached or the connection was lost (not a refusal of the SQL):
-    /// a closed connection, an I/O failure, SQLSTATE class 08 (connection exception), or
-    /// 57P01–57P03 (the server shutting down or starting up).
+    /// The server cannot be reached, the connection was lost, or the store is too busy now
+    /// (not a refusal of the SQL): a closed connection, an I/O failure, SQLSTATE class 08,
+    /// 57P01–57P03 (the server shutting down or starting up), 53300 (no connection free),
+    /// 55P03 and 57014 (a lock or a statement past its time limit).
     pub fn is_unavailable(&self) -> bool {
         let source = match self {
             PgError::Server { source } => source,
@@ -64,7 +65,14 @@ impl PgError {
         }
         if let Some(code) = source.code() {
             let code = code.code();
-            return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+            // 08: connection exception; 57P01-03: shutdown, startup; 53300: too many
+            // connections; 55P03: a lock not had within lock_timeout (another node's
+            // transaction held it); 57014: a statement cancelled at statement_timeout.
+            return code.starts_with("08")
+                || matches!(
+                    code,
+                    "57P01" | "57P02" | "57P03" | "53300" | "55P03" | "57014"
+                );
         }
         std::error::Error::source(source).is_some_and(|s| s.is::<std::io::Error>())
     }
@@ -228,8 +236,9 @@ macro_rules! params {
 }
 pub(super) use params;
 
-/// A value is encoded for the type the server inferred for its placeholder, as SQLite would
-/// take it: an integer for any integer or boolean type, text for text, bytes for `BYTEA`.
+/// A value is encoded for the type the server inferred for its placeholder: an integer for
+/// `bigint` (or `integer`, range-checked), text for `text`, bytes for `bytea`. Anything else
+/// is refused: a placeholder whose type drifted fails instead of being converted.
 impl PgToSql for Value<'_> {
     fn to_sql(
         &self,
@@ -239,13 +248,10 @@ impl PgToSql for Value<'_> {
         match (*self, ty) {
             (Value::Null, _) => Ok(IsNull::Yes),
             (Value::Integer(i), &Type::INT8) => i.to_sql(ty, out),
+            // An integer the server typed as `integer` (a literal's type spread to its
+            // placeholder): checked, never truncated.
             (Value::Integer(i), &Type::INT4) => i32::try_from(i)?.to_sql(ty, out),
-            (Value::Integer(i), &Type::INT2) => i16::try_from(i)?.to_sql(ty, out),
-            (Value::Integer(i), &Type::BOOL) => (i != 0).to_sql(ty, out),
-            (Value::Integer(i), &Type::TEXT | &Type::VARCHAR) => i.to_string().to_sql(ty, out),
-            (Value::Text(s), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR | &Type::NAME) => {
-                s.to_sql(ty, out)
-            }
+            (Value::Text(s), &Type::TEXT | &Type::VARCHAR) => s.to_sql(ty, out),
             (Value::Blob(b), &Type::BYTEA) => b.to_sql(ty, out),
             (v, ty) => Err(format!("cannot bind {v:?} to a parameter of type {ty}").into()),
         }
@@ -275,10 +281,10 @@ impl<'a> FromSql<'a> for Cell {
             Type::INT8 => Cell::Integer(i64::from_sql(ty, raw)?),
             Type::INT4 => Cell::Integer(i32::from_sql(ty, raw)?.into()),
             Type::INT2 => Cell::Integer(i16::from_sql(ty, raw)?.into()),
+            // What `EXISTS (…)` and comparisons in a select list return, read as SQLite's
+            // 0 and 1.
             Type::BOOL => Cell::Integer(bool::from_sql(ty, raw)?.into()),
-            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-                Cell::Text(String::from_sql(ty, raw)?)
-            }
+            Type::TEXT | Type::VARCHAR => Cell::Text(String::from_sql(ty, raw)?),
             Type::BYTEA => Cell::Blob(Vec::<u8>::from_sql(ty, raw)?),
             _ => return Err(format!("nesca does not read columns of type {ty}").into()),
         })
@@ -623,7 +629,9 @@ impl Connection {
 /// The advisory lock every writer's transaction takes first, on every node: the writes of
 /// all nodes are serialised as SQLite's one writer serialises them, so the audit chain's head
 /// a batch reads is the head it appends to (one chain, no fork), and a check made inside a
-/// write still holds when it commits.
+/// write still holds when it commits. The OCSP refreshers' change cursor and the delta CRLs'
+/// watermarks (audit sequence numbers) rely on it too: commits happen in the order of their
+/// numbers, so a reader that has seen number N has seen every change up to N. Never drop it.
 pub(super) const WRITER_LOCK: i64 = 0x6e65_7363_6101;
 
 /// The notification channel every writer's commit notifies: the OCSP refreshers of every
@@ -648,8 +656,15 @@ impl Batch<'_> {
     /// changed (PostgreSQL delivers the notification at commit, and only then).
     pub(super) fn commit(mut self) -> Result<()> {
         self.open = false;
-        self.conn
-            .execute_batch(&format!("NOTIFY {CHANGES_CHANNEL}; COMMIT"))
+        let committed = self
+            .conn
+            .execute_batch(&format!("NOTIFY {CHANGES_CHANNEL}; COMMIT"));
+        if committed.is_err() && !self.conn.is_closed() {
+            // A NOTIFY that failed leaves the transaction open and aborted: end it, or the
+            // next batch's BEGIN fails on this connection.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        committed
     }
 }
 

@@ -1,6 +1,6 @@
 //! PostgreSQL store: the networked store several nodes share.
 //!
-//! The role modules are SQLite's (`store/sql/`), compiled against this backend's `db` (a
+//! The role modules are the shared ones (`store/sql/`), compiled against this backend's `db` (a
 //! `postgres` client that speaks the subset of `rusqlite`'s API they use) and `Backend`. So
 //! both stores run the same SQL and the same checks; what differs is here:
 //!
@@ -299,12 +299,17 @@ impl Pool {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let deadline = std::time::Instant::now() + POOL_WAIT;
         loop {
-            while let Some(mut conn) = state.idle.pop() {
-                // A connection the server dropped is replaced now rather than failing a read.
+            if let Some(mut conn) = state.idle.pop() {
+                // A connection the server dropped is replaced now rather than failing a read,
+                // without holding the pool meanwhile (connecting can take seconds).
+                drop(state);
                 if conn.ensure_open().is_ok() {
                     return Ok(conn);
                 }
+                state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 state.open -= 1;
+                self.freed.notify_one();
+                continue;
             }
             if state.open < self.size {
                 state.open += 1;
@@ -362,9 +367,7 @@ impl ScratchDatabase {
         if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(CaError::invalid("prefix", "letters, digits and _ only"));
         }
-        let (base, _) = server_url
-            .rsplit_once('/')
-            .ok_or_else(|| CaError::invalid("store.postgres_url", "must end with /DATABASE"))?;
+        let url = database_url(server_url, &name)?;
         let mut client = postgres::Client::connect(server_url, postgres::NoTls)
             .map_err(|e| CaError::store("connect")(PgError::from(e)))?;
         client
@@ -372,9 +375,22 @@ impl ScratchDatabase {
             .map_err(|e| CaError::store("create database")(PgError::from(e)))?;
         Ok(ScratchDatabase {
             server_url: server_url.to_owned(),
-            url: format!("{base}/{name}"),
+            url,
             name,
         })
+    }
+
+    /// Drops database `name` (letters, digits and `_`) of the server of `server_url`, if it
+    /// is there: what a killed benchmark left.
+    pub fn drop_named(server_url: &str, name: &str) -> Result<()> {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(CaError::invalid("database", "letters, digits and _ only"));
+        }
+        let mut client = postgres::Client::connect(server_url, postgres::NoTls)
+            .map_err(|e| CaError::store("connect")(PgError::from(e)))?;
+        client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .map_err(|e| CaError::store("drop database")(PgError::from(e)))
     }
 
     /// The new database's URL.
@@ -385,13 +401,37 @@ impl ScratchDatabase {
 
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.server_url, postgres::NoTls) {
-            let _ = client.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
+        let _ = ScratchDatabase::drop_named(&self.server_url, &self.name);
     }
+}
+
+/// The URL of database `name` on the server of `server_url`: the URL's database (the last
+/// path segment, before any `?parameters`) replaced, its parameters kept
+/// (`postgres://u@/postgres?host=/run/postgresql` → `postgres://u@/NAME?host=…`). libpq's
+/// key=value form is refused.
+pub fn database_url(server_url: &str, name: &str) -> Result<String> {
+    let refused = || {
+        CaError::invalid(
+            "store.postgres_url",
+            "must be a URL postgres://USER@HOST:PORT/DATABASE[?PARAMETERS]",
+        )
+    };
+    let (base, params) = match server_url.split_once('?') {
+        Some((base, params)) => (base, Some(params)),
+        None => (server_url, None),
+    };
+    let authority_start = base
+        .strip_prefix("postgres://")
+        .or_else(|| base.strip_prefix("postgresql://"))
+        .map(|rest| base.len() - rest.len())
+        .ok_or_else(refused)?;
+    let path = base[authority_start..].find('/').ok_or_else(refused)? + authority_start;
+    let mut url = format!("{}/{name}", &base[..path]);
+    if let Some(params) = params {
+        url.push('?');
+        url.push_str(params);
+    }
+    Ok(url)
 }
 
 /// The store contract ([`crate::store::conformance`]), run against a database of its own on
@@ -414,6 +454,26 @@ mod tests {
 
     use super::PgStore;
     use crate::store::prelude::*;
+
+    #[test]
+    fn a_database_url_keeps_the_servers_address_and_parameters() {
+        use super::database_url;
+        assert_eq!(
+            database_url("postgres://postgres@127.0.0.1:5432/postgres", "x_1").unwrap(),
+            "postgres://postgres@127.0.0.1:5432/x_1"
+        );
+        assert_eq!(
+            database_url("postgres://postgres@/postgres?host=/run/postgresql", "x_1").unwrap(),
+            "postgres://postgres@/x_1?host=/run/postgresql"
+        );
+        assert_eq!(
+            database_url("postgresql://u@h", "x_1")
+                .unwrap_err()
+                .to_string(),
+            "store.postgres_url: must be a URL postgres://USER@HOST:PORT/DATABASE[?PARAMETERS]"
+        );
+        assert!(database_url("host=/run/postgresql user=postgres", "x_1").is_err());
+    }
 
     /// Nodes starting together on a new database migrate it once: every one opens, and each
     /// version is recorded once.

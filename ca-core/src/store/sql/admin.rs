@@ -1,4 +1,4 @@
-//! The admin API's records in SQLite: operators, dual-control requests and their approvals,
+//! The admin API's records: operators, dual-control requests and their approvals,
 //! and the security-word checks counted per certificate.
 
 use super::db;

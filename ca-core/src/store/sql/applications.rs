@@ -1,4 +1,4 @@
-//! Front channels' applications in SQLite: recorded once per (channel, reference), finished
+//! Front channels' applications: recorded once per (channel, reference), finished
 //! once, and abandoned at start when a crash cut them off.
 
 use super::db;

@@ -1,4 +1,4 @@
-//! The audit chain in SQLite: every write appends its records at the head of the chain inside
+//! The audit chain: every write appends its records at the head of the chain inside
 //! the writer's batch transaction, so a change and its audit record commit together or not
 //! at all.
 

@@ -1,4 +1,4 @@
-//! Certificates and their lifecycle in SQLite: reservation (the unique constraint keeps a
+//! Certificates and their lifecycle: reservation (the unique constraint keeps a
 //! serial once per issuer), completion with what the same transaction must also record,
 //! failure, and lifecycle transitions once per request id.
 

@@ -1,4 +1,4 @@
-//! The SQLite side of commitments (migration 5): each write runs inside the writer's batch
+//! The store side of commitments: each write runs inside the writer's batch
 //! transaction, so a commitment, the lifecycle changes it causes and their audit records are
 //! one atomic change.
 

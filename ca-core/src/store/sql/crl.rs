@@ -1,4 +1,4 @@
-//! CRL state in SQLite: one sequence of CRL numbers per issuer for full and delta CRLs
+//! CRL state: one sequence of CRL numbers per issuer for full and delta CRLs
 //! (RFC 5280 §5.2.3), reserved before signing and marked published after; entries read from
 //! one snapshot each.
 

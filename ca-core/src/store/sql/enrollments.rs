@@ -1,4 +1,4 @@
-//! The SQLite side of an invited person's completion (migration 7): enrollments, applicant
+//! The store side of an invited person's completion: enrollments, applicant
 //! sessions, e-Onay consents, invoice lines, and the SMS-code kind of outbox message. The
 //! rules (which step may follow which, the limits and the quota) are the registration
 //! authority's (`ra::enrollment`): each write here only checks, in its `UPDATE ... WHERE`, that

@@ -1,4 +1,4 @@
-//! The SQLite side of the institutional channel (migrations 6 and 8): institutions, imported
+//! The store side of the institutional channel: institutions, imported
 //! lists and pre-applications (the outbox table is created here too; its reads and writes are
 //! in `outbox.rs`). An import is one write of the writer's batch transaction: all of its rows,
 //! their outbox messages and its audit record, or nothing. The one rule kept here is a

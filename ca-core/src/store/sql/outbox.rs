@@ -1,4 +1,4 @@
-//! The notification outbox in SQLite (migrations 6 and 7): messages queued by the writes
+//! The notification outbox: messages queued by the writes
 //! that make them due, their delivery attempts counted in the row (`attempts + 1`), and the
 //! access password's hash recorded before its message goes out.
 

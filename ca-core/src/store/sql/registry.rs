@@ -1,4 +1,4 @@
-//! The registry in SQLite: the CAs nesca runs, the licensed ESHS partners and the trusted
+//! The registry: the CAs nesca runs, the licensed ESHS partners and the trusted
 //! transport keys.
 
 use super::db;
