@@ -197,3 +197,97 @@ fn two_nodes_on_one_database_share_one_truth() {
     );
     drop((a, b, ocsp));
 }
+
+/// `[store]`'s PostgreSQL options through the binary: the password from a file (0600 only) or
+/// a variable, never echoed; TLS with the server's name and certificate checked; a URL with a
+/// password, a pool out of bounds: one line naming the option, exit 1.
+#[test]
+fn postgres_store_options_are_checked_through_the_binary() {
+    const PASSWORD: &str = "S3cr3t-DB-pass";
+    /// The local server's own certificate (Debian's postgresql package: `CN=localhost`).
+    const SERVER_CERT: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    let pg = PgDemo::init();
+    let original = std::fs::read_to_string(pg.demo.config()).expect("nesca.toml");
+    let url = toml_value(&original, "store", "postgres_url").expect("postgres_url");
+    let config = pg.demo.config();
+    let with_store = |keys: &[(&str, String)]| {
+        let mut text = original.clone();
+        for (key, value) in keys {
+            text = toml_set_raw(&text, "store", key, value);
+        }
+        std::fs::write(&config, text).expect("write nesca.toml");
+    };
+    let cert_list = |env: &[(&str, &str)]| {
+        let mut cmd = nesca_command();
+        cmd.envs(env.iter().copied())
+            .args(["cert", "list", "--config", s(&config)]);
+        run(cmd)
+    };
+    let assert_refused = |out: &Output, field: &str| {
+        assert!(!out.success(), "{}", out.describe());
+        assert_eq!(out.status.code(), Some(1), "{}", out.describe());
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{}", out.describe());
+        assert!(
+            lines[0].starts_with(&format!("error: {field}: "))
+                && lines[0].matches(field).count() == 1,
+            "{}",
+            out.describe()
+        );
+        assert!(!out.stderr.contains(PASSWORD) && !out.stdout.contains(PASSWORD));
+    };
+
+    // The password file: refused while others can read it, used once it is the owner's.
+    let file = pg.demo.dir.join("pg-password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    with_store(&[("postgres_password_file", "\"pg-password\"".into())]);
+    assert_refused(&cert_list(&[]), "store.postgres_password_file");
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let listed = cert_list(&[]).ok();
+    assert!(!listed.stdout.contains(PASSWORD) && !listed.stderr.contains(PASSWORD));
+
+    // The password variable: its absence names the option, its value is never shown.
+    with_store(&[("postgres_password_env", "\"NESCA_E2E_PG_PASSWORD\"".into())]);
+    assert_refused(&cert_list(&[]), "store.postgres_password_env");
+    let listed = cert_list(&[("NESCA_E2E_PG_PASSWORD", PASSWORD)]).ok();
+    assert!(!listed.stdout.contains(PASSWORD) && !listed.stderr.contains(PASSWORD));
+
+    // TLS, verified: by the name in the server's certificate it connects; by an address
+    // the certificate does not name it is refused (one line, the store named).
+    let by_name = url.replace("127.0.0.1", "localhost");
+    with_store(&[
+        ("postgres_url", format!("\"{by_name}\"")),
+        ("postgres_tls", "\"verify-full\"".into()),
+        ("postgres_ca_file", format!("\"{SERVER_CERT}\"")),
+    ]);
+    cert_list(&[]).ok();
+    with_store(&[
+        ("postgres_tls", "\"verify-full\"".into()),
+        ("postgres_ca_file", format!("\"{SERVER_CERT}\"")),
+    ]);
+    let mismatch = cert_list(&[]);
+    assert!(!mismatch.success(), "{}", mismatch.describe());
+    assert_eq!(
+        mismatch.stderr.lines().count(),
+        1,
+        "{}",
+        mismatch.describe()
+    );
+    assert!(
+        mismatch.stderr.starts_with("error: store: "),
+        "{}",
+        mismatch.describe()
+    );
+
+    // A password in the URL; a pool out of bounds; TLS asked for in the URL.
+    let with_password = url.replacen("postgres@", &format!("postgres:{PASSWORD}@"), 1);
+    with_store(&[("postgres_url", format!("\"{with_password}\""))]);
+    assert_refused(&cert_list(&[]), "store.postgres_url");
+    with_store(&[("postgres_pool", "0".into())]);
+    assert_refused(&cert_list(&[]), "store.postgres_pool");
+    with_store(&[("postgres_url", format!("\"{url}?sslmode=require\""))]);
+    assert_refused(&cert_list(&[]), "store.postgres_url");
+    std::fs::write(&config, &original).unwrap();
+    cert_list(&[]).ok();
+}
