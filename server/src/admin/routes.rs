@@ -940,14 +940,18 @@ pub(super) async fn publish_crl(
             .publish(kind, &Principal::Operator(actor))
             .map_err(|e| ApiError::unavailable("CRL publication", &e))?;
         let s = &published.summary;
-        Ok(json!({ "crl": {
+        let mut crl = json!({
             "ca": issuing.crl.issuer.as_str(),
             "kind": if delta { "delta" } else { "full" },
             "number": s.number,
             "entries": s.entries,
             "this_update": rfc3339(s.this_update),
             "next_update": rfc3339(s.next_update),
-        }}))
+        });
+        if let crl::PublishOutcome::Kept { published } = published.outcome {
+            crl["superseded_by"] = json!(u64::try_from(published).unwrap_or(u64::MAX));
+        }
+        Ok(json!({ "crl": crl }))
     })
     .await
 }

@@ -609,23 +609,30 @@ pub(crate) fn import_crl(a: ImportCrlArgs) -> Result<()> {
     let (number, revoked) = (checked.number, checked.lists_issuing);
     let publisher = crl::Publisher::new(cfg.path(&cfg.raw.crl.dir))?;
     let name = crl::full_file_name(&cfg.root_id);
-    let published = std::fs::read(publisher.path(&name)).ok().and_then(|old| {
-        // The one published before, read the same way (whatever its nextUpdate now).
-        ca_core::import_check::check_root_crl(&root.cert_der, &old, &[], UnixTime::from_secs(0))
-            .ok()
-            .map(|c| c.number)
-    });
-    if let Some(published) = published {
-        if published > number {
-            return Err(CliError::Argument {
-                field: "crl",
-                rule: format!(
-                    "its cRLNumber {number} is older than the published one ({published})"
-                ),
-            });
+    let older = |published: u128| CliError::Argument {
+        field: "crl",
+        rule: format!("its cRLNumber {number} is older than the published one ({published})"),
+    };
+    // Under the publication directory's lock, the number in place is compared with this
+    // one's (a CRL never goes back); the same number in place is this CRL imported again.
+    let in_place = u64::try_from(number)
+        .map_err(|_| CliError::Argument {
+            field: "crl",
+            rule: format!("its cRLNumber {number} is past the largest nesca publishes (2^64-1)"),
+        })
+        .and_then(|n| {
+            Ok(publisher
+                .publish_crl_with(&name, n, |w| {
+                    w.write_all(&der).map_err(crl::CrlError::Output)
+                })?
+                .1)
+        })?;
+    match in_place {
+        crl::PublishOutcome::Kept { published } if published > number => {
+            return Err(older(published))
         }
+        _ => {}
     }
-    publisher.publish_bytes(&name, &der)?;
     if revoked {
         // From now on nothing is issued under it (`wiring::is_revoked`).
         store.record_ca_revoked(

@@ -917,7 +917,11 @@ fn crl_loop(issuers: Vec<crl::CrlIssuer>, metrics: Arc<HttpMetrics>, stop: Arc<A
                 ca_core::SystemTask::CrlSchedule,
             )) {
                 Ok(done) => {
-                    for p in done {
+                    // A CRL another publisher superseded was not published: not counted.
+                    for p in done
+                        .into_iter()
+                        .filter(|p| p.outcome == crl::PublishOutcome::Replaced)
+                    {
                         let kind = match p.summary.kind {
                             crl::CrlType::Full => "full",
                             crl::CrlType::Delta => "delta",
