@@ -59,8 +59,7 @@ macro_rules! column_enum {
 /// implement the traits for): the store's SQL and checks are written once, for both. Inside
 /// those files `super` is the backend that declares them. A backend provides:
 ///
-/// - `db`: `Connection` (`prepare_cached`, `prepare`, `execute`, `query_row`,
-///   `execute_batch`), its statements (`execute`, `query_row`, `query_map`, `exists`,
+/// - `db`: `Connection` (`prepare_cached`, `prepare`, `query_row`, `execute_batch`), its statements (`execute`, `query_row`, `query_map`, `exists`,
 ///   `query`), `Row::get`, `params!`, `params_from_iter`, `Params`, `OptionalExtension`,
 ///   `Error`/`Result`, and `conversion_error`, `text`, `is_null`, `begin_batch` (the writer's
 ///   transaction, holding whatever makes writes one at a time), `reopen`;

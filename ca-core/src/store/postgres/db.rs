@@ -582,11 +582,6 @@ impl Connection {
         self.prepare_cached(sql)
     }
 
-    /// Runs one statement; how many rows it changed.
-    pub(super) fn execute(&self, sql: &str, params: impl Params) -> Result<usize> {
-        self.prepare_cached(sql)?.execute(params)
-    }
-
     /// The first row of one statement through `f`.
     pub(super) fn query_row<T>(
         &self,
@@ -686,10 +681,18 @@ pub(super) fn reopen(conn: &mut Connection) -> Result<()> {
 /// lost, and takes [`WRITER_LOCK`] (held until commit or rollback).
 pub(super) fn begin_batch(conn: &mut Connection) -> Result<Batch<'_>> {
     conn.ensure_open()?;
-    conn.execute_batch("BEGIN")?;
-    let batch = Batch { conn, open: true };
-    batch.execute("SELECT pg_advisory_xact_lock(?1)", [WRITER_LOCK])?;
-    Ok(batch)
+    // One round trip for both. A lock not had (lock_timeout) leaves the transaction open
+    // and aborted: it is ended here.
+    let begun = conn.execute_batch(&format!(
+        "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
+    ));
+    if let Err(e) = begun {
+        if !conn.is_closed() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        return Err(e);
+    }
+    Ok(Batch { conn, open: true })
 }
 
 /// The role modules' SQL in PostgreSQL's spelling: `?N` placeholders become `$N`, and

@@ -15,14 +15,74 @@ use crate::store::audit::{
 use crate::store::AuditStore;
 use crate::UnixTime;
 
-/// The head of the audit chain while a batch is being written.
+/// The head of the audit chain while a batch is being written, with the records the batch
+/// appended that are not written yet: they are written together, in a few multi-row
+/// statements, before the batch commits ([`AuditHead::flush`]) — one statement per record
+/// was a round trip each to a database server. Nothing reads a record back within its batch.
 pub(super) struct AuditHead {
     /// The sequence number of the last record (0: none yet).
     pub(super) seq: i64,
     hash: Vec<u8>,
+    pending: Vec<PendingRecord>,
 }
 
+/// An appended record waiting for [`AuditHead::flush`].
+struct PendingRecord {
+    entry: AuditEntry,
+    at: i64,
+    prev_hash: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+/// How many records one INSERT writes at most (9 values each).
+const FLUSH_ROWS: usize = 64;
+
 impl AuditHead {
+    /// Writes the records appended since the last flush, in order; the writer calls it
+    /// before it commits.
+    pub(super) fn flush(&mut self, conn: &Connection) -> db::Result<()> {
+        for chunk in self.pending.chunks(FLUSH_ROWS) {
+            let rows = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 9;
+                    format!(
+                        "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6,
+                        p + 7,
+                        p + 8,
+                        p + 9
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut values: Vec<&dyn db::ToSql> = Vec::with_capacity(chunk.len() * 9);
+            for r in chunk {
+                values.extend([
+                    &r.entry.seq as &dyn db::ToSql,
+                    &r.at,
+                    &r.entry.actor,
+                    &r.entry.action,
+                    &r.entry.issuer,
+                    &r.entry.serial,
+                    &r.entry.detail,
+                    &r.prev_hash,
+                    &r.hash,
+                ]);
+            }
+            conn.prepare_cached(&format!(
+                "INSERT INTO audit (seq, at, actor, action, issuer, serial, detail, prev_hash, hash) VALUES {rows}"
+            ))?
+            .execute(&values[..])?;
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
     /// Whether the chain holds this head's record (its sequence number with its hash).
     pub(super) fn is_committed(&self, conn: &Connection) -> db::Result<bool> {
         let stored: Option<Vec<u8>> = conn
@@ -42,6 +102,7 @@ pub(super) fn audit_head(conn: &Connection) -> Result<AuditHead> {
                 Ok(AuditHead {
                     seq: r.get(0)?,
                     hash: r.get(1)?,
+                    pending: Vec::new(),
                 })
             })
             .optional()
@@ -50,23 +111,27 @@ pub(super) fn audit_head(conn: &Connection) -> Result<AuditHead> {
     Ok(head.unwrap_or(AuditHead {
         seq: 0,
         hash: GENESIS.to_vec(),
+        pending: Vec::new(),
     }))
 }
 
-/// Appends an audit record at the head of the chain.
+/// Appends an audit record at the head of the chain (written at the batch's
+/// [`AuditHead::flush`]; the writes that append take their connection as every write does).
 pub(super) fn append_audit(
-    conn: &Connection,
+    _conn: &Connection,
     head: &mut AuditHead,
     mut e: AuditEntry,
 ) -> Result<(), Refusal> {
     e.seq = head.seq + 1;
     let hash = chain_hash(&head.hash, &e);
-    conn.prepare_cached(
-        "INSERT INTO audit (seq, at, actor, action, issuer, serial, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![e.seq, e.at.secs(), e.actor, e.action, e.issuer, e.serial, e.detail, head.hash, hash])?;
     head.seq = e.seq;
-    head.hash = hash;
+    let prev_hash = std::mem::replace(&mut head.hash, hash.clone());
+    head.pending.push(PendingRecord {
+        at: e.at.secs(),
+        entry: e,
+        prev_hash,
+        hash,
+    });
     Ok(())
 }
 

@@ -215,6 +215,7 @@ fn commit_batch(conn: &mut Connection, batch: &mut [Job]) -> Result<()> {
     for job in batch.iter_mut() {
         job.0.apply(&tx, &mut head)?;
     }
+    head.flush(&tx).map_err(CaError::store("write audit records"))?;
     match tx.commit() {
         Ok(()) => Ok(()),
         Err(e) if head.seq > appended_from && committed_anyway(conn, &head) => {

@@ -3,7 +3,7 @@
 //! `store/postgres/db.rs`.
 
 pub(super) use rusqlite::{
-    params, params_from_iter, Connection, Error, OptionalExtension, Params, Result, Row,
+    params, params_from_iter, Connection, Error, OptionalExtension, Params, Result, Row, ToSql,
     Transaction,
 };
 
