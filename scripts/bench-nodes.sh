@@ -65,20 +65,25 @@ a="$work/ca/nesca.toml"
 b="$work/ca/node-b.toml"
 cp "$a" "$b"
 
-# --- issuance: one node, then two together ---------------------------------------------------
+# --- issuance: one node, then two together, twice (alternating: the database grows and
+# checkpoints as it goes, so neither side gets only the later, slower part) -----------------
 # The issuance/s column of the 2-worker row of `nesca bench issue`.
 issuance_rate() { awk '$2 == 2 { print $4 }' "$1"; }
-say "issuance: one node for ${seconds} s per row"
-"$nesca" bench issue --config "$a" --seconds "$seconds" >"$work/one.txt"
-one="$(issuance_rate "$work/one.txt")"
-say "issuance: two nodes at once"
-"$nesca" bench issue --config "$a" --seconds "$seconds" >"$work/two-a.txt" &
-pa=$!
-"$nesca" bench issue --config "$b" --seconds "$seconds" >"$work/two-b.txt" &
-pb=$!
-wait "$pa" "$pb"
-two_a="$(issuance_rate "$work/two-a.txt")"
-two_b="$(issuance_rate "$work/two-b.txt")"
+ones=()
+twos=()
+for round in 1 2; do
+    say "issuance round $round: one node, ${seconds} s per row"
+    "$nesca" bench issue --config "$a" --seconds "$seconds" >"$work/one-$round.txt"
+    ones+=("$(issuance_rate "$work/one-$round.txt")")
+    say "issuance round $round: two nodes at once"
+    "$nesca" bench issue --config "$a" --seconds "$seconds" >"$work/two-a-$round.txt" &
+    pa=$!
+    "$nesca" bench issue --config "$b" --seconds "$seconds" >"$work/two-b-$round.txt" &
+    pb=$!
+    wait "$pa" "$pb"
+    twos+=("$(awk -v x="$(issuance_rate "$work/two-a-$round.txt")" -v y="$(issuance_rate "$work/two-b-$round.txt")" 'BEGIN { printf "%.0f", x + y }')")
+    cat "$work/one-$round.txt" "$work/two-a-$round.txt" "$work/two-b-$round.txt" >&2
+done
 
 # --- OCSP GET: one node, then two --------------------------------------------------------------
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/leaf.key" \
@@ -121,11 +126,13 @@ wb=$!
 wait "$wa" "$wb"
 
 printf '%-44s %14s\n' "measurement" "per second"
-printf '%-44s %14s\n' "issuance, one node (2 workers)" "$one"
-printf '%-44s %14s\n' "issuance, two nodes together (sum)" "$(awk -v x="$two_a" -v y="$two_b" 'BEGIN { printf "%.0f", x + y }')"
+printf '%-44s %14s\n' "issuance, one node (2 workers), rounds 1 2" "${ones[*]}"
+printf '%-44s %14s\n' "issuance, two nodes together (sum), rounds" "${twos[*]}"
 printf '%-44s %14s\n' "OCSP GET, one node" "$(rps "$work/ocsp-one.txt")"
 printf '%-44s %14s\n' "OCSP GET, two nodes together (sum)" "$(awk -v x="$(rps "$work/ocsp-a.txt")" -v y="$(rps "$work/ocsp-b.txt")" 'BEGIN { printf "%.0f", x + y }')"
-awk -v one="$one" -v a="$two_a" -v b="$two_b" -v o1="$(rps "$work/ocsp-one.txt")" \
-    -v oa="$(rps "$work/ocsp-a.txt")" -v ob="$(rps "$work/ocsp-b.txt")" 'BEGIN {
-    printf "two nodes / one: issuance %.2fx, OCSP GET %.2fx\n", (a + b) / one, (oa + ob) / o1 }'
+awk -v o1="$(rps "$work/ocsp-one.txt")" -v oa="$(rps "$work/ocsp-a.txt")" \
+    -v ob="$(rps "$work/ocsp-b.txt")" -v ones="${ones[*]}" -v twos="${twos[*]}" 'BEGIN {
+    n = split(ones, one, " "); split(twos, two, " ")
+    for (i = 1; i <= n; i++) printf "round %d: two nodes / one: issuance %.2fx\n", i, two[i] / one[i]
+    printf "OCSP GET: two nodes / one %.2fx\n", (oa + ob) / o1 }'
 grep -hE 'Non-2xx|Socket errors' "$work"/ocsp-*.txt || true

@@ -44,7 +44,7 @@ pub(crate) fn run_for(
     delta: bool,
     out_path: &std::path::Path,
 ) -> Result<()> {
-    let out = OutFile::claim("out", out_path)?;
+    let mut out = OutFile::claim("out", out_path)?;
     let store: Arc<dyn Store> = wiring::open_existing_store(cfg)?;
     let hsm = wiring::open_hsm(cfg)?;
     let id = match &ca {
@@ -93,9 +93,13 @@ pub(crate) fn run_for(
     } else {
         crl::CrlType::Full
     };
-    let mut der = Vec::new();
-    let published = issuer.publish_and_copy(kind, &ca_core::Principal::HostOperator, &mut der)?;
-    out.commit(&der)?;
+    // The CRL streams into --out as it is written for publication (a million entries are
+    // 50 MB: never held in memory).
+    let mut copy = std::io::BufWriter::new(out.file()?);
+    let published = issuer.publish_and_copy(kind, &ca_core::Principal::HostOperator, &mut copy)?;
+    std::io::Write::flush(&mut copy).map_err(CliError::io("cannot write", out_path))?;
+    drop(copy);
+    out.commit(&[])?;
     emit(&crl_line(delta, &published))
 }
 

@@ -97,6 +97,14 @@ impl OutFile {
         })
     }
 
+    /// The temporary file, for content streamed into it before [`OutFile::commit`] (which
+    /// then appends what it is given, possibly nothing, and moves the file into place).
+    pub(crate) fn file(&mut self) -> Result<&mut std::fs::File> {
+        self.file.as_mut().ok_or_else(|| {
+            CliError::io("cannot write", &self.path)(std::io::ErrorKind::Other.into())
+        })
+    }
+
     /// Writes the content and moves it into place.
     pub(crate) fn commit(mut self, contents: &[u8]) -> Result<()> {
         let mut file = self.file.take().ok_or_else(|| {
