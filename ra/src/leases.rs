@@ -133,6 +133,12 @@ impl Lease {
         }
     }
 
+    /// The same lease held under another name than this process's: what another node's
+    /// process holding it looks like (tests of what runs where).
+    pub fn held_as(self, holder: String) -> Lease {
+        Lease { holder, ..self }
+    }
+
     /// Takes or renews the lease; whether this process holds it now. A lease held by a
     /// process of this host that no longer runs (killed, so it never gave it up) is taken
     /// over at once rather than when it runs out.

@@ -939,3 +939,79 @@ fn crl_loop(issuers: Vec<crl::CrlIssuer>, metrics: Arc<HttpMetrics>, stop: Arc<A
         std::thread::sleep(TICK);
     }
 }
+
+#[cfg(test)]
+mod lease_tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use ca_core::store::Store;
+
+    /// Two nodes running the same leased task over one store: only the lease's holder works,
+    /// never both at once; when it stops (giving the lease up) the other takes the task over.
+    #[test]
+    fn a_leased_task_runs_on_one_node_at_a_time_and_moves_when_it_stops() {
+        let dir = tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(ca_core::store::SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let clock: Arc<dyn ca_core::Clock> = Arc::new(ca_core::SystemClock);
+        let lease = |node: &str| {
+            nesca_ra::leases::Lease::new(
+                store.clone(),
+                clock.clone(),
+                "outbox".into(),
+                Duration::from_secs(20),
+            )
+            .held_as(format!("{node}:unknown:1:0"))
+        };
+        let (a, b) = (lease("node-a"), lease("node-b"));
+        let working = AtomicBool::new(false);
+        let overlaps = AtomicUsize::new(0);
+        let runs = [AtomicUsize::new(0), AtomicUsize::new(0)];
+        let (stop_a, stop_b) = (AtomicBool::new(false), AtomicBool::new(false));
+        let node = |lease: &nesca_ra::leases::Lease, stop: &AtomicBool, runs: &AtomicUsize| {
+            super::leased_every_until(lease, Duration::from_millis(50), stop, || {
+                if working.swap(true, Ordering::SeqCst) {
+                    overlaps.fetch_add(1, Ordering::SeqCst);
+                }
+                runs.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                working.store(false, Ordering::SeqCst);
+            })
+        };
+        let while_a_held = std::thread::scope(|s| {
+            s.spawn(|| node(&a, &stop_a, &runs[0]));
+            std::thread::sleep(Duration::from_millis(300));
+            s.spawn(|| node(&b, &stop_b, &runs[1]));
+            std::thread::sleep(Duration::from_millis(1500));
+            let while_a_held = (
+                runs[0].load(Ordering::SeqCst),
+                runs[1].load(Ordering::SeqCst),
+            );
+            stop_a.store(true, Ordering::SeqCst);
+            // A gives it up as it stops; B asks again within TASK_LEASE_RENEW and takes it.
+            let deadline = Instant::now() + super::TASK_LEASE_RENEW * 3;
+            while runs[1].load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            stop_b.store(true, Ordering::SeqCst);
+            while_a_held
+        });
+        // Node A held it: B had not run once.
+        assert!(while_a_held.0 > 0, "node A never ran the task");
+        assert_eq!(while_a_held.1, 0, "both nodes ran the task");
+        assert!(
+            runs[1].load(Ordering::SeqCst) > 0,
+            "node B never took the task over"
+        );
+        assert_eq!(
+            overlaps.load(Ordering::SeqCst),
+            0,
+            "the task ran on both nodes at once"
+        );
+    }
+}
