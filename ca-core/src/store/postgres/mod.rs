@@ -475,6 +475,66 @@ mod tests {
         assert!(database_url("host=/run/postgresql user=postgres", "x_1").is_err());
     }
 
+    /// The two migration sets make the same tables with the same columns (PostgreSQL adds
+    /// `rowid` where reads order by insertion, as SQLite has it implicitly): a migration
+    /// added to one backend and not the other fails here.
+    #[test]
+    fn both_schemas_have_the_same_tables_and_columns() {
+        use std::collections::BTreeSet;
+        let dir = crate::testkit::private_tempdir();
+        let path = dir.path().join("schema.db");
+        drop(crate::store::SqliteStore::open(&path).unwrap());
+        let sqlite = rusqlite::Connection::open(&path).unwrap();
+        let mut lite = BTreeSet::new();
+        let tables: Vec<String> = sqlite
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        for table in tables {
+            let columns: Vec<String> = sqlite
+                .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            lite.extend(columns.into_iter().map(|c| (table.clone(), c)));
+        }
+        let db = crate::testkit::TestDatabase::create();
+        drop(PgStore::open(&db.options()).unwrap());
+        let mut client = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
+        let pg: BTreeSet<(String, String)> = client
+            .query(
+                "SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = 'public'",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .filter(|(_, column): &(String, String)| column != "rowid")
+            .collect();
+        assert!(
+            lite.len() > 100,
+            "SQLite's schema read: {} columns",
+            lite.len()
+        );
+        assert_eq!(
+            lite.difference(&pg).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "in SQLite's schema only"
+        );
+        assert_eq!(
+            pg.difference(&lite).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "in PostgreSQL's schema only"
+        );
+    }
+
     /// Nodes starting together on a new database migrate it once: every one opens, and each
     /// version is recorded once.
     #[test]
