@@ -8,6 +8,8 @@
 //! again until it succeeds. Its own test binary: the children are this binary run again, and
 //! SoftHSM reads its configuration once per process.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,7 +21,7 @@ use cryptoki::session::UserType;
 use hsm::{Hsm, HsmConfig};
 use secrecy::SecretString;
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+use common::MODULE;
 const LABEL: &str = "foreign-writers";
 const USER_PIN: &str = "foreign-user-1234";
 
@@ -55,25 +57,7 @@ fn spawn(role: &str, conf: &Path, stop: &Path) -> std::process::Child {
 fn every_opener_succeeds_while_other_programs_log_in() {
     assert!(Path::new(MODULE).is_file(), "apt-get install -y softhsm2");
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    Hsm::init_token(
-        Path::new(MODULE),
-        Some(&conf),
-        LABEL,
-        &SecretString::from("foreign-so-5678".to_string()),
-        &pin(),
-    )
-    .unwrap();
+    let conf = common::new_token(dir.path(), LABEL, "foreign-so-5678", &pin());
     let stop = dir.path().join("stop");
 
     // The writers log in and out as fast as they can; wait until each is at it.

@@ -22,6 +22,36 @@ pub(crate) fn pin() -> SecretString {
     SecretString::from("test-user-pin-1234".to_string())
 }
 
+/// A SoftHSM token store in `dir` with one token `label`, initialised with these PINs;
+/// returns its `softhsm2.conf`.
+pub(crate) fn new_token(
+    dir: &Path,
+    label: &str,
+    so_pin: &str,
+    user_pin: &SecretString,
+) -> std::path::PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    Hsm::init_token(
+        Path::new(MODULE),
+        Some(&conf),
+        label,
+        &SecretString::from(so_pin.to_string()),
+        user_pin,
+    )
+    .unwrap();
+    conf
+}
+
 pub(crate) fn token() -> &'static Hsm {
     static TOKEN: OnceLock<Token> = OnceLock::new();
     &TOKEN
@@ -31,25 +61,7 @@ pub(crate) fn token() -> &'static Hsm {
                 "SoftHSM is not installed: apt-get install -y softhsm2"
             );
             let dir = tempfile::tempdir().unwrap();
-            let tokens = dir.path().join("tokens");
-            std::fs::create_dir(&tokens).unwrap();
-            let conf = dir.path().join("softhsm2.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                    tokens.display()
-                ),
-            )
-            .unwrap();
-            Hsm::init_token(
-                Path::new(MODULE),
-                Some(&conf),
-                LABEL,
-                &SecretString::from("so-pin-5678".to_string()),
-                &pin(),
-            )
-            .unwrap();
+            let conf = new_token(dir.path(), LABEL, "so-pin-5678", &pin());
             let hsm = Hsm::open(HsmConfig {
                 module: MODULE.into(),
                 token_label: LABEL.into(),
