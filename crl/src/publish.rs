@@ -263,6 +263,18 @@ fn lock_exclusive(dir: &File, wait: std::time::Duration) -> std::io::Result<bool
 /// The cRLNumber of the CRL published at `path`: `None` when there is no file, or when it is
 /// not a CRL with a cRLNumber (it is replaced, with a warning).
 fn published_number(path: &Path) -> Result<Option<u128>, CrlError> {
+    // Something other than a regular file at the name is refused without reading it (a
+    // FIFO would block the read, with the directory's lock held).
+    match fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => {
+            return Err(CrlError::Publish {
+                step: "read the published CRL",
+                path: path.to_path_buf(),
+                source: std::io::Error::other("not a regular file"),
+            })
+        }
+        _ => {}
+    }
     let der = match fs::read(path) {
         Ok(der) => der,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

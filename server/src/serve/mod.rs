@@ -532,13 +532,29 @@ fn leased_every_until(
     mut work: impl FnMut(),
 ) {
     let held = AtomicBool::new(false);
+    // When the lease was last had, in ms since `start`: a renewal stuck on the database
+    // (longer than the lease runs) must not leave `held` saying yes while another node
+    // takes the task over.
+    let start = std::time::Instant::now();
+    let had_ms = std::sync::atomic::AtomicU64::new(0);
+    let still_ours = || {
+        let had = Duration::from_millis(had_ms.load(Ordering::Relaxed));
+        held.load(Ordering::Relaxed) && start.elapsed() < had + TASK_LEASE - TASK_LEASE_RENEW
+    };
     std::thread::scope(|scope| {
         scope.spawn(|| {
             every_until(TASK_LEASE_RENEW, stop, || {
+                let asked = start.elapsed();
                 let now_held = lease.hold().unwrap_or_else(|e| {
                     tracing::warn!(task = lease.name(), error = %e, "task lease not renewed; the task waits");
                     false
                 });
+                if now_held {
+                    had_ms.store(
+                        u64::try_from(asked.as_millis()).unwrap_or(u64::MAX),
+                        Ordering::Relaxed,
+                    );
+                }
                 if held.swap(now_held, Ordering::Relaxed) != now_held {
                     tracing::info!(task = lease.name(), held = now_held, "task lease changed hands");
                 }
@@ -546,7 +562,7 @@ fn leased_every_until(
         });
         let mut work_at = std::time::Instant::now();
         every_until(Duration::from_millis(200), stop, || {
-            if held.load(Ordering::Relaxed) && std::time::Instant::now() >= work_at {
+            if still_ours() && std::time::Instant::now() >= work_at {
                 work();
                 work_at = std::time::Instant::now() + every;
             }
