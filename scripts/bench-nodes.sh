@@ -95,6 +95,7 @@ start_node() { # config name -> port
     port="$(free_port)"
     sed -i "/^\[server\]/,/^\[/ s/^listen = .*/listen = \"127.0.0.1:$port\"/" "$1"
     sed -i "/^\[admin\]/,/^\[/ s/^listen = .*/listen = \"127.0.0.1:0\"/" "$1"
+    sed -i "/^\[portal\]/,/^\[/ s/^listen = .*/listen = \"127.0.0.1:0\"/" "$1"
     "$nesca" serve --config "$1" >"$work/$2.out" 2>"$work/$2.err" &
     pids+=($!)
     for _ in $(seq 1 100); do

@@ -70,8 +70,16 @@ if ! err="$( (umask 077 && openssl req -new -newkey ec -pkeyopt ec_paramgen_curv
     say "openssl req failed: $err"
     exit 1
 fi
+# The holder's security word (the portal's sign-in, with an SMS code to the mobile number):
+# a demo word, kept in a file of the owner's alone and printed below for a person to try.
+word_file="$dir/sample-ayse.security-word"
+if [ ! -f "$word_file" ]; then
+    (umask 077 && printf 'demo%s\n' "$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')" >"$word_file")
+fi
+security_word="$(head -1 "$word_file")"
 serial="$("$nesca" issue --config "$config" --csr "$csr" \
-    --tckn 10000000146 --given-name "AYŞE" --surname "YILMAZ" --out "$cert")"
+    --tckn 10000000146 --given-name "AYŞE" --surname "YILMAZ" --out "$cert" \
+    --security-word-file "$word_file" --mobile 05321234567 --email ayse.yilmaz@example.com)"
 openssl verify -CAfile "$dir/root-ca.pem" -untrusted "$dir/issuing-ca.pem" "$cert"
 
 # --- a named operator for the admin API -------------------------------------------------------
@@ -89,6 +97,7 @@ if [ ! -f "$op_cert" ]; then
         --role security-officer --csr "$op_csr" --out "$op_cert" >/dev/null
 fi
 admin_listen="$(sed -n '/^\[admin\]/,/^\[/s/^listen = "\(.*\)"/\1/p' "$config")"
+portal_listen="$(sed -n '/^\[portal\]/,/^\[/s/^listen = "\(.*\)"/\1/p' "$config")"
 
 # --- revocation status: nesca serve, asked by OpenSSL as a relying party ---------------------
 # Started for the check and stopped again (SIGTERM); `nesca serve` runs it for real.
@@ -111,6 +120,11 @@ if grep -q "listening on" "$serve_log"; then
         curl -sS --max-time 10 --cacert "$dir/ca-chain.pem" --cert "$op_cert" --key "$op_key" \
             "https://$admin_listen/admin/v1/health" && echo
     fi
+    if [ -n "$portal_listen" ]; then
+        # The portal's home page over TLS, verified against the CA chain.
+        curl -sS --max-time 10 --cacert "$dir/ca-chain.pem" "https://$portal_listen/" |
+            grep -o 'Sertifika İşlemleri\|Başvuru' | sort -u | tr '\n' ' ' && echo
+    fi
     kill -TERM "$serve_pid"
     wait "$serve_pid" || true
 else
@@ -132,6 +146,9 @@ nesca demo ready.
   sample serial   $serial
   operator        $op_cert (key $op_key): the security officer "Demo Security Officer"
   admin API       https://$admin_listen/admin/v1/ (docs/admin.md)
+  portal          https://$portal_listen/ (docs/portal.md; the CA chain above verifies it)
+  sample holder   T.C. Kimlik No 10000000146, security word $security_word; the SMS code
+                  arrives as a file in $dir/outbox/sms/ while nesca serve runs
 
 Try:
   $(q "$nesca") serve --config $(q "$config")      # OCSP, CRLs, CA certificates on http://$listen

@@ -18,6 +18,8 @@
 #                          trust authentication); its cluster is restarted by
 #                          tests/e2e/pg_faults.rs (pg_ctlcluster NESCA_TEST_POSTGRES_CLUSTER,
 #                          default 15/main)
+#   NESCA_CHROMIUM         the Chromium the browser tests drive (default /usr/bin/chromium)
+#   NESCA_CHROMEDRIVER     the chromedriver that drives it (default /usr/bin/chromedriver)
 #   NESCA_FUZZ_SECONDS     how long each fuzz target in fuzz/ runs after the tests (default 15;
 #                          0 skips fuzzing; cargo-fuzz is installed with cargo when missing)
 #
@@ -59,6 +61,13 @@ fi
 # libfaketime: the end-to-end tests run `nesca serve` with the system clock moved ahead.
 if ! command -v faketime >/dev/null 2>&1; then
     missing+=(faketime)
+fi
+# chromium, chromium-driver: the portal's browser tests drive a headless Chromium over WebDriver.
+if [ -z "${NESCA_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+    missing+=(chromium)
+fi
+if [ -z "${NESCA_CHROMEDRIVER:-}" ] && ! command -v chromedriver >/dev/null 2>&1; then
+    missing+=(chromium-driver)
 fi
 need_pkilint=1
 if [ -n "${NESCA_PKILINT_DIR:-}" ] && [ -x "$NESCA_PKILINT_DIR/lint_etsi_cert" ]; then

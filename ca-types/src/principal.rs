@@ -55,6 +55,9 @@ pub enum HolderProof {
     IdentityCard,
     /// The signed commitment (taahhütname) made with the certificate's own key.
     Commitment,
+    /// The portal's sign-in: the security word on record, then a single-use code sent by SMS
+    /// to the mobile number on record.
+    SecurityWordSms,
 }
 
 impl HolderProof {
@@ -63,6 +66,7 @@ impl HolderProof {
         match self {
             HolderProof::IdentityCard => "identity-card",
             HolderProof::Commitment => "commitment",
+            HolderProof::SecurityWordSms => "security-word-sms",
         }
     }
 
@@ -70,6 +74,7 @@ impl HolderProof {
         match s {
             "identity-card" => Some(HolderProof::IdentityCard),
             "commitment" => Some(HolderProof::Commitment),
+            "security-word-sms" => Some(HolderProof::SecurityWordSms),
             _ => None,
         }
     }
@@ -251,6 +256,10 @@ mod tests {
             Principal::Holder {
                 tckn: Tckn::parse("10000000146").unwrap(),
                 proof: HolderProof::Commitment,
+            },
+            Principal::Holder {
+                tckn: Tckn::parse("10000000146").unwrap(),
+                proof: HolderProof::SecurityWordSms,
             },
             Principal::Applicant {
                 pre_application: "pa-1".into(),

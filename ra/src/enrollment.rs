@@ -564,13 +564,7 @@ impl Enrollments {
         let (method, evidence) = match approval {
             Approval::Wet => {
                 let t = Step::ChooseWet.check(&v.pre.id, Some(v.enrollment.stage))?;
-                let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-                lines.extend([
-                    String::new(),
-                    format!("Metnin SHA-256 özeti: {text_sha256}"),
-                    String::new(),
-                    "Tarih: ....................      İmza: ....................".to_owned(),
-                ]);
+                let form_pdf = wet_form_pdf(&text, &text_sha256);
                 self.write(EnrollmentWrite::AwaitWet {
                     id: v.pre.id.clone(),
                     from: t.from,
@@ -578,12 +572,7 @@ impl Enrollments {
                     actor,
                     at: now,
                 })?;
-                return Ok(ApprovalOutcome::AwaitingWet {
-                    form_pdf: crate::form_pdf::form_pdf(
-                        "Nitelikli Elektronik Sertifika Başvurusu",
-                        &lines,
-                    ),
-                });
+                return Ok(ApprovalOutcome::AwaitingWet { form_pdf });
             }
             // The stage first (what the applicant must hear), then the evidence.
             Approval::EOnay => {
@@ -625,6 +614,28 @@ impl Enrollments {
             at: now,
         })?;
         Ok(ApprovalOutcome::Approved { produce_after })
+    }
+
+    /// The form to print and sign again, while the application awaits it: the same text the
+    /// wet approval recorded (its SHA-256 is checked), so any copy is as good as the first.
+    pub fn wet_form(&self, token: &str) -> Result<Vec<u8>> {
+        let v = self.session(token)?;
+        if v.enrollment.stage != EnrollmentStage::AwaitingWet {
+            return Err(RaError::Conflict {
+                field: "approval",
+                rule: "the printed form is only for an application awaiting its wet signature"
+                    .into(),
+            });
+        }
+        let text = self.approval_text(&v)?;
+        let text_sha256 = sha256_hex(text.as_bytes());
+        if v.enrollment.approval_text_sha256.as_deref() != Some(text_sha256.as_str()) {
+            return Err(RaError::Conflict {
+                field: "approval",
+                rule: "the application's text changed since the form was printed; ask the registration office".into(),
+            });
+        }
+        Ok(wet_form_pdf(&text, &text_sha256))
     }
 
     /// The card bureau's CSR for an approved application: its signature must verify (the key
@@ -789,9 +800,21 @@ impl Enrollments {
 
 /// An argon2id hash of a random password, made once: what an unknown number is checked
 /// against.
-fn dummy_hash() -> &'static str {
+pub(crate) fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| hash_password(&new_token()).unwrap_or_default())
+}
+
+/// The printed form of a wet approval: the approval text, its SHA-256, and room to sign.
+fn wet_form_pdf(text: &str, text_sha256: &str) -> Vec<u8> {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.extend([
+        String::new(),
+        format!("Metnin SHA-256 özeti: {text_sha256}"),
+        String::new(),
+        "Tarih: ....................      İmza: ....................".to_owned(),
+    ]);
+    crate::form_pdf::form_pdf("Nitelikli Elektronik Sertifika Başvurusu", &lines)
 }
 
 /// Whether `e` refuses the request (as opposed to the store or HSM failing).
@@ -816,7 +839,7 @@ fn applicant(id: &str) -> Principal {
 }
 
 /// A session token: 256 bits from the OS CSPRNG, base64url.
-fn new_token() -> SecretString {
+pub(crate) fn new_token() -> SecretString {
     use base64::Engine as _;
     use rand::RngCore as _;
     let mut b = [0u8; 32];

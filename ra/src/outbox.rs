@@ -248,9 +248,15 @@ pub struct Outbox {
     sms: Arc<dyn SmsSender>,
     /// The URL where invited people complete their application, for the e-mail's text.
     pub completion_url: String,
+    /// Where a holder renews (the portal), for expiry reminders; the completion URL if unset.
+    pub renewal_url: Option<String>,
 }
 
 impl Outbox {
+    fn renewal_url(&self) -> &str {
+        self.renewal_url.as_deref().unwrap_or(&self.completion_url)
+    }
+
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -264,7 +270,20 @@ impl Outbox {
             email,
             sms,
             completion_url,
+            renewal_url: None,
         }
+    }
+
+    /// Queues the expiry reminders due now (each once); answers how many. Also forgets what
+    /// the portal no longer needs: attempt counters whose window is over (the next attempt
+    /// would start a new one) and sessions that expired a day ago.
+    pub fn queue_expiry_reminders(&self) -> Result<u64> {
+        let now = self.clock.now_unix();
+        self.store.sweep_portal(
+            now.plus_secs(-crate::portal::ATTEMPT_WINDOW_SECONDS),
+            now.plus_secs(-86_400),
+        )?;
+        Ok(self.store.queue_expiry_reminders(now)?)
     }
 
     /// Sends what is due, at most `limit` messages; a failure is recorded with its retry time
@@ -300,6 +319,63 @@ impl Outbox {
         match m.kind {
             OutboxKind::AccessPassword => self.access_password(m),
             OutboxKind::SmsCode => self.sms_code(m),
+            OutboxKind::HolderSmsCode => self.holder_sms_code(m),
+            OutboxKind::StatusNotice | OutboxKind::ExpiryReminder => self.notice(m),
+        }
+    }
+
+    /// Draws a holder's sign-in code, records its hash and expiry, then sends it; a session
+    /// that no longer awaits one (signed in, ended, expired) drops the message.
+    fn holder_sms_code(&self, m: &OutboxMessage) -> Result<()> {
+        let code = crate::enrollment::new_sms_code();
+        let hash = hash_password(&code)?;
+        let now = self.clock.now_unix();
+        let Some(session) = self.store.holder_session_by_id(&m.subject_ref)? else {
+            return Ok(());
+        };
+        let actor = Principal::Holder {
+            tckn: session.tckn,
+            proof: ca_core::HolderProof::SecurityWordSms,
+        };
+        let expires_at = now.plus_secs(crate::portal::CODE_SECONDS);
+        if !self
+            .store
+            .holder_code_issued(&m.subject_ref, &hash, expires_at, &actor, now)?
+        {
+            tracing::info!(
+                outbox = m.id,
+                "holder sign-in code no longer awaited; dropped"
+            );
+            return Ok(());
+        }
+        let body = format!(
+            "nesca NES sertifika islemleri giris kodunuz: {}\nKod {} dakika gecerlidir. Kimseyle paylasmayiniz.",
+            code.expose_secret(),
+            crate::portal::CODE_SECONDS / 60
+        );
+        self.sms.send(&Sms {
+            to: m.recipient.clone(),
+            body: SecretString::from(body),
+            outbox_id: m.id,
+        })
+    }
+
+    /// A status notice or an expiry reminder, by e-mail or SMS as the recipient is.
+    fn notice(&self, m: &OutboxMessage) -> Result<()> {
+        let text = crate::notices::text(m.kind, &m.subject_ref, self.renewal_url())?;
+        if m.recipient.contains('@') {
+            self.email.send(&Email {
+                to: m.recipient.clone(),
+                subject: text.subject,
+                body: SecretString::from(text.body),
+                outbox_id: m.id,
+            })
+        } else {
+            self.sms.send(&Sms {
+                to: m.recipient.clone(),
+                body: SecretString::from(text.sms),
+                outbox_id: m.id,
+            })
         }
     }
 

@@ -58,6 +58,9 @@ pub(crate) struct Config {
     /// `[admin]`: the admin API for named operators (mTLS) and its dual control.
     #[serde(default)]
     pub admin: AdminSection,
+    /// `[portal]`: the holders' and applicants' web pages (TLS).
+    #[serde(default)]
+    pub portal: PortalSection,
     #[serde(default)]
     pub channels: ChannelsSection,
     /// `[outbox]`: how notifications (access passwords) are delivered.
@@ -532,6 +535,60 @@ impl Default for AdminSection {
     }
 }
 
+/// `[portal]`: the holders' and applicants' web pages (docs/portal.md), served over TLS by
+/// `nesca serve`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PortalSection {
+    /// The portal's TLS listener. Unset: `nesca serve` serves no portal.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// The listener's certificate chain, PEM (`nesca portal tls-cert` writes it).
+    #[serde(default = "default_portal_cert")]
+    pub tls_cert: PathBuf,
+    /// Its private key, PEM, mode 0600.
+    #[serde(default = "default_portal_key")]
+    pub tls_key: PathBuf,
+    /// The address people reach the portal at (`https://…/`), for the links in e-mails and
+    /// SMS; unset: `https://` and the listen address.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+fn default_portal_cert() -> PathBuf {
+    "portal-tls.pem".into()
+}
+fn default_portal_key() -> PathBuf {
+    "portal-tls.key".into()
+}
+
+impl Default for PortalSection {
+    fn default() -> Self {
+        PortalSection {
+            listen: None,
+            tls_cert: default_portal_cert(),
+            tls_key: default_portal_key(),
+            public_url: None,
+        }
+    }
+}
+
+impl PortalSection {
+    /// Where people reach the portal, ending in `/`; `None` when no portal is served.
+    pub(crate) fn url(&self) -> Option<String> {
+        let url = match (&self.public_url, &self.listen) {
+            (Some(u), _) => u.clone(),
+            (None, Some(l)) => format!("https://{l}/"),
+            (None, None) => return None,
+        };
+        Some(if url.ends_with('/') {
+            url
+        } else {
+            format!("{url}/")
+        })
+    }
+}
+
 /// `[ocsp]`: the OCSP responder, in `nesca serve` and in `nesca ocsp`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -970,6 +1027,7 @@ impl Loaded {
             }
         }
         check_admin(&raw.admin)?;
+        check_portal(&raw.portal)?;
         if !(1..=30 * 86_400).contains(&raw.channels.commitment_deadline_seconds) {
             return Err(CliError::config(
                 "channels.commitment_deadline_seconds",
@@ -1324,6 +1382,27 @@ fn check_admin(a: &AdminSection) -> Result<()> {
             "admin.requests_per_minute",
             "must be between 1 and 100000",
         ));
+    }
+    Ok(())
+}
+
+/// `[portal]`: a listen address and an https public URL.
+fn check_portal(p: &PortalSection) -> Result<()> {
+    if let Some(listen) = &p.listen {
+        check_listen("portal.listen", listen)?;
+    }
+    if let Some(url) = &p.public_url {
+        let ok = url.strip_prefix("https://").is_some_and(|rest| {
+            !rest.is_empty()
+                && url.len() <= 200
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+        });
+        if !ok {
+            return Err(CliError::config(
+                "portal.public_url",
+                "must be an https:// URL of at most 200 characters without spaces",
+            ));
+        }
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ mod listener;
 mod ocsp_signer;
 mod officer_crl;
 mod plugin_host;
+mod portal;
 mod production;
 mod senders;
 mod serve;
@@ -75,6 +76,9 @@ enum Command {
     /// The admin API's own listener certificate
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The portal's own listener certificate
+    #[command(subcommand)]
+    Portal(PortalCommand),
     /// Trusted transport keys (card-personalisation system, KEC devices) card keys may be wrapped for
     #[command(subcommand)]
     TransportKey(TransportKeyCommand),
@@ -174,6 +178,12 @@ enum OperatorCommand {
 #[derive(Subcommand)]
 enum AdminCommand {
     /// Issue the admin listener's TLS certificate (names in subjectAltName) and key
+    TlsCert(commands::admin::TlsCertArgs),
+}
+
+#[derive(Subcommand)]
+enum PortalCommand {
+    /// Issue the portal listener's TLS certificate (names in subjectAltName) and key
     TlsCert(commands::admin::TlsCertArgs),
 }
 
@@ -306,6 +316,7 @@ fn main() -> ExitCode {
         Command::Operator(OperatorCommand::List(a)) => commands::operator::list(a),
         Command::Operator(OperatorCommand::Disable(a)) => commands::operator::disable(a),
         Command::Admin(AdminCommand::TlsCert(a)) => commands::admin::tls_cert(a),
+        Command::Portal(PortalCommand::TlsCert(a)) => commands::admin::portal_tls_cert(a),
         Command::Partner(PartnerCommand::Add(a)) => commands::partner::add(a),
         Command::Partner(PartnerCommand::List(a)) => commands::partner::list(a),
         Command::Partner(PartnerCommand::Deactivate(a)) => commands::partner::deactivate(a),

@@ -1406,3 +1406,302 @@ fn a_ca_revoked_while_serving_refuses_its_partners_at_once() {
     assert_eq!(demo.cert_list_lines(), before, "nothing issued");
     server.assert_running();
 }
+
+/// The text of a holder's sign-in SMS before its six-digit code (docs/portal.md).
+const PORTAL_CODE_MARK: &str = "giris kodunuz: ";
+/// What every refused holder sign-in starts with.
+const PORTAL_SIGN_IN_REFUSED: &str = "T.C. Kimlik No veya güvenlik sözcüğü hatalı";
+
+/// A browser-less session with the portal: `curl` with a cookie jar of its own, the portal's
+/// certificate verified against the demo's chain, redirects not followed.
+struct PortalSession {
+    base: String,
+    ca: PathBuf,
+    jar: PathBuf,
+    body: PathBuf,
+}
+
+impl PortalSession {
+    fn new(demo: &Demo, server: &Server, name: &str) -> PortalSession {
+        let jar = demo.work.join(format!("{name}.cookies"));
+        std::fs::write(&jar, "").expect("cookie jar");
+        PortalSession {
+            base: format!("https://{}", server.tls_listener_addr("portal")),
+            ca: demo.path("ca-chain.pem"),
+            jar,
+            body: demo.work.join(format!("{name}.html")),
+        }
+    }
+
+    /// `GET PATH` (no form) or `POST PATH` with `form` (URL-encoded): the status, the
+    /// `Location` it redirects to (empty if none) and the body.
+    #[track_caller]
+    fn call(&self, path: &str, form: Option<&[(&str, &str)]>) -> (u16, String, String) {
+        let _ = std::fs::remove_file(&self.body);
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-sS", "--max-time", "20", "--cacert", s(&self.ca)])
+            .args(["-c", s(&self.jar), "-b", s(&self.jar)])
+            .args(["-o", s(&self.body), "-w", "%{http_code} %{redirect_url}"]);
+        for (k, v) in form.unwrap_or_default() {
+            cmd.args(["--data-urlencode", &format!("{k}={v}")]);
+        }
+        cmd.arg(format!("{}{path}", self.base));
+        let out = run(cmd).ok();
+        let (status, location) = out
+            .stdout
+            .trim()
+            .split_once(' ')
+            .unwrap_or((&out.stdout, ""));
+        let status = status
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("curl printed no status: {}", out.describe()));
+        let body = std::fs::read_to_string(&self.body).unwrap_or_default();
+        (status, location.trim().to_string(), body)
+    }
+
+    /// The value of the cookie `name` in the jar, if the portal set it.
+    fn cookie(&self, name: &str) -> Option<String> {
+        let jar = std::fs::read_to_string(&self.jar).expect("cookie jar");
+        jar.lines()
+            .map(|l| l.strip_prefix("#HttpOnly_").unwrap_or(l))
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split('\t').collect::<Vec<_>>())
+            .find(|f| f.len() == 7 && f[5] == name)
+            .map(|f| f[6].to_string())
+    }
+
+    /// The CSRF token the portal set (`__Host-nesca_csrf`).
+    #[track_caller]
+    fn csrf(&self) -> String {
+        self.cookie("__Host-nesca_csrf")
+            .unwrap_or_else(|| panic!("no __Host-nesca_csrf cookie in {}", self.jar.display()))
+    }
+}
+
+/// The SMS files (`NNNNNNNNNN.sms`) in the demo's outbox, by name (the outbox's order).
+fn sms_files(demo: &Demo) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(demo.dir.join("outbox").join("sms"))
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| {
+        p.extension().is_some_and(|e| e == "sms")
+            && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+    });
+    files.sort();
+    files
+}
+
+/// The sign-in code of the newest SMS to `mobile` (`05…`, written `+905…`) that is not one of
+/// `seen`, waiting up to 30 s for `nesca serve`'s outbox to write it.
+#[track_caller]
+fn portal_code(demo: &Demo, server: &Server, mobile: &str, seen: &[PathBuf]) -> String {
+    let number = mobile.strip_prefix('0').unwrap_or(mobile);
+    wait_for(
+        "the sign-in SMS in outbox/sms",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            let files = sms_files(demo);
+            files
+                .iter()
+                .rev()
+                .filter(|p| !seen.contains(p))
+                .filter_map(|p| std::fs::read_to_string(p).ok())
+                .filter(|m| {
+                    m.lines()
+                        .find_map(|l| l.strip_prefix("To: "))
+                        .is_some_and(|t| t.trim().ends_with(number))
+                })
+                .find_map(|m| m.split(PORTAL_CODE_MARK).nth(1).map(str::to_owned))
+                .map(|rest| rest.chars().take(6).collect::<String>())
+                .ok_or_else(|| format!("SMS files: {files:?}\n{}", server.describe()))
+        },
+    )
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The files under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The holder's mobile number, e-mail address and security word passed by the KDHS: a
+/// malformed one refuses the application and issues nothing; with good ones the certificate is
+/// issued (suspended, awaiting its commitment), and the holder signs in to the portal with the
+/// word and the SMS code and sees it `Askıda`. The word is kept nowhere in plain text.
+#[test]
+fn a_channel_passes_the_holders_mobile_and_security_word_for_the_portal() {
+    const MOBILE: &str = "05321234567";
+    const EMAIL: &str = "ayse.yilmaz@example.com.tr";
+    const WORD: &str = "Kestane42Yaprak";
+
+    let (demo, world) = channel_demo(Options::default());
+    let config = demo.config();
+    let mut text = std::fs::read_to_string(&config).expect("nesca.toml");
+    assert_eq!(
+        toml_value(&text, "portal", "listen").as_deref(),
+        Some("127.0.0.1:0"),
+        "the demo's portal listens on a port of its own:\n{text}"
+    );
+    assert!(!text.contains("\n[outbox]"), "{text}");
+    text.push_str("\n[outbox]\ninterval_seconds = 1\n");
+    std::fs::write(&config, text).expect("write nesca.toml");
+
+    let mut server = Server::serve(&demo);
+    let kdhs = world.client(Some(&world.kdhs_client));
+    let auth = world.auth_cert(AYSE);
+    // One application (one KDBO, one CSR) throughout: a refused one does not use it up.
+    let (body, _csr) = kdhs_application(&world, AYSE, &auth);
+    let with = |fields: &[(&str, &str)]| {
+        let mut b = body.clone();
+        for (k, v) in fields {
+            b[*k] = json!(v);
+        }
+        b
+    };
+
+    for (what, fields, field) in [
+        (
+            "a malformed mobile number",
+            vec![("mobile", "12345"), ("security_word", WORD)],
+            "mobile",
+        ),
+        (
+            "a malformed e-mail address",
+            vec![("mobile", MOBILE), ("email", "not an address")],
+            "email",
+        ),
+        (
+            "a security word with a space",
+            vec![
+                ("mobile", MOBILE),
+                ("email", EMAIL),
+                ("security_word", "a b"),
+            ],
+            "security_word",
+        ),
+    ] {
+        let message = refused(&demo, &server, what, 422, "refused", || {
+            kdhs.post(KDHS_APPLY, &with(&fields))
+        });
+        assert!(
+            message.starts_with(&format!("{field}: ")),
+            "{what}: the message must name {field}: {message}"
+        );
+        assert!(
+            !message.contains(WORD),
+            "{what}: the message carries the word"
+        );
+    }
+
+    // The same application with good fields: issued, suspended awaiting its commitment.
+    let good = with(&[
+        ("mobile", MOBILE),
+        ("email", EMAIL),
+        ("security_word", WORD),
+    ]);
+    let r = kdhs.post_ok(KDHS_APPLY, &good);
+    let issued = expect_issued(&r, "kdhs", &world, "with-contact", &server);
+    assert_eq!(status_of(&demo, &issued.serial).0, "suspended");
+
+    // The portal, with curl: the sign-in page sets the CSRF cookie.
+    let portal = PortalSession::new(&demo, &server, "portal");
+    let (status, _, page) = portal.call("/sertifika", None);
+    assert_eq!(status, 200, "{page}");
+    let csrf = portal.csrf();
+
+    // A wrong word: the sign-in page again, with the refusal, no session.
+    let (status, _, page) = portal.call(
+        "/sertifika/giris",
+        Some(&[
+            ("csrf", &csrf),
+            ("tckn", AYSE.tckn),
+            ("security_word", "Kestane42Yaprax"),
+        ]),
+    );
+    assert!(
+        status == 200 && page.contains(PORTAL_SIGN_IN_REFUSED),
+        "a wrong word must be refused ({status}): {page}"
+    );
+    assert_eq!(portal.cookie("__Host-nesca_holder"), None);
+
+    // The word the channel passed: on to the SMS code.
+    let seen = sms_files(&demo);
+    let (status, location, page) = portal.call(
+        "/sertifika/giris",
+        Some(&[
+            ("csrf", &csrf),
+            ("tckn", AYSE.tckn),
+            ("security_word", WORD),
+        ]),
+    );
+    assert_eq!(
+        status,
+        303,
+        "the word the channel passed must sign in: {page}\n{}",
+        server.describe()
+    );
+    assert!(
+        portal.cookie("__Host-nesca_holder").is_some(),
+        "no session cookie after the word (to {location})"
+    );
+    let code = portal_code(&demo, &server, MOBILE, &seen);
+    assert!(
+        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+        "{code:?}"
+    );
+    let (status, _, page) =
+        portal.call("/sertifika/kod", Some(&[("csrf", &csrf), ("code", &code)]));
+    assert_eq!(status, 303, "the SMS code must sign in: {page}");
+
+    // Signed in: the certificate the channel issued, awaiting its commitment.
+    let (status, _, page) = portal.call("/sertifika", None);
+    assert_eq!(status, 200, "{page}");
+    let row = format!("<tr><td><code>{}</code></td><td>", issued.serial);
+    let status_cell = page
+        .split_once(&row)
+        .and_then(|(_, rest)| rest.split_once("</td>"))
+        .map(|(cell, _)| cell.to_string())
+        .unwrap_or_else(|| panic!("no row for {} on the page:\n{page}", issued.serial));
+    assert_eq!(status_cell, "Askıda", "{page}");
+
+    // The word is kept nowhere as it was typed: not in the server's output, not in the store
+    // (its argon2id hash is), not anywhere in the CA's directory.
+    assert!(
+        !server.stderr().contains(WORD) && !server.describe().contains(WORD),
+        "the security word appears in the server's output"
+    );
+    let mut store = Vec::new();
+    for f in files_under(&demo.dir) {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        assert!(
+            !contains_bytes(&bytes, WORD.as_bytes()),
+            "the security word is in {} as plain text",
+            f.display()
+        );
+        if f.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("nesca.db"))
+        {
+            store.extend_from_slice(&bytes);
+        }
+    }
+    assert!(
+        !store.is_empty() && contains_bytes(&store, b"$argon2id$"),
+        "the store (nesca.db*) holds no argon2id hash"
+    );
+    server.assert_running();
+}

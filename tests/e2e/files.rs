@@ -17,9 +17,10 @@ use crate::support::server::{server_demo, Server};
 use crate::support::*;
 
 /// What `init --demo` writes that anyone may read: certificates and settings, no secret.
-const PUBLIC: [&str; 7] = [
+const PUBLIC: [&str; 8] = [
     "root-ca.pem",
     "admin-tls.pem",
+    "portal-tls.pem",
     "issuing-ca.pem",
     "ocsp-signer.pem",
     "ca-chain.pem",

@@ -9,6 +9,7 @@
 
 mod admin;
 mod audit;
+mod browser_smoke;
 mod ca_certs;
 mod channels;
 mod concurrent;
@@ -36,6 +37,7 @@ mod pdf_validation;
 mod pg_faults;
 mod plugin_host;
 mod plugins;
+mod portal;
 mod refusals;
 mod support;
 mod token_crash;

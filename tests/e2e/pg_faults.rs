@@ -938,6 +938,7 @@ fn a_process_killed_while_issuing_leaves_a_consistent_postgres_store() {
     crate::support::server::server_demo_config(&demo.config());
     let text = std::fs::read_to_string(demo.config()).expect("nesca.toml");
     let text = toml_replace(&text, "admin", "listen", "127.0.0.1:0");
+    let text = toml_replace(&text, "portal", "listen", "127.0.0.1:0");
     std::fs::write(demo.config(), text).expect("write nesca.toml");
     first_checkpoint(&demo, &demo.config());
     let node = Server::serve_with_env(&demo, &[("NESCA_TEST_CLOCK_OFFSET_SECONDS", "700")]);

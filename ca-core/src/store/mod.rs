@@ -95,6 +95,8 @@ macro_rules! sql_role_modules {
         mod leases;
         #[path = "../sql/outbox.rs"]
         mod outbox;
+        #[path = "../sql/portal.rs"]
+        mod portal;
         #[path = "../sql/registry.rs"]
         mod registry;
         #[path = "../sql/writer.rs"]
@@ -114,6 +116,7 @@ pub mod enrollment;
 mod institution;
 mod lease;
 mod outbox;
+pub mod portal;
 // Both backends compile the role modules of `sql/`, each against its own driver: the
 // double load is the design, not an accident.
 #[allow(clippy::duplicate_mod)]
@@ -155,6 +158,7 @@ pub use institution::{
 };
 pub use lease::LeaseStore;
 pub use outbox::{OutboxAttempt, OutboxKind, OutboxMessage, OutboxStatus, OutboxStore};
+pub use portal::{HolderContact, HolderSession, HolderSessionStage, NewHolderSession, PortalStore};
 pub use registry::{generations, CaRecord, CaRole, OcspSignerRecord, RegistryStore};
 /// Benchmarks only: `count` revoked certificates with random serials, revoked over the day
 /// before `at` with a rotation of reasons, in serial order (what `bench_fill_revoked` of
@@ -216,6 +220,7 @@ pub trait Store:
     + EnrollmentStore
     + AdminStore
     + LeaseStore
+    + PortalStore
 {
 }
 
@@ -231,6 +236,7 @@ impl<T> Store for T where
         + EnrollmentStore
         + AdminStore
         + LeaseStore
+        + PortalStore
 {
 }
 
@@ -239,6 +245,7 @@ impl<T> Store for T where
 pub mod prelude {
     pub use super::{
         AdminStore, ApplicationStore, AuditStore, CertificateStore, CommitmentStore, CrlStore,
-        EnrollmentStore, InstitutionStore, LeaseStore, OutboxStore, RegistryStore, Store,
+        EnrollmentStore, InstitutionStore, LeaseStore, OutboxStore, PortalStore, RegistryStore,
+        Store,
     };
 }

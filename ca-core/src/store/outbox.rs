@@ -11,6 +11,13 @@ column_enum! {
         AccessPassword = "access-password",
         /// The SMS code of the enrollment `subject_ref`, by SMS.
         SmsCode = "sms-code",
+        /// The sign-in SMS code of the holder session `subject_ref` (the portal), by SMS.
+        HolderSmsCode = "holder-sms-code",
+        /// A status change of a holder's certificate, `subject_ref` being
+        /// `ISSUER/SERIAL/TRANSITION-ID`, by e-mail or SMS (the recipient says which).
+        StatusNotice = "status-notice",
+        /// An expiry reminder, `subject_ref` being `ISSUER/SERIAL/DAYS`, by e-mail or SMS.
+        ExpiryReminder = "expiry-reminder",
     }
 }
 

@@ -247,6 +247,17 @@ pub mod host_api {
             /// certificate is accepted (its commitment arrives; at once without `commitment`).
             #[serde(default)]
             pub overwrite_serial: Option<String>,
+            /// The holder's mobile number (added in payload 1, optional): the portal's sign-in
+            /// codes and the certificate's notices go to it.
+            #[serde(default)]
+            pub mobile: Option<String>,
+            /// The holder's e-mail address for notices (optional).
+            #[serde(default)]
+            pub email: Option<String>,
+            /// The security word the holder chose (optional): kept as an argon2id hash, the
+            /// first factor of the portal's sign-in and what an operator asks on the phone.
+            #[serde(default)]
+            pub security_word: Option<SecretText>,
         }
     }
 
@@ -774,7 +785,11 @@ mod tests {
             hsm_key: None,
             commitment: false,
             overwrite_serial: None,
+            mobile: Some("+905321234567".into()),
+            email: None,
+            security_word: Some(SecretText("gizli1234".into())),
         };
+        assert!(!format!("{sub:?}").contains("gizli1234"));
         let back: SubmitApplication = decode(&encode(&sub).unwrap()).unwrap();
         assert_eq!(back, sub);
         let card = SubmitApplication {

@@ -53,6 +53,9 @@ pub(crate) fn handle(
         hsm_key,
         commitment: true,
         overwrite_serial: body.overwrite_serial,
+        mobile: body.mobile,
+        email: body.email,
+        security_word: body.security_word,
     };
     let issued = channel.host.submit_application(&application).map_err(|e| {
         ChannelError::from_host(e, "application", |e, field, rule| {
@@ -195,6 +198,9 @@ mod tests {
                 hsm_key: None,
                 commitment: true,
                 overwrite_serial: None,
+                mobile: None,
+                email: None,
+                security_word: None,
             }]
         );
         // Nothing personal in the log.

@@ -1,7 +1,7 @@
 //! The application body (`POST /v1/applications`), check 2 (`request`, 400): every field
 //! present and well-formed. Whether the values are acceptable is for the later checks.
 
-use nesca_plugin_api::host_api::HsmKeyRequest;
+use nesca_plugin_api::host_api::{HsmKeyRequest, SecretText};
 
 use crate::error::ChannelError;
 use crate::fields::{parse_json, Fields};
@@ -47,6 +47,11 @@ pub struct ApplicationRequest {
     pub overwrite_serial: Option<String>,
     /// The card's slots: required on the KEC channel, ignored by KDHS.
     pub slots: Option<Slots>,
+    /// Where the holder is reached, and the security word they chose (all optional; the
+    /// host checks them).
+    pub mobile: Option<String>,
+    pub email: Option<String>,
+    pub security_word: Option<SecretText>,
 }
 
 impl ApplicationRequest {
@@ -87,6 +92,11 @@ impl ApplicationRequest {
             key,
             overwrite_serial,
             slots,
+            mobile: f.opt_str("mobile")?.map(str::to_owned),
+            email: f.opt_str("email")?.map(str::to_owned),
+            security_word: f
+                .opt_str("security_word")?
+                .map(|w| SecretText(w.to_owned())),
         })
     }
 }
@@ -155,7 +165,8 @@ mod tests {
     fn body() -> Value {
         json!({"v":1,"kdbo":"MAM=","firmware_sha256":"Ab".repeat(32),"validity_days":730,
                "auth_certificate":"MAQ=","auth_chain":["MAU="],"key":{"csr":"MAY="},
-               "overwrite_serial":"0A1B","slots":{"total":3,"used":2},"later_field":{"x":1}})
+               "overwrite_serial":"0A1B","slots":{"total":3,"used":2},"later_field":{"x":1},
+               "mobile":"05321234567","email":"ayse@example.com","security_word":"gizli1234"})
     }
 
     fn parse(value: &Value) -> Result<ApplicationRequest, ChannelError> {
@@ -192,14 +203,27 @@ mod tests {
                 key: KeySource::Csr(vec![0x30, 0x06]),
                 overwrite_serial: Some("0a1b".into()),
                 slots: Some(Slots { total: 3, used: 2 }),
+                mobile: Some("05321234567".into()),
+                email: Some("ayse@example.com".into()),
+                security_word: Some(SecretText("gizli1234".into())),
             }
         );
+        // The word is never in a debug print (a log line).
+        assert!(!format!("{r:?}").contains("gizli1234"));
     }
 
     #[test]
     fn optional_fields_may_be_absent_or_null() {
         let mut v = body();
-        for k in ["validity_days", "auth_chain", "overwrite_serial", "slots"] {
+        for k in [
+            "validity_days",
+            "auth_chain",
+            "overwrite_serial",
+            "slots",
+            "mobile",
+            "email",
+            "security_word",
+        ] {
             v.as_object_mut().unwrap().remove(k);
         }
         let r = parse(&v).unwrap();

@@ -162,6 +162,7 @@ pub(crate) fn listener(
         TlsListener {
             field: "admin.listen",
             what: "admin API",
+            tls: "mTLS",
             listen,
             acceptor,
             app,

@@ -1,7 +1,8 @@
-//! `nesca admin tls-cert`: the admin API listener's own TLS certificate, issued by the
-//! issuing CA with the listener's names in subjectAltName (so that `curl --cacert
-//! ca-chain.pem https://127.0.0.1:8443/…` verifies it), and its key, made here in software
-//! and written 0600 (rustls holds it in memory to serve). `init --demo` runs the same.
+//! `nesca admin tls-cert` and `nesca portal tls-cert`: the admin API's and the portal's
+//! listener certificates, issued by the issuing CA with the listener's names in
+//! subjectAltName (so that `curl --cacert ca-chain.pem https://127.0.0.1:8443/…` verifies
+//! it), and their keys, made here in software and written 0600 (rustls holds them in memory
+//! to serve). `init --demo` runs the same for both.
 
 use std::path::{Path, PathBuf};
 
@@ -31,56 +32,98 @@ pub(crate) struct TlsCertArgs {
     validity_days: u32,
 }
 
+/// A TLS listener of nesca's that serves a certificate of its own issuing CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listener {
+    /// `[admin]`: the admin API.
+    Admin,
+    /// `[portal]`: the holders' and applicants' pages.
+    Portal,
+}
+
+impl Listener {
+    fn section(self) -> &'static str {
+        match self {
+            Listener::Admin => "admin",
+            Listener::Portal => "portal",
+        }
+    }
+
+    fn listen(self, cfg: &Loaded) -> Option<&str> {
+        match self {
+            Listener::Admin => cfg.raw.admin.listen.as_deref(),
+            Listener::Portal => cfg.raw.portal.listen.as_deref(),
+        }
+    }
+
+    /// The certificate chain's and the key's files.
+    fn files(self, cfg: &Loaded) -> (PathBuf, PathBuf) {
+        let (cert, key) = match self {
+            Listener::Admin => (&cfg.raw.admin.tls_cert, &cfg.raw.admin.tls_key),
+            Listener::Portal => (&cfg.raw.portal.tls_cert, &cfg.raw.portal.tls_key),
+        };
+        (cfg.path(cert), cfg.path(key))
+    }
+}
+
 pub(crate) fn tls_cert(a: TlsCertArgs) -> Result<()> {
+    listener_tls_cert(Listener::Admin, a)
+}
+
+pub(crate) fn portal_tls_cert(a: TlsCertArgs) -> Result<()> {
+    listener_tls_cert(Listener::Portal, a)
+}
+
+fn listener_tls_cert(listener: Listener, a: TlsCertArgs) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let names = a
         .names
         .iter()
         .map(|n| ServerName::parse(n))
         .collect::<ca_core::Result<Vec<_>>>()?;
-    let serial = issue_listener_certificate(&cfg, names, a.validity_days)?;
+    let serial = issue_listener_certificate(&cfg, listener, names, a.validity_days)?;
+    let (cert, key) = listener.files(&cfg);
     emit(&format!(
         "{}\n",
         serde_json::json!({
             "serial": serial.to_hex(),
-            "tls_cert": cfg.path(&cfg.raw.admin.tls_cert).display().to_string(),
-            "tls_key": cfg.path(&cfg.raw.admin.tls_key).display().to_string(),
+            "tls_cert": cert.display().to_string(),
+            "tls_key": key.display().to_string(),
         })
     ))
 }
 
-/// The names of the listener when none are given: the IP address `admin.listen` binds.
-fn default_names(cfg: &Loaded) -> Result<Vec<ServerName>> {
-    let listen = cfg.raw.admin.listen.as_deref().ok_or_else(|| {
-        CliError::config(
-            "admin.listen",
-            "is not set: give --name, or set the listener",
-        )
-    })?;
+/// The names of the listener when none are given: the IP address its `listen` binds.
+fn default_names(cfg: &Loaded, listener: Listener) -> Result<Vec<ServerName>> {
+    let field = format!("{}.listen", listener.section());
+    let listen = listener
+        .listen(cfg)
+        .ok_or_else(|| CliError::config(&field, "is not set: give --name, or set the listener"))?;
     let addr: std::net::SocketAddr = listen
         .parse()
-        .map_err(|_| CliError::config("admin.listen", "must be IP:PORT"))?;
+        .map_err(|_| CliError::config(&field, "must be IP:PORT"))?;
     if addr.ip().is_unspecified() {
         return Err(CliError::Argument {
             field: "name",
             rule: format!(
-                "admin.listen {listen} binds every address: name the ones clients use with --name"
+                "{field} {listen} binds every address: name the ones clients use with --name"
             ),
         });
     }
     Ok(vec![ServerName::Ip(addr.ip())])
 }
 
-/// Issues the admin listener's certificate for `names` (default: admin.listen's address) with
-/// a new P-256 key, and writes the chain (certificate, issuing CA) to `admin.tls_cert` and
-/// the key to `admin.tls_key`, replacing what was there.
+/// Issues a listener's certificate for `names` (default: its listen address) with a new P-256
+/// key, and writes the chain (certificate, issuing CA) to its `tls_cert` and the key to its
+/// `tls_key`, replacing what was there.
 pub(crate) fn issue_listener_certificate(
     cfg: &Loaded,
+    listener: Listener,
     names: Vec<ServerName>,
     validity_days: u32,
 ) -> Result<ca_core::Serial> {
     let names = if names.is_empty() {
-        default_names(cfg)?
+        default_names(cfg, listener)?
     } else {
         names
     };
@@ -114,18 +157,19 @@ pub(crate) fn issue_listener_certificate(
     if let Some(ca_cert) = &issuance.ca.cert_der {
         chain.push_str(&cert_pem(ca_cert));
     }
+    let (cert_file, key_file) = listener.files(cfg);
     replace_private(
-        &cfg.path(&cfg.raw.admin.tls_key),
+        &key_file,
         secrecy::ExposeSecret::expose_secret(&key_pem).as_bytes(),
     )?;
-    super::replace_file(&cfg.path(&cfg.raw.admin.tls_cert), chain.as_bytes())?;
+    super::replace_file(&cert_file, chain.as_bytes())?;
     Ok(issued.serial)
 }
 
 /// Replaces `path` with `contents`, the owner's alone (0600) from the first byte.
 fn replace_private(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".admin-key.{:016x}.tmp", rand::random::<u64>()));
+    let tmp = dir.join(format!(".listener-key.{:016x}.tmp", rand::random::<u64>()));
     write_new(&tmp, contents, true)?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);

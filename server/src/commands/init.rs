@@ -217,6 +217,8 @@ pub(crate) fn create_demo(dir: &Path, options: DemoOptions<'_>, scope: Scope) ->
         "issuing-ca.csr",
         "admin-tls.pem",
         "admin-tls.key",
+        "portal-tls.pem",
+        "portal-tls.key",
     ];
     for name in creates.iter().chain(pems.iter()) {
         let p = dir.join(name);
@@ -297,7 +299,9 @@ pub(crate) fn create_demo(dir: &Path, options: DemoOptions<'_>, scope: Scope) ->
     // issuing CA; an external root's demo gets it once the root signed (`nesca admin
     // tls-cert`).
     if scope == Scope::Hierarchy {
-        super::admin::issue_listener_certificate(&cfg, Vec::new(), 365)?;
+        use super::admin::{issue_listener_certificate, Listener};
+        issue_listener_certificate(&cfg, Listener::Admin, Vec::new(), 365)?;
+        issue_listener_certificate(&cfg, Listener::Portal, Vec::new(), 365)?;
     }
     created.done = true;
     Ok(Demo { dir, cfg, ca })
@@ -414,6 +418,12 @@ tls_key = "admin-tls.key"
 approvals_required = 2
 request_expiry_seconds = 86400
 requests_per_minute = 120
+
+[portal]
+# The holders' and applicants' pages, HTTPS (docs/portal.md).
+{portal_listen}
+tls_cert = "portal-tls.pem"
+tls_key = "portal-tls.key"
 "#,
         listen = demo_listen(public_url),
         admin_listen = match scope {
@@ -421,6 +431,10 @@ requests_per_minute = 120
             // No issuing CA certificate yet to issue the listener's: `nesca admin tls-cert`
             // once the root signed, then set the listener.
             _ => "# listen = \"127.0.0.1:8443\"",
+        },
+        portal_listen = match scope {
+            Scope::Hierarchy => "listen = \"127.0.0.1:8444\"",
+            _ => "# listen = \"127.0.0.1:8444\"",
         },
     )
 }

@@ -38,6 +38,13 @@ pub(crate) struct IssueArgs {
     /// word an operator asks for when the holder calls (kept as an argon2id hash)
     #[arg(long)]
     security_word_file: Option<PathBuf>,
+    /// The holder's mobile number (05XXXXXXXXX or +905XXXXXXXXX): the portal's sign-in codes
+    /// and the certificate's notices go to it
+    #[arg(long)]
+    mobile: Option<String>,
+    /// The holder's e-mail address, for the certificate's notices
+    #[arg(long)]
+    email: Option<String>,
 }
 
 /// Whole days, at least 1 (the profile maximum is checked once the configuration is read).
@@ -69,6 +76,18 @@ pub(crate) fn run(a: IssueArgs) -> Result<()> {
         .as_deref()
         .map(read_security_word)
         .transpose()?;
+    let mobile = a
+        .mobile
+        .as_deref()
+        .map(|m| ca_core::TrMobile::parse("mobile", m))
+        .transpose()
+        .map_err(nesca_ra::RaError::from)?;
+    let email = a
+        .email
+        .as_deref()
+        .map(|e| ca_core::Email::parse("email", e))
+        .transpose()
+        .map_err(nesca_ra::RaError::from)?;
 
     // Claimed now: an unwritable --out must not leave a certificate nobody received.
     let out = a
@@ -92,19 +111,36 @@ pub(crate) fn run(a: IssueArgs) -> Result<()> {
         csr,
         a.validity_days,
     )?;
-    if let Some(word) = &security_word {
-        let lifecycle = nesca_ra::lifecycle::Lifecycle::new(store, wiring::clock());
-        if let Err(e) = lifecycle.record_security_word(
-            &issuance.ca.context.id,
-            &issued.serial,
-            word,
-            &ca_core::Principal::HostOperator,
-        ) {
-            // Issued and stored already: the certificate is handed over; the word is not
-            // on record, and a phone request will be refused until it is.
-            emit(&cert_pem(&issued.cert_der))?;
-            return Err(e.into());
-        }
+    // Issued and stored already: if the word or the contact cannot be recorded, the
+    // certificate is handed over all the same; what failed is not on record, and a phone
+    // request or a portal sign-in is refused until it is.
+    let recorded = security_word
+        .as_ref()
+        .map(|word| {
+            nesca_ra::lifecycle::Lifecycle::new(store.clone(), wiring::clock())
+                .record_security_word(
+                    &issuance.ca.context.id,
+                    &issued.serial,
+                    word,
+                    &ca_core::Principal::HostOperator,
+                )
+        })
+        .transpose()
+        .and_then(|_| {
+            if mobile.is_none() && email.is_none() {
+                return Ok(());
+            }
+            nesca_ra::portal::HolderPortal::new(store.clone(), wiring::clock()).record_contact(
+                &issuance.ca.context.id,
+                &issued.serial,
+                mobile.as_ref(),
+                email.as_ref(),
+                &ca_core::Principal::HostOperator,
+            )
+        });
+    if let Err(e) = recorded {
+        emit(&cert_pem(&issued.cert_der))?;
+        return Err(e.into());
     }
     let pem = cert_pem(&issued.cert_der);
     match out {

@@ -42,13 +42,10 @@ pub(crate) fn configured(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Outbox> 
             timeout: std::time::Duration::from_secs(30),
         }),
     };
-    Ok(Outbox::new(
-        store,
-        wiring::clock(),
-        email,
-        sms,
-        completion_url,
-    ))
+    let mut outbox = Outbox::new(store, wiring::clock(), email, sms, completion_url);
+    // Expiry reminders send the holder to the portal's application pages, when there is one.
+    outbox.renewal_url = cfg.raw.portal.url().map(|u| format!("{u}basvuru"));
+    Ok(outbox)
 }
 
 fn smtp_sender(cfg: &Loaded, smtp: &crate::config::SmtpSection) -> Result<SmtpSender> {

@@ -167,15 +167,12 @@ impl ClientCertVerifier for IssuedAndActive {
     }
 }
 
-/// The TLS configuration of an mTLS listener (`section`: `channels` or `admin`, for errors):
-/// the server's certificate chain and key from PEM files, client certificates required,
-/// chained to one of `issuing_cas` and accepted by `check`.
-pub(crate) fn acceptor(
+/// The certificate chain and key of a listener, from PEM files (`section`: its configuration
+/// section, for errors); the key file must be the owner's alone.
+fn server_identity(
     section: &str,
     (cert_file, key_file): (&Path, &Path),
-    issuing_cas: &[(IssuerId, Vec<u8>)],
-    check: Arc<dyn ClientCheck>,
-) -> Result<TlsAcceptor> {
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let bad = |field: &str, rule: String| CliError::config(&format!("{section}.{field}"), rule);
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
         .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
@@ -189,6 +186,40 @@ pub(crate) fn acceptor(
     crate::config::check_private_file(&format!("{section}.tls_key"), key_file)?;
     let key = PrivateKeyDer::from_pem_file(key_file)
         .map_err(|e| bad("tls_key", format!("{}: {e}", key_file.display())))?;
+    Ok((chain, key))
+}
+
+/// The TLS configuration of a listener that asks for no client certificate (the portal,
+/// where people sign in with what they know and an SMS code).
+pub(crate) fn server_acceptor(section: &str, files: (&Path, &Path)) -> Result<TlsAcceptor> {
+    let (chain, key) = server_identity(section, files)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CliError::config(section, format!("TLS versions: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| {
+            CliError::config(
+                &format!("{section}.tls_key"),
+                format!("does not match {section}.tls_cert: {e}"),
+            )
+        })?;
+    // HTTP/1.1 only, as every listener (listener/mod.rs).
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The TLS configuration of an mTLS listener (`section`: `channels` or `admin`, for errors):
+/// the server's certificate chain and key from PEM files, client certificates required,
+/// chained to one of `issuing_cas` and accepted by `check`.
+pub(crate) fn acceptor(
+    section: &str,
+    (cert_file, key_file): (&Path, &Path),
+    issuing_cas: &[(IssuerId, Vec<u8>)],
+    check: Arc<dyn ClientCheck>,
+) -> Result<TlsAcceptor> {
+    let bad = |field: &str, rule: String| CliError::config(&format!("{section}.{field}"), rule);
+    let (chain, key) = server_identity(section, (cert_file, key_file))?;
     let provider = Arc::new(default_provider());
     let mut roots = RootCertStore::empty();
     for (id, der) in issuing_cas {
@@ -251,7 +282,10 @@ pub(crate) async fn serve(
                     .map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect())
                     .unwrap_or_default(),
             );
-            Some((tls, app.layer(axum::Extension(chain))))
+            let app = app
+                .layer(axum::Extension(chain))
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+            Some((tls, app))
         }
     };
     crate::listener::serve(field, listener, limits, open, stop).await;

@@ -197,6 +197,8 @@ async fn serve_until_terminated(
 pub(crate) struct TlsListener {
     pub(crate) field: &'static str,
     pub(crate) what: &'static str,
+    /// `mTLS` (client certificates required) or `TLS`, for the announcement.
+    pub(crate) tls: &'static str,
     pub(crate) listen: String,
     pub(crate) acceptor: tokio_rustls::TlsAcceptor,
     pub(crate) app: axum::Router,
@@ -232,8 +234,9 @@ fn run_http(
         let mut servers = Vec::with_capacity(bound.len() + 1);
         for (tls_listener, t) in bound {
             emit(&format!(
-                "nesca {command}: {} (mTLS) on https://{}\n",
+                "nesca {command}: {} ({}) on https://{}\n",
                 t.what,
+                t.tls,
                 local_addr(&tls_listener)
             ))?;
             servers.push(tokio::spawn(listener::mtls::serve(
@@ -349,6 +352,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     )?;
     let app = with_metrics(public_app, &metrics);
     let listen = cfg.raw.server.listen.clone();
+    let portal_listener = crate::portal::listener(&cfg, store.clone())?;
     let (admin_listener, admin_thread) = match crate::admin::listener(
         &cfg,
         store.clone(),
@@ -469,7 +473,11 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         "serve",
         ("server.listen", &listen),
         app,
-        channel_listener.into_iter().chain(admin_listener).collect(),
+        channel_listener
+            .into_iter()
+            .chain(admin_listener)
+            .chain(portal_listener)
+            .collect(),
         &responder,
         &cfg.raw.server,
     );
@@ -499,12 +507,28 @@ fn outbox_loop(
     every: Duration,
     stop: &AtomicBool,
 ) {
+    let mut reminded: Option<std::time::Instant> = None;
     leased_every_until(lease, every, stop, || {
+        // Expiry reminders are queued hourly (each once per certificate, band and recipient),
+        // then delivered with everything else that is due.
+        if reminded.is_none_or(|t| t.elapsed() >= EXPIRY_REMINDER_SWEEP) {
+            match outbox.queue_expiry_reminders() {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(queued = n, "expiry reminders queued"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "queueing expiry reminders failed; will retry")
+                }
+            }
+            reminded = Some(std::time::Instant::now());
+        }
         if let Err(e) = outbox.deliver_due(1_000) {
             tracing::warn!(error = %e, "outbox delivery failed; will retry");
         }
     })
 }
+
+/// How often `nesca serve` queues the expiry reminders due.
+const EXPIRY_REMINDER_SWEEP: Duration = Duration::from_secs(3_600);
 
 /// How often `nesca serve` resolves reservations left by stopped processes.
 const RESERVATION_SWEEP: Duration = Duration::from_secs(60);
@@ -803,6 +827,7 @@ fn mount_channels(
         Some(TlsListener {
             field: "channels.listen",
             what: "channels",
+            tls: "mTLS",
             listen: listen.clone(),
             acceptor,
             app: with_metrics(channels, metrics),

@@ -91,12 +91,13 @@ impl Demo {
             "nesca init --demo failed: {}",
             out.describe()
         );
-        // Tests run servers side by side: the admin API on a port of its own (a test that
+        // Tests run servers side by side: the admin API and the portal on ports of their own (a test that
         // uses it reads the port from the server's banner).
         let path = demo.config();
         let text = std::fs::read_to_string(&path).expect("nesca.toml");
         if text.contains("\nlisten = \"127.0.0.1:8443\"") {
             let text = super::toml::toml_replace(&text, "admin", "listen", "127.0.0.1:0");
+            let text = super::toml::toml_replace(&text, "portal", "listen", "127.0.0.1:0");
             std::fs::write(&path, text).expect("write nesca.toml");
         }
         demo

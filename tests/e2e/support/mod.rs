@@ -32,6 +32,7 @@ pub(crate) mod plugins;
 pub(crate) mod postgres;
 pub(crate) mod pyhanko;
 pub(crate) mod server;
+pub(crate) mod webdriver;
 
 pub(crate) use demo::*;
 pub(crate) use der::*;

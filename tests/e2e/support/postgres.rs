@@ -112,6 +112,7 @@ impl PgDemo {
     pub(crate) fn node_config(&self, name: &str) -> PathBuf {
         let text = std::fs::read_to_string(self.demo.config()).expect("nesca.toml");
         let text = toml_replace(&text, "admin", "listen", "127.0.0.1:0");
+        let text = toml_replace(&text, "portal", "listen", "127.0.0.1:0");
         let path = self.demo.dir.join(format!("{name}.toml"));
         std::fs::write(&path, text).expect("write the node's configuration");
         path

@@ -267,6 +267,28 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    /// The `127.0.0.1:PORT` a TLS listener announced after the listening line
+    /// (`nesca serve: WHAT (TLS) on https://ADDR`, or `(mTLS)`; WHAT such as `portal`), waiting
+    /// up to 10 s for the line; panics when it never comes.
+    #[track_caller]
+    pub(crate) fn tls_listener_addr(&self, what: &str) -> String {
+        let prefix = format!(": {what} (");
+        super::net::wait_for(
+            &format!("the `{what} (TLS) on https://…` line"),
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || {
+                let lines = self.stdout_lines.lock().unwrap().clone();
+                lines
+                    .iter()
+                    .filter_map(|l| l.split_once(&prefix).map(|(_, rest)| rest))
+                    .find_map(|rest| rest.split_once(") on https://").map(|(_, a)| a))
+                    .map(|a| a.trim().trim_end_matches('/').to_string())
+                    .ok_or_else(|| self.describe())
+            },
+        )
+    }
+
     /// The server's stderr so far.
     pub(crate) fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
@@ -391,10 +413,11 @@ impl Server {
             let _ = t.join();
         }
         let lines = self.stdout_lines.lock().unwrap().clone();
-        // The listening line, and one for each mTLS listener configured (channels, admin API).
+        // The listening line, and one for each TLS listener configured (channels, admin API,
+        // portal).
         let expected = 1 + lines
             .iter()
-            .filter(|l| l.contains(" (mTLS) on https://"))
+            .filter(|l| l.contains(" (mTLS) on https://") || l.contains(" (TLS) on https://"))
             .count();
         assert_eq!(
             lines.len(),

@@ -11,7 +11,8 @@
 //! person, replay, confirmation), the trusted transport keys (registered once, withdrawn for
 //! good), the admin API's operators (registered once, disabled for good), dual-control
 //! requests (approved once per operator, decided once), security-word checks counted in a
-//! window and the certificate search; and that a write whose expectation went stale is a
+//! window and the certificate search, the portal's contacts, attempts, sessions and notices;
+//! and that a write whose expectation went stale is a
 //! conflict.
 
 mod admin;
@@ -24,6 +25,7 @@ mod crl;
 mod enrollments;
 mod institutions;
 mod leases;
+mod portal;
 mod registry;
 
 pub use admin::{
@@ -62,6 +64,10 @@ pub use institutions::{
     one_open_pre_application_per_person, stale_list_confirmation_is_a_conflict,
 };
 pub use leases::leases_have_one_holder_until_they_run_out;
+pub use portal::{
+    holder_contacts_are_kept_per_certificate, holder_sessions_spend_their_code_once,
+    notices_follow_status_changes_and_reminders_go_once, portal_attempts_are_counted_in_windows,
+};
 pub use registry::{
     ca_revocations_are_recorded_once, cas_are_never_overwritten,
     issuing_ca_generations_form_one_chain, ocsp_signers_are_replaced_once_and_kept,
@@ -243,7 +249,11 @@ macro_rules! store_conformance_tests {
             admin_requests_are_approved_once_per_operator_and_decided_once,
             security_word_checks_are_counted_in_a_window,
             find_certificates_filters_by_holder_and_status,
-            leases_have_one_holder_until_they_run_out
+            leases_have_one_holder_until_they_run_out,
+            holder_contacts_are_kept_per_certificate,
+            portal_attempts_are_counted_in_windows,
+            holder_sessions_spend_their_code_once,
+            notices_follow_status_changes_and_reminders_go_once
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {

@@ -398,6 +398,38 @@ const MIGRATIONS: &[&str] = &[
         holder     TEXT NOT NULL,
         expires_at BIGINT NOT NULL
     )",
+    // 3: the holders' portal (SQLite's migration 19).
+    "ALTER TABLE outbox DROP CONSTRAINT outbox_kind_check;
+    ALTER TABLE outbox ADD CONSTRAINT outbox_kind_check CHECK (kind IN ('access-password',
+        'sms-code', 'holder-sms-code', 'status-notice', 'expiry-reminder'));
+    CREATE UNIQUE INDEX outbox_notices ON outbox (kind, subject_ref, recipient)
+        WHERE kind IN ('status-notice', 'expiry-reminder');
+    -- The expiry reminders' sweep.
+    CREATE INDEX certificates_not_after ON certificates (not_after) WHERE status = 'active';
+    CREATE TABLE holder_contacts (
+        issuer TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        mobile TEXT,
+        email  TEXT,
+        PRIMARY KEY (issuer, serial)
+    );
+    CREATE TABLE portal_attempts (
+        key          TEXT PRIMARY KEY,
+        window_start BIGINT NOT NULL,
+        count        BIGINT NOT NULL
+    );
+    CREATE TABLE holder_sessions (
+        id              TEXT PRIMARY KEY,
+        token_sha256    TEXT NOT NULL UNIQUE,
+        tckn            TEXT NOT NULL,
+        stage           TEXT NOT NULL CHECK (stage IN ('awaiting-code', 'signed-in', 'ended')),
+        code_hash       TEXT,
+        code_expires_at BIGINT,
+        code_failures   BIGINT NOT NULL DEFAULT 0,
+        created_at      BIGINT NOT NULL,
+        last_seen_at    BIGINT NOT NULL,
+        expires_at      BIGINT NOT NULL
+    )",
 ];
 
 /// How many schema versions this nesca knows.

@@ -280,6 +280,7 @@ pub(super) fn transition(
         seq, t.request_id.as_str(), t.issuer.as_str(), serial_hex, t.action.name(), from.as_str(),
         to.as_str(), reason_code(reason), invalidity.map(UnixTime::secs), t.requested_by.to_record(), t.actor.to_string(), t.at.secs()
     ])?;
+    super::portal::queue_status_notices(conn, &t.issuer, &serial_hex, (seq, to), t.at)?;
     let mut detail = format!("request_id={} {}->{}", t.request_id, from, to);
     if let Some(r) = reason {
         detail.push_str(&format!(" reason={r}"));

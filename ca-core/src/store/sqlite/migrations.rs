@@ -199,7 +199,62 @@ pub(super) const MIGRATIONS: &[&str] = &[
         holder     TEXT NOT NULL,
         expires_at INTEGER NOT NULL
     );",
+    // 19: the holders' portal: contact details per certificate, attempts counted per key,
+    // holder sessions; the outbox learns the holder's sign-in code, status notices and expiry
+    // reminders.
+    PORTAL_MIGRATION,
 ];
+
+const PORTAL_MIGRATION: &str = "
+    CREATE TABLE outbox_v3 (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind            TEXT NOT NULL CHECK (kind IN ('access-password', 'sms-code',
+            'holder-sms-code', 'status-notice', 'expiry-reminder')),
+        subject_ref     TEXT NOT NULL,
+        recipient       TEXT NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('pending', 'sent')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        created_at      INTEGER NOT NULL,
+        sent_at         INTEGER
+    );
+    INSERT INTO outbox_v3 (id, kind, subject_ref, recipient, status, attempts, next_attempt_at,
+        last_error, created_at, sent_at)
+      SELECT id, kind, subject_ref, recipient, status, attempts, next_attempt_at, last_error,
+        created_at, sent_at FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v3 RENAME TO outbox;
+    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
+    -- A reminder or notice is queued once per certificate and event.
+    CREATE UNIQUE INDEX outbox_notices ON outbox (kind, subject_ref, recipient)
+        WHERE kind IN ('status-notice', 'expiry-reminder');
+    -- The expiry reminders' sweep.
+    CREATE INDEX certificates_not_after ON certificates (not_after) WHERE status = 'active';
+    CREATE TABLE holder_contacts (
+        issuer TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        mobile TEXT,
+        email  TEXT,
+        PRIMARY KEY (issuer, serial)
+    );
+    CREATE TABLE portal_attempts (
+        key          TEXT PRIMARY KEY,
+        window_start INTEGER NOT NULL,
+        count        INTEGER NOT NULL
+    );
+    CREATE TABLE holder_sessions (
+        id              TEXT PRIMARY KEY,
+        token_sha256    TEXT NOT NULL UNIQUE,
+        tckn            TEXT NOT NULL,
+        stage           TEXT NOT NULL CHECK (stage IN ('awaiting-code', 'signed-in', 'ended')),
+        code_hash       TEXT,
+        code_expires_at INTEGER,
+        code_failures   INTEGER NOT NULL DEFAULT 0,
+        created_at      INTEGER NOT NULL,
+        last_seen_at    INTEGER NOT NULL,
+        expires_at      INTEGER NOT NULL
+    );";
 
 /// The schema version, read without taking a lock (0 for a new database).
 fn schema_version(conn: &Connection) -> i64 {

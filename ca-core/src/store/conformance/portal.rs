@@ -1,0 +1,284 @@
+//! The holders' portal: contacts per certificate, attempts counted per key in a window
+//! (parallel ones each counted), a session's SMS code spent once, notices queued with a
+//! status change and reminders once per band.
+
+use super::{change, issue, issuer, t0};
+use crate::lifecycle::LifecycleAction;
+use crate::store::{HolderContact, HolderSessionStage, NewHolderSession, OutboxKind, Store};
+use crate::Principal;
+
+fn contact() -> HolderContact {
+    HolderContact {
+        mobile: Some("+905321234567".into()),
+        email: Some("ayse@example.com".into()),
+    }
+}
+
+fn session(id: &str) -> NewHolderSession {
+    NewHolderSession {
+        id: id.into(),
+        token_sha256: format!("sha-{id}"),
+        tckn: crate::Tckn::parse("10000000146").unwrap(),
+        mobile: "+905321234567".into(),
+        expires_at: t0(3_600),
+    }
+}
+
+pub fn holder_contacts_are_kept_per_certificate(store: &dyn Store) {
+    let serial = issue(store, &issuer());
+    assert_eq!(store.holder_contact(&issuer(), &serial).unwrap(), None);
+    store
+        .set_holder_contact(
+            &issuer(),
+            &serial,
+            &contact(),
+            &Principal::HostOperator,
+            t0(1),
+        )
+        .unwrap();
+    assert_eq!(
+        store.holder_contact(&issuer(), &serial).unwrap(),
+        Some(contact())
+    );
+    // Replaced, not added to.
+    let mobile_only = HolderContact {
+        mobile: Some("+905551112233".into()),
+        email: None,
+    };
+    store
+        .set_holder_contact(
+            &issuer(),
+            &serial,
+            &mobile_only,
+            &Principal::HostOperator,
+            t0(2),
+        )
+        .unwrap();
+    assert_eq!(
+        store.holder_contact(&issuer(), &serial).unwrap(),
+        Some(mobile_only)
+    );
+    // A certificate nesca does not have takes none.
+    assert!(store
+        .set_holder_contact(
+            &issuer(),
+            &crate::Serial::random(),
+            &contact(),
+            &Principal::HostOperator,
+            t0(3)
+        )
+        .is_err());
+}
+
+pub fn portal_attempts_are_counted_in_windows(store: &dyn Store) {
+    let n = |at| store.count_portal_attempt("holder:1", 100, t0(at)).unwrap();
+    assert_eq!((n(0), n(10), n(99)), (1, 2, 3));
+    store.forgive_portal_attempt("holder:1").unwrap();
+    assert_eq!(n(99), 3);
+    // The window from the first attempt is over: counting starts again.
+    assert_eq!((n(100), n(101)), (1, 2));
+    assert_eq!(
+        store
+            .count_portal_attempt("source:x", 100, t0(101))
+            .unwrap(),
+        1
+    );
+    // Never below zero.
+    for _ in 0..5 {
+        store.forgive_portal_attempt("source:x").unwrap();
+    }
+    assert_eq!(
+        store
+            .count_portal_attempt("source:x", 100, t0(102))
+            .unwrap(),
+        1
+    );
+    // Counters of windows that began before the sweep's time go; the others stay.
+    assert_eq!(store.sweep_portal(t0(100), t0(0)).unwrap(), 0);
+    assert_eq!(store.sweep_portal(t0(101), t0(0)).unwrap(), 1);
+    assert_eq!(
+        store
+            .count_portal_attempt("holder:1", 100, t0(102))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_portal_attempt("source:x", 100, t0(102))
+            .unwrap(),
+        2
+    );
+    // Parallel attempts are each counted.
+    let counts: Vec<u32> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| store.count_portal_attempt("holder:2", 100, t0(0)).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = counts.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=8).collect::<Vec<_>>(), "{counts:?}");
+}
+
+pub fn holder_sessions_spend_their_code_once(store: &dyn Store) {
+    let by = Principal::HostOperator;
+    store
+        .start_holder_session(&session("s1"), &by, t0(0))
+        .unwrap();
+    let queued: Vec<_> = store
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .filter(|(m, _)| m.kind == OutboxKind::HolderSmsCode && m.subject_ref == "s1")
+        .collect();
+    assert_eq!(
+        queued.len(),
+        1,
+        "the code's message is queued with the session"
+    );
+    let s = store.holder_session("sha-s1").unwrap().unwrap();
+    assert_eq!(
+        (s.stage, s.code_hash.as_deref()),
+        (HolderSessionStage::AwaitingCode, None)
+    );
+    assert_eq!(store.holder_session_by_id("s1").unwrap(), Some(s));
+    assert!(store
+        .holder_code_issued("s1", "h1", t0(300), &by, t0(1))
+        .unwrap());
+    // The wrong hash does not sign in; the right one once.
+    assert!(!store.holder_signed_in("s1", "h0", &by, t0(2)).unwrap());
+    assert!(store.holder_signed_in("s1", "h1", &by, t0(2)).unwrap());
+    assert!(!store.holder_signed_in("s1", "h1", &by, t0(3)).unwrap());
+    let s = store.holder_session("sha-s1").unwrap().unwrap();
+    assert_eq!((s.stage, s.code_hash), (HolderSessionStage::SignedIn, None));
+    // The sweep leaves a live session alone.
+    store.sweep_portal(t0(0), t0(3_600)).unwrap();
+    assert!(store.holder_session("sha-s1").unwrap().is_some());
+    // A signed-in session takes no new code.
+    assert!(!store
+        .holder_code_issued("s1", "h2", t0(300), &by, t0(4))
+        .unwrap());
+    store.touch_holder_session("s1", t0(50)).unwrap();
+    assert_eq!(
+        store
+            .holder_session("sha-s1")
+            .unwrap()
+            .unwrap()
+            .last_seen_at,
+        t0(50)
+    );
+    store.end_holder_session("s1", &by, t0(60)).unwrap();
+    assert_eq!(
+        store.holder_session("sha-s1").unwrap().unwrap().stage,
+        HolderSessionStage::Ended
+    );
+
+    // Wrong codes: counted, and the last one ends the session.
+    store
+        .start_holder_session(&session("s2"), &by, t0(0))
+        .unwrap();
+    store
+        .holder_code_issued("s2", "h1", t0(300), &by, t0(1))
+        .unwrap();
+    assert_eq!(store.holder_code_failed("s2", 3, &by, t0(2)).unwrap(), 1);
+    assert_eq!(store.holder_code_failed("s2", 3, &by, t0(2)).unwrap(), 2);
+    assert_eq!(store.holder_code_failed("s2", 3, &by, t0(2)).unwrap(), 3);
+    let s = store.holder_session("sha-s2").unwrap().unwrap();
+    assert_eq!((s.stage, s.code_hash), (HolderSessionStage::Ended, None));
+    assert!(!store.holder_signed_in("s2", "h1", &by, t0(3)).unwrap());
+    // An expired session takes no code.
+    store
+        .start_holder_session(&session("s3"), &by, t0(0))
+        .unwrap();
+    assert!(!store
+        .holder_code_issued("s3", "h1", t0(4_000), &by, t0(3_600))
+        .unwrap());
+    assert_eq!(store.holder_session("sha-none").unwrap(), None);
+    // Expired sessions are swept.
+    assert_eq!(store.sweep_portal(t0(0), t0(3_601)).unwrap(), 3);
+    assert_eq!(store.holder_session("sha-s3").unwrap(), None);
+}
+
+pub fn notices_follow_status_changes_and_reminders_go_once(store: &dyn Store) {
+    let by = Principal::HostOperator;
+    let serial = issue(store, &issuer());
+    let notices = |kind| {
+        store
+            .outbox()
+            .unwrap()
+            .into_iter()
+            .filter(|(m, _)| m.kind == kind)
+            .map(|(m, _)| (m.subject_ref, m.recipient))
+            .collect::<Vec<_>>()
+    };
+    // No contact on record: a change queues nothing.
+    change(
+        store,
+        (&issuer(), &serial),
+        "r1",
+        LifecycleAction::Suspend,
+        t0(10),
+    )
+    .unwrap();
+    assert!(notices(OutboxKind::StatusNotice).is_empty());
+    store
+        .set_holder_contact(&issuer(), &serial, &contact(), &by, t0(11))
+        .unwrap();
+    change(
+        store,
+        (&issuer(), &serial),
+        "r2",
+        LifecycleAction::Release,
+        t0(12),
+    )
+    .unwrap();
+    let sent = notices(OutboxKind::StatusNotice);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(
+        |(s, _)| s.starts_with(&format!("nes-ca/{}/", serial.to_hex())) && s.ends_with("/active")
+    ));
+    // A replayed request changes nothing and announces nothing.
+    change(
+        store,
+        (&issuer(), &serial),
+        "r2",
+        LifecycleAction::Release,
+        t0(13),
+    )
+    .unwrap();
+    assert_eq!(notices(OutboxKind::StatusNotice).len(), 2);
+
+    // The certificate expires at t0(365 days): nothing due a year before, the 60-day band
+    // 59 days before, once; then the 30- and 7-day bands.
+    let day = 86_400;
+    assert_eq!(store.queue_expiry_reminders(t0(0)).unwrap(), 0);
+    assert_eq!(
+        store.queue_expiry_reminders(t0((365 - 59) * day)).unwrap(),
+        2
+    );
+    assert_eq!(
+        store.queue_expiry_reminders(t0((365 - 58) * day)).unwrap(),
+        0
+    );
+    assert_eq!(
+        store.queue_expiry_reminders(t0((365 - 29) * day)).unwrap(),
+        2
+    );
+    assert_eq!(
+        store.queue_expiry_reminders(t0((365 - 6) * day)).unwrap(),
+        2
+    );
+    assert_eq!(
+        store.queue_expiry_reminders(t0((365 - 5) * day)).unwrap(),
+        0
+    );
+    let mut bands: Vec<String> = notices(OutboxKind::ExpiryReminder)
+        .into_iter()
+        .map(|(s, _)| s.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    bands.sort();
+    bands.dedup();
+    assert_eq!(bands, ["30", "60", "7"]);
+    // Past notAfter, or revoked: no reminder.
+    assert_eq!(store.queue_expiry_reminders(t0(366 * day)).unwrap(), 0);
+}

@@ -1,0 +1,333 @@
+//! The portal (`[portal] listen`, docs/portal.md): server-rendered Turkish pages over TLS for
+//! two kinds of people — holders, who sign in with their security word and an SMS code and
+//! manage their certificates (`holder.rs`), and applicants invited by an institution's list,
+//! who sign in with the e-mailed access password and complete their application
+//! (`applicant.rs`). The transport parses forms and cookies and names the principal; the
+//! rules are the registration authority's (`ra::portal`, `ra::enrollment`), the same services
+//! the command line, the channels and the admin API call.
+//!
+//! Cookies are `__Host-` prefixed, HttpOnly, Secure and SameSite=Strict; every form carries a
+//! CSRF token that must equal the `__Host-nesca_csrf` cookie (double submit, compared in
+//! constant time); every page is sent with a strict Content-Security-Policy and no-store.
+
+mod applicant;
+mod holder;
+mod html;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use ca_core::store::{SignInSource, Store};
+use nesca_ra::enrollment::Enrollments;
+use nesca_ra::portal::HolderPortal;
+
+use crate::config::Loaded;
+use crate::error::Result;
+use crate::serve::TlsListener;
+use crate::wiring;
+
+/// The largest form the portal reads.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+/// The CSRF cookie (double submit).
+const CSRF_COOKIE: &str = "__Host-nesca_csrf";
+
+/// What the pages work with.
+pub(crate) struct Portal {
+    holders: HolderPortal,
+    enrollments: Enrollments,
+    clock: Arc<dyn ca_core::clock::Clock>,
+}
+
+/// The portal's listener, when `[portal] listen` is set.
+pub(crate) fn listener(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Option<TlsListener>> {
+    let Some(listen) = cfg.raw.portal.listen.clone() else {
+        return Ok(None);
+    };
+    let acceptor = crate::listener::mtls::server_acceptor(
+        "portal",
+        (
+            &cfg.path(&cfg.raw.portal.tls_cert),
+            &cfg.path(&cfg.raw.portal.tls_key),
+        ),
+    )?;
+    let clock = wiring::clock();
+    let portal = Arc::new(Portal {
+        holders: HolderPortal::new(store.clone(), clock.clone()),
+        enrollments: Enrollments::new(store, clock.clone()),
+        clock,
+    });
+    Ok(Some(TlsListener {
+        field: "portal.listen",
+        what: "portal",
+        tls: "TLS",
+        listen,
+        acceptor,
+        app: router(portal),
+    }))
+}
+
+fn router(portal: Arc<Portal>) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .merge(holder::routes())
+        .merge(applicant::routes())
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(portal)
+}
+
+async fn home(headers: HeaderMap) -> Response {
+    let body = r#"<p>Nitelikli elektronik sertifikanızla ilgili işlemler için:</p>
+<ul><li><a href="/sertifika">Sertifika İşlemleri</a> — sertifikalarınızı görün, askıya alın, askıdan indirin, iptal edin; güvenlik sözcüğünüzü değiştirin.</li>
+<li><a href="/basvuru">Başvuru</a> — kurumunuzun listesiyle davet edildiyseniz başvurunuzu tamamlayın.</li></ul>"#;
+    Html::new(&headers).page("nesca Sertifika Portalı", None, body)
+}
+
+async fn not_found(headers: HeaderMap) -> Response {
+    let mut r = Html::new(&headers).page(
+        "Sayfa bulunamadı",
+        None,
+        r#"<p>Aradığınız sayfa yok. <a href="/">Ana sayfaya dönün.</a></p>"#,
+    );
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r
+}
+
+/// Headers every answer carries: no script, no framing, no caching, no referrer.
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    r
+}
+
+/// A cookie's value from the request, if sent (the first of that name).
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+/// A `Set-Cookie` value: `__Host-` cookies are Secure, host-only and for the whole site;
+/// `max_age` 0 deletes it.
+fn set_cookie(name: &str, value: &str, max_age: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The answer builder of a request: it knows the CSRF token forms must carry, and sets the
+/// CSRF cookie when the browser has none yet.
+pub(super) struct Html {
+    csrf: String,
+    new_csrf: bool,
+    cookies: Vec<HeaderValue>,
+}
+
+impl Html {
+    pub(super) fn new(headers: &HeaderMap) -> Html {
+        match cookie(headers, CSRF_COOKIE) {
+            Some(csrf) => Html {
+                csrf,
+                new_csrf: false,
+                cookies: Vec::new(),
+            },
+            None => {
+                use rand::RngCore as _;
+                let mut b = [0u8; 24];
+                rand::rngs::OsRng.fill_bytes(&mut b);
+                Html {
+                    csrf: hex::encode(b),
+                    new_csrf: true,
+                    cookies: Vec::new(),
+                }
+            }
+        }
+    }
+
+    /// The token this answer's forms carry.
+    pub(super) fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    /// Sets a cookie with the answer.
+    pub(super) fn cookie(mut self, name: &str, value: &str, max_age: i64) -> Html {
+        self.cookies.push(set_cookie(name, value, max_age));
+        self
+    }
+
+    fn finish(mut self, mut r: Response) -> Response {
+        if self.new_csrf {
+            self.cookies
+                .push(set_cookie(CSRF_COOKIE, &self.csrf, 86_400));
+        }
+        for c in self.cookies {
+            r.headers_mut().append(header::SET_COOKIE, c);
+        }
+        r
+    }
+
+    /// A page.
+    pub(super) fn page(self, title: &str, signed_in: Option<&str>, body: &str) -> Response {
+        let r = (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html::page(title, signed_in, body),
+        )
+            .into_response();
+        self.finish(r)
+    }
+
+    /// A redirect after a POST (303: the browser GETs `to`).
+    pub(super) fn see_other(self, to: &'static str) -> Response {
+        let r = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
+        self.finish(r)
+    }
+
+    /// The answer when the store or another service failed: 503, and nothing about why (the
+    /// log has it).
+    pub(super) fn unavailable(self, e: &dyn std::fmt::Display) -> Response {
+        tracing::error!(error = %e, "portal request failed");
+        let mut r = self.page(
+            "Hizmet geçici olarak kullanılamıyor",
+            None,
+            "<p>İşleminiz şu anda yapılamadı. Lütfen biraz sonra yeniden deneyin.</p>",
+        );
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        r
+    }
+
+    /// A file to save.
+    pub(super) fn download(
+        self,
+        name: &str,
+        content_type: &'static str,
+        bytes: Vec<u8>,
+    ) -> Response {
+        let r = (
+            [
+                (header::CONTENT_TYPE, content_type.to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response();
+        self.finish(r)
+    }
+}
+
+/// A submitted form: its fields, after the CSRF token was checked against the cookie.
+pub(super) struct Form(Vec<(String, String)>);
+
+impl Form {
+    /// Parses an `application/x-www-form-urlencoded` body; `None` when the CSRF token is
+    /// missing or is not the cookie's (the request is then refused as forbidden).
+    pub(super) fn parse(headers: &HeaderMap, body: &Bytes) -> Option<Form> {
+        let fields: Vec<(String, String)> = form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let sent = fields.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v)?;
+        let expected = cookie(headers, CSRF_COOKIE)?;
+        let same = sent.len() == expected.len()
+            && sent
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        same.then_some(Form(fields))
+    }
+
+    /// A field's value ("" when absent).
+    pub(super) fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// The answer to a form whose CSRF token is missing or wrong.
+pub(super) fn forbidden(headers: &HeaderMap) -> Response {
+    let mut r = Html::new(headers).page(
+        "İstek reddedildi",
+        None,
+        r#"<p>Form süresi dolmuş ya da başka bir siteden gönderilmiş. <a href="/">Ana sayfadan</a> yeniden deneyin.</p>"#,
+    );
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r
+}
+
+/// The answer when the store or another service failed (see [`Html::unavailable`]).
+pub(super) fn unavailable(headers: &HeaderMap, e: &dyn std::fmt::Display) -> Response {
+    Html::new(headers).unavailable(e)
+}
+
+/// The source of a request, for the attempt limits (IPv6 counted per /64).
+pub(super) fn source(peer: SocketAddr) -> SignInSource {
+    SignInSource::address(peer.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(cookie: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_str(cookie).unwrap());
+        h
+    }
+
+    #[test]
+    fn a_form_is_read_only_with_the_cookies_csrf_token() {
+        let h = headers("a=b; __Host-nesca_csrf=abc123");
+        let ok = Form::parse(&h, &Bytes::from_static(b"csrf=abc123&tckn=1%202")).unwrap();
+        assert_eq!(ok.get("tckn"), "1 2");
+        assert_eq!(ok.get("missing"), "");
+        assert!(Form::parse(&h, &Bytes::from_static(b"csrf=abc124")).is_none());
+        assert!(Form::parse(&h, &Bytes::from_static(b"tckn=1")).is_none());
+        assert!(Form::parse(&headers("x=y"), &Bytes::from_static(b"csrf=")).is_none());
+    }
+
+    #[test]
+    fn cookies_are_host_only_secure_and_strict() {
+        let c = set_cookie("__Host-nesca_holder", "t", 60);
+        let c = c.to_str().unwrap();
+        for part in [
+            "Path=/",
+            "Secure",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Max-Age=60",
+        ] {
+            assert!(c.contains(part), "{c}");
+        }
+        assert!(!c.contains("Domain"));
+    }
+}
