@@ -152,6 +152,7 @@ nesca demo ready.
 
 Try:
   $(q "$nesca") serve --config $(q "$config")      # OCSP, CRLs, CA certificates on http://$listen
+  # then open https://$portal_listen/ (a browser warns: it does not know the demo's root, $(q "$dir/root-ca.pem"))
   openssl ocsp -issuer $(q "$dir/issuing-ca.pem") -cert $(q "$cert") -url http://$listen/ocsp -CAfile $(q "$dir/ca-chain.pem")
   $(q "$nesca") suspend --config $(q "$config") --serial $serial --holder-tckn 10000000146
   $(q "$nesca") crl --config $(q "$config") --delta --out delta.crl

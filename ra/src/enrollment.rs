@@ -58,7 +58,10 @@ pub const MAX_CODES: u32 = 5;
 /// Turkey's time (UTC+3 all year since 2016): renewal days and billing months follow it.
 pub const TURKEY_OFFSET_SECONDS: i64 = 3 * 3_600;
 /// The largest security word, delivery address, scan and e-Onay evidence accepted.
-const MAX_SECURITY_WORD_CHARS: usize = 64;
+/// The shortest security word.
+pub const MIN_SECURITY_WORD_CHARS: usize = 4;
+/// The longest security word.
+pub const MAX_SECURITY_WORD_CHARS: usize = 64;
 const MAX_ADDRESS_CHARS: usize = 500;
 const MAX_EVIDENCE_BYTES: usize = 20 * 1024 * 1024;
 
@@ -71,7 +74,7 @@ pub fn new_sms_code() -> SecretString {
     ))
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -80,10 +83,14 @@ fn sha256_hex(bytes: &[u8]) -> String {
 pub fn check_security_word(security_word: &SecretString) -> Result<()> {
     let word = security_word.expose_secret();
     let n = word.chars().count();
-    if !(4..=MAX_SECURITY_WORD_CHARS).contains(&n) || !word.chars().all(char::is_alphanumeric) {
+    if !(MIN_SECURITY_WORD_CHARS..=MAX_SECURITY_WORD_CHARS).contains(&n)
+        || !word.chars().all(char::is_alphanumeric)
+    {
         return Err(RaError::invalid(
             "security_word",
-            format!("must be 4 to {MAX_SECURITY_WORD_CHARS} letters or digits"),
+            format!(
+                "must be {MIN_SECURITY_WORD_CHARS} to {MAX_SECURITY_WORD_CHARS} letters or digits"
+            ),
         ));
     }
     Ok(())
@@ -345,6 +352,13 @@ impl Enrollments {
             return Err(expired());
         }
         self.view(&id)?.ok_or_else(expired)
+    }
+
+    /// Ends a session (sign-out); a token that opens nothing is already signed out.
+    pub fn sign_out(&self, token: &str) -> Result<()> {
+        Ok(self
+            .store
+            .end_applicant_session(&sha256_hex(token.as_bytes()))?)
     }
 
     /// An application by its pre-application id (operators).

@@ -67,21 +67,7 @@ const HELVETICA_ASCII: [u16; 95] = [
 /// A character's width in Helvetica (1/1000 em); outside ASCII, that of its base letter or,
 /// for the rest, the widest common letter's (so a line never runs past the margin).
 fn width(c: char) -> u32 {
-    let base = match c {
-        'Ç' => 'C',
-        'Ğ' => 'G',
-        'İ' => 'I',
-        'Ö' => 'O',
-        'Ş' => 'S',
-        'Ü' => 'U',
-        'ç' => 'c',
-        'ğ' => 'g',
-        'ı' => 'i',
-        'ö' => 'o',
-        'ş' => 's',
-        'ü' => 'u',
-        other => other,
-    };
+    let base = crate::turkish::base_letter(c);
     match base as u32 {
         0x20..=0x7E => u32::from(HELVETICA_ASCII[(base as u32 - 0x20) as usize]),
         _ => 1000,

@@ -17,6 +17,7 @@ pub mod enrollment;
 mod error;
 pub mod form_pdf;
 pub mod held_lists;
+pub mod holder_details;
 pub mod institutions;
 pub mod leases;
 pub mod lifecycle;
@@ -31,6 +32,7 @@ pub mod production;
 pub mod refusal;
 pub mod reservations;
 pub mod transport_keys;
+mod turkish;
 
 #[cfg(test)]
 mod testkit;

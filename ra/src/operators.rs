@@ -283,40 +283,13 @@ pub fn same_person_name(a: &OperatorName, b: &OperatorName) -> bool {
             .join(" ")
             .chars()
             // Combining marks (U+0300–U+036F) dropped: "Gu\u{308}ven" and "Güven" both fold
-            // to letters a reader sees alike, once the precomposed letter is decomposed below.
-            .flat_map(decompose)
+            // to letters a reader sees alike, once each precomposed letter is its base letter (`turkish::base_letter`).
+            .map(crate::turkish::base_letter)
             .filter(|c| !('\u{0300}'..='\u{036F}').contains(c))
             .flat_map(char::to_lowercase)
             .collect()
     }
     folded(a) == folded(b)
-}
-
-/// The base letter of the precomposed Latin letters Turkish names use (the mark is dropped
-/// by the caller); every other character as it is.
-fn decompose(c: char) -> Vec<char> {
-    let base = match c {
-        'ç' => 'c',
-        'Ç' => 'C',
-        'ğ' => 'g',
-        'Ğ' => 'G',
-        'ö' => 'o',
-        'Ö' => 'O',
-        'ş' => 's',
-        'Ş' => 'S',
-        'ü' => 'u',
-        'Ü' => 'U',
-        'â' => 'a',
-        'Â' => 'A',
-        'î' => 'i',
-        'Î' => 'I',
-        'û' => 'u',
-        'Û' => 'U',
-        'İ' => 'i',
-        'ı' => 'i',
-        other => other,
-    };
-    vec![base]
 }
 
 /// The SubjectPublicKeyInfo (DER) of a certificate (DER), if it parses.

@@ -248,7 +248,8 @@ pub struct Outbox {
     sms: Arc<dyn SmsSender>,
     /// The URL where invited people complete their application, for the e-mail's text.
     pub completion_url: String,
-    /// Where a holder renews (the portal), for expiry reminders; the completion URL if unset.
+    /// Where a holder renews, the link of the expiry reminders (`[portal] renewal_url`, else
+    /// the portal's home page); the completion URL when neither is configured.
     pub renewal_url: Option<String>,
 }
 
@@ -274,16 +275,28 @@ impl Outbox {
         }
     }
 
-    /// Queues the expiry reminders due now (each once); answers how many. Also forgets what
-    /// the portal no longer needs: attempt counters whose window is over (the next attempt
-    /// would start a new one) and sessions that expired a day ago.
+    /// Queues the expiry reminders due now, each band of [`crate::notices::REMINDER_BANDS`]
+    /// once per certificate and recipient; answers how many were queued.
     pub fn queue_expiry_reminders(&self) -> Result<u64> {
         let now = self.clock.now_unix();
-        self.store.sweep_portal(
+        let day = |d: u32| now.plus_secs(i64::from(d) * 86_400);
+        let mut queued = 0;
+        for (days, after) in crate::notices::REMINDER_BANDS {
+            queued += self
+                .store
+                .queue_expiry_reminders(days, (day(after), day(days)), now)?;
+        }
+        Ok(queued)
+    }
+
+    /// Forgets what the portal no longer needs: attempt counters whose window is over (the
+    /// next attempt starts a new one) and sessions that expired a day ago or more.
+    pub fn sweep_portal(&self) -> Result<u64> {
+        let now = self.clock.now_unix();
+        Ok(self.store.sweep_portal(
             now.plus_secs(-crate::portal::ATTEMPT_WINDOW_SECONDS),
             now.plus_secs(-86_400),
-        )?;
-        Ok(self.store.queue_expiry_reminders(now)?)
+        )?)
     }
 
     /// Sends what is due, at most `limit` messages; a failure is recorded with its retry time
@@ -320,7 +333,9 @@ impl Outbox {
             OutboxKind::AccessPassword => self.access_password(m),
             OutboxKind::SmsCode => self.sms_code(m),
             OutboxKind::HolderSmsCode => self.holder_sms_code(m),
-            OutboxKind::StatusNotice | OutboxKind::ExpiryReminder => self.notice(m),
+            OutboxKind::StatusNotice
+            | OutboxKind::ExpiryReminder
+            | OutboxKind::SecurityWordNotice => self.notice(m),
         }
     }
 
@@ -333,10 +348,7 @@ impl Outbox {
         let Some(session) = self.store.holder_session_by_id(&m.subject_ref)? else {
             return Ok(());
         };
-        let actor = Principal::Holder {
-            tckn: session.tckn,
-            proof: ca_core::HolderProof::SecurityWordSms,
-        };
+        let actor = crate::portal::holder_principal(session.tckn);
         let expires_at = now.plus_secs(crate::portal::CODE_SECONDS);
         if !self
             .store
@@ -360,7 +372,7 @@ impl Outbox {
         })
     }
 
-    /// A status notice or an expiry reminder, by e-mail or SMS as the recipient is.
+    /// A notice or a reminder (`crate::notices`), by e-mail or SMS as the recipient is.
     fn notice(&self, m: &OutboxMessage) -> Result<()> {
         let text = crate::notices::text(m.kind, &m.subject_ref, self.renewal_url())?;
         if m.recipient.contains('@') {

@@ -553,6 +553,10 @@ pub(crate) struct PortalSection {
     /// SMS; unset: `https://` and the listen address.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Where a holder renews a certificate (the ESHS's renewal page), the link of the expiry
+    /// reminders; unset: the portal's home page.
+    #[serde(default)]
+    pub renewal_url: Option<String>,
 }
 
 fn default_portal_cert() -> PathBuf {
@@ -569,12 +573,14 @@ impl Default for PortalSection {
             tls_cert: default_portal_cert(),
             tls_key: default_portal_key(),
             public_url: None,
+            renewal_url: None,
         }
     }
 }
 
 impl PortalSection {
-    /// Where people reach the portal, ending in `/`; `None` when no portal is served.
+    /// Where people reach the portal, ending in `/`: `public_url`, else `https://` and the
+    /// listen address; `None` when neither is set.
     pub(crate) fn url(&self) -> Option<String> {
         let url = match (&self.public_url, &self.listen) {
             (Some(u), _) => u.clone(),
@@ -586,6 +592,11 @@ impl PortalSection {
         } else {
             format!("{url}/")
         })
+    }
+
+    /// The link of the expiry reminders: `renewal_url`, else the portal's home page.
+    pub(crate) fn renewal_link(&self) -> Option<String> {
+        self.renewal_url.clone().or_else(|| self.url())
     }
 }
 
@@ -1386,12 +1397,26 @@ fn check_admin(a: &AdminSection) -> Result<()> {
     Ok(())
 }
 
-/// `[portal]`: a listen address and an https public URL.
+/// `[portal]`: a listen address, https URLs; a public URL when the listener binds every
+/// address (the links would name none people can reach).
 fn check_portal(p: &PortalSection) -> Result<()> {
     if let Some(listen) = &p.listen {
         check_listen("portal.listen", listen)?;
+        let unspecified = listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_unspecified());
+        if unspecified && p.public_url.is_none() {
+            return Err(CliError::config(
+                "portal.public_url",
+                format!("must be set when portal.listen ({listen}) binds every address: the links in e-mails and SMS need an address people reach"),
+            ));
+        }
     }
-    if let Some(url) = &p.public_url {
+    for (field, url) in [
+        ("portal.public_url", &p.public_url),
+        ("portal.renewal_url", &p.renewal_url),
+    ] {
+        let Some(url) = url else { continue };
         let ok = url.strip_prefix("https://").is_some_and(|rest| {
             !rest.is_empty()
                 && url.len() <= 200
@@ -1399,7 +1424,7 @@ fn check_portal(p: &PortalSection) -> Result<()> {
         });
         if !ok {
             return Err(CliError::config(
-                "portal.public_url",
+                field,
                 "must be an https:// URL of at most 200 characters without spaces",
             ));
         }

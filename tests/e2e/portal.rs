@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::crl::{crl_reason_of, crl_text, nesca_crl};
 use crate::support::idcard::is_valid_tckn;
 use crate::support::institution::{import_signed_rows, institution, json as stdout_json};
 use crate::support::ocsp::{ocsp_good, ocsp_revoked};
@@ -524,6 +525,13 @@ fn a_holder_manages_their_certificate_in_a_browser() {
     assert_eq!(row_status(&b, &serial), "Askıda");
     assert_eq!(row_buttons(&b, &serial), ["Askıdan İndir", "İptal Et"]);
     ocsp_revoked(&demo, &server.url(), &cert, "certificateHold", "hold.der");
+    // The next delta CRL lists it on hold, as any other suspension.
+    let delta = nesca_crl(&demo, true, "hold-delta.crl");
+    assert_eq!(
+        crl_reason_of(&crl_text(&delta.path), &serial),
+        Some(Some("Certificate Hold".to_owned())),
+        "the delta CRL after the holder's suspension"
+    );
     let sms = wait_for_within("the suspension notice by SMS", OUTBOX_LIMIT, || {
         outbox(&demo, "sms")
             .into_iter()
@@ -591,7 +599,6 @@ fn a_holder_manages_their_certificate_in_a_browser() {
             "Bilgilerde Değişiklik",
             "Yeni Sertifikayla Değiştirildi",
             "Kullanım Sona Erdi",
-            "Yetki Geri Alındı",
         ]
     );
     assert_forms_carry_csrf(&b);
@@ -981,4 +988,104 @@ fn an_applicant_completes_their_application_in_a_browser() {
         p.text
     );
     assert!(b.link("Formu yeniden indir").attribute("href").is_some());
+}
+
+/// Expiry reminders: a holder whose certificate expires in 20 days gets the 30-day reminder by
+/// SMS and e-mail, once however often the sweep runs; 14 days later (the server's clock moved)
+/// the 7-day one, with the renewal link to the portal's application pages.
+#[test]
+fn expiry_reminders_reach_the_holder_once_per_band() {
+    let demo = portal_demo();
+    let text = fs::read_to_string(demo.config()).expect("nesca.toml");
+    let text = text.replace(
+        "[portal]\n",
+        "[portal]\nrenewal_url = \"https://eshs.example/yenileme\"\n",
+    );
+    fs::write(demo.config(), text).expect("write nesca.toml");
+    let holder = Holder {
+        tckn: tckn_from(100_000_003),
+        given: "ELİF",
+        surname: "KAYA",
+        word: "Papatya77",
+        mobile: "05331234567",
+        email: Some("elif.kaya@example.com"),
+    };
+    let csr = demo.csr("elif", Key::P256);
+    let cert = demo.work.join("elif.pem");
+    let out = demo
+        .issue_as(
+            &csr,
+            &holder.tckn,
+            holder.given,
+            holder.surname,
+            &[
+                "--out",
+                s(&cert),
+                "--validity-days",
+                "20",
+                "--mobile",
+                holder.mobile,
+                "--email",
+                holder.email.unwrap(),
+            ],
+        )
+        .ok();
+    let serial = single_serial_line(&out);
+    let reminders = |days: &str| -> (usize, usize) {
+        let mark = format!("{days} gün");
+        let sms_mark = format!("{days} gun");
+        let sms = outbox(&demo, "sms")
+            .iter()
+            .filter(|m| to(m, holder.mobile) && m.contains(&serial) && m.contains(&sms_mark))
+            .count();
+        let mail = outbox(&demo, "email")
+            .iter()
+            .filter(|m| m.contains("elif.kaya@example.com") && m.contains(&serial))
+            .filter(|m| m.contains(&mark))
+            .count();
+        (sms, mail)
+    };
+
+    let server = Server::serve(&demo);
+    wait_for(
+        "the 30-day reminder",
+        OUTBOX_LIMIT,
+        Duration::from_millis(200),
+        || match reminders("30") {
+            (1, 1) => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        },
+    );
+    server.terminate(Duration::from_secs(20));
+    // Started again, the sweep runs again at once: nothing is sent twice.
+    let server = Server::serve(&demo);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(reminders("30"), (1, 1), "a reminder was sent twice");
+    assert_eq!(reminders("7"), (0, 0));
+    server.terminate(Duration::from_secs(20));
+
+    let later = Server::serve_with_env(
+        &demo,
+        &[(
+            "NESCA_TEST_CLOCK_OFFSET_SECONDS",
+            &(14 * 86_400).to_string(),
+        )],
+    );
+    wait_for(
+        "the 7-day reminder",
+        OUTBOX_LIMIT,
+        Duration::from_millis(200),
+        || match reminders("7") {
+            (1, 1) => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        },
+    );
+    assert_eq!(reminders("30"), (1, 1));
+    let sms = outbox(&demo, "sms")
+        .into_iter()
+        .find(|m| to(m, holder.mobile) && m.contains("7 gun"))
+        .expect("the 7-day SMS");
+    // The renewal link is `[portal] renewal_url`.
+    assert!(sms.contains("Yenileme: https://eshs.example/yenileme"), "{sms}");
+    later.terminate(Duration::from_secs(20));
 }

@@ -493,6 +493,8 @@ pub trait EnrollmentStore: Send + Sync {
     fn enrollments_due(&self, at: UnixTime, limit: u32) -> Result<Vec<EnrollmentRecord>>;
     /// An applicant session by the SHA-256 of its token: the pre-application and expiry.
     fn applicant_session(&self, token_sha256: &str) -> Result<Option<(String, UnixTime)>>;
+    /// Ends an applicant session (sign-out): its token opens nothing any more.
+    fn end_applicant_session(&self, token_sha256: &str) -> Result<()>;
     /// The person's recorded e-Onay consent.
     fn eonay_consent(&self, tckn: &crate::Tckn) -> Result<Option<EOnayConsent>>;
     /// The invoice lines of an institution's lists for a month (`YYYY-MM`).

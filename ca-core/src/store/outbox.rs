@@ -14,10 +14,14 @@ column_enum! {
         /// The sign-in SMS code of the holder session `subject_ref` (the portal), by SMS.
         HolderSmsCode = "holder-sms-code",
         /// A status change of a holder's certificate, `subject_ref` being
-        /// `ISSUER/SERIAL/TRANSITION-ID`, by e-mail or SMS (the recipient says which).
+        /// `ISSUER/SERIAL/SEQ/STATUS` (the audit sequence number of the change and the status
+        /// it led to), by e-mail or SMS (the recipient says which).
         StatusNotice = "status-notice",
         /// An expiry reminder, `subject_ref` being `ISSUER/SERIAL/DAYS`, by e-mail or SMS.
         ExpiryReminder = "expiry-reminder",
+        /// The holder's security word was changed, `subject_ref` being `TCKN/UNIX-TIME`, by
+        /// e-mail or SMS.
+        SecurityWordNotice = "security-word-notice",
     }
 }
 

@@ -101,20 +101,23 @@ pub trait PortalStore: Send + Sync {
         actor: &Principal,
         at: UnixTime,
     ) -> Result<bool>;
-    /// Counts a wrong code; at `max_failures` the session ends. Answers the failures so far.
+    /// Counts a wrong code of a session awaiting one; at `max_failures` the session ends.
+    /// Answers the failures so far, `None` when the session no longer awaits a code.
     fn holder_code_failed(
         &self,
         id: &str,
         max_failures: u32,
         actor: &Principal,
         at: UnixTime,
-    ) -> Result<u32>;
-    /// Spends the code whose hash is `code_hash`: the session is signed in. False when another
-    /// request spent it first (or the session moved on).
+    ) -> Result<Option<u32>>;
+    /// Spends the code whose hash is `code_hash`: the session is signed in, under a new token
+    /// (its SHA-256 `new_token_sha256`; the token of the sign-in step no longer opens it). False
+    /// when another request spent the code first (or the session moved on).
     fn holder_signed_in(
         &self,
         id: &str,
         code_hash: &str,
+        new_token_sha256: &str,
         actor: &Principal,
         at: UnixTime,
     ) -> Result<bool>;
@@ -126,12 +129,22 @@ pub trait PortalStore: Send + Sync {
     /// `windows_before`, and sessions that expired before `sessions_before`. Answers how many
     /// rows went.
     fn sweep_portal(&self, windows_before: UnixTime, sessions_before: UnixTime) -> Result<u64>;
-    /// Queues the expiry reminders due at `at` (60, 30 and 7 days before notAfter, to each
-    /// recipient of an active NES's holder), each once; answers how many were queued.
-    fn queue_expiry_reminders(&self, at: UnixTime) -> Result<u64>;
-    /// Replaces the security word of each certificate given with `hash`, in one transaction.
+    /// Queues a reminder (`subject_ref` `ISSUER/SERIAL/DAYS`) to each recipient of every
+    /// active certificate with a T.C. Kimlik No holder whose notAfter lies in `expiring`
+    /// (after the first, up to the second), each once per certificate, `days` and recipient;
+    /// answers how many were queued. Which bands there are is the caller's rule.
+    fn queue_expiry_reminders(
+        &self,
+        days: u32,
+        expiring: (UnixTime, UnixTime),
+        at: UnixTime,
+    ) -> Result<u64>;
+    /// Replaces the security word of each certificate given with `hash`, and queues a notice
+    /// of the change (`subject_ref` `TCKN/UNIX-TIME`) to each of their recipients, in one
+    /// transaction.
     fn replace_security_words(
         &self,
+        holder: &crate::Tckn,
         certificates: &[(IssuerId, Serial)],
         hash: &str,
         actor: &Principal,

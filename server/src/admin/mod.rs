@@ -162,7 +162,7 @@ pub(crate) fn listener(
         TlsListener {
             field: "admin.listen",
             what: "admin API",
-            tls: "mTLS",
+            tls: crate::serve::TlsKind::Mutual,
             listen,
             acceptor,
             app,

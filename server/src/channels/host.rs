@@ -17,6 +17,7 @@ use nesca_plugin_api::host_api::{
 };
 use nesca_plugin_api::{HostApi, HostError, HostErrorCode, LogLevel};
 use nesca_ra::commitment::Commitments;
+use nesca_ra::holder_details::HolderDetails;
 use nesca_ra::lifecycle::Lifecycle;
 use nesca_ra::nes::{
     ChannelRef, IssuedNes, NesHolder, NesIssuance, NesOutcome, NesRequest, SubscriberKey,
@@ -45,76 +46,6 @@ pub(crate) struct Issuing {
     pub commitments: Commitments,
     /// How long a certificate waits suspended for its signed commitment.
     pub commitment_deadline_seconds: i64,
-}
-
-/// What a channel may pass about the holder besides the application: where they are reached
-/// and the security word they chose, checked before anything is issued.
-struct HolderExtras {
-    mobile: Option<ca_core::TrMobile>,
-    email: Option<ca_core::Email>,
-    security_word: Option<secrecy::SecretString>,
-}
-
-impl HolderExtras {
-    fn parse(a: &SubmitApplication) -> Result<HolderExtras, HostError> {
-        let mobile = a
-            .mobile
-            .as_deref()
-            .map(|m| ca_core::TrMobile::parse("mobile", m))
-            .transpose()
-            .map_err(identity)?;
-        let email = a
-            .email
-            .as_deref()
-            .map(|e| ca_core::Email::parse("email", e))
-            .transpose()
-            .map_err(identity)?;
-        let security_word = a
-            .security_word
-            .as_ref()
-            .map(|w| secrecy::SecretString::from(w.0.clone()));
-        if let Some(w) = &security_word {
-            nesca_ra::enrollment::check_security_word(w).map_err(ra)?;
-        }
-        Ok(HolderExtras {
-            mobile,
-            email,
-            security_word,
-        })
-    }
-
-    fn record(
-        &self,
-        host: &ChannelHost,
-        issuer: &ca_core::IssuerId,
-        serial: &Serial,
-        by: &Principal,
-    ) -> Result<(), HostError> {
-        if self.mobile.is_some() || self.email.is_some() {
-            nesca_ra::portal::HolderPortal::new(host.store.clone(), crate::wiring::clock())
-                .record_contact(
-                    issuer,
-                    serial,
-                    self.mobile.as_ref(),
-                    self.email.as_ref(),
-                    by,
-                )
-                .map_err(ra)?;
-        }
-        if let Some(word) = &self.security_word {
-            let recorded = host
-                .store
-                .holder_security_word(issuer, serial)
-                .map_err(ca)?
-                .is_some();
-            if !recorded {
-                host.lifecycle
-                    .record_security_word(issuer, serial, word, by)
-                    .map_err(ra)?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The application's key, from the request: a CSR, or a card key for the HSM to generate.
@@ -188,7 +119,15 @@ impl ChannelHost {
             ),
             None => None,
         };
-        let holder_contact = HolderExtras::parse(&a)?;
+        // Checked before anything is issued: a bad value refuses the application.
+        let holder_details = HolderDetails::parse(
+            a.mobile.as_deref(),
+            a.email.as_deref(),
+            a.security_word
+                .as_ref()
+                .map(|w| secrecy::SecretString::from(w.0.clone())),
+        )
+        .map_err(ra)?;
         let (by, channel) = channel_principal(plugin)?;
         let request = NesRequest {
             channel,
@@ -211,9 +150,16 @@ impl ChannelHost {
             }
             NesOutcome::SeenBefore(seen) => iss.nes.replay(seen).map_err(ra)?,
         };
-        // Recorded after the issuance, on a replay too: a retried application completes a
-        // record the first attempt did not (the contact is replaced, a word set once).
-        holder_contact.record(self, &iss.nes.ca.context.id, &issued.serial, &by)?;
+        // Recorded after the issuance, on a replay too: a retried application fills in what
+        // the first attempt did not record, and changes nothing recorded.
+        holder_details
+            .record(
+                (&self.store, &crate::wiring::clock()),
+                &iss.nes.ca.context.id,
+                &issued.serial,
+                &by,
+            )
+            .map_err(ra)?;
         self.answer_issued(iss, issued)
     }
 

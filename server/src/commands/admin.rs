@@ -24,7 +24,7 @@ pub(crate) struct TlsCertArgs {
     #[arg(long)]
     config: PathBuf,
     /// A DNS name or IP address the listener is reached at (repeatable; default: the IP
-    /// address of admin.listen)
+    /// address the listener's `listen` binds)
     #[arg(long = "name")]
     names: Vec<String>,
     /// Validity in days (at most 825)

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use ca_core::{CaError, PersonName, Tckn, VerifiedCsr};
 use clap::Args;
+use nesca_ra::holder_details::HolderDetails;
 use nesca_ra::nes::{NesHolder, NesIssuance};
 
 use super::{cert_pem, emit, OutFile};
@@ -39,7 +40,7 @@ pub(crate) struct IssueArgs {
     #[arg(long)]
     security_word_file: Option<PathBuf>,
     /// The holder's mobile number (05XXXXXXXXX or +905XXXXXXXXX): the portal's sign-in codes
-    /// and the certificate's notices go to it
+    /// and the certificate's notices and reminders go to it
     #[arg(long)]
     mobile: Option<String>,
     /// The holder's e-mail address, for the certificate's notices
@@ -76,18 +77,7 @@ pub(crate) fn run(a: IssueArgs) -> Result<()> {
         .as_deref()
         .map(read_security_word)
         .transpose()?;
-    let mobile = a
-        .mobile
-        .as_deref()
-        .map(|m| ca_core::TrMobile::parse("mobile", m))
-        .transpose()
-        .map_err(nesca_ra::RaError::from)?;
-    let email = a
-        .email
-        .as_deref()
-        .map(|e| ca_core::Email::parse("email", e))
-        .transpose()
-        .map_err(nesca_ra::RaError::from)?;
+    let details = HolderDetails::parse(a.mobile.as_deref(), a.email.as_deref(), security_word)?;
 
     // Claimed now: an unwritable --out must not leave a certificate nobody received.
     let out = a
@@ -114,31 +104,12 @@ pub(crate) fn run(a: IssueArgs) -> Result<()> {
     // Issued and stored already: if the word or the contact cannot be recorded, the
     // certificate is handed over all the same; what failed is not on record, and a phone
     // request or a portal sign-in is refused until it is.
-    let recorded = security_word
-        .as_ref()
-        .map(|word| {
-            nesca_ra::lifecycle::Lifecycle::new(store.clone(), wiring::clock())
-                .record_security_word(
-                    &issuance.ca.context.id,
-                    &issued.serial,
-                    word,
-                    &ca_core::Principal::HostOperator,
-                )
-        })
-        .transpose()
-        .and_then(|_| {
-            if mobile.is_none() && email.is_none() {
-                return Ok(());
-            }
-            nesca_ra::portal::HolderPortal::new(store.clone(), wiring::clock()).record_contact(
-                &issuance.ca.context.id,
-                &issued.serial,
-                mobile.as_ref(),
-                email.as_ref(),
-                &ca_core::Principal::HostOperator,
-            )
-        });
-    if let Err(e) = recorded {
+    if let Err(e) = details.record(
+        (&store, &wiring::clock()),
+        &issuance.ca.context.id,
+        &issued.serial,
+        &ca_core::Principal::HostOperator,
+    ) {
         emit(&cert_pem(&issued.cert_der))?;
         return Err(e.into());
     }

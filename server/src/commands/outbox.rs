@@ -43,8 +43,8 @@ pub(crate) fn configured(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Outbox> 
         }),
     };
     let mut outbox = Outbox::new(store, wiring::clock(), email, sms, completion_url);
-    // Expiry reminders send the holder to the portal's application pages, when there is one.
-    outbox.renewal_url = cfg.raw.portal.url().map(|u| format!("{u}basvuru"));
+    // Expiry reminders link to where holders renew: `[portal] renewal_url`, else the portal.
+    outbox.renewal_url = cfg.raw.portal.renewal_link();
     Ok(outbox)
 }
 

@@ -15,12 +15,14 @@ use axum::routing::{get, post};
 use axum::Router;
 use ca_core::store::EnrollmentStage;
 use ca_core::Tckn;
-use nesca_ra::enrollment::{ApplicantForm, ApplicantView, Approval, ApprovalOutcome};
+use nesca_ra::enrollment::{
+    ApplicantForm, ApplicantView, Approval, ApprovalOutcome, LOCK_SECONDS, SESSION_SECONDS,
+};
 use nesca_ra::RaError;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::html::{self, esc};
-use super::{cookie, forbidden, source, unavailable, Form, Html, Portal};
+use super::{blocking, cookie, forbidden, source, Cost, Form, Html, Portal};
 
 /// The applicant's session cookie (the enrollment session's token).
 const SESSION_COOKIE: &str = "__Host-nesca_applicant";
@@ -40,38 +42,21 @@ pub(super) fn routes() -> Router<Arc<Portal>> {
         .route(SIGN_OUT, get(sign_out))
 }
 
-const SIGN_IN_REFUSED: &str = "T.C. Kimlik No veya erişim parolası hatalı ya da çok sayıda hatalı denemeden sonra giriş 30 dakika kapalı.";
+fn sign_in_refused() -> String {
+    format!(
+        "T.C. Kimlik No veya erişim parolası hatalı ya da çok sayıda hatalı denemeden sonra giriş {} dakika kapalı.",
+        LOCK_SECONDS / 60
+    )
+}
 
-fn sign_in_page(h: Html, tckn: &str, error: Option<&str>) -> Response {
-    let mut body = String::new();
-    if let Some(e) = error {
-        body.push_str(&html::alert(e));
-    }
-    body.push_str(&html::form(
-        "/basvuru/giris",
-        h.csrf(),
-        &format!(
-            "{}{}",
-            html::input(
-                "tckn",
-                "T.C. Kimlik No",
-                "text",
-                &format!(
-                    r#"inputmode="numeric" autocomplete="username" maxlength="11" required value="{}""#,
-                    esc(tckn)
-                ),
-                error.map(|_| "Bilgilerinizi kontrol edin."),
-            ),
-            html::input(
-                "password",
-                "Erişim Parolası",
-                "password",
-                r#"autocomplete="current-password" maxlength="64" required"#,
-                None,
-            ),
-        ),
-        &html::button("Giriş", None),
-    ));
+fn sign_in_page(h: Html, tckn: &str, refusal: Option<&str>) -> Response {
+    let mut body = html::sign_in_form(
+        ("/basvuru/giris", h.csrf()),
+        tckn,
+        ("password", "Erişim Parolası"),
+        "Giriş",
+        refusal,
+    );
     body.push_str(r#"<p><a href="/basvuru/parola">Erişim Parolamı Bilmiyorum</a></p>"#);
     h.page("Başvuru — Giriş", None, &body)
 }
@@ -88,7 +73,6 @@ fn stage_text(stage: EnrollmentStage) -> &'static str {
     }
 }
 
-/// The page of an application at its stage, with `message` on top.
 fn application_page(
     h: Html,
     v: &ApplicantView,
@@ -177,24 +161,24 @@ fn application_page(
 async fn as_applicant(
     p: Arc<Portal>,
     headers: &HeaderMap,
+    cost: Cost,
     work: impl FnOnce(Arc<Portal>, Html, String, ApplicantView) -> Response + Send + 'static,
 ) -> Response {
-    let h = Html::new(headers);
     let Some(token) = cookie(headers, SESSION_COOKIE) else {
-        return sign_in_page(h, "", None);
+        return sign_in_page(Html::new(headers), "", None);
     };
-    let headers2 = headers.clone();
-    let result = tokio::task::spawn_blocking(move || match p.enrollments.session(&token) {
-        Ok(v) => work(p, h, token, v),
-        Err(RaError::Unauthenticated { .. }) => sign_in_page(h, "", None),
-        Err(e) => unavailable(&headers2, &e),
+    blocking(&p, headers, cost, move |p, h| {
+        match p.enrollments.session(&token) {
+            Ok(v) => work(p, h, token, v),
+            Err(RaError::Unauthenticated { .. }) => sign_in_page(h, "", None),
+            Err(e) => h.unavailable(&e),
+        }
     })
-    .await;
-    result.unwrap_or_else(|e| unavailable(headers, &e))
+    .await
 }
 
 async fn start(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    as_applicant(p, &headers, |_, h, _, v| {
+    as_applicant(p, &headers, Cost::Store, |_, h, _, v| {
         application_page(h, &v, None, None)
     })
     .await
@@ -218,30 +202,24 @@ async fn sign_in(
     let Some(form) = Form::parse(&headers, &body) else {
         return forbidden(&headers);
     };
-    let h = Html::new(&headers);
     let typed = form.get("tckn").trim().to_owned();
-    let Ok(tckn) = Tckn::parse(&typed) else {
-        return sign_in_page(h, &typed, Some(SIGN_IN_REFUSED));
-    };
     let password = SecretString::from(form.get("password").to_owned());
-    let src = source(peer);
-    let now = p.clock.now_unix();
-    let result =
-        tokio::task::spawn_blocking(move || p.enrollments.sign_in(&tckn, &password, &src)).await;
-    match result {
-        Ok(Ok(grant)) => h
-            .cookie(
-                SESSION_COOKIE,
-                grant.token.expose_secret(),
-                (grant.expires_at.secs() - now.secs()).max(0),
-            )
-            .see_other("/basvuru"),
-        Ok(Err(RaError::Unauthenticated { .. } | RaError::Locked { .. })) => {
-            sign_in_page(h, &typed, Some(SIGN_IN_REFUSED))
+    blocking(&p, &headers, Cost::Check, move |p, h| {
+        let Ok(tckn) = Tckn::parse(&typed) else {
+            nesca_ra::portal::spend_one_check(&password);
+            return sign_in_page(h, &typed, Some(&sign_in_refused()));
+        };
+        match p.enrollments.sign_in(&tckn, &password, &source(peer)) {
+            Ok(grant) => h
+                .cookie(SESSION_COOKIE, grant.token.expose_secret(), SESSION_SECONDS)
+                .see_other("/basvuru"),
+            Err(RaError::Unauthenticated { .. } | RaError::Locked { .. }) => {
+                sign_in_page(h, &typed, Some(&sign_in_refused()))
+            }
+            Err(e) => h.unavailable(&e),
         }
-        Ok(Err(e)) => unavailable(&headers, &e),
-        Err(e) => unavailable(&headers, &e),
-    }
+    })
+    .await
 }
 
 /// The field a refusal names, and its words for the applicant.
@@ -261,31 +239,29 @@ fn field_error(e: &RaError) -> Option<(&'static str, String)> {
     }
 }
 
-/// Answers a step: the application page again, with the step's notice or its refusal next
-/// to the field it names.
+/// Answers a step: the application page again, with the step's notice, or its refusal next
+/// to the field it names (in the applicant's words, from `field_words`) or on top (with the
+/// registration authority's own, English, rule beneath for the support desk).
 fn after_step(
     p: &Portal,
     h: Html,
     token: &str,
     result: Result<&'static str, RaError>,
-    field_words: &[(&str, &'static str)],
+    field_words: &[(&str, String)],
 ) -> Response {
     let (message, error) = match result {
         Ok(done) => (Some(html::notice(done)), None),
         Err(e) => match field_error(&e) {
-            Some((field, rule)) => {
-                let words = field_words
-                    .iter()
-                    .find(|(f, _)| *f == field)
-                    .map(|(_, w)| (*w).to_owned());
-                match words {
-                    Some(w) => (None, Some((field, w))),
-                    None => (
-                        Some(html::alert(&format!("İşlem yapılamadı: {rule}"))),
-                        None,
-                    ),
-                }
-            }
+            Some((field, rule)) => match field_words.iter().find(|(f, _)| *f == field) {
+                Some((_, words)) => (None, Some((field, words.clone()))),
+                None => (
+                    Some(format!(
+                        r#"<div role="alert"><p class="hata">İşlem yapılamadı: başvurunuzun şu anki aşamasında bu adım yapılamaz.</p><p><small lang="en">{}</small></p></div>"#,
+                        esc(&rule)
+                    )),
+                    None,
+                ),
+            },
             None => return h.unavailable(&e),
         },
     };
@@ -308,7 +284,7 @@ async fn submit_form(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Byt
     let word = SecretString::from(form.get("security_word").to_owned());
     let do_not_publish = form.get("do_not_publish") == "1";
     let address = form.get("delivery_address").to_owned();
-    as_applicant(p, &headers, move |p, h, token, _| {
+    as_applicant(p, &headers, Cost::Check, move |p, h, token, _| {
         let result = ApplicantForm::parse(word, do_not_publish, &address)
             .and_then(|f| p.enrollments.submit_form(&token, f))
             .map(|()| "Formunuz kaydedildi; cep telefonunuza SMS onay kodu gönderiliyor.");
@@ -318,8 +294,11 @@ async fn submit_form(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Byt
             &token,
             result,
             &[
-                ("security_word", "4–64 harf ya da rakam olmalı (boşluksuz)."),
-                ("delivery_address", "10–500 karakterlik bir adres yazın."),
+                ("security_word", format!("{}.", super::security_word_rule())),
+                (
+                    "delivery_address",
+                    "10–500 karakterlik bir adres yazın.".to_owned(),
+                ),
             ],
         )
     })
@@ -331,7 +310,7 @@ async fn confirm_code(State(p): State<Arc<Portal>>, headers: HeaderMap, body: By
         return forbidden(&headers);
     };
     let code = SecretString::from(form.get("code").trim().to_owned());
-    as_applicant(p, &headers, move |p, h, token, _| {
+    as_applicant(p, &headers, Cost::Check, move |p, h, token, _| {
         let result = p
             .enrollments
             .confirm_code(&token, &code)
@@ -343,7 +322,7 @@ async fn confirm_code(State(p): State<Arc<Portal>>, headers: HeaderMap, body: By
             result,
             &[(
                 "code",
-                "SMS onay kodu hatalı ya da süresi dolmuş. Gerekirse yeni kod isteyin.",
+                "SMS onay kodu hatalı ya da süresi dolmuş. Gerekirse yeni kod isteyin.".to_owned(),
             )],
         )
     })
@@ -354,7 +333,7 @@ async fn resend_code(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Byt
     if Form::parse(&headers, &body).is_none() {
         return forbidden(&headers);
     }
-    as_applicant(p, &headers, move |p, h, token, _| {
+    as_applicant(p, &headers, Cost::Store, move |p, h, token, _| {
         let result = p
             .enrollments
             .resend_code(&token)
@@ -373,7 +352,7 @@ async fn approve(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Bytes) 
         "wet" => Some(Approval::Wet),
         _ => None,
     };
-    as_applicant(p, &headers, move |p, h, token, _| {
+    as_applicant(p, &headers, Cost::Store, move |p, h, token, _| {
         let Some(approval) = approval else {
             return after_step(
                 &p,
@@ -400,7 +379,7 @@ async fn approve(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Bytes) 
 }
 
 async fn wet_form(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    as_applicant(p, &headers, |p, h, token, _| {
+    as_applicant(p, &headers, Cost::Store, |p, h, token, _| {
         match p.enrollments.wet_form(&token) {
             Ok(pdf) => h.download("nes-basvuru-formu.pdf", "application/pdf", pdf),
             Err(e) => after_step(&p, h, &token, Err(e), &[]),
@@ -410,7 +389,7 @@ async fn wet_form(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response 
 }
 
 async fn applications(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    as_applicant(p, &headers, |_, h, _, v| {
+    as_applicant(p, &headers, Cost::Store, |_, h, _, v| {
         let body = format!(
             "<table><caption>Başvurularım</caption><thead><tr><th scope=\"col\">Başvuru No</th><th scope=\"col\">Kurum</th><th scope=\"col\">Aşama</th></tr></thead><tbody><tr><td>{}</td><td>{}</td><td>{}</td></tr></tbody></table><p><a href=\"/basvuru\">Başvuruma dön</a></p>",
             esc(&v.pre.id),
@@ -422,9 +401,15 @@ async fn applications(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Respo
     .await
 }
 
-async fn sign_out(headers: HeaderMap) -> Response {
-    // The enrollment session ends by itself (30 minutes); the browser forgets it now.
-    Html::new(&headers)
-        .cookie(SESSION_COOKIE, "", 0)
-        .see_other("/")
+async fn sign_out(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
+    let token = cookie(&headers, SESSION_COOKIE);
+    blocking(&p, &headers, Cost::Store, move |p, h| {
+        if let Some(token) = token {
+            if let Err(e) = p.enrollments.sign_out(&token) {
+                tracing::warn!(error = %e, "portal sign-out not recorded");
+            }
+        }
+        h.cookie(SESSION_COOKIE, "", 0).see_other("/")
+    })
+    .await
 }

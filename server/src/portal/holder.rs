@@ -1,27 +1,29 @@
 //! The holder's pages: sign-in with the T.C. Kimlik No and security word, then the SMS code;
-//! the certificate list with its actions (suspend, release, revoke after a confirmation with a
-//! reason); the security word change; sign-out. The holder is the principal of every action,
-//! proven by the security word and the SMS code (`ra::portal`).
+//! the certificate list with the actions the registration authority allows on each (suspend,
+//! release, revoke after a confirmation with a reason); the security word change; sign-out.
+//! The holder is the principal of every action, proven by the security word and the SMS code
+//! (`ra::portal`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
-use axum::http::Uri;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use ca_core::lifecycle::{LifecycleAction, RevocationReason};
-use ca_core::store::CertRecord;
 use ca_core::{Serial, Tckn};
-use nesca_ra::portal::HolderSignedIn;
+use nesca_ra::portal::{
+    HolderCertificate, HolderCertificateState, HolderSignedIn, CODES_PER_WINDOW,
+    HOLDER_REVOCATION_REASONS, MAX_CODE_FAILURES, SESSION_SECONDS,
+};
 use nesca_ra::RaError;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use super::html::{self, esc};
-use super::{cookie, forbidden, source, unavailable, Form, Html, Portal};
+use super::{blocking, cookie, forbidden, source, Cost, Form, Html, Portal};
 
 /// The holder's session cookie.
 const SESSION_COOKIE: &str = "__Host-nesca_holder";
@@ -30,9 +32,9 @@ const SIGN_OUT: &str = "/sertifika/cikis";
 pub(super) fn routes() -> Router<Arc<Portal>> {
     Router::new()
         .route("/sertifika", get(start))
-        .route("/sertifika/giris", axum::routing::post(sign_in))
-        .route("/sertifika/kod", axum::routing::post(confirm_code))
-        .route("/sertifika/islem", axum::routing::post(act))
+        .route("/sertifika/giris", post(sign_in))
+        .route("/sertifika/kod", post(confirm_code))
+        .route("/sertifika/islem", post(act))
         .route("/sertifika/iptal", get(revoke_page).post(revoke))
         .route(
             "/sertifika/guvenlik-sozcugu",
@@ -42,39 +44,24 @@ pub(super) fn routes() -> Router<Arc<Portal>> {
 }
 
 /// What every refused sign-in shows: the same for every reason, with where to go instead.
-const SIGN_IN_REFUSED: &str = "T.C. Kimlik No veya güvenlik sözcüğü hatalı ya da çok sayıda denemeden sonra giriş geçici olarak kapalı. Güvenlik sözcüğünüz veya cep telefonunuz kayıtlı değilse kimliğinizle kayıt merkezine ya da başvurduğunuz kanala (KEC, kimlik doğrulama merkezi) başvurunuz.";
-const CODE_REFUSED: &str = "SMS onay kodu hatalı ya da süresi dolmuş. Üç hatalı denemeden sonra yeniden giriş yapmanız gerekir.";
+fn sign_in_refused() -> String {
+    format!(
+        "T.C. Kimlik No veya güvenlik sözcüğü hatalı ya da çok sayıda denemeden (ya da {CODES_PER_WINDOW} SMS kodundan) sonra giriş geçici olarak kapalı. Güvenlik sözcüğünüz veya cep telefonunuz kayıtlı değilse kimliğinizle kayıt merkezine ya da başvurduğunuz kanala (KEC, kimlik doğrulama merkezi) başvurunuz."
+    )
+}
 
-fn sign_in_page(h: Html, tckn: &str, error: Option<&str>) -> Response {
-    let mut body = String::new();
-    if let Some(e) = error {
-        body.push_str(&html::alert(e));
-    }
-    body.push_str(&html::form(
-        "/sertifika/giris",
-        h.csrf(),
-        &format!(
-            "{}{}",
-            html::input(
-                "tckn",
-                "T.C. Kimlik No",
-                "text",
-                &format!(
-                    r#"inputmode="numeric" autocomplete="username" maxlength="11" required value="{}""#,
-                    esc(tckn)
-                ),
-                error.map(|_| "Bilgilerinizi kontrol edin."),
-            ),
-            html::input(
-                "security_word",
-                "Güvenlik Sözcüğü",
-                "password",
-                r#"autocomplete="current-password" maxlength="64" required"#,
-                None,
-            ),
-        ),
-        &html::button("Devam", None),
-    ));
+fn code_refused() -> String {
+    format!("SMS onay kodu hatalı ya da süresi dolmuş. {MAX_CODE_FAILURES} hatalı denemeden sonra yeniden giriş yapmanız gerekir.")
+}
+
+fn sign_in_page(h: Html, tckn: &str, refusal: Option<&str>) -> Response {
+    let body = html::sign_in_form(
+        ("/sertifika/giris", h.csrf()),
+        tckn,
+        ("security_word", "Güvenlik Sözcüğü"),
+        "Devam",
+        refusal,
+    );
     h.page("Sertifika İşlemleri — Giriş", None, &body)
 }
 
@@ -111,20 +98,20 @@ fn signed_in(p: &Portal, headers: &HeaderMap) -> Result<Option<HolderSignedIn>, 
 }
 
 async fn start(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    let h = Html::new(&headers);
-    match signed_in(&p, &headers) {
-        Ok(Some(holder)) => return list_page(&p, h, &holder, None),
-        Ok(None) => {}
-        Err(e) => return unavailable(&headers, &e),
-    }
-    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        match p.holders.awaiting_code(&token) {
-            Ok(true) => return code_page(h, None),
-            Ok(false) => {}
-            Err(e) => return unavailable(&headers, &e),
+    let hdrs = headers.clone();
+    blocking(&p, &headers, Cost::Store, move |p, h| {
+        match signed_in(&p, &hdrs) {
+            Ok(Some(holder)) => return list_page(&p, h, &holder, None),
+            Ok(None) => {}
+            Err(e) => return h.unavailable(&e),
         }
-    }
-    sign_in_page(h, "", None)
+        match cookie(&hdrs, SESSION_COOKIE).map(|t| p.holders.awaiting_code(&t)) {
+            Some(Ok(true)) => code_page(h, None),
+            Some(Err(e)) => h.unavailable(&e),
+            _ => sign_in_page(h, "", None),
+        }
+    })
+    .await
 }
 
 async fn sign_in(
@@ -136,30 +123,32 @@ async fn sign_in(
     let Some(form) = Form::parse(&headers, &body) else {
         return forbidden(&headers);
     };
-    let h = Html::new(&headers);
     let typed = form.get("tckn").trim().to_owned();
-    // A malformed number is refused as an unknown one is: the form says nothing more.
-    let Ok(tckn) = Tckn::parse(&typed) else {
-        return sign_in_page(h, &typed, Some(SIGN_IN_REFUSED));
-    };
     let word = SecretString::from(form.get("security_word").to_owned());
-    let src = source(peer);
-    let now = p.clock.now_unix();
-    let result = tokio::task::spawn_blocking(move || p.holders.sign_in(&tckn, &word, &src)).await;
-    match result {
-        Ok(Ok(challenge)) => {
-            let max_age = (challenge.expires_at.secs() - now.secs()).max(0);
-            h.cookie(
-                SESSION_COOKIE,
-                secrecy::ExposeSecret::expose_secret(&challenge.token),
-                max_age,
-            )
-            .see_other("/sertifika")
+    blocking(&p, &headers, Cost::Check, move |p, h| {
+        // A malformed number is refused as an unknown one is, and costs what it costs.
+        let result = match Tckn::parse(&typed) {
+            Ok(tckn) => p.holders.sign_in(&tckn, &word, &source(peer)),
+            Err(_) => {
+                nesca_ra::portal::spend_one_check(&word);
+                return sign_in_page(h, &typed, Some(&sign_in_refused()));
+            }
+        };
+        match result {
+            Ok(challenge) => h
+                .cookie(
+                    SESSION_COOKIE,
+                    challenge.token.expose_secret(),
+                    SESSION_SECONDS,
+                )
+                .see_other("/sertifika"),
+            Err(RaError::Unauthenticated { .. }) => {
+                sign_in_page(h, &typed, Some(&sign_in_refused()))
+            }
+            Err(e) => h.unavailable(&e),
         }
-        Ok(Err(RaError::Unauthenticated { .. })) => sign_in_page(h, &typed, Some(SIGN_IN_REFUSED)),
-        Ok(Err(e)) => unavailable(&headers, &e),
-        Err(e) => unavailable(&headers, &e),
-    }
+    })
+    .await
 }
 
 async fn confirm_code(
@@ -171,111 +160,141 @@ async fn confirm_code(
     let Some(form) = Form::parse(&headers, &body) else {
         return forbidden(&headers);
     };
-    let h = Html::new(&headers);
     let Some(token) = cookie(&headers, SESSION_COOKIE) else {
-        return sign_in_page(h, "", Some(CODE_REFUSED));
+        return sign_in_page(Html::new(&headers), "", Some(&code_refused()));
     };
     let code = SecretString::from(form.get("code").trim().to_owned());
-    let src = source(peer);
-    let p2 = p.clone();
-    let result =
-        tokio::task::spawn_blocking(move || p2.holders.confirm_code(&token, &code, &src)).await;
-    match result {
-        Ok(Ok(_)) => h.see_other("/sertifika"),
-        Ok(Err(RaError::Unauthenticated { .. })) => {
+    blocking(&p, &headers, Cost::Check, move |p, h| {
+        match p.holders.confirm_code(&token, &code, &source(peer)) {
+            // Signed in under a new token: the code step's token opens nothing any more.
+            Ok(signed_in) => h
+                .cookie(
+                    SESSION_COOKIE,
+                    signed_in.token.expose_secret(),
+                    SESSION_SECONDS,
+                )
+                .see_other("/sertifika"),
             // Still awaiting (a wrong code): the code page again; ended: sign in again.
-            let awaiting = cookie(&headers, SESSION_COOKIE)
-                .map(|t| p.holders.awaiting_code(&t))
-                .transpose();
-            match awaiting {
-                Ok(Some(true)) => code_page(h, Some(CODE_REFUSED)),
-                Ok(_) => sign_in_page(h, "", Some(CODE_REFUSED)),
-                Err(e) => unavailable(&headers, &e),
-            }
+            Err(RaError::Unauthenticated { .. }) => match p.holders.awaiting_code(&token) {
+                Ok(true) => code_page(h, Some(&code_refused())),
+                Ok(false) => sign_in_page(h, "", Some(&code_refused())),
+                Err(e) => h.unavailable(&e),
+            },
+            Err(e) => h.unavailable(&e),
         }
-        Ok(Err(e)) => unavailable(&headers, &e),
-        Err(e) => unavailable(&headers, &e),
+    })
+    .await
+}
+
+/// A certificate's state as the holder reads it.
+fn state_text(c: &HolderCertificate) -> &'static str {
+    match c.state {
+        HolderCertificateState::Valid => "Geçerli",
+        HolderCertificateState::Suspended => "Askıda",
+        HolderCertificateState::Revoked => "İptal Edildi",
+        HolderCertificateState::Expired => "Süresi Doldu",
     }
 }
 
-/// A status as the holder reads it.
-fn status_text(c: &CertRecord) -> &'static str {
-    nesca_ra::notices::status_words(c.status.as_str()).unwrap_or("Bilinmiyor")
-}
-
-fn list_page(p: &Portal, h: Html, holder: &HolderSignedIn, message: Option<&str>) -> Response {
-    let certs = match p.holders.certificates(&holder.tckn) {
+/// The certificate list, with `message_html` (a notice or an alert, already HTML) on top.
+fn list_page(p: &Portal, h: Html, holder: &HolderSignedIn, message_html: Option<&str>) -> Response {
+    let certs = match p.holders.certificates(holder) {
         Ok(c) => c,
         Err(e) => return h.unavailable(&e),
     };
-    let now = p.clock.now_unix();
-    let mut body = String::new();
-    if let Some(m) = message {
-        body.push_str(m);
-    }
+    let mut body = message_html.unwrap_or_default().to_owned();
     body.push_str(r#"<p><a href="/sertifika/guvenlik-sozcugu">Güvenlik Sözcüğü Değiştir</a></p>"#);
     if certs.is_empty() {
         body.push_str("<p>Adınıza kayıtlı sertifika yok.</p>");
-    } else {
-        body.push_str("<table><caption>Sertifikalarım</caption><thead><tr><th scope=\"col\">Seri No</th><th scope=\"col\">Durum</th><th scope=\"col\">Geçerlilik Sonu</th><th scope=\"col\">İşlemler</th></tr></thead><tbody>");
-        for c in &certs {
-            let serial = c.serial.to_hex();
-            let live = ca_core::lifecycle::is_live(c.status, c.not_after, now);
-            let mut actions = String::new();
-            if live {
-                let button = if c.status.as_str() == "suspended" {
-                    html::button("Askıdan İndir", Some(("action", "release")))
-                } else {
-                    html::button("Askıya Al", Some(("action", "suspend")))
-                };
+        return h.page("Sertifikalarım", Some(SIGN_OUT), &body);
+    }
+    body.push_str("<table><caption>Sertifikalarım</caption><thead><tr><th scope=\"col\">Seri No</th><th scope=\"col\">Durum</th><th scope=\"col\">Geçerlilik Sonu</th><th scope=\"col\">İşlemler</th></tr></thead><tbody>");
+    for c in &certs {
+        let serial = c.record.serial.to_hex();
+        let hidden = format!(r#"<input type="hidden" name="serial" value="{serial}">"#);
+        let mut actions = String::new();
+        for (allowed, text, action) in [
+            (c.may_suspend, "Askıya Al", "suspend"),
+            (c.may_release, "Askıdan İndir", "release"),
+        ] {
+            if allowed {
                 actions.push_str(&html::form(
                     "/sertifika/islem",
                     h.csrf(),
-                    &format!(r#"<input type="hidden" name="serial" value="{serial}">"#),
-                    &button,
-                ));
-                actions.push_str(&format!(
-                    r#"<form method="get" action="/sertifika/iptal"><input type="hidden" name="seri" value="{serial}">{}</form>"#,
-                    html::button("İptal Et", None)
+                    &hidden,
+                    &html::button(text, Some(("action", action))),
                 ));
             }
-            body.push_str(&format!(
-                "<tr><td><code>{serial}</code></td><td>{}</td><td>{}</td><td>{actions}</td></tr>",
-                status_text(c),
-                esc(&ca_core::rfc3339(c.not_after)),
+        }
+        if c.may_revoke {
+            actions.push_str(&format!(
+                r#"<form method="get" action="/sertifika/iptal">{hidden}{}</form>"#,
+                html::button("İptal Et", None)
             ));
         }
-        body.push_str("</tbody></table>");
+        body.push_str(&format!(
+            "<tr><td><code>{serial}</code></td><td>{}</td><td>{}</td><td>{actions}</td></tr>",
+            state_text(c),
+            esc(&ca_core::rfc3339(c.record.not_after)),
+        ));
     }
+    body.push_str("</tbody></table>");
     h.page("Sertifikalarım", Some(SIGN_OUT), &body)
 }
 
-/// The refusal of an action, in the holder's words.
-fn refusal_text(e: &RaError) -> String {
-    match e {
-        RaError::Invalid { rule, .. }
-        | RaError::Conflict { rule, .. }
-        | RaError::NotFound { rule, .. }
-        | RaError::Refused { rule, .. } => format!("İşlem yapılamadı: {rule}"),
-        _ => "İşlem yapılamadı.".to_owned(),
-    }
+/// The refusal of an action in the holder's words, with the registration authority's own
+/// (English) rule beneath for the support desk. `None`: not a refusal (the store failed).
+fn refusal_html(e: &RaError) -> Option<String> {
+    let (words, rule) = match e {
+        RaError::NotFound { rule, .. } => ("Bu sertifika size ait değil ya da bulunamadı.", rule),
+        RaError::Refused { rule, .. } => (
+            "Bu askıya alma portaldan yapılmadı: askıdan indirmek için kayıt merkezine başvurun.",
+            rule,
+        ),
+        RaError::Invalid { rule, .. } | RaError::Conflict { rule, .. } => {
+            ("Sertifikanın şu anki durumunda bu işlem yapılamaz.", rule)
+        }
+        _ => return None,
+    };
+    Some(format!(
+        r#"<div role="alert"><p class="hata">İşlem yapılamadı. {words}</p><p><small lang="en">{}</small></p></div>"#,
+        esc(rule)
+    ))
 }
 
 /// Runs `work` for the signed-in holder of the request, or answers the sign-in page.
 async fn as_holder(
     p: Arc<Portal>,
     headers: &HeaderMap,
+    cost: Cost,
     work: impl FnOnce(Arc<Portal>, Html, HolderSignedIn) -> Response + Send + 'static,
 ) -> Response {
-    let h = Html::new(headers);
-    let headers2 = headers.clone();
-    let result = tokio::task::spawn_blocking(move || match signed_in(&p, &headers2) {
+    let hdrs = headers.clone();
+    blocking(&p, headers, cost, move |p, h| match signed_in(&p, &hdrs) {
         Ok(Some(holder)) => work(p, h, holder),
         Ok(None) => sign_in_page(h, "", None),
-        Err(e) => unavailable(&headers2, &e),
+        Err(e) => h.unavailable(&e),
     })
-    .await;
-    result.unwrap_or_else(|e| unavailable(headers, &e))
+    .await
+}
+
+/// An action on one of the holder's certificates, answered with the list and what happened.
+fn act_and_list(
+    p: &Portal,
+    h: Html,
+    holder: &HolderSignedIn,
+    request: Option<(Serial, LifecycleAction)>,
+    done: &str,
+) -> Response {
+    let message = match request.map(|(serial, action)| p.holders.act(holder, &serial, action)) {
+        None => html::alert("İşlem yapılamadı: geçersiz istek."),
+        Some(Ok(_)) => html::notice(done),
+        Some(Err(e)) => match refusal_html(&e) {
+            Some(m) => m,
+            None => return h.unavailable(&e),
+        },
+    };
+    list_page(p, h, holder, Some(&message))
 }
 
 fn parse_serial(s: &str) -> Option<Serial> {
@@ -286,61 +305,53 @@ async fn act(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Bytes) -> R
     let Some(form) = Form::parse(&headers, &body) else {
         return forbidden(&headers);
     };
-    let serial = parse_serial(form.get("serial"));
-    let action = match form.get("action") {
-        "suspend" => Some(LifecycleAction::Suspend),
-        "release" => Some(LifecycleAction::Release),
-        _ => None,
+    let (action, done) = match form.get("action") {
+        "suspend" => (
+            Some(LifecycleAction::Suspend),
+            "Sertifikanız askıya alındı.",
+        ),
+        "release" => (
+            Some(LifecycleAction::Release),
+            "Sertifikanız askıdan indirildi.",
+        ),
+        _ => (None, ""),
     };
-    as_holder(p, &headers, move |p, h, holder| {
-        let (Some(serial), Some(action)) = (serial, action) else {
-            return list_page(
-                &p,
-                h,
-                &holder,
-                Some(&html::alert("İşlem yapılamadı: geçersiz istek.")),
-            );
-        };
-        let message = match p.holders.act(&holder, &serial, action) {
-            Ok(_) => html::notice(match action {
-                LifecycleAction::Suspend => "Sertifikanız askıya alındı.",
-                _ => "Sertifikanız askıdan indirildi.",
-            }),
-            Err(
-                e @ (RaError::Invalid { .. }
-                | RaError::Conflict { .. }
-                | RaError::NotFound { .. }
-                | RaError::Refused { .. }),
-            ) => html::alert(&refusal_text(&e)),
-            Err(e) => return h.unavailable(&e),
-        };
-        list_page(&p, h, &holder, Some(&message))
+    let request = parse_serial(form.get("serial")).zip(action);
+    as_holder(p, &headers, Cost::Store, move |p, h, holder| {
+        act_and_list(&p, h, &holder, request, done)
     })
     .await
 }
 
-/// The reasons a holder may give, in Turkish (RFC 5280 §5.3.1 names as values; "" is
-/// unspecified, written without a reasonCode).
-const REASONS: [(&str, &str); 6] = [
-    ("", "Belirtilmemiş"),
-    ("keyCompromise", "Anahtar Güvenliğini Yitirdi"),
-    ("affiliationChanged", "Bilgilerde Değişiklik"),
-    ("superseded", "Yeni Sertifikayla Değiştirildi"),
-    ("cessationOfOperation", "Kullanım Sona Erdi"),
-    ("privilegeWithdrawn", "Yetki Geri Alındı"),
-];
+/// A reason's RFC 5280 name (the form's value; "" for unspecified) and its Turkish words.
+fn reason_option(reason: Option<RevocationReason>) -> (&'static str, &'static str) {
+    match reason {
+        None => ("", "Belirtilmemiş"),
+        Some(RevocationReason::KeyCompromise) => ("keyCompromise", "Anahtar Güvenliğini Yitirdi"),
+        Some(RevocationReason::AffiliationChanged) => {
+            ("affiliationChanged", "Bilgilerde Değişiklik")
+        }
+        Some(RevocationReason::Superseded) => ("superseded", "Yeni Sertifikayla Değiştirildi"),
+        Some(RevocationReason::CessationOfOperation) => {
+            ("cessationOfOperation", "Kullanım Sona Erdi")
+        }
+        Some(other) => (other.name(), other.name()),
+    }
+}
 
 async fn revoke_page(State(p): State<Arc<Portal>>, headers: HeaderMap, uri: Uri) -> Response {
-    let seri = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "seri")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
-    let serial = parse_serial(&seri);
-    as_holder(p, &headers, move |p, h, holder| {
+    let serial = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "serial")
+        .and_then(|(_, v)| parse_serial(&v));
+    as_holder(p, &headers, Cost::Store, move |p, h, holder| {
         let Some(serial) = serial else {
-            return list_page(&p, h, &holder, Some(&html::alert("İşlem yapılamadı: geçersiz seri numarası.")));
+            return act_and_list(&p, h, &holder, None, "");
         };
         let hex = serial.to_hex();
+        let options: Vec<(&str, &str)> = HOLDER_REVOCATION_REASONS
+            .iter()
+            .map(|r| reason_option(*r))
+            .collect();
         let body = format!(
             "<p><code>{hex}</code> seri numaralı sertifikanız iptal edilecek. İptal geri alınamaz.</p>{}<p><a href=\"/sertifika\">Vazgeç</a></p>",
             html::form(
@@ -348,7 +359,7 @@ async fn revoke_page(State(p): State<Arc<Portal>>, headers: HeaderMap, uri: Uri)
                 h.csrf(),
                 &format!(
                     r#"<input type="hidden" name="serial" value="{hex}">{}"#,
-                    html::select("reason", "İptal Nedeni", &REASONS)
+                    html::select("reason", "İptal Nedeni", &options)
                 ),
                 &html::button("İptali Onayla", None),
             )
@@ -362,37 +373,17 @@ async fn revoke(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Bytes) -
     let Some(form) = Form::parse(&headers, &body) else {
         return forbidden(&headers);
     };
-    let serial = parse_serial(form.get("serial"));
-    // Only the reasons the page offers (`REASONS`); anything else is no reason at all.
-    let reason = match form.get("reason") {
-        "" => Some(None),
-        r if REASONS.iter().any(|(v, _)| *v == r) => r.parse::<RevocationReason>().ok().map(Some),
-        _ => None,
-    };
-    as_holder(p, &headers, move |p, h, holder| {
-        let (Some(serial), Some(reason)) = (serial, reason) else {
-            return list_page(
-                &p,
-                h,
-                &holder,
-                Some(&html::alert("İşlem yapılamadı: geçersiz istek.")),
-            );
-        };
-        let action = LifecycleAction::Revoke {
+    // Only a reason the page offers; anything else is no request at all.
+    let reason = HOLDER_REVOCATION_REASONS
+        .into_iter()
+        .find(|r| reason_option(*r).0 == form.get("reason"));
+    let request =
+        parse_serial(form.get("serial")).zip(reason.map(|reason| LifecycleAction::Revoke {
             reason,
             invalidity_date: None,
-        };
-        let message = match p.holders.act(&holder, &serial, action) {
-            Ok(_) => html::notice("Sertifikanız iptal edildi."),
-            Err(
-                e @ (RaError::Invalid { .. }
-                | RaError::Conflict { .. }
-                | RaError::NotFound { .. }
-                | RaError::Refused { .. }),
-            ) => html::alert(&refusal_text(&e)),
-            Err(e) => return h.unavailable(&e),
-        };
-        list_page(&p, h, &holder, Some(&message))
+        }));
+    as_holder(p, &headers, Cost::Store, move |p, h, holder| {
+        act_and_list(&p, h, &holder, request, "Sertifikanız iptal edildi.")
     })
     .await
 }
@@ -421,13 +412,14 @@ fn word_form(h: Html, current_error: Option<&str>, new_error: Option<&str>) -> R
         &html::button("Kaydet", None),
     );
     let body = format!(
-        "<p>Yeni güvenlik sözcüğü 4–64 harf ya da rakamdan oluşur (boşluksuz); tüm geçerli sertifikalarınız için kullanılır.</p>{body}<p><a href=\"/sertifika\">Sertifikalarım</a></p>"
+        "<p>{}; tüm geçerli sertifikalarınız için kullanılır.</p>{body}<p><a href=\"/sertifika\">Sertifikalarım</a></p>",
+        super::security_word_rule()
     );
     h.page("Güvenlik Sözcüğü Değiştir", Some(SIGN_OUT), &body)
 }
 
 async fn word_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    as_holder(p, &headers, |_, h, _| word_form(h, None, None)).await
+    as_holder(p, &headers, Cost::Store, |_, h, _| word_form(h, None, None)).await
 }
 
 async fn change_word(
@@ -441,11 +433,10 @@ async fn change_word(
     };
     let current = SecretString::from(form.get("current_security_word").to_owned());
     let new = SecretString::from(form.get("new_security_word").to_owned());
-    let src = source(peer);
-    as_holder(p, &headers, move |p, h, holder| {
+    as_holder(p, &headers, Cost::Check, move |p, h, holder| {
         match p
             .holders
-            .change_security_word(&holder, &current, &new, &src)
+            .change_security_word(&holder, &current, &new, &source(peer))
         {
             Ok(()) => list_page(
                 &p,
@@ -453,9 +444,7 @@ async fn change_word(
                 &holder,
                 Some(&html::notice("Güvenlik sözcüğünüz değiştirildi.")),
             ),
-            Err(RaError::Invalid { .. }) => {
-                word_form(h, None, Some("4–64 harf ya da rakam olmalı (boşluksuz)."))
-            }
+            Err(RaError::Invalid { .. }) => word_form(h, None, Some(&super::security_word_rule())),
             Err(RaError::Unauthenticated { .. }) => word_form(
                 h,
                 Some("Mevcut güvenlik sözcüğü hatalı ya da çok sayıda deneme yapıldı."),
@@ -468,12 +457,14 @@ async fn change_word(
 }
 
 async fn sign_out(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    let h = Html::new(&headers);
-    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        let result = tokio::task::spawn_blocking(move || p.holders.sign_out(&token)).await;
-        if let Ok(Err(e)) = result {
-            tracing::warn!(error = %e, "portal sign-out not recorded");
+    let token = cookie(&headers, SESSION_COOKIE);
+    blocking(&p, &headers, Cost::Store, move |p, h| {
+        if let Some(token) = token {
+            if let Err(e) = p.holders.sign_out(&token) {
+                tracing::warn!(error = %e, "portal sign-out not recorded");
+            }
         }
-    }
-    h.cookie(SESSION_COOKIE, "", 0).see_other("/")
+        h.cookie(SESSION_COOKIE, "", 0).see_other("/")
+    })
+    .await
 }

@@ -95,6 +95,44 @@ pub(super) fn input(
     s
 }
 
+/// A sign-in form: the refusal on top (the same for every reason), then `T.C. Kimlik No` (kept
+/// as typed) and the secret (`name`, `label`), and the button.
+pub(super) fn sign_in_form(
+    (action, csrf): (&str, &str),
+    tckn: &str,
+    (secret_name, secret_label): (&str, &str),
+    button_text: &str,
+    refusal: Option<&str>,
+) -> String {
+    let mut body = refusal.map(alert).unwrap_or_default();
+    body.push_str(&form(
+        action,
+        csrf,
+        &format!(
+            "{}{}",
+            input(
+                "tckn",
+                "T.C. Kimlik No",
+                "text",
+                &format!(
+                    r#"inputmode="numeric" autocomplete="username" maxlength="11" required value="{}""#,
+                    esc(tckn)
+                ),
+                refusal.map(|_| "Bilgilerinizi kontrol edin."),
+            ),
+            input(
+                secret_name,
+                secret_label,
+                "password",
+                r#"autocomplete="current-password" maxlength="64" required"#,
+                None,
+            ),
+        ),
+        &button(button_text, None),
+    ));
+    body
+}
+
 /// A labelled checkbox.
 pub(super) fn checkbox(name: &str, label: &str) -> String {
     format!(

@@ -40,8 +40,13 @@ const CSRF_COOKIE: &str = "__Host-nesca_csrf";
 pub(crate) struct Portal {
     holders: HolderPortal,
     enrollments: Enrollments,
-    clock: Arc<dyn ca_core::clock::Clock>,
+    /// Permits for the checks that cost an argon2 verification (about 19 MiB and tens of
+    /// milliseconds each): see [`blocking`].
+    checks: Arc<tokio::sync::Semaphore>,
 }
+
+/// At most this many argon2 checks run at once, whatever the number of cores.
+const MAX_CHECKS: usize = 8;
 
 /// The portal's listener, when `[portal] listen` is set.
 pub(crate) fn listener(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Option<TlsListener>> {
@@ -56,15 +61,18 @@ pub(crate) fn listener(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Option<Tls
         ),
     )?;
     let clock = wiring::clock();
+    let checks = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, MAX_CHECKS);
     let portal = Arc::new(Portal {
         holders: HolderPortal::new(store.clone(), clock.clone()),
-        enrollments: Enrollments::new(store, clock.clone()),
-        clock,
+        enrollments: Enrollments::new(store, clock),
+        checks: Arc::new(tokio::sync::Semaphore::new(checks)),
     });
     Ok(Some(TlsListener {
         field: "portal.listen",
         what: "portal",
-        tls: "TLS",
+        tls: crate::serve::TlsKind::ServerOnly,
         listen,
         acceptor,
         app: router(portal),
@@ -271,6 +279,61 @@ impl Form {
             .find(|(k, _)| k == name)
             .map_or("", |(_, v)| v.as_str())
     }
+}
+
+/// The rule of a security word in the person's words, from the registration authority's
+/// bounds.
+pub(super) fn security_word_rule() -> String {
+    use nesca_ra::enrollment::{MAX_SECURITY_WORD_CHARS, MIN_SECURITY_WORD_CHARS};
+    format!(
+        "Güvenlik sözcüğü {MIN_SECURITY_WORD_CHARS}–{MAX_SECURITY_WORD_CHARS} harf ya da rakamdan oluşur (boşluksuz)"
+    )
+}
+
+/// What a request's blocking work costs: a store read or write, or also an argon2 check.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cost {
+    Store,
+    Check,
+}
+
+/// Runs a request's blocking work (the store; argon2) off the async runtime. Work that checks
+/// a password, word or code takes one of the portal's few check permits first; when none is
+/// free the answer is 503 at once, so that a flood of sign-ins (each check allocating about
+/// 19 MiB) cannot take the server's memory or its blocking threads.
+pub(super) async fn blocking(
+    p: &Arc<Portal>,
+    headers: &HeaderMap,
+    cost: Cost,
+    work: impl FnOnce(Arc<Portal>, Html) -> Response + Send + 'static,
+) -> Response {
+    let permit = match cost {
+        Cost::Store => None,
+        Cost::Check => match p.checks.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => return busy(headers),
+        },
+    };
+    let (p, h) = (p.clone(), Html::new(headers));
+    let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work(p, h)
+    })
+    .await;
+    result.unwrap_or_else(|e| unavailable(headers, &e))
+}
+
+/// The answer when every check permit is taken.
+fn busy(headers: &HeaderMap) -> Response {
+    let mut r = Html::new(headers).page(
+        "Sistem yoğun",
+        None,
+        "<p>Şu anda çok sayıda istek var. Lütfen birkaç saniye sonra yeniden deneyin.</p>",
+    );
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
 }
 
 /// The answer to a form whose CSRF token is missing or wrong.

@@ -194,11 +194,29 @@ async fn serve_until_terminated(
 
 /// An mTLS listener (the channels', the admin API's): its configuration key, what it
 /// serves, its address, TLS acceptor and routes.
+/// How a TLS listener authenticates its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsKind {
+    /// Client certificates required (the channels, the admin API): announced `mTLS`.
+    Mutual,
+    /// No client certificate (the portal): announced `TLS`.
+    ServerOnly,
+}
+
+impl std::fmt::Display for TlsKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsKind::Mutual => "mTLS",
+            TlsKind::ServerOnly => "TLS",
+        })
+    }
+}
+
 pub(crate) struct TlsListener {
     pub(crate) field: &'static str,
     pub(crate) what: &'static str,
-    /// `mTLS` (client certificates required) or `TLS`, for the announcement.
-    pub(crate) tls: &'static str,
+    /// Whether clients present certificates, for the announcement.
+    pub(crate) tls: TlsKind,
     pub(crate) listen: String,
     pub(crate) acceptor: tokio_rustls::TlsAcceptor,
     pub(crate) app: axum::Router,
@@ -510,7 +528,8 @@ fn outbox_loop(
     let mut reminded: Option<std::time::Instant> = None;
     leased_every_until(lease, every, stop, || {
         // Expiry reminders are queued hourly (each once per certificate, band and recipient),
-        // then delivered with everything else that is due.
+        // then delivered with everything else that is due; the portal's spent counters and
+        // sessions go at the same time.
         if reminded.is_none_or(|t| t.elapsed() >= EXPIRY_REMINDER_SWEEP) {
             match outbox.queue_expiry_reminders() {
                 Ok(0) => {}
@@ -518,6 +537,9 @@ fn outbox_loop(
                 Err(e) => {
                     tracing::warn!(error = %e, "queueing expiry reminders failed; will retry")
                 }
+            }
+            if let Err(e) = outbox.sweep_portal() {
+                tracing::warn!(error = %e, "sweeping the portal's counters and sessions failed; will retry");
             }
             reminded = Some(std::time::Instant::now());
         }
@@ -527,7 +549,7 @@ fn outbox_loop(
     })
 }
 
-/// How often `nesca serve` queues the expiry reminders due.
+/// How often `nesca serve` queues the expiry reminders due (and sweeps the portal's records).
 const EXPIRY_REMINDER_SWEEP: Duration = Duration::from_secs(3_600);
 
 /// How often `nesca serve` resolves reservations left by stopped processes.
@@ -827,7 +849,7 @@ fn mount_channels(
         Some(TlsListener {
             field: "channels.listen",
             what: "channels",
-            tls: "mTLS",
+            tls: TlsKind::Mutual,
             listen: listen.clone(),
             acceptor,
             app: with_metrics(channels, metrics),

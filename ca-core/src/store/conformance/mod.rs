@@ -67,6 +67,7 @@ pub use leases::leases_have_one_holder_until_they_run_out;
 pub use portal::{
     holder_contacts_are_kept_per_certificate, holder_sessions_spend_their_code_once,
     notices_follow_status_changes_and_reminders_go_once, portal_attempts_are_counted_in_windows,
+    security_word_changes_are_announced_once_per_recipient,
 };
 pub use registry::{
     ca_revocations_are_recorded_once, cas_are_never_overwritten,
@@ -253,7 +254,8 @@ macro_rules! store_conformance_tests {
             holder_contacts_are_kept_per_certificate,
             portal_attempts_are_counted_in_windows,
             holder_sessions_spend_their_code_once,
-            notices_follow_status_changes_and_reminders_go_once
+            notices_follow_status_changes_and_reminders_go_once,
+            security_word_changes_are_announced_once_per_recipient
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {

@@ -146,14 +146,22 @@ pub fn holder_sessions_spend_their_code_once(store: &dyn Store) {
         .holder_code_issued("s1", "h1", t0(300), &by, t0(1))
         .unwrap());
     // The wrong hash does not sign in; the right one once.
-    assert!(!store.holder_signed_in("s1", "h0", &by, t0(2)).unwrap());
-    assert!(store.holder_signed_in("s1", "h1", &by, t0(2)).unwrap());
-    assert!(!store.holder_signed_in("s1", "h1", &by, t0(3)).unwrap());
-    let s = store.holder_session("sha-s1").unwrap().unwrap();
+    assert!(!store
+        .holder_signed_in("s1", "h0", "sha-s1b", &by, t0(2))
+        .unwrap());
+    assert!(store
+        .holder_signed_in("s1", "h1", "sha-s1b", &by, t0(2))
+        .unwrap());
+    assert!(!store
+        .holder_signed_in("s1", "h1", "sha-s1c", &by, t0(3))
+        .unwrap());
+    // Signed in under the new token; the old one names nothing.
+    assert_eq!(store.holder_session("sha-s1").unwrap(), None);
+    let s = store.holder_session("sha-s1b").unwrap().unwrap();
     assert_eq!((s.stage, s.code_hash), (HolderSessionStage::SignedIn, None));
     // The sweep leaves a live session alone.
     store.sweep_portal(t0(0), t0(3_600)).unwrap();
-    assert!(store.holder_session("sha-s1").unwrap().is_some());
+    assert!(store.holder_session("sha-s1b").unwrap().is_some());
     // A signed-in session takes no new code.
     assert!(!store
         .holder_code_issued("s1", "h2", t0(300), &by, t0(4))
@@ -161,7 +169,7 @@ pub fn holder_sessions_spend_their_code_once(store: &dyn Store) {
     store.touch_holder_session("s1", t0(50)).unwrap();
     assert_eq!(
         store
-            .holder_session("sha-s1")
+            .holder_session("sha-s1b")
             .unwrap()
             .unwrap()
             .last_seen_at,
@@ -169,7 +177,7 @@ pub fn holder_sessions_spend_their_code_once(store: &dyn Store) {
     );
     store.end_holder_session("s1", &by, t0(60)).unwrap();
     assert_eq!(
-        store.holder_session("sha-s1").unwrap().unwrap().stage,
+        store.holder_session("sha-s1b").unwrap().unwrap().stage,
         HolderSessionStage::Ended
     );
 
@@ -180,12 +188,27 @@ pub fn holder_sessions_spend_their_code_once(store: &dyn Store) {
     store
         .holder_code_issued("s2", "h1", t0(300), &by, t0(1))
         .unwrap();
-    assert_eq!(store.holder_code_failed("s2", 3, &by, t0(2)).unwrap(), 1);
-    assert_eq!(store.holder_code_failed("s2", 3, &by, t0(2)).unwrap(), 2);
-    assert_eq!(store.holder_code_failed("s2", 3, &by, t0(2)).unwrap(), 3);
+    let records = super::audit_records(store);
+    assert_eq!(
+        store.holder_code_failed("s2", 3, &by, t0(2)).unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store.holder_code_failed("s2", 3, &by, t0(2)).unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        store.holder_code_failed("s2", 3, &by, t0(2)).unwrap(),
+        Some(3)
+    );
+    // Ended: a further wrong code counts nothing and records nothing.
+    assert_eq!(store.holder_code_failed("s2", 3, &by, t0(2)).unwrap(), None);
+    assert_eq!(super::audit_records(store), records + 3);
     let s = store.holder_session("sha-s2").unwrap().unwrap();
     assert_eq!((s.stage, s.code_hash), (HolderSessionStage::Ended, None));
-    assert!(!store.holder_signed_in("s2", "h1", &by, t0(3)).unwrap());
+    assert!(!store
+        .holder_signed_in("s2", "h1", "sha-s2b", &by, t0(3))
+        .unwrap());
     // An expired session takes no code.
     store
         .start_holder_session(&session("s3"), &by, t0(0))
@@ -248,30 +271,24 @@ pub fn notices_follow_status_changes_and_reminders_go_once(store: &dyn Store) {
     .unwrap();
     assert_eq!(notices(OutboxKind::StatusNotice).len(), 2);
 
-    // The certificate expires at t0(365 days): nothing due a year before, the 60-day band
-    // 59 days before, once; then the 30- and 7-day bands.
+    // The certificate expires at t0(365 days): the band of 60 days (after 30) is due from 60
+    // days before, once; the 30-day band from 30 days before.
     let day = 86_400;
-    assert_eq!(store.queue_expiry_reminders(t0(0)).unwrap(), 0);
-    assert_eq!(
-        store.queue_expiry_reminders(t0((365 - 59) * day)).unwrap(),
-        2
-    );
-    assert_eq!(
-        store.queue_expiry_reminders(t0((365 - 58) * day)).unwrap(),
-        0
-    );
-    assert_eq!(
-        store.queue_expiry_reminders(t0((365 - 29) * day)).unwrap(),
-        2
-    );
-    assert_eq!(
-        store.queue_expiry_reminders(t0((365 - 6) * day)).unwrap(),
-        2
-    );
-    assert_eq!(
-        store.queue_expiry_reminders(t0((365 - 5) * day)).unwrap(),
-        0
-    );
+    let band = |days: i64, after: i64, now: i64| {
+        store
+            .queue_expiry_reminders(
+                days as u32,
+                (t0(now + after * day), t0(now + days * day)),
+                t0(now),
+            )
+            .unwrap()
+    };
+    assert_eq!(band(60, 30, 0), 0);
+    assert_eq!(band(60, 30, (365 - 59) * day), 2);
+    assert_eq!(band(60, 30, (365 - 58) * day), 0, "queued once");
+    assert_eq!(band(30, 7, (365 - 58) * day), 0, "not due yet");
+    assert_eq!(band(30, 7, (365 - 29) * day), 2);
+    assert_eq!(band(7, 0, (365 - 6) * day), 2);
     let mut bands: Vec<String> = notices(OutboxKind::ExpiryReminder)
         .into_iter()
         .map(|(s, _)| s.rsplit('/').next().unwrap().to_owned())
@@ -279,6 +296,60 @@ pub fn notices_follow_status_changes_and_reminders_go_once(store: &dyn Store) {
     bands.sort();
     bands.dedup();
     assert_eq!(bands, ["30", "60", "7"]);
-    // Past notAfter, or revoked: no reminder.
-    assert_eq!(store.queue_expiry_reminders(t0(366 * day)).unwrap(), 0);
+    // Past notAfter: no reminder.
+    assert_eq!(band(7, 0, 366 * day), 0);
+    // Suspended: none either.
+    let other = issue(store, &issuer());
+    store
+        .set_holder_contact(&issuer(), &other, &contact(), &by, t0(14))
+        .unwrap();
+    change(
+        store,
+        (&issuer(), &other),
+        "r3",
+        LifecycleAction::Suspend,
+        t0(15),
+    )
+    .unwrap();
+    assert_eq!(band(7, 0, (365 - 5) * day), 0);
+}
+
+pub fn security_word_changes_are_announced_once_per_recipient(store: &dyn Store) {
+    let by = Principal::HostOperator;
+    let (a, b) = (issue(store, &issuer()), issue(store, &issuer()));
+    for serial in [&a, &b] {
+        store
+            .set_holder_contact(&issuer(), serial, &contact(), &by, t0(1))
+            .unwrap();
+    }
+    let holder = crate::Tckn::parse("10000000146").unwrap();
+    store
+        .replace_security_words(
+            &holder,
+            &[(issuer(), a), (issuer(), b)],
+            "$argon2id$x",
+            &by,
+            t0(2),
+        )
+        .unwrap();
+    let notices: Vec<_> = store
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .filter(|(m, _)| m.kind == OutboxKind::SecurityWordNotice)
+        .map(|(m, _)| (m.subject_ref, m.recipient))
+        .collect();
+    assert_eq!(notices.len(), 2, "one per recipient: {notices:?}");
+    assert!(notices
+        .iter()
+        .all(|(s, _)| s == &format!("10000000146/{}", t0(2).secs())));
+    for serial in [&a, &b] {
+        assert_eq!(
+            store
+                .holder_security_word(&issuer(), serial)
+                .unwrap()
+                .as_deref(),
+            Some("$argon2id$x")
+        );
+    }
 }

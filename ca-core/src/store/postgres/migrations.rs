@@ -401,9 +401,10 @@ const MIGRATIONS: &[&str] = &[
     // 3: the holders' portal (SQLite's migration 19).
     "ALTER TABLE outbox DROP CONSTRAINT outbox_kind_check;
     ALTER TABLE outbox ADD CONSTRAINT outbox_kind_check CHECK (kind IN ('access-password',
-        'sms-code', 'holder-sms-code', 'status-notice', 'expiry-reminder'));
+        'sms-code', 'holder-sms-code', 'status-notice', 'expiry-reminder',
+        'security-word-notice'));
     CREATE UNIQUE INDEX outbox_notices ON outbox (kind, subject_ref, recipient)
-        WHERE kind IN ('status-notice', 'expiry-reminder');
+        WHERE kind IN ('status-notice', 'expiry-reminder', 'security-word-notice');
     -- The expiry reminders' sweep.
     CREATE INDEX certificates_not_after ON certificates (not_after) WHERE status = 'active';
     CREATE TABLE holder_contacts (

@@ -904,6 +904,15 @@ impl EnrollmentStore for Backend {
         self.read(|c| read_session(c, token_sha256), "read applicant session")
     }
 
+    fn end_applicant_session(&self, token_sha256: &str) -> Result<()> {
+        let token = token_sha256.to_owned();
+        self.submit(move |conn, _head| {
+            conn.prepare_cached("DELETE FROM applicant_sessions WHERE token_sha256 = ?1")?
+                .execute([&token])?;
+            Ok(())
+        })
+    }
+
     fn eonay_consent(&self, tckn: &crate::Tckn) -> Result<Option<EOnayConsent>> {
         self.read(|c| read_consent(c, tckn.as_str()), "read e-Onay consent")
     }

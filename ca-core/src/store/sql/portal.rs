@@ -21,8 +21,10 @@ use crate::{Principal, UnixTime};
 const RECIPIENTS: &str = "SELECT mobile AS recipient FROM holder_contacts WHERE issuer = ?1 AND serial = ?2 AND mobile IS NOT NULL \
     UNION SELECT email FROM holder_contacts WHERE issuer = ?1 AND serial = ?2 AND email IS NOT NULL \
     UNION SELECT p.mobile FROM enrollments e JOIN pre_applications p ON p.id = e.pre_application \
+      JOIN certificates c ON c.serial = e.serial AND c.issuer = ?1 \
       WHERE e.serial = ?2 AND NOT EXISTS (SELECT 1 FROM holder_contacts h WHERE h.issuer = ?1 AND h.serial = ?2) \
     UNION SELECT p.email FROM enrollments e JOIN pre_applications p ON p.id = e.pre_application \
+      JOIN certificates c ON c.serial = e.serial AND c.issuer = ?1 \
       WHERE e.serial = ?2 AND NOT EXISTS (SELECT 1 FROM holder_contacts h WHERE h.issuer = ?1 AND h.serial = ?2)";
 
 /// Queues a notice of a certificate's status change to each of its holder's recipients, in
@@ -44,35 +46,35 @@ pub(super) fn queue_status_notices(
     Ok(())
 }
 
-/// The reminder bands: a certificate expiring within `days` (and after the next band's
-/// days) is reminded with `days` in its subject, once.
-const REMINDER_BANDS: [(i64, i64); 3] = [(60, 30), (30, 7), (7, 0)];
-
-/// Queues the expiry reminders due at `at` (`subject_ref` `ISSUER/SERIAL/DAYS`); the
-/// unique index `outbox_notices` keeps each to one per certificate, band and recipient.
-fn queue_reminders(conn: &Connection, at: UnixTime) -> db::Result<u64> {
+/// Queues the reminders of one band (`subject_ref` `ISSUER/SERIAL/DAYS`); the unique index
+/// `outbox_notices` keeps each to one per certificate, band and recipient.
+fn queue_reminders(
+    conn: &Connection,
+    days: u32,
+    (after, until): (UnixTime, UnixTime),
+    at: UnixTime,
+) -> db::Result<u64> {
+    let due: Vec<(String, String)> = {
+        let mut st = conn.prepare_cached(
+            "SELECT issuer, serial FROM certificates WHERE status = 'active' AND tckn IS NOT NULL AND not_after > ?1 AND not_after <= ?2",
+        )?;
+        let rows = st.query_map(params![after.secs(), until.secs()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        rows.collect::<db::Result<_>>()?
+    };
     let mut queued = 0u64;
-    for (days, after) in REMINDER_BANDS {
-        let due: Vec<(String, String)> = {
-            let mut st = conn.prepare_cached(
-                "SELECT issuer, serial FROM certificates WHERE status = 'active' AND tckn IS NOT NULL AND not_after > ?1 AND not_after <= ?2",
-            )?;
-            let rows = st.query_map(
-                params![at.secs() + after * 86_400, at.secs() + days * 86_400],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            rows.collect::<db::Result<_>>()?
-        };
-        for (issuer, serial) in due {
-            let subject = format!("{issuer}/{serial}/{days}");
-            queued += conn
-                .prepare_cached(&format!(
-                    "INSERT INTO outbox (kind, subject_ref, recipient, status, next_attempt_at, created_at) \
-                     SELECT 'expiry-reminder', ?3, r.recipient, 'pending', ?4, ?4 FROM ({RECIPIENTS}) r WHERE true \
-                     ON CONFLICT DO NOTHING"
-                ))?
-                .execute(params![issuer, serial, subject, at.secs()])? as u64;
-        }
+    for (issuer, serial) in due {
+        let subject = format!("{issuer}/{serial}/{days}");
+        // `WHERE true`: SQLite reads `ON CONFLICT` after `INSERT … SELECT … FROM …` as a join
+        // constraint unless the SELECT has a WHERE clause.
+        queued += conn
+            .prepare_cached(&format!(
+                "INSERT INTO outbox (kind, subject_ref, recipient, status, next_attempt_at, created_at) \
+                 SELECT 'expiry-reminder', ?3, r.recipient, 'pending', ?4, ?4 FROM ({RECIPIENTS}) r WHERE true \
+                 ON CONFLICT DO NOTHING"
+            ))?
+            .execute(params![issuer, serial, subject, at.secs()])? as u64;
     }
     Ok(queued)
 }
@@ -286,7 +288,7 @@ impl PortalStore for Backend {
         max_failures: u32,
         actor: &Principal,
         at: UnixTime,
-    ) -> Result<u32> {
+    ) -> Result<Option<u32>> {
         let (id, actor) = (id.to_owned(), actor.clone());
         self.submit(move |conn, head| {
             let failures: Option<i64> = conn
@@ -298,6 +300,9 @@ impl PortalStore for Backend {
                 )?
                 .query_row(params![id, i64::from(max_failures)], |r| r.get(0))
                 .optional()?;
+            let Some(failures) = failures else {
+                return Ok(None);
+            };
             append_event(
                 conn,
                 head,
@@ -306,7 +311,7 @@ impl PortalStore for Backend {
                 "holder-sms-code-wrong",
                 format!("session={id}"),
             )?;
-            Ok(failures.map_or(max_failures, |f| u32::try_from(f).unwrap_or(u32::MAX)))
+            Ok(Some(u32::try_from(failures).unwrap_or(u32::MAX)))
         })
     }
 
@@ -314,18 +319,31 @@ impl PortalStore for Backend {
         &self,
         id: &str,
         code_hash: &str,
+        new_token_sha256: &str,
         actor: &Principal,
         at: UnixTime,
     ) -> Result<bool> {
-        let (id, code_hash, actor) = (id.to_owned(), code_hash.to_owned(), actor.clone());
+        let (id, code_hash, token, actor) = (
+            id.to_owned(),
+            code_hash.to_owned(),
+            new_token_sha256.to_owned(),
+            actor.clone(),
+        );
         self.submit(move |conn, head| {
             let n = conn
                 .prepare_cached(
-                    "UPDATE holder_sessions SET stage = 'signed-in', code_hash = NULL, last_seen_at = ?3 WHERE id = ?1 AND stage = 'awaiting-code' AND code_hash = ?2",
+                    "UPDATE holder_sessions SET stage = 'signed-in', code_hash = NULL, token_sha256 = ?3, last_seen_at = ?4 WHERE id = ?1 AND stage = 'awaiting-code' AND code_hash = ?2",
                 )?
-                .execute(params![id, code_hash, at.secs()])?;
+                .execute(params![id, code_hash, token, at.secs()])?;
             if n == 1 {
-                append_event(conn, head, at, &actor, "holder-signed-in", format!("session={id}"))?;
+                append_event(
+                    conn,
+                    head,
+                    at,
+                    &actor,
+                    "holder-signed-in",
+                    format!("session={id}"),
+                )?;
             }
             Ok(n == 1)
         })
@@ -369,24 +387,40 @@ impl PortalStore for Backend {
         })
     }
 
-    fn queue_expiry_reminders(&self, at: UnixTime) -> Result<u64> {
-        self.submit(move |conn, _head| Ok(queue_reminders(conn, at)?))
+    fn queue_expiry_reminders(
+        &self,
+        days: u32,
+        expiring: (UnixTime, UnixTime),
+        at: UnixTime,
+    ) -> Result<u64> {
+        self.submit(move |conn, _head| Ok(queue_reminders(conn, days, expiring, at)?))
     }
 
     fn replace_security_words(
         &self,
+        holder: &crate::Tckn,
         certificates: &[(IssuerId, Serial)],
         hash: &str,
         actor: &Principal,
         at: UnixTime,
     ) -> Result<()> {
-        let (certificates, hash, actor) = (certificates.to_vec(), hash.to_owned(), actor.clone());
+        let (holder, certificates, hash, actor) =
+            (*holder, certificates.to_vec(), hash.to_owned(), actor.clone());
         self.submit(move |conn, head| {
+            let subject = format!("{holder}/{}", at.secs());
             for (issuer, serial) in &certificates {
                 conn.prepare_cached(
                     "INSERT INTO security_words (issuer, serial, hash) VALUES (?1, ?2, ?3) ON CONFLICT (issuer, serial) DO UPDATE SET hash = excluded.hash",
                 )?
                 .execute(params![issuer.as_str(), serial.to_hex(), hash])?;
+                // One notice per recipient, whichever certificates name it (`WHERE true`: see
+                // `queue_reminders`).
+                conn.prepare_cached(&format!(
+                    "INSERT INTO outbox (kind, subject_ref, recipient, status, next_attempt_at, created_at) \
+                     SELECT 'security-word-notice', ?3, r.recipient, 'pending', ?4, ?4 FROM ({RECIPIENTS}) r WHERE true \
+                     ON CONFLICT DO NOTHING"
+                ))?
+                .execute(params![issuer.as_str(), serial.to_hex(), subject, at.secs()])?;
                 append_event(
                     conn,
                     head,

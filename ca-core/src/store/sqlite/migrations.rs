@@ -209,7 +209,7 @@ const PORTAL_MIGRATION: &str = "
     CREATE TABLE outbox_v3 (
         id              INTEGER PRIMARY KEY AUTOINCREMENT,
         kind            TEXT NOT NULL CHECK (kind IN ('access-password', 'sms-code',
-            'holder-sms-code', 'status-notice', 'expiry-reminder')),
+            'holder-sms-code', 'status-notice', 'expiry-reminder', 'security-word-notice')),
         subject_ref     TEXT NOT NULL,
         recipient       TEXT NOT NULL,
         status          TEXT NOT NULL CHECK (status IN ('pending', 'sent')),
@@ -226,9 +226,9 @@ const PORTAL_MIGRATION: &str = "
     DROP TABLE outbox;
     ALTER TABLE outbox_v3 RENAME TO outbox;
     CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
-    -- A reminder or notice is queued once per certificate and event.
+    -- A reminder or notice is queued once per event and recipient.
     CREATE UNIQUE INDEX outbox_notices ON outbox (kind, subject_ref, recipient)
-        WHERE kind IN ('status-notice', 'expiry-reminder');
+        WHERE kind IN ('status-notice', 'expiry-reminder', 'security-word-notice');
     -- The expiry reminders' sweep.
     CREATE INDEX certificates_not_after ON certificates (not_after) WHERE status = 'active';
     CREATE TABLE holder_contacts (
