@@ -113,16 +113,7 @@ mod tests {
         let f = fixture();
         let store: Arc<dyn Store> = f.store.clone();
         let clock: Arc<dyn Clock> = f.clock.clone();
-        let serial = f
-            .engine
-            .issue_nes(
-                &f.ca,
-                &f.nes,
-                ca_core::testkit::nes_application(None, false),
-                &Principal::HostOperator,
-            )
-            .unwrap()
-            .serial;
+        let serial = crate::testkit::issue_nes(&f);
         let id = f.ca.context.id.clone();
         let first = HolderDetails::parse(Some("05321234567"), None, None).unwrap();
         first

@@ -584,16 +584,7 @@ mod tests {
         /// A NES of the holder with `word` and `mobile` on record.
         fn issue(&self, word: &str, mobile: Option<&str>) -> Serial {
             let f = &self.f;
-            let serial = f
-                .engine
-                .issue_nes(
-                    &f.ca,
-                    &f.nes,
-                    ca_core::testkit::nes_application(None, false),
-                    &Principal::HostOperator,
-                )
-                .unwrap()
-                .serial;
+            let serial = crate::testkit::issue_nes(f);
             let store: Arc<dyn Store> = f.store.clone();
             let clock: Arc<dyn Clock> = f.clock.clone();
             HolderDetails::parse(mobile, None, Some(SecretString::from(word)))

@@ -93,3 +93,16 @@ pub(crate) fn list_imports(f: &ca_core::testkit::Fixture) -> crate::list_import:
         std::sync::Arc::new(FixedCrl(Some(crate::list_import::CrlStatus::NotRevoked))),
     )
 }
+
+/// A NES of the test holder (10000000146) issued by `f`'s CA.
+pub(crate) fn issue_nes(f: &ca_core::testkit::Fixture) -> ca_core::Serial {
+    f.engine
+        .issue_nes(
+            &f.ca,
+            &f.nes,
+            ca_core::testkit::nes_application(None, false),
+            &ca_core::Principal::HostOperator,
+        )
+        .unwrap()
+        .serial
+}

@@ -3,12 +3,9 @@
 //! choosing, ticking, submitting, following links, downloads (a PDF too, which must not open in
 //! the viewer), cookies' flags and a screenshot. The portal's browser tests rely on all of it.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
+
+use crate::support::file_server::{Answer, FileServer};
 
 use crate::support::wait_for;
 use crate::support::webdriver::{wait_for_file, Browser};
@@ -40,7 +37,7 @@ trailer<</Root 1 0 R>>\n%%EOF\n";
 
 #[test]
 fn browser_fills_submits_downloads_and_screenshots() {
-    let site = Site::start();
+    let site = FileServer::serve(site);
     let base = format!("http://{}", site.addr);
     let downloads = tempfile::tempdir().expect("download directory");
     let browser = Browser::start(downloads.path());
@@ -123,63 +120,9 @@ fn browser_fills_submits_downloads_and_screenshots() {
     assert!(png.len() > 1000, "a {} byte screenshot", png.len());
 }
 
-/// The test's web site on 127.0.0.1: the form, the page a submission lands on (it sets a
-/// cookie), a text file to download and a PDF. One thread per connection: Chromium opens spare
-/// connections it may never use.
-struct Site {
-    addr: String,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Site {
-    fn start() -> Site {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local address").to_string();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stopping.load(Ordering::SeqCst) {
-                    return;
-                }
-                if let Ok(conn) = conn {
-                    std::thread::spawn(move || answer(conn));
-                }
-            }
-        });
-        Site {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so that it sees the flag.
-        let _ = TcpStream::connect(&self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn answer(mut conn: TcpStream) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut request = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 << 10 {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&request);
-    let target = text.split_whitespace().nth(1).unwrap_or("");
-    let (status, headers, body): (&str, Vec<String>, Vec<u8>) = match target {
+/// The smoke test's site: the form, what it submits to, a file to save and a PDF.
+fn site(target: &str) -> Answer {
+    match target {
         "/" => ("200 OK", vec![html()], FORM.as_bytes().to_vec()),
         t if t.starts_with("/gonder?") => {
             let page = format!(
@@ -204,16 +147,7 @@ fn answer(mut conn: TcpStream) {
             PDF.to_vec(),
         ),
         _ => ("404 Not Found", Vec::new(), Vec::new()),
-    };
-    let mut head = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
-    for h in headers {
-        head.push_str(&h);
-        head.push_str("\r\n");
     }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let _ = conn
-        .write_all(head.as_bytes())
-        .and_then(|()| conn.write_all(&body));
 }
 
 fn html() -> String {

@@ -796,54 +796,251 @@ fn curl_post(
     cookie: Option<&str>,
     body: &str,
 ) -> (u16, String) {
-    let out_file = demo.work.join("curl-body.html");
-    let _ = fs::remove_file(&out_file);
+    let cookie = cookie.map(|c| format!("Cookie: {c}"));
+    let mut args = vec![
+        "-H",
+        "Content-Type: application/x-www-form-urlencoded",
+        "--data-raw",
+        body,
+    ];
+    if let Some(c) = &cookie {
+        args.extend_from_slice(&["-H", c]);
+    }
+    let answer = curl(demo, &args, &format!("{base}{path}"));
+    (answer.status, answer.body)
+}
+
+/// What curl got from the portal: the status, the headers (of the final answer) and the body.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    /// The first header `name` (case-insensitive).
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The page's `<h1>`.
+    fn heading(&self) -> Option<&str> {
+        let rest = self.body.split_once("<h1>")?.1;
+        rest.split_once("</h1>").map(|(h, _)| h)
+    }
+}
+
+/// `curl ARGS URL` (headers and body kept), the portal's certificate verified against the
+/// demo's chain alone, whatever its outcome.
+#[track_caller]
+fn curl_may_fail(demo: &Demo, args: &[&str], url: &str) -> (Output, Option<Answer>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, Ordering::Relaxed);
+    let body_file = demo.work.join(format!("curl-{n}-body"));
+    let head_file = demo.work.join(format!("curl-{n}-headers"));
     let ca = demo.path("ca-chain.pem");
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "20", "--cacert", s(&ca)])
-        .args(["-o", s(&out_file), "-w", "%{http_code}"])
-        .args(["-H", "Content-Type: application/x-www-form-urlencoded"])
-        .args(["--data-raw", body]);
-    if let Some(c) = cookie {
-        cmd.args(["-H", &format!("Cookie: {c}")]);
+        .args([
+            "-o",
+            s(&body_file),
+            "-D",
+            s(&head_file),
+            "-w",
+            "%{http_code}",
+        ])
+        .args(args)
+        .arg(url);
+    let out = run(cmd);
+    if !out.success() {
+        return (out, None);
     }
-    cmd.arg(format!("{base}{path}"));
-    let out = run(cmd).ok();
     let status = out
         .stdout
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("{}", out.describe()));
-    (status, fs::read_to_string(&out_file).unwrap_or_default())
+    let head = fs::read_to_string(&head_file).unwrap_or_default();
+    // An interim answer (100 Continue) comes first: the headers are the last block's.
+    let last = head
+        .split("\r\n\r\n")
+        .filter(|b| !b.trim().is_empty())
+        .last()
+        .unwrap_or_default();
+    let headers = last
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let body = fs::read_to_string(&body_file).unwrap_or_default();
+    (
+        out,
+        Some(Answer {
+            status,
+            headers,
+            body,
+        }),
+    )
+}
+
+/// [`curl_may_fail`] that must get an answer.
+#[track_caller]
+fn curl(demo: &Demo, args: &[&str], url: &str) -> Answer {
+    match curl_may_fail(demo, args, url) {
+        (_, Some(answer)) => answer,
+        (out, None) => panic!("{}", out.describe()),
+    }
+}
+
+/// The cookies a client holds for the portal: sent with each request, updated from each
+/// answer's `Set-Cookie` (an empty value or `Max-Age=0` deletes).
+#[derive(Debug, Default, Clone)]
+struct Jar(std::collections::BTreeMap<String, String>);
+
+impl Jar {
+    #[track_caller]
+    fn get(&self, name: &str) -> &str {
+        self.0
+            .get(name)
+            .unwrap_or_else(|| panic!("no cookie {name} in {self:?}"))
+    }
+
+    fn with(mut self, name: &str, value: &str) -> Jar {
+        self.0.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    fn header(&self) -> Option<String> {
+        (!self.0.is_empty()).then(|| {
+            self.0
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn take(&mut self, answer: &Answer) {
+        for (_, c) in answer
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+        {
+            let mut parts = c.split(';').map(str::trim);
+            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            if value.is_empty() || parts.any(|p| p.eq_ignore_ascii_case("max-age=0")) {
+                self.0.remove(name);
+            } else {
+                self.0.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    /// `GET BASE/PATH` with the jar's cookies, which take the answer's.
+    #[track_caller]
+    fn get_page(&mut self, demo: &Demo, base: &str, path: &str) -> Answer {
+        let cookie = self.header().map(|c| format!("Cookie: {c}"));
+        let args: Vec<&str> = cookie.iter().flat_map(|c| ["-H", c.as_str()]).collect();
+        let answer = curl(demo, &args, &format!("{base}{path}"));
+        self.take(&answer);
+        answer
+    }
+
+    /// `POST BASE/PATH` of the form `fields` and the CSRF cookie's token, with the jar's
+    /// cookies, which take the answer's.
+    #[track_caller]
+    fn post_form(
+        &mut self,
+        demo: &Demo,
+        base: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> Answer {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("csrf", self.get("__Host-nesca_csrf"));
+        for (k, v) in fields {
+            form.append_pair(k, v);
+        }
+        let body = form.finish();
+        let cookie = format!("Cookie: {}", self.header().unwrap_or_default());
+        let args = [
+            "-H",
+            "Content-Type: application/x-www-form-urlencoded",
+            "-H",
+            &cookie,
+            "--data-raw",
+            &body,
+        ];
+        let answer = curl(demo, &args, &format!("{base}{path}"));
+        self.take(&answer);
+        answer
+    }
 }
 
 const INSTITUTION: &str = "ankara-bb";
 const TAX_NO: &str = "0680049583";
 
+/// A person an institution's list invites to apply.
+struct Applicant {
+    tckn: &'static str,
+    email: &'static str,
+    mobile: &'static str,
+}
+
+/// Çağrı Öztürk of Bilgi İşlem, on [`INSTITUTION`]'s list.
+const CAGRI: Applicant = Applicant {
+    tckn: "10000000078",
+    email: "cagri@ankara.bel.tr",
+    mobile: "+905331112233",
+};
+
+/// Registers [`INSTITUTION`] and imports its signed list with `a` (Çağrı Öztürk of Bilgi
+/// İşlem) on it: `nesca serve`'s outbox then e-mails `a` the access password.
+#[track_caller]
+fn invite(demo: &Demo, a: &Applicant) {
+    let (officer_cert, officer_key) = institution(demo, INSTITUTION, TAX_NO);
+    import_signed_rows(
+        demo,
+        INSTITUTION,
+        (&officer_cert, &officer_key),
+        "liste",
+        &[format!(
+            "{};Çağrı;Öztürk;{};{};Bilgi İşlem",
+            a.tckn, a.email, a.mobile
+        )],
+    );
+}
+
+/// The access password e-mailed to `a` (waits for the outbox of a running `nesca serve`).
+#[track_caller]
+fn access_password(demo: &Demo, a: &Applicant) -> String {
+    let mail = wait_for_within("the access password e-mail", OUTBOX_LIMIT, || {
+        outbox(demo, "email").into_iter().find(|m| to(m, a.email))
+    });
+    mail.lines()
+        .find_map(|l| l.strip_prefix("Erişim parolası: "))
+        .unwrap_or_else(|| panic!("no password line in {mail}"))
+        .trim()
+        .to_owned()
+}
+
 #[test]
 fn an_applicant_completes_their_application_in_a_browser() {
     let demo = portal_demo();
     let shots = Shots::new(&demo);
-    let (tckn, email, mobile) = ("10000000078", "cagri@ankara.bel.tr", "+905331112233");
-    let (officer_cert, officer_key) = institution(&demo, INSTITUTION, TAX_NO);
-    import_signed_rows(
-        &demo,
-        INSTITUTION,
-        (&officer_cert, &officer_key),
-        "liste",
-        &[format!("{tckn};Çağrı;Öztürk;{email};{mobile};Bilgi İşlem")],
-    );
+    let Applicant { tckn, mobile, .. } = CAGRI;
+    invite(&demo, &CAGRI);
     let server = Server::serve(&demo);
     let base = portal_url(&server);
-    let mail = wait_for_within("the access password e-mail", OUTBOX_LIMIT, || {
-        outbox(&demo, "email").into_iter().find(|m| to(m, email))
-    });
-    let password = mail
-        .lines()
-        .find_map(|l| l.strip_prefix("Erişim parolası: "))
-        .unwrap_or_else(|| panic!("no password line in {mail}"))
-        .trim()
-        .to_owned();
+    let password = access_password(&demo, &CAGRI);
     let downloads = tempfile::tempdir().expect("download directory");
     let b = Browser::start(downloads.path());
 
@@ -988,6 +1185,37 @@ fn an_applicant_completes_their_application_in_a_browser() {
         p.text
     );
     assert!(b.link("Formu yeniden indir").attribute("href").is_some());
+
+    // The form again: the same PDF (the first moved out of the way, so that the next download
+    // is the only one in the directory).
+    let first = demo.work.join("first-form.pdf");
+    fs::rename(&pdf, &first).expect("move the first PDF away");
+    b.click_link("Formu yeniden indir");
+    let again = wait_for_file(downloads.path(), ".pdf", Duration::from_secs(30));
+    let again_bytes = fs::read(&again).expect("the second PDF");
+    assert!(
+        again_bytes.starts_with(b"%PDF"),
+        "not a PDF: {} bytes",
+        again_bytes.len()
+    );
+    let digest = |pdf: &[u8]| -> String {
+        // The text is not compressed: "Metnin SHA-256 özeti: HEX" in WinAnsi (ö is 0xF6).
+        let mark: &[u8] = b"(Metnin SHA-256 \xF6zeti: ";
+        let at = pdf
+            .windows(mark.len())
+            .position(|w| w == mark)
+            .unwrap_or_else(|| panic!("no SHA-256 line in the form"));
+        let hex = String::from_utf8_lossy(&pdf[at + mark.len()..][..64]).into_owned();
+        assert!(hex.bytes().all(|c| c.is_ascii_hexdigit()), "{hex:?}");
+        hex
+    };
+    assert_eq!(digest(&again_bytes), digest(&bytes));
+    assert!(
+        again_bytes == bytes,
+        "the form downloaded again differs from the first ({} and {} bytes)",
+        again_bytes.len(),
+        bytes.len()
+    );
 }
 
 /// Expiry reminders: a holder whose certificate expires in 20 days gets the 30-day reminder by
@@ -1086,6 +1314,428 @@ fn expiry_reminders_reach_the_holder_once_per_band() {
         .find(|m| to(m, holder.mobile) && m.contains("7 gun"))
         .expect("the 7-day SMS");
     // The renewal link is `[portal] renewal_url`.
-    assert!(sms.contains("Yenileme: https://eshs.example/yenileme"), "{sms}");
+    assert!(
+        sms.contains("Yenileme: https://eshs.example/yenileme"),
+        "{sms}"
+    );
     later.terminate(Duration::from_secs(20));
+}
+
+/// The headers every answer of the portal carries (docs/portal.md, "Security of the pages"),
+/// but HSTS, whose max-age is the server's to choose.
+const SECURITY_HEADERS: [(&str, &str); 5] = [
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("X-Frame-Options", "DENY"),
+    ("Cache-Control", "no-store"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Content-Type-Options", "nosniff"),
+];
+
+#[track_caller]
+fn assert_security_headers(answer: &Answer, what: &str) {
+    for (name, value) in SECURITY_HEADERS {
+        assert_eq!(answer.header(name), Some(value), "{what}: {answer:?}");
+    }
+    let max_age = answer
+        .header("Strict-Transport-Security")
+        .and_then(|v| v.strip_prefix("max-age="))
+        .and_then(|v| v.split(';').next())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(
+        max_age.is_some_and(|a| a >= 86_400),
+        "{what}: HSTS for a day at least: {answer:?}"
+    );
+}
+
+/// `openssl s_client -connect ADDR -CAfile ca-chain.pem -verify_return_error CHECK…`,
+/// whatever its outcome.
+#[track_caller]
+fn s_client(demo: &Demo, addr: &str, check: &[&str]) -> Output {
+    let ca = demo.path("ca-chain.pem");
+    let mut args = vec![
+        "s_client",
+        "-connect",
+        addr,
+        "-CAfile",
+        s(&ca),
+        "-verify_return_error",
+    ];
+    args.extend_from_slice(check);
+    openssl_may_fail(&args)
+}
+
+/// The lower-case hex serial of the first certificate in `pem`.
+#[track_caller]
+fn pem_serial(pem: &Path) -> String {
+    openssl(&["x509", "-in", s(pem), "-noout", "-serial"])
+        .stdout
+        .trim()
+        .strip_prefix("serial=")
+        .map(str::to_lowercase)
+        .unwrap_or_else(|| panic!("no serial of {}", pem.display()))
+}
+
+#[test]
+fn the_pages_carry_their_security_headers_and_refuse_large_forms() {
+    let demo = portal_demo();
+    let server = Server::serve(&demo);
+    let addr = server.tls_listener_addr("portal");
+    let base = format!("https://{addr}");
+
+    // The home page, with every header; an unknown path is an HTML page too, 404.
+    let home = curl(&demo, &[], &format!("{base}/"));
+    assert_eq!(home.status, 200, "{home:?}");
+    assert_eq!(home.heading(), Some(HOME), "{home:?}");
+    assert_security_headers(&home, "GET /");
+    let missing = curl(&demo, &[], &format!("{base}/sertifika/yok-boyle-bir-sayfa"));
+    assert_eq!(missing.status, 404, "{missing:?}");
+    assert!(
+        missing
+            .header("Content-Type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "{missing:?}"
+    );
+    assert_eq!(missing.heading(), Some("Sayfa bulunamadı"), "{missing:?}");
+    assert_security_headers(&missing, "a 404");
+
+    // A form just under 16 KiB is read (and refused for its CSRF token); one over is not read.
+    let form = |len: usize| {
+        let head = format!("tckn={TCKN}&security_word=");
+        format!("{head}{}", "a".repeat(len - head.len()))
+    };
+    let (status, body) = curl_post(
+        &demo,
+        &base,
+        "/sertifika/giris",
+        None,
+        &form(16 * 1024 - 64),
+    );
+    assert_eq!(status, 403, "a form under 16 KiB is read: {body}");
+    for len in [16 * 1024 + 1, 64 * 1024] {
+        let body = form(len);
+        let big = curl(
+            &demo,
+            &[
+                "-H",
+                "Content-Type: application/x-www-form-urlencoded",
+                "--data-raw",
+                &body,
+            ],
+            &format!("{base}/sertifika/giris"),
+        );
+        assert_eq!(big.status, 413, "a form of {len} bytes: {big:?}");
+        assert_security_headers(&big, "a 413");
+    }
+
+    // The demo's certificate is nesca's for 127.0.0.1 (and for no host name).
+    let verified = s_client(&demo, &addr, &["-verify_ip", "127.0.0.1"]);
+    assert!(
+        verified.success() && verified.stdout.contains("Verify return code: 0 (ok)"),
+        "{}",
+        verified.describe()
+    );
+    let wrong_name = s_client(&demo, &addr, &["-verify_hostname", "localhost"]);
+    assert!(!wrong_name.success(), "{}", wrong_name.describe());
+    server.terminate(Duration::from_secs(20));
+
+    // `nesca portal tls-cert --name localhost`: a new certificate and key in place.
+    let tls_cert = demo.path("portal-tls.pem");
+    let tls_key = demo.path("portal-tls.key");
+    let old_serial = pem_serial(&tls_cert);
+    let out = demo
+        .nesca(&[
+            "portal",
+            "tls-cert",
+            "--config",
+            s(&demo.config()),
+            "--name",
+            "localhost",
+        ])
+        .ok();
+    let issued: Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", out.describe()));
+    let serial = issued["serial"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(serial, pem_serial(&tls_cert), "{issued}");
+    assert_ne!(serial, old_serial, "{issued}");
+    assert_eq!(issued["tls_cert"].as_str(), Some(s(&tls_cert)), "{issued}");
+    assert_eq!(issued["tls_key"].as_str(), Some(s(&tls_key)), "{issued}");
+    let ext = openssl(&[
+        "x509",
+        "-in",
+        s(&tls_cert),
+        "-noout",
+        "-ext",
+        "subjectAltName,extendedKeyUsage",
+    ])
+    .stdout;
+    assert!(ext.contains("DNS:localhost"), "{ext}");
+    assert!(!ext.contains("IP Address"), "only the name given: {ext}");
+    assert!(ext.contains("TLS Web Server Authentication"), "{ext}");
+    let mode = fs::metadata(&tls_key)
+        .expect("portal-tls.key")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600,
+        "portal-tls.key"
+    );
+    assert_eq!(demo.cert_show(&serial)["status"], "active");
+
+    // Started again, the server serves it: verified for localhost, no longer for 127.0.0.1.
+    let server = Server::serve(&demo);
+    let addr = server.tls_listener_addr("portal");
+    let port = addr.rsplit_once(':').expect("IP:PORT").1;
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let home = curl(
+        &demo,
+        &["--resolve", &resolve],
+        &format!("https://localhost:{port}/"),
+    );
+    assert_eq!(home.status, 200, "{home:?}");
+    assert_eq!(home.heading(), Some(HOME), "{home:?}");
+    let (out, answer) = curl_may_fail(&demo, &[], &format!("https://{addr}/"));
+    assert!(
+        answer.is_none() && out.status.code() == Some(60),
+        "the new certificate names no IP address: {}",
+        out.describe()
+    );
+    let verified = s_client(&demo, &addr, &["-verify_hostname", "localhost"]);
+    assert!(verified.success(), "{}", verified.describe());
+    server.terminate(Duration::from_secs(20));
+}
+
+#[test]
+fn a_suspension_made_by_phone_is_not_released_in_the_portal() {
+    let demo = portal_demo();
+    let ayse = Holder {
+        tckn: TCKN.to_owned(),
+        given: GIVEN,
+        surname: SURNAME,
+        word: "Lale2024",
+        mobile: "05321234567",
+        email: Some("ayse.yilmaz@example.com.tr"),
+    };
+    let (cert, serial) = issue_holder(&demo, "ayse", &ayse);
+
+    // The holder lost the phone and called: the operator suspends on their request.
+    let out = demo
+        .nesca(&[
+            "suspend",
+            "--config",
+            s(&demo.config()),
+            "--serial",
+            &serial,
+            "--holder-tckn",
+            &ayse.tckn,
+        ])
+        .ok();
+    assert!(out.stdout.contains("suspended"), "{}", out.describe());
+    assert_eq!(demo.cert_show(&serial)["status"], "suspended");
+
+    // The notice of a suspension made elsewhere reaches the holder too.
+    let mut server = Server::serve(&demo);
+    let sms = wait_for_within(
+        "the operator's suspension notice by SMS",
+        OUTBOX_LIMIT,
+        || {
+            outbox(&demo, "sms")
+                .into_iter()
+                .find(|m| to(m, ayse.mobile) && m.contains(&serial) && m.contains("Askida"))
+        },
+    );
+    assert!(sms.contains("durumu degisti: Askida"), "{sms}");
+    wait_for_within(
+        "the operator's suspension notice by e-mail",
+        OUTBOX_LIMIT,
+        || {
+            outbox(&demo, "email").into_iter().find(|m| {
+                to(m, ayse.email.unwrap()) && m.contains(&serial) && m.contains("\"Askıda\"")
+            })
+        },
+    );
+
+    // Whoever has the phone and the word signs in: suspended, revocable, not releasable.
+    let base = portal_url(&server);
+    let downloads = tempfile::tempdir().expect("download directory");
+    let b = Browser::start(downloads.path());
+    sign_in(&b, &base, &demo, &ayse, ayse.word);
+    assert_eq!(row_status(&b, &serial), "Askıda");
+    assert_eq!(row_buttons(&b, &serial), ["İptal Et"]);
+
+    // A forged release with the session's cookies and token is refused.
+    let value = |name: &str| {
+        cookie(&b, name)["value"]
+            .as_str()
+            .expect("a cookie value")
+            .to_owned()
+    };
+    let csrf = value("__Host-nesca_csrf");
+    let cookies = format!(
+        "__Host-nesca_holder={}; __Host-nesca_csrf={csrf}",
+        value("__Host-nesca_holder")
+    );
+    let (status, body) = curl_post(
+        &demo,
+        &base,
+        "/sertifika/islem",
+        Some(&cookies),
+        &format!("csrf={csrf}&serial={serial}&action=release"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&format!("<h1>{HOLDER_LIST}</h1>"))
+            && body.contains("role=\"alert\"><p class=\"hata\">İşlem yapılamadı.")
+            && body.contains("Bu askıya alma portaldan yapılmadı"),
+        "{body}"
+    );
+    assert!(!body.contains("askıdan indirildi"), "{body}");
+    assert_eq!(demo.cert_show(&serial)["status"], "suspended");
+    ocsp_revoked(
+        &demo,
+        &server.url(),
+        &cert,
+        "certificateHold",
+        "still-held.der",
+    );
+    b.goto(&format!("{base}/sertifika"));
+    expect_page(&b, HOLDER_LIST);
+    assert_eq!(row_status(&b, &serial), "Askıda");
+    sign_out(&b);
+    server.assert_running();
+}
+
+#[test]
+fn sessions_end_at_sign_out_and_the_code_steps_token_dies() {
+    const HOLDER: &str = "__Host-nesca_holder";
+    const APPLICANT: &str = "__Host-nesca_applicant";
+    const CSRF: &str = "__Host-nesca_csrf";
+    let demo = portal_demo();
+    let ayse = Holder {
+        tckn: TCKN.to_owned(),
+        given: GIVEN,
+        surname: SURNAME,
+        word: "Lale2024",
+        mobile: "05321234567",
+        email: None,
+    };
+    let (_, serial) = issue_holder(&demo, "ayse", &ayse);
+    invite(&demo, &CAGRI);
+    let server = Server::serve(&demo);
+    let base = portal_url(&server);
+
+    // The holder: the word, then the code, each step with its own token.
+    let mut jar = Jar::default();
+    let start = jar.get_page(&demo, &base, "/sertifika");
+    assert_eq!(start.heading(), Some(HOLDER_SIGN_IN), "{start:?}");
+    let before = codes(&demo, ayse.mobile, HOLDER_CODE_MARK).len();
+    let word = jar.post_form(
+        &demo,
+        &base,
+        "/sertifika/giris",
+        &[("tckn", &ayse.tckn), ("security_word", ayse.word)],
+    );
+    assert_eq!(word.status, 303, "{word:?}");
+    let a = jar.get(HOLDER).to_owned();
+    let code_page = jar.get_page(&demo, &base, "/sertifika");
+    assert_eq!(code_page.heading(), Some(HOLDER_CODE), "{code_page:?}");
+    let code = next_code(&demo, ayse.mobile, HOLDER_CODE_MARK, before);
+    let signed_in = jar.post_form(&demo, &base, "/sertifika/kod", &[("code", &code)]);
+    assert_eq!(signed_in.status, 303, "{signed_in:?}");
+    let b = jar.get(HOLDER).to_owned();
+    assert_ne!(a, b, "signed in, the session has a new token");
+    assert!(b.len() >= 43, "256 bits: {b}");
+
+    let csrf_only = Jar::default().with(CSRF, jar.get(CSRF));
+    let with = |name: &str, token: &str| csrf_only.clone().with(name, token);
+    let list = with(HOLDER, &b).get_page(&demo, &base, "/sertifika");
+    assert_eq!(list.heading(), Some(HOLDER_LIST), "{list:?}");
+    assert!(
+        list.body.contains(&format!("<code>{serial}</code>")),
+        "{list:?}"
+    );
+    let old = with(HOLDER, &a).get_page(&demo, &base, "/sertifika");
+    assert_eq!(
+        old.heading(),
+        Some(HOLDER_SIGN_IN),
+        "the code step's token opens nothing: {old:?}"
+    );
+    let old = with(HOLDER, &a).get_page(&demo, &base, "/sertifika/guvenlik-sozcugu");
+    assert_eq!(old.heading(), Some(HOLDER_SIGN_IN), "{old:?}");
+
+    // Çıkış: the cookie is deleted, and the token ends with it.
+    let out = jar.get_page(&demo, &base, "/sertifika/cikis");
+    assert_eq!(
+        (out.status, out.header("Location")),
+        (303, Some("/")),
+        "{out:?}"
+    );
+    assert!(!jar.0.contains_key(HOLDER), "{jar:?}");
+    let after = with(HOLDER, &b).get_page(&demo, &base, "/sertifika");
+    assert_eq!(
+        after.heading(),
+        Some(HOLDER_SIGN_IN),
+        "signed out, the token opens nothing: {after:?}"
+    );
+
+    // The applicant: signed in with the e-mailed password; signed out, the token is dead.
+    let password = access_password(&demo, &CAGRI);
+    let mut jar = Jar::default();
+    let start = jar.get_page(&demo, &base, "/basvuru");
+    assert_eq!(start.heading(), Some("Başvuru — Giriş"), "{start:?}");
+    let signed_in = jar.post_form(
+        &demo,
+        &base,
+        "/basvuru/giris",
+        &[("tckn", CAGRI.tckn), ("password", &password)],
+    );
+    assert_eq!(signed_in.status, 303, "{signed_in:?}");
+    let token = jar.get(APPLICANT).to_owned();
+    let page = jar.get_page(&demo, &base, "/basvuru");
+    assert_eq!(page.heading(), Some("Başvuru"), "{page:?}");
+    assert!(page.body.contains("Sayın Çağrı Öztürk"), "{page:?}");
+    let out = jar.get_page(&demo, &base, "/basvuru/cikis");
+    assert_eq!(
+        (out.status, out.header("Location")),
+        (303, Some("/")),
+        "{out:?}"
+    );
+    assert!(!jar.0.contains_key(APPLICANT), "{jar:?}");
+    let csrf_only = Jar::default().with(CSRF, jar.get(CSRF));
+    for path in ["/basvuru", "/basvuru/basvurularim"] {
+        let after = csrf_only
+            .clone()
+            .with(APPLICANT, &token)
+            .get_page(&demo, &base, path);
+        assert_eq!(
+            after.heading(),
+            Some("Başvuru — Giriş"),
+            "signed out, the applicant's token opens nothing: {after:?}"
+        );
+    }
+    server.terminate(Duration::from_secs(20));
+}
+
+#[test]
+fn nesca_issue_refuses_a_malformed_mobile_before_issuing() {
+    let demo = server_demo();
+    let csr = demo.csr("ayse", Key::P256);
+    let out_file = demo.work.join("ayse.pem");
+    for (flag, value) in [("--mobile", "12345"), ("--email", "a b")] {
+        demo.assert_refused_unchanged(&[&flag[2..]], || {
+            demo.issue(&csr, &["--out", s(&out_file), flag, value])
+        });
+        assert!(
+            !out_file.exists(),
+            "{flag} {value:?}: a certificate was written"
+        );
+    }
+    // With both right, the same request issues.
+    demo.issue_ok(
+        &csr,
+        "ayse.pem",
+        &["--mobile", "05321234567", "--email", "ayse@example.com.tr"],
+    );
 }

@@ -457,14 +457,8 @@ async fn change_word(
 }
 
 async fn sign_out(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
-    let token = cookie(&headers, SESSION_COOKIE);
-    blocking(&p, &headers, Cost::Store, move |p, h| {
-        if let Some(token) = token {
-            if let Err(e) = p.holders.sign_out(&token) {
-                tracing::warn!(error = %e, "portal sign-out not recorded");
-            }
-        }
-        h.cookie(SESSION_COOKIE, "", 0).see_other("/")
+    super::sign_out(&p, &headers, SESSION_COOKIE, |p, token| {
+        p.holders.sign_out(token)
     })
     .await
 }

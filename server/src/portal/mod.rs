@@ -11,6 +11,7 @@
 //! constant time); every page is sent with a strict Content-Security-Policy and no-store.
 
 mod applicant;
+mod checks;
 mod holder;
 mod html;
 
@@ -40,9 +41,8 @@ const CSRF_COOKIE: &str = "__Host-nesca_csrf";
 pub(crate) struct Portal {
     holders: HolderPortal,
     enrollments: Enrollments,
-    /// Permits for the checks that cost an argon2 verification (about 19 MiB and tens of
-    /// milliseconds each): see [`blocking`].
-    checks: Arc<tokio::sync::Semaphore>,
+    /// The threads of the checks that cost an argon2 verification: see [`blocking`].
+    checks: checks::CheckPool,
 }
 
 /// At most this many argon2 checks run at once, whatever the number of cores.
@@ -67,7 +67,9 @@ pub(crate) fn listener(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Option<Tls
     let portal = Arc::new(Portal {
         holders: HolderPortal::new(store.clone(), clock.clone()),
         enrollments: Enrollments::new(store, clock),
-        checks: Arc::new(tokio::sync::Semaphore::new(checks)),
+        checks: checks::CheckPool::start(checks).map_err(|e| {
+            crate::error::CliError::io("cannot start", std::path::Path::new("the portal's check threads"))(e)
+        })?,
     });
     Ok(Some(TlsListener {
         field: "portal.listen",
@@ -298,29 +300,46 @@ pub(super) enum Cost {
 }
 
 /// Runs a request's blocking work (the store; argon2) off the async runtime. Work that checks
-/// a password, word or code takes one of the portal's few check permits first; when none is
-/// free the answer is 503 at once, so that a flood of sign-ins (each check allocating about
-/// 19 MiB) cannot take the server's memory or its blocking threads.
+/// a password, word or code runs on one of the portal's few check threads; when none is free
+/// the answer is 503 at once, so that a flood of sign-ins (each check allocating about 19 MiB)
+/// cannot take the server's memory or the threads the other listeners use.
 pub(super) async fn blocking(
     p: &Arc<Portal>,
     headers: &HeaderMap,
     cost: Cost,
     work: impl FnOnce(Arc<Portal>, Html) -> Response + Send + 'static,
 ) -> Response {
-    let permit = match cost {
-        Cost::Store => None,
-        Cost::Check => match p.checks.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => return busy(headers),
-        },
-    };
-    let (p, h) = (p.clone(), Html::new(headers));
-    let result = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        work(p, h)
+    let (portal, h) = (p.clone(), Html::new(headers));
+    match cost {
+        Cost::Store => tokio::task::spawn_blocking(move || work(portal, h))
+            .await
+            .unwrap_or_else(|e| unavailable(headers, &e)),
+        Cost::Check => p
+            .checks
+            .try_run(move || work(portal, h))
+            .await
+            .unwrap_or_else(|| busy(headers)),
+    }
+}
+
+/// Signs the person of `cookie_name`'s session out: `end` ends the session in the store (a
+/// failure is logged, the cookie cleared all the same), then home.
+pub(super) async fn sign_out(
+    p: &Arc<Portal>,
+    headers: &HeaderMap,
+    cookie_name: &'static str,
+    end: fn(&Portal, &str) -> nesca_ra::Result<()>,
+) -> Response {
+    let token = cookie(headers, cookie_name);
+    blocking(p, headers, Cost::Store, move |p, h| {
+        if let Some(token) = token {
+            if let Err(e) = end(&p, &token) {
+                tracing::warn!(error = %e, "portal sign-out not recorded");
+            }
+        }
+        h.cookie(cookie_name, "", 0).see_other("/")
     })
-    .await;
-    result.unwrap_or_else(|e| unavailable(headers, &e))
+    .await
 }
 
 /// The answer when every check permit is taken.

@@ -600,7 +600,7 @@ mod tests {
     use crate::partner::{PartnerId, PartnerRecord};
     use crate::serial::Serial;
     use crate::store::prelude::*;
-    use crate::store::{CertStatus, SqliteStore};
+    use crate::store::{CertStatus, OutboxKind, OutboxStatus, SqliteStore};
 
     /// A database written by the first schema keeps its rows when migration 2 rebuilds the
     /// certificates table.
@@ -831,5 +831,54 @@ mod tests {
             store.list_import(&acme, &sha).unwrap().unwrap().status,
             crate::store::ImportStatus::Rejected
         );
+    }
+
+    /// A database at schema version 18 gains migration 19 (the portal): its outbox messages,
+    /// pending and sent, keep their ids, kinds and attempts, the due index still finds the
+    /// pending one, and the new kinds can be written.
+    #[test]
+    fn migration_19_keeps_version_18_outbox() {
+        let dir = crate::testkit::private_tempdir();
+        let path = dir.path().join("v18.db");
+        {
+            let conn = database_at(&path, 18);
+            conn.execute_batch(
+                "INSERT INTO outbox (id, kind, subject_ref, recipient, status, attempts, next_attempt_at, created_at, sent_at)
+                 VALUES (7, 'access-password', 'pa-1', 'a@example.gov.tr', 'sent', 1, 5, 5, 6),
+                        (8, 'sms-code', 'pa-1', '+905321234567', 'pending', 2, 50, 5, NULL);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let all = store.outbox().unwrap();
+        assert_eq!(
+            all.iter()
+                .map(|(m, s)| (m.id, m.kind, m.attempts, *s))
+                .collect::<Vec<_>>(),
+            [
+                (7, OutboxKind::AccessPassword, 1, OutboxStatus::Sent),
+                (8, OutboxKind::SmsCode, 2, OutboxStatus::Pending)
+            ]
+        );
+        let due = store
+            .outbox_due(crate::UnixTime::from_secs(60), 10)
+            .unwrap();
+        assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [8]);
+        let session = crate::store::NewHolderSession {
+            id: "s1".into(),
+            token_sha256: "t1".into(),
+            tckn: crate::Tckn::parse("10000000146").unwrap(),
+            mobile: "+905321234567".into(),
+            expires_at: crate::UnixTime::from_secs(4_000),
+        };
+        store
+            .start_holder_session(
+                &session,
+                &crate::Principal::HostOperator,
+                crate::UnixTime::from_secs(60),
+            )
+            .unwrap();
+        let ids: Vec<i64> = store.outbox().unwrap().iter().map(|(m, _)| m.id).collect();
+        assert_eq!(ids, [7, 8, 9], "new messages follow the old ids");
     }
 }
