@@ -68,7 +68,10 @@ pub(crate) fn listener(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Option<Tls
         holders: HolderPortal::new(store.clone(), clock.clone()),
         enrollments: Enrollments::new(store, clock),
         checks: checks::CheckPool::start(checks).map_err(|e| {
-            crate::error::CliError::io("cannot start", std::path::Path::new("the portal's check threads"))(e)
+            crate::error::CliError::io(
+                "cannot start",
+                std::path::Path::new("the portal's check threads"),
+            )(e)
         })?,
     });
     Ok(Some(TlsListener {
