@@ -814,6 +814,12 @@ impl Enrollments {
 
 /// An argon2id hash of a random password, made once: what an unknown number is checked
 /// against.
+/// Spends what one password check costs, for a sign-in refused before anything could be
+/// checked (a T.C. Kimlik No that does not parse): it takes as long as any other refusal.
+pub fn spend_a_refusal(password: &SecretString) {
+    spend_a_check(password.expose_secret(), dummy_hash());
+}
+
 pub(crate) fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| hash_password(&new_token()).unwrap_or_default())

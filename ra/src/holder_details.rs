@@ -57,9 +57,8 @@ impl HolderDetails {
         by: &Principal,
     ) -> Result<()> {
         let now = clock.now_unix();
-        if (self.mobile.is_some() || self.email.is_some())
-            && store.holder_contact(issuer, serial)?.is_none()
-        {
+        if self.mobile.is_some() || self.email.is_some() {
+            // The store records a contact once: a second one (a racing replay) is dropped.
             let contact = HolderContact {
                 mobile: self.mobile.as_ref().map(|m| m.as_str().to_owned()),
                 email: self.email.as_ref().map(|e| e.as_str().to_owned()),
@@ -69,7 +68,11 @@ impl HolderDetails {
         if let Some(word) = &self.security_word {
             if store.holder_security_word(issuer, serial)?.is_none() {
                 let hash = crate::outbox::hash_password(word)?;
-                store.set_security_word(issuer, serial, &hash, by, now)?;
+                match store.set_security_word(issuer, serial, &hash, by, now) {
+                    // A racing request recorded one first: that one stays.
+                    Ok(()) | Err(ca_core::CaError::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         Ok(())

@@ -282,21 +282,24 @@ impl Outbox {
         let day = |d: u32| now.plus_secs(i64::from(d) * 86_400);
         let mut queued = 0;
         for (days, after) in crate::notices::REMINDER_BANDS {
+            // A certificate within a day of the next band waits for it: first seen at 30 days
+            // and a few minutes, it is not reminded of 60 days and then, an hour later, of 30.
+            let from = match after {
+                0 => now,
+                _ => day(after + 1),
+            };
             queued += self
                 .store
-                .queue_expiry_reminders(days, (day(after), day(days)), now)?;
+                .queue_expiry_reminders(days, (from, day(days)), now)?;
         }
         Ok(queued)
     }
 
-    /// Forgets what the portal no longer needs: attempt counters whose window is over (the
+    /// Forgets what the portal no longer needs: attempt counters whose own window is over (the
     /// next attempt starts a new one) and sessions that expired a day ago or more.
     pub fn sweep_portal(&self) -> Result<u64> {
         let now = self.clock.now_unix();
-        Ok(self.store.sweep_portal(
-            now.plus_secs(-crate::portal::ATTEMPT_WINDOW_SECONDS),
-            now.plus_secs(-86_400),
-        )?)
+        Ok(self.store.sweep_portal(now, now.plus_secs(-86_400))?)
     }
 
     /// Sends what is due, at most `limit` messages; a failure is recorded with its retry time

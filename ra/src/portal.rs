@@ -42,8 +42,10 @@ pub const SOURCE_ATTEMPTS: u32 = 20;
 pub const ATTEMPT_WINDOW_SECONDS: i64 = 1_800;
 const DAY_SECONDS: i64 = 86_400;
 /// SMS codes sent to one identity in a window (sign-ins whose word matched): never given
-/// back, so that a known word cannot flood the holder's phone.
+/// back, so that a known word sends the holder's phone at most [`CODES_PER_DAY`] a day.
 pub const CODES_PER_WINDOW: u32 = 5;
+/// SMS codes sent to one identity in a day.
+pub const CODES_PER_DAY: u32 = 10;
 /// How long an SMS code is good.
 pub const CODE_SECONDS: i64 = 300;
 /// Wrong codes after which the session ends.
@@ -77,12 +79,6 @@ pub fn holder_principal(tckn: Tckn) -> Principal {
         tckn,
         proof: HolderProof::SecurityWordSms,
     }
-}
-
-/// Spends what one word check costs, for a refusal made before anything could be checked (a
-/// T.C. Kimlik No that does not parse): it takes as long as any other.
-pub fn spend_one_check(word: &SecretString) {
-    spend_a_check(word.expose_secret(), dummy_hash());
 }
 
 /// A security word accepted: the session awaits its SMS code.
@@ -176,12 +172,13 @@ fn attempt_keys(tckn: &Tckn, source: &SignInSource) -> [(String, i64, u32); 3] {
             DAY_SECONDS,
             IDENTITY_ATTEMPTS_PER_DAY,
         ),
-        (
-            format!("source:{source}"),
-            ATTEMPT_WINDOW_SECONDS,
-            SOURCE_ATTEMPTS,
-        ),
+        (source_key(source), ATTEMPT_WINDOW_SECONDS, SOURCE_ATTEMPTS),
     ]
+}
+
+/// The attempt counter of a source.
+fn source_key(source: &SignInSource) -> String {
+    format!("source:{source}")
 }
 
 impl HolderPortal {
@@ -210,11 +207,23 @@ impl HolderPortal {
         Ok(within)
     }
 
-    /// Gives back the attempts of a step that succeeded: the limits count failures.
-    fn forgive_attempts(&self, tckn: &Tckn, source: &SignInSource) -> Result<()> {
+    /// Gives back the attempts of a step that succeeded: the limits count failures. The step
+    /// is done already, so a failure here is logged, not answered (the attempt then stays
+    /// counted, which errs on the safe side).
+    fn forgive_attempts(&self, tckn: &Tckn, source: &SignInSource) {
         for (key, _, _) in attempt_keys(tckn, source) {
-            self.store.forgive_portal_attempt(&key)?;
+            if let Err(e) = self.store.forgive_portal_attempt(&key) {
+                tracing::warn!(error = %e, "a portal attempt could not be given back");
+            }
         }
+    }
+
+    /// Refuses a sign-in whose T.C. Kimlik No does not parse: counted against the source
+    /// (there is no identity to count), and costing one check, as any refusal.
+    pub fn refuse_unparsed(&self, secret: &SecretString, source: &SignInSource) -> Result<()> {
+        self.store
+            .count_portal_attempt(&source_key(source), ATTEMPT_WINDOW_SECONDS, self.now())?;
+        spend_a_check(secret.expose_secret(), dummy_hash());
         Ok(())
     }
 
@@ -275,14 +284,19 @@ impl HolderPortal {
             return Err(refused());
         };
         let now = self.now();
-        // The codes an identity is sent: counted when the word matched, never given back.
-        let codes = self.store.count_portal_attempt(
-            &format!("codes:{tckn}"),
-            ATTEMPT_WINDOW_SECONDS,
-            now,
-        )?;
-        if codes > CODES_PER_WINDOW {
-            return Err(refused());
+        // The codes an identity is sent: counted when the word matched, never given back;
+        // the day's counter only those the window let through (codes sent, not refusals).
+        for (key, window, limit) in [
+            (
+                format!("codes:{tckn}"),
+                ATTEMPT_WINDOW_SECONDS,
+                CODES_PER_WINDOW,
+            ),
+            (format!("codes-day:{tckn}"), DAY_SECONDS, CODES_PER_DAY),
+        ] {
+            if self.store.count_portal_attempt(&key, window, now)? > limit {
+                return Err(refused());
+            }
         }
         let token = new_token();
         let expires_at = now.plus_secs(SESSION_SECONDS);
@@ -297,7 +311,7 @@ impl HolderPortal {
         };
         self.store
             .start_holder_session(&session, &holder_principal(*tckn), now)?;
-        self.forgive_attempts(tckn, source)?;
+        self.forgive_attempts(tckn, source);
         Ok(Challenge { token, expires_at })
     }
 
@@ -338,7 +352,7 @@ impl HolderPortal {
                     .store
                     .holder_signed_in(&session.id, hash, &new_sha256, &actor, now)? =>
             {
-                self.forgive_attempts(&session.tckn, source)?;
+                self.forgive_attempts(&session.tckn, source);
                 Ok(SignedIn {
                     holder: HolderSignedIn {
                         session_id: session.id,
@@ -525,7 +539,8 @@ impl HolderPortal {
             &holder.principal(),
             self.now(),
         )?;
-        self.forgive_attempts(&holder.tckn, source)
+        self.forgive_attempts(&holder.tckn, source);
+        Ok(())
     }
 }
 
@@ -712,15 +727,49 @@ mod tests {
     fn a_known_word_cannot_flood_the_phone() {
         let t = setup();
         t.issue(WORD, Some("05321234567"));
-        for _ in 0..CODES_PER_WINDOW {
-            t.challenge(WORD);
+        let refused = |t: &Setup| {
+            matches!(
+                t.portal.sign_in(&tckn(), &word(WORD), &source(1)),
+                Err(RaError::Unauthenticated { .. })
+            )
+        };
+        for _ in 0..CODES_PER_DAY / CODES_PER_WINDOW {
+            for _ in 0..CODES_PER_WINDOW {
+                t.challenge(WORD);
+            }
+            assert!(refused(&t), "past the window's codes");
+            t.advance(ATTEMPT_WINDOW_SECONDS + 1);
         }
-        assert!(matches!(
-            t.portal.sign_in(&tckn(), &word(WORD), &source(1)),
-            Err(RaError::Unauthenticated { .. })
-        ));
-        t.advance(ATTEMPT_WINDOW_SECONDS + 1);
+        assert!(refused(&t), "past the day's codes");
+        t.advance(DAY_SECONDS);
         t.challenge(WORD);
+    }
+
+    /// The hourly sweep forgets the half-hour counters whose window is over, never the day's:
+    /// five failures an hour still meet the day's limit.
+    #[test]
+    fn the_days_limit_outlives_the_hourly_sweep() {
+        let t = setup();
+        t.issue(WORD, Some("05321234567"));
+        for _ in 0..IDENTITY_ATTEMPTS_PER_DAY / IDENTITY_ATTEMPTS {
+            for _ in 0..IDENTITY_ATTEMPTS {
+                let _ = t.portal.sign_in(&tckn(), &word("yanlis99"), &source(1));
+            }
+            t.advance(ATTEMPT_WINDOW_SECONDS + 1);
+            t.outbox.sweep_portal().unwrap();
+        }
+        assert!(t.portal.sign_in(&tckn(), &word(WORD), &source(2)).is_err());
+    }
+
+    #[test]
+    fn an_unparsed_number_counts_against_its_source() {
+        let t = setup();
+        t.issue(WORD, Some("05321234567"));
+        for _ in 0..SOURCE_ATTEMPTS {
+            t.portal.refuse_unparsed(&word("x"), &source(9)).unwrap();
+        }
+        assert!(t.portal.sign_in(&tckn(), &word(WORD), &source(9)).is_err());
+        t.portal.sign_in(&tckn(), &word(WORD), &source(8)).unwrap();
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub struct NewHolderSession {
 /// The portal's records.
 pub trait PortalStore: Send + Sync {
     /// Records where a certificate's holder is reached (`nesca issue --mobile`, a channel),
-    /// replacing what was recorded for it.
+    /// once: a contact already recorded for the certificate stays as it is.
     fn set_holder_contact(
         &self,
         issuer: &IssuerId,
@@ -125,10 +125,10 @@ pub trait PortalStore: Send + Sync {
     fn touch_holder_session(&self, id: &str, at: UnixTime) -> Result<()>;
     /// Ends a session (sign-out, or idle or absolute expiry seen).
     fn end_holder_session(&self, id: &str, actor: &Principal, at: UnixTime) -> Result<()>;
-    /// Forgets what no rule needs any more: attempt counters whose window started before
-    /// `windows_before`, and sessions that expired before `sessions_before`. Answers how many
-    /// rows went.
-    fn sweep_portal(&self, windows_before: UnixTime, sessions_before: UnixTime) -> Result<u64>;
+    /// Forgets what no rule needs any more: attempt counters whose own window is over at `at`
+    /// (the next attempt would start a new one), and sessions that expired before
+    /// `sessions_before`. Answers how many rows went.
+    fn sweep_portal(&self, at: UnixTime, sessions_before: UnixTime) -> Result<u64>;
     /// Queues a reminder (`subject_ref` `ISSUER/SERIAL/DAYS`) to each recipient of every
     /// active certificate with a T.C. Kimlik No holder whose notAfter lies in `expiring`
     /// (after the first, up to the second), each once per certificate, `days` and recipient;

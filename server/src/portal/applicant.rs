@@ -204,9 +204,9 @@ async fn sign_in(
     };
     let typed = form.get("tckn").trim().to_owned();
     let password = SecretString::from(form.get("password").to_owned());
-    blocking(&p, &headers, Cost::Check, move |p, h| {
+    blocking(&p, &headers, Cost::Check(source(peer)), move |p, h| {
         let Ok(tckn) = Tckn::parse(&typed) else {
-            nesca_ra::portal::spend_one_check(&password);
+            nesca_ra::enrollment::spend_a_refusal(&password);
             return sign_in_page(h, &typed, Some(&sign_in_refused()));
         };
         match p.enrollments.sign_in(&tckn, &password, &source(peer)) {
@@ -277,55 +277,76 @@ fn after_step(
     }
 }
 
-async fn submit_form(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn submit_form(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(form) = Form::parse(&headers, &body) else {
         return forbidden(&headers);
     };
     let word = SecretString::from(form.get("security_word").to_owned());
     let do_not_publish = form.get("do_not_publish") == "1";
     let address = form.get("delivery_address").to_owned();
-    as_applicant(p, &headers, Cost::Check, move |p, h, token, _| {
-        let result = ApplicantForm::parse(word, do_not_publish, &address)
-            .and_then(|f| p.enrollments.submit_form(&token, f))
-            .map(|()| "Formunuz kaydedildi; cep telefonunuza SMS onay kodu gönderiliyor.");
-        after_step(
-            &p,
-            h,
-            &token,
-            result,
-            &[
-                ("security_word", format!("{}.", super::security_word_rule())),
-                (
-                    "delivery_address",
-                    "10–500 karakterlik bir adres yazın.".to_owned(),
-                ),
-            ],
-        )
-    })
+    as_applicant(
+        p,
+        &headers,
+        Cost::Check(source(peer)),
+        move |p, h, token, _| {
+            let result = ApplicantForm::parse(word, do_not_publish, &address)
+                .and_then(|f| p.enrollments.submit_form(&token, f))
+                .map(|()| "Formunuz kaydedildi; cep telefonunuza SMS onay kodu gönderiliyor.");
+            after_step(
+                &p,
+                h,
+                &token,
+                result,
+                &[
+                    ("security_word", format!("{}.", super::security_word_rule())),
+                    (
+                        "delivery_address",
+                        "10–500 karakterlik bir adres yazın.".to_owned(),
+                    ),
+                ],
+            )
+        },
+    )
     .await
 }
 
-async fn confirm_code(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn confirm_code(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(form) = Form::parse(&headers, &body) else {
         return forbidden(&headers);
     };
     let code = SecretString::from(form.get("code").trim().to_owned());
-    as_applicant(p, &headers, Cost::Check, move |p, h, token, _| {
-        let result = p
-            .enrollments
-            .confirm_code(&token, &code)
-            .map(|()| "Cep telefonunuz doğrulandı.");
-        after_step(
-            &p,
-            h,
-            &token,
-            result,
-            &[(
-                "code",
-                "SMS onay kodu hatalı ya da süresi dolmuş. Gerekirse yeni kod isteyin.".to_owned(),
-            )],
-        )
-    })
+    as_applicant(
+        p,
+        &headers,
+        Cost::Check(source(peer)),
+        move |p, h, token, _| {
+            let result = p
+                .enrollments
+                .confirm_code(&token, &code)
+                .map(|()| "Cep telefonunuz doğrulandı.");
+            after_step(
+                &p,
+                h,
+                &token,
+                result,
+                &[(
+                    "code",
+                    "SMS onay kodu hatalı ya da süresi dolmuş. Gerekirse yeni kod isteyin."
+                        .to_owned(),
+                )],
+            )
+        },
+    )
     .await
 }
 

@@ -125,12 +125,14 @@ async fn sign_in(
     };
     let typed = form.get("tckn").trim().to_owned();
     let word = SecretString::from(form.get("security_word").to_owned());
-    blocking(&p, &headers, Cost::Check, move |p, h| {
+    blocking(&p, &headers, Cost::Check(source(peer)), move |p, h| {
         // A malformed number is refused as an unknown one is, and costs what it costs.
         let result = match Tckn::parse(&typed) {
             Ok(tckn) => p.holders.sign_in(&tckn, &word, &source(peer)),
             Err(_) => {
-                nesca_ra::portal::spend_one_check(&word);
+                if let Err(e) = p.holders.refuse_unparsed(&word, &source(peer)) {
+                    return h.unavailable(&e);
+                }
                 return sign_in_page(h, &typed, Some(&sign_in_refused()));
             }
         };
@@ -164,7 +166,7 @@ async fn confirm_code(
         return sign_in_page(Html::new(&headers), "", Some(&code_refused()));
     };
     let code = SecretString::from(form.get("code").trim().to_owned());
-    blocking(&p, &headers, Cost::Check, move |p, h| {
+    blocking(&p, &headers, Cost::Check(source(peer)), move |p, h| {
         match p.holders.confirm_code(&token, &code, &source(peer)) {
             // Signed in under a new token: the code step's token opens nothing any more.
             Ok(signed_in) => h
@@ -433,11 +435,16 @@ async fn change_word(
     };
     let current = SecretString::from(form.get("current_security_word").to_owned());
     let new = SecretString::from(form.get("new_security_word").to_owned());
-    as_holder(p, &headers, Cost::Check, move |p, h, holder| {
-        match p
-            .holders
-            .change_security_word(&holder, &current, &new, &source(peer))
-        {
+    as_holder(
+        p,
+        &headers,
+        Cost::Check(source(peer)),
+        move |p, h, holder| match p.holders.change_security_word(
+            &holder,
+            &current,
+            &new,
+            &source(peer),
+        ) {
             Ok(()) => list_page(
                 &p,
                 h,
@@ -451,8 +458,8 @@ async fn change_word(
                 None,
             ),
             Err(e) => h.unavailable(&e),
-        }
-    })
+        },
+    )
     .await
 }
 

@@ -295,17 +295,19 @@ pub(super) fn security_word_rule() -> String {
     )
 }
 
-/// What a request's blocking work costs: a store read or write, or also an argon2 check.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// What a request's blocking work costs: a store read or write, or also an argon2 check for
+/// the source named.
+#[derive(Clone, PartialEq, Eq)]
 pub(super) enum Cost {
     Store,
-    Check,
+    Check(SignInSource),
 }
 
 /// Runs a request's blocking work (the store; argon2) off the async runtime. Work that checks
-/// a password, word or code runs on one of the portal's few check threads; when none is free
-/// the answer is 503 at once, so that a flood of sign-ins (each check allocating about 19 MiB)
-/// cannot take the server's memory or the threads the other listeners use.
+/// a password, word or code runs on one of the portal's few check threads, a source holding at
+/// most half of them; when none is free the answer is 503 at once, so that a flood of sign-ins
+/// (each check allocating about 19 MiB) cannot take the server's memory or the threads the
+/// other listeners use, and one address cannot take every check thread.
 pub(super) async fn blocking(
     p: &Arc<Portal>,
     headers: &HeaderMap,
@@ -317,11 +319,17 @@ pub(super) async fn blocking(
         Cost::Store => tokio::task::spawn_blocking(move || work(portal, h))
             .await
             .unwrap_or_else(|e| unavailable(headers, &e)),
-        Cost::Check => p
+        Cost::Check(source) => match p
             .checks
-            .try_run(move || work(portal, h))
+            .try_run(&source.to_string(), move || work(portal, h))
             .await
-            .unwrap_or_else(|| busy(headers)),
+        {
+            Ok(r) => r,
+            Err(checks::NotRun::Busy) => busy(headers),
+            Err(checks::NotRun::Failed) => {
+                unavailable(headers, &"the check failed (see the log above)")
+            }
+        },
     }
 }
 

@@ -415,9 +415,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (issuer, serial)
     );
     CREATE TABLE portal_attempts (
-        key          TEXT PRIMARY KEY,
-        window_start BIGINT NOT NULL,
-        count        BIGINT NOT NULL
+        key            TEXT PRIMARY KEY,
+        window_start   BIGINT NOT NULL,
+        window_seconds BIGINT NOT NULL,
+        count          BIGINT NOT NULL
     );
     CREATE TABLE holder_sessions (
         id              TEXT PRIMARY KEY,

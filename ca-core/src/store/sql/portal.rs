@@ -21,10 +21,10 @@ use crate::{Principal, UnixTime};
 const RECIPIENTS: &str = "SELECT mobile AS recipient FROM holder_contacts WHERE issuer = ?1 AND serial = ?2 AND mobile IS NOT NULL \
     UNION SELECT email FROM holder_contacts WHERE issuer = ?1 AND serial = ?2 AND email IS NOT NULL \
     UNION SELECT p.mobile FROM enrollments e JOIN pre_applications p ON p.id = e.pre_application \
-      JOIN certificates c ON c.serial = e.serial AND c.issuer = ?1 \
+      JOIN certificates c ON c.serial = e.serial AND c.issuer = ?1 AND c.tckn = p.tckn \
       WHERE e.serial = ?2 AND NOT EXISTS (SELECT 1 FROM holder_contacts h WHERE h.issuer = ?1 AND h.serial = ?2) \
     UNION SELECT p.email FROM enrollments e JOIN pre_applications p ON p.id = e.pre_application \
-      JOIN certificates c ON c.serial = e.serial AND c.issuer = ?1 \
+      JOIN certificates c ON c.serial = e.serial AND c.issuer = ?1 AND c.tckn = p.tckn \
       WHERE e.serial = ?2 AND NOT EXISTS (SELECT 1 FROM holder_contacts h WHERE h.issuer = ?1 AND h.serial = ?2)";
 
 /// Queues a notice of a certificate's status change to each of its holder's recipients, in
@@ -126,10 +126,13 @@ fn read_contact(
     if recorded.is_some() {
         return Ok(recorded);
     }
+    // The enrollment that produced this very certificate: its serial, and the certificate's
+    // issuer and holder (an enrollment records the serial alone).
     conn.prepare_cached(
-        "SELECT p.mobile, p.email FROM enrollments e JOIN pre_applications p ON p.id = e.pre_application WHERE e.serial = ?1",
+        "SELECT p.mobile, p.email FROM enrollments e JOIN pre_applications p ON p.id = e.pre_application \
+         JOIN certificates c ON c.serial = e.serial AND c.issuer = ?1 AND c.tckn = p.tckn WHERE e.serial = ?2",
     )?
-    .query_row([serial], contact)
+    .query_row(params![issuer, serial], contact)
     .optional()
 }
 
@@ -176,10 +179,15 @@ impl PortalStore for Backend {
             if !known {
                 return Err(refused("serial", format!("no certificate {serial} of {issuer}")));
             }
-            conn.prepare_cached(
-                "INSERT INTO holder_contacts (issuer, serial, mobile, email) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (issuer, serial) DO UPDATE SET mobile = excluded.mobile, email = excluded.email",
-            )?
-            .execute(params![issuer.as_str(), serial.to_hex(), contact.mobile, contact.email])?;
+            // Once: two requests racing to fill it in leave the first one's.
+            let n = conn
+                .prepare_cached(
+                    "INSERT INTO holder_contacts (issuer, serial, mobile, email) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (issuer, serial) DO NOTHING",
+                )?
+                .execute(params![issuer.as_str(), serial.to_hex(), contact.mobile, contact.email])?;
+            if n == 0 {
+                return Ok(());
+            }
             append_event(
                 conn,
                 head,
@@ -207,14 +215,15 @@ impl PortalStore for Backend {
             // with this attempt.
             let count: i64 = conn
                 .prepare_cached(
-                    "INSERT INTO portal_attempts (key, window_start, count) VALUES (?1, ?2, 1) \
+                    "INSERT INTO portal_attempts (key, window_start, window_seconds, count) VALUES (?1, ?2, ?4, 1) \
                      ON CONFLICT (key) DO UPDATE SET \
                        count = CASE WHEN portal_attempts.window_start <= ?3 THEN 1 ELSE portal_attempts.count + 1 END, \
-                       window_start = CASE WHEN portal_attempts.window_start <= ?3 THEN ?2 ELSE portal_attempts.window_start END \
+                       window_start = CASE WHEN portal_attempts.window_start <= ?3 THEN ?2 ELSE portal_attempts.window_start END, \
+                       window_seconds = ?4 \
                      RETURNING count",
                 )?
                 .query_row(
-                    params![key, at.secs(), at.secs() - window_seconds],
+                    params![key, at.secs(), at.secs() - window_seconds, window_seconds],
                     |r| r.get(0),
                 )?;
             Ok(u32::try_from(count).unwrap_or(u32::MAX))
@@ -375,11 +384,14 @@ impl PortalStore for Backend {
         })
     }
 
-    fn sweep_portal(&self, windows_before: UnixTime, sessions_before: UnixTime) -> Result<u64> {
+    fn sweep_portal(&self, at: UnixTime, sessions_before: UnixTime) -> Result<u64> {
         self.submit(move |conn, _head| {
+            // Each counter by its own window: a day's counter outlives the half-hour ones.
             let attempts = conn
-                .prepare_cached("DELETE FROM portal_attempts WHERE window_start < ?1")?
-                .execute([windows_before.secs()])?;
+                .prepare_cached(
+                    "DELETE FROM portal_attempts WHERE window_start + window_seconds <= ?1",
+                )?
+                .execute([at.secs()])?;
             let sessions = conn
                 .prepare_cached("DELETE FROM holder_sessions WHERE expires_at < ?1")?
                 .execute([sessions_before.secs()])?;

@@ -239,9 +239,10 @@ const PORTAL_MIGRATION: &str = "
         PRIMARY KEY (issuer, serial)
     );
     CREATE TABLE portal_attempts (
-        key          TEXT PRIMARY KEY,
-        window_start INTEGER NOT NULL,
-        count        INTEGER NOT NULL
+        key            TEXT PRIMARY KEY,
+        window_start   INTEGER NOT NULL,
+        window_seconds INTEGER NOT NULL,
+        count          INTEGER NOT NULL
     );
     CREATE TABLE holder_sessions (
         id              TEXT PRIMARY KEY,
