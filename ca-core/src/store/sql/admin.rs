@@ -500,10 +500,14 @@ impl AdminStore for Backend {
                 if recorded.is_some() {
                     return Ok(recorded);
                 }
+                // The enrollment that produced this very certificate: an enrollment records
+                // the serial alone, so the certificate's issuer and holder are matched too.
                 c.prepare_cached(
-                    "SELECT security_word_hash FROM enrollments WHERE serial = ?1 AND security_word_hash IS NOT NULL",
+                    "SELECT e.security_word_hash FROM enrollments e JOIN pre_applications p ON p.id = e.pre_application \
+                     JOIN certificates c ON c.serial = e.serial AND c.issuer = ?1 AND c.tckn = p.tckn \
+                     WHERE e.serial = ?2 AND e.security_word_hash IS NOT NULL",
                 )?
-                .query_row([serial.to_hex()], |r| r.get(0))
+                .query_row(params![issuer.as_str(), serial.to_hex()], |r| r.get(0))
                 .optional()
             },
             "read security word",
