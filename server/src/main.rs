@@ -79,6 +79,9 @@ enum Command {
     /// The portal's own listener certificate
     #[command(subcommand)]
     Portal(PortalCommand),
+    /// The partners' channel listener certificate
+    #[command(subcommand)]
+    Channels(ChannelsCommand),
     /// Trusted transport keys (card-personalisation system, KEC devices) card keys may be wrapped for
     #[command(subcommand)]
     TransportKey(TransportKeyCommand),
@@ -184,6 +187,12 @@ enum AdminCommand {
 #[derive(Subcommand)]
 enum PortalCommand {
     /// Issue the portal listener's TLS certificate (names in subjectAltName) and key
+    TlsCert(commands::admin::TlsCertArgs),
+}
+
+#[derive(Subcommand)]
+enum ChannelsCommand {
+    /// Issue the channel listener's TLS server certificate (names in subjectAltName) and key
     TlsCert(commands::admin::TlsCertArgs),
 }
 
@@ -317,6 +326,7 @@ fn main() -> ExitCode {
         Command::Operator(OperatorCommand::Disable(a)) => commands::operator::disable(a),
         Command::Admin(AdminCommand::TlsCert(a)) => commands::admin::tls_cert(a),
         Command::Portal(PortalCommand::TlsCert(a)) => commands::admin::portal_tls_cert(a),
+        Command::Channels(ChannelsCommand::TlsCert(a)) => commands::admin::channels_tls_cert(a),
         Command::Partner(PartnerCommand::Add(a)) => commands::partner::add(a),
         Command::Partner(PartnerCommand::List(a)) => commands::partner::list(a),
         Command::Partner(PartnerCommand::Deactivate(a)) => commands::partner::deactivate(a),

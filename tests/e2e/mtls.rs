@@ -150,3 +150,69 @@ fn an_open_connection_stops_when_its_certificate_or_partner_does() {
     refused(&open.get("/channels/echo/b").unwrap(), "no longer active");
     server.assert_running();
 }
+
+/// A modern TLS client (rustls, the name checked) refuses a partner's secure-communication
+/// certificate as the listener's (its host only in the subject CN), and accepts the listener
+/// certificate `nesca channels tls-cert` issues (the names in subjectAltName, serverAuth).
+#[test]
+fn a_rustls_client_verifies_the_channel_listener_by_name() {
+    let demo = server_demo();
+    let listener = MtlsListener::configure(&demo);
+    let partner = Signer {
+        cert: listener.client_cert.clone(),
+        key: listener.client_key.clone(),
+    };
+    let get = |name: &str| {
+        ChannelClient::verifying(listener.port, &listener.ca, Some(&partner), name)
+            .get("/channels/echo/hello")
+    };
+    let server = Server::serve(&demo);
+    let refused = match get("127.0.0.1") {
+        Err(e) => e,
+        Ok(r) => panic!(
+            "a certificate without subjectAltName was accepted: {}",
+            r.status
+        ),
+    };
+    assert!(refused.contains("not valid for name"), "{refused}");
+    server.terminate(std::time::Duration::from_secs(20));
+
+    let out = demo
+        .nesca(&[
+            "channels",
+            "tls-cert",
+            "--config",
+            s(&demo.config()),
+            "--name",
+            "localhost",
+            "--name",
+            "127.0.0.1",
+        ])
+        .ok();
+    let issued: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
+    let chain = issued["tls_cert"].as_str().expect("tls_cert");
+    let ext = openssl(&[
+        "x509",
+        "-in",
+        chain,
+        "-noout",
+        "-ext",
+        "subjectAltName,extendedKeyUsage",
+    ])
+    .stdout;
+    assert!(
+        ext.contains("DNS:localhost")
+            && ext.contains("IP Address:127.0.0.1")
+            && ext.contains("TLS Web Server Authentication"),
+        "{ext}"
+    );
+    let _server = Server::serve(&demo);
+    for name in ["localhost", "127.0.0.1"] {
+        let answer = get(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(answer.status, 200, "{name}: {}", answer.text());
+    }
+    assert!(
+        get("example.com").is_err(),
+        "a name the certificate does not carry"
+    );
+}

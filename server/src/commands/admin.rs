@@ -1,5 +1,5 @@
-//! `nesca admin tls-cert` and `nesca portal tls-cert`: the admin API's and the portal's
-//! listener certificates, issued by the issuing CA with the listener's names in
+//! `nesca admin tls-cert`, `nesca portal tls-cert` and `nesca channels tls-cert`: the admin
+//! API's, the portal's and the partners' channel listener certificates, issued by the issuing CA with the listener's names in
 //! subjectAltName (so that `curl --cacert ca-chain.pem https://127.0.0.1:8443/…` verifies
 //! it), and their keys, made here in software and written 0600 (rustls holds them in memory
 //! to serve). `init --demo` runs the same for both.
@@ -39,6 +39,8 @@ pub(crate) enum Listener {
     Admin,
     /// `[portal]`: the holders' and applicants' pages.
     Portal,
+    /// `[channels]`: the partners' mTLS listener.
+    Channels,
 }
 
 impl Listener {
@@ -46,6 +48,7 @@ impl Listener {
         match self {
             Listener::Admin => "admin",
             Listener::Portal => "portal",
+            Listener::Channels => "channels",
         }
     }
 
@@ -53,16 +56,27 @@ impl Listener {
         match self {
             Listener::Admin => cfg.raw.admin.listen.as_deref(),
             Listener::Portal => cfg.raw.portal.listen.as_deref(),
+            Listener::Channels => cfg.raw.channels.listen.as_deref(),
         }
     }
 
-    /// The certificate chain's and the key's files.
-    fn files(self, cfg: &Loaded) -> (PathBuf, PathBuf) {
+    /// The certificate chain's and the key's files (the channels' have no default: they must
+    /// be configured).
+    fn files(self, cfg: &Loaded) -> Result<(PathBuf, PathBuf)> {
         let (cert, key) = match self {
             Listener::Admin => (&cfg.raw.admin.tls_cert, &cfg.raw.admin.tls_key),
             Listener::Portal => (&cfg.raw.portal.tls_cert, &cfg.raw.portal.tls_key),
+            Listener::Channels => {
+                let c = &cfg.raw.channels;
+                let missing =
+                    |field: &str| CliError::config(field, "is not set: name the file to write");
+                (
+                    c.tls_cert.as_ref().ok_or_else(|| missing("channels.tls_cert"))?,
+                    c.tls_key.as_ref().ok_or_else(|| missing("channels.tls_key"))?,
+                )
+            }
         };
-        (cfg.path(cert), cfg.path(key))
+        Ok((cfg.path(cert), cfg.path(key)))
     }
 }
 
@@ -74,6 +88,10 @@ pub(crate) fn portal_tls_cert(a: TlsCertArgs) -> Result<()> {
     listener_tls_cert(Listener::Portal, a)
 }
 
+pub(crate) fn channels_tls_cert(a: TlsCertArgs) -> Result<()> {
+    listener_tls_cert(Listener::Channels, a)
+}
+
 fn listener_tls_cert(listener: Listener, a: TlsCertArgs) -> Result<()> {
     let cfg = Loaded::read(&a.config)?;
     let names = a
@@ -82,7 +100,7 @@ fn listener_tls_cert(listener: Listener, a: TlsCertArgs) -> Result<()> {
         .map(|n| ServerName::parse(n))
         .collect::<ca_core::Result<Vec<_>>>()?;
     let serial = issue_listener_certificate(&cfg, listener, names, a.validity_days)?;
-    let (cert, key) = listener.files(&cfg);
+    let (cert, key) = listener.files(&cfg)?;
     emit(&format!(
         "{}\n",
         serde_json::json!({
@@ -122,6 +140,8 @@ pub(crate) fn issue_listener_certificate(
     names: Vec<ServerName>,
     validity_days: u32,
 ) -> Result<ca_core::Serial> {
+    // Where it goes is known before anything is issued.
+    let (cert_file, key_file) = listener.files(cfg)?;
     let names = if names.is_empty() {
         default_names(cfg, listener)?
     } else {
@@ -157,7 +177,6 @@ pub(crate) fn issue_listener_certificate(
     if let Some(ca_cert) = &issuance.ca.cert_der {
         chain.push_str(&cert_pem(ca_cert));
     }
-    let (cert_file, key_file) = listener.files(cfg);
     replace_private(
         &key_file,
         secrecy::ExposeSecret::expose_secret(&key_pem).as_bytes(),

@@ -69,6 +69,9 @@ impl ServerCertVerifier for ChainOnly {
 pub(crate) struct ChannelClient {
     addr: SocketAddr,
     config: Arc<ClientConfig>,
+    /// The name the listener's certificate is checked for (by [`ChannelClient::verifying`];
+    /// [`ChannelClient::new`] checks the chain only).
+    name: ServerName<'static>,
 }
 
 impl ChannelClient {
@@ -76,6 +79,29 @@ impl ChannelClient {
     /// A client of the listener on 127.0.0.1:`port` that trusts `ca_chain` and presents
     /// `client` (no certificate when `None`).
     pub(crate) fn new(port: u16, ca_chain: &Path, client: Option<&Signer>) -> ChannelClient {
+        ChannelClient::build(port, ca_chain, client, None)
+    }
+
+    /// A client that checks the listener's certificate as any TLS client does: its chain and
+    /// that it names `name` (a DNS name or IP address) in subjectAltName.
+    #[track_caller]
+    pub(crate) fn verifying(
+        port: u16,
+        ca_chain: &Path,
+        client: Option<&Signer>,
+        name: &str,
+    ) -> ChannelClient {
+        let name = ServerName::try_from(name.to_owned()).expect("a DNS name or IP address");
+        ChannelClient::build(port, ca_chain, client, Some(name))
+    }
+
+    #[track_caller]
+    fn build(
+        port: u16,
+        ca_chain: &Path,
+        client: Option<&Signer>,
+        name: Option<ServerName<'static>>,
+    ) -> ChannelClient {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_file_iter(ca_chain).expect("ca-chain.pem") {
@@ -86,11 +112,15 @@ impl ChannelClient {
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .expect("server verifier");
+        let verifier: Arc<dyn ServerCertVerifier> = match name {
+            Some(_) => webpki,
+            None => Arc::new(ChainOnly(webpki)),
+        };
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("TLS versions")
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)));
+            .with_custom_certificate_verifier(verifier);
         let config = match client {
             Some(c) => {
                 let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&c.cert)
@@ -104,10 +134,18 @@ impl ChannelClient {
             }
             None => builder.with_no_client_auth(),
         };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         ChannelClient {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            name: name.unwrap_or_else(|| ServerName::IpAddress(addr.ip().into())),
+            addr,
             config: Arc::new(config),
         }
+    }
+
+    /// `GET PATH`. `Err` when no HTTP response came back (the handshake or the connection
+    /// was refused), with what happened.
+    pub(crate) fn get(&self, path: &str) -> Result<HttpResponse, String> {
+        self.request("GET", path, None)
     }
 
     /// `POST PATH` with a JSON body. `Err` when no HTTP response came back (the handshake or
@@ -162,8 +200,7 @@ impl ChannelClient {
             .map_err(|e| format!("{request}: cannot connect to {}: {e}", self.addr))?;
         sock.set_read_timeout(Some(HTTP_LIMIT)).expect("timeout");
         sock.set_write_timeout(Some(HTTP_LIMIT)).expect("timeout");
-        let name = ServerName::IpAddress(self.addr.ip().into());
-        let conn = ClientConnection::new(self.config.clone(), name)
+        let conn = ClientConnection::new(self.config.clone(), self.name.clone())
             .map_err(|e| format!("{request}: TLS client: {e}"))?;
         Ok(StreamOwned::new(conn, sock))
     }
