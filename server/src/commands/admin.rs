@@ -71,8 +71,12 @@ impl Listener {
                 let missing =
                     |field: &str| CliError::config(field, "is not set: name the file to write");
                 (
-                    c.tls_cert.as_ref().ok_or_else(|| missing("channels.tls_cert"))?,
-                    c.tls_key.as_ref().ok_or_else(|| missing("channels.tls_key"))?,
+                    c.tls_cert
+                        .as_ref()
+                        .ok_or_else(|| missing("channels.tls_cert"))?,
+                    c.tls_key
+                        .as_ref()
+                        .ok_or_else(|| missing("channels.tls_key"))?,
                 )
             }
         };
