@@ -338,6 +338,14 @@ impl Enrollments {
         })
     }
 
+    /// Refuses a sign-in whose T.C. Kimlik No does not parse: counted against the source (there
+    /// is no person to count), and costing one password check, as any refusal.
+    pub fn refuse_unparsed(&self, password: &SecretString, source: &SignInSource) -> Result<()> {
+        self.count_source_attempt(source, self.now())?;
+        spend_a_check(password.expose_secret(), dummy_hash());
+        Ok(())
+    }
+
     /// The application a session token belongs to.
     pub fn session(&self, token: &str) -> Result<ApplicantView> {
         let expired = || RaError::Unauthenticated {
@@ -814,12 +822,6 @@ impl Enrollments {
 
 /// An argon2id hash of a random password, made once: what an unknown number is checked
 /// against.
-/// Spends what one password check costs, for a sign-in refused before anything could be
-/// checked (a T.C. Kimlik No that does not parse): it takes as long as any other refusal.
-pub fn spend_a_refusal(password: &SecretString) {
-    spend_a_check(password.expose_secret(), dummy_hash());
-}
-
 pub(crate) fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| hash_password(&new_token()).unwrap_or_default())

@@ -369,22 +369,6 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// Records the security word the holder chose for their certificate (issued outside the
-    /// institutional channel), as an argon2id hash: the word a phone request is proven with.
-    pub fn record_security_word(
-        &self,
-        issuer: &IssuerId,
-        serial: &Serial,
-        word: &SecretString,
-        by: &Principal,
-    ) -> Result<()> {
-        crate::enrollment::check_security_word(word)?;
-        let hash = crate::outbox::hash_password(word)?;
-        self.store
-            .set_security_word(issuer, serial, &hash, by, self.clock.now_unix())?;
-        Ok(())
-    }
-
     /// The holder's certificate `serial` if the provider may ask to revoke it: a NES with a
     /// T.C. Kimlik No holder, active or suspended now (checked again when the revocation is
     /// carried out).
@@ -434,15 +418,7 @@ mod tests {
     const HOLDER: &str = "10000000146";
 
     fn issue(f: &Fixture) -> Serial {
-        f.engine
-            .issue_nes(
-                &f.ca,
-                &f.nes,
-                ca_core::testkit::nes_application(None, false),
-                &ca_core::Principal::HostOperator,
-            )
-            .unwrap()
-            .serial
+        crate::testkit::issue_nes(f)
     }
 
     fn lifecycle(f: &Fixture) -> Lifecycle {

@@ -421,25 +421,33 @@ impl HolderPortal {
         let now = self.now();
         self.store_certificates(&holder.tckn)?
             .into_iter()
-            .map(|record| {
-                let live = is_live(record.status, record.not_after, now);
-                let state = match record.status {
-                    _ if now > record.not_after => HolderCertificateState::Expired,
-                    CertStatus::Suspended => HolderCertificateState::Suspended,
-                    CertStatus::Revoked => HolderCertificateState::Revoked,
-                    _ => HolderCertificateState::Valid,
-                };
-                let suspended = state == HolderCertificateState::Suspended;
-                let may_release = live && suspended && self.suspended_by(holder, &record)?;
-                Ok(HolderCertificate {
-                    may_suspend: live && state == HolderCertificateState::Valid,
-                    may_release,
-                    may_revoke: live,
-                    state,
-                    record,
-                })
-            })
+            .map(|record| self.view(holder, record, now))
             .collect()
+    }
+
+    /// One of the holder's certificates as they see it at `now`, with what they may do.
+    fn view(
+        &self,
+        holder: &HolderSignedIn,
+        record: CertRecord,
+        now: UnixTime,
+    ) -> Result<HolderCertificate> {
+        let live = is_live(record.status, record.not_after, now);
+        let state = match record.status {
+            _ if now > record.not_after => HolderCertificateState::Expired,
+            CertStatus::Suspended => HolderCertificateState::Suspended,
+            CertStatus::Revoked => HolderCertificateState::Revoked,
+            _ => HolderCertificateState::Valid,
+        };
+        let suspended = state == HolderCertificateState::Suspended;
+        let may_release = live && suspended && self.suspended_by(holder, &record)?;
+        Ok(HolderCertificate {
+            may_suspend: live && state == HolderCertificateState::Valid,
+            may_release,
+            may_revoke: live,
+            state,
+            record,
+        })
     }
 
     /// Whether the latest suspension of `record` was the holder's own through the portal:
@@ -465,14 +473,15 @@ impl HolderPortal {
         action: LifecycleAction,
     ) -> Result<TransitionOutcome> {
         // Only the holder's own certificates are found: another's serial is not found.
-        let cert = self
-            .certificates(holder)?
+        let record = self
+            .store_certificates(&holder.tckn)?
             .into_iter()
-            .find(|c| c.record.serial == *serial)
+            .find(|c| c.serial == *serial)
             .ok_or_else(|| RaError::NotFound {
                 field: "serial",
                 rule: format!("no certificate {serial} of yours"),
             })?;
+        let cert = self.view(holder, record, self.now())?;
         match action {
             LifecycleAction::Release if cert.state == HolderCertificateState::Suspended && !cert.may_release => {
                 return Err(RaError::Refused {

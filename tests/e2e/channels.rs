@@ -1481,14 +1481,8 @@ impl PortalSession {
 
 /// The SMS files (`NNNNNNNNNN.sms`) in the demo's outbox, by name (the outbox's order).
 fn sms_files(demo: &Demo) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(demo.dir.join("outbox").join("sms"))
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    files.retain(|p| {
-        p.extension().is_some_and(|e| e == "sms")
-            && !p.file_name().unwrap().to_string_lossy().starts_with('.')
-    });
-    files.sort();
+    let mut files = crate::support::outbox::outbox_files(&demo.dir.join("outbox").join("sms"));
+    files.retain(|p| p.extension().is_some_and(|e| e == "sms"));
     files
 }
 

@@ -8,7 +8,7 @@
 //! expiry, produced when the (injected) clock reaches that day.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -117,14 +117,8 @@ fn wait_for<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
 
 /// The files of an outbox directory whose text mentions `to`, oldest first.
 fn messages(dir: &Path, to: &str) -> Vec<String> {
-    let mut names: Vec<PathBuf> = fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    names.retain(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'));
-    names.sort();
-    names
-        .iter()
-        .filter_map(|p| fs::read_to_string(p).ok())
+    crate::support::outbox::outbox_texts(dir)
+        .into_iter()
         .filter(|t| t.contains(&format!("To: {to}")))
         .collect()
 }
@@ -258,18 +252,7 @@ fn approve(portal: &ChannelClient, token: &str, approval: Value) -> HttpResponse
 }
 
 fn applicant(demo: &Demo, id: &str) -> Value {
-    stdout_json(
-        &demo
-            .nesca(&[
-                "applicant",
-                "show",
-                "--config",
-                s(&demo.config()),
-                "--id",
-                id,
-            ])
-            .ok(),
-    )
+    crate::support::institution::applicant_show(demo, id)
 }
 
 /// `openssl cms -sign` of the approval text with a certificate and key, detached, DER.

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::support::crl::{crl_reason_of, crl_text, nesca_crl};
 use crate::support::idcard::is_valid_tckn;
-use crate::support::institution::{import_signed_rows, institution, json as stdout_json};
+use crate::support::institution::{applicant_show, import_signed_rows, institution};
 use crate::support::ocsp::{ocsp_good, ocsp_revoked};
 use crate::support::server::{server_demo, Server};
 use crate::support::webdriver::{wait_for_file, Browser};
@@ -54,6 +54,18 @@ struct Holder {
     word: &'static str,
     mobile: &'static str,
     email: Option<&'static str>,
+}
+
+/// AYŞE YILMAZ, the holder most tests issue a certificate to.
+fn ayse() -> Holder {
+    Holder {
+        tckn: TCKN.to_owned(),
+        given: GIVEN,
+        surname: SURNAME,
+        word: "Lale2024",
+        mobile: "05321234567",
+        email: Some("ayse.yilmaz@example.com.tr"),
+    }
 }
 
 /// A demo CA for `nesca serve` with the portal on a free port (the harness writes
@@ -333,16 +345,7 @@ fn assert_forms_carry_csrf(b: &Browser) {
 
 /// The messages in the demo's outbox directory `kind` (`sms`, `email`), oldest first.
 fn outbox(demo: &Demo, kind: &str) -> Vec<String> {
-    let dir = demo.dir.join("outbox").join(kind);
-    let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    paths.retain(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'));
-    paths.sort();
-    paths
-        .iter()
-        .filter_map(|p| fs::read_to_string(p).ok())
-        .collect()
+    crate::support::outbox::outbox_texts(&demo.dir.join("outbox").join(kind))
 }
 
 /// Whether a message's `To:` names `recipient` (a mobile number `05…` is written `+905…`).
@@ -457,14 +460,7 @@ fn sign_out(b: &Browser) {
 fn a_holder_manages_their_certificate_in_a_browser() {
     let demo = portal_demo();
     let shots = Shots::new(&demo);
-    let ayse = Holder {
-        tckn: TCKN.to_owned(),
-        given: GIVEN,
-        surname: SURNAME,
-        word: "Lale2024",
-        mobile: "05321234567",
-        email: Some("ayse.yilmaz@example.com.tr"),
-    };
+    let ayse = ayse();
     let (cert, serial) = issue_holder(&demo, "ayse", &ayse);
     let server = Server::serve(&demo);
     let base = portal_url(&server);
@@ -1162,18 +1158,7 @@ fn an_applicant_completes_their_application_in_a_browser() {
     assert_eq!(cells[1], INSTITUTION);
     assert_eq!(cells[2], "Islak imzalı form bekleniyor");
     shots.take(&b, "10-basvurularim.png");
-    let shown = stdout_json(
-        &demo
-            .nesca(&[
-                "applicant",
-                "show",
-                "--config",
-                s(&demo.config()),
-                "--id",
-                &cells[0],
-            ])
-            .ok(),
-    );
+    let shown = applicant_show(&demo, &cells[0]);
     assert_eq!(shown["stage"], "awaiting_wet", "{shown}");
     assert_eq!(shown["do_not_publish"], true, "{shown}");
     assert_eq!(shown["delivery_address"], address, "{shown}");
@@ -1510,14 +1495,7 @@ fn the_pages_carry_their_security_headers_and_refuse_large_forms() {
 #[test]
 fn a_suspension_made_by_phone_is_not_released_in_the_portal() {
     let demo = portal_demo();
-    let ayse = Holder {
-        tckn: TCKN.to_owned(),
-        given: GIVEN,
-        surname: SURNAME,
-        word: "Lale2024",
-        mobile: "05321234567",
-        email: Some("ayse.yilmaz@example.com.tr"),
-    };
+    let ayse = ayse();
     let (cert, serial) = issue_holder(&demo, "ayse", &ayse);
 
     // The holder lost the phone and called: the operator suspends on their request.
@@ -1614,12 +1592,8 @@ fn sessions_end_at_sign_out_and_the_code_steps_token_dies() {
     const CSRF: &str = "__Host-nesca_csrf";
     let demo = portal_demo();
     let ayse = Holder {
-        tckn: TCKN.to_owned(),
-        given: GIVEN,
-        surname: SURNAME,
-        word: "Lale2024",
-        mobile: "05321234567",
         email: None,
+        ..ayse()
     };
     let (_, serial) = issue_holder(&demo, "ayse", &ayse);
     invite(&demo, &CAGRI);

@@ -4,11 +4,9 @@
 //! follows the application. The same service (`ra::enrollment`) answers the partners' JSON
 //! API, so the two cannot disagree.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -22,7 +20,7 @@ use nesca_ra::RaError;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::html::{self, esc};
-use super::{blocking, cookie, forbidden, source, Cost, Form, Html, Portal};
+use super::{blocking, cookie, Cost, Form, Html, Portal, Source};
 
 /// The applicant's session cookie (the enrollment session's token).
 const SESSION_COOKIE: &str = "__Host-nesca_applicant";
@@ -195,21 +193,20 @@ async fn forgotten_password(headers: HeaderMap) -> Response {
 
 async fn sign_in(
     State(p): State<Arc<Portal>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Source(src): Source,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Response {
-    let Some(form) = Form::parse(&headers, &body) else {
-        return forbidden(&headers);
-    };
     let typed = form.get("tckn").trim().to_owned();
     let password = SecretString::from(form.get("password").to_owned());
-    blocking(&p, &headers, Cost::Check(source(peer)), move |p, h| {
+    blocking(&p, &headers, Cost::Check(src.clone()), move |p, h| {
         let Ok(tckn) = Tckn::parse(&typed) else {
-            nesca_ra::enrollment::spend_a_refusal(&password);
+            if let Err(e) = p.enrollments.refuse_unparsed(&password, &src) {
+                return h.unavailable(&e);
+            }
             return sign_in_page(h, &typed, Some(&sign_in_refused()));
         };
-        match p.enrollments.sign_in(&tckn, &password, &source(peer)) {
+        match p.enrollments.sign_in(&tckn, &password, &src) {
             Ok(grant) => h
                 .cookie(SESSION_COOKIE, grant.token.expose_secret(), SESSION_SECONDS)
                 .see_other("/basvuru"),
@@ -279,20 +276,17 @@ fn after_step(
 
 async fn submit_form(
     State(p): State<Arc<Portal>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Source(src): Source,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Response {
-    let Some(form) = Form::parse(&headers, &body) else {
-        return forbidden(&headers);
-    };
     let word = SecretString::from(form.get("security_word").to_owned());
     let do_not_publish = form.get("do_not_publish") == "1";
     let address = form.get("delivery_address").to_owned();
     as_applicant(
         p,
         &headers,
-        Cost::Check(source(peer)),
+        Cost::Check(src.clone()),
         move |p, h, token, _| {
             let result = ApplicantForm::parse(word, do_not_publish, &address)
                 .and_then(|f| p.enrollments.submit_form(&token, f))
@@ -317,18 +311,15 @@ async fn submit_form(
 
 async fn confirm_code(
     State(p): State<Arc<Portal>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Source(src): Source,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Response {
-    let Some(form) = Form::parse(&headers, &body) else {
-        return forbidden(&headers);
-    };
     let code = SecretString::from(form.get("code").trim().to_owned());
     as_applicant(
         p,
         &headers,
-        Cost::Check(source(peer)),
+        Cost::Check(src.clone()),
         move |p, h, token, _| {
             let result = p
                 .enrollments
@@ -350,10 +341,7 @@ async fn confirm_code(
     .await
 }
 
-async fn resend_code(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Bytes) -> Response {
-    if Form::parse(&headers, &body).is_none() {
-        return forbidden(&headers);
-    }
+async fn resend_code(State(p): State<Arc<Portal>>, headers: HeaderMap, _: Form) -> Response {
     as_applicant(p, &headers, Cost::Store, move |p, h, token, _| {
         let result = p
             .enrollments
@@ -364,10 +352,7 @@ async fn resend_code(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Byt
     .await
 }
 
-async fn approve(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(form) = Form::parse(&headers, &body) else {
-        return forbidden(&headers);
-    };
+async fn approve(State(p): State<Arc<Portal>>, headers: HeaderMap, form: Form) -> Response {
     let approval = match form.get("method") {
         "e-onay" => Some(Approval::EOnay),
         "wet" => Some(Approval::Wet),

@@ -4,11 +4,9 @@
 //! The holder is the principal of every action, proven by the security word and the SMS code
 //! (`ra::portal`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -23,7 +21,7 @@ use nesca_ra::RaError;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::html::{self, esc};
-use super::{blocking, cookie, forbidden, source, Cost, Form, Html, Portal};
+use super::{blocking, cookie, Cost, Form, Html, Portal, Source};
 
 /// The holder's session cookie.
 const SESSION_COOKIE: &str = "__Host-nesca_holder";
@@ -116,21 +114,18 @@ async fn start(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response {
 
 async fn sign_in(
     State(p): State<Arc<Portal>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Source(src): Source,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Response {
-    let Some(form) = Form::parse(&headers, &body) else {
-        return forbidden(&headers);
-    };
     let typed = form.get("tckn").trim().to_owned();
     let word = SecretString::from(form.get("security_word").to_owned());
-    blocking(&p, &headers, Cost::Check(source(peer)), move |p, h| {
+    blocking(&p, &headers, Cost::Check(src.clone()), move |p, h| {
         // A malformed number is refused as an unknown one is, and costs what it costs.
         let result = match Tckn::parse(&typed) {
-            Ok(tckn) => p.holders.sign_in(&tckn, &word, &source(peer)),
+            Ok(tckn) => p.holders.sign_in(&tckn, &word, &src),
             Err(_) => {
-                if let Err(e) = p.holders.refuse_unparsed(&word, &source(peer)) {
+                if let Err(e) = p.holders.refuse_unparsed(&word, &src) {
                     return h.unavailable(&e);
                 }
                 return sign_in_page(h, &typed, Some(&sign_in_refused()));
@@ -155,19 +150,16 @@ async fn sign_in(
 
 async fn confirm_code(
     State(p): State<Arc<Portal>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Source(src): Source,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Response {
-    let Some(form) = Form::parse(&headers, &body) else {
-        return forbidden(&headers);
-    };
     let Some(token) = cookie(&headers, SESSION_COOKIE) else {
         return sign_in_page(Html::new(&headers), "", Some(&code_refused()));
     };
     let code = SecretString::from(form.get("code").trim().to_owned());
-    blocking(&p, &headers, Cost::Check(source(peer)), move |p, h| {
-        match p.holders.confirm_code(&token, &code, &source(peer)) {
+    blocking(&p, &headers, Cost::Check(src.clone()), move |p, h| {
+        match p.holders.confirm_code(&token, &code, &src) {
             // Signed in under a new token: the code step's token opens nothing any more.
             Ok(signed_in) => h
                 .cookie(
@@ -303,10 +295,7 @@ fn parse_serial(s: &str) -> Option<Serial> {
     Serial::parse_hex(s.trim()).ok()
 }
 
-async fn act(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(form) = Form::parse(&headers, &body) else {
-        return forbidden(&headers);
-    };
+async fn act(State(p): State<Arc<Portal>>, headers: HeaderMap, form: Form) -> Response {
     let (action, done) = match form.get("action") {
         "suspend" => (
             Some(LifecycleAction::Suspend),
@@ -371,10 +360,7 @@ async fn revoke_page(State(p): State<Arc<Portal>>, headers: HeaderMap, uri: Uri)
     .await
 }
 
-async fn revoke(State(p): State<Arc<Portal>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(form) = Form::parse(&headers, &body) else {
-        return forbidden(&headers);
-    };
+async fn revoke(State(p): State<Arc<Portal>>, headers: HeaderMap, form: Form) -> Response {
     // Only a reason the page offers; anything else is no request at all.
     let reason = HOLDER_REVOCATION_REASONS
         .into_iter()
@@ -426,25 +412,20 @@ async fn word_page(State(p): State<Arc<Portal>>, headers: HeaderMap) -> Response
 
 async fn change_word(
     State(p): State<Arc<Portal>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Source(src): Source,
     headers: HeaderMap,
-    body: Bytes,
+    form: Form,
 ) -> Response {
-    let Some(form) = Form::parse(&headers, &body) else {
-        return forbidden(&headers);
-    };
     let current = SecretString::from(form.get("current_security_word").to_owned());
     let new = SecretString::from(form.get("new_security_word").to_owned());
     as_holder(
         p,
         &headers,
-        Cost::Check(source(peer)),
-        move |p, h, holder| match p.holders.change_security_word(
-            &holder,
-            &current,
-            &new,
-            &source(peer),
-        ) {
+        Cost::Check(src.clone()),
+        move |p, h, holder| match p
+            .holders
+            .change_security_word(&holder, &current, &new, &src)
+        {
             Ok(()) => list_page(
                 &p,
                 h,

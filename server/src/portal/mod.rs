@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -103,13 +104,11 @@ async fn home(headers: HeaderMap) -> Response {
 }
 
 async fn not_found(headers: HeaderMap) -> Response {
-    let mut r = Html::new(&headers).page(
+    Html::new(&headers).error_page(
+        StatusCode::NOT_FOUND,
         "Sayfa bulunamadı",
-        None,
         r#"<p>Aradığınız sayfa yok. <a href="/">Ana sayfaya dönün.</a></p>"#,
-    );
-    *r.status_mut() = StatusCode::NOT_FOUND;
-    r
+    )
 }
 
 /// Headers every answer carries: no script, no framing, no caching, no referrer.
@@ -221,17 +220,22 @@ impl Html {
         self.finish(r)
     }
 
+    /// A page answering an error `status`, for nobody signed in.
+    fn error_page(self, status: StatusCode, title: &str, body: &str) -> Response {
+        let mut r = self.page(title, None, body);
+        *r.status_mut() = status;
+        r
+    }
+
     /// The answer when the store or another service failed: 503, and nothing about why (the
     /// log has it).
     pub(super) fn unavailable(self, e: &dyn std::fmt::Display) -> Response {
         tracing::error!(error = %e, "portal request failed");
-        let mut r = self.page(
+        self.error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
             "Hizmet geçici olarak kullanılamıyor",
-            None,
             "<p>İşleminiz şu anda yapılamadı. Lütfen biraz sonra yeniden deneyin.</p>",
-        );
-        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        r
+        )
     }
 
     /// A file to save.
@@ -355,26 +359,23 @@ pub(super) async fn sign_out(
 
 /// The answer when every check permit is taken.
 fn busy(headers: &HeaderMap) -> Response {
-    let mut r = Html::new(headers).page(
+    let mut r = Html::new(headers).error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
         "Sistem yoğun",
-        None,
         "<p>Şu anda çok sayıda istek var. Lütfen birkaç saniye sonra yeniden deneyin.</p>",
     );
-    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     r
 }
 
 /// The answer to a form whose CSRF token is missing or wrong.
-pub(super) fn forbidden(headers: &HeaderMap) -> Response {
-    let mut r = Html::new(headers).page(
+fn forbidden(headers: &HeaderMap) -> Response {
+    Html::new(headers).error_page(
+        StatusCode::FORBIDDEN,
         "İstek reddedildi",
-        None,
         r#"<p>Form süresi dolmuş ya da başka bir siteden gönderilmiş. <a href="/">Ana sayfadan</a> yeniden deneyin.</p>"#,
-    );
-    *r.status_mut() = StatusCode::FORBIDDEN;
-    r
+    )
 }
 
 /// The answer when the store or another service failed (see [`Html::unavailable`]).
@@ -382,9 +383,36 @@ pub(super) fn unavailable(headers: &HeaderMap, e: &dyn std::fmt::Display) -> Res
     Html::new(headers).unavailable(e)
 }
 
-/// The source of a request, for the attempt limits (IPv6 counted per /64).
-pub(super) fn source(peer: SocketAddr) -> SignInSource {
-    SignInSource::address(peer.ip())
+/// Where a request comes from, for the attempt limits (IPv6 counted per /64): the TCP peer
+/// the listener recorded with the connection.
+pub(super) struct Source(pub(super) SignInSource);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Source, Response> {
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Source(SignInSource::address(peer.ip())))
+    }
+}
+
+/// A form is read only with its CSRF token ([`Form::parse`]); without it, or with another,
+/// the request is answered 403 and reaches no handler. A body over the limit is 413.
+impl<S: Send + Sync> FromRequest<S> for Form {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Form, Response> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Form::parse(&headers, &body).ok_or_else(|| forbidden(&headers))
+    }
 }
 
 #[cfg(test)]

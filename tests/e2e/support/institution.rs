@@ -127,3 +127,20 @@ pub(crate) fn import_signed_rows(
         out.describe()
     );
 }
+
+/// `nesca applicant show --id ID`: the application as an operator sees it.
+#[track_caller]
+pub(crate) fn applicant_show(demo: &Demo, id: &str) -> Value {
+    json(
+        &demo
+            .nesca(&[
+                "applicant",
+                "show",
+                "--config",
+                s(&demo.config()),
+                "--id",
+                id,
+            ])
+            .ok(),
+    )
+}

@@ -27,6 +27,7 @@ pub(crate) mod idcard;
 pub(crate) mod institution;
 pub(crate) mod mtls;
 pub(crate) mod ocsp;
+pub(crate) mod outbox;
 pub(crate) mod partner;
 pub(crate) mod plugins;
 pub(crate) mod postgres;

@@ -161,6 +161,21 @@ fn start_session(
     Ok(())
 }
 
+/// Records `action` on session `id` when the update before it changed its row (`changed`
+/// rows): a write that found the session moved on records nothing. Answers whether it did.
+fn session_event(
+    conn: &Connection,
+    head: &mut AuditHead,
+    changed: usize,
+    (actor, at): (&Principal, UnixTime),
+    (action, id): (&'static str, &str),
+) -> Result<bool, Refusal> {
+    if changed == 1 {
+        append_event(conn, head, at, actor, action, format!("session={id}"))?;
+    }
+    Ok(changed == 1)
+}
+
 impl PortalStore for Backend {
     fn set_holder_contact(
         &self,
@@ -277,17 +292,7 @@ impl PortalStore for Backend {
                     "UPDATE holder_sessions SET code_hash = ?2, code_expires_at = ?3 WHERE id = ?1 AND stage = 'awaiting-code' AND expires_at > ?4",
                 )?
                 .execute(params![id, code_hash, expires_at.secs(), at.secs()])?;
-            if n == 1 {
-                append_event(
-                    conn,
-                    head,
-                    at,
-                    &actor,
-                    "holder-sms-code-issued",
-                    format!("session={id}"),
-                )?;
-            }
-            Ok(n == 1)
+            session_event(conn, head, n, (&actor, at), ("holder-sms-code-issued", &id))
         })
     }
 
@@ -344,17 +349,7 @@ impl PortalStore for Backend {
                     "UPDATE holder_sessions SET stage = 'signed-in', code_hash = NULL, token_sha256 = ?3, last_seen_at = ?4 WHERE id = ?1 AND stage = 'awaiting-code' AND code_hash = ?2",
                 )?
                 .execute(params![id, code_hash, token, at.secs()])?;
-            if n == 1 {
-                append_event(
-                    conn,
-                    head,
-                    at,
-                    &actor,
-                    "holder-signed-in",
-                    format!("session={id}"),
-                )?;
-            }
-            Ok(n == 1)
+            session_event(conn, head, n, (&actor, at), ("holder-signed-in", &id))
         })
     }
 
@@ -377,9 +372,7 @@ impl PortalStore for Backend {
                     "UPDATE holder_sessions SET stage = 'ended', code_hash = NULL WHERE id = ?1 AND stage <> 'ended'",
                 )?
                 .execute([&id])?;
-            if n == 1 {
-                append_event(conn, head, at, &actor, "holder-signed-out", format!("session={id}"))?;
-            }
+            session_event(conn, head, n, (&actor, at), ("holder-signed-out", &id))?;
             Ok(())
         })
     }
