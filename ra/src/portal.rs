@@ -46,6 +46,9 @@ const DAY_SECONDS: i64 = 86_400;
 pub const CODES_PER_WINDOW: u32 = 5;
 /// SMS codes sent to one identity in a day.
 pub const CODES_PER_DAY: u32 = 10;
+/// Changes (suspend, release, revoke) one holder makes through the portal in a day: each
+/// sends notices by SMS and e-mail, so a signed-in session cannot fill the outbox.
+pub const ACTIONS_PER_DAY: u32 = 20;
 /// How long an SMS code is good.
 pub const CODE_SECONDS: i64 = 300;
 /// Wrong codes after which the session ends.
@@ -481,7 +484,22 @@ impl HolderPortal {
                 field: "serial",
                 rule: format!("no certificate {serial} of yours"),
             })?;
-        let cert = self.view(holder, record, self.now())?;
+        let now = self.now();
+        // Counted before anything changes, never given back.
+        let actions = self.store.count_portal_attempt(
+            &format!("actions:{}", holder.tckn),
+            DAY_SECONDS,
+            now,
+        )?;
+        if actions > ACTIONS_PER_DAY {
+            let until = now.plus_secs(DAY_SECONDS);
+            return Err(RaError::Locked {
+                field: "action",
+                until,
+                until_text: ca_core::rfc3339(until),
+            });
+        }
+        let cert = self.view(holder, record, now)?;
         match action {
             LifecycleAction::Release if cert.state == HolderCertificateState::Suspended && !cert.may_release => {
                 return Err(RaError::Refused {
@@ -623,11 +641,17 @@ mod tests {
             serial
         }
 
-        /// The code of the latest SMS delivered.
+        /// The code of the latest sign-in SMS delivered (notices go after codes).
         fn last_code(&self) -> SecretString {
             self.outbox.deliver_due(100).unwrap();
-            let (_, text) = self.captured.sms().last().cloned().expect("an SMS");
-            SecretString::from(text.split("kodunuz: ").nth(1).unwrap()[..6].to_owned())
+            let code = self
+                .captured
+                .sms()
+                .iter()
+                .rev()
+                .find_map(|(_, text)| text.split("kodunuz: ").nth(1).map(|c| c[..6].to_owned()))
+                .expect("a sign-in SMS");
+            SecretString::from(code)
         }
 
         /// The code step's token after a sign-in with `w`.
@@ -864,6 +888,28 @@ mod tests {
             ),
             Err(RaError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn a_holder_makes_a_bounded_number_of_changes_a_day() {
+        let t = setup();
+        let serial = t.issue(WORD, Some("05321234567"));
+        let (me, _) = t.signed_in(WORD);
+        for i in 0..ACTIONS_PER_DAY {
+            let action = match i % 2 {
+                0 => LifecycleAction::Suspend,
+                _ => LifecycleAction::Release,
+            };
+            t.portal.act(&me, &serial, action).unwrap();
+        }
+        assert!(matches!(
+            t.portal.act(&me, &serial, LifecycleAction::Suspend),
+            Err(RaError::Locked { .. })
+        ));
+        t.advance(DAY_SECONDS);
+        t.portal
+            .act(&me, &serial, LifecycleAction::Suspend)
+            .unwrap();
     }
 
     #[test]

@@ -216,3 +216,41 @@ fn a_rustls_client_verifies_the_channel_listener_by_name() {
         "a name the certificate does not carry"
     );
 }
+
+/// A listener certificate is issued only where it can be written: `channels tls-cert` without
+/// `[channels] tls_cert`, or `portal tls-cert` whose key goes into a directory that does not
+/// exist, is refused naming the option, and no certificate is added to the store (none left
+/// active with its key lost); the demo's portal files stay as they were.
+#[test]
+fn a_listener_certificate_is_issued_only_where_it_can_be_written() {
+    let demo = server_demo();
+    let before = demo.cert_list().len();
+    let config = demo.config();
+    let unset = demo.nesca(&["channels", "tls-cert", "--config", s(&config)]);
+    assert!(!unset.success(), "{}", unset.describe());
+    assert!(
+        unset.stderr.contains("channels.tls_cert"),
+        "{}",
+        unset.describe()
+    );
+
+    let pem = std::fs::read(demo.path("portal-tls.pem")).unwrap();
+    let key = std::fs::read(demo.path("portal-tls.key")).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = toml_replace(&text, "portal", "tls_key", "no-such-dir/portal-tls.key");
+    std::fs::write(&config, text).unwrap();
+    let unwritable = demo.nesca(&["portal", "tls-cert", "--config", s(&config)]);
+    assert!(!unwritable.success(), "{}", unwritable.describe());
+    assert!(
+        unwritable.stderr.contains("portal.tls_key"),
+        "{}",
+        unwritable.describe()
+    );
+    assert_eq!(
+        demo.cert_list().len(),
+        before,
+        "a certificate was issued anyway"
+    );
+    assert_eq!(std::fs::read(demo.path("portal-tls.pem")).unwrap(), pem);
+    assert_eq!(std::fs::read(demo.path("portal-tls.key")).unwrap(), key);
+}

@@ -67,7 +67,8 @@ pub enum OutboxAttempt {
 
 /// The outbox's messages and their delivery attempts.
 pub trait OutboxStore: Send + Sync {
-    /// Outbox messages due at `at`, oldest first, at most `limit`.
+    /// Outbox messages due at `at`, at most `limit`: codes and passwords before notices and
+    /// reminders, each oldest first.
     fn outbox_due(&self, at: UnixTime, limit: u32) -> Result<Vec<OutboxMessage>>;
     /// Every outbox message with its status.
     fn outbox(&self) -> Result<Vec<(OutboxMessage, OutboxStatus)>>;

@@ -4,7 +4,7 @@
 //! it), and their keys, made here in software and written 0600 (rustls holds them in memory
 //! to serve). `init --demo` runs the same for both.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ca_core::engine::CertRequest;
 use ca_core::profile::{ServerName, TlsServerProfile};
@@ -13,7 +13,7 @@ use ca_core::Principal;
 use clap::Args;
 use p256::pkcs8::EncodePrivateKey;
 
-use super::{cert_pem, emit, write_new};
+use super::{cert_pem, emit, OutFile};
 use crate::config::Loaded;
 use crate::error::{CliError, Result};
 use crate::wiring;
@@ -144,8 +144,12 @@ pub(crate) fn issue_listener_certificate(
     names: Vec<ServerName>,
     validity_days: u32,
 ) -> Result<ca_core::Serial> {
-    // Where it goes is known before anything is issued.
+    // Where it goes is claimed before anything is issued: an unwritable place refuses the
+    // command, not a certificate issued with its key lost.
     let (cert_file, key_file) = listener.files(cfg)?;
+    let section = listener.section();
+    let key_out = OutFile::claim("tls_key", &key_file).map_err(|e| in_section(section, e))?;
+    let cert_out = OutFile::claim("tls_cert", &cert_file).map_err(|e| in_section(section, e))?;
     let names = if names.is_empty() {
         default_names(cfg, listener)?
     } else {
@@ -181,23 +185,18 @@ pub(crate) fn issue_listener_certificate(
     if let Some(ca_cert) = &issuance.ca.cert_der {
         chain.push_str(&cert_pem(ca_cert));
     }
-    replace_private(
-        &key_file,
-        secrecy::ExposeSecret::expose_secret(&key_pem).as_bytes(),
-    )?;
-    super::replace_file(&cert_file, chain.as_bytes())?;
+    // Both files are the owner's alone (0600) from the first byte, each moved into place.
+    key_out.commit(secrecy::ExposeSecret::expose_secret(&key_pem).as_bytes())?;
+    cert_out.commit(chain.as_bytes())?;
     Ok(issued.serial)
 }
 
-/// Replaces `path` with `contents`, the owner's alone (0600) from the first byte.
-fn replace_private(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".listener-key.{:016x}.tmp", rand::random::<u64>()));
-    write_new(&tmp, contents, true)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        CliError::io("cannot write", path)(e)
-    })
+/// A claim's refusal, naming the listener's own option (`portal.tls_key`, …).
+fn in_section(section: &'static str, e: CliError) -> CliError {
+    match e {
+        CliError::Argument { field, rule } => CliError::config(&format!("{section}.{field}"), rule),
+        other => other,
+    }
 }
 
 /// The listener key could not be encoded (never expected: a fresh P-256 key).

@@ -245,6 +245,10 @@ fn refusal_html(e: &RaError) -> Option<String> {
             "Bu askıya alma portaldan yapılmadı: askıdan indirmek için kayıt merkezine başvurun.",
             rule,
         ),
+        RaError::Locked { until_text, .. } => (
+            "Bugün portaldan yapılabilecek işlem sayısına ulaşıldı: kayıt merkezine başvurun ya da yarın yeniden deneyin.",
+            until_text,
+        ),
         RaError::Invalid { rule, .. } | RaError::Conflict { rule, .. } => {
             ("Sertifikanın şu anki durumunda bu işlem yapılamaz.", rule)
         }

@@ -248,6 +248,16 @@ pub fn notices_follow_status_changes_and_reminders_go_once(store: &dyn Store) {
     assert!(sent.iter().all(
         |(s, _)| s.starts_with(&format!("nes-ca/{}/", serial.to_hex())) && s.ends_with("/active")
     ));
+    // A code queued after the notices goes before them: someone is waiting for it.
+    store
+        .start_holder_session(&session("after-notices"), &by, t0(20))
+        .unwrap();
+    let due = store.outbox_due(t0(30), 10).unwrap();
+    assert_eq!(due.len(), 3, "{due:?}");
+    assert_eq!(
+        (due[0].kind, due[0].subject_ref.as_str()),
+        (OutboxKind::HolderSmsCode, "after-notices")
+    );
     // A replayed request changes nothing and announces nothing.
     change(
         store,

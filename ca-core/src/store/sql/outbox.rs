@@ -27,9 +27,11 @@ fn message_row(r: &db::Row<'_>) -> db::Result<OutboxMessage> {
     })
 }
 
+/// Due messages, oldest first; codes and passwords (someone is waiting for them) before
+/// notices and reminders, so that a burst of notices delays no sign-in.
 fn read_outbox_due(conn: &Connection, at: UnixTime, limit: u32) -> db::Result<Vec<OutboxMessage>> {
     let mut st = conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
+        "SELECT {MESSAGE_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY CASE WHEN kind IN ('status-notice', 'expiry-reminder', 'security-word-notice') THEN 1 ELSE 0 END, next_attempt_at, id LIMIT ?2"
     ))?;
     let rows = st.query_map(params![at.secs(), limit], message_row)?;
     rows.collect()
