@@ -49,6 +49,8 @@ pub(crate) const SHA512_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.13")
 
 /// id-ce-subjectKeyIdentifier, RFC 5280 §4.2.1.2.
 pub(crate) const ID_CE_SUBJECT_KEY_IDENTIFIER: Oid = Oid::new_unwrap("2.5.29.14");
+/// id-ce-keyUsage, RFC 5280 §4.2.1.3.
+pub(crate) const ID_CE_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.15");
 /// id-ce-extKeyUsage, RFC 5280 §4.2.1.12.
 pub(crate) const ID_CE_EXT_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37");
 /// id-ce-cRLDistributionPoints, RFC 5280 §4.2.1.13.

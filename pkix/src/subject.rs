@@ -3,7 +3,7 @@
 
 use der::asn1::{Ia5StringRef, ObjectIdentifier, PrintableStringRef, Utf8StringRef};
 use der::{Decode, Tag, Tagged};
-use x509_cert::ext::pkix::ExtendedKeyUsage;
+use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::time::Time;
 use x509_cert::Certificate;
 
@@ -84,6 +84,23 @@ pub fn extended_key_usages(cert_der: &[u8]) -> Result<Vec<String>, PkixError> {
     let eku =
         ExtendedKeyUsage::from_der(ext.extn_value.as_bytes()).map_err(PkixError::der(field))?;
     Ok(eku.0.iter().map(|oid| oid.to_string()).collect())
+}
+
+/// Whether the certificate's keyUsage (RFC 5280 §4.2.1.3) lets its key sign data other than
+/// certificates and CRLs: the extension is absent (any use), or it asserts digitalSignature or
+/// nonRepudiation (contentCommitment). A key marked for key agreement, encipherment or
+/// certificate signing alone is not a signer's.
+pub fn key_usage_allows_signing(cert_der: &[u8]) -> Result<bool, PkixError> {
+    let field = "extensions.keyUsage";
+    let cert = cert::parse("certificate", cert_der)?;
+    let Some(ext) = cert::extension(&cert, oids::ID_CE_KEY_USAGE, field)? else {
+        return Ok(true);
+    };
+    let usage = KeyUsage::from_der(ext.extn_value.as_bytes()).map_err(PkixError::der(field))?;
+    Ok(
+        usage.0.contains(KeyUsages::DigitalSignature)
+            || usage.0.contains(KeyUsages::NonRepudiation),
+    )
 }
 
 /// Where a certificate says its issuer publishes (RFC 5280 §4.2.2.1, §4.2.1.13): the `http:`
@@ -338,6 +355,15 @@ mod tests {
             vec![crate::chain::ID_KP_CLIENT_AUTH.to_string()]
         );
         assert!(extended_key_usages(&der_of(&pki.root)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_signers_key_usage_allows_signing() {
+        let pki = Pki::new();
+        // A leaf: digitalSignature and nonRepudiation.
+        assert!(key_usage_allows_signing(&der_of(&pki.leaf)).unwrap());
+        // A CA certificate: keyCertSign and cRLSign only.
+        assert!(!key_usage_allows_signing(&der_of(&pki.root)).unwrap());
     }
 
     #[test]

@@ -259,16 +259,18 @@ impl Commitments {
             Signer::Exactly(&cert_der),
         )
         .map_err(|e| RaError::invalid("signed_commitment", e.to_string()))?;
-        if verified.digest_algorithm != "sha256"
-            || hex::encode(&verified.message_digest) != record.sha256_hex
+        // The signature binds the content through messageDigest, under whichever digest the
+        // card's key pairs with (SHA-256, -384 or -512: a P-384 key signs over SHA-384), and
+        // `verify_signed_data` has checked both that digest and that an attached content is
+        // the text given. What is left is that the text is the one recorded with its digest.
+        if verified.content != record.text.as_bytes()
+            || hex::encode(Sha256::digest(&verified.content)) != record.sha256_hex
         {
             return Err(RaError::invalid(
                 "signed_commitment",
                 format!(
-                    "must be signed over SHA-256 {} (the commitment's digest); it signs {} {}",
-                    record.sha256_hex,
-                    verified.digest_algorithm,
-                    hex::encode(&verified.message_digest)
+                    "must sign the commitment text whose SHA-256 is {}",
+                    record.sha256_hex
                 ),
             ));
         }

@@ -113,8 +113,8 @@ fn expect_issued(
     let d = r.describe();
     let application = v["application"].as_str().unwrap_or("");
     assert!(
-        application.strip_prefix("kdbo-").is_some_and(is_lower_hex),
-        "application must be kdbo-<hex>: {d}"
+        application.strip_prefix("kdb-").is_some_and(is_lower_hex),
+        "application must be kdb-<hex>: {d}"
     );
     let serial = v["serial"].as_str().unwrap_or("").to_string();
     assert!(is_lower_hex(&serial), "serial must be lower-case hex: {d}");
@@ -566,6 +566,39 @@ fn kdhs_application_with_a_card_csr_waits_suspended_for_its_commitment() {
         listed,
         "a re-signed KDB changed the store"
     );
+    // The KDB written anew for the retry — the same kdb_id and person, another verified_at —
+    // and signed again: the same verification, replayed, not a second certificate.
+    let mut rewritten: Value = serde_json::from_slice(&kdb).expect("KDB JSON");
+    rewritten["verified_at"] = json!(now() - 1);
+    let rewritten = cms_sign(
+        &world.dir,
+        "rewritten",
+        &world.kdhs.cert,
+        &world.kdhs.key,
+        rewritten.to_string().as_bytes(),
+        Content::Attached,
+    );
+    let mut resent = body.clone();
+    resent["kdbo"] = Value::from(b64(&rewritten));
+    // Even with another key: the first answer stands.
+    resent["key"] = csr_key(&world.card_csr());
+    let r = kdhs.post_ok(KDHS_APPLY, &resent);
+    let v = expect_answer(&r, 200, "a rewritten KDB answers 200", &server);
+    assert_eq!(
+        (v["replayed"].as_bool(), &v["serial"], &v["application"]),
+        (
+            Some(true),
+            &first.answer["serial"],
+            &first.answer["application"]
+        ),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(
+        demo.cert_list_lines(),
+        listed,
+        "a rewritten KDB changed the store"
+    );
 
     // A commitment over another text, with the right key: refused, still suspended.
     let wrong = cms_sign(
@@ -624,6 +657,26 @@ fn kdhs_application_with_a_card_csr_waits_suspended_for_its_commitment() {
     );
     ocsp_good(&demo, &url, &second.cert, "second-good.der");
     assert_verifies(&demo.dir, &second.cert);
+
+    // --- A P-384 card: its CSR, and its commitment signed over SHA-384. ---
+    let csr3 = world.card_csr_of(Key::P384);
+    let kdbo = world.kdbo(&world.kdhs, &world.kdb("application", AYSE, None));
+    let r = kdhs.post_ok(
+        KDHS_APPLY,
+        &application(&world, &kdbo, &auth, csr_key(&csr3)),
+    );
+    let third = expect_issued(&r, "kdhs", &world, "third", &server);
+    let signed3 = cms_sign_with_digest(
+        &world.dir,
+        "p384-commitment",
+        (&third.cert, &csr3.key),
+        third.commitment_text.as_bytes(),
+        Content::Detached,
+        "sha384",
+    );
+    let r = kdhs.post_ok(&third.commitment_path, &commitment_body(&signed3));
+    expect_committed(&r, &third.serial, &signed3, None, false, &server);
+    ocsp_good(&demo, &url, &third.cert, "third-good.der");
 
     server.assert_running();
 }
@@ -942,6 +995,25 @@ fn kdhs_refusals_carry_their_code_and_issue_nothing() {
                 &with_kdb(&world.kdb("application", AYSE, None), &world.rogue_kdhs),
             )
         },
+    );
+    // Another partner's KDBO signer, under the same trust anchor, presented by the licensed
+    // KDHS: its serialNumber names another licence (check 4's binding).
+    let message = refused(
+        &demo,
+        &server,
+        "KDBO of another partner's signer",
+        422,
+        "kdbo_signer",
+        || {
+            kdhs.post(
+                KDHS_APPLY,
+                &with_kdb(&world.kdb("application", AYSE, None), &world.other_kdhs),
+            )
+        },
+    );
+    assert_eq!(
+        message,
+        "kdbo: the KDBO signing certificate's subject serialNumber must be the TLS client certificate's (the same licensed partner)"
     );
 
     refused(

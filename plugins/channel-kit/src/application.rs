@@ -22,7 +22,9 @@ pub(crate) fn handle(
     let now = channel.clock.now_unix();
     let client = channel.authenticate(request)?; // 1
     let body = ApplicationRequest::parse(&request.body)?; // 2
-    let (kdbo, kdb) = channel.verify_kdbo(&body.kdbo, &client, Purpose::Application, now)?; // 3–6
+    let (_kdbo, kdb) = channel.verify_kdbo(&body.kdbo, &client, Purpose::Application, now)?; // 3–6
+                                                                                             // Replays are keyed on the verification, not on the KDBO's bytes (see `Kdb::reference`).
+    let reference = kdb.reference(client.licence());
     let applicant = Applicant::verify(
         &body.auth_certificate,
         &body.auth_chain,
@@ -30,7 +32,9 @@ pub(crate) fn handle(
         now,
     )?; // 7
     applicant.check_tckn(&kdb.tckn)?; // 8
-    channel.common.firmware.check(&body.firmware_sha256)?; // 9
+    channel
+        .policy
+        .check_firmware(&channel.common.firmware, &client, &body.firmware_sha256)?; // 9
     channel
         .policy
         .check_slots(body.slots, body.overwrite_serial.as_deref())?; // 10
@@ -49,7 +53,7 @@ pub(crate) fn handle(
         given_name: applicant.given_name,
         surname: applicant.surname,
         validity_days: body.validity_days,
-        channel_ref: kdbo.reference().to_owned(),
+        channel_ref: reference,
         hsm_key,
         commitment: true,
         overwrite_serial: body.overwrite_serial,
@@ -164,15 +168,10 @@ mod tests {
     fn a_good_application_is_submitted_and_answered() {
         let f = Fixture::new();
         let body = f.application_body();
-        let kdbo = Pki::get().kdhs_signer.sign_attached(
-            kdb("application").to_string().as_bytes(),
-            &[Pki::get().kdhs_sub.cert.clone()],
-        );
-        // The reference's formula is `kdbo`'s to test; here it must reach the answer.
-        let reference = crate::kdbo::Kdbo::verify(&kdbo)
+        // The reference's formula is `kdb`'s to test; here it must reach the answer.
+        let reference = crate::kdb::Kdb::parse(kdb("application").to_string().as_bytes())
             .unwrap()
-            .reference()
-            .to_owned();
+            .reference(crate::testing::pki::KDHS_LICENCE);
         let (status, answer) = apply(&f, &body);
         assert_eq!(status, 201, "{answer}");
         assert_eq!(

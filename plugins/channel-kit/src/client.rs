@@ -62,6 +62,13 @@ impl ClientCertificate {
     pub fn serial_number(&self) -> Option<&str> {
         self.serial_number.as_deref()
     }
+
+    /// The licence that names the partner in a request's reference ([`crate::kdb::Kdb::reference`]):
+    /// the subject serialNumber, or empty when there is none (a channel that lets such a
+    /// certificate through has refused it at check 4 before any reference is made).
+    pub fn licence(&self) -> &str {
+        self.serial_number().unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

@@ -86,6 +86,30 @@ impl ConfigReader {
         read_certificates(key, Path::new(path))
     }
 
+    /// An optional table whose every value is a non-empty list of non-empty strings (empty when
+    /// the key is absent), e.g. `operator_firmware = { "BTK-KEC-07" = ["…"] }`.
+    pub fn string_list_table(&self, key: &str) -> Result<Vec<(String, Vec<String>)>, ChannelError> {
+        let Some(value) = self.map.get(key) else {
+            return Ok(Vec::new());
+        };
+        let table = value
+            .as_object()
+            .ok_or_else(|| ChannelError::config(key, "must be a table of lists of strings"))?;
+        table
+            .iter()
+            .map(|(name, list)| {
+                let field = format!("{key}.{name}");
+                if name.trim().is_empty() {
+                    return Err(ChannelError::config(key, "a name must not be empty"));
+                }
+                let reader = ConfigReader {
+                    map: Map::from_iter([(field.clone(), list.clone())]),
+                };
+                Ok((name.clone(), reader.string_list(&field)?))
+            })
+            .collect()
+    }
+
     /// An optional whole number in `min..=max`, `default` when absent.
     pub fn u32_in(&self, key: &str, min: u32, max: u32, default: u32) -> Result<u32, ChannelError> {
         let Some(value) = self.map.get(key) else {

@@ -1,6 +1,8 @@
 //! The KDB (kimlik doğrulama bildirimi, identity verification notice): the JSON that a KDBO signs.
 //! Checks 5 (`kdb`) and 6 (`kdb_age`) of the protocol.
 
+use sha2::{Digest, Sha256};
+
 use crate::error::ChannelError;
 use crate::fields::{parse_json, Fields};
 use crate::identifiers::{is_valid_kdb_id, is_valid_tckn, normalize_serial};
@@ -164,6 +166,38 @@ impl Kdb {
     }
 }
 
+impl Kdb {
+    /// The request's reference (`channel_ref` of an application, the id of a holder's
+    /// lifecycle request): `"kdb-"` and the lower-case hex SHA-256 of the partner's `licence`
+    /// (the subject serialNumber of its TLS certificate, to which check 4 binds the KDBO's
+    /// signer), the `kdb_id`, the `tckn`, the `purpose` and the `serial` concerned, each
+    /// preceded by its length as 4 bytes big-endian (an absent serial is empty).
+    ///
+    /// What identifies one verification is the partner's own id of it, not the bytes of its
+    /// KDBO: a retry re-signs the KDB (a new signingTime, a new ECDSA signature), may carry
+    /// other certificates, or even write the KDB anew (another `verified_at`, another key
+    /// order), and each would otherwise be a new application and a second certificate. The
+    /// person, the purpose and the certificate are part of the key, so that a partner that
+    /// reuses an id for another person or another request gets that request decided on its
+    /// own, never another person's answer.
+    pub fn reference(&self, licence: &str) -> String {
+        let mut digest = Sha256::new();
+        for part in [
+            licence,
+            &self.kdb_id,
+            &self.tckn,
+            self.purpose.as_str(),
+            self.serial.as_deref().unwrap_or(""),
+        ] {
+            // Every part is short (a certificate field or a checked KDB field), far below 4 GiB.
+            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+            digest.update(len.to_be_bytes());
+            digest.update(part.as_bytes());
+        }
+        format!("kdb-{}", hex::encode(digest.finalize()))
+    }
+}
+
 fn ceil_minutes(seconds: i64) -> i64 {
     seconds.saturating_add(59) / 60
 }
@@ -260,6 +294,61 @@ mod tests {
         assert!(
             not_json.to_string().starts_with("kdb: is not JSON"),
             "{not_json}"
+        );
+    }
+
+    #[test]
+    fn the_reference_is_the_verification_not_its_encoding() {
+        let kdb = parse(&kdb_json()).unwrap();
+        let reference = kdb.reference("KDHS-LIC-1");
+        assert!(reference.starts_with("kdb-"), "{reference}");
+        assert_eq!(reference.len(), 4 + 64);
+        let mut expected = Vec::new();
+        for part in ["KDHS-LIC-1", "kdhs:0001", "10000000146", "application", ""] {
+            expected.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            expected.extend_from_slice(part.as_bytes());
+        }
+        assert_eq!(
+            reference,
+            format!("kdb-{}", hex::encode(Sha256::digest(&expected)))
+        );
+
+        // The same verification written anew (another time, method, key order) is the same.
+        let rewritten = Kdb::parse(
+            br#"{"method":"pin","verified_at":1767229999,"tckn":"10000000146","purpose":"application","kdb_id":"kdhs:0001","v":1}"#,
+        )
+        .unwrap();
+        assert_eq!(rewritten.reference("KDHS-LIC-1"), reference);
+
+        // Another partner, id, person, purpose or certificate is another request.
+        assert_ne!(kdb.reference("KDHS-LIC-2"), reference);
+        for (field, value) in [
+            ("kdb_id", json!("kdhs:0002")),
+            ("tckn", json!("10000000078")),
+        ] {
+            assert_ne!(
+                parse(&with(field, value)).unwrap().reference("KDHS-LIC-1"),
+                reference
+            );
+        }
+        let suspend = |serial: &str| {
+            parse(
+                &json!({"v":1,"kdb_id":"kdhs:0001","purpose":"suspend","tckn":"10000000146",
+                          "verified_at":1,"method":"m","serial":serial}),
+            )
+            .unwrap()
+            .reference("KDHS-LIC-1")
+        };
+        assert_ne!(suspend("0a"), reference);
+        assert_ne!(suspend("0a"), suspend("0b"));
+        // The length prefixes keep the parts apart.
+        assert_ne!(
+            parse(&with("kdb_id", json!("1:0001")))
+                .unwrap()
+                .reference("KDHS-LIC-1"),
+            parse(&with("kdb_id", json!("0001")))
+                .unwrap()
+                .reference("KDHS-LIC-11")
         );
     }
 

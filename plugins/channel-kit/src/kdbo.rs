@@ -4,7 +4,9 @@
 
 use nesca_pkix::chain::verify_path;
 use nesca_pkix::cms::{verify_signed_data, Signer, VerifiedSignedData};
-use sha2::{Digest, Sha256};
+use nesca_pkix::subject::{key_usage_allows_signing, subject_attribute};
+
+use crate::client::{ClientCertificate, OID_SERIAL_NUMBER};
 
 use crate::error::ChannelError;
 
@@ -12,7 +14,6 @@ use crate::error::ChannelError;
 #[derive(Debug, Clone)]
 pub struct Kdbo {
     verified: VerifiedSignedData,
-    reference: String,
 }
 
 impl Kdbo {
@@ -21,11 +22,7 @@ impl Kdbo {
     pub fn verify(der: &[u8]) -> Result<Kdbo, ChannelError> {
         let verified = verify_signed_data(der, None, Signer::Embedded)
             .map_err(|e| ChannelError::kdbo_signature("kdbo", e.to_string()))?;
-        let reference = signed_reference(&verified)?;
-        Ok(Kdbo {
-            verified,
-            reference,
-        })
+        Ok(Kdbo { verified })
     }
 
     /// The signed content: the KDB's bytes.
@@ -36,13 +33,6 @@ impl Kdbo {
     /// The signer's certificate, DER.
     pub fn signer_certificate(&self) -> &[u8] {
         &self.verified.signer_certificate
-    }
-
-    /// `"kdbo-"` and the lower-case hex of [`signed_reference`]'s digest: the application's
-    /// reference (`channel_ref`) and the lifecycle request's id, so that a replayed KDBO does
-    /// nothing new.
-    pub fn reference(&self) -> &str {
-        &self.reference
     }
 
     /// Check 4's shared part: the signer certificate chains to one of `anchors` at `now`,
@@ -70,25 +60,37 @@ impl Kdbo {
             )
         })
     }
-}
 
-/// The reference of a verified KDBO: `"kdbo-"` and the lower-case hex SHA-256 of what its
-/// signer vouched for — the signer's public key (subjectPublicKeyInfo DER, its length first as
-/// 4 bytes big-endian) followed by the signed content (the KDB). Not the digest of the whole
-/// DER: the unsigned parts (the certificates and CRLs carried, unsigned attributes, the
-/// encoding of lengths) can be changed by anyone without breaking the signature, and so can an
-/// ECDSA signature's `s` (to `n - s`), so each change would make a "new" KDBO of the same
-/// identity check. The same KDB signed again by the same key is the same check, too.
-fn signed_reference(verified: &VerifiedSignedData) -> Result<String, ChannelError> {
-    let key = nesca_pkix::subject::public_key_info_der(&verified.signer_certificate)
-        .map_err(|e| ChannelError::kdbo_signature("kdbo", e.to_string()))?;
-    let len = u32::try_from(key.len())
-        .map_err(|_| ChannelError::kdbo_signature("kdbo", "the signer's key is too large"))?;
-    let mut digest = Sha256::new();
-    digest.update(len.to_be_bytes());
-    digest.update(&key);
-    digest.update(&verified.content);
-    Ok(format!("kdbo-{}", hex::encode(digest.finalize())))
+    /// Check 4's binding of the signer to the partner: the signer certificate's keyUsage
+    /// allows signing (absent, or digitalSignature or nonRepudiation), and its subject
+    /// serialNumber is the licence number in the subject serialNumber of the TLS client
+    /// certificate that opened the channel. Without it any partner could send KDBOs signed by
+    /// another partner's signer under a shared trust anchor. `what` names the signer in the
+    /// refusal ("the KDBO signing certificate", "the role certificate").
+    pub fn verify_signer_binding(
+        &self,
+        client: &ClientCertificate,
+        what: &str,
+    ) -> Result<(), ChannelError> {
+        let signer = self.signer_certificate();
+        let refuse = |rule: String| ChannelError::kdbo_signer("kdbo", rule);
+        let unreadable = |e: nesca_pkix::PkixError| refuse(format!("{what} cannot be read: {e}"));
+        if !key_usage_allows_signing(signer).map_err(unreadable)? {
+            return Err(refuse(format!(
+                "{what}'s keyUsage must allow digitalSignature or nonRepudiation"
+            )));
+        }
+        let licence = subject_attribute(signer, OID_SERIAL_NUMBER).map_err(unreadable)?;
+        match (licence.as_deref(), client.serial_number()) {
+            (Some(signer), Some(partner)) if signer == partner => Ok(()),
+            (None, _) => Err(refuse(format!(
+                "{what} must carry the partner's licence number in its subject serialNumber"
+            ))),
+            _ => Err(refuse(format!(
+                "{what}'s subject serialNumber must be the TLS client certificate's (the same licensed partner)"
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -97,7 +99,7 @@ mod tests {
     use crate::testing::pki::{Pki, NOW};
 
     #[test]
-    fn a_signed_kdb_verifies_and_gets_its_reference() {
+    fn a_signed_kdb_verifies() {
         let pki = Pki::get();
         let der = pki
             .kdhs_signer
@@ -105,39 +107,6 @@ mod tests {
         let kdbo = Kdbo::verify(&der).unwrap();
         assert_eq!(kdbo.content(), b"{\"v\":1}");
         assert_eq!(kdbo.signer_certificate(), &pki.kdhs_signer.cert[..]);
-        let key = nesca_pkix::subject::public_key_info_der(&pki.kdhs_signer.cert).unwrap();
-        let mut signed = (key.len() as u32).to_be_bytes().to_vec();
-        signed.extend_from_slice(&key);
-        signed.extend_from_slice(b"{\"v\":1}");
-        assert_eq!(
-            kdbo.reference(),
-            format!("kdbo-{}", hex::encode(Sha256::digest(&signed)))
-        );
-        assert_eq!(kdbo.reference().len(), 5 + 64);
-    }
-
-    /// Re-encoding what is not signed — the certificates carried, a fresh signature over the
-    /// same KDB — makes different DER but the same reference: the replay is caught.
-    #[test]
-    fn the_reference_is_what_is_signed_not_how_it_is_encoded() {
-        let pki = Pki::get();
-        let kdb = b"{\"v\":1,\"kdb_id\":\"K-1\"}";
-        let with_sub = pki
-            .kdhs_signer
-            .sign_attached(kdb, std::slice::from_ref(&pki.kdhs_sub.cert));
-        let without = pki.kdhs_signer.sign_attached(kdb, &[]);
-        let again = pki
-            .kdhs_signer
-            .sign_attached(kdb, std::slice::from_ref(&pki.kdhs_sub.cert));
-        assert_ne!(with_sub, without);
-        let reference = |der: &[u8]| Kdbo::verify(der).unwrap().reference().to_owned();
-        assert_eq!(reference(&with_sub), reference(&without));
-        assert_eq!(reference(&with_sub), reference(&again));
-        // Another KDB is another check.
-        let other = pki
-            .kdhs_signer
-            .sign_attached(b"{\"v\":1,\"kdb_id\":\"K-2\"}", &[]);
-        assert_ne!(reference(&with_sub), reference(&other));
     }
 
     #[test]

@@ -14,6 +14,17 @@ use crate::identifiers::{normalize_serial, same_serial};
 use crate::kdb::Purpose;
 use crate::Channel;
 
+/// The RFC 5280 §5.3.1 reasons a holder may give for revoking their certificate through this
+/// endpoint (none: unspecified). certificateHold and removeFromCRL are the suspension's and
+/// its release's; the CA compromise reasons are not a holder's to give.
+pub(crate) const HOLDER_REVOCATION_REASONS: [&str; 5] = [
+    "keyCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "privilegeWithdrawn",
+];
+
 /// A lifecycle body, version 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct LifecycleRequest {
@@ -40,11 +51,17 @@ impl LifecycleRequest {
         if reason.is_some() && action != Purpose::Revoke {
             return Err(f.fail("reason", "only for revoke"));
         }
-        if reason.as_deref() == Some("") {
-            return Err(f.fail(
-                "reason",
-                "must be an RFC 5280 reason name, e.g. keyCompromise",
-            ));
+        if let Some(r) = reason.as_deref() {
+            if !HOLDER_REVOCATION_REASONS.contains(&r) {
+                // The message lists exactly what is accepted, not every RFC 5280 name.
+                return Err(f.fail(
+                    "reason",
+                    format!(
+                        "must be one of {} (or absent: unspecified)",
+                        HOLDER_REVOCATION_REASONS.join(", ")
+                    ),
+                ));
+            }
         }
         Ok(LifecycleRequest {
             kdbo,
@@ -63,7 +80,8 @@ pub(crate) fn handle(
     let now = channel.clock.now_unix();
     let client = channel.authenticate(request)?;
     let body = LifecycleRequest::parse(&request.body)?;
-    let (kdbo, kdb) = channel.verify_kdbo(&body.kdbo, &client, body.action, now)?;
+    let (_kdbo, kdb) = channel.verify_kdbo(&body.kdbo, &client, body.action, now)?;
+    let reference = kdb.reference(client.licence());
     // A KDB proves the holder's wish for one certificate only.
     if !kdb
         .serial
@@ -76,7 +94,7 @@ pub(crate) fn handle(
         ));
     }
     let call = LifecycleCall {
-        request_id: kdbo.reference().to_owned(),
+        request_id: reference,
         serial: body.serial.clone(),
         holder_tckn: kdb.tckn,
         action: body.action.as_str().to_owned(),
@@ -152,7 +170,7 @@ mod tests {
         assert_eq!(calls[0].action, "revoke");
         assert_eq!(calls[0].serial, "0a0a");
         assert_eq!(calls[0].reason.as_deref(), Some("keyCompromise"));
-        assert!(calls[0].request_id.starts_with("kdbo-"));
+        assert!(calls[0].request_id.starts_with("kdb-"));
         assert_eq!(calls[0].invalidity_date, None);
     }
 
@@ -238,6 +256,26 @@ mod tests {
                 (400, Some(message))
             );
         }
+        // A reason that is not a holder's, an RFC 5280 name or not: the message names exactly
+        // the reasons accepted, and nothing reaches the host.
+        for reason in [
+            "certificateHold",
+            "removeFromCRL",
+            "cACompromise",
+            "unspecified",
+            "",
+            "KeyCompromise",
+        ] {
+            let mut revoke = body(&kdbo, "revoke", "0a0a");
+            revoke["reason"] = json!(reason);
+            let (status, answer) = send(&f, &revoke);
+            assert_eq!(
+                (status, answer["error"]["message"].as_str()),
+                (400, Some("reason: must be one of keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn (or absent: unspecified)")),
+                "{reason}"
+            );
+        }
+        assert!(f.host.state().lifecycle_calls.is_empty());
         let mut suspend = body(&kdbo, "suspend", "0a0a");
         suspend["reason"] = json!("keyCompromise");
         let (status, answer) = send(&f, &suspend);

@@ -3,6 +3,7 @@
 
 use crate::application_request::Slots;
 use crate::client::ClientCertificate;
+use crate::config::FirmwareDigests;
 use crate::error::ChannelError;
 use crate::host::HostCalls;
 use crate::kdbo::Kdbo;
@@ -35,6 +36,18 @@ pub trait ChannelPolicy: Send + Sync {
     ) -> Result<(), ChannelError> {
         let _ = (slots, overwrite_serial);
         Ok(())
+    }
+
+    /// Check 9 (`firmware`): the KEC firmware `digest` the request names is approved for the
+    /// partner `client`. By default the shared list `firmware_sha256` (`shared`) decides.
+    fn check_firmware(
+        &self,
+        shared: &FirmwareDigests,
+        client: &ClientCertificate,
+        digest: &str,
+    ) -> Result<(), ChannelError> {
+        let _ = client;
+        shared.check(digest)
     }
 
     /// Whether the channel serves holder lifecycle requests (`POST /v1/lifecycle`).

@@ -50,12 +50,15 @@ impl ChannelPolicy for KdhsPolicy {
         }
     }
 
-    /// The KDBO's signer chains to a KDHS trust anchor; any key usage (KDHSs sign with
-    /// certificates of their own CA's profile).
+    /// The KDBO's signer chains to a KDHS trust anchor (any extendedKeyUsage: KDHSs sign
+    /// with certificates of their own CA's profile), its keyUsage allows signing, and it is
+    /// the same KDHS's: its subject serialNumber is the licence of the TLS client certificate.
+    /// The anchors are shared by every licensed KDHS, so without this one KDHS could present
+    /// another's KDBOs as its own.
     fn check_kdbo_signer(
         &self,
         kdbo: &Kdbo,
-        _client: &ClientCertificate,
+        client: &ClientCertificate,
         _host: &dyn HostCalls,
         now: i64,
     ) -> Result<(), ChannelError> {
@@ -64,6 +67,7 @@ impl ChannelPolicy for KdhsPolicy {
             now,
             None,
             "a KDHS trust anchor (kdhs_trust_anchors)",
-        )
+        )?;
+        kdbo.verify_signer_binding(client, "the KDBO signing certificate")
     }
 }

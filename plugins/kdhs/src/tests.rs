@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use nesca_channel_kit::testing::{
     body_json, config_refusal, kdb, write_pem, Fixture, LeafSpec, Pki, FIRMWARE, KDHS_LICENCE,
+    OTHER_KDHS_LICENCE,
 };
 use nesca_plugin_api::{HttpRequest, Plugin};
 use serde_json::{json, Value};
@@ -127,6 +128,76 @@ fn check_4_the_kdbo_must_be_signed_under_a_kdhs_anchor() {
         "kdbo: the signer certificate does not chain to a KDHS trust anchor (kdhs_trust_anchors): "
     ));
     assert!(f.host.state().submitted.is_empty());
+}
+
+/// Check 4's binding: every licensed KDHS shares the trust anchors, so a KDBO is accepted only
+/// from the KDHS whose licence its signer carries.
+#[test]
+fn check_4_the_kdbo_signer_is_the_connecting_kdhss_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut both = config(dir.path());
+    both["kdhs_licences"] = json!([KDHS_LICENCE, OTHER_KDHS_LICENCE]);
+    let f = kdhs(both);
+    let pki = Pki::get();
+    let sign = |signer: &nesca_channel_kit::testing::TestCert| {
+        f.application_body_with(&signer.sign_attached(
+            kdb("application").to_string().as_bytes(),
+            std::slice::from_ref(&pki.kdhs_sub.cert),
+        ))
+    };
+    let other_client = || {
+        vec![
+            pki.nesca_issuing
+                .issue(&LeafSpec::secure_communication(OTHER_KDHS_LICENCE))
+                .cert,
+            pki.nesca_issuing.cert.clone(),
+        ]
+    };
+
+    // The other KDHS's signer, presented by this KDHS: refused, though both are licensed
+    // and the signer chains to the shared anchor.
+    let (status, answer) = apply(&f, &sign(&pki.other_kdhs_signer), f.kdhs_client());
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        answer["error"],
+        json!({"code":"kdbo_signer",
+               "message":"kdbo: the KDBO signing certificate's subject serialNumber must be the TLS client certificate's (the same licensed partner)"})
+    );
+    // And this KDHS's signer presented by the other.
+    let (status, answer) = apply(&f, &sign(&pki.kdhs_signer), other_client());
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("kdbo_signer"))
+    );
+    assert!(f.host.state().submitted.is_empty());
+
+    // A signer that names no licence at all.
+    let mut anonymous = LeafSpec::signer("Anonymous KDBO signer", "x");
+    anonymous.subject.retain(|(oid, _)| *oid != "2.5.4.5");
+    let anonymous = pki.kdhs_sub.issue(&anonymous);
+    let (status, answer) = apply(&f, &sign(&anonymous), f.kdhs_client());
+    assert_eq!(status, 422);
+    assert_eq!(
+        answer["error"]["message"],
+        "kdbo: the KDBO signing certificate must carry the partner's licence number in its subject serialNumber"
+    );
+    assert!(f.host.state().submitted.is_empty());
+
+    // Each KDHS with its own signer is accepted.
+    let (status, answer) = apply(&f, &sign(&pki.other_kdhs_signer), other_client());
+    assert_eq!(status, 201, "{answer}");
+    let (status, answer) = apply(&f, &sign(&pki.kdhs_signer), f.kdhs_client());
+    assert_eq!(status, 201, "{answer}");
+    // Two KDHSs' verifications with the same kdb_id are two requests, not a replay.
+    let refs: Vec<String> = f
+        .host
+        .state()
+        .submitted
+        .iter()
+        .map(|a| a.channel_ref.clone())
+        .collect();
+    assert_eq!(refs.len(), 2);
+    assert_ne!(refs[0], refs[1]);
 }
 
 #[test]

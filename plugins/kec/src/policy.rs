@@ -2,29 +2,41 @@
 //! operator whose secure-communication certificate opened the channel), check 10 (slots), and
 //! holder lifecycle requests.
 
-use nesca_channel_kit::client::{ID_KP_CLIENT_AUTH, OID_SERIAL_NUMBER};
+use nesca_channel_kit::client::ID_KP_CLIENT_AUTH;
+use std::collections::BTreeMap;
+
+use nesca_channel_kit::config::FirmwareDigests;
 use nesca_channel_kit::{
     ChannelError, ChannelPolicy, ClientCertificate, ConfigReader, HostCalls, Kdbo, Slots,
 };
-use nesca_pkix::subject::{extended_key_usages, serial_hex, subject_attribute};
+use nesca_pkix::subject::{extended_key_usages, serial_hex};
 
 use crate::slots::check_slots;
 
 /// The configuration keys of this channel besides the shared ones.
-pub const KEC_KEYS: &[&str] = &["device_ca"];
+pub const KEC_KEYS: &[&str] = &["device_ca", "operator_firmware"];
 
 /// Who may sign the KEC channel's KDBOs.
 #[derive(Debug, Clone)]
 pub struct KecPolicy {
     /// `device_ca`: nesca's CA certificate(s) that issue KEC role certificates (DER).
     device_ca: Vec<Vec<u8>>,
+    /// `operator_firmware`: for an operator (licence number) listed here, the firmware
+    /// digests its devices may run, instead of the shared `firmware_sha256`.
+    operator_firmware: BTreeMap<String, FirmwareDigests>,
 }
 
 impl KecPolicy {
-    /// Reads `device_ca` (a PEM file).
+    /// Reads `device_ca` (a PEM file) and the optional `operator_firmware` table.
     pub fn read(config: &ConfigReader) -> Result<KecPolicy, ChannelError> {
+        let mut operator_firmware = BTreeMap::new();
+        for (licence, digests) in config.string_list_table("operator_firmware")? {
+            let parsed = FirmwareDigests::parse(&format!("operator_firmware.{licence}"), &digests)?;
+            operator_firmware.insert(licence, parsed);
+        }
         Ok(KecPolicy {
             device_ca: config.certificates("device_ca")?,
+            operator_firmware,
         })
     }
 }
@@ -71,12 +83,7 @@ impl ChannelPolicy for KecPolicy {
             ));
         }
 
-        let operator = subject_attribute(signer, OID_SERIAL_NUMBER).map_err(unreadable)?;
-        if operator.is_none() || operator.as_deref() != client.serial_number() {
-            return Err(refuse(
-                "the role certificate's subject serialNumber must be the TLS client certificate's (the same licensed operator)",
-            ));
-        }
+        kdbo.verify_signer_binding(client, "the role certificate")?;
 
         // The device CA's signature says nothing of revocation since: ask the store.
         let serial = serial_hex(signer).map_err(unreadable)?;
@@ -92,6 +99,20 @@ impl ChannelPolicy for KecPolicy {
             )));
         }
         Ok(())
+    }
+
+    /// An operator listed in `operator_firmware` runs only the firmware listed for it: a
+    /// digest approved for another operator's devices is not approved for its own.
+    fn check_firmware(
+        &self,
+        shared: &FirmwareDigests,
+        client: &ClientCertificate,
+        digest: &str,
+    ) -> Result<(), ChannelError> {
+        match self.operator_firmware.get(client.licence()) {
+            Some(own) => own.check(digest),
+            None => shared.check(digest),
+        }
     }
 
     fn check_slots(

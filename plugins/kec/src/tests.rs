@@ -89,10 +89,59 @@ fn configuration_refusals_name_the_key() {
     let mut licences = config(dir.path());
     licences["kdhs_licences"] = json!(["x"]);
     let e = config_refusal(channel, licences);
-    assert!(e.starts_with("kdhs_licences: is not a configuration key of this channel (known: device_ca, idcard_ca"), "{e}");
+    assert!(e.starts_with("kdhs_licences: is not a configuration key of this channel (known: device_ca, operator_firmware, idcard_ca"), "{e}");
     let mut missing = config(dir.path());
     missing.as_object_mut().unwrap().remove("device_ca");
     assert_eq!(config_refusal(channel, missing), "device_ca: is required");
+    for (table, message) in [
+        (
+            json!(["x"]),
+            "operator_firmware: must be a table of lists of strings",
+        ),
+        (
+            json!({ KEC_OPERATOR: [] }),
+            &format!("operator_firmware.{KEC_OPERATOR}: must list at least one entry"),
+        ),
+        (
+            json!({ KEC_OPERATOR: ["abc"] }),
+            &format!(
+                "operator_firmware.{KEC_OPERATOR}[0]: must be a SHA-256 digest: 64 hex digits"
+            ),
+        ),
+    ] {
+        let mut bad = config(dir.path());
+        bad["operator_firmware"] = table;
+        assert_eq!(config_refusal(channel, bad), message);
+    }
+}
+
+/// Check 9 per operator: an operator listed in `operator_firmware` runs only its own firmware,
+/// not the shared list's; the others keep the shared list.
+#[test]
+fn check_9_an_operator_runs_only_its_own_firmware() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = "0f".repeat(32);
+    let mut configured = config(dir.path());
+    configured["operator_firmware"] = json!({ KEC_OPERATOR: [own.to_uppercase()] });
+    let f = Fixture::from_config(channel, configured).expect("a good configuration");
+    let role = &Pki::get().kec_role;
+    f.host.state().certificates.insert(
+        role.serial_hex.clone(),
+        certificate_info(&role.serial_hex, None, "active"),
+    );
+    // The shared digest is not this operator's.
+    let (status, answer) = apply(&f, &body(&f));
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        answer["error"],
+        json!({"code":"firmware","message":"firmware_sha256: is not the digest of an approved KEC firmware"})
+    );
+    assert!(f.host.state().submitted.is_empty());
+    // Its own is.
+    let mut mine = body(&f);
+    mine["firmware_sha256"] = json!(own);
+    let (status, answer) = apply(&f, &mine);
+    assert_eq!(status, 201, "{answer}");
 }
 
 #[test]
@@ -116,7 +165,7 @@ fn check_4_only_an_active_role_certificate_of_the_same_operator_signs() {
         // Another operator's device.
         (
             signed_by(&pki.other_kec_role, &application),
-            "kdbo: the role certificate's subject serialNumber must be the TLS client certificate's",
+            "kdbo: the role certificate's subject serialNumber must be the TLS client certificate's (the same licensed partner)",
         ),
     ] {
         assert_signer_refused(&f, &body_with(&f, &kdbo), message);

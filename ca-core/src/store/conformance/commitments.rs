@@ -67,6 +67,70 @@ fn issue_awaiting(
     serial
 }
 
+/// A certificate issued to wait for its commitment is stored and suspended in one transaction:
+/// a reader (the OCSP responder, the CRL, `cert show`) polling its serial while it is
+/// completed sees it reserved (unknown to OCSP) and then suspended, never active in between.
+/// The history's `active → suspended` transition at issuance is written in that same
+/// transaction.
+pub fn a_held_certificate_is_never_seen_active(store: &dyn Store) {
+    let nes = issuer();
+    let op = crate::Principal::HostOperator;
+    let serial = Serial::random();
+    assert_eq!(
+        store
+            .reserve(reservation(&nes, serial, "CN=AYŞE YILMAZ"))
+            .unwrap(),
+        Reserved::Ok
+    );
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut seen = Vec::new();
+            // Bounded: until well after the writer is done, at most a million reads.
+            let mut after = 0;
+            for _ in 0..1_000_000 {
+                let status = store.get(Some(&nes), &serial).unwrap().unwrap().status;
+                if seen.last() != Some(&status) {
+                    seen.push(status);
+                }
+                if done.load(std::sync::atomic::Ordering::Acquire) {
+                    after += 1;
+                    if after > 50 {
+                        break;
+                    }
+                }
+            }
+            seen
+        });
+        store
+            .complete(
+                &nes,
+                &serial,
+                vec![0x30, 0x01, 0x00],
+                Completion {
+                    hold: true,
+                    application: None,
+                },
+                &op,
+                t0(0),
+            )
+            .unwrap();
+        done.store(true, std::sync::atomic::Ordering::Release);
+        reader.join().unwrap()
+    });
+    assert!(
+        !seen.contains(&CertStatus::Active),
+        "a reader saw the held certificate active: {seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&CertStatus::Suspended), "{seen:?}");
+    let history = store.transitions(&nes, &serial).unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(
+        (history[0].from, history[0].to, history[0].at),
+        (CertStatus::Active, CertStatus::Suspended, t0(0))
+    );
+}
+
 fn status(store: &dyn Store, nes: &IssuerId, serial: &Serial) -> CertStatus {
     store.get(Some(nes), serial).unwrap().unwrap().status
 }

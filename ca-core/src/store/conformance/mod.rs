@@ -44,8 +44,8 @@ pub use certificates::{
     stale_reservations_are_failed_once,
 };
 pub use commitments::{
-    commitment_acceptance_releases_and_supersedes, overdue_commitments_expire,
-    stale_commitment_acceptance_is_a_conflict,
+    a_held_certificate_is_never_seen_active, commitment_acceptance_releases_and_supersedes,
+    overdue_commitments_expire, stale_commitment_acceptance_is_a_conflict,
 };
 pub use counters::{
     failure_counters_are_atomic, outbox_attempts_are_counted,
@@ -235,6 +235,7 @@ macro_rules! store_conformance_tests {
             commitment_acceptance_releases_and_supersedes,
             stale_commitment_acceptance_is_a_conflict,
             overdue_commitments_expire,
+            a_held_certificate_is_never_seen_active,
             enrollment_writes_compare_the_stage,
             wet_approval_and_held_renewal,
             production_writes_its_invoice_line,

@@ -15,7 +15,10 @@ use serde_json::{json, Value};
 pub use fake_host::{
     certificate_info, issued, wrapped_key, FakeHost, FakeState, ISSUED_SERIAL, TRANSPORT_KEY,
 };
-pub use pki::{LeafSpec, Pki, TestCa, TestCert, KDHS_LICENCE, KEC_OPERATOR, NOW, OTHER_TCKN, TCKN};
+pub use pki::{
+    LeafSpec, Pki, TestCa, TestCert, KDHS_LICENCE, KEC_OPERATOR, NOW, OTHER_KDHS_LICENCE,
+    OTHER_TCKN, TCKN,
+};
 
 use crate::client::ClientCertificate;
 use crate::clock::{Clock, FixedClock};

@@ -28,6 +28,8 @@ pub const TCKN: &str = "10000000146";
 pub const OTHER_TCKN: &str = "17291716060";
 /// The licence number in the KDHS's secure-communication certificate.
 pub const KDHS_LICENCE: &str = "KDHS-LIC-2025-001";
+/// Another KDHS's licence number, under the same trust anchor.
+pub const OTHER_KDHS_LICENCE: &str = "KDHS-LIC-2025-002";
 /// The registration number of the licensed operator of the KEC device.
 pub const KEC_OPERATOR: &str = "KEC-ESHS-0042";
 /// Another operator's registration number.
@@ -124,11 +126,13 @@ impl LeafSpec {
         }
     }
 
-    /// A signing certificate without extendedKeyUsage (a KDHS's KDBO signer).
-    pub fn signer(common_name: &str) -> LeafSpec {
+    /// A signing certificate without extendedKeyUsage (a KDHS's KDBO signer) of the KDHS
+    /// licensed as `licence` (subject serialNumber).
+    pub fn signer(common_name: &str, licence: &str) -> LeafSpec {
         LeafSpec::base(
             vec![
                 (OID_COUNTRY, "TR".into()),
+                (OID_SERIAL_NUMBER, licence.into()),
                 (OID_COMMON_NAME, common_name.into()),
             ],
             Vec::new(),
@@ -322,8 +326,12 @@ pub struct Pki {
     pub kdhs_root: TestCa,
     /// Its intermediate.
     pub kdhs_sub: TestCa,
-    /// The KDHS's KDBO signing certificate (no EKU), under `kdhs_sub`.
+    /// The KDHS's KDBO signing certificate (no EKU), under `kdhs_sub`, serialNumber
+    /// [`KDHS_LICENCE`].
     pub kdhs_signer: TestCert,
+    /// Another KDHS's KDBO signing certificate under the same CA, serialNumber
+    /// [`OTHER_KDHS_LICENCE`].
+    pub other_kdhs_signer: TestCert,
     /// nesca's root CA.
     pub nesca_root: TestCa,
     /// nesca's issuing CA (`device_ca`), which issues secure-communication and role certificates.
@@ -356,7 +364,11 @@ impl Pki {
         ));
         let kdhs_root = TestCa::root("Test KDHS Root");
         let kdhs_sub = kdhs_root.sub_ca("Test KDHS Signing CA");
-        let kdhs_signer = kdhs_sub.issue(&LeafSpec::signer("Test KDHS KDBO signer"));
+        let kdhs_signer = kdhs_sub.issue(&LeafSpec::signer("Test KDHS KDBO signer", KDHS_LICENCE));
+        let other_kdhs_signer = kdhs_sub.issue(&LeafSpec::signer(
+            "Other KDHS KDBO signer",
+            OTHER_KDHS_LICENCE,
+        ));
         let nesca_root = TestCa::root("Test nesca Root");
         let nesca_issuing = nesca_root.sub_ca("Test nesca Issuing CA");
         let kdhs_tls = nesca_issuing.issue(&LeafSpec::secure_communication(KDHS_LICENCE));
@@ -371,6 +383,7 @@ impl Pki {
             kdhs_root,
             kdhs_sub,
             kdhs_signer,
+            other_kdhs_signer,
             nesca_root,
             nesca_issuing,
             kdhs_tls,

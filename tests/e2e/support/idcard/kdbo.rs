@@ -73,6 +73,20 @@ pub(crate) fn cms_sign(
     content: &[u8],
     encap: Content,
 ) -> Vec<u8> {
+    cms_sign_with_digest(dir, name, (cert, key), content, encap, "sha256")
+}
+
+/// [`cms_sign`] with the digest `md` (`sha256`, `sha384`, `sha512`): a P-384 card key signs
+/// over SHA-384.
+#[track_caller]
+pub(crate) fn cms_sign_with_digest(
+    dir: &Path,
+    name: &str,
+    (cert, key): (&Path, &Path),
+    content: &[u8],
+    encap: Content,
+    md: &str,
+) -> Vec<u8> {
     let input = dir.join(format!("{name}.content"));
     let out = dir.join(format!("{name}.p7s"));
     fs::write(&input, content).expect("CMS content");
@@ -82,7 +96,7 @@ pub(crate) fn cms_sign(
     }
     args.extend([
         "-md",
-        "sha256",
+        md,
         "-signer",
         s(cert),
         "-inkey",

@@ -56,6 +56,9 @@ pub(crate) struct World {
     pub kdhs_ca: TestCa,
     /// The KDHS's KDBO signing certificate and key.
     pub kdhs: Signer,
+    /// Another partner's KDBO signer under the same trust anchor (serialNumber
+    /// [`UNLICENSED_LICENCE`]).
+    pub other_kdhs: Signer,
     /// A look-alike KDHS signer issued by the foreign CA.
     pub rogue_kdhs: Signer,
     /// The approved KEC firmware digest (`firmware_sha256`).
@@ -110,10 +113,20 @@ impl World {
             "kdhs-ca",
             "/C=TR/O=Test KDHS A.Ş./CN=Test KDHS Kök SM",
         );
-        let kdhs_subject = "/C=TR/O=Test KDHS A.Ş./CN=Test KDHS KDBO İmza";
+        // A KDBO signer names its KDHS's licence in serialNumber (check 4's binding).
+        let kdhs_subject =
+            format!("/C=TR/O=Test KDHS A.Ş./serialNumber={KDHS_LICENCE}/CN=Test KDHS KDBO İmza");
+        let kdhs_subject = kdhs_subject.as_str();
         let kdhs = kdhs_ca.issue(
             "kdhs-signer",
             kdhs_subject,
+            SIGNER_EXT,
+            t - 300,
+            t + 365 * 86400,
+        );
+        let other_kdhs = kdhs_ca.issue(
+            "other-kdhs-signer",
+            &format!("/C=TR/O=Lisanssız KDHS Ltd./serialNumber={UNLICENSED_LICENCE}/CN=Başka KDHS KDBO İmza"),
             SIGNER_EXT,
             t - 300,
             t + 365 * 86400,
@@ -207,6 +220,7 @@ impl World {
             foreign_ca,
             kdhs_ca,
             kdhs,
+            other_kdhs,
             rogue_kdhs,
             firmware,
             port,
@@ -264,8 +278,14 @@ impl World {
     /// A CSR for a new P-256 key made in software (the card-CSR case).
     #[track_caller]
     pub(crate) fn card_csr(&self) -> CardCsr {
+        self.card_csr_of(Key::P256)
+    }
+
+    /// A CSR for a new `key` made in software.
+    #[track_caller]
+    pub(crate) fn card_csr_of(&self, key: Key) -> CardCsr {
         let name = self.fresh("card");
-        let path = make_csr(&self.dir, &name, Key::P256, true);
+        let path = make_csr(&self.dir, &name, key, true);
         CardCsr {
             der: fs::read(&path).expect("CSR"),
             path,
