@@ -49,15 +49,19 @@ fn channels_over_mtls_accept_only_active_partner_certificates() {
     // With mTLS configured, the plain public listener does not serve the channels.
     assert_eq!(server.get("/channels/echo/hello").status, 404);
 
-    for (what, client) in [
-        ("no client certificate", None),
+    // Each is refused in the handshake with the TLS alert docs/channels/kdhs.md names
+    // (TLS 1.3, as OpenSSL reports it).
+    for (what, client, alert) in [
+        ("no client certificate", None, "alert certificate required"),
         (
             "a NES certificate",
             Some((nes_cert.as_path(), demo.work.join("nes.key"))),
+            "alert access denied",
         ),
         (
             "another CA's certificate",
             Some((foreign_cert.as_path(), foreign_key.clone())),
+            "alert certificate unknown",
         ),
     ] {
         let out = match &client {
@@ -65,6 +69,7 @@ fn channels_over_mtls_accept_only_active_partner_certificates() {
             None => get_over_mtls(port, "/channels/echo/x", None, &ca),
         };
         assert!(!out.contains("HTTP/1.1 200"), "{what} got in:\n{out}");
+        assert!(out.contains(alert), "{what}: no {alert:?}:\n{out}");
     }
     // The NES (no clientAuth) was refused on the certificate alone, before any store read
     //.
@@ -92,6 +97,10 @@ fn channels_over_mtls_accept_only_active_partner_certificates() {
     assert!(
         !after.contains("HTTP/1.1 200"),
         "a revoked certificate got in:\n{after}"
+    );
+    assert!(
+        after.contains("alert certificate revoked"),
+        "a revoked certificate: no certificate_revoked alert:\n{after}"
     );
 
     server.assert_running();
