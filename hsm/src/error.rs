@@ -79,6 +79,26 @@ pub enum HsmError {
         /// What the token lacks or refused.
         reason: String,
     },
+    /// The module's AES key wrap with padding is not exactly RFC 5649 (found once per module
+    /// by [`crate::Hsm::aes_key_wrap_check`]), and the configuration does not ask for the
+    /// repair ([`crate::WrapPolicy::aes_key_wrap_repair`]): a card unwrapping per RFC 5649 would
+    /// get a key it cannot load, so nothing is wrapped.
+    #[error("card key wrapping refused: C_WrapKey with {mechanism} is not RFC 5649 on this PKCS#11 module: {defect}; set [hsm] aes_key_wrap_repair = true to have nesca re-wrap card keys exactly per RFC 5649 (they then pass through nesca's memory), or use a module that wraps per RFC 5649")]
+    AesKeyWrapNotRfc5649 {
+        /// `CKM_AES_KEY_WRAP_PAD` or `CKM_AES_KEY_WRAP_KWP`.
+        mechanism: &'static str,
+        /// What the module's output is (lengths only).
+        defect: String,
+    },
+    /// In repair mode, what the module wrapped is not a PKCS#8 key followed by zero padding
+    /// only, so nesca will not re-wrap it.
+    #[error("card key wrapping refused: C_WrapKey with {mechanism} gave output that nesca cannot repair to RFC 5649: {reason}")]
+    AesKeyWrapRepair {
+        /// `CKM_AES_KEY_WRAP_PAD` or `CKM_AES_KEY_WRAP_KWP`.
+        mechanism: &'static str,
+        /// Why (lengths only, never key bytes).
+        reason: String,
+    },
     /// A key algorithm name (configuration, command line) that is not one of
     /// [`crate::KeyAlgorithm::ALL`].
     #[error("unknown key algorithm \"{name}\" (expected one of: {expected})")]

@@ -16,10 +16,12 @@
 //! with them and plugs into the RustCrypto `x509-cert` / `x509-ocsp` builders directly.
 //! The one exception is a card key for the KDHS channel ([`Hsm::generate_wrapped_card_key`]):
 //! generated as session objects, leaving the HSM only wrapped for the card, and destroyed.
+//! Its AES key wrap is exactly RFC 5649 ([`Hsm::aes_key_wrap_check`]; `kwp.rs`).
 #![deny(unsafe_code)]
 
 mod error;
 mod key;
+mod kwp;
 mod module;
 mod signer;
 mod softhsm_guard;
@@ -29,6 +31,7 @@ mod wrap;
 
 pub use error::{ErrorClass, HsmError};
 pub use key::{KeyAlgorithm, KeyProtection};
+pub use kwp::{AesKeyWrapCheck, AesKeyWrapMechanism};
 pub use module::{Hsm, HsmConfig};
 pub use signer::{HsmSignature, KeySigner, PublicKey};
 pub use wrap::{check_transport_key, WrapPolicy, WrapScheme, WrappedCardKey};

@@ -72,6 +72,9 @@ pub(crate) struct Inner {
     pub(crate) epoch: Arc<AtomicU64>,
     /// Reconnection after the token was lost: who tries, when next, and why it failed.
     recovery: Mutex<Recovery>,
+    /// Whether the module's AES key wrap with padding is RFC 5649: checked at the first card
+    /// key wrapping (`kwp.rs`), then kept for the life of the process.
+    pub(crate) aes_key_wrap: Mutex<Option<crate::kwp::AesKeyWrapCheck>>,
 }
 
 /// The state of reconnection ([`Hsm::reconnect`]).
@@ -179,6 +182,7 @@ impl Hsm {
                 objects: RwLock::new(()),
                 epoch,
                 recovery: Mutex::new(Recovery::default()),
+                aes_key_wrap: Mutex::new(None),
             }),
         })
     }

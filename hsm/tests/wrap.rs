@@ -1,6 +1,8 @@
 //! Card keys generated in the CA token and wrapped for a card's transport key (KDHS channel).
 //! A second SoftHSM token in the same token directory plays the card: it holds the RSA
-//! transport key pair, unwraps the AES key and then the private key, and signs with it.
+//! transport key pair, unwraps the AES key and then the private key, and signs with it. The
+//! private key layer is also unwrapped in software, per RFC 5649 (RustCrypto `aes-kw`, not the
+//! module), into a PKCS#8 that a strict DER parser loads.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -11,8 +13,8 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use der::asn1::OctetString;
-use der::Encode;
-use hsm::{Hsm, HsmError, KeyAlgorithm, WrapPolicy, WrapScheme};
+use der::{Decode, Encode};
+use hsm::{Hsm, HsmError, KeyAlgorithm, WrapPolicy, WrapScheme, WrappedCardKey};
 use rsa::pkcs8::EncodePublicKey;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
@@ -23,10 +25,13 @@ use common::{pin, token, LABEL, MODULE};
 
 const CARD: &str = "card-token";
 
-/// SoftHSM 2.6.1 refuses RSA-OAEP with SHA-256 in `C_WrapKey`: these tests allow SHA-1, as a
-/// configuration must say explicitly (`[hsm] allow_rsa_oaep_sha1_wrap`).
+/// SoftHSM 2.6.1 refuses RSA-OAEP with SHA-256 in `C_WrapKey`, and its CKM_AES_KEY_WRAP_PAD
+/// zero-pads the key before wrapping: these tests allow SHA-1 and the repair, as a
+/// configuration must say explicitly (`[hsm] allow_rsa_oaep_sha1_wrap`,
+/// `[hsm] aes_key_wrap_repair`).
 const SHA1_ALLOWED: WrapPolicy = WrapPolicy {
     allow_rsa_oaep_sha1: true,
+    aes_key_wrap_repair: true,
 };
 
 /// The tests count the CA token's objects: one at a time.
@@ -358,7 +363,12 @@ fn sha1_oaep_is_used_only_when_allowed() {
     let card = card(&ctx);
     let (_, spki) = transport_key(&card, 2048);
     let before = ca_objects(&ctx).len();
-    match hsm.generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, &spki, WrapPolicy::default()) {
+    // The AES layer's repair is allowed: this test is about the RSA layer.
+    let sha256_only = WrapPolicy {
+        allow_rsa_oaep_sha1: false,
+        aes_key_wrap_repair: true,
+    };
+    match hsm.generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, &spki, sha256_only) {
         Ok(wrapped) => assert_eq!(wrapped.mechanism, WrapScheme::RsaOaepAesKwp),
         Err(e) => {
             assert!(matches!(e, HsmError::WrapMechanism { .. }), "{e}");
@@ -368,6 +378,159 @@ fn sha1_oaep_is_used_only_when_allowed() {
                 ),
                 "{e}"
             );
+        }
+    }
+    assert_eq!(ca_objects(&ctx).len(), before);
+}
+
+/// The AES key of a wrapped card key, unwrapped on the card with the transport key as an
+/// extractable, non-sensitive session object and read back, so that the private key layer can
+/// be unwrapped in software.
+fn aes_key_in_clear(card: &Session, unwrapping: ObjectHandle, wrapped: &WrappedCardKey) -> Vec<u8> {
+    let (hash, mgf) = match wrapped.mechanism {
+        WrapScheme::RsaOaepAesKwp => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+        WrapScheme::RsaOaepSha1AesKwp => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
+        other => panic!("unexpected scheme {other:?}"),
+    };
+    let oaep = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()));
+    let aes = card
+        .unwrap_key(
+            &oaep,
+            unwrapping,
+            &wrapped.wrapped_key,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Token(false),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+            ],
+        )
+        .unwrap();
+    let value = card
+        .get_attributes(aes, &[AttributeType::Value])
+        .unwrap()
+        .into_iter()
+        .find_map(|a| match a {
+            Attribute::Value(v) => Some(v),
+            _ => None,
+        })
+        .expect("CKA_VALUE of the unwrapped AES key");
+    card.destroy_object(aes).unwrap();
+    value
+}
+
+/// RFC 5649 in software: the plaintext, exactly as long as the message length indicator says.
+fn rfc5649_unwrap(kek: &[u8], wrapped: &[u8]) -> Vec<u8> {
+    let kek = aes_kw::KekAes256::try_from(kek).unwrap();
+    let mut out = vec![0u8; wrapped.len() - 8];
+    let plain = kek
+        .unwrap_with_padding(wrapped, &mut out)
+        .expect("the private key layer unwraps per RFC 5649");
+    plain.to_vec()
+}
+
+/// The issue this answers: a card bureau unwrapping `wrapped_private_key` with a standard RFC 5649
+/// implementation got the PKCS#8 followed by zero bytes, which a strict DER parser refuses. Now
+/// the message length indicator is the PKCS#8's length, the key parses as DER with nothing
+/// after it, and it is the key whose public half the HSM returned — for both curves and RSA.
+#[test]
+fn card_keys_unwrap_per_rfc5649_into_exactly_the_pkcs8_of_the_returned_key() {
+    let _alone = alone();
+    let hsm = token();
+    let ctx = outside();
+    let card = card(&ctx);
+    let (unwrapping, spki) = transport_key(&card, 2048);
+    let check = hsm.aes_key_wrap_check().unwrap();
+    eprintln!("AES key wrap check: {check:?}");
+    let before = ca_objects(&ctx).len();
+    for alg in [
+        KeyAlgorithm::EcdsaP256,
+        KeyAlgorithm::EcdsaP384,
+        KeyAlgorithm::Rsa2048,
+    ] {
+        let wrapped = hsm
+            .generate_wrapped_card_key(alg, &spki, SHA1_ALLOWED)
+            .unwrap();
+        assert_eq!(ca_objects(&ctx).len(), before, "{alg}");
+        // Repaired exactly when the module is not RFC 5649.
+        assert_eq!(wrapped.repaired, !check.conformant(), "{alg}");
+        let kek = aes_key_in_clear(&card, unwrapping, &wrapped);
+        assert_eq!(kek.len(), 32, "{alg}: an AES-256 key");
+        let pkcs8 = rfc5649_unwrap(&kek, &wrapped.wrapped_private_key);
+        // Strict DER: `from_der` refuses anything after the PrivateKeyInfo.
+        let info = rsa::pkcs8::PrivateKeyInfo::from_der(&pkcs8).unwrap_or_else(|e| {
+            panic!("{alg}: {} bytes are not exactly a PKCS#8: {e}", pkcs8.len())
+        });
+        assert_eq!(
+            info.encoded_len().unwrap(),
+            der::Length::try_from(pkcs8.len()).unwrap()
+        );
+        let public = wrapped.public_key.spki().subject_public_key.raw_bytes();
+        match alg {
+            KeyAlgorithm::EcdsaP256 => {
+                use p256::pkcs8::DecodePrivateKey;
+                let key = p256::SecretKey::from_pkcs8_der(&pkcs8).unwrap();
+                assert_eq!(key.public_key().to_sec1_bytes().as_ref(), public, "{alg}");
+            }
+            KeyAlgorithm::EcdsaP384 => {
+                use p384::pkcs8::DecodePrivateKey;
+                let key = p384::SecretKey::from_pkcs8_der(&pkcs8).unwrap();
+                assert_eq!(key.public_key().to_sec1_bytes().as_ref(), public, "{alg}");
+            }
+            _ => {
+                use rsa::pkcs1::EncodeRsaPublicKey;
+                use rsa::pkcs8::DecodePrivateKey;
+                let key = rsa::RsaPrivateKey::from_pkcs8_der(&pkcs8).unwrap();
+                let der = key.to_public_key().to_pkcs1_der().unwrap();
+                assert_eq!(der.as_bytes(), public, "{alg}");
+            }
+        }
+    }
+}
+
+/// A module whose AES key wrap with padding is not RFC 5649 (SoftHSM 2.6.1 zero-pads the key
+/// first) wraps no card key without `[hsm] aes_key_wrap_repair`: refused before any key is
+/// generated, naming the mechanism, the defect and the configuration key, and leaving no
+/// object. A conformant module wraps without the repair.
+#[test]
+fn a_module_that_is_not_rfc5649_wraps_nothing_without_the_repair() {
+    let _alone = alone();
+    let hsm = token();
+    let ctx = outside();
+    let card = card(&ctx);
+    let (_, spki) = transport_key(&card, 2048);
+    let check = hsm.aes_key_wrap_check().unwrap();
+    // Asked again: the same answer, from the cache. SoftHSM imports the check's keys: the
+    // output was compared, not trusted.
+    assert_eq!(hsm.aes_key_wrap_check().unwrap(), check);
+    assert_eq!(check.unchecked, None);
+    let before = ca_objects(&ctx).len();
+    let no_repair = WrapPolicy {
+        allow_rsa_oaep_sha1: true,
+        aes_key_wrap_repair: false,
+    };
+    let outcome = hsm.generate_wrapped_card_key(KeyAlgorithm::EcdsaP256, &spki, no_repair);
+    match &check.defect {
+        None => assert!(!outcome.unwrap().repaired),
+        Some(defect) => {
+            let e = outcome.unwrap_err();
+            assert!(matches!(e, HsmError::AesKeyWrapNotRfc5649 { .. }), "{e}");
+            let message = e.to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "card key wrapping refused: C_WrapKey with {} is not RFC 5649 on this PKCS#11 module: {defect}; set [hsm] aes_key_wrap_repair = true",
+                    check.mechanism.name()
+                )),
+                "{message}"
+            );
+            // SoftHSM 2.6.1: CKM_AES_KEY_WRAP_PAD, the 20-byte secret's MLI is 24.
+            if check.mechanism == hsm::AesKeyWrapMechanism::Pad {
+                assert_eq!(
+                    defect,
+                    "it zero-pads the key before wrapping: the message length indicator is 24 for a 20-byte key"
+                );
+            }
         }
     }
     assert_eq!(ca_objects(&ctx).len(), before);

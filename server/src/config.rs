@@ -744,6 +744,11 @@ pub(crate) struct HsmSection {
     /// (SoftHSM 2.6.1 does). Default false: such a token wraps nothing.
     #[serde(default)]
     pub allow_rsa_oaep_sha1_wrap: bool,
+    /// On a token whose AES key wrap with padding is not RFC 5649 (SoftHSM 2.6.1 zero-pads the
+    /// key first), let nesca re-wrap card keys exactly per RFC 5649; the card key then passes
+    /// through nesca's memory. Default false: such a token wraps no card key.
+    #[serde(default)]
+    pub aes_key_wrap_repair: bool,
 }
 
 /// `[store]`: SQLite (`sqlite`) or PostgreSQL (`postgres_url`), exactly one.
@@ -1179,10 +1184,12 @@ impl Loaded {
         }
     }
 
-    /// The RSA mechanisms card keys may be wrapped with (`[hsm] allow_rsa_oaep_sha1_wrap`).
+    /// The RSA mechanisms card keys may be wrapped with (`[hsm] allow_rsa_oaep_sha1_wrap`), and
+    /// whether a token's AES key wrap may be repaired (`[hsm] aes_key_wrap_repair`).
     pub(crate) fn wrap_policy(&self) -> hsm::WrapPolicy {
         hsm::WrapPolicy {
             allow_rsa_oaep_sha1: self.raw.hsm.allow_rsa_oaep_sha1_wrap,
+            aes_key_wrap_repair: self.raw.hsm.aes_key_wrap_repair,
         }
     }
 
@@ -1763,5 +1770,10 @@ mod tests {
         .contains("transport_public_key"));
         let hsm: HsmSection = toml::from_str("module = \"m.so\"\ntoken_label = \"t\"\n").unwrap();
         assert!(!hsm.allow_rsa_oaep_sha1_wrap);
+        assert!(!hsm.aes_key_wrap_repair);
+        let hsm: HsmSection =
+            toml::from_str("module = \"m.so\"\ntoken_label = \"t\"\naes_key_wrap_repair = true\n")
+                .unwrap();
+        assert!(hsm.aes_key_wrap_repair);
     }
 }

@@ -11,6 +11,7 @@ mod admin;
 mod audit;
 mod browser_smoke;
 mod ca_certs;
+mod card_package;
 mod channels;
 mod concurrent;
 mod concurrent_issue;

@@ -372,6 +372,11 @@ sessions = 2
 # keys with RSA-OAEP SHA-1 only because this line allows it. Remove it on an HSM that wraps
 # with SHA-256.
 allow_rsa_oaep_sha1_wrap = true
+# SoftHSM 2.6's CKM_AES_KEY_WRAP_PAD zero-pads a card key before wrapping it, which is not
+# RFC 5649: with this line nesca re-wraps card keys exactly per RFC 5649 itself, and the card
+# key passes through nesca's memory. Remove it on an HSM whose AES key wrap is RFC 5649
+# (nesca checks, and refuses to wrap card keys on one that is not).
+aes_key_wrap_repair = true
 
 [store]
 {store}
