@@ -12,6 +12,7 @@ mod audit;
 mod browser_smoke;
 mod ca_certs;
 mod card_package;
+mod channel_worked_examples;
 mod channels;
 mod concurrent;
 mod concurrent_issue;

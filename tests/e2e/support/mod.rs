@@ -21,6 +21,7 @@ mod toml;
 
 pub(crate) mod admin;
 pub(crate) mod crl;
+pub(crate) mod doc_example;
 pub(crate) mod file_server;
 pub(crate) mod http;
 pub(crate) mod idcard;
