@@ -163,6 +163,35 @@ pub enum ApprovalOutcome {
     AwaitingWet { form_pdf: Vec<u8> },
 }
 
+/// What an application's approval recorded, as operators and auditors read it back (`nesca
+/// applicant show`): never the evidence itself, its SHA-256 and what it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRecord {
+    pub method: ApprovalMethod,
+    /// The SHA-256 (hex) of the approval text approved (for a wet signature: the text the
+    /// printed form carries, recorded when it was chosen).
+    pub approval_text_sha256: Option<String>,
+    /// When it was approved; `None` while a wet-signed form is awaited.
+    pub approved_at: Option<UnixTime>,
+    /// The SHA-256 (hex) of the evidence kept: the e-Onay record (JSON), the CMS signature
+    /// (DER) or the scan of the wet-signed form; `None` before the approval.
+    pub evidence_sha256: Option<String>,
+    /// e-Onay: the consent the approval relied on.
+    pub consent: Option<ConsentReference>,
+    /// Signature: the serial (hex) of the NES that signed the approval text, when the kept
+    /// CMS verifies over the application's approval text.
+    pub signer_serial: Option<String>,
+}
+
+/// The e-Onay consent an approval names (`nesca applicant consent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentReference {
+    pub reference: String,
+    /// The SHA-256 (hex) of the consent's evidence.
+    pub evidence_sha256: String,
+    pub given_at: UnixTime,
+}
+
 /// The completion service.
 pub struct Enrollments {
     store: Arc<dyn Store>,
@@ -405,6 +434,58 @@ impl Enrollments {
         Ok(Some(ApplicantView { pre, enrollment }))
     }
 
+    /// What application `id`'s approval recorded; `None` before an approval method was
+    /// chosen.
+    pub fn approval_record(&self, id: &str) -> Result<Option<ApprovalRecord>> {
+        let Some(v) = self.view(id)? else {
+            return Ok(None);
+        };
+        let e = &v.enrollment;
+        let Some(method) = e.approval_method else {
+            return Ok(None);
+        };
+        let evidence = self.store.approval_evidence(id)?;
+        let consent = match (method, &evidence) {
+            (ApprovalMethod::EOnay, Some(record)) => {
+                serde_json::from_slice::<serde_json::Value>(record)
+                    .ok()
+                    .and_then(|r| {
+                        Some(ConsentReference {
+                            reference: r["consent_reference"].as_str()?.to_owned(),
+                            evidence_sha256: r["consent_evidence_sha256"].as_str()?.to_owned(),
+                            given_at: UnixTime::from_secs(r["consent_given_at"].as_i64()?),
+                        })
+                    })
+            }
+            _ => None,
+        };
+        let signer_serial = match (method, &evidence) {
+            (ApprovalMethod::Signature, Some(cms)) => self
+                .approval_text(&v)
+                .ok()
+                .and_then(|text| {
+                    nesca_pkix::cms::verify_signed_data(
+                        cms,
+                        Some(text.as_bytes()),
+                        nesca_pkix::cms::Signer::Embedded,
+                    )
+                    .ok()
+                })
+                .and_then(|verified| {
+                    nesca_pkix::subject::serial_hex(&verified.signer_certificate).ok()
+                }),
+            _ => None,
+        };
+        Ok(Some(ApprovalRecord {
+            method,
+            approval_text_sha256: e.approval_text_sha256.clone(),
+            approved_at: e.approved_at,
+            evidence_sha256: evidence.as_deref().map(sha256_hex),
+            consent,
+            signer_serial,
+        }))
+    }
+
     /// Stores the form and queues an SMS code to the listed mobile number.
     /// The stage first (what the applicant must hear), then the codes left: both before
     /// anything is written.
@@ -449,6 +530,13 @@ impl Enrollments {
     /// Confirms the mobile number with the SMS code: within 10 minutes of sending, at most 3
     /// tries per code. Each try is counted before the code is checked, so parallel tries
     /// beyond the third are refused unchecked and void the code.
+    ///
+    /// The refusals tell the applicant what to do next, apart from a dead session (which
+    /// [`Enrollments::session`] answers [`RaError::Unauthenticated`]): a wrong code that
+    /// leaves tries is [`RaError::Invalid`] on `sms_code` ("the code is wrong (tries
+    /// left: N)": type it again); a code that cannot be confirmed any more — void after its
+    /// third wrong try (that try included), expired, or none sent yet — is
+    /// [`RaError::Conflict`] on `sms_code` (ask for a new one).
     pub fn confirm_code(&self, token: &str, code: &SecretString) -> Result<()> {
         let v = self.session(token)?;
         let e = &v.enrollment;
@@ -461,16 +549,12 @@ impl Enrollments {
             .as_deref()
             .filter(|_| !limits::code_voided(e.sms_code_tries))
         else {
-            return Err(RaError::Conflict {
-                field: "sms_code",
-                rule: "no code is awaiting confirmation (not sent yet, or void after 3 wrong tries): ask for a new one".into(),
-            });
+            return Err(code_void(
+                "no code is awaiting confirmation (not sent yet, or void after 3 wrong tries): ask for a new one",
+            ));
         };
         if e.sms_code_expires.is_some_and(|x| x < now) {
-            return Err(RaError::Unauthenticated {
-                field: "sms_code",
-                rule: "the code expired: ask for a new one".into(),
-            });
+            return Err(code_void("the code expired: ask for a new one"));
         }
         let counting = Step::CountCodeAttempt.check(&v.pre.id, Some(e.stage))?;
         let attempt = counted(self.write(EnrollmentWrite::CodeAttempt {
@@ -486,10 +570,7 @@ impl Enrollments {
                 actor: actor.clone(),
                 at: now,
             })?;
-            Ok(RaError::Unauthenticated {
-                field: "sms_code",
-                rule: rule.into(),
-            })
+            Ok(code_void(rule))
         };
         if limits::beyond_code_limit(attempt) {
             return Err(void(
@@ -499,16 +580,16 @@ impl Enrollments {
         if !password_matches(code.expose_secret(), hash) {
             if limits::code_voided(attempt) {
                 return Err(void(
-                    "the code is wrong; it is now void: ask for a new one",
+                    "the code is wrong; it is now void after 3 wrong tries: ask for a new one",
                 )?);
             }
-            return Err(RaError::Unauthenticated {
-                field: "sms_code",
-                rule: format!(
-                    "the code is wrong ({} tries left)",
+            return Err(RaError::invalid(
+                "sms_code",
+                format!(
+                    "the code is wrong (tries left: {})",
                     limits::code_tries_left(attempt)
                 ),
-            });
+            ));
         }
         self.write(EnrollmentWrite::CodeConfirmed {
             id: v.pre.id.clone(),
@@ -837,6 +918,15 @@ fn wet_form_pdf(text: &str, text_sha256: &str) -> Vec<u8> {
         "Tarih: ....................      İmza: ....................".to_owned(),
     ]);
     crate::form_pdf::form_pdf("Nitelikli Elektronik Sertifika Başvurusu", &lines)
+}
+
+/// The SMS code cannot be confirmed any more (void, expired, none sent): a new one must be
+/// asked for.
+fn code_void(rule: &str) -> RaError {
+    RaError::Conflict {
+        field: "sms_code",
+        rule: rule.to_owned(),
+    }
 }
 
 /// Whether `e` refuses the request (as opposed to the store or HSM failing).

@@ -320,6 +320,29 @@ impl ListImports {
         }
     }
 
+    /// The open applications of the people a list of `institution` skipped (`already_open`:
+    /// row, the person's open pre-application), as the list's report names them: the id of
+    /// an application of this institution (from one of its earlier lists), which its officer
+    /// and portal may follow; `None` for another institution's, whose id is not theirs to see
+    /// (nor which institution it is). One read per skipped row.
+    pub fn name_open(
+        &self,
+        institution: &InstitutionId,
+        already_open: &[(u32, String)],
+    ) -> Result<Vec<(u32, Option<String>)>> {
+        already_open
+            .iter()
+            .map(|(row, id)| {
+                let own = self
+                    .store
+                    .pre_application(id)?
+                    .filter(|p| &p.institution == institution)
+                    .map(|p| p.id);
+                Ok((*row, own))
+            })
+            .collect()
+    }
+
     /// Splits the list's rows into those to create and those whose person has an open
     /// pre-application, as the store holds them now.
     fn decide_rows(&self, mut import: ListImport, status: ImportStatus) -> Result<ListImportWrite> {
@@ -540,6 +563,123 @@ mod tests {
             assert!(password_matches(password, &hash));
             assert!(!password_matches("wrong", &hash));
         }
+    }
+
+    /// A person skipped as already open is reported once, with the id of their own open
+    /// application when it is this institution's, and without any id when another
+    /// institution's list invited them.
+    #[test]
+    fn the_report_names_only_the_institutions_own_open_applications() {
+        let f = fixture();
+        let ankara = institution(&f);
+        let mut other = ca_core::testkit::institution_record();
+        other.id = InstitutionId::parse("izmir-bb").unwrap();
+        other.tax_no = ca_core::institution::TaxNo::parse("1234567890").unwrap();
+        let izmir = other.id.clone();
+        f.store
+            .add_institution(other, &ca_core::Principal::HostOperator, UnixTime::EPOCH)
+            .unwrap();
+        let imports = crate::testkit::list_imports(&f);
+        let wet = || ListSignature::Wet(b"%PDF scan".to_vec());
+        // Çağrı invited through Ankara's list (signed: written as the RA decides it).
+        f.store
+            .import_list(ListImportWrite {
+                import: ListImport {
+                    file_sha256: "aa".repeat(32),
+                    ..list(
+                        &ankara,
+                        vec![row(2, "10000000146", "Çağrı")],
+                        ListSignature::Cms(vec![1]),
+                    )
+                },
+                status: ImportStatus::Accepted,
+                already_open: vec![],
+                held_limit: None,
+            })
+            .unwrap();
+        let cagri = f
+            .store
+            .open_pre_application(&Tckn::parse("10000000146").unwrap())
+            .unwrap()
+            .unwrap();
+        let people = || {
+            vec![
+                row(2, "10000000078", "İpek"),
+                row(3, "10000000146", "Çağrı"),
+            ]
+        };
+        // Another list of Ankara's naming her: her own application's id.
+        let again = imports
+            .import(b"ankara-2", list(&ankara, people(), wet()))
+            .unwrap();
+        assert_eq!(again.already_open, vec![(3, cagri.clone())]);
+        assert_eq!(again.created.len(), 1);
+        assert_eq!(
+            imports.name_open(&ankara, &again.already_open).unwrap(),
+            vec![(3, Some(cagri.clone()))]
+        );
+        // İzmir's list naming her: skipped, and no id (Ankara's application is not İzmir's).
+        let izmir_list = imports
+            .import(b"izmir-1", list(&izmir, people(), wet()))
+            .unwrap();
+        assert_eq!(izmir_list.already_open, vec![(3, cagri)]);
+        assert_eq!(
+            imports.name_open(&izmir, &izmir_list.already_open).unwrap(),
+            vec![(3, None)]
+        );
+    }
+
+    /// Without a page to name (no `[outbox] completion_url`, no portal), an access password
+    /// is not drawn: the message fails, is retried later, and no password hash is stored;
+    /// with one, the e-mail names it above the password line.
+    #[test]
+    fn no_access_password_goes_out_without_a_page_to_complete_on() {
+        let f = fixture();
+        let id = institution(&f);
+        f.store
+            .import_list(ListImportWrite {
+                import: ListImport {
+                    file_sha256: "ef".repeat(32),
+                    ..list(
+                        &id,
+                        vec![row(2, "10000000146", "Çağrı")],
+                        ListSignature::Cms(vec![1]),
+                    )
+                },
+                status: ImportStatus::Accepted,
+                already_open: vec![],
+                held_limit: None,
+            })
+            .unwrap();
+        let mail = Arc::new(Captured::default());
+        let mut outbox = Outbox::configured(
+            f.store.clone(),
+            f.clock.clone(),
+            mail.clone(),
+            mail.clone(),
+            None,
+        );
+        let r = outbox.deliver_due(10).unwrap();
+        assert_eq!((r.sent, r.failed), (0, 1));
+        assert!(mail.emails().is_empty());
+        let pre = &f.store.pre_applications(&id).unwrap()[0];
+        assert_eq!(pre.password_hash, None, "no password was drawn");
+        outbox.completion_url = Some("https://portal.example/basvuru".into());
+        f.clock.advance(Duration::from_secs(61));
+        assert_eq!(outbox.deliver_due(10).unwrap().sent, 1);
+        let (_, body) = mail.emails().pop().unwrap();
+        let lines: Vec<&str> = body.lines().collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("https://portal.example/basvuru adresinde")),
+            "{body}"
+        );
+        let password = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("Erişim parolası: "))
+            .unwrap();
+        assert_eq!(password.len(), 14, "{body}");
     }
 
     /// An officer certificate another ESHS issued (not in the store): its issuer's CRL decides,

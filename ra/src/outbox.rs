@@ -246,24 +246,42 @@ pub struct Outbox {
     clock: Arc<dyn Clock>,
     email: Arc<dyn EmailSender>,
     sms: Arc<dyn SmsSender>,
-    /// The URL where invited people complete their application, for the e-mail's text.
-    pub completion_url: String,
+    /// The URL where invited people complete their application, for the e-mail's text. An
+    /// access password is not sent while it is `None` (each attempt fails, naming
+    /// `outbox.completion_url`, and is retried): an e-mail naming no page, or one that does not
+    /// answer, would spend the password.
+    pub completion_url: Option<String>,
     /// Where a holder renews, the link of the expiry reminders (`[portal] renewal_url`, else
     /// the portal's home page); the completion URL when neither is configured.
     pub renewal_url: Option<String>,
 }
 
 impl Outbox {
-    fn renewal_url(&self) -> &str {
-        self.renewal_url.as_deref().unwrap_or(&self.completion_url)
+    fn renewal_url(&self) -> Option<&str> {
+        self.renewal_url
+            .as_deref()
+            .or(self.completion_url.as_deref())
     }
 
+    /// An outbox whose access-password e-mails name `completion_url`.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         email: Arc<dyn EmailSender>,
         sms: Arc<dyn SmsSender>,
         completion_url: String,
+    ) -> Outbox {
+        Outbox::configured(store, clock, email, sms, Some(completion_url))
+    }
+
+    /// An outbox as configured: without a completion URL, access passwords wait (see
+    /// [`Outbox::completion_url`]).
+    pub fn configured(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        email: Arc<dyn EmailSender>,
+        sms: Arc<dyn SmsSender>,
+        completion_url: Option<String>,
     ) -> Outbox {
         Outbox {
             store,
@@ -377,7 +395,18 @@ impl Outbox {
 
     /// A notice or a reminder (`crate::notices`), by e-mail or SMS as the recipient is.
     fn notice(&self, m: &OutboxMessage) -> Result<()> {
-        let text = crate::notices::text(m.kind, &m.subject_ref, self.renewal_url())?;
+        let url = match (m.kind, self.renewal_url()) {
+            (_, Some(url)) => url,
+            // Only a reminder names a page; without one it waits, as an access password does.
+            (OutboxKind::ExpiryReminder, None) => {
+                return Err(RaError::invalid(
+                    "portal.renewal_url",
+                    "not set, and neither the portal nor [outbox] completion_url names a page: set it to where holders renew",
+                ))
+            }
+            (_, None) => "",
+        };
+        let text = crate::notices::text(m.kind, &m.subject_ref, url)?;
         if m.recipient.contains('@') {
             self.email.send(&Email {
                 to: m.recipient.clone(),
@@ -436,6 +465,13 @@ impl Outbox {
     }
 
     fn access_password(&self, m: &OutboxMessage) -> Result<()> {
+        // Before a password is drawn: without the page the e-mail names, nothing is spent.
+        let completion_url = self.completion_url.as_deref().ok_or_else(|| {
+            RaError::invalid(
+                "outbox.completion_url",
+                "not set, and no portal ([portal] listen or public_url) serves the applicants' page: set it to the page where invited people complete their application",
+            )
+        })?;
         let pre = self
             .store
             .pre_application(&m.subject_ref)?
@@ -458,7 +494,7 @@ impl Outbox {
              parolası ile giriş yapınız.\n\nErişim parolası: {}\n\nBu parolayı kimseyle paylaşmayınız.\n",
             pre.given_name,
             pre.surname,
-            self.completion_url,
+            completion_url,
             password.expose_secret()
         );
         self.email.send(&Email {

@@ -168,7 +168,8 @@ pub(crate) struct OutboxSection {
     #[serde(default = "default_email_from")]
     pub from: String,
     /// The page where invited people complete their application, named in the e-mail.
-    /// Default: `{ca.public_url}/channels/batch-import/`.
+    /// Default: the portal's applicants' page, `{[portal] public_url}basvuru`; with no portal
+    /// either, access passwords wait (README, `[outbox]`).
     #[serde(default)]
     pub completion_url: Option<String>,
     /// How often `nesca serve` delivers due messages.

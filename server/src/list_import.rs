@@ -23,6 +23,18 @@ pub(crate) struct Imported {
 }
 
 impl Imported {
+    /// Rows with no problem: valid, and their person had no open application. Every data
+    /// row of the list is counted once, here or in [`Imported::invalid_rows`].
+    pub(crate) fn valid_rows(&self) -> usize {
+        self.valid.saturating_sub(self.outcome.already_open.len())
+    }
+
+    /// Rows with a problem: those the reader refused, and those whose person already has an
+    /// open application (`already_open`, also among the problems).
+    pub(crate) fn invalid_rows(&self) -> usize {
+        self.report.counts.invalid + self.outcome.already_open.len()
+    }
+
     /// The report as nesca prints it (`nesca import`, the channel's answer).
     pub(crate) fn summary(&self, institution: &InstitutionId) -> serde_json::Value {
         let problems: Vec<serde_json::Value> = self
@@ -37,8 +49,8 @@ impl Imported {
             "status": self.outcome.status.as_str(),
             "replayed": self.outcome.replayed,
             "rows": {
-                "valid": self.valid,
-                "invalid": self.report.counts.invalid + self.outcome.already_open.len(),
+                "valid": self.valid_rows(),
+                "invalid": self.invalid_rows(),
                 "created": self.outcome.created.len(),
                 "already_open": self.outcome.already_open.len(),
             },
@@ -120,7 +132,8 @@ pub(crate) fn import_file(
         rows.len()
     ));
     let crls = std::sync::Arc::new(crate::officer_crl::HttpCrls);
-    let outcome = ListImports::new(store, crate::wiring::clock(), crls).import(
+    let imports = ListImports::new(store, crate::wiring::clock(), crls);
+    let outcome = imports.import(
         file,
         ListImport {
             institution: institution.clone(),
@@ -143,12 +156,13 @@ pub(crate) fn import_file(
             ""
         }
     ));
+    let named = imports.name_open(institution, &outcome.already_open)?;
     report
         .invalid
-        .extend(outcome.already_open.iter().map(|(row, id)| RowProblem {
-            row: *row,
+        .extend(named.into_iter().map(|(row, own)| RowProblem {
+            row,
             field: "tckn",
-            reason: format!("already has an open application ({id})"),
+            reason: already_open_reason(own),
         }));
     report.invalid.sort_by_key(|p| p.row);
     Ok(Imported {
@@ -156,4 +170,17 @@ pub(crate) fn import_file(
         report,
         valid,
     })
+}
+
+/// The report's reason for a person who already has an open application: its id when it is
+/// the importing institution's own (`own`), none when another institution's list invited them.
+fn already_open_reason(own: Option<String>) -> String {
+    match own {
+        Some(id) => {
+            format!(
+                "already has an open application ({id}) from an earlier list of this institution"
+            )
+        }
+        None => "already has an open application through another institution's list".to_owned(),
+    }
 }

@@ -208,7 +208,12 @@ fn confirmed(
         Some(&token),
         Some(&json!({ "v": 1, "code": wrong })),
     );
-    assert_eq!(expect(&r, 401)["error"]["code"], "unauthenticated");
+    // A mistyped code is not a dead session: its own code, with the tries left.
+    let e = expect(&r, 422);
+    assert_eq!(
+        e["error"],
+        json!({"code": "sms_code", "message": "sms_code: the code is wrong (tries left: 2)"})
+    );
     let v = expect(
         &portal.call(
             "POST",
@@ -502,11 +507,15 @@ fn invited_people_complete_approve_three_ways_and_are_produced_billed_and_publis
     let out = billing(&demo, &month_now()).ok();
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{}", out.describe());
-    assert!(
-        lines[0].starts_with("produced_at,serial,holder_tckn"),
-        "{}",
-        lines[0]
+    // The header README.md and docs/channels/batch-import.md give, word for word.
+    assert_eq!(
+        lines[0],
+        "produced_at,serial,holder_tckn,holder_name,item,payer,payer_name,payer_id,application"
     );
+    for doc in ["../README.md", "../docs/channels/batch-import.md"] {
+        let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(doc)).unwrap();
+        assert!(text.contains(&format!("`{}`", lines[0])), "{doc}");
+    }
     for serial in [&cagri_serial, &ipek_serial, &sukru_serial] {
         let line = lines
             .iter()
@@ -941,7 +950,7 @@ fn parallel_guesses_are_counted_before_they_are_checked() {
         9,
     );
     assert!(
-        !statuses.contains(&200) && statuses.iter().all(|s| [401, 409].contains(s)),
+        !statuses.contains(&200) && statuses.iter().all(|s| [422, 409].contains(s)),
         "{statuses:?}"
     );
     let with_tries_left = rules.iter().filter(|r| r.contains("tries left")).count();
@@ -953,6 +962,7 @@ fn parallel_guesses_are_counted_before_they_are_checked() {
         Some(&json!({ "v": 1, "code": code })),
     );
     assert_ne!(r.status, 200, "a void code was accepted");
+    assert_eq!(body(&r)["error"]["code"], "sms_code_void", "{}", r.text());
     assert!(
         body(&r)["error"]["message"]
             .as_str()
@@ -1012,4 +1022,144 @@ fn production_wraps_only_for_its_registered_transport_key() {
         "{}",
         out.describe()
     );
+}
+
+/// A wrong SMS code, a code made void by three wrong tries and a dead session are three
+/// answers a portal tells apart: 422 `sms_code` (type it again, tries left), 409
+/// `sms_code_void` (ask for a new one) and 401 `unauthenticated` (sign in again). The new
+/// code's request takes an empty body or `{"v":1}`; another field is refused and sends
+/// nothing. The wet form can be fetched again while it is awaited, and only then.
+#[test]
+fn sms_code_refusals_have_codes_of_their_own_and_the_wet_form_comes_again() {
+    let (demo, world) = setup_with(|_| "key_source = \"card-bureau-csr\"\n".to_owned());
+    import_list(&demo, "liste", &[IPEK]);
+    let server = Server::serve(&demo);
+    let portal = world.client(Some(&world.kdhs_client));
+    let password = access_password(&demo, IPEK);
+    let v = expect(
+        &portal.call(
+            "POST",
+            &format!("{APPLICANTS}/sign-in"),
+            None,
+            Some(&json!({ "v": 1, "tckn": IPEK.tckn, "password": password })),
+        ),
+        200,
+    );
+    let token = v["token"].as_str().unwrap().to_owned();
+    send_form(&portal, &token, false);
+    let code = sms_code(&demo, IPEK, 1);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let sms = format!("{APPLICANTS}/me/sms-code");
+    let confirm = |code: &str| {
+        portal.call(
+            "POST",
+            &sms,
+            Some(&token),
+            Some(&json!({ "v": 1, "code": code })),
+        )
+    };
+    let error = |r: &HttpResponse| (r.status, body(r)["error"].clone());
+    assert_eq!(
+        error(&confirm(wrong)),
+        (
+            422,
+            json!({"code": "sms_code", "message": "sms_code: the code is wrong (tries left: 2)"})
+        )
+    );
+    assert_eq!(
+        error(&confirm(wrong)),
+        (
+            422,
+            json!({"code": "sms_code", "message": "sms_code: the code is wrong (tries left: 1)"})
+        )
+    );
+    assert_eq!(
+        error(&confirm(wrong)),
+        (
+            409,
+            json!({"code": "sms_code_void", "message": "sms_code: the code is wrong; it is now void after 3 wrong tries: ask for a new one"})
+        )
+    );
+    // The right code after three wrong ones: void, and the session is alive all along.
+    let (status, e) = error(&confirm(&code));
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (409, Some("sms_code_void")),
+        "{e}"
+    );
+    let v = expect(
+        &portal.call("GET", &format!("{APPLICANTS}/me"), Some(&token), None),
+        200,
+    );
+    assert_eq!(v["application"]["stage"], "form", "{v}");
+    // A dead session is another answer.
+    let r = portal.call(
+        "POST",
+        &sms,
+        Some("no-such-token"),
+        Some(&json!({ "v": 1, "code": code })),
+    );
+    assert_eq!(
+        error(&r),
+        (
+            401,
+            json!({"code": "unauthenticated", "message": "token: no such session, or it expired: sign in again"})
+        )
+    );
+
+    // A new code: the body is empty or {"v":1}; another field is refused and sends nothing.
+    let resend = format!("{APPLICANTS}/me/sms-code/resend");
+    let messages_before = messages(&demo.dir.join("outbox/sms"), IPEK.mobile).len();
+    let outbox_rows = || {
+        demo.nesca(&["outbox", "list", "--config", s(&demo.config())])
+            .ok()
+            .stdout
+            .lines()
+            .count()
+    };
+    let rows_before = outbox_rows();
+    let r = portal.call(
+        "POST",
+        &resend,
+        Some(&token),
+        Some(&json!({ "v": 1, "code": "123456" })),
+    );
+    let (status, e) = error(&r);
+    assert_eq!((status, e["code"].as_str()), (400, Some("request")), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("code: unknown field here")),
+        "{e}"
+    );
+    assert_eq!(outbox_rows(), rows_before, "a refused resend queued a code");
+    let v = expect(
+        &portal.call("POST", &resend, Some(&token), Some(&json!({ "v": 1 }))),
+        202,
+    );
+    assert_eq!(v["application"]["stage"], "form", "{v}");
+    let code = sms_code(&demo, IPEK, messages_before + 1);
+    let v = expect(&confirm(&code), 200);
+    assert_eq!(v["application"]["stage"], "confirmed", "{v}");
+
+    // The wet form: only while it is awaited, and the same PDF each time.
+    let form_pdf = format!("{APPLICANTS}/me/form-pdf");
+    let r = portal.call("GET", &form_pdf, Some(&token), None);
+    let (status, e) = error(&r);
+    assert_eq!((status, e["code"].as_str()), (409, Some("conflict")), "{e}");
+    let v = expect(
+        &approve(&portal, &token, json!({ "v": 1, "method": "wet" })),
+        202,
+    );
+    let first = unb64(v["form_pdf"].as_str().unwrap(), "form_pdf");
+    for _ in 0..2 {
+        let v = expect(&portal.call("GET", &form_pdf, Some(&token), None), 200);
+        assert_eq!(
+            unb64(v["form_pdf"].as_str().unwrap(), "form_pdf"),
+            first,
+            "the same form again"
+        );
+        assert_eq!(v["application"]["stage"], "awaiting_wet", "{v}");
+    }
+    drop(server);
 }

@@ -174,6 +174,76 @@ fn lists_import_once_with_a_per_row_report_and_passwords_go_out_once() {
         (Value::from(1), Value::from(1)),
         "{held}"
     );
+    // AYŞE is counted once, as invalid (her open application), not also as valid; the report
+    // names her own open application (from this institution's first list).
+    assert_eq!(
+        (
+            held["rows"]["valid"].as_u64(),
+            held["rows"]["invalid"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{held}"
+    );
+    let ayse_id = applicants(&demo, "ankara-bb")
+        .into_iter()
+        .find(|a| a["tckn"] == "10000000146" && a["list_status"] == "invited")
+        .expect("AYŞE's open application")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        held["problems"],
+        serde_json::json!([{
+            "row": 2,
+            "field": "tckn",
+            "reason": format!("already has an open application ({ayse_id}) from an earlier list of this institution"),
+        }]),
+        "{held}"
+    );
+    // Another institution's list naming her: skipped too, and Ankara's id is not İzmir's to
+    // see.
+    let (izmir_cert, izmir_key) = institution(&demo, "izmir-bb", "1234567890");
+    let izmir_list = demo.work.join("izmir.csv");
+    fs::write(
+        &izmir_list,
+        "T.C. Kimlik No,Adı,Soyadı,E-posta,Cep Telefonu,Birim
+10000000146,AYŞE,YILMAZ,ayse@izmir.bel.tr,05321234567,Bilgi İşlem
+",
+    )
+    .unwrap();
+    let izmir_sig = sign(
+        &demo.work,
+        &izmir_list,
+        &izmir_cert,
+        &izmir_key,
+        "izmir.p7s",
+    );
+    let izmir = json(
+        &import(
+            &demo,
+            "izmir-bb",
+            &izmir_list,
+            ("--signature", &izmir_sig),
+            &[],
+        )
+        .ok(),
+    );
+    assert_eq!(
+        (
+            izmir["rows"]["valid"].as_u64(),
+            izmir["rows"]["invalid"].as_u64(),
+            izmir["rows"]["created"].as_u64(),
+            izmir["rows"]["already_open"].as_u64()
+        ),
+        (Some(0), Some(1), Some(0), Some(1)),
+        "{izmir}"
+    );
+    assert_eq!(
+        izmir["problems"][0]["reason"],
+        "already has an open application through another institution's list",
+        "{izmir}"
+    );
+    assert!(!izmir.to_string().contains(&ayse_id), "{izmir}");
     assert_eq!(outbox(&demo).len(), 4, "nothing sent for a held list");
     let sha = held["file_sha256"].as_str().unwrap();
     let confirmed = held_list(&demo, "confirm-list", sha).ok();
@@ -194,6 +264,24 @@ fn lists_import_once_with_a_per_row_report_and_passwords_go_out_once() {
         .nesca(&["audit", "verify", "--config", s(&demo.config())])
         .ok();
     assert!(audit.stdout.contains("intact"), "{}", audit.describe());
+}
+
+/// `nesca applicant list` of institution `id`: one JSON object per application.
+fn applicants(demo: &Demo, id: &str) -> Vec<Value> {
+    let out = demo
+        .nesca(&[
+            "applicant",
+            "list",
+            "--config",
+            s(&demo.config()),
+            "--institution",
+            id,
+        ])
+        .ok();
+    out.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// `nesca VERB` (`confirm-list`, `reject-list`) on `ankara-bb`'s held list `sha`.
@@ -405,10 +493,91 @@ fn a_portal_uploads_a_signed_list_through_the_batch_import_channel() {
         "{v}"
     );
     assert_eq!(outbox(&demo).len(), 4);
-    // More than the plugin's max_body_bytes (default 4 MiB): 413 before the plugin is called.
+    // More than the plugin's max_body_bytes (default 4 MiB): 413 before the plugin is called,
+    // in the shape of every other error, and nothing stored.
     let big = serde_json::json!({ "v": 1, "file_name": "big.csv", "file": "A".repeat(5 << 20), "signature": "" });
     let r = portal.post(path, &big).unwrap();
     assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (v["v"].as_u64(), v["error"]["code"].as_str()),
+        (Some(1), Some("too_large")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("body: ") && m.contains("4194304 bytes")),
+        "{v}"
+    );
+    assert_eq!(outbox(&demo).len(), 4);
+    // Another channel name: 404 in the same shape.
+    let r = portal
+        .post("/channels/no-such-channel/v1/x", &body(&sig))
+        .unwrap();
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (r.status, v["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{v}"
+    );
+    // A new file naming two of the same people and a new one: the two are counted once,
+    // as invalid (already open), and the report names their own applications.
+    let again = demo.work.join("liste-2.csv");
+    fs::write(
+        &again,
+        "T.C. Kimlik No;Adı;Soyadı;E-posta;Cep Telefonu;Birim
+         10000000146;AYŞE;YILMAZ;ayse@ankara.bel.tr;0532 123 45 67;Bilgi İşlem
+         10000000078;Çağrı;Öztürk;cagri@ankara.bel.tr;+90 533 111 22 33;Fen İşleri
+         10000000528;Zeynep;Ak;zeynep@ankara.bel.tr;05051112233;Zabıta
+",
+    )
+    .unwrap();
+    let again_sig = sign(&demo.work, &again, &cert, &key, "liste-2.p7s");
+    let r = portal.post_ok(
+        path,
+        &serde_json::json!({
+            "v": 1,
+            "file_name": "liste-2.csv",
+            "file": b64(&fs::read(&again).unwrap()),
+            "signature": b64(&fs::read(&again_sig).unwrap()),
+        }),
+    );
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (
+            r.status,
+            v["valid"].as_u64(),
+            v["invalid"].as_u64(),
+            v["created"].as_u64(),
+            v["already_open"].as_u64()
+        ),
+        (201, Some(1), Some(2), Some(1), Some(2)),
+        "{v}"
+    );
+    let open = applicants(&demo, "ankara-bb");
+    for (row, tckn) in [(2, "10000000146"), (3, "10000000078")] {
+        let id = open
+            .iter()
+            .find(|a| a["tckn"] == tckn && a["list_status"] == "invited")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let problem = v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["row"] == row)
+            .unwrap_or_else(|| panic!("row {row}: {v}"));
+        assert_eq!(
+            problem["reason"],
+            format!(
+                "already has an open application ({id}) from an earlier list of this institution"
+            ),
+            "{v}"
+        );
+    }
     server.assert_running();
 }
 

@@ -9,6 +9,7 @@
 
 mod admin;
 mod audit;
+mod batch_worked_example;
 mod browser_smoke;
 mod ca_certs;
 mod card_package;

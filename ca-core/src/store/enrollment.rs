@@ -488,6 +488,10 @@ pub trait EnrollmentStore: Send + Sync {
     fn open_pre_application(&self, tckn: &crate::Tckn) -> Result<Option<String>>;
     /// An enrollment by its pre-application id.
     fn enrollment(&self, pre_application: &str) -> Result<Option<EnrollmentRecord>>;
+    /// The evidence the enrollment's approval recorded (the e-Onay record, the CMS signature
+    /// or the wet-signed form's scan, as [`EnrollmentWrite::Approve`] wrote it); `None` before
+    /// it is approved.
+    fn approval_evidence(&self, pre_application: &str) -> Result<Option<Vec<u8>>>;
     /// Approved enrollments due for production at `at`, and produced ones whose card
     /// package is not written yet.
     fn enrollments_due(&self, at: UnixTime, limit: u32) -> Result<Vec<EnrollmentRecord>>;

@@ -449,7 +449,8 @@ pub mod host_api {
         /// `sign_in` (`tckn`, `password`) · `status` · `form` (`security_word`,
         /// `do_not_publish`, `delivery_address`) · `resend_code` · `confirm_code` (`code`) ·
         /// `approval_text` · `approve` (`method`: `e-onay`, `signature` with
-        /// `signature_der`, or `wet`). Every action but `sign_in` needs `token`.
+        /// `signature_der`, or `wet`) · `wet_form` (the wet-signature form again, while it is
+        /// awaited). Every action but `sign_in` needs `token`.
         pub struct ApplicantCall {
             pub action: String,
             #[serde(default)]

@@ -1,6 +1,8 @@
 //! The applicant endpoints, version 1 (`docs/channels/batch-import.md`): the ESHS portal
 //! forwards an invited person's steps (sign-in, form, SMS code, approval) over the same mTLS
-//! connection as list uploads. The session token travels as `Authorization: Bearer`.
+//! connection as list uploads. The session token travels as `Authorization: Bearer`. Each
+//! step takes its own body fields and no other; the steps that send nothing take an empty
+//! body or `{"v":1}`.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -28,6 +30,8 @@ pub enum Step {
     ApprovalText,
     /// `POST me/approval`
     Approve,
+    /// `GET me/form-pdf`: the wet-signature form again, while the application awaits it.
+    FormPdf,
 }
 
 impl Step {
@@ -41,6 +45,7 @@ impl Step {
             "me/sms-code/resend" => (Step::ResendCode, "POST"),
             "me/approval-text" => (Step::ApprovalText, "GET"),
             "me/approval" => (Step::Approve, "POST"),
+            "me/form-pdf" => (Step::FormPdf, "GET"),
             _ => {
                 return Err(UploadError::new(
                     404,
@@ -68,7 +73,24 @@ impl Step {
             Step::ResendCode => "resend_code",
             Step::ApprovalText => "approval_text",
             Step::Approve => "approve",
+            Step::FormPdf => "wet_form",
         }
+    }
+
+    /// The body fields this step reads (besides `v`); any other is refused.
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            Step::SignIn => &["tckn", "password", "client_address"],
+            Step::Form => &["security_word", "do_not_publish", "delivery_address"],
+            Step::ConfirmCode => &["code"],
+            Step::Approve => &["method", "signature"],
+            Step::Status | Step::ResendCode | Step::ApprovalText | Step::FormPdf => &[],
+        }
+    }
+
+    /// Whether the step sends nothing: an empty body is `{"v":1}`.
+    fn takes_no_fields(self) -> bool {
+        self.fields().is_empty()
     }
 }
 
@@ -99,8 +121,28 @@ struct Body {
     signature: Option<String>,
 }
 
+impl Body {
+    /// The fields given (besides `v`), by their wire names.
+    fn given(&self) -> Vec<&'static str> {
+        [
+            ("tckn", self.tckn.is_some()),
+            ("password", self.password.is_some()),
+            ("client_address", self.client_address.is_some()),
+            ("security_word", self.security_word.is_some()),
+            ("do_not_publish", self.do_not_publish.is_some()),
+            ("delivery_address", self.delivery_address.is_some()),
+            ("code", self.code.is_some()),
+            ("method", self.method.is_some()),
+            ("signature", self.signature.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+}
+
 fn body(step: Step, raw: &[u8]) -> Result<Body, UploadError> {
-    if matches!(step, Step::Status | Step::ApprovalText | Step::ResendCode) && raw.is_empty() {
+    if step.takes_no_fields() && raw.iter().all(u8::is_ascii_whitespace) {
         return Ok(Body {
             v: 1,
             ..Body::default()
@@ -113,6 +155,17 @@ fn body(step: Step, raw: &[u8]) -> Result<Body, UploadError> {
             400,
             "request",
             format!("v: version {} is not spoken here (1 is)", b.v),
+        ));
+    }
+    if let Some(other) = b.given().into_iter().find(|f| !step.fields().contains(f)) {
+        let takes = match step.fields() {
+            [] => "this request takes no field but v (an empty body or {\"v\":1})".to_owned(),
+            fields => format!("this request takes v and {}", fields.join(", ")),
+        };
+        return Err(UploadError::new(
+            400,
+            "request",
+            format!("{other}: unknown field here; {takes}"),
         ));
     }
     Ok(b)
@@ -169,27 +222,33 @@ fn call(
             method: b.method,
             signature_der,
         })
-        .map_err(|e| refusal(&e))?;
+        .map_err(|e| refusal(step, &e))?;
     let wants_pdf = request
         .header("accept")
         .is_some_and(|a| a.contains("application/pdf"));
-    if let (Some(pdf), true) = (&answer.form_pdf, wants_pdf) {
-        return Ok(
-            HttpResponse::new(202, pdf.clone()).with_header("content-type", "application/pdf")
-        );
-    }
     let status = match (step, &answer.form_pdf) {
         (Step::Form | Step::ResendCode, _) => 202,
         (Step::Approve, Some(_)) => 202,
         _ => 200,
     };
+    if let (Some(pdf), true) = (&answer.form_pdf, wants_pdf) {
+        return Ok(
+            HttpResponse::new(status, pdf.clone()).with_header("content-type", "application/pdf")
+        );
+    }
     Ok(HttpResponse::json(status, &wire(answer)))
 }
 
 /// A refused step: the protocol's status and code (a fixed set, whatever the host said) for
 /// the host's code; anything but a refusal of what the applicant sent is `unavailable` (503).
-fn refusal(e: &HostError) -> UploadError {
+/// The SMS code's refusals have codes of their own, so that a portal tells a mistyped code
+/// (422 `sms_code`: type it again) and a code that cannot be confirmed any more (409
+/// `sms_code_void`: ask for a new one) from a dead session (401 `unauthenticated`: sign in).
+fn refusal(step: Step, e: &HostError) -> UploadError {
+    let code_step = step == Step::ConfirmCode && e.field.as_deref() == Some("sms_code");
     let (status, code) = match e.code {
+        HostErrorCode::Invalid if code_step => (422, "sms_code"),
+        HostErrorCode::Conflict if code_step => (409, "sms_code_void"),
         HostErrorCode::Invalid => (422, "invalid"),
         HostErrorCode::Unauthenticated => (401, "unauthenticated"),
         HostErrorCode::Locked => (429, "locked"),
@@ -238,6 +297,8 @@ mod tests {
     struct FakeHost {
         seen: RefCell<Vec<ApplicantCall>>,
         error: Option<HostErrorCode>,
+        /// The field the error names (`sign_in` when `None`).
+        field: Option<&'static str>,
     }
 
     impl ImportHost for FakeHost {
@@ -247,7 +308,11 @@ mod tests {
         fn applicant(&self, call: &ApplicantCall) -> Result<ApplicantAnswer, HostError> {
             self.seen.borrow_mut().push(call.clone());
             if let Some(code) = self.error {
-                return Err(HostError::new(code, "sign_in", "wrong"));
+                return Err(HostError::new(
+                    code,
+                    self.field.unwrap_or("sign_in"),
+                    "wrong",
+                ));
             }
             Ok(ApplicantAnswer {
                 token: Some(SecretText("tok".into())),
@@ -255,7 +320,8 @@ mod tests {
                 application: None,
                 approval_text: None,
                 approval_text_sha256: None,
-                form_pdf: (call.method.as_deref() == Some("wet")).then(|| b"%PDF-1.4".to_vec()),
+                form_pdf: (call.method.as_deref() == Some("wet") || call.action == "wet_form")
+                    .then(|| b"%PDF-1.4".to_vec()),
             })
         }
     }
@@ -277,6 +343,7 @@ mod tests {
         FakeHost {
             seen: RefCell::new(vec![]),
             error,
+            field: None,
         }
     }
 
@@ -371,5 +438,156 @@ mod tests {
             400
         );
         assert!(h.seen.borrow().is_empty());
+    }
+
+    /// A mistyped code, a void one and a dead session are three answers a portal acts on
+    /// differently; the codes of the SMS step are its own (another step's `sms_code` refusal,
+    /// such as the code quota on a resend, stays `invalid`).
+    #[test]
+    fn the_sms_code_step_has_codes_of_its_own() {
+        let answer = |step: Step, code: HostErrorCode, field: &'static str| {
+            let h = FakeHost {
+                field: Some(field),
+                ..host(Some(code))
+            };
+            let body = match step {
+                Step::ConfirmCode => r#"{"v":1,"code":"123456"}"#,
+                _ => "",
+            };
+            let r = handle(&h, step, &req("POST", "", body, Some("t")));
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            (r.status, v["error"]["code"].as_str().unwrap().to_owned())
+        };
+        for (step, host_code, field, status, code) in [
+            (
+                Step::ConfirmCode,
+                HostErrorCode::Invalid,
+                "sms_code",
+                422,
+                "sms_code",
+            ),
+            (
+                Step::ConfirmCode,
+                HostErrorCode::Conflict,
+                "sms_code",
+                409,
+                "sms_code_void",
+            ),
+            (
+                Step::ConfirmCode,
+                HostErrorCode::Unauthenticated,
+                "token",
+                401,
+                "unauthenticated",
+            ),
+            (
+                Step::ConfirmCode,
+                HostErrorCode::Conflict,
+                "stage",
+                409,
+                "conflict",
+            ),
+            (
+                Step::ConfirmCode,
+                HostErrorCode::Invalid,
+                "code",
+                422,
+                "invalid",
+            ),
+            (
+                Step::ResendCode,
+                HostErrorCode::Invalid,
+                "sms_code",
+                422,
+                "invalid",
+            ),
+        ] {
+            assert_eq!(
+                answer(step, host_code, field),
+                (status, code.to_owned()),
+                "{step:?} {host_code} {field}"
+            );
+        }
+    }
+
+    /// Each step takes its own fields and no other; the steps that send nothing take an
+    /// empty body or `{"v":1}`.
+    #[test]
+    fn each_step_takes_its_own_fields() {
+        let h = host(None);
+        for (step, method, body) in [
+            (Step::ResendCode, "POST", ""),
+            (Step::ResendCode, "POST", r#"{"v":1}"#),
+            (Step::Status, "GET", ""),
+            (Step::FormPdf, "GET", r#"{"v":1}"#),
+        ] {
+            let r = handle(&h, step, &req(method, "", body, Some("t")));
+            assert!(r.status < 300, "{step:?} {body}: {}", r.status);
+        }
+        assert_eq!(h.seen.borrow().len(), 4);
+        for (step, body, field) in [
+            (Step::ResendCode, r#"{"v":1,"code":"123456"}"#, "code"),
+            (Step::ResendCode, r#"{"v":2}"#, "v"),
+            (Step::ResendCode, "{", "body"),
+            (
+                Step::ConfirmCode,
+                r#"{"v":1,"code":"1","method":"wet"}"#,
+                "method",
+            ),
+            (
+                Step::SignIn,
+                r#"{"v":1,"tckn":"1","password":"p","code":"1"}"#,
+                "code",
+            ),
+            (
+                Step::Form,
+                r#"{"v":1,"security_word":"abcd","tckn":"1"}"#,
+                "tckn",
+            ),
+        ] {
+            let h = host(None);
+            let r = handle(&h, step, &req("POST", "", body, Some("t")));
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(
+                (r.status, v["error"]["code"].as_str()),
+                (400, Some("request")),
+                "{body}"
+            );
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(message.starts_with(&format!("{field}:")), "{message}");
+            assert!(h.seen.borrow().is_empty(), "{body}");
+        }
+        let r = handle(
+            &host(None),
+            Step::ResendCode,
+            &req("POST", "", r#"{"v":1,"tckn":"1"}"#, Some("t")),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            v["error"]["message"],
+            r#"tckn: unknown field here; this request takes no field but v (an empty body or {"v":1})"#
+        );
+    }
+
+    /// The wet form again: `GET me/form-pdf`, as JSON (base64) or, asked for, the PDF itself.
+    #[test]
+    fn the_wet_form_is_fetched_again() {
+        assert_eq!(Step::route("GET", "me/form-pdf").unwrap(), Step::FormPdf);
+        assert_eq!(Step::route("POST", "me/form-pdf").unwrap_err().status, 405);
+        let h = host(None);
+        let r = handle(&h, Step::FormPdf, &req("GET", "", "", Some("t")));
+        assert_eq!(r.status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["form_pdf"], STANDARD.encode(b"%PDF-1.4"));
+        let mut pdf = req("GET", "", "", Some("t"));
+        pdf.headers
+            .push(("accept".to_owned(), "application/pdf".to_owned()));
+        let r = handle(&h, Step::FormPdf, &pdf);
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"%PDF-1.4"[..]));
+        assert!(r
+            .headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v == "application/pdf"));
+        assert_eq!(h.seen.borrow()[0].action, "wet_form");
     }
 }

@@ -195,13 +195,54 @@ fn the_form_is_hashed_and_the_code_confirms_the_mobile_number() {
     assert!(stage(&f).sms_code_hash.is_some_and(|h| !h.contains(&code)));
     // Wrong codes: counted, the third voids the code.
     let wrong = if code == "000000" { "111111" } else { "000000" };
+    // A wrong code with tries left is refused input (type it again), not a dead session; a
+    // code made void, by its third wrong try or after it, is a conflict (ask for a new one).
     let err = e.confirm_code(token, &secret(wrong)).unwrap_err();
-    assert!(err.to_string().contains("2 tries left"), "{err}");
-    e.confirm_code(token, &secret(wrong)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "sms_code: the code is wrong (tries left: 2)"
+    );
+    assert!(
+        matches!(
+            err,
+            RaError::Invalid {
+                field: "sms_code",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = e.confirm_code(token, &secret(wrong)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "sms_code: the code is wrong (tries left: 1)"
+    );
     let err = e.confirm_code(token, &secret(wrong)).unwrap_err();
     assert!(err.to_string().contains("void"), "{err}");
+    assert!(
+        matches!(
+            err,
+            RaError::Conflict {
+                field: "sms_code",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let err = e.confirm_code(token, &secret(&code)).unwrap_err();
     assert!(err.to_string().contains("ask for a new one"), "{err}");
+    assert!(
+        matches!(
+            err,
+            RaError::Conflict {
+                field: "sms_code",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The session itself is alive all along.
+    e.session(token).unwrap();
 
     // A new code; it expires after ten minutes.
     e.resend_code(token).unwrap();
@@ -211,6 +252,16 @@ fn the_form_is_hashed_and_the_code_confirms_the_mobile_number() {
         .advance(Duration::from_secs(SMS_CODE_SECONDS as u64 + 1));
     let err = e.confirm_code(token, &secret(&code)).unwrap_err();
     assert!(err.to_string().contains("expired"), "{err}");
+    assert!(
+        matches!(
+            err,
+            RaError::Conflict {
+                field: "sms_code",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     e.resend_code(token).unwrap();
     outbox.deliver_due(10).unwrap();
     // Five codes in all (the form's and four more): then refused, by the form too, and
@@ -280,6 +331,29 @@ fn e_onay_needs_a_recorded_consent() {
     assert!(e.approve(&token, Approval::EOnay).is_err());
     let due = f.store.enrollments_due(now, 10).unwrap();
     assert_eq!(due.len(), 1);
+    // The approval record names the consent it relied on and the text approved.
+    let record = e.approval_record(&rec.pre_application).unwrap().unwrap();
+    assert_eq!(record.method, ApprovalMethod::EOnay);
+    assert_eq!(
+        record.approval_text_sha256,
+        Some(sha256_hex(text.as_bytes()))
+    );
+    assert_eq!(record.approved_at, Some(now));
+    assert_eq!(
+        record.consent,
+        Some(ConsentReference {
+            reference: "EDV-2026-000123".into(),
+            evidence_sha256: sha256_hex(b"consent pdf"),
+            given_at: now.plus_secs(-86_400),
+        })
+    );
+    let evidence = f
+        .store
+        .approval_evidence(&rec.pre_application)
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.evidence_sha256, Some(sha256_hex(&evidence)));
+    assert_eq!(record.signer_serial, None);
 }
 
 #[test]
@@ -293,6 +367,15 @@ fn a_wet_signature_waits_for_the_operator() {
     assert!(form_pdf.starts_with(b"%PDF-"));
     let id = stage(&f).pre_application;
     assert_eq!(stage(&f).stage, EnrollmentStage::AwaitingWet);
+    // The form can be fetched again while it is awaited: the same text, the same hash.
+    let again = e.wet_form(&token).unwrap();
+    assert!(again.starts_with(b"%PDF-"));
+    let record = e.approval_record(&id).unwrap().unwrap();
+    assert_eq!(
+        (record.method, record.approved_at, record.evidence_sha256),
+        (ApprovalMethod::Wet, None, None)
+    );
+    assert!(record.approval_text_sha256.is_some());
     let now = f.clock.now_unix();
     assert!(f.store.enrollments_due(now, 10).unwrap().is_empty());
     let err = e
@@ -305,6 +388,12 @@ fn a_wet_signature_waits_for_the_operator() {
         None
     );
     assert_eq!(stage(&f).stage, EnrollmentStage::Approved);
+    let record = e.approval_record(&id).unwrap().unwrap();
+    assert_eq!(record.evidence_sha256, Some(sha256_hex(b"scan")));
+    assert!(record.approved_at.is_some());
+    // Approved: the printed form is no longer for this application.
+    let err = e.wet_form(&token).unwrap_err();
+    assert!(matches!(err, RaError::Conflict { .. }), "{err}");
     let err = e
         .receive_wet(&id, b"scan".to_vec(), &Principal::HostOperator)
         .unwrap_err();

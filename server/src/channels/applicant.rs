@@ -80,6 +80,14 @@ fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, RaError
             e.submit_form(token, form)?;
         }
         "resend_code" => e.resend_code(token)?,
+        "wet_form" => {
+            let form_pdf = e.wet_form(token)?;
+            return Ok(ApplicantAnswer {
+                form_pdf: Some(form_pdf),
+                application: Some(state(&e.session(token)?)),
+                ..empty()
+            });
+        }
         "confirm_code" => e.confirm_code(token, &secret("code", call.code)?)?,
         "approval_text" => {
             let view = e.session(token)?;
@@ -117,7 +125,7 @@ fn step(e: &Enrollments, call: ApplicantCall) -> Result<ApplicantAnswer, RaError
             return Err(RaError::Invalid {
                 field: "action",
                 rule: format!(
-                    "\"{other}\" must be sign_in, status, form, resend_code, confirm_code, approval_text or approve"
+                    "\"{other}\" must be sign_in, status, form, resend_code, confirm_code, approval_text, approve or wet_form"
                 ),
             })
         }

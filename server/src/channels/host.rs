@@ -267,8 +267,8 @@ impl ChannelHost {
             file_sha256: imported.report.file_sha256.clone(),
             status: o.status.as_str().to_owned(),
             replayed: o.replayed,
-            valid: imported.valid as u64,
-            invalid: (imported.report.counts.invalid + o.already_open.len()) as u64,
+            valid: imported.valid_rows() as u64,
+            invalid: imported.invalid_rows() as u64,
             created: o.created.len() as u64,
             already_open: o.already_open.len() as u64,
             problems: imported

@@ -126,20 +126,35 @@ async fn forward(
     dispatch(p, name, rest, req).await
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({ "error": message }).to_string();
+/// An answer of the host's own, before any plugin is asked, in the shape every channel's
+/// errors have: `{"v":1,"error":{"code":CODE,"message":"field: rule"}}`.
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body =
+        serde_json::json!({ "v": 1, "error": { "code": code, "message": message } }).to_string();
     (status, [("content-type", "application/json")], body).into_response()
 }
 
 async fn dispatch(plugins: Plugins, name: String, rest: String, req: Request) -> Response {
     let Some(channel) = plugins.iter().find(|c| c.plugin.name() == name) else {
-        return error(StatusCode::NOT_FOUND, "no such channel");
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("channel: no channel \"{name}\" is served here"),
+        );
     };
     let (plugin, max_body) = (channel.plugin.clone(), channel.max_body);
     let (parts, body) = req.into_parts();
     let body = match to_bytes(body, max_body).await {
         Ok(b) => b.to_vec(),
-        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                &format!(
+                    "body: the request body is larger than this channel takes ({max_body} bytes, [[plugins]] max_body_bytes)"
+                ),
+            )
+        }
     };
     let request = HttpRequest {
         method: parts.method.to_string(),
@@ -282,6 +297,23 @@ mod tests {
         assert!(
             line.contains("index out of bounds at /home/build/secret.rs:12"),
             "{line}"
+        );
+    }
+
+    /// The host's own refusals (an oversized body, an unknown channel) have the shape of
+    /// every channel's errors.
+    #[test]
+    fn the_hosts_own_refusals_have_the_channels_error_shape() {
+        let r = error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "body: too large",
+        );
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let v: serde_json::Value = serde_json::from_str(&futures_body(r)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"v": 1, "error": {"code": "too_large", "message": "body: too large"}})
         );
     }
 

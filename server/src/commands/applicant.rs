@@ -125,9 +125,32 @@ fn view(enrollments: &Enrollments, id: &str) -> Result<ApplicantView> {
     })
 }
 
+/// An application with what its approval recorded (`approval`: `null` before an approval
+/// method is chosen; never the evidence itself, only its SHA-256 and what it names).
+fn with_approval(enrollments: &Enrollments, v: &ApplicantView) -> Result<serde_json::Value> {
+    let mut out = to_json(v);
+    let approval = enrollments.approval_record(&v.pre.id)?.map(|r| {
+        json!({
+            "method": r.method.as_str(),
+            "approval_text_sha256": r.approval_text_sha256,
+            "approved_at": r.approved_at.map(UnixTime::secs),
+            "evidence_sha256": r.evidence_sha256,
+            "consent": r.consent.map(|c| json!({
+                "reference": c.reference,
+                "evidence_sha256": c.evidence_sha256,
+                "given_at": c.given_at.secs(),
+            })),
+            "signer_serial": r.signer_serial,
+        })
+    });
+    out["approval"] = approval.unwrap_or(serde_json::Value::Null);
+    Ok(out)
+}
+
 pub(crate) fn show(a: ShowArgs) -> Result<()> {
     let (enrollments, _) = open(&a.config)?;
-    emit(&format!("{}\n", to_json(&view(&enrollments, &a.id)?)))
+    let v = view(&enrollments, &a.id)?;
+    emit(&format!("{}\n", with_approval(&enrollments, &v)?))
 }
 
 /// A new access password for an invited person (lost e-mail, or locked out by guesses from an
@@ -144,7 +167,8 @@ pub(crate) fn receive_wet(a: ReceiveWetArgs) -> Result<()> {
     let (enrollments, _) = open(&a.config)?;
     let scan = read_limited("scan", &a.scan, MAX_FILE_BYTES)?;
     enrollments.receive_wet(&a.id, scan, &ca_core::Principal::HostOperator)?;
-    emit(&format!("{}\n", to_json(&view(&enrollments, &a.id)?)))
+    let v = view(&enrollments, &a.id)?;
+    emit(&format!("{}\n", with_approval(&enrollments, &v)?))
 }
 
 pub(crate) fn consent(a: ConsentArgs) -> Result<()> {

@@ -25,6 +25,11 @@ pub(crate) struct ReportArgs {
     month: String,
 }
 
+/// The report's header row, as README.md and docs/channels/batch-import.md document it (a
+/// test holds them to it).
+pub(crate) const INVOICE_CSV_HEADER: &str =
+    "produced_at,serial,holder_tckn,holder_name,item,payer,payer_name,payer_id,application";
+
 fn check_month(m: &str) -> Result<()> {
     let ok = m.len() == 7
         && m.as_bytes()[4] == b'-'
@@ -51,9 +56,7 @@ pub(crate) fn report(a: ReportArgs) -> Result<()> {
             rule: format!("no registered institution \"{id}\""),
         });
     }
-    let mut csv = String::from(
-        "produced_at,serial,holder_tckn,holder_name,item,payer,payer_name,payer_id,application\r\n",
-    );
+    let mut csv = format!("{INVOICE_CSV_HEADER}\r\n");
     for l in store.invoice_lines(id.as_str(), &a.month)? {
         let p = &l.produced;
         let row = [
@@ -90,5 +93,22 @@ mod tests {
         }
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("=cmd"), "'=cmd");
+    }
+
+    /// The header the report prints is the one the documents give, word for word.
+    #[test]
+    fn the_documents_give_the_header_the_report_prints() {
+        for (doc, text) in [
+            ("README.md", include_str!("../../../README.md")),
+            (
+                "docs/channels/batch-import.md",
+                include_str!("../../../docs/channels/batch-import.md"),
+            ),
+        ] {
+            assert!(
+                text.contains(&format!("`{INVOICE_CSV_HEADER}`")),
+                "{doc} does not give the header {INVOICE_CSV_HEADER}"
+            );
+        }
     }
 }

@@ -19,12 +19,10 @@ const PASS_LIMIT: u32 = 10_000;
 /// `[outbox.smtp]`; SMS to `.sms` files in `sms_dir` or through `sms_command`.
 pub(crate) fn configured(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Outbox> {
     let o = &cfg.raw.outbox;
-    let completion_url = o.completion_url.clone().unwrap_or_else(|| {
-        format!(
-            "{}/channels/batch-import/",
-            cfg.raw.ca.public_url.trim_end_matches('/')
-        )
-    });
+    let completion_url = completion_url(cfg);
+    if completion_url.is_none() {
+        tracing::warn!("neither [outbox] completion_url nor [portal] listen or public_url is set: access-password e-mails wait (and are retried) until one is, for they would name no page to complete the application on");
+    }
     let email: Arc<dyn EmailSender> = match &o.smtp {
         None => Arc::new(EmlDirectory {
             dir: cfg.path(&o.email_dir),
@@ -42,11 +40,26 @@ pub(crate) fn configured(cfg: &Loaded, store: Arc<dyn Store>) -> Result<Outbox> 
             timeout: std::time::Duration::from_secs(30),
         }),
     };
-    let mut outbox = Outbox::new(store, wiring::clock(), email, sms, completion_url);
+    let mut outbox = Outbox::configured(store, wiring::clock(), email, sms, completion_url);
     // Expiry reminders link to where holders renew: `[portal] renewal_url`, else the portal.
     outbox.renewal_url = cfg.raw.portal.renewal_link();
     Ok(outbox)
 }
+
+/// The page the access-password e-mail names: `[outbox] completion_url`, else the portal's
+/// applicants' page (`{portal URL}basvuru`, where an invited person signs in with the
+/// password) when the portal is served or has a public URL; `None` when neither is set.
+pub(crate) fn completion_url(cfg: &Loaded) -> Option<String> {
+    cfg.raw.outbox.completion_url.clone().or_else(|| {
+        cfg.raw
+            .portal
+            .url()
+            .map(|u| format!("{u}{APPLICANTS_PAGE}"))
+    })
+}
+
+/// The portal's page where invited people sign in (`server/src/portal/applicant.rs`).
+const APPLICANTS_PAGE: &str = "basvuru";
 
 fn smtp_sender(cfg: &Loaded, smtp: &crate::config::SmtpSection) -> Result<SmtpSender> {
     let password = match &smtp.password_env {

@@ -342,6 +342,11 @@ pub fn wet_approval_and_held_renewal(store: &dyn Store) {
         (e.stage, e.approval_method),
         (S::AwaitingWet, Some(ApprovalMethod::Wet))
     );
+    assert_eq!(
+        store.approval_evidence(&pre).unwrap(),
+        None,
+        "no evidence before the approval"
+    );
     refused(
         store,
         &pre,
@@ -370,6 +375,12 @@ pub fn wet_approval_and_held_renewal(store: &dyn Store) {
         .unwrap();
     let e = enrollment(store, &pre);
     assert_eq!((e.stage, e.produce_after), (S::Approved, Some(window)));
+    assert_eq!(
+        store.approval_evidence(&pre).unwrap(),
+        Some(vec![0x30, 0x00]),
+        "the approval's evidence as written"
+    );
+    assert_eq!(store.approval_evidence("pa-none").unwrap(), None);
     assert!(store
         .enrollments_due(window.plus_secs(-1), 10)
         .unwrap()

@@ -137,6 +137,19 @@ pub(super) fn read_consent(conn: &Connection, tckn: &str) -> db::Result<Option<E
     .optional()
 }
 
+/// The evidence an approval recorded: `None` when there is no such enrollment or it records
+/// none (not approved yet).
+pub(super) fn read_approval_evidence(
+    conn: &Connection,
+    pre_application: &str,
+) -> db::Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT approval_evidence FROM enrollments WHERE pre_application = ?1")?
+        .query_row([pre_application], |r| r.get::<_, Option<Vec<u8>>>(0))
+        .optional()?
+        .flatten())
+}
+
 pub(super) fn read_invoice_lines(
     conn: &Connection,
     institution: &str,
@@ -894,6 +907,13 @@ impl EnrollmentStore for Backend {
 
     fn enrollment(&self, pre_application: &str) -> Result<Option<EnrollmentRecord>> {
         self.read(|c| read_enrollment(c, pre_application), "read enrollment")
+    }
+
+    fn approval_evidence(&self, pre_application: &str) -> Result<Option<Vec<u8>>> {
+        self.read(
+            |c| read_approval_evidence(c, pre_application),
+            "read approval evidence",
+        )
     }
 
     fn enrollments_due(&self, at: UnixTime, limit: u32) -> Result<Vec<EnrollmentRecord>> {
