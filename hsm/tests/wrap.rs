@@ -167,12 +167,7 @@ fn a_wrapped_card_key_unwraps_and_signs_on_the_card_and_leaves_no_copy() {
         .is_empty());
 
     // On the card: the AES key with RSA-OAEP, then the private key with AES-KWP.
-    let (hash, mgf) = match wrapped.mechanism {
-        WrapScheme::RsaOaepAesKwp => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
-        WrapScheme::RsaOaepSha1AesKwp => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
-        other => panic!("unexpected scheme {other:?}"),
-    };
-    let oaep = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()));
+    let oaep = oaep_of(wrapped.mechanism);
     let aes = card
         .unwrap_key(
             &oaep,
@@ -290,11 +285,7 @@ fn p384_and_rsa_card_keys_unwrap_and_sign_on_the_card() {
             .generate_wrapped_card_key(alg, &spki, SHA1_ALLOWED)
             .unwrap();
         assert_eq!(ca_objects(&ctx).len(), before, "{alg}");
-        let (hash, mgf) = match wrapped.mechanism {
-            WrapScheme::RsaOaepAesKwp => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
-            _ => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
-        };
-        let oaep = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()));
+        let oaep = oaep_of(wrapped.mechanism);
         let aes = card
             .unwrap_key(
                 &oaep,
@@ -383,16 +374,21 @@ fn sha1_oaep_is_used_only_when_allowed() {
     assert_eq!(ca_objects(&ctx).len(), before);
 }
 
-/// The AES key of a wrapped card key, unwrapped on the card with the transport key as an
-/// extractable, non-sensitive session object and read back, so that the private key layer can
-/// be unwrapped in software.
-fn aes_key_in_clear(card: &Session, unwrapping: ObjectHandle, wrapped: &WrappedCardKey) -> Vec<u8> {
-    let (hash, mgf) = match wrapped.mechanism {
+/// The RSA-OAEP mechanism of a card package's `scheme`, to unwrap its AES key on the card.
+fn oaep_of(scheme: WrapScheme) -> Mechanism<'static> {
+    let (hash, mgf) = match scheme {
         WrapScheme::RsaOaepAesKwp => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
         WrapScheme::RsaOaepSha1AesKwp => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
         other => panic!("unexpected scheme {other:?}"),
     };
-    let oaep = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()));
+    Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()))
+}
+
+/// The AES key of a wrapped card key, unwrapped on the card with the transport key as an
+/// extractable, non-sensitive session object and read back, so that the private key layer can
+/// be unwrapped in software.
+fn aes_key_in_clear(card: &Session, unwrapping: ObjectHandle, wrapped: &WrappedCardKey) -> Vec<u8> {
+    let oaep = oaep_of(wrapped.mechanism);
     let aes = card
         .unwrap_key(
             &oaep,

@@ -582,21 +582,7 @@ mod tests {
         let imports = crate::testkit::list_imports(&f);
         let wet = || ListSignature::Wet(b"%PDF scan".to_vec());
         // Çağrı invited through Ankara's list (signed: written as the RA decides it).
-        f.store
-            .import_list(ListImportWrite {
-                import: ListImport {
-                    file_sha256: "aa".repeat(32),
-                    ..list(
-                        &ankara,
-                        vec![row(2, "10000000146", "Çağrı")],
-                        ListSignature::Cms(vec![1]),
-                    )
-                },
-                status: ImportStatus::Accepted,
-                already_open: vec![],
-                held_limit: None,
-            })
-            .unwrap();
+        invite_cagri(&f, &ankara, "aa");
         let cagri = f
             .store
             .open_pre_application(&Tckn::parse("10000000146").unwrap())
@@ -629,19 +615,15 @@ mod tests {
         );
     }
 
-    /// Without a page to name (no `[outbox] completion_url`, no portal), an access password
-    /// is not drawn: the message fails, is retried later, and no password hash is stored;
-    /// with one, the e-mail names it above the password line.
-    #[test]
-    fn no_access_password_goes_out_without_a_page_to_complete_on() {
-        let f = fixture();
-        let id = institution(&f);
+    /// Çağrı (10000000146) invited by `institution`'s signed list whose SHA-256 is `byte`
+    /// repeated, written to the store as the RA decides it.
+    fn invite_cagri(f: &ca_core::testkit::Fixture, institution: &InstitutionId, byte: &str) {
         f.store
             .import_list(ListImportWrite {
                 import: ListImport {
-                    file_sha256: "ef".repeat(32),
+                    file_sha256: byte.repeat(32),
                     ..list(
-                        &id,
+                        institution,
                         vec![row(2, "10000000146", "Çağrı")],
                         ListSignature::Cms(vec![1]),
                     )
@@ -651,6 +633,16 @@ mod tests {
                 held_limit: None,
             })
             .unwrap();
+    }
+
+    /// Without a page to name (no `[outbox] completion_url`, no portal), an access password
+    /// is not drawn: the message fails, is retried later, and no password hash is stored;
+    /// with one, the e-mail names it above the password line.
+    #[test]
+    fn no_access_password_goes_out_without_a_page_to_complete_on() {
+        let f = fixture();
+        let id = institution(&f);
+        invite_cagri(&f, &id, "ef");
         let mail = Arc::new(Captured::default());
         let mut outbox = Outbox::configured(
             f.store.clone(),

@@ -16,9 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 
-use crate::support::doc_example::sh_blocks;
+use crate::support::doc_example::{channel_doc, exported_variables, give, json_file, sh_blocks};
 use crate::support::idcard::{partner_cert, Options, World};
 use crate::support::institution::{applicant_show, institution, json as stdout_json};
 use crate::support::outbox::outbox_texts;
@@ -39,17 +38,7 @@ const AYSE: (&str, &str, &str) = ("10000000146", "ayse@ankara.bel.tr", "+9053212
 const CAGRI: (&str, &str, &str) = ("10000000078", "cagri@ankara.bel.tr", "+905331112233");
 
 fn document() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/channels/batch-import.md")
-}
-
-/// The variables the setup block exports (`export NAME=…`, one a line).
-fn documented_variables() -> BTreeSet<String> {
-    sh_blocks(&document(), SETUP)
-        .iter()
-        .flat_map(|b| b.lines())
-        .filter_map(|l| l.trim().strip_prefix("export "))
-        .filter_map(|rest| rest.split_once('=').map(|(name, _)| name.to_string()))
-        .collect()
+    channel_doc("batch-import.md")
 }
 
 /// The newest outbox message in `dir` (`outbox/email` or `outbox/sms`) addressed to `to`.
@@ -177,18 +166,6 @@ fn in_order(text: &str, expected: &[&str], described: &str) {
     }
 }
 
-/// Copies `from` to `DIR/NAME`.
-fn copy(from: &Path, dir: &Path, name: &str) {
-    fs::copy(from, dir.join(name)).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
-}
-
-/// The JSON file the example left in `dir`.
-#[track_caller]
-fn answer(dir: &Path, name: &str) -> Value {
-    let text = fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON ({e}): {text}"))
-}
-
 #[test]
 fn the_batch_import_worked_example_runs_as_written() {
     let demo = server_demo();
@@ -234,13 +211,13 @@ fn the_batch_import_worked_example_runs_as_written() {
     // The portal's directory, with the files the document lists.
     let dir = demo.work.join("portal");
     fs::create_dir_all(&dir).expect("the portal's directory");
-    copy(&world.ca_chain, &dir, "ca-chain.pem");
-    copy(&portal.cert, &dir, "portal-tls.pem");
-    copy(&portal.key, &dir, "portal-tls.key");
-    copy(&officer_cert, &dir, "officer.pem");
-    copy(&officer_key, &dir, "officer.key");
-    copy(&nes_cert, &dir, "ayse-nes.pem");
-    copy(&demo.work.join("ayse-nes.key"), &dir, "ayse-nes.key");
+    give(&world.ca_chain, &dir, "ca-chain.pem");
+    give(&portal.cert, &dir, "portal-tls.pem");
+    give(&portal.key, &dir, "portal-tls.key");
+    give(&officer_cert, &dir, "officer.pem");
+    give(&officer_key, &dir, "officer.key");
+    give(&nes_cert, &dir, "ayse-nes.pem");
+    give(&demo.work.join("ayse-nes.key"), &dir, "ayse-nes.key");
 
     let server = Server::serve(&demo);
     let vars = [
@@ -257,7 +234,7 @@ fn the_batch_import_worked_example_runs_as_written() {
     let set: BTreeSet<String> = vars.iter().map(|(k, _)| k.to_string()).collect();
     assert_eq!(
         set,
-        documented_variables(),
+        exported_variables(&document(), SETUP),
         "the test sets other variables than the document's"
     );
     let blocks = sh_blocks(&document(), EXAMPLE);
@@ -314,7 +291,7 @@ fn the_batch_import_worked_example_runs_as_written() {
     assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
 
     // The operator receives Çağrı's signed paper; both approval records are on view.
-    let cagri_id = answer(&dir, "cagri-approval.json")["application"]["id"]
+    let cagri_id = json_file(&dir, "cagri-approval.json")["application"]["id"]
         .as_str()
         .expect("an application id")
         .to_owned();
@@ -341,7 +318,7 @@ fn the_batch_import_worked_example_runs_as_written() {
     assert_eq!(approval["evidence_sha256"], sha256_hex(&pdf), "{cagri}");
     assert!(approval["approved_at"].is_i64(), "{cagri}");
 
-    let ayse_id = answer(&dir, "ayse-approval.json")["application"]["id"]
+    let ayse_id = json_file(&dir, "ayse-approval.json")["application"]["id"]
         .as_str()
         .expect("an application id")
         .to_owned();

@@ -20,7 +20,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::doc_example::sh_blocks;
+use crate::support::doc_example::{channel_doc, exported_variables, give, json_file, sh_blocks};
 use crate::support::idcard::*;
 use crate::support::server::{server_demo_config, Server};
 use crate::support::*;
@@ -39,13 +39,6 @@ const SUB_CA_EXT: &str = "basicConstraints = critical,CA:TRUE,pathlen:0\n\
      keyUsage = critical,keyCertSign,cRLSign\n\
      subjectKeyIdentifier = hash\n\
      authorityKeyIdentifier = keyid\n";
-
-/// The document `docs/channels/NAME` of the repository.
-fn doc(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../docs/channels")
-        .join(name)
-}
 
 /// A demo CA whose public URL (in every certificate's AIA and CDP) is its own public listener
 /// on a port chosen now, with the identity-card world around it and the channel listener
@@ -112,23 +105,8 @@ fn partner_dir(demo: &Demo, world: &World, name: &str) -> PathBuf {
     let auth = sub.auth_cert(&format!("{name}-auth"), AYSE, t - 300, t + 365 * 86400);
     fs::write(dir.join("auth.der"), auth).expect("auth.der");
     fs::write(dir.join("auth-ca.der"), cert_der(&sub.cert)).expect("auth-ca.der");
-    copy(&world.ca_chain, &dir, "ca-chain.pem");
+    give(&world.ca_chain, &dir, "ca-chain.pem");
     dir
-}
-
-/// Copies `from` to `DIR/NAME`, keeping its permission bits (keys stay 0600).
-fn copy(from: &Path, dir: &Path, name: &str) {
-    fs::copy(from, dir.join(name)).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
-}
-
-/// The variables the document's setup block exports (`export NAME=…`, one a line).
-fn documented_variables(markdown: &Path) -> BTreeSet<String> {
-    sh_blocks(markdown, SETUP)
-        .iter()
-        .flat_map(|b| b.lines())
-        .filter_map(|l| l.trim().strip_prefix("export "))
-        .filter_map(|rest| rest.split_once('=').map(|(name, _)| name.to_string()))
-        .collect()
 }
 
 /// What one block of the example printed, with its source.
@@ -230,7 +208,7 @@ fn run_example(
     let set: BTreeSet<String> = vars.iter().map(|(k, _)| k.to_string()).collect();
     assert_eq!(
         set,
-        documented_variables(markdown),
+        exported_variables(markdown, SETUP),
         "the test sets other variables than {} documents",
         markdown.display()
     );
@@ -280,18 +258,11 @@ fn run_example(
     }
 }
 
-/// The JSON file the example left in `dir`.
-#[track_caller]
-fn answer(dir: &Path, name: &str) -> Value {
-    let text = fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON ({e}): {text}"))
-}
-
 /// The serial of the answer `name` in `dir` (lower-case hex), checked to be what nesca holds
 /// with `status` (and `reason`, when revoked).
 #[track_caller]
 fn serial_in(demo: &Demo, dir: &Path, name: &str, status: &str, reason: Option<&str>) -> String {
-    let serial = answer(dir, name)["serial"]
+    let serial = json_file(dir, name)["serial"]
         .as_str()
         .unwrap_or_else(|| panic!("{name} has no serial"))
         .to_string();
@@ -328,11 +299,11 @@ fn the_kdhs_worked_example_runs_as_written() {
         t - 300,
         t + 365 * 86400,
     );
-    copy(&world.kdhs_client.cert, &dir, "kdhs-tls.pem");
-    copy(&world.kdhs_client.key, &dir, "kdhs-tls.key");
-    copy(&signer.cert, &dir, "kdbo-signer.pem");
-    copy(&signer.key, &dir, "kdbo-signer.key");
-    copy(&sub.cert, &dir, "kdbo-chain.pem");
+    give(&world.kdhs_client.cert, &dir, "kdhs-tls.pem");
+    give(&world.kdhs_client.key, &dir, "kdhs-tls.key");
+    give(&signer.cert, &dir, "kdbo-signer.pem");
+    give(&signer.key, &dir, "kdbo-signer.key");
+    give(&sub.cert, &dir, "kdbo-chain.pem");
 
     let mut server = Server::serve(&demo);
     let vars = [
@@ -348,7 +319,7 @@ fn the_kdhs_worked_example_runs_as_written() {
         ("TCKN", AYSE.tckn.to_string()),
         ("FIRMWARE_SHA256", world.firmware.clone()),
     ];
-    let run = run_example(&doc("kdhs-example.md"), &dir, &vars, &server);
+    let run = run_example(&channel_doc("kdhs-example.md"), &dir, &vars, &server);
 
     let licence = format!("TLS certificate: {KDHS_LICENCE}, KDBO signer: {KDHS_LICENCE}");
     run.expect("licence()", &[&licence]);
@@ -399,11 +370,11 @@ fn the_kdhs_worked_example_runs_as_written() {
     run.expect("sleep 2", &["cert.pem: good"]);
     run.expect_ocsp_verified();
     run.expect("refused.json", &["422", "{\"code\":\"firmware\""]);
-    assert_eq!(answer(&dir, "refused.json")["error"]["code"], "firmware");
+    assert_eq!(json_file(&dir, "refused.json")["error"]["code"], "firmware");
     // The replays name the first application.
-    let first = answer(&dir, "application.json");
+    let first = json_file(&dir, "application.json");
     for name in ["replay.json", "retry.json"] {
-        let again = answer(&dir, name);
+        let again = json_file(&dir, name);
         for field in ["application", "serial", "certificate"] {
             assert_eq!(again[field], first[field], "{name}: {field}");
         }
@@ -432,10 +403,10 @@ fn the_kdhs_worked_example_runs_as_written() {
 fn the_kec_worked_example_runs_as_written() {
     let (demo, world) = example_demo();
     let dir = partner_dir(&demo, &world, "kec-partner");
-    copy(&world.kec_client.cert, &dir, "kec-tls.pem");
-    copy(&world.kec_client.key, &dir, "kec-tls.key");
-    copy(&world.kec_device.cert, &dir, "kec-role.pem");
-    copy(&world.kec_device.key, &dir, "kec-role.key");
+    give(&world.kec_client.cert, &dir, "kec-tls.pem");
+    give(&world.kec_client.key, &dir, "kec-tls.key");
+    give(&world.kec_device.cert, &dir, "kec-role.pem");
+    give(&world.kec_device.key, &dir, "kec-role.key");
 
     let mut server = Server::serve(&demo);
     let vars = [
@@ -450,7 +421,7 @@ fn the_kec_worked_example_runs_as_written() {
         ("TCKN", AYSE.tckn.to_string()),
         ("FIRMWARE_SHA256", world.firmware.clone()),
     ];
-    let run = run_example(&doc("kec-example.md"), &dir, &vars, &server);
+    let run = run_example(&channel_doc("kec-example.md"), &dir, &vars, &server);
 
     let licence = format!("TLS certificate: {KEC_LICENCE}, role certificate: {KEC_LICENCE}");
     run.expect("licence()", &[&licence, "TLS Web Client Authentication"]);

@@ -1,8 +1,44 @@
 //! The shell commands of a document's worked example: the ```sh blocks under one heading, for a
 //! test that runs them as written.
 
+use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// The document `docs/channels/NAME` of the repository.
+pub(crate) fn channel_doc(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/channels")
+        .join(name)
+}
+
+/// The variables the ```sh blocks under `heading` of `markdown` export (`export NAME=…`, one a
+/// line): what a test must set, and no more.
+#[track_caller]
+pub(crate) fn exported_variables(markdown: &Path, heading: &str) -> BTreeSet<String> {
+    sh_blocks(markdown, heading)
+        .iter()
+        .flat_map(|b| b.lines())
+        .filter_map(|l| l.trim().strip_prefix("export "))
+        .filter_map(|rest| rest.split_once('=').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+/// Copies `from` to `DIR/NAME`, keeping its permission bits (keys stay 0600): a file the
+/// example's reader is said to have.
+#[track_caller]
+pub(crate) fn give(from: &Path, dir: &Path, name: &str) {
+    fs::copy(from, dir.join(name)).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+}
+
+/// The JSON file `name` the example left in `dir`.
+#[track_caller]
+pub(crate) fn json_file(dir: &Path, name: &str) -> Value {
+    let text = fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON ({e}): {text}"))
+}
 
 /// The level of a markdown heading line (`## Title` is 2), `None` for any other line.
 fn heading_level(line: &str) -> Option<usize> {
