@@ -236,6 +236,23 @@ impl NesIssuance {
                 // A card key is handed out again only while the key it was wrapped for may
                 // still be wrapped for: a withdrawn (leaked) transport key gets nothing.
                 if let Some(wrapped) = &seen.wrapped_key {
+                    // And only while its certificate awaits its commitment: a retry is for a
+                    // card that did not get the key the first time. Once the commitment is in
+                    // (the card has the key and uses it) or its deadline passed, the private
+                    // key of a live certificate is not handed out again, to anyone who can
+                    // write a fresh KDB with the same kdb_id.
+                    let awaited = self
+                        .store
+                        .commitment(&serial)?
+                        .is_some_and(|c| c.status == ca_core::store::CommitmentStatus::Pending);
+                    if !awaited {
+                        return Err(RaError::Conflict {
+                            field: "hsm_key",
+                            rule: format!(
+                                "the card key of certificate {serial} is handed out again only while the certificate awaits its commitment; it no longer does (a new verification, with a new kdb_id, applies anew)"
+                            ),
+                        });
+                    }
                     let Some(id) = &wrapped.transport_key else {
                         return Err(RaError::invalid(
                             crate::transport_keys::FIELD,

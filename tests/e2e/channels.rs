@@ -700,9 +700,19 @@ fn kdhs_application_with_an_hsm_generated_key_is_unwrapped_and_committed_on_the_
         "algorithm": "ecdsa-p256",
         "transport_key": transport_id,
     }});
-    let r = kdhs.post_ok(KDHS_APPLY, &application(&world, &kdbo, &auth, key));
+    let body = application(&world, &kdbo, &auth, key);
+    let r = kdhs.post_ok(KDHS_APPLY, &body);
     let issued = expect_issued(&r, "kdhs", &world, "hsm", &server);
     ocsp_revoked(&demo, &url, &issued.cert, "certificateHold", "hsm-hold.der");
+    // A retry while the commitment is awaited gets the same card package again.
+    let again = kdhs.post_ok(KDHS_APPLY, &body);
+    let v = expect_answer(&again, 200, "a replay answers 200", &server);
+    assert_eq!(
+        (v["replayed"].as_bool(), &v["wrapped_key"]),
+        (Some(true), &issued.answer["wrapped_key"]),
+        "{}",
+        again.describe()
+    );
 
     let w = &issued.answer["wrapped_key"];
     // The answer names the registered key the card key was wrapped for.
@@ -744,6 +754,39 @@ fn kdhs_application_with_an_hsm_generated_key_is_unwrapped_and_committed_on_the_
     ocsp_good(&demo, &url, &issued.cert, "hsm-good.der");
     assert_verifies(&demo.dir, &issued.cert);
     assert_eq!(status_of(&demo, &issued.serial).0, "active");
+
+    // Once the card committed, the live certificate's private key is never handed out again:
+    // not to the same KDB re-signed, nor to the verification written anew (same kdb_id).
+    let kdb_text = {
+        let check = cms_verify(&world.dir, "hsm-kdb", &kdbo, None, &world.kdhs_ca.cert);
+        assert!(check.success(), "{}", check.describe());
+        std::fs::read(world.dir.join("hsm-kdb.verified")).expect("KDB")
+    };
+    let mut rewritten: Value = serde_json::from_slice(&kdb_text).expect("KDB JSON");
+    rewritten["verified_at"] = json!(now());
+    let rewritten = cms_sign(
+        &world.dir,
+        "hsm-rewritten",
+        &world.kdhs.cert,
+        &world.kdhs.key,
+        rewritten.to_string().as_bytes(),
+        Content::Attached,
+    );
+    for (what, kdbo) in [
+        ("the same KDBO", kdbo.clone()),
+        ("a rewritten KDB", rewritten),
+    ] {
+        let mut retry = body.clone();
+        retry["kdbo"] = json!(b64(&kdbo));
+        let message = refused(&demo, &server, what, 422, "refused", || {
+            kdhs.post(KDHS_APPLY, &retry)
+        });
+        assert!(
+            message.starts_with("hsm_key: the card key of certificate ")
+                && message.contains("only while the certificate awaits its commitment"),
+            "{what}: {message}"
+        );
+    }
     server.assert_running();
 }
 
