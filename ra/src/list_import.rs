@@ -346,6 +346,18 @@ impl ListImports {
     /// Splits the list's rows into those to create and those whose person has an open
     /// pre-application, as the store holds them now.
     fn decide_rows(&self, mut import: ListImport, status: ImportStatus) -> Result<ListImportWrite> {
+        if status == ImportStatus::AwaitingConfirmation {
+            // A wet-signed list proves nothing until an operator has seen the paper, and any
+            // partner can upload one naming any institution: it learns nothing of who has an
+            // open application. Every row is held; the confirmation closes the rows of people
+            // who are open by then and invites the rest.
+            return Ok(ListImportWrite {
+                import,
+                status,
+                already_open: Vec::new(),
+                held_limit: Some(MAX_HELD_LISTS),
+            });
+        }
         let people: Vec<Tckn> = import.rows.iter().map(|r| r.tckn).collect();
         let open: HashMap<Tckn, String> = self
             .store
@@ -481,7 +493,15 @@ mod tests {
                 ),
             )
             .unwrap();
-        assert_eq!(third.already_open.len(), 1);
+        // A wet-signed list learns nothing of who is open: her row is held, and the
+        // confirmation closes it (she is open by then) and invites no one.
+        assert!(third.already_open.is_empty(), "{third:?}");
+        let third_sha = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(b"file-3"))
+        };
+        assert_eq!(lists.confirm(by, &id, &third_sha).unwrap().invited, 0);
+        assert_eq!(f.store.outbox().unwrap().len(), 2);
         let e = lists.confirm(by, &id, &sha).unwrap_err();
         assert!(e.to_string().contains("awaits confirmation"), "{e}");
         assert_eq!(f.store.verify_audit().unwrap().first_break, None);
@@ -594,25 +614,25 @@ mod tests {
                 row(3, "10000000146", "Çağrı"),
             ]
         };
-        // Another list of Ankara's naming her: her own application's id.
-        let again = imports
-            .import(b"ankara-2", list(&ankara, people(), wet()))
-            .unwrap();
-        assert_eq!(again.already_open, vec![(3, cagri.clone())]);
-        assert_eq!(again.created.len(), 1);
+        // A signed list of Ankara's naming her would skip her: the report names her own
+        // application's id to Ankara, and none to İzmir (Ankara's application is not İzmir's).
+        let skipped = vec![(3, cagri.clone())];
         assert_eq!(
-            imports.name_open(&ankara, &again.already_open).unwrap(),
+            imports.name_open(&ankara, &skipped).unwrap(),
             vec![(3, Some(cagri.clone()))]
         );
-        // İzmir's list naming her: skipped, and no id (Ankara's application is not İzmir's).
-        let izmir_list = imports
-            .import(b"izmir-1", list(&izmir, people(), wet()))
-            .unwrap();
-        assert_eq!(izmir_list.already_open, vec![(3, cagri)]);
         assert_eq!(
-            imports.name_open(&izmir, &izmir_list.already_open).unwrap(),
+            imports.name_open(&izmir, &skipped).unwrap(),
             vec![(3, None)]
         );
+        // A wet-signed list, which anyone with the channel's certificate can send naming any
+        // institution, learns nothing of who is open: both rows are held.
+        for (institution, file) in [(&ankara, &b"ankara-2"[..]), (&izmir, &b"izmir-1"[..])] {
+            let held = imports
+                .import(file, list(institution, people(), wet()))
+                .unwrap();
+            assert!(held.already_open.is_empty(), "{held:?}");
+        }
     }
 
     /// Çağrı (10000000146) invited by `institution`'s signed list whose SHA-256 is `byte`

@@ -166,24 +166,19 @@ fn lists_import_once_with_a_per_row_report_and_passwords_go_out_once() {
     fs::write(&scan, b"%PDF-1.7 signed on paper").unwrap();
     let held = json(&import(&demo, "ankara-bb", &wet, ("--wet-scan", &scan), &[]).ok());
     assert_eq!(held["status"], "awaiting_confirmation", "{held}");
-    assert_eq!(
-        (
-            held["rows"]["created"].clone(),
-            held["rows"]["already_open"].clone()
-        ),
-        (Value::from(1), Value::from(1)),
-        "{held}"
-    );
-    // AYŞE is counted once, as invalid (her open application), not also as valid; the report
-    // names her own open application (from this institution's first list).
+    // A wet-signed list proves nothing before an operator saw the paper: its report says
+    // nothing of who is open. Both rows are held; the confirmation sorts them out.
     assert_eq!(
         (
             held["rows"]["valid"].as_u64(),
-            held["rows"]["invalid"].as_u64()
+            held["rows"]["invalid"].as_u64(),
+            held["rows"]["created"].as_u64(),
+            held["rows"]["already_open"].as_u64()
         ),
-        (Some(1), Some(1)),
+        (Some(2), Some(0), Some(2), Some(0)),
         "{held}"
     );
+    assert_eq!(held["problems"], serde_json::json!([]), "{held}");
     let ayse_id = applicants(&demo, "ankara-bb")
         .into_iter()
         .find(|a| a["tckn"] == "10000000146" && a["list_status"] == "invited")
@@ -191,14 +186,45 @@ fn lists_import_once_with_a_per_row_report_and_passwords_go_out_once() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A signed list of Ankara's naming her again: counted once, as invalid (her open
+    // application), and the report names her own application.
+    let again_list = demo.work.join("yine.csv");
+    fs::write(
+        &again_list,
+        "T.C. Kimlik No,Adı,Soyadı,E-posta,Cep Telefonu,Birim
+10000000146,AYŞE,YILMAZ,a@x.tr,05321234567,Bilgi İşlem
+",
+    )
+    .unwrap();
+    let again_sig = sign(&demo.work, &again_list, &cert, &key, "yine.p7s");
+    let again = json(
+        &import(
+            &demo,
+            "ankara-bb",
+            &again_list,
+            ("--signature", &again_sig),
+            &[],
+        )
+        .ok(),
+    );
     assert_eq!(
-        held["problems"],
+        (
+            again["rows"]["valid"].as_u64(),
+            again["rows"]["invalid"].as_u64(),
+            again["rows"]["created"].as_u64(),
+            again["rows"]["already_open"].as_u64()
+        ),
+        (Some(0), Some(1), Some(0), Some(1)),
+        "{again}"
+    );
+    assert_eq!(
+        again["problems"],
         serde_json::json!([{
             "row": 2,
             "field": "tckn",
             "reason": format!("already has an open application ({ayse_id}) from an earlier list of this institution"),
         }]),
-        "{held}"
+        "{again}"
     );
     // Another institution's list naming her: skipped too, and Ankara's id is not İzmir's to
     // see.
