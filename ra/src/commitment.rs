@@ -262,7 +262,8 @@ impl Commitments {
         // The signature binds the content through messageDigest, under whichever digest the
         // card's key pairs with (SHA-256, -384 or -512: a P-384 key signs over SHA-384), and
         // `verify_signed_data` has checked both that digest and that an attached content is
-        // the text given. What is left is that the text is the one recorded with its digest.
+        // the text given: a client's wrong text is refused there. This only guards the
+        // invariant that the text and the digest recorded together still agree.
         if verified.content != record.text.as_bytes()
             || hex::encode(Sha256::digest(&verified.content)) != record.sha256_hex
         {

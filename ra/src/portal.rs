@@ -70,6 +70,20 @@ pub const HOLDER_REVOCATION_REASONS: [Option<RevocationReason>; 5] = [
     Some(RevocationReason::CessationOfOperation),
 ];
 
+/// The one rule for a revocation a holder asks for, through any channel (the portal, a KEC):
+/// its reason is one of [`HOLDER_REVOCATION_REASONS`].
+pub fn check_holder_reason(action: &LifecycleAction) -> Result<()> {
+    match action {
+        LifecycleAction::Revoke { reason, .. } if !HOLDER_REVOCATION_REASONS.contains(reason) => {
+            Err(RaError::invalid(
+                "reason",
+                "is not a reason a holder gives (unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation)",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// What every refused sign-in answers.
 pub const SIGN_IN_REFUSED: &str = "the T.C. Kimlik No or the security word is wrong, no security word and mobile number are on record, or sign-in is paused after repeated attempts";
 /// What every refused code answers.
@@ -507,13 +521,7 @@ impl HolderPortal {
                     rule: "this suspension was not made through the portal: it is released where it was made (the registration office, by phone with the security word)".into(),
                 })
             }
-            LifecycleAction::Revoke { reason, .. } if !HOLDER_REVOCATION_REASONS.contains(&reason) => {
-                return Err(RaError::invalid(
-                    "reason",
-                    "is not a reason a holder gives (unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation)",
-                ))
-            }
-            _ => {}
+            _ => check_holder_reason(&action)?,
         }
         self.lifecycle.apply(LifecycleRequest {
             request_id: RequestId::new(&format!("portal-{}", RequestId::random()))?,

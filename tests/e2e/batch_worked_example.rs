@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-
 use crate::support::doc_example::{channel_doc, exported_variables, give, json_file, sh_blocks};
 use crate::support::idcard::{partner_cert, Options, World};
 use crate::support::institution::{applicant_show, institution, json as stdout_json};

@@ -49,19 +49,44 @@ fn channels_over_mtls_accept_only_active_partner_certificates() {
     // With mTLS configured, the plain public listener does not serve the channels.
     assert_eq!(server.get("/channels/echo/hello").status, 404);
 
+    // An end-entity client certificate from another CA; a certificate nesca issued with
+    // extendedKeyUsage serverAuth only (the portal listener's).
+    let other_ca =
+        crate::support::idcard::TestCa::new(&demo.work, "other-ca", "/C=TR/O=Başka/CN=Başka SM");
+    let t = now();
+    let other_leaf = other_ca.issue(
+        "other-client",
+        "/C=TR/O=Başka/CN=istemci",
+        "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\nextendedKeyUsage = clientAuth\n",
+        t - 300,
+        t + 86400,
+    );
     // Each is refused in the handshake with the TLS alert docs/channels/kdhs.md names
     // (TLS 1.3, as OpenSSL reports it).
     for (what, client, alert) in [
         ("no client certificate", None, "alert certificate required"),
         (
-            "a NES certificate",
+            "a NES certificate (no extendedKeyUsage)",
             Some((nes_cert.as_path(), demo.work.join("nes.key"))),
             "alert access denied",
         ),
         (
-            "another CA's certificate",
+            "another CA's end-entity certificate",
+            Some((other_leaf.cert.as_path(), other_leaf.key.clone())),
+            "alert unknown ca",
+        ),
+        (
+            "a self-signed CA certificate",
             Some((foreign_cert.as_path(), foreign_key.clone())),
             "alert certificate unknown",
+        ),
+        (
+            "nesca's serverAuth-only certificate",
+            Some((
+                demo.path("portal-tls.pem").as_path(),
+                demo.path("portal-tls.key"),
+            )),
+            "alert unsupported certificate",
         ),
     ] {
         let out = match &client {

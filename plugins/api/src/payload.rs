@@ -231,7 +231,8 @@ pub mod host_api {
             pub validity_days: Option<u32>,
             /// The channel's own reference for the application (1–128 of `A-Z a-z 0-9 . _ : -`),
             /// unique per channel: submitting it again issues nothing new and answers with the
-            /// first result (a KDBO digest, for example).
+            /// first result (the kdhs and kec channels name the verification: `kdb-` and a digest
+            /// of the partner's licence and the KDB's id, person, purpose and certificate).
             pub channel_ref: String,
             /// Instead of a CSR: generate the key pair in the HSM and wrap its private key for
             /// the card (added in payload 1; absent means a CSR is given).

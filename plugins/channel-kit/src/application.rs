@@ -22,8 +22,9 @@ pub(crate) fn handle(
     let now = channel.clock.now_unix();
     let client = channel.authenticate(request)?; // 1
     let body = ApplicationRequest::parse(&request.body)?; // 2
-    let (_kdbo, kdb) = channel.verify_kdbo(&body.kdbo, &client, Purpose::Application, now)?; // 3–6
-                                                                                             // Replays are keyed on the verification, not on the KDBO's bytes (see `Kdb::reference`).
+    let (kdbo, kdb) = channel.verify_kdbo(&body.kdbo, &client, Purpose::Application, now)?; // 3–6
+
+    // Replays are keyed on the verification, not on the KDBO's bytes (see `Kdb::reference`).
     let reference = kdb.reference(client.licence());
     let applicant = Applicant::verify(
         &body.auth_certificate,
@@ -83,14 +84,15 @@ pub(crate) fn handle(
     channel.host.log(
         LogLevel::Info,
         &format!(
-            "application {} {} certificate {}",
+            "application {} {} certificate {} (KDBO signed by certificate {})",
             application.channel_ref,
             if issued.replayed {
                 "replayed:"
             } else {
                 "issued"
             },
-            issued.serial
+            issued.serial,
+            kdbo.signer_serial()
         ),
     );
     let status = if issued.replayed { 200 } else { 201 };

@@ -35,6 +35,12 @@ impl Kdbo {
         &self.verified.signer_certificate
     }
 
+    /// The signer certificate's serial as nesca spells it (lower-case hex), for the log line
+    /// that attributes a request to the device or system that signed it; `?` when unreadable.
+    pub fn signer_serial(&self) -> String {
+        nesca_pkix::subject::serial_hex(self.signer_certificate()).unwrap_or_else(|_| "?".into())
+    }
+
     /// Check 4's shared part: the signer certificate chains to one of `anchors` at `now`,
     /// through the KDBO's other certificates, with `eku` in its extendedKeyUsage when it has
     /// one. `whose` names the anchors in the refusal ("a KDHS trust anchor").

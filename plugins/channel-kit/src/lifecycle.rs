@@ -15,14 +15,15 @@ use crate::kdb::Purpose;
 use crate::Channel;
 
 /// The RFC 5280 §5.3.1 reasons a holder may give for revoking their certificate through this
-/// endpoint (none: unspecified). certificateHold and removeFromCRL are the suspension's and
-/// its release's; the CA compromise reasons are not a holder's to give.
-pub(crate) const HOLDER_REVOCATION_REASONS: [&str; 5] = [
+/// endpoint (none: unspecified), checked here so that the message lists exactly these; the host
+/// applies the same rule (`nesca_ra::portal::HOLDER_REVOCATION_REASONS`). certificateHold and
+/// removeFromCRL are the suspension's and its release's; privilegeWithdrawn and the CA
+/// compromise reasons are the provider's, not a holder's.
+pub(crate) const HOLDER_REVOCATION_REASONS: [&str; 4] = [
     "keyCompromise",
     "affiliationChanged",
     "superseded",
     "cessationOfOperation",
-    "privilegeWithdrawn",
 ];
 
 /// A lifecycle body, version 1.
@@ -80,7 +81,7 @@ pub(crate) fn handle(
     let now = channel.clock.now_unix();
     let client = channel.authenticate(request)?;
     let body = LifecycleRequest::parse(&request.body)?;
-    let (_kdbo, kdb) = channel.verify_kdbo(&body.kdbo, &client, body.action, now)?;
+    let (kdbo, kdb) = channel.verify_kdbo(&body.kdbo, &client, body.action, now)?;
     let reference = kdb.reference(client.licence());
     // A KDB proves the holder's wish for one certificate only.
     if !kdb
@@ -114,8 +115,12 @@ pub(crate) fn handle(
     channel.host.log(
         LogLevel::Info,
         &format!(
-            "lifecycle {} {} of certificate {}: {}",
-            call.request_id, call.action, call.serial, outcome.status
+            "lifecycle {} {} of certificate {}: {} (KDBO signed by certificate {})",
+            call.request_id,
+            call.action,
+            call.serial,
+            outcome.status,
+            kdbo.signer_serial()
         ),
     );
     Ok(json(
@@ -259,6 +264,7 @@ mod tests {
         // A reason that is not a holder's, an RFC 5280 name or not: the message names exactly
         // the reasons accepted, and nothing reaches the host.
         for reason in [
+            "privilegeWithdrawn",
             "certificateHold",
             "removeFromCRL",
             "cACompromise",
@@ -271,7 +277,7 @@ mod tests {
             let (status, answer) = send(&f, &revoke);
             assert_eq!(
                 (status, answer["error"]["message"].as_str()),
-                (400, Some("reason: must be one of keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn (or absent: unspecified)")),
+                (400, Some("reason: must be one of keyCompromise, affiliationChanged, superseded, cessationOfOperation (or absent: unspecified)")),
                 "{reason}"
             );
         }

@@ -325,6 +325,8 @@ impl ChannelHost {
             c.invalidity_date.map(UnixTime::from_secs),
         )
         .map_err(ca)?;
+        // A KEC's holder request is the holder's: the same reasons as in the portal.
+        nesca_ra::portal::check_holder_reason(&action).map_err(ra)?;
         let request_id = RequestId::new(&c.request_id).map_err(ca)?;
         let o = self
             .lifecycle
