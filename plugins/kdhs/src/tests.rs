@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use nesca_channel_kit::testing::{
-    body_json, config_refusal, kdb, write_pem, Fixture, LeafSpec, Pki, FIRMWARE, KDHS_LICENCE,
-    OTHER_KDHS_LICENCE,
+    body_json, config_refusal, kdb, write_pem, Fixture, KeyUsage, KeyUsages, LeafSpec, Pki,
+    FIRMWARE, KDHS_LICENCE, OTHER_KDHS_LICENCE,
 };
 use nesca_plugin_api::{HttpRequest, Plugin};
 use serde_json::{json, Value};
@@ -180,6 +180,18 @@ fn check_4_the_kdbo_signer_is_the_connecting_kdhss_own() {
     assert_eq!(
         answer["error"]["message"],
         "kdbo: the KDBO signing certificate must carry the partner's licence number in its subject serialNumber"
+    );
+    assert!(f.host.state().submitted.is_empty());
+
+    // A signer whose keyUsage is for key agreement only.
+    let mut agreement = LeafSpec::signer("Key agreement only", KDHS_LICENCE);
+    agreement.key_usage = Some(KeyUsage(KeyUsages::KeyAgreement.into()));
+    let agreement = pki.kdhs_sub.issue(&agreement);
+    let (status, answer) = apply(&f, &sign(&agreement), f.kdhs_client());
+    assert_eq!(status, 422);
+    assert_eq!(
+        answer["error"]["message"],
+        "kdbo: the KDBO signing certificate's keyUsage must allow digitalSignature or nonRepudiation"
     );
     assert!(f.host.state().submitted.is_empty());
 

@@ -19,6 +19,8 @@ pub use pki::{
     LeafSpec, Pki, TestCa, TestCert, KDHS_LICENCE, KEC_OPERATOR, NOW, OTHER_KDHS_LICENCE,
     OTHER_TCKN, TCKN,
 };
+/// keyUsage, for a [`LeafSpec`] with a key usage of its own.
+pub use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 
 use crate::client::ClientCertificate;
 use crate::clock::{Clock, FixedClock};

@@ -74,6 +74,9 @@ pub struct LeafSpec {
     pub ekus: Vec<&'static str>,
     pub not_before: i64,
     pub not_after: i64,
+    /// `Some`: exactly this keyUsage (and no other extension but the EKUs); `None`: the
+    /// usual leaf's (digitalSignature, nonRepudiation, with key identifiers).
+    pub key_usage: Option<x509_cert::ext::pkix::KeyUsage>,
 }
 
 impl LeafSpec {
@@ -84,6 +87,7 @@ impl LeafSpec {
             ekus,
             not_before: NOW - YEAR,
             not_after: NOW + 2 * YEAR,
+            key_usage: None,
         }
     }
 
@@ -210,9 +214,9 @@ impl TestCa {
             NOW - 10 * YEAR,
             NOW + 10 * YEAR,
             name.clone(),
-            &key,
-            &key,
+            (&key, &key),
             &[],
+            None,
         );
         TestCa { name, key, cert }
     }
@@ -232,9 +236,9 @@ impl TestCa {
             NOW - 9 * YEAR,
             NOW + 9 * YEAR,
             name.clone(),
-            &key,
-            &self.key,
+            (&key, &self.key),
             &[],
+            None,
         );
         TestCa { name, key, cert }
     }
@@ -260,9 +264,9 @@ impl TestCa {
             spec.not_before,
             spec.not_after,
             name(&attributes),
-            &key,
-            &self.key,
+            (&key, &self.key),
             &spec.ekus,
+            spec.key_usage,
         );
         TestCert {
             cert,
@@ -279,9 +283,9 @@ fn build(
     not_before: i64,
     not_after: i64,
     subject: Name,
-    subject_key: &SigningKey,
-    issuer_key: &SigningKey,
+    (subject_key, issuer_key): (&SigningKey, &SigningKey),
     ekus: &[&str],
+    key_usage: Option<x509_cert::ext::pkix::KeyUsage>,
 ) -> Vec<u8> {
     let validity = Validity {
         not_before: time(not_before),
@@ -305,11 +309,36 @@ fn build(
             .add_extension(&ExtendedKeyUsage(purposes))
             .expect("extendedKeyUsage");
     }
-    builder
-        .build::<DerSignature>()
-        .expect("signed certificate")
-        .to_der()
-        .expect("certificate DER")
+    let cert = builder.build::<DerSignature>().expect("signed certificate");
+    match key_usage {
+        None => cert.to_der().expect("certificate DER"),
+        Some(usage) => with_key_usage(cert, usage, issuer_key),
+    }
+}
+
+/// `cert` with its keyUsage extension's value replaced by `usage`, signed again by
+/// `issuer_key`: the builder's leaf profile always asserts digitalSignature and nonRepudiation.
+fn with_key_usage(
+    mut cert: x509_cert::Certificate,
+    usage: x509_cert::ext::pkix::KeyUsage,
+    issuer_key: &SigningKey,
+) -> Vec<u8> {
+    use p256::ecdsa::signature::Signer as _;
+    const KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
+    let extension = cert
+        .tbs_certificate
+        .extensions
+        .iter_mut()
+        .flatten()
+        .find(|e| e.extn_id == KEY_USAGE)
+        .expect("the leaf profile's keyUsage");
+    extension.extn_value =
+        der::asn1::OctetString::new(usage.to_der().expect("keyUsage DER")).expect("keyUsage");
+    let tbs = cert.tbs_certificate.to_der().expect("TBS DER");
+    let signature: DerSignature = issuer_key.sign(&tbs);
+    cert.signature =
+        der::asn1::BitString::from_bytes(signature.as_bytes()).expect("signature bits");
+    cert.to_der().expect("certificate DER")
 }
 
 /// Every certificate the channel tests meet, built once per process.
