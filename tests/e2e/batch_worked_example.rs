@@ -9,17 +9,19 @@
 //! show` after the operator received the wet-signed form), and that the page the e-mail names
 //! answers.
 
-use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
-use crate::support::doc_example::{channel_doc, exported_variables, give, json_file, sh_blocks};
+use crate::support::doc_example::{
+    assert_documented_variables, assert_in_order, channel_doc, give, json_file, run_script,
+    sh_blocks, Typed,
+};
 use crate::support::idcard::{partner_cert, Options, World};
 use crate::support::institution::{applicant_show, institution, json as stdout_json};
-use crate::support::outbox::outbox_texts;
+use crate::support::mtls::channels_tls_cert;
+use crate::support::outbox::{access_password_in, code_after, is_code, newest_to};
 use crate::support::server::{server_demo, Server};
 use crate::support::*;
 
@@ -40,129 +42,16 @@ fn document() -> PathBuf {
     channel_doc("batch-import.md")
 }
 
-/// The newest outbox message in `dir` (`outbox/email` or `outbox/sms`) addressed to `to`.
-fn newest_to(dir: &Path, to: &str) -> Option<String> {
-    outbox_texts(dir)
-        .into_iter()
-        .rfind(|t| t.contains(&format!("To: {to}")))
-}
-
 /// The access password of the newest e-mail to `email`: the rest of the line that begins with
 /// `Erişim parolası: ` (the document's "Where the password is").
 fn access_password(demo: &Demo, email: &str) -> Option<String> {
-    let mail = newest_to(&demo.dir.join("outbox/email"), email)?;
-    mail.lines()
-        .find_map(|l| l.strip_prefix("Erişim parolası: "))
-        .map(|p| p.trim_end_matches('\r').to_owned())
+    access_password_in(&newest_to(&demo.dir.join("outbox/email"), email)?)
 }
 
 /// The code of the newest SMS to `mobile`: the six digits after `kodunuz: `.
 fn sms_code(demo: &Demo, mobile: &str) -> Option<String> {
     let sms = newest_to(&demo.dir.join("outbox/sms"), mobile)?;
-    let code: String = sms.split("kodunuz: ").nth(1)?.chars().take(6).collect();
-    (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
-}
-
-/// What the script printed.
-struct ScriptRun {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Collects a child's pipe on a thread of its own (so that neither pipe fills up).
-fn collect(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-/// Kills `child` when dropped (a panicking test leaves no script behind).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs `script` with `bash -euo pipefail` in `dir`, with `vars` and nothing else of the
-/// test's environment but PATH (HOME is `dir`: no `~/.curlrc` of the machine's). `typed` are
-/// the lines a person types, in order: each is written to the script's standard input as soon
-/// as it is known (its function gives it), while the script waits for it in `read`. Never
-/// shows what was typed.
-fn run_script(
-    dir: &Path,
-    script: &str,
-    vars: &[(&str, String)],
-    typed: &[(&str, &dyn Fn() -> Option<String>)],
-) -> ScriptRun {
-    let path = dir.with_extension("sh");
-    fs::write(&path, script).expect("the example's script");
-    let mut cmd = Command::new("bash");
-    cmd.args(["-euo", "pipefail"])
-        .arg(&path)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let mut child = Killed(cmd.spawn().expect("bash"));
-    let mut stdin = child.0.stdin.take().expect("stdin");
-    let stdout = collect(child.0.stdout.take().expect("stdout"));
-    let stderr = collect(child.0.stderr.take().expect("stderr"));
-    let start = Instant::now();
-    'typing: for (what, value) in typed {
-        loop {
-            if let Some(v) = value() {
-                // A script that ended already reads nothing more: its output says why.
-                let _ = writeln!(stdin, "{v}");
-                let _ = stdin.flush();
-                break;
-            }
-            if child.0.try_wait().ok().flatten().is_some() {
-                break 'typing;
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "gave up waiting for {what} (the script is still running)"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    drop(stdin);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("wait for bash") {
-            break status;
-        }
-        assert!(start.elapsed() < WAIT, "the worked example did not end");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    ScriptRun {
-        success: status.success(),
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    }
-}
-
-/// Panics unless `text` holds each of `expected`, in this order.
-#[track_caller]
-fn in_order(text: &str, expected: &[&str], described: &str) {
-    let mut rest = text;
-    for want in expected {
-        match rest.find(want) {
-            Some(at) => rest = &rest[at + want.len()..],
-            None => panic!("the example did not print {want:?} (in order):\n{described}"),
-        }
-    }
+    code_after(&sms, "kodunuz: ").filter(|c| is_code(c))
 }
 
 #[test]
@@ -182,17 +71,7 @@ fn the_batch_import_worked_example_runs_as_written() {
     );
     text.push_str("\n[outbox]\ninterval_seconds = 1\n");
     fs::write(&config, text).expect("write nesca.toml");
-    demo.nesca(&[
-        "channels",
-        "tls-cert",
-        "--config",
-        s(&config),
-        "--name",
-        "localhost",
-        "--name",
-        "127.0.0.1",
-    ])
-    .ok();
+    channels_tls_cert(&demo);
     let (officer_cert, officer_key) = institution(&demo, "ankara-bb", "0680049583");
     let nes_csr = demo.csr("ayse-nes", Key::P256);
     let nes_cert = demo.work.join("ayse-nes.pem");
@@ -230,35 +109,30 @@ fn the_batch_import_worked_example_runs_as_written() {
         ("NES_CERT", "ayse-nes.pem".to_string()),
         ("NES_KEY", "ayse-nes.key".to_string()),
     ];
-    let set: BTreeSet<String> = vars.iter().map(|(k, _)| k.to_string()).collect();
-    assert_eq!(
-        set,
-        exported_variables(&document(), SETUP),
-        "the test sets other variables than the document's"
-    );
+    assert_documented_variables(&document(), SETUP, &vars);
     let blocks = sh_blocks(&document(), EXAMPLE);
     let script = blocks.concat();
     let ayse_password = || access_password(&demo, AYSE.1);
     let ayse_code = || sms_code(&demo, AYSE.2);
     let cagri_password = || access_password(&demo, CAGRI.1);
     let cagri_code = || sms_code(&demo, CAGRI.2);
-    let typed: [(&str, &dyn Fn() -> Option<String>); 4] = [
+    let typed: [Typed; 4] = [
         ("AYŞE's access password e-mail", &ayse_password),
         ("AYŞE's SMS code", &ayse_code),
         ("Çağrı's access password e-mail", &cagri_password),
         ("Çağrı's SMS code", &cagri_code),
     ];
-    let example = run_script(&dir, &script, &vars, &typed);
+    let example = run_script(&dir, &script, &vars, &typed, WAIT);
     let described = format!(
-        "--- stdout ---\n{}\n--- stderr ---\n{}\n--- script ---\n{script}\n--- server ---\n{}",
-        example.stdout,
-        example.stderr,
+        "{}\n--- script ---\n{script}\n--- server ---\n{}",
+        example.describe(),
         server.describe()
     );
-    assert!(example.success, "the worked example failed:\n{described}");
+    assert!(example.success(), "the worked example failed:\n{described}");
 
     // What the document says the commands print.
-    in_order(
+    assert_in_order(
+        "the example",
         &example.stdout,
         &[
             "upload: 201",

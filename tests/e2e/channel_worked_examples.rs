@@ -13,15 +13,18 @@
 //! answers; the channel listener serves `nesca channels tls-cert`'s certificate for
 //! `localhost`.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::doc_example::{channel_doc, exported_variables, give, json_file, sh_blocks};
+use crate::support::doc_example::{
+    assert_documented_variables, assert_in_order, channel_doc, give, json_file, run_script,
+    sh_blocks,
+};
 use crate::support::idcard::*;
+use crate::support::mtls::channels_tls_cert;
 use crate::support::server::{server_demo_config, Server};
 use crate::support::*;
 
@@ -33,6 +36,9 @@ const SETUP: &str = "## What you need";
 
 /// What separates the blocks' output: the block's number follows.
 const MARK: &str = "@@@ worked example block ";
+
+/// How long the example may run.
+const LIMIT: Duration = Duration::from_secs(180);
 
 /// Extensions of an intermediate CA certificate.
 const SUB_CA_EXT: &str = "basicConstraints = critical,CA:TRUE,pathlen:0\n\
@@ -51,17 +57,7 @@ fn example_demo() -> (Demo, World) {
     let text = toml_replace(&text, "server", "listen", &format!("127.0.0.1:{port}"));
     fs::write(demo.config(), text).expect("write nesca.toml");
     let world = World::new(&demo, Options::default());
-    demo.nesca(&[
-        "channels",
-        "tls-cert",
-        "--config",
-        s(&demo.config()),
-        "--name",
-        "localhost",
-        "--name",
-        "127.0.0.1",
-    ])
-    .ok();
+    channels_tls_cert(&demo);
     (demo, world)
 }
 
@@ -134,16 +130,12 @@ impl ExampleRun {
             "exactly one block of the example must be {what}"
         );
         let out = &found[0].stdout;
-        let mut rest = out.as_str();
-        for want in expected {
-            match rest.find(want) {
-                Some(at) => rest = &rest[at + want.len()..],
-                None => panic!(
-                    "the block {what} did not print {want:?} (in order):\n{out}\n\n{}",
-                    self.described
-                ),
-            }
-        }
+        assert_in_order(
+            &format!("the block {what}"),
+            out,
+            expected,
+            &format!("{out}\n\n{}", self.described),
+        );
     }
 
     /// [`ExampleRun::expect_in`] the one block whose source contains `needle`.
@@ -205,13 +197,7 @@ fn run_example(
     vars: &[(&str, String)],
     server: &Server,
 ) -> ExampleRun {
-    let set: BTreeSet<String> = vars.iter().map(|(k, _)| k.to_string()).collect();
-    assert_eq!(
-        set,
-        exported_variables(markdown, SETUP),
-        "the test sets other variables than {} documents",
-        markdown.display()
-    );
+    assert_documented_variables(markdown, SETUP, vars);
     let blocks = sh_blocks(markdown, EXAMPLE);
     let mut script = String::new();
     for (i, block) in blocks.iter().enumerate() {
@@ -219,19 +205,7 @@ fn run_example(
             "printf '\\n{MARK}{i}\\n'; printf '\\n{MARK}{i}\\n' >&2\n{block}"
         ));
     }
-    let path = dir.with_extension("sh");
-    fs::write(&path, &script).expect("the example's script");
-    let mut cmd = Command::new("bash");
-    cmd.args(["-euo", "pipefail"])
-        .arg(&path)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir);
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let out = run(cmd);
+    let out = run_script(dir, &script, vars, &[], LIMIT);
     let described = format!(
         "{}\n--- script ---\n{script}\n--- server ---\n{}",
         out.describe(),

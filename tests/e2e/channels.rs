@@ -12,6 +12,7 @@ use sha2::Digest as _;
 use crate::support::http::HttpResponse;
 use crate::support::idcard::*;
 use crate::support::ocsp::{ocsp_good, ocsp_revoked};
+use crate::support::outbox::{addressed_to, code_after, is_code};
 use crate::support::partner::withdraw_partner_cert;
 use crate::support::server::{server_demo, Server};
 use crate::support::*;
@@ -1605,7 +1606,6 @@ fn sms_files(demo: &Demo) -> Vec<PathBuf> {
 /// `seen`, waiting up to 30 s for `nesca serve`'s outbox to write it.
 #[track_caller]
 fn portal_code(demo: &Demo, server: &Server, mobile: &str, seen: &[PathBuf]) -> String {
-    let number = mobile.strip_prefix('0').unwrap_or(mobile);
     wait_for(
         "the sign-in SMS in outbox/sms",
         Duration::from_secs(30),
@@ -1617,13 +1617,8 @@ fn portal_code(demo: &Demo, server: &Server, mobile: &str, seen: &[PathBuf]) -> 
                 .rev()
                 .filter(|p| !seen.contains(p))
                 .filter_map(|p| std::fs::read_to_string(p).ok())
-                .filter(|m| {
-                    m.lines()
-                        .find_map(|l| l.strip_prefix("To: "))
-                        .is_some_and(|t| t.trim().ends_with(number))
-                })
-                .find_map(|m| m.split(PORTAL_CODE_MARK).nth(1).map(str::to_owned))
-                .map(|rest| rest.chars().take(6).collect::<String>())
+                .filter(|m| addressed_to(m, mobile))
+                .find_map(|m| code_after(&m, PORTAL_CODE_MARK))
                 .ok_or_else(|| format!("SMS files: {files:?}\n{}", server.describe()))
         },
     )
@@ -1769,10 +1764,7 @@ fn a_channel_passes_the_holders_mobile_and_security_word_for_the_portal() {
         "no session cookie after the word (to {location})"
     );
     let code = portal_code(&demo, &server, MOBILE, &seen);
-    assert!(
-        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
-        "{code:?}"
-    );
+    assert!(is_code(&code), "{code:?}");
     let (status, _, page) =
         portal.call("/sertifika/kod", Some(&[("csrf", &csrf), ("code", &code)]));
     assert_eq!(status, 303, "the SMS code must sign in: {page}");

@@ -21,8 +21,11 @@ use crate::support::idcard::{
     cert_key_verifies, register_transport_key, transport_key_cmd, Card, ChannelClient, Options,
     World,
 };
-use crate::support::institution::{import_signed_rows, institution, json as stdout_json, sign};
+use crate::support::institution::{
+    applicant_list, import_signed_rows, institution, json as stdout_json, sign,
+};
 use crate::support::ocsp::ocsp_good;
+use crate::support::outbox::{access_password_in, code_after, is_code, messages_to};
 use crate::support::server::{server_demo, Server};
 use crate::support::*;
 
@@ -115,14 +118,6 @@ fn wait_for<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
     wait_for_within(what, WAIT, f)
 }
 
-/// The files of an outbox directory whose text mentions `to`, oldest first.
-fn messages(dir: &Path, to: &str) -> Vec<String> {
-    crate::support::outbox::outbox_texts(dir)
-        .into_iter()
-        .filter(|t| t.contains(&format!("To: {to}")))
-        .collect()
-}
-
 /// The access password e-mailed to `p` (by `nesca serve`'s outbox).
 fn access_password(demo: &Demo, p: Person) -> String {
     nth_access_password(demo, p, 1)
@@ -131,24 +126,20 @@ fn access_password(demo: &Demo, p: Person) -> String {
 /// The newest access password e-mailed to `p`, once `count` e-mails went to them.
 fn nth_access_password(demo: &Demo, p: Person, count: usize) -> String {
     let mail = wait_for("the access password e-mail", || {
-        let all = messages(&demo.dir.join("outbox/email"), p.email);
+        let all = messages_to(&demo.dir.join("outbox/email"), p.email);
         (all.len() >= count).then(|| all.last().cloned()).flatten()
     });
-    mail.lines()
-        .find_map(|l| l.strip_prefix("Erişim parolası: "))
-        .expect("a password line")
-        .trim()
-        .to_owned()
+    access_password_in(&mail).expect("a password line")
 }
 
 /// The newest SMS code sent to `p`, once there are `count` SMS for them.
 fn sms_code(demo: &Demo, p: Person, count: usize) -> String {
     let sms = wait_for("the SMS code", || {
-        let all = messages(&demo.dir.join("outbox/sms"), p.mobile);
+        let all = messages_to(&demo.dir.join("outbox/sms"), p.mobile);
         (all.len() >= count).then(|| all.last().cloned()).flatten()
     });
-    let code = sms.split("kodunuz: ").nth(1).expect("a code")[..6].to_owned();
-    assert!(code.bytes().all(|b| b.is_ascii_digit()), "{sms}");
+    let code = code_after(&sms, "kodunuz: ").expect("a code");
+    assert!(is_code(&code), "{sms}");
     code
 }
 
@@ -174,6 +165,31 @@ fn expect(r: &HttpResponse, status: u16) -> Value {
     body(r)
 }
 
+/// Signs `p` in with the e-mailed access password: the answer (the session token and the
+/// application).
+fn signed_in(demo: &Demo, portal: &ChannelClient, p: Person) -> Value {
+    let password = access_password(demo, p);
+    expect(
+        &portal.call(
+            "POST",
+            &format!("{APPLICANTS}/sign-in"),
+            None,
+            Some(&json!({ "v": 1, "tckn": p.tckn, "password": password })),
+        ),
+        200,
+    )
+}
+
+/// Signs `p` in and sends the form (to be published): the session token and the SMS code that
+/// came for it.
+fn awaiting_code(demo: &Demo, portal: &ChannelClient, p: Person) -> (String, String) {
+    let v = signed_in(demo, portal, p);
+    let token = v["token"].as_str().unwrap().to_owned();
+    send_form(portal, &token, false);
+    let code = sms_code(demo, p, 1);
+    (token, code)
+}
+
 /// Signs in, fills the form and confirms the SMS code; returns the session token and the
 /// application id.
 fn confirmed(
@@ -182,16 +198,7 @@ fn confirmed(
     p: Person,
     do_not_publish: bool,
 ) -> (String, String) {
-    let password = access_password(demo, p);
-    let v = expect(
-        &portal.call(
-            "POST",
-            &format!("{APPLICANTS}/sign-in"),
-            None,
-            Some(&json!({ "v": 1, "tckn": p.tckn, "password": password })),
-        ),
-        200,
-    );
+    let v = signed_in(demo, portal, p);
     let token = v["token"].as_str().expect("a token").to_owned();
     let id = v["application"]["id"].as_str().unwrap().to_owned();
     assert_eq!(v["application"]["stage"], "invited", "{v}");
@@ -891,20 +898,8 @@ fn parallel_guesses_are_counted_before_they_are_checked() {
         "{answers:?} / {unknown}"
     );
     // The operator lifts the lock with a new access password; the new one signs in.
-    let listed = demo
-        .nesca(&[
-            "applicant",
-            "list",
-            "--config",
-            s(&demo.config()),
-            "--institution",
-            INSTITUTION,
-        ])
-        .ok();
-    let cagri = listed
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let cagri = applicant_list(&demo, INSTITUTION)
+        .into_iter()
         .find(|a| a["tckn"] == CAGRI.tckn)
         .expect("Çağrı's application");
     assert!(cagri["locked_until"].is_i64(), "{cagri}");
@@ -927,19 +922,7 @@ fn parallel_guesses_are_counted_before_they_are_checked() {
     expect(&r, 200);
 
     // İpek signs in, fills the form and gets her code; nine wrong codes race.
-    let password = access_password(&demo, IPEK);
-    let v = expect(
-        &portal.call(
-            "POST",
-            &sign_in,
-            None,
-            Some(&json!({ "v": 1, "tckn": IPEK.tckn, "password": password })),
-        ),
-        200,
-    );
-    let token = v["token"].as_str().unwrap().to_owned();
-    send_form(&portal, &token, false);
-    let code = sms_code(&demo, IPEK, 1);
+    let (token, code) = awaiting_code(&demo, &portal, IPEK);
     let wrong_code = if code == "000000" { "111111" } else { "000000" };
     let sms = format!("{APPLICANTS}/me/sms-code");
     let (statuses, rules) = parallel(
@@ -1035,19 +1018,7 @@ fn sms_code_refusals_have_codes_of_their_own_and_the_wet_form_comes_again() {
     import_list(&demo, "liste", &[IPEK]);
     let server = Server::serve(&demo);
     let portal = world.client(Some(&world.kdhs_client));
-    let password = access_password(&demo, IPEK);
-    let v = expect(
-        &portal.call(
-            "POST",
-            &format!("{APPLICANTS}/sign-in"),
-            None,
-            Some(&json!({ "v": 1, "tckn": IPEK.tckn, "password": password })),
-        ),
-        200,
-    );
-    let token = v["token"].as_str().unwrap().to_owned();
-    send_form(&portal, &token, false);
-    let code = sms_code(&demo, IPEK, 1);
+    let (token, code) = awaiting_code(&demo, &portal, IPEK);
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let sms = format!("{APPLICANTS}/me/sms-code");
     let confirm = |code: &str| {
@@ -1109,7 +1080,7 @@ fn sms_code_refusals_have_codes_of_their_own_and_the_wet_form_comes_again() {
 
     // A new code: the body is empty or {"v":1}; another field is refused and sends nothing.
     let resend = format!("{APPLICANTS}/me/sms-code/resend");
-    let messages_before = messages(&demo.dir.join("outbox/sms"), IPEK.mobile).len();
+    let messages_before = messages_to(&demo.dir.join("outbox/sms"), IPEK.mobile).len();
     let outbox_rows = || {
         demo.nesca(&["outbox", "list", "--config", s(&demo.config())])
             .ok()

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::support::idcard::{Options, World};
 use crate::support::institution::{import_signed_rows, institution, json as stdout_json};
+use crate::support::outbox::{access_password_in, outbox_texts};
 use crate::support::server::{server_demo, Server};
 use crate::support::*;
 
@@ -146,11 +147,7 @@ fn import_people(demo: &Demo, people: &[&str]) {
 
 /// The access password in an `.eml` file's text.
 fn password_in(mail: &str) -> String {
-    let line = mail
-        .lines()
-        .find_map(|l| l.strip_prefix("Erişim parolası: "))
-        .expect("the e-mail has a password line");
-    line.trim().to_owned()
+    access_password_in(mail).expect("the e-mail has a password line")
 }
 
 #[test]
@@ -261,13 +258,7 @@ fn the_sms_program_inherits_neither_the_pin_nor_the_smtp_password() {
     let password = wait_for_within(
         "the access password e-mail",
         Duration::from_secs(60),
-        || {
-            let file = fs::read_dir(&email)
-                .ok()?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))?;
-            Some(password_in(&fs::read_to_string(file).ok()?))
-        },
+        || outbox_texts(&email).first().map(|mail| password_in(mail)),
     );
     let portal = world.client(Some(&world.kdhs_client));
     let applicants = "/channels/batch-import/v1/applicants";

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::idcard::{Options, World};
-use crate::support::institution::{import, institution, json, register, sign};
+use crate::support::institution::{applicant_list, import, institution, json, register, sign};
+use crate::support::outbox::{access_password_in, addressed_to, outbox_texts};
 use crate::support::server::{server_demo, Server};
 use crate::support::*;
 
@@ -125,10 +126,7 @@ fn lists_import_once_with_a_per_row_report_and_passwords_go_out_once() {
         .nesca(&["outbox", "send", "--config", s(&demo.config())])
         .ok();
     assert_eq!(json(&again)["sent"], 0, "sent once");
-    let mails: Vec<String> = fs::read_dir(demo.dir.join("outbox/email"))
-        .unwrap()
-        .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect();
+    let mails = outbox_texts(&demo.dir.join("outbox/email"));
     assert_eq!(mails.len(), 4);
     for to in [
         "ayse@ankara.bel.tr",
@@ -138,13 +136,10 @@ fn lists_import_once_with_a_per_row_report_and_passwords_go_out_once() {
     ] {
         let mail = mails
             .iter()
-            .find(|m| m.contains(&format!("To: {to}")))
+            .find(|m| addressed_to(m, to))
             .unwrap_or_else(|| panic!("no mail to {to}"));
-        let password = mail
-            .lines()
-            .find_map(|l| l.strip_prefix("Erişim parolası: "))
-            .unwrap_or("");
-        assert_eq!(password.trim().len(), 14, "{mail}");
+        let password = access_password_in(mail).unwrap_or_default();
+        assert_eq!(password.len(), 14, "{mail}");
     }
     assert!(
         mails.iter().any(|m| m.contains("Sayın Çağrı Öztürk")),
@@ -179,7 +174,7 @@ fn lists_import_once_with_a_per_row_report_and_passwords_go_out_once() {
         "{held}"
     );
     assert_eq!(held["problems"], serde_json::json!([]), "{held}");
-    let ayse_id = applicants(&demo, "ankara-bb")
+    let ayse_id = applicant_list(&demo, "ankara-bb")
         .into_iter()
         .find(|a| a["tckn"] == "10000000146" && a["list_status"] == "invited")
         .expect("AYŞE's open application")["id"]
@@ -290,24 +285,6 @@ fn lists_import_once_with_a_per_row_report_and_passwords_go_out_once() {
         .nesca(&["audit", "verify", "--config", s(&demo.config())])
         .ok();
     assert!(audit.stdout.contains("intact"), "{}", audit.describe());
-}
-
-/// `nesca applicant list` of institution `id`: one JSON object per application.
-fn applicants(demo: &Demo, id: &str) -> Vec<Value> {
-    let out = demo
-        .nesca(&[
-            "applicant",
-            "list",
-            "--config",
-            s(&demo.config()),
-            "--institution",
-            id,
-        ])
-        .ok();
-    out.stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// `nesca VERB` (`confirm-list`, `reject-list`) on `ankara-bb`'s held list `sha`.
@@ -440,10 +417,7 @@ fn an_xlsx_list_imports_with_its_report() {
         .nesca(&["outbox", "send", "--config", s(&demo.config())])
         .ok();
     assert_eq!(json(&sent)["sent"], 3);
-    let mails: Vec<String> = fs::read_dir(demo.dir.join("outbox/email"))
-        .unwrap()
-        .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect();
+    let mails = outbox_texts(&demo.dir.join("outbox/email"));
     assert!(
         mails.iter().any(|m| m.contains("Sayın ılgaz D'Ağaoğlu")),
         "names kept exactly"
@@ -581,7 +555,7 @@ fn a_portal_uploads_a_signed_list_through_the_batch_import_channel() {
         (201, Some(1), Some(2), Some(1), Some(2)),
         "{v}"
     );
-    let open = applicants(&demo, "ankara-bb");
+    let open = applicant_list(&demo, "ankara-bb");
     for (row, tckn) in [(2, "10000000146"), (3, "10000000078")] {
         let id = open
             .iter()

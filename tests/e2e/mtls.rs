@@ -3,7 +3,7 @@
 
 use crate::support::http::HttpResponse;
 use crate::support::idcard::{ChannelClient, Signer};
-use crate::support::mtls::{get_over_mtls, key_of, MtlsListener};
+use crate::support::mtls::{channels_tls_cert, get_over_mtls, key_of, MtlsListener};
 use crate::support::partner::{issue_cert, withdraw_partner_cert};
 use crate::support::server::{server_demo, Server};
 use crate::support::*;
@@ -211,18 +211,7 @@ fn a_rustls_client_verifies_the_channel_listener_by_name() {
     assert!(refused.contains("not valid for name"), "{refused}");
     server.terminate(std::time::Duration::from_secs(20));
 
-    let out = demo
-        .nesca(&[
-            "channels",
-            "tls-cert",
-            "--config",
-            s(&demo.config()),
-            "--name",
-            "localhost",
-            "--name",
-            "127.0.0.1",
-        ])
-        .ok();
+    let out = channels_tls_cert(&demo);
     let issued: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
     let chain = issued["tls_cert"].as_str().expect("tls_cert");
     let ext = openssl(&[

@@ -22,6 +22,7 @@ use crate::support::crl::{crl_reason_of, crl_text, nesca_crl};
 use crate::support::idcard::is_valid_tckn;
 use crate::support::institution::{applicant_show, import_signed_rows, institution};
 use crate::support::ocsp::{ocsp_good, ocsp_revoked};
+use crate::support::outbox::{access_password_in, addressed_to, code_after, is_code};
 use crate::support::server::{server_demo, Server};
 use crate::support::webdriver::{wait_for_file, Browser};
 use crate::support::*;
@@ -348,29 +349,16 @@ fn outbox(demo: &Demo, kind: &str) -> Vec<String> {
     crate::support::outbox::outbox_texts(&demo.dir.join("outbox").join(kind))
 }
 
-/// Whether a message's `To:` names `recipient` (a mobile number `05…` is written `+905…`).
-fn to(message: &str, recipient: &str) -> bool {
-    let want = recipient.strip_prefix('0').unwrap_or(recipient);
-    message
-        .lines()
-        .find_map(|l| l.strip_prefix("To: "))
-        .is_some_and(|t| t.trim().ends_with(want))
-}
-
 /// The codes of the SMS to `mobile` whose text has `mark` before the code, oldest first.
 #[track_caller]
 fn codes(demo: &Demo, mobile: &str, mark: &str) -> Vec<String> {
     let all: Vec<String> = outbox(demo, "sms")
         .iter()
-        .filter(|m| to(m, mobile))
-        .filter_map(|m| m.split(mark).nth(1))
-        .map(|rest| rest.chars().take(6).collect())
+        .filter(|m| addressed_to(m, mobile))
+        .filter_map(|m| code_after(m, mark))
         .collect();
     for c in &all {
-        assert!(
-            c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()),
-            "{c:?}"
-        );
+        assert!(is_code(c), "{c:?}");
     }
     all
 }
@@ -531,13 +519,13 @@ fn a_holder_manages_their_certificate_in_a_browser() {
     let sms = wait_for_within("the suspension notice by SMS", OUTBOX_LIMIT, || {
         outbox(&demo, "sms")
             .into_iter()
-            .find(|m| to(m, ayse.mobile) && m.contains("durumu degisti: Askida"))
+            .find(|m| addressed_to(m, ayse.mobile) && m.contains("durumu degisti: Askida"))
     });
     assert!(sms.contains(&serial), "{sms}");
     let mail = wait_for_within("the suspension notice by e-mail", OUTBOX_LIMIT, || {
         outbox(&demo, "email")
             .into_iter()
-            .find(|m| to(m, ayse.email.unwrap()) && m.contains("\"Askıda\""))
+            .find(|m| addressed_to(m, ayse.email.unwrap()) && m.contains("\"Askıda\""))
     });
     assert!(mail.contains(&serial), "{mail}");
 
@@ -1019,13 +1007,11 @@ fn invite(demo: &Demo, a: &Applicant) {
 #[track_caller]
 fn access_password(demo: &Demo, a: &Applicant) -> String {
     let mail = wait_for_within("the access password e-mail", OUTBOX_LIMIT, || {
-        outbox(demo, "email").into_iter().find(|m| to(m, a.email))
+        outbox(demo, "email")
+            .into_iter()
+            .find(|m| addressed_to(m, a.email))
     });
-    mail.lines()
-        .find_map(|l| l.strip_prefix("Erişim parolası: "))
-        .unwrap_or_else(|| panic!("no password line in {mail}"))
-        .trim()
-        .to_owned()
+    access_password_in(&mail).unwrap_or_else(|| panic!("no password line in {mail}"))
 }
 
 #[test]
@@ -1249,7 +1235,9 @@ fn expiry_reminders_reach_the_holder_once_per_band() {
         let sms_mark = format!("{days} gun");
         let sms = outbox(&demo, "sms")
             .iter()
-            .filter(|m| to(m, holder.mobile) && m.contains(&serial) && m.contains(&sms_mark))
+            .filter(|m| {
+                addressed_to(m, holder.mobile) && m.contains(&serial) && m.contains(&sms_mark)
+            })
             .count();
         let mail = outbox(&demo, "email")
             .iter()
@@ -1296,7 +1284,7 @@ fn expiry_reminders_reach_the_holder_once_per_band() {
     assert_eq!(reminders("30"), (1, 1));
     let sms = outbox(&demo, "sms")
         .into_iter()
-        .find(|m| to(m, holder.mobile) && m.contains("7 gun"))
+        .find(|m| addressed_to(m, holder.mobile) && m.contains("7 gun"))
         .expect("the 7-day SMS");
     // The renewal link is `[portal] renewal_url`.
     assert!(
@@ -1519,9 +1507,9 @@ fn a_suspension_made_by_phone_is_not_released_in_the_portal() {
         "the operator's suspension notice by SMS",
         OUTBOX_LIMIT,
         || {
-            outbox(&demo, "sms")
-                .into_iter()
-                .find(|m| to(m, ayse.mobile) && m.contains(&serial) && m.contains("Askida"))
+            outbox(&demo, "sms").into_iter().find(|m| {
+                addressed_to(m, ayse.mobile) && m.contains(&serial) && m.contains("Askida")
+            })
         },
     );
     assert!(sms.contains("durumu degisti: Askida"), "{sms}");
@@ -1530,7 +1518,9 @@ fn a_suspension_made_by_phone_is_not_released_in_the_portal() {
         OUTBOX_LIMIT,
         || {
             outbox(&demo, "email").into_iter().find(|m| {
-                to(m, ayse.email.unwrap()) && m.contains(&serial) && m.contains("\"Askıda\"")
+                addressed_to(m, ayse.email.unwrap())
+                    && m.contains(&serial)
+                    && m.contains("\"Askıda\"")
             })
         },
     );

@@ -1,9 +1,13 @@
 //! The shell commands of a document's worked example: the ```sh blocks under one heading, for a
-//! test that runs them as written.
+//! test that runs them as written ([`run_script`]) and checks what they printed
+//! ([`assert_in_order`]).
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -24,6 +28,143 @@ pub(crate) fn exported_variables(markdown: &Path, heading: &str) -> BTreeSet<Str
         .filter_map(|l| l.trim().strip_prefix("export "))
         .filter_map(|rest| rest.split_once('=').map(|(name, _)| name.to_string()))
         .collect()
+}
+
+/// Panics unless `vars` sets exactly the variables the ```sh blocks under `heading` of
+/// `markdown` export: what the document tells a reader to set.
+#[track_caller]
+pub(crate) fn assert_documented_variables(markdown: &Path, heading: &str, vars: &[(&str, String)]) {
+    let set: BTreeSet<String> = vars.iter().map(|(k, _)| k.to_string()).collect();
+    assert_eq!(
+        set,
+        exported_variables(markdown, heading),
+        "the test sets other variables than {} documents",
+        markdown.display()
+    );
+}
+
+/// A line a person types into a worked example: what it is (named when it never comes), and
+/// the function that gives it once it is known.
+pub(crate) type Typed<'a> = (&'a str, &'a dyn Fn() -> Option<String>);
+
+/// What a worked example's script printed.
+pub(crate) struct ScriptRun {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ScriptRun {
+    pub(crate) fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// The exit status and the output, for assertion messages.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "the script exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Collects a child's pipe on a thread of its own (so that neither pipe fills up).
+fn collect(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Kills `child` when dropped (a panicking test leaves no script behind).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `script` (written to `DIR.sh`) with `bash -euo pipefail` in `dir`, with `vars` and
+/// nothing else of the test's environment but PATH (HOME is `dir`: no `~/.curlrc` of the
+/// machine's). `typed` are the lines a person types, in order: each is written to the script's
+/// standard input as soon as it is known (its function gives it), while the script waits for
+/// it in `read`; then the standard input is closed. Never shows what was typed. Panics when
+/// the script or a typed line takes longer than `limit`.
+#[track_caller]
+pub(crate) fn run_script(
+    dir: &Path,
+    script: &str,
+    vars: &[(&str, String)],
+    typed: &[Typed],
+    limit: Duration,
+) -> ScriptRun {
+    let path = dir.with_extension("sh");
+    fs::write(&path, script).expect("the example's script");
+    let mut cmd = Command::new("bash");
+    cmd.args(["-euo", "pipefail"])
+        .arg(&path)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let mut child = Killed(cmd.spawn().expect("bash"));
+    let mut stdin = child.0.stdin.take().expect("stdin");
+    let stdout = collect(child.0.stdout.take().expect("stdout"));
+    let stderr = collect(child.0.stderr.take().expect("stderr"));
+    let start = Instant::now();
+    'typing: for (what, value) in typed {
+        loop {
+            if let Some(v) = value() {
+                // A script that ended already reads nothing more: its output says why.
+                let _ = writeln!(stdin, "{v}");
+                let _ = stdin.flush();
+                break;
+            }
+            if child.0.try_wait().ok().flatten().is_some() {
+                break 'typing;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "gave up waiting for {what} (the script is still running)"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    drop(stdin);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait for bash") {
+            break status;
+        }
+        assert!(start.elapsed() < limit, "the worked example did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    ScriptRun {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// Panics unless `text` holds each of `expected`, in this order, naming `what` printed it and
+/// showing `described`.
+#[track_caller]
+pub(crate) fn assert_in_order(what: &str, text: &str, expected: &[&str], described: &str) {
+    let mut rest = text;
+    for want in expected {
+        match rest.find(want) {
+            Some(at) => rest = &rest[at + want.len()..],
+            None => panic!("{what} did not print {want:?} (in order):\n{described}"),
+        }
+    }
 }
 
 /// Copies `from` to `DIR/NAME`, keeping its permission bits (keys stay 0600): a file the

@@ -144,3 +144,22 @@ pub(crate) fn applicant_show(demo: &Demo, id: &str) -> Value {
             .ok(),
     )
 }
+
+/// `nesca applicant list --institution ID`: one JSON object per application.
+#[track_caller]
+pub(crate) fn applicant_list(demo: &Demo, id: &str) -> Vec<Value> {
+    let out = demo
+        .nesca(&[
+            "applicant",
+            "list",
+            "--config",
+            s(&demo.config()),
+            "--institution",
+            id,
+        ])
+        .ok();
+    out.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

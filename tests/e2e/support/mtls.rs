@@ -12,7 +12,7 @@ use super::demo::Demo;
 use super::net::free_port;
 use super::partner::{add_partner, issue_cert};
 use super::plugins::test_plugin;
-use super::run::s;
+use super::run::{s, Output};
 
 /// Longest one `s_client` exchange may take (`timeout` kills it then).
 const S_CLIENT_LIMIT_SECONDS: &str = "20";
@@ -136,4 +136,21 @@ pub(crate) fn get_over_mtls(
 ) -> String {
     let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     over_mtls(port, &request, client, ca).0
+}
+
+/// `nesca channels tls-cert --name localhost --name 127.0.0.1`: the channel listener's own
+/// certificate for both names, in place (the command must succeed; its output is returned).
+#[track_caller]
+pub(crate) fn channels_tls_cert(demo: &Demo) -> Output {
+    demo.nesca(&[
+        "channels",
+        "tls-cert",
+        "--config",
+        s(&demo.config()),
+        "--name",
+        "localhost",
+        "--name",
+        "127.0.0.1",
+    ])
+    .ok()
 }
