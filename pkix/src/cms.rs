@@ -47,6 +47,53 @@ pub struct VerifiedSignedData {
     pub signing_time: Option<i64>,
 }
 
+/// The certificates a SignedData carries, DER and decoded.
+fn carried_certificates<'d>(
+    certificates: &[&'d [u8]],
+) -> Result<Vec<(&'d [u8], Certificate)>, PkixError> {
+    certificates
+        .iter()
+        .enumerate()
+        .map(|(i, der)| {
+            check_len("SignedData.certificates", der, MAX_CERTIFICATE_LEN)?;
+            Certificate::from_der(der)
+                .map(|c| (*der, c))
+                .map_err(|e| PkixError::Malformed {
+                    field: "SignedData.certificates",
+                    detail: format!("certificate {i}: {e}"),
+                })
+        })
+        .collect()
+}
+
+/// The certificate (DER) that the one SignerInfo of a DER ContentInfo holding a SignedData
+/// names by its sid, among the certificates the SignedData carries, **without verifying
+/// anything**: for evidence kept after it was verified (who signed a kept approval), never to
+/// decide whether a signature is good.
+pub fn carried_signer_certificate(cms_der: &[u8]) -> Result<Vec<u8>, PkixError> {
+    check_len("ContentInfo", cms_der, MAX_CMS_LEN)?;
+    let content_info = raw::content_info(cms_der)?;
+    if content_info.content_type != oids::ID_SIGNED_DATA {
+        return Err(PkixError::invalid(
+            "ContentInfo.contentType",
+            format!("must be id-signedData ({})", oids::ID_SIGNED_DATA),
+        ));
+    }
+    let signed_data = raw::signed_data(content_info.content)?;
+    let signer_info = match signed_data.signer_infos.as_slice() {
+        [one] => raw::signer_info(one)?,
+        more => {
+            return Err(PkixError::invalid(
+                "signerInfos",
+                format!("exactly one SignerInfo is accepted (found {})", more.len()),
+            ))
+        }
+    };
+    let certificates = carried_certificates(&signed_data.certificates)?;
+    let (der, _) = signer::find(&signer_info.sid, &certificates)?;
+    Ok(der.to_vec())
+}
+
 /// Verifies a DER ContentInfo holding a SignedData. `detached`: the content when the
 /// SignedData has no eContent; if both are present they must be equal byte for byte.
 ///
@@ -128,20 +175,7 @@ pub fn verify_signed_data(
         ));
     }
 
-    let certificates = signed_data
-        .certificates
-        .iter()
-        .enumerate()
-        .map(|(i, der)| {
-            check_len("SignedData.certificates", der, MAX_CERTIFICATE_LEN)?;
-            Certificate::from_der(der)
-                .map(|c| (*der, c))
-                .map_err(|e| PkixError::Malformed {
-                    field: "SignedData.certificates",
-                    detail: format!("certificate {i}: {e}"),
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let certificates = carried_certificates(&signed_data.certificates)?;
     let (signer_der, signer_cert) = match signer {
         Signer::Embedded => {
             let (der, cert) = signer::find(&signer_info.sid, &certificates)?;
@@ -303,6 +337,28 @@ mod tests {
         assert_eq!(v.digest_algorithm, "sha256");
         assert_eq!(v.message_digest, sha256(COMMITMENT));
         assert_eq!(v.signing_time, Some(NOW));
+    }
+
+    #[test]
+    fn the_carried_signer_certificate_is_found_without_verifying() {
+        let pki = Pki::new();
+        assert_eq!(
+            carried_signer_certificate(&good_attached(&pki)).unwrap(),
+            der_of(&pki.leaf)
+        );
+        // Nothing is verified: a signature over other content still names its signer.
+        let tampered = mutate(&good_attached(&pki), |sd| {
+            sd.encap_content_info.econtent =
+                Some(der::Any::new(der::Tag::OctetString, b"another text".to_vec()).unwrap());
+        });
+        assert_eq!(
+            carried_signer_certificate(&tampered).unwrap(),
+            der_of(&pki.leaf)
+        );
+        // Without the signer's certificate there is none to name.
+        let bare = signed_by_leaf(&pki, true, &[&pki.root]);
+        assert!(carried_signer_certificate(&bare).is_err());
+        assert!(carried_signer_certificate(b"not a CMS").is_err());
     }
 
     #[test]

@@ -27,9 +27,13 @@ use ca_core::store::{
 use ca_core::{Principal, Serial, Tckn, UnixTime};
 use stage::Step;
 
+mod approval;
 pub mod limits;
 pub mod lookup;
 pub mod stage;
+
+pub use approval::Sha256Digest;
+use approval::{EOnayMethod, EOnayRecord};
 
 /// How long an SMS code stays good.
 pub const SMS_CODE_SECONDS: i64 = 600;
@@ -168,27 +172,28 @@ pub enum ApprovalOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalRecord {
     pub method: ApprovalMethod,
-    /// The SHA-256 (hex) of the approval text approved (for a wet signature: the text the
-    /// printed form carries, recorded when it was chosen).
-    pub approval_text_sha256: Option<String>,
+    /// The SHA-256 of the approval text approved (for a wet signature: the text the printed
+    /// form carries, recorded when it was chosen).
+    pub approval_text_sha256: Option<Sha256Digest>,
     /// When it was approved; `None` while a wet-signed form is awaited.
     pub approved_at: Option<UnixTime>,
-    /// The SHA-256 (hex) of the evidence kept: the e-Onay record (JSON), the CMS signature
-    /// (DER) or the scan of the wet-signed form; `None` before the approval.
-    pub evidence_sha256: Option<String>,
-    /// e-Onay: the consent the approval relied on.
+    /// The SHA-256 of the evidence kept: the e-Onay record (JSON), the CMS signature (DER) or
+    /// the scan of the wet-signed form; `None` before the approval.
+    pub evidence_sha256: Option<Sha256Digest>,
+    /// e-Onay: the consent the approval relied on, as its record names it.
     pub consent: Option<ConsentReference>,
-    /// Signature: the serial (hex) of the NES that signed the approval text, when the kept
-    /// CMS verifies over the application's approval text.
-    pub signer_serial: Option<String>,
+    /// Signature: the serial of the NES that signed the approval text, the certificate the
+    /// kept CMS names as its signer (the signature and the certificate were verified when the
+    /// approval was taken).
+    pub signer_serial: Option<Serial>,
 }
 
 /// The e-Onay consent an approval names (`nesca applicant consent`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentReference {
     pub reference: String,
-    /// The SHA-256 (hex) of the consent's evidence.
-    pub evidence_sha256: String,
+    /// The SHA-256 of the consent's evidence.
+    pub evidence_sha256: Sha256Digest,
     pub given_at: UnixTime,
 }
 
@@ -435,7 +440,9 @@ impl Enrollments {
     }
 
     /// What application `id`'s approval recorded; `None` before an approval method was
-    /// chosen.
+    /// chosen. What the store keeps and does not read (an e-Onay record or a CMS that does
+    /// not parse, a digest that is not one, an approval without its evidence) is an error
+    /// naming the field of the record it was to give.
     pub fn approval_record(&self, id: &str) -> Result<Option<ApprovalRecord>> {
         let Some(v) = self.view(id)? else {
             return Ok(None);
@@ -444,43 +451,67 @@ impl Enrollments {
         let Some(method) = e.approval_method else {
             return Ok(None);
         };
-        let evidence = self.store.approval_evidence(id)?;
-        let consent = match (method, &evidence) {
-            (ApprovalMethod::EOnay, Some(record)) => {
-                serde_json::from_slice::<serde_json::Value>(record)
-                    .ok()
-                    .and_then(|r| {
-                        Some(ConsentReference {
-                            reference: r["consent_reference"].as_str()?.to_owned(),
-                            evidence_sha256: r["consent_evidence_sha256"].as_str()?.to_owned(),
-                            given_at: UnixTime::from_secs(r["consent_given_at"].as_i64()?),
-                        })
-                    })
-            }
-            _ => None,
+        let unreadable = |field: &str, detail: String| {
+            kept_unreadable(
+                "approval record",
+                format!("application {id}: {field}: {detail}"),
+            )
         };
-        let signer_serial = match (method, &evidence) {
-            (ApprovalMethod::Signature, Some(cms)) => self
-                .approval_text(&v)
-                .ok()
-                .and_then(|text| {
-                    nesca_pkix::cms::verify_signed_data(
-                        cms,
-                        Some(text.as_bytes()),
-                        nesca_pkix::cms::Signer::Embedded,
+        let approval_text_sha256 = e
+            .approval_text_sha256
+            .as_deref()
+            .map(|hex| {
+                Sha256Digest::parse_hex(hex).ok_or_else(|| {
+                    unreadable(
+                        "approval_text_sha256",
+                        format!("\"{hex}\" is not a SHA-256 digest"),
                     )
-                    .ok()
                 })
-                .and_then(|verified| {
-                    nesca_pkix::subject::serial_hex(&verified.signer_certificate).ok()
-                }),
-            _ => None,
+            })
+            .transpose()?;
+        let evidence = self.store.approval_evidence(id)?;
+        let kept = |field: &str| {
+            evidence.as_deref().ok_or_else(|| {
+                unreadable(
+                    field,
+                    format!(
+                        "approved by {method}, and no evidence is kept",
+                        method = method.as_str()
+                    ),
+                )
+            })
+        };
+        let (consent, signer_serial) = match method {
+            ApprovalMethod::EOnay => {
+                let record = EOnayRecord::from_bytes(kept("consent")?).map_err(|e| {
+                    unreadable(
+                        "consent",
+                        format!("the e-Onay record kept does not read: {e}"),
+                    )
+                })?;
+                let consent = ConsentReference {
+                    reference: record.consent_reference,
+                    evidence_sha256: record.consent_evidence_sha256,
+                    given_at: record.consent_given_at,
+                };
+                (Some(consent), None)
+            }
+            ApprovalMethod::Signature => {
+                let serial = approval::signer_serial(kept("signer_serial")?).map_err(|e| {
+                    unreadable(
+                        "signer_serial",
+                        format!("the CMS signature kept does not read: {e}"),
+                    )
+                })?;
+                (None, Some(serial))
+            }
+            ApprovalMethod::Wet => (None, None),
         };
         Ok(Some(ApprovalRecord {
             method,
-            approval_text_sha256: e.approval_text_sha256.clone(),
+            approval_text_sha256,
             approved_at: e.approved_at,
-            evidence_sha256: evidence.as_deref().map(sha256_hex),
+            evidence_sha256: evidence.as_deref().map(Sha256Digest::of),
             consent,
             signer_serial,
         }))
@@ -686,15 +717,30 @@ impl Enrollments {
                         rule: "e-Onay needs the person's prior e-Onay consent on record; approve with a signature or a wet signature".into(),
                     }
                 })?;
-                let record = serde_json::json!({
-                    "method": "e-onay",
-                    "consent_reference": consent.reference,
-                    "consent_evidence_sha256": consent.evidence_sha256,
-                    "consent_given_at": consent.given_at.secs(),
-                    "approval_text_sha256": text_sha256,
-                    "approved_at": now.secs(),
-                });
-                (ApprovalMethod::EOnay, record.to_string().into_bytes())
+                let record = EOnayRecord {
+                    approval_text_sha256: Sha256Digest::of(text.as_bytes()),
+                    approved_at: now,
+                    consent_evidence_sha256: Sha256Digest::parse_hex(&consent.evidence_sha256)
+                        .ok_or_else(|| {
+                            kept_unreadable(
+                                "e-onay consent",
+                                format!(
+                                    "the consent {}'s evidence_sha256 \"{}\" is not a SHA-256 digest",
+                                    consent.reference, consent.evidence_sha256
+                                ),
+                            )
+                        })?,
+                    consent_given_at: consent.given_at,
+                    consent_reference: consent.reference,
+                    method: EOnayMethod::EOnay,
+                };
+                let record = record.to_bytes().map_err(|e| {
+                    kept_unreadable(
+                        "approve",
+                        format!("the e-Onay record does not serialize: {e}"),
+                    )
+                })?;
+                (ApprovalMethod::EOnay, record)
             }
             Approval::Signature(cms) => {
                 Step::Approve(ApprovalMethod::Signature)
@@ -723,13 +769,7 @@ impl Enrollments {
     /// wet approval recorded (its SHA-256 is checked), so any copy is as good as the first.
     pub fn wet_form(&self, token: &str) -> Result<Vec<u8>> {
         let v = self.session(token)?;
-        if v.enrollment.stage != EnrollmentStage::AwaitingWet {
-            return Err(RaError::Conflict {
-                field: "approval",
-                rule: "the printed form is only for an application awaiting its wet signature"
-                    .into(),
-            });
-        }
+        Step::PrintWetForm.check(&v.pre.id, Some(v.enrollment.stage))?;
         let text = self.approval_text(&v)?;
         let text_sha256 = sha256_hex(text.as_bytes());
         if v.enrollment.approval_text_sha256.as_deref() != Some(text_sha256.as_str()) {
@@ -918,6 +958,16 @@ fn wet_form_pdf(text: &str, text_sha256: &str) -> Vec<u8> {
         "Tarih: ....................      İmza: ....................".to_owned(),
     ]);
     crate::form_pdf::form_pdf("Nitelikli Elektronik Sertifika Başvurusu", &lines)
+}
+
+/// What the store keeps does not read (or an approval's record cannot be made of it): a
+/// failure of the store's, not a refusal of the request.
+fn kept_unreadable(operation: &'static str, reason: String) -> RaError {
+    RaError::Ca(ca_core::CaError::Store {
+        operation,
+        reason,
+        source: None,
+    })
 }
 
 /// The SMS code cannot be confirmed any more (void, expired, none sent): a new one must be

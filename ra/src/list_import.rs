@@ -655,45 +655,6 @@ mod tests {
             .unwrap();
     }
 
-    /// Without a page to name (no `[outbox] completion_url`, no portal), an access password
-    /// is not drawn: the message fails, is retried later, and no password hash is stored;
-    /// with one, the e-mail names it above the password line.
-    #[test]
-    fn no_access_password_goes_out_without_a_page_to_complete_on() {
-        let f = fixture();
-        let id = institution(&f);
-        invite_cagri(&f, &id, "ef");
-        let mail = Arc::new(Captured::default());
-        let mut outbox = Outbox::configured(
-            f.store.clone(),
-            f.clock.clone(),
-            mail.clone(),
-            mail.clone(),
-            None,
-        );
-        let r = outbox.deliver_due(10).unwrap();
-        assert_eq!((r.sent, r.failed), (0, 1));
-        assert!(mail.emails().is_empty());
-        let pre = &f.store.pre_applications(&id).unwrap()[0];
-        assert_eq!(pre.password_hash, None, "no password was drawn");
-        outbox.completion_url = Some("https://portal.example/basvuru".into());
-        f.clock.advance(Duration::from_secs(61));
-        assert_eq!(outbox.deliver_due(10).unwrap().sent, 1);
-        let (_, body) = mail.emails().pop().unwrap();
-        let lines: Vec<&str> = body.lines().collect();
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.contains("https://portal.example/basvuru adresinde")),
-            "{body}"
-        );
-        let password = lines
-            .iter()
-            .find_map(|l| l.strip_prefix("Erişim parolası: "))
-            .unwrap();
-        assert_eq!(password.len(), 14, "{body}");
-    }
-
     /// An officer certificate another ESHS issued (not in the store): its issuer's CRL decides,
     /// and no CRL is no answer.
     #[test]

@@ -509,6 +509,151 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    use crate::testkit::Captured;
+    use ca_core::institution::{InstitutionId, ListImport, ListSignature};
+    use ca_core::store::prelude::*;
+    use ca_core::store::{HolderContact, ImportStatus, ListImportWrite, OutboxStatus};
+    use ca_core::testkit::{demo_institution, fixture, list_row, nes_application, Fixture};
+
+    /// Çağrı, listed on an accepted list of the demo institution: her access password is due.
+    fn invite_cagri(f: &Fixture) -> InstitutionId {
+        let id = demo_institution(f);
+        f.store
+            .import_list(ListImportWrite {
+                import: ListImport {
+                    institution: id.clone(),
+                    file_sha256: "ef".repeat(32),
+                    file_name: "liste.csv".into(),
+                    signature: ListSignature::Cms(vec![1]),
+                    rows: vec![list_row(2, "10000000146", "Çağrı")],
+                    invalid_rows: 0,
+                    actor: Principal::HostOperator,
+                    at: ca_core::UnixTime::EPOCH,
+                },
+                status: ImportStatus::Accepted,
+                already_open: vec![],
+                held_limit: None,
+            })
+            .unwrap();
+        id
+    }
+
+    /// Without a page to name (no `[outbox] completion_url`, no portal), an access password
+    /// is not drawn: the message fails, is retried later, and no password hash is stored;
+    /// with one, the e-mail names it above the password line.
+    #[test]
+    fn no_access_password_goes_out_without_a_page_to_complete_on() {
+        let f = fixture();
+        let id = invite_cagri(&f);
+        let mail = Arc::new(Captured::default());
+        let mut outbox = Outbox::configured(
+            f.store.clone(),
+            f.clock.clone(),
+            mail.clone(),
+            mail.clone(),
+            None,
+        );
+        let r = outbox.deliver_due(10).unwrap();
+        assert_eq!((r.sent, r.failed), (0, 1));
+        assert!(mail.emails().is_empty());
+        let pre = &f.store.pre_applications(&id).unwrap()[0];
+        assert_eq!(pre.password_hash, None, "no password was drawn");
+        outbox.completion_url = Some("https://portal.example/basvuru".into());
+        f.clock.advance(Duration::from_secs(61));
+        assert_eq!(outbox.deliver_due(10).unwrap().sent, 1);
+        let (_, body) = mail.emails().pop().unwrap();
+        let lines: Vec<&str> = body.lines().collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("https://portal.example/basvuru adresinde")),
+            "{body}"
+        );
+        let password = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("Erişim parolası: "))
+            .unwrap();
+        assert_eq!(password.len(), 14, "{body}");
+    }
+
+    /// With no page to link (no portal URL, no `[portal] renewal_url`, no `[outbox]
+    /// completion_url`), an expiry reminder waits: each attempt fails naming
+    /// `portal.renewal_url` and is retried later; once a link is set it goes, naming it.
+    #[test]
+    fn expiry_reminders_wait_for_a_renewal_link() {
+        let f = fixture();
+        let nes = f
+            .engine
+            .issue_nes(
+                &f.ca,
+                &f.nes,
+                nes_application(Some(365), false),
+                &Principal::HostOperator,
+            )
+            .unwrap();
+        let contact = HolderContact {
+            mobile: None,
+            email: Some("ayse@example.com".into()),
+        };
+        f.store
+            .set_holder_contact(
+                &f.ca.context.id,
+                &nes.serial,
+                &contact,
+                &Principal::HostOperator,
+                f.clock.now_unix(),
+            )
+            .unwrap();
+        // 45 days before the expiry: the 60-day reminder is due.
+        f.clock.advance(Duration::from_secs(320 * 86_400));
+        let mail = Arc::new(Captured::default());
+        let mut outbox = Outbox::configured(
+            f.store.clone(),
+            f.clock.clone(),
+            mail.clone(),
+            mail.clone(),
+            None,
+        );
+        assert_eq!(outbox.queue_expiry_reminders().unwrap(), 1);
+        let due = f.store.outbox_due(f.clock.now_unix(), 10).unwrap();
+        assert_eq!(
+            due.iter().map(|m| m.kind).collect::<Vec<_>>(),
+            [OutboxKind::ExpiryReminder]
+        );
+        match outbox.deliver(&due[0]).unwrap_err() {
+            RaError::Invalid { field, rule } => {
+                assert_eq!(field, "portal.renewal_url");
+                assert!(rule.contains("completion_url"), "{rule}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let r = outbox.deliver_due(10).unwrap();
+        assert_eq!((r.sent, r.failed), (0, 1));
+        assert!(mail.emails().is_empty() && mail.sms().is_empty());
+        // It waits, pending, for its retry (a minute after the failure).
+        let (waiting, status) = f.store.outbox().unwrap().pop().unwrap();
+        assert_eq!(
+            (waiting.kind, waiting.attempts, status),
+            (OutboxKind::ExpiryReminder, 1, OutboxStatus::Pending)
+        );
+        assert!(f
+            .store
+            .outbox_due(f.clock.now_unix(), 10)
+            .unwrap()
+            .is_empty());
+        f.clock.advance(Duration::from_secs(61));
+        let r = outbox.deliver_due(10).unwrap();
+        assert_eq!((r.sent, r.failed), (0, 1), "retried, and waiting still");
+        // `[portal] renewal_url` set: the retry goes, naming it.
+        outbox.renewal_url = Some("https://eshs.example/yenileme".into());
+        f.clock.advance(Duration::from_secs(121));
+        assert_eq!(outbox.deliver_due(10).unwrap().sent, 1);
+        let (to, body) = mail.emails().pop().unwrap();
+        assert_eq!(to, "ayse@example.com");
+        assert!(body.contains("https://eshs.example/yenileme"), "{body}");
+    }
 
     #[cfg(unix)]
     #[test]

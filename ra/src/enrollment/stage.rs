@@ -8,6 +8,7 @@
 //!           (again ↺)  │ ResendCode,          │ ChooseWet                  ▲  │ ReceiveCardCsr,    │ WritePackage
 //!                      │ IssueCode,           ▼                            │  │ RecordProduction-  │
 //!                      │ CountCodeAttempt  AwaitingWet ─Approve(wet)───────┘  │ Failure            │
+//!                                          │ PrintWetForm
 //! ```
 
 use ca_core::store::{ApprovalMethod, EnrollmentStage};
@@ -29,6 +30,8 @@ pub enum Step {
     ConfirmCode,
     /// Approval by wet signature is chosen: the printed form is awaited.
     ChooseWet,
+    /// The form to sign on paper is printed again, while it is awaited.
+    PrintWetForm,
     /// The application is approved by this method.
     Approve(ApprovalMethod),
     /// The card bureau's CSR arrives.
@@ -58,6 +61,7 @@ impl Step {
             (Step::ResendCode | Step::IssueCode | Step::CountCodeAttempt, S::Form) => Some(S::Form),
             (Step::ConfirmCode, S::Form) => Some(S::Confirmed),
             (Step::ChooseWet, S::Confirmed) => Some(S::AwaitingWet),
+            (Step::PrintWetForm, S::AwaitingWet) => Some(S::AwaitingWet),
             (Step::Approve(ApprovalMethod::Wet), S::AwaitingWet) => Some(S::Approved),
             (Step::Approve(ApprovalMethod::EOnay | ApprovalMethod::Signature), S::Confirmed) => {
                 Some(S::Approved)
@@ -106,6 +110,9 @@ impl Step {
             Step::ChooseWet | Step::Approve(ApprovalMethod::EOnay | ApprovalMethod::Signature) => {
                 needs("with its mobile number confirmed")
             }
+            Step::PrintWetForm => format!(
+                "application {id} is {now}; the printed form is only for an application awaiting its wet signature"
+            ),
             Step::Approve(ApprovalMethod::Wet) => format!(
                 "application {id} is {now}; a wet signature is received when the applicant chose it"
             ),
@@ -125,13 +132,14 @@ mod tests {
     use super::*;
     use EnrollmentStage as S;
 
-    const STEPS: [Step; 13] = [
+    const STEPS: [Step; 14] = [
         Step::FillForm,
         Step::ResendCode,
         Step::IssueCode,
         Step::CountCodeAttempt,
         Step::ConfirmCode,
         Step::ChooseWet,
+        Step::PrintWetForm,
         Step::Approve(ApprovalMethod::EOnay),
         Step::Approve(ApprovalMethod::Signature),
         Step::Approve(ApprovalMethod::Wet),
@@ -142,7 +150,7 @@ mod tests {
     ];
 
     /// Every legal transition, and nothing else.
-    const LEGAL: [(Step, S, S); 14] = [
+    const LEGAL: [(Step, S, S); 15] = [
         (Step::FillForm, S::Invited, S::Form),
         (Step::FillForm, S::Form, S::Form),
         (Step::ResendCode, S::Form, S::Form),
@@ -150,6 +158,7 @@ mod tests {
         (Step::CountCodeAttempt, S::Form, S::Form),
         (Step::ConfirmCode, S::Form, S::Confirmed),
         (Step::ChooseWet, S::Confirmed, S::AwaitingWet),
+        (Step::PrintWetForm, S::AwaitingWet, S::AwaitingWet),
         (
             Step::Approve(ApprovalMethod::EOnay),
             S::Confirmed,
@@ -226,6 +235,10 @@ mod tests {
         assert_eq!(
             rule(Step::Approve(ApprovalMethod::Signature), Some(S::AwaitingWet)),
             "stage: application pa-1 is awaiting_wet; this step needs it with its mobile number confirmed"
+        );
+        assert_eq!(
+            rule(Step::PrintWetForm, Some(S::Approved)),
+            "stage: application pa-1 is approved; the printed form is only for an application awaiting its wet signature"
         );
         assert_eq!(
             rule(Step::Approve(ApprovalMethod::Wet), Some(S::Approved)),

@@ -95,6 +95,22 @@ fn confirmed(f: &Fixture) -> (Enrollments, String) {
     (e, token)
 }
 
+/// The refusal of a code that cannot be confirmed any more (void, expired, none sent): a
+/// conflict on `sms_code`, so the applicant asks for a new one.
+#[track_caller]
+fn assert_code_void(err: &RaError) {
+    assert!(
+        matches!(
+            err,
+            RaError::Conflict {
+                field: "sms_code",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
 fn last_code(sent: &Captured) -> String {
     let (to, body) = sent.sms().pop().expect("an SMS was sent");
     assert_eq!(to, "+905321234567");
@@ -219,28 +235,10 @@ fn the_form_is_hashed_and_the_code_confirms_the_mobile_number() {
     );
     let err = e.confirm_code(token, &secret(wrong)).unwrap_err();
     assert!(err.to_string().contains("void"), "{err}");
-    assert!(
-        matches!(
-            err,
-            RaError::Conflict {
-                field: "sms_code",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_code_void(&err);
     let err = e.confirm_code(token, &secret(&code)).unwrap_err();
     assert!(err.to_string().contains("ask for a new one"), "{err}");
-    assert!(
-        matches!(
-            err,
-            RaError::Conflict {
-                field: "sms_code",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_code_void(&err);
     // The session itself is alive all along.
     e.session(token).unwrap();
 
@@ -252,16 +250,7 @@ fn the_form_is_hashed_and_the_code_confirms_the_mobile_number() {
         .advance(Duration::from_secs(SMS_CODE_SECONDS as u64 + 1));
     let err = e.confirm_code(token, &secret(&code)).unwrap_err();
     assert!(err.to_string().contains("expired"), "{err}");
-    assert!(
-        matches!(
-            err,
-            RaError::Conflict {
-                field: "sms_code",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_code_void(&err);
     e.resend_code(token).unwrap();
     outbox.deliver_due(10).unwrap();
     // Five codes in all (the form's and four more): then refused, by the form too, and
@@ -336,14 +325,14 @@ fn e_onay_needs_a_recorded_consent() {
     assert_eq!(record.method, ApprovalMethod::EOnay);
     assert_eq!(
         record.approval_text_sha256,
-        Some(sha256_hex(text.as_bytes()))
+        Some(Sha256Digest::of(text.as_bytes()))
     );
     assert_eq!(record.approved_at, Some(now));
     assert_eq!(
         record.consent,
         Some(ConsentReference {
             reference: "EDV-2026-000123".into(),
-            evidence_sha256: sha256_hex(b"consent pdf"),
+            evidence_sha256: Sha256Digest::of(b"consent pdf"),
             given_at: now.plus_secs(-86_400),
         })
     );
@@ -352,7 +341,7 @@ fn e_onay_needs_a_recorded_consent() {
         .approval_evidence(&rec.pre_application)
         .unwrap()
         .unwrap();
-    assert_eq!(record.evidence_sha256, Some(sha256_hex(&evidence)));
+    assert_eq!(record.evidence_sha256, Some(Sha256Digest::of(&evidence)));
     assert_eq!(record.signer_serial, None);
 }
 
@@ -367,9 +356,15 @@ fn a_wet_signature_waits_for_the_operator() {
     assert!(form_pdf.starts_with(b"%PDF-"));
     let id = stage(&f).pre_application;
     assert_eq!(stage(&f).stage, EnrollmentStage::AwaitingWet);
-    // The form can be fetched again while it is awaited: the same text, the same hash.
+    // The form can be fetched again while it is awaited: the same text, the same hash, so
+    // the same PDF byte for byte.
     let again = e.wet_form(&token).unwrap();
     assert!(again.starts_with(b"%PDF-"));
+    assert_eq!(
+        Sha256Digest::of(&again),
+        Sha256Digest::of(&form_pdf),
+        "the form printed again differs from the first"
+    );
     let record = e.approval_record(&id).unwrap().unwrap();
     assert_eq!(
         (record.method, record.approved_at, record.evidence_sha256),
@@ -389,11 +384,14 @@ fn a_wet_signature_waits_for_the_operator() {
     );
     assert_eq!(stage(&f).stage, EnrollmentStage::Approved);
     let record = e.approval_record(&id).unwrap().unwrap();
-    assert_eq!(record.evidence_sha256, Some(sha256_hex(b"scan")));
+    assert_eq!(record.evidence_sha256, Some(Sha256Digest::of(b"scan")));
     assert!(record.approved_at.is_some());
-    // Approved: the printed form is no longer for this application.
+    // Approved: the printed form is no longer for this application (the stage rule says so).
     let err = e.wet_form(&token).unwrap_err();
-    assert!(matches!(err, RaError::Conflict { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("stage: application {id} is approved; the printed form is only for an application awaiting its wet signature")
+    );
     let err = e
         .receive_wet(&id, b"scan".to_vec(), &Principal::HostOperator)
         .unwrap_err();
@@ -413,6 +411,89 @@ fn a_signature_must_come_from_the_persons_own_nesca_nes() {
         "{err}"
     );
     assert_eq!(stage(&f).stage, EnrollmentStage::Confirmed);
+}
+
+/// Approves PERSON's confirmed application as the store takes it, with `evidence` kept: what
+/// the approval record reads back does not depend on the approval's checks.
+fn approved_with(f: &Fixture, e: &Enrollments, method: ApprovalMethod, evidence: &[u8]) -> String {
+    let id = stage(f).pre_application;
+    let text = e.approval_text(&e.view(&id).unwrap().unwrap()).unwrap();
+    f.store
+        .enrollment_write(EnrollmentWrite::Approve {
+            id: id.clone(),
+            from: EnrollmentStage::Confirmed,
+            expect_printed_sha256: None,
+            method,
+            text_sha256: sha256_hex(text.as_bytes()),
+            evidence: evidence.to_vec(),
+            produce_after: None,
+            actor: applicant(&id),
+            at: f.clock.now_unix(),
+        })
+        .unwrap();
+    id
+}
+
+/// The signer's serial is read from the kept CMS, whatever the application's text is now,
+/// and not from a signature verified again.
+#[test]
+fn the_signer_serial_is_the_kept_cms_signers() {
+    use approval::tests::{unsigned_cms, Sid};
+    let f = fixture();
+    let nes = f
+        .engine
+        .issue_nes(
+            &f.ca,
+            &f.nes,
+            nes_application(Some(365), false),
+            &Principal::HostOperator,
+        )
+        .unwrap();
+    let (e, _) = confirmed(&f);
+    let cms = unsigned_cms(&nes.cert_der, &[&nes.cert_der], Sid::KeyId);
+    let id = approved_with(&f, &e, ApprovalMethod::Signature, &cms);
+    let record = e.approval_record(&id).unwrap().unwrap();
+    assert_eq!(
+        (record.method, record.signer_serial, record.consent),
+        (ApprovalMethod::Signature, Some(nes.serial), None)
+    );
+    assert_eq!(record.evidence_sha256, Some(Sha256Digest::of(&cms)));
+}
+
+/// Kept evidence that does not read is an error naming the record's field, never a `null`.
+#[test]
+fn evidence_that_does_not_read_is_an_error_naming_the_field() {
+    for (method, field) in [
+        (ApprovalMethod::Signature, "signer_serial"),
+        (ApprovalMethod::EOnay, "consent"),
+    ] {
+        let f = fixture();
+        let (e, _) = confirmed(&f);
+        let id = approved_with(&f, &e, method, b"not what was kept");
+        let err = e.approval_record(&id).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "store: approval record: application {id}: {field}: "
+            )),
+            "{err}"
+        );
+    }
+    // An e-Onay record missing a field names it.
+    let f = fixture();
+    let (e, _) = confirmed(&f);
+    let id = approved_with(
+        &f,
+        &e,
+        ApprovalMethod::EOnay,
+        br#"{"method":"e-onay","consent_reference":"EDV-1"}"#,
+    );
+    let err = e.approval_record(&id).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "consent: the e-Onay record kept does not read: missing field `approval_text_sha256`"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

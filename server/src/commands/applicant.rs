@@ -132,15 +132,15 @@ fn with_approval(enrollments: &Enrollments, v: &ApplicantView) -> Result<serde_j
     let approval = enrollments.approval_record(&v.pre.id)?.map(|r| {
         json!({
             "method": r.method.as_str(),
-            "approval_text_sha256": r.approval_text_sha256,
+            "approval_text_sha256": r.approval_text_sha256.map(|d| d.to_hex()),
             "approved_at": r.approved_at.map(UnixTime::secs),
-            "evidence_sha256": r.evidence_sha256,
+            "evidence_sha256": r.evidence_sha256.map(|d| d.to_hex()),
             "consent": r.consent.map(|c| json!({
                 "reference": c.reference,
-                "evidence_sha256": c.evidence_sha256,
+                "evidence_sha256": c.evidence_sha256.to_hex(),
                 "given_at": c.given_at.secs(),
             })),
-            "signer_serial": r.signer_serial,
+            "signer_serial": r.signer_serial.map(|s| s.to_hex()),
         })
     });
     out["approval"] = approval.unwrap_or(serde_json::Value::Null);
