@@ -33,9 +33,11 @@ pub(crate) fn handle(
         now,
     )?; // 7
     applicant.check_tckn(&kdb.tckn)?; // 8
-    channel
-        .policy
-        .check_firmware(&channel.common.firmware, &client, &body.firmware_sha256)?; // 9
+    channel.policy.check_firmware(
+        &channel.common.firmware,
+        (&client, &kdbo),
+        &body.firmware_sha256,
+    )?; // 9
     channel
         .policy
         .check_slots(body.slots, body.overwrite_serial.as_deref())?; // 10

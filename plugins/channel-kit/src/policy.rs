@@ -39,14 +39,15 @@ pub trait ChannelPolicy: Send + Sync {
     }
 
     /// Check 9 (`firmware`): the KEC firmware `digest` the request names is approved for the
-    /// partner `client`. By default the shared list `firmware_sha256` (`shared`) decides.
+    /// partner `client` and the device that signed `kdbo`. By default the shared list
+    /// `firmware_sha256` (`shared`) decides.
     fn check_firmware(
         &self,
         shared: &FirmwareDigests,
-        client: &ClientCertificate,
+        (client, kdbo): (&ClientCertificate, &Kdbo),
         digest: &str,
     ) -> Result<(), ChannelError> {
-        let _ = client;
+        let _ = (client, kdbo);
         shared.check(digest)
     }
 

@@ -9,12 +9,15 @@ use nesca_channel_kit::config::FirmwareDigests;
 use nesca_channel_kit::{
     ChannelError, ChannelPolicy, ClientCertificate, ConfigReader, HostCalls, Kdbo, Slots,
 };
-use nesca_pkix::subject::{extended_key_usages, serial_hex};
+use nesca_pkix::subject::{extended_key_usages, serial_hex, subject_attribute};
+
+/// The subject's commonName (X.520): a device's id in its role certificate.
+const OID_COMMON_NAME: &str = "2.5.4.3";
 
 use crate::slots::check_slots;
 
 /// The configuration keys of this channel besides the shared ones.
-pub const KEC_KEYS: &[&str] = &["device_ca", "operator_firmware"];
+pub const KEC_KEYS: &[&str] = &["device_ca", "operator_firmware", "device_firmware"];
 
 /// Who may sign the KEC channel's KDBOs.
 #[derive(Debug, Clone)]
@@ -24,19 +27,38 @@ pub struct KecPolicy {
     /// `operator_firmware`: for an operator (licence number) listed here, the firmware
     /// digests its devices may run, instead of the shared `firmware_sha256`.
     operator_firmware: BTreeMap<String, FirmwareDigests>,
+    /// `device_firmware`: for a device named `LICENCE/DEVICE` (its operator's licence and its
+    /// role certificate's subject CN), the digests it may run, instead of either list above.
+    device_firmware: BTreeMap<String, FirmwareDigests>,
 }
 
 impl KecPolicy {
-    /// Reads `device_ca` (a PEM file) and the optional `operator_firmware` table.
+    /// Reads `device_ca` (a PEM file) and the optional `operator_firmware` and
+    /// `device_firmware` tables.
     pub fn read(config: &ConfigReader) -> Result<KecPolicy, ChannelError> {
-        let mut operator_firmware = BTreeMap::new();
-        for (licence, digests) in config.string_list_table("operator_firmware")? {
-            let parsed = FirmwareDigests::parse(&format!("operator_firmware.{licence}"), &digests)?;
-            operator_firmware.insert(licence, parsed);
+        let table = |key: &str| -> Result<BTreeMap<String, FirmwareDigests>, ChannelError> {
+            let mut parsed = BTreeMap::new();
+            for (name, digests) in config.string_list_table(key)? {
+                let digests = FirmwareDigests::parse(&format!("{key}.{name}"), &digests)?;
+                parsed.insert(name, digests);
+            }
+            Ok(parsed)
+        };
+        let device_firmware = table("device_firmware")?;
+        if let Some(bad) = device_firmware.keys().find(|name| {
+            !name
+                .split_once('/')
+                .is_some_and(|(licence, device)| !licence.is_empty() && !device.is_empty())
+        }) {
+            return Err(ChannelError::config(
+                format!("device_firmware.{bad}"),
+                "must name a device as LICENCE/DEVICE: the operator's licence number and the device's role certificate CN",
+            ));
         }
         Ok(KecPolicy {
             device_ca: config.certificates("device_ca")?,
-            operator_firmware,
+            operator_firmware: table("operator_firmware")?,
+            device_firmware,
         })
     }
 }
@@ -101,17 +123,26 @@ impl ChannelPolicy for KecPolicy {
         Ok(())
     }
 
-    /// An operator listed in `operator_firmware` runs only the firmware listed for it: a
-    /// digest approved for another operator's devices is not approved for its own.
+    /// The most specific list decides: the device's own (`device_firmware`, the device being
+    /// the role certificate that signed the KDBO, checked at check 4), else its operator's
+    /// (`operator_firmware`), else the shared `firmware_sha256`. A digest approved for one
+    /// device or operator is not approved for another.
     fn check_firmware(
         &self,
         shared: &FirmwareDigests,
-        client: &ClientCertificate,
+        (client, kdbo): (&ClientCertificate, &Kdbo),
         digest: &str,
     ) -> Result<(), ChannelError> {
-        match self.operator_firmware.get(client.licence()) {
-            Some(own) => own.check(digest),
-            None => shared.check(digest),
+        let device = subject_attribute(kdbo.signer_certificate(), OID_COMMON_NAME)
+            .ok()
+            .flatten()
+            .map(|cn| format!("{}/{cn}", client.licence()));
+        match (
+            device.and_then(|d| self.device_firmware.get(&d)),
+            self.operator_firmware.get(client.licence()),
+        ) {
+            (Some(own), _) | (None, Some(own)) => own.check(digest),
+            (None, None) => shared.check(digest),
         }
     }
 

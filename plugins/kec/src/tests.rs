@@ -89,7 +89,7 @@ fn configuration_refusals_name_the_key() {
     let mut licences = config(dir.path());
     licences["kdhs_licences"] = json!(["x"]);
     let e = config_refusal(channel, licences);
-    assert!(e.starts_with("kdhs_licences: is not a configuration key of this channel (known: device_ca, operator_firmware, idcard_ca"), "{e}");
+    assert!(e.starts_with("kdhs_licences: is not a configuration key of this channel (known: device_ca, operator_firmware, device_firmware, idcard_ca"), "{e}");
     let mut missing = config(dir.path());
     missing.as_object_mut().unwrap().remove("device_ca");
     assert_eq!(config_refusal(channel, missing), "device_ca: is required");
@@ -142,6 +142,49 @@ fn check_9_an_operator_runs_only_its_own_firmware() {
     mine["firmware_sha256"] = json!(own);
     let (status, answer) = apply(&f, &mine);
     assert_eq!(status, 201, "{answer}");
+}
+
+/// Check 9 per device: a device named in `device_firmware` (LICENCE/CN of its role
+/// certificate) runs only its own firmware, not its operator's or the shared list's.
+#[test]
+fn check_9_a_device_runs_only_its_own_firmware() {
+    let dir = tempfile::tempdir().unwrap();
+    let role = &Pki::get().kec_role;
+    let cn = nesca_pkix::subject::subject_attribute(&role.cert, "2.5.4.3")
+        .unwrap()
+        .unwrap();
+    let (device_own, operator_own) = ("0d".repeat(32), "0f".repeat(32));
+    let mut configured = config(dir.path());
+    configured["operator_firmware"] = json!({ KEC_OPERATOR: [operator_own] });
+    configured["device_firmware"] = json!({ format!("{KEC_OPERATOR}/{cn}"): [device_own] });
+    let f = Fixture::from_config(channel, configured).expect("a good configuration");
+    f.host.state().certificates.insert(
+        role.serial_hex.clone(),
+        certificate_info(&role.serial_hex, None, "active"),
+    );
+    for (digest, status) in [
+        (FIRMWARE, 422),
+        (operator_own.as_str(), 422),
+        (device_own.as_str(), 201),
+    ] {
+        let mut request = body(&f);
+        request["firmware_sha256"] = json!(digest);
+        let (got, answer) = apply(&f, &request);
+        assert_eq!(got, status, "{digest}: {answer}");
+    }
+    assert_eq!(f.host.state().submitted.len(), 1);
+
+    // A name that is not LICENCE/DEVICE is refused at start.
+    for bad in ["KEC-0001", "/KEC-0001", "BTK-KEC-07/"] {
+        let mut wrong = config(dir.path());
+        wrong["device_firmware"] = json!({ bad: [FIRMWARE] });
+        assert!(
+            config_refusal(channel, wrong).starts_with(&format!(
+                "device_firmware.{bad}: must name a device as LICENCE/DEVICE"
+            )),
+            "{bad}"
+        );
+    }
 }
 
 #[test]
