@@ -66,17 +66,19 @@ fn carried_certificates<'d>(
         .collect()
 }
 
-/// The certificate (DER) that the one SignerInfo of a DER ContentInfo holding a SignedData
-/// names by its sid, among the certificates the SignedData carries, **without verifying
-/// anything**: for evidence kept after it was verified (who signed a kept approval), never to
-/// decide whether a signature is good.
-pub fn carried_signer_certificate(cms_der: &[u8]) -> Result<Vec<u8>, PkixError> {
+/// The checks every reading of a CMS starts with, in order: size, ContentInfo contentType,
+/// SignedData structure, exactly one SignerInfo.
+fn one_signer(cms_der: &[u8]) -> Result<(raw::SignedData<'_>, raw::SignerInfo<'_>), PkixError> {
     check_len("ContentInfo", cms_der, MAX_CMS_LEN)?;
     let content_info = raw::content_info(cms_der)?;
     if content_info.content_type != oids::ID_SIGNED_DATA {
         return Err(PkixError::invalid(
             "ContentInfo.contentType",
-            format!("must be id-signedData ({})", oids::ID_SIGNED_DATA),
+            format!(
+                "must be id-signedData ({}), found {}",
+                oids::ID_SIGNED_DATA,
+                content_info.content_type
+            ),
         ));
     }
     let signed_data = raw::signed_data(content_info.content)?;
@@ -89,6 +91,15 @@ pub fn carried_signer_certificate(cms_der: &[u8]) -> Result<Vec<u8>, PkixError> 
             ))
         }
     };
+    Ok((signed_data, signer_info))
+}
+
+/// The certificate (DER) that the one SignerInfo of a DER ContentInfo holding a SignedData
+/// names by its sid, among the certificates the SignedData carries, **without verifying
+/// anything**: for evidence kept after it was verified (who signed a kept approval), never to
+/// decide whether a signature is good.
+pub fn carried_signer_certificate(cms_der: &[u8]) -> Result<Vec<u8>, PkixError> {
+    let (signed_data, signer_info) = one_signer(cms_der)?;
     let certificates = carried_certificates(&signed_data.certificates)?;
     let (der, _) = signer::find(&signer_info.sid, &certificates)?;
     Ok(der.to_vec())
@@ -104,30 +115,7 @@ pub fn verify_signed_data(
     detached: Option<&[u8]>,
     signer: Signer<'_>,
 ) -> Result<VerifiedSignedData, PkixError> {
-    check_len("ContentInfo", cms_der, MAX_CMS_LEN)?;
-
-    let content_info = raw::content_info(cms_der)?;
-    if content_info.content_type != oids::ID_SIGNED_DATA {
-        return Err(PkixError::invalid(
-            "ContentInfo.contentType",
-            format!(
-                "must be id-signedData ({}), found {}",
-                oids::ID_SIGNED_DATA,
-                content_info.content_type
-            ),
-        ));
-    }
-    let signed_data = raw::signed_data(content_info.content)?;
-
-    let signer_info = match signed_data.signer_infos.as_slice() {
-        [one] => raw::signer_info(one)?,
-        more => {
-            return Err(PkixError::invalid(
-                "signerInfos",
-                format!("exactly one SignerInfo is accepted (found {})", more.len()),
-            ))
-        }
-    };
+    let (signed_data, signer_info) = one_signer(cms_der)?;
 
     let eci = &signed_data.encap_content_info;
     if eci.econtent_type != oids::ID_DATA {
