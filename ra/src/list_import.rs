@@ -346,26 +346,23 @@ impl ListImports {
     /// Splits the list's rows into those to create and those whose person has an open
     /// pre-application, as the store holds them now.
     fn decide_rows(&self, mut import: ListImport, status: ImportStatus) -> Result<ListImportWrite> {
-        if status == ImportStatus::AwaitingConfirmation {
-            // A wet-signed list proves nothing until an operator has seen the paper, and any
-            // partner can upload one naming any institution: it learns nothing of who has an
-            // open application. Every row is held; the confirmation closes the rows of people
-            // who are open by then and invites the rest.
-            return Ok(ListImportWrite {
-                import,
-                status,
-                already_open: Vec::new(),
-                held_limit: Some(MAX_HELD_LISTS),
-            });
-        }
-        let people: Vec<Tckn> = import.rows.iter().map(|r| r.tckn).collect();
-        let open: HashMap<Tckn, String> = self
-            .store
-            .open_pre_applications(&people)?
-            .into_iter()
-            .collect();
-        let (rows, already_open) = split_already_open(std::mem::take(&mut import.rows), &open);
-        import.rows = rows;
+        // A wet-signed list proves nothing until an operator has seen the paper, and any
+        // partner can upload one naming any institution: it learns nothing of who has an open
+        // application. Every row is held; the confirmation closes the rows of people who are
+        // open by then and invites the rest.
+        let already_open = if status == ImportStatus::AwaitingConfirmation {
+            Vec::new()
+        } else {
+            let people: Vec<Tckn> = import.rows.iter().map(|r| r.tckn).collect();
+            let open: HashMap<Tckn, String> = self
+                .store
+                .open_pre_applications(&people)?
+                .into_iter()
+                .collect();
+            let (rows, already_open) = split_already_open(std::mem::take(&mut import.rows), &open);
+            import.rows = rows;
+            already_open
+        };
         Ok(ListImportWrite {
             import,
             status,

@@ -515,9 +515,23 @@ mod tests {
     use ca_core::institution::{InstitutionId, ListImport, ListSignature};
     use ca_core::store::prelude::*;
     use ca_core::store::{HolderContact, ImportStatus, ListImportWrite, OutboxStatus};
-    use ca_core::testkit::{demo_institution, fixture, list_row, nes_application, Fixture};
+    use ca_core::testkit::{demo_institution, fixture, list_row, Fixture};
 
     /// Çağrı, listed on an accepted list of the demo institution: her access password is due.
+    /// An outbox with no page to link (no portal, no `completion_url`) that sends through
+    /// `Captured`.
+    fn linkless_outbox(f: &Fixture) -> (Arc<Captured>, Outbox) {
+        let mail = Arc::new(Captured::default());
+        let outbox = Outbox::configured(
+            f.store.clone(),
+            f.clock.clone(),
+            mail.clone(),
+            mail.clone(),
+            None,
+        );
+        (mail, outbox)
+    }
+
     fn invite_cagri(f: &Fixture) -> InstitutionId {
         let id = demo_institution(f);
         f.store
@@ -547,14 +561,7 @@ mod tests {
     fn no_access_password_goes_out_without_a_page_to_complete_on() {
         let f = fixture();
         let id = invite_cagri(&f);
-        let mail = Arc::new(Captured::default());
-        let mut outbox = Outbox::configured(
-            f.store.clone(),
-            f.clock.clone(),
-            mail.clone(),
-            mail.clone(),
-            None,
-        );
+        let (mail, mut outbox) = linkless_outbox(&f);
         let r = outbox.deliver_due(10).unwrap();
         assert_eq!((r.sent, r.failed), (0, 1));
         assert!(mail.emails().is_empty());
@@ -584,15 +591,7 @@ mod tests {
     #[test]
     fn expiry_reminders_wait_for_a_renewal_link() {
         let f = fixture();
-        let nes = f
-            .engine
-            .issue_nes(
-                &f.ca,
-                &f.nes,
-                nes_application(Some(365), false),
-                &Principal::HostOperator,
-            )
-            .unwrap();
+        let nes = crate::testkit::issue_nes_for_days(&f, Some(365));
         let contact = HolderContact {
             mobile: None,
             email: Some("ayse@example.com".into()),
@@ -608,14 +607,7 @@ mod tests {
             .unwrap();
         // 45 days before the expiry: the 60-day reminder is due.
         f.clock.advance(Duration::from_secs(320 * 86_400));
-        let mail = Arc::new(Captured::default());
-        let mut outbox = Outbox::configured(
-            f.store.clone(),
-            f.clock.clone(),
-            mail.clone(),
-            mail.clone(),
-            None,
-        );
+        let (mail, mut outbox) = linkless_outbox(&f);
         assert_eq!(outbox.queue_expiry_reminders().unwrap(), 1);
         let due = f.store.outbox_due(f.clock.now_unix(), 10).unwrap();
         assert_eq!(

@@ -96,13 +96,20 @@ pub(crate) fn list_imports(f: &ca_core::testkit::Fixture) -> crate::list_import:
 
 /// A NES of the test holder (10000000146) issued by `f`'s CA.
 pub(crate) fn issue_nes(f: &ca_core::testkit::Fixture) -> ca_core::Serial {
+    issue_nes_for_days(f, None).serial
+}
+
+/// [`issue_nes`] valid for `days` (the profile's default when `None`), with its DER.
+pub(crate) fn issue_nes_for_days(
+    f: &ca_core::testkit::Fixture,
+    days: Option<u32>,
+) -> ca_core::engine::Issued {
     f.engine
         .issue_nes(
             &f.ca,
             &f.nes,
-            ca_core::testkit::nes_application(None, false),
+            ca_core::testkit::nes_application(days, false),
             &ca_core::Principal::HostOperator,
         )
         .unwrap()
-        .serial
 }

@@ -278,16 +278,7 @@ pub(crate) mod tests {
     #[test]
     fn the_signer_is_the_certificate_the_sid_names() {
         let f = ca_core::testkit::fixture();
-        let issue = || {
-            f.engine
-                .issue_nes(
-                    &f.ca,
-                    &f.nes,
-                    ca_core::testkit::nes_application(Some(365), false),
-                    &ca_core::Principal::HostOperator,
-                )
-                .unwrap()
-        };
+        let issue = || crate::testkit::issue_nes_for_days(&f, Some(365));
         let (signer, other) = (issue(), issue());
         let both: [&[u8]; 2] = [&other.cert_der, &signer.cert_der];
         for sid in [Sid::IssuerAndSerial, Sid::KeyId] {

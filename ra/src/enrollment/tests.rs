@@ -440,15 +440,7 @@ fn approved_with(f: &Fixture, e: &Enrollments, method: ApprovalMethod, evidence:
 fn the_signer_serial_is_the_kept_cms_signers() {
     use approval::tests::{unsigned_cms, Sid};
     let f = fixture();
-    let nes = f
-        .engine
-        .issue_nes(
-            &f.ca,
-            &f.nes,
-            nes_application(Some(365), false),
-            &Principal::HostOperator,
-        )
-        .unwrap();
+    let nes = crate::testkit::issue_nes_for_days(&f, Some(365));
     let (e, _) = confirmed(&f);
     let cms = unsigned_cms(&nes.cert_der, &[&nes.cert_der], Sid::KeyId);
     let id = approved_with(&f, &e, ApprovalMethod::Signature, &cms);
@@ -500,15 +492,7 @@ fn evidence_that_does_not_read_is_an_error_naming_the_field() {
 fn a_renewal_is_held_until_two_months_before_the_expiry() {
     let f = fixture();
     // The person holds a certificate valid for a year.
-    let current = f
-        .engine
-        .issue_nes(
-            &f.ca,
-            &f.nes,
-            nes_application(Some(365), false),
-            &ca_core::Principal::HostOperator,
-        )
-        .unwrap();
+    let current = crate::testkit::issue_nes_for_days(&f, Some(365));
     let not_after = f
         .store
         .get(None, &current.serial)

@@ -858,19 +858,15 @@ fn mount_channels(
 }
 
 /// Finds out at start, not at a partner's first card key, whether the token wraps card keys
-/// exactly as RFC 5649 (`hsm::Hsm::aes_key_wrap_check` logs what it found): an operator reads
-/// in the start-up log that card keys will be refused, and why. Nothing is refused here; a
+/// exactly as RFC 5649: `hsm::Hsm::aes_key_wrap_check` logs what it found (a defect with the
+/// `[hsm] aes_key_wrap_repair` it needs) and keeps the answer. Nothing is refused here; a
 /// check that fails is made again at the first card key.
-fn check_card_key_wrapping(hsm: &hsm::Hsm, policy: hsm::WrapPolicy) {
-    match hsm.aes_key_wrap_check() {
-        Ok(check) if check.defect.is_some() && !policy.aes_key_wrap_repair => tracing::warn!(
-            "card keys (key.hsm applications, [production] key_source = \"hsm\") will be refused: the PKCS#11 module's AES key wrap with padding is not RFC 5649 and [hsm] aes_key_wrap_repair is not set"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(
+fn check_card_key_wrapping(hsm: &hsm::Hsm) {
+    if let Err(e) = hsm.aes_key_wrap_check() {
+        tracing::warn!(
             error = %e,
             "could not check the PKCS#11 module's AES key wrap with padding; checked again at the first card key"
-        ),
+        );
     }
 }
 
@@ -899,7 +895,7 @@ fn channel_host(
         }
     };
     let chain_der = wiring::chain_der(cfg, store.as_ref(), ca.record.cert_der.clone())?;
-    check_card_key_wrapping(hsm, cfg.wrap_policy());
+    check_card_key_wrapping(hsm);
     Ok(Arc::new(crate::channels::ChannelHost {
         enrollments: nesca_ra::enrollment::Enrollments::new(store.clone(), clock.clone()),
         store: store.clone(),
