@@ -324,23 +324,26 @@ impl ListImports {
     /// row, the person's open pre-application), as the list's report names them: the id of
     /// an application of this institution (from one of its earlier lists), which its officer
     /// and portal may follow; `None` for another institution's, whose id is not theirs to see
-    /// (nor which institution it is). One read per skipped row.
+    /// (nor which institution it is). One read of the institution's pre-applications, none
+    /// when no row was skipped.
     pub fn name_open(
         &self,
         institution: &InstitutionId,
         already_open: &[(u32, String)],
     ) -> Result<Vec<(u32, Option<String>)>> {
-        already_open
+        if already_open.is_empty() {
+            return Ok(Vec::new());
+        }
+        let own: std::collections::HashSet<String> = self
+            .store
+            .pre_applications(institution)?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        Ok(already_open
             .iter()
-            .map(|(row, id)| {
-                let own = self
-                    .store
-                    .pre_application(id)?
-                    .filter(|p| &p.institution == institution)
-                    .map(|p| p.id);
-                Ok((*row, own))
-            })
-            .collect()
+            .map(|(row, id)| (*row, own.contains(id).then(|| id.clone())))
+            .collect())
     }
 
     /// Splits the list's rows into those to create and those whose person has an open
