@@ -121,26 +121,6 @@ struct Body {
     signature: Option<String>,
 }
 
-impl Body {
-    /// The fields given (besides `v`), by their wire names.
-    fn given(&self) -> Vec<&'static str> {
-        [
-            ("tckn", self.tckn.is_some()),
-            ("password", self.password.is_some()),
-            ("client_address", self.client_address.is_some()),
-            ("security_word", self.security_word.is_some()),
-            ("do_not_publish", self.do_not_publish.is_some()),
-            ("delivery_address", self.delivery_address.is_some()),
-            ("code", self.code.is_some()),
-            ("method", self.method.is_some()),
-            ("signature", self.signature.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, given)| given.then_some(name))
-        .collect()
-    }
-}
-
 fn body(step: Step, raw: &[u8]) -> Result<Body, UploadError> {
     if step.takes_no_fields() && raw.iter().all(u8::is_ascii_whitespace) {
         return Ok(Body {
@@ -148,8 +128,14 @@ fn body(step: Step, raw: &[u8]) -> Result<Body, UploadError> {
             ..Body::default()
         });
     }
-    let b: Body = serde_json::from_slice(raw)
-        .map_err(|e| UploadError::new(400, "request", format!("body: {e}")))?;
+    let bad = |e: serde_json::Error| UploadError::new(400, "request", format!("body: {e}"));
+    let value: serde_json::Value = serde_json::from_slice(raw).map_err(bad)?;
+    // The field names as sent, before the body is read into the type that knows every step's.
+    let given: Vec<String> = value
+        .as_object()
+        .map(|m| m.keys().filter(|k| *k != "v").cloned().collect())
+        .unwrap_or_default();
+    let b: Body = serde_json::from_value(value).map_err(bad)?;
     if b.v != 1 {
         return Err(UploadError::new(
             400,
@@ -157,7 +143,7 @@ fn body(step: Step, raw: &[u8]) -> Result<Body, UploadError> {
             format!("v: version {} is not spoken here (1 is)", b.v),
         ));
     }
-    if let Some(other) = b.given().into_iter().find(|f| !step.fields().contains(f)) {
+    if let Some(other) = given.iter().find(|f| !step.fields().contains(&f.as_str())) {
         let takes = match step.fields() {
             [] => "this request takes no field but v (an empty body or {\"v\":1})".to_owned(),
             fields => format!("this request takes v and {}", fields.join(", ")),
