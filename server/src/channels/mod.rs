@@ -139,7 +139,8 @@ async fn dispatch(plugins: Plugins, name: String, rest: String, req: Request) ->
         return error(
             StatusCode::NOT_FOUND,
             "not_found",
-            &format!("channel: no channel \"{name}\" is served here"),
+            // The name is the client's input: not echoed.
+            "channel: no such channel is served here",
         );
     };
     let (plugin, max_body) = (channel.plugin.clone(), channel.max_body);
