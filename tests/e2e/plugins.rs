@@ -234,7 +234,14 @@ fn serve_forwards_channels_and_outlives_panics_and_hangs() {
     let r = server.get("/channels/hanging/ok");
     assert_eq!(r.status, 200, "{}", r.describe());
 
-    assert_eq!(server.get("/channels/nope/x").status, 404);
+    // An unknown channel: the channels' error shape, and the name sent is not echoed.
+    let r = server.get("/channels/n%3Cscript%3Eope/x");
+    assert_eq!(r.status, 404, "{}", r.describe());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+    assert_eq!(
+        v,
+        serde_json::json!({"v":1,"error":{"code":"not_found","message":"channel: no such channel is served here"}})
+    );
     server.assert_running();
     let (status, _) = server.terminate(Duration::from_secs(20));
     assert!(status.success(), "serve exited with {status}");
