@@ -229,6 +229,16 @@ impl NesIssuance {
         )?)
     }
 
+    /// Whether the certificate `serial` still awaits its holder's signed commitment: the window
+    /// in which a retried application is a retry for a card that did not get its answer, and
+    /// may be handed the card key again or fill in the holder's details.
+    pub fn awaits_commitment(&self, serial: &Serial) -> Result<bool> {
+        Ok(self
+            .store
+            .commitment(serial)?
+            .is_some_and(|c| c.status == ca_core::store::CommitmentStatus::Pending))
+    }
+
     /// The answer to a reference seen before: the same certificate, or the same refusal.
     pub fn replay(&self, seen: ChannelApplication) -> Result<IssuedNes> {
         match (seen.status, seen.serial) {
@@ -241,11 +251,7 @@ impl NesIssuance {
                     // (the card has the key and uses it) or its deadline passed, the private
                     // key of a live certificate is not handed out again, to anyone who can
                     // write a fresh KDB with the same kdb_id.
-                    let awaited = self
-                        .store
-                        .commitment(&serial)?
-                        .is_some_and(|c| c.status == ca_core::store::CommitmentStatus::Pending);
-                    if !awaited {
+                    if !self.awaits_commitment(&serial)? {
                         return Err(RaError::Conflict {
                             field: "hsm_key",
                             rule: format!(

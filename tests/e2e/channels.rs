@@ -1804,5 +1804,38 @@ fn a_channel_passes_the_holders_mobile_and_security_word_for_the_portal() {
         !store.is_empty() && contains_bytes(&store, b"$argon2id$"),
         "the store (nesca.db*) holds no argon2id hash"
     );
+
+    // A partner replaying an old verification after the commitment must not plant a word and
+    // a mobile number (the holder's portal access) on the live certificate: the replay
+    // answers, and records nothing.
+    let cagri_auth = world.auth_cert(CAGRI);
+    let (bare, csr) = kdhs_application(&world, CAGRI, &cagri_auth);
+    let r = kdhs.post_ok(KDHS_APPLY, &bare);
+    let cagri = expect_issued(&r, "kdhs", &world, "cagri", &server);
+    let signed = openssl_commitment(&world, &cagri, &csr);
+    let r = kdhs.post_ok(&cagri.commitment_path, &commitment_body(&signed));
+    expect_committed(&r, &cagri.serial, &signed, None, false, &server);
+    let mut planted = bare.clone();
+    planted["mobile"] = json!("05559998877");
+    planted["security_word"] = json!("Planted42Word");
+    let r = kdhs.post_ok(KDHS_APPLY, &planted);
+    let v = expect_answer(&r, 200, "a late replay answers its first result", &server);
+    assert_eq!(v["replayed"], true, "{}", r.describe());
+    let late = PortalSession::new(&demo, &server, "portal-late");
+    let (status, _, _) = late.call("/sertifika", None);
+    assert_eq!(status, 200);
+    let csrf = late.csrf();
+    let (status, _, page) = late.call(
+        "/sertifika/giris",
+        Some(&[
+            ("csrf", &csrf),
+            ("tckn", CAGRI.tckn),
+            ("security_word", "Planted42Word"),
+        ]),
+    );
+    assert!(
+        status == 200 && page.contains(PORTAL_SIGN_IN_REFUSED),
+        "a word planted by a late replay signed in ({status}): {page}"
+    );
     server.assert_running();
 }

@@ -150,16 +150,20 @@ impl ChannelHost {
             }
             NesOutcome::SeenBefore(seen) => iss.nes.replay(seen).map_err(ra)?,
         };
-        // Recorded after the issuance, on a replay too: a retried application fills in what
-        // the first attempt did not record, and changes nothing recorded.
-        holder_details
-            .record(
-                (&self.store, &crate::wiring::clock()),
-                &iss.nes.ca.context.id,
-                &issued.serial,
-                &by,
-            )
-            .map_err(ra)?;
+        // Recorded after the issuance, and on a replay while the certificate awaits its
+        // commitment: a retry fills in what the first attempt did not record, and changes
+        // nothing recorded. Later, a partner replaying an old verification must not plant a
+        // security word or a mobile number (the holder's portal access) on a live certificate.
+        if !issued.replayed || iss.nes.awaits_commitment(&issued.serial).map_err(ra)? {
+            holder_details
+                .record(
+                    (&self.store, &crate::wiring::clock()),
+                    &iss.nes.ca.context.id,
+                    &issued.serial,
+                    &by,
+                )
+                .map_err(ra)?;
+        }
         self.answer_issued(iss, issued)
     }
 
