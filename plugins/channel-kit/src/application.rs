@@ -25,7 +25,7 @@ pub(crate) fn handle(
     let (kdbo, kdb) = channel.verify_kdbo(&body.kdbo, &client, Purpose::Application, now)?; // 3–6
 
     // Replays are keyed on the verification, not on the KDBO's bytes (see `Kdb::reference`).
-    let reference = kdb.reference(client.licence());
+    let reference = kdb.reference(&channel.policy.replay_namespace(&client, &kdbo));
     let applicant = Applicant::verify(
         &body.auth_certificate,
         &body.auth_chain,

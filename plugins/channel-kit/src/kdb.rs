@@ -168,10 +168,11 @@ impl Kdb {
 
 impl Kdb {
     /// The request's reference (`channel_ref` of an application, the id of a holder's
-    /// lifecycle request): `"kdb-"` and the lower-case hex SHA-256 of the partner's `licence`
-    /// (the subject serialNumber of its TLS certificate, to which check 4 binds the KDBO's
-    /// signer), the `kdb_id`, the `tckn`, the `purpose` and the `serial` concerned, each
-    /// preceded by its length as 4 bytes big-endian (an absent serial is empty).
+    /// lifecycle request): `"kdb-"` and the lower-case hex SHA-256 of `namespace` (whose
+    /// `kdb_id`s these are: the partner's licence, to which check 4 binds the KDBO's signer,
+    /// or for a KEC `LICENCE/DEVICE`; see `ChannelPolicy::replay_namespace`), the `kdb_id`,
+    /// the `tckn`, the `purpose` and the `serial` concerned, each preceded by its length as 4
+    /// bytes big-endian (an absent serial is empty).
     ///
     /// What identifies one verification is the partner's own id of it, not the bytes of its
     /// KDBO: a retry re-signs the KDB (a new signingTime, a new ECDSA signature), may carry
@@ -180,10 +181,10 @@ impl Kdb {
     /// person, the purpose and the certificate are part of the key, so that a partner that
     /// reuses an id for another person or another request gets that request decided on its
     /// own, never another person's answer.
-    pub fn reference(&self, licence: &str) -> String {
+    pub fn reference(&self, namespace: &str) -> String {
         let mut digest = Sha256::new();
         for part in [
-            licence,
+            namespace,
             &self.kdb_id,
             &self.tckn,
             self.purpose.as_str(),

@@ -82,7 +82,7 @@ pub(crate) fn handle(
     let client = channel.authenticate(request)?;
     let body = LifecycleRequest::parse(&request.body)?;
     let (kdbo, kdb) = channel.verify_kdbo(&body.kdbo, &client, body.action, now)?;
-    let reference = kdb.reference(client.licence());
+    let reference = kdb.reference(&channel.policy.replay_namespace(&client, &kdbo));
     // A KDB proves the holder's wish for one certificate only.
     if !kdb
         .serial

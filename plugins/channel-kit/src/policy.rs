@@ -51,6 +51,13 @@ pub trait ChannelPolicy: Send + Sync {
         shared.check(digest)
     }
 
+    /// Whose `kdb_id`s a request's reference ([`crate::kdb::Kdb::reference`]) is keyed in:
+    /// by default the partner's licence (the KDBO's signer is bound to it at check 4).
+    fn replay_namespace(&self, client: &ClientCertificate, kdbo: &Kdbo) -> String {
+        let _ = kdbo;
+        client.licence().to_owned()
+    }
+
     /// Whether the channel serves holder lifecycle requests (`POST /v1/lifecycle`).
     fn serves_lifecycle(&self) -> bool {
         false

@@ -19,6 +19,15 @@ use crate::slots::check_slots;
 /// The configuration keys of this channel besides the shared ones.
 pub const KEC_KEYS: &[&str] = &["device_ca", "operator_firmware", "device_firmware"];
 
+/// The device that signed `kdbo`, as `LICENCE/DEVICE`: the operator's licence and the
+/// subject CN of the device's role certificate (check 4 has bound the two).
+fn device_name(client: &ClientCertificate, kdbo: &Kdbo) -> Option<String> {
+    subject_attribute(kdbo.signer_certificate(), OID_COMMON_NAME)
+        .ok()
+        .flatten()
+        .map(|cn| format!("{}/{cn}", client.licence()))
+}
+
 /// Who may sign the KEC channel's KDBOs.
 #[derive(Debug, Clone)]
 pub struct KecPolicy {
@@ -133,17 +142,20 @@ impl ChannelPolicy for KecPolicy {
         (client, kdbo): (&ClientCertificate, &Kdbo),
         digest: &str,
     ) -> Result<(), ChannelError> {
-        let device = subject_attribute(kdbo.signer_certificate(), OID_COMMON_NAME)
-            .ok()
-            .flatten()
-            .map(|cn| format!("{}/{cn}", client.licence()));
         match (
-            device.and_then(|d| self.device_firmware.get(&d)),
+            device_name(client, kdbo).and_then(|d| self.device_firmware.get(&d)),
             self.operator_firmware.get(client.licence()),
         ) {
             (Some(own), _) | (None, Some(own)) => own.check(digest),
             (None, None) => shared.check(digest),
         }
+    }
+
+    /// A KEC's verifications are its device's: the reference is keyed in `LICENCE/DEVICE`
+    /// (the device's role certificate CN), so that one device never receives another's answer
+    /// (nor, while a commitment is pending, its card key) by reusing its `kdb_id`.
+    fn replay_namespace(&self, client: &ClientCertificate, kdbo: &Kdbo) -> String {
+        device_name(client, kdbo).unwrap_or_else(|| client.licence().to_owned())
     }
 
     fn check_slots(

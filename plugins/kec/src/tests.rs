@@ -315,3 +315,38 @@ fn the_plugin_is_named_kec() {
     assert_eq!(Kec::NAME, "kec");
     assert_eq!(Kec::VERSION, env!("CARGO_PKG_VERSION"));
 }
+
+/// Replays are a device's own: two devices of one operator that use the same `kdb_id` for
+/// the same person make two requests, never one device receiving the other's answer; the
+/// same device sending its KDB again is the same request.
+#[test]
+fn a_devices_kdb_id_is_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = kec(dir.path());
+    let pki = Pki::get();
+    let mut spec = LeafSpec::role(KEC_OPERATOR);
+    for (oid, value) in spec.subject.iter_mut() {
+        if *oid == "2.5.4.3" {
+            *value = "KEC-0002".into();
+        }
+    }
+    let other_device = pki.nesca_issuing.issue(&spec);
+    f.host.state().certificates.insert(
+        other_device.serial_hex.clone(),
+        certificate_info(&other_device.serial_hex, None, "active"),
+    );
+    let kdb = kdb("application");
+    for signer in [&pki.kec_role, &other_device, &pki.kec_role] {
+        let (status, answer) = apply(&f, &body_with(&f, &signed_by(signer, &kdb)));
+        assert_eq!(status, 201, "{answer}");
+    }
+    let refs: Vec<String> = f
+        .host
+        .state()
+        .submitted
+        .iter()
+        .map(|a| a.channel_ref.clone())
+        .collect();
+    assert_ne!(refs[0], refs[1], "two devices, two requests");
+    assert_eq!(refs[0], refs[2], "one device, one request");
+}
