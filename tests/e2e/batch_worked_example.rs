@@ -15,8 +15,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::doc_example::{
-    assert_documented_variables, assert_in_order, channel_doc, give, json_file, run_script,
-    sh_blocks, Typed,
+    assert_documented_variables, assert_in_order, assert_private_files, channel_doc, give,
+    json_file, run_script, sh_blocks, Typed,
 };
 use crate::support::idcard::{partner_cert, Options, World};
 use crate::support::institution::{applicant_show, institution, json as stdout_json};
@@ -229,5 +229,6 @@ fn the_batch_import_worked_example_runs_as_written() {
         .arg(&url);
     let fetched = run(curl);
     assert_eq!(fetched.stdout.trim(), "200", "{}", fetched.describe());
+    assert_private_files(&dir, &["liste.csv", "upload.json", "token-header"]);
     drop(server);
 }

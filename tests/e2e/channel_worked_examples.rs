@@ -20,8 +20,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::doc_example::{
-    assert_documented_variables, assert_in_order, channel_doc, give, json_file, run_script,
-    sh_blocks,
+    assert_documented_variables, assert_in_order, assert_private_files, channel_doc, give,
+    json_file, run_script, sh_blocks,
 };
 use crate::support::idcard::*;
 use crate::support::mtls::channels_tls_cert;
@@ -367,6 +367,10 @@ fn the_kdhs_worked_example_runs_as_written() {
         .filter(|c| c["tckn"] == AYSE.tckn)
         .collect();
     assert_eq!(nes.len(), 1, "one certificate for the applicant: {nes:?}");
+    assert_private_files(
+        &dir,
+        &["kdb.json", "kdbo.der", "card.key", "commitment.txt"],
+    );
     server.assert_running();
 }
 

@@ -174,6 +174,20 @@ pub(crate) fn give(from: &Path, dir: &Path, name: &str) {
     fs::copy(from, dir.join(name)).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
 }
 
+/// The example wrote `names` in `dir` readable by its owner only (its `umask 077`): they hold
+/// personal data, keys or a session token.
+#[track_caller]
+pub(crate) fn assert_private_files(dir: &Path, names: &[&str]) {
+    use std::os::unix::fs::PermissionsExt as _;
+    for name in names {
+        let mode = fs::metadata(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{name} is readable by others: {mode:o}");
+    }
+}
+
 /// The JSON file `name` the example left in `dir`.
 #[track_caller]
 pub(crate) fn json_file(dir: &Path, name: &str) -> Value {
